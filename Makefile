@@ -1,0 +1,44 @@
+# The newcomer's commands: `make run` (the whole system on SQLite with a demo patient) and
+# `make test` (the whole suite against a real Kafka, SQLite and PostgreSQL).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test unit bench proto lint typecheck jars clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+jars: $(STAMP)
+	$(PY) -c "from iopcare.kit.kafka_broker import ensure_jars; print(ensure_jars())"
+
+run: $(STAMP) jars
+	$(VENV)/bin/iopcare up --demo
+
+test: $(STAMP) jars
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+bench: $(STAMP) jars
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+# Regenerates the gRPC code from protos/ (checked in; tests/unit/test_proto_drift.py fails when it
+# is stale).
+proto: $(STAMP)
+	$(PY) -m iopcare.kit.protogen
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check services tests bench
+	$(VENV)/bin/ruff format --check services tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf var .pytest_cache

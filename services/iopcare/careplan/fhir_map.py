@@ -1,0 +1,47 @@
+"""CarePlan FHIR resources to the domain's terms, and back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from iopcare.careplan.domain.model import Activity, CarePlanDraft
+from iopcare.kit import fhir
+
+
+def draft_from_fhir(plan: fhir.Resource) -> CarePlanDraft:
+    subject = getattr(plan, "subject", None)
+    patient_id = fhir.reference_id(getattr(subject, "reference", None), "Patient")
+    activities = []
+    for index, activity in enumerate(getattr(plan, "activity", None) or []):
+        detail = activity.detail
+        coding = (detail.code.coding or [None])[0] if detail and detail.code else None
+        activities.append(
+            Activity(
+                index=index,
+                code=coding.code if coding else None,
+                display=(coding.display if coding else None)
+                or (detail.code.text if detail and detail.code else None),
+                status=detail.status if detail else None,
+                has_timing=bool(detail and detail.scheduledTiming),
+            )
+        )
+    return CarePlanDraft(
+        patient_id=patient_id,
+        status=getattr(plan, "status", None),
+        intent=getattr(plan, "intent", None),
+        title=getattr(plan, "title", None),
+        activities=activities,
+    )
+
+
+def stamp(plan: fhir.Resource, plan_id: str, version: int, updated: datetime) -> str:
+    """The stored form: server id and meta (versionId, lastUpdated) set; canonical JSON."""
+    data = fhir.to_dict(plan)
+    data["id"] = plan_id
+    meta = dict(data.get("meta") or {})
+    # Security labels and profiles a client sent are kept: stripping an inbound label would
+    # lower the protection of the data (reliability C7).
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = updated.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    data["meta"] = meta
+    return fhir.to_json(fhir.parse_resource(data, "CarePlan"))

@@ -1,0 +1,195 @@
+"""The `iopcare` command: serve one service, bring the whole system up, print a token."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+SERVICES = ("careplan", "scheduling", "notes")
+
+
+def _build(name: str) -> Any:
+    if name == "careplan":
+        from iopcare.careplan import app
+    elif name == "scheduling":
+        from iopcare.scheduling import app  # type: ignore[no-redef]
+    elif name == "notes":
+        from iopcare.notes import app  # type: ignore[no-redef]
+    else:
+        raise SystemExit(f"unknown service {name!r}; one of {', '.join(SERVICES)}")
+    return app.build()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from iopcare.kit.runtime import configure_process
+    from iopcare.kit.settings import Settings
+
+    configure_process(Settings().log_level)
+    _build(args.service).serve_forever()
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from iopcare.kit.auth import mint_token
+    from iopcare.kit.settings import Settings
+
+    settings = Settings()
+    if args.system:
+        token = mint_token(settings, subject=args.subject or "system:dev", role="system",
+                           scopes=args.scope or ["system/*.cruds"],
+                           lifetime_seconds=args.lifetime)
+    else:
+        token = mint_token(
+            settings, subject=args.subject or f"practitioner:{args.practitioner or 'dev'}",
+            role=args.role, practitioner_id=args.practitioner, scopes=args.scope,
+            lifetime_seconds=args.lifetime,
+        )
+    print(token)
+    return 0
+
+
+def _print_patient(addresses: dict[str, str], token: str, patient_id: str) -> None:
+    import grpc
+
+    from iopcare.kit.rpc import bearer
+    from iopcare.notes.v1 import notes_service_pb2 as notes_pb
+    from iopcare.notes.v1 import notes_service_pb2_grpc as notes_grpc
+    from iopcare.scheduling.v1 import scheduling_service_pb2 as sched_pb
+    from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as sched_grpc
+
+    with grpc.insecure_channel(addresses["scheduling"]) as channel:
+        appointments = sched_grpc.SchedulingServiceStub(channel).ListAppointments(
+            sched_pb.ListAppointmentsRequest(patient_id=patient_id, page_size=100),
+            metadata=bearer(token), timeout=10,
+        ).appointments
+    with grpc.insecure_channel(addresses["notes"]) as channel:
+        messages = notes_grpc.NotesServiceStub(channel).ListThread(
+            notes_pb.ListThreadRequest(patient_id=patient_id), metadata=bearer(token), timeout=10
+        ).messages
+    print(f"\nscheduling holds {len(appointments)} proposed sessions for Patient/{patient_id}:")
+    import json
+
+    for a in appointments:
+        resource = json.loads(a.fhir_json)
+        local = a.start_time.ToDatetime().strftime("%a %d %b %H:%M UTC")
+        print(f"  {local}  {resource.get('description', '')}  [{a.status}]")
+    print(f"\nnotes holds {len(messages)} messages in the team thread:")
+    for m in messages:
+        print(f"  {m.sender}: {m.text}")
+
+
+def _load_demo(addresses: dict[str, str], token: str) -> None:
+    import grpc
+
+    from iopcare.careplan.v1 import careplan_service_pb2 as pb
+    from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
+    from iopcare.demo import DEMO_PATIENT_ID, demo_care_plan_json
+    from iopcare.kit.rpc import bearer
+    from iopcare.notes.v1 import notes_service_pb2 as notes_pb
+    from iopcare.notes.v1 import notes_service_pb2_grpc as notes_grpc
+
+    with grpc.insecure_channel(addresses["careplan"]) as channel:
+        plan = pb_grpc.CarePlanServiceStub(channel).CreateCarePlan(
+            pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()), fhir_json=demo_care_plan_json()),
+            metadata=bearer(token), timeout=10,
+        ).care_plan
+    print(f"careplan holds CarePlan/{plan.id} version {plan.version} ({plan.status}) "
+          f"for Patient/{plan.patient_id}")
+    # Wait until the plan's events have travelled careplan -> Kafka -> scheduling -> Kafka -> notes.
+    deadline = time.monotonic() + 30
+    with grpc.insecure_channel(addresses["notes"]) as channel:
+        stub = notes_grpc.NotesServiceStub(channel)
+        while time.monotonic() < deadline:
+            thread = stub.ListThread(notes_pb.ListThreadRequest(patient_id=DEMO_PATIENT_ID),
+                                     metadata=bearer(token), timeout=10).messages
+            if sum(1 for m in thread if "proposed" in m.text) >= 1:
+                break
+            time.sleep(0.2)
+    _print_patient(addresses, token, DEMO_PATIENT_ID)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from iopcare.kit import kafka_broker, topics
+    from iopcare.kit.auth import mint_token
+    from iopcare.kit.processes import ServiceProcess
+    from iopcare.kit.settings import DEFAULT_PORTS, Settings
+
+    settings = Settings()
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    broker = None
+    processes: list[ServiceProcess] = []
+    try:
+        bootstrap = kafka_broker.external_bootstrap()
+        if bootstrap is None:
+            print("starting Apache Kafka (KRaft, single node) on 127.0.0.1:9092 ...", flush=True)
+            broker = kafka_broker.KafkaBroker(data_dir=data_dir / "kafka", broker_port=9092,
+                                              controller_port=9093)
+            broker.start()
+            bootstrap = broker.bootstrap_servers
+        kafka_broker.create_topics(bootstrap, topics.all_topics(), partitions=topics.PARTITIONS)
+        env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "IOPCARE_DATA_DIR": str(data_dir)}
+        for name in SERVICES:
+            process = ServiceProcess(name, DEFAULT_PORTS[name], env, data_dir / "logs" / f"{name}.log")
+            print(f"starting {name} on {process.address} ...", flush=True)
+            process.start()
+            processes.append(process)
+        addresses = {p.name: p.address for p in processes}
+        token = mint_token(settings, subject="practitioner:demo-psychiatrist", role="psychiatrist",
+                           practitioner_id="demo-psychiatrist")
+        if args.demo:
+            _load_demo(addresses, token)
+        print("\nall services up (logs in var/logs). Try:")
+        print("  .venv/bin/iopcare token --role therapist --practitioner demo-therapist")
+        print("Press Ctrl-C to stop.", flush=True)
+        while not stop.is_set():
+            for p in processes:
+                if not p.running():
+                    print(f"{p.name} exited unexpectedly; log:\n{p.tail()}", file=sys.stderr)
+                    return 1
+            stop.wait(1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nstopping ...", flush=True)
+        for p in reversed(processes):
+            p.stop()
+        if broker is not None:
+            broker.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="iopcare", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run one service (gRPC server, relay, consumers)")
+    serve.add_argument("service", choices=SERVICES)
+    serve.set_defaults(func=cmd_serve)
+    up = sub.add_parser("up", help="start Kafka and every service; Ctrl-C stops them all")
+    up.add_argument("--demo", action="store_true", help="load the demo patient and print it")
+    up.set_defaults(func=cmd_up)
+    token = sub.add_parser("token", help="print a development bearer token")
+    token.add_argument("--role", default="therapist")
+    token.add_argument("--practitioner", default=None, help="Practitioner id the token acts as")
+    token.add_argument("--system", action="store_true", help="a system (backend) token")
+    token.add_argument("--scope", action="append", help="a SMART scope (repeatable)")
+    token.add_argument("--subject", default=None)
+    token.add_argument("--lifetime", type=int, default=3600, help="seconds until it expires")
+    token.set_defaults(func=cmd_token)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Bearer tokens: who is calling, in which role, with which scopes.
+
+Tokens are JWTs signed with an asymmetric key (ES384 by default, RS384 accepted) so that services
+can verify them but not mint them. The issuer, audience, expiry and algorithm are all checked; an
+`alg: none` or HMAC token is refused because only the configured asymmetric algorithms are
+accepted. For development a key pair is created under `<data_dir>/dev-keys/` on first use and
+`iopcare token` signs with it; production points `IOPCARE_TOKEN_PUBLIC_KEY_FILE` at the identity
+provider's key instead.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from iopcare.kit.errors import Unauthenticated
+from iopcare.kit.settings import Settings
+
+#: Roles a practitioner can act in (docs/architecture.md, Security).
+ROLES = frozenset(
+    {
+        "psychiatrist",
+        "therapist",
+        "group-facilitator",
+        "dietitian",
+        "physician",
+        "nurse",
+        "case-manager",
+        "admin",
+        "service",
+        "system",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of one request."""
+
+    subject: str
+    role: str
+    practitioner_id: str | None = None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    token_id: str | None = None
+
+    @property
+    def reference(self) -> str:
+        """The FHIR reference of the caller, for `sender`, `author` and Provenance agents."""
+        if self.practitioner_id:
+            return f"Practitioner/{self.practitioner_id}"
+        return f"Device/{self.subject}"
+
+
+_current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
+    "iopcare_principal", default=None
+)
+
+
+def current_principal() -> Principal:
+    principal = _current.get()
+    if principal is None:
+        raise Unauthenticated("no authenticated caller")
+    return principal
+
+
+def set_principal(principal: Principal | None) -> contextvars.Token[Principal | None]:
+    return _current.set(principal)
+
+
+def reset_principal(token: contextvars.Token[Principal | None]) -> None:
+    _current.reset(token)
+
+
+def _dev_key_paths(settings: Settings) -> tuple[Path, Path]:
+    return settings.dev_key_dir / "token-signing.pem", settings.dev_key_dir / "token-signing.pub.pem"
+
+
+def ensure_dev_keys(settings: Settings) -> tuple[Path, Path]:
+    """Creates the development signing key pair once (P-384 for ES384)."""
+    private_path, public_path = _dev_key_paths(settings)
+    if private_path.exists() and public_path.exists():
+        return private_path, public_path
+    settings.dev_key_dir.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP384R1())
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    # Write to temporary names and rename, so two processes starting at once never read half a key.
+    tmp_private = private_path.with_suffix(f".{os.getpid()}.tmp")
+    tmp_public = public_path.with_suffix(f".{os.getpid()}.tmp")
+    tmp_private.write_bytes(private_pem)
+    tmp_private.chmod(0o600)
+    tmp_public.write_bytes(public_pem)
+    if not private_path.exists():
+        tmp_private.replace(private_path)
+        tmp_public.replace(public_path)
+    else:
+        tmp_private.unlink()
+        tmp_public.unlink()
+    return private_path, public_path
+
+
+class TokenVerifier:
+    """Verifies bearer tokens against one public key."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        public_path = settings.token_public_key_file or ensure_dev_keys(settings)[1]
+        self._key = public_path.read_bytes()
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=list(self.settings.token_algorithms),
+                audience=self.settings.token_audience,
+                issuer=self.settings.token_issuer,
+                leeway=self.settings.token_leeway_seconds,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.PyJWTError as exc:
+            # The library's message names the failed check (expired, audience, signature), never
+            # the token's content.
+            raise Unauthenticated(f"invalid bearer token: {exc}", reason="INVALID_TOKEN") from None
+        role = str(claims.get("role", ""))
+        if role not in ROLES:
+            raise Unauthenticated("token carries no known role", reason="INVALID_TOKEN")
+        scope = claims.get("scope", "")
+        return Principal(
+            subject=str(claims["sub"]),
+            role=role,
+            practitioner_id=claims.get("practitioner"),
+            scopes=frozenset(str(scope).split()) if scope else frozenset(),
+            token_id=claims.get("jti"),
+        )
+
+
+def mint_token(
+    settings: Settings,
+    *,
+    subject: str,
+    role: str,
+    practitioner_id: str | None = None,
+    scopes: list[str] | None = None,
+    lifetime_seconds: int = 3600,
+    algorithm: str = "ES384",
+) -> str:
+    """Signs a token with the development key (or IOPCARE_TOKEN_PRIVATE_KEY_FILE)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; one of {', '.join(sorted(ROLES))}")
+    private_path = settings.token_private_key_file or ensure_dev_keys(settings)[0]
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": settings.token_issuer,
+        "aud": settings.token_audience,
+        "sub": subject,
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime_seconds,
+        "jti": str(uuid.uuid4()),
+        "role": role,
+    }
+    if practitioner_id:
+        claims["practitioner"] = practitioner_id
+    if scopes:
+        claims["scope"] = " ".join(scopes)
+    return jwt.encode(claims, private_path.read_bytes(), algorithm=algorithm)
+
+
+def service_token(settings: Settings, service: str) -> str:
+    """A token a service uses to call another (its own identity, role `service`)."""
+    return mint_token(settings, subject=f"service:{service}", role="service", scopes=["system/*.rs"])

@@ -1,0 +1,274 @@
+"""The event consumer: applies other services' events exactly once.
+
+For each record, in partition order:
+1. decode it (a record that is not a valid event goes to the dead-letter topic at once);
+2. in one database transaction, insert its `ce_id` into the inbox and apply its effect; a
+   duplicate inbox key means the event was applied before (a redelivery, a replay, a duplicate
+   publication), so the transaction is rolled back and the effect is not applied again;
+3. after the transaction commits, commit the Kafka offset.
+
+A crash between 2 and 3 redelivers the record, which step 2 absorbs. A database that cannot be
+reached stops the partition where it is (the consumer seeks back and retries) instead of skipping
+events it could not apply. A handler that keeps failing for another reason sends the record to the
+dead-letter topic after `max_attempts`, so one bad event never blocks the patients behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+from sqlalchemy import Table, insert
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from iopcare.kit import topics
+from iopcare.kit.db import Database, UnitOfWork
+from iopcare.kit.errors import Unavailable
+from iopcare.kit.events import PoisonMessage, ReceivedEvent, from_kafka
+from iopcare.kit.failpoints import failpoint
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[UnitOfWork, ReceivedEvent], None]
+
+
+@dataclass
+class ConsumerStats:
+    applied: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0
+
+
+class _Retry(Exception):
+    """Stop this partition at the current record and retry it after a pause."""
+
+
+class EventConsumer:
+    """Consumes topics for one service; `handlers` maps a `ce_type` to its effect."""
+
+    def __init__(
+        self,
+        db: Database,
+        inbox: Table,
+        *,
+        name: str,
+        bootstrap_servers: str,
+        group_id: str,
+        topics_: list[str],
+        handlers: dict[str, Handler],
+        max_attempts: int = 3,
+        on_applied: Callable[[ReceivedEvent], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.inbox = inbox
+        self.name = name
+        self.bootstrap_servers = bootstrap_servers
+        self.group_id = group_id
+        self.topics = topics_
+        self.handlers = handlers
+        self.max_attempts = max_attempts
+        self.on_applied = on_applied
+        self.stats = ConsumerStats()
+        self._attempts: dict[tuple[str, int, int], int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._consumer: KafkaConsumer | None = None
+        self._dlq: KafkaProducer | None = None
+
+    # Lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name=f"consumer-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self) -> None:
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                self._consumer = self._connect()
+                backoff = 0.2
+                while not self._stop.is_set():
+                    self.poll_once(timeout_ms=200)
+            except KafkaError as exc:
+                log.warning("consumer %s: %s; reconnecting", self.name, exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:
+                log.exception("consumer %s: unexpected error; reconnecting", self.name)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                self._close()
+
+    def _connect(self) -> KafkaConsumer:
+        return KafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=self.group_id,
+            client_id=f"{self.group_id}-{self.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            allow_auto_create_topics=False,
+            max_poll_records=200,
+            fetch_max_wait_ms=100,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+        )
+
+    def _close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            try:
+                consumer.close(autocommit=False)
+            except Exception:
+                log.debug("consumer %s: error on close", self.name, exc_info=True)
+        dlq, self._dlq = self._dlq, None
+        if dlq is not None:
+            try:
+                dlq.close(timeout=5)
+            except Exception:
+                log.debug("consumer %s: error closing DLQ producer", self.name, exc_info=True)
+
+    # One poll ----------------------------------------------------------------------------------
+    def poll_once(self, timeout_ms: int = 200) -> int:
+        """Polls once, applies what arrived, commits offsets; returns records handled."""
+        consumer = self._consumer
+        if consumer is None:
+            raise RuntimeError("consumer is not connected")
+        batches = consumer.poll(timeout_ms=timeout_ms)
+        handled = 0
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        retry = False
+        for tp, records in batches.items():
+            for record in records:
+                failpoint("after_poll_before_effect")
+                try:
+                    self._handle(record)
+                except _Retry:
+                    # Rewind to this record so the next poll returns it again; later records of
+                    # this partition wait behind it (per-patient order is kept).
+                    consumer.seek(tp, record.offset)
+                    retry = True
+                    break
+                handled += 1
+                offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+        if offsets:
+            failpoint("after_effect_before_offset_commit")
+            try:
+                consumer.commit(offsets)
+            except CommitFailedError:
+                # The group rebalanced: another member will get these records again, and the
+                # inbox makes that harmless.
+                log.info("consumer %s: offset commit lost to a rebalance", self.name)
+        if retry:
+            self._stop.wait(0.5)
+        return handled
+
+    def _handle(self, record: Any) -> None:
+        try:
+            received = from_kafka(
+                record.topic, record.partition, record.offset, record.key, record.value,
+                list(record.headers or []),
+            )
+        except PoisonMessage as exc:
+            self._dead_letter(record, f"poison: {exc}")
+            return
+        handler = self.handlers.get(received.event.type)
+        if handler is None:
+            # Event types this service does not act on (or does not know yet: a newer producer)
+            # are skipped, not dead-lettered: they are valid, just not for us.
+            self.stats.skipped += 1
+            return
+        attempt_key = (record.topic, record.partition, record.offset)
+        try:
+            applied = self._apply(handler, received)
+        except (Unavailable, DBAPIError) as exc:
+            log.warning("consumer %s: database unavailable (%s); will retry", self.name, exc)
+            raise _Retry from None
+        except Exception as exc:
+            attempts = self._attempts.get(attempt_key, 0) + 1
+            self._attempts[attempt_key] = attempts
+            if attempts < self.max_attempts:
+                log.warning(
+                    "consumer %s: handler for %s failed (attempt %d): %s",
+                    self.name, received.event.type, attempts, type(exc).__name__,
+                )
+                raise _Retry from None
+            self._attempts.pop(attempt_key, None)
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            self._dead_letter(record, f"handler failed {attempts} times: {detail}")
+            return
+        self._attempts.pop(attempt_key, None)
+        if applied:
+            self.stats.applied += 1
+            if self.on_applied is not None:
+                self.on_applied(received)
+        else:
+            self.stats.duplicates += 1
+
+    def _apply(self, handler: Handler, received: ReceivedEvent) -> bool:
+        """Applies the event once; returns False when the inbox shows it was applied before."""
+        event = received.event
+        with UnitOfWork(self.db) as uow:
+            try:
+                uow.conn.execute(
+                    insert(self.inbox).values(
+                        consumer=self.name,
+                        event_id=event.id,
+                        event_type=event.type,
+                        topic=received.topic,
+                        partition=received.partition,
+                        offset=received.offset,
+                        applied_at=datetime.now(UTC),
+                    )
+                )
+            except IntegrityError:
+                return False
+            handler(uow, received)
+            uow.commit()
+        return True
+
+    def _dead_letter(self, record: Any, reason: str) -> None:
+        """Parks the record on the dead-letter topic with the reason; retries until it is sent."""
+        headers = [*list(record.headers or []), ("iopcare_dlq_reason", reason[:1000].encode())]
+        headers.append(("iopcare_dlq_origin", f"{record.topic}/{record.partition}/{record.offset}".encode()))
+        target = topics.dead_letter(record.topic)
+        sent = False
+        while not self._stop.is_set():
+            try:
+                if self._dlq is None:
+                    self._dlq = KafkaProducer(
+                        bootstrap_servers=self.bootstrap_servers,
+                        enable_idempotence=True,
+                        acks="all",
+                        max_block_ms=5_000,
+                    )
+                self._dlq.send(target, key=record.key, value=record.value, headers=headers).get(
+                    timeout=15
+                )
+                break
+            except KafkaError:
+                log.warning("consumer %s: dead-letter publish failed; retrying", self.name)
+                time.sleep(0.5)
+        if not sent:
+            raise _Retry  # stopping: leave the offset uncommitted so the record is not lost
+        # An alert for operators: poison messages mean a producer is broken.
+        log.error(
+            "consumer %s: record %s/%d/%d dead-lettered to %s: %s",
+            self.name, record.topic, record.partition, record.offset, target, reason[:200],
+        )
+        self.stats.dead_lettered += 1

@@ -1,0 +1,167 @@
+"""The event envelope: CloudEvents 1.0 in Kafka's binary content mode.
+
+An event is one FHIR resource as stored (the Kafka value) with CloudEvents attributes as headers
+(`ce_id`, `ce_type`, `ce_source`, `ce_time`, `ce_subject`, `ce_specversion`, `content-type`) and a
+W3C `traceparent`. The key is the patient's id, so one patient's events stay on one partition and
+in order (docs/events.md).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, insert
+
+from iopcare.kit import fhir
+
+SPECVERSION = "1.0"
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+_REQUIRED_HEADERS = ("ce_id", "ce_type", "ce_source", "ce_specversion", "ce_time", "ce_subject")
+
+
+class PoisonMessage(ValueError):
+    """A Kafka record that is not a valid iopcare event; it goes to the dead-letter topic."""
+
+
+def new_traceparent() -> str:
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+def child_traceparent(parent: str | None) -> str:
+    """A traceparent in the same trace as `parent` (a new trace when there is none)."""
+    if parent and _TRACEPARENT.match(parent):
+        return f"00-{parent[3:35]}-{secrets.token_hex(8)}-01"
+    return new_traceparent()
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event: what happened (`type`), to what (`subject`), and the resource as it now is."""
+
+    type: str
+    source: str
+    subject: str
+    key: str
+    data: str
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    traceparent: str = field(default_factory=new_traceparent)
+    content_type: str = fhir.MEDIA_TYPE
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [
+            ("ce_specversion", SPECVERSION.encode()),
+            ("ce_id", self.id.encode()),
+            ("ce_type", self.type.encode()),
+            ("ce_source", self.source.encode()),
+            ("ce_time", _format_time(self.time).encode()),
+            ("ce_subject", self.subject.encode()),
+            ("content-type", self.content_type.encode()),
+            ("traceparent", self.traceparent.encode()),
+        ]
+
+    def resource(self) -> fhir.Resource:
+        return fhir.parse_resource(self.data)
+
+
+@dataclass(frozen=True)
+class ReceivedEvent:
+    """An event read from Kafka, with the parsed resource and where it came from."""
+
+    event: Event
+    resource: fhir.Resource
+    topic: str
+    partition: int
+    offset: int
+
+
+def _format_time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError("ce_time has no time zone")
+    return parsed
+
+
+def from_kafka(
+    topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+    headers: list[tuple[str, bytes]],
+) -> ReceivedEvent:
+    """Decodes and validates a record; raises PoisonMessage with the reason when it is not ours."""
+    decoded: dict[str, str] = {}
+    for name, raw in headers or []:
+        try:
+            decoded[name] = raw.decode("utf-8")
+        except (UnicodeDecodeError, AttributeError):
+            raise PoisonMessage(f"header {name} is not UTF-8") from None
+    missing = [name for name in _REQUIRED_HEADERS if not decoded.get(name)]
+    if missing:
+        raise PoisonMessage(f"missing CloudEvents headers: {', '.join(missing)}")
+    if decoded["ce_specversion"] != SPECVERSION:
+        raise PoisonMessage(f"unsupported ce_specversion {decoded['ce_specversion']!r}")
+    content_type = decoded.get("content-type", "")
+    if content_type.split(";")[0].strip() != fhir.MEDIA_TYPE:
+        raise PoisonMessage(f"unsupported content-type {content_type!r}")
+    if key is None or not key:
+        raise PoisonMessage("record has no key (patient id)")
+    if value is None:
+        raise PoisonMessage("record has no value")
+    try:
+        time = _parse_time(decoded["ce_time"])
+        key_text = key.decode("utf-8")
+        resource = fhir.parse_resource(value)
+    except (ValueError, fhir.FhirError) as exc:
+        raise PoisonMessage(f"invalid event payload: {exc}") from None
+    event = Event(
+        type=decoded["ce_type"],
+        source=decoded["ce_source"],
+        subject=decoded["ce_subject"],
+        key=key_text,
+        data=value.decode("utf-8"),
+        id=decoded["ce_id"],
+        time=time,
+        traceparent=decoded.get("traceparent") or new_traceparent(),
+        content_type=content_type,
+    )
+    return ReceivedEvent(event, resource, topic, partition, offset)
+
+
+def append_to_outbox(conn: Connection, outbox: Table, topic: str, event: Event) -> None:
+    """Writes the event in the caller's transaction: it is published if and only if they commit."""
+    conn.execute(
+        insert(outbox).values(
+            event_id=event.id,
+            topic=topic,
+            key=event.key,
+            event_type=event.type,
+            source=event.source,
+            subject=event.subject,
+            time=event.time,
+            traceparent=event.traceparent,
+            content_type=event.content_type,
+            payload=event.data,
+        )
+    )
+
+
+def event_from_outbox_row(row: Any) -> Event:
+    time = row.time if row.time.tzinfo else row.time.replace(tzinfo=UTC)
+    return Event(
+        type=row.event_type,
+        source=row.source,
+        subject=row.subject,
+        key=row.key,
+        data=row.payload,
+        id=row.event_id,
+        time=time,
+        traceparent=row.traceparent or new_traceparent(),
+        content_type=row.content_type,
+    )

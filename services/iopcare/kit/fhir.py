@@ -1,0 +1,233 @@
+"""The one place iopcare imports FHIR models from.
+
+iopcare speaks FHIR R4 (4.0.1). fhir.resources ships R5 models by default and R4B models in a
+subpackage; for the resources we exchange (CarePlan, CareTeam, Goal, Appointment, Schedule, Slot,
+Communication, DocumentReference, Patient, Encounter, ServiceRequest, Bundle, ...) R4B and R4 do
+not differ, so we validate with the R4B models (docs/decisions/0002-fhir-r4b-models.md). Importing
+`fhir.resources` anywhere else is a bug: it would silently validate against R5.
+
+Parsing is defensive because every edge (REST, gRPC, Kafka) hands us bytes from someone else:
+size is checked before anything is decoded, duplicate keys and invalid UTF-8 are refused instead
+of silently picking one reading, and nesting depth is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
+from pydantic import ValidationError
+
+from iopcare.kit.errors import FieldViolation, InvalidArgument, ResourceExhausted
+
+FHIR_VERSION = "4.0.1"
+MEDIA_TYPE = "application/fhir+json"
+MEDIA_TYPE_WITH_VERSION = "application/fhir+json; fhirVersion=4.0"
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 64
+
+#: Resource types that exist in R4B (4.3) but not in R4 (4.0.1). The R4B models would accept them,
+#: so they are refused explicitly: an R4 client must never receive one from us, and we must never
+#: store one an R4 server could not read back.
+R4B_ONLY_TYPES = frozenset(
+    {
+        "AdministrableProductDefinition",
+        "Citation",
+        "ClinicalUseDefinition",
+        "EvidenceReport",
+        "Ingredient",
+        "ManufacturedItemDefinition",
+        "MedicinalProductDefinition",
+        "NutritionProduct",
+        "PackagedProductDefinition",
+        "RegulatedAuthorization",
+        "SubscriptionStatus",
+        "SubscriptionTopic",
+    }
+)
+
+Resource = FHIRResourceModel
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One OperationOutcome issue: what is wrong and where (a FHIRPath-like expression)."""
+
+    severity: str
+    code: str
+    diagnostics: str
+    expression: str | None = None
+
+    def as_violation(self, prefix: str = "") -> FieldViolation:
+        path = self.expression or ""
+        return FieldViolation(f"{prefix}{path}" if path else prefix.rstrip("."), self.diagnostics)
+
+
+class FhirError(InvalidArgument):
+    """A document that is not a valid FHIR R4 resource; `issues` says every reason found."""
+
+    reason = "INVALID_FHIR"
+
+    def __init__(self, message: str, issues: list[Issue], field_prefix: str = "") -> None:
+        super().__init__(message, [issue.as_violation(field_prefix) for issue in issues])
+        self.issues = issues
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            # JSON parsers disagree on which duplicate wins; FHIR forbids them (JSON format §2.6.2).
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _depth_ok(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return True
+
+
+def load_json(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES, field: str = "") -> Any:
+    """Decodes untrusted JSON with FHIR's rules, or raises FhirError / ResourceExhausted."""
+    size = len(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
+    if size > max_bytes:
+        raise ResourceExhausted(
+            f"document of {size} bytes exceeds the limit of {max_bytes} bytes",
+            reason="PAYLOAD_TOO_LARGE",
+            limit_bytes=str(max_bytes),
+        )
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        value = json.loads(text, object_pairs_hook=_refuse_duplicates)
+    except UnicodeDecodeError as exc:
+        raise _single(f"not UTF-8: {exc.reason} at byte {exc.start}", "structure", field) from None
+    except RecursionError:
+        raise _single("JSON nested too deeply", "structure", field) from None
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError, and so is a duplicate key
+        raise _single(f"not valid JSON: {exc}", "structure", field) from None
+    if not _depth_ok(value, MAX_DEPTH):
+        raise _single(f"JSON nested deeper than {MAX_DEPTH} levels", "structure", field)
+    return value
+
+
+def _single(diagnostics: str, code: str, field: str, expression: str | None = None) -> FhirError:
+    return FhirError(diagnostics, [Issue("error", code, diagnostics, expression)], _prefix(field))
+
+
+def _prefix(field: str) -> str:
+    return f"{field}." if field else ""
+
+
+def model_class(resource_type: str) -> type[Resource]:
+    """The R4 model class of a resource type; KeyError for unknown or R4B-only types."""
+    if resource_type in R4B_ONLY_TYPES:
+        raise KeyError(resource_type)
+    try:
+        cls = get_fhir_model_class(resource_type)
+    except (KeyError, ValueError, ImportError, AttributeError):
+        raise KeyError(resource_type) from None
+    if not issubclass(cls, FHIRResourceModel):  # a datatype name such as "HumanName"
+        raise KeyError(resource_type)
+    return cls
+
+
+def parse_resource(
+    raw: bytes | str | dict[str, Any],
+    expected_type: str | None = None,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    field: str = "",
+) -> Resource:
+    """Parses and validates one FHIR R4 resource; raises FhirError naming every problem.
+
+    `field` names where the document came from (e.g. `fhir_json`), so violations read
+    `fhir_json.subject.reference` in a gRPC BadRequest.
+    """
+    data = raw if isinstance(raw, dict) else load_json(raw, max_bytes=max_bytes, field=field)
+    if not isinstance(data, dict):
+        raise _single("a FHIR resource must be a JSON object", "structure", field)
+    resource_type = data.get("resourceType")
+    if not isinstance(resource_type, str) or not resource_type:
+        raise _single("resourceType is missing", "required", field, "resourceType")
+    try:
+        cls = model_class(resource_type)
+    except KeyError:
+        raise _single(
+            f"unknown FHIR R4 resource type {resource_type!r}", "not-supported", field,
+            "resourceType",
+        ) from None
+    if expected_type is not None and resource_type != expected_type:
+        raise _single(
+            f"expected a {expected_type}, got a {resource_type}", "invalid", field, "resourceType"
+        )
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        issues = [_issue_from_pydantic(resource_type, err) for err in exc.errors()]
+        raise FhirError(f"invalid {resource_type}", issues, _prefix(field)) from None
+    except (ValueError, TypeError) as exc:
+        raise _single(f"invalid {resource_type}: {exc}", "invalid", field) from None
+
+
+def _issue_from_pydantic(resource_type: str, err: Any) -> Issue:
+    parts: list[str] = []
+    for loc in err.get("loc", ()):
+        if isinstance(loc, int):
+            parts.append(f"[{loc}]")
+        elif loc != "__root__":
+            parts.append(f".{loc}" if parts else str(loc))
+    path = "".join(parts)
+    # Only the message, never `input`: it may be patient data, and errors reach logs.
+    message = str(err.get("msg", "invalid value"))
+    code = "required" if err.get("type") == "missing" else "value"
+    return Issue("error", code, message, f"{resource_type}.{path}" if path else resource_type)
+
+
+def to_json(resource: Resource) -> str:
+    """Canonical JSON of a resource: what we store, publish and serve byte for byte."""
+    return resource.model_dump_json(exclude_none=True, by_alias=True)
+
+
+def to_dict(resource: Resource) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(to_json(resource))
+    return result
+
+
+def reference_id(reference: str | None, resource_type: str) -> str | None:
+    """The id in a literal reference such as `Patient/123` (or a full URL ending in it)."""
+    if not reference:
+        return None
+    parts = reference.rstrip("/").split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    if len(parts) >= 2 and parts[-2] == resource_type and parts[-1]:
+        return parts[-1]
+    return None
+
+
+def operation_outcome(issues: list[Issue]) -> dict[str, Any]:
+    """An OperationOutcome resource (as a dict) carrying the issues."""
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": issue.severity,
+                "code": issue.code,
+                "diagnostics": issue.diagnostics,
+                **({"expression": [issue.expression]} if issue.expression else {}),
+            }
+            for issue in issues
+        ],
+    }

@@ -1,0 +1,46 @@
+"""Opaque page tokens (AIP-158): a keyset position, base64url-encoded JSON.
+
+Keyset rather than offset paging: a thread that grows while a client pages through it never
+repeats or skips an item.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from iopcare.kit.errors import FieldViolation, InvalidArgument
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+def page_size(requested: int) -> int:
+    if requested < 0:
+        raise InvalidArgument(
+            "page_size must not be negative", [FieldViolation("page_size", "must be >= 0")]
+        )
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def encode(position: dict[str, Any]) -> str:
+    raw = json.dumps(position, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(token: str) -> dict[str, Any] | None:
+    if not token:
+        return None
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidArgument(
+            "page_token is not one this server issued",
+            [FieldViolation("page_token", "invalid page token")],
+        )
+    return value

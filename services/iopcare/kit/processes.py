@@ -1,0 +1,121 @@
+"""Starting services as real processes, for `iopcare up`, the end-to-end tests and benchmarks.
+
+Each process runs `python -m iopcare.cli serve NAME` in its own session (so a test can kill,
+pause or resume exactly that process and nothing else) with its output in a log file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def wait_serving(address: str, timeout: float = 60.0, service: str = "") -> None:
+    """Polls the standard gRPC health service until it answers SERVING."""
+    deadline = time.monotonic() + timeout
+    last: str = "no answer"
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except grpc.RpcError as exc:
+                last = exc.code().name
+            time.sleep(0.1)
+    raise TimeoutError(f"{address} not SERVING after {timeout:.0f}s (last: {last})")
+
+
+@dataclass
+class ServiceProcess:
+    """One service running as a child process."""
+
+    name: str
+    port: int
+    env: dict[str, str]
+    log_file: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def start(self, wait: bool = True, timeout: float = 60.0) -> None:
+        env = {**os.environ, **self.env, f"IOPCARE_{self.name.upper()}_PORT": str(self.port)}
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_file.open("ab")
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "iopcare.cli", "serve", self.name],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        finally:
+            log.close()
+        if wait:
+            try:
+                self.wait_ready(timeout)
+            except TimeoutError:
+                self.kill()
+                raise TimeoutError(f"{self.name} did not start; log:\n{self.tail()}") from None
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise TimeoutError(f"{self.name} exited with {self.process.returncode}")
+            try:
+                wait_serving(self.address, timeout=min(2.0, deadline - time.monotonic()))
+                return
+            except TimeoutError:
+                continue
+        raise TimeoutError(f"{self.name} not ready after {timeout:.0f}s")
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM (graceful shutdown), then SIGKILL if it takes too long."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, for fault tests."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def pause(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)

@@ -1,0 +1,250 @@
+"""The gRPC server factory and the two interceptors every service uses.
+
+- `ErrorInterceptor` turns the domain errors of `iopcare.kit.errors` into gRPC status codes with
+  `google.rpc` details (ErrorInfo always, BadRequest field violations for invalid input), and
+  anything unexpected into INTERNAL without leaking its message (it may hold patient data).
+- `AuthInterceptor` reads `authorization: Bearer <jwt>` into the call's Principal and refuses a
+  call without a valid one, except health checking and reflection, which stay open so standard
+  tooling (grpc_health_probe, grpcurl, Kubernetes probes) works without credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+from sqlalchemy.exc import DBAPIError
+
+from iopcare.kit import auth, errors
+
+log = logging.getLogger(__name__)
+
+ERROR_DOMAIN = "iopcare"
+
+OPEN_METHOD_PREFIXES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+
+_CODES: list[tuple[type[errors.IopcareError], int]] = [
+    (errors.InvalidArgument, code_pb2.INVALID_ARGUMENT),
+    (errors.NotFound, code_pb2.NOT_FOUND),
+    (errors.AlreadyExists, code_pb2.ALREADY_EXISTS),
+    (errors.FailedPrecondition, code_pb2.FAILED_PRECONDITION),
+    (errors.PermissionDenied, code_pb2.PERMISSION_DENIED),
+    (errors.Unauthenticated, code_pb2.UNAUTHENTICATED),
+    (errors.Aborted, code_pb2.ABORTED),
+    (errors.Unavailable, code_pb2.UNAVAILABLE),
+    (errors.ResourceExhausted, code_pb2.RESOURCE_EXHAUSTED),
+]
+
+
+def status_for(error: errors.IopcareError) -> grpc.Status:
+    code = next((c for cls, c in _CODES if isinstance(error, cls)), code_pb2.UNKNOWN)
+    details = []
+    info = any_pb2.Any()
+    info.Pack(
+        error_details_pb2.ErrorInfo(
+            reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata
+        )
+    )
+    details.append(info)
+    if isinstance(error, errors.InvalidArgument) and error.violations:
+        bad_request = any_pb2.Any()
+        bad_request.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=v.field, description=v.description
+                    )
+                    for v in error.violations
+                ]
+            )
+        )
+        details.append(bad_request)
+    status = status_pb2.Status(code=code, message=error.message, details=details)
+    return rpc_status.to_status(status)
+
+
+def _internal_status() -> grpc.Status:
+    return rpc_status.to_status(
+        status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; it has been logged")
+    )
+
+
+Behavior = Callable[..., Any]
+
+
+def _wrap_handler(
+    handler: grpc.RpcMethodHandler | None, wrap: Callable[[Behavior, bool], Behavior]
+) -> grpc.RpcMethodHandler | None:
+    if handler is None:
+        return None
+    kwargs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary, False), **kwargs)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(wrap(handler.unary_stream, True), **kwargs)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(wrap(handler.stream_unary, False), **kwargs)
+    if handler.stream_stream:
+        return grpc.stream_stream_rpc_method_handler(wrap(handler.stream_stream, True), **kwargs)
+    return handler
+
+
+class ErrorInterceptor(grpc.ServerInterceptor):
+    """Maps exceptions to gRPC status in one place (never in each servicer method)."""
+
+    def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
+    ) -> Any:
+        method = details.method
+        return _wrap_handler(continuation(details), lambda fn, streaming: _guard(fn, streaming, method))
+
+
+def _abort(context: grpc.ServicerContext, exc: BaseException, method: str) -> None:
+    if isinstance(exc, errors.IopcareError):
+        context.abort_with_status(status_for(exc))
+    if isinstance(exc, DBAPIError):
+        log.warning("%s: database error %s", method, type(exc).__name__)
+        context.abort_with_status(status_for(errors.Unavailable("the database is unavailable")))
+    log.exception("%s: unexpected error", method, exc_info=exc)
+    context.abort_with_status(_internal_status())
+
+
+def _guard(fn: Behavior, streaming: bool, method: str) -> Behavior:
+    if streaming:
+
+        def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            try:
+                yield from fn(request, context)
+            except Exception as exc:
+                if _already_aborted(context):
+                    raise
+                _abort(context, exc, method)
+
+        return stream
+
+    def unary(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return fn(request, context)
+        except Exception as exc:
+            if _already_aborted(context):
+                raise
+            _abort(context, exc, method)
+
+    return unary
+
+
+def _already_aborted(context: grpc.ServicerContext) -> bool:
+    # context.abort() raises a plain Exception after setting the code; let it through untouched.
+    code = getattr(context, "code", lambda: None)()
+    return code is not None and code != grpc.StatusCode.OK
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Authenticates every call except health checking and reflection."""
+
+    def __init__(self, verifier: auth.TokenVerifier) -> None:
+        self.verifier = verifier
+
+    def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
+    ) -> Any:
+        handler = continuation(details)
+        if details.method.startswith(OPEN_METHOD_PREFIXES):
+            return handler
+        return _wrap_handler(handler, self._authenticated)
+
+    def _principal(self, context: grpc.ServicerContext) -> auth.Principal:
+        values = [v for k, v in context.invocation_metadata() if k == "authorization"]
+        if len(values) != 1 or not isinstance(values[0], str):
+            raise errors.Unauthenticated("a bearer token is required", reason="MISSING_TOKEN")
+        scheme, _, token = values[0].partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise errors.Unauthenticated("a bearer token is required", reason="MISSING_TOKEN")
+        return self.verifier.verify(token.strip())
+
+    def _authenticated(self, fn: Behavior, streaming: bool) -> Behavior:
+        if streaming:
+
+            def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                token = auth.set_principal(self._principal(context))
+                try:
+                    yield from fn(request, context)
+                finally:
+                    auth.reset_principal(token)
+
+            return stream
+
+        def unary(request: Any, context: grpc.ServicerContext) -> Any:
+            token = auth.set_principal(self._principal(context))
+            try:
+                return fn(request, context)
+            finally:
+                auth.reset_principal(token)
+
+        return unary
+
+
+Registration = tuple[Callable[[Any, grpc.Server], None], Any, str]
+
+
+def create_server(
+    registrations: Sequence[Registration],
+    address: str,
+    verifier: auth.TokenVerifier,
+    *,
+    max_workers: int = 16,
+    max_message_bytes: int = 4 * 1024 * 1024,
+) -> tuple[grpc.Server, int, health.HealthServicer]:
+    """Builds a server with health, reflection and the interceptors; binds `address`.
+
+    `registrations` are `(add_XServicer_to_server, servicer, full_service_name)`. Pass port 0 in
+    `address` to bind a free port (tests); the bound port is returned.
+    """
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+        # Order matters: the error interceptor is outermost so that authentication failures are
+        # mapped like any other error.
+        interceptors=[ErrorInterceptor(), AuthInterceptor(verifier)],
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=max_workers * 32,
+    )
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = []
+    for add, servicer, name in registrations:
+        add(servicer, server)
+        names.append(name)
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        server,
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError(f"cannot bind {address}")
+    return server, port, health_servicer
+
+
+def bearer(token: str) -> list[tuple[str, str]]:
+    """Call metadata carrying a bearer token (for clients and tests)."""
+    return [("authorization", f"Bearer {token}")]

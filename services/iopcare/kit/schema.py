@@ -1,0 +1,107 @@
+"""Tables every service has: outbox, inbox, request log and audit log.
+
+Each service adds them to its own MetaData with `add_kit_tables(metadata)` and creates them in its
+first Alembic migration with `create_kit_tables_v1(op)`. The migration helper is versioned on
+purpose: a later change to these tables is a new helper and a new migration, never an edit here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; BigInteger elsewhere.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def outbox_columns() -> list[Any]:
+    return [
+        # The id orders publication: rows go out in commit order per key, because the relay reads
+        # them by id and one patient's rows land on one partition.
+        Column("id", BigId, primary_key=True, autoincrement=True),
+        Column("event_id", String(64), nullable=False, unique=True),
+        Column("topic", String(200), nullable=False),
+        Column("key", String(200), nullable=False),
+        Column("event_type", String(200), nullable=False),
+        Column("source", String(200), nullable=False),
+        Column("subject", String(400), nullable=False),
+        Column("time", DateTime(timezone=True), nullable=False),
+        Column("traceparent", String(60), nullable=True),
+        Column("content_type", String(100), nullable=False),
+        Column("payload", Text, nullable=False),
+        Column("sent_at", DateTime(timezone=True), nullable=True),
+    ]
+
+
+def inbox_columns() -> list[Any]:
+    return [
+        # (consumer, event_id) is the idempotency key: inserting it in the same transaction as
+        # the effect means a redelivered event fails the insert and its effect is never applied
+        # twice.
+        Column("consumer", String(100), primary_key=True),
+        Column("event_id", String(64), primary_key=True),
+        Column("event_type", String(200), nullable=False),
+        Column("topic", String(200), nullable=False),
+        Column("partition", Integer, nullable=False),
+        Column("offset", BigInteger, nullable=False),
+        Column("applied_at", DateTime(timezone=True), nullable=False),
+    ]
+
+
+def request_log_columns() -> list[Any]:
+    return [
+        # A client's request_id, scoped by caller and operation, mapped to what the first attempt
+        # created: a retry after a lost answer returns that instead of creating a twin.
+        Column("principal", String(200), primary_key=True),
+        Column("operation", String(100), primary_key=True),
+        Column("request_id", String(100), primary_key=True),
+        Column("result_id", String(100), nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+    ]
+
+
+def audit_columns() -> list[Any]:
+    return [
+        Column("id", BigId, primary_key=True, autoincrement=True),
+        Column("time", DateTime(timezone=True), nullable=False),
+        Column("principal", String(200), nullable=False),
+        Column("role", String(100), nullable=False),
+        Column("action", String(40), nullable=False),
+        Column("resource", String(200), nullable=True),
+        Column("patient_id", String(100), nullable=True),
+        Column("outcome", String(40), nullable=False),
+        Column("detail", Text, nullable=True),
+    ]
+
+
+def add_kit_tables(metadata: MetaData) -> dict[str, Table]:
+    outbox = Table("outbox", metadata, *outbox_columns())
+    Index(
+        "ix_outbox_unsent",
+        outbox.c.id,
+        sqlite_where=outbox.c.sent_at.is_(None),
+        postgresql_where=outbox.c.sent_at.is_(None),
+    )
+    inbox = Table("inbox", metadata, *inbox_columns())
+    request_log = Table("request_log", metadata, *request_log_columns())
+    audit = Table("audit_log", metadata, *audit_columns())
+    Index("ix_audit_log_patient", audit.c.patient_id, audit.c.time)
+    return {"outbox": outbox, "inbox": inbox, "request_log": request_log, "audit_log": audit}
+
+
+def create_kit_tables_v1(op: Any) -> None:
+    """Alembic operations creating the kit tables as `add_kit_tables` describes them (v1)."""
+    op.create_table("outbox", *outbox_columns())
+    op.create_index(
+        "ix_outbox_unsent",
+        "outbox",
+        ["id"],
+        sqlite_where=sa.text("sent_at IS NULL"),
+        postgresql_where=sa.text("sent_at IS NULL"),
+    )
+    op.create_table("inbox", *inbox_columns())
+    op.create_table("request_log", *request_log_columns())
+    op.create_table("audit_log", *audit_columns())
+    op.create_index("ix_audit_log_patient", "audit_log", ["patient_id", "time"])

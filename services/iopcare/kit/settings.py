@@ -1,0 +1,92 @@
+"""Typed settings, read from the environment.
+
+`Settings` holds what every process shares (prefix `IOPCARE_`); `ServiceSettings` holds one
+service's own (prefix `IOPCARE_<SERVICE>_`, e.g. `IOPCARE_CAREPLAN_DATABASE_URL`). Defaults make
+`make run` work on a laptop: SQLite files and a broker on 127.0.0.1:9092, all under `var/`.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+#: gRPC ports of the services when nothing else is configured (issue 2).
+DEFAULT_PORTS = {"careplan": 50051, "scheduling": 50052, "notes": 50053}
+
+
+class Settings(BaseSettings):
+    """Settings every iopcare process shares."""
+
+    model_config = SettingsConfigDict(env_prefix="IOPCARE_", extra="ignore")
+
+    #: Where SQLite files, the local broker's storage and development keys live.
+    data_dir: Path = REPO_ROOT / "var"
+    #: Kafka bootstrap servers. The conventional KAFKA_BOOTSTRAP_SERVERS is accepted too.
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("IOPCARE_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    #: Issuer and audience every bearer token must carry.
+    token_issuer: str = "https://iopcare.local/dev"
+    token_audience: str = "iopcare"
+    #: PEM file of the key that verifies tokens. Empty: the development key under data_dir.
+    token_public_key_file: Path | None = None
+    #: PEM file of the key `iopcare token` signs with (development only).
+    token_private_key_file: Path | None = None
+    #: Accepted signature algorithms (asymmetric only: a shared secret would let every service
+    #: mint tokens).
+    token_algorithms: list[str] = ["ES384", "RS384"]
+    #: Seconds of clock skew tolerated when checking `exp`, `nbf` and `iat`.
+    token_leeway_seconds: int = 30
+    #: The program's time zone: times are stored in UTC and presented in this zone.
+    program_timezone: str = "America/New_York"
+    #: How many weeks ahead scheduling proposes sessions for a plan activity.
+    scheduling_horizon_days: int = 14
+    #: Relay: how long to wait between outbox scans when nothing was pending.
+    relay_idle_seconds: float = 0.05
+    #: Relay: rows published per batch.
+    relay_batch_size: int = 500
+    #: Consumer: how many times a message whose handler fails (for a reason other than an
+    #: unreachable database) is retried before it goes to the dead-letter topic.
+    consumer_max_attempts: int = 3
+    #: Largest FHIR JSON document accepted on any edge, in bytes.
+    max_resource_bytes: int = 4 * 1024 * 1024
+    log_level: str = "INFO"
+
+    @cached_property
+    def dev_key_dir(self) -> Path:
+        return self.data_dir / "dev-keys"
+
+
+class ServiceSettings(BaseSettings):
+    """One service's own settings; build with `ServiceSettings.for_service(name)`."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    name: str = ""
+    #: SQLAlchemy URL. Empty: a SQLite file `<data_dir>/<service>.db`.
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 0
+    #: Kafka consumer group; replicas of one service share it so partitions spread across them.
+    consumer_group: str = ""
+    #: Worker threads of the gRPC server.
+    grpc_workers: int = 16
+
+    @classmethod
+    def for_service(cls, name: str, settings: Settings | None = None) -> ServiceSettings:
+        settings = settings or Settings()
+        loaded = cls(_env_prefix=f"IOPCARE_{name.upper()}_")  # type: ignore[call-arg]
+        loaded.name = name
+        if not loaded.database_url:
+            loaded.database_url = f"sqlite:///{settings.data_dir / (name + '.db')}"
+        if not loaded.port:
+            loaded.port = DEFAULT_PORTS.get(name, 0)
+        if not loaded.consumer_group:
+            loaded.consumer_group = f"iopcare-{name}"
+        return loaded

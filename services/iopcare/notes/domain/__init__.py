@@ -1,0 +1,1 @@
+"""The notes domain: plain Python, no I/O, no FHIR models, no gRPC."""

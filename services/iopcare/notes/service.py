@@ -1,0 +1,137 @@
+"""The notes service layer: posting to and reading a patient's team thread."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from iopcare.kit import audit, fhir, paging, topics
+from iopcare.kit.auth import Principal
+from iopcare.kit.consumer import ReceivedEvent
+from iopcare.kit.db import Database, UnitOfWork
+from iopcare.kit.errors import NotFound
+from iopcare.kit.events import Event, append_to_outbox, child_traceparent
+from iopcare.kit.requests import create_once
+from iopcare.notes import codes, fhir_map, store
+from iopcare.notes.domain.messages import (
+    NewMessage, check_message, plan_created_text, sessions_proposed_text,
+)
+
+
+class Notes:
+    def __init__(self, db: Database, *, notify_outbox: Callable[[], None] = lambda: None) -> None:
+        self.db = db
+        self.notify_outbox = notify_outbox
+
+    def _store(
+        self,
+        uow: UnitOfWork,
+        message: NewMessage,
+        *,
+        source_event_id: str | None = None,
+        traceparent: str | None = None,
+    ) -> str:
+        """Stores a message with its event in the caller's unit of work; returns its id."""
+        message_id = str(uuid.uuid4())
+        sent_at = datetime.now(UTC)
+        resource = fhir_map.communication(message_id, message, sent_at)
+        store.insert_message(
+            uow.conn, message_id=message_id, patient_id=message.patient_id,
+            sender=message.sender, priority=message.priority, category=message.category,
+            text=message.text, sent_at=sent_at, resource=resource, source_event_id=source_event_id,
+        )
+        append_to_outbox(
+            uow.conn, store.outbox, topics.NOTES,
+            Event(
+                type=codes.EVENT_MESSAGE_POSTED, source=codes.SOURCE,
+                subject=f"Communication/{message_id}/_history/1", key=message.patient_id,
+                data=resource, time=sent_at, traceparent=child_traceparent(traceparent),
+            ),
+        )
+        return message_id
+
+    # Use cases ---------------------------------------------------------------------------------
+    def post(
+        self, principal: Principal, request_id: str, patient_id: str, text: str, priority: str
+    ) -> store.StoredMessage:
+        message = NewMessage(
+            patient_id=patient_id, text=text, priority=priority or "routine", category="update",
+            sender=principal.reference,
+        )
+        check_message(message)
+
+        def _create(uow: UnitOfWork) -> str:
+            message_id = self._store(uow, message)
+            audit.record(
+                uow.conn, store.audit_log, principal, audit.CREATE,
+                resource=f"Communication/{message_id}", patient_id=patient_id,
+            )
+            return message_id
+
+        message_id, created = create_once(
+            self.db, store.request_log, principal, "PostMessage", request_id, _create
+        )
+        if created:
+            self.notify_outbox()
+        with self.db.read() as conn:
+            stored = store.load_message(conn, message_id)
+        if stored is None:  # pragma: no cover - committed above
+            raise NotFound(f"Communication/{message_id} not found")
+        return stored
+
+    def thread(
+        self, principal: Principal, patient_id: str, page_size: int, page_token: str
+    ) -> tuple[list[store.StoredMessage], str]:
+        size = paging.page_size(page_size)
+        position = paging.decode(page_token)
+        after = int(position["seq"]) if position is not None else None
+        with self.db.read() as conn:
+            items = store.thread(conn, patient_id, size + 1, after)
+        audit.record_separately(
+            self.db, store.audit_log, principal, audit.SEARCH, resource="Communication",
+            patient_id=patient_id, detail=f"{min(len(items), size)} hits",
+        )
+        token = ""
+        if len(items) > size:
+            items = items[:size]
+            token = paging.encode({"seq": items[-1].seq})
+        return items, token
+
+    # Events consumed ---------------------------------------------------------------------------
+    def _system_message(
+        self, uow: UnitOfWork, received: ReceivedEvent, patient_id: str, text: str,
+        about: tuple[str, ...],
+    ) -> None:
+        if store.message_for_event(uow.conn, received.event.id) is not None:
+            return
+        self._store(
+            uow,
+            NewMessage(patient_id=patient_id, text=text, priority="routine", category="system",
+                       sender=codes.SYSTEM_SENDER, about=about),
+            source_event_id=received.event.id,
+            traceparent=received.event.traceparent,
+        )
+
+    def on_care_plan_created(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        plan = received.resource
+        patient_id = fhir.reference_id(plan.subject.reference, "Patient")
+        if not patient_id:
+            return
+        text = plan_created_text(plan.title, len(plan.activity or []))
+        self._system_message(uow, received, patient_id, text, (f"CarePlan/{plan.id}",))
+
+    def on_appointments_proposed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        bundle = received.resource
+        count = len(bundle.entry or [])
+        if count == 0:
+            return
+        about = tuple(
+            dict.fromkeys(
+                ref.reference
+                for entry in bundle.entry or []
+                for ref in (entry.resource.supportingInformation or [])
+                if ref.reference
+            )
+        )
+        self._system_message(uow, received, received.event.key, sessions_proposed_text(count), about)

@@ -1,0 +1,98 @@
+"""The notes service's tables and the queries on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Column, Connection, DateTime, Index, MetaData, String, Table, Text, select,
+)
+
+from iopcare.kit.schema import BigId, add_kit_tables
+
+metadata = MetaData()
+kit = add_kit_tables(metadata)
+outbox, inbox, request_log, audit_log = (
+    kit["outbox"], kit["inbox"], kit["request_log"], kit["audit_log"]
+)
+
+communication = Table(
+    "communication",
+    metadata,
+    # seq orders a thread as messages were stored; keyset paging follows it.
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("sender", String(200), nullable=False),
+    Column("priority", String(16), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+    # The event a system message was written for: at most one message per event, whatever
+    # happens to the inbox.
+    Column("source_event_id", String(64), nullable=True, unique=True),
+    Column("resource", Text, nullable=False),
+)
+Index("ix_communication_patient_seq", communication.c.patient_id, communication.c.seq)
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    seq: int
+    id: str
+    patient_id: str
+    sender: str
+    priority: str
+    text: str
+    sent_at: datetime
+    resource: str
+
+
+def insert_message(
+    conn: Connection,
+    *,
+    message_id: str,
+    patient_id: str,
+    sender: str,
+    priority: str,
+    category: str,
+    text: str,
+    sent_at: datetime,
+    resource: str,
+    source_event_id: str | None = None,
+) -> None:
+    conn.execute(
+        communication.insert().values(
+            id=message_id, patient_id=patient_id, sender=sender, priority=priority,
+            category=category, text=text, sent_at=sent_at, resource=resource,
+            source_event_id=source_event_id,
+        )
+    )
+
+
+def message_for_event(conn: Connection, event_id: str) -> str | None:
+    return conn.execute(
+        select(communication.c.id).where(communication.c.source_event_id == event_id)
+    ).scalar()
+
+
+def load_message(conn: Connection, message_id: str) -> StoredMessage | None:
+    row = conn.execute(select(communication).where(communication.c.id == message_id)).first()
+    return _from_row(row) if row is not None else None
+
+
+def _from_row(row: object) -> StoredMessage:
+    r = row  # a Row with the communication columns
+    sent = r.sent_at if r.sent_at.tzinfo else r.sent_at.replace(tzinfo=UTC)  # type: ignore[attr-defined]
+    return StoredMessage(
+        r.seq, r.id, r.patient_id, r.sender, r.priority, r.text, sent, r.resource,  # type: ignore[attr-defined]
+    )
+
+
+def thread(conn: Connection, patient_id: str, limit: int, after_seq: int | None) -> list[StoredMessage]:
+    query = select(communication).where(communication.c.patient_id == patient_id)
+    if after_seq is not None:
+        query = query.where(communication.c.seq > after_seq)
+    rows = conn.execute(query.order_by(communication.c.seq).limit(limit)).all()
+    return [_from_row(row) for row in rows]

@@ -1,0 +1,60 @@
+"""Composition root of the scheduling service."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from iopcare.careplan import codes as careplan_codes
+from iopcare.kit import topics
+from iopcare.kit.auth import TokenVerifier
+from iopcare.kit.consumer import EventConsumer
+from iopcare.kit.relay import OutboxRelay, make_producer
+from iopcare.kit.rpc import create_server
+from iopcare.kit.runtime import ServiceRuntime, open_database
+from iopcare.kit.settings import ServiceSettings, Settings
+from iopcare.scheduling import store
+from iopcare.scheduling.api import SERVICE_NAME, SchedulingServicer
+from iopcare.scheduling.service import Scheduling
+from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as pb_grpc
+
+NAME = "scheduling"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build(settings: Settings | None = None, service: ServiceSettings | None = None) -> ServiceRuntime:
+    settings = settings or Settings()
+    service = service or ServiceSettings.for_service(NAME, settings)
+    db = open_database(service.database_url, MIGRATIONS)
+    relay = OutboxRelay(
+        db, store.outbox,
+        lambda: make_producer(settings.kafka_bootstrap_servers, f"iopcare-{NAME}-relay"),
+        batch_size=settings.relay_batch_size, idle_seconds=settings.relay_idle_seconds,
+        lock_name=NAME,
+    )
+    scheduling = Scheduling(
+        db,
+        zone=ZoneInfo(settings.program_timezone),
+        horizon=timedelta(days=settings.scheduling_horizon_days),
+        notify_outbox=relay.notify,
+    )
+    consumer = EventConsumer(
+        db, store.inbox,
+        name=NAME,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=service.consumer_group,
+        topics_=[topics.CAREPLAN],
+        handlers={careplan_codes.EVENT_CREATED: scheduling.on_care_plan_created},
+        max_attempts=settings.consumer_max_attempts,
+        on_applied=lambda _event: relay.notify(),
+    )
+    server, port, health = create_server(
+        [(pb_grpc.add_SchedulingServiceServicer_to_server, SchedulingServicer(scheduling),
+          SERVICE_NAME)],
+        f"{service.host}:{service.port}",
+        TokenVerifier(settings),
+        max_workers=service.grpc_workers,
+        max_message_bytes=settings.max_resource_bytes + 64 * 1024,
+    )
+    return ServiceRuntime(NAME, db, server, port, health, relay=relay, consumers=[consumer])

@@ -1,0 +1,114 @@
+"""The scheduling service layer: proposing sessions from plans, and the patient's timetable."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from iopcare.kit import audit, fhir, paging, topics
+from iopcare.kit.auth import Principal
+from iopcare.kit.consumer import ReceivedEvent
+from iopcare.kit.db import Database, UnitOfWork
+from iopcare.kit.events import Event, append_to_outbox, child_traceparent
+from iopcare.scheduling import codes, fhir_map, store
+from iopcare.scheduling.domain.timing import UnsupportedTiming, expand
+
+log = logging.getLogger(__name__)
+
+
+class Scheduling:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        zone: ZoneInfo,
+        horizon: timedelta = timedelta(days=14),
+        notify_outbox: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.db = db
+        self.zone = zone
+        self.horizon = horizon
+        self.notify_outbox = notify_outbox
+
+    # Events consumed ---------------------------------------------------------------------------
+    def on_care_plan_created(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        """Proposes the first sessions of every timed activity of a new plan.
+
+        The window starts at the event's time, not the wall clock, so replaying the event
+        proposes exactly the same occurrences (and the occurrence key refuses them anyway).
+        """
+        plan = received.resource
+        plan_id = plan.id
+        patient_id = fhir.reference_id(plan.subject.reference, "Patient")
+        if not plan_id or not patient_id or plan.status not in {"active", "draft"}:
+            return
+        window_start = received.event.time
+        window_end = window_start + self.horizon
+        stored_at = datetime.now(UTC)
+        created: list[str] = []
+        for activity in fhir_map.planned_activities(plan):
+            try:
+                occurrences = expand(
+                    activity.timing, window_start, window_end, self.zone, anchor=window_start
+                )
+            except UnsupportedTiming as exc:
+                # Reported, not dropped: the team sees why no sessions appeared for this one.
+                log.warning("CarePlan/%s activity %d: %s", plan_id, activity.index, exc)
+                continue
+            for occurrence in occurrences:
+                key = f"{plan_id}/{activity.index}/{occurrence.start.isoformat()}"
+                if store.occurrence_exists(uow.conn, key):
+                    continue
+                appointment_id = str(uuid.uuid4())
+                resource = fhir_map.proposed_appointment(
+                    appointment_id, plan_id, patient_id, activity, occurrence, stored_at
+                )
+                store.insert_appointment(
+                    uow.conn,
+                    store.StoredAppointment(
+                        appointment_id, 1, patient_id, "proposed", occurrence.start,
+                        occurrence.end, plan_id, resource,
+                    ),
+                    key,
+                )
+                created.append(resource)
+        if not created:
+            return
+        append_to_outbox(
+            uow.conn,
+            store.outbox,
+            topics.SCHEDULING,
+            Event(
+                type=codes.EVENT_APPOINTMENTS_PROPOSED,
+                source=codes.SOURCE,
+                subject=f"CarePlan/{plan_id}",
+                key=patient_id,
+                data=fhir_map.collection(created, str(uuid.uuid4()), stored_at),
+                traceparent=child_traceparent(received.event.traceparent),
+            ),
+        )
+
+    # Queries -----------------------------------------------------------------------------------
+    def list_appointments(
+        self, principal: Principal, patient_id: str, page_size: int, page_token: str
+    ) -> tuple[list[store.StoredAppointment], str]:
+        size = paging.page_size(page_size)
+        position = paging.decode(page_token)
+        after = None
+        if position is not None:
+            after = (datetime.fromisoformat(position["start"]), str(position["id"]))
+        with self.db.read() as conn:
+            items = store.list_for_patient(conn, patient_id, size + 1, after)
+        audit.record_separately(
+            self.db, store.audit_log, principal, audit.SEARCH,
+            resource="Appointment", patient_id=patient_id, detail=f"{min(len(items), size)} hits",
+        )
+        next_token = ""
+        if len(items) > size:
+            items = items[:size]
+            last = items[-1]
+            next_token = paging.encode({"start": last.start.isoformat(), "id": last.id})
+        return items, next_token

@@ -1,0 +1,92 @@
+"""The scheduling service's tables and the queries on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column, Connection, DateTime, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, and_,
+    or_, select,
+)
+
+from iopcare.kit.schema import add_kit_tables
+
+metadata = MetaData()
+kit = add_kit_tables(metadata)
+outbox, inbox, request_log, audit_log = (
+    kit["outbox"], kit["inbox"], kit["request_log"], kit["audit_log"]
+)
+
+appointment = Table(
+    "appointment",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("care_plan_id", String(64), nullable=True),
+    # Which plan activity occurrence this carries out: a replayed plan event can never book the
+    # same occurrence twice, even if the inbox were bypassed.
+    Column("occurrence_key", String(200), nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("start", DateTime(timezone=True), nullable=False),
+    Column("end", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("occurrence_key", name="uq_appointment_occurrence"),
+)
+Index("ix_appointment_patient_start", appointment.c.patient_id, appointment.c.start)
+
+
+@dataclass(frozen=True)
+class StoredAppointment:
+    id: str
+    version: int
+    patient_id: str
+    status: str
+    start: datetime
+    end: datetime
+    care_plan_id: str | None
+    resource: str
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _from_row(row: Any) -> StoredAppointment:
+    return StoredAppointment(
+        row.id, row.version, row.patient_id, row.status, _utc(row.start), _utc(row.end),
+        row.care_plan_id, row.resource,
+    )
+
+
+def occurrence_exists(conn: Connection, key: str) -> bool:
+    return conn.execute(
+        select(appointment.c.id).where(appointment.c.occurrence_key == key)
+    ).first() is not None
+
+
+def insert_appointment(conn: Connection, a: StoredAppointment, occurrence_key: str | None) -> None:
+    conn.execute(
+        appointment.insert().values(
+            id=a.id, patient_id=a.patient_id, care_plan_id=a.care_plan_id,
+            occurrence_key=occurrence_key, status=a.status, start=a.start, end=a.end,
+            version=a.version, resource=a.resource, updated_at=datetime.now(UTC),
+        )
+    )
+
+
+def list_for_patient(
+    conn: Connection, patient_id: str, limit: int, after: tuple[datetime, str] | None
+) -> list[StoredAppointment]:
+    query = select(appointment).where(appointment.c.patient_id == patient_id)
+    if after is not None:
+        start, last_id = after
+        query = query.where(
+            or_(appointment.c.start > start,
+                and_(appointment.c.start == start, appointment.c.id > last_id))
+        )
+    rows = conn.execute(query.order_by(appointment.c.start, appointment.c.id).limit(limit)).all()
+    return [_from_row(row) for row in rows]
