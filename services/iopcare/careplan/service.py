@@ -73,7 +73,11 @@ class CarePlans:
         )
         if created:
             self.notify_outbox()
-        return self.get(principal, plan_id)
+        with self.db.read() as conn:
+            plan = store.load_plan(conn, plan_id)
+        if plan is None:  # pragma: no cover - committed above, and plans are never deleted
+            raise NotFound(f"CarePlan/{plan_id} not found")
+        return plan
 
     def get(self, principal: Principal, plan_id: str) -> store.StoredPlan:
         with self.db.read() as conn:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import Table, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -115,8 +115,7 @@ class EventConsumer:
                 self._close()
 
     def _connect(self) -> KafkaConsumer:
-        return KafkaConsumer(
-            *self.topics,
+        consumer = KafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             group_id=self.group_id,
             client_id=f"{self.group_id}-{self.name}",
@@ -128,6 +127,17 @@ class EventConsumer:
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
         )
+        # Join the group only once the topics' partitions are known: a member that joins before
+        # its metadata arrives is assigned no partitions and may sit idle until the next
+        # metadata refresh (minutes), which would look like lost events.
+        deadline = time.monotonic() + 30
+        while any(not consumer.partitions_for_topic(topic) for topic in self.topics):
+            if time.monotonic() > deadline or self._stop.is_set():
+                consumer.close(autocommit=False)
+                raise KafkaTimeoutError(f"no partition metadata for {self.topics}")
+            consumer.poll(timeout_ms=100)  # drives the metadata request without a subscription
+        consumer.subscribe(self.topics)
+        return consumer
 
     def _close(self) -> None:
         consumer, self._consumer = self._consumer, None
@@ -245,7 +255,8 @@ class EventConsumer:
     def _dead_letter(self, record: Any, reason: str) -> None:
         """Parks the record on the dead-letter topic with the reason; retries until it is sent."""
         headers = [*list(record.headers or []), ("iopcare_dlq_reason", reason[:1000].encode())]
-        headers.append(("iopcare_dlq_origin", f"{record.topic}/{record.partition}/{record.offset}".encode()))
+        origin = f"{record.topic}/{record.partition}/{record.offset}"
+        headers.append(("iopcare_dlq_origin", origin.encode()))
         target = topics.dead_letter(record.topic)
         sent = False
         while not self._stop.is_set():
@@ -260,6 +271,7 @@ class EventConsumer:
                 self._dlq.send(target, key=record.key, value=record.value, headers=headers).get(
                     timeout=15
                 )
+                sent = True
                 break
             except KafkaError:
                 log.warning("consumer %s: dead-letter publish failed; retrying", self.name)

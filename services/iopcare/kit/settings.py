@@ -66,7 +66,9 @@ class Settings(BaseSettings):
 class ServiceSettings(BaseSettings):
     """One service's own settings; build with `ServiceSettings.for_service(name)`."""
 
-    model_config = SettingsConfigDict(extra="ignore")
+    # A neutral prefix for direct construction, so that a stray HOST or PORT variable in the
+    # environment is never mistaken for ours; for_service() replaces it with the service's own.
+    model_config = SettingsConfigDict(env_prefix="IOPCARE_SERVICE_", extra="ignore")
 
     name: str = ""
     #: SQLAlchemy URL. Empty: a SQLite file `<data_dir>/<service>.db`.

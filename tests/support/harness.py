@@ -1,0 +1,107 @@
+"""Running services in the test process against the real broker and database, and reading topics."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from kafka import KafkaConsumer, TopicPartition
+
+from iopcare.kit import auth
+from iopcare.kit.rpc import bearer
+from iopcare.kit.runtime import ServiceRuntime
+from iopcare.kit.settings import ServiceSettings, Settings
+
+T = TypeVar("T")
+
+
+def settings_for(data_dir: Path, bootstrap: str) -> Settings:
+    return Settings(data_dir=data_dir, kafka_bootstrap_servers=bootstrap, relay_idle_seconds=0.02)
+
+
+def build(
+    name: str, settings: Settings, database_url: str, group: str | None = None
+) -> ServiceRuntime:
+    """Builds (not starts) a service on a free port, with its own consumer group."""
+    service = ServiceSettings(
+        name=name, database_url=database_url, port=0, host="127.0.0.1",
+        consumer_group=group or f"test-{name}-{uuid.uuid4().hex[:8]}", grpc_workers=8,
+    )
+    if name == "careplan":
+        from iopcare.careplan import app
+    elif name == "scheduling":
+        from iopcare.scheduling import app  # type: ignore[no-redef]
+    else:
+        from iopcare.notes import app  # type: ignore[no-redef]
+    return app.build(settings, service)
+
+
+def token(settings: Settings, role: str = "psychiatrist", practitioner: str = "psy-1") -> str:
+    return auth.mint_token(settings, subject=f"practitioner:{practitioner}", role=role,
+                           practitioner_id=practitioner)
+
+
+def principal(role: str = "psychiatrist", practitioner: str = "psy-1") -> auth.Principal:
+    return auth.Principal(subject=f"practitioner:{practitioner}", role=role,
+                          practitioner_id=practitioner)
+
+
+def metadata(settings: Settings, **kwargs: str) -> list[tuple[str, str]]:
+    return bearer(token(settings, **kwargs))
+
+
+def channel(runtime: ServiceRuntime) -> grpc.Channel:
+    return grpc.insecure_channel(f"127.0.0.1:{runtime.port}")
+
+
+def eventually(check: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.05) -> T:
+    """Polls `check` until it returns something truthy; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+def read_topic(
+    bootstrap: str, topic: str, match: Callable[[Any], bool], *, expect: int = 1,
+    timeout: float = 20.0, settle: float = 0.0,
+) -> list[Any]:
+    """Reads a topic from the beginning (no consumer group) and returns the matching records.
+
+    Returns once `expect` matches were seen (then keeps reading `settle` seconds more, to catch
+    extra copies a test wants to count) or fails at `timeout`.
+    """
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             group_id=None, consumer_timeout_ms=200)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        found: list[Any] = []
+        deadline = time.monotonic() + timeout
+        settle_until: float | None = None
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200).values():
+                found.extend(r for r in records if match(r))
+            if len(found) >= expect and settle_until is None:
+                settle_until = time.monotonic() + settle
+            if settle_until is not None and time.monotonic() >= settle_until:
+                return found
+        raise AssertionError(f"{len(found)} of {expect} expected records on {topic}")
+    finally:
+        consumer.close()
+
+
+def header(record: Any, name: str) -> str | None:
+    for key, value in record.headers or []:
+        if key == name:
+            return bytes(value).decode()
+    return None
