@@ -516,16 +516,19 @@ class KafkaBroker:
             str(self.config_file),
             "--ignore-formatted",
         ]
-        result = subprocess.run(
-            command,
-            cwd=self.data_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        try:
+            result = subprocess.run(
+                command,
+                cwd=self.data_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise BrokerError(f"formatting Kafka storage timed out after {exc.timeout}s") from exc
         if result.returncode != 0:
             tail = "\n".join(result.stdout.splitlines()[-_LOG_TAIL_LINES:])
             raise BrokerError(

@@ -1,0 +1,139 @@
+"""The three services as real processes, talking over the real broker.
+
+The end-to-end test of issue 2: a plan created over gRPC appears in scheduling and in the team
+thread within a deadline. And fault A1 of reliability.md with a real process: careplan killed
+(exit 137, no cleanup) between its database commit and the publish; after a restart the event is
+published and applied once.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from iopcare.careplan.v1 import careplan_service_pb2 as cp
+from iopcare.careplan.v1 import careplan_service_pb2_grpc as cp_grpc
+from iopcare.kit.processes import ServiceProcess
+from iopcare.kit.settings import Settings
+from iopcare.notes.v1 import notes_service_pb2 as nt
+from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
+from iopcare.scheduling.v1 import scheduling_service_pb2 as sc
+from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as sc_grpc
+from iopcare.kit.kafka_broker import free_port
+from tests.support import harness
+from tests.support.plans import iop_plan_json, new_patient_id
+
+
+@pytest.fixture
+def env(tmp_path: Path, kafka_bootstrap: str) -> dict[str, str]:
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "IOPCARE_DATA_DIR": str(tmp_path),
+        # Fresh consumer groups: earlier tests' events on the shared topics are still applied,
+        # but under this test's own databases.
+        **{f"IOPCARE_{n.upper()}_CONSUMER_GROUP": f"e2e-{n}-{uuid.uuid4().hex[:8]}"
+           for n in ("careplan", "scheduling", "notes")},
+    }
+
+
+@pytest.fixture
+def services(env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, ServiceProcess]]:
+    started: dict[str, ServiceProcess] = {}
+    try:
+        for name in ("careplan", "scheduling", "notes"):
+            process = ServiceProcess(name, free_port(), env, tmp_path / f"{name}.log")
+            process.start()
+            started[name] = process
+        yield started
+    finally:
+        for process in started.values():
+            process.stop()
+
+
+def _token(tmp_path: Path) -> list[tuple[str, str]]:
+    return harness.metadata(Settings(data_dir=tmp_path))
+
+
+def _thread(address: str, metadata: list[tuple[str, str]], patient: str) -> list[nt.Message]:
+    with grpc.insecure_channel(address) as channel:
+        return list(nt_grpc.NotesServiceStub(channel).ListThread(
+            nt.ListThreadRequest(patient_id=patient), metadata=metadata, timeout=5).messages)
+
+
+def test_a_plan_created_over_grpc_appears_in_scheduling_and_notes(
+    services: dict[str, ServiceProcess], tmp_path: Path
+) -> None:
+    metadata = _token(tmp_path)
+    patient = new_patient_id()
+    with grpc.insecure_channel(services["careplan"].address) as channel:
+        plan = cp_grpc.CarePlanServiceStub(channel).CreateCarePlan(
+            cp.CreateCarePlanRequest(request_id=str(uuid.uuid4()), fhir_json=iop_plan_json(patient)),
+            metadata=metadata, timeout=10,
+        ).care_plan
+
+    def appointments() -> list[sc.Appointment]:
+        with grpc.insecure_channel(services["scheduling"].address) as channel:
+            return list(sc_grpc.SchedulingServiceStub(channel).ListAppointments(
+                sc.ListAppointmentsRequest(patient_id=patient), metadata=metadata, timeout=5
+            ).appointments)
+
+    booked = harness.eventually(appointments, timeout=20)
+    assert all(a.care_plan_id == plan.id and a.status == "proposed" for a in booked)
+    assert all(json.loads(a.fhir_json)["resourceType"] == "Appointment" for a in booked)
+    thread = harness.eventually(
+        lambda: (m := _thread(services["notes"].address, metadata, patient)) and len(m) >= 2 and m,
+        timeout=20,
+    )
+    assert [m.sender for m in thread] == ["Device/iopcare-notes"] * 2
+    assert thread[0].text.startswith("Care plan created")
+    assert "sessions proposed" in thread[1].text
+
+
+def test_careplan_killed_between_commit_and_publish_loses_nothing(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    port = free_port()
+    crashing = ServiceProcess("careplan", port,
+                              {**env, "IOPCARE_FAILPOINTS": "after_db_commit_before_publish=exit"},
+                              tmp_path / "careplan.log")
+    crashing.start()
+    notes = ServiceProcess("notes", free_port(), env, tmp_path / "notes.log")
+    notes.start()
+    metadata = _token(tmp_path)
+    patient = new_patient_id()
+    try:
+        with grpc.insecure_channel(crashing.address) as channel:
+            stub = cp_grpc.CarePlanServiceStub(channel)
+            try:
+                stub.CreateCarePlan(
+                    cp.CreateCarePlanRequest(request_id="crash-1", fhir_json=iop_plan_json(patient)),
+                    metadata=metadata, timeout=10,
+                )
+            except grpc.RpcError:
+                pass  # the process may die before or after answering; the commit happened
+        harness.eventually(lambda: not crashing.running(), timeout=10)
+        assert crashing.process is not None and crashing.process.returncode == 137
+        assert _thread(notes.address, metadata, patient) == []
+
+        restarted = ServiceProcess("careplan", port, env, tmp_path / "careplan.log")
+        restarted.start()
+        try:
+            thread = harness.eventually(lambda: _thread(notes.address, metadata, patient), timeout=20)
+            assert len(thread) == 1 and thread[0].text.startswith("Care plan created")
+            # The retry of the same request (the client never saw an answer) returns that plan.
+            with grpc.insecure_channel(restarted.address) as channel:
+                again = cp_grpc.CarePlanServiceStub(channel).CreateCarePlan(
+                    cp.CreateCarePlanRequest(request_id="crash-1", fhir_json=iop_plan_json(patient)),
+                    metadata=metadata, timeout=10,
+                ).care_plan
+            assert again.patient_id == patient
+        finally:
+            restarted.stop()
+    finally:
+        crashing.kill()
+        notes.stop()
