@@ -1,0 +1,39 @@
+"""Each service's Alembic migrations build exactly the schema its code expects, on both databases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import MetaData
+
+from iopcare.careplan import app as careplan_app
+from iopcare.careplan import store as careplan_store
+from iopcare.kit.db import Database, migrate
+from iopcare.notes import app as notes_app
+from iopcare.notes import store as notes_store
+from iopcare.scheduling import app as scheduling_app
+from iopcare.scheduling import store as scheduling_store
+
+SERVICES: list[tuple[str, Path, MetaData]] = [
+    ("careplan", careplan_app.MIGRATIONS, careplan_store.metadata),
+    ("scheduling", scheduling_app.MIGRATIONS, scheduling_store.metadata),
+    ("notes", notes_app.MIGRATIONS, notes_store.metadata),
+]
+
+
+@pytest.mark.parametrize(("name", "migrations", "metadata"), SERVICES, ids=[s[0] for s in SERVICES])
+def test_migrated_schema_matches_the_code(
+    name: str, migrations: Path, metadata: MetaData, database_url: str
+) -> None:
+    db = Database(database_url)
+    try:
+        migrate(db, migrations)
+        migrate(db, migrations)  # a second run is a no-op
+        with db.write_engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        assert diff == [], f"{name}: migrations and tables differ: {diff}"
+    finally:
+        db.dispose()
