@@ -187,3 +187,29 @@ def test_every_access_is_audited_including_refusals(
         ).all()
     assert [tuple(r) for r in rows] == [
         ("create", "success"), ("read", "success"), ("read", "not-found")]
+
+
+def test_concurrent_creates_all_succeed_without_database_is_locked(
+    careplan: ServiceRuntime, stub: pb_grpc.CarePlanServiceStub, settings: Settings
+) -> None:
+    metadata = harness.metadata(settings)
+    failures: list[BaseException] = []
+
+    def create() -> None:
+        try:
+            for _ in range(5):
+                stub.CreateCarePlan(pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()),
+                                                             fhir_json=iop_plan_json()),
+                                    metadata=metadata, timeout=60)
+        except grpc.RpcError as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with careplan.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(store.care_plan)).scalar() == 120
+        assert conn.execute(select(func.count()).select_from(store.care_plan_history)).scalar() == 120

@@ -410,11 +410,13 @@ class KafkaBroker:
         """Freeze the broker (SIGSTOP): connections stay open but nothing answers."""
         self._require_running()
         self._signal(signal.SIGSTOP)
+        self._await_stopped(True)
 
     def resume(self) -> None:
         """Undo :meth:`pause`."""
         self._require_running()
         self._signal(signal.SIGCONT)
+        self._await_stopped(False)
 
     def restart(self, timeout: float = 60) -> None:
         """Stop, then start again on the same ports and data."""
@@ -658,6 +660,24 @@ class KafkaBroker:
         # The JVM leads its own process group (start_new_session); signal the whole group.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signum)
+
+    def _await_stopped(self, stopped: bool) -> None:
+        # Signals are delivered asynchronously; a fault test must not act before the JVM has
+        # actually frozen (or thawed).
+        proc = self._proc
+        if proc is None:
+            return
+        stat_path = Path(f"/proc/{proc.pid}/stat")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                stat = stat_path.read_text()
+            except OSError:
+                return  # no procfs, or the process is gone: nothing to wait for
+            state = stat[stat.rindex(")") + 2 :][:1]
+            if (state in ("T", "t")) == stopped:
+                return
+            time.sleep(0.01)
 
     def _require_running(self) -> None:
         if self.pid is None:
