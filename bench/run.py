@@ -24,7 +24,7 @@ from bench.common import broker, machine, summary
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.demo import demo_care_plan
-from iopcare.kit.auth import mint_token
+from iopcare.kit.auth import ensure_dev_keys, mint_token
 from iopcare.kit.kafka_broker import free_port
 from iopcare.kit.processes import ServiceProcess
 from iopcare.kit.rpc import bearer
@@ -66,31 +66,12 @@ def bench_creates(address: str, metadata: list[tuple[str, str]], total: int, thr
           f"{len(latencies) / wall:.0f}/s; {summary(latencies)}", flush=True)
 
 
-def bench_propagation(
-    addresses: dict[str, str], metadata: list[tuple[str, str]], data_dir: Path, rate: float,
-    seconds: float,
-) -> None:
-    """Creates plans at a steady rate; measures careplan's commit to notes having applied it."""
-    ids: list[str] = []
-    interval = 1 / rate
-    with grpc.insecure_channel(addresses["careplan"]) as channel:
-        stub = pb_grpc.CarePlanServiceStub(channel)
-        body = json.dumps({"resourceType": "CarePlan", "status": "draft", "intent": "plan",
-                           "subject": {"reference": "Patient/bench-prop"}})
-        next_at = time.perf_counter()
-        end = next_at + seconds
-        while next_at < end:
-            ids.append(stub.CreateCarePlan(
-                pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()), fhir_json=body),
-                metadata=metadata, timeout=10).care_plan.id)
-            next_at += interval
-            time.sleep(max(0.0, next_at - time.perf_counter()))
-    careplan = create_engine(f"sqlite:///{data_dir / 'careplan.db'}")
-    notes = create_engine(f"sqlite:///{data_dir / 'notes.db'}")
-    deadline = time.monotonic() + 60
-    from iopcare.careplan.store import care_plan
+def _wait_applied(data_dir: Path, ids: list[str], timeout: float) -> dict[str, datetime]:
+    """When notes applied each plan's created event (its system message's `sent_at`)."""
     from iopcare.notes.store import communication
 
+    notes = create_engine(f"sqlite:///{data_dir / 'notes.db'}")
+    deadline = time.monotonic() + timeout
     while True:
         with notes.connect() as conn:
             rows = conn.execute(select(communication.c.resource, communication.c.sent_at)).all()
@@ -99,8 +80,42 @@ def bench_propagation(
             about = json.loads(resource).get("about", [{}])[0].get("reference", "")
             applied[about.removeprefix("CarePlan/")] = sent_at
         if all(i in applied for i in ids) or time.monotonic() > deadline:
-            break
+            notes.dispose()
+            return applied
         time.sleep(0.5)
+
+
+def bench_propagation(
+    addresses: dict[str, str], metadata: list[tuple[str, str]], data_dir: Path, rate: float,
+    seconds: float,
+) -> None:
+    """Creates plans at a steady rate; measures careplan's commit to notes having applied it."""
+    ids: list[str] = []
+    interval = 1 / rate
+    bodies = [_plan_json(f"bench-prop-{i}") for i in range(50)]
+    with grpc.insecure_channel(addresses["careplan"]) as channel:
+        stub = pb_grpc.CarePlanServiceStub(channel)
+        # Warm-up: wait until notes has applied plans of many patients (every partition), so a
+        # backlog already on the topics is not counted as propagation delay.
+        warmup = [stub.CreateCarePlan(
+            pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()), fhir_json=body),
+            metadata=metadata, timeout=10).care_plan.id for body in bodies[:12]]
+        _wait_applied(data_dir, warmup, timeout=120)
+        next_at = time.perf_counter()
+        end = next_at + seconds
+        count = 0
+        while next_at < end:
+            ids.append(stub.CreateCarePlan(
+                pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()),
+                                         fhir_json=bodies[count % len(bodies)]),
+                metadata=metadata, timeout=10).care_plan.id)
+            count += 1
+            next_at += interval
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+    applied = _wait_applied(data_dir, ids, timeout=60)
+    careplan = create_engine(f"sqlite:///{data_dir / 'careplan.db'}")
+    from iopcare.careplan.store import care_plan
+
     with careplan.connect() as conn:
         committed = dict(conn.execute(select(care_plan.c.id, care_plan.c.updated_at)).all())
     delays = [
@@ -126,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(data_dir=data_dir)
         metadata = bearer(mint_token(settings, subject="practitioner:bench", role="psychiatrist",
                                      practitioner_id="bench"))
+        public_key = ensure_dev_keys(settings)[1]
         env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "IOPCARE_DATA_DIR": str(data_dir),
-               "IOPCARE_LOG_LEVEL": "WARNING"}
+               "IOPCARE_LOG_LEVEL": "WARNING", "IOPCARE_TOKEN_PUBLIC_KEY_FILE": str(public_key)}
         databases = {"SQLite": ""}
         pg = None
         if not args.skip_postgres:

@@ -32,6 +32,7 @@ def test_a_valid_care_plan_parses_and_round_trips_unchanged() -> None:
         (b'{"resourceType": "HumanName"}', "unknown FHIR R4 resource type"),
         (b'{"resourceType": "Patient"}', "expected a CarePlan"),
         (b"[" * 100_000 + b"]" * 100_000, "nested"),
+        (b'{"resourceType": "CarePlan", "title": null}', "null is not allowed"),
         (b'{"resourceType": "CarePlan", "a": ' + b"[" * 70 + b"]" * 70 + b"}", "nested deeper"),
     ],
 )
@@ -78,3 +79,22 @@ def test_operation_outcome_is_a_valid_r4_resource() -> None:
     outcome = fhir.operation_outcome([fhir.Issue("error", "value", "bad", "CarePlan.status")])
     parsed = fhir.parse_resource(outcome, "OperationOutcome")
     assert parsed.issue[0].expression == ["CarePlan.status"]
+
+
+def test_with_identity_round_trips_through_the_model_and_keeps_labels() -> None:
+    from datetime import UTC, datetime
+
+    from tests.support.plans import iop_plan
+
+    plan = iop_plan()
+    plan["meta"] = {"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                                  "code": "SUD"}], "versionId": "99"}
+    plan["title"] = "Plan für Zoë"
+    document, _ = fhir.parse_document(json.dumps(plan), "CarePlan")
+    stored = fhir.with_identity(document, "cp-1", 3, datetime(2026, 11, 27, 9, 30, tzinfo=UTC))
+    # Stored bytes validate and mean exactly what the model makes of them.
+    assert json.loads(fhir.to_json(fhir.parse_resource(stored))) == json.loads(stored)
+    parsed = json.loads(stored)
+    assert (parsed["id"], parsed["meta"]["versionId"]) == ("cp-1", "3")
+    assert parsed["meta"]["lastUpdated"] == "2026-11-27T09:30:00Z"
+    assert parsed["meta"]["security"][0]["code"] == "SUD"

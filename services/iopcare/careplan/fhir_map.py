@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from iopcare.careplan.domain.model import Activity, CarePlanDraft
 from iopcare.kit import fhir
@@ -34,14 +35,6 @@ def draft_from_fhir(plan: fhir.Resource) -> CarePlanDraft:
     )
 
 
-def stamp(plan: fhir.Resource, plan_id: str, version: int, updated: datetime) -> str:
+def stamp(document: dict[str, Any], plan_id: str, version: int, updated: datetime) -> str:
     """The stored form: server id and meta (versionId, lastUpdated) set; canonical JSON."""
-    data = fhir.to_dict(plan)
-    data["id"] = plan_id
-    meta = dict(data.get("meta") or {})
-    # Security labels and profiles a client sent are kept: stripping an inbound label would
-    # lower the protection of the data (reliability C7).
-    meta["versionId"] = str(version)
-    meta["lastUpdated"] = updated.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    data["meta"] = meta
-    return fhir.to_json(fhir.parse_resource(data, "CarePlan"))
+    return fhir.with_identity(document, plan_id, version, updated)

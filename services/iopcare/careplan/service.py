@@ -16,6 +16,10 @@ from iopcare.kit.events import Event, append_to_outbox
 from iopcare.kit.requests import create_once
 
 
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
 class CarePlans:
     def __init__(
         self,
@@ -30,23 +34,22 @@ class CarePlans:
 
     def create(self, principal: Principal, request_id: str, fhir_json: str) -> store.StoredPlan:
         """Validates and stores a new plan (version 1) with its history, event and audit rows."""
-        resource = fhir.parse_resource(
+        document, resource = fhir.parse_document(
             fhir_json, "CarePlan", max_bytes=self.max_resource_bytes, field="fhir_json"
         )
         draft = fhir_map.draft_from_fhir(resource)
         check_new_plan(draft, field_prefix="fhir_json.")
         assert draft.patient_id is not None and draft.status is not None  # checked above
 
-        def _create(uow: UnitOfWork) -> str:
+        def _create(uow: UnitOfWork, plan_id: str) -> None:
             now = datetime.now(UTC)
-            plan_id = str(uuid.uuid4())
             stored = store.StoredPlan(
                 id=plan_id,
                 version=1,
                 patient_id=draft.patient_id or "",
                 status=draft.status or "",
                 updated_at=now,
-                resource=fhir_map.stamp(resource, plan_id, 1, now),
+                resource=fhir_map.stamp(document, plan_id, 1, now),
             )
             store.insert_plan(uow.conn, stored, principal.reference)
             append_to_outbox(
@@ -66,10 +69,9 @@ class CarePlans:
                 uow.conn, store.audit_log, principal, audit.CREATE,
                 resource=f"CarePlan/{plan_id}", patient_id=stored.patient_id,
             )
-            return plan_id
 
         plan_id, created = create_once(
-            self.db, store.request_log, principal, "CreateCarePlan", request_id, _create
+            self.db, store.request_log, principal, "CreateCarePlan", request_id, _create, _new_id
         )
         if created:
             self.notify_outbox()

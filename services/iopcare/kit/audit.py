@@ -60,7 +60,7 @@ def record_separately(
     detail: str | None = None,
 ) -> None:
     """Audits a read or a refusal in its own transaction."""
-    with db.write_engine.begin() as conn:
+    with db.write() as conn:
         record(
             conn, audit, principal, action, resource=resource, patient_id=patient_id,
             outcome=outcome, detail=detail,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -86,17 +87,23 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _depth_ok(value: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 1)]
+def _check_shape(value: Any, limit: int) -> str | None:
+    """Why the decoded document is not acceptable FHIR JSON (too deep, a null member), or None."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
     while stack:
-        item, depth = stack.pop()
+        item, depth, path = stack.pop()
         if depth > limit:
-            return False
+            return f"JSON nested deeper than {limit} levels"
         if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values())
+            for key, child in item.items():
+                if child is None:
+                    # FHIR JSON §2.6.2: null is only allowed inside arrays (to align primitive
+                    # extensions), never as a property value.
+                    return f"null is not allowed as the value of {path}{key}"
+                stack.append((child, depth + 1, f"{path}{key}."))
         elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-    return True
+            stack.extend((child, depth + 1, path) for child in item)
+    return None
 
 
 def load_json(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES, field: str = "") -> Any:
@@ -117,8 +124,9 @@ def load_json(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES, field: st
         raise _single("JSON nested too deeply", "structure", field) from None
     except ValueError as exc:  # json.JSONDecodeError is a ValueError, and so is a duplicate key
         raise _single(f"not valid JSON: {exc}", "structure", field) from None
-    if not _depth_ok(value, MAX_DEPTH):
-        raise _single(f"JSON nested deeper than {MAX_DEPTH} levels", "structure", field)
+    problem = _check_shape(value, MAX_DEPTH)
+    if problem is not None:
+        raise _single(problem, "structure", field)
     return value
 
 
@@ -155,6 +163,17 @@ def parse_resource(
     `field` names where the document came from (e.g. `fhir_json`), so violations read
     `fhir_json.subject.reference` in a gRPC BadRequest.
     """
+    return parse_document(raw, expected_type, max_bytes=max_bytes, field=field)[1]
+
+
+def parse_document(
+    raw: bytes | str | dict[str, Any],
+    expected_type: str | None = None,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    field: str = "",
+) -> tuple[dict[str, Any], Resource]:
+    """Like parse_resource, and also returns the decoded JSON the model was validated from."""
     data = raw if isinstance(raw, dict) else load_json(raw, max_bytes=max_bytes, field=field)
     if not isinstance(data, dict):
         raise _single("a FHIR resource must be a JSON object", "structure", field)
@@ -173,7 +192,7 @@ def parse_resource(
             f"expected a {expected_type}, got a {resource_type}", "invalid", field, "resourceType"
         )
     try:
-        return cls.model_validate(data)
+        return data, cls.model_validate(data)
     except ValidationError as exc:
         issues = [_issue_from_pydantic(resource_type, err) for err in exc.errors()]
         raise FhirError(f"invalid {resource_type}", issues, _prefix(field)) from None
@@ -198,6 +217,32 @@ def _issue_from_pydantic(resource_type: str, err: Any) -> Issue:
 def to_json(resource: Resource) -> str:
     """Canonical JSON of a resource: what we store, publish and serve byte for byte."""
     return resource.model_dump_json(exclude_none=True, by_alias=True)
+
+
+def with_identity(data: dict[str, Any], resource_id: str, version: int, updated: datetime) -> str:
+    """Canonical JSON of a validated document with the server's id, versionId and lastUpdated.
+
+    The stored bytes are the client's validated document (FHIR servers keep what they were sent)
+    with the identity elements set, written compactly with resourceType, id and meta first. Dumping
+    the model instead would cost about as much as validating it (milliseconds for a full plan) and
+    could only change formatting, never content: the models refuse unknown elements.
+    """
+    meta = {k: v for k, v in (data.get("meta") or {}).items() if k not in {"versionId", "lastUpdated"}}
+    # Security labels, tags and profiles the client sent are kept: stripping an inbound label
+    # would lower the protection of the data (reliability C7).
+    ordered = {
+        "resourceType": data["resourceType"],
+        "id": resource_id,
+        "meta": {"versionId": str(version), "lastUpdated": instant(updated), **meta},
+        **{k: v for k, v in data.items() if k not in {"resourceType", "id", "meta"}},
+    }
+    return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False)
+
+
+def instant(value: datetime) -> str:
+    """A FHIR instant in UTC, written as the models write it (`2026-11-27T09:30:00.123456Z`,
+    no fraction when it is zero), so stored resources round-trip byte for byte."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def to_dict(resource: Resource) -> dict[str, Any]:

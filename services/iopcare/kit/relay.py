@@ -156,7 +156,7 @@ class OutboxRelay:
             future.get(timeout=0)  # raises the delivery error, if any: nothing is marked sent
         failpoint("after_publish_before_mark_sent")
         ids = [row.id for row in rows]
-        with self.db.write_engine.begin() as conn:
+        with self.db.write() as conn:
             conn.execute(
                 update(self.outbox)
                 .where(self.outbox.c.id.in_(ids))

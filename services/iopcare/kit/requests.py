@@ -29,11 +29,13 @@ def create_once(
     principal: Principal,
     operation: str,
     request_id: str,
-    create: Callable[[UnitOfWork], str],
+    create: Callable[[UnitOfWork, str], None],
+    new_id: Callable[[], str],
 ) -> tuple[str, bool]:
     """Runs `create` in a unit of work unless this request ran before.
 
-    Returns the id of what was created and whether this call created it. The request log row is
+    `create(uow, new_id)` creates the resource under the id `new_id()` chose. Returns the id of
+    what was created and whether this call created it. The request log row is
     inserted in the same transaction as the creation: either both commit or neither does. Two
     concurrent attempts with the same request id (a client retry racing its own first attempt)
     collide on the request log's primary key; the loser rolls back and returns the winner's
@@ -50,20 +52,20 @@ def create_once(
             existing = uow.conn.execute(select(request_log.c.result_id).where(key)).scalar()
             if existing is not None:
                 return str(existing), False
+            result_id = new_id()
             try:
                 uow.conn.execute(
                     insert(request_log).values(
                         principal=principal.subject,
                         operation=operation,
                         request_id=request_id,
-                        result_id="",
+                        result_id=result_id,
                         created_at=datetime.now(UTC),
                     )
                 )
             except IntegrityError:
                 continue  # the concurrent attempt committed; read its result
-            result_id = create(uow)
-            uow.conn.execute(request_log.update().where(key).values(result_id=result_id))
+            create(uow, result_id)
             uow.commit()
             return result_id, True
     raise Aborted("the request collided with a concurrent retry of itself; retry it")

@@ -29,11 +29,12 @@ class Notes:
         uow: UnitOfWork,
         message: NewMessage,
         *,
+        message_id: str | None = None,
         source_event_id: str | None = None,
         traceparent: str | None = None,
     ) -> str:
         """Stores a message with its event in the caller's unit of work; returns its id."""
-        message_id = str(uuid.uuid4())
+        message_id = message_id or str(uuid.uuid4())
         sent_at = datetime.now(UTC)
         resource = fhir_map.communication(message_id, message, sent_at)
         store.insert_message(
@@ -61,16 +62,16 @@ class Notes:
         )
         check_message(message)
 
-        def _create(uow: UnitOfWork) -> str:
-            message_id = self._store(uow, message)
+        def _create(uow: UnitOfWork, message_id: str) -> None:
+            self._store(uow, message, message_id=message_id)
             audit.record(
                 uow.conn, store.audit_log, principal, audit.CREATE,
                 resource=f"Communication/{message_id}", patient_id=patient_id,
             )
-            return message_id
 
         message_id, created = create_once(
-            self.db, store.request_log, principal, "PostMessage", request_id, _create
+            self.db, store.request_log, principal, "PostMessage", request_id, _create,
+            lambda: str(uuid.uuid4()),
         )
         if created:
             self.notify_outbox()
