@@ -28,8 +28,10 @@ def machine() -> str:
         mem = f", {kb / 1024 / 1024:.0f} GiB"
     except (OSError, ValueError, IndexError):
         pass
-    return (f"{os.cpu_count()} cores ({cpu}){mem}, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}){mem}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -41,8 +43,10 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def summary(values_ms: list[float]) -> str:
-    return (f"p50 {percentile(values_ms, 50):.1f} ms, p99 {percentile(values_ms, 99):.1f} ms, "
-            f"mean {statistics.fmean(values_ms):.1f} ms (n={len(values_ms)})")
+    return (
+        f"p50 {percentile(values_ms, 50):.1f} ms, p99 {percentile(values_ms, 99):.1f} ms, "
+        f"mean {statistics.fmean(values_ms):.1f} ms (n={len(values_ms)})"
+    )
 
 
 @contextmanager
@@ -56,8 +60,9 @@ def broker() -> Iterator[str]:
         instance = kafka_broker.KafkaBroker(data_dir=Path(folder))
         instance.start()
         try:
-            kafka_broker.create_topics(instance.bootstrap_servers, topics.all_topics(),
-                                       partitions=topics.PARTITIONS)
+            kafka_broker.create_topics(
+                instance.bootstrap_servers, topics.all_topics(), partitions=topics.PARTITIONS
+            )
             yield instance.bootstrap_servers
         finally:
             instance.stop()

@@ -47,8 +47,9 @@ def bench_creates(address: str, metadata: list[tuple[str, str]], total: int, thr
         with grpc.insecure_channel(address) as channel:
             stub = pb_grpc.CarePlanServiceStub(channel)
             for i in counter:
-                request = pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()),
-                                                   fhir_json=bodies[i % len(bodies)])
+                request = pb.CreateCarePlanRequest(
+                    request_id=str(uuid.uuid4()), fhir_json=bodies[i % len(bodies)]
+                )
                 started = time.perf_counter()
                 stub.CreateCarePlan(request, metadata=metadata, timeout=30)
                 elapsed = (time.perf_counter() - started) * 1000
@@ -62,8 +63,11 @@ def bench_creates(address: str, metadata: list[tuple[str, str]], total: int, thr
     for t in pool:
         t.join()
     wall = time.perf_counter() - started
-    print(f"    {len(latencies)} creates with {threads} client threads in {wall:.1f}s: "
-          f"{len(latencies) / wall:.0f}/s; {summary(latencies)}", flush=True)
+    print(
+        f"    {len(latencies)} creates with {threads} client threads in {wall:.1f}s: "
+        f"{len(latencies) / wall:.0f}/s; {summary(latencies)}",
+        flush=True,
+    )
 
 
 def _wait_applied(data_dir: Path, ids: list[str], timeout: float) -> dict[str, datetime]:
@@ -86,7 +90,10 @@ def _wait_applied(data_dir: Path, ids: list[str], timeout: float) -> dict[str, d
 
 
 def bench_propagation(
-    addresses: dict[str, str], metadata: list[tuple[str, str]], data_dir: Path, rate: float,
+    addresses: dict[str, str],
+    metadata: list[tuple[str, str]],
+    data_dir: Path,
+    rate: float,
     seconds: float,
 ) -> None:
     """Creates plans at a steady rate; measures careplan's commit to notes having applied it."""
@@ -97,18 +104,28 @@ def bench_propagation(
         stub = pb_grpc.CarePlanServiceStub(channel)
         # Warm-up: wait until notes has applied plans of many patients (every partition), so a
         # backlog already on the topics is not counted as propagation delay.
-        warmup = [stub.CreateCarePlan(
-            pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()), fhir_json=body),
-            metadata=metadata, timeout=10).care_plan.id for body in bodies[:12]]
+        warmup = [
+            stub.CreateCarePlan(
+                pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()), fhir_json=body),
+                metadata=metadata,
+                timeout=10,
+            ).care_plan.id
+            for body in bodies[:12]
+        ]
         _wait_applied(data_dir, warmup, timeout=120)
         next_at = time.perf_counter()
         end = next_at + seconds
         count = 0
         while next_at < end:
-            ids.append(stub.CreateCarePlan(
-                pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()),
-                                         fhir_json=bodies[count % len(bodies)]),
-                metadata=metadata, timeout=10).care_plan.id)
+            ids.append(
+                stub.CreateCarePlan(
+                    pb.CreateCarePlanRequest(
+                        request_id=str(uuid.uuid4()), fhir_json=bodies[count % len(bodies)]
+                    ),
+                    metadata=metadata,
+                    timeout=10,
+                ).care_plan.id
+            )
             count += 1
             next_at += interval
             time.sleep(max(0.0, next_at - time.perf_counter()))
@@ -118,12 +135,13 @@ def bench_propagation(
 
     with careplan.connect() as conn:
         committed = dict(conn.execute(select(care_plan.c.id, care_plan.c.updated_at)).all())
-    delays = [
-        (applied[i] - committed[i]).total_seconds() * 1000 for i in ids if i in applied
-    ]
+    delays = [(applied[i] - committed[i]).total_seconds() * 1000 for i in ids if i in applied]
     lost = len(ids) - len(delays)
-    print(f"    {len(ids)} plans at {rate:.0f}/s for {seconds:.0f}s; commit -> notes applied: "
-          f"{summary(delays)}; not applied within 60 s: {lost}", flush=True)
+    print(
+        f"    {len(ids)} plans at {rate:.0f}/s for {seconds:.0f}s; commit -> notes applied: "
+        f"{summary(delays)}; not applied within 60 s: {lost}",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,11 +157,18 @@ def main(argv: list[str] | None = None) -> int:
     with broker() as bootstrap, tempfile.TemporaryDirectory(prefix="iopcare-bench-") as folder:
         data_dir = Path(folder)
         settings = Settings(data_dir=data_dir)
-        metadata = bearer(mint_token(settings, subject="practitioner:bench", role="psychiatrist",
-                                     practitioner_id="bench"))
+        metadata = bearer(
+            mint_token(
+                settings, subject="practitioner:bench", role="psychiatrist", practitioner_id="bench"
+            )
+        )
         public_key = ensure_dev_keys(settings)[1]
-        env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "IOPCARE_DATA_DIR": str(data_dir),
-               "IOPCARE_LOG_LEVEL": "WARNING", "IOPCARE_TOKEN_PUBLIC_KEY_FILE": str(public_key)}
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "IOPCARE_DATA_DIR": str(data_dir),
+            "IOPCARE_LOG_LEVEL": "WARNING",
+            "IOPCARE_TOKEN_PUBLIC_KEY_FILE": str(public_key),
+        }
         databases = {"SQLite": ""}
         pg = None
         if not args.skip_postgres:
@@ -157,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
             for label, url in databases.items():
                 extra = {"IOPCARE_CAREPLAN_DATABASE_URL": url} if url else {}
                 extra["IOPCARE_CAREPLAN_CONSUMER_GROUP"] = f"bench-{uuid.uuid4().hex[:6]}"
-                process = ServiceProcess("careplan", free_port(), {**env, **extra},
-                                         data_dir / f"careplan-{label}.log")
+                process = ServiceProcess(
+                    "careplan", free_port(), {**env, **extra}, data_dir / f"careplan-{label}.log"
+                )
                 process.start()
                 try:
                     print(f"  {label}:")
@@ -171,15 +197,29 @@ def main(argv: list[str] | None = None) -> int:
         print("Event propagation, careplan commit -> Kafka -> notes applied (SQLite):")
         prop_dir = data_dir / "propagation"
         prop_env = {**env, "IOPCARE_DATA_DIR": str(prop_dir)}
-        processes = {name: ServiceProcess(name, free_port(), {
-            **prop_env, f"IOPCARE_{name.upper()}_CONSUMER_GROUP": f"bench-{uuid.uuid4().hex[:6]}"},
-            prop_dir / f"{name}.log") for name in ("careplan", "notes")}
+        processes = {
+            name: ServiceProcess(
+                name,
+                free_port(),
+                {
+                    **prop_env,
+                    f"IOPCARE_{name.upper()}_CONSUMER_GROUP": f"bench-{uuid.uuid4().hex[:6]}",
+                },
+                prop_dir / f"{name}.log",
+            )
+            for name in ("careplan", "notes")
+        }
         for process in processes.values():
             process.start()
         try:
             time.sleep(3)  # let the notes consumer join its group and catch up
-            bench_propagation({n: p.address for n, p in processes.items()}, metadata, prop_dir,
-                              args.rate, args.seconds)
+            bench_propagation(
+                {n: p.address for n, p in processes.items()},
+                metadata,
+                prop_dir,
+                args.rate,
+                args.seconds,
+            )
         finally:
             for process in processes.values():
                 process.stop()

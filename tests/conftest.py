@@ -36,9 +36,9 @@ def _disarm_failpoints() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def kafka_broker_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-    kafka_broker.KafkaBroker | None
-]:
+def kafka_broker_instance(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[kafka_broker.KafkaBroker | None]:
     if kafka_broker.external_bootstrap():
         yield None
         return

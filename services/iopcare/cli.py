@@ -42,13 +42,20 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     settings = Settings()
     if args.system:
-        token = mint_token(settings, subject=args.subject or "system:dev", role="system",
-                           scopes=args.scope or ["system/*.cruds"],
-                           lifetime_seconds=args.lifetime)
+        token = mint_token(
+            settings,
+            subject=args.subject or "system:dev",
+            role="system",
+            scopes=args.scope or ["system/*.cruds"],
+            lifetime_seconds=args.lifetime,
+        )
     else:
         token = mint_token(
-            settings, subject=args.subject or f"practitioner:{args.practitioner or 'dev'}",
-            role=args.role, practitioner_id=args.practitioner, scopes=args.scope,
+            settings,
+            subject=args.subject or f"practitioner:{args.practitioner or 'dev'}",
+            role=args.role,
+            practitioner_id=args.practitioner,
+            scopes=args.scope,
             lifetime_seconds=args.lifetime,
         )
     print(token)
@@ -65,14 +72,25 @@ def _print_patient(addresses: dict[str, str], token: str, patient_id: str) -> No
     from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as sched_grpc
 
     with grpc.insecure_channel(addresses["scheduling"]) as channel:
-        appointments = sched_grpc.SchedulingServiceStub(channel).ListAppointments(
-            sched_pb.ListAppointmentsRequest(patient_id=patient_id, page_size=100),
-            metadata=bearer(token), timeout=10,
-        ).appointments
+        appointments = (
+            sched_grpc.SchedulingServiceStub(channel)
+            .ListAppointments(
+                sched_pb.ListAppointmentsRequest(patient_id=patient_id, page_size=100),
+                metadata=bearer(token),
+                timeout=10,
+            )
+            .appointments
+        )
     with grpc.insecure_channel(addresses["notes"]) as channel:
-        messages = notes_grpc.NotesServiceStub(channel).ListThread(
-            notes_pb.ListThreadRequest(patient_id=patient_id), metadata=bearer(token), timeout=10
-        ).messages
+        messages = (
+            notes_grpc.NotesServiceStub(channel)
+            .ListThread(
+                notes_pb.ListThreadRequest(patient_id=patient_id),
+                metadata=bearer(token),
+                timeout=10,
+            )
+            .messages
+        )
     print(f"\nscheduling holds {len(appointments)} proposed sessions for Patient/{patient_id}:")
     import json
 
@@ -96,19 +114,31 @@ def _load_demo(addresses: dict[str, str], token: str) -> None:
     from iopcare.notes.v1 import notes_service_pb2_grpc as notes_grpc
 
     with grpc.insecure_channel(addresses["careplan"]) as channel:
-        plan = pb_grpc.CarePlanServiceStub(channel).CreateCarePlan(
-            pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()), fhir_json=demo_care_plan_json()),
-            metadata=bearer(token), timeout=10,
-        ).care_plan
-    print(f"careplan holds CarePlan/{plan.id} version {plan.version} ({plan.status}) "
-          f"for Patient/{plan.patient_id}")
+        plan = (
+            pb_grpc.CarePlanServiceStub(channel)
+            .CreateCarePlan(
+                pb.CreateCarePlanRequest(
+                    request_id=str(uuid.uuid4()), fhir_json=demo_care_plan_json()
+                ),
+                metadata=bearer(token),
+                timeout=10,
+            )
+            .care_plan
+        )
+    print(
+        f"careplan holds CarePlan/{plan.id} version {plan.version} ({plan.status}) "
+        f"for Patient/{plan.patient_id}"
+    )
     # Wait until the plan's events have travelled careplan -> Kafka -> scheduling -> Kafka -> notes.
     deadline = time.monotonic() + 30
     with grpc.insecure_channel(addresses["notes"]) as channel:
         stub = notes_grpc.NotesServiceStub(channel)
         while time.monotonic() < deadline:
-            thread = stub.ListThread(notes_pb.ListThreadRequest(patient_id=DEMO_PATIENT_ID),
-                                     metadata=bearer(token), timeout=10).messages
+            thread = stub.ListThread(
+                notes_pb.ListThreadRequest(patient_id=DEMO_PATIENT_ID),
+                metadata=bearer(token),
+                timeout=10,
+            ).messages
             if sum(1 for m in thread if "proposed" in m.text) >= 1:
                 break
             time.sleep(0.2)
@@ -132,20 +162,27 @@ def cmd_up(args: argparse.Namespace) -> int:
         bootstrap = kafka_broker.external_bootstrap()
         if bootstrap is None:
             print("starting Apache Kafka (KRaft, single node) on 127.0.0.1:9092 ...", flush=True)
-            broker = kafka_broker.KafkaBroker(data_dir=data_dir / "kafka", broker_port=9092,
-                                              controller_port=9093)
+            broker = kafka_broker.KafkaBroker(
+                data_dir=data_dir / "kafka", broker_port=9092, controller_port=9093
+            )
             broker.start()
             bootstrap = broker.bootstrap_servers
         kafka_broker.create_topics(bootstrap, topics.all_topics(), partitions=topics.PARTITIONS)
         env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "IOPCARE_DATA_DIR": str(data_dir)}
         for name in SERVICES:
-            process = ServiceProcess(name, DEFAULT_PORTS[name], env, data_dir / "logs" / f"{name}.log")
+            process = ServiceProcess(
+                name, DEFAULT_PORTS[name], env, data_dir / "logs" / f"{name}.log"
+            )
             print(f"starting {name} on {process.address} ...", flush=True)
             process.start()
             processes.append(process)
         addresses = {p.name: p.address for p in processes}
-        token = mint_token(settings, subject="practitioner:demo-psychiatrist", role="psychiatrist",
-                           practitioner_id="demo-psychiatrist")
+        token = mint_token(
+            settings,
+            subject="practitioner:demo-psychiatrist",
+            role="psychiatrist",
+            practitioner_id="demo-psychiatrist",
+        )
         if args.demo:
             _load_demo(addresses, token)
         print("\nall services up (logs in var/logs). Try:")

@@ -16,8 +16,10 @@ def _activity(
     return {
         "detail": {
             "kind": "Appointment",
-            "code": {"coding": [{"system": SNOMED, "code": code, "display": display}],
-                     "text": description},
+            "code": {
+                "coding": [{"system": SNOMED, "code": code, "display": display}],
+                "text": description,
+            },
             "status": "scheduled",
             "description": description,
             "performer": [{"reference": performer}],
@@ -38,38 +40,88 @@ def demo_care_plan(start: datetime | None = None) -> dict[str, Any]:
         "intent": "plan",
         "title": "Adult IOP: depression with alcohol use disorder",
         "category": [
-            {"coding": [{"system": "http://hl7.org/fhir/us/core/CodeSystem/careplan-category",
-                         "code": "assess-plan"}]}
+            {
+                "coding": [
+                    {
+                        "system": "http://hl7.org/fhir/us/core/CodeSystem/careplan-category",
+                        "code": "assess-plan",
+                    }
+                ]
+            }
         ],
         "text": {
             "status": "generated",
             "div": '<div xmlns="http://www.w3.org/1999/xhtml">Adult intensive outpatient plan: '
-                   "group therapy three mornings a week, weekly individual therapy, weekly "
-                   "psychiatrist visit, nutrition counselling.</div>",
+            "group therapy three mornings a week, weekly individual therapy, weekly "
+            "psychiatrist visit, nutrition counselling.</div>",
         },
         "subject": {"reference": f"Patient/{DEMO_PATIENT_ID}", "display": "Alex Demo"},
         "period": {"start": start.date().isoformat(), "end": end.date().isoformat()},
         "activity": [
-            _activity("76168009", "Group psychotherapy", "Group therapy (CBT skills)",
-                      "Practitioner/demo-therapist",
-                      {**bounds, "frequency": 1, "period": 1, "periodUnit": "wk",
-                       "dayOfWeek": ["mon", "wed", "fri"], "timeOfDay": ["09:00:00"],
-                       "duration": 3, "durationUnit": "h"}),
-            _activity("75516001", "Psychotherapy", "Individual therapy",
-                      "Practitioner/demo-therapist",
-                      {**bounds, "frequency": 1, "period": 1, "periodUnit": "wk",
-                       "dayOfWeek": ["tue"], "timeOfDay": ["13:00:00"],
-                       "duration": 50, "durationUnit": "min"}),
-            _activity("182836005", "Review of medication", "Psychiatrist visit",
-                      "Practitioner/demo-psychiatrist",
-                      {**bounds, "frequency": 1, "period": 1, "periodUnit": "wk",
-                       "dayOfWeek": ["thu"], "timeOfDay": ["10:00:00"],
-                       "duration": 30, "durationUnit": "min"}),
-            _activity("61310001", "Nutrition education", "Nutrition counselling",
-                      "Practitioner/demo-dietitian",
-                      {**bounds, "frequency": 1, "period": 2, "periodUnit": "wk",
-                       "dayOfWeek": ["wed"], "timeOfDay": ["13:00:00"],
-                       "duration": 45, "durationUnit": "min"}),
+            _activity(
+                "76168009",
+                "Group psychotherapy",
+                "Group therapy (CBT skills)",
+                "Practitioner/demo-therapist",
+                {
+                    **bounds,
+                    "frequency": 1,
+                    "period": 1,
+                    "periodUnit": "wk",
+                    "dayOfWeek": ["mon", "wed", "fri"],
+                    "timeOfDay": ["09:00:00"],
+                    "duration": 3,
+                    "durationUnit": "h",
+                },
+            ),
+            _activity(
+                "75516001",
+                "Psychotherapy",
+                "Individual therapy",
+                "Practitioner/demo-therapist",
+                {
+                    **bounds,
+                    "frequency": 1,
+                    "period": 1,
+                    "periodUnit": "wk",
+                    "dayOfWeek": ["tue"],
+                    "timeOfDay": ["13:00:00"],
+                    "duration": 50,
+                    "durationUnit": "min",
+                },
+            ),
+            _activity(
+                "182836005",
+                "Review of medication",
+                "Psychiatrist visit",
+                "Practitioner/demo-psychiatrist",
+                {
+                    **bounds,
+                    "frequency": 1,
+                    "period": 1,
+                    "periodUnit": "wk",
+                    "dayOfWeek": ["thu"],
+                    "timeOfDay": ["10:00:00"],
+                    "duration": 30,
+                    "durationUnit": "min",
+                },
+            ),
+            _activity(
+                "61310001",
+                "Nutrition education",
+                "Nutrition counselling",
+                "Practitioner/demo-dietitian",
+                {
+                    **bounds,
+                    "frequency": 1,
+                    "period": 2,
+                    "periodUnit": "wk",
+                    "dayOfWeek": ["wed"],
+                    "timeOfDay": ["13:00:00"],
+                    "duration": 45,
+                    "durationUnit": "min",
+                },
+            ),
         ],
     }
 

@@ -8,6 +8,7 @@ published and applied once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -18,13 +19,13 @@ import pytest
 
 from iopcare.careplan.v1 import careplan_service_pb2 as cp
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as cp_grpc
+from iopcare.kit.kafka_broker import free_port
 from iopcare.kit.processes import ServiceProcess
 from iopcare.kit.settings import Settings
 from iopcare.notes.v1 import notes_service_pb2 as nt
 from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
 from iopcare.scheduling.v1 import scheduling_service_pb2 as sc
 from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as sc_grpc
-from iopcare.kit.kafka_broker import free_port
 from tests.support import harness
 from tests.support.plans import iop_plan_json, new_patient_id
 
@@ -36,8 +37,10 @@ def env(tmp_path: Path, kafka_bootstrap: str) -> dict[str, str]:
         "IOPCARE_DATA_DIR": str(tmp_path),
         # Fresh consumer groups: earlier tests' events on the shared topics are still applied,
         # but under this test's own databases.
-        **{f"IOPCARE_{n.upper()}_CONSUMER_GROUP": f"e2e-{n}-{uuid.uuid4().hex[:8]}"
-           for n in ("careplan", "scheduling", "notes")},
+        **{
+            f"IOPCARE_{n.upper()}_CONSUMER_GROUP": f"e2e-{n}-{uuid.uuid4().hex[:8]}"
+            for n in ("careplan", "scheduling", "notes")
+        },
     }
 
 
@@ -61,8 +64,11 @@ def _token(tmp_path: Path) -> list[tuple[str, str]]:
 
 def _thread(address: str, metadata: list[tuple[str, str]], patient: str) -> list[nt.Message]:
     with grpc.insecure_channel(address) as channel:
-        return list(nt_grpc.NotesServiceStub(channel).ListThread(
-            nt.ListThreadRequest(patient_id=patient), metadata=metadata, timeout=5).messages)
+        return list(
+            nt_grpc.NotesServiceStub(channel)
+            .ListThread(nt.ListThreadRequest(patient_id=patient), metadata=metadata, timeout=5)
+            .messages
+        )
 
 
 def test_a_plan_created_over_grpc_appears_in_scheduling_and_notes(
@@ -71,16 +77,27 @@ def test_a_plan_created_over_grpc_appears_in_scheduling_and_notes(
     metadata = _token(tmp_path)
     patient = new_patient_id()
     with grpc.insecure_channel(services["careplan"].address) as channel:
-        plan = cp_grpc.CarePlanServiceStub(channel).CreateCarePlan(
-            cp.CreateCarePlanRequest(request_id=str(uuid.uuid4()), fhir_json=iop_plan_json(patient)),
-            metadata=metadata, timeout=10,
-        ).care_plan
+        plan = (
+            cp_grpc.CarePlanServiceStub(channel)
+            .CreateCarePlan(
+                cp.CreateCarePlanRequest(
+                    request_id=str(uuid.uuid4()), fhir_json=iop_plan_json(patient)
+                ),
+                metadata=metadata,
+                timeout=10,
+            )
+            .care_plan
+        )
 
     def appointments() -> list[sc.Appointment]:
         with grpc.insecure_channel(services["scheduling"].address) as channel:
-            return list(sc_grpc.SchedulingServiceStub(channel).ListAppointments(
-                sc.ListAppointmentsRequest(patient_id=patient), metadata=metadata, timeout=5
-            ).appointments)
+            return list(
+                sc_grpc.SchedulingServiceStub(channel)
+                .ListAppointments(
+                    sc.ListAppointmentsRequest(patient_id=patient), metadata=metadata, timeout=5
+                )
+                .appointments
+            )
 
     booked = harness.eventually(appointments, timeout=20)
     assert all(a.care_plan_id == plan.id and a.status == "proposed" for a in booked)
@@ -98,9 +115,12 @@ def test_careplan_killed_between_commit_and_publish_loses_nothing(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     port = free_port()
-    crashing = ServiceProcess("careplan", port,
-                              {**env, "IOPCARE_FAILPOINTS": "after_db_commit_before_publish=exit"},
-                              tmp_path / "careplan.log")
+    crashing = ServiceProcess(
+        "careplan",
+        port,
+        {**env, "IOPCARE_FAILPOINTS": "after_db_commit_before_publish=exit"},
+        tmp_path / "careplan.log",
+    )
     crashing.start()
     notes = ServiceProcess("notes", free_port(), env, tmp_path / "notes.log")
     notes.start()
@@ -109,13 +129,15 @@ def test_careplan_killed_between_commit_and_publish_loses_nothing(
     try:
         with grpc.insecure_channel(crashing.address) as channel:
             stub = cp_grpc.CarePlanServiceStub(channel)
-            try:
+            # The process may die before or after answering; the commit happened either way.
+            with contextlib.suppress(grpc.RpcError):
                 stub.CreateCarePlan(
-                    cp.CreateCarePlanRequest(request_id="crash-1", fhir_json=iop_plan_json(patient)),
-                    metadata=metadata, timeout=10,
+                    cp.CreateCarePlanRequest(
+                        request_id="crash-1", fhir_json=iop_plan_json(patient)
+                    ),
+                    metadata=metadata,
+                    timeout=10,
                 )
-            except grpc.RpcError:
-                pass  # the process may die before or after answering; the commit happened
         harness.eventually(lambda: not crashing.running(), timeout=10)
         assert crashing.process is not None and crashing.process.returncode == 137
         assert _thread(notes.address, metadata, patient) == []
@@ -123,14 +145,23 @@ def test_careplan_killed_between_commit_and_publish_loses_nothing(
         restarted = ServiceProcess("careplan", port, env, tmp_path / "careplan.log")
         restarted.start()
         try:
-            thread = harness.eventually(lambda: _thread(notes.address, metadata, patient), timeout=20)
+            thread = harness.eventually(
+                lambda: _thread(notes.address, metadata, patient), timeout=20
+            )
             assert len(thread) == 1 and thread[0].text.startswith("Care plan created")
             # The retry of the same request (the client never saw an answer) returns that plan.
             with grpc.insecure_channel(restarted.address) as channel:
-                again = cp_grpc.CarePlanServiceStub(channel).CreateCarePlan(
-                    cp.CreateCarePlanRequest(request_id="crash-1", fhir_json=iop_plan_json(patient)),
-                    metadata=metadata, timeout=10,
-                ).care_plan
+                again = (
+                    cp_grpc.CarePlanServiceStub(channel)
+                    .CreateCarePlan(
+                        cp.CreateCarePlanRequest(
+                            request_id="crash-1", fhir_json=iop_plan_json(patient)
+                        ),
+                        metadata=metadata,
+                        timeout=10,
+                    )
+                    .care_plan
+                )
             assert again.patient_id == patient
         finally:
             restarted.stop()

@@ -57,8 +57,9 @@ def test_create_stores_version_one_and_publishes_the_created_event(
     stored = json.loads(created.fhir_json)
     assert stored["id"] == created.id and stored["meta"]["versionId"] == "1"
 
-    fetched = stub.GetCarePlan(pb.GetCarePlanRequest(id=created.id),
-                               metadata=harness.metadata(settings)).care_plan
+    fetched = stub.GetCarePlan(
+        pb.GetCarePlanRequest(id=created.id), metadata=harness.metadata(settings)
+    ).care_plan
     assert fetched.fhir_json == created.fhir_json
 
     (record,) = harness.read_topic(
@@ -124,16 +125,18 @@ def test_invalid_plans_get_invalid_argument_naming_each_field_and_nothing_is_wri
     }
     for body, expected in cases.items():
         with pytest.raises(grpc.RpcError) as caught:
-            stub.CreateCarePlan(pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()),
-                                                         fhir_json=body),
-                                metadata=harness.metadata(settings))
+            stub.CreateCarePlan(
+                pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()), fhir_json=body),
+                metadata=harness.metadata(settings),
+            )
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         info, fields = _details(caught.value)
         assert info.domain == "iopcare" and info.reason
         assert sorted(fields) == expected
     with pytest.raises(grpc.RpcError) as caught:
-        stub.CreateCarePlan(pb.CreateCarePlanRequest(fhir_json=iop_plan_json()),
-                            metadata=harness.metadata(settings))
+        stub.CreateCarePlan(
+            pb.CreateCarePlanRequest(fhir_json=iop_plan_json()), metadata=harness.metadata(settings)
+        )
     assert _details(caught.value)[1] == ["request_id"]
     with careplan.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(store.care_plan)).scalar() == 0
@@ -183,10 +186,15 @@ def test_every_access_is_audited_including_refusals(
         stub.GetCarePlan(pb.GetCarePlanRequest(id="missing"), metadata=harness.metadata(settings))
     with careplan.db.read() as conn:
         rows = conn.execute(
-            select(store.audit_log.c.action, store.audit_log.c.outcome).order_by(store.audit_log.c.id)
+            select(store.audit_log.c.action, store.audit_log.c.outcome).order_by(
+                store.audit_log.c.id
+            )
         ).all()
     assert [tuple(r) for r in rows] == [
-        ("create", "success"), ("read", "success"), ("read", "not-found")]
+        ("create", "success"),
+        ("read", "success"),
+        ("read", "not-found"),
+    ]
 
 
 def test_concurrent_creates_all_succeed_without_database_is_locked(
@@ -198,9 +206,13 @@ def test_concurrent_creates_all_succeed_without_database_is_locked(
     def create() -> None:
         try:
             for _ in range(5):
-                stub.CreateCarePlan(pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()),
-                                                             fhir_json=iop_plan_json()),
-                                    metadata=metadata, timeout=60)
+                stub.CreateCarePlan(
+                    pb.CreateCarePlanRequest(
+                        request_id=str(uuid.uuid4()), fhir_json=iop_plan_json()
+                    ),
+                    metadata=metadata,
+                    timeout=60,
+                )
         except grpc.RpcError as exc:
             failures.append(exc)
 
@@ -212,4 +224,6 @@ def test_concurrent_creates_all_succeed_without_database_is_locked(
     assert failures == []
     with careplan.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(store.care_plan)).scalar() == 120
-        assert conn.execute(select(func.count()).select_from(store.care_plan_history)).scalar() == 120
+        assert (
+            conn.execute(select(func.count()).select_from(store.care_plan_history)).scalar() == 120
+        )

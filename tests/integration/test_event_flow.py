@@ -40,18 +40,26 @@ def settings(data_dir: Path, kafka_bootstrap: str) -> Settings:
 
 
 @pytest.fixture
-def database_urls(database_url: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+def database_urls(
+    database_url: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> dict[str, str]:
     """One database per service, of the kind under test."""
     if database_url.startswith("sqlite"):
-        return {name: f"sqlite:///{tmp_path / (name + '.db')}"
-                for name in ("careplan", "scheduling", "notes")}
+        return {
+            name: f"sqlite:///{tmp_path / (name + '.db')}"
+            for name in ("careplan", "scheduling", "notes")
+        }
     server = request.getfixturevalue("postgres_server")
-    return {name: server.create_database(f"{name}_{uuid.uuid4().hex[:8]}")
-            for name in ("careplan", "scheduling", "notes")}
+    return {
+        name: server.create_database(f"{name}_{uuid.uuid4().hex[:8]}")
+        for name in ("careplan", "scheduling", "notes")
+    }
 
 
 @pytest.fixture
-def running(settings: Settings, database_urls: dict[str, str]) -> Iterator[dict[str, ServiceRuntime]]:
+def running(
+    settings: Settings, database_urls: dict[str, str]
+) -> Iterator[dict[str, ServiceRuntime]]:
     runtimes: dict[str, ServiceRuntime] = {}
     try:
         for name in ("careplan", "scheduling", "notes"):
@@ -65,22 +73,30 @@ def running(settings: Settings, database_urls: dict[str, str]) -> Iterator[dict[
 def _messages(notes: ServiceRuntime, patient: str) -> list[Any]:
     with notes.db.read() as conn:
         return conn.execute(
-            select(notes_store.communication).where(notes_store.communication.c.patient_id == patient)
+            select(notes_store.communication)
+            .where(notes_store.communication.c.patient_id == patient)
             .order_by(notes_store.communication.c.seq)
         ).all()
 
 
 def _relay(runtime: ServiceRuntime, settings: Settings) -> OutboxRelay:
-    return OutboxRelay(runtime.db, careplan_store.outbox,
-                       lambda: make_producer(settings.kafka_bootstrap_servers, "test-relay"))
+    return OutboxRelay(
+        runtime.db,
+        careplan_store.outbox,
+        lambda: make_producer(settings.kafka_bootstrap_servers, "test-relay"),
+    )
 
 
 def _unsent(runtime: ServiceRuntime) -> int:
     with runtime.db.read() as conn:
-        return int(conn.execute(
-            select(func.count()).select_from(careplan_store.outbox)
-            .where(careplan_store.outbox.c.sent_at.is_(None))
-        ).scalar() or 0)
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(careplan_store.outbox)
+                .where(careplan_store.outbox.c.sent_at.is_(None))
+            ).scalar()
+            or 0
+        )
 
 
 def test_a_plan_reaches_scheduling_and_the_team_thread(running: dict[str, ServiceRuntime]) -> None:
@@ -92,8 +108,11 @@ def test_a_plan_reaches_scheduling_and_the_team_thread(running: dict[str, Servic
 
     def appointments() -> list[Any]:
         with running["scheduling"].db.read() as conn:
-            return conn.execute(select(scheduling_store.appointment).where(
-                scheduling_store.appointment.c.patient_id == patient)).all()
+            return conn.execute(
+                select(scheduling_store.appointment).where(
+                    scheduling_store.appointment.c.patient_id == patient
+                )
+            ).all()
 
     booked = harness.eventually(appointments)
     # Two weeks of: group therapy Mon/Wed/Fri, individual Tue, psychiatrist Thu, nutrition
@@ -101,8 +120,11 @@ def test_a_plan_reaches_scheduling_and_the_team_thread(running: dict[str, Servic
     assert 9 <= len(booked) <= 13
     assert {row.care_plan_id for row in booked} == {plan.id}
     texts = harness.eventually(
-        lambda: [m.text for m in _messages(running["notes"], patient)]
-        if len(_messages(running["notes"], patient)) >= 2 else None
+        lambda: (
+            [m.text for m in _messages(running["notes"], patient)]
+            if len(_messages(running["notes"], patient)) >= 2
+            else None
+        )
     )
     assert texts[0].startswith("Care plan created")
     assert texts[1] == f"{len(booked)} sessions proposed from the care plan; please confirm them."
@@ -135,8 +157,9 @@ def test_a_crash_after_publish_duplicates_the_event_and_the_consumer_applies_it_
         _relay(careplan, settings).publish_pending()
     assert _unsent(careplan) == 1
     assert _relay(careplan, settings).publish_pending() == 1
-    copies = harness.read_topic(kafka_bootstrap, topics.CAREPLAN,
-                                lambda r: r.key == patient.encode(), expect=2)
+    copies = harness.read_topic(
+        kafka_bootstrap, topics.CAREPLAN, lambda r: r.key == patient.encode(), expect=2
+    )
     assert len({harness.header(r, "ce_id") for r in copies}) == 1
 
     notes.start()
@@ -177,11 +200,18 @@ def test_a_poison_message_is_dead_lettered_and_its_partition_keeps_flowing(
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     poison_id = str(uuid.uuid4())
     producer.send(
-        topics.CAREPLAN, key=patient.encode(), value=b'{"resourceType": "CarePlan", "status": 1',
-        headers=[("ce_id", poison_id.encode()), ("ce_type", b"iopcare.careplan.created.v1"),
-                 ("ce_source", b"/test"), ("ce_specversion", b"1.0"),
-                 ("ce_time", b"2026-11-27T10:00:00Z"), ("ce_subject", b"CarePlan/x"),
-                 ("content-type", b"application/fhir+json")],
+        topics.CAREPLAN,
+        key=patient.encode(),
+        value=b'{"resourceType": "CarePlan", "status": 1',
+        headers=[
+            ("ce_id", poison_id.encode()),
+            ("ce_type", b"iopcare.careplan.created.v1"),
+            ("ce_source", b"/test"),
+            ("ce_specversion", b"1.0"),
+            ("ce_time", b"2026-11-27T10:00:00Z"),
+            ("ce_subject", b"CarePlan/x"),
+            ("content-type", b"application/fhir+json"),
+        ],
     ).get(timeout=10)
     producer.close()
     # The next event for the same patient lands on the same partition, behind the poison.
@@ -192,7 +222,8 @@ def test_a_poison_message_is_dead_lettered_and_its_partition_keeps_flowing(
     notes.start()
     harness.eventually(lambda: _messages(notes, patient))
     (parked,) = harness.read_topic(
-        kafka_bootstrap, topics.dead_letter(topics.CAREPLAN),
+        kafka_bootstrap,
+        topics.dead_letter(topics.CAREPLAN),
         lambda r: harness.header(r, "ce_id") == poison_id and r.key == patient.encode(),
     )
     assert "poison" in (harness.header(parked, "iopcare_dlq_reason") or "")

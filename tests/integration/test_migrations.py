@@ -1,4 +1,4 @@
-"""Each service's Alembic migrations build exactly the schema its code expects, on both databases."""
+"""Each service's Alembic migrations build exactly the schema its code expects, on both DBs."""
 
 from __future__ import annotations
 

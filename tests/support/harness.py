@@ -28,8 +28,12 @@ def build(
 ) -> ServiceRuntime:
     """Builds (not starts) a service on a free port, with its own consumer group."""
     service = ServiceSettings(
-        name=name, database_url=database_url, port=0, host="127.0.0.1",
-        consumer_group=group or f"test-{name}-{uuid.uuid4().hex[:8]}", grpc_workers=8,
+        name=name,
+        database_url=database_url,
+        port=0,
+        host="127.0.0.1",
+        consumer_group=group or f"test-{name}-{uuid.uuid4().hex[:8]}",
+        grpc_workers=8,
     )
     if name == "careplan":
         from iopcare.careplan import app
@@ -41,13 +45,15 @@ def build(
 
 
 def token(settings: Settings, role: str = "psychiatrist", practitioner: str = "psy-1") -> str:
-    return auth.mint_token(settings, subject=f"practitioner:{practitioner}", role=role,
-                           practitioner_id=practitioner)
+    return auth.mint_token(
+        settings, subject=f"practitioner:{practitioner}", role=role, practitioner_id=practitioner
+    )
 
 
 def principal(role: str = "psychiatrist", practitioner: str = "psy-1") -> auth.Principal:
-    return auth.Principal(subject=f"practitioner:{practitioner}", role=role,
-                          practitioner_id=practitioner)
+    return auth.Principal(
+        subject=f"practitioner:{practitioner}", role=role, practitioner_id=practitioner
+    )
 
 
 def metadata(settings: Settings, **kwargs: str) -> list[tuple[str, str]]:
@@ -71,16 +77,25 @@ def eventually(check: Callable[[], T | None], timeout: float = 30.0, interval: f
 
 
 def read_topic(
-    bootstrap: str, topic: str, match: Callable[[Any], bool], *, expect: int = 1,
-    timeout: float = 20.0, settle: float = 0.0,
+    bootstrap: str,
+    topic: str,
+    match: Callable[[Any], bool],
+    *,
+    expect: int = 1,
+    timeout: float = 20.0,
+    settle: float = 0.0,
 ) -> list[Any]:
     """Reads a topic from the beginning (no consumer group) and returns the matching records.
 
     Returns once `expect` matches were seen (then keeps reading `settle` seconds more, to catch
     extra copies a test wants to count) or fails at `timeout`.
     """
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             group_id=None, consumer_timeout_ms=200)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=200,
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         consumer.assign(partitions)

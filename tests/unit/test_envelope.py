@@ -9,14 +9,24 @@ import pytest
 from iopcare.kit.events import Event, PoisonMessage, child_traceparent, from_kafka
 
 PLAN = json.dumps(
-    {"resourceType": "CarePlan", "id": "p1", "status": "active", "intent": "plan",
-     "subject": {"reference": "Patient/pat-1"}}
+    {
+        "resourceType": "CarePlan",
+        "id": "p1",
+        "status": "active",
+        "intent": "plan",
+        "subject": {"reference": "Patient/pat-1"},
+    }
 )
 
 
 def _event() -> Event:
-    return Event(type="iopcare.careplan.created.v1", source="/iopcare/careplan",
-                 subject="CarePlan/p1/_history/1", key="pat-1", data=PLAN)
+    return Event(
+        type="iopcare.careplan.created.v1",
+        source="/iopcare/careplan",
+        subject="CarePlan/p1/_history/1",
+        key="pat-1",
+        data=PLAN,
+    )
 
 
 def test_event_headers_follow_the_cloudevents_kafka_binary_binding() -> None:
@@ -28,8 +38,16 @@ def test_event_headers_follow_the_cloudevents_kafka_binary_binding() -> None:
     assert headers["content-type"] == b"application/fhir+json"
     assert headers["ce_time"].endswith(b"Z")
     assert headers["traceparent"].startswith(b"00-")
-    assert set(headers) == {"ce_specversion", "ce_id", "ce_type", "ce_source", "ce_time",
-                            "ce_subject", "content-type", "traceparent"}
+    assert set(headers) == {
+        "ce_specversion",
+        "ce_id",
+        "ce_type",
+        "ce_source",
+        "ce_time",
+        "ce_subject",
+        "content-type",
+        "traceparent",
+    }
 
 
 def test_an_event_survives_the_round_trip_through_kafka_records() -> None:
@@ -44,10 +62,18 @@ def test_an_event_survives_the_round_trip_through_kafka_records() -> None:
     ("mutate", "reason"),
     [
         (lambda h, k, v: ([x for x in h if x[0] != "ce_id"], k, v), "missing CloudEvents"),
-        (lambda h, k, v: ([(n, b"0.3" if n == "ce_specversion" else x) for n, x in h], k, v),
-         "specversion"),
-        (lambda h, k, v: ([(n, b"text/plain" if n == "content-type" else x) for n, x in h], k, v),
-         "content-type"),
+        (
+            lambda h, k, v: ([(n, b"0.3" if n == "ce_specversion" else x) for n, x in h], k, v),
+            "specversion",
+        ),
+        (
+            lambda h, k, v: (
+                [(n, b"text/plain" if n == "content-type" else x) for n, x in h],
+                k,
+                v,
+            ),
+            "content-type",
+        ),
         (lambda h, k, v: (h, None, v), "no key"),
         (lambda h, k, v: (h, k, b'{"resourceType": "CarePlan", "status": 7}'), "invalid event"),
         (lambda h, k, v: (h, k, b"{truncated"), "invalid event"),

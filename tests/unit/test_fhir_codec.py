@@ -9,8 +9,12 @@ import pytest
 from iopcare.kit import fhir
 from iopcare.kit.errors import ResourceExhausted
 
-VALID = {"resourceType": "CarePlan", "status": "active", "intent": "plan",
-         "subject": {"reference": "Patient/1"}}
+VALID = {
+    "resourceType": "CarePlan",
+    "status": "active",
+    "intent": "plan",
+    "subject": {"reference": "Patient/1"},
+}
 
 
 def test_a_valid_care_plan_parses_and_round_trips_unchanged() -> None:
@@ -87,8 +91,10 @@ def test_with_identity_round_trips_through_the_model_and_keeps_labels() -> None:
     from tests.support.plans import iop_plan
 
     plan = iop_plan()
-    plan["meta"] = {"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-                                  "code": "SUD"}], "versionId": "99"}
+    plan["meta"] = {
+        "security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "SUD"}],
+        "versionId": "99",
+    }
     plan["title"] = "Plan für Zoë"
     document, _ = fhir.parse_document(json.dumps(plan), "CarePlan")
     stored = fhir.with_identity(document, "cp-1", 3, datetime(2026, 11, 27, 9, 30, tzinfo=UTC))

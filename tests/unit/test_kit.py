@@ -23,7 +23,9 @@ def test_an_unarmed_failpoint_does_nothing_and_an_armed_one_fires_the_given_time
 
 
 def test_failpoints_are_armed_from_the_environment_syntax() -> None:
-    failpoints.load_from_env("after_poll_before_effect=sleep(1); after_effect_before_offset_commit=raise")
+    failpoints.load_from_env(
+        "after_poll_before_effect=sleep(1); after_effect_before_offset_commit=raise"
+    )
     started = time.monotonic()
     failpoints.failpoint("after_poll_before_effect")
     assert time.monotonic() - started >= 0.001
@@ -50,8 +52,13 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def test_a_minted_token_verifies_into_its_principal(settings: Settings) -> None:
-    token = auth.mint_token(settings, subject="practitioner:t1", role="therapist",
-                            practitioner_id="t1", scopes=["user/CarePlan.rs"])
+    token = auth.mint_token(
+        settings,
+        subject="practitioner:t1",
+        role="therapist",
+        practitioner_id="t1",
+        scopes=["user/CarePlan.rs"],
+    )
     principal = auth.TokenVerifier(settings).verify(token)
     assert principal.role == "therapist"
     assert principal.reference == "Practitioner/t1"
@@ -60,8 +67,14 @@ def test_a_minted_token_verifies_into_its_principal(settings: Settings) -> None:
 
 def _claims(settings: Settings, **changes: object) -> dict[str, object]:
     now = int(time.time())
-    claims: dict[str, object] = {"iss": settings.token_issuer, "aud": settings.token_audience,
-                                 "sub": "x", "iat": now, "exp": now + 60, "role": "therapist"}
+    claims: dict[str, object] = {
+        "iss": settings.token_issuer,
+        "aud": settings.token_audience,
+        "sub": "x",
+        "iat": now,
+        "exp": now + 60,
+        "role": "therapist",
+    }
     claims.update(changes)
     return claims
 
@@ -75,7 +88,9 @@ def test_expired_foreign_unsigned_and_symmetric_tokens_are_refused(settings: Set
         jwt.encode(_claims(settings, aud="someone-else"), private, algorithm="ES384"),
         jwt.encode(_claims(settings, iss="https://evil.example"), private, algorithm="ES384"),
         jwt.encode(_claims(settings, role="janitor"), private, algorithm="ES384"),
-        jwt.encode(_claims(settings), auth.ensure_dev_keys(other)[0].read_bytes(), algorithm="ES384"),
+        jwt.encode(
+            _claims(settings), auth.ensure_dev_keys(other)[0].read_bytes(), algorithm="ES384"
+        ),
         jwt.encode(_claims(settings), "a-shared-secret-that-is-long-enough!", algorithm="HS256"),
         jwt.encode(_claims(settings), None, algorithm="none"),
         "not.a.jwt",

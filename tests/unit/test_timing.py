@@ -16,15 +16,23 @@ MONDAY = datetime(2026, 10, 26, 12, 0, tzinfo=UTC)  # 08:00 in New York
 
 
 def _mwf() -> Timing:
-    return Timing(days_of_week=("mon", "wed", "fri"), times_of_day=(time(9),), duration=3,
-                  duration_unit="h", bounds_duration=timedelta(weeks=12))
+    return Timing(
+        days_of_week=("mon", "wed", "fri"),
+        times_of_day=(time(9),),
+        duration=3,
+        duration_unit="h",
+        bounds_duration=timedelta(weeks=12),
+    )
 
 
 def test_group_therapy_three_mornings_a_week_gives_six_sessions_in_two_weeks() -> None:
     sessions = expand(_mwf(), MONDAY, MONDAY + timedelta(days=14), NY, anchor=MONDAY)
     assert len(sessions) == 6
     assert [s.start.astimezone(NY).strftime("%a %H:%M") for s in sessions] == [
-        "Mon 09:00", "Wed 09:00", "Fri 09:00"] * 2
+        "Mon 09:00",
+        "Wed 09:00",
+        "Fri 09:00",
+    ] * 2
     assert all(s.end - s.start == timedelta(hours=3) for s in sessions)
 
 
@@ -36,8 +44,9 @@ def test_local_time_holds_across_the_daylight_saving_change() -> None:
 
 
 def test_a_weekly_activity_without_days_repeats_on_the_anchor_weekday() -> None:
-    sessions = expand(Timing(period_unit="wk"), MONDAY, MONDAY + timedelta(days=21), NY,
-                      anchor=MONDAY)
+    sessions = expand(
+        Timing(period_unit="wk"), MONDAY, MONDAY + timedelta(days=21), NY, anchor=MONDAY
+    )
     assert [s.start.astimezone(NY).weekday() for s in sessions] == [0, 0, 0]
 
 
@@ -45,7 +54,9 @@ def test_every_other_week_skips_alternate_weeks() -> None:
     timing = Timing(period=2, period_unit="wk", days_of_week=("wed",), times_of_day=(time(13),))
     sessions = expand(timing, MONDAY, MONDAY + timedelta(days=28), NY, anchor=MONDAY)
     assert [s.start.astimezone(NY).date().isoformat() for s in sessions] == [
-        "2026-10-28", "2026-11-11"]
+        "2026-10-28",
+        "2026-11-11",
+    ]
 
 
 def test_bounds_and_count_end_the_series() -> None:
@@ -90,8 +101,11 @@ def test_every_occurrence_is_inside_the_window_on_a_planned_day_and_hour(
 ) -> None:
     start = MONDAY + timedelta(days=offset_days)
     end = start + timedelta(days=window_days)
-    timing = Timing(period=period, days_of_week=tuple(sorted(days)),
-                    times_of_day=tuple(time(h) for h in sorted(hours)))
+    timing = Timing(
+        period=period,
+        days_of_week=tuple(sorted(days)),
+        times_of_day=tuple(time(h) for h in sorted(hours)),
+    )
     sessions = expand(timing, start, end, NY, anchor=start)
     assert sessions == sorted(sessions)
     assert len(set(sessions)) == len(sessions)

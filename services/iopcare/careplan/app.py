@@ -18,7 +18,9 @@ NAME = "careplan"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build(settings: Settings | None = None, service: ServiceSettings | None = None) -> ServiceRuntime:
+def build(
+    settings: Settings | None = None, service: ServiceSettings | None = None
+) -> ServiceRuntime:
     settings = settings or Settings()
     service = service or ServiceSettings.for_service(NAME, settings)
     db = open_database(service.database_url, MIGRATIONS)
@@ -30,7 +32,9 @@ def build(settings: Settings | None = None, service: ServiceSettings | None = No
         idle_seconds=settings.relay_idle_seconds,
         lock_name=NAME,
     )
-    plans = CarePlans(db, max_resource_bytes=settings.max_resource_bytes, notify_outbox=relay.notify)
+    plans = CarePlans(
+        db, max_resource_bytes=settings.max_resource_bytes, notify_outbox=relay.notify
+    )
     server, port, health = create_server(
         [(pb_grpc.add_CarePlanServiceServicer_to_server, CarePlanServicer(plans), SERVICE_NAME)],
         f"{service.host}:{service.port}",

@@ -13,8 +13,15 @@ PLAN_INTENTS = frozenset({"proposal", "plan", "order", "option"})
 #: http://hl7.org/fhir/care-plan-activity-status
 ACTIVITY_STATUSES = frozenset(
     {
-        "not-started", "scheduled", "in-progress", "on-hold", "completed", "cancelled",
-        "stopped", "unknown", "entered-in-error",
+        "not-started",
+        "scheduled",
+        "in-progress",
+        "on-hold",
+        "completed",
+        "cancelled",
+        "stopped",
+        "unknown",
+        "entered-in-error",
     }
 )
 

@@ -66,8 +66,12 @@ class CarePlans:
                 ),
             )
             audit.record(
-                uow.conn, store.audit_log, principal, audit.CREATE,
-                resource=f"CarePlan/{plan_id}", patient_id=stored.patient_id,
+                uow.conn,
+                store.audit_log,
+                principal,
+                audit.CREATE,
+                resource=f"CarePlan/{plan_id}",
+                patient_id=stored.patient_id,
             )
 
         plan_id, created = create_once(
@@ -86,12 +90,21 @@ class CarePlans:
             plan = store.load_plan(conn, plan_id) if plan_id else None
         if plan is None:
             audit.record_separately(
-                self.db, store.audit_log, principal, audit.READ,
-                resource=f"CarePlan/{plan_id}", patient_id=None, outcome=audit.NOT_FOUND,
+                self.db,
+                store.audit_log,
+                principal,
+                audit.READ,
+                resource=f"CarePlan/{plan_id}",
+                patient_id=None,
+                outcome=audit.NOT_FOUND,
             )
             raise NotFound(f"CarePlan/{plan_id} not found", resource=f"CarePlan/{plan_id}")
         audit.record_separately(
-            self.db, store.audit_log, principal, audit.READ,
-            resource=f"CarePlan/{plan.id}", patient_id=plan.patient_id,
+            self.db,
+            store.audit_log,
+            principal,
+            audit.READ,
+            resource=f"CarePlan/{plan.id}",
+            patient_id=plan.patient_id,
         )
         return plan

@@ -12,7 +12,10 @@ from iopcare.kit.schema import add_kit_tables
 metadata = MetaData()
 kit = add_kit_tables(metadata)
 outbox, inbox, request_log, audit_log = (
-    kit["outbox"], kit["inbox"], kit["request_log"], kit["audit_log"]
+    kit["outbox"],
+    kit["inbox"],
+    kit["request_log"],
+    kit["audit_log"],
 )
 
 care_plan = Table(

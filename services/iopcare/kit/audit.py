@@ -62,6 +62,12 @@ def record_separately(
     """Audits a read or a refusal in its own transaction."""
     with db.write() as conn:
         record(
-            conn, audit, principal, action, resource=resource, patient_id=patient_id,
-            outcome=outcome, detail=detail,
+            conn,
+            audit,
+            principal,
+            action,
+            resource=resource,
+            patient_id=patient_id,
+            outcome=outcome,
+            detail=detail,
         )

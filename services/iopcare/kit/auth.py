@@ -81,7 +81,10 @@ def reset_principal(token: contextvars.Token[Principal | None]) -> None:
 
 
 def _dev_key_paths(settings: Settings) -> tuple[Path, Path]:
-    return settings.dev_key_dir / "token-signing.pem", settings.dev_key_dir / "token-signing.pub.pem"
+    return (
+        settings.dev_key_dir / "token-signing.pem",
+        settings.dev_key_dir / "token-signing.pub.pem",
+    )
 
 
 def ensure_dev_keys(settings: Settings) -> tuple[Path, Path]:
@@ -184,4 +187,6 @@ def mint_token(
 
 def service_token(settings: Settings, service: str) -> str:
     """A token a service uses to call another (its own identity, role `service`)."""
-    return mint_token(settings, subject=f"service:{service}", role="service", scopes=["system/*.rs"])
+    return mint_token(
+        settings, subject=f"service:{service}", role="service", scopes=["system/*.rs"]
+    )

@@ -191,7 +191,11 @@ class EventConsumer:
     def _handle(self, record: Any) -> None:
         try:
             received = from_kafka(
-                record.topic, record.partition, record.offset, record.key, record.value,
+                record.topic,
+                record.partition,
+                record.offset,
+                record.key,
+                record.value,
                 list(record.headers or []),
             )
         except PoisonMessage as exc:
@@ -215,7 +219,10 @@ class EventConsumer:
             if attempts < self.max_attempts:
                 log.warning(
                     "consumer %s: handler for %s failed (attempt %d): %s",
-                    self.name, received.event.type, attempts, type(exc).__name__,
+                    self.name,
+                    received.event.type,
+                    attempts,
+                    type(exc).__name__,
                 )
                 raise _Retry from None
             self._attempts.pop(attempt_key, None)
@@ -281,6 +288,11 @@ class EventConsumer:
         # An alert for operators: poison messages mean a producer is broken.
         log.error(
             "consumer %s: record %s/%d/%d dead-lettered to %s: %s",
-            self.name, record.topic, record.partition, record.offset, target, reason[:200],
+            self.name,
+            record.topic,
+            record.partition,
+            record.offset,
+            target,
+            reason[:200],
         )
         self.stats.dead_lettered += 1

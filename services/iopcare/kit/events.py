@@ -92,7 +92,11 @@ def _parse_time(value: str) -> datetime:
 
 
 def from_kafka(
-    topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
     headers: list[tuple[str, bytes]],
 ) -> ReceivedEvent:
     """Decodes and validates a record; raises PoisonMessage with the reason when it is not ours."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
@@ -50,7 +50,9 @@ R4B_ONLY_TYPES = frozenset(
     }
 )
 
-Resource = FHIRResourceModel
+#: A parsed FHIR resource. The models are typed per resource type, but code reading elements
+#: works on whichever type it was handed, so the alias is deliberately loose.
+Resource: TypeAlias = Any
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,9 @@ def parse_document(
         cls = model_class(resource_type)
     except KeyError:
         raise _single(
-            f"unknown FHIR R4 resource type {resource_type!r}", "not-supported", field,
+            f"unknown FHIR R4 resource type {resource_type!r}",
+            "not-supported",
+            field,
             "resourceType",
         ) from None
     if expected_type is not None and resource_type != expected_type:
@@ -216,7 +220,7 @@ def _issue_from_pydantic(resource_type: str, err: Any) -> Issue:
 
 def to_json(resource: Resource) -> str:
     """Canonical JSON of a resource: what we store, publish and serve byte for byte."""
-    return resource.model_dump_json(exclude_none=True, by_alias=True)
+    return str(resource.model_dump_json(exclude_none=True, by_alias=True))
 
 
 def with_identity(data: dict[str, Any], resource_id: str, version: int, updated: datetime) -> str:
@@ -227,7 +231,9 @@ def with_identity(data: dict[str, Any], resource_id: str, version: int, updated:
     the model instead would cost about as much as validating it (milliseconds for a full plan) and
     could only change formatting, never content: the models refuse unknown elements.
     """
-    meta = {k: v for k, v in (data.get("meta") or {}).items() if k not in {"versionId", "lastUpdated"}}
+    meta = {
+        k: v for k, v in (data.get("meta") or {}).items() if k not in {"versionId", "lastUpdated"}
+    }
     # Security labels, tags and profiles the client sent are kept: stripping an inbound label
     # would lower the protection of the data (reliability C7).
     ordered = {

@@ -61,7 +61,10 @@ class ServiceProcess:
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "iopcare.cli", "serve", self.name],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         finally:
             log.close()

@@ -104,14 +104,18 @@ def _wrap_handler(
     return handler
 
 
-class ErrorInterceptor(grpc.ServerInterceptor):
+class ErrorInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     """Maps exceptions to gRPC status in one place (never in each servicer method)."""
 
     def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Any],
+        details: grpc.HandlerCallDetails,
     ) -> Any:
         method = details.method
-        return _wrap_handler(continuation(details), lambda fn, streaming: _guard(fn, streaming, method))
+        return _wrap_handler(
+            continuation(details), lambda fn, streaming: _guard(fn, streaming, method)
+        )
 
 
 def _abort(context: grpc.ServicerContext, exc: BaseException, method: str) -> None:
@@ -154,14 +158,16 @@ def _already_aborted(context: grpc.ServicerContext) -> bool:
     return code is not None and code != grpc.StatusCode.OK
 
 
-class AuthInterceptor(grpc.ServerInterceptor):
+class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     """Authenticates every call except health checking and reflection."""
 
     def __init__(self, verifier: auth.TokenVerifier) -> None:
         self.verifier = verifier
 
     def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Any],
+        details: grpc.HandlerCallDetails,
     ) -> Any:
         handler = continuation(details)
         if details.method.startswith(OPEN_METHOD_PREFIXES):
@@ -236,7 +242,11 @@ def create_server(
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
         server,
     )
     port = server.add_insecure_port(address)

@@ -16,8 +16,13 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["NotesService"].full_name
 
 def to_message(m: StoredMessage) -> pb.Message:
     return pb.Message(
-        id=m.id, patient_id=m.patient_id, sender=m.sender, text=m.text, priority=m.priority,
-        sent_time=timestamp(m.sent_at), fhir_json=m.resource,
+        id=m.id,
+        patient_id=m.patient_id,
+        sender=m.sender,
+        text=m.text,
+        priority=m.priority,
+        sent_time=timestamp(m.sent_at),
+        fhir_json=m.resource,
     )
 
 
@@ -29,8 +34,11 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         self, request: pb.PostMessageRequest, context: grpc.ServicerContext
     ) -> pb.PostMessageResponse:
         stored = self.notes.post(
-            current_principal(), request.request_id, require_id(request.patient_id, "patient_id"),
-            request.text, request.priority,
+            current_principal(),
+            request.request_id,
+            require_id(request.patient_id, "patient_id"),
+            request.text,
+            request.priority,
         )
         return pb.PostMessageResponse(message=to_message(stored))
 
@@ -38,7 +46,9 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         self, request: pb.ListThreadRequest, context: grpc.ServicerContext
     ) -> pb.ListThreadResponse:
         items, token = self.notes.thread(
-            current_principal(), require_id(request.patient_id, "patient_id"),
-            request.page_size, request.page_token,
+            current_principal(),
+            require_id(request.patient_id, "patient_id"),
+            request.page_size,
+            request.page_token,
         )
         return pb.ListThreadResponse(messages=[to_message(m) for m in items], next_page_token=token)

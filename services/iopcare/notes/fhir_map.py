@@ -21,9 +21,7 @@ def communication(message_id: str, message: NewMessage, sent_at: datetime) -> st
         "id": message_id,
         "meta": {"versionId": "1", "lastUpdated": _instant(sent_at)},
         "status": "completed",
-        "category": [
-            {"coding": [{"system": codes.CATEGORY_SYSTEM, "code": message.category}]}
-        ],
+        "category": [{"coding": [{"system": codes.CATEGORY_SYSTEM, "code": message.category}]}],
         "priority": message.priority,
         "subject": {"reference": f"Patient/{message.patient_id}"},
         "sent": _instant(sent_at),

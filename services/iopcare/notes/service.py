@@ -8,14 +8,16 @@ from datetime import UTC, datetime
 
 from iopcare.kit import audit, fhir, paging, topics
 from iopcare.kit.auth import Principal
-from iopcare.kit.consumer import ReceivedEvent
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import NotFound
-from iopcare.kit.events import Event, append_to_outbox, child_traceparent
+from iopcare.kit.events import Event, ReceivedEvent, append_to_outbox, child_traceparent
 from iopcare.kit.requests import create_once
 from iopcare.notes import codes, fhir_map, store
 from iopcare.notes.domain.messages import (
-    NewMessage, check_message, plan_created_text, sessions_proposed_text,
+    NewMessage,
+    check_message,
+    plan_created_text,
+    sessions_proposed_text,
 )
 
 
@@ -38,16 +40,29 @@ class Notes:
         sent_at = datetime.now(UTC)
         resource = fhir_map.communication(message_id, message, sent_at)
         store.insert_message(
-            uow.conn, message_id=message_id, patient_id=message.patient_id,
-            sender=message.sender, priority=message.priority, category=message.category,
-            text=message.text, sent_at=sent_at, resource=resource, source_event_id=source_event_id,
+            uow.conn,
+            message_id=message_id,
+            patient_id=message.patient_id,
+            sender=message.sender,
+            priority=message.priority,
+            category=message.category,
+            text=message.text,
+            sent_at=sent_at,
+            resource=resource,
+            source_event_id=source_event_id,
         )
         append_to_outbox(
-            uow.conn, store.outbox, topics.NOTES,
+            uow.conn,
+            store.outbox,
+            topics.NOTES,
             Event(
-                type=codes.EVENT_MESSAGE_POSTED, source=codes.SOURCE,
-                subject=f"Communication/{message_id}/_history/1", key=message.patient_id,
-                data=resource, time=sent_at, traceparent=child_traceparent(traceparent),
+                type=codes.EVENT_MESSAGE_POSTED,
+                source=codes.SOURCE,
+                subject=f"Communication/{message_id}/_history/1",
+                key=message.patient_id,
+                data=resource,
+                time=sent_at,
+                traceparent=child_traceparent(traceparent),
             ),
         )
         return message_id
@@ -57,7 +72,10 @@ class Notes:
         self, principal: Principal, request_id: str, patient_id: str, text: str, priority: str
     ) -> store.StoredMessage:
         message = NewMessage(
-            patient_id=patient_id, text=text, priority=priority or "routine", category="update",
+            patient_id=patient_id,
+            text=text,
+            priority=priority or "routine",
+            category="update",
             sender=principal.reference,
         )
         check_message(message)
@@ -65,12 +83,21 @@ class Notes:
         def _create(uow: UnitOfWork, message_id: str) -> None:
             self._store(uow, message, message_id=message_id)
             audit.record(
-                uow.conn, store.audit_log, principal, audit.CREATE,
-                resource=f"Communication/{message_id}", patient_id=patient_id,
+                uow.conn,
+                store.audit_log,
+                principal,
+                audit.CREATE,
+                resource=f"Communication/{message_id}",
+                patient_id=patient_id,
             )
 
         message_id, created = create_once(
-            self.db, store.request_log, principal, "PostMessage", request_id, _create,
+            self.db,
+            store.request_log,
+            principal,
+            "PostMessage",
+            request_id,
+            _create,
             lambda: str(uuid.uuid4()),
         )
         if created:
@@ -90,8 +117,13 @@ class Notes:
         with self.db.read() as conn:
             items = store.thread(conn, patient_id, size + 1, after)
         audit.record_separately(
-            self.db, store.audit_log, principal, audit.SEARCH, resource="Communication",
-            patient_id=patient_id, detail=f"{min(len(items), size)} hits",
+            self.db,
+            store.audit_log,
+            principal,
+            audit.SEARCH,
+            resource="Communication",
+            patient_id=patient_id,
+            detail=f"{min(len(items), size)} hits",
         )
         token = ""
         if len(items) > size:
@@ -101,15 +133,25 @@ class Notes:
 
     # Events consumed ---------------------------------------------------------------------------
     def _system_message(
-        self, uow: UnitOfWork, received: ReceivedEvent, patient_id: str, text: str,
+        self,
+        uow: UnitOfWork,
+        received: ReceivedEvent,
+        patient_id: str,
+        text: str,
         about: tuple[str, ...],
     ) -> None:
         if store.message_for_event(uow.conn, received.event.id) is not None:
             return
         self._store(
             uow,
-            NewMessage(patient_id=patient_id, text=text, priority="routine", category="system",
-                       sender=codes.SYSTEM_SENDER, about=about),
+            NewMessage(
+                patient_id=patient_id,
+                text=text,
+                priority="routine",
+                category="system",
+                sender=codes.SYSTEM_SENDER,
+                about=about,
+            ),
             source_event_id=received.event.id,
             traceparent=received.event.traceparent,
         )
@@ -135,4 +177,6 @@ class Notes:
                 if ref.reference
             )
         )
-        self._system_message(uow, received, received.event.key, sessions_proposed_text(count), about)
+        self._system_message(
+            uow, received, received.event.key, sessions_proposed_text(count), about
+        )

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
-    Column, Connection, DateTime, Index, MetaData, String, Table, Text, select,
+    Column,
+    Connection,
+    DateTime,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
 )
 
 from iopcare.kit.schema import BigId, add_kit_tables
@@ -14,7 +23,10 @@ from iopcare.kit.schema import BigId, add_kit_tables
 metadata = MetaData()
 kit = add_kit_tables(metadata)
 outbox, inbox, request_log, audit_log = (
-    kit["outbox"], kit["inbox"], kit["request_log"], kit["audit_log"]
+    kit["outbox"],
+    kit["inbox"],
+    kit["request_log"],
+    kit["audit_log"],
 )
 
 communication = Table(
@@ -64,8 +76,14 @@ def insert_message(
 ) -> None:
     conn.execute(
         communication.insert().values(
-            id=message_id, patient_id=patient_id, sender=sender, priority=priority,
-            category=category, text=text, sent_at=sent_at, resource=resource,
+            id=message_id,
+            patient_id=patient_id,
+            sender=sender,
+            priority=priority,
+            category=category,
+            text=text,
+            sent_at=sent_at,
+            resource=resource,
             source_event_id=source_event_id,
         )
     )
@@ -82,15 +100,16 @@ def load_message(conn: Connection, message_id: str) -> StoredMessage | None:
     return _from_row(row) if row is not None else None
 
 
-def _from_row(row: object) -> StoredMessage:
-    r = row  # a Row with the communication columns
-    sent = r.sent_at if r.sent_at.tzinfo else r.sent_at.replace(tzinfo=UTC)  # type: ignore[attr-defined]
+def _from_row(row: Any) -> StoredMessage:
+    sent = row.sent_at if row.sent_at.tzinfo else row.sent_at.replace(tzinfo=UTC)
     return StoredMessage(
-        r.seq, r.id, r.patient_id, r.sender, r.priority, r.text, sent, r.resource,  # type: ignore[attr-defined]
+        row.seq, row.id, row.patient_id, row.sender, row.priority, row.text, sent, row.resource
     )
 
 
-def thread(conn: Connection, patient_id: str, limit: int, after_seq: int | None) -> list[StoredMessage]:
+def thread(
+    conn: Connection, patient_id: str, limit: int, after_seq: int | None
+) -> list[StoredMessage]:
     query = select(communication).where(communication.c.patient_id == patient_id)
     if after_seq is not None:
         query = query.where(communication.c.seq > after_seq)

@@ -16,9 +16,14 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SchedulingService"].full_name
 
 def to_message(a: StoredAppointment) -> pb.Appointment:
     return pb.Appointment(
-        id=a.id, version=a.version, patient_id=a.patient_id, status=a.status,
-        start_time=timestamp(a.start), end_time=timestamp(a.end),
-        care_plan_id=a.care_plan_id or "", fhir_json=a.resource,
+        id=a.id,
+        version=a.version,
+        patient_id=a.patient_id,
+        status=a.status,
+        start_time=timestamp(a.start),
+        end_time=timestamp(a.end),
+        care_plan_id=a.care_plan_id or "",
+        fhir_json=a.resource,
     )
 
 
@@ -30,8 +35,10 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         self, request: pb.ListAppointmentsRequest, context: grpc.ServicerContext
     ) -> pb.ListAppointmentsResponse:
         items, token = self.scheduling.list_appointments(
-            current_principal(), require_id(request.patient_id, "patient_id"),
-            request.page_size, request.page_token,
+            current_principal(),
+            require_id(request.patient_id, "patient_id"),
+            request.page_size,
+            request.page_token,
         )
         return pb.ListAppointmentsResponse(
             appointments=[to_message(a) for a in items], next_page_token=token

@@ -23,14 +23,18 @@ NAME = "scheduling"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build(settings: Settings | None = None, service: ServiceSettings | None = None) -> ServiceRuntime:
+def build(
+    settings: Settings | None = None, service: ServiceSettings | None = None
+) -> ServiceRuntime:
     settings = settings or Settings()
     service = service or ServiceSettings.for_service(NAME, settings)
     db = open_database(service.database_url, MIGRATIONS)
     relay = OutboxRelay(
-        db, store.outbox,
+        db,
+        store.outbox,
         lambda: make_producer(settings.kafka_bootstrap_servers, f"iopcare-{NAME}-relay"),
-        batch_size=settings.relay_batch_size, idle_seconds=settings.relay_idle_seconds,
+        batch_size=settings.relay_batch_size,
+        idle_seconds=settings.relay_idle_seconds,
         lock_name=NAME,
     )
     scheduling = Scheduling(
@@ -40,7 +44,8 @@ def build(settings: Settings | None = None, service: ServiceSettings | None = No
         notify_outbox=relay.notify,
     )
     consumer = EventConsumer(
-        db, store.inbox,
+        db,
+        store.inbox,
         name=NAME,
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=service.consumer_group,
@@ -50,8 +55,13 @@ def build(settings: Settings | None = None, service: ServiceSettings | None = No
         on_applied=lambda _event: relay.notify(),
     )
     server, port, health = create_server(
-        [(pb_grpc.add_SchedulingServiceServicer_to_server, SchedulingServicer(scheduling),
-          SERVICE_NAME)],
+        [
+            (
+                pb_grpc.add_SchedulingServiceServicer_to_server,
+                SchedulingServicer(scheduling),
+                SERVICE_NAME,
+            )
+        ],
         f"{service.host}:{service.port}",
         TokenVerifier(settings),
         max_workers=service.grpc_workers,

@@ -8,6 +8,13 @@ EVENT_APPOINTMENTS_PROPOSED = "iopcare.scheduling.appointments.proposed.v1"
 OCCURRENCE_SYSTEM = "urn:iopcare:careplan-activity-occurrence"
 #: Who may take part in an Appointment (R4 Appointment.participant.actor).
 PARTICIPANT_TYPES = frozenset(
-    {"Patient", "Practitioner", "PractitionerRole", "RelatedPerson", "Device", "HealthcareService",
-     "Location"}
+    {
+        "Patient",
+        "Practitioner",
+        "PractitionerRole",
+        "RelatedPerson",
+        "Device",
+        "HealthcareService",
+        "Location",
+    }
 )

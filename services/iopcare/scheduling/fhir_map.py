@@ -35,7 +35,9 @@ def timing_from_fhir(timing: Any) -> Timing:
     repeat = getattr(timing, "repeat", None)
     if repeat is None:
         return Timing(unsupported=("Timing without repeat",))
-    unsupported = [name for name in ("when", "boundsRange", "offset") if getattr(repeat, name, None)]
+    unsupported = [
+        name for name in ("when", "boundsRange", "offset") if getattr(repeat, name, None)
+    ]
     bounds = getattr(repeat, "boundsPeriod", None)
     bounds_duration = getattr(repeat, "boundsDuration", None)
     bounds_length: timedelta | None = None
@@ -50,8 +52,10 @@ def timing_from_fhir(timing: Any) -> Timing:
         period=float(repeat.period or 1),
         period_unit=str(repeat.periodUnit or "wk"),
         days_of_week=tuple(str(d) for d in (repeat.dayOfWeek or ())),
-        times_of_day=tuple(t if isinstance(t, time) else time.fromisoformat(str(t))
-                           for t in (repeat.timeOfDay or ())),
+        times_of_day=tuple(
+            t if isinstance(t, time) else time.fromisoformat(str(t))
+            for t in (repeat.timeOfDay or ())
+        ),
         duration=float(repeat.duration) if repeat.duration is not None else None,
         duration_unit=str(repeat.durationUnit) if repeat.durationUnit else None,
         bounds_start=_aware(bounds.start) if bounds else None,
@@ -73,15 +77,18 @@ def planned_activities(plan: Any) -> list[PlannedActivity]:
         code = fhir.to_dict(detail.code) if detail.code is not None else None
         description = detail.description or (
             (detail.code.text or (detail.code.coding or [None])[0].display)
-            if detail.code and (detail.code.text or detail.code.coding) else None
+            if detail.code and (detail.code.text or detail.code.coding)
+            else None
         )
         performers = tuple(
-            p.reference for p in (detail.performer or [])
+            p.reference
+            for p in (detail.performer or [])
             if p.reference and p.reference.split("/")[0] in codes.PARTICIPANT_TYPES
         )
         result.append(
-            PlannedActivity(index, timing_from_fhir(detail.scheduledTiming), code, description,
-                            performers)
+            PlannedActivity(
+                index, timing_from_fhir(detail.scheduledTiming), code, description, performers
+            )
         )
     return result
 
@@ -100,8 +107,11 @@ def proposed_appointment(
 ) -> str:
     """A proposed Appointment for one occurrence, as stored (canonical JSON, version 1)."""
     participants = [
-        {"actor": {"reference": f"Patient/{patient_id}"}, "required": "required",
-         "status": "needs-action"}
+        {
+            "actor": {"reference": f"Patient/{patient_id}"},
+            "required": "required",
+            "status": "needs-action",
+        }
     ] + [
         {"actor": {"reference": ref}, "required": "required", "status": "needs-action"}
         for ref in activity.performers
@@ -111,8 +121,10 @@ def proposed_appointment(
         "id": appointment_id,
         "meta": {"versionId": "1", "lastUpdated": _instant(stored_at)},
         "identifier": [
-            {"system": codes.OCCURRENCE_SYSTEM,
-             "value": f"{plan_id}/{activity.index}/{_instant(occurrence.start)}"}
+            {
+                "system": codes.OCCURRENCE_SYSTEM,
+                "value": f"{plan_id}/{activity.index}/{_instant(occurrence.start)}",
+            }
         ],
         "status": "proposed",
         "start": _instant(occurrence.start),
@@ -133,8 +145,13 @@ def collection(resources: list[str], bundle_id: str, at: datetime) -> str:
     entries = [{"resource": fhir.load_json(r)} for r in resources]
     return fhir.to_json(
         fhir.parse_resource(
-            {"resourceType": "Bundle", "id": bundle_id, "type": "collection",
-             "timestamp": _instant(at), "entry": entries},
+            {
+                "resourceType": "Bundle",
+                "id": bundle_id,
+                "type": "collection",
+                "timestamp": _instant(at),
+                "entry": entries,
+            },
             "Bundle",
         )
     )

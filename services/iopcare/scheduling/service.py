@@ -10,9 +10,8 @@ from zoneinfo import ZoneInfo
 
 from iopcare.kit import audit, fhir, paging, topics
 from iopcare.kit.auth import Principal
-from iopcare.kit.consumer import ReceivedEvent
 from iopcare.kit.db import Database, UnitOfWork
-from iopcare.kit.events import Event, append_to_outbox, child_traceparent
+from iopcare.kit.events import Event, ReceivedEvent, append_to_outbox, child_traceparent
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.domain.timing import UnsupportedTiming, expand
 
@@ -69,8 +68,14 @@ class Scheduling:
                 store.insert_appointment(
                     uow.conn,
                     store.StoredAppointment(
-                        appointment_id, 1, patient_id, "proposed", occurrence.start,
-                        occurrence.end, plan_id, resource,
+                        appointment_id,
+                        1,
+                        patient_id,
+                        "proposed",
+                        occurrence.start,
+                        occurrence.end,
+                        plan_id,
+                        resource,
                     ),
                     key,
                 )
@@ -103,8 +108,13 @@ class Scheduling:
         with self.db.read() as conn:
             items = store.list_for_patient(conn, patient_id, size + 1, after)
         audit.record_separately(
-            self.db, store.audit_log, principal, audit.SEARCH,
-            resource="Appointment", patient_id=patient_id, detail=f"{min(len(items), size)} hits",
+            self.db,
+            store.audit_log,
+            principal,
+            audit.SEARCH,
+            resource="Appointment",
+            patient_id=patient_id,
+            detail=f"{min(len(items), size)} hits",
         )
         next_token = ""
         if len(items) > size:

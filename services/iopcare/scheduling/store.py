@@ -7,8 +7,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    Column, Connection, DateTime, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, and_,
-    or_, select,
+    Column,
+    Connection,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    or_,
+    select,
 )
 
 from iopcare.kit.schema import add_kit_tables
@@ -16,7 +27,10 @@ from iopcare.kit.schema import add_kit_tables
 metadata = MetaData()
 kit = add_kit_tables(metadata)
 outbox, inbox, request_log, audit_log = (
-    kit["outbox"], kit["inbox"], kit["request_log"], kit["audit_log"]
+    kit["outbox"],
+    kit["inbox"],
+    kit["request_log"],
+    kit["audit_log"],
 )
 
 appointment = Table(
@@ -57,23 +71,37 @@ def _utc(value: datetime) -> datetime:
 
 def _from_row(row: Any) -> StoredAppointment:
     return StoredAppointment(
-        row.id, row.version, row.patient_id, row.status, _utc(row.start), _utc(row.end),
-        row.care_plan_id, row.resource,
+        row.id,
+        row.version,
+        row.patient_id,
+        row.status,
+        _utc(row.start),
+        _utc(row.end),
+        row.care_plan_id,
+        row.resource,
     )
 
 
 def occurrence_exists(conn: Connection, key: str) -> bool:
-    return conn.execute(
-        select(appointment.c.id).where(appointment.c.occurrence_key == key)
-    ).first() is not None
+    return (
+        conn.execute(select(appointment.c.id).where(appointment.c.occurrence_key == key)).first()
+        is not None
+    )
 
 
 def insert_appointment(conn: Connection, a: StoredAppointment, occurrence_key: str | None) -> None:
     conn.execute(
         appointment.insert().values(
-            id=a.id, patient_id=a.patient_id, care_plan_id=a.care_plan_id,
-            occurrence_key=occurrence_key, status=a.status, start=a.start, end=a.end,
-            version=a.version, resource=a.resource, updated_at=datetime.now(UTC),
+            id=a.id,
+            patient_id=a.patient_id,
+            care_plan_id=a.care_plan_id,
+            occurrence_key=occurrence_key,
+            status=a.status,
+            start=a.start,
+            end=a.end,
+            version=a.version,
+            resource=a.resource,
+            updated_at=datetime.now(UTC),
         )
     )
 
@@ -85,8 +113,10 @@ def list_for_patient(
     if after is not None:
         start, last_id = after
         query = query.where(
-            or_(appointment.c.start > start,
-                and_(appointment.c.start == start, appointment.c.id > last_id))
+            or_(
+                appointment.c.start > start,
+                and_(appointment.c.start == start, appointment.c.id > last_id),
+            )
         )
     rows = conn.execute(query.order_by(appointment.c.start, appointment.c.id).limit(limit)).all()
     return [_from_row(row) for row in rows]
