@@ -10,7 +10,7 @@ from iopcare.careplan.service import CarePlans
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit.auth import TokenVerifier
 from iopcare.kit.relay import OutboxRelay, make_producer
-from iopcare.kit.rpc import create_server
+from iopcare.kit.rpc import TlsFiles, create_server
 from iopcare.kit.runtime import ServiceRuntime, open_database
 from iopcare.kit.settings import ServiceSettings, Settings
 
@@ -41,5 +41,6 @@ def build(
         TokenVerifier(settings),
         max_workers=service.grpc_workers,
         max_message_bytes=settings.max_resource_bytes + 64 * 1024,
+        tls=TlsFiles.from_settings(settings),
     )
     return ServiceRuntime(NAME, db, server, port, health, relay=relay)

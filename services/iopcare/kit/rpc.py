@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -24,6 +26,7 @@ from grpc_status import rpc_status
 from sqlalchemy.exc import DBAPIError
 
 from iopcare.kit import auth, errors
+from iopcare.kit.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +208,27 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         return unary
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TlsFiles | None:
+        if settings.tls_cert_file is None or settings.tls_key_file is None:
+            return None
+        return cls(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
+
+    def credentials(self) -> grpc.ServerCredentials:
+        pair = [(self.key.read_bytes(), self.cert.read_bytes())]
+        if self.client_ca is None:
+            return grpc.ssl_server_credentials(pair)
+        return grpc.ssl_server_credentials(
+            pair, root_certificates=self.client_ca.read_bytes(), require_client_auth=True
+        )
+
+
 Registration = tuple[Callable[[Any, grpc.Server], None], Any, str]
 
 
@@ -215,6 +239,7 @@ def create_server(
     *,
     max_workers: int = 16,
     max_message_bytes: int = 4 * 1024 * 1024,
+    tls: TlsFiles | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Builds a server with health, reflection and the interceptors; binds `address`.
 
@@ -249,7 +274,10 @@ def create_server(
         ],
         server,
     )
-    port = server.add_insecure_port(address)
+    if tls is not None:
+        port = server.add_secure_port(address, tls.credentials())
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"cannot bind {address}")
     return server, port, health_servicer

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     #: Largest FHIR JSON document accepted on any edge, in bytes.
     max_resource_bytes: int = 4 * 1024 * 1024
     log_level: str = "INFO"
+    #: TLS for every gRPC listener: PEM certificate chain and key. Both empty: plaintext (local
+    #: development only; production sets them, or terminates TLS in a mesh sidecar).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    #: With a client CA, listeners require client certificates signed by it (mTLS).
+    tls_client_ca_file: Path | None = None
 
     @cached_property
     def dev_key_dir(self) -> Path:

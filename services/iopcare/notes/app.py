@@ -9,7 +9,7 @@ from iopcare.kit import topics
 from iopcare.kit.auth import TokenVerifier
 from iopcare.kit.consumer import EventConsumer
 from iopcare.kit.relay import OutboxRelay, make_producer
-from iopcare.kit.rpc import create_server
+from iopcare.kit.rpc import TlsFiles, create_server
 from iopcare.kit.runtime import ServiceRuntime, open_database
 from iopcare.kit.settings import ServiceSettings, Settings
 from iopcare.notes import store
@@ -57,5 +57,6 @@ def build(
         TokenVerifier(settings),
         max_workers=service.grpc_workers,
         max_message_bytes=settings.max_resource_bytes + 64 * 1024,
+        tls=TlsFiles.from_settings(settings),
     )
     return ServiceRuntime(NAME, db, server, port, health, relay=relay, consumers=[consumer])
