@@ -23,7 +23,7 @@ def _certificate(
     folder: Path,
     name: str,
     issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
-) -> tuple[Path, Path, x509.Certificate, ec.EllipticCurvePrivateKey]:  # noqa: E501
+) -> tuple[Path, Path, x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
