@@ -8,7 +8,6 @@ import signal
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +61,10 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_patient(addresses: dict[str, str], token: str, patient_id: str) -> None:
+def _print_patient(addresses: dict[str, str], token: str, patient_id: str, zone: str) -> None:
+    import json
+    from zoneinfo import ZoneInfo
+
     import grpc
 
     from iopcare.kit.rpc import bearer
@@ -91,19 +93,19 @@ def _print_patient(addresses: dict[str, str], token: str, patient_id: str) -> No
             )
             .messages
         )
-    print(f"\nscheduling holds {len(appointments)} proposed sessions for Patient/{patient_id}:")
-    import json
-
+    print(f"\nscheduling holds {len(appointments)} proposed sessions for Patient/{patient_id}")
+    print(f"(times in the program's zone, {zone}):")
     for a in appointments:
         resource = json.loads(a.fhir_json)
-        local = a.start_time.ToDatetime().strftime("%a %d %b %H:%M UTC")
+        start = a.start_time.ToDatetime(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(zone))
+        local = start.strftime("%a %d %b %H:%M")
         print(f"  {local}  {resource.get('description', '')}  [{a.status}]")
     print(f"\nnotes holds {len(messages)} messages in the team thread:")
     for m in messages:
         print(f"  {m.sender}: {m.text}")
 
 
-def _load_demo(addresses: dict[str, str], token: str) -> None:
+def _load_demo(addresses: dict[str, str], token: str, zone: str) -> None:
     import grpc
 
     from iopcare.careplan.v1 import careplan_service_pb2 as pb
@@ -117,9 +119,8 @@ def _load_demo(addresses: dict[str, str], token: str) -> None:
         plan = (
             pb_grpc.CarePlanServiceStub(channel)
             .CreateCarePlan(
-                pb.CreateCarePlanRequest(
-                    request_id=str(uuid.uuid4()), fhir_json=demo_care_plan_json()
-                ),
+                # A fixed request id: running the demo again shows the same plan, not a twin.
+                pb.CreateCarePlanRequest(request_id="demo-plan-1", fhir_json=demo_care_plan_json()),
                 metadata=bearer(token),
                 timeout=10,
             )
@@ -139,10 +140,10 @@ def _load_demo(addresses: dict[str, str], token: str) -> None:
                 metadata=bearer(token),
                 timeout=10,
             ).messages
-            if sum(1 for m in thread if "proposed" in m.text) >= 1:
+            if any("proposed" in m.text and f"CarePlan/{plan.id}" in m.fhir_json for m in thread):
                 break
             time.sleep(0.2)
-    _print_patient(addresses, token, DEMO_PATIENT_ID)
+    _print_patient(addresses, token, DEMO_PATIENT_ID, zone)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -184,7 +185,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             practitioner_id="demo-psychiatrist",
         )
         if args.demo:
-            _load_demo(addresses, token)
+            _load_demo(addresses, token, settings.program_timezone)
         print("\nall services up (logs in var/logs). Try:")
         print("  .venv/bin/iopcare token --role therapist --practitioner demo-therapist")
         print("Press Ctrl-C to stop.", flush=True)
