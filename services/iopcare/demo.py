@@ -56,6 +56,12 @@ def demo_care_plan(start: datetime | None = None) -> dict[str, Any]:
             "psychiatrist visit, nutrition counselling.</div>",
         },
         "subject": {"reference": f"Patient/{DEMO_PATIENT_ID}", "display": "Alex Demo"},
+        "careTeam": [{"reference": "CareTeam/demo-team", "display": "IOP team A"}],
+        "addresses": [{"display": "Major depressive disorder, recurrent; alcohol use disorder"}],
+        "goal": [
+            {"reference": "Goal/demo-goal-phq9", "display": "PHQ-9 below 10 by week 12"},
+            {"reference": "Goal/demo-goal-abstinence", "display": "Abstinent from alcohol"},
+        ],
         "period": {"start": start.date().isoformat(), "end": end.date().isoformat()},
         "activity": [
             _activity(

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from iopcare.careplan.domain.model import Activity, CarePlanDraft, check_new_plan
-from iopcare.kit.errors import InvalidArgument
+from iopcare.careplan.domain.model import (
+    Activity,
+    CarePlanDraft,
+    apply_mask,
+    check_new_plan,
+    check_revision,
+)
+from iopcare.kit.errors import FailedPrecondition, InvalidArgument
 from iopcare.notes.domain.messages import (
     NewMessage,
     check_message,
@@ -20,7 +26,9 @@ def _draft(**changes: object) -> CarePlanDraft:
         "status": "active",
         "intent": "plan",
         "title": "IOP",
-        "activities": [],
+        "activities": [Activity(0, "76168009", "Group psychotherapy", "scheduled", True)],
+        "care_teams": 1,
+        "goals": 1,
     }
     values.update(changes)
     return CarePlanDraft(**values)  # type: ignore[arg-type]
@@ -45,6 +53,84 @@ def test_every_reason_a_plan_cannot_be_created_is_reported_at_once() -> None:
         "fhir_json.CarePlan.intent",
         "fhir_json.CarePlan.status",
         "fhir_json.CarePlan.subject",
+    ]
+
+
+def test_a_plan_cannot_be_active_without_a_team_a_goal_and_an_activity() -> None:
+    check_new_plan(_draft(status="draft", care_teams=0, goals=0, activities=[]))
+    with pytest.raises(FailedPrecondition) as caught:
+        check_new_plan(_draft(care_teams=0, goals=0, activities=[]))
+    assert caught.value.reason == "PLAN_NOT_READY"
+    assert caught.value.metadata["missing"] == (
+        "a care team, at least one goal, at least one activity"
+    )
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "change"),
+    [
+        ("draft", "draft", "update"),
+        ("draft", "active", "activate"),
+        ("active", "on-hold", "suspend"),
+        ("on-hold", "active", "resume"),
+        ("active", "completed", "complete"),
+        ("on-hold", "revoked", "revoke"),
+        ("active", "entered-in-error", "enter-in-error"),
+    ],
+)
+def test_the_plan_lifecycle_names_each_transition(before: str, after: str, change: str) -> None:
+    assert check_revision(_draft(status=before), _draft(status=after)) == change
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "reason"),
+    [
+        ("completed", "active", "PLAN_CLOSED"),
+        ("revoked", "revoked", "PLAN_CLOSED"),
+        ("entered-in-error", "draft", "PLAN_CLOSED"),
+        ("active", "draft", "INVALID_TRANSITION"),
+        ("draft", "completed", "INVALID_TRANSITION"),
+        ("draft", "on-hold", "INVALID_TRANSITION"),
+    ],
+)
+def test_closed_plans_and_impossible_transitions_are_refused(
+    before: str, after: str, reason: str
+) -> None:
+    with pytest.raises(FailedPrecondition) as caught:
+        check_revision(_draft(status=before), _draft(status=after))
+    assert caught.value.reason == reason
+
+
+def test_activating_needs_the_same_readiness_as_creating_active() -> None:
+    with pytest.raises(FailedPrecondition, match="needs a care team"):
+        check_revision(_draft(status="draft"), _draft(status="active", care_teams=0))
+
+
+def test_a_revision_cannot_move_the_plan_to_another_patient() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        check_revision(_draft(), _draft(patient_id="p2"))
+    assert [v.field for v in caught.value.violations] == ["fhir_json.CarePlan.subject"]
+
+
+def test_an_update_mask_takes_only_the_named_elements() -> None:
+    current = {
+        "resourceType": "CarePlan",
+        "status": "draft",
+        "title": "Old",
+        "note": [{"text": "x"}],
+    }
+    revised = {"resourceType": "CarePlan", "status": "active", "title": "New"}
+    assert apply_mask(current, revised, []) == revised
+    assert apply_mask(current, revised, ["title", "note"]) == {
+        "resourceType": "CarePlan",
+        "status": "draft",
+        "title": "New",
+    }
+    with pytest.raises(InvalidArgument) as caught:
+        apply_mask(current, revised, ["title", "subject", "id"])
+    assert [v.field for v in caught.value.violations] == [
+        "update_mask.paths[1]",
+        "update_mask.paths[2]",
     ]
 
 

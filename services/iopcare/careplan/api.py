@@ -40,3 +40,48 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
     ) -> pb.GetCarePlanResponse:
         plan = self.plans.get(current_principal(), require_id(request.id, "id"))
         return pb.GetCarePlanResponse(care_plan=to_message(plan))
+
+    def UpdateCarePlan(
+        self, request: pb.UpdateCarePlanRequest, context: grpc.ServicerContext
+    ) -> pb.UpdateCarePlanResponse:
+        plan = self.plans.update(
+            current_principal(),
+            require_id(request.id, "id"),
+            request.expected_version,
+            request.fhir_json,
+            list(request.update_mask.paths),
+            request.reason,
+        )
+        return pb.UpdateCarePlanResponse(care_plan=to_message(plan))
+
+    def ListCarePlanVersions(
+        self, request: pb.ListCarePlanVersionsRequest, context: grpc.ServicerContext
+    ) -> pb.ListCarePlanVersionsResponse:
+        versions, token = self.plans.list_versions(
+            current_principal(),
+            require_id(request.id, "id"),
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListCarePlanVersionsResponse(
+            versions=[
+                pb.CarePlanVersion(
+                    version=v.version,
+                    update_time=timestamp(v.changed_at),
+                    changed_by=v.changed_by,
+                    change=v.change,
+                    status=v.status or "",
+                    reason=v.reason or "",
+                )
+                for v in versions
+            ],
+            next_page_token=token,
+        )
+
+    def GetCarePlanVersion(
+        self, request: pb.GetCarePlanVersionRequest, context: grpc.ServicerContext
+    ) -> pb.GetCarePlanVersionResponse:
+        plan = self.plans.get_version(
+            current_principal(), require_id(request.id, "id"), request.version
+        )
+        return pb.GetCarePlanVersionResponse(care_plan=to_message(plan))

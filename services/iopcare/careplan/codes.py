@@ -25,5 +25,69 @@ ACTIVITY_STATUSES = frozenset(
     }
 )
 
+#: Plans in these statuses are closed: no further revision (FHIR request-status).
+CLOSED_STATUSES = frozenset({"completed", "revoked", "entered-in-error"})
+
+#: The plan lifecycle: (from, to) -> the name of the transition.
+TRANSITIONS = {
+    ("draft", "active"): "activate",
+    ("draft", "revoked"): "revoke",
+    ("active", "on-hold"): "suspend",
+    ("on-hold", "active"): "resume",
+    ("active", "completed"): "complete",
+    ("on-hold", "completed"): "complete",
+    ("active", "revoked"): "revoke",
+    ("on-hold", "revoked"): "revoke",
+}
+#: Any plan recorded by mistake can be marked so (and is then closed).
+ENTER_IN_ERROR = "enter-in-error"
+
+#: Top-level CarePlan elements an update mask may name; identity and subject are not among them.
+MASKABLE_ELEMENTS = frozenset(
+    {
+        "text",
+        "contained",
+        "extension",
+        "modifierExtension",
+        "identifier",
+        "instantiatesCanonical",
+        "instantiatesUri",
+        "basedOn",
+        "replaces",
+        "partOf",
+        "status",
+        "intent",
+        "category",
+        "title",
+        "description",
+        "encounter",
+        "period",
+        "created",
+        "author",
+        "contributor",
+        "careTeam",
+        "addresses",
+        "supportingInfo",
+        "goal",
+        "activity",
+        "note",
+        "implicitRules",
+        "language",
+    }
+)
+
 SOURCE = "/iopcare/careplan"
 EVENT_CREATED = "iopcare.careplan.created.v1"
+EVENT_UPDATED = "iopcare.careplan.updated.v1"
+#: The event type of each kind of revision; a plain edit is `updated`.
+EVENT_FOR_CHANGE = {
+    "update": EVENT_UPDATED,
+    "activate": "iopcare.careplan.activated.v1",
+    "suspend": "iopcare.careplan.suspended.v1",
+    "resume": "iopcare.careplan.resumed.v1",
+    "complete": "iopcare.careplan.completed.v1",
+    "revoke": "iopcare.careplan.revoked.v1",
+    ENTER_IN_ERROR: "iopcare.careplan.entered-in-error.v1",
+}
+#: Every event type careplan emits about a plan (consumers subscribe to these).
+PLAN_EVENTS = frozenset({EVENT_CREATED, *EVENT_FOR_CHANGE.values()})

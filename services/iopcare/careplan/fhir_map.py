@@ -32,6 +32,8 @@ def draft_from_fhir(plan: fhir.Resource) -> CarePlanDraft:
         intent=getattr(plan, "intent", None),
         title=getattr(plan, "title", None),
         activities=activities,
+        care_teams=len(getattr(plan, "careTeam", None) or []),
+        goals=len(getattr(plan, "goal", None) or []),
     )
 
 

@@ -41,6 +41,8 @@ care_plan_history = Table(
     # Who made this version and how: the Provenance of each revision.
     Column("changed_by", String(200), nullable=False),
     Column("change", String(40), nullable=False),
+    Column("status", String(32), nullable=True),
+    Column("reason", Text, nullable=True),
 )
 
 
@@ -52,6 +54,20 @@ class StoredPlan:
     status: str
     updated_at: datetime
     resource: str
+
+
+@dataclass(frozen=True)
+class PlanVersion:
+    version: int
+    changed_at: datetime
+    changed_by: str
+    change: str
+    status: str | None
+    reason: str | None
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def insert_plan(
@@ -76,7 +92,78 @@ def insert_plan(
             changed_at=plan.updated_at,
             changed_by=changed_by,
             change=change,
+            status=plan.status,
         )
+    )
+
+
+def update_plan(
+    conn: Connection,
+    plan: StoredPlan,
+    expected_version: int,
+    changed_by: str,
+    change: str,
+    reason: str | None,
+) -> bool:
+    """Stores `plan` as the new current version if the current one is still `expected_version`.
+
+    The version check is in the UPDATE's WHERE clause, not a separate read: on PostgreSQL a
+    concurrent writer that got there first holds the row lock, and when it commits this UPDATE
+    re-evaluates its WHERE, finds the version moved on, and changes nothing. Returns False then.
+    """
+    updated = conn.execute(
+        care_plan.update()
+        .where((care_plan.c.id == plan.id) & (care_plan.c.version == expected_version))
+        .values(
+            status=plan.status,
+            version=plan.version,
+            resource=plan.resource,
+            updated_at=plan.updated_at,
+        )
+    )
+    if updated.rowcount != 1:
+        return False
+    conn.execute(
+        care_plan_history.insert().values(
+            id=plan.id,
+            version=plan.version,
+            resource=plan.resource,
+            changed_at=plan.updated_at,
+            changed_by=changed_by,
+            change=change,
+            status=plan.status,
+            reason=reason or None,
+        )
+    )
+    return True
+
+
+def list_versions(
+    conn: Connection, plan_id: str, limit: int, before: int | None
+) -> list[PlanVersion]:
+    h = care_plan_history
+    query = select(h.c.version, h.c.changed_at, h.c.changed_by, h.c.change, h.c.status, h.c.reason)
+    query = query.where(h.c.id == plan_id)
+    if before is not None:
+        query = query.where(h.c.version < before)
+    rows = conn.execute(query.order_by(h.c.version.desc()).limit(limit)).all()
+    return [
+        PlanVersion(r.version, _utc(r.changed_at), r.changed_by, r.change, r.status, r.reason)
+        for r in rows
+    ]
+
+
+def load_version(conn: Connection, plan_id: str, version: int) -> StoredPlan | None:
+    h = care_plan_history
+    row = conn.execute(
+        select(h.c.resource, h.c.changed_at, h.c.status, care_plan.c.patient_id)
+        .join(care_plan, care_plan.c.id == h.c.id)
+        .where((h.c.id == plan_id) & (h.c.version == version))
+    ).first()
+    if row is None:
+        return None
+    return StoredPlan(
+        plan_id, version, row.patient_id, row.status or "", _utc(row.changed_at), row.resource
     )
 
 
@@ -84,5 +171,6 @@ def load_plan(conn: Connection, plan_id: str) -> StoredPlan | None:
     row = conn.execute(select(care_plan).where(care_plan.c.id == plan_id)).first()
     if row is None:
         return None
-    updated = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
-    return StoredPlan(row.id, row.version, row.patient_id, row.status, updated, row.resource)
+    return StoredPlan(
+        row.id, row.version, row.patient_id, row.status, _utc(row.updated_at), row.resource
+    )

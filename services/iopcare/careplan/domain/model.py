@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from iopcare.careplan import codes
-from iopcare.kit.errors import FieldViolations
+from iopcare.kit.errors import FailedPrecondition, FieldViolations, InvalidArgument
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class CarePlanDraft:
     intent: str | None
     title: str | None
     activities: list[Activity] = field(default_factory=list)
+    care_teams: int = 0
+    goals: int = 0
 
 
 def check_new_plan(draft: CarePlanDraft, field_prefix: str = "") -> None:
@@ -52,3 +54,117 @@ def check_new_plan(draft: CarePlanDraft, field_prefix: str = "") -> None:
                 f"unknown activity status {activity.status!r}",
             )
     problems.raise_if_any("the CarePlan cannot be created")
+    if draft.status == "active":
+        check_ready_to_be_active(draft)
+
+
+def check_revision(current: CarePlanDraft, revised: CarePlanDraft) -> str:
+    """Checks a new version of a plan against the current one; returns the kind of change.
+
+    The kind is `update` for an edit that keeps the status, or the lifecycle transition's name
+    (`activate`, `suspend`, `resume`, `complete`, `revoke`, `enter-in-error`).
+    """
+    problems = FieldViolations()
+    if revised.patient_id != current.patient_id:
+        # A plan never moves to another patient: access, events and history are keyed by it.
+        problems.add("fhir_json.CarePlan.subject", "the subject of a plan cannot change")
+    if revised.intent not in codes.PLAN_INTENTS:
+        problems.add(
+            "fhir_json.CarePlan.intent", f"must be one of {', '.join(sorted(codes.PLAN_INTENTS))}"
+        )
+    if revised.status not in codes.PLAN_STATUSES:
+        problems.add("fhir_json.CarePlan.status", f"unknown plan status {revised.status!r}")
+    for activity in revised.activities:
+        if activity.status is not None and activity.status not in codes.ACTIVITY_STATUSES:
+            problems.add(
+                f"fhir_json.CarePlan.activity[{activity.index}].detail.status",
+                f"unknown activity status {activity.status!r}",
+            )
+    problems.raise_if_any("the CarePlan revision is invalid")
+    if current.status in codes.CLOSED_STATUSES:
+        raise FailedPrecondition(
+            f"the plan is {current.status} and can no longer change",
+            reason="PLAN_CLOSED",
+            status=str(current.status),
+        )
+    if revised.status == current.status:
+        change = "update"
+    elif revised.status == "entered-in-error":
+        change = codes.ENTER_IN_ERROR
+    else:
+        transition = codes.TRANSITIONS.get((str(current.status), str(revised.status)))
+        if transition is None:
+            raise FailedPrecondition(
+                f"a plan cannot go from {current.status} to {revised.status}",
+                reason="INVALID_TRANSITION",
+                status=str(current.status),
+            )
+        change = transition
+    if revised.status == "active":
+        check_ready_to_be_active(revised)
+    return change
+
+
+def check_ready_to_be_active(plan: CarePlanDraft) -> None:
+    """An active plan has a team, a goal and an activity (the IOP's own rule, issue 6)."""
+    missing = []
+    if plan.care_teams == 0:
+        missing.append("a care team")
+    if plan.goals == 0:
+        missing.append("at least one goal")
+    if not plan.activities:
+        missing.append("at least one activity")
+    if missing:
+        raise FailedPrecondition(
+            f"an active plan needs {', '.join(missing)}",
+            reason="PLAN_NOT_READY",
+            missing=", ".join(missing),
+        )
+
+
+def apply_mask(
+    current: dict[str, object], revised: dict[str, object], paths: list[str]
+) -> dict[str, object]:
+    """The revised document: `revised` whole when `paths` is empty, else `current` with the named
+    top-level elements taken from `revised` (absent there: removed)."""
+    if not paths:
+        return revised
+    problems = FieldViolations()
+    for index, path in enumerate(paths):
+        if path not in codes.MASKABLE_ELEMENTS:
+            problems.add(
+                f"update_mask.paths[{index}]", f"{path!r} is not an element an update may set"
+            )
+    problems.raise_if_any("the update mask is invalid")
+    merged = dict(current)
+    for path in paths:
+        if path in revised:
+            merged[path] = revised[path]
+        else:
+            merged.pop(path, None)
+    return merged
+
+
+def check_update_request(
+    plan_id: str, document_id: object, expected_version: int, reason: str
+) -> None:
+    problems = FieldViolations()
+    if expected_version < 1:
+        problems.add("expected_version", "the version the change is based on (>= 1) is required")
+    if document_id is not None and document_id != plan_id:
+        problems.add("fhir_json.CarePlan.id", "must be absent or equal to the id in the request")
+    if len(reason) > 1000:
+        problems.add("reason", "at most 1,000 characters")
+    problems.raise_if_any("the update request is invalid")
+
+
+__all__ = [
+    "Activity",
+    "CarePlanDraft",
+    "InvalidArgument",
+    "apply_mask",
+    "check_new_plan",
+    "check_ready_to_be_active",
+    "check_revision",
+    "check_update_request",
+]

@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*iopcare/careplan/v1/careplan_service.proto\x12\x13iopcare.careplan.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x01\n\x08\x43\x61rePlan\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tfhir_json\x18\x06 \x01(\t\">\n\x15\x43reateCarePlanRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tfhir_json\x18\x02 \x01(\t\"J\n\x16\x43reateCarePlanResponse\x12\x30\n\tcare_plan\x18\x01 \x01(\x0b\x32\x1d.iopcare.careplan.v1.CarePlan\" \n\x12GetCarePlanRequest\x12\n\n\x02id\x18\x01 \x01(\t\"G\n\x13GetCarePlanResponse\x12\x30\n\tcare_plan\x18\x01 \x01(\x0b\x32\x1d.iopcare.careplan.v1.CarePlan2\xde\x01\n\x0f\x43\x61rePlanService\x12i\n\x0e\x43reateCarePlan\x12*.iopcare.careplan.v1.CreateCarePlanRequest\x1a+.iopcare.careplan.v1.CreateCarePlanResponse\x12`\n\x0bGetCarePlan\x12\'.iopcare.careplan.v1.GetCarePlanRequest\x1a(.iopcare.careplan.v1.GetCarePlanResponseB\x02P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*iopcare/careplan/v1/careplan_service.proto\x12\x13iopcare.careplan.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x01\n\x08\x43\x61rePlan\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tfhir_json\x18\x06 \x01(\t\">\n\x15\x43reateCarePlanRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tfhir_json\x18\x02 \x01(\t\"J\n\x16\x43reateCarePlanResponse\x12\x30\n\tcare_plan\x18\x01 \x01(\x0b\x32\x1d.iopcare.careplan.v1.CarePlan\" \n\x12GetCarePlanRequest\x12\n\n\x02id\x18\x01 \x01(\t\"G\n\x13GetCarePlanResponse\x12\x30\n\tcare_plan\x18\x01 \x01(\x0b\x32\x1d.iopcare.careplan.v1.CarePlan\"\x91\x01\n\x15UpdateCarePlanRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12\x11\n\tfhir_json\x18\x03 \x01(\t\x12/\n\x0bupdate_mask\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x0e\n\x06reason\x18\x05 \x01(\t\"J\n\x16UpdateCarePlanResponse\x12\x30\n\tcare_plan\x18\x01 \x01(\x0b\x32\x1d.iopcare.careplan.v1.CarePlan\"P\n\x1bListCarePlanVersionsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\x97\x01\n\x0f\x43\x61rePlanVersion\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12/\n\x0bupdate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nchanged_by\x18\x03 \x01(\t\x12\x0e\n\x06\x63hange\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\"o\n\x1cListCarePlanVersionsResponse\x12\x36\n\x08versions\x18\x01 \x03(\x0b\x32$.iopcare.careplan.v1.CarePlanVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x19GetCarePlanVersionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"N\n\x1aGetCarePlanVersionResponse\x12\x30\n\tcare_plan\x18\x01 \x01(\x0b\x32\x1d.iopcare.careplan.v1.CarePlan2\xbd\x04\n\x0f\x43\x61rePlanService\x12i\n\x0e\x43reateCarePlan\x12*.iopcare.careplan.v1.CreateCarePlanRequest\x1a+.iopcare.careplan.v1.CreateCarePlanResponse\x12`\n\x0bGetCarePlan\x12\'.iopcare.careplan.v1.GetCarePlanRequest\x1a(.iopcare.careplan.v1.GetCarePlanResponse\x12i\n\x0eUpdateCarePlan\x12*.iopcare.careplan.v1.UpdateCarePlanRequest\x1a+.iopcare.careplan.v1.UpdateCarePlanResponse\x12{\n\x14ListCarePlanVersions\x12\x30.iopcare.careplan.v1.ListCarePlanVersionsRequest\x1a\x31.iopcare.careplan.v1.ListCarePlanVersionsResponse\x12u\n\x12GetCarePlanVersion\x12..iopcare.careplan.v1.GetCarePlanVersionRequest\x1a/.iopcare.careplan.v1.GetCarePlanVersionResponseB\x02P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,16 +34,30 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'iopcare.careplan.v1.carepla
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'P\001'
-  _globals['_CAREPLAN']._serialized_start=101
-  _globals['_CAREPLAN']._serialized_end=244
-  _globals['_CREATECAREPLANREQUEST']._serialized_start=246
-  _globals['_CREATECAREPLANREQUEST']._serialized_end=308
-  _globals['_CREATECAREPLANRESPONSE']._serialized_start=310
-  _globals['_CREATECAREPLANRESPONSE']._serialized_end=384
-  _globals['_GETCAREPLANREQUEST']._serialized_start=386
-  _globals['_GETCAREPLANREQUEST']._serialized_end=418
-  _globals['_GETCAREPLANRESPONSE']._serialized_start=420
-  _globals['_GETCAREPLANRESPONSE']._serialized_end=491
-  _globals['_CAREPLANSERVICE']._serialized_start=494
-  _globals['_CAREPLANSERVICE']._serialized_end=716
+  _globals['_CAREPLAN']._serialized_start=135
+  _globals['_CAREPLAN']._serialized_end=278
+  _globals['_CREATECAREPLANREQUEST']._serialized_start=280
+  _globals['_CREATECAREPLANREQUEST']._serialized_end=342
+  _globals['_CREATECAREPLANRESPONSE']._serialized_start=344
+  _globals['_CREATECAREPLANRESPONSE']._serialized_end=418
+  _globals['_GETCAREPLANREQUEST']._serialized_start=420
+  _globals['_GETCAREPLANREQUEST']._serialized_end=452
+  _globals['_GETCAREPLANRESPONSE']._serialized_start=454
+  _globals['_GETCAREPLANRESPONSE']._serialized_end=525
+  _globals['_UPDATECAREPLANREQUEST']._serialized_start=528
+  _globals['_UPDATECAREPLANREQUEST']._serialized_end=673
+  _globals['_UPDATECAREPLANRESPONSE']._serialized_start=675
+  _globals['_UPDATECAREPLANRESPONSE']._serialized_end=749
+  _globals['_LISTCAREPLANVERSIONSREQUEST']._serialized_start=751
+  _globals['_LISTCAREPLANVERSIONSREQUEST']._serialized_end=831
+  _globals['_CAREPLANVERSION']._serialized_start=834
+  _globals['_CAREPLANVERSION']._serialized_end=985
+  _globals['_LISTCAREPLANVERSIONSRESPONSE']._serialized_start=987
+  _globals['_LISTCAREPLANVERSIONSRESPONSE']._serialized_end=1098
+  _globals['_GETCAREPLANVERSIONREQUEST']._serialized_start=1100
+  _globals['_GETCAREPLANVERSIONREQUEST']._serialized_end=1156
+  _globals['_GETCAREPLANVERSIONRESPONSE']._serialized_start=1158
+  _globals['_GETCAREPLANVERSIONRESPONSE']._serialized_end=1236
+  _globals['_CAREPLANSERVICE']._serialized_start=1239
+  _globals['_CAREPLANSERVICE']._serialized_end=1812
 # @@protoc_insertion_point(module_scope)

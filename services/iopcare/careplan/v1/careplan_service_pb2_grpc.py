@@ -47,6 +47,21 @@ class CarePlanServiceStub:
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanResponse.FromString,
                 _registered_method=True)
+        self.UpdateCarePlan = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/UpdateCarePlan',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCarePlanRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCarePlanResponse.FromString,
+                _registered_method=True)
+        self.ListCarePlanVersions = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/ListCarePlanVersions',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanVersionsRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanVersionsResponse.FromString,
+                _registered_method=True)
+        self.GetCarePlanVersion = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetCarePlanVersion',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanVersionRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanVersionResponse.FromString,
+                _registered_method=True)
 
 
 class CarePlanServiceServicer:
@@ -70,6 +85,34 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateCarePlan(self, request, context):
+        """Stores a new version of a CarePlan. The request carries the version the caller last read;
+        if the plan has moved on since, nothing is written and the call fails with
+        FAILED_PRECONDITION, reason STALE_VERSION, and the current version in the ErrorInfo metadata
+        (`current_version`), so two clinicians editing one plan never overwrite each other.
+        A status change follows the plan lifecycle (draft -> active -> on-hold/completed/revoked);
+        activating needs a care team, at least one goal and at least one activity. Emits
+        `iopcare.careplan.updated.v1`, or the transition's own type (`activated`, `suspended`,
+        `resumed`, `completed`, `revoked`, `entered-in-error`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCarePlanVersions(self, request, context):
+        """Lists the versions of a CarePlan with who made each and why, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCarePlanVersion(self, request, context):
+        """Returns one version of a CarePlan exactly as it was stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CarePlanServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -82,6 +125,21 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     servicer.GetCarePlan,
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanResponse.SerializeToString,
+            ),
+            'UpdateCarePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCarePlan,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCarePlanRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCarePlanResponse.SerializeToString,
+            ),
+            'ListCarePlanVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCarePlanVersions,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanVersionsRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanVersionsResponse.SerializeToString,
+            ),
+            'GetCarePlanVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCarePlanVersion,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanVersionRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanVersionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -141,6 +199,87 @@ class CarePlanService:
             '/iopcare.careplan.v1.CarePlanService/GetCarePlan',
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanRequest.SerializeToString,
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCarePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/UpdateCarePlan',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCarePlanRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCarePlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCarePlanVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/ListCarePlanVersions',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanVersionsRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCarePlanVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetCarePlanVersion',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanVersionRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanVersionResponse.FromString,
             options,
             channel_credentials,
             insecure,
