@@ -28,6 +28,7 @@ from iopcare.kit.errors import (
 )
 from iopcare.kit.events import Event, append_to_outbox
 from iopcare.kit.requests import create_once
+from iopcare.kit.versioned import Version
 
 
 def _new_id() -> str:
@@ -102,7 +103,7 @@ class CarePlans:
                     updated_at=now,
                     resource=fhir_map.stamp(document, plan_id, 1, now),
                 )
-                store.insert_plan(uow.conn, stored, principal.reference)
+                store.plans.insert(uow.conn, stored, principal.reference)
                 self._publish(uow, stored, codes.EVENT_CREATED)
                 audit.record(
                     uow.conn,
@@ -150,7 +151,7 @@ class CarePlans:
                 )
             check_update_request(plan_id, document.get("id"), expected_version, reason)
             with UnitOfWork(self.db) as uow:
-                current = store.load_plan(uow.conn, plan_id)
+                current = store.plans.load(uow.conn, plan_id)
                 if current is None:
                     raise NotFound(f"{resource_name} not found", resource=resource_name)
                 if current.version != expected_version:
@@ -173,11 +174,11 @@ class CarePlans:
                     updated_at=now,
                     resource=fhir_map.stamp(merged_document, plan_id, current.version + 1, now),
                 )
-                if not store.update_plan(
+                if not store.plans.update(
                     uow.conn, revised, expected_version, principal.reference, change, reason
                 ):
                     # A concurrent update committed between our read and our write.
-                    latest = store.load_plan(uow.conn, plan_id)
+                    latest = store.plans.load(uow.conn, plan_id)
                     raise StaleVersion(
                         resource_name, expected_version, latest.version if latest else 0
                     )
@@ -197,7 +198,7 @@ class CarePlans:
 
     def get(self, principal: Principal, plan_id: str) -> store.StoredPlan:
         with self.db.read() as conn:
-            plan = store.load_plan(conn, plan_id) if plan_id else None
+            plan = store.plans.load(conn, plan_id) if plan_id else None
         return self._audited_read(principal, f"CarePlan/{plan_id}", plan)
 
     def get_version(self, principal: Principal, plan_id: str, version: int) -> store.StoredPlan:
@@ -206,18 +207,18 @@ class CarePlans:
                 "version must be >= 1", [FieldViolation("version", "a version number >= 1")]
             )
         with self.db.read() as conn:
-            plan = store.load_version(conn, plan_id, version)
+            plan = store.plans.load_version(conn, plan_id, version)
         return self._audited_read(principal, f"CarePlan/{plan_id}/_history/{version}", plan)
 
     def list_versions(
         self, principal: Principal, plan_id: str, page_size: int, page_token: str
-    ) -> tuple[list[store.PlanVersion], str]:
+    ) -> tuple[list[Version], str]:
         size = paging.page_size(page_size)
         position = paging.decode(page_token)
         before = int(position["before"]) if position is not None else None
         with self.db.read() as conn:
-            plan = store.load_plan(conn, plan_id)
-            versions = store.list_versions(conn, plan_id, size + 1, before) if plan else []
+            plan = store.plans.load(conn, plan_id)
+            versions = store.plans.versions(conn, plan_id, size + 1, before) if plan else []
         self._audited_read(principal, f"CarePlan/{plan_id}/_history", plan)
         token = ""
         if len(versions) > size:
@@ -251,7 +252,7 @@ class CarePlans:
 
     def _load(self, plan_id: str) -> store.StoredPlan:
         with self.db.read() as conn:
-            plan = store.load_plan(conn, plan_id)
+            plan = store.plans.load(conn, plan_id)
         if plan is None:  # committed above, and plans are never deleted
             raise FailedPrecondition(f"CarePlan/{plan_id} vanished after it was created")
         return plan

@@ -1,0 +1,198 @@
+"""Versioned FHIR resources: a current row per resource and a history row per version.
+
+Every resource a service owns and lets clients revise (a CarePlan, a CareTeam, ...) is stored the
+same way: the current version, with the columns needed to find it, and its canonical JSON; and one
+history row per version with who made it, what kind of change it was and why (the Provenance of
+the revision). Updates carry the version they are based on and only apply if it is still current.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Column, Connection, DateTime, Integer, MetaData, String, Table, Text, select
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One version of a resource as stored."""
+
+    id: str
+    version: int
+    patient_id: str
+    status: str
+    updated_at: datetime
+    resource: str
+
+
+@dataclass(frozen=True)
+class Version:
+    """One entry of a resource's history."""
+
+    version: int
+    changed_at: datetime
+    changed_by: str
+    change: str
+    status: str | None
+    reason: str | None
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _current_columns() -> list[Any]:
+    return [
+        Column("id", String(64), primary_key=True),
+        Column("patient_id", String(64), nullable=False, index=True),
+        Column("status", String(32), nullable=False),
+        Column("version", Integer, nullable=False),
+        # The canonical FHIR JSON as validated at the edge: reads serve these bytes as they are.
+        Column("resource", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+    ]
+
+
+def _history_columns() -> list[Any]:
+    return [
+        Column("id", String(64), primary_key=True),
+        Column("version", Integer, primary_key=True),
+        Column("resource", Text, nullable=False),
+        Column("changed_at", DateTime(timezone=True), nullable=False),
+        # Who made this version and how: the Provenance of each revision.
+        Column("changed_by", String(200), nullable=False),
+        Column("change", String(40), nullable=False),
+        Column("status", String(32), nullable=True),
+        Column("reason", Text, nullable=True),
+    ]
+
+
+def create_versioned_tables_v1(op: Any, name: str) -> None:
+    """Alembic operations creating `name` and `name_history` as VersionedTables describes them."""
+    op.create_table(name, *_current_columns())  # index=True on patient_id creates its index
+    op.create_table(f"{name}_history", *_history_columns())
+
+
+class VersionedTables:
+    """The current and history tables of one resource type, and the queries on them."""
+
+    def __init__(self, metadata: MetaData, name: str) -> None:
+        self.current = Table(name, metadata, *_current_columns())
+        self.history = Table(f"{name}_history", metadata, *_history_columns())
+
+    def _stored(self, row: Any) -> Stored:
+        return Stored(
+            row.id, row.version, row.patient_id, row.status, _utc(row.updated_at), row.resource
+        )
+
+    def insert(
+        self,
+        conn: Connection,
+        item: Stored,
+        changed_by: str,
+        change: str = "create",
+        reason: str | None = None,
+    ) -> None:
+        conn.execute(
+            self.current.insert().values(
+                id=item.id,
+                patient_id=item.patient_id,
+                status=item.status,
+                version=item.version,
+                resource=item.resource,
+                created_at=item.updated_at,
+                updated_at=item.updated_at,
+            )
+        )
+        self._append_history(conn, item, changed_by, change, reason)
+
+    def update(
+        self,
+        conn: Connection,
+        item: Stored,
+        expected_version: int,
+        changed_by: str,
+        change: str,
+        reason: str | None,
+    ) -> bool:
+        """Stores `item` as the new current version if `expected_version` is still current.
+
+        The version check is in the UPDATE's WHERE clause, not a separate read: on PostgreSQL a
+        concurrent writer that got there first holds the row lock, and when it commits this
+        UPDATE re-evaluates its WHERE, finds the version moved on, and changes nothing. Returns
+        False then, and the caller reports the stale version.
+        """
+        c = self.current.c
+        updated = conn.execute(
+            self.current.update()
+            .where((c.id == item.id) & (c.version == expected_version))
+            .values(
+                status=item.status,
+                version=item.version,
+                resource=item.resource,
+                updated_at=item.updated_at,
+            )
+        )
+        if updated.rowcount != 1:
+            return False
+        self._append_history(conn, item, changed_by, change, reason)
+        return True
+
+    def _append_history(
+        self, conn: Connection, item: Stored, changed_by: str, change: str, reason: str | None
+    ) -> None:
+        conn.execute(
+            self.history.insert().values(
+                id=item.id,
+                version=item.version,
+                resource=item.resource,
+                changed_at=item.updated_at,
+                changed_by=changed_by,
+                change=change,
+                status=item.status,
+                reason=reason or None,
+            )
+        )
+
+    def load(self, conn: Connection, item_id: str) -> Stored | None:
+        row = conn.execute(select(self.current).where(self.current.c.id == item_id)).first()
+        return self._stored(row) if row is not None else None
+
+    def for_patient(self, conn: Connection, patient_id: str) -> list[Stored]:
+        rows = conn.execute(
+            select(self.current)
+            .where(self.current.c.patient_id == patient_id)
+            .order_by(self.current.c.created_at, self.current.c.id)
+        ).all()
+        return [self._stored(row) for row in rows]
+
+    def versions(
+        self, conn: Connection, item_id: str, limit: int, before: int | None
+    ) -> list[Version]:
+        h = self.history.c
+        query = select(h.version, h.changed_at, h.changed_by, h.change, h.status, h.reason).where(
+            h.id == item_id
+        )
+        if before is not None:
+            query = query.where(h.version < before)
+        rows = conn.execute(query.order_by(h.version.desc()).limit(limit)).all()
+        return [
+            Version(r.version, _utc(r.changed_at), r.changed_by, r.change, r.status, r.reason)
+            for r in rows
+        ]
+
+    def load_version(self, conn: Connection, item_id: str, version: int) -> Stored | None:
+        h, c = self.history.c, self.current.c
+        row = conn.execute(
+            select(h.resource, h.changed_at, h.status, c.patient_id)
+            .join(self.current, c.id == h.id)
+            .where((h.id == item_id) & (h.version == version))
+        ).first()
+        if row is None:
+            return None
+        return Stored(
+            item_id, version, row.patient_id, row.status or "", _utc(row.changed_at), row.resource
+        )
