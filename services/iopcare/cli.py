@@ -105,22 +105,40 @@ def _print_patient(addresses: dict[str, str], token: str, patient_id: str, zone:
         print(f"  {m.sender}: {m.text}")
 
 
-def _load_demo(addresses: dict[str, str], token: str, zone: str) -> None:
+def _load_demo(addresses: dict[str, str], token: str, case_manager_token: str, zone: str) -> None:
+    import json
+
     import grpc
 
     from iopcare.careplan.v1 import careplan_service_pb2 as pb
     from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
-    from iopcare.demo import DEMO_PATIENT_ID, demo_care_plan_json
+    from iopcare.demo import DEMO_PATIENT_ID, demo_care_plan_json, demo_care_team
     from iopcare.kit.rpc import bearer
     from iopcare.notes.v1 import notes_service_pb2 as notes_pb
     from iopcare.notes.v1 import notes_service_pb2_grpc as notes_grpc
 
     with grpc.insecure_channel(addresses["careplan"]) as channel:
+        # The case manager enrols the patient's team first: membership is what lets the
+        # psychiatrist write the plan.
+        team = (
+            pb_grpc.CarePlanServiceStub(channel)
+            .CreateCareTeam(
+                pb.CreateCareTeamRequest(
+                    request_id="demo-team-1", fhir_json=json.dumps(demo_care_team())
+                ),
+                metadata=bearer(case_manager_token),
+                timeout=10,
+            )
+            .care_team
+        )
+        print(f"careplan holds CareTeam/{team.id} ({team.status}) for Patient/{team.patient_id}")
         plan = (
             pb_grpc.CarePlanServiceStub(channel)
             .CreateCarePlan(
                 # A fixed request id: running the demo again shows the same plan, not a twin.
-                pb.CreateCarePlanRequest(request_id="demo-plan-1", fhir_json=demo_care_plan_json()),
+                pb.CreateCarePlanRequest(
+                    request_id="demo-plan-1", fhir_json=demo_care_plan_json(team_id=team.id)
+                ),
                 metadata=bearer(token),
                 timeout=10,
             )
@@ -185,7 +203,13 @@ def cmd_up(args: argparse.Namespace) -> int:
             practitioner_id="demo-psychiatrist",
         )
         if args.demo:
-            _load_demo(addresses, token, settings.program_timezone)
+            case_manager = mint_token(
+                settings,
+                subject="practitioner:demo-case-manager",
+                role="case-manager",
+                practitioner_id="demo-case-manager",
+            )
+            _load_demo(addresses, token, case_manager, settings.program_timezone)
         print("\nall services up (logs in var/logs). Try:")
         print("  .venv/bin/iopcare token --role therapist --practitioner demo-therapist")
         print("Press Ctrl-C to stop.", flush=True)

@@ -28,7 +28,54 @@ def _activity(
     }
 
 
-def demo_care_plan(start: datetime | None = None) -> dict[str, Any]:
+#: The demo team: practitioner id -> our role name (SNOMED codes come from careplan.codes).
+DEMO_TEAM = {
+    "demo-psychiatrist": "psychiatrist",
+    "demo-therapist": "therapist",
+    "demo-dietitian": "dietitian",
+    "demo-physician": "physician",
+    "demo-case-manager": "case-manager",
+}
+
+
+def demo_care_team(
+    patient_id: str = DEMO_PATIENT_ID, members: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """An active IOP care team for the patient: the four disciplines, a case manager and the
+    patient, with SNOMED CT role codes."""
+    from iopcare.careplan.codes import SNOMED, TEAM_ROLES
+
+    def participant(reference: str, role: str) -> dict[str, Any]:
+        code, display = TEAM_ROLES[role]
+        return {
+            "role": [{"coding": [{"system": SNOMED, "code": code, "display": display}]}],
+            "member": {"reference": reference},
+        }
+
+    return {
+        "resourceType": "CareTeam",
+        "status": "active",
+        "name": "IOP team A",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://loinc.org",
+                        "code": "LA28865-6",
+                        "display": "Longitudinal care-coordination focused care team",
+                    }
+                ]
+            }
+        ],
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "participant": [
+            *(participant(f"Practitioner/{p}", role) for p, role in (members or DEMO_TEAM).items()),
+            participant(f"Patient/{patient_id}", "patient"),
+        ],
+    }
+
+
+def demo_care_plan(start: datetime | None = None, team_id: str = "demo-team") -> dict[str, Any]:
     """A 12-week adult IOP plan: group therapy Mon/Wed/Fri 09:00-12:00, weekly individual therapy,
     a weekly psychiatrist visit and a nutrition session every other week."""
     start = start or datetime.now(UTC)
@@ -56,7 +103,7 @@ def demo_care_plan(start: datetime | None = None) -> dict[str, Any]:
             "psychiatrist visit, nutrition counselling.</div>",
         },
         "subject": {"reference": f"Patient/{DEMO_PATIENT_ID}", "display": "Alex Demo"},
-        "careTeam": [{"reference": "CareTeam/demo-team", "display": "IOP team A"}],
+        "careTeam": [{"reference": f"CareTeam/{team_id}", "display": "IOP team A"}],
         "addresses": [{"display": "Major depressive disorder, recurrent; alcohol use disorder"}],
         "goal": [
             {"reference": "Goal/demo-goal-phq9", "display": "PHQ-9 below 10 by week 12"},
@@ -132,5 +179,5 @@ def demo_care_plan(start: datetime | None = None) -> dict[str, Any]:
     }
 
 
-def demo_care_plan_json(start: datetime | None = None) -> str:
-    return json.dumps(demo_care_plan(start))
+def demo_care_plan_json(start: datetime | None = None, team_id: str = "demo-team") -> str:
+    return json.dumps(demo_care_plan(start, team_id))

@@ -27,7 +27,7 @@ from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
 from iopcare.scheduling.v1 import scheduling_service_pb2 as sc
 from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as sc_grpc
 from tests.support import harness
-from tests.support.plans import iop_plan_json, new_patient_id
+from tests.support.plans import new_patient_id
 
 
 @pytest.fixture
@@ -62,6 +62,13 @@ def _token(tmp_path: Path) -> list[tuple[str, str]]:
     return harness.metadata(Settings(data_dir=tmp_path))
 
 
+def _plan_json(address: str, tmp_path: Path, patient: str) -> str:
+    with grpc.insecure_channel(address) as channel:
+        return harness.enrolled_plan_json(
+            cp_grpc.CarePlanServiceStub(channel), Settings(data_dir=tmp_path), patient
+        )
+
+
 def _thread(address: str, metadata: list[tuple[str, str]], patient: str) -> list[nt.Message]:
     with grpc.insecure_channel(address) as channel:
         return list(
@@ -81,7 +88,8 @@ def test_a_plan_created_over_grpc_appears_in_scheduling_and_notes(
             cp_grpc.CarePlanServiceStub(channel)
             .CreateCarePlan(
                 cp.CreateCarePlanRequest(
-                    request_id=str(uuid.uuid4()), fhir_json=iop_plan_json(patient)
+                    request_id=str(uuid.uuid4()),
+                    fhir_json=_plan_json(services["careplan"].address, tmp_path, patient),
                 ),
                 metadata=metadata,
                 timeout=10,
@@ -111,10 +119,36 @@ def test_a_plan_created_over_grpc_appears_in_scheduling_and_notes(
     assert "sessions proposed" in thread[1].text
 
 
+def _unsent_events(data_dir: Path) -> list[str]:
+    from sqlalchemy import create_engine, select
+
+    from iopcare.careplan.store import outbox
+
+    engine = create_engine(f"sqlite:///{data_dir / 'careplan.db'}")
+    try:
+        with engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(outbox.c.event_type).where(outbox.c.sent_at.is_(None))
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+
+
 def test_careplan_killed_between_commit_and_publish_loses_nothing(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     port = free_port()
+    metadata = _token(tmp_path)
+    patient = new_patient_id()
+    # The patient's team is enrolled while careplan runs normally.
+    first = ServiceProcess("careplan", port, env, tmp_path / "careplan.log")
+    first.start()
+    plan_json = _plan_json(first.address, tmp_path, patient)
+    harness.eventually(lambda: _unsent_events(tmp_path) == [], timeout=20)
+    first.stop()
+    # Then careplan runs with a crash armed between its commit and its publish.
     crashing = ServiceProcess(
         "careplan",
         port,
@@ -124,23 +158,16 @@ def test_careplan_killed_between_commit_and_publish_loses_nothing(
     crashing.start()
     notes = ServiceProcess("notes", free_port(), env, tmp_path / "notes.log")
     notes.start()
-    metadata = _token(tmp_path)
-    patient = new_patient_id()
+    request = cp.CreateCarePlanRequest(request_id="crash-1", fhir_json=plan_json)
     try:
         with grpc.insecure_channel(crashing.address) as channel:
             stub = cp_grpc.CarePlanServiceStub(channel)
             # The process may die before or after answering; the commit happened either way.
             with contextlib.suppress(grpc.RpcError):
-                stub.CreateCarePlan(
-                    cp.CreateCarePlanRequest(
-                        request_id="crash-1", fhir_json=iop_plan_json(patient)
-                    ),
-                    metadata=metadata,
-                    timeout=10,
-                )
+                stub.CreateCarePlan(request, metadata=metadata, timeout=10)
         harness.eventually(lambda: not crashing.running(), timeout=10)
         assert crashing.process is not None and crashing.process.returncode == 137
-        assert _thread(notes.address, metadata, patient) == []
+        assert _unsent_events(tmp_path) == ["iopcare.careplan.created.v1"]
 
         restarted = ServiceProcess("careplan", port, env, tmp_path / "careplan.log")
         restarted.start()
@@ -149,20 +176,14 @@ def test_careplan_killed_between_commit_and_publish_loses_nothing(
                 lambda: _thread(notes.address, metadata, patient), timeout=20
             )
             assert len(thread) == 1 and thread[0].text.startswith("Care plan created")
+            assert _unsent_events(tmp_path) == []
             # The retry of the same request (the client never saw an answer) returns that plan.
             with grpc.insecure_channel(restarted.address) as channel:
-                again = (
-                    cp_grpc.CarePlanServiceStub(channel)
-                    .CreateCarePlan(
-                        cp.CreateCarePlanRequest(
-                            request_id="crash-1", fhir_json=iop_plan_json(patient)
-                        ),
-                        metadata=metadata,
-                        timeout=10,
-                    )
-                    .care_plan
+                again = cp_grpc.CarePlanServiceStub(channel).CreateCarePlan(
+                    request, metadata=metadata, timeout=10
                 )
-            assert again.patient_id == patient
+            assert again.care_plan.patient_id == patient
+            assert again.care_plan.version == 1
         finally:
             restarted.stop()
     finally:

@@ -23,7 +23,7 @@ from iopcare.kit import topics
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
 from tests.support import harness
-from tests.support.plans import iop_plan, iop_plan_json, new_patient_id
+from tests.support.plans import iop_plan, new_patient_id
 
 
 @pytest.fixture
@@ -50,7 +50,10 @@ def test_create_stores_version_one_and_publishes_the_created_event(
 ) -> None:
     patient = new_patient_id()
     created = stub.CreateCarePlan(
-        pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()), fhir_json=iop_plan_json(patient)),
+        pb.CreateCarePlanRequest(
+            request_id=str(uuid.uuid4()),
+            fhir_json=harness.enrolled_plan_json(stub, settings, patient),
+        ),
         metadata=harness.metadata(settings),
     ).care_plan
     assert (created.version, created.patient_id, created.status) == (1, patient, "active")
@@ -63,7 +66,12 @@ def test_create_stores_version_one_and_publishes_the_created_event(
     assert fetched.fhir_json == created.fhir_json
 
     (record,) = harness.read_topic(
-        kafka_bootstrap, topics.CAREPLAN, lambda r: r.key == patient.encode()
+        kafka_bootstrap,
+        topics.CAREPLAN,
+        lambda r: (
+            r.key == patient.encode()
+            and harness.header(r, "ce_type") == "iopcare.careplan.created.v1"
+        ),
     )
     assert harness.header(record, "ce_type") == "iopcare.careplan.created.v1"
     assert harness.header(record, "ce_subject") == f"CarePlan/{created.id}/_history/1"
@@ -74,7 +82,9 @@ def test_create_stores_version_one_and_publishes_the_created_event(
 def test_a_retried_create_returns_the_first_plan_even_when_retries_race(
     stub: pb_grpc.CarePlanServiceStub, settings: Settings, careplan: ServiceRuntime
 ) -> None:
-    request = pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()), fhir_json=iop_plan_json())
+    request = pb.CreateCarePlanRequest(
+        request_id=str(uuid.uuid4()), fhir_json=harness.enrolled_plan_json(stub, settings)
+    )
     metadata = harness.metadata(settings)
     ids: list[str] = []
     errors: list[BaseException] = []
@@ -94,7 +104,12 @@ def test_a_retried_create_returns_the_first_plan_even_when_retries_race(
     assert len(set(ids)) == 1
     with careplan.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(store.care_plan)).scalar() == 1
-        assert conn.execute(select(func.count()).select_from(store.outbox)).scalar() == 1
+        created_events = (
+            select(func.count())
+            .select_from(store.outbox)
+            .where(store.outbox.c.event_type == "iopcare.careplan.created.v1")
+        )
+        assert conn.execute(created_events).scalar() == 1
 
 
 def _details(error: grpc.RpcError) -> tuple[error_details_pb2.ErrorInfo, list[str]]:
@@ -135,7 +150,8 @@ def test_invalid_plans_get_invalid_argument_naming_each_field_and_nothing_is_wri
         assert sorted(fields) == expected
     with pytest.raises(grpc.RpcError) as caught:
         stub.CreateCarePlan(
-            pb.CreateCarePlanRequest(fhir_json=iop_plan_json()), metadata=harness.metadata(settings)
+            pb.CreateCarePlanRequest(fhir_json=harness.enrolled_plan_json(stub, settings)),
+            metadata=harness.metadata(settings),
         )
     assert _details(caught.value)[1] == ["request_id"]
     with careplan.db.read() as conn:
@@ -178,7 +194,9 @@ def test_every_access_is_audited_including_refusals(
     stub: pb_grpc.CarePlanServiceStub, settings: Settings, careplan: ServiceRuntime
 ) -> None:
     created = stub.CreateCarePlan(
-        pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()), fhir_json=iop_plan_json()),
+        pb.CreateCarePlanRequest(
+            request_id=str(uuid.uuid4()), fhir_json=harness.enrolled_plan_json(stub, settings)
+        ),
         metadata=harness.metadata(settings),
     ).care_plan
     stub.GetCarePlan(pb.GetCarePlanRequest(id=created.id), metadata=harness.metadata(settings))
@@ -186,9 +204,9 @@ def test_every_access_is_audited_including_refusals(
         stub.GetCarePlan(pb.GetCarePlanRequest(id="missing"), metadata=harness.metadata(settings))
     with careplan.db.read() as conn:
         rows = conn.execute(
-            select(store.audit_log.c.action, store.audit_log.c.outcome).order_by(
-                store.audit_log.c.id
-            )
+            select(store.audit_log.c.action, store.audit_log.c.outcome)
+            .where(store.audit_log.c.resource.like("CarePlan/%"))
+            .order_by(store.audit_log.c.id)
         ).all()
     assert [tuple(r) for r in rows] == [
         ("create", "success"),
@@ -202,14 +220,13 @@ def test_concurrent_creates_all_succeed_without_database_is_locked(
 ) -> None:
     metadata = harness.metadata(settings)
     failures: list[BaseException] = []
+    plan_json = harness.enrolled_plan_json(stub, settings)  # 120 plans for one patient
 
     def create() -> None:
         try:
             for _ in range(5):
                 stub.CreateCarePlan(
-                    pb.CreateCarePlanRequest(
-                        request_id=str(uuid.uuid4()), fhir_json=iop_plan_json()
-                    ),
+                    pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()), fhir_json=plan_json),
                     metadata=metadata,
                     timeout=60,
                 )

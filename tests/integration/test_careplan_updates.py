@@ -47,12 +47,24 @@ def stub(careplan: ServiceRuntime) -> Iterator[pb_grpc.CarePlanServiceStub]:
 def _create(
     stub: pb_grpc.CarePlanServiceStub, settings: Settings, **changes: object
 ) -> pb.CarePlan:
-    plan = iop_plan(new_patient_id())
-    plan.update(changes)
+    patient = new_patient_id()
+    plan = iop_plan(patient, harness.enrol_over_grpc(stub, settings, patient))
+    for key, value in changes.items():
+        if value is None:
+            plan.pop(key, None)
+        else:
+            plan[key] = value
     return stub.CreateCarePlan(
         pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()), fhir_json=json.dumps(plan)),
         metadata=harness.metadata(settings),
     ).care_plan
+
+
+def _team_of(stub: pb_grpc.CarePlanServiceStub, settings: Settings, plan: pb.CarePlan) -> str:
+    teams = stub.ListCareTeams(
+        pb.ListCareTeamsRequest(patient_id=plan.patient_id), metadata=harness.metadata(settings)
+    ).care_teams
+    return json.dumps(teams[0].id)
 
 
 def _error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
@@ -96,7 +108,13 @@ def test_an_update_from_the_current_version_makes_the_next_one_with_its_event(
     assert json.loads(updated.fhir_json)["meta"]["versionId"] == "2"
     assert json.loads(updated.fhir_json)["title"] == "Adult IOP: revised after week 2"
     records = harness.read_topic(
-        kafka_bootstrap, topics.CAREPLAN, lambda r: r.key == created.patient_id.encode(), expect=2
+        kafka_bootstrap,
+        topics.CAREPLAN,
+        lambda r: (
+            r.key == created.patient_id.encode()
+            and harness.header(r, "ce_subject", "").startswith("CarePlan/")
+        ),
+        expect=2,
     )
     assert [harness.header(r, "ce_type") for r in records] == [
         "iopcare.careplan.created.v1",
@@ -176,7 +194,7 @@ def test_of_many_concurrent_updates_from_one_version_exactly_one_wins(
 def test_the_lifecycle_is_enforced_over_grpc(
     stub: pb_grpc.CarePlanServiceStub, settings: Settings, kafka_bootstrap: str
 ) -> None:
-    draft = _create(stub, settings, status="draft", careTeam=[], goal=[])
+    draft = _create(stub, settings, status="draft", careTeam=None, goal=None)
     body = json.loads(draft.fhir_json)
     body["status"] = "active"
     with pytest.raises(grpc.RpcError) as caught:
@@ -188,7 +206,7 @@ def test_the_lifecycle_is_enforced_over_grpc(
     assert _error_info(caught.value).reason == "PLAN_NOT_READY"
 
     # Only the elements named in the mask change: add the team and goal, then activate.
-    ready = iop_plan()
+    ready = iop_plan(draft.patient_id, json.loads(_team_of(stub, settings, draft)))
     version = stub.UpdateCarePlan(
         pb.UpdateCarePlanRequest(
             id=draft.id,
@@ -234,7 +252,10 @@ def test_the_lifecycle_is_enforced_over_grpc(
         for r in harness.read_topic(
             kafka_bootstrap,
             topics.CAREPLAN,
-            lambda r: r.key == draft.patient_id.encode(),
+            lambda r: (
+                r.key == draft.patient_id.encode()
+                and harness.header(r, "ce_subject", "").startswith("CarePlan/")
+            ),
             expect=4,
         )
     ]

@@ -115,8 +115,60 @@ def read_topic(
         consumer.close()
 
 
-def header(record: Any, name: str) -> str | None:
+def header(record: Any, name: str, default: str | None = None) -> str | None:
     for key, value in record.headers or []:
         if key == name:
             return bytes(value).decode()
-    return None
+    return default
+
+
+def wait_caught_up(
+    bootstrap: str, group: str, topic_names: list[str], timeout: float = 30.0
+) -> None:
+    """Waits until `group` has committed offsets at the end of every partition of the topics.
+
+    A consumer commits only after applying, so afterwards everything published before this call
+    has been applied (or dead-lettered). Tests use it instead of counting on shared statistics:
+    the topics are shared by the whole session, and fresh groups replay older tests' events.
+    """
+    probe = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        partitions = [
+            TopicPartition(t, p) for t in topic_names for p in probe.partitions_for_topic(t) or []
+        ]
+        ends = probe.end_offsets(partitions)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            behind = [tp for tp in partitions if (probe.committed(tp) or 0) < ends[tp]]
+            if not behind:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"group {group} still behind on {behind} after {timeout}s")
+    finally:
+        probe.close(autocommit=False)
+
+
+def enrol_over_grpc(stub: Any, settings: Settings, patient_id: str) -> str:
+    """Creates the patient's care team through the API as the case manager; returns its id."""
+    import json
+
+    from iopcare.careplan.v1 import careplan_service_pb2 as pb
+    from tests.support.plans import care_team
+
+    return str(
+        stub.CreateCareTeam(
+            pb.CreateCareTeamRequest(
+                request_id=str(uuid.uuid4()), fhir_json=json.dumps(care_team(patient_id))
+            ),
+            metadata=metadata(settings, role="case-manager", practitioner="cm-1"),
+            timeout=10,
+        ).care_team.id
+    )
+
+
+def enrolled_plan_json(stub: Any, settings: Settings, patient_id: str | None = None) -> str:
+    """A plan for a (new) patient whose care team now exists, as JSON."""
+    from tests.support.plans import iop_plan_json, new_patient_id
+
+    patient = patient_id or new_patient_id()
+    return iop_plan_json(patient, enrol_over_grpc(stub, settings, patient))

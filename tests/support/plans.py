@@ -1,4 +1,5 @@
-"""Realistic care plans for tests (unique patient per call, so tests sharing a topic never mix)."""
+"""Realistic care plans and teams for tests (a new patient per call, so tests sharing a topic
+never mix)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,49 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from iopcare.demo import demo_care_plan
+from iopcare.demo import demo_care_plan, demo_care_team
+from iopcare.kit.auth import Principal
+
+#: The clinicians tests act as; all of them are on every team `care_team()` builds.
+TEAM = {
+    "psy-1": "psychiatrist",
+    "th-1": "therapist",
+    "diet-1": "dietitian",
+    "doc-1": "physician",
+    "cm-1": "case-manager",
+}
+CASE_MANAGER = Principal(subject="practitioner:cm-1", role="case-manager", practitioner_id="cm-1")
 
 
 def new_patient_id() -> str:
     return f"pat-{uuid.uuid4().hex[:12]}"
 
 
-def iop_plan(patient_id: str | None = None, start: datetime | None = None) -> dict[str, Any]:
-    plan = demo_care_plan(start or datetime.now(UTC))
+def care_team(patient_id: str) -> dict[str, Any]:
+    return demo_care_team(patient_id, TEAM)
+
+
+def iop_plan(
+    patient_id: str | None = None, team_id: str = "unknown-team", start: datetime | None = None
+) -> dict[str, Any]:
+    plan = demo_care_plan(start or datetime.now(UTC), team_id)
     plan["subject"] = {"reference": f"Patient/{patient_id or new_patient_id()}"}
     return plan
 
 
-def iop_plan_json(patient_id: str | None = None) -> str:
-    return json.dumps(iop_plan(patient_id))
+def iop_plan_json(patient_id: str | None = None, team_id: str = "unknown-team") -> str:
+    return json.dumps(iop_plan(patient_id, team_id))
+
+
+def enrol(db: Any, patient_id: str) -> str:
+    """Creates the patient's active care team in a careplan database; returns its id."""
+    from iopcare.careplan.service import CareTeams
+
+    team = CareTeams(db).create(CASE_MANAGER, str(uuid.uuid4()), json.dumps(care_team(patient_id)))
+    return team.id
+
+
+def enrolled_plan_json(db: Any, patient_id: str | None = None) -> tuple[str, str]:
+    """(patient id, plan JSON) for a new patient whose team exists in the careplan database."""
+    patient = patient_id or new_patient_id()
+    return patient, iop_plan_json(patient, enrol(db, patient))

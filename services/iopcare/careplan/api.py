@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from iopcare.careplan.service import CarePlans
+from iopcare.careplan.service import CarePlans, CareTeams
 from iopcare.careplan.store import StoredPlan
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
@@ -25,9 +25,21 @@ def to_message(plan: StoredPlan) -> pb.CarePlan:
     )
 
 
+def team_message(team: StoredPlan) -> pb.CareTeam:
+    return pb.CareTeam(
+        id=team.id,
+        version=team.version,
+        patient_id=team.patient_id,
+        status=team.status,
+        update_time=timestamp(team.updated_at),
+        fhir_json=team.resource,
+    )
+
+
 class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
-    def __init__(self, plans: CarePlans) -> None:
+    def __init__(self, plans: CarePlans, teams: CareTeams) -> None:
         self.plans = plans
+        self.teams = teams
 
     def CreateCarePlan(
         self, request: pb.CreateCarePlanRequest, context: grpc.ServicerContext
@@ -85,3 +97,35 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             current_principal(), require_id(request.id, "id"), request.version
         )
         return pb.GetCarePlanVersionResponse(care_plan=to_message(plan))
+
+    def CreateCareTeam(
+        self, request: pb.CreateCareTeamRequest, context: grpc.ServicerContext
+    ) -> pb.CreateCareTeamResponse:
+        team = self.teams.create(current_principal(), request.request_id, request.fhir_json)
+        return pb.CreateCareTeamResponse(care_team=team_message(team))
+
+    def GetCareTeam(
+        self, request: pb.GetCareTeamRequest, context: grpc.ServicerContext
+    ) -> pb.GetCareTeamResponse:
+        team = self.teams.get(current_principal(), require_id(request.id, "id"))
+        return pb.GetCareTeamResponse(care_team=team_message(team))
+
+    def UpdateCareTeam(
+        self, request: pb.UpdateCareTeamRequest, context: grpc.ServicerContext
+    ) -> pb.UpdateCareTeamResponse:
+        team = self.teams.update(
+            current_principal(),
+            require_id(request.id, "id"),
+            request.expected_version,
+            request.fhir_json,
+            request.reason,
+        )
+        return pb.UpdateCareTeamResponse(care_team=team_message(team))
+
+    def ListCareTeams(
+        self, request: pb.ListCareTeamsRequest, context: grpc.ServicerContext
+    ) -> pb.ListCareTeamsResponse:
+        teams = self.teams.for_patient(
+            current_principal(), require_id(request.patient_id, "patient_id")
+        )
+        return pb.ListCareTeamsResponse(care_teams=[team_message(t) for t in teams])

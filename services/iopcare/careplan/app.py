@@ -6,7 +6,7 @@ from pathlib import Path
 
 from iopcare.careplan import store
 from iopcare.careplan.api import SERVICE_NAME, CarePlanServicer
-from iopcare.careplan.service import CarePlans
+from iopcare.careplan.service import Access, CarePlans, CareTeams
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit.auth import TokenVerifier
 from iopcare.kit.relay import OutboxRelay, make_producer
@@ -32,11 +32,27 @@ def build(
         idle_seconds=settings.relay_idle_seconds,
         lock_name=NAME,
     )
+    access = Access()
     plans = CarePlans(
-        db, max_resource_bytes=settings.max_resource_bytes, notify_outbox=relay.notify
+        db,
+        max_resource_bytes=settings.max_resource_bytes,
+        notify_outbox=relay.notify,
+        access=access,
+    )
+    teams = CareTeams(
+        db,
+        max_resource_bytes=settings.max_resource_bytes,
+        notify_outbox=relay.notify,
+        access=access,
     )
     server, port, health = create_server(
-        [(pb_grpc.add_CarePlanServiceServicer_to_server, CarePlanServicer(plans), SERVICE_NAME)],
+        [
+            (
+                pb_grpc.add_CarePlanServiceServicer_to_server,
+                CarePlanServicer(plans, teams),
+                SERVICE_NAME,
+            )
+        ],
         f"{service.host}:{service.port}",
         TokenVerifier(settings),
         max_workers=service.grpc_workers,

@@ -76,7 +76,46 @@ MASKABLE_ELEMENTS = frozenset(
     }
 )
 
+SNOMED = "http://snomed.info/sct"
+
+#: Care team roles (CareTeam.participant.role), our name -> SNOMED CT occupation.
+TEAM_ROLES = {
+    "psychiatrist": ("80584001", "Psychiatrist"),
+    "therapist": ("224588003", "Psychotherapist"),
+    "psychologist": ("59944000", "Psychologist"),
+    "dietitian": ("40127002", "Dietitian (general)"),
+    "physician": ("59058001", "General physician"),
+    "nurse": ("106292003", "Professional nurse"),
+    "case-manager": ("768832004", "Case manager"),
+    "patient": ("116154003", "Patient"),
+}
+TEAM_ROLE_BY_CODE = {code: role for role, (code, _) in TEAM_ROLES.items()}
+
+#: http://hl7.org/fhir/care-team-status
+TEAM_STATUSES = frozenset({"proposed", "active", "suspended", "inactive", "entered-in-error"})
+TEAM_CREATABLE_STATUSES = frozenset({"proposed", "active"})
+TEAM_CLOSED_STATUSES = frozenset({"inactive", "entered-in-error"})
+TEAM_TRANSITIONS = {
+    ("proposed", "active"): "activate",
+    ("proposed", "inactive"): "deactivate",
+    ("active", "suspended"): "suspend",
+    ("suspended", "active"): "resume",
+    ("active", "inactive"): "deactivate",
+    ("suspended", "inactive"): "deactivate",
+}
+#: Who a CareTeam may list as members (R4 CareTeam.participant.member).
+TEAM_MEMBER_TYPES = frozenset(
+    {"Practitioner", "PractitionerRole", "RelatedPerson", "Patient", "Organization", "CareTeam"}
+)
+#: Roles that may create and manage any patient's care team (intake, coordination, the handoff
+#: intake acting as `system`). A psychiatrist, as team lead, may manage a team they are on.
+TEAM_MANAGER_ROLES = frozenset({"case-manager", "admin", "system", "service"})
+#: Roles that see every patient without team membership; each such access is audited with the role.
+PRIVILEGED_ROLES = frozenset({"admin", "system", "service"})
+
 SOURCE = "/iopcare/careplan"
+EVENT_TEAM_CREATED = "iopcare.careplan.careteam.created.v1"
+EVENT_TEAM_UPDATED = "iopcare.careplan.careteam.updated.v1"
 EVENT_CREATED = "iopcare.careplan.created.v1"
 EVENT_UPDATED = "iopcare.careplan.updated.v1"
 #: The event type of each kind of revision; a plain edit is `updated`.

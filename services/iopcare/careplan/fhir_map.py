@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
+from iopcare.careplan import codes
 from iopcare.careplan.domain.model import Activity, CarePlanDraft
+from iopcare.careplan.domain.team import CareTeamDraft, Member
 from iopcare.kit import fhir
 
 
@@ -40,3 +42,48 @@ def draft_from_fhir(plan: fhir.Resource) -> CarePlanDraft:
 def stamp(document: dict[str, Any], plan_id: str, version: int, updated: datetime) -> str:
     """The stored form: server id and meta (versionId, lastUpdated) set; canonical JSON."""
     return fhir.with_identity(document, plan_id, version, updated)
+
+
+def _day(value: Any) -> date | None:
+    if value is None:
+        return None
+    return value.date() if isinstance(value, datetime) else value
+
+
+def team_from_fhir(team: fhir.Resource) -> CareTeamDraft:
+    subject = getattr(team, "subject", None)
+    members = []
+    for index, participant in enumerate(getattr(team, "participant", None) or []):
+        role_codes = tuple(
+            coding.code
+            for concept in (participant.role or [])
+            for coding in (concept.coding or [])
+            if coding.system == codes.SNOMED and coding.code
+        )
+        role = next(
+            (codes.TEAM_ROLE_BY_CODE[c] for c in role_codes if c in codes.TEAM_ROLE_BY_CODE), None
+        )
+        period = participant.period
+        members.append(
+            Member(
+                index=index,
+                reference=participant.member.reference if participant.member else None,
+                role=role,
+                role_codes=role_codes,
+                period_start=_day(period.start) if period else None,
+                period_end=_day(period.end) if period else None,
+            )
+        )
+    return CareTeamDraft(
+        patient_id=fhir.reference_id(getattr(subject, "reference", None), "Patient"),
+        status=getattr(team, "status", None),
+        members=members,
+    )
+
+
+def plan_team_ids(plan: fhir.Resource) -> list[tuple[int, str | None]]:
+    """(index, CareTeam id) of each careTeam reference of a plan; None when not CareTeam/{id}."""
+    return [
+        (index, fhir.reference_id(ref.reference, "CareTeam"))
+        for index, ref in enumerate(getattr(plan, "careTeam", None) or [])
+    ]

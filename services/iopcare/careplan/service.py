@@ -6,7 +6,9 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Connection
 
 from iopcare.careplan import codes, fhir_map, store
 from iopcare.careplan.domain.model import (
@@ -14,6 +16,12 @@ from iopcare.careplan.domain.model import (
     check_new_plan,
     check_revision,
     check_update_request,
+)
+from iopcare.careplan.domain.team import (
+    access_basis,
+    check_new_team,
+    check_team_revision,
+    may_manage_team,
 )
 from iopcare.kit import audit, fhir, paging, topics
 from iopcare.kit.auth import Principal
@@ -24,48 +32,136 @@ from iopcare.kit.errors import (
     InvalidArgument,
     IopcareError,
     NotFound,
-    StaleVersion,
 )
 from iopcare.kit.events import Event, append_to_outbox
 from iopcare.kit.requests import create_once
-from iopcare.kit.versioned import Version
+from iopcare.kit.versioned import Stored, Version, revise
 
 
 def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-class CarePlans:
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+class Access:
+    """Decides, from the care team memberships in this database, who may see which patient."""
+
+    def __init__(self, today: Callable[[], date] = _today) -> None:
+        self.today = today
+
+    def on_team(self, conn: Connection, principal: Principal, patient_id: str) -> bool:
+        return bool(principal.practitioner_id) and store.is_member(
+            conn, principal.reference, patient_id, self.today()
+        )
+
+    def basis(self, conn: Connection, principal: Principal, patient_id: str) -> str:
+        """Why the caller may see the patient (care-team, role:..., break-glass) or raises."""
+        return access_basis(
+            principal.role, principal.break_glass, self.on_team(conn, principal, patient_id)
+        )
+
+
+class _Service:
+    """What the plan and team use cases share: the database, access, auditing and events."""
+
     def __init__(
         self,
         db: Database,
         *,
         max_resource_bytes: int = fhir.DEFAULT_MAX_BYTES,
         notify_outbox: Callable[[], None] = lambda: None,
+        access: Access | None = None,
     ) -> None:
         self.db = db
         self.max_resource_bytes = max_resource_bytes
         self.notify_outbox = notify_outbox
+        self.access = access or Access()
 
-    @contextmanager
-    def _audit_refusals(
-        self, principal: Principal, action: str, resource: str, patient_id: str | None = None
-    ) -> Iterator[None]:
+    def _refused(self, principal: Principal, action: str, resource: str, exc: IopcareError) -> None:
         """Every refused write is audited too (reliability C11), in a transaction of its own."""
-        try:
-            yield
-        except IopcareError as exc:
-            outcome = audit.NOT_FOUND if isinstance(exc, NotFound) else audit.DENIED
+        outcome = audit.NOT_FOUND if isinstance(exc, NotFound) else audit.DENIED
+        audit.record_separately(
+            self.db,
+            store.audit_log,
+            principal,
+            action,
+            resource=resource,
+            patient_id=None,
+            outcome=outcome,
+            detail=exc.reason,
+        )
+
+    def _audited_read(self, principal: Principal, resource: str, item: Stored | None) -> Stored:
+        """Checks access to a read item and audits the read, its refusal or its absence."""
+        if item is None:
             audit.record_separately(
                 self.db,
                 store.audit_log,
                 principal,
-                action,
+                audit.READ,
                 resource=resource,
-                patient_id=patient_id,
-                outcome=outcome,
-                detail=exc.reason,
+                patient_id=None,
+                outcome=audit.NOT_FOUND,
             )
+            raise NotFound(f"{resource} not found", resource=resource)
+        refused: IopcareError | None = None
+        basis = ""
+        with self.db.read() as conn:
+            try:
+                basis = self.access.basis(conn, principal, item.patient_id)
+            except IopcareError as exc:
+                refused = exc
+        if refused is not None:
+            audit.record_separately(
+                self.db,
+                store.audit_log,
+                principal,
+                audit.READ,
+                resource=resource,
+                patient_id=item.patient_id,
+                outcome=audit.DENIED,
+                detail=refused.reason,
+            )
+            raise refused
+        audit.record_separately(
+            self.db,
+            store.audit_log,
+            principal,
+            audit.READ,
+            resource=resource,
+            patient_id=item.patient_id,
+            detail=basis,
+        )
+        return item
+
+
+class CarePlans(_Service):
+    """The treatment plan: create, revise under optimistic concurrency, read its history."""
+
+    def _check_teams(self, conn: Connection, plan: fhir.Resource, patient_id: str) -> None:
+        """A plan's careTeam references must be teams of the same patient in this service."""
+        problems = []
+        for index, team_id in fhir_map.plan_team_ids(plan):
+            team = store.teams.load(conn, team_id) if team_id else None
+            if team is None or team.patient_id != patient_id:
+                problems.append(
+                    FieldViolation(
+                        f"fhir_json.CarePlan.careTeam[{index}]",
+                        "must reference a CareTeam of the plan's patient (CareTeam/{id})",
+                    )
+                )
+        if problems:
+            raise InvalidArgument("the plan refers to an unknown care team", problems)
+
+    @contextmanager
+    def _audit_refusals(self, principal: Principal, action: str, resource: str) -> Iterator[None]:
+        try:
+            yield
+        except IopcareError as exc:
+            self._refused(principal, action, resource, exc)
             raise
 
     def _publish(self, uow: UnitOfWork, plan: store.StoredPlan, event_type: str) -> None:
@@ -94,6 +190,8 @@ class CarePlans:
             patient_id, status = str(draft.patient_id), str(draft.status)
 
             def _create(uow: UnitOfWork, plan_id: str) -> None:
+                basis = self.access.basis(uow.conn, principal, patient_id)
+                self._check_teams(uow.conn, resource, patient_id)
                 now = datetime.now(UTC)
                 stored = store.StoredPlan(
                     id=plan_id,
@@ -112,6 +210,7 @@ class CarePlans:
                     audit.CREATE,
                     resource=f"CarePlan/{plan_id}",
                     patient_id=patient_id,
+                    detail=basis,
                 )
 
             plan_id, created = create_once(
@@ -150,38 +249,34 @@ class CarePlans:
                     [FieldViolation("fhir_json.resourceType", "must be CarePlan")],
                 )
             check_update_request(plan_id, document.get("id"), expected_version, reason)
+            granted: list[str] = []
             with UnitOfWork(self.db) as uow:
-                current = store.plans.load(uow.conn, plan_id)
-                if current is None:
-                    raise NotFound(f"{resource_name} not found", resource=resource_name)
-                if current.version != expected_version:
-                    raise StaleVersion(resource_name, expected_version, current.version)
-                current_document = json.loads(current.resource)
-                merged = apply_mask(current_document, document, mask)
-                merged_document, merged_resource = fhir.parse_document(
-                    merged, "CarePlan", field="fhir_json"
-                )
-                change = check_revision(
-                    fhir_map.draft_from_fhir(fhir.parse_resource(current_document)),
-                    fhir_map.draft_from_fhir(merged_resource),
-                )
-                now = datetime.now(UTC)
-                revised = store.StoredPlan(
-                    id=plan_id,
-                    version=current.version + 1,
-                    patient_id=current.patient_id,
-                    status=str(merged_resource.status),
-                    updated_at=now,
-                    resource=fhir_map.stamp(merged_document, plan_id, current.version + 1, now),
-                )
-                if not store.plans.update(
-                    uow.conn, revised, expected_version, principal.reference, change, reason
-                ):
-                    # A concurrent update committed between our read and our write.
-                    latest = store.plans.load(uow.conn, plan_id)
-                    raise StaleVersion(
-                        resource_name, expected_version, latest.version if latest else 0
+
+                def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
+                    granted.append(self.access.basis(uow.conn, principal, current.patient_id))
+                    current_document = json.loads(current.resource)
+                    merged = apply_mask(current_document, document, mask)
+                    merged_document, merged_resource = fhir.parse_document(
+                        merged, "CarePlan", field="fhir_json"
                     )
+                    self._check_teams(uow.conn, merged_resource, current.patient_id)
+                    change = check_revision(
+                        fhir_map.draft_from_fhir(fhir.parse_resource(current_document)),
+                        fhir_map.draft_from_fhir(merged_resource),
+                    )
+                    resource = fhir_map.stamp(merged_document, plan_id, version, now)
+                    return resource, str(merged_resource.status), change
+
+                _, revised, change = revise(
+                    uow.conn,
+                    store.plans,
+                    "CarePlan",
+                    plan_id,
+                    expected_version,
+                    reviser,
+                    principal.reference,
+                    reason,
+                )
                 self._publish(uow, revised, codes.EVENT_FOR_CHANGE[change])
                 audit.record(
                     uow.conn,
@@ -189,8 +284,8 @@ class CarePlans:
                     principal,
                     audit.UPDATE,
                     resource=resource_name,
-                    patient_id=current.patient_id,
-                    detail=change,
+                    patient_id=revised.patient_id,
+                    detail=f"{change}; {granted[0]}",
                 )
                 uow.commit()
         self.notify_outbox()
@@ -226,33 +321,183 @@ class CarePlans:
             token = paging.encode({"before": versions[-1].version})
         return versions, token
 
-    def _audited_read(
-        self, principal: Principal, resource: str, plan: store.StoredPlan | None
-    ) -> store.StoredPlan:
-        if plan is None:
-            audit.record_separately(
-                self.db,
-                store.audit_log,
-                principal,
-                audit.READ,
-                resource=resource,
-                patient_id=None,
-                outcome=audit.NOT_FOUND,
-            )
-            raise NotFound(f"{resource} not found", resource=resource)
-        audit.record_separately(
-            self.db,
-            store.audit_log,
-            principal,
-            audit.READ,
-            resource=resource,
-            patient_id=plan.patient_id,
-        )
-        return plan
-
     def _load(self, plan_id: str) -> store.StoredPlan:
         with self.db.read() as conn:
             plan = store.plans.load(conn, plan_id)
         if plan is None:  # committed above, and plans are never deleted
             raise FailedPrecondition(f"CarePlan/{plan_id} vanished after it was created")
         return plan
+
+
+class CareTeams(_Service):
+    """The care team of a patient: who works on the plan, and so who may see the patient."""
+
+    def _team_event(self, uow: UnitOfWork, team: Stored, event_type: str) -> None:
+        append_to_outbox(
+            uow.conn,
+            store.outbox,
+            topics.CAREPLAN,
+            Event(
+                type=event_type,
+                source=codes.SOURCE,
+                subject=f"CareTeam/{team.id}/_history/{team.version}",
+                key=team.patient_id,
+                data=team.resource,
+                time=team.updated_at,
+            ),
+        )
+
+    def create(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
+        try:
+            document, resource = fhir.parse_document(
+                fhir_json, "CareTeam", max_bytes=self.max_resource_bytes, field="fhir_json"
+            )
+            draft = fhir_map.team_from_fhir(resource)
+            check_new_team(draft, field_prefix="fhir_json.")
+            patient_id, status = str(draft.patient_id), str(draft.status)
+
+            def _create(uow: UnitOfWork, team_id: str) -> None:
+                may_manage_team(
+                    principal.role, self.access.on_team(uow.conn, principal, patient_id)
+                )
+                now = datetime.now(UTC)
+                team = Stored(
+                    team_id,
+                    1,
+                    patient_id,
+                    status,
+                    now,
+                    fhir.with_identity(document, team_id, 1, now),
+                )
+                store.teams.insert(uow.conn, team, principal.reference)
+                store.replace_members(
+                    uow.conn, team, store.member_rows(draft.members), status == "active"
+                )
+                self._team_event(uow, team, codes.EVENT_TEAM_CREATED)
+                audit.record(
+                    uow.conn,
+                    store.audit_log,
+                    principal,
+                    audit.CREATE,
+                    resource=f"CareTeam/{team_id}",
+                    patient_id=patient_id,
+                )
+
+            team_id, created = create_once(
+                self.db,
+                store.request_log,
+                principal,
+                "CreateCareTeam",
+                request_id,
+                _create,
+                _new_id,
+            )
+        except IopcareError as exc:
+            self._refused(principal, audit.CREATE, "CareTeam", exc)
+            raise
+        if created:
+            self.notify_outbox()
+        with self.db.read() as conn:
+            team = store.teams.load(conn, team_id)
+        assert team is not None  # committed above; teams are never deleted
+        return team
+
+    def update(
+        self,
+        principal: Principal,
+        team_id: str,
+        expected_version: int,
+        fhir_json: str,
+        reason: str = "",
+    ) -> Stored:
+        name = f"CareTeam/{team_id}"
+        try:
+            document, resource = fhir.parse_document(
+                fhir_json, "CareTeam", max_bytes=self.max_resource_bytes, field="fhir_json"
+            )
+            if expected_version < 1:
+                raise InvalidArgument(
+                    "expected_version is required",
+                    [FieldViolation("expected_version", "the version the change is based on")],
+                )
+            if document.get("id") not in (None, team_id):
+                raise InvalidArgument(
+                    "the document's id differs from the request's",
+                    [FieldViolation("fhir_json.CareTeam.id", "must be absent or equal to id")],
+                )
+            revised_draft = fhir_map.team_from_fhir(resource)
+            with UnitOfWork(self.db) as uow:
+
+                def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
+                    may_manage_team(
+                        principal.role, self.access.on_team(uow.conn, principal, current.patient_id)
+                    )
+                    change = check_team_revision(
+                        fhir_map.team_from_fhir(fhir.parse_resource(current.resource)),
+                        revised_draft,
+                    )
+                    return (
+                        fhir.with_identity(document, team_id, version, now),
+                        str(revised_draft.status),
+                        change,
+                    )
+
+                _, team, change = revise(
+                    uow.conn,
+                    store.teams,
+                    "CareTeam",
+                    team_id,
+                    expected_version,
+                    reviser,
+                    principal.reference,
+                    reason,
+                )
+                store.replace_members(
+                    uow.conn,
+                    team,
+                    store.member_rows(revised_draft.members),
+                    team.status == "active",
+                )
+                self._team_event(uow, team, codes.EVENT_TEAM_UPDATED)
+                audit.record(
+                    uow.conn,
+                    store.audit_log,
+                    principal,
+                    audit.UPDATE,
+                    resource=name,
+                    patient_id=team.patient_id,
+                    detail=change,
+                )
+                uow.commit()
+        except IopcareError as exc:
+            self._refused(principal, audit.UPDATE, name, exc)
+            raise
+        self.notify_outbox()
+        return team
+
+    def get(self, principal: Principal, team_id: str) -> Stored:
+        with self.db.read() as conn:
+            team = store.teams.load(conn, team_id)
+        return self._audited_read(principal, f"CareTeam/{team_id}", team)
+
+    def for_patient(self, principal: Principal, patient_id: str) -> list[Stored]:
+        with self.db.read() as conn:
+            basis_error: IopcareError | None = None
+            try:
+                basis = self.access.basis(conn, principal, patient_id)
+            except IopcareError as exc:
+                basis_error, basis = exc, ""
+            teams = store.teams.for_patient(conn, patient_id) if basis_error is None else []
+        audit.record_separately(
+            self.db,
+            store.audit_log,
+            principal,
+            audit.SEARCH,
+            resource="CareTeam",
+            patient_id=patient_id,
+            outcome=audit.DENIED if basis_error else audit.SUCCESS,
+            detail=basis_error.reason if basis_error else f"{len(teams)} hits; {basis}",
+        )
+        if basis_error is not None:
+            raise basis_error
+        return teams

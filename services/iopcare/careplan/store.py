@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Connection, Date, DateTime, Index, MetaData, String, Table, delete
+from datetime import date
 
+from sqlalchemy import (
+    Column,
+    Connection,
+    Date,
+    DateTime,
+    Index,
+    MetaData,
+    String,
+    Table,
+    delete,
+    select,
+)
+
+from iopcare.careplan.domain.team import Member
 from iopcare.kit.schema import BigId, add_kit_tables
 from iopcare.kit.versioned import Stored, VersionedTables
 
@@ -60,3 +74,32 @@ def replace_members(
             for member in members
         ],
     )
+
+
+def member_rows(members: list[Member]) -> list[dict[str, object]]:
+    return [
+        {
+            "member": m.reference,
+            "role": m.role,
+            "period_start": m.period_start,
+            "period_end": m.period_end,
+        }
+        for m in members
+        if m.reference
+    ]
+
+
+def is_member(conn: Connection, reference: str, patient_id: str, today: date) -> bool:
+    """Whether `reference` is, today, a member of an active care team of the patient."""
+    m = care_team_member.c
+    row = conn.execute(
+        select(m.row_id)
+        .where(
+            (m.member == reference)
+            & (m.patient_id == patient_id)
+            & ((m.period_start.is_(None)) | (m.period_start <= today))
+            & ((m.period_end.is_(None)) | (m.period_end >= today))
+        )
+        .limit(1)
+    ).first()
+    return row is not None

@@ -51,6 +51,8 @@ class Principal:
     practitioner_id: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
     token_id: str | None = None
+    #: Emergency access outside the care team: granted, flagged and audited, reviewed afterwards.
+    break_glass: bool = False
 
     @property
     def reference(self) -> str:
@@ -150,6 +152,7 @@ class TokenVerifier:
             practitioner_id=claims.get("practitioner"),
             scopes=frozenset(str(scope).split()) if scope else frozenset(),
             token_id=claims.get("jti"),
+            break_glass=claims.get("break_glass") is True,
         )
 
 
@@ -162,6 +165,7 @@ def mint_token(
     scopes: list[str] | None = None,
     lifetime_seconds: int = 3600,
     algorithm: str = "ES384",
+    break_glass: bool = False,
 ) -> str:
     """Signs a token with the development key (or IOPCARE_TOKEN_PRIVATE_KEY_FILE)."""
     if role not in ROLES:
@@ -182,6 +186,8 @@ def mint_token(
         claims["practitioner"] = practitioner_id
     if scopes:
         claims["scope"] = " ".join(scopes)
+    if break_glass:
+        claims["break_glass"] = True
     return jwt.encode(claims, private_path.read_bytes(), algorithm=algorithm)
 
 

@@ -19,8 +19,9 @@ import logging
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +48,8 @@ class ConsumerStats:
     duplicates: int = 0
     dead_lettered: int = 0
     skipped: int = 0
+    #: The ce_ids of the latest redeliveries absorbed by the inbox (for operators and tests).
+    recent_duplicates: deque[str] = field(default_factory=lambda: deque(maxlen=1000))
 
 
 class _Retry(Exception):
@@ -236,6 +239,7 @@ class EventConsumer:
                 self.on_applied(received)
         else:
             self.stats.duplicates += 1
+            self.stats.recent_duplicates.append(received.event.id)
 
     def _apply(self, handler: Handler, received: ReceivedEvent) -> bool:
         """Applies the event once; returns False when the inbox shows it was applied before."""

@@ -8,11 +8,14 @@ the revision). Updates carry the version they are based on and only apply if it 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Column, Connection, DateTime, Integer, MetaData, String, Table, Text, select
+
+from iopcare.kit.errors import NotFound, StaleVersion
 
 
 @dataclass(frozen=True)
@@ -196,3 +199,39 @@ class VersionedTables:
         return Stored(
             item_id, version, row.patient_id, row.status or "", _utc(row.changed_at), row.resource
         )
+
+
+#: Builds the next version from the current one: given the current state, the new version number
+#: and the time, returns (canonical JSON of the new version, its status, the kind of change).
+Reviser = Callable[[Stored, int, datetime], tuple[str, str, str]]
+
+
+def revise(
+    conn: Connection,
+    tables: VersionedTables,
+    resource_type: str,
+    item_id: str,
+    expected_version: int,
+    reviser: Reviser,
+    changed_by: str,
+    reason: str | None,
+) -> tuple[Stored, Stored, str]:
+    """Stores the next version of a resource if `expected_version` is still current.
+
+    Returns (previous, revised, kind of change). Raises NotFound, or StaleVersion carrying the
+    current version, and then writes nothing (reliability B1, B2).
+    """
+    name = f"{resource_type}/{item_id}"
+    current = tables.load(conn, item_id)
+    if current is None:
+        raise NotFound(f"{name} not found", resource=name)
+    if current.version != expected_version:
+        raise StaleVersion(name, expected_version, current.version)
+    now = datetime.now(UTC)
+    resource, status, change = reviser(current, current.version + 1, now)
+    revised = Stored(item_id, current.version + 1, current.patient_id, status, now, resource)
+    if not tables.update(conn, revised, expected_version, changed_by, change, reason):
+        # A concurrent update committed between our read and our write.
+        latest = tables.load(conn, item_id)
+        raise StaleVersion(name, expected_version, latest.version if latest else 0)
+    return current, revised, change

@@ -119,3 +119,75 @@ class GetCarePlanVersionResponse(_message.Message):
     CARE_PLAN_FIELD_NUMBER: _ClassVar[int]
     care_plan: CarePlan
     def __init__(self, care_plan: _Optional[_Union[CarePlan, _Mapping]] = ...) -> None: ...
+
+class CareTeam(_message.Message):
+    __slots__ = ("id", "version", "patient_id", "status", "update_time", "fhir_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    patient_id: str
+    status: str
+    update_time: _timestamp_pb2.Timestamp
+    fhir_json: str
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class CreateCareTeamRequest(_message.Message):
+    __slots__ = ("request_id", "fhir_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class CreateCareTeamResponse(_message.Message):
+    __slots__ = ("care_team",)
+    CARE_TEAM_FIELD_NUMBER: _ClassVar[int]
+    care_team: CareTeam
+    def __init__(self, care_team: _Optional[_Union[CareTeam, _Mapping]] = ...) -> None: ...
+
+class GetCareTeamRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetCareTeamResponse(_message.Message):
+    __slots__ = ("care_team",)
+    CARE_TEAM_FIELD_NUMBER: _ClassVar[int]
+    care_team: CareTeam
+    def __init__(self, care_team: _Optional[_Union[CareTeam, _Mapping]] = ...) -> None: ...
+
+class UpdateCareTeamRequest(_message.Message):
+    __slots__ = ("id", "expected_version", "fhir_json", "reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    expected_version: int
+    fhir_json: str
+    reason: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., fhir_json: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class UpdateCareTeamResponse(_message.Message):
+    __slots__ = ("care_team",)
+    CARE_TEAM_FIELD_NUMBER: _ClassVar[int]
+    care_team: CareTeam
+    def __init__(self, care_team: _Optional[_Union[CareTeam, _Mapping]] = ...) -> None: ...
+
+class ListCareTeamsRequest(_message.Message):
+    __slots__ = ("patient_id",)
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
+
+class ListCareTeamsResponse(_message.Message):
+    __slots__ = ("care_teams",)
+    CARE_TEAMS_FIELD_NUMBER: _ClassVar[int]
+    care_teams: _containers.RepeatedCompositeFieldContainer[CareTeam]
+    def __init__(self, care_teams: _Optional[_Iterable[_Union[CareTeam, _Mapping]]] = ...) -> None: ...

@@ -62,6 +62,26 @@ class CarePlanServiceStub:
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanVersionRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanVersionResponse.FromString,
                 _registered_method=True)
+        self.CreateCareTeam = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/CreateCareTeam',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateCareTeamRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateCareTeamResponse.FromString,
+                _registered_method=True)
+        self.GetCareTeam = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetCareTeam',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCareTeamRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCareTeamResponse.FromString,
+                _registered_method=True)
+        self.UpdateCareTeam = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/UpdateCareTeam',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCareTeamRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCareTeamResponse.FromString,
+                _registered_method=True)
+        self.ListCareTeams = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/ListCareTeams',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCareTeamsRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCareTeamsResponse.FromString,
+                _registered_method=True)
 
 
 class CarePlanServiceServicer:
@@ -113,6 +133,40 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateCareTeam(self, request, context):
+        """Creates a patient's CareTeam (FHIR R4) as version 1 and emits
+        `iopcare.careplan.careteam.created.v1`. Membership of an active team is what grants a
+        clinician access to the patient, so only a case manager, an administrator or a system
+        identity may create one (PERMISSION_DENIED otherwise). Participants carry SNOMED CT role codes
+        (psychiatrist 80584001, psychotherapist 224588003, dietitian 40127002, ...).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCareTeam(self, request, context):
+        """Returns the current version of one CareTeam.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCareTeam(self, request, context):
+        """Stores a new version of a CareTeam (members added, removed, roles or periods changed, status
+        changed) if `expected_version` is still current; emits `iopcare.careplan.careteam.updated.v1`.
+        Case managers and administrators may change any team; a psychiatrist one they are on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCareTeams(self, request, context):
+        """Lists a patient's care teams, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CarePlanServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -140,6 +194,26 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     servicer.GetCarePlanVersion,
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanVersionRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanVersionResponse.SerializeToString,
+            ),
+            'CreateCareTeam': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCareTeam,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateCareTeamRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateCareTeamResponse.SerializeToString,
+            ),
+            'GetCareTeam': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCareTeam,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCareTeamRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCareTeamResponse.SerializeToString,
+            ),
+            'UpdateCareTeam': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCareTeam,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCareTeamRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCareTeamResponse.SerializeToString,
+            ),
+            'ListCareTeams': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCareTeams,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCareTeamsRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCareTeamsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -280,6 +354,114 @@ class CarePlanService:
             '/iopcare.careplan.v1.CarePlanService/GetCarePlanVersion',
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanVersionRequest.SerializeToString,
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCareTeam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/CreateCareTeam',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateCareTeamRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateCareTeamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCareTeam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetCareTeam',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCareTeamRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCareTeamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCareTeam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/UpdateCareTeam',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCareTeamRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCareTeamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCareTeams(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/ListCareTeams',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCareTeamsRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCareTeamsResponse.FromString,
             options,
             channel_credentials,
             insecure,

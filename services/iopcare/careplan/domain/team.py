@@ -1,0 +1,118 @@
+"""The care team: who works on one patient, in which role, for which period, and who may see what.
+
+Team membership is what grants a clinician access to a patient (issue 6, item 7): the rules
+below decide it from plain values, the store supplies the memberships.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from iopcare.careplan import codes
+from iopcare.kit.errors import FailedPrecondition, FieldViolations, PermissionDenied
+
+
+@dataclass(frozen=True)
+class Member:
+    """One participant: a reference (`Practitioner/p1`), our role name, and the period."""
+
+    index: int
+    reference: str | None
+    role: str | None
+    role_codes: tuple[str, ...] = ()
+    period_start: date | None = None
+    period_end: date | None = None
+
+    def current_on(self, day: date) -> bool:
+        started = self.period_start is None or self.period_start <= day
+        not_ended = self.period_end is None or day <= self.period_end
+        return started and not_ended
+
+
+@dataclass(frozen=True)
+class CareTeamDraft:
+    patient_id: str | None
+    status: str | None
+    members: list[Member] = field(default_factory=list)
+
+
+def _check_members(team: CareTeamDraft, p: str, problems: FieldViolations) -> None:
+    for m in team.members:
+        at = f"{p}participant[{m.index}]"
+        if not m.reference or m.reference.split("/")[0] not in codes.TEAM_MEMBER_TYPES:
+            problems.add(
+                f"{at}.member",
+                "must reference a Practitioner, PractitionerRole, "
+                "RelatedPerson, Patient, Organization or CareTeam",
+            )
+        if m.period_start and m.period_end and m.period_end < m.period_start:
+            problems.add(f"{at}.period", "ends before it starts")
+
+
+def check_new_team(team: CareTeamDraft, field_prefix: str = "") -> None:
+    problems = FieldViolations()
+    p = f"{field_prefix}CareTeam."
+    if not team.patient_id:
+        problems.add(f"{p}subject", "must reference a Patient (Patient/{id})")
+    if team.status not in codes.TEAM_CREATABLE_STATUSES:
+        problems.add(f"{p}status", "a new team must be proposed or active")
+    _check_members(team, p, problems)
+    problems.raise_if_any("the CareTeam cannot be created")
+
+
+def check_team_revision(current: CareTeamDraft, revised: CareTeamDraft) -> str:
+    """Checks a new version of a team; returns the kind of change (update, activate, ...)."""
+    problems = FieldViolations()
+    p = "fhir_json.CareTeam."
+    if revised.patient_id != current.patient_id:
+        problems.add(f"{p}subject", "the subject of a team cannot change")
+    if revised.status not in codes.TEAM_STATUSES:
+        problems.add(f"{p}status", f"unknown team status {revised.status!r}")
+    _check_members(revised, p, problems)
+    problems.raise_if_any("the CareTeam revision is invalid")
+    if current.status in codes.TEAM_CLOSED_STATUSES:
+        raise FailedPrecondition(
+            f"the team is {current.status} and can no longer change", reason="TEAM_CLOSED"
+        )
+    if revised.status == current.status:
+        return "update"
+    if revised.status == "entered-in-error":
+        return "enter-in-error"
+    transition = codes.TEAM_TRANSITIONS.get((str(current.status), str(revised.status)))
+    if transition is None:
+        raise FailedPrecondition(
+            f"a team cannot go from {current.status} to {revised.status}",
+            reason="INVALID_TRANSITION",
+        )
+    return transition
+
+
+def access_basis(role: str, break_glass: bool, on_team: bool) -> str:
+    """Why a caller may see a patient's data, or PermissionDenied.
+
+    A clinician sees a patient while on one of the patient's active care teams (HIPAA minimum
+    necessary, 45 CFR 164.502(b): access follows the treatment relationship). Administrative and
+    service identities see everyone, and break-glass grants emergency access; both are audited
+    with the basis so that they can be reviewed.
+    """
+    if on_team:
+        return "care-team"
+    if role in codes.PRIVILEGED_ROLES:
+        return f"role:{role}"
+    if break_glass:
+        return "break-glass"
+    raise PermissionDenied(
+        "the caller is not on this patient's care team", reason="NOT_ON_CARE_TEAM"
+    )
+
+
+def may_manage_team(role: str, on_team: bool) -> None:
+    """Team membership grants access, so changing a team is itself guarded: case managers and
+    administrators manage teams; a psychiatrist, the team lead, manages a team they are on."""
+    if role in codes.TEAM_MANAGER_ROLES or (role == "psychiatrist" and on_team):
+        return
+    raise PermissionDenied(
+        "only a case manager, an administrator or the team's psychiatrist may change a care team",
+        reason="TEAM_MANAGEMENT_DENIED",
+    )
