@@ -37,6 +37,12 @@ def test_a_valid_care_plan_parses_and_round_trips_unchanged() -> None:
         (b'{"resourceType": "Patient"}', "expected a CarePlan"),
         (b"[" * 100_000 + b"]" * 100_000, "nested"),
         (b'{"resourceType": "CarePlan", "title": null}', "null is not allowed"),
+        (b'{"resourceType": "CarePlan", "note": []}', "note is empty"),
+        (b'{"resourceType": "CarePlan", "title": ""}', "title is empty"),
+        (
+            b'{"resourceType": "CarePlan", "contained": [{"resourceType": "Citation"}]}',
+            "Citation is not an R4 resource type",
+        ),
         (b'{"resourceType": "CarePlan", "a": ' + b"[" * 70 + b"]" * 70 + b"}", "nested deeper"),
     ],
 )
@@ -69,7 +75,10 @@ def test_documents_over_the_limit_are_refused_before_parsing() -> None:
     ("reference", "expected"),
     [
         ("Patient/123", "123"),
-        ("https://ehr.example.org/fhir/Patient/abc/_history/2", "abc"),
+        ("Patient/abc/_history/2", "abc"),
+        ("https://ehr.example.org/fhir/Patient/abc/_history/2", None),
+        ("Patient/has space", None),
+        ("Patient/" + "x" * 65, None),
         ("Practitioner/123", None),
         ("Patient/", None),
         (None, None),
@@ -85,7 +94,7 @@ def test_operation_outcome_is_a_valid_r4_resource() -> None:
     assert parsed.issue[0].expression == ["CarePlan.status"]
 
 
-def test_with_identity_round_trips_through_the_model_and_keeps_labels() -> None:
+def test_with_identity_stores_the_models_r4_json_and_keeps_labels() -> None:
     from datetime import UTC, datetime
 
     from tests.support.plans import iop_plan
@@ -96,11 +105,23 @@ def test_with_identity_round_trips_through_the_model_and_keeps_labels() -> None:
         "versionId": "99",
     }
     plan["title"] = "Plan für Zoë"
-    document, _ = fhir.parse_document(json.dumps(plan), "CarePlan")
-    stored = fhir.with_identity(document, "cp-1", 3, datetime(2026, 11, 27, 9, 30, tzinfo=UTC))
-    # Stored bytes validate and mean exactly what the model makes of them.
-    assert json.loads(fhir.to_json(fhir.parse_resource(stored))) == json.loads(stored)
+    plan["activity"][0]["detail"]["scheduledTiming"]["repeat"]["count"] = "36"  # coerced
+    resource = fhir.parse_resource(json.dumps(plan), "CarePlan")
+    stored = fhir.with_identity(resource, "cp-1", 3, datetime(2026, 11, 27, 9, 30, tzinfo=UTC))
+    # What is stored round-trips byte for byte, and holds the value the model understood.
+    assert fhir.to_json(fhir.parse_resource(stored)) == stored
+    assert json.loads(stored)["activity"][0]["detail"]["scheduledTiming"]["repeat"]["count"] == 36
     parsed = json.loads(stored)
     assert (parsed["id"], parsed["meta"]["versionId"]) == ("cp-1", "3")
     assert parsed["meta"]["lastUpdated"] == "2026-11-27T09:30:00Z"
     assert parsed["meta"]["security"][0]["code"] == "SUD"
+
+
+def test_absolute_references_are_read_only_when_asked_for() -> None:
+    url = "https://ehr.example.org/fhir/Patient/abc/_history/2"
+    assert fhir.reference_id(url, "Patient", allow_absolute=True) == "abc"
+
+
+def test_nul_characters_are_refused_anywhere() -> None:
+    with pytest.raises(fhir.FhirError, match="NUL"):
+        fhir.load_json('{"resourceType": "CarePlan", "title": "a\\u0000b"}')

@@ -39,9 +39,9 @@ def draft_from_fhir(plan: fhir.Resource) -> CarePlanDraft:
     )
 
 
-def stamp(document: dict[str, Any], plan_id: str, version: int, updated: datetime) -> str:
+def stamp(plan: fhir.Resource, plan_id: str, version: int, updated: datetime) -> str:
     """The stored form: server id and meta (versionId, lastUpdated) set; canonical JSON."""
-    return fhir.with_identity(document, plan_id, version, updated)
+    return fhir.with_identity(plan, plan_id, version, updated)
 
 
 def _day(value: Any) -> date | None:

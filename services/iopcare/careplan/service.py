@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 
 from iopcare.careplan import codes, fhir_map, store
 from iopcare.careplan.domain.model import (
+    MAX_VERSION,
     apply_mask,
     check_new_plan,
     check_revision,
@@ -182,7 +183,7 @@ class CarePlans(_Service):
     def create(self, principal: Principal, request_id: str, fhir_json: str) -> store.StoredPlan:
         """Validates and stores a new plan (version 1) with its history, event and audit rows."""
         with self._audit_refusals(principal, audit.CREATE, "CarePlan"):
-            document, resource = fhir.parse_document(
+            resource = fhir.parse_resource(
                 fhir_json, "CarePlan", max_bytes=self.max_resource_bytes, field="fhir_json"
             )
             draft = fhir_map.draft_from_fhir(resource)
@@ -199,7 +200,7 @@ class CarePlans(_Service):
                     patient_id=patient_id,
                     status=status,
                     updated_at=now,
-                    resource=fhir_map.stamp(document, plan_id, 1, now),
+                    resource=fhir_map.stamp(resource, plan_id, 1, now),
                 )
                 store.plans.insert(uow.conn, stored, principal.reference)
                 self._publish(uow, stored, codes.EVENT_CREATED)
@@ -256,15 +257,13 @@ class CarePlans(_Service):
                     granted.append(self.access.basis(uow.conn, principal, current.patient_id))
                     current_document = json.loads(current.resource)
                     merged = apply_mask(current_document, document, mask)
-                    merged_document, merged_resource = fhir.parse_document(
-                        merged, "CarePlan", field="fhir_json"
-                    )
+                    merged_resource = fhir.parse_resource(merged, "CarePlan", field="fhir_json")
                     self._check_teams(uow.conn, merged_resource, current.patient_id)
                     change = check_revision(
                         fhir_map.draft_from_fhir(fhir.parse_resource(current_document)),
                         fhir_map.draft_from_fhir(merged_resource),
                     )
-                    resource = fhir_map.stamp(merged_document, plan_id, version, now)
+                    resource = fhir_map.stamp(merged_resource, plan_id, version, now)
                     return resource, str(merged_resource.status), change
 
                 _, revised, change = revise(
@@ -297,7 +296,7 @@ class CarePlans(_Service):
         return self._audited_read(principal, f"CarePlan/{plan_id}", plan)
 
     def get_version(self, principal: Principal, plan_id: str, version: int) -> store.StoredPlan:
-        if version < 1:
+        if not 1 <= version <= MAX_VERSION:
             raise InvalidArgument(
                 "version must be >= 1", [FieldViolation("version", "a version number >= 1")]
             )
@@ -309,7 +308,7 @@ class CarePlans(_Service):
         self, principal: Principal, plan_id: str, page_size: int, page_token: str
     ) -> tuple[list[Version], str]:
         size = paging.page_size(page_size)
-        position = paging.decode(page_token)
+        position = paging.decode(page_token, {"before": int})
         before = int(position["before"]) if position is not None else None
         with self.db.read() as conn:
             plan = store.plans.load(conn, plan_id)
@@ -349,7 +348,7 @@ class CareTeams(_Service):
 
     def create(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
         try:
-            document, resource = fhir.parse_document(
+            resource = fhir.parse_resource(
                 fhir_json, "CareTeam", max_bytes=self.max_resource_bytes, field="fhir_json"
             )
             draft = fhir_map.team_from_fhir(resource)
@@ -367,7 +366,7 @@ class CareTeams(_Service):
                     patient_id,
                     status,
                     now,
-                    fhir.with_identity(document, team_id, 1, now),
+                    fhir.with_identity(resource, team_id, 1, now),
                 )
                 store.teams.insert(uow.conn, team, principal.reference)
                 store.replace_members(
@@ -415,7 +414,7 @@ class CareTeams(_Service):
             document, resource = fhir.parse_document(
                 fhir_json, "CareTeam", max_bytes=self.max_resource_bytes, field="fhir_json"
             )
-            if expected_version < 1:
+            if not 1 <= expected_version <= MAX_VERSION:
                 raise InvalidArgument(
                     "expected_version is required",
                     [FieldViolation("expected_version", "the version the change is based on")],
@@ -437,7 +436,7 @@ class CareTeams(_Service):
                         revised_draft,
                     )
                     return (
-                        fhir.with_identity(document, team_id, version, now),
+                        fhir.with_identity(resource, team_id, version, now),
                         str(revised_draft.status),
                         change,
                     )

@@ -29,11 +29,11 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import Table, insert
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from iopcare.kit import topics
 from iopcare.kit.db import Database, UnitOfWork
-from iopcare.kit.errors import Unavailable
+from iopcare.kit.errors import Aborted, Unavailable
 from iopcare.kit.events import PoisonMessage, ReceivedEvent, from_kafka
 from iopcare.kit.failpoints import failpoint
 
@@ -50,6 +50,13 @@ class ConsumerStats:
     skipped: int = 0
     #: The ce_ids of the latest redeliveries absorbed by the inbox (for operators and tests).
     recent_duplicates: deque[str] = field(default_factory=lambda: deque(maxlen=1000))
+
+
+def _transient(exc: BaseException) -> bool:
+    """Errors worth retrying without limit: the database is away, or a conflict to redo."""
+    if isinstance(exc, (Unavailable, Aborted, OperationalError)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 class _Retry(Exception):
@@ -213,10 +220,15 @@ class EventConsumer:
         attempt_key = (record.topic, record.partition, record.offset)
         try:
             applied = self._apply(handler, received)
-        except (Unavailable, DBAPIError) as exc:
-            log.warning("consumer %s: database unavailable (%s); will retry", self.name, exc)
-            raise _Retry from None
         except Exception as exc:
+            if _transient(exc):
+                # Never skip past an event that could not be applied for a passing reason: the
+                # partition waits here (reliability A13). Only the type is logged: the message of
+                # a database error can quote the statement's parameters.
+                log.warning(
+                    "consumer %s: %s while applying; will retry", self.name, type(exc).__name__
+                )
+                raise _Retry from None
             attempts = self._attempts.get(attempt_key, 0) + 1
             self._attempts[attempt_key] = attempts
             if attempts < self.max_attempts:

@@ -40,6 +40,8 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
+        # Statement parameters are patient data: keep them out of exception messages and logs.
+        hide_parameters=True,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
         pool_size=8,
         max_overflow=32,
@@ -69,6 +71,7 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
 def _postgres_engine(url: str) -> Engine:
     return create_engine(
         url,
+        hide_parameters=True,
         pool_size=10,
         max_overflow=20,
         pool_timeout=30,

@@ -8,6 +8,7 @@ in order (docs/events.md).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import uuid
@@ -15,13 +16,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Connection, Table, insert, text
 
 from iopcare.kit import fhir
 
 SPECVERSION = "1.0"
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 _REQUIRED_HEADERS = ("ce_id", "ce_type", "ce_source", "ce_specversion", "ce_time", "ce_subject")
+#: Longest accepted value of each attribute (the inbox and outbox columns' sizes).
+_MAX_LENGTH = {"ce_id": 64, "ce_type": 200, "ce_source": 200, "ce_subject": 400, "key": 64}
 
 
 class PoisonMessage(ValueError):
@@ -109,6 +112,11 @@ def from_kafka(
     missing = [name for name in _REQUIRED_HEADERS if not decoded.get(name)]
     if missing:
         raise PoisonMessage(f"missing CloudEvents headers: {', '.join(missing)}")
+    too_long = [n for n, limit in _MAX_LENGTH.items() if len(decoded.get(n, "")) > limit]
+    if key is not None and len(key) > _MAX_LENGTH["key"]:
+        too_long.append("key")
+    if too_long:
+        raise PoisonMessage(f"attributes too long: {', '.join(too_long)}")
     if decoded["ce_specversion"] != SPECVERSION:
         raise PoisonMessage(f"unsupported ce_specversion {decoded['ce_specversion']!r}")
     content_type = decoded.get("content-type", "")
@@ -138,8 +146,25 @@ def from_kafka(
     return ReceivedEvent(event, resource, topic, partition, offset)
 
 
+#: Namespace of the per-key transaction locks below (pg_advisory_xact_lock(int, int)).
+_OUTBOX_LOCK_SPACE = 0x10C
+
+
 def append_to_outbox(conn: Connection, outbox: Table, topic: str, event: Event) -> None:
-    """Writes the event in the caller's transaction: it is published if and only if they commit."""
+    """Writes the event in the caller's transaction: it is published if and only if they commit.
+
+    On PostgreSQL the outbox id comes from a sequence when the row is inserted, not when it
+    commits: two transactions about one patient could commit in the opposite order of their ids,
+    and the relay, publishing by id, would invert them. A transaction lock on the key, taken just
+    before the insert and held to commit, makes one patient's outbox rows commit in id order.
+    (SQLite has a single writer, so commit order is insert order already.)
+    """
+    if conn.dialect.name == "postgresql":
+        digest = hashlib.blake2b(event.key.encode(), digest_size=4).digest()
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:space, :key)"),
+            {"space": _OUTBOX_LOCK_SPACE, "key": int.from_bytes(digest, "big", signed=True)},
+        )
     conn.execute(
         insert(outbox).values(
             event_id=event.id,

@@ -14,6 +14,7 @@ of silently picking one reading, and nesting depth is bounded.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
@@ -90,18 +91,30 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _check_shape(value: Any, limit: int) -> str | None:
-    """Why the decoded document is not acceptable FHIR JSON (too deep, a null member), or None."""
+    """Why the decoded document is not acceptable FHIR R4 JSON, or None: too deep, a null or
+    empty property, a NUL character, an R4B-only resource type at any depth."""
     stack: list[tuple[Any, int, str]] = [(value, 1, "")]
     while stack:
         item, depth, path = stack.pop()
         if depth > limit:
             return f"JSON nested deeper than {limit} levels"
-        if isinstance(item, dict):
+        if isinstance(item, str):
+            if "\x00" in item:
+                return f"a NUL character is not allowed (in {path.rstrip('.') or 'the document'})"
+        elif isinstance(item, dict):
+            if "\x00" in "".join(item):
+                return "a NUL character is not allowed in a property name"
             for key, child in item.items():
                 if child is None:
                     # FHIR JSON §2.6.2: null is only allowed inside arrays (to align primitive
                     # extensions), never as a property value.
                     return f"null is not allowed as the value of {path}{key}"
+                if child in ("", [], {}):
+                    # FHIR JSON: properties are left out, never present and empty (§2.6.2).
+                    return f"{path}{key} is empty; leave the property out instead"
+                if key == "resourceType" and child in R4B_ONLY_TYPES and path:
+                    # Contained resources and Bundle entries too: an R4 reader cannot parse them.
+                    return f"{child} is not an R4 resource type (in {path.rstrip('.') or 'root'})"
                 stack.append((child, depth + 1, f"{path}{key}."))
         elif isinstance(item, list):
             stack.extend((child, depth + 1, path) for child in item)
@@ -223,26 +236,21 @@ def to_json(resource: Resource) -> str:
     return str(resource.model_dump_json(exclude_none=True, by_alias=True))
 
 
-def with_identity(data: dict[str, Any], resource_id: str, version: int, updated: datetime) -> str:
-    """Canonical JSON of a validated document with the server's id, versionId and lastUpdated.
+def with_identity(resource: Resource, resource_id: str, version: int, updated: datetime) -> str:
+    """Canonical JSON of a validated resource with the server's id, versionId and lastUpdated.
 
-    The stored bytes are the client's validated document (FHIR servers keep what they were sent)
-    with the identity elements set, written compactly with resourceType, id and meta first. Dumping
-    the model instead would cost about as much as validating it (milliseconds for a full plan) and
-    could only change formatting, never content: the models refuse unknown elements.
+    The stored form is the model's own serialisation, not the client's bytes: the models accept
+    values they coerce (`"count": "5"`, `"doNotPerform": "yes"`), and what we store, serve and
+    publish must be the valid R4 JSON those values mean. Copying the validated model with the
+    identity set avoids validating it a second time.
     """
-    meta = {
-        k: v for k, v in (data.get("meta") or {}).items() if k not in {"versionId", "lastUpdated"}
-    }
+    meta_cls = get_fhir_model_class("Meta")
     # Security labels, tags and profiles the client sent are kept: stripping an inbound label
     # would lower the protection of the data (reliability C7).
-    ordered = {
-        "resourceType": data["resourceType"],
-        "id": resource_id,
-        "meta": {"versionId": str(version), "lastUpdated": instant(updated), **meta},
-        **{k: v for k, v in data.items() if k not in {"resourceType", "id", "meta"}},
-    }
-    return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False)
+    meta = (resource.meta or meta_cls()).model_copy(
+        update={"versionId": str(version), "lastUpdated": updated.astimezone(UTC)}
+    )
+    return to_json(resource.model_copy(update={"id": resource_id, "meta": meta}))
 
 
 def instant(value: datetime) -> str:
@@ -256,14 +264,33 @@ def to_dict(resource: Resource) -> dict[str, Any]:
     return result
 
 
-def reference_id(reference: str | None, resource_type: str) -> str | None:
-    """The id in a literal reference such as `Patient/123` (or a full URL ending in it)."""
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+def is_valid_id(value: str) -> bool:
+    """A FHIR logical id: 1 to 64 of A-Z, a-z, 0-9, '-' and '.'."""
+    return bool(_ID.match(value))
+
+
+def reference_id(
+    reference: str | None, resource_type: str, *, allow_absolute: bool = False
+) -> str | None:
+    """The id in a literal reference `Patient/123` (or `Patient/123/_history/2`).
+
+    Only relative references name our own resources: `https://other.example/fhir/Patient/123` is
+    somebody else's patient 123, so absolute URLs give None unless `allow_absolute` (for reading
+    what another system sent). Ids that are not valid FHIR ids give None.
+    """
     if not reference:
+        return None
+    if "://" in reference and not allow_absolute:
         return None
     parts = reference.rstrip("/").split("/")
     if "_history" in parts:
         parts = parts[: parts.index("_history")]
-    if len(parts) >= 2 and parts[-2] == resource_type and parts[-1]:
+    if not allow_absolute and len(parts) != 2:
+        return None
+    if len(parts) >= 2 and parts[-2] == resource_type and is_valid_id(parts[-1]):
         return parts[-1]
     return None
 

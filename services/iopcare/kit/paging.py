@@ -30,7 +30,12 @@ def encode(position: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode(token: str) -> dict[str, Any] | None:
+def decode(token: str, fields: dict[str, type]) -> dict[str, Any] | None:
+    """The position in a token this server issued, or InvalidArgument.
+
+    `fields` names the keys and types the caller's tokens carry; a token that is not base64 JSON
+    with exactly those is refused, so a forged or truncated token can never reach a query.
+    """
     if not token:
         return None
     try:
@@ -38,9 +43,14 @@ def decode(token: str) -> dict[str, Any] | None:
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         value = None
-    if not isinstance(value, dict):
+    valid = (
+        isinstance(value, dict)
+        and set(value) == set(fields)
+        and all(type(value[key]) is kind for key, kind in fields.items())
+    )
+    if not valid:
         raise InvalidArgument(
             "page_token is not one this server issued",
             [FieldViolation("page_token", "invalid page token")],
         )
-    return value
+    return value  # type: ignore[no-any-return]

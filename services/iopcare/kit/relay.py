@@ -28,7 +28,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from sqlalchemy import Connection, Table, select, text, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 
 from iopcare.kit.db import Database
 from iopcare.kit.errors import IopcareError
@@ -110,7 +110,7 @@ class OutboxRelay:
                 if sent == 0:
                     self._wake.wait(self.idle_seconds)
                     self._wake.clear()
-            except (KafkaError, IopcareError, DBAPIError, OSError) as exc:
+            except (KafkaError, IopcareError, SQLAlchemyError, OSError) as exc:
                 log.warning("relay: %s; retrying in %.1fs", type(exc).__name__, backoff)
                 self._close_producer()
                 # The lease connection may have died with the database: take it again.
@@ -137,6 +137,8 @@ class OutboxRelay:
                 .limit(self.batch_size)
             ).all()
         if not rows:
+            return 0
+        if not self._lease_still_held():
             return 0
         failpoint("after_db_commit_before_publish")
         producer = self._get_producer()
@@ -201,13 +203,45 @@ class OutboxRelay:
         self._stop.wait(1.0)
         return False
 
+    def _lease_still_held(self) -> bool:
+        """Checks, on the lease's own connection, that the advisory lock is still ours.
+
+        A PostgreSQL restart, or the lease's backend being killed, drops the lock without telling
+        us, and another replica may take it; publishing on would interleave two relays. So each
+        pass that has rows to publish first asks the server; on any doubt the lease is dropped and
+        taken again on the next pass.
+        """
+        if self.db.is_sqlite:
+            return True
+        lease = self._lease
+        if lease is None:
+            return False
+        try:
+            held = lease.execute(
+                text(
+                    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                    " AND pid = pg_backend_pid() AND classid = 0 AND CAST(objid AS bigint) = :k"
+                ),
+                {"k": self._lock_key},
+            ).first()
+            lease.commit()
+        except SQLAlchemyError:
+            held = None
+        if held is None:
+            log.warning("relay: outbox lease lost; standing by")
+            self._release_lease()
+            return False
+        return True
+
     def _release_lease(self) -> None:
         lease, self._lease = self._lease, None
-        if lease is not None:
-            try:
-                lease.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._lock_key})
-                lease.commit()
-            except DBAPIError:
-                pass
-            finally:
-                lease.close()
+        if lease is None:
+            return
+        try:
+            lease.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._lock_key})
+            lease.commit()
+            lease.close()
+        except SQLAlchemyError:
+            # Never hand a connection that may still hold the lock back to the pool.
+            lease.invalidate()
+            lease.close()

@@ -23,7 +23,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from iopcare.kit import auth, errors
 from iopcare.kit.settings import Settings
@@ -124,6 +124,15 @@ class ErrorInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 def _abort(context: grpc.ServicerContext, exc: BaseException, method: str) -> None:
     if isinstance(exc, errors.IopcareError):
         context.abort_with_status(status_for(exc))
+    if isinstance(exc, DataError):
+        # A value the database refuses (too long, out of range): the request's fault, not ours.
+        context.abort_with_status(
+            status_for(errors.InvalidArgument("a value in the request is too long or out of range"))
+        )
+    if isinstance(exc, IntegrityError):
+        context.abort_with_status(
+            status_for(errors.Aborted("the change conflicted with a concurrent one; retry it"))
+        )
     if isinstance(exc, DBAPIError):
         log.warning("%s: database error %s", method, type(exc).__name__)
         context.abort_with_status(status_for(errors.Unavailable("the database is unavailable")))

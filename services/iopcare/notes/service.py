@@ -112,7 +112,7 @@ class Notes:
         self, principal: Principal, patient_id: str, page_size: int, page_token: str
     ) -> tuple[list[store.StoredMessage], str]:
         size = paging.page_size(page_size)
-        position = paging.decode(page_token)
+        position = paging.decode(page_token, {"seq": int})
         after = int(position["seq"]) if position is not None else None
         with self.db.read() as conn:
             items = store.thread(conn, patient_id, size + 1, after)

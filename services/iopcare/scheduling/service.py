@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from iopcare.kit import audit, fhir, paging, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
+from iopcare.kit.errors import FieldViolation, InvalidArgument
 from iopcare.kit.events import Event, ReceivedEvent, append_to_outbox, child_traceparent
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.domain.timing import UnsupportedTiming, expand
@@ -101,10 +102,16 @@ class Scheduling:
         self, principal: Principal, patient_id: str, page_size: int, page_token: str
     ) -> tuple[list[store.StoredAppointment], str]:
         size = paging.page_size(page_size)
-        position = paging.decode(page_token)
+        position = paging.decode(page_token, {"start": str, "id": str})
         after = None
         if position is not None:
-            after = (datetime.fromisoformat(position["start"]), str(position["id"]))
+            try:
+                after = (datetime.fromisoformat(position["start"]), str(position["id"]))
+            except ValueError:
+                raise InvalidArgument(
+                    "page_token is not one this server issued",
+                    [FieldViolation("page_token", "invalid page token")],
+                ) from None
         with self.db.read() as conn:
             items = store.list_for_patient(conn, patient_id, size + 1, after)
         audit.record_separately(

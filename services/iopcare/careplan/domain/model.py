@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from iopcare.careplan import codes
 from iopcare.kit.errors import FailedPrecondition, FieldViolations, InvalidArgument
 
+#: Versions are 32-bit integers in storage; anything larger is a malformed request.
+MAX_VERSION = 2**31 - 1
+
 
 @dataclass(frozen=True)
 class Activity:
@@ -149,7 +152,7 @@ def check_update_request(
     plan_id: str, document_id: object, expected_version: int, reason: str
 ) -> None:
     problems = FieldViolations()
-    if expected_version < 1:
+    if not 1 <= expected_version <= MAX_VERSION:
         problems.add("expected_version", "the version the change is based on (>= 1) is required")
     if document_id is not None and document_id != plan_id:
         problems.add("fhir_json.CarePlan.id", "must be absent or equal to the id in the request")
