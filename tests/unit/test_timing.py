@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -116,3 +116,40 @@ def test_every_occurrence_is_inside_the_window_on_a_planned_day_and_hour(
         assert local.hour in hours
     if period == 1 and window_days >= 7:
         assert len(sessions) >= len(hours) * len(days) * (window_days // 7) - len(hours) * len(days)
+
+
+WEDNESDAY = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)
+
+
+def test_every_other_week_counts_calendar_weeks_from_the_first_weeks_monday() -> None:
+    timing = Timing(period=2, days_of_week=("mon", "thu"), times_of_day=(time(10),))
+    sessions = expand(timing, WEDNESDAY, WEDNESDAY + timedelta(days=28), NY, anchor=WEDNESDAY)
+    assert [s.start.astimezone(NY).strftime("%a %d") for s in sessions] == [
+        "Thu 05",
+        "Mon 16",
+        "Thu 19",
+        "Mon 30",
+    ]
+
+
+def test_a_series_that_began_years_ago_still_yields_this_windows_sessions() -> None:
+    timing = Timing(period_unit="d", bounds_start=date(2020, 1, 1))
+    sessions = expand(timing, WEDNESDAY, WEDNESDAY + timedelta(days=7), NY, anchor=WEDNESDAY)
+    assert len(sessions) == 7
+
+
+def test_date_bounds_are_days_in_the_programs_zone_and_the_end_day_is_included() -> None:
+    timing = Timing(
+        days_of_week=WEEKDAYS,
+        times_of_day=(time(8),),
+        bounds_start=date(2026, 3, 4),
+        bounds_end=date(2026, 3, 6),
+    )
+    tokyo = ZoneInfo("Asia/Tokyo")
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    sessions = expand(timing, start, start + timedelta(days=14), tokyo, anchor=start)
+    assert [s.start.astimezone(tokyo).strftime("%d %H:%M") for s in sessions] == [
+        "04 08:00",
+        "05 08:00",
+        "06 08:00",
+    ]

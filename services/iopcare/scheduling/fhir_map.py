@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from iopcare.kit import fhir
@@ -22,13 +22,13 @@ class PlannedActivity:
     performers: tuple[str, ...]
 
 
-def _aware(value: Any) -> datetime | None:
+def _bound(value: Any) -> datetime | date | None:
+    """A Period bound: an aware datetime, or a date read later in the program's zone."""
     if value is None:
         return None
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
-    # A FHIR date (no time): the start of that day in UTC.
-    return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return date(value.year, value.month, value.day)
 
 
 def timing_from_fhir(timing: Any) -> Timing:
@@ -58,8 +58,8 @@ def timing_from_fhir(timing: Any) -> Timing:
         ),
         duration=float(repeat.duration) if repeat.duration is not None else None,
         duration_unit=str(repeat.durationUnit) if repeat.durationUnit else None,
-        bounds_start=_aware(bounds.start) if bounds else None,
-        bounds_end=_aware(bounds.end) if bounds else None,
+        bounds_start=_bound(bounds.start) if bounds else None,
+        bounds_end=_bound(bounds.end) if bounds else None,
         bounds_duration=bounds_length,
         count=int(repeat.count) if repeat.count is not None else None,
         unsupported=tuple(unsupported),

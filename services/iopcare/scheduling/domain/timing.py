@@ -32,8 +32,10 @@ class Timing:
     times_of_day: tuple[time, ...] = ()
     duration: float | None = None
     duration_unit: str | None = None
-    bounds_start: datetime | None = None
-    bounds_end: datetime | None = None
+    #: A datetime, or a date (then the start of that day in the program's zone).
+    bounds_start: datetime | date | None = None
+    #: A datetime (exclusive), or a date (inclusive: the series runs through that day).
+    bounds_end: datetime | date | None = None
     bounds_duration: timedelta | None = None
     count: int | None = None
     unsupported: tuple[str, ...] = field(default=())
@@ -79,8 +81,8 @@ def expand(
     if bad_days:
         raise UnsupportedTiming(f"unknown days of the week: {', '.join(bad_days)}")
     length = duration_of(timing.duration, timing.duration_unit, default_duration)
-    start_bound = timing.bounds_start or anchor
-    end_bound = timing.bounds_end
+    start_bound = _instant(timing.bounds_start, zone) if timing.bounds_start else anchor
+    end_bound = _instant(timing.bounds_end, zone, inclusive_day=True) if timing.bounds_end else None
     if end_bound is None and timing.bounds_duration is not None:
         end_bound = start_bound + timing.bounds_duration
     lo = max(window_start, start_bound)
@@ -88,7 +90,10 @@ def expand(
     if lo >= hi:
         return []
     times = timing.times_of_day or (default_time,)
-    starts = list(_candidate_starts(timing, start_bound, hi, zone, times))
+    # With a count, occurrences are numbered from the start of the series, so generation starts
+    # there; without one it can start at the window, which keeps a years-old series cheap.
+    generate_from = start_bound if timing.count is not None else lo
+    starts = _candidate_starts(timing, start_bound, generate_from, hi, zone, times)
     result: list[Occurrence] = []
     for index, start in enumerate(starts):
         if timing.count is not None and index >= timing.count:
@@ -98,14 +103,28 @@ def expand(
     return result
 
 
+def _instant(value: datetime | date, zone: ZoneInfo, inclusive_day: bool = False) -> datetime:
+    """A bound as an instant: a date means that day in the program's zone (FHIR dates have no
+    zone; the program's day is what the team meant), and an end date includes its day."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    day = value + timedelta(days=1) if inclusive_day else value
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
 def _local(day: date, at: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
 
 
 def _candidate_starts(
-    timing: Timing, series_start: datetime, hi: datetime, zone: ZoneInfo, times: tuple[time, ...]
+    timing: Timing,
+    series_start: datetime,
+    generate_from: datetime,
+    hi: datetime,
+    zone: ZoneInfo,
+    times: tuple[time, ...],
 ) -> list[datetime]:
-    """Every start from the series' beginning (so `count` counts from there) up to `hi`."""
+    """Starts from `generate_from` up to `hi`, in the cycle anchored at the series' start."""
     first_day = series_start.astimezone(zone).date()
     last_day = hi.astimezone(zone).date()
     unit = timing.period_unit
@@ -128,10 +147,14 @@ def _candidate_starts(
         days = set(WEEKDAYS)
     if unit == "d" and timing.frequency > len(times):
         raise UnsupportedTiming("a daily frequency above 1 needs as many timeOfDay values")
+    # Weekly cycles are counted in calendar weeks from the Monday of the series' first week:
+    # "Mon and Thu every other week" starting on a Wednesday means that week's Thursday, then
+    # the Monday and Thursday two weeks later, never a Monday one week later.
+    cycle_origin = first_day - timedelta(days=first_day.weekday()) if unit == "wk" else first_day
     starts: list[datetime] = []
-    day = first_day
+    day = max(first_day, generate_from.astimezone(zone).date() - timedelta(days=1))
     while day <= last_day and len(starts) < MAX_OCCURRENCES:
-        in_cycle = (day - first_day).days % period_days
+        in_cycle = (day - cycle_origin).days % period_days
         # For weekly periods above one week, sessions happen in the first week of each period.
         active = in_cycle < 7 if unit == "wk" else in_cycle == 0
         if active and WEEKDAYS[day.weekday()] in days:
