@@ -153,11 +153,17 @@ def _load_demo(addresses: dict[str, str], token: str, case_manager_token: str, z
     with grpc.insecure_channel(addresses["notes"]) as channel:
         stub = notes_grpc.NotesServiceStub(channel)
         while time.monotonic() < deadline:
-            thread = stub.ListThread(
-                notes_pb.ListThreadRequest(patient_id=DEMO_PATIENT_ID),
-                metadata=bearer(token),
-                timeout=10,
-            ).messages
+            try:
+                thread = stub.ListThread(
+                    notes_pb.ListThreadRequest(patient_id=DEMO_PATIENT_ID),
+                    metadata=bearer(token),
+                    timeout=10,
+                ).messages
+            except grpc.RpcError as exc:
+                # notes learns the team from careplan's events; until then it refuses.
+                if exc.code() != grpc.StatusCode.PERMISSION_DENIED:
+                    raise
+                thread = []
             if any("proposed" in m.text and f"CarePlan/{plan.id}" in m.fhir_json for m in thread):
                 break
             time.sleep(0.2)

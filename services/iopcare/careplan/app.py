@@ -6,13 +6,14 @@ from pathlib import Path
 
 from iopcare.careplan import store
 from iopcare.careplan.api import SERVICE_NAME, CarePlanServicer
-from iopcare.careplan.service import Access, CarePlans, CareTeams
+from iopcare.careplan.service import CarePlans, CareTeams
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit.auth import TokenVerifier
 from iopcare.kit.relay import OutboxRelay, make_producer
 from iopcare.kit.rpc import TlsFiles, create_server
 from iopcare.kit.runtime import ServiceRuntime, open_database
 from iopcare.kit.settings import ServiceSettings, Settings
+from iopcare.kit.teams import TeamAccess
 
 NAME = "careplan"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -32,7 +33,7 @@ def build(
         idle_seconds=settings.relay_idle_seconds,
         lock_name=NAME,
     )
-    access = Access()
+    access = TeamAccess(store.care_team_member)
     plans = CarePlans(
         db,
         max_resource_bytes=settings.max_resource_bytes,

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# Shared vocabulary: team roles and privileged roles are the same in every service.
+from iopcare.kit.access import PRIVILEGED_ROLES, SNOMED, TEAM_ROLE_BY_CODE, TEAM_ROLES
+
+__all__ = ["PRIVILEGED_ROLES", "SNOMED", "TEAM_ROLES", "TEAM_ROLE_BY_CODE"]
+
 #: http://hl7.org/fhir/request-status (CarePlan.status)
 PLAN_STATUSES = frozenset(
     {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"}
@@ -76,21 +81,6 @@ MASKABLE_ELEMENTS = frozenset(
     }
 )
 
-SNOMED = "http://snomed.info/sct"
-
-#: Care team roles (CareTeam.participant.role), our name -> SNOMED CT occupation.
-TEAM_ROLES = {
-    "psychiatrist": ("80584001", "Psychiatrist"),
-    "therapist": ("224588003", "Psychotherapist"),
-    "psychologist": ("59944000", "Psychologist"),
-    "dietitian": ("40127002", "Dietitian (general)"),
-    "physician": ("59058001", "General physician"),
-    "nurse": ("106292003", "Professional nurse"),
-    "case-manager": ("768832004", "Case manager"),
-    "patient": ("116154003", "Patient"),
-}
-TEAM_ROLE_BY_CODE = {code: role for role, (code, _) in TEAM_ROLES.items()}
-
 #: http://hl7.org/fhir/care-team-status
 TEAM_STATUSES = frozenset({"proposed", "active", "suspended", "inactive", "entered-in-error"})
 TEAM_CREATABLE_STATUSES = frozenset({"proposed", "active"})
@@ -110,9 +100,6 @@ TEAM_MEMBER_TYPES = frozenset(
 #: Roles that may create and manage any patient's care team (intake, coordination, the handoff
 #: intake acting as `system`). A psychiatrist, as team lead, may manage a team they are on.
 TEAM_MANAGER_ROLES = frozenset({"case-manager", "admin", "system", "service"})
-#: Roles that see every patient without team membership; each such access is audited with the role.
-PRIVILEGED_ROLES = frozenset({"admin", "system", "service"})
-
 SOURCE = "/iopcare/careplan"
 EVENT_TEAM_CREATED = "iopcare.careplan.careteam.created.v1"
 EVENT_TEAM_UPDATED = "iopcare.careplan.careteam.updated.v1"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any
+from datetime import datetime
 
 from iopcare.careplan import codes
 from iopcare.careplan.domain.model import Activity, CarePlanDraft
 from iopcare.careplan.domain.team import CareTeamDraft, Member
 from iopcare.kit import fhir
+from iopcare.kit.teams import as_date
 
 
 def draft_from_fhir(plan: fhir.Resource) -> CarePlanDraft:
@@ -44,12 +44,6 @@ def stamp(plan: fhir.Resource, plan_id: str, version: int, updated: datetime) ->
     return fhir.with_identity(plan, plan_id, version, updated)
 
 
-def _day(value: Any) -> date | None:
-    if value is None:
-        return None
-    return value.date() if isinstance(value, datetime) else value
-
-
 def team_from_fhir(team: fhir.Resource) -> CareTeamDraft:
     subject = getattr(team, "subject", None)
     members = []
@@ -70,8 +64,8 @@ def team_from_fhir(team: fhir.Resource) -> CareTeamDraft:
                 reference=participant.member.reference if participant.member else None,
                 role=role,
                 role_codes=role_codes,
-                period_start=_day(period.start) if period else None,
-                period_end=_day(period.end) if period else None,
+                period_start=as_date(period.start) if period else None,
+                period_end=as_date(period.end) if period else None,
             )
         )
     return CareTeamDraft(

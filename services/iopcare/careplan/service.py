@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
@@ -19,12 +19,11 @@ from iopcare.careplan.domain.model import (
     check_update_request,
 )
 from iopcare.careplan.domain.team import (
-    access_basis,
     check_new_team,
     check_team_revision,
     may_manage_team,
 )
-from iopcare.kit import audit, fhir, paging, topics
+from iopcare.kit import audit, fhir, paging, teams, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import (
@@ -36,33 +35,12 @@ from iopcare.kit.errors import (
 )
 from iopcare.kit.events import Event, append_to_outbox
 from iopcare.kit.requests import create_once
+from iopcare.kit.teams import TeamAccess
 from iopcare.kit.versioned import Stored, Version, revise
 
 
 def _new_id() -> str:
     return str(uuid.uuid4())
-
-
-def _today() -> date:
-    return datetime.now(UTC).date()
-
-
-class Access:
-    """Decides, from the care team memberships in this database, who may see which patient."""
-
-    def __init__(self, today: Callable[[], date] = _today) -> None:
-        self.today = today
-
-    def on_team(self, conn: Connection, principal: Principal, patient_id: str) -> bool:
-        return bool(principal.practitioner_id) and store.is_member(
-            conn, principal.reference, patient_id, self.today()
-        )
-
-    def basis(self, conn: Connection, principal: Principal, patient_id: str) -> str:
-        """Why the caller may see the patient (care-team, role:..., break-glass) or raises."""
-        return access_basis(
-            principal.role, principal.break_glass, self.on_team(conn, principal, patient_id)
-        )
 
 
 class _Service:
@@ -74,12 +52,12 @@ class _Service:
         *,
         max_resource_bytes: int = fhir.DEFAULT_MAX_BYTES,
         notify_outbox: Callable[[], None] = lambda: None,
-        access: Access | None = None,
+        access: TeamAccess | None = None,
     ) -> None:
         self.db = db
         self.max_resource_bytes = max_resource_bytes
         self.notify_outbox = notify_outbox
-        self.access = access or Access()
+        self.access = access or TeamAccess(store.care_team_member)
 
     def _refused(self, principal: Principal, action: str, resource: str, exc: IopcareError) -> None:
         """Every refused write is audited too (reliability C11), in a transaction of its own."""
@@ -369,8 +347,13 @@ class CareTeams(_Service):
                     fhir.with_identity(resource, team_id, 1, now),
                 )
                 store.teams.insert(uow.conn, team, principal.reference)
-                store.replace_members(
-                    uow.conn, team, store.member_rows(draft.members), status == "active"
+                teams.replace_members(
+                    uow.conn,
+                    store.care_team_member,
+                    team_id,
+                    patient_id,
+                    teams.memberships(resource),
+                    status == "active",
                 )
                 self._team_event(uow, team, codes.EVENT_TEAM_CREATED)
                 audit.record(
@@ -451,10 +434,12 @@ class CareTeams(_Service):
                     principal.reference,
                     reason,
                 )
-                store.replace_members(
+                teams.replace_members(
                     uow.conn,
-                    team,
-                    store.member_rows(revised_draft.members),
+                    store.care_team_member,
+                    team.id,
+                    team.patient_id,
+                    teams.memberships(resource),
                     team.status == "active",
                 )
                 self._team_event(uow, team, codes.EVENT_TEAM_UPDATED)

@@ -46,6 +46,8 @@ def build(
         topics_=[topics.CAREPLAN, topics.SCHEDULING],
         handlers={
             careplan_codes.EVENT_CREATED: notes.on_care_plan_created,
+            careplan_codes.EVENT_TEAM_CREATED: notes.on_care_team_changed,
+            careplan_codes.EVENT_TEAM_UPDATED: notes.on_care_team_changed,
             scheduling_codes.EVENT_APPOINTMENTS_PROPOSED: notes.on_appointments_proposed,
         },
         max_attempts=settings.consumer_max_attempts,

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from iopcare.kit import audit, fhir, paging, topics
+from iopcare.kit import audit, fhir, paging, teams, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import NotFound
@@ -25,6 +25,13 @@ class Notes:
     def __init__(self, db: Database, *, notify_outbox: Callable[[], None] = lambda: None) -> None:
         self.db = db
         self.notify_outbox = notify_outbox
+        self.access = teams.TeamAccess(store.care_team_member)
+
+    def on_care_team_changed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        """Keeps the memberships that decide who may read and write a patient's thread."""
+        teams.apply_team_event(
+            uow.conn, store.care_team_member, store.care_team_seen, received.resource
+        )
 
     def _store(
         self,
@@ -79,6 +86,15 @@ class Notes:
             sender=principal.reference,
         )
         check_message(message)
+        basis = teams.require_access(
+            self.db,
+            store.audit_log,
+            self.access,
+            principal,
+            audit.CREATE,
+            "Communication",
+            patient_id,
+        )
 
         def _create(uow: UnitOfWork, message_id: str) -> None:
             self._store(uow, message, message_id=message_id)
@@ -89,6 +105,7 @@ class Notes:
                 audit.CREATE,
                 resource=f"Communication/{message_id}",
                 patient_id=patient_id,
+                detail=basis,
             )
 
         message_id, created = create_once(
@@ -111,6 +128,15 @@ class Notes:
     def thread(
         self, principal: Principal, patient_id: str, page_size: int, page_token: str
     ) -> tuple[list[store.StoredMessage], str]:
+        basis = teams.require_access(
+            self.db,
+            store.audit_log,
+            self.access,
+            principal,
+            audit.SEARCH,
+            "Communication",
+            patient_id,
+        )
         size = paging.page_size(page_size)
         position = paging.decode(page_token, {"seq": int})
         after = int(position["seq"]) if position is not None else None
@@ -123,7 +149,7 @@ class Notes:
             audit.SEARCH,
             resource="Communication",
             patient_id=patient_id,
-            detail=f"{min(len(items), size)} hits",
+            detail=f"{min(len(items), size)} hits; {basis}",
         )
         token = ""
         if len(items) > size:

@@ -50,7 +50,11 @@ def build(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=service.consumer_group,
         topics_=[topics.CAREPLAN],
-        handlers={careplan_codes.EVENT_CREATED: scheduling.on_care_plan_created},
+        handlers={
+            careplan_codes.EVENT_CREATED: scheduling.on_care_plan_created,
+            careplan_codes.EVENT_TEAM_CREATED: scheduling.on_care_team_changed,
+            careplan_codes.EVENT_TEAM_UPDATED: scheduling.on_care_team_changed,
+        },
         max_attempts=settings.consumer_max_attempts,
         on_applied=lambda _event: relay.notify(),
     )

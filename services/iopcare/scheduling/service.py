@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from iopcare.kit import audit, fhir, paging, topics
+from iopcare.kit import audit, fhir, paging, teams, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import FieldViolation, InvalidArgument
@@ -32,6 +32,13 @@ class Scheduling:
         self.zone = zone
         self.horizon = horizon
         self.notify_outbox = notify_outbox
+        self.access = teams.TeamAccess(store.care_team_member)
+
+    def on_care_team_changed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        """Keeps the memberships that decide who may see a patient's timetable."""
+        teams.apply_team_event(
+            uow.conn, store.care_team_member, store.care_team_seen, received.resource
+        )
 
     # Events consumed ---------------------------------------------------------------------------
     def on_care_plan_created(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
@@ -101,6 +108,15 @@ class Scheduling:
     def list_appointments(
         self, principal: Principal, patient_id: str, page_size: int, page_token: str
     ) -> tuple[list[store.StoredAppointment], str]:
+        basis = teams.require_access(
+            self.db,
+            store.audit_log,
+            self.access,
+            principal,
+            audit.SEARCH,
+            "Appointment",
+            patient_id,
+        )
         size = paging.page_size(page_size)
         position = paging.decode(page_token, {"start": str, "id": str})
         after = None
@@ -121,7 +137,7 @@ class Scheduling:
             audit.SEARCH,
             resource="Appointment",
             patient_id=patient_id,
-            detail=f"{min(len(items), size)} hits",
+            detail=f"{min(len(items), size)} hits; {basis}",
         )
         next_token = ""
         if len(items) > size:

@@ -23,9 +23,13 @@ from sqlalchemy import (
 )
 
 from iopcare.kit.schema import add_kit_tables
+from iopcare.kit.teams import add_member_table, add_projection_table
 
 metadata = MetaData()
 kit = add_kit_tables(metadata)
+#: The care team memberships, projected from careplan's careteam events: who may see a patient.
+care_team_member = add_member_table(metadata)
+care_team_seen = add_projection_table(metadata)
 outbox, inbox, request_log, audit_log = (
     kit["outbox"],
     kit["inbox"],

@@ -88,25 +88,6 @@ def check_team_revision(current: CareTeamDraft, revised: CareTeamDraft) -> str:
     return transition
 
 
-def access_basis(role: str, break_glass: bool, on_team: bool) -> str:
-    """Why a caller may see a patient's data, or PermissionDenied.
-
-    A clinician sees a patient while on one of the patient's active care teams (HIPAA minimum
-    necessary, 45 CFR 164.502(b): access follows the treatment relationship). Administrative and
-    service identities see everyone, and break-glass grants emergency access; both are audited
-    with the basis so that they can be reviewed.
-    """
-    if on_team:
-        return "care-team"
-    if role in codes.PRIVILEGED_ROLES:
-        return f"role:{role}"
-    if break_glass:
-        return "break-glass"
-    raise PermissionDenied(
-        "the caller is not on this patient's care team", reason="NOT_ON_CARE_TEAM"
-    )
-
-
 def may_manage_team(role: str, on_team: bool) -> None:
     """Team membership grants access, so changing a team is itself guarded: case managers and
     administrators manage teams; a psychiatrist, the team lead, manages a team they are on."""

@@ -1,0 +1,254 @@
+"""Care team membership, shared by every service: who may see which patient.
+
+careplan owns CareTeam resources and writes these rows in the team's own transaction; scheduling
+and notes keep the same rows as a projection of careplan's `careteam` events (a service never
+reads another's tables). The access rule itself is one function, `access_basis`, so all services
+apply the same policy.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import (
+    Column,
+    Connection,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    select,
+)
+
+from iopcare.kit import audit, fhir
+from iopcare.kit.access import SNOMED, TEAM_ROLE_BY_CODE, Membership, access_basis
+from iopcare.kit.auth import Principal
+from iopcare.kit.db import Database
+from iopcare.kit.errors import IopcareError
+from iopcare.kit.schema import BigId
+
+
+def as_date(value: Any) -> date | None:
+    """A FHIR date or dateTime as a date (the day it names)."""
+    if value is None:
+        return None
+    return value.date() if isinstance(value, datetime) else value
+
+
+def memberships(team: fhir.Resource) -> list[Membership]:
+    """The participants of a CareTeam resource that name a member."""
+    result = []
+    for participant in getattr(team, "participant", None) or []:
+        reference = participant.member.reference if participant.member else None
+        if not reference:
+            continue
+        codes = [
+            coding.code
+            for concept in participant.role or []
+            for coding in concept.coding or []
+            if coding.system == SNOMED and coding.code in TEAM_ROLE_BY_CODE
+        ]
+        period = participant.period
+        result.append(
+            Membership(
+                reference=reference,
+                role=TEAM_ROLE_BY_CODE[codes[0]] if codes else None,
+                period_start=as_date(period.start) if period else None,
+                period_end=as_date(period.end) if period else None,
+            )
+        )
+    return result
+
+
+def _member_columns() -> list[Any]:
+    return [
+        Column("row_id", BigId, primary_key=True, autoincrement=True),
+        Column("team_id", String(64), nullable=False),
+        Column("patient_id", String(64), nullable=False),
+        Column("member", String(200), nullable=False),
+        Column("role", String(64), nullable=True),
+        Column("period_start", Date, nullable=True),
+        Column("period_end", Date, nullable=True),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+    ]
+
+
+def add_member_table(metadata: MetaData) -> Table:
+    table = Table("care_team_member", metadata, *_member_columns())
+    Index("ix_care_team_member_lookup", table.c.member, table.c.patient_id)
+    Index("ix_care_team_member_team", table.c.team_id)
+    return table
+
+
+def add_projection_table(metadata: MetaData) -> Table:
+    """The latest team version a projecting service has applied (stale events are ignored)."""
+    return Table(
+        "care_team_seen",
+        metadata,
+        Column("team_id", String(64), primary_key=True),
+        Column("version", Integer, nullable=False),
+    )
+
+
+def create_member_table_v1(op: Any) -> None:
+    op.create_table("care_team_member", *_member_columns())
+    op.create_index("ix_care_team_member_lookup", "care_team_member", ["member", "patient_id"])
+    op.create_index("ix_care_team_member_team", "care_team_member", ["team_id"])
+
+
+def create_projection_table_v1(op: Any) -> None:
+    op.create_table(
+        "care_team_seen",
+        sa.Column("team_id", sa.String(64), primary_key=True),
+        sa.Column("version", sa.Integer, nullable=False),
+    )
+
+
+def replace_members(
+    conn: Connection,
+    table: Table,
+    team_id: str,
+    patient_id: str,
+    members: list[Membership],
+    active: bool,
+) -> None:
+    """Rewrites one team's rows from its current version (none unless the team is active)."""
+    conn.execute(delete(table).where(table.c.team_id == team_id))
+    if not active or not members:
+        return
+    now = datetime.now(UTC)
+    conn.execute(
+        table.insert(),
+        [
+            {
+                "team_id": team_id,
+                "patient_id": patient_id,
+                "member": m.reference,
+                "role": m.role,
+                "period_start": m.period_start,
+                "period_end": m.period_end,
+                "updated_at": now,
+            }
+            for m in members
+        ],
+    )
+
+
+def is_member(conn: Connection, table: Table, reference: str, patient_id: str, today: date) -> bool:
+    """Whether `reference` is, today, a member of an active care team of the patient."""
+    m = table.c
+    row = conn.execute(
+        select(m.row_id)
+        .where(
+            (m.member == reference)
+            & (m.patient_id == patient_id)
+            & ((m.period_start.is_(None)) | (m.period_start <= today))
+            & ((m.period_end.is_(None)) | (m.period_end >= today))
+        )
+        .limit(1)
+    ).first()
+    return row is not None
+
+
+def members_with_role(
+    conn: Connection, table: Table, patient_id: str, role: str, today: date
+) -> list[str]:
+    """References of the patient's current team members in `role` (e.g. who gets a crisis alert)."""
+    m = table.c
+    rows = conn.execute(
+        select(m.member)
+        .where(
+            (m.patient_id == patient_id)
+            & (m.role == role)
+            & ((m.period_start.is_(None)) | (m.period_start <= today))
+            & ((m.period_end.is_(None)) | (m.period_end >= today))
+        )
+        .distinct()
+    ).scalars()
+    return sorted(rows)
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+class TeamAccess:
+    """Applies `access_basis` with the memberships in one service's database."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def on_team(self, conn: Connection, principal: Principal, patient_id: str) -> bool:
+        return bool(principal.practitioner_id) and is_member(
+            conn, self.table, principal.reference, patient_id, today()
+        )
+
+    def basis(self, conn: Connection, principal: Principal, patient_id: str) -> str:
+        """Why the caller may see the patient (care-team, role:..., break-glass) or raises."""
+        return access_basis(
+            principal.role, principal.break_glass, self.on_team(conn, principal, patient_id)
+        )
+
+
+def apply_team_event(
+    conn: Connection, members_table: Table, seen_table: Table, team: fhir.Resource
+) -> bool:
+    """Projects a careteam event; returns False for a version older than one already applied.
+
+    Events of one patient arrive in order, but a replay or a redelivery can bring an old version
+    after a newer one: membership must never roll back to it (reliability A15).
+    """
+    team_id = team.id
+    version = int(team.meta.versionId) if team.meta and team.meta.versionId else 0
+    patient_id = fhir.reference_id(team.subject.reference if team.subject else None, "Patient")
+    if not team_id or not patient_id:
+        return False
+    seen = conn.execute(
+        select(seen_table.c.version).where(seen_table.c.team_id == team_id)
+    ).scalar()
+    if seen is not None and seen >= version:
+        return False
+    if seen is None:
+        conn.execute(seen_table.insert().values(team_id=team_id, version=version))
+    else:
+        conn.execute(
+            seen_table.update().where(seen_table.c.team_id == team_id).values(version=version)
+        )
+    replace_members(
+        conn, members_table, team_id, patient_id, memberships(team), team.status == "active"
+    )
+    return True
+
+
+def require_access(
+    db: Database,
+    audit_table: Table,
+    access: TeamAccess,
+    principal: Principal,
+    action: str,
+    resource: str,
+    patient_id: str,
+) -> str:
+    """The basis of the caller's access to the patient; a refusal is audited, then raised."""
+    with db.read() as conn:
+        try:
+            return access.basis(conn, principal, patient_id)
+        except IopcareError as exc:
+            refused = exc
+    audit.record_separately(
+        db,
+        audit_table,
+        principal,
+        action,
+        resource=resource,
+        patient_id=patient_id,
+        outcome=audit.DENIED,
+        detail=refused.reason,
+    )
+    raise refused
