@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -20,25 +18,6 @@ from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
 from tests.support import harness
 from tests.support.plans import care_team, iop_plan_json, new_patient_id
-
-
-@pytest.fixture
-def settings(data_dir: Path, kafka_bootstrap: str) -> Settings:
-    return harness.settings_for(data_dir, kafka_bootstrap)
-
-
-@pytest.fixture
-def careplan(settings: Settings, database_url: str) -> Iterator[ServiceRuntime]:
-    runtime = harness.build("careplan", settings, database_url)
-    runtime.start()
-    yield runtime
-    runtime.stop(grace=0.5)
-
-
-@pytest.fixture
-def stub(careplan: ServiceRuntime) -> Iterator[pb_grpc.CarePlanServiceStub]:
-    with harness.channel(careplan) as channel:
-        yield pb_grpc.CarePlanServiceStub(channel)
 
 
 def _as(settings: Settings, role: str, practitioner: str) -> list[tuple[str, str]]:

@@ -40,11 +40,6 @@ from tests.support.plans import enrol, iop_plan_json, new_patient_id
 
 
 @pytest.fixture
-def settings(data_dir: Path, kafka_bootstrap: str) -> Settings:
-    return harness.settings_for(data_dir, kafka_bootstrap)
-
-
-@pytest.fixture
 def database_urls(
     database_url: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> dict[str, str]:

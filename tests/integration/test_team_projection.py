@@ -27,11 +27,6 @@ from tests.support.plans import care_team, new_patient_id
 
 
 @pytest.fixture
-def settings(data_dir: Path, kafka_bootstrap: str) -> Settings:
-    return harness.settings_for(data_dir, kafka_bootstrap)
-
-
-@pytest.fixture
 def running(
     settings: Settings, database_url: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[dict[str, ServiceRuntime]]:

@@ -59,6 +59,22 @@ class _Service:
         self.notify_outbox = notify_outbox
         self.access = access or TeamAccess(store.care_team_member)
 
+    def _publish(self, uow: UnitOfWork, resource_type: str, item: Stored, event_type: str) -> None:
+        """The event of a new version, in the same transaction (outbox), keyed by patient."""
+        append_to_outbox(
+            uow.conn,
+            store.outbox,
+            topics.CAREPLAN,
+            Event(
+                type=event_type,
+                source=codes.SOURCE,
+                subject=f"{resource_type}/{item.id}/_history/{item.version}",
+                key=item.patient_id,
+                data=item.resource,
+                time=item.updated_at,
+            ),
+        )
+
     def _refused(self, principal: Principal, action: str, resource: str, exc: IopcareError) -> None:
         """Every refused write is audited too (reliability C11), in a transaction of its own."""
         outcome = audit.NOT_FOUND if isinstance(exc, NotFound) else audit.DENIED
@@ -143,21 +159,6 @@ class CarePlans(_Service):
             self._refused(principal, action, resource, exc)
             raise
 
-    def _publish(self, uow: UnitOfWork, plan: store.StoredPlan, event_type: str) -> None:
-        append_to_outbox(
-            uow.conn,
-            store.outbox,
-            topics.CAREPLAN,
-            Event(
-                type=event_type,
-                source=codes.SOURCE,
-                subject=f"CarePlan/{plan.id}/_history/{plan.version}",
-                key=plan.patient_id,
-                data=plan.resource,
-                time=plan.updated_at,
-            ),
-        )
-
     def create(self, principal: Principal, request_id: str, fhir_json: str) -> store.StoredPlan:
         """Validates and stores a new plan (version 1) with its history, event and audit rows."""
         with self._audit_refusals(principal, audit.CREATE, "CarePlan"):
@@ -181,7 +182,7 @@ class CarePlans(_Service):
                     resource=fhir_map.stamp(resource, plan_id, 1, now),
                 )
                 store.plans.insert(uow.conn, stored, principal.reference)
-                self._publish(uow, stored, codes.EVENT_CREATED)
+                self._publish(uow, "CarePlan", stored, codes.EVENT_CREATED)
                 audit.record(
                     uow.conn,
                     store.audit_log,
@@ -254,7 +255,7 @@ class CarePlans(_Service):
                     principal.reference,
                     reason,
                 )
-                self._publish(uow, revised, codes.EVENT_FOR_CHANGE[change])
+                self._publish(uow, "CarePlan", revised, codes.EVENT_FOR_CHANGE[change])
                 audit.record(
                     uow.conn,
                     store.audit_log,
@@ -309,21 +310,6 @@ class CarePlans(_Service):
 class CareTeams(_Service):
     """The care team of a patient: who works on the plan, and so who may see the patient."""
 
-    def _team_event(self, uow: UnitOfWork, team: Stored, event_type: str) -> None:
-        append_to_outbox(
-            uow.conn,
-            store.outbox,
-            topics.CAREPLAN,
-            Event(
-                type=event_type,
-                source=codes.SOURCE,
-                subject=f"CareTeam/{team.id}/_history/{team.version}",
-                key=team.patient_id,
-                data=team.resource,
-                time=team.updated_at,
-            ),
-        )
-
     def create(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
         try:
             resource = fhir.parse_resource(
@@ -355,7 +341,7 @@ class CareTeams(_Service):
                     teams.memberships(resource),
                     status == "active",
                 )
-                self._team_event(uow, team, codes.EVENT_TEAM_CREATED)
+                self._publish(uow, "CareTeam", team, codes.EVENT_TEAM_CREATED)
                 audit.record(
                     uow.conn,
                     store.audit_log,
@@ -442,7 +428,7 @@ class CareTeams(_Service):
                     teams.memberships(resource),
                     team.status == "active",
                 )
-                self._team_event(uow, team, codes.EVENT_TEAM_UPDATED)
+                self._publish(uow, "CareTeam", team, codes.EVENT_TEAM_UPDATED)
                 audit.record(
                     uow.conn,
                     store.audit_log,

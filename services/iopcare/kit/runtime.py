@@ -20,12 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2
+from grpc_health.v1 import health
+from sqlalchemy import Table
 
 from iopcare.kit import failpoints
-from iopcare.kit.consumer import EventConsumer
+from iopcare.kit.auth import TokenVerifier
+from iopcare.kit.consumer import EventConsumer, Handler
 from iopcare.kit.db import Database, migrate
-from iopcare.kit.relay import OutboxRelay
+from iopcare.kit.relay import OutboxRelay, make_producer
+from iopcare.kit.rpc import Registration, TlsFiles, create_server
+from iopcare.kit.settings import ServiceSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -106,4 +110,62 @@ def configure_process(level: str = "INFO") -> None:
     failpoints.load_from_env()
 
 
-__all__ = ["ServiceRuntime", "configure_process", "health_pb2", "open_database"]
+class Assembly:
+    """The parts every service's composition root builds the same way.
+
+    A service's `app.build()` makes one, constructs its own use cases on `db` and `relay`, and
+    hands over its servicers and event handlers; everything else (migrations, the relay, the
+    consumer settings, the gRPC server with its interceptors, TLS and limits) is decided here once.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        service: ServiceSettings,
+        migrations: Path,
+        outbox: Table,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.service = service
+        self.db = open_database(service.database_url, migrations)
+        self.relay = OutboxRelay(
+            self.db,
+            outbox,
+            lambda: make_producer(settings.kafka_bootstrap_servers, f"iopcare-{name}-relay"),
+            batch_size=settings.relay_batch_size,
+            idle_seconds=settings.relay_idle_seconds,
+            lock_name=name,
+        )
+
+    def consumer(
+        self, inbox: Table, topic_names: list[str], handlers: dict[str, Handler]
+    ) -> EventConsumer:
+        return EventConsumer(
+            self.db,
+            inbox,
+            name=self.name,
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            group_id=self.service.consumer_group,
+            topics_=topic_names,
+            handlers=handlers,
+            max_attempts=self.settings.consumer_max_attempts,
+            # What a handler wrote to the outbox goes out without waiting for the next scan.
+            on_applied=lambda _event: self.relay.notify(),
+        )
+
+    def runtime(
+        self, registrations: list[Registration], consumers: list[EventConsumer] | None = None
+    ) -> ServiceRuntime:
+        server, port, health = create_server(
+            registrations,
+            f"{self.service.host}:{self.service.port}",
+            TokenVerifier(self.settings),
+            max_workers=self.service.grpc_workers,
+            max_message_bytes=self.settings.max_resource_bytes + 64 * 1024,
+            tls=TlsFiles.from_settings(self.settings),
+        )
+        return ServiceRuntime(
+            self.name, self.db, server, port, health, relay=self.relay, consumers=consumers or []
+        )

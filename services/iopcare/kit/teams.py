@@ -8,6 +8,7 @@ apply the same policy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -29,8 +30,9 @@ from sqlalchemy import (
 from iopcare.kit import audit, fhir
 from iopcare.kit.access import SNOMED, TEAM_ROLE_BY_CODE, Membership, access_basis
 from iopcare.kit.auth import Principal
-from iopcare.kit.db import Database
+from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import IopcareError
+from iopcare.kit.events import ReceivedEvent
 from iopcare.kit.schema import BigId
 
 
@@ -252,3 +254,14 @@ def require_access(
         detail=refused.reason,
     )
     raise refused
+
+
+def projection_handler(
+    members_table: Table, seen_table: Table
+) -> Callable[[UnitOfWork, ReceivedEvent], None]:
+    """The event handler with which scheduling and notes keep their copy of the memberships."""
+
+    def on_care_team_changed(uow: UnitOfWork, received: ReceivedEvent) -> None:
+        apply_team_event(uow.conn, members_table, seen_table, received.resource)
+
+    return on_care_team_changed

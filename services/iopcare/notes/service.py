@@ -27,12 +27,6 @@ class Notes:
         self.notify_outbox = notify_outbox
         self.access = teams.TeamAccess(store.care_team_member)
 
-    def on_care_team_changed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
-        """Keeps the memberships that decide who may read and write a patient's thread."""
-        teams.apply_team_event(
-            uow.conn, store.care_team_member, store.care_team_seen, received.resource
-        )
-
     def _store(
         self,
         uow: UnitOfWork,

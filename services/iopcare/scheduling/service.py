@@ -34,12 +34,6 @@ class Scheduling:
         self.notify_outbox = notify_outbox
         self.access = teams.TeamAccess(store.care_team_member)
 
-    def on_care_team_changed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
-        """Keeps the memberships that decide who may see a patient's timetable."""
-        teams.apply_team_event(
-            uow.conn, store.care_team_member, store.care_team_seen, received.resource
-        )
-
     # Events consumed ---------------------------------------------------------------------------
     def on_care_plan_created(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
         """Proposes the first sessions of every timed activity of a new plan.
