@@ -54,3 +54,72 @@ def enrolled_plan_json(db: Any, patient_id: str | None = None) -> tuple[str, str
     """(patient id, plan JSON) for a new patient whose team exists in the careplan database."""
     patient = patient_id or new_patient_id()
     return patient, iop_plan_json(patient, enrol(db, patient))
+
+
+def phq9(
+    patient_id: str, total: int, item9: int = 0, when: str = "2026-11-27T10:00:00Z"
+) -> dict[str, Any]:
+    """A PHQ-9 as a clinic records it: the total, and item 9 as its LOINC answer."""
+    answers = ["LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"]
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "survey",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [
+                {
+                    "system": "http://loinc.org",
+                    "code": "44261-6",
+                    "display": "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]",
+                }
+            ],
+            "text": "PHQ-9",
+        },
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectiveDateTime": when,
+        "valueQuantity": {
+            "value": total,
+            "unit": "{score}",
+            "system": "http://unitsofmeasure.org",
+            "code": "{score}",
+        },
+        "component": [
+            {
+                "code": {"coding": [{"system": "http://loinc.org", "code": "44260-8"}]},
+                "valueCodeableConcept": {
+                    "coding": [{"system": "http://loinc.org", "code": answers[item9]}]
+                },
+            }
+        ],
+    }
+
+
+def phq9_goal(patient_id: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Goal",
+        "lifecycleStatus": "active",
+        "description": {"text": "PHQ-9 below 10 by week 12"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "target": [
+            {
+                "measure": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
+                "detailQuantity": {
+                    "value": 10,
+                    "comparator": "<",
+                    "unit": "{score}",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "{score}",
+                },
+                "dueDate": "2027-02-19",
+            }
+        ],
+    }

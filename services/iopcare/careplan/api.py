@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from iopcare.careplan.service import CarePlans, CareTeams
+from iopcare.careplan.service import CarePlans, CareTeams, Measures
 from iopcare.careplan.store import StoredPlan
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
@@ -36,10 +36,22 @@ def team_message(team: StoredPlan) -> pb.CareTeam:
     )
 
 
+def goal_message(goal: StoredPlan) -> pb.Goal:
+    return pb.Goal(
+        id=goal.id,
+        version=goal.version,
+        patient_id=goal.patient_id,
+        lifecycle_status=goal.status,
+        update_time=timestamp(goal.updated_at),
+        fhir_json=goal.resource,
+    )
+
+
 class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
-    def __init__(self, plans: CarePlans, teams: CareTeams) -> None:
+    def __init__(self, plans: CarePlans, teams: CareTeams, measures: Measures) -> None:
         self.plans = plans
         self.teams = teams
+        self.measures = measures
 
     def CreateCarePlan(
         self, request: pb.CreateCarePlanRequest, context: grpc.ServicerContext
@@ -129,3 +141,42 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             current_principal(), require_id(request.patient_id, "patient_id")
         )
         return pb.ListCareTeamsResponse(care_teams=[team_message(t) for t in teams])
+
+    def CreateGoal(
+        self, request: pb.CreateGoalRequest, context: grpc.ServicerContext
+    ) -> pb.CreateGoalResponse:
+        goal = self.measures.create_goal(current_principal(), request.request_id, request.fhir_json)
+        return pb.CreateGoalResponse(goal=goal_message(goal))
+
+    def GetGoal(
+        self, request: pb.GetGoalRequest, context: grpc.ServicerContext
+    ) -> pb.GetGoalResponse:
+        goal = self.measures.get_goal(current_principal(), require_id(request.id, "id"))
+        return pb.GetGoalResponse(goal=goal_message(goal))
+
+    def ListGoals(
+        self, request: pb.ListGoalsRequest, context: grpc.ServicerContext
+    ) -> pb.ListGoalsResponse:
+        goals = self.measures.goals_for_patient(
+            current_principal(), require_id(request.patient_id, "patient_id")
+        )
+        return pb.ListGoalsResponse(goals=[goal_message(g) for g in goals])
+
+    def RecordMeasure(
+        self, request: pb.RecordMeasureRequest, context: grpc.ServicerContext
+    ) -> pb.RecordMeasureResponse:
+        recorded = self.measures.record(current_principal(), request.request_id, request.fhir_json)
+        return pb.RecordMeasureResponse(
+            observation_id=recorded.observation_id,
+            fhir_json=recorded.resource,
+            updated_goals=[goal_message(g) for g in recorded.updated_goals],
+            crisis_reasons=recorded.crisis_reasons,
+        )
+
+    def ListMeasures(
+        self, request: pb.ListMeasuresRequest, context: grpc.ServicerContext
+    ) -> pb.ListMeasuresResponse:
+        found = self.measures.measures_for_patient(
+            current_principal(), require_id(request.patient_id, "patient_id"), request.code
+        )
+        return pb.ListMeasuresResponse(fhir_json=found)

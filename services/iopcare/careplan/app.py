@@ -6,7 +6,7 @@ from pathlib import Path
 
 from iopcare.careplan import store
 from iopcare.careplan.api import SERVICE_NAME, CarePlanServicer
-from iopcare.careplan.service import CarePlans, CareTeams
+from iopcare.careplan.service import CarePlans, CareTeams, Measures
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit.runtime import Assembly, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
@@ -31,11 +31,12 @@ def build(
     limit, notify = settings.max_resource_bytes, parts.relay.notify
     plans = CarePlans(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     teams = CareTeams(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
+    measures = Measures(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     return parts.runtime(
         [
             (
                 pb_grpc.add_CarePlanServiceServicer_to_server,
-                CarePlanServicer(plans, teams),
+                CarePlanServicer(plans, teams, measures),
                 SERVICE_NAME,
             )
         ]

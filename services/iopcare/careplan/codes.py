@@ -117,3 +117,41 @@ EVENT_FOR_CHANGE = {
 }
 #: Every event type careplan emits about a plan (consumers subscribe to these).
 PLAN_EVENTS = frozenset({EVENT_CREATED, *EVENT_FOR_CHANGE.values()})
+
+
+# Measurement-based care -------------------------------------------------------------------------
+LOINC = "http://loinc.org"
+PHQ9_TOTAL = "44261-6"  # Patient Health Questionnaire 9 item (PHQ-9) total score
+PHQ9_ITEM9 = "44260-8"  # Thoughts that you would be better off dead, or of hurting yourself
+GAD7_TOTAL = "70274-6"  # Generalized anxiety disorder 7 item (GAD-7) total score
+AUDIT_C_TOTAL = "75626-2"  # Total score [AUDIT-C]
+BODY_WEIGHT = "29463-7"  # Body weight
+#: LOINC answer codes of PHQ-9 items, to their score.
+PHQ_ANSWER_SCORES = {"LA6568-5": 0, "LA6569-3": 1, "LA6570-1": 2, "LA6571-9": 3}
+#: A PHQ-9 total at or above this is severe depression (Kroenke 2001) and raises a crisis event.
+PHQ9_SEVERE = 20
+#: Observation statuses a recorded measure may have (http://hl7.org/fhir/observation-status).
+MEASURE_STATUSES = frozenset({"preliminary", "final", "amended", "corrected"})
+#: Goal lifecycle (http://hl7.org/fhir/goal-status) and achievement codes.
+GOAL_STATUSES = frozenset(
+    {
+        "proposed",
+        "planned",
+        "accepted",
+        "active",
+        "on-hold",
+        "completed",
+        "cancelled",
+        "entered-in-error",
+        "rejected",
+    }
+)
+GOAL_OPEN_STATUSES = frozenset({"proposed", "planned", "accepted", "active", "on-hold"})
+GOAL_ACHIEVEMENT_SYSTEM = "http://terminology.hl7.org/CodeSystem/goal-achievement"
+
+EVENT_GOAL_CREATED = "iopcare.careplan.goal.created.v1"
+EVENT_GOAL_UPDATED = "iopcare.careplan.goal.updated.v1"
+EVENT_MEASURE_RECORDED = "iopcare.careplan.measure.recorded.v1"
+#: A measure that signals danger (PHQ-9 item 9 above 0, or a severe total): notes raises an
+#: urgent alert to the psychiatrist and the therapist of the patient's team.
+EVENT_CRISIS = "iopcare.careplan.crisis.v1"

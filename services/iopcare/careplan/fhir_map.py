@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
 from iopcare.careplan import codes
+from iopcare.careplan.domain.measures import Measure, Target
 from iopcare.careplan.domain.model import Activity, CarePlanDraft
 from iopcare.careplan.domain.team import CareTeamDraft, Member
 from iopcare.kit import fhir
@@ -81,3 +83,92 @@ def plan_team_ids(plan: fhir.Resource) -> list[tuple[int, str | None]]:
         (index, fhir.reference_id(ref.reference, "CareTeam"))
         for index, ref in enumerate(getattr(plan, "careTeam", None) or [])
     ]
+
+
+def _loinc_code(concept: Any) -> str | None:
+    for coding in (concept.coding if concept is not None else None) or []:
+        if coding.system == codes.LOINC and coding.code:
+            return str(coding.code)
+    return None
+
+
+def _number(element: Any, prefix: str) -> float | None:
+    quantity = getattr(element, f"{prefix}Quantity", None)
+    if quantity is not None and quantity.value is not None:
+        return float(quantity.value)
+    integer = getattr(element, f"{prefix}Integer", None)
+    return float(integer) if integer is not None else None
+
+
+def _item_score(component: Any) -> int | None:
+    value = _number(component, "value")
+    if value is not None:
+        return int(value)
+    concept = getattr(component, "valueCodeableConcept", None)
+    for coding in (concept.coding if concept is not None else None) or []:
+        if coding.code in codes.PHQ_ANSWER_SCORES:
+            return codes.PHQ_ANSWER_SCORES[coding.code]
+    return None
+
+
+def measure_from_fhir(observation: fhir.Resource) -> Measure:
+    subject = getattr(observation, "subject", None)
+    effective = (
+        getattr(observation, "effectiveDateTime", None)
+        or getattr(observation, "effectiveInstant", None)
+        or (observation.effectivePeriod.start if observation.effectivePeriod else None)
+    )
+    if isinstance(effective, date) and not isinstance(effective, datetime):
+        effective = datetime(effective.year, effective.month, effective.day, tzinfo=UTC)
+    elif isinstance(effective, datetime) and effective.tzinfo is None:
+        effective = effective.replace(tzinfo=UTC)
+    item9 = next(
+        (
+            _item_score(c)
+            for c in getattr(observation, "component", None) or []
+            if _loinc_code(c.code) == codes.PHQ9_ITEM9
+        ),
+        None,
+    )
+    return Measure(
+        patient_id=fhir.reference_id(getattr(subject, "reference", None), "Patient"),
+        code=_loinc_code(observation.code),
+        status=observation.status,
+        value=_number(observation, "value"),
+        effective=effective,
+        item9=item9,
+    )
+
+
+def goal_targets(goal: fhir.Resource) -> list[Target]:
+    targets = []
+    for target in getattr(goal, "target", None) or []:
+        quantity = target.detailQuantity
+        targets.append(
+            Target(
+                measure=_loinc_code(target.measure),
+                comparator=quantity.comparator if quantity is not None else None,
+                value=float(quantity.value)
+                if quantity is not None and quantity.value is not None
+                else None,
+                due=target.dueDate,
+            )
+        )
+    return targets
+
+
+def goal_achievement(goal: fhir.Resource) -> str | None:
+    concept = getattr(goal, "achievementStatus", None)
+    for coding in (concept.coding if concept is not None else None) or []:
+        if coding.system == codes.GOAL_ACHIEVEMENT_SYSTEM:
+            return str(coding.code)
+    return None
+
+
+def with_achievement(goal: fhir.Resource, achievement: str) -> fhir.Resource:
+    """The goal with its achievementStatus set (FHIR goal-achievement)."""
+    data = fhir.to_dict(goal)
+    data["achievementStatus"] = {
+        "coding": [{"system": codes.GOAL_ACHIEVEMENT_SYSTEM, "code": achievement}]
+    }
+    return fhir.parse_resource(data, "Goal")

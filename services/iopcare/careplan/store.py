@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from datetime import datetime
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Float,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
+)
 
 from iopcare.kit.schema import add_kit_tables
 from iopcare.kit.teams import add_member_table
@@ -26,4 +39,50 @@ teams = VersionedTables(metadata, "care_team")
 #: (a clinician sees a patient while on an active team of theirs) is one indexed lookup here.
 care_team_member = add_member_table(metadata)
 
+goals = VersionedTables(metadata, "goal")
+
+#: Recorded outcome measures (Observations), queried by patient and LOINC code for trends.
+observation = Table(
+    "observation",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("code", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("effective", DateTime(timezone=True), nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_observation_trend", observation.c.patient_id, observation.c.code, observation.c.effective)
+
 StoredPlan = Stored
+
+
+def values_over_time(conn: Connection, patient_id: str, code: str) -> list[float]:
+    """A patient's values of one measure, oldest first (by when they were measured)."""
+    o = observation.c
+    rows = conn.execute(
+        select(o.value)
+        .where((o.patient_id == patient_id) & (o.code == code) & (o.value.is_not(None)))
+        .where(o.status != "entered-in-error")
+        .order_by(o.effective, o.recorded_at)
+    ).scalars()
+    return [float(v) for v in rows]
+
+
+def measures_for_patient(conn: Connection, patient_id: str, code: str | None) -> list[str]:
+    o = observation.c
+    query = select(o.resource).where(o.patient_id == patient_id)
+    if code:
+        query = query.where(o.code == code)
+    return list(conn.execute(query.order_by(o.effective, o.recorded_at)).scalars())
+
+
+def load_observation(conn: Connection, observation_id: str) -> tuple[str, datetime] | None:
+    row = conn.execute(
+        select(observation.c.resource, observation.c.recorded_at).where(
+            observation.c.id == observation_id
+        )
+    ).first()
+    return (row.resource, row.recorded_at) if row is not None else None

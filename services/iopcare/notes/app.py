@@ -37,6 +37,7 @@ def build(
         [topics.CAREPLAN, topics.SCHEDULING],
         {
             careplan_codes.EVENT_CREATED: notes.on_care_plan_created,
+            careplan_codes.EVENT_CRISIS: notes.on_crisis,
             careplan_codes.EVENT_TEAM_CREATED: on_team,
             careplan_codes.EVENT_TEAM_UPDATED: on_team,
             scheduling_codes.EVENT_APPOINTMENTS_PROPOSED: notes.on_appointments_proposed,

@@ -30,4 +30,6 @@ def communication(message_id: str, message: NewMessage, sent_at: datetime) -> st
     }
     if message.about:
         resource["about"] = [{"reference": ref} for ref in message.about]
+    if message.recipients:
+        resource["recipient"] = [{"reference": ref} for ref in message.recipients]
     return fhir.to_json(fhir.parse_resource(resource, "Communication"))

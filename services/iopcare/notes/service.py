@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from iopcare.careplan.fhir_map import measure_from_fhir
 from iopcare.kit import audit, fhir, paging, teams, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
@@ -14,11 +16,15 @@ from iopcare.kit.events import Event, ReceivedEvent, append_to_outbox, child_tra
 from iopcare.kit.requests import create_once
 from iopcare.notes import codes, fhir_map, store
 from iopcare.notes.domain.messages import (
+    CRISIS_RECIPIENT_ROLES,
     NewMessage,
     check_message,
+    crisis_text,
     plan_created_text,
     sessions_proposed_text,
 )
+
+log = logging.getLogger(__name__)
 
 
 class Notes:
@@ -199,4 +205,40 @@ class Notes:
         )
         self._system_message(
             uow, received, received.event.key, sessions_proposed_text(count), about
+        )
+
+    def on_crisis(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        """An urgent alert in the team thread to the patient's psychiatrist and therapist."""
+        observation = received.resource
+        patient_id = received.event.key
+        recipients = tuple(
+            member
+            for role in CRISIS_RECIPIENT_ROLES
+            for member in teams.members_with_role(
+                uow.conn, store.care_team_member, patient_id, role, teams.today()
+            )
+        )
+        if not recipients:
+            # Still posted to the thread (everyone on the team sees it), but nobody is named:
+            # operators must know the team projection is missing.
+            log.error("crisis for a patient without a known psychiatrist or therapist")
+        # careplan's own reading of its event (what the measure and its items scored).
+        measure = measure_from_fhir(observation)
+        measured = measure.effective.isoformat() if measure.effective else "just now"
+        text = crisis_text(observation.code.text or "PHQ-9", measure.value, measure.item9, measured)
+        if store.message_for_event(uow.conn, received.event.id) is not None:
+            return
+        self._store(
+            uow,
+            NewMessage(
+                patient_id=patient_id,
+                text=text,
+                priority="urgent",
+                category="crisis",
+                sender=codes.SYSTEM_SENDER,
+                about=(f"Observation/{observation.id}",),
+                recipients=recipients,
+            ),
+            source_event_id=received.event.id,
+            traceparent=received.event.traceparent,
         )

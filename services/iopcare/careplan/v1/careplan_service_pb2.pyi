@@ -191,3 +191,91 @@ class ListCareTeamsResponse(_message.Message):
     CARE_TEAMS_FIELD_NUMBER: _ClassVar[int]
     care_teams: _containers.RepeatedCompositeFieldContainer[CareTeam]
     def __init__(self, care_teams: _Optional[_Iterable[_Union[CareTeam, _Mapping]]] = ...) -> None: ...
+
+class Goal(_message.Message):
+    __slots__ = ("id", "version", "patient_id", "lifecycle_status", "update_time", "fhir_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    LIFECYCLE_STATUS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    patient_id: str
+    lifecycle_status: str
+    update_time: _timestamp_pb2.Timestamp
+    fhir_json: str
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., lifecycle_status: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class CreateGoalRequest(_message.Message):
+    __slots__ = ("request_id", "fhir_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class CreateGoalResponse(_message.Message):
+    __slots__ = ("goal",)
+    GOAL_FIELD_NUMBER: _ClassVar[int]
+    goal: Goal
+    def __init__(self, goal: _Optional[_Union[Goal, _Mapping]] = ...) -> None: ...
+
+class GetGoalRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetGoalResponse(_message.Message):
+    __slots__ = ("goal",)
+    GOAL_FIELD_NUMBER: _ClassVar[int]
+    goal: Goal
+    def __init__(self, goal: _Optional[_Union[Goal, _Mapping]] = ...) -> None: ...
+
+class ListGoalsRequest(_message.Message):
+    __slots__ = ("patient_id",)
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
+
+class ListGoalsResponse(_message.Message):
+    __slots__ = ("goals",)
+    GOALS_FIELD_NUMBER: _ClassVar[int]
+    goals: _containers.RepeatedCompositeFieldContainer[Goal]
+    def __init__(self, goals: _Optional[_Iterable[_Union[Goal, _Mapping]]] = ...) -> None: ...
+
+class RecordMeasureRequest(_message.Message):
+    __slots__ = ("request_id", "fhir_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class RecordMeasureResponse(_message.Message):
+    __slots__ = ("observation_id", "fhir_json", "updated_goals", "crisis_reasons")
+    OBSERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_GOALS_FIELD_NUMBER: _ClassVar[int]
+    CRISIS_REASONS_FIELD_NUMBER: _ClassVar[int]
+    observation_id: str
+    fhir_json: str
+    updated_goals: _containers.RepeatedCompositeFieldContainer[Goal]
+    crisis_reasons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, observation_id: _Optional[str] = ..., fhir_json: _Optional[str] = ..., updated_goals: _Optional[_Iterable[_Union[Goal, _Mapping]]] = ..., crisis_reasons: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListMeasuresRequest(_message.Message):
+    __slots__ = ("patient_id", "code")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    code: str
+    def __init__(self, patient_id: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+
+class ListMeasuresResponse(_message.Message):
+    __slots__ = ("fhir_json",)
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    fhir_json: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, fhir_json: _Optional[_Iterable[str]] = ...) -> None: ...

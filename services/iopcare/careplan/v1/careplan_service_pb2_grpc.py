@@ -82,6 +82,31 @@ class CarePlanServiceStub:
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCareTeamsRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCareTeamsResponse.FromString,
                 _registered_method=True)
+        self.CreateGoal = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/CreateGoal',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateGoalRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateGoalResponse.FromString,
+                _registered_method=True)
+        self.GetGoal = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetGoal',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetGoalRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetGoalResponse.FromString,
+                _registered_method=True)
+        self.ListGoals = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/ListGoals',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListGoalsRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListGoalsResponse.FromString,
+                _registered_method=True)
+        self.RecordMeasure = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/RecordMeasure',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordMeasureRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordMeasureResponse.FromString,
+                _registered_method=True)
+        self.ListMeasures = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/ListMeasures',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMeasuresRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMeasuresResponse.FromString,
+                _registered_method=True)
 
 
 class CarePlanServiceServicer:
@@ -167,6 +192,48 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateGoal(self, request, context):
+        """Creates a Goal (FHIR R4, US Core: lifecycleStatus, description, subject, target with a LOINC
+        measure and a due date) and emits `iopcare.careplan.goal.created.v1`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetGoal(self, request, context):
+        """Returns the current version of one Goal, with its achievementStatus.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGoals(self, request, context):
+        """Lists a patient's goals, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordMeasure(self, request, context):
+        """Records an outcome measure (an Observation with a LOINC code: PHQ-9 44261-6, GAD-7 70274-6,
+        AUDIT-C 75626-2, body weight 29463-7, or another) and emits
+        `iopcare.careplan.measure.recorded.v1`. Every open goal of the patient whose target is this
+        measure gets a new version with its achievementStatus read from the trend (improving,
+        worsening, no-change, achieved). A PHQ-9 whose item 9 (44260-8, thoughts of self-harm) scores
+        above 0, or whose total is 20 or more, also emits `iopcare.careplan.crisis.v1` in the same
+        transaction; notes turns it into an urgent alert.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMeasures(self, request, context):
+        """Lists a patient's recorded measures, oldest first, optionally of one LOINC code.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CarePlanServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -214,6 +281,31 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     servicer.ListCareTeams,
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCareTeamsRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCareTeamsResponse.SerializeToString,
+            ),
+            'CreateGoal': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateGoal,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateGoalRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateGoalResponse.SerializeToString,
+            ),
+            'GetGoal': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGoal,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetGoalRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetGoalResponse.SerializeToString,
+            ),
+            'ListGoals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGoals,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListGoalsRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListGoalsResponse.SerializeToString,
+            ),
+            'RecordMeasure': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordMeasure,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordMeasureRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordMeasureResponse.SerializeToString,
+            ),
+            'ListMeasures': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMeasures,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMeasuresRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMeasuresResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -462,6 +554,141 @@ class CarePlanService:
             '/iopcare.careplan.v1.CarePlanService/ListCareTeams',
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCareTeamsRequest.SerializeToString,
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCareTeamsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateGoal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/CreateGoal',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateGoalRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateGoalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGoal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetGoal',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetGoalRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetGoalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGoals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/ListGoals',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListGoalsRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListGoalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordMeasure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/RecordMeasure',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordMeasureRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordMeasureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMeasures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/ListMeasures',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMeasuresRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMeasuresResponse.FromString,
             options,
             channel_credentials,
             insecure,

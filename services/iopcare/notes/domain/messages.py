@@ -18,6 +18,7 @@ class NewMessage:
     category: str
     sender: str
     about: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = ()
 
 
 def check_message(message: NewMessage) -> None:
@@ -42,3 +43,22 @@ def plan_created_text(title: str | None, activity_count: int) -> str:
 def sessions_proposed_text(count: int) -> str:
     noun = "session" if count == 1 else "sessions"
     return f"{count} {noun} proposed from the care plan; please confirm them."
+
+
+#: Who is alerted to a crisis on the patient's team (issue 4: the psychiatrist and the therapist).
+CRISIS_RECIPIENT_ROLES = ("psychiatrist", "therapist")
+
+
+def crisis_text(measure: str, total: float | None, item9: int | None, measured: str) -> str:
+    """The alert clinicians read first: what was measured, the scores, and what to do."""
+    scores = []
+    if total is not None:
+        scores.append(f"total {total:g}")
+    if item9 is not None:
+        scores.append(f"item 9 (thoughts of self-harm) {item9}")
+    detail = f" ({', '.join(scores)})" if scores else ""
+    return (
+        f"CRISIS: {measure} recorded {measured}{detail}. "
+        "Contact the patient today and follow the program's safety protocol; acknowledge this "
+        "alert when done."
+    )
