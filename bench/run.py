@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, select
 from bench.common import broker, machine, summary
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
-from iopcare.demo import demo_care_plan
+from iopcare.demo import demo_care_plan, demo_care_team
 from iopcare.kit.auth import ensure_dev_keys, mint_token
 from iopcare.kit.kafka_broker import free_port
 from iopcare.kit.processes import ServiceProcess
@@ -31,17 +31,43 @@ from iopcare.kit.rpc import bearer
 from iopcare.kit.settings import Settings
 
 
-def _plan_json(patient: str) -> str:
-    plan = demo_care_plan(datetime.now(UTC))
-    plan["subject"] = {"reference": f"Patient/{patient}"}
-    return json.dumps(plan)
+def _enrol(stub: pb_grpc.CarePlanServiceStub, manager: list[tuple[str, str]], patient: str) -> str:
+    """The patient's care team, with the benchmark's clinician on it; returns its id."""
+    team = demo_care_team(patient, {"bench": "psychiatrist"})
+    return str(
+        stub.CreateCareTeam(
+            pb.CreateCareTeamRequest(request_id=f"team-{patient}", fhir_json=json.dumps(team)),
+            metadata=manager,
+            timeout=30,
+        ).care_team.id
+    )
 
 
-def bench_creates(address: str, metadata: list[tuple[str, str]], total: int, threads: int) -> None:
+def _plan_bodies(
+    address: str, manager: list[tuple[str, str]], prefix: str, count: int
+) -> list[str]:
+    bodies = []
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.CarePlanServiceStub(channel)
+        for i in range(count):
+            patient = f"{prefix}-{i}"
+            plan = demo_care_plan(datetime.now(UTC), _enrol(stub, manager, patient))
+            plan["subject"] = {"reference": f"Patient/{patient}"}
+            bodies.append(json.dumps(plan))
+    return bodies
+
+
+def bench_creates(
+    address: str,
+    metadata: list[tuple[str, str]],
+    manager: list[tuple[str, str]],
+    total: int,
+    threads: int,
+) -> None:
     latencies: list[float] = []
     lock = threading.Lock()
     counter = iter(range(total))
-    bodies = [_plan_json(f"bench-{i % 500}") for i in range(200)]
+    bodies = _plan_bodies(address, manager, "bench", 100)
 
     def worker() -> None:
         with grpc.insecure_channel(address) as channel:
@@ -92,6 +118,7 @@ def _wait_applied(data_dir: Path, ids: list[str], timeout: float) -> dict[str, d
 def bench_propagation(
     addresses: dict[str, str],
     metadata: list[tuple[str, str]],
+    manager: list[tuple[str, str]],
     data_dir: Path,
     rate: float,
     seconds: float,
@@ -99,7 +126,7 @@ def bench_propagation(
     """Creates plans at a steady rate; measures careplan's commit to notes having applied it."""
     ids: list[str] = []
     interval = 1 / rate
-    bodies = [_plan_json(f"bench-prop-{i}") for i in range(50)]
+    bodies = _plan_bodies(addresses["careplan"], manager, "bench-prop", 50)
     with grpc.insecure_channel(addresses["careplan"]) as channel:
         stub = pb_grpc.CarePlanServiceStub(channel)
         # Warm-up: wait until notes has applied plans of many patients (every partition), so a
@@ -162,6 +189,14 @@ def main(argv: list[str] | None = None) -> int:
                 settings, subject="practitioner:bench", role="psychiatrist", practitioner_id="bench"
             )
         )
+        manager = bearer(
+            mint_token(
+                settings,
+                subject="practitioner:bench-cm",
+                role="case-manager",
+                practitioner_id="bench-cm",
+            )
+        )
         public_key = ensure_dev_keys(settings)[1]
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -188,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                 process.start()
                 try:
                     print(f"  {label}:")
-                    bench_creates(process.address, metadata, args.creates, args.threads)
+                    bench_creates(process.address, metadata, manager, args.creates, args.threads)
                 finally:
                     process.stop()
         finally:
@@ -216,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             bench_propagation(
                 {n: p.address for n, p in processes.items()},
                 metadata,
+                manager,
                 prop_dir,
                 args.rate,
                 args.seconds,
