@@ -227,6 +227,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             stop.wait(1.0)
     except KeyboardInterrupt:
         pass
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
     finally:
         print("\nstopping ...", flush=True)
         for p in reversed(processes):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +17,15 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def wait_serving(address: str, timeout: float = 60.0, service: str = "") -> None:
@@ -55,6 +65,12 @@ class ServiceProcess:
         return self.process.pid if self.process is not None else None
 
     def start(self, wait: bool = True, timeout: float = 60.0) -> None:
+        # A leftover process on the port would answer the health check in our new process's
+        # place, and the new one would die unnoticed; refuse to start instead.
+        if not port_is_free(self.port):
+            raise RuntimeError(
+                f"port {self.port} is already in use; is an earlier {self.name} still running?"
+            )
         env = {**os.environ, **self.env, f"IOPCARE_{self.name.upper()}_PORT": str(self.port)}
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_file.open("ab")
