@@ -44,7 +44,7 @@ def iop_plan_json(patient_id: str | None = None, team_id: str = "unknown-team") 
 
 def enrol(db: Any, patient_id: str) -> str:
     """Creates the patient's active care team in a careplan database; returns its id."""
-    from iopcare.careplan.service import CareTeams
+    from iopcare.careplan.care_teams import CareTeams
 
     team = CareTeams(db).create(CASE_MANAGER, str(uuid.uuid4()), json.dumps(care_team(patient_id)))
     return team.id

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import grpc
 
-from iopcare.careplan.service import CarePlans, CareTeams, Measures
+from iopcare.careplan import fhir_map
+from iopcare.careplan.care_teams import CareTeams
+from iopcare.careplan.episodes import Episodes
+from iopcare.careplan.measures import Measures
+from iopcare.careplan.service import CarePlans
 from iopcare.careplan.store import StoredPlan
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
+from iopcare.kit import fhir
 from iopcare.kit.auth import current_principal
 from iopcare.kit.protoconv import require_id, timestamp
 
@@ -47,11 +52,28 @@ def goal_message(goal: StoredPlan) -> pb.Goal:
     )
 
 
+def episode_message(episode: StoredPlan) -> pb.EpisodeOfCare:
+    state = fhir_map.episode_state(fhir.parse_resource(episode.resource))
+    return pb.EpisodeOfCare(
+        id=episode.id,
+        version=episode.version,
+        patient_id=episode.patient_id,
+        status=episode.status,
+        clinical_level=state.clinical_level or "",
+        authorized_level=state.authorized_level or "",
+        update_time=timestamp(episode.updated_at),
+        fhir_json=episode.resource,
+    )
+
+
 class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
-    def __init__(self, plans: CarePlans, teams: CareTeams, measures: Measures) -> None:
+    def __init__(
+        self, plans: CarePlans, teams: CareTeams, measures: Measures, episodes: Episodes
+    ) -> None:
         self.plans = plans
         self.teams = teams
         self.measures = measures
+        self.episodes = episodes
 
     def CreateCarePlan(
         self, request: pb.CreateCarePlanRequest, context: grpc.ServicerContext
@@ -180,3 +202,58 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             current_principal(), require_id(request.patient_id, "patient_id"), request.code
         )
         return pb.ListMeasuresResponse(fhir_json=found)
+
+    def CreateEpisode(
+        self, request: pb.CreateEpisodeRequest, context: grpc.ServicerContext
+    ) -> pb.CreateEpisodeResponse:
+        episode = self.episodes.create(current_principal(), request.request_id, request.fhir_json)
+        return pb.CreateEpisodeResponse(episode=episode_message(episode))
+
+    def GetEpisode(
+        self, request: pb.GetEpisodeRequest, context: grpc.ServicerContext
+    ) -> pb.GetEpisodeResponse:
+        episode = self.episodes.get(current_principal(), require_id(request.id, "id"))
+        return pb.GetEpisodeResponse(episode=episode_message(episode))
+
+    def ListEpisodes(
+        self, request: pb.ListEpisodesRequest, context: grpc.ServicerContext
+    ) -> pb.ListEpisodesResponse:
+        found = self.episodes.for_patient(
+            current_principal(), require_id(request.patient_id, "patient_id")
+        )
+        return pb.ListEpisodesResponse(episodes=[episode_message(e) for e in found])
+
+    def AdmitPatient(
+        self, request: pb.AdmitPatientRequest, context: grpc.ServicerContext
+    ) -> pb.AdmitPatientResponse:
+        episode = self.episodes.admit(
+            current_principal(),
+            require_id(request.id, "id"),
+            request.expected_version,
+            request.reason,
+        )
+        return pb.AdmitPatientResponse(episode=episode_message(episode))
+
+    def ChangeLevelOfCare(
+        self, request: pb.ChangeLevelOfCareRequest, context: grpc.ServicerContext
+    ) -> pb.ChangeLevelOfCareResponse:
+        episode = self.episodes.change_level(
+            current_principal(),
+            require_id(request.id, "id"),
+            request.expected_version,
+            request.clinical_level,
+            request.authorized_level,
+            request.reason,
+        )
+        return pb.ChangeLevelOfCareResponse(episode=episode_message(episode))
+
+    def DischargePatient(
+        self, request: pb.DischargePatientRequest, context: grpc.ServicerContext
+    ) -> pb.DischargePatientResponse:
+        episode = self.episodes.discharge(
+            current_principal(),
+            require_id(request.id, "id"),
+            request.expected_version,
+            request.reason,
+        )
+        return pb.DischargePatientResponse(episode=episode_message(episode))

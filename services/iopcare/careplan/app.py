@@ -6,7 +6,10 @@ from pathlib import Path
 
 from iopcare.careplan import store
 from iopcare.careplan.api import SERVICE_NAME, CarePlanServicer
-from iopcare.careplan.service import CarePlans, CareTeams, Measures
+from iopcare.careplan.care_teams import CareTeams
+from iopcare.careplan.episodes import Episodes
+from iopcare.careplan.measures import Measures
+from iopcare.careplan.service import CarePlans
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit.runtime import Assembly, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
@@ -32,11 +35,12 @@ def build(
     plans = CarePlans(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     teams = CareTeams(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     measures = Measures(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
+    episodes = Episodes(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     return parts.runtime(
         [
             (
                 pb_grpc.add_CarePlanServiceServicer_to_server,
-                CarePlanServicer(plans, teams, measures),
+                CarePlanServicer(plans, teams, measures, episodes),
                 SERVICE_NAME,
             )
         ]

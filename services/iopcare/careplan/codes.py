@@ -155,3 +155,26 @@ EVENT_MEASURE_RECORDED = "iopcare.careplan.measure.recorded.v1"
 #: A measure that signals danger (PHQ-9 item 9 above 0, or a severe total): notes raises an
 #: urgent alert to the psychiatrist and the therapist of the patient's team.
 EVENT_CRISIS = "iopcare.careplan.crisis.v1"
+
+
+# Enrolment and level of care ---------------------------------------------------------------------
+#: http://hl7.org/fhir/episode-of-care-status
+EPISODE_STATUSES = frozenset(
+    {"planned", "waitlist", "active", "onhold", "finished", "cancelled", "entered-in-error"}
+)
+#: Levels of care, least to most intensive (ASAM-style continuum; IOP is ASAM level 2.1).
+LEVELS_OF_CARE = ("outpatient", "iop", "php", "residential", "inpatient")
+PROGRAM_LEVEL = "iop"
+LEVEL_SYSTEM = "https://iopcare.org/fhir/CodeSystem/level-of-care"
+LEVEL_EXTENSION = "https://iopcare.org/fhir/StructureDefinition/level-of-care"
+
+EVENT_EPISODE = {
+    "create": "iopcare.careplan.episode.created.v1",
+    "admit": "iopcare.careplan.episode.admitted.v1",
+    "level-change": "iopcare.careplan.episode.level-changed.v1",
+    "step-down": "iopcare.careplan.episode.stepped-down.v1",
+    "step-up": "iopcare.careplan.episode.stepped-up.v1",
+    "return": "iopcare.careplan.episode.returned.v1",
+    "discharge": "iopcare.careplan.episode.discharged.v1",
+    "cancel": "iopcare.careplan.episode.cancelled.v1",
+}

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from iopcare.careplan import codes
+from iopcare.careplan.domain.episode import EpisodeState
 from iopcare.careplan.domain.measures import Measure, Target
 from iopcare.careplan.domain.model import Activity, CarePlanDraft
 from iopcare.careplan.domain.team import CareTeamDraft, Member
@@ -172,3 +173,64 @@ def with_achievement(goal: fhir.Resource, achievement: str) -> fhir.Resource:
         "coding": [{"system": codes.GOAL_ACHIEVEMENT_SYSTEM, "code": achievement}]
     }
     return fhir.parse_resource(data, "Goal")
+
+
+def episode_state(episode: fhir.Resource) -> EpisodeState:
+    levels: dict[str, str | None] = {"clinical": None, "authorized": None}
+    for extension in getattr(episode, "extension", None) or []:
+        if extension.url != codes.LEVEL_EXTENSION:
+            continue
+        for part in extension.extension or []:
+            if part.url in levels and part.valueCoding is not None:
+                levels[part.url] = part.valueCoding.code
+    return EpisodeState(str(episode.status), levels["clinical"], levels["authorized"])
+
+
+def _level_extension(state: EpisodeState) -> dict[str, Any]:
+    parts = [
+        {"url": name, "valueCoding": {"system": codes.LEVEL_SYSTEM, "code": level}}
+        for name, level in (
+            ("clinical", state.clinical_level),
+            ("authorized", state.authorized_level),
+        )
+        if level
+    ]
+    return {"url": codes.LEVEL_EXTENSION, "extension": parts}
+
+
+def with_transition(episode: fhir.Resource, state: EpisodeState, now: datetime) -> fhir.Resource:
+    """The episode after a transition: status, statusHistory, period and the level extension.
+
+    The server keeps statusHistory (FHIR: "the history of statuses that the EpisodeOfCare has
+    been through"), closing the previous status's period when a new one starts.
+    """
+    data = fhir.to_dict(episode)
+    instant = fhir.instant(now)
+    if not data.get("statusHistory"):
+        data["statusHistory"] = [{"status": data["status"], "period": {"start": instant}}]
+    if state.status != data.get("status"):
+        history = list(data.get("statusHistory") or [])
+        if history and "end" not in history[-1].get("period", {}):
+            history[-1] = {**history[-1], "period": {**history[-1]["period"], "end": instant}}
+        history.append({"status": state.status, "period": {"start": instant}})
+        data["statusHistory"] = history
+        data["status"] = state.status
+    period = dict(data.get("period") or {})
+    if state.status == "active" and "start" not in period:
+        period["start"] = instant
+    if state.status in {"finished", "cancelled"}:
+        period["end"] = instant
+    if period:
+        data["period"] = period
+    others = [e for e in data.get("extension") or [] if e.get("url") != codes.LEVEL_EXTENSION]
+    level = _level_extension(state)
+    data["extension"] = [*others, level] if level["extension"] else others
+    if not data["extension"]:
+        del data["extension"]
+    return fhir.parse_resource(data, "EpisodeOfCare")
+
+
+def with_plan_status(plan: fhir.Resource, status: str) -> fhir.Resource:
+    data = fhir.to_dict(plan)
+    data["status"] = status
+    return fhir.parse_resource(data, "CarePlan")

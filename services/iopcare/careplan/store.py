@@ -40,6 +40,7 @@ teams = VersionedTables(metadata, "care_team")
 care_team_member = add_member_table(metadata)
 
 goals = VersionedTables(metadata, "goal")
+episodes = VersionedTables(metadata, "episode_of_care")
 
 #: Recorded outcome measures (Observations), queried by patient and LOINC code for trends.
 observation = Table(

@@ -279,3 +279,113 @@ class ListMeasuresResponse(_message.Message):
     FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
     fhir_json: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, fhir_json: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class EpisodeOfCare(_message.Message):
+    __slots__ = ("id", "version", "patient_id", "status", "clinical_level", "authorized_level", "update_time", "fhir_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CLINICAL_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    AUTHORIZED_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    patient_id: str
+    status: str
+    clinical_level: str
+    authorized_level: str
+    update_time: _timestamp_pb2.Timestamp
+    fhir_json: str
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., clinical_level: _Optional[str] = ..., authorized_level: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class CreateEpisodeRequest(_message.Message):
+    __slots__ = ("request_id", "fhir_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class CreateEpisodeResponse(_message.Message):
+    __slots__ = ("episode",)
+    EPISODE_FIELD_NUMBER: _ClassVar[int]
+    episode: EpisodeOfCare
+    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ...) -> None: ...
+
+class GetEpisodeRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetEpisodeResponse(_message.Message):
+    __slots__ = ("episode",)
+    EPISODE_FIELD_NUMBER: _ClassVar[int]
+    episode: EpisodeOfCare
+    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ...) -> None: ...
+
+class ListEpisodesRequest(_message.Message):
+    __slots__ = ("patient_id",)
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
+
+class ListEpisodesResponse(_message.Message):
+    __slots__ = ("episodes",)
+    EPISODES_FIELD_NUMBER: _ClassVar[int]
+    episodes: _containers.RepeatedCompositeFieldContainer[EpisodeOfCare]
+    def __init__(self, episodes: _Optional[_Iterable[_Union[EpisodeOfCare, _Mapping]]] = ...) -> None: ...
+
+class AdmitPatientRequest(_message.Message):
+    __slots__ = ("id", "expected_version", "reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    expected_version: int
+    reason: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AdmitPatientResponse(_message.Message):
+    __slots__ = ("episode",)
+    EPISODE_FIELD_NUMBER: _ClassVar[int]
+    episode: EpisodeOfCare
+    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ...) -> None: ...
+
+class ChangeLevelOfCareRequest(_message.Message):
+    __slots__ = ("id", "expected_version", "clinical_level", "authorized_level", "reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CLINICAL_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    AUTHORIZED_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    expected_version: int
+    clinical_level: str
+    authorized_level: str
+    reason: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., clinical_level: _Optional[str] = ..., authorized_level: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ChangeLevelOfCareResponse(_message.Message):
+    __slots__ = ("episode",)
+    EPISODE_FIELD_NUMBER: _ClassVar[int]
+    episode: EpisodeOfCare
+    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ...) -> None: ...
+
+class DischargePatientRequest(_message.Message):
+    __slots__ = ("id", "expected_version", "reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    expected_version: int
+    reason: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class DischargePatientResponse(_message.Message):
+    __slots__ = ("episode",)
+    EPISODE_FIELD_NUMBER: _ClassVar[int]
+    episode: EpisodeOfCare
+    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ...) -> None: ...

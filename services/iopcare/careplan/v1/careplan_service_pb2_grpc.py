@@ -107,6 +107,36 @@ class CarePlanServiceStub:
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMeasuresRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMeasuresResponse.FromString,
                 _registered_method=True)
+        self.CreateEpisode = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/CreateEpisode',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateEpisodeRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateEpisodeResponse.FromString,
+                _registered_method=True)
+        self.GetEpisode = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetEpisode',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetEpisodeRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetEpisodeResponse.FromString,
+                _registered_method=True)
+        self.ListEpisodes = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/ListEpisodes',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListEpisodesRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListEpisodesResponse.FromString,
+                _registered_method=True)
+        self.AdmitPatient = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/AdmitPatient',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.AdmitPatientRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.AdmitPatientResponse.FromString,
+                _registered_method=True)
+        self.ChangeLevelOfCare = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/ChangeLevelOfCare',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ChangeLevelOfCareRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ChangeLevelOfCareResponse.FromString,
+                _registered_method=True)
+        self.DischargePatient = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/DischargePatient',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DischargePatientRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DischargePatientResponse.FromString,
+                _registered_method=True)
 
 
 class CarePlanServiceServicer:
@@ -234,6 +264,57 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateEpisode(self, request, context):
+        """Opens a patient's IOP stay as a planned EpisodeOfCare (a referral accepted, intake pending)
+        and emits `iopcare.careplan.episode.created.v1`. The server keeps status, statusHistory,
+        period and the level-of-care extension from here on; they change through the verbs below.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEpisode(self, request, context):
+        """Returns the current version of one EpisodeOfCare.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEpisodes(self, request, context):
+        """Lists a patient's episodes, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AdmitPatient(self, request, context):
+        """Admits the patient: planned -> active at the program's level of care (iop). Emits
+        `iopcare.careplan.episode.admitted.v1`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeLevelOfCare(self, request, context):
+        """Changes the clinical (and optionally the authorized) level of care. Within the program's
+        level it is a revision (`level-changed`); below it a step down to outpatient care (the stay
+        finishes and open plans complete: `stepped-down`); above it a step up to PHP, residential or
+        inpatient care (the stay goes on hold and active plans are suspended: `stepped-up`); back to
+        the program's level from a hold, a return (`returned`, suspended plans resume). Every version
+        of the episode is kept: its history is the level-of-care history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DischargePatient(self, request, context):
+        """Discharges the patient: the stay finishes (a planned one is cancelled) and open plans complete
+        (drafts are revoked). Emits `iopcare.careplan.episode.discharged.v1`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CarePlanServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -306,6 +387,36 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     servicer.ListMeasures,
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMeasuresRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMeasuresResponse.SerializeToString,
+            ),
+            'CreateEpisode': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateEpisode,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateEpisodeRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateEpisodeResponse.SerializeToString,
+            ),
+            'GetEpisode': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEpisode,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetEpisodeRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetEpisodeResponse.SerializeToString,
+            ),
+            'ListEpisodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEpisodes,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListEpisodesRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListEpisodesResponse.SerializeToString,
+            ),
+            'AdmitPatient': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdmitPatient,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.AdmitPatientRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.AdmitPatientResponse.SerializeToString,
+            ),
+            'ChangeLevelOfCare': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeLevelOfCare,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ChangeLevelOfCareRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ChangeLevelOfCareResponse.SerializeToString,
+            ),
+            'DischargePatient': grpc.unary_unary_rpc_method_handler(
+                    servicer.DischargePatient,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DischargePatientRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DischargePatientResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -689,6 +800,168 @@ class CarePlanService:
             '/iopcare.careplan.v1.CarePlanService/ListMeasures',
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMeasuresRequest.SerializeToString,
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMeasuresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateEpisode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/CreateEpisode',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateEpisodeRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateEpisodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEpisode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetEpisode',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetEpisodeRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetEpisodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEpisodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/ListEpisodes',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListEpisodesRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListEpisodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdmitPatient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/AdmitPatient',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.AdmitPatientRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.AdmitPatientResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeLevelOfCare(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/ChangeLevelOfCare',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ChangeLevelOfCareRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ChangeLevelOfCareResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DischargePatient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/DischargePatient',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DischargePatientRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DischargePatientResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,192 @@
+"""Care team use cases: enrol and revise a patient's team (who may see the patient)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from iopcare.careplan import codes, fhir_map, store
+from iopcare.careplan.domain.model import (
+    MAX_VERSION,
+)
+from iopcare.careplan.domain.team import (
+    check_new_team,
+    check_team_revision,
+    may_manage_team,
+)
+from iopcare.careplan.service import ServiceBase, new_id
+from iopcare.kit import audit, fhir, teams
+from iopcare.kit.auth import Principal
+from iopcare.kit.db import UnitOfWork
+from iopcare.kit.errors import (
+    FieldViolation,
+    InvalidArgument,
+    IopcareError,
+)
+from iopcare.kit.requests import create_once
+from iopcare.kit.versioned import Stored, revise
+
+
+class CareTeams(ServiceBase):
+    """The care team of a patient: who works on the plan, and so who may see the patient."""
+
+    def create(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
+        try:
+            resource = fhir.parse_resource(
+                fhir_json, "CareTeam", max_bytes=self.max_resource_bytes, field="fhir_json"
+            )
+            draft = fhir_map.team_from_fhir(resource)
+            check_new_team(draft, field_prefix="fhir_json.")
+            patient_id, status = str(draft.patient_id), str(draft.status)
+
+            def _create(uow: UnitOfWork, team_id: str) -> None:
+                may_manage_team(
+                    principal.role, self.access.on_team(uow.conn, principal, patient_id)
+                )
+                now = datetime.now(UTC)
+                team = Stored(
+                    team_id,
+                    1,
+                    patient_id,
+                    status,
+                    now,
+                    fhir.with_identity(resource, team_id, 1, now),
+                )
+                store.teams.insert(uow.conn, team, principal.reference)
+                teams.replace_members(
+                    uow.conn,
+                    store.care_team_member,
+                    team_id,
+                    patient_id,
+                    teams.memberships(resource),
+                    status == "active",
+                )
+                self._publish(uow, "CareTeam", team, codes.EVENT_TEAM_CREATED)
+                audit.record(
+                    uow.conn,
+                    store.audit_log,
+                    principal,
+                    audit.CREATE,
+                    resource=f"CareTeam/{team_id}",
+                    patient_id=patient_id,
+                )
+
+            team_id, created = create_once(
+                self.db,
+                store.request_log,
+                principal,
+                "CreateCareTeam",
+                request_id,
+                _create,
+                new_id,
+            )
+        except IopcareError as exc:
+            self._refused(principal, audit.CREATE, "CareTeam", exc)
+            raise
+        if created:
+            self.notify_outbox()
+        with self.db.read() as conn:
+            team = store.teams.load(conn, team_id)
+        assert team is not None  # committed above; teams are never deleted
+        return team
+
+    def update(
+        self,
+        principal: Principal,
+        team_id: str,
+        expected_version: int,
+        fhir_json: str,
+        reason: str = "",
+    ) -> Stored:
+        name = f"CareTeam/{team_id}"
+        try:
+            document, resource = fhir.parse_document(
+                fhir_json, "CareTeam", max_bytes=self.max_resource_bytes, field="fhir_json"
+            )
+            if not 1 <= expected_version <= MAX_VERSION:
+                raise InvalidArgument(
+                    "expected_version is required",
+                    [FieldViolation("expected_version", "the version the change is based on")],
+                )
+            if document.get("id") not in (None, team_id):
+                raise InvalidArgument(
+                    "the document's id differs from the request's",
+                    [FieldViolation("fhir_json.CareTeam.id", "must be absent or equal to id")],
+                )
+            revised_draft = fhir_map.team_from_fhir(resource)
+            with UnitOfWork(self.db) as uow:
+
+                def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
+                    may_manage_team(
+                        principal.role, self.access.on_team(uow.conn, principal, current.patient_id)
+                    )
+                    change = check_team_revision(
+                        fhir_map.team_from_fhir(fhir.parse_resource(current.resource)),
+                        revised_draft,
+                    )
+                    return (
+                        fhir.with_identity(resource, team_id, version, now),
+                        str(revised_draft.status),
+                        change,
+                    )
+
+                _, team, change = revise(
+                    uow.conn,
+                    store.teams,
+                    "CareTeam",
+                    team_id,
+                    expected_version,
+                    reviser,
+                    principal.reference,
+                    reason,
+                )
+                teams.replace_members(
+                    uow.conn,
+                    store.care_team_member,
+                    team.id,
+                    team.patient_id,
+                    teams.memberships(resource),
+                    team.status == "active",
+                )
+                self._publish(uow, "CareTeam", team, codes.EVENT_TEAM_UPDATED)
+                audit.record(
+                    uow.conn,
+                    store.audit_log,
+                    principal,
+                    audit.UPDATE,
+                    resource=name,
+                    patient_id=team.patient_id,
+                    detail=change,
+                )
+                uow.commit()
+        except IopcareError as exc:
+            self._refused(principal, audit.UPDATE, name, exc)
+            raise
+        self.notify_outbox()
+        return team
+
+    def get(self, principal: Principal, team_id: str) -> Stored:
+        with self.db.read() as conn:
+            team = store.teams.load(conn, team_id)
+        return self._audited_read(principal, f"CareTeam/{team_id}", team)
+
+    def for_patient(self, principal: Principal, patient_id: str) -> list[Stored]:
+        with self.db.read() as conn:
+            basis_error: IopcareError | None = None
+            try:
+                basis = self.access.basis(conn, principal, patient_id)
+            except IopcareError as exc:
+                basis_error, basis = exc, ""
+            teams = store.teams.for_patient(conn, patient_id) if basis_error is None else []
+        audit.record_separately(
+            self.db,
+            store.audit_log,
+            principal,
+            audit.SEARCH,
+            resource="CareTeam",
+            patient_id=patient_id,
+            outcome=audit.DENIED if basis_error else audit.SUCCESS,
+            detail=basis_error.reason if basis_error else f"{len(teams)} hits; {basis}",
+        )
+        if basis_error is not None:
+            raise basis_error
+        return teams

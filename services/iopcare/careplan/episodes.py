@@ -1,0 +1,258 @@
+"""Enrolment use cases: the IOP stay, its level of care and its transitions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from iopcare.careplan import codes, fhir_map, store
+from iopcare.careplan.domain.episode import (
+    EpisodeState,
+    Transition,
+    admit,
+    change_level,
+    discharge,
+)
+from iopcare.careplan.domain.model import (
+    MAX_VERSION,
+    check_revision,
+)
+from iopcare.careplan.fhir_map import with_transition
+from iopcare.careplan.service import ServiceBase, new_id
+from iopcare.kit import audit, fhir, teams
+from iopcare.kit.auth import Principal
+from iopcare.kit.db import UnitOfWork
+from iopcare.kit.errors import (
+    FieldViolation,
+    FieldViolations,
+    InvalidArgument,
+    IopcareError,
+)
+from iopcare.kit.requests import create_once
+from iopcare.kit.versioned import Stored, revise
+
+
+class Episodes(ServiceBase):
+    """The IOP stay: enrolment, admission, level of care, step up or down, discharge."""
+
+    def create(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
+        """Opens a planned episode (a referral accepted, intake pending)."""
+        try:
+            episode = fhir.parse_resource(
+                fhir_json, "EpisodeOfCare", max_bytes=self.max_resource_bytes, field="fhir_json"
+            )
+            patient_id = fhir.reference_id(
+                episode.patient.reference if episode.patient else None, "Patient"
+            )
+            problems = FieldViolations()
+            if not patient_id:
+                problems.add("fhir_json.EpisodeOfCare.patient", "must reference a Patient")
+            if episode.status not in {"planned", "waitlist"}:
+                problems.add(
+                    "fhir_json.EpisodeOfCare.status", "a new episode is planned or waitlist"
+                )
+            problems.raise_if_any("the EpisodeOfCare cannot be created")
+            assert patient_id is not None
+            now_state = fhir_map.episode_state(episode)
+            start = with_transition(episode, now_state, datetime.now(UTC))
+
+            def _create(uow: UnitOfWork, episode_id: str) -> None:
+                basis = self.access.basis(uow.conn, principal, patient_id)
+                now = datetime.now(UTC)
+                stored = Stored(
+                    episode_id,
+                    1,
+                    patient_id,
+                    str(episode.status),
+                    now,
+                    fhir.with_identity(start, episode_id, 1, now),
+                )
+                store.episodes.insert(uow.conn, stored, principal.reference)
+                self._publish(uow, "EpisodeOfCare", stored, codes.EVENT_EPISODE["create"])
+                audit.record(
+                    uow.conn,
+                    store.audit_log,
+                    principal,
+                    audit.CREATE,
+                    resource=f"EpisodeOfCare/{episode_id}",
+                    patient_id=patient_id,
+                    detail=basis,
+                )
+
+            episode_id, created = create_once(
+                self.db,
+                store.request_log,
+                principal,
+                "CreateEpisode",
+                request_id,
+                _create,
+                new_id,
+            )
+        except IopcareError as exc:
+            self._refused(principal, audit.CREATE, "EpisodeOfCare", exc)
+            raise
+        if created:
+            self.notify_outbox()
+        with self.db.read() as conn:
+            stored_episode = store.episodes.load(conn, episode_id)
+        assert stored_episode is not None
+        return stored_episode
+
+    def get(self, principal: Principal, episode_id: str) -> Stored:
+        with self.db.read() as conn:
+            episode = store.episodes.load(conn, episode_id)
+        return self._audited_read(principal, f"EpisodeOfCare/{episode_id}", episode)
+
+    def admit(
+        self, principal: Principal, episode_id: str, expected_version: int, reason: str
+    ) -> Stored:
+        return self._transition(principal, episode_id, expected_version, admit, reason)
+
+    def change_level(
+        self,
+        principal: Principal,
+        episode_id: str,
+        expected_version: int,
+        clinical: str,
+        authorized: str,
+        reason: str,
+    ) -> Stored:
+        return self._transition(
+            principal,
+            episode_id,
+            expected_version,
+            lambda state: change_level(state, clinical, authorized or None),
+            reason,
+        )
+
+    def discharge(
+        self, principal: Principal, episode_id: str, expected_version: int, reason: str
+    ) -> Stored:
+        return self._transition(principal, episode_id, expected_version, discharge, reason)
+
+    def _transition(
+        self,
+        principal: Principal,
+        episode_id: str,
+        expected_version: int,
+        decide: Callable[[EpisodeState], Transition],
+        reason: str,
+    ) -> Stored:
+        name = f"EpisodeOfCare/{episode_id}"
+        try:
+            if not 1 <= expected_version <= MAX_VERSION:
+                raise InvalidArgument(
+                    "expected_version is required",
+                    [FieldViolation("expected_version", "the version the change is based on")],
+                )
+            with UnitOfWork(self.db) as uow:
+                effects: list[Transition] = []
+
+                def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
+                    self.access.basis(uow.conn, principal, current.patient_id)
+                    episode = fhir.parse_resource(current.resource)
+                    transition = decide(fhir_map.episode_state(episode))
+                    effects.append(transition)
+                    revised = with_transition(episode, transition.state, now)
+                    return (
+                        fhir.with_identity(revised, episode_id, version, now),
+                        transition.state.status,
+                        transition.kind,
+                    )
+
+                _, revised, kind = revise(
+                    uow.conn,
+                    store.episodes,
+                    "EpisodeOfCare",
+                    episode_id,
+                    expected_version,
+                    reviser,
+                    principal.reference,
+                    reason,
+                )
+                self._publish(uow, "EpisodeOfCare", revised, codes.EVENT_EPISODE[kind])
+                if effects[0].plan_effect:
+                    self._apply_to_plans(uow, principal, revised.patient_id, effects[0], reason)
+                audit.record(
+                    uow.conn,
+                    store.audit_log,
+                    principal,
+                    audit.UPDATE,
+                    resource=name,
+                    patient_id=revised.patient_id,
+                    detail=kind,
+                )
+                uow.commit()
+        except IopcareError as exc:
+            self._refused(principal, audit.UPDATE, name, exc)
+            raise
+        self.notify_outbox()
+        return revised
+
+    def _apply_to_plans(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        patient_id: str,
+        transition: Transition,
+        reason: str,
+    ) -> None:
+        """Each transition closes or revises the patient's open plans, in the same transaction."""
+        target = {"complete": "completed", "suspend": "on-hold", "resume": "active"}[
+            str(transition.plan_effect)
+        ]
+        applies_to = {
+            "complete": {"active", "on-hold", "draft"},
+            "suspend": {"active"},
+            "resume": {"on-hold"},
+        }[str(transition.plan_effect)]
+        for plan in store.plans.for_patient(uow.conn, patient_id):
+            if plan.status not in applies_to:
+                continue
+            # A draft that never started is revoked, not completed.
+            status = "revoked" if plan.status == "draft" and target == "completed" else target
+
+            def reviser(
+                current: Stored, version: int, now: datetime, status: str = status
+            ) -> tuple[str, str, str]:
+                before = fhir.parse_resource(current.resource)
+                after = fhir_map.with_plan_status(before, status)
+                change = check_revision(
+                    fhir_map.draft_from_fhir(before), fhir_map.draft_from_fhir(after)
+                )
+                return fhir.with_identity(after, current.id, version, now), status, change
+
+            _, revised, change = revise(
+                uow.conn,
+                store.plans,
+                "CarePlan",
+                plan.id,
+                plan.version,
+                reviser,
+                principal.reference,
+                f"episode {transition.kind}: {reason}".strip(": "),
+            )
+            self._publish(uow, "CarePlan", revised, codes.EVENT_FOR_CHANGE[change])
+
+    def for_patient(self, principal: Principal, patient_id: str) -> list[Stored]:
+        basis = teams.require_access(
+            self.db,
+            store.audit_log,
+            self.access,
+            principal,
+            audit.SEARCH,
+            "EpisodeOfCare",
+            patient_id,
+        )
+        with self.db.read() as conn:
+            found = store.episodes.for_patient(conn, patient_id)
+        audit.record_separately(
+            self.db,
+            store.audit_log,
+            principal,
+            audit.SEARCH,
+            resource="EpisodeOfCare",
+            patient_id=patient_id,
+            detail=f"{len(found)} hits; {basis}",
+        )
+        return found

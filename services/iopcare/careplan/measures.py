@@ -1,0 +1,263 @@
+"""Goal and measure use cases: measurement-based care and crisis detection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from iopcare.careplan import codes, fhir_map, store
+from iopcare.careplan.domain.measures import achievement, check_measure, crisis_reasons
+from iopcare.careplan.service import ServiceBase, new_id
+from iopcare.kit import audit, fhir, teams
+from iopcare.kit.auth import Principal
+from iopcare.kit.db import UnitOfWork
+from iopcare.kit.errors import (
+    FieldViolation,
+    InvalidArgument,
+    IopcareError,
+)
+from iopcare.kit.requests import create_once
+from iopcare.kit.versioned import Stored, revise
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording a measure did: the Observation as stored, the goals whose achievement it
+    changed (on the first attempt of a request; a retry returns none), and any crisis."""
+
+    observation_id: str
+    resource: str
+    updated_goals: list[Stored]
+    crisis_reasons: list[str]
+
+
+class Measures(ServiceBase):
+    """Goals with measurable targets, and the outcome measures recorded against them."""
+
+    def create_goal(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
+        try:
+            goal = fhir.parse_resource(
+                fhir_json, "Goal", max_bytes=self.max_resource_bytes, field="fhir_json"
+            )
+            patient_id = fhir.reference_id(
+                goal.subject.reference if goal.subject else None, "Patient"
+            )
+            problems = []
+            if not patient_id:
+                problems.append(
+                    FieldViolation("fhir_json.Goal.subject", "must reference a Patient")
+                )
+            if goal.lifecycleStatus not in codes.GOAL_STATUSES:
+                problems.append(
+                    FieldViolation("fhir_json.Goal.lifecycleStatus", "not a goal status")
+                )
+            if problems:
+                raise InvalidArgument("the Goal cannot be created", problems)
+            assert patient_id is not None
+
+            def _create(uow: UnitOfWork, goal_id: str) -> None:
+                basis = self.access.basis(uow.conn, principal, patient_id)
+                now = datetime.now(UTC)
+                stored = Stored(
+                    goal_id,
+                    1,
+                    patient_id,
+                    str(goal.lifecycleStatus),
+                    now,
+                    fhir.with_identity(goal, goal_id, 1, now),
+                )
+                store.goals.insert(uow.conn, stored, principal.reference)
+                self._publish(uow, "Goal", stored, codes.EVENT_GOAL_CREATED)
+                audit.record(
+                    uow.conn,
+                    store.audit_log,
+                    principal,
+                    audit.CREATE,
+                    resource=f"Goal/{goal_id}",
+                    patient_id=patient_id,
+                    detail=basis,
+                )
+
+            goal_id, created = create_once(
+                self.db, store.request_log, principal, "CreateGoal", request_id, _create, new_id
+            )
+        except IopcareError as exc:
+            self._refused(principal, audit.CREATE, "Goal", exc)
+            raise
+        if created:
+            self.notify_outbox()
+        with self.db.read() as conn:
+            stored_goal = store.goals.load(conn, goal_id)
+        assert stored_goal is not None
+        return stored_goal
+
+    def get_goal(self, principal: Principal, goal_id: str) -> Stored:
+        with self.db.read() as conn:
+            goal = store.goals.load(conn, goal_id)
+        return self._audited_read(principal, f"Goal/{goal_id}", goal)
+
+    def goals_for_patient(self, principal: Principal, patient_id: str) -> list[Stored]:
+        basis = teams.require_access(
+            self.db, store.audit_log, self.access, principal, audit.SEARCH, "Goal", patient_id
+        )
+        with self.db.read() as conn:
+            found = store.goals.for_patient(conn, patient_id)
+        audit.record_separately(
+            self.db,
+            store.audit_log,
+            principal,
+            audit.SEARCH,
+            resource="Goal",
+            patient_id=patient_id,
+            detail=f"{len(found)} hits; {basis}",
+        )
+        return found
+
+    def record(self, principal: Principal, request_id: str, fhir_json: str) -> Recorded:
+        """Stores a measure, updates the achievement of the goals that target it, and raises a
+        crisis event at once when the measure calls for one, all in one transaction."""
+        updated: list[Stored] = []
+        try:
+            observation = fhir.parse_resource(
+                fhir_json, "Observation", max_bytes=self.max_resource_bytes, field="fhir_json"
+            )
+            measure = fhir_map.measure_from_fhir(observation)
+            check_measure(measure)
+            assert measure.patient_id and measure.code and measure.effective and measure.status
+            patient_id, code = measure.patient_id, measure.code
+            reasons = crisis_reasons(measure)
+
+            def _create(uow: UnitOfWork, observation_id: str) -> None:
+                basis = self.access.basis(uow.conn, principal, patient_id)
+                now = datetime.now(UTC)
+                stored = Stored(
+                    observation_id,
+                    1,
+                    patient_id,
+                    str(measure.status),
+                    now,
+                    fhir.with_identity(observation, observation_id, 1, now),
+                )
+                uow.conn.execute(
+                    store.observation.insert().values(
+                        id=observation_id,
+                        patient_id=patient_id,
+                        code=code,
+                        status=measure.status,
+                        value=measure.value,
+                        effective=measure.effective,
+                        resource=stored.resource,
+                        recorded_at=now,
+                    )
+                )
+                self._publish(uow, "Observation", stored, codes.EVENT_MEASURE_RECORDED)
+                if reasons:
+                    # At once, in the same transaction: the alert cannot be lost or outrun.
+                    self._publish(uow, "Observation", stored, codes.EVENT_CRISIS)
+                history = store.values_over_time(uow.conn, patient_id, code)
+                updated.extend(self._update_goals(uow, principal, patient_id, code, history))
+                audit.record(
+                    uow.conn,
+                    store.audit_log,
+                    principal,
+                    audit.CREATE,
+                    resource=f"Observation/{observation_id}",
+                    patient_id=patient_id,
+                    detail=basis,
+                )
+
+            observation_id, created = create_once(
+                self.db,
+                store.request_log,
+                principal,
+                "RecordMeasure",
+                request_id,
+                _create,
+                new_id,
+            )
+        except IopcareError as exc:
+            self._refused(principal, audit.CREATE, "Observation", exc)
+            raise
+        if created:
+            self.notify_outbox()
+        with self.db.read() as conn:
+            loaded = store.load_observation(conn, observation_id)
+        assert loaded is not None
+        stored_measure = fhir_map.measure_from_fhir(fhir.parse_resource(loaded[0]))
+        return Recorded(
+            observation_id, loaded[0], updated if created else [], crisis_reasons(stored_measure)
+        )
+
+    def _update_goals(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        patient_id: str,
+        code: str,
+        history: list[float],
+    ) -> list[Stored]:
+        """New versions of the patient's open goals whose target is this measure, where the
+        achievement status moves (improving, worsening, no-change, achieved)."""
+        changed = []
+        for current in store.goals.for_patient(uow.conn, patient_id):
+            goal = fhir.parse_resource(current.resource)
+            if goal.lifecycleStatus not in codes.GOAL_OPEN_STATUSES:
+                continue
+            targets = [t for t in fhir_map.goal_targets(goal) if t.measure == code]
+            if not targets:
+                continue
+            status = achievement(targets[0], history)
+            if status is None or status == fhir_map.goal_achievement(goal):
+                continue
+            revised_goal = fhir_map.with_achievement(goal, status)
+
+            def reviser(
+                item: Stored,
+                version: int,
+                now: datetime,
+                revised_goal: Any = revised_goal,
+                status: str = status,
+            ) -> tuple[str, str, str]:
+                return (
+                    fhir.with_identity(revised_goal, item.id, version, now),
+                    item.status,
+                    f"achievement:{status}",
+                )
+
+            _, revised, _change = revise(
+                uow.conn,
+                store.goals,
+                "Goal",
+                current.id,
+                current.version,
+                reviser,
+                principal.reference,
+                f"measure {code} recorded",
+            )
+            self._publish(uow, "Goal", revised, codes.EVENT_GOAL_UPDATED)
+            changed.append(revised)
+        return changed
+
+    def measures_for_patient(self, principal: Principal, patient_id: str, code: str) -> list[str]:
+        basis = teams.require_access(
+            self.db,
+            store.audit_log,
+            self.access,
+            principal,
+            audit.SEARCH,
+            "Observation",
+            patient_id,
+        )
+        with self.db.read() as conn:
+            found = store.measures_for_patient(conn, patient_id, code or None)
+        audit.record_separately(
+            self.db,
+            store.audit_log,
+            principal,
+            audit.SEARCH,
+            resource="Observation",
+            patient_id=patient_id,
+            detail=f"{len(found)} hits; {basis}",
+        )
+        return found
