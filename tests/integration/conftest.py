@@ -16,7 +16,7 @@ from tests.support import harness
 
 @pytest.fixture
 def settings(data_dir: Path, kafka_bootstrap: str) -> Settings:
-    return harness.settings_for(data_dir, kafka_bootstrap)
+    return harness.settings_for(data_dir, kafka_bootstrap, harness.isolated_topics(kafka_bootstrap))
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def test_create_stores_version_one_and_publishes_the_created_event(
 
     (record,) = harness.read_topic(
         kafka_bootstrap,
-        topics.CAREPLAN,
+        harness.topic(settings, topics.CAREPLAN),
         lambda r: (
             r.key == patient.encode()
             and harness.header(r, "ce_type") == "iopcare.careplan.created.v1"

@@ -88,7 +88,7 @@ def test_an_update_from_the_current_version_makes_the_next_one_with_its_event(
     assert json.loads(updated.fhir_json)["title"] == "Adult IOP: revised after week 2"
     records = harness.read_topic(
         kafka_bootstrap,
-        topics.CAREPLAN,
+        harness.topic(settings, topics.CAREPLAN),
         lambda r: (
             r.key == created.patient_id.encode()
             and harness.header(r, "ce_subject", "").startswith("CarePlan/")
@@ -230,7 +230,7 @@ def test_the_lifecycle_is_enforced_over_grpc(
         harness.header(r, "ce_type")
         for r in harness.read_topic(
             kafka_bootstrap,
-            topics.CAREPLAN,
+            harness.topic(settings, topics.CAREPLAN),
             lambda r: (
                 r.key == draft.patient_id.encode()
                 and harness.header(r, "ce_subject", "").startswith("CarePlan/")

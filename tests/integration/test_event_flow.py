@@ -9,9 +9,8 @@ PostgreSQL:
     twice when the record is delivered again;
 (d) a poison message goes to the dead-letter topic and its partition keeps flowing.
 
-The topics are shared by the whole test session, and each test's consumers start a fresh group
-from the beginning, so assertions look at this test's patient and events only, and "everything
-has been processed" is checked through committed offsets, never through shared counters.
+Each test has topics of its own (a prefix), assertions look at this test's patient and events, and
+"everything has been processed" is checked through committed offsets, never through counters.
 """
 
 from __future__ import annotations
@@ -94,6 +93,7 @@ def _relay(runtime: ServiceRuntime, settings: Settings) -> OutboxRelay:
         runtime.db,
         careplan_store.outbox,
         lambda: make_producer(settings.kafka_bootstrap_servers, "test-relay"),
+        topic_prefix=settings.topic_prefix,
     )
 
 
@@ -182,7 +182,9 @@ def test_a_crash_between_commit_and_publish_loses_no_event(
     assert _relay(careplan, settings).publish_pending() == 2  # the team's event and the plan's
     assert _unsent(careplan) == []
     harness.read_topic(
-        kafka_bootstrap, topics.CAREPLAN, lambda r: harness.header(r, "ce_id") == event_id
+        kafka_bootstrap,
+        harness.topic(settings, topics.CAREPLAN),
+        lambda r: harness.header(r, "ce_id") == event_id,
     )
 
 
@@ -200,7 +202,7 @@ def test_a_crash_after_publish_duplicates_the_event_and_the_consumer_applies_it_
     assert _relay(careplan, settings).publish_pending() == 2
     copies = harness.read_topic(
         kafka_bootstrap,
-        topics.CAREPLAN,
+        harness.topic(settings, topics.CAREPLAN),
         lambda r: harness.header(r, "ce_id") == event_id,
         expect=2,
     )
@@ -238,14 +240,14 @@ def test_a_consumer_crash_before_its_offset_commit_applies_nothing_twice(
 
 
 def test_a_poison_message_is_dead_lettered_and_its_partition_keeps_flowing(
-    running: dict[str, ServiceRuntime], kafka_bootstrap: str
+    running: dict[str, ServiceRuntime], settings: Settings, kafka_bootstrap: str
 ) -> None:
     careplan, notes = running["careplan"], running["notes"]
     patient = new_patient_id()
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     poison_id = str(uuid.uuid4())
     producer.send(
-        topics.CAREPLAN,
+        harness.topic(settings, topics.CAREPLAN),
         key=patient.encode(),
         value=b'{"resourceType": "CarePlan", "status": 1',
         headers=[
@@ -266,7 +268,7 @@ def test_a_poison_message_is_dead_lettered_and_its_partition_keeps_flowing(
     harness.eventually(lambda: _messages(notes, patient))
     (parked,) = harness.read_topic(
         kafka_bootstrap,
-        topics.dead_letter(topics.CAREPLAN),
+        harness.topic(settings, topics.dead_letter(topics.CAREPLAN)),
         lambda r: harness.header(r, "ce_id") == poison_id and r.key == patient.encode(),
     )
     assert "poison" in (harness.header(parked, "iopcare_dlq_reason") or "")

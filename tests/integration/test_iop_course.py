@@ -111,7 +111,7 @@ def test_an_iop_course_from_referral_to_step_down(
         harness.header(r, "ce_type")
         for r in harness.read_topic(
             kafka_bootstrap,
-            topics.CAREPLAN,
+            harness.topic(settings, topics.CAREPLAN),
             lambda r: (
                 r.key == patient.encode()
                 and (harness.header(r, "ce_type") or "").startswith("iopcare.careplan.episode.")

@@ -59,7 +59,10 @@ def test_measures_move_the_goal_from_improving_to_achieved(
     types = {
         harness.header(r, "ce_type")
         for r in harness.read_topic(
-            kafka_bootstrap, topics.CAREPLAN, lambda r: r.key == patient.encode(), expect=10
+            kafka_bootstrap,
+            harness.topic(settings, topics.CAREPLAN),
+            lambda r: r.key == patient.encode(),
+            expect=10,
         )
     }
     assert "iopcare.careplan.goal.updated.v1" in types

@@ -19,8 +19,33 @@ from iopcare.kit.settings import ServiceSettings, Settings
 T = TypeVar("T")
 
 
-def settings_for(data_dir: Path, bootstrap: str) -> Settings:
-    return Settings(data_dir=data_dir, kafka_bootstrap_servers=bootstrap, relay_idle_seconds=0.02)
+def settings_for(data_dir: Path, bootstrap: str, topic_prefix: str = "") -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        kafka_bootstrap_servers=bootstrap,
+        relay_idle_seconds=0.02,
+        topic_prefix=topic_prefix,
+    )
+
+
+def isolated_topics(bootstrap: str) -> str:
+    """Creates a fresh set of topics for one test and returns their prefix.
+
+    Each test then sees only its own events: no backlog from earlier tests to wade through, no
+    stranger's record satisfying its assertions.
+    """
+    from iopcare.kit import kafka_broker, topics
+
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    kafka_broker.create_topics(bootstrap, topics.all_topics(prefix), partitions=topics.PARTITIONS)
+    return prefix
+
+
+def topic(settings: Settings, logical: str) -> str:
+    """The broker's name of a logical topic under the test's prefix."""
+    from iopcare.kit import topics
+
+    return topics.physical(settings.topic_prefix, logical)
 
 
 def build(

@@ -8,6 +8,7 @@ from iopcare.careplan import fhir_map
 from iopcare.careplan.care_teams import CareTeams
 from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.measures import Measures
+from iopcare.careplan.patient_view import PatientView
 from iopcare.careplan.service import CarePlans
 from iopcare.careplan.store import StoredPlan
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
@@ -68,12 +69,18 @@ def episode_message(episode: StoredPlan) -> pb.EpisodeOfCare:
 
 class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
     def __init__(
-        self, plans: CarePlans, teams: CareTeams, measures: Measures, episodes: Episodes
+        self,
+        plans: CarePlans,
+        teams: CareTeams,
+        measures: Measures,
+        episodes: Episodes,
+        view: PatientView,
     ) -> None:
         self.plans = plans
         self.teams = teams
         self.measures = measures
         self.episodes = episodes
+        self.view = view
 
     def CreateCarePlan(
         self, request: pb.CreateCarePlanRequest, context: grpc.ServicerContext
@@ -257,3 +264,54 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             request.reason,
         )
         return pb.DischargePatientResponse(episode=episode_message(episode))
+
+    def GetPatientPlan(
+        self, request: pb.GetPatientPlanRequest, context: grpc.ServicerContext
+    ) -> pb.GetPatientPlanResponse:
+        view = self.view.get(current_principal(), require_id(request.patient_id, "patient_id"))
+        response = pb.GetPatientPlanResponse(
+            care_teams=[team_message(t) for t in view.care_teams],
+            upcoming_sessions=[
+                pb.Session(
+                    appointment_id=s.appointment_id,
+                    start_time=timestamp(s.start),
+                    end_time=timestamp(s.end),
+                    status=s.status,
+                    description=s.description or "",
+                    care_plan_id=s.care_plan_id or "",
+                )
+                for s in view.upcoming
+            ],
+            attendance=pb.Attendance(
+                scheduled=view.attendance.scheduled,
+                attended=view.attendance.attended,
+                missed=view.attendance.missed,
+                cancelled=view.attendance.cancelled,
+            ),
+            latest_notes=[
+                pb.NoteSummary(
+                    id=n.id,
+                    author=n.author,
+                    title=n.title,
+                    category=n.category,
+                    priority=n.priority,
+                    sent_time=timestamp(n.sent_at),
+                )
+                for n in view.notes
+            ],
+        )
+        if view.episode is not None:
+            response.episode.CopyFrom(episode_message(view.episode))
+        if view.care_plan is not None:
+            response.care_plan.CopyFrom(to_message(view.care_plan))
+        for progress in view.goals:
+            item = response.goals.add(
+                goal=goal_message(progress.goal),
+                measure_code=progress.measure or "",
+                achievement=progress.achievement or "",
+                has_latest_value=progress.latest is not None,
+                latest_value=progress.latest or 0.0,
+            )
+            if progress.latest_at is not None:
+                item.latest_time.CopyFrom(timestamp(progress.latest_at))
+        return response

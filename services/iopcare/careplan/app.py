@@ -9,11 +9,15 @@ from iopcare.careplan.api import SERVICE_NAME, CarePlanServicer
 from iopcare.careplan.care_teams import CareTeams
 from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.measures import Measures
+from iopcare.careplan.patient_view import PatientView
 from iopcare.careplan.service import CarePlans
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
+from iopcare.kit import topics
 from iopcare.kit.runtime import Assembly, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
 from iopcare.kit.teams import TeamAccess
+from iopcare.notes import codes as notes_codes
+from iopcare.scheduling import codes as scheduling_codes
 
 NAME = "careplan"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -36,12 +40,22 @@ def build(
     teams = CareTeams(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     measures = Measures(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     episodes = Episodes(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
+    view = PatientView(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
+    consumer = parts.consumer(
+        store.inbox,
+        [topics.SCHEDULING, topics.NOTES],
+        {
+            scheduling_codes.EVENT_APPOINTMENTS_PROPOSED: view.on_appointments_proposed,
+            notes_codes.EVENT_MESSAGE_POSTED: view.on_message_posted,
+        },
+    )
     return parts.runtime(
         [
             (
                 pb_grpc.add_CarePlanServiceServicer_to_server,
-                CarePlanServicer(plans, teams, measures, episodes),
+                CarePlanServicer(plans, teams, measures, episodes, view),
                 SERVICE_NAME,
             )
-        ]
+        ],
+        [consumer],
     )

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -56,6 +57,36 @@ observation = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_observation_trend", observation.c.patient_id, observation.c.code, observation.c.effective)
+
+#: What careplan knows of the patient's sessions, projected from scheduling's events, so the
+#: holistic view (GetPatientPlan) answers without calling scheduling.
+session_view = Table(
+    "session_view",
+    metadata,
+    Column("appointment_id", String(64), primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("care_plan_id", String(64), nullable=True),
+    Column("start", DateTime(timezone=True), nullable=False),
+    Column("end", DateTime(timezone=True), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("description", String(200), nullable=True),
+    Column("version", Integer, nullable=False),
+)
+Index("ix_session_view_patient_start", session_view.c.patient_id, session_view.c.start)
+
+#: The latest team messages (title and author only), projected from notes' events.
+note_view = Table(
+    "note_view",
+    metadata,
+    Column("communication_id", String(64), primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("sender", String(200), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("priority", String(16), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_note_view_patient_sent", note_view.c.patient_id, note_view.c.sent_at)
 
 StoredPlan = Stored
 

@@ -30,6 +30,7 @@ from kafka.errors import KafkaError
 from sqlalchemy import Connection, Table, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from iopcare.kit import topics
 from iopcare.kit.db import Database
 from iopcare.kit.errors import IopcareError
 from iopcare.kit.events import event_from_outbox_row
@@ -69,6 +70,7 @@ class OutboxRelay:
         idle_seconds: float = 0.05,
         max_backoff_seconds: float = 5.0,
         lock_name: str = "outbox",
+        topic_prefix: str = "",
     ) -> None:
         self.db = db
         self.outbox = outbox
@@ -76,6 +78,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.idle_seconds = idle_seconds
         self.max_backoff_seconds = max_backoff_seconds
+        self.topic_prefix = topic_prefix
         self._lock_key = zlib.crc32(f"iopcare-relay:{lock_name}".encode())
         self._lease: Connection | None = None
         self._producer: KafkaProducer | None = None
@@ -147,7 +150,7 @@ class OutboxRelay:
             event = event_from_outbox_row(row)
             futures.append(
                 producer.send(
-                    row.topic,
+                    topics.physical(self.topic_prefix, row.topic),
                     key=row.key.encode("utf-8"),
                     value=row.payload.encode("utf-8"),
                     headers=event.headers(),

@@ -23,7 +23,7 @@ import grpc
 from grpc_health.v1 import health
 from sqlalchemy import Table
 
-from iopcare.kit import failpoints
+from iopcare.kit import failpoints, topics
 from iopcare.kit.auth import TokenVerifier
 from iopcare.kit.consumer import EventConsumer, Handler
 from iopcare.kit.db import Database, migrate
@@ -137,6 +137,7 @@ class Assembly:
             batch_size=settings.relay_batch_size,
             idle_seconds=settings.relay_idle_seconds,
             lock_name=name,
+            topic_prefix=settings.topic_prefix,
         )
 
     def consumer(
@@ -148,7 +149,7 @@ class Assembly:
             name=self.name,
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             group_id=self.service.consumer_group,
-            topics_=topic_names,
+            topics_=[topics.physical(self.settings.topic_prefix, t) for t in topic_names],
             handlers=handlers,
             max_attempts=self.settings.consumer_max_attempts,
             # What a handler wrote to the outbox goes out without waiting for the next scan.

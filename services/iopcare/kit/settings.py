@@ -31,6 +31,8 @@ class Settings(BaseSettings):
         default="127.0.0.1:9092",
         validation_alias=AliasChoices("IOPCARE_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
     )
+    #: Prefix of every topic name on the broker (e.g. `staging.`); empty in a dedicated cluster.
+    topic_prefix: str = ""
     #: Issuer and audience every bearer token must carry.
     token_issuer: str = "https://iopcare.local/dev"
     token_audience: str = "iopcare"

@@ -16,5 +16,13 @@ def dead_letter(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-def all_topics() -> list[str]:
-    return [*EVENT_TOPICS, *(dead_letter(topic) for topic in EVENT_TOPICS)]
+def all_topics(prefix: str = "") -> list[str]:
+    """Every topic to create, with the deployment's prefix (see `physical`)."""
+    return [physical(prefix, t) for t in (*EVENT_TOPICS, *(dead_letter(t) for t in EVENT_TOPICS))]
+
+
+def physical(prefix: str, logical: str) -> str:
+    """The topic name on the broker. Code and outbox rows use the logical names above; a prefix
+    (IOPCARE_TOPIC_PREFIX) lets several deployments, or several tests, share one cluster without
+    seeing each other's events. Only the relay and the consumer apply it."""
+    return f"{prefix}{logical}"

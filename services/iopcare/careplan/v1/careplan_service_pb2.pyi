@@ -389,3 +389,87 @@ class DischargePatientResponse(_message.Message):
     EPISODE_FIELD_NUMBER: _ClassVar[int]
     episode: EpisodeOfCare
     def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ...) -> None: ...
+
+class GetPatientPlanRequest(_message.Message):
+    __slots__ = ("patient_id",)
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
+
+class GoalProgress(_message.Message):
+    __slots__ = ("goal", "measure_code", "has_latest_value", "latest_value", "latest_time", "achievement")
+    GOAL_FIELD_NUMBER: _ClassVar[int]
+    MEASURE_CODE_FIELD_NUMBER: _ClassVar[int]
+    HAS_LATEST_VALUE_FIELD_NUMBER: _ClassVar[int]
+    LATEST_VALUE_FIELD_NUMBER: _ClassVar[int]
+    LATEST_TIME_FIELD_NUMBER: _ClassVar[int]
+    ACHIEVEMENT_FIELD_NUMBER: _ClassVar[int]
+    goal: Goal
+    measure_code: str
+    has_latest_value: bool
+    latest_value: float
+    latest_time: _timestamp_pb2.Timestamp
+    achievement: str
+    def __init__(self, goal: _Optional[_Union[Goal, _Mapping]] = ..., measure_code: _Optional[str] = ..., has_latest_value: _Optional[bool] = ..., latest_value: _Optional[float] = ..., latest_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., achievement: _Optional[str] = ...) -> None: ...
+
+class Session(_message.Message):
+    __slots__ = ("appointment_id", "start_time", "end_time", "status", "description", "care_plan_id")
+    APPOINTMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CARE_PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    appointment_id: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    status: str
+    description: str
+    care_plan_id: str
+    def __init__(self, appointment_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., description: _Optional[str] = ..., care_plan_id: _Optional[str] = ...) -> None: ...
+
+class Attendance(_message.Message):
+    __slots__ = ("scheduled", "attended", "missed", "cancelled")
+    SCHEDULED_FIELD_NUMBER: _ClassVar[int]
+    ATTENDED_FIELD_NUMBER: _ClassVar[int]
+    MISSED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    scheduled: int
+    attended: int
+    missed: int
+    cancelled: int
+    def __init__(self, scheduled: _Optional[int] = ..., attended: _Optional[int] = ..., missed: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
+
+class NoteSummary(_message.Message):
+    __slots__ = ("id", "author", "title", "category", "priority", "sent_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    SENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    author: str
+    title: str
+    category: str
+    priority: str
+    sent_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., author: _Optional[str] = ..., title: _Optional[str] = ..., category: _Optional[str] = ..., priority: _Optional[str] = ..., sent_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetPatientPlanResponse(_message.Message):
+    __slots__ = ("episode", "care_plan", "care_teams", "goals", "upcoming_sessions", "attendance", "latest_notes")
+    EPISODE_FIELD_NUMBER: _ClassVar[int]
+    CARE_PLAN_FIELD_NUMBER: _ClassVar[int]
+    CARE_TEAMS_FIELD_NUMBER: _ClassVar[int]
+    GOALS_FIELD_NUMBER: _ClassVar[int]
+    UPCOMING_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
+    LATEST_NOTES_FIELD_NUMBER: _ClassVar[int]
+    episode: EpisodeOfCare
+    care_plan: CarePlan
+    care_teams: _containers.RepeatedCompositeFieldContainer[CareTeam]
+    goals: _containers.RepeatedCompositeFieldContainer[GoalProgress]
+    upcoming_sessions: _containers.RepeatedCompositeFieldContainer[Session]
+    attendance: Attendance
+    latest_notes: _containers.RepeatedCompositeFieldContainer[NoteSummary]
+    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ..., care_plan: _Optional[_Union[CarePlan, _Mapping]] = ..., care_teams: _Optional[_Iterable[_Union[CareTeam, _Mapping]]] = ..., goals: _Optional[_Iterable[_Union[GoalProgress, _Mapping]]] = ..., upcoming_sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., attendance: _Optional[_Union[Attendance, _Mapping]] = ..., latest_notes: _Optional[_Iterable[_Union[NoteSummary, _Mapping]]] = ...) -> None: ...

@@ -137,6 +137,11 @@ class CarePlanServiceStub:
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DischargePatientRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DischargePatientResponse.FromString,
                 _registered_method=True)
+        self.GetPatientPlan = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetPatientPlan',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPatientPlanRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPatientPlanResponse.FromString,
+                _registered_method=True)
 
 
 class CarePlanServiceServicer:
@@ -315,6 +320,16 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPatientPlan(self, request, context):
+        """The holistic view of one patient in one call: the stay and its level of care, the active plan,
+        the team, goals with their latest measure and achievement, upcoming sessions and attendance,
+        and the latest team messages (headlines and authors only). Sessions and messages come from
+        careplan's projections of scheduling's and notes' events: the call does not fan out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CarePlanServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -417,6 +432,11 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     servicer.DischargePatient,
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DischargePatientRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DischargePatientResponse.SerializeToString,
+            ),
+            'GetPatientPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPatientPlan,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPatientPlanRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPatientPlanResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -962,6 +982,33 @@ class CarePlanService:
             '/iopcare.careplan.v1.CarePlanService/DischargePatient',
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DischargePatientRequest.SerializeToString,
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DischargePatientResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPatientPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetPatientPlan',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPatientPlanRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPatientPlanResponse.FromString,
             options,
             channel_credentials,
             insecure,

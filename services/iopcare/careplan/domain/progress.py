@@ -1,0 +1,35 @@
+"""What the holistic patient view summarises: attendance and the headline of a team message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Appointment statuses (FHIR appointmentstatus) as attendance.
+ATTENDED = frozenset({"arrived", "fulfilled", "checked-in"})
+MISSED = frozenset({"noshow"})
+CANCELLED = frozenset({"cancelled"})
+TITLE_LENGTH = 80
+
+
+@dataclass(frozen=True)
+class Attendance:
+    scheduled: int
+    attended: int
+    missed: int
+    cancelled: int
+
+
+def attendance(past_statuses: list[str]) -> Attendance:
+    """Attendance over the sessions whose time has come (future ones are not yet attendance)."""
+    return Attendance(
+        scheduled=len(past_statuses),
+        attended=sum(1 for s in past_statuses if s in ATTENDED),
+        missed=sum(1 for s in past_statuses if s in MISSED),
+        cancelled=sum(1 for s in past_statuses if s in CANCELLED),
+    )
+
+
+def note_title(text: str) -> str:
+    """The first line of a message, shortened: the view lists headlines, never whole notes."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= TITLE_LENGTH else first[: TITLE_LENGTH - 1].rstrip() + "\u2026"

@@ -1,0 +1,45 @@
+"""Projections of scheduling's sessions and notes' messages for the holistic patient view.
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-27
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "session_view",
+        sa.Column("appointment_id", sa.String(64), primary_key=True),
+        sa.Column("patient_id", sa.String(64), nullable=False),
+        sa.Column("care_plan_id", sa.String(64), nullable=True),
+        sa.Column("start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("end", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("description", sa.String(200), nullable=True),
+        sa.Column("version", sa.Integer, nullable=False),
+    )
+    op.create_index("ix_session_view_patient_start", "session_view", ["patient_id", "start"])
+    op.create_table(
+        "note_view",
+        sa.Column("communication_id", sa.String(64), primary_key=True),
+        sa.Column("patient_id", sa.String(64), nullable=False),
+        sa.Column("sender", sa.String(200), nullable=False),
+        sa.Column("title", sa.String(200), nullable=False),
+        sa.Column("category", sa.String(32), nullable=False),
+        sa.Column("priority", sa.String(16), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_note_view_patient_sent", "note_view", ["patient_id", "sent_at"])
+
+
+def downgrade() -> None:
+    op.drop_table("note_view")
+    op.drop_table("session_view")

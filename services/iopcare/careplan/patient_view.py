@@ -1,0 +1,224 @@
+"""The holistic view of one patient (GetPatientPlan), answered from careplan's own tables.
+
+Sessions and team messages come from projections of scheduling's and notes' events, kept by the
+handlers below, so the view never fans out to other services at read time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, delete, insert, select
+
+from iopcare.careplan import fhir_map, store
+from iopcare.careplan.domain.progress import Attendance, attendance, note_title
+from iopcare.careplan.service import ServiceBase
+from iopcare.kit import audit, fhir, teams
+from iopcare.kit.auth import Principal
+from iopcare.kit.db import UnitOfWork
+from iopcare.kit.events import ReceivedEvent
+from iopcare.kit.versioned import Stored
+
+UPCOMING_LIMIT = 20
+NOTES_LIMIT = 10
+
+
+@dataclass(frozen=True)
+class GoalProgress:
+    goal: Stored
+    measure: str | None
+    latest: float | None
+    latest_at: datetime | None
+    achievement: str | None
+
+
+@dataclass(frozen=True)
+class Session:
+    appointment_id: str
+    start: datetime
+    end: datetime
+    status: str
+    description: str | None
+    care_plan_id: str | None
+
+
+@dataclass(frozen=True)
+class NoteSummary:
+    id: str
+    author: str
+    title: str
+    category: str
+    priority: str
+    sent_at: datetime
+
+
+@dataclass
+class PatientPlan:
+    patient_id: str
+    episode: Stored | None = None
+    care_plan: Stored | None = None
+    care_teams: list[Stored] = field(default_factory=list)
+    goals: list[GoalProgress] = field(default_factory=list)
+    upcoming: list[Session] = field(default_factory=list)
+    attendance: Attendance = field(default_factory=lambda: attendance([]))
+    notes: list[NoteSummary] = field(default_factory=list)
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class PatientView(ServiceBase):
+    # Projections ---------------------------------------------------------------------------
+    def on_appointments_proposed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        for entry in received.resource.entry or []:
+            self._project_appointment(uow.conn, entry.resource)
+
+    def _project_appointment(self, conn: Connection, appointment: fhir.Resource) -> None:
+        patient_id = next(
+            (
+                fhir.reference_id(p.actor.reference, "Patient")
+                for p in appointment.participant or []
+                if p.actor and fhir.reference_id(p.actor.reference, "Patient")
+            ),
+            None,
+        )
+        if not patient_id or appointment.start is None or appointment.end is None:
+            return
+        version = int(appointment.meta.versionId) if appointment.meta else 1
+        current = conn.execute(
+            select(store.session_view.c.version).where(
+                store.session_view.c.appointment_id == appointment.id
+            )
+        ).scalar()
+        if current is not None and current >= version:
+            return  # a replay or a late copy: never roll the view back
+        plan_id = next(
+            (
+                fhir.reference_id(ref.reference, "CarePlan")
+                for ref in appointment.supportingInformation or []
+                if fhir.reference_id(ref.reference, "CarePlan")
+            ),
+            None,
+        )
+        conn.execute(
+            delete(store.session_view).where(store.session_view.c.appointment_id == appointment.id)
+        )
+        conn.execute(
+            insert(store.session_view).values(
+                appointment_id=appointment.id,
+                patient_id=patient_id,
+                care_plan_id=plan_id,
+                start=appointment.start,
+                end=appointment.end,
+                status=appointment.status,
+                description=(appointment.description or "")[:200] or None,
+                version=version,
+            )
+        )
+
+    def on_message_posted(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        message = received.resource
+        patient_id = fhir.reference_id(
+            message.subject.reference if message.subject else None, "Patient"
+        )
+        exists = uow.conn.execute(
+            select(store.note_view.c.communication_id).where(
+                store.note_view.c.communication_id == message.id
+            )
+        ).first()
+        if not patient_id or exists is not None:
+            return
+        text = next((p.contentString for p in message.payload or [] if p.contentString), "")
+        category = next(
+            (c.code for concept in message.category or [] for c in concept.coding or []), "update"
+        )
+        uow.conn.execute(
+            insert(store.note_view).values(
+                communication_id=message.id,
+                patient_id=patient_id,
+                sender=message.sender.reference if message.sender else "",
+                title=note_title(text),
+                category=category,
+                priority=message.priority or "routine",
+                sent_at=message.sent or received.event.time,
+            )
+        )
+
+    # The view ---------------------------------------------------------------------------------
+    def get(self, principal: Principal, patient_id: str) -> PatientPlan:
+        basis = teams.require_access(
+            self.db, store.audit_log, self.access, principal, audit.READ, "PatientPlan", patient_id
+        )
+        view = PatientPlan(patient_id)
+        now = datetime.now(UTC)
+        with self.db.read() as conn:
+            episodes = store.episodes.for_patient(conn, patient_id)
+            view.episode = episodes[-1] if episodes else None
+            plans = store.plans.for_patient(conn, patient_id)
+            active = [p for p in plans if p.status == "active"]
+            candidates = active or plans
+            view.care_plan = candidates[-1] if candidates else None
+            view.care_teams = [
+                t for t in store.teams.for_patient(conn, patient_id) if t.status == "active"
+            ]
+            view.goals = [
+                self._progress(conn, g) for g in store.goals.for_patient(conn, patient_id)
+            ]
+            s = store.session_view.c
+            rows = conn.execute(
+                select(store.session_view).where(s.patient_id == patient_id).order_by(s.start)
+            ).all()
+            view.upcoming = [
+                Session(
+                    r.appointment_id,
+                    _utc(r.start),
+                    _utc(r.end),
+                    r.status,
+                    r.description,
+                    r.care_plan_id,
+                )
+                for r in rows
+                if _utc(r.start) >= now
+            ][:UPCOMING_LIMIT]
+            view.attendance = attendance([r.status for r in rows if _utc(r.start) < now])
+            n = store.note_view.c
+            view.notes = [
+                NoteSummary(
+                    r.communication_id, r.sender, r.title, r.category, r.priority, _utc(r.sent_at)
+                )
+                for r in conn.execute(
+                    select(store.note_view)
+                    .where(n.patient_id == patient_id)
+                    .order_by(n.sent_at.desc())
+                    .limit(NOTES_LIMIT)
+                ).all()
+            ]
+        audit.record_separately(
+            self.db,
+            store.audit_log,
+            principal,
+            audit.READ,
+            resource="PatientPlan",
+            patient_id=patient_id,
+            detail=basis,
+        )
+        return view
+
+    def _progress(self, conn: Connection, goal: Stored) -> GoalProgress:
+        resource = fhir.parse_resource(goal.resource)
+        targets = fhir_map.goal_targets(resource)
+        measure = targets[0].measure if targets else None
+        latest = latest_at = None
+        if measure:
+            o = store.observation.c
+            row = conn.execute(
+                select(o.value, o.effective)
+                .where((o.patient_id == goal.patient_id) & (o.code == measure))
+                .order_by(o.effective.desc(), o.recorded_at.desc())
+                .limit(1)
+            ).first()
+            if row is not None:
+                latest, latest_at = row.value, _utc(row.effective)
+        return GoalProgress(goal, measure, latest, latest_at, fhir_map.goal_achievement(resource))

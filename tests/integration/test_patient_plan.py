@@ -1,0 +1,108 @@
+"""GetPatientPlan: the whole picture of one patient from careplan alone (issue 6, item 6)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from iopcare.careplan.v1 import careplan_service_pb2 as pb
+from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
+from iopcare.kit.runtime import ServiceRuntime
+from iopcare.kit.settings import Settings
+from tests.support import harness
+from tests.support.plans import iop_plan, new_patient_id, phq9, phq9_goal
+
+
+@pytest.fixture
+def others(
+    settings: Settings, database_url: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[dict[str, ServiceRuntime]]:
+    """scheduling and notes beside the careplan fixture, on the same kind of database."""
+    runtimes = {}
+    for name in ("scheduling", "notes"):
+        if database_url.startswith("sqlite"):
+            url = f"sqlite:///{tmp_path / (name + '.db')}"
+        else:
+            url = request.getfixturevalue("postgres_server").create_database(
+                f"{name}_{uuid.uuid4().hex[:8]}"
+            )
+        runtimes[name] = harness.build(name, settings, url)
+        runtimes[name].start()
+    yield runtimes
+    for runtime in runtimes.values():
+        runtime.stop(grace=0.2)
+
+
+def test_the_patient_plan_gathers_stay_plan_team_goals_sessions_and_notes(
+    stub: pb_grpc.CarePlanServiceStub, settings: Settings, others: dict[str, ServiceRuntime]
+) -> None:
+    patient = new_patient_id()
+    me = harness.metadata(settings)
+    team_id = harness.enrol_over_grpc(stub, settings, patient)
+    episode = stub.CreateEpisode(
+        pb.CreateEpisodeRequest(
+            request_id="e",
+            fhir_json=json.dumps(
+                {
+                    "resourceType": "EpisodeOfCare",
+                    "status": "planned",
+                    "patient": {"reference": f"Patient/{patient}"},
+                }
+            ),
+        ),
+        metadata=me,
+    ).episode
+    stub.AdmitPatient(pb.AdmitPatientRequest(id=episode.id, expected_version=1), metadata=me)
+    goal = stub.CreateGoal(
+        pb.CreateGoalRequest(request_id="g", fhir_json=json.dumps(phq9_goal(patient))),
+        metadata=me,
+    ).goal
+    plan = stub.CreateCarePlan(
+        pb.CreateCarePlanRequest(request_id="p", fhir_json=json.dumps(iop_plan(patient, team_id))),
+        metadata=me,
+    ).care_plan
+    stub.RecordMeasure(
+        pb.RecordMeasureRequest(request_id="m", fhir_json=json.dumps(phq9(patient, 16))),
+        metadata=me,
+    )
+
+    def complete() -> pb.GetPatientPlanResponse | None:
+        view = stub.GetPatientPlan(pb.GetPatientPlanRequest(patient_id=patient), metadata=me)
+        return view if view.upcoming_sessions and len(view.latest_notes) >= 2 else None
+
+    view = harness.eventually(complete, timeout=30)
+    assert (view.episode.status, view.episode.clinical_level) == ("active", "iop")
+    assert view.care_plan.id == plan.id
+    assert [t.id for t in view.care_teams] == [team_id]
+    (progress,) = view.goals
+    assert (progress.goal.id, progress.measure_code, progress.latest_value) == (
+        goal.id,
+        "44261-6",
+        16.0,
+    )
+    assert progress.achievement == "in-progress"
+    assert all(s.care_plan_id == plan.id for s in view.upcoming_sessions)
+    starts = [s.start_time.ToDatetime() for s in view.upcoming_sessions]
+    assert starts == sorted(starts)
+    assert {n.category for n in view.latest_notes} == {"system"}
+    assert all(len(n.title) <= 80 for n in view.latest_notes)
+    assert view.attendance.scheduled == 0
+
+
+def test_the_patient_plan_is_only_for_the_team(
+    stub: pb_grpc.CarePlanServiceStub, settings: Settings
+) -> None:
+    import grpc
+
+    patient = new_patient_id()
+    harness.enrol_over_grpc(stub, settings, patient)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetPatientPlan(
+            pb.GetPatientPlanRequest(patient_id=patient),
+            metadata=harness.metadata(settings, role="dietitian", practitioner="diet-9"),
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
