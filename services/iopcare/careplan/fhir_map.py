@@ -47,6 +47,18 @@ def stamp(plan: fhir.Resource, plan_id: str, version: int, updated: datetime) ->
     return fhir.with_identity(plan, plan_id, version, updated)
 
 
+def _reference_type(resource: fhir.Resource, reference: str | None) -> str | None:
+    """`Practitioner` for `Practitioner/1`, and for `#pr1` the type of the contained `pr1`."""
+    if not reference:
+        return None
+    if reference.startswith("#"):
+        for contained in getattr(resource, "contained", None) or []:
+            if contained.id == reference[1:]:
+                return str(contained.get_resource_type())
+        return None
+    return reference.split("/")[0]
+
+
 def team_from_fhir(team: fhir.Resource) -> CareTeamDraft:
     subject = getattr(team, "subject", None)
     members = []
@@ -66,6 +78,9 @@ def team_from_fhir(team: fhir.Resource) -> CareTeamDraft:
                 index=index,
                 reference=participant.member.reference if participant.member else None,
                 role=role,
+                reference_type=_reference_type(
+                    team, participant.member.reference if participant.member else None
+                ),
                 role_codes=role_codes,
                 period_start=as_date(period.start) if period else None,
                 period_end=as_date(period.end) if period else None,
@@ -79,11 +94,19 @@ def team_from_fhir(team: fhir.Resource) -> CareTeamDraft:
 
 
 def plan_team_ids(plan: fhir.Resource) -> list[tuple[int, str | None]]:
-    """(index, CareTeam id) of each careTeam reference of a plan; None when not CareTeam/{id}."""
-    return [
-        (index, fhir.reference_id(ref.reference, "CareTeam"))
-        for index, ref in enumerate(getattr(plan, "careTeam", None) or [])
-    ]
+    """(index, CareTeam id) of each careTeam reference of a plan that names a stored team.
+
+    A reference to a CareTeam contained in the plan (`#team`, as HL7's own examples do) names no
+    stored team and is left out; any other reference gives None (and is refused).
+    """
+    result = []
+    for index, ref in enumerate(getattr(plan, "careTeam", None) or []):
+        if _reference_type(plan, ref.reference) == "CareTeam" and (ref.reference or "").startswith(
+            "#"
+        ):
+            continue
+        result.append((index, fhir.reference_id(ref.reference, "CareTeam")))
+    return result
 
 
 def _loinc_code(concept: Any) -> str | None:

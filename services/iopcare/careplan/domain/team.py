@@ -20,6 +20,8 @@ class Member:
     index: int
     reference: str | None
     role: str | None
+    #: The type the reference points to: its prefix, or for `#id` that of the contained resource.
+    reference_type: str | None = None
     role_codes: tuple[str, ...] = ()
     period_start: date | None = None
     period_end: date | None = None
@@ -40,7 +42,7 @@ class CareTeamDraft:
 def _check_members(team: CareTeamDraft, p: str, problems: FieldViolations) -> None:
     for m in team.members:
         at = f"{p}participant[{m.index}]"
-        if not m.reference or m.reference.split("/")[0] not in codes.TEAM_MEMBER_TYPES:
+        if not m.reference or m.reference_type not in codes.TEAM_MEMBER_TYPES:
             problems.add(
                 f"{at}.member",
                 "must reference a Practitioner, PractitionerRole, "
