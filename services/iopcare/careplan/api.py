@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import grpc
 
 from iopcare.careplan import fhir_map
@@ -9,12 +11,13 @@ from iopcare.careplan.care_teams import CareTeams
 from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.measures import Measures
 from iopcare.careplan.patient_view import PatientView
-from iopcare.careplan.service import CarePlans
+from iopcare.careplan.service import Attestation, CarePlans, Review
 from iopcare.careplan.store import StoredPlan
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit import fhir
 from iopcare.kit.auth import current_principal
+from iopcare.kit.errors import FieldViolation, InvalidArgument
 from iopcare.kit.protoconv import require_id, timestamp
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CarePlanService"].full_name
@@ -106,6 +109,33 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             request.reason,
         )
         return pb.UpdateCarePlanResponse(care_plan=to_message(plan))
+
+    def RecordPlanReview(
+        self, request: pb.RecordPlanReviewRequest, context: grpc.ServicerContext
+    ) -> pb.RecordPlanReviewResponse:
+        try:
+            reviewed_on = (
+                date.fromisoformat(request.reviewed_on)
+                if request.reviewed_on
+                else datetime.now(UTC).date()
+            )
+        except ValueError:
+            raise InvalidArgument(
+                "reviewed_on is not a date", [FieldViolation("reviewed_on", "YYYY-MM-DD")]
+            ) from None
+        review = Review(
+            reviewed_on=reviewed_on,
+            outcome=request.outcome,
+            summary=request.summary,
+            attestations=[
+                Attestation(a.practitioner_id, a.role, a.agrees, a.comment)
+                for a in request.attestations
+            ],
+        )
+        plan = self.plans.record_review(
+            current_principal(), require_id(request.id, "id"), request.expected_version, review
+        )
+        return pb.RecordPlanReviewResponse(care_plan=to_message(plan))
 
     def ListCarePlanVersions(
         self, request: pb.ListCarePlanVersionsRequest, context: grpc.ServicerContext

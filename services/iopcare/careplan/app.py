@@ -36,7 +36,13 @@ def build(
     )
     access = TeamAccess(store.care_team_member)
     limit, notify = settings.max_resource_bytes, parts.relay.notify
-    plans = CarePlans(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
+    plans = CarePlans(
+        parts.db,
+        max_resource_bytes=limit,
+        notify_outbox=notify,
+        access=access,
+        review_interval_days=settings.review_interval_days,
+    )
     teams = CareTeams(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     measures = Measures(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     episodes = Episodes(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)

@@ -178,3 +178,11 @@ EVENT_EPISODE = {
     "discharge": "iopcare.careplan.episode.discharged.v1",
     "cancel": "iopcare.careplan.episode.cancelled.v1",
 }
+
+
+# Plan reviews ------------------------------------------------------------------------------------
+#: When the team next reviews the plan (CarePlan extension, valueDate).
+NEXT_REVIEW_EXTENSION = "https://iopcare.org/fhir/StructureDefinition/next-review-due"
+REVIEW_OUTCOMES = frozenset({"continue", "revise", "step-down", "step-up", "discharge"})
+EVENT_REVIEWED = "iopcare.careplan.reviewed.v1"
+EVENT_REVIEW_DUE_NOW = "iopcare.careplan.review-due.v1"

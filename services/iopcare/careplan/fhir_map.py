@@ -9,6 +9,7 @@ from iopcare.careplan import codes
 from iopcare.careplan.domain.episode import EpisodeState
 from iopcare.careplan.domain.measures import Measure, Target
 from iopcare.careplan.domain.model import Activity, CarePlanDraft
+from iopcare.careplan.domain.review import Review
 from iopcare.careplan.domain.team import CareTeamDraft, Member
 from iopcare.kit import fhir
 from iopcare.kit.teams import as_date
@@ -256,4 +257,44 @@ def with_transition(episode: fhir.Resource, state: EpisodeState, now: datetime) 
 def with_plan_status(plan: fhir.Resource, status: str) -> fhir.Resource:
     data = fhir.to_dict(plan)
     data["status"] = status
+    return fhir.parse_resource(data, "CarePlan")
+
+
+def review_due(plan: fhir.Resource) -> date | None:
+    for extension in getattr(plan, "extension", None) or []:
+        if extension.url == codes.NEXT_REVIEW_EXTENSION and extension.valueDate is not None:
+            return extension.valueDate  # type: ignore[no-any-return]
+    return None
+
+
+def with_review_due(plan: fhir.Resource, due: date) -> fhir.Resource:
+    data = fhir.to_dict(plan)
+    others = [e for e in data.get("extension") or [] if e.get("url") != codes.NEXT_REVIEW_EXTENSION]
+    data["extension"] = [
+        *others,
+        {"url": codes.NEXT_REVIEW_EXTENSION, "valueDate": due.isoformat()},
+    ]
+    return fhir.parse_resource(data, "CarePlan")
+
+
+def with_review(
+    plan: fhir.Resource, review: Review, author: str, due: date, at: datetime
+) -> fhir.Resource:
+    """The plan after a review: a note saying what was decided and who attested, and the date of
+    the next review."""
+    signed = ", ".join(
+        f"{a.role} {a.practitioner} ({'agrees' if a.agrees else 'disagrees'}"
+        f"{': ' + a.comment if a.comment else ''})"
+        for a in review.attestations
+    )
+    data = fhir.to_dict(with_review_due(plan, due))
+    data["note"] = [
+        *(data.get("note") or []),
+        {
+            "authorReference": {"reference": author},
+            "time": fhir.instant(at),
+            "text": f"Plan review {review.reviewed_on.isoformat()} ({review.outcome}): "
+            f"{review.summary} Attested by: {signed}.",
+        },
+    ]
     return fhir.parse_resource(data, "CarePlan")

@@ -8,7 +8,7 @@ from typing import Any
 
 from iopcare.careplan import codes, fhir_map, store
 from iopcare.careplan.domain.measures import achievement, check_measure, crisis_reasons
-from iopcare.careplan.service import ServiceBase, new_id
+from iopcare.careplan.service import ServiceBase, make_reviews_due, new_id
 from iopcare.kit import audit, fhir, teams
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork
@@ -153,8 +153,17 @@ class Measures(ServiceBase):
                 )
                 self._publish(uow, "Observation", stored, codes.EVENT_MEASURE_RECORDED)
                 if reasons:
-                    # At once, in the same transaction: the alert cannot be lost or outrun.
+                    # At once, in the same transaction: the alert cannot be lost or outrun, and
+                    # the patient's plans are due for review today.
                     self._publish(uow, "Observation", stored, codes.EVENT_CRISIS)
+                    make_reviews_due(
+                        uow,
+                        self._publish,
+                        principal,
+                        patient_id,
+                        now.date(),
+                        f"crisis: {'; '.join(reasons)}",
+                    )
                 history = store.values_over_time(uow.conn, patient_id, code)
                 updated.extend(self._update_goals(uow, principal, patient_id, code, history))
                 audit.record(

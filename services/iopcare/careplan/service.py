@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection
 
@@ -18,6 +18,7 @@ from iopcare.careplan.domain.model import (
     check_revision,
     check_update_request,
 )
+from iopcare.careplan.domain.review import Attestation, Review, check_review, next_review_due
 from iopcare.kit import audit, fhir, paging, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
@@ -48,11 +49,19 @@ class ServiceBase:
         max_resource_bytes: int = fhir.DEFAULT_MAX_BYTES,
         notify_outbox: Callable[[], None] = lambda: None,
         access: TeamAccess | None = None,
+        review_interval_days: int = 30,
     ) -> None:
         self.db = db
         self.max_resource_bytes = max_resource_bytes
         self.notify_outbox = notify_outbox
         self.access = access or TeamAccess(store.care_team_member)
+        self.review_interval_days = review_interval_days
+
+    def _first_review(self, plan: fhir.Resource, on: date) -> fhir.Resource:
+        """An active plan always has a next review date: set one on activation if none is given."""
+        if plan.status != "active" or fhir_map.review_due(plan) is not None:
+            return plan
+        return fhir_map.with_review_due(plan, next_review_due(on, self.review_interval_days))
 
     def _publish(self, uow: UnitOfWork, resource_type: str, item: Stored, event_type: str) -> None:
         """The event of a new version, in the same transaction (outbox), keyed by patient."""
@@ -174,7 +183,9 @@ class CarePlans(ServiceBase):
                     patient_id=patient_id,
                     status=status,
                     updated_at=now,
-                    resource=fhir_map.stamp(resource, plan_id, 1, now),
+                    resource=fhir_map.stamp(
+                        self._first_review(resource, now.date()), plan_id, 1, now
+                    ),
                 )
                 store.plans.insert(uow.conn, stored, principal.reference)
                 self._publish(uow, "CarePlan", stored, codes.EVENT_CREATED)
@@ -237,6 +248,8 @@ class CarePlans(ServiceBase):
                         fhir_map.draft_from_fhir(fhir.parse_resource(current_document)),
                         fhir_map.draft_from_fhir(merged_resource),
                     )
+                    if change in {"activate", "resume"}:
+                        merged_resource = self._first_review(merged_resource, now.date())
                     resource = fhir_map.stamp(merged_resource, plan_id, version, now)
                     return resource, str(merged_resource.status), change
 
@@ -300,3 +313,101 @@ class CarePlans(ServiceBase):
         if plan is None:  # committed above, and plans are never deleted
             raise FailedPrecondition(f"CarePlan/{plan_id} vanished after it was created")
         return plan
+
+    def record_review(
+        self, principal: Principal, plan_id: str, expected_version: int, review: Review
+    ) -> store.StoredPlan:
+        """A plan review is a revision of the plan: a note of the decision and the attestations,
+        and the next review date (the program's interval from this review)."""
+        name = f"CarePlan/{plan_id}"
+        with self._audit_refusals(principal, audit.UPDATE, name):
+            check_review(review)
+            check_update_request(plan_id, None, expected_version, "")
+            with UnitOfWork(self.db) as uow:
+
+                def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
+                    self.access.basis(uow.conn, principal, current.patient_id)
+                    before = fhir.parse_resource(current.resource)
+                    if before.status not in {"active", "on-hold"}:
+                        raise FailedPrecondition(
+                            f"a {before.status} plan is not under review", reason="PLAN_NOT_ACTIVE"
+                        )
+                    due = next_review_due(review.reviewed_on, self.review_interval_days)
+                    after = fhir_map.with_review(before, review, principal.reference, due, now)
+                    return fhir_map.stamp(after, plan_id, version, now), current.status, "review"
+
+                _, revised, _ = revise(
+                    uow.conn,
+                    store.plans,
+                    "CarePlan",
+                    plan_id,
+                    expected_version,
+                    reviser,
+                    principal.reference,
+                    f"review: {review.outcome}",
+                )
+                uow.conn.execute(
+                    store.plan_review.insert().values(
+                        plan_id=plan_id,
+                        version=revised.version,
+                        reviewed_on=review.reviewed_on,
+                        outcome=review.outcome,
+                        summary=review.summary,
+                        attestations=json.dumps([a.__dict__ for a in review.attestations]),
+                        recorded_by=principal.reference,
+                        recorded_at=revised.updated_at,
+                    )
+                )
+                self._publish(uow, "CarePlan", revised, codes.EVENT_REVIEWED)
+                audit.record(
+                    uow.conn,
+                    store.audit_log,
+                    principal,
+                    audit.UPDATE,
+                    resource=name,
+                    patient_id=revised.patient_id,
+                    detail="review",
+                )
+                uow.commit()
+        self.notify_outbox()
+        return revised
+
+
+def make_reviews_due(
+    uow: UnitOfWork,
+    publish: Callable[[UnitOfWork, str, Stored, str], None],
+    principal: Principal,
+    patient_id: str,
+    on: date,
+    why: str,
+) -> list[Stored]:
+    """After a crisis the team reviews the patient's active plans at once (domain.md: plan review
+    "sooner on change"): each gets `on` as its next review date and a review-due event."""
+    changed = []
+    for plan in store.plans.for_patient(uow.conn, patient_id):
+        if plan.status != "active":
+            continue
+        current_due = fhir_map.review_due(fhir.parse_resource(plan.resource))
+        if current_due is not None and current_due <= on:
+            continue
+
+        def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
+            after = fhir_map.with_review_due(fhir.parse_resource(current.resource), on)
+            return fhir_map.stamp(after, current.id, version, now), current.status, "review-due"
+
+        _, revised, _ = revise(
+            uow.conn,
+            store.plans,
+            "CarePlan",
+            plan.id,
+            plan.version,
+            reviser,
+            principal.reference,
+            why,
+        )
+        publish(uow, "CarePlan", revised, codes.EVENT_REVIEW_DUE_NOW)
+        changed.append(revised)
+    return changed
+
+
+__all__ = ["Attestation", "CarePlans", "Review", "ServiceBase", "make_reviews_due", "new_id"]

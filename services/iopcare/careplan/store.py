@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import (
     Column,
     Connection,
+    Date,
     DateTime,
     Float,
     Index,
@@ -87,6 +88,20 @@ note_view = Table(
     Column("sent_at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_note_view_patient_sent", note_view.c.patient_id, note_view.c.sent_at)
+
+#: Plan reviews: when, the outcome, what was decided and each discipline's attestation (JSON).
+plan_review = Table(
+    "plan_review",
+    metadata,
+    Column("plan_id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("reviewed_on", Date, nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("attestations", Text, nullable=False),
+    Column("recorded_by", String(200), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
 
 StoredPlan = Stored
 

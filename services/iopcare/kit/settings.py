@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     program_timezone: str = "America/New_York"
     #: How many weeks ahead scheduling proposes sessions for a plan activity.
     scheduling_horizon_days: int = 14
+    #: Days between plan reviews (the program's setting; a crisis makes a review due at once).
+    review_interval_days: int = 30
     #: Relay: how long to wait between outbox scans when nothing was pending.
     relay_idle_seconds: float = 0.05
     #: Relay: rows published per batch.

@@ -473,3 +473,37 @@ class GetPatientPlanResponse(_message.Message):
     attendance: Attendance
     latest_notes: _containers.RepeatedCompositeFieldContainer[NoteSummary]
     def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ..., care_plan: _Optional[_Union[CarePlan, _Mapping]] = ..., care_teams: _Optional[_Iterable[_Union[CareTeam, _Mapping]]] = ..., goals: _Optional[_Iterable[_Union[GoalProgress, _Mapping]]] = ..., upcoming_sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., attendance: _Optional[_Union[Attendance, _Mapping]] = ..., latest_notes: _Optional[_Iterable[_Union[NoteSummary, _Mapping]]] = ...) -> None: ...
+
+class ReviewAttestation(_message.Message):
+    __slots__ = ("practitioner_id", "role", "agrees", "comment")
+    PRACTITIONER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    AGREES_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    practitioner_id: str
+    role: str
+    agrees: bool
+    comment: str
+    def __init__(self, practitioner_id: _Optional[str] = ..., role: _Optional[str] = ..., agrees: _Optional[bool] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class RecordPlanReviewRequest(_message.Message):
+    __slots__ = ("id", "expected_version", "outcome", "summary", "attestations", "reviewed_on")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    ATTESTATIONS_FIELD_NUMBER: _ClassVar[int]
+    REVIEWED_ON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    expected_version: int
+    outcome: str
+    summary: str
+    attestations: _containers.RepeatedCompositeFieldContainer[ReviewAttestation]
+    reviewed_on: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., outcome: _Optional[str] = ..., summary: _Optional[str] = ..., attestations: _Optional[_Iterable[_Union[ReviewAttestation, _Mapping]]] = ..., reviewed_on: _Optional[str] = ...) -> None: ...
+
+class RecordPlanReviewResponse(_message.Message):
+    __slots__ = ("care_plan",)
+    CARE_PLAN_FIELD_NUMBER: _ClassVar[int]
+    care_plan: CarePlan
+    def __init__(self, care_plan: _Optional[_Union[CarePlan, _Mapping]] = ...) -> None: ...

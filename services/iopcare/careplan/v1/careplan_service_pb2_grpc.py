@@ -52,6 +52,11 @@ class CarePlanServiceStub:
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCarePlanRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCarePlanResponse.FromString,
                 _registered_method=True)
+        self.RecordPlanReview = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/RecordPlanReview',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordPlanReviewRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordPlanReviewResponse.FromString,
+                _registered_method=True)
         self.ListCarePlanVersions = channel.unary_unary(
                 '/iopcare.careplan.v1.CarePlanService/ListCarePlanVersions',
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanVersionsRequest.SerializeToString,
@@ -174,6 +179,18 @@ class CarePlanServiceServicer:
         activating needs a care team, at least one goal and at least one activity. Emits
         `iopcare.careplan.updated.v1`, or the transition's own type (`activated`, `suspended`,
         `resumed`, `completed`, `revoked`, `entered-in-error`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordPlanReview(self, request, context):
+        """Records a plan review (issue 6: every N days, default 30, and at once after a crisis) as a
+        revision of the plan: a note of the outcome and decision with each discipline's attestation,
+        and the next review date in the extension
+        `https://iopcare.org/fhir/StructureDefinition/next-review-due`. Emits
+        `iopcare.careplan.reviewed.v1`. Changes to activities or goals decided at the review are made
+        with UpdateCarePlan.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -347,6 +364,11 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     servicer.UpdateCarePlan,
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCarePlanRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCarePlanResponse.SerializeToString,
+            ),
+            'RecordPlanReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordPlanReview,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordPlanReviewRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordPlanReviewResponse.SerializeToString,
             ),
             'ListCarePlanVersions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCarePlanVersions,
@@ -523,6 +545,33 @@ class CarePlanService:
             '/iopcare.careplan.v1.CarePlanService/UpdateCarePlan',
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCarePlanRequest.SerializeToString,
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCarePlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordPlanReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/RecordPlanReview',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordPlanReviewRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordPlanReviewResponse.FromString,
             options,
             channel_credentials,
             insecure,
