@@ -21,6 +21,7 @@ import grpc
 from sqlalchemy import create_engine, select
 
 from bench.common import broker, machine, summary
+from bench.patient_plan import bench_patient_plan
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.demo import demo_care_plan, demo_care_team
@@ -178,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--patients", type=int, default=10_000)
+    parser.add_argument("--view-calls", type=int, default=2000)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     print(f"machine: {machine()}")
@@ -229,6 +232,17 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if pg is not None:
                 pg.stop()
+        print(f"GetPatientPlan with {args.patients} patients loaded (SQLite, 1 client thread):")
+        view_dir = data_dir / "view"
+        view_dir.mkdir()
+        bench_patient_plan(
+            {**env, "IOPCARE_DATA_DIR": str(view_dir)},
+            view_dir,
+            metadata,
+            args.patients,
+            args.view_calls,
+            1,
+        )
         print("Event propagation, careplan commit -> Kafka -> notes applied (SQLite):")
         prop_dir = data_dir / "propagation"
         prop_env = {**env, "IOPCARE_DATA_DIR": str(prop_dir)}

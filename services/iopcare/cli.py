@@ -104,6 +104,19 @@ def _print_patient(addresses: dict[str, str], token: str, patient_id: str, zone:
     for m in messages:
         print(f"  {m.sender}: {m.text}")
 
+    from iopcare.careplan.v1 import careplan_service_pb2 as cp_pb
+    from iopcare.careplan.v1 import careplan_service_pb2_grpc as cp_grpc
+
+    with grpc.insecure_channel(addresses["careplan"]) as channel:
+        view = cp_grpc.CarePlanServiceStub(channel).GetPatientPlan(
+            cp_pb.GetPatientPlanRequest(patient_id=patient_id), metadata=bearer(token), timeout=10
+        )
+    print(
+        f"\ncareplan's holistic view (GetPatientPlan): plan {view.care_plan.status}, "
+        f"{len(view.care_teams)} team, {len(view.goals)} goals, "
+        f"{len(view.upcoming_sessions)} upcoming sessions, {len(view.latest_notes)} latest notes"
+    )
+
 
 def _load_demo(addresses: dict[str, str], token: str, case_manager_token: str, zone: str) -> None:
     import json
