@@ -111,10 +111,18 @@ def _print_patient(addresses: dict[str, str], token: str, patient_id: str, zone:
         view = cp_grpc.CarePlanServiceStub(channel).GetPatientPlan(
             cp_pb.GetPatientPlanRequest(patient_id=patient_id), metadata=bearer(token), timeout=10
         )
+    print("\ncareplan's holistic view of the patient (GetPatientPlan, one call):")
+    print(f"  stay: {view.episode.status}, level of care {view.episode.clinical_level}")
+    print(f"  plan: {json.loads(view.care_plan.fhir_json).get('title')} ({view.care_plan.status})")
+    for progress in view.goals:
+        goal = json.loads(progress.goal.fhir_json)
+        print(
+            f"  goal: {goal['description']['text']}: latest {progress.latest_value:g} "
+            f"({progress.achievement})"
+        )
     print(
-        f"\ncareplan's holistic view (GetPatientPlan): plan {view.care_plan.status}, "
-        f"{len(view.care_teams)} team, {len(view.goals)} goals, "
-        f"{len(view.upcoming_sessions)} upcoming sessions, {len(view.latest_notes)} latest notes"
+        f"  {len(view.upcoming_sessions)} upcoming sessions, {len(view.latest_notes)} latest "
+        f"team messages, attendance {view.attendance.attended}/{view.attendance.scheduled}"
     )
 
 
@@ -125,7 +133,14 @@ def _load_demo(addresses: dict[str, str], token: str, case_manager_token: str, z
 
     from iopcare.careplan.v1 import careplan_service_pb2 as pb
     from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
-    from iopcare.demo import DEMO_PATIENT_ID, demo_care_plan_json, demo_care_team
+    from iopcare.demo import (
+        DEMO_PATIENT_ID,
+        demo_care_plan_json,
+        demo_care_team,
+        demo_episode,
+        demo_goal,
+        demo_phq9,
+    )
     from iopcare.kit.rpc import bearer
     from iopcare.notes.v1 import notes_service_pb2 as notes_pb
     from iopcare.notes.v1 import notes_service_pb2_grpc as notes_grpc
@@ -145,29 +160,56 @@ def _load_demo(addresses: dict[str, str], token: str, case_manager_token: str, z
             .care_team
         )
         print(f"careplan holds CareTeam/{team.id} ({team.status}) for Patient/{team.patient_id}")
-        plan = (
-            pb_grpc.CarePlanServiceStub(channel)
-            .CreateCarePlan(
-                # A fixed request id: running the demo again shows the same plan, not a twin.
-                pb.CreateCarePlanRequest(
-                    request_id="demo-plan-1", fhir_json=demo_care_plan_json(team_id=team.id)
+        stub = pb_grpc.CarePlanServiceStub(channel)
+        # Fixed request ids: running the demo again shows the same records, not twins.
+        episode = stub.CreateEpisode(
+            pb.CreateEpisodeRequest(
+                request_id="demo-episode-1", fhir_json=json.dumps(demo_episode(team_id=team.id))
+            ),
+            metadata=bearer(case_manager_token),
+            timeout=10,
+        ).episode
+        if episode.status == "planned":
+            episode = stub.AdmitPatient(
+                pb.AdmitPatientRequest(
+                    id=episode.id, expected_version=episode.version, reason="intake assessment done"
                 ),
                 metadata=bearer(token),
                 timeout=10,
-            )
-            .care_plan
+            ).episode
+        print(
+            f"careplan holds EpisodeOfCare/{episode.id} ({episode.status}, level of care "
+            f"{episode.clinical_level})"
+        )
+        goal = stub.CreateGoal(
+            pb.CreateGoalRequest(request_id="demo-goal-1", fhir_json=json.dumps(demo_goal())),
+            metadata=bearer(token),
+            timeout=10,
+        ).goal
+        plan = stub.CreateCarePlan(
+            pb.CreateCarePlanRequest(
+                request_id="demo-plan-1",
+                fhir_json=demo_care_plan_json(team_id=team.id, goal_id=goal.id),
+            ),
+            metadata=bearer(token),
+            timeout=10,
+        ).care_plan
+        stub.RecordMeasure(
+            pb.RecordMeasureRequest(request_id="demo-phq9-1", fhir_json=json.dumps(demo_phq9())),
+            metadata=bearer(token),
+            timeout=10,
         )
     print(
         f"careplan holds CarePlan/{plan.id} version {plan.version} ({plan.status}) "
-        f"for Patient/{plan.patient_id}"
+        f"for Patient/{plan.patient_id}, Goal/{goal.id} and an intake PHQ-9"
     )
     # Wait until the plan's events have travelled careplan -> Kafka -> scheduling -> Kafka -> notes.
     deadline = time.monotonic() + 30
     with grpc.insecure_channel(addresses["notes"]) as channel:
-        stub = notes_grpc.NotesServiceStub(channel)
+        notes = notes_grpc.NotesServiceStub(channel)
         while time.monotonic() < deadline:
             try:
-                thread = stub.ListThread(
+                thread = notes.ListThread(
                     notes_pb.ListThreadRequest(patient_id=DEMO_PATIENT_ID),
                     metadata=bearer(token),
                     timeout=10,
@@ -178,6 +220,18 @@ def _load_demo(addresses: dict[str, str], token: str, case_manager_token: str, z
                     raise
                 thread = []
             if any("proposed" in m.text and f"CarePlan/{plan.id}" in m.fhir_json for m in thread):
+                break
+            time.sleep(0.2)
+    # ... and scheduling's and notes' events have reached careplan's own view of the patient.
+    with grpc.insecure_channel(addresses["careplan"]) as channel:
+        careplan = pb_grpc.CarePlanServiceStub(channel)
+        while time.monotonic() < deadline:
+            view = careplan.GetPatientPlan(
+                pb.GetPatientPlanRequest(patient_id=DEMO_PATIENT_ID),
+                metadata=bearer(token),
+                timeout=10,
+            )
+            if view.upcoming_sessions and len(view.latest_notes) >= 2:
                 break
             time.sleep(0.2)
     _print_patient(addresses, token, DEMO_PATIENT_ID, zone)

@@ -75,7 +75,72 @@ def demo_care_team(
     }
 
 
-def demo_care_plan(start: datetime | None = None, team_id: str = "demo-team") -> dict[str, Any]:
+def demo_goal(patient_id: str = DEMO_PATIENT_ID) -> dict[str, Any]:
+    """The measurable goal the plan serves: PHQ-9 below 10 within the 12 weeks."""
+    due = (datetime.now(UTC) + timedelta(weeks=12)).date().isoformat()
+    return {
+        "resourceType": "Goal",
+        "lifecycleStatus": "active",
+        "description": {"text": "PHQ-9 below 10 by week 12"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "target": [
+            {
+                "measure": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
+                "detailQuantity": {
+                    "value": 10,
+                    "comparator": "<",
+                    "unit": "{score}",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "{score}",
+                },
+                "dueDate": due,
+            }
+        ],
+    }
+
+
+def demo_episode(patient_id: str = DEMO_PATIENT_ID, team_id: str = "demo-team") -> dict[str, Any]:
+    """The referral accepted: a planned IOP stay, managed by the case manager."""
+    return {
+        "resourceType": "EpisodeOfCare",
+        "status": "planned",
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "careManager": {"reference": "Practitioner/demo-case-manager"},
+        "team": [{"reference": f"CareTeam/{team_id}"}],
+    }
+
+
+def demo_phq9(patient_id: str = DEMO_PATIENT_ID, total: int = 17) -> dict[str, Any]:
+    """The intake PHQ-9 (moderately severe), item 9 answered "not at all"."""
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {
+            "coding": [
+                {"system": "http://loinc.org", "code": "44261-6", "display": "PHQ-9 total score"}
+            ],
+            "text": "PHQ-9",
+        },
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectiveDateTime": datetime.now(UTC).isoformat(timespec="seconds"),
+        "valueQuantity": {
+            "value": total,
+            "unit": "{score}",
+            "system": "http://unitsofmeasure.org",
+            "code": "{score}",
+        },
+        "component": [
+            {
+                "code": {"coding": [{"system": "http://loinc.org", "code": "44260-8"}]},
+                "valueInteger": 0,
+            }
+        ],
+    }
+
+
+def demo_care_plan(
+    start: datetime | None = None, team_id: str = "demo-team", goal_id: str = "demo-goal-phq9"
+) -> dict[str, Any]:
     """A 12-week adult IOP plan: group therapy Mon/Wed/Fri 09:00-12:00, weekly individual therapy,
     a weekly psychiatrist visit and a nutrition session every other week."""
     start = start or datetime.now(UTC)
@@ -105,10 +170,7 @@ def demo_care_plan(start: datetime | None = None, team_id: str = "demo-team") ->
         "subject": {"reference": f"Patient/{DEMO_PATIENT_ID}", "display": "Alex Demo"},
         "careTeam": [{"reference": f"CareTeam/{team_id}", "display": "IOP team A"}],
         "addresses": [{"display": "Major depressive disorder, recurrent; alcohol use disorder"}],
-        "goal": [
-            {"reference": "Goal/demo-goal-phq9", "display": "PHQ-9 below 10 by week 12"},
-            {"reference": "Goal/demo-goal-abstinence", "display": "Abstinent from alcohol"},
-        ],
+        "goal": [{"reference": f"Goal/{goal_id}", "display": "PHQ-9 below 10 by week 12"}],
         "period": {"start": start.date().isoformat(), "end": end.date().isoformat()},
         "activity": [
             _activity(
@@ -179,5 +241,7 @@ def demo_care_plan(start: datetime | None = None, team_id: str = "demo-team") ->
     }
 
 
-def demo_care_plan_json(start: datetime | None = None, team_id: str = "demo-team") -> str:
-    return json.dumps(demo_care_plan(start, team_id))
+def demo_care_plan_json(
+    start: datetime | None = None, team_id: str = "demo-team", goal_id: str = "demo-goal-phq9"
+) -> str:
+    return json.dumps(demo_care_plan(start, team_id, goal_id))
