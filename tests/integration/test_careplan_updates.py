@@ -278,3 +278,38 @@ def test_bad_update_requests_are_invalid_arguments(
             metadata=harness.metadata(settings),
         )
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_each_discipline_changes_only_its_own_activities(
+    stub: pb_grpc.CarePlanServiceStub, settings: Settings
+) -> None:
+    created = _create(stub, settings)
+    plan = json.loads(created.fhir_json)
+    nutrition = next(
+        a for a in plan["activity"] if a["detail"]["code"]["coding"][0]["code"] == "61310001"
+    )
+    nutrition["detail"]["description"] = "Nutrition counselling, with the family"
+    dietitian = harness.metadata(settings, role="dietitian", practitioner="diet-1")
+    therapist = harness.metadata(settings, role="therapist", practitioner="th-1")
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.UpdateCarePlan(
+            pb.UpdateCarePlanRequest(
+                id=created.id,
+                expected_version=1,
+                fhir_json=json.dumps(plan),
+                update_mask=FieldMask(paths=["activity"]),
+            ),
+            metadata=therapist,
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert _error_info(caught.value).reason == "NOT_ACTIVITY_OWNER"
+    updated = stub.UpdateCarePlan(
+        pb.UpdateCarePlanRequest(
+            id=created.id,
+            expected_version=1,
+            fhir_json=json.dumps(plan),
+            update_mask=FieldMask(paths=["activity"]),
+        ),
+        metadata=dietitian,
+    ).care_plan
+    assert updated.version == 2

@@ -172,3 +172,30 @@ def test_system_message_texts_read_naturally() -> None:
     assert (
         sessions_proposed_text(3) == "3 sessions proposed from the care plan; please confirm them."
     )
+
+
+def _activity(index: int, code: str, detail: str = "") -> Activity:
+    return Activity(index, code, None, "scheduled", True, fingerprint=f"{code}:{detail}")
+
+
+def test_only_the_owning_discipline_or_the_psychiatrist_changes_an_activity() -> None:
+    from iopcare.careplan.domain.model import check_activity_changes
+    from iopcare.kit.errors import PermissionDenied
+
+    group, nutrition = _activity(0, "76168009"), _activity(1, "61310001")
+    current = _draft(activities=[group, nutrition])
+    moved_nutrition = _draft(activities=[group, _activity(1, "61310001", "Thursdays now")])
+    check_activity_changes(current, moved_nutrition, "dietitian")
+    check_activity_changes(current, moved_nutrition, "psychiatrist")
+    with pytest.raises(PermissionDenied) as caught:
+        check_activity_changes(current, moved_nutrition, "therapist")
+    assert caught.value.reason == "NOT_ACTIVITY_OWNER"
+    dropped_group = _draft(activities=[nutrition])
+    with pytest.raises(PermissionDenied, match="only the therapist"):
+        check_activity_changes(current, dropped_group, "dietitian")
+    # A free-form activity (no owning discipline) may be added by anyone on the team.
+    check_activity_changes(
+        current, _draft(activities=[group, nutrition, _activity(2, "x")]), "nurse"
+    )
+    # Re-ordering changes nothing.
+    check_activity_changes(current, _draft(activities=[nutrition, group]), "nurse")

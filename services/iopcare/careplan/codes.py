@@ -47,6 +47,14 @@ TRANSITIONS = {
 #: Any plan recorded by mistake can be marked so (and is then closed).
 ENTER_IN_ERROR = "enter-in-error"
 
+#: Which discipline owns an activity, by its SNOMED CT code (CarePlan.activity.detail.code).
+ACTIVITY_OWNERS = {
+    "76168009": "therapist",  # Group psychotherapy
+    "75516001": "therapist",  # Psychotherapy (individual)
+    "182836005": "psychiatrist",  # Review of medication
+    "61310001": "dietitian",  # Nutrition education
+}
+
 #: Top-level CarePlan elements an update mask may name; identity and subject are not among them.
 MASKABLE_ELEMENTS = frozenset(
     {

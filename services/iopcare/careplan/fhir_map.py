@@ -30,6 +30,7 @@ def draft_from_fhir(plan: fhir.Resource) -> CarePlanDraft:
                 or (detail.code.text if detail and detail.code else None),
                 status=detail.status if detail else None,
                 has_timing=bool(detail and detail.scheduledTiming),
+                fingerprint=fhir.to_json(activity),
             )
         )
     return CarePlanDraft(

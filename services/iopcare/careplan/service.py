@@ -14,6 +14,7 @@ from iopcare.careplan import codes, fhir_map, store
 from iopcare.careplan.domain.model import (
     MAX_VERSION,
     apply_mask,
+    check_activity_changes,
     check_new_plan,
     check_revision,
     check_update_request,
@@ -244,10 +245,10 @@ class CarePlans(ServiceBase):
                     merged = apply_mask(current_document, document, mask)
                     merged_resource = fhir.parse_resource(merged, "CarePlan", field="fhir_json")
                     self._check_teams(uow.conn, merged_resource, current.patient_id)
-                    change = check_revision(
-                        fhir_map.draft_from_fhir(fhir.parse_resource(current_document)),
-                        fhir_map.draft_from_fhir(merged_resource),
-                    )
+                    before = fhir_map.draft_from_fhir(fhir.parse_resource(current_document))
+                    after = fhir_map.draft_from_fhir(merged_resource)
+                    check_activity_changes(before, after, principal.role)
+                    change = check_revision(before, after)
                     if change in {"activate", "resume"}:
                         merged_resource = self._first_review(merged_resource, now.date())
                     resource = fhir_map.stamp(merged_resource, plan_id, version, now)

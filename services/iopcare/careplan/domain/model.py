@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from iopcare.careplan import codes
-from iopcare.kit.errors import FailedPrecondition, FieldViolations, InvalidArgument
+from iopcare.kit.errors import (
+    FailedPrecondition,
+    FieldViolations,
+    InvalidArgument,
+    PermissionDenied,
+)
 
 #: Versions are 32-bit integers in storage; anything larger is a malformed request.
 MAX_VERSION = 2**31 - 1
@@ -20,6 +26,8 @@ class Activity:
     display: str | None
     status: str | None
     has_timing: bool
+    #: The whole activity as canonical JSON: two activities are the same if this is.
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,29 @@ def check_ready_to_be_active(plan: CarePlanDraft) -> None:
             f"an active plan needs {', '.join(missing)}",
             reason="PLAN_NOT_READY",
             missing=", ".join(missing),
+        )
+
+
+def activity_owner(activity: Activity) -> str | None:
+    """The discipline that owns an activity (None: any team member may change it)."""
+    return codes.ACTIVITY_OWNERS.get(activity.code or "")
+
+
+def check_activity_changes(current: CarePlanDraft, revised: CarePlanDraft, role: str) -> None:
+    """Only the owning discipline, or the psychiatrist as team lead, adds, changes or removes an
+    activity (issue 6: each activity is owned by a discipline). Administrative and system
+    identities act for the program and are audited."""
+    if role == "psychiatrist" or role in codes.PRIVILEGED_ROLES:
+        return
+    before = Counter((a.fingerprint, activity_owner(a)) for a in current.activities)
+    after = Counter((a.fingerprint, activity_owner(a)) for a in revised.activities)
+    changed = (before - after) + (after - before)
+    foreign = sorted({owner for _, owner in changed if owner is not None and owner != role})
+    if foreign:
+        raise PermissionDenied(
+            f"only the {' or the '.join(foreign)} (or the psychiatrist) may change "
+            f"{'that activity' if len(changed) == 1 else 'those activities'}",
+            reason="NOT_ACTIVITY_OWNER",
         )
 
 
