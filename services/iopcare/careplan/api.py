@@ -11,6 +11,7 @@ from iopcare.careplan.care_teams import CareTeams
 from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.measures import Measures
 from iopcare.careplan.patient_view import PatientView
+from iopcare.careplan.registry import Registry
 from iopcare.careplan.service import Attestation, CarePlans, Review
 from iopcare.careplan.store import StoredPlan
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
@@ -70,6 +71,15 @@ def episode_message(episode: StoredPlan) -> pb.EpisodeOfCare:
     )
 
 
+def entry(item: StoredPlan) -> pb.RegistryEntry:
+    return pb.RegistryEntry(
+        id=item.id,
+        version=item.version,
+        update_time=timestamp(item.updated_at),
+        fhir_json=item.resource,
+    )
+
+
 class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
     def __init__(
         self,
@@ -78,12 +88,14 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
         measures: Measures,
         episodes: Episodes,
         view: PatientView,
+        registry: Registry,
     ) -> None:
         self.plans = plans
         self.teams = teams
         self.measures = measures
         self.episodes = episodes
         self.view = view
+        self.registry = registry
 
     def CreateCarePlan(
         self, request: pb.CreateCarePlanRequest, context: grpc.ServicerContext
@@ -345,3 +357,50 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             if progress.latest_at is not None:
                 item.latest_time.CopyFrom(timestamp(progress.latest_at))
         return response
+
+    def RegisterPatient(
+        self, request: pb.RegisterPatientRequest, context: grpc.ServicerContext
+    ) -> pb.RegisterPatientResponse:
+        patient = self.registry.register_patient(
+            current_principal(), request.request_id, request.fhir_json
+        )
+        return pb.RegisterPatientResponse(patient=entry(patient))
+
+    def GetPatient(
+        self, request: pb.GetPatientRequest, context: grpc.ServicerContext
+    ) -> pb.GetPatientResponse:
+        patient = self.registry.get_patient(current_principal(), require_id(request.id, "id"))
+        return pb.GetPatientResponse(patient=entry(patient))
+
+    def FindPatient(
+        self, request: pb.FindPatientRequest, context: grpc.ServicerContext
+    ) -> pb.FindPatientResponse:
+        patient = self.registry.find_patient(current_principal(), request.system, request.value)
+        return pb.FindPatientResponse(patient=entry(patient))
+
+    def RegisterPractitioner(
+        self, request: pb.RegisterPractitionerRequest, context: grpc.ServicerContext
+    ) -> pb.RegisterPractitionerResponse:
+        item = self.registry.register_practitioner(
+            current_principal(), request.request_id, request.fhir_json, "Practitioner"
+        )
+        return pb.RegisterPractitionerResponse(practitioner=entry(item))
+
+    def RegisterPractitionerRole(
+        self, request: pb.RegisterPractitionerRoleRequest, context: grpc.ServicerContext
+    ) -> pb.RegisterPractitionerRoleResponse:
+        item = self.registry.register_practitioner(
+            current_principal(), request.request_id, request.fhir_json, "PractitionerRole"
+        )
+        return pb.RegisterPractitionerRoleResponse(practitioner_role=entry(item))
+
+    def GetPractitioner(
+        self, request: pb.GetPractitionerRequest, context: grpc.ServicerContext
+    ) -> pb.GetPractitionerResponse:
+        principal = current_principal()
+        practitioner_id = require_id(request.id, "id")
+        item = self.registry.get_practitioner(principal, practitioner_id)
+        roles = self.registry.roles_of(principal, practitioner_id)
+        return pb.GetPractitionerResponse(
+            practitioner=entry(item), roles=[entry(role) for role in roles]
+        )

@@ -10,6 +10,7 @@ from iopcare.careplan.care_teams import CareTeams
 from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.measures import Measures
 from iopcare.careplan.patient_view import PatientView
+from iopcare.careplan.registry import Registry
 from iopcare.careplan.service import CarePlans
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit import topics
@@ -47,6 +48,7 @@ def build(
     measures = Measures(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     episodes = Episodes(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     view = PatientView(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
+    registry = Registry(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     consumer = parts.consumer(
         store.inbox,
         [topics.SCHEDULING, topics.NOTES],
@@ -59,7 +61,7 @@ def build(
         [
             (
                 pb_grpc.add_CarePlanServiceServicer_to_server,
-                CarePlanServicer(plans, teams, measures, episodes, view),
+                CarePlanServicer(plans, teams, measures, episodes, view, registry),
                 SERVICE_NAME,
             )
         ],

@@ -194,3 +194,12 @@ NEXT_REVIEW_EXTENSION = "https://iopcare.org/fhir/StructureDefinition/next-revie
 REVIEW_OUTCOMES = frozenset({"continue", "revise", "step-down", "step-up", "discharge"})
 EVENT_REVIEWED = "iopcare.careplan.reviewed.v1"
 EVENT_REVIEW_DUE_NOW = "iopcare.careplan.review-due.v1"
+
+
+# Registry ----------------------------------------------------------------------------------------
+#: Roles that register patients (intake) and look them up by identifier.
+REGISTRY_ROLES = frozenset({"case-manager", "admin", "system", "service"})
+EVENT_PATIENT_CREATED = "iopcare.careplan.patient.created.v1"
+EVENT_PATIENT_UPDATED = "iopcare.careplan.patient.updated.v1"
+EVENT_PRACTITIONER_CREATED = "iopcare.careplan.practitioner.created.v1"
+EVENT_PRACTITIONER_ROLE_CREATED = "iopcare.careplan.practitioner-role.created.v1"

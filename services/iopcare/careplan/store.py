@@ -103,6 +103,21 @@ plan_review = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
 
+#: The registry: patients (their own id as patient_id), practitioners and their roles.
+patients = VersionedTables(metadata, "patient")
+practitioners = VersionedTables(metadata, "practitioner")
+practitioner_roles = VersionedTables(metadata, "practitioner_role")
+
+#: Every identifier (e.g. a hospital MRN) of a registered patient, unique across patients: a
+#: second identifier for the same person links to the same patient instead of making a twin.
+patient_identifier = Table(
+    "patient_identifier",
+    metadata,
+    Column("system", String(200), primary_key=True),
+    Column("value", String(200), primary_key=True),
+    Column("patient_id", String(64), nullable=False, index=True),
+)
+
 StoredPlan = Stored
 
 

@@ -507,3 +507,97 @@ class RecordPlanReviewResponse(_message.Message):
     CARE_PLAN_FIELD_NUMBER: _ClassVar[int]
     care_plan: CarePlan
     def __init__(self, care_plan: _Optional[_Union[CarePlan, _Mapping]] = ...) -> None: ...
+
+class RegistryEntry(_message.Message):
+    __slots__ = ("id", "version", "update_time", "fhir_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    update_time: _timestamp_pb2.Timestamp
+    fhir_json: str
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class RegisterPatientRequest(_message.Message):
+    __slots__ = ("request_id", "fhir_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class RegisterPatientResponse(_message.Message):
+    __slots__ = ("patient",)
+    PATIENT_FIELD_NUMBER: _ClassVar[int]
+    patient: RegistryEntry
+    def __init__(self, patient: _Optional[_Union[RegistryEntry, _Mapping]] = ...) -> None: ...
+
+class GetPatientRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetPatientResponse(_message.Message):
+    __slots__ = ("patient",)
+    PATIENT_FIELD_NUMBER: _ClassVar[int]
+    patient: RegistryEntry
+    def __init__(self, patient: _Optional[_Union[RegistryEntry, _Mapping]] = ...) -> None: ...
+
+class FindPatientRequest(_message.Message):
+    __slots__ = ("system", "value")
+    SYSTEM_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    system: str
+    value: str
+    def __init__(self, system: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class FindPatientResponse(_message.Message):
+    __slots__ = ("patient",)
+    PATIENT_FIELD_NUMBER: _ClassVar[int]
+    patient: RegistryEntry
+    def __init__(self, patient: _Optional[_Union[RegistryEntry, _Mapping]] = ...) -> None: ...
+
+class RegisterPractitionerRequest(_message.Message):
+    __slots__ = ("request_id", "fhir_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class RegisterPractitionerResponse(_message.Message):
+    __slots__ = ("practitioner",)
+    PRACTITIONER_FIELD_NUMBER: _ClassVar[int]
+    practitioner: RegistryEntry
+    def __init__(self, practitioner: _Optional[_Union[RegistryEntry, _Mapping]] = ...) -> None: ...
+
+class RegisterPractitionerRoleRequest(_message.Message):
+    __slots__ = ("request_id", "fhir_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class RegisterPractitionerRoleResponse(_message.Message):
+    __slots__ = ("practitioner_role",)
+    PRACTITIONER_ROLE_FIELD_NUMBER: _ClassVar[int]
+    practitioner_role: RegistryEntry
+    def __init__(self, practitioner_role: _Optional[_Union[RegistryEntry, _Mapping]] = ...) -> None: ...
+
+class GetPractitionerRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetPractitionerResponse(_message.Message):
+    __slots__ = ("practitioner", "roles")
+    PRACTITIONER_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    practitioner: RegistryEntry
+    roles: _containers.RepeatedCompositeFieldContainer[RegistryEntry]
+    def __init__(self, practitioner: _Optional[_Union[RegistryEntry, _Mapping]] = ..., roles: _Optional[_Iterable[_Union[RegistryEntry, _Mapping]]] = ...) -> None: ...

@@ -147,6 +147,36 @@ class CarePlanServiceStub:
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPatientPlanRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPatientPlanResponse.FromString,
                 _registered_method=True)
+        self.RegisterPatient = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/RegisterPatient',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RegisterPatientRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RegisterPatientResponse.FromString,
+                _registered_method=True)
+        self.GetPatient = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetPatient',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPatientRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPatientResponse.FromString,
+                _registered_method=True)
+        self.FindPatient = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/FindPatient',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.FindPatientRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.FindPatientResponse.FromString,
+                _registered_method=True)
+        self.RegisterPractitioner = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/RegisterPractitioner',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RegisterPractitionerRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RegisterPractitionerResponse.FromString,
+                _registered_method=True)
+        self.RegisterPractitionerRole = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/RegisterPractitionerRole',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RegisterPractitionerRoleRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RegisterPractitionerRoleResponse.FromString,
+                _registered_method=True)
+        self.GetPractitioner = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetPractitioner',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerResponse.FromString,
+                _registered_method=True)
 
 
 class CarePlanServiceServicer:
@@ -347,6 +377,54 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterPatient(self, request, context):
+        """Registers a patient (FHIR R4 Patient with at least one identifier, e.g. a hospital MRN). If
+        any identifier already names a registered patient, the new identifiers are linked to that
+        patient (a new version) and it is returned instead of a twin; identifiers that name two
+        different patients fail with FAILED_PRECONDITION, reason IDENTIFIERS_CONFLICT. Case managers,
+        administrators and system identities only. Emits `iopcare.careplan.patient.created.v1` or
+        `...patient.updated.v1`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPatient(self, request, context):
+        """Returns a registered patient (team members, case managers, administrators).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindPatient(self, request, context):
+        """Finds the patient an identifier (system and value) names; NOT_FOUND when none does.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterPractitioner(self, request, context):
+        """Registers a clinician (FHIR R4 Practitioner). Case managers, administrators, system.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterPractitionerRole(self, request, context):
+        """Registers what a registered practitioner does (FHIR R4 PractitionerRole: discipline as a SNOMED
+        CT code, organization, contact, active period).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPractitioner(self, request, context):
+        """Returns a registered practitioner and their roles.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CarePlanServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -459,6 +537,36 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     servicer.GetPatientPlan,
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPatientPlanRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPatientPlanResponse.SerializeToString,
+            ),
+            'RegisterPatient': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterPatient,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RegisterPatientRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RegisterPatientResponse.SerializeToString,
+            ),
+            'GetPatient': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPatient,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPatientRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPatientResponse.SerializeToString,
+            ),
+            'FindPatient': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindPatient,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.FindPatientRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.FindPatientResponse.SerializeToString,
+            ),
+            'RegisterPractitioner': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterPractitioner,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RegisterPractitionerRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RegisterPractitionerResponse.SerializeToString,
+            ),
+            'RegisterPractitionerRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterPractitionerRole,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RegisterPractitionerRoleRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RegisterPractitionerRoleResponse.SerializeToString,
+            ),
+            'GetPractitioner': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPractitioner,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1058,6 +1166,168 @@ class CarePlanService:
             '/iopcare.careplan.v1.CarePlanService/GetPatientPlan',
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPatientPlanRequest.SerializeToString,
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPatientPlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterPatient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/RegisterPatient',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RegisterPatientRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RegisterPatientResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPatient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetPatient',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPatientRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPatientResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindPatient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/FindPatient',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.FindPatientRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.FindPatientResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterPractitioner(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/RegisterPractitioner',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RegisterPractitionerRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RegisterPractitionerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterPractitionerRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/RegisterPractitionerRole',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RegisterPractitionerRoleRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RegisterPractitionerRoleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPractitioner(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetPractitioner',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerResponse.FromString,
             options,
             channel_credentials,
             insecure,

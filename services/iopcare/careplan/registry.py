@@ -1,0 +1,341 @@
+"""The registry: patients (found by identifier, never duplicated) and clinicians with their roles.
+
+The other services refer to patients and practitioners by id; careplan keeps who they are.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from iopcare.careplan import codes, store
+from iopcare.careplan.service import ServiceBase, new_id
+from iopcare.kit import audit, fhir
+from iopcare.kit.auth import Principal
+from iopcare.kit.db import UnitOfWork
+from iopcare.kit.errors import (
+    Aborted,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    IopcareError,
+    NotFound,
+    PermissionDenied,
+)
+from iopcare.kit.requests import create_once
+from iopcare.kit.versioned import Stored, revise
+
+
+def _identifiers(resource: fhir.Resource, field: str) -> list[tuple[str, str]]:
+    found = []
+    problems = []
+    for index, identifier in enumerate(getattr(resource, "identifier", None) or []):
+        if not identifier.system or not identifier.value:
+            problems.append(
+                FieldViolation(f"{field}.identifier[{index}]", "needs both system and value")
+            )
+        else:
+            found.append((str(identifier.system), str(identifier.value)))
+    if problems:
+        raise InvalidArgument("identifiers must name their system", problems)
+    return found
+
+
+def _require_registry_role(principal: Principal) -> None:
+    if principal.role not in codes.REGISTRY_ROLES:
+        raise PermissionDenied(
+            "only case managers, administrators and system identities register people",
+            reason="REGISTRY_DENIED",
+        )
+
+
+class Registry(ServiceBase):
+    # Patients -----------------------------------------------------------------------------------
+    def register_patient(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
+        """Registers a patient, or links new identifiers to the patient one of them already names.
+
+        A person arriving from two hospitals with two MRNs is one patient: if any identifier in
+        the request is known, the others are added to that patient (a new version) and it is
+        returned; identifiers naming two different patients are refused.
+        """
+        try:
+            _require_registry_role(principal)
+            patient = fhir.parse_resource(
+                fhir_json, "Patient", max_bytes=self.max_resource_bytes, field="fhir_json"
+            )
+            identifiers = _identifiers(patient, "fhir_json.Patient")
+            if not identifiers:
+                raise InvalidArgument(
+                    "a patient is registered with at least one identifier (e.g. an MRN)",
+                    [FieldViolation("fhir_json.Patient.identifier", "at least one")],
+                )
+            known: list[str] = []
+
+            def _register(uow: UnitOfWork, patient_id: str) -> str:
+                i = store.patient_identifier.c
+                owners = sorted(
+                    {
+                        str(owner)
+                        for system, value in identifiers
+                        for owner in uow.conn.execute(
+                            select(i.patient_id).where((i.system == system) & (i.value == value))
+                        ).scalars()
+                    }
+                )
+                if len(owners) > 1:
+                    raise FailedPrecondition(
+                        "these identifiers belong to different patients",
+                        reason="IDENTIFIERS_CONFLICT",
+                    )
+                if owners:
+                    known.append(owners[0])
+                    return self._link(uow, principal, owners[0], identifiers)
+                now = datetime.now(UTC)
+                stored = Stored(
+                    patient_id,
+                    1,
+                    patient_id,
+                    "active" if patient.active is not False else "inactive",
+                    now,
+                    fhir.with_identity(patient, patient_id, 1, now),
+                )
+                store.patients.insert(uow.conn, stored, principal.reference)
+                self._remember(uow.conn, patient_id, identifiers)
+                self._publish(uow, "Patient", stored, codes.EVENT_PATIENT_CREATED)
+                audit.record(
+                    uow.conn,
+                    store.audit_log,
+                    principal,
+                    audit.CREATE,
+                    resource=f"Patient/{patient_id}",
+                    patient_id=patient_id,
+                )
+                return patient_id
+
+            def _create(uow: UnitOfWork, patient_id: str) -> None:
+                _register(uow, patient_id)
+
+            for attempt in range(3):
+                try:
+                    result_id, created = create_once(
+                        self.db,
+                        store.request_log,
+                        principal,
+                        "RegisterPatient",
+                        request_id,
+                        _create,
+                        new_id,
+                    )
+                    break
+                except IntegrityError:
+                    # A concurrent registration of the same person committed first (see
+                    # _remember); the next attempt finds it and links to it.
+                    known.clear()
+                    if attempt == 2:
+                        raise Aborted("the registration raced another; retry it") from None
+        except IopcareError as exc:
+            self._refused(principal, audit.CREATE, "Patient", exc)
+            raise
+        if created:
+            self.notify_outbox()
+        patient_id = known[0] if known else result_id
+        with self.db.read() as conn:
+            stored_patient = store.patients.load(conn, patient_id)
+            if stored_patient is None:  # a retry of a request that linked
+                stored_patient = self._by_request(conn, result_id)
+        return stored_patient
+
+    def _by_request(self, conn: Connection, result_id: str) -> Stored:
+        found = store.patients.load(conn, result_id)
+        if found is None:
+            raise NotFound("the patient this request registered was linked to another one")
+        return found
+
+    def _remember(
+        self, conn: Connection, patient_id: str, identifiers: list[tuple[str, str]]
+    ) -> None:
+        # Inserted without looking first: if a concurrent registration took an identifier since
+        # this transaction looked, the primary key refuses it and the whole registration is
+        # retried, and then links instead of making a twin.
+        conn.execute(
+            insert(store.patient_identifier),
+            [{"system": s, "value": v, "patient_id": patient_id} for s, v in identifiers],
+        )
+
+    def _link(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        patient_id: str,
+        identifiers: list[tuple[str, str]],
+    ) -> str:
+        current = store.patients.load(uow.conn, patient_id)
+        assert current is not None
+        resource = fhir.parse_resource(current.resource)
+        have = set(_identifiers(resource, "Patient"))
+        new = [pair for pair in identifiers if pair not in have]
+        if not new:
+            return patient_id
+
+        def reviser(item: Stored, version: int, now: datetime) -> tuple[str, str, str]:
+            data = fhir.to_dict(resource)
+            data["identifier"] = [
+                *(data.get("identifier") or []),
+                *({"system": system, "value": value} for system, value in new),
+            ]
+            linked = fhir.parse_resource(data, "Patient")
+            return fhir.with_identity(linked, patient_id, version, now), item.status, "link"
+
+        _, revised, _ = revise(
+            uow.conn,
+            store.patients,
+            "Patient",
+            patient_id,
+            current.version,
+            reviser,
+            principal.reference,
+            "another identifier for the same person",
+        )
+        self._remember(uow.conn, patient_id, new)
+        self._publish(uow, "Patient", revised, codes.EVENT_PATIENT_UPDATED)
+        audit.record(
+            uow.conn,
+            store.audit_log,
+            principal,
+            audit.UPDATE,
+            resource=f"Patient/{patient_id}",
+            patient_id=patient_id,
+            detail="identifier linked",
+        )
+        return patient_id
+
+    def get_patient(self, principal: Principal, patient_id: str) -> Stored:
+        with self.db.read() as conn:
+            patient = store.patients.load(conn, patient_id)
+        if principal.role in codes.REGISTRY_ROLES and patient is not None:
+            audit.record_separately(
+                self.db,
+                store.audit_log,
+                principal,
+                audit.READ,
+                resource=f"Patient/{patient_id}",
+                patient_id=patient_id,
+                detail=f"role:{principal.role}",
+            )
+            return patient
+        return self._audited_read(principal, f"Patient/{patient_id}", patient)
+
+    def find_patient(self, principal: Principal, system: str, value: str) -> Stored:
+        if not system or not value:
+            raise InvalidArgument(
+                "an identifier has a system and a value",
+                [FieldViolation("system" if not system else "value", "required")],
+            )
+        i = store.patient_identifier.c
+        with self.db.read() as conn:
+            patient_id = conn.execute(
+                select(i.patient_id).where((i.system == system) & (i.value == value))
+            ).scalar()
+        if patient_id is None:
+            audit.record_separately(
+                self.db,
+                store.audit_log,
+                principal,
+                audit.SEARCH,
+                resource="Patient",
+                patient_id=None,
+                outcome=audit.NOT_FOUND,
+            )
+            raise NotFound("no patient has that identifier")
+        return self.get_patient(principal, str(patient_id))
+
+    # Practitioners ------------------------------------------------------------------------------
+    def register_practitioner(
+        self, principal: Principal, request_id: str, fhir_json: str, resource_type: str
+    ) -> Stored:
+        """A Practitioner, or a PractitionerRole of a registered practitioner (discipline with a
+        SNOMED CT code, organization, contact, active period)."""
+        tables = (
+            store.practitioners if resource_type == "Practitioner" else store.practitioner_roles
+        )
+        event = (
+            codes.EVENT_PRACTITIONER_CREATED
+            if resource_type == "Practitioner"
+            else codes.EVENT_PRACTITIONER_ROLE_CREATED
+        )
+        try:
+            _require_registry_role(principal)
+            resource = fhir.parse_resource(
+                fhir_json, resource_type, max_bytes=self.max_resource_bytes, field="fhir_json"
+            )
+
+            def _create(uow: UnitOfWork, item_id: str) -> None:
+                # Directory resources belong to no patient: their rows are keyed by the
+                # practitioner instead (a role by its practitioner), and so are their events.
+                owner = item_id
+                if resource_type == "PractitionerRole":
+                    practitioner_id = fhir.reference_id(
+                        resource.practitioner.reference if resource.practitioner else None,
+                        "Practitioner",
+                    )
+                    if (
+                        not practitioner_id
+                        or store.practitioners.load(uow.conn, practitioner_id) is None
+                    ):
+                        raise InvalidArgument(
+                            "the role's practitioner is not registered",
+                            [
+                                FieldViolation(
+                                    "fhir_json.PractitionerRole.practitioner",
+                                    "must reference a registered Practitioner",
+                                )
+                            ],
+                        )
+                    owner = practitioner_id
+                now = datetime.now(UTC)
+                status = "active" if getattr(resource, "active", None) is not False else "inactive"
+                stored = Stored(
+                    item_id, 1, owner, status, now, fhir.with_identity(resource, item_id, 1, now)
+                )
+                tables.insert(uow.conn, stored, principal.reference)
+                self._publish(uow, resource_type, stored, event)
+                audit.record(
+                    uow.conn,
+                    store.audit_log,
+                    principal,
+                    audit.CREATE,
+                    resource=f"{resource_type}/{item_id}",
+                    patient_id=None,
+                )
+
+            item_id, created = create_once(
+                self.db,
+                store.request_log,
+                principal,
+                f"Register{resource_type}",
+                request_id,
+                _create,
+                new_id,
+            )
+        except IopcareError as exc:
+            self._refused(principal, audit.CREATE, resource_type, exc)
+            raise
+        if created:
+            self.notify_outbox()
+        with self.db.read() as conn:
+            stored_item = tables.load(conn, item_id)
+        assert stored_item is not None
+        return stored_item
+
+    def get_practitioner(self, principal: Principal, practitioner_id: str) -> Stored:
+        with self.db.read() as conn:
+            found = store.practitioners.load(conn, practitioner_id)
+        if found is None:
+            raise NotFound(f"Practitioner/{practitioner_id} not found")
+        return found
+
+    def roles_of(self, principal: Principal, practitioner_id: str) -> list[Stored]:
+        with self.db.read() as conn:
+            return store.practitioner_roles.for_patient(conn, practitioner_id)
