@@ -189,7 +189,9 @@ def _load_demo(addresses: dict[str, str], token: str, case_manager_token: str, z
         plan = stub.CreateCarePlan(
             pb.CreateCarePlanRequest(
                 request_id="demo-plan-1",
-                fhir_json=demo_care_plan_json(team_id=team.id, goal_id=goal.id),
+                fhir_json=demo_care_plan_json(
+                    team_id=team.id, goal_id=goal.id, episode_id=episode.id
+                ),
             ),
             metadata=bearer(token),
             timeout=10,

@@ -139,14 +139,17 @@ def demo_phq9(patient_id: str = DEMO_PATIENT_ID, total: int = 17) -> dict[str, A
 
 
 def demo_care_plan(
-    start: datetime | None = None, team_id: str = "demo-team", goal_id: str = "demo-goal-phq9"
+    start: datetime | None = None,
+    team_id: str = "demo-team",
+    goal_id: str = "demo-goal-phq9",
+    episode_id: str | None = None,
 ) -> dict[str, Any]:
     """A 12-week adult IOP plan: group therapy Mon/Wed/Fri 09:00-12:00, weekly individual therapy,
     a weekly psychiatrist visit and a nutrition session every other week."""
     start = start or datetime.now(UTC)
     end = start + timedelta(weeks=12)
     bounds = {"boundsPeriod": {"start": start.date().isoformat(), "end": end.date().isoformat()}}
-    return {
+    plan: dict[str, Any] = {
         "resourceType": "CarePlan",
         "status": "active",
         "intent": "plan",
@@ -239,9 +242,16 @@ def demo_care_plan(
             ),
         ],
     }
+    if episode_id:
+        # The plan belongs to this IOP stay: the stay's transitions apply to it.
+        plan["supportingInfo"] = [{"reference": f"EpisodeOfCare/{episode_id}"}]
+    return plan
 
 
 def demo_care_plan_json(
-    start: datetime | None = None, team_id: str = "demo-team", goal_id: str = "demo-goal-phq9"
+    start: datetime | None = None,
+    team_id: str = "demo-team",
+    goal_id: str = "demo-goal-phq9",
+    episode_id: str | None = None,
 ) -> str:
-    return json.dumps(demo_care_plan(start, team_id, goal_id))
+    return json.dumps(demo_care_plan(start, team_id, goal_id, episode_id))

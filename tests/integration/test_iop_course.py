@@ -54,6 +54,8 @@ def test_an_iop_course_from_referral_to_step_down(
     ).goal
     plan_body = iop_plan(patient, team_id)
     plan_body["goal"] = [{"reference": f"Goal/{goal.id}"}]
+    # The plan belongs to this stay: the stay's transitions apply to it.
+    plan_body["supportingInfo"] = [{"reference": f"EpisodeOfCare/{episode.id}"}]
     plan = stub.CreateCarePlan(
         pb.CreateCarePlanRequest(request_id="p1", fhir_json=json.dumps(plan_body)),
         metadata=psychiatrist,

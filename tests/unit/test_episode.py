@@ -59,5 +59,6 @@ def test_unknown_levels_and_closed_stays_are_refused() -> None:
         change_level(finished, "iop", None)
 
 
-def test_discharging_a_planned_stay_cancels_it() -> None:
-    assert discharge(PLANNED).state.status == "cancelled"
+def test_discharging_a_planned_stay_cancels_it_and_touches_no_plan() -> None:
+    transition = discharge(PLANNED)
+    assert (transition.state.status, transition.plan_effect) == ("cancelled", None)

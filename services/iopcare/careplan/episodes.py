@@ -172,7 +172,9 @@ class Episodes(ServiceBase):
                 )
                 self._publish(uow, "EpisodeOfCare", revised, codes.EVENT_EPISODE[kind])
                 if effects[0].plan_effect:
-                    self._apply_to_plans(uow, principal, revised.patient_id, effects[0], reason)
+                    self._apply_to_plans(
+                        uow, principal, revised.patient_id, episode_id, effects[0], reason
+                    )
                 audit.record(
                     uow.conn,
                     store.audit_log,
@@ -194,10 +196,11 @@ class Episodes(ServiceBase):
         uow: UnitOfWork,
         principal: Principal,
         patient_id: str,
+        episode_id: str,
         transition: Transition,
         reason: str,
     ) -> None:
-        """Each transition closes or revises the patient's open plans, in the same transaction."""
+        """Each transition closes or revises the plans of this stay, in the same transaction."""
         target = {"complete": "completed", "suspend": "on-hold", "resume": "active"}[
             str(transition.plan_effect)
         ]
@@ -206,9 +209,23 @@ class Episodes(ServiceBase):
             "suspend": {"active"},
             "resume": {"on-hold"},
         }[str(transition.plan_effect)]
-        for plan in store.plans.for_patient(uow.conn, patient_id):
+        episode_ref = f"EpisodeOfCare/{episode_id}"
+        for plan in store.plans.for_patient(uow.conn, patient_id, lock=True):
             if plan.status not in applies_to:
                 continue
+            # Only the plans of this stay (CarePlan.supportingInfo names the episode): another
+            # episode's transition, or a duplicate referral cancelled, leaves them alone.
+            if episode_ref not in fhir_map.plan_episode_refs(fhir.parse_resource(plan.resource)):
+                continue
+            if transition.plan_effect == "resume":
+                last = store.plans.versions(uow.conn, plan.id, 1, None)
+                # A hold a clinician chose (a vacation) is theirs to lift, not the episode's.
+                if (
+                    not last
+                    or last[0].change != "suspend"
+                    or not (last[0].reason or "").startswith("episode step-up")
+                ):
+                    continue
             # A draft that never started is revoked, not completed.
             status = "revoked" if plan.status == "draft" and target == "completed" else target
 

@@ -299,3 +299,12 @@ def with_review(
         },
     ]
     return fhir.parse_resource(data, "CarePlan")
+
+
+def plan_episode_refs(plan: fhir.Resource) -> set[str]:
+    """The episodes a plan belongs to: its supportingInfo references to EpisodeOfCare."""
+    return {
+        ref.reference
+        for ref in getattr(plan, "supportingInfo", None) or []
+        if ref.reference and ref.reference.startswith("EpisodeOfCare/")
+    }

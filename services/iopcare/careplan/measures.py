@@ -209,7 +209,7 @@ class Measures(ServiceBase):
         """New versions of the patient's open goals whose target is this measure, where the
         achievement status moves (improving, worsening, no-change, achieved)."""
         changed = []
-        for current in store.goals.for_patient(uow.conn, patient_id):
+        for current in store.goals.for_patient(uow.conn, patient_id, lock=True):
             goal = fhir.parse_resource(current.resource)
             if goal.lifecycleStatus not in codes.GOAL_OPEN_STATUSES:
                 continue

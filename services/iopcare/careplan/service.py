@@ -385,7 +385,7 @@ def make_reviews_due(
     """After a crisis the team reviews the patient's active plans at once (domain.md: plan review
     "sooner on change"): each gets `on` as its next review date and a review-due event."""
     changed = []
-    for plan in store.plans.for_patient(uow.conn, patient_id):
+    for plan in store.plans.for_patient(uow.conn, patient_id, lock=True):
         if plan.status != "active":
             continue
         current_due = fhir_map.review_due(fhir.parse_resource(plan.resource))

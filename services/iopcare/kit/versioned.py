@@ -164,12 +164,17 @@ class VersionedTables:
         row = conn.execute(select(self.current).where(self.current.c.id == item_id)).first()
         return self._stored(row) if row is not None else None
 
-    def for_patient(self, conn: Connection, patient_id: str) -> list[Stored]:
-        rows = conn.execute(
+    def for_patient(self, conn: Connection, patient_id: str, *, lock: bool = False) -> list[Stored]:
+        """The patient's resources, oldest first. With `lock`, the rows stay locked until the
+        transaction ends (PostgreSQL; SQLite has one writer anyway), so a server-side change of
+        several of them (a crisis making reviews due, a discharge completing plans) cannot race a
+        client's update of one and fail on a stale version."""
+        query = (
             select(self.current)
             .where(self.current.c.patient_id == patient_id)
             .order_by(self.current.c.created_at, self.current.c.id)
-        ).all()
+        )
+        rows = conn.execute(query.with_for_update() if lock else query).all()
         return [self._stored(row) for row in rows]
 
     def versions(

@@ -80,10 +80,9 @@ def change_level(state: EpisodeState, clinical: str, authorized: str | None) -> 
 
 def discharge(state: EpisodeState) -> Transition:
     if state.status in {"planned", "waitlist"}:
+        # A stay that never began has no plan in force: cancelling it touches none.
         return Transition(
-            EpisodeState("cancelled", state.clinical_level, state.authorized_level),
-            "cancel",
-            "complete",
+            EpisodeState("cancelled", state.clinical_level, state.authorized_level), "cancel", None
         )
     if state.status not in {"active", "onhold"}:
         raise FailedPrecondition(
