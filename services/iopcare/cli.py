@@ -261,7 +261,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             )
             broker.start()
             bootstrap = broker.bootstrap_servers
-        kafka_broker.create_topics(bootstrap, topics.all_topics(), partitions=topics.PARTITIONS)
+        kafka_broker.create_topics(
+            bootstrap, topics.all_topics(settings.topic_prefix), partitions=topics.PARTITIONS
+        )
         env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "IOPCARE_DATA_DIR": str(data_dir)}
         for name in SERVICES:
             process = ServiceProcess(

@@ -40,7 +40,9 @@ class CareTeams(ServiceBase):
 
             def _create(uow: UnitOfWork, team_id: str) -> None:
                 may_manage_team(
-                    principal.role, self.access.on_team(uow.conn, principal, patient_id)
+                    principal.role,
+                    self.access.on_team(uow.conn, principal, patient_id),
+                    creating=True,
                 )
                 now = datetime.now(UTC)
                 team = Stored(

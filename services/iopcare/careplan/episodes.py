@@ -53,6 +53,7 @@ class Episodes(ServiceBase):
                 )
             problems.raise_if_any("the EpisodeOfCare cannot be created")
             assert patient_id is not None
+            episode = fhir_map.without_server_elements(episode)
             now_state = fhir_map.episode_state(episode)
             start = with_transition(episode, now_state, datetime.now(UTC))
 

@@ -126,10 +126,10 @@ def _number(element: Any, prefix: str) -> float | None:
     return float(integer) if integer is not None else None
 
 
-def _item_score(component: Any) -> int | None:
+def _item_score(component: Any) -> float | None:
     value = _number(component, "value")
     if value is not None:
-        return int(value)
+        return value
     concept = getattr(component, "valueCodeableConcept", None)
     for coding in (concept.coding if concept is not None else None) or []:
         if coding.code in codes.PHQ_ANSWER_SCORES:
@@ -148,6 +148,8 @@ def measure_from_fhir(observation: fhir.Resource) -> Measure:
         effective = datetime(effective.year, effective.month, effective.day, tzinfo=UTC)
     elif isinstance(effective, datetime) and effective.tzinfo is None:
         effective = effective.replace(tzinfo=UTC)
+    elif not isinstance(effective, datetime):
+        effective = None  # a partial date (`2024-02`): not when the measure was taken
     item9 = next(
         (
             _item_score(c)
@@ -289,10 +291,17 @@ def with_review(
         for a in review.attestations
     )
     data = fhir.to_dict(with_review_due(plan, due))
+    # Annotation.author is a Practitioner, Patient, RelatedPerson or Organization reference, or a
+    # string: a system identity is named in words.
+    by = (
+        {"authorReference": {"reference": author}}
+        if author.startswith("Practitioner/")
+        else {"authorString": author}
+    )
     data["note"] = [
         *(data.get("note") or []),
         {
-            "authorReference": {"reference": author},
+            **by,
             "time": fhir.instant(at),
             "text": f"Plan review {review.reviewed_on.isoformat()} ({review.outcome}): "
             f"{review.summary} Attested by: {signed}.",
@@ -308,3 +317,22 @@ def plan_episode_refs(plan: fhir.Resource) -> set[str]:
         for ref in getattr(plan, "supportingInfo", None) or []
         if ref.reference and ref.reference.startswith("EpisodeOfCare/")
     }
+
+
+def plan_goal_ids(plan: fhir.Resource) -> list[tuple[int, str | None]]:
+    """(index, Goal id) of each goal reference of a plan that names a stored goal (contained
+    goals left out); None for a reference that is neither."""
+    result = []
+    for index, ref in enumerate(getattr(plan, "goal", None) or []):
+        if _reference_type(plan, ref.reference) == "Goal" and (ref.reference or "").startswith("#"):
+            continue
+        result.append((index, fhir.reference_id(ref.reference, "Goal")))
+    return result
+
+
+def without_server_elements(episode: fhir.Resource) -> fhir.Resource:
+    """A new episode as the client may send it: the server keeps period and statusHistory."""
+    data = fhir.to_dict(episode)
+    data.pop("period", None)
+    data.pop("statusHistory", None)
+    return fhir.parse_resource(data, "EpisodeOfCare")

@@ -20,7 +20,7 @@ from iopcare.careplan.domain.model import (
     check_update_request,
 )
 from iopcare.careplan.domain.review import Attestation, Review, check_review, next_review_due
-from iopcare.kit import audit, fhir, paging, topics
+from iopcare.kit import audit, fhir, paging, teams, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import (
@@ -142,7 +142,9 @@ class CarePlans(ServiceBase):
     """The treatment plan: create, revise under optimistic concurrency, read its history."""
 
     def _check_teams(self, conn: Connection, plan: fhir.Resource, patient_id: str) -> None:
-        """A plan's careTeam references must be teams of the same patient in this service."""
+        """A plan's careTeam and goal references must name this service's teams and goals of the
+        same patient (contained ones excepted): a plan never points into another patient's
+        record."""
         problems = []
         for index, team_id in fhir_map.plan_team_ids(plan):
             team = store.teams.load(conn, team_id) if team_id else None
@@ -153,8 +155,14 @@ class CarePlans(ServiceBase):
                         "must reference a CareTeam of the plan's patient (CareTeam/{id})",
                     )
                 )
+        for index, goal_id in fhir_map.plan_goal_ids(plan):
+            goal = store.goals.load(conn, goal_id) if goal_id else None
+            if goal is not None and goal.patient_id != patient_id:
+                problems.append(
+                    FieldViolation(f"fhir_json.CarePlan.goal[{index}]", "a Goal of another patient")
+                )
         if problems:
-            raise InvalidArgument("the plan refers to an unknown care team", problems)
+            raise InvalidArgument("the plan refers to another patient's records", problems)
 
     @contextmanager
     def _audit_refusals(self, principal: Principal, action: str, resource: str) -> Iterator[None]:
@@ -328,6 +336,26 @@ class CarePlans(ServiceBase):
 
                 def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
                     self.access.basis(uow.conn, principal, current.patient_id)
+                    # An attestation is a clinician's signature: it must be a current member of
+                    # the patient's team, in the role they attest for.
+                    strangers = [
+                        FieldViolation(
+                            f"attestations[{i}]", "not on the patient's team in that role"
+                        )
+                        for i, a in enumerate(review.attestations)
+                        if a.role
+                        not in teams.roles_of_member(
+                            uow.conn,
+                            store.care_team_member,
+                            f"Practitioner/{a.practitioner}",
+                            current.patient_id,
+                            now.date(),
+                        )
+                    ]
+                    if strangers:
+                        raise InvalidArgument(
+                            "the review names attestations of non-members", strangers
+                        )
                     before = fhir.parse_resource(current.resource)
                     if before.status not in {"active", "on-hold"}:
                         raise FailedPrecondition(

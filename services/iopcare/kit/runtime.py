@@ -148,7 +148,8 @@ class Assembly:
             inbox,
             name=self.name,
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            group_id=self.service.consumer_group,
+            # Deployments sharing a cluster (a topic prefix) must not share consumer groups either.
+            group_id=f"{self.settings.topic_prefix}{self.service.consumer_group}",
             topics_=[topics.physical(self.settings.topic_prefix, t) for t in topic_names],
             handlers=handlers,
             max_attempts=self.settings.consumer_max_attempts,

@@ -37,10 +37,17 @@ from iopcare.kit.schema import BigId
 
 
 def as_date(value: Any) -> date | None:
-    """A FHIR date or dateTime as a date (the day it names)."""
+    """A FHIR date or dateTime as a date (the day it names). Partial dates (`2024`, `2024-05`),
+    which FHIR allows, mean their first day."""
     if value is None:
         return None
-    return value.date() if isinstance(value, datetime) else value
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value)
+    parts = [int(p) for p in text.split("T")[0].split("-")[:3]]
+    return date(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1)
 
 
 def memberships(team: fhir.Resource) -> list[Membership]:
@@ -156,6 +163,22 @@ def is_member(conn: Connection, table: Table, reference: str, patient_id: str, t
         .limit(1)
     ).first()
     return row is not None
+
+
+def roles_of_member(
+    conn: Connection, table: Table, reference: str, patient_id: str, today: date
+) -> set[str]:
+    """The roles in which `reference` is, today, on one of the patient's active teams."""
+    m = table.c
+    rows = conn.execute(
+        select(m.role).where(
+            (m.member == reference)
+            & (m.patient_id == patient_id)
+            & ((m.period_start.is_(None)) | (m.period_start <= today))
+            & ((m.period_end.is_(None)) | (m.period_end >= today))
+        )
+    ).scalars()
+    return {str(r) for r in rows if r}
 
 
 def members_with_role(

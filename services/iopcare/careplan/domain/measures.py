@@ -19,7 +19,7 @@ class Measure:
     value: float | None
     effective: datetime | None
     #: PHQ-9 item 9 score (0-3) when the questionnaire's items were recorded.
-    item9: int | None = None
+    item9: float | None = None
 
 
 @dataclass(frozen=True)
@@ -40,18 +40,22 @@ def check_measure(measure: Measure, prefix: str = "fhir_json.Observation.") -> N
         problems.add(f"{prefix}status", f"one of {', '.join(sorted(codes.MEASURE_STATUSES))}")
     if not measure.code:
         problems.add(f"{prefix}code", "needs a LOINC coding (http://loinc.org)")
+    elif len(measure.code) > 32:
+        problems.add(f"{prefix}code", "a LOINC code has at most 32 characters")
     if measure.value is None and measure.item9 is None:
         problems.add(f"{prefix}value[x]", "needs valueQuantity or valueInteger, or components")
     if measure.effective is None:
-        problems.add(f"{prefix}effective[x]", "needs effectiveDateTime (when it was measured)")
+        problems.add(
+            f"{prefix}effective[x]", "needs a full effectiveDateTime (when it was measured)"
+        )
     if (
         measure.code == codes.PHQ9_TOTAL
         and measure.value is not None
         and not 0 <= measure.value <= 27
     ):
         problems.add(f"{prefix}valueQuantity", "a PHQ-9 total is between 0 and 27")
-    if measure.item9 is not None and not 0 <= measure.item9 <= 3:
-        problems.add(f"{prefix}component", "a PHQ-9 item scores 0 to 3")
+    if measure.item9 is not None and measure.item9 not in (0, 1, 2, 3):
+        problems.add(f"{prefix}component", "a PHQ-9 item scores 0, 1, 2 or 3")
     problems.raise_if_any("the measure cannot be recorded")
 
 
@@ -65,7 +69,7 @@ def crisis_reasons(measure: Measure) -> list[str]:
         return []
     reasons = []
     if measure.item9 is not None and measure.item9 > 0:
-        reasons.append(f"PHQ-9 item 9 (thoughts of self-harm) scored {measure.item9}")
+        reasons.append(f"PHQ-9 item 9 (thoughts of self-harm) scored {measure.item9:g}")
     if measure.value is not None and measure.value >= codes.PHQ9_SEVERE:
         reasons.append(f"PHQ-9 total {measure.value:g} (severe)")
     return reasons

@@ -48,6 +48,8 @@ def _check_members(team: CareTeamDraft, p: str, problems: FieldViolations) -> No
                 "must reference a Practitioner, PractitionerRole, "
                 "RelatedPerson, Patient, Organization or CareTeam",
             )
+        if m.reference and len(m.reference) > 200:
+            problems.add(f"{at}.member", "a reference of at most 200 characters")
         if m.period_start and m.period_end and m.period_end < m.period_start:
             problems.add(f"{at}.period", "ends before it starts")
 
@@ -90,10 +92,19 @@ def check_team_revision(current: CareTeamDraft, revised: CareTeamDraft) -> str:
     return transition
 
 
-def may_manage_team(role: str, on_team: bool) -> None:
-    """Team membership grants access, so changing a team is itself guarded: case managers and
-    administrators manage teams; a psychiatrist, the team lead, manages a team they are on."""
-    if role in codes.TEAM_MANAGER_ROLES or (role == "psychiatrist" and on_team):
+def may_manage_team(role: str, on_team: bool, creating: bool = False) -> None:
+    """Team membership grants access, so changing a team is itself guarded.
+
+    A case manager enrols a new patient's first team (intake); after that only members change
+    it: the case manager and the psychiatrist (team lead) on the team. Administrators and system
+    identities act for the program. Otherwise a case manager could add themselves to any team and
+    so read any patient (HIPAA minimum necessary).
+    """
+    if role in codes.PRIVILEGED_ROLES:
+        return
+    if role == "case-manager" and (creating or on_team):
+        return
+    if role == "psychiatrist" and on_team:
         return
     raise PermissionDenied(
         "only a case manager, an administrator or the team's psychiatrist may change a care team",

@@ -49,13 +49,13 @@ def sessions_proposed_text(count: int) -> str:
 CRISIS_RECIPIENT_ROLES = ("psychiatrist", "therapist")
 
 
-def crisis_text(measure: str, total: float | None, item9: int | None, measured: str) -> str:
+def crisis_text(measure: str, total: float | None, item9: float | None, measured: str) -> str:
     """The alert clinicians read first: what was measured, the scores, and what to do."""
     scores = []
     if total is not None:
         scores.append(f"total {total:g}")
     if item9 is not None:
-        scores.append(f"item 9 (thoughts of self-harm) {item9}")
+        scores.append(f"item 9 (thoughts of self-harm) {item9:g}")
     detail = f" ({', '.join(scores)})" if scores else ""
     return (
         f"CRISIS: {measure} recorded {measured}{detail}. "
