@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from iopcare.careplan import codes, fhir_map, store
 from iopcare.careplan.domain.model import (
@@ -13,7 +13,7 @@ from iopcare.careplan.domain.team import (
     check_team_revision,
     may_manage_team,
 )
-from iopcare.careplan.service import ServiceBase, new_id
+from iopcare.careplan.service import ServiceBase
 from iopcare.kit import audit, fhir, teams
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork
@@ -22,7 +22,6 @@ from iopcare.kit.errors import (
     InvalidArgument,
     IopcareError,
 )
-from iopcare.kit.requests import create_once
 from iopcare.kit.versioned import Stored, revise
 
 
@@ -36,60 +35,39 @@ class CareTeams(ServiceBase):
             )
             draft = fhir_map.team_from_fhir(resource)
             check_new_team(draft, field_prefix="fhir_json.")
-            patient_id, status = str(draft.patient_id), str(draft.status)
-
-            def _create(uow: UnitOfWork, team_id: str) -> None:
-                may_manage_team(
-                    principal.role,
-                    self.access.on_team(uow.conn, principal, patient_id),
-                    creating=True,
-                )
-                now = datetime.now(UTC)
-                team = Stored(
-                    team_id,
-                    1,
-                    patient_id,
-                    status,
-                    now,
-                    fhir.with_identity(resource, team_id, 1, now),
-                )
-                store.teams.insert(uow.conn, team, principal.reference)
-                teams.replace_members(
-                    uow.conn,
-                    store.care_team_member,
-                    team_id,
-                    patient_id,
-                    teams.memberships(resource),
-                    status == "active",
-                )
-                self._publish(uow, "CareTeam", team, codes.EVENT_TEAM_CREATED)
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
-                    principal,
-                    audit.CREATE,
-                    resource=f"CareTeam/{team_id}",
-                    patient_id=patient_id,
-                )
-
-            team_id, created = create_once(
-                self.db,
-                store.request_log,
-                principal,
-                "CreateCareTeam",
-                request_id,
-                _create,
-                new_id,
-            )
         except IopcareError as exc:
             self._refused(principal, audit.CREATE, "CareTeam", exc)
             raise
-        if created:
-            self.notify_outbox()
-        with self.db.read() as conn:
-            team = store.teams.load(conn, team_id)
-        assert team is not None  # committed above; teams are never deleted
-        return team
+        patient_id, status = str(draft.patient_id), str(draft.status)
+
+        def authorize(uow: UnitOfWork) -> str:
+            on_team = self.access.on_team(uow.conn, principal, patient_id)
+            may_manage_team(principal.role, on_team, creating=True)
+            return f"team-manager:{principal.role}"
+
+        def build(uow: UnitOfWork, team_id: str, now: datetime) -> str:
+            # The memberships are written with the team: access follows it from this commit.
+            teams.replace_members(
+                uow.conn,
+                store.care_team_member,
+                team_id,
+                patient_id,
+                teams.memberships(resource),
+                status == "active",
+            )
+            return fhir.with_identity(resource, team_id, 1, now)
+
+        return self._create_versioned(
+            principal,
+            request_id,
+            store.teams,
+            "CareTeam",
+            patient_id,
+            status,
+            codes.EVENT_TEAM_CREATED,
+            build,
+            authorize,
+        )
 
     def update(
         self,

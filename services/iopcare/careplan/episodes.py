@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from iopcare.careplan import codes, fhir_map, store
 from iopcare.careplan.domain.episode import (
@@ -18,7 +18,7 @@ from iopcare.careplan.domain.model import (
     check_revision,
 )
 from iopcare.careplan.fhir_map import with_transition
-from iopcare.careplan.service import ServiceBase, new_id
+from iopcare.careplan.service import ServiceBase
 from iopcare.kit import audit, fhir, teams
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork
@@ -28,7 +28,6 @@ from iopcare.kit.errors import (
     InvalidArgument,
     IopcareError,
 )
-from iopcare.kit.requests import create_once
 from iopcare.kit.versioned import Stored, revise
 
 
@@ -54,50 +53,26 @@ class Episodes(ServiceBase):
             problems.raise_if_any("the EpisodeOfCare cannot be created")
             assert patient_id is not None
             episode = fhir_map.without_server_elements(episode)
-            now_state = fhir_map.episode_state(episode)
-            start = with_transition(episode, now_state, datetime.now(UTC))
-
-            def _create(uow: UnitOfWork, episode_id: str) -> None:
-                basis = self.access.basis(uow.conn, principal, patient_id)
-                now = datetime.now(UTC)
-                stored = Stored(
-                    episode_id,
-                    1,
-                    patient_id,
-                    str(episode.status),
-                    now,
-                    fhir.with_identity(start, episode_id, 1, now),
-                )
-                store.episodes.insert(uow.conn, stored, principal.reference)
-                self._publish(uow, "EpisodeOfCare", stored, codes.EVENT_EPISODE["create"])
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
-                    principal,
-                    audit.CREATE,
-                    resource=f"EpisodeOfCare/{episode_id}",
-                    patient_id=patient_id,
-                    detail=basis,
-                )
-
-            episode_id, created = create_once(
-                self.db,
-                store.request_log,
-                principal,
-                "CreateEpisode",
-                request_id,
-                _create,
-                new_id,
-            )
         except IopcareError as exc:
             self._refused(principal, audit.CREATE, "EpisodeOfCare", exc)
             raise
-        if created:
-            self.notify_outbox()
-        with self.db.read() as conn:
-            stored_episode = store.episodes.load(conn, episode_id)
-        assert stored_episode is not None
-        return stored_episode
+        assert patient_id is not None
+
+        def build(uow: UnitOfWork, episode_id: str, now: datetime) -> str:
+            # The server keeps statusHistory from the first version on.
+            opened = with_transition(episode, fhir_map.episode_state(episode), now)
+            return fhir.with_identity(opened, episode_id, 1, now)
+
+        return self._create_versioned(
+            principal,
+            request_id,
+            store.episodes,
+            "EpisodeOfCare",
+            patient_id,
+            str(episode.status),
+            codes.EVENT_EPISODE["create"],
+            build,
+        )
 
     def get(self, principal: Principal, episode_id: str) -> Stored:
         with self.db.read() as conn:

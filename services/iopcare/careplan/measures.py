@@ -54,43 +54,20 @@ class Measures(ServiceBase):
                 )
             if problems:
                 raise InvalidArgument("the Goal cannot be created", problems)
-            assert patient_id is not None
-
-            def _create(uow: UnitOfWork, goal_id: str) -> None:
-                basis = self.access.basis(uow.conn, principal, patient_id)
-                now = datetime.now(UTC)
-                stored = Stored(
-                    goal_id,
-                    1,
-                    patient_id,
-                    str(goal.lifecycleStatus),
-                    now,
-                    fhir.with_identity(goal, goal_id, 1, now),
-                )
-                store.goals.insert(uow.conn, stored, principal.reference)
-                self._publish(uow, "Goal", stored, codes.EVENT_GOAL_CREATED)
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
-                    principal,
-                    audit.CREATE,
-                    resource=f"Goal/{goal_id}",
-                    patient_id=patient_id,
-                    detail=basis,
-                )
-
-            goal_id, created = create_once(
-                self.db, store.request_log, principal, "CreateGoal", request_id, _create, new_id
-            )
         except IopcareError as exc:
             self._refused(principal, audit.CREATE, "Goal", exc)
             raise
-        if created:
-            self.notify_outbox()
-        with self.db.read() as conn:
-            stored_goal = store.goals.load(conn, goal_id)
-        assert stored_goal is not None
-        return stored_goal
+        assert patient_id is not None
+        return self._create_versioned(
+            principal,
+            request_id,
+            store.goals,
+            "Goal",
+            patient_id,
+            str(goal.lifecycleStatus),
+            codes.EVENT_GOAL_CREATED,
+            lambda uow, goal_id, now: fhir.with_identity(goal, goal_id, 1, now),
+        )
 
     def get_goal(self, principal: Principal, goal_id: str) -> Stored:
         with self.db.read() as conn:

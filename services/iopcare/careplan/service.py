@@ -33,7 +33,7 @@ from iopcare.kit.errors import (
 from iopcare.kit.events import Event, append_to_outbox
 from iopcare.kit.requests import create_once
 from iopcare.kit.teams import TeamAccess
-from iopcare.kit.versioned import Stored, Version, revise
+from iopcare.kit.versioned import Stored, Version, VersionedTables, revise
 
 
 def new_id() -> str:
@@ -79,6 +79,63 @@ class ServiceBase:
                 time=item.updated_at,
             ),
         )
+
+    def _create_versioned(
+        self,
+        principal: Principal,
+        request_id: str,
+        tables: VersionedTables,
+        resource_type: str,
+        patient_id: str,
+        status: str,
+        event_type: str,
+        build: Callable[[UnitOfWork, str, datetime], str],
+        authorize: Callable[[UnitOfWork], str] | None = None,
+    ) -> Stored:
+        """Creates version 1 of a resource once per request id, with its history row, its event
+        and its audit row in one transaction; refusals are audited too.
+
+        `authorize(uow)` returns the basis of the caller's access (default: care team access to
+        the patient) or raises; `build(uow, id, now)` returns the stored JSON (and may refuse).
+        """
+        authorize = authorize or (lambda uow: self.access.basis(uow.conn, principal, patient_id))
+        try:
+
+            def _create(uow: UnitOfWork, item_id: str) -> None:
+                basis = authorize(uow)
+                now = datetime.now(UTC)
+                stored = Stored(item_id, 1, patient_id, status, now, build(uow, item_id, now))
+                tables.insert(uow.conn, stored, principal.reference)
+                self._publish(uow, resource_type, stored, event_type)
+                audit.record(
+                    uow.conn,
+                    store.audit_log,
+                    principal,
+                    audit.CREATE,
+                    resource=f"{resource_type}/{item_id}",
+                    patient_id=patient_id,
+                    detail=basis,
+                )
+
+            item_id, created = create_once(
+                self.db,
+                store.request_log,
+                principal,
+                f"Create{resource_type}",
+                request_id,
+                _create,
+                new_id,
+            )
+        except IopcareError as exc:
+            self._refused(principal, audit.CREATE, resource_type, exc)
+            raise
+        if created:
+            self.notify_outbox()
+        with self.db.read() as conn:
+            item = tables.load(conn, item_id)
+        if item is None:  # committed above; nothing is ever deleted
+            raise FailedPrecondition(f"{resource_type}/{item_id} vanished after it was created")
+        return item
 
     def _refused(self, principal: Principal, action: str, resource: str, exc: IopcareError) -> None:
         """Every refused write is audited too (reliability C11), in a transaction of its own."""
@@ -180,46 +237,22 @@ class CarePlans(ServiceBase):
             )
             draft = fhir_map.draft_from_fhir(resource)
             check_new_plan(draft, field_prefix="fhir_json.")
-            patient_id, status = str(draft.patient_id), str(draft.status)
+        patient_id = str(draft.patient_id)
 
-            def _create(uow: UnitOfWork, plan_id: str) -> None:
-                basis = self.access.basis(uow.conn, principal, patient_id)
-                self._check_teams(uow.conn, resource, patient_id)
-                now = datetime.now(UTC)
-                stored = store.StoredPlan(
-                    id=plan_id,
-                    version=1,
-                    patient_id=patient_id,
-                    status=status,
-                    updated_at=now,
-                    resource=fhir_map.stamp(
-                        self._first_review(resource, now.date()), plan_id, 1, now
-                    ),
-                )
-                store.plans.insert(uow.conn, stored, principal.reference)
-                self._publish(uow, "CarePlan", stored, codes.EVENT_CREATED)
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
-                    principal,
-                    audit.CREATE,
-                    resource=f"CarePlan/{plan_id}",
-                    patient_id=patient_id,
-                    detail=basis,
-                )
+        def build(uow: UnitOfWork, plan_id: str, now: datetime) -> str:
+            self._check_teams(uow.conn, resource, patient_id)
+            return fhir_map.stamp(self._first_review(resource, now.date()), plan_id, 1, now)
 
-            plan_id, created = create_once(
-                self.db,
-                store.request_log,
-                principal,
-                "CreateCarePlan",
-                request_id,
-                _create,
-                new_id,
-            )
-        if created:
-            self.notify_outbox()
-        return self._load(plan_id)
+        return self._create_versioned(
+            principal,
+            request_id,
+            store.plans,
+            "CarePlan",
+            patient_id,
+            str(draft.status),
+            codes.EVENT_CREATED,
+            build,
+        )
 
     def update(
         self,
@@ -315,13 +348,6 @@ class CarePlans(ServiceBase):
             versions = versions[:size]
             token = paging.encode({"before": versions[-1].version})
         return versions, token
-
-    def _load(self, plan_id: str) -> store.StoredPlan:
-        with self.db.read() as conn:
-            plan = store.plans.load(conn, plan_id)
-        if plan is None:  # committed above, and plans are never deleted
-            raise FailedPrecondition(f"CarePlan/{plan_id} vanished after it was created")
-        return plan
 
     def record_review(
         self, principal: Principal, plan_id: str, expected_version: int, review: Review
