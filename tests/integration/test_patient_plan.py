@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
@@ -106,3 +107,59 @@ def test_the_patient_plan_is_only_for_the_team(
             metadata=harness.metadata(settings, role="dietitian", practitioner="diet-9"),
         )
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_attendance_recorded_in_scheduling_reaches_the_patient_plan(
+    stub: pb_grpc.CarePlanServiceStub, settings: Settings, others: dict[str, ServiceRuntime]
+) -> None:
+    from iopcare.scheduling.v1 import scheduling_service_pb2 as sc
+    from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as sc_grpc
+
+    patient = new_patient_id()
+    me = harness.metadata(settings)
+    team_id = harness.enrol_over_grpc(stub, settings, patient)
+    stub.CreateCarePlan(
+        pb.CreateCarePlanRequest(request_id="p", fhir_json=json.dumps(iop_plan(patient, team_id))),
+        metadata=me,
+    )
+    with harness.channel(others["scheduling"]) as channel:
+        scheduling = sc_grpc.SchedulingServiceStub(channel)
+
+        def sessions() -> list[sc.Appointment] | None:
+            try:
+                found = scheduling.ListAppointments(
+                    sc.ListAppointmentsRequest(patient_id=patient), metadata=me
+                ).appointments
+            except grpc.RpcError:
+                return None
+            return list(found) or None
+
+        first = harness.eventually(sessions)[0]
+        cancelled = scheduling.RecordAttendance(
+            sc.RecordAttendanceRequest(
+                appointment_id=first.id,
+                expected_version=1,
+                status="cancelled",
+                reason="patient has the flu",
+            ),
+            metadata=me,
+        ).appointment
+        assert cancelled.version == 2
+        reason = json.loads(cancelled.fhir_json)["cancelationReason"]
+        assert reason["text"] == "patient has the flu"
+        with pytest.raises(grpc.RpcError) as caught:
+            scheduling.RecordAttendance(
+                sc.RecordAttendanceRequest(
+                    appointment_id=first.id, expected_version=2, status="arrived"
+                ),
+                metadata=me,
+            )
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    def cancelled_in_view() -> bool:
+        view = stub.GetPatientPlan(pb.GetPatientPlanRequest(patient_id=patient), metadata=me)
+        return any(
+            s.appointment_id == first.id and s.status == "cancelled" for s in view.upcoming_sessions
+        )
+
+    harness.eventually(cancelled_in_view, timeout=30)

@@ -54,6 +54,7 @@ def build(
         [topics.SCHEDULING, topics.NOTES],
         {
             scheduling_codes.EVENT_APPOINTMENTS_PROPOSED: view.on_appointments_proposed,
+            scheduling_codes.EVENT_APPOINTMENT_UPDATED: view.on_appointment_updated,
             notes_codes.EVENT_MESSAGE_POSTED: view.on_message_posted,
         },
     )

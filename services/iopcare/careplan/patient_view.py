@@ -75,6 +75,9 @@ class PatientView(ServiceBase):
         for entry in received.resource.entry or []:
             self._project_appointment(uow.conn, entry.resource)
 
+    def on_appointment_updated(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        self._project_appointment(uow.conn, received.resource)
+
     def _project_appointment(self, conn: Connection, appointment: fhir.Resource) -> None:
         patient_id = next(
             (

@@ -43,3 +43,15 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         return pb.ListAppointmentsResponse(
             appointments=[to_message(a) for a in items], next_page_token=token
         )
+
+    def RecordAttendance(
+        self, request: pb.RecordAttendanceRequest, context: grpc.ServicerContext
+    ) -> pb.RecordAttendanceResponse:
+        appointment = self.scheduling.record_attendance(
+            current_principal(),
+            require_id(request.appointment_id, "appointment_id"),
+            request.expected_version,
+            request.status,
+            request.reason,
+        )
+        return pb.RecordAttendanceResponse(appointment=to_message(appointment))

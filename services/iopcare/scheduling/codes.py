@@ -18,3 +18,7 @@ PARTICIPANT_TYPES = frozenset(
         "Location",
     }
 )
+EVENT_APPOINTMENT_UPDATED = "iopcare.scheduling.appointment.updated.v1"
+#: Cancellation reasons (http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason
+#: has no "late" code, so the lateness is our own coding beside the reason text).
+LATE_CANCELLATION_SYSTEM = "https://iopcare.org/fhir/CodeSystem/cancellation-timing"

@@ -155,3 +155,25 @@ def collection(resources: list[str], bundle_id: str, at: datetime) -> str:
             "Bundle",
         )
     )
+
+
+def with_attendance(
+    resource: dict[str, Any], status: str, reason: str, late: bool, version: int, at: datetime
+) -> str:
+    """The Appointment after attendance was recorded, as the new stored version."""
+    data = dict(resource)
+    data["status"] = status
+    data["meta"] = {**data.get("meta", {}), "versionId": str(version), "lastUpdated": _instant(at)}
+    if status == "cancelled":
+        data["cancelationReason"] = {
+            "coding": [
+                {"system": codes.LATE_CANCELLATION_SYSTEM, "code": "late" if late else "timely"}
+            ],
+            "text": reason,
+        }
+    if status in {"arrived", "checked-in", "fulfilled"}:
+        data["participant"] = [
+            {**p, "status": "accepted"} if p["actor"]["reference"].startswith("Patient/") else p
+            for p in data.get("participant", [])
+        ]
+    return fhir.to_json(fhir.parse_resource(data, "Appointment"))

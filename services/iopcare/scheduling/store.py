@@ -124,3 +124,20 @@ def list_for_patient(
         )
     rows = conn.execute(query.order_by(appointment.c.start, appointment.c.id).limit(limit)).all()
     return [_from_row(row) for row in rows]
+
+
+def load_appointment(conn: Connection, appointment_id: str) -> StoredAppointment | None:
+    row = conn.execute(select(appointment).where(appointment.c.id == appointment_id)).first()
+    return _from_row(row) if row is not None else None
+
+
+def update_appointment(conn: Connection, a: StoredAppointment, expected_version: int) -> bool:
+    """Stores a new version if `expected_version` is still current (the check is in the WHERE)."""
+    updated = conn.execute(
+        appointment.update()
+        .where((appointment.c.id == a.id) & (appointment.c.version == expected_version))
+        .values(
+            status=a.status, version=a.version, resource=a.resource, updated_at=datetime.now(UTC)
+        )
+    )
+    return updated.rowcount == 1

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.iopcare/scheduling/v1/scheduling_service.proto\x12\x15iopcare.scheduling.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x01\n\x0b\x41ppointment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61re_plan_id\x18\x07 \x01(\t\x12\x11\n\tfhir_json\x18\x08 \x01(\t\"T\n\x17ListAppointmentsRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"m\n\x18ListAppointmentsResponse\x12\x38\n\x0c\x61ppointments\x18\x01 \x03(\x0b\x32\".iopcare.scheduling.v1.Appointment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x88\x01\n\x11SchedulingService\x12s\n\x10ListAppointments\x12..iopcare.scheduling.v1.ListAppointmentsRequest\x1a/.iopcare.scheduling.v1.ListAppointmentsResponseB\x02P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.iopcare/scheduling/v1/scheduling_service.proto\x12\x15iopcare.scheduling.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x01\n\x0b\x41ppointment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61re_plan_id\x18\x07 \x01(\t\x12\x11\n\tfhir_json\x18\x08 \x01(\t\"T\n\x17ListAppointmentsRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"m\n\x18ListAppointmentsResponse\x12\x38\n\x0c\x61ppointments\x18\x01 \x03(\x0b\x32\".iopcare.scheduling.v1.Appointment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"k\n\x17RecordAttendanceRequest\x12\x16\n\x0e\x61ppointment_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"S\n\x18RecordAttendanceResponse\x12\x37\n\x0b\x61ppointment\x18\x01 \x01(\x0b\x32\".iopcare.scheduling.v1.Appointment2\xfd\x01\n\x11SchedulingService\x12s\n\x10ListAppointments\x12..iopcare.scheduling.v1.ListAppointmentsRequest\x1a/.iopcare.scheduling.v1.ListAppointmentsResponse\x12s\n\x10RecordAttendance\x12..iopcare.scheduling.v1.RecordAttendanceRequest\x1a/.iopcare.scheduling.v1.RecordAttendanceResponseB\x02P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,6 +39,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTAPPOINTMENTSREQUEST']._serialized_end=406
   _globals['_LISTAPPOINTMENTSRESPONSE']._serialized_start=408
   _globals['_LISTAPPOINTMENTSRESPONSE']._serialized_end=517
-  _globals['_SCHEDULINGSERVICE']._serialized_start=520
-  _globals['_SCHEDULINGSERVICE']._serialized_end=656
+  _globals['_RECORDATTENDANCEREQUEST']._serialized_start=519
+  _globals['_RECORDATTENDANCEREQUEST']._serialized_end=626
+  _globals['_RECORDATTENDANCERESPONSE']._serialized_start=628
+  _globals['_RECORDATTENDANCERESPONSE']._serialized_end=711
+  _globals['_SCHEDULINGSERVICE']._serialized_start=714
+  _globals['_SCHEDULINGSERVICE']._serialized_end=967
 # @@protoc_insertion_point(module_scope)

@@ -46,3 +46,21 @@ class ListAppointmentsResponse(_message.Message):
     appointments: _containers.RepeatedCompositeFieldContainer[Appointment]
     next_page_token: str
     def __init__(self, appointments: _Optional[_Iterable[_Union[Appointment, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class RecordAttendanceRequest(_message.Message):
+    __slots__ = ("appointment_id", "expected_version", "status", "reason")
+    APPOINTMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    appointment_id: str
+    expected_version: int
+    status: str
+    reason: str
+    def __init__(self, appointment_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RecordAttendanceResponse(_message.Message):
+    __slots__ = ("appointment",)
+    APPOINTMENT_FIELD_NUMBER: _ClassVar[int]
+    appointment: Appointment
+    def __init__(self, appointment: _Optional[_Union[Appointment, _Mapping]] = ...) -> None: ...

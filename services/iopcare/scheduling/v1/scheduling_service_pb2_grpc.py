@@ -41,6 +41,11 @@ class SchedulingServiceStub:
                 request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListAppointmentsRequest.SerializeToString,
                 response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListAppointmentsResponse.FromString,
                 _registered_method=True)
+        self.RecordAttendance = channel.unary_unary(
+                '/iopcare.scheduling.v1.SchedulingService/RecordAttendance',
+                request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordAttendanceRequest.SerializeToString,
+                response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordAttendanceResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulingServiceServicer:
@@ -55,6 +60,16 @@ class SchedulingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordAttendance(self, request, context):
+        """Records what happened to a session: arrived, checked-in, fulfilled, noshow or cancelled (with
+        a reason; a cancellation less than 24 hours before the start is marked late). Stores a new
+        version of the Appointment if `expected_version` is still current and emits
+        `iopcare.scheduling.appointment.updated.v1`. Team members of the patient only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -62,6 +77,11 @@ def add_SchedulingServiceServicer_to_server(servicer, server):
                     servicer.ListAppointments,
                     request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListAppointmentsRequest.FromString,
                     response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListAppointmentsResponse.SerializeToString,
+            ),
+            'RecordAttendance': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordAttendance,
+                    request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordAttendanceRequest.FromString,
+                    response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordAttendanceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -93,6 +113,33 @@ class SchedulingService:
             '/iopcare.scheduling.v1.SchedulingService/ListAppointments',
             iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListAppointmentsRequest.SerializeToString,
             iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListAppointmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordAttendance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.scheduling.v1.SchedulingService/RecordAttendance',
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordAttendanceRequest.SerializeToString,
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordAttendanceResponse.FromString,
             options,
             channel_credentials,
             insecure,
