@@ -132,3 +132,65 @@ def test_only_the_team_records_measures_and_bad_ones_are_refused(
     with pytest.raises(grpc.RpcError) as caught:
         _record(stub, settings, bad)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_crisis_flag_is_acknowledged_once_and_an_ignored_one_is_escalated(
+    stub: pb_grpc.CarePlanServiceStub, settings: Settings, with_notes: ServiceRuntime
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import grpc
+
+    from iopcare.notes.v1 import notes_service_pb2 as nt
+    from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
+
+    acknowledged, ignored = new_patient_id(), new_patient_id()
+    for patient in (acknowledged, ignored):
+        harness.enrol_over_grpc(stub, settings, patient)
+        _record(stub, settings, phq9(patient, 22))
+    psychiatrist = harness.metadata(settings)
+    with harness.channel(with_notes) as channel:
+        notes = nt_grpc.NotesServiceStub(channel)
+
+        def flags(patient: str) -> list[nt.Flag] | None:
+            try:
+                return (
+                    list(
+                        notes.ListFlags(
+                            nt.ListFlagsRequest(patient_id=patient), metadata=psychiatrist
+                        ).flags
+                    )
+                    or None
+                )
+            except grpc.RpcError:
+                return None
+
+        (flag,) = harness.eventually(lambda: flags(acknowledged), timeout=20)
+        harness.eventually(lambda: flags(ignored), timeout=20)
+        assert json.loads(flag.fhir_json)["category"][0]["coding"][0]["code"] == "safety"
+        first = notes.AcknowledgeCrisis(
+            nt.AcknowledgeCrisisRequest(flag_id=flag.id, note="Called the patient; safe."),
+            metadata=psychiatrist,
+        ).flag
+        again = notes.AcknowledgeCrisis(
+            nt.AcknowledgeCrisisRequest(flag_id=flag.id),
+            metadata=harness.metadata(settings, role="therapist", practitioner="th-1"),
+        ).flag
+        assert first.version == again.version == 2
+        outsider = harness.metadata(settings, role="therapist", practitioner="th-9")
+        with pytest.raises(grpc.RpcError) as caught:
+            notes.AcknowledgeCrisis(nt.AcknowledgeCrisisRequest(flag_id=flag.id), metadata=outsider)
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    service = with_notes.consumers[0].handlers["iopcare.careplan.crisis.v1"].__self__  # type: ignore[attr-defined]
+    later = datetime.now(UTC) + timedelta(minutes=20)
+    assert service.escalate_overdue(later, timedelta(minutes=15)) == 1  # only the ignored one
+    assert service.escalate_overdue(later, timedelta(minutes=15)) == 0  # and only once
+    c = notes_store.communication.c
+    with with_notes.db.read() as conn:
+        (stat,) = conn.execute(
+            select(notes_store.communication).where(
+                (c.patient_id == ignored) & (c.priority == "stat")
+            )
+        ).all()
+    assert "NOT ACKNOWLEDGED" in stat.text

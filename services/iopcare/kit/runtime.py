@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,37 @@ from iopcare.kit.settings import ServiceSettings, Settings
 log = logging.getLogger(__name__)
 
 
+class PeriodicTask:
+    """A job a service runs every `interval` seconds in its own thread (e.g. re-escalating crisis
+    alerts nobody acknowledged). A failure is logged and the job runs again next time: a bug in
+    one run must not stop the next."""
+
+    def __init__(self, name: str, interval: float, run: Callable[[], object]) -> None:
+        self.name = name
+        self.interval = interval
+        self.run = run
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.run()
+            except Exception:
+                log.exception(
+                    "periodic task %s failed; it runs again in %.0fs", self.name, self.interval
+                )
+
+
 @dataclass
 class ServiceRuntime:
     name: str
@@ -43,6 +75,7 @@ class ServiceRuntime:
     health: health.HealthServicer
     relay: OutboxRelay | None = None
     consumers: list[EventConsumer] = field(default_factory=list)
+    tasks: list[PeriodicTask] = field(default_factory=list)
     _stopped: bool = False
 
     def start(self) -> None:
@@ -51,6 +84,8 @@ class ServiceRuntime:
             self.relay.start()
         for consumer in self.consumers:
             consumer.start()
+        for task in self.tasks:
+            task.start()
         log.info("%s serving on port %d", self.name, self.port)
 
     def stop(self, grace: float = 5.0) -> None:
@@ -59,6 +94,8 @@ class ServiceRuntime:
         self._stopped = True
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait(grace + 1)
+        for task in self.tasks:
+            task.stop()
         for consumer in self.consumers:
             consumer.stop()
         if self.relay is not None:
@@ -158,7 +195,10 @@ class Assembly:
         )
 
     def runtime(
-        self, registrations: list[Registration], consumers: list[EventConsumer] | None = None
+        self,
+        registrations: list[Registration],
+        consumers: list[EventConsumer] | None = None,
+        tasks: list[PeriodicTask] | None = None,
     ) -> ServiceRuntime:
         server, port, health = create_server(
             registrations,
@@ -169,5 +209,12 @@ class Assembly:
             tls=TlsFiles.from_settings(self.settings),
         )
         return ServiceRuntime(
-            self.name, self.db, server, port, health, relay=self.relay, consumers=consumers or []
+            self.name,
+            self.db,
+            server,
+            port,
+            health,
+            relay=self.relay,
+            consumers=consumers or [],
+            tasks=tasks or [],
         )

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     scheduling_horizon_days: int = 14
     #: Days between plan reviews (the program's setting; a crisis makes a review due at once).
     review_interval_days: int = 30
+    #: Minutes after which an unacknowledged crisis alert is escalated again (to the whole team).
+    crisis_escalation_minutes: float = 15
+    #: Seconds between checks for crisis alerts to re-escalate.
+    crisis_check_seconds: float = 30
     #: Relay: how long to wait between outbox scans when nothing was pending.
     relay_idle_seconds: float = 0.05
     #: Relay: rows published per batch.

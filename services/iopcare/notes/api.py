@@ -6,6 +6,7 @@ import grpc
 
 from iopcare.kit.auth import current_principal
 from iopcare.kit.protoconv import require_id, timestamp
+from iopcare.kit.versioned import Stored
 from iopcare.notes.service import Notes
 from iopcare.notes.store import StoredMessage
 from iopcare.notes.v1 import notes_service_pb2 as pb
@@ -52,3 +53,29 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
             request.page_token,
         )
         return pb.ListThreadResponse(messages=[to_message(m) for m in items], next_page_token=token)
+
+    def AcknowledgeCrisis(
+        self, request: pb.AcknowledgeCrisisRequest, context: grpc.ServicerContext
+    ) -> pb.AcknowledgeCrisisResponse:
+        flag = self.notes.acknowledge_crisis(
+            current_principal(), require_id(request.flag_id, "flag_id"), request.note
+        )
+        return pb.AcknowledgeCrisisResponse(flag=flag_message(flag))
+
+    def ListFlags(
+        self, request: pb.ListFlagsRequest, context: grpc.ServicerContext
+    ) -> pb.ListFlagsResponse:
+        found = self.notes.flags_for_patient(
+            current_principal(), require_id(request.patient_id, "patient_id")
+        )
+        return pb.ListFlagsResponse(flags=[flag_message(f) for f in found])
+
+
+def flag_message(flag: Stored) -> pb.Flag:
+    return pb.Flag(
+        id=flag.id,
+        version=flag.version,
+        patient_id=flag.patient_id,
+        status=flag.status,
+        fhir_json=flag.resource,
+    )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from iopcare.careplan import codes as careplan_codes
 from iopcare.kit import topics
-from iopcare.kit.runtime import Assembly, ServiceRuntime
+from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
 from iopcare.kit.teams import projection_handler
 from iopcare.notes import store
@@ -43,7 +44,14 @@ def build(
             scheduling_codes.EVENT_APPOINTMENTS_PROPOSED: notes.on_appointments_proposed,
         },
     )
+    escalation = timedelta(minutes=settings.crisis_escalation_minutes)
+    escalate = PeriodicTask(
+        "crisis-escalation",
+        settings.crisis_check_seconds,
+        lambda: notes.escalate_overdue(datetime.now(UTC), escalation),
+    )
     return parts.runtime(
         [(pb_grpc.add_NotesServiceServicer_to_server, NotesServicer(notes), SERVICE_NAME)],
         [consumer],
+        [escalate],
     )

@@ -14,3 +14,9 @@ PRIORITIES = ("routine", "urgent", "asap", "stat")
 
 #: The identity system messages are sent under (a Device per producing service).
 SYSTEM_SENDER = "Device/iopcare-notes"
+
+EVENT_CRISIS_RAISED = "iopcare.notes.crisis.raised.v1"
+EVENT_CRISIS_ACKNOWLEDGED = "iopcare.notes.crisis.acknowledged.v1"
+#: http://terminology.hl7.org/CodeSystem/flag-category
+FLAG_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/flag-category"
+ACKNOWLEDGED_EXTENSION = "https://iopcare.org/fhir/StructureDefinition/crisis-acknowledged"

@@ -33,3 +33,48 @@ def communication(message_id: str, message: NewMessage, sent_at: datetime) -> st
     if message.recipients:
         resource["recipient"] = [{"reference": ref} for ref in message.recipients]
     return fhir.to_json(fhir.parse_resource(resource, "Communication"))
+
+
+def crisis_flag(flag_id: str, patient_id: str, text: str, about: str, at: datetime) -> str:
+    """The Flag a crisis raises on the patient (FHIR R4 Flag, category safety)."""
+    resource = {
+        "resourceType": "Flag",
+        "id": flag_id,
+        "meta": {"versionId": "1", "lastUpdated": _instant(at)},
+        "status": "active",
+        "category": [
+            {
+                "coding": [
+                    {"system": codes.FLAG_CATEGORY_SYSTEM, "code": "safety", "display": "Safety"}
+                ]
+            }
+        ],
+        "code": {"text": text},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "period": {"start": _instant(at)},
+        "author": {"reference": codes.SYSTEM_SENDER},
+        "extension": [
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/flag-detail",
+                "valueReference": {"reference": about},
+            }
+        ],
+    }
+    return fhir.to_json(fhir.parse_resource(resource, "Flag"))
+
+
+def acknowledged_flag(flag: dict[str, Any], by: str, at: datetime, version: int) -> str:
+    """The Flag with who acknowledged the crisis and when (it stays active until resolved)."""
+    data = dict(flag)
+    data["meta"] = {**data.get("meta", {}), "versionId": str(version), "lastUpdated": _instant(at)}
+    data["extension"] = [
+        *data.get("extension", []),
+        {
+            "url": codes.ACKNOWLEDGED_EXTENSION,
+            "extension": [
+                {"url": "by", "valueReference": {"reference": by}},
+                {"url": "at", "valueDateTime": _instant(at)},
+            ],
+        },
+    ]
+    return fhir.to_json(fhir.parse_resource(data, "Flag"))

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
 
 from iopcare.careplan.fhir_map import measure_from_fhir
 from iopcare.kit import audit, fhir, paging, teams, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
-from iopcare.kit.errors import NotFound
+from iopcare.kit.errors import FieldViolation, InvalidArgument, IopcareError, NotFound
 from iopcare.kit.events import Event, ReceivedEvent, append_to_outbox, child_traceparent
 from iopcare.kit.requests import create_once
+from iopcare.kit.versioned import Stored, revise
 from iopcare.notes import codes, fhir_map, store
 from iopcare.notes.domain.messages import (
     CRISIS_RECIPIENT_ROLES,
@@ -228,7 +232,7 @@ class Notes:
         text = crisis_text(observation.code.text or "PHQ-9", measure.value, measure.item9, measured)
         if store.message_for_event(uow.conn, received.event.id) is not None:
             return
-        self._store(
+        message_id = self._store(
             uow,
             NewMessage(
                 patient_id=patient_id,
@@ -242,3 +246,198 @@ class Notes:
             source_event_id=received.event.id,
             traceparent=received.event.traceparent,
         )
+        # And a safety Flag on the patient, tracked until a clinician acknowledges it.
+        now = datetime.now(UTC)
+        flag_id = str(uuid.uuid4())
+        flag = Stored(
+            flag_id,
+            1,
+            patient_id,
+            "active",
+            now,
+            fhir_map.crisis_flag(flag_id, patient_id, text, f"Observation/{observation.id}", now),
+        )
+        store.flags.insert(uow.conn, flag, codes.SYSTEM_SENDER)
+        uow.conn.execute(
+            store.crisis_alert.insert().values(
+                flag_id=flag_id,
+                patient_id=patient_id,
+                message_id=message_id,
+                recipients=json.dumps(list(recipients)),
+                raised_at=now,
+            )
+        )
+        self._publish_flag(uow, flag, codes.EVENT_CRISIS_RAISED, received.event.traceparent)
+
+    def _publish_flag(
+        self, uow: UnitOfWork, flag: Stored, event_type: str, traceparent: str | None = None
+    ) -> None:
+        append_to_outbox(
+            uow.conn,
+            store.outbox,
+            topics.NOTES,
+            Event(
+                type=event_type,
+                source=codes.SOURCE,
+                subject=f"Flag/{flag.id}/_history/{flag.version}",
+                key=flag.patient_id,
+                data=flag.resource,
+                time=flag.updated_at,
+                traceparent=child_traceparent(traceparent),
+            ),
+        )
+
+    def acknowledge_crisis(self, principal: Principal, flag_id: str, note: str) -> Stored:
+        """A clinician of the team acknowledges a crisis alert: recorded on the Flag and in the
+        thread; acknowledging twice keeps the first acknowledgement."""
+        name = f"Flag/{flag_id}"
+        try:
+            if len(note) > 2000:
+                raise InvalidArgument("note too long", [FieldViolation("note", "at most 2,000")])
+            with UnitOfWork(self.db) as uow:
+                alert = uow.conn.execute(
+                    select(store.crisis_alert).where(store.crisis_alert.c.flag_id == flag_id)
+                ).first()
+                if alert is None:
+                    raise NotFound(f"{name} is not a crisis alert", resource=name)
+                basis = self.access.basis(uow.conn, principal, alert.patient_id)
+                if alert.acknowledged_at is None:
+
+                    def reviser(item: Stored, version: int, now: datetime) -> tuple[str, str, str]:
+                        data = json.loads(item.resource)
+                        resource = fhir_map.acknowledged_flag(
+                            data, principal.reference, now, version
+                        )
+                        return resource, item.status, "acknowledge"
+
+                    current = store.flags.load(uow.conn, flag_id)
+                    assert current is not None
+                    _, flag, _ = revise(
+                        uow.conn,
+                        store.flags,
+                        "Flag",
+                        flag_id,
+                        current.version,
+                        reviser,
+                        principal.reference,
+                        note or "acknowledged",
+                    )
+                    uow.conn.execute(
+                        store.crisis_alert.update()
+                        .where(store.crisis_alert.c.flag_id == flag_id)
+                        .values(
+                            acknowledged_by=principal.reference, acknowledged_at=flag.updated_at
+                        )
+                    )
+                    text = f"Crisis alert acknowledged by {principal.reference}."
+                    self._store(
+                        uow,
+                        NewMessage(
+                            patient_id=alert.patient_id,
+                            text=f"{text} {note}".strip(),
+                            priority="urgent",
+                            category="crisis",
+                            sender=principal.reference,
+                            about=(name,),
+                        ),
+                    )
+                    self._publish_flag(uow, flag, codes.EVENT_CRISIS_ACKNOWLEDGED)
+                audit.record(
+                    uow.conn,
+                    store.audit_log,
+                    principal,
+                    audit.UPDATE,
+                    resource=name,
+                    patient_id=alert.patient_id,
+                    detail=f"acknowledge; {basis}",
+                )
+                uow.commit()
+        except IopcareError as exc:
+            audit.record_separately(
+                self.db,
+                store.audit_log,
+                principal,
+                audit.UPDATE,
+                resource=name,
+                patient_id=None,
+                outcome=audit.DENIED,
+                detail=exc.reason,
+            )
+            raise
+        self.notify_outbox()
+        with self.db.read() as conn:
+            stored = store.flags.load(conn, flag_id)
+        assert stored is not None
+        return stored
+
+    def escalate_overdue(self, now: datetime, after: timedelta) -> int:
+        """Re-escalates crisis alerts nobody acknowledged within `after`: a stat message to the
+        whole team. Each alert is re-escalated once; returns how many were."""
+        a = store.crisis_alert.c
+        escalated = 0
+        with UnitOfWork(self.db) as uow:
+            overdue = uow.conn.execute(
+                select(store.crisis_alert).where(
+                    a.acknowledged_at.is_(None)
+                    & a.escalated_at.is_(None)
+                    & (a.raised_at <= now - after)
+                )
+            ).all()
+            for alert in overdue:
+                team = sorted(
+                    {
+                        member
+                        for role in (
+                            "psychiatrist",
+                            "therapist",
+                            "physician",
+                            "nurse",
+                            "case-manager",
+                        )
+                        for member in teams.members_with_role(
+                            uow.conn, store.care_team_member, alert.patient_id, role, now.date()
+                        )
+                    }
+                )
+                minutes = int(after.total_seconds() // 60)
+                self._store(
+                    uow,
+                    NewMessage(
+                        patient_id=alert.patient_id,
+                        text=f"CRISIS NOT ACKNOWLEDGED after {minutes} minutes: contact the "
+                        "patient now and acknowledge the alert.",
+                        priority="stat",
+                        category="crisis",
+                        sender=codes.SYSTEM_SENDER,
+                        about=(f"Flag/{alert.flag_id}",),
+                        recipients=tuple(team),
+                    ),
+                )
+                uow.conn.execute(
+                    store.crisis_alert.update()
+                    .where(a.flag_id == alert.flag_id)
+                    .values(escalated_at=now)
+                )
+                escalated += 1
+            uow.commit()
+        if escalated:
+            log.warning("re-escalated %d unacknowledged crisis alerts", escalated)
+            self.notify_outbox()
+        return escalated
+
+    def flags_for_patient(self, principal: Principal, patient_id: str) -> list[Stored]:
+        basis = teams.require_access(
+            self.db, store.audit_log, self.access, principal, audit.SEARCH, "Flag", patient_id
+        )
+        with self.db.read() as conn:
+            found = store.flags.for_patient(conn, patient_id)
+        audit.record_separately(
+            self.db,
+            store.audit_log,
+            principal,
+            audit.SEARCH,
+            resource="Flag",
+            patient_id=patient_id,
+            detail=f"{len(found)} hits; {basis}",
+        )
+        return found

@@ -20,6 +20,7 @@ from sqlalchemy import (
 
 from iopcare.kit.schema import BigId, add_kit_tables
 from iopcare.kit.teams import add_member_table, add_projection_table
+from iopcare.kit.versioned import VersionedTables
 
 metadata = MetaData()
 kit = add_kit_tables(metadata)
@@ -51,6 +52,24 @@ communication = Table(
     Column("resource", Text, nullable=False),
 )
 Index("ix_communication_patient_seq", communication.c.patient_id, communication.c.seq)
+
+#: Flags on patients (a crisis raises one), versioned like every revisable resource.
+flags = VersionedTables(metadata, "flag")
+
+#: The crisis workflow of each crisis Flag: raised, acknowledged (by whom, when), re-escalated.
+crisis_alert = Table(
+    "crisis_alert",
+    metadata,
+    Column("flag_id", String(64), primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("message_id", String(64), nullable=False),
+    Column("recipients", Text, nullable=False),
+    Column("raised_at", DateTime(timezone=True), nullable=False),
+    Column("acknowledged_by", String(200), nullable=True),
+    Column("acknowledged_at", DateTime(timezone=True), nullable=True),
+    Column("escalated_at", DateTime(timezone=True), nullable=True),
+)
+Index("ix_crisis_alert_open", crisis_alert.c.acknowledged_at, crisis_alert.c.raised_at)
 
 
 @dataclass(frozen=True)

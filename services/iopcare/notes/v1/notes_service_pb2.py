@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$iopcare/notes/v1/notes_service.proto\x12\x10iopcare.notes.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x01\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0e\n\x06sender\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\t\x12-\n\tsent_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tfhir_json\x18\x07 \x01(\t\"\\\n\x12PostMessageRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\t\"A\n\x13PostMessageResponse\x12*\n\x07message\x18\x01 \x01(\x0b\x32\x19.iopcare.notes.v1.Message\"N\n\x11ListThreadRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x12ListThreadResponse\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.iopcare.notes.v1.Message\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xc3\x01\n\x0cNotesService\x12Z\n\x0bPostMessage\x12$.iopcare.notes.v1.PostMessageRequest\x1a%.iopcare.notes.v1.PostMessageResponse\x12W\n\nListThread\x12#.iopcare.notes.v1.ListThreadRequest\x1a$.iopcare.notes.v1.ListThreadResponseB\x02P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$iopcare/notes/v1/notes_service.proto\x12\x10iopcare.notes.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x01\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0e\n\x06sender\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\t\x12-\n\tsent_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tfhir_json\x18\x07 \x01(\t\"\\\n\x12PostMessageRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\t\"A\n\x13PostMessageResponse\x12*\n\x07message\x18\x01 \x01(\x0b\x32\x19.iopcare.notes.v1.Message\"N\n\x11ListThreadRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x12ListThreadResponse\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.iopcare.notes.v1.Message\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Z\n\x04\x46lag\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x11\n\tfhir_json\x18\x05 \x01(\t\"9\n\x18\x41\x63knowledgeCrisisRequest\x12\x0f\n\x07\x66lag_id\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\"A\n\x19\x41\x63knowledgeCrisisResponse\x12$\n\x04\x66lag\x18\x01 \x01(\x0b\x32\x16.iopcare.notes.v1.Flag\"&\n\x10ListFlagsRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\":\n\x11ListFlagsResponse\x12%\n\x05\x66lags\x18\x01 \x03(\x0b\x32\x16.iopcare.notes.v1.Flag2\x87\x03\n\x0cNotesService\x12Z\n\x0bPostMessage\x12$.iopcare.notes.v1.PostMessageRequest\x1a%.iopcare.notes.v1.PostMessageResponse\x12W\n\nListThread\x12#.iopcare.notes.v1.ListThreadRequest\x1a$.iopcare.notes.v1.ListThreadResponse\x12l\n\x11\x41\x63knowledgeCrisis\x12*.iopcare.notes.v1.AcknowledgeCrisisRequest\x1a+.iopcare.notes.v1.AcknowledgeCrisisResponse\x12T\n\tListFlags\x12\".iopcare.notes.v1.ListFlagsRequest\x1a#.iopcare.notes.v1.ListFlagsResponseB\x02P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,6 +43,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTTHREADREQUEST']._serialized_end=488
   _globals['_LISTTHREADRESPONSE']._serialized_start=490
   _globals['_LISTTHREADRESPONSE']._serialized_end=580
-  _globals['_NOTESSERVICE']._serialized_start=583
-  _globals['_NOTESSERVICE']._serialized_end=778
+  _globals['_FLAG']._serialized_start=582
+  _globals['_FLAG']._serialized_end=672
+  _globals['_ACKNOWLEDGECRISISREQUEST']._serialized_start=674
+  _globals['_ACKNOWLEDGECRISISREQUEST']._serialized_end=731
+  _globals['_ACKNOWLEDGECRISISRESPONSE']._serialized_start=733
+  _globals['_ACKNOWLEDGECRISISRESPONSE']._serialized_end=798
+  _globals['_LISTFLAGSREQUEST']._serialized_start=800
+  _globals['_LISTFLAGSREQUEST']._serialized_end=838
+  _globals['_LISTFLAGSRESPONSE']._serialized_start=840
+  _globals['_LISTFLAGSRESPONSE']._serialized_end=898
+  _globals['_NOTESSERVICE']._serialized_start=901
+  _globals['_NOTESSERVICE']._serialized_end=1292
 # @@protoc_insertion_point(module_scope)

@@ -46,6 +46,16 @@ class NotesServiceStub:
                 request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListThreadRequest.SerializeToString,
                 response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListThreadResponse.FromString,
                 _registered_method=True)
+        self.AcknowledgeCrisis = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/AcknowledgeCrisis',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.AcknowledgeCrisisRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.AcknowledgeCrisisResponse.FromString,
+                _registered_method=True)
+        self.ListFlags = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/ListFlags',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListFlagsRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListFlagsResponse.FromString,
+                _registered_method=True)
 
 
 class NotesServiceServicer:
@@ -68,6 +78,22 @@ class NotesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AcknowledgeCrisis(self, request, context):
+        """Acknowledges a crisis alert (the Flag a crisis raised): who and when are recorded on the
+        Flag and in the thread, and the alert is no longer re-escalated. A second acknowledgement
+        keeps the first. Emits `iopcare.notes.crisis.acknowledged.v1`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFlags(self, request, context):
+        """Lists the Flags on a patient (crisis flags among them), oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -80,6 +106,16 @@ def add_NotesServiceServicer_to_server(servicer, server):
                     servicer.ListThread,
                     request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListThreadRequest.FromString,
                     response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListThreadResponse.SerializeToString,
+            ),
+            'AcknowledgeCrisis': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeCrisis,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.AcknowledgeCrisisRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.AcknowledgeCrisisResponse.SerializeToString,
+            ),
+            'ListFlags': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFlags,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListFlagsRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListFlagsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -138,6 +174,60 @@ class NotesService:
             '/iopcare.notes.v1.NotesService/ListThread',
             iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListThreadRequest.SerializeToString,
             iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListThreadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeCrisis(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/AcknowledgeCrisis',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.AcknowledgeCrisisRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.AcknowledgeCrisisResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFlags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/ListFlags',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListFlagsRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListFlagsResponse.FromString,
             options,
             channel_credentials,
             insecure,
