@@ -313,3 +313,36 @@ def test_each_discipline_changes_only_its_own_activities(
         metadata=dietitian,
     ).care_plan
     assert updated.version == 2
+
+
+def test_a_plan_drafted_from_the_programs_template_can_be_activated(
+    stub: pb_grpc.CarePlanServiceStub, settings: Settings
+) -> None:
+    patient = new_patient_id()
+    team_id = harness.enrol_over_grpc(stub, settings, patient)
+    draft = stub.DraftCarePlan(
+        pb.DraftCarePlanRequest(
+            request_id="d", patient_id=patient, diagnosis_code="F10.20", care_team_id=team_id
+        ),
+        metadata=harness.metadata(settings),
+    ).care_plan
+    assert (draft.status, json.loads(draft.fhir_json)["title"]) == (
+        "draft",
+        "Adult substance use disorder IOP",
+    )
+    active = stub.UpdateCarePlan(
+        pb.UpdateCarePlanRequest(
+            id=draft.id,
+            expected_version=1,
+            fhir_json=json.dumps({"resourceType": "CarePlan", "status": "active"}),
+            update_mask=FieldMask(paths=["status"]),
+        ),
+        metadata=harness.metadata(settings),
+    ).care_plan
+    assert active.status == "active"
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.DraftCarePlan(
+            pb.DraftCarePlanRequest(request_id="x", patient_id=patient, diagnosis_code="J45.909"),
+            metadata=harness.metadata(settings),
+        )
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION

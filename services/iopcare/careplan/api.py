@@ -8,6 +8,7 @@ import grpc
 
 from iopcare.careplan import fhir_map
 from iopcare.careplan.care_teams import CareTeams
+from iopcare.careplan.domain.templates import Template
 from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.measures import Measures
 from iopcare.careplan.patient_view import PatientView
@@ -89,6 +90,7 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
         episodes: Episodes,
         view: PatientView,
         registry: Registry,
+        templates: list[Template],
     ) -> None:
         self.plans = plans
         self.teams = teams
@@ -96,6 +98,7 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
         self.episodes = episodes
         self.view = view
         self.registry = registry
+        self.templates = templates
 
     def CreateCarePlan(
         self, request: pb.CreateCarePlanRequest, context: grpc.ServicerContext
@@ -108,6 +111,19 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
     ) -> pb.GetCarePlanResponse:
         plan = self.plans.get(current_principal(), require_id(request.id, "id"))
         return pb.GetCarePlanResponse(care_plan=to_message(plan))
+
+    def DraftCarePlan(
+        self, request: pb.DraftCarePlanRequest, context: grpc.ServicerContext
+    ) -> pb.DraftCarePlanResponse:
+        plan = self.plans.draft_from_template(
+            current_principal(),
+            request.request_id,
+            require_id(request.patient_id, "patient_id"),
+            request.diagnosis_code,
+            require_id(request.care_team_id, "care_team_id") if request.care_team_id else "",
+            self.templates,
+        )
+        return pb.DraftCarePlanResponse(care_plan=to_message(plan))
 
     def UpdateCarePlan(
         self, request: pb.UpdateCarePlanRequest, context: grpc.ServicerContext

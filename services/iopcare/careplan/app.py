@@ -12,6 +12,7 @@ from iopcare.careplan.measures import Measures
 from iopcare.careplan.patient_view import PatientView
 from iopcare.careplan.registry import Registry
 from iopcare.careplan.service import CarePlans
+from iopcare.careplan.template_files import load_templates
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit import topics
 from iopcare.kit.runtime import Assembly, ServiceRuntime
@@ -62,7 +63,15 @@ def build(
         [
             (
                 pb_grpc.add_CarePlanServiceServicer_to_server,
-                CarePlanServicer(plans, teams, measures, episodes, view, registry),
+                CarePlanServicer(
+                    plans,
+                    teams,
+                    measures,
+                    episodes,
+                    view,
+                    registry,
+                    load_templates(settings.plan_templates_dir),
+                ),
                 SERVICE_NAME,
             )
         ],

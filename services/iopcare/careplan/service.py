@@ -20,6 +20,7 @@ from iopcare.careplan.domain.model import (
     check_update_request,
 )
 from iopcare.careplan.domain.review import Attestation, Review, check_review, next_review_due
+from iopcare.careplan.domain.templates import Template, draft_plan, template_for
 from iopcare.kit import audit, fhir, paging, teams, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
@@ -253,6 +254,27 @@ class CarePlans(ServiceBase):
             codes.EVENT_CREATED,
             build,
         )
+
+    def draft_from_template(
+        self,
+        principal: Principal,
+        request_id: str,
+        patient_id: str,
+        diagnosis: str,
+        team_id: str,
+        templates: list[Template],
+    ) -> store.StoredPlan:
+        """A draft plan from the program template for the patient's diagnosis (ICD-10-CM)."""
+        with self._audit_refusals(principal, audit.CREATE, "CarePlan"):
+            template = template_for(templates, diagnosis)
+        plan = draft_plan(
+            template,
+            patient_id,
+            diagnosis.strip().upper(),
+            team_id or None,
+            datetime.now(UTC).date(),
+        )
+        return self.create(principal, request_id, json.dumps(plan))
 
     def update(
         self,

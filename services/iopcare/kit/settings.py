@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     program_timezone: str = "America/New_York"
     #: How many weeks ahead scheduling proposes sessions for a plan activity.
     scheduling_horizon_days: int = 14
+    #: Folder of program templates (JSON) plans are drafted from; empty: the shipped examples.
+    plan_templates_dir: Path | None = None
     #: Days between plan reviews (the program's setting; a crisis makes a review due at once).
     review_interval_days: int = 30
     #: Minutes after which an unacknowledged crisis alert is escalated again (to the whole team).

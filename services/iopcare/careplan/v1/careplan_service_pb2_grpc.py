@@ -47,6 +47,11 @@ class CarePlanServiceStub:
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanResponse.FromString,
                 _registered_method=True)
+        self.DraftCarePlan = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/DraftCarePlan',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DraftCarePlanRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DraftCarePlanResponse.FromString,
+                _registered_method=True)
         self.UpdateCarePlan = channel.unary_unary(
                 '/iopcare.careplan.v1.CarePlanService/UpdateCarePlan',
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCarePlanRequest.SerializeToString,
@@ -195,6 +200,16 @@ class CarePlanServiceServicer:
 
     def GetCarePlan(self, request, context):
         """Returns the current version of one CarePlan.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DraftCarePlan(self, request, context):
+        """Drafts a plan from the program template for a diagnosis (ICD-10-CM, e.g. F10.20 for alcohol
+        dependence, F50.00 for anorexia nervosa): the template's activities with their timings and its
+        goals as contained Goals, status draft. The team edits it and activates it with
+        UpdateCarePlan. FAILED_PRECONDITION, reason NO_TEMPLATE, when no template covers the diagnosis.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -438,6 +453,11 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanResponse.SerializeToString,
             ),
+            'DraftCarePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.DraftCarePlan,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DraftCarePlanRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DraftCarePlanResponse.SerializeToString,
+            ),
             'UpdateCarePlan': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateCarePlan,
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCarePlanRequest.FromString,
@@ -626,6 +646,33 @@ class CarePlanService:
             '/iopcare.careplan.v1.CarePlanService/GetCarePlan',
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanRequest.SerializeToString,
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DraftCarePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/DraftCarePlan',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DraftCarePlanRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DraftCarePlanResponse.FromString,
             options,
             channel_credentials,
             insecure,
