@@ -12,6 +12,7 @@ import pytest
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit import topics
+from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
 from tests.support import harness
 from tests.support.plans import phq9
@@ -116,3 +117,33 @@ def test_a_review_needs_an_attestation_and_a_current_version(
             metadata=me,
         )
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_a_passing_review_date_is_announced_once(
+    stub: pb_grpc.CarePlanServiceStub,
+    settings: Settings,
+    careplan: ServiceRuntime,
+    kafka_bootstrap: str,
+) -> None:
+    from iopcare.careplan.service import CarePlans
+
+    plan = stub.CreateCarePlan(
+        pb.CreateCarePlanRequest(
+            request_id="p", fhir_json=harness.enrolled_plan_json(stub, settings)
+        ),
+        metadata=harness.metadata(settings),
+    ).care_plan
+    plans = CarePlans(careplan.db, notify_outbox=careplan.relay.notify)  # type: ignore[union-attr]
+    today = datetime.now(UTC).date()
+    assert plans.announce_due_reviews(today) == 0  # due in 30 days
+    assert plans.announce_due_reviews(today + timedelta(days=31)) == 1
+    assert plans.announce_due_reviews(today + timedelta(days=32)) == 0  # once per due date
+    (record,) = harness.read_topic(
+        kafka_bootstrap,
+        harness.topic(settings, topics.CAREPLAN),
+        lambda r: (
+            harness.header(r, "ce_type") == "iopcare.careplan.review-due.v1"
+            and r.key == plan.patient_id.encode()
+        ),
+    )
+    assert json.loads(record.value)["id"] == plan.id

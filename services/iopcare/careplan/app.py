@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from iopcare.careplan import store
@@ -15,7 +16,7 @@ from iopcare.careplan.service import CarePlans
 from iopcare.careplan.template_files import load_templates
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit import topics
-from iopcare.kit.runtime import Assembly, ServiceRuntime
+from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
 from iopcare.kit.teams import TeamAccess
 from iopcare.notes import codes as notes_codes
@@ -76,4 +77,11 @@ def build(
             )
         ],
         [consumer],
+        [
+            PeriodicTask(
+                "review-due",
+                settings.review_check_seconds,
+                lambda: plans.announce_due_reviews(datetime.now(UTC).date()),
+            )
+        ],
     )

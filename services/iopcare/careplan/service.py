@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from iopcare.careplan import codes, fhir_map, store
 from iopcare.careplan.domain.model import (
@@ -448,6 +448,44 @@ class CarePlans(ServiceBase):
                 uow.commit()
         self.notify_outbox()
         return revised
+
+    def announce_due_reviews(self, today: date) -> int:
+        """Emits `review-due` for every active plan whose next review date has come, once per
+        plan and date (a periodic task calls this; the team sees it in the thread)."""
+        announced = 0
+        with self.db.read() as conn:
+            c = store.plans.current.c
+            active = (
+                conn.execute(select(c.id).where(c.status == "active").order_by(c.id))
+                .scalars()
+                .all()
+            )
+        for plan_id in active:
+            with UnitOfWork(self.db) as uow:
+                plan = store.plans.load(uow.conn, plan_id)
+                if plan is None or plan.status != "active":
+                    continue
+                due = fhir_map.review_due(fhir.parse_resource(plan.resource))
+                n = store.review_notice.c
+                if (
+                    due is None
+                    or due > today
+                    or uow.conn.execute(
+                        select(n.plan_id).where((n.plan_id == plan_id) & (n.due == due))
+                    ).first()
+                ):
+                    continue
+                uow.conn.execute(
+                    store.review_notice.insert().values(
+                        plan_id=plan_id, due=due, noticed_at=datetime.now(UTC)
+                    )
+                )
+                self._publish(uow, "CarePlan", plan, codes.EVENT_REVIEW_DUE_NOW)
+                uow.commit()
+                announced += 1
+        if announced:
+            self.notify_outbox()
+        return announced
 
 
 def make_reviews_due(

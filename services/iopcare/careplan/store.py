@@ -118,6 +118,15 @@ patient_identifier = Table(
     Column("patient_id", String(64), nullable=False, index=True),
 )
 
+#: Which review dates have been announced: one review-due event per plan and due date.
+review_notice = Table(
+    "review_notice",
+    metadata,
+    Column("plan_id", String(64), primary_key=True),
+    Column("due", Date, primary_key=True),
+    Column("noticed_at", DateTime(timezone=True), nullable=False),
+)
+
 StoredPlan = Stored
 
 

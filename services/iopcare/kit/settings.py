@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     scheduling_horizon_days: int = 14
     #: Folder of program templates (JSON) plans are drafted from; empty: the shipped examples.
     plan_templates_dir: Path | None = None
+    #: Seconds between checks for plans whose review date has come.
+    review_check_seconds: float = 3600
     #: Days between plan reviews (the program's setting; a crisis makes a review due at once).
     review_interval_days: int = 30
     #: Minutes after which an unacknowledged crisis alert is escalated again (to the whole team).

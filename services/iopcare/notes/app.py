@@ -39,6 +39,7 @@ def build(
         {
             careplan_codes.EVENT_CREATED: notes.on_care_plan_created,
             careplan_codes.EVENT_CRISIS: notes.on_crisis,
+            careplan_codes.EVENT_REVIEW_DUE_NOW: notes.on_review_due,
             careplan_codes.EVENT_TEAM_CREATED: on_team,
             careplan_codes.EVENT_TEAM_UPDATED: on_team,
             scheduling_codes.EVENT_APPOINTMENTS_PROPOSED: notes.on_appointments_proposed,

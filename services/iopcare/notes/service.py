@@ -25,6 +25,7 @@ from iopcare.notes.domain.messages import (
     check_message,
     crisis_text,
     plan_created_text,
+    review_due_text,
     sessions_proposed_text,
 )
 
@@ -209,6 +210,15 @@ class Notes:
         )
         self._system_message(
             uow, received, received.event.key, sessions_proposed_text(count), about
+        )
+
+    def on_review_due(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        plan = received.resource
+        patient_id = fhir.reference_id(plan.subject.reference, "Patient")
+        if not patient_id:
+            return
+        self._system_message(
+            uow, received, patient_id, review_due_text(plan.title), (f"CarePlan/{plan.id}",)
         )
 
     def on_crisis(self, uow: UnitOfWork, received: ReceivedEvent) -> None:

@@ -62,3 +62,8 @@ def crisis_text(measure: str, total: float | None, item9: float | None, measured
         "Contact the patient today and follow the program's safety protocol; acknowledge this "
         "alert when done."
     )
+
+
+def review_due_text(title: str | None) -> str:
+    name = f" \u201c{title}\u201d" if title else ""
+    return f"The care plan{name} is due for its team review."
