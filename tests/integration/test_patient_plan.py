@@ -163,3 +163,44 @@ def test_attendance_recorded_in_scheduling_reaches_the_patient_plan(
         )
 
     harness.eventually(cancelled_in_view, timeout=30)
+
+
+def test_attendance_per_activity_counts_the_sessions_that_have_happened(
+    stub: pb_grpc.CarePlanServiceStub, settings: Settings, careplan: ServiceRuntime
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from iopcare.careplan import store
+
+    patient = new_patient_id()
+    harness.enrol_over_grpc(stub, settings, patient)
+    now = datetime.now(UTC)
+    rows = [
+        ("Group therapy", "fulfilled", -3),
+        ("Group therapy", "noshow", -2),
+        ("Nutrition counselling", "cancelled", -1),
+        ("Group therapy", "booked", 2),
+    ]
+    with careplan.db.write() as conn:
+        for description, status, day in rows:
+            start = now + timedelta(days=day)
+            conn.execute(
+                store.session_view.insert().values(
+                    appointment_id=str(uuid.uuid4()),
+                    patient_id=patient,
+                    care_plan_id=None,
+                    start=start,
+                    end=start + timedelta(hours=1),
+                    status=status,
+                    description=description,
+                    version=1,
+                )
+            )
+    view = stub.GetPatientPlan(
+        pb.GetPatientPlanRequest(patient_id=patient), metadata=harness.metadata(settings)
+    )
+    counts = {a.activity: a.attendance for a in view.activity_attendance}
+    assert (counts["Group therapy"].scheduled, counts["Group therapy"].attended) == (2, 1)
+    assert counts["Group therapy"].missed == 1
+    assert counts["Nutrition counselling"].cancelled == 1
+    assert (view.attendance.scheduled, len(view.upcoming_sessions)) == (3, 1)

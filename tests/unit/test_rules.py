@@ -199,3 +199,13 @@ def test_only_the_owning_discipline_or_the_psychiatrist_changes_an_activity() ->
     )
     # Re-ordering changes nothing.
     check_activity_changes(current, _draft(activities=[nutrition, group]), "nurse")
+
+
+def test_attendance_is_counted_per_activity() -> None:
+    from iopcare.careplan.domain.progress import attendance_by_activity
+
+    counts = attendance_by_activity(
+        [("Group therapy", "fulfilled"), ("Group therapy", "noshow"), ("Nutrition", "cancelled")]
+    )
+    assert (counts["Group therapy"].attended, counts["Group therapy"].missed) == (1, 1)
+    assert counts["Nutrition"].cancelled == 1

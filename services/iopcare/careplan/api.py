@@ -358,6 +358,16 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
                 for n in view.notes
             ],
         )
+        for activity, counts in view.by_activity.items():
+            response.activity_attendance.add(
+                activity=activity,
+                attendance=pb.Attendance(
+                    scheduled=counts.scheduled,
+                    attended=counts.attended,
+                    missed=counts.missed,
+                    cancelled=counts.cancelled,
+                ),
+            )
         if view.episode is not None:
             response.episode.CopyFrom(episode_message(view.episode))
         if view.care_plan is not None:

@@ -12,7 +12,12 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, delete, insert, select
 
 from iopcare.careplan import fhir_map, store
-from iopcare.careplan.domain.progress import Attendance, attendance, note_title
+from iopcare.careplan.domain.progress import (
+    Attendance,
+    attendance,
+    attendance_by_activity,
+    note_title,
+)
 from iopcare.careplan.service import ServiceBase
 from iopcare.kit import audit, fhir, teams
 from iopcare.kit.auth import Principal
@@ -62,6 +67,7 @@ class PatientPlan:
     goals: list[GoalProgress] = field(default_factory=list)
     upcoming: list[Session] = field(default_factory=list)
     attendance: Attendance = field(default_factory=lambda: attendance([]))
+    by_activity: dict[str, Attendance] = field(default_factory=dict)
     notes: list[NoteSummary] = field(default_factory=list)
 
 
@@ -185,7 +191,11 @@ class PatientView(ServiceBase):
                 for r in rows
                 if _utc(r.start) >= now
             ][:UPCOMING_LIMIT]
-            view.attendance = attendance([r.status for r in rows if _utc(r.start) < now])
+            past = [r for r in rows if _utc(r.start) < now]
+            view.attendance = attendance([r.status for r in past])
+            view.by_activity = attendance_by_activity(
+                [(r.description or "other", r.status) for r in past]
+            )
             n = store.note_view.c
             view.notes = [
                 NoteSummary(

@@ -33,3 +33,12 @@ def note_title(text: str) -> str:
     """The first line of a message, shortened: the view lists headlines, never whole notes."""
     first = text.strip().splitlines()[0] if text.strip() else ""
     return first if len(first) <= TITLE_LENGTH else first[: TITLE_LENGTH - 1].rstrip() + "\u2026"
+
+
+def attendance_by_activity(past: list[tuple[str, str]]) -> dict[str, Attendance]:
+    """Attendance per plan activity (its description), from (activity, status) of past sessions:
+    how each discipline's part of the plan is going."""
+    grouped: dict[str, list[str]] = {}
+    for activity, status in past:
+        grouped.setdefault(activity, []).append(status)
+    return {activity: attendance(statuses) for activity, statuses in sorted(grouped.items())}

@@ -457,7 +457,7 @@ class NoteSummary(_message.Message):
     def __init__(self, id: _Optional[str] = ..., author: _Optional[str] = ..., title: _Optional[str] = ..., category: _Optional[str] = ..., priority: _Optional[str] = ..., sent_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetPatientPlanResponse(_message.Message):
-    __slots__ = ("episode", "care_plan", "care_teams", "goals", "upcoming_sessions", "attendance", "latest_notes")
+    __slots__ = ("episode", "care_plan", "care_teams", "goals", "upcoming_sessions", "attendance", "latest_notes", "activity_attendance")
     EPISODE_FIELD_NUMBER: _ClassVar[int]
     CARE_PLAN_FIELD_NUMBER: _ClassVar[int]
     CARE_TEAMS_FIELD_NUMBER: _ClassVar[int]
@@ -465,6 +465,7 @@ class GetPatientPlanResponse(_message.Message):
     UPCOMING_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
     LATEST_NOTES_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
     episode: EpisodeOfCare
     care_plan: CarePlan
     care_teams: _containers.RepeatedCompositeFieldContainer[CareTeam]
@@ -472,7 +473,16 @@ class GetPatientPlanResponse(_message.Message):
     upcoming_sessions: _containers.RepeatedCompositeFieldContainer[Session]
     attendance: Attendance
     latest_notes: _containers.RepeatedCompositeFieldContainer[NoteSummary]
-    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ..., care_plan: _Optional[_Union[CarePlan, _Mapping]] = ..., care_teams: _Optional[_Iterable[_Union[CareTeam, _Mapping]]] = ..., goals: _Optional[_Iterable[_Union[GoalProgress, _Mapping]]] = ..., upcoming_sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., attendance: _Optional[_Union[Attendance, _Mapping]] = ..., latest_notes: _Optional[_Iterable[_Union[NoteSummary, _Mapping]]] = ...) -> None: ...
+    activity_attendance: _containers.RepeatedCompositeFieldContainer[ActivityAttendance]
+    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ..., care_plan: _Optional[_Union[CarePlan, _Mapping]] = ..., care_teams: _Optional[_Iterable[_Union[CareTeam, _Mapping]]] = ..., goals: _Optional[_Iterable[_Union[GoalProgress, _Mapping]]] = ..., upcoming_sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., attendance: _Optional[_Union[Attendance, _Mapping]] = ..., latest_notes: _Optional[_Iterable[_Union[NoteSummary, _Mapping]]] = ..., activity_attendance: _Optional[_Iterable[_Union[ActivityAttendance, _Mapping]]] = ...) -> None: ...
+
+class ActivityAttendance(_message.Message):
+    __slots__ = ("activity", "attendance")
+    ACTIVITY_FIELD_NUMBER: _ClassVar[int]
+    ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
+    activity: str
+    attendance: Attendance
+    def __init__(self, activity: _Optional[str] = ..., attendance: _Optional[_Union[Attendance, _Mapping]] = ...) -> None: ...
 
 class ReviewAttestation(_message.Message):
     __slots__ = ("practitioner_id", "role", "agrees", "comment")
