@@ -97,6 +97,64 @@ def bench_creates(
     )
 
 
+def bench_updates(
+    address: str,
+    metadata: list[tuple[str, str]],
+    manager: list[tuple[str, str]],
+    total: int,
+    threads: int,
+) -> None:
+    """UpdateCarePlan: each client thread revises its own plans, carrying the expected version."""
+    from google.protobuf.field_mask_pb2 import FieldMask
+
+    bodies = _plan_bodies(address, manager, "bench-upd", threads * 4)
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def worker(mine: list[str]) -> None:
+        with grpc.insecure_channel(address) as channel:
+            stub = pb_grpc.CarePlanServiceStub(channel)
+            plans = [
+                stub.CreateCarePlan(
+                    pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()), fhir_json=body),
+                    metadata=metadata,
+                    timeout=30,
+                ).care_plan
+                for body in mine
+            ]
+            versions = {p.id: p.version for p in plans}
+            for n in range(total // threads):
+                plan_id = plans[n % len(plans)].id
+                request = pb.UpdateCarePlanRequest(
+                    id=plan_id,
+                    expected_version=versions[plan_id],
+                    fhir_json=json.dumps({"resourceType": "CarePlan", "title": f"rev {n}"}),
+                    update_mask=FieldMask(paths=["title"]),
+                    reason="bench",
+                )
+                started = time.perf_counter()
+                versions[plan_id] = stub.UpdateCarePlan(
+                    request, metadata=metadata, timeout=30
+                ).care_plan.version
+                with lock:
+                    latencies.append((time.perf_counter() - started) * 1000)
+
+    pool = [
+        threading.Thread(target=worker, args=(bodies[i * 4 : (i + 1) * 4],)) for i in range(threads)
+    ]
+    started = time.perf_counter()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    wall = time.perf_counter() - started
+    print(
+        f"    {len(latencies)} updates with {threads} client threads: "
+        f"{len(latencies) / wall:.0f}/s; {summary(latencies)}",
+        flush=True,
+    )
+
+
 def _wait_applied(data_dir: Path, ids: list[str], timeout: float) -> dict[str, datetime]:
     """When notes applied each plan's created event (its system message's `sent_at`)."""
     from iopcare.notes.store import communication
@@ -227,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     print(f"  {label}:")
                     bench_creates(process.address, metadata, manager, args.creates, args.threads)
+                    bench_updates(
+                        process.address, metadata, manager, args.creates // 2, args.threads
+                    )
                 finally:
                     process.stop()
         finally:

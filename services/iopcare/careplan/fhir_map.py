@@ -15,7 +15,9 @@ from iopcare.kit import fhir
 from iopcare.kit.teams import as_date
 
 
-def draft_from_fhir(plan: fhir.Resource) -> CarePlanDraft:
+def draft_from_fhir(plan: fhir.Resource, *, fingerprints: bool = False) -> CarePlanDraft:
+    """The plan in the domain's terms; `fingerprints` (costly: a serialisation per activity) when
+    activities of two versions are compared."""
     subject = getattr(plan, "subject", None)
     patient_id = fhir.reference_id(getattr(subject, "reference", None), "Patient")
     activities = []
@@ -30,7 +32,7 @@ def draft_from_fhir(plan: fhir.Resource) -> CarePlanDraft:
                 or (detail.code.text if detail and detail.code else None),
                 status=detail.status if detail else None,
                 has_timing=bool(detail and detail.scheduledTiming),
-                fingerprint=fhir.to_json(activity),
+                fingerprint=fhir.to_json(activity) if fingerprints else "",
             )
         )
     return CarePlanDraft(
@@ -271,13 +273,10 @@ def review_due(plan: fhir.Resource) -> date | None:
 
 
 def with_review_due(plan: fhir.Resource, due: date) -> fhir.Resource:
-    data = fhir.to_dict(plan)
-    others = [e for e in data.get("extension") or [] if e.get("url") != codes.NEXT_REVIEW_EXTENSION]
-    data["extension"] = [
-        *others,
-        {"url": codes.NEXT_REVIEW_EXTENSION, "valueDate": due.isoformat()},
-    ]
-    return fhir.parse_resource(data, "CarePlan")
+    """The plan with its next review date (copying the validated model, not validating again)."""
+    extension = fhir.element("Extension", url=codes.NEXT_REVIEW_EXTENSION, valueDate=due)
+    others = [e for e in plan.extension or [] if e.url != codes.NEXT_REVIEW_EXTENSION]
+    return plan.model_copy(update={"extension": [*others, extension]})
 
 
 def with_review(

@@ -308,8 +308,10 @@ class CarePlans(ServiceBase):
                     merged = apply_mask(current_document, document, mask)
                     merged_resource = fhir.parse_resource(merged, "CarePlan", field="fhir_json")
                     self._check_teams(uow.conn, merged_resource, current.patient_id)
-                    before = fhir_map.draft_from_fhir(fhir.parse_resource(current_document))
-                    after = fhir_map.draft_from_fhir(merged_resource)
+                    before = fhir_map.draft_from_fhir(
+                        fhir.parse_resource(current_document), fingerprints=True
+                    )
+                    after = fhir_map.draft_from_fhir(merged_resource, fingerprints=True)
                     check_activity_changes(before, after, principal.role)
                     change = check_revision(before, after)
                     if change in {"activate", "resume"}:

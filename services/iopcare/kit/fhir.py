@@ -236,6 +236,12 @@ def to_json(resource: Resource) -> str:
     return str(resource.model_dump_json(exclude_none=True, by_alias=True))
 
 
+def element(type_name: str, **values: Any) -> Any:
+    """A FHIR datatype instance (e.g. `element("Extension", url=..., valueDate=...)`), for code
+    that must not import the models itself."""
+    return get_fhir_model_class(type_name)(**values)
+
+
 def with_identity(resource: Resource, resource_id: str, version: int, updated: datetime) -> str:
     """Canonical JSON of a validated resource with the server's id, versionId and lastUpdated.
 
