@@ -204,3 +204,39 @@ def test_attendance_per_activity_counts_the_sessions_that_have_happened(
     assert counts["Group therapy"].missed == 1
     assert counts["Nutrition counselling"].cancelled == 1
     assert (view.attendance.scheduled, len(view.upcoming_sessions)) == (3, 1)
+
+
+def test_when_the_plan_completes_its_future_sessions_are_cancelled(
+    stub: pb_grpc.CarePlanServiceStub, settings: Settings, others: dict[str, ServiceRuntime]
+) -> None:
+    from google.protobuf.field_mask_pb2 import FieldMask
+    from sqlalchemy import select
+
+    from iopcare.scheduling import store as scheduling_store
+
+    patient = new_patient_id()
+    me = harness.metadata(settings)
+    team_id = harness.enrol_over_grpc(stub, settings, patient)
+    plan = stub.CreateCarePlan(
+        pb.CreateCarePlanRequest(request_id="p", fhir_json=json.dumps(iop_plan(patient, team_id))),
+        metadata=me,
+    ).care_plan
+
+    def statuses() -> list[str]:
+        a = scheduling_store.appointment.c
+        with others["scheduling"].db.read() as conn:
+            return list(conn.execute(select(a.status).where(a.patient_id == patient)).scalars())
+
+    proposed = harness.eventually(statuses)
+    assert set(proposed) == {"proposed"}
+    stub.UpdateCarePlan(
+        pb.UpdateCarePlanRequest(
+            id=plan.id,
+            expected_version=1,
+            fhir_json=json.dumps({"resourceType": "CarePlan", "status": "completed"}),
+            update_mask=FieldMask(paths=["status"]),
+        ),
+        metadata=me,
+    )
+    cancelled = harness.eventually(lambda: (s := statuses()) and set(s) == {"cancelled"} and s)
+    assert len(cancelled) == len(proposed)

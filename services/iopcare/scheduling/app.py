@@ -43,6 +43,10 @@ def build(
         [topics.CAREPLAN],
         {
             careplan_codes.EVENT_CREATED: scheduling.on_care_plan_created,
+            **{
+                careplan_codes.EVENT_FOR_CHANGE[change]: scheduling.on_care_plan_closed
+                for change in ("complete", "revoke", "suspend", "enter-in-error")
+            },
             careplan_codes.EVENT_TEAM_CREATED: on_team,
             careplan_codes.EVENT_TEAM_UPDATED: on_team,
         },

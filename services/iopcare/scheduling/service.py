@@ -106,6 +106,47 @@ class Scheduling:
             ),
         )
 
+    def on_care_plan_closed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        """When a plan completes, is revoked or suspended, its future sessions are cancelled;
+        past ones stay as they were (issue 3: "future appointments follow, past ones stay")."""
+        plan = received.resource
+        now = datetime.now(UTC)
+        reason = f"care plan {plan.status}"
+        for current in store.future_for_plan(uow.conn, plan.id, now):
+            revised = store.StoredAppointment(
+                current.id,
+                current.version + 1,
+                current.patient_id,
+                "cancelled",
+                current.start,
+                current.end,
+                current.care_plan_id,
+                fhir_map.with_attendance(
+                    json.loads(current.resource),
+                    "cancelled",
+                    reason,
+                    False,
+                    current.version + 1,
+                    now,
+                ),
+            )
+            if not store.update_appointment(uow.conn, revised, current.version):
+                continue  # changed by a clinician meanwhile: theirs stands
+            append_to_outbox(
+                uow.conn,
+                store.outbox,
+                topics.SCHEDULING,
+                Event(
+                    type=codes.EVENT_APPOINTMENT_UPDATED,
+                    source=codes.SOURCE,
+                    subject=f"Appointment/{revised.id}/_history/{revised.version}",
+                    key=revised.patient_id,
+                    data=revised.resource,
+                    time=now,
+                    traceparent=child_traceparent(received.event.traceparent),
+                ),
+            )
+
     # Queries -----------------------------------------------------------------------------------
     def list_appointments(
         self, principal: Principal, patient_id: str, page_size: int, page_token: str

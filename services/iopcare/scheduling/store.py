@@ -141,3 +141,18 @@ def update_appointment(conn: Connection, a: StoredAppointment, expected_version:
         )
     )
     return updated.rowcount == 1
+
+
+def future_for_plan(conn: Connection, plan_id: str, after: datetime) -> list[StoredAppointment]:
+    """The plan's sessions that have not started yet and are still open (locked on PostgreSQL)."""
+    rows = conn.execute(
+        select(appointment)
+        .where(
+            (appointment.c.care_plan_id == plan_id)
+            & (appointment.c.start > after)
+            & (appointment.c.status.in_(["proposed", "pending", "booked"]))
+        )
+        .order_by(appointment.c.start)
+        .with_for_update()
+    ).all()
+    return [_from_row(row) for row in rows]
