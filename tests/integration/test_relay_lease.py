@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from iopcare.careplan import app, store
 from iopcare.kit.db import Database, migrate
 from iopcare.kit.relay import OutboxRelay
 
 
-def test_a_relay_that_lost_its_lease_in_a_restart_stands_by(postgres_server: Any) -> None:
-    if postgres_server is None:
-        pytest.skip("PostgreSQL is not available on this machine")
-    if postgres_server.is_external:
-        pytest.skip("needs a server the test may restart")
+def test_a_relay_that_lost_its_lease_in_a_restart_stands_by(restartable_postgres: Any) -> None:
+    postgres_server = restartable_postgres
     url = postgres_server.create_database("lease_test")
     first, second = Database(url), Database(url)
     migrate(first, app.MIGRATIONS)

@@ -19,6 +19,18 @@ from iopcare.kit.settings import ServiceSettings, Settings
 T = TypeVar("T")
 
 
+def missing(reason: str) -> None:
+    """A test's requirement is absent: skip on a developer's machine, fail under CI (where Kafka,
+    PostgreSQL and npm are installed, so every test must run)."""
+    import os
+
+    import pytest
+
+    if os.environ.get("CI"):
+        pytest.fail(f"required when CI is set: {reason}")
+    pytest.skip(reason)
+
+
 def settings_for(data_dir: Path, bootstrap: str, topic_prefix: str = "") -> Settings:
     return Settings(
         data_dir=data_dir,
