@@ -20,7 +20,6 @@ from iopcare.kit.db import UnitOfWork
 from iopcare.kit.errors import (
     FieldViolation,
     InvalidArgument,
-    IopcareError,
 )
 from iopcare.kit.versioned import Stored, revise
 
@@ -29,15 +28,12 @@ class CareTeams(ServiceBase):
     """The care team of a patient: who works on the plan, and so who may see the patient."""
 
     def create(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
-        try:
+        with self._audit_refusals(principal, audit.CREATE, "CareTeam"):
             resource = fhir.parse_resource(
                 fhir_json, "CareTeam", max_bytes=self.max_resource_bytes, field="fhir_json"
             )
             draft = fhir_map.team_from_fhir(resource)
             check_new_team(draft, field_prefix="fhir_json.")
-        except IopcareError as exc:
-            self._refused(principal, audit.CREATE, "CareTeam", exc)
-            raise
         patient_id, status = str(draft.patient_id), str(draft.status)
 
         def authorize(uow: UnitOfWork) -> str:
@@ -78,7 +74,7 @@ class CareTeams(ServiceBase):
         reason: str = "",
     ) -> Stored:
         name = f"CareTeam/{team_id}"
-        try:
+        with self._audit_refusals(principal, audit.UPDATE, name):
             document, resource = fhir.parse_document(
                 fhir_json, "CareTeam", max_bytes=self.max_resource_bytes, field="fhir_json"
             )
@@ -138,9 +134,6 @@ class CareTeams(ServiceBase):
                     detail=change,
                 )
                 uow.commit()
-        except IopcareError as exc:
-            self._refused(principal, audit.UPDATE, name, exc)
-            raise
         self.notify_outbox()
         return team
 
@@ -150,23 +143,12 @@ class CareTeams(ServiceBase):
         return self._audited_read(principal, f"CareTeam/{team_id}", team)
 
     def for_patient(self, principal: Principal, patient_id: str) -> list[Stored]:
-        with self.db.read() as conn:
-            basis_error: IopcareError | None = None
-            try:
-                basis = self.access.basis(conn, principal, patient_id)
-            except IopcareError as exc:
-                basis_error, basis = exc, ""
-            teams = store.teams.for_patient(conn, patient_id) if basis_error is None else []
-        audit.record_separately(
+        return teams.audited_search(
             self.db,
             store.audit_log,
+            self.access,
             principal,
-            audit.SEARCH,
-            resource="CareTeam",
-            patient_id=patient_id,
-            outcome=audit.DENIED if basis_error else audit.SUCCESS,
-            detail=basis_error.reason if basis_error else f"{len(teams)} hits; {basis}",
+            "CareTeam",
+            patient_id,
+            lambda conn: store.teams.for_patient(conn, patient_id),
         )
-        if basis_error is not None:
-            raise basis_error
-        return teams

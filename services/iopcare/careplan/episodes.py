@@ -26,7 +26,6 @@ from iopcare.kit.errors import (
     FieldViolation,
     FieldViolations,
     InvalidArgument,
-    IopcareError,
 )
 from iopcare.kit.versioned import Stored, revise
 
@@ -36,7 +35,7 @@ class Episodes(ServiceBase):
 
     def create(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
         """Opens a planned episode (a referral accepted, intake pending)."""
-        try:
+        with self._audit_refusals(principal, audit.CREATE, "EpisodeOfCare"):
             episode = fhir.parse_resource(
                 fhir_json, "EpisodeOfCare", max_bytes=self.max_resource_bytes, field="fhir_json"
             )
@@ -53,9 +52,6 @@ class Episodes(ServiceBase):
             problems.raise_if_any("the EpisodeOfCare cannot be created")
             assert patient_id is not None
             episode = fhir_map.without_server_elements(episode)
-        except IopcareError as exc:
-            self._refused(principal, audit.CREATE, "EpisodeOfCare", exc)
-            raise
         assert patient_id is not None
 
         def build(uow: UnitOfWork, episode_id: str, now: datetime) -> str:
@@ -115,7 +111,7 @@ class Episodes(ServiceBase):
         reason: str,
     ) -> Stored:
         name = f"EpisodeOfCare/{episode_id}"
-        try:
+        with self._audit_refusals(principal, audit.UPDATE, name):
             if not 1 <= expected_version <= MAX_VERSION:
                 raise InvalidArgument(
                     "expected_version is required",
@@ -161,9 +157,6 @@ class Episodes(ServiceBase):
                     detail=kind,
                 )
                 uow.commit()
-        except IopcareError as exc:
-            self._refused(principal, audit.UPDATE, name, exc)
-            raise
         self.notify_outbox()
         return revised
 
@@ -228,24 +221,12 @@ class Episodes(ServiceBase):
             self._publish(uow, "CarePlan", revised, codes.EVENT_FOR_CHANGE[change])
 
     def for_patient(self, principal: Principal, patient_id: str) -> list[Stored]:
-        basis = teams.require_access(
+        return teams.audited_search(
             self.db,
             store.audit_log,
             self.access,
             principal,
-            audit.SEARCH,
             "EpisodeOfCare",
             patient_id,
+            lambda conn: store.episodes.for_patient(conn, patient_id),
         )
-        with self.db.read() as conn:
-            found = store.episodes.for_patient(conn, patient_id)
-        audit.record_separately(
-            self.db,
-            store.audit_log,
-            principal,
-            audit.SEARCH,
-            resource="EpisodeOfCare",
-            patient_id=patient_id,
-            detail=f"{len(found)} hits; {basis}",
-        )
-        return found

@@ -15,7 +15,6 @@ from iopcare.kit.db import UnitOfWork
 from iopcare.kit.errors import (
     FieldViolation,
     InvalidArgument,
-    IopcareError,
 )
 from iopcare.kit.requests import create_once
 from iopcare.kit.versioned import Stored, revise
@@ -36,7 +35,7 @@ class Measures(ServiceBase):
     """Goals with measurable targets, and the outcome measures recorded against them."""
 
     def create_goal(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
-        try:
+        with self._audit_refusals(principal, audit.CREATE, "Goal"):
             goal = fhir.parse_resource(
                 fhir_json, "Goal", max_bytes=self.max_resource_bytes, field="fhir_json"
             )
@@ -54,9 +53,6 @@ class Measures(ServiceBase):
                 )
             if problems:
                 raise InvalidArgument("the Goal cannot be created", problems)
-        except IopcareError as exc:
-            self._refused(principal, audit.CREATE, "Goal", exc)
-            raise
         assert patient_id is not None
         return self._create_versioned(
             principal,
@@ -75,27 +71,21 @@ class Measures(ServiceBase):
         return self._audited_read(principal, f"Goal/{goal_id}", goal)
 
     def goals_for_patient(self, principal: Principal, patient_id: str) -> list[Stored]:
-        basis = teams.require_access(
-            self.db, store.audit_log, self.access, principal, audit.SEARCH, "Goal", patient_id
-        )
-        with self.db.read() as conn:
-            found = store.goals.for_patient(conn, patient_id)
-        audit.record_separately(
+        return teams.audited_search(
             self.db,
             store.audit_log,
+            self.access,
             principal,
-            audit.SEARCH,
-            resource="Goal",
-            patient_id=patient_id,
-            detail=f"{len(found)} hits; {basis}",
+            "Goal",
+            patient_id,
+            lambda conn: store.goals.for_patient(conn, patient_id),
         )
-        return found
 
     def record(self, principal: Principal, request_id: str, fhir_json: str) -> Recorded:
         """Stores a measure, updates the achievement of the goals that target it, and raises a
         crisis event at once when the measure calls for one, all in one transaction."""
         updated: list[Stored] = []
-        try:
+        with self._audit_refusals(principal, audit.CREATE, "Observation"):
             observation = fhir.parse_resource(
                 fhir_json, "Observation", max_bytes=self.max_resource_bytes, field="fhir_json"
             )
@@ -162,9 +152,6 @@ class Measures(ServiceBase):
                 _create,
                 new_id,
             )
-        except IopcareError as exc:
-            self._refused(principal, audit.CREATE, "Observation", exc)
-            raise
         if created:
             self.notify_outbox()
         with self.db.read() as conn:
@@ -226,24 +213,12 @@ class Measures(ServiceBase):
         return changed
 
     def measures_for_patient(self, principal: Principal, patient_id: str, code: str) -> list[str]:
-        basis = teams.require_access(
+        return teams.audited_search(
             self.db,
             store.audit_log,
             self.access,
             principal,
-            audit.SEARCH,
             "Observation",
             patient_id,
+            lambda conn: store.measures_for_patient(conn, patient_id, code or None),
         )
-        with self.db.read() as conn:
-            found = store.measures_for_patient(conn, patient_id, code or None)
-        audit.record_separately(
-            self.db,
-            store.audit_log,
-            principal,
-            audit.SEARCH,
-            resource="Observation",
-            patient_id=patient_id,
-            detail=f"{len(found)} hits; {basis}",
-        )
-        return found

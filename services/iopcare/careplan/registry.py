@@ -20,7 +20,6 @@ from iopcare.kit.errors import (
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
-    IopcareError,
     NotFound,
     PermissionDenied,
 )
@@ -60,7 +59,7 @@ class Registry(ServiceBase):
         the request is known, the others are added to that patient (a new version) and it is
         returned; identifiers naming two different patients are refused.
         """
-        try:
+        with self._audit_refusals(principal, audit.CREATE, "Patient"):
             _require_registry_role(principal)
             patient = fhir.parse_resource(
                 fhir_json, "Patient", max_bytes=self.max_resource_bytes, field="fhir_json"
@@ -135,9 +134,6 @@ class Registry(ServiceBase):
                     known.clear()
                     if attempt == 2:
                         raise Aborted("the registration raced another; retry it") from None
-        except IopcareError as exc:
-            self._refused(principal, audit.CREATE, "Patient", exc)
-            raise
         if created:
             self.notify_outbox()
         patient_id = known[0] if known else result_id
@@ -265,7 +261,7 @@ class Registry(ServiceBase):
             if resource_type == "Practitioner"
             else codes.EVENT_PRACTITIONER_ROLE_CREATED
         )
-        try:
+        with self._audit_refusals(principal, audit.CREATE, resource_type):
             _require_registry_role(principal)
             resource = fhir.parse_resource(
                 fhir_json, resource_type, max_bytes=self.max_resource_bytes, field="fhir_json"
@@ -319,9 +315,6 @@ class Registry(ServiceBase):
                 _create,
                 new_id,
             )
-        except IopcareError as exc:
-            self._refused(principal, audit.CREATE, resource_type, exc)
-            raise
         if created:
             self.notify_outbox()
         with self.db.read() as conn:

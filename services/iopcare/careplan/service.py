@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, select
@@ -28,7 +28,6 @@ from iopcare.kit.errors import (
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
-    IopcareError,
     NotFound,
 )
 from iopcare.kit.events import Event, append_to_outbox
@@ -100,7 +99,7 @@ class ServiceBase:
         the patient) or raises; `build(uow, id, now)` returns the stored JSON (and may refuse).
         """
         authorize = authorize or (lambda uow: self.access.basis(uow.conn, principal, patient_id))
-        try:
+        with self._audit_refusals(principal, audit.CREATE, resource_type):
 
             def _create(uow: UnitOfWork, item_id: str) -> None:
                 basis = authorize(uow)
@@ -127,9 +126,6 @@ class ServiceBase:
                 _create,
                 new_id,
             )
-        except IopcareError as exc:
-            self._refused(principal, audit.CREATE, resource_type, exc)
-            raise
         if created:
             self.notify_outbox()
         with self.db.read() as conn:
@@ -138,19 +134,11 @@ class ServiceBase:
             raise FailedPrecondition(f"{resource_type}/{item_id} vanished after it was created")
         return item
 
-    def _refused(self, principal: Principal, action: str, resource: str, exc: IopcareError) -> None:
-        """Every refused write is audited too (reliability C11), in a transaction of its own."""
-        outcome = audit.NOT_FOUND if isinstance(exc, NotFound) else audit.DENIED
-        audit.record_separately(
-            self.db,
-            store.audit_log,
-            principal,
-            action,
-            resource=resource,
-            patient_id=None,
-            outcome=outcome,
-            detail=exc.reason,
-        )
+    def _audit_refusals(
+        self, principal: Principal, action: str, resource: str
+    ) -> AbstractContextManager[None]:
+        """Audits a refused request (its own transaction), then lets the refusal through."""
+        return audit.refusals(self.db, store.audit_log, principal, action, resource)
 
     def _audited_read(self, principal: Principal, resource: str, item: Stored | None) -> Stored:
         """Checks access to a read item and audits the read, its refusal or its absence."""
@@ -165,25 +153,9 @@ class ServiceBase:
                 outcome=audit.NOT_FOUND,
             )
             raise NotFound(f"{resource} not found", resource=resource)
-        refused: IopcareError | None = None
-        basis = ""
-        with self.db.read() as conn:
-            try:
-                basis = self.access.basis(conn, principal, item.patient_id)
-            except IopcareError as exc:
-                refused = exc
-        if refused is not None:
-            audit.record_separately(
-                self.db,
-                store.audit_log,
-                principal,
-                audit.READ,
-                resource=resource,
-                patient_id=item.patient_id,
-                outcome=audit.DENIED,
-                detail=refused.reason,
-            )
-            raise refused
+        basis = teams.require_access(
+            self.db, store.audit_log, self.access, principal, audit.READ, resource, item.patient_id
+        )
         audit.record_separately(
             self.db,
             store.audit_log,
@@ -221,14 +193,6 @@ class CarePlans(ServiceBase):
                 )
         if problems:
             raise InvalidArgument("the plan refers to another patient's records", problems)
-
-    @contextmanager
-    def _audit_refusals(self, principal: Principal, action: str, resource: str) -> Iterator[None]:
-        try:
-            yield
-        except IopcareError as exc:
-            self._refused(principal, action, resource, exc)
-            raise
 
     def create(self, principal: Principal, request_id: str, fhir_json: str) -> store.StoredPlan:
         """Validates and stores a new plan (version 1) with its history, event and audit rows."""

@@ -6,12 +6,15 @@ commit); reads and refusals in a transaction of their own. Rows can be exported 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Table, insert
 
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database
+from iopcare.kit.errors import IopcareError, NotFound
 
 READ = "read"
 SEARCH = "search"
@@ -71,3 +74,32 @@ def record_separately(
             outcome=outcome,
             detail=detail,
         )
+
+
+@contextmanager
+def refusals(
+    db: Database,
+    audit: Table,
+    principal: Principal,
+    action: str,
+    resource: str,
+    patient_id: str | None = None,
+) -> Iterator[None]:
+    """Audits a refused request (reliability C11: every refusal has its row) and re-raises it.
+
+    The row is written in its own transaction, since the refused one is rolled back.
+    """
+    try:
+        yield
+    except IopcareError as exc:
+        record_separately(
+            db,
+            audit,
+            principal,
+            action,
+            resource=resource,
+            patient_id=patient_id,
+            outcome=NOT_FOUND if isinstance(exc, NotFound) else DENIED,
+            detail=exc.reason,
+        )
+        raise

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import (
@@ -31,9 +31,10 @@ from iopcare.kit import audit, fhir
 from iopcare.kit.access import SNOMED, TEAM_ROLE_BY_CODE, Membership, access_basis
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
-from iopcare.kit.errors import IopcareError
 from iopcare.kit.events import ReceivedEvent
 from iopcare.kit.schema import BigId
+
+T = TypeVar("T")
 
 
 def as_date(value: Any) -> date | None:
@@ -261,22 +262,37 @@ def require_access(
     patient_id: str,
 ) -> str:
     """The basis of the caller's access to the patient; a refusal is audited, then raised."""
+    with (
+        audit.refusals(db, audit_table, principal, action, resource, patient_id),
+        db.read() as conn,
+    ):
+        return access.basis(conn, principal, patient_id)
+
+
+def audited_search(
+    db: Database,
+    audit_table: Table,
+    access: TeamAccess,
+    principal: Principal,
+    resource: str,
+    patient_id: str,
+    query: Callable[[Connection], list[T]],
+) -> list[T]:
+    """A search in one patient's record: access checked, the hits read, the search audited with
+    how many hits and on what basis (or the refusal)."""
+    basis = require_access(db, audit_table, access, principal, audit.SEARCH, resource, patient_id)
     with db.read() as conn:
-        try:
-            return access.basis(conn, principal, patient_id)
-        except IopcareError as exc:
-            refused = exc
+        found = query(conn)
     audit.record_separately(
         db,
         audit_table,
         principal,
-        action,
+        audit.SEARCH,
         resource=resource,
         patient_id=patient_id,
-        outcome=audit.DENIED,
-        detail=refused.reason,
+        detail=f"{len(found)} hits; {basis}",
     )
-    raise refused
+    return found
 
 
 def projection_handler(

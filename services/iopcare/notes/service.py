@@ -14,7 +14,7 @@ from iopcare.careplan.fhir_map import measure_from_fhir
 from iopcare.kit import audit, fhir, paging, teams, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
-from iopcare.kit.errors import FieldViolation, InvalidArgument, IopcareError, NotFound
+from iopcare.kit.errors import FieldViolation, InvalidArgument, NotFound
 from iopcare.kit.events import Event, ReceivedEvent, append_to_outbox, child_traceparent
 from iopcare.kit.requests import create_once
 from iopcare.kit.versioned import Stored, revise
@@ -301,7 +301,7 @@ class Notes:
         """A clinician of the team acknowledges a crisis alert: recorded on the Flag and in the
         thread; acknowledging twice keeps the first acknowledgement."""
         name = f"Flag/{flag_id}"
-        try:
+        with audit.refusals(self.db, store.audit_log, principal, audit.UPDATE, name):
             if len(note) > 2000:
                 raise InvalidArgument("note too long", [FieldViolation("note", "at most 2,000")])
             with UnitOfWork(self.db) as uow:
@@ -362,18 +362,6 @@ class Notes:
                     detail=f"acknowledge; {basis}",
                 )
                 uow.commit()
-        except IopcareError as exc:
-            audit.record_separately(
-                self.db,
-                store.audit_log,
-                principal,
-                audit.UPDATE,
-                resource=name,
-                patient_id=None,
-                outcome=audit.DENIED,
-                detail=exc.reason,
-            )
-            raise
         self.notify_outbox()
         with self.db.read() as conn:
             stored = store.flags.load(conn, flag_id)
@@ -436,18 +424,12 @@ class Notes:
         return escalated
 
     def flags_for_patient(self, principal: Principal, patient_id: str) -> list[Stored]:
-        basis = teams.require_access(
-            self.db, store.audit_log, self.access, principal, audit.SEARCH, "Flag", patient_id
-        )
-        with self.db.read() as conn:
-            found = store.flags.for_patient(conn, patient_id)
-        audit.record_separately(
+        return teams.audited_search(
             self.db,
             store.audit_log,
+            self.access,
             principal,
-            audit.SEARCH,
-            resource="Flag",
-            patient_id=patient_id,
-            detail=f"{len(found)} hits; {basis}",
+            "Flag",
+            patient_id,
+            lambda conn: store.flags.for_patient(conn, patient_id),
         )
-        return found

@@ -15,7 +15,6 @@ from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import (
     FieldViolation,
     InvalidArgument,
-    IopcareError,
     NotFound,
     StaleVersion,
 )
@@ -201,70 +200,60 @@ class Scheduling:
         """Records what happened to a session (arrived, fulfilled, no-show, cancelled) as a new
         version of the Appointment, with its event and audit row in one transaction."""
         name = f"Appointment/{appointment_id}"
-        try:
-            with UnitOfWork(self.db) as uow:
-                current = store.load_appointment(uow.conn, appointment_id)
-                if current is None:
-                    raise NotFound(f"{name} not found", resource=name)
-                basis = self.access.basis(uow.conn, principal, current.patient_id)
-                if current.version != expected_version:
-                    raise StaleVersion(name, expected_version, current.version)
-                check_attendance(current.status, status, reason)
-                now = datetime.now(UTC)
-                late = status == "cancelled" and is_late_cancellation(current.start, now)
-                revised = store.StoredAppointment(
-                    current.id,
-                    current.version + 1,
-                    current.patient_id,
+        with (
+            audit.refusals(self.db, store.audit_log, principal, audit.UPDATE, name),
+            UnitOfWork(self.db) as uow,
+        ):
+            current = store.load_appointment(uow.conn, appointment_id)
+            if current is None:
+                raise NotFound(f"{name} not found", resource=name)
+            basis = self.access.basis(uow.conn, principal, current.patient_id)
+            if current.version != expected_version:
+                raise StaleVersion(name, expected_version, current.version)
+            check_attendance(current.status, status, reason)
+            now = datetime.now(UTC)
+            late = status == "cancelled" and is_late_cancellation(current.start, now)
+            revised = store.StoredAppointment(
+                current.id,
+                current.version + 1,
+                current.patient_id,
+                status,
+                current.start,
+                current.end,
+                current.care_plan_id,
+                fhir_map.with_attendance(
+                    json.loads(current.resource),
                     status,
-                    current.start,
-                    current.end,
-                    current.care_plan_id,
-                    fhir_map.with_attendance(
-                        json.loads(current.resource),
-                        status,
-                        reason,
-                        late,
-                        current.version + 1,
-                        now,
-                    ),
-                )
-                if not store.update_appointment(uow.conn, revised, expected_version):
-                    raise StaleVersion(name, expected_version, current.version + 1)
-                append_to_outbox(
-                    uow.conn,
-                    store.outbox,
-                    topics.SCHEDULING,
-                    Event(
-                        type=codes.EVENT_APPOINTMENT_UPDATED,
-                        source=codes.SOURCE,
-                        subject=f"{name}/_history/{revised.version}",
-                        key=revised.patient_id,
-                        data=revised.resource,
-                        time=now,
-                    ),
-                )
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
-                    principal,
-                    audit.UPDATE,
-                    resource=name,
-                    patient_id=revised.patient_id,
-                    detail=f"{status}{' (late)' if late else ''}; {basis}",
-                )
-                uow.commit()
-        except IopcareError as exc:
-            audit.record_separately(
-                self.db,
+                    reason,
+                    late,
+                    current.version + 1,
+                    now,
+                ),
+            )
+            if not store.update_appointment(uow.conn, revised, expected_version):
+                raise StaleVersion(name, expected_version, current.version + 1)
+            append_to_outbox(
+                uow.conn,
+                store.outbox,
+                topics.SCHEDULING,
+                Event(
+                    type=codes.EVENT_APPOINTMENT_UPDATED,
+                    source=codes.SOURCE,
+                    subject=f"{name}/_history/{revised.version}",
+                    key=revised.patient_id,
+                    data=revised.resource,
+                    time=now,
+                ),
+            )
+            audit.record(
+                uow.conn,
                 store.audit_log,
                 principal,
                 audit.UPDATE,
                 resource=name,
-                patient_id=None,
-                outcome=audit.DENIED,
-                detail=exc.reason,
+                patient_id=revised.patient_id,
+                detail=f"{status}{' (late)' if late else ''}; {basis}",
             )
-            raise
+            uow.commit()
         self.notify_outbox()
         return revised
