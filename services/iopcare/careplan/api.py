@@ -8,24 +8,25 @@ import grpc
 
 from iopcare.careplan import fhir_map
 from iopcare.careplan.care_teams import CareTeams
+from iopcare.careplan.domain.review import Attestation, Review
 from iopcare.careplan.domain.templates import Template
 from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.measures import Measures
 from iopcare.careplan.patient_view import PatientView
 from iopcare.careplan.registry import Registry
-from iopcare.careplan.service import Attestation, CarePlans, Review
-from iopcare.careplan.store import StoredPlan
+from iopcare.careplan.service import CarePlans
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit import fhir
 from iopcare.kit.auth import current_principal
 from iopcare.kit.errors import FieldViolation, InvalidArgument
 from iopcare.kit.protoconv import require_id, timestamp
+from iopcare.kit.versioned import Stored
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CarePlanService"].full_name
 
 
-def to_message(plan: StoredPlan) -> pb.CarePlan:
+def to_message(plan: Stored) -> pb.CarePlan:
     return pb.CarePlan(
         id=plan.id,
         version=plan.version,
@@ -36,7 +37,7 @@ def to_message(plan: StoredPlan) -> pb.CarePlan:
     )
 
 
-def team_message(team: StoredPlan) -> pb.CareTeam:
+def team_message(team: Stored) -> pb.CareTeam:
     return pb.CareTeam(
         id=team.id,
         version=team.version,
@@ -47,7 +48,7 @@ def team_message(team: StoredPlan) -> pb.CareTeam:
     )
 
 
-def goal_message(goal: StoredPlan) -> pb.Goal:
+def goal_message(goal: Stored) -> pb.Goal:
     return pb.Goal(
         id=goal.id,
         version=goal.version,
@@ -58,7 +59,7 @@ def goal_message(goal: StoredPlan) -> pb.Goal:
     )
 
 
-def episode_message(episode: StoredPlan) -> pb.EpisodeOfCare:
+def episode_message(episode: Stored) -> pb.EpisodeOfCare:
     state = fhir_map.episode_state(fhir.parse_resource(episode.resource))
     return pb.EpisodeOfCare(
         id=episode.id,
@@ -72,7 +73,7 @@ def episode_message(episode: StoredPlan) -> pb.EpisodeOfCare:
     )
 
 
-def entry(item: StoredPlan) -> pb.RegistryEntry:
+def entry(item: Stored) -> pb.RegistryEntry:
     return pb.RegistryEntry(
         id=item.id,
         version=item.version,

@@ -21,7 +21,7 @@ from iopcare.careplan.domain.progress import (
 from iopcare.careplan.service import ServiceBase
 from iopcare.kit import audit, fhir, teams
 from iopcare.kit.auth import Principal
-from iopcare.kit.db import UnitOfWork
+from iopcare.kit.db import UnitOfWork, as_utc
 from iopcare.kit.events import ReceivedEvent
 from iopcare.kit.versioned import Stored
 
@@ -69,10 +69,6 @@ class PatientPlan:
     attendance: Attendance = field(default_factory=lambda: attendance([]))
     by_activity: dict[str, Attendance] = field(default_factory=dict)
     notes: list[NoteSummary] = field(default_factory=list)
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class PatientView(ServiceBase):
@@ -182,16 +178,16 @@ class PatientView(ServiceBase):
             view.upcoming = [
                 Session(
                     r.appointment_id,
-                    _utc(r.start),
-                    _utc(r.end),
+                    as_utc(r.start),
+                    as_utc(r.end),
                     r.status,
                     r.description,
                     r.care_plan_id,
                 )
                 for r in rows
-                if _utc(r.start) >= now
+                if as_utc(r.start) >= now
             ][:UPCOMING_LIMIT]
-            past = [r for r in rows if _utc(r.start) < now]
+            past = [r for r in rows if as_utc(r.start) < now]
             view.attendance = attendance([r.status for r in past])
             view.by_activity = attendance_by_activity(
                 [(r.description or "other", r.status) for r in past]
@@ -199,7 +195,7 @@ class PatientView(ServiceBase):
             n = store.note_view.c
             view.notes = [
                 NoteSummary(
-                    r.communication_id, r.sender, r.title, r.category, r.priority, _utc(r.sent_at)
+                    r.communication_id, r.sender, r.title, r.category, r.priority, as_utc(r.sent_at)
                 )
                 for r in conn.execute(
                     select(store.note_view)
@@ -233,5 +229,5 @@ class PatientView(ServiceBase):
                 .limit(1)
             ).first()
             if row is not None:
-                latest, latest_at = row.value, _utc(row.effective)
+                latest, latest_at = row.value, as_utc(row.effective)
         return GoalProgress(goal, measure, latest, latest_at, fhir_map.goal_achievement(resource))

@@ -19,7 +19,7 @@ from iopcare.careplan.domain.model import (
     check_revision,
     check_update_request,
 )
-from iopcare.careplan.domain.review import Attestation, Review, check_review, next_review_due
+from iopcare.careplan.domain.review import Review, check_review, next_review_due
 from iopcare.careplan.domain.templates import Template, draft_plan, template_for
 from iopcare.kit import audit, fhir, paging, teams, topics
 from iopcare.kit.auth import Principal
@@ -194,7 +194,7 @@ class CarePlans(ServiceBase):
         if problems:
             raise InvalidArgument("the plan refers to another patient's records", problems)
 
-    def create(self, principal: Principal, request_id: str, fhir_json: str) -> store.StoredPlan:
+    def create(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
         """Validates and stores a new plan (version 1) with its history, event and audit rows."""
         with self._audit_refusals(principal, audit.CREATE, "CarePlan"):
             resource = fhir.parse_resource(
@@ -227,7 +227,7 @@ class CarePlans(ServiceBase):
         diagnosis: str,
         team_id: str,
         templates: list[Template],
-    ) -> store.StoredPlan:
+    ) -> Stored:
         """A draft plan from the program template for the patient's diagnosis (ICD-10-CM)."""
         with self._audit_refusals(principal, audit.CREATE, "CarePlan"):
             template = template_for(templates, diagnosis)
@@ -248,7 +248,7 @@ class CarePlans(ServiceBase):
         fhir_json: str,
         mask: list[str],
         reason: str = "",
-    ) -> store.StoredPlan:
+    ) -> Stored:
         """Stores a new version if `expected_version` is still current; never a lost update."""
         resource_name = f"CarePlan/{plan_id}"
         with self._audit_refusals(principal, audit.UPDATE, resource_name):
@@ -307,12 +307,12 @@ class CarePlans(ServiceBase):
         self.notify_outbox()
         return revised
 
-    def get(self, principal: Principal, plan_id: str) -> store.StoredPlan:
+    def get(self, principal: Principal, plan_id: str) -> Stored:
         with self.db.read() as conn:
             plan = store.plans.load(conn, plan_id) if plan_id else None
         return self._audited_read(principal, f"CarePlan/{plan_id}", plan)
 
-    def get_version(self, principal: Principal, plan_id: str, version: int) -> store.StoredPlan:
+    def get_version(self, principal: Principal, plan_id: str, version: int) -> Stored:
         if not 1 <= version <= MAX_VERSION:
             raise InvalidArgument(
                 "version must be >= 1", [FieldViolation("version", "a version number >= 1")]
@@ -339,7 +339,7 @@ class CarePlans(ServiceBase):
 
     def record_review(
         self, principal: Principal, plan_id: str, expected_version: int, review: Review
-    ) -> store.StoredPlan:
+    ) -> Stored:
         """A plan review is a revision of the plan: a note of the decision and the attestations,
         and the next review date (the program's interval from this review)."""
         name = f"CarePlan/{plan_id}"
@@ -489,6 +489,3 @@ def make_reviews_due(
         publish(uow, "CarePlan", revised, codes.EVENT_REVIEW_DUE_NOW)
         changed.append(revised)
     return changed
-
-
-__all__ = ["Attestation", "CarePlans", "Review", "ServiceBase", "make_reviews_due", "new_id"]

@@ -21,7 +21,7 @@ from sqlalchemy import (
 
 from iopcare.kit.schema import add_kit_tables
 from iopcare.kit.teams import add_member_table
-from iopcare.kit.versioned import Stored, VersionedTables
+from iopcare.kit.versioned import VersionedTables
 
 metadata = MetaData()
 kit = add_kit_tables(metadata)
@@ -126,8 +126,6 @@ review_notice = Table(
     Column("due", Date, primary_key=True),
     Column("noticed_at", DateTime(timezone=True), nullable=False),
 )
-
-StoredPlan = Stored
 
 
 def values_over_time(conn: Connection, patient_id: str, code: str) -> list[float]:

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -32,6 +33,12 @@ from iopcare.kit.errors import Aborted, Unavailable
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+def as_utc(value: datetime) -> datetime:
+    """A timestamp read back from the database, time-zone aware. SQLite stores none and returns
+    naive datetimes (we only ever store UTC); PostgreSQL returns aware ones."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:

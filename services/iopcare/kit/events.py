@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, insert, text
 
 from iopcare.kit import fhir
+from iopcare.kit.db import as_utc
 
 SPECVERSION = "1.0"
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
@@ -182,7 +183,6 @@ def append_to_outbox(conn: Connection, outbox: Table, topic: str, event: Event) 
 
 
 def event_from_outbox_row(row: Any) -> Event:
-    time = row.time if row.time.tzinfo else row.time.replace(tzinfo=UTC)
     return Event(
         type=row.event_type,
         source=row.source,
@@ -190,7 +190,7 @@ def event_from_outbox_row(row: Any) -> Event:
         key=row.key,
         data=row.payload,
         id=row.event_id,
-        time=time,
+        time=as_utc(row.time),
         traceparent=row.traceparent or new_traceparent(),
         content_type=row.content_type,
     )

@@ -170,12 +170,6 @@ class OutboxRelay:
         self.published += len(rows)
         return len(rows)
 
-    def pending(self) -> int:
-        with self.db.read() as conn:
-            return len(
-                conn.execute(select(self.outbox.c.id).where(self.outbox.c.sent_at.is_(None))).all()
-            )
-
     # Helpers -----------------------------------------------------------------------------------
     def _get_producer(self) -> KafkaProducer:
         if self._producer is None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, DateTime, Integer, MetaData, String, Table, Text, select
 
+from iopcare.kit.db import as_utc
 from iopcare.kit.errors import NotFound, StaleVersion
 
 
@@ -40,10 +41,6 @@ class Version:
     change: str
     status: str | None
     reason: str | None
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _current_columns() -> list[Any]:
@@ -88,7 +85,7 @@ class VersionedTables:
 
     def _stored(self, row: Any) -> Stored:
         return Stored(
-            row.id, row.version, row.patient_id, row.status, _utc(row.updated_at), row.resource
+            row.id, row.version, row.patient_id, row.status, as_utc(row.updated_at), row.resource
         )
 
     def insert(
@@ -188,7 +185,7 @@ class VersionedTables:
             query = query.where(h.version < before)
         rows = conn.execute(query.order_by(h.version.desc()).limit(limit)).all()
         return [
-            Version(r.version, _utc(r.changed_at), r.changed_by, r.change, r.status, r.reason)
+            Version(r.version, as_utc(r.changed_at), r.changed_by, r.change, r.status, r.reason)
             for r in rows
         ]
 
@@ -202,7 +199,7 @@ class VersionedTables:
         if row is None:
             return None
         return Stored(
-            item_id, version, row.patient_id, row.status or "", _utc(row.changed_at), row.resource
+            item_id, version, row.patient_id, row.status or "", as_utc(row.changed_at), row.resource
         )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from iopcare.kit import fhir
@@ -10,21 +10,17 @@ from iopcare.notes import codes
 from iopcare.notes.domain.messages import NewMessage
 
 
-def _instant(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def communication(message_id: str, message: NewMessage, sent_at: datetime) -> str:
     """The stored Communication for a message (canonical JSON, version 1)."""
     resource: dict[str, Any] = {
         "resourceType": "Communication",
         "id": message_id,
-        "meta": {"versionId": "1", "lastUpdated": _instant(sent_at)},
+        "meta": {"versionId": "1", "lastUpdated": fhir.instant(sent_at)},
         "status": "completed",
         "category": [{"coding": [{"system": codes.CATEGORY_SYSTEM, "code": message.category}]}],
         "priority": message.priority,
         "subject": {"reference": f"Patient/{message.patient_id}"},
-        "sent": _instant(sent_at),
+        "sent": fhir.instant(sent_at),
         "sender": {"reference": message.sender},
         "payload": [{"contentString": message.text}],
     }
@@ -40,7 +36,7 @@ def crisis_flag(flag_id: str, patient_id: str, text: str, about: str, at: dateti
     resource = {
         "resourceType": "Flag",
         "id": flag_id,
-        "meta": {"versionId": "1", "lastUpdated": _instant(at)},
+        "meta": {"versionId": "1", "lastUpdated": fhir.instant(at)},
         "status": "active",
         "category": [
             {
@@ -51,7 +47,7 @@ def crisis_flag(flag_id: str, patient_id: str, text: str, about: str, at: dateti
         ],
         "code": {"text": text},
         "subject": {"reference": f"Patient/{patient_id}"},
-        "period": {"start": _instant(at)},
+        "period": {"start": fhir.instant(at)},
         "author": {"reference": codes.SYSTEM_SENDER},
         "extension": [
             {
@@ -66,15 +62,14 @@ def crisis_flag(flag_id: str, patient_id: str, text: str, about: str, at: dateti
 def acknowledged_flag(flag: dict[str, Any], by: str, at: datetime, version: int) -> str:
     """The Flag with who acknowledged the crisis and when (it stays active until resolved)."""
     data = dict(flag)
-    data["meta"] = {**data.get("meta", {}), "versionId": str(version), "lastUpdated": _instant(at)}
     data["extension"] = [
         *data.get("extension", []),
         {
             "url": codes.ACKNOWLEDGED_EXTENSION,
             "extension": [
                 {"url": "by", "valueReference": {"reference": by}},
-                {"url": "at", "valueDateTime": _instant(at)},
+                {"url": "at", "valueDateTime": fhir.instant(at)},
             ],
         },
     ]
-    return fhir.to_json(fhir.parse_resource(data, "Flag"))
+    return fhir.with_identity(fhir.parse_resource(data, "Flag"), data["id"], version, at)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -18,6 +18,7 @@ from sqlalchemy import (
     select,
 )
 
+from iopcare.kit.db import as_utc
 from iopcare.kit.schema import BigId, add_kit_tables
 from iopcare.kit.teams import add_member_table, add_projection_table
 from iopcare.kit.versioned import VersionedTables
@@ -124,9 +125,15 @@ def load_message(conn: Connection, message_id: str) -> StoredMessage | None:
 
 
 def _from_row(row: Any) -> StoredMessage:
-    sent = row.sent_at if row.sent_at.tzinfo else row.sent_at.replace(tzinfo=UTC)
     return StoredMessage(
-        row.seq, row.id, row.patient_id, row.sender, row.priority, row.text, sent, row.resource
+        row.seq,
+        row.id,
+        row.patient_id,
+        row.sender,
+        row.priority,
+        row.text,
+        as_utc(row.sent_at),
+        row.resource,
     )
 
 

@@ -93,10 +93,6 @@ def planned_activities(plan: Any) -> list[PlannedActivity]:
     return result
 
 
-def _instant(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def proposed_appointment(
     appointment_id: str,
     plan_id: str,
@@ -119,16 +115,16 @@ def proposed_appointment(
     resource: dict[str, Any] = {
         "resourceType": "Appointment",
         "id": appointment_id,
-        "meta": {"versionId": "1", "lastUpdated": _instant(stored_at)},
+        "meta": {"versionId": "1", "lastUpdated": fhir.instant(stored_at)},
         "identifier": [
             {
                 "system": codes.OCCURRENCE_SYSTEM,
-                "value": f"{plan_id}/{activity.index}/{_instant(occurrence.start)}",
+                "value": f"{plan_id}/{activity.index}/{fhir.instant(occurrence.start)}",
             }
         ],
         "status": "proposed",
-        "start": _instant(occurrence.start),
-        "end": _instant(occurrence.end),
+        "start": fhir.instant(occurrence.start),
+        "end": fhir.instant(occurrence.end),
         "minutesDuration": int((occurrence.end - occurrence.start).total_seconds() // 60),
         "supportingInformation": [{"reference": f"CarePlan/{plan_id}"}],
         "participant": participants,
@@ -149,7 +145,7 @@ def collection(resources: list[str], bundle_id: str, at: datetime) -> str:
                 "resourceType": "Bundle",
                 "id": bundle_id,
                 "type": "collection",
-                "timestamp": _instant(at),
+                "timestamp": fhir.instant(at),
                 "entry": entries,
             },
             "Bundle",
@@ -163,7 +159,6 @@ def with_attendance(
     """The Appointment after attendance was recorded, as the new stored version."""
     data = dict(resource)
     data["status"] = status
-    data["meta"] = {**data.get("meta", {}), "versionId": str(version), "lastUpdated": _instant(at)}
     if status == "cancelled":
         data["cancelationReason"] = {
             "coding": [
@@ -176,4 +171,4 @@ def with_attendance(
             {**p, "status": "accepted"} if p["actor"]["reference"].startswith("Patient/") else p
             for p in data.get("participant", [])
         ]
-    return fhir.to_json(fhir.parse_resource(data, "Appointment"))
+    return fhir.with_identity(fhir.parse_resource(data, "Appointment"), data["id"], version, at)

@@ -22,6 +22,7 @@ from sqlalchemy import (
     select,
 )
 
+from iopcare.kit.db import as_utc
 from iopcare.kit.schema import add_kit_tables
 from iopcare.kit.teams import add_member_table, add_projection_table
 
@@ -69,18 +70,14 @@ class StoredAppointment:
     resource: str
 
 
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _from_row(row: Any) -> StoredAppointment:
     return StoredAppointment(
         row.id,
         row.version,
         row.patient_id,
         row.status,
-        _utc(row.start),
-        _utc(row.end),
+        as_utc(row.start),
+        as_utc(row.end),
         row.care_plan_id,
         row.resource,
     )

@@ -9,7 +9,6 @@ from iopcare.careplan import codes
 from iopcare.kit.errors import (
     FailedPrecondition,
     FieldViolations,
-    InvalidArgument,
     PermissionDenied,
 )
 
@@ -190,15 +189,3 @@ def check_update_request(
     if len(reason) > 1000:
         problems.add("reason", "at most 1,000 characters")
     problems.raise_if_any("the update request is invalid")
-
-
-__all__ = [
-    "Activity",
-    "CarePlanDraft",
-    "InvalidArgument",
-    "apply_mask",
-    "check_new_plan",
-    "check_ready_to_be_active",
-    "check_revision",
-    "check_update_request",
-]
