@@ -146,3 +146,17 @@ def test_practitioners_and_their_roles(
             metadata=admin,
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_retried_registration_that_linked_returns_the_same_patient(
+    stub: pb_grpc.CarePlanServiceStub, settings: Settings
+) -> None:
+    mrn = uuid.uuid4().hex[:8]
+    first = _register(stub, settings, _patient((MRN_A, mrn)))
+    request = pb.RegisterPatientRequest(
+        request_id="link-1", fhir_json=_patient((MRN_A, mrn), (MRN_B, "Z-" + mrn))
+    )
+    manager = harness.metadata(settings, role="case-manager", practitioner="cm-1")
+    linked = stub.RegisterPatient(request, metadata=manager).patient
+    retried = stub.RegisterPatient(request, metadata=manager).patient
+    assert first.id == linked.id == retried.id

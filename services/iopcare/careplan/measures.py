@@ -157,10 +157,11 @@ class Measures(ServiceBase):
         with self.db.read() as conn:
             loaded = store.load_observation(conn, observation_id)
         assert loaded is not None
-        stored_measure = fhir_map.measure_from_fhir(fhir.parse_resource(loaded[0]))
-        return Recorded(
-            observation_id, loaded[0], updated if created else [], crisis_reasons(stored_measure)
-        )
+        if created:
+            return Recorded(observation_id, loaded[0], updated, reasons)
+        # A retry answers with what the first attempt stored and found.
+        first = fhir_map.measure_from_fhir(fhir.parse_resource(loaded[0]))
+        return Recorded(observation_id, loaded[0], [], crisis_reasons(first))
 
     def _update_goals(
         self,

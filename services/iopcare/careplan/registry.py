@@ -70,7 +70,6 @@ class Registry(ServiceBase):
                     "a patient is registered with at least one identifier (e.g. an MRN)",
                     [FieldViolation("fhir_json.Patient.identifier", "at least one")],
                 )
-            known: list[str] = []
 
             def _register(uow: UnitOfWork, patient_id: str) -> str:
                 i = store.patient_identifier.c
@@ -89,7 +88,6 @@ class Registry(ServiceBase):
                         reason="IDENTIFIERS_CONFLICT",
                     )
                 if owners:
-                    known.append(owners[0])
                     return self._link(uow, principal, owners[0], identifiers)
                 now = datetime.now(UTC)
                 stored = Stored(
@@ -113,9 +111,6 @@ class Registry(ServiceBase):
                 )
                 return patient_id
 
-            def _create(uow: UnitOfWork, patient_id: str) -> None:
-                _register(uow, patient_id)
-
             for attempt in range(3):
                 try:
                     result_id, created = create_once(
@@ -124,30 +119,21 @@ class Registry(ServiceBase):
                         principal,
                         "RegisterPatient",
                         request_id,
-                        _create,
+                        _register,
                         new_id,
                     )
                     break
                 except IntegrityError:
                     # A concurrent registration of the same person committed first (see
                     # _remember); the next attempt finds it and links to it.
-                    known.clear()
                     if attempt == 2:
                         raise Aborted("the registration raced another; retry it") from None
         if created:
             self.notify_outbox()
-        patient_id = known[0] if known else result_id
         with self.db.read() as conn:
-            stored_patient = store.patients.load(conn, patient_id)
-            if stored_patient is None:  # a retry of a request that linked
-                stored_patient = self._by_request(conn, result_id)
+            stored_patient = store.patients.load(conn, result_id)
+        assert stored_patient is not None  # committed above; patients are never deleted
         return stored_patient
-
-    def _by_request(self, conn: Connection, result_id: str) -> Stored:
-        found = store.patients.load(conn, result_id)
-        if found is None:
-            raise NotFound("the patient this request registered was linked to another one")
-        return found
 
     def _remember(
         self, conn: Connection, patient_id: str, identifiers: list[tuple[str, str]]

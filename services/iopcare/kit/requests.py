@@ -29,13 +29,15 @@ def create_once(
     principal: Principal,
     operation: str,
     request_id: str,
-    create: Callable[[UnitOfWork, str], None],
+    create: Callable[[UnitOfWork, str], str | None],
     new_id: Callable[[], str],
 ) -> tuple[str, bool]:
     """Runs `create` in a unit of work unless this request ran before.
 
-    `create(uow, new_id)` creates the resource under the id `new_id()` chose. Returns the id of
-    what was created and whether this call created it. The request log row is
+    `create(uow, new_id)` creates the resource under the id `new_id()` chose, or returns the id
+    of the existing resource the request resolved to instead (a registration that linked to a
+    known patient); that id is what a retry gets back. Returns the id and whether this call
+    created or changed it. The request log row is
     inserted in the same transaction as the creation: either both commit or neither does. Two
     concurrent attempts with the same request id (a client retry racing its own first attempt)
     collide on the request log's primary key; the loser rolls back and returns the winner's
@@ -65,7 +67,10 @@ def create_once(
                 )
             except IntegrityError:
                 continue  # the concurrent attempt committed; read its result
-            create(uow, result_id)
+            resolved = create(uow, result_id)
+            if resolved is not None and resolved != result_id:
+                uow.conn.execute(request_log.update().where(key).values(result_id=resolved))
+                result_id = resolved
             uow.commit()
             return result_id, True
     raise Aborted("the request collided with a concurrent retry of itself; retry it")

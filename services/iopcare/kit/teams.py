@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import (
     Column,
+    ColumnElement,
     Connection,
     Date,
     DateTime,
@@ -150,54 +151,36 @@ def replace_members(
     )
 
 
+def _current(table: Table, patient_id: str, today: date) -> ColumnElement[bool]:
+    """Rows of the patient's teams whose participation period covers `today`."""
+    m = table.c
+    return (
+        (m.patient_id == patient_id)
+        & (m.period_start.is_(None) | (m.period_start <= today))
+        & (m.period_end.is_(None) | (m.period_end >= today))
+    )
+
+
 def is_member(conn: Connection, table: Table, reference: str, patient_id: str, today: date) -> bool:
     """Whether `reference` is, today, a member of an active care team of the patient."""
-    m = table.c
-    row = conn.execute(
-        select(m.row_id)
-        .where(
-            (m.member == reference)
-            & (m.patient_id == patient_id)
-            & ((m.period_start.is_(None)) | (m.period_start <= today))
-            & ((m.period_end.is_(None)) | (m.period_end >= today))
-        )
-        .limit(1)
-    ).first()
-    return row is not None
+    where = _current(table, patient_id, today) & (table.c.member == reference)
+    return conn.execute(select(table.c.row_id).where(where).limit(1)).first() is not None
 
 
 def roles_of_member(
     conn: Connection, table: Table, reference: str, patient_id: str, today: date
 ) -> set[str]:
     """The roles in which `reference` is, today, on one of the patient's active teams."""
-    m = table.c
-    rows = conn.execute(
-        select(m.role).where(
-            (m.member == reference)
-            & (m.patient_id == patient_id)
-            & ((m.period_start.is_(None)) | (m.period_start <= today))
-            & ((m.period_end.is_(None)) | (m.period_end >= today))
-        )
-    ).scalars()
-    return {str(r) for r in rows if r}
+    where = _current(table, patient_id, today) & (table.c.member == reference)
+    return {str(r) for r in conn.execute(select(table.c.role).where(where)).scalars() if r}
 
 
 def members_with_role(
     conn: Connection, table: Table, patient_id: str, role: str, today: date
 ) -> list[str]:
     """References of the patient's current team members in `role` (e.g. who gets a crisis alert)."""
-    m = table.c
-    rows = conn.execute(
-        select(m.member)
-        .where(
-            (m.patient_id == patient_id)
-            & (m.role == role)
-            & ((m.period_start.is_(None)) | (m.period_start <= today))
-            & ((m.period_end.is_(None)) | (m.period_end >= today))
-        )
-        .distinct()
-    ).scalars()
-    return sorted(rows)
+    where = _current(table, patient_id, today) & (table.c.role == role)
+    return sorted(conn.execute(select(table.c.member).where(where).distinct()).scalars())
 
 
 def today() -> date:

@@ -223,6 +223,8 @@ class Notes:
 
     def on_crisis(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
         """An urgent alert in the team thread to the patient's psychiatrist and therapist."""
+        if store.message_for_event(uow.conn, received.event.id) is not None:
+            return  # alerted already (the inbox normally keeps this from happening)
         observation = received.resource
         patient_id = received.event.key
         recipients = tuple(
@@ -240,8 +242,6 @@ class Notes:
         measure = measure_from_fhir(observation)
         measured = measure.effective.isoformat() if measure.effective else "just now"
         text = crisis_text(observation.code.text or "PHQ-9", measure.value, measure.item9, measured)
-        if store.message_for_event(uow.conn, received.event.id) is not None:
-            return
         message_id = self._store(
             uow,
             NewMessage(
