@@ -91,7 +91,7 @@ class PatientView(ServiceBase):
         )
         if not patient_id or appointment.start is None or appointment.end is None:
             return
-        version = int(appointment.meta.versionId) if appointment.meta else 1
+        version = int(appointment.meta.versionId or 1) if appointment.meta else 1
         current = conn.execute(
             select(store.session_view.c.version).where(
                 store.session_view.c.appointment_id == appointment.id

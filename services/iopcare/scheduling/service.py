@@ -112,39 +112,52 @@ class Scheduling:
         now = datetime.now(UTC)
         reason = f"care plan {plan.status}"
         for current in store.future_for_plan(uow.conn, plan.id, now):
-            revised = store.StoredAppointment(
-                current.id,
-                current.version + 1,
-                current.patient_id,
-                "cancelled",
-                current.start,
-                current.end,
-                current.care_plan_id,
-                fhir_map.with_attendance(
-                    json.loads(current.resource),
-                    "cancelled",
-                    reason,
-                    False,
-                    current.version + 1,
-                    now,
-                ),
+            # The rows are locked, so none moves on meanwhile: each cancellation is written.
+            self._change_status(
+                uow, current, "cancelled", reason, False, now, received.event.traceparent
             )
-            if not store.update_appointment(uow.conn, revised, current.version):
-                continue  # changed by a clinician meanwhile: theirs stands
-            append_to_outbox(
-                uow.conn,
-                store.outbox,
-                topics.SCHEDULING,
-                Event(
-                    type=codes.EVENT_APPOINTMENT_UPDATED,
-                    source=codes.SOURCE,
-                    subject=f"Appointment/{revised.id}/_history/{revised.version}",
-                    key=revised.patient_id,
-                    data=revised.resource,
-                    time=now,
-                    traceparent=child_traceparent(received.event.traceparent),
-                ),
-            )
+
+    def _change_status(
+        self,
+        uow: UnitOfWork,
+        current: store.StoredAppointment,
+        status: str,
+        reason: str,
+        late: bool,
+        now: datetime,
+        traceparent: str | None = None,
+    ) -> store.StoredAppointment | None:
+        """The next version of a session with a new status, and its event; None when the
+        session has moved on since `current` was read (nothing is written then)."""
+        revised = store.StoredAppointment(
+            current.id,
+            current.version + 1,
+            current.patient_id,
+            status,
+            current.start,
+            current.end,
+            current.care_plan_id,
+            fhir_map.with_attendance(
+                json.loads(current.resource), status, reason, late, current.version + 1, now
+            ),
+        )
+        if not store.update_appointment(uow.conn, revised, current.version):
+            return None
+        append_to_outbox(
+            uow.conn,
+            store.outbox,
+            topics.SCHEDULING,
+            Event(
+                type=codes.EVENT_APPOINTMENT_UPDATED,
+                source=codes.SOURCE,
+                subject=f"Appointment/{revised.id}/_history/{revised.version}",
+                key=revised.patient_id,
+                data=revised.resource,
+                time=now,
+                traceparent=child_traceparent(traceparent),
+            ),
+        )
+        return revised
 
     # Queries -----------------------------------------------------------------------------------
     def list_appointments(
@@ -213,38 +226,9 @@ class Scheduling:
             check_attendance(current.status, status, reason)
             now = datetime.now(UTC)
             late = status == "cancelled" and is_late_cancellation(current.start, now)
-            revised = store.StoredAppointment(
-                current.id,
-                current.version + 1,
-                current.patient_id,
-                status,
-                current.start,
-                current.end,
-                current.care_plan_id,
-                fhir_map.with_attendance(
-                    json.loads(current.resource),
-                    status,
-                    reason,
-                    late,
-                    current.version + 1,
-                    now,
-                ),
-            )
-            if not store.update_appointment(uow.conn, revised, expected_version):
+            revised = self._change_status(uow, current, status, reason, late, now)
+            if revised is None:
                 raise StaleVersion(name, expected_version, current.version + 1)
-            append_to_outbox(
-                uow.conn,
-                store.outbox,
-                topics.SCHEDULING,
-                Event(
-                    type=codes.EVENT_APPOINTMENT_UPDATED,
-                    source=codes.SOURCE,
-                    subject=f"{name}/_history/{revised.version}",
-                    key=revised.patient_id,
-                    data=revised.resource,
-                    time=now,
-                ),
-            )
             audit.record(
                 uow.conn,
                 store.audit_log,
