@@ -199,6 +199,14 @@ class EventConsumer:
         return handled
 
     def _handle(self, record: Any) -> None:
+        event_type = next((v for k, v in record.headers or [] if k == "ce_type"), None)
+        if event_type is not None and bytes(event_type).decode("utf-8", "replace") not in (
+            self.handlers
+        ):
+            # Event types this service does not act on (or does not know yet: a newer producer)
+            # are skipped before their FHIR payload is parsed: valid or not, they are not ours.
+            self.stats.skipped += 1
+            return
         try:
             received = from_kafka(
                 record.topic,
@@ -211,12 +219,7 @@ class EventConsumer:
         except PoisonMessage as exc:
             self._dead_letter(record, f"poison: {exc}")
             return
-        handler = self.handlers.get(received.event.type)
-        if handler is None:
-            # Event types this service does not act on (or does not know yet: a newer producer)
-            # are skipped, not dead-lettered: they are valid, just not for us.
-            self.stats.skipped += 1
-            return
+        handler = self.handlers[received.event.type]
         attempt_key = (record.topic, record.partition, record.offset)
         try:
             applied = self._apply(handler, received)
