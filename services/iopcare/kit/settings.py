@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     crisis_escalation_minutes: float = 15
     #: Seconds between checks for crisis alerts to re-escalate.
     crisis_check_seconds: float = 30
+    #: notes WatchThread: seconds between re-reads of a watched thread when no commit woke it
+    #: (commits in this process wake streams at once; this bounds the delay for other replicas').
+    notes_watch_poll_seconds: float = 1.0
     #: Relay: how long to wait between outbox scans when nothing was pending.
     relay_idle_seconds: float = 0.05
     #: Relay: rows published per batch.

@@ -1,18 +1,28 @@
-"""The gRPC edge of the notes service."""
+"""The gRPC edge of the notes service: requests to use cases, results to messages."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from iopcare.kit.auth import current_principal
+from iopcare.kit.errors import FieldViolation, InvalidArgument
 from iopcare.kit.protoconv import require_id, timestamp
 from iopcare.kit.versioned import Stored
+from iopcare.notes.clinical import Attendee, ClinicalNotes, NoteChanges
+from iopcare.notes.domain.documents import NOTE_KINDS, NoteDraft
 from iopcare.notes.service import Notes
-from iopcare.notes.store import StoredMessage
+from iopcare.notes.store import StoredConsent, StoredMessage, StoredNote
 from iopcare.notes.v1 import notes_service_pb2 as pb
 from iopcare.notes.v1 import notes_service_pb2_grpc as pb_grpc
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["NotesService"].full_name
+
+#: Fields UpdateNote may set (its update mask).
+NOTE_MASK_FIELDS = frozenset({"title", "text", "confidentiality", "sensitivity", "shared_with"})
 
 
 def to_message(m: StoredMessage) -> pb.Message:
@@ -24,13 +34,76 @@ def to_message(m: StoredMessage) -> pb.Message:
         priority=m.priority,
         sent_time=timestamp(m.sent_at),
         fhir_json=m.resource,
+        category=m.category,
+        status=m.status,
+        version=m.version,
+    )
+
+
+def to_note(n: StoredNote) -> pb.Note:
+    return pb.Note(
+        id=n.id,
+        version=n.version,
+        patient_id=n.patient_id,
+        kind=n.kind,
+        type_code=NOTE_KINDS[n.kind][0],
+        author=n.author,
+        status=n.status,
+        title=n.title,
+        text=n.text,
+        shared_text=n.shared_text,
+        confidentiality=n.confidentiality,
+        sensitivity=sorted(n.sensitivity),
+        shared_with=sorted(n.shared_with),
+        group_id=n.group_id or "",
+        relates_to=n.relates_to or "",
+        relation=n.relation or "",
+        relation_reason=n.relation_reason or "",
+        create_time=timestamp(n.created_at),
+        sign_time=timestamp(n.signed_at) if n.signed_at else None,
+        signed_by=n.signed_by or "",
+        fhir_json=n.resource,
+    )
+
+
+def to_consent(c: StoredConsent) -> pb.Consent:
+    return pb.Consent(
+        id=c.id,
+        patient_id=c.patient_id,
+        recipient=c.recipient,
+        scope=c.scope,
+        status=c.status,
+        version=c.version,
+        fhir_json=c.resource,
+    )
+
+
+def _time(message: object, field: str) -> datetime | None:
+    if not message.HasField(field):  # type: ignore[attr-defined]
+        return None
+    value: Timestamp = getattr(message, field)
+    return value.ToDatetime(tzinfo=UTC)
+
+
+def _draft(note: pb.NoteInput, patient_id: str) -> NoteDraft:
+    return NoteDraft(
+        patient_id=patient_id,
+        kind=note.kind,
+        title=note.title,
+        text=note.text,
+        shared_text=note.shared_text,
+        confidentiality=note.confidentiality or "N",
+        sensitivity=frozenset(note.sensitivity),
+        shared_with=frozenset(note.shared_with),
     )
 
 
 class NotesServicer(pb_grpc.NotesServiceServicer):
-    def __init__(self, notes: Notes) -> None:
+    def __init__(self, notes: Notes, clinical: ClinicalNotes) -> None:
         self.notes = notes
+        self.clinical = clinical
 
+    # Team thread -------------------------------------------------------------------------------
     def PostMessage(
         self, request: pb.PostMessageRequest, context: grpc.ServicerContext
     ) -> pb.PostMessageResponse:
@@ -40,6 +113,16 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
             require_id(request.patient_id, "patient_id"),
             request.text,
             request.priority,
+            category=request.category,
+            recipients=tuple(request.recipients),
+            in_response_to=(
+                require_id(request.in_response_to, "in_response_to")
+                if request.in_response_to
+                else ""
+            ),
+            part_of=tuple(request.part_of),
+            about=tuple(request.about),
+            attachments=tuple(request.attachments),
         )
         return pb.PostMessageResponse(message=to_message(stored))
 
@@ -54,6 +137,42 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         )
         return pb.ListThreadResponse(messages=[to_message(m) for m in items], next_page_token=token)
 
+    def GetCommunication(
+        self, request: pb.GetCommunicationRequest, context: grpc.ServicerContext
+    ) -> pb.GetCommunicationResponse:
+        view = self.notes.get_message(current_principal(), require_id(request.id, "id"))
+        return pb.GetCommunicationResponse(
+            message=to_message(view.message),
+            receipts=[pb.ReadReceipt(reader=r, read_time=timestamp(t)) for r, t in view.receipts],
+        )
+
+    def RetractMessage(
+        self, request: pb.RetractMessageRequest, context: grpc.ServicerContext
+    ) -> pb.RetractMessageResponse:
+        stored = self.notes.retract(
+            current_principal(), require_id(request.id, "id"), request.expected_version
+        )
+        return pb.RetractMessageResponse(message=to_message(stored))
+
+    def MarkRead(
+        self, request: pb.MarkReadRequest, context: grpc.ServicerContext
+    ) -> pb.MarkReadResponse:
+        ids = [require_id(m, f"message_ids[{i}]") for i, m in enumerate(request.message_ids)]
+        new = self.notes.mark_read(current_principal(), ids)
+        return pb.MarkReadResponse(new_receipts=new)
+
+    def WatchThread(
+        self, request: pb.WatchThreadRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.WatchThreadResponse]:
+        patient_id = require_id(request.patient_id, "patient_id")
+        # A cancelled call wakes its stream at once instead of at the next re-read.
+        context.add_callback(self.notes.watchers.wake_all)
+        for message, token in self.notes.watch(
+            current_principal(), patient_id, request.resume_token, context.is_active
+        ):
+            yield pb.WatchThreadResponse(message=to_message(message), resume_token=token)
+
+    # Crisis flags ------------------------------------------------------------------------------
     def AcknowledgeCrisis(
         self, request: pb.AcknowledgeCrisisRequest, context: grpc.ServicerContext
     ) -> pb.AcknowledgeCrisisResponse:
@@ -69,6 +188,134 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
             current_principal(), require_id(request.patient_id, "patient_id")
         )
         return pb.ListFlagsResponse(flags=[flag_message(f) for f in found])
+
+    # Clinical notes ----------------------------------------------------------------------------
+    def CreateNote(
+        self, request: pb.CreateNoteRequest, context: grpc.ServicerContext
+    ) -> pb.CreateNoteResponse:
+        attendees = [
+            Attendee(require_id(a.patient_id, f"attendees[{i}].patient_id"), a.text)
+            for i, a in enumerate(request.attendees)
+        ]
+        if attendees:
+            patient_id = attendees[0].patient_id
+        else:
+            patient_id = require_id(request.note.patient_id, "note.patient_id")
+        notes = self.clinical.create(
+            current_principal(), request.request_id, _draft(request.note, patient_id), attendees
+        )
+        return pb.CreateNoteResponse(notes=[to_note(n) for n in notes])
+
+    def UpdateNote(
+        self, request: pb.UpdateNoteRequest, context: grpc.ServicerContext
+    ) -> pb.UpdateNoteResponse:
+        paths = list(request.update_mask.paths)
+        unknown = [p for p in paths if p not in NOTE_MASK_FIELDS]
+        if not paths or unknown:
+            raise InvalidArgument(
+                "update_mask must name the fields to set",
+                [FieldViolation("update_mask", f"some of {', '.join(sorted(NOTE_MASK_FIELDS))}")],
+            )
+        note = request.note
+        changes = NoteChanges(
+            title=note.title if "title" in paths else None,
+            text=note.text if "text" in paths else None,
+            confidentiality=(note.confidentiality or "N") if "confidentiality" in paths else None,
+            sensitivity=frozenset(note.sensitivity) if "sensitivity" in paths else None,
+            shared_with=frozenset(note.shared_with) if "shared_with" in paths else None,
+        )
+        updated = self.clinical.update_draft(
+            current_principal(), require_id(request.id, "id"), request.expected_version, changes
+        )
+        return pb.UpdateNoteResponse(note=to_note(updated))
+
+    def SignNote(
+        self, request: pb.SignNoteRequest, context: grpc.ServicerContext
+    ) -> pb.SignNoteResponse:
+        view = self.clinical.sign(
+            current_principal(), require_id(request.id, "id"), request.expected_version
+        )
+        return pb.SignNoteResponse(
+            note=to_note(view.note), provenance_json=view.provenance[-1] if view.provenance else ""
+        )
+
+    def AmendNote(
+        self, request: pb.AmendNoteRequest, context: grpc.ServicerContext
+    ) -> pb.AmendNoteResponse:
+        note = self.clinical.amend(
+            current_principal(),
+            request.request_id,
+            require_id(request.id, "id"),
+            request.relation,
+            request.reason,
+            request.text,
+            request.title,
+        )
+        return pb.AmendNoteResponse(note=to_note(note))
+
+    def GetNote(
+        self, request: pb.GetNoteRequest, context: grpc.ServicerContext
+    ) -> pb.GetNoteResponse:
+        view = self.clinical.get(current_principal(), require_id(request.id, "id"))
+        return pb.GetNoteResponse(
+            note=to_note(view.note),
+            related_ids=view.related,
+            provenance_json=view.provenance,
+            break_glass=view.flagged,
+        )
+
+    def SearchNotes(
+        self, request: pb.SearchNotesRequest, context: grpc.ServicerContext
+    ) -> pb.SearchNotesResponse:
+        found, token = self.clinical.search(
+            current_principal(),
+            require_id(request.patient_id, "patient_id"),
+            author=request.author,
+            kinds=tuple(request.kinds),
+            since=_time(request, "date_from"),
+            until=_time(request, "date_to"),
+            words=request.text,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return pb.SearchNotesResponse(notes=[to_note(n) for n in found], next_page_token=token)
+
+    def DiscloseNote(
+        self, request: pb.DiscloseNoteRequest, context: grpc.ServicerContext
+    ) -> pb.DiscloseNoteResponse:
+        body = self.clinical.disclose(
+            current_principal(), require_id(request.id, "id"), request.recipient
+        )
+        return pb.DiscloseNoteResponse(fhir_json=body)
+
+    # Consents ----------------------------------------------------------------------------------
+    def RecordConsent(
+        self, request: pb.RecordConsentRequest, context: grpc.ServicerContext
+    ) -> pb.RecordConsentResponse:
+        consent = self.clinical.record_consent(
+            current_principal(),
+            request.request_id,
+            require_id(request.patient_id, "patient_id"),
+            request.recipient,
+            request.scope or "all",
+            _time(request, "start_time"),
+            _time(request, "end_time"),
+        )
+        return pb.RecordConsentResponse(consent=to_consent(consent))
+
+    def RevokeConsent(
+        self, request: pb.RevokeConsentRequest, context: grpc.ServicerContext
+    ) -> pb.RevokeConsentResponse:
+        consent = self.clinical.revoke_consent(current_principal(), require_id(request.id, "id"))
+        return pb.RevokeConsentResponse(consent=to_consent(consent))
+
+    def ListConsents(
+        self, request: pb.ListConsentsRequest, context: grpc.ServicerContext
+    ) -> pb.ListConsentsResponse:
+        found = self.clinical.consents(
+            current_principal(), require_id(request.patient_id, "patient_id")
+        )
+        return pb.ListConsentsResponse(consents=[to_consent(c) for c in found])
 
 
 def flag_message(flag: Stored) -> pb.Flag:

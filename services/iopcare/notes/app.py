@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,14 +11,29 @@ from iopcare.kit import topics
 from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
 from iopcare.kit.teams import projection_handler
-from iopcare.notes import store
+from iopcare.notes import codes, store
 from iopcare.notes.api import SERVICE_NAME, NotesServicer
+from iopcare.notes.clinical import ClinicalNotes
 from iopcare.notes.service import Notes
 from iopcare.notes.v1 import notes_service_pb2_grpc as pb_grpc
+from iopcare.notes.watch import ThreadWatch
 from iopcare.scheduling import codes as scheduling_codes
 
 NAME = "notes"
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass
+class NotesRuntime(ServiceRuntime):
+    """The service runtime that also ends WatchThread streams when it stops: a stream blocks a
+    server thread, and the server's grace period would otherwise wait for each one to time out."""
+
+    watchers: ThreadWatch | None = None
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self.watchers is not None:
+            self.watchers.close()
+        super().stop(grace)
 
 
 def build(
@@ -31,28 +47,42 @@ def build(
         MIGRATIONS,
         store.outbox,
     )
-    notes = Notes(parts.db, notify_outbox=parts.relay.notify)
-    on_team = projection_handler(store.care_team_member, store.care_team_seen)
-    consumer = parts.consumer(
-        store.inbox,
-        [topics.CAREPLAN, topics.SCHEDULING],
-        {
-            careplan_codes.EVENT_CREATED: notes.on_care_plan_created,
-            careplan_codes.EVENT_CRISIS: notes.on_crisis,
-            careplan_codes.EVENT_REVIEW_DUE_NOW: notes.on_review_due,
-            careplan_codes.EVENT_TEAM_CREATED: on_team,
-            careplan_codes.EVENT_TEAM_UPDATED: on_team,
-            scheduling_codes.EVENT_APPOINTMENTS_PROPOSED: notes.on_appointments_proposed,
-        },
+    notes = Notes(
+        parts.db,
+        notify_outbox=parts.relay.notify,
+        watch_poll_seconds=settings.notes_watch_poll_seconds,
     )
+    clinical = ClinicalNotes(parts.db, notify_outbox=parts.relay.notify)
+    on_team = projection_handler(store.care_team_member, store.care_team_seen)
+    handlers = {
+        careplan_codes.EVENT_CREATED: notes.on_care_plan_created,
+        careplan_codes.EVENT_CRISIS: notes.on_crisis,
+        careplan_codes.EVENT_REVIEW_DUE_NOW: notes.on_review_due,
+        careplan_codes.EVENT_TEAM_CREATED: on_team,
+        careplan_codes.EVENT_TEAM_UPDATED: on_team,
+        scheduling_codes.EVENT_APPOINTMENTS_PROPOSED: notes.on_appointments_proposed,
+        codes.SCHEDULING_APPOINTMENT_UPDATED: notes.on_appointment_updated,
+        **{event: notes.on_plan_changed for event in careplan_codes.EVENT_FOR_CHANGE.values()},
+        **{event: notes.on_attendance_alert for event in codes.SCHEDULING_ATTENDANCE_ALERTS},
+    }
+    consumer = parts.consumer(store.inbox, [topics.CAREPLAN, topics.SCHEDULING], handlers)
     escalation = timedelta(minutes=settings.crisis_escalation_minutes)
     escalate = PeriodicTask(
         "crisis-escalation",
         settings.crisis_check_seconds,
         lambda: notes.escalate_overdue(datetime.now(UTC), escalation),
     )
-    return parts.runtime(
-        [(pb_grpc.add_NotesServiceServicer_to_server, NotesServicer(notes), SERVICE_NAME)],
+    runtime = parts.runtime(
+        [
+            (
+                pb_grpc.add_NotesServiceServicer_to_server,
+                NotesServicer(notes, clinical),
+                SERVICE_NAME,
+            )
+        ],
         [consumer],
         [escalate],
     )
+    # The kit builds a plain ServiceRuntime; carry its parts over into ours.
+    values = {f.name: getattr(runtime, f.name) for f in fields(runtime) if f.init}
+    return NotesRuntime(**values, watchers=notes.watchers)

@@ -20,3 +20,20 @@ EVENT_CRISIS_ACKNOWLEDGED = "iopcare.notes.crisis.acknowledged.v1"
 #: http://terminology.hl7.org/CodeSystem/flag-category
 FLAG_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/flag-category"
 ACKNOWLEDGED_EXTENSION = "https://iopcare.org/fhir/StructureDefinition/crisis-acknowledged"
+
+EVENT_NOTE_SIGNED = "iopcare.notes.note.signed.v1"
+EVENT_MESSAGE_RETRACTED = "iopcare.notes.message.retracted.v1"
+#: Why an addendum or amendment was written (DocumentReference has no element for it).
+AMENDMENT_REASON_EXTENSION = "https://iopcare.org/fhir/StructureDefinition/amendment-reason"
+#: The 42 CFR 2.32 notice that travels with a disclosed Part 2 record.
+REDISCLOSURE_NOTICE_EXTENSION = "https://iopcare.org/fhir/StructureDefinition/redisclosure-notice"
+#: Identifiers of group sessions (the notes of one session's attendees share one).
+GROUP_SESSION_SYSTEM = "https://iopcare.org/fhir/sid/group-session"
+
+#: Scheduling events notes posts to the thread. Named here rather than imported from scheduling,
+#: whose newer types (alerts) arrive in parallel: a type nobody emits yet simply never comes.
+SCHEDULING_APPOINTMENT_UPDATED = "iopcare.scheduling.appointment.updated.v1"
+SCHEDULING_ATTENDANCE_ALERTS = (
+    "iopcare.scheduling.intensity.below-minimum.v1",
+    "iopcare.scheduling.dropout-risk.v1",
+)

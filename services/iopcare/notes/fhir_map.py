@@ -1,22 +1,35 @@
-"""Team messages as FHIR R4 Communication resources."""
+"""Team messages, clinical notes, signatures and consents as FHIR R4 resources."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from iopcare.kit import fhir
 from iopcare.notes import codes
+from iopcare.notes.domain import documents, privacy
 from iopcare.notes.domain.messages import NewMessage
 
 
-def communication(message_id: str, message: NewMessage, sent_at: datetime) -> str:
-    """The stored Communication for a message (canonical JSON, version 1)."""
+def communication(
+    message_id: str,
+    message: NewMessage,
+    sent_at: datetime,
+    *,
+    status: str = "completed",
+    version: int = 1,
+    updated: datetime | None = None,
+) -> str:
+    """The stored Communication for a message (canonical JSON)."""
     resource: dict[str, Any] = {
         "resourceType": "Communication",
         "id": message_id,
-        "meta": {"versionId": "1", "lastUpdated": fhir.instant(sent_at)},
-        "status": "completed",
+        "meta": {"versionId": str(version), "lastUpdated": fhir.instant(updated or sent_at)},
+        "status": status,
         "category": [{"coding": [{"system": codes.CATEGORY_SYSTEM, "code": message.category}]}],
         "priority": message.priority,
         "subject": {"reference": f"Patient/{message.patient_id}"},
@@ -28,6 +41,12 @@ def communication(message_id: str, message: NewMessage, sent_at: datetime) -> st
         resource["about"] = [{"reference": ref} for ref in message.about]
     if message.recipients:
         resource["recipient"] = [{"reference": ref} for ref in message.recipients]
+    if message.in_response_to:
+        resource["inResponseTo"] = [{"reference": f"Communication/{message.in_response_to}"}]
+    if message.part_of:
+        resource["partOf"] = [{"reference": ref} for ref in message.part_of]
+    for ref in message.attachments:
+        resource["payload"].append({"contentReference": {"reference": ref}})
     return fhir.to_json(fhir.parse_resource(resource, "Communication"))
 
 
@@ -73,3 +92,267 @@ def acknowledged_flag(flag: dict[str, Any], by: str, at: datetime, version: int)
         },
     ]
     return fhir.with_identity(fhir.parse_resource(data, "Flag"), data["id"], version, at)
+
+
+# Clinical notes ---------------------------------------------------------------------------------
+
+
+def security_labels(
+    confidentiality: str, sensitivity: frozenset[str], extra: tuple[str, ...] = ()
+) -> list[dict[str, str]]:
+    """meta.security: the confidentiality code, then the sensitivity and obligation codes."""
+    labels = [{"system": privacy.CONFIDENTIALITY_SYSTEM, "code": confidentiality}]
+    labels += [{"system": privacy.ACT_CODE_SYSTEM, "code": c} for c in sorted(sensitivity)]
+    labels += [{"system": privacy.ACT_CODE_SYSTEM, "code": c} for c in extra]
+    return labels
+
+
+def _attachment(title: str, text: str) -> dict[str, Any]:
+    data = text.encode()
+    return {
+        "attachment": {
+            "contentType": "text/plain; charset=utf-8",
+            "language": "en",
+            "data": base64.b64encode(data).decode(),
+            # SHA-1 of the data, as R4 Attachment.hash defines it: a reader can check that the
+            # signed content is what it receives.
+            "hash": base64.b64encode(hashlib.sha1(data).digest()).decode(),
+            "title": title,
+        }
+    }
+
+
+@dataclass(frozen=True)
+class NoteState:
+    """Everything the DocumentReference of a note says."""
+
+    id: str
+    version: int
+    patient_id: str
+    kind: str
+    author: str
+    status: str  # draft, signed, entered-in-error
+    title: str
+    text: str
+    shared_text: str
+    confidentiality: str
+    sensitivity: frozenset[str]
+    created_at: datetime
+    updated_at: datetime
+    group_id: str | None = None
+    relates_to: str | None = None
+    relation: str | None = None
+    relation_reason: str | None = None
+    signed_at: datetime | None = None
+    signed_by: str | None = None
+
+
+def document_reference(note: NoteState, *, content: bool = True) -> str:
+    """The FHIR R4 DocumentReference of a note. Without `content`, only the reference and its
+    labels: what events and other services get (labelled text never leaves in an event)."""
+    code, display = documents.NOTE_KINDS[note.kind]
+    doc_status = {"draft": "preliminary", "signed": "final"}.get(note.status)
+    resource: dict[str, Any] = {
+        "resourceType": "DocumentReference",
+        "id": note.id,
+        "meta": {
+            "versionId": str(note.version),
+            "lastUpdated": fhir.instant(note.updated_at),
+            "security": security_labels(note.confidentiality, note.sensitivity),
+        },
+        "status": "entered-in-error" if note.status == "entered-in-error" else "current",
+        "type": {"coding": [{"system": documents.LOINC, "code": code, "display": display}]},
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category",
+                        "code": "clinical-note",
+                        "display": "Clinical Note",
+                    }
+                ]
+            }
+        ],
+        "subject": {"reference": f"Patient/{note.patient_id}"},
+        "date": fhir.instant(note.created_at),
+        "author": [{"reference": note.author}],
+        "content": [],
+    }
+    if doc_status:
+        resource["docStatus"] = doc_status
+    if note.signed_by and note.signed_at:
+        resource["authenticator"] = {"reference": note.signed_by}
+    if note.title:
+        resource["description"] = note.title
+    if note.relates_to and note.relation:
+        resource["relatesTo"] = [
+            {"code": note.relation, "target": {"reference": f"DocumentReference/{note.relates_to}"}}
+        ]
+        if note.relation_reason:
+            resource["extension"] = [
+                {"url": codes.AMENDMENT_REASON_EXTENSION, "valueString": note.relation_reason}
+            ]
+    if note.group_id:
+        resource["context"] = {
+            "related": [
+                {"identifier": {"system": codes.GROUP_SESSION_SYSTEM, "value": note.group_id}}
+            ]
+        }
+    if content:
+        if note.shared_text:
+            resource["content"].append(_attachment("Group session (shared part)", note.shared_text))
+        if note.text or not note.shared_text:
+            title = "Individual part" if note.kind == "group" else (note.title or "Note")
+            resource["content"].append(_attachment(title, note.text))
+    else:
+        # A reference only: content is required by R4 (1..*), so one attachment that points at
+        # the note instead of carrying it.
+        resource.pop("description", None)
+        resource["content"] = [
+            {
+                "attachment": {
+                    "contentType": "text/plain; charset=utf-8",
+                    "url": f"DocumentReference/{note.id}",
+                }
+            }
+        ]
+    return fhir.to_json(fhir.parse_resource(resource, "DocumentReference"))
+
+
+def disclosed(resource_json: str, add_labels: tuple[str, ...], notice: str | None) -> str:
+    """A note as it leaves the program: its labels plus the obligations of the disclosure (e.g.
+    NORDSCLCD), and the redisclosure notice (42 CFR 2.32) in an extension."""
+    data = json.loads(resource_json)
+    security = data.setdefault("meta", {}).setdefault("security", [])
+    for code in add_labels:
+        security.append({"system": privacy.ACT_CODE_SYSTEM, "code": code})
+    if notice:
+        data.setdefault("extension", []).append(
+            {"url": codes.REDISCLOSURE_NOTICE_EXTENSION, "valueString": notice}
+        )
+    return fhir.to_json(fhir.parse_resource(data, "DocumentReference"))
+
+
+def signature_provenance(
+    provenance_id: str, note_id: str, version: int, signer: str, at: datetime
+) -> str:
+    """The Provenance of a signature: who signed which version of the note, and when."""
+    resource = {
+        "resourceType": "Provenance",
+        "id": provenance_id,
+        "target": [{"reference": f"DocumentReference/{note_id}/_history/{version}"}],
+        "recorded": fhir.instant(at),
+        "activity": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                    "code": "UPDATE",
+                }
+            ],
+            "text": "signed",
+        },
+        "agent": [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                            "code": "author",
+                        }
+                    ]
+                },
+                "who": {"reference": signer},
+            }
+        ],
+        "signature": [
+            {
+                "type": [
+                    {
+                        "system": "urn:iso-astm:E1762-95:2013",
+                        "code": "1.2.840.10065.1.12.1.1",
+                        "display": "Author's Signature",
+                    }
+                ],
+                "when": fhir.instant(at),
+                "who": {"reference": signer},
+            }
+        ],
+    }
+    return fhir.to_json(fhir.parse_resource(resource, "Provenance"))
+
+
+def consent_resource(
+    consent_id: str,
+    version: int,
+    patient_id: str,
+    recipient: str,
+    scope: str,
+    status: str,
+    start: datetime | None,
+    end: datetime | None,
+    recorded_by: str,
+    at: datetime,
+) -> str:
+    """A patient's consent to disclose (privacy consent, opt-in) to one recipient."""
+    period: dict[str, str] = {}
+    if start:
+        period["start"] = fhir.instant(start)
+    if end:
+        period["end"] = fhir.instant(end)
+    provision: dict[str, Any] = {
+        "type": "permit",
+        "actor": [
+            {
+                "role": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                            "code": "IRCP",
+                            "display": "information recipient",
+                        }
+                    ]
+                },
+                "reference": {"display": recipient},
+            }
+        ],
+        "action": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/consentaction",
+                        "code": "disclose",
+                    }
+                ]
+            }
+        ],
+    }
+    if period:
+        provision["period"] = period
+    if scope == "sud":
+        provision["securityLabel"] = [{"system": privacy.ACT_CODE_SYSTEM, "code": "SUD"}]
+    resource = {
+        "resourceType": "Consent",
+        "id": consent_id,
+        "meta": {"versionId": str(version), "lastUpdated": fhir.instant(at)},
+        "status": status,
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "dateTime": fhir.instant(at),
+        "performer": [{"reference": f"Patient/{patient_id}"}],
+        "organization": [{"display": recorded_by}],
+        "policyRule": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}
+            ]
+        },
+        "provision": provision,
+    }
+    return fhir.to_json(fhir.parse_resource(resource, "Consent"))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -14,16 +15,26 @@ from iopcare.careplan.fhir_map import measure_from_fhir
 from iopcare.kit import audit, fhir, paging, teams, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
-from iopcare.kit.errors import FieldViolation, InvalidArgument, NotFound
+from iopcare.kit.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    StaleVersion,
+)
 from iopcare.kit.events import Event, ReceivedEvent, append_to_outbox, child_traceparent
 from iopcare.kit.requests import create_once
 from iopcare.kit.versioned import Stored, revise
-from iopcare.notes import codes, fhir_map, store
+from iopcare.notes import codes, fhir_map, store, watch
 from iopcare.notes.domain.messages import (
     CRISIS_RECIPIENT_ROLES,
     NewMessage,
+    attendance_alert_text,
     check_message,
     crisis_text,
+    no_show_text,
+    plan_changed_text,
     plan_created_text,
     review_due_text,
     sessions_proposed_text,
@@ -32,11 +43,27 @@ from iopcare.notes.domain.messages import (
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class MessageView:
+    message: store.StoredMessage
+    #: (reader, when) for each reader who marked the message read.
+    receipts: list[tuple[str, datetime]]
+
+
 class Notes:
-    def __init__(self, db: Database, *, notify_outbox: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        notify_outbox: Callable[[], None] = lambda: None,
+        watch_poll_seconds: float = 1.0,
+    ) -> None:
         self.db = db
         self.notify_outbox = notify_outbox
         self.access = teams.TeamAccess(store.care_team_member)
+        self.watchers = watch.ThreadWatch()
+        self.watchers.install(db.write_engine)
+        self.watch_poll_seconds = watch_poll_seconds
 
     def _store(
         self,
@@ -62,7 +89,9 @@ class Notes:
             sent_at=sent_at,
             resource=resource,
             source_event_id=source_event_id,
+            in_response_to=message.in_response_to,
         )
+        watch.posted(uow.conn, message.patient_id)
         append_to_outbox(
             uow.conn,
             store.outbox,
@@ -81,16 +110,43 @@ class Notes:
 
     # Use cases ---------------------------------------------------------------------------------
     def post(
-        self, principal: Principal, request_id: str, patient_id: str, text: str, priority: str
+        self,
+        principal: Principal,
+        request_id: str,
+        patient_id: str,
+        text: str,
+        priority: str,
+        *,
+        category: str = "",
+        recipients: tuple[str, ...] = (),
+        in_response_to: str = "",
+        part_of: tuple[str, ...] = (),
+        about: tuple[str, ...] = (),
+        attachments: tuple[str, ...] = (),
     ) -> store.StoredMessage:
+        """Posts a clinician's message. Recipients are practitioners or a team role
+        (`role:dietitian`), expanded to the role's current members. A message of category
+        `crisis` raises the same alert as a crisis event: urgent, addressed to the psychiatrist
+        and therapist too, with a safety Flag that must be acknowledged."""
+        category = category or "update"
         message = NewMessage(
             patient_id=patient_id,
             text=text,
-            priority=priority or "routine",
-            category="update",
+            priority=priority or ("urgent" if category == "crisis" else "routine"),
+            category=category,
             sender=principal.reference,
+            about=about,
+            recipients=recipients,
+            in_response_to=in_response_to or None,
+            part_of=part_of,
+            attachments=attachments,
         )
         check_message(message)
+        if category == "system":
+            raise InvalidArgument(
+                "system messages come from the services",
+                [FieldViolation("category", "update, question, handoff or crisis")],
+            )
         basis = teams.require_access(
             self.db,
             store.audit_log,
@@ -102,7 +158,27 @@ class Notes:
         )
 
         def _create(uow: UnitOfWork, message_id: str) -> None:
-            self._store(uow, message, message_id=message_id)
+            if in_response_to:
+                answered = store.load_message(uow.conn, in_response_to)
+                if answered is None or answered.patient_id != patient_id:
+                    raise InvalidArgument(
+                        "in_response_to is not a message of this patient's thread",
+                        [FieldViolation("in_response_to", "a message in the same thread")],
+                    )
+            expanded = self._expand_recipients(uow, patient_id, recipients)
+            if category == "crisis":
+                self._raise_crisis(
+                    uow,
+                    patient_id,
+                    text,
+                    about,
+                    sender=principal.reference,
+                    message_id=message_id,
+                    extra_recipients=expanded,
+                    message=replace(message, recipients=expanded, priority="urgent"),
+                )
+            else:
+                self._store(uow, replace(message, recipients=expanded), message_id=message_id)
             audit.record(
                 uow.conn,
                 store.audit_log,
@@ -129,6 +205,214 @@ class Notes:
         if stored is None:  # pragma: no cover - committed above
             raise NotFound(f"Communication/{message_id} not found")
         return stored
+
+    def _expand_recipients(
+        self, uow: UnitOfWork, patient_id: str, recipients: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        expanded: list[str] = []
+        for ref in recipients:
+            if ref.startswith("role:"):
+                expanded += teams.members_with_role(
+                    uow.conn, store.care_team_member, patient_id, ref[5:], teams.today()
+                )
+            else:
+                expanded.append(ref)
+        return tuple(dict.fromkeys(expanded))
+
+    def get_message(self, principal: Principal, message_id: str) -> MessageView:
+        """One message with its read receipts (audited read)."""
+        name = f"Communication/{message_id}"
+        with self.db.read() as conn:
+            stored = store.load_message(conn, message_id)
+        if stored is None:
+            with audit.refusals(self.db, store.audit_log, principal, audit.READ, name):
+                raise NotFound(f"{name} not found", resource=name)
+        basis = teams.require_access(
+            self.db, store.audit_log, self.access, principal, audit.READ, name, stored.patient_id
+        )
+        with self.db.read() as conn:
+            receipts = store.receipts(conn, message_id)
+        audit.record_separately(
+            self.db,
+            store.audit_log,
+            principal,
+            audit.READ,
+            resource=name,
+            patient_id=stored.patient_id,
+            detail=basis,
+        )
+        return MessageView(stored, receipts)
+
+    def mark_read(self, principal: Principal, message_ids: list[str]) -> int:
+        """Records that the caller read these messages (a read receipt per reader and message;
+        marking again keeps the first time). Returns how many receipts were new."""
+        if not message_ids or len(message_ids) > 100:
+            raise InvalidArgument(
+                "1 to 100 message ids", [FieldViolation("message_ids", "1 to 100 ids")]
+            )
+        with self.db.read() as conn:
+            found = {m: store.load_message(conn, m) for m in message_ids}
+        missing = [m for m, v in found.items() if v is None]
+        if missing:
+            with audit.refusals(self.db, store.audit_log, principal, audit.UPDATE, "Communication"):
+                raise NotFound("no such message", resource=f"Communication/{missing[0]}")
+        patients = {v.patient_id for v in found.values() if v is not None}
+        for patient in patients:
+            teams.require_access(
+                self.db,
+                store.audit_log,
+                self.access,
+                principal,
+                audit.UPDATE,
+                "Communication",
+                patient,
+            )
+        new = 0
+        now = datetime.now(UTC)
+        with self.db.write() as conn:
+            for message_id, stored in found.items():
+                assert stored is not None
+                new += store.add_receipt(conn, message_id, principal.reference, now)
+                audit.record(
+                    conn,
+                    store.audit_log,
+                    principal,
+                    audit.UPDATE,
+                    resource=f"Communication/{message_id}",
+                    patient_id=stored.patient_id,
+                    detail="read receipt",
+                )
+        return new
+
+    def retract(
+        self, principal: Principal, message_id: str, expected_version: int
+    ) -> store.StoredMessage:
+        """The sender retracts a message posted in error: status entered-in-error, kept in the
+        thread for the record (a medical record is corrected, never erased)."""
+        name = f"Communication/{message_id}"
+        with audit.refusals(self.db, store.audit_log, principal, audit.UPDATE, name):
+            with self.db.read() as conn:
+                stored = store.load_message(conn, message_id)
+            if stored is None:
+                raise NotFound(f"{name} not found", resource=name)
+        with audit.refusals(
+            self.db, store.audit_log, principal, audit.UPDATE, name, stored.patient_id
+        ):
+            with self.db.read() as conn:
+                self.access.basis(conn, principal, stored.patient_id)
+            if stored.sender != principal.reference:
+                raise PermissionDenied(
+                    "only the sender retracts a message", reason="NOT_THE_SENDER"
+                )
+            if stored.status != "completed":
+                raise FailedPrecondition(f"{name} is already retracted", reason="ALREADY_RETRACTED")
+            if expected_version and expected_version != stored.version:
+                raise StaleVersion(name, expected_version, stored.version)
+            now = datetime.now(UTC)
+            data = json.loads(stored.resource)
+            data["status"] = "entered-in-error"
+            resource = fhir.with_identity(
+                fhir.parse_resource(data, "Communication"), message_id, stored.version + 1, now
+            )
+            with UnitOfWork(self.db) as uow:
+                done = uow.conn.execute(
+                    store.communication.update()
+                    .where(
+                        (store.communication.c.id == message_id)
+                        & (store.communication.c.version == stored.version)
+                    )
+                    .values(
+                        status="entered-in-error", version=stored.version + 1, resource=resource
+                    )
+                )
+                if done.rowcount != 1:
+                    raise StaleVersion(name, stored.version, stored.version + 1)
+                append_to_outbox(
+                    uow.conn,
+                    store.outbox,
+                    topics.NOTES,
+                    Event(
+                        type=codes.EVENT_MESSAGE_RETRACTED,
+                        source=codes.SOURCE,
+                        subject=f"Communication/{message_id}/_history/{stored.version + 1}",
+                        key=stored.patient_id,
+                        data=resource,
+                        time=now,
+                    ),
+                )
+                audit.record(
+                    uow.conn,
+                    store.audit_log,
+                    principal,
+                    audit.UPDATE,
+                    resource=name,
+                    patient_id=stored.patient_id,
+                    detail="retracted",
+                )
+                uow.commit()
+        self.notify_outbox()
+        with self.db.read() as conn:
+            result = store.load_message(conn, message_id)
+        assert result is not None
+        return result
+
+    def watch(
+        self,
+        principal: Principal,
+        patient_id: str,
+        after_token: str,
+        alive: Callable[[], bool],
+    ) -> Iterator[tuple[store.StoredMessage, str]]:
+        """New messages of a patient's thread as they are committed, each with the cursor to
+        resume after it. Without a cursor, the stream starts at the end of the thread. Access
+        is checked when the stream opens and again before each batch it delivers (a clinician
+        removed from the team stops receiving); every delivered batch is audited."""
+        position = paging.decode(after_token, {"seq": int})
+        basis = teams.require_access(
+            self.db,
+            store.audit_log,
+            self.access,
+            principal,
+            audit.SEARCH,
+            "Communication",
+            patient_id,
+        )
+        with self.db.read() as conn:
+            cursor = (
+                int(position["seq"]) if position is not None else store.last_seq(conn, patient_id)
+            )
+        audit.record_separately(
+            self.db,
+            store.audit_log,
+            principal,
+            audit.SEARCH,
+            resource="Communication",
+            patient_id=patient_id,
+            detail=f"watch opened; {basis}",
+        )
+        while alive() and not self.watchers.closed:
+            seen = self.watchers.counter(patient_id)
+            with self.db.read() as conn:
+                batch = store.thread(conn, patient_id, 100, cursor)
+                if batch:
+                    basis = self.access.basis(conn, principal, patient_id)
+            if not batch:
+                # Woken by a commit for this patient, by shutdown, or after the re-read interval
+                # (the hint is in-process; another replica's commits are found by re-reading).
+                self.watchers.wait(patient_id, seen, self.watch_poll_seconds)
+                continue
+            audit.record_separately(
+                self.db,
+                store.audit_log,
+                principal,
+                audit.SEARCH,
+                resource="Communication",
+                patient_id=patient_id,
+                detail=f"watch delivered {len(batch)}; {basis}",
+            )
+            for message in batch:
+                cursor = message.seq
+                yield message, paging.encode({"seq": cursor})
 
     def thread(
         self, principal: Principal, patient_id: str, page_size: int, page_token: str
@@ -221,42 +505,122 @@ class Notes:
             uow, received, patient_id, review_due_text(plan.title), (f"CarePlan/{plan.id}",)
         )
 
+    def on_plan_changed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        """A plan's revision (edited, activated, suspended, completed, ...) noted in the thread."""
+        plan = received.resource
+        patient_id = fhir.reference_id(plan.subject.reference, "Patient")
+        if not patient_id:
+            return
+        change = received.event.type.removeprefix("iopcare.careplan.").removesuffix(".v1")
+        version = plan.meta.versionId if plan.meta else None
+        self._system_message(
+            uow,
+            received,
+            patient_id,
+            plan_changed_text(plan.title, change, version),
+            (f"CarePlan/{plan.id}",),
+        )
+
+    def on_appointment_updated(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        """A no-show noted in the thread. Other attendance changes are not the team's news.
+        Tolerant of what scheduling sends: only `status` and the start are read."""
+        appointment = received.resource
+        if getattr(appointment, "status", None) != "noshow":
+            return
+        patient_id = received.event.key
+        kinds = getattr(appointment, "serviceType", None) or []
+        session = appointment.description or next(
+            (k.text or (k.coding[0].display if k.coding else None) for k in kinds), None
+        )
+        start = appointment.start.isoformat() if appointment.start else None
+        self._system_message(
+            uow,
+            received,
+            patient_id,
+            no_show_text(session, start),
+            (f"Appointment/{appointment.id}",),
+        )
+
+    def on_attendance_alert(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        """scheduling's attendance alerts (intensity below minimum, dropout risk) in the thread.
+        The payload is a Flag; only its `code.text` is read, so a richer payload still works."""
+        resource = received.resource
+        code = getattr(resource, "code", None)
+        detail = getattr(code, "text", None) if code is not None else None
+        kind = "intensity" if "intensity" in received.event.type else "dropout-risk"
+        about = (f"{resource.get_resource_type()}/{resource.id}",) if resource.id else ()
+        self._system_message(
+            uow, received, received.event.key, attendance_alert_text(kind, detail), about
+        )
+
     def on_crisis(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
         """An urgent alert in the team thread to the patient's psychiatrist and therapist."""
         if store.message_for_event(uow.conn, received.event.id) is not None:
             return  # alerted already (the inbox normally keeps this from happening)
         observation = received.resource
-        patient_id = received.event.key
+        # careplan's own reading of its event (what the measure and its items scored).
+        measure = measure_from_fhir(observation)
+        measured = measure.effective.isoformat() if measure.effective else "just now"
+        text = crisis_text(observation.code.text or "PHQ-9", measure.value, measure.item9, measured)
+        self._raise_crisis(
+            uow,
+            received.event.key,
+            text,
+            (f"Observation/{observation.id}",),
+            sender=codes.SYSTEM_SENDER,
+            source_event_id=received.event.id,
+            traceparent=received.event.traceparent,
+        )
+
+    def _raise_crisis(
+        self,
+        uow: UnitOfWork,
+        patient_id: str,
+        text: str,
+        about: tuple[str, ...],
+        *,
+        sender: str,
+        message_id: str | None = None,
+        source_event_id: str | None = None,
+        traceparent: str | None = None,
+        extra_recipients: tuple[str, ...] = (),
+        message: NewMessage | None = None,
+    ) -> str:
+        """The urgent crisis message to the psychiatrist and therapist of the patient's team and
+        a safety Flag tracked until acknowledged, in the caller's unit of work."""
         recipients = tuple(
-            member
-            for role in CRISIS_RECIPIENT_ROLES
-            for member in teams.members_with_role(
-                uow.conn, store.care_team_member, patient_id, role, teams.today()
+            dict.fromkeys(
+                [
+                    *(
+                        member
+                        for role in CRISIS_RECIPIENT_ROLES
+                        for member in teams.members_with_role(
+                            uow.conn, store.care_team_member, patient_id, role, teams.today()
+                        )
+                    ),
+                    *extra_recipients,
+                ]
             )
         )
         if not recipients:
             # Still posted to the thread (everyone on the team sees it), but nobody is named:
             # operators must know the team projection is missing.
             log.error("crisis for a patient without a known psychiatrist or therapist")
-        # careplan's own reading of its event (what the measure and its items scored).
-        measure = measure_from_fhir(observation)
-        measured = measure.effective.isoformat() if measure.effective else "just now"
-        text = crisis_text(observation.code.text or "PHQ-9", measure.value, measure.item9, measured)
+        message = message or NewMessage(
+            patient_id=patient_id,
+            text=text,
+            priority="urgent",
+            category="crisis",
+            sender=sender,
+            about=about,
+        )
         message_id = self._store(
             uow,
-            NewMessage(
-                patient_id=patient_id,
-                text=text,
-                priority="urgent",
-                category="crisis",
-                sender=codes.SYSTEM_SENDER,
-                about=(f"Observation/{observation.id}",),
-                recipients=recipients,
-            ),
-            source_event_id=received.event.id,
-            traceparent=received.event.traceparent,
+            replace(message, recipients=recipients),
+            message_id=message_id,
+            source_event_id=source_event_id,
+            traceparent=traceparent,
         )
-        # And a safety Flag on the patient, tracked until a clinician acknowledges it.
         now = datetime.now(UTC)
         flag_id = str(uuid.uuid4())
         flag = Stored(
@@ -265,9 +629,11 @@ class Notes:
             patient_id,
             "active",
             now,
-            fhir_map.crisis_flag(flag_id, patient_id, text, f"Observation/{observation.id}", now),
+            fhir_map.crisis_flag(
+                flag_id, patient_id, text, about[0] if about else f"Communication/{message_id}", now
+            ),
         )
-        store.flags.insert(uow.conn, flag, codes.SYSTEM_SENDER)
+        store.flags.insert(uow.conn, flag, sender)
         uow.conn.execute(
             store.crisis_alert.insert().values(
                 flag_id=flag_id,
@@ -277,7 +643,8 @@ class Notes:
                 raised_at=now,
             )
         )
-        self._publish_flag(uow, flag, codes.EVENT_CRISIS_RAISED, received.event.traceparent)
+        self._publish_flag(uow, flag, codes.EVENT_CRISIS_RAISED, traceparent)
+        return message_id
 
     def _publish_flag(
         self, uow: UnitOfWork, flag: Stored, event_type: str, traceparent: str | None = None

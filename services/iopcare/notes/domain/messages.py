@@ -19,6 +19,12 @@ class NewMessage:
     sender: str
     about: tuple[str, ...] = ()
     recipients: tuple[str, ...] = ()
+    #: The message this one answers (Communication.inResponseTo).
+    in_response_to: str | None = None
+    #: What the message is part of: a CarePlan, an activity, an appointment (Communication.partOf).
+    part_of: tuple[str, ...] = ()
+    #: Attachments by reference (DocumentReference/..., Binary/..., a URL): never inline content.
+    attachments: tuple[str, ...] = ()
 
 
 def check_message(message: NewMessage) -> None:
@@ -31,7 +37,31 @@ def check_message(message: NewMessage) -> None:
         problems.add("priority", f"one of {', '.join(codes.PRIORITIES)}")
     if message.category not in codes.CATEGORIES:
         problems.add("category", f"one of {', '.join(sorted(codes.CATEGORIES))}")
+    for name, refs in (
+        ("recipients", message.recipients),
+        ("about", message.about),
+        ("part_of", message.part_of),
+        ("attachments", message.attachments),
+    ):
+        if len(refs) > MAX_REFERENCES:
+            problems.add(name, f"at most {MAX_REFERENCES}")
+        for i, ref in enumerate(refs):
+            if not is_reference(ref):
+                problems.add(f"{name}[{i}]", "a reference: Type/id (or role:<team role>)")
     problems.raise_if_any("the message cannot be posted")
+
+
+MAX_REFERENCES = 20
+
+
+def is_reference(value: str) -> bool:
+    """`Type/id`, a URL, or for recipients `role:<team role>`."""
+    if not value or len(value) > 200 or any(c.isspace() for c in value):
+        return False
+    if value.startswith(("role:", "https://", "http://")):
+        return len(value) > 5
+    kind, _, ident = value.partition("/")
+    return kind.isalpha() and kind[:1].isupper() and bool(ident) and "/" not in ident
 
 
 def plan_created_text(title: str | None, activity_count: int) -> str:
@@ -67,3 +97,38 @@ def crisis_text(measure: str, total: float | None, item9: float | None, measured
 def review_due_text(title: str | None) -> str:
     name = f" \u201c{title}\u201d" if title else ""
     return f"The care plan{name} is due for its team review."
+
+
+#: What the thread says when a plan changes, by the change careplan announces.
+PLAN_CHANGE_WORDS = {
+    "updated": "was updated",
+    "activated": "is now active",
+    "suspended": "was suspended",
+    "resumed": "was resumed",
+    "completed": "was completed",
+    "revoked": "was revoked",
+    "entered-in-error": "was marked entered in error",
+}
+
+
+def plan_changed_text(title: str | None, change: str, version: str | None) -> str:
+    name = f" \u201c{title}\u201d" if title else ""
+    words = PLAN_CHANGE_WORDS.get(change, "changed")
+    at = f" (version {version})" if version else ""
+    return f"The care plan{name} {words}{at}."
+
+
+def no_show_text(session: str | None, start: str | None) -> str:
+    what = session or "a session"
+    when = f" on {start}" if start else ""
+    return f"No-show: the patient missed {what}{when}."
+
+
+def attendance_alert_text(kind: str, detail: str | None) -> str:
+    """A scheduling alert (intensity below the program's minimum, dropout risk) as the thread
+    says it; the detail is scheduling's own wording when it sent one."""
+    heading = {
+        "intensity": "Attendance below the program's minimum intensity",
+        "dropout-risk": "Dropout risk",
+    }.get(kind, "Attendance alert")
+    return f"{heading}: {detail}." if detail else f"{heading}."

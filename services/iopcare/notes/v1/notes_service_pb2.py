@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$iopcare/notes/v1/notes_service.proto\x12\x10iopcare.notes.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x01\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0e\n\x06sender\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\t\x12-\n\tsent_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tfhir_json\x18\x07 \x01(\t\"\\\n\x12PostMessageRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\t\"A\n\x13PostMessageResponse\x12*\n\x07message\x18\x01 \x01(\x0b\x32\x19.iopcare.notes.v1.Message\"N\n\x11ListThreadRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x12ListThreadResponse\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.iopcare.notes.v1.Message\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Z\n\x04\x46lag\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x11\n\tfhir_json\x18\x05 \x01(\t\"9\n\x18\x41\x63knowledgeCrisisRequest\x12\x0f\n\x07\x66lag_id\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\"A\n\x19\x41\x63knowledgeCrisisResponse\x12$\n\x04\x66lag\x18\x01 \x01(\x0b\x32\x16.iopcare.notes.v1.Flag\"&\n\x10ListFlagsRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\":\n\x11ListFlagsResponse\x12%\n\x05\x66lags\x18\x01 \x03(\x0b\x32\x16.iopcare.notes.v1.Flag2\x87\x03\n\x0cNotesService\x12Z\n\x0bPostMessage\x12$.iopcare.notes.v1.PostMessageRequest\x1a%.iopcare.notes.v1.PostMessageResponse\x12W\n\nListThread\x12#.iopcare.notes.v1.ListThreadRequest\x1a$.iopcare.notes.v1.ListThreadResponse\x12l\n\x11\x41\x63knowledgeCrisis\x12*.iopcare.notes.v1.AcknowledgeCrisisRequest\x1a+.iopcare.notes.v1.AcknowledgeCrisisResponse\x12T\n\tListFlags\x12\".iopcare.notes.v1.ListFlagsRequest\x1a#.iopcare.notes.v1.ListFlagsResponseB\x02P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$iopcare/notes/v1/notes_service.proto\x12\x10iopcare.notes.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x01\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0e\n\x06sender\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\t\x12-\n\tsent_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tfhir_json\x18\x07 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x08 \x01(\t\x12\x0e\n\x06status\x18\t \x01(\t\x12\x0f\n\x07version\x18\n \x01(\x03\"\xcf\x01\n\x12PostMessageRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\x12\x12\n\nrecipients\x18\x06 \x03(\t\x12\x16\n\x0ein_response_to\x18\x07 \x01(\t\x12\x0f\n\x07part_of\x18\x08 \x03(\t\x12\r\n\x05\x61\x62out\x18\t \x03(\t\x12\x13\n\x0b\x61ttachments\x18\n \x03(\t\"A\n\x13PostMessageResponse\x12*\n\x07message\x18\x01 \x01(\x0b\x32\x19.iopcare.notes.v1.Message\"N\n\x11ListThreadRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x12ListThreadResponse\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.iopcare.notes.v1.Message\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Z\n\x04\x46lag\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x11\n\tfhir_json\x18\x05 \x01(\t\"9\n\x18\x41\x63knowledgeCrisisRequest\x12\x0f\n\x07\x66lag_id\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\"A\n\x19\x41\x63knowledgeCrisisResponse\x12$\n\x04\x66lag\x18\x01 \x01(\x0b\x32\x16.iopcare.notes.v1.Flag\"&\n\x10ListFlagsRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\":\n\x11ListFlagsResponse\x12%\n\x05\x66lags\x18\x01 \x03(\x0b\x32\x16.iopcare.notes.v1.Flag\"%\n\x17GetCommunicationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"L\n\x0bReadReceipt\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12-\n\tread_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"w\n\x18GetCommunicationResponse\x12*\n\x07message\x18\x01 \x01(\x0b\x32\x19.iopcare.notes.v1.Message\x12/\n\x08receipts\x18\x02 \x03(\x0b\x32\x1d.iopcare.notes.v1.ReadReceipt\"=\n\x15RetractMessageRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\"D\n\x16RetractMessageResponse\x12*\n\x07message\x18\x01 \x01(\x0b\x32\x19.iopcare.notes.v1.Message\"&\n\x0fMarkReadRequest\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\t\"(\n\x10MarkReadResponse\x12\x14\n\x0cnew_receipts\x18\x01 \x01(\x05\">\n\x12WatchThreadRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x14\n\x0cresume_token\x18\x02 \x01(\t\"W\n\x13WatchThreadResponse\x12*\n\x07message\x18\x01 \x01(\x0b\x32\x19.iopcare.notes.v1.Message\x12\x14\n\x0cresume_token\x18\x02 \x01(\t\"\xc4\x03\n\x04Note\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x11\n\ttype_code\x18\x05 \x01(\t\x12\x0e\n\x06\x61uthor\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\r\n\x05title\x18\x08 \x01(\t\x12\x0c\n\x04text\x18\t \x01(\t\x12\x13\n\x0bshared_text\x18\n \x01(\t\x12\x17\n\x0f\x63onfidentiality\x18\x0b \x01(\t\x12\x13\n\x0bsensitivity\x18\x0c \x03(\t\x12\x13\n\x0bshared_with\x18\r \x03(\t\x12\x10\n\x08group_id\x18\x0e \x01(\t\x12\x12\n\nrelates_to\x18\x0f \x01(\t\x12\x10\n\x08relation\x18\x10 \x01(\t\x12\x17\n\x0frelation_reason\x18\x11 \x01(\t\x12/\n\x0b\x63reate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tsign_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsigned_by\x18\x14 \x01(\t\x12\x11\n\tfhir_json\x18\x15 \x01(\t\"\xa2\x01\n\tNoteInput\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x13\n\x0bshared_text\x18\x05 \x01(\t\x12\x17\n\x0f\x63onfidentiality\x18\x06 \x01(\t\x12\x13\n\x0bsensitivity\x18\x07 \x03(\t\x12\x13\n\x0bshared_with\x18\x08 \x03(\t\",\n\x08\x41ttendee\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x81\x01\n\x11\x43reateNoteRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\x04note\x18\x02 \x01(\x0b\x32\x1b.iopcare.notes.v1.NoteInput\x12-\n\tattendees\x18\x03 \x03(\x0b\x32\x1a.iopcare.notes.v1.Attendee\";\n\x12\x43reateNoteResponse\x12%\n\x05notes\x18\x01 \x03(\x0b\x32\x16.iopcare.notes.v1.Note\"\x95\x01\n\x11UpdateNoteRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12)\n\x04note\x18\x03 \x01(\x0b\x32\x1b.iopcare.notes.v1.NoteInput\x12/\n\x0bupdate_mask\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\":\n\x12UpdateNoteResponse\x12$\n\x04note\x18\x01 \x01(\x0b\x32\x16.iopcare.notes.v1.Note\"7\n\x0fSignNoteRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\"Q\n\x10SignNoteResponse\x12$\n\x04note\x18\x01 \x01(\x0b\x32\x16.iopcare.notes.v1.Note\x12\x17\n\x0fprovenance_json\x18\x02 \x01(\t\"q\n\x10\x41mendNoteRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x10\n\x08relation\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\r\n\x05title\x18\x06 \x01(\t\"9\n\x11\x41mendNoteResponse\x12$\n\x04note\x18\x01 \x01(\x0b\x32\x16.iopcare.notes.v1.Note\"\x1c\n\x0eGetNoteRequest\x12\n\n\x02id\x18\x01 \x01(\t\"z\n\x0fGetNoteResponse\x12$\n\x04note\x18\x01 \x01(\x0b\x32\x16.iopcare.notes.v1.Note\x12\x13\n\x0brelated_ids\x18\x02 \x03(\t\x12\x17\n\x0fprovenance_json\x18\x03 \x03(\t\x12\x13\n\x0b\x62reak_glass\x18\x04 \x01(\x08\"\xd8\x01\n\x12SearchNotesRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61uthor\x18\x02 \x01(\t\x12\r\n\x05kinds\x18\x03 \x03(\t\x12-\n\tdate_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x64\x61te_to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\"U\n\x13SearchNotesResponse\x12%\n\x05notes\x18\x01 \x03(\x0b\x32\x16.iopcare.notes.v1.Note\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x13\x44iscloseNoteRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\")\n\x14\x44iscloseNoteResponse\x12\x11\n\tfhir_json\x18\x01 \x01(\t\"\x7f\n\x07\x43onsent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\r\n\x05scope\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12\x11\n\tfhir_json\x18\x07 \x01(\t\"\xbe\x01\n\x14RecordConsentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\r\n\x05scope\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"C\n\x15RecordConsentResponse\x12*\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x19.iopcare.notes.v1.Consent\"\"\n\x14RevokeConsentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"C\n\x15RevokeConsentResponse\x12*\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x19.iopcare.notes.v1.Consent\")\n\x13ListConsentsRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\"C\n\x14ListConsentsResponse\x12+\n\x08\x63onsents\x18\x01 \x03(\x0b\x32\x19.iopcare.notes.v1.Consent2\x91\r\n\x0cNotesService\x12Z\n\x0bPostMessage\x12$.iopcare.notes.v1.PostMessageRequest\x1a%.iopcare.notes.v1.PostMessageResponse\x12W\n\nListThread\x12#.iopcare.notes.v1.ListThreadRequest\x1a$.iopcare.notes.v1.ListThreadResponse\x12i\n\x10GetCommunication\x12).iopcare.notes.v1.GetCommunicationRequest\x1a*.iopcare.notes.v1.GetCommunicationResponse\x12\x63\n\x0eRetractMessage\x12\'.iopcare.notes.v1.RetractMessageRequest\x1a(.iopcare.notes.v1.RetractMessageResponse\x12Q\n\x08MarkRead\x12!.iopcare.notes.v1.MarkReadRequest\x1a\".iopcare.notes.v1.MarkReadResponse\x12\\\n\x0bWatchThread\x12$.iopcare.notes.v1.WatchThreadRequest\x1a%.iopcare.notes.v1.WatchThreadResponse0\x01\x12W\n\nCreateNote\x12#.iopcare.notes.v1.CreateNoteRequest\x1a$.iopcare.notes.v1.CreateNoteResponse\x12W\n\nUpdateNote\x12#.iopcare.notes.v1.UpdateNoteRequest\x1a$.iopcare.notes.v1.UpdateNoteResponse\x12Q\n\x08SignNote\x12!.iopcare.notes.v1.SignNoteRequest\x1a\".iopcare.notes.v1.SignNoteResponse\x12T\n\tAmendNote\x12\".iopcare.notes.v1.AmendNoteRequest\x1a#.iopcare.notes.v1.AmendNoteResponse\x12N\n\x07GetNote\x12 .iopcare.notes.v1.GetNoteRequest\x1a!.iopcare.notes.v1.GetNoteResponse\x12Z\n\x0bSearchNotes\x12$.iopcare.notes.v1.SearchNotesRequest\x1a%.iopcare.notes.v1.SearchNotesResponse\x12]\n\x0c\x44iscloseNote\x12%.iopcare.notes.v1.DiscloseNoteRequest\x1a&.iopcare.notes.v1.DiscloseNoteResponse\x12`\n\rRecordConsent\x12&.iopcare.notes.v1.RecordConsentRequest\x1a\'.iopcare.notes.v1.RecordConsentResponse\x12`\n\rRevokeConsent\x12&.iopcare.notes.v1.RevokeConsentRequest\x1a\'.iopcare.notes.v1.RevokeConsentResponse\x12]\n\x0cListConsents\x12%.iopcare.notes.v1.ListConsentsRequest\x1a&.iopcare.notes.v1.ListConsentsResponse\x12l\n\x11\x41\x63knowledgeCrisis\x12*.iopcare.notes.v1.AcknowledgeCrisisRequest\x1a+.iopcare.notes.v1.AcknowledgeCrisisResponse\x12T\n\tListFlags\x12\".iopcare.notes.v1.ListFlagsRequest\x1a#.iopcare.notes.v1.ListFlagsResponseB\x02P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,26 +34,92 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'iopcare.notes.v1.notes_serv
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'P\001'
-  _globals['_MESSAGE']._serialized_start=92
-  _globals['_MESSAGE']._serialized_end=247
-  _globals['_POSTMESSAGEREQUEST']._serialized_start=249
-  _globals['_POSTMESSAGEREQUEST']._serialized_end=341
-  _globals['_POSTMESSAGERESPONSE']._serialized_start=343
-  _globals['_POSTMESSAGERESPONSE']._serialized_end=408
-  _globals['_LISTTHREADREQUEST']._serialized_start=410
-  _globals['_LISTTHREADREQUEST']._serialized_end=488
-  _globals['_LISTTHREADRESPONSE']._serialized_start=490
-  _globals['_LISTTHREADRESPONSE']._serialized_end=580
-  _globals['_FLAG']._serialized_start=582
-  _globals['_FLAG']._serialized_end=672
-  _globals['_ACKNOWLEDGECRISISREQUEST']._serialized_start=674
-  _globals['_ACKNOWLEDGECRISISREQUEST']._serialized_end=731
-  _globals['_ACKNOWLEDGECRISISRESPONSE']._serialized_start=733
-  _globals['_ACKNOWLEDGECRISISRESPONSE']._serialized_end=798
-  _globals['_LISTFLAGSREQUEST']._serialized_start=800
-  _globals['_LISTFLAGSREQUEST']._serialized_end=838
-  _globals['_LISTFLAGSRESPONSE']._serialized_start=840
-  _globals['_LISTFLAGSRESPONSE']._serialized_end=898
-  _globals['_NOTESSERVICE']._serialized_start=901
-  _globals['_NOTESSERVICE']._serialized_end=1292
+  _globals['_MESSAGE']._serialized_start=126
+  _globals['_MESSAGE']._serialized_end=332
+  _globals['_POSTMESSAGEREQUEST']._serialized_start=335
+  _globals['_POSTMESSAGEREQUEST']._serialized_end=542
+  _globals['_POSTMESSAGERESPONSE']._serialized_start=544
+  _globals['_POSTMESSAGERESPONSE']._serialized_end=609
+  _globals['_LISTTHREADREQUEST']._serialized_start=611
+  _globals['_LISTTHREADREQUEST']._serialized_end=689
+  _globals['_LISTTHREADRESPONSE']._serialized_start=691
+  _globals['_LISTTHREADRESPONSE']._serialized_end=781
+  _globals['_FLAG']._serialized_start=783
+  _globals['_FLAG']._serialized_end=873
+  _globals['_ACKNOWLEDGECRISISREQUEST']._serialized_start=875
+  _globals['_ACKNOWLEDGECRISISREQUEST']._serialized_end=932
+  _globals['_ACKNOWLEDGECRISISRESPONSE']._serialized_start=934
+  _globals['_ACKNOWLEDGECRISISRESPONSE']._serialized_end=999
+  _globals['_LISTFLAGSREQUEST']._serialized_start=1001
+  _globals['_LISTFLAGSREQUEST']._serialized_end=1039
+  _globals['_LISTFLAGSRESPONSE']._serialized_start=1041
+  _globals['_LISTFLAGSRESPONSE']._serialized_end=1099
+  _globals['_GETCOMMUNICATIONREQUEST']._serialized_start=1101
+  _globals['_GETCOMMUNICATIONREQUEST']._serialized_end=1138
+  _globals['_READRECEIPT']._serialized_start=1140
+  _globals['_READRECEIPT']._serialized_end=1216
+  _globals['_GETCOMMUNICATIONRESPONSE']._serialized_start=1218
+  _globals['_GETCOMMUNICATIONRESPONSE']._serialized_end=1337
+  _globals['_RETRACTMESSAGEREQUEST']._serialized_start=1339
+  _globals['_RETRACTMESSAGEREQUEST']._serialized_end=1400
+  _globals['_RETRACTMESSAGERESPONSE']._serialized_start=1402
+  _globals['_RETRACTMESSAGERESPONSE']._serialized_end=1470
+  _globals['_MARKREADREQUEST']._serialized_start=1472
+  _globals['_MARKREADREQUEST']._serialized_end=1510
+  _globals['_MARKREADRESPONSE']._serialized_start=1512
+  _globals['_MARKREADRESPONSE']._serialized_end=1552
+  _globals['_WATCHTHREADREQUEST']._serialized_start=1554
+  _globals['_WATCHTHREADREQUEST']._serialized_end=1616
+  _globals['_WATCHTHREADRESPONSE']._serialized_start=1618
+  _globals['_WATCHTHREADRESPONSE']._serialized_end=1705
+  _globals['_NOTE']._serialized_start=1708
+  _globals['_NOTE']._serialized_end=2160
+  _globals['_NOTEINPUT']._serialized_start=2163
+  _globals['_NOTEINPUT']._serialized_end=2325
+  _globals['_ATTENDEE']._serialized_start=2327
+  _globals['_ATTENDEE']._serialized_end=2371
+  _globals['_CREATENOTEREQUEST']._serialized_start=2374
+  _globals['_CREATENOTEREQUEST']._serialized_end=2503
+  _globals['_CREATENOTERESPONSE']._serialized_start=2505
+  _globals['_CREATENOTERESPONSE']._serialized_end=2564
+  _globals['_UPDATENOTEREQUEST']._serialized_start=2567
+  _globals['_UPDATENOTEREQUEST']._serialized_end=2716
+  _globals['_UPDATENOTERESPONSE']._serialized_start=2718
+  _globals['_UPDATENOTERESPONSE']._serialized_end=2776
+  _globals['_SIGNNOTEREQUEST']._serialized_start=2778
+  _globals['_SIGNNOTEREQUEST']._serialized_end=2833
+  _globals['_SIGNNOTERESPONSE']._serialized_start=2835
+  _globals['_SIGNNOTERESPONSE']._serialized_end=2916
+  _globals['_AMENDNOTEREQUEST']._serialized_start=2918
+  _globals['_AMENDNOTEREQUEST']._serialized_end=3031
+  _globals['_AMENDNOTERESPONSE']._serialized_start=3033
+  _globals['_AMENDNOTERESPONSE']._serialized_end=3090
+  _globals['_GETNOTEREQUEST']._serialized_start=3092
+  _globals['_GETNOTEREQUEST']._serialized_end=3120
+  _globals['_GETNOTERESPONSE']._serialized_start=3122
+  _globals['_GETNOTERESPONSE']._serialized_end=3244
+  _globals['_SEARCHNOTESREQUEST']._serialized_start=3247
+  _globals['_SEARCHNOTESREQUEST']._serialized_end=3463
+  _globals['_SEARCHNOTESRESPONSE']._serialized_start=3465
+  _globals['_SEARCHNOTESRESPONSE']._serialized_end=3550
+  _globals['_DISCLOSENOTEREQUEST']._serialized_start=3552
+  _globals['_DISCLOSENOTEREQUEST']._serialized_end=3604
+  _globals['_DISCLOSENOTERESPONSE']._serialized_start=3606
+  _globals['_DISCLOSENOTERESPONSE']._serialized_end=3647
+  _globals['_CONSENT']._serialized_start=3649
+  _globals['_CONSENT']._serialized_end=3776
+  _globals['_RECORDCONSENTREQUEST']._serialized_start=3779
+  _globals['_RECORDCONSENTREQUEST']._serialized_end=3969
+  _globals['_RECORDCONSENTRESPONSE']._serialized_start=3971
+  _globals['_RECORDCONSENTRESPONSE']._serialized_end=4038
+  _globals['_REVOKECONSENTREQUEST']._serialized_start=4040
+  _globals['_REVOKECONSENTREQUEST']._serialized_end=4074
+  _globals['_REVOKECONSENTRESPONSE']._serialized_start=4076
+  _globals['_REVOKECONSENTRESPONSE']._serialized_end=4143
+  _globals['_LISTCONSENTSREQUEST']._serialized_start=4145
+  _globals['_LISTCONSENTSREQUEST']._serialized_end=4186
+  _globals['_LISTCONSENTSRESPONSE']._serialized_start=4188
+  _globals['_LISTCONSENTSRESPONSE']._serialized_end=4255
+  _globals['_NOTESSERVICE']._serialized_start=4258
+  _globals['_NOTESSERVICE']._serialized_end=5939
 # @@protoc_insertion_point(module_scope)

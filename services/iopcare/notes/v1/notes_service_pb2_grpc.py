@@ -26,8 +26,11 @@ if _version_not_supported:
 
 
 class NotesServiceStub:
-    """Keeps each patient's team thread as FHIR R4 Communications. Every method needs a bearer token;
-    errors carry `google.rpc` details.
+    """Keeps each patient's team thread as FHIR R4 Communications, the team's clinical notes as
+    DocumentReferences (with a Provenance per signature), crisis Flags and the patient's Consents to
+    disclosure. Every method needs a bearer token; errors carry `google.rpc` details (ErrorInfo with
+    an UPPER_SNAKE reason, BadRequest field violations for invalid input). Access follows the care
+    team (docs/decisions/0006); notes are further restricted by their privacy labels (docs/notes.md).
     """
 
     def __init__(self, channel):
@@ -46,6 +49,76 @@ class NotesServiceStub:
                 request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListThreadRequest.SerializeToString,
                 response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListThreadResponse.FromString,
                 _registered_method=True)
+        self.GetCommunication = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/GetCommunication',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetCommunicationRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetCommunicationResponse.FromString,
+                _registered_method=True)
+        self.RetractMessage = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/RetractMessage',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RetractMessageRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RetractMessageResponse.FromString,
+                _registered_method=True)
+        self.MarkRead = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/MarkRead',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.MarkReadRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.MarkReadResponse.FromString,
+                _registered_method=True)
+        self.WatchThread = channel.unary_stream(
+                '/iopcare.notes.v1.NotesService/WatchThread',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.WatchThreadRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.WatchThreadResponse.FromString,
+                _registered_method=True)
+        self.CreateNote = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/CreateNote',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.CreateNoteRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.CreateNoteResponse.FromString,
+                _registered_method=True)
+        self.UpdateNote = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/UpdateNote',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.UpdateNoteRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.UpdateNoteResponse.FromString,
+                _registered_method=True)
+        self.SignNote = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/SignNote',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SignNoteRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SignNoteResponse.FromString,
+                _registered_method=True)
+        self.AmendNote = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/AmendNote',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.AmendNoteRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.AmendNoteResponse.FromString,
+                _registered_method=True)
+        self.GetNote = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/GetNote',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetNoteRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetNoteResponse.FromString,
+                _registered_method=True)
+        self.SearchNotes = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/SearchNotes',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SearchNotesRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SearchNotesResponse.FromString,
+                _registered_method=True)
+        self.DiscloseNote = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/DiscloseNote',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.DiscloseNoteRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.DiscloseNoteResponse.FromString,
+                _registered_method=True)
+        self.RecordConsent = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/RecordConsent',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RecordConsentRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RecordConsentResponse.FromString,
+                _registered_method=True)
+        self.RevokeConsent = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/RevokeConsent',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RevokeConsentRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RevokeConsentResponse.FromString,
+                _registered_method=True)
+        self.ListConsents = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/ListConsents',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListConsentsRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListConsentsResponse.FromString,
+                _registered_method=True)
         self.AcknowledgeCrisis = channel.unary_unary(
                 '/iopcare.notes.v1.NotesService/AcknowledgeCrisis',
                 request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.AcknowledgeCrisisRequest.SerializeToString,
@@ -59,13 +132,18 @@ class NotesServiceStub:
 
 
 class NotesServiceServicer:
-    """Keeps each patient's team thread as FHIR R4 Communications. Every method needs a bearer token;
-    errors carry `google.rpc` details.
+    """Keeps each patient's team thread as FHIR R4 Communications, the team's clinical notes as
+    DocumentReferences (with a Provenance per signature), crisis Flags and the patient's Consents to
+    disclosure. Every method needs a bearer token; errors carry `google.rpc` details (ErrorInfo with
+    an UPPER_SNAKE reason, BadRequest field violations for invalid input). Access follows the care
+    team (docs/decisions/0006); notes are further restricted by their privacy labels (docs/notes.md).
     """
 
     def PostMessage(self, request, context):
         """Posts a clinician's message to a patient's team thread and emits
-        `iopcare.notes.message.posted.v1`. The sender is the caller's practitioner identity.
+        `iopcare.notes.message.posted.v1`. The sender is the caller's practitioner identity. A message
+        of category `crisis` also raises a crisis alert (urgent, to the psychiatrist and therapist,
+        with a safety Flag and `iopcare.notes.crisis.raised.v1`), exactly like a crisis event.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -73,6 +151,123 @@ class NotesServiceServicer:
 
     def ListThread(self, request, context):
         """Lists a patient's team thread, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCommunication(self, request, context):
+        """Returns one message (the FHIR Communication) with its read receipts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetractMessage(self, request, context):
+        """Retracts a message its sender posted in error: status `entered-in-error`, kept in the thread.
+        Emits `iopcare.notes.message.retracted.v1`. FAILED_PRECONDITION (ALREADY_RETRACTED) twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkRead(self, request, context):
+        """Records read receipts: the caller has read these messages (the first time is kept).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchThread(self, request, context):
+        """Streams the messages of a patient's thread as they are committed, each with a resume token.
+        Pass the last token received to resume after a reconnect without missing or repeating a
+        message; without one the stream starts at the end of the thread. Access is checked when the
+        stream opens and before each batch (PERMISSION_DENIED ends it); the stream ends with OK when
+        the server shuts down or the client cancels.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateNote(self, request, context):
+        """Creates a clinical note as a draft (only its author sees and edits a draft). A `group` note
+        creates one draft per attendee, each carrying the shared part and the attendee's own part.
+        Retrying with the same `request_id` returns the first result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateNote(self, request, context):
+        """Edits a draft (its author only) if `expected_version` is still current; the fields in
+        `update_mask` are set (`title`, `text`, `confidentiality`, `sensitivity`, `shared_with`).
+        FAILED_PRECONDITION: STALE_VERSION, or NOTE_NOT_DRAFT for a signed note.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignNote(self, request, context):
+        """Signs a draft (its author only): the note becomes final and never changes again; the
+        signature is recorded as a Provenance. Emits `iopcare.notes.note.signed.v1`, which carries a
+        reference to the note and its labels, never its text.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AmendNote(self, request, context):
+        """Starts an addendum (`appends`, any clinician who may read the note) or an amendment
+        (`replaces`, the author only) of a signed note: a new draft that references the original,
+        with a reason, and at least the original's labels. Sign it with SignNote. The original is
+        never changed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNote(self, request, context):
+        """Returns one note if the caller may read it (PERMISSION_DENIED with the privacy reason
+        otherwise, e.g. PSYCHOTHERAPY_NOTE or OTHER_DISCIPLINE), with its addenda and signatures.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchNotes(self, request, context):
+        """Searches one patient's notes, newest first: by author, type, date range and words in the
+        text (full-text). Notes the caller may not read are not hits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DiscloseNote(self, request, context):
+        """For the FHIR gateway's service identity: a signed note for disclosure to a recipient outside
+        the program. A 42 CFR Part 2 (SUD/ETH-labelled) or restricted note needs the patient's active
+        Consent naming the recipient, and comes back with the NORDSCLCD label and the redisclosure
+        notice (42 CFR 2.32); psychotherapy notes and V notes never leave. Audited with the recipient.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordConsent(self, request, context):
+        """Records a patient's consent to disclose their records to a recipient (42 CFR 2.31).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeConsent(self, request, context):
+        """Revokes a consent: nothing is disclosed under it afterwards.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConsents(self, request, context):
+        """Lists a patient's consents, oldest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -107,6 +302,76 @@ def add_NotesServiceServicer_to_server(servicer, server):
                     request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListThreadRequest.FromString,
                     response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListThreadResponse.SerializeToString,
             ),
+            'GetCommunication': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCommunication,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetCommunicationRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetCommunicationResponse.SerializeToString,
+            ),
+            'RetractMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetractMessage,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RetractMessageRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RetractMessageResponse.SerializeToString,
+            ),
+            'MarkRead': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkRead,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.MarkReadRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.MarkReadResponse.SerializeToString,
+            ),
+            'WatchThread': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchThread,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.WatchThreadRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.WatchThreadResponse.SerializeToString,
+            ),
+            'CreateNote': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateNote,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.CreateNoteRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.CreateNoteResponse.SerializeToString,
+            ),
+            'UpdateNote': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateNote,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.UpdateNoteRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.UpdateNoteResponse.SerializeToString,
+            ),
+            'SignNote': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignNote,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SignNoteRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SignNoteResponse.SerializeToString,
+            ),
+            'AmendNote': grpc.unary_unary_rpc_method_handler(
+                    servicer.AmendNote,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.AmendNoteRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.AmendNoteResponse.SerializeToString,
+            ),
+            'GetNote': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNote,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetNoteRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetNoteResponse.SerializeToString,
+            ),
+            'SearchNotes': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchNotes,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SearchNotesRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SearchNotesResponse.SerializeToString,
+            ),
+            'DiscloseNote': grpc.unary_unary_rpc_method_handler(
+                    servicer.DiscloseNote,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.DiscloseNoteRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.DiscloseNoteResponse.SerializeToString,
+            ),
+            'RecordConsent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordConsent,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RecordConsentRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RecordConsentResponse.SerializeToString,
+            ),
+            'RevokeConsent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeConsent,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RevokeConsentRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RevokeConsentResponse.SerializeToString,
+            ),
+            'ListConsents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConsents,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListConsentsRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListConsentsResponse.SerializeToString,
+            ),
             'AcknowledgeCrisis': grpc.unary_unary_rpc_method_handler(
                     servicer.AcknowledgeCrisis,
                     request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.AcknowledgeCrisisRequest.FromString,
@@ -126,8 +391,11 @@ def add_NotesServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class NotesService:
-    """Keeps each patient's team thread as FHIR R4 Communications. Every method needs a bearer token;
-    errors carry `google.rpc` details.
+    """Keeps each patient's team thread as FHIR R4 Communications, the team's clinical notes as
+    DocumentReferences (with a Provenance per signature), crisis Flags and the patient's Consents to
+    disclosure. Every method needs a bearer token; errors carry `google.rpc` details (ErrorInfo with
+    an UPPER_SNAKE reason, BadRequest field violations for invalid input). Access follows the care
+    team (docs/decisions/0006); notes are further restricted by their privacy labels (docs/notes.md).
     """
 
     @staticmethod
@@ -174,6 +442,384 @@ class NotesService:
             '/iopcare.notes.v1.NotesService/ListThread',
             iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListThreadRequest.SerializeToString,
             iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListThreadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCommunication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/GetCommunication',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetCommunicationRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetCommunicationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetractMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/RetractMessage',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RetractMessageRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RetractMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkRead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/MarkRead',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.MarkReadRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.MarkReadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchThread(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/WatchThread',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.WatchThreadRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.WatchThreadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateNote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/CreateNote',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.CreateNoteRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.CreateNoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateNote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/UpdateNote',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.UpdateNoteRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.UpdateNoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignNote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/SignNote',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SignNoteRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SignNoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AmendNote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/AmendNote',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.AmendNoteRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.AmendNoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/GetNote',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetNoteRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetNoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchNotes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/SearchNotes',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SearchNotesRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SearchNotesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiscloseNote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/DiscloseNote',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.DiscloseNoteRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.DiscloseNoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordConsent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/RecordConsent',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RecordConsentRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RecordConsentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeConsent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/RevokeConsent',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RevokeConsentRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RevokeConsentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConsents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/ListConsents',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListConsentsRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListConsentsResponse.FromString,
             options,
             channel_credentials,
             insecure,
