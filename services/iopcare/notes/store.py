@@ -383,7 +383,7 @@ class NoteQuery:
 def _fts5_query(words: str) -> str:
     """A user's words as an FTS5 query: each word a quoted string, all of them required. Quoting
     keeps FTS5 operators and syntax (AND, NEAR, *, :) in the input from being interpreted."""
-    tokens = [w.replace('"', '""') for w in words.split() if w.strip('"')]
+    tokens = [w.replace('"', "") for w in words.split() if w.replace('"', "")]
     return " ".join(f'"{t}"' for t in tokens)
 
 

@@ -1,0 +1,185 @@
+"""The privacy rules of clinical notes as a table: role x label x consent (issue 4, item 4), and
+the note lifecycle rules. Pure functions: no database, no broker."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from iopcare.kit.errors import FailedPrecondition, InvalidArgument
+from iopcare.notes.domain import documents, privacy
+from iopcare.notes.domain.documents import NoteDraft
+from iopcare.notes.domain.privacy import ConsentFacts, NoteFacts, Viewer
+
+AUTHOR = "Practitioner/th-1"
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def note(
+    sensitivity: str = "",
+    confidentiality: str = "N",
+    kind: str = "therapy",
+    author_role: str = "therapist",
+    status: str = "signed",
+    shared_with: str = "",
+) -> NoteFacts:
+    return NoteFacts(
+        author=AUTHOR,
+        author_role=author_role,
+        kind=kind,
+        status=status,
+        confidentiality=confidentiality,
+        sensitivity=frozenset(sensitivity.split()),
+        shared_with=frozenset(shared_with.split()),
+    )
+
+
+def viewer(role: str, who: str = "x-1", basis: str = "care-team") -> Viewer:
+    return Viewer(f"Practitioner/{who}", role, basis)
+
+
+THE_AUTHOR = Viewer(AUTHOR, "therapist", "care-team")
+PSYCHIATRIST = viewer("psychiatrist", "psy-1")
+DIETITIAN = viewer("dietitian", "diet-1")
+PHYSICIAN = viewer("physician", "doc-1")
+CASE_MANAGER = viewer("case-manager", "cm-1")
+ADMIN = Viewer("Device/admin", "admin", "role:admin")
+SERVICE = Viewer("Device/service:careplan", "service", "role:service")
+BREAK_GLASS = viewer("physician", "er-1", "break-glass")
+
+# (viewer, note, allowed, reason)
+READ_TABLE = [
+    # Psychotherapy notes: the author, or whom the author shared them with (45 CFR 164.508(a)(2)).
+    (THE_AUTHOR, note("PSYTHPN"), True, "author"),
+    (PSYCHIATRIST, note("PSYTHPN"), False, "PSYCHOTHERAPY_NOTE"),
+    (PSYCHIATRIST, note("PSYTHPN", shared_with="Practitioner/psy-1"), True, "shared-by-author"),
+    (DIETITIAN, note("PSYTHPN"), False, "PSYCHOTHERAPY_NOTE"),
+    (ADMIN, note("PSYTHPN"), False, "PSYCHOTHERAPY_NOTE"),
+    (BREAK_GLASS, note("PSYTHPN"), False, "PSYCHOTHERAPY_NOTE"),
+    (SERVICE, note("PSYTHPN"), False, "PSYCHOTHERAPY_NOTE"),
+    # Part 2 (SUD/ETH): the treating team; not administrators or other services (42 CFR 2.12).
+    (PSYCHIATRIST, note("SUD", "R"), True, "care-team"),
+    (CASE_MANAGER, note("ETH", "R"), True, "care-team"),
+    (ADMIN, note("SUD", "R"), False, "LABELLED_CONTENT"),
+    (SERVICE, note("SUD", "R"), False, "LABELLED_CONTENT"),
+    (BREAK_GLASS, note("SUD", "R", kind="progress", author_role="physician"), True, "break-glass"),
+    # Narrowed roles: own discipline, intake and discharge (45 CFR 164.502(b)).
+    (DIETITIAN, note(), False, "OTHER_DISCIPLINE"),
+    (DIETITIAN, note(kind="nutrition", author_role="dietitian"), True, "care-team"),
+    (DIETITIAN, note(kind="intake", author_role="psychiatrist"), True, "care-team"),
+    (PHYSICIAN, note(kind="psychiatric", author_role="psychiatrist"), False, "OTHER_DISCIPLINE"),
+    (PHYSICIAN, note(kind="progress", author_role="nurse"), True, "care-team"),
+    (PHYSICIAN, note(kind="discharge", author_role="psychiatrist"), True, "care-team"),
+    (PSYCHIATRIST, note(kind="nutrition", author_role="dietitian"), True, "care-team"),
+    # Very restricted: the author and named readers only.
+    (PSYCHIATRIST, note(confidentiality="V"), False, "VERY_RESTRICTED"),
+    (
+        PSYCHIATRIST,
+        note(confidentiality="V", shared_with="Practitioner/psy-1"),
+        True,
+        "shared-by-author",
+    ),
+    # Drafts: the author only.
+    (PSYCHIATRIST, note(status="draft"), False, "DRAFT_OF_ANOTHER_AUTHOR"),
+    (THE_AUTHOR, note(status="draft"), True, "author"),
+    # Normal notes: the team and privileged roles, as for every patient record.
+    (ADMIN, note(), True, "role:admin"),
+    (CASE_MANAGER, note(), True, "care-team"),
+]
+
+
+@pytest.mark.parametrize(("who", "facts", "allowed", "reason"), READ_TABLE)
+def test_who_reads_which_note(who: Viewer, facts: NoteFacts, allowed: bool, reason: str) -> None:
+    decision = privacy.may_read(who, facts)
+    assert (decision.allowed, decision.reason) == (allowed, reason)
+
+
+def test_break_glass_on_part2_content_is_flagged_for_review() -> None:
+    decision = privacy.may_read(
+        BREAK_GLASS, note("SUD", "R", kind="progress", author_role="physician")
+    )
+    assert decision.allowed and decision.flagged
+    assert not privacy.may_read(PSYCHIATRIST, note("SUD", "R")).flagged
+
+
+EHR = "Organization/outside-ehr"
+ACTIVE = ConsentFacts(EHR, "active")
+SUD_ONLY = ConsentFacts(EHR, "active", scope="sud")
+REVOKED = ConsentFacts(EHR, "inactive")
+EXPIRED = ConsentFacts(EHR, "active", end=NOW - timedelta(days=1))
+NOT_YET = ConsentFacts(EHR, "active", start=NOW + timedelta(days=1))
+OTHER_RECIPIENT = ConsentFacts("Organization/someone-else", "active")
+
+# (note, consents, allowed, reason, redisclosure notice expected)
+DISCLOSE_TABLE = [
+    (note("SUD", "R"), [], False, "NO_ACTIVE_CONSENT", False),
+    (note("SUD", "R"), [ACTIVE], True, "consent", True),
+    (note("ETH", "R"), [SUD_ONLY], True, "consent", True),
+    (note("SUD", "R"), [REVOKED], False, "NO_ACTIVE_CONSENT", False),
+    (note("SUD", "R"), [EXPIRED], False, "NO_ACTIVE_CONSENT", False),
+    (note("SUD", "R"), [NOT_YET], False, "NO_ACTIVE_CONSENT", False),
+    (note("SUD", "R"), [OTHER_RECIPIENT], False, "NO_ACTIVE_CONSENT", False),
+    (note("PSYTHPN", "R"), [ACTIVE], False, "PSYCHOTHERAPY_NOTE", False),
+    (note(confidentiality="V"), [ACTIVE], False, "VERY_RESTRICTED", False),
+    (note("PSY", "R"), [], False, "NO_ACTIVE_CONSENT", False),
+    (note("PSY", "R"), [SUD_ONLY], False, "NO_ACTIVE_CONSENT", False),
+    (note("PSY", "R"), [ACTIVE], True, "consent", False),
+    (note(), [], True, "treatment", False),
+    (note(status="draft"), [ACTIVE], False, "NOT_SIGNED", False),
+]
+
+
+@pytest.mark.parametrize(("facts", "consents", "allowed", "reason", "notice"), DISCLOSE_TABLE)
+def test_what_leaves_the_program_and_with_what(
+    facts: NoteFacts, consents: list[ConsentFacts], allowed: bool, reason: str, notice: bool
+) -> None:
+    disclosure = privacy.may_disclose(facts, EHR, consents, NOW)
+    assert (disclosure.allowed, disclosure.reason) == (allowed, reason)
+    assert (privacy.NO_REDISCLOSURE in disclosure.add_labels) == notice
+    assert (disclosure.notice == privacy.REDISCLOSURE_NOTICE) == notice
+
+
+def test_sensitive_notes_are_at_least_restricted() -> None:
+    assert privacy.effective_confidentiality("N", {"SUD"}) == "R"
+    assert privacy.effective_confidentiality("V", {"SUD"}) == "V"
+    assert privacy.effective_confidentiality("N", set()) == "N"
+
+
+def test_an_addendum_keeps_the_strictest_labels_of_its_original() -> None:
+    level, labels = documents.inherited_labels("N", frozenset({"PSY"}), note("SUD", "R"))
+    assert level == "R" and labels == {"PSY", "SUD"}
+
+
+def test_a_draft_with_bad_fields_reports_every_violation() -> None:
+    bad = NoteDraft(
+        patient_id="p",
+        kind="diary",
+        title="t" * 300,
+        text="",
+        shared_text="shared",
+        confidentiality="X",
+        sensitivity=frozenset({"HIV"}),
+        shared_with=frozenset({"Patient/p"}),
+    )
+    with pytest.raises(InvalidArgument) as caught:
+        documents.check_draft(bad)
+    fields = sorted({v.field for v in caught.value.violations})
+    assert fields == ["kind", "security", "shared_text", "shared_with", "title"]
+
+
+def test_only_drafts_change_and_only_signed_notes_are_amended() -> None:
+    documents.require_draft("draft", "DocumentReference/1")
+    with pytest.raises(FailedPrecondition) as caught:
+        documents.require_draft("signed", "DocumentReference/1")
+    assert caught.value.reason == "NOTE_NOT_DRAFT"
+    with pytest.raises(FailedPrecondition):
+        documents.require_signed("draft", "DocumentReference/1")
+    with pytest.raises(InvalidArgument):
+        documents.check_amendment("corrects", "", "text")
+
+
+def test_every_note_kind_has_a_loinc_document_code() -> None:
+    assert documents.NOTE_KINDS["progress"][0] == "11506-3"
+    assert documents.NOTE_KINDS["discharge"][0] == "18842-5"
+    assert len({code for code, _ in documents.NOTE_KINDS.values()}) == len(documents.NOTE_KINDS)
