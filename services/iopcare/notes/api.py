@@ -10,6 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from iopcare.kit.auth import current_principal
 from iopcare.kit.errors import FieldViolation, InvalidArgument
+from iopcare.kit.paging import encode
 from iopcare.kit.protoconv import require_id, timestamp
 from iopcare.kit.versioned import Stored
 from iopcare.notes.clinical import Attendee, ClinicalNotes, NoteChanges
@@ -20,6 +21,9 @@ from iopcare.notes.v1 import notes_service_pb2 as pb
 from iopcare.notes.v1 import notes_service_pb2_grpc as pb_grpc
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["NotesService"].full_name
+
+#: Initial metadata of a WatchThread stream: the resume token of the position it starts after.
+WATCH_START_HEADER = "iopcare-watch-start"
 
 #: Fields UpdateNote may set (its update mask).
 NOTE_MASK_FIELDS = frozenset({"title", "text", "confidentiality", "sensitivity", "shared_with"})
@@ -164,12 +168,15 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def WatchThread(
         self, request: pb.WatchThreadRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.WatchThreadResponse]:
+        principal = current_principal()
         patient_id = require_id(request.patient_id, "patient_id")
+        cursor = self.notes.open_watch(principal, patient_id, request.resume_token)
+        # Initial metadata tells the client the stream is open: everything committed from now on
+        # reaches it (and the token names where it started, for a client that wants to resume).
+        context.send_initial_metadata(((WATCH_START_HEADER, encode({"seq": cursor})),))
         # A cancelled call wakes its stream at once instead of at the next re-read.
         context.add_callback(self.notes.watchers.wake_all)
-        for message, token in self.notes.watch(
-            current_principal(), patient_id, request.resume_token, context.is_active
-        ):
+        for message, token in self.notes.follow(principal, patient_id, cursor, context.is_active):
             yield pb.WatchThreadResponse(message=to_message(message), resume_token=token)
 
     # Crisis flags ------------------------------------------------------------------------------

@@ -356,27 +356,11 @@ class Notes:
         assert result is not None
         return result
 
-    def watch(
-        self,
-        principal: Principal,
-        patient_id: str,
-        after_token: str,
-        alive: Callable[[], bool],
-    ) -> Iterator[tuple[store.StoredMessage, str]]:
-        """New messages of a patient's thread as they are committed, each with the cursor to
-        resume after it. Without a cursor, the stream starts at the end of the thread. Access
-        is checked when the stream opens and again before each batch it delivers (a clinician
-        removed from the team stops receiving); every delivered batch is audited."""
+    def open_watch(self, principal: Principal, patient_id: str, after_token: str) -> int:
+        """Opens a WatchThread stream: checks access (a refusal is audited) and returns the
+        position it starts after: the resume token's, or the end of the thread without one."""
         position = paging.decode(after_token, {"seq": int})
-        basis = teams.require_access(
-            self.db,
-            store.audit_log,
-            self.access,
-            principal,
-            audit.SEARCH,
-            "Communication",
-            patient_id,
-        )
+        basis = self._require_thread_access(principal, patient_id)
         with self.db.read() as conn:
             cursor = (
                 int(position["seq"]) if position is not None else store.last_seq(conn, patient_id)
@@ -390,17 +374,40 @@ class Notes:
             patient_id=patient_id,
             detail=f"watch opened; {basis}",
         )
+        return cursor
+
+    def _require_thread_access(self, principal: Principal, patient_id: str) -> str:
+        return teams.require_access(
+            self.db,
+            store.audit_log,
+            self.access,
+            principal,
+            audit.SEARCH,
+            "Communication",
+            patient_id,
+        )
+
+    def follow(
+        self,
+        principal: Principal,
+        patient_id: str,
+        cursor: int,
+        alive: Callable[[], bool],
+    ) -> Iterator[tuple[store.StoredMessage, str]]:
+        """The thread's messages after `cursor` as they are committed, each with the token to
+        resume after it. Access is checked again before each batch (a clinician removed from
+        the team stops receiving: PERMISSION_DENIED, audited); each delivered batch is audited.
+        Ends when `alive()` turns false (the client went away) or the service shuts down."""
         while alive() and not self.watchers.closed:
             seen = self.watchers.counter(patient_id)
             with self.db.read() as conn:
                 batch = store.thread(conn, patient_id, 100, cursor)
-                if batch:
-                    basis = self.access.basis(conn, principal, patient_id)
             if not batch:
                 # Woken by a commit for this patient, by shutdown, or after the re-read interval
                 # (the hint is in-process; another replica's commits are found by re-reading).
                 self.watchers.wait(patient_id, seen, self.watch_poll_seconds)
                 continue
+            basis = self._require_thread_access(principal, patient_id)
             audit.record_separately(
                 self.db,
                 store.audit_log,

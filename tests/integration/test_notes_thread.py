@@ -1,0 +1,253 @@
+"""The team thread over gRPC on both databases: replies, recipients, retraction, read receipts,
+WatchThread (pushed, resumable, access-checked, ended by shutdown), and crisis alerts from a
+message and from a PHQ-9 recorded in careplan (issue 4, items 1, 3 and 6)."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from iopcare.careplan.v1 import careplan_service_pb2 as pb
+from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
+from iopcare.kit.runtime import ServiceRuntime
+from iopcare.kit.settings import Settings
+from iopcare.notes.v1 import notes_service_pb2 as nt
+from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
+from tests.support import harness
+from tests.support.notes import as_, error_reason, notes_database, running_notes, wait_for_team
+from tests.support.plans import new_patient_id, phq9
+
+
+@pytest.fixture
+def notes_runtime(
+    settings: Settings, database_url: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[ServiceRuntime]:
+    with running_notes(settings, notes_database(database_url, request, tmp_path)) as runtime:
+        yield runtime
+
+
+@pytest.fixture
+def notes(notes_runtime: ServiceRuntime) -> Iterator[nt_grpc.NotesServiceStub]:
+    with harness.channel(notes_runtime) as channel:
+        yield nt_grpc.NotesServiceStub(channel)
+
+
+@pytest.fixture
+def patient(
+    stub: pb_grpc.CarePlanServiceStub, notes: nt_grpc.NotesServiceStub, settings: Settings
+) -> str:
+    patient_id = new_patient_id()
+    harness.enrol_over_grpc(stub, settings, patient_id)
+    wait_for_team(notes, settings, patient_id)
+    return patient_id
+
+
+def _post(
+    notes: nt_grpc.NotesServiceStub, md: list[tuple[str, str]], patient: str, text: str, **kw: Any
+) -> nt.Message:
+    return notes.PostMessage(
+        nt.PostMessageRequest(request_id=str(uuid.uuid4()), patient_id=patient, text=text, **kw),
+        metadata=md,
+    ).message
+
+
+class Watcher:
+    """A WatchThread call consumed on its own thread, its messages queued with arrival times."""
+
+    def __init__(
+        self,
+        notes: nt_grpc.NotesServiceStub,
+        md: list[tuple[str, str]],
+        patient: str,
+        resume: str = "",
+    ) -> None:
+        self.call = notes.WatchThread(
+            nt.WatchThreadRequest(patient_id=patient, resume_token=resume), metadata=md
+        )
+        self.items: queue.Queue[tuple[float, nt.WatchThreadResponse]] = queue.Queue()
+        self.error: grpc.RpcError | None = None
+        self.ended = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        # The server sends its initial metadata once the stream is open (access checked, start
+        # position fixed): from then on nothing committed can be missed.
+        self.opened = dict(self.call.initial_metadata() or ())
+
+    def _run(self) -> None:
+        try:
+            for item in self.call:
+                self.items.put((time.monotonic(), item))
+        except grpc.RpcError as exc:
+            self.error = exc
+        finally:
+            self.ended.set()
+
+    def next(self, timeout: float = 10.0) -> tuple[float, nt.WatchThreadResponse]:
+        return self.items.get(timeout=timeout)
+
+    def cancel(self) -> None:
+        self.call.cancel()
+        self.ended.wait(5)
+
+
+def test_replies_recipients_retraction_and_read_receipts(
+    notes: nt_grpc.NotesServiceStub, settings: Settings, patient: str
+) -> None:
+    psy = as_(settings, "psychiatrist", "psy-1")
+    dietitian = as_(settings, "dietitian", "diet-1")
+    question = _post(
+        notes,
+        psy,
+        patient,
+        "Is the meal plan holding on weekends?",
+        category="question",
+        recipients=["role:dietitian"],
+        part_of=["CarePlan/plan-1"],
+        attachments=["DocumentReference/weekly-log"],
+    )
+    resource = json.loads(question.fhir_json)
+    assert resource["recipient"] == [{"reference": "Practitioner/diet-1"}]
+    assert resource["partOf"] == [{"reference": "CarePlan/plan-1"}]
+    assert resource["payload"][1] == {
+        "contentReference": {"reference": "DocumentReference/weekly-log"}
+    }
+    answer = _post(
+        notes, dietitian, patient, "Mostly; Sundays are hard.", in_response_to=question.id
+    )
+    assert json.loads(answer.fhir_json)["inResponseTo"] == [
+        {"reference": f"Communication/{question.id}"}
+    ]
+    with pytest.raises(grpc.RpcError) as caught:
+        _post(notes, psy, patient, "?", in_response_to="not-in-this-thread")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    assert (
+        notes.MarkRead(nt.MarkReadRequest(message_ids=[answer.id]), metadata=psy).new_receipts == 1
+    )
+    assert (
+        notes.MarkRead(nt.MarkReadRequest(message_ids=[answer.id]), metadata=psy).new_receipts == 0
+    )
+    read = notes.GetCommunication(nt.GetCommunicationRequest(id=answer.id), metadata=dietitian)
+    assert [r.reader for r in read.receipts] == ["Practitioner/psy-1"]
+
+    with pytest.raises(grpc.RpcError) as caught:
+        notes.RetractMessage(nt.RetractMessageRequest(id=answer.id), metadata=psy)
+    assert error_reason(caught.value) == "NOT_THE_SENDER"
+    retracted = notes.RetractMessage(
+        nt.RetractMessageRequest(id=answer.id, expected_version=1), metadata=dietitian
+    ).message
+    assert (retracted.status, retracted.version) == ("entered-in-error", 2)
+    assert json.loads(retracted.fhir_json)["status"] == "entered-in-error"
+    thread = notes.ListThread(nt.ListThreadRequest(patient_id=patient), metadata=psy).messages
+    assert [m.id for m in thread][-2:] == [question.id, answer.id]  # kept, marked
+
+
+def test_watch_thread_pushes_new_messages_and_resumes_without_gaps(
+    notes: nt_grpc.NotesServiceStub, settings: Settings, patient: str
+) -> None:
+    psy = as_(settings, "psychiatrist", "psy-1")
+    therapist = as_(settings, "therapist", "th-1")
+    watcher = Watcher(notes, psy, patient)
+    assert "iopcare-watch-start" in watcher.opened
+    sent = time.monotonic()
+    first = _post(notes, therapist, patient, "Patient arrived late, engaged well.")
+    arrived, item = watcher.next()
+    assert item.message.id == first.id
+    assert arrived - sent < 1.0
+    watcher.cancel()
+
+    # Two messages while nobody watches; resuming from the last token delivers exactly them.
+    missed = [_post(notes, therapist, patient, f"Update {i}") for i in range(2)]
+    resumed = Watcher(notes, psy, patient, resume=item.resume_token)
+    got = [resumed.next()[1].message.id for _ in missed]
+    assert got == [m.id for m in missed]
+    resumed.cancel()
+
+    outsider = Watcher(notes, as_(settings, "therapist", "th-9"), patient)
+    assert outsider.ended.wait(10)
+    assert outsider.error is not None
+    assert outsider.error.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_watch_streams_end_cleanly_when_the_server_stops(
+    settings: Settings,
+    database_url: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    stub: pb_grpc.CarePlanServiceStub,
+) -> None:
+    patient = new_patient_id()
+    harness.enrol_over_grpc(stub, settings, patient)
+    url = notes_database(database_url, request, tmp_path)
+    with running_notes(settings, url) as runtime, harness.channel(runtime) as channel:
+        client = nt_grpc.NotesServiceStub(channel)
+        wait_for_team(client, settings, patient)
+        watcher = Watcher(client, as_(settings, "psychiatrist", "psy-1"), patient)
+        started = time.monotonic()
+        runtime.stop(grace=5.0)
+        assert watcher.ended.wait(10)
+        assert watcher.error is None  # OK, not cancelled by the grace period
+        assert time.monotonic() - started < 4.0
+
+
+def test_a_crisis_message_raises_the_alert_and_the_flag(
+    notes: nt_grpc.NotesServiceStub, settings: Settings, patient: str
+) -> None:
+    dietitian = as_(settings, "dietitian", "diet-1")
+    alert = _post(
+        notes,
+        dietitian,
+        patient,
+        "Patient disclosed a plan to self-harm at the session.",
+        category="crisis",
+    )
+    resource = json.loads(alert.fhir_json)
+    assert (alert.priority, alert.category) == ("urgent", "crisis")
+    assert sorted(r["reference"] for r in resource["recipient"]) == [
+        "Practitioner/psy-1",
+        "Practitioner/th-1",
+    ]
+    flags = notes.ListFlags(
+        nt.ListFlagsRequest(patient_id=patient), metadata=as_(settings, "psychiatrist", "psy-1")
+    ).flags
+    (flag,) = flags
+    assert json.loads(flag.fhir_json)["category"][0]["coding"][0]["code"] == "safety"
+
+
+def test_a_phq9_in_careplan_reaches_the_psychiatrist_watching_the_thread(
+    stub: pb_grpc.CarePlanServiceStub,
+    notes: nt_grpc.NotesServiceStub,
+    settings: Settings,
+    patient: str,
+) -> None:
+    """End to end: careplan records the measure, its crisis event crosses Kafka, notes raises the
+    alert and pushes it to the psychiatrist's open WatchThread stream."""
+    psy = as_(settings, "psychiatrist", "psy-1")
+    watcher = Watcher(notes, psy, patient)
+    recorded_at = time.monotonic()
+    stub.RecordMeasure(
+        pb.RecordMeasureRequest(
+            request_id=str(uuid.uuid4()), fhir_json=json.dumps(phq9(patient, 14, item9=2))
+        ),
+        metadata=harness.metadata(settings, role="therapist", practitioner="th-1"),
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        arrived, item = watcher.next(timeout=max(0.1, deadline - time.monotonic()))
+        if item.message.category == "crisis":
+            break
+    watcher.cancel()
+    assert item.message.priority == "urgent"
+    assert "item 9 (thoughts of self-harm) 2" in item.message.text
+    # Issue 4: within a second of the event. Asserted loosely (a shared CI machine), reported
+    # precisely by bench/notes_watch.py.
+    assert arrived - recorded_at < 5.0, f"alert took {arrived - recorded_at:.2f}s"
