@@ -239,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--patients", type=int, default=10_000)
     parser.add_argument("--view-calls", type=int, default=2000)
+    parser.add_argument("--notes", type=int, default=100_000, help="notes loaded for search")
+    parser.add_argument("--search-calls", type=int, default=1000)
+    parser.add_argument("--watch-rate", type=float, default=20, help="messages/s posted")
+    parser.add_argument("--only-notes", action="store_true", help="run the notes benchmarks only")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     print(f"machine: {machine()}")
@@ -265,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
             "IOPCARE_LOG_LEVEL": "WARNING",
             "IOPCARE_TOKEN_PUBLIC_KEY_FILE": str(public_key),
         }
+        if args.only_notes:
+            run_notes_benchmarks(args, env, data_dir, settings)
+            return 0
         databases = {"SQLite": ""}
         pg = None
         if not args.skip_postgres:
@@ -334,7 +341,69 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for process in processes.values():
                 process.stop()
+        run_notes_benchmarks(args, env, data_dir, settings)
     return 0
+
+
+def run_notes_benchmarks(
+    args: argparse.Namespace, env: dict[str, str], data_dir: Path, settings: Settings
+) -> None:
+    """Issue 4: post -> WatchThread delivery, and full-text search over many notes."""
+    from bench.notes import bench_search, bench_watch
+
+    def practitioner(name: str, role: str) -> list[tuple[str, str]]:
+        return bearer(
+            mint_token(settings, subject=f"practitioner:{name}", role=role, practitioner_id=name)
+        )
+
+    print("Notes: message post -> WatchThread delivery (SQLite, notes in its own process):")
+    watch_dir = data_dir / "notes-watch"
+    watch_dir.mkdir()
+    bench_watch(
+        {**env, "IOPCARE_DATA_DIR": str(watch_dir)},
+        watch_dir,
+        practitioner("bench-psy", "psychiatrist"),
+        practitioner("bench-th", "therapist"),
+        {"bench-psy": "psychiatrist", "bench-th": "therapist"},
+        args.watch_rate,
+        args.seconds,
+    )
+    print(f"Notes: SearchNotes full text over {args.notes} notes (1 client thread):")
+    search_md = practitioner("bench-psy", "psychiatrist")
+    search_dir = data_dir / "notes-search"
+    search_dir.mkdir()
+    search_env = {**env, "IOPCARE_DATA_DIR": str(search_dir)}
+    print("  SQLite (FTS5):")
+    bench_search(
+        search_env,
+        search_dir,
+        f"sqlite:///{search_dir / 'notes.db'}",
+        search_md,
+        "bench-psy",
+        args.notes,
+        args.search_calls,
+    )
+    if args.skip_postgres:
+        return
+    from tests.support import postgres
+
+    if postgres.postgres_available() is not None:
+        print("  PostgreSQL: not available, skipped")
+        return
+    pg = postgres.start_session_server()
+    try:
+        print("  PostgreSQL (tsvector, GIN):")
+        bench_search(
+            search_env,
+            search_dir,
+            pg.create_database("bench_notes"),
+            search_md,
+            "bench-psy",
+            args.notes,
+            args.search_calls,
+        )
+    finally:
+        pg.stop()
 
 
 if __name__ == "__main__":

@@ -251,3 +251,73 @@ def test_a_phq9_in_careplan_reaches_the_psychiatrist_watching_the_thread(
     # Issue 4: within a second of the event. Asserted loosely (a shared CI machine), reported
     # precisely by bench/notes_watch.py.
     assert arrived - recorded_at < 5.0, f"alert took {arrived - recorded_at:.2f}s"
+
+
+def _publish(
+    settings: Settings, bootstrap: str, event_type: str, key: str, body: dict[str, Any]
+) -> None:
+    """Publishes one event as scheduling's relay would (CloudEvents headers, FHIR JSON value)."""
+    from kafka import KafkaProducer
+
+    from iopcare.kit import topics
+    from iopcare.kit.events import Event
+
+    event = Event(
+        type=event_type,
+        source="/iopcare/scheduling",
+        subject=f"{body['resourceType']}/{body['id']}/_history/2",
+        key=key,
+        data=json.dumps(body),
+    )
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        producer.send(
+            harness.topic(settings, topics.SCHEDULING),
+            key=key.encode(),
+            value=event.data.encode(),
+            headers=event.headers(),
+        ).get(timeout=10)
+    finally:
+        producer.close()
+
+
+def test_no_shows_and_attendance_alerts_from_scheduling_reach_the_thread(
+    notes: nt_grpc.NotesServiceStub, settings: Settings, patient: str, kafka_bootstrap: str
+) -> None:
+    psy = as_(settings, "psychiatrist", "psy-1")
+    watcher = Watcher(notes, psy, patient)
+    appointment = {
+        "resourceType": "Appointment",
+        "id": "appt-1",
+        "status": "noshow",
+        "description": "DBT skills group",
+        "start": "2026-11-27T14:00:00Z",
+        "end": "2026-11-27T15:30:00Z",
+        "participant": [{"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"}],
+    }
+    arrived = dict(appointment, id="appt-2", status="arrived")
+    alert = {
+        "resourceType": "Flag",
+        "id": "flag-1",
+        "status": "active",
+        "code": {
+            "text": "week of 2026-11-23: attended 4 h, below the program's minimum of 9 h a week"
+        },
+        "subject": {"reference": f"Patient/{patient}"},
+    }
+    _publish(
+        settings, kafka_bootstrap, "iopcare.scheduling.appointment.updated.v1", patient, arrived
+    )
+    _publish(
+        settings, kafka_bootstrap, "iopcare.scheduling.appointment.updated.v1", patient, appointment
+    )
+    _publish(
+        settings, kafka_bootstrap, "iopcare.scheduling.intensity.below-minimum.v1", patient, alert
+    )
+    texts = [watcher.next(timeout=20)[1].message.text for _ in range(2)]
+    watcher.cancel()
+    assert texts == [
+        "No-show: the patient missed DBT skills group on 2026-11-27T14:00:00+00:00.",
+        "Attendance below the program's minimum intensity: week of 2026-11-23: attended 4 h, "
+        "below the program's minimum of 9 h a week.",
+    ]
