@@ -424,6 +424,19 @@ def test_bad_requests_are_refused_with_details_and_nothing_is_written(
     )
     assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert sorted(field_violations(refused)) == ["kind", "security", "text"]
+    # Search input that could upset a full-text engine is input, not a failure.
+    quotes = notes.SearchNotes(nt.SearchNotesRequest(patient_id=patient, text='"" "'), metadata=psy)
+    assert list(quotes.notes) == []
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    too_early = _refused(
+        lambda: notes.SearchNotes(
+            nt.SearchNotesRequest(patient_id=patient, date_from=Timestamp(seconds=-99999999999)),
+            metadata=psy,
+        )
+    )
+    assert too_early.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(too_early) == ["date_from"]
     missing = _refused(lambda: notes.GetNote(nt.GetNoteRequest(id="no-such-note"), metadata=psy))
     assert missing.code() == grpc.StatusCode.NOT_FOUND
     outsider = _refused(

@@ -86,7 +86,12 @@ def _time(message: object, field: str) -> datetime | None:
     if not message.HasField(field):  # type: ignore[attr-defined]
         return None
     value: Timestamp = getattr(message, field)
-    return value.ToDatetime(tzinfo=UTC)
+    try:
+        return value.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(
+            f"{field} is out of range", [FieldViolation(field, "a time between years 1 and 9999")]
+        ) from None
 
 
 def _draft(note: pb.NoteInput, patient_id: str) -> NoteDraft:

@@ -175,7 +175,14 @@ class Notes:
                     sender=principal.reference,
                     message_id=message_id,
                     extra_recipients=expanded,
-                    message=replace(message, recipients=expanded, priority="urgent"),
+                    # At least urgent: a clinician may raise it to asap or stat, never lower it.
+                    message=replace(
+                        message,
+                        recipients=expanded,
+                        priority=message.priority
+                        if message.priority in ("asap", "stat")
+                        else "urgent",
+                    ),
                 )
             else:
                 self._store(uow, replace(message, recipients=expanded), message_id=message_id)

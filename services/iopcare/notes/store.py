@@ -403,6 +403,8 @@ def search_notes(conn: Connection, q: NoteQuery) -> list[StoredNote]:
     if q.words.strip():
         if conn.dialect.name == "sqlite":
             match = _fts5_query(q.words)
+            if not match:
+                return []  # only quotes: no word can match (and FTS5 would refuse the query)
             patient = '"' + q.patient_id.replace('"', '""') + '"'
             hits = sql_text(
                 f"SELECT rowid FROM {SQLITE_FTS} WHERE {SQLITE_FTS} MATCH :match"
