@@ -151,6 +151,78 @@ def test_replies_recipients_retraction_and_read_receipts(
     assert [m.id for m in thread][-2:] == [question.id, answer.id]  # kept, marked
 
 
+def test_a_draft_is_its_senders_until_sent_once(
+    notes: nt_grpc.NotesServiceStub, settings: Settings, patient: str
+) -> None:
+    therapist = as_(settings, "therapist", "th-1")
+    psy = as_(settings, "psychiatrist", "psy-1")
+    watcher = Watcher(notes, psy, patient)
+    draft = notes.SaveMessageDraft(
+        nt.SaveMessageDraftRequest(
+            message=nt.PostMessageRequest(patient_id=patient, text="", category="handoff")
+        ),
+        metadata=therapist,
+    ).draft
+    with pytest.raises(grpc.RpcError) as caught:
+        notes.SaveMessageDraft(
+            nt.SaveMessageDraftRequest(
+                draft_id=draft.id,
+                expected_version=5,
+                message=nt.PostMessageRequest(patient_id=patient, text="Handoff"),
+            ),
+            metadata=therapist,
+        )
+    assert error_reason(caught.value) == "STALE_VERSION"
+    saved = notes.SaveMessageDraft(
+        nt.SaveMessageDraftRequest(
+            draft_id=draft.id,
+            expected_version=1,
+            message=nt.PostMessageRequest(
+                patient_id=patient, text="Handoff: covering Friday's group.", category="handoff"
+            ),
+        ),
+        metadata=therapist,
+    ).draft
+    assert saved.version == 2
+    # Nobody else sees it, nothing is in the thread yet.
+    assert (
+        list(
+            notes.ListMessageDrafts(
+                nt.ListMessageDraftsRequest(patient_id=patient), metadata=psy
+            ).drafts
+        )
+        == []
+    )
+    assert [
+        d.id
+        for d in notes.ListMessageDrafts(
+            nt.ListMessageDraftsRequest(patient_id=patient), metadata=therapist
+        ).drafts
+    ] == [draft.id]
+    with pytest.raises(grpc.RpcError) as caught:
+        notes.SendMessageDraft(
+            nt.SendMessageDraftRequest(request_id="s0", draft_id=draft.id), metadata=psy
+        )
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+    sent = notes.SendMessageDraft(
+        nt.SendMessageDraftRequest(request_id="s1", draft_id=draft.id), metadata=therapist
+    ).message
+    again = notes.SendMessageDraft(
+        nt.SendMessageDraftRequest(request_id="s1", draft_id=draft.id), metadata=therapist
+    ).message
+    assert sent.id == again.id and sent.category == "handoff"
+    assert watcher.next()[1].message.id == sent.id
+    watcher.cancel()
+    with pytest.raises(grpc.RpcError) as caught:
+        notes.SendMessageDraft(
+            nt.SendMessageDraftRequest(request_id="s2", draft_id=draft.id), metadata=therapist
+        )
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    thread = notes.ListThread(nt.ListThreadRequest(patient_id=patient), metadata=psy).messages
+    assert [m.id for m in thread if m.category == "handoff"] == [sent.id]
+
+
 def test_watch_thread_pushes_new_messages_and_resumes_without_gaps(
     notes: nt_grpc.NotesServiceStub, settings: Settings, patient: str
 ) -> None:

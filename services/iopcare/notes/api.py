@@ -15,8 +15,9 @@ from iopcare.kit.protoconv import require_id, timestamp
 from iopcare.kit.versioned import Stored
 from iopcare.notes.clinical import Attendee, ClinicalNotes, NoteChanges
 from iopcare.notes.domain.documents import NOTE_KINDS, NoteDraft
+from iopcare.notes.domain.messages import NewMessage
 from iopcare.notes.service import Notes
-from iopcare.notes.store import StoredConsent, StoredMessage, StoredNote
+from iopcare.notes.store import StoredConsent, StoredDraft, StoredMessage, StoredNote
 from iopcare.notes.v1 import notes_service_pb2 as pb
 from iopcare.notes.v1 import notes_service_pb2_grpc as pb_grpc
 
@@ -41,6 +42,27 @@ def to_message(m: StoredMessage) -> pb.Message:
         category=m.category,
         status=m.status,
         version=m.version,
+    )
+
+
+def to_draft(d: StoredDraft) -> pb.MessageDraft:
+    b = d.body
+    return pb.MessageDraft(
+        id=d.id,
+        patient_id=d.patient_id,
+        version=d.version,
+        message=pb.PostMessageRequest(
+            patient_id=d.patient_id,
+            text=b["text"],
+            priority=b["priority"],
+            category=b["category"],
+            recipients=b["recipients"],
+            in_response_to=b["in_response_to"],
+            part_of=b["part_of"],
+            about=b["about"],
+            attachments=b["attachments"],
+        ),
+        update_time=timestamp(d.updated_at),
     )
 
 
@@ -169,6 +191,52 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         ids = [require_id(m, f"message_ids[{i}]") for i, m in enumerate(request.message_ids)]
         new = self.notes.mark_read(current_principal(), ids)
         return pb.MarkReadResponse(new_receipts=new)
+
+    def SaveMessageDraft(
+        self, request: pb.SaveMessageDraftRequest, context: grpc.ServicerContext
+    ) -> pb.SaveMessageDraftResponse:
+        m = request.message
+        patient_id = require_id(m.patient_id, "message.patient_id")
+        draft_id = require_id(request.draft_id, "draft_id") if request.draft_id else ""
+        saved = self.notes.save_draft(
+            current_principal(),
+            patient_id,
+            draft_id,
+            request.expected_version,
+            NewMessage(
+                patient_id=patient_id,
+                text=m.text,
+                priority=m.priority or "routine",
+                category=m.category or "update",
+                sender=current_principal().reference,
+                about=tuple(m.about),
+                recipients=tuple(m.recipients),
+                in_response_to=m.in_response_to or None,
+                part_of=tuple(m.part_of),
+                attachments=tuple(m.attachments),
+            ),
+        )
+        return pb.SaveMessageDraftResponse(draft=to_draft(saved))
+
+    def ListMessageDrafts(
+        self, request: pb.ListMessageDraftsRequest, context: grpc.ServicerContext
+    ) -> pb.ListMessageDraftsResponse:
+        found = self.notes.drafts(current_principal(), require_id(request.patient_id, "patient_id"))
+        return pb.ListMessageDraftsResponse(drafts=[to_draft(d) for d in found])
+
+    def SendMessageDraft(
+        self, request: pb.SendMessageDraftRequest, context: grpc.ServicerContext
+    ) -> pb.SendMessageDraftResponse:
+        message = self.notes.send_draft(
+            current_principal(), request.request_id, require_id(request.draft_id, "draft_id")
+        )
+        return pb.SendMessageDraftResponse(message=to_message(message))
+
+    def DiscardMessageDraft(
+        self, request: pb.DiscardMessageDraftRequest, context: grpc.ServicerContext
+    ) -> pb.DiscardMessageDraftResponse:
+        self.notes.discard_draft(current_principal(), require_id(request.draft_id, "draft_id"))
+        return pb.DiscardMessageDraftResponse()
 
     def WatchThread(
         self, request: pb.WatchThreadRequest, context: grpc.ServicerContext

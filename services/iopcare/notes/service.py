@@ -24,7 +24,7 @@ from iopcare.kit.errors import (
     StaleVersion,
 )
 from iopcare.kit.events import Event, ReceivedEvent, append_to_outbox, child_traceparent
-from iopcare.kit.requests import create_once
+from iopcare.kit.requests import check_request_id, create_once
 from iopcare.kit.versioned import Stored, revise
 from iopcare.notes import codes, fhir_map, store, watch
 from iopcare.notes.domain.messages import (
@@ -123,6 +123,7 @@ class Notes:
         part_of: tuple[str, ...] = (),
         about: tuple[str, ...] = (),
         attachments: tuple[str, ...] = (),
+        from_draft: store.StoredDraft | None = None,
     ) -> store.StoredMessage:
         """Posts a clinician's message. Recipients are practitioners or a team role
         (`role:dietitian`), expanded to the role's current members. A message of category
@@ -158,6 +159,19 @@ class Notes:
         )
 
         def _create(uow: UnitOfWork, message_id: str) -> None:
+            if from_draft is not None:
+                # The draft goes in the transaction that posts it: sent once, or not at all.
+                gone = uow.conn.execute(
+                    store.message_draft.delete().where(
+                        (store.message_draft.c.id == from_draft.id)
+                        & (store.message_draft.c.version == from_draft.version)
+                    )
+                )
+                if gone.rowcount != 1:
+                    raise NotFound(
+                        "the draft was sent, changed or discarded meanwhile",
+                        resource=f"MessageDraft/{from_draft.id}",
+                    )
             if in_response_to:
                 answered = store.load_message(uow.conn, in_response_to)
                 if answered is None or answered.patient_id != patient_id:
@@ -212,6 +226,152 @@ class Notes:
         if stored is None:  # pragma: no cover - committed above
             raise NotFound(f"Communication/{message_id} not found")
         return stored
+
+    # Drafts ------------------------------------------------------------------------------------
+    def save_draft(
+        self,
+        principal: Principal,
+        patient_id: str,
+        draft_id: str,
+        expected_version: int,
+        message: NewMessage,
+    ) -> store.StoredDraft:
+        """Saves a message without sending it (a new draft without `draft_id`, else a new
+        version of the caller's draft if `expected_version` is still current). Only its sender
+        sees a draft; nothing is published until it is sent."""
+        # Everything but the text is checked now (a draft may be half written).
+        check_message(replace(message, text=message.text or "draft"))
+        basis = teams.require_access(
+            self.db,
+            store.audit_log,
+            self.access,
+            principal,
+            audit.CREATE,
+            "Communication",
+            patient_id,
+        )
+        body = {
+            "text": message.text,
+            "priority": message.priority,
+            "category": message.category,
+            "recipients": list(message.recipients),
+            "in_response_to": message.in_response_to or "",
+            "part_of": list(message.part_of),
+            "about": list(message.about),
+            "attachments": list(message.attachments),
+        }
+        now = datetime.now(UTC)
+        name = f"MessageDraft/{draft_id}"
+        with (
+            audit.refusals(self.db, store.audit_log, principal, audit.UPDATE, name, patient_id),
+            UnitOfWork(self.db) as uow,
+        ):
+            if draft_id:
+                current = store.load_draft(uow.conn, draft_id)
+                if current is None or current.sender != principal.reference:
+                    raise NotFound(f"{name} not found", resource=name)
+                if current.patient_id != patient_id:
+                    raise InvalidArgument(
+                        "the draft is about another patient",
+                        [FieldViolation("patient_id", "the draft's patient")],
+                    )
+                if current.version != expected_version:
+                    raise StaleVersion(name, expected_version, current.version)
+                uow.conn.execute(
+                    store.message_draft.update()
+                    .where(store.message_draft.c.id == draft_id)
+                    .values(version=current.version + 1, body=json.dumps(body), updated_at=now)
+                )
+            else:
+                draft_id = str(uuid.uuid4())
+                uow.conn.execute(
+                    store.message_draft.insert().values(
+                        id=draft_id,
+                        patient_id=patient_id,
+                        sender=principal.reference,
+                        version=1,
+                        body=json.dumps(body),
+                        updated_at=now,
+                    )
+                )
+            audit.record(
+                uow.conn,
+                store.audit_log,
+                principal,
+                audit.UPDATE,
+                resource=f"MessageDraft/{draft_id}",
+                patient_id=patient_id,
+                detail=f"draft saved; {basis}",
+            )
+            uow.commit()
+        with self.db.read() as conn:
+            saved = store.load_draft(conn, draft_id)
+        assert saved is not None
+        return saved
+
+    def drafts(self, principal: Principal, patient_id: str) -> list[store.StoredDraft]:
+        """The caller's own drafts about a patient."""
+        return teams.audited_search(
+            self.db,
+            store.audit_log,
+            self.access,
+            principal,
+            "MessageDraft",
+            patient_id,
+            lambda conn: store.drafts_of(conn, principal.reference, patient_id),
+        )
+
+    def _own_draft(self, principal: Principal, draft_id: str, action: str) -> store.StoredDraft:
+        name = f"MessageDraft/{draft_id}"
+        with audit.refusals(self.db, store.audit_log, principal, action, name):
+            with self.db.read() as conn:
+                draft = store.load_draft(conn, draft_id)
+            # Another sender's draft does not exist for the caller.
+            if draft is None or draft.sender != principal.reference:
+                raise NotFound(f"{name} not found", resource=name)
+        return draft
+
+    def send_draft(
+        self, principal: Principal, request_id: str, draft_id: str
+    ) -> store.StoredMessage:
+        """Sends a draft: posted exactly like PostMessage, the draft deleted with it."""
+        check_request_id(request_id)
+        with self.db.read() as conn:
+            # A retry of a send that committed: the draft is gone, the message is the answer.
+            done = store.request_result(conn, principal.subject, "PostMessage", request_id)
+            sent = store.load_message(conn, done) if done else None
+        if sent is not None:
+            return sent
+        draft = self._own_draft(principal, draft_id, audit.CREATE)
+        b = draft.body
+        return self.post(
+            principal,
+            request_id,
+            draft.patient_id,
+            b["text"],
+            b["priority"],
+            category=b["category"],
+            recipients=tuple(b["recipients"]),
+            in_response_to=b["in_response_to"],
+            part_of=tuple(b["part_of"]),
+            about=tuple(b["about"]),
+            attachments=tuple(b["attachments"]),
+            from_draft=draft,
+        )
+
+    def discard_draft(self, principal: Principal, draft_id: str) -> None:
+        draft = self._own_draft(principal, draft_id, audit.UPDATE)
+        with self.db.write() as conn:
+            conn.execute(store.message_draft.delete().where(store.message_draft.c.id == draft_id))
+            audit.record(
+                conn,
+                store.audit_log,
+                principal,
+                audit.UPDATE,
+                resource=f"MessageDraft/{draft_id}",
+                patient_id=draft.patient_id,
+                detail="draft discarded",
+            )
 
     def _expand_recipients(
         self, uow: UnitOfWork, patient_id: str, recipients: tuple[str, ...]

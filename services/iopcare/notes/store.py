@@ -63,6 +63,21 @@ communication = Table(
 )
 Index("ix_communication_patient_seq", communication.c.patient_id, communication.c.seq)
 
+#: Messages their sender saved without sending (only the sender sees them). Sending one posts it
+#: like any message and deletes the draft in the same transaction.
+message_draft = Table(
+    "message_draft",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("sender", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    # The fields of the message to be (JSON: text, priority, category, recipients, ...).
+    Column("body", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_message_draft_sender", message_draft.c.sender, message_draft.c.patient_id)
+
 #: Read receipts: who read which message when (one row per reader and message).
 message_receipt = Table(
     "message_receipt",
@@ -512,3 +527,49 @@ def add_receipt(conn: Connection, message_id: str, reader: str, at: datetime) ->
         return 0
     conn.execute(message_receipt.insert().values(message_id=message_id, reader=reader, read_at=at))
     return 1
+
+
+@dataclass(frozen=True)
+class StoredDraft:
+    id: str
+    patient_id: str
+    sender: str
+    version: int
+    body: dict[str, Any]
+    updated_at: datetime
+
+
+def _draft_from_row(row: Any) -> StoredDraft:
+    return StoredDraft(
+        row.id,
+        row.patient_id,
+        row.sender,
+        row.version,
+        json.loads(row.body),
+        as_utc(row.updated_at),
+    )
+
+
+def load_draft(conn: Connection, draft_id: str) -> StoredDraft | None:
+    row = conn.execute(select(message_draft).where(message_draft.c.id == draft_id)).first()
+    return _draft_from_row(row) if row is not None else None
+
+
+def drafts_of(conn: Connection, sender: str, patient_id: str) -> list[StoredDraft]:
+    rows = conn.execute(
+        select(message_draft)
+        .where((message_draft.c.sender == sender) & (message_draft.c.patient_id == patient_id))
+        .order_by(message_draft.c.updated_at)
+    )
+    return [_draft_from_row(row) for row in rows]
+
+
+def request_result(conn: Connection, principal: str, operation: str, request_id: str) -> str | None:
+    """What an idempotent request resolved to, if it ran before (kit.requests' log)."""
+    c = request_log.c
+    value = conn.execute(
+        select(c.result_id).where(
+            (c.principal == principal) & (c.operation == operation) & (c.request_id == request_id)
+        )
+    ).scalar()
+    return str(value) if value is not None else None

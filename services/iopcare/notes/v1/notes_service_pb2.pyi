@@ -455,3 +455,69 @@ class ListConsentsResponse(_message.Message):
     CONSENTS_FIELD_NUMBER: _ClassVar[int]
     consents: _containers.RepeatedCompositeFieldContainer[Consent]
     def __init__(self, consents: _Optional[_Iterable[_Union[Consent, _Mapping]]] = ...) -> None: ...
+
+class MessageDraft(_message.Message):
+    __slots__ = ("id", "patient_id", "version", "message", "update_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    patient_id: str
+    version: int
+    message: PostMessageRequest
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., patient_id: _Optional[str] = ..., version: _Optional[int] = ..., message: _Optional[_Union[PostMessageRequest, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SaveMessageDraftRequest(_message.Message):
+    __slots__ = ("draft_id", "expected_version", "message")
+    DRAFT_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    draft_id: str
+    expected_version: int
+    message: PostMessageRequest
+    def __init__(self, draft_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., message: _Optional[_Union[PostMessageRequest, _Mapping]] = ...) -> None: ...
+
+class SaveMessageDraftResponse(_message.Message):
+    __slots__ = ("draft",)
+    DRAFT_FIELD_NUMBER: _ClassVar[int]
+    draft: MessageDraft
+    def __init__(self, draft: _Optional[_Union[MessageDraft, _Mapping]] = ...) -> None: ...
+
+class ListMessageDraftsRequest(_message.Message):
+    __slots__ = ("patient_id",)
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
+
+class ListMessageDraftsResponse(_message.Message):
+    __slots__ = ("drafts",)
+    DRAFTS_FIELD_NUMBER: _ClassVar[int]
+    drafts: _containers.RepeatedCompositeFieldContainer[MessageDraft]
+    def __init__(self, drafts: _Optional[_Iterable[_Union[MessageDraft, _Mapping]]] = ...) -> None: ...
+
+class SendMessageDraftRequest(_message.Message):
+    __slots__ = ("request_id", "draft_id")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    draft_id: str
+    def __init__(self, request_id: _Optional[str] = ..., draft_id: _Optional[str] = ...) -> None: ...
+
+class SendMessageDraftResponse(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: Message
+    def __init__(self, message: _Optional[_Union[Message, _Mapping]] = ...) -> None: ...
+
+class DiscardMessageDraftRequest(_message.Message):
+    __slots__ = ("draft_id",)
+    DRAFT_ID_FIELD_NUMBER: _ClassVar[int]
+    draft_id: str
+    def __init__(self, draft_id: _Optional[str] = ...) -> None: ...
+
+class DiscardMessageDraftResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

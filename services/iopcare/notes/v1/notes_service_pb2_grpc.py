@@ -64,6 +64,26 @@ class NotesServiceStub:
                 request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.MarkReadRequest.SerializeToString,
                 response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.MarkReadResponse.FromString,
                 _registered_method=True)
+        self.SaveMessageDraft = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/SaveMessageDraft',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SaveMessageDraftRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SaveMessageDraftResponse.FromString,
+                _registered_method=True)
+        self.ListMessageDrafts = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/ListMessageDrafts',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListMessageDraftsRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListMessageDraftsResponse.FromString,
+                _registered_method=True)
+        self.SendMessageDraft = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/SendMessageDraft',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SendMessageDraftRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SendMessageDraftResponse.FromString,
+                _registered_method=True)
+        self.DiscardMessageDraft = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/DiscardMessageDraft',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.DiscardMessageDraftRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.DiscardMessageDraftResponse.FromString,
+                _registered_method=True)
         self.WatchThread = channel.unary_stream(
                 '/iopcare.notes.v1.NotesService/WatchThread',
                 request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.WatchThreadRequest.SerializeToString,
@@ -173,6 +193,37 @@ class NotesServiceServicer:
 
     def MarkRead(self, request, context):
         """Records read receipts: the caller has read these messages (the first time is kept).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SaveMessageDraft(self, request, context):
+        """Saves a message without sending it: a new draft (empty `draft_id`) or a new version of the
+        caller's draft if `expected_version` is still current. Only its sender sees a draft; nothing
+        is published or pushed until it is sent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMessageDrafts(self, request, context):
+        """Lists the caller's drafts about a patient.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendMessageDraft(self, request, context):
+        """Sends a draft: posted exactly as PostMessage would (events, crisis, recipients), and the
+        draft deleted in the same transaction. A retry with the same `request_id` returns the message.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DiscardMessageDraft(self, request, context):
+        """Discards one of the caller's drafts.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -316,6 +367,26 @@ def add_NotesServiceServicer_to_server(servicer, server):
                     servicer.MarkRead,
                     request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.MarkReadRequest.FromString,
                     response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.MarkReadResponse.SerializeToString,
+            ),
+            'SaveMessageDraft': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveMessageDraft,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SaveMessageDraftRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SaveMessageDraftResponse.SerializeToString,
+            ),
+            'ListMessageDrafts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMessageDrafts,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListMessageDraftsRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListMessageDraftsResponse.SerializeToString,
+            ),
+            'SendMessageDraft': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendMessageDraft,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SendMessageDraftRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SendMessageDraftResponse.SerializeToString,
+            ),
+            'DiscardMessageDraft': grpc.unary_unary_rpc_method_handler(
+                    servicer.DiscardMessageDraft,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.DiscardMessageDraftRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.DiscardMessageDraftResponse.SerializeToString,
             ),
             'WatchThread': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchThread,
@@ -523,6 +594,114 @@ class NotesService:
             '/iopcare.notes.v1.NotesService/MarkRead',
             iopcare_dot_notes_dot_v1_dot_notes__service__pb2.MarkReadRequest.SerializeToString,
             iopcare_dot_notes_dot_v1_dot_notes__service__pb2.MarkReadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveMessageDraft(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/SaveMessageDraft',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SaveMessageDraftRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SaveMessageDraftResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMessageDrafts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/ListMessageDrafts',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListMessageDraftsRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListMessageDraftsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendMessageDraft(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/SendMessageDraft',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SendMessageDraftRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SendMessageDraftResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiscardMessageDraft(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/DiscardMessageDraft',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.DiscardMessageDraftRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.DiscardMessageDraftResponse.FromString,
             options,
             channel_credentials,
             insecure,
