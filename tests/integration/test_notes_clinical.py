@@ -449,3 +449,93 @@ def test_bad_requests_are_refused_with_details_and_nothing_is_written(
     assert error_reason(admin) == "NOT_A_CLINICIAN_ON_THE_TEAM"
     with notes_runtime.db.read() as conn:
         assert conn.execute(select(notes_store.note.c.id)).all() == []
+
+
+def test_concurrent_signatures_of_one_version_sign_it_once(
+    notes: nt_grpc.NotesServiceStub, settings: Settings, patient: str, notes_runtime: ServiceRuntime
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    psy = as_(settings, "psychiatrist", "psy-1")
+    draft = _create(notes, psy, patient, "progress", "Stable; continue plan.")
+
+    def sign(_: int) -> str:
+        try:
+            notes.SignNote(nt.SignNoteRequest(id=draft.id, expected_version=1), metadata=psy)
+            return "signed"
+        except grpc.RpcError as exc:
+            return f"{exc.code().name}:{error_reason(exc)}"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(sign, range(8)))
+    assert outcomes.count("signed") == 1
+    assert {o for o in outcomes if o != "signed"} <= {
+        "FAILED_PRECONDITION:STALE_VERSION",
+        "FAILED_PRECONDITION:NOTE_NOT_DRAFT",
+    }
+    with notes_runtime.db.read() as conn:
+        signatures = notes_store.provenance_for(conn, draft.id)
+    assert len(signatures) == 1
+
+
+def test_break_glass_reads_part2_content_flagged_and_the_addendum_keeps_the_labels(
+    notes: nt_grpc.NotesServiceStub, settings: Settings, patient: str, notes_runtime: ServiceRuntime
+) -> None:
+    doc = as_(settings, "physician", "doc-1")
+    sud = _signed(
+        notes, doc, patient, "progress", "Withdrawal symptoms resolved.", sensitivity=["ETH"]
+    )
+    emergency = as_(settings, "physician", "er-7", break_glass=True)
+    read = notes.GetNote(nt.GetNoteRequest(id=sud.id), metadata=emergency)
+    assert read.break_glass and read.note.text == "Withdrawal symptoms resolved."
+    a = notes_store.audit_log.c
+    with notes_runtime.db.read() as conn:
+        (detail,) = (
+            conn.execute(
+                select(a.detail).where(
+                    (a.resource == f"DocumentReference/{sud.id}")
+                    & (a.principal == "practitioner:er-7")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert detail == "break-glass; FLAGGED for break-glass review"
+    addendum = notes.AmendNote(
+        nt.AmendNoteRequest(
+            request_id="add-1", id=sud.id, relation="appends", reason="labs", text="LFTs normal."
+        ),
+        metadata=as_(settings, "psychiatrist", "psy-1"),
+    ).note
+    assert (addendum.confidentiality, list(addendum.sensitivity)) == ("R", ["ETH"])
+
+
+def test_a_shared_psychotherapy_note_and_its_addendum_stay_between_the_two_clinicians(
+    notes: nt_grpc.NotesServiceStub, settings: Settings, patient: str
+) -> None:
+    therapist = as_(settings, "therapist", "th-1")
+    psy = as_(settings, "psychiatrist", "psy-1")
+    private = _signed(
+        notes,
+        therapist,
+        patient,
+        "therapy",
+        "Trauma narrative, session 4.",
+        sensitivity=["PSYTHPN"],
+        shared_with=["Practitioner/psy-1"],
+    )
+    assert notes.GetNote(nt.GetNoteRequest(id=private.id), metadata=psy).note.text
+    addendum = notes.AmendNote(
+        nt.AmendNoteRequest(
+            request_id="psy-add", id=private.id, relation="appends", reason="meds", text="Prazosin."
+        ),
+        metadata=psy,
+    ).note
+    notes.SignNote(nt.SignNoteRequest(id=addendum.id, expected_version=1), metadata=psy)
+    assert notes.GetNote(nt.GetNoteRequest(id=addendum.id), metadata=therapist).note.text
+    refused = _refused(
+        lambda: notes.GetNote(
+            nt.GetNoteRequest(id=addendum.id), metadata=as_(settings, "case-manager", "cm-1")
+        )
+    )
+    assert error_reason(refused) == "PSYCHOTHERAPY_NOTE"

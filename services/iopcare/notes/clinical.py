@@ -487,7 +487,9 @@ class ClinicalNotes:
             text=text,
             confidentiality=level,
             sensitivity=sensitivity,
-            shared_with=original.shared_with,
+            # Whoever could read the original can read what is added to it: an addendum to a
+            # psychotherapy note by a reader it was shared with stays readable by its author.
+            shared_with=(original.shared_with | {original.author}) - {principal.reference},
         )
 
         def _create(uow: UnitOfWork, result_id: str) -> str:
