@@ -219,7 +219,11 @@ def test_notes_are_found_by_words_kind_author_and_date(
     assert len(first.notes) == 2 and len(rest.notes) == 1 and not rest.next_page_token
     refused = _refused(lambda: search(kinds=["diary"]))
     assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert field_violations(refused) == ["types[0]"]
+    assert field_violations(refused) == ["kinds[0]"]
+    assert len(search(type_codes=["34904-3"])) == 2  # Mental health Progress note
+    assert len(search(type_codes=["28627-8"], kinds=["therapy"])) == 3
+    refused = _refused(lambda: search(type_codes=["0000-0"]))
+    assert field_violations(refused) == ["type_codes[0]"]
 
 
 def test_psychotherapy_notes_stay_with_their_author_and_disciplines_see_their_own(

@@ -14,7 +14,7 @@ from iopcare.kit.paging import encode
 from iopcare.kit.protoconv import require_id, timestamp
 from iopcare.kit.versioned import Stored
 from iopcare.notes.clinical import Attendee, ClinicalNotes, NoteChanges
-from iopcare.notes.domain.documents import NOTE_KINDS, NoteDraft
+from iopcare.notes.domain.documents import KIND_BY_CODE, NOTE_KINDS, NoteDraft
 from iopcare.notes.domain.messages import NewMessage
 from iopcare.notes.service import Notes
 from iopcare.notes.store import StoredConsent, StoredDraft, StoredMessage, StoredNote
@@ -347,11 +347,19 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def SearchNotes(
         self, request: pb.SearchNotesRequest, context: grpc.ServicerContext
     ) -> pb.SearchNotesResponse:
+        kinds = list(request.kinds)
+        for i, code in enumerate(request.type_codes):
+            if code not in KIND_BY_CODE:
+                raise InvalidArgument(
+                    "unknown note type",
+                    [FieldViolation(f"type_codes[{i}]", f"one of {', '.join(KIND_BY_CODE)}")],
+                )
+            kinds.append(KIND_BY_CODE[code])
         found, token = self.clinical.search(
             current_principal(),
             require_id(request.patient_id, "patient_id"),
             author=request.author,
-            kinds=tuple(request.kinds),
+            kinds=tuple(dict.fromkeys(kinds)),
             since=_time(request, "date_from"),
             until=_time(request, "date_to"),
             words=request.text,

@@ -568,7 +568,7 @@ class ClinicalNotes:
         problems = FieldViolations()
         for i, kind in enumerate(kinds):
             if kind not in documents.NOTE_KINDS:
-                problems.add(f"types[{i}]", f"one of {', '.join(documents.NOTE_KINDS)}")
+                problems.add(f"kinds[{i}]", f"one of {', '.join(documents.NOTE_KINDS)}")
         if len(words) > 500:
             problems.add("text", "at most 500 characters")
         if since and until and until <= since:
