@@ -355,6 +355,8 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
                     category=n.category,
                     priority=n.priority,
                     sent_time=timestamp(n.sent_at),
+                    resource_type=n.resource_type,
+                    security_labels=list(n.labels),
                 )
                 for n in view.notes
             ],

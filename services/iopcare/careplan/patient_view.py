@@ -18,15 +18,19 @@ from iopcare.careplan.domain.progress import (
     attendance_by_activity,
     note_title,
 )
-from iopcare.careplan.service import ServiceBase
+from iopcare.careplan.service import ServiceBase, make_reviews_due
 from iopcare.kit import audit, fhir, teams
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork, as_utc
 from iopcare.kit.events import ReceivedEvent
+from iopcare.kit.teams import today
 from iopcare.kit.versioned import Stored
+from iopcare.notes.domain import documents, privacy
 
 UPCOMING_LIMIT = 20
 NOTES_LIMIT = 10
+#: Who revises a plan when careplan acts on another service's event (the Provenance agent).
+SYSTEM = Principal(subject="iopcare-careplan", role="system")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,10 @@ class NoteSummary:
     category: str
     priority: str
     sent_at: datetime
+    #: Communication (a team message) or DocumentReference (a signed clinical note).
+    resource_type: str = "Communication"
+    #: The note's meta.security codes (confidentiality first); none for team messages.
+    labels: tuple[str, ...] = ()
 
 
 @dataclass
@@ -151,6 +159,63 @@ class PatientView(ServiceBase):
             )
         )
 
+    def on_message_retracted(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        """A message the sender marked entered-in-error leaves the view (notes keeps it)."""
+        uow.conn.execute(
+            delete(store.note_view).where(
+                store.note_view.c.communication_id == received.resource.id
+            )
+        )
+
+    def on_note_signed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        """A signed clinical note: its reference, type, author and labels (never its text)."""
+        note = received.resource
+        patient_id = fhir.reference_id(note.subject.reference if note.subject else None, "Patient")
+        code = next((c.code for c in (note.type.coding if note.type else None) or []), None)
+        kind = documents.KIND_BY_CODE.get(code or "")
+        if not patient_id or not note.id or kind is None:
+            return
+        version = int(note.meta.versionId or 1) if note.meta else 1
+        v = store.document_view.c
+        current = uow.conn.execute(select(v.version).where(v.document_id == note.id)).scalar()
+        if current is not None and current >= version:
+            return  # a replay or a late copy
+        uow.conn.execute(delete(store.document_view).where(v.document_id == note.id))
+        if note.status == "entered-in-error":
+            return
+        labels = [s.code for s in (note.meta.security if note.meta else None) or [] if s.code]
+        confidentiality = next((c for c in labels if c in privacy.CONFIDENTIALITY), "N")
+        uow.conn.execute(
+            insert(store.document_view).values(
+                document_id=note.id,
+                patient_id=patient_id,
+                version=version,
+                author=next((a.reference for a in note.author or [] if a.reference), ""),
+                kind=kind,
+                title=documents.NOTE_KINDS[kind][1],
+                confidentiality=confidentiality,
+                sensitivity=" ".join(sorted(set(labels) & privacy.SENSITIVITY)),
+                signed_at=note.date or received.event.time,
+            )
+        )
+
+    def on_crisis_raised(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        """A crisis raised in the team thread (a clinician's crisis message, or careplan's own
+        PHQ-9 crisis coming back as an alert): the patient's active plans are due for review
+        today. Idempotent per day, so the alert for careplan's own crisis changes nothing more."""
+        flag = received.resource
+        patient_id = fhir.reference_id(flag.subject.reference if flag.subject else None, "Patient")
+        if not patient_id:
+            return
+        make_reviews_due(
+            uow,
+            self._publish,
+            SYSTEM,
+            patient_id,
+            received.event.time.date(),
+            "crisis raised in the team thread",
+        )
+
     # The view ---------------------------------------------------------------------------------
     def get(self, principal: Principal, patient_id: str) -> PatientPlan:
         basis = teams.require_access(
@@ -192,18 +257,7 @@ class PatientView(ServiceBase):
             view.by_activity = attendance_by_activity(
                 [(r.description or "other", r.status) for r in past]
             )
-            n = store.note_view.c
-            view.notes = [
-                NoteSummary(
-                    r.communication_id, r.sender, r.title, r.category, r.priority, as_utc(r.sent_at)
-                )
-                for r in conn.execute(
-                    select(store.note_view)
-                    .where(n.patient_id == patient_id)
-                    .order_by(n.sent_at.desc())
-                    .limit(NOTES_LIMIT)
-                ).all()
-            ]
+            view.notes = self._latest_notes(conn, principal, basis, patient_id)
         audit.record_separately(
             self.db,
             store.audit_log,
@@ -214,6 +268,62 @@ class PatientView(ServiceBase):
             detail=basis,
         )
         return view
+
+    def _latest_notes(
+        self, conn: Connection, principal: Principal, basis: str, patient_id: str
+    ) -> list[NoteSummary]:
+        """The latest team messages and signed notes, newest first; a signed note only when the
+        notes service's privacy rules let the caller read it (its type and author can say as
+        much as its text: a psychotherapy note exists only for its author)."""
+        n = store.note_view.c
+        notes = [
+            NoteSummary(
+                r.communication_id, r.sender, r.title, r.category, r.priority, as_utc(r.sent_at)
+            )
+            for r in conn.execute(
+                select(store.note_view)
+                .where(n.patient_id == patient_id)
+                .order_by(n.sent_at.desc())
+                .limit(NOTES_LIMIT)
+            ).all()
+        ]
+        viewer = privacy.Viewer(principal.reference, principal.role, basis)
+        d = store.document_view.c
+        on = today()
+        for r in conn.execute(
+            select(store.document_view)
+            .where(d.patient_id == patient_id)
+            .order_by(d.signed_at.desc())
+            .limit(NOTES_LIMIT * 5)
+        ).all():
+            sensitivity = frozenset(r.sensitivity.split())
+            author_roles = sorted(
+                teams.roles_of_member(conn, store.care_team_member, r.author, patient_id, on)
+            )
+            facts = privacy.NoteFacts(
+                author=r.author,
+                author_role=author_roles[0] if author_roles else "",
+                kind=r.kind,
+                status="signed",
+                confidentiality=r.confidentiality,
+                sensitivity=sensitivity,
+            )
+            if not privacy.may_read(viewer, facts).allowed:
+                continue
+            notes.append(
+                NoteSummary(
+                    r.document_id,
+                    r.author,
+                    r.title,
+                    "clinical-note",
+                    "routine",
+                    as_utc(r.signed_at),
+                    "DocumentReference",
+                    (r.confidentiality, *sorted(sensitivity)),
+                )
+            )
+        notes.sort(key=lambda note: note.sent_at, reverse=True)
+        return notes[:NOTES_LIMIT]
 
     def _progress(self, conn: Connection, goal: Stored) -> GoalProgress:
         resource = fhir.parse_resource(goal.resource)

@@ -89,6 +89,25 @@ note_view = Table(
 )
 Index("ix_note_view_patient_sent", note_view.c.patient_id, note_view.c.sent_at)
 
+#: Signed clinical notes (projected from notes' note.signed events): the reference, type, author
+#: and labels only; the text stays in notes. The view shows a note's type and author to those the
+#: notes privacy rules let read it.
+document_view = Table(
+    "document_view",
+    metadata,
+    Column("document_id", String(64), primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("author", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("confidentiality", String(1), nullable=False),
+    #: Sensitivity labels (PSYTHPN, PSY, ETH, SUD), space separated.
+    Column("sensitivity", String(100), nullable=False),
+    Column("signed_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_document_view_patient_signed", document_view.c.patient_id, document_view.c.signed_at)
+
 #: Plan reviews: when, the outcome, what was decided and each discipline's attestation (JSON).
 plan_review = Table(
     "plan_review",

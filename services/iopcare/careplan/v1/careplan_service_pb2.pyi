@@ -441,20 +441,24 @@ class Attendance(_message.Message):
     def __init__(self, scheduled: _Optional[int] = ..., attended: _Optional[int] = ..., missed: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
 
 class NoteSummary(_message.Message):
-    __slots__ = ("id", "author", "title", "category", "priority", "sent_time")
+    __slots__ = ("id", "author", "title", "category", "priority", "sent_time", "resource_type", "security_labels")
     ID_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     SENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SECURITY_LABELS_FIELD_NUMBER: _ClassVar[int]
     id: str
     author: str
     title: str
     category: str
     priority: str
     sent_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., author: _Optional[str] = ..., title: _Optional[str] = ..., category: _Optional[str] = ..., priority: _Optional[str] = ..., sent_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    resource_type: str
+    security_labels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., author: _Optional[str] = ..., title: _Optional[str] = ..., category: _Optional[str] = ..., priority: _Optional[str] = ..., sent_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resource_type: _Optional[str] = ..., security_labels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetPatientPlanResponse(_message.Message):
     __slots__ = ("episode", "care_plan", "care_teams", "goals", "upcoming_sessions", "attendance", "latest_notes", "activity_attendance")
