@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     program_timezone: str = "America/New_York"
     #: How many weeks ahead scheduling proposes sessions for a plan activity.
     scheduling_horizon_days: int = 14
+    #: Program intensity rules: program -> [minimum, maximum] hours a week (maximum 0: none).
+    #: ASAM level 2.1 IOP: adults 9 to 19 hours a week, adolescents at least 6.
+    scheduling_intensity_rules: dict[str, list[float]] = {
+        "adult": [9.0, 19.0],
+        "adolescent": [6.0, 0.0],
+    }
+    #: The program whose rule the weekly below-minimum check applies.
+    scheduling_default_program: str = "adult"
+    #: Seconds between checks for patients whose last week fell below the minimum.
+    scheduling_intensity_check_seconds: float = 600
     #: Folder of program templates (JSON) plans are drafted from; empty: the shipped examples.
     plan_templates_dir: Path | None = None
     #: Seconds between checks for plans whose review date has come.

@@ -8,11 +8,12 @@ from zoneinfo import ZoneInfo
 
 from iopcare.careplan import codes as careplan_codes
 from iopcare.kit import topics
-from iopcare.kit.runtime import Assembly, ServiceRuntime
+from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
 from iopcare.kit.teams import projection_handler
 from iopcare.scheduling import store
 from iopcare.scheduling.api import SERVICE_NAME, SchedulingServicer
+from iopcare.scheduling.domain.intensity import Rule
 from iopcare.scheduling.service import Scheduling
 from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as pb_grpc
 
@@ -36,6 +37,11 @@ def build(
         zone=ZoneInfo(settings.program_timezone),
         horizon=timedelta(days=settings.scheduling_horizon_days),
         notify_outbox=parts.relay.notify,
+        rules={
+            program: Rule(low, high or None)
+            for program, (low, high) in settings.scheduling_intensity_rules.items()
+        },
+        default_program=settings.scheduling_default_program,
     )
     on_team = projection_handler(store.care_team_member, store.care_team_seen)
     consumer = parts.consumer(
@@ -60,4 +66,11 @@ def build(
             )
         ],
         [consumer],
+        [
+            PeriodicTask(
+                "scheduling-intensity",
+                settings.scheduling_intensity_check_seconds,
+                scheduling.check_intensity,
+            )
+        ],
     )
