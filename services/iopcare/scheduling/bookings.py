@@ -127,7 +127,7 @@ class Bookings:
         for patient in targets:
             data = a.resource
             if a.is_group:
-                data = fhir_map.visible_to(a.resource, set(group_patients) - {patient})
+                data = fhir_map.visible_to(a.resource, fhir_map.patients_in(a.resource) - {patient})
             append_to_outbox(
                 uow.conn,
                 store.outbox,
@@ -659,14 +659,10 @@ class Bookings:
         self, principal: Principal, a: store.StoredAppointment, cache: dict[str, bool]
     ) -> tuple[store.StoredAppointment, list[str]]:
         """The appointment with only the patients the caller may see, and those patients."""
+        # Every patient the stored resource names, including one who left a group (still
+        # there, declined): who may see whom is decided on the resource that is served.
+        patients = sorted(fhir_map.patients_in(a.resource))
         with self.db.read() as conn:
-            patients = [
-                actor.split("/", 1)[1]
-                for actor, role, _ in store.participants(conn, a.id)
-                if role == "patient"
-            ]
-            if not a.is_group and a.patient_id and a.patient_id not in patients:
-                patients.append(a.patient_id)
             visible = []
             for p in patients:
                 if p not in cache:

@@ -311,6 +311,11 @@ def revised_appointment(
     attendance in a group; `cancellation` is (reason, late)."""
     data: dict[str, Any] = json.loads(stored)
     participants: list[dict[str, Any]] = list(data.get("participant", []))
+    # Removal first: a patient who left and joins again has one participant entry.
+    if remove_patient is not None:
+        participants = [
+            p for p in participants if p["actor"]["reference"] != f"Patient/{remove_patient}"
+        ]
     if add_patient is not None:
         participants.insert(
             0,
@@ -320,10 +325,6 @@ def revised_appointment(
                 "status": "accepted",
             },
         )
-    if remove_patient is not None:
-        participants = [
-            p for p in participants if p["actor"]["reference"] != f"Patient/{remove_patient}"
-        ]
     if patient_status is not None:
         ref = f"Patient/{patient_status[0]}"
         participants = [
@@ -424,3 +425,12 @@ def alert_flag(flag_id: str, patient_id: str, text: str, at: datetime) -> str:
         "period": {"start": fhir.instant(at)},
     }
     return fhir.with_identity(fhir.parse_resource(resource, "Flag"), flag_id, 1, at)
+
+
+def patients_in(stored: str) -> set[str]:
+    """Ids of every patient a stored Appointment names (also one who left a group, declined)."""
+    return {
+        ref.split("/", 1)[1]
+        for p in json.loads(stored).get("participant", [])
+        if (ref := p.get("actor", {}).get("reference", "")).startswith("Patient/")
+    }
