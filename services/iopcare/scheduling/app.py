@@ -42,6 +42,7 @@ def build(
             for program, (low, high) in settings.scheduling_intensity_rules.items()
         },
         default_program=settings.scheduling_default_program,
+        holidays=frozenset(settings.scheduling_program_holidays),
     )
     on_team = projection_handler(store.care_team_member, store.care_team_seen)
     consumer = parts.consumer(
@@ -49,6 +50,10 @@ def build(
         [topics.CAREPLAN],
         {
             careplan_codes.EVENT_CREATED: scheduling.on_care_plan_created,
+            **{
+                careplan_codes.EVENT_FOR_CHANGE[change]: scheduling.on_care_plan_changed
+                for change in ("update", "activate", "resume")
+            },
             **{
                 careplan_codes.EVENT_FOR_CHANGE[change]: scheduling.on_care_plan_closed
                 for change in ("complete", "revoke", "suspend", "enter-in-error")
@@ -71,6 +76,11 @@ def build(
                 "scheduling-intensity",
                 settings.scheduling_intensity_check_seconds,
                 scheduling.check_intensity,
-            )
+            ),
+            PeriodicTask(
+                "scheduling-horizon",
+                settings.scheduling_horizon_check_seconds,
+                scheduling.extend_horizons,
+            ),
         ],
     )

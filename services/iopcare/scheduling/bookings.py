@@ -413,40 +413,7 @@ class Bookings:
 
             def _join(uow: UnitOfWork, _new_id: str) -> str:
                 basis = self.access.basis(uow.conn, principal, patient_id)
-                patient = f"Patient/{patient_id}"
-                # The patient's lock first, then the session's row: every path takes actor locks
-                # before appointment rows, so no two transactions wait on each other in a cycle.
-                store.lock_actors(uow.conn, [patient])
-                session = store.load_appointment_for_update(uow.conn, appointment_id)
-                if session is None:
-                    raise NotFound(f"{name} not found", resource=name)
-                if not session.is_group:
-                    raise FailedPrecondition(f"{name} is not a group session", reason="NOT_A_GROUP")
-                check_open_for_booking(session.status)
-                check_seat(session.capacity, self._patient_ids(uow, session), patient_id)
-                self._check_free(uow, [patient], Interval(session.start, session.end))
-                now = datetime.now(UTC)
-                joined = replace(
-                    session,
-                    version=session.version + 1,
-                    seats_taken=session.seats_taken + 1,
-                    resource=fhir_map.revised_appointment(
-                        session.resource,
-                        session.version + 1,
-                        now,
-                        add_patient=patient_id,
-                        remove_patient=patient_id,
-                    ),
-                )
-                if not store.update_appointment(uow.conn, joined, session.version):
-                    raise Aborted("the session changed meanwhile; retry")
-                store.add_occupancy(
-                    uow.conn, session.id, patient, "patient", session.start, session.end
-                )
-                self.publish(
-                    uow, joined, codes.EVENT_APPOINTMENT_BOOKED, now, patients=[patient_id]
-                )
-                self._respond(uow, session.id, patient_id, "accepted", now)
+                self.seat(uow, appointment_id, patient_id, datetime.now(UTC))
                 audit.record(
                     uow.conn,
                     store.audit_log,
@@ -456,7 +423,7 @@ class Bookings:
                     patient_id=patient_id,
                     detail=f"joined; {basis}",
                 )
-                return session.id
+                return appointment_id
 
             create_once(
                 self.db,
@@ -469,6 +436,88 @@ class Bookings:
             )
         self.notify_outbox()
         return self._load(appointment_id)
+
+    def seat(
+        self,
+        uow: UnitOfWork,
+        appointment_id: str,
+        patient_id: str,
+        now: datetime,
+        occurrence_key: str | None = None,
+    ) -> store.StoredAppointment:
+        """Gives the patient a seat in a group session, or raises why not (nothing written).
+
+        `occurrence_key` names the plan activity occurrence the seat carries out, when the plan's
+        series seated the patient (so a change of the plan can find and release it)."""
+        name = f"Appointment/{appointment_id}"
+        patient = f"Patient/{patient_id}"
+        # The patient's lock first, then the session's row: every path takes actor locks before
+        # appointment rows, so no two transactions wait on each other in a cycle.
+        store.lock_actors(uow.conn, [patient])
+        session = store.load_appointment_for_update(uow.conn, appointment_id)
+        if session is None:
+            raise NotFound(f"{name} not found", resource=name)
+        if not session.is_group:
+            raise FailedPrecondition(f"{name} is not a group session", reason="NOT_A_GROUP")
+        check_open_for_booking(session.status)
+        check_seat(session.capacity, self._patient_ids(uow, session), patient_id)
+        self._check_free(uow, [patient], Interval(session.start, session.end))
+        joined = replace(
+            session,
+            version=session.version + 1,
+            seats_taken=session.seats_taken + 1,
+            resource=fhir_map.revised_appointment(
+                session.resource,
+                session.version + 1,
+                now,
+                add_patient=patient_id,
+                remove_patient=patient_id,
+            ),
+        )
+        if not store.update_appointment(uow.conn, joined, session.version):
+            raise Aborted("the session changed meanwhile; retry")
+        store.add_occupancy(
+            uow.conn,
+            session.id,
+            patient,
+            "patient",
+            session.start,
+            session.end,
+            occurrence_key=occurrence_key,
+        )
+        self.publish(uow, joined, codes.EVENT_APPOINTMENT_BOOKED, now, patients=[patient_id])
+        self._respond(uow, session.id, patient_id, "accepted", now)
+        return joined
+
+    def unseat(
+        self,
+        uow: UnitOfWork,
+        session: store.StoredAppointment,
+        patient_id: str,
+        note: str,
+        now: datetime,
+    ) -> store.StoredAppointment:
+        """Takes the patient out of a group session (the seat frees; they stay named, declined)."""
+        revised = replace(
+            session,
+            version=session.version + 1,
+            seats_taken=session.seats_taken - 1,
+            resource=fhir_map.revised_appointment(
+                session.resource,
+                session.version + 1,
+                now,
+                patient_status=(patient_id, "declined"),
+                comment=note,
+            ),
+        )
+        if not store.update_appointment(uow.conn, revised, session.version):
+            raise Aborted("the session changed meanwhile; retry")
+        store.set_occupancy(
+            uow.conn, session.id, actor=f"Patient/{patient_id}", active=False, occurrence_key=None
+        )
+        self._respond(uow, session.id, patient_id, "declined", now)
+        self.publish(uow, revised, codes.EVENT_APPOINTMENT_UPDATED, now, patients=[patient_id])
+        return revised
 
     # Changes -------------------------------------------------------------------------------------
     def cancel(
@@ -522,23 +571,14 @@ class Bookings:
                     if role == "patient"
                 }:
                     raise NotFound(f"the patient is not in {name}", resource=name)
-                revised = replace(
+                revised = self.unseat(
+                    uow,
                     current,
-                    version=current.version + 1,
-                    seats_taken=current.seats_taken - 1,
-                    resource=fhir_map.revised_appointment(
-                        current.resource,
-                        current.version + 1,
-                        now,
-                        patient_status=(patient_id, "declined"),
-                        comment=f"Patient/{patient_id} left{' late' if late else ''}: {reason}",
-                    ),
+                    patient_id,
+                    f"Patient/{patient_id} left{' late' if late else ''}: {reason}",
+                    now,
                 )
-                store.set_occupancy(
-                    uow.conn, current.id, actor=f"Patient/{patient_id}", active=False
-                )
-                notify = [patient_id]
-                self._respond(uow, current.id, patient_id, "declined", now)
+                notify = []
             else:
                 notify = self._patient_ids(uow, current)
                 revised = replace(
@@ -553,10 +593,11 @@ class Bookings:
                         cancellation=(reason, late),
                     ),
                 )
-                store.set_occupancy(uow.conn, current.id, active=False)
-            if not store.update_appointment(uow.conn, revised, current.version):
-                raise StaleVersion(name, expected_version, current.version + 1)
-            self.publish(uow, revised, codes.EVENT_APPOINTMENT_UPDATED, now, patients=notify)
+                store.set_occupancy(uow.conn, current.id, blocking=False)
+                if not store.update_appointment(uow.conn, revised, current.version):
+                    raise StaleVersion(name, expected_version, current.version + 1)
+            if not patient_id:  # a patient leaving was announced by unseat
+                self.publish(uow, revised, codes.EVENT_APPOINTMENT_UPDATED, now, patients=notify)
             audit.record(
                 uow.conn,
                 store.audit_log,

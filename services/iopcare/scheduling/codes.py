@@ -43,3 +43,5 @@ ALERT_DROPOUT = "dropout-risk"
 ALERT_BELOW_MINIMUM = "below-minimum"
 #: A patient's attendance in a group session (on Appointment.participant).
 ATTENDANCE_EXTENSION = "https://iopcare.org/fhir/StructureDefinition/participant-attendance"
+#: A plan occurrence the series could not carry out (patient booked then, group full).
+EVENT_SERIES_CONFLICT = "iopcare.scheduling.series.conflict.v1"

@@ -434,3 +434,10 @@ def patients_in(stored: str) -> set[str]:
         for p in json.loads(stored).get("participant", [])
         if (ref := p.get("actor", {}).get("reference", "")).startswith("Patient/")
     }
+
+
+def with_comment(stored: str, comment: str) -> str:
+    """A resource's JSON with a comment (a conflict report; not stored, so no new version)."""
+    data: dict[str, Any] = json.loads(stored)
+    data["comment"] = comment
+    return json.dumps(data, separators=(",", ":"))

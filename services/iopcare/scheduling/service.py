@@ -15,6 +15,8 @@ from iopcare.kit.access import PRIVILEGED_ROLES
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import (
+    AlreadyExists,
+    FailedPrecondition,
     FieldViolation,
     FieldViolations,
     InvalidArgument,
@@ -37,7 +39,7 @@ from iopcare.scheduling.domain.intensity import (
     week_start,
     weekly,
 )
-from iopcare.scheduling.domain.timing import UnsupportedTiming, expand
+from iopcare.scheduling.domain.timing import Occurrence, UnsupportedTiming, expand
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,11 @@ DROPOUT_LOOKBACK = timedelta(days=60)
 MAX_INTENSITY_RANGE = timedelta(days=371)
 
 
+def _version(resource: fhir.Resource) -> int:
+    meta = getattr(resource, "meta", None)
+    return int(meta.versionId) if meta is not None and meta.versionId else 1
+
+
 def _is_staff_reference(actor: str) -> bool:
     kind, _, rest = actor.partition("/")
     return kind in {"Practitioner", "Location"} and fhir.is_valid_id(rest)
@@ -77,6 +84,7 @@ class Scheduling:
         notify_outbox: Callable[[], None] = lambda: None,
         rules: dict[str, Rule] | None = None,
         default_program: str = "adult",
+        holidays: frozenset[date] = frozenset(),
     ) -> None:
         self.db = db
         self.zone = zone
@@ -89,23 +97,126 @@ class Scheduling:
         )
         self.rules = rules or {"adult": Rule(9, 19), "adolescent": Rule(6)}
         self.default_program = default_program
+        #: Days the whole program is closed: no series session is proposed on them.
+        self.holidays = holidays
 
     # Events consumed ---------------------------------------------------------------------------
     def on_care_plan_created(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
-        """Proposes the first sessions of every timed activity of a new plan.
+        """Starts the plan's series: the sessions of every timed activity up to the horizon.
 
         The window starts at the event's time, not the wall clock, so replaying the event
         proposes exactly the same occurrences (and the occurrence key refuses them anyway).
         """
         plan = received.resource
-        plan_id = plan.id
         patient_id = fhir.reference_id(plan.subject.reference, "Patient")
-        if not plan_id or not patient_id or plan.status not in {"active", "draft"}:
+        if not plan.id or not patient_id:
             return
-        window_start = received.event.time
-        window_end = window_start + self.horizon
+        start = received.event.time
+        series = store.StoredSeries(
+            plan.id,
+            patient_id,
+            _version(plan),
+            fhir.to_json(plan),
+            start + self.horizon,
+            plan.status in {"active", "draft"},
+        )
+        existing = store.load_series(uow.conn, plan.id)
+        if existing is not None and existing.version >= series.version:
+            return  # a replay, or a late copy of a version already followed
+        store.save_series(uow.conn, series)
+        if series.active:
+            self._fill(uow, plan, patient_id, start, series.horizon_end, received.event.traceparent)
+
+    def on_care_plan_changed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        """An edited, activated or resumed plan: future sessions follow its activities now.
+
+        Occurrences the plan no longer has are cancelled (reason "care plan changed"), new ones
+        are proposed; a moved activity is both. Sessions that have started stay as they were.
+        """
+        plan = received.resource
+        patient_id = fhir.reference_id(plan.subject.reference, "Patient")
+        if not plan.id or not patient_id:
+            return
+        existing = store.load_series(uow.conn, plan.id)
+        version = _version(plan)
+        if existing is not None and existing.version >= version:
+            return
+        now = received.event.time
+        horizon_end = max(existing.horizon_end if existing else now, now + self.horizon)
+        active = plan.status in {"active", "draft"}
+        store.save_series(
+            uow.conn,
+            store.StoredSeries(
+                plan.id, patient_id, version, fhir.to_json(plan), horizon_end, active
+            ),
+        )
+        if not active:
+            self._withdraw(uow, plan.id, set(), now, f"care plan {plan.status}", received)
+            return
+        wanted = self._fill(uow, plan, patient_id, now, horizon_end, received.event.traceparent)
+        self._withdraw(uow, plan.id, wanted, now, "care plan changed", received)
+
+    def on_care_plan_closed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        """When a plan completes, is revoked or suspended, its future sessions are cancelled;
+        past ones stay as they were (issue 3: "future appointments follow, past ones stay")."""
+        plan = received.resource
+        existing = store.load_series(uow.conn, plan.id)
+        if existing is not None and existing.version < _version(plan):
+            store.save_series(uow.conn, replace(existing, version=_version(plan), active=False))
+        now = datetime.now(UTC)
+        self._withdraw(uow, plan.id, set(), now, f"care plan {plan.status}", received)
+
+    def _withdraw(
+        self,
+        uow: UnitOfWork,
+        plan_id: str,
+        keep: set[str],
+        now: datetime,
+        reason: str,
+        received: ReceivedEvent | None,
+    ) -> None:
+        """Cancels the plan's future sessions (and frees its group seats) whose occurrence is not
+        in `keep`. The keys are released so that a resumed plan can propose them again."""
+        traceparent = received.event.traceparent if received else None
+        for current, key in store.future_occurrences(uow.conn, plan_id, now):
+            if key in keep:
+                continue
+            # The rows are locked, so none moves on meanwhile: each cancellation is written.
+            self._change_status(uow, current, "cancelled", reason, False, now, traceparent)
+            store.release_occurrence(uow.conn, current.id)
+        for appointment_id, actor, key in store.plan_seats(uow.conn, plan_id, now):
+            if key in keep:
+                continue
+            session = store.load_appointment_for_update(uow.conn, appointment_id)
+            if session is not None:
+                self.bookings.unseat(uow, session, actor.split("/", 1)[1], reason, now)
+
+    def _is_holiday(self, uow: UnitOfWork, performers: tuple[str, ...], day: date) -> bool:
+        if day in self.holidays:
+            return True
+        for performer in performers:
+            schedule = store.schedule_of(uow.conn, performer)
+            if schedule is not None and day.isoformat() in schedule.closed_dates:
+                return True
+        return False
+
+    def _fill(
+        self,
+        uow: UnitOfWork,
+        plan: fhir.Resource,
+        patient_id: str,
+        window_start: datetime,
+        window_end: datetime,
+        traceparent: str | None,
+    ) -> set[str]:
+        """Carries out every occurrence of the plan's timed activities in the window: a seat in
+        the matching group session if there is one, else a proposed appointment; holidays are
+        skipped and a clash with the patient's bookings is reported as a conflict event.
+        Returns the occurrence keys the plan wants in the window."""
+        plan_id = plan.id
         stored_at = datetime.now(UTC)
         created: list[str] = []
+        wanted: set[str] = set()
         for activity in fhir_map.planned_activities(plan):
             try:
                 occurrences = expand(
@@ -117,12 +228,25 @@ class Scheduling:
                 continue
             for occurrence in occurrences:
                 key = f"{plan_id}/{activity.index}/{occurrence.start.isoformat()}"
+                if self._is_holiday(
+                    uow, activity.performers, occurrence.start.astimezone(self.zone).date()
+                ):
+                    continue
+                wanted.add(key)
                 if store.occurrence_exists(uow.conn, key):
                     continue
                 appointment_id = str(uuid.uuid4())
                 resource = fhir_map.proposed_appointment(
                     appointment_id, plan_id, patient_id, activity, occurrence, stored_at
                 )
+                if self._join_cohort(uow, activity.performers, occurrence, patient_id, key):
+                    continue
+                clash = store.busy(
+                    uow.conn, [f"Patient/{patient_id}"], occurrence.start, occurrence.end
+                )
+                if clash:
+                    self._conflict(uow, patient_id, resource, "the patient is booked then")
+                    continue
                 store.insert_appointment(
                     uow.conn,
                     store.StoredAppointment(
@@ -148,33 +272,95 @@ class Scheduling:
                     blocking=False,
                 )
                 created.append(resource)
-        if not created:
-            return
+        if created:
+            append_to_outbox(
+                uow.conn,
+                store.outbox,
+                topics.SCHEDULING,
+                Event(
+                    type=codes.EVENT_APPOINTMENTS_PROPOSED,
+                    source=codes.SOURCE,
+                    subject=f"CarePlan/{plan_id}",
+                    key=patient_id,
+                    data=fhir_map.collection(created, str(uuid.uuid4()), stored_at),
+                    traceparent=child_traceparent(traceparent),
+                ),
+            )
+        return wanted
+
+    def _join_cohort(
+        self,
+        uow: UnitOfWork,
+        performers: tuple[str, ...],
+        occurrence: Occurrence,
+        patient_id: str,
+        key: str,
+    ) -> bool:
+        """Seats the patient in the group session its performer leads at that time, if any.
+        A full group is reported as a conflict rather than silently booked elsewhere."""
+        sessions = store.group_sessions_at(uow.conn, occurrence.start, list(performers))
+        problem = ""
+        for session_id in sessions:
+            # A savepoint: a refused seat leaves nothing behind in the plan's transaction.
+            with uow.conn.begin_nested() as savepoint:
+                try:
+                    self.bookings.seat(uow, session_id, patient_id, datetime.now(UTC), key)
+                except (FailedPrecondition, AlreadyExists) as exc:
+                    savepoint.rollback()
+                    problem = exc.message
+                    continue
+                return True
+        if sessions:
+            with self.db.read() as conn:
+                session = store.load_appointment(conn, sessions[0])
+            # The group as the patient's event may show it: without the other patients.
+            shown = (
+                fhir_map.visible_to(session.resource, fhir_map.patients_in(session.resource))
+                if session
+                else ""
+            )
+            self._conflict(uow, patient_id, shown, f"no seat in the group session: {problem}")
+            return True  # reported; no separate proposal beside the group
+        return False
+
+    def _conflict(self, uow: UnitOfWork, patient_id: str, resource: str, why: str) -> None:
+        """Reports an occurrence the series could not carry out (issue 3: conflicts are events,
+        not silence). The value is the Appointment that was wanted, with the reason."""
+        data = fhir_map.with_comment(resource, why) if resource else resource
         append_to_outbox(
             uow.conn,
             store.outbox,
             topics.SCHEDULING,
             Event(
-                type=codes.EVENT_APPOINTMENTS_PROPOSED,
+                type=codes.EVENT_SERIES_CONFLICT,
                 source=codes.SOURCE,
-                subject=f"CarePlan/{plan_id}",
+                subject=f"Patient/{patient_id}",
                 key=patient_id,
-                data=fhir_map.collection(created, str(uuid.uuid4()), stored_at),
-                traceparent=child_traceparent(received.event.traceparent),
+                data=data,
             ),
         )
 
-    def on_care_plan_closed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
-        """When a plan completes, is revoked or suspended, its future sessions are cancelled;
-        past ones stay as they were (issue 3: "future appointments follow, past ones stay")."""
-        plan = received.resource
-        now = datetime.now(UTC)
-        reason = f"care plan {plan.status}"
-        for current in store.future_for_plan(uow.conn, plan.id, now):
-            # The rows are locked, so none moves on meanwhile: each cancellation is written.
-            self._change_status(
-                uow, current, "cancelled", reason, False, now, received.event.traceparent
-            )
+    def extend_horizons(self, now: datetime | None = None) -> int:
+        """The rolling horizon: each active series is extended to `now + horizon` (a periodic
+        task runs this; each plan in its own transaction). Returns how many were extended."""
+        now = now or datetime.now(UTC)
+        target = now + self.horizon
+        with self.db.read() as conn:
+            due = store.series_due(conn, target)
+        extended = 0
+        for plan_id in due:
+            with UnitOfWork(self.db) as uow:
+                series = store.load_series(uow.conn, plan_id)
+                if series is None or not series.active or series.horizon_end >= target:
+                    continue
+                plan = fhir.parse_resource(series.resource, "CarePlan")
+                self._fill(uow, plan, series.patient_id, series.horizon_end, target, None)
+                store.save_series(uow.conn, replace(series, horizon_end=target))
+                uow.commit()
+                extended += 1
+        if extended:
+            self.notify_outbox()
+        return extended
 
     def _change_status(
         self,
@@ -203,7 +389,7 @@ class Scheduling:
         if not store.update_appointment(uow.conn, revised, current.version):
             return None
         if status == "cancelled":
-            store.set_occupancy(uow.conn, current.id, active=False)
+            store.set_occupancy(uow.conn, current.id, blocking=False)
         elif current.patient_id:
             store.set_occupancy(
                 uow.conn, current.id, actor=f"Patient/{current.patient_id}", attendance=status

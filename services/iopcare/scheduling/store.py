@@ -105,14 +105,33 @@ occupancy = Table(
     Column("role", String(16), nullable=False),
     Column("start", DateTime(timezone=True), nullable=False),
     Column("end", DateTime(timezone=True), nullable=False),
-    # Whether this row holds the actor's time (a booked session); a proposed session does not.
+    # Whether this row holds the actor's time: a booked session does; a proposed or cancelled
+    # one does not (it stays listed with its status).
     Column("blocking", Boolean, nullable=False),
-    # False once the participant left (cancelled, or left the group).
+    # False once the participant left a group session (they are no longer in it).
     Column("active", Boolean, nullable=False),
     # A patient's attendance in this session (arrived, checked-in, fulfilled, noshow).
     Column("attendance", String(32), nullable=True),
+    # The plan activity occurrence a seat in a group carries out, when the plan's series seated
+    # the patient (plan/activity/start); unique, like the appointment's, so replays seat once.
+    Column("occurrence_key", String(200), nullable=True),
+    UniqueConstraint("occurrence_key", name="uq_occupancy_occurrence"),
 )
 Index("ix_occupancy_actor_start", occupancy.c.actor, occupancy.c.start)
+
+#: The plans whose activities scheduling carries out, and how far ahead their sessions exist: a
+#: periodic task extends each active series day by day (the rolling horizon).
+plan_series = Table(
+    "plan_series",
+    metadata,
+    Column("plan_id", String(64), primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    # The plan version the series follows; an older one arriving late is ignored.
+    Column("version", Integer, nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("horizon_end", DateTime(timezone=True), nullable=False),
+    Column("active", Boolean, nullable=False),
+)
 
 #: One row per bookable actor, locked by every booking that involves the actor (see
 #: docs/decisions/0007-booking-locks.md): bookings of one practitioner, patient or room take turns.
@@ -171,10 +190,78 @@ def _from_row(row: Any) -> StoredAppointment:
 
 
 def occurrence_exists(conn: Connection, key: str) -> bool:
-    return (
+    """Whether a plan activity occurrence was carried out already: proposed or booked as its own
+    appointment, or as the patient's seat in a group session."""
+    if (
         conn.execute(select(appointment.c.id).where(appointment.c.occurrence_key == key)).first()
         is not None
+    ):
+        return True
+    return (
+        conn.execute(
+            select(occupancy.c.appointment_id).where(occupancy.c.occurrence_key == key)
+        ).first()
+        is not None
     )
+
+
+def release_occurrence(conn: Connection, appointment_id: str) -> None:
+    """Frees the occurrence key of a session the plan itself withdrew (activity changed, plan
+    suspended), so that the occurrence can be proposed again if the plan brings it back."""
+    conn.execute(
+        appointment.update().where(appointment.c.id == appointment_id).values(occurrence_key=None)
+    )
+
+
+def plan_seats(conn: Connection, plan_id: str, after: datetime) -> list[tuple[str, str, str]]:
+    """(appointment id, patient actor, occurrence key) of the group seats the plan's series holds
+    in sessions starting after `after`."""
+    rows = conn.execute(
+        select(occupancy.c.appointment_id, occupancy.c.actor, occupancy.c.occurrence_key).where(
+            occupancy.c.occurrence_key.like(f"{plan_id}/%")
+            & occupancy.c.active
+            & (occupancy.c.start > after)
+        )
+    ).all()
+    return [(r.appointment_id, r.actor, r.occurrence_key) for r in rows]
+
+
+def future_occurrences(
+    conn: Connection, plan_id: str, after: datetime
+) -> list[tuple[StoredAppointment, str]]:
+    """The plan's own future open sessions with their occurrence keys (locked on PostgreSQL)."""
+    rows = conn.execute(
+        select(appointment)
+        .where(
+            (appointment.c.care_plan_id == plan_id)
+            & (appointment.c.start > after)
+            & appointment.c.occurrence_key.is_not(None)
+            & (appointment.c.status.in_(["proposed", "pending", "booked"]))
+        )
+        .order_by(appointment.c.start)
+        .with_for_update()
+    ).all()
+    return [(_from_row(row), row.occurrence_key) for row in rows]
+
+
+def group_sessions_at(conn: Connection, start: datetime, facilitators: list[str]) -> list[str]:
+    """Ids of the open group sessions starting at `start` that one of the facilitators leads:
+    the cohort a plan's group activity joins."""
+    if not facilitators:
+        return []
+    rows = conn.execute(
+        select(appointment.c.id)
+        .join(occupancy, occupancy.c.appointment_id == appointment.c.id)
+        .where(
+            (appointment.c.kind == "group")
+            & (appointment.c.status == "booked")
+            & (appointment.c.start == start)
+            & occupancy.c.actor.in_(facilitators)
+            & occupancy.c.active
+        )
+        .order_by(appointment.c.id)
+    ).scalars()
+    return list(dict.fromkeys(rows))
 
 
 def insert_appointment(conn: Connection, a: StoredAppointment, occurrence_key: str | None) -> None:
@@ -254,21 +341,6 @@ def update_appointment(conn: Connection, a: StoredAppointment, expected_version:
     return updated.rowcount == 1
 
 
-def future_for_plan(conn: Connection, plan_id: str, after: datetime) -> list[StoredAppointment]:
-    """The plan's sessions that have not started yet and are still open (locked on PostgreSQL)."""
-    rows = conn.execute(
-        select(appointment)
-        .where(
-            (appointment.c.care_plan_id == plan_id)
-            & (appointment.c.start > after)
-            & (appointment.c.status.in_(["proposed", "pending", "booked"]))
-        )
-        .order_by(appointment.c.start)
-        .with_for_update()
-    ).all()
-    return [_from_row(row) for row in rows]
-
-
 def load_appointment_for_update(conn: Connection, appointment_id: str) -> StoredAppointment | None:
     """The appointment, its row locked until the transaction ends (PostgreSQL; SQLite's write
     transaction already excludes every other writer)."""
@@ -329,12 +401,20 @@ def add_occupancy(
     end: datetime,
     *,
     blocking: bool = True,
+    occurrence_key: str | None = None,
 ) -> None:
     """A participant joins a session; a row left by an earlier departure is reactivated."""
     reactivated = conn.execute(
         occupancy.update()
         .where((occupancy.c.appointment_id == appointment_id) & (occupancy.c.actor == actor))
-        .values(active=True, blocking=blocking, start=start, end=end, attendance=None)
+        .values(
+            active=True,
+            blocking=blocking,
+            start=start,
+            end=end,
+            attendance=None,
+            occurrence_key=occurrence_key,
+        )
     )
     if reactivated.rowcount == 0:
         conn.execute(
@@ -347,6 +427,7 @@ def add_occupancy(
                 blocking=blocking,
                 active=True,
                 attendance=None,
+                occurrence_key=occurrence_key,
             )
         )
 
@@ -574,3 +655,52 @@ def find_schedules(
         query = query.where(schedule.c.id > after_id)
     rows = conn.execute(query.order_by(schedule.c.id).limit(limit)).all()
     return [_schedule_from_row(row) for row in rows]
+
+
+# Plan series ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StoredSeries:
+    plan_id: str
+    patient_id: str
+    version: int
+    resource: str
+    horizon_end: datetime
+    active: bool
+
+
+def load_series(conn: Connection, plan_id: str) -> StoredSeries | None:
+    row = conn.execute(
+        select(plan_series).where(plan_series.c.plan_id == plan_id).with_for_update()
+    ).first()
+    if row is None:
+        return None
+    return StoredSeries(
+        row.plan_id, row.patient_id, row.version, row.resource, as_utc(row.horizon_end), row.active
+    )
+
+
+def save_series(conn: Connection, s: StoredSeries) -> None:
+    values = {
+        "patient_id": s.patient_id,
+        "version": s.version,
+        "resource": s.resource,
+        "horizon_end": s.horizon_end,
+        "active": s.active,
+    }
+    updated = conn.execute(
+        plan_series.update().where(plan_series.c.plan_id == s.plan_id).values(**values)
+    )
+    if updated.rowcount == 0:
+        conn.execute(plan_series.insert().values(plan_id=s.plan_id, **values))
+
+
+def series_due(conn: Connection, before: datetime, limit: int = 500) -> list[str]:
+    """Active series whose horizon ends before `before` (they need extending)."""
+    return list(
+        conn.execute(
+            select(plan_series.c.plan_id)
+            .where(plan_series.c.active & (plan_series.c.horizon_end < before))
+            .order_by(plan_series.c.horizon_end)
+            .limit(limit)
+        ).scalars()
+    )

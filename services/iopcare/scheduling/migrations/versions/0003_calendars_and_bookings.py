@@ -53,6 +53,8 @@ def upgrade() -> None:
         sa.Column("blocking", sa.Boolean, nullable=False),
         sa.Column("active", sa.Boolean, nullable=False),
         sa.Column("attendance", sa.String(32), nullable=True),
+        sa.Column("occurrence_key", sa.String(200), nullable=True),
+        sa.UniqueConstraint("occurrence_key", name="uq_occupancy_occurrence"),
     )
     op.create_index("ix_occupancy_actor_start", "occupancy", ["actor", "start"])
     # Sessions proposed before this revision take part as their patient's (non-blocking) rows.
@@ -66,6 +68,15 @@ def upgrade() -> None:
                     THEN status END
         FROM appointment
         """
+    )
+    op.create_table(
+        "plan_series",
+        sa.Column("plan_id", sa.String(64), primary_key=True),
+        sa.Column("patient_id", sa.String(64), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("resource", sa.Text, nullable=False),
+        sa.Column("horizon_end", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("active", sa.Boolean, nullable=False),
     )
     op.create_table(
         "calendar_lock",
@@ -84,6 +95,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("alert_raised")
     op.drop_table("calendar_lock")
+    op.drop_table("plan_series")
     op.drop_index("ix_occupancy_actor_start", "occupancy")
     op.drop_table("occupancy")
     op.drop_index("ix_schedule_role", "schedule")
