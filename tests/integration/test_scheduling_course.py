@@ -237,3 +237,54 @@ def test_a_group_session_seats_patients_records_each_ones_attendance_and_frees_a
         "accepted",
         "declined",
     ]
+
+
+def test_a_missed_daily_check_in_is_reported_once_after_the_cutoff(
+    settings: Settings, scheduling: ServiceRuntime
+) -> None:
+    from iopcare.scheduling.service import Scheduling
+
+    zone = ZoneInfo(settings.program_timezone)
+    runner = Scheduling(scheduling.db, zone=zone, checkin_cutoff=time(10, 0))
+    day = future_monday()
+    with harness.channel(scheduling) as channel:
+        sched = sc_grpc.SchedulingServiceStub(channel)
+        therapist = new_id("th")
+        practitioner_schedule(sched, settings, therapist)
+        came, missed = new_id("pat"), new_id("pat")
+        for i, patient in enumerate((came, missed)):
+            start = local(day, time(13 + i))
+            sched.BookAppointment(
+                sc.BookAppointmentRequest(
+                    request_id=str(uuid.uuid4()),
+                    patient_id=patient,
+                    practitioner_ids=[therapist],
+                    start_time=ts(start),
+                    end_time=ts(start + timedelta(hours=1)),
+                ),
+                metadata=admin(settings),
+                timeout=10,
+            )
+        # Checking in today through the API: once, then the same answer.
+        first = sched.RecordCheckIn(
+            sc.RecordCheckInRequest(patient_id=came), metadata=admin(settings), timeout=10
+        )
+        again = sched.RecordCheckIn(
+            sc.RecordCheckInRequest(patient_id=came), metadata=admin(settings), timeout=10
+        )
+        assert not first.already_recorded and again.already_recorded
+        assert again.check_in_time == first.check_in_time
+    from iopcare.kit.auth import Principal
+
+    desk = Principal(subject="admin:ops", role="admin")
+    runner.record_check_in(desk, came, now=local(day, time(9, 30)))
+    assert runner.check_missed_check_ins(local(day, time(9, 59))) == 0  # before the cutoff
+    assert runner.check_missed_check_ins(local(day, time(10, 1))) == 1
+    assert runner.check_missed_check_ins(local(day, time(10, 2))) == 0  # once a day
+    alerts = harness.read_topic(
+        settings.kafka_bootstrap_servers,
+        harness.topic(settings, topics.SCHEDULING),
+        lambda r: harness.header(r, "ce_type") == codes.EVENT_CHECKIN_MISSED,
+        settle=1.0,
+    )
+    assert [r.key.decode() for r in alerts] == [missed]

@@ -7,7 +7,7 @@ service's own (prefix `IOPCARE_<SERVICE>_`, e.g. `IOPCARE_CAREPLAN_DATABASE_URL`
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, time
 from functools import cached_property
 from pathlib import Path
 
@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     scheduling_horizon_check_seconds: float = 3600
     #: Days the whole program is closed (local dates); plan series skip them.
     scheduling_program_holidays: list[date] = []
+    #: Local time by which a patient with a session that day checks in (daily check-in).
+    scheduling_checkin_cutoff: time = time(10, 0)
+    #: Seconds between checks for missed check-ins (a miss is reported within this long).
+    scheduling_checkin_check_seconds: float = 60
     #: The program whose rule the weekly below-minimum check applies.
     scheduling_default_program: str = "adult"
     #: Seconds between checks for patients whose last week fell below the minimum.

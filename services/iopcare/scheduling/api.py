@@ -284,6 +284,16 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         shown, _ = self.bookings.as_seen_by(principal, appointment, {})
         return pb.RecordAttendanceResponse(appointment=to_message(shown))
 
+    def RecordCheckIn(
+        self, request: pb.RecordCheckInRequest, context: grpc.ServicerContext
+    ) -> pb.RecordCheckInResponse:
+        day, at, late, already = self.scheduling.record_check_in(
+            current_principal(), require_id(request.patient_id, "patient_id")
+        )
+        return pb.RecordCheckInResponse(
+            day=day.isoformat(), check_in_time=timestamp(at), late=late, already_recorded=already
+        )
+
     def GetIntensity(
         self, request: pb.GetIntensityRequest, context: grpc.ServicerContext
     ) -> pb.GetIntensityResponse:

@@ -43,6 +43,7 @@ def build(
         },
         default_program=settings.scheduling_default_program,
         holidays=frozenset(settings.scheduling_program_holidays),
+        checkin_cutoff=settings.scheduling_checkin_cutoff,
     )
     on_team = projection_handler(store.care_team_member, store.care_team_seen)
     consumer = parts.consumer(
@@ -76,6 +77,11 @@ def build(
                 "scheduling-intensity",
                 settings.scheduling_intensity_check_seconds,
                 scheduling.check_intensity,
+            ),
+            PeriodicTask(
+                "scheduling-check-ins",
+                settings.scheduling_checkin_check_seconds,
+                scheduling.check_missed_check_ins,
             ),
             PeriodicTask(
                 "scheduling-horizon",

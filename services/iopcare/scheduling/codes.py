@@ -45,3 +45,5 @@ ALERT_BELOW_MINIMUM = "below-minimum"
 ATTENDANCE_EXTENSION = "https://iopcare.org/fhir/StructureDefinition/participant-attendance"
 #: A plan occurrence the series could not carry out (patient booked then, group full).
 EVENT_SERIES_CONFLICT = "iopcare.scheduling.series.conflict.v1"
+EVENT_CHECKIN_MISSED = "iopcare.scheduling.checkin.missed.v1"
+ALERT_MISSED_CHECKIN = "missed-checkin"

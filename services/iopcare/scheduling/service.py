@@ -85,6 +85,7 @@ class Scheduling:
         rules: dict[str, Rule] | None = None,
         default_program: str = "adult",
         holidays: frozenset[date] = frozenset(),
+        checkin_cutoff: time = time(10, 0),
     ) -> None:
         self.db = db
         self.zone = zone
@@ -99,6 +100,8 @@ class Scheduling:
         self.default_program = default_program
         #: Days the whole program is closed: no series session is proposed on them.
         self.holidays = holidays
+        #: Local time by which a patient with a session that day checks in.
+        self.checkin_cutoff = checkin_cutoff
 
     # Events consumed ---------------------------------------------------------------------------
     def on_care_plan_created(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
@@ -631,6 +634,66 @@ class Scheduling:
                 time=at,
             ),
         )
+
+    # Daily check-ins ----------------------------------------------------------------------------
+    def record_check_in(
+        self, principal: Principal, patient_id: str, now: datetime | None = None
+    ) -> tuple[date, datetime, bool, bool]:
+        """The patient's check-in for today (local): (day, time, late, already recorded)."""
+        now = now or datetime.now(UTC)
+        local_now = now.astimezone(self.zone)
+        day = local_now.date()
+        late = local_now.time() > self.checkin_cutoff
+        with (
+            audit.refusals(
+                self.db, store.audit_log, principal, audit.CREATE, "CheckIn", patient_id
+            ),
+            UnitOfWork(self.db) as uow,
+        ):
+            basis = self.access.basis(uow.conn, principal, patient_id)
+            at, was_late, already = store.check_in(uow.conn, patient_id, day, now, late)
+            audit.record(
+                uow.conn,
+                store.audit_log,
+                principal,
+                audit.CREATE,
+                resource="CheckIn",
+                patient_id=patient_id,
+                detail=f"{day.isoformat()}{' (late)' if was_late else ''}; {basis}",
+            )
+            uow.commit()
+        return day, at, was_late, already
+
+    def check_missed_check_ins(self, now: datetime | None = None) -> int:
+        """After today's cutoff: one missed-check-in alert per patient with a session today and
+        no check-in (periodic task, so the team hears within minutes). Returns how many."""
+        now = now or datetime.now(UTC)
+        local_now = now.astimezone(self.zone)
+        if local_now.time() <= self.checkin_cutoff:
+            return 0
+        day = local_now.date()
+        start = datetime.combine(day, time(0), tzinfo=self.zone).astimezone(UTC)
+        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.zone).astimezone(UTC)
+        with self.db.read() as conn:
+            missing = store.missing_check_ins(conn, day, start, end)
+        raised = 0
+        for patient_id in missing:
+            with UnitOfWork(self.db) as uow:
+                if store.raise_alert_once(
+                    uow.conn, patient_id, codes.ALERT_MISSED_CHECKIN, day.isoformat()
+                ):
+                    self._alert(
+                        uow,
+                        patient_id,
+                        codes.EVENT_CHECKIN_MISSED,
+                        f"no daily check-in by {self.checkin_cutoff:%H:%M} on {day.isoformat()}",
+                        now,
+                    )
+                    raised += 1
+                uow.commit()
+        if raised:
+            self.notify_outbox()
+        return raised
 
     # Intensity ----------------------------------------------------------------------------------
     def rule(self, program: str) -> Rule:

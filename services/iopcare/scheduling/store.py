@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -12,6 +12,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Connection,
+    Date,
     DateTime,
     Index,
     Integer,
@@ -131,6 +132,16 @@ plan_series = Table(
     Column("resource", Text, nullable=False),
     Column("horizon_end", DateTime(timezone=True), nullable=False),
     Column("active", Boolean, nullable=False),
+)
+
+#: Daily check-ins: one per patient and program day (local date).
+daily_checkin = Table(
+    "daily_checkin",
+    metadata,
+    Column("patient_id", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("checked_in_at", DateTime(timezone=True), nullable=False),
+    Column("late", Boolean, nullable=False),
 )
 
 #: One row per bookable actor, locked by every booking that involves the actor (see
@@ -704,3 +715,42 @@ def series_due(conn: Connection, before: datetime, limit: int = 500) -> list[str
             .limit(limit)
         ).scalars()
     )
+
+
+# Daily check-ins ------------------------------------------------------------------------------
+def check_in(
+    conn: Connection, patient_id: str, day: date, at: datetime, late: bool
+) -> tuple[datetime, bool, bool]:
+    """Records the day's check-in unless there is one; returns (time, late, already recorded).
+    Two concurrent check-ins collide on the primary key; the caller's unit of work retries."""
+    row = conn.execute(
+        select(daily_checkin.c.checked_in_at, daily_checkin.c.late).where(
+            (daily_checkin.c.patient_id == patient_id) & (daily_checkin.c.day == day)
+        )
+    ).first()
+    if row is not None:
+        return as_utc(row.checked_in_at), row.late, True
+    conn.execute(
+        daily_checkin.insert().values(patient_id=patient_id, day=day, checked_in_at=at, late=late)
+    )
+    return at, late, False
+
+
+def missing_check_ins(conn: Connection, day: date, start: datetime, end: datetime) -> list[str]:
+    """Patients with a session in [start, end) (the local day) and no check-in for `day`."""
+    checked = select(daily_checkin.c.patient_id).where(daily_checkin.c.day == day)
+    rows = conn.execute(
+        select(occupancy.c.actor)
+        .join(appointment, appointment.c.id == occupancy.c.appointment_id)
+        .where(
+            (occupancy.c.role == "patient")
+            & occupancy.c.active
+            & (occupancy.c.start >= start)
+            & (occupancy.c.start < end)
+            & appointment.c.status.not_in(["cancelled", "entered-in-error"])
+        )
+        .distinct()
+    ).scalars()
+    patients = {r.split("/", 1)[1] for r in rows}
+    done = set(conn.execute(checked).scalars())
+    return sorted(patients - done)

@@ -391,3 +391,21 @@ class GetIntensityResponse(_message.Message):
     weeks: _containers.RepeatedCompositeFieldContainer[WeekIntensity]
     missed_two_in_a_row: bool
     def __init__(self, weeks: _Optional[_Iterable[_Union[WeekIntensity, _Mapping]]] = ..., missed_two_in_a_row: _Optional[bool] = ...) -> None: ...
+
+class RecordCheckInRequest(_message.Message):
+    __slots__ = ("patient_id",)
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
+
+class RecordCheckInResponse(_message.Message):
+    __slots__ = ("day", "check_in_time", "late", "already_recorded")
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    CHECK_IN_TIME_FIELD_NUMBER: _ClassVar[int]
+    LATE_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_RECORDED_FIELD_NUMBER: _ClassVar[int]
+    day: str
+    check_in_time: _timestamp_pb2.Timestamp
+    late: bool
+    already_recorded: bool
+    def __init__(self, day: _Optional[str] = ..., check_in_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., late: _Optional[bool] = ..., already_recorded: _Optional[bool] = ...) -> None: ...

@@ -106,6 +106,11 @@ class SchedulingServiceStub:
                 request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordAttendanceRequest.SerializeToString,
                 response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordAttendanceResponse.FromString,
                 _registered_method=True)
+        self.RecordCheckIn = channel.unary_unary(
+                '/iopcare.scheduling.v1.SchedulingService/RecordCheckIn',
+                request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordCheckInRequest.SerializeToString,
+                response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordCheckInResponse.FromString,
+                _registered_method=True)
         self.GetIntensity = channel.unary_unary(
                 '/iopcare.scheduling.v1.SchedulingService/GetIntensity',
                 request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetIntensityRequest.SerializeToString,
@@ -242,6 +247,17 @@ class SchedulingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordCheckIn(self, request, context):
+        """Records the patient's daily check-in for today (the program's local day). A program day is a
+        day the patient has a session; a check-in missing at the cutoff
+        (`IOPCARE_SCHEDULING_CHECKIN_CUTOFF`, 10:00 local by default) emits
+        `iopcare.scheduling.checkin.missed.v1` within minutes. Checking in twice the same day returns
+        the first check-in. Team members of the patient only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetIntensity(self, request, context):
         """A patient's program intensity per ISO week: scheduled and attended hours against the
         program's rule (adult IOP 9 to 19 hours a week, adolescent at least 6; configurable).
@@ -317,6 +333,11 @@ def add_SchedulingServiceServicer_to_server(servicer, server):
                     servicer.RecordAttendance,
                     request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordAttendanceRequest.FromString,
                     response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordAttendanceResponse.SerializeToString,
+            ),
+            'RecordCheckIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordCheckIn,
+                    request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordCheckInRequest.FromString,
+                    response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordCheckInResponse.SerializeToString,
             ),
             'GetIntensity': grpc.unary_unary_rpc_method_handler(
                     servicer.GetIntensity,
@@ -682,6 +703,33 @@ class SchedulingService:
             '/iopcare.scheduling.v1.SchedulingService/RecordAttendance',
             iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordAttendanceRequest.SerializeToString,
             iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordAttendanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordCheckIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.scheduling.v1.SchedulingService/RecordCheckIn',
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordCheckInRequest.SerializeToString,
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordCheckInResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -79,6 +79,13 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean, nullable=False),
     )
     op.create_table(
+        "daily_checkin",
+        sa.Column("patient_id", sa.String(64), primary_key=True),
+        sa.Column("day", sa.Date, primary_key=True),
+        sa.Column("checked_in_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("late", sa.Boolean, nullable=False),
+    )
+    op.create_table(
         "calendar_lock",
         sa.Column("actor", sa.String(200), primary_key=True),
         sa.Column("bookings", sa.Integer, nullable=False),
@@ -96,6 +103,7 @@ def downgrade() -> None:
     op.drop_table("alert_raised")
     op.drop_table("calendar_lock")
     op.drop_table("plan_series")
+    op.drop_table("daily_checkin")
     op.drop_index("ix_occupancy_actor_start", "occupancy")
     op.drop_table("occupancy")
     op.drop_index("ix_schedule_role", "schedule")
