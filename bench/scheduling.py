@@ -351,6 +351,63 @@ def bench_contended_bookings(
     )
 
 
+def bench_accepted_bookings(
+    address: str, metadata: list[tuple[str, str]], first_day: date, threads: int, total: int
+) -> None:
+    """Bookings that all succeed but contend: every thread books the next free hour of the same
+    5 practitioners (so each calendar lock is fought over), each for a new patient."""
+    plan = [
+        (first_day + timedelta(days=d), hour, p)
+        for d in range(0, 400)
+        if (first_day + timedelta(days=d)).weekday() < 5
+        for hour in range(8, 18)
+        for p in range(5)
+    ][:total]
+    work = iter(plan)
+    lock = threading.Lock()
+    latencies: list[float] = []
+    outcomes: dict[str, int] = {}
+
+    def worker() -> None:
+        with grpc.insecure_channel(address) as channel:
+            stub = sc_grpc.SchedulingServiceStub(channel)
+            while True:
+                with lock:
+                    item = next(work, None)
+                if item is None:
+                    return
+                day, hour, p = item
+                request = sc.BookAppointmentRequest(
+                    request_id=str(uuid.uuid4()),
+                    patient_id=f"acc-{uuid.uuid4().hex[:12]}",
+                    practitioner_ids=[f"bp{p}"],
+                    start_time=_ts(_local(day, hour)),
+                    end_time=_ts(_local(day, hour + 1)),
+                )
+                began = time.perf_counter()
+                try:
+                    stub.BookAppointment(request, metadata=metadata, timeout=60)
+                    code = "OK"
+                except grpc.RpcError as exc:
+                    code = exc.code().name
+                with lock:
+                    latencies.append((time.perf_counter() - began) * 1000)
+                    outcomes[code] = outcomes.get(code, 0) + 1
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    started = time.perf_counter()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    wall = time.perf_counter() - started
+    print(
+        f"    {len(latencies)} accepted bookings on 5 practitioners' calendars, {threads} client "
+        f"threads: {outcomes.get('OK', 0) / wall:.0f} bookings/s; {outcomes}; {summary(latencies)}",
+        flush=True,
+    )
+
+
 def bench_scheduling(
     env: dict[str, str],
     data_dir: Path,
@@ -360,6 +417,7 @@ def bench_scheduling(
     *,
     slot_calls: int,
     seat_callers: int,
+    accepted_bookings: int = 1000,
 ) -> None:
     today = datetime.now(ZONE).date()
     first_monday = today + timedelta(days=7 - today.weekday())
@@ -388,6 +446,9 @@ def bench_scheduling(
         bench_find_slots(process.address, metadata, first_monday, weeks, slot_calls)
         after = first_monday + timedelta(weeks=weeks + 1)
         bench_contended_bookings(process.address, metadata, after, 8, 50)
+        bench_accepted_bookings(
+            process.address, metadata, after + timedelta(weeks=2), 8, accepted_bookings
+        )
         bench_last_seat(process.address, metadata, after + timedelta(days=1), seat_callers)
     finally:
         process.stop()
