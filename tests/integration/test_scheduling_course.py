@@ -288,3 +288,64 @@ def test_a_missed_daily_check_in_is_reported_once_after_the_cutoff(
         settle=1.0,
     )
     assert [r.key.decode() for r in alerts] == [missed]
+
+
+def test_a_week_below_the_minimum_is_reported_once_when_it_has_ended(
+    settings: Settings, scheduling: ServiceRuntime
+) -> None:
+    from iopcare.scheduling.domain.intensity import Rule
+    from iopcare.scheduling.service import Scheduling
+
+    zone = ZoneInfo(settings.program_timezone)
+    runner = Scheduling(scheduling.db, zone=zone, rules={"adult": Rule(9, 19)})
+    today = datetime.now(zone).date()
+    last_monday = today - timedelta(days=today.weekday() + 7)
+    patient, therapist = new_id("pat"), new_id("th")
+    with harness.channel(scheduling) as channel:
+        sched = sc_grpc.SchedulingServiceStub(channel)
+        practitioner_schedule(sched, settings, therapist)
+        for offset in range(3):  # three 3-hour sessions last week, one attended
+            start = local(last_monday + timedelta(days=offset), time(9))
+            booked = sched.BookAppointment(
+                sc.BookAppointmentRequest(
+                    request_id=str(uuid.uuid4()),
+                    patient_id=patient,
+                    practitioner_ids=[therapist],
+                    start_time=ts(start),
+                    end_time=ts(start + timedelta(hours=3)),
+                ),
+                metadata=admin(settings),
+                timeout=10,
+            ).appointment
+            sched.RecordAttendance(
+                sc.RecordAttendanceRequest(
+                    appointment_id=booked.id,
+                    expected_version=1,
+                    status="fulfilled" if offset == 0 else "noshow",
+                ),
+                metadata=admin(settings),
+                timeout=10,
+            )
+        report = sched.GetIntensity(
+            sc.GetIntensityRequest(
+                patient_id=patient,
+                start_date=last_monday.isoformat(),
+                end_date=today.isoformat(),
+            ),
+            metadata=admin(settings),
+            timeout=10,
+        )
+    assert [(w.scheduled_hours, w.attended_hours, w.below_minimum) for w in report.weeks] == [
+        (9, 3, True),
+        (0, 0, False),  # this week has not ended
+    ]
+    assert runner.check_intensity() == 1
+    assert runner.check_intensity() == 0
+    flags = harness.read_topic(
+        settings.kafka_bootstrap_servers,
+        harness.topic(settings, topics.SCHEDULING),
+        lambda r: harness.header(r, "ce_type") == codes.EVENT_INTENSITY_BELOW_MINIMUM,
+        settle=1.0,
+    )
+    assert [r.key.decode() for r in flags] == [patient]
+    assert "below the program's minimum of 9 h" in json.loads(flags[0].value)["code"]["text"]

@@ -155,3 +155,62 @@ def test_the_series_joins_the_group_skips_holidays_follows_edits_and_rolls_on(
 
 def _local(s: sc.Appointment, zone: ZoneInfo) -> datetime:
     return s.start_time.ToDatetime(tzinfo=UTC).astimezone(zone)
+
+
+def test_a_full_group_is_reported_as_a_conflict_and_the_rest_of_the_series_goes_on(
+    stub: pb_grpc.CarePlanServiceStub, settings: Settings, scheduling: ServiceRuntime
+) -> None:
+    from iopcare.kit import topics
+    from iopcare.scheduling import codes
+
+    zone = ZoneInfo(settings.program_timezone)
+    monday = _next_monday(zone)
+    patient = new_patient_id()
+    me = harness.metadata(settings)
+    with harness.channel(scheduling) as channel:
+        sched = sc_grpc.SchedulingServiceStub(channel)
+        room = new_id("room")
+        room_schedule(sched, settings, room, capacity=1)
+        practitioner_schedule(sched, settings, "demo-therapist", role="group-facilitator")
+        group = sched.CreateGroupSession(
+            sc.CreateGroupSessionRequest(
+                request_id=str(uuid.uuid4()),
+                location_id=room,
+                facilitator_ids=["demo-therapist"],
+                start_time=ts(local(monday, time(9), settings.program_timezone)),
+                end_time=ts(local(monday, time(12), settings.program_timezone)),
+            ),
+            metadata=admin(settings),
+            timeout=10,
+        ).appointment
+        sched.JoinGroupSession(
+            sc.JoinGroupSessionRequest(
+                request_id=str(uuid.uuid4()), appointment_id=group.id, patient_id=new_id("pat")
+            ),
+            metadata=admin(settings),
+            timeout=10,
+        )
+        team_id = harness.enrol_over_grpc(stub, settings, patient)
+        stub.CreateCarePlan(
+            pb.CreateCarePlanRequest(
+                request_id=str(uuid.uuid4()), fhir_json=json.dumps(iop_plan(patient, team_id))
+            ),
+            metadata=me,
+            timeout=10,
+        )
+        sessions = harness.eventually(lambda: _sessions(sched, me, patient))
+    assert group.id not in {s.id for s in sessions}
+    assert len(sessions) >= 8  # the other occurrences of two weeks were proposed
+    conflicts = harness.read_topic(
+        settings.kafka_bootstrap_servers,
+        harness.topic(settings, topics.SCHEDULING),
+        lambda r: (
+            harness.header(r, "ce_type") == codes.EVENT_SERIES_CONFLICT
+            and r.key.decode() == patient
+        ),
+        settle=1.0,
+    )
+    assert len(conflicts) == 1
+    wanted = json.loads(conflicts[0].value)
+    assert "no seat" in wanted["comment"] and "SESSION_FULL" not in wanted["comment"]
+    assert not [p for p in wanted["participant"] if p["actor"]["reference"].startswith("Patient/")]
