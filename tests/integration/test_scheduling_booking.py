@@ -449,3 +449,97 @@ def test_a_clinician_off_the_team_cannot_book_or_see_the_patient(
     assert mine[0].patient_id == ""
     participants = json.loads(mine[0].fhir_json)["participant"]
     assert not [p for p in participants if p["actor"]["reference"].startswith("Patient/")]
+
+
+def test_calendars_are_managed_by_administrators_and_searchable_as_fhir_schedules(
+    stub: sc_grpc.SchedulingServiceStub, settings: Settings
+) -> None:
+    from iopcare.kit import fhir
+
+    therapist, room = new_id("th"), new_id("room")
+    created = practitioner_schedule(stub, settings, therapist, role="psychologist")
+    room_schedule(stub, settings, room, capacity=9)
+    schedule = fhir.parse_resource(created.fhir_json, "Schedule")
+    assert schedule.actor[0].reference == f"Practitioner/{therapist}"
+    assert created.version == 1 and created.active
+    # A clinician cannot open or change calendars; the refusal names the rule.
+    clinician = harness.metadata(settings, role="therapist", practitioner=therapist)
+    assert outcome(
+        lambda: stub.CreateSchedule(
+            sc.CreateScheduleRequest(
+                request_id=str(uuid.uuid4()),
+                schedule=sc.Schedule(actor="Practitioner/x", kind="practitioner"),
+            ),
+            metadata=clinician,
+            timeout=10,
+        )
+    ) == ("PERMISSION_DENIED", "NOT_CALENDAR_ADMIN")
+    # One calendar per actor.
+    assert outcome(lambda: practitioner_schedule(stub, settings, therapist)) == (
+        "ALREADY_EXISTS",
+        "SCHEDULE_EXISTS",
+    )
+    found = stub.ListSchedules(
+        sc.ListSchedulesRequest(role="psychologist"), metadata=clinician, timeout=10
+    ).schedules
+    assert [s.id for s in found] == [created.id]
+    rooms = stub.ListSchedules(
+        sc.ListSchedulesRequest(service_type="group-therapy", kind="room"),
+        metadata=clinician,
+        timeout=10,
+    ).schedules
+    assert [(s.actor, s.capacity) for s in rooms] == [(f"Location/{room}", 9)]
+    # A field mask changes only what it names; a stale version changes nothing.
+    updated = stub.UpdateSchedule(
+        sc.UpdateScheduleRequest(
+            schedule=sc.Schedule(id=created.id, active=False, role="ignored-not-in-mask"),
+            expected_version=1,
+            update_mask={"paths": ["active"]},
+        ),
+        metadata=admin(settings),
+        timeout=10,
+    ).schedule
+    assert (updated.version, updated.active, updated.role) == (2, False, "psychologist")
+    assert outcome(
+        lambda: stub.UpdateSchedule(
+            sc.UpdateScheduleRequest(
+                schedule=sc.Schedule(id=created.id, active=True),
+                expected_version=1,
+                update_mask={"paths": ["active"]},
+            ),
+            metadata=admin(settings),
+            timeout=10,
+        )
+    ) == ("FAILED_PRECONDITION", "STALE_VERSION")
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.UpdateSchedule(
+            sc.UpdateScheduleRequest(
+                schedule=sc.Schedule(id=created.id),
+                expected_version=2,
+                update_mask={"paths": ["actor"]},
+            ),
+            metadata=admin(settings),
+            timeout=10,
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert details(caught.value)[1] == ["update_mask"]
+    # An inactive calendar takes no bookings and offers no slots.
+    start = local(future_monday(), time(10))
+    assert outcome(lambda: _book(stub, settings, new_id("pat"), therapist, start)) == (
+        "FAILED_PRECONDITION",
+        "SCHEDULE_INACTIVE",
+    )
+    assert (
+        outcome(
+            lambda: stub.FindSlots(
+                sc.FindSlotsRequest(
+                    schedule_id=created.id,
+                    start_time=ts(start),
+                    end_time=ts(start + timedelta(days=1)),
+                ),
+                metadata=admin(settings),
+                timeout=10,
+            )
+        )[0]
+        == "NOT_FOUND"
+    )
