@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection
 
 from iopcare.kit import audit, fhir, topics
 from iopcare.kit.access import PRIVILEGED_ROLES
@@ -697,16 +700,24 @@ class Bookings:
         return found
 
     def as_seen_by(
-        self, principal: Principal, a: store.StoredAppointment, cache: dict[str, bool]
+        self,
+        principal: Principal,
+        a: store.StoredAppointment,
+        cache: dict[str, bool],
+        conn: Connection | None = None,
     ) -> tuple[store.StoredAppointment, list[str]]:
-        """The appointment with only the patients the caller may see, and those patients."""
-        # Every patient the stored resource names, including one who left a group (still
-        # there, declined): who may see whom is decided on the resource that is served.
+        """The appointment with only the patients the caller may see, and those patients.
+
+        Every patient the stored resource names counts, also one who left a group (still there,
+        declined): who may see whom is decided on the resource that is served. `cache` keeps the
+        answers across the items of one listing, `conn` its read transaction."""
         patients = sorted(fhir_map.patients_in(a.resource))
-        with self.db.read() as conn:
-            visible = []
+        visible = []
+        with ExitStack() as stack:
             for p in patients:
                 if p not in cache:
+                    if conn is None:
+                        conn = stack.enter_context(self.db.read())
                     try:
                         self.access.basis(conn, principal, p)
                         cache[p] = True

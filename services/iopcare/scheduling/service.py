@@ -314,8 +314,7 @@ class Scheduling:
                     continue
                 return True
         if sessions:
-            with self.db.read() as conn:
-                session = store.load_appointment(conn, sessions[0])
+            session = store.load_appointment(uow.conn, sessions[0])
             # The group as the patient's event may show it: without the other patients.
             shown = (
                 fhir_map.visible_to(session.resource, fhir_map.patients_in(session.resource))
@@ -486,10 +485,11 @@ class Scheduling:
         cache: dict[str, bool] = {}
         seen: list[store.StoredAppointment] = []
         patients: set[str] = set()
-        for item in items:
-            shown, visible = self.bookings.as_seen_by(principal, item, cache)
-            seen.append(shown)
-            patients.update(visible)
+        with self.db.read() as conn:
+            for item in items:
+                shown, visible = self.bookings.as_seen_by(principal, item, cache, conn)
+                seen.append(shown)
+                patients.update(visible)
         # One audit row per patient whose sessions the caller saw (C11), or one for the search.
         audited: list[str | None] = [*sorted(patients)] or [patient_id or None]
         for p in audited:
