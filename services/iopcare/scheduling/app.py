@@ -37,9 +37,11 @@ def build(
         zone=ZoneInfo(settings.program_timezone),
         horizon=timedelta(days=settings.scheduling_horizon_days),
         notify_outbox=parts.relay.notify,
+        # [minimum] or [minimum, maximum]; a maximum of 0 means none.
         rules={
-            program: Rule(low, high or None)
-            for program, (low, high) in settings.scheduling_intensity_rules.items()
+            program: Rule(hours[0], (hours[1] if len(hours) > 1 else 0) or None)
+            for program, hours in settings.scheduling_intensity_rules.items()
+            if hours
         },
         default_program=settings.scheduling_default_program,
         holidays=frozenset(settings.scheduling_program_holidays),
