@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, select
 
 from bench.common import broker, machine, summary
 from bench.patient_plan import bench_patient_plan
+from bench.scheduling import bench_scheduling
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.demo import demo_care_plan, demo_care_team
@@ -243,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--search-calls", type=int, default=1000)
     parser.add_argument("--watch-rate", type=float, default=20, help="messages/s posted")
     parser.add_argument("--only-notes", action="store_true", help="run the notes benchmarks only")
+    parser.add_argument("--slot-calls", type=int, default=1500)
+    parser.add_argument("--seat-callers", type=int, default=1000)
+    parser.add_argument("--skip-scheduling", action="store_true")
+    parser.add_argument(
+        "--only-scheduling", action="store_true", help="run the scheduling benchmark alone"
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     print(f"machine: {machine()}")
@@ -281,25 +288,49 @@ def main(argv: list[str] | None = None) -> int:
                 pg = postgres.start_session_server()
                 databases["PostgreSQL"] = pg.create_database("bench_careplan")
         try:
-            print("CreateCarePlan over gRPC (careplan in its own process):")
-            for label, url in databases.items():
-                extra = {"IOPCARE_CAREPLAN_DATABASE_URL": url} if url else {}
-                extra["IOPCARE_CAREPLAN_CONSUMER_GROUP"] = f"bench-{uuid.uuid4().hex[:6]}"
-                process = ServiceProcess(
-                    "careplan", free_port(), {**env, **extra}, data_dir / f"careplan-{label}.log"
-                )
-                process.start()
-                try:
-                    print(f"  {label}:")
-                    bench_creates(process.address, metadata, manager, args.creates, args.threads)
-                    bench_updates(
-                        process.address, metadata, manager, args.creates // 2, args.threads
+            if not args.only_scheduling:
+                print("CreateCarePlan over gRPC (careplan in its own process):")
+                for label, url in databases.items():
+                    extra = {"IOPCARE_CAREPLAN_DATABASE_URL": url} if url else {}
+                    extra["IOPCARE_CAREPLAN_CONSUMER_GROUP"] = f"bench-{uuid.uuid4().hex[:6]}"
+                    process = ServiceProcess(
+                        "careplan",
+                        free_port(),
+                        {**env, **extra},
+                        data_dir / f"careplan-{label}.log",
                     )
-                finally:
-                    process.stop()
+                    process.start()
+                    try:
+                        print(f"  {label}:")
+                        bench_creates(
+                            process.address, metadata, manager, args.creates, args.threads
+                        )
+                        bench_updates(
+                            process.address, metadata, manager, args.creates // 2, args.threads
+                        )
+                    finally:
+                        process.stop()
+            if not args.skip_scheduling:
+                print(
+                    "Scheduling (issue 3; scheduling in its own process): FindSlots over 12 weeks, "
+                    "bookings under contention, simultaneous joins for the last seat:"
+                )
+                administrator = bearer(mint_token(settings, subject="admin:bench", role="admin"))
+                for label, url in databases.items():
+                    bench_scheduling(
+                        env,
+                        data_dir,
+                        administrator,
+                        label,
+                        pg.create_database("bench_scheduling") if url and pg else "",
+                        slot_calls=args.slot_calls,
+                        seat_callers=args.seat_callers,
+                    )
         finally:
             if pg is not None:
                 pg.stop()
+        if args.only_scheduling:
+            return 0
         print(f"GetPatientPlan with {args.patients} patients loaded (SQLite, 1 client thread):")
         view_dir = data_dir / "view"
         view_dir.mkdir()

@@ -7,6 +7,7 @@ service's own (prefix `IOPCARE_<SERVICE>_`, e.g. `IOPCARE_CAREPLAN_DATABASE_URL`
 
 from __future__ import annotations
 
+from datetime import date, time
 from functools import cached_property
 from pathlib import Path
 
@@ -47,8 +48,27 @@ class Settings(BaseSettings):
     token_leeway_seconds: int = 30
     #: The program's time zone: times are stored in UTC and presented in this zone.
     program_timezone: str = "America/New_York"
-    #: How many weeks ahead scheduling proposes sessions for a plan activity.
+    #: How many days ahead scheduling proposes sessions for a plan activity (the rolling horizon).
     scheduling_horizon_days: int = 14
+    #: Program intensity rules: program -> [minimum, maximum] hours a week (maximum 0: none).
+    #: ASAM level 2.1 IOP: adults 9 to 19 hours a week, adolescents at least 6.
+    scheduling_intensity_rules: dict[str, list[float]] = {
+        "adult": [9.0, 19.0],
+        "adolescent": [6.0, 0.0],
+    }
+    #: Seconds between extensions of the plans' rolling horizon (each run extends every active
+    #: series to now + scheduling_horizon_days; daily is enough, hourly costs nothing).
+    scheduling_horizon_check_seconds: float = 3600
+    #: Days the whole program is closed (local dates); plan series skip them.
+    scheduling_program_holidays: list[date] = []
+    #: Local time by which a patient with a session that day checks in (daily check-in).
+    scheduling_checkin_cutoff: time = time(10, 0)
+    #: Seconds between checks for missed check-ins (a miss is reported within this long).
+    scheduling_checkin_check_seconds: float = 60
+    #: The program whose rule the weekly below-minimum check applies.
+    scheduling_default_program: str = "adult"
+    #: Seconds between checks for patients whose last week fell below the minimum.
+    scheduling_intensity_check_seconds: float = 600
     #: Folder of program templates (JSON) plans are drafted from; empty: the shipped examples.
     plan_templates_dir: Path | None = None
     #: Seconds between checks for plans whose review date has come.

@@ -8,11 +8,12 @@ from zoneinfo import ZoneInfo
 
 from iopcare.careplan import codes as careplan_codes
 from iopcare.kit import topics
-from iopcare.kit.runtime import Assembly, ServiceRuntime
+from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
 from iopcare.kit.teams import projection_handler
 from iopcare.scheduling import store
 from iopcare.scheduling.api import SERVICE_NAME, SchedulingServicer
+from iopcare.scheduling.domain.intensity import Rule
 from iopcare.scheduling.service import Scheduling
 from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as pb_grpc
 
@@ -36,6 +37,15 @@ def build(
         zone=ZoneInfo(settings.program_timezone),
         horizon=timedelta(days=settings.scheduling_horizon_days),
         notify_outbox=parts.relay.notify,
+        # [minimum] or [minimum, maximum]; a maximum of 0 means none.
+        rules={
+            program: Rule(hours[0], (hours[1] if len(hours) > 1 else 0) or None)
+            for program, hours in settings.scheduling_intensity_rules.items()
+            if hours
+        },
+        default_program=settings.scheduling_default_program,
+        holidays=frozenset(settings.scheduling_program_holidays),
+        checkin_cutoff=settings.scheduling_checkin_cutoff,
     )
     on_team = projection_handler(store.care_team_member, store.care_team_seen)
     consumer = parts.consumer(
@@ -43,6 +53,10 @@ def build(
         [topics.CAREPLAN],
         {
             careplan_codes.EVENT_CREATED: scheduling.on_care_plan_created,
+            **{
+                careplan_codes.EVENT_FOR_CHANGE[change]: scheduling.on_care_plan_changed
+                for change in ("update", "activate", "resume")
+            },
             **{
                 careplan_codes.EVENT_FOR_CHANGE[change]: scheduling.on_care_plan_closed
                 for change in ("complete", "revoke", "suspend", "enter-in-error")
@@ -60,4 +74,21 @@ def build(
             )
         ],
         [consumer],
+        [
+            PeriodicTask(
+                "scheduling-intensity",
+                settings.scheduling_intensity_check_seconds,
+                scheduling.check_intensity,
+            ),
+            PeriodicTask(
+                "scheduling-check-ins",
+                settings.scheduling_checkin_check_seconds,
+                scheduling.check_missed_check_ins,
+            ),
+            PeriodicTask(
+                "scheduling-horizon",
+                settings.scheduling_horizon_check_seconds,
+                scheduling.extend_horizons,
+            ),
+        ],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -172,3 +173,271 @@ def with_attendance(
             for p in data.get("participant", [])
         ]
     return fhir.with_identity(fhir.parse_resource(data, "Appointment"), data["id"], version, at)
+
+
+# Calendars, slots and bookings ----------------------------------------------------------------
+def _concepts(codes_: tuple[str, ...] | list[str]) -> list[dict[str, Any]]:
+    return [
+        {"coding": [{"system": codes.SERVICE_TYPE_SYSTEM, "code": c}], "text": c} for c in codes_
+    ]
+
+
+def schedule_resource(
+    schedule_id: str,
+    version: int,
+    actor: str,
+    kind: str,
+    role: str | None,
+    service_types: tuple[str, ...],
+    capacity: int,
+    active: bool,
+    horizon_end: datetime | None,
+    at: datetime,
+) -> str:
+    """The FHIR Schedule of a calendar. R4 Schedule has no opening hours (those live on
+    PractitionerRole.availableTime and Location.hoursOfOperation); the calendar's hours are served
+    beside it by the API, and the room's capacity rides in an extension."""
+    resource: dict[str, Any] = {
+        "resourceType": "Schedule",
+        "id": schedule_id,
+        "active": active,
+        "actor": [{"reference": actor}],
+        "comment": f"{kind} calendar",
+    }
+    if service_types:
+        resource["serviceType"] = _concepts(service_types)
+    if role:
+        resource["specialty"] = [{"coding": [{"system": codes.ROLE_SYSTEM, "code": role}]}]
+    if kind == "room":
+        resource["extension"] = [{"url": codes.CAPACITY_EXTENSION, "valueInteger": capacity}]
+    if horizon_end is not None:
+        resource["planningHorizon"] = {"start": fhir.instant(at), "end": fhir.instant(horizon_end)}
+    return fhir.with_identity(fhir.parse_resource(resource, "Schedule"), schedule_id, version, at)
+
+
+def slot_json(schedule_id: str, start: datetime, end: datetime, seats_left: int) -> str:
+    """A computed Slot (never stored). Built as plain JSON: FindSlots answers hundreds of them
+    within its latency budget, and the shape is checked against the R4 model by the unit tests."""
+    resource: dict[str, Any] = {
+        "resourceType": "Slot",
+        "schedule": {"reference": f"Schedule/{schedule_id}"},
+        "status": "free",
+        "start": fhir.instant(start),
+        "end": fhir.instant(end),
+    }
+    if seats_left:
+        resource["comment"] = f"{seats_left} seats left in a group session"
+    return json.dumps(resource, separators=(",", ":"))
+
+
+def booked_appointment(
+    appointment_id: str,
+    *,
+    kind: str,
+    patients: list[str],
+    practitioners: list[str],
+    location: str | None,
+    start: datetime,
+    end: datetime,
+    service_type: str,
+    description: str,
+    care_plan_id: str,
+    capacity: int,
+    at: datetime,
+) -> str:
+    """A booked Appointment (version 1): an individual session, or a group session whose
+    patients join later."""
+    participants: list[dict[str, Any]] = [
+        {"actor": {"reference": f"Patient/{p}"}, "required": "required", "status": "accepted"}
+        for p in patients
+    ]
+    participants += [
+        {
+            "type": [{"coding": [{"system": codes.PARTICIPATION_SYSTEM, "code": "PPRF"}]}],
+            "actor": {"reference": f"Practitioner/{p}"},
+            "required": "required",
+            "status": "accepted",
+        }
+        for p in practitioners
+    ]
+    if location:
+        participants.append(
+            {
+                "actor": {"reference": f"Location/{location}"},
+                "required": "required",
+                "status": "accepted",
+            }
+        )
+    resource: dict[str, Any] = {
+        "resourceType": "Appointment",
+        "status": "booked",
+        "start": fhir.instant(start),
+        "end": fhir.instant(end),
+        "minutesDuration": int((end - start).total_seconds() // 60),
+        "created": fhir.instant(at)[:10],
+        "participant": participants,
+    }
+    if kind == "group":
+        resource["appointmentType"] = {
+            "coding": [{"system": codes.APPOINTMENT_KIND_SYSTEM, "code": "group"}]
+        }
+        resource["extension"] = [{"url": codes.CAPACITY_EXTENSION, "valueInteger": capacity}]
+    if service_type:
+        resource["serviceType"] = _concepts([service_type])
+    if description:
+        resource["description"] = description
+    if care_plan_id:
+        resource["supportingInformation"] = [{"reference": f"CarePlan/{care_plan_id}"}]
+    return fhir.with_identity(fhir.parse_resource(resource, "Appointment"), appointment_id, 1, at)
+
+
+def revised_appointment(
+    stored: str,
+    version: int,
+    at: datetime,
+    *,
+    status: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    add_patient: str | None = None,
+    remove_patient: str | None = None,
+    patient_status: tuple[str, str] | None = None,
+    cancellation: tuple[str, bool] | None = None,
+    comment: str | None = None,
+) -> str:
+    """The next version of a stored Appointment with the changes given.
+
+    `patient_status` is (patient id, FHIR participationstatus) for one patient's answer or
+    attendance in a group; `cancellation` is (reason, late)."""
+    data: dict[str, Any] = json.loads(stored)
+    participants: list[dict[str, Any]] = list(data.get("participant", []))
+    # Removal first: a patient who left and joins again has one participant entry.
+    if remove_patient is not None:
+        participants = [
+            p for p in participants if p["actor"]["reference"] != f"Patient/{remove_patient}"
+        ]
+    if add_patient is not None:
+        participants.insert(
+            0,
+            {
+                "actor": {"reference": f"Patient/{add_patient}"},
+                "required": "required",
+                "status": "accepted",
+            },
+        )
+    if patient_status is not None:
+        ref = f"Patient/{patient_status[0]}"
+        participants = [
+            {**p, "status": patient_status[1]} if p["actor"]["reference"] == ref else p
+            for p in participants
+        ]
+    data["participant"] = participants
+    if status is not None:
+        data["status"] = status
+    if start is not None and end is not None:
+        data["start"] = fhir.instant(start)
+        data["end"] = fhir.instant(end)
+        data["minutesDuration"] = int((end - start).total_seconds() // 60)
+    if cancellation is not None:
+        data["cancelationReason"] = {
+            "coding": [
+                {
+                    "system": codes.LATE_CANCELLATION_SYSTEM,
+                    "code": "late" if cancellation[1] else "timely",
+                }
+            ],
+            "text": cancellation[0],
+        }
+    if comment:
+        data["comment"] = comment
+    return fhir.with_identity(fhir.parse_resource(data, "Appointment"), data["id"], version, at)
+
+
+def appointment_response(
+    response_id: str, appointment_id: str, actor: str, status: str, comment: str, at: datetime
+) -> str:
+    """A participant's answer to an Appointment (accepted when a patient joins a group,
+    declined when they leave it)."""
+    resource = {
+        "resourceType": "AppointmentResponse",
+        "appointment": {"reference": f"Appointment/{appointment_id}"},
+        "actor": {"reference": actor},
+        "participantStatus": status,
+    }
+    if comment:
+        resource["comment"] = comment
+    return fhir.with_identity(
+        fhir.parse_resource(resource, "AppointmentResponse"), response_id, 1, at
+    )
+
+
+def visible_to(stored: str, hidden_patients: set[str]) -> str:
+    """A group session as one caller sees it: patients they may not see are left out (their
+    presence in a group is itself health information, 45 CFR 164.502(b))."""
+    if not hidden_patients:
+        return stored
+    data = json.loads(stored)
+    data["participant"] = [
+        p
+        for p in data.get("participant", [])
+        if p["actor"]["reference"] not in {f"Patient/{h}" for h in hidden_patients}
+    ]
+    return json.dumps(data, separators=(",", ":"))
+
+
+def with_participant_attendance(
+    stored: str, patient_id: str, status: str, version: int, at: datetime
+) -> str:
+    """A group session after one patient's attendance was recorded. R4 has one status per
+    Appointment, so each patient's attendance rides on their participant in an extension."""
+    data: dict[str, Any] = json.loads(stored)
+    ref = f"Patient/{patient_id}"
+    participants = []
+    for p in data.get("participant", []):
+        if p["actor"]["reference"] == ref:
+            others = [e for e in p.get("extension", []) if e["url"] != codes.ATTENDANCE_EXTENSION]
+            p = {
+                **p,
+                "extension": [*others, {"url": codes.ATTENDANCE_EXTENSION, "valueCode": status}],
+            }
+        participants.append(p)
+    data["participant"] = participants
+    return fhir.with_identity(fhir.parse_resource(data, "Appointment"), data["id"], version, at)
+
+
+def alert_flag(flag_id: str, patient_id: str, text: str, at: datetime) -> str:
+    """An alert for the care team about a patient's attendance (a clinical Flag)."""
+    resource = {
+        "resourceType": "Flag",
+        "status": "active",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/flag-category",
+                        "code": "clinical",
+                    }
+                ]
+            }
+        ],
+        "code": {"text": text},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "period": {"start": fhir.instant(at)},
+    }
+    return fhir.with_identity(fhir.parse_resource(resource, "Flag"), flag_id, 1, at)
+
+
+def patients_in(stored: str) -> set[str]:
+    """Ids of every patient a stored Appointment names (also one who left a group, declined)."""
+    return {
+        ref.split("/", 1)[1]
+        for p in json.loads(stored).get("participant", [])
+        if (ref := p.get("actor", {}).get("reference", "")).startswith("Patient/")
+    }
+
+
+def with_comment(stored: str, comment: str) -> str:
+    """A resource's JSON with a comment (a conflict report; not stored, so no new version)."""
+    data: dict[str, Any] = json.loads(stored)
+    data["comment"] = comment
+    return json.dumps(data, separators=(",", ":"))

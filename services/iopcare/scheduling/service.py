@@ -6,24 +6,72 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from iopcare.kit import audit, fhir, paging, teams, topics
+from iopcare.kit.access import PRIVILEGED_ROLES
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import (
+    AlreadyExists,
+    FailedPrecondition,
     FieldViolation,
+    FieldViolations,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     StaleVersion,
 )
 from iopcare.kit.events import Event, ReceivedEvent, append_to_outbox, child_traceparent
 from iopcare.scheduling import codes, fhir_map, store
+from iopcare.scheduling.bookings import Bookings
+from iopcare.scheduling.calendars import Calendars
 from iopcare.scheduling.domain.attendance import check_attendance, is_late_cancellation
-from iopcare.scheduling.domain.timing import UnsupportedTiming, expand
+from iopcare.scheduling.domain.booking import check_open_for_booking
+from iopcare.scheduling.domain.intensity import (
+    MISSED,
+    Rule,
+    Session,
+    Week,
+    missed_in_a_row,
+    week_start,
+    weekly,
+)
+from iopcare.scheduling.domain.timing import Occurrence, UnsupportedTiming, expand
 
 log = logging.getLogger(__name__)
+
+#: FHIR appointmentstatus codes (R4).
+APPOINTMENT_STATUSES = frozenset(
+    {
+        "proposed",
+        "pending",
+        "booked",
+        "arrived",
+        "fulfilled",
+        "cancelled",
+        "noshow",
+        "entered-in-error",
+        "checked-in",
+        "waitlist",
+    }
+)
+MISSED_IN_A_ROW = 2
+#: How far back a streak of missed sessions is looked for.
+DROPOUT_LOOKBACK = timedelta(days=60)
+MAX_INTENSITY_RANGE = timedelta(days=371)
+
+
+def _version(resource: fhir.Resource) -> int:
+    meta = getattr(resource, "meta", None)
+    return int(meta.versionId) if meta is not None and meta.versionId else 1
+
+
+def _is_staff_reference(actor: str) -> bool:
+    kind, _, rest = actor.partition("/")
+    return kind in {"Practitioner", "Location"} and fhir.is_valid_id(rest)
 
 
 class Scheduling:
@@ -34,29 +82,144 @@ class Scheduling:
         zone: ZoneInfo,
         horizon: timedelta = timedelta(days=14),
         notify_outbox: Callable[[], None] = lambda: None,
+        rules: dict[str, Rule] | None = None,
+        default_program: str = "adult",
+        holidays: frozenset[date] = frozenset(),
+        checkin_cutoff: time = time(10, 0),
     ) -> None:
         self.db = db
         self.zone = zone
         self.horizon = horizon
         self.notify_outbox = notify_outbox
         self.access = teams.TeamAccess(store.care_team_member)
+        self.calendars = Calendars(db, zone=zone, horizon=horizon)
+        self.bookings = Bookings(
+            db, self.calendars, self.access, zone=zone, notify_outbox=notify_outbox
+        )
+        self.rules = rules or {"adult": Rule(9, 19), "adolescent": Rule(6)}
+        self.default_program = default_program
+        #: Days the whole program is closed: no series session is proposed on them.
+        self.holidays = holidays
+        #: Local time by which a patient with a session that day checks in.
+        self.checkin_cutoff = checkin_cutoff
 
     # Events consumed ---------------------------------------------------------------------------
     def on_care_plan_created(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
-        """Proposes the first sessions of every timed activity of a new plan.
+        """Starts the plan's series: the sessions of every timed activity up to the horizon.
 
         The window starts at the event's time, not the wall clock, so replaying the event
         proposes exactly the same occurrences (and the occurrence key refuses them anyway).
         """
         plan = received.resource
-        plan_id = plan.id
         patient_id = fhir.reference_id(plan.subject.reference, "Patient")
-        if not plan_id or not patient_id or plan.status not in {"active", "draft"}:
+        if not plan.id or not patient_id:
             return
-        window_start = received.event.time
-        window_end = window_start + self.horizon
+        start = received.event.time
+        series = store.StoredSeries(
+            plan.id,
+            patient_id,
+            _version(plan),
+            fhir.to_json(plan),
+            start + self.horizon,
+            plan.status in {"active", "draft"},
+        )
+        existing = store.load_series(uow.conn, plan.id)
+        if existing is not None and existing.version >= series.version:
+            return  # a replay, or a late copy of a version already followed
+        store.save_series(uow.conn, series)
+        if series.active:
+            self._fill(uow, plan, patient_id, start, series.horizon_end, received.event.traceparent)
+
+    def on_care_plan_changed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        """An edited, activated or resumed plan: future sessions follow its activities now.
+
+        Occurrences the plan no longer has are cancelled (reason "care plan changed"), new ones
+        are proposed; a moved activity is both. Sessions that have started stay as they were.
+        """
+        plan = received.resource
+        patient_id = fhir.reference_id(plan.subject.reference, "Patient")
+        if not plan.id or not patient_id:
+            return
+        existing = store.load_series(uow.conn, plan.id)
+        version = _version(plan)
+        if existing is not None and existing.version >= version:
+            return
+        now = received.event.time
+        horizon_end = max(existing.horizon_end if existing else now, now + self.horizon)
+        active = plan.status in {"active", "draft"}
+        store.save_series(
+            uow.conn,
+            store.StoredSeries(
+                plan.id, patient_id, version, fhir.to_json(plan), horizon_end, active
+            ),
+        )
+        if not active:
+            self._withdraw(uow, plan.id, set(), now, f"care plan {plan.status}", received)
+            return
+        wanted = self._fill(uow, plan, patient_id, now, horizon_end, received.event.traceparent)
+        self._withdraw(uow, plan.id, wanted, now, "care plan changed", received)
+
+    def on_care_plan_closed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        """When a plan completes, is revoked or suspended, its future sessions are cancelled;
+        past ones stay as they were (issue 3: "future appointments follow, past ones stay")."""
+        plan = received.resource
+        existing = store.load_series(uow.conn, plan.id)
+        if existing is not None and existing.version < _version(plan):
+            store.save_series(uow.conn, replace(existing, version=_version(plan), active=False))
+        now = datetime.now(UTC)
+        self._withdraw(uow, plan.id, set(), now, f"care plan {plan.status}", received)
+
+    def _withdraw(
+        self,
+        uow: UnitOfWork,
+        plan_id: str,
+        keep: set[str],
+        now: datetime,
+        reason: str,
+        received: ReceivedEvent | None,
+    ) -> None:
+        """Cancels the plan's future sessions (and frees its group seats) whose occurrence is not
+        in `keep`. The keys are released so that a resumed plan can propose them again."""
+        traceparent = received.event.traceparent if received else None
+        for current, key in store.future_occurrences(uow.conn, plan_id, now):
+            if key in keep:
+                continue
+            # The rows are locked, so none moves on meanwhile: each cancellation is written.
+            self._change_status(uow, current, "cancelled", reason, False, now, traceparent)
+            store.release_occurrence(uow.conn, current.id)
+        for appointment_id, actor, key in store.plan_seats(uow.conn, plan_id, now):
+            if key in keep:
+                continue
+            session = store.load_appointment_for_update(uow.conn, appointment_id)
+            if session is not None:
+                self.bookings.unseat(uow, session, actor.split("/", 1)[1], reason, now)
+
+    def _is_holiday(self, uow: UnitOfWork, performers: tuple[str, ...], day: date) -> bool:
+        if day in self.holidays:
+            return True
+        for performer in performers:
+            schedule = store.schedule_of(uow.conn, performer)
+            if schedule is not None and day.isoformat() in schedule.closed_dates:
+                return True
+        return False
+
+    def _fill(
+        self,
+        uow: UnitOfWork,
+        plan: fhir.Resource,
+        patient_id: str,
+        window_start: datetime,
+        window_end: datetime,
+        traceparent: str | None,
+    ) -> set[str]:
+        """Carries out every occurrence of the plan's timed activities in the window: a seat in
+        the matching group session if there is one, else a proposed appointment; holidays are
+        skipped and a clash with the patient's bookings is reported as a conflict event.
+        Returns the occurrence keys the plan wants in the window."""
+        plan_id = plan.id
         stored_at = datetime.now(UTC)
         created: list[str] = []
+        wanted: set[str] = set()
         for activity in fhir_map.planned_activities(plan):
             try:
                 occurrences = expand(
@@ -68,12 +231,25 @@ class Scheduling:
                 continue
             for occurrence in occurrences:
                 key = f"{plan_id}/{activity.index}/{occurrence.start.isoformat()}"
+                if self._is_holiday(
+                    uow, activity.performers, occurrence.start.astimezone(self.zone).date()
+                ):
+                    continue
+                wanted.add(key)
                 if store.occurrence_exists(uow.conn, key):
                     continue
                 appointment_id = str(uuid.uuid4())
                 resource = fhir_map.proposed_appointment(
                     appointment_id, plan_id, patient_id, activity, occurrence, stored_at
                 )
+                if self._join_cohort(uow, activity.performers, occurrence, patient_id, key):
+                    continue
+                clash = store.busy(
+                    uow.conn, [f"Patient/{patient_id}"], occurrence.start, occurrence.end
+                )
+                if clash:
+                    self._conflict(uow, patient_id, resource, "the patient is booked then")
+                    continue
                 store.insert_appointment(
                     uow.conn,
                     store.StoredAppointment(
@@ -88,34 +264,105 @@ class Scheduling:
                     ),
                     key,
                 )
+                # The patient takes part, but a proposal holds no time: nobody agreed to it yet.
+                store.add_occupancy(
+                    uow.conn,
+                    appointment_id,
+                    f"Patient/{patient_id}",
+                    "patient",
+                    occurrence.start,
+                    occurrence.end,
+                    blocking=False,
+                )
                 created.append(resource)
-        if not created:
-            return
+        if created:
+            append_to_outbox(
+                uow.conn,
+                store.outbox,
+                topics.SCHEDULING,
+                Event(
+                    type=codes.EVENT_APPOINTMENTS_PROPOSED,
+                    source=codes.SOURCE,
+                    subject=f"CarePlan/{plan_id}",
+                    key=patient_id,
+                    data=fhir_map.collection(created, str(uuid.uuid4()), stored_at),
+                    traceparent=child_traceparent(traceparent),
+                ),
+            )
+        return wanted
+
+    def _join_cohort(
+        self,
+        uow: UnitOfWork,
+        performers: tuple[str, ...],
+        occurrence: Occurrence,
+        patient_id: str,
+        key: str,
+    ) -> bool:
+        """Seats the patient in the group session its performer leads at that time, if any.
+        A full group is reported as a conflict rather than silently booked elsewhere."""
+        sessions = store.group_sessions_at(uow.conn, occurrence.start, list(performers))
+        problem = ""
+        for session_id in sessions:
+            # A savepoint: a refused seat leaves nothing behind in the plan's transaction.
+            with uow.conn.begin_nested() as savepoint:
+                try:
+                    self.bookings.seat(uow, session_id, patient_id, datetime.now(UTC), key)
+                except (FailedPrecondition, AlreadyExists) as exc:
+                    savepoint.rollback()
+                    problem = exc.message
+                    continue
+                return True
+        if sessions:
+            session = store.load_appointment(uow.conn, sessions[0])
+            # The group as the patient's event may show it: without the other patients.
+            shown = (
+                fhir_map.visible_to(session.resource, fhir_map.patients_in(session.resource))
+                if session
+                else ""
+            )
+            self._conflict(uow, patient_id, shown, f"no seat in the group session: {problem}")
+            return True  # reported; no separate proposal beside the group
+        return False
+
+    def _conflict(self, uow: UnitOfWork, patient_id: str, resource: str, why: str) -> None:
+        """Reports an occurrence the series could not carry out (issue 3: conflicts are events,
+        not silence). The value is the Appointment that was wanted, with the reason."""
+        data = fhir_map.with_comment(resource, why) if resource else resource
         append_to_outbox(
             uow.conn,
             store.outbox,
             topics.SCHEDULING,
             Event(
-                type=codes.EVENT_APPOINTMENTS_PROPOSED,
+                type=codes.EVENT_SERIES_CONFLICT,
                 source=codes.SOURCE,
-                subject=f"CarePlan/{plan_id}",
+                subject=f"Patient/{patient_id}",
                 key=patient_id,
-                data=fhir_map.collection(created, str(uuid.uuid4()), stored_at),
-                traceparent=child_traceparent(received.event.traceparent),
+                data=data,
             ),
         )
 
-    def on_care_plan_closed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
-        """When a plan completes, is revoked or suspended, its future sessions are cancelled;
-        past ones stay as they were (issue 3: "future appointments follow, past ones stay")."""
-        plan = received.resource
-        now = datetime.now(UTC)
-        reason = f"care plan {plan.status}"
-        for current in store.future_for_plan(uow.conn, plan.id, now):
-            # The rows are locked, so none moves on meanwhile: each cancellation is written.
-            self._change_status(
-                uow, current, "cancelled", reason, False, now, received.event.traceparent
-            )
+    def extend_horizons(self, now: datetime | None = None) -> int:
+        """The rolling horizon: each active series is extended to `now + horizon` (a periodic
+        task runs this; each plan in its own transaction). Returns how many were extended."""
+        now = now or datetime.now(UTC)
+        target = now + self.horizon
+        with self.db.read() as conn:
+            due = store.series_due(conn, target)
+        extended = 0
+        for plan_id in due:
+            with UnitOfWork(self.db) as uow:
+                series = store.load_series(uow.conn, plan_id)
+                if series is None or not series.active or series.horizon_end >= target:
+                    continue
+                plan = fhir.parse_resource(series.resource, "CarePlan")
+                self._fill(uow, plan, series.patient_id, series.horizon_end, target, None)
+                store.save_series(uow.conn, replace(series, horizon_end=target))
+                uow.commit()
+                extended += 1
+        if extended:
+            self.notify_outbox()
+        return extended
 
     def _change_status(
         self,
@@ -143,6 +390,12 @@ class Scheduling:
         )
         if not store.update_appointment(uow.conn, revised, current.version):
             return None
+        if status == "cancelled":
+            store.set_occupancy(uow.conn, current.id, blocking=False)
+        elif current.patient_id:
+            store.set_occupancy(
+                uow.conn, current.id, actor=f"Patient/{current.patient_id}", attendance=status
+            )
         append_to_outbox(
             uow.conn,
             store.outbox,
@@ -161,18 +414,49 @@ class Scheduling:
 
     # Queries -----------------------------------------------------------------------------------
     def list_appointments(
-        self, principal: Principal, patient_id: str, page_size: int, page_token: str
+        self,
+        principal: Principal,
+        *,
+        patient_id: str,
+        actor: str,
+        statuses: list[str],
+        start_from: datetime | None,
+        start_before: datetime | None,
+        page_size: int,
+        page_token: str,
     ) -> tuple[list[store.StoredAppointment], str]:
-        basis = teams.require_access(
-            self.db,
-            store.audit_log,
-            self.access,
-            principal,
-            audit.SEARCH,
-            "Appointment",
-            patient_id,
-        )
+        """A patient's sessions (their care team), or a practitioner's or room's (the
+        practitioner, or a privileged role); either way a group session shows only the patients
+        the caller may see."""
+        problems = FieldViolations()
+        if bool(patient_id) == bool(actor):
+            problems.add("patient_id", "exactly one of patient_id and actor")
+        if actor and not _is_staff_reference(actor):
+            problems.add("actor", "Practitioner/{id} or Location/{id}")
+        for i, status in enumerate(statuses):
+            if status not in APPOINTMENT_STATUSES:
+                problems.add(f"statuses[{i}]", "a FHIR appointmentstatus code")
+        if start_from and start_before and start_before <= start_from:
+            problems.add("end_time", "after start_time")
         size = paging.page_size(page_size)
+        problems.raise_if_any("the listing is invalid")
+        if patient_id:
+            basis = teams.require_access(
+                self.db,
+                store.audit_log,
+                self.access,
+                principal,
+                audit.SEARCH,
+                "Appointment",
+                patient_id,
+            )
+        else:
+            with audit.refusals(self.db, store.audit_log, principal, audit.SEARCH, "Appointment"):
+                if principal.role not in PRIVILEGED_ROLES and actor != principal.reference:
+                    raise PermissionDenied(
+                        "a practitioner lists only their own sessions", reason="NOT_OWN_CALENDAR"
+                    )
+            basis = "own-calendar" if actor == principal.reference else f"role:{principal.role}"
         position = paging.decode(page_token, {"start": str, "id": str})
         after = None
         if position is not None:
@@ -184,22 +468,41 @@ class Scheduling:
                     [FieldViolation("page_token", "invalid page token")],
                 ) from None
         with self.db.read() as conn:
-            items = store.list_for_patient(conn, patient_id, size + 1, after)
-        audit.record_separately(
-            self.db,
-            store.audit_log,
-            principal,
-            audit.SEARCH,
-            resource="Appointment",
-            patient_id=patient_id,
-            detail=f"{min(len(items), size)} hits; {basis}",
-        )
+            items = store.list_appointments(
+                conn,
+                f"Patient/{patient_id}" if patient_id else actor,
+                size + 1,
+                after,
+                statuses=statuses,
+                start_from=start_from,
+                start_before=start_before,
+            )
         next_token = ""
         if len(items) > size:
             items = items[:size]
             last = items[-1]
             next_token = paging.encode({"start": last.start.isoformat(), "id": last.id})
-        return items, next_token
+        cache: dict[str, bool] = {}
+        seen: list[store.StoredAppointment] = []
+        patients: set[str] = set()
+        with self.db.read() as conn:
+            for item in items:
+                shown, visible = self.bookings.as_seen_by(principal, item, cache, conn)
+                seen.append(shown)
+                patients.update(visible)
+        # One audit row per patient whose sessions the caller saw (C11), or one for the search.
+        audited: list[str | None] = [*sorted(patients)] or [patient_id or None]
+        for p in audited:
+            audit.record_separately(
+                self.db,
+                store.audit_log,
+                principal,
+                audit.SEARCH,
+                resource="Appointment",
+                patient_id=p,
+                detail=f"{len(seen)} hits; {basis}",
+            )
+        return seen, next_token
 
     # Attendance ---------------------------------------------------------------------------------
     def record_attendance(
@@ -209,35 +512,265 @@ class Scheduling:
         expected_version: int,
         status: str,
         reason: str,
+        patient_id: str = "",
     ) -> store.StoredAppointment:
         """Records what happened to a session (arrived, fulfilled, no-show, cancelled) as a new
-        version of the Appointment, with its event and audit row in one transaction."""
+        version of the Appointment, with its event and audit row in one transaction. In a group
+        session each patient's attendance is their own (`patient_id`)."""
         name = f"Appointment/{appointment_id}"
         with (
             audit.refusals(self.db, store.audit_log, principal, audit.UPDATE, name),
             UnitOfWork(self.db) as uow,
         ):
-            current = store.load_appointment(uow.conn, appointment_id)
+            current = store.load_appointment_for_update(uow.conn, appointment_id)
             if current is None:
                 raise NotFound(f"{name} not found", resource=name)
-            basis = self.access.basis(uow.conn, principal, current.patient_id)
-            if current.version != expected_version:
-                raise StaleVersion(name, expected_version, current.version)
-            check_attendance(current.status, status, reason)
             now = datetime.now(UTC)
-            late = status == "cancelled" and is_late_cancellation(current.start, now)
-            revised = self._change_status(uow, current, status, reason, late, now)
-            if revised is None:
-                raise StaleVersion(name, expected_version, current.version + 1)
+            if current.is_group:
+                revised, basis = self._group_attendance(
+                    uow, principal, current, expected_version, status, reason, patient_id, now
+                )
+                whose = patient_id
+            else:
+                basis = self.access.basis(uow.conn, principal, current.patient_id)
+                if current.version != expected_version:
+                    raise StaleVersion(name, expected_version, current.version)
+                check_attendance(current.status, status, reason)
+                late = status == "cancelled" and is_late_cancellation(current.start, now)
+                changed = self._change_status(uow, current, status, reason, late, now)
+                if changed is None:
+                    raise StaleVersion(name, expected_version, current.version + 1)
+                revised, whose = changed, current.patient_id
+                basis = f"{status}{' (late)' if late else ''}; {basis}"
+            if status == MISSED:
+                self._check_dropout(uow, whose, revised.id, now)
             audit.record(
                 uow.conn,
                 store.audit_log,
                 principal,
                 audit.UPDATE,
                 resource=name,
-                patient_id=revised.patient_id,
-                detail=f"{status}{' (late)' if late else ''}; {basis}",
+                patient_id=whose,
+                detail=basis,
             )
             uow.commit()
         self.notify_outbox()
         return revised
+
+    def _group_attendance(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        current: store.StoredAppointment,
+        expected_version: int,
+        status: str,
+        reason: str,
+        patient_id: str,
+        now: datetime,
+    ) -> tuple[store.StoredAppointment, str]:
+        name = f"Appointment/{current.id}"
+        problems = FieldViolations()
+        if not fhir.is_valid_id(patient_id):
+            problems.add("patient_id", "required for a group session: whose attendance it is")
+        if status == "cancelled":
+            problems.add("status", "a patient leaves a group session with CancelAppointment")
+        problems.raise_if_any("the attendance cannot be recorded")
+        basis = self.access.basis(uow.conn, principal, patient_id)
+        if current.version != expected_version:
+            raise StaleVersion(name, expected_version, current.version)
+        actor = f"Patient/{patient_id}"
+        mine = [a for a in store.participants(uow.conn, current.id) if a[0] == actor]
+        if not mine:
+            raise NotFound(f"the patient is not in {name}", resource=name)
+        check_open_for_booking(current.status)
+        check_attendance(mine[0][2] or "booked", status, reason)
+        revised = replace(
+            current,
+            version=current.version + 1,
+            resource=fhir_map.with_participant_attendance(
+                current.resource, patient_id, status, current.version + 1, now
+            ),
+        )
+        if not store.update_appointment(uow.conn, revised, current.version):
+            raise StaleVersion(name, expected_version, current.version + 1)
+        store.set_occupancy(uow.conn, current.id, actor=actor, attendance=status)
+        self.bookings.publish(uow, revised, codes.EVENT_APPOINTMENT_UPDATED, now, [patient_id])
+        return revised, f"{status}; {basis}"
+
+    def _check_dropout(
+        self, uow: UnitOfWork, patient_id: str, appointment_id: str, now: datetime
+    ) -> None:
+        """A second missed session in a row raises the dropout-risk alert, once per streak."""
+        rows = store.patient_sessions(
+            uow.conn, patient_id, now - DROPOUT_LOOKBACK, now + DROPOUT_LOOKBACK
+        )
+        sessions = [Session(s, e, att, cancelled) for _, s, e, att, cancelled, _ in rows]
+        if not missed_in_a_row(sessions, MISSED_IN_A_ROW):
+            return
+        if not store.raise_alert_once(uow.conn, patient_id, codes.ALERT_DROPOUT, appointment_id):
+            return
+        self._alert(
+            uow,
+            patient_id,
+            codes.EVENT_DROPOUT_RISK,
+            f"{MISSED_IN_A_ROW} sessions missed in a row (dropout risk)",
+            now,
+        )
+
+    def _alert(
+        self, uow: UnitOfWork, patient_id: str, event_type: str, text: str, at: datetime
+    ) -> None:
+        flag_id = str(uuid.uuid4())
+        append_to_outbox(
+            uow.conn,
+            store.outbox,
+            topics.SCHEDULING,
+            Event(
+                type=event_type,
+                source=codes.SOURCE,
+                subject=f"Flag/{flag_id}/_history/1",
+                key=patient_id,
+                data=fhir_map.alert_flag(flag_id, patient_id, text, at),
+                time=at,
+            ),
+        )
+
+    # Daily check-ins ----------------------------------------------------------------------------
+    def record_check_in(
+        self, principal: Principal, patient_id: str, now: datetime | None = None
+    ) -> tuple[date, datetime, bool, bool]:
+        """The patient's check-in for today (local): (day, time, late, already recorded)."""
+        now = now or datetime.now(UTC)
+        local_now = now.astimezone(self.zone)
+        day = local_now.date()
+        late = local_now.time() > self.checkin_cutoff
+        with (
+            audit.refusals(
+                self.db, store.audit_log, principal, audit.CREATE, "CheckIn", patient_id
+            ),
+            UnitOfWork(self.db) as uow,
+        ):
+            basis = self.access.basis(uow.conn, principal, patient_id)
+            at, was_late, already = store.check_in(uow.conn, patient_id, day, now, late)
+            audit.record(
+                uow.conn,
+                store.audit_log,
+                principal,
+                audit.CREATE,
+                resource="CheckIn",
+                patient_id=patient_id,
+                detail=f"{day.isoformat()}{' (late)' if was_late else ''}; {basis}",
+            )
+            uow.commit()
+        return day, at, was_late, already
+
+    def check_missed_check_ins(self, now: datetime | None = None) -> int:
+        """After today's cutoff: one missed-check-in alert per patient with a session today and
+        no check-in (periodic task, so the team hears within minutes). Returns how many."""
+        now = now or datetime.now(UTC)
+        local_now = now.astimezone(self.zone)
+        if local_now.time() <= self.checkin_cutoff:
+            return 0
+        day = local_now.date()
+        start = datetime.combine(day, time(0), tzinfo=self.zone).astimezone(UTC)
+        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.zone).astimezone(UTC)
+        with self.db.read() as conn:
+            missing = store.missing_check_ins(conn, day, start, end)
+        raised = 0
+        for patient_id in missing:
+            with UnitOfWork(self.db) as uow:
+                if store.raise_alert_once(
+                    uow.conn, patient_id, codes.ALERT_MISSED_CHECKIN, day.isoformat()
+                ):
+                    self._alert(
+                        uow,
+                        patient_id,
+                        codes.EVENT_CHECKIN_MISSED,
+                        f"no daily check-in by {self.checkin_cutoff:%H:%M} on {day.isoformat()}",
+                        now,
+                    )
+                    raised += 1
+                uow.commit()
+        if raised:
+            self.notify_outbox()
+        return raised
+
+    # Intensity ----------------------------------------------------------------------------------
+    def rule(self, program: str) -> Rule:
+        found = self.rules.get(program or self.default_program)
+        if found is None:
+            raise InvalidArgument(
+                f"no intensity rule for program {program!r}",
+                [FieldViolation("program", f"one of {', '.join(sorted(self.rules))}")],
+            )
+        return found
+
+    def intensity(
+        self, principal: Principal, patient_id: str, first: str, last: str, program: str
+    ) -> tuple[list[Week], bool]:
+        problems = FieldViolations()
+        if not fhir.is_valid_id(patient_id):
+            problems.add("patient_id", "1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'")
+        days: list[date] = []
+        for field_name, text in (("start_date", first), ("end_date", last)):
+            try:
+                days.append(date.fromisoformat(text))
+            except ValueError:
+                problems.add(field_name, "a date YYYY-MM-DD")
+        if len(days) == 2 and not days[0] <= days[1] <= days[0] + MAX_INTENSITY_RANGE:
+            problems.add(
+                "end_date", f"on or after start_date, at most {MAX_INTENSITY_RANGE.days} days"
+            )
+        problems.raise_if_any("the intensity request is invalid")
+        rule = self.rule(program)
+        start = datetime.combine(week_start(days[0]), time(0), tzinfo=self.zone)
+        end = datetime.combine(week_start(days[1]) + timedelta(days=7), time(0), tzinfo=self.zone)
+        rows = teams.audited_search(
+            self.db,
+            store.audit_log,
+            self.access,
+            principal,
+            "Appointment",
+            patient_id,
+            lambda conn: store.patient_sessions(
+                conn, patient_id, start.astimezone(UTC), end.astimezone(UTC)
+            ),
+        )
+        sessions = [Session(s, e, att, cancelled) for _, s, e, att, cancelled, _ in rows]
+        now = datetime.now(UTC)
+        weeks = weekly(sessions, days[0], days[1], rule, self.zone, now)
+        return weeks, missed_in_a_row(sessions, MISSED_IN_A_ROW)
+
+    def check_intensity(self, now: datetime | None = None) -> int:
+        """Raises the below-minimum alert for every patient whose last ended ISO week fell short
+        of the default program's minimum (once per patient and week); returns how many."""
+        now = now or datetime.now(UTC)
+        rule = self.rule(self.default_program)
+        this_monday = week_start(now.astimezone(self.zone).date())
+        monday = this_monday - timedelta(days=7)
+        start = datetime.combine(monday, time(0), tzinfo=self.zone).astimezone(UTC)
+        end = datetime.combine(this_monday, time(0), tzinfo=self.zone).astimezone(UTC)
+        with self.db.read() as conn:
+            patients = store.patients_with_sessions(conn, start, end)
+        raised = 0
+        for patient_id in patients:
+            with UnitOfWork(self.db) as uow:
+                rows = store.patient_sessions(uow.conn, patient_id, start, end)
+                sessions = [Session(s, e, att, c) for _, s, e, att, c, _ in rows]
+                week = weekly(sessions, monday, monday, rule, self.zone, now)[0]
+                if week.below_minimum and store.raise_alert_once(
+                    uow.conn, patient_id, codes.ALERT_BELOW_MINIMUM, week.label
+                ):
+                    self._alert(
+                        uow,
+                        patient_id,
+                        codes.EVENT_INTENSITY_BELOW_MINIMUM,
+                        f"{week.label}: attended {week.attended_hours:g} h, below the program's "
+                        f"minimum of {rule.minimum:g} h a week",
+                        now,
+                    )
+                    raised += 1
+                uow.commit()
+        if raised:
+            self.notify_outbox()
+        return raised

@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.iopcare/scheduling/v1/scheduling_service.proto\x12\x15iopcare.scheduling.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x01\n\x0b\x41ppointment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61re_plan_id\x18\x07 \x01(\t\x12\x11\n\tfhir_json\x18\x08 \x01(\t\"T\n\x17ListAppointmentsRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"m\n\x18ListAppointmentsResponse\x12\x38\n\x0c\x61ppointments\x18\x01 \x03(\x0b\x32\".iopcare.scheduling.v1.Appointment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"k\n\x17RecordAttendanceRequest\x12\x16\n\x0e\x61ppointment_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"S\n\x18RecordAttendanceResponse\x12\x37\n\x0b\x61ppointment\x18\x01 \x01(\x0b\x32\".iopcare.scheduling.v1.Appointment2\xfd\x01\n\x11SchedulingService\x12s\n\x10ListAppointments\x12..iopcare.scheduling.v1.ListAppointmentsRequest\x1a/.iopcare.scheduling.v1.ListAppointmentsResponse\x12s\n\x10RecordAttendance\x12..iopcare.scheduling.v1.RecordAttendanceRequest\x1a/.iopcare.scheduling.v1.RecordAttendanceResponseB\x02P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.iopcare/scheduling/v1/scheduling_service.proto\x12\x15iopcare.scheduling.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"B\n\x0cOpeningHours\x12\x13\n\x0b\x64\x61y_of_week\x18\x01 \x01(\t\x12\r\n\x05opens\x18\x02 \x01(\t\x12\x0e\n\x06\x63loses\x18\x03 \x01(\t\"\xf0\x01\n\x08Schedule\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x15\n\rservice_types\x18\x06 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x07 \x01(\x05\x12:\n\ropening_hours\x18\x08 \x03(\x0b\x32#.iopcare.scheduling.v1.OpeningHours\x12\x14\n\x0c\x63losed_dates\x18\t \x03(\t\x12\x0e\n\x06\x61\x63tive\x18\n \x01(\x08\x12\x11\n\tfhir_json\x18\x0b \x01(\t\"^\n\x15\x43reateScheduleRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x31\n\x08schedule\x18\x02 \x01(\x0b\x32\x1f.iopcare.scheduling.v1.Schedule\"K\n\x16\x43reateScheduleResponse\x12\x31\n\x08schedule\x18\x01 \x01(\x0b\x32\x1f.iopcare.scheduling.v1.Schedule\" \n\x12GetScheduleRequest\x12\n\n\x02id\x18\x01 \x01(\t\"H\n\x13GetScheduleResponse\x12\x31\n\x08schedule\x18\x01 \x01(\x0b\x32\x1f.iopcare.scheduling.v1.Schedule\"~\n\x14ListSchedulesRequest\x12\r\n\x05\x61\x63tor\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x14\n\x0cservice_type\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"d\n\x15ListSchedulesResponse\x12\x32\n\tschedules\x18\x01 \x03(\x0b\x32\x1f.iopcare.scheduling.v1.Schedule\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x95\x01\n\x15UpdateScheduleRequest\x12\x31\n\x08schedule\x18\x01 \x01(\x0b\x32\x1f.iopcare.scheduling.v1.Schedule\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"K\n\x16UpdateScheduleResponse\x12\x31\n\x08schedule\x18\x01 \x01(\x0b\x32\x1f.iopcare.scheduling.v1.Schedule\"\xe5\x01\n\x10\x46indSlotsRequest\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x14\n\x0cservice_type\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x64uration_minutes\x18\x07 \x01(\x05\x12\x11\n\tpage_size\x18\x08 \x01(\x05\"\xc7\x01\n\x04Slot\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x61ppointment_id\x18\x05 \x01(\t\x12\x12\n\nseats_left\x18\x06 \x01(\x05\x12\x11\n\tfhir_json\x18\x07 \x01(\t\"R\n\x11\x46indSlotsResponse\x12*\n\x05slots\x18\x01 \x03(\x0b\x32\x1b.iopcare.scheduling.v1.Slot\x12\x11\n\ttruncated\x18\x02 \x01(\x08\"\x8a\x02\n\x0b\x41ppointment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61re_plan_id\x18\x07 \x01(\t\x12\x11\n\tfhir_json\x18\x08 \x01(\t\x12\x0c\n\x04kind\x18\t \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\n \x01(\x05\x12\x13\n\x0bseats_taken\x18\x0b \x01(\x05\"\x8e\x02\n\x16\x42ookAppointmentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x18\n\x10practitioner_ids\x18\x03 \x03(\t\x12\x13\n\x0blocation_id\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cservice_type\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x14\n\x0c\x63\x61re_plan_id\x18\t \x01(\t\"R\n\x17\x42ookAppointmentResponse\x12\x37\n\x0b\x61ppointment\x18\x01 \x01(\x0b\x32\".iopcare.scheduling.v1.Appointment\"\xf8\x01\n\x19\x43reateGroupSessionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0blocation_id\x18\x02 \x01(\t\x12\x17\n\x0f\x66\x61\x63ilitator_ids\x18\x03 \x03(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63\x61pacity\x18\x06 \x01(\x05\x12\x14\n\x0cservice_type\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\"U\n\x1a\x43reateGroupSessionResponse\x12\x37\n\x0b\x61ppointment\x18\x01 \x01(\x0b\x32\".iopcare.scheduling.v1.Appointment\"Y\n\x17JoinGroupSessionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61ppointment_id\x18\x02 \x01(\t\x12\x12\n\npatient_id\x18\x03 \x01(\t\"S\n\x18JoinGroupSessionResponse\x12\x37\n\x0b\x61ppointment\x18\x01 \x01(\x0b\x32\".iopcare.scheduling.v1.Appointment\"p\n\x18\x43\x61ncelAppointmentRequest\x12\x16\n\x0e\x61ppointment_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\npatient_id\x18\x04 \x01(\t\"b\n\x19\x43\x61ncelAppointmentResponse\x12\x37\n\x0b\x61ppointment\x18\x01 \x01(\x0b\x32\".iopcare.scheduling.v1.Appointment\x12\x0c\n\x04late\x18\x02 \x01(\x08\"\xbe\x01\n\x1cRescheduleAppointmentRequest\x12\x16\n\x0e\x61ppointment_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\t\"X\n\x1dRescheduleAppointmentResponse\x12\x37\n\x0b\x61ppointment\x18\x01 \x01(\x0b\x32\".iopcare.scheduling.v1.Appointment\"#\n\x15GetAppointmentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"Q\n\x16GetAppointmentResponse\x12\x37\n\x0b\x61ppointment\x18\x01 \x01(\x0b\x32\".iopcare.scheduling.v1.Appointment\"\xd3\x01\n\x17ListAppointmentsRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x10\n\x08statuses\x18\x05 \x03(\t\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"m\n\x18ListAppointmentsResponse\x12\x38\n\x0c\x61ppointments\x18\x01 \x03(\x0b\x32\".iopcare.scheduling.v1.Appointment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x7f\n\x17RecordAttendanceRequest\x12\x16\n\x0e\x61ppointment_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\npatient_id\x18\x05 \x01(\t\"S\n\x18RecordAttendanceResponse\x12\x37\n\x0b\x61ppointment\x18\x01 \x01(\x0b\x32\".iopcare.scheduling.v1.Appointment\"`\n\x13GetIntensityRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x12\n\nstart_date\x18\x02 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x03 \x01(\t\x12\x0f\n\x07program\x18\x04 \x01(\t\"\xc7\x01\n\rWeekIntensity\x12\x10\n\x08iso_week\x18\x01 \x01(\t\x12\x17\n\x0fscheduled_hours\x18\x02 \x01(\x01\x12\x16\n\x0e\x61ttended_hours\x18\x03 \x01(\x01\x12\x15\n\rminimum_hours\x18\x04 \x01(\x01\x12\x15\n\rmaximum_hours\x18\x05 \x01(\x01\x12\x15\n\rbelow_minimum\x18\x06 \x01(\x08\x12\x15\n\rabove_maximum\x18\x07 \x01(\x08\x12\x17\n\x0fmissed_sessions\x18\x08 \x01(\x05\"h\n\x14GetIntensityResponse\x12\x33\n\x05weeks\x18\x01 \x03(\x0b\x32$.iopcare.scheduling.v1.WeekIntensity\x12\x1b\n\x13missed_two_in_a_row\x18\x02 \x01(\x08\"*\n\x14RecordCheckInRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\"\x7f\n\x15RecordCheckInResponse\x12\x0b\n\x03\x64\x61y\x18\x01 \x01(\t\x12\x31\n\rcheck_in_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04late\x18\x03 \x01(\x08\x12\x18\n\x10\x61lready_recorded\x18\x04 \x01(\x08\x32\xb0\r\n\x11SchedulingService\x12m\n\x0e\x43reateSchedule\x12,.iopcare.scheduling.v1.CreateScheduleRequest\x1a-.iopcare.scheduling.v1.CreateScheduleResponse\x12\x64\n\x0bGetSchedule\x12).iopcare.scheduling.v1.GetScheduleRequest\x1a*.iopcare.scheduling.v1.GetScheduleResponse\x12j\n\rListSchedules\x12+.iopcare.scheduling.v1.ListSchedulesRequest\x1a,.iopcare.scheduling.v1.ListSchedulesResponse\x12m\n\x0eUpdateSchedule\x12,.iopcare.scheduling.v1.UpdateScheduleRequest\x1a-.iopcare.scheduling.v1.UpdateScheduleResponse\x12^\n\tFindSlots\x12\'.iopcare.scheduling.v1.FindSlotsRequest\x1a(.iopcare.scheduling.v1.FindSlotsResponse\x12p\n\x0f\x42ookAppointment\x12-.iopcare.scheduling.v1.BookAppointmentRequest\x1a..iopcare.scheduling.v1.BookAppointmentResponse\x12y\n\x12\x43reateGroupSession\x12\x30.iopcare.scheduling.v1.CreateGroupSessionRequest\x1a\x31.iopcare.scheduling.v1.CreateGroupSessionResponse\x12s\n\x10JoinGroupSession\x12..iopcare.scheduling.v1.JoinGroupSessionRequest\x1a/.iopcare.scheduling.v1.JoinGroupSessionResponse\x12v\n\x11\x43\x61ncelAppointment\x12/.iopcare.scheduling.v1.CancelAppointmentRequest\x1a\x30.iopcare.scheduling.v1.CancelAppointmentResponse\x12\x82\x01\n\x15RescheduleAppointment\x12\x33.iopcare.scheduling.v1.RescheduleAppointmentRequest\x1a\x34.iopcare.scheduling.v1.RescheduleAppointmentResponse\x12m\n\x0eGetAppointment\x12,.iopcare.scheduling.v1.GetAppointmentRequest\x1a-.iopcare.scheduling.v1.GetAppointmentResponse\x12s\n\x10ListAppointments\x12..iopcare.scheduling.v1.ListAppointmentsRequest\x1a/.iopcare.scheduling.v1.ListAppointmentsResponse\x12s\n\x10RecordAttendance\x12..iopcare.scheduling.v1.RecordAttendanceRequest\x1a/.iopcare.scheduling.v1.RecordAttendanceResponse\x12j\n\rRecordCheckIn\x12+.iopcare.scheduling.v1.RecordCheckInRequest\x1a,.iopcare.scheduling.v1.RecordCheckInResponse\x12g\n\x0cGetIntensity\x12*.iopcare.scheduling.v1.GetIntensityRequest\x1a+.iopcare.scheduling.v1.GetIntensityResponseB\x02P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,16 +34,76 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'iopcare.scheduling.v1.sched
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'P\001'
-  _globals['_APPOINTMENT']._serialized_start=107
-  _globals['_APPOINTMENT']._serialized_end=320
-  _globals['_LISTAPPOINTMENTSREQUEST']._serialized_start=322
-  _globals['_LISTAPPOINTMENTSREQUEST']._serialized_end=406
-  _globals['_LISTAPPOINTMENTSRESPONSE']._serialized_start=408
-  _globals['_LISTAPPOINTMENTSRESPONSE']._serialized_end=517
-  _globals['_RECORDATTENDANCEREQUEST']._serialized_start=519
-  _globals['_RECORDATTENDANCEREQUEST']._serialized_end=626
-  _globals['_RECORDATTENDANCERESPONSE']._serialized_start=628
-  _globals['_RECORDATTENDANCERESPONSE']._serialized_end=711
-  _globals['_SCHEDULINGSERVICE']._serialized_start=714
-  _globals['_SCHEDULINGSERVICE']._serialized_end=967
+  _globals['_OPENINGHOURS']._serialized_start=140
+  _globals['_OPENINGHOURS']._serialized_end=206
+  _globals['_SCHEDULE']._serialized_start=209
+  _globals['_SCHEDULE']._serialized_end=449
+  _globals['_CREATESCHEDULEREQUEST']._serialized_start=451
+  _globals['_CREATESCHEDULEREQUEST']._serialized_end=545
+  _globals['_CREATESCHEDULERESPONSE']._serialized_start=547
+  _globals['_CREATESCHEDULERESPONSE']._serialized_end=622
+  _globals['_GETSCHEDULEREQUEST']._serialized_start=624
+  _globals['_GETSCHEDULEREQUEST']._serialized_end=656
+  _globals['_GETSCHEDULERESPONSE']._serialized_start=658
+  _globals['_GETSCHEDULERESPONSE']._serialized_end=730
+  _globals['_LISTSCHEDULESREQUEST']._serialized_start=732
+  _globals['_LISTSCHEDULESREQUEST']._serialized_end=858
+  _globals['_LISTSCHEDULESRESPONSE']._serialized_start=860
+  _globals['_LISTSCHEDULESRESPONSE']._serialized_end=960
+  _globals['_UPDATESCHEDULEREQUEST']._serialized_start=963
+  _globals['_UPDATESCHEDULEREQUEST']._serialized_end=1112
+  _globals['_UPDATESCHEDULERESPONSE']._serialized_start=1114
+  _globals['_UPDATESCHEDULERESPONSE']._serialized_end=1189
+  _globals['_FINDSLOTSREQUEST']._serialized_start=1192
+  _globals['_FINDSLOTSREQUEST']._serialized_end=1421
+  _globals['_SLOT']._serialized_start=1424
+  _globals['_SLOT']._serialized_end=1623
+  _globals['_FINDSLOTSRESPONSE']._serialized_start=1625
+  _globals['_FINDSLOTSRESPONSE']._serialized_end=1707
+  _globals['_APPOINTMENT']._serialized_start=1710
+  _globals['_APPOINTMENT']._serialized_end=1976
+  _globals['_BOOKAPPOINTMENTREQUEST']._serialized_start=1979
+  _globals['_BOOKAPPOINTMENTREQUEST']._serialized_end=2249
+  _globals['_BOOKAPPOINTMENTRESPONSE']._serialized_start=2251
+  _globals['_BOOKAPPOINTMENTRESPONSE']._serialized_end=2333
+  _globals['_CREATEGROUPSESSIONREQUEST']._serialized_start=2336
+  _globals['_CREATEGROUPSESSIONREQUEST']._serialized_end=2584
+  _globals['_CREATEGROUPSESSIONRESPONSE']._serialized_start=2586
+  _globals['_CREATEGROUPSESSIONRESPONSE']._serialized_end=2671
+  _globals['_JOINGROUPSESSIONREQUEST']._serialized_start=2673
+  _globals['_JOINGROUPSESSIONREQUEST']._serialized_end=2762
+  _globals['_JOINGROUPSESSIONRESPONSE']._serialized_start=2764
+  _globals['_JOINGROUPSESSIONRESPONSE']._serialized_end=2847
+  _globals['_CANCELAPPOINTMENTREQUEST']._serialized_start=2849
+  _globals['_CANCELAPPOINTMENTREQUEST']._serialized_end=2961
+  _globals['_CANCELAPPOINTMENTRESPONSE']._serialized_start=2963
+  _globals['_CANCELAPPOINTMENTRESPONSE']._serialized_end=3061
+  _globals['_RESCHEDULEAPPOINTMENTREQUEST']._serialized_start=3064
+  _globals['_RESCHEDULEAPPOINTMENTREQUEST']._serialized_end=3254
+  _globals['_RESCHEDULEAPPOINTMENTRESPONSE']._serialized_start=3256
+  _globals['_RESCHEDULEAPPOINTMENTRESPONSE']._serialized_end=3344
+  _globals['_GETAPPOINTMENTREQUEST']._serialized_start=3346
+  _globals['_GETAPPOINTMENTREQUEST']._serialized_end=3381
+  _globals['_GETAPPOINTMENTRESPONSE']._serialized_start=3383
+  _globals['_GETAPPOINTMENTRESPONSE']._serialized_end=3464
+  _globals['_LISTAPPOINTMENTSREQUEST']._serialized_start=3467
+  _globals['_LISTAPPOINTMENTSREQUEST']._serialized_end=3678
+  _globals['_LISTAPPOINTMENTSRESPONSE']._serialized_start=3680
+  _globals['_LISTAPPOINTMENTSRESPONSE']._serialized_end=3789
+  _globals['_RECORDATTENDANCEREQUEST']._serialized_start=3791
+  _globals['_RECORDATTENDANCEREQUEST']._serialized_end=3918
+  _globals['_RECORDATTENDANCERESPONSE']._serialized_start=3920
+  _globals['_RECORDATTENDANCERESPONSE']._serialized_end=4003
+  _globals['_GETINTENSITYREQUEST']._serialized_start=4005
+  _globals['_GETINTENSITYREQUEST']._serialized_end=4101
+  _globals['_WEEKINTENSITY']._serialized_start=4104
+  _globals['_WEEKINTENSITY']._serialized_end=4303
+  _globals['_GETINTENSITYRESPONSE']._serialized_start=4305
+  _globals['_GETINTENSITYRESPONSE']._serialized_end=4409
+  _globals['_RECORDCHECKINREQUEST']._serialized_start=4411
+  _globals['_RECORDCHECKINREQUEST']._serialized_end=4453
+  _globals['_RECORDCHECKINRESPONSE']._serialized_start=4455
+  _globals['_RECORDCHECKINRESPONSE']._serialized_end=4582
+  _globals['_SCHEDULINGSERVICE']._serialized_start=4585
+  _globals['_SCHEDULINGSERVICE']._serialized_end=6297
 # @@protoc_insertion_point(module_scope)

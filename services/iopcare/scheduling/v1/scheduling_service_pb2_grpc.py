@@ -26,8 +26,13 @@ if _version_not_supported:
 
 
 class SchedulingServiceStub:
-    """Turns plan activities into Appointments (FHIR R4) and serves the patient's timetable. Every
-    method needs a bearer token; errors carry `google.rpc` details.
+    """Keeps the program's calendars (FHIR R4 Schedule per practitioner and per group room), computes
+    free Slots, books Appointments (individual sessions and group sessions), records attendance and
+    reports each patient's program intensity. Every method needs a bearer token; errors carry
+    `google.rpc` details (ErrorInfo with an UPPER_SNAKE reason, BadRequest with field violations).
+    Times on the wire are UTC instants; opening hours and holidays are in the program's time zone
+    (`IOPCARE_PROGRAM_TIMEZONE`), so a group that meets at 09:00 meets at 09:00 local time on both
+    sides of a daylight-saving change.
     """
 
     def __init__(self, channel):
@@ -36,6 +41,61 @@ class SchedulingServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.CreateSchedule = channel.unary_unary(
+                '/iopcare.scheduling.v1.SchedulingService/CreateSchedule',
+                request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.CreateScheduleRequest.SerializeToString,
+                response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.CreateScheduleResponse.FromString,
+                _registered_method=True)
+        self.GetSchedule = channel.unary_unary(
+                '/iopcare.scheduling.v1.SchedulingService/GetSchedule',
+                request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetScheduleRequest.SerializeToString,
+                response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetScheduleResponse.FromString,
+                _registered_method=True)
+        self.ListSchedules = channel.unary_unary(
+                '/iopcare.scheduling.v1.SchedulingService/ListSchedules',
+                request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListSchedulesRequest.SerializeToString,
+                response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListSchedulesResponse.FromString,
+                _registered_method=True)
+        self.UpdateSchedule = channel.unary_unary(
+                '/iopcare.scheduling.v1.SchedulingService/UpdateSchedule',
+                request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.UpdateScheduleRequest.SerializeToString,
+                response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.UpdateScheduleResponse.FromString,
+                _registered_method=True)
+        self.FindSlots = channel.unary_unary(
+                '/iopcare.scheduling.v1.SchedulingService/FindSlots',
+                request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.FindSlotsRequest.SerializeToString,
+                response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.FindSlotsResponse.FromString,
+                _registered_method=True)
+        self.BookAppointment = channel.unary_unary(
+                '/iopcare.scheduling.v1.SchedulingService/BookAppointment',
+                request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.BookAppointmentRequest.SerializeToString,
+                response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.BookAppointmentResponse.FromString,
+                _registered_method=True)
+        self.CreateGroupSession = channel.unary_unary(
+                '/iopcare.scheduling.v1.SchedulingService/CreateGroupSession',
+                request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.CreateGroupSessionRequest.SerializeToString,
+                response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.CreateGroupSessionResponse.FromString,
+                _registered_method=True)
+        self.JoinGroupSession = channel.unary_unary(
+                '/iopcare.scheduling.v1.SchedulingService/JoinGroupSession',
+                request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.JoinGroupSessionRequest.SerializeToString,
+                response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.JoinGroupSessionResponse.FromString,
+                _registered_method=True)
+        self.CancelAppointment = channel.unary_unary(
+                '/iopcare.scheduling.v1.SchedulingService/CancelAppointment',
+                request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.CancelAppointmentRequest.SerializeToString,
+                response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.CancelAppointmentResponse.FromString,
+                _registered_method=True)
+        self.RescheduleAppointment = channel.unary_unary(
+                '/iopcare.scheduling.v1.SchedulingService/RescheduleAppointment',
+                request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RescheduleAppointmentRequest.SerializeToString,
+                response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RescheduleAppointmentResponse.FromString,
+                _registered_method=True)
+        self.GetAppointment = channel.unary_unary(
+                '/iopcare.scheduling.v1.SchedulingService/GetAppointment',
+                request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetAppointmentRequest.SerializeToString,
+                response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetAppointmentResponse.FromString,
+                _registered_method=True)
         self.ListAppointments = channel.unary_unary(
                 '/iopcare.scheduling.v1.SchedulingService/ListAppointments',
                 request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListAppointmentsRequest.SerializeToString,
@@ -46,15 +106,130 @@ class SchedulingServiceStub:
                 request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordAttendanceRequest.SerializeToString,
                 response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordAttendanceResponse.FromString,
                 _registered_method=True)
+        self.RecordCheckIn = channel.unary_unary(
+                '/iopcare.scheduling.v1.SchedulingService/RecordCheckIn',
+                request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordCheckInRequest.SerializeToString,
+                response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordCheckInResponse.FromString,
+                _registered_method=True)
+        self.GetIntensity = channel.unary_unary(
+                '/iopcare.scheduling.v1.SchedulingService/GetIntensity',
+                request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetIntensityRequest.SerializeToString,
+                response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetIntensityResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulingServiceServicer:
-    """Turns plan activities into Appointments (FHIR R4) and serves the patient's timetable. Every
-    method needs a bearer token; errors carry `google.rpc` details.
+    """Keeps the program's calendars (FHIR R4 Schedule per practitioner and per group room), computes
+    free Slots, books Appointments (individual sessions and group sessions), records attendance and
+    reports each patient's program intensity. Every method needs a bearer token; errors carry
+    `google.rpc` details (ErrorInfo with an UPPER_SNAKE reason, BadRequest with field violations).
+    Times on the wire are UTC instants; opening hours and holidays are in the program's time zone
+    (`IOPCARE_PROGRAM_TIMEZONE`), so a group that meets at 09:00 meets at 09:00 local time on both
+    sides of a daylight-saving change.
     """
 
+    def CreateSchedule(self, request, context):
+        """Creates a calendar for a practitioner (`Practitioner/{id}`) or a group room
+        (`Location/{id}`, with a capacity) and emits `iopcare.scheduling.schedule.created.v1`.
+        Administrators, case managers and system identities only. Retrying with the same
+        `request_id` returns the first attempt's schedule. ALREADY_EXISTS when the actor already has
+        a schedule.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSchedule(self, request, context):
+        """Returns one schedule.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSchedules(self, request, context):
+        """Lists schedules, filtered by actor, kind, role or session type (for FHIR Schedule search).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSchedule(self, request, context):
+        """Changes a schedule's opening hours, holidays, capacity, role, session types or active flag
+        (the fields named in `update_mask`) if `expected_version` is still current. Bookings already
+        made stay; only new bookings and slots follow the new hours.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindSlots(self, request, context):
+        """Free slots within a range: the schedules' opening hours minus holidays minus bookings, cut
+        into slots of the requested length. Selects schedules by id, actor, role or session type;
+        for a room it also offers the existing group sessions that still have seats.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BookAppointment(self, request, context):
+        """Books an individual session: one patient with one or two practitioners, optionally in a
+        room. FAILED_PRECONDITION with reason DOUBLE_BOOKED when the patient, a practitioner or the
+        room is already booked in an overlapping time, OUTSIDE_OPENING_HOURS when a practitioner's
+        or the room's calendar is closed then. Emits `iopcare.scheduling.appointment.booked.v1`.
+        Idempotent by `request_id`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateGroupSession(self, request, context):
+        """Creates a group session in a room: one Appointment with one or two facilitators and up to
+        the room's capacity patients (none yet; they join with JoinGroupSession). Emits
+        `iopcare.scheduling.group-session.created.v1`. Idempotent by `request_id`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def JoinGroupSession(self, request, context):
+        """Adds a patient to a group session. FAILED_PRECONDITION with reason SESSION_FULL when no seat
+        is left, DOUBLE_BOOKED when the patient has another session then; ALREADY_EXISTS when the
+        patient is already in it. Emits `iopcare.scheduling.appointment.booked.v1` (key: the
+        patient). Idempotent by `request_id`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelAppointment(self, request, context):
+        """Cancels an appointment with a reason; a cancellation less than 24 hours before the start is
+        marked late. For a group session with `patient_id` set, only that patient leaves (the seat
+        frees); otherwise the whole session is cancelled. Emits
+        `iopcare.scheduling.appointment.updated.v1`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RescheduleAppointment(self, request, context):
+        """Moves an appointment to a new time with a reason, under the same double-booking rules as a
+        booking (every participant and the room must be free then). Emits
+        `iopcare.scheduling.appointment.updated.v1`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAppointment(self, request, context):
+        """Returns one appointment. A group session shows only the patients the caller may see.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAppointments(self, request, context):
-        """Lists a patient's appointments, earliest first.
+        """Lists appointments of a patient, of a practitioner or room (`actor`), filtered by status and
+        time range, earliest first (for FHIR Appointment search).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -62,9 +237,30 @@ class SchedulingServiceServicer:
 
     def RecordAttendance(self, request, context):
         """Records what happened to a session: arrived, checked-in, fulfilled, noshow or cancelled (with
-        a reason; a cancellation less than 24 hours before the start is marked late). Stores a new
+        a reason; a cancellation less than 24 hours before the start is marked late). For a group
+        session `patient_id` names whose attendance it is (one record per patient). Stores a new
         version of the Appointment if `expected_version` is still current and emits
-        `iopcare.scheduling.appointment.updated.v1`. Team members of the patient only.
+        `iopcare.scheduling.appointment.updated.v1`; a second missed session in a row also emits
+        `iopcare.scheduling.dropout-risk.v1`. Team members of the patient only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordCheckIn(self, request, context):
+        """Records the patient's daily check-in for today (the program's local day). A program day is a
+        day the patient has a session; a check-in missing at the cutoff
+        (`IOPCARE_SCHEDULING_CHECKIN_CUTOFF`, 10:00 local by default) emits
+        `iopcare.scheduling.checkin.missed.v1` within minutes. Checking in twice the same day returns
+        the first check-in. Team members of the patient only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIntensity(self, request, context):
+        """A patient's program intensity per ISO week: scheduled and attended hours against the
+        program's rule (adult IOP 9 to 19 hours a week, adolescent at least 6; configurable).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -73,6 +269,61 @@ class SchedulingServiceServicer:
 
 def add_SchedulingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'CreateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSchedule,
+                    request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.CreateScheduleRequest.FromString,
+                    response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.CreateScheduleResponse.SerializeToString,
+            ),
+            'GetSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSchedule,
+                    request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetScheduleRequest.FromString,
+                    response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetScheduleResponse.SerializeToString,
+            ),
+            'ListSchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedules,
+                    request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListSchedulesRequest.FromString,
+                    response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListSchedulesResponse.SerializeToString,
+            ),
+            'UpdateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSchedule,
+                    request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.UpdateScheduleRequest.FromString,
+                    response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.UpdateScheduleResponse.SerializeToString,
+            ),
+            'FindSlots': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindSlots,
+                    request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.FindSlotsRequest.FromString,
+                    response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.FindSlotsResponse.SerializeToString,
+            ),
+            'BookAppointment': grpc.unary_unary_rpc_method_handler(
+                    servicer.BookAppointment,
+                    request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.BookAppointmentRequest.FromString,
+                    response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.BookAppointmentResponse.SerializeToString,
+            ),
+            'CreateGroupSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateGroupSession,
+                    request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.CreateGroupSessionRequest.FromString,
+                    response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.CreateGroupSessionResponse.SerializeToString,
+            ),
+            'JoinGroupSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.JoinGroupSession,
+                    request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.JoinGroupSessionRequest.FromString,
+                    response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.JoinGroupSessionResponse.SerializeToString,
+            ),
+            'CancelAppointment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelAppointment,
+                    request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.CancelAppointmentRequest.FromString,
+                    response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.CancelAppointmentResponse.SerializeToString,
+            ),
+            'RescheduleAppointment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RescheduleAppointment,
+                    request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RescheduleAppointmentRequest.FromString,
+                    response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RescheduleAppointmentResponse.SerializeToString,
+            ),
+            'GetAppointment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAppointment,
+                    request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetAppointmentRequest.FromString,
+                    response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetAppointmentResponse.SerializeToString,
+            ),
             'ListAppointments': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAppointments,
                     request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListAppointmentsRequest.FromString,
@@ -83,6 +334,16 @@ def add_SchedulingServiceServicer_to_server(servicer, server):
                     request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordAttendanceRequest.FromString,
                     response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordAttendanceResponse.SerializeToString,
             ),
+            'RecordCheckIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordCheckIn,
+                    request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordCheckInRequest.FromString,
+                    response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordCheckInResponse.SerializeToString,
+            ),
+            'GetIntensity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIntensity,
+                    request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetIntensityRequest.FromString,
+                    response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetIntensityResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'iopcare.scheduling.v1.SchedulingService', rpc_method_handlers)
@@ -92,9 +353,311 @@ def add_SchedulingServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SchedulingService:
-    """Turns plan activities into Appointments (FHIR R4) and serves the patient's timetable. Every
-    method needs a bearer token; errors carry `google.rpc` details.
+    """Keeps the program's calendars (FHIR R4 Schedule per practitioner and per group room), computes
+    free Slots, books Appointments (individual sessions and group sessions), records attendance and
+    reports each patient's program intensity. Every method needs a bearer token; errors carry
+    `google.rpc` details (ErrorInfo with an UPPER_SNAKE reason, BadRequest with field violations).
+    Times on the wire are UTC instants; opening hours and holidays are in the program's time zone
+    (`IOPCARE_PROGRAM_TIMEZONE`), so a group that meets at 09:00 meets at 09:00 local time on both
+    sides of a daylight-saving change.
     """
+
+    @staticmethod
+    def CreateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.scheduling.v1.SchedulingService/CreateSchedule',
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.CreateScheduleRequest.SerializeToString,
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.CreateScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.scheduling.v1.SchedulingService/GetSchedule',
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetScheduleRequest.SerializeToString,
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.scheduling.v1.SchedulingService/ListSchedules',
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListSchedulesRequest.SerializeToString,
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListSchedulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.scheduling.v1.SchedulingService/UpdateSchedule',
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.UpdateScheduleRequest.SerializeToString,
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.UpdateScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindSlots(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.scheduling.v1.SchedulingService/FindSlots',
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.FindSlotsRequest.SerializeToString,
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.FindSlotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BookAppointment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.scheduling.v1.SchedulingService/BookAppointment',
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.BookAppointmentRequest.SerializeToString,
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.BookAppointmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateGroupSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.scheduling.v1.SchedulingService/CreateGroupSession',
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.CreateGroupSessionRequest.SerializeToString,
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.CreateGroupSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def JoinGroupSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.scheduling.v1.SchedulingService/JoinGroupSession',
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.JoinGroupSessionRequest.SerializeToString,
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.JoinGroupSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelAppointment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.scheduling.v1.SchedulingService/CancelAppointment',
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.CancelAppointmentRequest.SerializeToString,
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.CancelAppointmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RescheduleAppointment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.scheduling.v1.SchedulingService/RescheduleAppointment',
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RescheduleAppointmentRequest.SerializeToString,
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RescheduleAppointmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAppointment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.scheduling.v1.SchedulingService/GetAppointment',
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetAppointmentRequest.SerializeToString,
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetAppointmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def ListAppointments(request,
@@ -140,6 +703,60 @@ class SchedulingService:
             '/iopcare.scheduling.v1.SchedulingService/RecordAttendance',
             iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordAttendanceRequest.SerializeToString,
             iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordAttendanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordCheckIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.scheduling.v1.SchedulingService/RecordCheckIn',
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordCheckInRequest.SerializeToString,
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.RecordCheckInResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIntensity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.scheduling.v1.SchedulingService/GetIntensity',
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetIntensityRequest.SerializeToString,
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetIntensityResponse.FromString,
             options,
             channel_credentials,
             insecure,
