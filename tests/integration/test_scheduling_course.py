@@ -137,7 +137,6 @@ def test_a_plan_activity_becomes_a_week_of_sessions_attended_and_reported(
 def test_a_group_session_seats_patients_records_each_ones_attendance_and_frees_a_seat(
     stub: pb_grpc.CarePlanServiceStub, settings: Settings, scheduling: ServiceRuntime
 ) -> None:
-    del stub  # careplan runs so that the teams reach scheduling
     with harness.channel(scheduling) as channel:
         sched = sc_grpc.SchedulingServiceStub(channel)
         room, facilitator = new_id("room"), new_id("fac")
@@ -237,6 +236,22 @@ def test_a_group_session_seats_patients_records_each_ones_attendance_and_frees_a
         "accepted",
         "declined",
     ]
+
+    # careplan's holistic view: each patient sees the session with their own attendance.
+    def statuses() -> dict[str, list[str]] | None:
+        seen = {
+            patient: [
+                s.status
+                for s in stub.GetPatientPlan(
+                    pb.GetPatientPlanRequest(patient_id=patient), metadata=admin(settings)
+                ).upcoming_sessions
+                if s.appointment_id == session.id
+            ]
+            for patient in (a, b, c)
+        }
+        return seen if seen == {a: ["fulfilled"], b: ["cancelled"], c: ["booked"]} else None
+
+    harness.eventually(statuses, timeout=30)
 
 
 def test_a_missed_daily_check_in_is_reported_once_after_the_cutoff(

@@ -57,6 +57,7 @@ def build(
         {
             scheduling_codes.EVENT_APPOINTMENTS_PROPOSED: view.on_appointments_proposed,
             scheduling_codes.EVENT_APPOINTMENT_UPDATED: view.on_appointment_updated,
+            scheduling_codes.EVENT_APPOINTMENT_BOOKED: view.on_appointment_updated,
             notes_codes.EVENT_MESSAGE_POSTED: view.on_message_posted,
             notes_codes.EVENT_MESSAGE_RETRACTED: view.on_message_retracted,
             notes_codes.EVENT_NOTE_SIGNED: view.on_note_signed,

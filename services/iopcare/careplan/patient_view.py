@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select
 
@@ -26,6 +27,7 @@ from iopcare.kit.events import ReceivedEvent
 from iopcare.kit.teams import today
 from iopcare.kit.versioned import Stored
 from iopcare.notes.domain import documents, privacy
+from iopcare.scheduling import codes as scheduling_codes
 
 UPCOMING_LIMIT = 20
 NOTES_LIMIT = 10
@@ -79,6 +81,17 @@ class PatientPlan:
     notes: list[NoteSummary] = field(default_factory=list)
 
 
+def _patient_status(session_status: str, participant: Any) -> str:
+    """What a session is for one of its patients: in a group session their own attendance
+    (scheduling's participant extension), or cancelled once they left it (declined)."""
+    for extension in participant.extension or []:
+        if extension.url == scheduling_codes.ATTENDANCE_EXTENSION and extension.valueCode:
+            return str(extension.valueCode)
+    if participant.status == "declined" and session_status not in ("cancelled", "noshow"):
+        return "cancelled"
+    return session_status
+
+
 class PatientView(ServiceBase):
     # Projections ---------------------------------------------------------------------------
     def on_appointments_proposed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
@@ -89,24 +102,11 @@ class PatientView(ServiceBase):
         self._project_appointment(uow.conn, received.resource)
 
     def _project_appointment(self, conn: Connection, appointment: fhir.Resource) -> None:
-        patient_id = next(
-            (
-                fhir.reference_id(p.actor.reference, "Patient")
-                for p in appointment.participant or []
-                if p.actor and fhir.reference_id(p.actor.reference, "Patient")
-            ),
-            None,
-        )
-        if not patient_id or appointment.start is None or appointment.end is None:
+        """One row per patient the Appointment names: scheduling sends a group session once per
+        patient, each copy naming that patient alone with their own attendance."""
+        if appointment.start is None or appointment.end is None:
             return
         version = int(appointment.meta.versionId or 1) if appointment.meta else 1
-        current = conn.execute(
-            select(store.session_view.c.version).where(
-                store.session_view.c.appointment_id == appointment.id
-            )
-        ).scalar()
-        if current is not None and current >= version:
-            return  # a replay or a late copy: never roll the view back
         plan_id = next(
             (
                 fhir.reference_id(ref.reference, "CarePlan")
@@ -115,21 +115,30 @@ class PatientView(ServiceBase):
             ),
             None,
         )
-        conn.execute(
-            delete(store.session_view).where(store.session_view.c.appointment_id == appointment.id)
-        )
-        conn.execute(
-            insert(store.session_view).values(
-                appointment_id=appointment.id,
-                patient_id=patient_id,
-                care_plan_id=plan_id,
-                start=appointment.start,
-                end=appointment.end,
-                status=appointment.status,
-                description=(appointment.description or "")[:200] or None,
-                version=version,
+        v = store.session_view.c
+        for participant in appointment.participant or []:
+            patient_id = fhir.reference_id(
+                participant.actor.reference if participant.actor else None, "Patient"
             )
-        )
+            if not patient_id:
+                continue
+            row = (v.appointment_id == appointment.id) & (v.patient_id == patient_id)
+            current = conn.execute(select(v.version).where(row)).scalar()
+            if current is not None and current >= version:
+                continue  # a replay or a late copy: never roll the view back
+            conn.execute(delete(store.session_view).where(row))
+            conn.execute(
+                insert(store.session_view).values(
+                    appointment_id=appointment.id,
+                    patient_id=patient_id,
+                    care_plan_id=plan_id,
+                    start=appointment.start,
+                    end=appointment.end,
+                    status=_patient_status(appointment.status, participant),
+                    description=(appointment.description or "")[:200] or None,
+                    version=version,
+                )
+            )
 
     def on_message_posted(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
         message = received.resource

@@ -65,7 +65,8 @@ session_view = Table(
     "session_view",
     metadata,
     Column("appointment_id", String(64), primary_key=True),
-    Column("patient_id", String(64), nullable=False),
+    #: A group session has a row per patient, each with that patient's attendance.
+    Column("patient_id", String(64), primary_key=True),
     Column("care_plan_id", String(64), nullable=True),
     Column("start", DateTime(timezone=True), nullable=False),
     Column("end", DateTime(timezone=True), nullable=False),

@@ -1,0 +1,54 @@
+"""One row per session and patient in the view: a group session has several patients, each with
+their own attendance (scheduling sends each its own copy of the Appointment).
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-11-27
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+COLUMNS = 'appointment_id, patient_id, care_plan_id, start, "end", status, description, version'
+
+
+def _table(name: str, *primary_key: str) -> None:
+    op.create_table(
+        name,
+        sa.Column("appointment_id", sa.String(64), nullable=False),
+        sa.Column("patient_id", sa.String(64), nullable=False),
+        sa.Column("care_plan_id", sa.String(64), nullable=True),
+        sa.Column("start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("end", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("description", sa.String(200), nullable=True),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.PrimaryKeyConstraint(*primary_key, name=f"pk_{name}"),
+    )
+
+
+def _swap(*primary_key: str) -> None:
+    # A projection: copied across, the old table dropped, the new one renamed into its place.
+    _table("session_view_next", *primary_key)
+    op.execute(f"INSERT INTO session_view_next ({COLUMNS}) SELECT {COLUMNS} FROM session_view")
+    op.drop_index("ix_session_view_patient_start", "session_view")
+    op.drop_table("session_view")
+    op.rename_table("session_view_next", "session_view")
+    op.create_index("ix_session_view_patient_start", "session_view", ["patient_id", "start"])
+
+
+def upgrade() -> None:
+    _swap("appointment_id", "patient_id")
+
+
+def downgrade() -> None:
+    op.execute(
+        "DELETE FROM session_view WHERE EXISTS (SELECT 1 FROM session_view o WHERE "
+        "o.appointment_id = session_view.appointment_id AND o.patient_id < session_view.patient_id)"
+    )
+    _swap("appointment_id")
