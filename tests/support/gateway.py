@@ -106,3 +106,44 @@ def running_stack(
         gateway.services.close()
         for runtime in runtimes.values():
             runtime.stop(grace=0.5)
+
+
+def hl7_bundle_dir() -> Any:
+    """The official HL7 R4 example Bundles (same npm package as tests/support/hl7_examples.py,
+    which extracts only single resources), fetched once into `.cache/hl7/r4-bundles-4.0.1`."""
+    import shutil
+    import subprocess
+    import tarfile
+    import tempfile
+    from pathlib import Path
+
+    from tests.support import hl7_examples
+
+    cache = hl7_examples.CACHE.with_name("r4-bundles-4.0.1")
+    if (cache / ".complete").exists():
+        return cache
+    if shutil.which("npm") is None:
+        harness.missing("npm is not installed, so the HL7 example package cannot be fetched")
+    with tempfile.TemporaryDirectory() as folder:
+        subprocess.run(
+            ["npm", "pack", hl7_examples.PACKAGE, "--silent"],
+            cwd=folder,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        (archive,) = Path(folder).glob("*.tgz")
+        partial = cache.with_name(cache.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                name = Path(member.name).name
+                if member.isfile() and name.startswith("Bundle-") and name.endswith(".json"):
+                    extracted = tar.extractfile(member)
+                    if extracted is not None:
+                        (partial / name).write_bytes(extracted.read())
+        (partial / ".complete").touch()
+        shutil.rmtree(cache, ignore_errors=True)
+        partial.rename(cache)
+    return cache
