@@ -1,0 +1,467 @@
+"""`POST /fhir/$handoff`: step-down handoffs from an inpatient unit, over HTTP, into the real
+services, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import harness
+from tests.support.gateway import FHIR_JSON, Stack, hl7_bundle_dir, running_stack, system_token
+
+JSON_HEADERS = {"Content-Type": FHIR_JSON}
+MRN_SYSTEM = "urn:oid:2.16.840.1.113883.3.72.5.20"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+SUD_LABEL = {
+    "system": ACT_CODE,
+    "code": "ETH",
+    "display": "substance abuse information sensitivity",
+}
+RESTRICTED = {"system": CONFIDENTIALITY, "code": "R", "display": "restricted"}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    kafka_bootstrap: str,
+) -> Iterator[Stack]:
+    folder: Path = tmp_path_factory.mktemp("handoff")
+    settings = harness.settings_for(
+        folder, kafka_bootstrap, harness.isolated_topics(kafka_bootstrap)
+    )
+    names = ("careplan", "scheduling", "notes")
+    if request.param == "sqlite":
+        urls = {name: f"sqlite:///{folder / name}.db" for name in names}
+    else:
+        server = request.getfixturevalue("postgres_server")
+        if server is None:
+            harness.missing("PostgreSQL is not available on this machine")
+        urls = {
+            name: str(server.create_database(f"g_{name}_{uuid.uuid4().hex[:8]}"))  # type: ignore[attr-defined]
+            for name in names
+        }
+    with running_stack(settings, urls) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def ehr(stack: Stack) -> Iterator[httpx.Client]:
+    with stack.client(system_token(stack.settings, subject="system:st-mary-inpatient")) as client:
+        yield client
+
+
+def discharge_bundle(mrn: str, bundle_type: str = "document") -> dict[str, Any]:
+    """A realistic discharge from a detox unit: a discharge summary document with the patient,
+    two diagnoses (one SUD-labelled under 42 CFR Part 2), medications, an allergy, the referral
+    to the IOP, the discharging physician, the encounter and a last PHQ-9."""
+    patient_url = f"urn:uuid:{uuid.uuid4()}"
+    urls = {
+        name: f"urn:uuid:{uuid.uuid4()}"
+        for name in ("enc", "doc", "c1", "c2", "m1", "m2", "a1", "sr", "obs", "comp")
+    }
+    subject = {"reference": patient_url}
+    resources: list[tuple[str, dict[str, Any]]] = [
+        (
+            urls["comp"],
+            {
+                "resourceType": "Composition",
+                "status": "final",
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://loinc.org",
+                            "code": "18842-5",
+                            "display": "Discharge summary",
+                        }
+                    ]
+                },
+                "subject": subject,
+                "date": "2026-11-26T15:00:00Z",
+                "author": [{"reference": urls["doc"]}],
+                "title": "Discharge summary: inpatient withdrawal management",
+                "section": [
+                    {
+                        "title": "Problems",
+                        "entry": [{"reference": urls["c1"]}, {"reference": urls["c2"]}],
+                    },
+                    {
+                        "title": "Medications",
+                        "entry": [{"reference": urls["m1"]}, {"reference": urls["m2"]}],
+                    },
+                    {"title": "Allergies", "entry": [{"reference": urls["a1"]}]},
+                ],
+            },
+        ),
+        (
+            patient_url,
+            {
+                "resourceType": "Patient",
+                "meta": {"security": [RESTRICTED]},
+                "identifier": [{"system": MRN_SYSTEM, "value": mrn}],
+                "name": [{"family": "Okafor", "given": ["Jordan"]}],
+                "gender": "other",
+                "birthDate": "1988-04-12",
+            },
+        ),
+        (
+            urls["doc"],
+            {
+                "resourceType": "Practitioner",
+                "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}],
+                "name": [{"family": "Lindqvist", "given": ["Maria"], "prefix": ["Dr"]}],
+            },
+        ),
+        (
+            urls["enc"],
+            {
+                "resourceType": "Encounter",
+                "status": "finished",
+                "class": {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    "code": "IMP",
+                },
+                "subject": subject,
+                "period": {"start": "2026-11-19T09:00:00Z", "end": "2026-11-26T14:00:00Z"},
+            },
+        ),
+        (
+            urls["c1"],
+            {
+                "resourceType": "Condition",
+                "meta": {"security": [SUD_LABEL, RESTRICTED]},
+                "clinicalStatus": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                            "code": "active",
+                        }
+                    ]
+                },
+                "code": {
+                    "coding": [
+                        {
+                            "system": "http://hl7.org/fhir/sid/icd-10-cm",
+                            "code": "F10.20",
+                            "display": "Alcohol dependence, uncomplicated",
+                        }
+                    ]
+                },
+                "subject": subject,
+                "encounter": {"reference": urls["enc"]},
+            },
+        ),
+        (
+            urls["c2"],
+            {
+                "resourceType": "Condition",
+                "clinicalStatus": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                            "code": "active",
+                        }
+                    ]
+                },
+                "code": {
+                    "coding": [
+                        {
+                            "system": "http://hl7.org/fhir/sid/icd-10-cm",
+                            "code": "F32.1",
+                            "display": "Major depressive disorder, single episode, moderate",
+                        }
+                    ]
+                },
+                "subject": subject,
+            },
+        ),
+        (
+            urls["m1"],
+            {
+                "resourceType": "MedicationRequest",
+                "meta": {"security": [SUD_LABEL]},
+                "status": "active",
+                "intent": "order",
+                "medicationCodeableConcept": {
+                    "coding": [
+                        {
+                            "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                            "code": "1483744",
+                            "display": "naltrexone 50 MG Oral Tablet",
+                        }
+                    ]
+                },
+                "subject": subject,
+                "requester": {"reference": urls["doc"]},
+                "dosageInstruction": [{"text": "50 mg by mouth once daily"}],
+            },
+        ),
+        (
+            urls["m2"],
+            {
+                "resourceType": "MedicationStatement",
+                "status": "active",
+                "medicationCodeableConcept": {
+                    "coding": [
+                        {
+                            "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                            "code": "312938",
+                            "display": "sertraline 50 MG Oral Tablet",
+                        }
+                    ]
+                },
+                "subject": subject,
+            },
+        ),
+        (
+            urls["a1"],
+            {
+                "resourceType": "AllergyIntolerance",
+                "clinicalStatus": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                            "code": "active",
+                        }
+                    ]
+                },
+                "code": {
+                    "coding": [
+                        {
+                            "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                            "code": "7980",
+                            "display": "penicillin G",
+                        }
+                    ]
+                },
+                "patient": subject,
+                "reaction": [{"manifestation": [{"text": "hives"}]}],
+            },
+        ),
+        (
+            urls["sr"],
+            {
+                "resourceType": "ServiceRequest",
+                "identifier": [
+                    {"system": "urn:oid:2.16.840.1.113883.3.72.5.21", "value": f"ref-{mrn}"}
+                ],
+                "status": "active",
+                "intent": "order",
+                "code": {"text": "Intensive outpatient program (SUD and depression)"},
+                "subject": subject,
+                "requester": {"reference": urls["doc"]},
+            },
+        ),
+        (
+            urls["obs"],
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
+                "subject": subject,
+                "effectiveDateTime": "2026-11-26T10:00:00Z",
+                "valueInteger": 14,
+            },
+        ),
+    ]
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "identifier": {"system": "urn:oid:2.16.840.1.113883.3.72.5.9", "value": f"dc-{mrn}"},
+        "type": bundle_type,
+        "timestamp": "2026-11-26T15:05:00Z",
+        "entry": [{"fullUrl": url, "resource": resource} for url, resource in resources],
+    }
+    if bundle_type == "transaction":
+        # As an EHR sends it: conditional creates keyed on the identifiers it knows.
+        for entry in bundle["entry"]:
+            resource = entry["resource"]
+            request: dict[str, Any] = {"method": "POST", "url": resource["resourceType"]}
+            if resource.get("identifier"):
+                first = resource["identifier"][0]
+                request["ifNoneExist"] = f"identifier={first['system']}|{first['value']}"
+            entry["request"] = request
+        del bundle["identifier"]  # the content hash keys it then
+    return bundle
+
+
+def outcome_of(response: httpx.Response) -> dict[str, list[str]]:
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["resourceType"] == "Parameters"
+    result: dict[str, list[str]] = {"created": [], "matched": [], "warnings": []}
+    for parameter in body["parameter"]:
+        if parameter["name"] in ("created", "matched"):
+            result[parameter["name"]].append(parameter["valueReference"]["reference"])
+        elif parameter["name"] == "outcome":
+            result["warnings"] += [
+                i["diagnostics"]
+                for i in parameter["resource"]["issue"]
+                if i["severity"] == "warning"
+            ]
+    return result
+
+
+def ids(refs: list[str], resource_type: str) -> list[str]:
+    return [r.split("/")[1] for r in refs if r.startswith(f"{resource_type}/")]
+
+
+def test_discharge_document_becomes_patient_stay_plan_and_note(
+    stack: Stack, ehr: httpx.Client
+) -> None:
+    mrn = uuid.uuid4().hex[:10]
+    response = ehr.post("/$handoff", json=discharge_bundle(mrn), headers=JSON_HEADERS)
+    result = outcome_of(response)
+    (patient_id,) = ids(result["created"], "Patient")
+    (episode_id,) = ids(result["created"], "EpisodeOfCare")
+    (plan_id,) = ids(result["created"], "CarePlan")
+    assert len(ids(result["created"], "Communication")) == 1
+    # Entries not taken in are reported, as is the intake appointment no RPC can propose yet.
+    assert any("Observation" in w for w in result["warnings"])
+    assert any("Encounter" in w for w in result["warnings"])
+    assert any("intake" in w for w in result["warnings"])
+
+    episode = ehr.get(f"/EpisodeOfCare/{episode_id}").json()
+    assert episode["status"] == "planned"
+    assert episode["patient"]["reference"] == f"Patient/{patient_id}"
+    assert episode["referralRequest"][0]["identifier"]["value"] == f"ref-{mrn}"
+    plan = ehr.get(f"/CarePlan/{plan_id}").json()
+    assert plan["status"] == "draft"
+    contained = {c["id"]: c for c in plan["contained"]}
+    addressed = [contained[a["reference"][1:]] for a in plan["addresses"]]
+    assert sorted(c["code"]["coding"][0]["code"] for c in addressed) == ["F10.20", "F32.1"]
+    supporting = {s["reference"] for s in plan["supportingInfo"]}
+    assert f"EpisodeOfCare/{episode_id}" in supporting
+    kinds = sorted(contained[s[1:]]["resourceType"] for s in supporting if s.startswith("#"))
+    assert kinds == ["AllergyIntolerance", "MedicationRequest", "MedicationStatement"]
+    assert all(
+        c["subject" if "subject" in c else "patient"]["reference"] == f"Patient/{patient_id}"
+        for c in contained.values()
+    )
+    # Labels are kept on each copied resource, and the plan carries all of its sources'.
+    sud = next(c for c in addressed if c["code"]["coding"][0]["code"] == "F10.20")
+    assert {label["code"] for label in sud["meta"]["security"]} == {"ETH", "R"}
+    assert {label["code"] for label in plan["meta"]["security"]} >= {"ETH", "R"}
+    patient = ehr.get(f"/Patient/{patient_id}").json()
+    assert patient["identifier"][0]["value"] == mrn
+    assert patient["meta"]["security"][0]["code"] == "R"
+    thread = ehr.get("/Communication", params={"patient": patient_id}).json()
+    texts = [e["resource"]["payload"][0]["contentString"] for e in thread.get("entry", [])]
+    assert any("Step-down handoff" in t and f"CarePlan/{plan_id}" in t for t in texts)
+    assert not any("Alcohol" in t or "naltrexone" in t for t in texts)  # no clinical content
+
+
+def test_a_repeated_handoff_returns_the_first_result(ehr: httpx.Client) -> None:
+    bundle = discharge_bundle(uuid.uuid4().hex[:10])
+    first = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
+    again = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
+    assert again == first
+    (patient_id,) = ids(first["created"], "Patient")
+    assert ehr.get("/EpisodeOfCare", params={"patient": patient_id}).json()["total"] == 1
+    assert ehr.get("/CarePlan", params={"patient": patient_id}).json()["total"] == 1
+
+
+def test_ten_concurrent_repeats_of_a_transaction_make_one_of_everything(
+    ehr: httpx.Client,
+) -> None:
+    mrn = uuid.uuid4().hex[:10]
+    bundle = discharge_bundle(mrn, "transaction")
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        responses = list(
+            pool.map(lambda _: ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS), range(10))
+        )
+    results = [outcome_of(r) for r in responses]
+    assert all(r["created"] == results[0]["created"] for r in results), results
+    found = ehr.get("/Patient", params={"identifier": f"{MRN_SYSTEM}|{mrn}"}).json()
+    assert found["total"] == 1
+    patient_id = found["entry"][0]["resource"]["id"]
+    assert ehr.get("/EpisodeOfCare", params={"patient": patient_id}).json()["total"] == 1
+    assert ehr.get("/CarePlan", params={"patient": patient_id}).json()["total"] == 1
+    thread = ehr.get("/Communication", params={"patient": patient_id}).json()
+    notes = [
+        e
+        for e in thread.get("entry", [])
+        if "Step-down" in e["resource"]["payload"][0]["contentString"]
+    ]
+    assert len(notes) == 1
+
+
+def test_a_known_patient_is_matched_not_duplicated(ehr: httpx.Client) -> None:
+    mrn = uuid.uuid4().hex[:10]
+    registered = ehr.post(
+        "/Patient",
+        json={"resourceType": "Patient", "identifier": [{"system": MRN_SYSTEM, "value": mrn}]},
+        headers=JSON_HEADERS,
+    ).json()
+    result = outcome_of(ehr.post("/$handoff", json=discharge_bundle(mrn), headers=JSON_HEADERS))
+    assert result["matched"] == [f"Patient/{registered['id']}"]
+    assert not ids(result["created"], "Patient")
+
+
+def test_an_invalid_bundle_is_refused_whole_and_writes_nothing(ehr: httpx.Client) -> None:
+    mrn = uuid.uuid4().hex[:10]
+    bundle = discharge_bundle(mrn)
+    bundle["entry"][5]["resource"]["clinicalStatus"] = "active"  # a string, not a CodeableConcept
+    response = ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS)
+    assert response.status_code == 422, response.text
+    expressions = [e for i in response.json()["issue"] for e in i.get("expression", [])]
+    assert any("entry" in e and "clinicalStatus" in e for e in expressions), expressions
+    assert ehr.get("/Patient", params={"identifier": f"{MRN_SYSTEM}|{mrn}"}).json()["total"] == 0
+    for broken, status in (
+        ({"resourceType": "Bundle", "type": "searchset"}, 422),
+        (
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": {"resourceType": "Basic", "code": {"text": "x"}}}],
+            },
+            422,
+        ),
+        ({"resourceType": "Patient"}, 400),
+    ):
+        refused = ehr.post("/$handoff", json=broken, headers=JSON_HEADERS)
+        assert refused.status_code == status, refused.text
+        assert refused.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_read_only_token_cannot_hand_off(stack: Stack) -> None:
+    with stack.client(system_token(stack.settings, ["system/*.rs"])) as client:
+        response = client.post(
+            "/$handoff", json=discharge_bundle(uuid.uuid4().hex[:10]), headers=JSON_HEADERS
+        )
+    assert response.status_code == 403
+
+
+def test_official_hl7_bundles(ehr: httpx.Client) -> None:
+    folder = hl7_bundle_dir()
+    father = json.loads((folder / "Bundle-father.json").read_text())
+    # HL7's discharge summary document: its Patient has no identifier, so it cannot be matched
+    # or registered; refused with the reason.
+    refused = ehr.post("/$handoff", json=father, headers=JSON_HEADERS)
+    assert refused.status_code == 422
+    assert "identifier" in refused.text
+    # With an MRN added it is taken in: its medications and allergy go into the plan.
+    father = copy.deepcopy(father)
+    for entry in father["entry"]:
+        if entry["resource"]["resourceType"] == "Patient":
+            entry["resource"]["identifier"] = [{"system": MRN_SYSTEM, "value": uuid.uuid4().hex}]
+    father["identifier"]["value"] = f"urn:uuid:{uuid.uuid4()}"
+    result = outcome_of(ehr.post("/$handoff", json=father, headers=JSON_HEADERS))
+    (plan_id,) = ids(result["created"], "CarePlan")
+    plan = ehr.get(f"/CarePlan/{plan_id}").json()
+    kinds = sorted(c["resourceType"] for c in plan["contained"])
+    assert kinds == ["AllergyIntolerance", "MedicationRequest", "MedicationStatement"]
+    # HL7's collection with several patients and observations: the first patient is taken in,
+    # the observations reported.
+    references = json.loads((folder / "Bundle-bundle-references.json").read_text())
+    result = outcome_of(ehr.post("/$handoff", json=references, headers=JSON_HEADERS))
+    assert ids(result["created"] + result["matched"], "Patient")
+    assert sum("Observation" in w for w in result["warnings"]) == 7
