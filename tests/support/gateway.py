@@ -147,3 +147,285 @@ def hl7_bundle_dir() -> Any:
         shutil.rmtree(cache, ignore_errors=True)
         partial.rename(cache)
     return cache
+
+
+MRN_SYSTEM = "urn:oid:2.16.840.1.113883.3.72.5.20"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+SUD_LABEL = {
+    "system": ACT_CODE,
+    "code": "ETH",
+    "display": "substance abuse information sensitivity",
+}
+RESTRICTED = {"system": CONFIDENTIALITY, "code": "R", "display": "restricted"}
+
+
+def discharge_bundle(mrn: str, bundle_type: str = "document", vitals: int = 0) -> dict[str, Any]:
+    """A realistic discharge from a detox unit: a discharge summary document with the patient,
+    two diagnoses (one SUD-labelled under 42 CFR Part 2), medications, an allergy, the referral
+    to the IOP, the discharging physician, the encounter and a last PHQ-9."""
+    patient_url = f"urn:uuid:{uuid.uuid4()}"
+    urls = {
+        name: f"urn:uuid:{uuid.uuid4()}"
+        for name in ("enc", "doc", "c1", "c2", "m1", "m2", "a1", "sr", "obs", "comp")
+    }
+    subject = {"reference": patient_url}
+    resources: list[tuple[str, dict[str, Any]]] = [
+        (
+            urls["comp"],
+            {
+                "resourceType": "Composition",
+                "status": "final",
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://loinc.org",
+                            "code": "18842-5",
+                            "display": "Discharge summary",
+                        }
+                    ]
+                },
+                "subject": subject,
+                "date": "2026-11-26T15:00:00Z",
+                "author": [{"reference": urls["doc"]}],
+                "title": "Discharge summary: inpatient withdrawal management",
+                "section": [
+                    {
+                        "title": "Problems",
+                        "entry": [{"reference": urls["c1"]}, {"reference": urls["c2"]}],
+                    },
+                    {
+                        "title": "Medications",
+                        "entry": [{"reference": urls["m1"]}, {"reference": urls["m2"]}],
+                    },
+                    {"title": "Allergies", "entry": [{"reference": urls["a1"]}]},
+                ],
+            },
+        ),
+        (
+            patient_url,
+            {
+                "resourceType": "Patient",
+                "meta": {"security": [RESTRICTED]},
+                "identifier": [{"system": MRN_SYSTEM, "value": mrn}],
+                "name": [{"family": "Okafor", "given": ["Jordan"]}],
+                "gender": "other",
+                "birthDate": "1988-04-12",
+            },
+        ),
+        (
+            urls["doc"],
+            {
+                "resourceType": "Practitioner",
+                "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}],
+                "name": [{"family": "Lindqvist", "given": ["Maria"], "prefix": ["Dr"]}],
+            },
+        ),
+        (
+            urls["enc"],
+            {
+                "resourceType": "Encounter",
+                "status": "finished",
+                "class": {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    "code": "IMP",
+                },
+                "subject": subject,
+                "period": {"start": "2026-11-19T09:00:00Z", "end": "2026-11-26T14:00:00Z"},
+            },
+        ),
+        (
+            urls["c1"],
+            {
+                "resourceType": "Condition",
+                "meta": {"security": [SUD_LABEL, RESTRICTED]},
+                "clinicalStatus": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                            "code": "active",
+                        }
+                    ]
+                },
+                "code": {
+                    "coding": [
+                        {
+                            "system": "http://hl7.org/fhir/sid/icd-10-cm",
+                            "code": "F10.20",
+                            "display": "Alcohol dependence, uncomplicated",
+                        }
+                    ]
+                },
+                "subject": subject,
+                "encounter": {"reference": urls["enc"]},
+            },
+        ),
+        (
+            urls["c2"],
+            {
+                "resourceType": "Condition",
+                "clinicalStatus": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                            "code": "active",
+                        }
+                    ]
+                },
+                "code": {
+                    "coding": [
+                        {
+                            "system": "http://hl7.org/fhir/sid/icd-10-cm",
+                            "code": "F32.1",
+                            "display": "Major depressive disorder, single episode, moderate",
+                        }
+                    ]
+                },
+                "subject": subject,
+            },
+        ),
+        (
+            urls["m1"],
+            {
+                "resourceType": "MedicationRequest",
+                "meta": {"security": [SUD_LABEL]},
+                "status": "active",
+                "intent": "order",
+                "medicationCodeableConcept": {
+                    "coding": [
+                        {
+                            "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                            "code": "1483744",
+                            "display": "naltrexone 50 MG Oral Tablet",
+                        }
+                    ]
+                },
+                "subject": subject,
+                "requester": {"reference": urls["doc"]},
+                "dosageInstruction": [{"text": "50 mg by mouth once daily"}],
+            },
+        ),
+        (
+            urls["m2"],
+            {
+                "resourceType": "MedicationStatement",
+                "status": "active",
+                "medicationCodeableConcept": {
+                    "coding": [
+                        {
+                            "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                            "code": "312938",
+                            "display": "sertraline 50 MG Oral Tablet",
+                        }
+                    ]
+                },
+                "subject": subject,
+            },
+        ),
+        (
+            urls["a1"],
+            {
+                "resourceType": "AllergyIntolerance",
+                "clinicalStatus": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                            "code": "active",
+                        }
+                    ]
+                },
+                "code": {
+                    "coding": [
+                        {
+                            "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                            "code": "7980",
+                            "display": "penicillin G",
+                        }
+                    ]
+                },
+                "patient": subject,
+                "reaction": [{"manifestation": [{"text": "hives"}]}],
+            },
+        ),
+        (
+            urls["sr"],
+            {
+                "resourceType": "ServiceRequest",
+                "identifier": [
+                    {"system": "urn:oid:2.16.840.1.113883.3.72.5.21", "value": f"ref-{mrn}"}
+                ],
+                "status": "active",
+                "intent": "order",
+                "code": {"text": "Intensive outpatient program (SUD and depression)"},
+                "subject": subject,
+                "requester": {"reference": urls["doc"]},
+            },
+        ),
+        (
+            urls["obs"],
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
+                "subject": subject,
+                "effectiveDateTime": "2026-11-26T10:00:00Z",
+                "valueInteger": 14,
+            },
+        ),
+    ]
+    for n in range(vitals):
+        # A week of nursing vitals, as real discharge bundles carry (sizes a bundle for benches).
+        resources.append(
+            (
+                f"urn:uuid:{uuid.uuid4()}",
+                {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "category": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                    "code": "vital-signs",
+                                }
+                            ]
+                        }
+                    ],
+                    "code": {
+                        "coding": [
+                            {
+                                "system": "http://loinc.org",
+                                "code": "8867-4",
+                                "display": "Heart rate",
+                            }
+                        ]
+                    },
+                    "subject": subject,
+                    "effectiveDateTime": f"2026-11-{19 + n % 7:02d}T{n % 24:02d}:00:00Z",
+                    "valueQuantity": {
+                        "value": 60 + n % 40,
+                        "unit": "/min",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "/min",
+                    },
+                },
+            )
+        )
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "identifier": {"system": "urn:oid:2.16.840.1.113883.3.72.5.9", "value": f"dc-{mrn}"},
+        "type": bundle_type,
+        "timestamp": "2026-11-26T15:05:00Z",
+        "entry": [{"fullUrl": url, "resource": resource} for url, resource in resources],
+    }
+    if bundle_type == "transaction":
+        # As an EHR sends it: conditional creates keyed on the identifiers it knows.
+        for entry in bundle["entry"]:
+            resource = entry["resource"]
+            request: dict[str, Any] = {"method": "POST", "url": resource["resourceType"]}
+            if resource.get("identifier"):
+                first = resource["identifier"][0]
+                request["ifNoneExist"] = f"identifier={first['system']}|{first['value']}"
+            entry["request"] = request
+        del bundle["identifier"]  # the content hash keys it then
+    return bundle

@@ -141,7 +141,9 @@ class Gateway:
 
             return handoff(self, caller, request)
         if route.kind == routing.HANDOFF_SUMMARY:
-            raise http_error(501, "not-supported", "$handoff-summary is not implemented yet")
+            from iopcare.gateway.summary_out import handoff_summary
+
+            return handoff_summary(self, caller, route.id, request)
         handler = self.handler(route.type)
         if route.kind == routing.EVERYTHING:
             return self.everything(caller, route.id, request)
@@ -266,10 +268,8 @@ class Gateway:
             status,
             body,
             self.version_headers(found),
-            {
-                "resource": f"{found.resource.get('resourceType')}/{found.id}",
-                "patient": found.patient_id,
-            },
+            # The audit names the id and patient; the path names the type (no parsing on reads).
+            {"resource": found.id, "patient": found.patient_id},
         )
 
     def version_headers(self, found: Found) -> dict[str, str]:

@@ -8,6 +8,7 @@ from iopcare.gateway import registry
 from iopcare.kit.fhir import FHIR_VERSION
 
 HANDOFF_URL = "https://iopcare.org/fhir/OperationDefinition/handoff"
+HANDOFF_SUMMARY_URL = "https://iopcare.org/fhir/OperationDefinition/handoff-summary"
 SUMMARY_PARAMS = ["true", "false", "text", "data", "count"]
 
 TRANSACTION_RULE = (
@@ -83,10 +84,43 @@ def operation_definition(code: str) -> dict[str, Any]:
                 },
             ],
         }
+    if code == "handoff-summary":
+        return {
+            "resourceType": "OperationDefinition",
+            "id": "handoff-summary",
+            "url": HANDOFF_SUMMARY_URL,
+            "name": "HandoffSummary",
+            "title": "Transfer summary for the next provider",
+            "status": "active",
+            "kind": "operation",
+            "code": "handoff-summary",
+            "resource": ["EpisodeOfCare"],
+            "system": False,
+            "type": False,
+            "instance": True,
+            "affectsState": False,
+            "description": (
+                "A FHIR document Bundle (Composition first) for the provider who takes the "
+                "patient on: the IOP course and level-of-care history, plan and goals with "
+                "progress, measures over time, attendance, current medications and the care team. "
+                "Resources labelled ETH, SUD, PSY or PSYTHPN are withheld (42 CFR Part 2 needs a "
+                "Consent the gateway cannot check yet) and the document says how many."
+            ),
+            "parameter": [
+                {
+                    "name": "return",
+                    "use": "out",
+                    "min": 1,
+                    "max": "1",
+                    "type": "Bundle",
+                    "documentation": "The document Bundle.",
+                }
+            ],
+        }
     raise KeyError(code)
 
 
-OPERATIONS = ("handoff",)
+OPERATIONS = ("handoff", "handoff-summary")
 
 
 def capability_statement(base_url: str, max_body_bytes: int, software_version: str) -> Any:
@@ -114,6 +148,8 @@ def capability_statement(base_url: str, max_body_bytes: int, software_version: s
             ]
             if handler.includes:
                 entry["searchInclude"] = list(handler.includes)
+        if handler.type == "EpisodeOfCare":
+            entry["operation"] = [{"name": "handoff-summary", "definition": HANDOFF_SUMMARY_URL}]
         if handler.type == "Patient":
             entry["operation"] = [
                 {
