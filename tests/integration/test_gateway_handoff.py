@@ -20,6 +20,7 @@ from tests.support.gateway import (
     Stack,
     discharge_bundle,
     hl7_bundle_dir,
+    in_program,
     running_stack,
     system_token,
 )
@@ -94,11 +95,21 @@ def test_discharge_document_becomes_patient_stay_plan_and_note(
     assert any("Encounter" in w for w in result["warnings"])
     assert any("intake" in w for w in result["warnings"])
 
-    episode = ehr.get(f"/EpisodeOfCare/{episode_id}").json()
+    # Drawn from SUD-labelled records, the stay and the plan carry that label, and the gateway
+    # does not let them out without a consent it can check (42 CFR Part 2) ...
+    for path in (f"/EpisodeOfCare/{episode_id}", f"/CarePlan/{plan_id}"):
+        withheld = ehr.get(path)
+        assert withheld.status_code == 403
+        assert withheld.json()["issue"][0]["code"] == "suppressed"
+    search = ehr.get("/CarePlan", params={"patient": patient_id}).json()
+    assert search["total"] == 0
+    assert search["entry"][-1]["resource"]["issue"][0]["code"] == "suppressed"
+    # ... while inside the program they are whole.
+    episode = in_program(stack, "EpisodeOfCare", episode_id)
     assert episode["status"] == "planned"
     assert episode["patient"]["reference"] == f"Patient/{patient_id}"
     assert episode["referralRequest"][0]["identifier"]["value"] == f"ref-{mrn}"
-    plan = ehr.get(f"/CarePlan/{plan_id}").json()
+    plan = in_program(stack, "CarePlan", plan_id)
     assert plan["status"] == "draft"
     contained = {c["id"]: c for c in plan["contained"]}
     addressed = [contained[a["reference"][1:]] for a in plan["addresses"]]
@@ -125,7 +136,7 @@ def test_discharge_document_becomes_patient_stay_plan_and_note(
 
 
 def test_a_repeated_handoff_returns_the_first_result(ehr: httpx.Client) -> None:
-    bundle = discharge_bundle(uuid.uuid4().hex[:10])
+    bundle = discharge_bundle(uuid.uuid4().hex[:10], labelled=False)
     first = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
     again = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
     assert again == first
@@ -138,7 +149,7 @@ def test_ten_concurrent_repeats_of_a_transaction_make_one_of_everything(
     ehr: httpx.Client,
 ) -> None:
     mrn = uuid.uuid4().hex[:10]
-    bundle = discharge_bundle(mrn, "transaction")
+    bundle = discharge_bundle(mrn, "transaction", labelled=False)
     with ThreadPoolExecutor(max_workers=10) as pool:
         responses = list(
             pool.map(lambda _: ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS), range(10))
@@ -259,9 +270,7 @@ def test_handoff_summary_is_a_document_that_withholds_part2_content(ehr: httpx.C
 def test_handoff_summary_of_unlabelled_care_carries_plan_and_medications(
     ehr: httpx.Client,
 ) -> None:
-    bundle = discharge_bundle(uuid.uuid4().hex[:10])
-    for entry in bundle["entry"]:
-        entry["resource"].pop("meta", None)
+    bundle = discharge_bundle(uuid.uuid4().hex[:10], labelled=False)
     result = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
     (episode_id,) = ids(result["created"], "EpisodeOfCare")
     document = ehr.get(f"/EpisodeOfCare/{episode_id}/$handoff-summary").json()

@@ -56,6 +56,34 @@ def system_token(
     )
 
 
+def in_program(stack: Stack, resource_type: str, resource_id: str) -> dict[str, Any]:
+    """A careplan resource as the services hold it (over gRPC, as a system identity inside the
+    program): for checking what the gateway withholds from outside callers."""
+    import json
+
+    from iopcare.careplan.v1 import careplan_service_pb2 as pb
+    from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
+    from iopcare.kit.rpc import bearer
+
+    token = auth.mint_token(stack.settings, subject="system:test", role="system")
+    with harness.channel(stack.runtimes["careplan"]) as channel:
+        stub = pb_grpc.CarePlanServiceStub(channel)
+        if resource_type == "CarePlan":
+            text = stub.GetCarePlan(
+                pb.GetCarePlanRequest(id=resource_id), metadata=bearer(token)
+            ).care_plan.fhir_json
+        elif resource_type == "EpisodeOfCare":
+            text = stub.GetEpisode(
+                pb.GetEpisodeRequest(id=resource_id), metadata=bearer(token)
+            ).episode.fhir_json
+        else:
+            text = stub.GetPatient(
+                pb.GetPatientRequest(id=resource_id), metadata=bearer(token)
+            ).patient.fhir_json
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
 def practitioner_token(
     settings: Settings, role: str, practitioner: str, scopes: list[str] | None = None
 ) -> str:
@@ -160,7 +188,9 @@ SUD_LABEL = {
 RESTRICTED = {"system": CONFIDENTIALITY, "code": "R", "display": "restricted"}
 
 
-def discharge_bundle(mrn: str, bundle_type: str = "document", vitals: int = 0) -> dict[str, Any]:
+def discharge_bundle(
+    mrn: str, bundle_type: str = "document", vitals: int = 0, labelled: bool = True
+) -> dict[str, Any]:
     """A realistic discharge from a detox unit: a discharge summary document with the patient,
     two diagnoses (one SUD-labelled under 42 CFR Part 2), medications, an allergy, the referral
     to the IOP, the discharging physician, the encounter and a last PHQ-9."""
@@ -411,6 +441,9 @@ def discharge_bundle(mrn: str, bundle_type: str = "document", vitals: int = 0) -
                 },
             )
         )
+    if not labelled:
+        for _, resource in resources:
+            resource.pop("meta", None)
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "identifier": {"system": "urn:oid:2.16.840.1.113883.3.72.5.9", "value": f"dc-{mrn}"},

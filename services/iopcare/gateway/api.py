@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from iopcare.gateway import capability, registry, routing, scopes
+from iopcare.gateway import capability, disclosure, registry, routing, scopes
 from iopcare.gateway.client import Caller, Services
 from iopcare.gateway.errors import FhirHttpError, Problem, from_kit, http_error
 from iopcare.gateway.resources.base import Created, Found, ResourceHandler, reference_id
@@ -168,12 +168,14 @@ class Gateway:
         self.require_scope(caller, route.type, INTERACTION_LETTER[route.kind])
         query = _query_dict(request)
         if route.kind == routing.READ:
-            return self.resource_response(handler.read(caller, route.id), query)
+            return self.resource_response(self.disclosable(handler.read(caller, route.id)), query)
         if route.kind == routing.VREAD:
-            return self.resource_response(handler.vread(caller, route.id, route.version), query)
+            found = handler.vread(caller, route.id, route.version)
+            return self.resource_response(self.disclosable(found), query)
         if route.kind == routing.HISTORY:
-            versions = handler.history(caller, route.id)
-            return FhirResponse(200, self.bundle("history", versions, request, len(versions)))
+            versions, withheld = self.shareable(handler.history(caller, route.id))
+            bundle = self.bundle("history", versions, request, len(versions))
+            return FhirResponse(200, self.note_withheld(bundle, withheld))
         if route.kind == routing.SEARCH:
             if request.method == "POST":
                 query.update(_form(request))
@@ -258,6 +260,45 @@ class Gateway:
         return data
 
     # -- interactions -----------------------------------------------------------------------
+
+    def disclosable(self, found: Found) -> Found:
+        """The resource, or 403 when it may not leave the program (disclosure.py)."""
+        if disclosure.may_carry_labels(found.json):
+            reason = disclosure.withheld_reason(found.resource)
+            if reason is not None:
+                raise FhirHttpError(403, Problem("suppressed", reason), reason="WITHHELD")
+        return found
+
+    def shareable(self, items: list[Found]) -> tuple[list[Found], int]:
+        """The items that may leave the program, and how many may not."""
+        kept = [
+            item
+            for item in items
+            if not disclosure.may_carry_labels(item.json)
+            or disclosure.withheld_reason(item.resource) is None
+        ]
+        return kept, len(items) - len(kept)
+
+    def note_withheld(self, bundle: dict[str, Any], withheld: int) -> dict[str, Any]:
+        """Says in a Bundle that resources were left out, and why (never silently)."""
+        if withheld:
+            bundle.setdefault("entry", []).append(
+                {
+                    "resource": fhir.operation_outcome(
+                        [
+                            fhir.Issue(
+                                "warning",
+                                "suppressed",
+                                f"{withheld} resources withheld: labelled as needing the "
+                                "patient's consent to leave the program (42 CFR Part 2, "
+                                "psychotherapy notes), which cannot be checked yet",
+                            )
+                        ]
+                    ),
+                    "search": {"mode": "outcome"},
+                }
+            )
+        return bundle
 
     def resource_response(
         self, found: Found, query: dict[str, str], status: int = 200
@@ -399,7 +440,7 @@ class Gateway:
     def search(
         self, caller: Caller, handler: ResourceHandler, query: dict[str, str], request: FhirRequest
     ) -> FhirResponse:
-        results = self.find(caller, handler, query)
+        results, withheld = self.shareable(self.find(caller, handler, query))
         count = _int_param(query, "_count", DEFAULT_COUNT, 0, MAX_COUNT)
         offset = _int_param(query, "_offset", 0, 0, 10**9)
         mode = query.get("_summary", "false")
@@ -419,7 +460,10 @@ class Gateway:
         }
         if entries:
             bundle["entry"] = entries
-        return FhirResponse(200, bundle, audit={"detail": f"{len(results)} hits"})
+        self.note_withheld(bundle, withheld)
+        return FhirResponse(
+            200, bundle, audit={"detail": f"{len(results)} hits, {withheld} withheld"}
+        )
 
     def included(
         self,
@@ -443,7 +487,8 @@ class Gateway:
         for item in page:
             if item.patient_id and item.patient_id not in seen:
                 seen[item.patient_id] = patients.read(caller, item.patient_id)
-        return [self.entry(p, request, "include", "false") for p in seen.values()]
+        shown, _ = self.shareable(list(seen.values()))
+        return [self.entry(p, request, "include", "false") for p in shown]
 
     def links(
         self, request: FhirRequest, query: dict[str, str], offset: int, count: int, total: int
@@ -486,7 +531,7 @@ class Gateway:
         """Patient/{id}/$everything: the patient and every resource of theirs the caller's
         scopes allow reading, from each service's per-patient lists."""
         self.require_scope(caller, "Patient", scopes.READ)
-        patient = self.handlers["Patient"].read(caller, patient_id)
+        patient = self.disclosable(self.handlers["Patient"].read(caller, patient_id))
         items = [patient]
         skipped = []
         for resource_type, handler in self.handlers.items():
@@ -501,7 +546,8 @@ class Gateway:
                 # A service that refuses (the caller is not on its copy of the team yet) or is
                 # down leaves its part out; the Bundle says so instead of failing whole.
                 skipped.append(f"{resource_type} ({exc.status})")
-        bundle = self.bundle("searchset", items, request, len(items))
+        items, withheld = self.shareable(items)
+        bundle = self.note_withheld(self.bundle("searchset", items, request, len(items)), withheld)
         if skipped:
             bundle["entry"].append(
                 {

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
-from iopcare.gateway import scopes
+from iopcare.gateway import disclosure, scopes
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, Problem
 from iopcare.kit import fhir
@@ -29,15 +29,12 @@ from iopcare.kit import fhir
 if TYPE_CHECKING:
     from iopcare.gateway.api import FhirRequest, FhirResponse, Gateway
 
-#: Labels whose content needs the patient's consent to leave the program (DS4P codes).
-RESTRICTED = frozenset({"ETH", "SUD", "PSY", "PSYTHPN", "HIV", "SDV"})
 LOINC = "http://loinc.org"
 READS = ("Patient", "EpisodeOfCare", "CarePlan", "CareTeam", "Goal", "Observation")
 
 
 def restricted(resource: dict[str, Any]) -> bool:
-    labels = {s.get("code") for s in resource.get("meta", {}).get("security", [])}
-    return bool(labels & RESTRICTED)
+    return disclosure.withheld_reason(resource) is not None
 
 
 def _div(lines: list[str]) -> dict[str, str]:
