@@ -16,6 +16,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from iopcare.kit import auth
 from tests.support import harness, hl7_examples
@@ -492,3 +494,88 @@ def test_single_write_transaction_is_applied(ehr: httpx.Client) -> None:
     assert response.status_code == 200, response.text
     assert response.json()["type"] == "transaction-response"
     assert ehr.get("/Observation", params={"patient": patient_id}).json()["total"] == 1
+
+
+# -- fuzzing (reliability D12) -------------------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+RESOURCE_TYPES = st.sampled_from(
+    [
+        "CarePlan",
+        "Patient",
+        "Goal",
+        "Observation",
+        "CareTeam",
+        "EpisodeOfCare",
+        "Communication",
+        "Bundle",
+        "Basic",
+        "",
+    ]
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE"]),
+    path=st.sampled_from(
+        [
+            "",
+            "CarePlan",
+            "CarePlan/x",
+            "Patient/_search",
+            "$handoff",
+            "Goal/1/_history/1",
+            "metadata",
+            "Patient/p/$everything",
+            "EpisodeOfCare/e/$handoff-summary",
+        ]
+    ),
+    resource_type=RESOURCE_TYPES,
+    fields=st.dictionaries(
+        st.sampled_from(
+            [
+                "status",
+                "subject",
+                "entry",
+                "type",
+                "id",
+                "meta",
+                "identifier",
+                "intent",
+                "patient",
+                "x",
+            ]
+        ),
+        JSON_VALUES,
+        max_size=5,
+    ),
+    query=st.dictionaries(
+        st.sampled_from(
+            ["patient", "_count", "_offset", "_summary", "date", "status", "_include", "identifier"]
+        ),
+        st.text(max_size=12),
+        max_size=3,
+    ),
+)
+def test_no_request_gets_a_server_error(
+    ehr: httpx.Client,
+    method: str,
+    path: str,
+    resource_type: str,
+    fields: dict[str, Any],
+    query: dict[str, str],
+) -> None:
+    body = {"resourceType": resource_type, **fields} if resource_type else fields
+    response = ehr.request(
+        method, f"/{path}", params=query, content=json.dumps(body).encode(), headers=JSON_HEADERS
+    )
+    assert response.status_code < 500, (method, path, body, response.text)
+    if response.status_code >= 400:
+        assert response.json()["resourceType"] == "OperationOutcome"

@@ -145,8 +145,15 @@ def build(
 
 def serve() -> None:
     """Runs the gateway until SIGTERM/SIGINT (uvicorn handles both gracefully)."""
+    import signal
+    import sys
+
     import uvicorn
 
+    # uvicorn drains connections on SIGTERM/SIGINT, then raises the signal again for the handler
+    # that was installed before it: make that a clean exit, so a graceful stop reports 0.
+    for handled in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(handled, lambda *_: sys.exit(0))
     gateway_settings = GatewaySettings()
     app, gateway = build(gateway_settings=gateway_settings)
     try:
