@@ -22,7 +22,7 @@ from iopcare.gateway.resources.base import Created, Found, ResourceHandler, refe
 from iopcare.gateway.search import matches
 from iopcare.gateway.security import Authenticator
 from iopcare.gateway.settings import GatewaySettings
-from iopcare.gateway.summary import summarise
+from iopcare.gateway.summary import reshapes, shape
 from iopcare.kit import errors as kit_errors
 from iopcare.kit import fhir
 
@@ -303,8 +303,7 @@ class Gateway:
     def resource_response(
         self, found: Found, query: dict[str, str], status: int = 200
     ) -> FhirResponse:
-        mode = query.get("_summary", "false")
-        body: Any = found.json if mode == "false" else summarise(found.resource, mode)
+        body: Any = shape(found.resource, query) if reshapes(query) else found.json
         return FhirResponse(
             status,
             body,
@@ -449,7 +448,7 @@ class Gateway:
                 200, {"resourceType": "Bundle", "type": "searchset", "total": len(results)}
             )
         page = results[offset : offset + count]
-        entries = [self.entry(item, request, "match", mode) for item in page]
+        entries = [self.entry(item, request, "match", query) for item in page]
         for include in [v for k, v in request.query if k == "_include"]:
             entries += self.included(caller, handler, include, page, request)
         bundle: dict[str, Any] = {
@@ -488,7 +487,7 @@ class Gateway:
             if item.patient_id and item.patient_id not in seen:
                 seen[item.patient_id] = patients.read(caller, item.patient_id)
         shown, _ = self.shareable(list(seen.values()))
-        return [self.entry(p, request, "include", "false") for p in shown]
+        return [self.entry(p, request, "include") for p in shown]
 
     def links(
         self, request: FhirRequest, query: dict[str, str], offset: int, count: int, total: int
@@ -508,9 +507,13 @@ class Gateway:
         return links
 
     def entry(
-        self, found: Found, request: FhirRequest, mode: str | None, summary: str = "false"
+        self,
+        found: Found,
+        request: FhirRequest,
+        mode: str | None,
+        query: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        resource = summarise(found.resource, summary) if summary != "false" else found.resource
+        resource = shape(found.resource, query) if query and reshapes(query) else found.resource
         entry: dict[str, Any] = {
             "fullUrl": f"{request.base_url}/{resource.get('resourceType')}/{found.id}",
             "resource": resource,

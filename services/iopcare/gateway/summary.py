@@ -50,3 +50,27 @@ def summarise(resource: dict[str, Any], mode: str) -> dict[str, Any]:
         meta["tag"] = [*meta.get("tag", []), SUBSETTED]
         result["meta"] = meta
     return result
+
+
+def elements(resource: dict[str, Any], wanted: str) -> dict[str, Any]:
+    """`_elements=a,b`: the listed top-level elements (and resourceType, id, meta), SUBSETTED."""
+    keep = ALWAYS | {name.strip() for name in wanted.split(",") if name.strip()}
+    result = {
+        k: v for k, v in resource.items() if k in keep or (k.startswith("_") and k[1:] in keep)
+    }
+    meta = dict(result.get("meta", {}))
+    meta["tag"] = [*meta.get("tag", []), SUBSETTED]
+    result["meta"] = meta
+    return result
+
+
+def reshapes(query: dict[str, str]) -> bool:
+    return query.get("_summary", "false") != "false" or bool(query.get("_elements"))
+
+
+def shape(resource: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+    """The resource as `_summary` and `_elements` ask."""
+    result = summarise(resource, query.get("_summary", "false"))
+    if query.get("_elements"):
+        result = elements(result, query["_elements"])
+    return result
