@@ -61,6 +61,41 @@ def _timed(
     return time.perf_counter() - started, latencies, errors
 
 
+def _direct_reads(
+    address: str, token: str, plan_ids: list[str], total: int, threads: int
+) -> tuple[float, list[float]]:
+    import grpc
+
+    from iopcare.careplan.v1 import careplan_service_pb2 as pb
+    from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
+
+    latencies: list[float] = []
+    lock = threading.Lock()
+    counter = iter(range(total))
+    metadata = [("authorization", f"Bearer {token}")]
+
+    def worker() -> None:
+        with grpc.insecure_channel(address) as channel:
+            stub = pb_grpc.CarePlanServiceStub(channel)
+            for i in counter:
+                started = time.perf_counter()
+                stub.GetCarePlan(
+                    pb.GetCarePlanRequest(id=plan_ids[i % len(plan_ids)]),
+                    metadata=metadata,
+                    timeout=30,
+                )
+                with lock:
+                    latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return time.perf_counter() - started, latencies
+
+
 def run(env: dict[str, str], data_dir: Path, reads: int, threads: int, handoffs: int) -> None:
     ports = {name: free_port() for name in ("careplan", "scheduling", "notes")}
     processes: list[ServiceProcess] = []
@@ -119,6 +154,12 @@ def run(env: dict[str, str], data_dir: Path, reads: int, threads: int, handoffs:
         print(
             f"  GET CarePlan/{{id}}: {len(latencies)} reads, {threads} client threads: "
             f"{len(latencies) / wall:.0f}/s; {summary(latencies)}; {errors} errors",
+            flush=True,
+        )
+        wall, latencies = _direct_reads(processes[0].address, token, plan_ids, reads, threads)
+        print(
+            f"  for comparison, careplan's GetCarePlan over gRPC (no gateway): {len(latencies)} "
+            f"reads, {threads} client threads: {len(latencies) / wall:.0f}/s; {summary(latencies)}",
             flush=True,
         )
         wall, latencies, errors = _timed(

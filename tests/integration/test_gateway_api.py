@@ -275,6 +275,10 @@ def test_search_filters_pages_includes_and_summarises(ehr: httpx.Client) -> None
     unknown = ehr.get("/CarePlan", params={"patient": patient_id, "colour": "blue"})
     assert unknown.status_code == 400
     assert ehr.get("/CarePlan").status_code == 400  # one patient at a time
+    foreign = ehr.get(
+        "/CarePlan", params={"patient": f"https://other.example/fhir/Patient/{patient_id}"}
+    )
+    assert foreign.status_code == 400  # another server's patient is not ours
 
 
 def test_goals_measures_and_everything(ehr: httpx.Client) -> None:
@@ -423,6 +427,10 @@ def test_batch_resolves_urn_uuid_references_and_reports_each_entry(ehr: httpx.Cl
             },
             {"request": {"method": "GET", "url": f"CareTeam?patient={patient_id}"}},
             {"request": {"method": "GET", "url": "CarePlan/missing"}},
+            {
+                "request": {"method": "POST", "url": "$handoff"},
+                "resource": {"resourceType": "Bundle", "type": "collection"},
+            },
         ],
     }
     response = ehr.post("", json=bundle, headers=JSON_HEADERS)
@@ -438,6 +446,7 @@ def test_batch_resolves_urn_uuid_references_and_reports_each_entry(ehr: httpx.Cl
     assert body["entry"][0]["resource"]["subject"]["reference"] == f"Patient/{new_patient}"
     assert statuses[2].startswith("200") and statuses[3].startswith("404")
     assert body["entry"][3]["response"]["outcome"]["resourceType"] == "OperationOutcome"
+    assert statuses[4].startswith("400")  # an entry is one resource interaction, not a bundle
 
 
 def test_transaction_spanning_services_is_refused_and_writes_nothing(ehr: httpx.Client) -> None:

@@ -430,7 +430,11 @@ class Gateway:
         for name in ("patient", "subject", "actor"):
             value = query.get(name)
             if value:
-                patient = reference_id(value, "Patient") or (value if "/" not in value else "")
+                # Only our own patients: an absolute URL names a patient of another server.
+                local = "://" not in value
+                patient = local and (
+                    reference_id(value, "Patient") or (value if "/" not in value else "")
+                )
                 if not patient:
                     raise http_error(400, "value", f"{name} must name a Patient", name)
                 return patient

@@ -30,6 +30,15 @@ if TYPE_CHECKING:
     from iopcare.gateway.api import FhirRequest, FhirResponse, Gateway
 
 URN = "urn:uuid:"
+#: What an entry of a batch or transaction may be: one resource interaction.
+ENTRY_ROUTES = (
+    routing.READ,
+    routing.VREAD,
+    routing.SEARCH,
+    routing.CREATE,
+    routing.UPDATE,
+    routing.HISTORY,
+)
 WRITES = ("POST", "PUT")
 REASONS = {
     200: "OK",
@@ -180,14 +189,7 @@ def _validate(gateway: Gateway, caller: Caller, entries: list[Entry]) -> list[Pr
         where = f"Bundle.entry[{e.index}]"
         try:
             route = routing.route(e.method, e.path)
-            if route.kind not in (
-                routing.READ,
-                routing.VREAD,
-                routing.SEARCH,
-                routing.CREATE,
-                routing.UPDATE,
-                routing.HISTORY,
-            ):
+            if route.kind not in ENTRY_ROUTES:
                 raise http_error(
                     400, "not-supported", f"{e.method} {e.url[:80]} is not allowed here"
                 )
@@ -251,7 +253,13 @@ def run_entry(
         request.base_url,
     )
     try:
-        response = gateway._dispatch(caller, routing.route(entry.method, entry.path), sub)
+        route = routing.route(entry.method, entry.path)
+        if route.kind not in ENTRY_ROUTES:
+            # No bundles in bundles, no operations: an entry is one resource interaction.
+            raise http_error(
+                400, "not-supported", f"{entry.method} {entry.url[:80]} is not allowed in a Bundle"
+            )
+        response = gateway._dispatch(caller, route, sub)
     except FhirHttpError as exc:
         from iopcare.gateway.api import error_response
 
