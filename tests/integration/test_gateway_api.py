@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import select
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,8 +112,23 @@ def test_requests_without_a_valid_token_are_401(stack: Stack) -> None:
         other_key,
         algorithm="ES384",
     )
+    public_key = (settings.dev_key_dir / "token-signing.pub.pem").read_bytes()
+    claims = {
+        "iss": settings.token_issuer,
+        "aud": settings.token_audience,
+        "sub": "x",
+        "role": "system",
+        "iat": int(time.time()),
+        "exp": int(time.time()) + 300,
+        "scope": "system/*.cruds",
+    }
+    unsigned = jwt.encode(claims, None, algorithm="none")
+    # Algorithm confusion: an HMAC token "signed" with the public key as the shared secret.
+    confused = _hmac_token(claims, public_key)
     bad = {
         "none": None,
+        "alg none": unsigned,
+        "hs384 with the public key": confused,
         "expired": system_token(settings, lifetime=-120),
         "forged": forged,
         "long-lived": system_token(settings, lifetime=24 * 3600),
@@ -131,6 +147,20 @@ def test_requests_without_a_valid_token_are_401(stack: Stack) -> None:
         assert issues(response)[0]["code"] == "login"
         assert response.headers["www-authenticate"].startswith("Bearer")
     assert all(record["status"] == 401 for record in stack.audit[-len(bad) :])
+
+
+def _hmac_token(claims: dict[str, Any], secret: bytes) -> str:
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    header = b64(json.dumps({"alg": "HS384", "typ": "JWT"}).encode())
+    payload = b64(json.dumps(claims).encode())
+    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha384).digest()
+    return f"{header}.{payload}.{b64(signature)}"
 
 
 def test_scopes_limit_what_a_token_may_do(stack: Stack, ehr: httpx.Client) -> None:
@@ -160,6 +190,31 @@ def test_the_services_still_apply_the_care_team_rule(stack: Stack, ehr: httpx.Cl
     member = practitioner_token(stack.settings, "therapist", "th-1")
     with stack.client(member) as client:
         assert client.get(f"/CareTeam?patient={patient_id}").json()["total"] == 1
+
+
+def test_a_mix_of_requests_leaves_exactly_one_audit_record_each(
+    stack: Stack, ehr: httpx.Client
+) -> None:
+    patient_id = register(ehr)
+    before = len(stack.audit)
+    calls = [
+        lambda: ehr.get(f"/Patient/{patient_id}"),
+        lambda: ehr.get("/Patient/nobody"),
+        lambda: ehr.get(f"/CarePlan?patient={patient_id}"),
+        lambda: ehr.get("/metadata"),
+        lambda: ehr.post("/CarePlan", content=b"{", headers=JSON_HEADERS),
+        lambda: ehr.delete(f"/Patient/{patient_id}"),
+    ]
+    for n in range(300):
+        calls[n % len(calls)]()
+    with stack.client() as anonymous:
+        for _ in range(20):
+            anonymous.get(f"/Patient/{patient_id}")
+    assert len(stack.audit) - before == 320
+    refused = [r for r in stack.audit[before:] if r["outcome"] == "refused"]
+    # 50 each of not found, unparseable and DELETE, and the 20 without a token.
+    assert len(refused) == 170
+    assert sum(r["status"] == 401 for r in refused) == 20
 
 
 def test_every_request_is_audited_once(stack: Stack, ehr: httpx.Client) -> None:
@@ -355,6 +410,27 @@ def test_bad_input_gets_the_right_status_and_an_outcome(stack: Stack, ehr: httpx
         (ehr.get("/metadata", params={"_format": "xml"}), 406),
         (ehr.get("/metadata", headers={"Accept": "application/fhir+xml"}), 406),
         (ehr.post("/CarePlan", content=b"x" * (300 * 1024), headers=JSON_HEADERS), 413),
+        (ehr.post("/CarePlan", content=b"[" * 100_000, headers=JSON_HEADERS), 400),
+        (
+            ehr.post(
+                "/CarePlan",
+                content=b'{"resourceType": "CarePlan", "x": "\x00"}',
+                headers=JSON_HEADERS,
+            ),
+            400,
+        ),
+        (
+            ehr.post(
+                "",
+                json={
+                    "resourceType": "Bundle",
+                    "type": "batch",
+                    "entry": [{"request": {"method": "GET", "url": "metadata"}}] * 1500,
+                },
+                headers=JSON_HEADERS,
+            ),
+            413,
+        ),
     ]
     for response, status in cases:
         assert response.status_code == status, (status, response.text)
@@ -513,7 +589,8 @@ def test_single_write_transaction_is_applied(ehr: httpx.Client) -> None:
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+        st.lists(children, min_size=1, max_size=4)
+        | st.dictionaries(st.text(max_size=10), children, min_size=1, max_size=4)
     ),
     max_leaves=20,
 )
