@@ -3,6 +3,8 @@ matching, _summary and the CapabilityStatement generated from the handler regist
 
 from __future__ import annotations
 
+import json
+
 import grpc
 import pytest
 
@@ -292,3 +294,21 @@ def test_capability_statement_lists_what_the_handlers_implement() -> None:
     assert "update" not in listed["Goal"]  # careplan has no Goal update RPC
     assert listed["Appointment"] == {"search-type"}
     assert "refused" in rest["interaction"][1]["documentation"]
+
+
+def test_labelled_content_is_withheld_even_when_only_a_contained_resource_carries_the_label() -> (
+    None
+):
+    from iopcare.gateway.disclosure import may_carry_labels, withheld_reason
+
+    sud = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "ETH"}
+    plan = {
+        "resourceType": "CarePlan",
+        "contained": [{"resourceType": "Condition", "meta": {"security": [sud]}}],
+    }
+    assert withheld_reason(plan) is not None
+    assert may_carry_labels(json.dumps(plan))
+    assert (
+        withheld_reason({"resourceType": "CarePlan", "meta": {"security": [{"code": "R"}]}}) is None
+    )
+    assert withheld_reason({"resourceType": "CarePlan"}) is None

@@ -30,7 +30,13 @@ REDISCLOSURE_NOTICE = (
 
 
 def labels(resource: dict[str, Any]) -> set[str]:
-    return {str(s.get("code")) for s in resource.get("meta", {}).get("security", [])}
+    """The resource's security labels and those of its contained resources: a plan that holds a
+    labelled Condition discloses it whatever the plan's own labels say."""
+    found = {str(s.get("code")) for s in resource.get("meta", {}).get("security", [])}
+    for contained in resource.get("contained", []):
+        if isinstance(contained, dict):
+            found |= labels(contained)
+    return found
 
 
 def withheld_reason(resource: dict[str, Any]) -> str | None:
