@@ -427,14 +427,14 @@ class Gateway:
         ]
 
     def _patient_of(self, query: dict[str, str], handler: ResourceHandler) -> str | None:
+        """The patient a search is about (`patient`, `subject` or `actor`), or None."""
         for name in ("patient", "subject", "actor"):
             value = query.get(name)
             if value:
                 # Only our own patients: an absolute URL names a patient of another server.
-                local = "://" not in value
-                patient = local and (
-                    reference_id(value, "Patient") or (value if "/" not in value else "")
-                )
+                patient = ""
+                if "://" not in value:
+                    patient = reference_id(value, "Patient") or (value if "/" not in value else "")
                 if not patient:
                     raise http_error(400, "value", f"{name} must name a Patient", name)
                 return patient
