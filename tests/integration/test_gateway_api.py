@@ -34,13 +34,27 @@ from tests.support.plans import care_team, iop_plan, new_patient_id, phq9
 JSON_HEADERS = {"Content-Type": FHIR_JSON}
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Iterator[Stack]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    kafka_bootstrap: str,
+) -> Iterator[Stack]:
     folder: Path = tmp_path_factory.mktemp("gateway")
     settings = harness.settings_for(
         folder, kafka_bootstrap, harness.isolated_topics(kafka_bootstrap)
     )
-    urls = {name: f"sqlite:///{folder / name}.db" for name in ("careplan", "scheduling", "notes")}
+    names = ("careplan", "scheduling", "notes")
+    if request.param == "sqlite":
+        urls = {name: f"sqlite:///{folder / name}.db" for name in names}
+    else:
+        server = request.getfixturevalue("postgres_server")
+        if server is None:
+            harness.missing("PostgreSQL is not available on this machine")
+        urls = {
+            name: str(server.create_database(f"gw_{name}_{uuid.uuid4().hex[:8]}"))  # type: ignore[attr-defined]
+            for name in names
+        }
     with running_stack(settings, urls, max_body_bytes=256 * 1024) as running:
         yield running
 
