@@ -682,3 +682,25 @@ def test_no_request_gets_a_server_error(
     assert response.status_code < 500, (method, path, body, response.text)
     if response.status_code >= 400:
         assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_concurrent_updates_from_one_version_exactly_one_wins(ehr: httpx.Client) -> None:
+    """Reliability B1/B2 over REST: 20 clients update from version 1 at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    patient_id, team_id = enrolled_patient(ehr)
+    plan = iop_plan(patient_id, team_id)
+    plan["status"] = "draft"
+    created = ehr.post("/CarePlan", json=plan, headers=JSON_HEADERS).json()
+
+    def update(n: int) -> int:
+        body = {**created, "title": f"edit {n}"}
+        return ehr.put(
+            f"/CarePlan/{created['id']}", json=body, headers={**JSON_HEADERS, "If-Match": 'W/"1"'}
+        ).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(update, range(20)))
+    assert statuses.count(200) == 1, statuses
+    assert statuses.count(412) == 19, statuses
+    assert ehr.get(f"/CarePlan/{created['id']}/_history").json()["total"] == 2
