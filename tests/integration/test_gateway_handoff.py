@@ -59,6 +59,29 @@ def ehr(stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
+def ehr_history_labels(stack: Stack, plan_id: str) -> list[set[str]]:
+    """The labels of every stored version of a plan (inside the program)."""
+    from iopcare.careplan.v1 import careplan_service_pb2 as pb
+    from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
+    from iopcare.kit import auth
+    from iopcare.kit.rpc import bearer
+
+    token = auth.mint_token(stack.settings, subject="system:test", role="system")
+    with harness.channel(stack.runtimes["careplan"]) as channel:
+        versions = (
+            pb_grpc.CarePlanServiceStub(channel)
+            .ListResourceVersions(
+                pb.ListResourceVersionsRequest(resource_type="CarePlan", id=plan_id),
+                metadata=bearer(token),
+            )
+            .versions
+        )
+    return [
+        {s["code"] for s in json.loads(v.fhir_json).get("meta", {}).get("security", [])}
+        for v in versions
+    ]
+
+
 def outcome_of(response: httpx.Response) -> dict[str, list[str]]:
     assert response.status_code == 200, response.text
     body = response.json()
@@ -111,7 +134,12 @@ def test_discharge_document_becomes_patient_stay_plan_and_note(
     assert episode["referralRequest"][0]["identifier"]["value"] == f"ref-{mrn}"
     plan = in_program(stack, "CarePlan", plan_id)
     assert plan["status"] == "draft"
-    contained = {c["id"]: c for c in plan["contained"]}
+    # Drafted from the program template for the SUD diagnosis: activities and goals to start from.
+    assert plan["activity"] and "F10.20" in plan["description"]
+    assert any(c["resourceType"] == "Goal" for c in plan["contained"])
+    history = ehr_history_labels(stack, plan_id)
+    assert history == [{"ETH", "R"}]  # labelled from its first version on
+    contained = {c["id"]: c for c in plan["contained"] if c["resourceType"] != "Goal"}
     addressed = [contained[a["reference"][1:]] for a in plan["addresses"]]
     assert sorted(c["code"]["coding"][0]["code"] for c in addressed) == ["F10.20", "F32.1"]
     supporting = {s["reference"] for s in plan["supportingInfo"]}

@@ -134,6 +134,7 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             request.diagnosis_code,
             require_id(request.care_team_id, "care_team_id") if request.care_team_id else "",
             self.templates,
+            request.additions_fhir_json,
         )
         return pb.DraftCarePlanResponse(care_plan=to_message(plan))
 

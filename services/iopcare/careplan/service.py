@@ -20,7 +20,12 @@ from iopcare.careplan.domain.model import (
     check_update_request,
 )
 from iopcare.careplan.domain.review import Review, check_review, next_review_due
-from iopcare.careplan.domain.templates import Template, draft_plan, template_for
+from iopcare.careplan.domain.templates import (
+    Template,
+    draft_plan,
+    template_for,
+    with_additions,
+)
 from iopcare.kit import audit, fhir, paging, teams, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
@@ -238,10 +243,24 @@ class CarePlans(ServiceBase):
         diagnosis: str,
         team_id: str,
         templates: list[Template],
+        additions_json: str = "",
     ) -> Stored:
-        """A draft plan from the program template for the patient's diagnosis (ICD-10-CM)."""
+        """A draft plan from the program template for the patient's diagnosis (ICD-10-CM), with
+        the caller's additions (contained resources, addresses, supporting information, labels)."""
         with self._audit_refusals(principal, audit.CREATE, "CarePlan"):
             template = template_for(templates, diagnosis)
+            additions = (
+                fhir.load_json(
+                    additions_json, max_bytes=self.max_resource_bytes, field="additions_fhir_json"
+                )
+                if additions_json
+                else {}
+            )
+            if not isinstance(additions, dict):
+                raise InvalidArgument(
+                    "additions_fhir_json must be a JSON object",
+                    [FieldViolation("additions_fhir_json", "a partial CarePlan")],
+                )
         plan = draft_plan(
             template,
             patient_id,
@@ -249,6 +268,9 @@ class CarePlans(ServiceBase):
             team_id or None,
             datetime.now(UTC).date(),
         )
+        if additions:
+            with self._audit_refusals(principal, audit.CREATE, "CarePlan"):
+                plan = with_additions(plan, additions)
         return self.create(principal, request_id, json.dumps(plan))
 
     def update(

@@ -46,6 +46,7 @@ IOP_TYPE = {
     ]
 }
 CONDITIONS = ("Condition",)
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 MEDICATIONS = ("MedicationRequest", "MedicationStatement")
 ALLERGIES = ("AllergyIntolerance",)
 #: Types taken in as they are (copied into the plan) or used (Patient, ServiceRequest).
@@ -273,12 +274,8 @@ def handoff(gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirRespo
         _contained(r, local_id, patient_ref, patient_urls, local)
         for local_id, (_, r) in zip(local_ids, copied, strict=True)
     ]
-    plan_json: dict[str, Any] = {
+    additions: dict[str, Any] = {
         "resourceType": "CarePlan",
-        "status": "draft",
-        "intent": "plan",
-        "title": "IOP treatment plan (draft from the step-down handoff)",
-        "subject": {"reference": patient_ref},
         "supportingInfo": [{"reference": f"EpisodeOfCare/{episode.id}"}]
         + [
             {"reference": f"#{c['id']}"}
@@ -287,19 +284,13 @@ def handoff(gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirRespo
         ],
     }
     if contained:
-        plan_json["contained"] = contained
+        additions["contained"] = contained
     addresses = [{"reference": f"#{c['id']}"} for c in contained if c["resourceType"] in CONDITIONS]
     if addresses:
-        plan_json["addresses"] = addresses
+        additions["addresses"] = addresses
     if labels:
-        plan_json["meta"] = {"security": labels}
-    plan = services.call(
-        caller,
-        services.careplan.CreateCarePlan,
-        careplan_pb.CreateCarePlanRequest(
-            request_id=request_id(key, "plan"), fhir_json=json.dumps(plan_json)
-        ),
-    ).care_plan
+        additions["meta"] = {"security": labels}
+    plan = draft_plan(gateway, caller, request_id(key, "plan"), patient.id, contained, additions)
     created.append(f"CarePlan/{plan.id}")
 
     # 5. The intake appointment: a seam until scheduling can propose one.
@@ -368,6 +359,56 @@ def handoff(gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirRespo
         {"resourceType": "Parameters", "parameter": parameters},
         audit={"patient": patient.id, "detail": f"handoff {key[:80]}"},
     )
+
+
+def draft_plan(
+    gateway: Gateway,
+    caller: Caller,
+    plan_request_id: str,
+    patient_id: str,
+    contained: list[dict[str, Any]],
+    additions: dict[str, Any],
+) -> Any:
+    """The draft IOP plan: from the program template of the first inbound ICD-10-CM diagnosis
+    that has one (activities and goals to start from), else a plan of its own; either way with
+    the inbound content and labels from its first version on. Both go through careplan's one
+    create under the same request id, so a repeat finds the first plan whichever way it was made.
+    """
+    services = gateway.services
+    for condition in contained:
+        if condition["resourceType"] not in CONDITIONS:
+            continue
+        for coding in condition.get("code", {}).get("coding", []):
+            if coding.get("system") != ICD10CM or not coding.get("code"):
+                continue
+            try:
+                return services.call(
+                    caller,
+                    services.careplan.DraftCarePlan,
+                    careplan_pb.DraftCarePlanRequest(
+                        request_id=plan_request_id,
+                        patient_id=patient_id,
+                        diagnosis_code=str(coding["code"]),
+                        additions_fhir_json=json.dumps(additions),
+                    ),
+                ).care_plan
+            except FhirHttpError as exc:
+                if exc.reason != "NO_TEMPLATE":
+                    raise
+    plan_json = {
+        **additions,
+        "status": "draft",
+        "intent": "plan",
+        "title": "IOP treatment plan (draft from the step-down handoff)",
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+    return services.call(
+        caller,
+        services.careplan.CreateCarePlan,
+        careplan_pb.CreateCarePlanRequest(
+            request_id=plan_request_id, fhir_json=json.dumps(plan_json)
+        ),
+    ).care_plan
 
 
 def propose_intake(

@@ -689,16 +689,18 @@ class GetPractitionerResponse(_message.Message):
     def __init__(self, practitioner: _Optional[_Union[RegistryEntry, _Mapping]] = ..., roles: _Optional[_Iterable[_Union[RegistryEntry, _Mapping]]] = ...) -> None: ...
 
 class DraftCarePlanRequest(_message.Message):
-    __slots__ = ("request_id", "patient_id", "diagnosis_code", "care_team_id")
+    __slots__ = ("request_id", "patient_id", "diagnosis_code", "care_team_id", "additions_fhir_json")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
     DIAGNOSIS_CODE_FIELD_NUMBER: _ClassVar[int]
     CARE_TEAM_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDITIONS_FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     patient_id: str
     diagnosis_code: str
     care_team_id: str
-    def __init__(self, request_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., diagnosis_code: _Optional[str] = ..., care_team_id: _Optional[str] = ...) -> None: ...
+    additions_fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., diagnosis_code: _Optional[str] = ..., care_team_id: _Optional[str] = ..., additions_fhir_json: _Optional[str] = ...) -> None: ...
 
 class DraftCarePlanResponse(_message.Message):
     __slots__ = ("care_plan",)
