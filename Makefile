@@ -27,6 +27,7 @@ unit: $(STAMP)
 
 bench: $(STAMP) jars
 	$(PY) -m bench.run $(BENCH_ARGS)
+	$(PY) -m bench.gateway
 
 # Regenerates the gRPC code from protos/ (checked in; tests/unit/test_proto_drift.py fails when it
 # is stale).

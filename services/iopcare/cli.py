@@ -1,4 +1,5 @@
-"""The `iopcare` command: serve one service, bring the whole system up, print a token."""
+"""The `iopcare` command: serve one service or the FHIR gateway, bring the whole system up, print a
+token."""
 
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from iopcare.kit.settings import Settings
 
     configure_process(Settings().log_level)
+    if args.service == "gateway":
+        from iopcare.gateway.app import serve
+
+        serve()
+        return 0
     _build(args.service).serve_forever()
     return 0
 
@@ -41,12 +47,13 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     settings = Settings()
     if args.system:
+        # A SMART Backend Services style token for the FHIR gateway: short-lived by default.
         token = mint_token(
             settings,
             subject=args.subject or "system:dev",
             role="system",
             scopes=args.scope or ["system/*.cruds"],
-            lifetime_seconds=args.lifetime,
+            lifetime_seconds=args.lifetime or 300,
         )
     else:
         token = mint_token(
@@ -55,7 +62,7 @@ def cmd_token(args: argparse.Namespace) -> int:
             role=args.role,
             practitioner_id=args.practitioner,
             scopes=args.scope,
-            lifetime_seconds=args.lifetime,
+            lifetime_seconds=args.lifetime or 3600,
         )
     print(token)
     return 0
@@ -240,6 +247,8 @@ def _load_demo(addresses: dict[str, str], token: str, case_manager_token: str, z
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from iopcare.gateway.process import GatewayProcess
+    from iopcare.gateway.settings import GatewaySettings
     from iopcare.kit import kafka_broker, topics
     from iopcare.kit.auth import mint_token
     from iopcare.kit.processes import ServiceProcess
@@ -273,6 +282,12 @@ def cmd_up(args: argparse.Namespace) -> int:
             process.start()
             processes.append(process)
         addresses = {p.name: p.address for p in processes}
+        gateway = GatewayProcess(
+            "gateway", GatewaySettings().port, env, data_dir / "logs" / "gateway.log"
+        )
+        print(f"starting the FHIR gateway on {gateway.base_url} ...", flush=True)
+        gateway.start()
+        processes.append(gateway)
         token = mint_token(
             settings,
             subject="practitioner:demo-psychiatrist",
@@ -287,8 +302,24 @@ def cmd_up(args: argparse.Namespace) -> int:
                 practitioner_id="demo-case-manager",
             )
             _load_demo(addresses, token, case_manager, settings.program_timezone)
+            from iopcare.demo import rest_demo
+
+            rest_demo(
+                gateway.base_url,
+                mint_token(
+                    settings,
+                    subject="system:demo-inpatient-unit",
+                    role="system",
+                    scopes=["system/*.cruds"],
+                    lifetime_seconds=300,
+                ),
+            )
         print("\nall services up (logs in var/logs). Try:")
         print("  .venv/bin/iopcare token --role therapist --practitioner demo-therapist")
+        print(
+            f'  curl -H "Authorization: Bearer $(.venv/bin/iopcare token --system)" '
+            f"{gateway.base_url}/metadata"
+        )
         print("Press Ctrl-C to stop.", flush=True)
         while not stop.is_set():
             for p in processes:
@@ -313,8 +344,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="iopcare", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run one service (gRPC server, relay, consumers)")
-    serve.add_argument("service", choices=SERVICES)
+    serve = sub.add_parser(
+        "serve", help="run one service (gRPC server, relay, consumers) or the FHIR gateway"
+    )
+    serve.add_argument("service", choices=(*SERVICES, "gateway"))
     serve.set_defaults(func=cmd_serve)
     up = sub.add_parser("up", help="start Kafka and every service; Ctrl-C stops them all")
     up.add_argument("--demo", action="store_true", help="load the demo patient and print it")
@@ -325,7 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--system", action="store_true", help="a system (backend) token")
     token.add_argument("--scope", action="append", help="a SMART scope (repeatable)")
     token.add_argument("--subject", default=None)
-    token.add_argument("--lifetime", type=int, default=3600, help="seconds until it expires")
+    token.add_argument(
+        "--lifetime",
+        type=int,
+        default=None,
+        help="seconds until it expires (default 300 with --system, else 3600)",
+    )
     token.set_defaults(func=cmd_token)
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -255,3 +255,149 @@ def demo_care_plan_json(
     episode_id: str | None = None,
 ) -> str:
     return json.dumps(demo_care_plan(start, team_id, goal_id, episode_id))
+
+
+#: The hospital MRN of the demo step-down patient (a fixed identifier: running the demo again
+#: matches the same patient, and the same bundle returns the first handoff's result).
+DEMO_HANDOFF_MRN = "MRN-0042"
+
+
+def demo_handoff_bundle() -> dict[str, Any]:
+    """A detox unit's discharge summary for a patient stepping down into the IOP: the patient,
+    an SUD diagnosis labelled under 42 CFR Part 2, depression, a medication, an allergy and the
+    referral."""
+    patient = "urn:uuid:9a1c4e5e-3f62-4a7e-9d1b-2f3c0d9e0001"
+    sud_label = {
+        "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+        "code": "ETH",
+        "display": "substance abuse information sensitivity",
+    }
+
+    def condition(code: str, display: str, labelled: bool) -> dict[str, Any]:
+        resource: dict[str, Any] = {
+            "resourceType": "Condition",
+            "clinicalStatus": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                        "code": "active",
+                    }
+                ]
+            },
+            "code": {
+                "coding": [
+                    {
+                        "system": "http://hl7.org/fhir/sid/icd-10-cm",
+                        "code": code,
+                        "display": display,
+                    }
+                ]
+            },
+            "subject": {"reference": patient},
+        }
+        if labelled:
+            resource["meta"] = {"security": [sud_label]}
+        return resource
+
+    rxnorm = "http://www.nlm.nih.gov/research/umls/rxnorm"
+    resources = [
+        {
+            "resourceType": "Patient",
+            "identifier": [
+                {"system": "urn:oid:2.16.840.1.113883.3.72.5.20", "value": DEMO_HANDOFF_MRN}
+            ],
+            "name": [{"family": "Okafor", "given": ["Jordan"]}],
+            "birthDate": "1988-04-12",
+        },
+        condition("F10.20", "Alcohol dependence, uncomplicated", True),
+        condition("F32.1", "Major depressive disorder, single episode, moderate", False),
+        {
+            "resourceType": "MedicationRequest",
+            "meta": {"security": [sud_label]},
+            "status": "active",
+            "intent": "order",
+            "medicationCodeableConcept": {
+                "coding": [{"system": rxnorm, "code": "1483744", "display": "naltrexone 50 MG"}]
+            },
+            "subject": {"reference": patient},
+        },
+        {
+            "resourceType": "AllergyIntolerance",
+            "code": {"coding": [{"system": rxnorm, "code": "7980", "display": "penicillin G"}]},
+            "patient": {"reference": patient},
+        },
+        {
+            "resourceType": "ServiceRequest",
+            "identifier": [{"system": "urn:oid:2.16.840.1.113883.3.72.5.21", "value": "REF-0042"}],
+            "status": "active",
+            "intent": "order",
+            "code": {"text": "Intensive outpatient program, step-down after detox"},
+            "subject": {"reference": patient},
+        },
+    ]
+    return {
+        "resourceType": "Bundle",
+        "identifier": {"system": "urn:oid:2.16.840.1.113883.3.72.5.9", "value": "DC-0042"},
+        "type": "collection",
+        "entry": [
+            {
+                "fullUrl": patient
+                if r["resourceType"] == "Patient"
+                else f"urn:uuid:{i:08d}-0000-4000-8000-000000000000",
+                "resource": r,
+            }
+            for i, r in enumerate(resources)
+        ],
+    }
+
+
+def rest_demo(base_url: str, token: str) -> None:
+    """What an inpatient unit's EHR does: hands the patient over through the FHIR gateway, then
+    reads the draft plan back (plain HTTP; no client library needed)."""
+    import urllib.request
+
+    def call(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        request = urllib.request.Request(
+            f"{base_url}{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/fhir+json",
+                "Accept": "application/fhir+json",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.loads(answer.read())
+
+    print(f"\nan inpatient unit hands a patient over: POST {base_url}/$handoff")
+    result = call("POST", "/$handoff", demo_handoff_bundle())
+    patient_id = episode_id = ""
+    for parameter in result["parameter"]:
+        if parameter["name"] in ("created", "matched"):
+            reference = parameter["valueReference"]["reference"]
+            print(f"  {parameter['name']}: {reference}")
+            if reference.startswith("Patient/"):
+                patient_id = reference.split("/")[1]
+            if reference.startswith("EpisodeOfCare/"):
+                episode_id = reference.split("/")[1]
+        else:
+            for issue in parameter["resource"]["issue"]:
+                if issue["severity"] == "warning":
+                    print(f"  warning: {issue['diagnostics']}")
+    print(f"GET {base_url}/CarePlan?patient={patient_id}&_include=CarePlan:subject")
+    found = call("GET", f"/CarePlan?patient={patient_id}&_include=CarePlan:subject")
+    for entry in found.get("entry", []):
+        resource = entry["resource"]
+        if resource["resourceType"] == "OperationOutcome":
+            # The plan was drawn from SUD-labelled records: it stays in the program until a
+            # consent can be checked (42 CFR Part 2), and the EHR is told so.
+            for issue in resource["issue"]:
+                print(f"  {issue['severity']}: {issue['diagnostics']}")
+        else:
+            print(f"  {entry['search']['mode']}: {resource['resourceType']}/{resource['id']}")
+    if episode_id:
+        print(f"GET {base_url}/EpisodeOfCare/{episode_id}/$handoff-summary")
+        document = call("GET", f"/EpisodeOfCare/{episode_id}/$handoff-summary")
+        composition = document["entry"][0]["resource"]
+        print(f"  {composition['title']}: {', '.join(s['title'] for s in composition['section'])}")

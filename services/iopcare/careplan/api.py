@@ -82,6 +82,17 @@ def entry(item: Stored) -> pb.RegistryEntry:
     )
 
 
+def version_message(item: Stored) -> pb.ResourceVersion:
+    return pb.ResourceVersion(
+        id=item.id,
+        version=item.version,
+        patient_id=item.patient_id,
+        status=item.status,
+        update_time=timestamp(item.updated_at),
+        fhir_json=item.resource,
+    )
+
+
 class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
     def __init__(
         self,
@@ -123,6 +134,7 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             request.diagnosis_code,
             require_id(request.care_team_id, "care_team_id") if request.care_team_id else "",
             self.templates,
+            request.additions_fhir_json,
         )
         return pb.DraftCarePlanResponse(care_plan=to_message(plan))
 
@@ -433,3 +445,43 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
         return pb.GetPractitionerResponse(
             practitioner=entry(item), roles=[entry(role) for role in roles]
         )
+
+    def ListCarePlans(
+        self, request: pb.ListCarePlansRequest, context: grpc.ServicerContext
+    ) -> pb.ListCarePlansResponse:
+        found = self.plans.for_patient(
+            current_principal(), require_id(request.patient_id, "patient_id")
+        )
+        return pb.ListCarePlansResponse(care_plans=[to_message(p) for p in found])
+
+    def GetMeasure(
+        self, request: pb.GetMeasureRequest, context: grpc.ServicerContext
+    ) -> pb.GetMeasureResponse:
+        found = self.measures.get_measure(current_principal(), require_id(request.id, "id"))
+        return pb.GetMeasureResponse(
+            patient_id=found.patient_id,
+            update_time=timestamp(found.updated_at),
+            fhir_json=found.resource,
+        )
+
+    def GetResourceVersion(
+        self, request: pb.GetResourceVersionRequest, context: grpc.ServicerContext
+    ) -> pb.GetResourceVersionResponse:
+        found = self.plans.resource_version(
+            current_principal(),
+            request.resource_type,
+            require_id(request.id, "id"),
+            request.version,
+        )
+        return pb.GetResourceVersionResponse(resource=version_message(found))
+
+    def ListResourceVersions(
+        self, request: pb.ListResourceVersionsRequest, context: grpc.ServicerContext
+    ) -> pb.ListResourceVersionsResponse:
+        found = self.plans.resource_versions(
+            current_principal(),
+            request.resource_type,
+            require_id(request.id, "id"),
+            request.page_size,
+        )
+        return pb.ListResourceVersionsResponse(versions=[version_message(v) for v in found])

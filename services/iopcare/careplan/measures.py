@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from iopcare.careplan import codes, fhir_map, store
 from iopcare.careplan.domain.measures import achievement, check_measure, crisis_reasons
 from iopcare.careplan.service import ServiceBase, make_reviews_due, new_id
 from iopcare.kit import audit, fhir, teams
 from iopcare.kit.auth import Principal
-from iopcare.kit.db import UnitOfWork
+from iopcare.kit.db import UnitOfWork, as_utc
 from iopcare.kit.errors import (
     FieldViolation,
     InvalidArgument,
@@ -80,6 +82,24 @@ class Measures(ServiceBase):
             patient_id,
             lambda conn: store.goals.for_patient(conn, patient_id),
         )
+
+    def get_measure(self, principal: Principal, observation_id: str) -> Stored:
+        """One recorded measure, access as for the patient's record."""
+        o = store.observation.c
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(o.patient_id, o.status, o.resource, o.recorded_at).where(
+                    o.id == observation_id
+                )
+            ).first()
+        item = (
+            Stored(
+                observation_id, 1, row.patient_id, row.status, as_utc(row.recorded_at), row.resource
+            )
+            if row is not None
+            else None
+        )
+        return self._audited_read(principal, f"Observation/{observation_id}", item)
 
     def record(self, principal: Principal, request_id: str, fhir_json: str) -> Recorded:
         """Stores a measure, updates the achievement of the goals that target it, and raises a

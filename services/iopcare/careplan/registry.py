@@ -143,7 +143,12 @@ class Registry(ServiceBase):
         # retried, and then links instead of making a twin.
         conn.execute(
             insert(store.patient_identifier),
-            [{"system": s, "value": v, "patient_id": patient_id} for s, v in identifiers],
+            # The same identifier twice in one Patient (HL7's own example f201 does it) is one
+            # identifier, not a primary key violation to retry forever.
+            [
+                {"system": s, "value": v, "patient_id": patient_id}
+                for s, v in dict.fromkeys(identifiers)
+            ],
         )
 
     def _link(

@@ -20,7 +20,12 @@ from iopcare.careplan.domain.model import (
     check_update_request,
 )
 from iopcare.careplan.domain.review import Review, check_review, next_review_due
-from iopcare.careplan.domain.templates import Template, draft_plan, template_for
+from iopcare.careplan.domain.templates import (
+    Template,
+    draft_plan,
+    template_for,
+    with_additions,
+)
 from iopcare.kit import audit, fhir, paging, teams, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
@@ -38,6 +43,17 @@ from iopcare.kit.versioned import Stored, Version, VersionedTables, revise
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+#: The versioned resources careplan keeps, by FHIR type: what GetResourceVersion and
+#: ListResourceVersions (the gateway's vread and _history) read.
+VERSIONED_TYPES: dict[str, VersionedTables] = {
+    "CarePlan": store.plans,
+    "CareTeam": store.teams,
+    "Goal": store.goals,
+    "EpisodeOfCare": store.episodes,
+    "Patient": store.patients,
+}
 
 
 class ServiceBase:
@@ -227,10 +243,24 @@ class CarePlans(ServiceBase):
         diagnosis: str,
         team_id: str,
         templates: list[Template],
+        additions_json: str = "",
     ) -> Stored:
-        """A draft plan from the program template for the patient's diagnosis (ICD-10-CM)."""
+        """A draft plan from the program template for the patient's diagnosis (ICD-10-CM), with
+        the caller's additions (contained resources, addresses, supporting information, labels)."""
         with self._audit_refusals(principal, audit.CREATE, "CarePlan"):
             template = template_for(templates, diagnosis)
+            additions = (
+                fhir.load_json(
+                    additions_json, max_bytes=self.max_resource_bytes, field="additions_fhir_json"
+                )
+                if additions_json
+                else {}
+            )
+            if not isinstance(additions, dict):
+                raise InvalidArgument(
+                    "additions_fhir_json must be a JSON object",
+                    [FieldViolation("additions_fhir_json", "a partial CarePlan")],
+                )
         plan = draft_plan(
             template,
             patient_id,
@@ -238,6 +268,9 @@ class CarePlans(ServiceBase):
             team_id or None,
             datetime.now(UTC).date(),
         )
+        if additions:
+            with self._audit_refusals(principal, audit.CREATE, "CarePlan"):
+                plan = with_additions(plan, additions)
         return self.create(principal, request_id, json.dumps(plan))
 
     def update(
@@ -336,6 +369,55 @@ class CarePlans(ServiceBase):
             versions = versions[:size]
             token = paging.encode({"before": versions[-1].version})
         return versions, token
+
+    def for_patient(self, principal: Principal, patient_id: str) -> list[Stored]:
+        """A patient's plans, oldest first (the gateway's `CarePlan?patient=` search)."""
+        return teams.audited_search(
+            self.db,
+            store.audit_log,
+            self.access,
+            principal,
+            "CarePlan",
+            patient_id,
+            lambda conn: store.plans.for_patient(conn, patient_id),
+        )
+
+    def _versioned_tables(self, resource_type: str) -> VersionedTables:
+        tables = VERSIONED_TYPES.get(resource_type)
+        if tables is None:
+            raise InvalidArgument(
+                f"{resource_type!r} has no versions here",
+                [FieldViolation("resource_type", f"one of {', '.join(VERSIONED_TYPES)}")],
+            )
+        return tables
+
+    def resource_version(
+        self, principal: Principal, resource_type: str, item_id: str, version: int
+    ) -> Stored:
+        """One version of any versioned resource (the FHIR vread), access as for reading it."""
+        tables = self._versioned_tables(resource_type)
+        if not 1 <= version <= MAX_VERSION:
+            raise InvalidArgument(
+                "version must be >= 1", [FieldViolation("version", "a version number >= 1")]
+            )
+        with self.db.read() as conn:
+            item = tables.load_version(conn, item_id, version)
+        return self._audited_read(principal, f"{resource_type}/{item_id}/_history/{version}", item)
+
+    def resource_versions(
+        self, principal: Principal, resource_type: str, item_id: str, page_size: int
+    ) -> list[Stored]:
+        """The versions of one resource, newest first, each as stored (the FHIR `_history`)."""
+        tables = self._versioned_tables(resource_type)
+        size = paging.page_size(page_size)
+        with self.db.read() as conn:
+            current = tables.load(conn, item_id)
+            found = [
+                tables.load_version(conn, item_id, v.version)
+                for v in (tables.versions(conn, item_id, size, None) if current else [])
+            ]
+        self._audited_read(principal, f"{resource_type}/{item_id}/_history", current)
+        return [item for item in found if item is not None]
 
     def record_review(
         self, principal: Principal, plan_id: str, expected_version: int, review: Review

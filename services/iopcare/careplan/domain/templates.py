@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from iopcare.careplan import codes
-from iopcare.kit.errors import FailedPrecondition
+from iopcare.kit.errors import FailedPrecondition, FieldViolations
 
 
 @dataclass(frozen=True)
@@ -112,3 +112,37 @@ def draft_plan(
     if team_id:
         plan["careTeam"] = [{"reference": f"CareTeam/{team_id}"}]
     return plan
+
+
+#: What a draft may be given on top of its template (DraftCarePlan's additions).
+ADDITIONS = ("contained", "addresses", "supportingInfo")
+
+
+def with_additions(plan: dict[str, Any], additions: dict[str, Any]) -> dict[str, Any]:
+    """The drafted plan with a client's additions: contained resources, addresses and supporting
+    information appended, security labels set. Anything else is refused, so a template draft
+    stays a template draft."""
+    problems = FieldViolations()
+    for key in additions:
+        if key not in (*ADDITIONS, "meta", "resourceType"):
+            problems.add(
+                f"additions_fhir_json.{key}",
+                "only contained, addresses, supportingInfo "
+                "and meta.security may be added to a draft",
+            )
+    if additions.get("resourceType", "CarePlan") != "CarePlan":
+        problems.add("additions_fhir_json.resourceType", "must be CarePlan")
+    meta = additions.get("meta", {})
+    if not isinstance(meta, dict) or set(meta) - {"security"}:
+        problems.add("additions_fhir_json.meta", "only meta.security may be added")
+    for key in ADDITIONS:
+        if key in additions and not isinstance(additions[key], list):
+            problems.add(f"additions_fhir_json.{key}", "must be a list")
+    problems.raise_if_any("the additions to the draft are invalid")
+    result = dict(plan)
+    for key in ADDITIONS:
+        if additions.get(key):
+            result[key] = [*plan.get(key, []), *additions[key]]
+    if isinstance(meta, dict) and meta.get("security"):
+        result["meta"] = {**plan.get("meta", {}), "security": meta["security"]}
+    return result

@@ -10,6 +10,82 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ListCarePlansRequest(_message.Message):
+    __slots__ = ("patient_id",)
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
+
+class ListCarePlansResponse(_message.Message):
+    __slots__ = ("care_plans",)
+    CARE_PLANS_FIELD_NUMBER: _ClassVar[int]
+    care_plans: _containers.RepeatedCompositeFieldContainer[CarePlan]
+    def __init__(self, care_plans: _Optional[_Iterable[_Union[CarePlan, _Mapping]]] = ...) -> None: ...
+
+class GetMeasureRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetMeasureResponse(_message.Message):
+    __slots__ = ("patient_id", "update_time", "fhir_json")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    update_time: _timestamp_pb2.Timestamp
+    fhir_json: str
+    def __init__(self, patient_id: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class ResourceVersion(_message.Message):
+    __slots__ = ("id", "version", "patient_id", "status", "update_time", "fhir_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    patient_id: str
+    status: str
+    update_time: _timestamp_pb2.Timestamp
+    fhir_json: str
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class GetResourceVersionRequest(_message.Message):
+    __slots__ = ("resource_type", "id", "version")
+    RESOURCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    resource_type: str
+    id: str
+    version: int
+    def __init__(self, resource_type: _Optional[str] = ..., id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class GetResourceVersionResponse(_message.Message):
+    __slots__ = ("resource",)
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    resource: ResourceVersion
+    def __init__(self, resource: _Optional[_Union[ResourceVersion, _Mapping]] = ...) -> None: ...
+
+class ListResourceVersionsRequest(_message.Message):
+    __slots__ = ("resource_type", "id", "page_size")
+    RESOURCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    resource_type: str
+    id: str
+    page_size: int
+    def __init__(self, resource_type: _Optional[str] = ..., id: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ListResourceVersionsResponse(_message.Message):
+    __slots__ = ("versions",)
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[ResourceVersion]
+    def __init__(self, versions: _Optional[_Iterable[_Union[ResourceVersion, _Mapping]]] = ...) -> None: ...
+
 class CarePlan(_message.Message):
     __slots__ = ("id", "version", "patient_id", "status", "update_time", "fhir_json")
     ID_FIELD_NUMBER: _ClassVar[int]
@@ -617,16 +693,18 @@ class GetPractitionerResponse(_message.Message):
     def __init__(self, practitioner: _Optional[_Union[RegistryEntry, _Mapping]] = ..., roles: _Optional[_Iterable[_Union[RegistryEntry, _Mapping]]] = ...) -> None: ...
 
 class DraftCarePlanRequest(_message.Message):
-    __slots__ = ("request_id", "patient_id", "diagnosis_code", "care_team_id")
+    __slots__ = ("request_id", "patient_id", "diagnosis_code", "care_team_id", "additions_fhir_json")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
     DIAGNOSIS_CODE_FIELD_NUMBER: _ClassVar[int]
     CARE_TEAM_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDITIONS_FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     patient_id: str
     diagnosis_code: str
     care_team_id: str
-    def __init__(self, request_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., diagnosis_code: _Optional[str] = ..., care_team_id: _Optional[str] = ...) -> None: ...
+    additions_fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., diagnosis_code: _Optional[str] = ..., care_team_id: _Optional[str] = ..., additions_fhir_json: _Optional[str] = ...) -> None: ...
 
 class DraftCarePlanResponse(_message.Message):
     __slots__ = ("care_plan",)

@@ -182,6 +182,26 @@ class CarePlanServiceStub:
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerResponse.FromString,
                 _registered_method=True)
+        self.ListCarePlans = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/ListCarePlans',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlansRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlansResponse.FromString,
+                _registered_method=True)
+        self.GetMeasure = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetMeasure',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMeasureRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMeasureResponse.FromString,
+                _registered_method=True)
+        self.GetResourceVersion = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetResourceVersion',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetResourceVersionRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetResourceVersionResponse.FromString,
+                _registered_method=True)
+        self.ListResourceVersions = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/ListResourceVersions',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListResourceVersionsRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListResourceVersionsResponse.FromString,
+                _registered_method=True)
 
 
 class CarePlanServiceServicer:
@@ -440,6 +460,37 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCarePlans(self, request, context):
+        """Lists a patient's care plans (every status), oldest first. For the FHIR gateway's
+        `CarePlan?patient=` search; care team access as for GetCarePlan, audited as a search.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMeasure(self, request, context):
+        """Returns one recorded measure (Observation) by id, as stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetResourceVersion(self, request, context):
+        """Returns one version of any versioned resource careplan keeps (CarePlan, CareTeam, Goal,
+        EpisodeOfCare, Patient), exactly as stored: the FHIR `vread`. Access as for reading it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListResourceVersions(self, request, context):
+        """Lists every version of a versioned resource, newest first, each as stored: the FHIR
+        `_history` of one instance.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CarePlanServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -587,6 +638,26 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     servicer.GetPractitioner,
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerResponse.SerializeToString,
+            ),
+            'ListCarePlans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCarePlans,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlansRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlansResponse.SerializeToString,
+            ),
+            'GetMeasure': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMeasure,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMeasureRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMeasureResponse.SerializeToString,
+            ),
+            'GetResourceVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetResourceVersion,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetResourceVersionRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetResourceVersionResponse.SerializeToString,
+            ),
+            'ListResourceVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListResourceVersions,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListResourceVersionsRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListResourceVersionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1375,6 +1446,114 @@ class CarePlanService:
             '/iopcare.careplan.v1.CarePlanService/GetPractitioner',
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerRequest.SerializeToString,
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCarePlans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/ListCarePlans',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlansRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMeasure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetMeasure',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMeasureRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMeasureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetResourceVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetResourceVersion',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetResourceVersionRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetResourceVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListResourceVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/ListResourceVersions',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListResourceVersionsRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListResourceVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,633 @@
+"""The FHIR REST interactions: one request in, one response out (synchronous; the ASGI app runs
+it in a worker thread because the gRPC calls behind it block).
+
+Order of checks for every request: route (404/405), authentication (401), media types
+(406/415), SMART scopes (403), then the handler; the services apply their own rules after that.
+Every request, answered or refused, is audited once (`audit.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from iopcare.gateway import capability, disclosure, registry, routing, scopes
+from iopcare.gateway.client import Caller, Services
+from iopcare.gateway.errors import FhirHttpError, Problem, from_kit, http_error
+from iopcare.gateway.resources.base import Created, Found, ResourceHandler, reference_id
+from iopcare.gateway.search import matches
+from iopcare.gateway.security import Authenticator
+from iopcare.gateway.settings import GatewaySettings
+from iopcare.gateway.summary import reshapes, shape
+from iopcare.kit import errors as kit_errors
+from iopcare.kit import fhir
+
+JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
+XML_HINTS = ("xml",)
+DEFAULT_COUNT = 50
+MAX_COUNT = 1000
+#: Parameters that are not filters.
+CONTROL = {"_count", "_offset", "_summary", "_format", "_include", "_elements", "_pretty"}
+
+
+@dataclass
+class FhirRequest:
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    headers: dict[str, str]
+    body: bytes
+    base_url: str
+    #: Who made the request, once authenticated (for the audit record of refusals too).
+    subject: str = ""
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name.lower(), "")
+
+
+@dataclass
+class FhirResponse:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    #: What the audit record says about the request (resource, patient, outcome detail).
+    audit: dict[str, str] = field(default_factory=dict)
+
+
+def error_response(exc: FhirHttpError) -> FhirResponse:
+    return FhirResponse(exc.status, exc.outcome(), dict(exc.headers), {"reason": exc.reason})
+
+
+def etag(version: int) -> str:
+    return f'W/"{version}"'
+
+
+def parse_etag(value: str) -> int | None:
+    text = value.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip('"')
+    return int(text) if text.isdigit() and len(text) <= 9 else None
+
+
+INTERACTION_LETTER = {
+    routing.READ: scopes.READ,
+    routing.VREAD: scopes.READ,
+    routing.HISTORY: scopes.READ,
+    routing.SEARCH: scopes.SEARCH,
+    routing.CREATE: scopes.CREATE,
+    routing.UPDATE: scopes.UPDATE,
+}
+
+
+class Gateway:
+    """Routes, authenticates, checks scopes and calls the handlers."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        services: Services,
+        authenticator: Authenticator,
+        max_body_bytes: int,
+    ) -> None:
+        self.settings = settings
+        self.services = services
+        self.authenticator = authenticator
+        self.max_body_bytes = max_body_bytes
+        self.handlers: dict[str, ResourceHandler] = {h.type: h(services) for h in registry.HANDLERS}
+
+    # -- entry point ------------------------------------------------------------------------
+
+    def handle(self, request: FhirRequest) -> FhirResponse:
+        try:
+            response = self._handle(request)
+        except FhirHttpError as exc:
+            response = error_response(exc)
+        except kit_errors.IopcareError as exc:
+            response = error_response(from_kit(exc))
+        response.audit.setdefault("subject", request.subject)
+        return response
+
+    def _handle(self, request: FhirRequest) -> FhirResponse:
+        route = routing.route(request.method, request.path)
+        self._check_accept(request)
+        if route.kind == routing.METADATA:
+            return FhirResponse(
+                200,
+                capability.capability_statement(request.base_url, self.max_body_bytes, _version()),
+            )
+        if route.kind == routing.OPERATION_DEFINITION:
+            try:
+                return FhirResponse(200, capability.operation_definition(route.id))
+            except KeyError:
+                raise http_error(
+                    404, "not-found", f"OperationDefinition/{route.id} not found"
+                ) from None
+        caller = self.authenticator.authenticate(request.header("authorization"))
+        request.subject = caller.principal.subject
+        return self._dispatch(caller, route, request)
+
+    def _dispatch(self, caller: Caller, route: routing.Route, request: FhirRequest) -> FhirResponse:
+        if route.kind == routing.BUNDLE:
+            from iopcare.gateway.bundles import process_bundle
+
+            return process_bundle(self, caller, self._body(request, "Bundle"), request)
+        if route.kind == routing.HANDOFF:
+            from iopcare.gateway.handoff import handoff
+
+            return handoff(self, caller, request)
+        if route.kind == routing.HANDOFF_SUMMARY:
+            from iopcare.gateway.summary_out import handoff_summary
+
+            return handoff_summary(self, caller, route.id, request)
+        handler = self.handler(route.type)
+        if route.kind == routing.EVERYTHING:
+            return self.everything(caller, route.id, request)
+        interaction = {
+            routing.READ: "read",
+            routing.VREAD: "vread",
+            routing.HISTORY: "history-instance",
+            routing.SEARCH: "search-type",
+            routing.CREATE: "create",
+            routing.UPDATE: "update",
+        }[route.kind]
+        if not handler.supports(interaction):
+            allowed = ", ".join(handler.interactions())
+            raise FhirHttpError(
+                405,
+                Problem(
+                    "not-supported",
+                    f"{route.type} does not support {interaction}; it supports {allowed}",
+                ),
+                headers={"Allow": _allow(handler)},
+            )
+        self.require_scope(caller, route.type, INTERACTION_LETTER[route.kind])
+        query = _query_dict(request)
+        if route.kind == routing.READ:
+            return self.resource_response(self.disclosable(handler.read(caller, route.id)), query)
+        if route.kind == routing.VREAD:
+            found = handler.vread(caller, route.id, route.version)
+            return self.resource_response(self.disclosable(found), query)
+        if route.kind == routing.HISTORY:
+            versions, withheld = self.shareable(handler.history(caller, route.id))
+            bundle = self.bundle("history", versions, request, len(versions))
+            return FhirResponse(200, self.note_withheld(bundle, withheld))
+        if route.kind == routing.SEARCH:
+            if request.method == "POST":
+                query.update(_form(request))
+            return self.search(caller, handler, query, request)
+        if route.kind == routing.CREATE:
+            resource = self._body(request, route.type)
+            return self.create(caller, handler, resource, request)
+        resource = self._body(request, route.type)
+        return self.update(caller, handler, route.id, resource, request)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def handler(self, resource_type: str) -> ResourceHandler:
+        found = self.handlers.get(resource_type)
+        if found is None:
+            known = True
+            try:
+                fhir.model_class(resource_type)
+            except KeyError:
+                known = False
+            what = "is not served here" if known else "is not a FHIR R4 resource type"
+            raise http_error(404, "not-supported", f"{resource_type[:64]} {what}")
+        return found
+
+    def require_scope(self, caller: Caller, resource_type: str, letter: str) -> None:
+        if not scopes.allows(caller.scopes, resource_type, letter):
+            name = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
+            raise FhirHttpError(
+                403,
+                Problem(
+                    "forbidden",
+                    f"the token's scopes do not allow {name[letter]} on {resource_type} "
+                    f"(needs e.g. system/{resource_type}.{letter})",
+                ),
+                reason="SCOPE",
+            )
+
+    def _check_accept(self, request: FhirRequest) -> None:
+        wanted = [v for k, v in request.query if k == "_format"]
+        for value in wanted:
+            if any(h in value.lower() for h in XML_HINTS):
+                raise http_error(
+                    406,
+                    "not-supported",
+                    "only JSON is served (_format=json); XML is not",
+                    "_format",
+                )
+            if value.lower() not in ("json", *JSON_TYPES):
+                raise http_error(406, "not-supported", f"_format={value[:40]!r} is not served")
+        accept = request.header("accept").lower()
+        if (
+            accept
+            and "xml" in accept
+            and not any(t in accept for t in ("json", "*/*", "application/*"))
+        ):
+            raise http_error(406, "not-supported", "only application/fhir+json is served")
+
+    def _body(self, request: FhirRequest, expected_type: str) -> dict[str, Any]:
+        content_type = request.header("content-type").split(";")[0].strip().lower()
+        if content_type and content_type not in JSON_TYPES:
+            detail = "XML is not supported; send " if "xml" in content_type else "send "
+            raise http_error(
+                415, "not-supported", f"{detail}application/fhir+json, not {content_type[:60]}"
+            )
+        if not request.body:
+            raise http_error(400, "required", "the request needs a JSON body")
+        data = fhir.load_json(request.body, max_bytes=self.max_body_bytes)
+        if not isinstance(data, dict):
+            raise http_error(400, "structure", "a FHIR resource must be a JSON object")
+        found_type = data.get("resourceType")
+        if not isinstance(found_type, str):
+            raise http_error(400, "required", "resourceType is missing", "resourceType")
+        if found_type != expected_type:
+            raise http_error(
+                400,
+                "invalid",
+                f"the body is a {found_type[:64]}, the URL expects a {expected_type}",
+                "resourceType",
+            )
+        # Validate here too, so a bad body is 400/422 with element paths before any service call.
+        fhir.parse_document(data, expected_type, max_bytes=self.max_body_bytes)
+        return data
+
+    # -- interactions -----------------------------------------------------------------------
+
+    def disclosable(self, found: Found) -> Found:
+        """The resource, or 403 when it may not leave the program (disclosure.py)."""
+        if disclosure.may_carry_labels(found.json):
+            reason = disclosure.withheld_reason(found.resource)
+            if reason is not None:
+                raise FhirHttpError(403, Problem("suppressed", reason), reason="WITHHELD")
+        return found
+
+    def shareable(self, items: list[Found]) -> tuple[list[Found], int]:
+        """The items that may leave the program, and how many may not."""
+        kept = [
+            item
+            for item in items
+            if not disclosure.may_carry_labels(item.json)
+            or disclosure.withheld_reason(item.resource) is None
+        ]
+        return kept, len(items) - len(kept)
+
+    def note_withheld(self, bundle: dict[str, Any], withheld: int) -> dict[str, Any]:
+        """Says in a Bundle that resources were left out, and why (never silently)."""
+        if withheld:
+            bundle.setdefault("entry", []).append(
+                {
+                    "resource": fhir.operation_outcome(
+                        [
+                            fhir.Issue(
+                                "warning",
+                                "suppressed",
+                                f"{withheld} resources withheld: labelled as needing the "
+                                "patient's consent to leave the program (42 CFR Part 2, "
+                                "psychotherapy notes), which cannot be checked yet",
+                            )
+                        ]
+                    ),
+                    "search": {"mode": "outcome"},
+                }
+            )
+        return bundle
+
+    def resource_response(
+        self, found: Found, query: dict[str, str], status: int = 200
+    ) -> FhirResponse:
+        body: Any = shape(found.resource, query) if reshapes(query) else found.json
+        return FhirResponse(
+            status,
+            body,
+            self.version_headers(found),
+            # The audit names the id and patient; the path names the type (no parsing on reads).
+            {"resource": found.id, "patient": found.patient_id},
+        )
+
+    def version_headers(self, found: Found) -> dict[str, str]:
+        headers = {"ETag": etag(found.version)}
+        updated = found.last_updated
+        if updated is not None:
+            headers["Last-Modified"] = updated.strftime("%a, %d %b %Y %H:%M:%S GMT")
+        return headers
+
+    def create(
+        self,
+        caller: Caller,
+        handler: ResourceHandler,
+        resource: dict[str, Any],
+        request: FhirRequest,
+        request_id: str | None = None,
+    ) -> FhirResponse:
+        condition = request.header("if-none-exist")
+        if condition:
+            criteria = dict(parse_qsl(condition.lstrip("?"), keep_blank_values=True))
+            existing = self.find(caller, handler, criteria)
+            if len(existing) > 1:
+                raise http_error(
+                    412,
+                    "multiple-matches",
+                    f"If-None-Exist matches {len(existing)} {handler.type} resources",
+                )
+            if existing:
+                response = self.resource_response(existing[0], {})
+                response.headers["Location"] = self.location(request, handler.type, existing[0])
+                return self.prefer(request, response)
+            # Concurrent conditional creates with the same criteria from the same caller share a
+            # request id, so the service makes one resource, not one per request.
+            request_id = request_id or _digest(caller.principal.subject, handler.type, condition)
+        created: Created = handler.create(caller, resource, request_id or str(uuid.uuid4()))
+        response = self.resource_response(created.found, {}, 201 if created.created else 200)
+        response.headers["Location"] = self.location(request, handler.type, created.found)
+        return self.prefer(request, response)
+
+    def update(
+        self,
+        caller: Caller,
+        handler: ResourceHandler,
+        resource_id: str,
+        resource: dict[str, Any],
+        request: FhirRequest,
+    ) -> FhirResponse:
+        if resource.get("id") != resource_id:
+            raise http_error(
+                400,
+                "invalid",
+                "the resource's id must equal the id in the URL",
+                f"{handler.type}.id",
+            )
+        expected = None
+        if request.header("if-match"):
+            expected = parse_etag(request.header("if-match"))
+            if expected is None:
+                raise http_error(400, "value", 'If-Match must be a version ETag such as W/"3"')
+        else:
+            version_id = resource.get("meta", {}).get("versionId")
+            expected = (
+                int(version_id) if isinstance(version_id, str) and version_id.isdigit() else None
+            )
+        if expected is None:
+            raise http_error(
+                428,
+                "required",
+                'an update needs the version it is based on: If-Match: W/"n" (or meta.versionId)',
+            )
+        found = handler.update(caller, resource_id, resource, expected)
+        response = self.resource_response(found, {})
+        return self.prefer(request, response)
+
+    def prefer(self, request: FhirRequest, response: FhirResponse) -> FhirResponse:
+        prefer = request.header("prefer").replace(" ", "").lower()
+        if "return=minimal" in prefer:
+            response.body = None
+        elif "return=operationoutcome" in prefer:
+            response.body = fhir.operation_outcome(
+                [fhir.Issue("information", "informational", "done")]
+            )
+        return response
+
+    def location(self, request: FhirRequest, resource_type: str, found: Found) -> str:
+        return f"{request.base_url}/{resource_type}/{found.id}/_history/{found.version}"
+
+    def find(self, caller: Caller, handler: ResourceHandler, query: dict[str, str]) -> list[Found]:
+        """The resources a search query selects (unpaged)."""
+        self.require_scope(caller, handler.type, scopes.SEARCH)
+        known = {p.name: p for p in handler.search_params()}
+        unknown = [k for k in query if k not in known and k not in CONTROL]
+        if unknown:
+            raise http_error(
+                400,
+                "not-supported",
+                f"unknown search parameter {unknown[0][:40]!r} for {handler.type}; supported: "
+                f"{', '.join(sorted(known))}",
+                unknown[0][:40],
+            )
+        patient = self._patient_of(query, handler)
+        candidates = handler.search(caller, patient, query)
+        filters = [
+            (known[name], value)
+            for name, value in query.items()
+            if name in known
+            and known[name].type != "reference"
+            # The Patient handler looks these up in the registry itself.
+            and not (handler.type == "Patient" and name in ("_id", "identifier"))
+        ]
+        return [
+            item
+            for item in candidates
+            if all(matches(item.resource, param, value) for param, value in filters)
+        ]
+
+    def _patient_of(self, query: dict[str, str], handler: ResourceHandler) -> str | None:
+        """The patient a search is about (`patient`, `subject` or `actor`), or None."""
+        for name in ("patient", "subject", "actor"):
+            value = query.get(name)
+            if value:
+                # Only our own patients: an absolute URL names a patient of another server.
+                patient = ""
+                if "://" not in value:
+                    patient = reference_id(value, "Patient") or (value if "/" not in value else "")
+                if not patient:
+                    raise http_error(400, "value", f"{name} must name a Patient", name)
+                return patient
+        return None
+
+    def search(
+        self, caller: Caller, handler: ResourceHandler, query: dict[str, str], request: FhirRequest
+    ) -> FhirResponse:
+        results, withheld = self.shareable(self.find(caller, handler, query))
+        count = _int_param(query, "_count", DEFAULT_COUNT, 0, MAX_COUNT)
+        offset = _int_param(query, "_offset", 0, 0, 10**9)
+        mode = query.get("_summary", "false")
+        if mode == "count":
+            return FhirResponse(
+                200, {"resourceType": "Bundle", "type": "searchset", "total": len(results)}
+            )
+        page = results[offset : offset + count]
+        entries = [self.entry(item, request, "match", query) for item in page]
+        for include in [v for k, v in request.query if k == "_include"]:
+            entries += self.included(caller, handler, include, page, request)
+        bundle: dict[str, Any] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(results),
+            "link": self.links(request, query, offset, count, len(results)),
+        }
+        if entries:
+            bundle["entry"] = entries
+        self.note_withheld(bundle, withheld)
+        return FhirResponse(
+            200, bundle, audit={"detail": f"{len(results)} hits, {withheld} withheld"}
+        )
+
+    def included(
+        self,
+        caller: Caller,
+        handler: ResourceHandler,
+        include: str,
+        page: list[Found],
+        request: FhirRequest,
+    ) -> list[dict[str, Any]]:
+        if include not in handler.includes:
+            raise http_error(
+                400,
+                "not-supported",
+                f"_include={include[:60]} is not supported for {handler.type}; supported: "
+                f"{', '.join(handler.includes) or 'none'}",
+                "_include",
+            )
+        patients = self.handlers["Patient"]
+        self.require_scope(caller, "Patient", scopes.READ)
+        seen: dict[str, Found] = {}
+        for item in page:
+            if item.patient_id and item.patient_id not in seen:
+                seen[item.patient_id] = patients.read(caller, item.patient_id)
+        shown, _ = self.shareable(list(seen.values()))
+        return [self.entry(p, request, "include") for p in shown]
+
+    def links(
+        self, request: FhirRequest, query: dict[str, str], offset: int, count: int, total: int
+    ) -> list[dict[str, str]]:
+        def url(at: int) -> str:
+            params = [(k, v) for k, v in request.query if k != "_offset"]
+            if at:
+                params.append(("_offset", str(at)))
+            suffix = f"?{urlencode(params)}" if params else ""
+            return f"{request.base_url}/{request.path.strip('/')}{suffix}"
+
+        links = [{"relation": "self", "url": url(offset)}, {"relation": "first", "url": url(0)}]
+        if count and offset + count < total:
+            links.append({"relation": "next", "url": url(offset + count)})
+        if offset > 0:
+            links.append({"relation": "previous", "url": url(max(0, offset - count))})
+        return links
+
+    def entry(
+        self,
+        found: Found,
+        request: FhirRequest,
+        mode: str | None,
+        query: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        resource = shape(found.resource, query) if query and reshapes(query) else found.resource
+        entry: dict[str, Any] = {
+            "fullUrl": f"{request.base_url}/{resource.get('resourceType')}/{found.id}",
+            "resource": resource,
+        }
+        if mode:
+            entry["search"] = {"mode": mode}
+        return entry
+
+    def bundle(
+        self, kind: str, items: list[Found], request: FhirRequest, total: int
+    ) -> dict[str, Any]:
+        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": kind, "total": total}
+        if items:
+            bundle["entry"] = [self.entry(item, request, None) for item in items]
+        return bundle
+
+    def everything(self, caller: Caller, patient_id: str, request: FhirRequest) -> FhirResponse:
+        """Patient/{id}/$everything: the patient and every resource of theirs the caller's
+        scopes allow reading, from each service's per-patient lists."""
+        self.require_scope(caller, "Patient", scopes.READ)
+        patient = self.disclosable(self.handlers["Patient"].read(caller, patient_id))
+        items = [patient]
+        skipped = []
+        for resource_type, handler in self.handlers.items():
+            if resource_type == "Patient" or not handler.supports("search-type"):
+                continue
+            if not scopes.allows(caller.scopes, resource_type, scopes.SEARCH):
+                skipped.append(resource_type)
+                continue
+            try:
+                items += handler.search(caller, patient_id, {})
+            except FhirHttpError as exc:
+                # A service that refuses (the caller is not on its copy of the team yet) or is
+                # down leaves its part out; the Bundle says so instead of failing whole.
+                skipped.append(f"{resource_type} ({exc.status})")
+        items, withheld = self.shareable(items)
+        bundle = self.note_withheld(self.bundle("searchset", items, request, len(items)), withheld)
+        if skipped:
+            bundle["entry"].append(
+                {
+                    "resource": fhir.operation_outcome(
+                        [
+                            fhir.Issue(
+                                "warning",
+                                "incomplete",
+                                f"left out: {', '.join(skipped)}",
+                            )
+                        ]
+                    ),
+                    "search": {"mode": "outcome"},
+                }
+            )
+        return FhirResponse(200, bundle, audit={"patient": patient_id})
+
+
+def _allow(handler: ResourceHandler) -> str:
+    interactions = handler.interactions()
+    methods = []
+    if {"read", "search-type"} & set(interactions):
+        methods.append("GET")
+    if "create" in interactions:
+        methods.append("POST")
+    if "update" in interactions:
+        methods.append("PUT")
+    return ", ".join(methods)
+
+
+def _query_dict(request: FhirRequest) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for key, value in request.query:
+        if key == "_include":
+            continue
+        # Repeated parameters AND together in FHIR; we keep the last one and document it.
+        result[key] = value
+    return result
+
+
+def _form(request: FhirRequest) -> dict[str, str]:
+    if not request.body:
+        return {}
+    try:
+        text = request.body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise http_error(400, "structure", "the search form is not UTF-8") from None
+    return dict(parse_qsl(text, keep_blank_values=True))
+
+
+def _int_param(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or len(raw) > 10:
+        raise http_error(400, "value", f"{name} must be a whole number", name)
+    return max(low, min(int(raw), high))
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("iopcare")
+    except Exception:  # pragma: no cover - not installed as a package
+        return "dev"
+
+
+def dumps(body: Any) -> bytes:
+    if isinstance(body, str):
+        return body.encode()
+    return json.dumps(body, separators=(",", ":")).encode()

@@ -1,0 +1,168 @@
+"""The ASGI application (Starlette) and `iopcare serve gateway`.
+
+The ASGI layer only moves bytes: it reads the body under the size limit, hands a `FhirRequest` to
+`api.Gateway` in a worker thread (the gRPC calls block), writes the response and one audit record
+per request. Everything FHIR is in `api.py`.
+
+Body limit: a declared Content-Length over the limit is refused with 413 before a byte of the body
+is read; a body without one (chunked) is counted while it streams and refused as soon as it
+passes the limit, so memory stays bounded whatever a client sends (reliability D1).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from iopcare.gateway.api import FhirRequest, FhirResponse, Gateway, dumps, error_response
+from iopcare.gateway.client import Services
+from iopcare.gateway.errors import FhirHttpError, http_error
+from iopcare.gateway.security import Authenticator
+from iopcare.gateway.settings import GatewaySettings
+from iopcare.kit.auth import TokenVerifier
+from iopcare.kit.fhir import MEDIA_TYPE_WITH_VERSION
+from iopcare.kit.settings import Settings
+
+log = logging.getLogger(__name__)
+audit_log = logging.getLogger("iopcare.gateway.audit")
+
+AuditSink = Callable[[dict[str, Any]], None]
+
+
+def log_audit(record: dict[str, Any]) -> None:
+    audit_log.info(json.dumps(record, separators=(",", ":")))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise http_error(400, "structure", "Content-Length is not a number")
+        if int(declared) > limit:
+            raise http_error(
+                413, "too-costly", f"the body ({declared} bytes) exceeds the limit of {limit} bytes"
+            )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise http_error(413, "too-costly", f"the body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def to_response(result: FhirResponse) -> Response:
+    headers = dict(result.headers)
+    if result.body is None:
+        return Response(status_code=result.status, headers=headers)
+    return Response(
+        dumps(result.body),
+        status_code=result.status,
+        headers=headers,
+        media_type=MEDIA_TYPE_WITH_VERSION,
+    )
+
+
+def create_app(
+    gateway: Gateway, base_path: str = "/fhir", audit: AuditSink = log_audit
+) -> Starlette:
+    base_path = "/" + base_path.strip("/")
+
+    async def endpoint(request: Request) -> Response:
+        started = time.monotonic()
+        path = request.path_params.get("path", "")
+        base_url = f"{str(request.base_url).rstrip('/')}{base_path}"
+        try:
+            body = await read_body(request, gateway.max_body_bytes)
+            fhir_request = FhirRequest(
+                request.method,
+                path,
+                list(request.query_params.multi_items()),
+                {k.lower(): v for k, v in request.headers.items()},
+                body,
+                base_url,
+            )
+            result = await run_in_threadpool(gateway.handle, fhir_request)
+        except FhirHttpError as exc:
+            result = error_response(exc)
+        except Exception:
+            # Never a bare 500 with a stack trace: the error is logged (without content) and the
+            # client gets an OperationOutcome.
+            log.exception("gateway: unexpected error on %s /%s", request.method, path[:100])
+            result = error_response(http_error(500, "exception", "internal error; it was logged"))
+        audit(
+            {
+                "time": datetime.now(UTC).isoformat(),
+                "subject": result.audit.get("subject", ""),
+                "method": request.method,
+                "path": f"{base_path}/{path}"[:300],
+                "status": result.status,
+                "outcome": "success" if result.status < 400 else "refused",
+                "patient": result.audit.get("patient", ""),
+                "resource": result.audit.get("resource", ""),
+                "detail": result.audit.get("detail", result.audit.get("reason", ""))[:200],
+                "ms": round((time.monotonic() - started) * 1000, 1),
+            }
+        )
+        return to_response(result)
+
+    methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
+    return Starlette(
+        routes=[
+            Route(f"{base_path}/{{path:path}}", endpoint, methods=methods),
+            Route(base_path, endpoint, methods=methods),
+        ]
+    )
+
+
+def build(
+    settings: Settings | None = None,
+    gateway_settings: GatewaySettings | None = None,
+    audit: AuditSink = log_audit,
+) -> tuple[Starlette, Gateway]:
+    """The composition root: settings, the token verifier, the gRPC clients, the app."""
+    settings = settings or Settings()
+    gateway_settings = gateway_settings or GatewaySettings()
+    services = Services(gateway_settings)
+    authenticator = Authenticator(
+        TokenVerifier(settings), gateway_settings.max_token_lifetime_seconds
+    )
+    limit = gateway_settings.max_body_bytes or settings.max_resource_bytes
+    gateway = Gateway(gateway_settings, services, authenticator, limit)
+    return create_app(gateway, gateway_settings.base_path, audit), gateway
+
+
+def serve() -> None:
+    """Runs the gateway until SIGTERM/SIGINT (uvicorn handles both gracefully)."""
+    import signal
+    import sys
+
+    import uvicorn
+
+    # uvicorn drains connections on SIGTERM/SIGINT, then raises the signal again for the handler
+    # that was installed before it: make that a clean exit, so a graceful stop reports 0.
+    for handled in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(handled, lambda *_: sys.exit(0))
+    gateway_settings = GatewaySettings()
+    app, gateway = build(gateway_settings=gateway_settings)
+    try:
+        uvicorn.run(
+            app,
+            host=gateway_settings.host,
+            port=gateway_settings.port,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        gateway.services.close()

@@ -1,0 +1,346 @@
+"""`POST [base]`: batch and transaction Bundles.
+
+Each entry becomes the same interaction a single REST request would be (so scopes, validation and
+the services' rules apply unchanged). `urn:uuid:` references between entries are resolved: an
+entry that creates a resource is processed before the entries that point at it, and their
+references are rewritten to the created `Type/id`.
+
+Transactions are all or nothing. Every entry is validated first (nothing is written if one is
+invalid: reliability B6); then a transaction is accepted only if it writes at most one resource.
+The services keep separate databases and none of them offers a multi-resource write yet, so two
+writes could not be made atomic: such a transaction is refused with an OperationOutcome that says
+why (and which services it spans), instead of being applied half way. docs/gateway.md and the
+CapabilityStatement say the same.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+from iopcare.gateway import routing
+from iopcare.gateway.client import Caller
+from iopcare.gateway.errors import FhirHttpError, Problem, http_error
+from iopcare.kit import fhir
+
+if TYPE_CHECKING:
+    from iopcare.gateway.api import FhirRequest, FhirResponse, Gateway
+
+URN = "urn:uuid:"
+#: What an entry of a batch or transaction may be: one resource interaction.
+ENTRY_ROUTES = (
+    routing.READ,
+    routing.VREAD,
+    routing.SEARCH,
+    routing.CREATE,
+    routing.UPDATE,
+    routing.HISTORY,
+)
+WRITES = ("POST", "PUT")
+REASONS = {
+    200: "OK",
+    201: "Created",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    412: "Precondition Failed",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Entity",
+    424: "Failed Dependency",
+    428: "Precondition Required",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+@dataclass
+class Entry:
+    """One entry of a batch or transaction, as parsed."""
+
+    index: int
+    full_url: str
+    method: str
+    url: str
+    resource: dict[str, Any] | None
+    if_none_exist: str = ""
+    if_match: str = ""
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path.strip("/")
+
+    @property
+    def query(self) -> list[tuple[str, str]]:
+        return parse_qsl(urlsplit(self.url).query, keep_blank_values=True)
+
+
+def references(value: Any) -> Iterator[dict[str, Any]]:
+    """Every Reference-shaped object (a dict with a string `reference`) in a resource."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("reference"), str):
+                yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def dependencies(resource: dict[str, Any] | None, full_urls: set[str]) -> set[str]:
+    """The `urn:uuid:` fullUrls of other entries that a resource points at."""
+    if resource is None:
+        return set()
+    return {r["reference"] for r in references(resource) if r["reference"] in full_urls}
+
+
+def resolve(resource: dict[str, Any], assigned: dict[str, str]) -> dict[str, Any]:
+    """A copy of `resource` with references to `urn:uuid:` fullUrls replaced by `Type/id`."""
+    copy: dict[str, Any] = json.loads(json.dumps(resource))
+    for reference in references(copy):
+        if reference["reference"] in assigned:
+            reference["reference"] = assigned[reference["reference"]]
+    return copy
+
+
+def processing_order(entries: list[Entry]) -> list[Entry]:
+    """Entries ordered so that each comes after the entries whose urn:uuid it references
+    (otherwise in bundle order); 400 on a cycle, which no order can satisfy."""
+    full_urls = {e.full_url for e in entries if e.full_url.startswith(URN)}
+    pending = {e.index: dependencies(e.resource, full_urls) for e in entries}
+    by_url = {e.full_url: e.index for e in entries if e.full_url in full_urls}
+    done: set[str] = set()
+    ordered: list[Entry] = []
+    remaining = list(entries)
+    while remaining:
+        ready = [e for e in remaining if pending[e.index] <= done]
+        if not ready:
+            cycle = remaining[0]
+            raise http_error(
+                400,
+                "invalid",
+                "entries reference each other in a cycle (urn:uuid)",
+                f"Bundle.entry[{cycle.index}]",
+            )
+        for e in ready:
+            ordered.append(e)
+            remaining.remove(e)
+            if e.full_url in by_url:
+                done.add(e.full_url)
+    return ordered
+
+
+def parse_entries(bundle: dict[str, Any], max_entries: int) -> list[Entry]:
+    raw = bundle.get("entry", [])
+    if len(raw) > max_entries:
+        raise http_error(
+            413,
+            "too-costly",
+            f"{len(raw)} entries; at most {max_entries} per Bundle",
+            "Bundle.entry",
+        )
+    entries = []
+    problems: list[Problem] = []
+    for index, item in enumerate(raw):
+        where = f"Bundle.entry[{index}]"
+        request = item.get("request") if isinstance(item, dict) else None
+        if not isinstance(request, dict) or "method" not in request or "url" not in request:
+            problems.append(Problem("required", "each entry needs request.method and .url", where))
+            continue
+        method = str(request["method"]).upper()
+        if method not in ("GET", "POST", "PUT"):
+            problems.append(
+                Problem("not-supported", f"{method} entries are not supported", f"{where}.request")
+            )
+            continue
+        resource = item.get("resource")
+        if method in WRITES and not isinstance(resource, dict):
+            problems.append(Problem("required", f"a {method} entry needs a resource", where))
+            continue
+        entries.append(
+            Entry(
+                index,
+                str(item.get("fullUrl", "")),
+                method,
+                str(request["url"]),
+                resource if isinstance(resource, dict) else None,
+                str(request.get("ifNoneExist", "")),
+                str(request.get("ifMatch", "")),
+            )
+        )
+    if problems:
+        raise FhirHttpError(400, problems)
+    return entries
+
+
+def _validate(gateway: Gateway, caller: Caller, entries: list[Entry]) -> list[Problem]:
+    """Every reason any entry would fail before it reaches a service (all of them, not the
+    first): unknown paths, unserved types, missing scopes, invalid resources."""
+    problems: list[Problem] = []
+    for e in entries:
+        where = f"Bundle.entry[{e.index}]"
+        try:
+            route = routing.route(e.method, e.path)
+            if route.kind not in ENTRY_ROUTES:
+                raise http_error(
+                    400, "not-supported", f"{e.method} {e.url[:80]} is not allowed here"
+                )
+            handler = gateway.handler(route.type)
+            if e.resource is not None:
+                if e.resource.get("resourceType") != route.type:
+                    raise http_error(
+                        400, "invalid", f"the resource is not a {route.type}", "resourceType"
+                    )
+                fhir.parse_document(e.resource, route.type, max_bytes=gateway.max_body_bytes)
+            from iopcare.gateway.api import INTERACTION_LETTER
+
+            gateway.require_scope(caller, handler.type, INTERACTION_LETTER[route.kind])
+        except FhirHttpError as exc:
+            problems += [
+                Problem(
+                    p.code,
+                    p.diagnostics,
+                    f"{where}.resource.{p.expression}" if p.expression else where,
+                    p.severity,
+                )
+                for p in exc.problems
+            ]
+        except fhir.FhirError as exc:
+            problems += [
+                Problem(
+                    i.code,
+                    i.diagnostics,
+                    f"{where}.resource" + (f".{i.expression}" if i.expression else ""),
+                )
+                for i in exc.issues
+            ]
+    return problems
+
+
+def _services(gateway: Gateway, entries: list[Entry]) -> set[str]:
+    return {
+        gateway.handler(routing.route(e.method, e.path).type).service
+        for e in entries
+        if e.method in WRITES
+    }
+
+
+def run_entry(
+    gateway: Gateway, caller: Caller, entry: Entry, request: FhirRequest, assigned: dict[str, str]
+) -> FhirResponse:
+    from iopcare.gateway.api import FhirRequest
+
+    resource = resolve(entry.resource, assigned) if entry.resource is not None else None
+    headers = {"content-type": "application/fhir+json"}
+    if entry.if_none_exist:
+        headers["if-none-exist"] = entry.if_none_exist
+    if entry.if_match:
+        headers["if-match"] = entry.if_match
+    sub = FhirRequest(
+        entry.method,
+        entry.path,
+        entry.query,
+        headers,
+        json.dumps(resource).encode() if resource is not None else b"",
+        request.base_url,
+    )
+    try:
+        route = routing.route(entry.method, entry.path)
+        if route.kind not in ENTRY_ROUTES:
+            # No bundles in bundles, no operations: an entry is one resource interaction.
+            raise http_error(
+                400, "not-supported", f"{entry.method} {entry.url[:80]} is not allowed in a Bundle"
+            )
+        response = gateway._dispatch(caller, route, sub)
+    except FhirHttpError as exc:
+        from iopcare.gateway.api import error_response
+
+        return error_response(exc)
+    if entry.method == "POST" and entry.full_url.startswith(URN) and response.status < 300:
+        location = response.headers.get("Location", "")
+        parts = location.removeprefix(request.base_url).strip("/").split("/")
+        if len(parts) >= 2:
+            assigned[entry.full_url] = f"{parts[0]}/{parts[1]}"
+    return response
+
+
+def response_entry(response: FhirResponse) -> dict[str, Any]:
+    status = f"{response.status} {REASONS.get(response.status, '')}".strip()
+    result: dict[str, Any] = {"response": {"status": status}}
+    if "Location" in response.headers:
+        result["response"]["location"] = response.headers["Location"]
+    if "ETag" in response.headers:
+        result["response"]["etag"] = response.headers["ETag"]
+    body = response.body
+    if isinstance(body, str):
+        body = json.loads(body)
+    if isinstance(body, dict):
+        if response.status >= 400:
+            result["response"]["outcome"] = body
+        else:
+            result["resource"] = body
+    return result
+
+
+def process_bundle(
+    gateway: Gateway, caller: Caller, bundle: dict[str, Any], request: FhirRequest
+) -> FhirResponse:
+    from iopcare.gateway.api import FhirResponse
+
+    kind = bundle.get("type")
+    if kind not in ("batch", "transaction"):
+        raise http_error(
+            400,
+            "invalid",
+            f"POST [base] takes a batch or transaction Bundle, not {kind!r}",
+            "Bundle.type",
+        )
+    entries = parse_entries(bundle, gateway.settings.max_bundle_entries)
+    if kind == "transaction":
+        problems = _validate(gateway, caller, entries)
+        if problems:
+            raise FhirHttpError(
+                422 if all(p.code != "forbidden" for p in problems) else 403,
+                [
+                    Problem("processing", "the transaction was not applied: an entry is invalid"),
+                    *problems,
+                ],
+            )
+        writes = [e for e in entries if e.method in WRITES]
+        if len(writes) > 1:
+            services = sorted(_services(gateway, entries))
+            why = (
+                f"its writes span {' and '.join(services)}, services with separate databases"
+                if len(services) > 1
+                else f"{len(writes)} writes in {services[0]}, which has no multi-resource write"
+            )
+            raise http_error(
+                422,
+                "not-supported",
+                f"transaction refused, nothing written: {why}, so it cannot be made "
+                "all-or-nothing. A transaction may write one resource; send several as a batch "
+                "(each entry on its own) or a handoff through $handoff.",
+                "Bundle.entry",
+            )
+    assigned: dict[str, str] = {}
+    results: dict[int, dict[str, Any]] = {}
+    for entry in processing_order(entries):
+        response = run_entry(gateway, caller, entry, request, assigned)
+        if kind == "transaction" and response.status >= 400:
+            # Only reads can fail after validation here (the single write decides the outcome).
+            return response
+        results[entry.index] = response_entry(response)
+    body = {
+        "resourceType": "Bundle",
+        "type": f"{kind}-response",
+        "entry": [results[e.index] for e in entries],
+    }
+    return FhirResponse(200, body, audit={"detail": f"{kind} of {len(entries)} entries"})

@@ -1,0 +1,87 @@
+"""The gateway's gRPC clients: one channel per service, every call made as the caller.
+
+Identity: the gateway forwards the caller's own bearer token (verified here first) in the call's
+`authorization` metadata. The services verify it again and apply their own rules (care team,
+labels, consent) to the real caller, and their audit rows name the EHR, not the gateway. The
+gateway cannot mint tokens, so a compromised gateway cannot act as anyone who is not calling it.
+The gateway's own checks (SMART scopes) come on top of the services' rules, never instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+
+from iopcare.careplan.v1 import careplan_service_pb2_grpc as careplan_grpc
+from iopcare.gateway.errors import from_grpc
+from iopcare.gateway.settings import GatewaySettings
+from iopcare.kit.auth import Principal
+from iopcare.notes.v1 import notes_service_pb2_grpc as notes_grpc
+from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as scheduling_grpc
+
+T = TypeVar("T")
+
+#: How often a call that failed with ABORTED (a database conflict worth retrying, e.g. two
+#: concurrent registrations of one patient) is tried again. Every write the gateway makes carries
+#: a request id, so a retry never applies a change twice.
+ABORTED_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated caller of one REST request: who, with which token and scopes."""
+
+    principal: Principal
+    token: str
+    scopes: tuple[Any, ...]
+
+    @property
+    def metadata(self) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {self.token}")]
+
+
+class Services:
+    """Channels and stubs to careplan, scheduling and notes."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.timeout = settings.call_timeout_seconds
+        credentials = (
+            grpc.ssl_channel_credentials(settings.grpc_ca_file.read_bytes())
+            if settings.grpc_ca_file
+            else None
+        )
+
+        def channel(address: str) -> grpc.Channel:
+            if credentials is not None:
+                return grpc.secure_channel(address, credentials)
+            return grpc.insecure_channel(address)
+
+        self._channels = [
+            channel(settings.careplan_address),
+            channel(settings.scheduling_address),
+            channel(settings.notes_address),
+        ]
+        self.careplan = careplan_grpc.CarePlanServiceStub(self._channels[0])
+        self.scheduling = scheduling_grpc.SchedulingServiceStub(self._channels[1])
+        self.notes = notes_grpc.NotesServiceStub(self._channels[2])
+
+    def call(self, caller: Caller, method: Callable[..., T], request: Any) -> T:
+        """Calls one RPC as the caller; a failure becomes the FhirHttpError it means."""
+        for attempt in range(ABORTED_RETRIES + 1):
+            try:
+                return method(request, metadata=caller.metadata, timeout=self.timeout)
+            except grpc.RpcError as exc:
+                call: Any = exc
+                if call.code() == grpc.StatusCode.ABORTED and attempt < ABORTED_RETRIES:
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise from_grpc(exc) from None
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        for channel in self._channels:
+            channel.close()

@@ -1,0 +1,430 @@
+"""`POST [base]/$handoff`: a patient stepping down from an inpatient unit into the IOP.
+
+Exactly once per bundle, without a table of the gateway's own: every downstream write carries a
+request id derived from the bundle's key (its identifier, or a hash of its content), and the
+services' request logs return the first result for a repeated request id. So a repeated bundle,
+sequential or concurrent, reaches the same patient, episode, plan and note (reliability B5), and
+a handoff interrupted half way completes when it is sent again. The bundle key is also stored on
+the episode (an identifier), with whether this handoff registered the patient, so a repeat can
+answer exactly what the first one did.
+
+Privacy: inbound security labels (meta.security, e.g. R, PSY, SUD under 42 CFR Part 2) are kept on
+each inbound resource copied into the plan, and the plan and episode carry the union of them
+(a resource derived from labelled data carries its sources' labels: reliability C7). The team
+note gives counts and references, never clinical content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from iopcare.careplan.v1 import careplan_service_pb2 as careplan_pb
+from iopcare.gateway import scopes
+from iopcare.gateway.bundles import references
+from iopcare.gateway.client import Caller
+from iopcare.gateway.errors import FhirHttpError, Problem, http_error
+from iopcare.gateway.resources.careplan import PatientHandler
+from iopcare.kit import fhir
+from iopcare.notes.v1 import notes_service_pb2 as notes_pb
+
+if TYPE_CHECKING:
+    from iopcare.gateway.api import FhirRequest, FhirResponse, Gateway
+
+BUNDLE_TYPES = ("document", "transaction", "collection")
+HANDOFF_ID_SYSTEM = "https://iopcare.org/fhir/sid/handoff-bundle"
+PATIENT_CREATED_EXT = "https://iopcare.org/fhir/StructureDefinition/handoff-registered-patient"
+IOP_TYPE = {
+    "coding": [
+        {
+            "system": "https://iopcare.org/fhir/CodeSystem/level-of-care",
+            "code": "iop",
+            "display": "Intensive outpatient program",
+        }
+    ]
+}
+CONDITIONS = ("Condition",)
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+MEDICATIONS = ("MedicationRequest", "MedicationStatement")
+ALLERGIES = ("AllergyIntolerance",)
+#: Types taken in as they are (copied into the plan) or used (Patient, ServiceRequest).
+USED = {"Patient", "ServiceRequest", "Composition", *CONDITIONS, *MEDICATIONS, *ALLERGIES}
+#: What each write of a handoff needs from the caller's scopes.
+NEEDED_SCOPES = (
+    ("Patient", scopes.CREATE),
+    ("EpisodeOfCare", scopes.CREATE),
+    ("CarePlan", scopes.CREATE),
+    ("Communication", scopes.CREATE),
+)
+
+
+def bundle_key(bundle: dict[str, Any]) -> str:
+    """What makes two posts the same handoff: the Bundle's identifier, else its content."""
+    identifier = bundle.get("identifier")
+    if isinstance(identifier, dict) and identifier.get("value"):
+        return f"id:{identifier.get('system', '')}|{identifier['value']}"
+    canonical = {k: v for k, v in bundle.items() if k not in ("id", "meta", "timestamp")}
+    return (
+        "sha256:"
+        + hashlib.sha256(
+            json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+    )
+
+
+def request_id(key: str, step: str) -> str:
+    return f"handoff-{hashlib.sha256(key.encode()).hexdigest()[:32]}-{step}"
+
+
+def labels_of(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The union of the security labels of the resources (by system and code)."""
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for resource in resources:
+        for label in resource.get("meta", {}).get("security", []):
+            seen.setdefault((label.get("system", ""), label.get("code", "")), label)
+    return list(seen.values())
+
+
+def validate(
+    data: Any, max_entries: int
+) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    """The whole bundle checked before anything is written: FHIR R4 validity (every entry,
+    with element paths), the bundle type, a Patient with an identifier. Returns the bundle and
+    its (fullUrl, resource) entries."""
+    if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
+        raise http_error(400, "invalid", "$handoff takes a Bundle", "resourceType")
+    if data.get("type") not in BUNDLE_TYPES:
+        raise http_error(
+            422,
+            "invalid",
+            f"a handoff Bundle is a document, transaction or collection, not {data.get('type')!r}",
+            "Bundle.type",
+        )
+    raw = data.get("entry", [])
+    if len(raw) > max_entries:
+        raise http_error(413, "too-costly", f"at most {max_entries} entries", "Bundle.entry")
+    fhir.parse_document(data, "Bundle", max_bytes=2**62)
+    entries = []
+    for index, item in enumerate(raw):
+        resource = item.get("resource")
+        if isinstance(resource, dict):
+            entries.append((str(item.get("fullUrl", "")), resource))
+        else:
+            raise http_error(
+                422, "required", "each entry needs a resource", f"Bundle.entry[{index}]"
+            )
+    patients = [r for _, r in entries if r.get("resourceType") == "Patient"]
+    if not patients:
+        raise http_error(422, "required", "a handoff Bundle needs a Patient", "Bundle.entry")
+    if not any(i.get("system") and i.get("value") for i in patients[0].get("identifier", [])):
+        raise http_error(
+            422,
+            "required",
+            "the Patient needs an identifier with system and value (e.g. the hospital MRN)",
+            "Bundle.entry.resource.ofType(Patient).identifier",
+        )
+    return data, entries
+
+
+def _contained(
+    resource: dict[str, Any],
+    local_id: str,
+    patient_ref: str,
+    patient_urls: set[str],
+    local: dict[str, str],
+) -> dict[str, Any]:
+    """An inbound resource as a contained resource of the plan: its references to the patient
+    point at our Patient, to other copied entries at their local ids, and to anything else
+    keep only a display (a contained resource must not dangle into the sender's server)."""
+    copy: dict[str, Any] = json.loads(json.dumps(resource))
+    copy["id"] = local_id
+    copy.pop("contained", None)  # dom-2: contained resources do not contain others
+    meta = copy.pop("meta", {})
+    if meta.get("security"):
+        copy["meta"] = {"security": meta["security"]}  # dom-4: no versionId or lastUpdated
+    copy.pop("text", None)
+    for reference in references(copy):
+        target = reference["reference"]
+        if target in patient_urls:
+            reference["reference"] = patient_ref
+        elif target in local:
+            reference["reference"] = f"#{local[target]}"
+        else:
+            reference.pop("reference")
+            reference.setdefault("display", f"{target.split('/')[0][:40]} in the handoff bundle")
+    return copy
+
+
+def handoff(gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirResponse:
+    from iopcare.gateway.api import FhirResponse
+
+    for resource_type, letter in NEEDED_SCOPES:
+        gateway.require_scope(caller, resource_type, letter)
+    content_type = request.header("content-type").split(";")[0].strip().lower()
+    if content_type and "json" not in content_type:
+        raise http_error(415, "not-supported", "send the Bundle as application/fhir+json")
+    bundle, entries = validate(
+        fhir.load_json(request.body, max_bytes=gateway.max_body_bytes),
+        gateway.settings.max_bundle_entries,
+    )
+    key = bundle_key(bundle)
+    services = gateway.services
+    warnings: list[Problem] = []
+    created: list[str] = []
+    matched: list[str] = []
+
+    # 1. The patient, found or registered by identifier.
+    inbound_patient = next(r for _, r in entries if r.get("resourceType") == "Patient")
+    patient_urls = {url for url, r in entries if r.get("resourceType") == "Patient" and url}
+    patient_urls |= {
+        f"Patient/{r['id']}"
+        for _, r in entries
+        if r.get("resourceType") == "Patient" and r.get("id")
+    }
+    patient_handler = gateway.handlers["Patient"]
+    assert isinstance(patient_handler, PatientHandler)
+    known = None
+    for identifier in inbound_patient.get("identifier", []):
+        if identifier.get("system") and identifier.get("value") and known is None:
+            known = patient_handler.find(caller, identifier["system"], identifier["value"])
+    patient_json = {k: v for k, v in inbound_patient.items() if k not in ("id", "text", "meta")}
+    kept_meta = {
+        k: v for k, v in inbound_patient.get("meta", {}).items() if k in ("security", "tag")
+    }
+    if kept_meta:
+        patient_json["meta"] = kept_meta
+    patient = services.call(
+        caller,
+        services.careplan.RegisterPatient,
+        careplan_pb.RegisterPatientRequest(
+            request_id=request_id(key, "patient"), fhir_json=json.dumps(patient_json)
+        ),
+    ).patient
+    patient_ref = f"Patient/{patient.id}"
+
+    # 2. The referral, and the inbound clinical content.
+    inbound = [r for _, r in entries]
+    labels = labels_of(inbound)
+    referral = next((r for r in inbound if r.get("resourceType") == "ServiceRequest"), None)
+    copied = [
+        (url, r)
+        for url, r in entries
+        if r.get("resourceType") in (*CONDITIONS, *MEDICATIONS, *ALLERGIES)
+    ]
+    local_ids = [f"{r['resourceType'][:4].lower()}{i}" for i, (_, r) in enumerate(copied)]
+    local: dict[str, str] = {}
+    for local_id, (url, r) in zip(local_ids, copied, strict=True):
+        if url:
+            local[url] = local_id
+        if r.get("id"):
+            local[f"{r['resourceType']}/{r['id']}"] = local_id
+    for index, (url, r) in enumerate(entries):
+        if r.get("resourceType") not in USED:
+            warnings.append(
+                Problem(
+                    "informational",
+                    f"{r.get('resourceType')} entries are not taken in; kept in the sender's "
+                    f"record ({url or r.get('id') or 'no fullUrl'})",
+                    f"Bundle.entry[{index}]",
+                    "warning",
+                )
+            )
+
+    # 3. The planned IOP stay with the referral; the bundle's key and whether this handoff
+    # registered the patient travel with it, so a repeat answers as the first did.
+    episode_json: dict[str, Any] = {
+        "resourceType": "EpisodeOfCare",
+        "status": "planned",
+        "identifier": [{"system": HANDOFF_ID_SYSTEM, "value": key[:200]}],
+        "type": [IOP_TYPE],
+        "patient": {"reference": patient_ref},
+        "extension": [{"url": PATIENT_CREATED_EXT, "valueBoolean": known is None}],
+    }
+    if referral is not None:
+        reference: dict[str, Any] = {"display": _referral_display(referral)}
+        if referral.get("identifier"):
+            reference["identifier"] = referral["identifier"][0]
+        episode_json["referralRequest"] = [reference]
+    if labels:
+        episode_json["meta"] = {"security": labels}
+    episode = services.call(
+        caller,
+        services.careplan.CreateEpisode,
+        careplan_pb.CreateEpisodeRequest(
+            request_id=request_id(key, "episode"), fhir_json=json.dumps(episode_json)
+        ),
+    ).episode
+    stored_episode = json.loads(episode.fhir_json)
+    registered = next(
+        (
+            e.get("valueBoolean")
+            for e in stored_episode.get("extension", [])
+            if e.get("url") == PATIENT_CREATED_EXT
+        ),
+        known is None,
+    )
+    (created if registered else matched).append(patient_ref)
+    created.append(f"EpisodeOfCare/{episode.id}")
+
+    # 4. The draft IOP plan: the inbound conditions as what it addresses, medications and
+    # allergies as supporting information, all contained with their labels.
+    contained = [
+        _contained(r, local_id, patient_ref, patient_urls, local)
+        for local_id, (_, r) in zip(local_ids, copied, strict=True)
+    ]
+    additions: dict[str, Any] = {
+        "resourceType": "CarePlan",
+        "supportingInfo": [{"reference": f"EpisodeOfCare/{episode.id}"}]
+        + [
+            {"reference": f"#{c['id']}"}
+            for c in contained
+            if c["resourceType"] in (*MEDICATIONS, *ALLERGIES)
+        ],
+    }
+    if contained:
+        additions["contained"] = contained
+    addresses = [{"reference": f"#{c['id']}"} for c in contained if c["resourceType"] in CONDITIONS]
+    if addresses:
+        additions["addresses"] = addresses
+    if labels:
+        additions["meta"] = {"security": labels}
+    plan = draft_plan(gateway, caller, request_id(key, "plan"), patient.id, contained, additions)
+    created.append(f"CarePlan/{plan.id}")
+
+    # 5. The intake appointment: a seam until scheduling can propose one.
+    due = episode.update_time.ToDatetime(tzinfo=UTC) + timedelta(
+        hours=gateway.settings.intake_window_hours
+    )
+    intake = propose_intake(gateway, caller, key, patient.id, episode.id, due)
+    if intake:
+        created.append(intake)
+    else:
+        warnings.append(
+            Problem(
+                "incomplete",
+                "no intake appointment was proposed: scheduling has no ProposeAppointment RPC "
+                f"yet; the intake is due by {due.isoformat(timespec='minutes')}",
+                None,
+                "warning",
+            )
+        )
+
+    # 6. The handoff note to the team thread (counts and references, no clinical content).
+    counts = {
+        "conditions": sum(1 for c in contained if c["resourceType"] in CONDITIONS),
+        "medications": sum(1 for c in contained if c["resourceType"] in MEDICATIONS),
+        "allergies": sum(1 for c in contained if c["resourceType"] in ALLERGIES),
+    }
+    text = (
+        f"Step-down handoff received for {patient_ref}: EpisodeOfCare/{episode.id} planned, "
+        f"draft CarePlan/{plan.id} ({counts['conditions']} conditions, {counts['medications']} "
+        f"medications, {counts['allergies']} allergies). Intake due by "
+        f"{due.strftime('%Y-%m-%d %H:%M')} UTC."
+    )
+    try:
+        note = services.call(
+            caller,
+            services.notes.PostMessage,
+            notes_pb.PostMessageRequest(
+                request_id=request_id(key, "note"), patient_id=patient.id, text=text
+            ),
+        ).message
+        created.append(f"Communication/{note.id}")
+    except FhirHttpError as exc:
+        # The stay and the plan exist; posting the note again is safe (same request id), so a
+        # repeat of the bundle completes it.
+        warnings.append(
+            Problem(
+                "incomplete",
+                f"the team note was not posted ({exc.status}: {exc}); send the bundle again",
+                None,
+                "warning",
+            )
+        )
+    parameters: list[dict[str, Any]] = [
+        {
+            "name": "outcome",
+            "resource": fhir.operation_outcome(
+                [fhir.Issue(p.severity, p.code, p.diagnostics, p.expression) for p in warnings]
+                or [fhir.Issue("information", "informational", "handoff taken in")]
+            ),
+        },
+        *({"name": "created", "valueReference": {"reference": r}} for r in created),
+        *({"name": "matched", "valueReference": {"reference": r}} for r in matched),
+    ]
+    return FhirResponse(
+        200,
+        {"resourceType": "Parameters", "parameter": parameters},
+        audit={"patient": patient.id, "detail": f"handoff {key[:80]}"},
+    )
+
+
+def draft_plan(
+    gateway: Gateway,
+    caller: Caller,
+    plan_request_id: str,
+    patient_id: str,
+    contained: list[dict[str, Any]],
+    additions: dict[str, Any],
+) -> Any:
+    """The draft IOP plan: from the program template of the first inbound ICD-10-CM diagnosis
+    that has one (activities and goals to start from), else a plan of its own; either way with
+    the inbound content and labels from its first version on. Both go through careplan's one
+    create under the same request id, so a repeat finds the first plan whichever way it was made.
+    """
+    services = gateway.services
+    for condition in contained:
+        if condition["resourceType"] not in CONDITIONS:
+            continue
+        for coding in condition.get("code", {}).get("coding", []):
+            if coding.get("system") != ICD10CM or not coding.get("code"):
+                continue
+            try:
+                return services.call(
+                    caller,
+                    services.careplan.DraftCarePlan,
+                    careplan_pb.DraftCarePlanRequest(
+                        request_id=plan_request_id,
+                        patient_id=patient_id,
+                        diagnosis_code=str(coding["code"]),
+                        additions_fhir_json=json.dumps(additions),
+                    ),
+                ).care_plan
+            except FhirHttpError as exc:
+                if exc.reason != "NO_TEMPLATE":
+                    raise
+    plan_json = {
+        **additions,
+        "status": "draft",
+        "intent": "plan",
+        "title": "IOP treatment plan (draft from the step-down handoff)",
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+    return services.call(
+        caller,
+        services.careplan.CreateCarePlan,
+        careplan_pb.CreateCarePlanRequest(
+            request_id=plan_request_id, fhir_json=json.dumps(plan_json)
+        ),
+    ).care_plan
+
+
+def propose_intake(
+    gateway: Gateway, caller: Caller, key: str, patient_id: str, episode_id: str, due: datetime
+) -> str | None:
+    """Seam: proposes the intake appointment once scheduling has an RPC for it.
+
+    Expected (docs/gateway.md): `ProposeAppointment(ProposeAppointmentRequest{request_id,
+    patient_id, episode_id, kind="intake", not_after}) -> {appointment}`. Until then: None.
+    """
+    return None
+
+
+def _referral_display(referral: dict[str, Any]) -> str:
+    code = referral.get("code", {})
+    text = code.get("text") or next(
+        (c.get("display") for c in code.get("coding", []) if c.get("display")), None
+    )
+    return f"Referral: {text}"[:200] if text else "Referral from the inpatient unit"

@@ -1,0 +1,1 @@
+"""One handler per FHIR resource type, all behind the same interface (`base.ResourceHandler`)."""

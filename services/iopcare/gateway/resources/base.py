@@ -1,0 +1,138 @@
+"""What every resource handler offers, and what the router and the CapabilityStatement read.
+
+A handler implements only the interactions its service has RPCs for; `interactions()` reads
+which methods a subclass overrides, so the router and `GET /metadata` cannot disagree about what
+is supported. A new resource (Schedule, Slot, DocumentReference once scheduling and notes grow
+the RPCs) is one subclass registered in `registry.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from iopcare.gateway.client import Caller, Services
+from iopcare.gateway.errors import http_error
+from iopcare.gateway.search import COMMON, SearchParam
+
+
+@dataclass(frozen=True)
+class Found:
+    """One version of a resource as a service stored it."""
+
+    id: str
+    version: int
+    patient_id: str
+    last_updated: datetime | None
+    json: str
+    _parsed: list[dict[str, Any]] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def resource(self) -> dict[str, Any]:
+        if not self._parsed:
+            self._parsed.append(json.loads(self.json))
+        return self._parsed[0]
+
+
+@dataclass(frozen=True)
+class Created:
+    """What a create did: the stored resource, and whether it is new (201) or an existing one
+    the service matched (200; e.g. a patient registered under a known identifier)."""
+
+    found: Found
+    created: bool = True
+
+
+class ResourceHandler:
+    """Base of the handlers. Subclasses set the class attributes and override what they can."""
+
+    #: The FHIR resource type.
+    type: ClassVar[str] = ""
+    #: The service that owns it: careplan, scheduling or notes (transactions must not span two).
+    service: ClassVar[str] = ""
+    #: Search parameters beyond _id and _lastUpdated; a `reference` one named patient or subject
+    #: chooses the patient whose record is searched.
+    params: ClassVar[tuple[SearchParam, ...]] = ()
+    #: `_include` values supported (`CarePlan:subject`): each names the patient.
+    includes: ClassVar[tuple[str, ...]] = ()
+    #: The profile the handler follows (US Core where there is one).
+    profile: ClassVar[str | None] = None
+    #: Whether updates need the version the client read (If-Match or meta.versionId).
+    versioned_update: ClassVar[bool] = True
+    documentation: ClassVar[str] = ""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    # Interactions: override the ones the service supports.
+    def read(self, caller: Caller, resource_id: str) -> Found:
+        raise NotImplementedError
+
+    def vread(self, caller: Caller, resource_id: str, version: int) -> Found:
+        raise NotImplementedError
+
+    def history(self, caller: Caller, resource_id: str) -> list[Found]:
+        raise NotImplementedError
+
+    def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
+        raise NotImplementedError
+
+    def update(
+        self, caller: Caller, resource_id: str, resource: dict[str, Any], expected_version: int
+    ) -> Found:
+        raise NotImplementedError
+
+    def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
+        """The candidates of a search in one patient's record (the gateway filters them)."""
+        raise NotImplementedError
+
+    @classmethod
+    def interactions(cls) -> list[str]:
+        """The FHIR interaction codes this handler supports, from what it overrides."""
+        names = {
+            "read": "read",
+            "vread": "vread",
+            "history": "history-instance",
+            "create": "create",
+            "update": "update",
+            "search": "search-type",
+        }
+        return [
+            code
+            for method, code in names.items()
+            if getattr(cls, method) is not getattr(ResourceHandler, method)
+        ]
+
+    @classmethod
+    def search_params(cls) -> tuple[SearchParam, ...]:
+        return COMMON + cls.params
+
+    @classmethod
+    def supports(cls, interaction: str) -> bool:
+        return interaction in cls.interactions()
+
+
+def require_patient(patient_id: str | None, resource_type: str) -> str:
+    if not patient_id:
+        raise http_error(
+            400,
+            "too-costly",
+            f"a {resource_type} search needs the patient (patient= or subject=): records are "
+            "searched one patient at a time",
+            "patient",
+        )
+    return patient_id
+
+
+def reference_id(reference: Any, resource_type: str) -> str:
+    """The id of `Patient/123` (or `Patient/123/_history/2`), or ''."""
+    if not isinstance(reference, str):
+        return ""
+    parts = reference.split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    if len(parts) >= 2 and parts[-2] == resource_type:
+        return parts[-1]
+    return ""

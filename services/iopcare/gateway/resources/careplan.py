@@ -1,0 +1,366 @@
+"""Resources the careplan service owns: Patient, EpisodeOfCare, CarePlan, CareTeam, Goal and
+Observation (recorded measures)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC
+from typing import Any, ClassVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from iopcare.careplan.v1 import careplan_service_pb2 as pb
+from iopcare.gateway.client import Caller
+from iopcare.gateway.errors import FhirHttpError, http_error
+from iopcare.gateway.resources.base import Created, Found, ResourceHandler, require_patient
+from iopcare.gateway.search import DATE, REFERENCE, TOKEN, SearchParam
+
+US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
+
+
+def _time(value: Timestamp) -> Any:
+    return value.ToDatetime(tzinfo=UTC) if value.seconds or value.nanos else None
+
+
+def found(message: Any, patient_id: str | None = None) -> Found:
+    """A careplan message (CarePlan, CareTeam, Goal, EpisodeOfCare, RegistryEntry,
+    ResourceVersion) as a Found."""
+    return Found(
+        message.id,
+        int(message.version),
+        patient_id if patient_id is not None else getattr(message, "patient_id", message.id),
+        _time(message.update_time),
+        message.fhir_json,
+    )
+
+
+def _patient_params(*, subject: bool = True) -> tuple[SearchParam, ...]:
+    params: tuple[SearchParam, ...] = (
+        SearchParam("patient", REFERENCE, ("subject", "patient"), "the patient"),
+    )
+    if subject:
+        params += (SearchParam("subject", REFERENCE, ("subject",), "the patient"),)
+    return params
+
+
+class VersionedCareplanResource(ResourceHandler):
+    """vread and _history through careplan's generic version RPCs."""
+
+    service: ClassVar[str] = "careplan"
+
+    def vread(self, caller: Caller, resource_id: str, version: int) -> Found:
+        response = self.services.call(
+            caller,
+            self.services.careplan.GetResourceVersion,
+            pb.GetResourceVersionRequest(resource_type=self.type, id=resource_id, version=version),
+        )
+        return found(response.resource)
+
+    def history(self, caller: Caller, resource_id: str) -> list[Found]:
+        response = self.services.call(
+            caller,
+            self.services.careplan.ListResourceVersions,
+            pb.ListResourceVersionsRequest(resource_type=self.type, id=resource_id),
+        )
+        return [found(v) for v in response.versions]
+
+
+class PatientHandler(VersionedCareplanResource):
+    type = "Patient"
+    profile = US_CORE + "us-core-patient"
+    params = (SearchParam("identifier", TOKEN, ("identifier",), "an identifier, system|value"),)
+    documentation = (
+        "Registration by identifier: a create whose identifier names a known patient links to it "
+        "(200) instead of making a twin. Search by _id or identifier."
+    )
+
+    def read(self, caller: Caller, resource_id: str) -> Found:
+        response = self.services.call(
+            caller, self.services.careplan.GetPatient, pb.GetPatientRequest(id=resource_id)
+        )
+        return found(response.patient)
+
+    def find(self, caller: Caller, system: str, value: str) -> Found | None:
+        try:
+            response = self.services.call(
+                caller,
+                self.services.careplan.FindPatient,
+                pb.FindPatientRequest(system=system, value=value),
+            )
+        except FhirHttpError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return found(response.patient)
+
+    def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
+        known = None
+        for identifier in resource.get("identifier", []):
+            if identifier.get("system") and identifier.get("value"):
+                known = known or self.find(caller, identifier["system"], identifier["value"])
+        response = self.services.call(
+            caller,
+            self.services.careplan.RegisterPatient,
+            pb.RegisterPatientRequest(request_id=request_id, fhir_json=json.dumps(resource)),
+        )
+        return Created(found(response.patient), created=known is None)
+
+    def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
+        if patient_id or query.get("_id"):
+            ids = (patient_id or query["_id"]).split(",")
+            results = []
+            for one in ids:
+                try:
+                    results.append(self.read(caller, one))
+                except FhirHttpError as exc:
+                    if exc.status != 404:
+                        raise
+            return results
+        if "identifier" in query:
+            results = []
+            for token in query["identifier"].split(","):
+                system, _, value = token.rpartition("|")
+                hit = self.find(caller, system, value)
+                if hit is not None:
+                    results.append(hit)
+            return results
+        raise http_error(
+            400, "too-costly", "a Patient search needs _id or identifier", "Patient.identifier"
+        )
+
+
+class EpisodeOfCareHandler(VersionedCareplanResource):
+    type = "EpisodeOfCare"
+    params = (
+        SearchParam("patient", REFERENCE, ("patient",), "the patient"),
+        SearchParam("status", TOKEN, ("status",), "planned | active | onhold | finished | ..."),
+        SearchParam("type", TOKEN, ("type",), "the program"),
+        SearchParam("date", DATE, ("period",), "the stay's period"),
+    )
+    includes = ("EpisodeOfCare:patient",)
+    documentation = (
+        "The IOP stay. Created planned; status and level of care then change only through "
+        "careplan's admit, level-of-care and discharge operations (no REST update)."
+    )
+
+    def read(self, caller: Caller, resource_id: str) -> Found:
+        response = self.services.call(
+            caller, self.services.careplan.GetEpisode, pb.GetEpisodeRequest(id=resource_id)
+        )
+        return found(response.episode)
+
+    def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
+        response = self.services.call(
+            caller,
+            self.services.careplan.CreateEpisode,
+            pb.CreateEpisodeRequest(request_id=request_id, fhir_json=json.dumps(resource)),
+        )
+        return Created(found(response.episode))
+
+    def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
+        response = self.services.call(
+            caller,
+            self.services.careplan.ListEpisodes,
+            pb.ListEpisodesRequest(patient_id=require_patient(patient_id, self.type)),
+        )
+        return [found(e) for e in response.episodes]
+
+
+class CarePlanHandler(VersionedCareplanResource):
+    type = "CarePlan"
+    profile = US_CORE + "us-core-careplan"
+    params = (
+        *_patient_params(),
+        SearchParam("status", TOKEN, ("status",), "draft | active | on-hold | ..."),
+        SearchParam("category", TOKEN, ("category",), "e.g. assess-plan"),
+        SearchParam("intent", TOKEN, ("intent",), "proposal | plan | order | option"),
+        SearchParam("date", DATE, ("period",), "the plan's period"),
+    )
+    includes = ("CarePlan:subject", "CarePlan:patient")
+    documentation = "The IOP treatment plan; updates follow the plan lifecycle."
+
+    def read(self, caller: Caller, resource_id: str) -> Found:
+        response = self.services.call(
+            caller, self.services.careplan.GetCarePlan, pb.GetCarePlanRequest(id=resource_id)
+        )
+        return found(response.care_plan)
+
+    def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
+        response = self.services.call(
+            caller,
+            self.services.careplan.CreateCarePlan,
+            pb.CreateCarePlanRequest(request_id=request_id, fhir_json=json.dumps(resource)),
+        )
+        return Created(found(response.care_plan))
+
+    def update(
+        self, caller: Caller, resource_id: str, resource: dict[str, Any], expected_version: int
+    ) -> Found:
+        response = self.services.call(
+            caller,
+            self.services.careplan.UpdateCarePlan,
+            pb.UpdateCarePlanRequest(
+                id=resource_id,
+                expected_version=expected_version,
+                fhir_json=json.dumps(resource),
+                reason="FHIR update through the gateway",
+            ),
+        )
+        return found(response.care_plan)
+
+    def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
+        response = self.services.call(
+            caller,
+            self.services.careplan.ListCarePlans,
+            pb.ListCarePlansRequest(patient_id=require_patient(patient_id, self.type)),
+        )
+        return [found(p) for p in response.care_plans]
+
+
+class CareTeamHandler(VersionedCareplanResource):
+    type = "CareTeam"
+    profile = US_CORE + "us-core-careteam"
+    params = (
+        *_patient_params(),
+        SearchParam("status", TOKEN, ("status",), "proposed | active | suspended | inactive"),
+        SearchParam("category", TOKEN, ("category",), "the kind of team"),
+        SearchParam("date", DATE, ("period",), "the team's period"),
+    )
+    includes = ("CareTeam:subject", "CareTeam:patient")
+    documentation = "Membership of an active team is what grants a clinician access."
+
+    def read(self, caller: Caller, resource_id: str) -> Found:
+        response = self.services.call(
+            caller, self.services.careplan.GetCareTeam, pb.GetCareTeamRequest(id=resource_id)
+        )
+        return found(response.care_team)
+
+    def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
+        response = self.services.call(
+            caller,
+            self.services.careplan.CreateCareTeam,
+            pb.CreateCareTeamRequest(request_id=request_id, fhir_json=json.dumps(resource)),
+        )
+        return Created(found(response.care_team))
+
+    def update(
+        self, caller: Caller, resource_id: str, resource: dict[str, Any], expected_version: int
+    ) -> Found:
+        response = self.services.call(
+            caller,
+            self.services.careplan.UpdateCareTeam,
+            pb.UpdateCareTeamRequest(
+                id=resource_id,
+                expected_version=expected_version,
+                fhir_json=json.dumps(resource),
+                reason="FHIR update through the gateway",
+            ),
+        )
+        return found(response.care_team)
+
+    def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
+        response = self.services.call(
+            caller,
+            self.services.careplan.ListCareTeams,
+            pb.ListCareTeamsRequest(patient_id=require_patient(patient_id, self.type)),
+        )
+        return [found(t) for t in response.care_teams]
+
+
+class GoalHandler(VersionedCareplanResource):
+    type = "Goal"
+    profile = US_CORE + "us-core-goal"
+    params = (
+        *_patient_params(),
+        SearchParam("lifecycle-status", TOKEN, ("lifecycleStatus",), "proposed | active | ..."),
+        SearchParam("achievement-status", TOKEN, ("achievementStatus",), "improving | ..."),
+        SearchParam("category", TOKEN, ("category",), "the kind of goal"),
+        SearchParam("target-date", DATE, ("target.dueDate",), "when a target is due"),
+    )
+    includes = ("Goal:subject", "Goal:patient")
+    documentation = "Goals change through recorded measures (achievementStatus), not updates."
+
+    def read(self, caller: Caller, resource_id: str) -> Found:
+        response = self.services.call(
+            caller, self.services.careplan.GetGoal, pb.GetGoalRequest(id=resource_id)
+        )
+        return found(response.goal)
+
+    def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
+        response = self.services.call(
+            caller,
+            self.services.careplan.CreateGoal,
+            pb.CreateGoalRequest(request_id=request_id, fhir_json=json.dumps(resource)),
+        )
+        return Created(found(response.goal))
+
+    def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
+        response = self.services.call(
+            caller,
+            self.services.careplan.ListGoals,
+            pb.ListGoalsRequest(patient_id=require_patient(patient_id, self.type)),
+        )
+        return [found(g) for g in response.goals]
+
+
+class ObservationHandler(ResourceHandler):
+    type = "Observation"
+    service = "careplan"
+    params = (
+        *_patient_params(),
+        SearchParam("code", TOKEN, ("code",), "LOINC code of the measure"),
+        SearchParam("category", TOKEN, ("category",), "e.g. survey"),
+        SearchParam("status", TOKEN, ("status",), "final | amended | ..."),
+        SearchParam("date", DATE, ("effectiveDateTime", "effectivePeriod"), "when measured"),
+    )
+    includes = ("Observation:subject", "Observation:patient")
+    documentation = "Outcome measures (PHQ-9, GAD-7, AUDIT-C, weight); recorded once, not revised."
+
+    def read(self, caller: Caller, resource_id: str) -> Found:
+        response = self.services.call(
+            caller, self.services.careplan.GetMeasure, pb.GetMeasureRequest(id=resource_id)
+        )
+        return Found(
+            resource_id, 1, response.patient_id, _time(response.update_time), response.fhir_json
+        )
+
+    def vread(self, caller: Caller, resource_id: str, version: int) -> Found:
+        current = self.read(caller, resource_id)
+        if version != current.version:
+            raise http_error(
+                404, "not-found", f"Observation/{resource_id} has no version {version}"
+            )
+        return current
+
+    def history(self, caller: Caller, resource_id: str) -> list[Found]:
+        return [self.read(caller, resource_id)]
+
+    def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
+        response = self.services.call(
+            caller,
+            self.services.careplan.RecordMeasure,
+            pb.RecordMeasureRequest(request_id=request_id, fhir_json=json.dumps(resource)),
+        )
+        return Created(self.read(caller, response.observation_id))
+
+    def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
+        patient = require_patient(patient_id, self.type)
+        code = query.get("code", "")
+        single = code.rpartition("|")[2] if code and "," not in code else ""
+        response = self.services.call(
+            caller,
+            self.services.careplan.ListMeasures,
+            pb.ListMeasuresRequest(patient_id=patient, code=single),
+        )
+        results = []
+        for text in response.fhir_json:
+            resource = json.loads(text)
+            results.append(Found(resource["id"], _version(resource), patient, None, text))
+        return results
+
+
+def _version(resource: dict[str, Any]) -> int:
+    try:
+        return int(resource.get("meta", {}).get("versionId", 1))
+    except (TypeError, ValueError):
+        return 1

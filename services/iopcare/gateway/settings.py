@@ -1,0 +1,39 @@
+"""The gateway's own settings (prefix `IOPCARE_GATEWAY_`); shared ones come from kit.settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from iopcare.kit.settings import DEFAULT_PORTS
+
+
+class GatewaySettings(BaseSettings):
+    """Where the gateway listens and where the services it calls are."""
+
+    model_config = SettingsConfigDict(env_prefix="IOPCARE_GATEWAY_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: Path under which the FHIR base lives (`http://host:8080/fhir`).
+    base_path: str = "/fhir"
+    #: Largest request body accepted, in bytes; larger ones are refused with 413 before they are
+    #: read whole (Content-Length first, then a count while streaming). 0: the shared
+    #: IOPCARE_MAX_RESOURCE_BYTES (4 MiB by default).
+    max_body_bytes: int = 0
+    #: Most entries a batch, transaction or handoff Bundle may carry (more: 413, too costly).
+    max_bundle_entries: int = 1000
+    #: gRPC addresses of the services.
+    careplan_address: str = f"127.0.0.1:{DEFAULT_PORTS['careplan']}"
+    scheduling_address: str = f"127.0.0.1:{DEFAULT_PORTS['scheduling']}"
+    notes_address: str = f"127.0.0.1:{DEFAULT_PORTS['notes']}"
+    #: PEM root certificates for TLS to the services; empty: plaintext (local development).
+    grpc_ca_file: Path | None = None
+    #: Seconds one gRPC call may take.
+    call_timeout_seconds: float = 10.0
+    #: Longest token lifetime (exp - iat) accepted: SMART Backend Services tokens are short-lived
+    #: (the spec suggests five minutes); a long-lived bearer token is a standing credential.
+    max_token_lifetime_seconds: int = 3600
+    #: Hours within which a step-down handoff's intake appointment should be proposed.
+    intake_window_hours: int = 72

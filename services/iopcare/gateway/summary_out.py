@@ -1,0 +1,291 @@
+"""`GET [base]/EpisodeOfCare/{id}/$handoff-summary`: the document the next provider gets when
+the patient leaves the IOP (step down or up).
+
+A FHIR document Bundle, Composition first: the IOP course and level-of-care history (the
+episode's versions), the plan and goals with progress, measures over time, attendance, current
+medications (those the plan holds as supporting information), the care team (who to call).
+
+Privacy: 42 CFR Part 2 (SUD) and psychotherapy content may leave the program only under the
+patient's Consent, with the no-redisclosure notice (42 CFR 2.32). The gateway cannot check Consent
+yet (notes has no consent RPC), so every resource carrying a restricted label (ETH, SUD, PSY,
+PSYTHPN) is withheld, and the document says how many were and why. A plan derived from labelled
+data carries those labels and is withheld with them (reliability C7).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from iopcare.careplan.v1 import careplan_service_pb2 as pb
+from iopcare.gateway import disclosure, scopes
+from iopcare.gateway.client import Caller
+from iopcare.gateway.errors import FhirHttpError, Problem
+from iopcare.kit import fhir
+
+if TYPE_CHECKING:
+    from iopcare.gateway.api import FhirRequest, FhirResponse, Gateway
+
+LOINC = "http://loinc.org"
+READS = ("Patient", "EpisodeOfCare", "CarePlan", "CareTeam", "Goal", "Observation")
+
+
+def restricted(resource: dict[str, Any]) -> bool:
+    return disclosure.withheld_reason(resource) is not None
+
+
+def _div(lines: list[str]) -> dict[str, str]:
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines) or "<li>none</li>"
+    return {
+        "status": "generated",
+        "div": f'<div xmlns="http://www.w3.org/1999/xhtml"><ul>{items}</ul></div>',
+    }
+
+
+def handoff_summary(
+    gateway: Gateway, caller: Caller, episode_id: str, request: FhirRequest
+) -> FhirResponse:
+    from iopcare.gateway.api import FhirResponse
+
+    for resource_type in READS:
+        gateway.require_scope(caller, resource_type, scopes.READ)
+    services = gateway.services
+    episode = services.call(
+        caller, services.careplan.GetEpisode, pb.GetEpisodeRequest(id=episode_id)
+    ).episode
+    patient_id = episode.patient_id
+    patient = json.loads(
+        services.call(
+            caller, services.careplan.GetPatient, pb.GetPatientRequest(id=patient_id)
+        ).patient.fhir_json
+    )
+    history = services.call(
+        caller,
+        services.careplan.ListResourceVersions,
+        pb.ListResourceVersionsRequest(resource_type="EpisodeOfCare", id=episode_id),
+    ).versions
+    view = services.call(
+        caller, services.careplan.GetPatientPlan, pb.GetPatientPlanRequest(patient_id=patient_id)
+    )
+    measures = [
+        json.loads(text)
+        for text in services.call(
+            caller, services.careplan.ListMeasures, pb.ListMeasuresRequest(patient_id=patient_id)
+        ).fhir_json
+    ]
+    withheld = 0
+
+    def shareable(resource: dict[str, Any]) -> bool:
+        nonlocal withheld
+        if restricted(resource):
+            withheld += 1
+            return False
+        return True
+
+    entries: list[tuple[str, dict[str, Any]]] = []
+
+    def add(resource: dict[str, Any]) -> dict[str, str]:
+        url = f"urn:uuid:{uuid.uuid4()}"
+        entries.append((url, resource))
+        return {"reference": url}
+
+    if restricted(patient):
+        # The document is about the patient: without the Patient there is nothing to send.
+        raise FhirHttpError(
+            403,
+            [
+                Problem(
+                    "forbidden",
+                    "the patient's record is labelled as needing consent to leave the program "
+                    "(42 CFR Part 2); consent cannot be checked yet",
+                )
+            ],
+        )
+    patient_ref = add(patient)
+    episode_json = json.loads(episode.fhir_json)
+    course_lines = [
+        f"version {v.version} ({v.update_time.ToDatetime(tzinfo=UTC).date()}): status {v.status}"
+        for v in sorted(history, key=lambda v: v.version)
+    ]
+    sections: list[dict[str, Any]] = []
+    course_entries = [add(episode_json)] if shareable(episode_json) else []
+    sections.append(
+        {
+            "title": "IOP course and level of care",
+            "code": {
+                "coding": [{"system": LOINC, "code": "46240-8", "display": "History of encounters"}]
+            },
+            "text": _div(
+                [f"level of care: {episode.clinical_level or 'not admitted'}", *course_lines]
+            ),
+            **({"entry": course_entries} if course_entries else {}),
+        }
+    )
+    plan_entries = []
+    medications: list[dict[str, Any]] = []
+    if view.HasField("care_plan"):
+        plan = json.loads(view.care_plan.fhir_json)
+        if shareable(plan):
+            plan_entries.append(add(plan))
+            for contained in plan.get("contained", []):
+                if contained.get("resourceType") in ("MedicationRequest", "MedicationStatement"):
+                    medications.append(contained)
+    goal_lines = []
+    for progress in view.goals:
+        goal = json.loads(progress.goal.fhir_json)
+        if shareable(goal):
+            plan_entries.append(add(goal))
+            latest = f"{progress.latest_value:g}" if progress.has_latest_value else "none yet"
+            goal_lines.append(
+                f"{goal.get('description', {}).get('text', 'goal')}: latest {latest} "
+                f"({progress.achievement or 'in-progress'})"
+            )
+    sections.append(
+        {
+            "title": "Plan of treatment and goals",
+            "code": {
+                "coding": [{"system": LOINC, "code": "18776-5", "display": "Plan of care note"}]
+            },
+            "text": _div(goal_lines),
+            **({"entry": plan_entries} if plan_entries else {}),
+        }
+    )
+    measure_entries = [add(m) for m in measures if shareable(m)]
+    sections.append(
+        {
+            "title": "Measures over time",
+            "code": {
+                "coding": [
+                    {
+                        "system": LOINC,
+                        "code": "30954-2",
+                        "display": "Relevant diagnostic tests/laboratory data",
+                    }
+                ]
+            },
+            "text": _div([_measure_line(m) for m in measures if not restricted(m)]),
+            **({"entry": measure_entries} if measure_entries else {}),
+        }
+    )
+    a = view.attendance
+    sections.append(
+        {
+            "title": "Attendance",
+            "text": _div(
+                [
+                    f"{a.attended} of {a.scheduled} sessions attended, {a.missed} missed, "
+                    f"{a.cancelled} cancelled",
+                    *(
+                        f"{x.activity}: {x.attendance.attended} of {x.attendance.scheduled}"
+                        for x in view.activity_attendance
+                    ),
+                ]
+            ),
+        }
+    )
+    medication_entries = []
+    for medication in medications:
+        if shareable(medication):
+            copy = {k: v for k, v in medication.items() if k != "id"}
+            medication_entries.append(add(copy))
+    sections.append(
+        {
+            "title": "Current medications",
+            "code": {
+                "coding": [
+                    {"system": LOINC, "code": "10160-0", "display": "History of Medication use"}
+                ]
+            },
+            **(
+                {"entry": medication_entries}
+                if medication_entries
+                else {
+                    "emptyReason": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/list-empty-reason",
+                                "code": "unavailable",
+                            }
+                        ]
+                    }
+                }
+            ),
+        }
+    )
+    team_entries = []
+    team_lines = []
+    for team in view.care_teams:
+        team_json = json.loads(team.fhir_json)
+        if shareable(team_json):
+            team_entries.append(add(team_json))
+            for participant in team_json.get("participant", []):
+                role = participant.get("role", [{}])[0].get("coding", [{}])[0].get("display", "")
+                member = participant.get("member", {}).get("reference", "")
+                team_lines.append(f"{role}: {member}")
+    sections.append(
+        {
+            "title": "Care team: who to call",
+            "code": {
+                "coding": [
+                    {"system": LOINC, "code": "85847-2", "display": "Patient Care team information"}
+                ]
+            },
+            "text": _div(team_lines),
+            **({"entry": team_entries} if team_entries else {}),
+        }
+    )
+    if withheld:
+        sections.append(
+            {
+                "title": "Withheld",
+                "text": _div(
+                    [
+                        f"{withheld} resources carry labels (42 CFR Part 2 or psychotherapy) whose "
+                        "disclosure needs the patient's consent, which cannot be checked yet; "
+                        "they are not in this document"
+                    ]
+                ),
+            }
+        )
+    now = datetime.now(UTC)
+    composition = {
+        "resourceType": "Composition",
+        "status": "final",
+        "type": {
+            "coding": [{"system": LOINC, "code": "18761-7", "display": "Transfer summary note"}]
+        },
+        "subject": patient_ref,
+        "date": fhir.instant(now),
+        "author": [{"display": "iopcare intensive outpatient program"}],
+        "title": "IOP transfer summary",
+        "section": sections,
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{uuid.uuid4()}"},
+        "type": "document",
+        "timestamp": fhir.instant(now),
+        "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": composition}]
+        + [{"fullUrl": url, "resource": resource} for url, resource in entries],
+    }
+    # What leaves the program must be valid R4: checked before it is sent.
+    fhir.parse_document(bundle, "Bundle", max_bytes=2**62)
+    return FhirResponse(
+        200,
+        bundle,
+        audit={
+            "patient": patient_id,
+            "resource": f"EpisodeOfCare/{episode_id}",
+            "detail": f"handoff summary; {withheld} withheld",
+        },
+    )
+
+
+def _measure_line(measure: dict[str, Any]) -> str:
+    code = measure.get("code", {})
+    name = code.get("text") or next((c.get("code") for c in code.get("coding", [])), "measure")
+    value = measure.get("valueQuantity", {}).get("value", measure.get("valueInteger", ""))
+    return f"{name} {measure.get('effectiveDateTime', '')}: {value}"

@@ -1,0 +1,316 @@
+"""`POST /fhir/$handoff`: step-down handoffs from an inpatient unit, over HTTP, into the real
+services, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import harness
+from tests.support.gateway import (
+    FHIR_JSON,
+    MRN_SYSTEM,
+    Stack,
+    discharge_bundle,
+    hl7_bundle_dir,
+    in_program,
+    running_stack,
+    system_token,
+)
+
+JSON_HEADERS = {"Content-Type": FHIR_JSON}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    kafka_bootstrap: str,
+) -> Iterator[Stack]:
+    folder: Path = tmp_path_factory.mktemp("handoff")
+    settings = harness.settings_for(
+        folder, kafka_bootstrap, harness.isolated_topics(kafka_bootstrap)
+    )
+    names = ("careplan", "scheduling", "notes")
+    if request.param == "sqlite":
+        urls = {name: f"sqlite:///{folder / name}.db" for name in names}
+    else:
+        server = request.getfixturevalue("postgres_server")
+        if server is None:
+            harness.missing("PostgreSQL is not available on this machine")
+        urls = {
+            name: str(server.create_database(f"g_{name}_{uuid.uuid4().hex[:8]}"))  # type: ignore[attr-defined]
+            for name in names
+        }
+    with running_stack(settings, urls) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def ehr(stack: Stack) -> Iterator[httpx.Client]:
+    with stack.client(system_token(stack.settings, subject="system:st-mary-inpatient")) as client:
+        yield client
+
+
+def ehr_history_labels(stack: Stack, plan_id: str) -> list[set[str]]:
+    """The labels of every stored version of a plan (inside the program)."""
+    from iopcare.careplan.v1 import careplan_service_pb2 as pb
+    from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
+    from iopcare.kit import auth
+    from iopcare.kit.rpc import bearer
+
+    token = auth.mint_token(stack.settings, subject="system:test", role="system")
+    with harness.channel(stack.runtimes["careplan"]) as channel:
+        versions = (
+            pb_grpc.CarePlanServiceStub(channel)
+            .ListResourceVersions(
+                pb.ListResourceVersionsRequest(resource_type="CarePlan", id=plan_id),
+                metadata=bearer(token),
+            )
+            .versions
+        )
+    return [
+        {s["code"] for s in json.loads(v.fhir_json).get("meta", {}).get("security", [])}
+        for v in versions
+    ]
+
+
+def outcome_of(response: httpx.Response) -> dict[str, list[str]]:
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["resourceType"] == "Parameters"
+    result: dict[str, list[str]] = {"created": [], "matched": [], "warnings": []}
+    for parameter in body["parameter"]:
+        if parameter["name"] in ("created", "matched"):
+            result[parameter["name"]].append(parameter["valueReference"]["reference"])
+        elif parameter["name"] == "outcome":
+            result["warnings"] += [
+                i["diagnostics"]
+                for i in parameter["resource"]["issue"]
+                if i["severity"] == "warning"
+            ]
+    return result
+
+
+def ids(refs: list[str], resource_type: str) -> list[str]:
+    return [r.split("/")[1] for r in refs if r.startswith(f"{resource_type}/")]
+
+
+def test_discharge_document_becomes_patient_stay_plan_and_note(
+    stack: Stack, ehr: httpx.Client
+) -> None:
+    mrn = uuid.uuid4().hex[:10]
+    response = ehr.post("/$handoff", json=discharge_bundle(mrn), headers=JSON_HEADERS)
+    result = outcome_of(response)
+    (patient_id,) = ids(result["created"], "Patient")
+    (episode_id,) = ids(result["created"], "EpisodeOfCare")
+    (plan_id,) = ids(result["created"], "CarePlan")
+    assert len(ids(result["created"], "Communication")) == 1
+    # Entries not taken in are reported, as is the intake appointment no RPC can propose yet.
+    assert any("Observation" in w for w in result["warnings"])
+    assert any("Encounter" in w for w in result["warnings"])
+    assert any("intake" in w for w in result["warnings"])
+
+    # Drawn from SUD-labelled records, the stay and the plan carry that label, and the gateway
+    # does not let them out without a consent it can check (42 CFR Part 2) ...
+    for path in (f"/EpisodeOfCare/{episode_id}", f"/CarePlan/{plan_id}"):
+        withheld = ehr.get(path)
+        assert withheld.status_code == 403
+        assert withheld.json()["issue"][0]["code"] == "suppressed"
+    search = ehr.get("/CarePlan", params={"patient": patient_id}).json()
+    assert search["total"] == 0
+    assert search["entry"][-1]["resource"]["issue"][0]["code"] == "suppressed"
+    # ... while inside the program they are whole.
+    episode = in_program(stack, "EpisodeOfCare", episode_id)
+    assert episode["status"] == "planned"
+    assert episode["patient"]["reference"] == f"Patient/{patient_id}"
+    assert episode["referralRequest"][0]["identifier"]["value"] == f"ref-{mrn}"
+    plan = in_program(stack, "CarePlan", plan_id)
+    assert plan["status"] == "draft"
+    # Drafted from the program template for the SUD diagnosis: activities and goals to start from.
+    assert plan["activity"] and "F10.20" in plan["description"]
+    assert any(c["resourceType"] == "Goal" for c in plan["contained"])
+    history = ehr_history_labels(stack, plan_id)
+    assert history == [{"ETH", "R"}]  # labelled from its first version on
+    contained = {c["id"]: c for c in plan["contained"] if c["resourceType"] != "Goal"}
+    addressed = [contained[a["reference"][1:]] for a in plan["addresses"]]
+    assert sorted(c["code"]["coding"][0]["code"] for c in addressed) == ["F10.20", "F32.1"]
+    supporting = {s["reference"] for s in plan["supportingInfo"]}
+    assert f"EpisodeOfCare/{episode_id}" in supporting
+    kinds = sorted(contained[s[1:]]["resourceType"] for s in supporting if s.startswith("#"))
+    assert kinds == ["AllergyIntolerance", "MedicationRequest", "MedicationStatement"]
+    assert all(
+        c["subject" if "subject" in c else "patient"]["reference"] == f"Patient/{patient_id}"
+        for c in contained.values()
+    )
+    # Labels are kept on each copied resource, and the plan carries all of its sources'.
+    sud = next(c for c in addressed if c["code"]["coding"][0]["code"] == "F10.20")
+    assert {label["code"] for label in sud["meta"]["security"]} == {"ETH", "R"}
+    assert {label["code"] for label in plan["meta"]["security"]} >= {"ETH", "R"}
+    patient = ehr.get(f"/Patient/{patient_id}").json()
+    assert patient["identifier"][0]["value"] == mrn
+    assert patient["meta"]["security"][0]["code"] == "R"
+    thread = ehr.get("/Communication", params={"patient": patient_id}).json()
+    texts = [e["resource"]["payload"][0]["contentString"] for e in thread.get("entry", [])]
+    assert any("Step-down handoff" in t and f"CarePlan/{plan_id}" in t for t in texts)
+    assert not any("Alcohol" in t or "naltrexone" in t for t in texts)  # no clinical content
+
+
+def test_a_repeated_handoff_returns_the_first_result(ehr: httpx.Client) -> None:
+    bundle = discharge_bundle(uuid.uuid4().hex[:10], labelled=False)
+    first = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
+    again = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
+    assert again == first
+    (patient_id,) = ids(first["created"], "Patient")
+    assert ehr.get("/EpisodeOfCare", params={"patient": patient_id}).json()["total"] == 1
+    assert ehr.get("/CarePlan", params={"patient": patient_id}).json()["total"] == 1
+
+
+def test_ten_concurrent_repeats_of_a_transaction_make_one_of_everything(
+    ehr: httpx.Client,
+) -> None:
+    mrn = uuid.uuid4().hex[:10]
+    bundle = discharge_bundle(mrn, "transaction", labelled=False)
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        responses = list(
+            pool.map(lambda _: ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS), range(10))
+        )
+    results = [outcome_of(r) for r in responses]
+    assert all(r["created"] == results[0]["created"] for r in results), results
+    found = ehr.get("/Patient", params={"identifier": f"{MRN_SYSTEM}|{mrn}"}).json()
+    assert found["total"] == 1
+    patient_id = found["entry"][0]["resource"]["id"]
+    assert ehr.get("/EpisodeOfCare", params={"patient": patient_id}).json()["total"] == 1
+    assert ehr.get("/CarePlan", params={"patient": patient_id}).json()["total"] == 1
+    thread = ehr.get("/Communication", params={"patient": patient_id}).json()
+    notes = [
+        e
+        for e in thread.get("entry", [])
+        if "Step-down" in e["resource"]["payload"][0]["contentString"]
+    ]
+    assert len(notes) == 1
+
+
+def test_a_known_patient_is_matched_not_duplicated(ehr: httpx.Client) -> None:
+    mrn = uuid.uuid4().hex[:10]
+    registered = ehr.post(
+        "/Patient",
+        json={"resourceType": "Patient", "identifier": [{"system": MRN_SYSTEM, "value": mrn}]},
+        headers=JSON_HEADERS,
+    ).json()
+    result = outcome_of(ehr.post("/$handoff", json=discharge_bundle(mrn), headers=JSON_HEADERS))
+    assert result["matched"] == [f"Patient/{registered['id']}"]
+    assert not ids(result["created"], "Patient")
+
+
+def test_an_invalid_bundle_is_refused_whole_and_writes_nothing(ehr: httpx.Client) -> None:
+    mrn = uuid.uuid4().hex[:10]
+    bundle = discharge_bundle(mrn)
+    bundle["entry"][5]["resource"]["clinicalStatus"] = "active"  # a string, not a CodeableConcept
+    response = ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS)
+    assert response.status_code == 422, response.text
+    expressions = [e for i in response.json()["issue"] for e in i.get("expression", [])]
+    assert any("entry" in e and "clinicalStatus" in e for e in expressions), expressions
+    assert ehr.get("/Patient", params={"identifier": f"{MRN_SYSTEM}|{mrn}"}).json()["total"] == 0
+    for broken, status in (
+        ({"resourceType": "Bundle", "type": "searchset"}, 422),
+        (
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": {"resourceType": "Basic", "code": {"text": "x"}}}],
+            },
+            422,
+        ),
+        ({"resourceType": "Patient"}, 400),
+    ):
+        refused = ehr.post("/$handoff", json=broken, headers=JSON_HEADERS)
+        assert refused.status_code == status, refused.text
+        assert refused.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_read_only_token_cannot_hand_off(stack: Stack) -> None:
+    with stack.client(system_token(stack.settings, ["system/*.rs"])) as client:
+        response = client.post(
+            "/$handoff", json=discharge_bundle(uuid.uuid4().hex[:10]), headers=JSON_HEADERS
+        )
+    assert response.status_code == 403
+
+
+def test_official_hl7_bundles(ehr: httpx.Client) -> None:
+    folder = hl7_bundle_dir()
+    father = json.loads((folder / "Bundle-father.json").read_text())
+    # HL7's discharge summary document: its Patient has no identifier, so it cannot be matched
+    # or registered; refused with the reason.
+    refused = ehr.post("/$handoff", json=father, headers=JSON_HEADERS)
+    assert refused.status_code == 422
+    assert "identifier" in refused.text
+    # With an MRN added it is taken in: its medications and allergy go into the plan.
+    father = copy.deepcopy(father)
+    for entry in father["entry"]:
+        if entry["resource"]["resourceType"] == "Patient":
+            entry["resource"]["identifier"] = [{"system": MRN_SYSTEM, "value": uuid.uuid4().hex}]
+    father["identifier"]["value"] = f"urn:uuid:{uuid.uuid4()}"
+    result = outcome_of(ehr.post("/$handoff", json=father, headers=JSON_HEADERS))
+    (plan_id,) = ids(result["created"], "CarePlan")
+    plan = ehr.get(f"/CarePlan/{plan_id}").json()
+    kinds = sorted(c["resourceType"] for c in plan["contained"])
+    assert kinds == ["AllergyIntolerance", "MedicationRequest", "MedicationStatement"]
+    # HL7's collection with several patients and observations: the first patient is taken in,
+    # the observations reported.
+    references = json.loads((folder / "Bundle-bundle-references.json").read_text())
+    result = outcome_of(ehr.post("/$handoff", json=references, headers=JSON_HEADERS))
+    assert ids(result["created"] + result["matched"], "Patient")
+    assert sum("Observation" in w for w in result["warnings"]) == 7
+
+
+def test_handoff_summary_is_a_document_that_withholds_part2_content(ehr: httpx.Client) -> None:
+    result = outcome_of(
+        ehr.post("/$handoff", json=discharge_bundle(uuid.uuid4().hex[:10]), headers=JSON_HEADERS)
+    )
+    (episode_id,) = ids(result["created"], "EpisodeOfCare")
+    response = ehr.get(f"/EpisodeOfCare/{episode_id}/$handoff-summary")
+    assert response.status_code == 200, response.text
+    document = response.json()
+    assert document["type"] == "document"
+    composition = document["entry"][0]["resource"]
+    assert composition["resourceType"] == "Composition"
+    titles = [s["title"] for s in composition["section"]]
+    assert "Care team: who to call" in titles and "Withheld" in titles
+    resources = [e["resource"] for e in document["entry"]]
+    # The plan and the episode carry the SUD label of what they were drawn from: without a
+    # consent the gateway can check, they stay in the program.
+    assert not any(
+        label.get("code") == "ETH"
+        for r in resources
+        for label in r.get("meta", {}).get("security", [])
+    )
+    assert "CarePlan" not in {r["resourceType"] for r in resources}
+
+
+def test_handoff_summary_of_unlabelled_care_carries_plan_and_medications(
+    ehr: httpx.Client,
+) -> None:
+    bundle = discharge_bundle(uuid.uuid4().hex[:10], labelled=False)
+    result = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
+    (episode_id,) = ids(result["created"], "EpisodeOfCare")
+    document = ehr.get(f"/EpisodeOfCare/{episode_id}/$handoff-summary").json()
+    types = [e["resource"]["resourceType"] for e in document["entry"]]
+    assert types[0] == "Composition"
+    assert {
+        "Patient",
+        "EpisodeOfCare",
+        "CarePlan",
+        "MedicationRequest",
+        "MedicationStatement",
+    } <= set(types)
+    titles = [s["title"] for s in document["entry"][0]["resource"]["section"]]
+    assert "Withheld" not in titles
+    assert ehr.get("/EpisodeOfCare/nope/$handoff-summary").status_code == 404
