@@ -240,3 +240,77 @@ def test_when_the_plan_completes_its_future_sessions_are_cancelled(
     )
     cancelled = harness.eventually(lambda: (s := statuses()) and set(s) == {"cancelled"} and s)
     assert len(cancelled) == len(proposed)
+
+
+def test_attendance_recorded_in_scheduling_moves_an_attendance_goal(
+    stub: pb_grpc.CarePlanServiceStub, settings: Settings, others: dict[str, ServiceRuntime]
+) -> None:
+    from iopcare.scheduling.v1 import scheduling_service_pb2 as sc
+    from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as sc_grpc
+
+    patient = new_patient_id()
+    me = harness.metadata(settings)
+    team_id = harness.enrol_over_grpc(stub, settings, patient)
+    goal = stub.CreateGoal(
+        pb.CreateGoalRequest(
+            request_id="g",
+            fhir_json=json.dumps(
+                {
+                    "resourceType": "Goal",
+                    "lifecycleStatus": "active",
+                    "description": {"text": "Attends at least 80% of IOP sessions"},
+                    "subject": {"reference": f"Patient/{patient}"},
+                    "target": [
+                        {
+                            "measure": {
+                                "coding": [
+                                    {
+                                        "system": "https://iopcare.org/fhir/CodeSystem/measure",
+                                        "code": "attendance-rate",
+                                    }
+                                ]
+                            },
+                            "detailQuantity": {"value": 80, "comparator": ">=", "unit": "%"},
+                        }
+                    ],
+                }
+            ),
+        ),
+        metadata=me,
+    ).goal
+    stub.CreateCarePlan(
+        pb.CreateCarePlanRequest(request_id="p", fhir_json=json.dumps(iop_plan(patient, team_id))),
+        metadata=me,
+    )
+    with harness.channel(others["scheduling"]) as channel:
+        scheduling = sc_grpc.SchedulingServiceStub(channel)
+
+        def sessions() -> list[sc.Appointment] | None:
+            try:
+                found = scheduling.ListAppointments(
+                    sc.ListAppointmentsRequest(patient_id=patient), metadata=me
+                ).appointments
+            except grpc.RpcError:
+                return None  # scheduling has not seen the team yet
+            return list(found) if len(found) >= 2 else None
+
+        first, second = harness.eventually(sessions)[:2]
+        for session, status in ((first, "fulfilled"), (second, "noshow")):
+            scheduling.RecordAttendance(
+                sc.RecordAttendanceRequest(
+                    appointment_id=session.id, expected_version=session.version, status=status
+                ),
+                metadata=me,
+            )
+
+    def measured() -> list[float] | None:
+        found = stub.ListMeasures(
+            pb.ListMeasuresRequest(patient_id=patient, code="attendance-rate"), metadata=me
+        ).fhir_json
+        values = [json.loads(o)["valueQuantity"]["value"] for o in found]
+        return values if len(values) == 2 else None
+
+    # Oldest first: 1 of 1 attended, then 1 of 2.
+    assert harness.eventually(measured, timeout=30) == [100.0, 50.0]
+    current = stub.GetGoal(pb.GetGoalRequest(id=goal.id), metadata=me).goal
+    assert json.loads(current.fhir_json)["achievementStatus"]["coding"][0]["code"] == "worsening"

@@ -79,3 +79,28 @@ def test_a_measure_needs_a_patient_a_code_a_value_a_time_and_a_sane_score() -> N
     assert len(caught.value.violations) == 5
     with pytest.raises(InvalidArgument):
         check_measure(_phq9(31))
+
+
+def test_attendance_rate_counts_only_sessions_with_recorded_attendance() -> None:
+    from iopcare.careplan.domain.progress import attendance_rate
+
+    assert attendance_rate([]) is None
+    assert attendance_rate(["booked", "cancelled", "proposed"]) is None
+    assert attendance_rate(["fulfilled", "noshow", "cancelled", "booked"]) == 50.0
+    assert attendance_rate(["arrived", "checked-in", "fulfilled"]) == 100.0
+
+
+def test_the_attendance_measure_is_valid_r4_and_reads_back_as_a_measure() -> None:
+    from datetime import UTC, datetime
+
+    from iopcare.careplan import codes, fhir_map
+    from iopcare.kit import fhir
+
+    observation = fhir_map.attendance_observation("p-1", 66.666, 3, datetime.now(UTC))
+    again = fhir.parse_resource(fhir.to_json(observation), "Observation")
+    measure = fhir_map.measure_from_fhir(again)
+    assert (measure.code, measure.value, measure.patient_id) == (
+        codes.ATTENDANCE_RATE,
+        66.7,
+        "p-1",
+    )

@@ -10,12 +10,14 @@ from iopcare.careplan.api import SERVICE_NAME, CarePlanServicer
 from iopcare.careplan.care_teams import CareTeams
 from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.measures import Measures
-from iopcare.careplan.patient_view import PatientView
+from iopcare.careplan.patient_view import SYSTEM, PatientView
 from iopcare.careplan.registry import Registry
 from iopcare.careplan.service import CarePlans
 from iopcare.careplan.template_files import load_templates
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit import topics
+from iopcare.kit.db import UnitOfWork
+from iopcare.kit.events import ReceivedEvent
 from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
 from iopcare.kit.teams import TeamAccess
@@ -51,13 +53,19 @@ def build(
     episodes = Episodes(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     view = PatientView(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     registry = Registry(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
+
+    def on_appointment(uow: UnitOfWork, received: ReceivedEvent) -> None:
+        # The view first, then attendance goals measured from the view's sessions.
+        for patient_id in view.on_appointment_updated(uow, received):
+            measures.on_attendance(uow, SYSTEM, patient_id, view.statuses(uow.conn, patient_id))
+
     consumer = parts.consumer(
         store.inbox,
         [topics.SCHEDULING, topics.NOTES],
         {
             scheduling_codes.EVENT_APPOINTMENTS_PROPOSED: view.on_appointments_proposed,
-            scheduling_codes.EVENT_APPOINTMENT_UPDATED: view.on_appointment_updated,
-            scheduling_codes.EVENT_APPOINTMENT_BOOKED: view.on_appointment_updated,
+            scheduling_codes.EVENT_APPOINTMENT_UPDATED: on_appointment,
+            scheduling_codes.EVENT_APPOINTMENT_BOOKED: on_appointment,
             notes_codes.EVENT_MESSAGE_POSTED: view.on_message_posted,
             notes_codes.EVENT_MESSAGE_RETRACTED: view.on_message_retracted,
             notes_codes.EVENT_NOTE_SIGNED: view.on_note_signed,

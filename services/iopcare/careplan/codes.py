@@ -134,6 +134,10 @@ PHQ9_ITEM9 = "44260-8"  # Thoughts that you would be better off dead, or of hurt
 GAD7_TOTAL = "70274-6"  # Generalized anxiety disorder 7 item (GAD-7) total score
 AUDIT_C_TOTAL = "75626-2"  # Total score [AUDIT-C]
 BODY_WEIGHT = "29463-7"  # Body weight
+#: Our own measures, for what no LOINC code names: the share of a patient's IOP sessions they
+#: attended (percent of sessions with recorded attendance), measured from scheduling's events.
+MEASURE_SYSTEM = "https://iopcare.org/fhir/CodeSystem/measure"
+ATTENDANCE_RATE = "attendance-rate"
 #: LOINC answer codes of PHQ-9 items, to their score.
 PHQ_ANSWER_SCORES = {"LA6568-5": 0, "LA6569-3": 1, "LA6570-1": 2, "LA6571-9": 3}
 #: A PHQ-9 total at or above this is severe depression (Kroenke 2001) and raises a crisis event.

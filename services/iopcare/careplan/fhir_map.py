@@ -120,6 +120,53 @@ def _loinc_code(concept: Any) -> str | None:
     return None
 
 
+def _measure_code(concept: Any) -> str | None:
+    """The measure a concept names: its LOINC code, or one of our own measures' codes."""
+    for coding in (concept.coding if concept is not None else None) or []:
+        if coding.system == codes.MEASURE_SYSTEM and coding.code == codes.ATTENDANCE_RATE:
+            return codes.ATTENDANCE_RATE
+    return _loinc_code(concept)
+
+
+def attendance_observation(patient_id: str, rate: float, counted: int, at: datetime) -> Any:
+    """The attendance measure as an R4 Observation (a percentage of the sessions counted)."""
+    return fhir.parse_resource(
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "code": "activity",
+                        }
+                    ]
+                }
+            ],
+            "code": {
+                "coding": [
+                    {
+                        "system": codes.MEASURE_SYSTEM,
+                        "code": codes.ATTENDANCE_RATE,
+                        "display": "IOP session attendance",
+                    }
+                ],
+                "text": f"IOP session attendance ({counted} sessions)",
+            },
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "effectiveDateTime": fhir.instant(at),
+            "valueQuantity": {
+                "value": round(rate, 1),
+                "unit": "%",
+                "system": "http://unitsofmeasure.org",
+                "code": "%",
+            },
+        },
+        "Observation",
+    )
+
+
 def _number(element: Any, prefix: str) -> float | None:
     quantity = getattr(element, f"{prefix}Quantity", None)
     if quantity is not None and quantity.value is not None:
@@ -162,7 +209,7 @@ def measure_from_fhir(observation: fhir.Resource) -> Measure:
     )
     return Measure(
         patient_id=fhir.reference_id(getattr(subject, "reference", None), "Patient"),
-        code=_loinc_code(observation.code),
+        code=_measure_code(observation.code),
         status=observation.status,
         value=_number(observation, "value"),
         effective=effective,
@@ -176,7 +223,7 @@ def goal_targets(goal: fhir.Resource) -> list[Target]:
         quantity = target.detailQuantity
         targets.append(
             Target(
-                measure=_loinc_code(target.measure),
+                measure=_measure_code(target.measure),
                 comparator=quantity.comparator if quantity is not None else None,
                 value=float(quantity.value)
                 if quantity is not None and quantity.value is not None

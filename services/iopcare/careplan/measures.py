@@ -9,7 +9,13 @@ from typing import Any
 from sqlalchemy import select
 
 from iopcare.careplan import codes, fhir_map, store
-from iopcare.careplan.domain.measures import achievement, check_measure, crisis_reasons
+from iopcare.careplan.domain.measures import (
+    Measure,
+    achievement,
+    check_measure,
+    crisis_reasons,
+)
+from iopcare.careplan.domain.progress import ATTENDED, MISSED, attendance_rate
 from iopcare.careplan.service import ServiceBase, make_reviews_due, new_id
 from iopcare.kit import audit, fhir, teams
 from iopcare.kit.auth import Principal
@@ -118,27 +124,7 @@ class Measures(ServiceBase):
             def _create(uow: UnitOfWork, observation_id: str) -> None:
                 basis = self.access.basis(uow.conn, principal, patient_id)
                 now = datetime.now(UTC)
-                stored = Stored(
-                    observation_id,
-                    1,
-                    patient_id,
-                    str(measure.status),
-                    now,
-                    fhir.with_identity(observation, observation_id, 1, now),
-                )
-                uow.conn.execute(
-                    store.observation.insert().values(
-                        id=observation_id,
-                        patient_id=patient_id,
-                        code=code,
-                        status=measure.status,
-                        value=measure.value,
-                        effective=measure.effective,
-                        resource=stored.resource,
-                        recorded_at=now,
-                    )
-                )
-                self._publish(uow, "Observation", stored, codes.EVENT_MEASURE_RECORDED)
+                stored = self._store_measure(uow, observation_id, observation, measure, now)
                 if reasons:
                     # At once, in the same transaction: the alert cannot be lost or outrun, and
                     # the patient's plans are due for review today.
@@ -182,6 +168,65 @@ class Measures(ServiceBase):
         # A retry answers with what the first attempt stored and found.
         first = fhir_map.measure_from_fhir(fhir.parse_resource(loaded[0]))
         return Recorded(observation_id, loaded[0], [], crisis_reasons(first))
+
+    def _store_measure(
+        self,
+        uow: UnitOfWork,
+        observation_id: str,
+        observation: Any,
+        measure: Measure,
+        now: datetime,
+    ) -> Stored:
+        """Stores a validated measure (version 1) and its measure-recorded event."""
+        assert measure.patient_id is not None
+        stored = Stored(
+            observation_id,
+            1,
+            measure.patient_id,
+            str(measure.status),
+            now,
+            fhir.with_identity(observation, observation_id, 1, now),
+        )
+        uow.conn.execute(
+            store.observation.insert().values(
+                id=observation_id,
+                patient_id=measure.patient_id,
+                code=measure.code,
+                status=measure.status,
+                value=measure.value,
+                effective=measure.effective,
+                resource=stored.resource,
+                recorded_at=now,
+            )
+        )
+        self._publish(uow, "Observation", stored, codes.EVENT_MEASURE_RECORDED)
+        return stored
+
+    def on_attendance(
+        self, uow: UnitOfWork, principal: Principal, patient_id: str, statuses: list[str]
+    ) -> None:
+        """Attendance recorded in scheduling: when the patient has an open goal on attendance,
+        the attendance rate is recorded as a measure and moves that goal like any measure."""
+        rate = attendance_rate(statuses)
+        if rate is None or not self._has_open_goal_on(uow, patient_id, codes.ATTENDANCE_RATE):
+            return
+        now = datetime.now(UTC)
+        counted = sum(1 for s in statuses if s in ATTENDED or s in MISSED)
+        observation = fhir_map.attendance_observation(patient_id, rate, counted, now)
+        self._store_measure(
+            uow, new_id(), observation, fhir_map.measure_from_fhir(observation), now
+        )
+        history = store.values_over_time(uow.conn, patient_id, codes.ATTENDANCE_RATE)
+        self._update_goals(uow, principal, patient_id, codes.ATTENDANCE_RATE, history)
+
+    def _has_open_goal_on(self, uow: UnitOfWork, patient_id: str, code: str) -> bool:
+        for current in store.goals.for_patient(uow.conn, patient_id):
+            goal = fhir.parse_resource(current.resource)
+            if goal.lifecycleStatus in codes.GOAL_OPEN_STATUSES and any(
+                t.measure == code for t in fhir_map.goal_targets(goal)
+            ):
+                return True
+        return False
 
     def _update_goals(
         self,

@@ -98,14 +98,21 @@ class PatientView(ServiceBase):
         for entry in received.resource.entry or []:
             self._project_appointment(uow.conn, entry.resource)
 
-    def on_appointment_updated(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
-        self._project_appointment(uow.conn, received.resource)
+    def on_appointment_updated(self, uow: UnitOfWork, received: ReceivedEvent) -> list[str]:
+        """Projects a booked or changed session; returns the patients whose row changed."""
+        return self._project_appointment(uow.conn, received.resource)
 
-    def _project_appointment(self, conn: Connection, appointment: fhir.Resource) -> None:
+    def statuses(self, conn: Connection, patient_id: str) -> list[str]:
+        """The statuses of all the patient's sessions, as projected."""
+        v = store.session_view.c
+        return [str(s) for s in conn.scalars(select(v.status).where(v.patient_id == patient_id))]
+
+    def _project_appointment(self, conn: Connection, appointment: fhir.Resource) -> list[str]:
         """One row per patient the Appointment names: scheduling sends a group session once per
         patient, each copy naming that patient alone with their own attendance."""
+        changed: list[str] = []
         if appointment.start is None or appointment.end is None:
-            return
+            return changed
         version = int(appointment.meta.versionId or 1) if appointment.meta else 1
         plan_id = next(
             (
@@ -139,6 +146,8 @@ class PatientView(ServiceBase):
                     version=version,
                 )
             )
+            changed.append(patient_id)
+        return changed
 
     def on_message_posted(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
         message = received.resource
