@@ -704,3 +704,33 @@ def test_concurrent_updates_from_one_version_exactly_one_wins(ehr: httpx.Client)
     assert statuses.count(200) == 1, statuses
     assert statuses.count(412) == 19, statuses
     assert ehr.get(f"/CarePlan/{created['id']}/_history").json()["total"] == 2
+
+
+def test_concurrent_conditional_creates_make_one_resource(ehr: httpx.Client) -> None:
+    """Reliability B8: ten clients send the same conditional create at once (or one client
+    retries after a timeout): the same criteria from the same caller share a request id."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    patient_id, _ = enrolled_patient(ehr)
+    measure = phq9(patient_id, 11, when="2026-11-20T10:00:00Z")
+    condition = f"patient={patient_id}&code=http://loinc.org|44261-6&date=2026-11-20"
+
+    def create(_: int) -> httpx.Response:
+        return ehr.post(
+            "/Observation", json=measure, headers={**JSON_HEADERS, "If-None-Exist": condition}
+        )
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        responses = list(pool.map(create, range(10)))
+    assert all(r.status_code in (200, 201) for r in responses), [r.text for r in responses]
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert ehr.get("/Observation", params={"patient": patient_id}).json()["total"] == 1
+
+
+def test_responses_are_not_cached_and_carry_a_request_id(stack: Stack, ehr: httpx.Client) -> None:
+    response = ehr.get("/Patient/nobody", headers={"X-Request-Id": "ehr-trace-42"})
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-request-id"] == "ehr-trace-42"
+    assert stack.audit[-1]["request_id"] == "ehr-trace-42"
+    odd = ehr.get("/metadata", headers={"X-Request-Id": "<script>"})
+    assert odd.headers["x-request-id"] != "<script>"
