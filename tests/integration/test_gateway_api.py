@@ -734,3 +734,39 @@ def test_responses_are_not_cached_and_carry_a_request_id(stack: Stack, ehr: http
     assert stack.audit[-1]["request_id"] == "ehr-trace-42"
     odd = ehr.get("/metadata", headers={"X-Request-Id": "<script>"})
     assert odd.headers["x-request-id"] != "<script>"
+
+
+def test_a_patient_scoped_token_sees_only_its_patient(stack: Stack, ehr: httpx.Client) -> None:
+    """Reliability C8: a token with `patient/` scopes and a launch context reads that patient's
+    records and nobody else's, and cannot write with read scopes."""
+    mine, team = enrolled_patient(ehr)
+    other, other_team = enrolled_patient(ehr)
+    plans = {}
+    for patient, team_id in ((mine, team), (other, other_team)):
+        plan = iop_plan(patient, team_id)
+        plan["status"] = "draft"
+        plans[patient] = ehr.post("/CarePlan", json=plan, headers=JSON_HEADERS).json()["id"]
+    token = auth.mint_token(
+        stack.settings,
+        subject="system:patient-app",
+        role="system",
+        scopes=["patient/*.rs"],
+        lifetime_seconds=300,
+        patient_context=mine,
+    )
+    with stack.client(token) as app:
+        assert app.get(f"/CarePlan/{plans[mine]}").status_code == 200
+        assert app.get(f"/CarePlan/{plans[other]}").status_code == 404
+        assert app.get(f"/Patient/{other}").status_code == 404
+        assert app.get(f"/CarePlan/{plans[other]}/_history").status_code == 404
+        implicit = app.get("/CarePlan").json()  # no patient given: the launch context's
+        assert [e["resource"]["id"] for e in implicit["entry"]] == [plans[mine]]
+        assert app.get("/CarePlan", params={"patient": other}).status_code == 403
+        assert app.get("/Patient", params={"_id": other}).status_code == 403
+        assert app.get(f"/Patient/{other}/$everything").status_code == 404
+        assert app.get(f"/Patient/{mine}/$everything").status_code == 200
+        write = app.post("/Observation", json=phq9(mine, 3), headers=JSON_HEADERS)
+        assert write.status_code == 403
+    without_context = system_token(stack.settings, ["patient/*.rs"])
+    with stack.client(without_context) as app:
+        assert app.get(f"/CarePlan/{plans[mine]}").status_code == 403
