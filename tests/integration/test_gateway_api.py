@@ -370,6 +370,8 @@ def test_goals_measures_and_everything(ehr: httpx.Client) -> None:
     everything = ehr.get(f"/Patient/{patient_id}/$everything").json()
     types = {e["resource"]["resourceType"] for e in everything["entry"]}
     assert {"Patient", "CareTeam", "Observation"} <= types
+    only = ehr.get(f"/Patient/{patient_id}/$everything", params={"_type": "Observation"}).json()
+    assert {e["resource"]["resourceType"] for e in only["entry"]} == {"Patient", "Observation"}
 
 
 def test_official_hl7_examples_go_through_the_gateway(stack: Stack, ehr: httpx.Client) -> None:

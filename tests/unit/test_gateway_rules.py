@@ -115,6 +115,7 @@ def test_routes(method: str, path: str, expected: routing.Route) -> None:
         ("GET", "CarePlan/a%20b", 400),
         ("GET", "carePlan/a", 404),
         ("GET", "CarePlan/a/b/c/d/e", 404),
+        ("GET", "CarePlan/_history", 404),
     ],
 )
 def test_malformed_routes_are_refused_with_the_right_status(

@@ -566,8 +566,11 @@ class Gateway:
         patient = self.disclosable(self.handlers["Patient"].read(caller, patient_id))
         items = [patient]
         skipped = []
+        wanted = {t for v in request.query if v[0] == "_type" for t in v[1].split(",") if t}
         for resource_type, handler in self.handlers.items():
             if resource_type == "Patient" or not handler.supports("search-type"):
+                continue
+            if wanted and resource_type not in wanted:
                 continue
             if (
                 scopes.patients_allowed(caller.scopes, resource_type, scopes.SEARCH, caller.patient)
