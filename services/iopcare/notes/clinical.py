@@ -311,6 +311,19 @@ class ClinicalNotes:
             documents.require_draft(note.status, name)
             if note.version != expected_version:
                 raise StaleVersion(name, expected_version, note.version)
+            if (
+                note.relates_to
+                and changes.shared_with is not None
+                and changes.shared_with != note.shared_with
+            ):
+                # An addendum's readers are its original's (set by AmendNote): a reader the
+                # author shared a psychotherapy note with must not open what they add to it
+                # (and its title, which names the original's) to anyone else (45 CFR
+                # 164.508(a)(2); reliability C7: derived data keeps its sources' restrictions).
+                raise InvalidArgument(
+                    "an addendum is shared with the readers of its original",
+                    [FieldViolation("shared_with", "fixed for an addendum or amendment")],
+                )
             draft = NoteDraft(
                 patient_id=note.patient_id,
                 kind=note.kind,
