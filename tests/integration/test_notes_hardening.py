@@ -112,3 +112,82 @@ def test_an_addendum_to_a_psychotherapy_note_cannot_be_shared_beyond_its_origina
     code, reason, _ = _code(lambda: notes.GetNote(nt.GetNoteRequest(id=addendum.id), metadata=diet))
     assert (code, reason) == ("PERMISSION_DENIED", "PSYCHOTHERAPY_NOTE")
     assert notes.GetNote(nt.GetNoteRequest(id=addendum.id), metadata=therapist).note.text == "x"
+
+
+def test_control_characters_and_forged_tokens_are_invalid_arguments_on_both_databases(
+    notes: nt_grpc.NotesServiceStub, settings: Settings, patient: str
+) -> None:
+    """A NUL was stored on SQLite (and then in events other services refuse to parse), made
+    PostgreSQL fail with a bare DataError, and broke an FTS5 search (UNAVAILABLE); a page token
+    beyond 64 bits was INTERNAL on SQLite. Each is the client's mistake: INVALID_ARGUMENT naming
+    the field, and nothing written."""
+    psy = as_(settings, "psychiatrist", "psy-1")
+    signed = _signed(notes, psy, patient, "psychiatric", "sleep is better")
+    nul = "a\x00b"
+
+    def create(**fields: Any) -> None:
+        note = nt.NoteInput(patient_id=patient, kind="psychiatric", **{"text": "t", **fields})
+        notes.CreateNote(
+            nt.CreateNoteRequest(request_id=str(uuid.uuid4()), note=note), metadata=psy
+        )
+
+    def post(**fields: Any) -> None:
+        request = nt.PostMessageRequest(request_id=str(uuid.uuid4()), patient_id=patient, **fields)
+        notes.PostMessage(request, metadata=psy)
+
+    def search(**fields: Any) -> None:
+        notes.SearchNotes(nt.SearchNotesRequest(patient_id=patient, **fields), metadata=psy)
+
+    def amend(**fields: Any) -> None:
+        request = nt.AmendNoteRequest(
+            request_id=str(uuid.uuid4()),
+            id=signed.id,
+            relation="appends",
+            **{"reason": "r", "text": "t", **fields},
+        )
+        notes.AmendNote(request, metadata=psy)
+
+    forged = "eyJzZXEiOjEwMDAwMDAwMDAwMDAwMDAwMDAwMDAwfQ"  # {"seq": 10**22}
+    cases: list[tuple[Any, str]] = [
+        (lambda: create(text=nul), "text"),
+        (lambda: create(title="x\x1b[2J"), "title"),
+        (lambda: create(shared_with=["Practitioner/\x00"]), "shared_with"),
+        (lambda: post(text=nul), "text"),
+        (lambda: post(text="x", recipients=["Practitioner/p\x00"]), "recipients[0]"),
+        (lambda: search(text=nul), "text"),
+        (lambda: search(text="\x00"), "text"),
+        (lambda: search(author=nul), "author"),
+        (lambda: search(page_token=forged), "page_token"),
+        (
+            lambda: notes.ListThread(
+                nt.ListThreadRequest(patient_id=patient, page_token=forged), metadata=psy
+            ),
+            "page_token",
+        ),
+        (lambda: amend(reason=nul), "reason"),
+        (lambda: amend(text=nul), "text"),
+        (lambda: amend(title=nul), "title"),
+        (
+            lambda: notes.RecordConsent(
+                nt.RecordConsentRequest(
+                    request_id=str(uuid.uuid4()), patient_id=patient, recipient=nul
+                ),
+                metadata=psy,
+            ),
+            "recipient",
+        ),
+    ]
+    for call, field in cases:
+        code, _, fields = _code(call)
+        assert (code, fields) == ("INVALID_ARGUMENT", [field]), field
+    watch = notes.WatchThread(
+        nt.WatchThreadRequest(patient_id=patient, resume_token=forged), metadata=psy
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        next(iter(watch))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(caught.value) == ["resume_token"]
+    found = notes.SearchNotes(nt.SearchNotesRequest(patient_id=patient), metadata=psy).notes
+    assert [n.id for n in found] == [signed.id]
+    thread = notes.ListThread(nt.ListThreadRequest(patient_id=patient), metadata=psy).messages
+    assert not any("\x00" in m.text for m in thread)

@@ -25,8 +25,10 @@ from iopcare.kit.errors import (
 from iopcare.kit.events import Event, append_to_outbox
 from iopcare.kit.requests import create_once
 from iopcare.notes import codes, fhir_map, store
+from iopcare.notes.cursor import seq_after
 from iopcare.notes.domain import documents, privacy
 from iopcare.notes.domain.documents import NoteDraft
+from iopcare.notes.domain.text import FORBIDDEN_CHARACTERS, has_forbidden_characters
 
 #: Identities that may ask for a note "for disclosure": the FHIR gateway's service identity (and
 #: administrators acting for it). Clinicians read notes; services disclose them.
@@ -477,7 +479,7 @@ class ClinicalNotes:
     ) -> store.StoredNote:
         """Starts an addendum (`appends`) or an amendment (`replaces`) of a signed note, as a new
         draft that references it with the reason; the original stays exactly as signed."""
-        documents.check_amendment(relation, reason, text)
+        documents.check_amendment(relation, reason, text, title)
         name = f"DocumentReference/{note_id}"
         original, _ = self._load_readable(principal, note_id, audit.CREATE)
         with audit.refusals(
@@ -584,11 +586,15 @@ class ClinicalNotes:
                 problems.add(f"kinds[{i}]", f"one of {', '.join(documents.NOTE_KINDS)}")
         if len(words) > 500:
             problems.add("text", "at most 500 characters")
+        if has_forbidden_characters(words):
+            problems.add("text", FORBIDDEN_CHARACTERS)
+        if len(author) > 200 or has_forbidden_characters(author):
+            problems.add("author", "a reference such as Practitioner/{id}")
         if since and until and until <= since:
             problems.add("date_to", "after date_from")
         problems.raise_if_any("the search is invalid")
         size = paging.page_size(page_size)
-        position = paging.decode(page_token, {"seq": int})
+        before_seq = seq_after(page_token)
         basis = teams.require_access(
             self.db,
             store.audit_log,
@@ -606,7 +612,7 @@ class ClinicalNotes:
             since=since,
             until=until,
             words=words,
-            before_seq=int(position["seq"]) if position is not None else None,
+            before_seq=before_seq,
             limit=size + 1,
         )
         visible: list[store.StoredNote] = []
@@ -680,7 +686,7 @@ class ClinicalNotes:
         written consent naming the recipient; the signed form stays in the paper or e-signature
         system, this is its record)."""
         problems = FieldViolations()
-        if not recipient.strip() or len(recipient) > 200:
+        if not recipient.strip() or len(recipient) > 200 or has_forbidden_characters(recipient):
             problems.add("recipient", "who may receive the records: 1 to 200 characters")
         if scope not in CONSENT_SCOPES:
             problems.add("scope", f"one of {', '.join(CONSENT_SCOPES)}")
@@ -814,7 +820,7 @@ class ClinicalNotes:
         PERMISSION_DENIED (reason NO_ACTIVE_CONSENT, PSYCHOTHERAPY_NOTE, ...). Audited either
         way with the recipient."""
         name = f"DocumentReference/{note_id}"
-        if not recipient.strip() or len(recipient) > 200:
+        if not recipient.strip() or len(recipient) > 200 or has_forbidden_characters(recipient):
             raise InvalidArgument(
                 "recipient is required", [FieldViolation("recipient", "1 to 200 characters")]
             )

@@ -27,6 +27,7 @@ from iopcare.kit.events import Event, ReceivedEvent, append_to_outbox, child_tra
 from iopcare.kit.requests import check_request_id, create_once
 from iopcare.kit.versioned import Stored, revise
 from iopcare.notes import codes, fhir_map, store, watch
+from iopcare.notes.cursor import seq_after
 from iopcare.notes.domain.messages import (
     CRISIS_RECIPIENT_ROLES,
     NewMessage,
@@ -39,6 +40,7 @@ from iopcare.notes.domain.messages import (
     review_due_text,
     sessions_proposed_text,
 )
+from iopcare.notes.domain.text import has_forbidden_characters
 
 log = logging.getLogger(__name__)
 
@@ -526,12 +528,10 @@ class Notes:
     def open_watch(self, principal: Principal, patient_id: str, after_token: str) -> int:
         """Opens a WatchThread stream: checks access (a refusal is audited) and returns the
         position it starts after: the resume token's, or the end of the thread without one."""
-        position = paging.decode(after_token, {"seq": int})
+        resume = seq_after(after_token, "resume_token")
         basis = self._require_thread_access(principal, patient_id)
         with self.db.read() as conn:
-            cursor = (
-                int(position["seq"]) if position is not None else store.last_seq(conn, patient_id)
-            )
+            start = resume if resume is not None else store.last_seq(conn, patient_id)
         audit.record_separately(
             self.db,
             store.audit_log,
@@ -541,7 +541,7 @@ class Notes:
             patient_id=patient_id,
             detail=f"watch opened; {basis}",
         )
-        return cursor
+        return start
 
     def _require_thread_access(self, principal: Principal, patient_id: str) -> str:
         return teams.require_access(
@@ -601,8 +601,7 @@ class Notes:
             patient_id,
         )
         size = paging.page_size(page_size)
-        position = paging.decode(page_token, {"seq": int})
-        after = int(position["seq"]) if position is not None else None
+        after = seq_after(page_token)
         with self.db.read() as conn:
             items = store.thread(conn, patient_id, size + 1, after)
         audit.record_separately(
@@ -843,8 +842,11 @@ class Notes:
         thread; acknowledging twice keeps the first acknowledgement."""
         name = f"Flag/{flag_id}"
         with audit.refusals(self.db, store.audit_log, principal, audit.UPDATE, name):
-            if len(note) > 2000:
-                raise InvalidArgument("note too long", [FieldViolation("note", "at most 2,000")])
+            if len(note) > 2000 or has_forbidden_characters(note):
+                raise InvalidArgument(
+                    "the acknowledgement note is invalid",
+                    [FieldViolation("note", "at most 2,000 characters, no control characters")],
+                )
             with UnitOfWork(self.db) as uow:
                 alert = uow.conn.execute(
                     select(store.crisis_alert).where(store.crisis_alert.c.flag_id == flag_id)
