@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ import pytest
 
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
+from iopcare.kit.db import UnitOfWork
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
+from iopcare.notes import store as notes_store
 from iopcare.notes.v1 import notes_service_pb2 as nt
 from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
 from tests.support import harness
@@ -248,6 +251,47 @@ def test_watch_thread_pushes_new_messages_and_resumes_without_gaps(
     assert outsider.ended.wait(10)
     assert outsider.error is not None
     assert outsider.error.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_message_committed_late_is_not_skipped_by_a_watcher(
+    notes: nt_grpc.NotesServiceStub,
+    notes_runtime: ServiceRuntime,
+    settings: Settings,
+    patient: str,
+) -> None:
+    """Two messages for one patient in concurrent transactions: the first takes the lower seq but
+    commits last. A watcher that already moved past the second's seq would never see the first
+    (PostgreSQL hands out seqs before commit); a patient's messages must commit in seq order."""
+    psy = as_(settings, "psychiatrist", "psy-1")
+    therapist = as_(settings, "therapist", "th-1")
+    watcher = Watcher(notes, psy, patient)
+    second: list[nt.Message] = []
+    poster = threading.Thread(
+        target=lambda: second.append(_post(notes, therapist, patient, "second")), daemon=True
+    )
+    with UnitOfWork(notes_runtime.db) as uow:
+        # This transaction has taken the lower seq and not yet committed.
+        first = str(uuid.uuid4())
+        notes_store.insert_message(
+            uow.conn,
+            message_id=first,
+            patient_id=patient,
+            sender="Practitioner/th-1",
+            priority="routine",
+            category="update",
+            text="first",
+            sent_at=datetime.now(UTC),
+            resource="{}",
+        )
+        poster.start()
+        # Give the concurrent post time to commit (it must instead wait for this transaction).
+        poster.join(timeout=1.5)
+        uow.commit()
+    poster.join(timeout=10)
+    assert second
+    got = [watcher.next(timeout=5)[1].message.id for _ in range(2)]
+    assert got == [first, second[0].id]
+    watcher.cancel()
 
 
 def test_watch_streams_end_cleanly_when_the_server_stops(
