@@ -294,6 +294,53 @@ def test_a_message_committed_late_is_not_skipped_by_a_watcher(
     watcher.cancel()
 
 
+def test_watchers_cannot_take_every_server_thread(
+    notes: nt_grpc.NotesServiceStub,
+    notes_runtime: ServiceRuntime,
+    settings: Settings,
+    patient: str,
+) -> None:
+    """Each WatchThread stream holds a server thread while it waits. Streams beyond the share
+    reserved for them are refused (RESOURCE_EXHAUSTED) so that posting, reading and crisis
+    acknowledgements keep a thread; a stream that ends gives its place back."""
+    psy = as_(settings, "psychiatrist", "psy-1")
+    therapist = as_(settings, "therapist", "th-1")
+    calls: list[Any] = []
+
+    def open_one() -> grpc.RpcError | None:
+        """Opens one more stream: None once it is open, its error if it was refused."""
+        call = notes.WatchThread(nt.WatchThreadRequest(patient_id=patient), metadata=psy)
+        calls.append(call)
+        opened = threading.Event()
+        threading.Thread(
+            target=lambda: (call.initial_metadata(), opened.set()), daemon=True
+        ).start()
+        assert opened.wait(5), "neither opened nor refused: every server thread is taken"
+        if call.done() and call.code() != grpc.StatusCode.OK:
+            return call  # type: ignore[no-any-return]
+        return None
+
+    refused: grpc.RpcError | None = None
+    for _ in range(64):
+        refused = open_one()
+        if refused is not None:
+            break
+    open_calls = calls[:-1]
+    assert refused is not None and refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # Unary calls are still served while the watchers wait.
+    posted = notes.PostMessage(
+        nt.PostMessageRequest(request_id=str(uuid.uuid4()), patient_id=patient, text="still up"),
+        metadata=therapist,
+        timeout=5,
+    ).message
+    for call in open_calls:
+        assert next(call).message.id == posted.id
+    open_calls[0].cancel()
+    harness.eventually(lambda: open_one() is None, timeout=10)
+    for call in calls:
+        call.cancel()
+
+
 def test_watch_streams_end_cleanly_when_the_server_stops(
     settings: Settings,
     database_url: str,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +23,7 @@ from iopcare.kit.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
     StaleVersion,
 )
 from iopcare.kit.events import Event, ReceivedEvent, append_to_outbox, child_traceparent
@@ -59,6 +62,7 @@ class Notes:
         *,
         notify_outbox: Callable[[], None] = lambda: None,
         watch_poll_seconds: float = 1.0,
+        max_watchers: int = 8,
     ) -> None:
         self.db = db
         self.notify_outbox = notify_outbox
@@ -66,6 +70,7 @@ class Notes:
         self.watchers = watch.ThreadWatch()
         self.watchers.install(db.write_engine)
         self.watch_poll_seconds = watch_poll_seconds
+        self._watch_places = threading.BoundedSemaphore(max(1, max_watchers))
 
     def _store(
         self,
@@ -525,23 +530,43 @@ class Notes:
         assert result is not None
         return result
 
-    def open_watch(self, principal: Principal, patient_id: str, after_token: str) -> int:
-        """Opens a WatchThread stream: checks access (a refusal is audited) and returns the
-        position it starts after: the resume token's, or the end of the thread without one."""
+    @contextmanager
+    def watching(self, principal: Principal, patient_id: str, after_token: str) -> Iterator[int]:
+        """Opens a WatchThread stream for as long as the block runs: checks access (a refusal is
+        audited), takes one of the places kept for streams, and yields the position the stream
+        starts after: the resume token's, or the end of the thread without one.
+
+        Why a bounded number of places: a stream holds a server thread while it waits, and the
+        server has a fixed pool of them. Without a bound, as many watchers as threads (16 by
+        default) left none for PostMessage, reads or crisis acknowledgements: every other call
+        queued behind them. Streams beyond the bound are refused with RESOURCE_EXHAUSTED
+        (audited) and may retry; a stream that ends gives its place back.
+        """
         resume = seq_after(after_token, "resume_token")
         basis = self._require_thread_access(principal, patient_id)
-        with self.db.read() as conn:
-            start = resume if resume is not None else store.last_seq(conn, patient_id)
-        audit.record_separately(
-            self.db,
-            store.audit_log,
-            principal,
-            audit.SEARCH,
-            resource="Communication",
-            patient_id=patient_id,
-            detail=f"watch opened; {basis}",
-        )
-        return start
+        if not self._watch_places.acquire(blocking=False):
+            with audit.refusals(
+                self.db, store.audit_log, principal, audit.SEARCH, "Communication", patient_id
+            ):
+                raise ResourceExhausted(
+                    "too many WatchThread streams are open on this server; retry later",
+                    reason="TOO_MANY_WATCHERS",
+                )
+        try:
+            with self.db.read() as conn:
+                start = resume if resume is not None else store.last_seq(conn, patient_id)
+            audit.record_separately(
+                self.db,
+                store.audit_log,
+                principal,
+                audit.SEARCH,
+                resource="Communication",
+                patient_id=patient_id,
+                detail=f"watch opened; {basis}",
+            )
+            yield start
+        finally:
+            self._watch_places.release()
 
     def _require_thread_access(self, principal: Principal, patient_id: str) -> str:
         return teams.require_access(
