@@ -191,3 +191,43 @@ def test_control_characters_and_forged_tokens_are_invalid_arguments_on_both_data
     assert [n.id for n in found] == [signed.id]
     thread = notes.ListThread(nt.ListThreadRequest(patient_id=patient), metadata=psy).messages
     assert not any("\x00" in m.text for m in thread)
+
+
+def test_a_note_lists_only_the_addenda_the_caller_may_read(
+    notes: nt_grpc.NotesServiceStub, settings: Settings, patient: str
+) -> None:
+    """GetNote's related ids named every addendum: another author's draft, and a psychotherapy
+    addendum to the psychiatrist's note, both of which the caller is refused."""
+    psy = as_(settings, "psychiatrist", "psy-1")
+    therapist = as_(settings, "therapist", "th-1")
+    manager = as_(settings, "case-manager", "cm-1")
+    original = _signed(notes, psy, patient, "psychiatric", "sertraline 50 mg")
+
+    def amend(md: Any) -> nt.Note:
+        request = nt.AmendNoteRequest(
+            request_id=str(uuid.uuid4()), id=original.id, relation="appends", reason="r", text="t"
+        )
+        return notes.AmendNote(request, metadata=md).note
+
+    def related(md: Any) -> list[str]:
+        return list(notes.GetNote(nt.GetNoteRequest(id=original.id), metadata=md).related_ids)
+
+    draft = amend(therapist)
+    assert related(psy) == [] and related(manager) == []
+    assert related(therapist) == [draft.id]
+    private = amend(therapist)
+    private = notes.UpdateNote(
+        nt.UpdateNoteRequest(
+            id=private.id,
+            expected_version=private.version,
+            note=nt.NoteInput(sensitivity=["PSYTHPN"]),
+            update_mask=FieldMask(paths=["sensitivity"]),
+        ),
+        metadata=therapist,
+    ).note
+    notes.SignNote(
+        nt.SignNoteRequest(id=private.id, expected_version=private.version), metadata=therapist
+    )
+    # The original's author reads an addendum to their own note; the case manager does not.
+    assert related(psy) == [private.id] and related(manager) == []
+    assert related(therapist) == [draft.id, private.id]

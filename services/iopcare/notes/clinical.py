@@ -140,7 +140,7 @@ class ClinicalNotes:
 
     def _load_readable(
         self, principal: Principal, note_id: str, action: str
-    ) -> tuple[store.StoredNote, privacy.Decision]:
+    ) -> tuple[store.StoredNote, privacy.Decision, privacy.Viewer]:
         """The note if the caller may read it; a refusal is audited and raised."""
         name = f"DocumentReference/{note_id}"
         with self.db.read() as conn:
@@ -151,7 +151,8 @@ class ClinicalNotes:
         basis = teams.require_access(
             self.db, store.audit_log, self.access, principal, action, name, note.patient_id
         )
-        decision = privacy.may_read(self._viewer(principal, basis), _facts(note))
+        viewer = self._viewer(principal, basis)
+        decision = privacy.may_read(viewer, _facts(note))
         if not decision.allowed:
             audit.record_separately(
                 self.db,
@@ -167,7 +168,7 @@ class ClinicalNotes:
                 "the note's privacy labels do not let the caller read it",
                 reason=decision.reason,
             )
-        return note, decision
+        return note, decision, viewer
 
     # Writing -----------------------------------------------------------------------------------
     def _new_row(
@@ -304,7 +305,7 @@ class ClinicalNotes:
     ) -> store.StoredNote:
         """Edits a draft (only its author; only the fields in `changes`, an update mask)."""
         name = f"DocumentReference/{note_id}"
-        note, _ = self._load_readable(principal, note_id, audit.UPDATE)
+        note, _, _ = self._load_readable(principal, note_id, audit.UPDATE)
         with audit.refusals(
             self.db, store.audit_log, principal, audit.UPDATE, name, note.patient_id
         ):
@@ -395,7 +396,7 @@ class ClinicalNotes:
         Provenance (who, when) and `iopcare.notes.note.signed.v1` carries a reference to the
         note with its labels, never its text."""
         name = f"DocumentReference/{note_id}"
-        note, _ = self._load_readable(principal, note_id, audit.UPDATE)
+        note, _, _ = self._load_readable(principal, note_id, audit.UPDATE)
         with audit.refusals(
             self.db, store.audit_log, principal, audit.UPDATE, name, note.patient_id
         ):
@@ -481,7 +482,7 @@ class ClinicalNotes:
         draft that references it with the reason; the original stays exactly as signed."""
         documents.check_amendment(relation, reason, text, title)
         name = f"DocumentReference/{note_id}"
-        original, _ = self._load_readable(principal, note_id, audit.CREATE)
+        original, _, _ = self._load_readable(principal, note_id, audit.CREATE)
         with audit.refusals(
             self.db, store.audit_log, principal, audit.CREATE, name, original.patient_id
         ):
@@ -549,9 +550,15 @@ class ClinicalNotes:
 
     # Reading -----------------------------------------------------------------------------------
     def get(self, principal: Principal, note_id: str) -> NoteView:
-        note, decision = self._load_readable(principal, note_id, audit.READ)
+        note, decision, viewer = self._load_readable(principal, note_id, audit.READ)
         with self.db.read() as conn:
-            related = [n.id for n in store.related_notes(conn, note_id)]
+            # Only the addenda the caller may read: the id of another author's draft or of a
+            # psychotherapy addendum is itself something the caller is refused (reliability C1).
+            related = [
+                n.id
+                for n in store.related_notes(conn, note_id)
+                if privacy.may_read(viewer, _facts(n)).allowed
+            ]
             provenance = store.provenance_for(conn, note_id)
         flag = "; FLAGGED for break-glass review" if decision.flagged else ""
         audit.record_separately(
