@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from iopcare.kit.db import UnitOfWork
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
 from iopcare.notes import store as notes_store
+from iopcare.notes.service import Notes
 from iopcare.notes.v1 import notes_service_pb2 as nt
 from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
 from tests.support import harness
@@ -339,6 +340,44 @@ def test_watchers_cannot_take_every_server_thread(
     harness.eventually(lambda: open_one() is None, timeout=10)
     for call in calls:
         call.cancel()
+
+
+def test_a_crisis_acknowledged_while_escalation_runs_is_not_escalated(
+    notes: nt_grpc.NotesServiceStub,
+    notes_runtime: ServiceRuntime,
+    settings: Settings,
+    patient: str,
+) -> None:
+    """Escalation read the overdue alerts, posted its stat message, and only then marked the
+    alert: an acknowledgement committing in between was escalated anyway (and on PostgreSQL the
+    two could deadlock, taking the alert row and the thread in opposite orders)."""
+    therapist = as_(settings, "therapist", "th-1")
+    crisis = _post(notes, therapist, patient, "Says he has a plan.", category="crisis")
+    (flag,) = notes.ListFlags(nt.ListFlagsRequest(patient_id=patient), metadata=therapist).flags
+    escalator = Notes(notes_runtime.db)
+    escalated: list[int] = []
+    worker = threading.Thread(
+        target=lambda: escalated.append(
+            escalator.escalate_overdue(datetime.now(UTC) + timedelta(days=1), timedelta(minutes=1))
+        ),
+        daemon=True,
+    )
+    alert = notes_store.crisis_alert.c
+    with UnitOfWork(notes_runtime.db) as uow:
+        # The acknowledgement's write of the alert, committed while escalation runs.
+        uow.conn.execute(
+            notes_store.crisis_alert.update()
+            .where(alert.flag_id == flag.id)
+            .values(acknowledged_by="Practitioner/psy-1", acknowledged_at=datetime.now(UTC))
+        )
+        worker.start()
+        worker.join(timeout=1.5)
+        uow.commit()
+    worker.join(timeout=10)
+    assert escalated == [0]
+    thread = notes.ListThread(nt.ListThreadRequest(patient_id=patient), metadata=therapist)
+    assert [m.id for m in thread.messages if m.priority == "stat"] == []
+    assert crisis.category == "crisis"
 
 
 def test_watch_streams_end_cleanly_when_the_server_stops(

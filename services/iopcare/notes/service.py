@@ -949,7 +949,26 @@ class Notes:
                     & (a.raised_at <= now - after)
                 )
             ).all()
-            for alert in overdue:
+            # Claim every overdue alert first (oldest flag id first), each only if still
+            # unacknowledged, and post afterwards. Why: an acknowledgement committing between the
+            # read above and the claim would otherwise be escalated anyway (PostgreSQL re-checks
+            # the WHERE clause of an UPDATE that waited for the row); and taking alert rows
+            # before the thread lock is the order acknowledge_crisis takes them in, so the two
+            # cannot deadlock.
+            claimed = []
+            for alert in sorted(overdue, key=lambda row: row.flag_id):
+                done = uow.conn.execute(
+                    store.crisis_alert.update()
+                    .where(
+                        (a.flag_id == alert.flag_id)
+                        & a.acknowledged_at.is_(None)
+                        & a.escalated_at.is_(None)
+                    )
+                    .values(escalated_at=now)
+                )
+                if done.rowcount == 1:
+                    claimed.append(alert)
+            for alert in claimed:
                 team = sorted(
                     {
                         member
@@ -978,11 +997,6 @@ class Notes:
                         about=(f"Flag/{alert.flag_id}",),
                         recipients=tuple(team),
                     ),
-                )
-                uow.conn.execute(
-                    store.crisis_alert.update()
-                    .where(a.flag_id == alert.flag_id)
-                    .values(escalated_at=now)
                 )
                 escalated += 1
             uow.commit()
