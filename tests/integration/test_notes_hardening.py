@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
+from iopcare.kit import topics
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
 from iopcare.notes.v1 import notes_service_pb2 as nt
@@ -231,3 +233,39 @@ def test_a_note_lists_only_the_addenda_the_caller_may_read(
     # The original's author reads an addendum to their own note; the case manager does not.
     assert related(psy) == [private.id] and related(manager) == []
     assert related(therapist) == [draft.id, private.id]
+
+
+def test_the_signed_event_of_an_amendment_carries_no_reason_text(
+    notes: nt_grpc.NotesServiceStub, settings: Settings, patient: str, kafka_bootstrap: str
+) -> None:
+    """The reason of an addendum or amendment is the clinician's free text ("patient disclosed a
+    relapse"); the signed event went out with it in an extension, whatever the note's labels."""
+    therapist = as_(settings, "therapist", "th-1")
+    original = _signed(
+        notes, therapist, patient, "therapy", "session", sensitivity=["PSYTHPN", "SUD"]
+    )
+    amendment = notes.AmendNote(
+        nt.AmendNoteRequest(
+            request_id=str(uuid.uuid4()),
+            id=original.id,
+            relation="replaces",
+            reason="patient disclosed a heroin relapse",
+            text="corrected",
+        ),
+        metadata=therapist,
+    ).note
+    notes.SignNote(
+        nt.SignNoteRequest(id=amendment.id, expected_version=amendment.version),
+        metadata=therapist,
+    )
+    (record,) = harness.read_topic(
+        kafka_bootstrap,
+        harness.topic(settings, topics.NOTES),
+        lambda r: r.key == patient.encode() and json.loads(r.value)["id"] == amendment.id,
+    )
+    body = record.value.decode()
+    assert "heroin" not in body
+    resource = json.loads(body)
+    assert resource["relatesTo"][0]["target"]["reference"] == f"DocumentReference/{original.id}"
+    reader = notes.GetNote(nt.GetNoteRequest(id=amendment.id), metadata=therapist).note
+    assert reader.relation_reason == "patient disclosed a heroin relapse"
