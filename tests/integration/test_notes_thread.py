@@ -380,6 +380,35 @@ def test_a_crisis_acknowledged_while_escalation_runs_is_not_escalated(
     assert crisis.category == "crisis"
 
 
+def test_a_watcher_taken_off_the_team_is_cut_off_even_when_nothing_is_posted(
+    notes: nt_grpc.NotesServiceStub, stub: pb_grpc.CarePlanServiceStub, settings: Settings
+) -> None:
+    """Access was re-checked only when a batch arrived: a therapist taken off the team kept an
+    open stream (and a server thread) for as long as the thread stayed quiet."""
+    patient = new_patient_id()
+    team_id = harness.enrol_over_grpc(stub, settings, patient)
+    wait_for_team(notes, settings, patient)
+    watcher = Watcher(notes, as_(settings, "therapist", "th-1"), patient)
+    lead = as_(settings, "psychiatrist", "psy-1")
+    team = stub.GetCareTeam(pb.GetCareTeamRequest(id=team_id), metadata=lead).care_team
+    revised = json.loads(team.fhir_json)
+    revised["participant"] = [
+        p for p in revised["participant"] if p["member"]["reference"] != "Practitioner/th-1"
+    ]
+    stub.UpdateCareTeam(
+        pb.UpdateCareTeamRequest(
+            id=team_id,
+            expected_version=team.version,
+            fhir_json=json.dumps(revised),
+            reason="handed over",
+        ),
+        metadata=lead,
+    )
+    assert watcher.ended.wait(30), "the stream stayed open"
+    assert watcher.error is not None
+    assert watcher.error.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
 def test_watch_streams_end_cleanly_when_the_server_stops(
     settings: Settings,
     database_url: str,

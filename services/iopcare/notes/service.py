@@ -587,11 +587,15 @@ class Notes:
         alive: Callable[[], bool],
     ) -> Iterator[tuple[store.StoredMessage, str]]:
         """The thread's messages after `cursor` as they are committed, each with the token to
-        resume after it. Access is checked again before each batch (a clinician removed from
+        resume after it. Access is checked again on every re-read (a clinician removed from
         the team stops receiving: PERMISSION_DENIED, audited); each delivered batch is audited.
         Ends when `alive()` turns false (the client went away) or the service shuts down."""
         while alive() and not self.watchers.closed:
             seen = self.watchers.counter(patient_id)
+            # Access is checked on every pass, idle ones included: a clinician taken off the team
+            # is cut off within one re-read interval, not only when the next message arrives
+            # (a quiet thread would otherwise keep their stream, and a server thread, open).
+            basis = self._require_thread_access(principal, patient_id)
             with self.db.read() as conn:
                 batch = store.thread(conn, patient_id, 100, cursor)
             if not batch:
@@ -599,7 +603,6 @@ class Notes:
                 # (the hint is in-process; another replica's commits are found by re-reading).
                 self.watchers.wait(patient_id, seen, self.watch_poll_seconds)
                 continue
-            basis = self._require_thread_access(principal, patient_id)
             audit.record_separately(
                 self.db,
                 store.audit_log,
