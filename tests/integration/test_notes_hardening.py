@@ -11,11 +11,13 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
+from sqlalchemy import select
 
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit import topics
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
+from iopcare.notes import store as notes_store
 from iopcare.notes.v1 import notes_service_pb2 as nt
 from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
 from tests.support import harness
@@ -269,3 +271,29 @@ def test_the_signed_event_of_an_amendment_carries_no_reason_text(
     assert resource["relatesTo"][0]["target"]["reference"] == f"DocumentReference/{original.id}"
     reader = notes.GetNote(nt.GetNoteRequest(id=amendment.id), metadata=therapist).note
     assert reader.relation_reason == "patient disclosed a heroin relapse"
+
+
+def test_revoking_a_revoked_consent_is_audited_too(
+    notes: nt_grpc.NotesServiceStub,
+    notes_runtime: ServiceRuntime,
+    settings: Settings,
+    patient: str,
+) -> None:
+    """Every access to patient data has its audit row: the second revocation of a consent
+    answered with the consent and left no trace."""
+    cm = as_(settings, "case-manager", "cm-1")
+    consent = notes.RecordConsent(
+        nt.RecordConsentRequest(
+            request_id=str(uuid.uuid4()), patient_id=patient, recipient="Organization/ehr"
+        ),
+        metadata=cm,
+    ).consent
+    for _ in range(2):
+        revoked = notes.RevokeConsent(nt.RevokeConsentRequest(id=consent.id), metadata=cm).consent
+        assert (revoked.status, revoked.version) == ("inactive", 2)
+    a = notes_store.audit_log.c
+    with notes_runtime.db.read() as conn:
+        rows = conn.execute(
+            select(a.detail).where((a.resource == f"Consent/{consent.id}") & (a.action == "update"))
+        ).all()
+    assert len(rows) == 2

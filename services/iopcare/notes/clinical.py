@@ -773,40 +773,42 @@ class ClinicalNotes:
         basis = teams.require_access(
             self.db, store.audit_log, self.access, principal, audit.UPDATE, name, current.patient_id
         )
-        if current.status == "active":
-            now = datetime.now(UTC)
-            with UnitOfWork(self.db) as uow:
-                uow.conn.execute(
-                    store.consent.update()
-                    .where(store.consent.c.id == consent_id)
-                    .values(
-                        status="inactive",
-                        version=current.version + 1,
-                        revoked_at=now,
-                        resource=fhir_map.consent_resource(
-                            consent_id,
-                            current.version + 1,
-                            current.patient_id,
-                            current.recipient,
-                            current.scope,
-                            "inactive",
-                            current.period_start,
-                            current.period_end,
-                            principal.reference,
-                            now,
-                        ),
-                    )
+        now = datetime.now(UTC)
+        with UnitOfWork(self.db) as uow:
+            # Only an active consent is revoked (and only once, if two revocations race: the
+            # status is part of the WHERE clause); revoking again changes nothing but is still
+            # an access to the patient's record, audited like the first.
+            done = uow.conn.execute(
+                store.consent.update()
+                .where((store.consent.c.id == consent_id) & (store.consent.c.status == "active"))
+                .values(
+                    status="inactive",
+                    version=current.version + 1,
+                    revoked_at=now,
+                    resource=fhir_map.consent_resource(
+                        consent_id,
+                        current.version + 1,
+                        current.patient_id,
+                        current.recipient,
+                        current.scope,
+                        "inactive",
+                        current.period_start,
+                        current.period_end,
+                        principal.reference,
+                        now,
+                    ),
                 )
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
-                    principal,
-                    audit.UPDATE,
-                    resource=name,
-                    patient_id=current.patient_id,
-                    detail=f"revoked; {basis}",
-                )
-                uow.commit()
+            )
+            audit.record(
+                uow.conn,
+                store.audit_log,
+                principal,
+                audit.UPDATE,
+                resource=name,
+                patient_id=current.patient_id,
+                detail=f"{'revoked' if done.rowcount == 1 else 'already revoked'}; {basis}",
+            )
+            uow.commit()
         return self._consent(consent_id)
 
     def consents(self, principal: Principal, patient_id: str) -> list[store.StoredConsent]:
