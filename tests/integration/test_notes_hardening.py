@@ -297,3 +297,40 @@ def test_revoking_a_revoked_consent_is_audited_too(
             select(a.detail).where((a.resource == f"Consent/{consent.id}") & (a.action == "update"))
         ).all()
     assert len(rows) == 2
+
+
+def test_a_request_id_reused_for_a_different_request_is_refused(
+    notes: nt_grpc.NotesServiceStub, settings: Settings, patient: str
+) -> None:
+    """A retry (same request id, same request) gets the first result; the same id with another
+    request answered with the first request's resource, as if it were this one's."""
+    psy = as_(settings, "psychiatrist", "psy-1")
+    rid = str(uuid.uuid4())
+
+    def post(text: str) -> nt.Message:
+        request = nt.PostMessageRequest(request_id=rid, patient_id=patient, text=text)
+        return notes.PostMessage(request, metadata=psy).message
+
+    first = post("one")
+    assert post("one").id == first.id
+    assert _code(lambda: post("two"))[::2] == ("INVALID_ARGUMENT", ["request_id"])
+
+    def create(kind: str) -> list[nt.Note]:
+        note = nt.NoteInput(patient_id=patient, kind=kind, text="t")
+        request = nt.CreateNoteRequest(request_id=rid, note=note)
+        return list(notes.CreateNote(request, metadata=psy).notes)
+
+    (draft,) = create("psychiatric")
+    assert [n.id for n in create("psychiatric")] == [draft.id]
+    assert _code(lambda: create("discharge"))[::2] == ("INVALID_ARGUMENT", ["request_id"])
+    signed = [_signed(notes, psy, patient, "psychiatric", f"note {i}").id for i in range(2)]
+
+    def amend(note_id: str) -> nt.Note:
+        request = nt.AmendNoteRequest(
+            request_id=rid, id=note_id, relation="appends", reason="r", text="t"
+        )
+        return notes.AmendNote(request, metadata=psy).note
+
+    addendum = amend(signed[0])
+    assert amend(signed[0]).id == addendum.id
+    assert _code(lambda: amend(signed[1]))[::2] == ("INVALID_ARGUMENT", ["request_id"])

@@ -29,6 +29,7 @@ from iopcare.notes.cursor import seq_after
 from iopcare.notes.domain import documents, privacy
 from iopcare.notes.domain.documents import NoteDraft
 from iopcare.notes.domain.text import FORBIDDEN_CHARACTERS, has_forbidden_characters
+from iopcare.notes.requests import require_same_request
 
 #: Identities that may ask for a note "for disclosure": the FHIR gateway's service identity (and
 #: administrators acting for it). Clinicians read notes; services disclose them.
@@ -279,7 +280,7 @@ class ClinicalNotes:
                 )
             return result_id
 
-        result_id, _ = create_once(
+        result_id, created = create_once(
             self.db,
             store.request_log,
             principal,
@@ -294,6 +295,19 @@ class ClinicalNotes:
             else:
                 one = store.load_note(conn, result_id)
                 found = [one] if one is not None else []
+        if not created:
+            with audit.refusals(
+                self.db,
+                store.audit_log,
+                principal,
+                audit.CREATE,
+                "DocumentReference",
+                draft.patient_id,
+            ):
+                require_same_request(
+                    sorted(n.patient_id for n in found) == sorted(d.patient_id for d in drafts)
+                    and all(n.kind == draft.kind for n in found)
+                )
         return found
 
     def update_draft(
@@ -530,7 +544,7 @@ class ClinicalNotes:
             )
             return result_id
 
-        result_id, _ = create_once(
+        result_id, created = create_once(
             self.db,
             store.request_log,
             principal,
@@ -539,7 +553,13 @@ class ClinicalNotes:
             _create,
             lambda: str(uuid.uuid4()),
         )
-        return self._reload(result_id)
+        result = self._reload(result_id)
+        if not created:
+            with audit.refusals(
+                self.db, store.audit_log, principal, audit.CREATE, name, original.patient_id
+            ):
+                require_same_request(result.relates_to == note_id and result.relation == relation)
+        return result
 
     def _reload(self, note_id: str) -> store.StoredNote:
         with self.db.read() as conn:

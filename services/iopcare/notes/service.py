@@ -44,6 +44,7 @@ from iopcare.notes.domain.messages import (
     sessions_proposed_text,
 )
 from iopcare.notes.domain.text import has_forbidden_characters
+from iopcare.notes.requests import require_same_request
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,15 @@ class Notes:
             stored = store.load_message(conn, message_id)
         if stored is None:  # pragma: no cover - committed above
             raise NotFound(f"Communication/{message_id} not found")
+        if not created:
+            with audit.refusals(
+                self.db, store.audit_log, principal, audit.CREATE, "Communication", patient_id
+            ):
+                require_same_request(
+                    stored.patient_id == patient_id
+                    and stored.text == text
+                    and stored.category == category
+                )
         return stored
 
     # Drafts ------------------------------------------------------------------------------------
