@@ -17,6 +17,7 @@ from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit import topics
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
+from iopcare.notes import clinical
 from iopcare.notes import store as notes_store
 from iopcare.notes.v1 import notes_service_pb2 as nt
 from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
@@ -334,3 +335,36 @@ def test_a_request_id_reused_for_a_different_request_is_refused(
     addendum = amend(signed[0])
     assert amend(signed[0]).id == addendum.id
     assert _code(lambda: amend(signed[1]))[::2] == ("INVALID_ARGUMENT", ["request_id"])
+
+
+def test_a_search_through_many_withheld_notes_does_bounded_work_per_page(
+    notes: nt_grpc.NotesServiceStub,
+    settings: Settings,
+    patient: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Refused notes are filtered after the query, and the search fetched page_size + 1 rows at a
+    time until the page was full: a dietitian's page of one over a patient with thousands of
+    psychotherapy notes read them all, two rows per query, in one call. A page now stops after a
+    bounded scan and hands back a token to go on from there (AIP-158: a short page is fine)."""
+    monkeypatch.setattr(clinical, "MAX_SCANNED", 10, raising=False)
+    diet = as_(settings, "dietitian", "diet-1")
+    therapist = as_(settings, "therapist", "th-1")
+    own = _signed(notes, diet, patient, "nutrition", "meal plan")
+    for i in range(25):
+        _signed(notes, therapist, patient, "therapy", f"session {i}", sensitivity=["PSYTHPN"])
+    found: list[str] = []
+    pages = 0
+    token = ""
+    while True:
+        page = notes.SearchNotes(
+            nt.SearchNotesRequest(patient_id=patient, page_size=1, page_token=token),
+            metadata=diet,
+        )
+        pages += 1
+        found += [n.id for n in page.notes]
+        token = page.next_page_token
+        if not token:
+            break
+    assert found == [own.id]
+    assert pages == 3

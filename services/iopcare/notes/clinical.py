@@ -31,6 +31,10 @@ from iopcare.notes.domain.documents import NoteDraft
 from iopcare.notes.domain.text import FORBIDDEN_CHARACTERS, has_forbidden_characters
 from iopcare.notes.requests import require_same_request
 
+#: A search page reads at least this many rows per query, and at most MAX_SCANNED rows in all.
+SEARCH_BATCH = 200
+MAX_SCANNED = 2_000
+
 #: Identities that may ask for a note "for disclosure": the FHIR gateway's service identity (and
 #: administrators acting for it). Clinicians read notes; services disclose them.
 DISCLOSING_ROLES = frozenset({"service", "system", "admin"})
@@ -646,24 +650,36 @@ class ClinicalNotes:
         withheld: dict[str, int] = {}
         flagged = False
         exhausted = False
+        scanned = 0
         with self.db.read() as conn:
-            # Refused notes are filtered after the query, so fetch until the page is full.
-            while len(visible) <= size and not exhausted:
+            # Refused notes are filtered after the query, so fetch until the page is full, in
+            # batches of at least SEARCH_BATCH rows, and at most MAX_SCANNED rows per page: a
+            # caller refused most of a patient's notes gets a short (even empty) page and a token
+            # to go on from where the scan stopped, not one call that reads them all.
+            while len(visible) <= size and not exhausted and scanned < MAX_SCANNED:
+                query = replace(
+                    query, limit=min(max(size + 1, SEARCH_BATCH), MAX_SCANNED - scanned)
+                )
                 batch = store.search_notes(conn, query)
+                scanned += len(batch)
                 exhausted = len(batch) < query.limit
                 for note in batch:
+                    if len(visible) > size:
+                        break  # the page is full; the rest is the next page's
                     decision = privacy.may_read(viewer, _facts(note))
                     if decision.allowed:
                         visible.append(note)
                         flagged = flagged or decision.flagged
                     else:
                         withheld[decision.reason] = withheld.get(decision.reason, 0) + 1
-                if batch:
-                    query = replace(query, before_seq=batch[-1].seq)
+                    query = replace(query, before_seq=note.seq)
         token = ""
         if len(visible) > size:
             visible = visible[:size]
             token = paging.encode({"seq": visible[-1].seq})
+        elif not exhausted and query.before_seq is not None:
+            # The scan stopped before the end: go on after the last note it looked at.
+            token = paging.encode({"seq": query.before_seq})
         self._audit_hits(principal, patient_id, basis, visible, withheld, flagged)
         return visible, token
 
