@@ -1,4 +1,6 @@
-"""Probes (scratch)."""
+"""Clinical notes under review, on both databases: what a reader of a psychotherapy note may not
+pass on, what events and lists may not name, input that must be refused with field details,
+idempotent requests, consent revocation audited, and bounded search work."""
 
 from __future__ import annotations
 
