@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -370,3 +371,39 @@ def test_a_search_through_many_withheld_notes_does_bounded_work_per_page(
             break
     assert found == [own.id]
     assert pages == 3
+
+
+def test_concurrent_edits_and_signatures_of_one_version_let_exactly_one_through(
+    notes: nt_grpc.NotesServiceStub, settings: Settings, patient: str
+) -> None:
+    """Edits and signatures racing from the same version: one wins, the rest are
+    FAILED_PRECONDITION, and a signed note keeps exactly the text it was signed with."""
+    psy = as_(settings, "psychiatrist", "psy-1")
+    draft = _create(notes, psy, patient, "psychiatric", "as drafted")
+
+    def edit() -> tuple[str, str, list[str]]:
+        request = nt.UpdateNoteRequest(
+            id=draft.id,
+            expected_version=draft.version,
+            note=nt.NoteInput(text="edited"),
+            update_mask=FieldMask(paths=["text"]),
+        )
+        return _code(lambda: notes.UpdateNote(request, metadata=psy))
+
+    def sign() -> tuple[str, str, list[str]]:
+        request = nt.SignNoteRequest(id=draft.id, expected_version=draft.version)
+        return _code(lambda: notes.SignNote(request, metadata=psy))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda f: f(), [edit, sign] * 6))
+    codes = [code for code, _, _ in results]
+    assert codes.count("OK") == 1
+    assert set(codes) == {"OK", "FAILED_PRECONDITION"}
+    final = notes.GetNote(nt.GetNoteRequest(id=draft.id), metadata=psy).note
+    assert final.version == 2
+    winner = results[codes.index("OK")]
+    if final.status == "signed":
+        assert final.text == "as drafted" and codes.index("OK") % 2 == 1
+    else:
+        assert final.text == "edited" and codes.index("OK") % 2 == 0
+    assert winner[0] == "OK"
