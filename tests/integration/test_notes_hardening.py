@@ -407,3 +407,24 @@ def test_concurrent_edits_and_signatures_of_one_version_let_exactly_one_through(
     else:
         assert final.text == "edited" and codes.index("OK") % 2 == 0
     assert winner[0] == "OK"
+
+
+def test_signing_a_note_is_one_audit_record(
+    notes: nt_grpc.NotesServiceStub,
+    notes_runtime: ServiceRuntime,
+    settings: Settings,
+    patient: str,
+) -> None:
+    """Reliability C11: exactly one audit record per access. SignNote recorded its update and
+    then, answering with the signed note, a second record of a read."""
+    psy = as_(settings, "psychiatrist", "psy-1")
+    signed = _signed(notes, psy, patient, "psychiatric", "stable")
+    a = notes_store.audit_log.c
+    with notes_runtime.db.read() as conn:
+        rows = conn.execute(
+            select(a.action, a.detail).where(a.resource == f"DocumentReference/{signed.id}")
+        ).all()
+    assert sorted((r.action, r.detail) for r in rows) == [
+        ("create", "draft; care-team"),
+        ("update", "signed"),
+    ]
