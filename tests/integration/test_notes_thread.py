@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,11 @@ import pytest
 
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
+from iopcare.kit.db import UnitOfWork
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
+from iopcare.notes import store as notes_store
+from iopcare.notes.service import Notes
 from iopcare.notes.v1 import notes_service_pb2 as nt
 from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
 from tests.support import harness
@@ -248,6 +252,161 @@ def test_watch_thread_pushes_new_messages_and_resumes_without_gaps(
     assert outsider.ended.wait(10)
     assert outsider.error is not None
     assert outsider.error.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_message_committed_late_is_not_skipped_by_a_watcher(
+    notes: nt_grpc.NotesServiceStub,
+    notes_runtime: ServiceRuntime,
+    settings: Settings,
+    patient: str,
+) -> None:
+    """Two messages for one patient in concurrent transactions: the first takes the lower seq but
+    commits last. A watcher that already moved past the second's seq would never see the first
+    (PostgreSQL hands out seqs before commit); a patient's messages must commit in seq order."""
+    psy = as_(settings, "psychiatrist", "psy-1")
+    therapist = as_(settings, "therapist", "th-1")
+    watcher = Watcher(notes, psy, patient)
+    second: list[nt.Message] = []
+    poster = threading.Thread(
+        target=lambda: second.append(_post(notes, therapist, patient, "second")), daemon=True
+    )
+    with UnitOfWork(notes_runtime.db) as uow:
+        # This transaction has taken the lower seq and not yet committed.
+        first = str(uuid.uuid4())
+        notes_store.insert_message(
+            uow.conn,
+            message_id=first,
+            patient_id=patient,
+            sender="Practitioner/th-1",
+            priority="routine",
+            category="update",
+            text="first",
+            sent_at=datetime.now(UTC),
+            resource="{}",
+        )
+        poster.start()
+        # Give the concurrent post time to commit (it must instead wait for this transaction).
+        poster.join(timeout=1.5)
+        uow.commit()
+    poster.join(timeout=10)
+    assert second
+    got = [watcher.next(timeout=5)[1].message.id for _ in range(2)]
+    assert got == [first, second[0].id]
+    watcher.cancel()
+
+
+def test_watchers_cannot_take_every_server_thread(
+    notes: nt_grpc.NotesServiceStub,
+    notes_runtime: ServiceRuntime,
+    settings: Settings,
+    patient: str,
+) -> None:
+    """Each WatchThread stream holds a server thread while it waits. Streams beyond the share
+    reserved for them are refused (RESOURCE_EXHAUSTED) so that posting, reading and crisis
+    acknowledgements keep a thread; a stream that ends gives its place back."""
+    psy = as_(settings, "psychiatrist", "psy-1")
+    therapist = as_(settings, "therapist", "th-1")
+    calls: list[Any] = []
+
+    def open_one() -> grpc.RpcError | None:
+        """Opens one more stream: None once it is open, its error if it was refused."""
+        call = notes.WatchThread(nt.WatchThreadRequest(patient_id=patient), metadata=psy)
+        calls.append(call)
+        opened = threading.Event()
+        threading.Thread(
+            target=lambda: (call.initial_metadata(), opened.set()), daemon=True
+        ).start()
+        assert opened.wait(5), "neither opened nor refused: every server thread is taken"
+        if call.done() and call.code() != grpc.StatusCode.OK:
+            return call  # type: ignore[no-any-return]
+        return None
+
+    refused: grpc.RpcError | None = None
+    for _ in range(64):
+        refused = open_one()
+        if refused is not None:
+            break
+    open_calls = calls[:-1]
+    assert refused is not None and refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # Unary calls are still served while the watchers wait.
+    posted = notes.PostMessage(
+        nt.PostMessageRequest(request_id=str(uuid.uuid4()), patient_id=patient, text="still up"),
+        metadata=therapist,
+        timeout=5,
+    ).message
+    for call in open_calls:
+        assert next(call).message.id == posted.id
+    open_calls[0].cancel()
+    harness.eventually(lambda: open_one() is None, timeout=10)
+    for call in calls:
+        call.cancel()
+
+
+def test_a_crisis_acknowledged_while_escalation_runs_is_not_escalated(
+    notes: nt_grpc.NotesServiceStub,
+    notes_runtime: ServiceRuntime,
+    settings: Settings,
+    patient: str,
+) -> None:
+    """Escalation read the overdue alerts, posted its stat message, and only then marked the
+    alert: an acknowledgement committing in between was escalated anyway (and on PostgreSQL the
+    two could deadlock, taking the alert row and the thread in opposite orders)."""
+    therapist = as_(settings, "therapist", "th-1")
+    crisis = _post(notes, therapist, patient, "Says he has a plan.", category="crisis")
+    (flag,) = notes.ListFlags(nt.ListFlagsRequest(patient_id=patient), metadata=therapist).flags
+    escalator = Notes(notes_runtime.db)
+    escalated: list[int] = []
+    worker = threading.Thread(
+        target=lambda: escalated.append(
+            escalator.escalate_overdue(datetime.now(UTC) + timedelta(days=1), timedelta(minutes=1))
+        ),
+        daemon=True,
+    )
+    alert = notes_store.crisis_alert.c
+    with UnitOfWork(notes_runtime.db) as uow:
+        # The acknowledgement's write of the alert, committed while escalation runs.
+        uow.conn.execute(
+            notes_store.crisis_alert.update()
+            .where(alert.flag_id == flag.id)
+            .values(acknowledged_by="Practitioner/psy-1", acknowledged_at=datetime.now(UTC))
+        )
+        worker.start()
+        worker.join(timeout=1.5)
+        uow.commit()
+    worker.join(timeout=10)
+    assert escalated == [0]
+    thread = notes.ListThread(nt.ListThreadRequest(patient_id=patient), metadata=therapist)
+    assert [m.id for m in thread.messages if m.priority == "stat"] == []
+    assert crisis.category == "crisis"
+
+
+def test_a_watcher_taken_off_the_team_is_cut_off_even_when_nothing_is_posted(
+    notes: nt_grpc.NotesServiceStub, stub: pb_grpc.CarePlanServiceStub, settings: Settings
+) -> None:
+    """Access was re-checked only when a batch arrived: a therapist taken off the team kept an
+    open stream (and a server thread) for as long as the thread stayed quiet."""
+    patient = new_patient_id()
+    team_id = harness.enrol_over_grpc(stub, settings, patient)
+    wait_for_team(notes, settings, patient)
+    watcher = Watcher(notes, as_(settings, "therapist", "th-1"), patient)
+    lead = as_(settings, "psychiatrist", "psy-1")
+    team = stub.GetCareTeam(pb.GetCareTeamRequest(id=team_id), metadata=lead).care_team
+    revised = json.loads(team.fhir_json)
+    revised["participant"] = [
+        p for p in revised["participant"] if p["member"]["reference"] != "Practitioner/th-1"
+    ]
+    stub.UpdateCareTeam(
+        pb.UpdateCareTeamRequest(
+            id=team_id,
+            expected_version=team.version,
+            fhir_json=json.dumps(revised),
+            reason="handed over",
+        ),
+        metadata=lead,
+    )
+    assert watcher.ended.wait(30), "the stream stayed open"
+    assert watcher.error is not None
+    assert watcher.error.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_watch_streams_end_cleanly_when_the_server_stops(

@@ -183,3 +183,14 @@ def test_every_note_kind_has_a_loinc_document_code() -> None:
     assert documents.NOTE_KINDS["progress"][0] == "11506-3"
     assert documents.NOTE_KINDS["discharge"][0] == "18842-5"
     assert len({code for code, _ in documents.NOTE_KINDS.values()}) == len(documents.NOTE_KINDS)
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "\x07", "esc\x1b[2J", "\x7f\x00"])
+def test_control_characters_are_refused_but_tabs_and_newlines_kept(bad: str) -> None:
+    draft = NoteDraft(patient_id="p", kind="progress", title=bad, text=bad)
+    with pytest.raises(InvalidArgument) as caught:
+        documents.check_draft(draft)
+    assert sorted(v.field for v in caught.value.violations) == ["text", "title"]
+    with pytest.raises(InvalidArgument):
+        documents.check_amendment("appends", bad, "text")
+    documents.check_draft(NoteDraft(patient_id="p", kind="progress", title="t", text="a\tb\r\nc"))

@@ -243,14 +243,16 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     ) -> Iterator[pb.WatchThreadResponse]:
         principal = current_principal()
         patient_id = require_id(request.patient_id, "patient_id")
-        cursor = self.notes.open_watch(principal, patient_id, request.resume_token)
-        # Initial metadata tells the client the stream is open: everything committed from now on
-        # reaches it (and the token names where it started, for a client that wants to resume).
-        context.send_initial_metadata(((WATCH_START_HEADER, encode({"seq": cursor})),))
-        # A cancelled call wakes its stream at once instead of at the next re-read.
-        context.add_callback(self.notes.watchers.wake_all)
-        for message, token in self.notes.follow(principal, patient_id, cursor, context.is_active):
-            yield pb.WatchThreadResponse(message=to_message(message), resume_token=token)
+        with self.notes.watching(principal, patient_id, request.resume_token) as cursor:
+            # Initial metadata tells the client the stream is open: everything committed from
+            # now on reaches it (and the token names where it started, for resuming).
+            context.send_initial_metadata(((WATCH_START_HEADER, encode({"seq": cursor})),))
+            # A cancelled call wakes its stream at once instead of at the next re-read.
+            context.add_callback(self.notes.watchers.wake_all)
+            for message, token in self.notes.follow(
+                principal, patient_id, cursor, context.is_active
+            ):
+                yield pb.WatchThreadResponse(message=to_message(message), resume_token=token)
 
     # Crisis flags ------------------------------------------------------------------------------
     def AcknowledgeCrisis(

@@ -25,8 +25,15 @@ from iopcare.kit.errors import (
 from iopcare.kit.events import Event, append_to_outbox
 from iopcare.kit.requests import create_once
 from iopcare.notes import codes, fhir_map, store
+from iopcare.notes.cursor import seq_after
 from iopcare.notes.domain import documents, privacy
 from iopcare.notes.domain.documents import NoteDraft
+from iopcare.notes.domain.text import FORBIDDEN_CHARACTERS, has_forbidden_characters
+from iopcare.notes.requests import require_same_request
+
+#: A search page reads at least this many rows per query, and at most MAX_SCANNED rows in all.
+SEARCH_BATCH = 200
+MAX_SCANNED = 2_000
 
 #: Identities that may ask for a note "for disclosure": the FHIR gateway's service identity (and
 #: administrators acting for it). Clinicians read notes; services disclose them.
@@ -138,7 +145,7 @@ class ClinicalNotes:
 
     def _load_readable(
         self, principal: Principal, note_id: str, action: str
-    ) -> tuple[store.StoredNote, privacy.Decision]:
+    ) -> tuple[store.StoredNote, privacy.Decision, privacy.Viewer]:
         """The note if the caller may read it; a refusal is audited and raised."""
         name = f"DocumentReference/{note_id}"
         with self.db.read() as conn:
@@ -149,7 +156,8 @@ class ClinicalNotes:
         basis = teams.require_access(
             self.db, store.audit_log, self.access, principal, action, name, note.patient_id
         )
-        decision = privacy.may_read(self._viewer(principal, basis), _facts(note))
+        viewer = self._viewer(principal, basis)
+        decision = privacy.may_read(viewer, _facts(note))
         if not decision.allowed:
             audit.record_separately(
                 self.db,
@@ -165,7 +173,7 @@ class ClinicalNotes:
                 "the note's privacy labels do not let the caller read it",
                 reason=decision.reason,
             )
-        return note, decision
+        return note, decision, viewer
 
     # Writing -----------------------------------------------------------------------------------
     def _new_row(
@@ -276,7 +284,7 @@ class ClinicalNotes:
                 )
             return result_id
 
-        result_id, _ = create_once(
+        result_id, created = create_once(
             self.db,
             store.request_log,
             principal,
@@ -291,6 +299,19 @@ class ClinicalNotes:
             else:
                 one = store.load_note(conn, result_id)
                 found = [one] if one is not None else []
+        if not created:
+            with audit.refusals(
+                self.db,
+                store.audit_log,
+                principal,
+                audit.CREATE,
+                "DocumentReference",
+                draft.patient_id,
+            ):
+                require_same_request(
+                    sorted(n.patient_id for n in found) == sorted(d.patient_id for d in drafts)
+                    and all(n.kind == draft.kind for n in found)
+                )
         return found
 
     def update_draft(
@@ -302,7 +323,7 @@ class ClinicalNotes:
     ) -> store.StoredNote:
         """Edits a draft (only its author; only the fields in `changes`, an update mask)."""
         name = f"DocumentReference/{note_id}"
-        note, _ = self._load_readable(principal, note_id, audit.UPDATE)
+        note, _, _ = self._load_readable(principal, note_id, audit.UPDATE)
         with audit.refusals(
             self.db, store.audit_log, principal, audit.UPDATE, name, note.patient_id
         ):
@@ -311,6 +332,19 @@ class ClinicalNotes:
             documents.require_draft(note.status, name)
             if note.version != expected_version:
                 raise StaleVersion(name, expected_version, note.version)
+            if (
+                note.relates_to
+                and changes.shared_with is not None
+                and changes.shared_with != note.shared_with
+            ):
+                # An addendum's readers are its original's (set by AmendNote): a reader the
+                # author shared a psychotherapy note with must not open what they add to it
+                # (and its title, which names the original's) to anyone else (45 CFR
+                # 164.508(a)(2); reliability C7: derived data keeps its sources' restrictions).
+                raise InvalidArgument(
+                    "an addendum is shared with the readers of its original",
+                    [FieldViolation("shared_with", "fixed for an addendum or amendment")],
+                )
             draft = NoteDraft(
                 patient_id=note.patient_id,
                 kind=note.kind,
@@ -380,7 +414,7 @@ class ClinicalNotes:
         Provenance (who, when) and `iopcare.notes.note.signed.v1` carries a reference to the
         note with its labels, never its text."""
         name = f"DocumentReference/{note_id}"
-        note, _ = self._load_readable(principal, note_id, audit.UPDATE)
+        note, _, _ = self._load_readable(principal, note_id, audit.UPDATE)
         with audit.refusals(
             self.db, store.audit_log, principal, audit.UPDATE, name, note.patient_id
         ):
@@ -450,7 +484,14 @@ class ClinicalNotes:
                 )
                 uow.commit()
         self.notify_outbox()
-        return self.get(principal, note_id)
+        # The answer is the note just signed: its update is the audit record of this call (C11:
+        # one record per access), so no second record of a read.
+        with self.db.read() as conn:
+            stored = store.load_note(conn, note_id)
+            provenance = store.provenance_for(conn, note_id)
+        if stored is None:  # pragma: no cover - committed above
+            raise NotFound(f"{name} not found", resource=name)
+        return NoteView(stored, [], provenance, False)
 
     def amend(
         self,
@@ -464,9 +505,9 @@ class ClinicalNotes:
     ) -> store.StoredNote:
         """Starts an addendum (`appends`) or an amendment (`replaces`) of a signed note, as a new
         draft that references it with the reason; the original stays exactly as signed."""
-        documents.check_amendment(relation, reason, text)
+        documents.check_amendment(relation, reason, text, title)
         name = f"DocumentReference/{note_id}"
-        original, _ = self._load_readable(principal, note_id, audit.CREATE)
+        original, _, _ = self._load_readable(principal, note_id, audit.CREATE)
         with audit.refusals(
             self.db, store.audit_log, principal, audit.CREATE, name, original.patient_id
         ):
@@ -514,7 +555,7 @@ class ClinicalNotes:
             )
             return result_id
 
-        result_id, _ = create_once(
+        result_id, created = create_once(
             self.db,
             store.request_log,
             principal,
@@ -523,7 +564,13 @@ class ClinicalNotes:
             _create,
             lambda: str(uuid.uuid4()),
         )
-        return self._reload(result_id)
+        result = self._reload(result_id)
+        if not created:
+            with audit.refusals(
+                self.db, store.audit_log, principal, audit.CREATE, name, original.patient_id
+            ):
+                require_same_request(result.relates_to == note_id and result.relation == relation)
+        return result
 
     def _reload(self, note_id: str) -> store.StoredNote:
         with self.db.read() as conn:
@@ -534,9 +581,15 @@ class ClinicalNotes:
 
     # Reading -----------------------------------------------------------------------------------
     def get(self, principal: Principal, note_id: str) -> NoteView:
-        note, decision = self._load_readable(principal, note_id, audit.READ)
+        note, decision, viewer = self._load_readable(principal, note_id, audit.READ)
         with self.db.read() as conn:
-            related = [n.id for n in store.related_notes(conn, note_id)]
+            # Only the addenda the caller may read: the id of another author's draft or of a
+            # psychotherapy addendum is itself something the caller is refused (reliability C1).
+            related = [
+                n.id
+                for n in store.related_notes(conn, note_id)
+                if privacy.may_read(viewer, _facts(n)).allowed
+            ]
             provenance = store.provenance_for(conn, note_id)
         flag = "; FLAGGED for break-glass review" if decision.flagged else ""
         audit.record_separately(
@@ -571,11 +624,15 @@ class ClinicalNotes:
                 problems.add(f"kinds[{i}]", f"one of {', '.join(documents.NOTE_KINDS)}")
         if len(words) > 500:
             problems.add("text", "at most 500 characters")
+        if has_forbidden_characters(words):
+            problems.add("text", FORBIDDEN_CHARACTERS)
+        if len(author) > 200 or has_forbidden_characters(author):
+            problems.add("author", "a reference such as Practitioner/{id}")
         if since and until and until <= since:
             problems.add("date_to", "after date_from")
         problems.raise_if_any("the search is invalid")
         size = paging.page_size(page_size)
-        position = paging.decode(page_token, {"seq": int})
+        before_seq = seq_after(page_token)
         basis = teams.require_access(
             self.db,
             store.audit_log,
@@ -593,31 +650,43 @@ class ClinicalNotes:
             since=since,
             until=until,
             words=words,
-            before_seq=int(position["seq"]) if position is not None else None,
+            before_seq=before_seq,
             limit=size + 1,
         )
         visible: list[store.StoredNote] = []
         withheld: dict[str, int] = {}
         flagged = False
         exhausted = False
+        scanned = 0
         with self.db.read() as conn:
-            # Refused notes are filtered after the query, so fetch until the page is full.
-            while len(visible) <= size and not exhausted:
+            # Refused notes are filtered after the query, so fetch until the page is full, in
+            # batches of at least SEARCH_BATCH rows, and at most MAX_SCANNED rows per page: a
+            # caller refused most of a patient's notes gets a short (even empty) page and a token
+            # to go on from where the scan stopped, not one call that reads them all.
+            while len(visible) <= size and not exhausted and scanned < MAX_SCANNED:
+                query = replace(
+                    query, limit=min(max(size + 1, SEARCH_BATCH), MAX_SCANNED - scanned)
+                )
                 batch = store.search_notes(conn, query)
+                scanned += len(batch)
                 exhausted = len(batch) < query.limit
                 for note in batch:
+                    if len(visible) > size:
+                        break  # the page is full; the rest is the next page's
                     decision = privacy.may_read(viewer, _facts(note))
                     if decision.allowed:
                         visible.append(note)
                         flagged = flagged or decision.flagged
                     else:
                         withheld[decision.reason] = withheld.get(decision.reason, 0) + 1
-                if batch:
-                    query = replace(query, before_seq=batch[-1].seq)
+                    query = replace(query, before_seq=note.seq)
         token = ""
         if len(visible) > size:
             visible = visible[:size]
             token = paging.encode({"seq": visible[-1].seq})
+        elif not exhausted and query.before_seq is not None:
+            # The scan stopped before the end: go on after the last note it looked at.
+            token = paging.encode({"seq": query.before_seq})
         self._audit_hits(principal, patient_id, basis, visible, withheld, flagged)
         return visible, token
 
@@ -667,7 +736,7 @@ class ClinicalNotes:
         written consent naming the recipient; the signed form stays in the paper or e-signature
         system, this is its record)."""
         problems = FieldViolations()
-        if not recipient.strip() or len(recipient) > 200:
+        if not recipient.strip() or len(recipient) > 200 or has_forbidden_characters(recipient):
             problems.add("recipient", "who may receive the records: 1 to 200 characters")
         if scope not in CONSENT_SCOPES:
             problems.add("scope", f"one of {', '.join(CONSENT_SCOPES)}")
@@ -747,40 +816,42 @@ class ClinicalNotes:
         basis = teams.require_access(
             self.db, store.audit_log, self.access, principal, audit.UPDATE, name, current.patient_id
         )
-        if current.status == "active":
-            now = datetime.now(UTC)
-            with UnitOfWork(self.db) as uow:
-                uow.conn.execute(
-                    store.consent.update()
-                    .where(store.consent.c.id == consent_id)
-                    .values(
-                        status="inactive",
-                        version=current.version + 1,
-                        revoked_at=now,
-                        resource=fhir_map.consent_resource(
-                            consent_id,
-                            current.version + 1,
-                            current.patient_id,
-                            current.recipient,
-                            current.scope,
-                            "inactive",
-                            current.period_start,
-                            current.period_end,
-                            principal.reference,
-                            now,
-                        ),
-                    )
+        now = datetime.now(UTC)
+        with UnitOfWork(self.db) as uow:
+            # Only an active consent is revoked (and only once, if two revocations race: the
+            # status is part of the WHERE clause); revoking again changes nothing but is still
+            # an access to the patient's record, audited like the first.
+            done = uow.conn.execute(
+                store.consent.update()
+                .where((store.consent.c.id == consent_id) & (store.consent.c.status == "active"))
+                .values(
+                    status="inactive",
+                    version=current.version + 1,
+                    revoked_at=now,
+                    resource=fhir_map.consent_resource(
+                        consent_id,
+                        current.version + 1,
+                        current.patient_id,
+                        current.recipient,
+                        current.scope,
+                        "inactive",
+                        current.period_start,
+                        current.period_end,
+                        principal.reference,
+                        now,
+                    ),
                 )
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
-                    principal,
-                    audit.UPDATE,
-                    resource=name,
-                    patient_id=current.patient_id,
-                    detail=f"revoked; {basis}",
-                )
-                uow.commit()
+            )
+            audit.record(
+                uow.conn,
+                store.audit_log,
+                principal,
+                audit.UPDATE,
+                resource=name,
+                patient_id=current.patient_id,
+                detail=f"{'revoked' if done.rowcount == 1 else 'already revoked'}; {basis}",
+            )
+            uow.commit()
         return self._consent(consent_id)
 
     def consents(self, principal: Principal, patient_id: str) -> list[store.StoredConsent]:
@@ -801,7 +872,7 @@ class ClinicalNotes:
         PERMISSION_DENIED (reason NO_ACTIVE_CONSENT, PSYCHOTHERAPY_NOTE, ...). Audited either
         way with the recipient."""
         name = f"DocumentReference/{note_id}"
-        if not recipient.strip() or len(recipient) > 200:
+        if not recipient.strip() or len(recipient) > 200 or has_forbidden_characters(recipient):
             raise InvalidArgument(
                 "recipient is required", [FieldViolation("recipient", "1 to 200 characters")]
             )

@@ -206,8 +206,10 @@ def document_reference(note: NoteState, *, content: bool = True) -> str:
             resource["content"].append(_attachment(title, note.text))
     else:
         # A reference only: content is required by R4 (1..*), so one attachment that points at
-        # the note instead of carrying it.
+        # the note instead of carrying it. The title and the reason of an addendum or amendment
+        # are the author's free text too (issue 4: labelled content only as a reference).
         resource.pop("description", None)
+        resource.pop("extension", None)
         resource["content"] = [
             {
                 "attachment": {

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -21,12 +23,14 @@ from iopcare.kit.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
     StaleVersion,
 )
 from iopcare.kit.events import Event, ReceivedEvent, append_to_outbox, child_traceparent
 from iopcare.kit.requests import check_request_id, create_once
 from iopcare.kit.versioned import Stored, revise
 from iopcare.notes import codes, fhir_map, store, watch
+from iopcare.notes.cursor import seq_after
 from iopcare.notes.domain.messages import (
     CRISIS_RECIPIENT_ROLES,
     NewMessage,
@@ -39,6 +43,8 @@ from iopcare.notes.domain.messages import (
     review_due_text,
     sessions_proposed_text,
 )
+from iopcare.notes.domain.text import has_forbidden_characters
+from iopcare.notes.requests import require_same_request
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,7 @@ class Notes:
         *,
         notify_outbox: Callable[[], None] = lambda: None,
         watch_poll_seconds: float = 1.0,
+        max_watchers: int = 8,
     ) -> None:
         self.db = db
         self.notify_outbox = notify_outbox
@@ -64,6 +71,7 @@ class Notes:
         self.watchers = watch.ThreadWatch()
         self.watchers.install(db.write_engine)
         self.watch_poll_seconds = watch_poll_seconds
+        self._watch_places = threading.BoundedSemaphore(max(1, max_watchers))
 
     def _store(
         self,
@@ -225,6 +233,15 @@ class Notes:
             stored = store.load_message(conn, message_id)
         if stored is None:  # pragma: no cover - committed above
             raise NotFound(f"Communication/{message_id} not found")
+        if not created:
+            with audit.refusals(
+                self.db, store.audit_log, principal, audit.CREATE, "Communication", patient_id
+            ):
+                require_same_request(
+                    stored.patient_id == patient_id
+                    and stored.text == text
+                    and stored.category == category
+                )
         return stored
 
     # Drafts ------------------------------------------------------------------------------------
@@ -523,25 +540,43 @@ class Notes:
         assert result is not None
         return result
 
-    def open_watch(self, principal: Principal, patient_id: str, after_token: str) -> int:
-        """Opens a WatchThread stream: checks access (a refusal is audited) and returns the
-        position it starts after: the resume token's, or the end of the thread without one."""
-        position = paging.decode(after_token, {"seq": int})
+    @contextmanager
+    def watching(self, principal: Principal, patient_id: str, after_token: str) -> Iterator[int]:
+        """Opens a WatchThread stream for as long as the block runs: checks access (a refusal is
+        audited), takes one of the places kept for streams, and yields the position the stream
+        starts after: the resume token's, or the end of the thread without one.
+
+        Why a bounded number of places: a stream holds a server thread while it waits, and the
+        server has a fixed pool of them. Without a bound, as many watchers as threads (16 by
+        default) left none for PostMessage, reads or crisis acknowledgements: every other call
+        queued behind them. Streams beyond the bound are refused with RESOURCE_EXHAUSTED
+        (audited) and may retry; a stream that ends gives its place back.
+        """
+        resume = seq_after(after_token, "resume_token")
         basis = self._require_thread_access(principal, patient_id)
-        with self.db.read() as conn:
-            cursor = (
-                int(position["seq"]) if position is not None else store.last_seq(conn, patient_id)
+        if not self._watch_places.acquire(blocking=False):
+            with audit.refusals(
+                self.db, store.audit_log, principal, audit.SEARCH, "Communication", patient_id
+            ):
+                raise ResourceExhausted(
+                    "too many WatchThread streams are open on this server; retry later",
+                    reason="TOO_MANY_WATCHERS",
+                )
+        try:
+            with self.db.read() as conn:
+                start = resume if resume is not None else store.last_seq(conn, patient_id)
+            audit.record_separately(
+                self.db,
+                store.audit_log,
+                principal,
+                audit.SEARCH,
+                resource="Communication",
+                patient_id=patient_id,
+                detail=f"watch opened; {basis}",
             )
-        audit.record_separately(
-            self.db,
-            store.audit_log,
-            principal,
-            audit.SEARCH,
-            resource="Communication",
-            patient_id=patient_id,
-            detail=f"watch opened; {basis}",
-        )
-        return cursor
+            yield start
+        finally:
+            self._watch_places.release()
 
     def _require_thread_access(self, principal: Principal, patient_id: str) -> str:
         return teams.require_access(
@@ -562,11 +597,15 @@ class Notes:
         alive: Callable[[], bool],
     ) -> Iterator[tuple[store.StoredMessage, str]]:
         """The thread's messages after `cursor` as they are committed, each with the token to
-        resume after it. Access is checked again before each batch (a clinician removed from
+        resume after it. Access is checked again on every re-read (a clinician removed from
         the team stops receiving: PERMISSION_DENIED, audited); each delivered batch is audited.
         Ends when `alive()` turns false (the client went away) or the service shuts down."""
         while alive() and not self.watchers.closed:
             seen = self.watchers.counter(patient_id)
+            # Access is checked on every pass, idle ones included: a clinician taken off the team
+            # is cut off within one re-read interval, not only when the next message arrives
+            # (a quiet thread would otherwise keep their stream, and a server thread, open).
+            basis = self._require_thread_access(principal, patient_id)
             with self.db.read() as conn:
                 batch = store.thread(conn, patient_id, 100, cursor)
             if not batch:
@@ -574,7 +613,6 @@ class Notes:
                 # (the hint is in-process; another replica's commits are found by re-reading).
                 self.watchers.wait(patient_id, seen, self.watch_poll_seconds)
                 continue
-            basis = self._require_thread_access(principal, patient_id)
             audit.record_separately(
                 self.db,
                 store.audit_log,
@@ -601,8 +639,7 @@ class Notes:
             patient_id,
         )
         size = paging.page_size(page_size)
-        position = paging.decode(page_token, {"seq": int})
-        after = int(position["seq"]) if position is not None else None
+        after = seq_after(page_token)
         with self.db.read() as conn:
             items = store.thread(conn, patient_id, size + 1, after)
         audit.record_separately(
@@ -843,8 +880,11 @@ class Notes:
         thread; acknowledging twice keeps the first acknowledgement."""
         name = f"Flag/{flag_id}"
         with audit.refusals(self.db, store.audit_log, principal, audit.UPDATE, name):
-            if len(note) > 2000:
-                raise InvalidArgument("note too long", [FieldViolation("note", "at most 2,000")])
+            if len(note) > 2000 or has_forbidden_characters(note):
+                raise InvalidArgument(
+                    "the acknowledgement note is invalid",
+                    [FieldViolation("note", "at most 2,000 characters, no control characters")],
+                )
             with UnitOfWork(self.db) as uow:
                 alert = uow.conn.execute(
                     select(store.crisis_alert).where(store.crisis_alert.c.flag_id == flag_id)
@@ -922,7 +962,26 @@ class Notes:
                     & (a.raised_at <= now - after)
                 )
             ).all()
-            for alert in overdue:
+            # Claim every overdue alert first (oldest flag id first), each only if still
+            # unacknowledged, and post afterwards. Why: an acknowledgement committing between the
+            # read above and the claim would otherwise be escalated anyway (PostgreSQL re-checks
+            # the WHERE clause of an UPDATE that waited for the row); and taking alert rows
+            # before the thread lock is the order acknowledge_crisis takes them in, so the two
+            # cannot deadlock.
+            claimed = []
+            for alert in sorted(overdue, key=lambda row: row.flag_id):
+                done = uow.conn.execute(
+                    store.crisis_alert.update()
+                    .where(
+                        (a.flag_id == alert.flag_id)
+                        & a.acknowledged_at.is_(None)
+                        & a.escalated_at.is_(None)
+                    )
+                    .values(escalated_at=now)
+                )
+                if done.rowcount == 1:
+                    claimed.append(alert)
+            for alert in claimed:
                 team = sorted(
                     {
                         member
@@ -951,11 +1010,6 @@ class Notes:
                         about=(f"Flag/{alert.flag_id}",),
                         recipients=tuple(team),
                     ),
-                )
-                uow.conn.execute(
-                    store.crisis_alert.update()
-                    .where(a.flag_id == alert.flag_id)
-                    .values(escalated_at=now)
                 )
                 escalated += 1
             uow.commit()

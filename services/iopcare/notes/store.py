@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -121,6 +122,30 @@ class StoredMessage:
     version: int = 1
 
 
+#: Namespace of the per-patient thread locks (pg_advisory_xact_lock(int, int)); kit.events uses
+#: 0x10C for its outbox locks. Notes takes the thread lock first, then the outbox lock.
+_THREAD_LOCK_SPACE = 0x4E7
+
+
+def lock_thread(conn: Connection, patient_id: str) -> None:
+    """Holds, until this transaction ends, the right to append to the patient's thread.
+
+    Why: `seq` comes from a sequence on PostgreSQL, handed out at insert and not at commit. Two
+    transactions posting to one thread could commit in the opposite order of their seqs, and a
+    WatchThread stream (or a ListThread page) that already read the higher seq would move its
+    cursor past the lower one and never deliver it: a gap. Taken before the insert and held to
+    commit, the lock makes one patient's messages commit in seq order, so "everything after my
+    cursor" is exact. SQLite has one writer at a time: commit order is insert order already.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b(patient_id.encode(), digest_size=4).digest()
+    conn.execute(
+        sql_text("SELECT pg_advisory_xact_lock(:space, :key)"),
+        {"space": _THREAD_LOCK_SPACE, "key": int.from_bytes(digest, "big", signed=True)},
+    )
+
+
 def insert_message(
     conn: Connection,
     *,
@@ -135,6 +160,7 @@ def insert_message(
     source_event_id: str | None = None,
     in_response_to: str | None = None,
 ) -> None:
+    lock_thread(conn, patient_id)
     conn.execute(
         communication.insert().values(
             in_response_to=in_response_to,

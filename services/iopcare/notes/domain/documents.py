@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from iopcare.kit.errors import FailedPrecondition, FieldViolations
 from iopcare.notes.domain import privacy
+from iopcare.notes.domain.text import FORBIDDEN_CHARACTERS, has_forbidden_characters
 
 LOINC = "http://loinc.org"
 
@@ -63,6 +64,13 @@ def check_draft(draft: NoteDraft, prefix: str = "") -> None:
         problems.add(f"{prefix}text", f"at most {MAX_TEXT} characters")
     if len(draft.title) > MAX_TITLE:
         problems.add(f"{prefix}title", f"at most {MAX_TITLE} characters")
+    for name, value in (
+        ("title", draft.title),
+        ("text", draft.text),
+        ("shared_text", draft.shared_text),
+    ):
+        if has_forbidden_characters(value):
+            problems.add(f"{prefix}{name}", FORBIDDEN_CHARACTERS)
     if draft.shared_text and draft.kind != "group":
         problems.add(f"{prefix}shared_text", "only group notes have a shared part")
     for problem in privacy.check_labels(draft.confidentiality, draft.sensitivity):
@@ -70,7 +78,12 @@ def check_draft(draft: NoteDraft, prefix: str = "") -> None:
     if len(draft.shared_with) > MAX_SHARED_WITH:
         problems.add(f"{prefix}shared_with", f"at most {MAX_SHARED_WITH} readers")
     for reader in draft.shared_with:
-        if not reader.startswith("Practitioner/") or len(reader) > 100:
+        if (
+            not reader.startswith("Practitioner/")
+            or len(reader) > 100
+            or has_forbidden_characters(reader)
+            or any(c.isspace() for c in reader)
+        ):
             problems.add(f"{prefix}shared_with", "references of the form Practitioner/{id}")
             break
     problems.raise_if_any("the note is invalid")
@@ -106,8 +119,11 @@ def require_signed(status: str, name: str) -> None:
         raise FailedPrecondition(f"{name} is {status}, not signed", reason="NOTE_NOT_SIGNED")
 
 
-def check_amendment(relation: str, reason: str, text: str) -> None:
+def check_amendment(relation: str, reason: str, text: str, title: str = "") -> None:
     problems = FieldViolations()
+    for name, value in (("reason", reason), ("text", text), ("title", title)):
+        if has_forbidden_characters(value):
+            problems.add(name, FORBIDDEN_CHARACTERS)
     if relation not in RELATIONS:
         problems.add("relation", f"one of {', '.join(RELATIONS)}")
     if not reason.strip():

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from iopcare.kit.errors import FieldViolations
 from iopcare.notes import codes
+from iopcare.notes.domain.text import FORBIDDEN_CHARACTERS, has_forbidden_characters
 
 MAX_TEXT = 10_000
 
@@ -33,6 +34,8 @@ def check_message(message: NewMessage) -> None:
         problems.add("text", "a message needs text")
     if len(message.text) > MAX_TEXT:
         problems.add("text", f"at most {MAX_TEXT} characters")
+    if has_forbidden_characters(message.text):
+        problems.add("text", FORBIDDEN_CHARACTERS)
     if message.priority not in codes.PRIORITIES:
         problems.add("priority", f"one of {', '.join(codes.PRIORITIES)}")
     if message.category not in codes.CATEGORIES:
@@ -56,7 +59,12 @@ MAX_REFERENCES = 20
 
 def is_reference(value: str) -> bool:
     """`Type/id`, a URL, or for recipients `role:<team role>`."""
-    if not value or len(value) > 200 or any(c.isspace() for c in value):
+    if (
+        not value
+        or len(value) > 200
+        or any(c.isspace() for c in value)
+        or has_forbidden_characters(value)
+    ):
         return False
     if value.startswith(("role:", "https://", "http://")):
         return len(value) > 5

@@ -233,8 +233,9 @@ class NotesServiceServicer:
         """Streams the messages of a patient's thread as they are committed, each with a resume token.
         Pass the last token received to resume after a reconnect without missing or repeating a
         message; without one the stream starts at the end of the thread. Access is checked when the
-        stream opens and before each batch (PERMISSION_DENIED ends it); the stream ends with OK when
-        the server shuts down or the client cancels.
+        stream opens and on every re-read (PERMISSION_DENIED ends it); the stream ends with OK when
+        the server shuts down or the client cancels. RESOURCE_EXHAUSTED (reason TOO_MANY_WATCHERS)
+        when the server already holds as many streams as it keeps threads for; retry later.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
