@@ -38,7 +38,13 @@ def test_failpoints_are_armed_from_the_environment_syntax() -> None:
 def test_page_tokens_round_trip_and_foreign_tokens_are_invalid_arguments() -> None:
     assert paging.decode(paging.encode({"seq": 7}), {"seq": int}) == {"seq": 7}
     assert paging.decode("", {"seq": int}) is None
-    for forged in ("not-a-token!", "e30", paging.encode({"seq": "x"}), paging.encode({"a": 1})):
+    for forged in (
+        "not-a-token!",
+        "e30",
+        paging.encode({"seq": "x"}),
+        paging.encode({"a": 1}),
+        paging.encode({"seq": 2**64}),
+    ):
         with pytest.raises(InvalidArgument):
             paging.decode(forged, {"seq": int})
     assert paging.page_size(0) == paging.DEFAULT_PAGE_SIZE

@@ -47,6 +47,9 @@ def decode(token: str, fields: dict[str, type]) -> dict[str, Any] | None:
         isinstance(value, dict)
         and set(value) == set(fields)
         and all(type(value[key]) is kind for key, kind in fields.items())
+        # A forged number beyond what a database column holds (SQLite: 64-bit integers) would
+        # reach the query and fail there as an internal error.
+        and all(-(2**63) <= value[key] < 2**63 for key, kind in fields.items() if kind is int)
     )
     if not valid:
         raise InvalidArgument(
