@@ -47,7 +47,9 @@ def operation_definition(code: str) -> dict[str, Any]:
                 "with medications and allergies as supporting information (contained, with their "
                 "security labels), and a handoff note is posted to the team thread. A repeat of "
                 "the same bundle returns the first result. Entries of other types are reported "
-                "as warnings. The intake appointment is not proposed yet (no scheduling RPC)."
+                "as warnings. The intake appointment is booked within the program's window "
+                "(default 72 hours) in the first free slot of a calendar serving session type "
+                "intake; when there is none, a warning says so and gives the due time."
             ),
             "parameter": [
                 {
