@@ -320,7 +320,14 @@ class SlotHandler(ResourceHandler):
                 page_size=1000,
             ),
         )
-        return [Found("", 1, "", None, s.fhir_json) for s in response.slots]
+        if schedule_id:
+            return [Found("", 1, "", None, s.fhir_json) for s in response.slots]
+        # Selected by session type: each slot says so (scheduling's Slot leaves it out).
+        concept = [{"coding": [{"system": SERVICE_TYPE_SYSTEM, "code": service_type}]}]
+        return [
+            Found("", 1, "", None, json.dumps({**json.loads(s.fhir_json), "serviceType": concept}))
+            for s in response.slots
+        ]
 
 
 class AppointmentHandler(ResourceHandler):
