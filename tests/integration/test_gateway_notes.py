@@ -509,3 +509,23 @@ def test_handoff_books_the_intake_once_or_says_why_not(stack: Stack, ehr: httpx.
         params={"patient": patient.split("/")[1], "service-type": "intake", "status": "booked"},
     ).json()
     assert [e["resource"]["id"] for e in intakes["entry"]] == [appointment.split("/")[1]]
+
+    # Concurrent repeats of a new bundle: one intake between them.
+    from concurrent.futures import ThreadPoolExecutor
+
+    concurrent = discharge_bundle(uuid.uuid4().hex[:10])
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(
+            pool.map(
+                lambda _: created(ehr.post("/$handoff", json=concurrent, headers=JSON_HEADERS))[0],
+                range(6),
+            )
+        )
+    booked_refs = {r for refs_ in answers for r in refs_ if r.startswith("Appointment/")}
+    assert len(booked_refs) == 1, answers
+    (patient,) = {r for refs_ in answers for r in refs_ if r.startswith("Patient/")}
+    intakes = ehr.get(
+        "/Appointment",
+        params={"patient": patient.split("/")[1], "service-type": "intake", "status": "booked"},
+    ).json()
+    assert intakes["total"] == 1
