@@ -170,7 +170,7 @@ def handoff(gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirRespo
     from iopcare.gateway.api import FhirResponse
 
     for resource_type, letter in NEEDED_SCOPES:
-        gateway.require_scope(caller, resource_type, letter)
+        gateway.require_all_patients(caller, resource_type, letter)
     content_type = request.header("content-type").split(";")[0].strip().lower()
     if content_type and "json" not in content_type:
         raise http_error(415, "not-supported", "send the Bundle as application/fhir+json")
