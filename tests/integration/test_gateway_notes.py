@@ -340,10 +340,14 @@ def test_part2_notes_leave_only_under_consent_with_the_redisclosure_label(
     signed = signed_note(therapist, sud)
     url = f"/DocumentReference/{signed['id']}"
 
+    plain = signed_note(therapist, note(patient_id, "Attended all sessions this week."))
+
     # No consent: the EHR gets 403 on a read, and a search does not list it.
     refused = ehr.get(url)
     assert refused.status_code == 403
     assert "NO_ACTIVE_CONSENT" in issues(refused)[0]["diagnostics"]
+    listed = ehr.get("/DocumentReference", params={"patient": patient_id}).json()
+    assert [e["resource"]["id"] for e in listed["entry"]] == [plain["id"]]
     # The author may read it inside the program, but not through the gateway (outside).
     assert therapist.get(url).status_code == 403
 
@@ -389,6 +393,30 @@ def test_part2_notes_leave_only_under_consent_with_the_redisclosure_label(
     labels = {s["code"] for s in body["meta"]["security"]}
     assert {"SUD", "NORDSCLCD"} <= labels
     assert any(e["url"] == NOTICE_EXT for e in body.get("extension", []))
+    # Searches and $everything now carry it too, as disclosed.
+    listed = ehr.get("/DocumentReference", params={"patient": patient_id}).json()
+    hits = {e["resource"]["id"]: e["resource"] for e in listed["entry"]}
+    assert set(hits) == {plain["id"], signed["id"]}
+    assert "NORDSCLCD" in {s["code"] for s in hits[signed["id"]]["meta"]["security"]}
+    everything = ehr.get(f"/Patient/{patient_id}/$everything").json()
+    assert signed["id"] in {e["resource"].get("id") for e in everything["entry"]}
+
+    # Only a disclosing identity may search for a recipient (notes' own rule, over gRPC).
+    import grpc
+
+    from iopcare.notes.v1 import notes_service_pb2 as nt
+    from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
+    from tests.support.notes import as_
+
+    with (
+        harness.channel(stack.runtimes["notes"]) as channel,
+        pytest.raises(grpc.RpcError) as caught,
+    ):
+        nt_grpc.NotesServiceStub(channel).SearchNotes(
+            nt.SearchNotesRequest(patient_id=patient_id, recipient=EHR_SUBJECT),
+            metadata=as_(stack.settings, "therapist", "th-1"),
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
     # Another EHR, not named in the consent, still gets nothing.
     with stack.client(system_token(stack.settings, subject="system:another-ehr")) as other:

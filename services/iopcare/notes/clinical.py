@@ -562,9 +562,32 @@ class ClinicalNotes:
         words: str = "",
         page_size: int = 0,
         page_token: str = "",
+        recipient: str = "",
     ) -> tuple[list[store.StoredNote], str]:
         """A patient's notes, newest first, that the caller may read: refused notes are not hits
-        (reliability C1: absent from search), and the search records how many were withheld."""
+        (reliability C1: absent from search), and the search records how many were withheld.
+
+        With a `recipient` (the FHIR gateway's service identity disclosing outside the program),
+        the hits are the notes `disclose` would release to it, each as the copy that may leave."""
+        if recipient and (not recipient.strip() or len(recipient) > 200):
+            raise InvalidArgument(
+                "recipient is invalid", [FieldViolation("recipient", "1 to 200 characters")]
+            )
+        if recipient and principal.role not in DISCLOSING_ROLES:
+            audit.record_separately(
+                self.db,
+                store.audit_log,
+                principal,
+                audit.SEARCH,
+                resource="DocumentReference",
+                patient_id=patient_id,
+                outcome=audit.DENIED,
+                detail=f"disclosure search for {recipient}: not a disclosing service",
+            )
+            raise PermissionDenied(
+                "disclosure outside the program is done by the gateway's service identity",
+                reason="NOT_A_DISCLOSING_SERVICE",
+            )
         problems = FieldViolations()
         for i, kind in enumerate(kinds):
             if kind not in documents.NOTE_KINDS:
@@ -600,12 +623,34 @@ class ClinicalNotes:
         withheld: dict[str, int] = {}
         flagged = False
         exhausted = False
+        now = datetime.now(UTC)
         with self.db.read() as conn:
+            # Read in the transaction that decides, as `disclose` does.
+            consents = (
+                [
+                    privacy.ConsentFacts(
+                        c.recipient, c.status, c.period_start, c.period_end, c.scope
+                    )
+                    for c in store.consents_for(conn, patient_id)
+                ]
+                if recipient
+                else []
+            )
             # Refused notes are filtered after the query, so fetch until the page is full.
             while len(visible) <= size and not exhausted:
                 batch = store.search_notes(conn, query)
                 exhausted = len(batch) < query.limit
                 for note in batch:
+                    if recipient:
+                        released = privacy.may_disclose(_facts(note), recipient, consents, now)
+                        if released.allowed:
+                            copy = fhir_map.disclosed(
+                                note.resource, released.add_labels, released.notice
+                            )
+                            visible.append(replace(note, resource=copy))
+                        else:
+                            withheld[released.reason] = withheld.get(released.reason, 0) + 1
+                        continue
                     decision = privacy.may_read(viewer, _facts(note))
                     if decision.allowed:
                         visible.append(note)
@@ -618,6 +663,8 @@ class ClinicalNotes:
         if len(visible) > size:
             visible = visible[:size]
             token = paging.encode({"seq": visible[-1].seq})
+        if recipient:
+            basis = f"{basis}; disclosed to {recipient}"
         self._audit_hits(principal, patient_id, basis, visible, withheld, flagged)
         return visible, token
 

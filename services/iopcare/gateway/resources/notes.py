@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -266,9 +267,9 @@ class DocumentReferenceHandler(ResourceHandler):
         "note through notes' DiscloseNote with its token's subject as the recipient: signed "
         "notes only; 42 CFR Part 2 and restricted notes only under the patient's active Consent "
         "naming that recipient, then with the NORDSCLCD label and the redisclosure notice; "
-        "psychotherapy and V notes never. Its searches return the notes a non-treating identity "
-        "may see (unlabelled signed notes; notes does not search labelled ones for it), each "
-        "disclosed the same way. A clinician's token reads under notes' privacy rules, and "
+        "psychotherapy and V notes never. Its searches (SearchNotes with the same recipient) "
+        "return exactly the notes that may be disclosed to it, as disclosed. A clinician's "
+        "token reads under notes' privacy rules, and "
         "labelled notes are then withheld like any labelled resource. Create makes a draft "
         "(CreateNote: subject, type (LOINC), description as the title, content[0].attachment "
         "text/plain data, meta.security confidentiality and sensitivity); update edits a draft's "
@@ -318,6 +319,8 @@ class DocumentReferenceHandler(ResourceHandler):
             type_codes=type_codes,
             text=query.get("_content", ""),
             page_size=1000,
+            # A system caller's hits are what DiscloseNote would release to it, as released.
+            recipient=caller.principal.subject if _disclosing(caller) else "",
         )
         if low is not None:
             request.date_from.CopyFrom(_ts(low))
@@ -331,14 +334,7 @@ class DocumentReferenceHandler(ResourceHandler):
         notes = _pages(page, "notes")
         if not _disclosing(caller):
             return [_note_found(n) for n in notes]
-        released = []
-        for note in notes:
-            try:
-                released.append(self._disclosed(caller, note.id))
-            except FhirHttpError as exc:
-                if exc.status not in (403, 404):
-                    raise
-        return released
+        return [replace(_note_found(n), released=True) for n in notes]
 
     def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
         patient_id = reference_id(resource.get("subject", {}).get("reference"), "Patient")
