@@ -465,3 +465,31 @@ def test_capability_statement_lists_the_scheduling_resources(stack: Stack) -> No
     assert listed["Slot"] == {"search-type"}
     assert listed["Schedule"] == {"read", "create", "update", "search-type"}
     assert listed["Appointment"] == {"read", "vread", "create", "update", "search-type"}
+
+
+def test_a_patient_scope_reaches_that_patients_sessions_but_no_calendars(
+    stack: Stack, ehr: httpx.Client
+) -> None:
+    from iopcare.kit import auth
+
+    patient_id = register(ehr)
+    practitioner = new_calendar(ehr)["actor"][0]["reference"]
+    booked = ehr.post(
+        "/Appointment",
+        json=appointment(patient_id, practitioner, local(future_day(weeks=8), time(9, 0))),
+        headers=JSON_HEADERS,
+    ).json()
+    token = auth.mint_token(
+        stack.settings,
+        subject="system:patient-app",
+        role="system",
+        scopes=["patient/*.rs"],
+        lifetime_seconds=300,
+        patient_context=patient_id,
+    )
+    with stack.client(token) as app:
+        own = app.get("/Appointment", params={"date": "ge2000-01-01"}).json()
+        assert [e["resource"]["id"] for e in own["entry"]] == [booked["id"]]
+        assert app.get("/Appointment", params={"actor": practitioner}).status_code == 403
+        assert app.get("/Schedule", params={"actor": practitioner}).status_code == 403
+        assert app.get("/Slot", params={"service-type": "individual-therapy"}).status_code == 403
