@@ -430,6 +430,11 @@ def test_part2_notes_leave_only_under_consent_with_the_redisclosure_label(
     for path, bad in bad_consents.items():
         response = ehr.post("/Consent", json=bad, headers=JSON_HEADERS)
         assert response.status_code == 422 and path in expressions(response), path
+    # A partial date (FHIR allows "2026") starts the consent at its first instant.
+    partial = dict(consent, provision={**consent["provision"], "period": {"start": "2026"}})
+    response = ehr.post("/Consent", json=partial, headers=JSON_HEADERS)
+    assert response.status_code == 201, response.text
+    assert response.json()["provision"]["period"]["start"].startswith("2026-01-01")
 
 
 def test_bad_notes_are_422_with_the_element(ehr: httpx.Client, therapist: httpx.Client) -> None:

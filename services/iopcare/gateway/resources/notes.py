@@ -32,7 +32,14 @@ from iopcare.gateway.resources.base import (
     reference_id,
     require_patient,
 )
-from iopcare.gateway.search import DATE, REFERENCE, TOKEN, SearchParam, date_bounds
+from iopcare.gateway.search import (
+    DATE,
+    REFERENCE,
+    TOKEN,
+    SearchParam,
+    date_bounds,
+    parse_date_range,
+)
 from iopcare.notes.v1 import notes_service_pb2 as pb
 
 MAX_PAGES = 10
@@ -546,8 +553,14 @@ class ConsentHandler(ResourceHandler):
         period = provision.get("period", {})
         for name, field in (("start", "start_time"), ("end", "end_time")):
             if period.get(name):
-                moment = datetime.fromisoformat(str(period[name]).replace("Z", "+00:00"))
-                getattr(request, field).CopyFrom(_ts(moment.replace(tzinfo=moment.tzinfo or UTC)))
+                try:
+                    # A partial date (2026, 2026-12) starts at its first instant.
+                    moment = parse_date_range(str(period[name]), name)[0]
+                except FhirHttpError:
+                    raise http_error(
+                        422, "value", "not a date or dateTime", f"Consent.provision.period.{name}"
+                    ) from None
+                getattr(request, field).CopyFrom(_ts(moment))
         response = self.services.call(caller, self.services.notes.RecordConsent, request)
         return Created(self._found(response.consent))
 
