@@ -195,6 +195,12 @@ def test_calendar_bad_input_is_4xx_with_the_element(stack: Stack, ehr: httpx.Cli
     closed_before_open["extension"][0]["extension"][-1]["valueTime"] = "07:00:00"
     response = ehr.post("/Schedule", json=closed_before_open, headers=JSON_HEADERS)
     assert response.status_code == 422, response.text
+    assert f"Schedule.extension('{HOURS_EXT}')" in expressions(response), response.text
+    no_capacity = calendar(f"Location/room-{uuid.uuid4().hex[:6]}", ["group-therapy"])
+    no_capacity["extension"] = no_capacity["extension"][:1]
+    response = ehr.post("/Schedule", json=no_capacity, headers=JSON_HEADERS)
+    assert response.status_code == 422
+    assert f"Schedule.extension('{CAPACITY_EXT}')" in expressions(response), response.text
 
     twice = new_calendar(ehr)
     again = ehr.post(

@@ -12,6 +12,7 @@ change is refused with the element that changed.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -120,6 +121,31 @@ def _who(resource: dict[str, Any]) -> list[Any]:
     ]
 
 
+#: scheduling's field paths of a calendar, as the FHIR Schedule elements they come from.
+SCHEDULE_PATHS = {
+    "schedule.actor": "Schedule.actor",
+    "schedule.kind": "Schedule.actor",
+    "schedule.role": "Schedule.specialty",
+    "schedule.service_types": "Schedule.serviceType",
+    "schedule.capacity": f"Schedule.extension('{CAPACITY_EXTENSION}')",
+    "schedule.opening_hours": f"Schedule.extension('{AVAILABLE_TIME_EXTENSION}')",
+    "schedule.active": "Schedule.active",
+}
+
+
+def _schedule_paths(exc: FhirHttpError) -> FhirHttpError:
+    """A refused calendar write with its field paths named as FHIR elements."""
+
+    def fhir_path(expression: str | None) -> str | None:
+        if not expression:
+            return expression
+        head = expression.split("[")[0]
+        return SCHEDULE_PATHS.get(head, expression)
+
+    exc.problems = [replace(p, expression=fhir_path(p.expression)) for p in exc.problems]
+    return exc
+
+
 class ScheduleHandler(ResourceHandler):
     type = "Schedule"
     service = "scheduling"
@@ -185,11 +211,14 @@ class ScheduleHandler(ResourceHandler):
 
     def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
         schedule = self._schedule(resource)
-        response = self.services.call(
-            caller,
-            self.services.scheduling.CreateSchedule,
-            pb.CreateScheduleRequest(request_id=request_id, schedule=schedule),
-        )
+        try:
+            response = self.services.call(
+                caller,
+                self.services.scheduling.CreateSchedule,
+                pb.CreateScheduleRequest(request_id=request_id, schedule=schedule),
+            )
+        except FhirHttpError as exc:
+            raise _schedule_paths(exc) from None
         return Created(self._found(response.schedule))
 
     def update(
@@ -212,15 +241,18 @@ class ScheduleHandler(ResourceHandler):
             paths.append("capacity")
         if _extension(resource, AVAILABLE_TIME_EXTENSION):
             paths.append("opening_hours")
-        response = self.services.call(
-            caller,
-            self.services.scheduling.UpdateSchedule,
-            pb.UpdateScheduleRequest(
-                schedule=schedule,
-                expected_version=expected_version,
-                update_mask=FieldMask(paths=paths),
-            ),
-        )
+        try:
+            response = self.services.call(
+                caller,
+                self.services.scheduling.UpdateSchedule,
+                pb.UpdateScheduleRequest(
+                    schedule=schedule,
+                    expected_version=expected_version,
+                    update_mask=FieldMask(paths=paths),
+                ),
+            )
+        except FhirHttpError as exc:
+            raise _schedule_paths(exc) from None
         return self._found(response.schedule)
 
     @staticmethod
