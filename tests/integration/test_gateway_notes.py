@@ -229,6 +229,11 @@ def test_a_crisis_message_raises_a_flag_found_by_patient_and_status(
         ehr.get("/Flag", params={"patient": patient_id, "status": "inactive"}).json()["total"] == 0
     )
     assert ehr.get("/Flag").status_code == 400
+    everything = ehr.get(f"/Patient/{patient_id}/$everything").json()
+    types = [e["resource"]["resourceType"] for e in everything["entry"]]
+    assert "Flag" in types and "Communication" in types
+    narrowed = ehr.get(f"/Patient/{patient_id}/$everything", params={"_type": "Flag"}).json()
+    assert {e["resource"]["resourceType"] for e in narrowed["entry"]} == {"Patient", "Flag"}
 
 
 # -- DocumentReference, Consent ------------------------------------------------------------
