@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.support import harness
 from tests.support.gateway import FHIR_JSON, Stack, running_stack, system_token
@@ -499,3 +501,155 @@ def test_a_patient_scope_reaches_that_patients_sessions_but_no_calendars(
         assert app.get("/Appointment", params={"actor": practitioner}).status_code == 403
         assert app.get("/Schedule", params={"actor": practitioner}).status_code == 403
         assert app.get("/Slot", params={"service-type": "individual-therapy"}).status_code == 403
+
+
+# -- never a 5xx (reliability D12) for the scheduling and notes types ----------------------
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, min_size=1, max_size=3)
+        | st.dictionaries(st.sampled_from(["reference", "code", "text", "x"]), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+PLAUSIBLE = st.sampled_from(
+    [
+        "2026-13-01T00:00:00Z",
+        "2026-12-01T10:00:00Z",
+        "2026",
+        [{"actor": {"reference": "Patient/p"}}],
+        [{"actor": {"reference": "Location/l"}}, {"actor": {"reference": "Practitioner/x"}}],
+        [{"reference": "Practitioner/a"}],
+        [{"reference": "Communication/"}],
+        {"reference": "Patient/p"},
+        {"coding": [{"system": "http://loinc.org", "code": "11506-3"}]},
+        [{"attachment": {"contentType": "text/plain", "data": "aGk="}}],
+        [{"url": HOURS_EXT, "extension": [{"url": "daysOfWeek", "valueCode": "xyz"}]}],
+        [{"url": CAPACITY_EXT, "valueInteger": -4}],
+        {"type": "permit", "actor": [{"reference": {"display": "e"}}], "period": {"end": "2026"}},
+        "cancelled",
+        "final",
+    ]
+)
+BASES: dict[str, dict[str, Any]] = {
+    "Schedule": calendar("Practitioner/fuzz", ["individual-therapy"]),
+    "Appointment": appointment("p", "Practitioner/fuzz", datetime(2026, 12, 1, 15, tzinfo=UTC)),
+    "Communication": {
+        "resourceType": "Communication",
+        "status": "completed",
+        "subject": {"reference": "Patient/p"},
+        "payload": [{"contentString": "hello"}],
+    },
+    "DocumentReference": {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "subject": {"reference": "Patient/p"},
+        "content": [{"attachment": {"contentType": "text/plain", "data": "aGk="}}],
+    },
+    "Consent": {
+        "resourceType": "Consent",
+        "status": "active",
+        "scope": {"coding": [{"code": "patient-privacy"}]},
+        "category": [{"coding": [{"code": "59284-0"}]}],
+        "patient": {"reference": "Patient/p"},
+    },
+}
+FIELDS = st.sampled_from(
+    [
+        "participant",
+        "start",
+        "end",
+        "actor",
+        "serviceType",
+        "extension",
+        "appointmentType",
+        "status",
+        "subject",
+        "payload",
+        "category",
+        "inResponseTo",
+        "type",
+        "content",
+        "docStatus",
+        "patient",
+        "provision",
+        "recipient",
+        "cancelationReason",
+    ]
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT"]),
+    resource_type=st.sampled_from([*BASES, "Slot", "Flag"]),
+    with_id=st.booleans(),
+    fields=st.dictionaries(FIELDS, PLAUSIBLE | JSON_VALUES, max_size=4),
+    query=st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "patient",
+                    "actor",
+                    "schedule",
+                    "start",
+                    "date",
+                    "service-type",
+                    "status",
+                    "_content",
+                    "type",
+                    "author",
+                    "_count",
+                    "_id",
+                ]
+            ),
+            st.sampled_from(
+                [
+                    "Patient/p",
+                    "Practitioner/x",
+                    "Schedule/s",
+                    "ge2026-12-01",
+                    "lt2026-12-02",
+                    "ne2026",
+                    "x|y",
+                    "",
+                    "5",
+                    "Location/l",
+                ]
+            )
+            | st.text(max_size=10),
+        ),
+        max_size=4,
+    ),
+)
+def test_no_scheduling_or_notes_request_gets_a_server_error(
+    ehr: httpx.Client,
+    method: str,
+    resource_type: str,
+    with_id: bool,
+    fields: dict[str, Any],
+    query: list[tuple[str, str]],
+) -> None:
+    import json
+
+    body = {**BASES.get(resource_type, {"resourceType": resource_type}), **fields}
+    if method == "PUT":
+        body["id"] = "fuzz-1"
+    path = (
+        f"/{resource_type}/fuzz-1"
+        if method == "PUT" or (with_id and method == "GET")
+        else (f"/{resource_type}")
+    )
+    headers = {**JSON_HEADERS, "If-Match": 'W/"1"'} if method == "PUT" else JSON_HEADERS
+    response = ehr.request(
+        method,
+        path,
+        params=query if method == "GET" else None,
+        content=json.dumps(body).encode() if method != "GET" else None,
+        headers=headers,
+    )
+    assert response.status_code < 500, (method, path, body, query, response.text)
+    if response.status_code >= 400:
+        assert response.json()["resourceType"] == "OperationOutcome"
