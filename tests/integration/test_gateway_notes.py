@@ -198,6 +198,8 @@ def test_messages_are_posted_with_their_fields_read_and_searched(
         ),
         "Communication.payload": message(patient_id, "x", payload=[]),
         "Communication.subject": message(patient_id, "x", subject={"reference": "Group/1"}),
+        # Refused by notes itself, its field named as the FHIR element.
+        "Communication.partOf[0]": message(patient_id, "x", partOf=[{"reference": "a plan"}]),
     }
     for path, body in bad.items():
         if not body.get("payload"):

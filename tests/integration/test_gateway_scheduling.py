@@ -439,7 +439,9 @@ def test_group_sessions_and_bad_appointments(ehr: httpx.Client) -> None:
         if response.status_code == 422:
             assert path in expressions(response), (path, response.text)
     backwards = dict(good, end=good["start"], start=good["end"])
-    assert ehr.post("/Appointment", json=backwards, headers=JSON_HEADERS).status_code == 422
+    response = ehr.post("/Appointment", json=backwards, headers=JSON_HEADERS)
+    assert response.status_code == 422
+    assert {"Appointment.start", "Appointment.end"} & set(expressions(response)), response.text
     not_json = ehr.post("/Appointment", content=b"{", headers=JSON_HEADERS)
     assert not_json.status_code == 400
     assert ehr.get("/Appointment/no-such-session").status_code == 404

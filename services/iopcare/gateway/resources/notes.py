@@ -32,6 +32,7 @@ from iopcare.gateway.resources.base import (
     reference_id,
     require_patient,
 )
+from iopcare.gateway.resources.paths import fhir_paths
 from iopcare.gateway.search import (
     DATE,
     REFERENCE,
@@ -60,6 +61,36 @@ KIND_BY_LOINC = {
 CONFIDENTIALITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 SENSITIVITY = ("PSYTHPN", "PSY", "ETH", "SUD")
+#: notes' request fields, as the FHIR elements the gateway took them from.
+MESSAGE_PATHS = {
+    "patient_id": "Communication.subject",
+    "text": "Communication.payload",
+    "priority": "Communication.priority",
+    "category": "Communication.category",
+    "recipients": "Communication.recipient",
+    "in_response_to": "Communication.inResponseTo",
+    "part_of": "Communication.partOf",
+    "about": "Communication.about",
+    "attachments": "Communication.payload",
+}
+NOTE_PATHS = {
+    "note": "DocumentReference",
+    "patient_id": "DocumentReference.subject",
+    "note.patient_id": "DocumentReference.subject",
+    "kind": "DocumentReference.type",
+    "title": "DocumentReference.description",
+    "text": "DocumentReference.content",
+    "security": "DocumentReference.meta.security",
+    "confidentiality": "DocumentReference.meta.security",
+    "sensitivity": "DocumentReference.meta.security",
+}
+CONSENT_PATHS = {
+    "patient_id": "Consent.patient",
+    "recipient": "Consent.provision.actor",
+    "scope": "Consent.provision.securityLabel",
+    "start_time": "Consent.provision.period.start",
+    "end_time": "Consent.provision.period.end",
+}
 #: The special search parameter type (`_content`): pushed down, never filtered here.
 SPECIAL = "special"
 
@@ -187,22 +218,23 @@ class CommunicationHandler(ResourceHandler):
             raise http_error(
                 422, "value", "a message answers one message", "Communication.inResponseTo"
             )
-        response = self.services.call(
-            caller,
-            self.services.notes.PostMessage,
-            pb.PostMessageRequest(
-                request_id=request_id,
-                patient_id=patient_id,
-                text="\n\n".join(texts),
-                priority=str(resource.get("priority", "")),
-                category=categories[0] if categories else "",
-                recipients=_refs(resource.get("recipient")),
-                in_response_to=answers[0] if answers else "",
-                part_of=_refs(resource.get("partOf")),
-                about=_refs(resource.get("about")),
-                attachments=attachments,
-            ),
-        )
+        with fhir_paths(MESSAGE_PATHS):
+            response = self.services.call(
+                caller,
+                self.services.notes.PostMessage,
+                pb.PostMessageRequest(
+                    request_id=request_id,
+                    patient_id=patient_id,
+                    text="\n\n".join(texts),
+                    priority=str(resource.get("priority", "")),
+                    category=categories[0] if categories else "",
+                    recipients=_refs(resource.get("recipient")),
+                    in_response_to=answers[0] if answers else "",
+                    part_of=_refs(resource.get("partOf")),
+                    about=_refs(resource.get("about")),
+                    attachments=attachments,
+                ),
+            )
         return Created(message_found(response.message))
 
     def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
@@ -385,11 +417,12 @@ class DocumentReferenceHandler(ResourceHandler):
             confidentiality=confidentiality,
             sensitivity=sensitivity,
         )
-        response = self.services.call(
-            caller,
-            self.services.notes.CreateNote,
-            pb.CreateNoteRequest(request_id=request_id, note=note),
-        )
+        with fhir_paths(NOTE_PATHS):
+            response = self.services.call(
+                caller,
+                self.services.notes.CreateNote,
+                pb.CreateNoteRequest(request_id=request_id, note=note),
+            )
         return Created(_note_found(response.notes[0]))
 
     #: What a PUT may differ in without asking for a change.
@@ -445,16 +478,17 @@ class DocumentReferenceHandler(ResourceHandler):
                     "edit the draft and sign it in two updates",
                     "DocumentReference.docStatus",
                 )
-            updated = self.services.call(
-                caller,
-                self.services.notes.UpdateNote,
-                pb.UpdateNoteRequest(
-                    id=resource_id,
-                    expected_version=version,
-                    note=note,
-                    update_mask=FieldMask(paths=mask),
-                ),
-            ).note
+            with fhir_paths(NOTE_PATHS):
+                updated = self.services.call(
+                    caller,
+                    self.services.notes.UpdateNote,
+                    pb.UpdateNoteRequest(
+                        id=resource_id,
+                        expected_version=version,
+                        note=note,
+                        update_mask=FieldMask(paths=mask),
+                    ),
+                ).note
             return _note_found(updated)
         if signing:
             signed = self.services.call(
@@ -561,7 +595,8 @@ class ConsentHandler(ResourceHandler):
                         422, "value", "not a date or dateTime", f"Consent.provision.period.{name}"
                     ) from None
                 getattr(request, field).CopyFrom(_ts(moment))
-        response = self.services.call(caller, self.services.notes.RecordConsent, request)
+        with fhir_paths(CONSENT_PATHS):
+            response = self.services.call(caller, self.services.notes.RecordConsent, request)
         return Created(self._found(response.consent))
 
     @staticmethod

@@ -12,7 +12,6 @@ change is refused with the element that changed.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +27,7 @@ from iopcare.gateway.resources.base import (
     reference_id,
     require_patient,
 )
+from iopcare.gateway.resources.paths import fhir_paths
 from iopcare.gateway.search import DATE, REFERENCE, TOKEN, SearchParam, date_bounds
 from iopcare.scheduling.v1 import scheduling_service_pb2 as pb
 
@@ -129,21 +129,24 @@ SCHEDULE_PATHS = {
     "schedule.service_types": "Schedule.serviceType",
     "schedule.capacity": f"Schedule.extension('{CAPACITY_EXTENSION}')",
     "schedule.opening_hours": f"Schedule.extension('{AVAILABLE_TIME_EXTENSION}')",
+    "schedule.closed_dates": "Schedule",
     "schedule.active": "Schedule.active",
 }
-
-
-def _schedule_paths(exc: FhirHttpError) -> FhirHttpError:
-    """A refused calendar write with its field paths named as FHIR elements."""
-
-    def fhir_path(expression: str | None) -> str | None:
-        if not expression:
-            return expression
-        head = expression.split("[")[0]
-        return SCHEDULE_PATHS.get(head, expression)
-
-    exc.problems = [replace(p, expression=fhir_path(p.expression)) for p in exc.problems]
-    return exc
+#: scheduling's booking fields, as the FHIR Appointment elements they come from.
+APPOINTMENT_PATHS = {
+    "start_time": "Appointment.start",
+    "end_time": "Appointment.end",
+    "patient_id": "Appointment.participant",
+    "practitioner_ids": "Appointment.participant",
+    "facilitator_ids": "Appointment.participant",
+    "location_id": "Appointment.participant",
+    "service_type": "Appointment.serviceType",
+    "description": "Appointment.description",
+    "care_plan_id": "Appointment.supportingInformation",
+    "capacity": f"Appointment.extension('{CAPACITY_EXTENSION}')",
+    "reason": "Appointment.cancelationReason",
+    "status": "Appointment.status",
+}
 
 
 class ScheduleHandler(ResourceHandler):
@@ -211,14 +214,12 @@ class ScheduleHandler(ResourceHandler):
 
     def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
         schedule = self._schedule(resource)
-        try:
+        with fhir_paths(SCHEDULE_PATHS):
             response = self.services.call(
                 caller,
                 self.services.scheduling.CreateSchedule,
                 pb.CreateScheduleRequest(request_id=request_id, schedule=schedule),
             )
-        except FhirHttpError as exc:
-            raise _schedule_paths(exc) from None
         return Created(self._found(response.schedule))
 
     def update(
@@ -241,7 +242,7 @@ class ScheduleHandler(ResourceHandler):
             paths.append("capacity")
         if _extension(resource, AVAILABLE_TIME_EXTENSION):
             paths.append("opening_hours")
-        try:
+        with fhir_paths(SCHEDULE_PATHS):
             response = self.services.call(
                 caller,
                 self.services.scheduling.UpdateSchedule,
@@ -251,8 +252,6 @@ class ScheduleHandler(ResourceHandler):
                     update_mask=FieldMask(paths=paths),
                 ),
             )
-        except FhirHttpError as exc:
-            raise _schedule_paths(exc) from None
         return self._found(response.schedule)
 
     @staticmethod
@@ -427,6 +426,10 @@ class AppointmentHandler(ResourceHandler):
         return [found(a) for a in _pages(page, "appointments")]
 
     def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
+        with fhir_paths(APPOINTMENT_PATHS):
+            return self._create(caller, resource, request_id)
+
+    def _create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
         if resource.get("status") not in (None, "booked"):
             raise http_error(
                 422,
@@ -516,6 +519,12 @@ class AppointmentHandler(ResourceHandler):
     )
 
     def update(
+        self, caller: Caller, resource_id: str, resource: dict[str, Any], expected_version: int
+    ) -> Found:
+        with fhir_paths(APPOINTMENT_PATHS):
+            return self._update(caller, resource_id, resource, expected_version)
+
+    def _update(
         self, caller: Caller, resource_id: str, resource: dict[str, Any], expected_version: int
     ) -> Found:
         current_found = self.read(caller, resource_id)
