@@ -176,8 +176,13 @@ def capability_statement(base_url: str, max_body_bytes: int, software_version: s
                     f"{TRANSACTION_RULE} Request bodies larger than {max_body_bytes} bytes are "
                     "refused with 413 before they are read. JSON only (XML: 415 for bodies, 406 "
                     "for responses). Search: records are searched one patient at a time "
-                    f"(patient or subject); _count (paging with _offset links), _summary "
-                    f"({', '.join(SUMMARY_PARAMS)}) and _include (the patient) are supported."
+                    f"(patient or subject; Schedule and Slot, which are no patient's, "
+                    f"without); repeated parameters AND together; _count (paging with _offset "
+                    f"links), _summary ({', '.join(SUMMARY_PARAMS)}) and _include (the patient) "
+                    f"are supported. Clinical notes go to system callers only as the notes "
+                    f"service discloses them (DiscloseNote: Part 2 notes under the patient's "
+                    f"active Consent naming the caller, with NORDSCLCD and the 42 CFR 2.32 "
+                    f"notice)."
                 ),
                 "security": {
                     "cors": False,
