@@ -475,6 +475,10 @@ def test_capability_statement_lists_the_scheduling_resources(stack: Stack) -> No
     assert listed["Slot"] == {"search-type"}
     assert listed["Schedule"] == {"read", "create", "update", "search-type"}
     assert listed["Appointment"] == {"read", "vread", "create", "update", "search-type"}
+    appointment_entry = next(
+        r for r in statement["rest"][0]["resource"] if r["type"] == "Appointment"
+    )
+    assert appointment_entry["readHistory"] is False  # vread serves the current version only
 
 
 def test_a_patient_scope_reaches_that_patients_sessions_but_no_calendars(

@@ -133,7 +133,7 @@ def capability_statement(base_url: str, max_body_bytes: int, software_version: s
             "type": handler.type,
             "interaction": [{"code": code} for code in interactions],
             "versioning": "versioned-update" if "update" in interactions else "versioned",
-            "readHistory": "vread" in interactions,
+            "readHistory": "vread" in interactions and handler.reads_old_versions,
             "updateCreate": False,
             "conditionalCreate": "create" in interactions and "search-type" in interactions,
             "conditionalUpdate": False,

@@ -68,6 +68,9 @@ class ResourceHandler:
     #: Whether each resource belongs to one patient (searched per patient, part of
     #: `Patient/{id}/$everything`); calendars and free slots do not.
     compartment: ClassVar[bool] = True
+    #: Whether vread serves earlier versions too (CapabilityStatement readHistory); false where
+    #: the service keeps only the current version and vread serves just that.
+    reads_old_versions: ClassVar[bool] = True
     documentation: ClassVar[str] = ""
 
     def __init__(self, services: Services) -> None:

@@ -290,6 +290,7 @@ def _disclosing(caller: Caller) -> bool:
 
 class DocumentReferenceHandler(ResourceHandler):
     type = "DocumentReference"
+    reads_old_versions = False
     service = "notes"
     params = (
         SearchParam("patient", REFERENCE, ("subject",), "the patient"),

@@ -363,6 +363,7 @@ class SlotHandler(ResourceHandler):
 
 class AppointmentHandler(ResourceHandler):
     type = "Appointment"
+    reads_old_versions = False
     service = "scheduling"
     params = (
         SearchParam("patient", REFERENCE, ("participant.actor",), "the patient"),
