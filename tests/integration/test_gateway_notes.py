@@ -425,7 +425,37 @@ def test_part2_notes_leave_only_under_consent_with_the_redisclosure_label(
         )
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
-    # Another EHR, not named in the consent, still gets nothing.
+    # The patient revokes: nothing more leaves under it (42 CFR 2.31(a)(6)).
+    current = {k: v for k, v in recorded.json().items() if k != "meta"}
+    reopened = dict(current, provision={**current["provision"], "period": {"end": "2030"}})
+    assert (
+        ehr.put(
+            f"/Consent/{current['id']}",
+            json=reopened,
+            headers={**JSON_HEADERS, "If-Match": 'W/"1"'},
+        ).status_code
+        == 422
+    )
+    revoked = ehr.put(
+        f"/Consent/{current['id']}",
+        json=dict(current, status="inactive"),
+        headers={**JSON_HEADERS, "If-Match": 'W/"1"'},
+    )
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["status"] == "inactive" and revoked.headers["etag"] == 'W/"2"'
+    assert (
+        ehr.put(
+            f"/Consent/{current['id']}",
+            json=dict(current, status="active"),
+            headers={**JSON_HEADERS, "If-Match": 'W/"2"'},
+        ).status_code
+        == 422
+    )
+    assert ehr.get(url).status_code == 403
+    listed = ehr.get("/DocumentReference", params={"patient": patient_id}).json()
+    assert {e["resource"]["id"] for e in listed["entry"]} == {plain["id"]}
+
+    # Another EHR, not named in the consent, gets nothing either.
     with stack.client(system_token(stack.settings, subject="system:another-ehr")) as other:
         assert other.get(url).status_code == 403
 

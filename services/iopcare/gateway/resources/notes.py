@@ -556,7 +556,8 @@ class ConsentHandler(ResourceHandler):
         "(RecordConsent): patient, status active, provision.actor[0].reference.display (or "
         "reference) the recipient as system callers are named (their token's subject), "
         "provision.securityLabel SUD or ETH for Part 2 records only (else all records), "
-        "provision.period. Search by patient (ListConsents; _id for one)."
+        "provision.period. Search by patient (ListConsents; _id for one). Update revokes: "
+        "status active -> inactive (RevokeConsent), If-Match required; nothing else changes."
     )
 
     def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
@@ -599,6 +600,62 @@ class ConsentHandler(ResourceHandler):
         with fhir_paths(CONSENT_PATHS):
             response = self.services.call(caller, self.services.notes.RecordConsent, request)
         return Created(self._found(response.consent))
+
+    def update(
+        self, caller: Caller, resource_id: str, resource: dict[str, Any], expected_version: int
+    ) -> Found:
+        """Revocation (42 CFR 2.31(a)(6): the patient may revoke at any time): status active ->
+        inactive is RevokeConsent; nothing else of a consent changes."""
+        patient_id = reference_id(resource.get("patient", {}).get("reference"), "Patient")
+        if not patient_id:
+            raise http_error(422, "required", "patient must reference a Patient", "Consent.patient")
+        consents = self.services.call(
+            caller,
+            self.services.notes.ListConsents,
+            pb.ListConsentsRequest(patient_id=patient_id),
+        ).consents
+        current = next((c for c in consents if c.id == resource_id), None)
+        if current is None:
+            raise http_error(404, "not-found", f"Consent/{resource_id} of that patient not found")
+        if int(current.version) != expected_version:
+            raise FhirHttpError(
+                412,
+                Problem("conflict", f"the consent is at version {current.version}"),
+                headers={"ETag": f'W/"{current.version}"'},
+            )
+        stored = json.loads(current.fhir_json)
+        other = sorted(
+            key
+            for key in set(stored) | set(resource)
+            if key not in ("meta", "text", "id", "status") and stored.get(key) != resource.get(key)
+        )
+        if other:
+            raise FhirHttpError(
+                422,
+                [
+                    Problem(
+                        "business-rule",
+                        "a consent changes only by being revoked (status inactive)",
+                        f"Consent.{key}",
+                    )
+                    for key in other
+                ],
+            )
+        if resource.get("status") == stored.get("status"):
+            return self._found(current)
+        if stored.get("status") != "active" or resource.get("status") != "inactive":
+            raise http_error(
+                422,
+                "business-rule",
+                "a consent goes from active to inactive (revoked), never back",
+                "Consent.status",
+            )
+        revoked = self.services.call(
+            caller,
+            self.services.notes.RevokeConsent,
+            pb.RevokeConsentRequest(id=resource_id),
+        ).consent
+        return self._found(revoked)
 
     @staticmethod
     def _found(consent: Any) -> Found:
