@@ -306,7 +306,10 @@ def test_capability_statement_lists_what_the_handlers_implement() -> None:
         assert listed[handler.type] == set(handler.interactions())
     assert listed["CarePlan"] >= {"read", "vread", "history-instance", "create", "update"}
     assert "update" not in listed["Goal"]  # careplan has no Goal update RPC
-    assert listed["Appointment"] == {"search-type"}
+    assert listed["Appointment"] == {"read", "vread", "create", "update", "search-type"}
+    # Free slots are computed, with no id to read them by.
+    assert listed["Slot"] == {"search-type"}
+    assert listed["Consent"] == {"create", "update", "search-type"}
     assert "refused" in rest["interaction"][1]["documentation"]
 
 

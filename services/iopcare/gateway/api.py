@@ -19,7 +19,7 @@ from iopcare.gateway import capability, disclosure, registry, routing, scopes
 from iopcare.gateway.client import Caller, Services
 from iopcare.gateway.errors import FhirHttpError, Problem, from_kit, http_error
 from iopcare.gateway.resources.base import Created, Found, ResourceHandler, reference_id
-from iopcare.gateway.search import matches
+from iopcare.gateway.search import SearchQuery, matches, pairs_of
 from iopcare.gateway.security import Authenticator
 from iopcare.gateway.settings import GatewaySettings
 from iopcare.gateway.summary import reshapes, shape
@@ -182,7 +182,7 @@ class Gateway:
             return FhirResponse(200, self.note_withheld(bundle, withheld))
         if route.kind == routing.SEARCH:
             if request.method == "POST":
-                query.update(_form(request))
+                query = SearchQuery(query.pairs + _form(request))
             return self.search(caller, handler, query, request)
         if route.kind == routing.CREATE:
             resource = self._body(request, route.type)
@@ -284,7 +284,7 @@ class Gateway:
 
     def disclosable(self, found: Found) -> Found:
         """The resource, or 403 when it may not leave the program (disclosure.py)."""
-        if disclosure.may_carry_labels(found.json):
+        if not found.released and disclosure.may_carry_labels(found.json):
             reason = disclosure.withheld_reason(found.resource)
             if reason is not None:
                 raise FhirHttpError(403, Problem("suppressed", reason), reason="WITHHELD")
@@ -295,7 +295,8 @@ class Gateway:
         kept = [
             item
             for item in items
-            if not disclosure.may_carry_labels(item.json)
+            if item.released
+            or not disclosure.may_carry_labels(item.json)
             or disclosure.withheld_reason(item.resource) is None
         ]
         return kept, len(items) - len(kept)
@@ -422,6 +423,12 @@ class Gateway:
         """The resources a search query selects (unpaged)."""
         only = self.require_scope(caller, handler.type, scopes.SEARCH)
         if only is not None:
+            if not handler.compartment:
+                # Calendars and free slots are no patient's records: a patient/ scope, which
+                # opens one patient's compartment, does not reach them.
+                raise http_error(
+                    403, "forbidden", f"a patient/ scope does not cover {handler.type}"
+                )
             query = _limited_to(only, query, handler.type)
         known = {p.name: p for p in handler.search_params()}
         unknown = [k for k in query if k not in known and k not in CONTROL]
@@ -435,9 +442,10 @@ class Gateway:
             )
         patient = self._patient_of(query, handler)
         candidates = handler.search(caller, patient, query)
+        # Repeated parameters AND together (date=ge..&date=lt..).
         filters = [
             (known[name], value)
-            for name, value in query.items()
+            for name, value in pairs_of(query)
             if name in known
             and known[name].type != "reference"
             # The Patient handler looks these up in the registry itself.
@@ -450,9 +458,15 @@ class Gateway:
         ]
 
     def _patient_of(self, query: dict[str, str], handler: ResourceHandler) -> str | None:
-        """The patient a search is about (`patient`, `subject` or `actor`), or None."""
+        """The patient a search is about (`patient`, `subject`, or an `actor` that is a
+        Patient), or None (a calendar or slot search, or an actor that is a practitioner or
+        room, which the handler passes on itself)."""
+        if not handler.compartment:
+            return None
         for name in ("patient", "subject", "actor"):
             value = query.get(name)
+            if name == "actor" and value and value.split("/")[0] in ("Practitioner", "Location"):
+                return None
             if value:
                 # Only our own patients: an absolute URL names a patient of another server.
                 patient = ""
@@ -541,8 +555,14 @@ class Gateway:
         query: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         resource = shape(found.resource, query) if query and reshapes(query) else found.resource
+        full_url = (
+            f"{request.base_url}/{resource.get('resourceType')}/{found.id}"
+            if found.id
+            # A computed resource without an id (a free Slot): a stable urn of its content.
+            else f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, found.json)}"
+        )
         entry: dict[str, Any] = {
-            "fullUrl": f"{request.base_url}/{resource.get('resourceType')}/{found.id}",
+            "fullUrl": full_url,
             "resource": resource,
         }
         if mode:
@@ -568,7 +588,11 @@ class Gateway:
         skipped = []
         wanted = {t for v in request.query if v[0] == "_type" for t in v[1].split(",") if t}
         for resource_type, handler in self.handlers.items():
-            if resource_type == "Patient" or not handler.supports("search-type"):
+            if (
+                resource_type == "Patient"
+                or not handler.compartment
+                or not handler.supports("search-type")
+            ):
                 continue
             if wanted and resource_type not in wanted:
                 continue
@@ -630,7 +654,8 @@ def _about(only: str | None, resource: dict[str, Any], resource_type: str) -> No
 
 def _limited_to(only: str, query: dict[str, str], resource_type: str) -> dict[str, str]:
     """A search under a `patient/` scope: about the launch context's patient, implicitly."""
-    limited = dict(query)
+    # A SearchQuery stays one (its repeated parameters still AND together).
+    limited = SearchQuery(pairs_of(query))
     if resource_type == "Patient":
         if limited.get("_id", only) != only:
             raise http_error(403, "forbidden", "a patient/ scope reads only its own patient")
@@ -641,6 +666,7 @@ def _limited_to(only: str, query: dict[str, str], resource_type: str) -> dict[st
         raise http_error(403, "forbidden", "a patient/ scope searches only its own patient")
     if not named:
         limited["patient"] = only
+        limited.pairs.append(("patient", only))
     return limited
 
 
@@ -656,24 +682,20 @@ def _allow(handler: ResourceHandler) -> str:
     return ", ".join(methods)
 
 
-def _query_dict(request: FhirRequest) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for key, value in request.query:
-        if key == "_include":
-            continue
-        # Repeated parameters AND together in FHIR; we keep the last one and document it.
-        result[key] = value
-    return result
+def _query_dict(request: FhirRequest) -> SearchQuery:
+    # Repeated parameters AND together in FHIR: the filters use every one; the dict view (what
+    # the handlers push down to the services) keeps the last.
+    return SearchQuery([(k, v) for k, v in request.query if k != "_include"])
 
 
-def _form(request: FhirRequest) -> dict[str, str]:
+def _form(request: FhirRequest) -> list[tuple[str, str]]:
     if not request.body:
-        return {}
+        return []
     try:
         text = request.body.decode("utf-8")
     except UnicodeDecodeError:
         raise http_error(400, "structure", "the search form is not UTF-8") from None
-    return dict(parse_qsl(text, keep_blank_values=True))
+    return parse_qsl(text, keep_blank_values=True)
 
 
 def _int_param(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -47,7 +47,9 @@ def operation_definition(code: str) -> dict[str, Any]:
                 "with medications and allergies as supporting information (contained, with their "
                 "security labels), and a handoff note is posted to the team thread. A repeat of "
                 "the same bundle returns the first result. Entries of other types are reported "
-                "as warnings. The intake appointment is not proposed yet (no scheduling RPC)."
+                "as warnings. The intake appointment is booked within the program's window "
+                "(default 72 hours) in the first free slot of a calendar serving session type "
+                "intake; when there is none, a warning says so and gives the due time."
             ),
             "parameter": [
                 {
@@ -131,7 +133,7 @@ def capability_statement(base_url: str, max_body_bytes: int, software_version: s
             "type": handler.type,
             "interaction": [{"code": code} for code in interactions],
             "versioning": "versioned-update" if "update" in interactions else "versioned",
-            "readHistory": "vread" in interactions,
+            "readHistory": "vread" in interactions and handler.reads_old_versions,
             "updateCreate": False,
             "conditionalCreate": "create" in interactions and "search-type" in interactions,
             "conditionalUpdate": False,
@@ -174,8 +176,13 @@ def capability_statement(base_url: str, max_body_bytes: int, software_version: s
                     f"{TRANSACTION_RULE} Request bodies larger than {max_body_bytes} bytes are "
                     "refused with 413 before they are read. JSON only (XML: 415 for bodies, 406 "
                     "for responses). Search: records are searched one patient at a time "
-                    f"(patient or subject); _count (paging with _offset links), _summary "
-                    f"({', '.join(SUMMARY_PARAMS)}) and _include (the patient) are supported."
+                    f"(patient or subject; Schedule and Slot, which are no patient's, "
+                    f"without); repeated parameters AND together; _count (paging with _offset "
+                    f"links), _summary ({', '.join(SUMMARY_PARAMS)}) and _include (the patient) "
+                    f"are supported. Clinical notes go to system callers only as the notes "
+                    f"service discloses them (DiscloseNote: Part 2 notes under the patient's "
+                    f"active Consent naming the caller, with NORDSCLCD and the 42 CFR 2.32 "
+                    f"notice)."
                 ),
                 "security": {
                     "cors": False,

@@ -3,12 +3,13 @@
 42 CFR Part 2: records of a substance-use-disorder program go to another provider only under the
 patient's written Consent, and each disclosure carries the prohibition on redisclosure (42 CFR
 2.31, 2.32). Psychotherapy notes are not shared at all without specific authorization (HIPAA,
-45 CFR 164.508(a)(2)). The services do not offer a consent check yet (notes' consent RPCs are being
-built), so the gateway applies the strict reading: a resource labelled with one of these
-sensitivities is withheld from every response (read, vread, history, search, _include,
-$everything, $handoff-summary), and the response says that something was withheld and why. When a
-consent check exists, `withheld_reason` is where it plugs in, and a disclosed resource gets the
-no-redisclosure label and `REDISCLOSURE_NOTICE`.
+45 CFR 164.508(a)(2)). Clinical notes are decided by the notes service: a system caller gets each
+note through `DiscloseNote`, which checks the patient's Consents and adds the NORDSCLCD label and
+the notice; the handler marks such a copy `released` and it passes here untouched. For everything
+else the services offer no consent check, so the gateway applies the strict reading: a resource
+labelled with one of these sensitivities is withheld from every response (read, vread, history,
+search, _include, $everything, $handoff-summary), and the response says that something was
+withheld and why.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def withheld_reason(resource: dict[str, Any]) -> str | None:
         return None
     return (
         f"labelled {', '.join(sorted(sensitive))}: disclosure needs the patient's consent "
-        "(42 CFR Part 2, psychotherapy notes), which the gateway cannot check yet"
+        "(42 CFR Part 2, psychotherapy notes), which the gateway can check only for clinical notes "
+        "disclosed to a system caller"
     )
 
 

@@ -21,14 +21,18 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from iopcare.careplan.v1 import careplan_service_pb2 as careplan_pb
 from iopcare.gateway import scopes
 from iopcare.gateway.bundles import references
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, Problem, http_error
+from iopcare.gateway.resources.base import reference_id
 from iopcare.gateway.resources.careplan import PatientHandler
 from iopcare.kit import fhir
 from iopcare.notes.v1 import notes_service_pb2 as notes_pb
+from iopcare.scheduling.v1 import scheduling_service_pb2 as scheduling_pb
 
 if TYPE_CHECKING:
     from iopcare.gateway.api import FhirRequest, FhirResponse, Gateway
@@ -45,6 +49,11 @@ IOP_TYPE = {
         }
     ]
 }
+#: The session type of intake appointments: calendars serving it are intake-capable.
+INTAKE_SERVICE_TYPE = "intake"
+INTAKE_MINUTES = 60
+#: Slots tried when the first ones are taken between FindSlots and BookAppointment.
+INTAKE_ATTEMPTS = 5
 CONDITIONS = ("Condition",)
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 MEDICATIONS = ("MedicationRequest", "MedicationStatement")
@@ -293,23 +302,15 @@ def handoff(gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirRespo
     plan = draft_plan(gateway, caller, request_id(key, "plan"), patient.id, contained, additions)
     created.append(f"CarePlan/{plan.id}")
 
-    # 5. The intake appointment: a seam until scheduling can propose one.
+    # 5. The intake appointment within the program's window, booked through scheduling.
     due = episode.update_time.ToDatetime(tzinfo=UTC) + timedelta(
         hours=gateway.settings.intake_window_hours
     )
-    intake = propose_intake(gateway, caller, key, patient.id, episode.id, due)
+    intake, problem = book_intake(gateway, caller, key, patient.id, plan.id, due)
     if intake:
         created.append(intake)
     else:
-        warnings.append(
-            Problem(
-                "incomplete",
-                "no intake appointment was proposed: scheduling has no ProposeAppointment RPC "
-                f"yet; the intake is due by {due.isoformat(timespec='minutes')}",
-                None,
-                "warning",
-            )
-        )
+        warnings.append(Problem("incomplete", problem, None, "warning"))
 
     # 6. The handoff note to the team thread (counts and references, no clinical content).
     counts = {
@@ -321,7 +322,8 @@ def handoff(gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirRespo
         f"Step-down handoff received for {patient_ref}: EpisodeOfCare/{episode.id} planned, "
         f"draft CarePlan/{plan.id} ({counts['conditions']} conditions, {counts['medications']} "
         f"medications, {counts['allergies']} allergies). Intake due by "
-        f"{due.strftime('%Y-%m-%d %H:%M')} UTC."
+        f"{due.strftime('%Y-%m-%d %H:%M')} UTC"
+        + (f"; booked: {intake}." if intake else "; not booked yet.")
     )
     try:
         note = services.call(
@@ -411,15 +413,90 @@ def draft_plan(
     ).care_plan
 
 
-def propose_intake(
-    gateway: Gateway, caller: Caller, key: str, patient_id: str, episode_id: str, due: datetime
-) -> str | None:
-    """Seam: proposes the intake appointment once scheduling has an RPC for it.
-
-    Expected (docs/gateway.md): `ProposeAppointment(ProposeAppointmentRequest{request_id,
-    patient_id, episode_id, kind="intake", not_after}) -> {appointment}`. Until then: None.
-    """
-    return None
+def book_intake(
+    gateway: Gateway, caller: Caller, key: str, patient_id: str, plan_id: str, due: datetime
+) -> tuple[str | None, str]:
+    """Books the intake appointment: the first free slot of an intake-capable practitioner
+    (a calendar serving session type `intake`) before `due`, through scheduling's FindSlots and
+    BookAppointment with a request id derived from the bundle, so a repeated bundle books once.
+    A repeat after the slot was taken finds the booked intake among the patient's appointments.
+    Returns the Appointment reference, or None and why (a warning: the handoff itself stands)."""
+    due_text = due.isoformat(timespec="minutes")
+    if not scopes.allows(caller.scopes, "Appointment", scopes.CREATE):
+        return None, (
+            f"no intake appointment was booked: the token may not create Appointments; the "
+            f"intake is due by {due_text}"
+        )
+    services = gateway.services
+    try:
+        booked = [
+            a
+            for a in services.call(
+                caller,
+                services.scheduling.ListAppointments,
+                scheduling_pb.ListAppointmentsRequest(
+                    patient_id=patient_id, statuses=["booked"], page_size=1000
+                ),
+            ).appointments
+            if INTAKE_SERVICE_TYPE in json.dumps(json.loads(a.fhir_json).get("serviceType", []))
+        ]
+        if booked:
+            return f"Appointment/{booked[0].id}", ""
+        now = datetime.now(UTC)
+        if due <= now:
+            return None, f"no intake appointment was booked: the window closed at {due_text}"
+        start, end = Timestamp(), Timestamp()
+        start.FromDatetime(now)
+        end.FromDatetime(due)
+        slots = services.call(
+            caller,
+            services.scheduling.FindSlots,
+            scheduling_pb.FindSlotsRequest(
+                service_type=INTAKE_SERVICE_TYPE,
+                start_time=start,
+                end_time=end,
+                duration_minutes=INTAKE_MINUTES,
+                page_size=1000,
+            ),
+        ).slots
+        attempts = 0
+        for slot in slots:
+            practitioner = reference_id(slot.actor, "Practitioner")
+            if not practitioner or slot.appointment_id:
+                continue
+            attempts += 1
+            if attempts > INTAKE_ATTEMPTS:
+                break
+            try:
+                appointment = services.call(
+                    caller,
+                    services.scheduling.BookAppointment,
+                    scheduling_pb.BookAppointmentRequest(
+                        request_id=request_id(key, "intake"),
+                        patient_id=patient_id,
+                        practitioner_ids=[practitioner],
+                        start_time=slot.start_time,
+                        end_time=slot.end_time,
+                        service_type=INTAKE_SERVICE_TYPE,
+                        description="Intake (step-down handoff)",
+                        care_plan_id=plan_id,
+                    ),
+                ).appointment
+            except FhirHttpError as exc:
+                if exc.status == 409:
+                    continue  # taken since FindSlots answered (DOUBLE_BOOKED): the next one
+                raise
+            return f"Appointment/{appointment.id}", ""
+    except FhirHttpError as exc:
+        # The stay and the plan exist; a repeat of the bundle tries again (same request id).
+        return None, (
+            f"no intake appointment was booked ({exc.status}: {exc}); the intake is due by "
+            f"{due_text}; send the bundle again"
+        )
+    return None, (
+        f"no intake appointment was booked: no intake-capable practitioner (a calendar serving "
+        f"{INTAKE_SERVICE_TYPE!r}) has a free {INTAKE_MINUTES}-minute slot before {due_text}"
+    )
 
 
 def _referral_display(referral: dict[str, Any]) -> str:

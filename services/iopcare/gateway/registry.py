@@ -12,11 +12,19 @@ from iopcare.gateway.resources.careplan import (
     ObservationHandler,
     PatientHandler,
 )
-from iopcare.gateway.resources.notes import CommunicationHandler, FlagHandler
-from iopcare.gateway.resources.scheduling import AppointmentHandler
+from iopcare.gateway.resources.notes import (
+    CommunicationHandler,
+    ConsentHandler,
+    DocumentReferenceHandler,
+    FlagHandler,
+)
+from iopcare.gateway.resources.scheduling import (
+    AppointmentHandler,
+    ScheduleHandler,
+    SlotHandler,
+)
 
-#: Every handler class, in CapabilityStatement order. Schedule, Slot and DocumentReference join
-#: here when scheduling and notes have their RPCs.
+#: Every handler class, in CapabilityStatement order.
 HANDLERS: tuple[type[ResourceHandler], ...] = (
     PatientHandler,
     EpisodeOfCareHandler,
@@ -24,9 +32,13 @@ HANDLERS: tuple[type[ResourceHandler], ...] = (
     CareTeamHandler,
     GoalHandler,
     ObservationHandler,
+    ScheduleHandler,
+    SlotHandler,
     AppointmentHandler,
     CommunicationHandler,
+    DocumentReferenceHandler,
     FlagHandler,
+    ConsentHandler,
 )
 
 BY_TYPE: dict[str, type[ResourceHandler]] = {h.type: h for h in HANDLERS}

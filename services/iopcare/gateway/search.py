@@ -30,6 +30,43 @@ class SearchParam:
     documentation: str = ""
 
 
+class SearchQuery(dict[str, str]):
+    """A search's parameters: as a dict (the last value of a repeated parameter) for the
+    handlers' pushdown, plus every (name, value) pair in order, so that repeated parameters
+    (`date=ge2026-01-01&date=lt2026-02-01`) AND together when the gateway filters."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        super().__init__(pairs)
+        self.pairs = list(pairs)
+
+
+def pairs_of(query: dict[str, str]) -> list[tuple[str, str]]:
+    """Every (name, value) of a query: all repeats for a SearchQuery, else the dict's items."""
+    return query.pairs if isinstance(query, SearchQuery) else list(query.items())
+
+
+def date_bounds(query: dict[str, str], name: str) -> tuple[datetime | None, datetime | None]:
+    """The instants [low, high) that every `name=` date parameter of the query allows (prefixes
+    eq, ge, gt, le, lt, sa, eb; ne and ap leave the range open), for pushing a date range down
+    to a service. The gateway still filters with each value exactly afterwards."""
+    low: datetime | None = None
+    high: datetime | None = None
+    for key, value in pairs_of(query):
+        if key != name or not value:
+            continue
+        prefix = value[:2] if value[:2] in DATE_PREFIXES else "eq"
+        start, end = parse_date_range(value[2:] if value[:2] in DATE_PREFIXES else value, name)
+        if prefix in ("eq", "ge"):
+            low = start if low is None else max(low, start)
+        if prefix in ("gt", "sa"):
+            low = end if low is None else max(low, end)
+        if prefix in ("eq", "le"):
+            high = end if high is None else min(high, end)
+        if prefix in ("lt", "eb"):
+            high = start if high is None else min(high, start)
+    return low, high
+
+
 COMMON = (
     SearchParam("_id", TOKEN, ("id",), "logical id"),
     SearchParam("_lastUpdated", DATE, ("meta.lastUpdated",), "when the version was stored"),

@@ -367,6 +367,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
             words=request.text,
             page_size=request.page_size,
             page_token=request.page_token,
+            recipient=request.recipient,
         )
         return pb.SearchNotesResponse(notes=[to_note(n) for n in found], next_page_token=token)
 

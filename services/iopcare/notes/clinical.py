@@ -615,9 +615,32 @@ class ClinicalNotes:
         words: str = "",
         page_size: int = 0,
         page_token: str = "",
+        recipient: str = "",
     ) -> tuple[list[store.StoredNote], str]:
         """A patient's notes, newest first, that the caller may read: refused notes are not hits
-        (reliability C1: absent from search), and the search records how many were withheld."""
+        (reliability C1: absent from search), and the search records how many were withheld.
+
+        With a `recipient` (the FHIR gateway's service identity disclosing outside the program),
+        the hits are the notes `disclose` would release to it, each as the copy that may leave."""
+        if recipient and (not recipient.strip() or len(recipient) > 200):
+            raise InvalidArgument(
+                "recipient is invalid", [FieldViolation("recipient", "1 to 200 characters")]
+            )
+        if recipient and principal.role not in DISCLOSING_ROLES:
+            audit.record_separately(
+                self.db,
+                store.audit_log,
+                principal,
+                audit.SEARCH,
+                resource="DocumentReference",
+                patient_id=patient_id,
+                outcome=audit.DENIED,
+                detail=f"disclosure search for {recipient}: not a disclosing service",
+            )
+            raise PermissionDenied(
+                "disclosure outside the program is done by the gateway's service identity",
+                reason="NOT_A_DISCLOSING_SERVICE",
+            )
         problems = FieldViolations()
         for i, kind in enumerate(kinds):
             if kind not in documents.NOTE_KINDS:
@@ -658,7 +681,19 @@ class ClinicalNotes:
         flagged = False
         exhausted = False
         scanned = 0
+        now = datetime.now(UTC)
         with self.db.read() as conn:
+            # Read in the transaction that decides, as `disclose` does.
+            consents = (
+                [
+                    privacy.ConsentFacts(
+                        c.recipient, c.status, c.period_start, c.period_end, c.scope
+                    )
+                    for c in store.consents_for(conn, patient_id)
+                ]
+                if recipient
+                else []
+            )
             # Refused notes are filtered after the query, so fetch until the page is full, in
             # batches of at least SEARCH_BATCH rows, and at most MAX_SCANNED rows per page: a
             # caller refused most of a patient's notes gets a short (even empty) page and a token
@@ -673,12 +708,22 @@ class ClinicalNotes:
                 for note in batch:
                     if len(visible) > size:
                         break  # the page is full; the rest is the next page's
-                    decision = privacy.may_read(viewer, _facts(note))
-                    if decision.allowed:
-                        visible.append(note)
-                        flagged = flagged or decision.flagged
+                    if recipient:
+                        released = privacy.may_disclose(_facts(note), recipient, consents, now)
+                        if released.allowed:
+                            copy = fhir_map.disclosed(
+                                note.resource, released.add_labels, released.notice
+                            )
+                            visible.append(replace(note, resource=copy))
+                        else:
+                            withheld[released.reason] = withheld.get(released.reason, 0) + 1
                     else:
-                        withheld[decision.reason] = withheld.get(decision.reason, 0) + 1
+                        decision = privacy.may_read(viewer, _facts(note))
+                        if decision.allowed:
+                            visible.append(note)
+                            flagged = flagged or decision.flagged
+                        else:
+                            withheld[decision.reason] = withheld.get(decision.reason, 0) + 1
                     query = replace(query, before_seq=note.seq)
         token = ""
         if len(visible) > size:
@@ -687,6 +732,8 @@ class ClinicalNotes:
         elif not exhausted and query.before_seq is not None:
             # The scan stopped before the end: go on after the last note it looked at.
             token = paging.encode({"seq": query.before_seq})
+        if recipient:
+            basis = f"{basis}; disclosed to {recipient}"
         self._audit_hits(principal, patient_id, basis, visible, withheld, flagged)
         return visible, token
 

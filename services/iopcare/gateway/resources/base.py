@@ -27,6 +27,10 @@ class Found:
     patient_id: str
     last_updated: datetime | None
     json: str
+    #: True when the owning service released this copy for disclosure outside the program
+    #: after its own consent check (notes' DiscloseNote: 42 CFR Part 2 labels, NORDSCLCD and the
+    #: redisclosure notice already applied), so the gateway's label rule has been applied there.
+    released: bool = False
     _parsed: list[dict[str, Any]] = field(default_factory=list, compare=False, repr=False)
 
     @property
@@ -61,6 +65,12 @@ class ResourceHandler:
     profile: ClassVar[str | None] = None
     #: Whether updates need the version the client read (If-Match or meta.versionId).
     versioned_update: ClassVar[bool] = True
+    #: Whether each resource belongs to one patient (searched per patient, part of
+    #: `Patient/{id}/$everything`); calendars and free slots do not.
+    compartment: ClassVar[bool] = True
+    #: Whether vread serves earlier versions too (CapabilityStatement readHistory); false where
+    #: the service keeps only the current version and vread serves just that.
+    reads_old_versions: ClassVar[bool] = True
     documentation: ClassVar[str] = ""
 
     def __init__(self, services: Services) -> None:

@@ -351,7 +351,7 @@ class GetNoteResponse(_message.Message):
     def __init__(self, note: _Optional[_Union[Note, _Mapping]] = ..., related_ids: _Optional[_Iterable[str]] = ..., provenance_json: _Optional[_Iterable[str]] = ..., break_glass: _Optional[bool] = ...) -> None: ...
 
 class SearchNotesRequest(_message.Message):
-    __slots__ = ("patient_id", "author", "kinds", "date_from", "date_to", "text", "page_size", "page_token", "type_codes")
+    __slots__ = ("patient_id", "author", "kinds", "date_from", "date_to", "text", "page_size", "page_token", "type_codes", "recipient")
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_FIELD_NUMBER: _ClassVar[int]
     KINDS_FIELD_NUMBER: _ClassVar[int]
@@ -361,6 +361,7 @@ class SearchNotesRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     TYPE_CODES_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
     patient_id: str
     author: str
     kinds: _containers.RepeatedScalarFieldContainer[str]
@@ -370,7 +371,8 @@ class SearchNotesRequest(_message.Message):
     page_size: int
     page_token: str
     type_codes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, patient_id: _Optional[str] = ..., author: _Optional[str] = ..., kinds: _Optional[_Iterable[str]] = ..., date_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., date_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., text: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., type_codes: _Optional[_Iterable[str]] = ...) -> None: ...
+    recipient: str
+    def __init__(self, patient_id: _Optional[str] = ..., author: _Optional[str] = ..., kinds: _Optional[_Iterable[str]] = ..., date_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., date_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., text: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., type_codes: _Optional[_Iterable[str]] = ..., recipient: _Optional[str] = ...) -> None: ...
 
 class SearchNotesResponse(_message.Message):
     __slots__ = ("notes", "next_page_token")
