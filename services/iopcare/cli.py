@@ -153,7 +153,29 @@ def _load_demo(addresses: dict[str, str], token: str, case_manager_token: str, z
     from iopcare.kit.rpc import bearer
     from iopcare.notes.v1 import notes_service_pb2 as notes_pb
     from iopcare.notes.v1 import notes_service_pb2_grpc as notes_grpc
+    from iopcare.scheduling.v1 import scheduling_service_pb2 as sc
+    from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as sc_grpc
 
+    with grpc.insecure_channel(addresses["scheduling"]) as channel:
+        # The case manager opens the psychiatrist's calendar (weekdays 08:00-17:00, intakes and
+        # visits): where the intake of a patient handed over by an inpatient unit is booked.
+        sc_grpc.SchedulingServiceStub(channel).CreateSchedule(
+            sc.CreateScheduleRequest(
+                request_id="demo-calendar-psychiatrist",
+                schedule=sc.Schedule(
+                    actor="Practitioner/demo-psychiatrist",
+                    kind="practitioner",
+                    role="psychiatrist",
+                    service_types=["intake", "psychiatric-visit"],
+                    opening_hours=[
+                        sc.OpeningHours(day_of_week=day, opens="08:00", closes="17:00")
+                        for day in ("mon", "tue", "wed", "thu", "fri")
+                    ],
+                ),
+            ),
+            metadata=bearer(case_manager_token),
+            timeout=10,
+        )
     with grpc.insecure_channel(addresses["careplan"]) as channel:
         # The case manager enrols the patient's team first: membership is what lets the
         # psychiatrist write the plan.
