@@ -115,6 +115,7 @@ class Scheduling:
         if not plan.id or not patient_id:
             return
         start = received.event.time
+        existing = store.load_series(uow.conn, plan.id)
         series = store.StoredSeries(
             plan.id,
             patient_id,
@@ -122,13 +123,21 @@ class Scheduling:
             fhir.to_json(plan),
             start + self.horizon,
             plan.status in {"active", "draft"},
+            existing.started_at if existing and existing.started_at else start,
         )
-        existing = store.load_series(uow.conn, plan.id)
         if existing is not None and existing.version >= series.version:
             return  # a replay, or a late copy of a version already followed
         store.save_series(uow.conn, series)
         if series.active:
-            self._fill(uow, plan, patient_id, start, series.horizon_end, received.event.traceparent)
+            self._fill(
+                uow,
+                plan,
+                patient_id,
+                start,
+                series.horizon_end,
+                received.event.traceparent,
+                anchor=series.started_at or start,
+            )
 
     def on_care_plan_changed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
         """An edited, activated or resumed plan: future sessions follow its activities now.
@@ -147,16 +156,25 @@ class Scheduling:
         now = received.event.time
         horizon_end = max(existing.horizon_end if existing else now, now + self.horizon)
         active = plan.status in {"active", "draft"}
+        started_at = existing.started_at if existing and existing.started_at else now
         store.save_series(
             uow.conn,
             store.StoredSeries(
-                plan.id, patient_id, version, fhir.to_json(plan), horizon_end, active
+                plan.id, patient_id, version, fhir.to_json(plan), horizon_end, active, started_at
             ),
         )
         if not active:
             self._withdraw(uow, plan.id, set(), now, f"care plan {plan.status}", received)
             return
-        wanted = self._fill(uow, plan, patient_id, now, horizon_end, received.event.traceparent)
+        wanted = self._fill(
+            uow,
+            plan,
+            patient_id,
+            now,
+            horizon_end,
+            received.event.traceparent,
+            anchor=started_at,
+        )
         self._withdraw(uow, plan.id, wanted, now, "care plan changed", received)
 
     def on_care_plan_closed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
@@ -211,11 +229,17 @@ class Scheduling:
         window_start: datetime,
         window_end: datetime,
         traceparent: str | None,
+        *,
+        anchor: datetime,
     ) -> set[str]:
         """Carries out every occurrence of the plan's timed activities in the window: a seat in
         the matching group session if there is one, else a proposed appointment; holidays are
         skipped and a clash with the patient's bookings is reported as a conflict event.
-        Returns the occurrence keys the plan wants in the window."""
+        Returns the occurrence keys the plan wants in the window.
+
+        `anchor` is when the series began, not the window's start: a timing without days or
+        bounds repeats from it, so each daily extension of the horizon continues the same
+        cadence instead of starting a new one on the window's weekday."""
         plan_id = plan.id
         stored_at = datetime.now(UTC)
         created: list[str] = []
@@ -223,7 +247,7 @@ class Scheduling:
         for activity in fhir_map.planned_activities(plan):
             try:
                 occurrences = expand(
-                    activity.timing, window_start, window_end, self.zone, anchor=window_start
+                    activity.timing, window_start, window_end, self.zone, anchor=anchor
                 )
             except UnsupportedTiming as exc:
                 # Reported, not dropped: the team sees why no sessions appeared for this one.
@@ -356,7 +380,16 @@ class Scheduling:
                 if series is None or not series.active or series.horizon_end >= target:
                     continue
                 plan = fhir.parse_resource(series.resource, "CarePlan")
-                self._fill(uow, plan, series.patient_id, series.horizon_end, target, None)
+                self._fill(
+                    uow,
+                    plan,
+                    series.patient_id,
+                    series.horizon_end,
+                    target,
+                    None,
+                    # Series stored before their start was recorded keep the old behaviour.
+                    anchor=series.started_at or series.horizon_end,
+                )
                 store.save_series(uow.conn, replace(series, horizon_end=target))
                 uow.commit()
                 extended += 1

@@ -132,6 +132,10 @@ plan_series = Table(
     Column("resource", Text, nullable=False),
     Column("horizon_end", DateTime(timezone=True), nullable=False),
     Column("active", Boolean, nullable=False),
+    # When the series began: a timing with no days of the week and no bounds repeats from here
+    # (a weekly activity keeps the weekday it began on, a count counts from here), whatever window
+    # a later extension or revision fills.
+    Column("started_at", DateTime(timezone=True), nullable=True),
 )
 
 #: Daily check-ins: one per patient and program day (local date).
@@ -677,6 +681,7 @@ class StoredSeries:
     resource: str
     horizon_end: datetime
     active: bool
+    started_at: datetime | None = None
 
 
 def load_series(conn: Connection, plan_id: str) -> StoredSeries | None:
@@ -686,7 +691,13 @@ def load_series(conn: Connection, plan_id: str) -> StoredSeries | None:
     if row is None:
         return None
     return StoredSeries(
-        row.plan_id, row.patient_id, row.version, row.resource, as_utc(row.horizon_end), row.active
+        row.plan_id,
+        row.patient_id,
+        row.version,
+        row.resource,
+        as_utc(row.horizon_end),
+        row.active,
+        as_utc(row.started_at) if row.started_at is not None else None,
     )
 
 
@@ -697,6 +708,7 @@ def save_series(conn: Connection, s: StoredSeries) -> None:
         "resource": s.resource,
         "horizon_end": s.horizon_end,
         "active": s.active,
+        "started_at": s.started_at,
     }
     updated = conn.execute(
         plan_series.update().where(plan_series.c.plan_id == s.plan_id).values(**values)
