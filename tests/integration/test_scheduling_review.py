@@ -18,6 +18,8 @@ from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork, migrate
 from iopcare.kit.events import Event, ReceivedEvent
 from iopcare.scheduling import app, store
+from iopcare.scheduling.bookings import GroupRequest
+from iopcare.scheduling.calendars import CalendarInput
 from iopcare.scheduling.service import Scheduling
 from tests.support.scheduling import future_monday, local
 
@@ -86,3 +88,54 @@ def test_a_weekly_activity_without_days_stays_weekly_as_the_horizon_rolls_on(
     starts = _starts(scheduling, patient)
     assert {s.astimezone(ZONE).weekday() for s in starts} == {0}
     assert len(starts) == 4  # weeks 0..3 within began + 28 days
+
+
+def _calendar(s: Scheduling, actor: str) -> None:
+    kind = "room" if actor.startswith("Location/") else "practitioner"
+    value = CalendarInput(actor, kind, "", (), 10 if kind == "room" else 0, ALL_DAY, (), True)
+    s.calendars.create(ADMIN, str(uuid.uuid4()), value)
+
+
+def _group(s: Scheduling, room: str, facilitator: str, start: datetime, hours: int) -> str:
+    _calendar(s, f"Location/{room}")
+    _calendar(s, f"Practitioner/{facilitator}")
+    request = GroupRequest(room, (facilitator,), start, start + timedelta(hours=hours), 10, "", "")
+    return s.bookings.create_group(ADMIN, str(uuid.uuid4()), request).id
+
+
+def _in_session(s: Scheduling, appointment_id: str, patient: str) -> bool:
+    with s.db.read() as conn:
+        return f"Patient/{patient}" in {a for a, _, _ in store.participants(conn, appointment_id)}
+
+
+def test_a_group_activity_moved_to_an_overlapping_time_joins_the_new_group(
+    scheduling: Scheduling,
+) -> None:
+    # Monday group therapy moves from 09:00-12:00 (led by one therapist) to 10:00-13:00 (led by
+    # another): the old seat must be given up before the new one is taken, or the patient's own
+    # old seat blocks the new one and they end up in neither.
+    tag = uuid.uuid4().hex[:8]
+    patient, plan_id = f"p{tag}", f"plan-{tag}"
+    monday = future_monday()
+    first = _group(scheduling, f"r1{tag}", f"f1{tag}", local(monday, clock(9)), 3)
+    second = _group(scheduling, f"r2{tag}", f"f2{tag}", local(monday, clock(10)), 3)
+    began = local(monday - timedelta(days=3), clock(8))
+    repeat: dict[str, Any] = {
+        "frequency": 1,
+        "period": 1,
+        "periodUnit": "wk",
+        "dayOfWeek": ["mon"],
+        "timeOfDay": ["09:00:00"],
+        "duration": 3,
+        "durationUnit": "h",
+    }
+    plan = _plan(plan_id, patient, 1, repeat, f"Practitioner/f1{tag}")
+    _deliver(scheduling, "on_care_plan_created", plan, began)
+    assert _in_session(scheduling, first, patient)
+
+    moved = _plan(
+        plan_id, patient, 2, {**repeat, "timeOfDay": ["10:00:00"]}, f"Practitioner/f2{tag}"
+    )
+    _deliver(scheduling, "on_care_plan_changed", moved, began + timedelta(hours=1))
+    assert not _in_session(scheduling, first, patient)
+    assert _in_session(scheduling, second, patient)

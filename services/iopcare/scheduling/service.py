@@ -40,6 +40,7 @@ from iopcare.scheduling.domain.intensity import (
     weekly,
 )
 from iopcare.scheduling.domain.timing import Occurrence, UnsupportedTiming, expand
+from iopcare.scheduling.fhir_map import PlannedActivity
 
 log = logging.getLogger(__name__)
 
@@ -129,15 +130,10 @@ class Scheduling:
             return  # a replay, or a late copy of a version already followed
         store.save_series(uow.conn, series)
         if series.active:
-            self._fill(
-                uow,
-                plan,
-                patient_id,
-                start,
-                series.horizon_end,
-                received.event.traceparent,
-                anchor=series.started_at or start,
+            planned = self._planned(
+                uow, plan, start, series.horizon_end, anchor=series.started_at or start
             )
+            self._fill(uow, plan.id, patient_id, planned, received.event.traceparent)
 
     def on_care_plan_changed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
         """An edited, activated or resumed plan: future sessions follow its activities now.
@@ -166,16 +162,12 @@ class Scheduling:
         if not active:
             self._withdraw(uow, plan.id, set(), now, f"care plan {plan.status}", received)
             return
-        wanted = self._fill(
-            uow,
-            plan,
-            patient_id,
-            now,
-            horizon_end,
-            received.event.traceparent,
-            anchor=started_at,
-        )
+        planned = self._planned(uow, plan, now, horizon_end, anchor=started_at)
+        # Withdraw first, then fill: a moved activity's old session must give up the patient's
+        # time before the new one is booked, or the old seat would block the new one.
+        wanted = {key for _, _, key in planned}
         self._withdraw(uow, plan.id, wanted, now, "care plan changed", received)
+        self._fill(uow, plan.id, patient_id, planned, received.event.traceparent)
 
     def on_care_plan_closed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
         """When a plan completes, is revoked or suspended, its future sessions are cancelled;
@@ -221,29 +213,22 @@ class Scheduling:
                 return True
         return False
 
-    def _fill(
+    def _planned(
         self,
         uow: UnitOfWork,
         plan: fhir.Resource,
-        patient_id: str,
         window_start: datetime,
         window_end: datetime,
-        traceparent: str | None,
         *,
         anchor: datetime,
-    ) -> set[str]:
-        """Carries out every occurrence of the plan's timed activities in the window: a seat in
-        the matching group session if there is one, else a proposed appointment; holidays are
-        skipped and a clash with the patient's bookings is reported as a conflict event.
-        Returns the occurrence keys the plan wants in the window.
+    ) -> list[tuple[PlannedActivity, Occurrence, str]]:
+        """The occurrences of the plan's timed activities in the window that the plan wants
+        (holidays skipped), each with its occurrence key; nothing is written.
 
         `anchor` is when the series began, not the window's start: a timing without days or
         bounds repeats from it, so each daily extension of the horizon continues the same
         cadence instead of starting a new one on the window's weekday."""
-        plan_id = plan.id
-        stored_at = datetime.now(UTC)
-        created: list[str] = []
-        wanted: set[str] = set()
+        planned = []
         for activity in fhir_map.planned_activities(plan):
             try:
                 occurrences = expand(
@@ -251,54 +236,69 @@ class Scheduling:
                 )
             except UnsupportedTiming as exc:
                 # Reported, not dropped: the team sees why no sessions appeared for this one.
-                log.warning("CarePlan/%s activity %d: %s", plan_id, activity.index, exc)
+                log.warning("CarePlan/%s activity %d: %s", plan.id, activity.index, exc)
                 continue
             for occurrence in occurrences:
-                key = f"{plan_id}/{activity.index}/{occurrence.start.isoformat()}"
-                if self._is_holiday(
-                    uow, activity.performers, occurrence.start.astimezone(self.zone).date()
-                ):
+                local_day = occurrence.start.astimezone(self.zone).date()
+                if self._is_holiday(uow, activity.performers, local_day):
                     continue
-                wanted.add(key)
-                if store.occurrence_exists(uow.conn, key):
-                    continue
-                appointment_id = str(uuid.uuid4())
-                resource = fhir_map.proposed_appointment(
-                    appointment_id, plan_id, patient_id, activity, occurrence, stored_at
-                )
-                if self._join_cohort(uow, activity.performers, occurrence, patient_id, key):
-                    continue
-                clash = store.busy(
-                    uow.conn, [f"Patient/{patient_id}"], occurrence.start, occurrence.end
-                )
-                if clash:
-                    self._conflict(uow, patient_id, resource, "the patient is booked then")
-                    continue
-                store.insert_appointment(
-                    uow.conn,
-                    store.StoredAppointment(
-                        appointment_id,
-                        1,
-                        patient_id,
-                        "proposed",
-                        occurrence.start,
-                        occurrence.end,
-                        plan_id,
-                        resource,
-                    ),
-                    key,
-                )
-                # The patient takes part, but a proposal holds no time: nobody agreed to it yet.
-                store.add_occupancy(
-                    uow.conn,
+                key = f"{plan.id}/{activity.index}/{occurrence.start.isoformat()}"
+                planned.append((activity, occurrence, key))
+        return planned
+
+    def _fill(
+        self,
+        uow: UnitOfWork,
+        plan_id: str,
+        patient_id: str,
+        planned: list[tuple[PlannedActivity, Occurrence, str]],
+        traceparent: str | None,
+    ) -> None:
+        """Carries out the planned occurrences not carried out yet: a seat in the matching group
+        session if there is one, else a proposed appointment; a clash with the patient's
+        bookings is reported as a conflict event."""
+        stored_at = datetime.now(UTC)
+        created: list[str] = []
+        for activity, occurrence, key in planned:
+            if store.occurrence_exists(uow.conn, key):
+                continue
+            appointment_id = str(uuid.uuid4())
+            resource = fhir_map.proposed_appointment(
+                appointment_id, plan_id, patient_id, activity, occurrence, stored_at
+            )
+            if self._join_cohort(uow, activity.performers, occurrence, patient_id, key):
+                continue
+            clash = store.busy(
+                uow.conn, [f"Patient/{patient_id}"], occurrence.start, occurrence.end
+            )
+            if clash:
+                self._conflict(uow, patient_id, resource, "the patient is booked then")
+                continue
+            store.insert_appointment(
+                uow.conn,
+                store.StoredAppointment(
                     appointment_id,
-                    f"Patient/{patient_id}",
-                    "patient",
+                    1,
+                    patient_id,
+                    "proposed",
                     occurrence.start,
                     occurrence.end,
-                    blocking=False,
-                )
-                created.append(resource)
+                    plan_id,
+                    resource,
+                ),
+                key,
+            )
+            # The patient takes part, but a proposal holds no time: nobody agreed to it yet.
+            store.add_occupancy(
+                uow.conn,
+                appointment_id,
+                f"Patient/{patient_id}",
+                "patient",
+                occurrence.start,
+                occurrence.end,
+                blocking=False,
+            )
+            created.append(resource)
         if created:
             append_to_outbox(
                 uow.conn,
@@ -313,7 +313,6 @@ class Scheduling:
                     traceparent=child_traceparent(traceparent),
                 ),
             )
-        return wanted
 
     def _join_cohort(
         self,
@@ -380,16 +379,10 @@ class Scheduling:
                 if series is None or not series.active or series.horizon_end >= target:
                     continue
                 plan = fhir.parse_resource(series.resource, "CarePlan")
-                self._fill(
-                    uow,
-                    plan,
-                    series.patient_id,
-                    series.horizon_end,
-                    target,
-                    None,
-                    # Series stored before their start was recorded keep the old behaviour.
-                    anchor=series.started_at or series.horizon_end,
-                )
+                # Series stored before their start was recorded keep the old behaviour.
+                anchor = series.started_at or series.horizon_end
+                planned = self._planned(uow, plan, series.horizon_end, target, anchor=anchor)
+                self._fill(uow, plan_id, series.patient_id, planned, None)
                 store.save_series(uow.conn, replace(series, horizon_end=target))
                 uow.commit()
                 extended += 1
