@@ -139,3 +139,23 @@ def test_a_group_activity_moved_to_an_overlapping_time_joins_the_new_group(
     _deliver(scheduling, "on_care_plan_changed", moved, began + timedelta(hours=1))
     assert not _in_session(scheduling, first, patient)
     assert _in_session(scheduling, second, patient)
+
+
+def test_a_late_copy_of_an_older_suspension_leaves_the_resumed_series_alone(
+    scheduling: Scheduling,
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    patient, plan_id = f"p{tag}", f"plan-{tag}"
+    began = local(future_monday(), clock(8))
+    repeat = {"frequency": 1, "period": 1, "periodUnit": "d", "timeOfDay": ["10:00:00"]}
+    _deliver(scheduling, "on_care_plan_created", _plan(plan_id, patient, 1, repeat), began)
+    suspended = {**_plan(plan_id, patient, 2, repeat), "status": "on-hold"}
+    _deliver(scheduling, "on_care_plan_closed", suspended, began + timedelta(minutes=1))
+    assert _starts(scheduling, patient) == []
+    resumed = _plan(plan_id, patient, 3, repeat)
+    _deliver(scheduling, "on_care_plan_changed", resumed, began + timedelta(minutes=2))
+    planned = _starts(scheduling, patient)
+    assert planned
+    # The suspension (version 2) is delivered again after the resumption (version 3).
+    _deliver(scheduling, "on_care_plan_closed", suspended, began + timedelta(minutes=3))
+    assert _starts(scheduling, patient) == planned

@@ -174,6 +174,10 @@ class Scheduling:
         past ones stay as they were (issue 3: "future appointments follow, past ones stay")."""
         plan = received.resource
         existing = store.load_series(uow.conn, plan.id)
+        if existing is not None and existing.version > _version(plan):
+            # A late copy of an older version (reliability A15): the series has since followed a
+            # newer one (a resumed plan), whose sessions must not be withdrawn.
+            return
         if existing is not None and existing.version < _version(plan):
             store.save_series(uow.conn, replace(existing, version=_version(plan), active=False))
         now = datetime.now(UTC)
