@@ -16,9 +16,10 @@ import pytest
 from iopcare.kit import fhir
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork, migrate
+from iopcare.kit.errors import InvalidArgument
 from iopcare.kit.events import Event, ReceivedEvent
 from iopcare.scheduling import app, store
-from iopcare.scheduling.bookings import GroupRequest
+from iopcare.scheduling.bookings import BookingRequest, GroupRequest
 from iopcare.scheduling.calendars import CalendarInput
 from iopcare.scheduling.service import Scheduling
 from tests.support.scheduling import future_monday, local
@@ -159,3 +160,39 @@ def test_a_late_copy_of_an_older_suspension_leaves_the_resumed_series_alone(
     # The suspension (version 2) is delivered again after the resumption (version 3).
     _deliver(scheduling, "on_care_plan_closed", suspended, began + timedelta(minutes=3))
     assert _starts(scheduling, patient) == planned
+
+
+def test_a_request_id_reused_for_a_different_booking_is_refused_not_answered_with_the_first(
+    scheduling: Scheduling,
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    _calendar(scheduling, f"Practitioner/t{tag}")
+    start = local(future_monday(), clock(9))
+    request_id = str(uuid.uuid4())
+
+    def booking(patient: str, at: datetime) -> BookingRequest:
+        return BookingRequest(patient, (f"t{tag}",), "", at, at + timedelta(hours=1), "", "", "")
+
+    first = scheduling.bookings.book(ADMIN, request_id, booking(f"p{tag}", start))
+    # The same request again (a client retry) gets the first result...
+    assert scheduling.bookings.book(ADMIN, request_id, booking(f"p{tag}", start)).id == first.id
+    # ...but the same id with another body is a client bug, not a retry: answering with the first
+    # booking would tell the caller that a booking it never got was made.
+    other = booking(f"q{tag}", start + timedelta(hours=2))
+    with pytest.raises(InvalidArgument) as refused:
+        scheduling.bookings.book(ADMIN, request_id, other)
+    assert [v.field for v in refused.value.violations] == ["request_id"]
+
+
+def test_a_join_request_id_reused_for_another_session_is_refused(scheduling: Scheduling) -> None:
+    tag = uuid.uuid4().hex[:8]
+    monday = future_monday()
+    first = _group(scheduling, f"r1{tag}", f"f1{tag}", local(monday, clock(9)), 1)
+    second = _group(scheduling, f"r2{tag}", f"f2{tag}", local(monday, clock(11)), 1)
+    request_id = str(uuid.uuid4())
+    joined = scheduling.bookings.join(ADMIN, request_id, first, f"p{tag}")
+    assert joined.id == first
+    assert scheduling.bookings.join(ADMIN, request_id, first, f"p{tag}").id == first
+    with pytest.raises(InvalidArgument):
+        scheduling.bookings.join(ADMIN, request_id, second, f"p{tag}")
+    assert not _in_session(scheduling, second, f"p{tag}")

@@ -36,7 +36,6 @@ from iopcare.kit.errors import (
     StaleVersion,
 )
 from iopcare.kit.events import Event, append_to_outbox
-from iopcare.kit.requests import create_once
 from iopcare.kit.teams import TeamAccess
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.calendars import CODE, Calendars
@@ -50,6 +49,7 @@ from iopcare.scheduling.domain.booking import (
     check_seat,
 )
 from iopcare.scheduling.domain.calendar import Interval, check_range
+from iopcare.scheduling.idempotency import create_matching_once
 
 MAX_TEXT = 500
 
@@ -291,14 +291,8 @@ class Bookings:
                     detail=basis,
                 )
 
-            appointment_id, _ = create_once(
-                self.db,
-                store.request_log,
-                principal,
-                "BookAppointment",
-                request_id,
-                _create,
-                lambda: str(uuid.uuid4()),
+            appointment_id = create_matching_once(
+                self.db, principal, "BookAppointment", request_id, r, _create
             )
         self.notify_outbox()
         return self._load(appointment_id)
@@ -390,14 +384,8 @@ class Bookings:
                     patient_id=None,
                 )
 
-            appointment_id, _ = create_once(
-                self.db,
-                store.request_log,
-                principal,
-                "CreateGroupSession",
-                request_id,
-                _create,
-                lambda: str(uuid.uuid4()),
+            appointment_id = create_matching_once(
+                self.db, principal, "CreateGroupSession", request_id, r, _create
             )
         self.notify_outbox()
         return self._load(appointment_id)
@@ -428,17 +416,16 @@ class Bookings:
                 )
                 return appointment_id
 
-            create_once(
+            joined = create_matching_once(
                 self.db,
-                store.request_log,
                 principal,
                 "JoinGroupSession",
                 request_id,
+                (appointment_id, patient_id),
                 _join,
-                lambda: str(uuid.uuid4()),
             )
         self.notify_outbox()
-        return self._load(appointment_id)
+        return self._load(joined)
 
     def seat(
         self,
