@@ -196,3 +196,30 @@ def test_a_join_request_id_reused_for_another_session_is_refused(scheduling: Sch
     with pytest.raises(InvalidArgument):
         scheduling.bookings.join(ADMIN, request_id, second, f"p{tag}")
     assert not _in_session(scheduling, second, f"p{tag}")
+
+
+@pytest.mark.parametrize("year", [1, 9999])
+def test_bookings_slots_and_intensity_at_the_ends_of_the_calendar_are_invalid_arguments(
+    scheduling: Scheduling, year: int
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    _calendar(scheduling, f"Practitioner/t{tag}")
+    start = datetime(year, 12 if year > 1 else 1, 31 if year > 1 else 1, 12, tzinfo=UTC)
+    end = start + timedelta(hours=1)
+    with pytest.raises(InvalidArgument):
+        request = BookingRequest(f"p{tag}", (f"t{tag}",), "", start, end, "", "", "")
+        scheduling.bookings.book(ADMIN, str(uuid.uuid4()), request)
+    with pytest.raises(InvalidArgument):
+        scheduling.calendars.find_slots(
+            schedule_id="",
+            actor=f"Practitioner/t{tag}",
+            role="",
+            service_type="",
+            start=start,
+            end=end,
+            duration_minutes=30,
+            page_size=10,
+        )
+    day = start.date().isoformat()
+    with pytest.raises(InvalidArgument):
+        scheduling.intensity(ADMIN, f"p{tag}", day, day, "")

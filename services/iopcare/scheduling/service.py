@@ -30,6 +30,7 @@ from iopcare.scheduling.bookings import Bookings
 from iopcare.scheduling.calendars import Calendars
 from iopcare.scheduling.domain.attendance import check_attendance, is_late_cancellation
 from iopcare.scheduling.domain.booking import check_open_for_booking
+from iopcare.scheduling.domain.calendar import EARLIEST, LATEST
 from iopcare.scheduling.domain.intensity import (
     MISSED,
     Rule,
@@ -744,9 +745,15 @@ class Scheduling:
         days: list[date] = []
         for field_name, text in (("start_date", first), ("end_date", last)):
             try:
-                days.append(date.fromisoformat(text))
+                day = date.fromisoformat(text)
             except ValueError:
                 problems.add(field_name, "a date YYYY-MM-DD")
+                continue
+            if not EARLIEST.date() <= day < LATEST.date():
+                # Weeks are computed around the range: year 9999 would overflow into INTERNAL.
+                problems.add(field_name, f"between {EARLIEST.year} and {LATEST.year - 1}")
+                continue
+            days.append(day)
         if len(days) == 2 and not days[0] <= days[1] <= days[0] + MAX_INTENSITY_RANGE:
             problems.add(
                 "end_date", f"on or after start_date, at most {MAX_INTENSITY_RANGE.days} days"

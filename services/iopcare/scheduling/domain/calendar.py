@@ -24,6 +24,10 @@ MAX_CAPACITY = 200
 MAX_SLOT_RANGE = timedelta(days=92)
 MIN_SLOT_MINUTES = 5
 MAX_SLOT_MINUTES = 720
+#: Sessions and searches lie in this window: opening hours are computed day by day around a
+#: range, and a range at year 1 or 9999 would overflow the date arithmetic (an internal error).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, order=True)
@@ -183,6 +187,15 @@ def check_range(
     if end is None:
         problems.add(end_field, "required")
     if start is None or end is None:
+        return None
+    outside = [
+        (name, value)
+        for name, value in ((start_field, start), (end_field, end))
+        if not EARLIEST <= value <= LATEST
+    ]
+    for name, _ in outside:
+        problems.add(name, f"between {EARLIEST.year} and {LATEST.year}")
+    if outside:
         return None
     if end <= start:
         problems.add(end_field, "after start_time")
