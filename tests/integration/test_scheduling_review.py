@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -223,3 +223,25 @@ def test_bookings_slots_and_intensity_at_the_ends_of_the_calendar_are_invalid_ar
     day = start.date().isoformat()
     with pytest.raises(InvalidArgument):
         scheduling.intensity(ADMIN, f"p{tag}", day, day, "")
+
+
+def test_no_below_minimum_alert_for_the_partial_week_of_admission(scheduling: Scheduling) -> None:
+    tag = uuid.uuid4().hex[:8]
+    patient = f"p{tag}"
+    _calendar(scheduling, f"Practitioner/t{tag}")
+    monday = future_monday()
+
+    def book(day: date) -> None:
+        start = local(day, clock(9))
+        request = BookingRequest(
+            patient, (f"t{tag}",), "", start, start + timedelta(hours=3), "", "", ""
+        )
+        scheduling.bookings.book(ADMIN, str(uuid.uuid4()), request)
+
+    book(monday + timedelta(days=3))  # admitted on a Thursday: the first session
+    book(monday + timedelta(days=7))  # the next week, a whole one, has 3 hours only
+    after_first = local(monday + timedelta(days=7), clock(12))
+    assert scheduling.check_intensity(after_first) == 0
+    after_second = local(monday + timedelta(days=14), clock(12))
+    assert scheduling.check_intensity(after_second) == 1
+    assert scheduling.check_intensity(after_second) == 0  # once per patient and week

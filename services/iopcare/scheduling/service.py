@@ -10,6 +10,8 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Connection
+
 from iopcare.kit import audit, fhir, paging, teams, topics
 from iopcare.kit.access import PRIVILEGED_ROLES
 from iopcare.kit.auth import Principal
@@ -775,8 +777,14 @@ class Scheduling:
         )
         sessions = [Session(s, e, att, cancelled) for _, s, e, att, cancelled, _ in rows]
         now = datetime.now(UTC)
-        weeks = weekly(sessions, days[0], days[1], rule, self.zone, now)
+        with self.db.read() as conn:  # the same patient, access checked and audited above
+            admitted = self._admitted(conn, patient_id)
+        weeks = weekly(sessions, days[0], days[1], rule, self.zone, now, admitted=admitted)
         return weeks, missed_in_a_row(sessions, MISSED_IN_A_ROW)
+
+    def _admitted(self, conn: Connection, patient_id: str) -> date | None:
+        first = store.first_session_start(conn, patient_id)
+        return first.astimezone(self.zone).date() if first is not None else None
 
     def check_intensity(self, now: datetime | None = None) -> int:
         """Raises the below-minimum alert for every patient whose last ended ISO week fell short
@@ -794,7 +802,8 @@ class Scheduling:
             with UnitOfWork(self.db) as uow:
                 rows = store.patient_sessions(uow.conn, patient_id, start, end)
                 sessions = [Session(s, e, att, c) for _, s, e, att, c, _ in rows]
-                week = weekly(sessions, monday, monday, rule, self.zone, now)[0]
+                admitted = self._admitted(uow.conn, patient_id)
+                week = weekly(sessions, monday, monday, rule, self.zone, now, admitted=admitted)[0]
                 if week.below_minimum and store.raise_alert_once(
                     uow.conn, patient_id, codes.ALERT_BELOW_MINIMUM, week.label
                 ):

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    func,
     or_,
     select,
 )
@@ -547,6 +548,15 @@ def patient_sessions(
         )
         for r in rows
     ]
+
+
+def first_session_start(conn: Connection, patient_id: str) -> datetime | None:
+    """When the patient's first session of any status starts: their admission, as far as
+    scheduling knows it."""
+    first = conn.execute(
+        select(func.min(occupancy.c.start)).where(occupancy.c.actor == f"Patient/{patient_id}")
+    ).scalar()
+    return as_utc(first) if first is not None else None
 
 
 def raise_alert_once(conn: Connection, patient_id: str, kind: str, about: str) -> bool:
