@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
 from iopcare.kit import fhir
 from iopcare.kit.auth import Principal
@@ -245,3 +246,31 @@ def test_no_below_minimum_alert_for_the_partial_week_of_admission(scheduling: Sc
     after_second = local(monday + timedelta(days=14), clock(12))
     assert scheduling.check_intensity(after_second) == 1
     assert scheduling.check_intensity(after_second) == 0  # once per patient and week
+
+
+def _audit_rows(s: Scheduling) -> int:
+    with s.db.read() as conn:
+        return len(conn.execute(select(store.audit_log.c.id)).all())
+
+
+def test_invalid_intensity_and_listing_requests_are_audited_refusals(
+    scheduling: Scheduling,
+) -> None:
+    # Reliability C11: one audit record for every access and every refusal, bad input included
+    # (as BookAppointment and CancelAppointment already do).
+    before = _audit_rows(scheduling)
+    with pytest.raises(InvalidArgument):
+        scheduling.intensity(ADMIN, "p1", "not-a-date", "2026-12-01", "")
+    assert _audit_rows(scheduling) == before + 1
+    with pytest.raises(InvalidArgument):
+        scheduling.list_appointments(
+            ADMIN,
+            patient_id="p1",
+            actor="",
+            statuses=["no-such-status"],
+            start_from=None,
+            start_before=None,
+            page_size=10,
+            page_token="",
+        )
+    assert _audit_rows(scheduling) == before + 2

@@ -6,6 +6,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -461,18 +462,29 @@ class Scheduling:
         """A patient's sessions (their care team), or a practitioner's or room's (the
         practitioner, or a privileged role); either way a group session shows only the patients
         the caller may see."""
-        problems = FieldViolations()
-        if bool(patient_id) == bool(actor):
-            problems.add("patient_id", "exactly one of patient_id and actor")
-        if actor and not _is_staff_reference(actor):
-            problems.add("actor", "Practitioner/{id} or Location/{id}")
-        for i, status in enumerate(statuses):
-            if status not in APPOINTMENT_STATUSES:
-                problems.add(f"statuses[{i}]", "a FHIR appointmentstatus code")
-        if start_from and start_before and start_before <= start_from:
-            problems.add("end_time", "after start_time")
-        size = paging.page_size(page_size)
-        problems.raise_if_any("the listing is invalid")
+        with self._search_refusals(principal, patient_id):
+            problems = FieldViolations()
+            if bool(patient_id) == bool(actor):
+                problems.add("patient_id", "exactly one of patient_id and actor")
+            if actor and not _is_staff_reference(actor):
+                problems.add("actor", "Practitioner/{id} or Location/{id}")
+            for i, status in enumerate(statuses):
+                if status not in APPOINTMENT_STATUSES:
+                    problems.add(f"statuses[{i}]", "a FHIR appointmentstatus code")
+            if start_from and start_before and start_before <= start_from:
+                problems.add("end_time", "after start_time")
+            size = paging.page_size(page_size)
+            problems.raise_if_any("the listing is invalid")
+            position = paging.decode(page_token, {"start": str, "id": str})
+            after = None
+            if position is not None:
+                try:
+                    after = (datetime.fromisoformat(position["start"]), str(position["id"]))
+                except ValueError:
+                    raise InvalidArgument(
+                        "page_token is not one this server issued",
+                        [FieldViolation("page_token", "invalid page token")],
+                    ) from None
         if patient_id:
             basis = teams.require_access(
                 self.db,
@@ -490,16 +502,6 @@ class Scheduling:
                         "a practitioner lists only their own sessions", reason="NOT_OWN_CALENDAR"
                     )
             basis = "own-calendar" if actor == principal.reference else f"role:{principal.role}"
-        position = paging.decode(page_token, {"start": str, "id": str})
-        after = None
-        if position is not None:
-            try:
-                after = (datetime.fromisoformat(position["start"]), str(position["id"]))
-            except ValueError:
-                raise InvalidArgument(
-                    "page_token is not one this server issued",
-                    [FieldViolation("page_token", "invalid page token")],
-                ) from None
         with self.db.read() as conn:
             items = store.list_appointments(
                 conn,
@@ -741,27 +743,28 @@ class Scheduling:
     def intensity(
         self, principal: Principal, patient_id: str, first: str, last: str, program: str
     ) -> tuple[list[Week], bool]:
-        problems = FieldViolations()
-        if not fhir.is_valid_id(patient_id):
-            problems.add("patient_id", "1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'")
-        days: list[date] = []
-        for field_name, text in (("start_date", first), ("end_date", last)):
-            try:
-                day = date.fromisoformat(text)
-            except ValueError:
-                problems.add(field_name, "a date YYYY-MM-DD")
-                continue
-            if not EARLIEST.date() <= day < LATEST.date():
-                # Weeks are computed around the range: year 9999 would overflow into INTERNAL.
-                problems.add(field_name, f"between {EARLIEST.year} and {LATEST.year - 1}")
-                continue
-            days.append(day)
-        if len(days) == 2 and not days[0] <= days[1] <= days[0] + MAX_INTENSITY_RANGE:
-            problems.add(
-                "end_date", f"on or after start_date, at most {MAX_INTENSITY_RANGE.days} days"
-            )
-        problems.raise_if_any("the intensity request is invalid")
-        rule = self.rule(program)
+        with self._search_refusals(principal, patient_id):
+            problems = FieldViolations()
+            if not fhir.is_valid_id(patient_id):
+                problems.add("patient_id", "1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'")
+            days: list[date] = []
+            for field_name, text in (("start_date", first), ("end_date", last)):
+                try:
+                    day = date.fromisoformat(text)
+                except ValueError:
+                    problems.add(field_name, "a date YYYY-MM-DD")
+                    continue
+                if not EARLIEST.date() <= day < LATEST.date():
+                    # Weeks are computed around the range: year 9999 would overflow into INTERNAL.
+                    problems.add(field_name, f"between {EARLIEST.year} and {LATEST.year - 1}")
+                    continue
+                days.append(day)
+            if len(days) == 2 and not days[0] <= days[1] <= days[0] + MAX_INTENSITY_RANGE:
+                problems.add(
+                    "end_date", f"on or after start_date, at most {MAX_INTENSITY_RANGE.days} days"
+                )
+            problems.raise_if_any("the intensity request is invalid")
+            rule = self.rule(program)
         start = datetime.combine(week_start(days[0]), time(0), tzinfo=self.zone)
         end = datetime.combine(week_start(days[1]) + timedelta(days=7), time(0), tzinfo=self.zone)
         rows = teams.audited_search(
@@ -781,6 +784,16 @@ class Scheduling:
             admitted = self._admitted(conn, patient_id)
         weeks = weekly(sessions, days[0], days[1], rule, self.zone, now, admitted=admitted)
         return weeks, missed_in_a_row(sessions, MISSED_IN_A_ROW)
+
+    def _search_refusals(
+        self, principal: Principal, patient_id: str
+    ) -> AbstractContextManager[None]:
+        """Audits a search refused for its input, like every other refusal (reliability C11); the
+        patient is named only when the id is a valid one."""
+        named = patient_id if fhir.is_valid_id(patient_id) else None
+        return audit.refusals(
+            self.db, store.audit_log, principal, audit.SEARCH, "Appointment", named
+        )
 
     def _admitted(self, conn: Connection, patient_id: str) -> date | None:
         first = store.first_session_start(conn, patient_id)
