@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
-from iopcare.kit import audit, fhir, topics
+from iopcare.kit import audit, fhir
 from iopcare.kit.access import PRIVILEGED_ROLES
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
@@ -35,7 +35,6 @@ from iopcare.kit.errors import (
     PermissionDenied,
     StaleVersion,
 )
-from iopcare.kit.events import Event, append_to_outbox
 from iopcare.kit.teams import TeamAccess
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.calendars import CODE, Calendars
@@ -118,32 +117,24 @@ class Bookings:
         event_type: str,
         at: datetime,
         patients: list[str] | None = None,
+        *,
+        parent_trace: str | None = None,
     ) -> None:
         """The appointment's event, once per patient and keyed by the patient (their events stay
         in order on one partition); a group session's copy names only that patient, so no
         consumer learns who else is in the group. A session with no patient yet is keyed by its
         own id."""
-        group_patients = patients if patients is not None else self._patient_ids(uow, a)
         if not a.is_group:
             group_patients = [a.patient_id] if a.patient_id else []
-        targets = group_patients or [""]
-        for patient in targets:
+        else:
+            group_patients = patients if patients is not None else self._patient_ids(uow, a)
+        subject = f"Appointment/{a.id}/_history/{a.version}"
+        for patient in group_patients or [""]:
             data = a.resource
             if a.is_group:
                 data = fhir_map.visible_to(a.resource, fhir_map.patients_in(a.resource) - {patient})
-            append_to_outbox(
-                uow.conn,
-                store.outbox,
-                topics.SCHEDULING,
-                Event(
-                    type=event_type,
-                    source=codes.SOURCE,
-                    subject=f"Appointment/{a.id}/_history/{a.version}",
-                    key=patient or a.id,
-                    data=data,
-                    time=at,
-                ),
-            )
+            key = patient or a.id
+            store.emit(uow.conn, event_type, subject, key, data, at=at, parent_trace=parent_trace)
 
     def _patient_ids(self, uow: UnitOfWork, a: store.StoredAppointment) -> list[str]:
         return [
@@ -157,20 +148,15 @@ class Bookings:
     ) -> None:
         """A patient's answer to a group session (AppointmentResponse), as an event."""
         response_id = str(uuid.uuid4())
-        append_to_outbox(
+        store.emit(
             uow.conn,
-            store.outbox,
-            topics.SCHEDULING,
-            Event(
-                type=codes.EVENT_APPOINTMENT_RESPONSE,
-                source=codes.SOURCE,
-                subject=f"AppointmentResponse/{response_id}/_history/1",
-                key=patient_id,
-                data=fhir_map.appointment_response(
-                    response_id, appointment_id, f"Patient/{patient_id}", status, "", at
-                ),
-                time=at,
+            codes.EVENT_APPOINTMENT_RESPONSE,
+            f"AppointmentResponse/{response_id}/_history/1",
+            patient_id,
+            fhir_map.appointment_response(
+                response_id, appointment_id, f"Patient/{patient_id}", status, "", at
             ),
+            at=at,
         )
 
     # Rules that read the database --------------------------------------------------------------

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from iopcare.kit import audit, paging, topics
+from iopcare.kit import audit, paging
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import (
@@ -20,7 +20,6 @@ from iopcare.kit.errors import (
     PermissionDenied,
     StaleVersion,
 )
-from iopcare.kit.events import Event, append_to_outbox
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.domain.calendar import (
     MAX_SLOT_MINUTES,
@@ -129,20 +128,10 @@ class Calendars:
         )
 
     def _publish(self, uow: UnitOfWork, s: store.StoredSchedule, event_type: str) -> None:
-        append_to_outbox(
-            uow.conn,
-            store.outbox,
-            topics.SCHEDULING,
-            Event(
-                type=event_type,
-                source=codes.SOURCE,
-                subject=f"Schedule/{s.id}/_history/{s.version}",
-                # A calendar is nobody's health record: keyed by its actor, so its versions stay
-                # in order on one partition.
-                key=s.actor,
-                data=s.resource,
-            ),
-        )
+        # A calendar is nobody's health record: keyed by its actor, so its versions stay in
+        # order on one partition.
+        subject = f"Schedule/{s.id}/_history/{s.version}"
+        store.emit(uow.conn, event_type, subject, s.actor, s.resource)
 
     def create(
         self, principal: Principal, request_id: str, value: CalendarInput

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
-from iopcare.kit import audit, fhir, paging, teams, topics
+from iopcare.kit import audit, fhir, paging, teams
 from iopcare.kit.access import PRIVILEGED_ROLES
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
@@ -27,7 +27,7 @@ from iopcare.kit.errors import (
     PermissionDenied,
     StaleVersion,
 )
-from iopcare.kit.events import Event, ReceivedEvent, append_to_outbox, child_traceparent
+from iopcare.kit.events import ReceivedEvent
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.bookings import Bookings
 from iopcare.scheduling.calendars import Calendars
@@ -308,18 +308,13 @@ class Scheduling:
             )
             created.append(resource)
         if created:
-            append_to_outbox(
+            store.emit(
                 uow.conn,
-                store.outbox,
-                topics.SCHEDULING,
-                Event(
-                    type=codes.EVENT_APPOINTMENTS_PROPOSED,
-                    source=codes.SOURCE,
-                    subject=f"CarePlan/{plan_id}",
-                    key=patient_id,
-                    data=fhir_map.collection(created, str(uuid.uuid4()), stored_at),
-                    traceparent=child_traceparent(traceparent),
-                ),
+                codes.EVENT_APPOINTMENTS_PROPOSED,
+                f"CarePlan/{plan_id}",
+                patient_id,
+                fhir_map.collection(created, str(uuid.uuid4()), stored_at),
+                parent_trace=traceparent,
             )
 
     def _join_cohort(
@@ -360,18 +355,8 @@ class Scheduling:
         """Reports an occurrence the series could not carry out (issue 3: conflicts are events,
         not silence). The value is the Appointment that was wanted, with the reason."""
         data = fhir_map.with_comment(resource, why) if resource else resource
-        append_to_outbox(
-            uow.conn,
-            store.outbox,
-            topics.SCHEDULING,
-            Event(
-                type=codes.EVENT_SERIES_CONFLICT,
-                source=codes.SOURCE,
-                subject=f"Patient/{patient_id}",
-                key=patient_id,
-                data=data,
-            ),
-        )
+        subject = f"Patient/{patient_id}"
+        store.emit(uow.conn, codes.EVENT_SERIES_CONFLICT, subject, patient_id, data)
 
     def extend_horizons(self, now: datetime | None = None) -> int:
         """The rolling horizon: each active series is extended to `now + horizon` (a periodic
@@ -430,19 +415,8 @@ class Scheduling:
             store.set_occupancy(
                 uow.conn, current.id, actor=f"Patient/{current.patient_id}", attendance=status
             )
-        append_to_outbox(
-            uow.conn,
-            store.outbox,
-            topics.SCHEDULING,
-            Event(
-                type=codes.EVENT_APPOINTMENT_UPDATED,
-                source=codes.SOURCE,
-                subject=f"Appointment/{revised.id}/_history/{revised.version}",
-                key=revised.patient_id,
-                data=revised.resource,
-                time=now,
-                traceparent=child_traceparent(traceparent),
-            ),
+        self.bookings.publish(
+            uow, revised, codes.EVENT_APPOINTMENT_UPDATED, now, parent_trace=traceparent
         )
         return revised
 
@@ -656,19 +630,8 @@ class Scheduling:
         self, uow: UnitOfWork, patient_id: str, event_type: str, text: str, at: datetime
     ) -> None:
         flag_id = str(uuid.uuid4())
-        append_to_outbox(
-            uow.conn,
-            store.outbox,
-            topics.SCHEDULING,
-            Event(
-                type=event_type,
-                source=codes.SOURCE,
-                subject=f"Flag/{flag_id}/_history/1",
-                key=patient_id,
-                data=fhir_map.alert_flag(flag_id, patient_id, text, at),
-                time=at,
-            ),
-        )
+        data = fhir_map.alert_flag(flag_id, patient_id, text, at)
+        store.emit(uow.conn, event_type, f"Flag/{flag_id}/_history/1", patient_id, data, at=at)
 
     # Daily check-ins ----------------------------------------------------------------------------
     def record_check_in(
