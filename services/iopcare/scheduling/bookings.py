@@ -83,6 +83,13 @@ def _check_id(value: str, field: str, problems: FieldViolations, required: bool 
         problems.add(field, "1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'")
 
 
+def _check_staff(ids: tuple[str, ...], field: str, kind: str, problems: FieldViolations) -> None:
+    """One or two distinct practitioners (or facilitators), each a valid id."""
+    check_participants(list(ids), problems, field, kind=kind)
+    for i, p in enumerate(ids):
+        _check_id(p, f"{field}[{i}]", problems)
+
+
 def _check_text(value: str, field: str, problems: FieldViolations) -> None:
     if len(value) > MAX_TEXT:
         problems.add(field, f"at most {MAX_TEXT} characters")
@@ -206,6 +213,75 @@ class Bookings:
             "only the group's facilitators may change it", reason="NOT_FACILITATOR"
         )
 
+    def _insert_booked(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        appointment_id: str,
+        *,
+        kind: str,
+        patient_id: str,
+        practitioner_ids: tuple[str, ...],
+        location_id: str,
+        wanted: Interval,
+        service_type: str,
+        description: str,
+        care_plan_id: str,
+        capacity: int,
+        basis: str | None,
+    ) -> None:
+        """Writes a checked booking: the Appointment (version 1), a participant row for each of
+        its patient, practitioners and room, its event and its audit row, in the caller's unit
+        of work. An individual session has its patient; a group session starts with none."""
+        now = datetime.now(UTC)
+        a = store.StoredAppointment(
+            appointment_id,
+            1,
+            patient_id,
+            "booked",
+            wanted.start,
+            wanted.end,
+            care_plan_id or None,
+            fhir_map.booked_appointment(
+                appointment_id,
+                kind=kind,
+                patients=[patient_id] if patient_id else [],
+                practitioners=list(practitioner_ids),
+                location=location_id or None,
+                start=wanted.start,
+                end=wanted.end,
+                service_type=service_type,
+                description=description,
+                care_plan_id=care_plan_id,
+                capacity=capacity,
+                at=now,
+            ),
+            kind=kind,
+            capacity=capacity,
+            seats_taken=0,
+        )
+        store.insert_appointment(uow.conn, a, None)
+        participants = [(f"Practitioner/{p}", "practitioner") for p in practitioner_ids]
+        if patient_id:
+            participants.append((f"Patient/{patient_id}", "patient"))
+        if location_id:
+            participants.append((f"Location/{location_id}", "location"))
+        for actor, role in participants:
+            store.add_occupancy(uow.conn, a.id, actor, role, a.start, a.end)
+        if a.is_group:
+            self.publish(uow, a, codes.EVENT_GROUP_SESSION_CREATED, now, patients=[])
+        else:
+            self.publish(uow, a, codes.EVENT_APPOINTMENT_BOOKED, now)
+        audit.record(
+            uow.conn,
+            store.audit_log,
+            principal,
+            audit.CREATE,
+            resource=f"Appointment/{a.id}",
+            patient_id=patient_id or None,
+            detail=basis,
+        )
+
     # Individual sessions -------------------------------------------------------------------------
     def book(
         self, principal: Principal, request_id: str, r: BookingRequest
@@ -215,11 +291,7 @@ class Bookings:
         ):
             problems = FieldViolations()
             _check_id(r.patient_id, "patient_id", problems)
-            check_participants(
-                list(r.practitioner_ids), problems, "practitioner_ids", kind="practitioners"
-            )
-            for i, p in enumerate(r.practitioner_ids):
-                _check_id(p, f"practitioner_ids[{i}]", problems)
+            _check_staff(r.practitioner_ids, "practitioner_ids", "practitioners", problems)
             _check_id(r.location_id, "location_id", problems, required=False)
             _check_id(r.care_plan_id, "care_plan_id", problems, required=False)
             _check_code(r.service_type, "service_type", problems)
@@ -237,44 +309,20 @@ class Bookings:
                 store.lock_actors(uow.conn, [patient, *staff])
                 self._check_calendars_open(uow, staff, wanted)
                 self._check_free(uow, [patient, *staff], wanted)
-                now = datetime.now(UTC)
-                a = store.StoredAppointment(
-                    appointment_id,
-                    1,
-                    r.patient_id,
-                    "booked",
-                    wanted.start,
-                    wanted.end,
-                    r.care_plan_id or None,
-                    fhir_map.booked_appointment(
-                        appointment_id,
-                        kind="individual",
-                        patients=[r.patient_id],
-                        practitioners=list(r.practitioner_ids),
-                        location=r.location_id or None,
-                        start=wanted.start,
-                        end=wanted.end,
-                        service_type=r.service_type,
-                        description=r.description,
-                        care_plan_id=r.care_plan_id,
-                        capacity=1,
-                        at=now,
-                    ),
-                )
-                store.insert_appointment(uow.conn, a, None)
-                store.add_occupancy(uow.conn, a.id, patient, "patient", a.start, a.end)
-                for actor in staff:
-                    role = "location" if actor.startswith("Location/") else "practitioner"
-                    store.add_occupancy(uow.conn, a.id, actor, role, a.start, a.end)
-                self.publish(uow, a, codes.EVENT_APPOINTMENT_BOOKED, now)
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                self._insert_booked(
+                    uow,
                     principal,
-                    audit.CREATE,
-                    resource=f"Appointment/{a.id}",
+                    appointment_id,
+                    kind="individual",
                     patient_id=r.patient_id,
-                    detail=basis,
+                    practitioner_ids=r.practitioner_ids,
+                    location_id=r.location_id,
+                    wanted=wanted,
+                    service_type=r.service_type,
+                    description=r.description,
+                    care_plan_id=r.care_plan_id,
+                    capacity=1,
+                    basis=basis,
                 )
 
             appointment_id = create_matching_once(
@@ -290,11 +338,7 @@ class Bookings:
         with audit.refusals(self.db, store.audit_log, principal, audit.CREATE, "Appointment"):
             problems = FieldViolations()
             _check_id(r.location_id, "location_id", problems)
-            check_participants(
-                list(r.facilitator_ids), problems, "facilitator_ids", kind="facilitators"
-            )
-            for i, p in enumerate(r.facilitator_ids):
-                _check_id(p, f"facilitator_ids[{i}]", problems)
+            _check_staff(r.facilitator_ids, "facilitator_ids", "facilitators", problems)
             if r.capacity < 0:
                 problems.add("capacity", "0 (the room's) or more")
             _check_code(r.service_type, "service_type", problems)
@@ -329,45 +373,20 @@ class Bookings:
                     )
                 self._check_calendars_open(uow, [room, *staff], wanted)
                 self._check_free(uow, [room, *staff], wanted)
-                now = datetime.now(UTC)
-                a = store.StoredAppointment(
-                    appointment_id,
-                    1,
-                    "",
-                    "booked",
-                    wanted.start,
-                    wanted.end,
-                    None,
-                    fhir_map.booked_appointment(
-                        appointment_id,
-                        kind="group",
-                        patients=[],
-                        practitioners=list(r.facilitator_ids),
-                        location=r.location_id,
-                        start=wanted.start,
-                        end=wanted.end,
-                        service_type=r.service_type,
-                        description=r.description,
-                        care_plan_id="",
-                        capacity=capacity,
-                        at=now,
-                    ),
-                    kind="group",
-                    capacity=capacity,
-                    seats_taken=0,
-                )
-                store.insert_appointment(uow.conn, a, None)
-                for actor in [room, *staff]:
-                    role = "location" if actor == room else "practitioner"
-                    store.add_occupancy(uow.conn, a.id, actor, role, a.start, a.end)
-                self.publish(uow, a, codes.EVENT_GROUP_SESSION_CREATED, now, patients=[])
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                self._insert_booked(
+                    uow,
                     principal,
-                    audit.CREATE,
-                    resource=f"Appointment/{a.id}",
-                    patient_id=None,
+                    appointment_id,
+                    kind="group",
+                    patient_id="",
+                    practitioner_ids=r.facilitator_ids,
+                    location_id=r.location_id,
+                    wanted=wanted,
+                    service_type=r.service_type,
+                    description=r.description,
+                    care_plan_id="",
+                    capacity=capacity,
+                    basis=None,
                 )
 
             appointment_id = create_matching_once(
