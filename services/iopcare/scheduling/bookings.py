@@ -90,6 +90,14 @@ def _check_staff(ids: tuple[str, ...], field: str, kind: str, problems: FieldVio
         _check_id(p, f"{field}[{i}]", problems)
 
 
+def _is_facilitator(conn: Connection, principal: Principal, a: store.StoredAppointment) -> bool:
+    """Whether the caller is one of the session's practitioners (a group's facilitators)."""
+    facilitators = {
+        actor for actor, role, _ in store.participants(conn, a.id) if role == "practitioner"
+    }
+    return bool(principal.practitioner_id) and principal.reference in facilitators
+
+
 def _check_text(value: str, field: str, problems: FieldViolations) -> None:
     if len(value) > MAX_TEXT:
         problems.add(field, f"at most {MAX_TEXT} characters")
@@ -204,10 +212,7 @@ class Bookings:
             return self.access.basis(uow.conn, principal, a.patient_id)
         if principal.role in PRIVILEGED_ROLES:
             return f"role:{principal.role}"
-        facilitators = {
-            actor for actor, role, _ in store.participants(uow.conn, a.id) if role == "practitioner"
-        }
-        if principal.practitioner_id and principal.reference in facilitators:
+        if _is_facilitator(uow.conn, principal, a):
             return "facilitator"
         raise PermissionDenied(
             "only the group's facilitators may change it", reason="NOT_FACILITATOR"
@@ -750,10 +755,7 @@ class Bookings:
         facilitators and privileged roles (with no patients); to others it does not exist."""
         if principal.role in PRIVILEGED_ROLES:
             return
-        with self.db.read() as c:
-            facilitators = {
-                actor for actor, role, _ in store.participants(c, a.id) if role == "practitioner"
-            }
-        if principal.practitioner_id and principal.reference in facilitators:
-            return
+        with self.db.read() as conn:
+            if _is_facilitator(conn, principal, a):
+                return
         raise NotFound(f"Appointment/{a.id} not found", resource=f"Appointment/{a.id}")

@@ -79,6 +79,14 @@ def _is_staff_reference(actor: str) -> bool:
     return kind in {"Practitioner", "Location"} and fhir.is_valid_id(rest)
 
 
+def _sessions(rows: list[tuple[str, datetime, datetime, str | None, bool, str]]) -> list[Session]:
+    """The patient's sessions as the intensity rules see them (store.patient_sessions rows)."""
+    return [
+        Session(start, end, attendance, cancelled)
+        for _, start, end, attendance, cancelled, _ in rows
+    ]
+
+
 class Scheduling:
     def __init__(
         self,
@@ -610,10 +618,11 @@ class Scheduling:
         self, uow: UnitOfWork, patient_id: str, appointment_id: str, now: datetime
     ) -> None:
         """A second missed session in a row raises the dropout-risk alert, once per streak."""
-        rows = store.patient_sessions(
-            uow.conn, patient_id, now - DROPOUT_LOOKBACK, now + DROPOUT_LOOKBACK
+        sessions = _sessions(
+            store.patient_sessions(
+                uow.conn, patient_id, now - DROPOUT_LOOKBACK, now + DROPOUT_LOOKBACK
+            )
         )
-        sessions = [Session(s, e, att, cancelled) for _, s, e, att, cancelled, _ in rows]
         if not missed_in_a_row(sessions, MISSED_IN_A_ROW):
             return
         if not store.raise_alert_once(uow.conn, patient_id, codes.ALERT_DROPOUT, appointment_id):
@@ -741,7 +750,7 @@ class Scheduling:
                 conn, patient_id, start.astimezone(UTC), end.astimezone(UTC)
             ),
         )
-        sessions = [Session(s, e, att, cancelled) for _, s, e, att, cancelled, _ in rows]
+        sessions = _sessions(rows)
         now = datetime.now(UTC)
         with self.db.read() as conn:  # the same patient, access checked and audited above
             admitted = self._admitted(conn, patient_id)
@@ -776,8 +785,7 @@ class Scheduling:
         raised = 0
         for patient_id in patients:
             with UnitOfWork(self.db) as uow:
-                rows = store.patient_sessions(uow.conn, patient_id, start, end)
-                sessions = [Session(s, e, att, c) for _, s, e, att, c, _ in rows]
+                sessions = _sessions(store.patient_sessions(uow.conn, patient_id, start, end))
                 admitted = self._admitted(uow.conn, patient_id)
                 week = weekly(sessions, monday, monday, rule, self.zone, now, admitted=admitted)[0]
                 if week.below_minimum and store.raise_alert_once(
