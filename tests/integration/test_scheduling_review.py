@@ -17,7 +17,7 @@ from sqlalchemy import select
 from iopcare.kit import fhir
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork, migrate
-from iopcare.kit.errors import InvalidArgument
+from iopcare.kit.errors import FailedPrecondition, InvalidArgument
 from iopcare.kit.events import Event, ReceivedEvent
 from iopcare.scheduling import app, store
 from iopcare.scheduling.bookings import BookingRequest, GroupRequest
@@ -274,3 +274,36 @@ def test_invalid_intensity_and_listing_requests_are_audited_refusals(
             page_token="",
         )
     assert _audit_rows(scheduling) == before + 2
+
+
+def test_moving_a_group_into_a_clash_does_not_name_the_patient_who_clashes(
+    scheduling: Scheduling,
+) -> None:
+    # The facilitator moves the group; one of its patients is booked elsewhere at the new time.
+    # The refusal may say that a patient of the group is busy, not who, nor expose their id in
+    # the error details (reliability C14: no patient data beyond what the caller may see).
+    tag = uuid.uuid4().hex[:8]
+    monday = future_monday()
+    group = _group(scheduling, f"r{tag}", f"f{tag}", local(monday, clock(9)), 1)
+    patient = f"secret{tag}"
+    scheduling.bookings.join(ADMIN, str(uuid.uuid4()), group, patient)
+    _calendar(scheduling, f"Practitioner/t{tag}")
+    elsewhere = local(monday, clock(14))
+    individual = BookingRequest(
+        patient, (f"t{tag}",), "", elsewhere, elsewhere + timedelta(hours=1), "", "", ""
+    )
+    scheduling.bookings.book(ADMIN, str(uuid.uuid4()), individual)
+    facilitator = Principal(
+        subject=f"practitioner:f{tag}", role="group-facilitator", practitioner_id=f"f{tag}"
+    )
+    with scheduling.db.read() as conn:
+        current = store.load_appointment(conn, group)
+    assert current is not None
+    with pytest.raises(FailedPrecondition) as refused:
+        scheduling.bookings.reschedule(
+            facilitator, group, current.version, elsewhere, elsewhere + timedelta(hours=1), "r"
+        )
+    assert refused.value.reason == "DOUBLE_BOOKED"
+    assert patient not in refused.value.message
+    assert patient not in str(refused.value.metadata)
+    assert "patient" in refused.value.message

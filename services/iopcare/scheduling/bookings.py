@@ -13,7 +13,7 @@ anything beyond the capacity even if a code path forgot the rule. On SQLite the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -193,7 +193,12 @@ class Bookings:
                 )
 
     def _check_free(
-        self, uow: UnitOfWork, actors: list[str], wanted: Interval, ignore: str | None = None
+        self,
+        uow: UnitOfWork,
+        actors: list[str],
+        wanted: Interval,
+        ignore: str | None = None,
+        unnamed: Collection[str] = (),
     ) -> None:
         busy = [
             Busy(actor, Interval(s, e), appointment_id)
@@ -201,7 +206,7 @@ class Bookings:
                 uow.conn, actors, wanted.start, wanted.end
             )
         ]
-        check_no_overlap(wanted, busy, ignore)
+        check_no_overlap(wanted, busy, ignore, unnamed)
 
     def _may_manage_session(
         self, uow: UnitOfWork, principal: Principal, a: store.StoredAppointment
@@ -656,7 +661,8 @@ class Bookings:
                 raise Aborted("the session's participants changed meanwhile; retry")
             staff = [a for a in actors if not a.startswith("Patient/")]
             self._check_calendars_open(uow, staff, wanted)
-            self._check_free(uow, actors, wanted, ignore=current.id)
+            patients = [a for a in actors if a.startswith("Patient/")] if current.is_group else []
+            self._check_free(uow, actors, wanted, ignore=current.id, unnamed=patients)
             revised = replace(
                 locked,
                 version=locked.version + 1,
