@@ -307,3 +307,24 @@ def test_moving_a_group_into_a_clash_does_not_name_the_patient_who_clashes(
     assert patient not in refused.value.message
     assert patient not in str(refused.value.metadata)
     assert "patient" in refused.value.message
+
+
+def test_a_late_plan_change_leaves_sessions_that_already_took_place(
+    scheduling: Scheduling,
+) -> None:
+    # A plan change published three days ago reaches scheduling only now (the broker was down,
+    # reliability A14): sessions of the last three days have taken place and must stay as they
+    # were; only those still ahead follow the change (issue 3: "past ones stay").
+    tag = uuid.uuid4().hex[:8]
+    patient, plan_id = f"p{tag}", f"plan-{tag}"
+    began = datetime.now(UTC) - timedelta(days=3)
+    repeat = {"frequency": 1, "period": 1, "periodUnit": "d", "timeOfDay": ["10:00:00"]}
+    _deliver(scheduling, "on_care_plan_created", _plan(plan_id, patient, 1, repeat), began)
+    moved = _plan(plan_id, patient, 2, {**repeat, "timeOfDay": ["15:00:00"]})
+    _deliver(scheduling, "on_care_plan_changed", moved, began + timedelta(minutes=1))
+    now = datetime.now(UTC)
+    with scheduling.db.read() as conn:
+        rows = store.patient_sessions(conn, patient, began - timedelta(days=1), now)
+    past = [(start, status) for _, start, end, _, _, status in rows if end <= now]
+    assert past, "the series proposed sessions in the last three days"
+    assert all(status == "proposed" for _, status in past), past

@@ -161,7 +161,10 @@ class Scheduling:
         version = _version(plan)
         if existing is not None and existing.version >= version:
             return
-        now = received.event.time
+        # The change takes effect from when it was made, but never reaches back past the present:
+        # delivered late (a broker outage), it must not cancel or add sessions that have taken
+        # place meanwhile ("past ones stay").
+        now = max(received.event.time, datetime.now(UTC))
         horizon_end = max(existing.horizon_end if existing else now, now + self.horizon)
         active = plan.status in {"active", "draft"}
         started_at = existing.started_at if existing and existing.started_at else now
