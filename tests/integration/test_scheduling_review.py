@@ -19,7 +19,7 @@ from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork, migrate
 from iopcare.kit.errors import FailedPrecondition, InvalidArgument
 from iopcare.kit.events import Event, ReceivedEvent
-from iopcare.scheduling import app, store
+from iopcare.scheduling import app, codes, store
 from iopcare.scheduling.bookings import BookingRequest, GroupRequest
 from iopcare.scheduling.calendars import CalendarInput
 from iopcare.scheduling.service import Scheduling
@@ -328,3 +328,29 @@ def test_a_late_plan_change_leaves_sessions_that_already_took_place(
     past = [(start, status) for _, start, end, _, _, status in rows if end <= now]
     assert past, "the series proposed sessions in the last three days"
     assert all(status == "proposed" for _, status in past), past
+
+
+def _events(s: Scheduling, event_type: str, key: str) -> int:
+    with s.db.read() as conn:
+        rows = conn.execute(
+            select(store.outbox.c.id).where(
+                (store.outbox.c.event_type == event_type) & (store.outbox.c.key == key)
+            )
+        ).all()
+    return len(rows)
+
+
+def test_a_streak_of_missed_sessions_raises_the_dropout_alert_once(scheduling: Scheduling) -> None:
+    tag = uuid.uuid4().hex[:8]
+    patient = f"p{tag}"
+    _calendar(scheduling, f"Practitioner/t{tag}")
+    today = datetime.now(ZONE).date()
+    for days_ago in (4, 3, 2):
+        start = local(today - timedelta(days=days_ago), clock(10))
+        request = BookingRequest(
+            patient, (f"t{tag}",), "", start, start + timedelta(hours=1), "", "", ""
+        )
+        booked = scheduling.bookings.book(ADMIN, str(uuid.uuid4()), request)
+        scheduling.record_attendance(ADMIN, booked.id, booked.version, "noshow", "")
+    # Missed, missed (the alert), missed again: still the same streak, still one alert.
+    assert _events(scheduling, codes.EVENT_DROPOUT_RISK, patient) == 1

@@ -40,6 +40,7 @@ from iopcare.scheduling.domain.intensity import (
     Session,
     Week,
     missed_in_a_row,
+    missed_streak_start,
     week_start,
     weekly,
 )
@@ -563,7 +564,7 @@ class Scheduling:
                 revised, whose = changed, current.patient_id
                 basis = f"{status}{' (late)' if late else ''}; {basis}"
             if status == MISSED:
-                self._check_dropout(uow, whose, revised.id, now)
+                self._check_dropout(uow, whose, now)
             audit.record(
                 uow.conn,
                 store.audit_log,
@@ -617,18 +618,19 @@ class Scheduling:
         self.bookings.publish(uow, revised, codes.EVENT_APPOINTMENT_UPDATED, now, [patient_id])
         return revised, f"{status}; {basis}"
 
-    def _check_dropout(
-        self, uow: UnitOfWork, patient_id: str, appointment_id: str, now: datetime
-    ) -> None:
+    def _check_dropout(self, uow: UnitOfWork, patient_id: str, now: datetime) -> None:
         """A second missed session in a row raises the dropout-risk alert, once per streak."""
         sessions = _sessions(
             store.patient_sessions(
                 uow.conn, patient_id, now - DROPOUT_LOOKBACK, now + DROPOUT_LOOKBACK
             )
         )
-        if not missed_in_a_row(sessions, MISSED_IN_A_ROW):
+        began = missed_streak_start(sessions, MISSED_IN_A_ROW)
+        if began is None:
             return
-        if not store.raise_alert_once(uow.conn, patient_id, codes.ALERT_DROPOUT, appointment_id):
+        # Keyed by the streak's first session, not the one just recorded: a third miss in a row
+        # is the same streak and raises nothing new.
+        if not store.raise_alert_once(uow.conn, patient_id, codes.ALERT_DROPOUT, began.isoformat()):
             return
         self._alert(
             uow,

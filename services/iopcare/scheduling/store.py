@@ -167,7 +167,7 @@ alert_raised = Table(
     metadata,
     Column("patient_id", String(64), primary_key=True),
     Column("kind", String(32), primary_key=True),
-    # What it is about: an ISO week (2026-W48) or the appointment that completed the streak.
+    # What it is about: an ISO week (2026-W48), a day, or when a streak of missed sessions began.
     Column("about", String(200), primary_key=True),
     Column("raised_at", DateTime(timezone=True), nullable=False),
 )

@@ -128,3 +128,18 @@ def missed_in_a_row(sessions: Sequence[Session], count: int = 2) -> bool:
     )
     tail = recorded[-count:]
     return len(tail) == count and all(s.attendance == MISSED for s in tail)
+
+
+def missed_streak_start(sessions: Sequence[Session], count: int = 2) -> datetime | None:
+    """When the streak of missed sessions the patient is in began, if it is `count` or more long
+    (the same sessions as `missed_in_a_row`): one streak, one dropout alert, however long."""
+    recorded = sorted(
+        (s for s in sessions if not s.cancelled and s.attendance is not None),
+        key=lambda s: s.start,
+    )
+    streak: list[Session] = []
+    for s in reversed(recorded):
+        if s.attendance != MISSED:
+            break
+        streak.append(s)
+    return streak[-1].start if len(streak) >= count else None
