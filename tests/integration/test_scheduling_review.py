@@ -354,3 +354,33 @@ def test_a_streak_of_missed_sessions_raises_the_dropout_alert_once(scheduling: S
         scheduling.record_attendance(ADMIN, booked.id, booked.version, "noshow", "")
     # Missed, missed (the alert), missed again: still the same streak, still one alert.
     assert _events(scheduling, codes.EVENT_DROPOUT_RISK, patient) == 1
+
+
+def test_a_plan_finding_the_patient_already_in_its_group_reports_no_conflict(
+    scheduling: Scheduling,
+) -> None:
+    # The coordinator seated the patient by hand before the plan arrived: the plan's occurrence
+    # is carried out by that seat, not a conflict (and the plan's later changes follow it).
+    tag = uuid.uuid4().hex[:8]
+    patient, plan_id = f"p{tag}", f"plan-{tag}"
+    monday = future_monday()
+    group = _group(scheduling, f"r{tag}", f"f{tag}", local(monday, clock(9)), 3)
+    scheduling.bookings.join(ADMIN, str(uuid.uuid4()), group, patient)
+    repeat: dict[str, Any] = {
+        "frequency": 1,
+        "period": 1,
+        "periodUnit": "wk",
+        "dayOfWeek": ["mon"],
+        "timeOfDay": ["09:00:00"],
+        "duration": 3,
+        "durationUnit": "h",
+        "boundsPeriod": {"start": monday.isoformat(), "end": monday.isoformat()},
+    }
+    plan = _plan(plan_id, patient, 1, repeat, f"Practitioner/f{tag}")
+    began = local(monday - timedelta(days=3), clock(8))
+    _deliver(scheduling, "on_care_plan_created", plan, began)
+    assert _events(scheduling, codes.EVENT_SERIES_CONFLICT, patient) == 0
+    # The plan ends the activity: the seat it carried out is given up.
+    ended = {k: v for k, v in plan.items() if k != "activity"} | {"meta": {"versionId": "2"}}
+    _deliver(scheduling, "on_care_plan_changed", ended, began + timedelta(hours=1))
+    assert not _in_session(scheduling, group, patient)

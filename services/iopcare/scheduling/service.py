@@ -343,14 +343,21 @@ class Scheduling:
         problem = ""
         for session_id in sessions:
             # A savepoint: a refused seat leaves nothing behind in the plan's transaction.
+            seated_by_hand = False
             with uow.conn.begin_nested() as savepoint:
                 try:
                     self.bookings.seat(uow, session_id, patient_id, datetime.now(UTC), key)
-                except (FailedPrecondition, AlreadyExists) as exc:
+                except AlreadyExists:
+                    savepoint.rollback()
+                    seated_by_hand = True
+                except FailedPrecondition as exc:
                     savepoint.rollback()
                     problem = exc.message
                     continue
-                return True
+            if seated_by_hand:
+                # That seat carries out the occurrence: no conflict, and the series follows it.
+                store.adopt_seat(uow.conn, session_id, f"Patient/{patient_id}", key)
+            return True
         if sessions:
             session = store.load_appointment(uow.conn, sessions[0])
             # The group as the patient's event may show it: without the other patients.

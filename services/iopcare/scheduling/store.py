@@ -516,6 +516,21 @@ def set_occupancy(
     conn.execute(occupancy.update().where(where).values(**values))
 
 
+def adopt_seat(conn: Connection, appointment_id: str, actor: str, occurrence_key: str) -> None:
+    """Marks a patient's seat, taken by hand, as carrying out a plan occurrence (unless it
+    carries one already), so the plan's series follows it from then on."""
+    conn.execute(
+        occupancy.update()
+        .where(
+            (occupancy.c.appointment_id == appointment_id)
+            & (occupancy.c.actor == actor)
+            & occupancy.c.active
+            & occupancy.c.occurrence_key.is_(None)
+        )
+        .values(occurrence_key=occurrence_key)
+    )
+
+
 def busy_in_range(
     conn: Connection, actors: list[str], start: datetime, end: datetime
 ) -> dict[str, list[tuple[datetime, datetime]]]:
