@@ -217,3 +217,13 @@ def test_a_timestamp_protobuf_cannot_represent_is_an_invalid_argument(seconds: i
     with pytest.raises(InvalidArgument) as refused:
         instant(request, "start_time")
     assert [v.field for v in refused.value.violations] == ["start_time"]
+
+
+@pytest.mark.parametrize("actor", ["Practitioner/a b", "Practitioner/é%", "Location/x_y"])
+def test_a_calendar_actor_must_be_a_valid_fhir_reference(actor: str) -> None:
+    # Bookings name practitioners and rooms by FHIR id; a calendar under any other name can never
+    # be booked, and its Schedule would carry an invalid R4 reference.
+    problems = FieldViolations()
+    kind = "room" if actor.startswith("Location/") else "practitioner"
+    check_calendar(kind, actor, 5 if kind == "room" else 0, (), (), problems)
+    assert "schedule.actor" in {v.field for v in problems.items}

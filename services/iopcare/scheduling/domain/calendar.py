@@ -8,6 +8,7 @@ ones stay.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -18,6 +19,8 @@ from iopcare.kit.errors import FieldViolations
 from .timing import WEEKDAYS
 
 KINDS = ("practitioner", "room")
+#: A FHIR logical id: what bookings name practitioners and rooms by.
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 #: A room holds at most this many patients (a sanity bound on input, not a clinical rule).
 MAX_CAPACITY = 200
 #: The longest range FindSlots computes in one call (a quarter).
@@ -132,7 +135,7 @@ def check_calendar(
         problems.add(f"{prefix}.kind", "practitioner or room")
     expected_type = "Location" if kind == "room" else "Practitioner"
     parts = actor.split("/")
-    if len(parts) != 2 or parts[0] != expected_type or not parts[1] or len(parts[1]) > 64:
+    if len(parts) != 2 or parts[0] != expected_type or not _ID.fullmatch(parts[1]):
         problems.add(f"{prefix}.actor", f"a reference {expected_type}/{{id}}")
     if kind == "room" and not 1 <= capacity <= MAX_CAPACITY:
         problems.add(f"{prefix}.capacity", f"a room holds 1 to {MAX_CAPACITY} patients")
