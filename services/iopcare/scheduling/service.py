@@ -637,15 +637,38 @@ class Scheduling:
             return
         # Keyed by the streak's first session, not the one just recorded: a third miss in a row
         # is the same streak and raises nothing new.
-        if not store.raise_alert_once(uow.conn, patient_id, codes.ALERT_DROPOUT, began.isoformat()):
-            return
-        self._alert(
-            uow,
-            patient_id,
-            codes.EVENT_DROPOUT_RISK,
-            f"{MISSED_IN_A_ROW} sessions missed in a row (dropout risk)",
-            now,
-        )
+        text = f"{MISSED_IN_A_ROW} sessions missed in a row (dropout risk)"
+        self._alert_once(uow, patient_id, codes.ALERT_DROPOUT, began.isoformat(), text, now)
+
+    def _alert_once(
+        self, uow: UnitOfWork, patient_id: str, kind: str, about: str, text: str, at: datetime
+    ) -> bool:
+        """Raises the patient's alert of `kind` about `about` (an ISO week, a day, a streak)
+        unless it was raised before; returns whether it was raised now."""
+        if not store.raise_alert_once(uow.conn, patient_id, kind, about):
+            return False
+        self._alert(uow, patient_id, codes.EVENT_FOR_ALERT[kind], text, at)
+        return True
+
+    def _alerts_for(
+        self,
+        patients: list[str],
+        kind: str,
+        due: Callable[[UnitOfWork, str], tuple[str, str] | None],
+        at: datetime,
+    ) -> int:
+        """The periodic checks: for each patient, in its own unit of work, the alert `due` finds
+        ((about, text), or None), raised once; returns how many were raised."""
+        raised = 0
+        for patient_id in patients:
+            with UnitOfWork(self.db) as uow:
+                found = due(uow, patient_id)
+                if found is not None and self._alert_once(uow, patient_id, kind, *found, at):
+                    raised += 1
+                uow.commit()
+        if raised:
+            self.notify_outbox()
+        return raised
 
     def _alert(
         self, uow: UnitOfWork, patient_id: str, event_type: str, text: str, at: datetime
@@ -695,24 +718,10 @@ class Scheduling:
         end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.zone).astimezone(UTC)
         with self.db.read() as conn:
             missing = store.missing_check_ins(conn, day, start, end)
-        raised = 0
-        for patient_id in missing:
-            with UnitOfWork(self.db) as uow:
-                if store.raise_alert_once(
-                    uow.conn, patient_id, codes.ALERT_MISSED_CHECKIN, day.isoformat()
-                ):
-                    self._alert(
-                        uow,
-                        patient_id,
-                        codes.EVENT_CHECKIN_MISSED,
-                        f"no daily check-in by {self.checkin_cutoff:%H:%M} on {day.isoformat()}",
-                        now,
-                    )
-                    raised += 1
-                uow.commit()
-        if raised:
-            self.notify_outbox()
-        return raised
+        text = f"no daily check-in by {self.checkin_cutoff:%H:%M} on {day.isoformat()}"
+        return self._alerts_for(
+            missing, codes.ALERT_MISSED_CHECKIN, lambda _uow, _p: (day.isoformat(), text), now
+        )
 
     # Intensity ----------------------------------------------------------------------------------
     def rule(self, program: str) -> Rule:
@@ -794,25 +803,16 @@ class Scheduling:
         end = datetime.combine(this_monday, time(0), tzinfo=self.zone).astimezone(UTC)
         with self.db.read() as conn:
             patients = store.patients_with_sessions(conn, start, end)
-        raised = 0
-        for patient_id in patients:
-            with UnitOfWork(self.db) as uow:
-                sessions = _sessions(store.patient_sessions(uow.conn, patient_id, start, end))
-                admitted = self._admitted(uow.conn, patient_id)
-                week = weekly(sessions, monday, monday, rule, self.zone, now, admitted=admitted)[0]
-                if week.below_minimum and store.raise_alert_once(
-                    uow.conn, patient_id, codes.ALERT_BELOW_MINIMUM, week.label
-                ):
-                    self._alert(
-                        uow,
-                        patient_id,
-                        codes.EVENT_INTENSITY_BELOW_MINIMUM,
-                        f"{week.label}: attended {week.attended_hours:g} h, below the program's "
-                        f"minimum of {rule.minimum:g} h a week",
-                        now,
-                    )
-                    raised += 1
-                uow.commit()
-        if raised:
-            self.notify_outbox()
-        return raised
+
+        def below_minimum(uow: UnitOfWork, patient_id: str) -> tuple[str, str] | None:
+            sessions = _sessions(store.patient_sessions(uow.conn, patient_id, start, end))
+            admitted = self._admitted(uow.conn, patient_id)
+            week = weekly(sessions, monday, monday, rule, self.zone, now, admitted=admitted)[0]
+            if not week.below_minimum:
+                return None
+            return week.label, (
+                f"{week.label}: attended {week.attended_hours:g} h, below the program's "
+                f"minimum of {rule.minimum:g} h a week"
+            )
+
+        return self._alerts_for(patients, codes.ALERT_BELOW_MINIMUM, below_minimum, now)
