@@ -335,11 +335,7 @@ class Bookings:
                     basis=basis,
                 )
 
-            appointment_id = create_matching_once(
-                self.db, principal, "BookAppointment", request_id, r, _create
-            )
-        self.notify_outbox()
-        return self._load(appointment_id)
+            return self._once(principal, "BookAppointment", request_id, r, _create)
 
     # Group sessions ------------------------------------------------------------------------------
     def create_group(
@@ -399,11 +395,7 @@ class Bookings:
                     basis=None,
                 )
 
-            appointment_id = create_matching_once(
-                self.db, principal, "CreateGroupSession", request_id, r, _create
-            )
-        self.notify_outbox()
-        return self._load(appointment_id)
+            return self._once(principal, "CreateGroupSession", request_id, r, _create)
 
     def join(
         self, principal: Principal, request_id: str, appointment_id: str, patient_id: str
@@ -431,16 +423,8 @@ class Bookings:
                 )
                 return appointment_id
 
-            joined = create_matching_once(
-                self.db,
-                principal,
-                "JoinGroupSession",
-                request_id,
-                (appointment_id, patient_id),
-                _join,
-            )
-        self.notify_outbox()
-        return self._load(joined)
+            body = (appointment_id, patient_id)
+            return self._once(principal, "JoinGroupSession", request_id, body, _join)
 
     def seat(
         self,
@@ -693,6 +677,22 @@ class Bookings:
             uow.commit()
         self.notify_outbox()
         return revised
+
+    def _once(
+        self,
+        principal: Principal,
+        operation: str,
+        request_id: str,
+        body: object,
+        create: Callable[[UnitOfWork, str], str | None],
+    ) -> store.StoredAppointment:
+        """Runs an idempotent create (once per request id and body), wakes the relay and returns
+        the appointment the request resolved to."""
+        appointment_id = create_matching_once(
+            self.db, principal, operation, request_id, body, create
+        )
+        self.notify_outbox()
+        return self._load(appointment_id)
 
     # Reads ---------------------------------------------------------------------------------------
     def _load(self, appointment_id: str) -> store.StoredAppointment:
