@@ -4,6 +4,7 @@ service layer on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -384,3 +385,29 @@ def test_a_plan_finding_the_patient_already_in_its_group_reports_no_conflict(
     ended = {k: v for k, v in plan.items() if k != "activity"} | {"meta": {"versionId": "2"}}
     _deliver(scheduling, "on_care_plan_changed", ended, began + timedelta(hours=1))
     assert not _in_session(scheduling, group, patient)
+
+
+def test_simultaneous_check_ins_of_one_patient_all_succeed_and_one_is_recorded(
+    scheduling: Scheduling,
+) -> None:
+    # A patient taps "check in" on two devices at once: both get an answer (one recorded, the
+    # other "already recorded"), never a conflict error.
+    patient = f"p{uuid.uuid4().hex[:8]}"
+    barrier = threading.Barrier(8)
+    answers: list[bool] = []
+    errors: list[BaseException] = []
+
+    def check_in() -> None:
+        barrier.wait()
+        try:
+            answers.append(scheduling.record_check_in(ADMIN, patient)[3])
+        except BaseException as exc:  # the test reports whatever escaped
+            errors.append(exc)
+
+    threads = [threading.Thread(target=check_in) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(answers) == [False] + [True] * 7

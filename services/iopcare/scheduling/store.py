@@ -803,18 +803,25 @@ def check_in(
     conn: Connection, patient_id: str, day: date, at: datetime, late: bool
 ) -> tuple[datetime, bool, bool]:
     """Records the day's check-in unless there is one; returns (time, late, already recorded).
-    Two concurrent check-ins collide on the primary key; the caller's unit of work retries."""
+
+    INSERT ... ON CONFLICT DO NOTHING: of two simultaneous check-ins (two devices) one inserts
+    and the other, on PostgreSQL, waits for it to commit and then inserts nothing; both then read
+    the one row, so the second answers "already recorded" instead of failing on the key."""
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    inserted = conn.execute(
+        insert(daily_checkin)
+        .values(patient_id=patient_id, day=day, checked_in_at=at, late=late)
+        .on_conflict_do_nothing(index_elements=["patient_id", "day"])
+        .returning(daily_checkin.c.patient_id)
+    ).first()
+    if inserted is not None:
+        return at, late, False
     row = conn.execute(
         select(daily_checkin.c.checked_in_at, daily_checkin.c.late).where(
             (daily_checkin.c.patient_id == patient_id) & (daily_checkin.c.day == day)
         )
-    ).first()
-    if row is not None:
-        return as_utc(row.checked_in_at), row.late, True
-    conn.execute(
-        daily_checkin.insert().values(patient_id=patient_id, day=day, checked_in_at=at, late=late)
-    )
-    return at, late, False
+    ).one()
+    return as_utc(row.checked_in_at), row.late, True
 
 
 def missing_check_ins(conn: Connection, day: date, start: datetime, end: datetime) -> list[str]:
