@@ -411,3 +411,33 @@ def test_simultaneous_check_ins_of_one_patient_all_succeed_and_one_is_recorded(
         t.join()
     assert errors == []
     assert sorted(answers) == [False] + [True] * 7
+
+
+def test_an_alert_raised_from_two_places_at_once_is_raised_once_without_error(
+    scheduling: Scheduling,
+) -> None:
+    # Two no-shows of one patient recorded at the same moment both complete the streak; two
+    # replicas run the periodic checks at the same moment. One raises the alert, the other
+    # learns it was raised; neither fails.
+    patient = f"p{uuid.uuid4().hex[:8]}"
+    barrier = threading.Barrier(6)
+    raised: list[bool] = []
+    errors: list[BaseException] = []
+
+    def attempt() -> None:
+        barrier.wait()
+        try:
+            with UnitOfWork(scheduling.db) as uow:
+                first = store.raise_alert_once(uow.conn, patient, codes.ALERT_DROPOUT, "streak")
+                uow.commit()
+            raised.append(first)
+        except BaseException as exc:  # the test reports whatever escaped
+            errors.append(exc)
+
+    threads = [threading.Thread(target=attempt) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(raised) == [False] * 5 + [True]

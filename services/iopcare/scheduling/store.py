@@ -607,22 +607,18 @@ def first_session_start(conn: Connection, patient_id: str) -> datetime | None:
 
 
 def raise_alert_once(conn: Connection, patient_id: str, kind: str, about: str) -> bool:
-    """Records that an alert was raised; False if it had been (the caller then emits nothing)."""
-    exists = conn.execute(
-        select(alert_raised.c.kind).where(
-            (alert_raised.c.patient_id == patient_id)
-            & (alert_raised.c.kind == kind)
-            & (alert_raised.c.about == about)
-        )
+    """Records that an alert was raised; False if it had been (the caller then emits nothing).
+
+    ON CONFLICT DO NOTHING: two places raising the same alert at once (two no-shows recorded
+    together, two replicas' periodic checks) agree on one of them, and neither fails on the key."""
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    inserted = conn.execute(
+        insert(alert_raised)
+        .values(patient_id=patient_id, kind=kind, about=about, raised_at=datetime.now(UTC))
+        .on_conflict_do_nothing(index_elements=["patient_id", "kind", "about"])
+        .returning(alert_raised.c.kind)
     ).first()
-    if exists is not None:
-        return False
-    conn.execute(
-        alert_raised.insert().values(
-            patient_id=patient_id, kind=kind, about=about, raised_at=datetime.now(UTC)
-        )
-    )
-    return True
+    return inserted is not None
 
 
 def patients_with_sessions(conn: Connection, start: datetime, end: datetime) -> list[str]:
