@@ -18,7 +18,7 @@ from sqlalchemy import select
 from iopcare.kit import fhir
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork, migrate
-from iopcare.kit.errors import FailedPrecondition, InvalidArgument
+from iopcare.kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from iopcare.kit.events import Event, ReceivedEvent
 from iopcare.scheduling import app, codes, store
 from iopcare.scheduling.bookings import BookingRequest, GroupRequest
@@ -441,3 +441,29 @@ def test_an_alert_raised_from_two_places_at_once_is_raised_once_without_error(
         t.join()
     assert errors == []
     assert sorted(raised) == [False] * 5 + [True]
+
+
+def test_simultaneous_calendars_for_one_actor_one_is_created_the_rest_already_exist(
+    scheduling: Scheduling,
+) -> None:
+    actor = f"Practitioner/t{uuid.uuid4().hex[:8]}"
+    barrier = threading.Barrier(6)
+    outcomes: list[str] = []
+
+    def attempt() -> None:
+        barrier.wait()
+        try:
+            value = CalendarInput(actor, "practitioner", "", (), 0, ALL_DAY, (), True)
+            scheduling.calendars.create(ADMIN, str(uuid.uuid4()), value)
+            outcomes.append("OK")
+        except AlreadyExists:
+            outcomes.append("ALREADY_EXISTS")
+        except BaseException as exc:  # the test reports whatever escaped
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=attempt) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["ALREADY_EXISTS"] * 5 + ["OK"]

@@ -10,6 +10,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
+
 from iopcare.kit import audit, paging
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
@@ -162,7 +164,14 @@ class Calendars:
                     "",
                 )
                 stored = replace(stored, resource=self._resource(stored, now))
-                store.insert_schedule(uow.conn, stored)
+                try:
+                    store.insert_schedule(uow.conn, stored)
+                except IntegrityError:
+                    # Created meanwhile by a concurrent request (the actor is unique): the same
+                    # answer as when it was there before; the transaction is rolled back.
+                    raise AlreadyExists(
+                        f"{value.actor} already has a schedule", reason="SCHEDULE_EXISTS"
+                    ) from None
                 self._publish(uow, stored, codes.EVENT_SCHEDULE_CREATED)
                 audit.record(
                     uow.conn,
