@@ -13,6 +13,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
@@ -305,28 +306,23 @@ def bench_last_seat(address: str, metadata: list[tuple[str, str]], day: date, ca
     )
 
 
-def bench_contended_bookings(
-    address: str, metadata: list[tuple[str, str]], day: date, threads: int, per_thread: int
-) -> None:
-    """Every thread books random hours with the same 5 practitioners on one day: most requests
-    contend for the same calendar locks, and most are refused once the hours fill up."""
+def _book_concurrently(
+    address: str,
+    metadata: list[tuple[str, str]],
+    threads: int,
+    requests: Callable[[int], Iterator[sc.BookAppointmentRequest]],
+) -> tuple[list[float], dict[str, int], float]:
+    """Each of `threads` client threads sends the bookings `requests(thread)` yields, one after
+    another on its own channel; returns the latencies (ms), the outcomes by status code and the
+    wall time (s)."""
     outcomes: dict[str, int] = {}
     latencies: list[float] = []
     lock = threading.Lock()
 
     def worker(k: int) -> None:
-        rng = random.Random(k)
         with grpc.insecure_channel(address) as channel:
             stub = sc_grpc.SchedulingServiceStub(channel)
-            for n in range(per_thread):
-                start = _local(day, 8) + timedelta(minutes=15 * rng.randrange(16))
-                request = sc.BookAppointmentRequest(
-                    request_id=str(uuid.uuid4()),
-                    patient_id=f"contend-{k}-{n}",
-                    practitioner_ids=[f"bp{rng.randrange(5)}"],
-                    start_time=_ts(start),
-                    end_time=_ts(start + timedelta(minutes=45)),
-                )
+            for request in requests(k):
                 began = time.perf_counter()
                 try:
                     stub.BookAppointment(request, metadata=metadata, timeout=60)
@@ -343,7 +339,28 @@ def bench_contended_bookings(
         t.start()
     for t in pool:
         t.join()
-    wall = time.perf_counter() - started
+    return latencies, outcomes, time.perf_counter() - started
+
+
+def bench_contended_bookings(
+    address: str, metadata: list[tuple[str, str]], day: date, threads: int, per_thread: int
+) -> None:
+    """Every thread books random hours with the same 5 practitioners on one day: most requests
+    contend for the same calendar locks, and most are refused once the hours fill up."""
+
+    def requests(k: int) -> Iterator[sc.BookAppointmentRequest]:
+        rng = random.Random(k)
+        for n in range(per_thread):
+            start = _local(day, 8) + timedelta(minutes=15 * rng.randrange(16))
+            yield sc.BookAppointmentRequest(
+                request_id=str(uuid.uuid4()),
+                patient_id=f"contend-{k}-{n}",
+                practitioner_ids=[f"bp{rng.randrange(5)}"],
+                start_time=_ts(start),
+                end_time=_ts(start + timedelta(minutes=45)),
+            )
+
+    latencies, outcomes, wall = _book_concurrently(address, metadata, threads, requests)
     print(
         f"    {len(latencies)} bookings for 5 practitioners' mornings, {threads} client threads: "
         f"{len(latencies) / wall:.0f} decisions/s; {outcomes}; {summary(latencies)}",
@@ -365,42 +382,23 @@ def bench_accepted_bookings(
     ][:total]
     work = iter(plan)
     lock = threading.Lock()
-    latencies: list[float] = []
-    outcomes: dict[str, int] = {}
 
-    def worker() -> None:
-        with grpc.insecure_channel(address) as channel:
-            stub = sc_grpc.SchedulingServiceStub(channel)
-            while True:
-                with lock:
-                    item = next(work, None)
-                if item is None:
-                    return
-                day, hour, p = item
-                request = sc.BookAppointmentRequest(
-                    request_id=str(uuid.uuid4()),
-                    patient_id=f"acc-{uuid.uuid4().hex[:12]}",
-                    practitioner_ids=[f"bp{p}"],
-                    start_time=_ts(_local(day, hour)),
-                    end_time=_ts(_local(day, hour + 1)),
-                )
-                began = time.perf_counter()
-                try:
-                    stub.BookAppointment(request, metadata=metadata, timeout=60)
-                    code = "OK"
-                except grpc.RpcError as exc:
-                    code = exc.code().name
-                with lock:
-                    latencies.append((time.perf_counter() - began) * 1000)
-                    outcomes[code] = outcomes.get(code, 0) + 1
+    def requests(_k: int) -> Iterator[sc.BookAppointmentRequest]:
+        while True:
+            with lock:  # the threads share one list of hours: each takes the next one
+                item = next(work, None)
+            if item is None:
+                return
+            day, hour, p = item
+            yield sc.BookAppointmentRequest(
+                request_id=str(uuid.uuid4()),
+                patient_id=f"acc-{uuid.uuid4().hex[:12]}",
+                practitioner_ids=[f"bp{p}"],
+                start_time=_ts(_local(day, hour)),
+                end_time=_ts(_local(day, hour + 1)),
+            )
 
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    started = time.perf_counter()
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    wall = time.perf_counter() - started
+    latencies, outcomes, wall = _book_concurrently(address, metadata, threads, requests)
     print(
         f"    {len(latencies)} accepted bookings on 5 practitioners' calendars, {threads} client "
         f"threads: {outcomes.get('OK', 0) / wall:.0f} bookings/s; {outcomes}; {summary(latencies)}",

@@ -70,6 +70,37 @@ def _sessions(sched: Any, me: Any, patient: str, **kwargs: Any) -> list[sc.Appoi
     return list(found) or None
 
 
+def _monday_group(sched: Any, settings: Settings, monday: date, capacity: int) -> sc.Appointment:
+    """A group session in a new room, Monday 09:00-12:00, led by the demo plan's therapist."""
+    room = new_id("room")
+    room_schedule(sched, settings, room, capacity=capacity)
+    practitioner_schedule(sched, settings, "demo-therapist", role="group-facilitator")
+    return sched.CreateGroupSession(
+        sc.CreateGroupSessionRequest(
+            request_id=str(uuid.uuid4()),
+            location_id=room,
+            facilitator_ids=["demo-therapist"],
+            start_time=ts(local(monday, time(9), settings.program_timezone)),
+            end_time=ts(local(monday, time(12), settings.program_timezone)),
+            service_type="group-therapy",
+        ),
+        metadata=admin(settings),
+        timeout=10,
+    ).appointment
+
+
+def _plan_for(stub: pb_grpc.CarePlanServiceStub, settings: Settings, patient: str) -> Any:
+    """The demo IOP plan for a newly enrolled patient, created over gRPC."""
+    team_id = harness.enrol_over_grpc(stub, settings, patient)
+    return stub.CreateCarePlan(
+        pb.CreateCarePlanRequest(
+            request_id=str(uuid.uuid4()), fhir_json=json.dumps(iop_plan(patient, team_id))
+        ),
+        metadata=harness.metadata(settings),
+        timeout=10,
+    ).care_plan
+
+
 def test_the_series_joins_the_group_skips_holidays_follows_edits_and_rolls_on(
     stub: pb_grpc.CarePlanServiceStub, settings: Settings, scheduling: ServiceRuntime, holiday: date
 ) -> None:
@@ -80,29 +111,8 @@ def test_the_series_joins_the_group_skips_holidays_follows_edits_and_rolls_on(
     with harness.channel(scheduling) as channel:
         sched = sc_grpc.SchedulingServiceStub(channel)
         # The plan's group therapist leads a group on Monday 09:00-12:00: the patient joins it.
-        room = new_id("room")
-        room_schedule(sched, settings, room, capacity=10)
-        practitioner_schedule(sched, settings, "demo-therapist", role="group-facilitator")
-        group = sched.CreateGroupSession(
-            sc.CreateGroupSessionRequest(
-                request_id=str(uuid.uuid4()),
-                location_id=room,
-                facilitator_ids=["demo-therapist"],
-                start_time=ts(local(monday, time(9), settings.program_timezone)),
-                end_time=ts(local(monday, time(12), settings.program_timezone)),
-                service_type="group-therapy",
-            ),
-            metadata=admin(settings),
-            timeout=10,
-        ).appointment
-        team_id = harness.enrol_over_grpc(stub, settings, patient)
-        created = stub.CreateCarePlan(
-            pb.CreateCarePlanRequest(
-                request_id=str(uuid.uuid4()), fhir_json=json.dumps(iop_plan(patient, team_id))
-            ),
-            metadata=me,
-            timeout=10,
-        ).care_plan
+        group = _monday_group(sched, settings, monday, capacity=10)
+        created = _plan_for(stub, settings, patient)
         sessions = harness.eventually(lambda: _sessions(sched, me, patient))
         by_id = {s.id: s for s in sessions}
         assert group.id in by_id and by_id[group.id].kind == "group"
@@ -169,20 +179,7 @@ def test_a_full_group_is_reported_as_a_conflict_and_the_rest_of_the_series_goes_
     me = harness.metadata(settings)
     with harness.channel(scheduling) as channel:
         sched = sc_grpc.SchedulingServiceStub(channel)
-        room = new_id("room")
-        room_schedule(sched, settings, room, capacity=1)
-        practitioner_schedule(sched, settings, "demo-therapist", role="group-facilitator")
-        group = sched.CreateGroupSession(
-            sc.CreateGroupSessionRequest(
-                request_id=str(uuid.uuid4()),
-                location_id=room,
-                facilitator_ids=["demo-therapist"],
-                start_time=ts(local(monday, time(9), settings.program_timezone)),
-                end_time=ts(local(monday, time(12), settings.program_timezone)),
-            ),
-            metadata=admin(settings),
-            timeout=10,
-        ).appointment
+        group = _monday_group(sched, settings, monday, capacity=1)
         sched.JoinGroupSession(
             sc.JoinGroupSessionRequest(
                 request_id=str(uuid.uuid4()), appointment_id=group.id, patient_id=new_id("pat")
@@ -190,14 +187,7 @@ def test_a_full_group_is_reported_as_a_conflict_and_the_rest_of_the_series_goes_
             metadata=admin(settings),
             timeout=10,
         )
-        team_id = harness.enrol_over_grpc(stub, settings, patient)
-        stub.CreateCarePlan(
-            pb.CreateCarePlanRequest(
-                request_id=str(uuid.uuid4()), fhir_json=json.dumps(iop_plan(patient, team_id))
-            ),
-            metadata=me,
-            timeout=10,
-        )
+        _plan_for(stub, settings, patient)
         sessions = harness.eventually(lambda: _sessions(sched, me, patient))
     assert group.id not in {s.id for s in sessions}
     assert len(sessions) >= 8  # the other occurrences of two weeks were proposed

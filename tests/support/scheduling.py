@@ -51,42 +51,41 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+def _create_schedule(stub: Any, settings: Settings, schedule: sc.Schedule) -> Any:
+    request = sc.CreateScheduleRequest(request_id=str(uuid.uuid4()), schedule=schedule)
+    return stub.CreateSchedule(request, metadata=admin(settings), timeout=10).schedule
+
+
 def practitioner_schedule(
     stub: Any, settings: Settings, practitioner: str, role: str = "therapist", **kwargs: Any
 ) -> Any:
-    return stub.CreateSchedule(
-        sc.CreateScheduleRequest(
-            request_id=str(uuid.uuid4()),
-            schedule=sc.Schedule(
-                actor=f"Practitioner/{practitioner}",
-                kind="practitioner",
-                role=role,
-                service_types=kwargs.pop("service_types", ["individual-therapy"]),
-                opening_hours=kwargs.pop("opening_hours", hours()),
-                **kwargs,
-            ),
+    return _create_schedule(
+        stub,
+        settings,
+        sc.Schedule(
+            actor=f"Practitioner/{practitioner}",
+            kind="practitioner",
+            role=role,
+            service_types=kwargs.pop("service_types", ["individual-therapy"]),
+            opening_hours=kwargs.pop("opening_hours", hours()),
+            **kwargs,
         ),
-        metadata=admin(settings),
-        timeout=10,
-    ).schedule
+    )
 
 
 def room_schedule(stub: Any, settings: Settings, room: str, capacity: int, **kwargs: Any) -> Any:
-    return stub.CreateSchedule(
-        sc.CreateScheduleRequest(
-            request_id=str(uuid.uuid4()),
-            schedule=sc.Schedule(
-                actor=f"Location/{room}",
-                kind="room",
-                capacity=capacity,
-                service_types=kwargs.pop("service_types", ["group-therapy"]),
-                opening_hours=kwargs.pop("opening_hours", hours()),
-                **kwargs,
-            ),
+    return _create_schedule(
+        stub,
+        settings,
+        sc.Schedule(
+            actor=f"Location/{room}",
+            kind="room",
+            capacity=capacity,
+            service_types=kwargs.pop("service_types", ["group-therapy"]),
+            opening_hours=kwargs.pop("opening_hours", hours()),
+            **kwargs,
         ),
-        metadata=admin(settings),
-        timeout=10,
-    ).schedule
+    )
 
 
 def details(error: grpc.RpcError) -> tuple[str, list[str]]:

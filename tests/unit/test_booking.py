@@ -8,21 +8,26 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iopcare.kit import fhir
-from iopcare.kit.errors import AlreadyExists, FailedPrecondition, FieldViolations
+from iopcare.kit.errors import AlreadyExists, FailedPrecondition, FieldViolations, InvalidArgument
 from iopcare.scheduling import fhir_map
+from iopcare.scheduling.api import instant
 from iopcare.scheduling.domain.booking import Busy, check_no_overlap, check_seat
 from iopcare.scheduling.domain.calendar import (
+    MAX_SLOT_RANGE,
     Calendar,
     Hours,
     Interval,
     check_calendar,
+    check_range,
     slots,
     subtract,
 )
+from iopcare.scheduling.v1 import scheduling_service_pb2 as pb
 
 NEW_YORK = ZoneInfo("America/New_York")
 BASE = datetime(2026, 3, 2, tzinfo=UTC)
@@ -189,3 +194,36 @@ def test_computed_slots_and_booked_appointments_are_valid_r4() -> None:
     assert patient.extension[0].valueCode == "fulfilled"
     hidden = fhir_map.visible_to(joined, {"p1"})
     assert "Patient/p1" not in hidden
+
+
+@pytest.mark.parametrize(
+    "start",
+    [datetime(9999, 12, 31, 20, tzinfo=UTC), datetime(1, 1, 1, 1, tzinfo=UTC)],
+)
+def test_instants_at_the_ends_of_the_calendar_are_refused_as_invalid(start: datetime) -> None:
+    # Opening hours are computed day by day around the range; a range at year 1 or 9999 must be
+    # refused with field violations, not overflow the date arithmetic into an internal error.
+    problems = FieldViolations()
+    assert check_range(start, start + timedelta(hours=1), problems, longest=MAX_SLOT_RANGE) is None
+    assert problems
+    hours = Calendar((Hours("mon", time(8), time(18)),))
+    wanted = Interval(datetime(2026, 3, 2, 14, tzinfo=UTC), datetime(2026, 3, 2, 15, tzinfo=UTC))
+    assert hours.is_open(wanted, NEW_YORK)
+
+
+@pytest.mark.parametrize("seconds", [2**62, -(2**62), 253402300800])
+def test_a_timestamp_protobuf_cannot_represent_is_an_invalid_argument(seconds: int) -> None:
+    request = pb.FindSlotsRequest(start_time=Timestamp(seconds=seconds))
+    with pytest.raises(InvalidArgument) as refused:
+        instant(request, "start_time")
+    assert [v.field for v in refused.value.violations] == ["start_time"]
+
+
+@pytest.mark.parametrize("actor", ["Practitioner/a b", "Practitioner/é%", "Location/x_y"])
+def test_a_calendar_actor_must_be_a_valid_fhir_reference(actor: str) -> None:
+    # Bookings name practitioners and rooms by FHIR id; a calendar under any other name can never
+    # be booked, and its Schedule would carry an invalid R4 reference.
+    problems = FieldViolations()
+    kind = "room" if actor.startswith("Location/") else "practitioner"
+    check_calendar(kind, actor, 5 if kind == "room" else 0, (), (), problems)
+    assert "schedule.actor" in {v.field for v in problems.items}

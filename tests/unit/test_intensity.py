@@ -64,3 +64,23 @@ def test_two_missed_in_a_row_is_a_dropout_risk_and_attendance_breaks_the_streak(
     # A session nobody recorded yet neither breaks nor extends the streak.
     assert missed_in_a_row([*missed, session(d + timedelta(days=4), 3, None)])
     assert not missed_in_a_row(missed[:1])
+
+
+def test_the_week_of_admission_and_the_weeks_before_it_are_not_judged_below_the_minimum() -> None:
+    # Admitted on a Thursday: 3 hours that week is all the program could offer, and the week
+    # before the patient was in no program at all. Only whole weeks in the program are judged.
+    monday = date(2026, 11, 16)
+    thursday = monday + timedelta(days=3)
+    sessions = [session(thursday, 3, "fulfilled"), session(monday + timedelta(days=7), 3, None)]
+    later = datetime(2026, 12, 8, tzinfo=UTC)
+    weeks = weekly(
+        sessions,
+        monday - timedelta(days=7),
+        monday + timedelta(days=7),
+        ADULT,
+        NEW_YORK,
+        later,
+        admitted=thursday,
+    )
+    assert [w.below_minimum for w in weeks] == [False, False, True]
+    assert [w.partial for w in weeks] == [True, True, False]

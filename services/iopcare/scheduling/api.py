@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 
 from iopcare.kit.auth import current_principal
+from iopcare.kit.errors import FieldViolation, InvalidArgument
 from iopcare.kit.protoconv import require_id, timestamp
 from iopcare.scheduling.bookings import BookingRequest, GroupRequest
 from iopcare.scheduling.calendars import CalendarInput, FoundSlot
@@ -95,7 +96,13 @@ def instant(message: Any, field: str) -> datetime | None:
     """A Timestamp field as an aware datetime, or None when the field is unset."""
     if not message.HasField(field):
         return None
-    value: datetime = getattr(message, field).ToDatetime(tzinfo=UTC)
+    try:
+        value: datetime = getattr(message, field).ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        # Seconds outside 0001-9999 (a client's garbage): bad input, never an internal error.
+        raise InvalidArgument(
+            f"{field} is not a valid time", [FieldViolation(field, "a valid timestamp")]
+        ) from None
     return value
 
 

@@ -13,7 +13,7 @@ anything beyond the capacity even if a code path forgot the rule. On SQLite the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
-from iopcare.kit import audit, fhir, topics
+from iopcare.kit import audit, fhir
 from iopcare.kit.access import PRIVILEGED_ROLES
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
@@ -35,8 +35,6 @@ from iopcare.kit.errors import (
     PermissionDenied,
     StaleVersion,
 )
-from iopcare.kit.events import Event, append_to_outbox
-from iopcare.kit.requests import create_once
 from iopcare.kit.teams import TeamAccess
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.calendars import CODE, Calendars
@@ -50,6 +48,7 @@ from iopcare.scheduling.domain.booking import (
     check_seat,
 )
 from iopcare.scheduling.domain.calendar import Interval, check_range
+from iopcare.scheduling.idempotency import create_matching_once
 
 MAX_TEXT = 500
 
@@ -82,6 +81,21 @@ def _check_id(value: str, field: str, problems: FieldViolations, required: bool 
         return
     if not fhir.is_valid_id(value):
         problems.add(field, "1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'")
+
+
+def _check_staff(ids: tuple[str, ...], field: str, kind: str, problems: FieldViolations) -> None:
+    """One or two distinct practitioners (or facilitators), each a valid id."""
+    check_participants(list(ids), problems, field, kind=kind)
+    for i, p in enumerate(ids):
+        _check_id(p, f"{field}[{i}]", problems)
+
+
+def _is_facilitator(conn: Connection, principal: Principal, a: store.StoredAppointment) -> bool:
+    """Whether the caller is one of the session's practitioners (a group's facilitators)."""
+    facilitators = {
+        actor for actor, role, _ in store.participants(conn, a.id) if role == "practitioner"
+    }
+    return bool(principal.practitioner_id) and principal.reference in facilitators
 
 
 def _check_text(value: str, field: str, problems: FieldViolations) -> None:
@@ -118,32 +132,24 @@ class Bookings:
         event_type: str,
         at: datetime,
         patients: list[str] | None = None,
+        *,
+        parent_trace: str | None = None,
     ) -> None:
         """The appointment's event, once per patient and keyed by the patient (their events stay
         in order on one partition); a group session's copy names only that patient, so no
         consumer learns who else is in the group. A session with no patient yet is keyed by its
         own id."""
-        group_patients = patients if patients is not None else self._patient_ids(uow, a)
         if not a.is_group:
             group_patients = [a.patient_id] if a.patient_id else []
-        targets = group_patients or [""]
-        for patient in targets:
+        else:
+            group_patients = patients if patients is not None else self._patient_ids(uow, a)
+        subject = f"Appointment/{a.id}/_history/{a.version}"
+        for patient in group_patients or [""]:
             data = a.resource
             if a.is_group:
                 data = fhir_map.visible_to(a.resource, fhir_map.patients_in(a.resource) - {patient})
-            append_to_outbox(
-                uow.conn,
-                store.outbox,
-                topics.SCHEDULING,
-                Event(
-                    type=event_type,
-                    source=codes.SOURCE,
-                    subject=f"Appointment/{a.id}/_history/{a.version}",
-                    key=patient or a.id,
-                    data=data,
-                    time=at,
-                ),
-            )
+            key = patient or a.id
+            store.emit(uow.conn, event_type, subject, key, data, at=at, parent_trace=parent_trace)
 
     def _patient_ids(self, uow: UnitOfWork, a: store.StoredAppointment) -> list[str]:
         return [
@@ -157,20 +163,15 @@ class Bookings:
     ) -> None:
         """A patient's answer to a group session (AppointmentResponse), as an event."""
         response_id = str(uuid.uuid4())
-        append_to_outbox(
+        store.emit(
             uow.conn,
-            store.outbox,
-            topics.SCHEDULING,
-            Event(
-                type=codes.EVENT_APPOINTMENT_RESPONSE,
-                source=codes.SOURCE,
-                subject=f"AppointmentResponse/{response_id}/_history/1",
-                key=patient_id,
-                data=fhir_map.appointment_response(
-                    response_id, appointment_id, f"Patient/{patient_id}", status, "", at
-                ),
-                time=at,
+            codes.EVENT_APPOINTMENT_RESPONSE,
+            f"AppointmentResponse/{response_id}/_history/1",
+            patient_id,
+            fhir_map.appointment_response(
+                response_id, appointment_id, f"Patient/{patient_id}", status, "", at
             ),
+            at=at,
         )
 
     # Rules that read the database --------------------------------------------------------------
@@ -192,7 +193,12 @@ class Bookings:
                 )
 
     def _check_free(
-        self, uow: UnitOfWork, actors: list[str], wanted: Interval, ignore: str | None = None
+        self,
+        uow: UnitOfWork,
+        actors: list[str],
+        wanted: Interval,
+        ignore: str | None = None,
+        unnamed: Collection[str] = (),
     ) -> None:
         busy = [
             Busy(actor, Interval(s, e), appointment_id)
@@ -200,7 +206,7 @@ class Bookings:
                 uow.conn, actors, wanted.start, wanted.end
             )
         ]
-        check_no_overlap(wanted, busy, ignore)
+        check_no_overlap(wanted, busy, ignore, unnamed)
 
     def _may_manage_session(
         self, uow: UnitOfWork, principal: Principal, a: store.StoredAppointment
@@ -211,13 +217,79 @@ class Bookings:
             return self.access.basis(uow.conn, principal, a.patient_id)
         if principal.role in PRIVILEGED_ROLES:
             return f"role:{principal.role}"
-        facilitators = {
-            actor for actor, role, _ in store.participants(uow.conn, a.id) if role == "practitioner"
-        }
-        if principal.practitioner_id and principal.reference in facilitators:
+        if _is_facilitator(uow.conn, principal, a):
             return "facilitator"
         raise PermissionDenied(
             "only the group's facilitators may change it", reason="NOT_FACILITATOR"
+        )
+
+    def _insert_booked(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        appointment_id: str,
+        *,
+        kind: str,
+        patient_id: str,
+        practitioner_ids: tuple[str, ...],
+        location_id: str,
+        wanted: Interval,
+        service_type: str,
+        description: str,
+        care_plan_id: str,
+        capacity: int,
+        basis: str | None,
+    ) -> None:
+        """Writes a checked booking: the Appointment (version 1), a participant row for each of
+        its patient, practitioners and room, its event and its audit row, in the caller's unit
+        of work. An individual session has its patient; a group session starts with none."""
+        now = datetime.now(UTC)
+        a = store.StoredAppointment(
+            appointment_id,
+            1,
+            patient_id,
+            "booked",
+            wanted.start,
+            wanted.end,
+            care_plan_id or None,
+            fhir_map.booked_appointment(
+                appointment_id,
+                kind=kind,
+                patients=[patient_id] if patient_id else [],
+                practitioners=list(practitioner_ids),
+                location=location_id or None,
+                start=wanted.start,
+                end=wanted.end,
+                service_type=service_type,
+                description=description,
+                care_plan_id=care_plan_id,
+                capacity=capacity,
+                at=now,
+            ),
+            kind=kind,
+            capacity=capacity,
+            seats_taken=0,
+        )
+        store.insert_appointment(uow.conn, a, None)
+        participants = [(f"Practitioner/{p}", "practitioner") for p in practitioner_ids]
+        if patient_id:
+            participants.append((f"Patient/{patient_id}", "patient"))
+        if location_id:
+            participants.append((f"Location/{location_id}", "location"))
+        for actor, role in participants:
+            store.add_occupancy(uow.conn, a.id, actor, role, a.start, a.end)
+        if a.is_group:
+            self.publish(uow, a, codes.EVENT_GROUP_SESSION_CREATED, now, patients=[])
+        else:
+            self.publish(uow, a, codes.EVENT_APPOINTMENT_BOOKED, now)
+        audit.record(
+            uow.conn,
+            store.audit_log,
+            principal,
+            audit.CREATE,
+            resource=f"Appointment/{a.id}",
+            patient_id=patient_id or None,
+            detail=basis,
         )
 
     # Individual sessions -------------------------------------------------------------------------
@@ -229,11 +301,7 @@ class Bookings:
         ):
             problems = FieldViolations()
             _check_id(r.patient_id, "patient_id", problems)
-            check_participants(
-                list(r.practitioner_ids), problems, "practitioner_ids", kind="practitioners"
-            )
-            for i, p in enumerate(r.practitioner_ids):
-                _check_id(p, f"practitioner_ids[{i}]", problems)
+            _check_staff(r.practitioner_ids, "practitioner_ids", "practitioners", problems)
             _check_id(r.location_id, "location_id", problems, required=False)
             _check_id(r.care_plan_id, "care_plan_id", problems, required=False)
             _check_code(r.service_type, "service_type", problems)
@@ -251,57 +319,23 @@ class Bookings:
                 store.lock_actors(uow.conn, [patient, *staff])
                 self._check_calendars_open(uow, staff, wanted)
                 self._check_free(uow, [patient, *staff], wanted)
-                now = datetime.now(UTC)
-                a = store.StoredAppointment(
-                    appointment_id,
-                    1,
-                    r.patient_id,
-                    "booked",
-                    wanted.start,
-                    wanted.end,
-                    r.care_plan_id or None,
-                    fhir_map.booked_appointment(
-                        appointment_id,
-                        kind="individual",
-                        patients=[r.patient_id],
-                        practitioners=list(r.practitioner_ids),
-                        location=r.location_id or None,
-                        start=wanted.start,
-                        end=wanted.end,
-                        service_type=r.service_type,
-                        description=r.description,
-                        care_plan_id=r.care_plan_id,
-                        capacity=1,
-                        at=now,
-                    ),
-                )
-                store.insert_appointment(uow.conn, a, None)
-                store.add_occupancy(uow.conn, a.id, patient, "patient", a.start, a.end)
-                for actor in staff:
-                    role = "location" if actor.startswith("Location/") else "practitioner"
-                    store.add_occupancy(uow.conn, a.id, actor, role, a.start, a.end)
-                self.publish(uow, a, codes.EVENT_APPOINTMENT_BOOKED, now)
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                self._insert_booked(
+                    uow,
                     principal,
-                    audit.CREATE,
-                    resource=f"Appointment/{a.id}",
+                    appointment_id,
+                    kind="individual",
                     patient_id=r.patient_id,
-                    detail=basis,
+                    practitioner_ids=r.practitioner_ids,
+                    location_id=r.location_id,
+                    wanted=wanted,
+                    service_type=r.service_type,
+                    description=r.description,
+                    care_plan_id=r.care_plan_id,
+                    capacity=1,
+                    basis=basis,
                 )
 
-            appointment_id, _ = create_once(
-                self.db,
-                store.request_log,
-                principal,
-                "BookAppointment",
-                request_id,
-                _create,
-                lambda: str(uuid.uuid4()),
-            )
-        self.notify_outbox()
-        return self._load(appointment_id)
+            return self._once(principal, "BookAppointment", request_id, r, _create)
 
     # Group sessions ------------------------------------------------------------------------------
     def create_group(
@@ -310,11 +344,7 @@ class Bookings:
         with audit.refusals(self.db, store.audit_log, principal, audit.CREATE, "Appointment"):
             problems = FieldViolations()
             _check_id(r.location_id, "location_id", problems)
-            check_participants(
-                list(r.facilitator_ids), problems, "facilitator_ids", kind="facilitators"
-            )
-            for i, p in enumerate(r.facilitator_ids):
-                _check_id(p, f"facilitator_ids[{i}]", problems)
+            _check_staff(r.facilitator_ids, "facilitator_ids", "facilitators", problems)
             if r.capacity < 0:
                 problems.add("capacity", "0 (the room's) or more")
             _check_code(r.service_type, "service_type", problems)
@@ -349,58 +379,23 @@ class Bookings:
                     )
                 self._check_calendars_open(uow, [room, *staff], wanted)
                 self._check_free(uow, [room, *staff], wanted)
-                now = datetime.now(UTC)
-                a = store.StoredAppointment(
-                    appointment_id,
-                    1,
-                    "",
-                    "booked",
-                    wanted.start,
-                    wanted.end,
-                    None,
-                    fhir_map.booked_appointment(
-                        appointment_id,
-                        kind="group",
-                        patients=[],
-                        practitioners=list(r.facilitator_ids),
-                        location=r.location_id,
-                        start=wanted.start,
-                        end=wanted.end,
-                        service_type=r.service_type,
-                        description=r.description,
-                        care_plan_id="",
-                        capacity=capacity,
-                        at=now,
-                    ),
-                    kind="group",
-                    capacity=capacity,
-                    seats_taken=0,
-                )
-                store.insert_appointment(uow.conn, a, None)
-                for actor in [room, *staff]:
-                    role = "location" if actor == room else "practitioner"
-                    store.add_occupancy(uow.conn, a.id, actor, role, a.start, a.end)
-                self.publish(uow, a, codes.EVENT_GROUP_SESSION_CREATED, now, patients=[])
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                self._insert_booked(
+                    uow,
                     principal,
-                    audit.CREATE,
-                    resource=f"Appointment/{a.id}",
-                    patient_id=None,
+                    appointment_id,
+                    kind="group",
+                    patient_id="",
+                    practitioner_ids=r.facilitator_ids,
+                    location_id=r.location_id,
+                    wanted=wanted,
+                    service_type=r.service_type,
+                    description=r.description,
+                    care_plan_id="",
+                    capacity=capacity,
+                    basis=None,
                 )
 
-            appointment_id, _ = create_once(
-                self.db,
-                store.request_log,
-                principal,
-                "CreateGroupSession",
-                request_id,
-                _create,
-                lambda: str(uuid.uuid4()),
-            )
-        self.notify_outbox()
-        return self._load(appointment_id)
+            return self._once(principal, "CreateGroupSession", request_id, r, _create)
 
     def join(
         self, principal: Principal, request_id: str, appointment_id: str, patient_id: str
@@ -428,17 +423,8 @@ class Bookings:
                 )
                 return appointment_id
 
-            create_once(
-                self.db,
-                store.request_log,
-                principal,
-                "JoinGroupSession",
-                request_id,
-                _join,
-                lambda: str(uuid.uuid4()),
-            )
-        self.notify_outbox()
-        return self._load(appointment_id)
+            body = (appointment_id, patient_id)
+            return self._once(principal, "JoinGroupSession", request_id, body, _join)
 
     def seat(
         self,
@@ -659,7 +645,8 @@ class Bookings:
                 raise Aborted("the session's participants changed meanwhile; retry")
             staff = [a for a in actors if not a.startswith("Patient/")]
             self._check_calendars_open(uow, staff, wanted)
-            self._check_free(uow, actors, wanted, ignore=current.id)
+            patients = [a for a in actors if a.startswith("Patient/")] if current.is_group else []
+            self._check_free(uow, actors, wanted, ignore=current.id, unnamed=patients)
             revised = replace(
                 locked,
                 version=locked.version + 1,
@@ -690,6 +677,22 @@ class Bookings:
             uow.commit()
         self.notify_outbox()
         return revised
+
+    def _once(
+        self,
+        principal: Principal,
+        operation: str,
+        request_id: str,
+        body: object,
+        create: Callable[[UnitOfWork, str], str | None],
+    ) -> store.StoredAppointment:
+        """Runs an idempotent create (once per request id and body), wakes the relay and returns
+        the appointment the request resolved to."""
+        appointment_id = create_matching_once(
+            self.db, principal, operation, request_id, body, create
+        )
+        self.notify_outbox()
+        return self._load(appointment_id)
 
     # Reads ---------------------------------------------------------------------------------------
     def _load(self, appointment_id: str) -> store.StoredAppointment:
@@ -758,10 +761,7 @@ class Bookings:
         facilitators and privileged roles (with no patients); to others it does not exist."""
         if principal.role in PRIVILEGED_ROLES:
             return
-        with self.db.read() as c:
-            facilitators = {
-                actor for actor, role, _ in store.participants(c, a.id) if role == "practitioner"
-            }
-        if principal.practitioner_id and principal.reference in facilitators:
-            return
+        with self.db.read() as conn:
+            if _is_facilitator(conn, principal, a):
+                return
         raise NotFound(f"Appointment/{a.id} not found", resource=f"Appointment/{a.id}")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import heapq
 import itertools
 import re
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from iopcare.kit import audit, paging, topics
+from sqlalchemy.exc import IntegrityError
+
+from iopcare.kit import audit, paging
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import (
@@ -21,8 +22,6 @@ from iopcare.kit.errors import (
     PermissionDenied,
     StaleVersion,
 )
-from iopcare.kit.events import Event, append_to_outbox
-from iopcare.kit.requests import create_once
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.domain.calendar import (
     MAX_SLOT_MINUTES,
@@ -35,6 +34,7 @@ from iopcare.scheduling.domain.calendar import (
     slots,
     subtract,
 )
+from iopcare.scheduling.idempotency import create_matching_once
 
 #: Who may create and change calendars: they decide when clinicians can be booked.
 CALENDAR_ADMINS = frozenset({"admin", "case-manager", "system", "service"})
@@ -130,20 +130,10 @@ class Calendars:
         )
 
     def _publish(self, uow: UnitOfWork, s: store.StoredSchedule, event_type: str) -> None:
-        append_to_outbox(
-            uow.conn,
-            store.outbox,
-            topics.SCHEDULING,
-            Event(
-                type=event_type,
-                source=codes.SOURCE,
-                subject=f"Schedule/{s.id}/_history/{s.version}",
-                # A calendar is nobody's health record: keyed by its actor, so its versions stay
-                # in order on one partition.
-                key=s.actor,
-                data=s.resource,
-            ),
-        )
+        # A calendar is nobody's health record: keyed by its actor, so its versions stay in
+        # order on one partition.
+        subject = f"Schedule/{s.id}/_history/{s.version}"
+        store.emit(uow.conn, event_type, subject, s.actor, s.resource)
 
     def create(
         self, principal: Principal, request_id: str, value: CalendarInput
@@ -174,7 +164,14 @@ class Calendars:
                     "",
                 )
                 stored = replace(stored, resource=self._resource(stored, now))
-                store.insert_schedule(uow.conn, stored)
+                try:
+                    store.insert_schedule(uow.conn, stored)
+                except IntegrityError:
+                    # Created meanwhile by a concurrent request (the actor is unique): the same
+                    # answer as when it was there before; the transaction is rolled back.
+                    raise AlreadyExists(
+                        f"{value.actor} already has a schedule", reason="SCHEDULE_EXISTS"
+                    ) from None
                 self._publish(uow, stored, codes.EVENT_SCHEDULE_CREATED)
                 audit.record(
                     uow.conn,
@@ -185,14 +182,8 @@ class Calendars:
                     patient_id=None,
                 )
 
-            schedule_id, _ = create_once(
-                self.db,
-                store.request_log,
-                principal,
-                "CreateSchedule",
-                request_id,
-                _create,
-                lambda: str(uuid.uuid4()),
+            schedule_id = create_matching_once(
+                self.db, principal, "CreateSchedule", request_id, value, _create
             )
         return self.get(schedule_id)
 

@@ -47,3 +47,9 @@ ATTENDANCE_EXTENSION = "https://iopcare.org/fhir/StructureDefinition/participant
 EVENT_SERIES_CONFLICT = "iopcare.scheduling.series.conflict.v1"
 EVENT_CHECKIN_MISSED = "iopcare.scheduling.checkin.missed.v1"
 ALERT_MISSED_CHECKIN = "missed-checkin"
+#: The event each kind of alert goes out as.
+EVENT_FOR_ALERT = {
+    ALERT_DROPOUT: EVENT_DROPOUT_RISK,
+    ALERT_BELOW_MINIMUM: EVENT_INTENSITY_BELOW_MINIMUM,
+    ALERT_MISSED_CHECKIN: EVENT_CHECKIN_MISSED,
+}

@@ -6,11 +6,14 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from iopcare.kit import audit, fhir, paging, teams, topics
+from sqlalchemy import Connection
+
+from iopcare.kit import audit, fhir, paging, teams
 from iopcare.kit.access import PRIVILEGED_ROLES
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
@@ -24,22 +27,25 @@ from iopcare.kit.errors import (
     PermissionDenied,
     StaleVersion,
 )
-from iopcare.kit.events import Event, ReceivedEvent, append_to_outbox, child_traceparent
+from iopcare.kit.events import ReceivedEvent
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.bookings import Bookings
 from iopcare.scheduling.calendars import Calendars
 from iopcare.scheduling.domain.attendance import check_attendance, is_late_cancellation
 from iopcare.scheduling.domain.booking import check_open_for_booking
+from iopcare.scheduling.domain.calendar import EARLIEST, LATEST
 from iopcare.scheduling.domain.intensity import (
     MISSED,
     Rule,
     Session,
     Week,
     missed_in_a_row,
+    missed_streak_start,
     week_start,
     weekly,
 )
 from iopcare.scheduling.domain.timing import Occurrence, UnsupportedTiming, expand
+from iopcare.scheduling.fhir_map import PlannedActivity
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,14 @@ def _version(resource: fhir.Resource) -> int:
 def _is_staff_reference(actor: str) -> bool:
     kind, _, rest = actor.partition("/")
     return kind in {"Practitioner", "Location"} and fhir.is_valid_id(rest)
+
+
+def _sessions(rows: list[tuple[str, datetime, datetime, str | None, bool, str]]) -> list[Session]:
+    """The patient's sessions as the intensity rules see them (store.patient_sessions rows)."""
+    return [
+        Session(start, end, attendance, cancelled)
+        for _, start, end, attendance, cancelled, _ in rows
+    ]
 
 
 class Scheduling:
@@ -115,6 +129,7 @@ class Scheduling:
         if not plan.id or not patient_id:
             return
         start = received.event.time
+        existing = store.load_series(uow.conn, plan.id)
         series = store.StoredSeries(
             plan.id,
             patient_id,
@@ -122,13 +137,16 @@ class Scheduling:
             fhir.to_json(plan),
             start + self.horizon,
             plan.status in {"active", "draft"},
+            existing.started_at if existing and existing.started_at else start,
         )
-        existing = store.load_series(uow.conn, plan.id)
         if existing is not None and existing.version >= series.version:
             return  # a replay, or a late copy of a version already followed
         store.save_series(uow.conn, series)
         if series.active:
-            self._fill(uow, plan, patient_id, start, series.horizon_end, received.event.traceparent)
+            planned = self._planned(
+                uow, plan, start, series.horizon_end, anchor=series.started_at or start
+            )
+            self._fill(uow, plan.id, patient_id, planned, received.event.traceparent)
 
     def on_care_plan_changed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
         """An edited, activated or resumed plan: future sessions follow its activities now.
@@ -144,26 +162,38 @@ class Scheduling:
         version = _version(plan)
         if existing is not None and existing.version >= version:
             return
-        now = received.event.time
+        # The change takes effect from when it was made, but never reaches back past the present:
+        # delivered late (a broker outage), it must not cancel or add sessions that have taken
+        # place meanwhile ("past ones stay").
+        now = max(received.event.time, datetime.now(UTC))
         horizon_end = max(existing.horizon_end if existing else now, now + self.horizon)
         active = plan.status in {"active", "draft"}
+        started_at = existing.started_at if existing and existing.started_at else now
         store.save_series(
             uow.conn,
             store.StoredSeries(
-                plan.id, patient_id, version, fhir.to_json(plan), horizon_end, active
+                plan.id, patient_id, version, fhir.to_json(plan), horizon_end, active, started_at
             ),
         )
         if not active:
             self._withdraw(uow, plan.id, set(), now, f"care plan {plan.status}", received)
             return
-        wanted = self._fill(uow, plan, patient_id, now, horizon_end, received.event.traceparent)
+        planned = self._planned(uow, plan, now, horizon_end, anchor=started_at)
+        # Withdraw first, then fill: a moved activity's old session must give up the patient's
+        # time before the new one is booked, or the old seat would block the new one.
+        wanted = {key for _, _, key in planned}
         self._withdraw(uow, plan.id, wanted, now, "care plan changed", received)
+        self._fill(uow, plan.id, patient_id, planned, received.event.traceparent)
 
     def on_care_plan_closed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
         """When a plan completes, is revoked or suspended, its future sessions are cancelled;
         past ones stay as they were (issue 3: "future appointments follow, past ones stay")."""
         plan = received.resource
         existing = store.load_series(uow.conn, plan.id)
+        if existing is not None and existing.version > _version(plan):
+            # A late copy of an older version (reliability A15): the series has since followed a
+            # newer one (a resumed plan), whose sessions must not be withdrawn.
+            return
         if existing is not None and existing.version < _version(plan):
             store.save_series(uow.conn, replace(existing, version=_version(plan), active=False))
         now = datetime.now(UTC)
@@ -203,93 +233,101 @@ class Scheduling:
                 return True
         return False
 
-    def _fill(
+    def _planned(
         self,
         uow: UnitOfWork,
         plan: fhir.Resource,
-        patient_id: str,
         window_start: datetime,
         window_end: datetime,
-        traceparent: str | None,
-    ) -> set[str]:
-        """Carries out every occurrence of the plan's timed activities in the window: a seat in
-        the matching group session if there is one, else a proposed appointment; holidays are
-        skipped and a clash with the patient's bookings is reported as a conflict event.
-        Returns the occurrence keys the plan wants in the window."""
-        plan_id = plan.id
-        stored_at = datetime.now(UTC)
-        created: list[str] = []
-        wanted: set[str] = set()
+        *,
+        anchor: datetime,
+    ) -> list[tuple[PlannedActivity, Occurrence, str]]:
+        """The occurrences of the plan's timed activities in the window that the plan wants
+        (holidays skipped), each with its occurrence key; nothing is written.
+
+        `anchor` is when the series began, not the window's start: a timing without days or
+        bounds repeats from it, so each daily extension of the horizon continues the same
+        cadence instead of starting a new one on the window's weekday."""
+        planned = []
         for activity in fhir_map.planned_activities(plan):
             try:
                 occurrences = expand(
-                    activity.timing, window_start, window_end, self.zone, anchor=window_start
+                    activity.timing, window_start, window_end, self.zone, anchor=anchor
                 )
             except UnsupportedTiming as exc:
                 # Reported, not dropped: the team sees why no sessions appeared for this one.
-                log.warning("CarePlan/%s activity %d: %s", plan_id, activity.index, exc)
+                log.warning("CarePlan/%s activity %d: %s", plan.id, activity.index, exc)
                 continue
             for occurrence in occurrences:
-                key = f"{plan_id}/{activity.index}/{occurrence.start.isoformat()}"
-                if self._is_holiday(
-                    uow, activity.performers, occurrence.start.astimezone(self.zone).date()
-                ):
+                local_day = occurrence.start.astimezone(self.zone).date()
+                if self._is_holiday(uow, activity.performers, local_day):
                     continue
-                wanted.add(key)
-                if store.occurrence_exists(uow.conn, key):
-                    continue
-                appointment_id = str(uuid.uuid4())
-                resource = fhir_map.proposed_appointment(
-                    appointment_id, plan_id, patient_id, activity, occurrence, stored_at
-                )
-                if self._join_cohort(uow, activity.performers, occurrence, patient_id, key):
-                    continue
-                clash = store.busy(
-                    uow.conn, [f"Patient/{patient_id}"], occurrence.start, occurrence.end
-                )
-                if clash:
-                    self._conflict(uow, patient_id, resource, "the patient is booked then")
-                    continue
-                store.insert_appointment(
-                    uow.conn,
-                    store.StoredAppointment(
-                        appointment_id,
-                        1,
-                        patient_id,
-                        "proposed",
-                        occurrence.start,
-                        occurrence.end,
-                        plan_id,
-                        resource,
-                    ),
-                    key,
-                )
-                # The patient takes part, but a proposal holds no time: nobody agreed to it yet.
-                store.add_occupancy(
-                    uow.conn,
+                key = f"{plan.id}/{activity.index}/{occurrence.start.isoformat()}"
+                planned.append((activity, occurrence, key))
+        return planned
+
+    def _fill(
+        self,
+        uow: UnitOfWork,
+        plan_id: str,
+        patient_id: str,
+        planned: list[tuple[PlannedActivity, Occurrence, str]],
+        traceparent: str | None,
+    ) -> None:
+        """Carries out the planned occurrences not carried out yet: a seat in the matching group
+        session if there is one, else a proposed appointment; a clash with the patient's
+        bookings is reported as a conflict event."""
+        stored_at = datetime.now(UTC)
+        created: list[str] = []
+        for activity, occurrence, key in planned:
+            if store.occurrence_exists(uow.conn, key):
+                continue
+            appointment_id = str(uuid.uuid4())
+            resource = fhir_map.proposed_appointment(
+                appointment_id, plan_id, patient_id, activity, occurrence, stored_at
+            )
+            if self._join_cohort(uow, activity.performers, occurrence, patient_id, key):
+                continue
+            clash = store.busy(
+                uow.conn, [f"Patient/{patient_id}"], occurrence.start, occurrence.end
+            )
+            if clash:
+                self._conflict(uow, patient_id, resource, "the patient is booked then")
+                continue
+            store.insert_appointment(
+                uow.conn,
+                store.StoredAppointment(
                     appointment_id,
-                    f"Patient/{patient_id}",
-                    "patient",
+                    1,
+                    patient_id,
+                    "proposed",
                     occurrence.start,
                     occurrence.end,
-                    blocking=False,
-                )
-                created.append(resource)
-        if created:
-            append_to_outbox(
-                uow.conn,
-                store.outbox,
-                topics.SCHEDULING,
-                Event(
-                    type=codes.EVENT_APPOINTMENTS_PROPOSED,
-                    source=codes.SOURCE,
-                    subject=f"CarePlan/{plan_id}",
-                    key=patient_id,
-                    data=fhir_map.collection(created, str(uuid.uuid4()), stored_at),
-                    traceparent=child_traceparent(traceparent),
+                    plan_id,
+                    resource,
                 ),
+                key,
             )
-        return wanted
+            # The patient takes part, but a proposal holds no time: nobody agreed to it yet.
+            store.add_occupancy(
+                uow.conn,
+                appointment_id,
+                f"Patient/{patient_id}",
+                "patient",
+                occurrence.start,
+                occurrence.end,
+                blocking=False,
+            )
+            created.append(resource)
+        if created:
+            store.emit(
+                uow.conn,
+                codes.EVENT_APPOINTMENTS_PROPOSED,
+                f"CarePlan/{plan_id}",
+                patient_id,
+                fhir_map.collection(created, str(uuid.uuid4()), stored_at),
+                parent_trace=traceparent,
+            )
 
     def _join_cohort(
         self,
@@ -305,14 +343,21 @@ class Scheduling:
         problem = ""
         for session_id in sessions:
             # A savepoint: a refused seat leaves nothing behind in the plan's transaction.
+            seated_by_hand = False
             with uow.conn.begin_nested() as savepoint:
                 try:
                     self.bookings.seat(uow, session_id, patient_id, datetime.now(UTC), key)
-                except (FailedPrecondition, AlreadyExists) as exc:
+                except AlreadyExists:
+                    savepoint.rollback()
+                    seated_by_hand = True
+                except FailedPrecondition as exc:
                     savepoint.rollback()
                     problem = exc.message
                     continue
-                return True
+            if seated_by_hand:
+                # That seat carries out the occurrence: no conflict, and the series follows it.
+                store.adopt_seat(uow.conn, session_id, f"Patient/{patient_id}", key)
+            return True
         if sessions:
             session = store.load_appointment(uow.conn, sessions[0])
             # The group as the patient's event may show it: without the other patients.
@@ -329,18 +374,8 @@ class Scheduling:
         """Reports an occurrence the series could not carry out (issue 3: conflicts are events,
         not silence). The value is the Appointment that was wanted, with the reason."""
         data = fhir_map.with_comment(resource, why) if resource else resource
-        append_to_outbox(
-            uow.conn,
-            store.outbox,
-            topics.SCHEDULING,
-            Event(
-                type=codes.EVENT_SERIES_CONFLICT,
-                source=codes.SOURCE,
-                subject=f"Patient/{patient_id}",
-                key=patient_id,
-                data=data,
-            ),
-        )
+        subject = f"Patient/{patient_id}"
+        store.emit(uow.conn, codes.EVENT_SERIES_CONFLICT, subject, patient_id, data)
 
     def extend_horizons(self, now: datetime | None = None) -> int:
         """The rolling horizon: each active series is extended to `now + horizon` (a periodic
@@ -356,7 +391,10 @@ class Scheduling:
                 if series is None or not series.active or series.horizon_end >= target:
                     continue
                 plan = fhir.parse_resource(series.resource, "CarePlan")
-                self._fill(uow, plan, series.patient_id, series.horizon_end, target, None)
+                # Series stored before their start was recorded keep the old behaviour.
+                anchor = series.started_at or series.horizon_end
+                planned = self._planned(uow, plan, series.horizon_end, target, anchor=anchor)
+                self._fill(uow, plan_id, series.patient_id, planned, None)
                 store.save_series(uow.conn, replace(series, horizon_end=target))
                 uow.commit()
                 extended += 1
@@ -396,19 +434,8 @@ class Scheduling:
             store.set_occupancy(
                 uow.conn, current.id, actor=f"Patient/{current.patient_id}", attendance=status
             )
-        append_to_outbox(
-            uow.conn,
-            store.outbox,
-            topics.SCHEDULING,
-            Event(
-                type=codes.EVENT_APPOINTMENT_UPDATED,
-                source=codes.SOURCE,
-                subject=f"Appointment/{revised.id}/_history/{revised.version}",
-                key=revised.patient_id,
-                data=revised.resource,
-                time=now,
-                traceparent=child_traceparent(traceparent),
-            ),
+        self.bookings.publish(
+            uow, revised, codes.EVENT_APPOINTMENT_UPDATED, now, parent_trace=traceparent
         )
         return revised
 
@@ -428,18 +455,29 @@ class Scheduling:
         """A patient's sessions (their care team), or a practitioner's or room's (the
         practitioner, or a privileged role); either way a group session shows only the patients
         the caller may see."""
-        problems = FieldViolations()
-        if bool(patient_id) == bool(actor):
-            problems.add("patient_id", "exactly one of patient_id and actor")
-        if actor and not _is_staff_reference(actor):
-            problems.add("actor", "Practitioner/{id} or Location/{id}")
-        for i, status in enumerate(statuses):
-            if status not in APPOINTMENT_STATUSES:
-                problems.add(f"statuses[{i}]", "a FHIR appointmentstatus code")
-        if start_from and start_before and start_before <= start_from:
-            problems.add("end_time", "after start_time")
-        size = paging.page_size(page_size)
-        problems.raise_if_any("the listing is invalid")
+        with self._search_refusals(principal, patient_id):
+            problems = FieldViolations()
+            if bool(patient_id) == bool(actor):
+                problems.add("patient_id", "exactly one of patient_id and actor")
+            if actor and not _is_staff_reference(actor):
+                problems.add("actor", "Practitioner/{id} or Location/{id}")
+            for i, status in enumerate(statuses):
+                if status not in APPOINTMENT_STATUSES:
+                    problems.add(f"statuses[{i}]", "a FHIR appointmentstatus code")
+            if start_from and start_before and start_before <= start_from:
+                problems.add("end_time", "after start_time")
+            size = paging.page_size(page_size)
+            problems.raise_if_any("the listing is invalid")
+            position = paging.decode(page_token, {"start": str, "id": str})
+            after = None
+            if position is not None:
+                try:
+                    after = (datetime.fromisoformat(position["start"]), str(position["id"]))
+                except ValueError:
+                    raise InvalidArgument(
+                        "page_token is not one this server issued",
+                        [FieldViolation("page_token", "invalid page token")],
+                    ) from None
         if patient_id:
             basis = teams.require_access(
                 self.db,
@@ -457,16 +495,6 @@ class Scheduling:
                         "a practitioner lists only their own sessions", reason="NOT_OWN_CALENDAR"
                     )
             basis = "own-calendar" if actor == principal.reference else f"role:{principal.role}"
-        position = paging.decode(page_token, {"start": str, "id": str})
-        after = None
-        if position is not None:
-            try:
-                after = (datetime.fromisoformat(position["start"]), str(position["id"]))
-            except ValueError:
-                raise InvalidArgument(
-                    "page_token is not one this server issued",
-                    [FieldViolation("page_token", "invalid page token")],
-                ) from None
         with self.db.read() as conn:
             items = store.list_appointments(
                 conn,
@@ -543,7 +571,7 @@ class Scheduling:
                 revised, whose = changed, current.patient_id
                 basis = f"{status}{' (late)' if late else ''}; {basis}"
             if status == MISSED:
-                self._check_dropout(uow, whose, revised.id, now)
+                self._check_dropout(uow, whose, now)
             audit.record(
                 uow.conn,
                 store.audit_log,
@@ -597,43 +625,57 @@ class Scheduling:
         self.bookings.publish(uow, revised, codes.EVENT_APPOINTMENT_UPDATED, now, [patient_id])
         return revised, f"{status}; {basis}"
 
-    def _check_dropout(
-        self, uow: UnitOfWork, patient_id: str, appointment_id: str, now: datetime
-    ) -> None:
+    def _check_dropout(self, uow: UnitOfWork, patient_id: str, now: datetime) -> None:
         """A second missed session in a row raises the dropout-risk alert, once per streak."""
-        rows = store.patient_sessions(
-            uow.conn, patient_id, now - DROPOUT_LOOKBACK, now + DROPOUT_LOOKBACK
+        sessions = _sessions(
+            store.patient_sessions(
+                uow.conn, patient_id, now - DROPOUT_LOOKBACK, now + DROPOUT_LOOKBACK
+            )
         )
-        sessions = [Session(s, e, att, cancelled) for _, s, e, att, cancelled, _ in rows]
-        if not missed_in_a_row(sessions, MISSED_IN_A_ROW):
+        began = missed_streak_start(sessions, MISSED_IN_A_ROW)
+        if began is None:
             return
-        if not store.raise_alert_once(uow.conn, patient_id, codes.ALERT_DROPOUT, appointment_id):
-            return
-        self._alert(
-            uow,
-            patient_id,
-            codes.EVENT_DROPOUT_RISK,
-            f"{MISSED_IN_A_ROW} sessions missed in a row (dropout risk)",
-            now,
-        )
+        # Keyed by the streak's first session, not the one just recorded: a third miss in a row
+        # is the same streak and raises nothing new.
+        text = f"{MISSED_IN_A_ROW} sessions missed in a row (dropout risk)"
+        self._alert_once(uow, patient_id, codes.ALERT_DROPOUT, began.isoformat(), text, now)
+
+    def _alert_once(
+        self, uow: UnitOfWork, patient_id: str, kind: str, about: str, text: str, at: datetime
+    ) -> bool:
+        """Raises the patient's alert of `kind` about `about` (an ISO week, a day, a streak)
+        unless it was raised before; returns whether it was raised now."""
+        if not store.raise_alert_once(uow.conn, patient_id, kind, about):
+            return False
+        self._alert(uow, patient_id, codes.EVENT_FOR_ALERT[kind], text, at)
+        return True
+
+    def _alerts_for(
+        self,
+        patients: list[str],
+        kind: str,
+        due: Callable[[UnitOfWork, str], tuple[str, str] | None],
+        at: datetime,
+    ) -> int:
+        """The periodic checks: for each patient, in its own unit of work, the alert `due` finds
+        ((about, text), or None), raised once; returns how many were raised."""
+        raised = 0
+        for patient_id in patients:
+            with UnitOfWork(self.db) as uow:
+                found = due(uow, patient_id)
+                if found is not None and self._alert_once(uow, patient_id, kind, *found, at):
+                    raised += 1
+                uow.commit()
+        if raised:
+            self.notify_outbox()
+        return raised
 
     def _alert(
         self, uow: UnitOfWork, patient_id: str, event_type: str, text: str, at: datetime
     ) -> None:
         flag_id = str(uuid.uuid4())
-        append_to_outbox(
-            uow.conn,
-            store.outbox,
-            topics.SCHEDULING,
-            Event(
-                type=event_type,
-                source=codes.SOURCE,
-                subject=f"Flag/{flag_id}/_history/1",
-                key=patient_id,
-                data=fhir_map.alert_flag(flag_id, patient_id, text, at),
-                time=at,
-            ),
-        )
+        data = fhir_map.alert_flag(flag_id, patient_id, text, at)
+        store.emit(uow.conn, event_type, f"Flag/{flag_id}/_history/1", patient_id, data, at=at)
 
     # Daily check-ins ----------------------------------------------------------------------------
     def record_check_in(
@@ -676,24 +718,10 @@ class Scheduling:
         end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.zone).astimezone(UTC)
         with self.db.read() as conn:
             missing = store.missing_check_ins(conn, day, start, end)
-        raised = 0
-        for patient_id in missing:
-            with UnitOfWork(self.db) as uow:
-                if store.raise_alert_once(
-                    uow.conn, patient_id, codes.ALERT_MISSED_CHECKIN, day.isoformat()
-                ):
-                    self._alert(
-                        uow,
-                        patient_id,
-                        codes.EVENT_CHECKIN_MISSED,
-                        f"no daily check-in by {self.checkin_cutoff:%H:%M} on {day.isoformat()}",
-                        now,
-                    )
-                    raised += 1
-                uow.commit()
-        if raised:
-            self.notify_outbox()
-        return raised
+        text = f"no daily check-in by {self.checkin_cutoff:%H:%M} on {day.isoformat()}"
+        return self._alerts_for(
+            missing, codes.ALERT_MISSED_CHECKIN, lambda _uow, _p: (day.isoformat(), text), now
+        )
 
     # Intensity ----------------------------------------------------------------------------------
     def rule(self, program: str) -> Rule:
@@ -708,21 +736,28 @@ class Scheduling:
     def intensity(
         self, principal: Principal, patient_id: str, first: str, last: str, program: str
     ) -> tuple[list[Week], bool]:
-        problems = FieldViolations()
-        if not fhir.is_valid_id(patient_id):
-            problems.add("patient_id", "1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'")
-        days: list[date] = []
-        for field_name, text in (("start_date", first), ("end_date", last)):
-            try:
-                days.append(date.fromisoformat(text))
-            except ValueError:
-                problems.add(field_name, "a date YYYY-MM-DD")
-        if len(days) == 2 and not days[0] <= days[1] <= days[0] + MAX_INTENSITY_RANGE:
-            problems.add(
-                "end_date", f"on or after start_date, at most {MAX_INTENSITY_RANGE.days} days"
-            )
-        problems.raise_if_any("the intensity request is invalid")
-        rule = self.rule(program)
+        with self._search_refusals(principal, patient_id):
+            problems = FieldViolations()
+            if not fhir.is_valid_id(patient_id):
+                problems.add("patient_id", "1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'")
+            days: list[date] = []
+            for field_name, text in (("start_date", first), ("end_date", last)):
+                try:
+                    day = date.fromisoformat(text)
+                except ValueError:
+                    problems.add(field_name, "a date YYYY-MM-DD")
+                    continue
+                if not EARLIEST.date() <= day < LATEST.date():
+                    # Weeks are computed around the range: year 9999 would overflow into INTERNAL.
+                    problems.add(field_name, f"between {EARLIEST.year} and {LATEST.year - 1}")
+                    continue
+                days.append(day)
+            if len(days) == 2 and not days[0] <= days[1] <= days[0] + MAX_INTENSITY_RANGE:
+                problems.add(
+                    "end_date", f"on or after start_date, at most {MAX_INTENSITY_RANGE.days} days"
+                )
+            problems.raise_if_any("the intensity request is invalid")
+            rule = self.rule(program)
         start = datetime.combine(week_start(days[0]), time(0), tzinfo=self.zone)
         end = datetime.combine(week_start(days[1]) + timedelta(days=7), time(0), tzinfo=self.zone)
         rows = teams.audited_search(
@@ -736,10 +771,26 @@ class Scheduling:
                 conn, patient_id, start.astimezone(UTC), end.astimezone(UTC)
             ),
         )
-        sessions = [Session(s, e, att, cancelled) for _, s, e, att, cancelled, _ in rows]
+        sessions = _sessions(rows)
         now = datetime.now(UTC)
-        weeks = weekly(sessions, days[0], days[1], rule, self.zone, now)
+        with self.db.read() as conn:  # the same patient, access checked and audited above
+            admitted = self._admitted(conn, patient_id)
+        weeks = weekly(sessions, days[0], days[1], rule, self.zone, now, admitted=admitted)
         return weeks, missed_in_a_row(sessions, MISSED_IN_A_ROW)
+
+    def _search_refusals(
+        self, principal: Principal, patient_id: str
+    ) -> AbstractContextManager[None]:
+        """Audits a search refused for its input, like every other refusal (reliability C11); the
+        patient is named only when the id is a valid one."""
+        named = patient_id if fhir.is_valid_id(patient_id) else None
+        return audit.refusals(
+            self.db, store.audit_log, principal, audit.SEARCH, "Appointment", named
+        )
+
+    def _admitted(self, conn: Connection, patient_id: str) -> date | None:
+        first = store.first_session_start(conn, patient_id)
+        return first.astimezone(self.zone).date() if first is not None else None
 
     def check_intensity(self, now: datetime | None = None) -> int:
         """Raises the below-minimum alert for every patient whose last ended ISO week fell short
@@ -752,25 +803,16 @@ class Scheduling:
         end = datetime.combine(this_monday, time(0), tzinfo=self.zone).astimezone(UTC)
         with self.db.read() as conn:
             patients = store.patients_with_sessions(conn, start, end)
-        raised = 0
-        for patient_id in patients:
-            with UnitOfWork(self.db) as uow:
-                rows = store.patient_sessions(uow.conn, patient_id, start, end)
-                sessions = [Session(s, e, att, c) for _, s, e, att, c, _ in rows]
-                week = weekly(sessions, monday, monday, rule, self.zone, now)[0]
-                if week.below_minimum and store.raise_alert_once(
-                    uow.conn, patient_id, codes.ALERT_BELOW_MINIMUM, week.label
-                ):
-                    self._alert(
-                        uow,
-                        patient_id,
-                        codes.EVENT_INTENSITY_BELOW_MINIMUM,
-                        f"{week.label}: attended {week.attended_hours:g} h, below the program's "
-                        f"minimum of {rule.minimum:g} h a week",
-                        now,
-                    )
-                    raised += 1
-                uow.commit()
-        if raised:
-            self.notify_outbox()
-        return raised
+
+        def below_minimum(uow: UnitOfWork, patient_id: str) -> tuple[str, str] | None:
+            sessions = _sessions(store.patient_sessions(uow.conn, patient_id, start, end))
+            admitted = self._admitted(uow.conn, patient_id)
+            week = weekly(sessions, monday, monday, rule, self.zone, now, admitted=admitted)[0]
+            if not week.below_minimum:
+                return None
+            return week.label, (
+                f"{week.label}: attended {week.attended_hours:g} h, below the program's "
+                f"minimum of {rule.minimum:g} h a week"
+            )
+
+        return self._alerts_for(patients, codes.ALERT_BELOW_MINIMUM, below_minimum, now)

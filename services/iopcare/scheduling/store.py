@@ -22,15 +22,19 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    func,
     or_,
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from iopcare.kit import topics
 from iopcare.kit.db import as_utc
+from iopcare.kit.events import Event, append_to_outbox, child_traceparent
 from iopcare.kit.schema import add_kit_tables
 from iopcare.kit.teams import add_member_table, add_projection_table
+from iopcare.scheduling import codes
 
 metadata = MetaData()
 kit = add_kit_tables(metadata)
@@ -132,6 +136,10 @@ plan_series = Table(
     Column("resource", Text, nullable=False),
     Column("horizon_end", DateTime(timezone=True), nullable=False),
     Column("active", Boolean, nullable=False),
+    # When the series began: a timing with no days of the week and no bounds repeats from here
+    # (a weekly activity keeps the weekday it began on, a count counts from here), whatever window
+    # a later extension or revision fills.
+    Column("started_at", DateTime(timezone=True), nullable=True),
 )
 
 #: Daily check-ins: one per patient and program day (local date).
@@ -159,10 +167,51 @@ alert_raised = Table(
     metadata,
     Column("patient_id", String(64), primary_key=True),
     Column("kind", String(32), primary_key=True),
-    # What it is about: an ISO week (2026-W48) or the appointment that completed the streak.
+    # What it is about: an ISO week (2026-W48), a day, or when a streak of missed sessions began.
     Column("about", String(200), primary_key=True),
     Column("raised_at", DateTime(timezone=True), nullable=False),
 )
+
+#: What each idempotent request (kit's request_log) asked for, as a hash of its body: the same
+#: request id with another body is a client bug and is refused, not answered with the first
+#: request's result (AIP-155).
+request_fingerprint = Table(
+    "request_fingerprint",
+    metadata,
+    Column("principal", String(200), primary_key=True),
+    Column("operation", String(100), primary_key=True),
+    Column("request_id", String(100), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+)
+
+
+def emit(
+    conn: Connection,
+    event_type: str,
+    subject: str,
+    key: str,
+    data: str,
+    *,
+    at: datetime | None = None,
+    parent_trace: str | None = None,
+) -> None:
+    """Appends one of scheduling's events to the outbox, in the caller's transaction (the relay
+    publishes it on iopcare.scheduling.v1 after commit). `key` picks the partition: a patient's
+    events are keyed by the patient so that they stay in order."""
+    append_to_outbox(
+        conn,
+        outbox,
+        topics.SCHEDULING,
+        Event(
+            type=event_type,
+            source=codes.SOURCE,
+            subject=subject,
+            key=key,
+            data=data,
+            time=at or datetime.now(UTC),
+            traceparent=child_traceparent(parent_trace),
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -467,6 +516,21 @@ def set_occupancy(
     conn.execute(occupancy.update().where(where).values(**values))
 
 
+def adopt_seat(conn: Connection, appointment_id: str, actor: str, occurrence_key: str) -> None:
+    """Marks a patient's seat, taken by hand, as carrying out a plan occurrence (unless it
+    carries one already), so the plan's series follows it from then on."""
+    conn.execute(
+        occupancy.update()
+        .where(
+            (occupancy.c.appointment_id == appointment_id)
+            & (occupancy.c.actor == actor)
+            & occupancy.c.active
+            & occupancy.c.occurrence_key.is_(None)
+        )
+        .values(occurrence_key=occurrence_key)
+    )
+
+
 def busy_in_range(
     conn: Connection, actors: list[str], start: datetime, end: datetime
 ) -> dict[str, list[tuple[datetime, datetime]]]:
@@ -533,23 +597,28 @@ def patient_sessions(
     ]
 
 
+def first_session_start(conn: Connection, patient_id: str) -> datetime | None:
+    """When the patient's first session of any status starts: their admission, as far as
+    scheduling knows it."""
+    first = conn.execute(
+        select(func.min(occupancy.c.start)).where(occupancy.c.actor == f"Patient/{patient_id}")
+    ).scalar()
+    return as_utc(first) if first is not None else None
+
+
 def raise_alert_once(conn: Connection, patient_id: str, kind: str, about: str) -> bool:
-    """Records that an alert was raised; False if it had been (the caller then emits nothing)."""
-    exists = conn.execute(
-        select(alert_raised.c.kind).where(
-            (alert_raised.c.patient_id == patient_id)
-            & (alert_raised.c.kind == kind)
-            & (alert_raised.c.about == about)
-        )
+    """Records that an alert was raised; False if it had been (the caller then emits nothing).
+
+    ON CONFLICT DO NOTHING: two places raising the same alert at once (two no-shows recorded
+    together, two replicas' periodic checks) agree on one of them, and neither fails on the key."""
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    inserted = conn.execute(
+        insert(alert_raised)
+        .values(patient_id=patient_id, kind=kind, about=about, raised_at=datetime.now(UTC))
+        .on_conflict_do_nothing(index_elements=["patient_id", "kind", "about"])
+        .returning(alert_raised.c.kind)
     ).first()
-    if exists is not None:
-        return False
-    conn.execute(
-        alert_raised.insert().values(
-            patient_id=patient_id, kind=kind, about=about, raised_at=datetime.now(UTC)
-        )
-    )
-    return True
+    return inserted is not None
 
 
 def patients_with_sessions(conn: Connection, start: datetime, end: datetime) -> list[str]:
@@ -677,6 +746,7 @@ class StoredSeries:
     resource: str
     horizon_end: datetime
     active: bool
+    started_at: datetime | None = None
 
 
 def load_series(conn: Connection, plan_id: str) -> StoredSeries | None:
@@ -686,7 +756,13 @@ def load_series(conn: Connection, plan_id: str) -> StoredSeries | None:
     if row is None:
         return None
     return StoredSeries(
-        row.plan_id, row.patient_id, row.version, row.resource, as_utc(row.horizon_end), row.active
+        row.plan_id,
+        row.patient_id,
+        row.version,
+        row.resource,
+        as_utc(row.horizon_end),
+        row.active,
+        as_utc(row.started_at) if row.started_at is not None else None,
     )
 
 
@@ -697,6 +773,7 @@ def save_series(conn: Connection, s: StoredSeries) -> None:
         "resource": s.resource,
         "horizon_end": s.horizon_end,
         "active": s.active,
+        "started_at": s.started_at,
     }
     updated = conn.execute(
         plan_series.update().where(plan_series.c.plan_id == s.plan_id).values(**values)
@@ -722,18 +799,25 @@ def check_in(
     conn: Connection, patient_id: str, day: date, at: datetime, late: bool
 ) -> tuple[datetime, bool, bool]:
     """Records the day's check-in unless there is one; returns (time, late, already recorded).
-    Two concurrent check-ins collide on the primary key; the caller's unit of work retries."""
+
+    INSERT ... ON CONFLICT DO NOTHING: of two simultaneous check-ins (two devices) one inserts
+    and the other, on PostgreSQL, waits for it to commit and then inserts nothing; both then read
+    the one row, so the second answers "already recorded" instead of failing on the key."""
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    inserted = conn.execute(
+        insert(daily_checkin)
+        .values(patient_id=patient_id, day=day, checked_in_at=at, late=late)
+        .on_conflict_do_nothing(index_elements=["patient_id", "day"])
+        .returning(daily_checkin.c.patient_id)
+    ).first()
+    if inserted is not None:
+        return at, late, False
     row = conn.execute(
         select(daily_checkin.c.checked_in_at, daily_checkin.c.late).where(
             (daily_checkin.c.patient_id == patient_id) & (daily_checkin.c.day == day)
         )
-    ).first()
-    if row is not None:
-        return as_utc(row.checked_in_at), row.late, True
-    conn.execute(
-        daily_checkin.insert().values(patient_id=patient_id, day=day, checked_in_at=at, late=late)
-    )
-    return at, late, False
+    ).one()
+    return as_utc(row.checked_in_at), row.late, True
 
 
 def missing_check_ins(conn: Connection, day: date, start: datetime, end: datetime) -> list[str]:
@@ -754,3 +838,27 @@ def missing_check_ins(conn: Connection, day: date, start: datetime, end: datetim
     patients = {r.split("/", 1)[1] for r in rows}
     done = set(conn.execute(checked).scalars())
     return sorted(patients - done)
+
+
+# Request fingerprints -----------------------------------------------------------------------------
+def remember_request(
+    conn: Connection, principal: str, operation: str, request_id: str, fingerprint: str
+) -> None:
+    conn.execute(
+        request_fingerprint.insert().values(
+            principal=principal, operation=operation, request_id=request_id, fingerprint=fingerprint
+        )
+    )
+
+
+def request_fingerprint_of(
+    conn: Connection, principal: str, operation: str, request_id: str
+) -> str | None:
+    found: str | None = conn.execute(
+        select(request_fingerprint.c.fingerprint).where(
+            (request_fingerprint.c.principal == principal)
+            & (request_fingerprint.c.operation == operation)
+            & (request_fingerprint.c.request_id == request_id)
+        )
+    ).scalar()
+    return found

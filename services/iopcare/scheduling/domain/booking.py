@@ -7,7 +7,7 @@ facts no concurrent booking can change before the transaction commits (docs/deci
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -40,15 +40,25 @@ def check_participants(
         problems.add(path, f"the same {kind[:-1]} twice")
 
 
-def check_no_overlap(wanted: Interval, busy: Iterable[Busy], ignore: str | None = None) -> None:
+def check_no_overlap(
+    wanted: Interval,
+    busy: Iterable[Busy],
+    ignore: str | None = None,
+    unnamed: Collection[str] = (),
+) -> None:
     """Refuses the booking if any participant is already booked in an overlapping time.
 
-    `ignore` is the appointment being moved (its own old time is no conflict)."""
-    clashes = sorted(
-        {b.actor for b in busy if b.appointment_id != ignore and b.interval.overlaps(wanted)}
-    )
+    `ignore` is the appointment being moved (its own old time is no conflict). Actors in
+    `unnamed` (the patients of a group the caller moves) are counted, never named."""
+    clashing = {b.actor for b in busy if b.appointment_id != ignore and b.interval.overlaps(wanted)}
+    hidden = clashing & set(unnamed)
+    clashes = sorted(clashing - hidden)
+    if hidden:
+        # A facilitator moving a group may not see who is in it, let alone where else a patient
+        # is booked (HIPAA minimum necessary; reliability C14): how many, not who.
+        clashes.append(f"{len(hidden)} patient(s) of the group")
     if clashes:
-        # The actors are references the caller named; no other patient's identity is revealed.
+        # Every actor named here is one the caller named itself.
         raise FailedPrecondition(
             f"already booked at that time: {', '.join(clashes)}",
             reason="DOUBLE_BOOKED",

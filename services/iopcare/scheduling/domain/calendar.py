@@ -8,6 +8,7 @@ ones stay.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -18,12 +19,18 @@ from iopcare.kit.errors import FieldViolations
 from .timing import WEEKDAYS
 
 KINDS = ("practitioner", "room")
+#: A FHIR logical id: what bookings name practitioners and rooms by.
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 #: A room holds at most this many patients (a sanity bound on input, not a clinical rule).
 MAX_CAPACITY = 200
 #: The longest range FindSlots computes in one call (a quarter).
 MAX_SLOT_RANGE = timedelta(days=92)
 MIN_SLOT_MINUTES = 5
 MAX_SLOT_MINUTES = 720
+#: Sessions and searches lie in this window: opening hours are computed day by day around a
+#: range, and a range at year 1 or 9999 would overflow the date arithmetic (an internal error).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, order=True)
@@ -128,7 +135,7 @@ def check_calendar(
         problems.add(f"{prefix}.kind", "practitioner or room")
     expected_type = "Location" if kind == "room" else "Practitioner"
     parts = actor.split("/")
-    if len(parts) != 2 or parts[0] != expected_type or not parts[1] or len(parts[1]) > 64:
+    if len(parts) != 2 or parts[0] != expected_type or not _ID.fullmatch(parts[1]):
         problems.add(f"{prefix}.actor", f"a reference {expected_type}/{{id}}")
     if kind == "room" and not 1 <= capacity <= MAX_CAPACITY:
         problems.add(f"{prefix}.capacity", f"a room holds 1 to {MAX_CAPACITY} patients")
@@ -183,6 +190,15 @@ def check_range(
     if end is None:
         problems.add(end_field, "required")
     if start is None or end is None:
+        return None
+    outside = [
+        (name, value)
+        for name, value in ((start_field, start), (end_field, end))
+        if not EARLIEST <= value <= LATEST
+    ]
+    for name, _ in outside:
+        problems.add(name, f"between {EARLIEST.year} and {LATEST.year}")
+    if outside:
         return None
     if end <= start:
         problems.add(end_field, "after start_time")

@@ -49,6 +49,9 @@ class Week:
     missed: int
     rule: Rule
     ended: bool
+    #: The patient was not in the program for the whole week (admitted after its Monday, or not
+    #: yet admitted): the week is reported but not judged against the minimum.
+    partial: bool = False
 
     @property
     def label(self) -> str:
@@ -56,8 +59,10 @@ class Week:
 
     @property
     def below_minimum(self) -> bool:
-        """Judged only once the week is over: on Tuesday nobody has attended 9 hours yet."""
-        return self.ended and self.attended_hours < self.rule.minimum
+        """Judged only once the week is over (on Tuesday nobody has attended 9 hours yet), and
+        only for a week the patient spent in the program from its Monday: admitted on a
+        Thursday, the hours the rule asks for were never on offer."""
+        return self.ended and not self.partial and self.attended_hours < self.rule.minimum
 
     @property
     def above_maximum(self) -> bool:
@@ -75,9 +80,12 @@ def weekly(
     rule: Rule,
     zone: ZoneInfo,
     now: datetime,
+    *,
+    admitted: date | None = None,
 ) -> list[Week]:
     """One entry per ISO week touching [first, last]; a session counts in the week of its local
-    start day."""
+    start day. `admitted` is the local day of the patient's first session (None: unknown,
+    every week judged): weeks that begin before it are partial."""
     totals: dict[date, list[float]] = {}
     for s in sessions:
         if s.cancelled:
@@ -104,6 +112,7 @@ def weekly(
                 int(missed),
                 rule,
                 ended=monday + timedelta(days=7) <= today,
+                partial=admitted is not None and admitted > monday,
             )
         )
         monday += timedelta(days=7)
@@ -119,3 +128,18 @@ def missed_in_a_row(sessions: Sequence[Session], count: int = 2) -> bool:
     )
     tail = recorded[-count:]
     return len(tail) == count and all(s.attendance == MISSED for s in tail)
+
+
+def missed_streak_start(sessions: Sequence[Session], count: int = 2) -> datetime | None:
+    """When the streak of missed sessions the patient is in began, if it is `count` or more long
+    (the same sessions as `missed_in_a_row`): one streak, one dropout alert, however long."""
+    recorded = sorted(
+        (s for s in sessions if not s.cancelled and s.attendance is not None),
+        key=lambda s: s.start,
+    )
+    streak: list[Session] = []
+    for s in reversed(recorded):
+        if s.attendance != MISSED:
+            break
+        streak.append(s)
+    return streak[-1].start if len(streak) >= count else None
