@@ -378,6 +378,7 @@ def test_official_hl7_examples_go_through_the_gateway(stack: Stack, ehr: httpx.C
     reason = hl7_examples.unavailable()
     if reason is not None:
         harness.missing(reason)
+    registered = ""
     for path in hl7_examples.examples("Patient"):
         example = json.loads(path.read_text())
         response = ehr.post("/Patient", content=path.read_bytes(), headers=JSON_HEADERS)
@@ -386,12 +387,20 @@ def test_official_hl7_examples_go_through_the_gateway(stack: Stack, ehr: httpx.C
         ):
             assert response.status_code in (200, 201), (path.name, response.text)
             assert response.json()["identifier"] == example["identifier"]
+            registered = registered or response.json()["id"]
         else:  # the registry needs identifiers with system and value: refused, never a 500
             assert response.status_code == 422, (path.name, response.text)
     created = 0
     for path in hl7_examples.examples("CarePlan"):
         example = json.loads(path.read_text())
+        # As published, they name patients by the example ids (Patient/example): not registered
+        # here, so 422 naming the element (reliability D7).
         response = ehr.post("/CarePlan", content=path.read_bytes(), headers=JSON_HEADERS)
+        assert response.status_code == 422, (path.name, response.text)
+        assert issues(response)[0].get("expression") == ["CarePlan.subject"], path.name
+        # About a patient registered above, they are taken in or refused for a reason.
+        example["subject"] = {"reference": f"Patient/{registered}"}
+        response = ehr.post("/CarePlan", json=example, headers=JSON_HEADERS)
         assert response.status_code < 500, (path.name, response.text)
         if response.status_code == 201:
             created += 1
@@ -399,14 +408,19 @@ def test_official_hl7_examples_go_through_the_gateway(stack: Stack, ehr: httpx.C
         else:
             assert issues(response)
     assert created >= 1
-    # Every other official example of a type the gateway creates: taken in or refused with an
-    # OperationOutcome, never a server error (most name patients this server does not know).
+    # Every other official example of a type the gateway creates, about the registered patient:
+    # taken in or refused with an OperationOutcome, never a server error.
     outcomes: dict[str, list[int]] = {}
+    patient_element = {"EpisodeOfCare": "patient"}
     for resource_type in ("CareTeam", "Goal", "Observation", "EpisodeOfCare", "Communication"):
         for path in hl7_examples.examples(resource_type):
-            response = ehr.post(
-                f"/{resource_type}", content=path.read_bytes(), headers=JSON_HEADERS
-            )
+            example = json.loads(path.read_text())
+            element = patient_element.get(resource_type, "subject")
+            if isinstance(example.get(element), dict) and str(
+                example[element].get("reference", "")
+            ).startswith("Patient/"):
+                example[element] = {"reference": f"Patient/{registered}"}
+            response = ehr.post(f"/{resource_type}", json=example, headers=JSON_HEADERS)
             assert response.status_code < 500, (path.name, response.text)
             if response.status_code >= 400:
                 assert issues(response), path.name
@@ -465,13 +479,34 @@ def test_bad_input_gets_the_right_status_and_an_outcome(stack: Stack, ehr: httpx
     for response, status in cases:
         assert response.status_code == status, (status, response.text)
         assert issues(response)
+    # A reference to a patient this server does not know: 422 naming the element (D7).
+    unknown = ehr.post(
+        "/CarePlan",
+        json={
+            "resourceType": "CarePlan",
+            "status": "draft",
+            "intent": "plan",
+            "subject": {"reference": f"Patient/{new_patient_id()}"},
+        },
+        headers=JSON_HEADERS,
+    )
+    assert unknown.status_code == 422
+    assert [i.get("expression") for i in issues(unknown)] == [["CarePlan.subject"]]
+    patient = ehr.post(
+        "/Patient",
+        json={
+            "resourceType": "Patient",
+            "identifier": [{"system": "urn:oid:2.16.840.1.113883.19.5", "value": new_patient_id()}],
+        },
+        headers=JSON_HEADERS,
+    ).json()["id"]
     invalid = ehr.post(
         "/CarePlan",
         json={
             "resourceType": "CarePlan",
             "status": "sideways",
             "intent": "plan",
-            "subject": {"reference": f"Patient/{new_patient_id()}"},
+            "subject": {"reference": f"Patient/{patient}"},
         },
         headers=JSON_HEADERS,
     )

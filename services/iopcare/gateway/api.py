@@ -366,10 +366,34 @@ class Gateway:
             # Concurrent conditional creates with the same criteria from the same caller share a
             # request id, so the service makes one resource, not one per request.
             request_id = request_id or _digest(caller.principal.subject, handler.type, condition)
+        self._check_patient_references(caller, handler.type, resource)
         created: Created = handler.create(caller, resource, request_id or str(uuid.uuid4()))
         response = self.resource_response(created.found, {}, 201 if created.created else 200)
         response.headers["Location"] = self.location(request, handler.type, created.found)
         return self.prefer(request, response)
+
+    def _check_patient_references(
+        self, caller: Caller, resource_type: str, resource: dict[str, Any]
+    ) -> None:
+        """The patients a new resource is about must be registered (reliability D7): 422 naming
+        the element otherwise. A patient the caller may not see gets the same answer (D8), so the
+        check tells nobody which patients exist. The services themselves accept ids they have not
+        registered from internal callers (events and stays that predate the registry)."""
+        for expression, reference in _patient_references(resource_type, resource):
+            patient_id = reference_id(reference, "Patient")
+            if not patient_id or reference.startswith(("http:", "https:")):
+                continue  # another server's patient, or not a Patient: the services decide
+            try:
+                self.handler("Patient").read(caller, patient_id)
+            except FhirHttpError as exc:
+                if exc.status not in (403, 404):
+                    raise
+                raise http_error(
+                    422,
+                    "processing",
+                    f"{reference} is not a patient known here (register the Patient first)",
+                    expression,
+                ) from None
 
     def update(
         self,
@@ -650,6 +674,36 @@ def _about(only: str | None, resource: dict[str, Any], resource_type: str) -> No
         raise http_error(
             403, "forbidden", "a patient/ scope only writes the launch context patient's records"
         )
+
+
+#: Where each resource type names the patient it is about (relative references are checked).
+PATIENT_ELEMENTS = {
+    "EpisodeOfCare": "patient",
+    "Consent": "patient",
+    "CarePlan": "subject",
+    "CareTeam": "subject",
+    "Goal": "subject",
+    "Observation": "subject",
+    "Communication": "subject",
+    "DocumentReference": "subject",
+    "Flag": "subject",
+}
+
+
+def _patient_references(resource_type: str, resource: dict[str, Any]) -> list[tuple[str, str]]:
+    """(FHIRPath of the element, reference) of the Patient references a new resource makes."""
+    found: list[tuple[str, str]] = []
+    name = PATIENT_ELEMENTS.get(resource_type)
+    value = resource.get(name) if name else None
+    if isinstance(value, dict) and isinstance(value.get("reference"), str):
+        found.append((f"{resource_type}.{name}", value["reference"]))
+    if resource_type == "Appointment":
+        for index, participant in enumerate(resource.get("participant") or []):
+            actor = participant.get("actor") if isinstance(participant, dict) else None
+            reference = actor.get("reference") if isinstance(actor, dict) else None
+            if isinstance(reference, str) and reference.startswith("Patient/"):
+                found.append((f"Appointment.participant[{index}].actor", reference))
+    return found
 
 
 def _limited_to(only: str, query: dict[str, str], resource_type: str) -> dict[str, str]:
