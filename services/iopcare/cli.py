@@ -41,6 +41,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Checks every audit row of a service's database against its seal; 1 if any was altered."""
+    import importlib
+
+    from iopcare.kit import audit
+    from iopcare.kit.db import Database
+    from iopcare.kit.settings import ServiceSettings, Settings
+
+    settings = Settings()
+    store = importlib.import_module(f"iopcare.{args.service}.store")
+    db = Database(ServiceSettings.for_service(args.service, settings).database_url)
+    with db.read() as conn:
+        altered, unsealed = audit.verify(
+            conn, store.audit_log, audit.load_key(settings.audit_key_path)
+        )
+    print(f"{args.service}: {len(altered)} altered audit rows, {unsealed} unsealed (older) rows")
+    for row_id in altered:
+        print(f"  altered: audit_log.id = {row_id}")
+    return 1 if altered else 0
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from iopcare.kit.auth import mint_token
     from iopcare.kit.settings import Settings
@@ -376,6 +397,11 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start Kafka and every service; Ctrl-C stops them all")
     up.add_argument("--demo", action="store_true", help="load the demo patient and print it")
     up.set_defaults(func=cmd_up)
+    verify = sub.add_parser(
+        "audit-verify", help="check a service's audit rows against their seals (exit 1: altered)"
+    )
+    verify.add_argument("service", choices=SERVICES)
+    verify.set_defaults(func=cmd_audit_verify)
     token = sub.add_parser("token", help="print a development bearer token")
     token.add_argument("--role", default="therapist")
     token.add_argument("--practitioner", default=None, help="Practitioner id the token acts as")

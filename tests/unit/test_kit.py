@@ -105,3 +105,38 @@ def test_expired_foreign_unsigned_and_symmetric_tokens_are_refused(settings: Set
     for token in cases:
         with pytest.raises(Unauthenticated):
             verifier.verify(token)
+
+
+def test_an_audit_seal_covers_every_field_of_the_row() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from iopcare.kit import audit
+
+    row = {
+        "time": datetime(2026, 11, 27, 9, 30, 0, 123456, tzinfo=UTC),
+        "principal": "practitioner:psy-1",
+        "role": "psychiatrist",
+        "action": "read",
+        "resource": "CarePlan/1",
+        "patient_id": "p-1",
+        "outcome": "success",
+        "detail": None,
+    }
+    key = b"k" * 32
+    sealed = audit.seal(key, row)
+    # The same instant read back in another offset, or naive from SQLite: the same seal.
+    eastern = row["time"].astimezone(timezone(timedelta(hours=-5)))
+    assert audit.seal(key, {**row, "time": eastern}) == sealed
+    assert audit.seal(key, {**row, "time": row["time"].replace(tzinfo=None)}) == sealed
+    for name, other in [
+        ("time", row["time"] + timedelta(microseconds=1)),
+        ("principal", "practitioner:x"),
+        ("role", "admin"),
+        ("action", "search"),
+        ("resource", "CarePlan/2"),
+        ("patient_id", "p-2"),
+        ("outcome", "denied"),
+        ("detail", ""),  # a missing detail is not an empty one
+    ]:
+        assert audit.seal(key, {**row, name: other}) != sealed, name
+    assert audit.seal(b"x" * 32, row) != sealed

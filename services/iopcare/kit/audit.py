@@ -2,18 +2,28 @@
 
 Writes are audited in the same transaction as the change (a change without its audit row cannot
 commit); reads and refusals in a transaction of their own. Rows can be exported as FHIR AuditEvent.
+
+Every row is sealed with an HMAC-SHA256 of its content under the audit key (`configure`, done by
+each service at start from `IOPCARE_AUDIT_KEY_FILE`, or a development key in the data folder), so
+`verify` finds a row altered in the database afterwards (reliability C12). Someone holding the key
+and the database could forge rows: the key belongs outside the database's reach.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Connection, Table, insert, select
 
 from iopcare.kit.auth import Principal
-from iopcare.kit.db import Database
+from iopcare.kit.db import Database, as_utc
 from iopcare.kit.errors import IopcareError, NotFound
 
 READ = "read"
@@ -24,6 +34,48 @@ UPDATE = "update"
 SUCCESS = "success"
 DENIED = "denied"
 NOT_FOUND = "not-found"
+
+
+_key: bytes | None = None
+
+
+def configure(key: bytes) -> None:
+    """The key rows are sealed with from now on, in this process."""
+    global _key
+    _key = key
+
+
+def load_key(path: Path) -> bytes:
+    """The audit key in `path`, created (32 random bytes, owner-only) when there is none yet."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(secrets.token_bytes(32))
+        path.chmod(0o600)
+    return path.read_bytes()
+
+
+def seal(key: bytes, values: dict[str, Any]) -> str:
+    """HMAC-SHA256 (hex) of an audit row's content, field by field, time as a UTC instant."""
+    parts = [as_utc(values["time"]).astimezone(UTC).isoformat()] + [
+        "\x00" if values.get(name) is None else str(values[name]) for name in _SEALED
+    ]
+    message = "\x1f".join(parts).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+_SEALED = ("principal", "role", "action", "resource", "patient_id", "outcome", "detail")
+
+
+def verify(conn: Connection, audit: Table, key: bytes) -> tuple[list[int], int]:
+    """(ids of rows whose content no longer matches their seal, count of unsealed rows)."""
+    altered: list[int] = []
+    unsealed = 0
+    for row in conn.execute(select(audit).order_by(audit.c.id)).mappings():
+        if row["seal"] is None:
+            unsealed += 1
+        elif not hmac.compare_digest(row["seal"], seal(key, dict(row))):
+            altered.append(int(row["id"]))
+    return altered, unsealed
 
 
 def record(
@@ -37,18 +89,24 @@ def record(
     outcome: str = SUCCESS,
     detail: str | None = None,
 ) -> None:
-    conn.execute(
-        insert(audit).values(
-            time=datetime.now(UTC),
-            principal=principal.subject,
-            role=principal.role,
-            action=action,
-            resource=resource,
-            patient_id=patient_id,
-            outcome=outcome,
-            detail=detail,
-        )
-    )
+    values: dict[str, Any] = {
+        "time": datetime.now(UTC),
+        "principal": principal.subject,
+        "role": principal.role,
+        "action": action,
+        "resource": resource,
+        "patient_id": patient_id,
+        "outcome": outcome,
+        "detail": detail,
+    }
+    values["seal"] = seal(_key, values) if _key is not None else None
+    conn.execute(insert(audit).values(**values))
+
+
+def record_rows(conn: Connection, audit: Table, rows: list[dict[str, Any]]) -> None:
+    """Inserts prepared audit rows (e.g. one per search hit), each sealed."""
+    sealed = [{**row, "seal": seal(_key, row) if _key is not None else None} for row in rows]
+    conn.execute(insert(audit), sealed)
 
 
 def record_separately(

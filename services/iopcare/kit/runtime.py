@@ -24,7 +24,7 @@ import grpc
 from grpc_health.v1 import health
 from sqlalchemy import Table
 
-from iopcare.kit import failpoints, topics
+from iopcare.kit import audit, failpoints, topics
 from iopcare.kit.auth import TokenVerifier
 from iopcare.kit.consumer import EventConsumer, Handler
 from iopcare.kit.db import Database, migrate
@@ -166,6 +166,7 @@ class Assembly:
         self.name = name
         self.settings = settings
         self.service = service
+        audit.configure(audit.load_key(settings.audit_key_path))
         self.db = open_database(service.database_url, migrations)
         self.relay = OutboxRelay(
             self.db,

@@ -62,8 +62,9 @@ def request_log_columns() -> list[Any]:
     ]
 
 
-def audit_columns() -> list[Any]:
-    return [
+def audit_columns(version: int = 2) -> list[Any]:
+    """The audit log's columns; `version=1` is what the services' first migrations created."""
+    columns = [
         Column("id", BigId, primary_key=True, autoincrement=True),
         Column("time", DateTime(timezone=True), nullable=False),
         Column("principal", String(200), nullable=False),
@@ -74,6 +75,16 @@ def audit_columns() -> list[Any]:
         Column("outcome", String(40), nullable=False),
         Column("detail", Text, nullable=True),
     ]
+    if version >= 2:
+        # HMAC-SHA256 of the row's content under the audit key (kit.audit): an altered row no
+        # longer matches its seal (reliability C12). Null on rows written before version 2.
+        columns.append(Column("seal", String(64), nullable=True))
+    return columns
+
+
+def add_audit_seal_v2(op: Any) -> None:
+    """Alembic operation adding the audit seal (each service's migration calls it once)."""
+    op.add_column("audit_log", sa.Column("seal", sa.String(64), nullable=True))
 
 
 def add_kit_tables(metadata: MetaData) -> dict[str, Table]:
@@ -103,5 +114,5 @@ def create_kit_tables_v1(op: Any) -> None:
     )
     op.create_table("inbox", *inbox_columns())
     op.create_table("request_log", *request_log_columns())
-    op.create_table("audit_log", *audit_columns())
+    op.create_table("audit_log", *audit_columns(version=1))
     op.create_index("ix_audit_log_patient", "audit_log", ["patient_id", "time"])

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     #: Accepted signature algorithms (asymmetric only: a shared secret would let every service
     #: mint tokens).
     token_algorithms: list[str] = ["ES384", "RS384"]
+    #: File of the key audit rows are sealed with (HMAC-SHA256, kit.audit). Empty: a development
+    #: key under data_dir. Production keeps it out of the database's reach.
+    audit_key_file: Path | None = None
     #: Seconds of clock skew tolerated when checking `exp`, `nbf` and `iat`.
     token_leeway_seconds: int = 30
     #: The program's time zone: times are stored in UTC and presented in this zone.
@@ -102,6 +105,10 @@ class Settings(BaseSettings):
     @cached_property
     def dev_key_dir(self) -> Path:
         return self.data_dir / "dev-keys"
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.audit_key_file or self.dev_key_dir / "audit.key"
 
 
 class ServiceSettings(BaseSettings):

@@ -9,8 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import insert
-
 from iopcare.kit import audit, paging, teams, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
@@ -766,7 +764,7 @@ class ClinicalNotes:
             {**row, "resource": f"DocumentReference/{n.id}", "detail": "search hit"} for n in hits
         ]
         with self.db.write() as conn:
-            conn.execute(insert(store.audit_log), rows)
+            audit.record_rows(conn, store.audit_log, rows)
 
     # Consent and disclosure --------------------------------------------------------------------
     def record_consent(
