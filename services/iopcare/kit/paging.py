@@ -30,7 +30,7 @@ def encode(position: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode(token: str, fields: dict[str, type]) -> dict[str, Any] | None:
+def decode(token: str, fields: dict[str, type], field: str = "page_token") -> dict[str, Any] | None:
     """The position in a token this server issued, or InvalidArgument.
 
     `fields` names the keys and types the caller's tokens carry; a token that is not base64 JSON
@@ -53,7 +53,7 @@ def decode(token: str, fields: dict[str, type]) -> dict[str, Any] | None:
     )
     if not valid:
         raise InvalidArgument(
-            "page_token is not one this server issued",
-            [FieldViolation("page_token", "invalid page token")],
+            f"{field} is not one this server issued",
+            [FieldViolation(field, "invalid page token")],
         )
     return value  # type: ignore[no-any-return]

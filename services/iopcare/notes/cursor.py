@@ -12,7 +12,7 @@ MAX_SEQ = 2**63 - 1
 
 def seq_after(token: str, field: str = "page_token") -> int | None:
     """The seq a token names (None without a token), or INVALID_ARGUMENT naming `field`."""
-    position = paging.decode(token, {"seq": int})
+    position = paging.decode(token, {"seq": int}, field)
     if position is None:
         return None
     seq = int(position["seq"])
