@@ -373,3 +373,75 @@ def test_a_handoff_cut_short_by_a_service_outage_completes_when_sent_again(
     assert [r for r in again["created"] if not r.startswith("Communication/")] == created
     assert len(ids(again["created"], "Communication")) == 1
     assert ehr.get("/CarePlan", params={"patient": patient_id}).json()["total"] == 1
+
+
+def test_a_part2_plan_leaves_for_the_ehr_its_consent_names_and_stops_when_revoked(
+    ehr: httpx.Client,
+) -> None:
+    """42 CFR Part 2 (2.31-2.33) for careplan's records, with the rule notes applies to notes:
+    withheld without a consent naming the EHR; with one, released with NORDSCLCD and the notice;
+    revoked, withheld again."""
+    result = outcome_of(
+        ehr.post("/$handoff", json=discharge_bundle(uuid.uuid4().hex[:10]), headers=JSON_HEADERS)
+    )
+    (patient_id,) = ids(result["created"], "Patient")
+    (plan_id,) = ids(result["created"], "CarePlan")
+    assert ehr.get(f"/CarePlan/{plan_id}").status_code == 403
+
+    def consent(recipient: str) -> dict[str, Any]:
+        return {
+            "resourceType": "Consent",
+            "status": "active",
+            "scope": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                        "code": "patient-privacy",
+                    }
+                ]
+            },
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"reference": f"Patient/{patient_id}"},
+            "provision": {
+                "type": "permit",
+                "actor": [
+                    {
+                        "role": {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                    "code": "IRCP",
+                                }
+                            ]
+                        },
+                        "reference": {"display": recipient},
+                    }
+                ],
+            },
+        }
+
+    # A consent for another recipient releases nothing to this one.
+    other = ehr.post("/Consent", json=consent("system:another-hospital"), headers=JSON_HEADERS)
+    assert other.status_code == 201, other.text
+    assert ehr.get(f"/CarePlan/{plan_id}").status_code == 403
+    mine = ehr.post("/Consent", json=consent("system:st-mary-inpatient"), headers=JSON_HEADERS)
+    assert mine.status_code == 201, mine.text
+    released = ehr.get(f"/CarePlan/{plan_id}")
+    assert released.status_code == 200, released.text
+    plan = released.json()
+    assert {"ETH", "NORDSCLCD"} <= {s["code"] for s in plan["meta"]["security"]}
+    notice = [e for e in plan.get("extension", []) if e["url"].endswith("redisclosure-notice")]
+    assert notice and "42 CFR part 2" in notice[0]["valueString"]
+    found = ehr.get("/CarePlan", params={"patient": patient_id}).json()
+    assert [e["resource"]["id"] for e in found["entry"] if e["search"]["mode"] == "match"] == [
+        plan_id
+    ]
+    # Revoked: nothing more leaves.
+    revoked = {**mine.json(), "status": "inactive"}
+    answer = ehr.put(
+        f"/Consent/{revoked['id']}",
+        json=revoked,
+        headers={**JSON_HEADERS, "If-Match": mine.headers["ETag"]},
+    )
+    assert answer.status_code == 200, answer.text
+    assert ehr.get(f"/CarePlan/{plan_id}").status_code == 403

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -19,12 +20,14 @@ from iopcare.gateway import capability, disclosure, registry, routing, scopes
 from iopcare.gateway.client import Caller, Services
 from iopcare.gateway.errors import FhirHttpError, Problem, from_kit, http_error
 from iopcare.gateway.resources.base import Created, Found, ResourceHandler, reference_id
+from iopcare.gateway.resources.notes import DISCLOSING_ROLES
 from iopcare.gateway.search import SearchQuery, matches, pairs_of
 from iopcare.gateway.security import Authenticator
 from iopcare.gateway.settings import GatewaySettings
 from iopcare.gateway.summary import reshapes, shape
 from iopcare.kit import errors as kit_errors
 from iopcare.kit import fhir
+from iopcare.notes.v1 import notes_service_pb2 as notes_pb
 
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 XML_HINTS = ("xml",)
@@ -169,15 +172,15 @@ class Gateway:
         query = _query_dict(request)
         if route.kind == routing.READ:
             found = _within(only, handler.read(caller, route.id), route)
-            return self.resource_response(self.disclosable(found), query)
+            return self.resource_response(self.disclosable(caller, found), query)
         if route.kind == routing.VREAD:
             found = _within(only, handler.vread(caller, route.id, route.version), route)
-            return self.resource_response(self.disclosable(found), query)
+            return self.resource_response(self.disclosable(caller, found), query)
         if route.kind == routing.HISTORY:
             history = handler.history(caller, route.id)
             for item in history:
                 _within(only, item, route)
-            versions, withheld = self.shareable(history)
+            versions, withheld = self.shareable(caller, history)
             bundle = self.bundle("history", versions, request, len(versions))
             return FhirResponse(200, self.note_withheld(bundle, withheld))
         if route.kind == routing.SEARCH:
@@ -282,24 +285,50 @@ class Gateway:
 
     # -- interactions -----------------------------------------------------------------------
 
-    def disclosable(self, found: Found) -> Found:
-        """The resource, or 403 when it may not leave the program (disclosure.py)."""
-        if not found.released and disclosure.may_carry_labels(found.json):
-            reason = disclosure.withheld_reason(found.resource)
-            if reason is not None:
-                raise FhirHttpError(403, Problem("suppressed", reason), reason="WITHHELD")
-        return found
+    def disclosable(self, caller: Caller, found: Found) -> Found:
+        """The resource (as released to the caller), or 403 when it may not leave the program."""
+        kept, withheld = self.shareable(caller, [found])
+        if withheld:
+            reason = disclosure.withheld_reason(found.resource) or "withheld"
+            raise FhirHttpError(403, Problem("suppressed", reason), reason="WITHHELD")
+        return kept[0]
 
-    def shareable(self, items: list[Found]) -> tuple[list[Found], int]:
-        """The items that may leave the program, and how many may not."""
-        kept = [
-            item
-            for item in items
-            if item.released
-            or not disclosure.may_carry_labels(item.json)
-            or disclosure.withheld_reason(item.resource) is None
-        ]
+    def shareable(self, caller: Caller, items: list[Found]) -> tuple[list[Found], int]:
+        """The items that may leave the program (a labelled one as released to a system caller
+        under the patient's consent: disclosure.py), and how many may not."""
+        kept: list[Found] = []
+        consents: dict[str, list[Any]] = {}
+        now = datetime.now(UTC)
+        for item in items:
+            if (
+                item.released
+                or not disclosure.may_carry_labels(item.json)
+                or disclosure.withheld_reason(item.resource) is None
+            ):
+                kept.append(item)
+                continue
+            if caller.principal.role not in DISCLOSING_ROLES or not item.patient_id:
+                continue
+            if item.patient_id not in consents:
+                consents[item.patient_id] = self._consents(caller, item.patient_id)
+            copy = disclosure.release(
+                item.json, caller.principal.subject, consents[item.patient_id], now
+            )
+            if copy is not None:
+                kept.append(replace(item, json=copy, released=True, _parsed=[]))
         return kept, len(items) - len(kept)
+
+    def _consents(self, caller: Caller, patient_id: str) -> list[Any]:
+        """The patient's consents as notes keeps them (none if notes will not say)."""
+        try:
+            answer = self.services.call(
+                caller,
+                self.services.notes.ListConsents,
+                notes_pb.ListConsentsRequest(patient_id=patient_id),
+            )
+        except FhirHttpError:
+            return []  # unknown, unreachable or refused: nothing is released
+        return [disclosure.consent_facts(c) for c in answer.consents]
 
     def note_withheld(self, bundle: dict[str, Any], withheld: int) -> dict[str, Any]:
         """Says in a Bundle that resources were left out, and why (never silently)."""
@@ -313,7 +342,7 @@ class Gateway:
                                 "suppressed",
                                 f"{withheld} resources withheld: labelled as needing the "
                                 "patient's consent to leave the program (42 CFR Part 2, "
-                                "psychotherapy notes), which cannot be checked yet",
+                                "psychotherapy notes), and no active consent names this caller",
                             )
                         ]
                     ),
@@ -504,7 +533,7 @@ class Gateway:
     def search(
         self, caller: Caller, handler: ResourceHandler, query: dict[str, str], request: FhirRequest
     ) -> FhirResponse:
-        results, withheld = self.shareable(self.find(caller, handler, query))
+        results, withheld = self.shareable(caller, self.find(caller, handler, query))
         count = _int_param(query, "_count", DEFAULT_COUNT, 0, MAX_COUNT)
         offset = _int_param(query, "_offset", 0, 0, 10**9)
         mode = query.get("_summary", "false")
@@ -551,7 +580,7 @@ class Gateway:
         for item in page:
             if item.patient_id and item.patient_id not in seen:
                 seen[item.patient_id] = patients.read(caller, item.patient_id)
-        shown, _ = self.shareable(list(seen.values()))
+        shown, _ = self.shareable(caller, list(seen.values()))
         return [self.entry(p, request, "include") for p in shown]
 
     def links(
@@ -607,7 +636,7 @@ class Gateway:
         only = self.require_scope(caller, "Patient", scopes.READ)
         if only is not None and only != patient_id:
             raise http_error(404, "not-found", f"Patient/{patient_id} not found")
-        patient = self.disclosable(self.handlers["Patient"].read(caller, patient_id))
+        patient = self.disclosable(caller, self.handlers["Patient"].read(caller, patient_id))
         items = [patient]
         skipped = []
         wanted = {t for v in request.query if v[0] == "_type" for t in v[1].split(",") if t}
@@ -632,7 +661,7 @@ class Gateway:
                 # A service that refuses (the caller is not on its copy of the team yet) or is
                 # down leaves its part out; the Bundle says so instead of failing whole.
                 skipped.append(f"{resource_type} ({exc.status})")
-        items, withheld = self.shareable(items)
+        items, withheld = self.shareable(caller, items)
         bundle = self.note_withheld(self.bundle("searchset", items, request, len(items)), withheld)
         if skipped:
             bundle["entry"].append(

@@ -7,14 +7,23 @@ patient's written Consent, and each disclosure carries the prohibition on redisc
 note through `DiscloseNote`, which checks the patient's Consents and adds the NORDSCLCD label and
 the notice; the handler marks such a copy `released` and it passes here untouched. For everything
 else the services offer no consent check, so the gateway applies the strict reading: a resource
-labelled with one of these sensitivities is withheld from every response (read, vread, history,
-search, _include, $everything, $handoff-summary), and the response says that something was
-withheld and why.
+labelled with one of these sensitivities leaves only for a system caller (an EHR) named by an
+active Consent of the patient, under the same rule notes applies to notes
+(`iopcare.notes.domain.privacy.may_disclose`: never psychotherapy or V content; Part 2 and R
+content with the consent, the NORDSCLCD label and the 42 CFR 2.32 notice); for everyone else it is
+withheld from every response (read, vread, history, search, _include, $everything,
+$handoff-summary), and the response says that something was withheld and why.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
+
+from iopcare.notes import codes as notes_codes
+from iopcare.notes.domain import privacy
 
 #: Sensitivity labels (HL7 v3 ActCode, as DS4P uses them) whose content needs consent to leave.
 RESTRICTED = frozenset({"ETH", "SUD", "OPIOIDUD", "ALCUD", "PSY", "PSYTHPN", "HIV", "SDV"})
@@ -46,10 +55,69 @@ def withheld_reason(resource: dict[str, Any]) -> str | None:
     if not sensitive:
         return None
     return (
-        f"labelled {', '.join(sorted(sensitive))}: disclosure needs the patient's consent "
-        "(42 CFR Part 2, psychotherapy notes), which the gateway can check only for clinical notes "
-        "disclosed to a system caller"
+        f"labelled {', '.join(sorted(sensitive))}: leaves the program only for a system caller "
+        "named by the patient's active Consent (42 CFR Part 2), never as a psychotherapy note"
     )
+
+
+def consent_facts(consent: Any) -> privacy.ConsentFacts:
+    """A Consent as notes answers it (ListConsents), with the period of its provision."""
+    period = json.loads(consent.fhir_json or "{}").get("provision", {}).get("period", {})
+
+    def instant(value: Any) -> datetime | None:
+        if not isinstance(value, str):
+            return None
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+    return privacy.ConsentFacts(
+        consent.recipient,
+        consent.status,
+        instant(period.get("start")),
+        instant(period.get("end")),
+        consent.scope or "all",
+    )
+
+
+#: Part 2 labels notes' rules know by another name.
+_AS_NOTES_LABEL = {"OPIOIDUD": "SUD", "ALCUD": "SUD"}
+
+
+def release(
+    raw_json: str, recipient: str, consents: Iterable[privacy.ConsentFacts], at: datetime
+) -> str | None:
+    """The copy of a labelled resource that may go to `recipient` under the patient's consents
+    (with NORDSCLCD and the redisclosure notice where Part 2 requires them), or None."""
+    resource = json.loads(raw_json)
+    found = labels(resource)
+    if found & RESTRICTED - {*privacy.SENSITIVITY, *_AS_NOTES_LABEL}:
+        return None  # HIV, SDV: no disclosure rule here, so they stay in the program
+    sensitivity = frozenset(_AS_NOTES_LABEL.get(code, code) for code in found) & (
+        privacy.SENSITIVITY
+    )
+    confidentiality = next((c for c in ("V", "R") if c in found), "N")
+    facts = privacy.NoteFacts(
+        author="",
+        author_role="",
+        kind="record",
+        status="signed",
+        confidentiality=confidentiality,
+        sensitivity=sensitivity,
+    )
+    decision = privacy.may_disclose(facts, recipient, consents, at)
+    if not decision.allowed:
+        return None
+    security = resource.setdefault("meta", {}).setdefault("security", [])
+    for code in decision.add_labels:
+        security.append({"system": privacy.ACT_CODE_SYSTEM, "code": code})
+    if decision.notice:
+        resource.setdefault("extension", []).append(
+            {"url": notes_codes.REDISCLOSURE_NOTICE_EXTENSION, "valueString": decision.notice}
+        )
+    return json.dumps(resource, separators=(",", ":"))
 
 
 def may_carry_labels(raw_json: str) -> bool:

@@ -100,7 +100,8 @@ def handoff_summary(
                 Problem(
                     "forbidden",
                     "the patient's record is labelled as needing consent to leave the program "
-                    "(42 CFR Part 2); consent cannot be checked yet",
+                    "(42 CFR Part 2); transfer summaries carry no labelled records: read them "
+                    "one by one under the patient's consent",
                 )
             ],
         )
@@ -244,8 +245,8 @@ def handoff_summary(
                 "text": _div(
                     [
                         f"{withheld} resources carry labels (42 CFR Part 2 or psychotherapy) whose "
-                        "disclosure needs the patient's consent, which cannot be checked yet; "
-                        "they are not in this document"
+                        "disclosure needs the patient's consent; they are not in this document "
+                        "(read them one by one under a consent naming you)"
                     ]
                 ),
             }
