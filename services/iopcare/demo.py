@@ -372,13 +372,15 @@ def rest_demo(base_url: str, token: str) -> None:
 
     print(f"\nan inpatient unit hands a patient over: POST {base_url}/$handoff")
     result = call("POST", "/$handoff", demo_handoff_bundle())
-    patient_id = ""
+    patient_id = episode_id = ""
     for parameter in result["parameter"]:
         if parameter["name"] in ("created", "matched"):
             reference = parameter["valueReference"]["reference"]
             print(f"  {parameter['name']}: {reference}")
             if reference.startswith("Patient/"):
                 patient_id = reference.split("/")[1]
+            if reference.startswith("EpisodeOfCare/"):
+                episode_id = reference.split("/")[1]
         else:
             for issue in parameter["resource"]["issue"]:
                 if issue["severity"] == "warning":
@@ -387,9 +389,15 @@ def rest_demo(base_url: str, token: str) -> None:
     found = call("GET", f"/CarePlan?patient={patient_id}&_include=CarePlan:subject")
     for entry in found.get("entry", []):
         resource = entry["resource"]
-        if resource["resourceType"] == "CarePlan":
-            print(
-                f"  CarePlan/{resource['id']} ({resource['status']}): {resource.get('title')}; "
-                f"addresses {len(resource.get('addresses', []))} conditions, labels "
-                f"{sorted(s['code'] for s in resource.get('meta', {}).get('security', []))}"
-            )
+        if resource["resourceType"] == "OperationOutcome":
+            # The plan was drawn from SUD-labelled records: it stays in the program until a
+            # consent can be checked (42 CFR Part 2), and the EHR is told so.
+            for issue in resource["issue"]:
+                print(f"  {issue['severity']}: {issue['diagnostics']}")
+        else:
+            print(f"  {entry['search']['mode']}: {resource['resourceType']}/{resource['id']}")
+    if episode_id:
+        print(f"GET {base_url}/EpisodeOfCare/{episode_id}/$handoff-summary")
+        document = call("GET", f"/EpisodeOfCare/{episode_id}/$handoff-summary")
+        composition = document["entry"][0]["resource"]
+        print(f"  {composition['title']}: {', '.join(s['title'] for s in composition['section'])}")
