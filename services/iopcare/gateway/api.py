@@ -284,6 +284,7 @@ class Gateway:
         if withheld:
             bundle.setdefault("entry", []).append(
                 {
+                    "fullUrl": f"urn:uuid:{uuid.uuid4()}",
                     "resource": fhir.operation_outcome(
                         [
                             fhir.Issue(
@@ -295,7 +296,7 @@ class Gateway:
                             )
                         ]
                     ),
-                    "search": {"mode": "outcome"},
+                    **_outcome_entry_kind(bundle),
                 }
             )
         return bundle
@@ -532,6 +533,24 @@ class Gateway:
         bundle: dict[str, Any] = {"resourceType": "Bundle", "type": kind, "total": total}
         if items:
             bundle["entry"] = [self.entry(item, request, None) for item in items]
+        if kind == "history":
+            # bdl-3/bdl-4: a history entry says how each version came about.
+            for entry, item in zip(bundle.get("entry", []), items, strict=True):
+                first = item.version == 1
+                resource_type = entry["resource"].get("resourceType", "")
+                entry["request"] = {
+                    "method": "POST" if first else "PUT",
+                    "url": resource_type if first else f"{resource_type}/{item.id}",
+                }
+                entry["response"] = {
+                    "status": "201 Created" if first else "200 OK",
+                    "etag": f'W/"{item.version}"',
+                    **(
+                        {"lastModified": fhir.instant(item.last_updated)}
+                        if item.last_updated
+                        else {}
+                    ),
+                }
         return bundle
 
     def everything(self, caller: Caller, patient_id: str, request: FhirRequest) -> FhirResponse:
@@ -558,6 +577,7 @@ class Gateway:
         if skipped:
             bundle["entry"].append(
                 {
+                    "fullUrl": f"urn:uuid:{uuid.uuid4()}",
                     "resource": fhir.operation_outcome(
                         [
                             fhir.Issue(
@@ -571,6 +591,15 @@ class Gateway:
                 }
             )
         return FhirResponse(200, bundle, audit={"patient": patient_id})
+
+
+def _outcome_entry_kind(bundle: dict[str, Any]) -> dict[str, Any]:
+    """How a notice entry fits its Bundle: search mode `outcome` in a searchset; in a history
+    Bundle every entry needs request and response instead (bdl-2, bdl-3, bdl-4), so the notice
+    answers the history read itself."""
+    if bundle.get("type") == "history":
+        return {"request": {"method": "GET", "url": "_history"}, "response": {"status": "200 OK"}}
+    return {"search": {"mode": "outcome"}}
 
 
 def _allow(handler: ResourceHandler) -> str:
