@@ -329,8 +329,12 @@ class Gateway:
         request_id: str | None = None,
     ) -> FhirResponse:
         condition = request.header("if-none-exist")
+        head, question, tail = condition.partition("?")
+        if question and "=" not in head:
+            # `[base]/Type?criteria` (HAPI's client sends this form) is the criteria after `?`.
+            condition = tail
         if condition:
-            criteria = dict(parse_qsl(condition.lstrip("?"), keep_blank_values=True))
+            criteria = dict(parse_qsl(condition, keep_blank_values=True))
             existing = self.find(caller, handler, criteria)
             if len(existing) > 1:
                 raise http_error(
@@ -383,6 +387,8 @@ class Gateway:
             )
         found = handler.update(caller, resource_id, resource, expected)
         response = self.resource_response(found, {})
+        # Where the new version is (clients such as HAPI's read the id and version from here).
+        response.headers["Content-Location"] = self.location(request, handler.type, found)
         return self.prefer(request, response)
 
     def prefer(self, request: FhirRequest, response: FhirResponse) -> FhirResponse:
