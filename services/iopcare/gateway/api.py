@@ -579,7 +579,14 @@ class Gateway:
                 # down leaves its part out; the Bundle says so instead of failing whole.
                 skipped.append(f"{resource_type} ({exc.status})")
         items, withheld = self.shareable(items)
-        bundle = self.note_withheld(self.bundle("searchset", items, request, len(items)), withheld)
+        bundle = self.bundle("searchset", items, request, len(items))
+        # A searchset says what was asked and why each entry is in it.
+        bundle["link"] = [
+            {"relation": "self", "url": f"{request.base_url}/Patient/{patient_id}/$everything"}
+        ]
+        for entry in bundle.get("entry", []):
+            entry["search"] = {"mode": "match"}
+        bundle = self.note_withheld(bundle, withheld)
         if skipped:
             bundle["entry"].append(
                 {
