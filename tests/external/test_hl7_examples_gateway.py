@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import harness, hl7_examples
+from tests.support import hapi, harness, hl7_examples
 from tests.support.gateway import FHIR_JSON, MRN_SYSTEM, hl7_bundle_dir
 from tests.support.plans import care_team
 
@@ -95,7 +95,9 @@ def test_official_examples_of_every_type_get_a_reasoned_answer(
     assert outcomes["DocumentReference-example.json"].startswith("404")
 
 
-def test_official_examples_repointed_at_our_patient(ehr: httpx.Client, examples: Path) -> None:
+def test_official_examples_repointed_at_our_patient(
+    ehr: httpx.Client, examples: Path, hapi_jar: Path, tmp_path: Path
+) -> None:
     mrn = uuid.uuid4().hex
     patient = ehr.post(
         "/Patient",
@@ -110,6 +112,8 @@ def test_official_examples_repointed_at_our_patient(ehr: httpx.Client, examples:
             example = repoint(json.loads(path.read_text()), patient)
             response = ehr.post(f"/{resource_type}", json=example, headers=JSON_HEADERS)
             outcomes[path.name] = judged(response, path.name)
+            if response.status_code in (200, 201):
+                (tmp_path / path.name).write_bytes(response.content)
     print("\n".join(f"repointed {name}: {outcome}" for name, outcome in outcomes.items()))
     accepted = Counter(n.split("-")[0] for n, o in outcomes.items() if o in ("200", "201"))
     # What the services take in from HL7's own examples once the patient is known.
@@ -118,6 +122,10 @@ def test_official_examples_repointed_at_our_patient(ehr: httpx.Client, examples:
     assert "planned or waitlist" in outcomes["EpisodeOfCare-example.json"]
     assert accepted["Communication"] >= 1, accepted
     assert accepted["CarePlan"] >= 1, accepted
+    # What we give back after taking in HL7's examples is still valid R4 (HAPI's validator).
+    report = hapi.validate(hapi_jar, [tmp_path])
+    assert len(report.files) == sum(accepted.values())
+    assert not report.errors(), hapi.format_issues(report.errors())
 
 
 def test_official_bundles_through_handoff_and_post(ehr: httpx.Client) -> None:
