@@ -54,6 +54,7 @@ def cmd_token(args: argparse.Namespace) -> int:
             role="system",
             scopes=args.scope or ["system/*.cruds"],
             lifetime_seconds=args.lifetime or 300,
+            patient_context=args.patient,
         )
     else:
         token = mint_token(
@@ -63,6 +64,7 @@ def cmd_token(args: argparse.Namespace) -> int:
             practitioner_id=args.practitioner,
             scopes=args.scope,
             lifetime_seconds=args.lifetime or 3600,
+            patient_context=args.patient,
         )
     print(token)
     return 0
@@ -358,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--system", action="store_true", help="a system (backend) token")
     token.add_argument("--scope", action="append", help="a SMART scope (repeatable)")
     token.add_argument("--subject", default=None)
+    token.add_argument(
+        "--patient", default=None, help="launch context: the patient patient/ scopes apply to"
+    )
     token.add_argument(
         "--lifetime",
         type=int,

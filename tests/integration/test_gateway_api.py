@@ -371,6 +371,8 @@ def test_goals_measures_and_everything(ehr: httpx.Client) -> None:
     everything = ehr.get(f"/Patient/{patient_id}/$everything").json()
     types = {e["resource"]["resourceType"] for e in everything["entry"]}
     assert {"Patient", "CareTeam", "Observation"} <= types
+    only = ehr.get(f"/Patient/{patient_id}/$everything", params={"_type": "Observation"}).json()
+    assert {e["resource"]["resourceType"] for e in only["entry"]} == {"Patient", "Observation"}
 
 
 def test_official_hl7_examples_go_through_the_gateway(stack: Stack, ehr: httpx.Client) -> None:
@@ -398,6 +400,20 @@ def test_official_hl7_examples_go_through_the_gateway(stack: Stack, ehr: httpx.C
         else:
             assert issues(response)
     assert created >= 1
+    # Every other official example of a type the gateway creates: taken in or refused with an
+    # OperationOutcome, never a server error (most name patients this server does not know).
+    outcomes: dict[str, list[int]] = {}
+    for resource_type in ("CareTeam", "Goal", "Observation", "EpisodeOfCare", "Communication"):
+        for path in hl7_examples.examples(resource_type):
+            response = ehr.post(
+                f"/{resource_type}", content=path.read_bytes(), headers=JSON_HEADERS
+            )
+            assert response.status_code < 500, (path.name, response.text)
+            if response.status_code >= 400:
+                assert issues(response), path.name
+            outcomes.setdefault(resource_type, []).append(response.status_code)
+    assert all(outcomes.values())
+    assert any(status in (200, 201) for statuses in outcomes.values() for status in statuses)
 
 
 # -- bad input -----------------------------------------------------------------------------
@@ -705,3 +721,69 @@ def test_concurrent_updates_from_one_version_exactly_one_wins(ehr: httpx.Client)
     assert statuses.count(200) == 1, statuses
     assert statuses.count(412) == 19, statuses
     assert ehr.get(f"/CarePlan/{created['id']}/_history").json()["total"] == 2
+
+
+def test_concurrent_conditional_creates_make_one_resource(ehr: httpx.Client) -> None:
+    """Reliability B8: ten clients send the same conditional create at once (or one client
+    retries after a timeout): the same criteria from the same caller share a request id."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    patient_id, _ = enrolled_patient(ehr)
+    measure = phq9(patient_id, 11, when="2026-11-20T10:00:00Z")
+    condition = f"patient={patient_id}&code=http://loinc.org|44261-6&date=2026-11-20"
+
+    def create(_: int) -> httpx.Response:
+        return ehr.post(
+            "/Observation", json=measure, headers={**JSON_HEADERS, "If-None-Exist": condition}
+        )
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        responses = list(pool.map(create, range(10)))
+    assert all(r.status_code in (200, 201) for r in responses), [r.text for r in responses]
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert ehr.get("/Observation", params={"patient": patient_id}).json()["total"] == 1
+
+
+def test_responses_are_not_cached_and_carry_a_request_id(stack: Stack, ehr: httpx.Client) -> None:
+    response = ehr.get("/Patient/nobody", headers={"X-Request-Id": "ehr-trace-42"})
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-request-id"] == "ehr-trace-42"
+    assert stack.audit[-1]["request_id"] == "ehr-trace-42"
+    odd = ehr.get("/metadata", headers={"X-Request-Id": "<script>"})
+    assert odd.headers["x-request-id"] != "<script>"
+
+
+def test_a_patient_scoped_token_sees_only_its_patient(stack: Stack, ehr: httpx.Client) -> None:
+    """Reliability C8: a token with `patient/` scopes and a launch context reads that patient's
+    records and nobody else's, and cannot write with read scopes."""
+    mine, team = enrolled_patient(ehr)
+    other, other_team = enrolled_patient(ehr)
+    plans = {}
+    for patient, team_id in ((mine, team), (other, other_team)):
+        plan = iop_plan(patient, team_id)
+        plan["status"] = "draft"
+        plans[patient] = ehr.post("/CarePlan", json=plan, headers=JSON_HEADERS).json()["id"]
+    token = auth.mint_token(
+        stack.settings,
+        subject="system:patient-app",
+        role="system",
+        scopes=["patient/*.rs"],
+        lifetime_seconds=300,
+        patient_context=mine,
+    )
+    with stack.client(token) as app:
+        assert app.get(f"/CarePlan/{plans[mine]}").status_code == 200
+        assert app.get(f"/CarePlan/{plans[other]}").status_code == 404
+        assert app.get(f"/Patient/{other}").status_code == 404
+        assert app.get(f"/CarePlan/{plans[other]}/_history").status_code == 404
+        implicit = app.get("/CarePlan").json()  # no patient given: the launch context's
+        assert [e["resource"]["id"] for e in implicit["entry"]] == [plans[mine]]
+        assert app.get("/CarePlan", params={"patient": other}).status_code == 403
+        assert app.get("/Patient", params={"_id": other}).status_code == 403
+        assert app.get(f"/Patient/{other}/$everything").status_code == 404
+        assert app.get(f"/Patient/{mine}/$everything").status_code == 200
+        write = app.post("/Observation", json=phq9(mine, 3), headers=JSON_HEADERS)
+        assert write.status_code == 403
+    without_context = system_token(stack.settings, ["patient/*.rs"])
+    with stack.client(without_context) as app:
+        assert app.get(f"/CarePlan/{plans[mine]}").status_code == 403

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -314,3 +315,61 @@ def test_handoff_summary_of_unlabelled_care_carries_plan_and_medications(
     titles = [s["title"] for s in document["entry"][0]["resource"]["section"]]
     assert "Withheld" not in titles
     assert ehr.get("/EpisodeOfCare/nope/$handoff-summary").status_code == 404
+
+
+def test_a_handoff_cut_short_by_a_service_outage_completes_when_sent_again(
+    stack: Stack, ehr: httpx.Client
+) -> None:
+    """notes is unreachable during the first post: the patient, stay and plan are made and the
+    answer says the note was not posted; the unreachable service is a 503 for plain requests;
+    sending the bundle again posts the note and makes nothing twice."""
+    from iopcare.gateway.api import FhirRequest
+    from iopcare.gateway.app import build
+    from iopcare.gateway.settings import GatewaySettings
+    from iopcare.kit.kafka_broker import free_port
+
+    runtimes = stack.runtimes
+    _, cut_off = build(
+        stack.settings,
+        GatewaySettings(
+            careplan_address=f"127.0.0.1:{runtimes['careplan'].port}",
+            scheduling_address=f"127.0.0.1:{runtimes['scheduling'].port}",
+            notes_address=f"127.0.0.1:{free_port()}",  # nothing listens there
+            call_timeout_seconds=3,
+        ),
+        lambda record: None,
+    )
+    token = system_token(stack.settings, subject="system:st-mary-inpatient")
+    bundle = discharge_bundle(uuid.uuid4().hex[:10], labelled=False)
+
+    def post(
+        path: str, body: bytes, method: str = "POST", query: list[tuple[str, str]] | None = None
+    ) -> Any:
+        return cut_off.handle(
+            FhirRequest(
+                method,
+                path,
+                query or [],
+                {"authorization": f"Bearer {token}", "content-type": FHIR_JSON},
+                body,
+                "http://gateway.test/fhir",
+            )
+        )
+
+    try:
+        first = post("$handoff", json.dumps(bundle).encode())
+        assert first.status == 200, first.body
+        parameters = first.body["parameter"]
+        created = [p["valueReference"]["reference"] for p in parameters if p["name"] == "created"]
+        warnings = [i["diagnostics"] for i in parameters[0]["resource"]["issue"]]
+        assert not ids(created, "Communication")
+        assert any("note was not posted (503" in w for w in warnings), warnings
+        (patient_id,) = ids(created, "Patient")
+        down = post("Communication", b"", "GET", [("patient", patient_id)])
+        assert down.status == 503 and down.body["resourceType"] == "OperationOutcome"
+    finally:
+        cut_off.services.close()
+    again = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
+    assert [r for r in again["created"] if not r.startswith("Communication/")] == created
+    assert len(ids(again["created"], "Communication")) == 1
+    assert ehr.get("/CarePlan", params={"patient": patient_id}).json()["total"] == 1

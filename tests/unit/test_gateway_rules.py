@@ -12,7 +12,13 @@ from iopcare.gateway import capability, registry, routing
 from iopcare.gateway.bundles import Entry, processing_order, resolve
 from iopcare.gateway.errors import FhirHttpError, GrpcFailure, from_failure
 from iopcare.gateway.handoff import bundle_key, labels_of, request_id
-from iopcare.gateway.scopes import allows, parse_scope, parse_scopes
+from iopcare.gateway.scopes import (
+    ALL_PATIENTS,
+    allows,
+    parse_scope,
+    parse_scopes,
+    patients_allowed,
+)
 from iopcare.gateway.search import DATE, TOKEN, SearchParam, matches
 from iopcare.gateway.summary import summarise
 
@@ -61,9 +67,16 @@ def test_malformed_or_unsupported_scopes_grant_nothing(text: str) -> None:
     assert parse_scope(text) is None
 
 
-def test_patient_scopes_grant_nothing_without_launch_context() -> None:
-    scopes = parse_scopes(["patient/*.cruds"])
-    assert scopes and not allows(scopes, "Patient", "r")
+def test_patient_scopes_grant_one_patient_and_only_with_a_launch_context() -> None:
+    scopes = parse_scopes(["patient/CarePlan.rs"])
+    assert scopes and not allows(scopes, "CarePlan", "r")
+    assert patients_allowed(scopes, "CarePlan", "r", None) is None
+    assert patients_allowed(scopes, "CarePlan", "r", "p1") == "p1"
+    assert patients_allowed(scopes, "CarePlan", "c", "p1") is None
+    assert patients_allowed(scopes, "Goal", "r", "p1") is None
+    both = parse_scopes(["patient/*.rs", "system/Goal.rs"])
+    assert patients_allowed(both, "Goal", "r", "p1") == ALL_PATIENTS
+    assert patients_allowed(both, "CarePlan", "s", "p1") == "p1"
 
 
 # -- routing -------------------------------------------------------------------------------
@@ -102,6 +115,7 @@ def test_routes(method: str, path: str, expected: routing.Route) -> None:
         ("GET", "CarePlan/a%20b", 400),
         ("GET", "carePlan/a", 404),
         ("GET", "CarePlan/a/b/c/d/e", 404),
+        ("GET", "CarePlan/_history", 404),
     ],
 )
 def test_malformed_routes_are_refused_with_the_right_status(

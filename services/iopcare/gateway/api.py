@@ -165,15 +165,19 @@ class Gateway:
                 ),
                 headers={"Allow": _allow(handler)},
             )
-        self.require_scope(caller, route.type, INTERACTION_LETTER[route.kind])
+        only = self.require_scope(caller, route.type, INTERACTION_LETTER[route.kind])
         query = _query_dict(request)
         if route.kind == routing.READ:
-            return self.resource_response(self.disclosable(handler.read(caller, route.id)), query)
+            found = _within(only, handler.read(caller, route.id), route)
+            return self.resource_response(self.disclosable(found), query)
         if route.kind == routing.VREAD:
-            found = handler.vread(caller, route.id, route.version)
+            found = _within(only, handler.vread(caller, route.id, route.version), route)
             return self.resource_response(self.disclosable(found), query)
         if route.kind == routing.HISTORY:
-            versions, withheld = self.shareable(handler.history(caller, route.id))
+            history = handler.history(caller, route.id)
+            for item in history:
+                _within(only, item, route)
+            versions, withheld = self.shareable(history)
             bundle = self.bundle("history", versions, request, len(versions))
             return FhirResponse(200, self.note_withheld(bundle, withheld))
         if route.kind == routing.SEARCH:
@@ -182,8 +186,12 @@ class Gateway:
             return self.search(caller, handler, query, request)
         if route.kind == routing.CREATE:
             resource = self._body(request, route.type)
+            _about(only, resource, route.type)
             return self.create(caller, handler, resource, request)
         resource = self._body(request, route.type)
+        _about(only, resource, route.type)
+        if only is not None:
+            _within(only, handler.read(caller, route.id), route)
         return self.update(caller, handler, route.id, resource, request)
 
     # -- helpers ----------------------------------------------------------------------------
@@ -200,8 +208,11 @@ class Gateway:
             raise http_error(404, "not-supported", f"{resource_type[:64]} {what}")
         return found
 
-    def require_scope(self, caller: Caller, resource_type: str, letter: str) -> None:
-        if not scopes.allows(caller.scopes, resource_type, letter):
+    def require_scope(self, caller: Caller, resource_type: str, letter: str) -> str | None:
+        """403 unless the scopes allow the interaction; returns the one patient it is limited to
+        (a `patient/` scope with a launch context), or None for every patient."""
+        allowed = scopes.patients_allowed(caller.scopes, resource_type, letter, caller.patient)
+        if allowed is None:
             name = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
             raise FhirHttpError(
                 403,
@@ -210,6 +221,16 @@ class Gateway:
                     f"the token's scopes do not allow {name[letter]} on {resource_type} "
                     f"(needs e.g. system/{resource_type}.{letter})",
                 ),
+                reason="SCOPE",
+            )
+        return None if allowed == scopes.ALL_PATIENTS else allowed
+
+    def require_all_patients(self, caller: Caller, resource_type: str, letter: str) -> None:
+        """For operations that are not about one known patient ($handoff, bundles of writes)."""
+        if self.require_scope(caller, resource_type, letter) is not None:
+            raise FhirHttpError(
+                403,
+                Problem("forbidden", f"needs system/ or user/ scopes on {resource_type}"),
                 reason="SCOPE",
             )
 
@@ -406,7 +427,9 @@ class Gateway:
 
     def find(self, caller: Caller, handler: ResourceHandler, query: dict[str, str]) -> list[Found]:
         """The resources a search query selects (unpaged)."""
-        self.require_scope(caller, handler.type, scopes.SEARCH)
+        only = self.require_scope(caller, handler.type, scopes.SEARCH)
+        if only is not None:
+            query = _limited_to(only, query, handler.type)
         known = {p.name: p for p in handler.search_params()}
         unknown = [k for k in query if k not in known and k not in CONTROL]
         if unknown:
@@ -562,14 +585,22 @@ class Gateway:
     def everything(self, caller: Caller, patient_id: str, request: FhirRequest) -> FhirResponse:
         """Patient/{id}/$everything: the patient and every resource of theirs the caller's
         scopes allow reading, from each service's per-patient lists."""
-        self.require_scope(caller, "Patient", scopes.READ)
+        only = self.require_scope(caller, "Patient", scopes.READ)
+        if only is not None and only != patient_id:
+            raise http_error(404, "not-found", f"Patient/{patient_id} not found")
         patient = self.disclosable(self.handlers["Patient"].read(caller, patient_id))
         items = [patient]
         skipped = []
+        wanted = {t for v in request.query if v[0] == "_type" for t in v[1].split(",") if t}
         for resource_type, handler in self.handlers.items():
             if resource_type == "Patient" or not handler.supports("search-type"):
                 continue
-            if not scopes.allows(caller.scopes, resource_type, scopes.SEARCH):
+            if wanted and resource_type not in wanted:
+                continue
+            if (
+                scopes.patients_allowed(caller.scopes, resource_type, scopes.SEARCH, caller.patient)
+                is None
+            ):
                 skipped.append(resource_type)
                 continue
             try:
@@ -613,6 +644,46 @@ def _outcome_entry_kind(bundle: dict[str, Any]) -> dict[str, Any]:
     if bundle.get("type") == "history":
         return {"request": {"method": "GET", "url": "_history"}, "response": {"status": "200 OK"}}
     return {"search": {"mode": "outcome"}}
+
+
+def _within(only: str | None, found: Found, route: routing.Route) -> Found:
+    """A resource of another patient than the token's launch context is "not found" (the same
+    answer as for one that does not exist: reliability D8)."""
+    if only is not None and found.patient_id != only:
+        raise http_error(404, "not-found", f"{route.type}/{route.id} not found")
+    return found
+
+
+def _about(only: str | None, resource: dict[str, Any], resource_type: str) -> None:
+    """A write under a `patient/` scope must be about the launch context's patient."""
+    if only is None:
+        return
+    target = ""
+    for name in ("subject", "patient"):
+        value = resource.get(name)
+        if isinstance(value, dict):
+            target = reference_id(value.get("reference"), "Patient")
+            break
+    if resource_type == "Patient" or target != only:
+        raise http_error(
+            403, "forbidden", "a patient/ scope only writes the launch context patient's records"
+        )
+
+
+def _limited_to(only: str, query: dict[str, str], resource_type: str) -> dict[str, str]:
+    """A search under a `patient/` scope: about the launch context's patient, implicitly."""
+    limited = dict(query)
+    if resource_type == "Patient":
+        if limited.get("_id", only) != only:
+            raise http_error(403, "forbidden", "a patient/ scope reads only its own patient")
+        limited["_id"] = only
+        return limited
+    named = [limited[n] for n in ("patient", "subject", "actor") if limited.get(n)]
+    if any(reference_id(v, "Patient") != only and v != only for v in named):
+        raise http_error(403, "forbidden", "a patient/ scope searches only its own patient")
+    if not named:
+        limited["patient"] = only
+    return limited
 
 
 def _allow(handler: ResourceHandler) -> str:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +36,7 @@ from iopcare.kit.fhir import MEDIA_TYPE_WITH_VERSION
 from iopcare.kit.settings import Settings
 
 log = logging.getLogger(__name__)
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 audit_log = logging.getLogger("iopcare.gateway.audit")
 
 AuditSink = Callable[[dict[str, Any]], None]
@@ -62,8 +65,11 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def to_response(result: FhirResponse) -> Response:
+def to_response(result: FhirResponse, request_id: str) -> Response:
     headers = dict(result.headers)
+    # Patient data must not linger in shared caches or proxies (HIPAA minimum necessary).
+    headers["Cache-Control"] = "no-store"
+    headers["X-Request-Id"] = request_id
     if result.body is None:
         return Response(status_code=result.status, headers=headers)
     return Response(
@@ -81,6 +87,10 @@ def create_app(
 
     async def endpoint(request: Request) -> Response:
         started = time.monotonic()
+        # The client's correlation id if it is a sane one, else ours: in the audit record and the
+        # response, so an EHR's support desk and ours can find the same request.
+        given = request.headers.get("x-request-id", "")
+        request_id = given if _SANE_ID.match(given) else uuid.uuid4().hex
         path = request.path_params.get("path", "")
         base_url = f"{str(request.base_url).rstrip('/')}{base_path}"
         try:
@@ -113,9 +123,10 @@ def create_app(
                 "resource": result.audit.get("resource", ""),
                 "detail": result.audit.get("detail", result.audit.get("reason", ""))[:200],
                 "ms": round((time.monotonic() - started) * 1000, 1),
+                "request_id": request_id,
             }
         )
-        return to_response(result)
+        return to_response(result, request_id)
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
     return Starlette(

@@ -47,7 +47,7 @@ def operation_definition(code: str) -> dict[str, Any]:
                 "with medications and allergies as supporting information (contained, with their "
                 "security labels), and a handoff note is posted to the team thread. A repeat of "
                 "the same bundle returns the first result. Entries of other types are reported "
-                "as warnings. The intake appointment is not proposed yet (no scheduling RPC)."
+                "as warnings. The intake appointment is not booked yet (no scheduling RPC here)."
             ),
             "parameter": [
                 {
@@ -194,7 +194,8 @@ def capability_statement(base_url: str, max_body_bytes: int, software_version: s
                     "description": (
                         "Bearer JWT (ES384 or RS384; iss, aud, exp checked; short-lived). SMART "
                         "v2 scopes (system/CarePlan.rs, user/Appointment.cruds) and v1 "
-                        "(system/CarePlan.read); patient/ scopes are not supported. The caller's "
+                        "(system/CarePlan.read); patient/ scopes apply to the token's patient "
+                        "claim (launch context). The caller's "
                         "token is forwarded to the services, which apply care-team and label "
                         "rules. Every request is audited."
                     ),

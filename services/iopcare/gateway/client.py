@@ -38,6 +38,8 @@ class Caller:
     principal: Principal
     token: str
     scopes: tuple[Any, ...]
+    #: SMART launch context: the one patient `patient/` scopes apply to.
+    patient: str | None = None
 
     @property
     def metadata(self) -> list[tuple[str, str]]:

@@ -161,7 +161,7 @@ def handoff(gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirRespo
     from iopcare.gateway.api import FhirResponse
 
     for resource_type, letter in NEEDED_SCOPES:
-        gateway.require_scope(caller, resource_type, letter)
+        gateway.require_all_patients(caller, resource_type, letter)
     content_type = request.header("content-type").split(";")[0].strip().lower()
     if content_type and "json" not in content_type:
         raise http_error(415, "not-supported", "send the Bundle as application/fhir+json")
@@ -304,8 +304,9 @@ def handoff(gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirRespo
         warnings.append(
             Problem(
                 "incomplete",
-                "no intake appointment was proposed: scheduling has no ProposeAppointment RPC "
-                f"yet; the intake is due by {due.isoformat(timespec='minutes')}",
+                "no intake appointment was booked: the gateway cannot book with scheduling yet "
+                f"(FindSlots and BookAppointment); the intake is due by "
+                f"{due.isoformat(timespec='minutes')}",
                 None,
                 "warning",
             )
@@ -414,10 +415,10 @@ def draft_plan(
 def propose_intake(
     gateway: Gateway, caller: Caller, key: str, patient_id: str, episode_id: str, due: datetime
 ) -> str | None:
-    """Seam: proposes the intake appointment once scheduling has an RPC for it.
-
-    Expected (docs/gateway.md): `ProposeAppointment(ProposeAppointmentRequest{request_id,
-    patient_id, episode_id, kind="intake", not_after}) -> {appointment}`. Until then: None.
+    """Seam: books the intake appointment once scheduling's FindSlots and BookAppointment are
+    there (docs/gateway.md, Seams): the first free intake slot before `due`, booked with the
+    request id `request_id(key, "intake")` so a repeated bundle books once. Until then: None,
+    and the handoff reports the due time as a warning.
     """
     return None
 

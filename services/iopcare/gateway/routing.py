@@ -84,6 +84,10 @@ def route(method: str, path: str) -> Route:
         if method != "POST":
             raise _not_allowed(method, "POST")
         return Route(SEARCH, head)
+    if parts[1] == "_history":
+        raise http_error(
+            404, "not-supported", "history of a whole type is not served; ask one resource's"
+        )
     resource_id = _check_id(parts[1])
     if len(parts) == 2:
         if method == "GET":

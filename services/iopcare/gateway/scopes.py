@@ -8,8 +8,9 @@ anything else is ignored rather than guessed at, so a malformed scope never gran
 Granular v2 scopes with a query (`system/Observation.rs?category=...`) are not supported and
 grant nothing (refusing is safer than widening them to the whole type).
 
-Only `system/` and `user/` scopes grant access through the gateway: a `patient/` scope needs a
-launch context naming the patient, which our tokens do not carry yet, so it grants nothing.
+`system/` and `user/` scopes grant access to every patient the services let the caller see;
+a `patient/` scope grants access to one patient only, the token's launch context (its `patient`
+claim), and nothing without one.
 """
 
 from __future__ import annotations
@@ -68,5 +69,27 @@ def parse_scopes(scopes: Iterable[str]) -> list[Scope]:
 
 
 def allows(scopes: Iterable[Scope], resource_type: str, interaction: str) -> bool:
-    """Whether any scope grants `interaction` (a letter of `cruds`) on `resource_type`."""
+    """Whether any system/ or user/ scope grants `interaction` (a letter of `cruds`) on
+    `resource_type` for every patient."""
     return any(scope.grants(resource_type, interaction) for scope in scopes)
+
+
+ALL_PATIENTS = "*"
+
+
+def patients_allowed(
+    scopes: Iterable[Scope], resource_type: str, interaction: str, patient_context: str | None
+) -> str | None:
+    """Whose data the scopes open for `interaction` on `resource_type`: `ALL_PATIENTS`, the one
+    patient of the launch context (granted by a `patient/` scope), or None (refused)."""
+    scopes = list(scopes)
+    if allows(scopes, resource_type, interaction):
+        return ALL_PATIENTS
+    if patient_context and any(
+        s.context == "patient"
+        and s.resource_type in ("*", resource_type)
+        and interaction in s.permissions
+        for s in scopes
+    ):
+        return patient_context
+    return None

@@ -72,4 +72,11 @@ class Authenticator:
                 f"the token lives {lifetime} s; at most {self.max_lifetime_seconds} s is accepted"
             )
         expires = float(claims["exp"]) + self.verifier.settings.token_leeway_seconds
-        return Caller(principal, token, tuple(scopes.parse_scopes(principal.scopes))), expires
+        context = claims.get("patient")
+        caller = Caller(
+            principal,
+            token,
+            tuple(scopes.parse_scopes(principal.scopes)),
+            str(context) if isinstance(context, str) and context else None,
+        )
+        return caller, expires

@@ -51,7 +51,7 @@ def handoff_summary(
     from iopcare.gateway.api import FhirResponse
 
     for resource_type in READS:
-        gateway.require_scope(caller, resource_type, scopes.READ)
+        gateway.require_all_patients(caller, resource_type, scopes.READ)
     services = gateway.services
     episode = services.call(
         caller, services.careplan.GetEpisode, pb.GetEpisodeRequest(id=episode_id)

@@ -166,6 +166,7 @@ def mint_token(
     lifetime_seconds: int = 3600,
     algorithm: str = "ES384",
     break_glass: bool = False,
+    patient_context: str | None = None,
 ) -> str:
     """Signs a token with the development key (or IOPCARE_TOKEN_PRIVATE_KEY_FILE)."""
     if role not in ROLES:
@@ -188,6 +189,9 @@ def mint_token(
         claims["scope"] = " ".join(scopes)
     if break_glass:
         claims["break_glass"] = True
+    if patient_context:
+        # SMART launch context: the one patient `patient/` scopes apply to (the FHIR gateway).
+        claims["patient"] = patient_context
     return jwt.encode(claims, private_path.read_bytes(), algorithm=algorithm)
 
 
