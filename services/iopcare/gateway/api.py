@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from iopcare.gateway import capability, disclosure, registry, routing, scopes
+from iopcare.gateway import capability, codes, disclosure, registry, routing, scopes
 from iopcare.gateway.client import Caller, Services
 from iopcare.gateway.errors import FhirHttpError, Problem, from_kit, http_error
 from iopcare.gateway.resources.base import Created, Found, ResourceHandler, reference_id
@@ -277,7 +277,8 @@ class Gateway:
                 "resourceType",
             )
         # Validate here too, so a bad body is 400/422 with element paths before any service call.
-        fhir.parse_document(data, expected_type, max_bytes=self.max_body_bytes)
+        _, model = fhir.parse_document(data, expected_type, max_bytes=self.max_body_bytes)
+        codes.check(model, expected_type)
         return data
 
     # -- interactions -----------------------------------------------------------------------
