@@ -26,6 +26,7 @@ CHECKS = [
     "transaction",
     "conditional-create",
     "update-and-stale-if-match",
+    "vread-history-include-everything",
     "not-found-outcome",
     "unprocessable-outcome",
     "unauthenticated-outcome",
@@ -49,6 +50,7 @@ def test_hapi_generic_client_against_the_gateway(
     assert "fhirVersion=4.0.1" in detail["capabilities"]
     assert detail["care-plan-search-paging"] == "pages=2 plans=3"
     assert detail["transaction"] == "statuses=201 Created,200 OK"
+    assert detail["vread-history-include-everything"].startswith("history=2 "), detail
     # Errors came back as OperationOutcomes HAPI parsed: severity/code: diagnostics.
     assert detail["update-and-stale-if-match"].startswith("412 error/conflict"), detail
     assert detail["not-found-outcome"].startswith("404 error/not-found"), detail

@@ -66,6 +66,9 @@ def build() -> Path:
     (partial / ".complete").touch()
     shutil.rmtree(out, ignore_errors=True)
     partial.rename(out)
+    for stale in CACHE.iterdir():  # builds of older sources (about 150 MB each)
+        if stale != out and stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
     return out / JAR
 
 

@@ -293,6 +293,51 @@ final class ClientCheck {
           throw new AssertionError("a stale If-Match was accepted");
         });
     check(
+        "vread-history-include-everything",
+        () -> {
+          String planId = planIds.get(0);
+          CarePlan first =
+              client.read().resource(CarePlan.class).withIdAndVersion(planId, "1").execute();
+          expect("first".equals(first.getTitle()), "version 1 as it was: " + first.getTitle());
+          Bundle history =
+              client
+                  .history()
+                  .onInstance(new IdType("CarePlan", planId))
+                  .returnBundle(Bundle.class)
+                  .execute();
+          expect(history.getType() == Bundle.BundleType.HISTORY, "a history");
+          expect(history.getEntry().size() == 2, "two versions: " + history.getEntry().size());
+          for (Bundle.BundleEntryComponent e : history.getEntry()) {
+            expect(e.getRequest().hasMethod() && e.getResponse().hasStatus(), "request, response");
+          }
+          Bundle withPatient =
+              client
+                  .search()
+                  .forResource(CarePlan.class)
+                  .where(CarePlan.PATIENT.hasId(patientId.getIdPart()))
+                  .include(CarePlan.INCLUDE_SUBJECT)
+                  .returnBundle(Bundle.class)
+                  .execute();
+          long included =
+              withPatient.getEntry().stream()
+                  .filter(e -> e.getSearch().getMode() == Bundle.SearchEntryMode.INCLUDE)
+                  .count();
+          expect(included == 1, "the patient included once: " + included);
+          Bundle everything =
+              client
+                  .operation()
+                  .onInstance(patientId)
+                  .named("$everything")
+                  .withNoParameters(org.hl7.fhir.r4.model.Parameters.class)
+                  .useHttpGet()
+                  .returnResourceType(Bundle.class)
+                  .execute();
+          Set<String> types = new LinkedHashSet<>();
+          everything.getEntry().forEach(e -> types.add(e.getResource().fhirType()));
+          expect(types.containsAll(List.of("Patient", "CareTeam", "CarePlan")), "" + types);
+          return "history=" + history.getEntry().size() + " everything=" + types;
+        });
+    check(
         "not-found-outcome",
         () -> {
           try {
