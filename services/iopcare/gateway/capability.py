@@ -47,7 +47,7 @@ def operation_definition(code: str) -> dict[str, Any]:
                 "with medications and allergies as supporting information (contained, with their "
                 "security labels), and a handoff note is posted to the team thread. A repeat of "
                 "the same bundle returns the first result. Entries of other types are reported "
-                "as warnings. The intake appointment is not booked yet (no scheduling RPC here)."
+                "as warnings. The intake appointment is not proposed yet (no scheduling RPC)."
             ),
             "parameter": [
                 {

@@ -305,9 +305,8 @@ def handoff(gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirRespo
         warnings.append(
             Problem(
                 "incomplete",
-                "no intake appointment was booked: the gateway cannot book with scheduling yet "
-                f"(FindSlots and BookAppointment); the intake is due by "
-                f"{due.isoformat(timespec='minutes')}",
+                "no intake appointment was proposed: scheduling has no ProposeAppointment RPC "
+                f"yet; the intake is due by {due.isoformat(timespec='minutes')}",
                 None,
                 "warning",
             )
@@ -416,10 +415,10 @@ def draft_plan(
 def propose_intake(
     gateway: Gateway, caller: Caller, key: str, patient_id: str, episode_id: str, due: datetime
 ) -> str | None:
-    """Seam: books the intake appointment once scheduling's FindSlots and BookAppointment are
-    there (docs/gateway.md, Seams): the first free intake slot before `due`, booked with the
-    request id `request_id(key, "intake")` so a repeated bundle books once. Until then: None,
-    and the handoff reports the due time as a warning.
+    """Seam: proposes the intake appointment once scheduling has an RPC for it.
+
+    Expected (docs/gateway.md): `ProposeAppointment(ProposeAppointmentRequest{request_id,
+    patient_id, episode_id, kind="intake", not_after}) -> {appointment}`. Until then: None.
     """
     return None
 
