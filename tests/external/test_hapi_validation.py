@@ -154,6 +154,45 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
             if kind == "EpisodeOfCare" and not labelled:
                 out.get(f"{name}-summary", f"/EpisodeOfCare/{rid}/$handoff-summary")
 
+    # Batch and transaction responses.
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"request": {"method": "GET", "url": f"Patient/{pid}"}},
+            {"request": {"method": "GET", "url": f"CarePlan?patient={pid}"}},
+            {"request": {"method": "GET", "url": "Patient/does-not-exist"}},
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": phq9_goal(pid),
+                "request": {"method": "POST", "url": "Goal"},
+            },
+        ],
+    }
+    out.post("batch-response", "", batch, status=200)
+    transaction = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": phq9(pid, 8, when="2026-11-28T10:00:00Z"),
+                "request": {"method": "POST", "url": "Observation"},
+            },
+            {"request": {"method": "GET", "url": f"Goal?patient={pid}"}},
+        ],
+    }
+    out.post("transaction-response", "", transaction, status=200)
+    out.keep(
+        "prefer-outcome",
+        ehr.post(
+            "/Observation",
+            json=phq9(pid, 7, when="2026-11-29T10:00:00Z"),
+            headers={**JSON_HEADERS, "Prefer": "return=OperationOutcome"},
+        ),
+        201,
+    )
+
     # Outcomes of refusals are resources the gateway sends too.
     out.get("not-found", "/Patient/does-not-exist", status=404)
     out.get("too-costly", "/CarePlan", status=400)
