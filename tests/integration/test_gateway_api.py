@@ -297,7 +297,8 @@ def test_care_plan_lifecycle_over_rest(ehr: httpx.Client) -> None:
     assert ehr.get(f"/CarePlan/{plan['id']}/_history/1").json()["title"] != "IOP plan, revised"
     assert ehr.get(f"/CarePlan/{plan['id']}/_history").json()["total"] == 2
     trimmed = ehr.get(f"/CarePlan/{plan['id']}", params={"_elements": "status,title"}).json()
-    assert set(trimmed) == {"resourceType", "id", "meta", "status", "title"}
+    # the listed elements, and those CarePlan requires (FHIR: servers SHOULD return them)
+    assert set(trimmed) == {"resourceType", "id", "meta", "status", "title", "intent", "subject"}
     assert trimmed["meta"]["tag"][0]["code"] == "SUBSETTED"
     wrong_id = ehr.put("/CarePlan/other", json=plan, headers={**JSON_HEADERS, "If-Match": 'W/"2"'})
     assert wrong_id.status_code == 400

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from iopcare.gateway import capability, disclosure, registry, routing, scopes
+from iopcare.gateway import capability, codes, disclosure, registry, routing, scopes
 from iopcare.gateway.client import Caller, Services
 from iopcare.gateway.errors import FhirHttpError, Problem, from_kit, http_error
 from iopcare.gateway.resources.base import Created, Found, ResourceHandler, reference_id
@@ -280,7 +280,8 @@ class Gateway:
                 "resourceType",
             )
         # Validate here too, so a bad body is 400/422 with element paths before any service call.
-        fhir.parse_document(data, expected_type, max_bytes=self.max_body_bytes)
+        _, model = fhir.parse_document(data, expected_type, max_bytes=self.max_body_bytes)
+        codes.check(model, expected_type)
         return data
 
     # -- interactions -----------------------------------------------------------------------
@@ -335,6 +336,7 @@ class Gateway:
         if withheld:
             bundle.setdefault("entry", []).append(
                 {
+                    "fullUrl": f"urn:uuid:{uuid.uuid4()}",
                     "resource": fhir.operation_outcome(
                         [
                             fhir.Issue(
@@ -346,7 +348,7 @@ class Gateway:
                             )
                         ]
                     ),
-                    "search": {"mode": "outcome"},
+                    **_outcome_entry_kind(bundle),
                 }
             )
         return bundle
@@ -379,8 +381,12 @@ class Gateway:
         request_id: str | None = None,
     ) -> FhirResponse:
         condition = request.header("if-none-exist")
+        head, question, tail = condition.partition("?")
+        if question and "=" not in head:
+            # `[base]/Type?criteria` (HAPI's client sends this form) is the criteria after `?`.
+            condition = tail
         if condition:
-            criteria = dict(parse_qsl(condition.lstrip("?"), keep_blank_values=True))
+            criteria = dict(parse_qsl(condition, keep_blank_values=True))
             existing = self.find(caller, handler, criteria)
             if len(existing) > 1:
                 raise http_error(
@@ -457,6 +463,8 @@ class Gateway:
             )
         found = handler.update(caller, resource_id, resource, expected)
         response = self.resource_response(found, {})
+        # Where the new version is (clients such as HAPI's read the id and version from here).
+        response.headers["Content-Location"] = self.location(request, handler.type, found)
         return self.prefer(request, response)
 
     def prefer(self, request: FhirRequest, response: FhirResponse) -> FhirResponse:
@@ -628,6 +636,24 @@ class Gateway:
         bundle: dict[str, Any] = {"resourceType": "Bundle", "type": kind, "total": total}
         if items:
             bundle["entry"] = [self.entry(item, request, None) for item in items]
+        if kind == "history":
+            # bdl-3/bdl-4: a history entry says how each version came about.
+            for entry, item in zip(bundle.get("entry", []), items, strict=True):
+                first = item.version == 1
+                resource_type = entry["resource"].get("resourceType", "")
+                entry["request"] = {
+                    "method": "POST" if first else "PUT",
+                    "url": resource_type if first else f"{resource_type}/{item.id}",
+                }
+                entry["response"] = {
+                    "status": "201 Created" if first else "200 OK",
+                    "etag": f'W/"{item.version}"',
+                    **(
+                        {"lastModified": fhir.instant(item.last_updated)}
+                        if item.last_updated
+                        else {}
+                    ),
+                }
         return bundle
 
     def everything(self, caller: Caller, patient_id: str, request: FhirRequest) -> FhirResponse:
@@ -662,10 +688,18 @@ class Gateway:
                 # down leaves its part out; the Bundle says so instead of failing whole.
                 skipped.append(f"{resource_type} ({exc.status})")
         items, withheld = self.shareable(caller, items)
-        bundle = self.note_withheld(self.bundle("searchset", items, request, len(items)), withheld)
+        bundle = self.bundle("searchset", items, request, len(items))
+        # A searchset says what was asked and why each entry is in it.
+        bundle["link"] = [
+            {"relation": "self", "url": f"{request.base_url}/Patient/{patient_id}/$everything"}
+        ]
+        for entry in bundle.get("entry", []):
+            entry["search"] = {"mode": "match"}
+        bundle = self.note_withheld(bundle, withheld)
         if skipped:
             bundle["entry"].append(
                 {
+                    "fullUrl": f"urn:uuid:{uuid.uuid4()}",
                     "resource": fhir.operation_outcome(
                         [
                             fhir.Issue(
@@ -679,6 +713,15 @@ class Gateway:
                 }
             )
         return FhirResponse(200, bundle, audit={"patient": patient_id})
+
+
+def _outcome_entry_kind(bundle: dict[str, Any]) -> dict[str, Any]:
+    """How a notice entry fits its Bundle: search mode `outcome` in a searchset; in a history
+    Bundle every entry needs request and response instead (bdl-2, bdl-3, bdl-4), so the notice
+    answers the history read itself."""
+    if bundle.get("type") == "history":
+        return {"request": {"method": "GET", "url": "_history"}, "response": {"status": "200 OK"}}
+    return {"search": {"mode": "outcome"}}
 
 
 def _within(only: str | None, found: Found, route: routing.Route) -> Found:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from iopcare.gateway import routing
+from iopcare.gateway import codes, routing
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, Problem, http_error
 from iopcare.kit import fhir
@@ -199,7 +199,10 @@ def _validate(gateway: Gateway, caller: Caller, entries: list[Entry]) -> list[Pr
                     raise http_error(
                         400, "invalid", f"the resource is not a {route.type}", "resourceType"
                     )
-                fhir.parse_document(e.resource, route.type, max_bytes=gateway.max_body_bytes)
+                _, model = fhir.parse_document(
+                    e.resource, route.type, max_bytes=gateway.max_body_bytes
+                )
+                codes.check(model, "")  # paths relative to the entry's resource
             from iopcare.gateway.api import INTERACTION_LETTER
 
             gateway.require_scope(caller, handler.type, INTERACTION_LETTER[route.kind])

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from iopcare.careplan.v1 import careplan_service_pb2 as careplan_pb
-from iopcare.gateway import scopes
+from iopcare.gateway import codes, scopes
 from iopcare.gateway.bundles import references
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, Problem, http_error
@@ -114,7 +114,8 @@ def validate(
     raw = data.get("entry", [])
     if len(raw) > max_entries:
         raise http_error(413, "too-costly", f"at most {max_entries} entries", "Bundle.entry")
-    fhir.parse_document(data, "Bundle", max_bytes=2**62)
+    _, model = fhir.parse_document(data, "Bundle", max_bytes=2**62)
+    codes.check(model, "Bundle")
     entries = []
     for index, item in enumerate(raw):
         resource = item.get("resource")

@@ -30,6 +30,22 @@ def summary_elements(resource_type: str) -> frozenset[str]:
     return frozenset(names)
 
 
+@lru_cache(maxsize=64)
+def mandatory_elements(resource_type: str) -> frozenset[str]:
+    """The top-level elements a resource type requires (min 1): `_elements` keeps them, as FHIR
+    asks of servers, so a subsetted resource still validates."""
+    try:
+        cls = fhir.model_class(resource_type)
+    except KeyError:
+        return frozenset()
+    names = set()
+    for name, info in cls.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if info.is_required() or extra.get("element_required"):
+            names.add(info.alias or name)
+    return frozenset(names)
+
+
 def summarise(resource: dict[str, Any], mode: str) -> dict[str, Any]:
     """The resource as `_summary=mode` asks (`true`, `text`, `data`, `false`)."""
     if mode == "false":
@@ -53,8 +69,13 @@ def summarise(resource: dict[str, Any], mode: str) -> dict[str, Any]:
 
 
 def elements(resource: dict[str, Any], wanted: str) -> dict[str, Any]:
-    """`_elements=a,b`: the listed top-level elements (and resourceType, id, meta), SUBSETTED."""
-    keep = ALWAYS | {name.strip() for name in wanted.split(",") if name.strip()}
+    """`_elements=a,b`: the listed top-level elements (and resourceType, id, meta, and the
+    elements the type requires), SUBSETTED."""
+    keep = (
+        ALWAYS
+        | mandatory_elements(str(resource.get("resourceType", "")))
+        | {name.strip() for name in wanted.split(",") if name.strip()}
+    )
     result = {
         k: v for k, v in resource.items() if k in keep or (k.startswith("_") and k[1:] in keep)
     }

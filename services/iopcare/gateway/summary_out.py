@@ -88,7 +88,13 @@ def handoff_summary(
     entries: list[tuple[str, dict[str, Any]]] = []
 
     def add(resource: dict[str, Any]) -> dict[str, str]:
-        url = f"urn:uuid:{uuid.uuid4()}"
+        # A resource of ours under its own URL, so the relative references between them resolve
+        # inside the document (FHIR's fullUrl rules); a copy without an id gets a urn:uuid.
+        url = (
+            f"{request.base_url}/{resource['resourceType']}/{resource['id']}"
+            if resource.get("id")
+            else f"urn:uuid:{uuid.uuid4()}"
+        )
         entries.append((url, resource))
         return {"reference": url}
 
@@ -191,6 +197,9 @@ def handoff_summary(
     for medication in medications:
         if shareable(medication):
             copy = {k: v for k, v in medication.items() if k != "id"}
+            if copy.get("subject", {}).get("reference") == f"Patient/{patient_id}":
+                # The copy has no URL of ours: its relative reference would not resolve.
+                copy["subject"] = {**copy["subject"], **patient_ref}
             medication_entries.append(add(copy))
     sections.append(
         {
@@ -204,6 +213,8 @@ def handoff_summary(
                 {"entry": medication_entries}
                 if medication_entries
                 else {
+                    # cmp-1: a section has text, entries or sub-sections.
+                    "text": _div(["no current medications recorded"]),
                     "emptyReason": {
                         "coding": [
                             {
@@ -211,7 +222,7 @@ def handoff_summary(
                                 "code": "unavailable",
                             }
                         ]
-                    }
+                    },
                 }
             ),
         }

@@ -1,0 +1,41 @@
+"""Fixtures of the outside checks: the gateway in front of the three services (real Kafka, SQLite)
+served by uvicorn, a system token for it, and the HAPI FHIR tool built once per session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import hapi, harness
+from tests.support.gateway import Stack, running_stack, system_token
+
+
+@pytest.fixture(scope="session")
+def hapi_jar() -> Path:
+    return hapi.build()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Iterator[Stack]:
+    folder: Path = tmp_path_factory.mktemp("external")
+    settings = harness.settings_for(
+        folder, kafka_bootstrap, harness.isolated_topics(kafka_bootstrap)
+    )
+    urls = {name: f"sqlite:///{folder / name}.db" for name in ("careplan", "scheduling", "notes")}
+    with running_stack(settings, urls) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def token(stack: Stack) -> str:
+    # As `iopcare token --system --scope 'system/*.cruds'` prints it (5 minutes).
+    return system_token(stack.settings, ["system/*.cruds"])
+
+
+@pytest.fixture(scope="module")
+def ehr(stack: Stack, token: str) -> Iterator[httpx.Client]:
+    with stack.client(token) as client:
+        yield client

@@ -1,0 +1,237 @@
+"""Everything the gateway sends out, validated by HAPI FHIR's FhirInstanceValidator (R4 core
+definitions, offline): a realistic IOP course is driven over REST against the real services, every
+response body is kept, and HAPI must find no error in any of them. Warnings are listed (and
+reported in docs/conformance.md), not failed."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from iopcare.demo import demo_episode
+from tests.support import hapi, harness
+from tests.support.gateway import FHIR_JSON, MRN_SYSTEM, Stack, discharge_bundle
+from tests.support.plans import care_team, iop_plan, phq9, phq9_goal
+
+pytestmark = pytest.mark.integration
+
+JSON_HEADERS = {"Content-Type": FHIR_JSON}
+
+
+class Collector:
+    """Keeps every response body the gateway sends, one file each, for the validator."""
+
+    def __init__(self, ehr: httpx.Client, folder: Path) -> None:
+        self.ehr = ehr
+        self.folder = folder
+        self.kept: dict[str, str] = {}  # file name: resourceType
+
+    def keep(self, name: str, response: httpx.Response, status: int | tuple[int, ...]) -> Any:
+        expected = (status,) if isinstance(status, int) else status
+        assert response.status_code in expected, (name, response.status_code, response.text)
+        assert response.headers["content-type"].startswith(FHIR_JSON), name
+        body = response.json()
+        file = f"{len(self.kept):03d}-{name}.json"
+        (self.folder / file).write_text(json.dumps(body, indent=1))
+        self.kept[file] = body["resourceType"]
+        return body
+
+    def post(self, name: str, path: str, body: dict[str, Any], status: int = 201) -> Any:
+        return self.keep(name, self.ehr.post(path, json=body, headers=JSON_HEADERS), status)
+
+    def get(
+        self,
+        name: str,
+        path: str,
+        status: int | tuple[int, ...] = 200,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        return self.keep(name, self.ehr.get(path, params=params), status)
+
+
+def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
+    mrn = uuid.uuid4().hex
+    patient = out.post(
+        "patient",
+        "/Patient",
+        {
+            "resourceType": "Patient",
+            "identifier": [{"system": MRN_SYSTEM, "value": mrn}],
+            "name": [{"family": "Abara", "given": ["Chidi"]}],
+            "gender": "male",
+            "birthDate": "1991-02-03",
+            "telecom": [{"system": "phone", "value": "+1 555 0100", "use": "mobile"}],
+        },
+    )
+    pid = patient["id"]
+    team = out.post("careteam", "/CareTeam", care_team(pid))
+    episode = out.post("episode", "/EpisodeOfCare", demo_episode(pid, team["id"]))
+    goal = out.post("goal", "/Goal", phq9_goal(pid))
+    for n, (total, when) in enumerate(
+        [(19, "2026-11-02T10:00:00Z"), (14, "2026-11-16T10:00:00Z"), (9, "2026-11-27T10:00:00Z")]
+    ):
+        out.post(f"phq9-{n}", "/Observation", phq9(pid, total, when=when))
+    # Item 9 answered "several days": notes raises a crisis flag.
+    out.post("phq9-item9", "/Observation", phq9(pid, 16, item9=1, when="2026-11-27T11:00:00Z"))
+    plan = out.post("careplan", "/CarePlan", iop_plan(pid, team["id"]))
+    out.post(
+        "message",
+        "/Communication",
+        {
+            "resourceType": "Communication",
+            "status": "completed",
+            "subject": {"reference": f"Patient/{pid}"},
+            "priority": "routine",
+            "payload": [{"contentString": "Missed Tuesday's group; called, coming Thursday."}],
+        },
+    )
+
+    # Scheduling proposes the plan's sessions, notes posts to the team thread (through Kafka).
+    harness.eventually(
+        lambda: ehr.get("/Appointment", params={"patient": pid}).json().get("total"), timeout=30
+    )
+    harness.eventually(
+        lambda: ehr.get("/Flag", params={"patient": pid}).json().get("total"), timeout=30
+    )
+    for kind in ("Patient", "CareTeam", "EpisodeOfCare", "Goal", "CarePlan"):
+        rid = {"Patient": pid, "CareTeam": team["id"], "EpisodeOfCare": episode["id"]}.get(
+            kind, goal["id"] if kind == "Goal" else plan["id"]
+        )
+        out.get(f"read-{kind}", f"/{kind}/{rid}")
+        out.get(f"vread-{kind}", f"/{kind}/{rid}/_history/1")
+        out.get(f"history-{kind}", f"/{kind}/{rid}/_history")
+    # The crisis raised in the thread made the plan due for review (a new version): update
+    # from the version read now.
+    current = ehr.get(f"/CarePlan/{plan['id']}")
+    revised = dict(current.json(), title="IOP plan, week 4 review")
+    out.keep(
+        "update-careplan",
+        ehr.put(
+            f"/CarePlan/{plan['id']}",
+            json=revised,
+            headers={**JSON_HEADERS, "If-Match": current.headers["ETag"]},
+        ),
+        200,
+    )
+    out.get("history-careplan-2", f"/CarePlan/{plan['id']}/_history")
+    searches = {
+        "Patient": {"identifier": f"{MRN_SYSTEM}|{mrn}"},
+        "EpisodeOfCare": {"patient": pid, "_include": "EpisodeOfCare:patient"},
+        "CarePlan": {"patient": pid, "_include": "CarePlan:subject"},
+        "CareTeam": {"patient": pid, "status": "active"},
+        "Goal": {"patient": pid},
+        "Observation": {"patient": pid, "code": "http://loinc.org|44261-6", "_count": 2},
+        "Appointment": {"patient": pid},
+        "Communication": {"patient": pid},
+        "Flag": {"patient": pid},
+    }
+    for kind, params in searches.items():
+        out.get(f"search-{kind}", f"/{kind}", params=params)
+    out.get("search-summary", "/CarePlan", params={"patient": pid, "_summary": "true"})
+    out.get("search-count", "/CarePlan", params={"patient": pid, "_summary": "count"})
+    out.get("search-elements", "/CarePlan", params={"patient": pid, "_elements": "status,title"})
+    out.get("everything", f"/Patient/{pid}/$everything")
+    out.get("handoff-summary", f"/EpisodeOfCare/{episode['id']}/$handoff-summary")
+
+    # Discharge from a detox unit handed over: once labelled under Part 2 (the plan and stay are
+    # then withheld from outside callers), once not.
+    for labelled in (True, False):
+        name = "labelled" if labelled else "unlabelled"
+        bundle = discharge_bundle(uuid.uuid4().hex, labelled=labelled)
+        result = out.post(f"handoff-{name}", "/$handoff", bundle, status=200)
+        created = [
+            p["valueReference"]["reference"]
+            for p in result["parameter"]
+            if p["name"] in ("created", "matched")
+        ]
+        for reference in created:
+            kind, rid = reference.split("/")[-2:]
+            if kind in ("Patient", "EpisodeOfCare", "CarePlan"):
+                out.get(f"{name}-{kind}", f"/{kind}/{rid}", status=(200, 403))
+            if kind == "Patient":
+                out.get(f"{name}-everything", f"/Patient/{rid}/$everything")
+            if kind == "EpisodeOfCare" and not labelled:
+                out.get(f"{name}-summary", f"/EpisodeOfCare/{rid}/$handoff-summary")
+
+    # Batch and transaction responses.
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"request": {"method": "GET", "url": f"Patient/{pid}"}},
+            {"request": {"method": "GET", "url": f"CarePlan?patient={pid}"}},
+            {"request": {"method": "GET", "url": "Patient/does-not-exist"}},
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": phq9_goal(pid),
+                "request": {"method": "POST", "url": "Goal"},
+            },
+        ],
+    }
+    out.post("batch-response", "", batch, status=200)
+    transaction = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": phq9(pid, 8, when="2026-11-28T10:00:00Z"),
+                "request": {"method": "POST", "url": "Observation"},
+            },
+            {"request": {"method": "GET", "url": f"Goal?patient={pid}"}},
+        ],
+    }
+    out.post("transaction-response", "", transaction, status=200)
+    out.keep(
+        "prefer-outcome",
+        ehr.post(
+            "/Observation",
+            json=phq9(pid, 7, when="2026-11-29T10:00:00Z"),
+            headers={**JSON_HEADERS, "Prefer": "return=OperationOutcome"},
+        ),
+        201,
+    )
+
+    # Outcomes of refusals are resources the gateway sends too.
+    out.get("not-found", "/Patient/does-not-exist", status=404)
+    out.get("too-costly", "/CarePlan", status=400)
+    out.keep(
+        "invalid",
+        ehr.post("/CarePlan", json={"resourceType": "CarePlan"}, headers=JSON_HEADERS),
+        422,
+    )
+    out.keep(
+        "stale",
+        ehr.put(
+            f"/CarePlan/{plan['id']}", json=revised, headers={**JSON_HEADERS, "If-Match": 'W/"1"'}
+        ),
+        412,
+    )
+
+
+def test_every_resource_the_gateway_returns_is_valid_r4(
+    stack: Stack, ehr: httpx.Client, hapi_jar: Path, tmp_path: Path
+) -> None:
+    out = Collector(ehr, tmp_path)
+    out.get("metadata", "/metadata")
+    out.get("operation-handoff", "/OperationDefinition/handoff")
+    out.get("operation-handoff-summary", "/OperationDefinition/handoff-summary")
+    iop_course(stack, ehr, out)
+    kinds = Counter(out.kept.values())
+    assert kinds["CapabilityStatement"] == 1 and kinds["OperationDefinition"] == 2
+    assert kinds["Bundle"] >= 20 and kinds["OperationOutcome"] >= 4, kinds
+
+    report = hapi.validate(hapi_jar, [tmp_path])
+    assert set(report.files) == set(out.kept), "HAPI validated every file"
+    assert not report.errors(), hapi.format_issues(report.errors())
+    warnings = Counter((i.message_id, out.kept[i.file]) for i in report.warnings())
+    # Listed with -rA / on failure; docs/conformance.md summarises them.
+    print(f"validated {len(report.files)} responses, {dict(kinds)}")
+    for (message_id, kind), count in sorted(warnings.items()):
+        print(f"warning x{count} {kind}: {message_id}")
