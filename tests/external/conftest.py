@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import hapi, harness
-from tests.support.gateway import Stack, running_stack, system_token
+from tests.support import hapi
+from tests.support.gateway import Stack, stack_for, system_token
 
 
 @pytest.fixture(scope="session")
@@ -20,12 +20,7 @@ def hapi_jar() -> Path:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Iterator[Stack]:
-    folder: Path = tmp_path_factory.mktemp("external")
-    settings = harness.settings_for(
-        folder, kafka_bootstrap, harness.isolated_topics(kafka_bootstrap)
-    )
-    urls = {name: f"sqlite:///{folder / name}.db" for name in ("careplan", "scheduling", "notes")}
-    with running_stack(settings, urls) as running:
+    with stack_for("sqlite", tmp_path_factory, kafka_bootstrap, "external") as running:
         yield running
 
 

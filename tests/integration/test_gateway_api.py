@@ -9,7 +9,6 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,7 +25,7 @@ from tests.support.gateway import (
     FHIR_JSON,
     Stack,
     practitioner_token,
-    running_stack,
+    stack_for,
     system_token,
 )
 from tests.support.plans import care_team, iop_plan, new_patient_id, phq9
@@ -40,22 +39,15 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     kafka_bootstrap: str,
 ) -> Iterator[Stack]:
-    folder: Path = tmp_path_factory.mktemp("gateway")
-    settings = harness.settings_for(
-        folder, kafka_bootstrap, harness.isolated_topics(kafka_bootstrap)
-    )
-    names = ("careplan", "scheduling", "notes")
-    if request.param == "sqlite":
-        urls = {name: f"sqlite:///{folder / name}.db" for name in names}
-    else:
-        server = request.getfixturevalue("postgres_server")
-        if server is None:
-            harness.missing("PostgreSQL is not available on this machine")
-        urls = {
-            name: str(server.create_database(f"gw_{name}_{uuid.uuid4().hex[:8]}"))  # type: ignore[attr-defined]
-            for name in names
-        }
-    with running_stack(settings, urls, max_body_bytes=256 * 1024) as running:
+    server = request.getfixturevalue("postgres_server") if request.param != "sqlite" else None
+    with stack_for(
+        request.param,
+        tmp_path_factory,
+        kafka_bootstrap,
+        "gateway",
+        server,
+        max_body_bytes=256 * 1024,
+    ) as running:
         yield running
 
 

@@ -8,7 +8,6 @@ import json
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +21,7 @@ from tests.support.gateway import (
     discharge_bundle,
     hl7_bundle_dir,
     in_program,
-    running_stack,
+    stack_for,
     system_token,
 )
 
@@ -35,22 +34,8 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     kafka_bootstrap: str,
 ) -> Iterator[Stack]:
-    folder: Path = tmp_path_factory.mktemp("handoff")
-    settings = harness.settings_for(
-        folder, kafka_bootstrap, harness.isolated_topics(kafka_bootstrap)
-    )
-    names = ("careplan", "scheduling", "notes")
-    if request.param == "sqlite":
-        urls = {name: f"sqlite:///{folder / name}.db" for name in names}
-    else:
-        server = request.getfixturevalue("postgres_server")
-        if server is None:
-            harness.missing("PostgreSQL is not available on this machine")
-        urls = {
-            name: str(server.create_database(f"g_{name}_{uuid.uuid4().hex[:8]}"))  # type: ignore[attr-defined]
-            for name in names
-        }
-    with running_stack(settings, urls) as running:
+    server = request.getfixturevalue("postgres_server") if request.param != "sqlite" else None
+    with stack_for(request.param, tmp_path_factory, kafka_bootstrap, "handoff", server) as running:
         yield running
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +18,7 @@ from tests.support.gateway import (
     Stack,
     discharge_bundle,
     practitioner_token,
-    running_stack,
+    stack_for,
     system_token,
 )
 from tests.support.plans import care_team
@@ -38,22 +37,10 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     kafka_bootstrap: str,
 ) -> Iterator[Stack]:
-    folder: Path = tmp_path_factory.mktemp("gateway-notes")
-    settings = harness.settings_for(
-        folder, kafka_bootstrap, harness.isolated_topics(kafka_bootstrap)
-    )
-    names = ("careplan", "scheduling", "notes")
-    if request.param == "sqlite":
-        urls = {name: f"sqlite:///{folder / name}.db" for name in names}
-    else:
-        server = request.getfixturevalue("postgres_server")
-        if server is None:
-            harness.missing("PostgreSQL is not available on this machine")
-        urls = {
-            name: str(server.create_database(f"gwn_{name}_{uuid.uuid4().hex[:8]}"))  # type: ignore[attr-defined]
-            for name in names
-        }
-    with running_stack(settings, urls) as running:
+    server = request.getfixturevalue("postgres_server") if request.param != "sqlite" else None
+    with stack_for(
+        request.param, tmp_path_factory, kafka_bootstrap, "gateway-notes", server
+    ) as running:
         yield running
 
 

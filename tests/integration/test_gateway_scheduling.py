@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,8 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import harness
-from tests.support.gateway import FHIR_JSON, Stack, running_stack, system_token
+from tests.support.gateway import FHIR_JSON, Stack, stack_for, system_token
 
 JSON_HEADERS = {"Content-Type": FHIR_JSON}
 SESSION_TYPE = "https://iopcare.org/fhir/CodeSystem/session-type"
@@ -31,22 +29,10 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     kafka_bootstrap: str,
 ) -> Iterator[Stack]:
-    folder: Path = tmp_path_factory.mktemp("gateway-scheduling")
-    settings = harness.settings_for(
-        folder, kafka_bootstrap, harness.isolated_topics(kafka_bootstrap)
-    )
-    names = ("careplan", "scheduling", "notes")
-    if request.param == "sqlite":
-        urls = {name: f"sqlite:///{folder / name}.db" for name in names}
-    else:
-        server = request.getfixturevalue("postgres_server")
-        if server is None:
-            harness.missing("PostgreSQL is not available on this machine")
-        urls = {
-            name: str(server.create_database(f"gws_{name}_{uuid.uuid4().hex[:8]}"))  # type: ignore[attr-defined]
-            for name in names
-        }
-    with running_stack(settings, urls) as running:
+    server = request.getfixturevalue("postgres_server") if request.param != "sqlite" else None
+    with stack_for(
+        request.param, tmp_path_factory, kafka_bootstrap, "gateway-scheduling", server
+    ) as running:
         yield running
 
 

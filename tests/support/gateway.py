@@ -136,6 +136,37 @@ def running_stack(
             runtime.stop(grace=0.5)
 
 
+SERVICE_NAMES = ("careplan", "scheduling", "notes")
+
+
+@contextmanager
+def stack_for(
+    database: str,
+    tmp_path_factory: Any,
+    kafka_bootstrap: str,
+    label: str,
+    postgres_server: Any = None,
+    **gateway: Any,
+) -> Iterator[Stack]:
+    """The three services and the gateway on `database` ("sqlite" or "postgresql", a database of
+    each service's own), on topics of their own: what a gateway test module runs against."""
+    folder = tmp_path_factory.mktemp(label)
+    settings = harness.settings_for(
+        folder, kafka_bootstrap, harness.isolated_topics(kafka_bootstrap)
+    )
+    if database == "sqlite":
+        urls = {name: f"sqlite:///{folder / name}.db" for name in SERVICE_NAMES}
+    else:
+        if postgres_server is None:
+            harness.missing("PostgreSQL is not available on this machine")
+        urls = {
+            name: str(postgres_server.create_database(f"g_{name}_{uuid.uuid4().hex[:12]}"))
+            for name in SERVICE_NAMES
+        }
+    with running_stack(settings, urls, **gateway) as running:
+        yield running
+
+
 def hl7_bundle_dir() -> Any:
     """The official HL7 R4 example Bundles (same npm package as tests/support/hl7_examples.py,
     which extracts only single resources), fetched once into `.cache/hl7/r4-bundles-4.0.1`."""
