@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -27,37 +25,10 @@ from tests.support.notes import (
     as_,
     error_reason,
     field_violations,
-    notes_database,
-    running_notes,
     service_identity,
     wait_for_team,
 )
 from tests.support.plans import new_patient_id
-
-
-@pytest.fixture
-def notes_runtime(
-    settings: Settings, database_url: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[ServiceRuntime]:
-    with running_notes(settings, notes_database(database_url, request, tmp_path)) as runtime:
-        yield runtime
-
-
-@pytest.fixture
-def notes(notes_runtime: ServiceRuntime) -> Iterator[nt_grpc.NotesServiceStub]:
-    with harness.channel(notes_runtime) as channel:
-        yield nt_grpc.NotesServiceStub(channel)
-
-
-@pytest.fixture
-def patient(
-    stub: pb_grpc.CarePlanServiceStub, notes: nt_grpc.NotesServiceStub, settings: Settings
-) -> str:
-    """A patient whose care team (psy-1, th-1, diet-1, doc-1, cm-1) notes has projected."""
-    patient_id = new_patient_id()
-    harness.enrol_over_grpc(stub, settings, patient_id)
-    wait_for_team(notes, settings, patient_id)
-    return patient_id
 
 
 def _create(

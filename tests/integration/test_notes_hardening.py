@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,7 +14,6 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from sqlalchemy import select
 
-from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit import topics
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
@@ -29,35 +26,7 @@ from tests.support.notes import (
     as_,
     error_reason,
     field_violations,
-    notes_database,
-    running_notes,
-    wait_for_team,
 )
-from tests.support.plans import new_patient_id
-
-
-@pytest.fixture
-def notes_runtime(
-    settings: Settings, database_url: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[ServiceRuntime]:
-    with running_notes(settings, notes_database(database_url, request, tmp_path)) as runtime:
-        yield runtime
-
-
-@pytest.fixture
-def notes(notes_runtime: ServiceRuntime) -> Iterator[nt_grpc.NotesServiceStub]:
-    with harness.channel(notes_runtime) as channel:
-        yield nt_grpc.NotesServiceStub(channel)
-
-
-@pytest.fixture
-def patient(
-    stub: pb_grpc.CarePlanServiceStub, notes: nt_grpc.NotesServiceStub, settings: Settings
-) -> str:
-    patient_id = new_patient_id()
-    harness.enrol_over_grpc(stub, settings, patient_id)
-    wait_for_team(notes, settings, patient_id)
-    return patient_id
 
 
 def _create(notes: Any, md: Any, patient: str, kind: str, text: str, **fields: Any) -> nt.Note:

@@ -9,7 +9,6 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,30 +28,6 @@ from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
 from tests.support import harness
 from tests.support.notes import as_, error_reason, notes_database, running_notes, wait_for_team
 from tests.support.plans import new_patient_id, phq9
-
-
-@pytest.fixture
-def notes_runtime(
-    settings: Settings, database_url: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[ServiceRuntime]:
-    with running_notes(settings, notes_database(database_url, request, tmp_path)) as runtime:
-        yield runtime
-
-
-@pytest.fixture
-def notes(notes_runtime: ServiceRuntime) -> Iterator[nt_grpc.NotesServiceStub]:
-    with harness.channel(notes_runtime) as channel:
-        yield nt_grpc.NotesServiceStub(channel)
-
-
-@pytest.fixture
-def patient(
-    stub: pb_grpc.CarePlanServiceStub, notes: nt_grpc.NotesServiceStub, settings: Settings
-) -> str:
-    patient_id = new_patient_id()
-    harness.enrol_over_grpc(stub, settings, patient_id)
-    wait_for_team(notes, settings, patient_id)
-    return patient_id
 
 
 def _post(

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
@@ -17,19 +13,8 @@ from iopcare.kit.settings import Settings
 from iopcare.notes.v1 import notes_service_pb2 as nt
 from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
 from tests.support import harness
-from tests.support.notes import notes_database, running_notes, wait_for_team
+from tests.support.notes import wait_for_team
 from tests.support.plans import iop_plan, new_patient_id, phq9_goal
-
-
-@pytest.fixture
-def notes(
-    settings: Settings, database_url: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[nt_grpc.NotesServiceStub]:
-    with (
-        running_notes(settings, notes_database(database_url, request, tmp_path)) as runtime,
-        harness.channel(runtime) as channel,
-    ):
-        yield nt_grpc.NotesServiceStub(channel)
 
 
 def _signed(
