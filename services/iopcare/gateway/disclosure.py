@@ -22,21 +22,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from iopcare.notes import codes as notes_codes
 from iopcare.notes.domain import privacy
+from iopcare.notes.fhir_map import disclosed
 
 #: Sensitivity labels (HL7 v3 ActCode, as DS4P uses them) whose content needs consent to leave.
 RESTRICTED = frozenset({"ETH", "SUD", "OPIOIDUD", "ALCUD", "PSY", "PSYTHPN", "HIV", "SDV"})
-
-#: The notice 42 CFR 2.32 requires with each disclosure (for when consent can be checked).
-REDISCLOSURE_NOTICE = (
-    "This record which has been disclosed to you is protected by federal confidentiality rules "
-    "(42 CFR part 2). These rules prohibit you from using or disclosing this record, or testimony "
-    "that describes the information contained in this record, in any civil, criminal, "
-    "administrative, or legislative proceedings by any Federal, State, or local authority, against "
-    "the patient, unless authorized by the consent of the patient, except as provided at 42 CFR "
-    "2.12(c)(5) or as authorized by a court in accordance with 42 CFR 2.64 or 2.65."
-)
 
 
 def labels(resource: dict[str, Any]) -> set[str]:
@@ -110,14 +100,8 @@ def release(
     decision = privacy.may_disclose(facts, recipient, consents, at)
     if not decision.allowed:
         return None
-    security = resource.setdefault("meta", {}).setdefault("security", [])
-    for code in decision.add_labels:
-        security.append({"system": privacy.ACT_CODE_SYSTEM, "code": code})
-    if decision.notice:
-        resource.setdefault("extension", []).append(
-            {"url": notes_codes.REDISCLOSURE_NOTICE_EXTENSION, "valueString": decision.notice}
-        )
-    return json.dumps(resource, separators=(",", ":"))
+    # The copy notes would send of a note: its labels, NORDSCLCD and the notice added.
+    return disclosed(raw_json, decision.add_labels, decision.notice)
 
 
 def may_carry_labels(raw_json: str) -> bool:

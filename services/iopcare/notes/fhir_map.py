@@ -222,8 +222,9 @@ def document_reference(note: NoteState, *, content: bool = True) -> str:
 
 
 def disclosed(resource_json: str, add_labels: tuple[str, ...], notice: str | None) -> str:
-    """A note as it leaves the program: its labels plus the obligations of the disclosure (e.g.
-    NORDSCLCD), and the redisclosure notice (42 CFR 2.32) in an extension."""
+    """A record (a note, or a labelled resource the gateway releases) as it leaves the program:
+    its labels plus the obligations of the disclosure (e.g. NORDSCLCD), and the redisclosure
+    notice (42 CFR 2.32) in an extension."""
     data = json.loads(resource_json)
     security = data.setdefault("meta", {}).setdefault("security", [])
     for code in add_labels:
@@ -232,7 +233,7 @@ def disclosed(resource_json: str, add_labels: tuple[str, ...], notice: str | Non
         data.setdefault("extension", []).append(
             {"url": codes.REDISCLOSURE_NOTICE_EXTENSION, "valueString": notice}
         )
-    return fhir.to_json(fhir.parse_resource(data, "DocumentReference"))
+    return fhir.to_json(fhir.parse_resource(data, data.get("resourceType")))
 
 
 def signature_provenance(
