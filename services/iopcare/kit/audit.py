@@ -99,8 +99,7 @@ def record(
         "outcome": outcome,
         "detail": detail,
     }
-    values["seal"] = seal(_key, values) if _key is not None else None
-    conn.execute(insert(audit).values(**values))
+    record_rows(conn, audit, [values])
 
 
 def record_rows(conn: Connection, audit: Table, rows: list[dict[str, Any]]) -> None:
