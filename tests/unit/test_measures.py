@@ -82,12 +82,12 @@ def test_a_measure_needs_a_patient_a_code_a_value_a_time_and_a_sane_score() -> N
 
 
 def test_attendance_rate_counts_only_sessions_with_recorded_attendance() -> None:
-    from iopcare.careplan.domain.progress import attendance_rate
+    from iopcare.careplan.domain.progress import attendance, attendance_rate
 
-    assert attendance_rate([]) is None
-    assert attendance_rate(["booked", "cancelled", "proposed"]) is None
-    assert attendance_rate(["fulfilled", "noshow", "cancelled", "booked"]) == 50.0
-    assert attendance_rate(["arrived", "checked-in", "fulfilled"]) == 100.0
+    assert attendance_rate(attendance([])) is None
+    assert attendance_rate(attendance(["booked", "cancelled", "proposed"])) is None
+    assert attendance_rate(attendance(["fulfilled", "noshow", "cancelled", "booked"])) == 50.0
+    assert attendance_rate(attendance(["arrived", "checked-in", "fulfilled"])) == 100.0
 
 
 def test_the_attendance_measure_is_valid_r4_and_reads_back_as_a_measure() -> None:

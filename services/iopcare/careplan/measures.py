@@ -15,7 +15,7 @@ from iopcare.careplan.domain.measures import (
     check_measure,
     crisis_reasons,
 )
-from iopcare.careplan.domain.progress import ATTENDED, MISSED, attendance_rate
+from iopcare.careplan.domain.progress import attendance, attendance_rate
 from iopcare.careplan.service import ServiceBase, make_reviews_due, new_id
 from iopcare.kit import audit, fhir, teams
 from iopcare.kit.auth import Principal
@@ -207,12 +207,14 @@ class Measures(ServiceBase):
     ) -> None:
         """Attendance recorded in scheduling: when the patient has an open goal on attendance,
         the attendance rate is recorded as a measure and moves that goal like any measure."""
-        rate = attendance_rate(statuses)
+        counts = attendance(statuses)
+        rate = attendance_rate(counts)
         if rate is None or not self._has_open_goal_on(uow, patient_id, codes.ATTENDANCE_RATE):
             return
         now = datetime.now(UTC)
-        counted = sum(1 for s in statuses if s in ATTENDED or s in MISSED)
-        observation = fhir_map.attendance_observation(patient_id, rate, counted, now)
+        observation = fhir_map.attendance_observation(
+            patient_id, rate, counts.attended + counts.missed, now
+        )
         self._store_measure(
             uow, new_id(), observation, fhir_map.measure_from_fhir(observation), now
         )

@@ -44,9 +44,8 @@ def attendance_by_activity(past: list[tuple[str, str]]) -> dict[str, Attendance]
     return {activity: attendance(statuses) for activity, statuses in sorted(grouped.items())}
 
 
-def attendance_rate(statuses: list[str]) -> float | None:
+def attendance_rate(counts: Attendance) -> float | None:
     """Percent of the sessions with recorded attendance that were attended (None before any):
     cancelled and still-booked sessions do not count either way."""
-    attended = sum(1 for s in statuses if s in ATTENDED)
-    counted = attended + sum(1 for s in statuses if s in MISSED)
-    return 100.0 * attended / counted if counted else None
+    counted = counts.attended + counts.missed
+    return 100.0 * counts.attended / counted if counted else None
