@@ -308,6 +308,7 @@ class PatientView(ServiceBase):
         viewer = privacy.Viewer(principal.reference, principal.role, basis)
         d = store.document_view.c
         on = today()
+        roles: dict[str, list[str]] = {}  # an author's team roles, looked up once per view
         for r in conn.execute(
             select(store.document_view)
             .where(d.patient_id == patient_id)
@@ -315,9 +316,11 @@ class PatientView(ServiceBase):
             .limit(NOTES_LIMIT * 5)
         ).all():
             sensitivity = frozenset(r.sensitivity.split())
-            author_roles = sorted(
-                teams.roles_of_member(conn, store.care_team_member, r.author, patient_id, on)
-            )
+            if r.author not in roles:
+                roles[r.author] = sorted(
+                    teams.roles_of_member(conn, store.care_team_member, r.author, patient_id, on)
+                )
+            author_roles = roles[r.author]
             facts = privacy.NoteFacts(
                 author=r.author,
                 author_role=author_roles[0] if author_roles else "",
