@@ -736,13 +736,10 @@ def _about(only: str | None, resource: dict[str, Any], resource_type: str) -> No
     """A write under a `patient/` scope must be about the launch context's patient."""
     if only is None:
         return
-    target = ""
-    for name in ("subject", "patient"):
-        value = resource.get(name)
-        if isinstance(value, dict):
-            target = reference_id(value.get("reference"), "Patient")
-            break
-    if resource_type == "Patient" or target != only:
+    targets = {
+        reference_id(ref, "Patient") for _, ref in _patient_references(resource_type, resource)
+    }
+    if resource_type == "Patient" or targets != {only}:
         raise http_error(
             403, "forbidden", "a patient/ scope only writes the launch context patient's records"
         )
