@@ -24,7 +24,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Markers from the folder, so `pytest -m unit` selects by layer without per-file boilerplate.
     for item in items:
         path = str(item.fspath)
-        for layer in ("unit", "integration", "e2e", "faults"):
+        for layer in ("unit", "integration", "e2e", "faults", "security"):
             if f"{os.sep}{layer}{os.sep}" in path:
                 item.add_marker(getattr(pytest.mark, layer))
 
