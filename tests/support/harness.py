@@ -185,13 +185,37 @@ def wait_caught_up(
         probe.close(autocommit=False)
 
 
+def assign_case_manager(
+    stub: Any, settings: Settings, patient_id: str, case_manager: str = "cm-1"
+) -> Any:
+    """The program assigns a case manager to a patient: an administrator opens a planned episode
+    naming them as its careManager (what entitles them to enrol the first care team)."""
+    import json
+
+    from iopcare.careplan.v1 import careplan_service_pb2 as pb
+
+    episode = {
+        "resourceType": "EpisodeOfCare",
+        "status": "planned",
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "careManager": {"reference": f"Practitioner/{case_manager}"},
+    }
+    return stub.CreateEpisode(
+        pb.CreateEpisodeRequest(request_id=str(uuid.uuid4()), fhir_json=json.dumps(episode)),
+        metadata=metadata(settings, role="admin", practitioner="adm-1"),
+        timeout=10,
+    ).episode
+
+
 def enrol_over_grpc(stub: Any, settings: Settings, patient_id: str) -> str:
-    """Creates the patient's care team through the API as the case manager; returns its id."""
+    """Creates the patient's care team through the API as the case manager the program assigned
+    (cm-1, through an episode); returns the team's id."""
     import json
 
     from iopcare.careplan.v1 import careplan_service_pb2 as pb
     from tests.support.plans import care_team
 
+    assign_case_manager(stub, settings, patient_id, "cm-1")
     return str(
         stub.CreateCareTeam(
             pb.CreateCareTeamRequest(

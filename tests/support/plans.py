@@ -20,10 +20,21 @@ TEAM = {
     "cm-1": "case-manager",
 }
 CASE_MANAGER = Principal(subject="practitioner:cm-1", role="case-manager", practitioner_id="cm-1")
+ADMIN = Principal(subject="practitioner:adm-1", role="admin", practitioner_id="adm-1")
 
 
 def new_patient_id() -> str:
     return f"pat-{uuid.uuid4().hex[:12]}"
+
+
+def assigned_episode(patient_id: str, case_manager: str = "cm-1") -> dict[str, Any]:
+    """A planned IOP stay naming the case manager the program assigned to the patient."""
+    return {
+        "resourceType": "EpisodeOfCare",
+        "status": "planned",
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "careManager": {"reference": f"Practitioner/{case_manager}"},
+    }
 
 
 def care_team(patient_id: str) -> dict[str, Any]:
@@ -45,7 +56,11 @@ def iop_plan_json(patient_id: str | None = None, team_id: str = "unknown-team") 
 def enrol(db: Any, patient_id: str) -> str:
     """Creates the patient's active care team in a careplan database; returns its id."""
     from iopcare.careplan.care_teams import CareTeams
+    from iopcare.careplan.episodes import Episodes
 
+    # The program assigns cm-1 first (an episode naming them as care manager): only an assigned
+    # case manager enrols a patient's first team.
+    Episodes(db).create(ADMIN, str(uuid.uuid4()), json.dumps(assigned_episode(patient_id)))
     team = CareTeams(db).create(CASE_MANAGER, str(uuid.uuid4()), json.dumps(care_team(patient_id)))
     return team.id
 
