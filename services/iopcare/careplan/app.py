@@ -12,12 +12,14 @@ from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.measures import Measures
 from iopcare.careplan.patient_view import SYSTEM, PatientView
 from iopcare.careplan.registry import Registry
+from iopcare.careplan.scope_rules import SCOPE_RULES
 from iopcare.careplan.service import CarePlans
 from iopcare.careplan.template_files import load_templates
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit import topics
 from iopcare.kit.db import UnitOfWork
 from iopcare.kit.events import ReceivedEvent
+from iopcare.kit.rpc import rules_for
 from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
 from iopcare.kit.teams import TeamAccess
@@ -96,4 +98,5 @@ def build(
                 lambda: plans.announce_due_reviews(datetime.now(UTC).date()),
             )
         ],
+        rules=rules_for(SERVICE_NAME, SCOPE_RULES),
     )

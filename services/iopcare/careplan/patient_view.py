@@ -32,7 +32,7 @@ from iopcare.scheduling import codes as scheduling_codes
 UPCOMING_LIMIT = 20
 NOTES_LIMIT = 10
 #: Who revises a plan when careplan acts on another service's event (the Provenance agent).
-SYSTEM = Principal(subject="iopcare-careplan", role="system")
+SYSTEM = Principal(subject="service:careplan", role="service")
 
 
 @dataclass(frozen=True)

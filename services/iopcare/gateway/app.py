@@ -146,9 +146,7 @@ def build(
     settings = settings or Settings()
     gateway_settings = gateway_settings or GatewaySettings()
     services = Services(gateway_settings)
-    authenticator = Authenticator(
-        TokenVerifier(settings), gateway_settings.max_token_lifetime_seconds
-    )
+    authenticator = Authenticator(TokenVerifier(settings))
     limit = gateway_settings.max_body_bytes or settings.max_resource_bytes
     gateway = Gateway(gateway_settings, services, authenticator, limit)
     return create_app(gateway, gateway_settings.base_path, audit), gateway

@@ -1,9 +1,9 @@
 """Who is calling: SMART Backend Services style bearer tokens, verified before anything else.
 
 The token is a JWT signed with ES384 or RS384 (kit.auth.TokenVerifier checks signature,
-algorithm, issuer, audience, expiry and issued-at). On top of that the gateway refuses tokens that
-live longer than `max_token_lifetime_seconds` (SMART backend tokens are short-lived; a long-lived
-bearer token is a standing credential anyone who copies it can use) and parses the SMART scopes.
+algorithm, issuer, audience, expiry, issued-at and the longest lifetime,
+`IOPCARE_TOKEN_MAX_LIFETIME_SECONDS`, the same as the services apply). The gateway parses the
+SMART scopes with the kit's implementation, which the services apply again to the same token.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any
 
 import jwt
 
-from iopcare.gateway import scopes
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, Problem
 from iopcare.kit.auth import TokenVerifier
@@ -35,9 +34,8 @@ CACHE_SIZE = 1024
 
 
 class Authenticator:
-    def __init__(self, verifier: TokenVerifier, max_lifetime_seconds: int) -> None:
+    def __init__(self, verifier: TokenVerifier) -> None:
         self.verifier = verifier
-        self.max_lifetime_seconds = max_lifetime_seconds
         self._verified: dict[str, tuple[float, Caller]] = {}
         self._lock = threading.Lock()
 
@@ -66,17 +64,6 @@ class Authenticator:
             raise unauthenticated(exc.message) from None
         # Verified above, so reading the claims again without checking is safe.
         claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-        lifetime = int(claims.get("exp", 0)) - int(claims.get("iat", 0))
-        if lifetime > self.max_lifetime_seconds:
-            raise unauthenticated(
-                f"the token lives {lifetime} s; at most {self.max_lifetime_seconds} s is accepted"
-            )
         expires = float(claims["exp"]) + self.verifier.settings.token_leeway_seconds
-        context = claims.get("patient")
-        caller = Caller(
-            principal,
-            token,
-            tuple(scopes.parse_scopes(principal.scopes)),
-            str(context) if isinstance(context, str) and context else None,
-        )
+        caller = Caller(principal, token, tuple(principal.parsed_scopes), principal.patient_context)
         return caller, expires

@@ -32,8 +32,5 @@ class GatewaySettings(BaseSettings):
     grpc_ca_file: Path | None = None
     #: Seconds one gRPC call may take.
     call_timeout_seconds: float = 10.0
-    #: Longest token lifetime (exp - iat) accepted: SMART Backend Services tokens are short-lived
-    #: (the spec suggests five minutes); a long-lived bearer token is a standing credential.
-    max_token_lifetime_seconds: int = 3600
     #: Hours within which a step-down handoff's intake appointment should be proposed.
     intake_window_hours: int = 72

@@ -22,6 +22,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from iopcare.kit import scopes as smart
 from iopcare.kit.errors import Unauthenticated
 from iopcare.kit.settings import Settings
 
@@ -53,6 +54,16 @@ class Principal:
     token_id: str | None = None
     #: Emergency access outside the care team: granted, flagged and audited, reviewed afterwards.
     break_glass: bool = False
+    #: SMART launch context: the token's `patient` claim, the one patient `patient/` scopes open.
+    patient_context: str | None = None
+    #: Set per call by the auth interceptor from the RPC's scope rule: when the call is allowed
+    #: only through a `patient/` scope, the one patient it may touch (`kit.access` refuses any
+    #: other); None when the scopes (or the role) open every patient the care team rules allow.
+    patient_limit: str | None = None
+
+    @property
+    def parsed_scopes(self) -> list[smart.Scope]:
+        return smart.parse_scopes(self.scopes)
 
     @property
     def reference(self) -> str:
@@ -142,10 +153,20 @@ class TokenVerifier:
             # The library's message names the failed check (expired, audience, signature), never
             # the token's content.
             raise Unauthenticated(f"invalid bearer token: {exc}", reason="INVALID_TOKEN") from None
+        lifetime = int(claims["exp"]) - int(claims["iat"])
+        if lifetime > self.settings.token_max_lifetime_seconds:
+            # A long-lived bearer token is a standing credential anyone who copies it can use;
+            # the same maximum applies on REST and gRPC (one setting).
+            raise Unauthenticated(
+                f"the token lives {lifetime} s; at most "
+                f"{self.settings.token_max_lifetime_seconds} s is accepted",
+                reason="TOKEN_LIFETIME",
+            )
         role = str(claims.get("role", ""))
         if role not in ROLES:
             raise Unauthenticated("token carries no known role", reason="INVALID_TOKEN")
         scope = claims.get("scope", "")
+        context = claims.get("patient")
         return Principal(
             subject=str(claims["sub"]),
             role=role,
@@ -153,6 +174,7 @@ class TokenVerifier:
             scopes=frozenset(str(scope).split()) if scope else frozenset(),
             token_id=claims.get("jti"),
             break_glass=claims.get("break_glass") is True,
+            patient_context=context if isinstance(context, str) and context else None,
         )
 
 
@@ -195,8 +217,14 @@ def mint_token(
     return jwt.encode(claims, private_path.read_bytes(), algorithm=algorithm)
 
 
-def service_token(settings: Settings, service: str) -> str:
-    """A token a service uses to call another (its own identity, role `service`)."""
+def service_token(settings: Settings, service: str, lifetime_seconds: int = 300) -> str:
+    """A token an internal client (a service calling another, the gateway's own calls) uses: its
+    own identity, role `service`. Only internal clients hold the signing key's issuer for this
+    role; outside EHRs get role `system`, limited to their scopes."""
     return mint_token(
-        settings, subject=f"service:{service}", role="service", scopes=["system/*.rs"]
+        settings,
+        subject=f"service:{service}",
+        role="service",
+        scopes=["system/*.cruds"],
+        lifetime_seconds=lifetime_seconds,
     )

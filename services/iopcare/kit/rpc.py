@@ -5,13 +5,18 @@
   anything unexpected into INTERNAL without leaking its message (it may hold patient data).
 - `AuthInterceptor` reads `authorization: Bearer <jwt>` into the call's Principal and refuses a
   call without a valid one, except health checking and reflection, which stay open so standard
-  tooling (grpc_health_probe, grpcurl, Kubernetes probes) works without credentials.
+  tooling (grpc_health_probe, grpcurl, Kubernetes probes) works without credentials. It then
+  applies the SMART scopes: each service declares, per RPC, the resource type and interaction it
+  touches (`kit.scopes.Rule`), and a token limited by scopes may call only what they grant; a
+  grant through a `patient/` scope pins the call to the token's launch patient, which
+  `kit.access` enforces wherever patient data is reached. Every refusal leaves one audit row.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +30,7 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
-from iopcare.kit import auth, errors
+from iopcare.kit import audit, auth, errors, scopes
 from iopcare.kit.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -170,11 +175,54 @@ def _already_aborted(context: grpc.ServicerContext) -> bool:
     return code is not None and code != grpc.StatusCode.OK
 
 
-class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
-    """Authenticates every call except health checking and reflection."""
+#: Who refused calls are audited as: nothing of a refused token is kept (neither its text nor
+#: a subject a forger could choose), only the method and the reason.
+UNAUTHENTICATED = auth.Principal(subject="unauthenticated", role="none")
+#: The audit action of an authentication refusal.
+AUTHENTICATE = "authenticate"
+_AUDIT_ACTION = {
+    scopes.CREATE: audit.CREATE,
+    scopes.READ: audit.READ,
+    scopes.UPDATE: audit.UPDATE,
+    scopes.DELETE: audit.UPDATE,
+    scopes.SEARCH: audit.SEARCH,
+}
 
-    def __init__(self, verifier: auth.TokenVerifier) -> None:
+#: Records one refused call: (principal, action, resource, reason).
+RefusalSink = Callable[[auth.Principal, str, str, str], None]
+
+
+def rules_for(service_name: str, rules: Mapping[str, scopes.Rule]) -> dict[str, scopes.Rule]:
+    """A service's per-RPC rules keyed by the full method name the interceptor sees."""
+    return {f"/{service_name}/{rpc}": rule for rpc, rule in rules.items()}
+
+
+def _is_limited_by_scopes(principal: auth.Principal) -> bool:
+    """Whose calls the scopes decide.
+
+    An outside EHR (`system`) always: its token is worth exactly its scopes, none means nothing.
+    Any other token that carries resource scopes (a clinician's app launched through SMART) is
+    limited by them too. Internal identities (`service`) are not: they are issued only to the
+    services and the gateway's own calls. A clinician's own app token without scopes is governed
+    by the care team and role rules alone.
+    """
+    if principal.role == "service":
+        return False
+    return principal.role == "system" or bool(principal.parsed_scopes)
+
+
+class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Authenticates every call except health checking and reflection, then applies the scopes."""
+
+    def __init__(
+        self,
+        verifier: auth.TokenVerifier,
+        rules: Mapping[str, scopes.Rule] | None = None,
+        on_refusal: RefusalSink | None = None,
+    ) -> None:
         self.verifier = verifier
+        self.rules = rules
+        self.on_refusal = on_refusal
 
     def intercept_service(
         self,
@@ -184,22 +232,67 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         handler = continuation(details)
         if details.method.startswith(OPEN_METHOD_PREFIXES):
             return handler
-        return _wrap_handler(handler, self._authenticated)
+        method = details.method
+        return _wrap_handler(
+            handler, lambda fn, streaming: self._authenticated(fn, streaming, method)
+        )
 
-    def _principal(self, context: grpc.ServicerContext) -> auth.Principal:
-        values = [v for k, v in context.invocation_metadata() if k == "authorization"]
-        if len(values) != 1 or not isinstance(values[0], str):
-            raise errors.Unauthenticated("a bearer token is required", reason="MISSING_TOKEN")
-        scheme, _, token = values[0].partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise errors.Unauthenticated("a bearer token is required", reason="MISSING_TOKEN")
-        return self.verifier.verify(token.strip())
+    def _refused(self, principal: auth.Principal, action: str, resource: str, reason: str) -> None:
+        if self.on_refusal is None:
+            return
+        try:
+            self.on_refusal(principal, action, resource, reason)
+        except Exception:  # the refusal stands even if its audit row cannot be written
+            log.exception("cannot audit a refused call to %s", resource)
 
-    def _authenticated(self, fn: Behavior, streaming: bool) -> Behavior:
+    def _principal(self, context: grpc.ServicerContext, method: str) -> auth.Principal:
+        try:
+            values = [v for k, v in context.invocation_metadata() if k == "authorization"]
+            if len(values) != 1 or not isinstance(values[0], str):
+                raise errors.Unauthenticated("a bearer token is required", reason="MISSING_TOKEN")
+            scheme, _, token = values[0].partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise errors.Unauthenticated("a bearer token is required", reason="MISSING_TOKEN")
+            return self.verifier.verify(token.strip())
+        except errors.Unauthenticated as exc:
+            # reliability C11: one audit row per refusal, refused tokens included.
+            self._refused(UNAUTHENTICATED, AUTHENTICATE, method, exc.reason)
+            raise
+
+    def _authorize(self, principal: auth.Principal, method: str, request: Any) -> auth.Principal:
+        """The principal for this call (pinned to the launch patient if only a `patient/` scope
+        grants it), or PermissionDenied when the token's scopes do not grant the RPC."""
+        if self.rules is None or not _is_limited_by_scopes(principal):
+            return principal
+        rule = self.rules.get(method)
+        if rule is None:
+            # Fail closed: an RPC nobody declared is not opened by any scope.
+            self._refused(principal, audit.READ, method, "RPC_NOT_DECLARED")
+            raise errors.PermissionDenied(
+                "this call is not open to scoped tokens", reason="RPC_NOT_DECLARED"
+            )
+        needs = rule.needs(request)
+        allowed = scopes.grant(principal.parsed_scopes, needs, principal.patient_context)
+        if allowed is None:
+            resource_type, letter = needs[0]
+            self._refused(
+                principal, _AUDIT_ACTION.get(letter, audit.READ), resource_type, "SCOPE_NOT_GRANTED"
+            )
+            raise errors.PermissionDenied(
+                "the token's scopes do not grant "
+                + ", ".join(f"{t}.{letter}" for t, letter in needs),
+                reason="SCOPE_NOT_GRANTED",
+            )
+        if allowed == scopes.ALL_PATIENTS:
+            return principal
+        return dataclasses.replace(principal, patient_limit=allowed)
+
+    def _authenticated(self, fn: Behavior, streaming: bool, method: str) -> Behavior:
         if streaming:
 
             def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                token = auth.set_principal(self._principal(context))
+                principal = self._authorize(self._principal(context, method), method, request)
+                token = auth.set_principal(principal)
                 try:
                     yield from fn(request, context)
                 finally:
@@ -208,7 +301,8 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             return stream
 
         def unary(request: Any, context: grpc.ServicerContext) -> Any:
-            token = auth.set_principal(self._principal(context))
+            principal = self._authorize(self._principal(context, method), method, request)
+            token = auth.set_principal(principal)
             try:
                 return fn(request, context)
             finally:
@@ -249,17 +343,21 @@ def create_server(
     max_workers: int = 16,
     max_message_bytes: int = 4 * 1024 * 1024,
     tls: TlsFiles | None = None,
+    rules: Mapping[str, scopes.Rule] | None = None,
+    on_refusal: RefusalSink | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Builds a server with health, reflection and the interceptors; binds `address`.
 
     `registrations` are `(add_XServicer_to_server, servicer, full_service_name)`. Pass port 0 in
-    `address` to bind a free port (tests); the bound port is returned.
+    `address` to bind a free port (tests); the bound port is returned. `rules` are the
+    services' per-RPC scope rules by full method name (`rules_for`); `on_refusal` audits refused
+    calls.
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
         # Order matters: the error interceptor is outermost so that authentication failures are
         # mapped like any other error.
-        interceptors=[ErrorInterceptor(), AuthInterceptor(verifier)],
+        interceptors=[ErrorInterceptor(), AuthInterceptor(verifier, rules, on_refusal)],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),

@@ -14,7 +14,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,11 +25,12 @@ from grpc_health.v1 import health
 from sqlalchemy import Table
 
 from iopcare.kit import audit, failpoints, topics
-from iopcare.kit.auth import TokenVerifier
+from iopcare.kit.auth import Principal, TokenVerifier
 from iopcare.kit.consumer import EventConsumer, Handler
 from iopcare.kit.db import Database, migrate
 from iopcare.kit.relay import OutboxRelay, make_producer
 from iopcare.kit.rpc import Registration, TlsFiles, create_server
+from iopcare.kit.scopes import Rule
 from iopcare.kit.settings import ServiceSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,7 @@ class Assembly:
         self.name = name
         self.settings = settings
         self.service = service
+        self.outbox = outbox
         audit.configure(audit.load_key(settings.audit_key_path))
         self.db = open_database(service.database_url, migrations)
         self.relay = OutboxRelay(
@@ -200,7 +202,24 @@ class Assembly:
         registrations: list[Registration],
         consumers: list[EventConsumer] | None = None,
         tasks: list[PeriodicTask] | None = None,
+        rules: Mapping[str, Rule] | None = None,
     ) -> ServiceRuntime:
+        """`rules`: the service's per-RPC scope rules by full method name (`kit.rpc.rules_for`);
+        every RPC must be declared, or scoped tokens cannot call it."""
+        audit_log = self.outbox.metadata.tables["audit_log"]
+
+        def on_refusal(principal: Principal, action: str, resource: str, reason: str) -> None:
+            audit.record_separately(
+                self.db,
+                audit_log,
+                principal,
+                action,
+                resource=resource,
+                patient_id=None,
+                outcome=audit.DENIED,
+                detail=reason,
+            )
+
         server, port, health = create_server(
             registrations,
             f"{self.service.host}:{self.service.port}",
@@ -208,6 +227,8 @@ class Assembly:
             max_workers=self.service.grpc_workers,
             max_message_bytes=self.settings.max_resource_bytes + 64 * 1024,
             tls=TlsFiles.from_settings(self.settings),
+            rules=rules,
+            on_refusal=on_refusal,
         )
         return ServiceRuntime(
             self.name,

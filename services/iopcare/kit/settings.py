@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     audit_key_file: Path | None = None
     #: Seconds of clock skew tolerated when checking `exp`, `nbf` and `iat`.
     token_leeway_seconds: int = 30
+    #: Longest token lifetime (exp - iat) accepted, by the gateway and the services alike: SMART
+    #: Backend Services tokens are short-lived (the spec suggests five minutes); a long-lived
+    #: bearer token is a standing credential. The gateway's older variable is still read.
+    token_max_lifetime_seconds: int = Field(
+        default=3600,
+        validation_alias=AliasChoices(
+            "IOPCARE_TOKEN_MAX_LIFETIME_SECONDS", "IOPCARE_GATEWAY_MAX_TOKEN_LIFETIME_SECONDS"
+        ),
+    )
     #: The program's time zone: times are stored in UTC and presented in this zone.
     program_timezone: str = "America/New_York"
     #: How many days ahead scheduling proposes sessions for a plan activity (the rolling horizon).

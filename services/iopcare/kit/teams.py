@@ -201,7 +201,11 @@ class TeamAccess:
     def basis(self, conn: Connection, principal: Principal, patient_id: str) -> str:
         """Why the caller may see the patient (care-team, role:..., break-glass) or raises."""
         return access_basis(
-            principal.role, principal.break_glass, self.on_team(conn, principal, patient_id)
+            principal.role,
+            principal.break_glass,
+            self.on_team(conn, principal, patient_id),
+            patient_id=patient_id,
+            patient_limit=principal.patient_limit,
         )
 
 

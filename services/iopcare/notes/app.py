@@ -8,12 +8,14 @@ from pathlib import Path
 
 from iopcare.careplan import codes as careplan_codes
 from iopcare.kit import topics
+from iopcare.kit.rpc import rules_for
 from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
 from iopcare.kit.teams import projection_handler
 from iopcare.notes import codes, store
 from iopcare.notes.api import SERVICE_NAME, NotesServicer
 from iopcare.notes.clinical import ClinicalNotes
+from iopcare.notes.scope_rules import SCOPE_RULES
 from iopcare.notes.service import Notes
 from iopcare.notes.v1 import notes_service_pb2_grpc as pb_grpc
 from iopcare.notes.watch import ThreadWatch
@@ -84,6 +86,7 @@ def build(
         ],
         [consumer],
         [escalate],
+        rules=rules_for(SERVICE_NAME, SCOPE_RULES),
     )
     # The kit builds a plain ServiceRuntime; carry its parts over into ours.
     values = {f.name: getattr(runtime, f.name) for f in fields(runtime) if f.init}

@@ -8,12 +8,14 @@ from zoneinfo import ZoneInfo
 
 from iopcare.careplan import codes as careplan_codes
 from iopcare.kit import topics
+from iopcare.kit.rpc import rules_for
 from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
 from iopcare.kit.teams import projection_handler
 from iopcare.scheduling import store
 from iopcare.scheduling.api import SERVICE_NAME, SchedulingServicer
 from iopcare.scheduling.domain.intensity import Rule
+from iopcare.scheduling.scope_rules import SCOPE_RULES
 from iopcare.scheduling.service import Scheduling
 from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as pb_grpc
 
@@ -91,4 +93,5 @@ def build(
                 scheduling.extend_horizons,
             ),
         ],
+        rules=rules_for(SERVICE_NAME, SCOPE_RULES),
     )

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection
 
 from iopcare.kit import audit, fhir
-from iopcare.kit.access import PRIVILEGED_ROLES
+from iopcare.kit.access import PROGRAM_WIDE_ROLES
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import (
@@ -215,7 +215,7 @@ class Bookings:
         role; for an individual session, the patient's care team."""
         if not a.is_group:
             return self.access.basis(uow.conn, principal, a.patient_id)
-        if principal.role in PRIVILEGED_ROLES:
+        if principal.role in PROGRAM_WIDE_ROLES:
             return f"role:{principal.role}"
         if _is_facilitator(uow.conn, principal, a):
             return "facilitator"
@@ -352,7 +352,7 @@ class Bookings:
             wanted = check_range(r.start, r.end, problems, longest=MAX_SESSION)
             problems.raise_if_any("the group session is invalid")
             assert wanted is not None
-            if principal.role not in PRIVILEGED_ROLES and principal.role not in {
+            if principal.role not in PROGRAM_WIDE_ROLES and principal.role not in {
                 "case-manager",
                 "group-facilitator",
                 "therapist",
@@ -759,7 +759,7 @@ class Bookings:
     def _facilitator_or_privileged(self, principal: Principal, a: store.StoredAppointment) -> None:
         """A group session whose patients the caller may not see is still visible to its
         facilitators and privileged roles (with no patients); to others it does not exist."""
-        if principal.role in PRIVILEGED_ROLES:
+        if principal.role in PROGRAM_WIDE_ROLES:
             return
         with self.db.read() as conn:
             if _is_facilitator(conn, principal, a):

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection
 
 from iopcare.kit import audit, fhir, paging, teams
-from iopcare.kit.access import PRIVILEGED_ROLES
+from iopcare.kit.access import PROGRAM_WIDE_ROLES
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import (
@@ -490,7 +490,7 @@ class Scheduling:
             )
         else:
             with audit.refusals(self.db, store.audit_log, principal, audit.SEARCH, "Appointment"):
-                if principal.role not in PRIVILEGED_ROLES and actor != principal.reference:
+                if principal.role not in PROGRAM_WIDE_ROLES and actor != principal.reference:
                     raise PermissionDenied(
                         "a practitioner lists only their own sessions", reason="NOT_OWN_CALENDAR"
                     )

@@ -1,0 +1,60 @@
+"""What each careplan RPC touches, as SMART scopes name it.
+
+kit.rpc.AuthInterceptor checks these for every token limited by scopes (outside EHRs, SMART app
+launches); a test checks that every RPC of the service is declared.
+"""
+
+from __future__ import annotations
+
+from iopcare.kit import scopes
+
+C, R, U, S = scopes.CREATE, scopes.READ, scopes.UPDATE, scopes.SEARCH
+SCOPE_RULES: scopes.Rules = {
+    "CreateCarePlan": scopes.rule("CarePlan", C),
+    "GetCarePlan": scopes.rule("CarePlan", R),
+    "DraftCarePlan": scopes.rule("CarePlan", C),
+    "UpdateCarePlan": scopes.rule("CarePlan", U),
+    "RecordPlanReview": scopes.rule("CarePlan", U),
+    "ListCarePlanVersions": scopes.rule("CarePlan", R),
+    "GetCarePlanVersion": scopes.rule("CarePlan", R),
+    "ListCarePlans": scopes.rule("CarePlan", S),
+    "CreateCareTeam": scopes.rule("CareTeam", C),
+    "GetCareTeam": scopes.rule("CareTeam", R),
+    "UpdateCareTeam": scopes.rule("CareTeam", U),
+    "ListCareTeams": scopes.rule("CareTeam", S),
+    "CreateGoal": scopes.rule("Goal", C),
+    "GetGoal": scopes.rule("Goal", R),
+    "ListGoals": scopes.rule("Goal", S),
+    "RecordMeasure": scopes.rule("Observation", C),
+    "ListMeasures": scopes.rule("Observation", S),
+    "GetMeasure": scopes.rule("Observation", R),
+    "CreateEpisode": scopes.rule("EpisodeOfCare", C),
+    "GetEpisode": scopes.rule("EpisodeOfCare", R),
+    "ListEpisodes": scopes.rule("EpisodeOfCare", S),
+    "AdmitPatient": scopes.rule("EpisodeOfCare", U),
+    "ChangeLevelOfCare": scopes.rule("EpisodeOfCare", U),
+    "DischargePatient": scopes.rule("EpisodeOfCare", U),
+    # The holistic view shows the plan, team, goals, episode, sessions and the thread's messages
+    # and notes at once: a token needs read access to each of them.
+    "GetPatientPlan": scopes.rule(
+        "CarePlan",
+        R,
+        also=(
+            ("CareTeam", R),
+            ("Goal", R),
+            ("EpisodeOfCare", R),
+            ("Appointment", R),
+            ("Communication", R),
+            ("DocumentReference", R),
+        ),
+    ),
+    "RegisterPatient": scopes.rule("Patient", C),
+    "GetPatient": scopes.rule("Patient", R),
+    "FindPatient": scopes.rule("Patient", S),
+    "RegisterPractitioner": scopes.rule("Practitioner", C),
+    "RegisterPractitionerRole": scopes.rule("PractitionerRole", C),
+    "GetPractitioner": scopes.rule("Practitioner", R, also=(("PractitionerRole", R),)),
+    # vread and history of any versioned type: the type is the request's.
+    "GetResourceVersion": scopes.rule("CarePlan", R, type_field="resource_type"),
+    "ListResourceVersions": scopes.rule("CarePlan", R, type_field="resource_type"),
+}
