@@ -156,7 +156,9 @@ def _print_patient(addresses: dict[str, str], token: str, patient_id: str, zone:
     )
 
 
-def _load_demo(addresses: dict[str, str], token: str, case_manager_token: str, zone: str) -> None:
+def _load_demo(
+    addresses: dict[str, str], token: str, case_manager_token: str, admin_token: str, zone: str
+) -> None:
     import json
 
     import grpc
@@ -198,29 +200,26 @@ def _load_demo(addresses: dict[str, str], token: str, case_manager_token: str, z
             timeout=10,
         )
     with grpc.insecure_channel(addresses["careplan"]) as channel:
-        # The case manager enrols the patient's team first: membership is what lets the
-        # psychiatrist write the plan.
-        team = (
-            pb_grpc.CarePlanServiceStub(channel)
-            .CreateCareTeam(
-                pb.CreateCareTeamRequest(
-                    request_id="demo-team-1", fhir_json=json.dumps(demo_care_team())
-                ),
-                metadata=bearer(case_manager_token),
-                timeout=10,
-            )
-            .care_team
-        )
-        print(f"careplan holds CareTeam/{team.id} ({team.status}) for Patient/{team.patient_id}")
         stub = pb_grpc.CarePlanServiceStub(channel)
+        # The program accepts the referral and assigns the case manager (an administrator opens
+        # the episode naming them); that assignment is what lets the case manager enrol the
+        # patient's first team, and membership is what lets the psychiatrist write the plan.
         # Fixed request ids: running the demo again shows the same records, not twins.
         episode = stub.CreateEpisode(
             pb.CreateEpisodeRequest(
-                request_id="demo-episode-1", fhir_json=json.dumps(demo_episode(team_id=team.id))
+                request_id="demo-episode-1", fhir_json=json.dumps(demo_episode())
+            ),
+            metadata=bearer(admin_token),
+            timeout=10,
+        ).episode
+        team = stub.CreateCareTeam(
+            pb.CreateCareTeamRequest(
+                request_id="demo-team-1", fhir_json=json.dumps(demo_care_team())
             ),
             metadata=bearer(case_manager_token),
             timeout=10,
-        ).episode
+        ).care_team
+        print(f"careplan holds CareTeam/{team.id} ({team.status}) for Patient/{team.patient_id}")
         if episode.status == "planned":
             episode = stub.AdmitPatient(
                 pb.AdmitPatientRequest(
@@ -346,7 +345,13 @@ def cmd_up(args: argparse.Namespace) -> int:
                 role="case-manager",
                 practitioner_id="demo-case-manager",
             )
-            _load_demo(addresses, token, case_manager, settings.program_timezone)
+            admin = mint_token(
+                settings,
+                subject="practitioner:demo-admin",
+                role="admin",
+                practitioner_id="demo-admin",
+            )
+            _load_demo(addresses, token, case_manager, admin, settings.program_timezone)
             from iopcare.demo import rest_demo
 
             rest_demo(

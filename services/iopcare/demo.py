@@ -99,15 +99,18 @@ def demo_goal(patient_id: str = DEMO_PATIENT_ID) -> dict[str, Any]:
     }
 
 
-def demo_episode(patient_id: str = DEMO_PATIENT_ID, team_id: str = "demo-team") -> dict[str, Any]:
-    """The referral accepted: a planned IOP stay, managed by the case manager."""
-    return {
+def demo_episode(patient_id: str = DEMO_PATIENT_ID, team_id: str | None = None) -> dict[str, Any]:
+    """The referral accepted: a planned IOP stay, managed by the case manager the program assigns
+    (which is what lets that case manager enrol the patient's first team)."""
+    episode: dict[str, Any] = {
         "resourceType": "EpisodeOfCare",
         "status": "planned",
         "patient": {"reference": f"Patient/{patient_id}"},
         "careManager": {"reference": "Practitioner/demo-case-manager"},
-        "team": [{"reference": f"CareTeam/{team_id}"}],
     }
+    if team_id:
+        episode["team"] = [{"reference": f"CareTeam/{team_id}"}]
+    return episode
 
 
 def demo_phq9(patient_id: str = DEMO_PATIENT_ID, total: int = 17) -> dict[str, Any]:

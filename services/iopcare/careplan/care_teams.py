@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from iopcare.careplan import codes, fhir_map, store
@@ -11,10 +12,12 @@ from iopcare.careplan.domain.model import (
 from iopcare.careplan.domain.team import (
     check_new_team,
     check_team_revision,
+    enrolment_basis,
     may_manage_team,
 )
 from iopcare.careplan.service import ServiceBase
 from iopcare.kit import audit, fhir, teams
+from iopcare.kit.access import within_launch_context
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork
 from iopcare.kit.errors import (
@@ -37,9 +40,16 @@ class CareTeams(ServiceBase):
         patient_id, status = str(draft.patient_id), str(draft.status)
 
         def authorize(uow: UnitOfWork) -> str:
-            on_team = self.access.on_team(uow.conn, principal, patient_id)
-            may_manage_team(principal.role, on_team, creating=True)
-            return f"team-manager:{principal.role}"
+            # Read in the creating transaction, so the decision and the new team commit together.
+            within_launch_context(principal.patient_limit, patient_id)
+            return enrolment_basis(
+                principal.role,
+                has_active_team=any(
+                    t.status == "active" for t in store.teams.for_patient(uow.conn, patient_id)
+                ),
+                on_active_team=self.access.on_team(uow.conn, principal, patient_id),
+                assigned=self._assigned(uow, principal, patient_id),
+            )
 
         def build(uow: UnitOfWork, team_id: str, now: datetime) -> str:
             # The memberships are written with the team: access follows it from this commit.
@@ -64,6 +74,20 @@ class CareTeams(ServiceBase):
             build,
             authorize,
         )
+
+    @staticmethod
+    def _assigned(uow: UnitOfWork, principal: Principal, patient_id: str) -> bool:
+        """Whether the program assigned the caller to the patient: an open episode of care
+        naming them as its careManager."""
+        if not principal.practitioner_id:
+            return False
+        for episode in store.episodes.for_patient(uow.conn, patient_id):
+            if episode.status not in codes.EPISODE_OPEN_STATUSES:
+                continue
+            manager = (json.loads(episode.resource).get("careManager") or {}).get("reference")
+            if manager == principal.reference:
+                return True
+        return False
 
     def update(
         self,
@@ -92,6 +116,7 @@ class CareTeams(ServiceBase):
             with UnitOfWork(self.db) as uow:
 
                 def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
+                    within_launch_context(principal.patient_limit, current.patient_id)
                     may_manage_team(
                         principal.role, self.access.on_team(uow.conn, principal, current.patient_id)
                     )

@@ -107,7 +107,7 @@ TEAM_MEMBER_TYPES = frozenset(
 )
 #: Roles that may create and manage any patient's care team (intake, coordination, the handoff
 #: intake acting as `system`). A psychiatrist, as team lead, may manage a team they are on.
-TEAM_MANAGER_ROLES = frozenset({"case-manager", "admin", "system", "service"})
+TEAM_MANAGER_ROLES = frozenset({"case-manager", "psychiatrist", "admin", "service"})
 SOURCE = "/iopcare/careplan"
 EVENT_TEAM_CREATED = "iopcare.careplan.careteam.created.v1"
 EVENT_TEAM_UPDATED = "iopcare.careplan.careteam.updated.v1"
@@ -174,6 +174,8 @@ EVENT_CRISIS = "iopcare.careplan.crisis.v1"
 EPISODE_STATUSES = frozenset(
     {"planned", "waitlist", "active", "onhold", "finished", "cancelled", "entered-in-error"}
 )
+#: Episodes during which the program's assignment of a case manager holds (team enrolment).
+EPISODE_OPEN_STATUSES = frozenset({"planned", "waitlist", "active", "onhold"})
 #: Levels of care, least to most intensive (ASAM-style continuum; IOP is ASAM level 2.1).
 LEVELS_OF_CARE = ("outpatient", "iop", "php", "residential", "inpatient")
 PROGRAM_LEVEL = "iop"

@@ -20,12 +20,14 @@ from iopcare.careplan.domain.model import (
 from iopcare.careplan.fhir_map import with_transition
 from iopcare.careplan.service import ServiceBase
 from iopcare.kit import audit, fhir, teams
+from iopcare.kit.access import EHR_ROLE
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork
 from iopcare.kit.errors import (
     FieldViolation,
     FieldViolations,
     InvalidArgument,
+    PermissionDenied,
 )
 from iopcare.kit.versioned import Stored, revise
 
@@ -50,6 +52,14 @@ class Episodes(ServiceBase):
                     "fhir_json.EpisodeOfCare.status", "a new episode is planned or waitlist"
                 )
             problems.raise_if_any("the EpisodeOfCare cannot be created")
+            if episode.careManager is not None and principal.role == EHR_ROLE:
+                # Naming the careManager is the program's assignment that lets a case manager
+                # enrol the patient's first team (care_teams.enrolment_basis): an outside EHR
+                # refers a patient, it does not assign program staff.
+                raise PermissionDenied(
+                    "an outside system cannot assign the episode's care manager",
+                    reason="ASSIGNMENT_DENIED",
+                )
             assert patient_id is not None
             episode = fhir_map.without_server_elements(episode)
         assert patient_id is not None

@@ -199,19 +199,11 @@ class Registry(ServiceBase):
         return patient_id
 
     def get_patient(self, principal: Principal, patient_id: str) -> Stored:
+        # A patient's demographics are patient data like the rest: the same access rule (care
+        # team, program roles, an EHR's scopes and launch context). Registering people does not
+        # open everyone's record to a case manager.
         with self.db.read() as conn:
             patient = store.patients.load(conn, patient_id)
-        if principal.role in codes.REGISTRY_ROLES and patient is not None:
-            audit.record_separately(
-                self.db,
-                store.audit_log,
-                principal,
-                audit.READ,
-                resource=f"Patient/{patient_id}",
-                patient_id=patient_id,
-                detail=f"role:{principal.role}",
-            )
-            return patient
         return self._audited_read(principal, f"Patient/{patient_id}", patient)
 
     def find_patient(self, principal: Principal, system: str, value: str) -> Stored:
@@ -236,7 +228,13 @@ class Registry(ServiceBase):
                 outcome=audit.NOT_FOUND,
             )
             raise NotFound("no patient has that identifier")
-        return self.get_patient(principal, str(patient_id))
+        try:
+            return self.get_patient(principal, str(patient_id))
+        except PermissionDenied:
+            # No existence oracle (issue 10 item 15): a caller who may not see the patient gets
+            # the answer an unknown identifier gets. The refusal itself is audited (denied, with
+            # its reason) by the read above, so a review still sees the attempt.
+            raise NotFound("no patient has that identifier") from None
 
     # Practitioners ------------------------------------------------------------------------------
     def register_practitioner(

@@ -115,7 +115,8 @@ class ServiceBase:
         the patient) or raises; `build(uow, id, now)` returns the stored JSON (and may refuse).
         """
         authorize = authorize or (lambda uow: self.access.basis(uow.conn, principal, patient_id))
-        with self._audit_refusals(principal, audit.CREATE, resource_type):
+        # The refusal row names the patient: a refused enrolment or write is reviewed per patient.
+        with self._audit_refusals(principal, audit.CREATE, resource_type, patient_id):
 
             def _create(uow: UnitOfWork, item_id: str) -> None:
                 basis = authorize(uow)
@@ -151,10 +152,10 @@ class ServiceBase:
         return item
 
     def _audit_refusals(
-        self, principal: Principal, action: str, resource: str
+        self, principal: Principal, action: str, resource: str, patient_id: str | None = None
     ) -> AbstractContextManager[None]:
         """Audits a refused request (its own transaction), then lets the refusal through."""
-        return audit.refusals(self.db, store.audit_log, principal, action, resource)
+        return audit.refusals(self.db, store.audit_log, principal, action, resource, patient_id)
 
     def _audited_read(self, principal: Principal, resource: str, item: Stored | None) -> Stored:
         """Checks access to a read item and audits the read, its refusal or its absence."""

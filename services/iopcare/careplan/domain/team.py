@@ -92,21 +92,57 @@ def check_team_revision(current: CareTeamDraft, revised: CareTeamDraft) -> str:
     return transition
 
 
-def may_manage_team(role: str, on_team: bool, creating: bool = False) -> None:
+def may_manage_team(role: str, on_team: bool) -> None:
     """Team membership grants access, so changing a team is itself guarded.
 
-    A case manager enrols a new patient's first team (intake); after that only members change
-    it: the case manager and the psychiatrist (team lead) on the team. Administrators and system
-    identities act for the program. Otherwise a case manager could add themselves to any team and
-    so read any patient (HIPAA minimum necessary).
+    Only members change a team: the case manager and the psychiatrist (team lead) on it.
+    Administrators and internal service identities act for the program; an outside EHR never
+    does. Otherwise a case manager could add themselves to any team and so read any patient
+    (HIPAA minimum necessary).
     """
     if role in codes.PRIVILEGED_ROLES:
         return
-    if role == "case-manager" and (creating or on_team):
-        return
-    if role == "psychiatrist" and on_team:
+    if role in TEAM_LEADS and on_team:
         return
     raise PermissionDenied(
         "only a case manager, an administrator or the team's psychiatrist may change a care team",
         reason="TEAM_MANAGEMENT_DENIED",
+    )
+
+
+#: Team members who may change their team or enrol a later one.
+TEAM_LEADS = frozenset({"case-manager", "psychiatrist"})
+
+
+def enrolment_basis(role: str, has_active_team: bool, on_active_team: bool, assigned: bool) -> str:
+    """Who may enrol a care team for a patient (a team is what grants access, issue 10 item 4).
+
+    - The first team: the case manager the program assigned to the patient (an episode of care
+      naming them as its careManager: an intake the program accepted, not one they chose), or an
+      administrator or internal service acting for the program.
+    - Later teams (the patient has an active team): only a lead of that team (its case manager or
+      psychiatrist), or an administrator. Being assigned later does not open someone else's team.
+    An outside EHR never enrols a team.
+    """
+    if role in codes.PRIVILEGED_ROLES:
+        return f"team-enrolment:role:{role}"
+    if has_active_team:
+        if not on_active_team:
+            raise PermissionDenied(
+                "only a member of the patient's active care team or an administrator may enrol "
+                "another team",
+                reason="NOT_ON_ACTIVE_TEAM",
+            )
+        if role not in TEAM_LEADS:
+            raise PermissionDenied(
+                "only the team's case manager or psychiatrist may enrol another team",
+                reason="TEAM_MANAGEMENT_DENIED",
+            )
+        return "team-enrolment:team-member"
+    if role == "case-manager" and assigned:
+        return "team-enrolment:program-assignment"
+    raise PermissionDenied(
+        "a first care team is enrolled by the case manager the program assigned to the patient "
+        "(an episode of care naming them) or an administrator",
+        reason="NO_PROGRAM_ASSIGNMENT",
     )

@@ -106,16 +106,8 @@ class PatientHandler(VersionedCareplanResource):
         return Created(found(response.patient), created=known is None)
 
     def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
-        if patient_id or query.get("_id"):
-            ids = (patient_id or query["_id"]).split(",")
-            results = []
-            for one in ids:
-                try:
-                    results.append(self.read(caller, one))
-                except FhirHttpError as exc:
-                    if exc.status != 404:
-                        raise
-            return results
+        wanted = patient_id or query.get("_id")
+        ids = wanted.split(",") if wanted else None
         if "identifier" in query:
             results = []
             for token in query["identifier"].split(","):
@@ -123,6 +115,17 @@ class PatientHandler(VersionedCareplanResource):
                 hit = self.find(caller, system, value)
                 if hit is not None:
                     results.append(hit)
+            # Both parameters AND together: under a patient/ scope `_id` is the launch patient,
+            # and an identifier naming someone else must find nobody (not the launch patient).
+            return results if ids is None else [r for r in results if r.id in ids]
+        if ids is not None:
+            results = []
+            for one in ids:
+                try:
+                    results.append(self.read(caller, one))
+                except FhirHttpError as exc:
+                    if exc.status != 404:
+                        raise
             return results
         raise http_error(
             400, "too-costly", "a Patient search needs _id or identifier", "Patient.identifier"
