@@ -62,7 +62,9 @@ def _ehr(settings: Settings, scopes: list[str], patient: str | None = None, **kw
     )
 
 
-def _plan_for(stub: pb_grpc.CarePlanServiceStub, settings: Settings, patient_id: str) -> pb.CarePlan:
+def _plan_for(
+    stub: pb_grpc.CarePlanServiceStub, settings: Settings, patient_id: str
+) -> pb.CarePlan:
     team_id = harness.enrol_over_grpc(stub, settings, patient_id)
     return stub.CreateCarePlan(
         pb.CreateCarePlanRequest(

@@ -57,15 +57,16 @@ def system_token(
 
 
 def in_program(stack: Stack, resource_type: str, resource_id: str) -> dict[str, Any]:
-    """A careplan resource as the services hold it (over gRPC, as a system identity inside the
-    program): for checking what the gateway withholds from outside callers."""
+    """A careplan resource as the services hold it (over gRPC, as an internal service identity):
+    for checking what the gateway withholds from outside callers."""
     import json
 
     from iopcare.careplan.v1 import careplan_service_pb2 as pb
     from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
     from iopcare.kit.rpc import bearer
 
-    token = auth.mint_token(stack.settings, subject="system:test", role="system")
+    # An internal identity (role `service`): an EHR's `system` token is limited to its scopes.
+    token = auth.service_token(stack.settings, "test")
     with harness.channel(stack.runtimes["careplan"]) as channel:
         stub = pb_grpc.CarePlanServiceStub(channel)
         if resource_type == "CarePlan":
