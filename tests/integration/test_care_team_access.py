@@ -87,6 +87,8 @@ def test_only_team_managers_change_teams_and_a_removed_member_loses_access(
 ) -> None:
     patient = new_patient_id()
     body = json.dumps(care_team(patient))
+    # cm-1 is the case manager the program assigned: the therapist is not, and may not enrol.
+    harness.assign_case_manager(stub, settings, patient, "cm-1")
     denied = _code(
         lambda: stub.CreateCareTeam(
             pb.CreateCareTeamRequest(request_id="t1", fhir_json=body),
@@ -149,6 +151,7 @@ def test_membership_follows_the_period_of_each_participant(
     for participant in team_body["participant"]:
         if participant["member"]["reference"] == "Practitioner/th-1":
             participant["period"] = {"start": "2020-01-01", "end": "2020-12-31"}
+    harness.assign_case_manager(stub, settings, patient, "cm-1")
     team = stub.CreateCareTeam(
         pb.CreateCareTeamRequest(request_id="t", fhir_json=json.dumps(team_body)),
         metadata=_as(settings, "case-manager", "cm-1"),

@@ -41,6 +41,7 @@ def test_partial_dates_are_read_or_refused_never_an_internal_error(
     patient = new_patient_id()
     team = care_team(patient)
     team["participant"][0]["period"] = {"start": "2024", "end": "2030-05"}
+    harness.assign_case_manager(stub, settings, patient, "cm-1")
     created = stub.CreateCareTeam(
         pb.CreateCareTeamRequest(request_id="t", fhir_json=json.dumps(team)),
         metadata=harness.metadata(settings, role="case-manager", practitioner="cm-1"),

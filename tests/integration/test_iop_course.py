@@ -21,7 +21,8 @@ def test_an_iop_course_from_referral_to_step_down(
 ) -> None:
     patient = new_patient_id()
     psychiatrist = harness.metadata(settings)
-    team_id = harness.enrol_over_grpc(stub, settings, patient)
+    # The program accepts the referral: an administrator opens the stay naming cm-1, who then
+    # enrols the patient's team (the assignment is what entitles them to).
     episode = stub.CreateEpisode(
         pb.CreateEpisodeRequest(
             request_id="e1",
@@ -30,13 +31,13 @@ def test_an_iop_course_from_referral_to_step_down(
                     "resourceType": "EpisodeOfCare",
                     "status": "planned",
                     "patient": {"reference": f"Patient/{patient}"},
-                    "team": [{"reference": f"CareTeam/{team_id}"}],
                     "careManager": {"reference": "Practitioner/cm-1"},
                 }
             ),
         ),
-        metadata=harness.metadata(settings, role="case-manager", practitioner="cm-1"),
+        metadata=harness.metadata(settings, role="admin", practitioner="adm-1"),
     ).episode
+    team_id = harness.create_team_over_grpc(stub, settings, patient)
     assert (episode.status, episode.clinical_level) == ("planned", "")
     episode = stub.AdmitPatient(
         pb.AdmitPatientRequest(id=episode.id, expected_version=1, reason="intake done"),

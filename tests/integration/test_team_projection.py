@@ -59,6 +59,7 @@ def test_only_the_patients_team_reads_the_thread_and_timetable(
     patient = new_patient_id()
     with harness.channel(running["careplan"]) as channel:
         careplan = cp_grpc.CarePlanServiceStub(channel)
+        harness.assign_case_manager(careplan, settings, patient, "cm-1")
         team = careplan.CreateCareTeam(
             cp.CreateCareTeamRequest(request_id="t", fhir_json=json.dumps(care_team(patient))),
             metadata=harness.metadata(settings, role="case-manager", practitioner="cm-1"),

@@ -210,12 +210,17 @@ def assign_case_manager(
 def enrol_over_grpc(stub: Any, settings: Settings, patient_id: str) -> str:
     """Creates the patient's care team through the API as the case manager the program assigned
     (cm-1, through an episode); returns the team's id."""
+    assign_case_manager(stub, settings, patient_id, "cm-1")
+    return create_team_over_grpc(stub, settings, patient_id)
+
+
+def create_team_over_grpc(stub: Any, settings: Settings, patient_id: str) -> str:
+    """Creates the patient's care team as cm-1 (who must already be assigned); returns its id."""
     import json
 
     from iopcare.careplan.v1 import careplan_service_pb2 as pb
     from tests.support.plans import care_team
 
-    assign_case_manager(stub, settings, patient_id, "cm-1")
     return str(
         stub.CreateCareTeam(
             pb.CreateCareTeamRequest(
