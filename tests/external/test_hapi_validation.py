@@ -16,7 +16,13 @@ import pytest
 
 from iopcare.demo import demo_episode
 from tests.support import hapi, harness
-from tests.support.gateway import FHIR_JSON, MRN_SYSTEM, Stack, discharge_bundle
+from tests.support.gateway import (
+    FHIR_JSON,
+    MRN_SYSTEM,
+    Stack,
+    discharge_bundle,
+    practitioner_token,
+)
 from tests.support.plans import care_team, iop_plan, phq9, phq9_goal
 
 pytestmark = pytest.mark.integration
@@ -70,8 +76,13 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
         },
     )
     pid = patient["id"]
-    team = out.post("careteam", "/CareTeam", care_team(pid))
-    episode = out.post("episode", "/EpisodeOfCare", demo_episode(pid, team["id"]))
+    # The program (an administrator) enrols the team and assigns the stay's care manager: an
+    # outside EHR may do neither (issue 10 item 4). Their answers are validated like the rest.
+    with stack.client(practitioner_token(stack.settings, "admin", "adm-1")) as admin_client:
+        program = Collector(admin_client, out.folder)
+        program.kept = out.kept
+        team = program.post("careteam", "/CareTeam", care_team(pid))
+        episode = program.post("episode", "/EpisodeOfCare", demo_episode(pid, team["id"]))
     goal = out.post("goal", "/Goal", phq9_goal(pid))
     for n, (total, when) in enumerate(
         [(19, "2026-11-02T10:00:00Z"), (14, "2026-11-16T10:00:00Z"), (9, "2026-11-27T10:00:00Z")]

@@ -17,7 +17,13 @@ import httpx
 import pytest
 
 from tests.support import hapi, harness, hl7_examples
-from tests.support.gateway import FHIR_JSON, MRN_SYSTEM, hl7_bundle_dir
+from tests.support.gateway import (
+    FHIR_JSON,
+    MRN_SYSTEM,
+    Stack,
+    hl7_bundle_dir,
+    practitioner_token,
+)
 from tests.support.plans import care_team
 
 pytestmark = pytest.mark.integration
@@ -92,7 +98,7 @@ def test_official_examples_of_every_type_get_a_reasoned_answer(
 
 
 def test_official_examples_repointed_at_our_patient(
-    ehr: httpx.Client, examples: Path, hapi_jar: Path, tmp_path: Path
+    stack: Stack, ehr: httpx.Client, examples: Path, hapi_jar: Path, tmp_path: Path
 ) -> None:
     mrn = uuid.uuid4().hex
     patient = ehr.post(
@@ -100,7 +106,9 @@ def test_official_examples_repointed_at_our_patient(
         json={"resourceType": "Patient", "identifier": [{"system": MRN_SYSTEM, "value": mrn}]},
         headers=JSON_HEADERS,
     ).json()["id"]
-    team = ehr.post("/CareTeam", json=care_team(patient), headers=JSON_HEADERS)
+    # The program enrols the team (an outside EHR may not, issue 10 item 4).
+    with stack.client(practitioner_token(stack.settings, "admin", "adm-1")) as program:
+        team = program.post("/CareTeam", json=care_team(patient), headers=JSON_HEADERS)
     assert team.status_code == 201, team.text
     outcomes: dict[str, str] = {}
     for resource_type in REPOINTED:

@@ -70,10 +70,20 @@ def register(ehr: httpx.Client, mrn: str | None = None) -> str:
     return str(response.json()["id"])
 
 
-def enrolled_patient(ehr: httpx.Client) -> tuple[str, str]:
-    """A registered patient with an active care team; (patient id, team id)."""
+@pytest.fixture(scope="module")
+def program(stack: Stack) -> Iterator[httpx.Client]:
+    """The program's administrator (a clinician-app token with user/ scopes): care teams are
+    enrolled by the program, never by an outside EHR (issue 10 item 4)."""
+    token = practitioner_token(stack.settings, "admin", "adm-1")
+    with stack.client(token) as client:
+        yield client
+
+
+def enrolled_patient(ehr: httpx.Client, program: httpx.Client) -> tuple[str, str]:
+    """A registered patient with an active care team the program enrolled; (patient id, team
+    id)."""
     patient_id = register(ehr)
-    response = ehr.post("/CareTeam", json=care_team(patient_id), headers=JSON_HEADERS)
+    response = program.post("/CareTeam", json=care_team(patient_id), headers=JSON_HEADERS)
     assert response.status_code == 201, response.text
     return patient_id, str(response.json()["id"])
 
@@ -187,8 +197,10 @@ def test_scopes_limit_what_a_token_may_do(stack: Stack, ehr: httpx.Client) -> No
         assert client.get(f"/Patient?_id={patient_id}").json()["total"] == 1
 
 
-def test_the_services_still_apply_the_care_team_rule(stack: Stack, ehr: httpx.Client) -> None:
-    patient_id, _ = enrolled_patient(ehr)
+def test_the_services_still_apply_the_care_team_rule(
+    stack: Stack, ehr: httpx.Client, program: httpx.Client
+) -> None:
+    patient_id, _ = enrolled_patient(ehr, program)
     stranger = practitioner_token(stack.settings, "therapist", "not-on-the-team")
     with stack.client(stranger) as client:
         response = client.get(f"/CareTeam?patient={patient_id}")
@@ -261,8 +273,8 @@ def test_patient_read_vread_history_search_and_conditional_create(ehr: httpx.Cli
     assert ehr.get("/Patient").status_code == 400  # no criteria: too costly
 
 
-def test_care_plan_lifecycle_over_rest(ehr: httpx.Client) -> None:
-    patient_id, team_id = enrolled_patient(ehr)
+def test_care_plan_lifecycle_over_rest(ehr: httpx.Client, program: httpx.Client) -> None:
+    patient_id, team_id = enrolled_patient(ehr, program)
     plan = iop_plan(patient_id, team_id)
     plan["status"] = "draft"
     created = ehr.post("/CarePlan", json=plan, headers=JSON_HEADERS)
@@ -297,8 +309,10 @@ def test_care_plan_lifecycle_over_rest(ehr: httpx.Client) -> None:
     assert ehr.put(f"/Goal/{plan['id']}", json={}, headers=JSON_HEADERS).status_code == 405
 
 
-def test_search_filters_pages_includes_and_summarises(ehr: httpx.Client) -> None:
-    patient_id, team_id = enrolled_patient(ehr)
+def test_search_filters_pages_includes_and_summarises(
+    ehr: httpx.Client, program: httpx.Client
+) -> None:
+    patient_id, team_id = enrolled_patient(ehr, program)
     for title in ("first", "second", "third"):
         plan = iop_plan(patient_id, team_id)
         plan.update(status="draft", title=title)
@@ -343,8 +357,8 @@ def test_search_filters_pages_includes_and_summarises(ehr: httpx.Client) -> None
     assert foreign.status_code == 400  # another server's patient is not ours
 
 
-def test_goals_measures_and_everything(ehr: httpx.Client) -> None:
-    patient_id, _ = enrolled_patient(ehr)
+def test_goals_measures_and_everything(ehr: httpx.Client, program: httpx.Client) -> None:
+    patient_id, _ = enrolled_patient(ehr, program)
     measure = phq9(patient_id, 12)
     recorded = ehr.post("/Observation", json=measure, headers=JSON_HEADERS)
     assert recorded.status_code == 201, recorded.text
@@ -541,8 +555,10 @@ def test_a_streamed_body_over_the_limit_is_cut_off(stack: Stack) -> None:
 # -- batch and transaction -----------------------------------------------------------------
 
 
-def test_batch_resolves_urn_uuid_references_and_reports_each_entry(ehr: httpx.Client) -> None:
-    patient_id, _ = enrolled_patient(ehr)
+def test_batch_resolves_urn_uuid_references_and_reports_each_entry(
+    ehr: httpx.Client, program: httpx.Client
+) -> None:
+    patient_id, _ = enrolled_patient(ehr, program)
     bundle = {
         "resourceType": "Bundle",
         "type": "batch",
@@ -583,8 +599,10 @@ def test_batch_resolves_urn_uuid_references_and_reports_each_entry(ehr: httpx.Cl
     assert statuses[4].startswith("400")  # an entry is one resource interaction, not a bundle
 
 
-def test_transaction_spanning_services_is_refused_and_writes_nothing(ehr: httpx.Client) -> None:
-    patient_id, _ = enrolled_patient(ehr)
+def test_transaction_spanning_services_is_refused_and_writes_nothing(
+    ehr: httpx.Client, program: httpx.Client
+) -> None:
+    patient_id, _ = enrolled_patient(ehr, program)
     bundle = {
         "resourceType": "Bundle",
         "type": "transaction",
@@ -607,8 +625,10 @@ def test_transaction_spanning_services_is_refused_and_writes_nothing(ehr: httpx.
     assert ehr.get("/Observation", params={"patient": patient_id}).json()["total"] == 0
 
 
-def test_transaction_with_an_invalid_entry_writes_nothing(ehr: httpx.Client) -> None:
-    patient_id, _ = enrolled_patient(ehr)
+def test_transaction_with_an_invalid_entry_writes_nothing(
+    ehr: httpx.Client, program: httpx.Client
+) -> None:
+    patient_id, _ = enrolled_patient(ehr, program)
     bundle = {
         "resourceType": "Bundle",
         "type": "transaction",
@@ -626,8 +646,8 @@ def test_transaction_with_an_invalid_entry_writes_nothing(ehr: httpx.Client) -> 
     assert ehr.get("/Observation", params={"patient": patient_id}).json()["total"] == 0
 
 
-def test_single_write_transaction_is_applied(ehr: httpx.Client) -> None:
-    patient_id, _ = enrolled_patient(ehr)
+def test_single_write_transaction_is_applied(ehr: httpx.Client, program: httpx.Client) -> None:
+    patient_id, _ = enrolled_patient(ehr, program)
     bundle = {
         "resourceType": "Bundle",
         "type": "transaction",
@@ -728,11 +748,13 @@ def test_no_request_gets_a_server_error(
         assert response.json()["resourceType"] == "OperationOutcome"
 
 
-def test_concurrent_updates_from_one_version_exactly_one_wins(ehr: httpx.Client) -> None:
+def test_concurrent_updates_from_one_version_exactly_one_wins(
+    ehr: httpx.Client, program: httpx.Client
+) -> None:
     """Reliability B1/B2 over REST: 20 clients update from version 1 at once."""
     from concurrent.futures import ThreadPoolExecutor
 
-    patient_id, team_id = enrolled_patient(ehr)
+    patient_id, team_id = enrolled_patient(ehr, program)
     plan = iop_plan(patient_id, team_id)
     plan["status"] = "draft"
     created = ehr.post("/CarePlan", json=plan, headers=JSON_HEADERS).json()
@@ -750,12 +772,14 @@ def test_concurrent_updates_from_one_version_exactly_one_wins(ehr: httpx.Client)
     assert ehr.get(f"/CarePlan/{created['id']}/_history").json()["total"] == 2
 
 
-def test_concurrent_conditional_creates_make_one_resource(ehr: httpx.Client) -> None:
+def test_concurrent_conditional_creates_make_one_resource(
+    ehr: httpx.Client, program: httpx.Client
+) -> None:
     """Reliability B8: ten clients send the same conditional create at once (or one client
     retries after a timeout): the same criteria from the same caller share a request id."""
     from concurrent.futures import ThreadPoolExecutor
 
-    patient_id, _ = enrolled_patient(ehr)
+    patient_id, _ = enrolled_patient(ehr, program)
     measure = phq9(patient_id, 11, when="2026-11-20T10:00:00Z")
     condition = f"patient={patient_id}&code=http://loinc.org|44261-6&date=2026-11-20"
 
@@ -780,11 +804,13 @@ def test_responses_are_not_cached_and_carry_a_request_id(stack: Stack, ehr: http
     assert odd.headers["x-request-id"] != "<script>"
 
 
-def test_a_patient_scoped_token_sees_only_its_patient(stack: Stack, ehr: httpx.Client) -> None:
+def test_a_patient_scoped_token_sees_only_its_patient(
+    stack: Stack, ehr: httpx.Client, program: httpx.Client
+) -> None:
     """Reliability C8: a token with `patient/` scopes and a launch context reads that patient's
     records and nobody else's, and cannot write with read scopes."""
-    mine, team = enrolled_patient(ehr)
-    other, other_team = enrolled_patient(ehr)
+    mine, team = enrolled_patient(ehr, program)
+    other, other_team = enrolled_patient(ehr, program)
     plans = {}
     for patient, team_id in ((mine, team), (other, other_team)):
         plan = iop_plan(patient, team_id)

@@ -52,7 +52,7 @@ def ehr_history_labels(stack: Stack, plan_id: str) -> list[set[str]]:
     from iopcare.kit import auth
     from iopcare.kit.rpc import bearer
 
-    token = auth.mint_token(stack.settings, subject="system:test", role="system")
+    token = auth.service_token(stack.settings, "test")  # an internal identity, not an EHR
     with harness.channel(stack.runtimes["careplan"]) as channel:
         versions = (
             pb_grpc.CarePlanServiceStub(channel)

@@ -66,14 +66,23 @@ def expressions(response: httpx.Response) -> list[str]:
     return [e for issue in issues(response) for e in issue.get("expression", [])]
 
 
-def enrolled(ehr: httpx.Client, therapist: httpx.Client) -> str:
-    """A registered patient whose care team (th-1 a therapist on it) notes has projected."""
+@pytest.fixture(scope="module")
+def program(stack: Stack) -> Iterator[httpx.Client]:
+    """The program's administrator: care teams are enrolled by the program, never by an outside
+    EHR (issue 10 item 4)."""
+    with stack.client(practitioner_token(stack.settings, "admin", "adm-1")) as client:
+        yield client
+
+
+def enrolled(ehr: httpx.Client, therapist: httpx.Client, program: httpx.Client) -> str:
+    """A registered patient whose care team (th-1 a therapist on it), enrolled by the program,
+    notes has projected."""
     patient = {
         "resourceType": "Patient",
         "identifier": [{"system": "urn:oid:2.16.840.1.113883.19.5", "value": uuid.uuid4().hex}],
     }
     patient_id = str(ehr.post("/Patient", json=patient, headers=JSON_HEADERS).json()["id"])
-    team = ehr.post("/CareTeam", json=care_team(patient_id), headers=JSON_HEADERS)
+    team = program.post("/CareTeam", json=care_team(patient_id), headers=JSON_HEADERS)
     assert team.status_code == 201, team.text
     harness.eventually(
         lambda: (
@@ -135,9 +144,9 @@ def signed_note(therapist: httpx.Client, body: dict[str, Any]) -> dict[str, Any]
 
 
 def test_messages_are_posted_with_their_fields_read_and_searched(
-    ehr: httpx.Client, therapist: httpx.Client
+    ehr: httpx.Client, therapist: httpx.Client, program: httpx.Client
 ) -> None:
-    patient_id = enrolled(ehr, therapist)
+    patient_id = enrolled(ehr, therapist, program)
     question = therapist.post(
         "/Communication",
         json=message(
@@ -203,9 +212,9 @@ def test_messages_are_posted_with_their_fields_read_and_searched(
 
 
 def test_a_crisis_message_raises_a_flag_found_by_patient_and_status(
-    ehr: httpx.Client, therapist: httpx.Client
+    ehr: httpx.Client, therapist: httpx.Client, program: httpx.Client
 ) -> None:
-    patient_id = enrolled(ehr, therapist)
+    patient_id = enrolled(ehr, therapist, program)
     crisis = message(
         patient_id,
         "Patient disclosed suicidal thoughts during group.",
@@ -229,9 +238,9 @@ def test_a_crisis_message_raises_a_flag_found_by_patient_and_status(
 
 
 def test_notes_are_drafted_signed_searched_and_read(
-    ehr: httpx.Client, therapist: httpx.Client
+    ehr: httpx.Client, therapist: httpx.Client, program: httpx.Client
 ) -> None:
-    patient_id = enrolled(ehr, therapist)
+    patient_id = enrolled(ehr, therapist, program)
     draft = therapist.post(
         "/DocumentReference",
         json=note(patient_id, "Worked on distress tolerance skills."),
@@ -323,9 +332,9 @@ def test_notes_are_drafted_signed_searched_and_read(
 
 
 def test_part2_notes_leave_only_under_consent_with_the_redisclosure_label(
-    stack: Stack, ehr: httpx.Client, therapist: httpx.Client
+    stack: Stack, ehr: httpx.Client, therapist: httpx.Client, program: httpx.Client
 ) -> None:
-    patient_id = enrolled(ehr, therapist)
+    patient_id = enrolled(ehr, therapist, program)
     sud = note(
         patient_id,
         "Discussed relapse triggers (alcohol).",
@@ -461,8 +470,10 @@ def test_part2_notes_leave_only_under_consent_with_the_redisclosure_label(
     assert response.json()["provision"]["period"]["start"].startswith("2026-01-01")
 
 
-def test_bad_notes_are_422_with_the_element(ehr: httpx.Client, therapist: httpx.Client) -> None:
-    patient_id = enrolled(ehr, therapist)
+def test_bad_notes_are_422_with_the_element(
+    ehr: httpx.Client, therapist: httpx.Client, program: httpx.Client
+) -> None:
+    patient_id = enrolled(ehr, therapist, program)
     good = note(patient_id, "text")
     bad: dict[str, dict[str, Any]] = {
         "DocumentReference.type": dict(good, type={"coding": [{"system": LOINC, "code": "1-8"}]}),

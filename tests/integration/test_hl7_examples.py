@@ -17,7 +17,8 @@ from iopcare.kit.errors import IopcareError
 from iopcare.kit.runtime import ServiceRuntime
 from tests.support import harness, hl7_examples
 
-SYSTEM = Principal(subject="system:hl7-examples", role="system")
+# Loads HL7 examples inside the program: an internal identity, not an outside EHR.
+SYSTEM = Principal(subject="service:hl7-examples", role="service")
 
 
 @pytest.fixture(scope="module")

@@ -133,6 +133,12 @@ def from_failure(failure: GrpcFailure) -> FhirHttpError:
         if current:
             headers["ETag"] = f'W/"{current}"'
     message = failure.message if status != 502 else "a service behind the gateway failed"
+    if failure.code == grpc.StatusCode.PERMISSION_DENIED and failure.reason == (
+        "OUTSIDE_LAUNCH_CONTEXT"
+    ):
+        # Under a patient/ scope another patient's resources do not exist for the caller
+        # (reliability D8: the same answer as "not found"); the service audited the refusal.
+        status, code, message = 404, "not-found", "not found"
     problems = [Problem(code, message)]
     problems += [
         Problem("invalid" if status == 422 else code, description, expression_of(field) or None)
