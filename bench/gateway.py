@@ -114,6 +114,14 @@ def run(env: dict[str, str], data_dir: Path, reads: int, threads: int, handoffs:
         gateway.start()
         processes.append(gateway)
         settings = Settings(data_dir=Path(env["IOPCARE_DATA_DIR"]))
+        admin = mint_token(
+            settings,
+            subject="practitioner:bench-admin",
+            role="admin",
+            practitioner_id="bench-admin",
+            scopes=["user/*.cruds"],
+            lifetime_seconds=3600,
+        )
         token = mint_token(
             settings,
             subject="system:bench-ehr",
@@ -136,7 +144,12 @@ def run(env: dict[str, str], data_dir: Path, reads: int, threads: int, handoffs:
                         "identifier": [{"system": "urn:bench", "value": f"{uuid.uuid4()}"}],
                     },
                 ).json()["id"]
-                team = client.post("/CareTeam", json=care_team(patient)).json()["id"]
+                # The program enrols the team; an outside EHR may not (issue 10 item 4).
+                team = client.post(
+                    "/CareTeam",
+                    json=care_team(patient),
+                    headers={"Authorization": f"Bearer {admin}"},
+                ).json()["id"]
                 plan = iop_plan(patient, team)
                 plan["status"] = "draft"
                 response = client.post("/CarePlan", json=plan)

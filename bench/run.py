@@ -261,12 +261,14 @@ def main(argv: list[str] | None = None) -> int:
                 settings, subject="practitioner:bench", role="psychiatrist", practitioner_id="bench"
             )
         )
+        # The program's administrator enrols the teams (a case manager would first need the
+        # program's assignment to each patient, issue 10 item 4).
         manager = bearer(
             mint_token(
                 settings,
-                subject="practitioner:bench-cm",
-                role="case-manager",
-                practitioner_id="bench-cm",
+                subject="practitioner:bench-admin",
+                role="admin",
+                practitioner_id="bench-admin",
             )
         )
         public_key = ensure_dev_keys(settings)[1]

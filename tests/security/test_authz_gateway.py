@@ -82,3 +82,36 @@ def test_a_patient_scope_finds_only_its_launch_patient_by_identifier(stack: Stac
         own = client.get("/Patient", params={"identifier": f"{SYSTEM}|{mrn_a}"})
     assert _ids(other) == [] and _ids(unknown) == []
     assert _ids(own) == [patient_a]
+
+
+def test_the_demo_and_handoff_enrol_through_the_legitimate_path(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make run`'s demo: an administrator assigns the case manager, who enrols the team; the
+    psychiatrist writes the plan; an inpatient unit's EHR hands a patient over through $handoff
+    with its own (system) token. None of it needs a privilege the attacks above were refused."""
+    from iopcare.cli import _load_demo
+    from iopcare.demo import rest_demo
+
+    settings = stack.settings
+
+    def clinician(role: str, practitioner: str) -> str:
+        return auth.mint_token(
+            settings,
+            subject=f"practitioner:{practitioner}",
+            role=role,
+            practitioner_id=practitioner,
+        )
+
+    addresses = {name: f"127.0.0.1:{runtime.port}" for name, runtime in stack.runtimes.items()}
+    _load_demo(
+        addresses,
+        clinician("psychiatrist", "demo-psychiatrist"),
+        clinician("case-manager", "demo-case-manager"),
+        clinician("admin", "demo-admin"),
+        settings.program_timezone,
+    )
+    rest_demo(stack.base_url, system_token(settings, ["system/*.cruds"]))
+    printed = capsys.readouterr().out
+    assert "careplan holds CareTeam/" in printed
+    assert "created: Patient/" in printed or "matched: Patient/" in printed
