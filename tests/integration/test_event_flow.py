@@ -35,7 +35,7 @@ from iopcare.kit.settings import Settings
 from iopcare.notes import store as notes_store
 from iopcare.scheduling import store as scheduling_store
 from tests.support import harness
-from tests.support.plans import enrol, iop_plan_json, new_patient_id
+from tests.support.plans import assign, enrol, iop_plan_json, new_patient_id
 
 
 @pytest.fixture
@@ -103,11 +103,12 @@ def _unsent(runtime: ServiceRuntime) -> list[str]:
         return list(conn.execute(select(o.event_type).where(o.sent_at.is_(None))).scalars())
 
 
-def _create_plan(careplan: ServiceRuntime, patient: str) -> str:
-    """Enrols the patient's team and creates a plan; returns the plan id."""
+def _create_plan(careplan: ServiceRuntime, patient: str, assigned: bool = False) -> str:
+    """Enrols the patient's team (assigning the case manager first unless `assigned`) and
+    creates a plan; returns the plan id."""
     relay = careplan.relay
     plans = CarePlans(careplan.db, notify_outbox=relay.notify if relay else lambda: None)
-    plan_json = iop_plan_json(patient, enrol(careplan.db, patient))
+    plan_json = iop_plan_json(patient, enrol(careplan.db, patient, assigned=assigned))
     return plans.create(harness.principal(), str(uuid.uuid4()), plan_json).id
 
 
@@ -125,9 +126,16 @@ def _created_event_id(careplan: ServiceRuntime, plan_id: str) -> str:
 
 
 def _event_ids(careplan: ServiceRuntime, patient: str) -> set[str]:
+    """The patient's careplan events that notes applies (the episode's it does not consume)."""
     o = careplan_store.outbox.c
     with careplan.db.read() as conn:
-        return set(conn.execute(select(o.event_id).where(o.key == patient)).scalars())
+        return set(
+            conn.execute(
+                select(o.event_id).where(
+                    (o.key == patient) & ~o.event_type.like("iopcare.careplan.episode.%")
+                )
+            ).scalars()
+        )
 
 
 def _caught_up(runtime: ServiceRuntime, bootstrap: str) -> None:
@@ -179,7 +187,8 @@ def test_a_crash_between_commit_and_publish_loses_no_event(
         _relay(careplan, settings).publish_pending()
     assert careplan_codes.EVENT_CREATED in _unsent(careplan)
     # "Restart": a new relay finds the committed rows and publishes them.
-    assert _relay(careplan, settings).publish_pending() == 2  # the team's event and the plan's
+    # The assignment's episode, the team's event and the plan's.
+    assert _relay(careplan, settings).publish_pending() == 3
     assert _unsent(careplan) == []
     harness.read_topic(
         kafka_bootstrap,
@@ -199,7 +208,7 @@ def test_a_crash_after_publish_duplicates_the_event_and_the_consumer_applies_it_
     with pytest.raises(failpoints.FailpointTriggered):
         _relay(careplan, settings).publish_pending()
     assert careplan_codes.EVENT_CREATED in _unsent(careplan)
-    assert _relay(careplan, settings).publish_pending() == 2
+    assert _relay(careplan, settings).publish_pending() == 3  # episode, team and plan
     copies = harness.read_topic(
         kafka_bootstrap,
         harness.topic(settings, topics.CAREPLAN),
@@ -223,9 +232,14 @@ def test_a_consumer_crash_before_its_offset_commit_applies_nothing_twice(
     careplan.start()
     # The first time the consumer gets to commit offsets it "crashes": the effects of that poll
     # are committed in the database, the offsets are not, and it reconnects from the old ones.
-    failpoints.arm("after_effect_before_offset_commit", "1*raise")
     patient = new_patient_id()
-    plan_id = _create_plan(careplan, patient)
+    # The case manager's assignment (an episode event notes does not apply) goes out before the
+    # arming, so the crash hits an event notes applies.
+    assign(careplan.db, patient)
+    harness.eventually(lambda: _unsent(careplan) == [])
+    _caught_up(notes, kafka_bootstrap)
+    failpoints.arm("after_effect_before_offset_commit", "1*raise")
+    plan_id = _create_plan(careplan, patient, assigned=True)
     event_id = _created_event_id(careplan, plan_id)
     harness.eventually(lambda: _inbox_rows(notes, event_id))
     harness.eventually(lambda: not failpoints._armed)  # the crash happened

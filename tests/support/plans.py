@@ -53,14 +53,21 @@ def iop_plan_json(patient_id: str | None = None, team_id: str = "unknown-team") 
     return json.dumps(iop_plan(patient_id, team_id))
 
 
-def enrol(db: Any, patient_id: str) -> str:
-    """Creates the patient's active care team in a careplan database; returns its id."""
-    from iopcare.careplan.care_teams import CareTeams
+def assign(db: Any, patient_id: str) -> None:
+    """The program assigns cm-1 to the patient (an episode naming them as care manager): only an
+    assigned case manager enrols a patient's first team."""
     from iopcare.careplan.episodes import Episodes
 
-    # The program assigns cm-1 first (an episode naming them as care manager): only an assigned
-    # case manager enrols a patient's first team.
     Episodes(db).create(ADMIN, str(uuid.uuid4()), json.dumps(assigned_episode(patient_id)))
+
+
+def enrol(db: Any, patient_id: str, *, assigned: bool = False) -> str:
+    """Creates the patient's active care team in a careplan database (assigning cm-1 first unless
+    `assigned`); returns its id."""
+    from iopcare.careplan.care_teams import CareTeams
+
+    if not assigned:
+        assign(db, patient_id)
     team = CareTeams(db).create(CASE_MANAGER, str(uuid.uuid4()), json.dumps(care_team(patient_id)))
     return team.id
 
