@@ -187,6 +187,44 @@ def test_scopes_and_launch_context_hold_in_every_service_not_only_careplan(
     )
 
 
+def test_a_patient_scoped_token_cannot_link_identifiers_to_another_patient(
+    stub: pb_grpc.CarePlanServiceStub, settings: Settings
+) -> None:
+    admin = harness.metadata(settings, role="admin", practitioner="adm-1")
+
+    def patient_json(*mrns: str) -> str:
+        return json.dumps(
+            {
+                "resourceType": "Patient",
+                "identifier": [
+                    {"system": "urn:oid:2.16.840.1.113883.19.5", "value": m} for m in mrns
+                ],
+            }
+        )
+
+    mrn_a, mrn_b = uuid.uuid4().hex, uuid.uuid4().hex
+    patient_a = stub.RegisterPatient(
+        pb.RegisterPatientRequest(request_id=str(uuid.uuid4()), fhir_json=patient_json(mrn_a)),
+        metadata=admin,
+    ).patient
+    stub.RegisterPatient(
+        pb.RegisterPatientRequest(request_id=str(uuid.uuid4()), fhir_json=patient_json(mrn_b)),
+        metadata=admin,
+    )
+    token = _ehr(settings, ["patient/*.cruds"], patient=patient_a.id)
+    for body in (patient_json(mrn_b, "attacker-mrn"), patient_json(uuid.uuid4().hex)):
+        request = pb.RegisterPatientRequest(request_id=str(uuid.uuid4()), fhir_json=body)
+        assert _refusal(lambda request=request: stub.RegisterPatient(request, metadata=token)) == (
+            "PERMISSION_DENIED",
+            "OUTSIDE_LAUNCH_CONTEXT",
+        )
+    # Its own patient it may still register identifiers for.
+    own = pb.RegisterPatientRequest(
+        request_id=str(uuid.uuid4()), fhir_json=patient_json(mrn_a, uuid.uuid4().hex)
+    )
+    assert stub.RegisterPatient(own, metadata=token).patient.id == patient_a.id
+
+
 # -- defect 4: enrolling a care team needs a program assignment --------------------------------
 
 

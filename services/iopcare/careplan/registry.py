@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from iopcare.careplan import codes, store
 from iopcare.careplan.service import ServiceBase, new_id
 from iopcare.kit import audit, fhir
+from iopcare.kit.access import within_launch_context
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork
 from iopcare.kit.errors import (
@@ -87,6 +88,10 @@ class Registry(ServiceBase):
                         "these identifiers belong to different patients",
                         reason="IDENTIFIERS_CONFLICT",
                     )
+                # A token pinned to its launch patient registers nobody new and links
+                # identifiers to no one else (linking changes that patient's record and returns
+                # it).
+                within_launch_context(principal.patient_limit, owners[0] if owners else "")
                 if owners:
                     return self._link(uow, principal, owners[0], identifiers)
                 now = datetime.now(UTC)
