@@ -410,7 +410,12 @@ def main(argv: list[str] | None = None) -> int:
     token = sub.add_parser("token", help="print a development bearer token")
     token.add_argument("--role", default="therapist")
     token.add_argument("--practitioner", default=None, help="Practitioner id the token acts as")
-    token.add_argument("--system", action="store_true", help="a system (backend) token")
+    token.add_argument(
+        "--system",
+        action="store_true",
+        help="an outside EHR's backend token (role system: worth exactly its scopes); internal "
+        "identities use --role service",
+    )
     token.add_argument("--scope", action="append", help="a SMART scope (repeatable)")
     token.add_argument("--subject", default=None)
     token.add_argument(
