@@ -37,3 +37,14 @@ class GatewaySettings(BaseSettings):
     max_token_lifetime_seconds: int = 3600
     #: Hours within which a step-down handoff's intake appointment should be proposed.
     intake_window_hours: int = 72
+    # -- fairness (issue 10): one client cannot take every place --------------------------------
+    #: Requests served at once (the places every client shares). Below the worker-thread pool's
+    #: 40 threads, so that /metadata (served outside these places) always finds a thread.
+    max_active_requests: int = 32
+    #: Requests one client (the token's subject; the peer address without a valid token) may
+    #: have served at once...
+    max_requests_per_client: int = 8
+    #: ...and waiting for a place beyond those; more are answered 429 with Retry-After.
+    max_queued_per_client: int = 32
+    #: Seconds a refused client is told to wait (Retry-After, whole seconds).
+    retry_after_seconds: int = 1

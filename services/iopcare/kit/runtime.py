@@ -208,6 +208,8 @@ class Assembly:
             max_workers=self.service.grpc_workers,
             max_message_bytes=self.settings.max_resource_bytes + 64 * 1024,
             tls=TlsFiles.from_settings(self.settings),
+            max_calls_per_client=self.settings.rpc_max_calls_per_client,
+            retry_after_seconds=self.settings.rpc_retry_after_seconds,
         )
         return ServiceRuntime(
             self.name,
