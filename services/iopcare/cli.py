@@ -294,14 +294,14 @@ def _load_demo(addresses: dict[str, str], token: str, case_manager_token: str, z
 def cmd_up(args: argparse.Namespace) -> int:
     from iopcare.gateway.process import GatewayProcess
     from iopcare.gateway.settings import GatewaySettings
-    from iopcare.kit import kafka_broker, topics
+    from iopcare.kit import files, kafka_broker, topics
     from iopcare.kit.auth import mint_token
     from iopcare.kit.processes import ServiceProcess
     from iopcare.kit.settings import DEFAULT_PORTS, Settings
 
     settings = Settings()
     data_dir = Path(settings.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    files.private_dir(data_dir)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     broker = None
@@ -420,6 +420,10 @@ def main(argv: list[str] | None = None) -> int:
     token.set_defaults(func=cmd_token)
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    # Everything an iopcare process writes (databases and their -wal/-shm, keys, logs, the local
+    # broker's segments, which hold events with patient data) is for its owner only, whatever
+    # umask the shell that started it had; children (services of `iopcare up`) inherit it.
+    os.umask(0o077)
     result: int = args.func(args)
     return result
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert, select
 
+from iopcare.kit import files
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, as_utc
 from iopcare.kit.errors import IopcareError, NotFound
@@ -48,9 +49,7 @@ def configure(key: bytes) -> None:
 def load_key(path: Path) -> bytes:
     """The audit key in `path`, created (32 random bytes, owner-only) when there is none yet."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(secrets.token_bytes(32))
-        path.chmod(0o600)
+        files.write_private(path, secrets.token_bytes(32))
     return path.read_bytes()
 
 

@@ -22,6 +22,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from iopcare.kit import files
 from iopcare.kit.errors import Unauthenticated
 from iopcare.kit.settings import Settings
 
@@ -94,7 +95,7 @@ def ensure_dev_keys(settings: Settings) -> tuple[Path, Path]:
     private_path, public_path = _dev_key_paths(settings)
     if private_path.exists() and public_path.exists():
         return private_path, public_path
-    settings.dev_key_dir.mkdir(parents=True, exist_ok=True)
+    files.private_dir(settings.dev_key_dir)
     key = ec.generate_private_key(ec.SECP384R1())
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -107,9 +108,8 @@ def ensure_dev_keys(settings: Settings) -> tuple[Path, Path]:
     # Write to temporary names and rename, so two processes starting at once never read half a key.
     tmp_private = private_path.with_suffix(f".{os.getpid()}.tmp")
     tmp_public = public_path.with_suffix(f".{os.getpid()}.tmp")
-    tmp_private.write_bytes(private_pem)
-    tmp_private.chmod(0o600)
-    tmp_public.write_bytes(public_pem)
+    files.write_private(tmp_private, private_pem)
+    files.write_private(tmp_public, public_pem)
     if not private_path.exists():
         tmp_private.replace(private_path)
         tmp_public.replace(public_path)
