@@ -21,7 +21,7 @@ import pytest
 # start without configured keys (tests/security/test_hardening_attacks.py).
 os.environ.setdefault("IOPCARE_DEV_MODE", "true")
 
-from iopcare.kit import failpoints, kafka_broker, topics  # noqa: E402
+from iopcare.kit import failpoints, kafka_broker, topics
 from tests.support.harness import missing
 
 

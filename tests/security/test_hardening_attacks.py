@@ -371,13 +371,14 @@ def test_deploy_files_set_the_audit_and_token_keys_from_secrets() -> None:
         "IOPCARE_TOKEN_PUBLIC_KEY_FILE: /run/secrets/",
     ):
         assert setting in compose
-    assert "IOPCARE_DEV_MODE" not in compose
+    assert "IOPCARE_DEV_MODE:" not in compose
+    assert "IOPCARE_DEV_MODE:" not in (deploy / "k8s" / "config.yaml").read_text()
     for manifest in ("careplan", "scheduling", "notes"):
         text = (deploy / "k8s" / f"{manifest}.yaml").read_text()
         for setting in ("IOPCARE_AUDIT_KEY_FILE", "IOPCARE_TOKEN_PUBLIC_KEY_FILE"):
             assert f"name: {setting}" in text, (manifest, setting)
         assert "secretName: iopcare-audit-key" in text
-        assert "IOPCARE_DEV_MODE" not in text
+        assert "name: IOPCARE_DEV_MODE" not in text
 
 
 # -- d. the gateway presents a client certificate ------------------------------------------------

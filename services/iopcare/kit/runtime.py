@@ -166,7 +166,10 @@ class Assembly:
         self.name = name
         self.settings = settings
         self.service = service
-        audit.configure(audit.load_key(settings.audit_key_path))
+        # Refuses to start outside development mode without the operator's keys, before
+        # anything else is opened (kit.settings.Settings.require_keys).
+        settings.require_keys(audit_key=True)
+        audit.configure(audit.key_for(settings))
         self.db = open_database(service.database_url, migrations)
         self.relay = OutboxRelay(
             self.db,
