@@ -30,6 +30,10 @@ class GatewaySettings(BaseSettings):
     notes_address: str = f"127.0.0.1:{DEFAULT_PORTS['notes']}"
     #: PEM root certificates for TLS to the services; empty: plaintext (local development).
     grpc_ca_file: Path | None = None
+    #: The gateway's own client certificate (PEM chain) and key for services that require mTLS
+    #: (IOPCARE_TLS_CLIENT_CA_FILE on their side); both or neither, and only with GRPC_CA_FILE.
+    grpc_client_cert_file: Path | None = None
+    grpc_client_key_file: Path | None = None
     #: Seconds one gRPC call may take.
     call_timeout_seconds: float = 10.0
     #: Longest token lifetime (exp - iat) accepted: SMART Backend Services tokens are short-lived
