@@ -120,12 +120,12 @@ def create_app(
     gateway: Gateway, base_path: str = "/fhir", audit: AuditSink = log_audit
 ) -> Starlette:
     base_path = "/" + base_path.strip("/")
-    limits = gateway.settings
+    config = gateway.settings
     admission = FairQueue(
-        limits.max_active_requests,
-        limits.max_requests_per_client,
-        limits.max_queued_per_client,
-        limits.retry_after_seconds,
+        config.max_active_requests,
+        config.max_requests_per_client,
+        config.max_queued_per_client,
+        config.retry_after_seconds,
     )
     # Created on first use: an anyio limiter belongs to the running event loop.
     workers: list[anyio.CapacityLimiter] = []
@@ -147,7 +147,7 @@ def create_app(
                 pass  # handle() answers 401; until then it counts against its address
         return f"peer:{request.client.host if request.client else 'unknown'}"
 
-    async def serve(request: Request, path: str, base_url: str) -> FhirResponse:
+    async def serve(request: Request, path: str, base_url: str, cheap: bool) -> FhirResponse:
         body = await read_body(request, gateway.max_body_bytes)
         fhir_request = FhirRequest(
             request.method,
@@ -157,7 +157,7 @@ def create_app(
             body,
             base_url,
         )
-        if is_cheap(request.method, path):
+        if cheap:
             return await run_in_threadpool(gateway.handle, fhir_request)
         if not workers:
             workers.append(anyio.CapacityLimiter(admission.capacity))
@@ -174,12 +174,12 @@ def create_app(
         client = ""
         try:
             if is_cheap(request.method, path):
-                result = await serve(request, path, base_url)
+                result = await serve(request, path, base_url, cheap=True)
             else:
                 client = await client_of(request)
                 await admission.acquire(client)
                 try:
-                    result = await serve(request, path, base_url)
+                    result = await serve(request, path, base_url, cheap=False)
                 finally:
                     admission.release(client)
         except Throttled as exc:
