@@ -76,3 +76,19 @@ def test_a_cancelled_waiter_leaves_the_queue() -> None:
         assert queue.active == 0
 
     asyncio.run(scenario())
+
+
+def test_a_services_per_client_refusal_is_429_at_the_gateway_and_a_size_refusal_413() -> None:
+    import grpc
+
+    from iopcare.gateway.errors import GrpcFailure, from_failure
+
+    throttled = from_failure(
+        GrpcFailure(grpc.StatusCode.RESOURCE_EXHAUSTED, "share", reason="TOO_MANY_CALLS_FOR_CLIENT")
+    )
+    assert throttled.status == 429
+    assert throttled.headers["Retry-After"] == "1"
+    too_large = from_failure(
+        GrpcFailure(grpc.StatusCode.RESOURCE_EXHAUSTED, "too large", reason="RESOURCE_EXHAUSTED")
+    )
+    assert too_large.status == 413
