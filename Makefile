@@ -17,7 +17,7 @@ jars: $(STAMP)
 	$(PY) -c "from iopcare.kit.kafka_broker import ensure_jars; print(ensure_jars())"
 
 run: $(STAMP) jars
-	$(VENV)/bin/iopcare up --demo
+	IOPCARE_DEV_MODE=true $(VENV)/bin/iopcare up --demo
 
 test: $(STAMP) jars
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -16,6 +16,11 @@ from pathlib import Path
 
 import pytest
 
+# The tests run in development mode (generated token and audit keys under each test's data
+# folder), as `make run` does; the child processes they start inherit it. Production refuses to
+# start without configured keys (tests/security/test_hardening_attacks.py).
+os.environ.setdefault("IOPCARE_DEV_MODE", "true")
+
 from iopcare.kit import failpoints, kafka_broker, topics
 from tests.support.harness import missing
 

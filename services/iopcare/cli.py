@@ -4,6 +4,7 @@ token."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -29,15 +30,21 @@ def _build(name: str) -> Any:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from iopcare.kit.runtime import configure_process
-    from iopcare.kit.settings import Settings
+    from iopcare.kit.settings import ConfigurationError, Settings
 
     configure_process(Settings().log_level)
-    if args.service == "gateway":
-        from iopcare.gateway.app import serve
+    try:
+        if args.service == "gateway":
+            from iopcare.gateway.app import serve
 
-        serve()
-        return 0
-    _build(args.service).serve_forever()
+            serve()
+            return 0
+        runtime = _build(args.service)
+    except ConfigurationError as exc:
+        # A missing key or certificate is the operator's to fix: say which, without a traceback.
+        logging.getLogger("iopcare").critical("cannot start %s: %s", args.service, exc)
+        return 2
+    runtime.serve_forever()
     return 0
 
 
@@ -53,9 +60,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     store = importlib.import_module(f"iopcare.{args.service}.store")
     db = Database(ServiceSettings.for_service(args.service, settings).database_url)
     with db.read() as conn:
-        altered, unsealed = audit.verify(
-            conn, store.audit_log, audit.load_key(settings.audit_key_path)
-        )
+        altered, unsealed = audit.verify(conn, store.audit_log, audit.key_for(settings))
     print(f"{args.service}: {len(altered)} altered audit rows, {unsealed} unsealed (older) rows")
     for row_id in altered:
         print(f"  altered: audit_log.id = {row_id}")
@@ -65,6 +70,11 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     from iopcare.kit.auth import mint_token
     from iopcare.kit.settings import Settings
+
+    # A development tool: it signs with the generated key unless IOPCARE_TOKEN_PRIVATE_KEY_FILE
+    # is set. Such a token is accepted only by processes in development mode (production
+    # verifies with the configured IOPCARE_TOKEN_PUBLIC_KEY_FILE).
+    os.environ.setdefault("IOPCARE_DEV_MODE", "true")
 
     settings = Settings()
     if args.system:
@@ -293,14 +303,17 @@ def _load_demo(
 def cmd_up(args: argparse.Namespace) -> int:
     from iopcare.gateway.process import GatewayProcess
     from iopcare.gateway.settings import GatewaySettings
-    from iopcare.kit import kafka_broker, topics
+    from iopcare.kit import files, kafka_broker, topics
     from iopcare.kit.auth import mint_token
     from iopcare.kit.processes import ServiceProcess
     from iopcare.kit.settings import DEFAULT_PORTS, Settings
 
+    # `iopcare up` is the developer's whole system on one machine (a local broker, SQLite, a
+    # demo): development mode, so generated keys are allowed; its children inherit it.
+    os.environ.setdefault("IOPCARE_DEV_MODE", "true")
     settings = Settings()
     data_dir = Path(settings.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    files.private_dir(data_dir)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     broker = None
@@ -430,6 +443,10 @@ def main(argv: list[str] | None = None) -> int:
     token.set_defaults(func=cmd_token)
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    # Everything an iopcare process writes (databases and their -wal/-shm, keys, logs, the local
+    # broker's segments, which hold events with patient data) is for its owner only, whatever
+    # umask the shell that started it had; children (services of `iopcare up`) inherit it.
+    os.umask(0o077)
     result: int = args.func(args)
     return result
 

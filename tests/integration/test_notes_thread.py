@@ -281,11 +281,24 @@ def test_watchers_cannot_take_every_server_thread(
     acknowledgements keep a thread; a stream that ends gives its place back."""
     psy = as_(settings, "psychiatrist", "psy-1")
     therapist = as_(settings, "therapist", "th-1")
+    # Two streams per member (each principal's own limit is 2): the server's places run out first.
+    members = [
+        as_(settings, role, practitioner)
+        for role, practitioner in (
+            ("psychiatrist", "psy-1"),
+            ("therapist", "th-1"),
+            ("dietitian", "diet-1"),
+            ("physician", "doc-1"),
+            ("case-manager", "cm-1"),
+        )
+        for _ in range(2)
+    ]
     calls: list[Any] = []
 
-    def open_one() -> grpc.RpcError | None:
+    def open_one(md: list[tuple[str, str]] | None = None) -> grpc.RpcError | None:
         """Opens one more stream: None once it is open, its error if it was refused."""
-        call = notes.WatchThread(nt.WatchThreadRequest(patient_id=patient), metadata=psy)
+        md = md or members[len(calls) % len(members)]
+        call = notes.WatchThread(nt.WatchThreadRequest(patient_id=patient), metadata=md)
         calls.append(call)
         opened = threading.Event()
         threading.Thread(
@@ -297,12 +310,13 @@ def test_watchers_cannot_take_every_server_thread(
         return None
 
     refused: grpc.RpcError | None = None
-    for _ in range(64):
+    for _ in range(len(members)):
         refused = open_one()
         if refused is not None:
             break
     open_calls = calls[:-1]
     assert refused is not None and refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error_reason(refused) == "TOO_MANY_WATCHERS"
     # Unary calls are still served while the watchers wait.
     posted = notes.PostMessage(
         nt.PostMessageRequest(request_id=str(uuid.uuid4()), patient_id=patient, text="still up"),
@@ -312,7 +326,7 @@ def test_watchers_cannot_take_every_server_thread(
     for call in open_calls:
         assert next(call).message.id == posted.id
     open_calls[0].cancel()
-    harness.eventually(lambda: open_one() is None, timeout=10)
+    harness.eventually(lambda: open_one(psy) is None, timeout=10)
     for call in calls:
         call.cancel()
 

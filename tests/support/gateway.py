@@ -100,8 +100,13 @@ def practitioner_token(
 
 @contextmanager
 def running_stack(
-    settings: Settings, database_urls: dict[str, str], **gateway_overrides: Any
+    settings: Settings,
+    database_urls: dict[str, str],
+    service_host: str = "127.0.0.1",
+    **gateway_overrides: Any,
 ) -> Iterator[Stack]:
+    """`service_host`: the name the gateway dials the services by (`localhost` when their TLS
+    certificate names that)."""
     runtimes = {
         name: harness.build(name, settings, database_urls[name])
         for name in ("careplan", "scheduling", "notes")
@@ -110,9 +115,9 @@ def running_stack(
         runtime.start()
     audit: list[dict[str, Any]] = []
     gateway_settings = GatewaySettings(
-        careplan_address=f"127.0.0.1:{runtimes['careplan'].port}",
-        scheduling_address=f"127.0.0.1:{runtimes['scheduling'].port}",
-        notes_address=f"127.0.0.1:{runtimes['notes'].port}",
+        careplan_address=f"{service_host}:{runtimes['careplan'].port}",
+        scheduling_address=f"{service_host}:{runtimes['scheduling'].port}",
+        notes_address=f"{service_host}:{runtimes['notes'].port}",
         **gateway_overrides,
     )
     app, gateway = build(settings, gateway_settings, audit.append)

@@ -37,6 +37,11 @@ def settings_for(data_dir: Path, bootstrap: str, topic_prefix: str = "") -> Sett
         kafka_bootstrap_servers=bootstrap,
         relay_idle_seconds=0.02,
         topic_prefix=topic_prefix,
+        dev_mode=True,
+        # The race tests play many callers with one token (50 concurrent updates, 1,000 bookings
+        # of the last seat): a per-client limit would refuse most of them. The attack tests in
+        # tests/security set the limit they attack.
+        rpc_max_calls_per_client=0,
     )
 
 

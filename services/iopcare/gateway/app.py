@@ -7,6 +7,15 @@ per request. Everything FHIR is in `api.py`.
 Body limit: a declared Content-Length over the limit is refused with 413 before a byte of the body
 is read; a body without one (chunked) is counted while it streams and refused as soon as it
 passes the limit, so memory stays bounded whatever a client sends (reliability D1).
+
+Fairness (issue 10): 45 concurrent batches from one client once took every worker thread and
+made `/metadata` wait 18 s. Now every request but the cheap, data-free ones (`/metadata`,
+OperationDefinition) is admitted by a `kit.limits.FairQueue` keyed by the caller (the verified
+token's subject, else the peer address): a client runs at most `max_requests_per_client` requests
+and queues `max_queued_per_client` more, beyond which it gets 429 with Retry-After at once, and a
+free place goes to the waiting clients in turn. Admitted requests run on their own thread limiter
+of `max_active_requests`, so the cheap ones always find a thread in the default pool. The body is
+read only once admitted: a refused or queued client holds no buffered body.
 """
 
 from __future__ import annotations
@@ -20,19 +29,24 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from iopcare.gateway import routing
 from iopcare.gateway.api import FhirRequest, FhirResponse, Gateway, dumps, error_response
 from iopcare.gateway.client import Services
-from iopcare.gateway.errors import FhirHttpError, http_error
+from iopcare.gateway.errors import FhirHttpError, Problem, http_error
 from iopcare.gateway.security import Authenticator
 from iopcare.gateway.settings import GatewaySettings
 from iopcare.kit.auth import TokenVerifier
+from iopcare.kit.failpoints import failpoint
 from iopcare.kit.fhir import MEDIA_TYPE_WITH_VERSION
+from iopcare.kit.limits import FairQueue, Throttled
 from iopcare.kit.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -80,10 +94,74 @@ def to_response(result: FhirResponse, request_id: str) -> Response:
     )
 
 
+#: Routes served without admission: they read no patient data and cost no gRPC call.
+CHEAP_ROUTES = frozenset({routing.METADATA, routing.OPERATION_DEFINITION})
+
+
+def is_cheap(method: str, path: str) -> bool:
+    try:
+        return routing.route(method, path).kind in CHEAP_ROUTES
+    except FhirHttpError:
+        return False
+
+
+def throttled_response(exc: Throttled) -> FhirResponse:
+    return error_response(
+        FhirHttpError(
+            429,
+            Problem("throttled", exc.message),
+            headers={"Retry-After": exc.retry_after_header},
+            reason=exc.reason,
+        )
+    )
+
+
 def create_app(
     gateway: Gateway, base_path: str = "/fhir", audit: AuditSink = log_audit
 ) -> Starlette:
     base_path = "/" + base_path.strip("/")
+    config = gateway.settings
+    admission = FairQueue(
+        config.max_active_requests,
+        config.max_requests_per_client,
+        config.max_queued_per_client,
+        config.retry_after_seconds,
+    )
+    # Created on first use: an anyio limiter belongs to the running event loop.
+    workers: list[anyio.CapacityLimiter] = []
+
+    def work(fhir_request: FhirRequest) -> FhirResponse:
+        failpoint("gateway_request")
+        return gateway.handle(fhir_request)
+
+    async def client_of(request: Request) -> str:
+        """Whom the request counts against: the verified token's subject (a forged `sub` must
+        not spend someone else's share), else the peer address."""
+        authorization = request.headers.get("authorization", "")
+        if authorization:
+            try:
+                # Verified tokens are cached, so this is a dictionary look-up after the first.
+                caller = await run_in_threadpool(gateway.authenticator.authenticate, authorization)
+                return f"sub:{caller.principal.subject}"
+            except FhirHttpError:
+                pass  # handle() answers 401; until then it counts against its address
+        return f"peer:{request.client.host if request.client else 'unknown'}"
+
+    async def serve(request: Request, path: str, base_url: str, cheap: bool) -> FhirResponse:
+        body = await read_body(request, gateway.max_body_bytes)
+        fhir_request = FhirRequest(
+            request.method,
+            path,
+            list(request.query_params.multi_items()),
+            {k.lower(): v for k, v in request.headers.items()},
+            body,
+            base_url,
+        )
+        if cheap:
+            return await run_in_threadpool(gateway.handle, fhir_request)
+        if not workers:
+            workers.append(anyio.CapacityLimiter(admission.capacity))
+        return await anyio.to_thread.run_sync(work, fhir_request, limiter=workers[0])
 
     async def endpoint(request: Request) -> Response:
         started = time.monotonic()
@@ -93,17 +171,20 @@ def create_app(
         request_id = given if _SANE_ID.match(given) else uuid.uuid4().hex
         path = request.path_params.get("path", "")
         base_url = f"{str(request.base_url).rstrip('/')}{base_path}"
+        client = ""
         try:
-            body = await read_body(request, gateway.max_body_bytes)
-            fhir_request = FhirRequest(
-                request.method,
-                path,
-                list(request.query_params.multi_items()),
-                {k.lower(): v for k, v in request.headers.items()},
-                body,
-                base_url,
-            )
-            result = await run_in_threadpool(gateway.handle, fhir_request)
+            if is_cheap(request.method, path):
+                result = await serve(request, path, base_url, cheap=True)
+            else:
+                client = await client_of(request)
+                await admission.acquire(client)
+                try:
+                    result = await serve(request, path, base_url, cheap=False)
+                finally:
+                    admission.release(client)
+        except Throttled as exc:
+            result = throttled_response(exc)
+            result.audit["subject"] = client.removeprefix("sub:")
         except FhirHttpError as exc:
             result = error_response(exc)
         except Exception:

@@ -20,6 +20,7 @@ from iopcare.careplan.v1 import careplan_service_pb2_grpc as careplan_grpc
 from iopcare.gateway.errors import from_grpc
 from iopcare.gateway.settings import GatewaySettings
 from iopcare.kit.auth import Principal
+from iopcare.kit.settings import ConfigurationError
 from iopcare.notes.v1 import notes_service_pb2_grpc as notes_grpc
 from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as scheduling_grpc
 
@@ -46,16 +47,35 @@ class Caller:
         return [("authorization", f"Bearer {self.token}")]
 
 
+def channel_credentials(settings: GatewaySettings) -> grpc.ChannelCredentials | None:
+    """TLS to the services when a CA is configured, presenting the gateway's client certificate
+    when one is (services with a client CA refuse a handshake without one). A half-configured
+    pair is refused at start rather than silently connecting without the certificate."""
+    cert, key = settings.grpc_client_cert_file, settings.grpc_client_key_file
+    if (cert is None) != (key is None):
+        raise ConfigurationError(
+            "set both IOPCARE_GATEWAY_GRPC_CLIENT_CERT_FILE and "
+            "IOPCARE_GATEWAY_GRPC_CLIENT_KEY_FILE, or neither"
+        )
+    if settings.grpc_ca_file is None:
+        if cert is not None:
+            raise ConfigurationError(
+                "a client certificate needs TLS: set IOPCARE_GATEWAY_GRPC_CA_FILE as well"
+            )
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=settings.grpc_ca_file.read_bytes(),
+        private_key=key.read_bytes() if key else None,
+        certificate_chain=cert.read_bytes() if cert else None,
+    )
+
+
 class Services:
     """Channels and stubs to careplan, scheduling and notes."""
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.timeout = settings.call_timeout_seconds
-        credentials = (
-            grpc.ssl_channel_credentials(settings.grpc_ca_file.read_bytes())
-            if settings.grpc_ca_file
-            else None
-        )
+        credentials = channel_credentials(settings)
 
         def channel(address: str) -> grpc.Channel:
             if credentials is not None:

@@ -81,6 +81,13 @@ _GRPC: dict[grpc.StatusCode, tuple[int, str]] = {
 }
 
 
+#: ErrorInfo reasons of a RESOURCE_EXHAUSTED that means "this client exceeds its share"
+#: (kit.limits, notes' WatchThread places) rather than "the request is too large".
+THROTTLED = frozenset(
+    {"TOO_MANY_CALLS_FOR_CLIENT", "TOO_MANY_WATCHERS_FOR_CLIENT", "TOO_MANY_WATCHERS"}
+)
+
+
 @dataclass(frozen=True)
 class GrpcFailure:
     """What a failed call said: its code, message, ErrorInfo reason and metadata, and field
@@ -132,6 +139,10 @@ def from_failure(failure: GrpcFailure) -> FhirHttpError:
         current = dict(failure.metadata).get("current_version")
         if current:
             headers["ETag"] = f'W/"{current}"'
+    if failure.code == grpc.StatusCode.RESOURCE_EXHAUSTED and failure.reason in THROTTLED:
+        # The caller exceeds its share of a service (kit.limits), not a size limit: 429.
+        status, code = 429, "throttled"
+        headers["Retry-After"] = "1"
     message = failure.message if status != 502 else "a service behind the gateway failed"
     if failure.code == grpc.StatusCode.PERMISSION_DENIED and failure.reason == (
         "OUTSIDE_LAUNCH_CONTEXT"

@@ -30,7 +30,22 @@ class GatewaySettings(BaseSettings):
     notes_address: str = f"127.0.0.1:{DEFAULT_PORTS['notes']}"
     #: PEM root certificates for TLS to the services; empty: plaintext (local development).
     grpc_ca_file: Path | None = None
+    #: The gateway's own client certificate (PEM chain) and key for services that require mTLS
+    #: (IOPCARE_TLS_CLIENT_CA_FILE on their side); both or neither, and only with GRPC_CA_FILE.
+    grpc_client_cert_file: Path | None = None
+    grpc_client_key_file: Path | None = None
     #: Seconds one gRPC call may take.
     call_timeout_seconds: float = 10.0
     #: Hours within which a step-down handoff's intake appointment should be proposed.
     intake_window_hours: int = 72
+    # -- fairness (issue 10): one client cannot take every place --------------------------------
+    #: Requests served at once (the places every client shares). Below the worker-thread pool's
+    #: 40 threads, so that /metadata (served outside these places) always finds a thread.
+    max_active_requests: int = 32
+    #: Requests one client (the token's subject; the peer address without a valid token) may
+    #: have served at once...
+    max_requests_per_client: int = 8
+    #: ...and waiting for a place beyond those; more are answered 429 with Retry-After.
+    max_queued_per_client: int = 32
+    #: Seconds a refused client is told to wait (Retry-After, whole seconds).
+    retry_after_seconds: int = 1

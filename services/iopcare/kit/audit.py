@@ -22,9 +22,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert, select
 
+from iopcare.kit import files
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, as_utc
 from iopcare.kit.errors import IopcareError, NotFound
+from iopcare.kit.settings import ConfigurationError, Settings
 
 READ = "read"
 SEARCH = "search"
@@ -45,13 +47,25 @@ def configure(key: bytes) -> None:
     _key = key
 
 
-def load_key(path: Path) -> bytes:
-    """The audit key in `path`, created (32 random bytes, owner-only) when there is none yet."""
+def load_key(path: Path, *, create: bool = True) -> bytes:
+    """The audit key in `path`, created (32 random bytes, owner-only) when there is none yet and
+    `create` allows it (the development key only: a configured key that is missing must stop
+    the process, or each pod would seal with a random key of its own that nobody can verify)."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(secrets.token_bytes(32))
-        path.chmod(0o600)
+        if not create:
+            raise ConfigurationError(
+                f"IOPCARE_AUDIT_KEY_FILE names {path}, which does not exist; provide the key "
+                "(e.g. from a secret) rather than letting a pod generate its own"
+            )
+        files.write_private(path, secrets.token_bytes(32))
     return path.read_bytes()
+
+
+def key_for(settings: Settings) -> bytes:
+    """The audit key a process seals (or verifies) with: IOPCARE_AUDIT_KEY_FILE, or in
+    development mode a key generated once under data_dir/dev-keys."""
+    settings.require_keys(audit_key=True)
+    return load_key(settings.audit_key_path, create=settings.audit_key_file is None)
 
 
 def seal(key: bytes, values: dict[str, Any]) -> str:

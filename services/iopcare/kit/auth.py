@@ -22,9 +22,10 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from iopcare.kit import files
 from iopcare.kit import scopes as smart
 from iopcare.kit.errors import Unauthenticated
-from iopcare.kit.settings import Settings
+from iopcare.kit.settings import ConfigurationError, Settings
 
 #: Roles a practitioner can act in (docs/architecture.md, Security).
 ROLES = frozenset(
@@ -105,7 +106,7 @@ def ensure_dev_keys(settings: Settings) -> tuple[Path, Path]:
     private_path, public_path = _dev_key_paths(settings)
     if private_path.exists() and public_path.exists():
         return private_path, public_path
-    settings.dev_key_dir.mkdir(parents=True, exist_ok=True)
+    files.private_dir(settings.dev_key_dir)
     key = ec.generate_private_key(ec.SECP384R1())
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -118,9 +119,8 @@ def ensure_dev_keys(settings: Settings) -> tuple[Path, Path]:
     # Write to temporary names and rename, so two processes starting at once never read half a key.
     tmp_private = private_path.with_suffix(f".{os.getpid()}.tmp")
     tmp_public = public_path.with_suffix(f".{os.getpid()}.tmp")
-    tmp_private.write_bytes(private_pem)
-    tmp_private.chmod(0o600)
-    tmp_public.write_bytes(public_pem)
+    files.write_private(tmp_private, private_pem)
+    files.write_private(tmp_public, public_pem)
     if not private_path.exists():
         tmp_private.replace(private_path)
         tmp_public.replace(public_path)
@@ -130,13 +130,41 @@ def ensure_dev_keys(settings: Settings) -> tuple[Path, Path]:
     return private_path, public_path
 
 
+def verification_key_path(settings: Settings) -> Path:
+    """The key tokens are verified with: IOPCARE_TOKEN_PUBLIC_KEY_FILE, or in development mode
+    only the generated one. Outside development mode a missing setting (or file) stops the
+    process: verifying against a key generated into the pod's own data folder would accept
+    tokens anyone who can read that folder could mint."""
+    configured = settings.token_public_key_file
+    if configured is not None:
+        if not configured.is_file():
+            raise ConfigurationError(
+                f"IOPCARE_TOKEN_PUBLIC_KEY_FILE names {configured}, which is not a readable file"
+            )
+        return configured
+    settings.require_keys(audit_key=False)
+    return ensure_dev_keys(settings)[1]
+
+
+def signing_key_path(settings: Settings) -> Path:
+    """The key `mint_token` signs with: IOPCARE_TOKEN_PRIVATE_KEY_FILE, or in development mode
+    only the generated one (production tokens come from the identity provider)."""
+    if settings.token_private_key_file is not None:
+        return settings.token_private_key_file
+    if not settings.dev_mode:
+        raise ConfigurationError(
+            "no signing key outside development mode: set IOPCARE_TOKEN_PRIVATE_KEY_FILE "
+            "(or IOPCARE_DEV_MODE=true on a developer's machine)"
+        )
+    return ensure_dev_keys(settings)[0]
+
+
 class TokenVerifier:
     """Verifies bearer tokens against one public key."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        public_path = settings.token_public_key_file or ensure_dev_keys(settings)[1]
-        self._key = public_path.read_bytes()
+        self._key = verification_key_path(settings).read_bytes()
 
     def verify(self, token: str) -> Principal:
         try:
@@ -193,7 +221,7 @@ def mint_token(
     """Signs a token with the development key (or IOPCARE_TOKEN_PRIVATE_KEY_FILE)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; one of {', '.join(sorted(ROLES))}")
-    private_path = settings.token_private_key_file or ensure_dev_keys(settings)[0]
+    private_path = signing_key_path(settings)
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": settings.token_issuer,

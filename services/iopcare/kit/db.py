@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from iopcare.kit import files
 from iopcare.kit.errors import Aborted, Unavailable
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,12 @@ def as_utc(value: datetime) -> datetime:
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # The database holds patient data: owner-only, created so before SQLite opens it (its
+        # -wal and -shm files take the database file's mode).
+        database = Path(parsed.database)
+        files.private_file(database)
+        for suffix in ("-wal", "-shm"):
+            files.tighten(database.with_name(database.name + suffix))
     engine = create_engine(
         url,
         # Statement parameters are patient data: keep them out of exception messages and logs.

@@ -28,6 +28,8 @@ KNOWN = frozenset(
         "after_publish_before_mark_sent",
         "after_effect_before_offset_commit",
         "after_poll_before_effect",
+        # The gateway, once a request is admitted and before it is handled (fairness tests).
+        "gateway_request",
     }
 )
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from iopcare.kit import files
+
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -72,7 +74,8 @@ class ServiceProcess:
                 f"port {self.port} is already in use; is an earlier {self.name} still running?"
             )
         env = {**os.environ, **self.env, f"IOPCARE_{self.name.upper()}_PORT": str(self.port)}
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        # Logs name patients' ids and callers: owner-only, like the databases.
+        files.private_file(self.log_file)
         log = self.log_file.open("ab")
         try:
             self.process = subprocess.Popen(

@@ -1,4 +1,4 @@
-"""The gRPC server factory and the two interceptors every service uses.
+"""The gRPC server factory and the three interceptors every service uses.
 
 - `ErrorInterceptor` turns the domain errors of `iopcare.kit.errors` into gRPC status codes with
   `google.rpc` details (ErrorInfo always, BadRequest field violations for invalid input), and
@@ -10,6 +10,9 @@
   touches (`kit.scopes.Rule`), and a token limited by scopes may call only what they grant; a
   grant through a `patient/` scope pins the call to the token's launch patient, which
   `kit.access` enforces wherever patient data is reached. Every refusal leaves one audit row.
+- `LimitInterceptor` (inside the auth one, so it knows the caller) keeps one client from taking
+  every worker thread (`kit.limits`): its calls beyond its share are RESOURCE_EXHAUSTED with a
+  `google.rpc.RetryInfo`.
 """
 
 from __future__ import annotations
@@ -23,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
-from iopcare.kit import audit, auth, errors, scopes
+from iopcare.kit import audit, auth, errors, limits, scopes
 from iopcare.kit.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,18 @@ def status_for(error: errors.IopcareError) -> grpc.Status:
             )
         )
         details.append(bad_request)
+    if isinstance(error, limits.Throttled):
+        # Tells a well-behaved client when to come back (AIP-194), instead of retrying at once.
+        retry = any_pb2.Any()
+        retry.Pack(
+            error_details_pb2.RetryInfo(
+                retry_delay=duration_pb2.Duration(
+                    seconds=int(error.retry_after_seconds),
+                    nanos=int((error.retry_after_seconds % 1) * 1e9),
+                )
+            )
+        )
+        details.append(retry)
     status = status_pb2.Status(code=code, message=error.message, details=details)
     return rpc_status.to_status(status)
 
@@ -311,6 +326,55 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         return unary
 
 
+class LimitInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """At most `limiter.limit` calls of one client in flight (streams for as long as they are
+    open); health checking and reflection are never limited (probes must always answer)."""
+
+    def __init__(self, limiter: limits.ClientLimiter) -> None:
+        self.limiter = limiter
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Any],
+        details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = continuation(details)
+        if details.method.startswith(OPEN_METHOD_PREFIXES) or self.limiter.limit <= 0:
+            return handler
+        return _wrap_handler(handler, self._limited)
+
+    @staticmethod
+    def _client(context: grpc.ServicerContext) -> str:
+        # Inside the auth interceptor every call has its principal; the peer is the fallback.
+        try:
+            return f"sub:{auth.current_principal().subject}"
+        except errors.Unauthenticated:
+            return limits.peer_client(str(context.peer()))
+
+    def _limited(self, fn: Behavior, streaming: bool) -> Behavior:
+        if streaming:
+
+            def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                with self.limiter.hold(self._client(context)):
+                    yield from fn(request, context)
+
+            return stream
+
+        def unary(request: Any, context: grpc.ServicerContext) -> Any:
+            with self.limiter.hold(self._client(context)):
+                return fn(request, context)
+
+        return unary
+
+
+def calls_per_client(configured: int | None, max_workers: int) -> int:
+    """The per-client call limit: as configured (0: none), or by default half the worker
+    threads, so that one client always leaves the other half to everyone else."""
+    if configured is None:
+        return max(1, max_workers // 2)
+    return configured
+
+
 @dataclass(frozen=True)
 class TlsFiles:
     cert: Path
@@ -345,19 +409,30 @@ def create_server(
     tls: TlsFiles | None = None,
     rules: Mapping[str, scopes.Rule] | None = None,
     on_refusal: RefusalSink | None = None,
+    max_calls_per_client: int | None = None,
+    retry_after_seconds: float = 1.0,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Builds a server with health, reflection and the interceptors; binds `address`.
 
     `registrations` are `(add_XServicer_to_server, servicer, full_service_name)`. Pass port 0 in
     `address` to bind a free port (tests); the bound port is returned. `rules` are the
     services' per-RPC scope rules by full method name (`rules_for`); `on_refusal` audits refused
-    calls.
+    calls. `max_calls_per_client`:
+    see `calls_per_client`.
     """
+    limiter = limits.ClientLimiter(
+        calls_per_client(max_calls_per_client, max_workers), retry_after_seconds
+    )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
         # Order matters: the error interceptor is outermost so that authentication failures are
-        # mapped like any other error.
-        interceptors=[ErrorInterceptor(), AuthInterceptor(verifier, rules, on_refusal)],
+        # mapped like any other error; the limit is innermost so that it counts the
+        # authenticated subject's calls (an unauthenticated call is refused before it counts).
+        interceptors=[
+            ErrorInterceptor(),
+            AuthInterceptor(verifier, rules, on_refusal),
+            LimitInterceptor(limiter),
+        ],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),

@@ -168,7 +168,10 @@ class Assembly:
         self.settings = settings
         self.service = service
         self.outbox = outbox
-        audit.configure(audit.load_key(settings.audit_key_path))
+        # Refuses to start outside development mode without the operator's keys, before
+        # anything else is opened (kit.settings.Settings.require_keys).
+        settings.require_keys(audit_key=True)
+        audit.configure(audit.key_for(settings))
         self.db = open_database(service.database_url, migrations)
         self.relay = OutboxRelay(
             self.db,
@@ -229,6 +232,8 @@ class Assembly:
             tls=TlsFiles.from_settings(self.settings),
             rules=rules,
             on_refusal=on_refusal,
+            max_calls_per_client=self.settings.rpc_max_calls_per_client,
+            retry_after_seconds=self.settings.rpc_retry_after_seconds,
         )
         return ServiceRuntime(
             self.name,

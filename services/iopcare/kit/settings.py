@@ -20,6 +20,10 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_PORTS = {"careplan": 50051, "scheduling": 50052, "notes": 50053}
 
 
+class ConfigurationError(RuntimeError):
+    """A setting the process cannot run without is missing or wrong; the message names it."""
+
+
 class Settings(BaseSettings):
     """Settings every iopcare process shares."""
 
@@ -110,6 +114,39 @@ class Settings(BaseSettings):
     tls_key_file: Path | None = None
     #: With a client CA, listeners require client certificates signed by it (mTLS).
     tls_client_ca_file: Path | None = None
+
+    # -- hardening (issue 10): development mode, keys, per-client limits ------------------------
+    #: Development mode: generated keys (token signing pair, audit key under data_dir/dev-keys)
+    #: are allowed. `make run`, `iopcare up` and the test harness set it; production leaves it
+    #: false, and then every process refuses to start without its configured keys
+    #: (`require_keys`), so no pod can run on a key generated into its own data folder.
+    dev_mode: bool = False
+    #: gRPC: most calls (unary or streaming) one client (the token's subject; the peer address
+    #: without a token) may have in flight on one server; more are RESOURCE_EXHAUSTED with a
+    #: RetryInfo. Empty: half the server's worker threads (at least 1); 0: no limit.
+    rpc_max_calls_per_client: int | None = None
+    #: Seconds a client refused for exceeding its share is told to wait (gRPC RetryInfo).
+    rpc_retry_after_seconds: float = 1.0
+    #: notes WatchThread: most streams one principal may hold open at once on one server.
+    notes_watch_max_per_client: int = 2
+
+    def require_keys(self, *, audit_key: bool) -> None:
+        """Refuses (ConfigurationError naming the settings) to run outside development mode
+        without the keys an operator must provide: the token verification key and, for a
+        service that seals audit rows, the audit key."""
+        if self.dev_mode:
+            return
+        missing = []
+        if self.token_public_key_file is None:
+            missing.append("IOPCARE_TOKEN_PUBLIC_KEY_FILE (PEM key that verifies bearer tokens)")
+        if audit_key and self.audit_key_file is None:
+            missing.append("IOPCARE_AUDIT_KEY_FILE (key of the audit rows' HMAC seal)")
+        if missing:
+            raise ConfigurationError(
+                "refusing to start outside development mode without configured keys; set "
+                + "; ".join(missing)
+                + " (or IOPCARE_DEV_MODE=true on a developer's machine)"
+            )
 
     @cached_property
     def dev_key_dir(self) -> Path:

@@ -55,6 +55,8 @@ def build(
         watch_poll_seconds=settings.notes_watch_poll_seconds,
         # Half the server's threads at most wait in WatchThread streams; the rest serve calls.
         max_watchers=max(1, parts.service.grpc_workers // 2),
+        max_watchers_per_client=settings.notes_watch_max_per_client,
+        retry_after_seconds=settings.rpc_retry_after_seconds,
     )
     clinical = ClinicalNotes(parts.db, notify_outbox=parts.relay.notify)
     on_team = projection_handler(store.care_team_member, store.care_team_seen)

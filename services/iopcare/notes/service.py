@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -64,6 +63,8 @@ class Notes:
         notify_outbox: Callable[[], None] = lambda: None,
         watch_poll_seconds: float = 1.0,
         max_watchers: int = 8,
+        max_watchers_per_client: int = 2,
+        retry_after_seconds: float = 1.0,
     ) -> None:
         self.db = db
         self.notify_outbox = notify_outbox
@@ -71,7 +72,9 @@ class Notes:
         self.watchers = watch.ThreadWatch()
         self.watchers.install(db.write_engine)
         self.watch_poll_seconds = watch_poll_seconds
-        self._watch_places = threading.BoundedSemaphore(max(1, max_watchers))
+        self._watch_places = watch.WatchPlaces(
+            max_watchers, max_watchers_per_client, retry_after_seconds
+        )
 
     def _store(
         self,
@@ -554,14 +557,13 @@ class Notes:
         """
         resume = seq_after(after_token, "resume_token")
         basis = self._require_thread_access(principal, patient_id)
-        if not self._watch_places.acquire(blocking=False):
+        try:
+            self._watch_places.acquire(principal.subject)
+        except ResourceExhausted:
             with audit.refusals(
                 self.db, store.audit_log, principal, audit.SEARCH, "Communication", patient_id
             ):
-                raise ResourceExhausted(
-                    "too many WatchThread streams are open on this server; retry later",
-                    reason="TOO_MANY_WATCHERS",
-                )
+                raise
         try:
             with self.db.read() as conn:
                 start = resume if resume is not None else store.last_seq(conn, patient_id)
@@ -576,7 +578,7 @@ class Notes:
             )
             yield start
         finally:
-            self._watch_places.release()
+            self._watch_places.release(principal.subject)
 
     def _require_thread_access(self, principal: Principal, patient_id: str) -> str:
         return teams.require_access(

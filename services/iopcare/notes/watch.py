@@ -19,6 +19,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 
+from iopcare.kit import limits
+
 _PENDING = "iopcare_notes_posted"
 _COMMITTED = "iopcare_notes_committed"
 
@@ -84,3 +86,40 @@ class ThreadWatch:
         with self._changed:
             self._closed = True
             self._changed.notify_all()
+
+
+class WatchPlaces:
+    """The places WatchThread streams may hold: `total` on this server and `per_client` for one
+    principal (token subject).
+
+    Why both: each stream holds a server thread while it waits, so `total` keeps threads for the
+    other calls; without `per_client` one clinician (or one stolen token) could open every one
+    of those places and leave the rest of the team without a live thread (issue 10). The
+    per-client check comes first, so a client over its share never takes a server-wide place
+    even for an instant."""
+
+    def __init__(self, total: int, per_client: int, retry_after_seconds: float = 1.0) -> None:
+        self._total = threading.BoundedSemaphore(max(1, total))
+        self._clients = limits.ClientLimiter(
+            max(1, per_client),
+            retry_after_seconds,
+            what="WatchThread streams",
+            reason="TOO_MANY_WATCHERS_FOR_CLIENT",
+        )
+        self.retry_after_seconds = retry_after_seconds
+
+    def acquire(self, subject: str) -> None:
+        """Takes a place for the subject's stream, or raises Throttled (RESOURCE_EXHAUSTED with
+        a RetryInfo)."""
+        self._clients.acquire(subject)
+        if not self._total.acquire(blocking=False):
+            self._clients.release(subject)
+            raise limits.Throttled(
+                "too many WatchThread streams are open on this server; retry later",
+                self.retry_after_seconds,
+                reason="TOO_MANY_WATCHERS",
+            )
+
+    def release(self, subject: str) -> None:
+        self._total.release()
+        self._clients.release(subject)
