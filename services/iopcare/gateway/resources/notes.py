@@ -60,7 +60,6 @@ KIND_BY_LOINC = {
 }
 CONFIDENTIALITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-SENSITIVITY = ("PSYTHPN", "PSY", "ETH", "SUD")
 #: notes' request fields, as the FHIR elements the gateway took them from.
 MESSAGE_PATHS = {
     "patient_id": "Communication.subject",
@@ -508,13 +507,30 @@ class DocumentReferenceHandler(ResourceHandler):
 
 
 def _labels(resource: dict[str, Any]) -> tuple[str, list[str]]:
+    """The note's confidentiality and sensitivity labels, every one passed on: notes keeps each
+    v3 label as written and refuses (422) what it cannot keep, so nothing is dropped here."""
     confidentiality = ""
     sensitivity = []
-    for label in resource.get("meta", {}).get("security", []):
-        if label.get("system") == CONFIDENTIALITY_SYSTEM:
-            confidentiality = str(label.get("code", ""))
-        elif label.get("system") == ACT_CODE_SYSTEM and label.get("code") in SENSITIVITY:
-            sensitivity.append(str(label["code"]))
+    for index, label in enumerate(resource.get("meta", {}).get("security", [])):
+        system = label.get("system") if isinstance(label, dict) else None
+        code = label.get("code") if isinstance(label, dict) else None
+        where = f"DocumentReference.meta.security[{index}]"
+        if not isinstance(code, str) or not code:
+            raise http_error(422, "required", "a security label needs a code", where)
+        if system == CONFIDENTIALITY_SYSTEM:
+            if confidentiality and confidentiality != code:
+                raise http_error(422, "business-rule", "one confidentiality code per note", where)
+            confidentiality = code
+        elif system == ACT_CODE_SYSTEM:
+            sensitivity.append(code)
+        else:
+            raise http_error(
+                422,
+                "not-supported",
+                f"a note keeps labels of {CONFIDENTIALITY_SYSTEM} (confidentiality) and "
+                f"{ACT_CODE_SYSTEM} (sensitivity)",
+                where,
+            )
     return confidentiality, sensitivity
 
 
