@@ -38,6 +38,9 @@ ROLES = frozenset(
         "admin",
         "service",
         "system",
+        # The patient themselves (SMART standalone patient launch): acts only on their own
+        # record, named by the token's `patient` claim, e.g. to record their consent (42 CFR 2.31).
+        "patient",
     }
 )
 
@@ -53,6 +56,8 @@ class Principal:
     token_id: str | None = None
     #: Emergency access outside the care team: granted, flagged and audited, reviewed afterwards.
     break_glass: bool = False
+    #: SMART launch context: the one patient the token is about (its `patient` claim).
+    patient: str | None = None
 
     @property
     def reference(self) -> str:
@@ -153,6 +158,7 @@ class TokenVerifier:
             scopes=frozenset(str(scope).split()) if scope else frozenset(),
             token_id=claims.get("jti"),
             break_glass=claims.get("break_glass") is True,
+            patient=str(claims["patient"]) if isinstance(claims.get("patient"), str) else None,
         )
 
 

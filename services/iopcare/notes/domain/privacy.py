@@ -317,3 +317,83 @@ def effective_confidentiality(confidentiality: str, sensitivity: Iterable[str]) 
     if confidentiality == "V":
         return "V"
     return "R" if set(sensitivity) & SENSITIVITY else confidentiality or "N"
+
+
+# Consents ---------------------------------------------------------------------------------------
+
+#: Program staff who may attest a consent form the patient signed, when on the patient's active
+#: care team: the clinicians and case managers who take the patient's consent in the program.
+ATTESTING_ROLES = frozenset(
+    {
+        "psychiatrist",
+        "therapist",
+        "psychologist",
+        "group-facilitator",
+        "case-manager",
+        "physician",
+        "nurse",
+        "dietitian",
+    }
+)
+#: Outside systems: never the author of a patient's consent, whoever they name.
+OUTSIDE_ROLES = frozenset({"system"})
+#: A recipient is identified by its client id (the subject of its tokens): what the disclosure
+#: rules compare with the caller. A display name ("St Mary's") identifies nobody.
+RECIPIENT_TYPES = ("Organization", "Device")
+
+
+def valid_client_id(value: str) -> bool:
+    """A client id: 1 to 200 of letters, digits and `.:_@/-`, starting with a letter or digit."""
+    return (
+        0 < len(value) <= 200
+        and value[0].isascii()
+        and value[0].isalnum()
+        and all(c.isascii() and (c.isalnum() or c in ".:_@/-") for c in value)
+    )
+
+
+@dataclass(frozen=True)
+class ConsentAuthor:
+    """Who asks to record (or revoke) a consent."""
+
+    subject: str  # the token's subject (an outside system's client id)
+    role: str
+    #: The token's launch context (a patient's own token names them).
+    patient: str | None
+    #: The basis of their access to the patient (iopcare.kit.access), or "" when none was checked.
+    basis: str
+
+
+def may_record_consent(author: ConsentAuthor, patient_id: str, recipient: str) -> Decision:
+    """Whether `author` may record the patient's consent naming `recipient`.
+
+    42 CFR 2.31(a): a consent is the patient's written act, signed by the patient (2.31(a)(8)),
+    naming the recipient. So it comes from the patient themselves, or from program staff on the
+    patient's team who attest the form the patient signed (the caller then must say when it was
+    signed and where the form is). Never from the recipient, which would grant itself access, and
+    never from an outside system, service or administrator, who are not the patient and hold no
+    signed form of the program's."""
+    if recipient == author.subject:
+        return _deny("RECIPIENT_RECORDS_OWN_CONSENT")
+    if author.role == "patient":
+        if author.patient == patient_id:
+            return Decision(True, "patient")
+        return _deny("NOT_THIS_PATIENT")
+    if author.basis == "care-team" and author.role in ATTESTING_ROLES:
+        return Decision(True, "attested")
+    return _deny("CONSENT_NOT_FROM_PATIENT")
+
+
+def may_revoke_consent(author: ConsentAuthor, patient_id: str, recipient: str) -> Decision:
+    """Whether `author` may revoke a consent. 42 CFR 2.31(a)(6): the patient may revoke at any
+    time, and the program records it; the recipient may renounce what it was given. An outside
+    system may not revoke a consent made to another (it would deny the patient's choice)."""
+    if author.role == "patient":
+        if author.patient == patient_id:
+            return Decision(True, "patient")
+        return _deny("NOT_THIS_PATIENT")
+    if recipient == author.subject:
+        return Decision(True, "recipient")
+    if author.role in OUTSIDE_ROLES:
+        return _deny("NOT_THE_RECIPIENT")
+    return Decision(True, author.basis)
