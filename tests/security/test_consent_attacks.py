@@ -271,6 +271,10 @@ def test_the_patient_records_their_consent_and_only_the_named_ehr_reads_the_plan
     assert "NORDSCLCD" in codes(released.json())
     with stack.client(system_token(stack.settings, subject=OTHER_EHR)) as other:
         assert other.get(f"/CarePlan/{plan_id}").status_code == 403
+        # Nor does it learn whom the patient consented to (only consents naming it are shown).
+        assert other.get("/Consent", params={"patient": patient_id}).json()["total"] == 0
+        assert other.get(f"/Consent/{consent['id']}").status_code == 404
+    assert ehr.get(f"/Consent/{consent['id']}").status_code == 200
     # A patient's token records consents for that patient only.
     other_patient, _ = handed_off(ehr)
     with stack.client(patient_token(stack.settings, patient_id)) as me:
@@ -398,6 +402,13 @@ def test_consents_over_grpc_come_from_the_patient_or_attesting_staff(
     assert set(field_violations(error)) == {"signed_time", "signed_document"}
     consent = record(as_(settings, "case-manager", "cm-1"), **signed_form).consent
     assert consent.recipient == EHR
+    # Another outside system neither sees nor revokes it.
+    stranger = bearer(auth.mint_token(settings, subject=OTHER_EHR, role="system"))
+    listed = notes.ListConsents(nt.ListConsentsRequest(patient_id=patient), metadata=stranger)
+    assert list(listed.consents) == []
+    with pytest.raises(grpc.RpcError) as caught:
+        notes.RevokeConsent(nt.RevokeConsentRequest(id=consent.id), metadata=stranger)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     # A recipient named by a display string is no identity.
     error = refused(
         bearer(
@@ -590,7 +601,7 @@ def test_put_consent_with_a_patient_scoped_ehr_token_is_a_4xx_not_a_500(
     )
     assert recorded.status_code == 201, recorded.text
     consent = recorded.json()
-    for subject, expected in ((OTHER_EHR, 403), (EHR, 200)):
+    for subject, expected in ((OTHER_EHR, 404), (EHR, 200)):
         token = auth.mint_token(
             stack.settings,
             subject=subject,
@@ -604,7 +615,8 @@ def test_put_consent_with_a_patient_scoped_ehr_token_is_a_4xx_not_a_500(
                 json=dict(consent, status="inactive"),
                 headers={**JSON_HEADERS, "If-Match": recorded.headers["ETag"]},
             )
-            # Another EHR may not revoke the patient's consent; the recipient may renounce it.
+            # Another EHR may not revoke the patient's consent (it does not even see it); the
+            # recipient may renounce it.
             assert answer.status_code == expected, answer.text
-            if expected == 403:
+            if expected == 404:
                 assert answer.json()["resourceType"] == "OperationOutcome"

@@ -55,6 +55,12 @@ class ConsentInput:
     signed_document: str = ""
 
 
+def _shown_to(principal: Principal, consent: store.StoredConsent) -> bool:
+    """An outside system sees the consents naming it, and no other (a consent to another
+    recipient is "not found")."""
+    return principal.role not in privacy.OUTSIDE_ROLES or consent.recipient == principal.subject
+
+
 def _signed_document(value: str) -> bool:
     """Where the signed form is: a DocumentReference of ours or an https URL."""
     if len(value) > 500 or has_forbidden_characters(value) or any(c.isspace() for c in value):
@@ -937,6 +943,8 @@ class ClinicalNotes:
         name = f"Consent/{consent_id}"
         with audit.refusals(self.db, store.audit_log, principal, audit.READ, name):
             current = self._consent(consent_id)
+            if not _shown_to(principal, current):
+                raise NotFound(f"{name} not found", resource=name)
         basis = self._consent_basis(principal, audit.READ, name, current.patient_id)
         audit.record_separately(
             self.db,
@@ -997,6 +1005,8 @@ class ClinicalNotes:
         return self._consent(consent_id)
 
     def consents(self, principal: Principal, patient_id: str) -> list[store.StoredConsent]:
+        """A patient's consents; an outside system sees only those naming it (whom else the
+        patient lets see their records is none of its business: minimum necessary)."""
         if principal.role == "patient":
             self._consent_basis(principal, audit.SEARCH, "Consent", patient_id)
             with self.db.read() as conn:
@@ -1018,7 +1028,9 @@ class ClinicalNotes:
             principal,
             "Consent",
             patient_id,
-            lambda conn: store.consents_for(conn, patient_id),
+            lambda conn: [
+                c for c in store.consents_for(conn, patient_id) if _shown_to(principal, c)
+            ],
         )
 
     def _recipient(
