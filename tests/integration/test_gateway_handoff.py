@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from iopcare.kit import auth
 from tests.support import harness
 from tests.support.gateway import (
     FHIR_JSON,
@@ -361,7 +362,7 @@ def test_a_handoff_cut_short_by_a_service_outage_completes_when_sent_again(
 
 
 def test_a_part2_plan_leaves_for_the_ehr_its_consent_names_and_stops_when_revoked(
-    ehr: httpx.Client,
+    stack: Stack, ehr: httpx.Client
 ) -> None:
     """42 CFR Part 2 (2.31-2.33) for careplan's records, with the rule notes applies to notes:
     withheld without a consent naming the EHR; with one, released with NORDSCLCD and the notice;
@@ -399,17 +400,39 @@ def test_a_part2_plan_leaves_for_the_ehr_its_consent_names_and_stops_when_revoke
                                 }
                             ]
                         },
-                        "reference": {"display": recipient},
+                        # The recipient by its client id (the subject of its tokens).
+                        "reference": {
+                            "type": "Organization",
+                            "identifier": {
+                                "system": "https://iopcare.org/fhir/sid/client-id",
+                                "value": recipient,
+                            },
+                        },
                     }
                 ],
             },
         }
 
+    # The patient records their consents with their own app's token (42 CFR 2.31: the EHR
+    # itself may not record one).
+    patient_app = stack.client(
+        auth.mint_token(
+            stack.settings,
+            subject=f"patient:{patient_id}",
+            role="patient",
+            patient_context=patient_id,
+            scopes=["patient/*.cruds"],
+        )
+    )
     # A consent for another recipient releases nothing to this one.
-    other = ehr.post("/Consent", json=consent("system:another-hospital"), headers=JSON_HEADERS)
+    other = patient_app.post(
+        "/Consent", json=consent("system:another-hospital"), headers=JSON_HEADERS
+    )
     assert other.status_code == 201, other.text
     assert ehr.get(f"/CarePlan/{plan_id}").status_code == 403
-    mine = ehr.post("/Consent", json=consent("system:st-mary-inpatient"), headers=JSON_HEADERS)
+    mine = patient_app.post(
+        "/Consent", json=consent("system:st-mary-inpatient"), headers=JSON_HEADERS
+    )
     assert mine.status_code == 201, mine.text
     released = ehr.get(f"/CarePlan/{plan_id}")
     assert released.status_code == 200, released.text
@@ -421,12 +444,13 @@ def test_a_part2_plan_leaves_for_the_ehr_its_consent_names_and_stops_when_revoke
     assert [e["resource"]["id"] for e in found["entry"] if e["search"]["mode"] == "match"] == [
         plan_id
     ]
-    # Revoked: nothing more leaves.
+    # Revoked by the patient: nothing more leaves.
     revoked = {**mine.json(), "status": "inactive"}
-    answer = ehr.put(
+    answer = patient_app.put(
         f"/Consent/{revoked['id']}",
         json=revoked,
         headers={**JSON_HEADERS, "If-Match": mine.headers["ETag"]},
     )
     assert answer.status_code == 200, answer.text
+    patient_app.close()
     assert ehr.get(f"/CarePlan/{plan_id}").status_code == 403

@@ -379,13 +379,26 @@ def test_part2_notes_leave_only_under_consent_with_the_redisclosure_label(
                             }
                         ]
                     },
-                    "reference": {"display": EHR_SUBJECT},
+                    # The EHR identified by its client id (its tokens' subject), not by a name.
+                    "reference": {
+                        "type": "Organization",
+                        "identifier": {
+                            "system": "https://iopcare.org/fhir/sid/client-id",
+                            "value": EHR_SUBJECT,
+                        },
+                        "display": "Test EHR",
+                    },
                 }
             ],
             "securityLabel": [{"system": ACT_CODE, "code": "SUD"}],
         },
+        # The patient signed the form in the program; the therapist on the team records it
+        # (42 CFR 2.31). The EHR itself may not: it is the recipient.
+        "dateTime": "2026-11-30T10:00:00Z",
+        "sourceReference": {"reference": "DocumentReference/signed-consent-form-1"},
     }
-    recorded = ehr.post("/Consent", json=consent, headers=JSON_HEADERS)
+    assert ehr.post("/Consent", json=consent, headers=JSON_HEADERS).status_code == 403
+    recorded = therapist.post("/Consent", json=consent, headers=JSON_HEADERS)
     assert recorded.status_code == 201, recorded.text
     consents = ehr.get("/Consent", params={"patient": patient_id, "status": "active"}).json()
     assert [e["resource"]["id"] for e in consents["entry"]] == [recorded.json()["id"]]
@@ -421,18 +434,19 @@ def test_part2_notes_leave_only_under_consent_with_the_redisclosure_label(
         )
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
-    # The patient revokes: nothing more leaves under it (42 CFR 2.31(a)(6)).
+    # The patient revokes (the therapist records it): nothing more leaves under it (42 CFR
+    # 2.31(a)(6)).
     current = {k: v for k, v in recorded.json().items() if k != "meta"}
     reopened = dict(current, provision={**current["provision"], "period": {"end": "2030"}})
     assert (
-        ehr.put(
+        therapist.put(
             f"/Consent/{current['id']}",
             json=reopened,
             headers={**JSON_HEADERS, "If-Match": 'W/"1"'},
         ).status_code
         == 422
     )
-    revoked = ehr.put(
+    revoked = therapist.put(
         f"/Consent/{current['id']}",
         json=dict(current, status="inactive"),
         headers={**JSON_HEADERS, "If-Match": 'W/"1"'},
@@ -440,7 +454,7 @@ def test_part2_notes_leave_only_under_consent_with_the_redisclosure_label(
     assert revoked.status_code == 200, revoked.text
     assert revoked.json()["status"] == "inactive" and revoked.headers["etag"] == 'W/"2"'
     assert (
-        ehr.put(
+        therapist.put(
             f"/Consent/{current['id']}",
             json=dict(current, status="active"),
             headers={**JSON_HEADERS, "If-Match": 'W/"2"'},
@@ -461,11 +475,11 @@ def test_part2_notes_leave_only_under_consent_with_the_redisclosure_label(
         "Consent.provision.actor": dict(consent, provision={"type": "permit"}),
     }
     for path, bad in bad_consents.items():
-        response = ehr.post("/Consent", json=bad, headers=JSON_HEADERS)
+        response = therapist.post("/Consent", json=bad, headers=JSON_HEADERS)
         assert response.status_code == 422 and path in expressions(response), path
     # A partial date (FHIR allows "2026") starts the consent at its first instant.
     partial = dict(consent, provision={**consent["provision"], "period": {"start": "2026"}})
-    response = ehr.post("/Consent", json=partial, headers=JSON_HEADERS)
+    response = therapist.post("/Consent", json=partial, headers=JSON_HEADERS)
     assert response.status_code == 201, response.text
     assert response.json()["provision"]["period"]["start"].startswith("2026-01-01")
 

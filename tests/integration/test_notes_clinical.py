@@ -11,10 +11,12 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
 
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
-from iopcare.kit import topics
+from iopcare.kit import auth, topics
+from iopcare.kit.rpc import bearer
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
 from iopcare.notes import store as notes_store
@@ -25,7 +27,6 @@ from tests.support.notes import (
     as_,
     error_reason,
     field_violations,
-    service_identity,
     wait_for_team,
 )
 from tests.support.plans import new_patient_id
@@ -290,8 +291,9 @@ def test_part2_notes_leave_only_with_consent_and_a_redisclosure_notice(
     notes_runtime: ServiceRuntime,
 ) -> None:
     psy = as_(settings, "psychiatrist", "psy-1")
-    gateway = service_identity(settings)
-    outside = "Organization/county-hospital"
+    # The outside EHR's own token (the gateway forwards it): the recipient is always the caller.
+    outside = "system:county-hospital"
+    gateway = bearer(auth.mint_token(settings, subject=outside, role="system"))
     sud = _signed(
         notes,
         psy,
@@ -302,27 +304,27 @@ def test_part2_notes_leave_only_with_consent_and_a_redisclosure_notice(
     )
 
     def disclose() -> nt.DiscloseNoteResponse:
-        return notes.DiscloseNote(
-            nt.DiscloseNoteRequest(id=sud.id, recipient=outside), metadata=gateway
-        )
+        return notes.DiscloseNote(nt.DiscloseNoteRequest(id=sud.id), metadata=gateway)
 
     refused = _refused(disclose)
     assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
     assert error_reason(refused) == "NO_ACTIVE_CONSENT"
-    # The gateway's own identity never reads the labelled note as a clinician would.
+    # The EHR's identity never reads the labelled note as a clinician would.
     refused = _refused(lambda: notes.GetNote(nt.GetNoteRequest(id=sud.id), metadata=gateway))
     assert error_reason(refused) == "LABELLED_CONTENT"
     # Nor does a clinician ask for disclosure.
-    refused = _refused(
-        lambda: notes.DiscloseNote(
-            nt.DiscloseNoteRequest(id=sud.id, recipient=outside), metadata=psy
-        )
-    )
+    refused = _refused(lambda: notes.DiscloseNote(nt.DiscloseNoteRequest(id=sud.id), metadata=psy))
     assert error_reason(refused) == "NOT_A_DISCLOSING_SERVICE"
 
     consent = notes.RecordConsent(
         nt.RecordConsentRequest(
-            request_id=str(uuid.uuid4()), patient_id=patient, recipient=outside, scope="sud"
+            request_id=str(uuid.uuid4()),
+            patient_id=patient,
+            recipient=outside,
+            scope="sud",
+            # Staff record the form the patient signed (42 CFR 2.31(a)(8)).
+            signed_time=Timestamp(seconds=1_796_000_000),
+            signed_document="DocumentReference/signed-consent-form-17",
         ),
         metadata=as_(settings, "case-manager", "cm-1"),
     ).consent

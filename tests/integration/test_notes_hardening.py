@@ -257,7 +257,11 @@ def test_revoking_a_revoked_consent_is_audited_too(
     cm = as_(settings, "case-manager", "cm-1")
     consent = notes.RecordConsent(
         nt.RecordConsentRequest(
-            request_id=str(uuid.uuid4()), patient_id=patient, recipient="Organization/ehr"
+            request_id=str(uuid.uuid4()),
+            patient_id=patient,
+            recipient="system:county-ehr",
+            signed_time={"seconds": 1_796_000_000},
+            signed_document="DocumentReference/signed-consent-form-18",
         ),
         metadata=cm,
     ).consent

@@ -309,7 +309,7 @@ def test_capability_statement_lists_what_the_handlers_implement() -> None:
     assert listed["Appointment"] == {"read", "vread", "create", "update", "search-type"}
     # Free slots are computed, with no id to read them by.
     assert listed["Slot"] == {"search-type"}
-    assert listed["Consent"] == {"create", "update", "search-type"}
+    assert listed["Consent"] == {"read", "create", "update", "search-type"}
     assert "refused" in rest["interaction"][1]["documentation"]
 
 

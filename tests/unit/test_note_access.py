@@ -127,6 +127,16 @@ DISCLOSE_TABLE = [
     (note("PSY", "R"), [ACTIVE], True, "consent", False),
     (note(), [], True, "treatment", False),
     (note(status="draft"), [ACTIVE], False, "NOT_SIGNED", False),
+    # Subtypes rank as their class (issue 10, defect 9): OPIOIDUD and ETHUD are SUD, so Part 2.
+    (note("OPIOIDUD", "R"), [], False, "NO_ACTIVE_CONSENT", False),
+    (note("OPIOIDUD", "R"), [SUD_ONLY], True, "consent", True),
+    (note("ETHUD", "R"), [SUD_ONLY], True, "consent", True),
+    (note("ALCUD", "R"), [ACTIVE], True, "consent", True),
+    (note("MH", "R"), [SUD_ONLY], False, "NO_ACTIVE_CONSENT", False),
+    (note("MH", "R"), [ACTIVE], True, "consent", False),
+    # Classes with their own (state) rules stay in the program, consent or not.
+    (note("HIV", "R"), [ACTIVE], False, "NO_DISCLOSURE_RULE", False),
+    (note("SDV", "R"), [ACTIVE], False, "NO_DISCLOSURE_RULE", False),
 ]
 
 
@@ -194,3 +204,26 @@ def test_control_characters_are_refused_but_tabs_and_newlines_kept(bad: str) -> 
     with pytest.raises(InvalidArgument):
         documents.check_amendment("appends", bad, "text")
     documents.check_draft(NoteDraft(patient_id="p", kind="progress", title="t", text="a\tb\r\nc"))
+
+
+def test_every_v3_sensitivity_label_is_known_and_subtypes_imply_their_class() -> None:
+    for label in ("ETH", "SUD", "OPIOIDUD", "ETHUD", "PSY", "PSYTHPN", "MH", "HIV", "SDV", "SEX"):
+        assert privacy.check_labels("R", [label]) == [], label
+    assert privacy.check_labels("N", ["NOTALABEL"])
+    assert privacy.check_labels("X", [])
+    assert privacy.implied(["OPIOIDUD"]) == {"OPIOIDUD", "SUD", "BH"}
+    assert privacy.implied(["PSYTHPN"]) >= {"PSY", "MH"}
+    assert privacy.is_part2(["OPIOIDUD"]) and privacy.is_part2(["ETH"])
+    assert not privacy.is_part2(["PSY", "HIV"])
+    # Any sensitivity label raises confidentiality to at least R; V stays V.
+    assert privacy.effective_confidentiality("N", ["OPIOIDUD"]) == "R"
+    assert privacy.effective_confidentiality("L", ["SEX"]) == "R"
+    assert privacy.effective_confidentiality("V", ["SUD"]) == "V"
+    # Stored space-separated in 100 characters: a bounded number of labels.
+    assert privacy.check_labels("R", sorted(privacy.SENSITIVITY))
+
+
+def test_a_labelled_note_of_any_class_is_withheld_from_non_treating_identities() -> None:
+    for label in ("OPIOIDUD", "HIV", "SEX", "MH"):
+        decision = privacy.may_read(ADMIN, note(label, "R"))
+        assert (decision.allowed, decision.reason) == (False, "LABELLED_CONTENT"), label

@@ -25,8 +25,9 @@ from typing import Any
 from iopcare.notes.domain import privacy
 from iopcare.notes.fhir_map import disclosed
 
-#: Sensitivity labels (HL7 v3 ActCode, as DS4P uses them) whose content needs consent to leave.
-RESTRICTED = frozenset({"ETH", "SUD", "OPIOIDUD", "ALCUD", "PSY", "PSYTHPN", "HIV", "SDV"})
+#: Sensitivity labels (HL7 v3 ActCode, as DS4P uses them) whose content needs consent to leave:
+#: every one notes knows, subtypes included (ETHUD is as much 42 CFR Part 2 as SUD).
+RESTRICTED = privacy.SENSITIVITY
 
 
 def labels(resource: dict[str, Any]) -> set[str]:

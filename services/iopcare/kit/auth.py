@@ -40,6 +40,9 @@ ROLES = frozenset(
         "admin",
         "service",
         "system",
+        # The patient themselves (SMART standalone patient launch): acts only on their own
+        # record, named by the token's `patient` claim, e.g. to record their consent (42 CFR 2.31).
+        "patient",
     }
 )
 

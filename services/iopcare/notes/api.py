@@ -13,7 +13,7 @@ from iopcare.kit.errors import FieldViolation, InvalidArgument
 from iopcare.kit.paging import encode
 from iopcare.kit.protoconv import require_id, timestamp
 from iopcare.kit.versioned import Stored
-from iopcare.notes.clinical import Attendee, ClinicalNotes, NoteChanges
+from iopcare.notes.clinical import Attendee, ClinicalNotes, ConsentInput, NoteChanges
 from iopcare.notes.domain.documents import KIND_BY_CODE, NOTE_KINDS, NoteDraft
 from iopcare.notes.domain.messages import NewMessage
 from iopcare.notes.service import Notes
@@ -387,12 +387,24 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
             current_principal(),
             request.request_id,
             require_id(request.patient_id, "patient_id"),
-            request.recipient,
-            request.scope or "all",
-            _time(request, "start_time"),
-            _time(request, "end_time"),
+            ConsentInput(
+                recipient=request.recipient,
+                scope=request.scope or "all",
+                period_start=_time(request, "start_time"),
+                period_end=_time(request, "end_time"),
+                recipient_type=request.recipient_type or "Organization",
+                recipient_display=request.recipient_display,
+                signed_at=_time(request, "signed_time"),
+                signed_document=request.signed_document,
+            ),
         )
         return pb.RecordConsentResponse(consent=to_consent(consent))
+
+    def GetConsent(
+        self, request: pb.GetConsentRequest, context: grpc.ServicerContext
+    ) -> pb.GetConsentResponse:
+        consent = self.clinical.get_consent(current_principal(), require_id(request.id, "id"))
+        return pb.GetConsentResponse(consent=to_consent(consent))
 
     def RevokeConsent(
         self, request: pb.RevokeConsentRequest, context: grpc.ServicerContext

@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from iopcare.kit import audit, paging, teams, topics
 from iopcare.kit.auth import Principal
@@ -37,6 +37,38 @@ MAX_SCANNED = 2_000
 #: administrators acting for it). Clinicians read notes; services disclose them.
 DISCLOSING_ROLES = frozenset({"service", "system", "admin"})
 CONSENT_SCOPES = ("all", "sud")
+#: How far a signature time may lie ahead of this server's clock (the signer's clock may be ahead).
+SIGNATURE_CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class ConsentInput:
+    """What a consent says, as asked for (validated by `record_consent`)."""
+
+    recipient: str
+    scope: str
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    recipient_type: str = "Organization"
+    recipient_display: str = ""
+    signed_at: datetime | None = None
+    signed_document: str = ""
+
+
+def _shown_to(principal: Principal, consent: store.StoredConsent) -> bool:
+    """An outside system sees the consents naming it, and no other (a consent to another
+    recipient is "not found")."""
+    return principal.role not in privacy.OUTSIDE_ROLES or consent.recipient == principal.subject
+
+
+def _signed_document(value: str) -> bool:
+    """Where the signed form is: a DocumentReference of ours or an https URL."""
+    if len(value) > 500 or has_forbidden_characters(value) or any(c.isspace() for c in value):
+        return False
+    if value.startswith("DocumentReference/"):
+        ident = value.removeprefix("DocumentReference/")
+        return 0 < len(ident) <= 64 and all(c.isalnum() or c in "-." for c in ident)
+    return value.startswith("https://") and len(value) > len("https://")
 
 
 @dataclass(frozen=True)
@@ -620,10 +652,8 @@ class ClinicalNotes:
 
         With a `recipient` (the FHIR gateway's service identity disclosing outside the program),
         the hits are the notes `disclose` would release to it, each as the copy that may leave."""
-        if recipient and (not recipient.strip() or len(recipient) > 200):
-            raise InvalidArgument(
-                "recipient is invalid", [FieldViolation("recipient", "1 to 200 characters")]
-            )
+        if recipient:
+            recipient = self._recipient(principal, recipient, "DocumentReference", patient_id)
         if recipient and principal.role not in DISCLOSING_ROLES:
             audit.record_separately(
                 self.db,
@@ -767,59 +797,118 @@ class ClinicalNotes:
             audit.record_rows(conn, store.audit_log, rows)
 
     # Consent and disclosure --------------------------------------------------------------------
+    def _consent_basis(
+        self, principal: Principal, action: str, resource: str, patient_id: str
+    ) -> str:
+        """The basis on which the caller acts on a patient's consents: the patient themselves (a
+        token of role `patient` whose launch context is that patient), else the care-team rule."""
+        if principal.role != "patient":
+            return teams.require_access(
+                self.db, store.audit_log, self.access, principal, action, resource, patient_id
+            )
+        with audit.refusals(self.db, store.audit_log, principal, action, resource, patient_id):
+            if principal.patient_context != patient_id:
+                raise PermissionDenied(
+                    "a patient's token acts on that patient's own record only",
+                    reason="NOT_THIS_PATIENT",
+                )
+        return "patient"
+
     def record_consent(
-        self,
-        principal: Principal,
-        request_id: str,
-        patient_id: str,
-        recipient: str,
-        scope: str,
-        period_start: datetime | None,
-        period_end: datetime | None,
+        self, principal: Principal, request_id: str, patient_id: str, given: ConsentInput
     ) -> store.StoredConsent:
-        """Records the patient's consent to disclose their records to `recipient` (42 CFR 2.31:
-        written consent naming the recipient; the signed form stays in the paper or e-signature
-        system, this is its record)."""
+        """Records the patient's consent to disclose their records to an identified recipient
+        (42 CFR 2.31: the patient's signed consent naming the recipient). Only the patient, or
+        program staff attesting the form the patient signed, record one (privacy
+        `may_record_consent`); the signed form stays in the paper or e-signature system, and the
+        consent says when it was signed and where the form is."""
+        now = datetime.now(UTC)
         problems = FieldViolations()
-        if not recipient.strip() or len(recipient) > 200 or has_forbidden_characters(recipient):
-            problems.add("recipient", "who may receive the records: 1 to 200 characters")
-        if scope not in CONSENT_SCOPES:
+        if not privacy.valid_client_id(given.recipient):
+            problems.add(
+                "recipient",
+                "the recipient's client id (the subject of its tokens: letters, digits and "
+                ".:_@/-, at most 200), not a display name",
+            )
+        if given.recipient_type not in privacy.RECIPIENT_TYPES:
+            problems.add("recipient_type", f"one of {', '.join(privacy.RECIPIENT_TYPES)}")
+        if len(given.recipient_display) > 200 or has_forbidden_characters(given.recipient_display):
+            problems.add("recipient_display", "at most 200 characters of text")
+        if given.scope not in CONSENT_SCOPES:
             problems.add("scope", f"one of {', '.join(CONSENT_SCOPES)}")
+        if given.signed_document and not _signed_document(given.signed_document):
+            problems.add(
+                "signed_document", "DocumentReference/{id} or an https URL of the signed form"
+            )
+        if given.signed_at is not None and given.signed_at > now + SIGNATURE_CLOCK_SKEW:
+            problems.add("signed_time", "not in the future")
         problems.raise_if_any("the consent is invalid")
-        if period_start and period_end and period_end <= period_start:
+        if given.period_start and given.period_end and given.period_end <= given.period_start:
             raise InvalidArgument(
                 "the consent ends before it starts", [FieldViolation("end", "after start")]
             )
-        basis = teams.require_access(
-            self.db, store.audit_log, self.access, principal, audit.CREATE, "Consent", patient_id
+        basis = self._consent_basis(principal, audit.CREATE, "Consent", patient_id)
+        author = privacy.ConsentAuthor(
+            principal.subject, principal.role, principal.patient_context, basis
+        )
+        decision = privacy.may_record_consent(author, patient_id, given.recipient)
+        if not decision.allowed:
+            audit.record_separately(
+                self.db,
+                store.audit_log,
+                principal,
+                audit.CREATE,
+                resource="Consent",
+                patient_id=patient_id,
+                outcome=audit.DENIED,
+                detail=f"{decision.reason}; recipient {given.recipient}",
+            )
+            raise PermissionDenied(
+                "a consent is the patient's: recorded by the patient, or by program staff on the "
+                "patient's care team with the signed form, never by its recipient or an outside "
+                f"system ({decision.reason})",
+                reason=decision.reason,
+            )
+        if decision.reason == "attested":
+            # 42 CFR 2.31(a)(8): the patient's signature. Staff record a form the patient signed,
+            # so they say when it was signed and where the signed form is kept.
+            missing = FieldViolations()
+            if given.signed_at is None:
+                missing.add("signed_time", "when the patient signed the consent form")
+            if not given.signed_document:
+                missing.add("signed_document", "the signed form on file (DocumentReference/{id})")
+            missing.raise_if_any("staff record a consent with the patient's signed form")
+            attester = principal.reference
+        else:
+            attester = f"Patient/{patient_id}"
+        record = fhir_map.ConsentRecord(
+            patient_id=patient_id,
+            recipient=given.recipient,
+            recipient_type=given.recipient_type,
+            recipient_display=given.recipient_display,
+            scope=given.scope,
+            start=given.period_start,
+            end=given.period_end,
+            signed_at=given.signed_at or now,
+            signed_document=given.signed_document,
+            attester=attester,
+            attested_at=now,
         )
 
         def _create(uow: UnitOfWork, consent_id: str) -> str:
-            now = datetime.now(UTC)
             uow.conn.execute(
                 store.consent.insert().values(
                     id=consent_id,
                     patient_id=patient_id,
-                    recipient=recipient,
-                    scope=scope,
+                    recipient=given.recipient,
+                    scope=given.scope,
                     status="active",
                     version=1,
-                    period_start=period_start,
-                    period_end=period_end,
+                    period_start=given.period_start,
+                    period_end=given.period_end,
                     recorded_by=principal.reference,
                     recorded_at=now,
-                    resource=fhir_map.consent_resource(
-                        consent_id,
-                        1,
-                        patient_id,
-                        recipient,
-                        scope,
-                        "active",
-                        period_start,
-                        period_end,
-                        principal.reference,
-                        now,
-                    ),
+                    resource=fhir_map.consent_resource(consent_id, 1, "active", record),
                 )
             )
             audit.record(
@@ -829,7 +918,7 @@ class ClinicalNotes:
                 audit.CREATE,
                 resource=f"Consent/{consent_id}",
                 patient_id=patient_id,
-                detail=basis,
+                detail=f"{basis}; {decision.reason}; recipient {given.recipient}",
             )
             return consent_id
 
@@ -851,6 +940,25 @@ class ClinicalNotes:
             raise NotFound(f"Consent/{consent_id} not found", resource=f"Consent/{consent_id}")
         return found
 
+    def get_consent(self, principal: Principal, consent_id: str) -> store.StoredConsent:
+        """One consent, for a caller who may see the patient's consents (audited)."""
+        name = f"Consent/{consent_id}"
+        with audit.refusals(self.db, store.audit_log, principal, audit.READ, name):
+            current = self._consent(consent_id)
+            if not _shown_to(principal, current):
+                raise NotFound(f"{name} not found", resource=name)
+        basis = self._consent_basis(principal, audit.READ, name, current.patient_id)
+        audit.record_separately(
+            self.db,
+            store.audit_log,
+            principal,
+            audit.READ,
+            resource=name,
+            patient_id=current.patient_id,
+            detail=basis,
+        )
+        return current
+
     def revoke_consent(self, principal: Principal, consent_id: str) -> store.StoredConsent:
         """Revokes a consent (42 CFR 2.31(a)(6): the patient may revoke at any time); nothing is
         disclosed under it afterwards, because every disclosure reads the consents in the
@@ -858,9 +966,19 @@ class ClinicalNotes:
         name = f"Consent/{consent_id}"
         with audit.refusals(self.db, store.audit_log, principal, audit.UPDATE, name):
             current = self._consent(consent_id)
-        basis = teams.require_access(
-            self.db, store.audit_log, self.access, principal, audit.UPDATE, name, current.patient_id
+        basis = self._consent_basis(principal, audit.UPDATE, name, current.patient_id)
+        author = privacy.ConsentAuthor(
+            principal.subject, principal.role, principal.patient_context, basis
         )
+        decision = privacy.may_revoke_consent(author, current.patient_id, current.recipient)
+        if not decision.allowed:
+            with audit.refusals(
+                self.db, store.audit_log, principal, audit.UPDATE, name, current.patient_id
+            ):
+                raise PermissionDenied(
+                    "an outside system revokes only a consent naming itself",
+                    reason=decision.reason,
+                )
         now = datetime.now(UTC)
         with UnitOfWork(self.db) as uow:
             # Only an active consent is revoked (and only once, if two revocations race: the
@@ -873,17 +991,8 @@ class ClinicalNotes:
                     status="inactive",
                     version=current.version + 1,
                     revoked_at=now,
-                    resource=fhir_map.consent_resource(
-                        consent_id,
-                        current.version + 1,
-                        current.patient_id,
-                        current.recipient,
-                        current.scope,
-                        "inactive",
-                        current.period_start,
-                        current.period_end,
-                        principal.reference,
-                        now,
+                    resource=fhir_map.revised_consent(
+                        current.resource, current.version + 1, "inactive", now
                     ),
                 )
             )
@@ -900,6 +1009,22 @@ class ClinicalNotes:
         return self._consent(consent_id)
 
     def consents(self, principal: Principal, patient_id: str) -> list[store.StoredConsent]:
+        """A patient's consents; an outside system sees only those naming it (whom else the
+        patient lets see their records is none of its business: minimum necessary)."""
+        if principal.role == "patient":
+            self._consent_basis(principal, audit.SEARCH, "Consent", patient_id)
+            with self.db.read() as conn:
+                found = store.consents_for(conn, patient_id)
+            audit.record_separately(
+                self.db,
+                store.audit_log,
+                principal,
+                audit.SEARCH,
+                resource="Consent",
+                patient_id=patient_id,
+                detail=f"{len(found)} hits; patient",
+            )
+            return found
         return teams.audited_search(
             self.db,
             store.audit_log,
@@ -907,20 +1032,37 @@ class ClinicalNotes:
             principal,
             "Consent",
             patient_id,
-            lambda conn: store.consents_for(conn, patient_id),
+            lambda conn: [
+                c for c in store.consents_for(conn, patient_id) if _shown_to(principal, c)
+            ],
         )
 
+    def _recipient(
+        self, principal: Principal, asked: str, resource: str, patient_id: str | None
+    ) -> str:
+        """The recipient of a disclosure: always the caller itself. The request's field, if
+        set, may only repeat the caller's subject: a token naming another recipient would read
+        what that recipient's consent releases (42 CFR 2.31, 2.33: disclosure only to the
+        recipient the patient named)."""
+        if asked and asked != principal.subject:
+            with audit.refusals(
+                self.db, store.audit_log, principal, audit.READ, resource, patient_id
+            ):
+                raise PermissionDenied(
+                    "the recipient of a disclosure is the caller itself; name no other",
+                    reason="RECIPIENT_NOT_CALLER",
+                )
+        return principal.subject
+
     def disclose(self, principal: Principal, note_id: str, recipient: str) -> str:
-        """A note for disclosure to `recipient` outside the program (the FHIR gateway sending it
-        to an outside EHR): the DocumentReference with its content, its labels and what the
+        """A note for disclosure to the caller, outside the program (an outside EHR's token the
+        FHIR gateway forwards; `recipient` may only repeat the caller's subject): the
+        DocumentReference with its content, its labels and what the
         disclosure obliges (NORDSCLCD and the 42 CFR 2.32 notice for Part 2 records), or
         PERMISSION_DENIED (reason NO_ACTIVE_CONSENT, PSYCHOTHERAPY_NOTE, ...). Audited either
         way with the recipient."""
         name = f"DocumentReference/{note_id}"
-        if not recipient.strip() or len(recipient) > 200 or has_forbidden_characters(recipient):
-            raise InvalidArgument(
-                "recipient is required", [FieldViolation("recipient", "1 to 200 characters")]
-            )
+        recipient = self._recipient(principal, recipient, name, None)
         with audit.refusals(self.db, store.audit_log, principal, audit.READ, name):
             if principal.role not in DISCLOSING_ROLES:
                 raise PermissionDenied(

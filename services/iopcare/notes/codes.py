@@ -37,3 +37,8 @@ SCHEDULING_ATTENDANCE_ALERTS = (
     "iopcare.scheduling.intensity.below-minimum.v1",
     "iopcare.scheduling.dropout-risk.v1",
 )
+#: Identifiers of outside clients (an EHR's backend client id, the subject of its tokens): how a
+#: Consent names its recipient so that the disclosure rules can compare it with the caller.
+CLIENT_ID_SYSTEM = "https://iopcare.org/fhir/sid/client-id"
+#: Who recorded a consent's signature and when (R4 Consent has no attester element).
+CONSENT_ATTESTATION_EXTENSION = "https://iopcare.org/fhir/StructureDefinition/consent-attestation"

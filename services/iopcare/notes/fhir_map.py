@@ -284,24 +284,37 @@ def signature_provenance(
     return fhir.to_json(fhir.parse_resource(resource, "Provenance"))
 
 
-def consent_resource(
-    consent_id: str,
-    version: int,
-    patient_id: str,
-    recipient: str,
-    scope: str,
-    status: str,
-    start: datetime | None,
-    end: datetime | None,
-    recorded_by: str,
-    at: datetime,
-) -> str:
-    """A patient's consent to disclose (privacy consent, opt-in) to one recipient."""
+@dataclass(frozen=True)
+class ConsentRecord:
+    """What a recorded consent says (42 CFR 2.31(a)): whose records, to whom, which, until when,
+    and the patient's signature (when, the form on file) as attested by whom."""
+
+    patient_id: str
+    recipient: str  # the recipient's client id
+    recipient_type: str  # Organization or Device
+    recipient_display: str
+    scope: str  # all, sud
+    start: datetime | None
+    end: datetime | None
+    signed_at: datetime
+    signed_document: str  # DocumentReference/{id}, an https URL, or "" (the patient's own act)
+    attester: str  # Patient/{id} or Practitioner/{id}
+    attested_at: datetime
+
+
+def consent_resource(consent_id: str, version: int, status: str, c: ConsentRecord) -> str:
+    """A patient's consent to disclose (privacy consent, opt-in) to one identified recipient."""
     period: dict[str, str] = {}
-    if start:
-        period["start"] = fhir.instant(start)
-    if end:
-        period["end"] = fhir.instant(end)
+    if c.start:
+        period["start"] = fhir.instant(c.start)
+    if c.end:
+        period["end"] = fhir.instant(c.end)
+    recipient: dict[str, Any] = {
+        "type": c.recipient_type,
+        "identifier": {"system": codes.CLIENT_ID_SYSTEM, "value": c.recipient},
+    }
+    if c.recipient_display:
+        recipient["display"] = c.recipient_display
     provision: dict[str, Any] = {
         "type": "permit",
         "actor": [
@@ -315,7 +328,7 @@ def consent_resource(
                         }
                     ]
                 },
-                "reference": {"display": recipient},
+                "reference": recipient,
             }
         ],
         "action": [
@@ -331,12 +344,22 @@ def consent_resource(
     }
     if period:
         provision["period"] = period
-    if scope == "sud":
+    if c.scope == "sud":
         provision["securityLabel"] = [{"system": privacy.ACT_CODE_SYSTEM, "code": "SUD"}]
-    resource = {
+    resource: dict[str, Any] = {
         "resourceType": "Consent",
         "id": consent_id,
-        "meta": {"versionId": str(version), "lastUpdated": fhir.instant(at)},
+        "meta": {"versionId": str(version), "lastUpdated": fhir.instant(c.attested_at)},
+        # Who recorded the patient's signature, and when (R4 Consent has no attester element).
+        "extension": [
+            {
+                "url": codes.CONSENT_ATTESTATION_EXTENSION,
+                "extension": [
+                    {"url": "attester", "valueReference": {"reference": c.attester}},
+                    {"url": "time", "valueDateTime": fhir.instant(c.attested_at)},
+                ],
+            }
+        ],
         "status": status,
         "scope": {
             "coding": [
@@ -347,10 +370,10 @@ def consent_resource(
             ]
         },
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": f"Patient/{patient_id}"},
-        "dateTime": fhir.instant(at),
-        "performer": [{"reference": f"Patient/{patient_id}"}],
-        "organization": [{"display": recorded_by}],
+        "patient": {"reference": f"Patient/{c.patient_id}"},
+        # When the patient signed: the consent is theirs (performer), whoever typed it in.
+        "dateTime": fhir.instant(c.signed_at),
+        "performer": [{"reference": f"Patient/{c.patient_id}"}],
         "policyRule": {
             "coding": [
                 {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}
@@ -358,4 +381,20 @@ def consent_resource(
         },
         "provision": provision,
     }
+    if c.signed_document.startswith("DocumentReference/"):
+        resource["sourceReference"] = {"reference": c.signed_document}
+    elif c.signed_document:
+        resource["sourceAttachment"] = {
+            "url": c.signed_document,
+            "creation": fhir.instant(c.signed_at),
+        }
+    return fhir.to_json(fhir.parse_resource(resource, "Consent"))
+
+
+def revised_consent(resource_json: str, version: int, status: str, at: datetime) -> str:
+    """The stored consent with a new status (a revocation): everything it said is kept."""
+    resource = json.loads(resource_json)
+    resource["status"] = status
+    resource["meta"] = {**resource.get("meta", {}), "versionId": str(version)}
+    resource["meta"]["lastUpdated"] = fhir.instant(at)
     return fhir.to_json(fhir.parse_resource(resource, "Consent"))

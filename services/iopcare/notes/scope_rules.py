@@ -30,6 +30,7 @@ SCOPE_RULES: scopes.Rules = {
     "RecordConsent": scopes.rule("Consent", C),
     "RevokeConsent": scopes.rule("Consent", U),
     "ListConsents": scopes.rule("Consent", S),
+    "GetConsent": scopes.rule("Consent", R),
     # A crisis alert is a Communication and a safety Flag; acknowledging changes the Flag.
     "AcknowledgeCrisis": scopes.rule("Flag", U),
     "ListFlags": scopes.rule("Flag", S),

@@ -41,6 +41,8 @@ from iopcare.gateway.search import (
     date_bounds,
     parse_date_range,
 )
+from iopcare.notes import codes as notes_codes
+from iopcare.notes.domain import privacy
 from iopcare.notes.v1 import notes_service_pb2 as pb
 
 MAX_PAGES = 10
@@ -60,7 +62,6 @@ KIND_BY_LOINC = {
 }
 CONFIDENTIALITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-SENSITIVITY = ("PSYTHPN", "PSY", "ETH", "SUD")
 #: notes' request fields, as the FHIR elements the gateway took them from.
 MESSAGE_PATHS = {
     "patient_id": "Communication.subject",
@@ -86,10 +87,14 @@ NOTE_PATHS = {
 }
 CONSENT_PATHS = {
     "patient_id": "Consent.patient",
-    "recipient": "Consent.provision.actor",
+    "recipient": "Consent.provision.actor[0].reference",
+    "recipient_type": "Consent.provision.actor[0].reference.type",
+    "recipient_display": "Consent.provision.actor[0].reference.display",
     "scope": "Consent.provision.securityLabel",
     "start_time": "Consent.provision.period.start",
     "end_time": "Consent.provision.period.end",
+    "signed_time": "Consent.dateTime",
+    "signed_document": "Consent.sourceReference",
 }
 #: The special search parameter type (`_content`): pushed down, never filtered here.
 SPECIAL = "special"
@@ -329,7 +334,7 @@ class DocumentReferenceHandler(ResourceHandler):
         text = self.services.call(
             caller,
             self.services.notes.DiscloseNote,
-            pb.DiscloseNoteRequest(id=note_id, recipient=caller.principal.subject),
+            pb.DiscloseNoteRequest(id=note_id),
         ).fhir_json
         version, updated = _meta_version(text)
         patient = reference_id(json.loads(text).get("subject", {}).get("reference"), "Patient")
@@ -508,13 +513,30 @@ class DocumentReferenceHandler(ResourceHandler):
 
 
 def _labels(resource: dict[str, Any]) -> tuple[str, list[str]]:
+    """The note's confidentiality and sensitivity labels, every one passed on: notes keeps each
+    v3 label as written and refuses (422) what it cannot keep, so nothing is dropped here."""
     confidentiality = ""
     sensitivity = []
-    for label in resource.get("meta", {}).get("security", []):
-        if label.get("system") == CONFIDENTIALITY_SYSTEM:
-            confidentiality = str(label.get("code", ""))
-        elif label.get("system") == ACT_CODE_SYSTEM and label.get("code") in SENSITIVITY:
-            sensitivity.append(str(label["code"]))
+    for index, label in enumerate(resource.get("meta", {}).get("security", [])):
+        system = label.get("system") if isinstance(label, dict) else None
+        code = label.get("code") if isinstance(label, dict) else None
+        where = f"DocumentReference.meta.security[{index}]"
+        if not isinstance(code, str) or not code:
+            raise http_error(422, "required", "a security label needs a code", where)
+        if system == CONFIDENTIALITY_SYSTEM:
+            if confidentiality and confidentiality != code:
+                raise http_error(422, "business-rule", "one confidentiality code per note", where)
+            confidentiality = code
+        elif system == ACT_CODE_SYSTEM:
+            sensitivity.append(code)
+        else:
+            raise http_error(
+                422,
+                "not-supported",
+                f"a note keeps labels of {CONFIDENTIALITY_SYSTEM} (confidentiality) and "
+                f"{ACT_CODE_SYSTEM} (sensitivity)",
+                where,
+            )
     return confidentiality, sensitivity
 
 
@@ -553,70 +575,78 @@ class ConsentHandler(ResourceHandler):
     )
     documentation = (
         "The patient's consents to disclose their records (42 CFR 2.31). Create records one "
-        "(RecordConsent): patient, status active, provision.actor[0].reference.display (or "
-        "reference) the recipient as system callers are named (their token's subject), "
-        "provision.securityLabel SUD or ETH for Part 2 records only (else all records), "
-        "provision.period. Search by patient (ListConsents; _id for one). Update revokes: "
-        "status active -> inactive (RevokeConsent), If-Match required; nothing else changes."
+        "(RecordConsent): patient, status active, the recipient as provision.actor (role IRCP) "
+        "reference: type Organization or Device with identifier "
+        f"{notes_codes.CLIENT_ID_SYSTEM}|<client id> (the subject of the recipient's tokens) or "
+        "Device/<client id>, never a display name; provision.securityLabel SUD or ETH for Part 2 "
+        "records only (else all records), provision.period. A consent is the patient's act: "
+        "recorded with the patient's own token (role patient, launch context that patient), or "
+        "by program staff on the patient's care team with the signed form: dateTime (when the "
+        "patient signed) and sourceReference DocumentReference/{id} or sourceAttachment.url "
+        "(https). Never by the recipient or an outside system (403). Read by id (GetConsent); "
+        "search by patient (ListConsents). Update revokes: status active -> inactive "
+        "(RevokeConsent), If-Match required; nothing else changes."
     )
 
     def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
-        patient_id = reference_id(resource.get("patient", {}).get("reference"), "Patient")
+        patient_id = reference_id(_dict(resource.get("patient")).get("reference"), "Patient")
         if not patient_id:
             raise http_error(422, "required", "patient must reference a Patient", "Consent.patient")
         if resource.get("status") != "active":
             raise http_error(422, "business-rule", "a consent is recorded active", "Consent.status")
-        provision = resource.get("provision", {})
-        actors = provision.get("actor", [])
-        recipient = ""
-        if actors:
-            reference = actors[0].get("reference", {})
-            recipient = str(reference.get("display") or reference.get("reference") or "")
-        if not recipient:
+        provision = _dict(resource.get("provision"))
+        actors = provision.get("actor")
+        if not isinstance(actors, list) or not actors:
             raise http_error(
                 422,
                 "required",
-                "provision.actor[0].reference names the recipient (display or reference)",
+                "provision.actor names the recipient (role IRCP)",
                 "Consent.provision.actor",
             )
-        labels = {str(s.get("code")) for s in provision.get("securityLabel", [])}
+        recipient_type, recipient, display = _recipient(_dict(_dict(actors[0]).get("reference")))
+        given = provision.get("securityLabel")
+        labels = {str(_dict(s).get("code")) for s in given} if isinstance(given, list) else set()
         request = pb.RecordConsentRequest(
             request_id=request_id,
             patient_id=patient_id,
             recipient=recipient,
+            recipient_type=recipient_type,
+            recipient_display=display,
             scope="sud" if labels & {"SUD", "ETH"} else "all",
+            signed_document=_signed_document(resource),
         )
-        period = provision.get("period", {})
-        for name, field in (("start", "start_time"), ("end", "end_time")):
-            if period.get(name):
+        period = _dict(provision.get("period"))
+        moments = [
+            (period.get("start"), "start_time", "Consent.provision.period.start"),
+            (period.get("end"), "end_time", "Consent.provision.period.end"),
+            (resource.get("dateTime"), "signed_time", "Consent.dateTime"),
+        ]
+        for value, field, path in moments:
+            if value:
                 try:
                     # A partial date (2026, 2026-12) starts at its first instant.
-                    moment = parse_date_range(str(period[name]), name)[0]
+                    moment = parse_date_range(str(value), path)[0]
                 except FhirHttpError:
-                    raise http_error(
-                        422, "value", "not a date or dateTime", f"Consent.provision.period.{name}"
-                    ) from None
+                    raise http_error(422, "value", "not a date or dateTime", path) from None
                 getattr(request, field).CopyFrom(_ts(moment))
         with fhir_paths(CONSENT_PATHS):
             response = self.services.call(caller, self.services.notes.RecordConsent, request)
         return Created(self._found(response.consent))
+
+    def read(self, caller: Caller, resource_id: str) -> Found:
+        response = self.services.call(
+            caller, self.services.notes.GetConsent, pb.GetConsentRequest(id=resource_id)
+        )
+        return self._found(response.consent)
 
     def update(
         self, caller: Caller, resource_id: str, resource: dict[str, Any], expected_version: int
     ) -> Found:
         """Revocation (42 CFR 2.31(a)(6): the patient may revoke at any time): status active ->
         inactive is RevokeConsent; nothing else of a consent changes."""
-        patient_id = reference_id(resource.get("patient", {}).get("reference"), "Patient")
-        if not patient_id:
-            raise http_error(422, "required", "patient must reference a Patient", "Consent.patient")
-        consents = self.services.call(
-            caller,
-            self.services.notes.ListConsents,
-            pb.ListConsentsRequest(patient_id=patient_id),
-        ).consents
-        current = next((c for c in consents if c.id == resource_id), None)
-        if current is None:
-            raise http_error(404, "not-found", f"Consent/{resource_id} of that patient not found")
+        current = self.services.call(
+            caller, self.services.notes.GetConsent, pb.GetConsentRequest(id=resource_id)
+        ).consent
         if int(current.version) != expected_version:
             raise FhirHttpError(
                 412,
@@ -674,3 +704,67 @@ class ConsentHandler(ResourceHandler):
             pb.ListConsentsRequest(patient_id=require_patient(patient_id, self.type)),
         )
         return [self._found(c) for c in response.consents]
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+#: Where a consent names its recipient.
+RECIPIENT_PATH = "Consent.provision.actor[0].reference"
+
+
+def _recipient(reference: dict[str, Any]) -> tuple[str, str, str]:
+    """(type, client id, display) of the consent's recipient. It must be identified the way the
+    disclosure rules know callers, by its client id (42 CFR 2.31(a)(4): the consent names the
+    recipient; a display string names nobody the program can authenticate)."""
+    display = reference.get("display")
+    display = display if isinstance(display, str) else ""
+    identifier = _dict(reference.get("identifier"))
+    literal = reference.get("reference")
+    kind = reference.get("type")
+    if identifier:
+        if identifier.get("system") != notes_codes.CLIENT_ID_SYSTEM or not isinstance(
+            identifier.get("value"), str
+        ):
+            raise http_error(
+                422,
+                "value",
+                f"the recipient is identified by its client id: identifier.system "
+                f"{notes_codes.CLIENT_ID_SYSTEM} (the subject of the tokens it calls with)",
+                RECIPIENT_PATH,
+            )
+        kind = kind or (literal.partition("/")[0] if isinstance(literal, str) else "Organization")
+        client = str(identifier["value"])
+    elif isinstance(literal, str) and literal.startswith("Device/"):
+        kind, client = kind or "Device", literal.removeprefix("Device/")
+    else:
+        raise http_error(
+            422,
+            "required",
+            "the recipient must be an identified Organization or Device: identifier "
+            f"{notes_codes.CLIENT_ID_SYSTEM}|<client id>, or Device/<client id>; a display name "
+            "is not an identity",
+            RECIPIENT_PATH,
+        )
+    if kind not in ("Organization", "Device"):
+        raise http_error(
+            422, "value", "the recipient is an Organization or a Device", f"{RECIPIENT_PATH}.type"
+        )
+    if not privacy.valid_client_id(client):
+        raise http_error(
+            422,
+            "value",
+            "a client id is letters, digits and .:_@/- (at most 200), not a display name",
+            f"{RECIPIENT_PATH}.identifier.value",
+        )
+    return str(kind), client, display[:200]
+
+
+def _signed_document(resource: dict[str, Any]) -> str:
+    """Where the patient's signed consent form is: sourceReference or sourceAttachment.url."""
+    source = _dict(resource.get("sourceReference")).get("reference")
+    if isinstance(source, str) and source:
+        return source
+    url = _dict(resource.get("sourceAttachment")).get("url")
+    return url if isinstance(url, str) else ""

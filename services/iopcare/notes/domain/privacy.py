@@ -6,9 +6,11 @@ its discipline and its author. Every rule names its source. The service layer tu
 PERMISSION_DENIED (or NOT_FOUND in searches: a refused note is simply not a hit) and audits it.
 
 Labels (HL7 v3, http://terminology.hl7.org/CodeSystem/v3-Confidentiality and v3-ActCode):
-- confidentiality N (normal), R (restricted), V (very restricted);
-- sensitivity PSYTHPN (psychotherapy note), PSY (psychiatry disorder information), ETH (substance
-  abuse information) and SUD (substance use disorder information; 42 CFR Part 2 records).
+- confidentiality U, L, M, N (normal), R (restricted), V (very restricted);
+- sensitivity: every code of v3-ActCode's _InformationSensitivityPolicy a program may use (ETH,
+  SUD and its subtypes ETHUD and OPIOIDUD, PSY, PSYTHPN, MH, HIV, SDV, SEX, STD, ...). A label is
+  kept as written, never dropped or replaced, and a subtype counts as its parent class for the
+  rules (OPIOIDUD is SUD, so a 42 CFR Part 2 record).
 """
 
 from __future__ import annotations
@@ -20,15 +22,92 @@ from datetime import datetime
 CONFIDENTIALITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 
-CONFIDENTIALITY = ("N", "R", "V")
+#: v3-Confidentiality, least to most restricted (the order `inherited_labels` raises along).
+CONFIDENTIALITY = ("U", "L", "M", "N", "R", "V")
 #: Psychotherapy notes (HIPAA 45 CFR 164.501): "psychotherapy note information sensitivity".
 PSYCHOTHERAPY = "PSYTHPN"
 #: Psychiatric information: restricted to clinicians treating the patient.
 PSYCHIATRIC = "PSY"
-#: Substance use: ETH ("substance abuse information sensitivity") and SUD; either makes a note a
-#: 42 CFR Part 2 record.
+#: Substance use: ETH ("substance abuse information sensitivity") and SUD; either, or a subtype of
+#: SUD, makes a note a 42 CFR Part 2 record.
 SUD_LABELS = frozenset({"ETH", "SUD"})
-SENSITIVITY = frozenset({PSYCHOTHERAPY, PSYCHIATRIC, *SUD_LABELS})
+#: The sensitivity codes of v3-ActCode (_InformationSensitivityPolicy: its act, entity and role
+#: branches), each with its parent class where the code system nests it. A code outside this
+#: list is refused, never dropped. ALCUD is not an HL7 code but some EHRs send it for alcohol use
+#: disorder (HL7's ETHUD); it is kept as sent and ranks as SUD.
+SENSITIVITY_PARENT: dict[str, str | None] = {
+    # _ActInformationSensitivityPolicy
+    "ETH": None,
+    "GDIS": None,
+    "HIV": None,
+    "MST": None,
+    "PREGNANT": None,
+    "SCA": None,
+    "SDV": None,
+    "SEX": None,
+    "SPI": None,
+    "BH": None,
+    "COGN": "BH",
+    "DVD": "BH",
+    "EMOTDIS": "BH",
+    "MH": "BH",
+    "PSY": "MH",
+    "PSYTHPN": "PSY",
+    "SUD": "BH",
+    "ETHUD": "SUD",
+    "OPIOIDUD": "SUD",
+    "ALCUD": "SUD",
+    "STD": None,
+    "TBOO": None,
+    "VIO": None,
+    "IDS": None,
+    "SICKLE": None,
+    # _EntitySensitivityPolicyType
+    "DEMO": None,
+    "DOB": None,
+    "GENDER": None,
+    "LIVARG": None,
+    "MARST": None,
+    "PATLOC": None,
+    "RACE": None,
+    "REL": None,
+    # _RoleInformationSensitivityPolicy
+    "B": None,
+    "EMPL": None,
+    "LOCIS": None,
+    "SSP": None,
+    "ADOL": None,
+    "CEL": None,
+    "VIP": None,
+    "DIA": None,
+    "DRGIS": None,
+    "EMP": None,
+    "PDS": None,
+    "PHY": None,
+    "PRS": None,
+}
+SENSITIVITY = frozenset(SENSITIVITY_PARENT)
+#: A note's sensitivity labels are stored space-separated in 100 characters.
+MAX_SENSITIVITY_LABELS = 10
+
+
+def implied(sensitivity: Iterable[str]) -> frozenset[str]:
+    """The labels and every class they belong to (OPIOIDUD -> SUD -> BH): the rules test classes,
+    so a specific label is never weaker than its parent."""
+    found: set[str] = set()
+    for code in sensitivity:
+        current: str | None = code
+        while current is not None and current not in found:
+            found.add(current)
+            current = SENSITIVITY_PARENT.get(current)
+    return frozenset(found)
+
+
+def is_part2(sensitivity: Iterable[str]) -> bool:
+    """42 CFR Part 2 records: substance use disorder information, whatever subtype names it."""
+    return bool(implied(sensitivity) & SUD_LABELS)
+
+
 #: Obligation carried by every disclosed Part 2 record: "no redisclosure without consent
 #: directive" (v3-ActCode NORDSCLCD), 42 CFR 2.32.
 NO_REDISCLOSURE = "NORDSCLCD"
@@ -74,7 +153,7 @@ class NoteFacts:
 
     @property
     def is_part2(self) -> bool:
-        return bool(self.sensitivity & SUD_LABELS)
+        return is_part2(self.sensitivity)
 
 
 @dataclass(frozen=True)
@@ -119,7 +198,7 @@ def may_read(viewer: Viewer, note: NoteFacts) -> Decision:
         if is_author or (viewer.reference in note.shared_with and viewer.basis == "care-team"):
             return Decision(True, "author" if is_author else "shared-by-author")
         return _deny("VERY_RESTRICTED")
-    labelled = note.is_part2 or PSYCHIATRIC in note.sensitivity or note.confidentiality == "R"
+    labelled = bool(note.sensitivity) or note.confidentiality == "R"
     if labelled and viewer.basis in NON_TREATING_BASES:
         # 42 CFR 2.12(c)(3): within a Part 2 program, records go only to personnel who need them
         # to treat the patient; HL7 R (restricted) and PSY likewise limit sensitive information to
@@ -161,6 +240,12 @@ class ConsentFacts:
         return self.scope == "all" or (self.scope == "sud" and part2)
 
 
+#: Sensitivity classes a patient's consent releases (with the rules of may_disclose): Part 2 records
+#: (42 CFR 2.31), mental and behavioral health. Psychotherapy notes never leave; every other class
+#: stays in the program (see may_disclose).
+_CONSENT_RELEASES = frozenset({*SUD_LABELS, "ETHUD", "OPIOIDUD", "ALCUD", PSYCHIATRIC, "MH", "BH"})
+
+
 @dataclass(frozen=True)
 class Disclosure:
     """The answer to a request to send a note outside the program."""
@@ -195,7 +280,11 @@ def may_disclose(
         if not covered:
             return Disclosure(False, "NO_ACTIVE_CONSENT", consent_needed=True)
         return Disclosure(True, "consent", (NO_REDISCLOSURE,), REDISCLOSURE_NOTICE)
-    if note.confidentiality == "R" or PSYCHIATRIC in note.sensitivity:
+    if implied(note.sensitivity) - _CONSENT_RELEASES:
+        # HIV, sexual and domestic violence, sexual health and the like: state laws set their own
+        # rules for each, which this service does not hold, so they stay in the program.
+        return Disclosure(False, "NO_DISCLOSURE_RULE")
+    if note.confidentiality == "R" or note.sensitivity:
         # Restricted information leaves only with the patient's consent (program policy, stricter
         # than HIPAA's treatment exception, 45 CFR 164.506(c)).
         if not covered:
@@ -210,9 +299,15 @@ def check_labels(confidentiality: str, sensitivity: Iterable[str]) -> list[str]:
     problems = []
     if confidentiality not in CONFIDENTIALITY:
         problems.append(f"confidentiality must be one of {', '.join(CONFIDENTIALITY)}")
-    unknown = sorted(set(sensitivity) - SENSITIVITY)
+    labels = set(sensitivity)
+    unknown = sorted(labels - SENSITIVITY)
     if unknown:
-        problems.append(f"unknown sensitivity labels {unknown}; known: {sorted(SENSITIVITY)}")
+        problems.append(
+            f"unknown sensitivity labels {[u[:20] for u in unknown[:5]]}: v3-ActCode "
+            "information sensitivity codes (e.g. SUD, OPIOIDUD, ETH, PSY, PSYTHPN, MH, HIV)"
+        )
+    if len(labels) > MAX_SENSITIVITY_LABELS:
+        problems.append(f"at most {MAX_SENSITIVITY_LABELS} sensitivity labels")
     return problems
 
 
@@ -222,3 +317,83 @@ def effective_confidentiality(confidentiality: str, sensitivity: Iterable[str]) 
     if confidentiality == "V":
         return "V"
     return "R" if set(sensitivity) & SENSITIVITY else confidentiality or "N"
+
+
+# Consents ---------------------------------------------------------------------------------------
+
+#: Program staff who may attest a consent form the patient signed, when on the patient's active
+#: care team: the clinicians and case managers who take the patient's consent in the program.
+ATTESTING_ROLES = frozenset(
+    {
+        "psychiatrist",
+        "therapist",
+        "psychologist",
+        "group-facilitator",
+        "case-manager",
+        "physician",
+        "nurse",
+        "dietitian",
+    }
+)
+#: Outside systems: never the author of a patient's consent, whoever they name.
+OUTSIDE_ROLES = frozenset({"system"})
+#: A recipient is identified by its client id (the subject of its tokens): what the disclosure
+#: rules compare with the caller. A display name ("St Mary's") identifies nobody.
+RECIPIENT_TYPES = ("Organization", "Device")
+
+
+def valid_client_id(value: str) -> bool:
+    """A client id: 1 to 200 of letters, digits and `.:_@/-`, starting with a letter or digit."""
+    return (
+        0 < len(value) <= 200
+        and value[0].isascii()
+        and value[0].isalnum()
+        and all(c.isascii() and (c.isalnum() or c in ".:_@/-") for c in value)
+    )
+
+
+@dataclass(frozen=True)
+class ConsentAuthor:
+    """Who asks to record (or revoke) a consent."""
+
+    subject: str  # the token's subject (an outside system's client id)
+    role: str
+    #: The token's launch context (a patient's own token names them).
+    patient: str | None
+    #: The basis of their access to the patient (iopcare.kit.access), or "" when none was checked.
+    basis: str
+
+
+def may_record_consent(author: ConsentAuthor, patient_id: str, recipient: str) -> Decision:
+    """Whether `author` may record the patient's consent naming `recipient`.
+
+    42 CFR 2.31(a): a consent is the patient's written act, signed by the patient (2.31(a)(8)),
+    naming the recipient. So it comes from the patient themselves, or from program staff on the
+    patient's team who attest the form the patient signed (the caller then must say when it was
+    signed and where the form is). Never from the recipient, which would grant itself access, and
+    never from an outside system, service or administrator, who are not the patient and hold no
+    signed form of the program's."""
+    if recipient == author.subject:
+        return _deny("RECIPIENT_RECORDS_OWN_CONSENT")
+    if author.role == "patient":
+        if author.patient == patient_id:
+            return Decision(True, "patient")
+        return _deny("NOT_THIS_PATIENT")
+    if author.basis == "care-team" and author.role in ATTESTING_ROLES:
+        return Decision(True, "attested")
+    return _deny("CONSENT_NOT_FROM_PATIENT")
+
+
+def may_revoke_consent(author: ConsentAuthor, patient_id: str, recipient: str) -> Decision:
+    """Whether `author` may revoke a consent. 42 CFR 2.31(a)(6): the patient may revoke at any
+    time, and the program records it; the recipient may renounce what it was given. An outside
+    system may not revoke a consent made to another (it would deny the patient's choice)."""
+    if author.role == "patient":
+        if author.patient == patient_id:
+            return Decision(True, "patient")
+        return _deny("NOT_THIS_PATIENT")
+    if recipient == author.subject:
+        return Decision(True, "recipient")
+    if author.role in OUTSIDE_ROLES:
+        return _deny("NOT_THE_RECIPIENT")
+    return Decision(True, author.basis)

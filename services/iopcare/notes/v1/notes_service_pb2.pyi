@@ -415,20 +415,28 @@ class Consent(_message.Message):
     def __init__(self, id: _Optional[str] = ..., patient_id: _Optional[str] = ..., recipient: _Optional[str] = ..., scope: _Optional[str] = ..., status: _Optional[str] = ..., version: _Optional[int] = ..., fhir_json: _Optional[str] = ...) -> None: ...
 
 class RecordConsentRequest(_message.Message):
-    __slots__ = ("request_id", "patient_id", "recipient", "scope", "start_time", "end_time")
+    __slots__ = ("request_id", "patient_id", "recipient", "scope", "start_time", "end_time", "recipient_type", "recipient_display", "signed_time", "signed_document")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_DISPLAY_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_TIME_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     patient_id: str
     recipient: str
     scope: str
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
-    def __init__(self, request_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., recipient: _Optional[str] = ..., scope: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    recipient_type: str
+    recipient_display: str
+    signed_time: _timestamp_pb2.Timestamp
+    signed_document: str
+    def __init__(self, request_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., recipient: _Optional[str] = ..., scope: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recipient_type: _Optional[str] = ..., recipient_display: _Optional[str] = ..., signed_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., signed_document: _Optional[str] = ...) -> None: ...
 
 class RecordConsentResponse(_message.Message):
     __slots__ = ("consent",)
@@ -443,6 +451,18 @@ class RevokeConsentRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class RevokeConsentResponse(_message.Message):
+    __slots__ = ("consent",)
+    CONSENT_FIELD_NUMBER: _ClassVar[int]
+    consent: Consent
+    def __init__(self, consent: _Optional[_Union[Consent, _Mapping]] = ...) -> None: ...
+
+class GetConsentRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetConsentResponse(_message.Message):
     __slots__ = ("consent",)
     CONSENT_FIELD_NUMBER: _ClassVar[int]
     consent: Consent

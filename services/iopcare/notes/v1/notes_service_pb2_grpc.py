@@ -134,6 +134,11 @@ class NotesServiceStub:
                 request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RevokeConsentRequest.SerializeToString,
                 response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RevokeConsentResponse.FromString,
                 _registered_method=True)
+        self.GetConsent = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/GetConsent',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetConsentRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetConsentResponse.FromString,
+                _registered_method=True)
         self.ListConsents = channel.unary_unary(
                 '/iopcare.notes.v1.NotesService/ListConsents',
                 request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListConsentsRequest.SerializeToString,
@@ -295,24 +300,40 @@ class NotesServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DiscloseNote(self, request, context):
-        """For the FHIR gateway's service identity: a signed note for disclosure to a recipient outside
-        the program. A 42 CFR Part 2 (SUD/ETH-labelled) or restricted note needs the patient's active
-        Consent naming the recipient, and comes back with the NORDSCLCD label and the redisclosure
-        notice (42 CFR 2.32); psychotherapy notes and V notes never leave. Audited with the recipient.
+        """For an outside system (an EHR's token, forwarded by the FHIR gateway): a signed note for
+        disclosure to the caller itself, outside the program. The recipient is always the
+        authenticated caller (its token's subject), never a name in the request. A 42 CFR Part 2
+        (SUD/ETH-labelled, subtypes included) or restricted note needs the patient's active Consent
+        naming the recipient, and comes back with the NORDSCLCD label and the redisclosure notice
+        (42 CFR 2.32); psychotherapy notes and V notes never leave. Audited with the recipient.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RecordConsent(self, request, context):
-        """Records a patient's consent to disclose their records to a recipient (42 CFR 2.31).
+        """Records a patient's consent to disclose their records to an identified recipient (42 CFR
+        2.31). The consent is the patient's act: recorded by the patient (role `patient`, the token's
+        launch context that patient), or by program staff on the patient's active care team attesting
+        the form the patient signed (`signed_time` and `signed_document` required). Never by the
+        recipient, nor by any system, service or administrative identity (PERMISSION_DENIED, reason
+        CONSENT_NOT_FROM_PATIENT or RECIPIENT_RECORDS_OWN_CONSENT).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RevokeConsent(self, request, context):
-        """Revokes a consent: nothing is disclosed under it afterwards.
+        """Revokes a consent: nothing is disclosed under it afterwards. By the patient, program staff,
+        administrators, or the recipient itself (renouncing it); not by another outside system.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsent(self, request, context):
+        """One consent, if the caller may see the patient's consents (the patient, the care team,
+        program identities).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -438,6 +459,11 @@ def add_NotesServiceServicer_to_server(servicer, server):
                     servicer.RevokeConsent,
                     request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RevokeConsentRequest.FromString,
                     response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RevokeConsentResponse.SerializeToString,
+            ),
+            'GetConsent': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsent,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetConsentRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetConsentResponse.SerializeToString,
             ),
             'ListConsents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListConsents,
@@ -973,6 +999,33 @@ class NotesService:
             '/iopcare.notes.v1.NotesService/RevokeConsent',
             iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RevokeConsentRequest.SerializeToString,
             iopcare_dot_notes_dot_v1_dot_notes__service__pb2.RevokeConsentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/GetConsent',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetConsentRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetConsentResponse.FromString,
             options,
             channel_credentials,
             insecure,
