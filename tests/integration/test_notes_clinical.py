@@ -293,7 +293,9 @@ def test_part2_notes_leave_only_with_consent_and_a_redisclosure_notice(
     psy = as_(settings, "psychiatrist", "psy-1")
     # The outside EHR's own token (the gateway forwards it): the recipient is always the caller.
     outside = "system:county-hospital"
-    gateway = bearer(auth.mint_token(settings, subject=outside, role="system"))
+    gateway = bearer(
+        auth.mint_token(settings, subject=outside, role="system", scopes=["system/*.rs"])
+    )
     sud = _signed(
         notes,
         psy,

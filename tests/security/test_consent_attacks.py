@@ -167,8 +167,10 @@ def handed_off(ehr: httpx.Client) -> tuple[str, str]:
     return patient, plan
 
 
-def with_team(ehr: httpx.Client, therapist: httpx.Client, patient_id: str) -> None:
-    team = ehr.post("/CareTeam", json=care_team(patient_id), headers=JSON_HEADERS)
+def with_team(stack: Stack, therapist: httpx.Client, patient_id: str) -> None:
+    # The program enrols the team (its administrator), never the outside EHR (issue 10, 4).
+    with stack.client(practitioner_token(stack.settings, "admin", "adm-1")) as admin:
+        team = admin.post("/CareTeam", json=care_team(patient_id), headers=JSON_HEADERS)
     assert team.status_code == 201, team.text
     harness.eventually(
         lambda: (
@@ -299,7 +301,7 @@ def test_staff_record_a_consent_only_with_the_patients_signed_form_on_file(
     stack: Stack, ehr: httpx.Client, therapist: httpx.Client
 ) -> None:
     patient_id, plan_id = handed_off(ehr)
-    with_team(ehr, therapist, patient_id)
+    with_team(stack, therapist, patient_id)
     unsigned = therapist.post("/Consent", json=part2_consent(patient_id, EHR), headers=JSON_HEADERS)
     assert unsigned.status_code == 422, unsigned.text
     recorded = therapist.post(
@@ -403,7 +405,9 @@ def test_consents_over_grpc_come_from_the_patient_or_attesting_staff(
     consent = record(as_(settings, "case-manager", "cm-1"), **signed_form).consent
     assert consent.recipient == EHR
     # Another outside system neither sees nor revokes it.
-    stranger = bearer(auth.mint_token(settings, subject=OTHER_EHR, role="system"))
+    stranger = bearer(
+        auth.mint_token(settings, subject=OTHER_EHR, role="system", scopes=["system/*.rs"])
+    )
     listed = notes.ListConsents(nt.ListConsentsRequest(patient_id=patient), metadata=stranger)
     assert list(listed.consents) == []
     with pytest.raises(grpc.RpcError) as caught:
@@ -469,9 +473,11 @@ def test_a_system_token_cannot_name_another_ehr_as_recipient(
         ),
         metadata=as_(settings, "case-manager", "cm-1"),
     )
-    named = bearer(auth.mint_token(settings, subject=EHR, role="system"))
+    named = bearer(auth.mint_token(settings, subject=EHR, role="system", scopes=["system/*.rs"]))
     for subject, role in ((OTHER_EHR, "system"), ("admin:ops", "admin"), ("service:x", "service")):
-        attacker = bearer(auth.mint_token(settings, subject=subject, role=role))
+        attacker = bearer(
+            auth.mint_token(settings, subject=subject, role=role, scopes=["system/*.rs"])
+        )
         with pytest.raises(grpc.RpcError) as caught:
             notes.DiscloseNote(nt.DiscloseNoteRequest(id=sud.id, recipient=EHR), metadata=attacker)
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -510,7 +516,7 @@ def test_rest_note_creation_keeps_every_sensitivity_label(
     stack: Stack, ehr: httpx.Client, therapist: httpx.Client
 ) -> None:
     patient_id, _ = handed_off(ehr)
-    with_team(ehr, therapist, patient_id)
+    with_team(stack, therapist, patient_id)
     for label in ("OPIOIDUD", "ETHUD", "ALCUD", "SUD", "ETH", "HIV", "SEX", "STD", "SDV", "MH"):
         body = note(patient_id, f"Session note ({label}).", [(ACT_CODE, label)])
         draft = therapist.post("/DocumentReference", json=body, headers=JSON_HEADERS)
@@ -595,7 +601,7 @@ def test_put_consent_with_a_patient_scoped_ehr_token_is_a_4xx_not_a_500(
 ) -> None:
     """The report's case: `iopcare token --system --patient ID --scope 'patient/*.cruds'`."""
     patient_id, _ = handed_off(ehr)
-    with_team(ehr, therapist, patient_id)
+    with_team(stack, therapist, patient_id)
     recorded = therapist.post(
         "/Consent", json=part2_consent(patient_id, EHR, **SIGNED_FORM), headers=JSON_HEADERS
     )
