@@ -207,6 +207,7 @@ class Gateway:
             return self.create(caller, handler, resource, request)
         resource = self._body(request, route.type)
         _about(only, resource, route.type)
+        _same_id(resource, route.id, handler.type)
         if handler.supports("read"):
             # A caller who may not read a resource may not write it either, and is told so the
             # same way (404 out of its patient context, 403 suppressed when the release rule
@@ -464,13 +465,7 @@ class Gateway:
         resource: dict[str, Any],
         request: FhirRequest,
     ) -> FhirResponse:
-        if resource.get("id") != resource_id:
-            raise http_error(
-                400,
-                "invalid",
-                "the resource's id must equal the id in the URL",
-                f"{handler.type}.id",
-            )
+        _same_id(resource, resource_id, handler.type)
         expected = None
         if request.header("if-match"):
             expected = parse_etag(request.header("if-match"))
@@ -743,6 +738,13 @@ class Gateway:
                 }
             )
         return FhirResponse(200, bundle, audit={"patient": patient_id})
+
+
+def _same_id(resource: dict[str, Any], resource_id: str, resource_type: str) -> None:
+    if resource.get("id") != resource_id:
+        raise http_error(
+            400, "invalid", "the resource's id must equal the id in the URL", f"{resource_type}.id"
+        )
 
 
 def _unreleased(request: FhirRequest, exc: release.UnreleasedContent) -> FhirResponse:

@@ -129,9 +129,10 @@ class ReleaseRule:
             # same may_disclose rule to the note with the patient's consents in its own
             # transaction, and added NORDSCLCD and the notice (42 CFR 2.32).
             return replace(item, _parsed=[])
-        if not disclosure.may_carry_labels(item.json) or disclosure.withheld_reason(
-            item.resource
-        ) is None:
+        if (
+            not disclosure.may_carry_labels(item.json)
+            or disclosure.withheld_reason(item.resource) is None
+        ):
             return replace(item, _parsed=[])
         # DISCLOSING_ROLES: identities whose reads are disclosures to an outside organisation,
         # so a patient's Consent can release labelled content to them (42 CFR 2.31).
@@ -196,7 +197,8 @@ def carry(source: Any, derived: Any) -> Any:
 def admit_composed(resource: dict[str, Any]) -> dict[str, Any]:
     """Content the gateway composed only from resources the rule released in this request (the
     $handoff-summary Composition, a medication copied out of a released plan)."""
-    return _current().admit(resource)
+    _current().admit(resource)
+    return resource
 
 
 def check_egress(body: Any) -> None:
