@@ -93,9 +93,7 @@ def enrolled(ehr: httpx.Client, therapist: httpx.Client, **patient: Any) -> tupl
     return patient_id, str(team.json()["id"])
 
 
-def labelled_plan(
-    ehr: httpx.Client, patient_id: str, team_id: str, *labels: dict[str, str]
-) -> str:
+def labelled_plan(ehr: httpx.Client, patient_id: str, team_id: str, *labels: dict[str, str]) -> str:
     """An SUD treatment plan carrying `labels`, created by the EHR (a referral's plan); its id."""
     plan = iop_plan(patient_id, team_id)
     plan["title"] = "Adult substance use disorder IOP"
@@ -326,3 +324,43 @@ def test_versions_stored_before_a_label_was_added_are_withheld(
     assert old.status_code == 403, old.text
     history = ehr.get(f"/CarePlan/{plan_id}/_history").json()
     assert clinical(history) == [] and withheld_count(history) == 2
+
+
+def test_a_note_edit_cannot_take_its_part2_label_off(
+    stack: Stack, ehr: httpx.Client, therapist: httpx.Client
+) -> None:
+    """notes' UpdateNote with an update mask on the labels: the author's edit keeps them (labels
+    only go up; only a privacy officer lowers them)."""
+    from google.protobuf.field_mask_pb2 import FieldMask
+
+    from iopcare.notes.v1 import notes_service_pb2 as nt
+    from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
+
+    patient_id, _ = enrolled(ehr, therapist)
+    author = as_(stack.settings, "therapist", "th-1")
+    with harness.channel(stack.runtimes["notes"]) as channel:
+        notes = nt_grpc.NotesServiceStub(channel)
+        (draft,) = notes.CreateNote(
+            nt.CreateNoteRequest(
+                request_id=str(uuid.uuid4()),
+                note=nt.NoteInput(
+                    patient_id=patient_id,
+                    kind="progress",
+                    title="Session note",
+                    text="Discussed relapse triggers (alcohol).",
+                    confidentiality="R",
+                    sensitivity=["SUD"],
+                ),
+            ),
+            metadata=author,
+        ).notes
+        edited = notes.UpdateNote(
+            nt.UpdateNoteRequest(
+                id=draft.id,
+                expected_version=draft.version,
+                note=nt.NoteInput(confidentiality="N", sensitivity=[]),
+                update_mask=FieldMask(paths=["confidentiality", "sensitivity"]),
+            ),
+            metadata=author,
+        ).note
+    assert "SUD" in edited.sensitivity and edited.confidentiality == "R"
