@@ -27,7 +27,7 @@ from iopcare.gateway import release, scopes
 from iopcare.gateway.client import Caller
 from iopcare.gateway.resources.base import Found
 from iopcare.gateway.resources.careplan import found
-from iopcare.kit import fhir
+from iopcare.kit import fhir, labels
 
 if TYPE_CHECKING:
     from iopcare.gateway.api import FhirRequest, FhirResponse, Gateway
@@ -137,9 +137,19 @@ def handoff_summary(
         if plan is not None:
             plan_released = True
             plan_entries.append(add(plan))
+            plan_labels = plan.get("meta", {}).get("security", [])
             for contained in plan.get("contained", []):
                 if contained.get("resourceType") in ("MedicationRequest", "MedicationStatement"):
-                    medications.append(contained)
+                    # Taken out of the released plan, the copy carries the plan's labels too (the
+                    # obligations of its release, NORDSCLCD, included: 42 CFR 2.32).
+                    security = labels.union(
+                        contained.get("meta", {}).get("security", []), plan_labels
+                    )
+                    medications.append(
+                        {**contained, "meta": {**contained.get("meta", {}), "security": security}}
+                        if security
+                        else contained
+                    )
     goal_lines = []
     for progress in view.goals:
         goal = released(found(progress.goal, patient_id))
