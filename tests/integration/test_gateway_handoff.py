@@ -141,11 +141,20 @@ def test_discharge_document_becomes_patient_stay_plan_and_note(
     sud = next(c for c in addressed if c["code"]["coding"][0]["code"] == "F10.20")
     assert {label["code"] for label in sud["meta"]["security"]} == {"ETH", "R"}
     assert {label["code"] for label in plan["meta"]["security"]} >= {"ETH", "R"}
-    patient = ehr.get(f"/Patient/{patient_id}").json()
+    # The inbound patient is labelled R (restricted): kept, and so withheld from an EHR without
+    # the patient's consent (issue 10, defect 11).
+    assert ehr.get(f"/Patient/{patient_id}").status_code == 403
+    patient = in_program(stack, "Patient", patient_id)
     assert patient["identifier"][0]["value"] == mrn
     assert patient["meta"]["security"][0]["code"] == "R"
     thread = ehr.get("/Communication", params={"patient": patient_id}).json()
-    texts = [e["resource"]["payload"][0]["contentString"] for e in thread.get("entry", [])]
+    # Messages derived from the labelled plan ("Care plan created ...") are withheld with it
+    # (issue 10, defect 10) and counted in an OperationOutcome entry.
+    texts = [
+        e["resource"]["payload"][0]["contentString"]
+        for e in thread.get("entry", [])
+        if e["resource"]["resourceType"] == "Communication"
+    ]
     assert any("Step-down handoff" in t and f"CarePlan/{plan_id}" in t for t in texts)
     assert not any("Alcohol" in t or "naltrexone" in t for t in texts)  # no clinical content
 
@@ -180,7 +189,8 @@ def test_ten_concurrent_repeats_of_a_transaction_make_one_of_everything(
     notes = [
         e
         for e in thread.get("entry", [])
-        if "Step-down" in e["resource"]["payload"][0]["contentString"]
+        if e["resource"]["resourceType"] == "Communication"
+        and "Step-down" in e["resource"]["payload"][0]["contentString"]
     ]
     assert len(notes) == 1
 
@@ -259,9 +269,19 @@ def test_official_hl7_bundles(ehr: httpx.Client) -> None:
 
 
 def test_handoff_summary_is_a_document_that_withholds_part2_content(ehr: httpx.Client) -> None:
+    # A restricted (R) patient: the document is about them, so it is refused as a read would be.
     result = outcome_of(
         ehr.post("/$handoff", json=discharge_bundle(uuid.uuid4().hex[:10]), headers=JSON_HEADERS)
     )
+    (episode_id,) = ids(result["created"], "EpisodeOfCare")
+    refused = ehr.get(f"/EpisodeOfCare/{episode_id}/$handoff-summary")
+    assert refused.status_code == 403 and "suppressed" in refused.text
+    # The patient unlabelled, the SUD diagnosis labelled: the document withholds what it taints.
+    bundle = discharge_bundle(uuid.uuid4().hex[:10])
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "Patient":
+            entry["resource"].pop("meta")
+    result = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
     (episode_id,) = ids(result["created"], "EpisodeOfCare")
     response = ehr.get(f"/EpisodeOfCare/{episode_id}/$handoff-summary")
     assert response.status_code == 200, response.text

@@ -340,7 +340,25 @@ def test_part2_notes_leave_only_under_consent_with_the_redisclosure_label(
         "Discussed relapse triggers (alcohol).",
         meta={"security": [{"system": ACT_CODE, "code": "SUD"}]},
     )
-    signed = signed_note(therapist, sud)
+    # The gateway does not give a labelled note back to anyone outside the program, its author's
+    # app included (issue 10: every response passes the release rule, and a write by a caller
+    # refused the read is refused): the draft's representation is withheld, and it is signed
+    # inside the program.
+    draft = therapist.post("/DocumentReference", json=sud, headers=JSON_HEADERS)
+    assert draft.status_code == 201, draft.text
+    assert draft.json()["resourceType"] == "OperationOutcome"
+    signed = {"id": draft.headers["location"].split("/DocumentReference/")[1].split("/")[0]}
+    import grpc
+
+    from iopcare.notes.v1 import notes_service_pb2 as nt
+    from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
+    from tests.support.notes import as_
+
+    with harness.channel(stack.runtimes["notes"]) as channel:
+        nt_grpc.NotesServiceStub(channel).SignNote(
+            nt.SignNoteRequest(id=signed["id"], expected_version=1),
+            metadata=as_(stack.settings, "therapist", "th-1"),
+        )
     url = f"/DocumentReference/{signed['id']}"
 
     plain = signed_note(therapist, note(patient_id, "Attended all sessions this week."))
@@ -418,12 +436,6 @@ def test_part2_notes_leave_only_under_consent_with_the_redisclosure_label(
     assert signed["id"] in {e["resource"].get("id") for e in everything["entry"]}
 
     # Only a disclosing identity may search for a recipient (notes' own rule, over gRPC).
-    import grpc
-
-    from iopcare.notes.v1 import notes_service_pb2 as nt
-    from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
-    from tests.support.notes import as_
-
     with (
         harness.channel(stack.runtimes["notes"]) as channel,
         pytest.raises(grpc.RpcError) as caught,

@@ -325,7 +325,12 @@ def test_labelled_content_is_withheld_even_when_only_a_contained_resource_carrie
     }
     assert withheld_reason(plan) is not None
     assert may_carry_labels(json.dumps(plan))
+    # Confidentiality R (restricted) on its own needs consent to leave too (issue 10, defect 11);
+    # an "R" of another code system is not a confidentiality code.
     assert (
-        withheld_reason({"resourceType": "CarePlan", "meta": {"security": [{"code": "R"}]}}) is None
+        withheld_reason({"resourceType": "CarePlan", "meta": {"security": [{"code": "R"}]}})
+        is not None
     )
+    other = {"system": "http://example.org/codes", "code": "R"}
+    assert withheld_reason({"resourceType": "CarePlan", "meta": {"security": [other]}}) is None
     assert withheld_reason({"resourceType": "CarePlan"}) is None

@@ -16,7 +16,7 @@ from iopcare.careplan.domain.team import (
     may_manage_team,
 )
 from iopcare.careplan.service import ServiceBase
-from iopcare.kit import audit, fhir, teams
+from iopcare.kit import audit, fhir, labels, teams
 from iopcare.kit.access import within_launch_context
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork
@@ -139,6 +139,8 @@ class CareTeams(ServiceBase):
                     reviser,
                     principal.reference,
                     reason,
+                    # Only a privacy officer takes a label off (kit/labels.py).
+                    may_lower_labels=labels.may_lower_labels(principal.role),
                 )
                 teams.replace_members(
                     uow.conn,

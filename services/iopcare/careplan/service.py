@@ -26,7 +26,7 @@ from iopcare.careplan.domain.templates import (
     template_for,
     with_additions,
 )
-from iopcare.kit import audit, fhir, paging, teams, topics
+from iopcare.kit import audit, fhir, labels, paging, teams, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import (
@@ -326,6 +326,8 @@ class CarePlans(ServiceBase):
                     reviser,
                     principal.reference,
                     reason,
+                    # Only a privacy officer takes a label off (kit/labels.py).
+                    may_lower_labels=labels.may_lower_labels(principal.role),
                 )
                 self._publish(uow, "CarePlan", revised, codes.EVENT_FOR_CHANGE[change])
                 audit.record(

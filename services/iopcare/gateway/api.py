@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from iopcare.gateway import capability, codes, disclosure, registry, routing, scopes
+from iopcare.gateway import capability, codes, disclosure, registry, release, routing, scopes
 from iopcare.gateway.client import Caller, Services
 from iopcare.gateway.errors import FhirHttpError, Problem, from_kit, http_error
 from iopcare.gateway.resources.base import Created, Found, ResourceHandler, reference_id
-from iopcare.gateway.resources.notes import DISCLOSING_ROLES
 from iopcare.gateway.search import SearchQuery, matches, pairs_of
 from iopcare.gateway.security import Authenticator
 from iopcare.gateway.settings import GatewaySettings
@@ -28,6 +27,8 @@ from iopcare.gateway.summary import reshapes, shape
 from iopcare.kit import errors as kit_errors
 from iopcare.kit import fhir
 from iopcare.notes.v1 import notes_service_pb2 as notes_pb
+
+log = logging.getLogger(__name__)
 
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 XML_HINTS = ("xml",)
@@ -102,16 +103,27 @@ class Gateway:
         self.authenticator = authenticator
         self.max_body_bytes = max_body_bytes
         self.handlers: dict[str, ResourceHandler] = {h.type: h(services) for h in registry.HANDLERS}
+        #: The one release rule every outgoing resource passes through (release.py).
+        self.release_rule = release.ReleaseRule(self._consents)
 
     # -- entry point ------------------------------------------------------------------------
 
     def handle(self, request: FhirRequest) -> FhirResponse:
-        try:
-            response = self._handle(request)
-        except FhirHttpError as exc:
-            response = error_response(exc)
-        except kit_errors.IopcareError as exc:
-            response = error_response(from_kit(exc))
+        with release.request_scope():
+            try:
+                response = self._handle(request)
+            except FhirHttpError as exc:
+                response = error_response(exc)
+            except kit_errors.IopcareError as exc:
+                response = error_response(from_kit(exc))
+            except release.UnreleasedContent as exc:
+                response = _unreleased(request, exc)
+            try:
+                # The response writer's guard: nothing leaves that the release rule did not let
+                # out in this request (42 CFR 2.13(a); release.py).
+                release.check_egress(response.body)
+            except release.UnreleasedContent as exc:
+                response = _unreleased(request, exc)
         response.audit.setdefault("subject", request.subject)
         return response
 
@@ -177,6 +189,8 @@ class Gateway:
             found = _within(only, handler.vread(caller, route.id, route.version), route)
             return self.resource_response(self.disclosable(caller, found), query)
         if route.kind == routing.HISTORY:
+            # Every version of the resource under its current labels (handler.history): a label
+            # added later applies to what was stored before it.
             history = handler.history(caller, route.id)
             for item in history:
                 _within(only, item, route)
@@ -193,8 +207,13 @@ class Gateway:
             return self.create(caller, handler, resource, request)
         resource = self._body(request, route.type)
         _about(only, resource, route.type)
-        if only is not None:
-            _within(only, handler.read(caller, route.id), route)
+        _same_id(resource, route.id, handler.type)
+        if handler.supports("read"):
+            # A caller who may not read a resource may not write it either, and is told so the
+            # same way (404 out of its patient context, 403 suppressed when the release rule
+            # withholds it): an EHR refused an SUD plan must not overwrite it (42 CFR 2.13(a)).
+            current = _within(only, handler.read(caller, route.id), route)
+            self.release_rule.require(caller, current)
         return self.update(caller, handler, route.id, resource, request)
 
     # -- helpers ----------------------------------------------------------------------------
@@ -287,37 +306,12 @@ class Gateway:
     # -- interactions -----------------------------------------------------------------------
 
     def disclosable(self, caller: Caller, found: Found) -> Found:
-        """The resource (as released to the caller), or 403 when it may not leave the program."""
-        kept, withheld = self.shareable(caller, [found])
-        if withheld:
-            reason = disclosure.withheld_reason(found.resource) or "withheld"
-            raise FhirHttpError(403, Problem("suppressed", reason), reason="WITHHELD")
-        return kept[0]
+        """The resource as released to the caller, or 403 `suppressed` (release.py)."""
+        return self.release_rule.require(caller, found)
 
     def shareable(self, caller: Caller, items: list[Found]) -> tuple[list[Found], int]:
-        """The items that may leave the program (a labelled one as released to a system caller
-        under the patient's consent: disclosure.py), and how many may not."""
-        kept: list[Found] = []
-        consents: dict[str, list[Any]] = {}
-        now = datetime.now(UTC)
-        for item in items:
-            if (
-                item.released
-                or not disclosure.may_carry_labels(item.json)
-                or disclosure.withheld_reason(item.resource) is None
-            ):
-                kept.append(item)
-                continue
-            if caller.principal.role not in DISCLOSING_ROLES or not item.patient_id:
-                continue
-            if item.patient_id not in consents:
-                consents[item.patient_id] = self._consents(caller, item.patient_id)
-            copy = disclosure.release(
-                item.json, caller.principal.subject, consents[item.patient_id], now
-            )
-            if copy is not None:
-                kept.append(replace(item, json=copy, released=True, _parsed=[]))
-        return kept, len(items) - len(kept)
+        """The items the release rule lets out to the caller, and how many it withheld."""
+        return self.release_rule.release(caller, items)
 
     def _consents(self, caller: Caller, patient_id: str) -> list[Any]:
         """The patient's consents as notes keeps them (none if notes will not say)."""
@@ -356,7 +350,7 @@ class Gateway:
     def resource_response(
         self, found: Found, query: dict[str, str], status: int = 200
     ) -> FhirResponse:
-        body: Any = shape(found.resource, query) if reshapes(query) else found.json
+        body: Any = release.emit(found, shape(found.resource, query) if reshapes(query) else None)
         return FhirResponse(
             status,
             body,
@@ -395,17 +389,50 @@ class Gateway:
                     f"If-None-Exist matches {len(existing)} {handler.type} resources",
                 )
             if existing:
-                response = self.resource_response(existing[0], {})
-                response.headers["Location"] = self.location(request, handler.type, existing[0])
+                # The match answers as a read of it would: a caller the release rule refuses
+                # gets 403 suppressed, not the resource (issue 10, defect 3).
+                match = self.release_rule.require(caller, existing[0])
+                response = self.resource_response(match, {})
+                response.headers["Location"] = self.location(request, handler.type, match)
                 return self.prefer(request, response)
             # Concurrent conditional creates with the same criteria from the same caller share a
             # request id, so the service makes one resource, not one per request.
             request_id = request_id or _digest(caller.principal.subject, handler.type, condition)
         self._check_patient_references(caller, handler.type, resource)
         created: Created = handler.create(caller, resource, request_id or str(uuid.uuid4()))
-        response = self.resource_response(created.found, {}, 201 if created.created else 200)
+        if not created.created:
+            # The service matched an existing resource (a registration under a known
+            # identifier): someone else's record, released to this caller as a read would be.
+            match = self.release_rule.require(caller, created.found)
+            response = self.resource_response(match, {}, 200)
+            response.headers["Location"] = self.location(request, handler.type, match)
+            return self.prefer(request, response)
+        response = self.written(caller, created.found, 201)
         response.headers["Location"] = self.location(request, handler.type, created.found)
         return self.prefer(request, response)
+
+    def written(self, caller: Caller, found: Found, status: int) -> FhirResponse:
+        """The answer to a write that happened: the stored resource as the release rule lets it
+        out, or, when it withholds it (the caller wrote labelled content it may not read back),
+        the status with an OperationOutcome saying the representation is withheld."""
+        kept, _ = self.release_rule.release(caller, [found])
+        if kept:
+            return self.resource_response(kept[0], {}, status)
+        return FhirResponse(
+            status,
+            fhir.operation_outcome(
+                [
+                    fhir.Issue(
+                        "warning",
+                        "suppressed",
+                        "stored; its representation is withheld: "
+                        + (disclosure.withheld_reason(found.resource) or "withheld"),
+                    )
+                ]
+            ),
+            self.version_headers(found),
+            {"resource": found.id, "patient": found.patient_id},
+        )
 
     def _check_patient_references(
         self, caller: Caller, resource_type: str, resource: dict[str, Any]
@@ -440,13 +467,7 @@ class Gateway:
         resource: dict[str, Any],
         request: FhirRequest,
     ) -> FhirResponse:
-        if resource.get("id") != resource_id:
-            raise http_error(
-                400,
-                "invalid",
-                "the resource's id must equal the id in the URL",
-                f"{handler.type}.id",
-            )
+        _same_id(resource, resource_id, handler.type)
         expected = None
         if request.header("if-match"):
             expected = parse_etag(request.header("if-match"))
@@ -464,7 +485,7 @@ class Gateway:
                 'an update needs the version it is based on: If-Match: W/"n" (or meta.versionId)',
             )
         found = handler.update(caller, resource_id, resource, expected)
-        response = self.resource_response(found, {})
+        response = self.written(caller, found, 200)
         # Where the new version is (clients such as HAPI's read the id and version from here).
         response.headers["Content-Location"] = self.location(request, handler.type, found)
         return self.prefer(request, response)
@@ -617,7 +638,11 @@ class Gateway:
         mode: str | None,
         query: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        resource = shape(found.resource, query) if query and reshapes(query) else found.resource
+        resource = (
+            release.emit(found, shape(found.resource, query))
+            if query and reshapes(query)
+            else release.emit_resource(found)
+        )
         full_url = (
             f"{request.base_url}/{resource.get('resourceType')}/{found.id}"
             if found.id
@@ -715,6 +740,20 @@ class Gateway:
                 }
             )
         return FhirResponse(200, bundle, audit={"patient": patient_id})
+
+
+def _same_id(resource: dict[str, Any], resource_id: str, resource_type: str) -> None:
+    if resource.get("id") != resource_id:
+        raise http_error(
+            400, "invalid", "the resource's id must equal the id in the URL", f"{resource_type}.id"
+        )
+
+
+def _unreleased(request: FhirRequest, exc: release.UnreleasedContent) -> FhirResponse:
+    """A response that would have carried content the release rule did not let out: a gateway
+    bug, refused (fail closed) and logged without content."""
+    log.error("gateway: refused to send unreleased content on %s: %s", request.method, exc)
+    return error_response(http_error(500, "exception", "internal error; it was logged"))
 
 
 def _outcome_entry_kind(bundle: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from iopcare.gateway import codes, routing
+from iopcare.gateway import codes, release, routing
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, Problem, http_error
 from iopcare.kit import fhir
@@ -284,7 +284,8 @@ def response_entry(response: FhirResponse) -> dict[str, Any]:
         result["response"]["etag"] = response.headers["ETag"]
     body = response.body
     if isinstance(body, str):
-        body = json.loads(body)
+        # The parsed copy of a released resource is as released as its text (release.py).
+        body = release.carry(body, json.loads(body))
     if isinstance(body, dict):
         if response.status >= 400:
             result["response"]["outcome"] = body

@@ -28,12 +28,28 @@ from iopcare.notes.fhir_map import disclosed
 #: Sensitivity labels (HL7 v3 ActCode, as DS4P uses them) whose content needs consent to leave:
 #: every one notes knows, subtypes included (ETHUD is as much 42 CFR Part 2 as SUD).
 RESTRICTED = privacy.SENSITIVITY
+#: Confidentiality codes (HL7 v3-Confidentiality) that restrict content on their own: R
+#: (restricted) leaves only under the patient's consent, V (very restricted) never (program
+#: policy, the same as notes' may_disclose for notes).
+CONFIDENTIALITY_SYSTEM = privacy.CONFIDENTIALITY_SYSTEM
+RESTRICTED_CONFIDENTIALITY = frozenset({"R", "V"})
 
 
 def labels(resource: dict[str, Any]) -> set[str]:
     """The resource's security labels and those of its contained resources: a plan that holds a
-    labelled Condition discloses it whatever the plan's own labels say."""
-    found = {str(s.get("code")) for s in resource.get("meta", {}).get("security", [])}
+    labelled Condition discloses it whatever the plan's own labels say. A confidentiality code
+    counts only as a v3-Confidentiality code (an "R" of another system is not "restricted")."""
+    found: set[str] = set()
+    for label in resource.get("meta", {}).get("security", []):
+        if not isinstance(label, dict):
+            continue
+        code = str(label.get("code"))
+        if code in RESTRICTED_CONFIDENTIALITY and label.get("system") not in (
+            None,
+            CONFIDENTIALITY_SYSTEM,
+        ):
+            continue
+        found.add(code)
     for contained in resource.get("contained", []):
         if isinstance(contained, dict):
             found |= labels(contained)
@@ -41,13 +57,14 @@ def labels(resource: dict[str, Any]) -> set[str]:
 
 
 def withheld_reason(resource: dict[str, Any]) -> str | None:
-    """Why a resource may not leave the program (None: it may)."""
-    sensitive = labels(resource) & RESTRICTED
+    """Why a resource may not leave the program without a decision on consent (None: it may)."""
+    sensitive = labels(resource) & (RESTRICTED | RESTRICTED_CONFIDENTIALITY)
     if not sensitive:
         return None
     return (
         f"labelled {', '.join(sorted(sensitive))}: leaves the program only for a system caller "
-        "named by the patient's active Consent (42 CFR Part 2), never as a psychotherapy note"
+        "named by the patient's active Consent (42 CFR Part 2), never as a psychotherapy note "
+        "or very restricted (V) record"
     )
 
 

@@ -5,11 +5,13 @@ A FHIR document Bundle, Composition first: the IOP course and level-of-care hist
 episode's versions), the plan and goals with progress, measures over time, attendance, current
 medications (those the plan holds as supporting information), the care team (who to call).
 
-Privacy: 42 CFR Part 2 (SUD) and psychotherapy content may leave the program only under the
-patient's Consent, with the no-redisclosure notice (42 CFR 2.32). The gateway cannot check Consent
-yet (notes has no consent RPC), so every resource carrying a restricted label (ETH, SUD, PSY,
-PSYTHPN) is withheld, and the document says how many were and why. A plan derived from labelled
-data carries those labels and is withheld with them (reliability C7).
+Privacy: every resource in the document passes the gateway's one release rule (release.py): 42
+CFR Part 2 (SUD), R and psychotherapy content leaves only as the patient's Consent allows, with
+the no-redisclosure notice (42 CFR 2.32); V never. What it withholds is counted in a "Withheld"
+section. The summary's own lines are derived data and inherit the labels of what they come from
+(reliability C7): the level-of-care course is released only with the episode, goal and measure
+lines only with their resources, and attendance (sessions of the plan's series, named after its
+activities) only with the plan.
 """
 
 from __future__ import annotations
@@ -21,20 +23,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
-from iopcare.gateway import disclosure, scopes
+from iopcare.gateway import release, scopes
 from iopcare.gateway.client import Caller
-from iopcare.gateway.errors import FhirHttpError, Problem
-from iopcare.kit import fhir
+from iopcare.gateway.resources.base import Found
+from iopcare.gateway.resources.careplan import found
+from iopcare.kit import fhir, labels
 
 if TYPE_CHECKING:
     from iopcare.gateway.api import FhirRequest, FhirResponse, Gateway
 
 LOINC = "http://loinc.org"
 READS = ("Patient", "EpisodeOfCare", "CarePlan", "CareTeam", "Goal", "Observation")
-
-
-def restricted(resource: dict[str, Any]) -> bool:
-    return disclosure.withheld_reason(resource) is not None
 
 
 def _div(lines: list[str]) -> dict[str, str]:
@@ -57,10 +56,15 @@ def handoff_summary(
         caller, services.careplan.GetEpisode, pb.GetEpisodeRequest(id=episode_id)
     ).episode
     patient_id = episode.patient_id
-    patient = json.loads(
-        services.call(
-            caller, services.careplan.GetPatient, pb.GetPatientRequest(id=patient_id)
-        ).patient.fhir_json
+    # The document is about the patient: without the Patient (withheld: 403 suppressed, as a
+    # read of it) there is nothing to send.
+    patient_found = gateway.release_rule.require(
+        caller,
+        found(
+            services.call(
+                caller, services.careplan.GetPatient, pb.GetPatientRequest(id=patient_id)
+            ).patient
+        ),
     )
     history = services.call(
         caller,
@@ -71,19 +75,19 @@ def handoff_summary(
         caller, services.careplan.GetPatientPlan, pb.GetPatientPlanRequest(patient_id=patient_id)
     )
     measures = [
-        json.loads(text)
+        Found(str(json.loads(text).get("id", "")), 1, patient_id, None, text)
         for text in services.call(
             caller, services.careplan.ListMeasures, pb.ListMeasuresRequest(patient_id=patient_id)
         ).fhir_json
     ]
     withheld = 0
 
-    def shareable(resource: dict[str, Any]) -> bool:
+    def released(item: Found) -> dict[str, Any] | None:
+        """The resource as the release rule lets it out, or None (counted as withheld)."""
         nonlocal withheld
-        if restricted(resource):
-            withheld += 1
-            return False
-        return True
+        kept, refused = gateway.release_rule.release(caller, [item])
+        withheld += refused
+        return release.emit_resource(kept[0]) if kept else None
 
     entries: list[tuple[str, dict[str, Any]]] = []
 
@@ -98,52 +102,58 @@ def handoff_summary(
         entries.append((url, resource))
         return {"reference": url}
 
-    if restricted(patient):
-        # The document is about the patient: without the Patient there is nothing to send.
-        raise FhirHttpError(
-            403,
-            [
-                Problem(
-                    "forbidden",
-                    "the patient's record is labelled as needing consent to leave the program "
-                    "(42 CFR Part 2); transfer summaries carry no labelled records: read them "
-                    "one by one under the patient's consent",
-                )
-            ],
-        )
-    patient_ref = add(patient)
-    episode_json = json.loads(episode.fhir_json)
-    course_lines = [
-        f"version {v.version} ({v.update_time.ToDatetime(tzinfo=UTC).date()}): status {v.status}"
-        for v in sorted(history, key=lambda v: v.version)
-    ]
+    patient_ref = add(release.emit_resource(patient_found))
+    episode_json = released(found(episode))
+    # The course is the episode's history: derived from it, released with it.
+    course_lines = (
+        [
+            f"level of care: {episode.clinical_level or 'not admitted'}",
+            *(
+                f"version {v.version} ({v.update_time.ToDatetime(tzinfo=UTC).date()}): "
+                f"status {v.status}"
+                for v in sorted(history, key=lambda v: v.version)
+            ),
+        ]
+        if episode_json is not None
+        else ["withheld with the episode it comes from (see Withheld)"]
+    )
     sections: list[dict[str, Any]] = []
-    course_entries = [add(episode_json)] if shareable(episode_json) else []
+    course_entries = [add(episode_json)] if episode_json is not None else []
     sections.append(
         {
             "title": "IOP course and level of care",
             "code": {
                 "coding": [{"system": LOINC, "code": "46240-8", "display": "History of encounters"}]
             },
-            "text": _div(
-                [f"level of care: {episode.clinical_level or 'not admitted'}", *course_lines]
-            ),
+            "text": _div(course_lines),
             **({"entry": course_entries} if course_entries else {}),
         }
     )
     plan_entries = []
     medications: list[dict[str, Any]] = []
+    plan_released = not view.HasField("care_plan")
     if view.HasField("care_plan"):
-        plan = json.loads(view.care_plan.fhir_json)
-        if shareable(plan):
+        plan = released(found(view.care_plan, patient_id))
+        if plan is not None:
+            plan_released = True
             plan_entries.append(add(plan))
+            plan_labels = plan.get("meta", {}).get("security", [])
             for contained in plan.get("contained", []):
                 if contained.get("resourceType") in ("MedicationRequest", "MedicationStatement"):
-                    medications.append(contained)
+                    # Taken out of the released plan, the copy carries the plan's labels too (the
+                    # obligations of its release, NORDSCLCD, included: 42 CFR 2.32).
+                    security = labels.union(
+                        contained.get("meta", {}).get("security", []), plan_labels
+                    )
+                    medications.append(
+                        {**contained, "meta": {**contained.get("meta", {}), "security": security}}
+                        if security
+                        else contained
+                    )
     goal_lines = []
     for progress in view.goals:
-        goal = json.loads(progress.goal.fhir_json)
-        if shareable(goal):
+        goal = released(found(progress.goal, patient_id))
+        if goal is not None:
             plan_entries.append(add(goal))
             latest = f"{progress.latest_value:g}" if progress.has_latest_value else "none yet"
             goal_lines.append(
@@ -160,7 +170,8 @@ def handoff_summary(
             **({"entry": plan_entries} if plan_entries else {}),
         }
     )
-    measure_entries = [add(m) for m in measures if shareable(m)]
+    shown_measures = [m for m in (released(item) for item in measures) if m is not None]
+    measure_entries = [add(m) for m in shown_measures]
     sections.append(
         {
             "title": "Measures over time",
@@ -173,34 +184,36 @@ def handoff_summary(
                     }
                 ]
             },
-            "text": _div([_measure_line(m) for m in measures if not restricted(m)]),
+            "text": _div([_measure_line(m) for m in shown_measures]),
             **({"entry": measure_entries} if measure_entries else {}),
         }
     )
     a = view.attendance
-    sections.append(
-        {
-            "title": "Attendance",
-            "text": _div(
-                [
-                    f"{a.attended} of {a.scheduled} sessions attended, {a.missed} missed, "
-                    f"{a.cancelled} cancelled",
-                    *(
-                        f"{x.activity}: {x.attendance.attended} of {x.attendance.scheduled}"
-                        for x in view.activity_attendance
-                    ),
-                ]
+    # Attendance is counted over the sessions of the plan's series and named after its
+    # activities ("Group therapy (relapse prevention)"): derived from the plan, it carries the
+    # plan's labels and leaves only with it (reliability C7; 42 CFR 2.12: it identifies the
+    # patient as in SUD treatment as surely as the plan does).
+    attendance_lines = (
+        [
+            f"{a.attended} of {a.scheduled} sessions attended, {a.missed} missed, "
+            f"{a.cancelled} cancelled",
+            *(
+                f"{x.activity}: {x.attendance.attended} of {x.attendance.scheduled}"
+                for x in view.activity_attendance
             ),
-        }
+        ]
+        if plan_released
+        else ["withheld with the plan it derives from (see Withheld)"]
     )
+    sections.append({"title": "Attendance", "text": _div(attendance_lines)})
     medication_entries = []
     for medication in medications:
-        if shareable(medication):
-            copy = {k: v for k, v in medication.items() if k != "id"}
-            if copy.get("subject", {}).get("reference") == f"Patient/{patient_id}":
-                # The copy has no URL of ours: its relative reference would not resolve.
-                copy["subject"] = {**copy["subject"], **patient_ref}
-            medication_entries.append(add(copy))
+        # Contained in a plan the rule released (with its contained resources' labels counted).
+        copy = {k: v for k, v in medication.items() if k != "id"}
+        if copy.get("subject", {}).get("reference") == f"Patient/{patient_id}":
+            # The copy has no URL of ours: its relative reference would not resolve.
+            copy["subject"] = {**copy["subject"], **patient_ref}
+        medication_entries.append(add(release.admit_composed(copy)))
     sections.append(
         {
             "title": "Current medications",
@@ -230,8 +243,8 @@ def handoff_summary(
     team_entries = []
     team_lines = []
     for team in view.care_teams:
-        team_json = json.loads(team.fhir_json)
-        if shareable(team_json):
+        team_json = released(found(team, patient_id))
+        if team_json is not None:
             team_entries.append(add(team_json))
             for participant in team_json.get("participant", []):
                 role = participant.get("role", [{}])[0].get("coding", [{}])[0].get("display", "")
@@ -263,7 +276,7 @@ def handoff_summary(
             }
         )
     now = datetime.now(UTC)
-    composition = {
+    composition: dict[str, Any] = {
         "resourceType": "Composition",
         "status": "final",
         "type": {
@@ -275,6 +288,8 @@ def handoff_summary(
         "title": "IOP transfer summary",
         "section": sections,
     }
+    # Composed only from what the rule released above (and counts of what it withheld).
+    release.admit_composed(composition)
     bundle = {
         "resourceType": "Bundle",
         "identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{uuid.uuid4()}"},

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, DateTime, Integer, MetaData, String, Table, Text, select
 
+from iopcare.kit import labels
 from iopcare.kit.db import as_utc
 from iopcare.kit.errors import NotFound, StaleVersion
 
@@ -217,8 +218,16 @@ def revise(
     reviser: Reviser,
     changed_by: str,
     reason: str | None,
+    *,
+    may_lower_labels: bool = False,
 ) -> tuple[Stored, Stored, str]:
     """Stores the next version of a resource if `expected_version` is still current.
+
+    The new version keeps every security label of the current one (labels only go up; 42 CFR
+    2.12(d): the restrictions stay with the record): a revision that leaves `meta.security` out,
+    or drops a label, gets the stored labels merged back in, on every update path of every
+    service, since they all revise through here. `may_lower_labels` is for a privacy officer's
+    deliberate change only (`iopcare.kit.labels.may_lower_labels`).
 
     Returns (previous, revised, kind of change). Raises NotFound, or StaleVersion carrying the
     current version, and then writes nothing (reliability B1, B2).
@@ -231,6 +240,8 @@ def revise(
         raise StaleVersion(name, expected_version, current.version)
     now = datetime.now(UTC)
     resource, status, change = reviser(current, current.version + 1, now)
+    if not may_lower_labels:
+        resource = labels.keep_labels(current.resource, resource)
     revised = Stored(item_id, current.version + 1, current.patient_id, status, now, resource)
     if not tables.update(conn, revised, expected_version, changed_by, change, reason):
         # A concurrent update committed between our read and our write.

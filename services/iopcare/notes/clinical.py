@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from iopcare.kit import audit, paging, teams, topics
+from iopcare.kit import audit, labels, paging, teams, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import (
@@ -391,8 +391,10 @@ class ClinicalNotes:
             )
             documents.check_draft(draft)
             draft = documents.labelled(draft)
-            if note.relates_to:
-                # An addendum keeps at least its original's labels (reliability C7).
+            if note.relates_to or not labels.may_lower_labels(principal.role):
+                # Labels only go up (kit/labels.py; 42 CFR 2.12(d)): an edit keeps at least the
+                # draft's stored labels (an addendum's are its original's, reliability C7); only
+                # a privacy officer lowers them.
                 level, sensitivity = documents.inherited_labels(
                     draft.confidentiality, draft.sensitivity, _facts(note)
                 )

@@ -47,6 +47,11 @@ def communication(
         resource["partOf"] = [{"reference": ref} for ref in message.part_of]
     for ref in message.attachments:
         resource["payload"].append({"contentReference": {"reference": ref}})
+    if message.security:
+        resource["meta"]["security"] = [
+            {"system": system, "code": code} if system else {"code": code}
+            for system, code in message.security
+        ]
     return fhir.to_json(fhir.parse_resource(resource, "Communication"))
 
 

@@ -9,11 +9,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 
 from iopcare.careplan.fhir_map import measure_from_fhir
-from iopcare.kit import audit, fhir, paging, teams, topics
+from iopcare.kit import audit, fhir, labels, paging, teams, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import (
@@ -679,6 +680,9 @@ class Notes:
                 category="system",
                 sender=codes.SYSTEM_SENDER,
                 about=about,
+                # Every system message is derived from the event's resource (a plan's title, a
+                # session's name): it carries that resource's labels, all of them.
+                security=derived_labels(received.resource),
             ),
             source_event_id=received.event.id,
             traceparent=received.event.traceparent,
@@ -783,6 +787,7 @@ class Notes:
             sender=codes.SYSTEM_SENDER,
             source_event_id=received.event.id,
             traceparent=received.event.traceparent,
+            source=observation,
         )
 
     def _raise_crisis(
@@ -798,6 +803,7 @@ class Notes:
         traceparent: str | None = None,
         extra_recipients: tuple[str, ...] = (),
         message: NewMessage | None = None,
+        source: Any = None,
     ) -> str:
         """The urgent crisis message to the psychiatrist and therapist of the patient's team and
         a safety Flag tracked until acknowledged, in the caller's unit of work."""
@@ -826,6 +832,7 @@ class Notes:
             category="crisis",
             sender=sender,
             about=about,
+            security=derived_labels(source) if source is not None else (),
         )
         message_id = self._store(
             uow,
@@ -1030,3 +1037,14 @@ class Notes:
             patient_id,
             lambda conn: store.flags.for_patient(conn, patient_id),
         )
+
+
+def derived_labels(source: Any) -> tuple[tuple[str, str], ...]:
+    """The security labels (system, code) of an event's resource, and of the entries of a
+    Bundle of them (scheduling's proposed sessions): what a message derived from it inherits."""
+    found = labels.security_of(source)
+    for entry in getattr(source, "entry", None) or []:
+        resource = getattr(entry, "resource", None)
+        if resource is not None:
+            found = labels.union(found, labels.security_of(resource))
+    return tuple((str(s.get("system") or ""), str(s["code"])) for s in found if s.get("code"))

@@ -101,8 +101,10 @@ def proposed_appointment(
     activity: PlannedActivity,
     occurrence: Occurrence,
     stored_at: datetime,
+    security: list[dict[str, Any]] | None = None,
 ) -> str:
-    """A proposed Appointment for one occurrence, as stored (canonical JSON, version 1)."""
+    """A proposed Appointment for one occurrence, as stored (canonical JSON, version 1), with
+    the security labels of the plan it carries out."""
     participants = [
         {
             "actor": {"reference": f"Patient/{patient_id}"},
@@ -134,6 +136,8 @@ def proposed_appointment(
         resource["serviceType"] = [activity.service_type]
     if activity.description:
         resource["description"] = activity.description
+    if security:
+        resource["meta"]["security"] = security
     return fhir.to_json(fhir.parse_resource(resource, "Appointment"))
 
 

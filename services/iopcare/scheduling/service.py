@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
-from iopcare.kit import audit, fhir, paging, teams
+from iopcare.kit import audit, fhir, labels, paging, teams
 from iopcare.kit.access import PROGRAM_WIDE_ROLES
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
@@ -146,7 +146,7 @@ class Scheduling:
             planned = self._planned(
                 uow, plan, start, series.horizon_end, anchor=series.started_at or start
             )
-            self._fill(uow, plan.id, patient_id, planned, received.event.traceparent)
+            self._fill(uow, plan, patient_id, planned, received.event.traceparent)
 
     def on_care_plan_changed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
         """An edited, activated or resumed plan: future sessions follow its activities now.
@@ -183,7 +183,7 @@ class Scheduling:
         # time before the new one is booked, or the old seat would block the new one.
         wanted = {key for _, _, key in planned}
         self._withdraw(uow, plan.id, wanted, now, "care plan changed", received)
-        self._fill(uow, plan.id, patient_id, planned, received.event.traceparent)
+        self._fill(uow, plan, patient_id, planned, received.event.traceparent)
 
     def on_care_plan_closed(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
         """When a plan completes, is revoked or suspended, its future sessions are cancelled;
@@ -269,7 +269,7 @@ class Scheduling:
     def _fill(
         self,
         uow: UnitOfWork,
-        plan_id: str,
+        plan: fhir.Resource,
         patient_id: str,
         planned: list[tuple[PlannedActivity, Occurrence, str]],
         traceparent: str | None,
@@ -279,12 +279,17 @@ class Scheduling:
         bookings is reported as a conflict event."""
         stored_at = datetime.now(UTC)
         created: list[str] = []
+        plan_id = str(plan.id)
+        # A session of a labelled plan's series says what the plan says ("Group therapy
+        # (relapse prevention)" is SUD treatment): it carries all of the plan's labels
+        # (42 CFR 2.12(d), reliability C7), so it is withheld wherever the plan is.
+        security = labels.security_of(plan)
         for activity, occurrence, key in planned:
             if store.occurrence_exists(uow.conn, key):
                 continue
             appointment_id = str(uuid.uuid4())
             resource = fhir_map.proposed_appointment(
-                appointment_id, plan_id, patient_id, activity, occurrence, stored_at
+                appointment_id, plan_id, patient_id, activity, occurrence, stored_at, security
             )
             if self._join_cohort(uow, activity.performers, occurrence, patient_id, key):
                 continue
@@ -394,7 +399,7 @@ class Scheduling:
                 # Series stored before their start was recorded keep the old behaviour.
                 anchor = series.started_at or series.horizon_end
                 planned = self._planned(uow, plan, series.horizon_end, target, anchor=anchor)
-                self._fill(uow, plan_id, series.patient_id, planned, None)
+                self._fill(uow, plan, series.patient_id, planned, None)
                 store.save_series(uow.conn, replace(series, horizon_end=target))
                 uow.commit()
                 extended += 1

@@ -48,13 +48,24 @@ class VersionedCareplanResource(ResourceHandler):
 
     service: ClassVar[str] = "careplan"
 
+    # Labels only go up, and a label applies to the record, not to one version of it: once the
+    # current version is labelled (an SUD plan recognised as such), every earlier version is
+    # released under the current labels too (42 CFR 2.12: the information is a Part 2 record
+    # whichever version holds it). So vread and history carry the current version's labels.
+
     def vread(self, caller: Caller, resource_id: str, version: int) -> Found:
         response = self.services.call(
             caller,
             self.services.careplan.GetResourceVersion,
             pb.GetResourceVersionRequest(resource_type=self.type, id=resource_id, version=version),
         )
-        return found(response.resource)
+        old = found(response.resource)
+        if old.version == 0 or not self.supports("read"):
+            return old
+        current = self.read(caller, resource_id)
+        if current.version == old.version:
+            return old
+        return with_current_labels(old, current)
 
     def history(self, caller: Caller, resource_id: str) -> list[Found]:
         response = self.services.call(
@@ -62,7 +73,28 @@ class VersionedCareplanResource(ResourceHandler):
             self.services.careplan.ListResourceVersions,
             pb.ListResourceVersionsRequest(resource_type=self.type, id=resource_id),
         )
-        return [found(v) for v in response.versions]
+        versions = [found(v) for v in response.versions]
+        if not versions:
+            return versions
+        newest = max(versions, key=lambda v: v.version)
+        return [v if v is newest else with_current_labels(v, newest) for v in versions]
+
+
+def with_current_labels(old: Found, current: Found) -> Found:
+    """`old` carrying every security label of `current` it lacks (never fewer labels)."""
+    labels = current.resource.get("meta", {}).get("security", [])
+    if not labels:
+        return old
+    resource = json.loads(old.json)
+    security = resource.setdefault("meta", {}).setdefault("security", [])
+    have = {(s.get("system"), s.get("code")) for s in security if isinstance(s, dict)}
+    added = [s for s in labels if (s.get("system"), s.get("code")) not in have]
+    if not added:
+        return old
+    security.extend(added)
+    return Found(
+        old.id, old.version, old.patient_id, old.last_updated, json.dumps(resource), old.released
+    )
 
 
 class PatientHandler(VersionedCareplanResource):

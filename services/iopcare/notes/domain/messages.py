@@ -26,6 +26,9 @@ class NewMessage:
     part_of: tuple[str, ...] = ()
     #: Attachments by reference (DocumentReference/..., Binary/..., a URL): never inline content.
     attachments: tuple[str, ...] = ()
+    #: Security labels (system, code) the message inherits from what it was derived from (a
+    #: labelled plan's "created" message is as labelled as the plan: 42 CFR 2.12(d)).
+    security: tuple[tuple[str, str], ...] = ()
 
 
 def check_message(message: NewMessage) -> None:
