@@ -54,6 +54,15 @@ def ehr(stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
+#: The program administrator's token, set by the `stack` fixture.
+ADMIN_TOKEN: list[str] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _admin_token(stack: Stack) -> None:
+    ADMIN_TOKEN[:] = [practitioner_token(stack.settings, "admin", "adm-1")]
+
+
 @pytest.fixture(scope="module")
 def therapist(stack: Stack) -> Iterator[httpx.Client]:
     with stack.client(practitioner_token(stack.settings, "therapist", "th-1")) as client:
@@ -82,7 +91,12 @@ def enrolled(ehr: httpx.Client, therapist: httpx.Client, **patient: Any) -> tupl
     created = ehr.post("/Patient", json=body, headers=JSON_HEADERS)
     assert created.status_code == 201, created.text
     patient_id = str(created.headers["location"].split("/Patient/")[1].split("/")[0])
-    team = ehr.post("/CareTeam", json=care_team(patient_id), headers=JSON_HEADERS)
+    # The program enrols the team (its administrator), never the outside EHR (issue 10, 4).
+    with httpx.Client(
+        base_url=ehr.base_url,
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN[0]}"},
+    ) as admin:
+        team = admin.post("/CareTeam", json=care_team(patient_id), headers=JSON_HEADERS)
     assert team.status_code == 201, team.text
     harness.eventually(
         lambda: (
