@@ -200,18 +200,20 @@ def note(patient_id: str, text: str, labels: list[tuple[str, str]]) -> dict[str,
     }
 
 
-def signed(therapist: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+def signed(stack: Stack, therapist: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    """A note drafted through the gateway and signed by its author inside the program (the
+    gateway withholds a labelled draft's representation, so it is signed over gRPC)."""
     draft = therapist.post("/DocumentReference", json=body, headers=JSON_HEADERS)
     assert draft.status_code == 201, draft.text
-    final = {k: v for k, v in draft.json().items() if k != "meta"}
-    final["docStatus"] = "final"
-    answer = therapist.put(
-        f"/DocumentReference/{final['id']}",
-        json=final,
-        headers={**JSON_HEADERS, "If-Match": draft.headers["ETag"]},
-    )
-    assert answer.status_code == 200, answer.text
-    result: dict[str, Any] = answer.json()
+    note_id = draft.headers["location"].split("/DocumentReference/")[1].split("/")[0]
+    author = as_(stack.settings, "therapist", "th-1")
+    with harness.channel(stack.runtimes["notes"]) as channel:
+        notes = nt_grpc.NotesServiceStub(channel)
+        current = notes.GetNote(nt.GetNoteRequest(id=note_id), metadata=author).note
+        final = notes.SignNote(
+            nt.SignNoteRequest(id=note_id, expected_version=current.version), metadata=author
+        ).note
+    result: dict[str, Any] = json.loads(final.fhir_json)
     return result
 
 
@@ -512,6 +514,18 @@ def test_a_system_token_cannot_name_another_ehr_as_recipient(
 # -- defect 9: labels kept -------------------------------------------------------------------
 
 
+def stored_note(stack: Stack, created: httpx.Response) -> dict[str, Any]:
+    """The note as notes holds it, read by its author inside the program (the gateway answers a
+    labelled create with an OperationOutcome, never the representation)."""
+    note_id = created.headers["location"].split("/DocumentReference/")[1].split("/")[0]
+    with harness.channel(stack.runtimes["notes"]) as channel:
+        found = nt_grpc.NotesServiceStub(channel).GetNote(
+            nt.GetNoteRequest(id=note_id), metadata=as_(stack.settings, "therapist", "th-1")
+        )
+    result: dict[str, Any] = json.loads(found.note.fhir_json)
+    return result
+
+
 def test_rest_note_creation_keeps_every_sensitivity_label(
     stack: Stack, ehr: httpx.Client, therapist: httpx.Client
 ) -> None:
@@ -528,17 +542,6 @@ def test_rest_note_creation_keeps_every_sensitivity_label(
     created = therapist.post("/DocumentReference", json=very, headers=JSON_HEADERS)
     assert {"V", "PSYTHPN"} <= codes(stored_note(stack, created))
 
-
-def stored_note(stack: Stack, created: httpx.Response) -> dict[str, Any]:
-    """The note as notes holds it, read by its author inside the program (the gateway answers a
-    labelled create with an OperationOutcome, never the representation)."""
-    note_id = created.headers["location"].split("/DocumentReference/")[1].split("/")[0]
-    with harness.channel(stack.runtimes["notes"]) as channel:
-        found = nt_grpc.NotesServiceStub(channel).GetNote(
-            nt.GetNoteRequest(id=note_id), metadata=as_(stack.settings, "therapist", "th-1")
-        )
-    result: dict[str, Any] = json.loads(found.note.fhir_json)
-    return result
     # A code that is no v3 sensitivity label is refused, never dropped.
     bogus = note(patient_id, "x", [(ACT_CODE, "NOTALABEL")])
     answer = therapist.post("/DocumentReference", json=bogus, headers=JSON_HEADERS)
@@ -547,7 +550,9 @@ def stored_note(stack: Stack, created: httpx.Response) -> dict[str, Any]:
 
     # OPIOIDUD is SUD for 42 CFR Part 2: no consent, no disclosure; with one, with NORDSCLCD.
     opioid = signed(
-        therapist, note(patient_id, "Buprenorphine induction day 3.", [(ACT_CODE, "OPIOIDUD")])
+        stack,
+        therapist,
+        note(patient_id, "Buprenorphine induction day 3.", [(ACT_CODE, "OPIOIDUD")]),
     )
     url = f"/DocumentReference/{opioid['id']}"
     refused = ehr.get(url)
