@@ -63,6 +63,7 @@ class CareTeams(ServiceBase):
             codes.EVENT_TEAM_CREATED,
             build,
             authorize,
+            request={"fhir_json": fhir_json},
         )
 
     def update(

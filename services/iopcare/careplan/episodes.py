@@ -68,6 +68,7 @@ class Episodes(ServiceBase):
             str(episode.status),
             codes.EVENT_EPISODE["create"],
             build,
+            request={"fhir_json": fhir_json},
         )
 
     def get(self, principal: Principal, episode_id: str) -> Stored:

@@ -121,6 +121,7 @@ class Registry(ServiceBase):
                         request_id,
                         _register,
                         new_id,
+                        request={"fhir_json": fhir_json},  # audited by _audit_refusals
                     )
                     break
                 except IntegrityError:
@@ -305,6 +306,7 @@ class Registry(ServiceBase):
                 request_id,
                 _create,
                 new_id,
+                request={"fhir_json": fhir_json},
             )
         if created:
             self.notify_outbox()

@@ -107,12 +107,15 @@ class ServiceBase:
         event_type: str,
         build: Callable[[UnitOfWork, str, datetime], str],
         authorize: Callable[[UnitOfWork], str] | None = None,
+        *,
+        request: object,
     ) -> Stored:
         """Creates version 1 of a resource once per request id, with its history row, its event
         and its audit row in one transaction; refusals are audited too.
 
         `authorize(uow)` returns the basis of the caller's access (default: care team access to
         the patient) or raises; `build(uow, id, now)` returns the stored JSON (and may refuse).
+        `request` is what the caller asked for: a repeat of the request id must ask the same.
         """
         authorize = authorize or (lambda uow: self.access.basis(uow.conn, principal, patient_id))
         with self._audit_refusals(principal, audit.CREATE, resource_type):
@@ -141,6 +144,7 @@ class ServiceBase:
                 request_id,
                 _create,
                 new_id,
+                request=request,  # a reuse is audited by the _audit_refusals around this
             )
         if created:
             self.notify_outbox()
@@ -210,8 +214,17 @@ class CarePlans(ServiceBase):
         if problems:
             raise InvalidArgument("the plan refers to another patient's records", problems)
 
-    def create(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
-        """Validates and stores a new plan (version 1) with its history, event and audit rows."""
+    def create(
+        self,
+        principal: Principal,
+        request_id: str,
+        fhir_json: str,
+        *,
+        request: object | None = None,
+    ) -> Stored:
+        """Validates and stores a new plan (version 1) with its history, event and audit rows.
+        `request` is what the caller asked for, when not just this plan (a draft from a
+        template, whose plan depends on the day it is made)."""
         with self._audit_refusals(principal, audit.CREATE, "CarePlan"):
             resource = fhir.parse_resource(
                 fhir_json, "CarePlan", max_bytes=self.max_resource_bytes, field="fhir_json"
@@ -233,6 +246,7 @@ class CarePlans(ServiceBase):
             str(draft.status),
             codes.EVENT_CREATED,
             build,
+            request=request if request is not None else {"fhir_json": fhir_json},
         )
 
     def draft_from_template(
@@ -271,7 +285,15 @@ class CarePlans(ServiceBase):
         if additions:
             with self._audit_refusals(principal, audit.CREATE, "CarePlan"):
                 plan = with_additions(plan, additions)
-        return self.create(principal, request_id, json.dumps(plan))
+        # The fingerprint is of what was asked, not of the plan made from it: the template's
+        # dates follow the day, and a retry tomorrow is still the same request.
+        asked = {
+            "patient_id": patient_id,
+            "diagnosis_code": diagnosis,
+            "team_id": team_id,
+            "additions_fhir_json": additions_json,
+        }
+        return self.create(principal, request_id, json.dumps(plan), request=asked)
 
     def update(
         self,
