@@ -132,6 +132,11 @@ def from_failure(failure: GrpcFailure) -> FhirHttpError:
         current = dict(failure.metadata).get("current_version")
         if current:
             headers["ETag"] = f'W/"{current}"'
+    if failure.code == grpc.StatusCode.INVALID_ARGUMENT and failure.reason == "REQUEST_ID_REUSED":
+        # The idempotency key a REST request maps to (If-None-Exist, a handoff's Bundle
+        # identifier) already stands for a different request: a conflict with what is stored,
+        # not a fault in this body (kit.requests).
+        status, code = 409, "conflict"
     message = failure.message if status != 502 else "a service behind the gateway failed"
     problems = [Problem(code, message)]
     problems += [
