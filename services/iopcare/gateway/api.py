@@ -136,9 +136,9 @@ class Gateway:
 
     def _dispatch(self, caller: Caller, route: routing.Route, request: FhirRequest) -> FhirResponse:
         if route.kind == routing.BUNDLE:
-            from iopcare.gateway.bundles import process_bundle
+            from iopcare.gateway.bundles import process_bundle, read_bundle
 
-            return process_bundle(self, caller, self._body(request, "Bundle"), request)
+            return process_bundle(self, caller, read_bundle(self, request), request)
         if route.kind == routing.HANDOFF:
             from iopcare.gateway.handoff import handoff
 
