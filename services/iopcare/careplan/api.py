@@ -174,7 +174,12 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             ],
         )
         plan = self.plans.record_review(
-            current_principal(), require_id(request.id, "id"), request.expected_version, review
+            current_principal(),
+            require_id(request.id, "id"),
+            request.expected_version,
+            review,
+            request.request_id,
+            asked=request,  # fingerprinted without its request_id (kit.requests)
         )
         return pb.RecordPlanReviewResponse(care_plan=to_message(plan))
 

@@ -442,16 +442,28 @@ class CarePlans(ServiceBase):
         return [item for item in found if item is not None]
 
     def record_review(
-        self, principal: Principal, plan_id: str, expected_version: int, review: Review
+        self,
+        principal: Principal,
+        plan_id: str,
+        expected_version: int,
+        review: Review,
+        request_id: str = "",
+        asked: object = None,
     ) -> Stored:
         """A plan review is a revision of the plan: a note of the decision and the attestations,
-        and the next review date (the program's interval from this review)."""
+        and the next review date (the program's interval from this review).
+
+        With a `request_id` it is recorded once (kit.requests): a retry after a lost answer
+        returns the plan instead of STALE_VERSION, and the id reused for another review is
+        refused. `asked` is what was asked (the RPC's request): a review of "today" retried
+        tomorrow is still the same request. Without one, `expected_version` alone keeps a
+        repeat from being applied twice."""
         name = f"CarePlan/{plan_id}"
         with self._audit_refusals(principal, audit.UPDATE, name):
             check_review(review)
             check_update_request(plan_id, None, expected_version, "")
-            with UnitOfWork(self.db) as uow:
 
+            def _apply(uow: UnitOfWork, _new_id: str = "") -> str:
                 def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
                     self.access.basis(uow.conn, principal, current.patient_id)
                     # An attestation is a clinician's signature: it must be a current member of
@@ -515,9 +527,30 @@ class CarePlans(ServiceBase):
                     patient_id=revised.patient_id,
                     detail="review",
                 )
-                uow.commit()
+                return plan_id
+
+            if request_id:
+                create_once(
+                    self.db,
+                    store.request_log,
+                    principal,
+                    "RecordPlanReview",
+                    request_id,
+                    _apply,
+                    lambda: plan_id,
+                    request=asked
+                    if asked is not None
+                    else {"id": plan_id, "expected_version": expected_version, "review": review},
+                )  # a reuse is audited by the _audit_refusals around this
+            else:
+                with UnitOfWork(self.db) as uow:
+                    _apply(uow)
+                    uow.commit()
         self.notify_outbox()
-        return revised
+        with self.db.read() as conn:
+            plan = store.plans.load(conn, plan_id)
+        assert plan is not None  # revised above; plans are never deleted
+        return plan
 
     def announce_due_reviews(self, today: date) -> int:
         """Emits `review-due` for every active plan whose next review date has come, once per

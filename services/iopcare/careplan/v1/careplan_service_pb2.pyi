@@ -577,20 +577,22 @@ class ReviewAttestation(_message.Message):
     def __init__(self, practitioner_id: _Optional[str] = ..., role: _Optional[str] = ..., agrees: _Optional[bool] = ..., comment: _Optional[str] = ...) -> None: ...
 
 class RecordPlanReviewRequest(_message.Message):
-    __slots__ = ("id", "expected_version", "outcome", "summary", "attestations", "reviewed_on")
+    __slots__ = ("id", "expected_version", "outcome", "summary", "attestations", "reviewed_on", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     ATTESTATIONS_FIELD_NUMBER: _ClassVar[int]
     REVIEWED_ON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     expected_version: int
     outcome: str
     summary: str
     attestations: _containers.RepeatedCompositeFieldContainer[ReviewAttestation]
     reviewed_on: str
-    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., outcome: _Optional[str] = ..., summary: _Optional[str] = ..., attestations: _Optional[_Iterable[_Union[ReviewAttestation, _Mapping]]] = ..., reviewed_on: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., outcome: _Optional[str] = ..., summary: _Optional[str] = ..., attestations: _Optional[_Iterable[_Union[ReviewAttestation, _Mapping]]] = ..., reviewed_on: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RecordPlanReviewResponse(_message.Message):
     __slots__ = ("care_plan",)
