@@ -31,7 +31,7 @@ from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
 from iopcare.scheduling.v1 import scheduling_service_pb2 as sc
 from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as sc_grpc
 from tests.support import harness
-from tests.support.plans import new_patient_id, phq9_goal
+from tests.support.plans import iop_plan, new_patient_id, phq9_goal
 from tests.support.scheduling import admin, future_monday, local, practitioner_schedule, ts
 
 #: Simultaneous copies of one request in each concurrency test.
@@ -251,6 +251,77 @@ def test_careplan_record_plan_review_once_under_concurrency_and_refused_for_anot
     with pytest.raises(grpc.RpcError) as refused:
         review("Step down to outpatient.")
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(refused.value) == "REQUEST_ID_REUSED"
+
+
+def test_careplan_updates_and_stay_transitions_once_under_concurrency(
+    stub: pb_grpc.CarePlanServiceStub, settings: Settings
+) -> None:
+    """UpdateCarePlan, UpdateCareTeam, AdmitPatient, ChangeLevelOfCare and DischargePatient take
+    a request_id too: copies of one update make one version and all get it; another update under
+    the id is refused."""
+    metadata = harness.metadata(settings)
+    patient_id = new_patient_id()
+    team_id = harness.enrol_over_grpc(stub, settings, patient_id)
+    plan = stub.CreateCarePlan(
+        pb.CreateCarePlanRequest(
+            request_id=str(uuid.uuid4()), fhir_json=json.dumps(iop_plan(patient_id, team_id))
+        ),
+        metadata=metadata,
+    ).care_plan
+    request_id = str(uuid.uuid4())
+
+    def update(title: str) -> Any:
+        body = json.loads(plan.fhir_json)
+        body["title"] = title
+        return stub.UpdateCarePlan(
+            pb.UpdateCarePlanRequest(
+                request_id=request_id,
+                id=plan.id,
+                expected_version=plan.version,
+                fhir_json=json.dumps(body),
+                reason="team meeting",
+            ),
+            metadata=metadata,
+            timeout=30,
+        ).care_plan
+
+    updated = all_at_once(lambda _: update("IOP plan, week 2"))
+    assert not [u for u in updated if isinstance(u, Exception)], updated
+    assert {u.version for u in updated} == {plan.version + 1}
+    with pytest.raises(grpc.RpcError) as refused:
+        update("IOP plan, week 3")
+    assert reason_of(refused.value) == "REQUEST_ID_REUSED"
+
+    stay = stub.CreateEpisode(
+        pb.CreateEpisodeRequest(
+            request_id=str(uuid.uuid4()),
+            fhir_json=json.dumps(
+                {
+                    "resourceType": "EpisodeOfCare",
+                    "status": "planned",
+                    "patient": {"reference": f"Patient/{patient_id}"},
+                }
+            ),
+        ),
+        metadata=metadata,
+    ).episode
+    admit_id = str(uuid.uuid4())
+
+    def admit(reason: str) -> Any:
+        return stub.AdmitPatient(
+            pb.AdmitPatientRequest(
+                request_id=admit_id, id=stay.id, expected_version=stay.version, reason=reason
+            ),
+            metadata=metadata,
+            timeout=30,
+        ).episode
+
+    admitted = all_at_once(lambda _: admit("intake done"))
+    assert not [a for a in admitted if isinstance(a, Exception)], admitted
+    assert {a.version for a in admitted} == {stay.version + 1}
+    with pytest.raises(grpc.RpcError) as refused:
+        admit("another reason")
     assert reason_of(refused.value) == "REQUEST_ID_REUSED"
 
 

@@ -36,7 +36,7 @@ from iopcare.kit.errors import (
     NotFound,
 )
 from iopcare.kit.events import Event, append_to_outbox
-from iopcare.kit.requests import create_once
+from iopcare.kit.requests import change_once, create_once
 from iopcare.kit.teams import TeamAccess
 from iopcare.kit.versioned import Stored, Version, VersionedTables, revise
 
@@ -152,6 +152,14 @@ class ServiceBase:
             item = tables.load(conn, item_id)
         if item is None:  # committed above; nothing is ever deleted
             raise FailedPrecondition(f"{resource_type}/{item_id} vanished after it was created")
+        return item
+
+    def _reload(self, tables: VersionedTables, item_id: str) -> Stored:
+        """A resource just written (or found written by the first attempt of a request)."""
+        with self.db.read() as conn:
+            item = tables.load(conn, item_id)
+        if item is None:  # written above; nothing is ever deleted
+            raise FailedPrecondition(f"{item_id} vanished after it was written")
         return item
 
     def _audit_refusals(
@@ -303,8 +311,12 @@ class CarePlans(ServiceBase):
         fhir_json: str,
         mask: list[str],
         reason: str = "",
+        request_id: str = "",
+        asked: object = None,
     ) -> Stored:
-        """Stores a new version if `expected_version` is still current; never a lost update."""
+        """Stores a new version if `expected_version` is still current; never a lost update.
+        With a `request_id`, once (kit.requests: `asked` is the RPC's request, fingerprinted
+        without its request_id): a retry gets the plan, not STALE_VERSION."""
         resource_name = f"CarePlan/{plan_id}"
         with self._audit_refusals(principal, audit.UPDATE, resource_name):
             # With a mask the document may carry only the masked elements, so it is validated
@@ -319,7 +331,8 @@ class CarePlans(ServiceBase):
                 )
             check_update_request(plan_id, document.get("id"), expected_version, reason)
             granted: list[str] = []
-            with UnitOfWork(self.db) as uow:
+
+            def _change(uow: UnitOfWork) -> None:
 
                 def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
                     granted.append(self.access.basis(uow.conn, principal, current.patient_id))
@@ -358,9 +371,19 @@ class CarePlans(ServiceBase):
                     patient_id=revised.patient_id,
                     detail=f"{change}; {granted[0]}",
                 )
-                uow.commit()
+
+            change_once(
+                self.db,
+                store.request_log,
+                principal,
+                "UpdateCarePlan",
+                request_id,
+                plan_id,
+                _change,
+                request=asked if asked is not None else {"fhir_json": fhir_json, "mask": mask},
+            )  # a reuse is audited by the _audit_refusals around this
         self.notify_outbox()
-        return revised
+        return self._reload(store.plans, plan_id)
 
     def get(self, principal: Principal, plan_id: str) -> Stored:
         with self.db.read() as conn:
@@ -463,7 +486,7 @@ class CarePlans(ServiceBase):
             check_review(review)
             check_update_request(plan_id, None, expected_version, "")
 
-            def _apply(uow: UnitOfWork, _new_id: str = "") -> str:
+            def _apply(uow: UnitOfWork) -> None:
                 def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
                     self.access.basis(uow.conn, principal, current.patient_id)
                     # An attestation is a clinician's signature: it must be a current member of
@@ -527,30 +550,21 @@ class CarePlans(ServiceBase):
                     patient_id=revised.patient_id,
                     detail="review",
                 )
-                return plan_id
 
-            if request_id:
-                create_once(
-                    self.db,
-                    store.request_log,
-                    principal,
-                    "RecordPlanReview",
-                    request_id,
-                    _apply,
-                    lambda: plan_id,
-                    request=asked
-                    if asked is not None
-                    else {"id": plan_id, "expected_version": expected_version, "review": review},
-                )  # a reuse is audited by the _audit_refusals around this
-            else:
-                with UnitOfWork(self.db) as uow:
-                    _apply(uow)
-                    uow.commit()
+            change_once(
+                self.db,
+                store.request_log,
+                principal,
+                "RecordPlanReview",
+                request_id,
+                plan_id,
+                _apply,
+                request=asked
+                if asked is not None
+                else {"id": plan_id, "expected_version": expected_version, "review": review},
+            )  # a reuse is audited by the _audit_refusals around this
         self.notify_outbox()
-        with self.db.read() as conn:
-            plan = store.plans.load(conn, plan_id)
-        assert plan is not None  # revised above; plans are never deleted
-        return plan
+        return self._reload(store.plans, plan_id)
 
     def announce_due_reviews(self, today: date) -> int:
         """Emits `review-due` for every active plan whose next review date has come, once per

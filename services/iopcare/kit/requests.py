@@ -248,3 +248,46 @@ def create_once(
     else:
         raise Aborted("the request collided with a concurrent retry of itself; retry it")
     raise _refusal_audited(db, audit_log, principal, operation, patient_id, refused)
+
+
+def change_once(
+    db: Database,
+    request_log: Table,
+    principal: Principal,
+    operation: str,
+    request_id: str,
+    resource_id: str,
+    change: Callable[[UnitOfWork], None],
+    *,
+    request: object,
+    audit_log: Table | None = None,
+    patient_id: str | None = None,
+) -> bool:
+    """Changes an existing resource in one unit of work, at most once per request id: the same
+    rule as `create_once` for the RPCs that revise (the first result is the resource, which the
+    caller reloads). Without a request id the change just runs: the expected version it carries
+    keeps a repeat from being applied twice, and the repeat is told STALE_VERSION instead of
+    getting the first result. Returns whether this call made the change."""
+    if not request_id:
+        with UnitOfWork(db) as uow:
+            change(uow)
+            uow.commit()
+        return True
+
+    def _change(uow: UnitOfWork, _new_id: str) -> str:
+        change(uow)
+        return resource_id
+
+    _, changed = create_once(
+        db,
+        request_log,
+        principal,
+        operation,
+        request_id,
+        _change,
+        lambda: resource_id,
+        request=request,
+        audit_log=audit_log,
+        patient_id=patient_id,
+    )
+    return changed
