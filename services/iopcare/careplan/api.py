@@ -148,6 +148,8 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             request.fhir_json,
             list(request.update_mask.paths),
             request.reason,
+            request.request_id,
+            asked=request,  # fingerprinted without its request_id (kit.requests)
         )
         return pb.UpdateCarePlanResponse(care_plan=to_message(plan))
 
@@ -174,7 +176,12 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             ],
         )
         plan = self.plans.record_review(
-            current_principal(), require_id(request.id, "id"), request.expected_version, review
+            current_principal(),
+            require_id(request.id, "id"),
+            request.expected_version,
+            review,
+            request.request_id,
+            asked=request,  # fingerprinted without its request_id (kit.requests)
         )
         return pb.RecordPlanReviewResponse(care_plan=to_message(plan))
 
@@ -231,6 +238,8 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             request.expected_version,
             request.fhir_json,
             request.reason,
+            request.request_id,
+            asked=request,
         )
         return pb.UpdateCareTeamResponse(care_team=team_message(team))
 
@@ -309,6 +318,8 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             require_id(request.id, "id"),
             request.expected_version,
             request.reason,
+            request.request_id,
+            asked=request,
         )
         return pb.AdmitPatientResponse(episode=episode_message(episode))
 
@@ -322,6 +333,8 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             request.clinical_level,
             request.authorized_level,
             request.reason,
+            request.request_id,
+            asked=request,
         )
         return pb.ChangeLevelOfCareResponse(episode=episode_message(episode))
 
@@ -333,6 +346,8 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             require_id(request.id, "id"),
             request.expected_version,
             request.reason,
+            request.request_id,
+            asked=request,
         )
         return pb.DischargePatientResponse(episode=episode_message(episode))
 

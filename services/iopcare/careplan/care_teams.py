@@ -24,6 +24,7 @@ from iopcare.kit.errors import (
     FieldViolation,
     InvalidArgument,
 )
+from iopcare.kit.requests import change_once
 from iopcare.kit.versioned import Stored, revise
 
 
@@ -73,6 +74,7 @@ class CareTeams(ServiceBase):
             codes.EVENT_TEAM_CREATED,
             build,
             authorize,
+            request={"fhir_json": fhir_json},
         )
 
     @staticmethod
@@ -96,7 +98,11 @@ class CareTeams(ServiceBase):
         expected_version: int,
         fhir_json: str,
         reason: str = "",
+        request_id: str = "",
+        asked: object = None,
     ) -> Stored:
+        """Revises the team under `expected_version`; with a `request_id`, once (kit.requests:
+        `asked` is the RPC's request, fingerprinted without its request_id)."""
         name = f"CareTeam/{team_id}"
         with self._audit_refusals(principal, audit.UPDATE, name):
             document, resource = fhir.parse_document(
@@ -113,7 +119,8 @@ class CareTeams(ServiceBase):
                     [FieldViolation("fhir_json.CareTeam.id", "must be absent or equal to id")],
                 )
             revised_draft = fhir_map.team_from_fhir(resource)
-            with UnitOfWork(self.db) as uow:
+
+            def _change(uow: UnitOfWork) -> None:
 
                 def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
                     within_launch_context(principal.patient_limit, current.patient_id)
@@ -160,9 +167,19 @@ class CareTeams(ServiceBase):
                     patient_id=team.patient_id,
                     detail=change,
                 )
-                uow.commit()
+
+            change_once(
+                self.db,
+                store.request_log,
+                principal,
+                "UpdateCareTeam",
+                request_id,
+                team_id,
+                _change,
+                request=asked if asked is not None else {"fhir_json": fhir_json},
+            )  # a reuse is audited by the _audit_refusals around this
         self.notify_outbox()
-        return team
+        return self._reload(store.teams, team_id)
 
     def get(self, principal: Principal, team_id: str) -> Stored:
         with self.db.read() as conn:

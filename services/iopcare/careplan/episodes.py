@@ -29,6 +29,7 @@ from iopcare.kit.errors import (
     InvalidArgument,
     PermissionDenied,
 )
+from iopcare.kit.requests import change_once
 from iopcare.kit.versioned import Stored, revise
 
 
@@ -78,6 +79,7 @@ class Episodes(ServiceBase):
             str(episode.status),
             codes.EVENT_EPISODE["create"],
             build,
+            request={"fhir_json": fhir_json},
         )
 
     def get(self, principal: Principal, episode_id: str) -> Stored:
@@ -86,9 +88,22 @@ class Episodes(ServiceBase):
         return self._audited_read(principal, f"EpisodeOfCare/{episode_id}", episode)
 
     def admit(
-        self, principal: Principal, episode_id: str, expected_version: int, reason: str
+        self,
+        principal: Principal,
+        episode_id: str,
+        expected_version: int,
+        reason: str,
+        request_id: str = "",
+        asked: object = None,
     ) -> Stored:
-        return self._transition(principal, episode_id, expected_version, admit, reason)
+        return self._transition(
+            principal,
+            episode_id,
+            expected_version,
+            admit,
+            reason,
+            ("AdmitPatient", request_id, asked),
+        )
 
     def change_level(
         self,
@@ -98,6 +113,8 @@ class Episodes(ServiceBase):
         clinical: str,
         authorized: str,
         reason: str,
+        request_id: str = "",
+        asked: object = None,
     ) -> Stored:
         return self._transition(
             principal,
@@ -105,12 +122,38 @@ class Episodes(ServiceBase):
             expected_version,
             lambda state: change_level(state, clinical, authorized or None),
             reason,
+            (
+                "ChangeLevelOfCare",
+                request_id,
+                asked
+                if asked is not None
+                else {
+                    "id": episode_id,
+                    "expected_version": expected_version,
+                    "clinical": clinical,
+                    "authorized": authorized,
+                    "reason": reason,
+                },
+            ),
         )
 
     def discharge(
-        self, principal: Principal, episode_id: str, expected_version: int, reason: str
+        self,
+        principal: Principal,
+        episode_id: str,
+        expected_version: int,
+        reason: str,
+        request_id: str = "",
+        asked: object = None,
     ) -> Stored:
-        return self._transition(principal, episode_id, expected_version, discharge, reason)
+        return self._transition(
+            principal,
+            episode_id,
+            expected_version,
+            discharge,
+            reason,
+            ("DischargePatient", request_id, asked),
+        )
 
     def _transition(
         self,
@@ -119,7 +162,13 @@ class Episodes(ServiceBase):
         expected_version: int,
         decide: Callable[[EpisodeState], Transition],
         reason: str,
+        once: tuple[str, str, object],
     ) -> Stored:
+        """A transition under `expected_version`; with a request id, once (kit.requests).
+        `once`: the operation, the request id and what was asked (the RPC's request)."""
+        operation, request_id, asked = once
+        if asked is None:
+            asked = {"id": episode_id, "expected_version": expected_version, "reason": reason}
         name = f"EpisodeOfCare/{episode_id}"
         with self._audit_refusals(principal, audit.UPDATE, name):
             if not 1 <= expected_version <= MAX_VERSION:
@@ -127,7 +176,8 @@ class Episodes(ServiceBase):
                     "expected_version is required",
                     [FieldViolation("expected_version", "the version the change is based on")],
                 )
-            with UnitOfWork(self.db) as uow:
+
+            def _change(uow: UnitOfWork) -> None:
                 effects: list[Transition] = []
 
                 def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
@@ -166,9 +216,19 @@ class Episodes(ServiceBase):
                     patient_id=revised.patient_id,
                     detail=kind,
                 )
-                uow.commit()
+
+            change_once(
+                self.db,
+                store.request_log,
+                principal,
+                operation,
+                request_id,
+                episode_id,
+                _change,
+                request=asked,
+            )  # a reuse is audited by the _audit_refusals around this
         self.notify_outbox()
-        return revised
+        return self._reload(store.episodes, episode_id)
 
     def _apply_to_plans(
         self,

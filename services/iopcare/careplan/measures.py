@@ -71,6 +71,7 @@ class Measures(ServiceBase):
             str(goal.lifecycleStatus),
             codes.EVENT_GOAL_CREATED,
             lambda uow, goal_id, now: fhir.with_identity(goal, goal_id, 1, now),
+            request={"fhir_json": fhir_json},
         )
 
     def get_goal(self, principal: Principal, goal_id: str) -> Stored:
@@ -157,6 +158,7 @@ class Measures(ServiceBase):
                 request_id,
                 _create,
                 new_id,
+                request={"fhir_json": fhir_json},  # audited by the _audit_refusals around this
             )
         if created:
             self.notify_outbox()

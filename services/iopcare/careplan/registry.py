@@ -126,6 +126,7 @@ class Registry(ServiceBase):
                         request_id,
                         _register,
                         new_id,
+                        request={"fhir_json": fhir_json},  # audited by _audit_refusals
                     )
                     break
                 except IntegrityError:
@@ -308,6 +309,7 @@ class Registry(ServiceBase):
                 request_id,
                 _create,
                 new_id,
+                request={"fhir_json": fhir_json},
             )
         if created:
             self.notify_outbox()

@@ -36,7 +36,7 @@ from iopcare.kit.errors import (
     NotFound,
 )
 from iopcare.kit.events import Event, append_to_outbox
-from iopcare.kit.requests import create_once
+from iopcare.kit.requests import change_once, create_once
 from iopcare.kit.teams import TeamAccess
 from iopcare.kit.versioned import Stored, Version, VersionedTables, revise
 
@@ -107,12 +107,15 @@ class ServiceBase:
         event_type: str,
         build: Callable[[UnitOfWork, str, datetime], str],
         authorize: Callable[[UnitOfWork], str] | None = None,
+        *,
+        request: object,
     ) -> Stored:
         """Creates version 1 of a resource once per request id, with its history row, its event
         and its audit row in one transaction; refusals are audited too.
 
         `authorize(uow)` returns the basis of the caller's access (default: care team access to
         the patient) or raises; `build(uow, id, now)` returns the stored JSON (and may refuse).
+        `request` is what the caller asked for: a repeat of the request id must ask the same.
         """
         authorize = authorize or (lambda uow: self.access.basis(uow.conn, principal, patient_id))
         # The refusal row names the patient: a refused enrolment or write is reviewed per patient.
@@ -142,6 +145,7 @@ class ServiceBase:
                 request_id,
                 _create,
                 new_id,
+                request=request,  # a reuse is audited by the _audit_refusals around this
             )
         if created:
             self.notify_outbox()
@@ -149,6 +153,14 @@ class ServiceBase:
             item = tables.load(conn, item_id)
         if item is None:  # committed above; nothing is ever deleted
             raise FailedPrecondition(f"{resource_type}/{item_id} vanished after it was created")
+        return item
+
+    def _reload(self, tables: VersionedTables, item_id: str) -> Stored:
+        """A resource just written (or found written by the first attempt of a request)."""
+        with self.db.read() as conn:
+            item = tables.load(conn, item_id)
+        if item is None:  # written above; nothing is ever deleted
+            raise FailedPrecondition(f"{item_id} vanished after it was written")
         return item
 
     def _audit_refusals(
@@ -211,8 +223,17 @@ class CarePlans(ServiceBase):
         if problems:
             raise InvalidArgument("the plan refers to another patient's records", problems)
 
-    def create(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
-        """Validates and stores a new plan (version 1) with its history, event and audit rows."""
+    def create(
+        self,
+        principal: Principal,
+        request_id: str,
+        fhir_json: str,
+        *,
+        request: object | None = None,
+    ) -> Stored:
+        """Validates and stores a new plan (version 1) with its history, event and audit rows.
+        `request` is what the caller asked for, when not just this plan (a draft from a
+        template, whose plan depends on the day it is made)."""
         with self._audit_refusals(principal, audit.CREATE, "CarePlan"):
             resource = fhir.parse_resource(
                 fhir_json, "CarePlan", max_bytes=self.max_resource_bytes, field="fhir_json"
@@ -234,6 +255,7 @@ class CarePlans(ServiceBase):
             str(draft.status),
             codes.EVENT_CREATED,
             build,
+            request=request if request is not None else {"fhir_json": fhir_json},
         )
 
     def draft_from_template(
@@ -272,7 +294,15 @@ class CarePlans(ServiceBase):
         if additions:
             with self._audit_refusals(principal, audit.CREATE, "CarePlan"):
                 plan = with_additions(plan, additions)
-        return self.create(principal, request_id, json.dumps(plan))
+        # The fingerprint is of what was asked, not of the plan made from it: the template's
+        # dates follow the day, and a retry tomorrow is still the same request.
+        asked = {
+            "patient_id": patient_id,
+            "diagnosis_code": diagnosis,
+            "team_id": team_id,
+            "additions_fhir_json": additions_json,
+        }
+        return self.create(principal, request_id, json.dumps(plan), request=asked)
 
     def update(
         self,
@@ -282,8 +312,12 @@ class CarePlans(ServiceBase):
         fhir_json: str,
         mask: list[str],
         reason: str = "",
+        request_id: str = "",
+        asked: object = None,
     ) -> Stored:
-        """Stores a new version if `expected_version` is still current; never a lost update."""
+        """Stores a new version if `expected_version` is still current; never a lost update.
+        With a `request_id`, once (kit.requests: `asked` is the RPC's request, fingerprinted
+        without its request_id): a retry gets the plan, not STALE_VERSION."""
         resource_name = f"CarePlan/{plan_id}"
         with self._audit_refusals(principal, audit.UPDATE, resource_name):
             # With a mask the document may carry only the masked elements, so it is validated
@@ -298,7 +332,8 @@ class CarePlans(ServiceBase):
                 )
             check_update_request(plan_id, document.get("id"), expected_version, reason)
             granted: list[str] = []
-            with UnitOfWork(self.db) as uow:
+
+            def _change(uow: UnitOfWork) -> None:
 
                 def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
                     granted.append(self.access.basis(uow.conn, principal, current.patient_id))
@@ -339,9 +374,19 @@ class CarePlans(ServiceBase):
                     patient_id=revised.patient_id,
                     detail=f"{change}; {granted[0]}",
                 )
-                uow.commit()
+
+            change_once(
+                self.db,
+                store.request_log,
+                principal,
+                "UpdateCarePlan",
+                request_id,
+                plan_id,
+                _change,
+                request=asked if asked is not None else {"fhir_json": fhir_json, "mask": mask},
+            )  # a reuse is audited by the _audit_refusals around this
         self.notify_outbox()
-        return revised
+        return self._reload(store.plans, plan_id)
 
     def get(self, principal: Principal, plan_id: str) -> Stored:
         with self.db.read() as conn:
@@ -423,16 +468,28 @@ class CarePlans(ServiceBase):
         return [item for item in found if item is not None]
 
     def record_review(
-        self, principal: Principal, plan_id: str, expected_version: int, review: Review
+        self,
+        principal: Principal,
+        plan_id: str,
+        expected_version: int,
+        review: Review,
+        request_id: str = "",
+        asked: object = None,
     ) -> Stored:
         """A plan review is a revision of the plan: a note of the decision and the attestations,
-        and the next review date (the program's interval from this review)."""
+        and the next review date (the program's interval from this review).
+
+        With a `request_id` it is recorded once (kit.requests): a retry after a lost answer
+        returns the plan instead of STALE_VERSION, and the id reused for another review is
+        refused. `asked` is what was asked (the RPC's request): a review of "today" retried
+        tomorrow is still the same request. Without one, `expected_version` alone keeps a
+        repeat from being applied twice."""
         name = f"CarePlan/{plan_id}"
         with self._audit_refusals(principal, audit.UPDATE, name):
             check_review(review)
             check_update_request(plan_id, None, expected_version, "")
-            with UnitOfWork(self.db) as uow:
 
+            def _apply(uow: UnitOfWork) -> None:
                 def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
                     self.access.basis(uow.conn, principal, current.patient_id)
                     # An attestation is a clinician's signature: it must be a current member of
@@ -496,9 +553,21 @@ class CarePlans(ServiceBase):
                     patient_id=revised.patient_id,
                     detail="review",
                 )
-                uow.commit()
+
+            change_once(
+                self.db,
+                store.request_log,
+                principal,
+                "RecordPlanReview",
+                request_id,
+                plan_id,
+                _apply,
+                request=asked
+                if asked is not None
+                else {"id": plan_id, "expected_version": expected_version, "review": review},
+            )  # a reuse is audited by the _audit_refusals around this
         self.notify_outbox()
-        return revised
+        return self._reload(store.plans, plan_id)
 
     def announce_due_reviews(self, today: date) -> int:
         """Emits `review-due` for every active plan whose next review date has come, once per

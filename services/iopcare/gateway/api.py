@@ -148,9 +148,9 @@ class Gateway:
 
     def _dispatch(self, caller: Caller, route: routing.Route, request: FhirRequest) -> FhirResponse:
         if route.kind == routing.BUNDLE:
-            from iopcare.gateway.bundles import process_bundle
+            from iopcare.gateway.bundles import process_bundle, read_bundle
 
-            return process_bundle(self, caller, self._body(request, "Bundle"), request)
+            return process_bundle(self, caller, read_bundle(self, request), request)
         if route.kind == routing.HANDOFF:
             from iopcare.gateway.handoff import handoff
 
@@ -381,25 +381,34 @@ class Gateway:
             condition = tail
         if condition:
             criteria = dict(parse_qsl(condition, keep_blank_values=True))
-            existing = self.find(caller, handler, criteria)
-            if len(existing) > 1:
-                raise http_error(
-                    412,
-                    "multiple-matches",
-                    f"If-None-Exist matches {len(existing)} {handler.type} resources",
-                )
-            if existing:
-                # The match answers as a read of it would: a caller the release rule refuses
-                # gets 403 suppressed, not the resource (issue 10, defect 3).
-                match = self.release_rule.require(caller, existing[0])
-                response = self.resource_response(match, {})
-                response.headers["Location"] = self.location(request, handler.type, match)
-                return self.prefer(request, response)
-            # Concurrent conditional creates with the same criteria from the same caller share a
-            # request id, so the service makes one resource, not one per request.
-            request_id = request_id or _digest(caller.principal.subject, handler.type, condition)
+            matched = self._conditional_match(caller, handler, criteria, request)
+            if matched is not None:
+                return matched
+            # Concurrent conditional creates with the same criteria by the same caller share a
+            # request id, so the service makes one resource, not one per request. The key holds
+            # everything the search above ran as (token subject, scopes, launch patient): the
+            # same criteria mean another search under another launch context, and must never
+            # reach the resource made under the first (issue 10, defect 12). A repeat with another
+            # body under the same key is refused by the service (kit.requests).
+            request_id = request_id or _digest(
+                caller.principal.subject,
+                caller.patient or "",
+                " ".join(sorted(str(s) for s in caller.principal.scopes)),
+                handler.type,
+                condition,
+            )
         self._check_patient_references(caller, handler.type, resource)
-        created: Created = handler.create(caller, resource, request_id or str(uuid.uuid4()))
+        try:
+            created: Created = handler.create(caller, resource, request_id or str(uuid.uuid4()))
+        except FhirHttpError as exc:
+            if not condition or exc.reason != "REQUEST_ID_REUSED":
+                raise
+            # A concurrent conditional create with the same criteria and another body won the
+            # key: its resource now matches, which is what FHIR answers (else the 409 stands).
+            matched = self._conditional_match(caller, handler, criteria, request)
+            if matched is None:
+                raise
+            return matched
         if not created.created:
             # The service matched an existing resource (a registration under a known
             # identifier): someone else's record, released to this caller as a read would be.
@@ -409,6 +418,35 @@ class Gateway:
             return self.prefer(request, response)
         response = self.written(caller, created.found, 201)
         response.headers["Location"] = self.location(request, handler.type, created.found)
+        return self.prefer(request, response)
+
+    def _conditional_match(
+        self,
+        caller: Caller,
+        handler: ResourceHandler,
+        criteria: dict[str, str],
+        request: FhirRequest,
+    ) -> FhirResponse | None:
+        """The answer to a conditional create whose criteria match (None: no match, create).
+
+        The match is searched as the caller (their token, so the services' care-team rule; their
+        scopes and launch patient: `find`), so a resource they may not see is no match for them.
+        One match is answered as reading it would be: released to the caller, or refused when
+        it may not leave the program (never another patient's resource, never a withheld one)."""
+        existing = self.find(caller, handler, criteria)
+        if len(existing) > 1:
+            raise http_error(
+                412,
+                "multiple-matches",
+                f"If-None-Exist matches {len(existing)} {handler.type} resources",
+            )
+        if not existing:
+            return None
+        # The match answers as a read of it would: a caller the release rule refuses gets 403
+        # suppressed, not the resource (issue 10, defect 3).
+        found = self.release_rule.require(caller, existing[0])
+        response = self.resource_response(found, {})
+        response.headers["Location"] = self.location(request, handler.type, found)
         return self.prefer(request, response)
 
     def written(self, caller: Caller, found: Found, status: int) -> FhirResponse:

@@ -5,6 +5,10 @@ the services' rules apply unchanged). `urn:uuid:` references between entries are
 entry that creates a resource is processed before the entries that point at it, and their
 references are rewritten to the created `Type/id`.
 
+In a batch each entry is its own (reliability B7): an entry that is malformed, unsupported, in a
+reference cycle or invalid gets its own 4xx response with an OperationOutcome in
+`entry.response.outcome`, and the others are processed as if it were not there.
+
 Transactions are all or nothing. Every entry is validated first (nothing is written if one is
 invalid: reliability B6); then a transaction is accepted only if it writes at most one resource.
 The services keep separate databases and none of them offers a multi-resource write yet, so two
@@ -17,13 +21,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from iopcare.gateway import codes, release, routing
 from iopcare.gateway.client import Caller
-from iopcare.gateway.errors import FhirHttpError, Problem, http_error
+from iopcare.gateway.errors import FhirHttpError, Problem, from_kit, http_error
+from iopcare.kit import errors as kit_errors
 from iopcare.kit import fhir
 
 if TYPE_CHECKING:
@@ -111,9 +116,12 @@ def resolve(resource: dict[str, Any], assigned: dict[str, str]) -> dict[str, Any
     return copy
 
 
-def processing_order(entries: list[Entry]) -> list[Entry]:
+def processing_order(
+    entries: list[Entry], cycles: dict[int, FhirHttpError] | None = None
+) -> list[Entry]:
     """Entries ordered so that each comes after the entries whose urn:uuid it references
-    (otherwise in bundle order); 400 on a cycle, which no order can satisfy."""
+    (otherwise in bundle order); 400 on a cycle, which no order can satisfy. With `cycles` (a
+    batch), the entries in or behind a cycle are left out and their 400 put there instead."""
     full_urls = {e.full_url for e in entries if e.full_url.startswith(URN)}
     pending = {e.index: dependencies(e.resource, full_urls) for e in entries}
     by_url = {e.full_url: e.index for e in entries if e.full_url in full_urls}
@@ -123,13 +131,21 @@ def processing_order(entries: list[Entry]) -> list[Entry]:
     while remaining:
         ready = [e for e in remaining if pending[e.index] <= done]
         if not ready:
-            cycle = remaining[0]
-            raise http_error(
-                400,
-                "invalid",
-                "entries reference each other in a cycle (urn:uuid)",
-                f"Bundle.entry[{cycle.index}]",
-            )
+            if cycles is None:
+                raise http_error(
+                    400,
+                    "invalid",
+                    "entries reference each other in a cycle (urn:uuid)",
+                    f"Bundle.entry[{remaining[0].index}]",
+                )
+            for e in remaining:
+                cycles[e.index] = http_error(
+                    400,
+                    "invalid",
+                    "the entry is in, or depends on, a cycle of urn:uuid references",
+                    f"Bundle.entry[{e.index}]",
+                )
+            break
         for e in ready:
             ordered.append(e)
             remaining.remove(e)
@@ -138,7 +154,11 @@ def processing_order(entries: list[Entry]) -> list[Entry]:
     return ordered
 
 
-def parse_entries(bundle: dict[str, Any], max_entries: int) -> list[Entry]:
+def parse_entries(
+    bundle: dict[str, Any], max_entries: int, refused: dict[int, FhirHttpError] | None = None
+) -> list[Entry]:
+    """The entries as interactions; 400 naming every malformed one, or (with `refused`, a batch)
+    each malformed entry's own 400 put there and the rest returned."""
     raw = bundle.get("entry", [])
     if len(raw) > max_entries:
         raise http_error(
@@ -148,22 +168,22 @@ def parse_entries(bundle: dict[str, Any], max_entries: int) -> list[Entry]:
             "Bundle.entry",
         )
     entries = []
-    problems: list[Problem] = []
+    problems: dict[int, Problem] = {}
     for index, item in enumerate(raw):
         where = f"Bundle.entry[{index}]"
         request = item.get("request") if isinstance(item, dict) else None
         if not isinstance(request, dict) or "method" not in request or "url" not in request:
-            problems.append(Problem("required", "each entry needs request.method and .url", where))
+            problems[index] = Problem("required", "each entry needs request.method and .url", where)
             continue
         method = str(request["method"]).upper()
         if method not in ("GET", "POST", "PUT"):
-            problems.append(
-                Problem("not-supported", f"{method} entries are not supported", f"{where}.request")
+            problems[index] = Problem(
+                "not-supported", f"{method} entries are not supported", f"{where}.request"
             )
             continue
         resource = item.get("resource")
         if method in WRITES and not isinstance(resource, dict):
-            problems.append(Problem("required", f"a {method} entry needs a resource", where))
+            problems[index] = Problem("required", f"a {method} entry needs a resource", where)
             continue
         entries.append(
             Entry(
@@ -177,8 +197,33 @@ def parse_entries(bundle: dict[str, Any], max_entries: int) -> list[Entry]:
             )
         )
     if problems:
-        raise FhirHttpError(400, problems)
+        if refused is None:
+            raise FhirHttpError(400, list(problems.values()))
+        refused.update({i: FhirHttpError(400, [p]) for i, p in problems.items()})
     return entries
+
+
+def read_bundle(gateway: Gateway, request: FhirRequest) -> dict[str, Any]:
+    """The posted Bundle. A batch is validated as an envelope only: each entry's resource is
+    validated when that entry runs, so one invalid resource fails its own entry, not the batch
+    (B7). Anything else (a transaction) is validated whole, as every single request is (B6)."""
+    data = fhir.load_json(request.body, max_bytes=gateway.max_body_bytes) if request.body else None
+    if not (
+        isinstance(data, dict)
+        and data.get("resourceType") == "Bundle"
+        and data.get("type") == "batch"
+        and isinstance(data.get("entry", []), list)
+    ):
+        return gateway._body(request, "Bundle")
+    envelope = {
+        **data,
+        "entry": [
+            {k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
+            for e in data.get("entry", [])
+        ],
+    }
+    gateway._body(replace(request, body=json.dumps(envelope).encode()), "Bundle")
+    return data
 
 
 def _validate(gateway: Gateway, caller: Caller, entries: list[Entry]) -> list[Problem]:
@@ -267,6 +312,12 @@ def run_entry(
         from iopcare.gateway.api import error_response
 
         return error_response(exc)
+    except kit_errors.IopcareError as exc:
+        # The entry's own body failed the codec (invalid FHIR): its own 4xx, as a single
+        # request's would be; in a batch the other entries go on.
+        from iopcare.gateway.api import error_response
+
+        return error_response(from_kit(exc))
     if entry.method == "POST" and entry.full_url.startswith(URN) and response.status < 300:
         location = response.headers.get("Location", "")
         parts = location.removeprefix(request.base_url).strip("/").split("/")
@@ -307,7 +358,9 @@ def process_bundle(
             f"POST [base] takes a batch or transaction Bundle, not {kind!r}",
             "Bundle.type",
         )
-    entries = parse_entries(bundle, gateway.settings.max_bundle_entries)
+    # A batch's malformed entries are answered one by one (B7); a transaction's refuse it (B6).
+    refused: dict[int, FhirHttpError] | None = {} if kind == "batch" else None
+    entries = parse_entries(bundle, gateway.settings.max_bundle_entries, refused)
     if kind == "transaction":
         problems = _validate(gateway, caller, entries)
         if problems:
@@ -336,15 +389,20 @@ def process_bundle(
             )
     assigned: dict[str, str] = {}
     results: dict[int, dict[str, Any]] = {}
-    for entry in processing_order(entries):
+    for entry in processing_order(entries, refused):
         response = run_entry(gateway, caller, entry, request, assigned)
         if kind == "transaction" and response.status >= 400:
             # Only reads can fail after validation here (the single write decides the outcome).
             return response
         results[entry.index] = response_entry(response)
+    if refused:
+        from iopcare.gateway.api import error_response
+
+        for index, error in refused.items():
+            results[index] = response_entry(error_response(error))
     body = {
         "resourceType": "Bundle",
         "type": f"{kind}-response",
-        "entry": [results[e.index] for e in entries],
+        "entry": [results[i] for i in sorted(results)],
     }
     return FhirResponse(200, body, audit={"detail": f"{kind} of {len(entries)} entries"})

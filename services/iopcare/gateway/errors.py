@@ -143,6 +143,11 @@ def from_failure(failure: GrpcFailure) -> FhirHttpError:
         # The caller exceeds its share of a service (kit.limits), not a size limit: 429.
         status, code = 429, "throttled"
         headers["Retry-After"] = "1"
+    if failure.code == grpc.StatusCode.INVALID_ARGUMENT and failure.reason == "REQUEST_ID_REUSED":
+        # The idempotency key a REST request maps to (If-None-Exist, a handoff's Bundle
+        # identifier) already stands for a different request: a conflict with what is stored,
+        # not a fault in this body (kit.requests).
+        status, code = 409, "conflict"
     message = failure.message if status != 502 else "a service behind the gateway failed"
     if failure.code == grpc.StatusCode.PERMISSION_DENIED and failure.reason == (
         "OUTSIDE_LAUNCH_CONTEXT"

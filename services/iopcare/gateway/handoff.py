@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 BUNDLE_TYPES = ("document", "transaction", "collection")
 HANDOFF_ID_SYSTEM = "https://iopcare.org/fhir/sid/handoff-bundle"
+#: The hash of the content a handoff took in, beside its key on the episode: a later Bundle under
+#: the same identifier is a repeat only if its content hashes the same.
+HANDOFF_CONTENT_SYSTEM = "https://iopcare.org/fhir/sid/handoff-bundle-content"
 PATIENT_CREATED_EXT = "https://iopcare.org/fhir/StructureDefinition/handoff-registered-patient"
 IOP_TYPE = {
     "coding": [
@@ -74,12 +77,30 @@ def bundle_key(bundle: dict[str, Any]) -> str:
     identifier = bundle.get("identifier")
     if isinstance(identifier, dict) and identifier.get("value"):
         return f"id:{identifier.get('system', '')}|{identifier['value']}"
+    return "sha256:" + content_digest(bundle)
+
+
+def content_digest(bundle: dict[str, Any]) -> str:
+    """The hash of what a Bundle carries (not its id, meta or timestamp, which a resend may
+    change): two posts under one identifier are one handoff only if this is the same."""
     canonical = {k: v for k, v in bundle.items() if k not in ("id", "meta", "timestamp")}
-    return (
-        "sha256:"
-        + hashlib.sha256(
-            json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
-        ).hexdigest()
+    return hashlib.sha256(
+        json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+def reused_identifier(bundle: dict[str, Any]) -> FhirHttpError:
+    """409: another handoff was taken in under this Bundle's identifier. Answering with the first
+    one's result would silently drop this one (issue 10, defect 13); nothing of it is written."""
+    identifier = bundle.get("identifier") or {}
+    named = f"{identifier.get('system', '')}|{identifier.get('value', '')}"
+    return http_error(
+        409,
+        "conflict",
+        f"a different handoff was already taken in under Bundle.identifier {named[:200]}; "
+        "a Bundle sent again under its identifier must carry the same content (a new handoff "
+        "needs a new identifier)",
+        "Bundle.identifier",
     )
 
 
@@ -168,8 +189,6 @@ def _contained(
 
 
 def handoff(gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirResponse:
-    from iopcare.gateway.api import FhirResponse
-
     for resource_type, letter in NEEDED_SCOPES:
         gateway.require_all_patients(caller, resource_type, letter)
     content_type = request.header("content-type").split(";")[0].strip().lower()
@@ -180,6 +199,28 @@ def handoff(gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirRespo
         gateway.settings.max_bundle_entries,
     )
     key = bundle_key(bundle)
+    digest = content_digest(bundle)
+    try:
+        return _take_in(gateway, caller, bundle, entries, key, digest)
+    except FhirHttpError as exc:
+        # A step's request id (derived from the key) already stands for a different request: a
+        # different Bundle was taken in under this identifier.
+        if exc.reason == "REQUEST_ID_REUSED":
+            raise reused_identifier(bundle) from None
+        raise
+
+
+def _take_in(
+    gateway: Gateway,
+    caller: Caller,
+    bundle: dict[str, Any],
+    entries: list[tuple[str, dict[str, Any]]],
+    key: str,
+    digest: str,
+) -> FhirResponse:
+    """The handoff's steps, each idempotent under a request id derived from `key`."""
+    from iopcare.gateway.api import FhirResponse
+
     services = gateway.services
     warnings: list[Problem] = []
     created: list[str] = []
@@ -247,7 +288,10 @@ def handoff(gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirRespo
     episode_json: dict[str, Any] = {
         "resourceType": "EpisodeOfCare",
         "status": "planned",
-        "identifier": [{"system": HANDOFF_ID_SYSTEM, "value": key[:200]}],
+        "identifier": [
+            {"system": HANDOFF_ID_SYSTEM, "value": key[:200]},
+            {"system": HANDOFF_CONTENT_SYSTEM, "value": digest},
+        ],
         "type": [IOP_TYPE],
         "patient": {"reference": patient_ref},
         "extension": [{"url": PATIENT_CREATED_EXT, "valueBoolean": known is None}],
@@ -259,13 +303,25 @@ def handoff(gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirRespo
         episode_json["referralRequest"] = [reference]
     if labels:
         episode_json["meta"] = {"security": labels}
-    episode = services.call(
-        caller,
-        services.careplan.CreateEpisode,
-        careplan_pb.CreateEpisodeRequest(
-            request_id=request_id(key, "episode"), fhir_json=json.dumps(episode_json)
-        ),
-    ).episode
+    # A repeat finds the stay this key opened, and takes it only if it came from the same
+    # content. (It does not send CreateEpisode again: whether the patient was known differs
+    # on a repeat, so its request would differ from the first.)
+    episode = _episode_of(gateway, caller, patient.id, key, bundle, digest)
+    if episode is None:
+        try:
+            episode = services.call(
+                caller,
+                services.careplan.CreateEpisode,
+                careplan_pb.CreateEpisodeRequest(
+                    request_id=request_id(key, "episode"), fhir_json=json.dumps(episode_json)
+                ),
+            ).episode
+        except FhirHttpError as exc:
+            # A concurrent repeat opened it first, with its own view of the patient: the
+            # stay is that one, if it came from the same content.
+            episode = _episode_of(gateway, caller, patient.id, key, bundle, digest)
+            if exc.reason != "REQUEST_ID_REUSED" or episode is None:
+                raise
     stored_episode = json.loads(episode.fhir_json)
     registered = next(
         (
@@ -364,6 +420,36 @@ def handoff(gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirRespo
     )
 
 
+def _episode_of(
+    gateway: Gateway,
+    caller: Caller,
+    patient_id: str,
+    key: str,
+    bundle: dict[str, Any],
+    digest: str,
+) -> Any:
+    """The stay a handoff under `key` opened for the patient (None if none did); 409 when it
+    was opened from other content (an episode from before content hashes were kept has none,
+    and is taken as before)."""
+    services = gateway.services
+    episodes = services.call(
+        caller,
+        services.careplan.ListEpisodes,
+        careplan_pb.ListEpisodesRequest(patient_id=patient_id),
+    ).episodes
+    for episode in episodes:
+        identifiers = {
+            i.get("system"): i.get("value")
+            for i in json.loads(episode.fhir_json).get("identifier", [])
+        }
+        if identifiers.get(HANDOFF_ID_SYSTEM) != key[:200]:
+            continue
+        if identifiers.get(HANDOFF_CONTENT_SYSTEM, digest) != digest:
+            raise reused_identifier(bundle)
+        return episode
+    return None
+
+
 def draft_plan(
     gateway: Gateway,
     caller: Caller,
@@ -430,19 +516,9 @@ def book_intake(
         )
     services = gateway.services
     try:
-        booked = [
-            a
-            for a in services.call(
-                caller,
-                services.scheduling.ListAppointments,
-                scheduling_pb.ListAppointmentsRequest(
-                    patient_id=patient_id, statuses=["booked"], page_size=1000
-                ),
-            ).appointments
-            if INTAKE_SERVICE_TYPE in json.dumps(json.loads(a.fhir_json).get("serviceType", []))
-        ]
+        booked = _booked_intake(gateway, caller, patient_id)
         if booked:
-            return f"Appointment/{booked[0].id}", ""
+            return booked, ""
         now = datetime.now(UTC)
         if due <= now:
             return None, f"no intake appointment was booked: the window closed at {due_text}"
@@ -484,6 +560,13 @@ def book_intake(
                     ),
                 ).appointment
             except FhirHttpError as exc:
+                if exc.reason == "REQUEST_ID_REUSED":
+                    # A concurrent repeat of this handoff booked the intake (another slot)
+                    # under this request id first: that booking is the intake.
+                    booked = _booked_intake(gateway, caller, patient_id)
+                    if booked:
+                        return booked, ""
+                    raise
                 if exc.status == 409:
                     continue  # taken since FindSlots answered (DOUBLE_BOOKED): the next one
                 raise
@@ -498,6 +581,21 @@ def book_intake(
         f"no intake appointment was booked: no intake-capable practitioner (a calendar serving "
         f"{INTAKE_SERVICE_TYPE!r}) has a free {INTAKE_MINUTES}-minute slot before {due_text}"
     )
+
+
+def _booked_intake(gateway: Gateway, caller: Caller, patient_id: str) -> str | None:
+    """The patient's booked intake appointment, if there is one."""
+    services = gateway.services
+    for a in services.call(
+        caller,
+        services.scheduling.ListAppointments,
+        scheduling_pb.ListAppointmentsRequest(
+            patient_id=patient_id, statuses=["booked"], page_size=1000
+        ),
+    ).appointments:
+        if INTAKE_SERVICE_TYPE in json.dumps(json.loads(a.fhir_json).get("serviceType", [])):
+            return f"Appointment/{a.id}"
+    return None
 
 
 def _referral_display(referral: dict[str, Any]) -> str:

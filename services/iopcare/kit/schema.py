@@ -50,8 +50,9 @@ def inbox_columns() -> list[Any]:
     ]
 
 
-def request_log_columns() -> list[Any]:
-    return [
+def request_log_columns(version: int = 2) -> list[Any]:
+    """The request log's columns; `version=1` is what the services' first migrations created."""
+    columns = [
         # A client's request_id, scoped by caller and operation, mapped to what the first attempt
         # created: a retry after a lost answer returns that instead of creating a twin.
         Column("principal", String(200), primary_key=True),
@@ -60,6 +61,12 @@ def request_log_columns() -> list[Any]:
         Column("result_id", String(100), nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False),
     ]
+    if version >= 2:
+        # What the first attempt asked for (kit.requests.fingerprint): a repeat with another
+        # request under the same id is refused, not answered with this row's result. Null on
+        # rows written before version 2 (answered as before).
+        columns.append(Column("fingerprint", String(64), nullable=True))
+    return columns
 
 
 def audit_columns(version: int = 2) -> list[Any]:
@@ -85,6 +92,11 @@ def audit_columns(version: int = 2) -> list[Any]:
 def add_audit_seal_v2(op: Any) -> None:
     """Alembic operation adding the audit seal (each service's migration calls it once)."""
     op.add_column("audit_log", sa.Column("seal", sa.String(64), nullable=True))
+
+
+def add_request_fingerprint_v2(op: Any) -> None:
+    """Alembic operation adding the request fingerprint (each service's migration calls it once)."""
+    op.add_column("request_log", sa.Column("fingerprint", sa.String(64), nullable=True))
 
 
 def add_kit_tables(metadata: MetaData) -> dict[str, Table]:
@@ -113,6 +125,6 @@ def create_kit_tables_v1(op: Any) -> None:
         postgresql_where=sa.text("sent_at IS NULL"),
     )
     op.create_table("inbox", *inbox_columns())
-    op.create_table("request_log", *request_log_columns())
+    op.create_table("request_log", *request_log_columns(version=1))
     op.create_table("audit_log", *audit_columns(version=1))
     op.create_index("ix_audit_log_patient", "audit_log", ["patient_id", "time"])

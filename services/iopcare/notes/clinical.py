@@ -27,7 +27,6 @@ from iopcare.notes.cursor import seq_after
 from iopcare.notes.domain import documents, privacy
 from iopcare.notes.domain.documents import NoteDraft
 from iopcare.notes.domain.text import FORBIDDEN_CHARACTERS, has_forbidden_characters
-from iopcare.notes.requests import require_same_request
 
 #: A search page reads at least this many rows per query, and at most MAX_SCANNED rows in all.
 SEARCH_BATCH = 200
@@ -314,7 +313,7 @@ class ClinicalNotes:
                 )
             return result_id
 
-        result_id, created = create_once(
+        result_id, _ = create_once(
             self.db,
             store.request_log,
             principal,
@@ -322,6 +321,9 @@ class ClinicalNotes:
             request_id,
             _create,
             lambda: str(uuid.uuid4()),
+            request={"draft": draft, "attendees": attendees},
+            audit_log=store.audit_log,
+            patient_id=draft.patient_id or None,
         )
         with self.db.read() as conn:
             if draft.kind == "group":
@@ -329,19 +331,6 @@ class ClinicalNotes:
             else:
                 one = store.load_note(conn, result_id)
                 found = [one] if one is not None else []
-        if not created:
-            with audit.refusals(
-                self.db,
-                store.audit_log,
-                principal,
-                audit.CREATE,
-                "DocumentReference",
-                draft.patient_id,
-            ):
-                require_same_request(
-                    sorted(n.patient_id for n in found) == sorted(d.patient_id for d in drafts)
-                    and all(n.kind == draft.kind for n in found)
-                )
         return found
 
     def update_draft(
@@ -587,7 +576,7 @@ class ClinicalNotes:
             )
             return result_id
 
-        result_id, created = create_once(
+        result_id, _ = create_once(
             self.db,
             store.request_log,
             principal,
@@ -595,14 +584,17 @@ class ClinicalNotes:
             request_id,
             _create,
             lambda: str(uuid.uuid4()),
+            request={
+                "note_id": note_id,
+                "relation": relation,
+                "reason": reason,
+                "text": text,
+                "title": title,
+            },
+            audit_log=store.audit_log,
+            patient_id=original.patient_id,
         )
-        result = self._reload(result_id)
-        if not created:
-            with audit.refusals(
-                self.db, store.audit_log, principal, audit.CREATE, name, original.patient_id
-            ):
-                require_same_request(result.relates_to == note_id and result.relation == relation)
-        return result
+        return self._reload(result_id)
 
     def _reload(self, note_id: str) -> store.StoredNote:
         with self.db.read() as conn:
@@ -932,6 +924,9 @@ class ClinicalNotes:
             request_id,
             _create,
             lambda: str(uuid.uuid4()),
+            request={"patient_id": patient_id, "consent": given},
+            audit_log=store.audit_log,
+            patient_id=patient_id,
         )
         return self._consent(consent_id)
 

@@ -27,7 +27,7 @@ from iopcare.kit.errors import (
     StaleVersion,
 )
 from iopcare.kit.events import Event, ReceivedEvent, append_to_outbox, child_traceparent
-from iopcare.kit.requests import check_request_id, create_once
+from iopcare.kit.requests import create_once, replayed
 from iopcare.kit.versioned import Stored, revise
 from iopcare.notes import codes, fhir_map, store, watch
 from iopcare.notes.cursor import seq_after
@@ -44,7 +44,6 @@ from iopcare.notes.domain.messages import (
     sessions_proposed_text,
 )
 from iopcare.notes.domain.text import has_forbidden_characters
-from iopcare.notes.requests import require_same_request
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +135,27 @@ class Notes:
         about: tuple[str, ...] = (),
         attachments: tuple[str, ...] = (),
         from_draft: store.StoredDraft | None = None,
+        sent_as: tuple[str, object] | None = None,
     ) -> store.StoredMessage:
         """Posts a clinician's message. Recipients are practitioners or a team role
         (`role:dietitian`), expanded to the role's current members. A message of category
         `crisis` raises the same alert as a crisis event: urgent, addressed to the psychiatrist
-        and therapist too, with a safety Flag that must be acknowledged."""
+        and therapist too, with a safety Flag that must be acknowledged.
+        `sent_as`: the operation and request a draft's send is idempotent by (see send_draft)."""
+        operation, asked = sent_as or (
+            "PostMessage",
+            {
+                "patient_id": patient_id,
+                "text": text,
+                "priority": priority,
+                "category": category,
+                "recipients": recipients,
+                "in_response_to": in_response_to,
+                "part_of": part_of,
+                "about": about,
+                "attachments": attachments,
+            },
+        )
         category = category or "update"
         message = NewMessage(
             patient_id=patient_id,
@@ -226,10 +241,13 @@ class Notes:
             self.db,
             store.request_log,
             principal,
-            "PostMessage",
+            operation,
             request_id,
             _create,
             lambda: str(uuid.uuid4()),
+            request=asked,
+            audit_log=store.audit_log,
+            patient_id=patient_id,
         )
         if created:
             self.notify_outbox()
@@ -237,15 +255,6 @@ class Notes:
             stored = store.load_message(conn, message_id)
         if stored is None:  # pragma: no cover - committed above
             raise NotFound(f"Communication/{message_id} not found")
-        if not created:
-            with audit.refusals(
-                self.db, store.audit_log, principal, audit.CREATE, "Communication", patient_id
-            ):
-                require_same_request(
-                    stored.patient_id == patient_id
-                    and stored.text == text
-                    and stored.category == category
-                )
         return stored
 
     # Drafts ------------------------------------------------------------------------------------
@@ -356,13 +365,24 @@ class Notes:
         self, principal: Principal, request_id: str, draft_id: str
     ) -> store.StoredMessage:
         """Sends a draft: posted exactly like PostMessage, the draft deleted with it."""
-        check_request_id(request_id)
-        with self.db.read() as conn:
-            # A retry of a send that committed: the draft is gone, the message is the answer.
-            done = store.request_result(conn, principal.subject, "PostMessage", request_id)
-            sent = store.load_message(conn, done) if done else None
-        if sent is not None:
-            return sent
+        # A retry of a send that committed finds the draft gone: the message is the answer. The
+        # request is the draft id (its content is gone after the send), and SendMessageDraft has
+        # its own operation, so a PostMessage under the same id is another request.
+        asked = {"draft_id": draft_id}
+        done = replayed(
+            self.db,
+            store.request_log,
+            principal,
+            "SendMessageDraft",
+            request_id,
+            request=asked,
+            audit_log=store.audit_log,
+        )
+        if done is not None:
+            with self.db.read() as conn:
+                sent = store.load_message(conn, done)
+            if sent is not None:
+                return sent
         draft = self._own_draft(principal, draft_id, audit.CREATE)
         b = draft.body
         return self.post(
@@ -378,6 +398,7 @@ class Notes:
             about=tuple(b["about"]),
             attachments=tuple(b["attachments"]),
             from_draft=draft,
+            sent_as=("SendMessageDraft", asked),
         )
 
     def discard_draft(self, principal: Principal, draft_id: str) -> None:

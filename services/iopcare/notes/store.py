@@ -588,14 +588,3 @@ def drafts_of(conn: Connection, sender: str, patient_id: str) -> list[StoredDraf
         .order_by(message_draft.c.updated_at)
     )
     return [_draft_from_row(row) for row in rows]
-
-
-def request_result(conn: Connection, principal: str, operation: str, request_id: str) -> str | None:
-    """What an idempotent request resolved to, if it ran before (kit.requests' log)."""
-    c = request_log.c
-    value = conn.execute(
-        select(c.result_id).where(
-            (c.principal == principal) & (c.operation == operation) & (c.request_id == request_id)
-        )
-    ).scalar()
-    return str(value) if value is not None else None

@@ -35,6 +35,7 @@ from iopcare.kit.errors import (
     PermissionDenied,
     StaleVersion,
 )
+from iopcare.kit.requests import create_once
 from iopcare.kit.teams import TeamAccess
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.calendars import CODE, Calendars
@@ -48,7 +49,6 @@ from iopcare.scheduling.domain.booking import (
     check_seat,
 )
 from iopcare.scheduling.domain.calendar import Interval, check_range
-from iopcare.scheduling.idempotency import create_matching_once
 
 MAX_TEXT = 500
 
@@ -686,10 +686,18 @@ class Bookings:
         body: object,
         create: Callable[[UnitOfWork, str], str | None],
     ) -> store.StoredAppointment:
-        """Runs an idempotent create (once per request id and body), wakes the relay and returns
-        the appointment the request resolved to."""
-        appointment_id = create_matching_once(
-            self.db, principal, operation, request_id, body, create
+        """Runs an idempotent create (once per request id and body: kit.requests), wakes the
+        relay and returns the appointment the request resolved to. Runs inside the use case's
+        audit.refusals, which audits a reused request id."""
+        appointment_id, _ = create_once(
+            self.db,
+            store.request_log,
+            principal,
+            operation,
+            request_id,
+            create,
+            lambda: str(uuid.uuid4()),
+            request=body,
         )
         self.notify_outbox()
         return self._load(appointment_id)

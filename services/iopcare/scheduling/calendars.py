@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from iopcare.kit.errors import (
     PermissionDenied,
     StaleVersion,
 )
+from iopcare.kit.requests import create_once
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.domain.calendar import (
     MAX_SLOT_MINUTES,
@@ -34,7 +36,6 @@ from iopcare.scheduling.domain.calendar import (
     slots,
     subtract,
 )
-from iopcare.scheduling.idempotency import create_matching_once
 
 #: Who may create and change calendars: they decide when clinicians can be booked.
 CALENDAR_ADMINS = frozenset({"admin", "case-manager", "system", "service"})
@@ -182,8 +183,15 @@ class Calendars:
                     patient_id=None,
                 )
 
-            schedule_id = create_matching_once(
-                self.db, principal, "CreateSchedule", request_id, value, _create
+            schedule_id, _ = create_once(
+                self.db,
+                store.request_log,
+                principal,
+                "CreateSchedule",
+                request_id,
+                _create,
+                lambda: str(uuid.uuid4()),
+                request=value,
             )
         return self.get(schedule_id)
 

@@ -172,18 +172,6 @@ alert_raised = Table(
     Column("raised_at", DateTime(timezone=True), nullable=False),
 )
 
-#: What each idempotent request (kit's request_log) asked for, as a hash of its body: the same
-#: request id with another body is a client bug and is refused, not answered with the first
-#: request's result (AIP-155).
-request_fingerprint = Table(
-    "request_fingerprint",
-    metadata,
-    Column("principal", String(200), primary_key=True),
-    Column("operation", String(100), primary_key=True),
-    Column("request_id", String(100), primary_key=True),
-    Column("fingerprint", String(64), nullable=False),
-)
-
 
 def emit(
     conn: Connection,
@@ -838,27 +826,3 @@ def missing_check_ins(conn: Connection, day: date, start: datetime, end: datetim
     patients = {r.split("/", 1)[1] for r in rows}
     done = set(conn.execute(checked).scalars())
     return sorted(patients - done)
-
-
-# Request fingerprints -----------------------------------------------------------------------------
-def remember_request(
-    conn: Connection, principal: str, operation: str, request_id: str, fingerprint: str
-) -> None:
-    conn.execute(
-        request_fingerprint.insert().values(
-            principal=principal, operation=operation, request_id=request_id, fingerprint=fingerprint
-        )
-    )
-
-
-def request_fingerprint_of(
-    conn: Connection, principal: str, operation: str, request_id: str
-) -> str | None:
-    found: str | None = conn.execute(
-        select(request_fingerprint.c.fingerprint).where(
-            (request_fingerprint.c.principal == principal)
-            & (request_fingerprint.c.operation == operation)
-            & (request_fingerprint.c.request_id == request_id)
-        )
-    ).scalar()
-    return found

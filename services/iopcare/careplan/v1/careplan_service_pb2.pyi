@@ -129,18 +129,20 @@ class GetCarePlanResponse(_message.Message):
     def __init__(self, care_plan: _Optional[_Union[CarePlan, _Mapping]] = ...) -> None: ...
 
 class UpdateCarePlanRequest(_message.Message):
-    __slots__ = ("id", "expected_version", "fhir_json", "update_mask", "reason")
+    __slots__ = ("id", "expected_version", "fhir_json", "update_mask", "reason", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     expected_version: int
     fhir_json: str
     update_mask: _field_mask_pb2.FieldMask
     reason: str
-    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., fhir_json: _Optional[str] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., fhir_json: _Optional[str] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class UpdateCarePlanResponse(_message.Message):
     __slots__ = ("care_plan",)
@@ -239,16 +241,18 @@ class GetCareTeamResponse(_message.Message):
     def __init__(self, care_team: _Optional[_Union[CareTeam, _Mapping]] = ...) -> None: ...
 
 class UpdateCareTeamRequest(_message.Message):
-    __slots__ = ("id", "expected_version", "fhir_json", "reason")
+    __slots__ = ("id", "expected_version", "fhir_json", "reason", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     expected_version: int
     fhir_json: str
     reason: str
-    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., fhir_json: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., fhir_json: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class UpdateCareTeamResponse(_message.Message):
     __slots__ = ("care_team",)
@@ -415,14 +419,16 @@ class ListEpisodesResponse(_message.Message):
     def __init__(self, episodes: _Optional[_Iterable[_Union[EpisodeOfCare, _Mapping]]] = ...) -> None: ...
 
 class AdmitPatientRequest(_message.Message):
-    __slots__ = ("id", "expected_version", "reason")
+    __slots__ = ("id", "expected_version", "reason", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     expected_version: int
     reason: str
-    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class AdmitPatientResponse(_message.Message):
     __slots__ = ("episode",)
@@ -431,18 +437,20 @@ class AdmitPatientResponse(_message.Message):
     def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ...) -> None: ...
 
 class ChangeLevelOfCareRequest(_message.Message):
-    __slots__ = ("id", "expected_version", "clinical_level", "authorized_level", "reason")
+    __slots__ = ("id", "expected_version", "clinical_level", "authorized_level", "reason", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     CLINICAL_LEVEL_FIELD_NUMBER: _ClassVar[int]
     AUTHORIZED_LEVEL_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     expected_version: int
     clinical_level: str
     authorized_level: str
     reason: str
-    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., clinical_level: _Optional[str] = ..., authorized_level: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., clinical_level: _Optional[str] = ..., authorized_level: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ChangeLevelOfCareResponse(_message.Message):
     __slots__ = ("episode",)
@@ -451,14 +459,16 @@ class ChangeLevelOfCareResponse(_message.Message):
     def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ...) -> None: ...
 
 class DischargePatientRequest(_message.Message):
-    __slots__ = ("id", "expected_version", "reason")
+    __slots__ = ("id", "expected_version", "reason", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     expected_version: int
     reason: str
-    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class DischargePatientResponse(_message.Message):
     __slots__ = ("episode",)
@@ -577,20 +587,22 @@ class ReviewAttestation(_message.Message):
     def __init__(self, practitioner_id: _Optional[str] = ..., role: _Optional[str] = ..., agrees: _Optional[bool] = ..., comment: _Optional[str] = ...) -> None: ...
 
 class RecordPlanReviewRequest(_message.Message):
-    __slots__ = ("id", "expected_version", "outcome", "summary", "attestations", "reviewed_on")
+    __slots__ = ("id", "expected_version", "outcome", "summary", "attestations", "reviewed_on", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     ATTESTATIONS_FIELD_NUMBER: _ClassVar[int]
     REVIEWED_ON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     expected_version: int
     outcome: str
     summary: str
     attestations: _containers.RepeatedCompositeFieldContainer[ReviewAttestation]
     reviewed_on: str
-    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., outcome: _Optional[str] = ..., summary: _Optional[str] = ..., attestations: _Optional[_Iterable[_Union[ReviewAttestation, _Mapping]]] = ..., reviewed_on: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., outcome: _Optional[str] = ..., summary: _Optional[str] = ..., attestations: _Optional[_Iterable[_Union[ReviewAttestation, _Mapping]]] = ..., reviewed_on: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RecordPlanReviewResponse(_message.Message):
     __slots__ = ("care_plan",)
