@@ -33,12 +33,12 @@ from tests.support.gateway import (
     FHIR_JSON,
     Stack,
     discharge_bundle,
+    enrol_team,
     practitioner_token,
     stack_for,
     system_token,
 )
 from tests.support.notes import as_, error_reason, field_violations
-from tests.support.plans import care_team
 
 pytestmark = pytest.mark.security
 
@@ -168,10 +168,7 @@ def handed_off(ehr: httpx.Client) -> tuple[str, str]:
 
 
 def with_team(stack: Stack, therapist: httpx.Client, patient_id: str) -> None:
-    # The program enrols the team (its administrator), never the outside EHR (issue 10, 4).
-    with stack.client(practitioner_token(stack.settings, "admin", "adm-1")) as admin:
-        team = admin.post("/CareTeam", json=care_team(patient_id), headers=JSON_HEADERS)
-    assert team.status_code == 201, team.text
+    enrol_team(stack, patient_id)
     harness.eventually(
         lambda: (
             therapist.get("/Communication", params={"patient": patient_id}).status_code == 200

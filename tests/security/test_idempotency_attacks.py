@@ -31,10 +31,11 @@ from tests.support.gateway import (
     MRN_SYSTEM,
     Stack,
     discharge_bundle,
+    enrol_team,
     stack_for,
     system_token,
 )
-from tests.support.plans import care_team, new_patient_id, phq9, phq9_goal
+from tests.support.plans import new_patient_id, phq9, phq9_goal
 
 pytestmark = pytest.mark.security
 
@@ -106,7 +107,7 @@ def ehr(stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
-def enrolled_patient(ehr: httpx.Client) -> str:
+def enrolled_patient(stack: Stack, ehr: httpx.Client) -> str:
     patient = {
         "resourceType": "Patient",
         "identifier": [{"system": MRN_SYSTEM, "value": uuid.uuid4().hex}],
@@ -114,8 +115,7 @@ def enrolled_patient(ehr: httpx.Client) -> str:
     response = ehr.post("/Patient", json=patient, headers=JSON_HEADERS)
     assert response.status_code == 201, response.text
     patient_id = str(response.json()["id"])
-    team = ehr.post("/CareTeam", json=care_team(patient_id), headers=JSON_HEADERS)
-    assert team.status_code == 201, team.text
+    enrol_team(stack, patient_id)
     return patient_id
 
 
@@ -129,7 +129,7 @@ def test_the_same_if_none_exist_under_another_launch_patient_never_returns_the_f
 ) -> None:
     """Defect 12: one app (one token subject) launched for patient A, then for patient B, sends
     the same conditional create; B's token got A's Observation back."""
-    a, b = enrolled_patient(ehr), enrolled_patient(ehr)
+    a, b = enrolled_patient(stack, ehr), enrolled_patient(stack, ehr)
 
     def app_for(patient_id: str) -> httpx.Client:
         token = auth.mint_token(
@@ -172,7 +172,7 @@ def test_a_conditional_create_match_the_caller_may_not_see_is_not_returned(
     conditional create; the match is not theirs to see, so it is never their answer."""
     from tests.support.gateway import practitioner_token
 
-    patient_id = enrolled_patient(ehr)
+    patient_id = enrolled_patient(stack, ehr)
     condition = f"patient={patient_id}&code=http://loinc.org|44261-6&date=2026-11-27"
     headers = {**JSON_HEADERS, "If-None-Exist": condition}
     first = ehr.post("/Observation", json=phq9(patient_id, 9), headers=headers)
@@ -230,10 +230,10 @@ def test_a_handoff_replayed_under_its_identifier_with_other_content_is_a_conflic
     assert ehr.get("/CarePlan", params={"patient": patient_id}).json()["total"] == 1
 
 
-def test_a_batch_with_one_invalid_entry_applies_the_others(ehr: httpx.Client) -> None:
+def test_a_batch_with_one_invalid_entry_applies_the_others(stack: Stack, ehr: httpx.Client) -> None:
     """Defect 16b: in a batch each entry is its own; the bad ones get their own 4xx response with
     an OperationOutcome, the good ones succeed (reliability B7)."""
-    patient_id = enrolled_patient(ehr)
+    patient_id = enrolled_patient(stack, ehr)
     bundle = {
         "resourceType": "Bundle",
         "type": "batch",
@@ -265,9 +265,11 @@ def test_a_batch_with_one_invalid_entry_applies_the_others(ehr: httpx.Client) ->
     assert ehr.get("/Observation", params={"patient": patient_id}).json()["total"] == 1
 
 
-def test_a_transaction_with_one_invalid_entry_stays_all_or_nothing(ehr: httpx.Client) -> None:
+def test_a_transaction_with_one_invalid_entry_stays_all_or_nothing(
+    stack: Stack, ehr: httpx.Client
+) -> None:
     """Reliability B6 beside 16b: the same bad entry in a transaction refuses the whole of it."""
-    patient_id = enrolled_patient(ehr)
+    patient_id = enrolled_patient(stack, ehr)
     bundle = {
         "resourceType": "Bundle",
         "type": "transaction",

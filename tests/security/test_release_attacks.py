@@ -24,13 +24,14 @@ from tests.support.gateway import (
     CONFIDENTIALITY,
     FHIR_JSON,
     Stack,
+    enrol_team,
     in_program,
     practitioner_token,
     stack_for,
     system_token,
 )
 from tests.support.notes import as_
-from tests.support.plans import care_team, iop_plan
+from tests.support.plans import iop_plan
 
 pytestmark = pytest.mark.integration
 
@@ -54,15 +55,6 @@ def ehr(stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
-#: The program administrator's token, set by the `stack` fixture.
-ADMIN_TOKEN: list[str] = []
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _admin_token(stack: Stack) -> None:
-    ADMIN_TOKEN[:] = [practitioner_token(stack.settings, "admin", "adm-1")]
-
-
 @pytest.fixture(scope="module")
 def therapist(stack: Stack) -> Iterator[httpx.Client]:
     with stack.client(practitioner_token(stack.settings, "therapist", "th-1")) as client:
@@ -79,7 +71,9 @@ def outcome_text(response: httpx.Response) -> str:
     return " ".join(str(i.get("diagnostics", "")) for i in body["issue"])
 
 
-def enrolled(ehr: httpx.Client, therapist: httpx.Client, **patient: Any) -> tuple[str, str]:
+def enrolled(
+    stack: Stack, ehr: httpx.Client, therapist: httpx.Client, **patient: Any
+) -> tuple[str, str]:
     """A registered patient whose care team (th-1 a therapist on it) notes has projected:
     (patient id, team id)."""
     body = {
@@ -91,20 +85,14 @@ def enrolled(ehr: httpx.Client, therapist: httpx.Client, **patient: Any) -> tupl
     created = ehr.post("/Patient", json=body, headers=JSON_HEADERS)
     assert created.status_code == 201, created.text
     patient_id = str(created.headers["location"].split("/Patient/")[1].split("/")[0])
-    # The program enrols the team (its administrator), never the outside EHR (issue 10, 4).
-    with httpx.Client(
-        base_url=ehr.base_url,
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN[0]}"},
-    ) as admin:
-        team = admin.post("/CareTeam", json=care_team(patient_id), headers=JSON_HEADERS)
-    assert team.status_code == 201, team.text
+    team = enrol_team(stack, patient_id)
     harness.eventually(
         lambda: (
             therapist.get("/Communication", params={"patient": patient_id}).status_code == 200
             or None
         )
     )
-    return patient_id, str(team.json()["id"])
+    return patient_id, str(team["id"])
 
 
 def labelled_plan(ehr: httpx.Client, patient_id: str, team_id: str, *labels: dict[str, str]) -> str:
@@ -140,9 +128,9 @@ def clinical(bundle: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_conditional_create_matching_a_labelled_plan_does_not_return_it(
-    ehr: httpx.Client, therapist: httpx.Client
+    stack: Stack, ehr: httpx.Client, therapist: httpx.Client
 ) -> None:
-    patient_id, team_id = enrolled(ehr, therapist)
+    patient_id, team_id = enrolled(stack, ehr, therapist)
     plan_id = labelled_plan(ehr, patient_id, team_id, ETH)
     assert ehr.get(f"/CarePlan/{plan_id}").status_code == 403
 
@@ -217,7 +205,7 @@ def test_registering_a_known_mrn_does_not_return_a_labelled_patient(
 def test_an_ehr_refused_the_read_cannot_overwrite_a_labelled_plan(
     stack: Stack, ehr: httpx.Client, therapist: httpx.Client
 ) -> None:
-    patient_id, team_id = enrolled(ehr, therapist)
+    patient_id, team_id = enrolled(stack, ehr, therapist)
     plan_id = labelled_plan(ehr, patient_id, team_id, ETH)
     stored = in_program(stack, "CarePlan", plan_id)
     overwrite = {k: v for k, v in stored.items() if k != "meta"}
@@ -236,7 +224,7 @@ def test_an_update_without_labels_keeps_the_stored_ones(
 ) -> None:
     """The root: careplan merges the stored labels into every new version (gRPC here, as a
     clinician on the team; REST goes through the same RPC)."""
-    patient_id, team_id = enrolled(ehr, therapist)
+    patient_id, team_id = enrolled(stack, ehr, therapist)
     plan_id = labelled_plan(ehr, patient_id, team_id, ETH, R)
     stored = in_program(stack, "CarePlan", plan_id)
     revised = {k: v for k, v in stored.items() if k != "meta"}
@@ -259,9 +247,9 @@ def test_an_update_without_labels_keeps_the_stored_ones(
 
 
 def test_the_thread_message_about_a_labelled_plan_is_withheld_with_it(
-    ehr: httpx.Client, therapist: httpx.Client
+    stack: Stack, ehr: httpx.Client, therapist: httpx.Client
 ) -> None:
-    patient_id, team_id = enrolled(ehr, therapist)
+    patient_id, team_id = enrolled(stack, ehr, therapist)
     labelled_plan(ehr, patient_id, team_id, ETH)
 
     def derived() -> dict[str, Any] | None:
@@ -279,9 +267,9 @@ def test_the_thread_message_about_a_labelled_plan_is_withheld_with_it(
 
 
 def test_appointments_of_a_labelled_plan_series_are_withheld_with_it(
-    ehr: httpx.Client, therapist: httpx.Client
+    stack: Stack, ehr: httpx.Client, therapist: httpx.Client
 ) -> None:
-    patient_id, team_id = enrolled(ehr, therapist)
+    patient_id, team_id = enrolled(stack, ehr, therapist)
     labelled_plan(ehr, patient_id, team_id, ETH)
 
     def derived() -> dict[str, Any] | None:
@@ -299,9 +287,9 @@ def test_appointments_of_a_labelled_plan_series_are_withheld_with_it(
 
 @pytest.mark.parametrize("label", [R, V], ids=["R", "V"])
 def test_restricted_and_very_restricted_plans_are_withheld(
-    ehr: httpx.Client, therapist: httpx.Client, label: dict[str, str]
+    stack: Stack, ehr: httpx.Client, therapist: httpx.Client, label: dict[str, str]
 ) -> None:
-    patient_id, team_id = enrolled(ehr, therapist)
+    patient_id, team_id = enrolled(stack, ehr, therapist)
     plan_id = labelled_plan(ehr, patient_id, team_id, label)
     assert ehr.get(f"/CarePlan/{plan_id}").status_code == 403
     assert ehr.get(f"/CarePlan/{plan_id}/_history/1").status_code == 403
@@ -316,7 +304,7 @@ def test_restricted_and_very_restricted_plans_are_withheld(
 def test_versions_stored_before_a_label_was_added_are_withheld(
     stack: Stack, ehr: httpx.Client, therapist: httpx.Client
 ) -> None:
-    patient_id, team_id = enrolled(ehr, therapist)
+    patient_id, team_id = enrolled(stack, ehr, therapist)
     plan = iop_plan(patient_id, team_id)
     created = ehr.post("/CarePlan", json=plan, headers=JSON_HEADERS)
     assert created.status_code == 201, created.text
@@ -350,7 +338,7 @@ def test_a_note_edit_cannot_take_its_part2_label_off(
     from iopcare.notes.v1 import notes_service_pb2 as nt
     from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
 
-    patient_id, _ = enrolled(ehr, therapist)
+    patient_id, _ = enrolled(stack, ehr, therapist)
     author = as_(stack.settings, "therapist", "th-1")
     with harness.channel(stack.runtimes["notes"]) as channel:
         notes = nt_grpc.NotesServiceStub(channel)

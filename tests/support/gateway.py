@@ -499,3 +499,17 @@ def discharge_bundle(
             entry["request"] = request
         del bundle["identifier"]  # the content hash keys it then
     return bundle
+
+
+def enrol_team(stack: Stack, patient_id: str) -> dict[str, Any]:
+    """The patient's care team (psy-1, th-1, diet-1, doc-1, cm-1), enrolled as the program's
+    administrator: a team is the program's act, never an outside EHR's (issue 10, defect 4)."""
+    from tests.support.plans import care_team
+
+    with stack.client(practitioner_token(stack.settings, "admin", "adm-1")) as admin:
+        team = admin.post(
+            "/CareTeam", json=care_team(patient_id), headers={"Content-Type": FHIR_JSON}
+        )
+    assert team.status_code == 201, team.text
+    result: dict[str, Any] = team.json()
+    return result
