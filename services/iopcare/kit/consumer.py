@@ -11,6 +11,12 @@ A crash between 2 and 3 redelivers the record, which step 2 absorbs. A database 
 reached stops the partition where it is (the consumer seeks back and retries) instead of skipping
 events it could not apply. A handler that keeps failing for another reason sends the record to the
 dead-letter topic after `max_attempts`, so one bad event never blocks the patients behind it.
+
+Before anything else, a record must carry a valid signature by the service that owns its topic
+(kit.signing): an unsigned or forged record is never applied, whatever the broker let through; it
+is dead-lettered with the reason and logged at ERROR (an alert: someone wrote to our topics who
+should not have), and counted in `stats.rejected`. The signature is checked before the payload is
+parsed, so an attacker's bytes never reach the FHIR parser.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import Aborted, Unavailable
 from iopcare.kit.events import PoisonMessage, ReceivedEvent, from_kafka
 from iopcare.kit.failpoints import failpoint
+from iopcare.kit.signing import EventVerifier, SignatureError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,8 @@ class ConsumerStats:
     duplicates: int = 0
     dead_lettered: int = 0
     skipped: int = 0
+    #: Records refused because they were not signed by their topic's owner (forged, or unsigned).
+    rejected: int = 0
     #: The ce_ids of the latest redeliveries absorbed by the inbox (for operators and tests).
     recent_duplicates: deque[str] = field(default_factory=lambda: deque(maxlen=1000))
 
@@ -57,6 +66,18 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, (Unavailable, Aborted, OperationalError)):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _decoded_headers(record: Any) -> dict[str, str]:
+    """The record's headers as text; a header that is not UTF-8 is left out (and so is missing
+    from what the signature check sees, which then fails)."""
+    decoded: dict[str, str] = {}
+    for name, raw in record.headers or []:
+        try:
+            decoded[name] = bytes(raw).decode("utf-8")
+        except (UnicodeDecodeError, TypeError):
+            continue
+    return decoded
 
 
 class _Retry(Exception):
@@ -72,17 +93,23 @@ class EventConsumer:
         inbox: Table,
         *,
         name: str,
-        bootstrap_servers: str,
+        client_options: dict[str, Any],
         group_id: str,
         topics_: list[str],
         handlers: dict[str, Handler],
+        verifier: EventVerifier | None,
         max_attempts: int = 3,
+        max_message_bytes: int = 1024 * 1024,
         on_applied: Callable[[ReceivedEvent], None] | None = None,
     ) -> None:
         self.db = db
         self.inbox = inbox
         self.name = name
-        self.bootstrap_servers = bootstrap_servers
+        #: Connection and security options of every client (Settings.kafka_client_options).
+        self.client_options = client_options
+        #: None only where no record can come from outside (never in a service process).
+        self.verifier = verifier
+        self.max_message_bytes = max_message_bytes
         self.group_id = group_id
         self.topics = topics_
         self.handlers = handlers
@@ -126,7 +153,10 @@ class EventConsumer:
 
     def _connect(self) -> KafkaConsumer:
         consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
+            **self.client_options,
+            # Fetch a record as large as the producers may publish (one setting for all limits).
+            max_partition_fetch_bytes=self.max_message_bytes,
+            fetch_max_bytes=max(self.max_message_bytes, 50 * 1024 * 1024),
             group_id=self.group_id,
             client_id=f"{self.group_id}-{self.name}",
             enable_auto_commit=False,
@@ -207,6 +237,15 @@ class EventConsumer:
             # are skipped before their FHIR payload is parsed: valid or not, they are not ours.
             self.stats.skipped += 1
             return
+        if self.verifier is not None:
+            try:
+                self.verifier.verify(
+                    record.topic, _decoded_headers(record), record.key or b"", record.value or b""
+                )
+            except SignatureError as exc:
+                self.stats.rejected += 1
+                self._dead_letter(record, f"forged: {exc}")
+                return
         try:
             received = from_kafka(
                 record.topic,
@@ -289,7 +328,8 @@ class EventConsumer:
             try:
                 if self._dlq is None:
                     self._dlq = KafkaProducer(
-                        bootstrap_servers=self.bootstrap_servers,
+                        **self.client_options,
+                        max_request_size=self.max_message_bytes,
                         enable_idempotence=True,
                         acks="all",
                         max_block_ms=5_000,

@@ -39,6 +39,8 @@ from types import FrameType, TracebackType
 import kafka.errors as kafka_errors
 from kafka import KafkaAdminClient
 
+from iopcare.kit.settings import Settings
+
 __all__ = [
     "BrokerError",
     "KafkaBroker",
@@ -309,6 +311,8 @@ class KafkaBroker:
     log_file: Path | None = None
     # A folder of jars used as is; None means ensure_jars() (the Maven cache).
     libs_dir: Path | None = None
+    # The broker's message.max.bytes: Settings.kafka_max_message_bytes (one limit everywhere).
+    max_message_bytes: int = field(default_factory=lambda: Settings().kafka_max_message_bytes)
 
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _ports_settled: bool = field(default=False, init=False, repr=False)
@@ -485,6 +489,7 @@ class KafkaBroker:
             template.replace("${controller_port}", str(self.controller_port))
             .replace("${broker_port}", str(self.broker_port))
             .replace("${log_dirs}", log_dirs)
+            .replace("${max_message_bytes}", str(self.max_message_bytes))
         )
         # Fail here rather than with a cryptic Kafka config error if the template grows a new
         # placeholder this launcher does not know about.
@@ -710,11 +715,15 @@ def create_topics(
     topics: Iterable[str],
     partitions: int = 3,
     timeout: float = 30,
+    max_message_bytes: int | None = None,
 ) -> None:
     """Create topics (replication factor 1) and wait until every partition has a leader.
 
-    Topics that already exist are left as they are, whatever their partition count.
+    Each topic's `max.message.bytes` is `max_message_bytes` (default: the settings'
+    kafka_max_message_bytes), the limit the producers use. Topics that already exist are left as
+    they are, whatever their partition count.
     """
+    limit = max_message_bytes or Settings().kafka_max_message_bytes
     names = list(dict.fromkeys(topic.strip() for topic in topics if topic.strip()))
     if not names:
         return
@@ -728,7 +737,12 @@ def create_topics(
         while pending:
             remaining_ms = max(1000, int((deadline - time.monotonic()) * 1000))
             request = {
-                name: {"num_partitions": partitions, "replication_factor": 1} for name in pending
+                name: {
+                    "num_partitions": partitions,
+                    "replication_factor": 1,
+                    "configs": {"max.message.bytes": str(limit)},
+                }
+                for name in pending
             }
             try:
                 response = admin.create_topics(request, timeout_ms=remaining_ms, raise_errors=False)

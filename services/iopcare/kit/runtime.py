@@ -24,7 +24,7 @@ import grpc
 from grpc_health.v1 import health
 from sqlalchemy import Table
 
-from iopcare.kit import audit, failpoints, topics
+from iopcare.kit import audit, failpoints, signing, topics
 from iopcare.kit.auth import TokenVerifier
 from iopcare.kit.consumer import EventConsumer, Handler
 from iopcare.kit.db import Database, migrate
@@ -171,12 +171,16 @@ class Assembly:
         self.relay = OutboxRelay(
             self.db,
             outbox,
-            lambda: make_producer(settings.kafka_bootstrap_servers, f"iopcare-{name}-relay"),
+            lambda: make_producer(settings, f"iopcare-{name}-relay"),
             batch_size=settings.relay_batch_size,
             idle_seconds=settings.relay_idle_seconds,
             lock_name=name,
             topic_prefix=settings.topic_prefix,
+            signer=signing.signer_for(settings, name),
         )
+        # Loaded at start: a service whose peers' public keys are missing must not start and
+        # then dead-letter everything it reads.
+        self.verifier = signing.verifier_for(settings)
 
     def consumer(
         self, inbox: Table, topic_names: list[str], handlers: dict[str, Handler]
@@ -185,12 +189,14 @@ class Assembly:
             self.db,
             inbox,
             name=self.name,
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            client_options=self.settings.kafka_client_options(),
             # Deployments sharing a cluster (a topic prefix) must not share consumer groups either.
             group_id=f"{self.settings.topic_prefix}{self.service.consumer_group}",
             topics_=[topics.physical(self.settings.topic_prefix, t) for t in topic_names],
             handlers=handlers,
+            verifier=self.verifier,
             max_attempts=self.settings.consumer_max_attempts,
+            max_message_bytes=self.settings.kafka_max_message_bytes,
             # What a handler wrote to the outbox goes out without waiting for the next scan.
             on_applied=lambda _event: self.relay.notify(),
         )
