@@ -13,24 +13,28 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, TopicAuthorizationFailedError
+from pydantic import SecretStr
 from sqlalchemy import insert, select
 
 from iopcare.careplan import store as careplan_store
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
-from iopcare.kit import topics
+from iopcare.kit import kafka_broker, topics
 from iopcare.kit.events import Event
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
 from iopcare.notes.v1 import notes_service_pb2 as nt
 from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
 from tests.support import harness
-from tests.support.notes import as_
+from tests.support.notes import as_, wait_for_team
 from tests.support.plans import care_team, new_patient_id
 
 STRANGER = "stranger-1"
@@ -265,3 +269,133 @@ def test_a_resource_over_one_mebibyte_within_the_api_limit_reaches_the_consumers
         timeout=30,
     )
     assert json.loads(record.value)["id"] == created.care_team.id
+
+
+# A broker with SASL and ACLs -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sasl_broker(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[kafka_broker.KafkaBroker, dict[str, str]]]:
+    """A broker of its own, as `make run` starts it: SCRAM users (admin, one per service), the
+    StandardAuthorizer denying what no ACL allows, and the services' ACLs."""
+    folder = tmp_path_factory.mktemp("sasl")
+    users = kafka_broker.dev_sasl_users(folder / "credentials")
+    broker = kafka_broker.KafkaBroker(data_dir=folder / "kafka", sasl_users=users)
+    broker.start()
+    try:
+        admin = broker.client_options()
+        kafka_broker.create_topics(
+            broker.bootstrap_servers, topics.all_topics(), topics.PARTITIONS, client_options=admin
+        )
+        kafka_broker.grant_service_acls(broker.bootstrap_servers, admin)
+        yield broker, users
+    finally:
+        broker.stop()
+
+
+def _as_user(broker: kafka_broker.KafkaBroker, user: str, password: str) -> dict[str, Any]:
+    return {
+        "bootstrap_servers": broker.bootstrap_servers,
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": user,
+        "sasl_plain_password": password,
+    }
+
+
+def _readable(options: dict[str, Any], topic: str) -> list[Any]:
+    """Reads the topic from the beginning with these client options; raises if refused."""
+    consumer = KafkaConsumer(**options, enable_auto_commit=False, bootstrap_timeout_ms=3_000)
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(topics.PARTITIONS)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        for partition in partitions:
+            consumer.position(partition)  # asks the broker: refused without the right to read
+        return [r for records in consumer.poll(timeout_ms=2_000).values() for r in records]
+    finally:
+        consumer.close()
+
+
+def test_an_anonymous_client_can_neither_read_nor_write_the_topics_of_a_sasl_broker(
+    sasl_broker: tuple[kafka_broker.KafkaBroker, dict[str, str]],
+) -> None:
+    broker, users = sasl_broker
+    careplan = _as_user(broker, "careplan", users["careplan"])
+    producer = KafkaProducer(**careplan, acks="all")
+    producer.send(topics.CAREPLAN, key=b"pat-x", value=b'{"resourceType": "CarePlan"}').get(10)
+    producer.close()
+    # careplan's own consumers (notes) see it; an anonymous or a wrong-password client gets in
+    # nowhere: the listener speaks only SASL.
+    assert _readable(_as_user(broker, "notes", users["notes"]), topics.CAREPLAN)
+    for options in (
+        {"bootstrap_servers": broker.bootstrap_servers},
+        _as_user(broker, "careplan", "not-the-password"),
+    ):
+        with pytest.raises(KafkaError):
+            _readable(options, topics.CAREPLAN)
+        with pytest.raises(KafkaError):
+            KafkaProducer(**options, bootstrap_timeout_ms=3_000).send(
+                topics.CAREPLAN, key=b"pat-x", value=b"{}"
+            ).get(10)
+
+
+def test_a_service_principal_may_write_only_its_own_topic_and_read_only_what_it_consumes(
+    sasl_broker: tuple[kafka_broker.KafkaBroker, dict[str, str]],
+) -> None:
+    broker, users = sasl_broker
+    notes = _as_user(broker, "notes", users["notes"])
+    # A stolen notes password cannot forge careplan's CareTeam events, only write notes' own.
+    # (A refused idempotent producer is dead for good: one producer per attempt.)
+    for topic, allowed in ((topics.CAREPLAN, False), (topics.NOTES, True)):
+        producer = KafkaProducer(**notes, acks="all", max_block_ms=5_000)
+        try:
+            if allowed:
+                producer.send(topic, key=b"pat-x", value=b"{}").get(10)
+            else:
+                with pytest.raises(TopicAuthorizationFailedError):
+                    producer.send(topic, key=b"pat-x", value=b"{}").get(10)
+        finally:
+            producer.close()
+    # scheduling does not consume notes' topic, so it may not read it.
+    with pytest.raises(TopicAuthorizationFailedError):
+        _readable(_as_user(broker, "scheduling", users["scheduling"]), topics.NOTES)
+
+
+def test_the_services_exchange_events_on_a_sasl_broker_each_as_its_own_principal(
+    sasl_broker: tuple[kafka_broker.KafkaBroker, dict[str, str]], tmp_path: Path
+) -> None:
+    broker, users = sasl_broker
+    base = harness.settings_for(tmp_path / "data", broker.bootstrap_servers)
+    (tmp_path / "data").mkdir()
+
+    def as_service(name: str) -> Settings:
+        return base.model_copy(
+            update={
+                "kafka_security_protocol": "SASL_PLAINTEXT",
+                "kafka_sasl_username": name,
+                "kafka_sasl_password": SecretStr(users[name]),
+            }
+        )
+
+    runtimes = {
+        name: harness.build(
+            name,
+            as_service(name),
+            f"sqlite:///{tmp_path / (name + '.db')}",
+            # The groups the ACLs grant (iopcare-<service>*), fresh for this test.
+            group=f"iopcare-{name}-{uuid.uuid4().hex[:8]}",
+        )
+        for name in ("careplan", "notes")
+    }
+    for runtime in runtimes.values():
+        runtime.start()
+    try:
+        patient = new_patient_id()
+        with harness.channel(runtimes["careplan"]) as channel:
+            harness.enrol_over_grpc(pb_grpc.CarePlanServiceStub(channel), base, patient)
+        with harness.channel(runtimes["notes"]) as channel:
+            wait_for_team(nt_grpc.NotesServiceStub(channel), base, patient)
+    finally:
+        for runtime in runtimes.values():
+            runtime.stop(grace=0.2)
