@@ -59,6 +59,7 @@ __all__ = [
     "ensure_jars",
     "external_bootstrap",
     "free_port",
+    "grant_service_acls",
     "main",
     "repo_root",
 ]
@@ -1021,6 +1022,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--topics", default="", help="comma-separated topics to create")
     parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument(
+        "--sasl-credentials",
+        type=Path,
+        default=None,
+        help="folder of SASL passwords (created if missing): SCRAM users admin and one per "
+        "service, ACLs as `make run` sets them; without it the broker is open (PLAINTEXT)",
+    )
     parser.add_argument("--heap", default="512m")
     parser.add_argument("--timeout", type=float, default=90, help="start-up timeout, seconds")
     args = parser.parse_args(argv)
@@ -1044,11 +1052,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         broker_port=args.port,
         controller_port=args.controller_port,
         heap=args.heap,
+        sasl_users=dev_sasl_users(args.sasl_credentials) if args.sasl_credentials else None,
     )
     try:
         broker.start(timeout=args.timeout)
         topics = [name for name in args.topics.split(",") if name.strip()]
-        create_topics(broker.bootstrap_servers, topics, partitions=args.partitions)
+        create_topics(
+            broker.bootstrap_servers,
+            topics,
+            partitions=args.partitions,
+            client_options=broker.client_options(),
+        )
+        if broker.sasl_users:
+            grant_service_acls(broker.bootstrap_servers, broker.client_options())
         starting = False
         print(broker.bootstrap_servers, flush=True)
         print(f"Kafka log: {broker.log_file}", file=sys.stderr, flush=True)

@@ -337,3 +337,30 @@ class OutboxRelay:
             # Never hand a connection that may still hold the lock back to the pool.
             lease.invalidate()
             lease.close()
+
+
+# Operators ---------------------------------------------------------------------------------------
+def parked_rows(db: Database, outbox: Table) -> list[Any]:
+    """The parked rows, oldest first (`iopcare outbox parked SERVICE`)."""
+    o = outbox.c
+    with db.read() as conn:
+        return list(
+            conn.execute(
+                select(outbox)
+                .where(and_(o.parked_at.is_not(None), o.sent_at.is_(None)))
+                .order_by(o.id)
+            ).all()
+        )
+
+
+def release_parked(db: Database, outbox: Table, ids: list[int] | None = None) -> int:
+    """Makes parked rows (all, or these ids) publishable again, once their cause is fixed (a
+    larger limit on the brokers and in IOPCARE_MAX_RESOURCE_BYTES); the relay takes them, and the
+    rows held behind them, in their original order. Returns how many were released."""
+    o = outbox.c
+    condition = and_(o.parked_at.is_not(None), o.sent_at.is_(None))
+    if ids is not None:
+        condition = and_(condition, o.id.in_(ids))
+    with db.write() as conn:
+        result = conn.execute(update(outbox).where(condition).values(parked_at=None))
+    return int(result.rowcount or 0)

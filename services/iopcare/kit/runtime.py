@@ -144,6 +144,9 @@ def configure_process(level: str = "INFO") -> None:
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    # kafka-python warns on every SASL_PLAINTEXT connection; SCRAM never sends the password
+    # itself, the local broker listens on loopback only, and production uses SASL_SSL.
+    logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
     failpoints.load_from_env()
 
 
