@@ -345,7 +345,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
         if broker is not None:
             kafka_broker.grant_service_acls(bootstrap, admin_options, prefix=settings.topic_prefix)
-        env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "IOPCARE_DATA_DIR": str(data_dir)}
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "IOPCARE_DATA_DIR": str(data_dir),
+            # Event values encrypted with the producers' topic keys (kit.payloads).
+            "IOPCARE_EVENT_ENCRYPTION": os.environ.get("IOPCARE_EVENT_ENCRYPTION", "true"),
+        }
         for name in SERVICES:
             process = ServiceProcess(
                 name,

@@ -399,3 +399,30 @@ def test_the_services_exchange_events_on_a_sasl_broker_each_as_its_own_principal
     finally:
         for runtime in runtimes.values():
             runtime.stop(grace=0.2)
+
+
+def test_event_values_are_encrypted_on_the_topic_and_still_applied(
+    settings: Settings, tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """With IOPCARE_EVENT_ENCRYPTION (make run, deploy), a client that can read the topic (an
+    operator, a backup, a broker disk) sees no clinical content; the consumers still apply it."""
+    encrypted = settings.model_copy(update={"event_encryption": True})
+    runtimes = {
+        name: harness.build(name, encrypted, f"sqlite:///{tmp_path / (name + '.db')}")
+        for name in ("careplan", "notes")
+    }
+    for runtime in runtimes.values():
+        runtime.start()
+    try:
+        patient = new_patient_id()
+        with harness.channel(runtimes["careplan"]) as channel:
+            harness.enrol_over_grpc(pb_grpc.CarePlanServiceStub(channel), encrypted, patient)
+        with harness.channel(runtimes["notes"]) as channel:
+            wait_for_team(nt_grpc.NotesServiceStub(channel), encrypted, patient)
+    finally:
+        for runtime in runtimes.values():
+            runtime.stop(grace=0.2)
+    record = _team_record(settings, kafka_bootstrap, patient)
+    assert harness.header(record, "iopcare_enc") == "A256GCM"
+    assert b"CareTeam" not in record.value and b"Practitioner/" not in record.value
+    assert patient.encode() not in record.value

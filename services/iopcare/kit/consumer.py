@@ -42,6 +42,7 @@ from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import Aborted, Unavailable
 from iopcare.kit.events import PoisonMessage, ReceivedEvent, from_kafka
 from iopcare.kit.failpoints import failpoint
+from iopcare.kit.payloads import ENCRYPTION_HEADER, PayloadCipher, PayloadError
 from iopcare.kit.signing import EventVerifier, SignatureError
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class EventConsumer:
         topics_: list[str],
         handlers: dict[str, Handler],
         verifier: EventVerifier | None,
+        cipher: PayloadCipher | None = None,
         max_attempts: int = 3,
         max_message_bytes: int = 1024 * 1024,
         on_applied: Callable[[ReceivedEvent], None] | None = None,
@@ -109,6 +111,8 @@ class EventConsumer:
         self.client_options = client_options
         #: None only where no record can come from outside (never in a service process).
         self.verifier = verifier
+        #: Topic keys to decrypt encrypted values (kit.payloads).
+        self.cipher = cipher
         self.max_message_bytes = max_message_bytes
         self.group_id = group_id
         self.topics = topics_
@@ -237,22 +241,30 @@ class EventConsumer:
             # are skipped before their FHIR payload is parsed: valid or not, they are not ours.
             self.stats.skipped += 1
             return
-        if self.verifier is not None:
-            try:
-                self.verifier.verify(
-                    record.topic, _decoded_headers(record), record.key or b"", record.value or b""
+        headers = _decoded_headers(record)
+        value = record.value
+        try:
+            if self.verifier is not None:
+                owner = self.verifier.verify(
+                    record.topic, headers, record.key or b"", record.value or b""
                 )
-            except SignatureError as exc:
-                self.stats.rejected += 1
-                self._dead_letter(record, f"forged: {exc}")
-                return
+            else:
+                owner = headers.get("ce_source", "").removeprefix("/iopcare/")
+            if ENCRYPTION_HEADER in headers:
+                if self.cipher is None:
+                    raise PayloadError("the value is encrypted and this service holds no keys")
+                value = self.cipher.open(owner, headers.get("ce_id", ""), value or b"")
+        except (SignatureError, PayloadError) as exc:
+            self.stats.rejected += 1
+            self._dead_letter(record, f"forged: {exc}")
+            return
         try:
             received = from_kafka(
                 record.topic,
                 record.partition,
                 record.offset,
                 record.key,
-                record.value,
+                value,
                 list(record.headers or []),
             )
         except PoisonMessage as exc:

@@ -52,8 +52,9 @@ from iopcare.kit.db import Database
 from iopcare.kit.errors import IopcareError
 from iopcare.kit.events import event_from_outbox_row
 from iopcare.kit.failpoints import failpoint
+from iopcare.kit.payloads import ALGORITHM, ENCRYPTION_HEADER, PayloadCipher
 from iopcare.kit.settings import Settings
-from iopcare.kit.signing import SIGNATURE_HEADER, EventSigner
+from iopcare.kit.signing import SIGNATURE_HEADER, TOPIC_OWNERS, EventSigner
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class OutboxRelay:
         lock_name: str = "outbox",
         topic_prefix: str = "",
         signer: EventSigner | None = None,
+        cipher: PayloadCipher | None = None,
     ) -> None:
         self.db = db
         self.outbox = outbox
@@ -112,6 +114,8 @@ class OutboxRelay:
         self.topic_prefix = topic_prefix
         #: Signs each record as this service's (None only in tests that never reach a consumer).
         self.signer = signer
+        #: Encrypts each value with the topic key (IOPCARE_EVENT_ENCRYPTION), before signing.
+        self.cipher = cipher
         self._lock_key = zlib.crc32(f"iopcare-relay:{lock_name}".encode())
         self._lease: Connection | None = None
         self._producer: KafkaProducer | None = None
@@ -192,6 +196,10 @@ class OutboxRelay:
             event = event_from_outbox_row(row)
             key, value = row.key.encode("utf-8"), row.payload.encode("utf-8")
             headers = event.headers()
+            if self.cipher is not None:
+                # Encrypt, then sign what travels: consumers verify before they decrypt.
+                value = self.cipher.seal(TOPIC_OWNERS[row.topic], row.event_id, value)
+                headers.append((ENCRYPTION_HEADER, ALGORITHM.encode()))
             if self.signer is not None:
                 headers.append((SIGNATURE_HEADER, self.signer.sign(headers, key, value)))
             try:

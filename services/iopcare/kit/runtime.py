@@ -24,7 +24,7 @@ import grpc
 from grpc_health.v1 import health
 from sqlalchemy import Table
 
-from iopcare.kit import audit, failpoints, signing, topics
+from iopcare.kit import audit, failpoints, payloads, signing, topics
 from iopcare.kit.auth import TokenVerifier
 from iopcare.kit.consumer import EventConsumer, Handler
 from iopcare.kit.db import Database, migrate
@@ -171,6 +171,7 @@ class Assembly:
         self.service = service
         audit.configure(audit.load_key(settings.audit_key_path))
         self.db = open_database(service.database_url, migrations)
+        self.cipher = payloads.cipher_for(settings)
         self.relay = OutboxRelay(
             self.db,
             outbox,
@@ -180,6 +181,7 @@ class Assembly:
             lock_name=name,
             topic_prefix=settings.topic_prefix,
             signer=signing.signer_for(settings, name),
+            cipher=self.cipher,
         )
         # Loaded at start: a service whose peers' public keys are missing must not start and
         # then dead-letter everything it reads.
@@ -198,6 +200,7 @@ class Assembly:
             topics_=[topics.physical(self.settings.topic_prefix, t) for t in topic_names],
             handlers=handlers,
             verifier=self.verifier,
+            cipher=self.cipher,
             max_attempts=self.settings.consumer_max_attempts,
             max_message_bytes=self.settings.kafka_max_message_bytes,
             # What a handler wrote to the outbox goes out without waiting for the next scan.

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     #: Folder of the services' event signing keys (kit.signing: `<service>.pem` private,
     #: `<service>.pub.pem` public). Empty: development keys generated under data_dir.
     event_keys_dir: Path | None = None
+    #: Encrypt every event's value on the topics with the producer's topic key (kit.payloads,
+    #: AES-256-GCM). On in `make run` and the deploy files; off by default so that tests and
+    #: tools can read the topics they inspect.
+    event_encryption: bool = False
     #: Issuer and audience every bearer token must carry.
     token_issuer: str = "https://iopcare.local/dev"
     token_audience: str = "iopcare"

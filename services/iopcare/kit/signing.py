@@ -180,16 +180,17 @@ def _ensure_dev_keypair(folder: Path, service: str) -> None:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        _link_new(private_path, pem, 0o600)
+        link_new_file(private_path, pem, 0o600)
     private = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
     assert isinstance(private, Ed25519PrivateKey)
     public = private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    _link_new(public_path, public, 0o644)
+    link_new_file(public_path, public, 0o644)
 
 
-def _link_new(path: Path, content: bytes, mode: int) -> None:
+def link_new_file(path: Path, content: bytes, mode: int) -> None:
+    """Creates `path` with `content` unless it exists, atomically (a reader never sees half)."""
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(fd, mode)
