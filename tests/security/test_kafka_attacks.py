@@ -426,3 +426,20 @@ def test_event_values_are_encrypted_on_the_topic_and_still_applied(
     assert harness.header(record, "iopcare_enc") == "A256GCM"
     assert b"CareTeam" not in record.value and b"Practitioner/" not in record.value
     assert patient.encode() not in record.value
+
+
+def test_the_deploy_files_require_sasl_ssl_signed_and_encrypted_events() -> None:
+    """Production never talks to Kafka in clear or anonymously (no YAML parser in the test
+    dependencies: the settings are checked as the lines operators read)."""
+    deploy = Path(__file__).resolve().parents[2] / "deploy"
+    compose = (deploy / "compose.yaml").read_text()
+    config = (deploy / "k8s" / "config.yaml").read_text()
+    for text, quote in ((compose, ""), (config, '"')):
+        assert f"IOPCARE_KAFKA_SECURITY_PROTOCOL: {quote}SASL_SSL{quote}" in text
+        assert 'IOPCARE_EVENT_ENCRYPTION: "true"' in text
+        assert "IOPCARE_EVENT_KEYS_DIR: " in text
+        assert "PLAINTEXT" not in text.replace("SASL_SSL", "")
+    for name in ("careplan", "scheduling", "notes"):
+        assert f"IOPCARE_KAFKA_SASL_USERNAME: {name}" in compose
+        manifest = (deploy / "k8s" / f"{name}.yaml").read_text()
+        assert f"IOPCARE_KAFKA_SASL_USERNAME, value: {name} }}" in manifest
