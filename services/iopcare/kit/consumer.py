@@ -255,8 +255,11 @@ class EventConsumer:
                     raise PayloadError("the value is encrypted and this service holds no keys")
                 value = self.cipher.open(owner, headers.get("ce_id", ""), value or b"")
         except (SignatureError, PayloadError) as exc:
+            # Same last-wins header decoding as from_kafka below: what was verified is what is
+            # applied, even if someone appended a second ce_type to a signed record.
             self.stats.rejected += 1
-            self._dead_letter(record, f"forged: {exc}")
+            kind = "forged" if isinstance(exc, SignatureError) else "undecryptable"
+            self._dead_letter(record, f"{kind}: {exc}")
             return
         try:
             received = from_kafka(
