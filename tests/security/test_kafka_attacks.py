@@ -27,7 +27,7 @@ from sqlalchemy import insert, select
 from iopcare.careplan import store as careplan_store
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
-from iopcare.kit import kafka_broker, topics
+from iopcare.kit import kafka_broker, relay, signing, topics
 from iopcare.kit.events import Event
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
@@ -120,13 +120,9 @@ def test_a_forged_care_team_event_gives_a_stranger_no_access_to_the_thread(
     if signature == "attacker-key":
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-        from iopcare.kit import signing
-
         attacker = signing.EventSigner("careplan", Ed25519PrivateKey.generate())
         extra = attacker.headers(forged)
     elif signature == "notes-key":
-        from iopcare.kit import signing
-
         extra = signing.signer_for(settings, "notes").headers(forged)
     _produce(kafka_bootstrap, harness.topic(settings, topics.CAREPLAN), forged, extra)
 
@@ -242,8 +238,37 @@ def test_an_event_too_large_for_the_broker_is_parked_and_the_events_behind_it_fl
         # Held behind the parked one, neither sent nor parked itself.
         assert rows[later_victim_id].sent_at is None
         assert restarted.relay is not None and restarted.relay.parked >= 1
+        assert [r.event_id for r in relay.parked_rows(restarted.db, careplan_store.outbox)] == [
+            big_id
+        ]
     finally:
         restarted.stop(grace=0.2)
+    # An operator releases it (`iopcare outbox retry`) while only the producers' limit was
+    # raised, not the topic's: the broker refuses it, and it is parked again instead of
+    # blocking the relay (the broker-side path of the same rule).
+    assert relay.release_parked(restarted.db, careplan_store.outbox) == 1
+    lenient = settings.model_copy(update={"max_resource_bytes": 2 * limit})
+    again = relay.OutboxRelay(
+        restarted.db,
+        careplan_store.outbox,
+        lambda: relay.make_producer(lenient, "test-relay"),
+        topic_prefix=settings.topic_prefix,
+        signer=signing.signer_for(settings, "careplan"),
+    )
+    try:
+        harness.eventually(lambda: again.publish_pending() == 0 and again.parked == 1)
+    finally:
+        again.stop()
+    (parked,) = relay.parked_rows(restarted.db, careplan_store.outbox)
+    assert parked.event_id == big_id and "MessageSizeTooLarge" in (parked.park_reason or "")
+    # The broker's refusal failed the whole batch; isolating the culprit parked only it, and the
+    # patient's later event still waits behind it.
+    o = careplan_store.outbox.c
+    with restarted.db.read() as conn:
+        later = conn.execute(
+            select(o.sent_at, o.parked_at).where(o.event_id == later_victim_id)
+        ).one()
+    assert later.sent_at is None and later.parked_at is None
 
 
 def test_a_resource_over_one_mebibyte_within_the_api_limit_reaches_the_consumers(

@@ -125,6 +125,8 @@ class OutboxRelay:
         self.published = 0
         #: Rows parked by this relay since it started (each also logged at ERROR): an alert.
         self.parked = 0
+        #: Passes left that publish one row each, to find which record the broker refused.
+        self._isolate = 0
 
     # Lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -179,7 +181,8 @@ class OutboxRelay:
                 select(self.outbox)
                 .where(and_(o.sent_at.is_(None), o.parked_at.is_(None), o.key.not_in(blocked)))
                 .order_by(o.id)
-                .limit(self.batch_size)
+                # One row at a time while isolating a record the broker refused (below).
+                .limit(1 if self._isolate else self.batch_size)
             ).all()
         if not rows:
             return 0
@@ -218,20 +221,33 @@ class OutboxRelay:
             futures.append((row, future))
         producer.flush(timeout=30)
         sent: list[int] = []
+        suspects = 0
         transient: KafkaError | None = None
         for row, future in futures:
             try:
                 future.get(timeout=0)
             except PERMANENT_RECORD_ERRORS as exc:
                 # Refused by the broker (its limit is lower than ours: a misconfigured topic).
-                # Later rows of this key in the same batch may already be out; only the
-                # producer's own size check above can hold them back, which is why the two
-                # limits are one setting.
-                parked.append((row, exc))
+                # The idempotent producer treats this as fatal and fails every batch it still
+                # had with the same error, so in a batch the culprit cannot be told from the
+                # innocent: only a record sent alone is parked; otherwise the failed rows are
+                # retried one at a time. Later rows of this key in the same batch may already
+                # be out; only the producer's own size check above can hold them back, which is
+                # why the producer's and the brokers' limits are one setting.
+                if len(futures) == 1:
+                    parked.append((row, exc))
+                else:
+                    suspects += 1
             except KafkaError as exc:
                 transient = exc
             else:
                 sent.append(row.id)
+        if self._isolate:
+            self._isolate -= 1
+        if suspects:
+            self._isolate = suspects
+        if parked or suspects:
+            self._close_producer()  # dead after a fatal error; a fresh one next pass
         if parked:
             self._park(parked)
         if transient is not None:
