@@ -225,14 +225,21 @@ def test_an_event_too_large_for_the_broker_is_parked_and_the_events_behind_it_fl
             lambda r: r.key == other.encode(),
         )
         o = careplan_store.outbox.c
-        with restarted.db.read() as conn:
-            rows = {
-                r.event_id: r
-                for r in conn.execute(
-                    select(careplan_store.outbox).where(o.event_id.in_([big_id, later_victim_id]))
-                )
-            }
-        assert rows[big_id].parked_at is not None
+
+        def outbox_rows() -> dict[str, Any] | None:
+            with restarted.db.read() as conn:
+                found = {
+                    r.event_id: r
+                    for r in conn.execute(
+                        select(careplan_store.outbox).where(
+                            o.event_id.in_([big_id, later_victim_id])
+                        )
+                    )
+                }
+            # The relay records the parking after the batch went out: poll for it.
+            return found if found[big_id].parked_at is not None else None
+
+        rows = harness.eventually(outbox_rows, timeout=10)
         assert "MessageSizeTooLarge" in (rows[big_id].park_reason or "")
         assert rows[big_id].sent_at is None
         # Held behind the parked one, neither sent nor parked itself.

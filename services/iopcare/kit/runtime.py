@@ -172,6 +172,9 @@ class Assembly:
         audit.configure(audit.load_key(settings.audit_key_path))
         self.db = open_database(service.database_url, migrations)
         self.cipher = payloads.cipher_for(settings)
+        if self.cipher is not None and name not in self.cipher.keys:
+            # Refuse to start rather than have the relay fail on every row it tries to publish.
+            raise RuntimeError(f"event encryption is on but {name}.topic.key is missing")
         self.relay = OutboxRelay(
             self.db,
             outbox,
