@@ -269,6 +269,7 @@ class EventConsumer:
                 record.key,
                 value,
                 list(record.headers or []),
+                max_bytes=self.max_message_bytes,
             )
         except PoisonMessage as exc:
             self._dead_letter(record, f"poison: {exc}")
