@@ -320,20 +320,55 @@ def cmd_up(args: argparse.Namespace) -> int:
     processes: list[ServiceProcess] = []
     try:
         bootstrap = kafka_broker.external_bootstrap()
+        # Per-service Kafka identity: each service authenticates as itself, and the broker's
+        # ACLs let it write only its own topic (issue 10). Against an external cluster the
+        # operator's IOPCARE_KAFKA_* settings apply to every process as they are.
+        kafka_env: dict[str, dict[str, str]] = {name: {} for name in SERVICES}
+        admin_options = settings.kafka_client_options()
         if bootstrap is None:
-            print("starting Apache Kafka (KRaft, single node) on 127.0.0.1:9092 ...", flush=True)
+            print(
+                "starting Apache Kafka (KRaft, single node, SASL/SCRAM with ACLs) on "
+                "127.0.0.1:9092 ...",
+                flush=True,
+            )
+            credentials = settings.dev_key_dir / "kafka"
+            users = kafka_broker.dev_sasl_users(credentials)
             broker = kafka_broker.KafkaBroker(
-                data_dir=data_dir / "kafka", broker_port=9092, controller_port=9093
+                data_dir=data_dir / "kafka",
+                broker_port=9092,
+                controller_port=9093,
+                sasl_users=users,
             )
             broker.start()
             bootstrap = broker.bootstrap_servers
+            admin_options = broker.client_options()
+            for name in SERVICES:
+                kafka_env[name] = {
+                    "IOPCARE_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                    "IOPCARE_KAFKA_SASL_MECHANISM": kafka_broker.SCRAM_MECHANISM,
+                    "IOPCARE_KAFKA_SASL_USERNAME": name,
+                    "IOPCARE_KAFKA_SASL_PASSWORD_FILE": str(credentials / f"{name}.password"),
+                }
         kafka_broker.create_topics(
-            bootstrap, topics.all_topics(settings.topic_prefix), partitions=topics.PARTITIONS
+            bootstrap,
+            topics.all_topics(settings.topic_prefix),
+            partitions=topics.PARTITIONS,
+            client_options=admin_options,
         )
-        env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "IOPCARE_DATA_DIR": str(data_dir)}
+        if broker is not None:
+            kafka_broker.grant_service_acls(bootstrap, admin_options, prefix=settings.topic_prefix)
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "IOPCARE_DATA_DIR": str(data_dir),
+            # Event values encrypted with the producers' topic keys (kit.payloads).
+            "IOPCARE_EVENT_ENCRYPTION": os.environ.get("IOPCARE_EVENT_ENCRYPTION", "true"),
+        }
         for name in SERVICES:
             process = ServiceProcess(
-                name, DEFAULT_PORTS[name], env, data_dir / "logs" / f"{name}.log"
+                name,
+                DEFAULT_PORTS[name],
+                {**env, **kafka_env[name]},
+                data_dir / "logs" / f"{name}.log",
             )
             print(f"starting {name} on {process.address} ...", flush=True)
             process.start()
@@ -404,6 +439,43 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    """Lists a service's parked outbox rows, or releases them for the relay to try again."""
+    from iopcare.kit import relay
+    from iopcare.kit.db import Database
+    from iopcare.kit.settings import ServiceSettings, Settings
+
+    settings = Settings()
+    service = ServiceSettings.for_service(args.service, settings)
+    outbox = _outbox_table(args.service)
+    db = Database(service.database_url)
+    try:
+        if args.action == "parked":
+            rows = relay.parked_rows(db, outbox)
+            for row in rows:
+                print(
+                    f"{row.id}\t{row.parked_at:%Y-%m-%dT%H:%M:%SZ}\t{row.event_type}\t"
+                    f"{row.subject}\t{len(row.payload.encode())} bytes\t{row.park_reason}"
+                )
+            print(f"{len(rows)} parked row(s)", file=sys.stderr)
+            return 0
+        released = relay.release_parked(db, outbox, args.ids or None)
+        print(f"{released} row(s) released; the running relay publishes them next")
+        return 0
+    finally:
+        db.dispose()
+
+
+def _outbox_table(service: str) -> Any:
+    if service == "careplan":
+        from iopcare.careplan import store
+    elif service == "scheduling":
+        from iopcare.scheduling import store  # type: ignore[no-redef]
+    else:
+        from iopcare.notes import store  # type: ignore[no-redef]
+    return store.outbox
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="iopcare", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -420,6 +492,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     verify.add_argument("service", choices=SERVICES)
     verify.set_defaults(func=cmd_audit_verify)
+    outbox = sub.add_parser(
+        "outbox",
+        help="parked outbox rows (too large or invalid for Kafka): list them, or retry them",
+    )
+    outbox.add_argument("action", choices=("parked", "retry"))
+    outbox.add_argument("service", choices=SERVICES)
+    outbox.add_argument(
+        "ids", nargs="*", type=int, help="outbox row ids to retry (default: every parked row)"
+    )
+    outbox.set_defaults(func=cmd_outbox)
     token = sub.add_parser("token", help="print a development bearer token")
     token.add_argument("--role", default="therapist")
     token.add_argument("--practitioner", default=None, help="Practitioner id the token acts as")

@@ -28,7 +28,8 @@ from sqlalchemy import func, select
 from iopcare.careplan import codes as careplan_codes
 from iopcare.careplan import store as careplan_store
 from iopcare.careplan.service import CarePlans
-from iopcare.kit import failpoints, topics
+from iopcare.kit import failpoints, signing, topics
+from iopcare.kit.events import Event
 from iopcare.kit.relay import OutboxRelay, make_producer
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
@@ -92,8 +93,9 @@ def _relay(runtime: ServiceRuntime, settings: Settings) -> OutboxRelay:
     return OutboxRelay(
         runtime.db,
         careplan_store.outbox,
-        lambda: make_producer(settings.kafka_bootstrap_servers, "test-relay"),
+        lambda: make_producer(settings, "test-relay"),
         topic_prefix=settings.topic_prefix,
+        signer=signing.signer_for(settings, "careplan"),
     )
 
 
@@ -259,20 +261,21 @@ def test_a_poison_message_is_dead_lettered_and_its_partition_keeps_flowing(
     careplan, notes = running["careplan"], running["notes"]
     patient = new_patient_id()
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    poison_id = str(uuid.uuid4())
+    # A broken careplan: its own, correctly signed record whose payload is not valid FHIR (an
+    # unsigned one would be refused as forged before its payload is looked at).
+    poison = Event(
+        type="iopcare.careplan.created.v1",
+        source="/iopcare/careplan",
+        subject="CarePlan/x",
+        key=patient,
+        data='{"resourceType": "CarePlan", "status": 1',
+    )
+    poison_id = poison.id
     producer.send(
         harness.topic(settings, topics.CAREPLAN),
         key=patient.encode(),
-        value=b'{"resourceType": "CarePlan", "status": 1',
-        headers=[
-            ("ce_id", poison_id.encode()),
-            ("ce_type", b"iopcare.careplan.created.v1"),
-            ("ce_source", b"/test"),
-            ("ce_specversion", b"1.0"),
-            ("ce_time", b"2026-11-27T10:00:00Z"),
-            ("ce_subject", b"CarePlan/x"),
-            ("content-type", b"application/fhir+json"),
-        ],
+        value=poison.data.encode(),
+        headers=harness.signed_headers(settings, "careplan", poison),
     ).get(timeout=10)
     producer.close()
     # The next event for the same patient lands on the same partition, behind the poison.

@@ -495,7 +495,7 @@ def _publish(
             harness.topic(settings, topics.SCHEDULING),
             key=key.encode(),
             value=event.data.encode(),
-            headers=event.headers(),
+            headers=harness.signed_headers(settings, "scheduling", event),
         ).get(timeout=10)
     finally:
         producer.close()

@@ -58,6 +58,14 @@ def isolated_topics(bootstrap: str) -> str:
     return prefix
 
 
+def signed_headers(settings: Settings, service: str, event: Any) -> list[tuple[str, bytes]]:
+    """The headers of `event` as `service`'s relay sends them: CloudEvents and its signature
+    (kit.signing), for tests that publish as a service would."""
+    from iopcare.kit import signing
+
+    return [*event.headers(), *signing.signer_for(settings, service).headers(event)]
+
+
 def topic(settings: Settings, logical: str) -> str:
     """The broker's name of a logical topic under the test's prefix."""
     from iopcare.kit import topics

@@ -11,6 +11,12 @@ A crash between 2 and 3 redelivers the record, which step 2 absorbs. A database 
 reached stops the partition where it is (the consumer seeks back and retries) instead of skipping
 events it could not apply. A handler that keeps failing for another reason sends the record to the
 dead-letter topic after `max_attempts`, so one bad event never blocks the patients behind it.
+
+Before anything else, a record must carry a valid signature by the service that owns its topic
+(kit.signing): an unsigned or forged record is never applied, whatever the broker let through; it
+is dead-lettered with the reason and logged at ERROR (an alert: someone wrote to our topics who
+should not have), and counted in `stats.rejected`. The signature is checked before the payload is
+parsed, so an attacker's bytes never reach the FHIR parser.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import Aborted, Unavailable
 from iopcare.kit.events import PoisonMessage, ReceivedEvent, from_kafka
 from iopcare.kit.failpoints import failpoint
+from iopcare.kit.payloads import ENCRYPTION_HEADER, PayloadCipher, PayloadError
+from iopcare.kit.signing import EventVerifier, SignatureError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,8 @@ class ConsumerStats:
     duplicates: int = 0
     dead_lettered: int = 0
     skipped: int = 0
+    #: Records refused because they were not signed by their topic's owner (forged, or unsigned).
+    rejected: int = 0
     #: The ce_ids of the latest redeliveries absorbed by the inbox (for operators and tests).
     recent_duplicates: deque[str] = field(default_factory=lambda: deque(maxlen=1000))
 
@@ -57,6 +67,18 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, (Unavailable, Aborted, OperationalError)):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _decoded_headers(record: Any) -> dict[str, str]:
+    """The record's headers as text; a header that is not UTF-8 is left out (and so is missing
+    from what the signature check sees, which then fails)."""
+    decoded: dict[str, str] = {}
+    for name, raw in record.headers or []:
+        try:
+            decoded[name] = bytes(raw).decode("utf-8")
+        except (UnicodeDecodeError, TypeError):
+            continue
+    return decoded
 
 
 class _Retry(Exception):
@@ -72,17 +94,26 @@ class EventConsumer:
         inbox: Table,
         *,
         name: str,
-        bootstrap_servers: str,
+        client_options: dict[str, Any],
         group_id: str,
         topics_: list[str],
         handlers: dict[str, Handler],
+        verifier: EventVerifier | None,
+        cipher: PayloadCipher | None = None,
         max_attempts: int = 3,
+        max_message_bytes: int = 1024 * 1024,
         on_applied: Callable[[ReceivedEvent], None] | None = None,
     ) -> None:
         self.db = db
         self.inbox = inbox
         self.name = name
-        self.bootstrap_servers = bootstrap_servers
+        #: Connection and security options of every client (Settings.kafka_client_options).
+        self.client_options = client_options
+        #: None only where no record can come from outside (never in a service process).
+        self.verifier = verifier
+        #: Topic keys to decrypt encrypted values (kit.payloads).
+        self.cipher = cipher
+        self.max_message_bytes = max_message_bytes
         self.group_id = group_id
         self.topics = topics_
         self.handlers = handlers
@@ -126,7 +157,10 @@ class EventConsumer:
 
     def _connect(self) -> KafkaConsumer:
         consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
+            **self.client_options,
+            # Fetch a record as large as the producers may publish (one setting for all limits).
+            max_partition_fetch_bytes=self.max_message_bytes,
+            fetch_max_bytes=max(self.max_message_bytes, 50 * 1024 * 1024),
             group_id=self.group_id,
             client_id=f"{self.group_id}-{self.name}",
             enable_auto_commit=False,
@@ -207,14 +241,35 @@ class EventConsumer:
             # are skipped before their FHIR payload is parsed: valid or not, they are not ours.
             self.stats.skipped += 1
             return
+        headers = _decoded_headers(record)
+        value = record.value
+        try:
+            if self.verifier is not None:
+                owner = self.verifier.verify(
+                    record.topic, headers, record.key or b"", record.value or b""
+                )
+            else:
+                owner = headers.get("ce_source", "").removeprefix("/iopcare/")
+            if ENCRYPTION_HEADER in headers:
+                if self.cipher is None:
+                    raise PayloadError("the value is encrypted and this service holds no keys")
+                value = self.cipher.open(owner, headers.get("ce_id", ""), value or b"")
+        except (SignatureError, PayloadError) as exc:
+            # Same last-wins header decoding as from_kafka below: what was verified is what is
+            # applied, even if someone appended a second ce_type to a signed record.
+            self.stats.rejected += 1
+            kind = "forged" if isinstance(exc, SignatureError) else "undecryptable"
+            self._dead_letter(record, f"{kind}: {exc}")
+            return
         try:
             received = from_kafka(
                 record.topic,
                 record.partition,
                 record.offset,
                 record.key,
-                record.value,
+                value,
                 list(record.headers or []),
+                max_bytes=self.max_message_bytes,
             )
         except PoisonMessage as exc:
             self._dead_letter(record, f"poison: {exc}")
@@ -289,7 +344,8 @@ class EventConsumer:
             try:
                 if self._dlq is None:
                     self._dlq = KafkaProducer(
-                        bootstrap_servers=self.bootstrap_servers,
+                        **self.client_options,
+                        max_request_size=self.max_message_bytes,
                         enable_idempotence=True,
                         acks="all",
                         max_block_ms=5_000,

@@ -102,8 +102,13 @@ def from_kafka(
     key: bytes | None,
     value: bytes | None,
     headers: list[tuple[str, bytes]],
+    max_bytes: int = fhir.DEFAULT_MAX_BYTES,
 ) -> ReceivedEvent:
-    """Decodes and validates a record; raises PoisonMessage with the reason when it is not ours."""
+    """Decodes and validates a record; raises PoisonMessage with the reason when it is not ours.
+
+    `max_bytes` is the largest value accepted: the consumers pass the same limit the producers
+    publish under (Settings.kafka_max_message_bytes), so what one side sends the other takes.
+    """
     decoded: dict[str, str] = {}
     for name, raw in headers or []:
         try:
@@ -130,7 +135,7 @@ def from_kafka(
     try:
         time = _parse_time(decoded["ce_time"])
         key_text = key.decode("utf-8")
-        resource = fhir.parse_resource(value)
+        resource = fhir.parse_resource(value, max_bytes=max_bytes)
     except (ValueError, fhir.FhirError) as exc:
         raise PoisonMessage(f"invalid event payload: {exc}") from None
     event = Event(

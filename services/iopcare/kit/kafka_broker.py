@@ -35,9 +35,22 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import Any
 
 import kafka.errors as kafka_errors
 from kafka import KafkaAdminClient
+from kafka.admin import (
+    ACL,
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    ResourcePattern,
+    ResourcePatternFilter,
+    ResourceType,
+)
+
+from iopcare.kit.settings import Settings
 
 __all__ = [
     "BrokerError",
@@ -46,6 +59,7 @@ __all__ = [
     "ensure_jars",
     "external_bootstrap",
     "free_port",
+    "grant_service_acls",
     "main",
     "repo_root",
 ]
@@ -67,6 +81,9 @@ _PROBE_GROUP = "iopcare-readiness-probe"
 # port makes it wait for acceptors that never start). Seeing one ends the start-up wait at once.
 _FATAL_LOG_MARKERS = ("java.net.BindException", "Encountered fatal fault")
 _BIND_FAILURE = re.compile(r"failed to bind to \S+?:(\d+)")
+#: The administrator of a SASL broker (a super user): the launcher, topic creation, ACLs.
+SUPER_USER = "admin"
+SCRAM_MECHANISM = "SCRAM-SHA-512"
 
 
 class BrokerError(RuntimeError):
@@ -256,13 +273,17 @@ def _tail(path: Path, lines: int = _LOG_TAIL_LINES, since: int = 0) -> str:
 
 
 def _open_admin(
-    bootstrap_servers: str, timeout: float, client_id: str, request_timeout: float = 10
+    bootstrap_servers: str,
+    timeout: float,
+    client_id: str,
+    request_timeout: float = 10,
+    client_options: dict[str, Any] | None = None,
 ) -> KafkaAdminClient:
     timeout_ms = max(1000, int(timeout * 1000))
     admin = KafkaAdminClient.__new__(KafkaAdminClient)
     try:
         admin.__init__(
-            bootstrap_servers=bootstrap_servers,
+            **{**(client_options or {}), "bootstrap_servers": bootstrap_servers},
             client_id=client_id,
             bootstrap_timeout_ms=timeout_ms,
             request_timeout_ms=max(1000, int(min(timeout, request_timeout) * 1000)),
@@ -309,6 +330,14 @@ class KafkaBroker:
     log_file: Path | None = None
     # A folder of jars used as is; None means ensure_jars() (the Maven cache).
     libs_dir: Path | None = None
+    # The broker's message.max.bytes: Settings.kafka_max_message_bytes (one limit everywhere).
+    max_message_bytes: int = field(default_factory=lambda: Settings().kafka_max_message_bytes)
+    # SASL users (name -> password). Given, the client listener is SASL_PLAINTEXT with
+    # SCRAM-SHA-512, these users' credentials are written into the storage when it is formatted,
+    # and the StandardAuthorizer denies whatever no ACL allows; `SUPER_USER` must be among them
+    # (the launcher's own admin, and the broker's identity towards itself). None: the old open
+    # PLAINTEXT broker, for tests that do not exercise security.
+    sasl_users: dict[str, str] | None = None
 
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _ports_settled: bool = field(default=False, init=False, repr=False)
@@ -353,7 +382,20 @@ class KafkaBroker:
 
     @property
     def log_dirs(self) -> Path:
-        return self.data_dir / "kraft"
+        # A secured broker keeps its own storage: SCRAM credentials are written when it is
+        # formatted, so a folder formatted for the open broker would start without any users.
+        return self.data_dir / ("kraft-sasl" if self.sasl_users else "kraft")
+
+    def client_options(self) -> dict[str, Any]:
+        """Options of an administrative client (the super user) of this broker."""
+        if not self.sasl_users:
+            return {}
+        return {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": SCRAM_MECHANISM,
+            "sasl_plain_username": SUPER_USER,
+            "sasl_plain_password": self.sasl_users[SUPER_USER],
+        }
 
     def start(self, timeout: float = 60) -> None:
         """Start the broker and return once clients and consumer groups can use it.
@@ -485,13 +527,72 @@ class KafkaBroker:
             template.replace("${controller_port}", str(self.controller_port))
             .replace("${broker_port}", str(self.broker_port))
             .replace("${log_dirs}", log_dirs)
+            .replace("${max_message_bytes}", str(self.max_message_bytes))
         )
+        if self.sasl_users:
+            config = self._secured(config)
         # Fail here rather than with a cryptic Kafka config error if the template grows a new
         # placeholder this launcher does not know about.
         for line in config.splitlines():
             if "${" in line and not line.lstrip().startswith("#"):
                 raise BrokerError(f"unfilled placeholder in server.properties: {line}")
         self.config_file.write_text(config, encoding="utf-8")
+
+    def _secured(self, config: str) -> str:
+        """The template's open listeners replaced by SASL ones and an authorizer.
+
+        - Clients (and the broker towards itself) authenticate with SCRAM-SHA-512 on the client
+          listener; the credentials live in the cluster metadata, bootstrapped at format time.
+        - The controller listener cannot use SCRAM (the credentials are only known once the
+          quorum runs), so it takes PLAIN, with the super user alone in its JAAS configuration:
+          an anonymous client reaches neither listener.
+        - StandardAuthorizer with allow.everyone.if.no.acl.found=false: a principal may do only
+          what an ACL allows it (grant_service_acls); the super user does anything.
+        """
+        if SUPER_USER not in (self.sasl_users or {}):
+            raise BrokerError(f"a SASL broker needs the {SUPER_USER!r} user")
+        password = self._jaas_quote(self.sasl_users[SUPER_USER])  # type: ignore[index]
+        overridden = {
+            "listeners",
+            "advertised.listeners",
+            "inter.broker.listener.name",
+            "listener.security.protocol.map",
+        }
+        kept = [
+            line for line in config.splitlines() if line.split("=", 1)[0].strip() not in overridden
+        ]
+        credentials = f'username="{SUPER_USER}" password="{password}"'
+        scram_login = (
+            f"org.apache.kafka.common.security.scram.ScramLoginModule required {credentials};"
+        )
+        plain_login = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'{credentials} user_{SUPER_USER}="{password}";'
+        )
+        secured = f"""
+# Written by the launcher (KafkaBroker.sasl_users): SASL listeners and ACLs.
+listeners=CLIENT://{_HOST}:{self.broker_port},CONTROLLER://{_HOST}:{self.controller_port}
+advertised.listeners=CLIENT://{_HOST}:{self.broker_port},CONTROLLER://{_HOST}:{self.controller_port}
+listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT
+inter.broker.listener.name=CLIENT
+sasl.enabled.mechanisms={SCRAM_MECHANISM}
+sasl.mechanism.inter.broker.protocol={SCRAM_MECHANISM}
+listener.name.client.sasl.enabled.mechanisms={SCRAM_MECHANISM}
+listener.name.client.scram-sha-512.sasl.jaas.config={scram_login}
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config={plain_login}
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:{SUPER_USER}
+allow.everyone.if.no.acl.found=false
+"""
+        return "\n".join(kept) + "\n" + secured
+
+    @staticmethod
+    def _jaas_quote(value: str) -> str:
+        if any(c in value for c in '"\\;\n'):
+            raise BrokerError("SASL passwords may not contain quotes, backslashes or semicolons")
+        return value
 
     def _java_command(self, java: str, libs: Path, *jvm_options: str) -> list[str]:
         return [
@@ -518,6 +619,13 @@ class KafkaBroker:
             str(self.config_file),
             "--ignore-formatted",
         ]
+        for user, password in (self.sasl_users or {}).items():
+            # SCRAM credentials must exist before the first start: nobody could authenticate to
+            # create them afterwards (KIP-900).
+            command += [
+                "--add-scram",
+                f"{SCRAM_MECHANISM}=[name={user},password={self._jaas_quote(password)}]",
+            ]
         try:
             result = subprocess.run(
                 command,
@@ -639,6 +747,7 @@ class KafkaBroker:
                             min(remaining, 2),
                             "iopcare-readiness",
                             request_timeout=3,
+                            client_options=self.client_options(),
                         )
                     admin.describe_topics()
                     # Right after a start the coordinator answers COORDINATOR_NOT_AVAILABLE
@@ -710,17 +819,24 @@ def create_topics(
     topics: Iterable[str],
     partitions: int = 3,
     timeout: float = 30,
+    max_message_bytes: int | None = None,
+    client_options: dict[str, Any] | None = None,
 ) -> None:
     """Create topics (replication factor 1) and wait until every partition has a leader.
 
-    Topics that already exist are left as they are, whatever their partition count.
+    Each topic's `max.message.bytes` is `max_message_bytes` (default: the settings'
+    kafka_max_message_bytes), the limit the producers use. Topics that already exist are left as
+    they are, whatever their partition count.
     """
+    limit = max_message_bytes or Settings().kafka_max_message_bytes
     names = list(dict.fromkeys(topic.strip() for topic in topics if topic.strip()))
     if not names:
         return
     deadline = time.monotonic() + timeout
     try:
-        admin = _open_admin(bootstrap_servers, timeout, "iopcare-create-topics")
+        admin = _open_admin(
+            bootstrap_servers, timeout, "iopcare-create-topics", client_options=client_options
+        )
     except kafka_errors.KafkaError as exc:
         raise BrokerError(f"cannot reach Kafka at {bootstrap_servers}: {exc!r}") from exc
     try:
@@ -728,7 +844,12 @@ def create_topics(
         while pending:
             remaining_ms = max(1000, int((deadline - time.monotonic()) * 1000))
             request = {
-                name: {"num_partitions": partitions, "replication_factor": 1} for name in pending
+                name: {
+                    "num_partitions": partitions,
+                    "replication_factor": 1,
+                    "configs": {"max.message.bytes": str(limit)},
+                }
+                for name in pending
             }
             try:
                 response = admin.create_topics(request, timeout_ms=remaining_ms, raise_errors=False)
@@ -761,6 +882,133 @@ def create_topics(
         admin.close()
 
 
+def service_acls(prefix: str = "", group_prefix: str = "iopcare-") -> list[ACL]:
+    """The least each service principal (`User:<service>`) needs, and nothing more:
+
+    - write (and describe) its own topic, never another's: a stolen notes password cannot
+      produce careplan's CareTeam events;
+    - read the topics it consumes, and write their dead-letter topics (the consumer parks there
+      what it cannot apply);
+    - its consumer groups (`<prefix><group_prefix><service>*`);
+    - idempotent writes (cluster IDEMPOTENT_WRITE, which carries no topic right).
+    Everything else is denied (allow.everyone.if.no.acl.found=false); operators use the super user.
+    """
+    from iopcare.kit import topics
+
+    def allow(service: str, operation: ACLOperation, resource: ResourcePattern) -> ACL:
+        return ACL(
+            principal=f"User:{service}",
+            host="*",
+            operation=operation,
+            permission_type=ACLPermissionType.ALLOW,
+            resource_pattern=resource,
+        )
+
+    def topic(name: str) -> ResourcePattern:
+        return ResourcePattern(ResourceType.TOPIC, topics.physical(prefix, name))
+
+    acls: list[ACL] = []
+    for service, own in topics.PRODUCES.items():
+        acls += [
+            allow(service, op, topic(own)) for op in (ACLOperation.WRITE, ACLOperation.DESCRIBE)
+        ]
+        for consumed in topics.CONSUMES[service]:
+            acls += [
+                allow(service, op, topic(consumed))
+                for op in (ACLOperation.READ, ACLOperation.DESCRIBE)
+            ]
+            acls += [
+                allow(service, op, topic(topics.dead_letter(consumed)))
+                for op in (ACLOperation.WRITE, ACLOperation.DESCRIBE)
+            ]
+        group = ResourcePattern(
+            ResourceType.GROUP,
+            f"{prefix}{group_prefix}{service}",
+            ACLResourcePatternType.PREFIXED,
+        )
+        acls.append(allow(service, ACLOperation.READ, group))
+        # The relay and the dead-letter producer are idempotent (no duplicates from their own
+        # retries); InitProducerId needs this. It grants no right on any topic.
+        cluster = ResourcePattern(ResourceType.CLUSTER, "kafka-cluster")
+        acls.append(allow(service, ACLOperation.IDEMPOTENT_WRITE, cluster))
+    return acls
+
+
+def grant_service_acls(
+    bootstrap_servers: str,
+    client_options: dict[str, Any],
+    prefix: str = "",
+    group_prefix: str = "iopcare-",
+    timeout: float = 30,
+) -> None:
+    """Creates `service_acls` on the cluster (as its super user); existing ones are kept."""
+    acls = service_acls(prefix, group_prefix)
+    try:
+        admin = _open_admin(
+            bootstrap_servers, timeout, "iopcare-acls", client_options=client_options
+        )
+    except kafka_errors.KafkaError as exc:
+        raise BrokerError(f"cannot reach Kafka at {bootstrap_servers}: {exc!r}") from exc
+    try:
+        result = admin.create_acls(acls)
+        if result["failed"]:
+            raise BrokerError(f"creating ACLs failed: {result['failed']!r}")
+        # ACLs reach the authorizer through the metadata log, a moment after the answer: wait
+        # until they are all visible, so a service started next is not refused on its first try.
+        every = ACLFilter(
+            principal=None,
+            host=None,
+            operation=ACLOperation.ANY,
+            permission_type=ACLPermissionType.ANY,
+            resource_pattern=ResourcePatternFilter(
+                ResourceType.ANY, None, ACLResourcePatternType.ANY
+            ),
+        )
+        wanted = {_acl_key(acl) for acl in acls}
+        deadline = time.monotonic() + timeout
+        while True:
+            found, _error = admin.describe_acls(every)
+            if wanted <= {_acl_key(acl) for acl in found}:
+                break
+            if time.monotonic() > deadline:
+                raise BrokerError(f"ACLs not visible within {timeout:g}s")
+            time.sleep(_POLL_INTERVAL)
+    except kafka_errors.KafkaError as exc:
+        raise BrokerError(f"creating ACLs failed: {exc!r}") from exc
+    finally:
+        admin.close()
+
+
+def _acl_key(acl: ACL) -> tuple[str, int, str, int, int]:
+    pattern = acl.resource_pattern
+    return (
+        acl.principal,
+        int(acl.operation),
+        pattern.resource_name,
+        int(pattern.resource_type),
+        int(pattern.pattern_type),
+    )
+
+
+def dev_sasl_users(folder: Path) -> dict[str, str]:
+    """The development broker's users (the super user and one per service) with passwords
+    generated once and kept in `folder` (0600), so a restarted `make run` finds them again."""
+    import secrets
+
+    from iopcare.kit import topics
+
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    users = {}
+    for user in (SUPER_USER, *topics.PRODUCES):
+        path = folder / f"{user}.password"
+        if not path.is_file():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(24))
+        users[user] = path.read_text().strip()
+    return users
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a development broker in the foreground until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(
@@ -774,6 +1022,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--topics", default="", help="comma-separated topics to create")
     parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument(
+        "--sasl-credentials",
+        type=Path,
+        default=None,
+        help="folder of SASL passwords (created if missing): SCRAM users admin and one per "
+        "service, ACLs as `make run` sets them; without it the broker is open (PLAINTEXT)",
+    )
     parser.add_argument("--heap", default="512m")
     parser.add_argument("--timeout", type=float, default=90, help="start-up timeout, seconds")
     args = parser.parse_args(argv)
@@ -797,11 +1052,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         broker_port=args.port,
         controller_port=args.controller_port,
         heap=args.heap,
+        sasl_users=dev_sasl_users(args.sasl_credentials) if args.sasl_credentials else None,
     )
     try:
         broker.start(timeout=args.timeout)
         topics = [name for name in args.topics.split(",") if name.strip()]
-        create_topics(broker.bootstrap_servers, topics, partitions=args.partitions)
+        create_topics(
+            broker.bootstrap_servers,
+            topics,
+            partitions=args.partitions,
+            client_options=broker.client_options(),
+        )
+        if broker.sasl_users:
+            grant_service_acls(broker.bootstrap_servers, broker.client_options())
         starting = False
         print(broker.bootstrap_servers, flush=True)
         print(f"Kafka log: {broker.log_file}", file=sys.stderr, flush=True)

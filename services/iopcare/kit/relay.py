@@ -11,6 +11,18 @@ absorb through their inbox. A broker that is down makes step 2 fail; the relay c
 producer (dropping anything half-sent), backs off and retries the same rows, so API writes, which
 only touch the database, keep succeeding while the backlog waits.
 
+A record the brokers can never take (larger than `kafka_max_message_bytes`, refused as invalid)
+would otherwise be retried forever and stop every event behind it (issue 10, defect 7). Such a
+row is **parked** instead: marked with `parked_at` and the error, logged at ERROR and counted
+(`OutboxRelay.parked`), and skipped from then on; `iopcare outbox parked|retry SERVICE` lists and
+releases parked rows. Per-patient order is kept: while a key has a parked row, that key's later
+rows are held back (not published, not parked), since a consumer that saw a patient's later
+events without the earlier one could apply them in an order nobody wrote. Other patients' rows
+flow. Transient errors (broker away) still stop the whole batch and retry it, as before.
+
+Every record is signed with the service's event key (kit.signing), so consumers can tell it
+came from the topic's owner.
+
 Only one relay may publish a database's outbox at a time, or two could interleave one patient's
 events. On SQLite one process owns the file; on PostgreSQL the relay holds a session-level
 advisory lock while it publishes, and replicas that do not hold it stand by.
@@ -26,8 +38,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
-from sqlalchemy import Connection, Table, select, text, update
+from kafka.errors import (
+    InvalidRecordError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
+from sqlalchemy import Connection, Table, and_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from iopcare.kit import topics
@@ -35,16 +52,30 @@ from iopcare.kit.db import Database
 from iopcare.kit.errors import IopcareError
 from iopcare.kit.events import event_from_outbox_row
 from iopcare.kit.failpoints import failpoint
+from iopcare.kit.payloads import ALGORITHM, ENCRYPTION_HEADER, PayloadCipher
+from iopcare.kit.settings import Settings
+from iopcare.kit.signing import SIGNATURE_HEADER, TOPIC_OWNERS, EventSigner
 
 log = logging.getLogger(__name__)
 
 ProducerFactory = Callable[[], KafkaProducer]
 
 
-def make_producer(bootstrap_servers: str, client_id: str) -> KafkaProducer:
+#: Errors about one record that no retry can cure: the record is parked, not retried.
+PERMANENT_RECORD_ERRORS: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    InvalidRecordError,
+)
+
+
+def make_producer(settings: Settings, client_id: str) -> KafkaProducer:
     return KafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+        **settings.kafka_client_options(),
         client_id=client_id,
+        # The same limit as the broker's and the topics' (settings.kafka_max_message_bytes), so
+        # the producer itself refuses a record the broker would refuse, before anything is sent.
+        max_request_size=settings.kafka_max_message_bytes,
         # Idempotence: the broker drops a retried batch it already has, so the producer's own
         # retries never duplicate (the relay's re-publication after a crash still can).
         enable_idempotence=True,
@@ -71,6 +102,8 @@ class OutboxRelay:
         max_backoff_seconds: float = 5.0,
         lock_name: str = "outbox",
         topic_prefix: str = "",
+        signer: EventSigner | None = None,
+        cipher: PayloadCipher | None = None,
     ) -> None:
         self.db = db
         self.outbox = outbox
@@ -79,6 +112,10 @@ class OutboxRelay:
         self.idle_seconds = idle_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self.topic_prefix = topic_prefix
+        #: Signs each record as this service's (None only in tests that never reach a consumer).
+        self.signer = signer
+        #: Encrypts each value with the topic key (IOPCARE_EVENT_ENCRYPTION), before signing.
+        self.cipher = cipher
         self._lock_key = zlib.crc32(f"iopcare-relay:{lock_name}".encode())
         self._lease: Connection | None = None
         self._producer: KafkaProducer | None = None
@@ -86,6 +123,10 @@ class OutboxRelay:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.published = 0
+        #: Rows parked by this relay since it started (each also logged at ERROR): an alert.
+        self.parked = 0
+        #: Passes left that publish one row each, to find which record the broker refused.
+        self._isolate = 0
 
     # Lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -129,15 +170,19 @@ class OutboxRelay:
 
     # One pass ----------------------------------------------------------------------------------
     def publish_pending(self) -> int:
-        """Publishes up to one batch of unsent rows; returns how many were published."""
+        """Publishes up to one batch of unsent rows; returns how many were published or parked."""
         if not self._hold_lease():
             return 0
+        o = self.outbox.c
+        # Keys with a parked row: their later rows wait behind it (per-patient order).
+        blocked = select(o.key).where(and_(o.parked_at.is_not(None), o.sent_at.is_(None)))
         with self.db.read() as conn:
             rows = conn.execute(
                 select(self.outbox)
-                .where(self.outbox.c.sent_at.is_(None))
-                .order_by(self.outbox.c.id)
-                .limit(self.batch_size)
+                .where(and_(o.sent_at.is_(None), o.parked_at.is_(None), o.key.not_in(blocked)))
+                .order_by(o.id)
+                # One row at a time while isolating a record the broker refused (below).
+                .limit(1 if self._isolate else self.batch_size)
             ).all()
         if not rows:
             return 0
@@ -146,29 +191,103 @@ class OutboxRelay:
         failpoint("after_db_commit_before_publish")
         producer = self._get_producer()
         futures = []
+        parked: list[tuple[Any, KafkaError]] = []
+        held: set[str] = set()
         for row in rows:
+            if row.key in held:
+                continue  # behind a row parked in this pass
             event = event_from_outbox_row(row)
-            futures.append(
-                producer.send(
+            key, value = row.key.encode("utf-8"), row.payload.encode("utf-8")
+            headers = event.headers()
+            if self.cipher is not None:
+                # Encrypt, then sign what travels: consumers verify before they decrypt.
+                value = self.cipher.seal(TOPIC_OWNERS[row.topic], row.event_id, value)
+                headers.append((ENCRYPTION_HEADER, ALGORITHM.encode()))
+            if self.signer is not None:
+                headers.append((SIGNATURE_HEADER, self.signer.sign(headers, key, value)))
+            try:
+                future = producer.send(
                     topics.physical(self.topic_prefix, row.topic),
-                    key=row.key.encode("utf-8"),
-                    value=row.payload.encode("utf-8"),
-                    headers=event.headers(),
+                    key=key,
+                    value=value,
+                    headers=headers,
                 )
-            )
+            except PERMANENT_RECORD_ERRORS as exc:
+                # Refused by the producer before sending (larger than max_request_size): park it
+                # and hold the patient's later rows of this batch back with it.
+                parked.append((row, exc))
+                held.add(row.key)
+                continue
+            futures.append((row, future))
         producer.flush(timeout=30)
-        for future in futures:
-            future.get(timeout=0)  # raises the delivery error, if any: nothing is marked sent
+        sent: list[int] = []
+        suspects = 0
+        transient: KafkaError | None = None
+        for row, future in futures:
+            try:
+                future.get(timeout=0)
+            except PERMANENT_RECORD_ERRORS as exc:
+                # Refused by the broker (its limit is lower than ours: a misconfigured topic).
+                # The idempotent producer treats this as fatal and fails every batch it still
+                # had with the same error, so in a batch the culprit cannot be told from the
+                # innocent: only a record sent alone is parked; otherwise the failed rows are
+                # retried one at a time. Later rows of this key in the same batch may already
+                # be out; only the producer's own size check above can hold them back, which is
+                # why the producer's and the brokers' limits are one setting.
+                if len(futures) == 1:
+                    parked.append((row, exc))
+                else:
+                    suspects += 1
+            except KafkaError as exc:
+                transient = exc
+            else:
+                sent.append(row.id)
+        if self._isolate:
+            self._isolate -= 1
+        if suspects:
+            self._isolate = suspects
+        if parked or suspects:
+            self._close_producer()  # dead after a fatal error; a fresh one next pass
+        if parked:
+            self._park(parked)
+        if transient is not None:
+            # Nothing is marked sent: the batch goes out again (duplicates are absorbed by the
+            # consumers' inboxes) and in order, behind the failed record.
+            raise transient
         failpoint("after_publish_before_mark_sent")
-        ids = [row.id for row in rows]
+        if sent:
+            with self.db.write() as conn:
+                conn.execute(
+                    update(self.outbox)
+                    .where(self.outbox.c.id.in_(sent))
+                    .values(sent_at=datetime.now(UTC))
+                )
+        self.published += len(sent)
+        return len(sent) + len(parked)
+
+    def _park(self, parked: list[tuple[Any, KafkaError]]) -> None:
+        now = datetime.now(UTC)
         with self.db.write() as conn:
-            conn.execute(
-                update(self.outbox)
-                .where(self.outbox.c.id.in_(ids))
-                .values(sent_at=datetime.now(UTC))
+            for row, exc in parked:
+                reason = f"{type(exc).__name__}: {exc}"[:1000]
+                conn.execute(
+                    update(self.outbox)
+                    .where(self.outbox.c.id == row.id)
+                    .values(parked_at=now, park_reason=reason)
+                )
+        for row, exc in parked:
+            self.parked += 1
+            # The alert: an operator must fix the cause and release the row (`iopcare outbox
+            # retry`); until then the patient's later events wait. Never the payload: only ids.
+            log.error(
+                "relay: outbox row %d (%s %s, %d bytes) parked: %s; its patient's later "
+                "events are held until it is released with `iopcare outbox retry`",
+                row.id,
+                row.event_type,
+                row.subject,
+                len(row.payload.encode("utf-8")),
+                type(exc).__name__,
             )
-        self.published += len(rows)
-        return len(rows)
 
     # Helpers -----------------------------------------------------------------------------------
     def _get_producer(self) -> KafkaProducer:
@@ -242,3 +361,30 @@ class OutboxRelay:
             # Never hand a connection that may still hold the lock back to the pool.
             lease.invalidate()
             lease.close()
+
+
+# Operators ---------------------------------------------------------------------------------------
+def parked_rows(db: Database, outbox: Table) -> list[Any]:
+    """The parked rows, oldest first (`iopcare outbox parked SERVICE`)."""
+    o = outbox.c
+    with db.read() as conn:
+        return list(
+            conn.execute(
+                select(outbox)
+                .where(and_(o.parked_at.is_not(None), o.sent_at.is_(None)))
+                .order_by(o.id)
+            ).all()
+        )
+
+
+def release_parked(db: Database, outbox: Table, ids: list[int] | None = None) -> int:
+    """Makes parked rows (all, or these ids) publishable again, once their cause is fixed (a
+    larger limit on the brokers and in IOPCARE_MAX_RESOURCE_BYTES); the relay takes them, and the
+    rows held behind them, in their original order. Returns how many were released."""
+    o = outbox.c
+    condition = and_(o.parked_at.is_not(None), o.sent_at.is_(None))
+    if ids is not None:
+        condition = and_(condition, o.id.in_(ids))
+    with db.write() as conn:
+        result = conn.execute(update(outbox).where(condition).values(parked_at=None))
+    return int(result.rowcount or 0)

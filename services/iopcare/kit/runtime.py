@@ -24,7 +24,7 @@ import grpc
 from grpc_health.v1 import health
 from sqlalchemy import Table
 
-from iopcare.kit import audit, failpoints, topics
+from iopcare.kit import audit, failpoints, payloads, signing, topics
 from iopcare.kit.auth import Principal, TokenVerifier
 from iopcare.kit.consumer import EventConsumer, Handler
 from iopcare.kit.db import Database, migrate
@@ -145,6 +145,9 @@ def configure_process(level: str = "INFO") -> None:
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    # kafka-python warns on every SASL_PLAINTEXT connection; SCRAM never sends the password
+    # itself, the local broker listens on loopback only, and production uses SASL_SSL.
+    logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
     failpoints.load_from_env()
 
 
@@ -173,15 +176,24 @@ class Assembly:
         settings.require_keys(audit_key=True)
         audit.configure(audit.key_for(settings))
         self.db = open_database(service.database_url, migrations)
+        self.cipher = payloads.cipher_for(settings)
+        if self.cipher is not None and name not in self.cipher.keys:
+            # Refuse to start rather than have the relay fail on every row it tries to publish.
+            raise RuntimeError(f"event encryption is on but {name}.topic.key is missing")
         self.relay = OutboxRelay(
             self.db,
             outbox,
-            lambda: make_producer(settings.kafka_bootstrap_servers, f"iopcare-{name}-relay"),
+            lambda: make_producer(settings, f"iopcare-{name}-relay"),
             batch_size=settings.relay_batch_size,
             idle_seconds=settings.relay_idle_seconds,
             lock_name=name,
             topic_prefix=settings.topic_prefix,
+            signer=signing.signer_for(settings, name),
+            cipher=self.cipher,
         )
+        # Loaded at start: a service whose peers' public keys are missing must not start and
+        # then dead-letter everything it reads.
+        self.verifier = signing.verifier_for(settings)
 
     def consumer(
         self, inbox: Table, topic_names: list[str], handlers: dict[str, Handler]
@@ -190,12 +202,15 @@ class Assembly:
             self.db,
             inbox,
             name=self.name,
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            client_options=self.settings.kafka_client_options(),
             # Deployments sharing a cluster (a topic prefix) must not share consumer groups either.
             group_id=f"{self.settings.topic_prefix}{self.service.consumer_group}",
             topics_=[topics.physical(self.settings.topic_prefix, t) for t in topic_names],
             handlers=handlers,
+            verifier=self.verifier,
+            cipher=self.cipher,
             max_attempts=self.settings.consumer_max_attempts,
+            max_message_bytes=self.settings.kafka_max_message_bytes,
             # What a handler wrote to the outbox goes out without waiting for the next scan.
             on_applied=lambda _event: self.relay.notify(),
         )

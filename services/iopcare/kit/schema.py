@@ -16,8 +16,9 @@ from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, S
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
-def outbox_columns() -> list[Any]:
-    return [
+def outbox_columns(version: int = 2) -> list[Any]:
+    """The outbox's columns; `version=1` is what the services' first migrations created."""
+    columns = [
         # The id orders publication: rows go out in commit order per key, because the relay reads
         # them by id and one patient's rows land on one partition.
         Column("id", BigId, primary_key=True, autoincrement=True),
@@ -33,6 +34,24 @@ def outbox_columns() -> list[Any]:
         Column("payload", Text, nullable=False),
         Column("sent_at", DateTime(timezone=True), nullable=True),
     ]
+    if version >= 2:
+        columns += outbox_parking_columns()
+    return columns
+
+
+def outbox_parking_columns() -> list[Any]:
+    """A row the brokers can never take (too large, invalid) is parked by the relay instead of
+    being retried forever (kit.relay): when, and the error. Null on every other row."""
+    return [
+        Column("parked_at", DateTime(timezone=True), nullable=True),
+        Column("park_reason", Text, nullable=True),
+    ]
+
+
+def add_outbox_parking_v2(op: Any) -> None:
+    """Alembic operation adding the parking columns (each service's migration calls it once)."""
+    for column in outbox_parking_columns():
+        op.add_column("outbox", column)
 
 
 def inbox_columns() -> list[Any]:
@@ -116,7 +135,7 @@ def add_kit_tables(metadata: MetaData) -> dict[str, Table]:
 
 def create_kit_tables_v1(op: Any) -> None:
     """Alembic operations creating the kit tables as `add_kit_tables` describes them (v1)."""
-    op.create_table("outbox", *outbox_columns())
+    op.create_table("outbox", *outbox_columns(version=1))
     op.create_index(
         "ix_outbox_unsent",
         "outbox",

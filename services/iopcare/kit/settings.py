@@ -10,14 +10,18 @@ from __future__ import annotations
 from datetime import date, time
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 #: gRPC ports of the services when nothing else is configured (issue 2).
 DEFAULT_PORTS = {"careplan": 50051, "scheduling": 50052, "notes": 50053}
+#: Room for a Kafka record's key, CloudEvents headers, signature and batch framing on top of the
+#: resource itself.
+KAFKA_RECORD_OVERHEAD_BYTES = 64 * 1024
 
 
 class ConfigurationError(RuntimeError):
@@ -38,6 +42,29 @@ class Settings(BaseSettings):
     )
     #: Prefix of every topic name on the broker (e.g. `staging.`); empty in a dedicated cluster.
     topic_prefix: str = ""
+    #: How the Kafka clients (relay, consumers, dead-letter producer, admin) reach the brokers:
+    #: PLAINTEXT (a development broker on loopback only), SASL_PLAINTEXT, SSL or SASL_SSL
+    #: (production: the deploy files require it, since events carry patient data).
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
+    #: SASL mechanism; SCRAM keeps the password off the wire (PLAIN only under TLS).
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    #: This process's Kafka principal (one per service: broker ACLs let it write only its own
+    #: topic and read what it consumes) and its password, or a file holding the password.
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = None
+    #: TLS to the brokers: CA bundle that signed their certificates, and a client certificate and
+    #: key where the brokers authenticate clients by certificate (mTLS).
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    #: Folder of the services' event signing keys (kit.signing: `<service>.pem` private,
+    #: `<service>.pub.pem` public). Empty: development keys generated under data_dir.
+    event_keys_dir: Path | None = None
+    #: Encrypt every event's value on the topics with the producer's topic key (kit.payloads,
+    #: AES-256-GCM). On in `make run` and the deploy files; off by default so that tests and
+    #: tools can read the topics they inspect.
+    event_encryption: bool = False
     #: Issuer and audience every bearer token must carry.
     token_issuer: str = "https://iopcare.local/dev"
     token_audience: str = "iopcare"
@@ -155,6 +182,42 @@ class Settings(BaseSettings):
     @property
     def audit_key_path(self) -> Path:
         return self.audit_key_file or self.dev_key_dir / "audit.key"
+
+    @property
+    def kafka_max_message_bytes(self) -> int:
+        """The largest Kafka record: the largest resource the API accepts plus room for the
+        headers. One number for the producer (`max_request_size`), the consumer's fetch size and
+        the broker and topics (`message.max.bytes`, `max.message.bytes`), so that whatever the
+        API accepted can be published (issue 10, defect 7)."""
+        return self.max_resource_bytes + KAFKA_RECORD_OVERHEAD_BYTES
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Connection options every kafka-python client of this process uses."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = self.kafka_password()
+        if self.kafka_security_protocol.endswith("SSL"):
+            options["ssl_check_hostname"] = True
+            for option, path in (
+                ("ssl_cafile", self.kafka_ssl_cafile),
+                ("ssl_certfile", self.kafka_ssl_certfile),
+                ("ssl_keyfile", self.kafka_ssl_keyfile),
+            ):
+                if path is not None:
+                    options[option] = str(path)
+        return options
+
+    def kafka_password(self) -> str:
+        if self.kafka_sasl_password is not None:
+            return self.kafka_sasl_password.get_secret_value()
+        if self.kafka_sasl_password_file is not None:
+            return self.kafka_sasl_password_file.read_text(encoding="utf-8").strip()
+        return ""
 
 
 class ServiceSettings(BaseSettings):

@@ -7,6 +7,15 @@ SCHEDULING = "iopcare.scheduling.v1"
 NOTES = "iopcare.notes.v1"
 
 EVENT_TOPICS = (CAREPLAN, SCHEDULING, NOTES)
+#: The topic each service produces on (only its relay writes there; broker ACLs and the
+#: consumers' signature check both hold to it).
+PRODUCES = {"careplan": CAREPLAN, "scheduling": SCHEDULING, "notes": NOTES}
+#: The topics each service consumes (its app's subscription; the broker ACLs grant no more).
+CONSUMES = {
+    "careplan": (SCHEDULING, NOTES),
+    "scheduling": (CAREPLAN,),
+    "notes": (CAREPLAN, SCHEDULING),
+}
 #: Partitions of every topic; one patient's events stay on one partition (key = patient id).
 PARTITIONS = 3
 
