@@ -16,7 +16,7 @@ from fhirpy.base.exceptions import (
     ResourceNotFound,
 )
 
-from tests.support.gateway import MRN_SYSTEM, Stack
+from tests.support.gateway import MRN_SYSTEM, Stack, practitioner_token
 from tests.support.plans import care_team, iop_plan, phq9
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,12 @@ def test_fhirpy_reads_searches_creates_and_updates(stack: Stack, token: str) -> 
     found = client.resources("Patient").search(identifier=f"{MRN_SYSTEM}|{mrn}").fetch_all()
     assert [p.id for p in found] == [patient.id]
 
-    team = client.resource("CareTeam", **body(care_team(patient.id)))
+    # The program's administrator enrols the care team (never an outside EHR: issue 10, 4).
+    admin = SyncFHIRClient(
+        stack.base_url,
+        authorization=f"Bearer {practitioner_token(stack.settings, 'admin', 'adm-1')}",
+    )
+    team = admin.resource("CareTeam", **body(care_team(patient.id)))
     team.save()
     plan_ids = []
     for title in ("first", "second", "third"):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import hapi
-from tests.support.gateway import Stack
+from tests.support.gateway import Stack, practitioner_token
 from tests.support.plans import care_team, iop_plan
 
 pytestmark = pytest.mark.integration
@@ -41,7 +41,8 @@ def test_hapi_generic_client_against_the_gateway(
     (tmp_path / "care_plan.json").write_text(json.dumps(iop_plan("PATIENT_ID", "TEAM_ID")))
     before = len(stack.audit)
 
-    checks, output = hapi.client(hapi_jar, stack.base_url, token, tmp_path)
+    program = practitioner_token(stack.settings, "admin", "adm-1")
+    checks, output = hapi.client(hapi_jar, stack.base_url, token, program, tmp_path)
 
     assert [c.name for c in checks] == CHECKS, output
     failed = [c for c in checks if not c.ok]

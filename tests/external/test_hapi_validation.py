@@ -166,7 +166,13 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
             if kind in ("Patient", "EpisodeOfCare", "CarePlan"):
                 out.get(f"{name}-{kind}", f"/{kind}/{rid}", status=(200, 403))
             if kind == "Patient":
-                out.get(f"{name}-everything", f"/Patient/{rid}/$everything")
+                # The labelled discharge's Patient is R (restricted): without the patient's
+                # consent its $everything is refused like a read of it (issue 10, 11).
+                out.get(
+                    f"{name}-everything",
+                    f"/Patient/{rid}/$everything",
+                    status=(403,) if labelled else (200,),
+                )
             if kind == "EpisodeOfCare" and not labelled:
                 out.get(f"{name}-summary", f"/EpisodeOfCare/{rid}/$handoff-summary")
 

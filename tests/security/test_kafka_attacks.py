@@ -215,7 +215,8 @@ def test_an_event_too_large_for_the_broker_is_parked_and_the_events_behind_it_fl
                 pb.CreateCareTeamRequest(
                     request_id=str(uuid.uuid4()), fhir_json=json.dumps(care_team(other))
                 ),
-                metadata=as_(settings, "case-manager", "cm-1"),
+                # The program's administrator enrols a first team (issue 10, defect 4).
+                metadata=as_(settings, "admin", "adm-1"),
                 timeout=10,
             )
         assert team.care_team.id
@@ -291,7 +292,8 @@ def test_a_resource_over_one_mebibyte_within_the_api_limit_reaches_the_consumers
     team["note"] = [{"text": "y" * (1536 * 1024)}]
     created = stub.CreateCareTeam(
         pb.CreateCareTeamRequest(request_id=str(uuid.uuid4()), fhir_json=json.dumps(team)),
-        metadata=as_(settings, "case-manager", "cm-1"),
+        # The program's administrator enrols a first team (issue 10, defect 4).
+        metadata=as_(settings, "admin", "adm-1"),
         timeout=20,
     )
     (record,) = harness.read_topic(

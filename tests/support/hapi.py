@@ -129,8 +129,12 @@ class Check:
     detail: str
 
 
-def client(jar: Path, base: str, token: str, templates: Path) -> tuple[list[Check], str]:
-    done = _run(jar, ["client", base, token, str(templates)], timeout=300)
+def client(
+    jar: Path, base: str, token: str, program_token: str, templates: Path
+) -> tuple[list[Check], str]:
+    """Runs HAPI's generic client as the EHR (`token`); the care team it uses is enrolled with
+    `program_token` (the program's administrator: an EHR never enrols a team)."""
+    done = _run(jar, ["client", base, token, program_token, str(templates)], timeout=300)
     checks = []
     for line in done.stdout.splitlines():
         parts = line.split("\t", 3)

@@ -42,6 +42,7 @@ final class ClientCheck {
 
   private final FhirContext ctx;
   private final IGenericClient client;
+  private final IGenericClient programClient;
   private final String base;
   private final Path templates;
   private int failures;
@@ -52,7 +53,7 @@ final class ClientCheck {
   private String teamId;
   private final List<String> planIds = new ArrayList<>();
 
-  private ClientCheck(String base, String token, Path templates) {
+  private ClientCheck(String base, String token, String programToken, Path templates) {
     this.ctx = FhirContext.forR4();
     this.ctx.setParserErrorHandler(new StrictErrorHandler());
     this.ctx.getRestfulClientFactory().setServerValidationMode(ServerValidationModeEnum.ONCE);
@@ -60,15 +61,19 @@ final class ClientCheck {
     this.base = base;
     this.client = ctx.newRestfulGenericClient(base);
     this.client.registerInterceptor(new BearerTokenAuthInterceptor(token));
+    // The program's own administrator: a care team is enrolled by the program, never by an
+    // outside EHR, so the team is created with this token and used by the EHR afterwards.
+    this.programClient = ctx.newRestfulGenericClient(base);
+    this.programClient.registerInterceptor(new BearerTokenAuthInterceptor(programToken));
     this.templates = templates;
   }
 
   static int run(String[] args) throws Exception {
-    if (args.length != 3) {
-      System.err.println("usage: client BASE TOKEN TEMPLATE_DIR");
+    if (args.length != 4) {
+      System.err.println("usage: client BASE TOKEN PROGRAM_TOKEN TEMPLATE_DIR");
       return 2;
     }
-    ClientCheck check = new ClientCheck(args[0], args[1], Path.of(args[2]));
+    ClientCheck check = new ClientCheck(args[0], args[1], args[2], Path.of(args[3]));
     check.all();
     System.out.println("SUMMARY\t" + check.failures);
     return check.failures == 0 ? 0 : 1;
@@ -183,7 +188,7 @@ final class ClientCheck {
         () -> {
           CareTeam team =
               ctx.newJsonParser().parseResource(CareTeam.class, template("care_team.json"));
-          MethodOutcome outcome = client.create().resource(team).execute();
+          MethodOutcome outcome = programClient.create().resource(team).execute();
           expect(Boolean.TRUE.equals(outcome.getCreated()), "201 Created");
           teamId = outcome.getId().getIdPart();
           return "id=" + teamId;

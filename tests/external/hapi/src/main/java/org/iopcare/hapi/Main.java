@@ -8,7 +8,7 @@ import java.util.Arrays;
  *
  * <pre>
  *   validate FILE_OR_DIR...        validates each JSON resource with HAPI's FhirInstanceValidator
- *   client BASE TOKEN TEMPLATE_DIR  drives the gateway with HAPI's generic REST client
+ *   client BASE TOKEN PROGRAM_TOKEN TEMPLATE_DIR  drives the gateway with HAPI's generic REST client
  * </pre>
  *
  * Output is one tab-separated line per finding, so the Python side can assert on it.
@@ -18,7 +18,7 @@ public final class Main {
 
   public static void main(String[] args) throws Exception {
     if (args.length < 1) {
-      System.err.println("usage: validate FILE_OR_DIR... | client BASE TOKEN TEMPLATE_DIR");
+      System.err.println("usage: validate FILE_OR_DIR... | client BASE TOKEN PROGRAM_TOKEN TEMPLATE_DIR");
       System.exit(2);
     }
     String[] rest = Arrays.copyOfRange(args, 1, args.length);
