@@ -344,11 +344,23 @@ def test_production_keys_are_checked_in_process(tmp_path: Path, kafka_bootstrap:
     with pytest.raises(ConfigurationError, match="IOPCARE_AUDIT_KEY_FILE"):
         harness.build("careplan", production, f"sqlite:///{tmp_path / 'c.db'}")
     dev = harness.settings_for(tmp_path / "dev", kafka_bootstrap)
-    from iopcare.kit import auth
+    from iopcare.kit import auth, signing
 
     _, public = auth.ensure_dev_keys(dev)
+    with pytest.raises(ConfigurationError, match="IOPCARE_EVENT_KEYS_DIR"):
+        harness.build(
+            "careplan",
+            production.model_copy(update={"token_public_key_file": public}),
+            f"sqlite:///{tmp_path / 'c.db'}",
+        )
+    # The operator's event keys: each service's signing key and every public key.
+    signing.verifier_for(dev)
     missing_audit_key = production.model_copy(
-        update={"token_public_key_file": public, "audit_key_file": tmp_path / "nowhere.key"}
+        update={
+            "token_public_key_file": public,
+            "audit_key_file": tmp_path / "nowhere.key",
+            "event_keys_dir": signing.keys_dir(dev)[0],
+        }
     )
     with pytest.raises(ConfigurationError, match="IOPCARE_AUDIT_KEY_FILE"):
         harness.build("careplan", missing_audit_key, f"sqlite:///{tmp_path / 'c.db'}")

@@ -168,6 +168,11 @@ class Settings(BaseSettings):
             missing.append("IOPCARE_TOKEN_PUBLIC_KEY_FILE (PEM key that verifies bearer tokens)")
         if audit_key and self.audit_key_file is None:
             missing.append("IOPCARE_AUDIT_KEY_FILE (key of the audit rows' HMAC seal)")
+        if audit_key and self.event_keys_dir is None:
+            # A service signs its events and verifies the others' (kit.signing): keys generated
+            # into a pod's own data folder would be trusted by nobody and forgeable by anyone
+            # who can write that folder.
+            missing.append("IOPCARE_EVENT_KEYS_DIR (the services' event signing and topic keys)")
         if missing:
             raise ConfigurationError(
                 "refusing to start outside development mode without configured keys; set "

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from iopcare.kit import topics
 from iopcare.kit.events import Event
-from iopcare.kit.settings import Settings
+from iopcare.kit.settings import ConfigurationError, Settings
 
 #: Header carrying the producer's signature: `ed25519:<base64>`.
 SIGNATURE_HEADER = "iopcare_sig"
@@ -129,6 +129,10 @@ def keys_dir(settings: Settings) -> tuple[Path, bool]:
     """The key folder, and whether it is the development one (where keys may be generated)."""
     if settings.event_keys_dir is not None:
         return Path(settings.event_keys_dir), False
+    if not settings.dev_mode:
+        # Never generate keys outside development mode (Settings.require_keys says the same at
+        # startup; this guards any other way in).
+        raise ConfigurationError("set IOPCARE_EVENT_KEYS_DIR (or IOPCARE_DEV_MODE=true)")
     return settings.dev_key_dir / "events", True
 
 
