@@ -434,7 +434,7 @@ def test_the_gateway_presents_its_client_certificate_to_services_requiring_mtls(
             lambda _record: None,
         )
         try:
-            from iopcare.gateway.api import FhirRequest
+            from iopcare.gateway.http import FhirRequest
 
             refused = bare.handle(
                 FhirRequest(

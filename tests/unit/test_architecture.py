@@ -142,3 +142,17 @@ def test_the_boundary_check_keeps_the_kit_and_the_gateway_to_themselves() -> Non
     # The command line composes everything, dev tooling included.
     assert boundary_violations("from iopcare.devtools import kafka_broker", "iopcare.cli") == []
     assert boundary_violations("from iopcare.notes import store", "iopcare.cli") == []
+
+
+def test_only_the_gateway_app_imports_the_gateway_api() -> None:
+    # `api.Gateway` routes to the operations (bundles, handoff, summary_out); they see it only as
+    # `http.GatewayContext`, so importing `api` back would bring the cycle back.
+    gateway = SERVICES / "gateway"
+    offenders = [
+        f"{path.name}:{line}"
+        for path in gateway.rglob("*.py")
+        if path.name not in ("api.py", "app.py")
+        for line, name in imported_modules(path.read_text(), _module_name(path))
+        if name == "iopcare.gateway.api" or name.startswith("iopcare.gateway.api.")
+    ]
+    assert offenders == []
