@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 jars: $(STAMP)
-	$(PY) -c "from iopcare.kit.kafka_broker import ensure_jars; print(ensure_jars())"
+	$(PY) -c "from iopcare.devtools.kafka_broker import ensure_jars; print(ensure_jars())"
 
 run: $(STAMP) jars
 	IOPCARE_DEV_MODE=true $(VENV)/bin/iopcare up --demo
@@ -32,7 +32,7 @@ bench: $(STAMP) jars
 # Regenerates the gRPC code from protos/ (checked in; tests/unit/test_proto_drift.py fails when it
 # is stale).
 proto: $(STAMP)
-	$(PY) -m iopcare.kit.protogen
+	$(PY) -m iopcare.devtools.protogen
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check services tests bench

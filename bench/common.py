@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from iopcare.kit import kafka_broker, topics
+from iopcare.devtools import kafka_broker
+from iopcare.kit import topics
 
 
 def machine() -> str:

@@ -20,10 +20,9 @@ from typing import Any
 import httpx
 
 from bench.common import broker, machine, summary
-from iopcare.gateway.process import GatewayProcess
+from iopcare.devtools.kafka_broker import free_port
+from iopcare.devtools.processes import GatewayProcess, ServiceProcess
 from iopcare.kit.auth import ensure_dev_keys, mint_token
-from iopcare.kit.kafka_broker import free_port
-from iopcare.kit.processes import ServiceProcess
 from iopcare.kit.settings import Settings
 from tests.support.gateway import discharge_bundle
 from tests.support.plans import care_team, iop_plan

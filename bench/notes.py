@@ -25,9 +25,9 @@ from pathlib import Path
 import grpc
 
 from bench.common import summary
+from iopcare.devtools.kafka_broker import free_port
+from iopcare.devtools.processes import ServiceProcess
 from iopcare.kit.db import Database, migrate
-from iopcare.kit.kafka_broker import free_port
-from iopcare.kit.processes import ServiceProcess
 from iopcare.notes import app, fhir_map, store
 from iopcare.notes.v1 import notes_service_pb2 as nt
 from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc

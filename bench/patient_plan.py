@@ -23,10 +23,10 @@ from iopcare.careplan import app, store
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.demo import demo_care_plan, demo_care_team
+from iopcare.devtools.kafka_broker import free_port
+from iopcare.devtools.processes import ServiceProcess
 from iopcare.kit import fhir
 from iopcare.kit.db import Database, migrate
-from iopcare.kit.kafka_broker import free_port
-from iopcare.kit.processes import ServiceProcess
 from iopcare.kit.teams import memberships
 from tests.support.plans import phq9, phq9_goal
 

@@ -26,9 +26,9 @@ from bench.scheduling import bench_scheduling
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.demo import demo_care_plan, demo_care_team
+from iopcare.devtools.kafka_broker import free_port
+from iopcare.devtools.processes import ServiceProcess
 from iopcare.kit.auth import ensure_dev_keys, mint_token
-from iopcare.kit.kafka_broker import free_port
-from iopcare.kit.processes import ServiceProcess
 from iopcare.kit.rpc import bearer
 from iopcare.kit.settings import Settings
 

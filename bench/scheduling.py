@@ -23,9 +23,9 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from bench.common import summary
+from iopcare.devtools.kafka_broker import free_port
+from iopcare.devtools.processes import ServiceProcess
 from iopcare.kit.db import Database, migrate
-from iopcare.kit.kafka_broker import free_port
-from iopcare.kit.processes import ServiceProcess
 from iopcare.scheduling import app, fhir_map, store
 from iopcare.scheduling.v1 import scheduling_service_pb2 as sc
 from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as sc_grpc

@@ -21,7 +21,8 @@ import pytest
 # start without configured keys (tests/security/test_hardening_attacks.py).
 os.environ.setdefault("IOPCARE_DEV_MODE", "true")
 
-from iopcare.kit import failpoints, kafka_broker, topics
+from iopcare.devtools import kafka_broker
+from iopcare.kit import failpoints, topics
 from tests.support.harness import missing
 
 

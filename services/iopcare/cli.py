@@ -301,11 +301,11 @@ def _load_demo(
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from iopcare.gateway.process import GatewayProcess
+    from iopcare.devtools import kafka_broker
+    from iopcare.devtools.processes import GatewayProcess, ServiceProcess
     from iopcare.gateway.settings import GatewaySettings
-    from iopcare.kit import files, kafka_broker, topics
+    from iopcare.kit import files, topics
     from iopcare.kit.auth import mint_token
-    from iopcare.kit.processes import ServiceProcess
     from iopcare.kit.settings import DEFAULT_PORTS, Settings
 
     # `iopcare up` is the developer's whole system on one machine (a local broker, SQLite, a

@@ -12,9 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from iopcare.gateway.process import GatewayProcess
-from iopcare.kit.kafka_broker import free_port
-from iopcare.kit.processes import ServiceProcess
+from iopcare.devtools.kafka_broker import free_port
+from iopcare.devtools.processes import GatewayProcess, ServiceProcess
 from tests.support import harness
 from tests.support.gateway import FHIR_JSON, discharge_bundle
 

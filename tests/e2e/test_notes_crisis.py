@@ -15,8 +15,8 @@ import pytest
 
 from iopcare.careplan.v1 import careplan_service_pb2 as cp
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as cp_grpc
-from iopcare.kit.kafka_broker import free_port
-from iopcare.kit.processes import ServiceProcess
+from iopcare.devtools.kafka_broker import free_port
+from iopcare.devtools.processes import ServiceProcess
 from iopcare.kit.settings import Settings
 from iopcare.notes.v1 import notes_service_pb2 as nt
 from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc

@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from iopcare.careplan.service import CarePlans
-from iopcare.kit import kafka_broker, topics
+from iopcare.devtools import kafka_broker
+from iopcare.kit import topics
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.notes import store as notes_store
 from tests.support import harness

@@ -329,10 +329,10 @@ def test_a_handoff_cut_short_by_a_service_outage_completes_when_sent_again(
     """notes is unreachable during the first post: the patient, stay and plan are made and the
     answer says the note was not posted; the unreachable service is a 503 for plain requests;
     sending the bundle again posts the note and makes nothing twice."""
-    from iopcare.gateway.api import FhirRequest
+    from iopcare.devtools.kafka_broker import free_port
     from iopcare.gateway.app import build
+    from iopcare.gateway.http import FhirRequest
     from iopcare.gateway.settings import GatewaySettings
-    from iopcare.kit.kafka_broker import free_port
 
     runtimes = stack.runtimes
     _, cut_off = build(

@@ -27,9 +27,9 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as cp_grpc
+from iopcare.devtools.kafka_broker import free_port
+from iopcare.devtools.processes import ServiceProcess
 from iopcare.kit import failpoints
-from iopcare.kit.kafka_broker import free_port
-from iopcare.kit.processes import ServiceProcess
 from iopcare.kit.settings import REPO_ROOT, ConfigurationError, Settings
 from iopcare.notes.v1 import notes_service_pb2 as nt
 from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
@@ -446,7 +446,7 @@ def test_the_gateway_presents_its_client_certificate_to_services_requiring_mtls(
             lambda _record: None,
         )
         try:
-            from iopcare.gateway.api import FhirRequest
+            from iopcare.gateway.http import FhirRequest
 
             refused = bare.handle(
                 FhirRequest(

@@ -27,7 +27,8 @@ from sqlalchemy import insert, select
 from iopcare.careplan import store as careplan_store
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
-from iopcare.kit import kafka_broker, relay, signing, topics
+from iopcare.devtools import kafka_broker
+from iopcare.kit import relay, signing, topics
 from iopcare.kit.events import Event
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings

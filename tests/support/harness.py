@@ -51,7 +51,8 @@ def isolated_topics(bootstrap: str) -> str:
     Each test then sees only its own events: no backlog from earlier tests to wade through, no
     stranger's record satisfying its assertions.
     """
-    from iopcare.kit import kafka_broker, topics
+    from iopcare.devtools import kafka_broker
+    from iopcare.kit import topics
 
     prefix = f"t{uuid.uuid4().hex[:10]}."
     kafka_broker.create_topics(bootstrap, topics.all_topics(prefix), partitions=topics.PARTITIONS)

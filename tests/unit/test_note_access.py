@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from iopcare.kit import privacy
 from iopcare.kit.errors import FailedPrecondition, InvalidArgument
-from iopcare.notes.domain import documents, privacy
+from iopcare.kit.privacy import ConsentFacts, NoteFacts, Viewer
+from iopcare.notes.domain import documents
 from iopcare.notes.domain.documents import NoteDraft
-from iopcare.notes.domain.privacy import ConsentFacts, NoteFacts, Viewer
 
 AUTHOR = "Practitioner/th-1"
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

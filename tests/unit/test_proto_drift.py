@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from iopcare.kit import protogen
+from iopcare.devtools import protogen
 
 
 def test_generated_code_is_up_to_date(tmp_path: Path) -> None:

@@ -23,8 +23,8 @@ from iopcare.kit.rpc import rules_for
 from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
 from iopcare.kit.teams import TeamAccess
-from iopcare.notes import codes as notes_codes
-from iopcare.scheduling import codes as scheduling_codes
+from iopcare.notes import contract as notes_contract
+from iopcare.scheduling import contract as scheduling_contract
 
 NAME = "careplan"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -65,13 +65,13 @@ def build(
         store.inbox,
         [topics.SCHEDULING, topics.NOTES],
         {
-            scheduling_codes.EVENT_APPOINTMENTS_PROPOSED: view.on_appointments_proposed,
-            scheduling_codes.EVENT_APPOINTMENT_UPDATED: on_appointment,
-            scheduling_codes.EVENT_APPOINTMENT_BOOKED: on_appointment,
-            notes_codes.EVENT_MESSAGE_POSTED: view.on_message_posted,
-            notes_codes.EVENT_MESSAGE_RETRACTED: view.on_message_retracted,
-            notes_codes.EVENT_NOTE_SIGNED: view.on_note_signed,
-            notes_codes.EVENT_CRISIS_RAISED: view.on_crisis_raised,
+            scheduling_contract.EVENT_APPOINTMENTS_PROPOSED: view.on_appointments_proposed,
+            scheduling_contract.EVENT_APPOINTMENT_UPDATED: on_appointment,
+            scheduling_contract.EVENT_APPOINTMENT_BOOKED: on_appointment,
+            notes_contract.EVENT_MESSAGE_POSTED: view.on_message_posted,
+            notes_contract.EVENT_MESSAGE_RETRACTED: view.on_message_retracted,
+            notes_contract.EVENT_NOTE_SIGNED: view.on_note_signed,
+            notes_contract.EVENT_CRISIS_RAISED: view.on_crisis_raised,
         },
     )
     return parts.runtime(

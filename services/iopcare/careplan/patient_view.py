@@ -20,14 +20,14 @@ from iopcare.careplan.domain.progress import (
     note_title,
 )
 from iopcare.careplan.service import ServiceBase, make_reviews_due
-from iopcare.kit import audit, fhir, teams
+from iopcare.kit import audit, fhir, privacy, teams
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork, as_utc
 from iopcare.kit.events import ReceivedEvent
 from iopcare.kit.teams import today
 from iopcare.kit.versioned import Stored
-from iopcare.notes.domain import documents, privacy
-from iopcare.scheduling import codes as scheduling_codes
+from iopcare.notes import contract as notes
+from iopcare.scheduling import contract as scheduling
 
 UPCOMING_LIMIT = 20
 NOTES_LIMIT = 10
@@ -85,7 +85,7 @@ def _patient_status(session_status: str, participant: Any) -> str:
     """What a session is for one of its patients: in a group session their own attendance
     (scheduling's participant extension), or cancelled once they left it (declined)."""
     for extension in participant.extension or []:
-        if extension.url == scheduling_codes.ATTENDANCE_EXTENSION and extension.valueCode:
+        if extension.url == scheduling.ATTENDANCE_EXTENSION and extension.valueCode:
             return str(extension.valueCode)
     if participant.status == "declined" and session_status not in ("cancelled", "noshow"):
         return "cancelled"
@@ -190,7 +190,7 @@ class PatientView(ServiceBase):
         note = received.resource
         patient_id = fhir.reference_id(note.subject.reference if note.subject else None, "Patient")
         code = next((c.code for c in (note.type.coding if note.type else None) or []), None)
-        kind = documents.KIND_BY_CODE.get(code or "")
+        kind = notes.KIND_BY_CODE.get(code or "")
         if not patient_id or not note.id or kind is None:
             return
         version = int(note.meta.versionId or 1) if note.meta else 1
@@ -210,7 +210,7 @@ class PatientView(ServiceBase):
                 version=version,
                 author=next((a.reference for a in note.author or [] if a.reference), ""),
                 kind=kind,
-                title=documents.NOTE_KINDS[kind][1],
+                title=notes.NOTE_KINDS[kind][1],
                 confidentiality=confidentiality,
                 sensitivity=" ".join(sorted(set(labels) & privacy.SENSITIVITY)),
                 signed_at=note.date or received.event.time,

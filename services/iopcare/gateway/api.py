@@ -9,16 +9,35 @@ Every request, answered or refused, is audited once (`audit.py`).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from iopcare.gateway import capability, codes, disclosure, registry, release, routing, scopes
+from iopcare.gateway import (
+    bundles,
+    capability,
+    codes,
+    disclosure,
+    handoff,
+    registry,
+    release,
+    routing,
+    scopes,
+    summary_out,
+)
 from iopcare.gateway.client import Caller, Services
 from iopcare.gateway.errors import FhirHttpError, Problem, from_kit, http_error
+from iopcare.gateway.http import (
+    INTERACTION_LETTER,
+    FhirRequest,
+    FhirResponse,
+    GatewayContext,
+    error_response,
+    etag,
+    parse_etag,
+)
 from iopcare.gateway.resources.base import Created, Found, ResourceHandler, reference_id
 from iopcare.gateway.search import SearchQuery, matches, pairs_of
 from iopcare.gateway.security import Authenticator
@@ -38,53 +57,16 @@ MAX_COUNT = 1000
 CONTROL = {"_count", "_offset", "_summary", "_format", "_include", "_elements", "_pretty"}
 
 
-@dataclass
-class FhirRequest:
-    method: str
-    path: str
-    query: list[tuple[str, str]]
-    headers: dict[str, str]
-    body: bytes
-    base_url: str
-    #: Who made the request, once authenticated (for the audit record of refusals too).
-    subject: str = ""
-
-    def header(self, name: str) -> str:
-        return self.headers.get(name.lower(), "")
-
-
-@dataclass
-class FhirResponse:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    #: What the audit record says about the request (resource, patient, outcome detail).
-    audit: dict[str, str] = field(default_factory=dict)
-
-
-def error_response(exc: FhirHttpError) -> FhirResponse:
-    return FhirResponse(exc.status, exc.outcome(), dict(exc.headers), {"reason": exc.reason})
-
-
-def etag(version: int) -> str:
-    return f'W/"{version}"'
-
-
-def parse_etag(value: str) -> int | None:
-    text = value.strip()
-    if text.startswith("W/"):
-        text = text[2:]
-    text = text.strip('"')
-    return int(text) if text.isdigit() and len(text) <= 9 else None
-
-
-INTERACTION_LETTER = {
-    routing.READ: scopes.READ,
-    routing.VREAD: scopes.READ,
-    routing.HISTORY: scopes.READ,
-    routing.SEARCH: scopes.SEARCH,
-    routing.CREATE: scopes.CREATE,
-    routing.UPDATE: scopes.UPDATE,
+Operation = Callable[[GatewayContext, Caller, routing.Route, FhirRequest], FhirResponse]
+#: The operations that are not an interaction on one resource type, by route kind.
+OPERATIONS: dict[str, Operation] = {
+    routing.BUNDLE: lambda gateway, caller, _, request: bundles.process_bundle(
+        gateway, caller, bundles.read_bundle(gateway, request), request
+    ),
+    routing.HANDOFF: lambda gateway, caller, _, request: handoff.handoff(gateway, caller, request),
+    routing.HANDOFF_SUMMARY: lambda gateway, caller, route, request: summary_out.handoff_summary(
+        gateway, caller, route.id, request
+    ),
 }
 
 
@@ -144,21 +126,12 @@ class Gateway:
                 ) from None
         caller = self.authenticator.authenticate(request.header("authorization"))
         request.subject = caller.principal.subject
-        return self._dispatch(caller, route, request)
+        return self.dispatch(caller, route, request)
 
-    def _dispatch(self, caller: Caller, route: routing.Route, request: FhirRequest) -> FhirResponse:
-        if route.kind == routing.BUNDLE:
-            from iopcare.gateway.bundles import process_bundle, read_bundle
-
-            return process_bundle(self, caller, read_bundle(self, request), request)
-        if route.kind == routing.HANDOFF:
-            from iopcare.gateway.handoff import handoff
-
-            return handoff(self, caller, request)
-        if route.kind == routing.HANDOFF_SUMMARY:
-            from iopcare.gateway.summary_out import handoff_summary
-
-            return handoff_summary(self, caller, route.id, request)
+    def dispatch(self, caller: Caller, route: routing.Route, request: FhirRequest) -> FhirResponse:
+        operation = OPERATIONS.get(route.kind)
+        if operation is not None:
+            return operation(self, caller, route, request)
         handler = self.handler(route.type)
         if route.kind == routing.EVERYTHING:
             return self.everything(caller, route.id, request)
@@ -202,10 +175,10 @@ class Gateway:
                 query = SearchQuery(query.pairs + _form(request))
             return self.search(caller, handler, query, request)
         if route.kind == routing.CREATE:
-            resource = self._body(request, route.type)
+            resource = self.body(request, route.type)
             _about(only, resource, route.type)
             return self.create(caller, handler, resource, request)
-        resource = self._body(request, route.type)
+        resource = self.body(request, route.type)
         _about(only, resource, route.type)
         _same_id(resource, route.id, handler.type)
         if handler.supports("read"):
@@ -276,7 +249,7 @@ class Gateway:
         ):
             raise http_error(406, "not-supported", "only application/fhir+json is served")
 
-    def _body(self, request: FhirRequest, expected_type: str) -> dict[str, Any]:
+    def body(self, request: FhirRequest, expected_type: str) -> dict[str, Any]:
         content_type = request.header("content-type").split(";")[0].strip().lower()
         if content_type and content_type not in JSON_TYPES:
             detail = "XML is not supported; send " if "xml" in content_type else "send "
@@ -920,9 +893,3 @@ def _version() -> str:
         return version("iopcare")
     except Exception:  # pragma: no cover - not installed as a package
         return "dev"
-
-
-def dumps(body: Any) -> bytes:
-    if isinstance(body, str):
-        return body.encode()
-    return json.dumps(body, separators=(",", ":")).encode()

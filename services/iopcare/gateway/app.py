@@ -38,9 +38,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from iopcare.gateway import routing
-from iopcare.gateway.api import FhirRequest, FhirResponse, Gateway, dumps, error_response
+from iopcare.gateway.api import Gateway
 from iopcare.gateway.client import Services
 from iopcare.gateway.errors import FhirHttpError, Problem, http_error
+from iopcare.gateway.http import FhirRequest, FhirResponse, dumps, error_response
 from iopcare.gateway.security import Authenticator
 from iopcare.gateway.settings import GatewaySettings
 from iopcare.kit.auth import TokenVerifier

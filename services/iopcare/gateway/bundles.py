@@ -22,17 +22,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from iopcare.gateway import codes, release, routing
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, Problem, from_kit, http_error
+from iopcare.gateway.http import (
+    INTERACTION_LETTER,
+    FhirRequest,
+    FhirResponse,
+    GatewayContext,
+    error_response,
+)
 from iopcare.kit import errors as kit_errors
 from iopcare.kit import fhir
-
-if TYPE_CHECKING:
-    from iopcare.gateway.api import FhirRequest, FhirResponse, Gateway
 
 URN = "urn:uuid:"
 #: What an entry of a batch or transaction may be: one resource interaction.
@@ -203,7 +207,7 @@ def parse_entries(
     return entries
 
 
-def read_bundle(gateway: Gateway, request: FhirRequest) -> dict[str, Any]:
+def read_bundle(gateway: GatewayContext, request: FhirRequest) -> dict[str, Any]:
     """The posted Bundle. A batch is validated as an envelope only: each entry's resource is
     validated when that entry runs, so one invalid resource fails its own entry, not the batch
     (B7). Anything else (a transaction) is validated whole, as every single request is (B6)."""
@@ -214,7 +218,7 @@ def read_bundle(gateway: Gateway, request: FhirRequest) -> dict[str, Any]:
         and data.get("type") == "batch"
         and isinstance(data.get("entry", []), list)
     ):
-        return gateway._body(request, "Bundle")
+        return gateway.body(request, "Bundle")
     envelope = {
         **data,
         "entry": [
@@ -222,11 +226,11 @@ def read_bundle(gateway: Gateway, request: FhirRequest) -> dict[str, Any]:
             for e in data.get("entry", [])
         ],
     }
-    gateway._body(replace(request, body=json.dumps(envelope).encode()), "Bundle")
+    gateway.body(replace(request, body=json.dumps(envelope).encode()), "Bundle")
     return data
 
 
-def _validate(gateway: Gateway, caller: Caller, entries: list[Entry]) -> list[Problem]:
+def _validate(gateway: GatewayContext, caller: Caller, entries: list[Entry]) -> list[Problem]:
     """Every reason any entry would fail before it reaches a service (all of them, not the
     first): unknown paths, unserved types, missing scopes, invalid resources."""
     problems: list[Problem] = []
@@ -248,8 +252,6 @@ def _validate(gateway: Gateway, caller: Caller, entries: list[Entry]) -> list[Pr
                     e.resource, route.type, max_bytes=gateway.max_body_bytes
                 )
                 codes.check(model, "")  # paths relative to the entry's resource
-            from iopcare.gateway.api import INTERACTION_LETTER
-
             gateway.require_scope(caller, handler.type, INTERACTION_LETTER[route.kind])
         except FhirHttpError as exc:
             problems += [
@@ -273,7 +275,7 @@ def _validate(gateway: Gateway, caller: Caller, entries: list[Entry]) -> list[Pr
     return problems
 
 
-def _services(gateway: Gateway, entries: list[Entry]) -> set[str]:
+def _services(gateway: GatewayContext, entries: list[Entry]) -> set[str]:
     return {
         gateway.handler(routing.route(e.method, e.path).type).service
         for e in entries
@@ -282,10 +284,12 @@ def _services(gateway: Gateway, entries: list[Entry]) -> set[str]:
 
 
 def run_entry(
-    gateway: Gateway, caller: Caller, entry: Entry, request: FhirRequest, assigned: dict[str, str]
+    gateway: GatewayContext,
+    caller: Caller,
+    entry: Entry,
+    request: FhirRequest,
+    assigned: dict[str, str],
 ) -> FhirResponse:
-    from iopcare.gateway.api import FhirRequest
-
     resource = resolve(entry.resource, assigned) if entry.resource is not None else None
     headers = {"content-type": "application/fhir+json"}
     if entry.if_none_exist:
@@ -307,16 +311,12 @@ def run_entry(
             raise http_error(
                 400, "not-supported", f"{entry.method} {entry.url[:80]} is not allowed in a Bundle"
             )
-        response = gateway._dispatch(caller, route, sub)
+        response = gateway.dispatch(caller, route, sub)
     except FhirHttpError as exc:
-        from iopcare.gateway.api import error_response
-
         return error_response(exc)
     except kit_errors.IopcareError as exc:
         # The entry's own body failed the codec (invalid FHIR): its own 4xx, as a single
         # request's would be; in a batch the other entries go on.
-        from iopcare.gateway.api import error_response
-
         return error_response(from_kit(exc))
     if entry.method == "POST" and entry.full_url.startswith(URN) and response.status < 300:
         location = response.headers.get("Location", "")
@@ -346,10 +346,8 @@ def response_entry(response: FhirResponse) -> dict[str, Any]:
 
 
 def process_bundle(
-    gateway: Gateway, caller: Caller, bundle: dict[str, Any], request: FhirRequest
+    gateway: GatewayContext, caller: Caller, bundle: dict[str, Any], request: FhirRequest
 ) -> FhirResponse:
-    from iopcare.gateway.api import FhirResponse
-
     kind = bundle.get("type")
     if kind not in ("batch", "transaction"):
         raise http_error(
@@ -396,8 +394,6 @@ def process_bundle(
             return response
         results[entry.index] = response_entry(response)
     if refused:
-        from iopcare.gateway.api import error_response
-
         for index, error in refused.items():
             results[index] = response_entry(error_response(error))
     body = {

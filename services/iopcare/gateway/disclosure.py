@@ -9,7 +9,7 @@ the notice; the handler marks such a copy `released` and it passes here untouche
 else the services offer no consent check, so the gateway applies the strict reading: a resource
 labelled with one of these sensitivities leaves only for a system caller (an EHR) named by an
 active Consent of the patient, under the same rule notes applies to notes
-(`iopcare.notes.domain.privacy.may_disclose`: never psychotherapy or V content; Part 2 and R
+(`iopcare.kit.privacy.may_disclose`: never psychotherapy or V content; Part 2 and R
 content with the consent, the NORDSCLCD label and the 42 CFR 2.32 notice); for everyone else it is
 withheld from every response (read, vread, history, search, _include, $everything,
 $handoff-summary), and the response says that something was withheld and why.
@@ -22,8 +22,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from iopcare.notes.domain import privacy
-from iopcare.notes.fhir_map import disclosed
+from iopcare.kit import privacy
+from iopcare.notes.contract import disclosed
 
 #: Sensitivity labels (HL7 v3 ActCode, as DS4P uses them) whose content needs consent to leave:
 #: every one notes knows, subtypes included (ETHUD is as much 42 CFR Part 2 as SUD).

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -28,14 +28,12 @@ from iopcare.gateway import codes, scopes
 from iopcare.gateway.bundles import references
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, Problem, http_error
+from iopcare.gateway.http import FhirRequest, FhirResponse, GatewayContext
 from iopcare.gateway.resources.base import reference_id
 from iopcare.gateway.resources.careplan import PatientHandler
 from iopcare.kit import fhir
 from iopcare.notes.v1 import notes_service_pb2 as notes_pb
 from iopcare.scheduling.v1 import scheduling_service_pb2 as scheduling_pb
-
-if TYPE_CHECKING:
-    from iopcare.gateway.api import FhirRequest, FhirResponse, Gateway
 
 BUNDLE_TYPES = ("document", "transaction", "collection")
 HANDOFF_ID_SYSTEM = "https://iopcare.org/fhir/sid/handoff-bundle"
@@ -188,7 +186,7 @@ def _contained(
     return copy
 
 
-def handoff(gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirResponse:
+def handoff(gateway: GatewayContext, caller: Caller, request: FhirRequest) -> FhirResponse:
     for resource_type, letter in NEEDED_SCOPES:
         gateway.require_all_patients(caller, resource_type, letter)
     content_type = request.header("content-type").split(";")[0].strip().lower()
@@ -211,7 +209,7 @@ def handoff(gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirRespo
 
 
 def _take_in(
-    gateway: Gateway,
+    gateway: GatewayContext,
     caller: Caller,
     bundle: dict[str, Any],
     entries: list[tuple[str, dict[str, Any]]],
@@ -219,8 +217,6 @@ def _take_in(
     digest: str,
 ) -> FhirResponse:
     """The handoff's steps, each idempotent under a request id derived from `key`."""
-    from iopcare.gateway.api import FhirResponse
-
     services = gateway.services
     warnings: list[Problem] = []
     created: list[str] = []
@@ -421,7 +417,7 @@ def _take_in(
 
 
 def _episode_of(
-    gateway: Gateway,
+    gateway: GatewayContext,
     caller: Caller,
     patient_id: str,
     key: str,
@@ -451,7 +447,7 @@ def _episode_of(
 
 
 def draft_plan(
-    gateway: Gateway,
+    gateway: GatewayContext,
     caller: Caller,
     plan_request_id: str,
     patient_id: str,
@@ -501,7 +497,7 @@ def draft_plan(
 
 
 def book_intake(
-    gateway: Gateway, caller: Caller, key: str, patient_id: str, plan_id: str, due: datetime
+    gateway: GatewayContext, caller: Caller, key: str, patient_id: str, plan_id: str, due: datetime
 ) -> tuple[str | None, str]:
     """Books the intake appointment: the first free slot of an intake-capable practitioner
     (a calendar serving session type `intake`) before `due`, through scheduling's FindSlots and
@@ -583,7 +579,7 @@ def book_intake(
     )
 
 
-def _booked_intake(gateway: Gateway, caller: Caller, patient_id: str) -> str | None:
+def _booked_intake(gateway: GatewayContext, caller: Caller, patient_id: str) -> str | None:
     """The patient's booked intake appointment, if there is one."""
     services = gateway.services
     for a in services.call(

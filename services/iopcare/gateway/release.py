@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from iopcare.gateway import disclosure
 from iopcare.gateway.errors import FhirHttpError, Problem
 from iopcare.gateway.resources.notes import DISCLOSING_ROLES
-from iopcare.notes.domain import privacy
+from iopcare.kit import privacy
 
 if TYPE_CHECKING:
     from iopcare.gateway.client import Caller

@@ -20,17 +20,15 @@ import html
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.gateway import release, scopes
 from iopcare.gateway.client import Caller
+from iopcare.gateway.http import FhirRequest, FhirResponse, GatewayContext
 from iopcare.gateway.resources.base import Found
 from iopcare.gateway.resources.careplan import found
 from iopcare.kit import fhir, labels
-
-if TYPE_CHECKING:
-    from iopcare.gateway.api import FhirRequest, FhirResponse, Gateway
 
 LOINC = "http://loinc.org"
 READS = ("Patient", "EpisodeOfCare", "CarePlan", "CareTeam", "Goal", "Observation")
@@ -45,10 +43,8 @@ def _div(lines: list[str]) -> dict[str, str]:
 
 
 def handoff_summary(
-    gateway: Gateway, caller: Caller, episode_id: str, request: FhirRequest
+    gateway: GatewayContext, caller: Caller, episode_id: str, request: FhirRequest
 ) -> FhirResponse:
-    from iopcare.gateway.api import FhirResponse
-
     for resource_type in READS:
         gateway.require_all_patients(caller, resource_type, scopes.READ)
     services = gateway.services

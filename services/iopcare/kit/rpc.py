@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass
@@ -468,3 +469,22 @@ def create_server(
 def bearer(token: str) -> list[tuple[str, str]]:
     """Call metadata carrying a bearer token (for clients and tests)."""
     return [("authorization", f"Bearer {token}")]
+
+
+def wait_serving(address: str, timeout: float = 60.0, service: str = "") -> None:
+    """Polls the standard gRPC health service until it answers SERVING: the container health check
+    (deploy/compose.yaml) and the development process launcher (`iopcare.devtools.processes`)."""
+    deadline = time.monotonic() + timeout
+    last: str = "no answer"
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except grpc.RpcError as exc:
+                last = exc.code().name
+            time.sleep(0.1)
+    raise TimeoutError(f"{address} not SERVING after {timeout:.0f}s (last: {last})")

@@ -6,23 +6,28 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from iopcare.careplan import codes as careplan_codes
+from iopcare.careplan import contract as careplan_contract
 from iopcare.kit import topics
 from iopcare.kit.rpc import rules_for
 from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
 from iopcare.kit.teams import projection_handler
-from iopcare.notes import codes, store
+from iopcare.notes import store
 from iopcare.notes.api import SERVICE_NAME, NotesServicer
 from iopcare.notes.clinical import ClinicalNotes
 from iopcare.notes.scope_rules import SCOPE_RULES
 from iopcare.notes.service import Notes
 from iopcare.notes.v1 import notes_service_pb2_grpc as pb_grpc
 from iopcare.notes.watch import ThreadWatch
-from iopcare.scheduling import codes as scheduling_codes
+from iopcare.scheduling import contract as scheduling_contract
 
 NAME = "notes"
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: scheduling's attendance alerts notes posts to the team thread.
+ATTENDANCE_ALERTS = (
+    scheduling_contract.EVENT_INTENSITY_BELOW_MINIMUM,
+    scheduling_contract.EVENT_DROPOUT_RISK,
+)
 
 
 @dataclass
@@ -61,15 +66,15 @@ def build(
     clinical = ClinicalNotes(parts.db, notify_outbox=parts.relay.notify)
     on_team = projection_handler(store.care_team_member, store.care_team_seen)
     handlers = {
-        careplan_codes.EVENT_CREATED: notes.on_care_plan_created,
-        careplan_codes.EVENT_CRISIS: notes.on_crisis,
-        careplan_codes.EVENT_REVIEW_DUE_NOW: notes.on_review_due,
-        careplan_codes.EVENT_TEAM_CREATED: on_team,
-        careplan_codes.EVENT_TEAM_UPDATED: on_team,
-        scheduling_codes.EVENT_APPOINTMENTS_PROPOSED: notes.on_appointments_proposed,
-        codes.SCHEDULING_APPOINTMENT_UPDATED: notes.on_appointment_updated,
-        **{event: notes.on_plan_changed for event in careplan_codes.EVENT_FOR_CHANGE.values()},
-        **{event: notes.on_attendance_alert for event in codes.SCHEDULING_ATTENDANCE_ALERTS},
+        careplan_contract.EVENT_CREATED: notes.on_care_plan_created,
+        careplan_contract.EVENT_CRISIS: notes.on_crisis,
+        careplan_contract.EVENT_REVIEW_DUE_NOW: notes.on_review_due,
+        careplan_contract.EVENT_TEAM_CREATED: on_team,
+        careplan_contract.EVENT_TEAM_UPDATED: on_team,
+        scheduling_contract.EVENT_APPOINTMENTS_PROPOSED: notes.on_appointments_proposed,
+        scheduling_contract.EVENT_APPOINTMENT_UPDATED: notes.on_appointment_updated,
+        **{event: notes.on_plan_changed for event in careplan_contract.EVENT_FOR_CHANGE.values()},
+        **{event: notes.on_attendance_alert for event in ATTENDANCE_ALERTS},
     }
     consumer = parts.consumer(store.inbox, [topics.CAREPLAN, topics.SCHEDULING], handlers)
     escalation = timedelta(minutes=settings.crisis_escalation_minutes)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from iopcare.kit import audit, labels, paging, teams, topics
+from iopcare.kit import audit, labels, paging, privacy, teams, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import (
@@ -24,7 +24,7 @@ from iopcare.kit.events import Event, append_to_outbox
 from iopcare.kit.requests import create_once
 from iopcare.notes import codes, fhir_map, store
 from iopcare.notes.cursor import seq_after
-from iopcare.notes.domain import documents, privacy
+from iopcare.notes.domain import documents
 from iopcare.notes.domain.documents import NoteDraft
 from iopcare.notes.domain.text import FORBIDDEN_CHARACTERS, has_forbidden_characters
 

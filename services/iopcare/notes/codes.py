@@ -30,13 +30,6 @@ REDISCLOSURE_NOTICE_EXTENSION = "https://iopcare.org/fhir/StructureDefinition/re
 #: Identifiers of group sessions (the notes of one session's attendees share one).
 GROUP_SESSION_SYSTEM = "https://iopcare.org/fhir/sid/group-session"
 
-#: Scheduling events notes posts to the thread. Named here rather than imported from scheduling,
-#: whose newer types (alerts) arrive in parallel: a type nobody emits yet simply never comes.
-SCHEDULING_APPOINTMENT_UPDATED = "iopcare.scheduling.appointment.updated.v1"
-SCHEDULING_ATTENDANCE_ALERTS = (
-    "iopcare.scheduling.intensity.below-minimum.v1",
-    "iopcare.scheduling.dropout-risk.v1",
-)
 #: Identifiers of outside clients (an EHR's backend client id, the subject of its tokens): how a
 #: Consent names its recipient so that the disclosure rules can compare it with the caller.
 CLIENT_ID_SYSTEM = "https://iopcare.org/fhir/sid/client-id"

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from iopcare.kit import fhir
+from iopcare.kit import fhir, privacy
 from iopcare.notes import codes
-from iopcare.notes.domain import documents, privacy
+from iopcare.notes.domain import documents
 from iopcare.notes.domain.messages import NewMessage
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from iopcare.careplan.fhir_map import measure_from_fhir
+from iopcare.careplan.contract import measure_from_fhir
 from iopcare.kit import audit, fhir, labels, paging, teams, topics
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork

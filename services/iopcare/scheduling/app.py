@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from iopcare.careplan import codes as careplan_codes
+from iopcare.careplan import contract as careplan_contract
 from iopcare.kit import topics
 from iopcare.kit.rpc import rules_for
 from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
@@ -54,17 +54,17 @@ def build(
         store.inbox,
         [topics.CAREPLAN],
         {
-            careplan_codes.EVENT_CREATED: scheduling.on_care_plan_created,
+            careplan_contract.EVENT_CREATED: scheduling.on_care_plan_created,
             **{
-                careplan_codes.EVENT_FOR_CHANGE[change]: scheduling.on_care_plan_changed
+                careplan_contract.EVENT_FOR_CHANGE[change]: scheduling.on_care_plan_changed
                 for change in ("update", "activate", "resume")
             },
             **{
-                careplan_codes.EVENT_FOR_CHANGE[change]: scheduling.on_care_plan_closed
+                careplan_contract.EVENT_FOR_CHANGE[change]: scheduling.on_care_plan_closed
                 for change in ("complete", "revoke", "suspend", "enter-in-error")
             },
-            careplan_codes.EVENT_TEAM_CREATED: on_team,
-            careplan_codes.EVENT_TEAM_UPDATED: on_team,
+            careplan_contract.EVENT_TEAM_CREATED: on_team,
+            careplan_contract.EVENT_TEAM_UPDATED: on_team,
         },
     )
     return parts.runtime(

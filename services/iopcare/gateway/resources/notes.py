@@ -41,8 +41,8 @@ from iopcare.gateway.search import (
     date_bounds,
     parse_date_range,
 )
-from iopcare.notes import codes as notes_codes
-from iopcare.notes.domain import privacy
+from iopcare.kit import privacy
+from iopcare.notes import contract as notes_contract
 from iopcare.notes.v1 import notes_service_pb2 as pb
 
 MAX_PAGES = 10
@@ -577,7 +577,7 @@ class ConsentHandler(ResourceHandler):
         "The patient's consents to disclose their records (42 CFR 2.31). Create records one "
         "(RecordConsent): patient, status active, the recipient as provision.actor (role IRCP) "
         "reference: type Organization or Device with identifier "
-        f"{notes_codes.CLIENT_ID_SYSTEM}|<client id> (the subject of the recipient's tokens) or "
+        f"{notes_contract.CLIENT_ID_SYSTEM}|<client id> (the subject of the recipient's tokens) or "
         "Device/<client id>, never a display name; provision.securityLabel SUD or ETH for Part 2 "
         "records only (else all records), provision.period. A consent is the patient's act: "
         "recorded with the patient's own token (role patient, launch context that patient), or "
@@ -724,14 +724,14 @@ def _recipient(reference: dict[str, Any]) -> tuple[str, str, str]:
     literal = reference.get("reference")
     kind = reference.get("type")
     if identifier:
-        if identifier.get("system") != notes_codes.CLIENT_ID_SYSTEM or not isinstance(
+        if identifier.get("system") != notes_contract.CLIENT_ID_SYSTEM or not isinstance(
             identifier.get("value"), str
         ):
             raise http_error(
                 422,
                 "value",
                 f"the recipient is identified by its client id: identifier.system "
-                f"{notes_codes.CLIENT_ID_SYSTEM} (the subject of the tokens it calls with)",
+                f"{notes_contract.CLIENT_ID_SYSTEM} (the subject of the tokens it calls with)",
                 RECIPIENT_PATH,
             )
         kind = kind or (literal.partition("/")[0] if isinstance(literal, str) else "Organization")
@@ -743,7 +743,7 @@ def _recipient(reference: dict[str, Any]) -> tuple[str, str, str]:
             422,
             "required",
             "the recipient must be an identified Organization or Device: identifier "
-            f"{notes_codes.CLIENT_ID_SYSTEM}|<client id>, or Device/<client id>; a display name "
+            f"{notes_contract.CLIENT_ID_SYSTEM}|<client id>, or Device/<client id>; a display name "
             "is not an identity",
             RECIPIENT_PATH,
         )

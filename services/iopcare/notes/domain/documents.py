@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from iopcare.kit import privacy
 from iopcare.kit.errors import FailedPrecondition, FieldViolations
-from iopcare.notes.domain import privacy
 from iopcare.notes.domain.text import FORBIDDEN_CHARACTERS, has_forbidden_characters
 
 LOINC = "http://loinc.org"

@@ -1,4 +1,5 @@
-"""Starting services as real processes, for `iopcare up`, the end-to-end tests and benchmarks.
+"""Starting services and the gateway as real processes, for `iopcare up`, the end-to-end tests
+and benchmarks.
 
 Each process runs `python -m iopcare.cli serve NAME` in its own session (so a test can kill,
 pause or resume exactly that process and nothing else) with its output in a log file.
@@ -12,13 +13,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from iopcare.kit import files
+from iopcare.kit.rpc import wait_serving
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -28,24 +29,6 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
     return True
-
-
-def wait_serving(address: str, timeout: float = 60.0, service: str = "") -> None:
-    """Polls the standard gRPC health service until it answers SERVING."""
-    deadline = time.monotonic() + timeout
-    last: str = "no answer"
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-                last = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-            except grpc.RpcError as exc:
-                last = exc.code().name
-            time.sleep(0.1)
-    raise TimeoutError(f"{address} not SERVING after {timeout:.0f}s (last: {last})")
 
 
 @dataclass
@@ -141,3 +124,27 @@ class ServiceProcess:
     def resume(self) -> None:
         if self.process is not None:
             self.process.send_signal(signal.SIGCONT)
+
+
+# The gateway speaks HTTP rather than gRPC health: ready when `GET /metadata` answers.
+@dataclass
+class GatewayProcess(ServiceProcess):
+    base_path: str = "/fhir"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.base_path}"
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise TimeoutError(f"{self.name} exited with {self.process.returncode}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/metadata", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} not ready after {timeout:.0f}s")

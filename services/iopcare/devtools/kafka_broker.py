@@ -7,7 +7,7 @@ The jars come from ``deploy/local/kafka/pom.xml`` via Maven and are cached under
 
 Command line::
 
-    python -m iopcare.kit.kafka_broker --data-dir var/kafka --port 9092 --topics a,b
+    python -m iopcare.devtools.kafka_broker --data-dir var/kafka --port 9092 --topics a,b
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class BrokerError(RuntimeError):
 
 def repo_root() -> Path:
     """The checkout's top folder (the one holding ``deploy/`` and ``pyproject.toml``)."""
-    # services/iopcare/kit/kafka_broker.py -> parents[3] is the checkout.
+    # services/iopcare/devtools/kafka_broker.py -> parents[3] is the checkout.
     return Path(__file__).resolve().parents[3]
 
 
@@ -1012,7 +1012,7 @@ def dev_sasl_users(folder: Path) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a development broker in the foreground until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(
-        prog="python -m iopcare.kit.kafka_broker",
+        prog="python -m iopcare.devtools.kafka_broker",
         description="Run a single-node Kafka (KRaft) broker for local development.",
     )
     parser.add_argument("--data-dir", type=Path, default=Path("var/kafka"))

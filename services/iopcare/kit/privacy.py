@@ -1,5 +1,9 @@
 """Who may read a clinical note, and when one may leave the program: pure rules, no I/O.
 
+Shared policy: notes applies it to its notes and consents, careplan to the signed notes its
+patient view lists, the gateway to every labelled resource it releases (docs/architecture.md,
+"Service boundaries and contracts").
+
 Team membership (`iopcare.kit.access.access_basis`) decides whether a caller may see a patient at
 all; the rules here narrow it further, per note, by the note's security labels (`meta.security`),
 its discipline and its author. Every rule names its source. The service layer turns a refusal into

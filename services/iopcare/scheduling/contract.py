@@ -1,0 +1,54 @@
+"""What scheduling publishes for the other services and the gateway: nothing else of scheduling's
+may be imported from outside it (`tests/unit/test_architecture.py`).
+
+- Events: scheduling's topic, its CloudEvents `source` and every event type it emits (the payload
+  is the FHIR resource as stored: an Appointment, a Bundle of proposed Appointments, a Schedule, a
+  Flag for alerts).
+- Payload vocabulary: the extension that carries one patient's attendance in a group session
+  (on `Appointment.participant`) and the identifier system of the plan occurrence a proposed
+  appointment carries out.
+
+The names are defined in scheduling's own modules and re-exported here: changing anything listed
+below changes scheduling's public surface, and its consumers with it.
+"""
+
+from __future__ import annotations
+
+from iopcare.kit import topics
+from iopcare.scheduling.codes import (
+    ATTENDANCE_EXTENSION,
+    EVENT_APPOINTMENT_BOOKED,
+    EVENT_APPOINTMENT_RESPONSE,
+    EVENT_APPOINTMENT_UPDATED,
+    EVENT_APPOINTMENTS_PROPOSED,
+    EVENT_CHECKIN_MISSED,
+    EVENT_DROPOUT_RISK,
+    EVENT_GROUP_SESSION_CREATED,
+    EVENT_INTENSITY_BELOW_MINIMUM,
+    EVENT_SCHEDULE_CREATED,
+    EVENT_SCHEDULE_UPDATED,
+    EVENT_SERIES_CONFLICT,
+    OCCURRENCE_SYSTEM,
+    SOURCE,
+)
+
+#: The topic scheduling's relay publishes every event on (key: the patient's id).
+TOPIC = topics.SCHEDULING
+
+__all__ = [
+    "ATTENDANCE_EXTENSION",
+    "EVENT_APPOINTMENTS_PROPOSED",
+    "EVENT_APPOINTMENT_BOOKED",
+    "EVENT_APPOINTMENT_RESPONSE",
+    "EVENT_APPOINTMENT_UPDATED",
+    "EVENT_CHECKIN_MISSED",
+    "EVENT_DROPOUT_RISK",
+    "EVENT_GROUP_SESSION_CREATED",
+    "EVENT_INTENSITY_BELOW_MINIMUM",
+    "EVENT_SCHEDULE_CREATED",
+    "EVENT_SCHEDULE_UPDATED",
+    "EVENT_SERIES_CONFLICT",
+    "OCCURRENCE_SYSTEM",
+    "SOURCE",
+    "TOPIC",
+]
