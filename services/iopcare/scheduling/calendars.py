@@ -172,7 +172,7 @@ class Calendars:
                 store.JOURNAL.publish(
                     uow,
                     codes.EVENT_SCHEDULE_CREATED,
-                    f"Schedule/{stored.id}/_history/{stored.version}",
+                    stored.subject,
                     key=stored.actor,
                     data=stored.resource,
                 )
@@ -260,7 +260,7 @@ class Calendars:
             store.JOURNAL.publish(
                 uow,
                 codes.EVENT_SCHEDULE_UPDATED,
-                f"Schedule/{revised.id}/_history/{revised.version}",
+                revised.subject,
                 key=revised.actor,
                 data=revised.resource,
             )

@@ -611,6 +611,11 @@ class StoredSchedule:
     active: bool
     resource: str
 
+    @property
+    def subject(self) -> str:
+        """The event subject of this version."""
+        return f"Schedule/{self.id}/_history/{self.version}"
+
 
 def _schedule_from_row(row: Any) -> StoredSchedule:
     return StoredSchedule(
