@@ -157,10 +157,9 @@ class CareTeams(ServiceBase):
                     teams.memberships(resource),
                     team.status == "active",
                 )
-                self._publish(uow, "CareTeam", team, codes.EVENT_TEAM_UPDATED)
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                store.JOURNAL.publish_version(uow, "CareTeam", team, codes.EVENT_TEAM_UPDATED)
+                store.JOURNAL.audit(
+                    uow,
                     principal,
                     audit.UPDATE,
                     resource=name,

@@ -202,14 +202,15 @@ class Episodes(ServiceBase):
                     principal.reference,
                     reason,
                 )
-                self._publish(uow, "EpisodeOfCare", revised, codes.EVENT_EPISODE[kind])
+                store.JOURNAL.publish_version(
+                    uow, "EpisodeOfCare", revised, codes.EVENT_EPISODE[kind]
+                )
                 if effects[0].plan_effect:
                     self._apply_to_plans(
                         uow, principal, revised.patient_id, episode_id, effects[0], reason
                     )
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                store.JOURNAL.audit(
+                    uow,
                     principal,
                     audit.UPDATE,
                     resource=name,
@@ -288,7 +289,7 @@ class Episodes(ServiceBase):
                 principal.reference,
                 f"episode {transition.kind}: {reason}".strip(": "),
             )
-            self._publish(uow, "CarePlan", revised, codes.EVENT_FOR_CHANGE[change])
+            store.JOURNAL.publish_version(uow, "CarePlan", revised, codes.EVENT_FOR_CHANGE[change])
 
     def for_patient(self, principal: Principal, patient_id: str) -> list[Stored]:
         return teams.audited_search(

@@ -129,10 +129,9 @@ class Measures(ServiceBase):
                 if reasons:
                     # At once, in the same transaction: the alert cannot be lost or outrun, and
                     # the patient's plans are due for review today.
-                    self._publish(uow, "Observation", stored, codes.EVENT_CRISIS)
+                    store.JOURNAL.publish_version(uow, "Observation", stored, codes.EVENT_CRISIS)
                     make_reviews_due(
                         uow,
-                        self._publish,
                         principal,
                         patient_id,
                         now.date(),
@@ -140,9 +139,8 @@ class Measures(ServiceBase):
                     )
                 history = store.values_over_time(uow.conn, patient_id, code)
                 updated.extend(self._update_goals(uow, principal, patient_id, code, history))
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                store.JOURNAL.audit(
+                    uow,
                     principal,
                     audit.CREATE,
                     resource=f"Observation/{observation_id}",
@@ -201,7 +199,7 @@ class Measures(ServiceBase):
                 recorded_at=now,
             )
         )
-        self._publish(uow, "Observation", stored, codes.EVENT_MEASURE_RECORDED)
+        store.JOURNAL.publish_version(uow, "Observation", stored, codes.EVENT_MEASURE_RECORDED)
         return stored
 
     def on_attendance(
@@ -278,7 +276,7 @@ class Measures(ServiceBase):
                 principal.reference,
                 f"measure {code} recorded",
             )
-            self._publish(uow, "Goal", revised, codes.EVENT_GOAL_UPDATED)
+            store.JOURNAL.publish_version(uow, "Goal", revised, codes.EVENT_GOAL_UPDATED)
             changed.append(revised)
         return changed
 

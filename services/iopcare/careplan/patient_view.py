@@ -227,7 +227,6 @@ class PatientView(ServiceBase):
             return
         make_reviews_due(
             uow,
-            self._publish,
             SYSTEM,
             patient_id,
             received.event.time.date(),
@@ -276,9 +275,8 @@ class PatientView(ServiceBase):
                 [(r.description or "other", r.status) for r in past]
             )
             view.notes = self._latest_notes(conn, principal, basis, patient_id)
-        audit.record_separately(
+        store.JOURNAL.audit_separately(
             self.db,
-            store.audit_log,
             principal,
             audit.READ,
             resource="PatientPlan",

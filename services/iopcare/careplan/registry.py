@@ -105,10 +105,9 @@ class Registry(ServiceBase):
                 )
                 store.patients.insert(uow.conn, stored, principal.reference)
                 self._remember(uow.conn, patient_id, identifiers)
-                self._publish(uow, "Patient", stored, codes.EVENT_PATIENT_CREATED)
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                store.JOURNAL.publish_version(uow, "Patient", stored, codes.EVENT_PATIENT_CREATED)
+                store.JOURNAL.audit(
+                    uow,
                     principal,
                     audit.CREATE,
                     resource=f"Patient/{patient_id}",
@@ -192,10 +191,9 @@ class Registry(ServiceBase):
             "another identifier for the same person",
         )
         self._remember(uow.conn, patient_id, new)
-        self._publish(uow, "Patient", revised, codes.EVENT_PATIENT_UPDATED)
-        audit.record(
-            uow.conn,
-            store.audit_log,
+        store.JOURNAL.publish_version(uow, "Patient", revised, codes.EVENT_PATIENT_UPDATED)
+        store.JOURNAL.audit(
+            uow,
             principal,
             audit.UPDATE,
             resource=f"Patient/{patient_id}",
@@ -224,9 +222,8 @@ class Registry(ServiceBase):
                 select(i.patient_id).where((i.system == system) & (i.value == value))
             ).scalar()
         if patient_id is None:
-            audit.record_separately(
+            store.JOURNAL.audit_separately(
                 self.db,
-                store.audit_log,
                 principal,
                 audit.SEARCH,
                 resource="Patient",
@@ -291,10 +288,9 @@ class Registry(ServiceBase):
                     item_id, 1, owner, status, now, fhir.with_identity(resource, item_id, 1, now)
                 )
                 tables.insert(uow.conn, stored, principal.reference)
-                self._publish(uow, resource_type, stored, event)
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                store.JOURNAL.publish_version(uow, resource_type, stored, event)
+                store.JOURNAL.audit(
+                    uow,
                     principal,
                     audit.CREATE,
                     resource=f"{resource_type}/{item_id}",

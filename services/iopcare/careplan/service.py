@@ -26,7 +26,7 @@ from iopcare.careplan.domain.templates import (
     template_for,
     with_additions,
 )
-from iopcare.kit import audit, fhir, labels, paging, teams, topics
+from iopcare.kit import audit, fhir, labels, paging, teams
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import (
@@ -35,7 +35,6 @@ from iopcare.kit.errors import (
     InvalidArgument,
     NotFound,
 )
-from iopcare.kit.events import Event, append_to_outbox
 from iopcare.kit.requests import change_once, create_once
 from iopcare.kit.teams import TeamAccess
 from iopcare.kit.versioned import Stored, Version, VersionedTables, revise
@@ -80,22 +79,6 @@ class ServiceBase:
             return plan
         return fhir_map.with_review_due(plan, next_review_due(on, self.review_interval_days))
 
-    def _publish(self, uow: UnitOfWork, resource_type: str, item: Stored, event_type: str) -> None:
-        """The event of a new version, in the same transaction (outbox), keyed by patient."""
-        append_to_outbox(
-            uow.conn,
-            store.outbox,
-            topics.CAREPLAN,
-            Event(
-                type=event_type,
-                source=codes.SOURCE,
-                subject=f"{resource_type}/{item.id}/_history/{item.version}",
-                key=item.patient_id,
-                data=item.resource,
-                time=item.updated_at,
-            ),
-        )
-
     def _create_versioned(
         self,
         principal: Principal,
@@ -126,10 +109,9 @@ class ServiceBase:
                 now = datetime.now(UTC)
                 stored = Stored(item_id, 1, patient_id, status, now, build(uow, item_id, now))
                 tables.insert(uow.conn, stored, principal.reference)
-                self._publish(uow, resource_type, stored, event_type)
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                store.JOURNAL.publish_version(uow, resource_type, stored, event_type)
+                store.JOURNAL.audit(
+                    uow,
                     principal,
                     audit.CREATE,
                     resource=f"{resource_type}/{item_id}",
@@ -167,14 +149,13 @@ class ServiceBase:
         self, principal: Principal, action: str, resource: str, patient_id: str | None = None
     ) -> AbstractContextManager[None]:
         """Audits a refused request (its own transaction), then lets the refusal through."""
-        return audit.refusals(self.db, store.audit_log, principal, action, resource, patient_id)
+        return store.JOURNAL.refusals(self.db, principal, action, resource, patient_id)
 
     def _audited_read(self, principal: Principal, resource: str, item: Stored | None) -> Stored:
         """Checks access to a read item and audits the read, its refusal or its absence."""
         if item is None:
-            audit.record_separately(
+            store.JOURNAL.audit_separately(
                 self.db,
-                store.audit_log,
                 principal,
                 audit.READ,
                 resource=resource,
@@ -185,9 +166,8 @@ class ServiceBase:
         basis = teams.require_access(
             self.db, store.audit_log, self.access, principal, audit.READ, resource, item.patient_id
         )
-        audit.record_separately(
+        store.JOURNAL.audit_separately(
             self.db,
-            store.audit_log,
             principal,
             audit.READ,
             resource=resource,
@@ -364,10 +344,11 @@ class CarePlans(ServiceBase):
                     # Only a privacy officer takes a label off (kit/labels.py).
                     may_lower_labels=labels.may_lower_labels(principal.role),
                 )
-                self._publish(uow, "CarePlan", revised, codes.EVENT_FOR_CHANGE[change])
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                store.JOURNAL.publish_version(
+                    uow, "CarePlan", revised, codes.EVENT_FOR_CHANGE[change]
+                )
+                store.JOURNAL.audit(
+                    uow,
                     principal,
                     audit.UPDATE,
                     resource=resource_name,
@@ -543,10 +524,9 @@ class CarePlans(ServiceBase):
                         recorded_at=revised.updated_at,
                     )
                 )
-                self._publish(uow, "CarePlan", revised, codes.EVENT_REVIEWED)
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                store.JOURNAL.publish_version(uow, "CarePlan", revised, codes.EVENT_REVIEWED)
+                store.JOURNAL.audit(
+                    uow,
                     principal,
                     audit.UPDATE,
                     resource=name,
@@ -600,7 +580,7 @@ class CarePlans(ServiceBase):
                         plan_id=plan_id, due=due, noticed_at=datetime.now(UTC)
                     )
                 )
-                self._publish(uow, "CarePlan", plan, codes.EVENT_REVIEW_DUE_NOW)
+                store.JOURNAL.publish_version(uow, "CarePlan", plan, codes.EVENT_REVIEW_DUE_NOW)
                 uow.commit()
                 announced += 1
         if announced:
@@ -610,7 +590,6 @@ class CarePlans(ServiceBase):
 
 def make_reviews_due(
     uow: UnitOfWork,
-    publish: Callable[[UnitOfWork, str, Stored, str], None],
     principal: Principal,
     patient_id: str,
     on: date,
@@ -640,6 +619,6 @@ def make_reviews_due(
             principal.reference,
             why,
         )
-        publish(uow, "CarePlan", revised, codes.EVENT_REVIEW_DUE_NOW)
+        store.JOURNAL.publish_version(uow, "CarePlan", revised, codes.EVENT_REVIEW_DUE_NOW)
         changed.append(revised)
     return changed

@@ -19,6 +19,9 @@ from sqlalchemy import (
     select,
 )
 
+from iopcare.careplan import codes
+from iopcare.kit import topics
+from iopcare.kit.journal import Journal
 from iopcare.kit.schema import add_kit_tables
 from iopcare.kit.teams import add_member_table
 from iopcare.kit.versioned import VersionedTables
@@ -31,6 +34,8 @@ outbox, inbox, request_log, audit_log = (
     kit["request_log"],
     kit["audit_log"],
 )
+#: Where care plan's writes leave their events and audit rows (in the writing transaction).
+JOURNAL = Journal(codes.SOURCE, topics.CAREPLAN, outbox, audit_log)
 
 plans = VersionedTables(metadata, "care_plan")
 care_plan, care_plan_history = plans.current, plans.history

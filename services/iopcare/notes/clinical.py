@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from iopcare.kit import audit, labels, paging, privacy, teams, topics
+from iopcare.kit import audit, labels, paging, privacy, teams
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import (
@@ -20,7 +20,6 @@ from iopcare.kit.errors import (
     PermissionDenied,
     StaleVersion,
 )
-from iopcare.kit.events import Event, append_to_outbox
 from iopcare.kit.requests import create_once
 from iopcare.notes import codes, fhir_map, store
 from iopcare.notes.cursor import seq_after
@@ -153,9 +152,8 @@ class ClinicalNotes:
             self.db, store.audit_log, self.access, principal, action, resource, patient
         )
         if basis != "care-team" or principal.role not in privacy.DISCIPLINE:
-            audit.record_separately(
+            store.JOURNAL.audit_separately(
                 self.db,
-                store.audit_log,
                 principal,
                 action,
                 resource=resource,
@@ -180,7 +178,7 @@ class ClinicalNotes:
         with self.db.read() as conn:
             note = store.load_note(conn, note_id)
         if note is None:
-            with audit.refusals(self.db, store.audit_log, principal, action, name):
+            with store.JOURNAL.refusals(self.db, principal, action, name):
                 raise NotFound(f"{name} not found", resource=name)
         basis = teams.require_access(
             self.db, store.audit_log, self.access, principal, action, name, note.patient_id
@@ -188,9 +186,8 @@ class ClinicalNotes:
         viewer = self._viewer(principal, basis)
         decision = privacy.may_read(viewer, _facts(note))
         if not decision.allowed:
-            audit.record_separately(
+            store.JOURNAL.audit_separately(
                 self.db,
-                store.audit_log,
                 principal,
                 action,
                 resource=name,
@@ -302,9 +299,8 @@ class ClinicalNotes:
                     group_id=group_id,
                 )
                 store.insert_note(uow.conn, row)
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                store.JOURNAL.audit(
+                    uow,
                     principal,
                     audit.CREATE,
                     resource=f"DocumentReference/{row['id']}",
@@ -343,9 +339,7 @@ class ClinicalNotes:
         """Edits a draft (only its author; only the fields in `changes`, an update mask)."""
         name = f"DocumentReference/{note_id}"
         note, _, _ = self._load_readable(principal, note_id, audit.UPDATE)
-        with audit.refusals(
-            self.db, store.audit_log, principal, audit.UPDATE, name, note.patient_id
-        ):
+        with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name, note.patient_id):
             if note.author != principal.reference:
                 raise PermissionDenied("only the author edits a draft", reason="NOT_THE_AUTHOR")
             documents.require_draft(note.status, name)
@@ -418,9 +412,8 @@ class ClinicalNotes:
                 if not updated:
                     latest = store.load_note(uow.conn, note_id)
                     raise StaleVersion(name, expected_version, latest.version if latest else 0)
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                store.JOURNAL.audit(
+                    uow,
                     principal,
                     audit.UPDATE,
                     resource=name,
@@ -436,9 +429,7 @@ class ClinicalNotes:
         note with its labels, never its text."""
         name = f"DocumentReference/{note_id}"
         note, _, _ = self._load_readable(principal, note_id, audit.UPDATE)
-        with audit.refusals(
-            self.db, store.audit_log, principal, audit.UPDATE, name, note.patient_id
-        ):
+        with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name, note.patient_id):
             if note.author != principal.reference:
                 # The signature attests authorship: only the author signs.
                 raise PermissionDenied("only the author signs a note", reason="NOT_THE_AUTHOR")
@@ -480,23 +471,17 @@ class ClinicalNotes:
                         provenance_id, note_id, signed.version, principal.reference, now
                     ),
                 )
-                append_to_outbox(
-                    uow.conn,
-                    store.outbox,
-                    topics.NOTES,
-                    Event(
-                        type=codes.EVENT_NOTE_SIGNED,
-                        source=codes.SOURCE,
-                        subject=f"DocumentReference/{note_id}/_history/{signed.version}",
-                        key=note.patient_id,
-                        # Reference and labels only (issue 4: labelled content never in events).
-                        data=fhir_map.document_reference(_state(signed), content=False),
-                        time=now,
-                    ),
+                store.JOURNAL.publish(
+                    uow,
+                    codes.EVENT_NOTE_SIGNED,
+                    f"DocumentReference/{note_id}/_history/{signed.version}",
+                    key=note.patient_id,
+                    # Reference and labels only (issue 4: labelled content never in events).
+                    data=fhir_map.document_reference(_state(signed), content=False),
+                    at=now,
                 )
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                store.JOURNAL.audit(
+                    uow,
                     principal,
                     audit.UPDATE,
                     resource=name,
@@ -529,9 +514,7 @@ class ClinicalNotes:
         documents.check_amendment(relation, reason, text, title)
         name = f"DocumentReference/{note_id}"
         original, _, _ = self._load_readable(principal, note_id, audit.CREATE)
-        with audit.refusals(
-            self.db, store.audit_log, principal, audit.CREATE, name, original.patient_id
-        ):
+        with store.JOURNAL.refusals(self.db, principal, audit.CREATE, name, original.patient_id):
             documents.require_signed(original.status, name)
             if relation == "replaces" and original.author != principal.reference:
                 # Documentation integrity: a note is corrected by its author; others append.
@@ -565,9 +548,8 @@ class ClinicalNotes:
                 relation_reason=reason,
             )
             store.insert_note(uow.conn, row)
-            audit.record(
-                uow.conn,
-                store.audit_log,
+            store.JOURNAL.audit(
+                uow,
                 principal,
                 audit.CREATE,
                 resource=f"DocumentReference/{result_id}",
@@ -616,9 +598,8 @@ class ClinicalNotes:
             ]
             provenance = store.provenance_for(conn, note_id)
         flag = "; FLAGGED for break-glass review" if decision.flagged else ""
-        audit.record_separately(
+        store.JOURNAL.audit_separately(
             self.db,
-            store.audit_log,
             principal,
             audit.READ,
             resource=f"DocumentReference/{note_id}",
@@ -649,9 +630,8 @@ class ClinicalNotes:
         if recipient:
             recipient = self._recipient(principal, recipient, "DocumentReference", patient_id)
         if recipient and principal.role not in DISCLOSING_ROLES:
-            audit.record_separately(
+            store.JOURNAL.audit_separately(
                 self.db,
-                store.audit_log,
                 principal,
                 audit.SEARCH,
                 resource="DocumentReference",
@@ -787,8 +767,9 @@ class ClinicalNotes:
         rows += [
             {**row, "resource": f"DocumentReference/{n.id}", "detail": "search hit"} for n in hits
         ]
-        with self.db.write() as conn:
-            audit.record_rows(conn, store.audit_log, rows)
+        with UnitOfWork(self.db) as uow:
+            store.JOURNAL.audit_rows(uow, rows)
+            uow.commit()
 
     # Consent and disclosure --------------------------------------------------------------------
     def _consent_basis(
@@ -800,7 +781,7 @@ class ClinicalNotes:
             return teams.require_access(
                 self.db, store.audit_log, self.access, principal, action, resource, patient_id
             )
-        with audit.refusals(self.db, store.audit_log, principal, action, resource, patient_id):
+        with store.JOURNAL.refusals(self.db, principal, action, resource, patient_id):
             if principal.patient_context != patient_id:
                 raise PermissionDenied(
                     "a patient's token acts on that patient's own record only",
@@ -847,9 +828,8 @@ class ClinicalNotes:
         )
         decision = privacy.may_record_consent(author, patient_id, given.recipient)
         if not decision.allowed:
-            audit.record_separately(
+            store.JOURNAL.audit_separately(
                 self.db,
-                store.audit_log,
                 principal,
                 audit.CREATE,
                 resource="Consent",
@@ -905,9 +885,8 @@ class ClinicalNotes:
                     resource=fhir_map.consent_resource(consent_id, 1, "active", record),
                 )
             )
-            audit.record(
-                uow.conn,
-                store.audit_log,
+            store.JOURNAL.audit(
+                uow,
                 principal,
                 audit.CREATE,
                 resource=f"Consent/{consent_id}",
@@ -940,14 +919,13 @@ class ClinicalNotes:
     def get_consent(self, principal: Principal, consent_id: str) -> store.StoredConsent:
         """One consent, for a caller who may see the patient's consents (audited)."""
         name = f"Consent/{consent_id}"
-        with audit.refusals(self.db, store.audit_log, principal, audit.READ, name):
+        with store.JOURNAL.refusals(self.db, principal, audit.READ, name):
             current = self._consent(consent_id)
             if not _shown_to(principal, current):
                 raise NotFound(f"{name} not found", resource=name)
         basis = self._consent_basis(principal, audit.READ, name, current.patient_id)
-        audit.record_separately(
+        store.JOURNAL.audit_separately(
             self.db,
-            store.audit_log,
             principal,
             audit.READ,
             resource=name,
@@ -961,7 +939,7 @@ class ClinicalNotes:
         disclosed under it afterwards, because every disclosure reads the consents in the
         transaction that decides it."""
         name = f"Consent/{consent_id}"
-        with audit.refusals(self.db, store.audit_log, principal, audit.UPDATE, name):
+        with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name):
             current = self._consent(consent_id)
         basis = self._consent_basis(principal, audit.UPDATE, name, current.patient_id)
         author = privacy.ConsentAuthor(
@@ -969,9 +947,7 @@ class ClinicalNotes:
         )
         decision = privacy.may_revoke_consent(author, current.patient_id, current.recipient)
         if not decision.allowed:
-            with audit.refusals(
-                self.db, store.audit_log, principal, audit.UPDATE, name, current.patient_id
-            ):
+            with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name, current.patient_id):
                 raise PermissionDenied(
                     "an outside system revokes only a consent naming itself",
                     reason=decision.reason,
@@ -993,9 +969,8 @@ class ClinicalNotes:
                     ),
                 )
             )
-            audit.record(
-                uow.conn,
-                store.audit_log,
+            store.JOURNAL.audit(
+                uow,
                 principal,
                 audit.UPDATE,
                 resource=name,
@@ -1012,9 +987,8 @@ class ClinicalNotes:
             self._consent_basis(principal, audit.SEARCH, "Consent", patient_id)
             with self.db.read() as conn:
                 found = store.consents_for(conn, patient_id)
-            audit.record_separately(
+            store.JOURNAL.audit_separately(
                 self.db,
-                store.audit_log,
                 principal,
                 audit.SEARCH,
                 resource="Consent",
@@ -1042,9 +1016,7 @@ class ClinicalNotes:
         what that recipient's consent releases (42 CFR 2.31, 2.33: disclosure only to the
         recipient the patient named)."""
         if asked and asked != principal.subject:
-            with audit.refusals(
-                self.db, store.audit_log, principal, audit.READ, resource, patient_id
-            ):
+            with store.JOURNAL.refusals(self.db, principal, audit.READ, resource, patient_id):
                 raise PermissionDenied(
                     "the recipient of a disclosure is the caller itself; name no other",
                     reason="RECIPIENT_NOT_CALLER",
@@ -1060,7 +1032,7 @@ class ClinicalNotes:
         way with the recipient."""
         name = f"DocumentReference/{note_id}"
         recipient = self._recipient(principal, recipient, name, None)
-        with audit.refusals(self.db, store.audit_log, principal, audit.READ, name):
+        with store.JOURNAL.refusals(self.db, principal, audit.READ, name):
             if principal.role not in DISCLOSING_ROLES:
                 raise PermissionDenied(
                     "disclosure outside the program is done by the gateway's service identity",
@@ -1079,9 +1051,8 @@ class ClinicalNotes:
         decision = privacy.may_disclose(_facts(note), recipient, consents, datetime.now(UTC))
         detail = f"disclose to {recipient}: {decision.reason}"
         if not decision.allowed:
-            audit.record_separately(
+            store.JOURNAL.audit_separately(
                 self.db,
-                store.audit_log,
                 principal,
                 audit.READ,
                 resource=name,
@@ -1093,9 +1064,8 @@ class ClinicalNotes:
                 f"the note may not be disclosed to this recipient ({decision.reason})",
                 reason=decision.reason,
             )
-        audit.record_separately(
+        store.JOURNAL.audit_separately(
             self.db,
-            store.audit_log,
             principal,
             audit.READ,
             resource=name,

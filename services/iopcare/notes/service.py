@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from iopcare.careplan.contract import measure_from_fhir
-from iopcare.kit import audit, fhir, labels, paging, teams, topics
+from iopcare.kit import audit, fhir, labels, paging, teams
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import (
@@ -26,7 +26,7 @@ from iopcare.kit.errors import (
     ResourceExhausted,
     StaleVersion,
 )
-from iopcare.kit.events import Event, ReceivedEvent, append_to_outbox, child_traceparent
+from iopcare.kit.events import ReceivedEvent
 from iopcare.kit.requests import create_once, replayed
 from iopcare.kit.versioned import Stored, revise
 from iopcare.notes import codes, fhir_map, store, watch
@@ -103,19 +103,14 @@ class Notes:
             in_response_to=message.in_response_to,
         )
         watch.posted(uow.conn, message.patient_id)
-        append_to_outbox(
-            uow.conn,
-            store.outbox,
-            topics.NOTES,
-            Event(
-                type=codes.EVENT_MESSAGE_POSTED,
-                source=codes.SOURCE,
-                subject=f"Communication/{message_id}/_history/1",
-                key=message.patient_id,
-                data=resource,
-                time=sent_at,
-                traceparent=child_traceparent(traceparent),
-            ),
+        store.JOURNAL.publish(
+            uow,
+            codes.EVENT_MESSAGE_POSTED,
+            f"Communication/{message_id}/_history/1",
+            key=message.patient_id,
+            data=resource,
+            at=sent_at,
+            parent_trace=traceparent,
         )
         return message_id
 
@@ -227,9 +222,8 @@ class Notes:
                 )
             else:
                 self._store(uow, replace(message, recipients=expanded), message_id=message_id)
-            audit.record(
-                uow.conn,
-                store.audit_log,
+            store.JOURNAL.audit(
+                uow,
                 principal,
                 audit.CREATE,
                 resource=f"Communication/{message_id}",
@@ -293,7 +287,7 @@ class Notes:
         now = datetime.now(UTC)
         name = f"MessageDraft/{draft_id}"
         with (
-            audit.refusals(self.db, store.audit_log, principal, audit.UPDATE, name, patient_id),
+            store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name, patient_id),
             UnitOfWork(self.db) as uow,
         ):
             if draft_id:
@@ -324,9 +318,8 @@ class Notes:
                         updated_at=now,
                     )
                 )
-            audit.record(
-                uow.conn,
-                store.audit_log,
+            store.JOURNAL.audit(
+                uow,
                 principal,
                 audit.UPDATE,
                 resource=f"MessageDraft/{draft_id}",
@@ -353,7 +346,7 @@ class Notes:
 
     def _own_draft(self, principal: Principal, draft_id: str, action: str) -> store.StoredDraft:
         name = f"MessageDraft/{draft_id}"
-        with audit.refusals(self.db, store.audit_log, principal, action, name):
+        with store.JOURNAL.refusals(self.db, principal, action, name):
             with self.db.read() as conn:
                 draft = store.load_draft(conn, draft_id)
             # Another sender's draft does not exist for the caller.
@@ -403,17 +396,19 @@ class Notes:
 
     def discard_draft(self, principal: Principal, draft_id: str) -> None:
         draft = self._own_draft(principal, draft_id, audit.UPDATE)
-        with self.db.write() as conn:
-            conn.execute(store.message_draft.delete().where(store.message_draft.c.id == draft_id))
-            audit.record(
-                conn,
-                store.audit_log,
+        with UnitOfWork(self.db) as uow:
+            uow.conn.execute(
+                store.message_draft.delete().where(store.message_draft.c.id == draft_id)
+            )
+            store.JOURNAL.audit(
+                uow,
                 principal,
                 audit.UPDATE,
                 resource=f"MessageDraft/{draft_id}",
                 patient_id=draft.patient_id,
                 detail="draft discarded",
             )
+            uow.commit()
 
     def _expand_recipients(
         self, uow: UnitOfWork, patient_id: str, recipients: tuple[str, ...]
@@ -434,16 +429,15 @@ class Notes:
         with self.db.read() as conn:
             stored = store.load_message(conn, message_id)
         if stored is None:
-            with audit.refusals(self.db, store.audit_log, principal, audit.READ, name):
+            with store.JOURNAL.refusals(self.db, principal, audit.READ, name):
                 raise NotFound(f"{name} not found", resource=name)
         basis = teams.require_access(
             self.db, store.audit_log, self.access, principal, audit.READ, name, stored.patient_id
         )
         with self.db.read() as conn:
             receipts = store.receipts(conn, message_id)
-        audit.record_separately(
+        store.JOURNAL.audit_separately(
             self.db,
-            store.audit_log,
             principal,
             audit.READ,
             resource=name,
@@ -463,7 +457,7 @@ class Notes:
             found = {m: store.load_message(conn, m) for m in message_ids}
         missing = [m for m, v in found.items() if v is None]
         if missing:
-            with audit.refusals(self.db, store.audit_log, principal, audit.UPDATE, "Communication"):
+            with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, "Communication"):
                 raise NotFound("no such message", resource=f"Communication/{missing[0]}")
         patients = {v.patient_id for v in found.values() if v is not None}
         for patient in patients:
@@ -478,19 +472,19 @@ class Notes:
             )
         new = 0
         now = datetime.now(UTC)
-        with self.db.write() as conn:
+        with UnitOfWork(self.db) as uow:
             for message_id, stored in found.items():
                 assert stored is not None
-                new += store.add_receipt(conn, message_id, principal.reference, now)
-                audit.record(
-                    conn,
-                    store.audit_log,
+                new += store.add_receipt(uow.conn, message_id, principal.reference, now)
+                store.JOURNAL.audit(
+                    uow,
                     principal,
                     audit.UPDATE,
                     resource=f"Communication/{message_id}",
                     patient_id=stored.patient_id,
                     detail="read receipt",
                 )
+            uow.commit()
         return new
 
     def retract(
@@ -499,14 +493,12 @@ class Notes:
         """The sender retracts a message posted in error: status entered-in-error, kept in the
         thread for the record (a medical record is corrected, never erased)."""
         name = f"Communication/{message_id}"
-        with audit.refusals(self.db, store.audit_log, principal, audit.UPDATE, name):
+        with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name):
             with self.db.read() as conn:
                 stored = store.load_message(conn, message_id)
             if stored is None:
                 raise NotFound(f"{name} not found", resource=name)
-        with audit.refusals(
-            self.db, store.audit_log, principal, audit.UPDATE, name, stored.patient_id
-        ):
+        with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name, stored.patient_id):
             with self.db.read() as conn:
                 self.access.basis(conn, principal, stored.patient_id)
             if stored.sender != principal.reference:
@@ -536,22 +528,16 @@ class Notes:
                 )
                 if done.rowcount != 1:
                     raise StaleVersion(name, stored.version, stored.version + 1)
-                append_to_outbox(
-                    uow.conn,
-                    store.outbox,
-                    topics.NOTES,
-                    Event(
-                        type=codes.EVENT_MESSAGE_RETRACTED,
-                        source=codes.SOURCE,
-                        subject=f"Communication/{message_id}/_history/{stored.version + 1}",
-                        key=stored.patient_id,
-                        data=resource,
-                        time=now,
-                    ),
+                store.JOURNAL.publish(
+                    uow,
+                    codes.EVENT_MESSAGE_RETRACTED,
+                    f"Communication/{message_id}/_history/{stored.version + 1}",
+                    key=stored.patient_id,
+                    data=resource,
+                    at=now,
                 )
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                store.JOURNAL.audit(
+                    uow,
                     principal,
                     audit.UPDATE,
                     resource=name,
@@ -582,16 +568,15 @@ class Notes:
         try:
             self._watch_places.acquire(principal.subject)
         except ResourceExhausted:
-            with audit.refusals(
-                self.db, store.audit_log, principal, audit.SEARCH, "Communication", patient_id
+            with store.JOURNAL.refusals(
+                self.db, principal, audit.SEARCH, "Communication", patient_id
             ):
                 raise
         try:
             with self.db.read() as conn:
                 start = resume if resume is not None else store.last_seq(conn, patient_id)
-            audit.record_separately(
+            store.JOURNAL.audit_separately(
                 self.db,
-                store.audit_log,
                 principal,
                 audit.SEARCH,
                 resource="Communication",
@@ -637,9 +622,8 @@ class Notes:
                 # (the hint is in-process; another replica's commits are found by re-reading).
                 self.watchers.wait(patient_id, seen, self.watch_poll_seconds)
                 continue
-            audit.record_separately(
+            store.JOURNAL.audit_separately(
                 self.db,
-                store.audit_log,
                 principal,
                 audit.SEARCH,
                 resource="Communication",
@@ -666,9 +650,8 @@ class Notes:
         after = seq_after(page_token)
         with self.db.read() as conn:
             items = store.thread(conn, patient_id, size + 1, after)
-        audit.record_separately(
+        store.JOURNAL.audit_separately(
             self.db,
-            store.audit_log,
             principal,
             audit.SEARCH,
             resource="Communication",
@@ -884,32 +867,16 @@ class Notes:
                 raised_at=now,
             )
         )
-        self._publish_flag(uow, flag, codes.EVENT_CRISIS_RAISED, traceparent)
-        return message_id
-
-    def _publish_flag(
-        self, uow: UnitOfWork, flag: Stored, event_type: str, traceparent: str | None = None
-    ) -> None:
-        append_to_outbox(
-            uow.conn,
-            store.outbox,
-            topics.NOTES,
-            Event(
-                type=event_type,
-                source=codes.SOURCE,
-                subject=f"Flag/{flag.id}/_history/{flag.version}",
-                key=flag.patient_id,
-                data=flag.resource,
-                time=flag.updated_at,
-                traceparent=child_traceparent(traceparent),
-            ),
+        store.JOURNAL.publish_version(
+            uow, "Flag", flag, codes.EVENT_CRISIS_RAISED, parent_trace=traceparent
         )
+        return message_id
 
     def acknowledge_crisis(self, principal: Principal, flag_id: str, note: str) -> Stored:
         """A clinician of the team acknowledges a crisis alert: recorded on the Flag and in the
         thread; acknowledging twice keeps the first acknowledgement."""
         name = f"Flag/{flag_id}"
-        with audit.refusals(self.db, store.audit_log, principal, audit.UPDATE, name):
+        with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name):
             if len(note) > 2000 or has_forbidden_characters(note):
                 raise InvalidArgument(
                     "the acknowledgement note is invalid",
@@ -962,10 +929,11 @@ class Notes:
                             about=(name,),
                         ),
                     )
-                    self._publish_flag(uow, flag, codes.EVENT_CRISIS_ACKNOWLEDGED)
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                    store.JOURNAL.publish_version(
+                        uow, "Flag", flag, codes.EVENT_CRISIS_ACKNOWLEDGED
+                    )
+                store.JOURNAL.audit(
+                    uow,
                     principal,
                     audit.UPDATE,
                     resource=name,

@@ -24,10 +24,13 @@ from sqlalchemy import (
 )
 from sqlalchemy import text as sql_text
 
+from iopcare.kit import topics
 from iopcare.kit.db import as_utc
+from iopcare.kit.journal import Journal
 from iopcare.kit.schema import BigId, add_kit_tables
 from iopcare.kit.teams import add_member_table, add_projection_table
 from iopcare.kit.versioned import VersionedTables
+from iopcare.notes import codes
 
 metadata = MetaData()
 kit = add_kit_tables(metadata)
@@ -40,6 +43,8 @@ outbox, inbox, request_log, audit_log = (
     kit["request_log"],
     kit["audit_log"],
 )
+#: Where notes' writes leave their events and audit rows (in the writing transaction).
+JOURNAL = Journal(codes.SOURCE, topics.NOTES, outbox, audit_log)
 
 communication = Table(
     "communication",

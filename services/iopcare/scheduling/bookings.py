@@ -149,7 +149,9 @@ class Bookings:
             if a.is_group:
                 data = fhir_map.visible_to(a.resource, fhir_map.patients_in(a.resource) - {patient})
             key = patient or a.id
-            store.emit(uow.conn, event_type, subject, key, data, at=at, parent_trace=parent_trace)
+            store.JOURNAL.publish(
+                uow, event_type, subject, key=key, data=data, at=at, parent_trace=parent_trace
+            )
 
     def _patient_ids(self, uow: UnitOfWork, a: store.StoredAppointment) -> list[str]:
         return [
@@ -163,12 +165,12 @@ class Bookings:
     ) -> None:
         """A patient's answer to a group session (AppointmentResponse), as an event."""
         response_id = str(uuid.uuid4())
-        store.emit(
-            uow.conn,
+        store.JOURNAL.publish(
+            uow,
             codes.EVENT_APPOINTMENT_RESPONSE,
             f"AppointmentResponse/{response_id}/_history/1",
-            patient_id,
-            fhir_map.appointment_response(
+            key=patient_id,
+            data=fhir_map.appointment_response(
                 response_id, appointment_id, f"Patient/{patient_id}", status, "", at
             ),
             at=at,
@@ -282,9 +284,8 @@ class Bookings:
             self.publish(uow, a, codes.EVENT_GROUP_SESSION_CREATED, now, patients=[])
         else:
             self.publish(uow, a, codes.EVENT_APPOINTMENT_BOOKED, now)
-        audit.record(
-            uow.conn,
-            store.audit_log,
+        store.JOURNAL.audit(
+            uow,
             principal,
             audit.CREATE,
             resource=f"Appointment/{a.id}",
@@ -296,8 +297,8 @@ class Bookings:
     def book(
         self, principal: Principal, request_id: str, r: BookingRequest
     ) -> store.StoredAppointment:
-        with audit.refusals(
-            self.db, store.audit_log, principal, audit.CREATE, "Appointment", r.patient_id or None
+        with store.JOURNAL.refusals(
+            self.db, principal, audit.CREATE, "Appointment", r.patient_id or None
         ):
             problems = FieldViolations()
             _check_id(r.patient_id, "patient_id", problems)
@@ -341,7 +342,7 @@ class Bookings:
     def create_group(
         self, principal: Principal, request_id: str, r: GroupRequest
     ) -> store.StoredAppointment:
-        with audit.refusals(self.db, store.audit_log, principal, audit.CREATE, "Appointment"):
+        with store.JOURNAL.refusals(self.db, principal, audit.CREATE, "Appointment"):
             problems = FieldViolations()
             _check_id(r.location_id, "location_id", problems)
             _check_staff(r.facilitator_ids, "facilitator_ids", "facilitators", problems)
@@ -401,9 +402,7 @@ class Bookings:
         self, principal: Principal, request_id: str, appointment_id: str, patient_id: str
     ) -> store.StoredAppointment:
         name = f"Appointment/{appointment_id}"
-        with audit.refusals(
-            self.db, store.audit_log, principal, audit.UPDATE, name, patient_id or None
-        ):
+        with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name, patient_id or None):
             problems = FieldViolations()
             _check_id(appointment_id, "appointment_id", problems)
             _check_id(patient_id, "patient_id", problems)
@@ -412,9 +411,8 @@ class Bookings:
             def _join(uow: UnitOfWork, _new_id: str) -> str:
                 basis = self.access.basis(uow.conn, principal, patient_id)
                 self.seat(uow, appointment_id, patient_id, datetime.now(UTC))
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                store.JOURNAL.audit(
+                    uow,
                     principal,
                     audit.UPDATE,
                     resource=name,
@@ -519,9 +517,7 @@ class Bookings:
     ) -> tuple[store.StoredAppointment, bool]:
         name = f"Appointment/{appointment_id}"
         with (
-            audit.refusals(
-                self.db, store.audit_log, principal, audit.UPDATE, name, patient_id or None
-            ),
+            store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name, patient_id or None),
             UnitOfWork(self.db) as uow,
         ):
             problems = FieldViolations()
@@ -587,9 +583,8 @@ class Bookings:
                     raise StaleVersion(name, expected_version, current.version + 1)
             if not patient_id:  # a patient leaving was announced by unseat
                 self.publish(uow, revised, codes.EVENT_APPOINTMENT_UPDATED, now, patients=notify)
-            audit.record(
-                uow.conn,
-                store.audit_log,
+            store.JOURNAL.audit(
+                uow,
                 principal,
                 audit.UPDATE,
                 resource=name,
@@ -611,7 +606,7 @@ class Bookings:
     ) -> store.StoredAppointment:
         name = f"Appointment/{appointment_id}"
         with (
-            audit.refusals(self.db, store.audit_log, principal, audit.UPDATE, name),
+            store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name),
             UnitOfWork(self.db) as uow,
         ):
             problems = FieldViolations()
@@ -665,9 +660,8 @@ class Bookings:
                 raise StaleVersion(name, expected_version, locked.version + 1)
             store.set_occupancy(uow.conn, current.id, start=wanted.start, end=wanted.end)
             self.publish(uow, revised, codes.EVENT_APPOINTMENT_UPDATED, now)
-            audit.record(
-                uow.conn,
-                store.audit_log,
+            store.JOURNAL.audit(
+                uow,
                 principal,
                 audit.UPDATE,
                 resource=name,
@@ -746,7 +740,7 @@ class Bookings:
 
     def get(self, principal: Principal, appointment_id: str) -> store.StoredAppointment:
         name = f"Appointment/{appointment_id}"
-        with audit.refusals(self.db, store.audit_log, principal, audit.READ, name):
+        with store.JOURNAL.refusals(self.db, principal, audit.READ, name):
             with self.db.read() as conn:
                 found = store.load_appointment(conn, appointment_id)
             if found is None:
@@ -759,8 +753,8 @@ class Bookings:
                 self._facilitator_or_privileged(principal, found)
         readers: list[str | None] = list(visible) or [None]
         for p in readers:
-            audit.record_separately(
-                self.db, store.audit_log, principal, audit.READ, resource=name, patient_id=p
+            store.JOURNAL.audit_separately(
+                self.db, principal, audit.READ, resource=name, patient_id=p
             )
         return seen
 

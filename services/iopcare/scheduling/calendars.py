@@ -130,16 +130,10 @@ class Calendars:
             at,
         )
 
-    def _publish(self, uow: UnitOfWork, s: store.StoredSchedule, event_type: str) -> None:
-        # A calendar is nobody's health record: keyed by its actor, so its versions stay in
-        # order on one partition.
-        subject = f"Schedule/{s.id}/_history/{s.version}"
-        store.emit(uow.conn, event_type, subject, s.actor, s.resource)
-
     def create(
         self, principal: Principal, request_id: str, value: CalendarInput
     ) -> store.StoredSchedule:
-        with audit.refusals(self.db, store.audit_log, principal, audit.CREATE, "Schedule"):
+        with store.JOURNAL.refusals(self.db, principal, audit.CREATE, "Schedule"):
             require_calendar_admin(principal)
             problems = FieldViolations()
             validate(value, problems)
@@ -173,10 +167,17 @@ class Calendars:
                     raise AlreadyExists(
                         f"{value.actor} already has a schedule", reason="SCHEDULE_EXISTS"
                     ) from None
-                self._publish(uow, stored, codes.EVENT_SCHEDULE_CREATED)
-                audit.record(
-                    uow.conn,
-                    store.audit_log,
+                # A calendar is nobody's health record: keyed by its actor, so its versions
+                # stay in order on one partition.
+                store.JOURNAL.publish(
+                    uow,
+                    codes.EVENT_SCHEDULE_CREATED,
+                    stored.subject,
+                    key=stored.actor,
+                    data=stored.resource,
+                )
+                store.JOURNAL.audit(
+                    uow,
                     principal,
                     audit.CREATE,
                     resource=f"Schedule/{schedule_id}",
@@ -205,7 +206,7 @@ class Calendars:
     ) -> store.StoredSchedule:
         name = f"Schedule/{schedule_id}"
         with (
-            audit.refusals(self.db, store.audit_log, principal, audit.UPDATE, name),
+            store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name),
             UnitOfWork(self.db) as uow,
         ):
             require_calendar_admin(principal)
@@ -256,10 +257,15 @@ class Calendars:
             revised = replace(revised, resource=self._resource(revised, now))
             if not store.update_schedule(uow.conn, revised, expected_version):
                 raise StaleVersion(name, expected_version, current.version + 1)
-            self._publish(uow, revised, codes.EVENT_SCHEDULE_UPDATED)
-            audit.record(
-                uow.conn,
-                store.audit_log,
+            store.JOURNAL.publish(
+                uow,
+                codes.EVENT_SCHEDULE_UPDATED,
+                revised.subject,
+                key=revised.actor,
+                data=revised.resource,
+            )
+            store.JOURNAL.audit(
+                uow,
                 principal,
                 audit.UPDATE,
                 resource=name,

@@ -325,12 +325,12 @@ class Scheduling:
             )
             created.append(resource)
         if created:
-            store.emit(
-                uow.conn,
+            store.JOURNAL.publish(
+                uow,
                 codes.EVENT_APPOINTMENTS_PROPOSED,
                 f"CarePlan/{plan_id}",
-                patient_id,
-                fhir_map.collection(created, str(uuid.uuid4()), stored_at),
+                key=patient_id,
+                data=fhir_map.collection(created, str(uuid.uuid4()), stored_at),
                 parent_trace=traceparent,
             )
 
@@ -380,7 +380,7 @@ class Scheduling:
         not silence). The value is the Appointment that was wanted, with the reason."""
         data = fhir_map.with_comment(resource, why) if resource else resource
         subject = f"Patient/{patient_id}"
-        store.emit(uow.conn, codes.EVENT_SERIES_CONFLICT, subject, patient_id, data)
+        store.JOURNAL.publish(uow, codes.EVENT_SERIES_CONFLICT, subject, key=patient_id, data=data)
 
     def extend_horizons(self, now: datetime | None = None) -> int:
         """The rolling horizon: each active series is extended to `now + horizon` (a periodic
@@ -494,7 +494,7 @@ class Scheduling:
                 patient_id,
             )
         else:
-            with audit.refusals(self.db, store.audit_log, principal, audit.SEARCH, "Appointment"):
+            with store.JOURNAL.refusals(self.db, principal, audit.SEARCH, "Appointment"):
                 if principal.role not in PROGRAM_WIDE_ROLES and actor != principal.reference:
                     raise PermissionDenied(
                         "a practitioner lists only their own sessions", reason="NOT_OWN_CALENDAR"
@@ -526,9 +526,8 @@ class Scheduling:
         # One audit row per patient whose sessions the caller saw (C11), or one for the search.
         audited: list[str | None] = [*sorted(patients)] or [patient_id or None]
         for p in audited:
-            audit.record_separately(
+            store.JOURNAL.audit_separately(
                 self.db,
-                store.audit_log,
                 principal,
                 audit.SEARCH,
                 resource="Appointment",
@@ -552,7 +551,7 @@ class Scheduling:
         session each patient's attendance is their own (`patient_id`)."""
         name = f"Appointment/{appointment_id}"
         with (
-            audit.refusals(self.db, store.audit_log, principal, audit.UPDATE, name),
+            store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name),
             UnitOfWork(self.db) as uow,
         ):
             current = store.load_appointment_for_update(uow.conn, appointment_id)
@@ -577,9 +576,8 @@ class Scheduling:
                 basis = f"{status}{' (late)' if late else ''}; {basis}"
             if status == MISSED:
                 self._check_dropout(uow, whose, now)
-            audit.record(
-                uow.conn,
-                store.audit_log,
+            store.JOURNAL.audit(
+                uow,
                 principal,
                 audit.UPDATE,
                 resource=name,
@@ -680,7 +678,9 @@ class Scheduling:
     ) -> None:
         flag_id = str(uuid.uuid4())
         data = fhir_map.alert_flag(flag_id, patient_id, text, at)
-        store.emit(uow.conn, event_type, f"Flag/{flag_id}/_history/1", patient_id, data, at=at)
+        store.JOURNAL.publish(
+            uow, event_type, f"Flag/{flag_id}/_history/1", key=patient_id, data=data, at=at
+        )
 
     # Daily check-ins ----------------------------------------------------------------------------
     def record_check_in(
@@ -692,16 +692,13 @@ class Scheduling:
         day = local_now.date()
         late = local_now.time() > self.checkin_cutoff
         with (
-            audit.refusals(
-                self.db, store.audit_log, principal, audit.CREATE, "CheckIn", patient_id
-            ),
+            store.JOURNAL.refusals(self.db, principal, audit.CREATE, "CheckIn", patient_id),
             UnitOfWork(self.db) as uow,
         ):
             basis = self.access.basis(uow.conn, principal, patient_id)
             at, was_late, already = store.check_in(uow.conn, patient_id, day, now, late)
-            audit.record(
-                uow.conn,
-                store.audit_log,
+            store.JOURNAL.audit(
+                uow,
                 principal,
                 audit.CREATE,
                 resource="CheckIn",
@@ -789,9 +786,7 @@ class Scheduling:
         """Audits a search refused for its input, like every other refusal (reliability C11); the
         patient is named only when the id is a valid one."""
         named = patient_id if fhir.is_valid_id(patient_id) else None
-        return audit.refusals(
-            self.db, store.audit_log, principal, audit.SEARCH, "Appointment", named
-        )
+        return store.JOURNAL.refusals(self.db, principal, audit.SEARCH, "Appointment", named)
 
     def _admitted(self, conn: Connection, patient_id: str) -> date | None:
         first = store.first_session_start(conn, patient_id)

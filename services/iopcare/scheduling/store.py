@@ -31,7 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from iopcare.kit import topics
 from iopcare.kit.db import as_utc
-from iopcare.kit.events import Event, append_to_outbox, child_traceparent
+from iopcare.kit.journal import Journal
 from iopcare.kit.schema import add_kit_tables
 from iopcare.kit.teams import add_member_table, add_projection_table
 from iopcare.scheduling import codes
@@ -47,6 +47,9 @@ outbox, inbox, request_log, audit_log = (
     kit["request_log"],
     kit["audit_log"],
 )
+#: Where scheduling's writes leave their events (published on iopcare.scheduling.v1 after
+#: commit) and audit rows, in the writing transaction.
+JOURNAL = Journal(codes.SOURCE, topics.SCHEDULING, outbox, audit_log)
 
 appointment = Table(
     "appointment",
@@ -171,35 +174,6 @@ alert_raised = Table(
     Column("about", String(200), primary_key=True),
     Column("raised_at", DateTime(timezone=True), nullable=False),
 )
-
-
-def emit(
-    conn: Connection,
-    event_type: str,
-    subject: str,
-    key: str,
-    data: str,
-    *,
-    at: datetime | None = None,
-    parent_trace: str | None = None,
-) -> None:
-    """Appends one of scheduling's events to the outbox, in the caller's transaction (the relay
-    publishes it on iopcare.scheduling.v1 after commit). `key` picks the partition: a patient's
-    events are keyed by the patient so that they stay in order."""
-    append_to_outbox(
-        conn,
-        outbox,
-        topics.SCHEDULING,
-        Event(
-            type=event_type,
-            source=codes.SOURCE,
-            subject=subject,
-            key=key,
-            data=data,
-            time=at or datetime.now(UTC),
-            traceparent=child_traceparent(parent_trace),
-        ),
-    )
 
 
 @dataclass(frozen=True)
@@ -636,6 +610,11 @@ class StoredSchedule:
     closed_dates: tuple[str, ...]
     active: bool
     resource: str
+
+    @property
+    def subject(self) -> str:
+        """The event subject of this version."""
+        return f"Schedule/{self.id}/_history/{self.version}"
 
 
 def _schedule_from_row(row: Any) -> StoredSchedule:
