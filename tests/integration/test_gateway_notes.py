@@ -608,15 +608,27 @@ def test_handoff_books_the_intake_once_or_says_why_not(stack: Stack, ehr: httpx.
     from concurrent.futures import ThreadPoolExecutor
 
     concurrent = discharge_bundle(uuid.uuid4().hex[:10])
+
+    def created_or_matched(response: httpx.Response) -> list[str]:
+        assert response.status_code == 200, response.text
+        return [
+            p["valueReference"]["reference"]
+            for p in response.json()["parameter"]
+            if p["name"] in ("created", "matched")
+        ]
+
     with ThreadPoolExecutor(6) as pool:
         answers = list(
             pool.map(
-                lambda _: created(ehr.post("/$handoff", json=concurrent, headers=JSON_HEADERS))[0],
+                lambda _: created_or_matched(
+                    ehr.post("/$handoff", json=concurrent, headers=JSON_HEADERS)
+                ),
                 range(6),
             )
         )
     booked_refs = {r for refs_ in answers for r in refs_ if r.startswith("Appointment/")}
     assert len(booked_refs) == 1, answers
+    # Racing copies may all report the patient as matched (ADR 0012): one patient between them.
     (patient,) = {r for refs_ in answers for r in refs_ if r.startswith("Patient/")}
     intakes = ehr.get(
         "/Appointment",
