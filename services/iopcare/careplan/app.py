@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import iopcare.notes.contract as notes_contract
+import iopcare.scheduling.contract as scheduling_contract
 from iopcare.careplan import store
 from iopcare.careplan.api import SERVICE_NAME, CarePlanServicer
 from iopcare.careplan.care_teams import CareTeams
@@ -23,8 +25,6 @@ from iopcare.kit.rpc import rules_for
 from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
 from iopcare.kit.teams import TeamAccess
-from iopcare.notes import contract as notes_contract
-from iopcare.scheduling import contract as scheduling_contract
 
 NAME = "careplan"
 MIGRATIONS = Path(__file__).parent / "migrations"

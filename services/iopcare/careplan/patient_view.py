@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select
 
+import iopcare.notes.contract as notes
+import iopcare.scheduling.contract as scheduling
 from iopcare.careplan import fhir_map, store
 from iopcare.careplan.domain.progress import (
     Attendance,
@@ -26,8 +28,6 @@ from iopcare.kit.db import UnitOfWork, as_utc
 from iopcare.kit.events import ReceivedEvent
 from iopcare.kit.teams import today
 from iopcare.kit.versioned import Stored
-from iopcare.notes import contract as notes
-from iopcare.scheduling import contract as scheduling
 
 UPCOMING_LIMIT = 20
 NOTES_LIMIT = 10

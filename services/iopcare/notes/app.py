@@ -6,7 +6,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from iopcare.careplan import contract as careplan_contract
+import iopcare.careplan.contract as careplan_contract
+import iopcare.scheduling.contract as scheduling_contract
 from iopcare.kit import topics
 from iopcare.kit.rpc import rules_for
 from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
@@ -19,7 +20,6 @@ from iopcare.notes.scope_rules import SCOPE_RULES
 from iopcare.notes.service import Notes
 from iopcare.notes.v1 import notes_service_pb2_grpc as pb_grpc
 from iopcare.notes.watch import ThreadWatch
-from iopcare.scheduling import contract as scheduling_contract
 
 NAME = "notes"
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from iopcare.careplan import contract as careplan_contract
+import iopcare.careplan.contract as careplan_contract
 from iopcare.kit import topics
 from iopcare.kit.rpc import rules_for
 from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime

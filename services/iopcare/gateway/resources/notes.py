@@ -23,6 +23,7 @@ from typing import Any
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
+import iopcare.notes.contract as notes_contract
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, Problem, http_error
 from iopcare.gateway.resources.base import (
@@ -42,7 +43,6 @@ from iopcare.gateway.search import (
     parse_date_range,
 )
 from iopcare.kit import privacy
-from iopcare.notes import contract as notes_contract
 from iopcare.notes.v1 import notes_service_pb2 as pb
 
 MAX_PAGES = 10
