@@ -5,7 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit bench proto lint typecheck jars clean
+.PHONY: run test unit bench proto lint typecheck jars buf clean
+
+# buf (proto lint and breaking-change check) installs from the Go module proxy.
+BUF_VERSION := v1.75.0
+BUF := .cache/bin/buf
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,9 +38,15 @@ bench: $(STAMP) jars
 proto: $(STAMP)
 	$(PY) -m iopcare.devtools.protogen
 
-lint: $(STAMP)
+$(BUF):
+	GOBIN=$(abspath .cache/bin) go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+
+buf: $(BUF)
+
+lint: $(STAMP) $(BUF)
 	$(VENV)/bin/ruff check services tests bench
 	$(VENV)/bin/ruff format --check services tests bench
+	$(BUF) lint
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

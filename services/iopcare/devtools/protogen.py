@@ -19,7 +19,10 @@ OUTPUT_ROOT = REPO_ROOT / "services"
 
 
 def proto_files() -> list[Path]:
-    return sorted(PROTO_ROOT.rglob("*.proto"))
+    """The project's own protos. `protos/google/` holds vendored copies of Google's common types
+    (e.g. `google/type/date.proto`) so that protoc and buf resolve their imports; their Python
+    modules come from the googleapis-common-protos package, so they are not generated here."""
+    return sorted((PROTO_ROOT / "iopcare").rglob("*.proto"))
 
 
 def generate(output_root: Path = OUTPUT_ROOT) -> list[Path]:
