@@ -1,7 +1,7 @@
 """The three services as real processes, talking over the real broker.
 
 The end-to-end test of issue 2: a plan created over gRPC appears in scheduling and in the team
-thread within a deadline. And fault A1 of reliability.md with a real process: careplan killed
+thread within a deadline. And fault A1 of docs/test-matrix.md with a real process: careplan killed
 (exit 137, no cleanup) between its database commit and the publish; after a restart the event is
 published and applied once.
 """

@@ -1,4 +1,4 @@
-"""The broker fails under a stream of writes (reliability.md A3, A5): writes keep succeeding
+"""The broker fails under a stream of writes (docs/test-matrix.md A3, A5): writes keep succeeding
 because they only touch the database, and every acknowledged write is consumed once the broker is
 back. The test runs its own broker, since it kills it."""
 

@@ -1,4 +1,4 @@
-"""PostgreSQL killed (SIGKILL) under a stream of gRPC writes and restarted (reliability A12):
+"""PostgreSQL killed (SIGKILL) under a stream of gRPC writes and restarted (test-matrix A12):
 calls in flight get UNAVAILABLE, never INTERNAL; what was acknowledged is intact; the pool
 reconnects, and a retry of a refused request with its request_id makes exactly one plan."""
 

@@ -1,4 +1,4 @@
-"""Every audit row is sealed; a row altered in the database afterwards is found (reliability C12),
+"""Every audit row is sealed; a row altered in the database afterwards is found (test-matrix C12),
 on SQLite and PostgreSQL, and by `iopcare audit-verify`."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Shared editing of one plan without lost updates (issue 6, item 5; reliability B1, B2)."""
+"""Shared editing of one plan without lost updates (issue 6, item 5; test-matrix B1, B2)."""
 
 from __future__ import annotations
 

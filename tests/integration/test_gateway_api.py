@@ -401,7 +401,7 @@ def test_official_hl7_examples_go_through_the_gateway(stack: Stack, ehr: httpx.C
     for path in hl7_examples.examples("CarePlan"):
         example = json.loads(path.read_text())
         # As published, they name patients by the example ids (Patient/example): not registered
-        # here, so 422 naming the element (reliability D7).
+        # here, so 422 naming the element (test-matrix D7).
         response = ehr.post("/CarePlan", content=path.read_bytes(), headers=JSON_HEADERS)
         assert response.status_code == 422, (path.name, response.text)
         assert issues(response)[0].get("expression") == ["CarePlan.subject"], path.name
@@ -662,7 +662,7 @@ def test_single_write_transaction_is_applied(ehr: httpx.Client, program: httpx.C
     assert ehr.get("/Observation", params={"patient": patient_id}).json()["total"] == 1
 
 
-# -- fuzzing (reliability D12) -------------------------------------------------------------
+# -- fuzzing (test-matrix D12) -------------------------------------------------------------
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -751,7 +751,7 @@ def test_no_request_gets_a_server_error(
 def test_concurrent_updates_from_one_version_exactly_one_wins(
     ehr: httpx.Client, program: httpx.Client
 ) -> None:
-    """Reliability B1/B2 over REST: 20 clients update from version 1 at once."""
+    """Test-matrix B1/B2 over REST: 20 clients update from version 1 at once."""
     from concurrent.futures import ThreadPoolExecutor
 
     patient_id, team_id = enrolled_patient(ehr, program)
@@ -775,7 +775,7 @@ def test_concurrent_updates_from_one_version_exactly_one_wins(
 def test_concurrent_conditional_creates_make_one_resource(
     ehr: httpx.Client, program: httpx.Client
 ) -> None:
-    """Reliability B8: ten clients send the same conditional create at once (or one client
+    """Test-matrix B8: ten clients send the same conditional create at once (or one client
     retries after a timeout): the same criteria from the same caller share a request id."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -807,7 +807,7 @@ def test_responses_are_not_cached_and_carry_a_request_id(stack: Stack, ehr: http
 def test_a_patient_scoped_token_sees_only_its_patient(
     stack: Stack, ehr: httpx.Client, program: httpx.Client
 ) -> None:
-    """Reliability C8: a token with `patient/` scopes and a launch context reads that patient's
+    """Test-matrix C8: a token with `patient/` scopes and a launch context reads that patient's
     records and nobody else's, and cannot write with read scopes."""
     mine, team = enrolled_patient(ehr, program)
     other, other_team = enrolled_patient(ehr, program)

@@ -495,7 +495,7 @@ def test_a_patient_scope_reaches_that_patients_sessions_but_no_calendars(
         assert app.get("/Slot", params={"service-type": "individual-therapy"}).status_code == 403
 
 
-# -- never a 5xx (reliability D12) for the scheduling and notes types ----------------------
+# -- never a 5xx (test-matrix D12) for the scheduling and notes types ----------------------
 
 
 JSON_VALUES = st.recursive(

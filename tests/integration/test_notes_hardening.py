@@ -388,7 +388,7 @@ def test_signing_a_note_is_one_audit_record(
     settings: Settings,
     patient: str,
 ) -> None:
-    """Reliability C11: exactly one audit record per access. SignNote recorded its update and
+    """Test-matrix C11: exactly one audit record per access. SignNote recorded its update and
     then, answering with the signed note, a second record of a read."""
     psy = as_(settings, "psychiatrist", "psy-1")
     signed = _signed(notes, psy, patient, "psychiatric", "stable")

@@ -1,5 +1,5 @@
 """Scheduling's calendars and bookings through the real gRPC server, on SQLite and PostgreSQL
-(issue 3, items 1, 2 and 7; reliability B3, B4, D11)."""
+(issue 3, items 1, 2 and 7; test-matrix B3, B4, D11)."""
 
 from __future__ import annotations
 

@@ -257,7 +257,7 @@ def _audit_rows(s: Scheduling) -> int:
 def test_invalid_intensity_and_listing_requests_are_audited_refusals(
     scheduling: Scheduling,
 ) -> None:
-    # Reliability C11: one audit record for every access and every refusal, bad input included
+    # Test-matrix C11: one audit record for every access and every refusal, bad input included
     # (as BookAppointment and CancelAppointment already do).
     before = _audit_rows(scheduling)
     with pytest.raises(InvalidArgument):
@@ -282,7 +282,7 @@ def test_moving_a_group_into_a_clash_does_not_name_the_patient_who_clashes(
 ) -> None:
     # The facilitator moves the group; one of its patients is booked elsewhere at the new time.
     # The refusal may say that a patient of the group is busy, not who, nor expose their id in
-    # the error details (reliability C14: no patient data beyond what the caller may see).
+    # the error details (test-matrix C14: no patient data beyond what the caller may see).
     tag = uuid.uuid4().hex[:8]
     monday = future_monday()
     group = _group(scheduling, f"r{tag}", f"f{tag}", local(monday, clock(9)), 1)
@@ -314,7 +314,7 @@ def test_a_late_plan_change_leaves_sessions_that_already_took_place(
     scheduling: Scheduling,
 ) -> None:
     # A plan change published three days ago reaches scheduling only now (the broker was down,
-    # reliability A14): sessions of the last three days have taken place and must stay as they
+    # test-matrix A14): sessions of the last three days have taken place and must stay as they
     # were; only those still ahead follow the change (issue 3: "past ones stay").
     tag = uuid.uuid4().hex[:8]
     patient, plan_id = f"p{tag}", f"plan-{tag}"

@@ -315,7 +315,7 @@ def test_staff_record_a_consent_only_with_the_patients_signed_form_on_file(
     parts = {e["url"]: e for e in attested[0]["extension"]}
     assert parts["attester"]["valueReference"] == {"reference": "Practitioner/th-1"}
     assert ehr.get(f"/CarePlan/{plan_id}").status_code == 200
-    # A clinician off the team may not (the patient is "unknown" to them: reliability D8).
+    # A clinician off the team may not (the patient is "unknown" to them: test-matrix D8).
     with stack.client(practitioner_token(stack.settings, "therapist", "th-stranger")) as stranger:
         refused = stranger.post(
             "/Consent",

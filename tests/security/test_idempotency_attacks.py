@@ -232,7 +232,7 @@ def test_a_handoff_replayed_under_its_identifier_with_other_content_is_a_conflic
 
 def test_a_batch_with_one_invalid_entry_applies_the_others(stack: Stack, ehr: httpx.Client) -> None:
     """Defect 16b: in a batch each entry is its own; the bad ones get their own 4xx response with
-    an OperationOutcome, the good ones succeed (reliability B7)."""
+    an OperationOutcome, the good ones succeed (test-matrix B7)."""
     patient_id = enrolled_patient(stack, ehr)
     bundle = {
         "resourceType": "Bundle",
@@ -268,7 +268,7 @@ def test_a_batch_with_one_invalid_entry_applies_the_others(stack: Stack, ehr: ht
 def test_a_transaction_with_one_invalid_entry_stays_all_or_nothing(
     stack: Stack, ehr: httpx.Client
 ) -> None:
-    """Reliability B6 beside 16b: the same bad entry in a transaction refuses the whole of it."""
+    """Test-matrix B6 beside 16b: the same bad entry in a transaction refuses the whole of it."""
     patient_id = enrolled_patient(stack, ehr)
     bundle = {
         "resourceType": "Bundle",

@@ -595,8 +595,8 @@ def make_reviews_due(
     on: date,
     why: str,
 ) -> list[Stored]:
-    """After a crisis the team reviews the patient's active plans at once (domain.md: plan review
-    "sooner on change"): each gets `on` as its next review date and a review-due event."""
+    """After a crisis the team reviews the patient's active plans at once (docs/events.md, the
+    crisis.raised row): each gets `on` as its next review date and a review-due event."""
     changed = []
     for plan in store.plans.for_patient(uow.conn, patient_id, lock=True):
         if plan.status != "active":

@@ -448,7 +448,7 @@ class Gateway:
     def _check_patient_references(
         self, caller: Caller, resource_type: str, resource: dict[str, Any]
     ) -> None:
-        """The patients a new resource is about must be registered (reliability D7): 422 naming
+        """The patients a new resource is about must be registered (test-matrix D7): 422 naming
         the element otherwise. A patient the caller may not see gets the same answer (D8), so the
         check tells nobody which patients exist. The services themselves accept ids they have not
         registered from internal callers (events and stays that predate the registry)."""
@@ -778,7 +778,7 @@ def _outcome_entry_kind(bundle: dict[str, Any]) -> dict[str, Any]:
 
 def _within(only: str | None, found: Found, route: routing.Route) -> Found:
     """A resource of another patient than the token's launch context is "not found" (the same
-    answer as for one that does not exist: reliability D8)."""
+    answer as for one that does not exist: test-matrix D8)."""
     if only is not None and found.patient_id != only:
         raise http_error(404, "not-found", f"{route.type}/{route.id} not found")
     return found

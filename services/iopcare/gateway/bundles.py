@@ -5,12 +5,12 @@ the services' rules apply unchanged). `urn:uuid:` references between entries are
 entry that creates a resource is processed before the entries that point at it, and their
 references are rewritten to the created `Type/id`.
 
-In a batch each entry is its own (reliability B7): an entry that is malformed, unsupported, in a
+In a batch each entry is its own (test-matrix B7): an entry that is malformed, unsupported, in a
 reference cycle or invalid gets its own 4xx response with an OperationOutcome in
 `entry.response.outcome`, and the others are processed as if it were not there.
 
 Transactions are all or nothing. Every entry is validated first (nothing is written if one is
-invalid: reliability B6); then a transaction is accepted only if it writes at most one resource.
+invalid: test-matrix B6); then a transaction is accepted only if it writes at most one resource.
 The services keep separate databases and none of them offers a multi-resource write yet, so two
 writes could not be made atomic: such a transaction is refused with an OperationOutcome that says
 why (and which services it spans), instead of being applied half way. docs/gateway.md and the

@@ -153,7 +153,7 @@ def from_failure(failure: GrpcFailure) -> FhirHttpError:
         "OUTSIDE_LAUNCH_CONTEXT"
     ):
         # Under a patient/ scope another patient's resources do not exist for the caller
-        # (reliability D8: the same answer as "not found"); the service audited the refusal.
+        # (test-matrix D8: the same answer as "not found"); the service audited the refusal.
         status, code, message = 404, "not-found", "not found"
     problems = [Problem(code, message)]
     problems += [

@@ -3,14 +3,14 @@
 Exactly once per bundle, without a table of the gateway's own: every downstream write carries a
 request id derived from the bundle's key (its identifier, or a hash of its content), and the
 services' request logs return the first result for a repeated request id. So a repeated bundle,
-sequential or concurrent, reaches the same patient, episode, plan and note (reliability B5), and
+sequential or concurrent, reaches the same patient, episode, plan and note (test-matrix B5), and
 a handoff interrupted half way completes when it is sent again. The bundle key is also stored on
 the episode (an identifier), with whether this handoff registered the patient, so a repeat can
 answer exactly what the first one did.
 
 Privacy: inbound security labels (meta.security, e.g. R, PSY, SUD under 42 CFR Part 2) are kept on
 each inbound resource copied into the plan, and the plan and episode carry the union of them
-(a resource derived from labelled data carries its sources' labels: reliability C7). The team
+(a resource derived from labelled data carries its sources' labels: test-matrix C7). The team
 note gives counts and references, never clinical content.
 """
 

@@ -9,7 +9,7 @@ Privacy: every resource in the document passes the gateway's one release rule (r
 CFR Part 2 (SUD), R and psychotherapy content leaves only as the patient's Consent allows, with
 the no-redisclosure notice (42 CFR 2.32); V never. What it withholds is counted in a "Withheld"
 section. The summary's own lines are derived data and inherit the labels of what they come from
-(reliability C7): the level-of-care course is released only with the episode, goal and measure
+(test-matrix C7): the level-of-care course is released only with the episode, goal and measure
 lines only with their resources, and attendance (sessions of the plan's series, named after its
 activities) only with the plan.
 """
@@ -187,7 +187,7 @@ def handoff_summary(
     a = view.attendance
     # Attendance is counted over the sessions of the plan's series and named after its
     # activities ("Group therapy (relapse prevention)"): derived from the plan, it carries the
-    # plan's labels and leaves only with it (reliability C7; 42 CFR 2.12: it identifies the
+    # plan's labels and leaves only with it (test-matrix C7; 42 CFR 2.12: it identifies the
     # patient as in SUD treatment as surely as the plan does).
     attendance_lines = (
         [

@@ -5,7 +5,7 @@ commit); reads and refusals in a transaction of their own. Rows can be exported 
 
 Every row is sealed with an HMAC-SHA256 of its content under the audit key (`configure`, done by
 each service at start from `IOPCARE_AUDIT_KEY_FILE`, or a development key in the data folder), so
-`verify` finds a row altered in the database afterwards (reliability C12). Someone holding the key
+`verify` finds a row altered in the database afterwards (test-matrix C12). Someone holding the key
 and the database could forge rows: the key belongs outside the database's reach.
 """
 
@@ -156,7 +156,7 @@ def refusals(
     resource: str,
     patient_id: str | None = None,
 ) -> Iterator[None]:
-    """Audits a refused request (reliability C11: every refusal has its row) and re-raises it.
+    """Audits a refused request (test-matrix C11: every refusal has its row) and re-raises it.
 
     The row is written in its own transaction, since the refused one is rolled back.
     """

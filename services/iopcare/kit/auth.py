@@ -27,7 +27,7 @@ from iopcare.kit import scopes as smart
 from iopcare.kit.errors import Unauthenticated
 from iopcare.kit.settings import ConfigurationError, Settings
 
-#: Roles a practitioner can act in (docs/architecture.md, Security).
+#: Roles a practitioner can act in (docs/architecture.md, Access).
 ROLES = frozenset(
     {
         "psychiatrist",

@@ -281,7 +281,7 @@ class EventConsumer:
         except Exception as exc:
             if _transient(exc):
                 # Never skip past an event that could not be applied for a passing reason: the
-                # partition waits here (reliability A13). Only the type is logged: the message of
+                # partition waits here (test-matrix A13). Only the type is logged: the message of
                 # a database error can quote the statement's parameters.
                 log.warning(
                     "consumer %s: %s while applying; will retry", self.name, type(exc).__name__

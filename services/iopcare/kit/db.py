@@ -88,7 +88,7 @@ def _postgres_engine(url: str) -> Engine:
         pool_size=10,
         max_overflow=20,
         pool_timeout=30,
-        # A pooled connection killed with the server (fault test A12) is replaced, not reused.
+        # A pooled connection killed with the server (test-matrix A12) is replaced, not reused.
         pool_pre_ping=True,
         connect_args={"connect_timeout": 5},
     )

@@ -1,6 +1,6 @@
 """Failpoints: named places in the code where a test can inject a crash, an error or a delay.
 
-The fault tests in reliability.md need to stop a process at exact moments (after the database
+The fault tests in docs/test-matrix.md need to stop a process at exact moments (after the database
 commit but before the publish, after the publish but before marking sent, ...). Production code
 calls `failpoint("name")` at those moments; it costs one dict lookup when nothing is armed.
 

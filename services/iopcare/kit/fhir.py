@@ -252,7 +252,7 @@ def with_identity(resource: Resource, resource_id: str, version: int, updated: d
     """
     meta_cls = get_fhir_model_class("Meta")
     # Security labels, tags and profiles the client sent are kept: stripping an inbound label
-    # would lower the protection of the data (reliability C7).
+    # would lower the protection of the data (test-matrix C7).
     meta = (resource.meta or meta_cls()).model_copy(
         update={"versionId": str(version), "lastUpdated": updated.astimezone(UTC)}
     )

@@ -6,7 +6,7 @@ hash of what was asked (the request message without its `request_id`, or the use
 which are a function of it). Then:
 
 - a repeat of the same request (a retry after a lost answer, or concurrent copies of it) returns
-  the first result and changes nothing (reliability B8);
+  the first result and changes nothing (test-matrix B8);
 - the same request id with a different request is refused with INVALID_ARGUMENT, reason
   `REQUEST_ID_REUSED` (AIP-155), and audited. Answering it with the first result would tell the
   caller that something it never asked for was done, and could hand it another patient's record
@@ -144,7 +144,7 @@ def _refusal_audited(
     patient_id: str | None,
     exc: RequestIdReused,
 ) -> RequestIdReused:
-    # Every refusal has its audit row (reliability C11); the refused transaction wrote nothing.
+    # Every refusal has its audit row (test-matrix C11); the refused transaction wrote nothing.
     # Without a table the caller audits it (the call runs inside its audit.refusals).
     if audit_log is None:
         return exc
@@ -209,7 +209,7 @@ def create_once(
     creation: either both commit or neither does. Two concurrent attempts with the same request
     id (a client retry racing its own first attempt) collide on the request log's primary key;
     the loser rolls back, then reads the winner's row: the same request gets the winner's result,
-    a different one is refused (reliability B8).
+    a different one is refused (test-matrix B8).
     """
     check_request_id(request_id)
     digest = fingerprint(request)

@@ -271,7 +271,7 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 raise errors.Unauthenticated("a bearer token is required", reason="MISSING_TOKEN")
             return self.verifier.verify(token.strip())
         except errors.Unauthenticated as exc:
-            # reliability C11: one audit row per refusal, refused tokens included.
+            # test-matrix C11: one audit row per refusal, refused tokens included.
             self._refused(UNAUTHENTICATED, AUTHENTICATE, method, exc.reason)
             raise
 

@@ -103,7 +103,7 @@ def audit_columns(version: int = 2) -> list[Any]:
     ]
     if version >= 2:
         # HMAC-SHA256 of the row's content under the audit key (kit.audit): an altered row no
-        # longer matches its seal (reliability C12). Null on rows written before version 2.
+        # longer matches its seal (test-matrix C12). Null on rows written before version 2.
         columns.append(Column("seal", String(64), nullable=True))
     return columns
 

@@ -215,7 +215,7 @@ def apply_team_event(
     """Projects a careteam event; returns False for a version older than one already applied.
 
     Events of one patient arrive in order, but a replay or a redelivery can bring an old version
-    after a newer one: membership must never roll back to it (reliability A15).
+    after a newer one: membership must never roll back to it (test-matrix A15).
     """
     team_id = team.id
     version = int(team.meta.versionId) if team.meta and team.meta.versionId else 0

@@ -230,7 +230,7 @@ def revise(
     deliberate change only (`iopcare.kit.labels.may_lower_labels`).
 
     Returns (previous, revised, kind of change). Raises NotFound, or StaleVersion carrying the
-    current version, and then writes nothing (reliability B1, B2).
+    current version, and then writes nothing (test-matrix B1, B2).
     """
     name = f"{resource_type}/{item_id}"
     current = tables.load(conn, item_id)

@@ -353,7 +353,7 @@ class ClinicalNotes:
                 # An addendum's readers are its original's (set by AmendNote): a reader the
                 # author shared a psychotherapy note with must not open what they add to it
                 # (and its title, which names the original's) to anyone else (45 CFR
-                # 164.508(a)(2); reliability C7: derived data keeps its sources' restrictions).
+                # 164.508(a)(2); test-matrix C7: derived data keeps its sources' restrictions).
                 raise InvalidArgument(
                     "an addendum is shared with the readers of its original",
                     [FieldViolation("shared_with", "fixed for an addendum or amendment")],
@@ -376,7 +376,7 @@ class ClinicalNotes:
             draft = documents.labelled(draft)
             if note.relates_to or not labels.may_lower_labels(principal.role):
                 # Labels only go up (kit/labels.py; 42 CFR 2.12(d)): an edit keeps at least the
-                # draft's stored labels (an addendum's are its original's, reliability C7); only
+                # draft's stored labels (an addendum's are its original's, test-matrix C7); only
                 # a privacy officer lowers them.
                 level, sensitivity = documents.inherited_labels(
                     draft.confidentiality, draft.sensitivity, _facts(note)
@@ -590,7 +590,7 @@ class ClinicalNotes:
         note, decision, viewer = self._load_readable(principal, note_id, audit.READ)
         with self.db.read() as conn:
             # Only the addenda the caller may read: the id of another author's draft or of a
-            # psychotherapy addendum is itself something the caller is refused (reliability C1).
+            # psychotherapy addendum is itself something the caller is refused (test-matrix C1).
             related = [
                 n.id
                 for n in store.related_notes(conn, note_id)
@@ -623,7 +623,7 @@ class ClinicalNotes:
         recipient: str = "",
     ) -> tuple[list[store.StoredNote], str]:
         """A patient's notes, newest first, that the caller may read: refused notes are not hits
-        (reliability C1: absent from search), and the search records how many were withheld.
+        (test-matrix C1: absent from search), and the search records how many were withheld.
 
         With a `recipient` (the FHIR gateway's service identity disclosing outside the program),
         the hits are the notes `disclose` would release to it, each as the copy that may leave."""

@@ -747,7 +747,7 @@ class Bookings:
                 raise NotFound(f"{name} not found", resource=name)
             seen, visible = self.as_seen_by(principal, found, {})
             if not found.is_group and not visible:
-                # The same answer as a session that does not exist (reliability D8).
+                # The same answer as a session that does not exist (test-matrix D8).
                 raise NotFound(f"{name} not found", resource=name)
             if found.is_group and not visible:
                 self._facilitator_or_privileged(principal, found)

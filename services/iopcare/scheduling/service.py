@@ -191,7 +191,7 @@ class Scheduling:
         plan = received.resource
         existing = store.load_series(uow.conn, plan.id)
         if existing is not None and existing.version > _version(plan):
-            # A late copy of an older version (reliability A15): the series has since followed a
+            # A late copy of an older version (test-matrix A15): the series has since followed a
             # newer one (a resumed plan), whose sessions must not be withdrawn.
             return
         if existing is not None and existing.version < _version(plan):
@@ -282,7 +282,7 @@ class Scheduling:
         plan_id = str(plan.id)
         # A session of a labelled plan's series says what the plan says ("Group therapy
         # (relapse prevention)" is SUD treatment): it carries all of the plan's labels
-        # (42 CFR 2.12(d), reliability C7), so it is withheld wherever the plan is.
+        # (42 CFR 2.12(d), test-matrix C7), so it is withheld wherever the plan is.
         security = labels.security_of(plan)
         for activity, occurrence, key in planned:
             if store.occurrence_exists(uow.conn, key):
@@ -783,7 +783,7 @@ class Scheduling:
     def _search_refusals(
         self, principal: Principal, patient_id: str
     ) -> AbstractContextManager[None]:
-        """Audits a search refused for its input, like every other refusal (reliability C11); the
+        """Audits a search refused for its input, like every other refusal (test-matrix C11); the
         patient is named only when the id is a valid one."""
         named = patient_id if fhir.is_valid_id(patient_id) else None
         return store.JOURNAL.refusals(self.db, principal, audit.SEARCH, "Appointment", named)

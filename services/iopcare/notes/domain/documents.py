@@ -141,7 +141,7 @@ def inherited_labels(
     confidentiality: str, sensitivity: frozenset[str], original: privacy.NoteFacts
 ) -> tuple[str, frozenset[str]]:
     """An addendum or amendment is derived from its original: it carries at least the original's
-    labels (reliability C7: derived data carries the strictest labels of its sources)."""
+    labels (test-matrix C7: derived data carries the strictest labels of its sources)."""
     order = {c: i for i, c in enumerate(privacy.CONFIDENTIALITY)}
     level = max(confidentiality or "N", original.confidentiality, key=lambda c: order.get(c, 0))
     return level, sensitivity | original.sensitivity

@@ -55,7 +55,7 @@ def check_no_overlap(
     clashes = sorted(clashing - hidden)
     if hidden:
         # A facilitator moving a group may not see who is in it, let alone where else a patient
-        # is booked (HIPAA minimum necessary; reliability C14): how many, not who.
+        # is booked (HIPAA minimum necessary; test-matrix C14): how many, not who.
         clashes.append(f"{len(hidden)} patient(s) of the group")
     if clashes:
         # Every actor named here is one the caller named itself.

@@ -1,4 +1,4 @@
-"""Audit rows sealed with an HMAC of their content (kit.audit; reliability C12).
+"""Audit rows sealed with an HMAC of their content (kit.audit; test-matrix C12).
 
 Revision ID: 0012
 Revises: 0011
