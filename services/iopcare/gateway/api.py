@@ -30,6 +30,7 @@ from iopcare.gateway.client import Caller, Services
 from iopcare.gateway.errors import FhirHttpError, Problem, from_kit, http_error
 from iopcare.gateway.http import (
     INTERACTION_LETTER,
+    Ask,
     FhirRequest,
     FhirResponse,
     GatewayContext,
@@ -63,12 +64,8 @@ OPERATIONS: dict[str, Operation] = {
     ),
 }
 
-#: An interaction on one resource type: the caller may do it (scopes checked), limited to one
-#: patient (`only`, a `patient/` scope's launch context) or to none (None).
-Interaction = Callable[
-    [GatewayContext, Caller, ResourceHandler, routing.Route, FhirRequest, str | None],
-    FhirResponse,
-]
+#: An interaction on one resource type, as asked (`http.Ask`).
+Interaction = Callable[[Ask], FhirResponse]
 #: The interactions, by route kind: (FHIR interaction code, what answers it).
 INTERACTIONS: dict[str, tuple[str, Interaction]] = {
     routing.READ: ("read", reads.read),
@@ -155,7 +152,7 @@ class Gateway:
                 headers={"Allow": _allow(handler)},
             )
         only = self.require_scope(caller, route.type, INTERACTION_LETTER[route.kind])
-        return answer(self, caller, handler, route, request, only)
+        return answer(Ask(self, caller, handler, route, request, only))
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode
 from iopcare.gateway import release, routing, scopes
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, http_error
-from iopcare.gateway.http import FhirRequest, FhirResponse, GatewayContext, etag
+from iopcare.gateway.http import Ask, FhirRequest, FhirResponse, GatewayContext, etag
 from iopcare.gateway.resources.base import Found, ResourceHandler, reference_id
 from iopcare.gateway.search import SearchQuery, matches, pairs_of
 from iopcare.gateway.summary import reshapes, shape
@@ -29,61 +29,35 @@ CONTROL = {"_count", "_offset", "_summary", "_format", "_include", "_elements", 
 # -- the interactions, as `api.INTERACTIONS` registers them ------------------------------------
 
 
-def read(
-    gw: GatewayContext,
-    caller: Caller,
-    handler: ResourceHandler,
-    route: routing.Route,
-    request: FhirRequest,
-    only: str | None,
-) -> FhirResponse:
-    found = within(only, handler.read(caller, route.id), route)
-    return resource_response(gw.release_rule.require(caller, found), _query_dict(request))
+def read(ask: Ask) -> FhirResponse:
+    found = within(ask.only, ask.handler.read(ask.caller, ask.route.id), ask.route)
+    released = ask.gateway.release_rule.require(ask.caller, found)
+    return resource_response(released, _query_dict(ask.request))
 
 
-def vread(
-    gw: GatewayContext,
-    caller: Caller,
-    handler: ResourceHandler,
-    route: routing.Route,
-    request: FhirRequest,
-    only: str | None,
-) -> FhirResponse:
-    found = within(only, handler.vread(caller, route.id, route.version), route)
-    return resource_response(gw.release_rule.require(caller, found), _query_dict(request))
+def vread(ask: Ask) -> FhirResponse:
+    route = ask.route
+    found = within(ask.only, ask.handler.vread(ask.caller, route.id, route.version), route)
+    released = ask.gateway.release_rule.require(ask.caller, found)
+    return resource_response(released, _query_dict(ask.request))
 
 
-def history(
-    gw: GatewayContext,
-    caller: Caller,
-    handler: ResourceHandler,
-    route: routing.Route,
-    request: FhirRequest,
-    only: str | None,
-) -> FhirResponse:
+def history(ask: Ask) -> FhirResponse:
     # Every version of the resource under its current labels (handler.history): a label added
     # later applies to what was stored before it.
-    versions = handler.history(caller, route.id)
+    versions = ask.handler.history(ask.caller, ask.route.id)
     for item in versions:
-        within(only, item, route)
-    shown, withheld = gw.release_rule.release(caller, versions)
-    return FhirResponse(
-        200, note_withheld(bundle_of("history", shown, request, len(shown)), withheld)
-    )
+        within(ask.only, item, ask.route)
+    shown, withheld = ask.gateway.release_rule.release(ask.caller, versions)
+    bundle = bundle_of("history", shown, ask.request, len(shown))
+    return FhirResponse(200, note_withheld(bundle, withheld))
 
 
-def search_type(
-    gw: GatewayContext,
-    caller: Caller,
-    handler: ResourceHandler,
-    route: routing.Route,
-    request: FhirRequest,
-    only: str | None,
-) -> FhirResponse:
-    query = _query_dict(request)
-    if request.method == "POST":
-        query = SearchQuery(query.pairs + _form(request))
-    return search(gw, caller, handler, query, request)
+def search_type(ask: Ask) -> FhirResponse:
+    query = _query_dict(ask.request)
+    if ask.request.method == "POST":
+        query = SearchQuery(query.pairs + _form(ask.request))
+    return search(ask.gateway, ask.caller, ask.handler, query, ask.request)
 
 
 # -- the parts ---------------------------------------------------------------------------------

@@ -13,10 +13,10 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
-from iopcare.gateway import disclosure, reads, routing
+from iopcare.gateway import disclosure, reads
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, http_error
-from iopcare.gateway.http import FhirRequest, FhirResponse, GatewayContext, parse_etag
+from iopcare.gateway.http import Ask, FhirRequest, FhirResponse, GatewayContext, parse_etag
 from iopcare.gateway.reads import resource_response, version_headers
 from iopcare.gateway.resources.base import Created, Found, ResourceHandler, reference_id
 from iopcare.kit import fhir
@@ -24,37 +24,24 @@ from iopcare.kit import fhir
 # -- the interactions, as `api.INTERACTIONS` registers them ------------------------------------
 
 
-def create_type(
-    gw: GatewayContext,
-    caller: Caller,
-    handler: ResourceHandler,
-    route: routing.Route,
-    request: FhirRequest,
-    only: str | None,
-) -> FhirResponse:
-    resource = gw.body(request, route.type)
-    _about(only, resource, route.type)
-    return create(gw, caller, handler, resource, request)
+def create_type(ask: Ask) -> FhirResponse:
+    resource = ask.gateway.body(ask.request, ask.route.type)
+    _about(ask.only, resource, ask.route.type)
+    return create(ask.gateway, ask.caller, ask.handler, resource, ask.request)
 
 
-def update_instance(
-    gw: GatewayContext,
-    caller: Caller,
-    handler: ResourceHandler,
-    route: routing.Route,
-    request: FhirRequest,
-    only: str | None,
-) -> FhirResponse:
-    resource = gw.body(request, route.type)
-    _about(only, resource, route.type)
+def update_instance(ask: Ask) -> FhirResponse:
+    route, handler = ask.route, ask.handler
+    resource = ask.gateway.body(ask.request, route.type)
+    _about(ask.only, resource, route.type)
     _same_id(resource, route.id, handler.type)
     if handler.supports("read"):
         # A caller who may not read a resource may not write it either, and is told so the same
         # way (404 out of its patient context, 403 suppressed when the release rule withholds
         # it): an EHR refused an SUD plan must not overwrite it (42 CFR 2.13(a)).
-        current = reads.within(only, handler.read(caller, route.id), route)
-        gw.release_rule.require(caller, current)
-    return update(gw, caller, handler, route.id, resource, request)
+        current = reads.within(ask.only, handler.read(ask.caller, route.id), route)
+        ask.gateway.release_rule.require(ask.caller, current)
+    return update(ask.gateway, ask.caller, handler, route.id, resource, ask.request)
 
 
 # -- the parts ---------------------------------------------------------------------------------

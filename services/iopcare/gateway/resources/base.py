@@ -225,3 +225,15 @@ def meta_version(resource_json: str) -> tuple[int, datetime | None]:
     except (ValueError, AttributeError):
         when = None
     return version, when
+
+
+def found_by_meta(message: Any, patient_id: str | None = None) -> Found:
+    """A service's message carrying a stored resource (id, version, patient_id, fhir_json) as a
+    Found, its time the resource's meta.lastUpdated; `patient_id` for a message without one."""
+    return Found(
+        message.id,
+        int(message.version),
+        message.patient_id if patient_id is None else patient_id,
+        meta_version(message.fhir_json)[1],
+        message.fhir_json,
+    )

@@ -26,6 +26,7 @@ from iopcare.gateway.resources.base import (
     Found,
     ResourceHandler,
     command,
+    found_by_meta,
     meta_version,
     pages,
     reference_id,
@@ -53,15 +54,8 @@ def message_found(message: Any) -> Found:
     )
 
 
-def _stored(message: Any) -> Found:
-    """A Flag or Consent message as a Found (its time is meta.lastUpdated)."""
-    return Found(
-        message.id,
-        int(message.version),
-        message.patient_id,
-        meta_version(message.fhir_json)[1],
-        message.fhir_json,
-    )
+#: A Flag or Consent message as a Found (its time is meta.lastUpdated).
+_stored = found_by_meta
 
 
 def _note_found(note: Any) -> Found:

@@ -22,7 +22,7 @@ from iopcare.gateway.resources.base import (
     Found,
     ResourceHandler,
     command,
-    meta_version,
+    found_by_meta,
     pages,
     reference_id,
     require_patient,
@@ -42,15 +42,8 @@ DEFAULT_SLOT_DAYS = 14
 MAX_SLOT_DAYS = 92
 
 
-def found(message: Any, patient_id: str | None = None) -> Found:
-    """An Appointment or Schedule message as a Found."""
-    return Found(
-        message.id,
-        int(message.version),
-        message.patient_id if patient_id is None else patient_id,
-        meta_version(message.fhir_json)[1],
-        message.fhir_json,
-    )
+#: An Appointment or Schedule message as a Found (a calendar's patient is '').
+found = found_by_meta
 
 
 class ScheduleHandler(ResourceHandler):
