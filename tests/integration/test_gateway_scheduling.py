@@ -408,6 +408,13 @@ def test_group_sessions_and_bad_appointments(ehr: httpx.Client) -> None:
     ]
     refused = ehr.post("/Appointment", json=with_patient, headers=JSON_HEADERS)
     assert refused.status_code == 422 and "Appointment.participant" in expressions(refused)
+    # A group session needs its room: scheduling's rule (the gateway re-checks none), answered
+    # as a 422 naming the participants.
+    roomless = dict(
+        group, participant=[p for p in group["participant"] if p["actor"]["reference"] != room_ref]
+    )
+    refused = ehr.post("/Appointment", json=roomless, headers=JSON_HEADERS)
+    assert refused.status_code == 422 and "Appointment.participant" in expressions(refused)
 
     practitioner = new_calendar(ehr)["actor"][0]["reference"]
     good = appointment(patient_id, practitioner, local(future_day(weeks=6), time(9, 0)))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from iopcare.gateway import registry
+from iopcare.gateway.resources.base import ResourceHandler
 from iopcare.kit.fhir import FHIR_VERSION
 
 HANDOFF_URL = "https://iopcare.org/fhir/OperationDefinition/handoff"
@@ -23,143 +25,150 @@ TRANSACTION_RULE = (
 )
 
 
+#: The OperationDefinitions served at OperationDefinition/{code}, by code.
+OPERATION_DEFINITIONS: dict[str, dict[str, Any]] = {
+    "handoff": {
+        "resourceType": "OperationDefinition",
+        "id": "handoff",
+        "url": HANDOFF_URL,
+        "name": "Handoff",
+        "title": "Step-down handoff into the IOP",
+        "status": "active",
+        "kind": "operation",
+        "code": "handoff",
+        "system": True,
+        "type": False,
+        "instance": False,
+        "affectsState": True,
+        "description": (
+            "Accepts a Bundle (document, transaction or collection) from an inpatient unit "
+            "holding at least a Patient with an identifier. The whole bundle is validated "
+            "first. Then, once per bundle (its identifier, or a hash of its content), the "
+            "patient is found or registered by identifier, a planned IOP EpisodeOfCare is "
+            "opened with the referral, a draft IOP CarePlan addresses the inbound conditions "
+            "with medications and allergies as supporting information (contained, with their "
+            "security labels), and a handoff note is posted to the team thread. A repeat of "
+            "the same bundle returns the first result. Entries of other types are reported "
+            "as warnings. The intake appointment is booked within the program's window "
+            "(default 72 hours) in the first free slot of a calendar serving session type "
+            "intake; when there is none, a warning says so and gives the due time."
+        ),
+        "parameter": [
+            {
+                "name": "resource",
+                "use": "in",
+                "min": 1,
+                "max": "1",
+                "type": "Bundle",
+                "documentation": "The handoff bundle, as the request body.",
+            },
+            {
+                "name": "outcome",
+                "use": "out",
+                "min": 1,
+                "max": "1",
+                "type": "OperationOutcome",
+                "documentation": "Warnings (unsupported entries, steps not taken).",
+            },
+            {
+                "name": "created",
+                "use": "out",
+                "min": 0,
+                "max": "*",
+                "type": "Reference",
+                "documentation": "What this handoff created.",
+            },
+            {
+                "name": "matched",
+                "use": "out",
+                "min": 0,
+                "max": "*",
+                "type": "Reference",
+                "documentation": "What already existed (a known patient).",
+            },
+        ],
+    },
+    "handoff-summary": {
+        "resourceType": "OperationDefinition",
+        "id": "handoff-summary",
+        "url": HANDOFF_SUMMARY_URL,
+        "name": "HandoffSummary",
+        "title": "Transfer summary for the next provider",
+        "status": "active",
+        "kind": "operation",
+        "code": "handoff-summary",
+        "resource": ["EpisodeOfCare"],
+        "system": False,
+        "type": False,
+        "instance": True,
+        "affectsState": False,
+        "description": (
+            "A FHIR document Bundle (Composition first) for the provider who takes the "
+            "patient on: the IOP course and level-of-care history, plan and goals with "
+            "progress, measures over time, attendance, current medications and the care team. "
+            "Resources labelled ETH, SUD, PSY or PSYTHPN are withheld (42 CFR Part 2 needs a "
+            "Consent the gateway cannot check yet) and the document says how many."
+        ),
+        "parameter": [
+            {
+                "name": "return",
+                "use": "out",
+                "min": 1,
+                "max": "1",
+                "type": "Bundle",
+                "documentation": "The document Bundle.",
+            }
+        ],
+    },
+}
+
+
 def operation_definition(code: str) -> dict[str, Any]:
-    if code == "handoff":
-        return {
-            "resourceType": "OperationDefinition",
-            "id": "handoff",
-            "url": HANDOFF_URL,
-            "name": "Handoff",
-            "title": "Step-down handoff into the IOP",
-            "status": "active",
-            "kind": "operation",
-            "code": "handoff",
-            "system": True,
-            "type": False,
-            "instance": False,
-            "affectsState": True,
-            "description": (
-                "Accepts a Bundle (document, transaction or collection) from an inpatient unit "
-                "holding at least a Patient with an identifier. The whole bundle is validated "
-                "first. Then, once per bundle (its identifier, or a hash of its content), the "
-                "patient is found or registered by identifier, a planned IOP EpisodeOfCare is "
-                "opened with the referral, a draft IOP CarePlan addresses the inbound conditions "
-                "with medications and allergies as supporting information (contained, with their "
-                "security labels), and a handoff note is posted to the team thread. A repeat of "
-                "the same bundle returns the first result. Entries of other types are reported "
-                "as warnings. The intake appointment is booked within the program's window "
-                "(default 72 hours) in the first free slot of a calendar serving session type "
-                "intake; when there is none, a warning says so and gives the due time."
-            ),
-            "parameter": [
-                {
-                    "name": "resource",
-                    "use": "in",
-                    "min": 1,
-                    "max": "1",
-                    "type": "Bundle",
-                    "documentation": "The handoff bundle, as the request body.",
-                },
-                {
-                    "name": "outcome",
-                    "use": "out",
-                    "min": 1,
-                    "max": "1",
-                    "type": "OperationOutcome",
-                    "documentation": "Warnings (unsupported entries, steps not taken).",
-                },
-                {
-                    "name": "created",
-                    "use": "out",
-                    "min": 0,
-                    "max": "*",
-                    "type": "Reference",
-                    "documentation": "What this handoff created.",
-                },
-                {
-                    "name": "matched",
-                    "use": "out",
-                    "min": 0,
-                    "max": "*",
-                    "type": "Reference",
-                    "documentation": "What already existed (a known patient).",
-                },
-            ],
-        }
-    if code == "handoff-summary":
-        return {
-            "resourceType": "OperationDefinition",
-            "id": "handoff-summary",
-            "url": HANDOFF_SUMMARY_URL,
-            "name": "HandoffSummary",
-            "title": "Transfer summary for the next provider",
-            "status": "active",
-            "kind": "operation",
-            "code": "handoff-summary",
-            "resource": ["EpisodeOfCare"],
-            "system": False,
-            "type": False,
-            "instance": True,
-            "affectsState": False,
-            "description": (
-                "A FHIR document Bundle (Composition first) for the provider who takes the "
-                "patient on: the IOP course and level-of-care history, plan and goals with "
-                "progress, measures over time, attendance, current medications and the care team. "
-                "Resources labelled ETH, SUD, PSY or PSYTHPN are withheld (42 CFR Part 2 needs a "
-                "Consent the gateway cannot check yet) and the document says how many."
-            ),
-            "parameter": [
-                {
-                    "name": "return",
-                    "use": "out",
-                    "min": 1,
-                    "max": "1",
-                    "type": "Bundle",
-                    "documentation": "The document Bundle.",
-                }
-            ],
-        }
-    raise KeyError(code)
+    """The OperationDefinition of `code` (KeyError: none)."""
+    return copy.deepcopy(OPERATION_DEFINITIONS[code])
 
 
 OPERATIONS = ("handoff", "handoff-summary")
 
 
+def _resource_entry(handler: type[ResourceHandler]) -> dict[str, Any]:
+    """The CapabilityStatement's entry of one handler: what its overrides support."""
+    interactions = handler.interactions()
+    entry: dict[str, Any] = {
+        "type": handler.type,
+        "interaction": [{"code": code} for code in interactions],
+        "versioning": "versioned-update" if "update" in interactions else "versioned",
+        "readHistory": "vread" in interactions and handler.reads_old_versions,
+        "updateCreate": False,
+        "conditionalCreate": "create" in interactions and "search-type" in interactions,
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+    }
+    if handler.profile:
+        entry["supportedProfile"] = [handler.profile]
+    if handler.documentation:
+        entry["documentation"] = handler.documentation
+    if "search-type" in interactions:
+        entry["searchParam"] = [
+            {"name": p.name, "type": p.type, "documentation": p.documentation}
+            for p in handler.search_params()
+        ]
+        if handler.includes:
+            entry["searchInclude"] = list(handler.includes)
+    if handler.type == "EpisodeOfCare":
+        entry["operation"] = [{"name": "handoff-summary", "definition": HANDOFF_SUMMARY_URL}]
+    if handler.type == "Patient":
+        entry["operation"] = [
+            {
+                "name": "everything",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+            }
+        ]
+    return entry
+
+
 def capability_statement(base_url: str, max_body_bytes: int, software_version: str) -> Any:
-    resources = []
-    for handler in registry.HANDLERS:
-        interactions = handler.interactions()
-        entry: dict[str, Any] = {
-            "type": handler.type,
-            "interaction": [{"code": code} for code in interactions],
-            "versioning": "versioned-update" if "update" in interactions else "versioned",
-            "readHistory": "vread" in interactions and handler.reads_old_versions,
-            "updateCreate": False,
-            "conditionalCreate": "create" in interactions and "search-type" in interactions,
-            "conditionalUpdate": False,
-            "conditionalDelete": "not-supported",
-        }
-        if handler.profile:
-            entry["supportedProfile"] = [handler.profile]
-        if handler.documentation:
-            entry["documentation"] = handler.documentation
-        if "search-type" in interactions:
-            entry["searchParam"] = [
-                {"name": p.name, "type": p.type, "documentation": p.documentation}
-                for p in handler.search_params()
-            ]
-            if handler.includes:
-                entry["searchInclude"] = list(handler.includes)
-        if handler.type == "EpisodeOfCare":
-            entry["operation"] = [{"name": "handoff-summary", "definition": HANDOFF_SUMMARY_URL}]
-        if handler.type == "Patient":
-            entry["operation"] = [
-                {
-                    "name": "everything",
-                    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
-                }
-            ]
-        resources.append(entry)
+    resources = [_resource_entry(handler) for handler in registry.HANDLERS]
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",

@@ -18,22 +18,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from iopcare.careplan.v1 import careplan_service_pb2 as careplan_pb
-from iopcare.gateway import codes, scopes
+from iopcare.gateway import codes, intake, scopes
 from iopcare.gateway.bundles import references
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, Problem, http_error
 from iopcare.gateway.http import FhirRequest, FhirResponse, GatewayContext
-from iopcare.gateway.resources.base import reference_id
+from iopcare.gateway.resources.base import Found
 from iopcare.gateway.resources.careplan import PatientHandler
 from iopcare.kit import fhir
 from iopcare.notes.v1 import notes_service_pb2 as notes_pb
-from iopcare.scheduling.v1 import scheduling_service_pb2 as scheduling_pb
 
 BUNDLE_TYPES = ("document", "transaction", "collection")
 HANDOFF_ID_SYSTEM = "https://iopcare.org/fhir/sid/handoff-bundle"
@@ -50,11 +48,6 @@ IOP_TYPE = {
         }
     ]
 }
-#: The session type of intake appointments: calendars serving it are intake-capable.
-INTAKE_SERVICE_TYPE = "intake"
-INTAKE_MINUTES = 60
-#: Slots tried when the first ones are taken between FindSlots and BookAppointment.
-INTAKE_ATTEMPTS = 5
 CONDITIONS = ("Condition",)
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 MEDICATIONS = ("MedicationRequest", "MedicationStatement")
@@ -208,6 +201,45 @@ def handoff(gateway: GatewayContext, caller: Caller, request: FhirRequest) -> Fh
         raise
 
 
+@dataclass
+class _Inbound:
+    """What a handoff Bundle brings: every resource, their labels' union, the referral, and the
+    clinical entries copied into the plan with the local ids they get there."""
+
+    resources: list[dict[str, Any]]
+    labels: list[dict[str, Any]]
+    referral: dict[str, Any] | None
+    copied: list[tuple[str, dict[str, Any]]]
+    local_ids: list[str]
+    #: Each copied entry's fullUrl and Type/id, to its local id.
+    local: dict[str, str]
+    #: What the Bundle calls its patient (fullUrls and Patient/id).
+    patient_urls: set[str]
+
+
+@dataclass
+class _Outcome:
+    """What the handoff answers: what it created, what it matched, and its warnings."""
+
+    created: list[str] = field(default_factory=list)
+    matched: list[str] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    def parameters(self) -> dict[str, Any]:
+        outcome = fhir.operation_outcome(
+            [fhir.Issue(p.severity, p.code, p.diagnostics, p.expression) for p in self.warnings]
+            or [fhir.Issue("information", "informational", "handoff taken in")]
+        )
+        return {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "outcome", "resource": outcome},
+                *({"name": "created", "valueReference": {"reference": r}} for r in self.created),
+                *({"name": "matched", "valueReference": {"reference": r}} for r in self.matched),
+            ],
+        }
+
+
 def _take_in(
     gateway: GatewayContext,
     caller: Caller,
@@ -217,19 +249,60 @@ def _take_in(
     digest: str,
 ) -> FhirResponse:
     """The handoff's steps, each idempotent under a request id derived from `key`."""
-    services = gateway.services
-    warnings: list[Problem] = []
-    created: list[str] = []
-    matched: list[str] = []
-
+    outcome = _Outcome()
     # 1. The patient, found or registered by identifier.
+    patient, known = _register_patient(gateway, caller, entries, key)
+    patient_ref = f"Patient/{patient.id}"
+    # 2. The referral, and the inbound clinical content.
+    inbound = _read_inbound(entries, outcome)
+    # 3. The planned IOP stay with the referral.
+    episode = _open_episode(gateway, caller, inbound, patient.id, known, bundle, key, digest)
+    registered = next(
+        (
+            e.get("valueBoolean")
+            for e in json.loads(episode.fhir_json).get("extension", [])
+            if e.get("url") == PATIENT_CREATED_EXT
+        ),
+        known is None,
+    )
+    (outcome.created if registered else outcome.matched).append(patient_ref)
+    outcome.created.append(f"EpisodeOfCare/{episode.id}")
+    # 4. The draft IOP plan with the inbound content, contained with its labels.
+    contained = [
+        _contained(r, local_id, patient_ref, inbound.patient_urls, inbound.local)
+        for local_id, (_, r) in zip(inbound.local_ids, inbound.copied, strict=True)
+    ]
+    additions = _plan_additions(contained, episode.id, inbound.labels)
+    plan = draft_plan(gateway, caller, request_id(key, "plan"), patient.id, contained, additions)
+    outcome.created.append(f"CarePlan/{plan.id}")
+    # 5. The intake appointment within the program's window, booked through scheduling.
+    due = episode.update_time.ToDatetime(tzinfo=UTC) + timedelta(
+        hours=gateway.settings.intake_window_hours
+    )
+    booked, problem = intake.book_intake(
+        gateway, caller, request_id(key, "intake"), patient.id, plan.id, due
+    )
+    if booked:
+        outcome.created.append(booked)
+    else:
+        outcome.warnings.append(Problem("incomplete", problem, None, "warning"))
+    # 6. The handoff note to the team thread (counts and references, no clinical content).
+    text = _note_text(patient_ref, episode.id, plan.id, contained, due, booked)
+    _post_note(gateway, caller, request_id(key, "note"), patient.id, text, outcome)
+    return FhirResponse(
+        200,
+        outcome.parameters(),
+        audit={"patient": patient.id, "detail": f"handoff {key[:80]}"},
+    )
+
+
+def _register_patient(
+    gateway: GatewayContext, caller: Caller, entries: list[tuple[str, dict[str, Any]]], key: str
+) -> tuple[Any, Found | None]:
+    """The patient registered (or matched) by the Bundle's Patient, and the one known before by
+    an identifier (None: this handoff registered them)."""
+    services = gateway.services
     inbound_patient = next(r for _, r in entries if r.get("resourceType") == "Patient")
-    patient_urls = {url for url, r in entries if r.get("resourceType") == "Patient" and url}
-    patient_urls |= {
-        f"Patient/{r['id']}"
-        for _, r in entries
-        if r.get("resourceType") == "Patient" and r.get("id")
-    }
     patient_handler = gateway.handlers["Patient"]
     assert isinstance(patient_handler, PatientHandler)
     known = None
@@ -249,12 +322,18 @@ def _take_in(
             request_id=request_id(key, "patient"), fhir_json=json.dumps(patient_json)
         ),
     ).patient
-    patient_ref = f"Patient/{patient.id}"
+    return patient, known
 
-    # 2. The referral, and the inbound clinical content.
+
+def _read_inbound(entries: list[tuple[str, dict[str, Any]]], outcome: _Outcome) -> _Inbound:
+    """The Bundle's content as the handoff uses it; a warning for each entry it does not."""
     inbound = [r for _, r in entries]
-    labels = labels_of(inbound)
-    referral = next((r for r in inbound if r.get("resourceType") == "ServiceRequest"), None)
+    patient_urls = {url for url, r in entries if r.get("resourceType") == "Patient" and url}
+    patient_urls |= {
+        f"Patient/{r['id']}"
+        for _, r in entries
+        if r.get("resourceType") == "Patient" and r.get("id")
+    }
     copied = [
         (url, r)
         for url, r in entries
@@ -269,7 +348,7 @@ def _take_in(
             local[f"{r['resourceType']}/{r['id']}"] = local_id
     for index, (url, r) in enumerate(entries):
         if r.get("resourceType") not in USED:
-            warnings.append(
+            outcome.warnings.append(
                 Problem(
                     "informational",
                     f"{r.get('resourceType')} entries are not taken in; kept in the sender's "
@@ -278,9 +357,29 @@ def _take_in(
                     "warning",
                 )
             )
+    return _Inbound(
+        resources=inbound,
+        labels=labels_of(inbound),
+        referral=next((r for r in inbound if r.get("resourceType") == "ServiceRequest"), None),
+        copied=copied,
+        local_ids=local_ids,
+        local=local,
+        patient_urls=patient_urls,
+    )
 
-    # 3. The planned IOP stay with the referral; the bundle's key and whether this handoff
-    # registered the patient travel with it, so a repeat answers as the first did.
+
+def _open_episode(
+    gateway: GatewayContext,
+    caller: Caller,
+    inbound: _Inbound,
+    patient_id: str,
+    known: Found | None,
+    bundle: dict[str, Any],
+    key: str,
+    digest: str,
+) -> Any:
+    """The planned IOP stay with the referral; the bundle's key and whether this handoff
+    registered the patient travel with it, so a repeat answers as the first did."""
     episode_json: dict[str, Any] = {
         "resourceType": "EpisodeOfCare",
         "status": "planned",
@@ -289,56 +388,48 @@ def _take_in(
             {"system": HANDOFF_CONTENT_SYSTEM, "value": digest},
         ],
         "type": [IOP_TYPE],
-        "patient": {"reference": patient_ref},
+        "patient": {"reference": f"Patient/{patient_id}"},
         "extension": [{"url": PATIENT_CREATED_EXT, "valueBoolean": known is None}],
     }
-    if referral is not None:
-        reference: dict[str, Any] = {"display": _referral_display(referral)}
-        if referral.get("identifier"):
-            reference["identifier"] = referral["identifier"][0]
+    if inbound.referral is not None:
+        reference: dict[str, Any] = {"display": _referral_display(inbound.referral)}
+        if inbound.referral.get("identifier"):
+            reference["identifier"] = inbound.referral["identifier"][0]
         episode_json["referralRequest"] = [reference]
-    if labels:
-        episode_json["meta"] = {"security": labels}
+    if inbound.labels:
+        episode_json["meta"] = {"security": inbound.labels}
     # A repeat finds the stay this key opened, and takes it only if it came from the same
     # content. (It does not send CreateEpisode again: whether the patient was known differs
     # on a repeat, so its request would differ from the first.)
-    episode = _episode_of(gateway, caller, patient.id, key, bundle, digest)
-    if episode is None:
-        try:
-            episode = services.call(
-                caller,
-                services.careplan.CreateEpisode,
-                careplan_pb.CreateEpisodeRequest(
-                    request_id=request_id(key, "episode"), fhir_json=json.dumps(episode_json)
-                ),
-            ).episode
-        except FhirHttpError as exc:
-            # A concurrent repeat opened it first, with its own view of the patient: the
-            # stay is that one, if it came from the same content.
-            episode = _episode_of(gateway, caller, patient.id, key, bundle, digest)
-            if exc.reason != "REQUEST_ID_REUSED" or episode is None:
-                raise
-    stored_episode = json.loads(episode.fhir_json)
-    registered = next(
-        (
-            e.get("valueBoolean")
-            for e in stored_episode.get("extension", [])
-            if e.get("url") == PATIENT_CREATED_EXT
-        ),
-        known is None,
-    )
-    (created if registered else matched).append(patient_ref)
-    created.append(f"EpisodeOfCare/{episode.id}")
+    episode = _episode_of(gateway, caller, patient_id, key, bundle, digest)
+    if episode is not None:
+        return episode
+    services = gateway.services
+    try:
+        return services.call(
+            caller,
+            services.careplan.CreateEpisode,
+            careplan_pb.CreateEpisodeRequest(
+                request_id=request_id(key, "episode"), fhir_json=json.dumps(episode_json)
+            ),
+        ).episode
+    except FhirHttpError as exc:
+        # A concurrent repeat opened it first, with its own view of the patient: the stay is
+        # that one, if it came from the same content.
+        episode = _episode_of(gateway, caller, patient_id, key, bundle, digest)
+        if exc.reason != "REQUEST_ID_REUSED" or episode is None:
+            raise
+        return episode
 
-    # 4. The draft IOP plan: the inbound conditions as what it addresses, medications and
-    # allergies as supporting information, all contained with their labels.
-    contained = [
-        _contained(r, local_id, patient_ref, patient_urls, local)
-        for local_id, (_, r) in zip(local_ids, copied, strict=True)
-    ]
+
+def _plan_additions(
+    contained: list[dict[str, Any]], episode_id: str, labels: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """What the draft plan carries of the handoff: the inbound conditions as what it addresses,
+    medications and allergies as supporting information, all contained with their labels."""
     additions: dict[str, Any] = {
         "resourceType": "CarePlan",
-        "supportingInfo": [{"reference": f"EpisodeOfCare/{episode.id}"}]
+        "supportingInfo": [{"reference": f"EpisodeOfCare/{episode_id}"}]
         + [
             {"reference": f"#{c['id']}"}
             for c in contained
@@ -352,45 +443,54 @@ def _take_in(
         additions["addresses"] = addresses
     if labels:
         additions["meta"] = {"security": labels}
-    plan = draft_plan(gateway, caller, request_id(key, "plan"), patient.id, contained, additions)
-    created.append(f"CarePlan/{plan.id}")
+    return additions
 
-    # 5. The intake appointment within the program's window, booked through scheduling.
-    due = episode.update_time.ToDatetime(tzinfo=UTC) + timedelta(
-        hours=gateway.settings.intake_window_hours
-    )
-    intake, problem = book_intake(gateway, caller, key, patient.id, plan.id, due)
-    if intake:
-        created.append(intake)
-    else:
-        warnings.append(Problem("incomplete", problem, None, "warning"))
 
-    # 6. The handoff note to the team thread (counts and references, no clinical content).
+def _note_text(
+    patient_ref: str,
+    episode_id: str,
+    plan_id: str,
+    contained: list[dict[str, Any]],
+    due: datetime,
+    intake_ref: str | None,
+) -> str:
+    """The team note: counts and references, never clinical content."""
     counts = {
         "conditions": sum(1 for c in contained if c["resourceType"] in CONDITIONS),
         "medications": sum(1 for c in contained if c["resourceType"] in MEDICATIONS),
         "allergies": sum(1 for c in contained if c["resourceType"] in ALLERGIES),
     }
-    text = (
-        f"Step-down handoff received for {patient_ref}: EpisodeOfCare/{episode.id} planned, "
-        f"draft CarePlan/{plan.id} ({counts['conditions']} conditions, {counts['medications']} "
+    return (
+        f"Step-down handoff received for {patient_ref}: EpisodeOfCare/{episode_id} planned, "
+        f"draft CarePlan/{plan_id} ({counts['conditions']} conditions, {counts['medications']} "
         f"medications, {counts['allergies']} allergies). Intake due by "
         f"{due.strftime('%Y-%m-%d %H:%M')} UTC"
-        + (f"; booked: {intake}." if intake else "; not booked yet.")
+        + (f"; booked: {intake_ref}." if intake_ref else "; not booked yet.")
     )
+
+
+def _post_note(
+    gateway: GatewayContext,
+    caller: Caller,
+    note_request_id: str,
+    patient_id: str,
+    text: str,
+    outcome: _Outcome,
+) -> None:
+    services = gateway.services
     try:
         note = services.call(
             caller,
             services.notes.PostMessage,
             notes_pb.PostMessageRequest(
-                request_id=request_id(key, "note"), patient_id=patient.id, text=text
+                request_id=note_request_id, patient_id=patient_id, text=text
             ),
         ).message
-        created.append(f"Communication/{note.id}")
+        outcome.created.append(f"Communication/{note.id}")
     except FhirHttpError as exc:
         # The stay and the plan exist; posting the note again is safe (same request id), so a
         # repeat of the bundle completes it.
-        warnings.append(
+        outcome.warnings.append(
             Problem(
                 "incomplete",
                 f"the team note was not posted ({exc.status}: {exc}); send the bundle again",
@@ -398,22 +498,6 @@ def _take_in(
                 "warning",
             )
         )
-    parameters: list[dict[str, Any]] = [
-        {
-            "name": "outcome",
-            "resource": fhir.operation_outcome(
-                [fhir.Issue(p.severity, p.code, p.diagnostics, p.expression) for p in warnings]
-                or [fhir.Issue("information", "informational", "handoff taken in")]
-            ),
-        },
-        *({"name": "created", "valueReference": {"reference": r}} for r in created),
-        *({"name": "matched", "valueReference": {"reference": r}} for r in matched),
-    ]
-    return FhirResponse(
-        200,
-        {"resourceType": "Parameters", "parameter": parameters},
-        audit={"patient": patient.id, "detail": f"handoff {key[:80]}"},
-    )
 
 
 def _episode_of(
@@ -494,104 +578,6 @@ def draft_plan(
             request_id=plan_request_id, fhir_json=json.dumps(plan_json)
         ),
     ).care_plan
-
-
-def book_intake(
-    gateway: GatewayContext, caller: Caller, key: str, patient_id: str, plan_id: str, due: datetime
-) -> tuple[str | None, str]:
-    """Books the intake appointment: the first free slot of an intake-capable practitioner
-    (a calendar serving session type `intake`) before `due`, through scheduling's FindSlots and
-    BookAppointment with a request id derived from the bundle, so a repeated bundle books once.
-    A repeat after the slot was taken finds the booked intake among the patient's appointments.
-    Returns the Appointment reference, or None and why (a warning: the handoff itself stands)."""
-    due_text = due.isoformat(timespec="minutes")
-    if not scopes.allows(caller.scopes, "Appointment", scopes.CREATE):
-        return None, (
-            f"no intake appointment was booked: the token may not create Appointments; the "
-            f"intake is due by {due_text}"
-        )
-    services = gateway.services
-    try:
-        booked = _booked_intake(gateway, caller, patient_id)
-        if booked:
-            return booked, ""
-        now = datetime.now(UTC)
-        if due <= now:
-            return None, f"no intake appointment was booked: the window closed at {due_text}"
-        start, end = Timestamp(), Timestamp()
-        start.FromDatetime(now)
-        end.FromDatetime(due)
-        slots = services.call(
-            caller,
-            services.scheduling.FindSlots,
-            scheduling_pb.FindSlotsRequest(
-                service_type=INTAKE_SERVICE_TYPE,
-                start_time=start,
-                end_time=end,
-                duration_minutes=INTAKE_MINUTES,
-                page_size=1000,
-            ),
-        ).slots
-        attempts = 0
-        for slot in slots:
-            practitioner = reference_id(slot.actor, "Practitioner")
-            if not practitioner or slot.appointment_id:
-                continue
-            attempts += 1
-            if attempts > INTAKE_ATTEMPTS:
-                break
-            try:
-                appointment = services.call(
-                    caller,
-                    services.scheduling.BookAppointment,
-                    scheduling_pb.BookAppointmentRequest(
-                        request_id=request_id(key, "intake"),
-                        patient_id=patient_id,
-                        practitioner_ids=[practitioner],
-                        start_time=slot.start_time,
-                        end_time=slot.end_time,
-                        service_type=INTAKE_SERVICE_TYPE,
-                        description="Intake (step-down handoff)",
-                        care_plan_id=plan_id,
-                    ),
-                ).appointment
-            except FhirHttpError as exc:
-                if exc.reason == "REQUEST_ID_REUSED":
-                    # A concurrent repeat of this handoff booked the intake (another slot)
-                    # under this request id first: that booking is the intake.
-                    booked = _booked_intake(gateway, caller, patient_id)
-                    if booked:
-                        return booked, ""
-                    raise
-                if exc.status == 409:
-                    continue  # taken since FindSlots answered (DOUBLE_BOOKED): the next one
-                raise
-            return f"Appointment/{appointment.id}", ""
-    except FhirHttpError as exc:
-        # The stay and the plan exist; a repeat of the bundle tries again (same request id).
-        return None, (
-            f"no intake appointment was booked ({exc.status}: {exc}); the intake is due by "
-            f"{due_text}; send the bundle again"
-        )
-    return None, (
-        f"no intake appointment was booked: no intake-capable practitioner (a calendar serving "
-        f"{INTAKE_SERVICE_TYPE!r}) has a free {INTAKE_MINUTES}-minute slot before {due_text}"
-    )
-
-
-def _booked_intake(gateway: GatewayContext, caller: Caller, patient_id: str) -> str | None:
-    """The patient's booked intake appointment, if there is one."""
-    services = gateway.services
-    for a in services.call(
-        caller,
-        services.scheduling.ListAppointments,
-        scheduling_pb.ListAppointmentsRequest(
-            patient_id=patient_id, statuses=["booked"], page_size=1000
-        ),
-    ).appointments:
-        if INTAKE_SERVICE_TYPE in json.dumps(json.loads(a.fhir_json).get("serviceType", [])):
-            return f"Appointment/{a.id}"
-    return None
 
 
 def _referral_display(referral: dict[str, Any]) -> str:

@@ -100,3 +100,17 @@ class GatewayContext(Protocol):
     def dispatch(self, caller: Caller, route: routing.Route, request: FhirRequest) -> FhirResponse:
         """Answers one authenticated request (a Bundle entry runs through here)."""
         ...
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One interaction asked of one resource type: by whom, of which handler, on which route,
+    limited to one patient (`only`: a `patient/` scope's launch context) or to none (None). The
+    caller's scopes allow it (`api.Gateway.dispatch` checked them)."""
+
+    gateway: GatewayContext
+    caller: Caller
+    handler: ResourceHandler
+    route: routing.Route
+    request: FhirRequest
+    only: str | None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import json
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,154 +43,180 @@ def _div(lines: list[str]) -> dict[str, str]:
     }
 
 
-def handoff_summary(
-    gateway: GatewayContext, caller: Caller, episode_id: str, request: FhirRequest
-) -> FhirResponse:
-    for resource_type in READS:
-        gateway.require_all_patients(caller, resource_type, scopes.READ)
+@dataclass
+class _Sources:
+    """What careplan holds for the document: the episode, its patient, its versions (the
+    course), the patient's plan view (plan, goals with progress, attendance, teams), measures."""
+
+    episode: Any
+    patient: Found
+    history: list[Any]
+    view: Any
+    measures: list[Found]
+
+
+def _read_sources(gateway: GatewayContext, caller: Caller, episode_id: str) -> _Sources:
     services = gateway.services
+    careplan = services.careplan
     episode = services.call(
-        caller, services.careplan.GetEpisode, pb.GetEpisodeRequest(id=episode_id)
+        caller, careplan.GetEpisode, pb.GetEpisodeRequest(id=episode_id)
     ).episode
     patient_id = episode.patient_id
     # The document is about the patient: without the Patient (withheld: 403 suppressed, as a
     # read of it) there is nothing to send.
-    patient_found = gateway.release_rule.require(
+    patient = gateway.release_rule.require(
         caller,
         found(
-            services.call(
-                caller, services.careplan.GetPatient, pb.GetPatientRequest(id=patient_id)
-            ).patient
+            services.call(caller, careplan.GetPatient, pb.GetPatientRequest(id=patient_id)).patient
         ),
     )
     history = services.call(
         caller,
-        services.careplan.ListResourceVersions,
+        careplan.ListResourceVersions,
         pb.ListResourceVersionsRequest(resource_type="EpisodeOfCare", id=episode_id),
     ).versions
     view = services.call(
-        caller, services.careplan.GetPatientPlan, pb.GetPatientPlanRequest(patient_id=patient_id)
+        caller, careplan.GetPatientPlan, pb.GetPatientPlanRequest(patient_id=patient_id)
     )
     measures = [
         Found(str(json.loads(text).get("id", "")), 1, patient_id, None, text)
         for text in services.call(
-            caller, services.careplan.ListMeasures, pb.ListMeasuresRequest(patient_id=patient_id)
+            caller, careplan.ListMeasures, pb.ListMeasuresRequest(patient_id=patient_id)
         ).fhir_json
     ]
-    withheld = 0
+    return _Sources(episode, patient, list(history), view, measures)
 
-    def released(item: Found) -> dict[str, Any] | None:
+
+@dataclass
+class _Document:
+    """The document being composed: its entries (URL, resource) and how many resources the
+    release rule withheld from it."""
+
+    gateway: GatewayContext
+    caller: Caller
+    base_url: str
+    entries: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    withheld: int = 0
+
+    def released(self, item: Found) -> dict[str, Any] | None:
         """The resource as the release rule lets it out, or None (counted as withheld)."""
-        nonlocal withheld
-        kept, refused = gateway.release_rule.release(caller, [item])
-        withheld += refused
+        kept, refused = self.gateway.release_rule.release(self.caller, [item])
+        self.withheld += refused
         return release.emit_resource(kept[0]) if kept else None
 
-    entries: list[tuple[str, dict[str, Any]]] = []
-
-    def add(resource: dict[str, Any]) -> dict[str, str]:
+    def add(self, resource: dict[str, Any]) -> dict[str, str]:
         # A resource of ours under its own URL, so the relative references between them resolve
         # inside the document (FHIR's fullUrl rules); a copy without an id gets a urn:uuid.
         url = (
-            f"{request.base_url}/{resource['resourceType']}/{resource['id']}"
+            f"{self.base_url}/{resource['resourceType']}/{resource['id']}"
             if resource.get("id")
             else f"urn:uuid:{uuid.uuid4()}"
         )
-        entries.append((url, resource))
+        self.entries.append((url, resource))
         return {"reference": url}
 
-    patient_ref = add(release.emit_resource(patient_found))
-    episode_json = released(found(episode))
-    # The course is the episode's history: derived from it, released with it.
-    course_lines = (
+
+def _section(
+    title: str, code: str | None, display: str, lines: list[str], entries: list[dict[str, str]]
+) -> dict[str, Any]:
+    section: dict[str, Any] = {"title": title}
+    if code:
+        section["code"] = {"coding": [{"system": LOINC, "code": code, "display": display}]}
+    section["text"] = _div(lines)
+    if entries:
+        section["entry"] = entries
+    return section
+
+
+def _course_section(doc: _Document, sources: _Sources) -> dict[str, Any]:
+    """The course is the episode's history: derived from it, released with it."""
+    episode = sources.episode
+    episode_json = doc.released(found(episode))
+    lines = (
         [
             f"level of care: {episode.clinical_level or 'not admitted'}",
             *(
                 f"version {v.version} ({v.update_time.ToDatetime(tzinfo=UTC).date()}): "
                 f"status {v.status}"
-                for v in sorted(history, key=lambda v: v.version)
+                for v in sorted(sources.history, key=lambda v: v.version)
             ),
         ]
         if episode_json is not None
         else ["withheld with the episode it comes from (see Withheld)"]
     )
-    sections: list[dict[str, Any]] = []
-    course_entries = [add(episode_json)] if episode_json is not None else []
-    sections.append(
-        {
-            "title": "IOP course and level of care",
-            "code": {
-                "coding": [{"system": LOINC, "code": "46240-8", "display": "History of encounters"}]
-            },
-            "text": _div(course_lines),
-            **({"entry": course_entries} if course_entries else {}),
-        }
+    entries = [doc.add(episode_json)] if episode_json is not None else []
+    return _section(
+        "IOP course and level of care", "46240-8", "History of encounters", lines, entries
     )
-    plan_entries = []
+
+
+def _medications_of(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The medications a released plan holds (contained), each carrying the plan's labels too:
+    taken out of the plan, the copy keeps the obligations of its release (NORDSCLCD included:
+    42 CFR 2.32)."""
+    medications = []
+    plan_labels = plan.get("meta", {}).get("security", [])
+    for contained in plan.get("contained", []):
+        if contained.get("resourceType") in ("MedicationRequest", "MedicationStatement"):
+            security = labels.union(contained.get("meta", {}).get("security", []), plan_labels)
+            medications.append(
+                {**contained, "meta": {**contained.get("meta", {}), "security": security}}
+                if security
+                else contained
+            )
+    return medications
+
+
+def _plan_section(
+    doc: _Document, sources: _Sources
+) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
+    """The plan and goals section, the plan's medications, and whether the plan was released
+    (true when there is none: nothing of it to withhold)."""
+    view, patient_id = sources.view, sources.episode.patient_id
+    entries = []
     medications: list[dict[str, Any]] = []
     plan_released = not view.HasField("care_plan")
     if view.HasField("care_plan"):
-        plan = released(found(view.care_plan, patient_id))
+        plan = doc.released(found(view.care_plan, patient_id))
         if plan is not None:
             plan_released = True
-            plan_entries.append(add(plan))
-            plan_labels = plan.get("meta", {}).get("security", [])
-            for contained in plan.get("contained", []):
-                if contained.get("resourceType") in ("MedicationRequest", "MedicationStatement"):
-                    # Taken out of the released plan, the copy carries the plan's labels too (the
-                    # obligations of its release, NORDSCLCD, included: 42 CFR 2.32).
-                    security = labels.union(
-                        contained.get("meta", {}).get("security", []), plan_labels
-                    )
-                    medications.append(
-                        {**contained, "meta": {**contained.get("meta", {}), "security": security}}
-                        if security
-                        else contained
-                    )
-    goal_lines = []
+            entries.append(doc.add(plan))
+            medications = _medications_of(plan)
+    lines = []
     for progress in view.goals:
-        goal = released(found(progress.goal, patient_id))
+        goal = doc.released(found(progress.goal, patient_id))
         if goal is not None:
-            plan_entries.append(add(goal))
+            entries.append(doc.add(goal))
             latest = f"{progress.latest_value:g}" if progress.has_latest_value else "none yet"
-            goal_lines.append(
+            lines.append(
                 f"{goal.get('description', {}).get('text', 'goal')}: latest {latest} "
                 f"({progress.achievement or 'in-progress'})"
             )
-    sections.append(
-        {
-            "title": "Plan of treatment and goals",
-            "code": {
-                "coding": [{"system": LOINC, "code": "18776-5", "display": "Plan of care note"}]
-            },
-            "text": _div(goal_lines),
-            **({"entry": plan_entries} if plan_entries else {}),
-        }
+    section = _section(
+        "Plan of treatment and goals", "18776-5", "Plan of care note", lines, entries
     )
-    shown_measures = [m for m in (released(item) for item in measures) if m is not None]
-    measure_entries = [add(m) for m in shown_measures]
-    sections.append(
-        {
-            "title": "Measures over time",
-            "code": {
-                "coding": [
-                    {
-                        "system": LOINC,
-                        "code": "30954-2",
-                        "display": "Relevant diagnostic tests/laboratory data",
-                    }
-                ]
-            },
-            "text": _div([_measure_line(m) for m in shown_measures]),
-            **({"entry": measure_entries} if measure_entries else {}),
-        }
+    return section, medications, plan_released
+
+
+def _measures_section(doc: _Document, sources: _Sources) -> dict[str, Any]:
+    shown = [m for m in (doc.released(item) for item in sources.measures) if m is not None]
+    entries = [doc.add(m) for m in shown]
+    return _section(
+        "Measures over time",
+        "30954-2",
+        "Relevant diagnostic tests/laboratory data",
+        [_measure_line(m) for m in shown],
+        entries,
     )
-    a = view.attendance
+
+
+def _attendance_section(view: Any, plan_released: bool) -> dict[str, Any]:
     # Attendance is counted over the sessions of the plan's series and named after its
     # activities ("Group therapy (relapse prevention)"): derived from the plan, it carries the
     # plan's labels and leaves only with it (test-matrix C7; 42 CFR 2.12: it identifies the
     # patient as in SUD treatment as surely as the plan does).
-    attendance_lines = (
+    a = view.attendance
+    lines = (
         [
             f"{a.attended} of {a.scheduled} sessions attended, {a.missed} missed, "
             f"{a.cancelled} cancelled",
@@ -201,76 +228,75 @@ def handoff_summary(
         if plan_released
         else ["withheld with the plan it derives from (see Withheld)"]
     )
-    sections.append({"title": "Attendance", "text": _div(attendance_lines)})
-    medication_entries = []
+    return {"title": "Attendance", "text": _div(lines)}
+
+
+def _medications_section(
+    doc: _Document, medications: list[dict[str, Any]], patient_id: str, patient_ref: dict[str, str]
+) -> dict[str, Any]:
+    entries = []
     for medication in medications:
         # Contained in a plan the rule released (with its contained resources' labels counted).
         copy = {k: v for k, v in medication.items() if k != "id"}
         if copy.get("subject", {}).get("reference") == f"Patient/{patient_id}":
             # The copy has no URL of ours: its relative reference would not resolve.
             copy["subject"] = {**copy["subject"], **patient_ref}
-        medication_entries.append(add(release.admit_composed(copy)))
-    sections.append(
-        {
-            "title": "Current medications",
-            "code": {
-                "coding": [
-                    {"system": LOINC, "code": "10160-0", "display": "History of Medication use"}
-                ]
-            },
-            **(
-                {"entry": medication_entries}
-                if medication_entries
-                else {
-                    # cmp-1: a section has text, entries or sub-sections.
-                    "text": _div(["no current medications recorded"]),
-                    "emptyReason": {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/list-empty-reason",
-                                "code": "unavailable",
-                            }
-                        ]
-                    },
-                }
-            ),
-        }
-    )
-    team_entries = []
-    team_lines = []
-    for team in view.care_teams:
-        team_json = released(found(team, patient_id))
+        entries.append(doc.add(release.admit_composed(copy)))
+    section: dict[str, Any] = {
+        "title": "Current medications",
+        "code": {
+            "coding": [{"system": LOINC, "code": "10160-0", "display": "History of Medication use"}]
+        },
+    }
+    if entries:
+        section["entry"] = entries
+        return section
+    # cmp-1: a section has text, entries or sub-sections.
+    section["text"] = _div(["no current medications recorded"])
+    section["emptyReason"] = {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/list-empty-reason",
+                "code": "unavailable",
+            }
+        ]
+    }
+    return section
+
+
+def _team_section(doc: _Document, sources: _Sources) -> dict[str, Any]:
+    entries = []
+    lines = []
+    for team in sources.view.care_teams:
+        team_json = doc.released(found(team, sources.episode.patient_id))
         if team_json is not None:
-            team_entries.append(add(team_json))
+            entries.append(doc.add(team_json))
             for participant in team_json.get("participant", []):
                 role = participant.get("role", [{}])[0].get("coding", [{}])[0].get("display", "")
                 member = participant.get("member", {}).get("reference", "")
-                team_lines.append(f"{role}: {member}")
-    sections.append(
-        {
-            "title": "Care team: who to call",
-            "code": {
-                "coding": [
-                    {"system": LOINC, "code": "85847-2", "display": "Patient Care team information"}
-                ]
-            },
-            "text": _div(team_lines),
-            **({"entry": team_entries} if team_entries else {}),
-        }
+                lines.append(f"{role}: {member}")
+    return _section(
+        "Care team: who to call", "85847-2", "Patient Care team information", lines, entries
     )
-    if withheld:
-        sections.append(
-            {
-                "title": "Withheld",
-                "text": _div(
-                    [
-                        f"{withheld} resources carry labels (42 CFR Part 2 or psychotherapy) whose "
-                        "disclosure needs the patient's consent; they are not in this document "
-                        "(read them one by one under a consent naming you)"
-                    ]
-                ),
-            }
-        )
+
+
+def _withheld_section(withheld: int) -> dict[str, Any]:
+    return {
+        "title": "Withheld",
+        "text": _div(
+            [
+                f"{withheld} resources carry labels (42 CFR Part 2 or psychotherapy) whose "
+                "disclosure needs the patient's consent; they are not in this document "
+                "(read them one by one under a consent naming you)"
+            ]
+        ),
+    }
+
+
+def _document_bundle(
+    doc: _Document, sections: list[dict[str, Any]], patient_ref: dict[str, str]
+) -> dict[str, Any]:
+    """The document Bundle: the Composition, then every entry; valid R4 or an error."""
     now = datetime.now(UTC)
     composition: dict[str, Any] = {
         "resourceType": "Composition",
@@ -292,17 +318,41 @@ def handoff_summary(
         "type": "document",
         "timestamp": fhir.instant(now),
         "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": composition}]
-        + [{"fullUrl": url, "resource": resource} for url, resource in entries],
+        + [{"fullUrl": url, "resource": resource} for url, resource in doc.entries],
     }
     # What leaves the program must be valid R4: checked before it is sent.
     fhir.parse_document(bundle, "Bundle", max_bytes=2**62)
+    return bundle
+
+
+def handoff_summary(
+    gateway: GatewayContext, caller: Caller, episode_id: str, request: FhirRequest
+) -> FhirResponse:
+    for resource_type in READS:
+        gateway.require_all_patients(caller, resource_type, scopes.READ)
+    sources = _read_sources(gateway, caller, episode_id)
+    patient_id = sources.episode.patient_id
+    doc = _Document(gateway, caller, request.base_url)
+    patient_ref = doc.add(release.emit_resource(sources.patient))
+    # The sections in document order; each adds its released resources to the document.
+    sections = [_course_section(doc, sources)]
+    plan_section, medications, plan_released = _plan_section(doc, sources)
+    sections += [
+        plan_section,
+        _measures_section(doc, sources),
+        _attendance_section(sources.view, plan_released),
+        _medications_section(doc, medications, patient_id, patient_ref),
+        _team_section(doc, sources),
+    ]
+    if doc.withheld:
+        sections.append(_withheld_section(doc.withheld))
     return FhirResponse(
         200,
-        bundle,
+        _document_bundle(doc, sections, patient_ref),
         audit={
             "patient": patient_id,
             "resource": f"EpisodeOfCare/{episode_id}",
-            "detail": f"handoff summary; {withheld} withheld",
+            "detail": f"handoff summary; {doc.withheld} withheld",
         },
     )
 

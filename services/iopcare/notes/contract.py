@@ -7,6 +7,9 @@ themselves are shared policy, in `iopcare.kit.privacy`.
 - Payload vocabulary: the note kinds and their LOINC document type codes (a signed note's
   `DocumentReference.type`), the identifier system a Consent names its recipient's client id
   with, and the redisclosure notice extension.
+- FHIR in (`fhir_commands`): the request a FHIR Communication, DocumentReference or Consent
+  asks for, and the FHIR element each request field comes from, so the gateway speaks FHIR to
+  notes without knowing its fields (and re-checks none of its rules).
 - `disclosed`: the shape of a record as it leaves the program (its labels plus the obligations of
   the disclosure, e.g. NORDSCLCD, and the 42 CFR 2.32 notice), so the gateway releases a labelled
   resource exactly as notes discloses a note.
@@ -29,6 +32,16 @@ from iopcare.notes.codes import (
     SOURCE,
 )
 from iopcare.notes.domain.documents import KIND_BY_CODE, LOINC, NOTE_KINDS
+from iopcare.notes.fhir_commands import (
+    CONSENT_PATHS,
+    MESSAGE_PATHS,
+    NOTE_PATHS,
+    create_note_request,
+    post_message_request,
+    record_consent_request,
+    update_consent_request,
+    update_note_request,
+)
 from iopcare.notes.fhir_map import disclosed
 
 #: The topic notes' relay publishes every event on (key: the patient's id).
@@ -36,6 +49,7 @@ TOPIC = topics.NOTES
 
 __all__ = [
     "CLIENT_ID_SYSTEM",
+    "CONSENT_PATHS",
     "EVENT_CRISIS_ACKNOWLEDGED",
     "EVENT_CRISIS_RAISED",
     "EVENT_MESSAGE_POSTED",
@@ -43,9 +57,16 @@ __all__ = [
     "EVENT_NOTE_SIGNED",
     "KIND_BY_CODE",
     "LOINC",
+    "MESSAGE_PATHS",
     "NOTE_KINDS",
+    "NOTE_PATHS",
     "REDISCLOSURE_NOTICE_EXTENSION",
     "SOURCE",
     "TOPIC",
+    "create_note_request",
     "disclosed",
+    "post_message_request",
+    "record_consent_request",
+    "update_consent_request",
+    "update_note_request",
 ]

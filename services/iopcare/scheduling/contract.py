@@ -4,6 +4,9 @@ may be imported from outside it (`tests/unit/test_architecture.py`).
 - Events: scheduling's topic, its CloudEvents `source` and every event type it emits (the payload
   is the FHIR resource as stored: an Appointment, a Bundle of proposed Appointments, a Schedule, a
   Flag for alerts).
+- FHIR in (`fhir_commands`): the request a FHIR Schedule or Appointment asks for, and the FHIR
+  element each request field comes from, so the gateway speaks FHIR to scheduling without
+  knowing its fields (and re-checks none of its rules).
 - Payload vocabulary: the extension that carries one patient's attendance in a group session
   (on `Appointment.participant`) and the identifier system of the plan occurrence a proposed
   appointment carries out.
@@ -31,11 +34,20 @@ from iopcare.scheduling.codes import (
     OCCURRENCE_SYSTEM,
     SOURCE,
 )
+from iopcare.scheduling.fhir_commands import (
+    APPOINTMENT_PATHS,
+    SCHEDULE_PATHS,
+    create_appointment_request,
+    create_schedule_request,
+    update_appointment_request,
+    update_schedule_request,
+)
 
 #: The topic scheduling's relay publishes every event on (key: the patient's id).
 TOPIC = topics.SCHEDULING
 
 __all__ = [
+    "APPOINTMENT_PATHS",
     "ATTENDANCE_EXTENSION",
     "EVENT_APPOINTMENTS_PROPOSED",
     "EVENT_APPOINTMENT_BOOKED",
@@ -49,6 +61,11 @@ __all__ = [
     "EVENT_SCHEDULE_UPDATED",
     "EVENT_SERIES_CONFLICT",
     "OCCURRENCE_SYSTEM",
+    "SCHEDULE_PATHS",
     "SOURCE",
     "TOPIC",
+    "create_appointment_request",
+    "create_schedule_request",
+    "update_appointment_request",
+    "update_schedule_request",
 ]

@@ -9,13 +9,23 @@ the RPCs) is one subclass registered in `registry.py`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, ClassVar
+from datetime import UTC, datetime
+from typing import Any, ClassVar, ParamSpec, TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from iopcare.gateway.client import Caller, Services
-from iopcare.gateway.errors import http_error
+from iopcare.gateway.errors import from_kit, http_error
 from iopcare.gateway.search import COMMON, SearchParam
+from iopcare.kit import fhir
+
+#: Pages of a listing read for one search at most (1,000 items each).
+MAX_PAGES = 10
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,25 @@ class ResourceHandler:
 
     def __init__(self, services: Services) -> None:
         self.services = services
+
+    def send(self, caller: Caller, request: Any) -> Any:
+        """Calls the RPC of the owning service that `request` is for (`GetGoalRequest` goes to
+        `GetGoal`): one way to call every service, so the handlers are tables of requests."""
+        stub = getattr(self.services, self.service)
+        rpc = getattr(stub, type(request).__name__.removesuffix("Request"))
+        return self.services.call(caller, rpc, request)
+
+    def current_version_only(self, caller: Caller, resource_id: str, version: int) -> Found:
+        """vread where the service keeps only the current version: that one, or 404."""
+        current = self.read(caller, resource_id)
+        if version != current.version:
+            raise http_error(
+                404,
+                "not-found",
+                f"{self.type}/{resource_id} version {version} is not served (the current "
+                f"version is {current.version})",
+            )
+        return current
 
     # Interactions: override the ones the service supports.
     def read(self, caller: Caller, resource_id: str) -> Found:
@@ -146,3 +175,65 @@ def reference_id(reference: Any, resource_type: str) -> str:
     if len(parts) >= 2 and parts[-2] == resource_type:
         return parts[-1]
     return ""
+
+
+def command(mapping: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """The request a service's contract maps a FHIR resource to; its refusal (the FHIR element
+    that cannot be mapped) as a 422 OperationOutcome."""
+    try:
+        return mapping(*args, **kwargs)
+    except fhir.FhirError as exc:
+        raise from_kit(exc) from None
+
+
+def pages(fetch: Callable[[str], Any], items: str) -> list[Any]:
+    """Every item of a paged listing (at most MAX_PAGES pages): `fetch(page_token)`."""
+    results: list[Any] = []
+    token = ""
+    for _ in range(MAX_PAGES):
+        response = fetch(token)
+        results.extend(getattr(response, items))
+        token = response.next_page_token
+        if not token:
+            break
+    return results
+
+
+def time_of(value: Timestamp) -> datetime | None:
+    return value.ToDatetime(tzinfo=UTC) if value.seconds or value.nanos else None
+
+
+def timestamp(value: datetime) -> Timestamp:
+    out = Timestamp()
+    out.FromDatetime(value.astimezone(UTC))
+    return out
+
+
+def meta_version(resource_json: str) -> tuple[int, datetime | None]:
+    """A stored resource's meta.versionId (1 when absent) and meta.lastUpdated."""
+    try:
+        meta = json.loads(resource_json).get("meta", {})
+    except (ValueError, AttributeError):
+        return 1, None
+    updated = meta.get("lastUpdated") if isinstance(meta, dict) else None
+    try:
+        version = int(meta.get("versionId", 1))
+    except (TypeError, ValueError, AttributeError):
+        version = 1
+    try:
+        when = datetime.fromisoformat(updated.replace("Z", "+00:00")) if updated else None
+    except (ValueError, AttributeError):
+        when = None
+    return version, when
+
+
+def found_by_meta(message: Any, patient_id: str | None = None) -> Found:
+    """A service's message carrying a stored resource (id, version, patient_id, fhir_json) as a
+    Found, its time the resource's meta.lastUpdated; `patient_id` for a message without one."""
+    return Found(
+        message.id,
+        int(message.version),
+        message.patient_id if patient_id is None else patient_id,
+        meta_version(message.fhir_json)[1],
+        message.fhir_json,
+    )

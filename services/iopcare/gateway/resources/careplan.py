@@ -97,7 +97,54 @@ def with_current_labels(old: Found, current: Found) -> Found:
     )
 
 
-class PatientHandler(VersionedCareplanResource):
+class CareplanTable(VersionedCareplanResource):
+    """A careplan resource as a table: the request message of each RPC it has and the response
+    field that holds the resource. The mixins below answer an interaction from the table (the
+    RPC is the message's name without `Request`), so a handler is its table, not code."""
+
+    get_request: ClassVar[Any] = None
+    create_request: ClassVar[Any] = None
+    update_request: ClassVar[Any] = None
+    list_request: ClassVar[Any] = None
+    #: The response field holding the resource, and the one holding a listing's resources.
+    field: ClassVar[str] = ""
+    items: ClassVar[str] = ""
+
+    def _one(self, caller: Caller, request: Any) -> Found:
+        return found(getattr(self.send(caller, request), self.field))
+
+
+class TableRead(CareplanTable):
+    def read(self, caller: Caller, resource_id: str) -> Found:
+        return self._one(caller, self.get_request(id=resource_id))
+
+
+class TableCreate(CareplanTable):
+    def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
+        request = self.create_request(request_id=request_id, fhir_json=json.dumps(resource))
+        return Created(self._one(caller, request))
+
+
+class TableUpdate(CareplanTable):
+    def update(
+        self, caller: Caller, resource_id: str, resource: dict[str, Any], expected_version: int
+    ) -> Found:
+        request = self.update_request(
+            id=resource_id,
+            expected_version=expected_version,
+            fhir_json=json.dumps(resource),
+            reason="FHIR update through the gateway",
+        )
+        return self._one(caller, request)
+
+
+class TableSearch(CareplanTable):
+    def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
+        request = self.list_request(patient_id=require_patient(patient_id, self.type))
+        return [found(item) for item in getattr(self.send(caller, request), self.items)]
+
+
+class PatientHandler(TableRead):
     type = "Patient"
     profile = US_CORE + "us-core-patient"
     params = (SearchParam("identifier", TOKEN, ("identifier",), "an identifier, system|value"),)
@@ -105,12 +152,8 @@ class PatientHandler(VersionedCareplanResource):
         "Registration by identifier: a create whose identifier names a known patient links to it "
         "(200) instead of making a twin. Search by _id or identifier."
     )
-
-    def read(self, caller: Caller, resource_id: str) -> Found:
-        response = self.services.call(
-            caller, self.services.careplan.GetPatient, pb.GetPatientRequest(id=resource_id)
-        )
-        return found(response.patient)
+    get_request = pb.GetPatientRequest
+    field = "patient"
 
     def find(self, caller: Caller, system: str, value: str) -> Found | None:
         try:
@@ -164,7 +207,7 @@ class PatientHandler(VersionedCareplanResource):
         )
 
 
-class EpisodeOfCareHandler(VersionedCareplanResource):
+class EpisodeOfCareHandler(TableRead, TableCreate, TableSearch):
     type = "EpisodeOfCare"
     params = (
         SearchParam("patient", REFERENCE, ("patient",), "the patient"),
@@ -178,30 +221,14 @@ class EpisodeOfCareHandler(VersionedCareplanResource):
         "careplan's admit, level-of-care and discharge operations (no REST update)."
     )
 
-    def read(self, caller: Caller, resource_id: str) -> Found:
-        response = self.services.call(
-            caller, self.services.careplan.GetEpisode, pb.GetEpisodeRequest(id=resource_id)
-        )
-        return found(response.episode)
-
-    def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
-        response = self.services.call(
-            caller,
-            self.services.careplan.CreateEpisode,
-            pb.CreateEpisodeRequest(request_id=request_id, fhir_json=json.dumps(resource)),
-        )
-        return Created(found(response.episode))
-
-    def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
-        response = self.services.call(
-            caller,
-            self.services.careplan.ListEpisodes,
-            pb.ListEpisodesRequest(patient_id=require_patient(patient_id, self.type)),
-        )
-        return [found(e) for e in response.episodes]
+    get_request = pb.GetEpisodeRequest
+    create_request = pb.CreateEpisodeRequest
+    list_request = pb.ListEpisodesRequest
+    field = "episode"
+    items = "episodes"
 
 
-class CarePlanHandler(VersionedCareplanResource):
+class CarePlanHandler(TableRead, TableCreate, TableUpdate, TableSearch):
     type = "CarePlan"
     profile = US_CORE + "us-core-careplan"
     params = (
@@ -214,45 +241,15 @@ class CarePlanHandler(VersionedCareplanResource):
     includes = ("CarePlan:subject", "CarePlan:patient")
     documentation = "The IOP treatment plan; updates follow the plan lifecycle."
 
-    def read(self, caller: Caller, resource_id: str) -> Found:
-        response = self.services.call(
-            caller, self.services.careplan.GetCarePlan, pb.GetCarePlanRequest(id=resource_id)
-        )
-        return found(response.care_plan)
-
-    def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
-        response = self.services.call(
-            caller,
-            self.services.careplan.CreateCarePlan,
-            pb.CreateCarePlanRequest(request_id=request_id, fhir_json=json.dumps(resource)),
-        )
-        return Created(found(response.care_plan))
-
-    def update(
-        self, caller: Caller, resource_id: str, resource: dict[str, Any], expected_version: int
-    ) -> Found:
-        response = self.services.call(
-            caller,
-            self.services.careplan.UpdateCarePlan,
-            pb.UpdateCarePlanRequest(
-                id=resource_id,
-                expected_version=expected_version,
-                fhir_json=json.dumps(resource),
-                reason="FHIR update through the gateway",
-            ),
-        )
-        return found(response.care_plan)
-
-    def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
-        response = self.services.call(
-            caller,
-            self.services.careplan.ListCarePlans,
-            pb.ListCarePlansRequest(patient_id=require_patient(patient_id, self.type)),
-        )
-        return [found(p) for p in response.care_plans]
+    get_request = pb.GetCarePlanRequest
+    create_request = pb.CreateCarePlanRequest
+    update_request = pb.UpdateCarePlanRequest
+    list_request = pb.ListCarePlansRequest
+    field = "care_plan"
+    items = "care_plans"
 
 
-class CareTeamHandler(VersionedCareplanResource):
+class CareTeamHandler(TableRead, TableCreate, TableUpdate, TableSearch):
     type = "CareTeam"
     profile = US_CORE + "us-core-careteam"
     params = (
@@ -264,45 +261,15 @@ class CareTeamHandler(VersionedCareplanResource):
     includes = ("CareTeam:subject", "CareTeam:patient")
     documentation = "Membership of an active team is what grants a clinician access."
 
-    def read(self, caller: Caller, resource_id: str) -> Found:
-        response = self.services.call(
-            caller, self.services.careplan.GetCareTeam, pb.GetCareTeamRequest(id=resource_id)
-        )
-        return found(response.care_team)
-
-    def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
-        response = self.services.call(
-            caller,
-            self.services.careplan.CreateCareTeam,
-            pb.CreateCareTeamRequest(request_id=request_id, fhir_json=json.dumps(resource)),
-        )
-        return Created(found(response.care_team))
-
-    def update(
-        self, caller: Caller, resource_id: str, resource: dict[str, Any], expected_version: int
-    ) -> Found:
-        response = self.services.call(
-            caller,
-            self.services.careplan.UpdateCareTeam,
-            pb.UpdateCareTeamRequest(
-                id=resource_id,
-                expected_version=expected_version,
-                fhir_json=json.dumps(resource),
-                reason="FHIR update through the gateway",
-            ),
-        )
-        return found(response.care_team)
-
-    def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
-        response = self.services.call(
-            caller,
-            self.services.careplan.ListCareTeams,
-            pb.ListCareTeamsRequest(patient_id=require_patient(patient_id, self.type)),
-        )
-        return [found(t) for t in response.care_teams]
+    get_request = pb.GetCareTeamRequest
+    create_request = pb.CreateCareTeamRequest
+    update_request = pb.UpdateCareTeamRequest
+    list_request = pb.ListCareTeamsRequest
+    field = "care_team"
+    items = "care_teams"
 
 
-class GoalHandler(VersionedCareplanResource):
+class GoalHandler(TableRead, TableCreate, TableSearch):
     type = "Goal"
     profile = US_CORE + "us-core-goal"
     params = (
@@ -315,27 +282,11 @@ class GoalHandler(VersionedCareplanResource):
     includes = ("Goal:subject", "Goal:patient")
     documentation = "Goals change through recorded measures (achievementStatus), not updates."
 
-    def read(self, caller: Caller, resource_id: str) -> Found:
-        response = self.services.call(
-            caller, self.services.careplan.GetGoal, pb.GetGoalRequest(id=resource_id)
-        )
-        return found(response.goal)
-
-    def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
-        response = self.services.call(
-            caller,
-            self.services.careplan.CreateGoal,
-            pb.CreateGoalRequest(request_id=request_id, fhir_json=json.dumps(resource)),
-        )
-        return Created(found(response.goal))
-
-    def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
-        response = self.services.call(
-            caller,
-            self.services.careplan.ListGoals,
-            pb.ListGoalsRequest(patient_id=require_patient(patient_id, self.type)),
-        )
-        return [found(g) for g in response.goals]
+    get_request = pb.GetGoalRequest
+    create_request = pb.CreateGoalRequest
+    list_request = pb.ListGoalsRequest
+    field = "goal"
+    items = "goals"
 
 
 class ObservationHandler(ResourceHandler):
