@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from iopcare.careplan import codes, fhir_map, store
+from iopcare.careplan.base import ServiceBase
 from iopcare.careplan.domain.episode import (
     EpisodeState,
     Transition,
@@ -18,7 +19,6 @@ from iopcare.careplan.domain.model import (
     check_revision,
 )
 from iopcare.careplan.fhir_map import with_transition
-from iopcare.careplan.service import ServiceBase
 from iopcare.kit import audit, fhir, teams
 from iopcare.kit.access import EHR_ROLE
 from iopcare.kit.auth import Principal

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from iopcare.careplan import codes, store
-from iopcare.careplan.service import ServiceBase, new_id
+from iopcare.careplan.base import ServiceBase, new_id
 from iopcare.kit import audit, fhir
 from iopcare.kit.access import within_launch_context
 from iopcare.kit.auth import Principal

@@ -73,7 +73,9 @@ def handoff_summary(
     measures = [
         Found(str(json.loads(text).get("id", "")), 1, patient_id, None, text)
         for text in services.call(
-            caller, services.careplan.ListMeasures, pb.ListMeasuresRequest(patient_id=patient_id)
+            caller,
+            services.careplan.ListMeasures,
+            pb.ListMeasuresRequest(patient_id=patient_id, page_size=1000),
         ).fhir_json
     ]
     withheld = 0

@@ -196,7 +196,9 @@ class EpisodeOfCareHandler(VersionedCareplanResource):
         response = self.services.call(
             caller,
             self.services.careplan.ListEpisodes,
-            pb.ListEpisodesRequest(patient_id=require_patient(patient_id, self.type)),
+            pb.ListEpisodesRequest(
+                patient_id=require_patient(patient_id, self.type), page_size=1000
+            ),
         )
         return [found(e) for e in response.episodes]
 
@@ -247,7 +249,9 @@ class CarePlanHandler(VersionedCareplanResource):
         response = self.services.call(
             caller,
             self.services.careplan.ListCarePlans,
-            pb.ListCarePlansRequest(patient_id=require_patient(patient_id, self.type)),
+            pb.ListCarePlansRequest(
+                patient_id=require_patient(patient_id, self.type), page_size=1000
+            ),
         )
         return [found(p) for p in response.care_plans]
 
@@ -297,7 +301,9 @@ class CareTeamHandler(VersionedCareplanResource):
         response = self.services.call(
             caller,
             self.services.careplan.ListCareTeams,
-            pb.ListCareTeamsRequest(patient_id=require_patient(patient_id, self.type)),
+            pb.ListCareTeamsRequest(
+                patient_id=require_patient(patient_id, self.type), page_size=1000
+            ),
         )
         return [found(t) for t in response.care_teams]
 
@@ -333,7 +339,7 @@ class GoalHandler(VersionedCareplanResource):
         response = self.services.call(
             caller,
             self.services.careplan.ListGoals,
-            pb.ListGoalsRequest(patient_id=require_patient(patient_id, self.type)),
+            pb.ListGoalsRequest(patient_id=require_patient(patient_id, self.type), page_size=1000),
         )
         return [found(g) for g in response.goals]
 
@@ -385,7 +391,7 @@ class ObservationHandler(ResourceHandler):
         response = self.services.call(
             caller,
             self.services.careplan.ListMeasures,
-            pb.ListMeasuresRequest(patient_id=patient, code=single),
+            pb.ListMeasuresRequest(patient_id=patient, code=single, page_size=1000),
         )
         results = []
         for text in response.fhir_json:
