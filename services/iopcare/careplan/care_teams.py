@@ -231,14 +231,3 @@ class CareTeams(ServiceBase):
         with self.db.read() as conn:
             team = store.teams.load(conn, team_id)
         return self._audited_read(principal, f"CareTeam/{team_id}", team)
-
-    def for_patient(self, principal: Principal, patient_id: str) -> list[Stored]:
-        return teams.audited_search(
-            self.db,
-            store.audit_log,
-            self.access,
-            principal,
-            "CareTeam",
-            patient_id,
-            lambda conn: store.teams.for_patient(conn, patient_id),
-        )
