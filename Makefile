@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit bench proto lint typecheck jars buf clean
+.PHONY: run test unit bench proto proto-release lint typecheck jars buf clean
 
 # buf (proto lint and breaking-change check) installs from the Go module proxy.
 BUF_VERSION := v1.75.0
@@ -43,10 +43,17 @@ $(BUF):
 
 buf: $(BUF)
 
+# Run when cutting a release: rebuilds protos/released.binpb, the image of the released API that
+# `make lint` (buf breaking) and tests/unit/test_api_guidelines.py hold protos/ to. Record the
+# release's breaking changes in CHANGELOG.md first; never run it to silence a breaking change.
+proto-release: $(BUF)
+	$(BUF) build -o protos/released.binpb
+
 lint: $(STAMP) $(BUF)
 	$(VENV)/bin/ruff check services tests bench
 	$(VENV)/bin/ruff format --check services tests bench
 	$(BUF) lint
+	$(BUF) breaking --against protos/released.binpb
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

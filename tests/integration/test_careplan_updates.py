@@ -101,16 +101,18 @@ def test_an_update_from_the_current_version_makes_the_next_one_with_its_event(
     ]
     assert harness.header(records[1], "ce_subject") == f"CarePlan/{created.id}/_history/2"
 
-    versions = stub.ListCarePlanVersions(
-        pb.ListCarePlanVersionsRequest(id=created.id), metadata=harness.metadata(settings)
+    versions = stub.ListResourceVersions(
+        pb.ListResourceVersionsRequest(resource_type="CarePlan", id=created.id),
+        metadata=harness.metadata(settings),
     ).versions
     assert [(v.version, v.change, v.changed_by, v.reason) for v in versions] == [
         (2, "update", "Practitioner/th-1", "team meeting"),
         (1, "create", "Practitioner/psy-1", ""),
     ]
-    first = stub.GetCarePlanVersion(
-        pb.GetCarePlanVersionRequest(id=created.id, version=1), metadata=harness.metadata(settings)
-    ).care_plan
+    first = stub.GetResourceVersion(
+        pb.GetResourceVersionRequest(resource_type="CarePlan", id=created.id, version=1),
+        metadata=harness.metadata(settings),
+    ).resource
     assert first.fhir_json == created.fhir_json
 
 

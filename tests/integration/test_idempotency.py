@@ -244,8 +244,8 @@ def test_careplan_record_plan_review_once_under_concurrency_and_refused_for_anot
     reviewed = all_at_once(lambda _: review("Stable; continue as planned."))
     assert not [r for r in reviewed if isinstance(r, Exception)], reviewed
     assert {r.version for r in reviewed} == {plan.version + 1}
-    versions = stub.ListCarePlanVersions(
-        pb.ListCarePlanVersionsRequest(id=plan.id), metadata=metadata
+    versions = stub.ListResourceVersions(
+        pb.ListResourceVersionsRequest(resource_type="CarePlan", id=plan.id), metadata=metadata
     ).versions
     assert len(versions) == plan.version + 1
     with pytest.raises(grpc.RpcError) as refused:

@@ -140,7 +140,7 @@ def test_a_crisis_message_in_the_thread_makes_the_plan_due_for_review_today(
         return current if current.version > created.version else None
 
     harness.eventually(revised, timeout=30)
-    latest = stub.ListCarePlanVersions(
-        pb.ListCarePlanVersionsRequest(id=created.id), metadata=me
+    latest = stub.ListResourceVersions(
+        pb.ListResourceVersionsRequest(resource_type="CarePlan", id=created.id), metadata=me
     ).versions[0]
     assert (latest.change, latest.reason) == ("review-due", "crisis raised in the team thread")

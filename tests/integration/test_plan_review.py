@@ -46,8 +46,8 @@ def test_an_active_plan_is_due_for_review_after_the_interval_and_at_once_after_a
     )
     current = stub.GetCarePlan(pb.GetCarePlanRequest(id=plan.id), metadata=me).care_plan
     assert _due(current) == today.isoformat()
-    versions = stub.ListCarePlanVersions(
-        pb.ListCarePlanVersionsRequest(id=plan.id), metadata=me
+    versions = stub.ListResourceVersions(
+        pb.ListResourceVersionsRequest(resource_type="CarePlan", id=plan.id), metadata=me
     ).versions
     assert versions[0].change == "review-due"
     assert versions[0].reason.startswith("crisis: PHQ-9 item 9")

@@ -5,18 +5,21 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import grpc
+from google.type import date_pb2
 
 from iopcare.careplan import fhir_map
 from iopcare.careplan.care_teams import CareTeams
 from iopcare.careplan.domain.review import Attestation, Review
 from iopcare.careplan.domain.templates import Template
 from iopcare.careplan.episodes import Episodes
+from iopcare.careplan.listing import Listings
 from iopcare.careplan.measures import Measures
 from iopcare.careplan.patient_view import PatientView
 from iopcare.careplan.registry import Registry
 from iopcare.careplan.service import CarePlans
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
+from iopcare.careplan.versions import PastVersion
 from iopcare.kit import fhir
 from iopcare.kit.auth import current_principal
 from iopcare.kit.errors import FieldViolation, InvalidArgument
@@ -82,8 +85,9 @@ def entry(item: Stored) -> pb.RegistryEntry:
     )
 
 
-def version_message(item: Stored) -> pb.ResourceVersion:
-    return pb.ResourceVersion(
+def version_message(item: Stored, past: PastVersion | None = None) -> pb.ResourceVersion:
+    """A version as stored; with its Provenance when listed (ListResourceVersions)."""
+    message = pb.ResourceVersion(
         id=item.id,
         version=item.version,
         patient_id=item.patient_id,
@@ -91,6 +95,25 @@ def version_message(item: Stored) -> pb.ResourceVersion:
         update_time=timestamp(item.updated_at),
         fhir_json=item.resource,
     )
+    if past is not None:
+        message.changed_by = past.provenance.changed_by
+        message.change = past.provenance.change
+        message.reason = past.provenance.reason or ""
+    return message
+
+
+def day_of(value: date_pb2.Date, field: str) -> date | None:
+    """A google.type.Date as a date: None when unset (all zero), INVALID_ARGUMENT unless it is a
+    whole calendar date (a year, month and day that exist)."""
+    if not (value.year or value.month or value.day):
+        return None
+    try:
+        return date(value.year, value.month, value.day)
+    except ValueError:
+        raise InvalidArgument(
+            f"{field} is not a date",
+            [FieldViolation(field, "a whole calendar date: year, month and day")],
+        ) from None
 
 
 class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
@@ -102,6 +125,7 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
         episodes: Episodes,
         view: PatientView,
         registry: Registry,
+        listings: Listings,
         templates: list[Template],
     ) -> None:
         self.plans = plans
@@ -110,6 +134,7 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
         self.episodes = episodes
         self.view = view
         self.registry = registry
+        self.listings = listings
         self.templates = templates
 
     def CreateCarePlan(
@@ -156,18 +181,11 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
     def RecordPlanReview(
         self, request: pb.RecordPlanReviewRequest, context: grpc.ServicerContext
     ) -> pb.RecordPlanReviewResponse:
-        try:
-            reviewed_on = (
-                date.fromisoformat(request.reviewed_on)
-                if request.reviewed_on
-                else datetime.now(UTC).date()
-            )
-        except ValueError:
-            raise InvalidArgument(
-                "reviewed_on is not a date", [FieldViolation("reviewed_on", "YYYY-MM-DD")]
-            ) from None
+        reviewed_on = (
+            day_of(request.reviewed_on, "reviewed_on") if request.HasField("reviewed_on") else None
+        )
         review = Review(
-            reviewed_on=reviewed_on,
+            reviewed_on=reviewed_on or datetime.now(UTC).date(),
             outcome=request.outcome,
             summary=request.summary,
             attestations=[
@@ -184,38 +202,6 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             asked=request,  # fingerprinted without its request_id (kit.requests)
         )
         return pb.RecordPlanReviewResponse(care_plan=to_message(plan))
-
-    def ListCarePlanVersions(
-        self, request: pb.ListCarePlanVersionsRequest, context: grpc.ServicerContext
-    ) -> pb.ListCarePlanVersionsResponse:
-        versions, token = self.plans.list_versions(
-            current_principal(),
-            require_id(request.id, "id"),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListCarePlanVersionsResponse(
-            versions=[
-                pb.CarePlanVersion(
-                    version=v.version,
-                    update_time=timestamp(v.changed_at),
-                    changed_by=v.changed_by,
-                    change=v.change,
-                    status=v.status or "",
-                    reason=v.reason or "",
-                )
-                for v in versions
-            ],
-            next_page_token=token,
-        )
-
-    def GetCarePlanVersion(
-        self, request: pb.GetCarePlanVersionRequest, context: grpc.ServicerContext
-    ) -> pb.GetCarePlanVersionResponse:
-        plan = self.plans.get_version(
-            current_principal(), require_id(request.id, "id"), request.version
-        )
-        return pb.GetCarePlanVersionResponse(care_plan=to_message(plan))
 
     def CreateCareTeam(
         self, request: pb.CreateCareTeamRequest, context: grpc.ServicerContext
@@ -240,16 +226,22 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             request.reason,
             request.request_id,
             asked=request,
+            mask=list(request.update_mask.paths),
         )
         return pb.UpdateCareTeamResponse(care_team=team_message(team))
 
     def ListCareTeams(
         self, request: pb.ListCareTeamsRequest, context: grpc.ServicerContext
     ) -> pb.ListCareTeamsResponse:
-        teams = self.teams.for_patient(
-            current_principal(), require_id(request.patient_id, "patient_id")
+        page = self.listings.care_teams(
+            current_principal(),
+            require_id(request.patient_id, "patient_id"),
+            request.page_size,
+            request.page_token,
         )
-        return pb.ListCareTeamsResponse(care_teams=[team_message(t) for t in teams])
+        return pb.ListCareTeamsResponse(
+            care_teams=[team_message(t) for t in page.items], next_page_token=page.next_page_token
+        )
 
     def CreateGoal(
         self, request: pb.CreateGoalRequest, context: grpc.ServicerContext
@@ -266,10 +258,15 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
     def ListGoals(
         self, request: pb.ListGoalsRequest, context: grpc.ServicerContext
     ) -> pb.ListGoalsResponse:
-        goals = self.measures.goals_for_patient(
-            current_principal(), require_id(request.patient_id, "patient_id")
+        page = self.listings.goals(
+            current_principal(),
+            require_id(request.patient_id, "patient_id"),
+            request.page_size,
+            request.page_token,
         )
-        return pb.ListGoalsResponse(goals=[goal_message(g) for g in goals])
+        return pb.ListGoalsResponse(
+            goals=[goal_message(g) for g in page.items], next_page_token=page.next_page_token
+        )
 
     def RecordMeasure(
         self, request: pb.RecordMeasureRequest, context: grpc.ServicerContext
@@ -285,10 +282,17 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
     def ListMeasures(
         self, request: pb.ListMeasuresRequest, context: grpc.ServicerContext
     ) -> pb.ListMeasuresResponse:
-        found = self.measures.measures_for_patient(
-            current_principal(), require_id(request.patient_id, "patient_id"), request.code
+        page = self.listings.measures(
+            current_principal(),
+            require_id(request.patient_id, "patient_id"),
+            request.code,
+            request.page_size,
+            request.page_token,
         )
-        return pb.ListMeasuresResponse(fhir_json=found)
+        return pb.ListMeasuresResponse(
+            fhir_json=[resource for _, resource in page.items],
+            next_page_token=page.next_page_token,
+        )
 
     def CreateEpisode(
         self, request: pb.CreateEpisodeRequest, context: grpc.ServicerContext
@@ -305,10 +309,16 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
     def ListEpisodes(
         self, request: pb.ListEpisodesRequest, context: grpc.ServicerContext
     ) -> pb.ListEpisodesResponse:
-        found = self.episodes.for_patient(
-            current_principal(), require_id(request.patient_id, "patient_id")
+        page = self.listings.episodes(
+            current_principal(),
+            require_id(request.patient_id, "patient_id"),
+            request.page_size,
+            request.page_token,
         )
-        return pb.ListEpisodesResponse(episodes=[episode_message(e) for e in found])
+        return pb.ListEpisodesResponse(
+            episodes=[episode_message(e) for e in page.items],
+            next_page_token=page.next_page_token,
+        )
 
     def AdmitPatient(
         self, request: pb.AdmitPatientRequest, context: grpc.ServicerContext
@@ -464,10 +474,15 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
     def ListCarePlans(
         self, request: pb.ListCarePlansRequest, context: grpc.ServicerContext
     ) -> pb.ListCarePlansResponse:
-        found = self.plans.for_patient(
-            current_principal(), require_id(request.patient_id, "patient_id")
+        page = self.listings.care_plans(
+            current_principal(),
+            require_id(request.patient_id, "patient_id"),
+            request.page_size,
+            request.page_token,
         )
-        return pb.ListCarePlansResponse(care_plans=[to_message(p) for p in found])
+        return pb.ListCarePlansResponse(
+            care_plans=[to_message(p) for p in page.items], next_page_token=page.next_page_token
+        )
 
     def GetMeasure(
         self, request: pb.GetMeasureRequest, context: grpc.ServicerContext
@@ -493,10 +508,13 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
     def ListResourceVersions(
         self, request: pb.ListResourceVersionsRequest, context: grpc.ServicerContext
     ) -> pb.ListResourceVersionsResponse:
-        found = self.plans.resource_versions(
+        found, token = self.plans.resource_versions(
             current_principal(),
             request.resource_type,
             require_id(request.id, "id"),
             request.page_size,
+            request.page_token,
         )
-        return pb.ListResourceVersionsResponse(versions=[version_message(v) for v in found])
+        return pb.ListResourceVersionsResponse(
+            versions=[version_message(v.item, v) for v in found], next_page_token=token
+        )

@@ -5,22 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import iopcare.notes.contract as notes_contract
-import iopcare.scheduling.contract as scheduling_contract
 from iopcare.careplan import store
 from iopcare.careplan.api import SERVICE_NAME, CarePlanServicer
 from iopcare.careplan.care_teams import CareTeams
 from iopcare.careplan.episodes import Episodes
+from iopcare.careplan.handlers import handlers
+from iopcare.careplan.listing import Listings
 from iopcare.careplan.measures import Measures
-from iopcare.careplan.patient_view import SYSTEM, PatientView
+from iopcare.careplan.patient_view import PatientView
 from iopcare.careplan.registry import Registry
 from iopcare.careplan.scope_rules import SCOPE_RULES
 from iopcare.careplan.service import CarePlans
 from iopcare.careplan.template_files import load_templates
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit import topics
-from iopcare.kit.db import UnitOfWork
-from iopcare.kit.events import ReceivedEvent
 from iopcare.kit.rpc import rules_for
 from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
@@ -55,25 +53,8 @@ def build(
     episodes = Episodes(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     view = PatientView(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     registry = Registry(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
-
-    def on_appointment(uow: UnitOfWork, received: ReceivedEvent) -> None:
-        # The view first, then attendance goals measured from the view's sessions.
-        for patient_id in view.on_appointment_updated(uow, received):
-            measures.on_attendance(uow, SYSTEM, patient_id, view.statuses(uow.conn, patient_id))
-
-    consumer = parts.consumer(
-        store.inbox,
-        [topics.SCHEDULING, topics.NOTES],
-        {
-            scheduling_contract.EVENT_APPOINTMENTS_PROPOSED: view.on_appointments_proposed,
-            scheduling_contract.EVENT_APPOINTMENT_UPDATED: on_appointment,
-            scheduling_contract.EVENT_APPOINTMENT_BOOKED: on_appointment,
-            notes_contract.EVENT_MESSAGE_POSTED: view.on_message_posted,
-            notes_contract.EVENT_MESSAGE_RETRACTED: view.on_message_retracted,
-            notes_contract.EVENT_NOTE_SIGNED: view.on_note_signed,
-            notes_contract.EVENT_CRISIS_RAISED: view.on_crisis_raised,
-        },
-    )
+    listings = Listings(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
+    consumer = parts.consumer(store.inbox, [topics.SCHEDULING, topics.NOTES], handlers(measures))
     return parts.runtime(
         [
             (
@@ -85,6 +66,7 @@ def build(
                     episodes,
                     view,
                     registry,
+                    listings,
                     load_templates(settings.plan_templates_dir),
                 ),
                 SERVICE_NAME,

@@ -6,16 +6,14 @@ import json
 from datetime import datetime
 
 from iopcare.careplan import codes, fhir_map, store
-from iopcare.careplan.domain.model import (
-    MAX_VERSION,
-)
+from iopcare.careplan.base import ServiceBase
+from iopcare.careplan.domain.model import MAX_VERSION, apply_mask
 from iopcare.careplan.domain.team import (
     check_new_team,
     check_team_revision,
     enrolment_basis,
     may_manage_team,
 )
-from iopcare.careplan.service import ServiceBase
 from iopcare.kit import audit, fhir, labels, teams
 from iopcare.kit.access import within_launch_context
 from iopcare.kit.auth import Principal
@@ -26,6 +24,19 @@ from iopcare.kit.errors import (
 )
 from iopcare.kit.requests import change_once
 from iopcare.kit.versioned import Stored, revise
+
+
+def check_team_update_request(team_id: str, document_id: object, expected_version: int) -> None:
+    if not 1 <= expected_version <= MAX_VERSION:
+        raise InvalidArgument(
+            "expected_version is required",
+            [FieldViolation("expected_version", "the version the change is based on")],
+        )
+    if document_id not in (None, team_id):
+        raise InvalidArgument(
+            "the document's id differs from the request's",
+            [FieldViolation("fhir_json.CareTeam.id", "must be absent or equal to id")],
+        )
 
 
 class CareTeams(ServiceBase):
@@ -100,54 +111,20 @@ class CareTeams(ServiceBase):
         reason: str = "",
         request_id: str = "",
         asked: object = None,
+        *,
+        mask: list[str] | None = None,
     ) -> Stored:
         """Revises the team under `expected_version`; with a `request_id`, once (kit.requests:
-        `asked` is the RPC's request, fingerprinted without its request_id)."""
+        `asked` is the RPC's request, fingerprinted without its request_id). With a `mask`, only
+        the named top-level elements are taken from `fhir_json` (which may carry only those)."""
         name = f"CareTeam/{team_id}"
         with self._audit_refusals(principal, audit.UPDATE, name):
-            document, resource = fhir.parse_document(
-                fhir_json, "CareTeam", max_bytes=self.max_resource_bytes, field="fhir_json"
-            )
-            if not 1 <= expected_version <= MAX_VERSION:
-                raise InvalidArgument(
-                    "expected_version is required",
-                    [FieldViolation("expected_version", "the version the change is based on")],
-                )
-            if document.get("id") not in (None, team_id):
-                raise InvalidArgument(
-                    "the document's id differs from the request's",
-                    [FieldViolation("fhir_json.CareTeam.id", "must be absent or equal to id")],
-                )
-            revised_draft = fhir_map.team_from_fhir(resource)
+            document, whole = self._update_document(fhir_json, mask or [])
+            check_team_update_request(team_id, document.get("id"), expected_version)
 
             def _change(uow: UnitOfWork) -> None:
-
-                def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
-                    within_launch_context(principal.patient_limit, current.patient_id)
-                    may_manage_team(
-                        principal.role, self.access.on_team(uow.conn, principal, current.patient_id)
-                    )
-                    change = check_team_revision(
-                        fhir_map.team_from_fhir(fhir.parse_resource(current.resource)),
-                        revised_draft,
-                    )
-                    return (
-                        fhir.with_identity(resource, team_id, version, now),
-                        str(revised_draft.status),
-                        change,
-                    )
-
-                _, team, change = revise(
-                    uow.conn,
-                    store.teams,
-                    "CareTeam",
-                    team_id,
-                    expected_version,
-                    reviser,
-                    principal.reference,
-                    reason,
-                    # Only a privacy officer takes a label off (kit/labels.py).
-                    may_lower_labels=labels.may_lower_labels(principal.role),
+                team, resource, change = self._revise_team(
+                    uow, principal, team_id, expected_version, document, whole, mask or [], reason
                 )
                 teams.replace_members(
                     uow.conn,
@@ -157,13 +134,13 @@ class CareTeams(ServiceBase):
                     teams.memberships(resource),
                     team.status == "active",
                 )
-                store.JOURNAL.publish_version(uow, "CareTeam", team, codes.EVENT_TEAM_UPDATED)
-                store.JOURNAL.audit(
+                store.JOURNAL.record_version(
                     uow,
                     principal,
                     audit.UPDATE,
-                    resource=name,
-                    patient_id=team.patient_id,
+                    "CareTeam",
+                    team,
+                    codes.EVENT_TEAM_UPDATED,
                     detail=change,
                 )
 
@@ -175,23 +152,82 @@ class CareTeams(ServiceBase):
                 request_id,
                 team_id,
                 _change,
-                request=asked if asked is not None else {"fhir_json": fhir_json},
+                request=asked if asked is not None else {"fhir_json": fhir_json, "mask": mask},
             )  # a reuse is audited by the _audit_refusals around this
         self.notify_outbox()
         return self._reload(store.teams, team_id)
+
+    def _update_document(
+        self, fhir_json: str, mask: list[str]
+    ) -> tuple[dict[str, object], fhir.Resource | None]:
+        """The update's JSON, and without a mask the whole CareTeam validated at once (with a
+        mask the document may be partial: it is validated once merged)."""
+        if not mask:
+            document, resource = fhir.parse_document(
+                fhir_json, "CareTeam", max_bytes=self.max_resource_bytes, field="fhir_json"
+            )
+            fhir_map.team_from_fhir(resource)
+            return document, resource
+        document = fhir.load_json(fhir_json, max_bytes=self.max_resource_bytes, field="fhir_json")
+        if not isinstance(document, dict) or document.get("resourceType") != "CareTeam":
+            raise InvalidArgument(
+                "fhir_json must be a CareTeam",
+                [FieldViolation("fhir_json.resourceType", "must be CareTeam")],
+            )
+        return document, None
+
+    def _revise_team(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        team_id: str,
+        expected_version: int,
+        document: dict[str, object],
+        whole: fhir.Resource | None,
+        mask: list[str],
+        reason: str,
+    ) -> tuple[Stored, fhir.Resource, str]:
+        """The team's next version (the whole document, or the current team with the masked
+        elements replaced), checked against who may manage it and the team lifecycle."""
+        merged: list[fhir.Resource] = []
+
+        def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
+            within_launch_context(principal.patient_limit, current.patient_id)
+            may_manage_team(
+                principal.role, self.access.on_team(uow.conn, principal, current.patient_id)
+            )
+            resource = whole
+            if resource is None:
+                combined = apply_mask(
+                    json.loads(current.resource), document, mask, codes.TEAM_MASKABLE_ELEMENTS
+                )
+                resource = fhir.parse_resource(combined, "CareTeam", field="fhir_json")
+            revised_draft = fhir_map.team_from_fhir(resource)
+            change = check_team_revision(
+                fhir_map.team_from_fhir(fhir.parse_resource(current.resource)), revised_draft
+            )
+            merged.append(resource)
+            return (
+                fhir.with_identity(resource, team_id, version, now),
+                str(revised_draft.status),
+                change,
+            )
+
+        _, team, change = revise(
+            uow.conn,
+            store.teams,
+            "CareTeam",
+            team_id,
+            expected_version,
+            reviser,
+            principal.reference,
+            reason,
+            # Only a privacy officer takes a label off (kit/labels.py).
+            may_lower_labels=labels.may_lower_labels(principal.role),
+        )
+        return team, merged[-1], change
 
     def get(self, principal: Principal, team_id: str) -> Stored:
         with self.db.read() as conn:
             team = store.teams.load(conn, team_id)
         return self._audited_read(principal, f"CareTeam/{team_id}", team)
-
-    def for_patient(self, principal: Principal, patient_id: str) -> list[Stored]:
-        return teams.audited_search(
-            self.db,
-            store.audit_log,
-            self.access,
-            principal,
-            "CareTeam",
-            patient_id,
-            lambda conn: store.teams.for_patient(conn, patient_id),
-        )

@@ -89,6 +89,30 @@ MASKABLE_ELEMENTS = frozenset(
     }
 )
 
+#: Top-level CareTeam elements an update mask may name; identity and subject are not among them.
+TEAM_MASKABLE_ELEMENTS = frozenset(
+    {
+        "text",
+        "contained",
+        "extension",
+        "modifierExtension",
+        "identifier",
+        "status",
+        "category",
+        "name",
+        "encounter",
+        "period",
+        "participant",
+        "reasonCode",
+        "reasonReference",
+        "managingOrganization",
+        "telecom",
+        "note",
+        "implicitRules",
+        "language",
+    }
+)
+
 #: http://hl7.org/fhir/care-team-status
 TEAM_STATUSES = frozenset({"proposed", "active", "suspended", "inactive", "entered-in-error"})
 TEAM_CREATABLE_STATUSES = frozenset({"proposed", "active"})

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from iopcare.careplan import codes, fhir_map, store
+from iopcare.careplan.base import ServiceBase
 from iopcare.careplan.domain.episode import (
     EpisodeState,
     Transition,
@@ -18,8 +19,7 @@ from iopcare.careplan.domain.model import (
     check_revision,
 )
 from iopcare.careplan.fhir_map import with_transition
-from iopcare.careplan.service import ServiceBase
-from iopcare.kit import audit, fhir, teams
+from iopcare.kit import audit, fhir
 from iopcare.kit.access import EHR_ROLE
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork
@@ -290,14 +290,3 @@ class Episodes(ServiceBase):
                 f"episode {transition.kind}: {reason}".strip(": "),
             )
             store.JOURNAL.publish_version(uow, "CarePlan", revised, codes.EVENT_FOR_CHANGE[change])
-
-    def for_patient(self, principal: Principal, patient_id: str) -> list[Stored]:
-        return teams.audited_search(
-            self.db,
-            store.audit_log,
-            self.access,
-            principal,
-            "EpisodeOfCare",
-            patient_id,
-            lambda conn: store.episodes.for_patient(conn, patient_id),
-        )

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from iopcare.careplan import codes, fhir_map, store
+from iopcare.careplan.base import ServiceBase, new_id
 from iopcare.careplan.domain.measures import (
     Measure,
     achievement,
@@ -16,7 +17,7 @@ from iopcare.careplan.domain.measures import (
     crisis_reasons,
 )
 from iopcare.careplan.domain.progress import attendance, attendance_rate
-from iopcare.careplan.service import ServiceBase, make_reviews_due, new_id
+from iopcare.careplan.reviews import make_reviews_due
 from iopcare.kit import audit, fhir, teams
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork, as_utc

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from iopcare.careplan import codes, store
-from iopcare.careplan.service import ServiceBase, new_id
+from iopcare.careplan.base import ServiceBase, new_id
 from iopcare.kit import audit, fhir
 from iopcare.kit.access import within_launch_context
 from iopcare.kit.auth import Principal
@@ -51,6 +51,21 @@ def _require_registry_role(principal: Principal) -> None:
         )
 
 
+def _owners(conn: Connection, identifiers: list[tuple[str, str]]) -> list[str]:
+    """The registered patients any of the identifiers names (sorted; more than one is a
+    conflict)."""
+    i = store.patient_identifier.c
+    return sorted(
+        {
+            str(owner)
+            for system, value in identifiers
+            for owner in conn.execute(
+                select(i.patient_id).where((i.system == system) & (i.value == value))
+            ).scalars()
+        }
+    )
+
+
 class Registry(ServiceBase):
     # Patients -----------------------------------------------------------------------------------
     def register_patient(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
@@ -73,16 +88,7 @@ class Registry(ServiceBase):
                 )
 
             def _register(uow: UnitOfWork, patient_id: str) -> str:
-                i = store.patient_identifier.c
-                owners = sorted(
-                    {
-                        str(owner)
-                        for system, value in identifiers
-                        for owner in uow.conn.execute(
-                            select(i.patient_id).where((i.system == system) & (i.value == value))
-                        ).scalars()
-                    }
-                )
+                owners = _owners(uow.conn, identifiers)
                 if len(owners) > 1:
                     raise FailedPrecondition(
                         "these identifiers belong to different patients",
@@ -94,25 +100,7 @@ class Registry(ServiceBase):
                 within_launch_context(principal.patient_limit, owners[0] if owners else "")
                 if owners:
                     return self._link(uow, principal, owners[0], identifiers)
-                now = datetime.now(UTC)
-                stored = Stored(
-                    patient_id,
-                    1,
-                    patient_id,
-                    "active" if patient.active is not False else "inactive",
-                    now,
-                    fhir.with_identity(patient, patient_id, 1, now),
-                )
-                store.patients.insert(uow.conn, stored, principal.reference)
-                self._remember(uow.conn, patient_id, identifiers)
-                store.JOURNAL.publish_version(uow, "Patient", stored, codes.EVENT_PATIENT_CREATED)
-                store.JOURNAL.audit(
-                    uow,
-                    principal,
-                    audit.CREATE,
-                    resource=f"Patient/{patient_id}",
-                    patient_id=patient_id,
-                )
+                self._register_new(uow, principal, patient_id, patient, identifiers)
                 return patient_id
 
             for attempt in range(3):
@@ -139,6 +127,30 @@ class Registry(ServiceBase):
             stored_patient = store.patients.load(conn, result_id)
         assert stored_patient is not None  # committed above; patients are never deleted
         return stored_patient
+
+    def _register_new(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        patient_id: str,
+        patient: fhir.Resource,
+        identifiers: list[tuple[str, str]],
+    ) -> None:
+        """Version 1 of a new patient, its identifiers, its event and its audit row."""
+        now = datetime.now(UTC)
+        stored = Stored(
+            patient_id,
+            1,
+            patient_id,
+            "active" if patient.active is not False else "inactive",
+            now,
+            fhir.with_identity(patient, patient_id, 1, now),
+        )
+        store.patients.insert(uow.conn, stored, principal.reference)
+        self._remember(uow.conn, patient_id, identifiers)
+        store.JOURNAL.record_version(
+            uow, principal, audit.CREATE, "Patient", stored, codes.EVENT_PATIENT_CREATED
+        )
 
     def _remember(
         self, conn: Connection, patient_id: str, identifiers: list[tuple[str, str]]
@@ -191,13 +203,13 @@ class Registry(ServiceBase):
             "another identifier for the same person",
         )
         self._remember(uow.conn, patient_id, new)
-        store.JOURNAL.publish_version(uow, "Patient", revised, codes.EVENT_PATIENT_UPDATED)
-        store.JOURNAL.audit(
+        store.JOURNAL.record_version(
             uow,
             principal,
             audit.UPDATE,
-            resource=f"Patient/{patient_id}",
-            patient_id=patient_id,
+            "Patient",
+            revised,
+            codes.EVENT_PATIENT_UPDATED,
             detail="identifier linked",
         )
         return patient_id

@@ -15,8 +15,6 @@ SCOPE_RULES: scopes.Rules = {
     "DraftCarePlan": scopes.rule("CarePlan", C),
     "UpdateCarePlan": scopes.rule("CarePlan", U),
     "RecordPlanReview": scopes.rule("CarePlan", U),
-    "ListCarePlanVersions": scopes.rule("CarePlan", R),
-    "GetCarePlanVersion": scopes.rule("CarePlan", R),
     "ListCarePlans": scopes.rule("CarePlan", S),
     "CreateCareTeam": scopes.rule("CareTeam", C),
     "GetCareTeam": scopes.rule("CareTeam", R),

@@ -18,13 +18,15 @@ from sqlalchemy import (
     Text,
     select,
 )
+from sqlalchemy.sql.elements import ColumnElement
 
 from iopcare.careplan import codes
 from iopcare.kit import topics
+from iopcare.kit.db import as_utc
 from iopcare.kit.journal import Journal
 from iopcare.kit.schema import add_kit_tables
 from iopcare.kit.teams import add_member_table
-from iopcare.kit.versioned import VersionedTables
+from iopcare.kit.versioned import Stored, VersionedTables
 
 metadata = MetaData()
 kit = add_kit_tables(metadata)
@@ -180,3 +182,54 @@ def load_observation(conn: Connection, observation_id: str) -> tuple[str, dateti
         )
     ).first()
     return (row.resource, row.recorded_at) if row is not None else None
+
+
+def patient_page(
+    conn: Connection, tables: VersionedTables, patient_id: str, limit: int, after: str | None
+) -> list[Stored]:
+    """Up to `limit` of the patient's resources, oldest first (when created, then id), after the
+    one with id `after` (the keyset of a page token; an id not of this patient gives nothing)."""
+    c = tables.current.c
+    query = select(tables.current).where(c.patient_id == patient_id)
+    if after is not None:
+        # An alias: the same table unaliased would be correlated with the outer query's rows.
+        m = tables.current.alias("mark").c
+        mark = (
+            select(m.created_at)
+            .where((m.id == after) & (m.patient_id == patient_id))
+            .scalar_subquery()
+        )
+        query = query.where((c.created_at > mark) | ((c.created_at == mark) & (c.id > after)))
+    rows = conn.execute(query.order_by(c.created_at, c.id).limit(limit)).all()
+    return [
+        Stored(r.id, r.version, r.patient_id, r.status, as_utc(r.updated_at), r.resource)
+        for r in rows
+    ]
+
+
+def measures_page(
+    conn: Connection, patient_id: str, code: str | None, limit: int, after: str | None
+) -> list[tuple[str, str]]:
+    """Up to `limit` of the patient's measures (id, FHIR JSON), oldest first (when measured, when
+    recorded, then id), after the one with id `after`."""
+    o = observation.c
+    query = select(o.id, o.resource).where(o.patient_id == patient_id)
+    if code:
+        query = query.where(o.code == code)
+    if after is not None:
+        query = query.where(_after_measure(patient_id, after))
+    rows = conn.execute(query.order_by(o.effective, o.recorded_at, o.id).limit(limit)).all()
+    return [(str(r.id), str(r.resource)) for r in rows]
+
+
+def _after_measure(patient_id: str, after: str) -> ColumnElement[bool]:
+    """Rows after measure `after` in (effective, recorded_at, id) order, without row values
+    (portable across SQLite and PostgreSQL)."""
+    o, m = observation.c, observation.alias("mark").c  # alias: not correlated with the outer rows
+    mine = (m.id == after) & (m.patient_id == patient_id)
+    effective = select(m.effective).where(mine).scalar_subquery()
+    recorded = select(m.recorded_at).where(mine).scalar_subquery()
+    return (o.effective > effective) | (
+        (o.effective == effective)
+        & ((o.recorded_at > recorded) | ((o.recorded_at == recorded) & (o.id > after)))
+    )

@@ -515,7 +515,7 @@ def _episode_of(
     episodes = services.call(
         caller,
         services.careplan.ListEpisodes,
-        careplan_pb.ListEpisodesRequest(patient_id=patient_id),
+        careplan_pb.ListEpisodesRequest(patient_id=patient_id, page_size=1000),
     ).episodes
     for episode in episodes:
         identifiers = {

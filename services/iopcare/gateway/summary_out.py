@@ -27,7 +27,7 @@ from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.gateway import release, scopes
 from iopcare.gateway.client import Caller
 from iopcare.gateway.http import FhirRequest, FhirResponse, GatewayContext
-from iopcare.gateway.resources.base import Found
+from iopcare.gateway.resources.base import Found, pages
 from iopcare.gateway.resources.careplan import found
 from iopcare.kit import fhir, labels
 
@@ -80,9 +80,14 @@ def _read_sources(gateway: GatewayContext, caller: Caller, episode_id: str) -> _
     )
     measures = [
         Found(str(json.loads(text).get("id", "")), 1, patient_id, None, text)
-        for text in services.call(
-            caller, careplan.ListMeasures, pb.ListMeasuresRequest(patient_id=patient_id)
-        ).fhir_json
+        for text in pages(
+            lambda token: services.call(
+                caller,
+                careplan.ListMeasures,
+                pb.ListMeasuresRequest(patient_id=patient_id, page_size=1000, page_token=token),
+            ),
+            "fhir_json",
+        )
     ]
     return _Sources(episode, patient, list(history), view, measures)
 

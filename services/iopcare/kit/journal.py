@@ -88,6 +88,33 @@ class Journal:
             parent_trace=parent_trace,
         )
 
+    def record_version(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        action: str,
+        resource_type: str,
+        item: Stored,
+        event_type: str,
+        *,
+        detail: str | None = None,
+        parent_trace: str | None = None,
+    ) -> Event:
+        """The trace of a version a use case wrote (created or revised): its event and its audit
+        row naming the resource and its patient, both in `uow`'s transaction."""
+        event = self.publish_version(
+            uow, resource_type, item, event_type, parent_trace=parent_trace
+        )
+        self.audit(
+            uow,
+            principal,
+            action,
+            resource=f"{resource_type}/{item.id}",
+            patient_id=item.patient_id,
+            detail=detail,
+        )
+        return event
+
     def audit(
         self,
         uow: UnitOfWork,

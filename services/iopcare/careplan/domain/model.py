@@ -156,15 +156,19 @@ def check_activity_changes(current: CarePlanDraft, revised: CarePlanDraft, role:
 
 
 def apply_mask(
-    current: dict[str, object], revised: dict[str, object], paths: list[str]
+    current: dict[str, object],
+    revised: dict[str, object],
+    paths: list[str],
+    maskable: frozenset[str] = codes.MASKABLE_ELEMENTS,
 ) -> dict[str, object]:
     """The revised document: `revised` whole when `paths` is empty, else `current` with the named
-    top-level elements taken from `revised` (absent there: removed)."""
+    top-level elements taken from `revised` (absent there: removed). Only `maskable` elements
+    (a CarePlan's by default) may be named."""
     if not paths:
         return revised
     problems = FieldViolations()
     for index, path in enumerate(paths):
-        if path not in codes.MASKABLE_ELEMENTS:
+        if path not in maskable:
             problems.add(
                 f"update_mask.paths[{index}]", f"{path!r} is not an element an update may set"
             )

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.type import date_pb2 as _date_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -10,81 +11,19 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
-class ListCarePlansRequest(_message.Message):
-    __slots__ = ("patient_id",)
-    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
-    patient_id: str
-    def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
-
-class ListCarePlansResponse(_message.Message):
-    __slots__ = ("care_plans",)
-    CARE_PLANS_FIELD_NUMBER: _ClassVar[int]
-    care_plans: _containers.RepeatedCompositeFieldContainer[CarePlan]
-    def __init__(self, care_plans: _Optional[_Iterable[_Union[CarePlan, _Mapping]]] = ...) -> None: ...
-
-class GetMeasureRequest(_message.Message):
-    __slots__ = ("id",)
-    ID_FIELD_NUMBER: _ClassVar[int]
-    id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
-
-class GetMeasureResponse(_message.Message):
-    __slots__ = ("patient_id", "update_time", "fhir_json")
-    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
-    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+class CreateCarePlanRequest(_message.Message):
+    __slots__ = ("request_id", "fhir_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
-    patient_id: str
-    update_time: _timestamp_pb2.Timestamp
+    request_id: str
     fhir_json: str
-    def __init__(self, patient_id: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
 
-class ResourceVersion(_message.Message):
-    __slots__ = ("id", "version", "patient_id", "status", "update_time", "fhir_json")
-    ID_FIELD_NUMBER: _ClassVar[int]
-    VERSION_FIELD_NUMBER: _ClassVar[int]
-    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
-    STATUS_FIELD_NUMBER: _ClassVar[int]
-    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
-    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
-    id: str
-    version: int
-    patient_id: str
-    status: str
-    update_time: _timestamp_pb2.Timestamp
-    fhir_json: str
-    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
-
-class GetResourceVersionRequest(_message.Message):
-    __slots__ = ("resource_type", "id", "version")
-    RESOURCE_TYPE_FIELD_NUMBER: _ClassVar[int]
-    ID_FIELD_NUMBER: _ClassVar[int]
-    VERSION_FIELD_NUMBER: _ClassVar[int]
-    resource_type: str
-    id: str
-    version: int
-    def __init__(self, resource_type: _Optional[str] = ..., id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
-
-class GetResourceVersionResponse(_message.Message):
-    __slots__ = ("resource",)
-    RESOURCE_FIELD_NUMBER: _ClassVar[int]
-    resource: ResourceVersion
-    def __init__(self, resource: _Optional[_Union[ResourceVersion, _Mapping]] = ...) -> None: ...
-
-class ListResourceVersionsRequest(_message.Message):
-    __slots__ = ("resource_type", "id", "page_size")
-    RESOURCE_TYPE_FIELD_NUMBER: _ClassVar[int]
-    ID_FIELD_NUMBER: _ClassVar[int]
-    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
-    resource_type: str
-    id: str
-    page_size: int
-    def __init__(self, resource_type: _Optional[str] = ..., id: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
-
-class ListResourceVersionsResponse(_message.Message):
-    __slots__ = ("versions",)
-    VERSIONS_FIELD_NUMBER: _ClassVar[int]
-    versions: _containers.RepeatedCompositeFieldContainer[ResourceVersion]
-    def __init__(self, versions: _Optional[_Iterable[_Union[ResourceVersion, _Mapping]]] = ...) -> None: ...
+class CreateCarePlanResponse(_message.Message):
+    __slots__ = ("care_plan",)
+    CARE_PLAN_FIELD_NUMBER: _ClassVar[int]
+    care_plan: CarePlan
+    def __init__(self, care_plan: _Optional[_Union[CarePlan, _Mapping]] = ...) -> None: ...
 
 class CarePlan(_message.Message):
     __slots__ = ("id", "version", "patient_id", "status", "update_time", "fhir_json")
@@ -102,15 +41,21 @@ class CarePlan(_message.Message):
     fhir_json: str
     def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
 
-class CreateCarePlanRequest(_message.Message):
-    __slots__ = ("request_id", "fhir_json")
+class DraftCarePlanRequest(_message.Message):
+    __slots__ = ("request_id", "patient_id", "diagnosis_code", "care_team_id", "additions_fhir_json")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DIAGNOSIS_CODE_FIELD_NUMBER: _ClassVar[int]
+    CARE_TEAM_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDITIONS_FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
     request_id: str
-    fhir_json: str
-    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+    patient_id: str
+    diagnosis_code: str
+    care_team_id: str
+    additions_fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., diagnosis_code: _Optional[str] = ..., care_team_id: _Optional[str] = ..., additions_fhir_json: _Optional[str] = ...) -> None: ...
 
-class CreateCarePlanResponse(_message.Message):
+class DraftCarePlanResponse(_message.Message):
     __slots__ = ("care_plan",)
     CARE_PLAN_FIELD_NUMBER: _ClassVar[int]
     care_plan: CarePlan
@@ -127,6 +72,24 @@ class GetCarePlanResponse(_message.Message):
     CARE_PLAN_FIELD_NUMBER: _ClassVar[int]
     care_plan: CarePlan
     def __init__(self, care_plan: _Optional[_Union[CarePlan, _Mapping]] = ...) -> None: ...
+
+class ListCarePlansRequest(_message.Message):
+    __slots__ = ("patient_id", "page_size", "page_token")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, patient_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListCarePlansResponse(_message.Message):
+    __slots__ = ("care_plans", "next_page_token")
+    CARE_PLANS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    care_plans: _containers.RepeatedCompositeFieldContainer[CarePlan]
+    next_page_token: str
+    def __init__(self, care_plans: _Optional[_Iterable[_Union[CarePlan, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateCarePlanRequest(_message.Message):
     __slots__ = ("id", "expected_version", "fhir_json", "update_mask", "reason", "request_id")
@@ -150,53 +113,113 @@ class UpdateCarePlanResponse(_message.Message):
     care_plan: CarePlan
     def __init__(self, care_plan: _Optional[_Union[CarePlan, _Mapping]] = ...) -> None: ...
 
-class ListCarePlanVersionsRequest(_message.Message):
-    __slots__ = ("id", "page_size", "page_token")
+class RecordPlanReviewRequest(_message.Message):
+    __slots__ = ("id", "expected_version", "outcome", "summary", "attestations", "reviewed_on", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
-    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
-    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    ATTESTATIONS_FIELD_NUMBER: _ClassVar[int]
+    REVIEWED_ON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
-    page_size: int
-    page_token: str
-    def __init__(self, id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    expected_version: int
+    outcome: str
+    summary: str
+    attestations: _containers.RepeatedCompositeFieldContainer[ReviewAttestation]
+    reviewed_on: _date_pb2.Date
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., outcome: _Optional[str] = ..., summary: _Optional[str] = ..., attestations: _Optional[_Iterable[_Union[ReviewAttestation, _Mapping]]] = ..., reviewed_on: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
-class CarePlanVersion(_message.Message):
-    __slots__ = ("version", "update_time", "changed_by", "change", "status", "reason")
-    VERSION_FIELD_NUMBER: _ClassVar[int]
-    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
-    CHANGED_BY_FIELD_NUMBER: _ClassVar[int]
-    CHANGE_FIELD_NUMBER: _ClassVar[int]
-    STATUS_FIELD_NUMBER: _ClassVar[int]
-    REASON_FIELD_NUMBER: _ClassVar[int]
-    version: int
-    update_time: _timestamp_pb2.Timestamp
-    changed_by: str
-    change: str
-    status: str
-    reason: str
-    def __init__(self, version: _Optional[int] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., changed_by: _Optional[str] = ..., change: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+class ReviewAttestation(_message.Message):
+    __slots__ = ("practitioner_id", "role", "agrees", "comment")
+    PRACTITIONER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    AGREES_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    practitioner_id: str
+    role: str
+    agrees: bool
+    comment: str
+    def __init__(self, practitioner_id: _Optional[str] = ..., role: _Optional[str] = ..., agrees: _Optional[bool] = ..., comment: _Optional[str] = ...) -> None: ...
 
-class ListCarePlanVersionsResponse(_message.Message):
-    __slots__ = ("versions", "next_page_token")
-    VERSIONS_FIELD_NUMBER: _ClassVar[int]
-    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    versions: _containers.RepeatedCompositeFieldContainer[CarePlanVersion]
-    next_page_token: str
-    def __init__(self, versions: _Optional[_Iterable[_Union[CarePlanVersion, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
-
-class GetCarePlanVersionRequest(_message.Message):
-    __slots__ = ("id", "version")
-    ID_FIELD_NUMBER: _ClassVar[int]
-    VERSION_FIELD_NUMBER: _ClassVar[int]
-    id: str
-    version: int
-    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
-
-class GetCarePlanVersionResponse(_message.Message):
+class RecordPlanReviewResponse(_message.Message):
     __slots__ = ("care_plan",)
     CARE_PLAN_FIELD_NUMBER: _ClassVar[int]
     care_plan: CarePlan
     def __init__(self, care_plan: _Optional[_Union[CarePlan, _Mapping]] = ...) -> None: ...
+
+class GetResourceVersionRequest(_message.Message):
+    __slots__ = ("resource_type", "id", "version")
+    RESOURCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    resource_type: str
+    id: str
+    version: int
+    def __init__(self, resource_type: _Optional[str] = ..., id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class GetResourceVersionResponse(_message.Message):
+    __slots__ = ("resource",)
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    resource: ResourceVersion
+    def __init__(self, resource: _Optional[_Union[ResourceVersion, _Mapping]] = ...) -> None: ...
+
+class ResourceVersion(_message.Message):
+    __slots__ = ("id", "version", "patient_id", "status", "update_time", "changed_by", "change", "reason", "fhir_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_BY_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    patient_id: str
+    status: str
+    update_time: _timestamp_pb2.Timestamp
+    changed_by: str
+    change: str
+    reason: str
+    fhir_json: str
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., changed_by: _Optional[str] = ..., change: _Optional[str] = ..., reason: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class ListResourceVersionsRequest(_message.Message):
+    __slots__ = ("resource_type", "id", "page_size", "page_token")
+    RESOURCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    resource_type: str
+    id: str
+    page_size: int
+    page_token: str
+    def __init__(self, resource_type: _Optional[str] = ..., id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListResourceVersionsResponse(_message.Message):
+    __slots__ = ("versions", "next_page_token")
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[ResourceVersion]
+    next_page_token: str
+    def __init__(self, versions: _Optional[_Iterable[_Union[ResourceVersion, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CreateCareTeamRequest(_message.Message):
+    __slots__ = ("request_id", "fhir_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class CreateCareTeamResponse(_message.Message):
+    __slots__ = ("care_team",)
+    CARE_TEAM_FIELD_NUMBER: _ClassVar[int]
+    care_team: CareTeam
+    def __init__(self, care_team: _Optional[_Union[CareTeam, _Mapping]] = ...) -> None: ...
 
 class CareTeam(_message.Message):
     __slots__ = ("id", "version", "patient_id", "status", "update_time", "fhir_json")
@@ -214,20 +237,6 @@ class CareTeam(_message.Message):
     fhir_json: str
     def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
 
-class CreateCareTeamRequest(_message.Message):
-    __slots__ = ("request_id", "fhir_json")
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
-    fhir_json: str
-    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
-
-class CreateCareTeamResponse(_message.Message):
-    __slots__ = ("care_team",)
-    CARE_TEAM_FIELD_NUMBER: _ClassVar[int]
-    care_team: CareTeam
-    def __init__(self, care_team: _Optional[_Union[CareTeam, _Mapping]] = ...) -> None: ...
-
 class GetCareTeamRequest(_message.Message):
     __slots__ = ("id",)
     ID_FIELD_NUMBER: _ClassVar[int]
@@ -240,19 +249,39 @@ class GetCareTeamResponse(_message.Message):
     care_team: CareTeam
     def __init__(self, care_team: _Optional[_Union[CareTeam, _Mapping]] = ...) -> None: ...
 
+class ListCareTeamsRequest(_message.Message):
+    __slots__ = ("patient_id", "page_size", "page_token")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, patient_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListCareTeamsResponse(_message.Message):
+    __slots__ = ("care_teams", "next_page_token")
+    CARE_TEAMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    care_teams: _containers.RepeatedCompositeFieldContainer[CareTeam]
+    next_page_token: str
+    def __init__(self, care_teams: _Optional[_Iterable[_Union[CareTeam, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class UpdateCareTeamRequest(_message.Message):
-    __slots__ = ("id", "expected_version", "fhir_json", "reason", "request_id")
+    __slots__ = ("id", "expected_version", "fhir_json", "update_mask", "reason", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     expected_version: int
     fhir_json: str
+    update_mask: _field_mask_pb2.FieldMask
     reason: str
     request_id: str
-    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., fhir_json: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., fhir_json: _Optional[str] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class UpdateCareTeamResponse(_message.Message):
     __slots__ = ("care_team",)
@@ -260,17 +289,19 @@ class UpdateCareTeamResponse(_message.Message):
     care_team: CareTeam
     def __init__(self, care_team: _Optional[_Union[CareTeam, _Mapping]] = ...) -> None: ...
 
-class ListCareTeamsRequest(_message.Message):
-    __slots__ = ("patient_id",)
-    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
-    patient_id: str
-    def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
+class CreateGoalRequest(_message.Message):
+    __slots__ = ("request_id", "fhir_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
 
-class ListCareTeamsResponse(_message.Message):
-    __slots__ = ("care_teams",)
-    CARE_TEAMS_FIELD_NUMBER: _ClassVar[int]
-    care_teams: _containers.RepeatedCompositeFieldContainer[CareTeam]
-    def __init__(self, care_teams: _Optional[_Iterable[_Union[CareTeam, _Mapping]]] = ...) -> None: ...
+class CreateGoalResponse(_message.Message):
+    __slots__ = ("goal",)
+    GOAL_FIELD_NUMBER: _ClassVar[int]
+    goal: Goal
+    def __init__(self, goal: _Optional[_Union[Goal, _Mapping]] = ...) -> None: ...
 
 class Goal(_message.Message):
     __slots__ = ("id", "version", "patient_id", "lifecycle_status", "update_time", "fhir_json")
@@ -288,20 +319,6 @@ class Goal(_message.Message):
     fhir_json: str
     def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., lifecycle_status: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
 
-class CreateGoalRequest(_message.Message):
-    __slots__ = ("request_id", "fhir_json")
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
-    fhir_json: str
-    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
-
-class CreateGoalResponse(_message.Message):
-    __slots__ = ("goal",)
-    GOAL_FIELD_NUMBER: _ClassVar[int]
-    goal: Goal
-    def __init__(self, goal: _Optional[_Union[Goal, _Mapping]] = ...) -> None: ...
-
 class GetGoalRequest(_message.Message):
     __slots__ = ("id",)
     ID_FIELD_NUMBER: _ClassVar[int]
@@ -315,16 +332,22 @@ class GetGoalResponse(_message.Message):
     def __init__(self, goal: _Optional[_Union[Goal, _Mapping]] = ...) -> None: ...
 
 class ListGoalsRequest(_message.Message):
-    __slots__ = ("patient_id",)
+    __slots__ = ("patient_id", "page_size", "page_token")
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     patient_id: str
-    def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, patient_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListGoalsResponse(_message.Message):
-    __slots__ = ("goals",)
+    __slots__ = ("goals", "next_page_token")
     GOALS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     goals: _containers.RepeatedCompositeFieldContainer[Goal]
-    def __init__(self, goals: _Optional[_Iterable[_Union[Goal, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, goals: _Optional[_Iterable[_Union[Goal, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class RecordMeasureRequest(_message.Message):
     __slots__ = ("request_id", "fhir_json")
@@ -346,19 +369,55 @@ class RecordMeasureResponse(_message.Message):
     crisis_reasons: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, observation_id: _Optional[str] = ..., fhir_json: _Optional[str] = ..., updated_goals: _Optional[_Iterable[_Union[Goal, _Mapping]]] = ..., crisis_reasons: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class GetMeasureRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetMeasureResponse(_message.Message):
+    __slots__ = ("patient_id", "update_time", "fhir_json")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    update_time: _timestamp_pb2.Timestamp
+    fhir_json: str
+    def __init__(self, patient_id: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
 class ListMeasuresRequest(_message.Message):
-    __slots__ = ("patient_id", "code")
+    __slots__ = ("patient_id", "code", "page_size", "page_token")
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     patient_id: str
     code: str
-    def __init__(self, patient_id: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, patient_id: _Optional[str] = ..., code: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListMeasuresResponse(_message.Message):
-    __slots__ = ("fhir_json",)
+    __slots__ = ("fhir_json", "next_page_token")
     FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     fhir_json: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, fhir_json: _Optional[_Iterable[str]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, fhir_json: _Optional[_Iterable[str]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CreateEpisodeRequest(_message.Message):
+    __slots__ = ("request_id", "fhir_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class CreateEpisodeResponse(_message.Message):
+    __slots__ = ("episode",)
+    EPISODE_FIELD_NUMBER: _ClassVar[int]
+    episode: EpisodeOfCare
+    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ...) -> None: ...
 
 class EpisodeOfCare(_message.Message):
     __slots__ = ("id", "version", "patient_id", "status", "clinical_level", "authorized_level", "update_time", "fhir_json")
@@ -380,20 +439,6 @@ class EpisodeOfCare(_message.Message):
     fhir_json: str
     def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., clinical_level: _Optional[str] = ..., authorized_level: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
 
-class CreateEpisodeRequest(_message.Message):
-    __slots__ = ("request_id", "fhir_json")
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
-    fhir_json: str
-    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
-
-class CreateEpisodeResponse(_message.Message):
-    __slots__ = ("episode",)
-    EPISODE_FIELD_NUMBER: _ClassVar[int]
-    episode: EpisodeOfCare
-    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ...) -> None: ...
-
 class GetEpisodeRequest(_message.Message):
     __slots__ = ("id",)
     ID_FIELD_NUMBER: _ClassVar[int]
@@ -407,16 +452,22 @@ class GetEpisodeResponse(_message.Message):
     def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ...) -> None: ...
 
 class ListEpisodesRequest(_message.Message):
-    __slots__ = ("patient_id",)
+    __slots__ = ("patient_id", "page_size", "page_token")
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     patient_id: str
-    def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, patient_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListEpisodesResponse(_message.Message):
-    __slots__ = ("episodes",)
+    __slots__ = ("episodes", "next_page_token")
     EPISODES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     episodes: _containers.RepeatedCompositeFieldContainer[EpisodeOfCare]
-    def __init__(self, episodes: _Optional[_Iterable[_Union[EpisodeOfCare, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, episodes: _Optional[_Iterable[_Union[EpisodeOfCare, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class AdmitPatientRequest(_message.Message):
     __slots__ = ("id", "expected_version", "reason", "request_id")
@@ -482,6 +533,26 @@ class GetPatientPlanRequest(_message.Message):
     patient_id: str
     def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
 
+class GetPatientPlanResponse(_message.Message):
+    __slots__ = ("episode", "care_plan", "care_teams", "goals", "upcoming_sessions", "attendance", "latest_notes", "activity_attendance")
+    EPISODE_FIELD_NUMBER: _ClassVar[int]
+    CARE_PLAN_FIELD_NUMBER: _ClassVar[int]
+    CARE_TEAMS_FIELD_NUMBER: _ClassVar[int]
+    GOALS_FIELD_NUMBER: _ClassVar[int]
+    UPCOMING_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
+    LATEST_NOTES_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
+    episode: EpisodeOfCare
+    care_plan: CarePlan
+    care_teams: _containers.RepeatedCompositeFieldContainer[CareTeam]
+    goals: _containers.RepeatedCompositeFieldContainer[GoalProgress]
+    upcoming_sessions: _containers.RepeatedCompositeFieldContainer[Session]
+    attendance: Attendance
+    latest_notes: _containers.RepeatedCompositeFieldContainer[NoteSummary]
+    activity_attendance: _containers.RepeatedCompositeFieldContainer[ActivityAttendance]
+    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ..., care_plan: _Optional[_Union[CarePlan, _Mapping]] = ..., care_teams: _Optional[_Iterable[_Union[CareTeam, _Mapping]]] = ..., goals: _Optional[_Iterable[_Union[GoalProgress, _Mapping]]] = ..., upcoming_sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., attendance: _Optional[_Union[Attendance, _Mapping]] = ..., latest_notes: _Optional[_Iterable[_Union[NoteSummary, _Mapping]]] = ..., activity_attendance: _Optional[_Iterable[_Union[ActivityAttendance, _Mapping]]] = ...) -> None: ...
+
 class GoalProgress(_message.Message):
     __slots__ = ("goal", "measure_code", "has_latest_value", "latest_value", "latest_time", "achievement")
     GOAL_FIELD_NUMBER: _ClassVar[int]
@@ -546,26 +617,6 @@ class NoteSummary(_message.Message):
     security_labels: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, id: _Optional[str] = ..., author: _Optional[str] = ..., title: _Optional[str] = ..., category: _Optional[str] = ..., priority: _Optional[str] = ..., sent_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resource_type: _Optional[str] = ..., security_labels: _Optional[_Iterable[str]] = ...) -> None: ...
 
-class GetPatientPlanResponse(_message.Message):
-    __slots__ = ("episode", "care_plan", "care_teams", "goals", "upcoming_sessions", "attendance", "latest_notes", "activity_attendance")
-    EPISODE_FIELD_NUMBER: _ClassVar[int]
-    CARE_PLAN_FIELD_NUMBER: _ClassVar[int]
-    CARE_TEAMS_FIELD_NUMBER: _ClassVar[int]
-    GOALS_FIELD_NUMBER: _ClassVar[int]
-    UPCOMING_SESSIONS_FIELD_NUMBER: _ClassVar[int]
-    ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
-    LATEST_NOTES_FIELD_NUMBER: _ClassVar[int]
-    ACTIVITY_ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
-    episode: EpisodeOfCare
-    care_plan: CarePlan
-    care_teams: _containers.RepeatedCompositeFieldContainer[CareTeam]
-    goals: _containers.RepeatedCompositeFieldContainer[GoalProgress]
-    upcoming_sessions: _containers.RepeatedCompositeFieldContainer[Session]
-    attendance: Attendance
-    latest_notes: _containers.RepeatedCompositeFieldContainer[NoteSummary]
-    activity_attendance: _containers.RepeatedCompositeFieldContainer[ActivityAttendance]
-    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ..., care_plan: _Optional[_Union[CarePlan, _Mapping]] = ..., care_teams: _Optional[_Iterable[_Union[CareTeam, _Mapping]]] = ..., goals: _Optional[_Iterable[_Union[GoalProgress, _Mapping]]] = ..., upcoming_sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., attendance: _Optional[_Union[Attendance, _Mapping]] = ..., latest_notes: _Optional[_Iterable[_Union[NoteSummary, _Mapping]]] = ..., activity_attendance: _Optional[_Iterable[_Union[ActivityAttendance, _Mapping]]] = ...) -> None: ...
-
 class ActivityAttendance(_message.Message):
     __slots__ = ("activity", "attendance")
     ACTIVITY_FIELD_NUMBER: _ClassVar[int]
@@ -573,54 +624,6 @@ class ActivityAttendance(_message.Message):
     activity: str
     attendance: Attendance
     def __init__(self, activity: _Optional[str] = ..., attendance: _Optional[_Union[Attendance, _Mapping]] = ...) -> None: ...
-
-class ReviewAttestation(_message.Message):
-    __slots__ = ("practitioner_id", "role", "agrees", "comment")
-    PRACTITIONER_ID_FIELD_NUMBER: _ClassVar[int]
-    ROLE_FIELD_NUMBER: _ClassVar[int]
-    AGREES_FIELD_NUMBER: _ClassVar[int]
-    COMMENT_FIELD_NUMBER: _ClassVar[int]
-    practitioner_id: str
-    role: str
-    agrees: bool
-    comment: str
-    def __init__(self, practitioner_id: _Optional[str] = ..., role: _Optional[str] = ..., agrees: _Optional[bool] = ..., comment: _Optional[str] = ...) -> None: ...
-
-class RecordPlanReviewRequest(_message.Message):
-    __slots__ = ("id", "expected_version", "outcome", "summary", "attestations", "reviewed_on", "request_id")
-    ID_FIELD_NUMBER: _ClassVar[int]
-    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
-    OUTCOME_FIELD_NUMBER: _ClassVar[int]
-    SUMMARY_FIELD_NUMBER: _ClassVar[int]
-    ATTESTATIONS_FIELD_NUMBER: _ClassVar[int]
-    REVIEWED_ON_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    id: str
-    expected_version: int
-    outcome: str
-    summary: str
-    attestations: _containers.RepeatedCompositeFieldContainer[ReviewAttestation]
-    reviewed_on: str
-    request_id: str
-    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., outcome: _Optional[str] = ..., summary: _Optional[str] = ..., attestations: _Optional[_Iterable[_Union[ReviewAttestation, _Mapping]]] = ..., reviewed_on: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
-
-class RecordPlanReviewResponse(_message.Message):
-    __slots__ = ("care_plan",)
-    CARE_PLAN_FIELD_NUMBER: _ClassVar[int]
-    care_plan: CarePlan
-    def __init__(self, care_plan: _Optional[_Union[CarePlan, _Mapping]] = ...) -> None: ...
-
-class RegistryEntry(_message.Message):
-    __slots__ = ("id", "version", "update_time", "fhir_json")
-    ID_FIELD_NUMBER: _ClassVar[int]
-    VERSION_FIELD_NUMBER: _ClassVar[int]
-    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
-    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
-    id: str
-    version: int
-    update_time: _timestamp_pb2.Timestamp
-    fhir_json: str
-    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
 
 class RegisterPatientRequest(_message.Message):
     __slots__ = ("request_id", "fhir_json")
@@ -635,6 +638,18 @@ class RegisterPatientResponse(_message.Message):
     PATIENT_FIELD_NUMBER: _ClassVar[int]
     patient: RegistryEntry
     def __init__(self, patient: _Optional[_Union[RegistryEntry, _Mapping]] = ...) -> None: ...
+
+class RegistryEntry(_message.Message):
+    __slots__ = ("id", "version", "update_time", "fhir_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    update_time: _timestamp_pb2.Timestamp
+    fhir_json: str
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
 
 class GetPatientRequest(_message.Message):
     __slots__ = ("id",)
@@ -703,23 +718,3 @@ class GetPractitionerResponse(_message.Message):
     practitioner: RegistryEntry
     roles: _containers.RepeatedCompositeFieldContainer[RegistryEntry]
     def __init__(self, practitioner: _Optional[_Union[RegistryEntry, _Mapping]] = ..., roles: _Optional[_Iterable[_Union[RegistryEntry, _Mapping]]] = ...) -> None: ...
-
-class DraftCarePlanRequest(_message.Message):
-    __slots__ = ("request_id", "patient_id", "diagnosis_code", "care_team_id", "additions_fhir_json")
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
-    DIAGNOSIS_CODE_FIELD_NUMBER: _ClassVar[int]
-    CARE_TEAM_ID_FIELD_NUMBER: _ClassVar[int]
-    ADDITIONS_FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
-    patient_id: str
-    diagnosis_code: str
-    care_team_id: str
-    additions_fhir_json: str
-    def __init__(self, request_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., diagnosis_code: _Optional[str] = ..., care_team_id: _Optional[str] = ..., additions_fhir_json: _Optional[str] = ...) -> None: ...
-
-class DraftCarePlanResponse(_message.Message):
-    __slots__ = ("care_plan",)
-    CARE_PLAN_FIELD_NUMBER: _ClassVar[int]
-    care_plan: CarePlan
-    def __init__(self, care_plan: _Optional[_Union[CarePlan, _Mapping]] = ...) -> None: ...

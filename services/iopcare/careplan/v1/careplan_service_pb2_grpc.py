@@ -42,15 +42,20 @@ class CarePlanServiceStub:
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateCarePlanRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateCarePlanResponse.FromString,
                 _registered_method=True)
+        self.DraftCarePlan = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/DraftCarePlan',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DraftCarePlanRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DraftCarePlanResponse.FromString,
+                _registered_method=True)
         self.GetCarePlan = channel.unary_unary(
                 '/iopcare.careplan.v1.CarePlanService/GetCarePlan',
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanResponse.FromString,
                 _registered_method=True)
-        self.DraftCarePlan = channel.unary_unary(
-                '/iopcare.careplan.v1.CarePlanService/DraftCarePlan',
-                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DraftCarePlanRequest.SerializeToString,
-                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DraftCarePlanResponse.FromString,
+        self.ListCarePlans = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/ListCarePlans',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlansRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlansResponse.FromString,
                 _registered_method=True)
         self.UpdateCarePlan = channel.unary_unary(
                 '/iopcare.careplan.v1.CarePlanService/UpdateCarePlan',
@@ -62,15 +67,15 @@ class CarePlanServiceStub:
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordPlanReviewRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordPlanReviewResponse.FromString,
                 _registered_method=True)
-        self.ListCarePlanVersions = channel.unary_unary(
-                '/iopcare.careplan.v1.CarePlanService/ListCarePlanVersions',
-                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanVersionsRequest.SerializeToString,
-                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanVersionsResponse.FromString,
+        self.GetResourceVersion = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetResourceVersion',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetResourceVersionRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetResourceVersionResponse.FromString,
                 _registered_method=True)
-        self.GetCarePlanVersion = channel.unary_unary(
-                '/iopcare.careplan.v1.CarePlanService/GetCarePlanVersion',
-                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanVersionRequest.SerializeToString,
-                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanVersionResponse.FromString,
+        self.ListResourceVersions = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/ListResourceVersions',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListResourceVersionsRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListResourceVersionsResponse.FromString,
                 _registered_method=True)
         self.CreateCareTeam = channel.unary_unary(
                 '/iopcare.careplan.v1.CarePlanService/CreateCareTeam',
@@ -82,15 +87,15 @@ class CarePlanServiceStub:
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCareTeamRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCareTeamResponse.FromString,
                 _registered_method=True)
-        self.UpdateCareTeam = channel.unary_unary(
-                '/iopcare.careplan.v1.CarePlanService/UpdateCareTeam',
-                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCareTeamRequest.SerializeToString,
-                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCareTeamResponse.FromString,
-                _registered_method=True)
         self.ListCareTeams = channel.unary_unary(
                 '/iopcare.careplan.v1.CarePlanService/ListCareTeams',
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCareTeamsRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCareTeamsResponse.FromString,
+                _registered_method=True)
+        self.UpdateCareTeam = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/UpdateCareTeam',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCareTeamRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCareTeamResponse.FromString,
                 _registered_method=True)
         self.CreateGoal = channel.unary_unary(
                 '/iopcare.careplan.v1.CarePlanService/CreateGoal',
@@ -111,6 +116,11 @@ class CarePlanServiceStub:
                 '/iopcare.careplan.v1.CarePlanService/RecordMeasure',
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordMeasureRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordMeasureResponse.FromString,
+                _registered_method=True)
+        self.GetMeasure = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetMeasure',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMeasureRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMeasureResponse.FromString,
                 _registered_method=True)
         self.ListMeasures = channel.unary_unary(
                 '/iopcare.careplan.v1.CarePlanService/ListMeasures',
@@ -182,26 +192,6 @@ class CarePlanServiceStub:
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerResponse.FromString,
                 _registered_method=True)
-        self.ListCarePlans = channel.unary_unary(
-                '/iopcare.careplan.v1.CarePlanService/ListCarePlans',
-                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlansRequest.SerializeToString,
-                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlansResponse.FromString,
-                _registered_method=True)
-        self.GetMeasure = channel.unary_unary(
-                '/iopcare.careplan.v1.CarePlanService/GetMeasure',
-                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMeasureRequest.SerializeToString,
-                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMeasureResponse.FromString,
-                _registered_method=True)
-        self.GetResourceVersion = channel.unary_unary(
-                '/iopcare.careplan.v1.CarePlanService/GetResourceVersion',
-                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetResourceVersionRequest.SerializeToString,
-                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetResourceVersionResponse.FromString,
-                _registered_method=True)
-        self.ListResourceVersions = channel.unary_unary(
-                '/iopcare.careplan.v1.CarePlanService/ListResourceVersions',
-                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListResourceVersionsRequest.SerializeToString,
-                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListResourceVersionsResponse.FromString,
-                _registered_method=True)
 
 
 class CarePlanServiceServicer:
@@ -218,6 +208,16 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DraftCarePlan(self, request, context):
+        """Drafts a plan from the program template for a diagnosis (ICD-10-CM, e.g. F10.20 for alcohol
+        dependence, F50.00 for anorexia nervosa): the template's activities with their timings and its
+        goals as contained Goals, status draft. The team edits it and activates it with
+        UpdateCarePlan. FAILED_PRECONDITION, reason NO_TEMPLATE, when no template covers the diagnosis.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetCarePlan(self, request, context):
         """Returns the current version of one CarePlan.
         """
@@ -225,11 +225,9 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def DraftCarePlan(self, request, context):
-        """Drafts a plan from the program template for a diagnosis (ICD-10-CM, e.g. F10.20 for alcohol
-        dependence, F50.00 for anorexia nervosa): the template's activities with their timings and its
-        goals as contained Goals, status draft. The team edits it and activates it with
-        UpdateCarePlan. FAILED_PRECONDITION, reason NO_TEMPLATE, when no template covers the diagnosis.
+    def ListCarePlans(self, request, context):
+        """Lists a patient's care plans (every status), oldest first, a page at a time. For the FHIR
+        gateway's `CarePlan?patient=` search; care team access as for GetCarePlan, audited as a search.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -261,15 +259,19 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ListCarePlanVersions(self, request, context):
-        """Lists the versions of a CarePlan with who made each and why, newest first.
+    def GetResourceVersion(self, request, context):
+        """Returns one version of any versioned resource careplan keeps (CarePlan, CareTeam, Goal,
+        EpisodeOfCare, Patient), exactly as stored: the FHIR `vread`. Access as for reading it. The one
+        way to read a past version.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetCarePlanVersion(self, request, context):
-        """Returns one version of a CarePlan exactly as it was stored.
+    def ListResourceVersions(self, request, context):
+        """Lists the versions of a versioned resource, newest first, a page at a time, each as stored
+        with who made it, what kind of change it was and why (its Provenance): the FHIR `_history` of
+        one instance, and the one way to list a resource's versions.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -293,17 +295,18 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def UpdateCareTeam(self, request, context):
-        """Stores a new version of a CareTeam (members added, removed, roles or periods changed, status
-        changed) if `expected_version` is still current; emits `iopcare.careplan.careteam.updated.v1`.
-        Case managers and administrators may change any team; a psychiatrist one they are on.
+    def ListCareTeams(self, request, context):
+        """Lists a patient's care teams, oldest first, a page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ListCareTeams(self, request, context):
-        """Lists a patient's care teams, oldest first.
+    def UpdateCareTeam(self, request, context):
+        """Stores a new version of a CareTeam (members added, removed, roles or periods changed, status
+        changed) if `expected_version` is still current; emits `iopcare.careplan.careteam.updated.v1`.
+        With an `update_mask` only the named elements change. Case managers and administrators may
+        change any team; a psychiatrist one they are on.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -325,7 +328,7 @@ class CarePlanServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListGoals(self, request, context):
-        """Lists a patient's goals, oldest first.
+        """Lists a patient's goals, oldest first, a page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -344,8 +347,16 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMeasure(self, request, context):
+        """Returns one recorded measure (Observation) by id, as stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListMeasures(self, request, context):
-        """Lists a patient's recorded measures, oldest first, optionally of one LOINC code.
+        """Lists a patient's recorded measures, oldest first (by when they were measured), a page at a
+        time, optionally of one LOINC code.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -368,7 +379,7 @@ class CarePlanServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListEpisodes(self, request, context):
-        """Lists a patient's episodes, oldest first.
+        """Lists a patient's episodes, oldest first, a page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -460,37 +471,6 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ListCarePlans(self, request, context):
-        """Lists a patient's care plans (every status), oldest first. For the FHIR gateway's
-        `CarePlan?patient=` search; care team access as for GetCarePlan, audited as a search.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def GetMeasure(self, request, context):
-        """Returns one recorded measure (Observation) by id, as stored.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def GetResourceVersion(self, request, context):
-        """Returns one version of any versioned resource careplan keeps (CarePlan, CareTeam, Goal,
-        EpisodeOfCare, Patient), exactly as stored: the FHIR `vread`. Access as for reading it.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ListResourceVersions(self, request, context):
-        """Lists every version of a versioned resource, newest first, each as stored: the FHIR
-        `_history` of one instance.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
 
 def add_CarePlanServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -499,15 +479,20 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateCarePlanRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateCarePlanResponse.SerializeToString,
             ),
+            'DraftCarePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.DraftCarePlan,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DraftCarePlanRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DraftCarePlanResponse.SerializeToString,
+            ),
             'GetCarePlan': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCarePlan,
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanResponse.SerializeToString,
             ),
-            'DraftCarePlan': grpc.unary_unary_rpc_method_handler(
-                    servicer.DraftCarePlan,
-                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DraftCarePlanRequest.FromString,
-                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DraftCarePlanResponse.SerializeToString,
+            'ListCarePlans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCarePlans,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlansRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlansResponse.SerializeToString,
             ),
             'UpdateCarePlan': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateCarePlan,
@@ -519,15 +504,15 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordPlanReviewRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordPlanReviewResponse.SerializeToString,
             ),
-            'ListCarePlanVersions': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListCarePlanVersions,
-                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanVersionsRequest.FromString,
-                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanVersionsResponse.SerializeToString,
+            'GetResourceVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetResourceVersion,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetResourceVersionRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetResourceVersionResponse.SerializeToString,
             ),
-            'GetCarePlanVersion': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetCarePlanVersion,
-                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanVersionRequest.FromString,
-                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanVersionResponse.SerializeToString,
+            'ListResourceVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListResourceVersions,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListResourceVersionsRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListResourceVersionsResponse.SerializeToString,
             ),
             'CreateCareTeam': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateCareTeam,
@@ -539,15 +524,15 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCareTeamRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCareTeamResponse.SerializeToString,
             ),
-            'UpdateCareTeam': grpc.unary_unary_rpc_method_handler(
-                    servicer.UpdateCareTeam,
-                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCareTeamRequest.FromString,
-                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCareTeamResponse.SerializeToString,
-            ),
             'ListCareTeams': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCareTeams,
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCareTeamsRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCareTeamsResponse.SerializeToString,
+            ),
+            'UpdateCareTeam': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCareTeam,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCareTeamRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCareTeamResponse.SerializeToString,
             ),
             'CreateGoal': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateGoal,
@@ -568,6 +553,11 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     servicer.RecordMeasure,
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordMeasureRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordMeasureResponse.SerializeToString,
+            ),
+            'GetMeasure': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMeasure,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMeasureRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMeasureResponse.SerializeToString,
             ),
             'ListMeasures': grpc.unary_unary_rpc_method_handler(
                     servicer.ListMeasures,
@@ -639,26 +629,6 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerResponse.SerializeToString,
             ),
-            'ListCarePlans': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListCarePlans,
-                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlansRequest.FromString,
-                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlansResponse.SerializeToString,
-            ),
-            'GetMeasure': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetMeasure,
-                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMeasureRequest.FromString,
-                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMeasureResponse.SerializeToString,
-            ),
-            'GetResourceVersion': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetResourceVersion,
-                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetResourceVersionRequest.FromString,
-                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetResourceVersionResponse.SerializeToString,
-            ),
-            'ListResourceVersions': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListResourceVersions,
-                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListResourceVersionsRequest.FromString,
-                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListResourceVersionsResponse.SerializeToString,
-            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'iopcare.careplan.v1.CarePlanService', rpc_method_handlers)
@@ -701,6 +671,33 @@ class CarePlanService:
             _registered_method=True)
 
     @staticmethod
+    def DraftCarePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/DraftCarePlan',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DraftCarePlanRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DraftCarePlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetCarePlan(request,
             target,
             options=(),
@@ -728,7 +725,7 @@ class CarePlanService:
             _registered_method=True)
 
     @staticmethod
-    def DraftCarePlan(request,
+    def ListCarePlans(request,
             target,
             options=(),
             channel_credentials=None,
@@ -741,9 +738,9 @@ class CarePlanService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/iopcare.careplan.v1.CarePlanService/DraftCarePlan',
-            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DraftCarePlanRequest.SerializeToString,
-            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.DraftCarePlanResponse.FromString,
+            '/iopcare.careplan.v1.CarePlanService/ListCarePlans',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlansRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlansResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -809,7 +806,7 @@ class CarePlanService:
             _registered_method=True)
 
     @staticmethod
-    def ListCarePlanVersions(request,
+    def GetResourceVersion(request,
             target,
             options=(),
             channel_credentials=None,
@@ -822,9 +819,9 @@ class CarePlanService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/iopcare.careplan.v1.CarePlanService/ListCarePlanVersions',
-            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanVersionsRequest.SerializeToString,
-            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanVersionsResponse.FromString,
+            '/iopcare.careplan.v1.CarePlanService/GetResourceVersion',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetResourceVersionRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetResourceVersionResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -836,7 +833,7 @@ class CarePlanService:
             _registered_method=True)
 
     @staticmethod
-    def GetCarePlanVersion(request,
+    def ListResourceVersions(request,
             target,
             options=(),
             channel_credentials=None,
@@ -849,9 +846,9 @@ class CarePlanService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/iopcare.careplan.v1.CarePlanService/GetCarePlanVersion',
-            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanVersionRequest.SerializeToString,
-            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCarePlanVersionResponse.FromString,
+            '/iopcare.careplan.v1.CarePlanService/ListResourceVersions',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListResourceVersionsRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListResourceVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -917,33 +914,6 @@ class CarePlanService:
             _registered_method=True)
 
     @staticmethod
-    def UpdateCareTeam(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/iopcare.careplan.v1.CarePlanService/UpdateCareTeam',
-            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCareTeamRequest.SerializeToString,
-            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCareTeamResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
     def ListCareTeams(request,
             target,
             options=(),
@@ -960,6 +930,33 @@ class CarePlanService:
             '/iopcare.careplan.v1.CarePlanService/ListCareTeams',
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCareTeamsRequest.SerializeToString,
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCareTeamsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCareTeam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/UpdateCareTeam',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCareTeamRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateCareTeamResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1068,6 +1065,33 @@ class CarePlanService:
             '/iopcare.careplan.v1.CarePlanService/RecordMeasure',
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordMeasureRequest.SerializeToString,
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.RecordMeasureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMeasure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetMeasure',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMeasureRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMeasureResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1446,114 +1470,6 @@ class CarePlanService:
             '/iopcare.careplan.v1.CarePlanService/GetPractitioner',
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerRequest.SerializeToString,
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ListCarePlans(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/iopcare.careplan.v1.CarePlanService/ListCarePlans',
-            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlansRequest.SerializeToString,
-            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlansResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def GetMeasure(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/iopcare.careplan.v1.CarePlanService/GetMeasure',
-            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMeasureRequest.SerializeToString,
-            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMeasureResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def GetResourceVersion(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/iopcare.careplan.v1.CarePlanService/GetResourceVersion',
-            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetResourceVersionRequest.SerializeToString,
-            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetResourceVersionResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ListResourceVersions(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/iopcare.careplan.v1.CarePlanService/ListResourceVersions',
-            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListResourceVersionsRequest.SerializeToString,
-            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListResourceVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

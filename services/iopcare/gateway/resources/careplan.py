@@ -12,7 +12,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, http_error
-from iopcare.gateway.resources.base import Created, Found, ResourceHandler, require_patient
+from iopcare.gateway.resources.base import (
+    Created,
+    Found,
+    ResourceHandler,
+    pages,
+    require_patient,
+)
 from iopcare.gateway.search import DATE, REFERENCE, TOKEN, SearchParam
 
 US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
@@ -140,8 +146,14 @@ class TableUpdate(CareplanTable):
 
 class TableSearch(CareplanTable):
     def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
-        request = self.list_request(patient_id=require_patient(patient_id, self.type))
-        return [found(item) for item in getattr(self.send(caller, request), self.items)]
+        patient = require_patient(patient_id, self.type)
+        listed = pages(
+            lambda token: self.send(
+                caller, self.list_request(patient_id=patient, page_size=1000, page_token=token)
+            ),
+            self.items,
+        )
+        return [found(item) for item in listed]
 
 
 class PatientHandler(TableRead):
@@ -333,13 +345,18 @@ class ObservationHandler(ResourceHandler):
         patient = require_patient(patient_id, self.type)
         code = query.get("code", "")
         single = code.rpartition("|")[2] if code and "," not in code else ""
-        response = self.services.call(
-            caller,
-            self.services.careplan.ListMeasures,
-            pb.ListMeasuresRequest(patient_id=patient, code=single),
+        listed = pages(
+            lambda token: self.services.call(
+                caller,
+                self.services.careplan.ListMeasures,
+                pb.ListMeasuresRequest(
+                    patient_id=patient, code=single, page_size=1000, page_token=token
+                ),
+            ),
+            "fhir_json",
         )
         results = []
-        for text in response.fhir_json:
+        for text in listed:
             resource = json.loads(text)
             results.append(Found(resource["id"], _version(resource), patient, None, text))
         return results

@@ -1,0 +1,144 @@
+"""What careplan's use cases share: the database, access, auditing and the write path.
+
+Each aggregate's use cases live in their own module (`service` for the plan, `reviews`,
+`versions`, `listing`, `care_teams`, `measures`, `episodes`, `registry`, `patient_view`); events
+consumed from other services are in `handlers`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import UTC, date, datetime
+
+from iopcare.careplan import fhir_map, store
+from iopcare.careplan.domain.review import next_review_due
+from iopcare.kit import audit, fhir, teams
+from iopcare.kit.auth import Principal
+from iopcare.kit.db import Database, UnitOfWork
+from iopcare.kit.errors import FailedPrecondition, NotFound
+from iopcare.kit.requests import create_once
+from iopcare.kit.teams import TeamAccess
+from iopcare.kit.versioned import Stored, VersionedTables
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class ServiceBase:
+    """What the care plan use cases share: the database, access, auditing and events."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_resource_bytes: int = fhir.DEFAULT_MAX_BYTES,
+        notify_outbox: Callable[[], None] = lambda: None,
+        access: TeamAccess | None = None,
+        review_interval_days: int = 30,
+    ) -> None:
+        self.db = db
+        self.max_resource_bytes = max_resource_bytes
+        self.notify_outbox = notify_outbox
+        self.access = access or TeamAccess(store.care_team_member)
+        self.review_interval_days = review_interval_days
+
+    def _first_review(self, plan: fhir.Resource, on: date) -> fhir.Resource:
+        """An active plan always has a next review date: set one on activation if none is given."""
+        if plan.status != "active" or fhir_map.review_due(plan) is not None:
+            return plan
+        return fhir_map.with_review_due(plan, next_review_due(on, self.review_interval_days))
+
+    def _create_versioned(
+        self,
+        principal: Principal,
+        request_id: str,
+        tables: VersionedTables,
+        resource_type: str,
+        patient_id: str,
+        status: str,
+        event_type: str,
+        build: Callable[[UnitOfWork, str, datetime], str],
+        authorize: Callable[[UnitOfWork], str] | None = None,
+        *,
+        request: object,
+    ) -> Stored:
+        """Creates version 1 of a resource once per request id, with its history row, its event
+        and its audit row in one transaction (the journal's `record_version`); refusals are
+        audited too.
+
+        `authorize(uow)` returns the basis of the caller's access (default: care team access to
+        the patient) or raises; `build(uow, id, now)` returns the stored JSON (and may refuse).
+        `request` is what the caller asked for: a repeat of the request id must ask the same.
+        """
+        authorize = authorize or (lambda uow: self.access.basis(uow.conn, principal, patient_id))
+        # The refusal row names the patient: a refused enrolment or write is reviewed per patient.
+        with self._audit_refusals(principal, audit.CREATE, resource_type, patient_id):
+
+            def _create(uow: UnitOfWork, item_id: str) -> None:
+                basis = authorize(uow)
+                now = datetime.now(UTC)
+                stored = Stored(item_id, 1, patient_id, status, now, build(uow, item_id, now))
+                tables.insert(uow.conn, stored, principal.reference)
+                store.JOURNAL.record_version(
+                    uow, principal, audit.CREATE, resource_type, stored, event_type, detail=basis
+                )
+
+            item_id, created = create_once(
+                self.db,
+                store.request_log,
+                principal,
+                f"Create{resource_type}",
+                request_id,
+                _create,
+                new_id,
+                request=request,  # a reuse is audited by the _audit_refusals around this
+            )
+        if created:
+            self.notify_outbox()
+        with self.db.read() as conn:
+            item = tables.load(conn, item_id)
+        if item is None:  # committed above; nothing is ever deleted
+            raise FailedPrecondition(f"{resource_type}/{item_id} vanished after it was created")
+        return item
+
+    def _reload(self, tables: VersionedTables, item_id: str) -> Stored:
+        """A resource just written (or found written by the first attempt of a request)."""
+        with self.db.read() as conn:
+            item = tables.load(conn, item_id)
+        if item is None:  # written above; nothing is ever deleted
+            raise FailedPrecondition(f"{item_id} vanished after it was written")
+        return item
+
+    def _audit_refusals(
+        self, principal: Principal, action: str, resource: str, patient_id: str | None = None
+    ) -> AbstractContextManager[None]:
+        """Audits a refused request (its own transaction), then lets the refusal through."""
+        return store.JOURNAL.refusals(self.db, principal, action, resource, patient_id)
+
+    def _audited_read(self, principal: Principal, resource: str, item: Stored | None) -> Stored:
+        """Checks access to a read item and audits the read, its refusal or its absence."""
+        if item is None:
+            store.JOURNAL.audit_separately(
+                self.db,
+                principal,
+                audit.READ,
+                resource=resource,
+                patient_id=None,
+                outcome=audit.NOT_FOUND,
+            )
+            raise NotFound(f"{resource} not found", resource=resource)
+        basis = teams.require_access(
+            self.db, store.audit_log, self.access, principal, audit.READ, resource, item.patient_id
+        )
+        store.JOURNAL.audit_separately(
+            self.db,
+            principal,
+            audit.READ,
+            resource=resource,
+            patient_id=item.patient_id,
+            detail=basis,
+        )
+        return item
