@@ -59,6 +59,9 @@ ACTIVITY_OWNERS = {
     "310627008": "physician",  # Urine drug screening
 }
 
+#: How a template names a performing discipline (CarePlan.activity.detail.performer.display).
+ROLE_DISPLAY = {role: display for role, (_, display) in TEAM_ROLES.items()}
+
 #: Top-level CarePlan elements an update mask may name; identity and subject are not among them.
 MASKABLE_ELEMENTS = frozenset(
     {
