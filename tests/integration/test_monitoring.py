@@ -78,7 +78,7 @@ def test_a_cows_of_14_reaches_the_physician_in_the_thread_at_once(
     started = time.monotonic()
     recorded = _record(stub, settings, cows(patient, 14))
     assert list(recorded.crisis_reasons) == [
-        "COWS total score 14 {score} (>= 13: moderately severe opioid withdrawal)"
+        "COWS total score 14 (>= 13: moderate opioid withdrawal or worse)"
     ]
     (alert,) = harness.eventually(
         lambda: _crisis_messages(notes, settings, patient) or None, timeout=20, interval=0.01
@@ -254,6 +254,8 @@ def test_drug_screens_of_a_patient_in_an_sud_program_carry_its_part2_labels(
         ("physician", "doc-1", True),
         ("psychiatrist", "psy-1", True),
         ("therapist", "th-1", True),
+        ("dietitian", "diet-1", True),
+        ("case-manager", "cm-1", True),
         ("physician", "doc-9", False),
         ("psychiatrist", "psy-9", False),
     ],

@@ -367,7 +367,7 @@ class Thresholds:
     """The program's alert thresholds (canonical units); sources in docs/clinical-thresholds.md."""
 
     ciwa_ar_min: float = 10  # CIWA-Ar >= 10: withdrawal needing medication / a higher level
-    cows_min: float = 13  # COWS >= 13: moderately severe opioid withdrawal
+    cows_min: float = 13  # COWS >= 13: moderate opioid withdrawal or worse
     systolic_min: float = 180  # systolic >= 180 mm[Hg]: hypertensive urgency range
     heart_rate_below: float = 50  # heart rate < 50 /min: bradycardia
     lithium_above: float = 1.2  # lithium > 1.2 mmol/L: above the therapeutic range
@@ -396,6 +396,11 @@ class Alert:
     unit: str
     reason: str
     roles: tuple[str, ...] = MEDICAL_ROLES
+
+
+def _shown(unit: str) -> str:
+    """A unit as shown after a value: none for a score."""
+    return "" if unit.startswith("{") else f" {unit}"
 
 
 def alerts(reading: Reading | None, limits: Thresholds) -> list[Alert]:
@@ -427,7 +432,7 @@ def alerts(reading: Reading | None, limits: Thresholds) -> list[Alert]:
             ),
             COWS: (
                 value is not None and value >= limits.cows_min,
-                f">= {limits.cows_min:g}: moderately severe opioid withdrawal",
+                f">= {limits.cows_min:g}: moderate opioid withdrawal or worse",
             ),
             HEART_RATE: (
                 value is not None and value < limits.heart_rate_below,
@@ -459,7 +464,7 @@ def alerts(reading: Reading | None, limits: Thresholds) -> list[Alert]:
                     code,
                     value,
                     inner.unit,
-                    f"{inner.display} {value:g} {inner.unit} ({why})",
+                    f"{inner.display} {value:g}{_shown(inner.unit)} ({why})",
                 )
             )
     return found
