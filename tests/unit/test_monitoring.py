@@ -142,3 +142,14 @@ def test_the_physician_owns_vitals_labs_and_drug_screens_in_the_sud_template() -
     draft = fhir_map.draft_from_fhir(fhir.parse_resource(plan))
     owners = {a.code: activity_owner(a) for a in draft.activities}
     assert {owners[c] for c in ("61746007", "15220000", "310627008")} == {"physician"}
+
+
+def test_the_handoff_summary_shows_panels_and_coded_results() -> None:
+    from iopcare.gateway.summary_out import _measure_line
+
+    assert _measure_line(blood_pressure("p1", 128, 82)).endswith(
+        ": Systolic blood pressure 128 mm[Hg], Diastolic blood pressure 82 mm[Hg]"
+    )
+    assert _measure_line(urine_screen("p1", "19295-5", positive=False)).endswith(": Negative")
+    assert _measure_line(lithium("p1", 0.8)).endswith(": 0.8 mmol/L")
+    assert _measure_line(cows("p1", 7)).endswith(": 7")
