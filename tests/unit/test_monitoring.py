@@ -153,3 +153,15 @@ def test_the_handoff_summary_shows_panels_and_coded_results() -> None:
     assert _measure_line(urine_screen("p1", "19295-5", positive=False)).endswith(": Negative")
     assert _measure_line(lithium("p1", 0.8)).endswith(": 0.8 mmol/L")
     assert _measure_line(cows("p1", 7)).endswith(": 7")
+
+
+def test_the_demo_monitoring_is_accepted_and_raises_no_alert() -> None:
+    from iopcare.demo import demo_monitoring
+
+    readings = [_read(o) for o in demo_monitoring("p1")]
+    assert [r.spec.code for r in readings if r is not None] == [
+        "85354-9",
+        "8867-4",
+        "ciwa-ar-total",
+    ]
+    assert not any(monitoring.alerts(r, monitoring.Thresholds()) for r in readings)
