@@ -97,6 +97,22 @@ def test_a_cows_of_14_reaches_the_physician_in_the_thread_at_once(
         nt.ListFlagsRequest(patient_id=patient), metadata=harness.metadata(settings, **PHYSICIAN)
     ).flags
     assert len(flags) == 1
+    # Steady state: further COWS of 14 (a reassessment every hour), each timed to the thread.
+    latencies = [latency]
+    for n in range(2, 7):
+        started = time.monotonic()
+        _record(stub, settings, cows(patient, 14 + n % 2))
+        harness.eventually(
+            lambda n=n: len(_crisis_messages(notes, settings, patient)) >= n or None,  # type: ignore[misc]
+            timeout=20,
+            interval=0.01,
+        )
+        latencies.append(time.monotonic() - started)
+    ordered = sorted(latencies)
+    print(
+        f"COWS alert latency over {len(ordered)} alerts: min {ordered[0] * 1000:.0f} ms, "
+        f"median {ordered[len(ordered) // 2] * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms"
+    )
 
 
 def test_a_lithium_level_above_range_alerts_and_a_retry_alerts_once(
