@@ -181,6 +181,7 @@ def _load_demo(
         demo_care_team,
         demo_episode,
         demo_goal,
+        demo_monitoring,
         demo_phq9,
     )
     from iopcare.kit.rpc import bearer
@@ -262,9 +263,18 @@ def _load_demo(
             metadata=bearer(token),
             timeout=10,
         )
+        for n, observation in enumerate(demo_monitoring()):
+            stub.RecordMeasure(
+                pb.RecordMeasureRequest(
+                    request_id=f"demo-monitoring-{n}", fhir_json=json.dumps(observation)
+                ),
+                metadata=bearer(token),
+                timeout=10,
+            )
     print(
         f"careplan holds CarePlan/{plan.id} version {plan.version} ({plan.status}) "
-        f"for Patient/{plan.patient_id}, Goal/{goal.id} and an intake PHQ-9"
+        f"for Patient/{plan.patient_id}, Goal/{goal.id}, an intake PHQ-9 and the physician's "
+        "first vitals and CIWA-Ar"
     )
     # Wait until the plan's events have travelled careplan -> Kafka -> scheduling -> Kafka -> notes.
     deadline = time.monotonic() + 30

@@ -141,6 +141,74 @@ def demo_phq9(patient_id: str = DEMO_PATIENT_ID, total: int = 17) -> dict[str, A
     }
 
 
+def demo_monitoring(patient_id: str = DEMO_PATIENT_ID) -> list[dict[str, Any]]:
+    """The physician's first-week monitoring after detox (issue 12): blood pressure, heart rate
+    and a CIWA-Ar total, all below the program's alert thresholds."""
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+
+    def observation(category: str, code: dict[str, Any], **value: Any) -> dict[str, Any]:
+        return {
+            "resourceType": "Observation",
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "code": category,
+                        }
+                    ]
+                }
+            ],
+            "code": code,
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "effectiveDateTime": when,
+            **value,
+        }
+
+    def loinc(code: str, display: str) -> dict[str, Any]:
+        return {"coding": [{"system": "http://loinc.org", "code": code, "display": display}]}
+
+    def quantity(value: float, unit: str) -> dict[str, Any]:
+        return {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+
+    return [
+        observation(
+            "vital-signs",
+            {**loinc("85354-9", "Blood pressure panel"), "text": "Blood pressure"},
+            component=[
+                {
+                    "code": loinc("8480-6", "Systolic blood pressure"),
+                    "valueQuantity": quantity(138, "mm[Hg]"),
+                },
+                {
+                    "code": loinc("8462-4", "Diastolic blood pressure"),
+                    "valueQuantity": quantity(88, "mm[Hg]"),
+                },
+            ],
+        ),
+        observation(
+            "vital-signs",
+            {**loinc("8867-4", "Heart rate"), "text": "Heart rate"},
+            valueQuantity=quantity(92, "/min"),
+        ),
+        observation(
+            "survey",
+            {
+                "coding": [
+                    {
+                        "system": "https://iopcare.org/fhir/CodeSystem/measure",
+                        "code": "ciwa-ar-total",
+                        "display": "CIWA-Ar total score",
+                    }
+                ],
+                "text": "CIWA-Ar",
+            },
+            valueQuantity=quantity(6, "{score}"),
+        ),
+    ]
+
+
 def demo_care_plan(
     start: datetime | None = None,
     team_id: str = "demo-team",

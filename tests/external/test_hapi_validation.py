@@ -23,6 +23,7 @@ from tests.support.gateway import (
     discharge_bundle,
     practitioner_token,
 )
+from tests.support.monitoring import blood_pressure, cows, lithium, quantity, urine_screen
 from tests.support.plans import care_team, iop_plan, phq9, phq9_goal
 
 pytestmark = pytest.mark.integration
@@ -90,6 +91,19 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
         out.post(f"phq9-{n}", "/Observation", phq9(pid, total, when=when))
     # Item 9 answered "several days": notes raises a crisis flag.
     out.post("phq9-item9", "/Observation", phq9(pid, 16, item9=1, when="2026-11-27T11:00:00Z"))
+    # The physician's monitoring (issue 12): vital signs, a lab, a withdrawal scale and a
+    # urine drug screen, each read back too.
+    for name, body in (
+        ("blood-pressure", blood_pressure(pid, 128, 82)),
+        ("heart-rate", quantity(pid, "8867-4", 64, "/min")),
+        ("temperature", quantity(pid, "8310-5", 36.9, "Cel")),
+        ("lithium", lithium(pid, 0.8)),
+        ("qtc", quantity(pid, "8636-3", 430, "ms")),
+        ("cows", cows(pid, 4)),
+        ("uds-opiates", urine_screen(pid, "19295-5", positive=False)),
+    ):
+        created = out.post(name, "/Observation", body)
+        out.get(f"read-{name}", f"/Observation/{created['id']}")
     plan = out.post("careplan", "/CarePlan", iop_plan(pid, team["id"]))
     out.post(
         "message",

@@ -8,6 +8,7 @@ from pathlib import Path
 from iopcare.careplan import store
 from iopcare.careplan.api import SERVICE_NAME, CarePlanServicer
 from iopcare.careplan.care_teams import CareTeams
+from iopcare.careplan.domain.monitoring import Thresholds
 from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.handlers import handlers
 from iopcare.careplan.listing import Listings
@@ -49,7 +50,13 @@ def build(
         review_interval_days=settings.review_interval_days,
     )
     teams = CareTeams(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
-    measures = Measures(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
+    measures = Measures(
+        parts.db,
+        max_resource_bytes=limit,
+        notify_outbox=notify,
+        access=access,
+        thresholds=Thresholds().with_overrides(settings.monitoring_thresholds),
+    )
     episodes = Episodes(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     view = PatientView(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     registry = Registry(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)

@@ -53,7 +53,14 @@ ACTIVITY_OWNERS = {
     "75516001": "therapist",  # Psychotherapy (individual)
     "182836005": "psychiatrist",  # Review of medication
     "61310001": "dietitian",  # Nutrition education
+    # The physician's medical activities (issue 12): vitals, labs and urine drug screens.
+    "61746007": "physician",  # Taking patient vital signs
+    "15220000": "physician",  # Laboratory test
+    "310627008": "physician",  # Urine drug screening
 }
+
+#: How a template names a performing discipline (CarePlan.activity.detail.performer.display).
+ROLE_DISPLAY = {role: display for role, (_, display) in TEAM_ROLES.items()}
 
 #: Top-level CarePlan elements an update mask may name; identity and subject are not among them.
 MASKABLE_ELEMENTS = frozenset(
@@ -162,6 +169,13 @@ BODY_WEIGHT = "29463-7"  # Body weight
 #: attended (percent of sessions with recorded attendance), measured from scheduling's events.
 MEASURE_SYSTEM = "https://iopcare.org/fhir/CodeSystem/measure"
 ATTENDANCE_RATE = "attendance-rate"
+#: Withdrawal scales: no LOINC code for their totals could be verified
+#: (docs/clinical-thresholds.md), so the program's measure code system names them.
+CIWA_AR_TOTAL = "ciwa-ar-total"
+COWS_TOTAL = "cows-total"
+PROGRAM_MEASURES = frozenset({ATTENDANCE_RATE, CIWA_AR_TOTAL, COWS_TOTAL})
+#: Outcome measures recorded before monitoring (issue 12) came: accepted with any shape.
+KNOWN_MEASURES = frozenset({PHQ9_TOTAL, GAD7_TOTAL, AUDIT_C_TOTAL, BODY_WEIGHT, ATTENDANCE_RATE})
 #: LOINC answer codes of PHQ-9 items, to their score.
 PHQ_ANSWER_SCORES = {"LA6568-5": 0, "LA6569-3": 1, "LA6570-1": 2, "LA6571-9": 3}
 #: A PHQ-9 total at or above this is severe depression (Kroenke 2001) and raises a crisis event.
@@ -189,8 +203,14 @@ EVENT_GOAL_CREATED = "iopcare.careplan.goal.created.v1"
 EVENT_GOAL_UPDATED = "iopcare.careplan.goal.updated.v1"
 EVENT_MEASURE_RECORDED = "iopcare.careplan.measure.recorded.v1"
 #: A measure that signals danger (PHQ-9 item 9 above 0, or a severe total): notes raises an
-#: urgent alert to the psychiatrist and the therapist of the patient's team.
+#: urgent alert to the psychiatrist and the therapist of the patient's team. A monitoring measure
+#: crossing a program threshold (issue 12) raises it too, as a `medical` alert to the physician
+#: and the psychiatrist: the payload (the Observation) then carries ALERT_EXTENSION.
 EVENT_CRISIS = "iopcare.careplan.crisis.v1"
+#: On the crisis event's Observation only (never on the stored one): why the event was raised.
+#: Sub-extensions: kind (psychiatric | medical), severity, measure (a code), value, unit,
+#: reason (text) and role (repeating: who must hear of it).
+ALERT_EXTENSION = "https://iopcare.org/fhir/StructureDefinition/measure-alert"
 
 
 # Enrolment and level of care ---------------------------------------------------------------------

@@ -6,6 +6,9 @@ be imported from outside it (`tests/unit/test_architecture.py`).
 - Payload readers: `measure_from_fhir` reads a recorded measure (the Observation of
   `EVENT_MEASURE_RECORDED` and `EVENT_CRISIS`) the way careplan's own rules read it, so a consumer
   never re-implements careplan's reading of PHQ-9 totals, item 9 and effective times.
+  `alerts_from_fhir` reads why a crisis event was raised (the ALERT_EXTENSION its Observation
+  carries: kind `psychiatric` or `medical`, severity, the measure, its value and unit, a reason
+  and the roles to alert; `medical` alerts go to the physician and the psychiatrist).
 
 The names are defined in careplan's own modules and re-exported here: changing anything listed
 below changes careplan's public surface, and its consumers with it.
@@ -14,6 +17,7 @@ below changes careplan's public surface, and its consumers with it.
 from __future__ import annotations
 
 from iopcare.careplan.codes import (
+    ALERT_EXTENSION,
     EVENT_CREATED,
     EVENT_CRISIS,
     EVENT_EPISODE,
@@ -34,13 +38,15 @@ from iopcare.careplan.codes import (
     SOURCE,
 )
 from iopcare.careplan.domain.measures import Measure
-from iopcare.careplan.fhir_map import measure_from_fhir
+from iopcare.careplan.domain.monitoring import Alert
+from iopcare.careplan.fhir_map import alerts_from_fhir, measure_from_fhir
 from iopcare.kit import topics
 
 #: The topic careplan's relay publishes every event on (key: the patient's id).
 TOPIC = topics.CAREPLAN
 
 __all__ = [
+    "ALERT_EXTENSION",
     "EVENT_CREATED",
     "EVENT_CRISIS",
     "EVENT_EPISODE",
@@ -60,6 +66,8 @@ __all__ = [
     "PLAN_EVENTS",
     "SOURCE",
     "TOPIC",
+    "Alert",
     "Measure",
+    "alerts_from_fhir",
     "measure_from_fhir",
 ]

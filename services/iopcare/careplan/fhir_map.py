@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from iopcare.careplan import codes
+from iopcare.careplan.domain import monitoring
 from iopcare.careplan.domain.episode import EpisodeState
 from iopcare.careplan.domain.measures import Measure, Target
 from iopcare.careplan.domain.model import Activity, CarePlanDraft
@@ -123,8 +124,8 @@ def _loinc_code(concept: Any) -> str | None:
 def _measure_code(concept: Any) -> str | None:
     """The measure a concept names: its LOINC code, or one of our own measures' codes."""
     for coding in (concept.coding if concept is not None else None) or []:
-        if coding.system == codes.MEASURE_SYSTEM and coding.code == codes.ATTENDANCE_RATE:
-            return codes.ATTENDANCE_RATE
+        if coding.system == codes.MEASURE_SYSTEM and coding.code in codes.PROGRAM_MEASURES:
+            return str(coding.code)
     return _loinc_code(concept)
 
 
@@ -186,6 +187,32 @@ def _item_score(component: Any) -> float | None:
     return None
 
 
+def _unit(element: Any) -> str | None:
+    quantity = getattr(element, "valueQuantity", None)
+    if quantity is None:
+        return None
+    unit = quantity.code or quantity.unit
+    return str(unit) if unit else None
+
+
+def _result(element: Any) -> str | None:
+    """The SNOMED CT code of a coded result (valueCodeableConcept)."""
+    concept = getattr(element, "valueCodeableConcept", None)
+    for coding in (concept.coding if concept is not None else None) or []:
+        if coding.system == codes.SNOMED and coding.code:
+            return str(coding.code)
+    return None
+
+
+def _part(component: Any) -> monitoring.Part:
+    return monitoring.Part(
+        _measure_code(component.code),
+        _number(component, "value"),
+        _unit(component),
+        _result(component),
+    )
+
+
 def measure_from_fhir(observation: fhir.Resource) -> Measure:
     subject = getattr(observation, "subject", None)
     effective = (
@@ -214,6 +241,15 @@ def measure_from_fhir(observation: fhir.Resource) -> Measure:
         value=_number(observation, "value"),
         effective=effective,
         item9=item9,
+        unit=_unit(observation),
+        categories=tuple(
+            str(coding.code)
+            for concept in getattr(observation, "category", None) or []
+            for coding in concept.coding or []
+            if coding.code
+        ),
+        result=_result(observation),
+        components=tuple(_part(c) for c in getattr(observation, "component", None) or []),
     )
 
 
@@ -382,3 +418,63 @@ def without_server_elements(episode: fhir.Resource) -> fhir.Resource:
     data.pop("period", None)
     data.pop("statusHistory", None)
     return fhir.parse_resource(data, "EpisodeOfCare")
+
+
+def with_alerts(resource_json: str, alerts: list[monitoring.Alert]) -> str:
+    """The crisis event's payload: the Observation as stored, with an ALERT_EXTENSION per alert
+    (kind, severity, measure, value, unit, reason, the roles to alert). Only the event carries
+    them: the stored Observation is the clinical record, as recorded."""
+    data = fhir.to_dict(fhir.parse_resource(resource_json, "Observation"))
+    data["extension"] = [
+        *(data.get("extension") or []),
+        *(
+            {
+                "url": codes.ALERT_EXTENSION,
+                "extension": [
+                    {"url": "kind", "valueCode": a.kind},
+                    {"url": "severity", "valueCode": a.severity},
+                    {"url": "measure", "valueCode": a.measure},
+                    {"url": "value", "valueDecimal": a.value},
+                    {"url": "unit", "valueCode": a.unit},
+                    {"url": "reason", "valueString": a.reason},
+                    *({"url": "role", "valueCode": role} for role in a.roles),
+                ],
+            }
+            for a in alerts
+        ),
+    ]
+    return fhir.to_json(fhir.parse_resource(data, "Observation"))
+
+
+def alerts_from_fhir(observation: fhir.Resource) -> list[monitoring.Alert]:
+    """The alerts a crisis event's Observation carries (empty for an event without them)."""
+    found = []
+    for extension in getattr(observation, "extension", None) or []:
+        if extension.url != codes.ALERT_EXTENSION:
+            continue
+        parts: dict[str, Any] = {}
+        roles = []
+        for part in extension.extension or []:
+            value = (
+                part.valueCode
+                if part.valueCode is not None
+                else part.valueString
+                if part.valueString is not None
+                else part.valueDecimal
+            )
+            if part.url == "role" and value:
+                roles.append(str(value))
+            elif value is not None:
+                parts[part.url] = value
+        found.append(
+            monitoring.Alert(
+                kind=str(parts.get("kind", "")),
+                severity=str(parts.get("severity", "")),
+                measure=str(parts.get("measure", "")),
+                value=float(parts.get("value", 0)),
+                unit=str(parts.get("unit", "")),
+                reason=str(parts.get("reason", "")),
+                roles=tuple(roles),
+            )
+        )
+    return found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,15 +10,17 @@ from sqlalchemy import select
 
 from iopcare.careplan import codes, fhir_map, store
 from iopcare.careplan.base import ServiceBase, new_id
+from iopcare.careplan.domain import monitoring
 from iopcare.careplan.domain.measures import (
     Measure,
     achievement,
     check_measure,
     crisis_reasons,
+    reading,
 )
 from iopcare.careplan.domain.progress import attendance, attendance_rate
 from iopcare.careplan.reviews import make_reviews_due
-from iopcare.kit import audit, fhir, teams
+from iopcare.kit import audit, fhir, labels, privacy, teams
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork, as_utc
 from iopcare.kit.errors import (
@@ -42,6 +44,35 @@ class Recorded:
 
 class Measures(ServiceBase):
     """Goals with measurable targets, and the outcome measures recorded against them."""
+
+    def __init__(
+        self,
+        db: Any,
+        *,
+        thresholds: monitoring.Thresholds | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(db, **options)
+        #: The program's monitoring thresholds (settings: IOPCARE_MONITORING_THRESHOLDS).
+        self.thresholds = thresholds or monitoring.Thresholds()
+
+    def _alerts(self, measure: Measure) -> list[monitoring.Alert]:
+        """Why this measure must reach clinicians at once: a PHQ-9 crisis (psychiatrist and
+        therapist) and every program threshold a monitoring measure crosses (physician and
+        psychiatrist)."""
+        found = [
+            monitoring.Alert(
+                "psychiatric",
+                "urgent",
+                str(measure.code),
+                measure.value if measure.value is not None else measure.item9 or 0.0,
+                "{score}",
+                reason,
+                ("psychiatrist", "therapist"),
+            )
+            for reason in crisis_reasons(measure)
+        ]
+        return found + monitoring.alerts(reading(measure), self.thresholds)
 
     def create_goal(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
         with self._audit_refusals(principal, audit.CREATE, "Goal"):
@@ -120,17 +151,28 @@ class Measures(ServiceBase):
             measure = fhir_map.measure_from_fhir(observation)
             check_measure(measure)
             assert measure.patient_id and measure.code and measure.effective and measure.status
-            patient_id, code = measure.patient_id, measure.code
-            reasons = crisis_reasons(measure)
+            # Monitoring measures are read in canonical units (refused when they cannot be).
+            canonical = reading(measure)
+            alerts = self._alerts(measure)
+            if canonical is not None and canonical.spec.kind != monitoring.PANEL:
+                # Stored (trended, compared with goals) in the canonical unit.
+                measure = replace(measure, value=canonical.value)
+            patient_id, code = str(measure.patient_id), str(measure.code)
+            reasons = [a.reason for a in alerts]
 
             def _create(uow: UnitOfWork, observation_id: str) -> None:
                 basis = self.access.basis(uow.conn, principal, patient_id)
                 now = datetime.now(UTC)
-                stored = self._store_measure(uow, observation_id, observation, measure, now)
-                if reasons:
+                recorded = observation
+                if canonical is not None and canonical.spec.substance_use:
+                    recorded = _with_part2_labels(uow, patient_id, observation)
+                stored = self._store_measure(uow, observation_id, recorded, measure, now)
+                if alerts:
                     # At once, in the same transaction: the alert cannot be lost or outrun, and
-                    # the patient's plans are due for review today.
-                    store.JOURNAL.publish_version(uow, "Observation", stored, codes.EVENT_CRISIS)
+                    # the patient's plans are due for review today. The event's Observation
+                    # says why and whom to alert (kind, severity, measure, roles).
+                    event = replace(stored, resource=fhir_map.with_alerts(stored.resource, alerts))
+                    store.JOURNAL.publish_version(uow, "Observation", event, codes.EVENT_CRISIS)
                     make_reviews_due(
                         uow,
                         principal,
@@ -168,7 +210,7 @@ class Measures(ServiceBase):
             return Recorded(observation_id, loaded[0], updated, reasons)
         # A retry answers with what the first attempt stored and found.
         first = fhir_map.measure_from_fhir(fhir.parse_resource(loaded[0]))
-        return Recorded(observation_id, loaded[0], [], crisis_reasons(first))
+        return Recorded(observation_id, loaded[0], [], [a.reason for a in self._alerts(first)])
 
     def _store_measure(
         self,
@@ -291,3 +333,21 @@ class Measures(ServiceBase):
             patient_id,
             lambda conn: store.measures_for_patient(conn, patient_id, code or None),
         )
+
+
+def _with_part2_labels(uow: UnitOfWork, patient_id: str, observation: Any) -> Any:
+    """A drug screen or withdrawal scale of a patient in an SUD program (a current care plan
+    labelled as a 42 CFR Part 2 record: SUD, ETH or a subtype) carries the plan's Part 2 labels:
+    it identifies the patient as in SUD treatment as surely as the plan does (kit/labels.py:
+    restrictions follow the information)."""
+    found: list[dict[str, Any]] = []
+    for plan in store.plans.for_patient(uow.conn, patient_id):
+        if plan.status == "entered-in-error":
+            continue
+        for label in labels.security_of(plan.resource):
+            code = label.get("code")
+            if isinstance(code, str) and privacy.is_part2([code]):
+                found.append(label)
+    if not found:
+        return observation
+    return fhir.parse_resource(labels.with_labels(fhir.to_json(observation), found), "Observation")

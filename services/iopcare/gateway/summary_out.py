@@ -365,5 +365,25 @@ def handoff_summary(
 def _measure_line(measure: dict[str, Any]) -> str:
     code = measure.get("code", {})
     name = code.get("text") or next((c.get("code") for c in code.get("coding", [])), "measure")
-    value = measure.get("valueQuantity", {}).get("value", measure.get("valueInteger", ""))
-    return f"{name} {measure.get('effectiveDateTime', '')}: {value}"
+    return f"{name} {measure.get('effectiveDateTime', '')}: {_measure_value(measure)}"
+
+
+def _measure_value(element: dict[str, Any]) -> str:
+    """A value as shown: a number with its unit, a coded result (a drug screen's positive or
+    negative), or a panel's components (a blood pressure's systolic and diastolic)."""
+    quantity = element.get("valueQuantity", {})
+    if "value" in quantity:
+        unit = str(quantity.get("unit") or quantity.get("code") or "")
+        return f"{quantity['value']} {'' if unit.startswith('{') else unit}".strip()
+    if "valueInteger" in element:
+        return str(element["valueInteger"])
+    concept = element.get("valueCodeableConcept", {})
+    if concept:
+        codings = concept.get("coding") or [{}]
+        return str(concept.get("text") or codings[0].get("display") or codings[0].get("code", ""))
+    parts = []
+    for component in element.get("component", []):
+        coding = (component.get("code", {}).get("coding") or [{}])[0]
+        label = component.get("code", {}).get("text") or coding.get("display") or coding.get("code")
+        parts.append(f"{label} {_measure_value(component)}")
+    return ", ".join(parts)

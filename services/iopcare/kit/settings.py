@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     review_check_seconds: float = 3600
     #: Days between plan reviews (the program's setting; a crisis makes a review due at once).
     review_interval_days: int = 30
+    #: Medical monitoring thresholds overriding careplan's defaults, by name (sources in
+    #: docs/clinical-thresholds.md), e.g. {"cows_min": 13, "lithium_above": 1.2}.
+    monitoring_thresholds: dict[str, float] = {}
     #: Minutes after which an unacknowledged crisis alert is escalated again (to the whole team).
     crisis_escalation_minutes: float = 15
     #: Seconds between checks for crisis alerts to re-escalate.

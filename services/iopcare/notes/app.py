@@ -67,7 +67,7 @@ def build(
     on_team = projection_handler(store.care_team_member, store.care_team_seen)
     handlers = {
         careplan_contract.EVENT_CREATED: notes.on_care_plan_created,
-        careplan_contract.EVENT_CRISIS: notes.on_crisis,
+        careplan_contract.EVENT_CRISIS: notes.on_careplan_alert,
         careplan_contract.EVENT_REVIEW_DUE_NOW: notes.on_review_due,
         careplan_contract.EVENT_TEAM_CREATED: on_team,
         careplan_contract.EVENT_TEAM_UPDATED: on_team,

@@ -1027,6 +1027,50 @@ class Notes:
             lambda conn: store.flags.for_patient(conn, patient_id),
         )
 
+    # -- medical alerts (issue 12): careplan's crisis event, routed by the alert it carries -----
+    def on_careplan_alert(self, uow: UnitOfWork, received: ReceivedEvent) -> None:
+        """careplan's crisis event. A `medical` alert (a vital sign, lab or withdrawal scale past
+        a program threshold) is the urgent crisis message and Flag naming, besides the usual
+        crisis recipients, the team members in the roles the alert names (the physician and the
+        psychiatrist); any other is the PHQ-9 crisis it always was (`on_crisis`)."""
+        import iopcare.careplan.contract as careplan_contract
+
+        observation = received.resource
+        medical = [
+            a for a in careplan_contract.alerts_from_fhir(observation) if a.kind == "medical"
+        ]
+        if not medical:
+            self.on_crisis(uow, received)
+            return
+        if store.message_for_event(uow.conn, received.event.id) is not None:
+            return  # alerted already (the inbox normally keeps this from happening)
+        patient_id = received.event.key
+        targets = tuple(
+            member
+            for role in dict.fromkeys(r for a in medical for r in a.roles)
+            for member in teams.members_with_role(
+                uow.conn, store.care_team_member, patient_id, role, teams.today()
+            )
+        )
+        measure = careplan_contract.measure_from_fhir(observation)
+        measured = measure.effective.isoformat() if measure.effective else "just now"
+        text = (
+            f"MEDICAL ALERT: {'; '.join(a.reason for a in medical)}, measured {measured}. "
+            "Physician: assess the patient today and decide on the level of care; acknowledge "
+            "this alert when done."
+        )
+        self._raise_crisis(
+            uow,
+            patient_id,
+            text,
+            (f"Observation/{observation.id}",),
+            sender=codes.SYSTEM_SENDER,
+            source_event_id=received.event.id,
+            traceparent=received.event.traceparent,
+            extra_recipients=targets,
+            source=observation,
+        )
+
 
 def derived_labels(source: Any) -> tuple[tuple[str, str], ...]:
     """The security labels (system, code) of an event's resource, and of the entries of a

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from iopcare.careplan import codes
+from iopcare.careplan.domain import monitoring
 from iopcare.kit.errors import FieldViolations
 
 
@@ -20,6 +21,14 @@ class Measure:
     effective: datetime | None
     #: PHQ-9 item 9 score (0-3) when the questionnaire's items were recorded.
     item9: float | None = None
+    #: The value's UCUM unit (valueQuantity.code, else its unit text).
+    unit: str | None = None
+    #: Observation.category codes (vital-signs, laboratory, survey, ...).
+    categories: tuple[str, ...] = ()
+    #: A coded result (valueCodeableConcept: its SNOMED CT code, e.g. positive or negative).
+    result: str | None = None
+    #: A panel's components (a blood pressure's systolic and diastolic; PHQ-9 items).
+    components: tuple[monitoring.Part, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -42,8 +51,16 @@ def check_measure(measure: Measure, prefix: str = "fhir_json.Observation.") -> N
         problems.add(f"{prefix}code", "needs a LOINC coding (http://loinc.org)")
     elif len(measure.code) > 32:
         problems.add(f"{prefix}code", "a LOINC code has at most 32 characters")
-    if measure.value is None and measure.item9 is None:
-        problems.add(f"{prefix}value[x]", "needs valueQuantity or valueInteger, or components")
+    if (
+        measure.value is None
+        and measure.item9 is None
+        and measure.result is None
+        and not measure.components
+    ):
+        problems.add(
+            f"{prefix}value[x]",
+            "needs valueQuantity, valueInteger or valueCodeableConcept, or components",
+        )
     if measure.effective is None:
         problems.add(
             f"{prefix}effective[x]", "needs a full effectiveDateTime (when it was measured)"
@@ -57,6 +74,19 @@ def check_measure(measure: Measure, prefix: str = "fhir_json.Observation.") -> N
     if measure.item9 is not None and measure.item9 not in (0, 1, 2, 3):
         problems.add(f"{prefix}component", "a PHQ-9 item scores 0, 1, 2 or 3")
     problems.raise_if_any("the measure cannot be recorded")
+
+
+def reading(measure: Measure, prefix: str = "fhir_json.Observation.") -> monitoring.Reading | None:
+    """A monitoring measure (vital sign, lab, withdrawal scale, drug screen) in canonical units,
+    None for any other measure; InvalidArgument when it cannot be read (unknown code, a unit that
+    does not convert, a panel missing a component)."""
+    return monitoring.read(
+        measure.code,
+        measure.categories,
+        monitoring.Part(measure.code, measure.value, measure.unit, measure.result),
+        measure.components,
+        prefix,
+    )
 
 
 def crisis_reasons(measure: Measure) -> list[str]:

@@ -104,6 +104,7 @@ def draft_plan(
                     "status": "not-started",
                     "description": a["description"],
                     "scheduledTiming": {"repeat": {**bounds, **a["repeat"]}},
+                    **_performer(a),
                 }
             }
             for a in template.activities
@@ -112,6 +113,15 @@ def draft_plan(
     if team_id:
         plan["careTeam"] = [{"reference": f"CareTeam/{team_id}"}]
     return plan
+
+
+def _performer(activity: dict[str, Any]) -> dict[str, Any]:
+    """The discipline a template activity names as performer (`performer_role`): a reference
+    by display (the team decides who), e.g. the physician's vitals, labs and drug screens."""
+    role = activity.get("performer_role")
+    if not role:
+        return {}
+    return {"performer": [{"display": codes.ROLE_DISPLAY.get(role, role)}]}
 
 
 #: What a draft may be given on top of its template (DraftCarePlan's additions).

@@ -312,7 +312,11 @@ class ObservationHandler(ResourceHandler):
         SearchParam("date", DATE, ("effectiveDateTime", "effectivePeriod"), "when measured"),
     )
     includes = ("Observation:subject", "Observation:patient")
-    documentation = "Outcome measures (PHQ-9, GAD-7, AUDIT-C, weight); recorded once, not revised."
+    documentation = (
+        "Outcome measures (PHQ-9, GAD-7, AUDIT-C), vital signs (blood pressure panel, heart rate, "
+        "weight, height, BMI, temperature), labs, withdrawal scales and urine drug screens "
+        "(docs/clinical-thresholds.md); recorded once, not revised."
+    )
 
     def read(self, caller: Caller, resource_id: str) -> Found:
         response = self.services.call(
