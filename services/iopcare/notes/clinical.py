@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from iopcare.kit import audit, labels, privacy, teams
+from iopcare.kit import audit, labels, privacy
 from iopcare.kit.auth import Principal
-from iopcare.kit.db import Database, UnitOfWork
+from iopcare.kit.db import UnitOfWork
 from iopcare.kit.errors import (
     FieldViolation,
     InvalidArgument,
@@ -23,6 +22,7 @@ from iopcare.kit.errors import (
 from iopcare.notes import codes, fhir_map, once, store
 from iopcare.notes.domain import documents
 from iopcare.notes.domain.documents import NoteDraft
+from iopcare.notes.usecase import UseCase, audited
 
 
 @dataclass(frozen=True)
@@ -113,28 +113,20 @@ def drafts_of(draft: NoteDraft, attendees: list[Attendee]) -> list[NoteDraft]:
     return [replace(draft, patient_id=a.patient_id, text=a.text) for a in attendees]
 
 
-class ClinicalNotes:
-    def __init__(self, db: Database, *, notify_outbox: Callable[[], None] = lambda: None) -> None:
-        self.db = db
-        self.notify_outbox = notify_outbox
-        self.access = teams.TeamAccess(store.care_team_member)
-
+class ClinicalNotes(UseCase):
     # Access ------------------------------------------------------------------------------------
     def _writer_basis(self, principal: Principal, action: str, resource: str, patient: str) -> str:
         """Notes are written by clinicians of the patient's team, never by administrators,
         services or under break-glass (they document care the author gave)."""
-        basis = teams.require_access(
-            self.db, store.audit_log, self.access, principal, action, resource, patient
-        )
+        basis = self.basis(principal, action, resource, patient)
         if basis != "care-team" or principal.role not in privacy.DISCIPLINE:
-            store.JOURNAL.audit_separately(
-                self.db,
+            self.audit_access(
                 principal,
                 action,
-                resource=resource,
-                patient_id=patient,
+                resource,
+                patient,
+                "NOT_A_CLINICIAN_ON_THE_TEAM",
                 outcome=audit.DENIED,
-                detail="NOT_A_CLINICIAN_ON_THE_TEAM",
             )
             raise PermissionDenied(
                 "only clinicians of the patient's care team write notes",
@@ -153,22 +145,14 @@ class ClinicalNotes:
         with self.db.read() as conn:
             note = store.load_note(conn, note_id)
         if note is None:
-            with store.JOURNAL.refusals(self.db, principal, action, name):
+            with self.refusals(principal, action, name):
                 raise NotFound(f"{name} not found", resource=name)
-        basis = teams.require_access(
-            self.db, store.audit_log, self.access, principal, action, name, note.patient_id
-        )
+        basis = self.basis(principal, action, name, note.patient_id)
         viewer = self._viewer(principal, basis)
         decision = privacy.may_read(viewer, facts(note))
         if not decision.allowed:
-            store.JOURNAL.audit_separately(
-                self.db,
-                principal,
-                action,
-                resource=name,
-                patient_id=note.patient_id,
-                outcome=audit.DENIED,
-                detail=decision.reason,
+            self.audit_access(
+                principal, action, name, note.patient_id, decision.reason, outcome=audit.DENIED
             )
             raise PermissionDenied(
                 "the note's privacy labels do not let the caller read it",
@@ -256,13 +240,13 @@ class ClinicalNotes:
                     group_id=group_id,
                 )
                 store.insert_note(uow.conn, row)
-                store.JOURNAL.audit(
+                audited(
                     uow,
                     principal,
                     audit.CREATE,
-                    resource=f"DocumentReference/{row['id']}",
-                    patient_id=item.patient_id,
-                    detail=f"draft; {bases[item.patient_id]}",
+                    f"DocumentReference/{row['id']}",
+                    item.patient_id,
+                    f"draft; {bases[item.patient_id]}",
                 )
             return result_id
 
@@ -298,7 +282,7 @@ class ClinicalNotes:
         if once.earlier(self.db, principal, "UpdateNote", request_id, asked) is not None:
             return self._reload(note_id)
         note, _, _ = self._load_readable(principal, note_id, audit.UPDATE)
-        with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name, note.patient_id):
+        with self.refusals(principal, audit.UPDATE, name, note.patient_id):
             self._check_own_draft(principal, note, expected_version, "edits a draft")
             revised = self._revised(principal, note, changes)
             now = datetime.now(UTC)
@@ -315,14 +299,7 @@ class ClinicalNotes:
 
             def _edit(uow: UnitOfWork) -> None:
                 _update(uow, note, values, expected_version)
-                store.JOURNAL.audit(
-                    uow,
-                    principal,
-                    audit.UPDATE,
-                    resource=name,
-                    patient_id=note.patient_id,
-                    detail="draft edited",
-                )
+                audited(uow, principal, audit.UPDATE, name, note.patient_id, "draft edited")
 
             once.change(
                 self.db, principal, "UpdateNote", request_id, asked, note_id, _edit, note.patient_id
@@ -401,7 +378,7 @@ class ClinicalNotes:
         asked = {"id": note_id, "expected_version": expected_version}
         if once.earlier(self.db, principal, "SignNote", request_id, asked) is None:
             note, _, _ = self._load_readable(principal, note_id, audit.UPDATE)
-            with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name, note.patient_id):
+            with self.refusals(principal, audit.UPDATE, name, note.patient_id):
                 self._check_own_draft(principal, note, expected_version, "signs a note")
                 once.change(
                     self.db,
@@ -461,13 +438,8 @@ class ClinicalNotes:
             data=fhir_map.document_reference(state(signed), content=False),
             at=now,
         )
-        store.JOURNAL.audit(
-            uow,
-            principal,
-            audit.UPDATE,
-            resource=f"DocumentReference/{note.id}",
-            patient_id=note.patient_id,
-            detail="signed",
+        audited(
+            uow, principal, audit.UPDATE, f"DocumentReference/{note.id}", note.patient_id, "signed"
         )
 
     def amend(
@@ -485,7 +457,7 @@ class ClinicalNotes:
         documents.check_amendment(relation, reason, text, title)
         name = f"DocumentReference/{note_id}"
         original, _, _ = self._load_readable(principal, note_id, audit.CREATE)
-        with store.JOURNAL.refusals(self.db, principal, audit.CREATE, name, original.patient_id):
+        with self.refusals(principal, audit.CREATE, name, original.patient_id):
             documents.require_signed(original.status, name)
             if relation == "replaces" and original.author != principal.reference:
                 # Documentation integrity: a note is corrected by its author; others append.
@@ -519,13 +491,13 @@ class ClinicalNotes:
                 relation_reason=reason,
             )
             store.insert_note(uow.conn, row)
-            store.JOURNAL.audit(
+            audited(
                 uow,
                 principal,
                 audit.CREATE,
-                resource=f"DocumentReference/{result_id}",
-                patient_id=original.patient_id,
-                detail=f"{relation} {name}",
+                f"DocumentReference/{result_id}",
+                original.patient_id,
+                f"{relation} {name}",
             )
             return result_id
 
@@ -561,13 +533,12 @@ class ClinicalNotes:
             ]
             provenance = store.provenance_for(conn, note_id)
         flag = "; FLAGGED for break-glass review" if decision.flagged else ""
-        store.JOURNAL.audit_separately(
-            self.db,
+        self.audit_access(
             principal,
             audit.READ,
-            resource=f"DocumentReference/{note_id}",
-            patient_id=note.patient_id,
-            detail=f"{decision.reason}{flag}",
+            f"DocumentReference/{note_id}",
+            note.patient_id,
+            f"{decision.reason}{flag}",
         )
         return NoteView(note, related, provenance, decision.flagged)
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from iopcare.kit import audit, paging, privacy, teams
+from iopcare.kit import audit, privacy
 from iopcare.kit.auth import Principal
-from iopcare.kit.db import Database, UnitOfWork
+from iopcare.kit.db import UnitOfWork
 from iopcare.kit.errors import (
     FieldViolation,
     FieldViolations,
@@ -16,8 +16,9 @@ from iopcare.kit.errors import (
     NotFound,
     PermissionDenied,
 )
-from iopcare.notes import cursor, fhir_map, once, store
+from iopcare.notes import fhir_map, once, store
 from iopcare.notes.domain.text import has_forbidden_characters
+from iopcare.notes.usecase import UseCase, audited
 
 CONSENT_SCOPES = ("all", "sud")
 #: How far a signature time may lie ahead of this server's clock (the signer's clock may be ahead).
@@ -80,21 +81,15 @@ def check_consent(given: ConsentInput, now: datetime) -> None:
         )
 
 
-class Consents:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self.access = teams.TeamAccess(store.care_team_member)
-
+class Consents(UseCase):
     def _consent_basis(
         self, principal: Principal, action: str, resource: str, patient_id: str
     ) -> str:
         """The basis on which the caller acts on a patient's consents: the patient themselves (a
         token of role `patient` whose launch context is that patient), else the care-team rule."""
         if principal.role != "patient":
-            return teams.require_access(
-                self.db, store.audit_log, self.access, principal, action, resource, patient_id
-            )
-        with store.JOURNAL.refusals(self.db, principal, action, resource, patient_id):
+            return self.basis(principal, action, resource, patient_id)
+        with self.refusals(principal, action, resource, patient_id):
             if principal.patient_context != patient_id:
                 raise PermissionDenied(
                     "a patient's token acts on that patient's own record only",
@@ -145,13 +140,13 @@ class Consents:
                 ),
                 principal.reference,
             )
-            store.JOURNAL.audit(
+            audited(
                 uow,
                 principal,
                 audit.CREATE,
-                resource=f"Consent/{consent_id}",
-                patient_id=patient_id,
-                detail=f"{basis}; {reason}; recipient {given.recipient}",
+                f"Consent/{consent_id}",
+                patient_id,
+                f"{basis}; {reason}; recipient {given.recipient}",
             )
             return consent_id
 
@@ -176,14 +171,13 @@ class Consents:
         )
         decision = privacy.may_record_consent(author, patient_id, given.recipient)
         if not decision.allowed:
-            store.JOURNAL.audit_separately(
-                self.db,
+            self.audit_access(
                 principal,
                 audit.CREATE,
-                resource="Consent",
-                patient_id=patient_id,
+                "Consent",
+                patient_id,
+                f"{decision.reason}; recipient {given.recipient}",
                 outcome=audit.DENIED,
-                detail=f"{decision.reason}; recipient {given.recipient}",
             )
             raise PermissionDenied(
                 "a consent is the patient's: recorded by the patient, or by program staff on the "
@@ -213,19 +207,12 @@ class Consents:
     def get_consent(self, principal: Principal, consent_id: str) -> store.StoredConsent:
         """One consent, for a caller who may see the patient's consents (audited)."""
         name = f"Consent/{consent_id}"
-        with store.JOURNAL.refusals(self.db, principal, audit.READ, name):
+        with self.refusals(principal, audit.READ, name):
             current = self._consent(consent_id)
             if not _shown_to(principal, current):
                 raise NotFound(f"{name} not found", resource=name)
         basis = self._consent_basis(principal, audit.READ, name, current.patient_id)
-        store.JOURNAL.audit_separately(
-            self.db,
-            principal,
-            audit.READ,
-            resource=name,
-            patient_id=current.patient_id,
-            detail=basis,
-        )
+        self.audit_access(principal, audit.READ, name, current.patient_id, basis)
         return current
 
     def revoke_consent(
@@ -239,7 +226,7 @@ class Consents:
         asked = {"id": consent_id}
         if once.earlier(self.db, principal, "RevokeConsent", request_id, asked) is not None:
             return self._consent(consent_id)
-        with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name):
+        with self.refusals(principal, audit.UPDATE, name):
             current = self._consent(consent_id)
         basis = self._consent_basis(principal, audit.UPDATE, name, current.patient_id)
         author = privacy.ConsentAuthor(
@@ -247,7 +234,7 @@ class Consents:
         )
         decision = privacy.may_revoke_consent(author, current.patient_id, current.recipient)
         if not decision.allowed:
-            with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name, current.patient_id):
+            with self.refusals(principal, audit.UPDATE, name, current.patient_id):
                 raise PermissionDenied(
                     "an outside system revokes only a consent naming itself",
                     reason=decision.reason,
@@ -262,13 +249,13 @@ class Consents:
             # revoking again changes nothing but is still an access to the patient's record,
             # audited like the first.
             done = store.consents.revoke(uow.conn, current, resource, now)
-            store.JOURNAL.audit(
+            audited(
                 uow,
                 principal,
                 audit.UPDATE,
-                resource=name,
-                patient_id=current.patient_id,
-                detail=f"{'revoked' if done else 'already revoked'}; {basis}",
+                name,
+                current.patient_id,
+                f"{'revoked' if done else 'already revoked'}; {basis}",
             )
 
         once.change(
@@ -290,30 +277,21 @@ class Consents:
         """A page of a patient's consents, oldest first, and the next page's token; an outside
         system sees only those naming it (whom else the patient lets see their records is none
         of its business: minimum necessary)."""
-        size = paging.page_size(page_size)
-        position = cursor.position_after(page_token)
-        if principal.role == "patient":
-            basis = self._consent_basis(principal, audit.SEARCH, "Consent", patient_id)
-        else:
-            basis = teams.require_access(
-                self.db,
-                store.audit_log,
-                self.access,
-                principal,
-                audit.SEARCH,
-                "Consent",
-                patient_id,
-            )
         only = principal.subject if principal.role in privacy.OUTSIDE_ROLES else None
-        with self.db.read() as conn:
-            rows = store.consents.consents_page(conn, patient_id, size + 1, position, only)
-        found, token = cursor.page(rows, size, lambda c: (c.recorded_at, c.id))
-        store.JOURNAL.audit_separately(
-            self.db,
+        return self.listed(
             principal,
-            audit.SEARCH,
-            resource="Consent",
-            patient_id=patient_id,
-            detail=f"{len(found)} hits; {basis}",
+            "Consent",
+            patient_id,
+            page_size,
+            page_token,
+            lambda conn, limit, after: store.consents.consents_page(
+                conn, patient_id, limit, after, only
+            ),
+            lambda c: (c.recorded_at, c.id),
+            # A patient lists their own consents; everyone else by the care-team rule.
+            basis=(
+                (lambda: self._consent_basis(principal, audit.SEARCH, "Consent", patient_id))
+                if principal.role == "patient"
+                else None
+            ),
         )
-        return found, token

@@ -7,17 +7,16 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from iopcare.kit import audit, paging, teams
+from iopcare.kit import audit
 from iopcare.kit.auth import Principal
-from iopcare.kit.db import Database, UnitOfWork
+from iopcare.kit.db import UnitOfWork
 from iopcare.kit.errors import FieldViolation, InvalidArgument, NotFound
 from iopcare.kit.versioned import Stored, revise
-from iopcare.notes import codes, cursor, fhir_map, once, store
+from iopcare.notes import codes, fhir_map, once, store
 from iopcare.notes.domain.messages import (
     CRISIS_RECIPIENT_ROLES,
     ESCALATION_ROLES,
@@ -28,6 +27,7 @@ from iopcare.notes.domain.messages import (
 from iopcare.notes.domain.text import has_forbidden_characters
 from iopcare.notes.posting import append_message, derived_labels, members
 from iopcare.notes.store import flags as flag_store
+from iopcare.notes.usecase import UseCase, audited
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +94,8 @@ def raise_crisis(
     return message_id
 
 
-class Crisis:
+class Crisis(UseCase):
     """The crisis use cases of the API and of the escalation task."""
-
-    def __init__(self, db: Database, *, notify_outbox: Callable[[], None] = lambda: None) -> None:
-        self.db = db
-        self.notify_outbox = notify_outbox
-        self.access = teams.TeamAccess(store.care_team_member)
 
     def acknowledge(
         self, principal: Principal, flag_id: str, note: str, request_id: str = ""
@@ -111,7 +106,7 @@ class Crisis:
         name = f"Flag/{flag_id}"
         asked = {"flag_id": flag_id, "note": note}
         if once.earlier(self.db, principal, "AcknowledgeCrisis", request_id, asked) is None:
-            with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name):
+            with self.refusals(principal, audit.UPDATE, name):
                 if len(note) > MAX_NOTE or has_forbidden_characters(note):
                     raise InvalidArgument(
                         "the acknowledgement note is invalid",
@@ -171,14 +166,7 @@ class Crisis:
                 ),
             )
             store.JOURNAL.publish_version(uow, "Flag", flag, codes.EVENT_CRISIS_ACKNOWLEDGED)
-        store.JOURNAL.audit(
-            uow,
-            principal,
-            audit.UPDATE,
-            resource=name,
-            patient_id=alert.patient_id,
-            detail=f"acknowledge; {basis}",
-        )
+        audited(uow, principal, audit.UPDATE, name, alert.patient_id, f"acknowledge; {basis}")
 
     def escalate_overdue(self, now: datetime, after: timedelta) -> int:
         """Re-escalates crisis alerts nobody acknowledged within `after`: a stat message to the
@@ -222,20 +210,13 @@ class Crisis:
         self, principal: Principal, patient_id: str, page_size: int = 0, page_token: str = ""
     ) -> tuple[list[Stored], str]:
         """A page of the patient's flags, oldest first, and the next page's token."""
-        size = paging.page_size(page_size)
-        position = cursor.position_after(page_token)
-        basis = teams.require_access(
-            self.db, store.audit_log, self.access, principal, audit.SEARCH, "Flag", patient_id
-        )
-        with self.db.read() as conn:
-            rows = flag_store.flags_page(conn, patient_id, size + 1, position)
-        found, token = cursor.page(rows, size, lambda row: (row[1], row[0].id))
-        store.JOURNAL.audit_separately(
-            self.db,
+        found, token = self.listed(
             principal,
-            audit.SEARCH,
-            resource="Flag",
-            patient_id=patient_id,
-            detail=f"{len(found)} hits; {basis}",
+            "Flag",
+            patient_id,
+            page_size,
+            page_token,
+            lambda conn, limit, after: flag_store.flags_page(conn, patient_id, limit, after),
+            lambda row: (row[1], row[0].id),
         )
         return [flag for flag, _ in found], token

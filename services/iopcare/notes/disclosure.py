@@ -5,24 +5,27 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sqlalchemy import Connection
+
 from iopcare.kit import audit, privacy
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database
 from iopcare.kit.errors import NotFound, PermissionDenied
 from iopcare.notes import fhir_map, store
 from iopcare.notes.clinical import facts
+from iopcare.notes.usecase import UseCase
 
 #: Identities that may ask for a note "for disclosure": the FHIR gateway's service identity (and
 #: administrators acting for it). Clinicians read notes; services disclose them.
 DISCLOSING_ROLES = frozenset({"service", "system", "admin"})
 
 
-def consent_facts(conn: object, patient_id: str) -> list[privacy.ConsentFacts]:
+def consent_facts(conn: Connection, patient_id: str) -> list[privacy.ConsentFacts]:
     """The patient's consents as the disclosure rules read them (read in the transaction that
     decides, so a revocation is never missed)."""
     return [
         privacy.ConsentFacts(c.recipient, c.status, c.period_start, c.period_end, c.scope)
-        for c in store.consents_for(conn, patient_id)  # type: ignore[arg-type]
+        for c in store.consents_for(conn, patient_id)
     ]
 
 
@@ -42,10 +45,7 @@ def recipient_of(
     return principal.subject
 
 
-class Disclosure:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
+class Disclosure(UseCase):
     def disclose(self, principal: Principal, note_id: str, recipient: str) -> str:
         """A note for disclosure to the caller, outside the program (an outside EHR's token the
         FHIR gateway forwards; `recipient` may only repeat the caller's subject): the
@@ -55,7 +55,7 @@ class Disclosure:
         way with the recipient."""
         name = f"DocumentReference/{note_id}"
         recipient = recipient_of(self.db, principal, recipient, name, None)
-        with store.JOURNAL.refusals(self.db, principal, audit.READ, name):
+        with self.refusals(principal, audit.READ, name):
             if principal.role not in DISCLOSING_ROLES:
                 raise PermissionDenied(
                     "disclosure outside the program is done by the gateway's service identity",
@@ -69,25 +69,12 @@ class Disclosure:
         decision = privacy.may_disclose(facts(note), recipient, consents, datetime.now(UTC))
         detail = f"disclose to {recipient}: {decision.reason}"
         if not decision.allowed:
-            store.JOURNAL.audit_separately(
-                self.db,
-                principal,
-                audit.READ,
-                resource=name,
-                patient_id=note.patient_id,
-                outcome=audit.DENIED,
-                detail=detail,
+            self.audit_access(
+                principal, audit.READ, name, note.patient_id, detail, outcome=audit.DENIED
             )
             raise PermissionDenied(
                 f"the note may not be disclosed to this recipient ({decision.reason})",
                 reason=decision.reason,
             )
-        store.JOURNAL.audit_separately(
-            self.db,
-            principal,
-            audit.READ,
-            resource=name,
-            patient_id=note.patient_id,
-            detail=detail,
-        )
+        self.audit_access(principal, audit.READ, name, note.patient_id, detail)
         return fhir_map.disclosed(note.resource, decision.add_labels, decision.notice)

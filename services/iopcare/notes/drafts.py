@@ -8,13 +8,14 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from iopcare.kit import audit, paging, teams
+from iopcare.kit import audit
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import FieldViolation, InvalidArgument, NotFound, StaleVersion
-from iopcare.notes import cursor, once, store
+from iopcare.notes import once, store
 from iopcare.notes.domain.messages import NewMessage, check_message
 from iopcare.notes.thread import Posting, Thread
+from iopcare.notes.usecase import UseCase, audited
 
 
 def _body(message: NewMessage) -> dict[str, object]:
@@ -30,11 +31,10 @@ def _body(message: NewMessage) -> dict[str, object]:
     }
 
 
-class Drafts:
+class Drafts(UseCase):
     def __init__(self, db: Database, thread: Thread) -> None:
-        self.db = db
+        super().__init__(db)
         self.thread = thread
-        self.access = teams.TeamAccess(store.care_team_member)
 
     def save(
         self,
@@ -61,10 +61,7 @@ class Drafts:
             return self._reload(principal, done)
         # Everything but the text is checked now (a draft may be half written).
         check_message(replace(message, text=message.text or "draft"))
-        basis = teams.require_access(
-            self.db,
-            store.audit_log,
-            self.access,
+        basis = self.basis(
             principal,
             audit.CREATE,
             "Communication",
@@ -85,17 +82,17 @@ class Drafts:
                 store.drafts.insert_draft(
                     uow.conn, saved_id, patient_id, principal.reference, json.dumps(body), now
                 )
-            store.JOURNAL.audit(
+            audited(
                 uow,
                 principal,
                 audit.UPDATE,
-                resource=f"MessageDraft/{saved_id}",
-                patient_id=patient_id,
-                detail=f"draft saved; {basis}",
+                f"MessageDraft/{saved_id}",
+                patient_id,
+                f"draft saved; {basis}",
             )
             return saved_id
 
-        with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name, patient_id):
+        with self.refusals(principal, audit.UPDATE, name, patient_id):
             if request_id:
                 saved_id, _ = once.create(
                     self.db, principal, "SaveMessageDraft", request_id, asked, _save, patient_id
@@ -136,35 +133,21 @@ class Drafts:
     ) -> tuple[list[store.StoredDraft], str]:
         """A page of the caller's own drafts about a patient, oldest first (by when each was last
         saved), and the next page's token."""
-        size = paging.page_size(page_size)
-        position = cursor.position_after(page_token)
-        basis = teams.require_access(
-            self.db,
-            store.audit_log,
-            self.access,
+        return self.listed(
             principal,
-            audit.SEARCH,
             "MessageDraft",
             patient_id,
+            page_size,
+            page_token,
+            lambda conn, limit, after: store.drafts.drafts_page(
+                conn, principal.reference, patient_id, limit, after
+            ),
+            lambda d: (d.updated_at, d.id),
         )
-        with self.db.read() as conn:
-            rows = store.drafts.drafts_page(
-                conn, principal.reference, patient_id, size + 1, position
-            )
-        found, token = cursor.page(rows, size, lambda d: (d.updated_at, d.id))
-        store.JOURNAL.audit_separately(
-            self.db,
-            principal,
-            audit.SEARCH,
-            resource="MessageDraft",
-            patient_id=patient_id,
-            detail=f"{len(found)} hits; {basis}",
-        )
-        return found, token
 
     def _own(self, principal: Principal, draft_id: str, action: str) -> store.StoredDraft:
         name = f"MessageDraft/{draft_id}"
-        with store.JOURNAL.refusals(self.db, principal, action, name):
+        with self.refusals(principal, action, name):
             with self.db.read() as conn:
                 draft = store.load_draft(conn, draft_id)
             # Another sender's draft does not exist for the caller.
@@ -211,13 +194,13 @@ class Drafts:
 
         def _discard(uow: UnitOfWork) -> None:
             store.drafts.delete_draft(uow.conn, draft_id)
-            store.JOURNAL.audit(
+            audited(
                 uow,
                 principal,
                 audit.UPDATE,
-                resource=f"MessageDraft/{draft_id}",
-                patient_id=draft.patient_id,
-                detail="draft discarded",
+                f"MessageDraft/{draft_id}",
+                draft.patient_id,
+                "draft discarded",
             )
 
         once.change(

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
-from iopcare.kit import audit, paging, privacy, teams
+from iopcare.kit import audit, paging, privacy
 from iopcare.kit.auth import Principal
-from iopcare.kit.db import Database, UnitOfWork
+from iopcare.kit.db import UnitOfWork
 from iopcare.kit.errors import FieldViolations, PermissionDenied
 from iopcare.notes import fhir_map, store
 from iopcare.notes.clinical import facts
@@ -18,6 +18,7 @@ from iopcare.notes.cursor import seq_after
 from iopcare.notes.disclosure import DISCLOSING_ROLES, consent_facts, recipient_of
 from iopcare.notes.domain import documents
 from iopcare.notes.domain.text import FORBIDDEN_CHARACTERS, has_forbidden_characters
+from iopcare.notes.usecase import UseCase
 
 #: A search page reads at least this many rows per query, and at most MAX_SCANNED rows in all.
 SEARCH_BATCH = 200
@@ -64,11 +65,7 @@ def check_filter(f: NoteFilter) -> None:
     problems.raise_if_any("the search is invalid")
 
 
-class NoteSearch:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self.access = teams.TeamAccess(store.care_team_member)
-
+class NoteSearch(UseCase):
     def search(
         self,
         principal: Principal,
@@ -89,10 +86,7 @@ class NoteSearch:
         check_filter(wanted)
         size = paging.page_size(page_size)
         before_seq = seq_after(page_token)
-        basis = teams.require_access(
-            self.db,
-            store.audit_log,
-            self.access,
+        basis = self.basis(
             principal,
             audit.SEARCH,
             "DocumentReference",
@@ -129,14 +123,13 @@ class NoteSearch:
         """The recipient of a disclosure search (the caller itself), for a disclosing service."""
         recipient = recipient_of(self.db, principal, asked, "DocumentReference", patient_id)
         if principal.role not in DISCLOSING_ROLES:
-            store.JOURNAL.audit_separately(
-                self.db,
+            self.audit_access(
                 principal,
                 audit.SEARCH,
-                resource="DocumentReference",
-                patient_id=patient_id,
+                "DocumentReference",
+                patient_id,
+                f"disclosure search for {recipient}: not a disclosing service",
                 outcome=audit.DENIED,
-                detail=f"disclosure search for {recipient}: not a disclosing service",
             )
             raise PermissionDenied(
                 "disclosure outside the program is done by the gateway's service identity",

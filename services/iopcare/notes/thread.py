@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from iopcare.kit import audit, fhir, paging, teams
+from iopcare.kit import audit, fhir, paging
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import (
@@ -26,6 +26,7 @@ from iopcare.notes.crisis import raise_crisis
 from iopcare.notes.cursor import seq_after
 from iopcare.notes.domain.messages import NewMessage, check_message, crisis_priority
 from iopcare.notes.posting import append_message, expand_recipients
+from iopcare.notes.usecase import UseCase, audited
 
 MAX_MARKED = 100
 
@@ -49,7 +50,7 @@ class Posting:
     from_draft: store.StoredDraft | None = None
 
 
-class Thread:
+class Thread(UseCase):
     def __init__(
         self,
         db: Database,
@@ -60,9 +61,7 @@ class Thread:
         max_watchers_per_client: int = 2,
         retry_after_seconds: float = 1.0,
     ) -> None:
-        self.db = db
-        self.notify_outbox = notify_outbox
-        self.access = teams.TeamAccess(store.care_team_member)
+        super().__init__(db, notify_outbox=notify_outbox)
         self.watchers = watch.ThreadWatch()
         self.watchers.install(db.write_engine)
         self.watch_poll_seconds = watch_poll_seconds
@@ -127,10 +126,7 @@ class Thread:
                 "system messages come from the services",
                 [FieldViolation("category", "update, question, handoff or crisis")],
             )
-        basis = teams.require_access(
-            self.db,
-            store.audit_log,
-            self.access,
+        basis = self.basis(
             principal,
             audit.CREATE,
             "Communication",
@@ -141,13 +137,13 @@ class Thread:
             if posting.from_draft is not None:
                 _take_draft(uow, posting.from_draft)
             self._store_post(uow, message_id, message)
-            store.JOURNAL.audit(
+            audited(
                 uow,
                 principal,
                 audit.CREATE,
-                resource=f"Communication/{message_id}",
-                patient_id=message.patient_id,
-                detail=basis,
+                f"Communication/{message_id}",
+                message.patient_id,
+                basis,
             )
 
         message_id, created = once.create(
@@ -202,21 +198,12 @@ class Thread:
         with self.db.read() as conn:
             stored = store.load_message(conn, message_id)
         if stored is None:
-            with store.JOURNAL.refusals(self.db, principal, audit.READ, name):
+            with self.refusals(principal, audit.READ, name):
                 raise NotFound(f"{name} not found", resource=name)
-        basis = teams.require_access(
-            self.db, store.audit_log, self.access, principal, audit.READ, name, stored.patient_id
-        )
+        basis = self.basis(principal, audit.READ, name, stored.patient_id)
         with self.db.read() as conn:
             receipts = store.receipts(conn, message_id)
-        store.JOURNAL.audit_separately(
-            self.db,
-            principal,
-            audit.READ,
-            resource=name,
-            patient_id=stored.patient_id,
-            detail=basis,
-        )
+        self.audit_access(principal, audit.READ, name, stored.patient_id, basis)
         return MessageView(stored, receipts)
 
     def page(
@@ -228,13 +215,12 @@ class Thread:
         after = seq_after(page_token)
         with self.db.read() as conn:
             items = store.thread(conn, patient_id, size + 1, after)
-        store.JOURNAL.audit_separately(
-            self.db,
+        self.audit_access(
             principal,
             audit.SEARCH,
-            resource="Communication",
-            patient_id=patient_id,
-            detail=f"{min(len(items), size)} hits; {basis}",
+            "Communication",
+            patient_id,
+            f"{min(len(items), size)} hits; {basis}",
         )
         token = ""
         if len(items) > size:
@@ -259,7 +245,7 @@ class Thread:
             found = {m: store.load_message(conn, m) for m in message_ids}
         missing = [m for m, v in found.items() if v is None]
         if missing:
-            with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, "Communication"):
+            with self.refusals(principal, audit.UPDATE, "Communication"):
                 raise NotFound("no such message", resource=f"Communication/{missing[0]}")
         messages = [v for v in found.values() if v is not None]
         for patient in dict.fromkeys(m.patient_id for m in messages):
@@ -284,13 +270,13 @@ class Thread:
         now = datetime.now(UTC)
         for message in messages:
             new += store.add_receipt(uow.conn, message.id, principal.reference, now)
-            store.JOURNAL.audit(
+            audited(
                 uow,
                 principal,
                 audit.UPDATE,
-                resource=f"Communication/{message.id}",
-                patient_id=message.patient_id,
-                detail="read receipt",
+                f"Communication/{message.id}",
+                message.patient_id,
+                "read receipt",
             )
         return new
 
@@ -304,12 +290,12 @@ class Thread:
         asked = {"id": message_id, "expected_version": expected_version}
         if once.earlier(self.db, principal, "RetractMessage", request_id, asked) is not None:
             return self._reload(message_id)
-        with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name):
+        with self.refusals(principal, audit.UPDATE, name):
             with self.db.read() as conn:
                 stored = store.load_message(conn, message_id)
             if stored is None:
                 raise NotFound(f"{name} not found", resource=name)
-        with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name, stored.patient_id):
+        with self.refusals(principal, audit.UPDATE, name, stored.patient_id):
             with self.db.read() as conn:
                 self.access.basis(conn, principal, stored.patient_id)
             if stored.sender != principal.reference:
@@ -352,14 +338,7 @@ class Thread:
             data=resource,
             at=now,
         )
-        store.JOURNAL.audit(
-            uow,
-            principal,
-            audit.UPDATE,
-            resource=name,
-            patient_id=stored.patient_id,
-            detail="retracted",
-        )
+        audited(uow, principal, audit.UPDATE, name, stored.patient_id, "retracted")
 
     # Watching ----------------------------------------------------------------------------------
     @contextmanager
@@ -379,20 +358,13 @@ class Thread:
         try:
             self._watch_places.acquire(principal.subject)
         except ResourceExhausted:
-            with store.JOURNAL.refusals(
-                self.db, principal, audit.SEARCH, "Communication", patient_id
-            ):
+            with self.refusals(principal, audit.SEARCH, "Communication", patient_id):
                 raise
         try:
             with self.db.read() as conn:
                 start = resume if resume is not None else store.last_seq(conn, patient_id)
-            store.JOURNAL.audit_separately(
-                self.db,
-                principal,
-                audit.SEARCH,
-                resource="Communication",
-                patient_id=patient_id,
-                detail=f"watch opened; {basis}",
+            self.audit_access(
+                principal, audit.SEARCH, "Communication", patient_id, f"watch opened; {basis}"
             )
             yield start
         finally:
@@ -422,13 +394,12 @@ class Thread:
                 # (the hint is in-process; another replica's commits are found by re-reading).
                 self.watchers.wait(patient_id, seen, self.watch_poll_seconds)
                 continue
-            store.JOURNAL.audit_separately(
-                self.db,
+            self.audit_access(
                 principal,
                 audit.SEARCH,
-                resource="Communication",
-                patient_id=patient_id,
-                detail=f"watch delivered {len(batch)}; {basis}",
+                "Communication",
+                patient_id,
+                f"watch delivered {len(batch)}; {basis}",
             )
             for message in batch:
                 cursor = message.seq
@@ -438,9 +409,7 @@ class Thread:
         return self._require_access(principal, audit.SEARCH, patient_id)
 
     def _require_access(self, principal: Principal, action: str, patient_id: str) -> str:
-        return teams.require_access(
-            self.db, store.audit_log, self.access, principal, action, "Communication", patient_id
-        )
+        return self.basis(principal, action, "Communication", patient_id)
 
 
 def _take_draft(uow: UnitOfWork, draft: store.StoredDraft) -> None:
