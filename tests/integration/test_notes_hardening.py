@@ -17,7 +17,7 @@ from sqlalchemy import select
 from iopcare.kit import topics
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
-from iopcare.notes import clinical
+from iopcare.notes import note_search
 from iopcare.notes import store as notes_store
 from iopcare.notes.v1 import notes_service_pb2 as nt
 from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
@@ -323,7 +323,7 @@ def test_a_search_through_many_withheld_notes_does_bounded_work_per_page(
     time until the page was full: a dietitian's page of one over a patient with thousands of
     psychotherapy notes read them all, two rows per query, in one call. A page now stops after a
     bounded scan and hands back a token to go on from there (AIP-158: a short page is fine)."""
-    monkeypatch.setattr(clinical, "MAX_SCANNED", 10, raising=False)
+    monkeypatch.setattr(note_search, "MAX_SCANNED", 10)
     diet = as_(settings, "dietitian", "diet-1")
     therapist = as_(settings, "therapist", "th-1")
     own = _signed(notes, diet, patient, "nutrition", "meal plan")

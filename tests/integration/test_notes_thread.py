@@ -22,7 +22,7 @@ from iopcare.kit.db import UnitOfWork
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
 from iopcare.notes import store as notes_store
-from iopcare.notes.service import Notes
+from iopcare.notes.crisis import Crisis
 from iopcare.notes.v1 import notes_service_pb2 as nt
 from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
 from tests.support import harness
@@ -343,7 +343,7 @@ def test_a_crisis_acknowledged_while_escalation_runs_is_not_escalated(
     therapist = as_(settings, "therapist", "th-1")
     crisis = _post(notes, therapist, patient, "Says he has a plan.", category="crisis")
     (flag,) = notes.ListFlags(nt.ListFlagsRequest(patient_id=patient), metadata=therapist).flags
-    escalator = Notes(notes_runtime.db)
+    escalator = Crisis(notes_runtime.db)
     escalated: list[int] = []
     worker = threading.Thread(
         target=lambda: escalated.append(

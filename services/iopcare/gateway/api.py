@@ -36,7 +36,7 @@ from iopcare.gateway.http import (
     GatewayContext,
     error_response,
 )
-from iopcare.gateway.resources.base import ResourceHandler
+from iopcare.gateway.resources.base import ResourceHandler, pages
 from iopcare.gateway.security import Authenticator
 from iopcare.gateway.settings import GatewaySettings
 from iopcare.kit import errors as kit_errors
@@ -245,14 +245,19 @@ class Gateway:
     def _consents(self, caller: Caller, patient_id: str) -> list[Any]:
         """The patient's consents as notes keeps them (none if notes will not say)."""
         try:
-            answer = self.services.call(
-                caller,
-                self.services.notes.ListConsents,
-                notes_pb.ListConsentsRequest(patient_id=patient_id),
+            consents = pages(
+                lambda token: self.services.call(
+                    caller,
+                    self.services.notes.ListConsents,
+                    notes_pb.ListConsentsRequest(
+                        patient_id=patient_id, page_size=1000, page_token=token
+                    ),
+                ),
+                "consents",
             )
         except FhirHttpError:
             return []  # unknown, unreachable or refused: nothing is released
-        return [disclosure.consent_facts(c) for c in answer.consents]
+        return [disclosure.consent_facts(c) for c in consents]
 
 
 def _unreleased(request: FhirRequest, exc: release.UnreleasedContent) -> FhirResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import grpc
@@ -13,11 +14,16 @@ from iopcare.kit.errors import FieldViolation, InvalidArgument
 from iopcare.kit.paging import encode
 from iopcare.kit.protoconv import require_id, timestamp
 from iopcare.kit.versioned import Stored
-from iopcare.notes.clinical import Attendee, ClinicalNotes, ConsentInput, NoteChanges
+from iopcare.notes.clinical import Attendee, ClinicalNotes, NoteChanges
+from iopcare.notes.consents import ConsentInput, Consents
+from iopcare.notes.crisis import Crisis
+from iopcare.notes.disclosure import Disclosure
 from iopcare.notes.domain.documents import KIND_BY_CODE, NOTE_KINDS, NoteDraft
 from iopcare.notes.domain.messages import NewMessage
-from iopcare.notes.service import Notes
+from iopcare.notes.drafts import Drafts
+from iopcare.notes.note_search import NoteFilter, NoteSearch
 from iopcare.notes.store import StoredConsent, StoredDraft, StoredMessage, StoredNote
+from iopcare.notes.thread import Thread
 from iopcare.notes.v1 import notes_service_pb2 as pb
 from iopcare.notes.v1 import notes_service_pb2_grpc as pb_grpc
 
@@ -129,16 +135,34 @@ def _draft(note: pb.NoteInput, patient_id: str) -> NoteDraft:
     )
 
 
+@dataclass(frozen=True)
+class UseCases:
+    """The notes service's use cases, one object per aggregate (built by `app`)."""
+
+    thread: Thread
+    drafts: Drafts
+    crisis: Crisis
+    clinical: ClinicalNotes
+    search: NoteSearch
+    consents: Consents
+    disclosure: Disclosure
+
+
 class NotesServicer(pb_grpc.NotesServiceServicer):
-    def __init__(self, notes: Notes, clinical: ClinicalNotes) -> None:
-        self.notes = notes
-        self.clinical = clinical
+    def __init__(self, cases: UseCases) -> None:
+        self.thread = cases.thread
+        self.drafts = cases.drafts
+        self.crisis = cases.crisis
+        self.clinical = cases.clinical
+        self.search = cases.search
+        self.consents = cases.consents
+        self.disclosure = cases.disclosure
 
     # Team thread -------------------------------------------------------------------------------
     def PostMessage(
         self, request: pb.PostMessageRequest, context: grpc.ServicerContext
     ) -> pb.PostMessageResponse:
-        stored = self.notes.post(
+        stored = self.thread.post(
             current_principal(),
             request.request_id,
             require_id(request.patient_id, "patient_id"),
@@ -160,7 +184,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def ListThread(
         self, request: pb.ListThreadRequest, context: grpc.ServicerContext
     ) -> pb.ListThreadResponse:
-        items, token = self.notes.thread(
+        items, token = self.thread.page(
             current_principal(),
             require_id(request.patient_id, "patient_id"),
             request.page_size,
@@ -171,7 +195,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def GetCommunication(
         self, request: pb.GetCommunicationRequest, context: grpc.ServicerContext
     ) -> pb.GetCommunicationResponse:
-        view = self.notes.get_message(current_principal(), require_id(request.id, "id"))
+        view = self.thread.get_message(current_principal(), require_id(request.id, "id"))
         return pb.GetCommunicationResponse(
             message=to_message(view.message),
             receipts=[pb.ReadReceipt(reader=r, read_time=timestamp(t)) for r, t in view.receipts],
@@ -180,8 +204,11 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def RetractMessage(
         self, request: pb.RetractMessageRequest, context: grpc.ServicerContext
     ) -> pb.RetractMessageResponse:
-        stored = self.notes.retract(
-            current_principal(), require_id(request.id, "id"), request.expected_version
+        stored = self.thread.retract(
+            current_principal(),
+            require_id(request.id, "id"),
+            request.expected_version,
+            request.request_id,
         )
         return pb.RetractMessageResponse(message=to_message(stored))
 
@@ -189,7 +216,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         self, request: pb.MarkReadRequest, context: grpc.ServicerContext
     ) -> pb.MarkReadResponse:
         ids = [require_id(m, f"message_ids[{i}]") for i, m in enumerate(request.message_ids)]
-        new = self.notes.mark_read(current_principal(), ids)
+        new = self.thread.mark_read(current_principal(), ids, request.request_id)
         return pb.MarkReadResponse(new_receipts=new)
 
     def SaveMessageDraft(
@@ -198,7 +225,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         m = request.message
         patient_id = require_id(m.patient_id, "message.patient_id")
         draft_id = require_id(request.draft_id, "draft_id") if request.draft_id else ""
-        saved = self.notes.save_draft(
+        saved = self.drafts.save(
             current_principal(),
             patient_id,
             draft_id,
@@ -215,19 +242,27 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
                 part_of=tuple(m.part_of),
                 attachments=tuple(m.attachments),
             ),
+            request.request_id,
         )
         return pb.SaveMessageDraftResponse(draft=to_draft(saved))
 
     def ListMessageDrafts(
         self, request: pb.ListMessageDraftsRequest, context: grpc.ServicerContext
     ) -> pb.ListMessageDraftsResponse:
-        found = self.notes.drafts(current_principal(), require_id(request.patient_id, "patient_id"))
-        return pb.ListMessageDraftsResponse(drafts=[to_draft(d) for d in found])
+        found, token = self.drafts.page(
+            current_principal(),
+            require_id(request.patient_id, "patient_id"),
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListMessageDraftsResponse(
+            drafts=[to_draft(d) for d in found], next_page_token=token
+        )
 
     def SendMessageDraft(
         self, request: pb.SendMessageDraftRequest, context: grpc.ServicerContext
     ) -> pb.SendMessageDraftResponse:
-        message = self.notes.send_draft(
+        message = self.drafts.send(
             current_principal(), request.request_id, require_id(request.draft_id, "draft_id")
         )
         return pb.SendMessageDraftResponse(message=to_message(message))
@@ -235,7 +270,9 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def DiscardMessageDraft(
         self, request: pb.DiscardMessageDraftRequest, context: grpc.ServicerContext
     ) -> pb.DiscardMessageDraftResponse:
-        self.notes.discard_draft(current_principal(), require_id(request.draft_id, "draft_id"))
+        self.drafts.discard(
+            current_principal(), require_id(request.draft_id, "draft_id"), request.request_id
+        )
         return pb.DiscardMessageDraftResponse()
 
     def WatchThread(
@@ -243,13 +280,13 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     ) -> Iterator[pb.WatchThreadResponse]:
         principal = current_principal()
         patient_id = require_id(request.patient_id, "patient_id")
-        with self.notes.watching(principal, patient_id, request.resume_token) as cursor:
+        with self.thread.watching(principal, patient_id, request.resume_token) as cursor:
             # Initial metadata tells the client the stream is open: everything committed from
             # now on reaches it (and the token names where it started, for resuming).
             context.send_initial_metadata(((WATCH_START_HEADER, encode({"seq": cursor})),))
             # A cancelled call wakes its stream at once instead of at the next re-read.
-            context.add_callback(self.notes.watchers.wake_all)
-            for message, token in self.notes.follow(
+            context.add_callback(self.thread.watchers.wake_all)
+            for message, token in self.thread.follow(
                 principal, patient_id, cursor, context.is_active
             ):
                 yield pb.WatchThreadResponse(message=to_message(message), resume_token=token)
@@ -258,18 +295,24 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def AcknowledgeCrisis(
         self, request: pb.AcknowledgeCrisisRequest, context: grpc.ServicerContext
     ) -> pb.AcknowledgeCrisisResponse:
-        flag = self.notes.acknowledge_crisis(
-            current_principal(), require_id(request.flag_id, "flag_id"), request.note
+        flag = self.crisis.acknowledge(
+            current_principal(),
+            require_id(request.flag_id, "flag_id"),
+            request.note,
+            request.request_id,
         )
         return pb.AcknowledgeCrisisResponse(flag=flag_message(flag))
 
     def ListFlags(
         self, request: pb.ListFlagsRequest, context: grpc.ServicerContext
     ) -> pb.ListFlagsResponse:
-        found = self.notes.flags_for_patient(
-            current_principal(), require_id(request.patient_id, "patient_id")
+        found, token = self.crisis.flags_for_patient(
+            current_principal(),
+            require_id(request.patient_id, "patient_id"),
+            request.page_size,
+            request.page_token,
         )
-        return pb.ListFlagsResponse(flags=[flag_message(f) for f in found])
+        return pb.ListFlagsResponse(flags=[flag_message(f) for f in found], next_page_token=token)
 
     # Clinical notes ----------------------------------------------------------------------------
     def CreateNote(
@@ -307,7 +350,11 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
             shared_with=frozenset(note.shared_with) if "shared_with" in paths else None,
         )
         updated = self.clinical.update_draft(
-            current_principal(), require_id(request.id, "id"), request.expected_version, changes
+            current_principal(),
+            require_id(request.id, "id"),
+            request.expected_version,
+            changes,
+            request.request_id,
         )
         return pb.UpdateNoteResponse(note=to_note(updated))
 
@@ -315,7 +362,10 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         self, request: pb.SignNoteRequest, context: grpc.ServicerContext
     ) -> pb.SignNoteResponse:
         view = self.clinical.sign(
-            current_principal(), require_id(request.id, "id"), request.expected_version
+            current_principal(),
+            require_id(request.id, "id"),
+            request.expected_version,
+            request.request_id,
         )
         return pb.SignNoteResponse(
             note=to_note(view.note), provenance_json=view.provenance[-1] if view.provenance else ""
@@ -357,14 +407,16 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
                     [FieldViolation(f"type_codes[{i}]", f"one of {', '.join(KIND_BY_CODE)}")],
                 )
             kinds.append(KIND_BY_CODE[code])
-        found, token = self.clinical.search(
+        found, token = self.search.search(
             current_principal(),
             require_id(request.patient_id, "patient_id"),
-            author=request.author,
-            kinds=tuple(dict.fromkeys(kinds)),
-            since=_time(request, "date_from"),
-            until=_time(request, "date_to"),
-            words=request.text,
+            NoteFilter(
+                author=request.author,
+                kinds=tuple(dict.fromkeys(kinds)),
+                since=_time(request, "date_from"),
+                until=_time(request, "date_to"),
+                words=request.text,
+            ),
             page_size=request.page_size,
             page_token=request.page_token,
             recipient=request.recipient,
@@ -374,7 +426,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def DiscloseNote(
         self, request: pb.DiscloseNoteRequest, context: grpc.ServicerContext
     ) -> pb.DiscloseNoteResponse:
-        body = self.clinical.disclose(
+        body = self.disclosure.disclose(
             current_principal(), require_id(request.id, "id"), request.recipient
         )
         return pb.DiscloseNoteResponse(fhir_json=body)
@@ -383,7 +435,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def RecordConsent(
         self, request: pb.RecordConsentRequest, context: grpc.ServicerContext
     ) -> pb.RecordConsentResponse:
-        consent = self.clinical.record_consent(
+        consent = self.consents.record_consent(
             current_principal(),
             request.request_id,
             require_id(request.patient_id, "patient_id"),
@@ -403,22 +455,29 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def GetConsent(
         self, request: pb.GetConsentRequest, context: grpc.ServicerContext
     ) -> pb.GetConsentResponse:
-        consent = self.clinical.get_consent(current_principal(), require_id(request.id, "id"))
+        consent = self.consents.get_consent(current_principal(), require_id(request.id, "id"))
         return pb.GetConsentResponse(consent=to_consent(consent))
 
     def RevokeConsent(
         self, request: pb.RevokeConsentRequest, context: grpc.ServicerContext
     ) -> pb.RevokeConsentResponse:
-        consent = self.clinical.revoke_consent(current_principal(), require_id(request.id, "id"))
+        consent = self.consents.revoke_consent(
+            current_principal(), require_id(request.id, "id"), request.request_id
+        )
         return pb.RevokeConsentResponse(consent=to_consent(consent))
 
     def ListConsents(
         self, request: pb.ListConsentsRequest, context: grpc.ServicerContext
     ) -> pb.ListConsentsResponse:
-        found = self.clinical.consents(
-            current_principal(), require_id(request.patient_id, "patient_id")
+        found, token = self.consents.page(
+            current_principal(),
+            require_id(request.patient_id, "patient_id"),
+            request.page_size,
+            request.page_token,
         )
-        return pb.ListConsentsResponse(consents=[to_consent(c) for c in found])
+        return pb.ListConsentsResponse(
+            consents=[to_consent(c) for c in found], next_page_token=token
+        )
 
 
 def flag_message(flag: Stored) -> pb.Flag:

@@ -7,27 +7,27 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import iopcare.careplan.contract as careplan_contract
-import iopcare.scheduling.contract as scheduling_contract
 from iopcare.kit import topics
 from iopcare.kit.rpc import rules_for
 from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
 from iopcare.kit.teams import projection_handler
 from iopcare.notes import store
-from iopcare.notes.api import SERVICE_NAME, NotesServicer
+from iopcare.notes.api import SERVICE_NAME, NotesServicer, UseCases
 from iopcare.notes.clinical import ClinicalNotes
+from iopcare.notes.consents import Consents
+from iopcare.notes.crisis import Crisis
+from iopcare.notes.disclosure import Disclosure
+from iopcare.notes.drafts import Drafts
+from iopcare.notes.handlers import HANDLERS
+from iopcare.notes.note_search import NoteSearch
 from iopcare.notes.scope_rules import SCOPE_RULES
-from iopcare.notes.service import Notes
+from iopcare.notes.thread import Thread
 from iopcare.notes.v1 import notes_service_pb2_grpc as pb_grpc
 from iopcare.notes.watch import ThreadWatch
 
 NAME = "notes"
 MIGRATIONS = Path(__file__).parent / "migrations"
-#: scheduling's attendance alerts notes posts to the team thread.
-ATTENDANCE_ALERTS = (
-    scheduling_contract.EVENT_INTENSITY_BELOW_MINIMUM,
-    scheduling_contract.EVENT_DROPOUT_RISK,
-)
 
 
 @dataclass
@@ -54,7 +54,7 @@ def build(
         MIGRATIONS,
         store.outbox,
     )
-    notes = Notes(
+    thread = Thread(
         parts.db,
         notify_outbox=parts.relay.notify,
         watch_poll_seconds=settings.notes_watch_poll_seconds,
@@ -63,31 +63,34 @@ def build(
         max_watchers_per_client=settings.notes_watch_max_per_client,
         retry_after_seconds=settings.rpc_retry_after_seconds,
     )
-    clinical = ClinicalNotes(parts.db, notify_outbox=parts.relay.notify)
+    crisis = Crisis(parts.db, notify_outbox=parts.relay.notify)
+    cases = UseCases(
+        thread=thread,
+        drafts=Drafts(parts.db, thread),
+        crisis=crisis,
+        clinical=ClinicalNotes(parts.db, notify_outbox=parts.relay.notify),
+        search=NoteSearch(parts.db),
+        consents=Consents(parts.db),
+        disclosure=Disclosure(parts.db),
+    )
     on_team = projection_handler(store.care_team_member, store.care_team_seen)
     handlers = {
-        careplan_contract.EVENT_CREATED: notes.on_care_plan_created,
-        careplan_contract.EVENT_CRISIS: notes.on_careplan_alert,
-        careplan_contract.EVENT_REVIEW_DUE_NOW: notes.on_review_due,
+        **HANDLERS,
         careplan_contract.EVENT_TEAM_CREATED: on_team,
         careplan_contract.EVENT_TEAM_UPDATED: on_team,
-        scheduling_contract.EVENT_APPOINTMENTS_PROPOSED: notes.on_appointments_proposed,
-        scheduling_contract.EVENT_APPOINTMENT_UPDATED: notes.on_appointment_updated,
-        **{event: notes.on_plan_changed for event in careplan_contract.EVENT_FOR_CHANGE.values()},
-        **{event: notes.on_attendance_alert for event in ATTENDANCE_ALERTS},
     }
     consumer = parts.consumer(store.inbox, [topics.CAREPLAN, topics.SCHEDULING], handlers)
     escalation = timedelta(minutes=settings.crisis_escalation_minutes)
     escalate = PeriodicTask(
         "crisis-escalation",
         settings.crisis_check_seconds,
-        lambda: notes.escalate_overdue(datetime.now(UTC), escalation),
+        lambda: crisis.escalate_overdue(datetime.now(UTC), escalation),
     )
     runtime = parts.runtime(
         [
             (
                 pb_grpc.add_NotesServiceServicer_to_server,
-                NotesServicer(notes, clinical),
+                NotesServicer(cases),
                 SERVICE_NAME,
             )
         ],
@@ -97,4 +100,4 @@ def build(
     )
     # The kit builds a plain ServiceRuntime; carry its parts over into ours.
     values = {f.name: getattr(runtime, f.name) for f in fields(runtime) if f.init}
-    return NotesRuntime(**values, watchers=notes.watchers)
+    return NotesRuntime(**values, watchers=thread.watchers)

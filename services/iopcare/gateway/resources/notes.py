@@ -132,8 +132,14 @@ class FlagHandler(ResourceHandler):
     documentation = "Safety flags raised by crises and attendance alerts (search only)."
 
     def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
-        request = pb.ListFlagsRequest(patient_id=require_patient(patient_id, self.type))
-        return [_stored(f) for f in self.send(caller, request).flags]
+        patient = require_patient(patient_id, self.type)
+        listed = pages(
+            lambda token: self.send(
+                caller, pb.ListFlagsRequest(patient_id=patient, page_size=1000, page_token=token)
+            ),
+            "flags",
+        )
+        return [_stored(f) for f in listed]
 
 
 class DocumentReferenceHandler(ResourceHandler):
@@ -280,5 +286,12 @@ class ConsentHandler(ResourceHandler):
         return _stored(self.send(caller, request).consent)
 
     def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
-        request = pb.ListConsentsRequest(patient_id=require_patient(patient_id, self.type))
-        return [_stored(c) for c in self.send(caller, request).consents]
+        patient = require_patient(patient_id, self.type)
+        listed = pages(
+            lambda token: self.send(
+                caller,
+                pb.ListConsentsRequest(patient_id=patient, page_size=1000, page_token=token),
+            ),
+            "consents",
+        )
+        return [_stored(c) for c in listed]

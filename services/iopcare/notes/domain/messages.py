@@ -143,3 +143,23 @@ def attendance_alert_text(kind: str, detail: str | None) -> str:
         "dropout-risk": "Dropout risk",
     }.get(kind, "Attendance alert")
     return f"{heading}: {detail}." if detail else f"{heading}."
+
+
+#: Who an unacknowledged crisis is re-escalated to: the whole clinical team.
+ESCALATION_ROLES = ("psychiatrist", "therapist", "physician", "nurse", "case-manager")
+
+
+def crisis_priority(priority: str) -> str:
+    """A clinician's crisis message is at least urgent: raised to asap or stat, never lowered."""
+    return priority if priority in ("asap", "stat") else "urgent"
+
+
+def escalation_text(after_minutes: int) -> str:
+    return (
+        f"CRISIS NOT ACKNOWLEDGED after {after_minutes} minutes: contact the "
+        "patient now and acknowledge the alert."
+    )
+
+
+def acknowledged_text(by: str, note: str) -> str:
+    return f"Crisis alert acknowledged by {by}. {note}".strip()

@@ -82,46 +82,6 @@ class ListThreadResponse(_message.Message):
     next_page_token: str
     def __init__(self, messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
-class Flag(_message.Message):
-    __slots__ = ("id", "version", "patient_id", "status", "fhir_json")
-    ID_FIELD_NUMBER: _ClassVar[int]
-    VERSION_FIELD_NUMBER: _ClassVar[int]
-    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
-    STATUS_FIELD_NUMBER: _ClassVar[int]
-    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
-    id: str
-    version: int
-    patient_id: str
-    status: str
-    fhir_json: str
-    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
-
-class AcknowledgeCrisisRequest(_message.Message):
-    __slots__ = ("flag_id", "note")
-    FLAG_ID_FIELD_NUMBER: _ClassVar[int]
-    NOTE_FIELD_NUMBER: _ClassVar[int]
-    flag_id: str
-    note: str
-    def __init__(self, flag_id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
-
-class AcknowledgeCrisisResponse(_message.Message):
-    __slots__ = ("flag",)
-    FLAG_FIELD_NUMBER: _ClassVar[int]
-    flag: Flag
-    def __init__(self, flag: _Optional[_Union[Flag, _Mapping]] = ...) -> None: ...
-
-class ListFlagsRequest(_message.Message):
-    __slots__ = ("patient_id",)
-    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
-    patient_id: str
-    def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
-
-class ListFlagsResponse(_message.Message):
-    __slots__ = ("flags",)
-    FLAGS_FIELD_NUMBER: _ClassVar[int]
-    flags: _containers.RepeatedCompositeFieldContainer[Flag]
-    def __init__(self, flags: _Optional[_Iterable[_Union[Flag, _Mapping]]] = ...) -> None: ...
-
 class GetCommunicationRequest(_message.Message):
     __slots__ = ("id",)
     ID_FIELD_NUMBER: _ClassVar[int]
@@ -145,12 +105,14 @@ class GetCommunicationResponse(_message.Message):
     def __init__(self, message: _Optional[_Union[Message, _Mapping]] = ..., receipts: _Optional[_Iterable[_Union[ReadReceipt, _Mapping]]] = ...) -> None: ...
 
 class RetractMessageRequest(_message.Message):
-    __slots__ = ("id", "expected_version")
+    __slots__ = ("id", "expected_version", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     expected_version: int
-    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RetractMessageResponse(_message.Message):
     __slots__ = ("message",)
@@ -159,16 +121,94 @@ class RetractMessageResponse(_message.Message):
     def __init__(self, message: _Optional[_Union[Message, _Mapping]] = ...) -> None: ...
 
 class MarkReadRequest(_message.Message):
-    __slots__ = ("message_ids",)
+    __slots__ = ("message_ids", "request_id")
     MESSAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     message_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, message_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, message_ids: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class MarkReadResponse(_message.Message):
     __slots__ = ("new_receipts",)
     NEW_RECEIPTS_FIELD_NUMBER: _ClassVar[int]
     new_receipts: int
     def __init__(self, new_receipts: _Optional[int] = ...) -> None: ...
+
+class MessageDraft(_message.Message):
+    __slots__ = ("id", "patient_id", "version", "message", "update_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    patient_id: str
+    version: int
+    message: PostMessageRequest
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., patient_id: _Optional[str] = ..., version: _Optional[int] = ..., message: _Optional[_Union[PostMessageRequest, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SaveMessageDraftRequest(_message.Message):
+    __slots__ = ("draft_id", "expected_version", "message", "request_id")
+    DRAFT_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    draft_id: str
+    expected_version: int
+    message: PostMessageRequest
+    request_id: str
+    def __init__(self, draft_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., message: _Optional[_Union[PostMessageRequest, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SaveMessageDraftResponse(_message.Message):
+    __slots__ = ("draft",)
+    DRAFT_FIELD_NUMBER: _ClassVar[int]
+    draft: MessageDraft
+    def __init__(self, draft: _Optional[_Union[MessageDraft, _Mapping]] = ...) -> None: ...
+
+class ListMessageDraftsRequest(_message.Message):
+    __slots__ = ("patient_id", "page_size", "page_token")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, patient_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListMessageDraftsResponse(_message.Message):
+    __slots__ = ("drafts", "next_page_token")
+    DRAFTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    drafts: _containers.RepeatedCompositeFieldContainer[MessageDraft]
+    next_page_token: str
+    def __init__(self, drafts: _Optional[_Iterable[_Union[MessageDraft, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class SendMessageDraftRequest(_message.Message):
+    __slots__ = ("request_id", "draft_id")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    draft_id: str
+    def __init__(self, request_id: _Optional[str] = ..., draft_id: _Optional[str] = ...) -> None: ...
+
+class SendMessageDraftResponse(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: Message
+    def __init__(self, message: _Optional[_Union[Message, _Mapping]] = ...) -> None: ...
+
+class DiscardMessageDraftRequest(_message.Message):
+    __slots__ = ("draft_id", "request_id")
+    DRAFT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    draft_id: str
+    request_id: str
+    def __init__(self, draft_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class DiscardMessageDraftResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class WatchThreadRequest(_message.Message):
     __slots__ = ("patient_id", "resume_token")
@@ -277,16 +317,18 @@ class CreateNoteResponse(_message.Message):
     def __init__(self, notes: _Optional[_Iterable[_Union[Note, _Mapping]]] = ...) -> None: ...
 
 class UpdateNoteRequest(_message.Message):
-    __slots__ = ("id", "expected_version", "note", "update_mask")
+    __slots__ = ("id", "expected_version", "note", "update_mask", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     expected_version: int
     note: NoteInput
     update_mask: _field_mask_pb2.FieldMask
-    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., note: _Optional[_Union[NoteInput, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., note: _Optional[_Union[NoteInput, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class UpdateNoteResponse(_message.Message):
     __slots__ = ("note",)
@@ -295,12 +337,14 @@ class UpdateNoteResponse(_message.Message):
     def __init__(self, note: _Optional[_Union[Note, _Mapping]] = ...) -> None: ...
 
 class SignNoteRequest(_message.Message):
-    __slots__ = ("id", "expected_version")
+    __slots__ = ("id", "expected_version", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     expected_version: int
-    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class SignNoteResponse(_message.Message):
     __slots__ = ("note", "provenance_json")
@@ -445,10 +489,12 @@ class RecordConsentResponse(_message.Message):
     def __init__(self, consent: _Optional[_Union[Consent, _Mapping]] = ...) -> None: ...
 
 class RevokeConsentRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RevokeConsentResponse(_message.Message):
     __slots__ = ("consent",)
@@ -469,79 +515,67 @@ class GetConsentResponse(_message.Message):
     def __init__(self, consent: _Optional[_Union[Consent, _Mapping]] = ...) -> None: ...
 
 class ListConsentsRequest(_message.Message):
-    __slots__ = ("patient_id",)
+    __slots__ = ("patient_id", "page_size", "page_token")
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     patient_id: str
-    def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, patient_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListConsentsResponse(_message.Message):
-    __slots__ = ("consents",)
+    __slots__ = ("consents", "next_page_token")
     CONSENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     consents: _containers.RepeatedCompositeFieldContainer[Consent]
-    def __init__(self, consents: _Optional[_Iterable[_Union[Consent, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, consents: _Optional[_Iterable[_Union[Consent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
-class MessageDraft(_message.Message):
-    __slots__ = ("id", "patient_id", "version", "message", "update_time")
+class Flag(_message.Message):
+    __slots__ = ("id", "version", "patient_id", "status", "fhir_json")
     ID_FIELD_NUMBER: _ClassVar[int]
-    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
-    MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
-    id: str
-    patient_id: str
-    version: int
-    message: PostMessageRequest
-    update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., patient_id: _Optional[str] = ..., version: _Optional[int] = ..., message: _Optional[_Union[PostMessageRequest, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
-
-class SaveMessageDraftRequest(_message.Message):
-    __slots__ = ("draft_id", "expected_version", "message")
-    DRAFT_ID_FIELD_NUMBER: _ClassVar[int]
-    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
-    MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    draft_id: str
-    expected_version: int
-    message: PostMessageRequest
-    def __init__(self, draft_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., message: _Optional[_Union[PostMessageRequest, _Mapping]] = ...) -> None: ...
-
-class SaveMessageDraftResponse(_message.Message):
-    __slots__ = ("draft",)
-    DRAFT_FIELD_NUMBER: _ClassVar[int]
-    draft: MessageDraft
-    def __init__(self, draft: _Optional[_Union[MessageDraft, _Mapping]] = ...) -> None: ...
-
-class ListMessageDraftsRequest(_message.Message):
-    __slots__ = ("patient_id",)
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
     patient_id: str
-    def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
+    status: str
+    fhir_json: str
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
 
-class ListMessageDraftsResponse(_message.Message):
-    __slots__ = ("drafts",)
-    DRAFTS_FIELD_NUMBER: _ClassVar[int]
-    drafts: _containers.RepeatedCompositeFieldContainer[MessageDraft]
-    def __init__(self, drafts: _Optional[_Iterable[_Union[MessageDraft, _Mapping]]] = ...) -> None: ...
-
-class SendMessageDraftRequest(_message.Message):
-    __slots__ = ("request_id", "draft_id")
+class AcknowledgeCrisisRequest(_message.Message):
+    __slots__ = ("flag_id", "note", "request_id")
+    FLAG_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    DRAFT_ID_FIELD_NUMBER: _ClassVar[int]
+    flag_id: str
+    note: str
     request_id: str
-    draft_id: str
-    def __init__(self, request_id: _Optional[str] = ..., draft_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, flag_id: _Optional[str] = ..., note: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
-class SendMessageDraftResponse(_message.Message):
-    __slots__ = ("message",)
-    MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    message: Message
-    def __init__(self, message: _Optional[_Union[Message, _Mapping]] = ...) -> None: ...
+class AcknowledgeCrisisResponse(_message.Message):
+    __slots__ = ("flag",)
+    FLAG_FIELD_NUMBER: _ClassVar[int]
+    flag: Flag
+    def __init__(self, flag: _Optional[_Union[Flag, _Mapping]] = ...) -> None: ...
 
-class DiscardMessageDraftRequest(_message.Message):
-    __slots__ = ("draft_id",)
-    DRAFT_ID_FIELD_NUMBER: _ClassVar[int]
-    draft_id: str
-    def __init__(self, draft_id: _Optional[str] = ...) -> None: ...
+class ListFlagsRequest(_message.Message):
+    __slots__ = ("patient_id", "page_size", "page_token")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, patient_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
-class DiscardMessageDraftResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+class ListFlagsResponse(_message.Message):
+    __slots__ = ("flags", "next_page_token")
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    flags: _containers.RepeatedCompositeFieldContainer[Flag]
+    next_page_token: str
+    def __init__(self, flags: _Optional[_Iterable[_Union[Flag, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
