@@ -283,7 +283,10 @@ class ClinicalNotes(UseCase):
             return self._reload(note_id)
         note, _, _ = self._load_readable(principal, note_id, audit.UPDATE)
         with self.refusals(principal, audit.UPDATE, name, note.patient_id):
-            self._check_own_draft(principal, note, expected_version, "edits a draft")
+            # With a request id, checked inside the edit's transaction instead (a racing copy of
+            # this request may have committed since `earlier`: it then answers this one).
+            if not request_id:
+                self._check_own_draft(principal, note, expected_version, "edits a draft")
             revised = self._revised(principal, note, changes)
             now = datetime.now(UTC)
             values = {
@@ -298,6 +301,8 @@ class ClinicalNotes(UseCase):
             }
 
             def _edit(uow: UnitOfWork) -> None:
+                current = self._current(uow, note)
+                self._check_own_draft(principal, current, expected_version, "edits a draft")
                 _update(uow, note, values, expected_version)
                 audited(uow, principal, audit.UPDATE, name, note.patient_id, "draft edited")
 
@@ -305,6 +310,11 @@ class ClinicalNotes(UseCase):
                 self.db, principal, "UpdateNote", request_id, asked, note_id, _edit, note.patient_id
             )
         return self._reload(note_id)
+
+    @staticmethod
+    def _current(uow: UnitOfWork, note: store.StoredNote) -> store.StoredNote:
+        """The note as this transaction sees it (it may have changed since it was loaded)."""
+        return store.load_note(uow.conn, note.id) or note
 
     @staticmethod
     def _check_own_draft(
@@ -379,7 +389,16 @@ class ClinicalNotes(UseCase):
         if once.earlier(self.db, principal, "SignNote", request_id, asked) is None:
             note, _, _ = self._load_readable(principal, note_id, audit.UPDATE)
             with self.refusals(principal, audit.UPDATE, name, note.patient_id):
-                self._check_own_draft(principal, note, expected_version, "signs a note")
+                if not request_id:
+                    self._check_own_draft(principal, note, expected_version, "signs a note")
+
+                def _signed(uow: UnitOfWork) -> None:
+                    # Checked inside the signature's transaction: a racing copy of this request
+                    # that committed since `earlier` answers this one instead of refusing it.
+                    current = self._current(uow, note)
+                    self._check_own_draft(principal, current, expected_version, "signs a note")
+                    self._sign(uow, principal, current)
+
                 once.change(
                     self.db,
                     principal,
@@ -387,7 +406,7 @@ class ClinicalNotes(UseCase):
                     request_id,
                     asked,
                     note_id,
-                    lambda uow: self._sign(uow, principal, note),
+                    _signed,
                     note.patient_id,
                 )
             self.notify_outbox()
