@@ -32,7 +32,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from iopcare.kit.runtime import configure_process
     from iopcare.kit.settings import ConfigurationError, Settings
 
-    configure_process(Settings().log_level)
+    configure_process(Settings().log_level, service=args.service)
     try:
         if args.service == "gateway":
             from iopcare.gateway.app import serve
