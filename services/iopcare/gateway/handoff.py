@@ -412,7 +412,8 @@ def _take_in(
     return FhirResponse(
         200,
         {"resourceType": "Parameters", "parameter": parameters},
-        audit={"patient": patient.id, "detail": f"handoff {key[:80]}"},
+        # The key's digest, not the key: a sender's Bundle identifier may embed an MRN (issue 17).
+        audit={"patient": patient.id, "detail": f"handoff {request_id(key, 'key')}"},
     )
 
 
