@@ -309,7 +309,7 @@ def _wait_ready(process: Any) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from iopcare.devtools import kafka_broker
-    from iopcare.devtools.lifetime import PidFiles
+    from iopcare.devtools.lifetime import LAUNCHER, AlreadyRunning, PidFiles
     from iopcare.devtools.processes import GatewayProcess, ServiceProcess, stop_all
     from iopcare.gateway.settings import GatewaySettings
     from iopcare.kit import files, topics
@@ -329,9 +329,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     # Children end with this launcher (a parent-death signal, devtools.lifetime); the pid files
     # catch what that cannot: processes of an earlier launcher that are somehow still running.
     pids = PidFiles(data_dir / "run")
-    leftovers = pids.end_leftovers()
+    try:
+        leftovers = pids.end_leftovers()
+    except AlreadyRunning as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
     if leftovers:
         print(f"ended leftovers of an earlier run: {', '.join(leftovers)}", flush=True)
+    pids.record(LAUNCHER, os.getpid())
     try:
         bootstrap = kafka_broker.external_bootstrap()
         # Per-service Kafka identity: each service authenticates as itself, and the broker's
@@ -464,7 +469,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         stop_all(processes)
         if broker is not None:
             broker.stop(timeout=10)
-        for name in (*(p.name for p in processes), "kafka"):
+        for name in (*(p.name for p in processes), "kafka", LAUNCHER):
             pids.forget(name)
     return 0
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from iopcare.devtools.kafka_broker import free_port
-from iopcare.devtools.lifetime import PidFiles
+from iopcare.devtools.lifetime import AlreadyRunning, PidFiles
 from iopcare.devtools.processes import port_is_free
 from iopcare.kit.settings import REPO_ROOT
 
@@ -88,6 +88,23 @@ def test_the_next_start_ends_recorded_leftovers_but_no_stranger(tmp_path: Path) 
         assert ours.wait(5) == -signal.SIGTERM
         assert stranger.poll() is None
         assert list((tmp_path / "run").glob("*.pid")) == []
+        # While the launcher that recorded a child still runs, the child is not a leftover: a
+        # second `make run` refuses instead of ending the first one's system.
+        launcher = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(120)", "iopcare.cli", "up"],
+            start_new_session=True,
+        )
+        try:
+            pids.record("launcher", launcher.pid)
+            pids.record("careplan", stranger.pid)
+            with pytest.raises(AlreadyRunning):
+                pids.end_leftovers(grace=5)
+            assert stranger.poll() is None and launcher.poll() is None
+        finally:
+            launcher.kill()
+            launcher.wait()
+        assert pids.end_leftovers(grace=5) == []  # the launcher is dead; the stranger not ours
+        assert stranger.poll() is None
     finally:
         for process in (ours, stranger):
             process.kill()
@@ -143,7 +160,8 @@ def test_sigkill_of_iopcare_up_leaves_no_process_and_no_port_behind(tmp_path: Pa
             time.sleep(0.2)
         run = tmp_path / "var" / "run"
         pids = {p.stem: int(p.read_text()) for p in run.glob("*.pid")}
-        assert set(pids) == {"kafka", "careplan", "scheduling", "notes", "gateway"}
+        assert set(pids) == {"launcher", "kafka", "careplan", "scheduling", "notes", "gateway"}
+        assert pids.pop("launcher") == launcher.pid
         assert all(_alive(pid) for pid in pids.values())
         assert not any(port_is_free(ports[n]) for n in ("kafka", "careplan", "gateway"))
 

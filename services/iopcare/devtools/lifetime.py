@@ -80,7 +80,13 @@ def _alive(pid: int) -> bool:
 
 #: What a recorded process's command line must contain to be ended: a pid may have been reused by
 #: an unrelated process since the launcher died.
-OURS = ("iopcare.cli", "kafka.Kafka", "iopcare.devtools")
+OURS = ("iopcare.cli", "kafka.Kafka", "iopcare.devtools", "bin/iopcare")
+#: The pid file of the launcher itself.
+LAUNCHER = "launcher"
+
+
+class AlreadyRunning(RuntimeError):
+    """The launcher that recorded the children is still running: they are its, not leftovers."""
 
 
 class PidFiles:
@@ -97,23 +103,39 @@ class PidFiles:
         with contextlib.suppress(FileNotFoundError):
             (self.folder / f"{name}.pid").unlink()
 
+    @staticmethod
+    def _pid(path: Path) -> int:
+        try:
+            return int(path.read_text().strip())
+        except (OSError, ValueError):
+            return 0
+
+    @staticmethod
+    def _ours(pid: int) -> bool:
+        line = _command_line(pid)
+        return any(marker in line for marker in OURS)
+
     def end_leftovers(self, grace: float = 5.0) -> list[str]:
         """Ends every recorded process still alive and ours (SIGTERM, SIGKILL after `grace`);
-        removes the pid files. Returns the names of the processes it had to end."""
+        removes the pid files. Returns the names of the processes it had to end. Raises
+        `AlreadyRunning` instead while the launcher that recorded them is itself alive."""
         if not self.folder.is_dir():
             return []
+        launcher = self._pid(self.folder / f"{LAUNCHER}.pid")
+        if launcher and launcher != os.getpid() and _alive(launcher) and self._ours(launcher):
+            raise AlreadyRunning(
+                f"another launcher (pid {launcher}) is running this system; stop it first"
+            )
         ended: dict[str, int] = {}
         for path in sorted(self.folder.glob("*.pid")):
-            try:
-                pid = int(path.read_text().strip())
-            except (OSError, ValueError):
-                pid = 0
-            if pid > 1 and pid != os.getpid() and _alive(pid):
-                line = _command_line(pid)
-                if any(marker in line for marker in OURS):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGTERM)
-                    ended[path.stem] = pid
+            if path.stem == LAUNCHER:
+                path.unlink(missing_ok=True)
+                continue
+            pid = self._pid(path)
+            if pid > 1 and pid != os.getpid() and _alive(pid) and self._ours(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                ended[path.stem] = pid
             path.unlink(missing_ok=True)
         deadline = time.monotonic() + grace
         while any(_alive(p) for p in ended.values()) and time.monotonic() < deadline:
