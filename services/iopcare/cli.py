@@ -29,10 +29,12 @@ def _build(name: str) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from iopcare.kit import tracing
     from iopcare.kit.runtime import configure_process
     from iopcare.kit.settings import ConfigurationError, Settings
 
     configure_process(Settings().log_level, service=args.service)
+    tracing.configure(args.service)
     try:
         if args.service == "gateway":
             from iopcare.gateway.app import serve

@@ -45,7 +45,7 @@ from iopcare.gateway.errors import FhirHttpError, Problem, http_error
 from iopcare.gateway.http import FhirRequest, FhirResponse, dumps, error_response
 from iopcare.gateway.security import Authenticator
 from iopcare.gateway.settings import GatewaySettings
-from iopcare.kit import logcontext
+from iopcare.kit import logcontext, tracing
 from iopcare.kit.auth import TokenVerifier
 from iopcare.kit.failpoints import failpoint
 from iopcare.kit.fhir import MEDIA_TYPE_WITH_VERSION
@@ -144,6 +144,7 @@ def create_app(
     """`metrics`: every request counted and timed by interaction (kit.metrics); the app's
     `state.metrics` holds them."""
     base_path = "/" + base_path.strip("/")
+    interaction = interaction_of(base_path)
     config = gateway.settings
     admission = FairQueue(
         config.max_active_requests,
@@ -196,9 +197,20 @@ def create_app(
         path = request.path_params.get("path", "")
         base_url = f"{str(request.base_url).rstrip('/')}{base_path}"
         client = ""
-        # The request id (and the caller's trace, if it sent a traceparent) on every log line.
-        with logcontext.bound(
-            request_id, logcontext.trace_id_of(request.headers.get("traceparent"))
+        # A server span continuing the caller's traceparent, if any (kit.tracing); the request id
+        # and the trace id on every log line.
+        with (
+            tracing.span(
+                f"{request.method} {interaction(request.method, request.url.path)}",
+                tracing.SERVER,
+                request.headers.get("traceparent"),
+                {"http.request.method": request.method},
+            ),
+            logcontext.bound(
+                request_id,
+                tracing.current_trace_id()
+                or logcontext.trace_id_of(request.headers.get("traceparent")),
+            ),
         ):
             try:
                 if is_cheap(request.method, path):

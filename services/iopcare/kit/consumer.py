@@ -37,7 +37,7 @@ from kafka.structs import OffsetAndMetadata
 from sqlalchemy import Table, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from iopcare.kit import logcontext, topics
+from iopcare.kit import logcontext, topics, tracing
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import Aborted, Unavailable
 from iopcare.kit.events import PoisonMessage, ReceivedEvent, from_kafka
@@ -296,9 +296,18 @@ class EventConsumer:
         handler = self.handlers[received.event.type]
         attempt_key = (record.topic, record.partition, record.offset)
         try:
-            # The handler's log lines carry the event's id and trace (kit.logcontext).
-            with logcontext.bound(
-                received.event.id, logcontext.trace_id_of(received.event.traceparent)
+            # A consumer span under the event's trace (kit.tracing); the handler's log lines
+            # carry the event's id and trace (kit.logcontext).
+            with (
+                tracing.span(
+                    f"{self.name} apply {received.event.type}",
+                    tracing.CONSUMER,
+                    received.event.traceparent,
+                    {"messaging.destination.name": received.topic, "iopcare.service": self.name},
+                ),
+                logcontext.bound(
+                    received.event.id, logcontext.trace_id_of(received.event.traceparent)
+                ),
             ):
                 applied = self._apply(handler, received)
         except Exception as exc:

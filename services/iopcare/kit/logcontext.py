@@ -45,14 +45,48 @@ def bound(request: str = "", trace: str = "") -> Iterator[None]:
         request_id.reset(tokens[0])
 
 
-def _call_ids(context: grpc.ServicerContext, request: Any) -> tuple[str, str]:
-    metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+def outgoing() -> list[tuple[str, str]]:
+    """Metadata that carries the current request id and trace to a service being called."""
+    from iopcare.kit import tracing
+
+    metadata = []
+    if request_id.get():
+        metadata.append(("x-request-id", request_id.get()))
+    traceparent = tracing.current_traceparent()
+    if traceparent:
+        metadata.append(("traceparent", traceparent))
+    return metadata
+
+
+def _metadata(context: grpc.ServicerContext) -> dict[str, str]:
+    return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+
+
+def _call_ids(metadata: dict[str, str], request: Any) -> tuple[str, str]:
+    from iopcare.kit import tracing
+
     given = metadata.get("x-request-id", "")
     if not _SANE.match(given):
         given = str(getattr(request, "request_id", "") or "")
         if not _SANE.match(given):
             given = uuid.uuid4().hex
-    return given, trace_id_of(metadata.get("traceparent")) or uuid.uuid4().hex
+    trace = (
+        tracing.current_trace_id() or trace_id_of(metadata.get("traceparent")) or uuid.uuid4().hex
+    )
+    return given, trace
+
+
+@contextlib.contextmanager
+def _call(method: str, context: grpc.ServicerContext, request: Any) -> Iterator[None]:
+    """The call's server span (under the caller's traceparent) and its log ids."""
+    from iopcare.kit import tracing
+
+    metadata = _metadata(context)
+    with (
+        tracing.span(method, tracing.SERVER, metadata.get("traceparent"), {"rpc.method": method}),
+        bound(*_call_ids(metadata, request)),
+    ):
+        yield
 
 
 class LogContextInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
@@ -65,14 +99,18 @@ class LogContextInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     ) -> Any:
         from iopcare.kit.rpc import _wrap_handler
 
-        return _wrap_handler(continuation(details), _bind)
+        method = details.method
+        return _wrap_handler(
+            continuation(details), lambda fn, streaming: _bind(fn, streaming, method)
+        )
 
 
-def _bind(fn: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
+def _bind(fn: Callable[..., Any], streaming: bool, method: str) -> Callable[..., Any]:
     if streaming:
 
         def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            ids = _call_ids(context, request)
+            # Streams (WatchThread) get their log ids but no span: they may stay open for hours.
+            ids = _call_ids(_metadata(context), request)
             # A generator resumes in whatever context drives it: bind around each step.
             iterator = iter(fn(request, context))
             while True:
@@ -86,7 +124,7 @@ def _bind(fn: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
         return stream
 
     def unary(request: Any, context: grpc.ServicerContext) -> Any:
-        with bound(*_call_ids(context, request)):
+        with _call(method, context, request):
             return fn(request, context)
 
     return unary
