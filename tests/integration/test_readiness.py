@@ -51,6 +51,12 @@ def _statuses(runtime: ServiceRuntime) -> set[int]:
             raise AssertionError(f"health check failed: {exc.code()}") from exc
 
 
+def _liveness(runtime: ServiceRuntime) -> int:
+    with harness.channel(runtime) as channel:
+        request = health_pb2.HealthCheckRequest(service="liveness")
+        return int(health_pb2_grpc.HealthStub(channel).Check(request, timeout=2).status)
+
+
 def _metric(runtime: ServiceRuntime, dependency: str) -> float:
     assert runtime.metrics is not None
     found = runtime.metrics.registry.get_sample_value(
@@ -69,6 +75,8 @@ def test_not_serving_while_the_database_is_down_serving_after(
         harness.eventually(lambda: _statuses(runtime) == {NOT_SERVING}, timeout=30)
         assert _metric(runtime, "database") == 0
         assert _metric(runtime, "kafka") == 1
+        # Liveness is not readiness: the pod must not be restarted for its database's outage.
+        assert _liveness(runtime) == SERVING
     finally:
         restartable_postgres.start()
     harness.eventually(lambda: _statuses(runtime) == {SERVING}, timeout=60)

@@ -7,7 +7,8 @@ request), each with a short timeout, and sets every health name the server regis
 each service) accordingly. A load balancer or Kubernetes readiness probe (`grpc_health_probe`, a
 `grpc` probe) then stops sending calls to a replica that could only answer UNAVAILABLE, while its
 relay and consumers keep retrying on their own. Liveness is a different question (is the process
-stuck?) and must not use this status, or an outage of the database would restart every pod.
+stuck?) and must not use this status, or an outage of the database would restart every pod: it
+asks for the health name `liveness` instead, which this probe never changes.
 
 After `enter_graceful_shutdown` the health servicer ignores these updates: a stopping service
 stays NOT_SERVING.
@@ -28,6 +29,10 @@ from iopcare.kit.db import Database
 log = logging.getLogger(__name__)
 
 Check = Callable[[], None]
+
+#: The health name a liveness probe asks for: SERVING while the process runs (until it begins a
+#: graceful shutdown), whatever its dependencies do.
+LIVENESS = "liveness"
 
 
 def database_check(db: Database) -> Check:

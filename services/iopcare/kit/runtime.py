@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health
+from grpc_health.v1 import health, health_pb2
 from sqlalchemy import Table
 
 from iopcare.kit import audit, failpoints, logcontext, payloads, signing, topics
 from iopcare.kit.auth import Principal, TokenVerifier
 from iopcare.kit.consumer import EventConsumer, Handler
 from iopcare.kit.db import Database, migrate
-from iopcare.kit.health import ReadinessProbe, broker_check, database_check
+from iopcare.kit.health import LIVENESS, ReadinessProbe, broker_check, database_check
 from iopcare.kit.metrics import MetricsServer, ServiceMetrics
 from iopcare.kit.relay import OutboxRelay, make_producer
 from iopcare.kit.rpc import Registration, TlsFiles, create_server
@@ -291,6 +291,9 @@ class Assembly:
             retry_after_seconds=self.settings.rpc_retry_after_seconds,
             metrics=self.metrics,
         )
+        # Liveness answers apart from readiness: an unreachable database makes a replica
+        # NOT_SERVING (kit.health), which must not make Kubernetes restart it.
+        health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         self.metrics.track_consumers(consumers or [])
         metrics = self.metrics
 
