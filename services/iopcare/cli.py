@@ -29,10 +29,12 @@ def _build(name: str) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from iopcare.kit import tracing
     from iopcare.kit.runtime import configure_process
     from iopcare.kit.settings import ConfigurationError, Settings
 
-    configure_process(Settings().log_level)
+    configure_process(Settings().log_level, service=args.service)
+    tracing.configure(args.service)
     try:
         if args.service == "gateway":
             from iopcare.gateway.app import serve
@@ -310,13 +312,21 @@ def _load_demo(
     _print_patient(addresses, token, DEMO_PATIENT_ID, zone)
 
 
+def _wait_ready(process: Any) -> None:
+    try:
+        process.wait_ready()
+    except TimeoutError:
+        raise TimeoutError(f"{process.name} did not start; log:\n{process.tail()}") from None
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from iopcare.devtools import kafka_broker
-    from iopcare.devtools.processes import GatewayProcess, ServiceProcess
+    from iopcare.devtools.lifetime import LAUNCHER, AlreadyRunning, PidFiles
+    from iopcare.devtools.processes import GatewayProcess, ServiceProcess, stop_all
     from iopcare.gateway.settings import GatewaySettings
     from iopcare.kit import files, topics
     from iopcare.kit.auth import mint_token
-    from iopcare.kit.settings import DEFAULT_PORTS, Settings
+    from iopcare.kit.settings import ServiceSettings, Settings
 
     # `iopcare up` is the developer's whole system on one machine (a local broker, SQLite, a
     # demo): development mode, so generated keys are allowed; its children inherit it.
@@ -328,6 +338,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     broker = None
     processes: list[ServiceProcess] = []
+    # Children end with this launcher (a parent-death signal, devtools.lifetime); the pid files
+    # catch what that cannot: processes of an earlier launcher that are somehow still running.
+    pids = PidFiles(data_dir / "run")
+    try:
+        leftovers = pids.end_leftovers()
+    except AlreadyRunning as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    if leftovers:
+        print(f"ended leftovers of an earlier run: {', '.join(leftovers)}", flush=True)
+    pids.record(LAUNCHER, os.getpid())
     try:
         bootstrap = kafka_broker.external_bootstrap()
         # Per-service Kafka identity: each service authenticates as itself, and the broker's
@@ -338,18 +359,20 @@ def cmd_up(args: argparse.Namespace) -> int:
         if bootstrap is None:
             print(
                 "starting Apache Kafka (KRaft, single node, SASL/SCRAM with ACLs) on "
-                "127.0.0.1:9092 ...",
+                f"127.0.0.1:{args.kafka_port} ...",
                 flush=True,
             )
             credentials = settings.dev_key_dir / "kafka"
             users = kafka_broker.dev_sasl_users(credentials)
             broker = kafka_broker.KafkaBroker(
                 data_dir=data_dir / "kafka",
-                broker_port=9092,
-                controller_port=9093,
+                broker_port=args.kafka_port,
+                controller_port=args.kafka_controller_port,
                 sasl_users=users,
             )
             broker.start()
+            if broker.pid is not None:
+                pids.record("kafka", broker.pid)
             bootstrap = broker.bootstrap_servers
             admin_options = broker.client_options()
             for name in SERVICES:
@@ -376,20 +399,32 @@ def cmd_up(args: argparse.Namespace) -> int:
         for name in SERVICES:
             process = ServiceProcess(
                 name,
-                DEFAULT_PORTS[name],
+                ServiceSettings.for_service(name, settings).port,
                 {**env, **kafka_env[name]},
                 data_dir / "logs" / f"{name}.log",
             )
             print(f"starting {name} on {process.address} ...", flush=True)
-            process.start()
             processes.append(process)
+            process.start(wait=False)
+            if process.pid is not None:
+                pids.record(name, process.pid)
+            _wait_ready(process)
         addresses = {p.name: p.address for p in processes}
         gateway = GatewayProcess(
-            "gateway", GatewaySettings().port, env, data_dir / "logs" / "gateway.log"
+            "gateway",
+            GatewaySettings().port,
+            {
+                **env,
+                **{f"IOPCARE_GATEWAY_{n.upper()}_ADDRESS": a for n, a in addresses.items()},
+            },
+            data_dir / "logs" / "gateway.log",
         )
         print(f"starting the FHIR gateway on {gateway.base_url} ...", flush=True)
-        gateway.start()
         processes.append(gateway)
+        gateway.start(wait=False)
+        if gateway.pid is not None:
+            pids.record("gateway", gateway.pid)
+        _wait_ready(gateway)
         token = mint_token(
             settings,
             subject="practitioner:demo-psychiatrist",
@@ -441,11 +476,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
     finally:
+        # All at once (SIGTERM, SIGKILL after a few seconds), then the broker they used.
         print("\nstopping ...", flush=True)
-        for p in reversed(processes):
-            p.stop()
+        stop_all(processes)
         if broker is not None:
-            broker.stop()
+            broker.stop(timeout=10)
+        for name in (*(p.name for p in processes), "kafka", LAUNCHER):
+            pids.forget(name)
     return 0
 
 
@@ -496,6 +533,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(func=cmd_serve)
     up = sub.add_parser("up", help="start Kafka and every service; Ctrl-C stops them all")
     up.add_argument("--demo", action="store_true", help="load the demo patient and print it")
+    up.add_argument("--kafka-port", type=int, default=9092, help="the local broker's client port")
+    up.add_argument(
+        "--kafka-controller-port", type=int, default=9093, help="the local broker's KRaft port"
+    )
     up.set_defaults(func=cmd_up)
     verify = sub.add_parser(
         "audit-verify", help="check a service's audit rows against their seals (exit 1: altered)"

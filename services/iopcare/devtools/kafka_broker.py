@@ -50,6 +50,7 @@ from kafka.admin import (
     ResourceType,
 )
 
+from iopcare.devtools.lifetime import die_with_parent
 from iopcare.kit.settings import Settings
 
 __all__ = [
@@ -676,6 +677,9 @@ allow.everyone.if.no.acl.found=false
                 stdout=log_handle,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # Ends with its launcher (a SIGKILLed `iopcare up` or test session), instead of
+                # holding the broker's ports (devtools.lifetime).
+                preexec_fn=die_with_parent(signal.SIGTERM),
             )
         with _running_lock:
             _running.add(self)

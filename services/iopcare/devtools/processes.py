@@ -2,7 +2,9 @@
 and benchmarks.
 
 Each process runs `python -m iopcare.cli serve NAME` in its own session (so a test can kill,
-pause or resume exactly that process and nothing else) with its output in a log file.
+pause or resume exactly that process and nothing else) with its output in a log file. It ends
+with the process that started it (`lifetime.die_with_parent`): a launcher killed with SIGKILL
+leaves no service behind holding its port.
 """
 
 from __future__ import annotations
@@ -18,12 +20,20 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from iopcare.devtools.lifetime import die_with_parent
 from iopcare.kit import files
 from iopcare.kit.rpc import wait_serving
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when a server could listen on the port now.
+
+    The probe binds with SO_REUSEADDR, as the servers themselves do (gRPC, uvicorn, Kafka): the
+    connections of a system that just stopped linger in TIME_WAIT for a minute and do not stop a
+    new listener, so they must not make the port look taken. A socket still listening does.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
@@ -67,6 +77,8 @@ class ServiceProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # SIGTERM (a graceful stop) when the launcher dies, whatever kills it.
+                preexec_fn=die_with_parent(signal.SIGTERM),
             )
         finally:
             log.close()
@@ -111,6 +123,11 @@ class ServiceProcess:
                 self.process.wait()
         return self.process.returncode
 
+    def terminate(self) -> None:
+        """Sends SIGTERM without waiting (`stop_all` stops several at once)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
     def kill(self) -> None:
         """SIGKILL: a crash, for fault tests."""
         if self.process is not None and self.process.poll() is None:
@@ -124,6 +141,22 @@ class ServiceProcess:
     def resume(self) -> None:
         if self.process is not None:
             self.process.send_signal(signal.SIGCONT)
+
+
+def stop_all(processes: list[ServiceProcess], timeout: float = 8.0) -> None:
+    """Stops the processes together: SIGTERM to all at once, then SIGKILL to any still running
+    after `timeout` seconds, so the whole system is down within a few seconds, not one
+    graceful period after another."""
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        if process.process is None:
+            continue
+        try:
+            process.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 # The gateway speaks HTTP rather than gRPC health: ready when `GET /metadata` answers.

@@ -6,7 +6,7 @@ per request. Everything FHIR is in `api.py`.
 
 Body limit: a declared Content-Length over the limit is refused with 413 before a byte of the body
 is read; a body without one (chunked) is counted while it streams and refused as soon as it
-passes the limit, so memory stays bounded whatever a client sends (test-matrix D1).
+passes the limit, so memory stays bounded whatever a client sends (reliability D1).
 
 Fairness (issue 10): 45 concurrent batches from one client once took every worker thread and
 made `/metadata` wait 18 s. Now every request but the cheap, data-free ones (`/metadata`,
@@ -33,6 +33,7 @@ import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -44,10 +45,12 @@ from iopcare.gateway.errors import FhirHttpError, Problem, http_error
 from iopcare.gateway.http import FhirRequest, FhirResponse, dumps, error_response
 from iopcare.gateway.security import Authenticator
 from iopcare.gateway.settings import GatewaySettings
+from iopcare.kit import logcontext, tracing
 from iopcare.kit.auth import TokenVerifier
 from iopcare.kit.failpoints import failpoint
 from iopcare.kit.fhir import MEDIA_TYPE_WITH_VERSION
 from iopcare.kit.limits import FairQueue, Throttled
+from iopcare.kit.metrics import HttpMetrics, HttpMetricsMiddleware, MetricsServer
 from iopcare.kit.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -136,11 +139,32 @@ def _audit_record(
     }
 
 
+def interaction_of(base_path: str) -> Callable[[str, str], str]:
+    """The metrics label of a request: its route's kind (read, search, handoff...), never an id
+    or a resource type taken from the path (those are the caller's to choose, without limit)."""
+
+    def interaction(method: str, path: str) -> str:
+        if not path.startswith(base_path):
+            return "other"
+        try:
+            return routing.route(method, path[len(base_path) :]).kind
+        except FhirHttpError:
+            return "invalid"
+
+    return interaction
+
+
 def create_app(
-    gateway: Gateway, base_path: str = "/fhir", audit: AuditSink = log_audit
+    gateway: Gateway,
+    base_path: str = "/fhir",
+    audit: AuditSink = log_audit,
+    metrics: HttpMetrics | None = None,
 ) -> Starlette:
-    # Over 80 lines: its closures share one app's admission queue and worker limiter.
+    """`metrics`: every request counted and timed by interaction (kit.metrics); the app's
+    `state.metrics` holds them. Over 80 lines: its closures share one app's admission queue,
+    worker limiter and metrics."""
     base_path = "/" + base_path.strip("/")
+    interaction = interaction_of(base_path)
     config = gateway.settings
     admission = FairQueue(
         config.max_active_requests,
@@ -193,36 +217,61 @@ def create_app(
         path = request.path_params.get("path", "")
         base_url = f"{str(request.base_url).rstrip('/')}{base_path}"
         client = ""
-        try:
-            if is_cheap(request.method, path):
-                result = await serve(request, path, base_url, cheap=True)
-            else:
-                client = await client_of(request)
-                await admission.acquire(client)
-                try:
-                    result = await serve(request, path, base_url, cheap=False)
-                finally:
-                    admission.release(client)
-        except Throttled as exc:
-            result = throttled_response(exc)
-            result.audit["subject"] = client.removeprefix("sub:")
-        except FhirHttpError as exc:
-            result = error_response(exc)
-        except Exception:
-            # Never a bare 500 with a stack trace: the error is logged (without content) and the
-            # client gets an OperationOutcome.
-            log.exception("gateway: unexpected error on %s /%s", request.method, path[:100])
-            result = error_response(http_error(500, "exception", "internal error; it was logged"))
+        # A server span continuing the caller's traceparent, if any (kit.tracing); the request id
+        # and the trace id on every log line.
+        with (
+            tracing.span(
+                f"{request.method} {interaction(request.method, request.url.path)}",
+                tracing.SERVER,
+                request.headers.get("traceparent"),
+                {"http.request.method": request.method},
+            ),
+            logcontext.bound(
+                request_id,
+                tracing.current_trace_id()
+                or logcontext.trace_id_of(request.headers.get("traceparent")),
+            ),
+        ):
+            try:
+                if is_cheap(request.method, path):
+                    result = await serve(request, path, base_url, cheap=True)
+                else:
+                    client = await client_of(request)
+                    await admission.acquire(client)
+                    try:
+                        result = await serve(request, path, base_url, cheap=False)
+                    finally:
+                        admission.release(client)
+            except Throttled as exc:
+                result = throttled_response(exc)
+                result.audit["subject"] = client.removeprefix("sub:")
+            except FhirHttpError as exc:
+                result = error_response(exc)
+            except Exception:
+                # Never a bare 500 with a stack trace: the error is logged (without content) and the
+                # client gets an OperationOutcome.
+                log.exception("gateway: unexpected error on %s /%s", request.method, path[:100])
+                result = error_response(
+                    http_error(500, "exception", "internal error; it was logged")
+                )
         audit(_audit_record(request, f"{base_path}/{path}", result, started, request_id))
         return to_response(result, request_id)
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
-    return Starlette(
+    metrics = metrics or HttpMetrics("gateway")
+    app = Starlette(
         routes=[
             Route(f"{base_path}/{{path:path}}", endpoint, methods=methods),
             Route(base_path, endpoint, methods=methods),
-        ]
+        ],
+        middleware=[
+            Middleware(
+                HttpMetricsMiddleware, metrics=metrics, interaction=interaction_of(base_path)
+            )
+        ],
     )
+    app.state.metrics = metrics
+    return app
 
 
 def build(
@@ -253,6 +302,12 @@ def serve() -> None:
         signal.signal(handled, lambda *_: sys.exit(0))
     gateway_settings = GatewaySettings()
     app, gateway = build(gateway_settings=gateway_settings)
+    metrics_server = None
+    if gateway_settings.metrics_port is not None:
+        metrics_server = MetricsServer(
+            app.state.metrics.registry, gateway_settings.host, gateway_settings.metrics_port
+        )
+        log.info("gateway metrics on port %d", metrics_server.port)
     try:
         uvicorn.run(
             app,
@@ -262,4 +317,6 @@ def serve() -> None:
             access_log=False,
         )
     finally:
+        if metrics_server is not None:
+            metrics_server.stop()
         gateway.services.close()

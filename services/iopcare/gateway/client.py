@@ -19,6 +19,7 @@ import grpc
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as careplan_grpc
 from iopcare.gateway.errors import from_grpc
 from iopcare.gateway.settings import GatewaySettings
+from iopcare.kit import logcontext
 from iopcare.kit.auth import Principal
 from iopcare.kit.settings import ConfigurationError
 from iopcare.notes.v1 import notes_service_pb2_grpc as notes_grpc
@@ -95,7 +96,9 @@ class Services:
         """Calls one RPC as the caller; a failure becomes the FhirHttpError it means."""
         for attempt in range(ABORTED_RETRIES + 1):
             try:
-                return method(request, metadata=caller.metadata, timeout=self.timeout)
+                # The request id and trace travel to the service (kit.logcontext, kit.tracing).
+                metadata = [*caller.metadata, *logcontext.outgoing()]
+                return method(request, metadata=metadata, timeout=self.timeout)
             except grpc.RpcError as exc:
                 call: Any = exc
                 if call.code() == grpc.StatusCode.ABORTED and attempt < ABORTED_RETRIES:

@@ -292,7 +292,8 @@ def _take_in(
     return FhirResponse(
         200,
         outcome.parameters(),
-        audit={"patient": patient.id, "detail": f"handoff {key[:80]}"},
+        # The key's digest, not the key: a sender's Bundle identifier may embed an MRN.
+        audit={"patient": patient.id, "detail": f"handoff {request_id(key, 'key')}"},
     )
 
 

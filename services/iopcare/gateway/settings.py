@@ -16,6 +16,9 @@ class GatewaySettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8080
+    #: Port of the Prometheus `/metrics` endpoint (kit.metrics), on `host`. Empty: off (the
+    #: default); 0: any free port.
+    metrics_port: int | None = None
     #: Path under which the FHIR base lives (`http://host:8080/fhir`).
     base_path: str = "/fhir"
     #: Largest request body accepted, in bytes; larger ones are refused with 413 before they are

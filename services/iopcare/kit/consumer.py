@@ -37,7 +37,7 @@ from kafka.structs import OffsetAndMetadata
 from sqlalchemy import Table, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from iopcare.kit import topics
+from iopcare.kit import logcontext, topics, tracing
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import Aborted, Unavailable
 from iopcare.kit.events import PoisonMessage, ReceivedEvent, from_kafka
@@ -120,6 +120,8 @@ class EventConsumer:
         self.max_attempts = max_attempts
         self.on_applied = on_applied
         self.stats = ConsumerStats()
+        #: Records not yet handled per (topic, partition), as of the last fetch (kit.metrics).
+        self.lag: dict[tuple[str, int], int] = {}
         self._attempts: dict[tuple[str, int, int], int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -208,6 +210,9 @@ class EventConsumer:
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         retry = False
         for tp, records in batches.items():
+            if records:
+                # What was fetched counts as behind until it is handled.
+                self._note_lag(consumer, tp, records[0].offset)
             for record in records:
                 failpoint("after_poll_before_effect")
                 try:
@@ -220,6 +225,7 @@ class EventConsumer:
                     break
                 handled += 1
                 offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+            self._note_lag(consumer, tp, offsets[tp].offset if tp in offsets else None)
         if offsets:
             failpoint("after_effect_before_offset_commit")
             try:
@@ -231,6 +237,19 @@ class EventConsumer:
         if retry:
             self._stop.wait(0.5)
         return handled
+
+    def _note_lag(
+        self, consumer: KafkaConsumer, tp: TopicPartition, next_offset: int | None
+    ) -> None:
+        """Records the partition's lag: its high watermark (from the last fetch) minus the next
+        offset to handle."""
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            return
+        if next_offset is None:
+            # Nothing handled this poll (a retry rewound the partition): as far as it got before.
+            next_offset = highwater - self.lag.get((tp.topic, tp.partition), 0)
+        self.lag[(tp.topic, tp.partition)] = max(0, highwater - next_offset)
 
     def _handle(self, record: Any) -> None:
         event_type = next((v for k, v in record.headers or [] if k == "ce_type"), None)
@@ -277,7 +296,20 @@ class EventConsumer:
         handler = self.handlers[received.event.type]
         attempt_key = (record.topic, record.partition, record.offset)
         try:
-            applied = self._apply(handler, received)
+            # A consumer span under the event's trace (kit.tracing); the handler's log lines
+            # carry the event's id and trace (kit.logcontext).
+            with (
+                tracing.span(
+                    f"{self.name} apply {received.event.type}",
+                    tracing.CONSUMER,
+                    received.event.traceparent,
+                    {"messaging.destination.name": received.topic, "iopcare.service": self.name},
+                ),
+                logcontext.bound(
+                    received.event.id, logcontext.trace_id_of(received.event.traceparent)
+                ),
+            ):
+                applied = self._apply(handler, received)
         except Exception as exc:
             if _transient(exc):
                 # Never skip past an event that could not be applied for a passing reason: the

@@ -33,12 +33,23 @@ class PoisonMessage(ValueError):
 
 
 def new_traceparent() -> str:
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    """The current span's traceparent (an event written during a call continues its trace,
+    kit.tracing), else a new trace."""
+    from iopcare.kit import tracing
+
+    return tracing.current_traceparent() or f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 
 
 def child_traceparent(parent: str | None) -> str:
-    """A traceparent in the same trace as `parent` (a new trace when there is none)."""
+    """A traceparent in the same trace as `parent` (a new trace when there is none): the current
+    span's, when it belongs to that trace (a consumer's span, kit.tracing), so the next hop hangs
+    from a span that is recorded."""
     if parent and _TRACEPARENT.match(parent):
+        from iopcare.kit import tracing
+
+        current = tracing.current_traceparent()
+        if current and current[3:35] == parent[3:35]:
+            return current
         return f"00-{parent[3:35]}-{secrets.token_hex(8)}-01"
     return new_traceparent()
 

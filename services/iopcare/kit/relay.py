@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -127,6 +128,9 @@ class OutboxRelay:
         self.parked = 0
         #: Passes left that publish one row each, to find which record the broker refused.
         self._isolate = 0
+        #: Told after each batch is acknowledged: its duration and the rows' event times
+        #: (kit.metrics.ServiceMetrics.observe_publish).
+        self.on_published: Callable[[float, list[datetime]], None] | None = None
 
     # Lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -189,6 +193,7 @@ class OutboxRelay:
         if not self._lease_still_held():
             return 0
         failpoint("after_db_commit_before_publish")
+        started = time.monotonic()
         producer = self._get_producer()
         futures = []
         parked: list[tuple[Any, KafkaError]] = []
@@ -263,6 +268,11 @@ class OutboxRelay:
                     .values(sent_at=datetime.now(UTC))
                 )
         self.published += len(sent)
+        if sent and self.on_published is not None:
+            done = set(sent)
+            self.on_published(
+                time.monotonic() - started, [row.time for row in rows if row.id in done]
+            )
         return len(sent) + len(parked)
 
     def _park(self, parked: list[tuple[Any, KafkaError]]) -> None:

@@ -35,6 +35,8 @@ from grpc_status import rpc_status
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from iopcare.kit import audit, auth, errors, limits, scopes
+from iopcare.kit.logcontext import LogContextInterceptor
+from iopcare.kit.metrics import RpcMetricsInterceptor, ServiceMetrics
 from iopcare.kit.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -412,6 +414,7 @@ def create_server(
     on_refusal: RefusalSink | None = None,
     max_calls_per_client: int | None = None,
     retry_after_seconds: float = 1.0,
+    metrics: ServiceMetrics | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Builds a server with health, reflection and the interceptors; binds `address`.
 
@@ -419,7 +422,7 @@ def create_server(
     `address` to bind a free port (tests); the bound port is returned. `rules` are the
     services' per-RPC scope rules by full method name (`rules_for`); `on_refusal` audits refused
     calls. `max_calls_per_client`:
-    see `calls_per_client`.
+    see `calls_per_client`. `metrics`: every call is counted and timed (kit.metrics).
     """
     limiter = limits.ClientLimiter(
         calls_per_client(max_calls_per_client, max_workers), retry_after_seconds
@@ -430,6 +433,10 @@ def create_server(
         # mapped like any other error; the limit is innermost so that it counts the
         # authenticated subject's calls (an unauthenticated call is refused before it counts).
         interceptors=[
+            # Outermost: it counts the status the client finally gets.
+            *([RpcMetricsInterceptor(metrics)] if metrics is not None else []),
+            # Request and trace ids on every log line of the call, errors' included.
+            LogContextInterceptor(),
             ErrorInterceptor(),
             AuthInterceptor(verifier, rules, on_refusal),
             LimitInterceptor(limiter),

@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health
+from grpc_health.v1 import health, health_pb2
 from sqlalchemy import Table
 
-from iopcare.kit import audit, failpoints, payloads, signing, topics
+from iopcare.kit import audit, failpoints, logcontext, payloads, signing, topics
 from iopcare.kit.auth import Principal, TokenVerifier
 from iopcare.kit.consumer import EventConsumer, Handler
 from iopcare.kit.db import Database, migrate
+from iopcare.kit.health import LIVENESS, ReadinessProbe, broker_check, database_check
+from iopcare.kit.metrics import MetricsServer, ServiceMetrics
 from iopcare.kit.relay import OutboxRelay, make_producer
 from iopcare.kit.rpc import Registration, TlsFiles, create_server
 from iopcare.kit.scopes import Rule
@@ -77,9 +79,24 @@ class ServiceRuntime:
     relay: OutboxRelay | None = None
     consumers: list[EventConsumer] = field(default_factory=list)
     tasks: list[PeriodicTask] = field(default_factory=list)
+    #: The process's Prometheus metrics (kit.metrics) and where to serve them (None: not served).
+    metrics: ServiceMetrics | None = None
+    metrics_address: tuple[str, int] | None = None
+    #: Sets the health status from the database's and the brokers' reachability (kit.health).
+    readiness: ReadinessProbe | None = None
     _stopped: bool = False
+    _metrics_server: MetricsServer | None = None
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The bound port of the metrics endpoint, once started (None: not served)."""
+        return self._metrics_server.port if self._metrics_server is not None else None
 
     def start(self) -> None:
+        if self.metrics is not None and self.metrics_address is not None:
+            host, port = self.metrics_address
+            self._metrics_server = MetricsServer(self.metrics.registry, host, port)
+            log.info("%s metrics on port %d", self.name, self._metrics_server.port)
         self.server.start()
         if self.relay is not None:
             self.relay.start()
@@ -87,12 +104,16 @@ class ServiceRuntime:
             consumer.start()
         for task in self.tasks:
             task.start()
+        if self.readiness is not None:
+            self.readiness.start()
         log.info("%s serving on port %d", self.name, self.port)
 
     def stop(self, grace: float = 5.0) -> None:
         if self._stopped:
             return
         self._stopped = True
+        if self.readiness is not None:
+            self.readiness.stop()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait(grace + 1)
         for task in self.tasks:
@@ -101,6 +122,8 @@ class ServiceRuntime:
             consumer.stop()
         if self.relay is not None:
             self.relay.stop()
+        if self._metrics_server is not None:
+            self._metrics_server.stop()
         self.db.dispose()
         log.info("%s stopped", self.name)
 
@@ -126,23 +149,36 @@ def open_database(url: str, migrations: Path) -> Database:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: what log shippers and Kubernetes expect."""
+    """One JSON object per line: what log shippers and Kubernetes expect. Each line names the
+    service and, inside a call or an event's handling, its request id and trace id
+    (kit.logcontext), so one request can be followed across the services' logs."""
+
+    def __init__(self, service: str = "") -> None:
+        super().__init__()
+        self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
+            "service": self.service,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        request = logcontext.request_id.get()
+        if request:
+            entry["request_id"] = request
+        trace = logcontext.trace_id.get()
+        if trace:
+            entry["trace_id"] = trace
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
 
 
-def configure_process(level: str = "INFO") -> None:
+def configure_process(level: str = "INFO", service: str = "") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(service))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("kafka").setLevel(logging.WARNING)
     # kafka-python warns on every SASL_PLAINTEXT connection; SCRAM never sends the password
@@ -176,6 +212,9 @@ class Assembly:
         settings.require_keys(audit_key=True)
         audit.configure(audit.key_for(settings))
         self.db = open_database(service.database_url, migrations)
+        self.metrics = ServiceMetrics(name)
+        self.metrics.track_database(self.db)
+        self.metrics.track_outbox(self.db, outbox)
         self.cipher = payloads.cipher_for(settings)
         if self.cipher is not None and name not in self.cipher.keys:
             # Refuse to start rather than have the relay fail on every row it tries to publish.
@@ -191,6 +230,7 @@ class Assembly:
             signer=signing.signer_for(settings, name),
             cipher=self.cipher,
         )
+        self.relay.on_published = self.metrics.observe_publish
         # Loaded at start: a service whose peers' public keys are missing must not start and
         # then dead-letter everything it reads.
         self.verifier = signing.verifier_for(settings)
@@ -249,7 +289,30 @@ class Assembly:
             on_refusal=on_refusal,
             max_calls_per_client=self.settings.rpc_max_calls_per_client,
             retry_after_seconds=self.settings.rpc_retry_after_seconds,
+            metrics=self.metrics,
         )
+        # Liveness answers apart from readiness: an unreachable database makes a replica
+        # NOT_SERVING (kit.health), which must not make Kubernetes restart it.
+        health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+        self.metrics.track_consumers(consumers or [])
+        metrics = self.metrics
+
+        def on_result(dependency: str, up: bool) -> None:
+            metrics.dependency_up.labels(self.name, dependency).set(1 if up else 0)
+
+        readiness = ReadinessProbe(
+            health,
+            ["", *(name for _add, _servicer, name in registrations)],
+            {
+                "database": database_check(self.db),
+                "kafka": broker_check(
+                    self.settings.kafka_client_options(), f"iopcare-{self.name}-readiness"
+                ),
+            },
+            interval=self.settings.readiness_check_seconds,
+            on_result=on_result,
+        )
+        metrics_port = self.service.metrics_port
         return ServiceRuntime(
             self.name,
             self.db,
@@ -259,4 +322,7 @@ class Assembly:
             relay=self.relay,
             consumers=consumers or [],
             tasks=tasks or [],
+            metrics=self.metrics,
+            metrics_address=None if metrics_port is None else (self.service.host, metrics_port),
+            readiness=readiness,
         )

@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     #: Largest FHIR JSON document accepted on any edge, in bytes.
     max_resource_bytes: int = 4 * 1024 * 1024
     log_level: str = "INFO"
+    #: Seconds between readiness probes (kit.health): the database and the brokers are asked,
+    #: and the gRPC health status follows (NOT_SERVING while either cannot be reached).
+    readiness_check_seconds: float = 2.0
     #: TLS for every gRPC listener: PEM certificate chain and key. Both empty: plaintext (local
     #: development only; production sets them, or terminates TLS in a mesh sidecar).
     tls_cert_file: Path | None = None
@@ -244,6 +247,10 @@ class ServiceSettings(BaseSettings):
     consumer_group: str = ""
     #: Worker threads of the gRPC server.
     grpc_workers: int = 16
+    #: Port of the Prometheus `/metrics` endpoint (kit.metrics), on `host`. Empty: off (the
+    #: default: one more open port is the operator's decision; the deploy files set it). 0: any
+    #: free port (tests).
+    metrics_port: int | None = None
 
     @classmethod
     def for_service(cls, name: str, settings: Settings | None = None) -> ServiceSettings:
