@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from iopcare.gateway import routing
+from iopcare.gateway import routing, smart
 from iopcare.gateway.api import Gateway
 from iopcare.gateway.client import Services
 from iopcare.gateway.errors import FhirHttpError, Problem, http_error
@@ -213,6 +213,8 @@ def create_app(
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
     return Starlette(
         routes=[
+            # SMART discovery and the embedded authorization server (gateway.smart), first.
+            *smart.routes(gateway.authenticator.verifier.settings, base_path, audit),
             Route(f"{base_path}/{{path:path}}", endpoint, methods=methods),
             Route(base_path, endpoint, methods=methods),
         ]
