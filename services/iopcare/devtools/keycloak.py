@@ -189,7 +189,7 @@ class Keycloak:
             )
         try:
             self._wait_ready()
-            self._create_realm()
+            self.create_realm(self.realm)
         except BaseException:
             self.stop()
             raise
@@ -207,22 +207,27 @@ class Keycloak:
         with urllib.request.urlopen(url, data=body, timeout=30) as response:
             return str(json.load(response)["access_token"])
 
-    def _create_realm(self) -> None:
+    def create_realm(self, realm: dict[str, Any]) -> None:
+        """Creates a realm from its representation (the admin REST API)."""
+        self.admin("POST", "/admin/realms", realm)
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        """One admin REST API call as the bootstrap admin; the decoded JSON answer, if any."""
         request = urllib.request.Request(
-            f"{self.base_url}/admin/realms",
-            data=json.dumps(self.realm).encode(),
+            f"{self.base_url}{path}",
+            data=json.dumps(body).encode() if body is not None else None,
             headers={
                 "Authorization": f"Bearer {self._admin_token()}",
                 "Content-Type": "application/json",
             },
-            method="POST",
+            method=method,
         )
         try:
             with urllib.request.urlopen(request, timeout=120) as response:
-                if response.status != 201:
-                    raise KeycloakError(f"creating the realm answered {response.status}")
+                text = response.read()
         except urllib.error.HTTPError as exc:
-            raise KeycloakError(f"creating the realm answered {exc.code}: {exc.read()!r}") from None
+            raise KeycloakError(f"{method} {path} answered {exc.code}: {exc.read()!r}") from None
+        return json.loads(text) if text.strip() else None
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout
