@@ -40,7 +40,6 @@ def key_provider(name: str, priority: int) -> dict[str, Any]:
     return {
         "name": name,
         "providerId": "rsa-generated",
-        "providerType": KEY_PROVIDER,
         "config": {
             "priority": [str(priority)],
             "algorithm": ["RS384"],
@@ -244,7 +243,7 @@ def test_a_key_keycloak_rotated_out_is_refused_and_the_new_key_accepted(
     keycloak.admin(
         "POST",
         f"/admin/realms/{REALM}/components",
-        {**key_provider("rs384-second", 200), "parentId": realm_id},
+        {**key_provider("rs384-second", 200), "parentId": realm_id, "providerType": KEY_PROVIDER},
     )
     keycloak.admin("DELETE", f"/admin/realms/{REALM}/components/{first['id']}")
     time.sleep(0.6)  # past the gateway's least interval between two JWKS fetches

@@ -367,6 +367,10 @@ class TokenVerifier:
                 reason="INVALID_TOKEN",
             )
         jwk = keys.key(kid)
+        declared = jwk._jwk_data.get("alg")
+        if declared and declared != header.get("alg"):
+            # A key published for one algorithm is not used with another (RFC 7517 §4.4).
+            raise Unauthenticated("the token's algorithm is not its key's", reason="INVALID_TOKEN")
         claims = self._decode(
             token,
             jwk.key,
