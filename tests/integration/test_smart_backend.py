@@ -419,3 +419,42 @@ def test_key_rotation_at_the_issuer_is_followed_and_the_old_key_refused(
     finally:
         idp.document = jwks(idp_keys["k1"], idp_keys["k2"])
         time.sleep(0.6)
+
+
+def test_unknown_kids_refetch_the_jwks_at_most_once_per_interval() -> None:
+    from iopcare.kit.auth import JwksCache
+    from iopcare.kit.errors import Unauthenticated
+
+    key = KeyPair.new("ES384", "current")
+    with serving_jwks(jwks(key)) as server:
+        cache = JwksCache(server.url, max_age=300, min_refetch=60)
+        assert cache.key("current").key_id == "current"
+        for _ in range(20):
+            with pytest.raises(Unauthenticated):
+                cache.key(uuid.uuid4().hex)
+        # A flood of forged kids made no further request to the identity provider.
+        assert server.requests == 1
+        rotated = KeyPair.new("ES384", "next")
+        server.document = jwks(rotated)
+        fresh = JwksCache(server.url, max_age=300, min_refetch=0)
+        assert fresh.key("next").key_id == "next"
+        with pytest.raises(Unauthenticated):
+            fresh.key("current")
+
+
+def test_a_token_signed_with_another_algorithm_than_its_keys_is_refused(
+    stack: Stack, idp: JwksServer, idp_keys: dict[str, KeyPair]
+) -> None:
+    odd = KeyPair.new("RS384", "declared-rs512")
+    published = odd.public_jwk()
+    published["alg"] = "RS512"
+    idp.document = {"keys": [*jwks(idp_keys["k1"], idp_keys["k2"])["keys"], published]}
+    time.sleep(0.6)
+    try:
+        with stack.client(external_token(odd)) as client:
+            response = client.get("/Patient")
+        assert response.status_code == 401, response.text
+        assert "algorithm" in response.json()["issue"][0]["diagnostics"]
+    finally:
+        idp.document = jwks(idp_keys["k1"], idp_keys["k2"])
+        time.sleep(0.6)
