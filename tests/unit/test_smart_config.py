@@ -44,7 +44,7 @@ def test_trusted_issuers_are_read_from_the_environment(monkeypatch: pytest.Monke
 
 
 def test_discovery_names_the_embedded_server_or_the_external_one() -> None:
-    embedded = smart_configuration(Settings(), "https://ehr.test")
+    embedded = smart_configuration(Settings(dev_mode=True), "https://ehr.test")
     assert embedded["token_endpoint"] == "https://ehr.test/auth/token"
     assert embedded["jwks_uri"] == "https://ehr.test/auth/jwks"
     assert embedded["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
@@ -65,3 +65,9 @@ def test_discovery_names_the_embedded_server_or_the_external_one() -> None:
     )
     assert external["token_endpoint"] == "https://idp.test/token"
     assert external["issuer"] == "https://idp.test/realms/a"
+
+
+def test_the_embedded_server_is_not_advertised_when_it_cannot_sign() -> None:
+    # Outside development mode it signs only with a configured key.
+    document = smart_configuration(Settings(dev_mode=False), "https://ehr.test")
+    assert "token_endpoint" not in document

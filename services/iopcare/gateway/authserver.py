@@ -62,6 +62,14 @@ CREATE TABLE IF NOT EXISTS used_assertions (
 """
 
 
+def embedded_enabled(settings: Settings) -> bool:
+    """Whether the embedded server issues tokens: switched on and able to sign (development mode,
+    or `IOPCARE_TOKEN_PRIVATE_KEY_FILE` set; production keys never come from the data folder)."""
+    return settings.auth_server_enabled and (
+        settings.dev_mode or settings.token_private_key_file is not None
+    )
+
+
 class OAuthError(Exception):
     """An OAuth 2.0 error response (RFC 6749 §5.2)."""
 

@@ -29,7 +29,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from iopcare.gateway.authserver import ASSERTION_ALGORITHMS, AuthorizationServer, OAuthError
+from iopcare.gateway.authserver import (
+    ASSERTION_ALGORITHMS,
+    AuthorizationServer,
+    OAuthError,
+    embedded_enabled,
+)
 from iopcare.kit.auth import verification_key_path
 from iopcare.kit.settings import Settings
 
@@ -68,7 +73,7 @@ def smart_configuration(settings: Settings, public_base: str) -> dict[str, Any]:
         "scopes_supported": list(ADVERTISED_SCOPES),
         "capabilities": capabilities,
     }
-    if settings.auth_server_enabled:
+    if embedded_enabled(settings):
         document["issuer"] = settings.token_issuer
         document["jwks_uri"] = f"{public_base}{JWKS_PATH}"
         document["token_endpoint"] = settings.auth_server_token_endpoint or (
@@ -99,7 +104,9 @@ def public_base(request: Request) -> str:
 
 def routes(settings: Settings, base_path: str, audit: AuditSink) -> list[Route]:
     """The routes to register before the FHIR catch-all route."""
-    server = AuthorizationServer(settings) if settings.auth_server_enabled else None
+    # Created on the first token request: a gateway that never issues tokens never creates the
+    # client store (its data folder may be read-only).
+    servers: list[AuthorizationServer] = []
 
     def record(request: Request, status: int, subject: str, detail: str, started: float) -> None:
         audit(
@@ -142,8 +149,11 @@ def routes(settings: Settings, base_path: str, audit: AuditSink) -> list[Route]:
         started = time.monotonic()
         subject = ""
         try:
-            if server is None:
+            if not embedded_enabled(settings):
                 raise OAuthError("invalid_request", "the embedded authorization server is off", 404)
+            if not servers:
+                servers.append(AuthorizationServer(settings))
+            server = servers[0]
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/x-www-form-urlencoded":
                 raise OAuthError(
