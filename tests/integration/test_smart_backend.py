@@ -458,3 +458,48 @@ def test_a_token_signed_with_another_algorithm_than_its_keys_is_refused(
     finally:
         idp.document = jwks(idp_keys["k1"], idp_keys["k2"])
         time.sleep(0.6)
+
+
+def test_a_client_flooding_the_token_endpoint_gets_429_and_others_are_not_starved(
+    stack: Stack,
+) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    settings = stack.settings
+    held = settings.auth_server_max_requests_per_client + settings.auth_server_max_queued_per_client
+    address = urlsplit(root(stack))
+    sockets = []
+    try:
+        # Requests whose bodies never finish: they hold (or wait for) this peer's places.
+        for _ in range(held):
+            sock = socket.create_connection((address.hostname, address.port), timeout=30)
+            sock.sendall(
+                b"POST /auth/token HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n"
+                b"grant_type=client"
+            )
+            sockets.append(sock)
+        time.sleep(1.0)
+        key = KeyPair.new("ES384")
+        client_id = register(stack, key, ["system/Patient.rs"])
+        refused = token_request(
+            token_url(stack), assertion(key, client_id, token_url(stack)), "system/Patient.rs"
+        )
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"] == "temporarily_unavailable"
+        assert int(refused.headers["retry-after"]) >= 1
+    finally:
+        for sock in sockets:
+            sock.close()
+    # The places come back once the stalled requests are gone.
+    key = KeyPair.new("ES384")
+    client_id = register(stack, key, ["system/Patient.rs"])
+
+    def admitted() -> bool | None:
+        response = token_request(
+            token_url(stack), assertion(key, client_id, token_url(stack)), "system/Patient.rs"
+        )
+        return True if response.status_code == 200 else None
+
+    assert harness.eventually(admitted, timeout=30, interval=0.5)

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -36,6 +36,7 @@ from iopcare.gateway.authserver import (
     embedded_enabled,
 )
 from iopcare.kit.auth import verification_key_path
+from iopcare.kit.limits import FairQueue, Throttled
 from iopcare.kit.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,12 @@ def routes(settings: Settings, base_path: str, audit: AuditSink) -> list[Route]:
     # Created on the first token request: a gateway that never issues tokens never creates the
     # client store (its data folder may be read-only).
     servers: list[AuthorizationServer] = []
+    admission = FairQueue(
+        16,
+        settings.auth_server_max_requests_per_client,
+        settings.auth_server_max_queued_per_client,
+        1.0,
+    )
 
     def record(request: Request, status: int, subject: str, detail: str, started: float) -> None:
         audit(
@@ -147,6 +154,24 @@ def routes(settings: Settings, base_path: str, audit: AuditSink) -> list[Route]:
 
     async def token(request: Request) -> Response:
         started = time.monotonic()
+        # Admitted per peer address before the body is read: a client that floods the endpoint
+        # (or trickles bodies) holds at most its own share of places.
+        peer = f"peer:{request.client.host if request.client else 'unknown'}"
+        try:
+            await admission.acquire(peer)
+        except Throttled as exc:
+            record(request, 429, "", "throttled", started)
+            response = _json(
+                {"error": "temporarily_unavailable", "error_description": exc.message}, 429
+            )
+            response.headers["Retry-After"] = exc.retry_after_header
+            return response
+        try:
+            return await issue(request, started)
+        finally:
+            admission.release(peer)
+
+    async def issue(request: Request, started: float) -> Response:
         subject = ""
         try:
             if not embedded_enabled(settings):
@@ -189,6 +214,9 @@ def routes(settings: Settings, base_path: str, audit: AuditSink) -> list[Route]:
                 headers["WWW-Authenticate"] = 'Bearer realm="iopcare", error="invalid_client"'
                 response.headers.update(headers)
             return response
+        except ClientDisconnect:
+            record(request, 400, subject, "the client went away", started)
+            return _json({"error": "invalid_request", "error_description": "disconnected"}, 400)
         except Exception:
             log.exception("token endpoint: unexpected error")
             record(request, 500, subject, "internal error", started)

@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     auth_server_enabled: bool = True
     #: Lifetime of the access tokens it issues (SMART suggests five minutes).
     auth_server_token_lifetime_seconds: int = 300
+    #: Token requests one peer address may have in progress at once, and waiting beyond those;
+    #: more are 429 with Retry-After (a client flooding the endpoint cannot starve the others).
+    auth_server_max_requests_per_client: int = 4
+    auth_server_max_queued_per_client: int = 16
     #: Its token endpoint's public URL, the `aud` client assertions must carry. Empty: the URL
     #: the request reached (right unless a proxy rewrites the host or the scheme).
     auth_server_token_endpoint: str = ""
