@@ -314,6 +314,14 @@ def test_the_cli_registers_a_client(
     )
     assert response.status_code == 200, response.text
     assert cli.main(["client", "register", "--jwks-file", str(jwks_file), "--scope", "x"]) == 2
+    with serving_jwks(jwks(key)) as served:
+        url_args = ["client", "register", "--jwks-url", served.url, "--scope", "system/*.rs"]
+        assert cli.main(url_args) == 0
+        assert served.requests == 1  # checked at registration
+    with serving_jwks({"keys": []}) as empty:
+        assert (
+            cli.main(["client", "register", "--jwks-url", empty.url, "--scope", "system/*.rs"]) == 2
+        )
 
 
 # -- a trusted external issuer ----------------------------------------------------------------
