@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit bench proto proto-release lint typecheck jars buf clean
+.PHONY: run test unit bench proto proto-release lint typecheck jars keycloak buf clean
 
 # buf (proto lint and breaking-change check) installs from the Go module proxy.
 BUF_VERSION := v1.75.0
@@ -20,10 +20,15 @@ $(STAMP): pyproject.toml
 jars: $(STAMP)
 	$(PY) -c "from iopcare.devtools.kafka_broker import ensure_jars; print(ensure_jars())"
 
+# Keycloak (the external identity provider of tests/integration/test_smart_keycloak.py), from
+# Maven Central into .cache/keycloak; the test's fixture downloads it too when it is missing.
+keycloak: $(STAMP)
+	$(PY) -m iopcare.devtools.keycloak
+
 run: $(STAMP) jars
 	IOPCARE_DEV_MODE=true $(VENV)/bin/iopcare up --demo
 
-test: $(STAMP) jars
+test: $(STAMP) jars keycloak
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: $(STAMP)

@@ -523,6 +523,27 @@ def _outbox_table(service: str) -> Any:
     return store.outbox
 
 
+def cmd_client_register(args: argparse.Namespace) -> int:
+    from iopcare.gateway.authserver import ClientStore, check_jwks_url, load_jwks_file
+    from iopcare.kit.settings import Settings
+
+    settings = Settings()
+    try:
+        if args.jwks_url:
+            check_jwks_url(args.jwks_url)
+            jwks = None
+        else:
+            jwks = load_jwks_file(args.jwks_file)
+        registered = ClientStore(settings.auth_server_db_path).register(
+            args.scope, jwks_url=args.jwks_url, jwks=jwks, client_id=args.client_id
+        )
+    except (OSError, ValueError) as exc:
+        print(f"not registered: {exc}", file=sys.stderr)
+        return 2
+    print(registered.client_id)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="iopcare", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -553,7 +574,11 @@ def main(argv: list[str] | None = None) -> int:
         "ids", nargs="*", type=int, help="outbox row ids to retry (default: every parked row)"
     )
     outbox.set_defaults(func=cmd_outbox)
-    token = sub.add_parser("token", help="print a development bearer token")
+    token = sub.add_parser(
+        "token",
+        help="print a development bearer token (development only: signed with the local key; "
+        "EHRs get tokens from POST /auth/token or their own identity provider)",
+    )
     token.add_argument("--role", default="therapist")
     token.add_argument("--practitioner", default=None, help="Practitioner id the token acts as")
     token.add_argument(
@@ -574,6 +599,22 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds until it expires (default 300 with --system, else 3600)",
     )
     token.set_defaults(func=cmd_token)
+    client = sub.add_parser(
+        "client", help="SMART Backend Services clients of the embedded authorization server"
+    )
+    client_sub = client.add_subparsers(dest="client_command", required=True)
+    register = client_sub.add_parser(
+        "register",
+        help="register a client with its public keys (JWKS) and the system scopes it may get",
+    )
+    keys = register.add_mutually_exclusive_group(required=True)
+    keys.add_argument("--jwks-url", help="URL of the client's JWKS (fetched, cached by kid)")
+    keys.add_argument("--jwks-file", type=Path, help="a file holding the client's JWKS")
+    register.add_argument(
+        "--scope", action="append", required=True, help="a system scope it may get (repeatable)"
+    )
+    register.add_argument("--client-id", default=None, help="default: a new UUID")
+    register.set_defaults(func=cmd_client_register)
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     # Everything an iopcare process writes (databases and their -wal/-shm, keys, logs, the local

@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from iopcare.gateway import routing
+from iopcare.gateway import routing, smart
 from iopcare.gateway.api import Gateway
 from iopcare.gateway.client import Services
 from iopcare.gateway.errors import FhirHttpError, Problem, http_error
@@ -261,6 +261,8 @@ def create_app(
     metrics = metrics or HttpMetrics("gateway")
     app = Starlette(
         routes=[
+            # SMART discovery and the embedded authorization server (gateway.smart), first.
+            *smart.routes(gateway.authenticator.verifier.settings, base_path, audit),
             Route(f"{base_path}/{{path:path}}", endpoint, methods=methods),
             Route(base_path, endpoint, methods=methods),
         ],

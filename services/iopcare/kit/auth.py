@@ -6,13 +6,25 @@ can verify them but not mint them. The issuer, audience, expiry and algorithm ar
 accepted. For development a key pair is created under `<data_dir>/dev-keys/` on first use and
 `iopcare token` signs with it; production points `IOPCARE_TOKEN_PUBLIC_KEY_FILE` at the identity
 provider's key instead.
+
+Token sources (docs/security.md, Token sources): a token whose `iss` is `IOPCARE_TOKEN_ISSUER` is
+verified with that one key (development tokens, the services' own, and the embedded
+authorization server's, gateway.authserver); a token whose `iss` is one of
+`IOPCARE_TOKEN_TRUSTED_ISSUERS` is verified with the key its `kid` names in that issuer's JWKS,
+fetched over HTTP and cached (`JwksCache`); any other issuer is refused. The same verifier runs at
+the gateway and in every service, so both accept and refuse the same tokens.
 """
 
 from __future__ import annotations
 
 import contextvars
+import json
+import logging
 import os
+import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +37,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from iopcare.kit import files
 from iopcare.kit import scopes as smart
 from iopcare.kit.errors import Unauthenticated
-from iopcare.kit.settings import ConfigurationError, Settings
+from iopcare.kit.settings import ConfigurationError, Settings, TrustedIssuer
+
+log = logging.getLogger(__name__)
 
 #: Roles a practitioner can act in (docs/architecture.md, Access).
 ROLES = frozenset(
@@ -162,23 +176,145 @@ def signing_key_path(settings: Settings) -> Path:
     return ensure_dev_keys(settings)[0]
 
 
+#: Largest JWKS document read from an identity provider.
+MAX_JWKS_BYTES = 256 * 1024
+
+
+class JwksCache:
+    """The signing keys of one JWKS URL, by `kid`.
+
+    The set is fetched on first use and again after `max_age` seconds; a `kid` it does not hold
+    makes it fetch the set again (the provider rotated its keys), but not sooner than
+    `min_refetch` seconds after the last fetch. A fetch replaces the whole set, so a key the
+    provider removed is refused from then on. A failed fetch keeps the keys known so far.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_age: float = 300,
+        min_refetch: float = 10,
+        timeout: float = 5,
+    ) -> None:
+        self.url = url
+        self.max_age = max_age
+        self.min_refetch = min_refetch
+        self.timeout = timeout
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None
+        self._lock = threading.Lock()
+        #: Fetches made (for tests and metrics).
+        self.fetches = 0
+
+    def key(self, kid: str) -> jwt.PyJWK:
+        with self._lock:
+            now = time.monotonic()
+            stale = self._fetched_at is None or now - self._fetched_at >= self.max_age
+            if stale or (
+                kid not in self._keys
+                and (self._fetched_at is None or now - self._fetched_at >= self.min_refetch)
+            ):
+                self._refresh(now)
+            found = self._keys.get(kid)
+        if found is None:
+            raise Unauthenticated(
+                "the token's signing key (kid) is not among the issuer's current keys",
+                reason="UNKNOWN_KEY",
+            )
+        return found
+
+    def _refresh(self, now: float) -> None:
+        self._fetched_at = now
+        self.fetches += 1
+        try:
+            self._keys = parse_jwks(fetch_json(self.url, self.timeout))
+        except (OSError, ValueError) as exc:
+            # Keep what we had: an identity provider that is briefly down must not lock every
+            # caller out; tokens under keys we never saw stay refused.
+            log.warning("fetching JWKS %s failed: %s", self.url, exc)
+
+
+def fetch_json(url: str, timeout: float = 5) -> Any:
+    """GET a JSON document (a JWKS) of bounded size."""
+    if not url.startswith(("https://", "http://")):
+        raise ValueError(f"not an http(s) URL: {url}")
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        body = response.read(MAX_JWKS_BYTES + 1)
+    if len(body) > MAX_JWKS_BYTES:
+        raise ValueError(f"the JWKS at {url} exceeds {MAX_JWKS_BYTES} bytes")
+    return json.loads(body)
+
+
+def parse_jwks(document: Any) -> dict[str, jwt.PyJWK]:
+    """The signature keys of a JWKS by `kid`; encryption keys, keys without a `kid` and keys of
+    types we do not verify with are left out."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError("not a JWKS (no 'keys' list)")
+    keys: dict[str, jwt.PyJWK] = {}
+    for entry in document["keys"]:
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+            continue
+        kid = entry.get("kid")
+        if not isinstance(kid, str) or not kid or entry.get("kty") not in ("RSA", "EC"):
+            continue
+        try:
+            keys[kid] = jwt.PyJWK(entry)
+        except jwt.PyJWTError:
+            continue
+    return keys
+
+
 class TokenVerifier:
-    """Verifies bearer tokens against one public key."""
+    """Verifies bearer tokens: the local issuer's against its one public key, a trusted external
+    issuer's against its JWKS."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._key = verification_key_path(settings).read_bytes()
+        self._trusted: dict[str, tuple[TrustedIssuer, JwksCache]] = {
+            trusted.issuer: (
+                trusted,
+                JwksCache(
+                    trusted.jwks_url,
+                    max_age=settings.token_jwks_max_age_seconds,
+                    min_refetch=settings.token_jwks_refetch_seconds,
+                ),
+            )
+            for trusted in settings.token_trusted_issuers
+        }
+
+    def jwks(self, issuer: str) -> JwksCache | None:
+        found = self._trusted.get(issuer)
+        return found[1] if found else None
 
     def verify(self, token: str) -> Principal:
         try:
+            unverified = jwt.decode(token, options={"verify_signature": False})
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"invalid bearer token: {exc}", reason="INVALID_TOKEN") from None
+        issuer = unverified.get("iss") if isinstance(unverified, dict) else None
+        if issuer == self.settings.token_issuer:
+            return self._verify_local(token)
+        if isinstance(issuer, str) and issuer in self._trusted:
+            return self._verify_external(token, header, *self._trusted[issuer])
+        # The issuer's name is not echoed: it is the caller's text.
+        raise Unauthenticated("the token's issuer is not trusted", reason="UNTRUSTED_ISSUER")
+
+    def _decode(
+        self, token: str, key: Any, audience: str, issuer: str, required: list[str]
+    ) -> dict[str, Any]:
+        try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._key,
+                key,
                 algorithms=list(self.settings.token_algorithms),
-                audience=self.settings.token_audience,
-                issuer=self.settings.token_issuer,
+                audience=audience,
+                issuer=issuer,
                 leeway=self.settings.token_leeway_seconds,
-                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+                options={"require": required},
             )
         except jwt.PyJWTError as exc:
             # The library's message names the failed check (expired, audience, signature), never
@@ -193,20 +329,78 @@ class TokenVerifier:
                 f"{self.settings.token_max_lifetime_seconds} s is accepted",
                 reason="TOKEN_LIFETIME",
             )
+        return claims
+
+    def _verify_local(self, token: str) -> Principal:
+        claims = self._decode(
+            token,
+            self._key,
+            self.settings.token_audience,
+            self.settings.token_issuer,
+            ["exp", "iat", "iss", "aud", "sub"],
+        )
         role = str(claims.get("role", ""))
         if role not in ROLES:
             raise Unauthenticated("token carries no known role", reason="INVALID_TOKEN")
-        scope = claims.get("scope", "")
-        context = claims.get("patient")
         return Principal(
             subject=str(claims["sub"]),
             role=role,
             practitioner_id=claims.get("practitioner"),
-            scopes=frozenset(str(scope).split()) if scope else frozenset(),
+            scopes=_scopes(claims),
             token_id=claims.get("jti"),
             break_glass=claims.get("break_glass") is True,
-            patient_context=context if isinstance(context, str) and context else None,
+            patient_context=_patient(claims),
         )
+
+    def _verify_external(
+        self, token: str, header: dict[str, Any], trusted: TrustedIssuer, keys: JwksCache
+    ) -> Principal:
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise Unauthenticated(
+                "a token from an external issuer must name its key (kid)", reason="UNKNOWN_KEY"
+            )
+        if header.get("alg") not in self.settings.token_algorithms:
+            raise Unauthenticated(
+                "the token's algorithm is not accepted "
+                f"(one of {', '.join(self.settings.token_algorithms)})",
+                reason="INVALID_TOKEN",
+            )
+        jwk = keys.key(kid)
+        declared = jwk._jwk_data.get("alg")
+        if declared and declared != header.get("alg"):
+            # A key published for one algorithm is not used with another (RFC 7517 §4.4).
+            raise Unauthenticated("the token's algorithm is not its key's", reason="INVALID_TOKEN")
+        claims = self._decode(
+            token,
+            jwk.key,
+            trusted.audience or self.settings.token_audience,
+            trusted.issuer,
+            ["exp", "iat", "iss", "aud"],
+        )
+        # The caller is the client the provider authenticated (`azp`/`client_id`), else `sub`.
+        client = claims.get("client_id") or claims.get("azp") or claims.get("sub")
+        if not isinstance(client, str) or not client:
+            raise Unauthenticated("token names no client or subject", reason="INVALID_TOKEN")
+        # Role, break-glass and practitioner come from our configuration, never from the
+        # external token: another issuer cannot make its clients practitioners or admins.
+        return Principal(
+            subject=f"{client}@{trusted.issuer}"[:300],
+            role=trusted.role,
+            scopes=_scopes(claims),
+            token_id=claims.get("jti"),
+            patient_context=_patient(claims),
+        )
+
+
+def _scopes(claims: dict[str, Any]) -> frozenset[str]:
+    scope = claims.get("scope", "")
+    return frozenset(str(scope).split()) if scope else frozenset()
+
+
+def _patient(claims: dict[str, Any]) -> str | None:
+    context = claims.get("patient")
+    return context if isinstance(context, str) and context else None
 
 
 def mint_token(

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import re
+import types
+import typing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
@@ -211,24 +213,103 @@ def parse_document(
     try:
         return data, cls.model_validate(data)
     except ValidationError as exc:
-        issues = [_issue_from_pydantic(resource_type, err) for err in exc.errors()]
+        issues = [_issue_from_pydantic(resource_type, err, cls) for err in exc.errors()]
         raise FhirError(f"invalid {resource_type}", issues, _prefix(field)) from None
     except (ValueError, TypeError) as exc:
         raise _single(f"invalid {resource_type}: {exc}", "invalid", field) from None
 
 
-def _issue_from_pydantic(resource_type: str, err: Any) -> Issue:
+def _issue_from_pydantic(resource_type: str, err: Any, cls: type[Resource] | None = None) -> Issue:
     parts: list[str] = []
-    for loc in err.get("loc", ()):
+    locs = tuple(err.get("loc", ()))
+    if locs and locs[-1] == "root":  # the models' wrapper of a complex value, not an element
+        locs = locs[:-1]
+    for loc in locs:
         if isinstance(loc, int):
             parts.append(f"[{loc}]")
         elif loc != "__root__":
             parts.append(f".{loc}" if parts else str(loc))
     path = "".join(parts)
+    expression = f"{resource_type}.{path}" if path else resource_type
     # Only the message, never `input`: it may be patient data, and errors reach logs.
     message = str(err.get("msg", "invalid value"))
     code = "required" if err.get("type") == "missing" else "value"
-    return Issue("error", code, message, f"{resource_type}.{path}" if path else resource_type)
+    if (
+        cls is not None
+        and err.get("type") in _NOT_AN_OBJECT
+        and not isinstance(err.get("input"), dict)
+    ):
+        # The models try to read a string given for a complex element as JSON text, and say
+        # "Invalid JSON at line 1 column 1" about `"subject": "Patient/1"`; name what is wanted.
+        wanted = _complex_type_at(cls, locs)
+        if wanted is not None:
+            return Issue("error", "structure", f"{expression} must be {wanted}", expression)
+    return Issue("error", code, message, expression)
+
+
+#: Pydantic error types raised when a complex element is given something that is not an object.
+_NOT_AN_OBJECT = frozenset(
+    {
+        "json_invalid",
+        "json_type",
+        "model_type",
+        "dict_type",
+        "model_attributes_type",
+        "model_validation_format",
+    }
+)
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The element type inside Optional[...] / List[...] annotations."""
+    while True:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if typing.get_origin(annotation) in (list, typing.Union, types.UnionType) and args:
+            annotation = args[0]
+            continue
+        return annotation
+
+
+def _field(model: Any, name: str) -> Any:
+    fields = getattr(model, "model_fields", {})
+    if name in fields:
+        return fields[name]
+    for info in fields.values():
+        if info.alias == name:
+            return info
+    return None
+
+
+def _complex_type_at(cls: type[Resource], loc: tuple[Any, ...]) -> str | None:
+    """What the element at a pydantic error location must be ("a Reference object", "a JSON
+    object"), by walking the model's fields; None when the location is not a complex element."""
+    model: Any = cls
+    target: Any = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if model is None:
+            return None
+        info = _field(model, str(part))
+        if info is None:
+            return None
+        target = _unwrap(info.annotation)
+        klass = getattr(target, "get_model_klass", None)
+        model = klass() if callable(klass) else None
+    if model is None or target is None:
+        return None
+    name = model.__name__
+    if _is_datatype(model):
+        article = "an" if name[0] in "AEIOU" else "a"
+        return f"{article} {name} object"
+    return "a JSON object"
+
+
+def _is_datatype(model: Any) -> bool:
+    """A FHIR datatype (Reference, CodeableConcept, Period, ...) rather than a backbone element."""
+    # Datatypes live in a module of their own name (`reference.Reference`); backbone elements in
+    # their resource's (`careplan.CarePlanActivity`).
+    return bool(str(model.__module__).rsplit(".", 1)[-1] == model.__name__.lower())
 
 
 def to_json(resource: Resource) -> str:

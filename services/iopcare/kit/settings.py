@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -26,6 +26,28 @@ KAFKA_RECORD_OVERHEAD_BYTES = 64 * 1024
 
 class ConfigurationError(RuntimeError):
     """A setting the process cannot run without is missing or wrong; the message names it."""
+
+
+class TrustedIssuer(BaseModel):
+    """An external authorization server whose access tokens are accepted (SMART Backend
+    Services): tokens whose `iss` is `issuer`, signed by a key of the JWKS at `jwks_url` (looked
+    up by the token's `kid`), for `audience` (empty: `IOPCARE_TOKEN_AUDIENCE`)."""
+
+    issuer: str
+    jwks_url: str
+    audience: str = ""
+    #: The role its tokens act in. Only outside roles: never `service` (the internal identity).
+    role: str = "system"
+    #: Its token endpoint, advertised in `.well-known/smart-configuration` when the embedded
+    #: authorization server is off.
+    token_endpoint: str = ""
+
+    @field_validator("role")
+    @classmethod
+    def _outside_role(cls, value: str) -> str:
+        if value == "service":
+            raise ValueError("an external issuer cannot grant the internal role 'service'")
+        return value
 
 
 class Settings(BaseSettings):
@@ -75,6 +97,28 @@ class Settings(BaseSettings):
     #: Accepted signature algorithms (asymmetric only: a shared secret would let every service
     #: mint tokens).
     token_algorithms: list[str] = ["ES384", "RS384"]
+    #: External authorization servers whose tokens are accepted besides the ones `token_issuer`
+    #: signs (a JSON list: `[{"issuer": ..., "jwks_url": ..., "audience": ...}]`).
+    token_trusted_issuers: list[TrustedIssuer] = []
+    #: Seconds a fetched JWKS is used before it is fetched again.
+    token_jwks_max_age_seconds: float = 300
+    #: Least seconds between two fetches of one JWKS: a token with an unknown `kid` makes the
+    #: verifier fetch the set again (key rotation), at most this often (a flood of forged `kid`s
+    #: must not become a flood of requests to the identity provider).
+    token_jwks_refetch_seconds: float = 10
+    #: The embedded authorization server of the gateway (`POST /auth/token`, SMART Backend
+    #: Services client_credentials with a private_key_jwt assertion, clients registered with
+    #: `iopcare client register`).
+    auth_server_enabled: bool = True
+    #: Lifetime of the access tokens it issues (SMART suggests five minutes).
+    auth_server_token_lifetime_seconds: int = 300
+    #: Token requests one peer address may have in progress at once, and waiting beyond those;
+    #: more are 429 with Retry-After (a client flooding the endpoint cannot starve the others).
+    auth_server_max_requests_per_client: int = 4
+    auth_server_max_queued_per_client: int = 16
+    #: Its token endpoint's public URL, the `aud` client assertions must carry. Empty: the URL
+    #: the request reached (right unless a proxy rewrites the host or the scheme).
+    auth_server_token_endpoint: str = ""
     #: File of the key audit rows are sealed with (HMAC-SHA256, kit.audit). Empty: a development
     #: key under data_dir. Production keeps it out of the database's reach.
     audit_key_file: Path | None = None
@@ -185,6 +229,11 @@ class Settings(BaseSettings):
                 + "; ".join(missing)
                 + " (or IOPCARE_DEV_MODE=true on a developer's machine)"
             )
+
+    @property
+    def auth_server_db_path(self) -> Path:
+        """The embedded authorization server's registered clients and used assertion ids."""
+        return self.data_dir / "auth" / "auth-server.db"
 
     @cached_property
     def dev_key_dir(self) -> Path:
