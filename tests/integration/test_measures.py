@@ -18,6 +18,7 @@ from iopcare.kit import topics
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
 from iopcare.notes import store as notes_store
+from iopcare.notes.crisis import Crisis
 from tests.support import harness
 from tests.support.plans import new_patient_id, phq9, phq9_goal
 
@@ -182,7 +183,7 @@ def test_a_crisis_flag_is_acknowledged_once_and_an_ignored_one_is_escalated(
             notes.AcknowledgeCrisis(nt.AcknowledgeCrisisRequest(flag_id=flag.id), metadata=outsider)
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
-    service = with_notes.consumers[0].handlers["iopcare.careplan.crisis.v1"].__self__  # type: ignore[attr-defined]
+    service = Crisis(with_notes.db)  # the escalation task's use case, on notes' database
     later = datetime.now(UTC) + timedelta(minutes=20)
     assert service.escalate_overdue(later, timedelta(minutes=15)) == 1  # only the ignored one
     assert service.escalate_overdue(later, timedelta(minutes=15)) == 0  # and only once
