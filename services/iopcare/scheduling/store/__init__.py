@@ -24,6 +24,7 @@ from iopcare.scheduling.store.appointments import (
 )
 from iopcare.scheduling.store.checkins import (
     check_in,
+    check_in_of,
     missing_check_ins,
 )
 from iopcare.scheduling.store.occupancy import (
@@ -90,6 +91,7 @@ __all__ = [
     "care_team_member",
     "care_team_seen",
     "check_in",
+    "check_in_of",
     "daily_checkin",
     "find_schedules",
     "first_session_start",

@@ -59,3 +59,13 @@ def missing_check_ins(conn: Connection, day: date, start: datetime, end: datetim
     patients = {r.split("/", 1)[1] for r in rows}
     done = set(conn.execute(checked).scalars())
     return sorted(patients - done)
+
+
+def check_in_of(conn: Connection, patient_id: str, day: date) -> tuple[datetime, bool] | None:
+    """(time, late) of the patient's check-in for `day`, if there is one."""
+    row = conn.execute(
+        select(daily_checkin.c.checked_in_at, daily_checkin.c.late).where(
+            (daily_checkin.c.patient_id == patient_id) & (daily_checkin.c.day == day)
+        )
+    ).first()
+    return (as_utc(row.checked_in_at), row.late) if row is not None else None
