@@ -45,6 +45,41 @@ def _is_staff_reference(actor: str) -> bool:
     return kind in {"Practitioner", "Location"} and fhir.is_valid_id(rest)
 
 
+def _check_listing(
+    patient_id: str,
+    actor: str,
+    statuses: list[str],
+    start_from: datetime | None,
+    start_before: datetime | None,
+    page_size: int,
+    page_token: str,
+) -> tuple[int, tuple[datetime, str] | None]:
+    """The page size and the keyset position of a valid listing request; INVALID_ARGUMENT
+    naming every bad field otherwise."""
+    problems = FieldViolations()
+    if bool(patient_id) == bool(actor):
+        problems.add("patient_id", "exactly one of patient_id and actor")
+    if actor and not _is_staff_reference(actor):
+        problems.add("actor", "Practitioner/{id} or Location/{id}")
+    for i, status in enumerate(statuses):
+        if status not in APPOINTMENT_STATUSES:
+            problems.add(f"statuses[{i}]", "a FHIR appointmentstatus code")
+    if start_from and start_before and start_before <= start_from:
+        problems.add("end_time", "after start_time")
+    size = paging.page_size(page_size)
+    problems.raise_if_any("the listing is invalid")
+    position = paging.decode(page_token, {"start": str, "id": str})
+    if position is None:
+        return size, None
+    try:
+        return size, (datetime.fromisoformat(position["start"]), str(position["id"]))
+    except ValueError:
+        raise InvalidArgument(
+            "page_token is not one this server issued",
+            [FieldViolation("page_token", "invalid page token")],
+        ) from None
+
+
 class Appointments:
     def __init__(self, db: Database, access: teams.TeamAccess) -> None:
         self.db = db
@@ -137,28 +172,9 @@ class Appointments:
         practitioner, or a privileged role); either way a group session shows only the patients
         the caller may see."""
         with search_refusals(self.db, principal, patient_id):
-            problems = FieldViolations()
-            if bool(patient_id) == bool(actor):
-                problems.add("patient_id", "exactly one of patient_id and actor")
-            if actor and not _is_staff_reference(actor):
-                problems.add("actor", "Practitioner/{id} or Location/{id}")
-            for i, status in enumerate(statuses):
-                if status not in APPOINTMENT_STATUSES:
-                    problems.add(f"statuses[{i}]", "a FHIR appointmentstatus code")
-            if start_from and start_before and start_before <= start_from:
-                problems.add("end_time", "after start_time")
-            size = paging.page_size(page_size)
-            problems.raise_if_any("the listing is invalid")
-            position = paging.decode(page_token, {"start": str, "id": str})
-            after = None
-            if position is not None:
-                try:
-                    after = (datetime.fromisoformat(position["start"]), str(position["id"]))
-                except ValueError:
-                    raise InvalidArgument(
-                        "page_token is not one this server issued",
-                        [FieldViolation("page_token", "invalid page token")],
-                    ) from None
+            size, after = _check_listing(
+                patient_id, actor, statuses, start_from, start_before, page_size, page_token
+            )
         if patient_id:
             basis = teams.require_access(
                 self.db,

@@ -384,6 +384,23 @@ class Calendars:
             groups = (
                 store.open_group_sessions(conn, rooms, wanted.start, wanted.end) if rooms else []
             )
+        streams = self._slot_streams(schedules, busy, groups, wanted, length)
+        # Each stream is in start order: merging lazily stops after one page, so a search over
+        # 50 calendars and a quarter costs a page, not every slot of the quarter.
+        merged = itertools.islice(heapq.merge(*streams, key=lambda t: (t[0], t[1])), size + 1)
+        found = [item[2] for item in merged]
+        return found[:size], len(found) > size
+
+    def _slot_streams(
+        self,
+        schedules: list[store.StoredSchedule],
+        busy: dict[str, list[tuple[datetime, datetime]]],
+        groups: list[tuple[str, store.StoredAppointment]],
+        wanted: Interval,
+        length: timedelta,
+    ) -> list[Iterator[tuple[datetime, int, FoundSlot]]]:
+        """One lazy stream of (start, order, slot) per calendar, and one of the open group
+        sessions, each in start order."""
         by_actor = {s.actor: s for s in schedules}
         streams: list[Iterator[tuple[datetime, int, FoundSlot]]] = []
         for order, s in enumerate(schedules):
@@ -410,8 +427,4 @@ class Calendars:
                 for room, session in groups
             )
         )
-        # Each stream is in start order: merging lazily stops after one page, so a search over
-        # 50 calendars and a quarter costs a page, not every slot of the quarter.
-        merged = itertools.islice(heapq.merge(*streams, key=lambda t: (t[0], t[1])), size + 1)
-        found = [item[2] for item in merged]
-        return found[:size], len(found) > size
+        return streams
