@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from sqlalchemy import Column, MetaData, String, Table, func, select
@@ -364,6 +365,137 @@ def test_scheduling_book_once_under_concurrency_and_refused_for_another_time(
             book(start + timedelta(hours=2))
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert reason_of(refused.value) == "REQUEST_ID_REUSED"
+
+
+def _once_each(call: Callable[[str], Any], copies: int = 6) -> list[Any]:
+    """Concurrent copies of `call(first)` (all must succeed and agree), then `call(other)` under
+    the same request id, which must be refused as a reused id."""
+    answers = all_at_once(lambda _: call("first"), copies)
+    assert not [a for a in answers if isinstance(a, Exception)], answers
+    with pytest.raises(grpc.RpcError) as refused:
+        call("other")
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(refused.value) == "REQUEST_ID_REUSED"
+    return answers
+
+
+def test_scheduling_changes_once_under_concurrency_and_refused_for_another_change(
+    scheduling: ServiceRuntime, settings: Settings
+) -> None:
+    """UpdateSchedule, RescheduleAppointment, RecordAttendance, CancelAppointment and
+    RecordCheckIn take a request_id: copies of one change make one version and all get it (the
+    same `late` for a cancellation, the same check-in); another change under the id is refused."""
+    meta = admin(settings)
+    with harness.channel(scheduling) as channel:
+        stub = sc_grpc.SchedulingServiceStub(channel)
+        therapist = f"th-{uuid.uuid4().hex[:8]}"
+        schedule = practitioner_schedule(stub, settings, therapist)
+        monday = future_monday()
+
+        def book(patient: str, hour: int) -> Any:
+            return stub.BookAppointment(
+                sc.BookAppointmentRequest(
+                    request_id=str(uuid.uuid4()),
+                    patient_id=patient,
+                    practitioner_ids=[therapist],
+                    start_time=ts(local(monday, time(hour, 0))),
+                    end_time=ts(local(monday, time(hour, 50))),
+                    service_type="individual-therapy",
+                ),
+                metadata=meta,
+                timeout=30,
+            ).appointment
+
+        update_id = str(uuid.uuid4())
+        updated = _once_each(
+            lambda what: (
+                stub.UpdateSchedule(
+                    sc.UpdateScheduleRequest(
+                        request_id=update_id,
+                        schedule=sc.Schedule(id=schedule.id, service_types=[f"{what}-therapy"]),
+                        expected_version=1,
+                        update_mask=FieldMask(paths=["service_types"]),
+                    ),
+                    metadata=meta,
+                    timeout=30,
+                ).schedule
+            )
+        )
+        assert {(u.version, tuple(u.service_types)) for u in updated} == {(2, ("first-therapy",))}
+
+        booked = book(new_patient_id(), 9)
+        move_id = str(uuid.uuid4())
+        hours = {"first": 11, "other": 12}
+        moved = _once_each(
+            lambda what: (
+                stub.RescheduleAppointment(
+                    sc.RescheduleAppointmentRequest(
+                        request_id=move_id,
+                        appointment_id=booked.id,
+                        expected_version=1,
+                        start_time=ts(local(monday, time(hours[what], 0))),
+                        end_time=ts(local(monday, time(hours[what], 50))),
+                        reason="room change",
+                    ),
+                    metadata=meta,
+                    timeout=30,
+                ).appointment
+            )
+        )
+        assert {(m.version, m.start_time.seconds) for m in moved} == {
+            (2, ts(local(monday, time(11, 0))).seconds)
+        }
+
+        attended = book(new_patient_id(), 14)
+        attendance_id = str(uuid.uuid4())
+        statuses = {"first": "arrived", "other": "noshow"}
+        recorded = _once_each(
+            lambda what: (
+                stub.RecordAttendance(
+                    sc.RecordAttendanceRequest(
+                        request_id=attendance_id,
+                        appointment_id=attended.id,
+                        expected_version=1,
+                        status=statuses[what],
+                    ),
+                    metadata=meta,
+                    timeout=30,
+                ).appointment
+            )
+        )
+        assert {(r.version, r.status) for r in recorded} == {(2, "arrived")}
+
+        cancel_id = str(uuid.uuid4())
+        cancelled = _once_each(
+            lambda what: stub.CancelAppointment(
+                sc.CancelAppointmentRequest(
+                    request_id=cancel_id,
+                    appointment_id=booked.id,
+                    expected_version=2,
+                    reason=f"{what} reason",
+                ),
+                metadata=meta,
+                timeout=30,
+            )
+        )
+        assert {(c.appointment.version, c.appointment.status, c.late) for c in cancelled} == {
+            (3, "cancelled", False)
+        }
+
+        check_in_id = str(uuid.uuid4())
+        patients = {"first": new_patient_id(), "other": new_patient_id()}
+        checked = _once_each(
+            lambda what: stub.RecordCheckIn(
+                sc.RecordCheckInRequest(request_id=check_in_id, patient_id=patients[what]),
+                metadata=meta,
+                timeout=30,
+            )
+        )
+        assert (
+            len({(c.day.year, c.day.month, c.day.day, c.check_in_time.seconds) for c in checked})
+            == 1
+        )
+        assert sum(not c.already_recorded for c in checked) == 1
 
 
 def test_notes_post_message_once_under_concurrency_and_refused_for_another_text(

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import grpc
 import pytest
+from google.type import date_pb2
 from sqlalchemy import func, select
 
 from iopcare.kit.runtime import ServiceRuntime
@@ -25,6 +26,7 @@ from tests.support.scheduling import (
     admin,
     details,
     future_monday,
+    gdate,
     local,
     new_id,
     outcome,
@@ -91,7 +93,7 @@ def test_find_slots_is_opening_hours_minus_holidays_minus_bookings_in_local_time
             sc.OpeningHours(day_of_week=d, opens="09:00", closes="12:00")
             for d in ("mon", "tue", "wed")
         ],
-        closed_dates=[tuesday.isoformat()],
+        closed_dates=[gdate(tuesday)],
     )
     _book(stub, settings, new_id("pat"), therapist, local(monday, time(10, 0)))
     found = stub.FindSlots(
@@ -382,7 +384,7 @@ def test_invalid_requests_get_invalid_argument_naming_every_field(
                     opening_hours=[
                         sc.OpeningHours(day_of_week="funday", opens="9", closes="08:00")
                     ],
-                    closed_dates=["2026-02-30"],
+                    closed_dates=[date_pb2.Date(year=2026, month=2, day=30)],
                 ),
             ),
             metadata=admin(settings),

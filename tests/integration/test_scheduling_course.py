@@ -26,6 +26,7 @@ from tests.support.plans import iop_plan, new_patient_id
 from tests.support.scheduling import (
     admin,
     future_monday,
+    gdate,
     local,
     new_id,
     outcome,
@@ -106,8 +107,8 @@ def test_a_plan_activity_becomes_a_week_of_sessions_attended_and_reported(
         report = sched.GetIntensity(
             sc.GetIntensityRequest(
                 patient_id=patient,
-                start_date=monday.isoformat(),
-                end_date=(monday + timedelta(days=6)).isoformat(),
+                start_date=gdate(monday),
+                end_date=gdate(monday + timedelta(days=6)),
             ),
             metadata=me,
             timeout=10,
@@ -344,8 +345,8 @@ def test_a_week_below_the_minimum_is_reported_once_when_it_has_ended(
         report = sched.GetIntensity(
             sc.GetIntensityRequest(
                 patient_id=patient,
-                start_date=last_monday.isoformat(),
-                end_date=today.isoformat(),
+                start_date=gdate(last_monday),
+                end_date=gdate(today),
             ),
             metadata=admin(settings),
             timeout=10,

@@ -110,10 +110,10 @@ def test_no_sequence_of_requests_double_books_or_overfills(
                     current = store.load_appointment(conn, target)
                 assert current is not None
                 if kind == "cancel":
-                    scheduling.bookings.cancel(ADMIN, target, current.version, "property", "")
+                    scheduling.changes.cancel(ADMIN, target, current.version, "property", "")
                 else:
                     end = start + (current.end - current.start)
-                    scheduling.bookings.reschedule(ADMIN, target, current.version, start, end, "p")
+                    scheduling.changes.reschedule(ADMIN, target, current.version, start, end, "p")
         except IopcareError as refused:
             # A refusal is a clear answer, never an internal error.
             assert refused.reason in {

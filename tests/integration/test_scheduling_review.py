@@ -301,7 +301,7 @@ def test_moving_a_group_into_a_clash_does_not_name_the_patient_who_clashes(
         current = store.load_appointment(conn, group)
     assert current is not None
     with pytest.raises(FailedPrecondition) as refused:
-        scheduling.bookings.reschedule(
+        scheduling.changes.reschedule(
             facilitator, group, current.version, elsewhere, elsewhere + timedelta(hours=1), "r"
         )
     assert refused.value.reason == "DOUBLE_BOOKED"

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
+from google.type import date_pb2
 from grpc_status import rpc_status
 
 from iopcare.kit.settings import Settings
@@ -30,6 +31,11 @@ def ts(value: datetime) -> Timestamp:
     out = Timestamp()
     out.FromDatetime(value.astimezone(UTC))
     return out
+
+
+def gdate(day: date) -> date_pb2.Date:
+    """A day as the API's google.type.Date."""
+    return date_pb2.Date(year=day.year, month=day.month, day=day.day)
 
 
 def local(day: date, at: time, zone: str = "America/New_York") -> datetime:

@@ -6,7 +6,7 @@ per request. Everything FHIR is in `api.py`.
 
 Body limit: a declared Content-Length over the limit is refused with 413 before a byte of the body
 is read; a body without one (chunked) is counted while it streams and refused as soon as it
-passes the limit, so memory stays bounded whatever a client sends (reliability D1).
+passes the limit, so memory stays bounded whatever a client sends (test-matrix D1).
 
 Fairness (issue 10): 45 concurrent batches from one client once took every worker thread and
 made `/metadata` wait 18 s. Now every request but the cheap, data-free ones (`/metadata`,

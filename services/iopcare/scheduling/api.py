@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import grpc
+from google.type import date_pb2
 
 from iopcare.kit.auth import current_principal
 from iopcare.kit.errors import FieldViolation, InvalidArgument
@@ -20,6 +21,18 @@ from iopcare.scheduling.v1 import scheduling_service_pb2 as pb
 from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as pb_grpc
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SchedulingService"].full_name
+
+
+def date_message(day: date) -> date_pb2.Date:
+    return date_pb2.Date(year=day.year, month=day.month, day=day.day)
+
+
+def date_text(value: date_pb2.Date) -> str:
+    """A google.type.Date as `YYYY-MM-DD` for the use cases, which check it; an unset or
+    partial date becomes text they refuse."""
+    if not (value.year and value.month and value.day):
+        return ""
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
 
 
 def to_message(a: StoredAppointment) -> pb.Appointment:
@@ -48,7 +61,7 @@ def schedule_message(s: StoredSchedule) -> pb.Schedule:
         service_types=list(s.service_types),
         capacity=s.capacity,
         opening_hours=[pb.OpeningHours(day_of_week=d, opens=o, closes=c) for d, o, c in s.hours],
-        closed_dates=list(s.closed_dates),
+        closed_dates=[date_message(date.fromisoformat(d)) for d in s.closed_dates],
         active=s.active,
         fhir_json=s.resource,
     )
@@ -62,7 +75,7 @@ def calendar_input(m: pb.Schedule, *, default_active: bool) -> CalendarInput:
         service_types=tuple(m.service_types),
         capacity=m.capacity,
         hours=tuple((h.day_of_week, h.opens, h.closes) for h in m.opening_hours),
-        closed_dates=tuple(m.closed_dates),
+        closed_dates=tuple(date_text(d) for d in m.closed_dates),
         active=m.active or default_active,
     )
 
@@ -111,6 +124,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         self.scheduling = scheduling
         self.calendars = scheduling.calendars
         self.bookings = scheduling.bookings
+        self.appointments = scheduling.appointments
 
     # Calendars ---------------------------------------------------------------------------------
     def CreateSchedule(
@@ -156,6 +170,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             request.expected_version,
             calendar_input(request.schedule, default_active=False),
             list(request.update_mask.paths),
+            request_id=request.request_id,
         )
         return pb.UpdateScheduleResponse(schedule=schedule_message(updated))
 
@@ -220,42 +235,44 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         joined = self.bookings.join(
             principal, request.request_id, request.appointment_id, request.patient_id
         )
-        shown, _ = self.bookings.as_seen_by(principal, joined, {})
+        shown, _ = self.appointments.as_seen_by(principal, joined, {})
         return pb.JoinGroupSessionResponse(appointment=to_message(shown))
 
     def CancelAppointment(
         self, request: pb.CancelAppointmentRequest, context: grpc.ServicerContext
     ) -> pb.CancelAppointmentResponse:
         principal = current_principal()
-        cancelled, late = self.bookings.cancel(
+        cancelled, late = self.scheduling.changes.cancel(
             principal,
             request.appointment_id,
             request.expected_version,
             request.reason,
             request.patient_id,
+            request_id=request.request_id,
         )
-        shown, _ = self.bookings.as_seen_by(principal, cancelled, {})
+        shown, _ = self.appointments.as_seen_by(principal, cancelled, {})
         return pb.CancelAppointmentResponse(appointment=to_message(shown), late=late)
 
     def RescheduleAppointment(
         self, request: pb.RescheduleAppointmentRequest, context: grpc.ServicerContext
     ) -> pb.RescheduleAppointmentResponse:
         principal = current_principal()
-        moved = self.bookings.reschedule(
+        moved = self.scheduling.changes.reschedule(
             principal,
             request.appointment_id,
             request.expected_version,
             instant(request, "start_time"),
             instant(request, "end_time"),
             request.reason,
+            request_id=request.request_id,
         )
-        shown, _ = self.bookings.as_seen_by(principal, moved, {})
+        shown, _ = self.appointments.as_seen_by(principal, moved, {})
         return pb.RescheduleAppointmentResponse(appointment=to_message(shown))
 
     def GetAppointment(
         self, request: pb.GetAppointmentRequest, context: grpc.ServicerContext
     ) -> pb.GetAppointmentResponse:
-        found = self.bookings.get(current_principal(), require_id(request.id, "id"))
+        found = self.appointments.get(current_principal(), require_id(request.id, "id"))
         return pb.GetAppointmentResponse(appointment=to_message(found))
 
     def ListAppointments(
@@ -287,18 +304,21 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             request.status,
             request.reason,
             request.patient_id,
+            request_id=request.request_id,
         )
-        shown, _ = self.bookings.as_seen_by(principal, appointment, {})
+        shown, _ = self.appointments.as_seen_by(principal, appointment, {})
         return pb.RecordAttendanceResponse(appointment=to_message(shown))
 
     def RecordCheckIn(
         self, request: pb.RecordCheckInRequest, context: grpc.ServicerContext
     ) -> pb.RecordCheckInResponse:
         day, at, late, already = self.scheduling.record_check_in(
-            current_principal(), require_id(request.patient_id, "patient_id")
+            current_principal(),
+            require_id(request.patient_id, "patient_id"),
+            request_id=request.request_id,
         )
         return pb.RecordCheckInResponse(
-            day=day.isoformat(), check_in_time=timestamp(at), late=late, already_recorded=already
+            day=date_message(day), check_in_time=timestamp(at), late=late, already_recorded=already
         )
 
     def GetIntensity(
@@ -307,8 +327,8 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         weeks, streak = self.scheduling.intensity(
             current_principal(),
             request.patient_id,
-            request.start_date,
-            request.end_date,
+            date_text(request.start_date),
+            date_text(request.end_date),
             request.program,
         )
         return pb.GetIntensityResponse(

@@ -54,13 +54,13 @@ def build(
         store.inbox,
         [topics.CAREPLAN],
         {
-            careplan_contract.EVENT_CREATED: scheduling.on_care_plan_created,
+            careplan_contract.EVENT_CREATED: scheduling.handlers.on_care_plan_created,
             **{
-                careplan_contract.EVENT_FOR_CHANGE[change]: scheduling.on_care_plan_changed
+                careplan_contract.EVENT_FOR_CHANGE[change]: scheduling.handlers.on_care_plan_changed
                 for change in ("update", "activate", "resume")
             },
             **{
-                careplan_contract.EVENT_FOR_CHANGE[change]: scheduling.on_care_plan_closed
+                careplan_contract.EVENT_FOR_CHANGE[change]: scheduling.handlers.on_care_plan_closed
                 for change in ("complete", "revoke", "suspend", "enter-in-error")
             },
             careplan_contract.EVENT_TEAM_CREATED: on_team,

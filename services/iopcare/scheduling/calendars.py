@@ -23,7 +23,7 @@ from iopcare.kit.errors import (
     PermissionDenied,
     StaleVersion,
 )
-from iopcare.kit.requests import create_once
+from iopcare.kit.requests import change_once, create_once
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.domain.calendar import (
     MAX_SLOT_MINUTES,
@@ -203,12 +203,13 @@ class Calendars:
         expected_version: int,
         value: CalendarInput,
         mask: list[str],
+        *,
+        request_id: str = "",
     ) -> store.StoredSchedule:
+        """Changes the fields named in `mask` if `expected_version` is current. Idempotent by
+        `request_id` (kit.requests); without one, the expected version guards a repeat."""
         name = f"Schedule/{schedule_id}"
-        with (
-            store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name),
-            UnitOfWork(self.db) as uow,
-        ):
+        with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name):
             require_calendar_admin(principal)
             problems = FieldViolations()
             unknown = [p for p in mask if p not in UPDATABLE]
@@ -221,59 +222,79 @@ class Calendars:
             if expected_version < 1:
                 problems.add("expected_version", "required, >= 1")
             problems.raise_if_any("the schedule update is invalid")
-            current = store.load_schedule(uow.conn, schedule_id)
-            if current is None:
-                raise NotFound(f"{name} not found", resource=name)
-            if current.version != expected_version:
-                raise StaleVersion(name, expected_version, current.version)
-            merged = CalendarInput(
-                actor=current.actor,
-                kind=current.kind,
-                role=value.role if "role" in mask else (current.role or ""),
-                service_types=value.service_types
-                if "service_types" in mask
-                else current.service_types,
-                capacity=value.capacity if "capacity" in mask else current.capacity,
-                hours=value.hours if "opening_hours" in mask else current.hours,
-                closed_dates=value.closed_dates if "closed_dates" in mask else current.closed_dates,
-                active=value.active if "active" in mask else current.active,
-            )
-            validate(merged, problems)
-            problems.raise_if_any("the schedule is invalid")
-            now = datetime.now(UTC)
-            revised = store.StoredSchedule(
-                schedule_id,
-                current.version + 1,
-                merged.actor,
-                merged.kind,
-                merged.role or None,
-                merged.service_types,
-                merged.capacity,
-                merged.hours,
-                merged.closed_dates,
-                merged.active,
-                "",
-            )
-            revised = replace(revised, resource=self._resource(revised, now))
-            if not store.update_schedule(uow.conn, revised, expected_version):
-                raise StaleVersion(name, expected_version, current.version + 1)
-            store.JOURNAL.publish(
-                uow,
-                codes.EVENT_SCHEDULE_UPDATED,
-                revised.subject,
-                key=revised.actor,
-                data=revised.resource,
-            )
-            store.JOURNAL.audit(
-                uow,
+            body = ("update", schedule_id, expected_version, value, sorted(mask))
+            change_once(
+                self.db,
+                store.request_log,
                 principal,
-                audit.UPDATE,
-                resource=name,
-                patient_id=None,
-                detail=",".join(sorted(mask)),
+                "UpdateSchedule",
+                request_id,
+                schedule_id,
+                lambda uow: self._update_in(uow, principal, name, expected_version, value, mask),
+                request=body,
             )
-            uow.commit()
-        return revised
+        return self.get(schedule_id)
+
+    def _update_in(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        name: str,
+        expected_version: int,
+        value: CalendarInput,
+        mask: list[str],
+    ) -> None:
+        schedule_id = name.split("/", 1)[1]
+        problems = FieldViolations()
+        current = store.load_schedule(uow.conn, schedule_id)
+        if current is None:
+            raise NotFound(f"{name} not found", resource=name)
+        if current.version != expected_version:
+            raise StaleVersion(name, expected_version, current.version)
+        merged = CalendarInput(
+            actor=current.actor,
+            kind=current.kind,
+            role=value.role if "role" in mask else (current.role or ""),
+            service_types=value.service_types if "service_types" in mask else current.service_types,
+            capacity=value.capacity if "capacity" in mask else current.capacity,
+            hours=value.hours if "opening_hours" in mask else current.hours,
+            closed_dates=value.closed_dates if "closed_dates" in mask else current.closed_dates,
+            active=value.active if "active" in mask else current.active,
+        )
+        validate(merged, problems)
+        problems.raise_if_any("the schedule is invalid")
+        now = datetime.now(UTC)
+        revised = store.StoredSchedule(
+            schedule_id,
+            current.version + 1,
+            merged.actor,
+            merged.kind,
+            merged.role or None,
+            merged.service_types,
+            merged.capacity,
+            merged.hours,
+            merged.closed_dates,
+            merged.active,
+            "",
+        )
+        revised = replace(revised, resource=self._resource(revised, now))
+        if not store.update_schedule(uow.conn, revised, expected_version):
+            raise StaleVersion(name, expected_version, current.version + 1)
+        store.JOURNAL.publish(
+            uow,
+            codes.EVENT_SCHEDULE_UPDATED,
+            revised.subject,
+            key=revised.actor,
+            data=revised.resource,
+        )
+        store.JOURNAL.audit(
+            uow,
+            principal,
+            audit.UPDATE,
+            resource=name,
+            patient_id=None,
+            detail=",".join(sorted(mask)),
+        )
 
     def get(self, schedule_id: str) -> store.StoredSchedule:
         with self.db.read() as conn:
@@ -363,6 +384,23 @@ class Calendars:
             groups = (
                 store.open_group_sessions(conn, rooms, wanted.start, wanted.end) if rooms else []
             )
+        streams = self._slot_streams(schedules, busy, groups, wanted, length)
+        # Each stream is in start order: merging lazily stops after one page, so a search over
+        # 50 calendars and a quarter costs a page, not every slot of the quarter.
+        merged = itertools.islice(heapq.merge(*streams, key=lambda t: (t[0], t[1])), size + 1)
+        found = [item[2] for item in merged]
+        return found[:size], len(found) > size
+
+    def _slot_streams(
+        self,
+        schedules: list[store.StoredSchedule],
+        busy: dict[str, list[tuple[datetime, datetime]]],
+        groups: list[tuple[str, store.StoredAppointment]],
+        wanted: Interval,
+        length: timedelta,
+    ) -> list[Iterator[tuple[datetime, int, FoundSlot]]]:
+        """One lazy stream of (start, order, slot) per calendar, and one of the open group
+        sessions, each in start order."""
         by_actor = {s.actor: s for s in schedules}
         streams: list[Iterator[tuple[datetime, int, FoundSlot]]] = []
         for order, s in enumerate(schedules):
@@ -389,8 +427,4 @@ class Calendars:
                 for room, session in groups
             )
         )
-        # Each stream is in start order: merging lazily stops after one page, so a search over
-        # 50 calendars and a quarter costs a page, not every slot of the quarter.
-        merged = itertools.islice(heapq.merge(*streams, key=lambda t: (t[0], t[1])), size + 1)
-        found = [item[2] for item in merged]
-        return found[:size], len(found) > size
+        return streams

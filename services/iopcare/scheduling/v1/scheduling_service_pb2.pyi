@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.type import date_pb2 as _date_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -21,7 +22,7 @@ class OpeningHours(_message.Message):
     def __init__(self, day_of_week: _Optional[str] = ..., opens: _Optional[str] = ..., closes: _Optional[str] = ...) -> None: ...
 
 class Schedule(_message.Message):
-    __slots__ = ("id", "version", "actor", "kind", "role", "service_types", "capacity", "opening_hours", "closed_dates", "active", "fhir_json")
+    __slots__ = ("id", "version", "actor", "kind", "role", "service_types", "capacity", "opening_hours", "active", "fhir_json", "closed_dates")
     ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
@@ -30,9 +31,9 @@ class Schedule(_message.Message):
     SERVICE_TYPES_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     OPENING_HOURS_FIELD_NUMBER: _ClassVar[int]
-    CLOSED_DATES_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_DATES_FIELD_NUMBER: _ClassVar[int]
     id: str
     version: int
     actor: str
@@ -41,10 +42,10 @@ class Schedule(_message.Message):
     service_types: _containers.RepeatedScalarFieldContainer[str]
     capacity: int
     opening_hours: _containers.RepeatedCompositeFieldContainer[OpeningHours]
-    closed_dates: _containers.RepeatedScalarFieldContainer[str]
     active: bool
     fhir_json: str
-    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., actor: _Optional[str] = ..., kind: _Optional[str] = ..., role: _Optional[str] = ..., service_types: _Optional[_Iterable[str]] = ..., capacity: _Optional[int] = ..., opening_hours: _Optional[_Iterable[_Union[OpeningHours, _Mapping]]] = ..., closed_dates: _Optional[_Iterable[str]] = ..., active: _Optional[bool] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+    closed_dates: _containers.RepeatedCompositeFieldContainer[_date_pb2.Date]
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., actor: _Optional[str] = ..., kind: _Optional[str] = ..., role: _Optional[str] = ..., service_types: _Optional[_Iterable[str]] = ..., capacity: _Optional[int] = ..., opening_hours: _Optional[_Iterable[_Union[OpeningHours, _Mapping]]] = ..., active: _Optional[bool] = ..., fhir_json: _Optional[str] = ..., closed_dates: _Optional[_Iterable[_Union[_date_pb2.Date, _Mapping]]] = ...) -> None: ...
 
 class CreateScheduleRequest(_message.Message):
     __slots__ = ("request_id", "schedule")
@@ -97,14 +98,16 @@ class ListSchedulesResponse(_message.Message):
     def __init__(self, schedules: _Optional[_Iterable[_Union[Schedule, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateScheduleRequest(_message.Message):
-    __slots__ = ("schedule", "expected_version", "update_mask")
+    __slots__ = ("schedule", "expected_version", "update_mask", "request_id")
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     schedule: Schedule
     expected_version: int
     update_mask: _field_mask_pb2.FieldMask
-    def __init__(self, schedule: _Optional[_Union[Schedule, _Mapping]] = ..., expected_version: _Optional[int] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, schedule: _Optional[_Union[Schedule, _Mapping]] = ..., expected_version: _Optional[int] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class UpdateScheduleResponse(_message.Message):
     __slots__ = ("schedule",)
@@ -255,16 +258,18 @@ class JoinGroupSessionResponse(_message.Message):
     def __init__(self, appointment: _Optional[_Union[Appointment, _Mapping]] = ...) -> None: ...
 
 class CancelAppointmentRequest(_message.Message):
-    __slots__ = ("appointment_id", "expected_version", "reason", "patient_id")
+    __slots__ = ("appointment_id", "expected_version", "reason", "patient_id", "request_id")
     APPOINTMENT_ID_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     appointment_id: str
     expected_version: int
     reason: str
     patient_id: str
-    def __init__(self, appointment_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., patient_id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, appointment_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., patient_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CancelAppointmentResponse(_message.Message):
     __slots__ = ("appointment", "late")
@@ -275,18 +280,20 @@ class CancelAppointmentResponse(_message.Message):
     def __init__(self, appointment: _Optional[_Union[Appointment, _Mapping]] = ..., late: _Optional[bool] = ...) -> None: ...
 
 class RescheduleAppointmentRequest(_message.Message):
-    __slots__ = ("appointment_id", "expected_version", "start_time", "end_time", "reason")
+    __slots__ = ("appointment_id", "expected_version", "start_time", "end_time", "reason", "request_id")
     APPOINTMENT_ID_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     appointment_id: str
     expected_version: int
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     reason: str
-    def __init__(self, appointment_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, appointment_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RescheduleAppointmentResponse(_message.Message):
     __slots__ = ("appointment",)
@@ -333,18 +340,20 @@ class ListAppointmentsResponse(_message.Message):
     def __init__(self, appointments: _Optional[_Iterable[_Union[Appointment, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class RecordAttendanceRequest(_message.Message):
-    __slots__ = ("appointment_id", "expected_version", "status", "reason", "patient_id")
+    __slots__ = ("appointment_id", "expected_version", "status", "reason", "patient_id", "request_id")
     APPOINTMENT_ID_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     appointment_id: str
     expected_version: int
     status: str
     reason: str
     patient_id: str
-    def __init__(self, appointment_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., patient_id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, appointment_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., patient_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RecordAttendanceResponse(_message.Message):
     __slots__ = ("appointment",)
@@ -353,16 +362,16 @@ class RecordAttendanceResponse(_message.Message):
     def __init__(self, appointment: _Optional[_Union[Appointment, _Mapping]] = ...) -> None: ...
 
 class GetIntensityRequest(_message.Message):
-    __slots__ = ("patient_id", "start_date", "end_date", "program")
+    __slots__ = ("patient_id", "program", "start_date", "end_date")
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
     START_DATE_FIELD_NUMBER: _ClassVar[int]
     END_DATE_FIELD_NUMBER: _ClassVar[int]
-    PROGRAM_FIELD_NUMBER: _ClassVar[int]
     patient_id: str
-    start_date: str
-    end_date: str
     program: str
-    def __init__(self, patient_id: _Optional[str] = ..., start_date: _Optional[str] = ..., end_date: _Optional[str] = ..., program: _Optional[str] = ...) -> None: ...
+    start_date: _date_pb2.Date
+    end_date: _date_pb2.Date
+    def __init__(self, patient_id: _Optional[str] = ..., program: _Optional[str] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., end_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
 
 class WeekIntensity(_message.Message):
     __slots__ = ("iso_week", "scheduled_hours", "attended_hours", "minimum_hours", "maximum_hours", "below_minimum", "above_maximum", "missed_sessions")
@@ -393,10 +402,12 @@ class GetIntensityResponse(_message.Message):
     def __init__(self, weeks: _Optional[_Iterable[_Union[WeekIntensity, _Mapping]]] = ..., missed_two_in_a_row: _Optional[bool] = ...) -> None: ...
 
 class RecordCheckInRequest(_message.Message):
-    __slots__ = ("patient_id",)
+    __slots__ = ("patient_id", "request_id")
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     patient_id: str
-    def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, patient_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RecordCheckInResponse(_message.Message):
     __slots__ = ("day", "check_in_time", "late", "already_recorded")
@@ -404,8 +415,8 @@ class RecordCheckInResponse(_message.Message):
     CHECK_IN_TIME_FIELD_NUMBER: _ClassVar[int]
     LATE_FIELD_NUMBER: _ClassVar[int]
     ALREADY_RECORDED_FIELD_NUMBER: _ClassVar[int]
-    day: str
+    day: _date_pb2.Date
     check_in_time: _timestamp_pb2.Timestamp
     late: bool
     already_recorded: bool
-    def __init__(self, day: _Optional[str] = ..., check_in_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., late: _Optional[bool] = ..., already_recorded: _Optional[bool] = ...) -> None: ...
+    def __init__(self, day: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., check_in_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., late: _Optional[bool] = ..., already_recorded: _Optional[bool] = ...) -> None: ...

@@ -156,7 +156,7 @@ class SchedulingServiceServicer:
     def UpdateSchedule(self, request, context):
         """Changes a schedule's opening hours, holidays, capacity, role, session types or active flag
         (the fields named in `update_mask`) if `expected_version` is still current. Bookings already
-        made stay; only new bookings and slots follow the new hours.
+        made stay; only new bookings and slots follow the new hours. Idempotent by `request_id`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -205,7 +205,7 @@ class SchedulingServiceServicer:
         """Cancels an appointment with a reason; a cancellation less than 24 hours before the start is
         marked late. For a group session with `patient_id` set, only that patient leaves (the seat
         frees); otherwise the whole session is cancelled. Emits
-        `iopcare.scheduling.appointment.updated.v1`.
+        `iopcare.scheduling.appointment.updated.v1`. Idempotent by `request_id`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -214,7 +214,7 @@ class SchedulingServiceServicer:
     def RescheduleAppointment(self, request, context):
         """Moves an appointment to a new time with a reason, under the same double-booking rules as a
         booking (every participant and the room must be free then). Emits
-        `iopcare.scheduling.appointment.updated.v1`.
+        `iopcare.scheduling.appointment.updated.v1`. Idempotent by `request_id`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -241,7 +241,8 @@ class SchedulingServiceServicer:
         session `patient_id` names whose attendance it is (one record per patient). Stores a new
         version of the Appointment if `expected_version` is still current and emits
         `iopcare.scheduling.appointment.updated.v1`; a second missed session in a row also emits
-        `iopcare.scheduling.dropout-risk.v1`. Team members of the patient only.
+        `iopcare.scheduling.dropout-risk.v1`. Team members of the patient only. Idempotent by
+        `request_id`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -252,7 +253,7 @@ class SchedulingServiceServicer:
         day the patient has a session; a check-in missing at the cutoff
         (`IOPCARE_SCHEDULING_CHECKIN_CUTOFF`, 10:00 local by default) emits
         `iopcare.scheduling.checkin.missed.v1` within minutes. Checking in twice the same day returns
-        the first check-in. Team members of the patient only.
+        the first check-in. Team members of the patient only. Idempotent by `request_id`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,121 @@
+"""Schedules: one calendar per practitioner or room."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from iopcare.scheduling.store.tables import (
+    schedule,
+)
+
+
+@dataclass(frozen=True)
+class StoredSchedule:
+    id: str
+    version: int
+    actor: str
+    kind: str
+    role: str | None
+    service_types: tuple[str, ...]
+    capacity: int
+    hours: tuple[tuple[str, str, str], ...]
+    closed_dates: tuple[str, ...]
+    active: bool
+    resource: str
+
+    @property
+    def subject(self) -> str:
+        """The event subject of this version."""
+        return f"Schedule/{self.id}/_history/{self.version}"
+
+
+def _schedule_from_row(row: Any) -> StoredSchedule:
+    return StoredSchedule(
+        row.id,
+        row.version,
+        row.actor,
+        row.kind,
+        row.role,
+        tuple(row.service_types.split()),
+        row.capacity,
+        tuple(tuple(h) for h in json.loads(row.hours)),
+        tuple(json.loads(row.closed_dates)),
+        row.active,
+        row.resource,
+    )
+
+
+def _schedule_values(s: StoredSchedule) -> dict[str, Any]:
+    return {
+        "actor": s.actor,
+        "kind": s.kind,
+        "role": s.role,
+        "service_types": f" {' '.join(s.service_types)} ",
+        "capacity": s.capacity,
+        "hours": json.dumps([list(h) for h in s.hours]),
+        "closed_dates": json.dumps(list(s.closed_dates)),
+        "active": s.active,
+        "version": s.version,
+        "resource": s.resource,
+        "updated_at": datetime.now(UTC),
+    }
+
+
+def insert_schedule(conn: Connection, s: StoredSchedule) -> None:
+    conn.execute(schedule.insert().values(id=s.id, **_schedule_values(s)))
+
+
+def update_schedule(conn: Connection, s: StoredSchedule, expected_version: int) -> bool:
+    updated = conn.execute(
+        schedule.update()
+        .where((schedule.c.id == s.id) & (schedule.c.version == expected_version))
+        .values(**_schedule_values(s))
+    )
+    return updated.rowcount == 1
+
+
+def load_schedule(conn: Connection, schedule_id: str) -> StoredSchedule | None:
+    row = conn.execute(select(schedule).where(schedule.c.id == schedule_id)).first()
+    return _schedule_from_row(row) if row is not None else None
+
+
+def schedule_of(conn: Connection, actor: str) -> StoredSchedule | None:
+    row = conn.execute(select(schedule).where(schedule.c.actor == actor)).first()
+    return _schedule_from_row(row) if row is not None else None
+
+
+def find_schedules(
+    conn: Connection,
+    *,
+    schedule_id: str = "",
+    actor: str = "",
+    kind: str = "",
+    role: str = "",
+    service_type: str = "",
+    active_only: bool = False,
+    after_id: str = "",
+    limit: int = 1000,
+) -> list[StoredSchedule]:
+    query = select(schedule)
+    if schedule_id:
+        query = query.where(schedule.c.id == schedule_id)
+    if actor:
+        query = query.where(schedule.c.actor == actor)
+    if kind:
+        query = query.where(schedule.c.kind == kind)
+    if role:
+        query = query.where(schedule.c.role == role)
+    if service_type:
+        # Codes are validated to contain no spaces or wildcards, so this matches whole codes only.
+        query = query.where(schedule.c.service_types.like(f"% {service_type} %"))
+    if active_only:
+        query = query.where(schedule.c.active)
+    if after_id:
+        query = query.where(schedule.c.id > after_id)
+    rows = conn.execute(query.order_by(schedule.c.id).limit(limit)).all()
+    return [_schedule_from_row(row) for row in rows]
