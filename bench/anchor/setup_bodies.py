@@ -1,6 +1,8 @@
 """Creates one patient, care team and draft CarePlan on a FHIR server, identically on iopcare and
 on the HAPI anchor, and writes the CarePlan body that the load test POSTs.
-usage: setup_bodies.py BASE_URL TOKEN_OR_EMPTY iopcare|hapi OUT_DIR   (prints the ids as JSON)
+usage: setup_bodies.py BASE_URL TOKEN_OR_EMPTY iopcare|hapi OUT_DIR [TEAM_TOKEN]
+(prints the ids as JSON). On iopcare a first care team is enrolled by an administrator or the
+patient's case manager: TEAM_TOKEN (an admin's) creates it; TOKEN everything else.
 On HAPI every referenced Practitioner and Goal is created first with the same id (HAPI checks
 references); on iopcare the registry and the care team are created as a client would."""
 
@@ -18,15 +20,22 @@ if token:
     headers["Authorization"] = f"Bearer {token}"
 
 
-def call(method, path, body):
-    req = urllib.request.Request(base + path, json.dumps(body).encode(), headers, method=method)
+team_headers = dict(headers)
+if len(sys.argv) > 5 and sys.argv[5]:
+    team_headers["Authorization"] = f"Bearer {sys.argv[5]}"
+
+
+def call(method, path, body, with_headers=None):
+    req = urllib.request.Request(
+        base + path, json.dumps(body).encode(), with_headers or headers, method=method
+    )
     with urllib.request.urlopen(req, timeout=60) as r:
         return json.loads(r.read())
 
 
 def refs(body, types):
     return sorted(
-        set(re.findall(r'"reference": "((?:%s)/[^"]+)"' % "|".join(types), json.dumps(body)))
+        set(re.findall('"reference": "((?:' + "|".join(types) + ')/[^"]+)"', json.dumps(body)))
     )
 
 
@@ -59,7 +68,7 @@ if mode == "hapi":
 else:
     pid = call("POST", "/Patient", patient)["id"]
     team = json.loads(team_text.replace("PATIENT_ID", pid))
-    tid = call("POST", "/CareTeam", team)["id"]
+    tid = call("POST", "/CareTeam", team, team_headers)["id"]
     plan = json.loads(plan_text.replace("PATIENT_ID", pid).replace("TEAM_ID", tid))
 plan_id = call("POST", "/CarePlan", plan)["id"]
 Path(out, f"careplan-{mode}.json").write_text(json.dumps(plan))

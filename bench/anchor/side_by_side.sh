@@ -31,7 +31,8 @@ for _ in $(seq 1 900); do
 done
 sleep 20   # let the demo finish
 export TOKEN; TOKEN=$(.venv/bin/iopcare token --system --scope 'system/*.cruds' --lifetime 3600)
-IDS=$($PY "$HERE/setup_bodies.py" http://127.0.0.1:8080/fhir "$TOKEN" iopcare "$OUT")
+ADMIN=$(.venv/bin/iopcare token --role admin --practitioner demo-admin --scope 'user/*.cruds' --lifetime 3600)
+IDS=$($PY "$HERE/setup_bodies.py" http://127.0.0.1:8080/fhir "$TOKEN" iopcare "$OUT" "$ADMIN")
 PLAN=$(echo "$IDS" | $PY -c 'import json,sys; print(json.load(sys.stdin)["plan"])')
 load iopcare-get "http://127.0.0.1:8080/fhir/CarePlan/$PLAN" get
 load iopcare-post http://127.0.0.1:8080/fhir/CarePlan post "$OUT/careplan-iopcare.json"
