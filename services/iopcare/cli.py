@@ -316,6 +316,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     files.private_dir(data_dir)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C stops the system even when started in the background of a script (which starts its
+    # children with SIGINT ignored, so Python would not turn it into KeyboardInterrupt).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     broker = None
     processes: list[ServiceProcess] = []
     try:
@@ -431,12 +434,27 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
     finally:
+        # A second Ctrl-C must not interrupt the stopping and leave children running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("\nstopping ...", flush=True)
-        for p in reversed(processes):
-            p.stop()
+        _stop_all(processes)
         if broker is not None:
             broker.stop()
     return 0
+
+
+def _stop_all(processes: list[Any]) -> None:
+    """SIGTERM to the gateway first (it stops taking requests), then to every service at once;
+    each exits within its own stop deadline (kit.runtime.STOP_SECONDS), so stopping the system
+    takes about as long as its slowest service, not their sum."""
+    gateways = [p for p in processes if p.name == "gateway"]
+    services = [p for p in processes if p.name != "gateway"]
+    for group in (gateways, services):
+        for p in group:
+            if p.running() and p.process is not None:
+                p.process.send_signal(signal.SIGTERM)
+        for p in group:
+            p.stop()
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:

@@ -63,7 +63,7 @@ def test_an_idle_service_stops_within_the_bound_of_sigterm(
     try:
         time.sleep(1.0)  # its consumers have joined their group and are polling
         took = _sigterm_seconds(process)
-        print(f"{name} (idle) exited {took:.2f}s after SIGTERM")
+        print(f"{name} (idle) exited {took:.2f}s after SIGTERM\n{process.tail(3)}")
         assert process.process is not None and process.process.returncode == 0, process.tail()
     finally:
         process.stop()
@@ -106,9 +106,8 @@ def test_careplan_under_load_stops_within_the_bound_and_answers_or_refuses_every
             stop.set()
             for worker in workers:
                 worker.join(10)
-        print(
-            f"careplan (under load, {answered.count('ok')} creates) exited {took:.2f}s after SIGTERM"
-        )
+        creates = answered.count("ok")
+        print(f"careplan (under load, {creates} creates) exited {took:.2f}s after SIGTERM")
         assert process.process is not None and process.process.returncode == 0, process.tail()
     finally:
         stop.set()
