@@ -21,7 +21,9 @@ load() {  # name url script [body]
 }
 ss -ltn | grep -qE "$PORTS" && { echo "ports 8080/5005x/9092 busy: stop the running system first"; exit 1; }
 for _ in $(seq 1 70); do ss -Htan state time-wait | awk '{print $4}' | grep -qE ':(8080|50051|50052|50053|9092)$' || break; sleep 1; done
-rm -rf "$OUT/var"
+# The project's data (databases, Kafka log, dev keys) in a fresh folder of its own: the demo is
+# loaded anew and a developer's var/ is left alone. `iopcare token` reads the keys from there too.
+export IOPCARE_DATA_DIR="$OUT/var"; rm -rf "$IOPCARE_DATA_DIR"
 setsid bash -c 'echo $$ > "$0"; exec make run' "$OUT/run.pid" > "$OUT/run.log" 2>&1 < /dev/null &
 sleep 1; RUN=$(cat "$OUT/run.pid")
 for _ in $(seq 1 900); do

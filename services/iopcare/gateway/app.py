@@ -235,7 +235,7 @@ def build(
 
 
 #: How long requests in flight may take to finish once the gateway is asked to stop.
-GRACEFUL_SHUTDOWN_SECONDS = 3
+GRACEFUL_SHUTDOWN_SECONDS = 2
 
 
 def serve() -> None:

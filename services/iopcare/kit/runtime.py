@@ -150,6 +150,18 @@ class ServiceRuntime:
         done.wait()
         _exit_at(time.monotonic() + STOP_SECONDS, self.name)
         self.stop()
+        lingering = [
+            t.name
+            for t in threading.enumerate()
+            if t is not threading.current_thread() and not t.daemon and t.is_alive()
+        ]
+        if lingering:
+            # Everything is stopped and the database closed; what is left are idle pool threads
+            # (gRPC's, Kafka clients' at-exit closes), which the interpreter would join one by
+            # one for seconds. Nothing of them holds data: exit now.
+            log.info("%s: exiting without joining %d idle threads", self.name, len(lingering))
+            logging.shutdown()
+            os._exit(0)
 
 
 def _exit_at(deadline: float, name: str) -> None:
@@ -198,6 +210,12 @@ def configure_process(level: str = "INFO") -> None:
     # itself, the local broker listens on loopback only, and production uses SASL_SSL.
     logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
     failpoints.load_from_env()
+    # How long a thread may hold the GIL before another that waits for it gets a turn (CPython's
+    # default: 5 ms). Each SQLite call releases the GIL and must win it back to go on; with the
+    # default, a request's write transaction (the process's write lock held throughout) waits up
+    # to 5 ms after each statement while other threads compute, so writers queue behind
+    # stretched transactions. ADR 0015; IOPCARE_GIL_SWITCH_INTERVAL_MS changes it.
+    sys.setswitchinterval(float(os.environ.get("IOPCARE_GIL_SWITCH_INTERVAL_MS", "1")) / 1000)
 
 
 class Assembly:
