@@ -108,14 +108,15 @@ class ServiceRuntime:
             task.start()
         log.info("%s serving on port %d", self.name, self.port)
 
-    def stop(self, grace: float = CALLS_GRACE_SECONDS, within: float = STOP_SECONDS - 0.5) -> None:
-        """Stops: calls in flight get `grace` seconds, everything is done within `within` (or
-        just after the calls' grace, if longer); see the module's docstring."""
+    def stop(self, grace: float = CALLS_GRACE_SECONDS) -> None:
+        """Stops: calls in flight get `grace` seconds, and everything is done within
+        `STOP_SECONDS - 0.5` (or just after the calls' grace, if longer); see the module's
+        docstring."""
         if self._stopped:
             return
         self._stopped = True
         started = time.monotonic()
-        deadline = started + max(within, grace + 0.5)
+        deadline = started + max(STOP_SECONDS - 0.5, grace + 0.5)
         self.health.enter_graceful_shutdown()
         # The background work stops at once, beside the calls' grace period: none of it needs
         # the calls in flight, and each part checks its stop flag often.
