@@ -2,7 +2,8 @@
 # Performance against the anchor, in one run on one machine: the project (`make run`, SQLite) and
 # the HAPI FHIR 8.8.0 JPA server (bench/anchor/, H2), one after the other, under the same wrk load
 # on the same CarePlan bodies: GET CarePlan/{id} and POST CarePlan, $CONN connections, $DUR each
-# after a 10 s warm-up. Prints the ratio table (bench/anchor/ratios.py); raw wrk output in $OUT.
+# after a 10 s warm-up, and gRPC GetCarePlan and CreateCarePlan against careplan's health-check
+# floor (bench/anchor/grpc_floor.py). Prints the ratio table (bench/anchor/ratios.py); raw wrk output in $OUT.
 # Run from the project root: `make bench-anchor` (about 7 minutes; ports 8080, 5005x, 9092 and
 # 8090 must be free). Env: OUT (/tmp/iopcare-side-by-side), DUR (30s), CONN (16), WARM (10s).
 set -u
@@ -38,6 +39,8 @@ IDS=$($PY "$HERE/setup_bodies.py" http://127.0.0.1:8080/fhir "$TOKEN" iopcare "$
 PLAN=$(echo "$IDS" | $PY -c 'import json,sys; print(json.load(sys.stdin)["plan"])')
 load iopcare-get "http://127.0.0.1:8080/fhir/CarePlan/$PLAN" get
 load iopcare-post http://127.0.0.1:8080/fhir/CarePlan post "$OUT/careplan-iopcare.json"
+# gRPC on careplan directly, against its health-check floor (issue 16's other targets)
+$PY "$HERE/grpc_floor.py" 127.0.0.1:50051 "$TOKEN" "$PLAN" "$OUT/careplan-iopcare.json" 15 | tee "$OUT/grpc.txt"
 T0=$(date +%s.%N)
 kill -INT -- "-$RUN"; for _ in $(seq 1 600); do kill -0 "$RUN" 2>/dev/null || break; sleep 0.1; done
 echo "make run stopped $(echo "$(date +%s.%N) - $T0" | bc) s after Ctrl-C (SIGINT)" | tee "$OUT/stop.txt"
