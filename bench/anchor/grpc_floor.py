@@ -2,9 +2,11 @@
 on careplan directly, each for SECONDS with 16 concurrent calls (2 client processes x 8 threads,
 so the load generator does not share the GIL with itself), and each rate as a share of the health
 check's. The client processes share the machine's cores with the server: compare shares within
-one run.
+one run. Each client process calls with its own token (TOKENS: one per process, comma-separated):
+a service gives one caller at most half its worker threads (kit.rpc.calls_per_client) and refuses
+the rest with RESOURCE_EXHAUSTED, which would measure the refusals instead.
 
-usage: python bench/anchor/grpc_floor.py ADDRESS TOKEN PLAN_ID PLAN_JSON_FILE [SECONDS]
+usage: python bench/anchor/grpc_floor.py ADDRESS TOKENS PLAN_ID PLAN_JSON_FILE [SECONDS]
 """
 
 from __future__ import annotations
@@ -25,8 +27,15 @@ from iopcare.careplan.v1 import careplan_service_pb2_grpc as cp_grpc
 PROCESSES, THREADS = 2, 8
 
 
-def _client(kind: str, args: list[str], seconds: float, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    address, token, plan_id, plan_file = args[:4]
+def _client(
+    kind: str,
+    index: int,
+    args: list[str],
+    seconds: float,
+    out: multiprocessing.Queue,  # type: ignore[type-arg]
+) -> None:
+    address, tokens, plan_id, plan_file = args[:4]
+    token = tokens.split(",")[index % len(tokens.split(","))]
     plan_json = Path(plan_file).read_text()
     metadata = [("authorization", f"Bearer {token}")]
     counts = [0] * THREADS
@@ -68,8 +77,8 @@ def _client(kind: str, args: list[str], seconds: float, out: multiprocessing.Que
 def rate(kind: str, args: list[str], seconds: float) -> tuple[float, int]:
     out: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
     procs = [
-        multiprocessing.Process(target=_client, args=(kind, args, seconds, out))
-        for _ in range(PROCESSES)
+        multiprocessing.Process(target=_client, args=(kind, i, args, seconds, out))
+        for i in range(PROCESSES)
     ]
     for p in procs:
         p.start()

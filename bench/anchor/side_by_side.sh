@@ -40,7 +40,8 @@ PLAN=$(echo "$IDS" | $PY -c 'import json,sys; print(json.load(sys.stdin)["plan"]
 load iopcare-get "http://127.0.0.1:8080/fhir/CarePlan/$PLAN" get
 load iopcare-post http://127.0.0.1:8080/fhir/CarePlan post "$OUT/careplan-iopcare.json"
 # gRPC on careplan directly, against its health-check floor (issue 16's other targets)
-$PY "$HERE/grpc_floor.py" 127.0.0.1:50051 "$TOKEN" "$PLAN" "$OUT/careplan-iopcare.json" 15 | tee "$OUT/grpc.txt"
+SECOND=$(.venv/bin/iopcare token --system --subject system:bench-2 --scope 'system/*.cruds' --lifetime 3600)
+$PY "$HERE/grpc_floor.py" 127.0.0.1:50051 "$TOKEN,$SECOND" "$PLAN" "$OUT/careplan-iopcare.json" 15 | tee "$OUT/grpc.txt"
 T0=$(date +%s.%N)
 kill -INT -- "-$RUN"; for _ in $(seq 1 600); do kill -0 "$RUN" 2>/dev/null || break; sleep 0.1; done
 echo "make run stopped $(echo "$(date +%s.%N) - $T0" | bc) s after Ctrl-C (SIGINT)" | tee "$OUT/stop.txt"
