@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit bench proto proto-release lint typecheck jars keycloak buf clean
+.PHONY: run test unit bench bench-anchor proto proto-release lint typecheck jars keycloak buf clean
 
 # buf (proto lint and breaking-change check) installs from the Go module proxy.
 BUF_VERSION := v1.75.0
@@ -37,6 +37,11 @@ unit: $(STAMP)
 bench: $(STAMP) jars
 	$(PY) -m bench.run $(BENCH_ARGS)
 	$(PY) -m bench.gateway
+
+# The project and HAPI FHIR JPA (bench/anchor/, built once from Maven Central and cached under
+# .cache/hapi-jpa/) one after the other under the same wrk load; prints the ratio table.
+bench-anchor: $(STAMP) jars
+	bench/anchor/side_by_side.sh
 
 # Regenerates the gRPC code from protos/ (checked in; tests/unit/test_proto_drift.py fails when it
 # is stale).

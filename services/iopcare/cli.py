@@ -336,6 +336,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     files.private_dir(data_dir)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C stops the system even when started in the background of a script (which starts its
+    # children with SIGINT ignored, so Python would not turn it into KeyboardInterrupt).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     broker = None
     processes: list[ServiceProcess] = []
     # Children end with this launcher (a parent-death signal, devtools.lifetime); the pid files
@@ -476,6 +479,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
     finally:
+        # A second Ctrl-C must not interrupt the stopping and leave children running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         # All at once (SIGTERM, SIGKILL after a few seconds), then the broker they used.
         print("\nstopping ...", flush=True)
         stop_all(processes)

@@ -140,3 +140,29 @@ def test_an_audit_seal_covers_every_field_of_the_row() -> None:
     ]:
         assert audit.seal(key, {**row, name: other}) != sealed, name
     assert audit.seal(b"x" * 32, row) != sealed
+
+
+def test_a_remembered_token_is_refused_once_it_expires(tmp_path: Path) -> None:
+    """Verified tokens are remembered (ADR 0014) only until they expire."""
+    settings = Settings(data_dir=tmp_path, token_leeway_seconds=0)
+    verifier = auth.TokenVerifier(settings)
+    token = auth.mint_token(
+        settings, subject="practitioner:t1", role="therapist", lifetime_seconds=2
+    )
+    first = verifier.verify(token)
+    assert verifier.verify(token) is first  # remembered: no second signature check
+    time.sleep(2.2)
+    with pytest.raises(Unauthenticated):
+        verifier.verify(token)
+
+
+def test_a_token_altered_after_a_remembered_one_is_checked_in_full(settings: Settings) -> None:
+    verifier = auth.TokenVerifier(settings)
+    token = auth.mint_token(settings, subject="practitioner:t1", role="therapist")
+    verifier.verify(token)
+    header, payload, signature = token.split(".")
+    forged = jwt.utils.base64url_encode(
+        jwt.utils.base64url_decode(payload).replace(b"therapist", b"psychiatrist")
+    ).decode()
+    with pytest.raises(Unauthenticated):
+        verifier.verify(f"{header}.{forged}.{signature}")

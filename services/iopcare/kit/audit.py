@@ -1,7 +1,9 @@
 """The audit trail: one row for every read, write and refusal of patient data.
 
 Writes are audited in the same transaction as the change (a change without its audit row cannot
-commit); reads and refusals in a transaction of their own. Rows can be exported as FHIR AuditEvent.
+commit); reads and refusals in a transaction of their own, shared by the reads that arrive together
+(group commit, ADR 0013: each request still waits until its own row has committed). Rows can be
+exported as FHIR AuditEvent.
 
 Every row is sealed with an HMAC-SHA256 of its content under the audit key (`configure`, done by
 each service at start from `IOPCARE_AUDIT_KEY_FILE`, or a development key in the data folder), so
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -133,18 +136,97 @@ def record_separately(
     outcome: str = SUCCESS,
     detail: str | None = None,
 ) -> None:
-    """Audits a read or a refusal in its own transaction."""
-    with db.write() as conn:
-        record(
-            conn,
-            audit,
-            principal,
-            action,
-            resource=resource,
-            patient_id=patient_id,
-            outcome=outcome,
-            detail=detail,
-        )
+    """Audits a read or a refusal outside the request's own transaction: returns once the row has
+    committed (or raises why it could not), in a transaction shared with the rows of concurrent
+    requests (`GroupCommit`)."""
+    values: dict[str, Any] = {
+        "time": datetime.now(UTC),
+        "principal": principal.subject,
+        "role": principal.role,
+        "action": action,
+        "resource": resource,
+        "patient_id": patient_id,
+        "outcome": outcome,
+        "detail": detail,
+    }
+    group_commit(db, audit).write(values)
+
+
+class _Waiting:
+    """One request's row, waiting for the transaction that commits it."""
+
+    __slots__ = ("done", "error", "lead", "row")
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self.row = row
+        self.done = threading.Event()
+        self.lead = False
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    """Writes the audit rows of concurrent requests in one transaction (ADR 0013).
+
+    A request that finds no transaction under way leads one: it takes every row waiting (its own
+    and those queued meanwhile), inserts them, commits, and wakes their requests; a row queued
+    while that transaction runs waits for the next one, led by the first such request. Every
+    request returns only once its own row has committed, and a failed commit raises in every
+    request whose row it carried: a read is never answered without its durable audit row. On
+    SQLite that makes one write transaction (one lock hand-over, one WAL commit) per burst of
+    reads instead of one per read.
+    """
+
+    def __init__(self, db: Database, audit: Table) -> None:
+        self.db = db
+        self.audit = audit
+        self._lock = threading.Lock()
+        self._queue: list[_Waiting] = []
+        self._busy = False
+
+    def write(self, row: dict[str, Any]) -> None:
+        mine = _Waiting(row)
+        with self._lock:
+            self._queue.append(mine)
+            lead = not self._busy
+            self._busy = True
+        if not lead:
+            mine.done.wait()
+            if not mine.lead:
+                if mine.error is not None:
+                    raise mine.error
+                return
+        self._commit_queued()
+        if mine.error is not None:
+            raise mine.error
+
+    def _commit_queued(self) -> None:
+        with self._lock:
+            batch, self._queue = self._queue, []
+        error: BaseException | None = None
+        try:
+            with self.db.write() as conn:
+                record_rows(conn, self.audit, [w.row for w in batch])
+        except BaseException as exc:  # every request of the batch learns its row is not written
+            error = exc
+        with self._lock:
+            following = self._queue[0] if self._queue else None
+            if following is None:
+                self._busy = False
+        for waiting in batch:
+            waiting.error = error
+            waiting.done.set()
+        if following is not None:  # hand the next transaction to the first request queued
+            following.lead = True
+            following.done.set()
+
+
+def group_commit(db: Database, audit: Table) -> GroupCommit:
+    """The one `GroupCommit` of a database's audit table in this process."""
+    with db.shared_lock:
+        group = db.shared.get(("audit", audit.name))
+        if not isinstance(group, GroupCommit) or group.audit is not audit:
+            group = db.shared[("audit", audit.name)] = GroupCommit(db, audit)
+    return group
 
 
 @contextmanager

@@ -103,6 +103,13 @@ class Database:
     read_engine: Engine = field(init=False)
     #: SQLite only: serialises this process's write transactions (see `write_lock`).
     _write_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    #: What the process shares per database (e.g. the audit trail's group commit, kit.audit).
+    shared: dict[tuple[str, str], Any] = field(
+        init=False, default_factory=dict, repr=False, compare=False
+    )
+    shared_lock: threading.Lock = field(
+        init=False, default_factory=threading.Lock, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.is_sqlite:

@@ -1,19 +1,26 @@
 """Running one service as a process: gRPC server, outbox relay and consumers, and clean shutdown.
 
 Each service's `app.build()` is its composition root: it wires its store, servicer and handlers
-into a `ServiceRuntime`; `serve()` runs it until SIGTERM or SIGINT, then shuts down in the order
-that loses nothing: stop taking calls (health NOT_SERVING, then a grace period for calls in
-flight), stop consuming (offsets are only committed after applied transactions, so stopping
-anywhere is safe), and let the relay finish its current batch.
+into a `ServiceRuntime`; `serve()` runs it until SIGTERM or SIGINT, then shuts down within
+`STOP_SECONDS` (issue 16) in the order that loses nothing: stop taking calls (health NOT_SERVING,
+then a short grace period for calls in flight), and tell the consumers, the relay and the periodic
+tasks to stop at once. A consumer stops between two records (offsets are only committed after
+applied transactions, so stopping anywhere is safe: what was not committed is delivered again and
+the inbox makes it harmless); the relay stops after its current batch (rows are marked sent only
+once acknowledged; an unmarked row is published again and deduplicated by the consumers). Whatever
+is still running at the deadline is abandoned: every answer already given was durable, and an
+uncommitted transaction is rolled back, as after a crash (reliability A1-A3).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +44,15 @@ from iopcare.kit.settings import ServiceSettings, Settings
 
 log = logging.getLogger(__name__)
 
+#: A service exits within this many seconds of SIGTERM or SIGINT, under load or not (issue 16).
+STOP_SECONDS = 5.0
+#: Of which calls in flight get at most this long to finish before they are cancelled.
+CALLS_GRACE_SECONDS = 2.0
+
+
+def _remaining(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
 
 class PeriodicTask:
     """A job a service runs every `interval` seconds in its own thread (e.g. re-escalating crisis
@@ -53,6 +69,9 @@ class PeriodicTask:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
         self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -108,27 +127,43 @@ class ServiceRuntime:
             self.readiness.start()
         log.info("%s serving on port %d", self.name, self.port)
 
-    def stop(self, grace: float = 5.0) -> None:
+    def stop(self, grace: float = CALLS_GRACE_SECONDS) -> None:
+        """Stops: calls in flight get `grace` seconds, and everything is done within
+        `STOP_SECONDS - 0.5` (or just after the calls' grace, if longer); see the module's
+        docstring."""
         if self._stopped:
             return
         self._stopped = True
+        started = time.monotonic()
+        deadline = started + max(STOP_SECONDS - 0.5, grace + 0.5)
         if self.readiness is not None:
-            self.readiness.stop()
+            # First, so that no probe turns health back to SERVING; a probe in flight is not
+            # waited for beyond a second (it only reads).
+            self.readiness.stop(min(1.0, _remaining(deadline)))
         self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait(grace + 1)
+        # The background work stops at once, beside the calls' grace period: none of it needs
+        # the calls in flight, and each part checks its stop flag often.
         for task in self.tasks:
-            task.stop()
+            task.request_stop()
         for consumer in self.consumers:
-            consumer.stop()
+            consumer.request_stop()
         if self.relay is not None:
-            self.relay.stop()
+            self.relay.request_stop()
+        self.server.stop(grace).wait(_remaining(deadline))
+        for task in self.tasks:
+            task.stop(_remaining(deadline))
+        for consumer in self.consumers:
+            consumer.stop(_remaining(deadline))
+        if self.relay is not None:
+            self.relay.stop(_remaining(deadline))
         if self._metrics_server is not None:
             self._metrics_server.stop()
         self.db.dispose()
-        log.info("%s stopped", self.name)
+        log.info("%s stopped in %.2fs", self.name, time.monotonic() - started)
 
     def serve_forever(self) -> None:
-        """Runs until SIGTERM or SIGINT, then stops gracefully."""
+        """Runs until SIGTERM or SIGINT, then stops gracefully; the process exits within
+        `STOP_SECONDS` of the signal even if some thread does not stop in time."""
         done = threading.Event()
 
         def _on_signal(signum: int, _frame: Any) -> None:
@@ -139,7 +174,36 @@ class ServiceRuntime:
         signal.signal(signal.SIGINT, _on_signal)
         self.start()
         done.wait()
+        _exit_at(time.monotonic() + STOP_SECONDS, self.name)
         self.stop()
+        lingering = [
+            t.name
+            for t in threading.enumerate()
+            if t is not threading.current_thread() and not t.daemon and t.is_alive()
+        ]
+        if lingering:
+            # Everything is stopped and the database closed; what is left are idle pool threads
+            # (gRPC's, Kafka clients' at-exit closes), which the interpreter would join one by
+            # one for seconds. Nothing of them holds data: exit now.
+            log.info("%s: exiting without joining %d idle threads", self.name, len(lingering))
+            logging.shutdown()
+            os._exit(0)
+
+
+def _exit_at(deadline: float, name: str) -> None:
+    """Ends the process at `deadline` if it has not exited by then: a thread stuck in a call
+    (e.g. a gRPC handler waiting on the database, whose pool threads the interpreter joins at
+    exit) must not keep a stopping service alive. Everything answered was durable already, and
+    whatever had not committed rolls back, as after a crash."""
+
+    def _watch() -> None:
+        time.sleep(_remaining(deadline))
+        stuck = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
+        log.warning("%s: still running at the stop deadline (%s); exiting now", name, stuck)
+        logging.shutdown()
+        os._exit(0)
+
+    threading.Thread(target=_watch, name="stop-deadline", daemon=True).start()
 
 
 def open_database(url: str, migrations: Path) -> Database:
@@ -185,6 +249,12 @@ def configure_process(level: str = "INFO", service: str = "") -> None:
     # itself, the local broker listens on loopback only, and production uses SASL_SSL.
     logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
     failpoints.load_from_env()
+    # How long a thread may hold the GIL before another that waits for it gets a turn (CPython's
+    # default: 5 ms). Each SQLite call releases the GIL and must win it back to go on; with the
+    # default, a request's write transaction (the process's write lock held throughout) waits up
+    # to 5 ms after each statement while other threads compute, so writers queue behind
+    # stretched transactions. ADR 0015; IOPCARE_GIL_SWITCH_INTERVAL_MS changes it.
+    sys.setswitchinterval(float(os.environ.get("IOPCARE_GIL_SWITCH_INTERVAL_MS", "1")) / 1000)
 
 
 class Assembly:
