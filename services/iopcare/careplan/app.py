@@ -20,6 +20,7 @@ from iopcare.careplan.service import CarePlans
 from iopcare.careplan.template_files import load_templates
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit import topics
+from iopcare.kit.composition import configured
 from iopcare.kit.rpc import rules_for
 from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
@@ -32,14 +33,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def build(
     settings: Settings | None = None, service: ServiceSettings | None = None
 ) -> ServiceRuntime:
-    settings = settings or Settings()
-    parts = Assembly(
-        NAME,
-        settings,
-        service or ServiceSettings.for_service(NAME, settings),
-        MIGRATIONS,
-        store.outbox,
-    )
+    settings, service = configured(NAME, settings, service)
+    parts = Assembly(NAME, settings, service, MIGRATIONS, store.outbox)
     access = TeamAccess(store.care_team_member)
     limit, notify = settings.max_resource_bytes, parts.relay.notify
     plans = CarePlans(
@@ -62,30 +57,24 @@ def build(
     registry = Registry(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     listings = Listings(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     consumer = parts.consumer(store.inbox, [topics.SCHEDULING, topics.NOTES], handlers(measures))
+    servicer = CarePlanServicer(
+        plans,
+        teams,
+        measures,
+        episodes,
+        view,
+        registry,
+        listings,
+        load_templates(settings.plan_templates_dir),
+    )
+    review_due = PeriodicTask(
+        "review-due",
+        settings.review_check_seconds,
+        lambda: plans.announce_due_reviews(datetime.now(UTC).date()),
+    )
     return parts.runtime(
-        [
-            (
-                pb_grpc.add_CarePlanServiceServicer_to_server,
-                CarePlanServicer(
-                    plans,
-                    teams,
-                    measures,
-                    episodes,
-                    view,
-                    registry,
-                    listings,
-                    load_templates(settings.plan_templates_dir),
-                ),
-                SERVICE_NAME,
-            )
-        ],
+        [(pb_grpc.add_CarePlanServiceServicer_to_server, servicer, SERVICE_NAME)],
         [consumer],
-        [
-            PeriodicTask(
-                "review-due",
-                settings.review_check_seconds,
-                lambda: plans.announce_due_reviews(datetime.now(UTC).date()),
-            )
-        ],
+        [review_due],
         rules=rules_for(SERVICE_NAME, SCOPE_RULES),
     )

@@ -142,6 +142,8 @@ TEAM_MANAGER_ROLES = frozenset({"case-manager", "psychiatrist", "admin", "servic
 SOURCE = "/iopcare/careplan"
 EVENT_TEAM_CREATED = "iopcare.careplan.careteam.created.v1"
 EVENT_TEAM_UPDATED = "iopcare.careplan.careteam.updated.v1"
+#: Every event type that carries a CareTeam (the other services project its memberships).
+TEAM_EVENTS = (EVENT_TEAM_CREATED, EVENT_TEAM_UPDATED)
 EVENT_CREATED = "iopcare.careplan.created.v1"
 EVENT_UPDATED = "iopcare.careplan.updated.v1"
 #: The event type of each kind of revision; a plain edit is `updated`.

@@ -36,6 +36,7 @@ from iopcare.careplan.codes import (
     EVENT_UPDATED,
     PLAN_EVENTS,
     SOURCE,
+    TEAM_EVENTS,
 )
 from iopcare.careplan.domain.measures import Measure
 from iopcare.careplan.domain.monitoring import Alert
@@ -65,6 +66,7 @@ __all__ = [
     "EVENT_UPDATED",
     "PLAN_EVENTS",
     "SOURCE",
+    "TEAM_EVENTS",
     "TOPIC",
     "Alert",
     "Measure",

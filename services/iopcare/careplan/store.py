@@ -12,7 +12,6 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
@@ -23,21 +22,12 @@ from sqlalchemy.sql.elements import ColumnElement
 from iopcare.careplan import codes
 from iopcare.kit import topics
 from iopcare.kit.db import as_utc
-from iopcare.kit.journal import Journal
-from iopcare.kit.schema import add_kit_tables
-from iopcare.kit.teams import add_member_table
+from iopcare.kit.service_schema import ServiceSchema
 from iopcare.kit.versioned import Stored, VersionedTables
 
-metadata = MetaData()
-kit = add_kit_tables(metadata)
-outbox, inbox, request_log, audit_log = (
-    kit["outbox"],
-    kit["inbox"],
-    kit["request_log"],
-    kit["audit_log"],
-)
-#: Where care plan's writes leave their events and audit rows (in the writing transaction).
-JOURNAL = Journal(codes.SOURCE, topics.CAREPLAN, outbox, audit_log)
+SCHEMA = ServiceSchema(codes.SOURCE, topics.CAREPLAN)
+metadata, JOURNAL = SCHEMA.metadata, SCHEMA.journal
+outbox, inbox, request_log, audit_log = SCHEMA.kit_tables
 
 plans = VersionedTables(metadata, "care_plan")
 care_plan, care_plan_history = plans.current, plans.history
@@ -46,7 +36,7 @@ teams = VersionedTables(metadata, "care_team")
 
 #: Who is on which patient's team, from the current version of every CareTeam: the access rule
 #: (a clinician sees a patient while on an active team of theirs) is one indexed lookup here.
-care_team_member = add_member_table(metadata)
+care_team_member = SCHEMA.care_team_member
 
 goals = VersionedTables(metadata, "goal")
 episodes = VersionedTables(metadata, "episode_of_care")

@@ -1,8 +1,10 @@
 """Tables every service has: outbox, inbox, request log and audit log.
 
-Each service adds them to its own MetaData with `add_kit_tables(metadata)` and creates them in its
-first Alembic migration with `create_kit_tables_v1(op)`. The migration helper is versioned on
-purpose: a later change to these tables is a new helper and a new migration, never an edit here.
+Each service adds them to its own MetaData with `add_kit_tables(metadata)` (through its
+kit.service_schema.ServiceSchema) and creates them in its first Alembic migration with
+`create_kit_tables_v1(op)`. The migration helpers are versioned on purpose: a later change to these
+tables is a new helper, a new step in kit.migration_steps and a new migration in each service,
+never an edit here.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from sqlalchemy import (
     Column,
     ColumnElement,
@@ -97,14 +96,16 @@ def add_member_table(metadata: MetaData) -> Table:
     return table
 
 
-def add_projection_table(metadata: MetaData) -> Table:
-    """The latest team version a projecting service has applied (stale events are ignored)."""
-    return Table(
-        "care_team_seen",
-        metadata,
+def _projection_columns() -> list[Any]:
+    return [
         Column("team_id", String(64), primary_key=True),
         Column("version", Integer, nullable=False),
-    )
+    ]
+
+
+def add_projection_table(metadata: MetaData) -> Table:
+    """The latest team version a projecting service has applied (stale events are ignored)."""
+    return Table("care_team_seen", metadata, *_projection_columns())
 
 
 def create_member_table_v1(op: Any) -> None:
@@ -114,11 +115,7 @@ def create_member_table_v1(op: Any) -> None:
 
 
 def create_projection_table_v1(op: Any) -> None:
-    op.create_table(
-        "care_team_seen",
-        sa.Column("team_id", sa.String(64), primary_key=True),
-        sa.Column("version", sa.Integer, nullable=False),
-    )
+    op.create_table("care_team_seen", *_projection_columns())
 
 
 def replace_members(

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import iopcare.careplan.contract as careplan_contract
 from iopcare.kit import topics
+from iopcare.kit.composition import configured, team_projection_handlers
 from iopcare.kit.rpc import rules_for
 from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
-from iopcare.kit.teams import projection_handler
 from iopcare.notes import store
 from iopcare.notes.api import SERVICE_NAME, NotesServicer, UseCases
 from iopcare.notes.clinical import ClinicalNotes
@@ -46,14 +46,8 @@ class NotesRuntime(ServiceRuntime):
 def build(
     settings: Settings | None = None, service: ServiceSettings | None = None
 ) -> ServiceRuntime:
-    settings = settings or Settings()
-    parts = Assembly(
-        NAME,
-        settings,
-        service or ServiceSettings.for_service(NAME, settings),
-        MIGRATIONS,
-        store.outbox,
-    )
+    settings, service = configured(NAME, settings, service)
+    parts = Assembly(NAME, settings, service, MIGRATIONS, store.outbox)
     thread = Thread(
         parts.db,
         notify_outbox=parts.relay.notify,
@@ -73,11 +67,11 @@ def build(
         consents=Consents(parts.db),
         disclosure=Disclosure(parts.db),
     )
-    on_team = projection_handler(store.care_team_member, store.care_team_seen)
     handlers = {
         **HANDLERS,
-        careplan_contract.EVENT_TEAM_CREATED: on_team,
-        careplan_contract.EVENT_TEAM_UPDATED: on_team,
+        **team_projection_handlers(
+            store.care_team_member, store.care_team_seen, careplan_contract.TEAM_EVENTS
+        ),
     }
     consumer = parts.consumer(store.inbox, [topics.CAREPLAN, topics.SCHEDULING], handlers)
     escalation = timedelta(minutes=settings.crisis_escalation_minutes)
@@ -87,13 +81,7 @@ def build(
         lambda: crisis.escalate_overdue(datetime.now(UTC), escalation),
     )
     runtime = parts.runtime(
-        [
-            (
-                pb_grpc.add_NotesServiceServicer_to_server,
-                NotesServicer(cases),
-                SERVICE_NAME,
-            )
-        ],
+        [(pb_grpc.add_NotesServiceServicer_to_server, NotesServicer(cases), SERVICE_NAME)],
         [consumer],
         [escalate],
         rules=rules_for(SERVICE_NAME, SCOPE_RULES),

@@ -3,7 +3,8 @@
 `HANDLERS` maps an event type to its handler; every handler runs in the consumer's unit of work
 (the inbox row of the event commits with what it writes, so an event is handled once). To consume
 another event, write a function `(uow, received) -> None` and add its event type to the table.
-The care-team projection's handler is the kit's (`kit.teams.projection_handler`), added by `app`.
+The care-team projection's handlers are the kit's (`kit.composition.team_projection_handlers`),
+added by `app`.
 """
 
 from __future__ import annotations

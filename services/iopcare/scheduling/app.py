@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import iopcare.careplan.contract as careplan_contract
 from iopcare.kit import topics
+from iopcare.kit.composition import configured, team_projection_handlers
 from iopcare.kit.rpc import rules_for
 from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
-from iopcare.kit.teams import projection_handler
 from iopcare.scheduling import store
 from iopcare.scheduling.api import SERVICE_NAME, SchedulingServicer
 from iopcare.scheduling.domain.intensity import Rule
@@ -26,14 +26,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def build(
     settings: Settings | None = None, service: ServiceSettings | None = None
 ) -> ServiceRuntime:
-    settings = settings or Settings()
-    parts = Assembly(
-        NAME,
-        settings,
-        service or ServiceSettings.for_service(NAME, settings),
-        MIGRATIONS,
-        store.outbox,
-    )
+    settings, service = configured(NAME, settings, service)
+    parts = Assembly(NAME, settings, service, MIGRATIONS, store.outbox)
     scheduling = Scheduling(
         parts.db,
         zone=ZoneInfo(settings.program_timezone),
@@ -49,7 +43,6 @@ def build(
         holidays=frozenset(settings.scheduling_program_holidays),
         checkin_cutoff=settings.scheduling_checkin_cutoff,
     )
-    on_team = projection_handler(store.care_team_member, store.care_team_seen)
     consumer = parts.consumer(
         store.inbox,
         [topics.CAREPLAN],
@@ -63,18 +56,14 @@ def build(
                 careplan_contract.EVENT_FOR_CHANGE[change]: scheduling.handlers.on_care_plan_closed
                 for change in ("complete", "revoke", "suspend", "enter-in-error")
             },
-            careplan_contract.EVENT_TEAM_CREATED: on_team,
-            careplan_contract.EVENT_TEAM_UPDATED: on_team,
+            **team_projection_handlers(
+                store.care_team_member, store.care_team_seen, careplan_contract.TEAM_EVENTS
+            ),
         },
     )
+    servicer = SchedulingServicer(scheduling)
     return parts.runtime(
-        [
-            (
-                pb_grpc.add_SchedulingServiceServicer_to_server,
-                SchedulingServicer(scheduling),
-                SERVICE_NAME,
-            )
-        ],
+        [(pb_grpc.add_SchedulingServiceServicer_to_server, servicer, SERVICE_NAME)],
         [consumer],
         [
             PeriodicTask(

@@ -8,6 +8,8 @@ Create Date: 2026-11-27
 import sqlalchemy as sa
 from alembic import op
 
+from iopcare.careplan.migrations.history import session_view_columns
+
 revision = "0006"
 down_revision = "0005"
 branch_labels = None
@@ -16,15 +18,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
-        "session_view",
-        sa.Column("appointment_id", sa.String(64), primary_key=True),
-        sa.Column("patient_id", sa.String(64), nullable=False),
-        sa.Column("care_plan_id", sa.String(64), nullable=True),
-        sa.Column("start", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("end", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("status", sa.String(32), nullable=False),
-        sa.Column("description", sa.String(200), nullable=True),
-        sa.Column("version", sa.Integer, nullable=False),
+        "session_view", *session_view_columns(), sa.PrimaryKeyConstraint("appointment_id")
     )
     op.create_index("ix_session_view_patient_start", "session_view", ["patient_id", "start"])
     op.create_table(

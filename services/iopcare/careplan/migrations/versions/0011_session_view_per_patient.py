@@ -9,6 +9,8 @@ Create Date: 2026-11-27
 import sqlalchemy as sa
 from alembic import op
 
+from iopcare.careplan.migrations.history import session_view_columns
+
 revision = "0011"
 down_revision = "0010"
 branch_labels = None
@@ -20,14 +22,7 @@ COLUMNS = 'appointment_id, patient_id, care_plan_id, start, "end", status, descr
 def _table(name: str, *primary_key: str) -> None:
     op.create_table(
         name,
-        sa.Column("appointment_id", sa.String(64), nullable=False),
-        sa.Column("patient_id", sa.String(64), nullable=False),
-        sa.Column("care_plan_id", sa.String(64), nullable=True),
-        sa.Column("start", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("end", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("status", sa.String(32), nullable=False),
-        sa.Column("description", sa.String(200), nullable=True),
-        sa.Column("version", sa.Integer, nullable=False),
+        *session_view_columns(),
         sa.PrimaryKeyConstraint(*primary_key, name=f"pk_{name}"),
     )
 

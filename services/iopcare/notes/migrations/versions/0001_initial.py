@@ -8,6 +8,7 @@ Create Date: 2026-11-27
 import sqlalchemy as sa
 from alembic import op
 
+from iopcare.kit.migration_steps import drop_kit_tables_v1
 from iopcare.kit.schema import BigId, create_kit_tables_v1
 
 revision = "0001"
@@ -37,5 +38,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_communication_patient_seq", "communication")
     op.drop_table("communication")
-    for table in ("audit_log", "request_log", "inbox", "outbox"):
-        op.drop_table(table)
+    drop_kit_tables_v1(op)

@@ -8,6 +8,7 @@ Create Date: 2026-11-27
 import sqlalchemy as sa
 from alembic import op
 
+from iopcare.kit.migration_steps import drop_kit_tables_v1
 from iopcare.kit.schema import create_kit_tables_v1
 
 revision = "0001"
@@ -38,5 +39,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_appointment_patient_start", "appointment")
     op.drop_table("appointment")
-    for table in ("audit_log", "request_log", "inbox", "outbox"):
-        op.drop_table(table)
+    drop_kit_tables_v1(op)

@@ -5,8 +5,9 @@ Revises: 0004
 Create Date: 2026-11-27
 """
 
-import sqlalchemy as sa
 from alembic import op
+
+from iopcare.scheduling.migrations.legacy import create_request_fingerprint_table
 
 revision = "0005"
 down_revision = "0004"
@@ -15,13 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "request_fingerprint",
-        sa.Column("principal", sa.String(200), primary_key=True),
-        sa.Column("operation", sa.String(100), primary_key=True),
-        sa.Column("request_id", sa.String(100), primary_key=True),
-        sa.Column("fingerprint", sa.String(64), nullable=False),
-    )
+    create_request_fingerprint_table(op)
 
 
 def downgrade() -> None:
