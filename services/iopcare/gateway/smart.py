@@ -149,6 +149,26 @@ async def _token_form(request: Request) -> dict[str, str]:
     return form
 
 
+def _public_jwk(settings: Settings) -> dict[str, Any] | None:
+    """The token verification key as a JWK, or None if it is neither EC nor RSA."""
+    key = serialization.load_pem_public_key(verification_key_path(settings).read_bytes())
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        text = ECAlgorithm.to_jwk(key)
+    elif isinstance(key, rsa.RSAPublicKey):
+        text = RSAAlgorithm.to_jwk(key)
+    else:
+        return None
+    entry: dict[str, Any] = json.loads(text)
+    entry.update({"use": "sig", "kid": "iopcare-local"})
+    return entry
+
+
+def _throttled(exc: Throttled) -> Response:
+    response = _json({"error": "temporarily_unavailable", "error_description": exc.message}, 429)
+    response.headers["Retry-After"] = exc.retry_after_header
+    return response
+
+
 def routes(settings: Settings, base_path: str, audit: AuditSink) -> list[Route]:
     """The routes to register before the FHIR catch-all route."""
     # Created on the first token request: a gateway that never issues tokens never creates the
@@ -172,15 +192,9 @@ def routes(settings: Settings, base_path: str, audit: AuditSink) -> list[Route]:
 
     async def jwks(request: Request) -> Response:
         started = time.monotonic()
-        key = serialization.load_pem_public_key(verification_key_path(settings).read_bytes())
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            text = ECAlgorithm.to_jwk(key)
-        elif isinstance(key, rsa.RSAPublicKey):
-            text = RSAAlgorithm.to_jwk(key)
-        else:
+        entry = _public_jwk(settings)
+        if entry is None:
             return _json({"keys": []})
-        entry = json.loads(text)
-        entry.update({"use": "sig", "kid": "iopcare-local"})
         record(request, 200, "", "", started)
         return _json({"keys": [entry]})
 
@@ -193,11 +207,7 @@ def routes(settings: Settings, base_path: str, audit: AuditSink) -> list[Route]:
             await admission.acquire(peer)
         except Throttled as exc:
             record(request, 429, "", "throttled", started)
-            response = _json(
-                {"error": "temporarily_unavailable", "error_description": exc.message}, 429
-            )
-            response.headers["Retry-After"] = exc.retry_after_header
-            return response
+            return _throttled(exc)
         try:
             return await issue(request, started)
         finally:
