@@ -9,7 +9,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -103,215 +102,6 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_patient(addresses: dict[str, str], token: str, patient_id: str, zone: str) -> None:
-    import json
-    from zoneinfo import ZoneInfo
-
-    import grpc
-
-    from iopcare.kit.rpc import bearer
-    from iopcare.notes.v1 import notes_service_pb2 as notes_pb
-    from iopcare.notes.v1 import notes_service_pb2_grpc as notes_grpc
-    from iopcare.scheduling.v1 import scheduling_service_pb2 as sched_pb
-    from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as sched_grpc
-
-    with grpc.insecure_channel(addresses["scheduling"]) as channel:
-        appointments = (
-            sched_grpc.SchedulingServiceStub(channel)
-            .ListAppointments(
-                sched_pb.ListAppointmentsRequest(patient_id=patient_id, page_size=100),
-                metadata=bearer(token),
-                timeout=10,
-            )
-            .appointments
-        )
-    with grpc.insecure_channel(addresses["notes"]) as channel:
-        messages = (
-            notes_grpc.NotesServiceStub(channel)
-            .ListThread(
-                notes_pb.ListThreadRequest(patient_id=patient_id),
-                metadata=bearer(token),
-                timeout=10,
-            )
-            .messages
-        )
-    print(f"\nscheduling holds {len(appointments)} proposed sessions for Patient/{patient_id}")
-    print(f"(times in the program's zone, {zone}):")
-    for a in appointments:
-        resource = json.loads(a.fhir_json)
-        start = a.start_time.ToDatetime(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(zone))
-        local = start.strftime("%a %d %b %H:%M")
-        print(f"  {local}  {resource.get('description', '')}  [{a.status}]")
-    print(f"\nnotes holds {len(messages)} messages in the team thread:")
-    for m in messages:
-        print(f"  {m.sender}: {m.text}")
-
-    from iopcare.careplan.v1 import careplan_service_pb2 as cp_pb
-    from iopcare.careplan.v1 import careplan_service_pb2_grpc as cp_grpc
-
-    with grpc.insecure_channel(addresses["careplan"]) as channel:
-        view = cp_grpc.CarePlanServiceStub(channel).GetPatientPlan(
-            cp_pb.GetPatientPlanRequest(patient_id=patient_id), metadata=bearer(token), timeout=10
-        )
-    print("\ncareplan's holistic view of the patient (GetPatientPlan, one call):")
-    print(f"  stay: {view.episode.status}, level of care {view.episode.clinical_level}")
-    print(f"  plan: {json.loads(view.care_plan.fhir_json).get('title')} ({view.care_plan.status})")
-    for progress in view.goals:
-        goal = json.loads(progress.goal.fhir_json)
-        print(
-            f"  goal: {goal['description']['text']}: latest {progress.latest_value:g} "
-            f"({progress.achievement})"
-        )
-    print(
-        f"  {len(view.upcoming_sessions)} upcoming sessions, {len(view.latest_notes)} latest "
-        f"team messages, attendance {view.attendance.attended}/{view.attendance.scheduled}"
-    )
-
-
-def _load_demo(
-    addresses: dict[str, str], token: str, case_manager_token: str, admin_token: str, zone: str
-) -> None:
-    import json
-
-    import grpc
-
-    from iopcare.careplan.v1 import careplan_service_pb2 as pb
-    from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
-    from iopcare.demo import (
-        DEMO_PATIENT_ID,
-        demo_care_plan_json,
-        demo_care_team,
-        demo_episode,
-        demo_goal,
-        demo_monitoring,
-        demo_phq9,
-    )
-    from iopcare.kit.rpc import bearer
-    from iopcare.notes.v1 import notes_service_pb2 as notes_pb
-    from iopcare.notes.v1 import notes_service_pb2_grpc as notes_grpc
-    from iopcare.scheduling.v1 import scheduling_service_pb2 as sc
-    from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as sc_grpc
-
-    with grpc.insecure_channel(addresses["scheduling"]) as channel:
-        # The case manager opens the psychiatrist's calendar (weekdays 08:00-17:00, intakes and
-        # visits): where the intake of a patient handed over by an inpatient unit is booked.
-        sc_grpc.SchedulingServiceStub(channel).CreateSchedule(
-            sc.CreateScheduleRequest(
-                request_id="demo-calendar-psychiatrist",
-                schedule=sc.Schedule(
-                    actor="Practitioner/demo-psychiatrist",
-                    kind="practitioner",
-                    role="psychiatrist",
-                    service_types=["intake", "psychiatric-visit"],
-                    opening_hours=[
-                        sc.OpeningHours(day_of_week=day, opens="08:00", closes="17:00")
-                        for day in ("mon", "tue", "wed", "thu", "fri")
-                    ],
-                ),
-            ),
-            metadata=bearer(case_manager_token),
-            timeout=10,
-        )
-    with grpc.insecure_channel(addresses["careplan"]) as channel:
-        stub = pb_grpc.CarePlanServiceStub(channel)
-        # The program accepts the referral and assigns the case manager (an administrator opens
-        # the episode naming them); that assignment is what lets the case manager enrol the
-        # patient's first team, and membership is what lets the psychiatrist write the plan.
-        # Fixed request ids: running the demo again shows the same records, not twins.
-        episode = stub.CreateEpisode(
-            pb.CreateEpisodeRequest(
-                request_id="demo-episode-1", fhir_json=json.dumps(demo_episode())
-            ),
-            metadata=bearer(admin_token),
-            timeout=10,
-        ).episode
-        team = stub.CreateCareTeam(
-            pb.CreateCareTeamRequest(
-                request_id="demo-team-1", fhir_json=json.dumps(demo_care_team())
-            ),
-            metadata=bearer(case_manager_token),
-            timeout=10,
-        ).care_team
-        print(f"careplan holds CareTeam/{team.id} ({team.status}) for Patient/{team.patient_id}")
-        if episode.status == "planned":
-            episode = stub.AdmitPatient(
-                pb.AdmitPatientRequest(
-                    id=episode.id, expected_version=episode.version, reason="intake assessment done"
-                ),
-                metadata=bearer(token),
-                timeout=10,
-            ).episode
-        print(
-            f"careplan holds EpisodeOfCare/{episode.id} ({episode.status}, level of care "
-            f"{episode.clinical_level})"
-        )
-        goal = stub.CreateGoal(
-            pb.CreateGoalRequest(request_id="demo-goal-1", fhir_json=json.dumps(demo_goal())),
-            metadata=bearer(token),
-            timeout=10,
-        ).goal
-        plan = stub.CreateCarePlan(
-            pb.CreateCarePlanRequest(
-                request_id="demo-plan-1",
-                fhir_json=demo_care_plan_json(
-                    team_id=team.id, goal_id=goal.id, episode_id=episode.id
-                ),
-            ),
-            metadata=bearer(token),
-            timeout=10,
-        ).care_plan
-        stub.RecordMeasure(
-            pb.RecordMeasureRequest(request_id="demo-phq9-1", fhir_json=json.dumps(demo_phq9())),
-            metadata=bearer(token),
-            timeout=10,
-        )
-        for n, observation in enumerate(demo_monitoring()):
-            stub.RecordMeasure(
-                pb.RecordMeasureRequest(
-                    request_id=f"demo-monitoring-{n}", fhir_json=json.dumps(observation)
-                ),
-                metadata=bearer(token),
-                timeout=10,
-            )
-    print(
-        f"careplan holds CarePlan/{plan.id} version {plan.version} ({plan.status}) "
-        f"for Patient/{plan.patient_id}, Goal/{goal.id}, an intake PHQ-9 and the physician's "
-        "first vitals and CIWA-Ar"
-    )
-    # Wait until the plan's events have travelled careplan -> Kafka -> scheduling -> Kafka -> notes.
-    deadline = time.monotonic() + 30
-    with grpc.insecure_channel(addresses["notes"]) as channel:
-        notes = notes_grpc.NotesServiceStub(channel)
-        while time.monotonic() < deadline:
-            try:
-                thread = notes.ListThread(
-                    notes_pb.ListThreadRequest(patient_id=DEMO_PATIENT_ID),
-                    metadata=bearer(token),
-                    timeout=10,
-                ).messages
-            except grpc.RpcError as exc:
-                # notes learns the team from careplan's events; until then it refuses.
-                if exc.code() != grpc.StatusCode.PERMISSION_DENIED:
-                    raise
-                thread = []
-            if any("proposed" in m.text and f"CarePlan/{plan.id}" in m.fhir_json for m in thread):
-                break
-            time.sleep(0.2)
-    # ... and scheduling's and notes' events have reached careplan's own view of the patient.
-    with grpc.insecure_channel(addresses["careplan"]) as channel:
-        careplan = pb_grpc.CarePlanServiceStub(channel)
-        while time.monotonic() < deadline:
-            view = careplan.GetPatientPlan(
-                pb.GetPatientPlanRequest(patient_id=DEMO_PATIENT_ID),
-                metadata=bearer(token),
-                timeout=10,
-            )
-            if view.upcoming_sessions and len(view.latest_notes) >= 2:
-                break
-            time.sleep(0.2)
-    _print_patient(addresses, token, DEMO_PATIENT_ID, zone)
-
-
 def _wait_ready(process: Any) -> None:
     try:
         process.wait_ready()
@@ -319,40 +109,24 @@ def _wait_ready(process: Any) -> None:
         raise TimeoutError(f"{process.name} did not start; log:\n{process.tail()}") from None
 
 
-def cmd_up(args: argparse.Namespace) -> int:
-    from iopcare.devtools import kafka_broker
-    from iopcare.devtools.lifetime import LAUNCHER, AlreadyRunning, PidFiles
-    from iopcare.devtools.processes import GatewayProcess, ServiceProcess, stop_all
-    from iopcare.gateway.settings import GatewaySettings
-    from iopcare.kit import files, topics
-    from iopcare.kit.auth import mint_token
-    from iopcare.kit.settings import ServiceSettings, Settings
+class _Launcher:
+    """What `iopcare up` started (the broker, the services, the gateway), in the order it started
+    them, and the pid files that name them; `stop` ends them all."""
 
-    # `iopcare up` is the developer's whole system on one machine (a local broker, SQLite, a
-    # demo): development mode, so generated keys are allowed; its children inherit it.
-    os.environ.setdefault("IOPCARE_DEV_MODE", "true")
-    settings = Settings()
-    data_dir = Path(settings.data_dir)
-    files.private_dir(data_dir)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    # Ctrl-C stops the system even when started in the background of a script (which starts its
-    # children with SIGINT ignored, so Python would not turn it into KeyboardInterrupt).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    broker = None
-    processes: list[ServiceProcess] = []
-    # Children end with this launcher (a parent-death signal, devtools.lifetime); the pid files
-    # catch what that cannot: processes of an earlier launcher that are somehow still running.
-    pids = PidFiles(data_dir / "run")
-    try:
-        leftovers = pids.end_leftovers()
-    except AlreadyRunning as exc:
-        print(f"cannot start: {exc}", file=sys.stderr)
-        return 1
-    if leftovers:
-        print(f"ended leftovers of an earlier run: {', '.join(leftovers)}", flush=True)
-    pids.record(LAUNCHER, os.getpid())
-    try:
+    def __init__(self, settings: Any, data_dir: Path, pids: Any) -> None:
+        self.settings = settings
+        self.data_dir = data_dir
+        self.pids = pids
+        self.broker: Any = None
+        self.processes: list[Any] = []
+
+    def start_kafka(self, args: argparse.Namespace) -> tuple[str, dict[str, dict[str, str]]]:
+        """The bootstrap servers, a local broker's unless IOPCARE's settings name a cluster, with
+        the topics created; and each service's Kafka settings."""
+        from iopcare.devtools import kafka_broker
+        from iopcare.kit import topics
+
+        settings = self.settings
         bootstrap = kafka_broker.external_bootstrap()
         # Per-service Kafka identity: each service authenticates as itself, and the broker's
         # ACLs let it write only its own topic (issue 10). Against an external cluster the
@@ -367,15 +141,15 @@ def cmd_up(args: argparse.Namespace) -> int:
             )
             credentials = settings.dev_key_dir / "kafka"
             users = kafka_broker.dev_sasl_users(credentials)
-            broker = kafka_broker.KafkaBroker(
-                data_dir=data_dir / "kafka",
+            self.broker = broker = kafka_broker.KafkaBroker(
+                data_dir=self.data_dir / "kafka",
                 broker_port=args.kafka_port,
                 controller_port=args.kafka_controller_port,
                 sasl_users=users,
             )
             broker.start()
             if broker.pid is not None:
-                pids.record("kafka", broker.pid)
+                self.pids.record("kafka", broker.pid)
             bootstrap = broker.bootstrap_servers
             admin_options = broker.client_options()
             for name in SERVICES:
@@ -391,28 +165,32 @@ def cmd_up(args: argparse.Namespace) -> int:
             partitions=topics.PARTITIONS,
             client_options=admin_options,
         )
-        if broker is not None:
+        if self.broker is not None:
             kafka_broker.grant_service_acls(bootstrap, admin_options, prefix=settings.topic_prefix)
-        env = {
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "IOPCARE_DATA_DIR": str(data_dir),
-            # Event values encrypted with the producers' topic keys (kit.payloads).
-            "IOPCARE_EVENT_ENCRYPTION": os.environ.get("IOPCARE_EVENT_ENCRYPTION", "true"),
-        }
+        return bootstrap, kafka_env
+
+    def start_services(
+        self, env: dict[str, str], kafka_env: dict[str, dict[str, str]]
+    ) -> dict[str, str]:
+        """Starts the services one after the other; returns their gRPC addresses."""
+        from iopcare.devtools.processes import ServiceProcess
+        from iopcare.kit.settings import ServiceSettings
+
         for name in SERVICES:
             process = ServiceProcess(
                 name,
-                ServiceSettings.for_service(name, settings).port,
+                ServiceSettings.for_service(name, self.settings).port,
                 {**env, **kafka_env[name]},
-                data_dir / "logs" / f"{name}.log",
+                self.data_dir / "logs" / f"{name}.log",
             )
             print(f"starting {name} on {process.address} ...", flush=True)
-            processes.append(process)
-            process.start(wait=False)
-            if process.pid is not None:
-                pids.record(name, process.pid)
-            _wait_ready(process)
-        addresses = {p.name: p.address for p in processes}
+            self._start(process)
+        return {p.name: p.address for p in self.processes}
+
+    def start_gateway(self, env: dict[str, str], addresses: dict[str, str]) -> Any:
+        from iopcare.devtools.processes import GatewayProcess
+        from iopcare.gateway.settings import GatewaySettings
+
         gateway = GatewayProcess(
             "gateway",
             GatewaySettings().port,
@@ -420,14 +198,93 @@ def cmd_up(args: argparse.Namespace) -> int:
                 **env,
                 **{f"IOPCARE_GATEWAY_{n.upper()}_ADDRESS": a for n, a in addresses.items()},
             },
-            data_dir / "logs" / "gateway.log",
+            self.data_dir / "logs" / "gateway.log",
         )
         print(f"starting the FHIR gateway on {gateway.base_url} ...", flush=True)
-        processes.append(gateway)
-        gateway.start(wait=False)
-        if gateway.pid is not None:
-            pids.record("gateway", gateway.pid)
-        _wait_ready(gateway)
+        self._start(gateway)
+        return gateway
+
+    def _start(self, process: Any) -> None:
+        self.processes.append(process)
+        process.start(wait=False)
+        if process.pid is not None:
+            self.pids.record(process.name, process.pid)
+        _wait_ready(process)
+
+    def watch(self, stop: threading.Event) -> int:
+        """Until `stop` is set: 0; or 1 as soon as a process has exited on its own."""
+        while not stop.is_set():
+            for p in self.processes:
+                if not p.running():
+                    print(f"{p.name} exited unexpectedly; log:\n{p.tail()}", file=sys.stderr)
+                    return 1
+            stop.wait(1.0)
+        return 0
+
+    def stop(self) -> None:
+        from iopcare.devtools.lifetime import LAUNCHER
+        from iopcare.devtools.processes import stop_all
+
+        # A second Ctrl-C must not interrupt the stopping and leave children running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # All at once (SIGTERM, SIGKILL after a few seconds), then the broker they used.
+        print("\nstopping ...", flush=True)
+        stop_all(self.processes)
+        if self.broker is not None:
+            self.broker.stop(timeout=10)
+        for name in (*(p.name for p in self.processes), "kafka", LAUNCHER):
+            self.pids.forget(name)
+
+
+def _print_try(gateway_url: str) -> None:
+    print("\nall services up (logs in var/logs). Try:")
+    print("  .venv/bin/iopcare token --role therapist --practitioner demo-therapist")
+    print(
+        f'  curl -H "Authorization: Bearer $(.venv/bin/iopcare token --system)" '
+        f"{gateway_url}/metadata"
+    )
+    print("Press Ctrl-C to stop.", flush=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from iopcare.devtools.lifetime import LAUNCHER, AlreadyRunning, PidFiles
+    from iopcare.kit import files
+    from iopcare.kit.auth import mint_token
+    from iopcare.kit.settings import Settings
+
+    # `iopcare up` is the developer's whole system on one machine (a local broker, SQLite, a
+    # demo): development mode, so generated keys are allowed; its children inherit it.
+    os.environ.setdefault("IOPCARE_DEV_MODE", "true")
+    settings = Settings()
+    data_dir = Path(settings.data_dir)
+    files.private_dir(data_dir)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C stops the system even when started in the background of a script (which starts its
+    # children with SIGINT ignored, so Python would not turn it into KeyboardInterrupt).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Children end with this launcher (a parent-death signal, devtools.lifetime); the pid files
+    # catch what that cannot: processes of an earlier launcher that are somehow still running.
+    pids = PidFiles(data_dir / "run")
+    try:
+        leftovers = pids.end_leftovers()
+    except AlreadyRunning as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    if leftovers:
+        print(f"ended leftovers of an earlier run: {', '.join(leftovers)}", flush=True)
+    pids.record(LAUNCHER, os.getpid())
+    launcher = _Launcher(settings, data_dir, pids)
+    try:
+        bootstrap, kafka_env = launcher.start_kafka(args)
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "IOPCARE_DATA_DIR": str(data_dir),
+            # Event values encrypted with the producers' topic keys (kit.payloads).
+            "IOPCARE_EVENT_ENCRYPTION": os.environ.get("IOPCARE_EVENT_ENCRYPTION", "true"),
+        }
+        addresses = launcher.start_services(env, kafka_env)
+        gateway = launcher.start_gateway(env, addresses)
         token = mint_token(
             settings,
             subject="practitioner:demo-psychiatrist",
@@ -435,59 +292,18 @@ def cmd_up(args: argparse.Namespace) -> int:
             practitioner_id="demo-psychiatrist",
         )
         if args.demo:
-            case_manager = mint_token(
-                settings,
-                subject="practitioner:demo-case-manager",
-                role="case-manager",
-                practitioner_id="demo-case-manager",
-            )
-            admin = mint_token(
-                settings,
-                subject="practitioner:demo-admin",
-                role="admin",
-                practitioner_id="demo-admin",
-            )
-            _load_demo(addresses, token, case_manager, admin, settings.program_timezone)
-            from iopcare.demo import rest_demo
+            from iopcare.demo_load import run_demo
 
-            rest_demo(
-                gateway.base_url,
-                mint_token(
-                    settings,
-                    subject="system:demo-inpatient-unit",
-                    role="system",
-                    scopes=["system/*.cruds"],
-                    lifetime_seconds=300,
-                ),
-            )
-        print("\nall services up (logs in var/logs). Try:")
-        print("  .venv/bin/iopcare token --role therapist --practitioner demo-therapist")
-        print(
-            f'  curl -H "Authorization: Bearer $(.venv/bin/iopcare token --system)" '
-            f"{gateway.base_url}/metadata"
-        )
-        print("Press Ctrl-C to stop.", flush=True)
-        while not stop.is_set():
-            for p in processes:
-                if not p.running():
-                    print(f"{p.name} exited unexpectedly; log:\n{p.tail()}", file=sys.stderr)
-                    return 1
-            stop.wait(1.0)
+            run_demo(addresses, gateway.base_url, settings, token)
+        _print_try(gateway.base_url)
+        return launcher.watch(stop)
     except KeyboardInterrupt:
         pass
     except (RuntimeError, TimeoutError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
     finally:
-        # A second Ctrl-C must not interrupt the stopping and leave children running.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        # All at once (SIGTERM, SIGKILL after a few seconds), then the broker they used.
-        print("\nstopping ...", flush=True)
-        stop_all(processes)
-        if broker is not None:
-            broker.stop(timeout=10)
-        for name in (*(p.name for p in processes), "kafka", LAUNCHER):
-            pids.forget(name)
+        launcher.stop()
     return 0
 
 

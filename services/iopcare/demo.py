@@ -209,6 +209,76 @@ def demo_monitoring(patient_id: str = DEMO_PATIENT_ID) -> list[dict[str, Any]]:
     ]
 
 
+def _demo_plan_activities(bounds: dict[str, Any]) -> list[dict[str, Any]]:
+    """The demo plan's four activities, each repeating within `bounds` (a boundsPeriod)."""
+    return [
+        _activity(
+            "76168009",
+            "Group psychotherapy",
+            "Group therapy (CBT skills)",
+            "Practitioner/demo-therapist",
+            {
+                **bounds,
+                "frequency": 1,
+                "period": 1,
+                "periodUnit": "wk",
+                "dayOfWeek": ["mon", "wed", "fri"],
+                "timeOfDay": ["09:00:00"],
+                "duration": 3,
+                "durationUnit": "h",
+            },
+        ),
+        _activity(
+            "75516001",
+            "Psychotherapy",
+            "Individual therapy",
+            "Practitioner/demo-therapist",
+            {
+                **bounds,
+                "frequency": 1,
+                "period": 1,
+                "periodUnit": "wk",
+                "dayOfWeek": ["tue"],
+                "timeOfDay": ["13:00:00"],
+                "duration": 50,
+                "durationUnit": "min",
+            },
+        ),
+        _activity(
+            "182836005",
+            "Review of medication",
+            "Psychiatrist visit",
+            "Practitioner/demo-psychiatrist",
+            {
+                **bounds,
+                "frequency": 1,
+                "period": 1,
+                "periodUnit": "wk",
+                "dayOfWeek": ["thu"],
+                "timeOfDay": ["10:00:00"],
+                "duration": 30,
+                "durationUnit": "min",
+            },
+        ),
+        _activity(
+            "61310001",
+            "Nutrition education",
+            "Nutrition counselling",
+            "Practitioner/demo-dietitian",
+            {
+                **bounds,
+                "frequency": 1,
+                "period": 2,
+                "periodUnit": "wk",
+                "dayOfWeek": ["wed"],
+                "timeOfDay": ["13:00:00"],
+                "duration": 45,
+                "durationUnit": "min",
+            },
+        ),
+    ]
+
+
 def demo_care_plan(
     start: datetime | None = None,
     team_id: str = "demo-team",
@@ -246,72 +316,7 @@ def demo_care_plan(
         "addresses": [{"display": "Major depressive disorder, recurrent; alcohol use disorder"}],
         "goal": [{"reference": f"Goal/{goal_id}", "display": "PHQ-9 below 10 by week 12"}],
         "period": {"start": start.date().isoformat(), "end": end.date().isoformat()},
-        "activity": [
-            _activity(
-                "76168009",
-                "Group psychotherapy",
-                "Group therapy (CBT skills)",
-                "Practitioner/demo-therapist",
-                {
-                    **bounds,
-                    "frequency": 1,
-                    "period": 1,
-                    "periodUnit": "wk",
-                    "dayOfWeek": ["mon", "wed", "fri"],
-                    "timeOfDay": ["09:00:00"],
-                    "duration": 3,
-                    "durationUnit": "h",
-                },
-            ),
-            _activity(
-                "75516001",
-                "Psychotherapy",
-                "Individual therapy",
-                "Practitioner/demo-therapist",
-                {
-                    **bounds,
-                    "frequency": 1,
-                    "period": 1,
-                    "periodUnit": "wk",
-                    "dayOfWeek": ["tue"],
-                    "timeOfDay": ["13:00:00"],
-                    "duration": 50,
-                    "durationUnit": "min",
-                },
-            ),
-            _activity(
-                "182836005",
-                "Review of medication",
-                "Psychiatrist visit",
-                "Practitioner/demo-psychiatrist",
-                {
-                    **bounds,
-                    "frequency": 1,
-                    "period": 1,
-                    "periodUnit": "wk",
-                    "dayOfWeek": ["thu"],
-                    "timeOfDay": ["10:00:00"],
-                    "duration": 30,
-                    "durationUnit": "min",
-                },
-            ),
-            _activity(
-                "61310001",
-                "Nutrition education",
-                "Nutrition counselling",
-                "Practitioner/demo-dietitian",
-                {
-                    **bounds,
-                    "frequency": 1,
-                    "period": 2,
-                    "periodUnit": "wk",
-                    "dayOfWeek": ["wed"],
-                    "timeOfDay": ["13:00:00"],
-                    "duration": 45,
-                    "durationUnit": "min",
-                },
-            ),
-        ],
+        "activity": _demo_plan_activities(bounds),
     }
     if episode_id:
         # The plan belongs to this IOP stay: the stay's transitions apply to it.
@@ -333,43 +338,49 @@ def demo_care_plan_json(
 DEMO_HANDOFF_MRN = "MRN-0042"
 
 
+#: The demo hand-over's patient, as its bundle names it.
+_HANDOFF_PATIENT = "urn:uuid:9a1c4e5e-3f62-4a7e-9d1b-2f3c0d9e0001"
+#: The security label of records under 42 CFR Part 2 (substance use disorder).
+_SUD_LABEL = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+    "code": "ETH",
+    "display": "substance abuse information sensitivity",
+}
+
+
+def _handoff_condition(patient: str, code: str, display: str, labelled: bool) -> dict[str, Any]:
+    """An active ICD-10-CM diagnosis of the hand-over's patient; SUD-labelled if `labelled`."""
+    resource: dict[str, Any] = {
+        "resourceType": "Condition",
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "code": {
+            "coding": [
+                {
+                    "system": "http://hl7.org/fhir/sid/icd-10-cm",
+                    "code": code,
+                    "display": display,
+                }
+            ]
+        },
+        "subject": {"reference": patient},
+    }
+    if labelled:
+        resource["meta"] = {"security": [_SUD_LABEL]}
+    return resource
+
+
 def demo_handoff_bundle() -> dict[str, Any]:
     """A detox unit's discharge summary for a patient stepping down into the IOP: the patient,
     an SUD diagnosis labelled under 42 CFR Part 2, depression, a medication, an allergy and the
     referral."""
-    patient = "urn:uuid:9a1c4e5e-3f62-4a7e-9d1b-2f3c0d9e0001"
-    sud_label = {
-        "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-        "code": "ETH",
-        "display": "substance abuse information sensitivity",
-    }
-
-    def condition(code: str, display: str, labelled: bool) -> dict[str, Any]:
-        resource: dict[str, Any] = {
-            "resourceType": "Condition",
-            "clinicalStatus": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                        "code": "active",
-                    }
-                ]
-            },
-            "code": {
-                "coding": [
-                    {
-                        "system": "http://hl7.org/fhir/sid/icd-10-cm",
-                        "code": code,
-                        "display": display,
-                    }
-                ]
-            },
-            "subject": {"reference": patient},
-        }
-        if labelled:
-            resource["meta"] = {"security": [sud_label]}
-        return resource
-
+    patient = _HANDOFF_PATIENT
     rxnorm = "http://www.nlm.nih.gov/research/umls/rxnorm"
     resources = [
         {
@@ -380,11 +391,13 @@ def demo_handoff_bundle() -> dict[str, Any]:
             "name": [{"family": "Okafor", "given": ["Jordan"]}],
             "birthDate": "1988-04-12",
         },
-        condition("F10.20", "Alcohol dependence, uncomplicated", True),
-        condition("F32.1", "Major depressive disorder, single episode, moderate", False),
+        _handoff_condition(patient, "F10.20", "Alcohol dependence, uncomplicated", True),
+        _handoff_condition(
+            patient, "F32.1", "Major depressive disorder, single episode, moderate", False
+        ),
         {
             "resourceType": "MedicationRequest",
-            "meta": {"security": [sud_label]},
+            "meta": {"security": [_SUD_LABEL]},
             "status": "active",
             "intent": "order",
             "medicationCodeableConcept": {

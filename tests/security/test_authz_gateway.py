@@ -90,8 +90,8 @@ def test_the_demo_and_handoff_enrol_through_the_legitimate_path(
     """`make run`'s demo: an administrator assigns the case manager, who enrols the team; the
     psychiatrist writes the plan; an inpatient unit's EHR hands a patient over through $handoff
     with its own (system) token. None of it needs a privilege the attacks above were refused."""
-    from iopcare.cli import _load_demo
     from iopcare.demo import rest_demo
+    from iopcare.demo_load import load_demo
 
     settings = stack.settings
 
@@ -104,7 +104,7 @@ def test_the_demo_and_handoff_enrol_through_the_legitimate_path(
         )
 
     addresses = {name: f"127.0.0.1:{runtime.port}" for name, runtime in stack.runtimes.items()}
-    _load_demo(
+    load_demo(
         addresses,
         clinician("psychiatrist", "demo-psychiatrist"),
         clinician("case-manager", "demo-case-manager"),

@@ -156,3 +156,53 @@ def test_only_the_gateway_app_imports_the_gateway_api() -> None:
         if name == "iopcare.gateway.api" or name.startswith("iopcare.gateway.api.")
     ]
     assert offenders == []
+
+
+# Function length ---------------------------------------------------------------------------------
+#: Issue 11: no function longer than this without a reason written next to it.
+MAX_FUNCTION_LINES = 80
+#: The reason's marker: on the line before the `def` (above any decorators) or as the first line
+#: of the body.
+LONG_REASON = "# Over 80 lines:"
+
+
+def long_functions(source: str) -> list[tuple[int, str, int]]:
+    """(line, name, length) of every function in `source` longer than MAX_FUNCTION_LINES lines
+    (counted from `def` to its last line) without a `# Over 80 lines:` reason next to it."""
+    lines = source.splitlines()
+    found: list[tuple[int, str, int]] = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        length = (node.end_lineno or node.lineno) - node.lineno + 1
+        if length <= MAX_FUNCTION_LINES:
+            continue
+        first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+        before = lines[first - 2].strip() if first >= 2 else ""
+        # The first body line: the line after the signature (which may span several lines).
+        body_start = node.body[0].lineno
+        after = lines[body_start - 2].strip() if body_start - 2 >= node.lineno else ""
+        opening = lines[body_start - 1].strip()
+        if not any(text.startswith(LONG_REASON) for text in (before, after, opening)):
+            found.append((node.lineno, node.name, length))
+    return found
+
+
+def test_no_function_is_over_80_lines_without_a_reason() -> None:
+    offenders = [
+        f"{p.relative_to(SERVICES)}:{line} {name} ({length} lines)"
+        for p in _sources()
+        if "/v1/" not in str(p) and "/migrations/" not in str(p)
+        for line, name, length in long_functions(p.read_text())
+    ]
+    assert offenders == []
+
+
+def test_the_length_check_counts_lines_and_accepts_a_written_reason() -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(80))
+    assert long_functions(f"def short():\n{body[: -len('    x79 = 79') - 1]}") == []
+    assert long_functions(f"def long():\n{body}") == [(1, "long", 81)]
+    assert long_functions(f"# Over 80 lines: a literal.\n@decorated\ndef long():\n{body}") == []
+    assert long_functions(f"def long():\n    # Over 80 lines: a literal.\n{body}") == []
+    reasoned = f"# Over 80 lines: a literal.\ndef long():\n{body}"
+    assert long_functions(f"{reasoned}def other():\n{body}") == [(83, "other", 81)]

@@ -154,46 +154,46 @@ def interaction_of(base_path: str) -> Callable[[str, str], str]:
     return interaction
 
 
-def create_app(
-    gateway: Gateway,
-    base_path: str = "/fhir",
-    audit: AuditSink = log_audit,
-    metrics: HttpMetrics | None = None,
-) -> Starlette:
-    """`metrics`: every request counted and timed by interaction (kit.metrics); the app's
-    `state.metrics` holds them. Over 80 lines: its closures share one app's admission queue,
-    worker limiter and metrics."""
-    base_path = "/" + base_path.strip("/")
-    interaction = interaction_of(base_path)
-    config = gateway.settings
-    admission = FairQueue(
-        config.max_active_requests,
-        config.max_requests_per_client,
-        config.max_queued_per_client,
-        config.retry_after_seconds,
-    )
-    # Created on first use: an anyio limiter belongs to the running event loop.
-    workers: list[anyio.CapacityLimiter] = []
+class _FhirEndpoint:
+    """The FHIR catch-all endpoint of one app: its admission queue (fair shares per client) and
+    its worker limiter, shared by every request to it."""
 
-    def work(fhir_request: FhirRequest) -> FhirResponse:
+    def __init__(self, gateway: Gateway, base_path: str, audit: AuditSink) -> None:
+        self.gateway = gateway
+        self.base_path = base_path
+        self.audit = audit
+        self.interaction = interaction_of(base_path)
+        config = gateway.settings
+        self.admission = FairQueue(
+            config.max_active_requests,
+            config.max_requests_per_client,
+            config.max_queued_per_client,
+            config.retry_after_seconds,
+        )
+        # Created on first use: an anyio limiter belongs to the running event loop.
+        self.workers: list[anyio.CapacityLimiter] = []
+
+    def work(self, fhir_request: FhirRequest) -> FhirResponse:
         failpoint("gateway_request")
-        return gateway.handle(fhir_request)
+        return self.gateway.handle(fhir_request)
 
-    async def client_of(request: Request) -> str:
+    async def client_of(self, request: Request) -> str:
         """Whom the request counts against: the verified token's subject (a forged `sub` must
         not spend someone else's share), else the peer address."""
         authorization = request.headers.get("authorization", "")
         if authorization:
             try:
                 # Verified tokens are cached, so this is a dictionary look-up after the first.
-                caller = await run_in_threadpool(gateway.authenticator.authenticate, authorization)
+                caller = await run_in_threadpool(
+                    self.gateway.authenticator.authenticate, authorization
+                )
                 return f"sub:{caller.principal.subject}"
             except FhirHttpError:
                 pass  # handle() answers 401; until then it counts against its address
         return f"peer:{request.client.host if request.client else 'unknown'}"
 
-    async def serve(request: Request, path: str, base_url: str, cheap: bool) -> FhirResponse:
-        body = await read_body(request, gateway.max_body_bytes)
+    async def serve(self, request: Request, path: str, base_url: str, cheap: bool) -> FhirResponse:
+        body = await read_body(request, self.gateway.max_body_bytes)
         fhir_request = FhirRequest(
             request.method,
             path,
@@ -203,25 +203,48 @@ def create_app(
             base_url,
         )
         if cheap:
-            return await run_in_threadpool(gateway.handle, fhir_request)
-        if not workers:
-            workers.append(anyio.CapacityLimiter(admission.capacity))
-        return await anyio.to_thread.run_sync(work, fhir_request, limiter=workers[0])
+            return await run_in_threadpool(self.gateway.handle, fhir_request)
+        if not self.workers:
+            self.workers.append(anyio.CapacityLimiter(self.admission.capacity))
+        return await anyio.to_thread.run_sync(self.work, fhir_request, limiter=self.workers[0])
 
-    async def endpoint(request: Request) -> Response:
+    async def admitted(self, request: Request, path: str, base_url: str) -> FhirResponse:
+        """The gateway's answer, or an OperationOutcome: throttled, refused, or internal error."""
+        client = ""
+        try:
+            if is_cheap(request.method, path):
+                return await self.serve(request, path, base_url, cheap=True)
+            client = await self.client_of(request)
+            await self.admission.acquire(client)
+            try:
+                return await self.serve(request, path, base_url, cheap=False)
+            finally:
+                self.admission.release(client)
+        except Throttled as exc:
+            result = throttled_response(exc)
+            result.audit["subject"] = client.removeprefix("sub:")
+            return result
+        except FhirHttpError as exc:
+            return error_response(exc)
+        except Exception:
+            # Never a bare 500 with a stack trace: the error is logged (without content) and the
+            # client gets an OperationOutcome.
+            log.exception("gateway: unexpected error on %s /%s", request.method, path[:100])
+            return error_response(http_error(500, "exception", "internal error; it was logged"))
+
+    async def endpoint(self, request: Request) -> Response:
         started = time.monotonic()
         # The client's correlation id if it is a sane one, else ours: in the audit record and the
         # response, so an EHR's support desk and ours can find the same request.
         given = request.headers.get("x-request-id", "")
         request_id = given if _SANE_ID.match(given) else uuid.uuid4().hex
         path = request.path_params.get("path", "")
-        base_url = f"{str(request.base_url).rstrip('/')}{base_path}"
-        client = ""
+        base_url = f"{str(request.base_url).rstrip('/')}{self.base_path}"
         # A server span continuing the caller's traceparent, if any (kit.tracing); the request id
         # and the trace id on every log line.
         with (
             tracing.span(
-                f"{request.method} {interaction(request.method, request.url.path)}",
+                f"{request.method} {self.interaction(request.method, request.url.path)}",
                 tracing.SERVER,
                 request.headers.get("traceparent"),
                 {"http.request.method": request.method},
@@ -232,31 +255,22 @@ def create_app(
                 or logcontext.trace_id_of(request.headers.get("traceparent")),
             ),
         ):
-            try:
-                if is_cheap(request.method, path):
-                    result = await serve(request, path, base_url, cheap=True)
-                else:
-                    client = await client_of(request)
-                    await admission.acquire(client)
-                    try:
-                        result = await serve(request, path, base_url, cheap=False)
-                    finally:
-                        admission.release(client)
-            except Throttled as exc:
-                result = throttled_response(exc)
-                result.audit["subject"] = client.removeprefix("sub:")
-            except FhirHttpError as exc:
-                result = error_response(exc)
-            except Exception:
-                # Never a bare 500 with a stack trace: the error is logged (without content) and the
-                # client gets an OperationOutcome.
-                log.exception("gateway: unexpected error on %s /%s", request.method, path[:100])
-                result = error_response(
-                    http_error(500, "exception", "internal error; it was logged")
-                )
-        audit(_audit_record(request, f"{base_path}/{path}", result, started, request_id))
+            result = await self.admitted(request, path, base_url)
+        self.audit(_audit_record(request, f"{self.base_path}/{path}", result, started, request_id))
         return to_response(result, request_id)
 
+
+def create_app(
+    gateway: Gateway,
+    base_path: str = "/fhir",
+    audit: AuditSink = log_audit,
+    metrics: HttpMetrics | None = None,
+) -> Starlette:
+    """`metrics`: every request counted and timed by interaction (kit.metrics); the app's
+    `state.metrics` holds them."""
+    base_path = "/" + base_path.strip("/")
+    # A bound method, so that Starlette calls it with the request (not as an ASGI app).
+    endpoint = _FhirEndpoint(gateway, base_path, audit).endpoint
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
     metrics = metrics or HttpMetrics("gateway")
     app = Starlette(

@@ -103,6 +103,72 @@ def public_base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+def _audit_entry(
+    request: Request, status: int, subject: str, detail: str, started: float
+) -> dict[str, object]:
+    """The audit record of one request to the SMART endpoints (no patient, no resource)."""
+    return {
+        "time": datetime.now(UTC).isoformat(),
+        "subject": subject,
+        "method": request.method,
+        "path": request.url.path[:300],
+        "status": status,
+        "outcome": "success" if status < 400 else "refused",
+        "patient": "",
+        "resource": "",
+        "detail": detail[:200],
+        "ms": round((time.monotonic() - started) * 1000, 1),
+        "request_id": uuid.uuid4().hex,
+    }
+
+
+async def _token_form(request: Request) -> dict[str, str]:
+    """The token request's form, read within MAX_FORM_BYTES; raises OAuthError when it is not
+    a UTF-8 form body of at most that size with each parameter at most once."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise OAuthError("invalid_request", "the body must be application/x-www-form-urlencoded")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise OAuthError("invalid_request", "the request body is too large", 413)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise OAuthError("invalid_request", "the request body is too large", 413)
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise OAuthError("invalid_request", "the body is not UTF-8") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:
+            # RFC 6749 §3.2: parameters must not be included more than once.
+            raise OAuthError("invalid_request", f"{name} is given more than once")
+        form[name] = value
+    return form
+
+
+def _public_jwk(settings: Settings) -> dict[str, Any] | None:
+    """The token verification key as a JWK, or None if it is neither EC nor RSA."""
+    key = serialization.load_pem_public_key(verification_key_path(settings).read_bytes())
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        text = ECAlgorithm.to_jwk(key)
+    elif isinstance(key, rsa.RSAPublicKey):
+        text = RSAAlgorithm.to_jwk(key)
+    else:
+        return None
+    entry: dict[str, Any] = json.loads(text)
+    entry.update({"use": "sig", "kid": "iopcare-local"})
+    return entry
+
+
+def _throttled(exc: Throttled) -> Response:
+    response = _json({"error": "temporarily_unavailable", "error_description": exc.message}, 429)
+    response.headers["Retry-After"] = exc.retry_after_header
+    return response
+
+
 def routes(settings: Settings, base_path: str, audit: AuditSink) -> list[Route]:
     """The routes to register before the FHIR catch-all route."""
     # Created on the first token request: a gateway that never issues tokens never creates the
@@ -116,21 +182,7 @@ def routes(settings: Settings, base_path: str, audit: AuditSink) -> list[Route]:
     )
 
     def record(request: Request, status: int, subject: str, detail: str, started: float) -> None:
-        audit(
-            {
-                "time": datetime.now(UTC).isoformat(),
-                "subject": subject,
-                "method": request.method,
-                "path": request.url.path[:300],
-                "status": status,
-                "outcome": "success" if status < 400 else "refused",
-                "patient": "",
-                "resource": "",
-                "detail": detail[:200],
-                "ms": round((time.monotonic() - started) * 1000, 1),
-                "request_id": uuid.uuid4().hex,
-            }
-        )
+        audit(_audit_entry(request, status, subject, detail, started))
 
     async def configuration(request: Request) -> Response:
         started = time.monotonic()
@@ -140,15 +192,9 @@ def routes(settings: Settings, base_path: str, audit: AuditSink) -> list[Route]:
 
     async def jwks(request: Request) -> Response:
         started = time.monotonic()
-        key = serialization.load_pem_public_key(verification_key_path(settings).read_bytes())
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            text = ECAlgorithm.to_jwk(key)
-        elif isinstance(key, rsa.RSAPublicKey):
-            text = RSAAlgorithm.to_jwk(key)
-        else:
+        entry = _public_jwk(settings)
+        if entry is None:
             return _json({"keys": []})
-        entry = json.loads(text)
-        entry.update({"use": "sig", "kid": "iopcare-local"})
         record(request, 200, "", "", started)
         return _json({"keys": [entry]})
 
@@ -161,11 +207,7 @@ def routes(settings: Settings, base_path: str, audit: AuditSink) -> list[Route]:
             await admission.acquire(peer)
         except Throttled as exc:
             record(request, 429, "", "throttled", started)
-            response = _json(
-                {"error": "temporarily_unavailable", "error_description": exc.message}, 429
-            )
-            response.headers["Retry-After"] = exc.retry_after_header
-            return response
+            return _throttled(exc)
         try:
             return await issue(request, started)
         finally:
@@ -179,31 +221,7 @@ def routes(settings: Settings, base_path: str, audit: AuditSink) -> list[Route]:
             if not servers:
                 servers.append(AuthorizationServer(settings))
             server = servers[0]
-            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if content_type != "application/x-www-form-urlencoded":
-                raise OAuthError(
-                    "invalid_request", "the body must be application/x-www-form-urlencoded"
-                )
-            declared = request.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
-                raise OAuthError("invalid_request", "the request body is too large", 413)
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > MAX_FORM_BYTES:
-                    raise OAuthError("invalid_request", "the request body is too large", 413)
-            try:
-                pairs = parse_qsl(
-                    body.decode("utf-8"), keep_blank_values=True, strict_parsing=False
-                )
-            except UnicodeDecodeError:
-                raise OAuthError("invalid_request", "the body is not UTF-8") from None
-            form: dict[str, str] = {}
-            for name, value in pairs:
-                if name in form:
-                    # RFC 6749 §3.2: parameters must not be included more than once.
-                    raise OAuthError("invalid_request", f"{name} is given more than once")
-                form[name] = value
+            form = await _token_form(request)
             endpoint = f"{public_base(request)}{TOKEN_PATH}"
             answer, subject = await run_in_threadpool(server.token, form, endpoint)
         except OAuthError as exc:

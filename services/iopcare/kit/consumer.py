@@ -270,19 +270,8 @@ class EventConsumer:
             # are skipped before their FHIR payload is parsed: valid or not, they are not ours.
             self.stats.skipped += 1
             return
-        headers = _decoded_headers(record)
-        value = record.value
         try:
-            if self.verifier is not None:
-                owner = self.verifier.verify(
-                    record.topic, headers, record.key or b"", record.value or b""
-                )
-            else:
-                owner = headers.get("ce_source", "").removeprefix("/iopcare/")
-            if ENCRYPTION_HEADER in headers:
-                if self.cipher is None:
-                    raise PayloadError("the value is encrypted and this service holds no keys")
-                value = self.cipher.open(owner, headers.get("ce_id", ""), value or b"")
+            value = self._verified_value(record)
         except (SignatureError, PayloadError) as exc:
             # Same last-wins header decoding as from_kafka below: what was verified is what is
             # applied, even if someone appended a second ce_type to a signed record.
@@ -303,6 +292,28 @@ class EventConsumer:
         except PoisonMessage as exc:
             self._dead_letter(record, f"poison: {exc}")
             return
+        self._apply_or_retry(record, received)
+
+    def _verified_value(self, record: Any) -> bytes | None:
+        """The record's value once its signature is verified, decrypted if it was encrypted;
+        raises SignatureError or PayloadError."""
+        headers = _decoded_headers(record)
+        value: bytes | None = record.value
+        if self.verifier is not None:
+            owner = self.verifier.verify(
+                record.topic, headers, record.key or b"", record.value or b""
+            )
+        else:
+            owner = headers.get("ce_source", "").removeprefix("/iopcare/")
+        if ENCRYPTION_HEADER in headers:
+            if self.cipher is None:
+                raise PayloadError("the value is encrypted and this service holds no keys")
+            value = self.cipher.open(owner, headers.get("ce_id", ""), value or b"")
+        return value
+
+    def _apply_or_retry(self, record: Any, received: ReceivedEvent) -> None:
+        """Applies a verified event: counts it applied or duplicate, or raises _Retry, or
+        dead-letters it after `max_attempts` failures."""
         handler = self.handlers[received.event.type]
         attempt_key = (record.topic, record.partition, record.offset)
         try:

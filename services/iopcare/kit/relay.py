@@ -188,23 +188,62 @@ class OutboxRelay:
         """Publishes up to one batch of unsent rows; returns how many were published or parked."""
         if not self._hold_lease():
             return 0
-        o = self.outbox.c
-        # Keys with a parked row: their later rows wait behind it (per-patient order).
-        blocked = select(o.key).where(and_(o.parked_at.is_not(None), o.sent_at.is_(None)))
-        with self.db.read() as conn:
-            rows = conn.execute(
-                select(self.outbox)
-                .where(and_(o.sent_at.is_(None), o.parked_at.is_(None), o.key.not_in(blocked)))
-                .order_by(o.id)
-                # One row at a time while isolating a record the broker refused (below).
-                .limit(1 if self._isolate else self.batch_size)
-            ).all()
+        rows = self._unsent_rows()
         if not rows:
             return 0
         if not self._lease_still_held():
             return 0
         failpoint("after_db_commit_before_publish")
         started = time.monotonic()
+        futures, parked = self._send(rows)
+        sent, suspects, transient = self._acknowledged(futures, parked)
+        self._handle_refusals(parked, suspects)
+        if transient is not None:
+            # Nothing is marked sent: the batch goes out again (duplicates are absorbed by the
+            # consumers' inboxes) and in order, behind the failed record.
+            raise transient
+        failpoint("after_publish_before_mark_sent")
+        self._mark_sent(sent)
+        self.published += len(sent)
+        if sent and self.on_published is not None:
+            done = set(sent)
+            self.on_published(
+                time.monotonic() - started, [row.time for row in rows if row.id in done]
+            )
+        return len(sent) + len(parked)
+
+    def _unsent_rows(self) -> list[Any]:
+        """The next batch: unsent, unparked rows in id order, none of a key with a parked row."""
+        o = self.outbox.c
+        # Keys with a parked row: their later rows wait behind it (per-patient order).
+        blocked = select(o.key).where(and_(o.parked_at.is_not(None), o.sent_at.is_(None)))
+        with self.db.read() as conn:
+            return list(
+                conn.execute(
+                    select(self.outbox)
+                    .where(and_(o.sent_at.is_(None), o.parked_at.is_(None), o.key.not_in(blocked)))
+                    .order_by(o.id)
+                    # One row at a time while isolating a record the broker refused (below).
+                    .limit(1 if self._isolate else self.batch_size)
+                ).all()
+            )
+
+    def _record(self, row: Any) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+        """The key, value and headers of a row's record: encrypted and signed as configured."""
+        event = event_from_outbox_row(row)
+        key, value = row.key.encode("utf-8"), row.payload.encode("utf-8")
+        headers = event.headers()
+        if self.cipher is not None:
+            # Encrypt, then sign what travels: consumers verify before they decrypt.
+            value = self.cipher.seal(TOPIC_OWNERS[row.topic], row.event_id, value)
+            headers.append((ENCRYPTION_HEADER, ALGORITHM.encode()))
+        if self.signer is not None:
+            headers.append((SIGNATURE_HEADER, self.signer.sign(headers, key, value)))
+        return key, value, headers
+
+    def _send(self, rows: list[Any]) -> tuple[list[tuple[Any, Any]], list[tuple[Any, KafkaError]]]:
+        """Sends the rows and flushes; returns (row, future) of each sent row and the rows the
+        producer refused outright, to be parked."""
         producer = self._get_producer()
         futures = []
         parked: list[tuple[Any, KafkaError]] = []
@@ -212,15 +251,7 @@ class OutboxRelay:
         for row in rows:
             if row.key in held:
                 continue  # behind a row parked in this pass
-            event = event_from_outbox_row(row)
-            key, value = row.key.encode("utf-8"), row.payload.encode("utf-8")
-            headers = event.headers()
-            if self.cipher is not None:
-                # Encrypt, then sign what travels: consumers verify before they decrypt.
-                value = self.cipher.seal(TOPIC_OWNERS[row.topic], row.event_id, value)
-                headers.append((ENCRYPTION_HEADER, ALGORITHM.encode()))
-            if self.signer is not None:
-                headers.append((SIGNATURE_HEADER, self.signer.sign(headers, key, value)))
+            key, value, headers = self._record(row)
             try:
                 future = producer.send(
                     topics.physical(self.topic_prefix, row.topic),
@@ -236,6 +267,14 @@ class OutboxRelay:
                 continue
             futures.append((row, future))
         producer.flush(timeout=30)
+        return futures, parked
+
+    def _acknowledged(
+        self, futures: list[tuple[Any, Any]], parked: list[tuple[Any, KafkaError]]
+    ) -> tuple[list[int], int, KafkaError | None]:
+        """Reads each send's outcome: the ids acknowledged, how many rows are suspects of a
+        broker refusal, and the last transient error; a refused record sent alone is added to
+        `parked`."""
         sent: list[int] = []
         suspects = 0
         transient: KafkaError | None = None
@@ -258,6 +297,10 @@ class OutboxRelay:
                 transient = exc
             else:
                 sent.append(row.id)
+        return sent, suspects, transient
+
+    def _handle_refusals(self, parked: list[tuple[Any, KafkaError]], suspects: int) -> None:
+        """Steps the isolation passes, drops a producer a refusal left dead, parks rows."""
         if self._isolate:
             self._isolate -= 1
         if suspects:
@@ -266,11 +309,8 @@ class OutboxRelay:
             self._close_producer()  # dead after a fatal error; a fresh one next pass
         if parked:
             self._park(parked)
-        if transient is not None:
-            # Nothing is marked sent: the batch goes out again (duplicates are absorbed by the
-            # consumers' inboxes) and in order, behind the failed record.
-            raise transient
-        failpoint("after_publish_before_mark_sent")
+
+    def _mark_sent(self, sent: list[int]) -> None:
         if sent:
             with self.db.write() as conn:
                 conn.execute(
@@ -278,13 +318,6 @@ class OutboxRelay:
                     .where(self.outbox.c.id.in_(sent))
                     .values(sent_at=datetime.now(UTC))
                 )
-        self.published += len(sent)
-        if sent and self.on_published is not None:
-            done = set(sent)
-            self.on_published(
-                time.monotonic() - started, [row.time for row in rows if row.id in done]
-            )
-        return len(sent) + len(parked)
 
     def _park(self, parked: list[tuple[Any, KafkaError]]) -> None:
         now = datetime.now(UTC)

@@ -307,8 +307,9 @@ class ConsentRecord:
     attested_at: datetime
 
 
-def consent_resource(consent_id: str, version: int, status: str, c: ConsentRecord) -> str:
-    """A patient's consent to disclose (privacy consent, opt-in) to one identified recipient."""
+def _consent_provision(c: ConsentRecord) -> dict[str, Any]:
+    """The consent's one provision: permit disclosing to the recipient, for the period, of the
+    scope's records."""
     period: dict[str, str] = {}
     if c.start:
         period["start"] = fhir.instant(c.start)
@@ -351,6 +352,11 @@ def consent_resource(consent_id: str, version: int, status: str, c: ConsentRecor
         provision["period"] = period
     if c.scope == "sud":
         provision["securityLabel"] = [{"system": privacy.ACT_CODE_SYSTEM, "code": "SUD"}]
+    return provision
+
+
+def consent_resource(consent_id: str, version: int, status: str, c: ConsentRecord) -> str:
+    """A patient's consent to disclose (privacy consent, opt-in) to one identified recipient."""
     resource: dict[str, Any] = {
         "resourceType": "Consent",
         "id": consent_id,
@@ -384,7 +390,7 @@ def consent_resource(consent_id: str, version: int, status: str, c: ConsentRecor
                 {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}
             ]
         },
-        "provision": provision,
+        "provision": _consent_provision(c),
     }
     if c.signed_document.startswith("DocumentReference/"):
         resource["sourceReference"] = {"reference": c.signed_document}
