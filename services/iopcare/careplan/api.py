@@ -24,6 +24,7 @@ from iopcare.kit import fhir
 from iopcare.kit.auth import current_principal
 from iopcare.kit.errors import FieldViolation, InvalidArgument
 from iopcare.kit.protoconv import require_id, timestamp
+from iopcare.kit.servicer import creates, gets, lists, one, rpc, versioned
 from iopcare.kit.versioned import Stored
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CarePlanService"].full_name
@@ -137,17 +138,66 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
         self.listings = listings
         self.templates = templates
 
-    def CreateCarePlan(
-        self, request: pb.CreateCarePlanRequest, context: grpc.ServicerContext
-    ) -> pb.CreateCarePlanResponse:
-        plan = self.plans.create(current_principal(), request.request_id, request.fhir_json)
-        return pb.CreateCarePlanResponse(care_plan=to_message(plan))
-
-    def GetCarePlan(
-        self, request: pb.GetCarePlanRequest, context: grpc.ServicerContext
-    ) -> pb.GetCarePlanResponse:
-        plan = self.plans.get(current_principal(), require_id(request.id, "id"))
-        return pb.GetCarePlanResponse(care_plan=to_message(plan))
+    CreateCarePlan = creates(
+        lambda s: s.plans.create, pb.CreateCarePlanResponse, "care_plan", to_message
+    )
+    GetCarePlan = gets(lambda s: s.plans.get, pb.GetCarePlanResponse, "care_plan", to_message)
+    ListCarePlans = lists(
+        lambda s: s.listings.care_plans, pb.ListCarePlansResponse, "care_plans", to_message
+    )
+    CreateCareTeam = creates(
+        lambda s: s.teams.create, pb.CreateCareTeamResponse, "care_team", team_message
+    )
+    GetCareTeam = gets(lambda s: s.teams.get, pb.GetCareTeamResponse, "care_team", team_message)
+    ListCareTeams = lists(
+        lambda s: s.listings.care_teams, pb.ListCareTeamsResponse, "care_teams", team_message
+    )
+    CreateGoal = creates(
+        lambda s: s.measures.create_goal, pb.CreateGoalResponse, "goal", goal_message
+    )
+    GetGoal = gets(lambda s: s.measures.get_goal, pb.GetGoalResponse, "goal", goal_message)
+    ListGoals = lists(lambda s: s.listings.goals, pb.ListGoalsResponse, "goals", goal_message)
+    CreateEpisode = creates(
+        lambda s: s.episodes.create, pb.CreateEpisodeResponse, "episode", episode_message
+    )
+    GetEpisode = gets(lambda s: s.episodes.get, pb.GetEpisodeResponse, "episode", episode_message)
+    ListEpisodes = lists(
+        lambda s: s.listings.episodes, pb.ListEpisodesResponse, "episodes", episode_message
+    )
+    AdmitPatient = rpc(
+        lambda s, r: s.episodes.admit(*versioned(r), r.reason, r.request_id, asked=r),
+        one(pb.AdmitPatientResponse, "episode", episode_message),
+    )
+    ChangeLevelOfCare = rpc(
+        lambda s, r: s.episodes.change_level(
+            *versioned(r), r.clinical_level, r.authorized_level, r.reason, r.request_id, asked=r
+        ),
+        one(pb.ChangeLevelOfCareResponse, "episode", episode_message),
+    )
+    DischargePatient = rpc(
+        lambda s, r: s.episodes.discharge(*versioned(r), r.reason, r.request_id, asked=r),
+        one(pb.DischargePatientResponse, "episode", episode_message),
+    )
+    RegisterPatient = creates(
+        lambda s: s.registry.register_patient, pb.RegisterPatientResponse, "patient", entry
+    )
+    GetPatient = gets(lambda s: s.registry.get_patient, pb.GetPatientResponse, "patient", entry)
+    FindPatient = rpc(
+        lambda s, r: s.registry.find_patient(current_principal(), r.system, r.value),
+        one(pb.FindPatientResponse, "patient", entry),
+    )
+    RegisterPractitioner = rpc(
+        lambda s, r: s.registry.register_practitioner(
+            current_principal(), r.request_id, r.fhir_json, "Practitioner"
+        ),
+        one(pb.RegisterPractitionerResponse, "practitioner", entry),
+    )
+    RegisterPractitionerRole = rpc(
+        lambda s, r: s.registry.register_practitioner(
+            current_principal(), r.request_id, r.fhir_json, "PractitionerRole"
+        ),
+        one(pb.RegisterPractitionerRoleResponse, "practitioner_role", entry),
+    )
 
     def DraftCarePlan(
         self, request: pb.DraftCarePlanRequest, context: grpc.ServicerContext
@@ -203,18 +253,6 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
         )
         return pb.RecordPlanReviewResponse(care_plan=to_message(plan))
 
-    def CreateCareTeam(
-        self, request: pb.CreateCareTeamRequest, context: grpc.ServicerContext
-    ) -> pb.CreateCareTeamResponse:
-        team = self.teams.create(current_principal(), request.request_id, request.fhir_json)
-        return pb.CreateCareTeamResponse(care_team=team_message(team))
-
-    def GetCareTeam(
-        self, request: pb.GetCareTeamRequest, context: grpc.ServicerContext
-    ) -> pb.GetCareTeamResponse:
-        team = self.teams.get(current_principal(), require_id(request.id, "id"))
-        return pb.GetCareTeamResponse(care_team=team_message(team))
-
     def UpdateCareTeam(
         self, request: pb.UpdateCareTeamRequest, context: grpc.ServicerContext
     ) -> pb.UpdateCareTeamResponse:
@@ -229,44 +267,6 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             mask=list(request.update_mask.paths),
         )
         return pb.UpdateCareTeamResponse(care_team=team_message(team))
-
-    def ListCareTeams(
-        self, request: pb.ListCareTeamsRequest, context: grpc.ServicerContext
-    ) -> pb.ListCareTeamsResponse:
-        page = self.listings.care_teams(
-            current_principal(),
-            require_id(request.patient_id, "patient_id"),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListCareTeamsResponse(
-            care_teams=[team_message(t) for t in page.items], next_page_token=page.next_page_token
-        )
-
-    def CreateGoal(
-        self, request: pb.CreateGoalRequest, context: grpc.ServicerContext
-    ) -> pb.CreateGoalResponse:
-        goal = self.measures.create_goal(current_principal(), request.request_id, request.fhir_json)
-        return pb.CreateGoalResponse(goal=goal_message(goal))
-
-    def GetGoal(
-        self, request: pb.GetGoalRequest, context: grpc.ServicerContext
-    ) -> pb.GetGoalResponse:
-        goal = self.measures.get_goal(current_principal(), require_id(request.id, "id"))
-        return pb.GetGoalResponse(goal=goal_message(goal))
-
-    def ListGoals(
-        self, request: pb.ListGoalsRequest, context: grpc.ServicerContext
-    ) -> pb.ListGoalsResponse:
-        page = self.listings.goals(
-            current_principal(),
-            require_id(request.patient_id, "patient_id"),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListGoalsResponse(
-            goals=[goal_message(g) for g in page.items], next_page_token=page.next_page_token
-        )
 
     def RecordMeasure(
         self, request: pb.RecordMeasureRequest, context: grpc.ServicerContext
@@ -293,73 +293,6 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             fhir_json=[resource for _, resource in page.items],
             next_page_token=page.next_page_token,
         )
-
-    def CreateEpisode(
-        self, request: pb.CreateEpisodeRequest, context: grpc.ServicerContext
-    ) -> pb.CreateEpisodeResponse:
-        episode = self.episodes.create(current_principal(), request.request_id, request.fhir_json)
-        return pb.CreateEpisodeResponse(episode=episode_message(episode))
-
-    def GetEpisode(
-        self, request: pb.GetEpisodeRequest, context: grpc.ServicerContext
-    ) -> pb.GetEpisodeResponse:
-        episode = self.episodes.get(current_principal(), require_id(request.id, "id"))
-        return pb.GetEpisodeResponse(episode=episode_message(episode))
-
-    def ListEpisodes(
-        self, request: pb.ListEpisodesRequest, context: grpc.ServicerContext
-    ) -> pb.ListEpisodesResponse:
-        page = self.listings.episodes(
-            current_principal(),
-            require_id(request.patient_id, "patient_id"),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListEpisodesResponse(
-            episodes=[episode_message(e) for e in page.items],
-            next_page_token=page.next_page_token,
-        )
-
-    def AdmitPatient(
-        self, request: pb.AdmitPatientRequest, context: grpc.ServicerContext
-    ) -> pb.AdmitPatientResponse:
-        episode = self.episodes.admit(
-            current_principal(),
-            require_id(request.id, "id"),
-            request.expected_version,
-            request.reason,
-            request.request_id,
-            asked=request,
-        )
-        return pb.AdmitPatientResponse(episode=episode_message(episode))
-
-    def ChangeLevelOfCare(
-        self, request: pb.ChangeLevelOfCareRequest, context: grpc.ServicerContext
-    ) -> pb.ChangeLevelOfCareResponse:
-        episode = self.episodes.change_level(
-            current_principal(),
-            require_id(request.id, "id"),
-            request.expected_version,
-            request.clinical_level,
-            request.authorized_level,
-            request.reason,
-            request.request_id,
-            asked=request,
-        )
-        return pb.ChangeLevelOfCareResponse(episode=episode_message(episode))
-
-    def DischargePatient(
-        self, request: pb.DischargePatientRequest, context: grpc.ServicerContext
-    ) -> pb.DischargePatientResponse:
-        episode = self.episodes.discharge(
-            current_principal(),
-            require_id(request.id, "id"),
-            request.expected_version,
-            request.reason,
-            request.request_id,
-            asked=request,
-        )
-        return pb.DischargePatientResponse(episode=episode_message(episode))
 
     def GetPatientPlan(
         self, request: pb.GetPatientPlanRequest, context: grpc.ServicerContext
@@ -424,42 +357,6 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
                 item.latest_time.CopyFrom(timestamp(progress.latest_at))
         return response
 
-    def RegisterPatient(
-        self, request: pb.RegisterPatientRequest, context: grpc.ServicerContext
-    ) -> pb.RegisterPatientResponse:
-        patient = self.registry.register_patient(
-            current_principal(), request.request_id, request.fhir_json
-        )
-        return pb.RegisterPatientResponse(patient=entry(patient))
-
-    def GetPatient(
-        self, request: pb.GetPatientRequest, context: grpc.ServicerContext
-    ) -> pb.GetPatientResponse:
-        patient = self.registry.get_patient(current_principal(), require_id(request.id, "id"))
-        return pb.GetPatientResponse(patient=entry(patient))
-
-    def FindPatient(
-        self, request: pb.FindPatientRequest, context: grpc.ServicerContext
-    ) -> pb.FindPatientResponse:
-        patient = self.registry.find_patient(current_principal(), request.system, request.value)
-        return pb.FindPatientResponse(patient=entry(patient))
-
-    def RegisterPractitioner(
-        self, request: pb.RegisterPractitionerRequest, context: grpc.ServicerContext
-    ) -> pb.RegisterPractitionerResponse:
-        item = self.registry.register_practitioner(
-            current_principal(), request.request_id, request.fhir_json, "Practitioner"
-        )
-        return pb.RegisterPractitionerResponse(practitioner=entry(item))
-
-    def RegisterPractitionerRole(
-        self, request: pb.RegisterPractitionerRoleRequest, context: grpc.ServicerContext
-    ) -> pb.RegisterPractitionerRoleResponse:
-        item = self.registry.register_practitioner(
-            current_principal(), request.request_id, request.fhir_json, "PractitionerRole"
-        )
-        return pb.RegisterPractitionerRoleResponse(practitioner_role=entry(item))
-
     def GetPractitioner(
         self, request: pb.GetPractitionerRequest, context: grpc.ServicerContext
     ) -> pb.GetPractitionerResponse:
@@ -469,19 +366,6 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
         roles = self.registry.roles_of(principal, practitioner_id)
         return pb.GetPractitionerResponse(
             practitioner=entry(item), roles=[entry(role) for role in roles]
-        )
-
-    def ListCarePlans(
-        self, request: pb.ListCarePlansRequest, context: grpc.ServicerContext
-    ) -> pb.ListCarePlansResponse:
-        page = self.listings.care_plans(
-            current_principal(),
-            require_id(request.patient_id, "patient_id"),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListCarePlansResponse(
-            care_plans=[to_message(p) for p in page.items], next_page_token=page.next_page_token
         )
 
     def GetMeasure(

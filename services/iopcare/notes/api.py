@@ -13,6 +13,7 @@ from iopcare.kit.auth import current_principal
 from iopcare.kit.errors import FieldViolation, InvalidArgument
 from iopcare.kit.paging import encode
 from iopcare.kit.protoconv import require_id, timestamp
+from iopcare.kit.servicer import gets, lists, one, rpc, versioned
 from iopcare.kit.versioned import Stored
 from iopcare.notes.clinical import Attendee, ClinicalNotes, NoteChanges
 from iopcare.notes.consents import ConsentInput, Consents
@@ -135,6 +136,16 @@ def _draft(note: pb.NoteInput, patient_id: str) -> NoteDraft:
     )
 
 
+def flag_message(flag: Stored) -> pb.Flag:
+    return pb.Flag(
+        id=flag.id,
+        version=flag.version,
+        patient_id=flag.patient_id,
+        status=flag.status,
+        fhir_json=flag.resource,
+    )
+
+
 @dataclass(frozen=True)
 class UseCases:
     """The notes service's use cases, one object per aggregate (built by `app`)."""
@@ -181,16 +192,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         )
         return pb.PostMessageResponse(message=to_message(stored))
 
-    def ListThread(
-        self, request: pb.ListThreadRequest, context: grpc.ServicerContext
-    ) -> pb.ListThreadResponse:
-        items, token = self.thread.page(
-            current_principal(),
-            require_id(request.patient_id, "patient_id"),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListThreadResponse(messages=[to_message(m) for m in items], next_page_token=token)
+    ListThread = lists(lambda s: s.thread.page, pb.ListThreadResponse, "messages", to_message)
 
     def GetCommunication(
         self, request: pb.GetCommunicationRequest, context: grpc.ServicerContext
@@ -201,16 +203,10 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
             receipts=[pb.ReadReceipt(reader=r, read_time=timestamp(t)) for r, t in view.receipts],
         )
 
-    def RetractMessage(
-        self, request: pb.RetractMessageRequest, context: grpc.ServicerContext
-    ) -> pb.RetractMessageResponse:
-        stored = self.thread.retract(
-            current_principal(),
-            require_id(request.id, "id"),
-            request.expected_version,
-            request.request_id,
-        )
-        return pb.RetractMessageResponse(message=to_message(stored))
+    RetractMessage = rpc(
+        lambda s, r: s.thread.retract(*versioned(r), r.request_id),
+        one(pb.RetractMessageResponse, "message", to_message),
+    )
 
     def MarkRead(
         self, request: pb.MarkReadRequest, context: grpc.ServicerContext
@@ -246,26 +242,15 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         )
         return pb.SaveMessageDraftResponse(draft=to_draft(saved))
 
-    def ListMessageDrafts(
-        self, request: pb.ListMessageDraftsRequest, context: grpc.ServicerContext
-    ) -> pb.ListMessageDraftsResponse:
-        found, token = self.drafts.page(
-            current_principal(),
-            require_id(request.patient_id, "patient_id"),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListMessageDraftsResponse(
-            drafts=[to_draft(d) for d in found], next_page_token=token
-        )
-
-    def SendMessageDraft(
-        self, request: pb.SendMessageDraftRequest, context: grpc.ServicerContext
-    ) -> pb.SendMessageDraftResponse:
-        message = self.drafts.send(
-            current_principal(), request.request_id, require_id(request.draft_id, "draft_id")
-        )
-        return pb.SendMessageDraftResponse(message=to_message(message))
+    ListMessageDrafts = lists(
+        lambda s: s.drafts.page, pb.ListMessageDraftsResponse, "drafts", to_draft
+    )
+    SendMessageDraft = rpc(
+        lambda s, r: s.drafts.send(
+            current_principal(), r.request_id, require_id(r.draft_id, "draft_id")
+        ),
+        one(pb.SendMessageDraftResponse, "message", to_message),
+    )
 
     def DiscardMessageDraft(
         self, request: pb.DiscardMessageDraftRequest, context: grpc.ServicerContext
@@ -292,27 +277,15 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
                 yield pb.WatchThreadResponse(message=to_message(message), resume_token=token)
 
     # Crisis flags ------------------------------------------------------------------------------
-    def AcknowledgeCrisis(
-        self, request: pb.AcknowledgeCrisisRequest, context: grpc.ServicerContext
-    ) -> pb.AcknowledgeCrisisResponse:
-        flag = self.crisis.acknowledge(
-            current_principal(),
-            require_id(request.flag_id, "flag_id"),
-            request.note,
-            request.request_id,
-        )
-        return pb.AcknowledgeCrisisResponse(flag=flag_message(flag))
-
-    def ListFlags(
-        self, request: pb.ListFlagsRequest, context: grpc.ServicerContext
-    ) -> pb.ListFlagsResponse:
-        found, token = self.crisis.flags_for_patient(
-            current_principal(),
-            require_id(request.patient_id, "patient_id"),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListFlagsResponse(flags=[flag_message(f) for f in found], next_page_token=token)
+    AcknowledgeCrisis = rpc(
+        lambda s, r: s.crisis.acknowledge(
+            current_principal(), require_id(r.flag_id, "flag_id"), r.note, r.request_id
+        ),
+        one(pb.AcknowledgeCrisisResponse, "flag", flag_message),
+    )
+    ListFlags = lists(
+        lambda s: s.crisis.flags_for_patient, pb.ListFlagsResponse, "flags", flag_message
+    )
 
     # Clinical notes ----------------------------------------------------------------------------
     def CreateNote(
@@ -361,12 +334,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def SignNote(
         self, request: pb.SignNoteRequest, context: grpc.ServicerContext
     ) -> pb.SignNoteResponse:
-        view = self.clinical.sign(
-            current_principal(),
-            require_id(request.id, "id"),
-            request.expected_version,
-            request.request_id,
-        )
+        view = self.clinical.sign(*versioned(request), request.request_id)
         return pb.SignNoteResponse(
             note=to_note(view.note), provenance_json=view.provenance[-1] if view.provenance else ""
         )
@@ -452,39 +420,13 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         )
         return pb.RecordConsentResponse(consent=to_consent(consent))
 
-    def GetConsent(
-        self, request: pb.GetConsentRequest, context: grpc.ServicerContext
-    ) -> pb.GetConsentResponse:
-        consent = self.consents.get_consent(current_principal(), require_id(request.id, "id"))
-        return pb.GetConsentResponse(consent=to_consent(consent))
-
-    def RevokeConsent(
-        self, request: pb.RevokeConsentRequest, context: grpc.ServicerContext
-    ) -> pb.RevokeConsentResponse:
-        consent = self.consents.revoke_consent(
-            current_principal(), require_id(request.id, "id"), request.request_id
-        )
-        return pb.RevokeConsentResponse(consent=to_consent(consent))
-
-    def ListConsents(
-        self, request: pb.ListConsentsRequest, context: grpc.ServicerContext
-    ) -> pb.ListConsentsResponse:
-        found, token = self.consents.page(
-            current_principal(),
-            require_id(request.patient_id, "patient_id"),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListConsentsResponse(
-            consents=[to_consent(c) for c in found], next_page_token=token
-        )
-
-
-def flag_message(flag: Stored) -> pb.Flag:
-    return pb.Flag(
-        id=flag.id,
-        version=flag.version,
-        patient_id=flag.patient_id,
-        status=flag.status,
-        fhir_json=flag.resource,
+    GetConsent = gets(
+        lambda s: s.consents.get_consent, pb.GetConsentResponse, "consent", to_consent
     )
+    RevokeConsent = rpc(
+        lambda s, r: s.consents.revoke_consent(
+            current_principal(), require_id(r.id, "id"), r.request_id
+        ),
+        one(pb.RevokeConsentResponse, "consent", to_consent),
+    )
+    ListConsents = lists(lambda s: s.consents.page, pb.ListConsentsResponse, "consents", to_consent)
