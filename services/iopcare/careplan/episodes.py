@@ -32,6 +32,12 @@ from iopcare.kit.errors import (
 from iopcare.kit.requests import change_once
 from iopcare.kit.versioned import Stored, revise
 
+#: The episode steps that take nothing but a reason, by the RPC that asks for each.
+STEPS: dict[str, Callable[[EpisodeState], Transition]] = {
+    "AdmitPatient": admit,
+    "DischargePatient": discharge,
+}
+
 
 class Episodes(ServiceBase):
     """The IOP stay: enrolment, admission, level of care, step up or down, discharge."""
@@ -87,22 +93,19 @@ class Episodes(ServiceBase):
             episode = store.episodes.load(conn, episode_id)
         return self._audited_read(principal, f"EpisodeOfCare/{episode_id}", episode)
 
-    def admit(
+    def step(
         self,
         principal: Principal,
         episode_id: str,
         expected_version: int,
+        rpc: str,
         reason: str,
         request_id: str = "",
         asked: object = None,
     ) -> Stored:
+        """Admit or discharge: the step of `STEPS` that `rpc` names."""
         return self._transition(
-            principal,
-            episode_id,
-            expected_version,
-            admit,
-            reason,
-            ("AdmitPatient", request_id, asked),
+            principal, episode_id, expected_version, STEPS[rpc], reason, (rpc, request_id, asked)
         )
 
     def change_level(
@@ -135,24 +138,6 @@ class Episodes(ServiceBase):
                     "reason": reason,
                 },
             ),
-        )
-
-    def discharge(
-        self,
-        principal: Principal,
-        episode_id: str,
-        expected_version: int,
-        reason: str,
-        request_id: str = "",
-        asked: object = None,
-    ) -> Stored:
-        return self._transition(
-            principal,
-            episode_id,
-            expected_version,
-            discharge,
-            reason,
-            ("DischargePatient", request_id, asked),
         )
 
     def _transition(
