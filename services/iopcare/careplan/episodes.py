@@ -29,7 +29,6 @@ from iopcare.kit.errors import (
     InvalidArgument,
     PermissionDenied,
 )
-from iopcare.kit.requests import change_once
 from iopcare.kit.versioned import Stored, revise
 
 #: The episode steps that take nothing but a reason, by the RPC that asks for each.
@@ -203,16 +202,7 @@ class Episodes(ServiceBase):
                     detail=kind,
                 )
 
-            change_once(
-                self.db,
-                store.request_log,
-                principal,
-                operation,
-                request_id,
-                episode_id,
-                _change,
-                request=asked,
-            )  # a reuse is audited by the _audit_refusals around this
+            self._change_once(principal, operation, request_id, episode_id, _change, asked)
         self.notify_outbox()
         return self._reload(store.episodes, episode_id)
 
