@@ -161,19 +161,13 @@ class UseCases:
 
 class NotesServicer(pb_grpc.NotesServiceServicer):
     def __init__(self, cases: UseCases) -> None:
-        self.thread = cases.thread
-        self.drafts = cases.drafts
-        self.crisis = cases.crisis
-        self.clinical = cases.clinical
-        self.search = cases.search
-        self.consents = cases.consents
-        self.disclosure = cases.disclosure
+        self.cases = cases
 
     # Team thread -------------------------------------------------------------------------------
     def PostMessage(
         self, request: pb.PostMessageRequest, context: grpc.ServicerContext
     ) -> pb.PostMessageResponse:
-        stored = self.thread.post(
+        stored = self.cases.thread.post(
             current_principal(),
             request.request_id,
             require_id(request.patient_id, "patient_id"),
@@ -192,19 +186,19 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         )
         return pb.PostMessageResponse(message=to_message(stored))
 
-    ListThread = lists(lambda s: s.thread.page, pb.ListThreadResponse, "messages", to_message)
+    ListThread = lists(lambda s: s.cases.thread.page, pb.ListThreadResponse, "messages", to_message)
 
     def GetCommunication(
         self, request: pb.GetCommunicationRequest, context: grpc.ServicerContext
     ) -> pb.GetCommunicationResponse:
-        view = self.thread.get_message(current_principal(), require_id(request.id, "id"))
+        view = self.cases.thread.get_message(current_principal(), require_id(request.id, "id"))
         return pb.GetCommunicationResponse(
             message=to_message(view.message),
             receipts=[pb.ReadReceipt(reader=r, read_time=timestamp(t)) for r, t in view.receipts],
         )
 
     RetractMessage = rpc(
-        lambda s, r: s.thread.retract(*versioned(r), r.request_id),
+        lambda s, r: s.cases.thread.retract(*versioned(r), r.request_id),
         one(pb.RetractMessageResponse, "message", to_message),
     )
 
@@ -212,7 +206,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         self, request: pb.MarkReadRequest, context: grpc.ServicerContext
     ) -> pb.MarkReadResponse:
         ids = [require_id(m, f"message_ids[{i}]") for i, m in enumerate(request.message_ids)]
-        new = self.thread.mark_read(current_principal(), ids, request.request_id)
+        new = self.cases.thread.mark_read(current_principal(), ids, request.request_id)
         return pb.MarkReadResponse(new_receipts=new)
 
     def SaveMessageDraft(
@@ -221,7 +215,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         m = request.message
         patient_id = require_id(m.patient_id, "message.patient_id")
         draft_id = require_id(request.draft_id, "draft_id") if request.draft_id else ""
-        saved = self.drafts.save(
+        saved = self.cases.drafts.save(
             current_principal(),
             patient_id,
             draft_id,
@@ -243,10 +237,10 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         return pb.SaveMessageDraftResponse(draft=to_draft(saved))
 
     ListMessageDrafts = lists(
-        lambda s: s.drafts.page, pb.ListMessageDraftsResponse, "drafts", to_draft
+        lambda s: s.cases.drafts.page, pb.ListMessageDraftsResponse, "drafts", to_draft
     )
     SendMessageDraft = rpc(
-        lambda s, r: s.drafts.send(
+        lambda s, r: s.cases.drafts.send(
             current_principal(), r.request_id, require_id(r.draft_id, "draft_id")
         ),
         one(pb.SendMessageDraftResponse, "message", to_message),
@@ -255,7 +249,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def DiscardMessageDraft(
         self, request: pb.DiscardMessageDraftRequest, context: grpc.ServicerContext
     ) -> pb.DiscardMessageDraftResponse:
-        self.drafts.discard(
+        self.cases.drafts.discard(
             current_principal(), require_id(request.draft_id, "draft_id"), request.request_id
         )
         return pb.DiscardMessageDraftResponse()
@@ -265,26 +259,26 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     ) -> Iterator[pb.WatchThreadResponse]:
         principal = current_principal()
         patient_id = require_id(request.patient_id, "patient_id")
-        with self.thread.watching(principal, patient_id, request.resume_token) as cursor:
+        with self.cases.thread.watching(principal, patient_id, request.resume_token) as cursor:
             # Initial metadata tells the client the stream is open: everything committed from
             # now on reaches it (and the token names where it started, for resuming).
             context.send_initial_metadata(((WATCH_START_HEADER, encode({"seq": cursor})),))
             # A cancelled call wakes its stream at once instead of at the next re-read.
-            context.add_callback(self.thread.watchers.wake_all)
-            for message, token in self.thread.follow(
+            context.add_callback(self.cases.thread.watchers.wake_all)
+            for message, token in self.cases.thread.follow(
                 principal, patient_id, cursor, context.is_active
             ):
                 yield pb.WatchThreadResponse(message=to_message(message), resume_token=token)
 
     # Crisis flags ------------------------------------------------------------------------------
     AcknowledgeCrisis = rpc(
-        lambda s, r: s.crisis.acknowledge(
+        lambda s, r: s.cases.crisis.acknowledge(
             current_principal(), require_id(r.flag_id, "flag_id"), r.note, r.request_id
         ),
         one(pb.AcknowledgeCrisisResponse, "flag", flag_message),
     )
     ListFlags = lists(
-        lambda s: s.crisis.flags_for_patient, pb.ListFlagsResponse, "flags", flag_message
+        lambda s: s.cases.crisis.flags_for_patient, pb.ListFlagsResponse, "flags", flag_message
     )
 
     # Clinical notes ----------------------------------------------------------------------------
@@ -299,7 +293,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
             patient_id = attendees[0].patient_id
         else:
             patient_id = require_id(request.note.patient_id, "note.patient_id")
-        notes = self.clinical.create(
+        notes = self.cases.clinical.create(
             current_principal(), request.request_id, _draft(request.note, patient_id), attendees
         )
         return pb.CreateNoteResponse(notes=[to_note(n) for n in notes])
@@ -322,7 +316,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
             sensitivity=frozenset(note.sensitivity) if "sensitivity" in paths else None,
             shared_with=frozenset(note.shared_with) if "shared_with" in paths else None,
         )
-        updated = self.clinical.update_draft(
+        updated = self.cases.clinical.update_draft(
             current_principal(),
             require_id(request.id, "id"),
             request.expected_version,
@@ -334,7 +328,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def SignNote(
         self, request: pb.SignNoteRequest, context: grpc.ServicerContext
     ) -> pb.SignNoteResponse:
-        view = self.clinical.sign(*versioned(request), request.request_id)
+        view = self.cases.clinical.sign(*versioned(request), request.request_id)
         return pb.SignNoteResponse(
             note=to_note(view.note), provenance_json=view.provenance[-1] if view.provenance else ""
         )
@@ -342,7 +336,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def AmendNote(
         self, request: pb.AmendNoteRequest, context: grpc.ServicerContext
     ) -> pb.AmendNoteResponse:
-        note = self.clinical.amend(
+        note = self.cases.clinical.amend(
             current_principal(),
             request.request_id,
             require_id(request.id, "id"),
@@ -356,7 +350,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def GetNote(
         self, request: pb.GetNoteRequest, context: grpc.ServicerContext
     ) -> pb.GetNoteResponse:
-        view = self.clinical.get(current_principal(), require_id(request.id, "id"))
+        view = self.cases.clinical.get(current_principal(), require_id(request.id, "id"))
         return pb.GetNoteResponse(
             note=to_note(view.note),
             related_ids=view.related,
@@ -375,7 +369,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
                     [FieldViolation(f"type_codes[{i}]", f"one of {', '.join(KIND_BY_CODE)}")],
                 )
             kinds.append(KIND_BY_CODE[code])
-        found, token = self.search.search(
+        found, token = self.cases.search.search(
             current_principal(),
             require_id(request.patient_id, "patient_id"),
             NoteFilter(
@@ -394,7 +388,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def DiscloseNote(
         self, request: pb.DiscloseNoteRequest, context: grpc.ServicerContext
     ) -> pb.DiscloseNoteResponse:
-        body = self.disclosure.disclose(
+        body = self.cases.disclosure.disclose(
             current_principal(), require_id(request.id, "id"), request.recipient
         )
         return pb.DiscloseNoteResponse(fhir_json=body)
@@ -403,7 +397,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def RecordConsent(
         self, request: pb.RecordConsentRequest, context: grpc.ServicerContext
     ) -> pb.RecordConsentResponse:
-        consent = self.consents.record_consent(
+        consent = self.cases.consents.record_consent(
             current_principal(),
             request.request_id,
             require_id(request.patient_id, "patient_id"),
@@ -421,12 +415,14 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         return pb.RecordConsentResponse(consent=to_consent(consent))
 
     GetConsent = gets(
-        lambda s: s.consents.get_consent, pb.GetConsentResponse, "consent", to_consent
+        lambda s: s.cases.consents.get_consent, pb.GetConsentResponse, "consent", to_consent
     )
     RevokeConsent = rpc(
-        lambda s, r: s.consents.revoke_consent(
+        lambda s, r: s.cases.consents.revoke_consent(
             current_principal(), require_id(r.id, "id"), r.request_id
         ),
         one(pb.RevokeConsentResponse, "consent", to_consent),
     )
-    ListConsents = lists(lambda s: s.consents.page, pb.ListConsentsResponse, "consents", to_consent)
+    ListConsents = lists(
+        lambda s: s.cases.consents.page, pb.ListConsentsResponse, "consents", to_consent
+    )
