@@ -139,11 +139,13 @@ def ensure_jars(cache_dir: Path | None = None) -> Path:
         cache_dir = repo_root() / ".cache" / "kafka" / kafka_version() / "libs"
 
     libs = Path(cache_dir).expanduser().resolve()
-    return downloads.ensure_installed(libs, _download_jars, kafka_version())
+    return downloads.ensure_installed(
+        libs, lambda staging: _download_jars(staging, libs), kafka_version()
+    )
 
 
-def _download_jars(staging: Path) -> Path:
-    log.info("downloading Kafka jars into %s", staging.parent)
+def _download_jars(staging: Path, libs: Path) -> Path:
+    log.info("downloading Kafka jars into %s", libs)
     output = downloads.mvn(
         [
             "-f",
