@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import grpc
 from google.type import date_pb2
 
 from iopcare.careplan import fhir_map
 from iopcare.careplan.care_teams import CareTeams
+from iopcare.careplan.domain.progress import Attendance
 from iopcare.careplan.domain.review import Attestation, Review
 from iopcare.careplan.domain.templates import Template
 from iopcare.careplan.episodes import Episodes
@@ -24,55 +26,44 @@ from iopcare.kit import fhir
 from iopcare.kit.auth import current_principal
 from iopcare.kit.errors import FieldViolation, InvalidArgument
 from iopcare.kit.protoconv import require_id, timestamp
+from iopcare.kit.servicer import creates, gets, lists, one, page, rpc, versioned
 from iopcare.kit.versioned import Stored
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CarePlanService"].full_name
 
 
+def stored(item: Stored) -> dict[str, Any]:
+    """The fields every versioned resource's message has, from how it is stored."""
+    return {
+        "id": item.id,
+        "version": item.version,
+        "patient_id": item.patient_id,
+        "status": item.status,
+        "update_time": timestamp(item.updated_at),
+        "fhir_json": item.resource,
+    }
+
+
 def to_message(plan: Stored) -> pb.CarePlan:
-    return pb.CarePlan(
-        id=plan.id,
-        version=plan.version,
-        patient_id=plan.patient_id,
-        status=plan.status,
-        update_time=timestamp(plan.updated_at),
-        fhir_json=plan.resource,
-    )
+    return pb.CarePlan(**stored(plan))
 
 
 def team_message(team: Stored) -> pb.CareTeam:
-    return pb.CareTeam(
-        id=team.id,
-        version=team.version,
-        patient_id=team.patient_id,
-        status=team.status,
-        update_time=timestamp(team.updated_at),
-        fhir_json=team.resource,
-    )
+    return pb.CareTeam(**stored(team))
 
 
 def goal_message(goal: Stored) -> pb.Goal:
-    return pb.Goal(
-        id=goal.id,
-        version=goal.version,
-        patient_id=goal.patient_id,
-        lifecycle_status=goal.status,
-        update_time=timestamp(goal.updated_at),
-        fhir_json=goal.resource,
-    )
+    fields = stored(goal)
+    fields["lifecycle_status"] = fields.pop("status")
+    return pb.Goal(**fields)
 
 
 def episode_message(episode: Stored) -> pb.EpisodeOfCare:
     state = fhir_map.episode_state(fhir.parse_resource(episode.resource))
     return pb.EpisodeOfCare(
-        id=episode.id,
-        version=episode.version,
-        patient_id=episode.patient_id,
-        status=episode.status,
+        **stored(episode),
         clinical_level=state.clinical_level or "",
         authorized_level=state.authorized_level or "",
-        update_time=timestamp(episode.updated_at),
-        fhir_json=episode.resource,
     )
 
 
@@ -87,19 +78,21 @@ def entry(item: Stored) -> pb.RegistryEntry:
 
 def version_message(item: Stored, past: PastVersion | None = None) -> pb.ResourceVersion:
     """A version as stored; with its Provenance when listed (ListResourceVersions)."""
-    message = pb.ResourceVersion(
-        id=item.id,
-        version=item.version,
-        patient_id=item.patient_id,
-        status=item.status,
-        update_time=timestamp(item.updated_at),
-        fhir_json=item.resource,
-    )
+    message = pb.ResourceVersion(**stored(item))
     if past is not None:
         message.changed_by = past.provenance.changed_by
         message.change = past.provenance.change
         message.reason = past.provenance.reason or ""
     return message
+
+
+def attendance_message(counts: Attendance) -> pb.Attendance:
+    return pb.Attendance(
+        scheduled=counts.scheduled,
+        attended=counts.attended,
+        missed=counts.missed,
+        cancelled=counts.cancelled,
+    )
 
 
 def day_of(value: date_pb2.Date, field: str) -> date | None:
@@ -137,46 +130,91 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
         self.listings = listings
         self.templates = templates
 
-    def CreateCarePlan(
-        self, request: pb.CreateCarePlanRequest, context: grpc.ServicerContext
-    ) -> pb.CreateCarePlanResponse:
-        plan = self.plans.create(current_principal(), request.request_id, request.fhir_json)
-        return pb.CreateCarePlanResponse(care_plan=to_message(plan))
+    CreateCarePlan = creates(
+        lambda s: s.plans.create, pb.CreateCarePlanResponse, "care_plan", to_message
+    )
+    CreateCareTeam = creates(
+        lambda s: s.teams.create, pb.CreateCareTeamResponse, "care_team", team_message
+    )
+    CreateGoal = creates(
+        lambda s: s.measures.create_goal, pb.CreateGoalResponse, "goal", goal_message
+    )
+    CreateEpisode = creates(
+        lambda s: s.episodes.create, pb.CreateEpisodeResponse, "episode", episode_message
+    )
+    GetCarePlan = gets(lambda s: s.plans.get, pb.GetCarePlanResponse, "care_plan", to_message)
+    GetCareTeam = gets(lambda s: s.teams.get, pb.GetCareTeamResponse, "care_team", team_message)
+    GetGoal = gets(lambda s: s.measures.get_goal, pb.GetGoalResponse, "goal", goal_message)
+    GetEpisode = gets(lambda s: s.episodes.get, pb.GetEpisodeResponse, "episode", episode_message)
+    ListCarePlans = lists(
+        lambda s: s.listings.care_plans, pb.ListCarePlansResponse, "care_plans", to_message
+    )
+    ListCareTeams = lists(
+        lambda s: s.listings.care_teams, pb.ListCareTeamsResponse, "care_teams", team_message
+    )
+    ListGoals = lists(lambda s: s.listings.goals, pb.ListGoalsResponse, "goals", goal_message)
+    ListEpisodes = lists(
+        lambda s: s.listings.episodes, pb.ListEpisodesResponse, "episodes", episode_message
+    )
+    AdmitPatient = rpc(
+        lambda s, r: s.episodes.step(*versioned(r), "AdmitPatient", r.reason, r.request_id, r),
+        one(pb.AdmitPatientResponse, "episode", episode_message),
+    )
+    ChangeLevelOfCare = rpc(
+        lambda s, r: s.episodes.change_level(
+            *versioned(r), r.clinical_level, r.authorized_level, r.reason, r.request_id, asked=r
+        ),
+        one(pb.ChangeLevelOfCareResponse, "episode", episode_message),
+    )
+    DischargePatient = rpc(
+        lambda s, r: s.episodes.step(*versioned(r), "DischargePatient", r.reason, r.request_id, r),
+        one(pb.DischargePatientResponse, "episode", episode_message),
+    )
+    RegisterPatient = creates(
+        lambda s: s.registry.register_patient, pb.RegisterPatientResponse, "patient", entry
+    )
+    GetPatient = gets(lambda s: s.registry.get_patient, pb.GetPatientResponse, "patient", entry)
+    FindPatient = rpc(
+        lambda s, r: s.registry.find_patient(current_principal(), r.system, r.value),
+        one(pb.FindPatientResponse, "patient", entry),
+    )
+    RegisterPractitioner = rpc(
+        lambda s, r: s.registry.register_practitioner(
+            current_principal(), r.request_id, r.fhir_json, "Practitioner"
+        ),
+        one(pb.RegisterPractitionerResponse, "practitioner", entry),
+    )
+    RegisterPractitionerRole = rpc(
+        lambda s, r: s.registry.register_practitioner(
+            current_principal(), r.request_id, r.fhir_json, "PractitionerRole"
+        ),
+        one(pb.RegisterPractitionerRoleResponse, "practitioner_role", entry),
+    )
 
-    def GetCarePlan(
-        self, request: pb.GetCarePlanRequest, context: grpc.ServicerContext
-    ) -> pb.GetCarePlanResponse:
-        plan = self.plans.get(current_principal(), require_id(request.id, "id"))
-        return pb.GetCarePlanResponse(care_plan=to_message(plan))
-
-    def DraftCarePlan(
-        self, request: pb.DraftCarePlanRequest, context: grpc.ServicerContext
-    ) -> pb.DraftCarePlanResponse:
-        plan = self.plans.draft_from_template(
+    DraftCarePlan = rpc(
+        lambda s, r: s.plans.draft_from_template(
             current_principal(),
-            request.request_id,
-            require_id(request.patient_id, "patient_id"),
-            request.diagnosis_code,
-            require_id(request.care_team_id, "care_team_id") if request.care_team_id else "",
-            self.templates,
-            request.additions_fhir_json,
-        )
-        return pb.DraftCarePlanResponse(care_plan=to_message(plan))
-
-    def UpdateCarePlan(
-        self, request: pb.UpdateCarePlanRequest, context: grpc.ServicerContext
-    ) -> pb.UpdateCarePlanResponse:
-        plan = self.plans.update(
-            current_principal(),
-            require_id(request.id, "id"),
-            request.expected_version,
-            request.fhir_json,
-            list(request.update_mask.paths),
-            request.reason,
-            request.request_id,
-            asked=request,  # fingerprinted without its request_id (kit.requests)
-        )
-        return pb.UpdateCarePlanResponse(care_plan=to_message(plan))
+            r.request_id,
+            require_id(r.patient_id, "patient_id"),
+            r.diagnosis_code,
+            require_id(r.care_team_id, "care_team_id") if r.care_team_id else "",
+            s.templates,
+            r.additions_fhir_json,
+        ),
+        one(pb.DraftCarePlanResponse, "care_plan", to_message),
+    )
+    # Changes are fingerprinted without their request_id (kit.requests): asked=r.
+    UpdateCarePlan = rpc(
+        lambda s, r: s.plans.update(
+            *versioned(r),
+            r.fhir_json,
+            list(r.update_mask.paths),
+            r.reason,
+            r.request_id,
+            asked=r,
+        ),
+        one(pb.UpdateCarePlanResponse, "care_plan", to_message),
+    )
 
     def RecordPlanReview(
         self, request: pb.RecordPlanReviewRequest, context: grpc.ServicerContext
@@ -194,79 +232,21 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             ],
         )
         plan = self.plans.record_review(
-            current_principal(),
-            require_id(request.id, "id"),
-            request.expected_version,
-            review,
-            request.request_id,
-            asked=request,  # fingerprinted without its request_id (kit.requests)
+            *versioned(request), review, request.request_id, asked=request
         )
         return pb.RecordPlanReviewResponse(care_plan=to_message(plan))
 
-    def CreateCareTeam(
-        self, request: pb.CreateCareTeamRequest, context: grpc.ServicerContext
-    ) -> pb.CreateCareTeamResponse:
-        team = self.teams.create(current_principal(), request.request_id, request.fhir_json)
-        return pb.CreateCareTeamResponse(care_team=team_message(team))
-
-    def GetCareTeam(
-        self, request: pb.GetCareTeamRequest, context: grpc.ServicerContext
-    ) -> pb.GetCareTeamResponse:
-        team = self.teams.get(current_principal(), require_id(request.id, "id"))
-        return pb.GetCareTeamResponse(care_team=team_message(team))
-
-    def UpdateCareTeam(
-        self, request: pb.UpdateCareTeamRequest, context: grpc.ServicerContext
-    ) -> pb.UpdateCareTeamResponse:
-        team = self.teams.update(
-            current_principal(),
-            require_id(request.id, "id"),
-            request.expected_version,
-            request.fhir_json,
-            request.reason,
-            request.request_id,
-            asked=request,
-            mask=list(request.update_mask.paths),
-        )
-        return pb.UpdateCareTeamResponse(care_team=team_message(team))
-
-    def ListCareTeams(
-        self, request: pb.ListCareTeamsRequest, context: grpc.ServicerContext
-    ) -> pb.ListCareTeamsResponse:
-        page = self.listings.care_teams(
-            current_principal(),
-            require_id(request.patient_id, "patient_id"),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListCareTeamsResponse(
-            care_teams=[team_message(t) for t in page.items], next_page_token=page.next_page_token
-        )
-
-    def CreateGoal(
-        self, request: pb.CreateGoalRequest, context: grpc.ServicerContext
-    ) -> pb.CreateGoalResponse:
-        goal = self.measures.create_goal(current_principal(), request.request_id, request.fhir_json)
-        return pb.CreateGoalResponse(goal=goal_message(goal))
-
-    def GetGoal(
-        self, request: pb.GetGoalRequest, context: grpc.ServicerContext
-    ) -> pb.GetGoalResponse:
-        goal = self.measures.get_goal(current_principal(), require_id(request.id, "id"))
-        return pb.GetGoalResponse(goal=goal_message(goal))
-
-    def ListGoals(
-        self, request: pb.ListGoalsRequest, context: grpc.ServicerContext
-    ) -> pb.ListGoalsResponse:
-        page = self.listings.goals(
-            current_principal(),
-            require_id(request.patient_id, "patient_id"),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListGoalsResponse(
-            goals=[goal_message(g) for g in page.items], next_page_token=page.next_page_token
-        )
+    UpdateCareTeam = rpc(
+        lambda s, r: s.teams.update(
+            *versioned(r),
+            r.fhir_json,
+            r.reason,
+            r.request_id,
+            asked=r,
+            mask=list(r.update_mask.paths),
+        ),
+        one(pb.UpdateCareTeamResponse, "care_team", team_message),
+    )
 
     def RecordMeasure(
         self, request: pb.RecordMeasureRequest, context: grpc.ServicerContext
@@ -279,87 +259,16 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             crisis_reasons=recorded.crisis_reasons,
         )
 
-    def ListMeasures(
-        self, request: pb.ListMeasuresRequest, context: grpc.ServicerContext
-    ) -> pb.ListMeasuresResponse:
-        page = self.listings.measures(
+    ListMeasures = rpc(
+        lambda s, r: s.listings.measures(
             current_principal(),
-            require_id(request.patient_id, "patient_id"),
-            request.code,
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListMeasuresResponse(
-            fhir_json=[resource for _, resource in page.items],
-            next_page_token=page.next_page_token,
-        )
-
-    def CreateEpisode(
-        self, request: pb.CreateEpisodeRequest, context: grpc.ServicerContext
-    ) -> pb.CreateEpisodeResponse:
-        episode = self.episodes.create(current_principal(), request.request_id, request.fhir_json)
-        return pb.CreateEpisodeResponse(episode=episode_message(episode))
-
-    def GetEpisode(
-        self, request: pb.GetEpisodeRequest, context: grpc.ServicerContext
-    ) -> pb.GetEpisodeResponse:
-        episode = self.episodes.get(current_principal(), require_id(request.id, "id"))
-        return pb.GetEpisodeResponse(episode=episode_message(episode))
-
-    def ListEpisodes(
-        self, request: pb.ListEpisodesRequest, context: grpc.ServicerContext
-    ) -> pb.ListEpisodesResponse:
-        page = self.listings.episodes(
-            current_principal(),
-            require_id(request.patient_id, "patient_id"),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListEpisodesResponse(
-            episodes=[episode_message(e) for e in page.items],
-            next_page_token=page.next_page_token,
-        )
-
-    def AdmitPatient(
-        self, request: pb.AdmitPatientRequest, context: grpc.ServicerContext
-    ) -> pb.AdmitPatientResponse:
-        episode = self.episodes.admit(
-            current_principal(),
-            require_id(request.id, "id"),
-            request.expected_version,
-            request.reason,
-            request.request_id,
-            asked=request,
-        )
-        return pb.AdmitPatientResponse(episode=episode_message(episode))
-
-    def ChangeLevelOfCare(
-        self, request: pb.ChangeLevelOfCareRequest, context: grpc.ServicerContext
-    ) -> pb.ChangeLevelOfCareResponse:
-        episode = self.episodes.change_level(
-            current_principal(),
-            require_id(request.id, "id"),
-            request.expected_version,
-            request.clinical_level,
-            request.authorized_level,
-            request.reason,
-            request.request_id,
-            asked=request,
-        )
-        return pb.ChangeLevelOfCareResponse(episode=episode_message(episode))
-
-    def DischargePatient(
-        self, request: pb.DischargePatientRequest, context: grpc.ServicerContext
-    ) -> pb.DischargePatientResponse:
-        episode = self.episodes.discharge(
-            current_principal(),
-            require_id(request.id, "id"),
-            request.expected_version,
-            request.reason,
-            request.request_id,
-            asked=request,
-        )
-        return pb.DischargePatientResponse(episode=episode_message(episode))
+            require_id(r.patient_id, "patient_id"),
+            r.code,
+            r.page_size,
+            r.page_token,
+        ),
+        page(pb.ListMeasuresResponse, "fhir_json", lambda item: item[1]),  # (id, resource)
+    )
 
     def GetPatientPlan(
         self, request: pb.GetPatientPlanRequest, context: grpc.ServicerContext
@@ -378,12 +287,7 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
                 )
                 for s in view.upcoming
             ],
-            attendance=pb.Attendance(
-                scheduled=view.attendance.scheduled,
-                attended=view.attendance.attended,
-                missed=view.attendance.missed,
-                cancelled=view.attendance.cancelled,
-            ),
+            attendance=attendance_message(view.attendance),
             latest_notes=[
                 pb.NoteSummary(
                     id=n.id,
@@ -401,12 +305,7 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
         for activity, counts in view.by_activity.items():
             response.activity_attendance.add(
                 activity=activity,
-                attendance=pb.Attendance(
-                    scheduled=counts.scheduled,
-                    attended=counts.attended,
-                    missed=counts.missed,
-                    cancelled=counts.cancelled,
-                ),
+                attendance=attendance_message(counts),
             )
         if view.episode is not None:
             response.episode.CopyFrom(episode_message(view.episode))
@@ -424,42 +323,6 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
                 item.latest_time.CopyFrom(timestamp(progress.latest_at))
         return response
 
-    def RegisterPatient(
-        self, request: pb.RegisterPatientRequest, context: grpc.ServicerContext
-    ) -> pb.RegisterPatientResponse:
-        patient = self.registry.register_patient(
-            current_principal(), request.request_id, request.fhir_json
-        )
-        return pb.RegisterPatientResponse(patient=entry(patient))
-
-    def GetPatient(
-        self, request: pb.GetPatientRequest, context: grpc.ServicerContext
-    ) -> pb.GetPatientResponse:
-        patient = self.registry.get_patient(current_principal(), require_id(request.id, "id"))
-        return pb.GetPatientResponse(patient=entry(patient))
-
-    def FindPatient(
-        self, request: pb.FindPatientRequest, context: grpc.ServicerContext
-    ) -> pb.FindPatientResponse:
-        patient = self.registry.find_patient(current_principal(), request.system, request.value)
-        return pb.FindPatientResponse(patient=entry(patient))
-
-    def RegisterPractitioner(
-        self, request: pb.RegisterPractitionerRequest, context: grpc.ServicerContext
-    ) -> pb.RegisterPractitionerResponse:
-        item = self.registry.register_practitioner(
-            current_principal(), request.request_id, request.fhir_json, "Practitioner"
-        )
-        return pb.RegisterPractitionerResponse(practitioner=entry(item))
-
-    def RegisterPractitionerRole(
-        self, request: pb.RegisterPractitionerRoleRequest, context: grpc.ServicerContext
-    ) -> pb.RegisterPractitionerRoleResponse:
-        item = self.registry.register_practitioner(
-            current_principal(), request.request_id, request.fhir_json, "PractitionerRole"
-        )
-        return pb.RegisterPractitionerRoleResponse(practitioner_role=entry(item))
-
     def GetPractitioner(
         self, request: pb.GetPractitionerRequest, context: grpc.ServicerContext
     ) -> pb.GetPractitionerResponse:
@@ -469,19 +332,6 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
         roles = self.registry.roles_of(principal, practitioner_id)
         return pb.GetPractitionerResponse(
             practitioner=entry(item), roles=[entry(role) for role in roles]
-        )
-
-    def ListCarePlans(
-        self, request: pb.ListCarePlansRequest, context: grpc.ServicerContext
-    ) -> pb.ListCarePlansResponse:
-        page = self.listings.care_plans(
-            current_principal(),
-            require_id(request.patient_id, "patient_id"),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListCarePlansResponse(
-            care_plans=[to_message(p) for p in page.items], next_page_token=page.next_page_token
         )
 
     def GetMeasure(
@@ -494,27 +344,15 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             fhir_json=found.resource,
         )
 
-    def GetResourceVersion(
-        self, request: pb.GetResourceVersionRequest, context: grpc.ServicerContext
-    ) -> pb.GetResourceVersionResponse:
-        found = self.plans.resource_version(
-            current_principal(),
-            request.resource_type,
-            require_id(request.id, "id"),
-            request.version,
-        )
-        return pb.GetResourceVersionResponse(resource=version_message(found))
-
-    def ListResourceVersions(
-        self, request: pb.ListResourceVersionsRequest, context: grpc.ServicerContext
-    ) -> pb.ListResourceVersionsResponse:
-        found, token = self.plans.resource_versions(
-            current_principal(),
-            request.resource_type,
-            require_id(request.id, "id"),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListResourceVersionsResponse(
-            versions=[version_message(v.item, v) for v in found], next_page_token=token
-        )
+    GetResourceVersion = rpc(
+        lambda s, r: s.plans.resource_version(
+            current_principal(), r.resource_type, require_id(r.id, "id"), r.version
+        ),
+        one(pb.GetResourceVersionResponse, "resource", version_message),
+    )
+    ListResourceVersions = rpc(
+        lambda s, r: s.plans.resource_versions(
+            current_principal(), r.resource_type, require_id(r.id, "id"), r.page_size, r.page_token
+        ),
+        page(pb.ListResourceVersionsResponse, "versions", lambda v: version_message(v.item, v)),
+    )

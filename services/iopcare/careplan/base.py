@@ -18,7 +18,7 @@ from iopcare.kit import audit, fhir, teams
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import FailedPrecondition, NotFound
-from iopcare.kit.requests import create_once
+from iopcare.kit.requests import change_once, create_once
 from iopcare.kit.teams import TeamAccess
 from iopcare.kit.versioned import Stored, VersionedTables
 
@@ -111,6 +111,29 @@ class ServiceBase:
         if item is None:  # written above; nothing is ever deleted
             raise FailedPrecondition(f"{item_id} vanished after it was written")
         return item
+
+    def _change_once(
+        self,
+        principal: Principal,
+        operation: str,
+        request_id: str,
+        item_id: str,
+        apply: Callable[[UnitOfWork], None],
+        request: object,
+    ) -> None:
+        """`apply` in one transaction, once per `request_id` (kit.requests: a retry is a no-op,
+        the id reused for another `request` is refused); call it inside `_audit_refusals`, which
+        audits such a refusal."""
+        change_once(
+            self.db,
+            store.request_log,
+            principal,
+            operation,
+            request_id,
+            item_id,
+            apply,
+            request=request,
+        )
 
     def _audit_refusals(
         self, principal: Principal, action: str, resource: str, patient_id: str | None = None

@@ -22,7 +22,6 @@ from iopcare.kit.errors import (
     FieldViolation,
     InvalidArgument,
 )
-from iopcare.kit.requests import change_once
 from iopcare.kit.versioned import Stored, revise
 
 
@@ -144,16 +143,14 @@ class CareTeams(ServiceBase):
                     detail=change,
                 )
 
-            change_once(
-                self.db,
-                store.request_log,
+            self._change_once(
                 principal,
                 "UpdateCareTeam",
                 request_id,
                 team_id,
                 _change,
-                request=asked if asked is not None else {"fhir_json": fhir_json, "mask": mask},
-            )  # a reuse is audited by the _audit_refusals around this
+                asked if asked is not None else {"fhir_json": fhir_json, "mask": mask},
+            )
         self.notify_outbox()
         return self._reload(store.teams, team_id)
 

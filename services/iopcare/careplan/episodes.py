@@ -29,8 +29,13 @@ from iopcare.kit.errors import (
     InvalidArgument,
     PermissionDenied,
 )
-from iopcare.kit.requests import change_once
 from iopcare.kit.versioned import Stored, revise
+
+#: The episode steps that take nothing but a reason, by the RPC that asks for each.
+STEPS: dict[str, Callable[[EpisodeState], Transition]] = {
+    "AdmitPatient": admit,
+    "DischargePatient": discharge,
+}
 
 
 class Episodes(ServiceBase):
@@ -87,22 +92,19 @@ class Episodes(ServiceBase):
             episode = store.episodes.load(conn, episode_id)
         return self._audited_read(principal, f"EpisodeOfCare/{episode_id}", episode)
 
-    def admit(
+    def step(
         self,
         principal: Principal,
         episode_id: str,
         expected_version: int,
+        rpc: str,
         reason: str,
         request_id: str = "",
         asked: object = None,
     ) -> Stored:
+        """Admit or discharge: the step of `STEPS` that `rpc` names."""
         return self._transition(
-            principal,
-            episode_id,
-            expected_version,
-            admit,
-            reason,
-            ("AdmitPatient", request_id, asked),
+            principal, episode_id, expected_version, STEPS[rpc], reason, (rpc, request_id, asked)
         )
 
     def change_level(
@@ -135,24 +137,6 @@ class Episodes(ServiceBase):
                     "reason": reason,
                 },
             ),
-        )
-
-    def discharge(
-        self,
-        principal: Principal,
-        episode_id: str,
-        expected_version: int,
-        reason: str,
-        request_id: str = "",
-        asked: object = None,
-    ) -> Stored:
-        return self._transition(
-            principal,
-            episode_id,
-            expected_version,
-            discharge,
-            reason,
-            ("DischargePatient", request_id, asked),
         )
 
     def _transition(
@@ -218,16 +202,7 @@ class Episodes(ServiceBase):
                     detail=kind,
                 )
 
-            change_once(
-                self.db,
-                store.request_log,
-                principal,
-                operation,
-                request_id,
-                episode_id,
-                _change,
-                request=asked,
-            )  # a reuse is audited by the _audit_refusals around this
+            self._change_once(principal, operation, request_id, episode_id, _change, asked)
         self.notify_outbox()
         return self._reload(store.episodes, episode_id)
 

@@ -16,7 +16,6 @@ from iopcare.kit import audit, fhir, teams
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork
 from iopcare.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
-from iopcare.kit.requests import change_once
 from iopcare.kit.versioned import Stored, revise
 
 
@@ -84,18 +83,16 @@ class PlanReviews(ServiceBase):
                     detail="review",
                 )
 
-            change_once(
-                self.db,
-                store.request_log,
+            self._change_once(
                 principal,
                 "RecordPlanReview",
                 request_id,
                 plan_id,
                 _apply,
-                request=asked
+                asked
                 if asked is not None
                 else {"id": plan_id, "expected_version": expected_version, "review": review},
-            )  # a reuse is audited by the _audit_refusals around this
+            )
         self.notify_outbox()
         return self._reload(store.plans, plan_id)
 

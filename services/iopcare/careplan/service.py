@@ -25,7 +25,6 @@ from iopcare.kit import audit, fhir, labels
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork
 from iopcare.kit.errors import FieldViolation, InvalidArgument
-from iopcare.kit.requests import change_once
 from iopcare.kit.versioned import Stored, revise
 
 
@@ -183,16 +182,14 @@ class CarePlans(PlanReviews, VersionReads, ServiceBase):
                     detail=f"{change}; {granted[0]}",
                 )
 
-            change_once(
-                self.db,
-                store.request_log,
+            self._change_once(
                 principal,
                 "UpdateCarePlan",
                 request_id,
                 plan_id,
                 _change,
-                request=asked if asked is not None else {"fhir_json": fhir_json, "mask": mask},
-            )  # a reuse is audited by the _audit_refusals around this
+                asked if asked is not None else {"fhir_json": fhir_json, "mask": mask},
+            )
         self.notify_outbox()
         return self._reload(store.plans, plan_id)
 

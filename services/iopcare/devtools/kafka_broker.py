@@ -16,7 +16,6 @@ import argparse
 import atexit
 import base64
 import contextlib
-import fcntl
 import logging
 import os
 import re
@@ -25,13 +24,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 import weakref
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -50,6 +48,7 @@ from kafka.admin import (
     ResourceType,
 )
 
+from iopcare.devtools import downloads
 from iopcare.devtools.lifetime import die_with_parent
 from iopcare.kit.settings import Settings
 
@@ -70,7 +69,6 @@ log = logging.getLogger(__name__)
 LIBS_ENV = "IOPCARE_KAFKA_LIBS"
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 
-_COMPLETE_MARKER = ".complete"
 _KAFKA_JAR_GLOB = "kafka_2.13-*.jar"
 _HOST = "127.0.0.1"
 _POLL_INTERVAL = 0.2
@@ -124,17 +122,6 @@ def _has_kafka_jar(libs: Path) -> bool:
     return any(libs.glob(_KAFKA_JAR_GLOB))
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    # Parallel test workers may all find the cache empty; only one of them should run Maven.
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_jars(cache_dir: Path | None = None) -> Path:
     """Return a folder holding the broker's jars, downloading them with Maven if needed.
 
@@ -152,61 +139,28 @@ def ensure_jars(cache_dir: Path | None = None) -> Path:
         cache_dir = repo_root() / ".cache" / "kafka" / kafka_version() / "libs"
 
     libs = Path(cache_dir).expanduser().resolve()
-    if (libs / _COMPLETE_MARKER).is_file():
-        return libs
-    libs.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(libs.parent / f"{libs.name}.lock"):
-        # Another process may have finished the download while this one waited for the lock.
-        if (libs / _COMPLETE_MARKER).is_file():
-            return libs
-        _download_jars(libs)
-    return libs
+    return downloads.ensure_installed(
+        libs, lambda staging: _download_jars(staging, libs), kafka_version()
+    )
 
 
-def _download_jars(libs: Path) -> None:
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise BrokerError(f"Maven (mvn) is not on PATH; install it or set {LIBS_ENV}")
-    # Copy into a sibling and rename at the end: an interrupted copy must never look complete.
-    staging = Path(tempfile.mkdtemp(prefix=f"{libs.name}.partial-", dir=libs.parent))
-    try:
-        command = [
-            mvn,
-            "-q",
-            "-B",
+def _download_jars(staging: Path, libs: Path) -> Path:
+    log.info("downloading Kafka jars into %s", libs)
+    output = downloads.mvn(
+        [
             "-f",
             str(_pom_path()),
             "dependency:copy-dependencies",
             "-DincludeScope=runtime",
             f"-DoutputDirectory={staging}",
-        ]
-        log.info("downloading Kafka jars into %s", libs)
-        try:
-            result = subprocess.run(
-                command,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                timeout=900,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise BrokerError(f"mvn timed out after {exc.timeout}s: {' '.join(command)}") from exc
-        if result.returncode != 0:
-            raise BrokerError(
-                f"mvn failed with exit code {result.returncode}: {' '.join(command)}\n"
-                f"{result.stdout}"
-            )
-        if not _has_kafka_jar(staging):
-            raise BrokerError(f"mvn succeeded but copied no {_KAFKA_JAR_GLOB}:\n{result.stdout}")
-        (staging / _COMPLETE_MARKER).write_text(kafka_version() + "\n")
-        # A folder without the marker is a leftover of an older layout or a manual copy.
-        if libs.exists():
-            shutil.rmtree(libs)
-        staging.rename(libs)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        ],
+        BrokerError,
+        LIBS_ENV,
+        timeout=900,
+    )
+    if not _has_kafka_jar(staging):
+        raise BrokerError(f"mvn succeeded but copied no {_KAFKA_JAR_GLOB}:\n{output}")
+    return staging
 
 
 def _free_ports(count: int) -> list[int]:
@@ -627,19 +581,9 @@ allow.everyone.if.no.acl.found=false
                 "--add-scram",
                 f"{SCRAM_MECHANISM}=[name={user},password={self._jaas_quote(password)}]",
             ]
-        try:
-            result = subprocess.run(
-                command,
-                cwd=self.data_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise BrokerError(f"formatting Kafka storage timed out after {exc.timeout}s") from exc
+        result = downloads.run(
+            command, BrokerError, "formatting Kafka storage", timeout=120, cwd=self.data_dir
+        )
         if result.returncode != 0:
             tail = "\n".join(result.stdout.splitlines()[-_LOG_TAIL_LINES:])
             raise BrokerError(

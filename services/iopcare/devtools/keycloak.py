@@ -13,24 +13,21 @@ Command line (downloads only)::
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from iopcare.devtools import downloads
 from iopcare.devtools.kafka_broker import free_port, repo_root
 
 __all__ = ["KEYCLOAK_VERSION", "Keycloak", "KeycloakError", "ensure_keycloak"]
@@ -38,21 +35,10 @@ __all__ = ["KEYCLOAK_VERSION", "Keycloak", "KeycloakError", "ensure_keycloak"]
 KEYCLOAK_VERSION = "26.4.0"
 HOME_ENV = "IOPCARE_KEYCLOAK_HOME"
 _ARTIFACT = "org.keycloak:keycloak-quarkus-dist:{version}:zip"
-_COMPLETE_MARKER = ".complete"
 
 
 class KeycloakError(RuntimeError):
     """Keycloak could not be downloaded or started."""
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_keycloak(version: str = KEYCLOAK_VERSION, cache_dir: Path | None = None) -> Path:
@@ -68,66 +54,35 @@ def ensure_keycloak(version: str = KEYCLOAK_VERSION, cache_dir: Path | None = No
         return home
     base = cache_dir or repo_root() / ".cache" / "keycloak"
     home = base.resolve() / version
-    if (home / _COMPLETE_MARKER).is_file():
-        return home
-    home.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(home.parent / f"{version}.lock"):
-        if (home / _COMPLETE_MARKER).is_file():
-            return home
-        _download(version, home)
-    return home
+    return downloads.ensure_installed(home, lambda staging: _download(version, staging), version)
 
 
-def _download(version: str, home: Path) -> None:
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise KeycloakError(f"Maven (mvn) is not on PATH; install it or set {HOME_ENV}")
-    # Unpack into a sibling and rename at the end: an interrupted download never looks complete.
-    staging = Path(tempfile.mkdtemp(prefix=f"{version}.partial-", dir=home.parent))
-    try:
-        command = [
-            mvn,
-            "-q",
-            "-B",
+def _download(version: str, staging: Path) -> Path:
+    output = downloads.mvn(
+        [
             "dependency:copy",
             f"-Dartifact={_ARTIFACT.format(version=version)}",
             f"-DoutputDirectory={staging}",
-        ]
-        try:
-            result = subprocess.run(
-                command,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                timeout=1800,
-                check=False,
-                cwd=staging,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise KeycloakError(f"mvn timed out after {exc.timeout}s") from exc
-        if result.returncode != 0:
-            raise KeycloakError(
-                f"mvn failed ({result.returncode}): {' '.join(command)}\n{result.stdout}"
-            )
-        zips = list(staging.glob("keycloak-quarkus-dist-*.zip"))
-        if not zips:
-            raise KeycloakError(f"mvn copied no keycloak zip:\n{result.stdout}")
-        with zipfile.ZipFile(zips[0]) as archive:
-            archive.extractall(staging)
-        zips[0].unlink()
-        tops = [p for p in staging.iterdir() if p.is_dir() and (p / "bin" / "kc.sh").is_file()]
-        if len(tops) != 1:
-            raise KeycloakError(f"unexpected layout of the Keycloak zip in {staging}")
-        unpacked = tops[0]
-        # zipfile does not keep the executable bit.
-        for script in (unpacked / "bin").glob("*.sh"):
-            script.chmod(0o755)
-        (unpacked / _COMPLETE_MARKER).write_text(version + "\n")
-        if home.exists():
-            shutil.rmtree(home)
-        unpacked.rename(home)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        ],
+        KeycloakError,
+        HOME_ENV,
+        timeout=1800,
+        cwd=staging,
+    )
+    zips = list(staging.glob("keycloak-quarkus-dist-*.zip"))
+    if not zips:
+        raise KeycloakError(f"mvn copied no keycloak zip:\n{output}")
+    with zipfile.ZipFile(zips[0]) as archive:
+        archive.extractall(staging)
+    zips[0].unlink()
+    tops = [p for p in staging.iterdir() if p.is_dir() and (p / "bin" / "kc.sh").is_file()]
+    if len(tops) != 1:
+        raise KeycloakError(f"unexpected layout of the Keycloak zip in {staging}")
+    unpacked = tops[0]
+    # zipfile does not keep the executable bit.
+    for script in (unpacked / "bin").glob("*.sh"):
+        script.chmod(0o755)
+    return unpacked
 
 
 class Keycloak:

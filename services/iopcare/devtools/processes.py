@@ -94,12 +94,17 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise TimeoutError(f"{self.name} exited with {self.process.returncode}")
-            try:
-                wait_serving(self.address, timeout=min(2.0, deadline - time.monotonic()))
+            if self._answers(deadline):
                 return
-            except TimeoutError:
-                continue
         raise TimeoutError(f"{self.name} not ready after {timeout:.0f}s")
+
+    def _answers(self, deadline: float) -> bool:
+        """Whether the process answers its health check (waiting at most until `deadline`)."""
+        try:
+            wait_serving(self.address, timeout=min(2.0, deadline - time.monotonic()))
+        except TimeoutError:
+            return False
+        return True
 
     def tail(self, lines: int = 40) -> str:
         try:
@@ -168,16 +173,12 @@ class GatewayProcess(ServiceProcess):
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{self.base_path}"
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise TimeoutError(f"{self.name} exited with {self.process.returncode}")
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/metadata", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.name} not ready after {timeout:.0f}s")
+    def _answers(self, deadline: float) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/metadata", timeout=2) as answer:
+                if answer.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+        return False

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Column, Connection, DateTime, Integer, MetaData, String, Table, Text, select
 
 from iopcare.kit import labels
-from iopcare.kit.db import as_utc
+from iopcare.kit.db import Database, as_utc
 from iopcare.kit.errors import NotFound, StaleVersion
 
 
@@ -248,3 +248,16 @@ def revise(
         latest = tables.load(conn, item_id)
         raise StaleVersion(name, expected_version, latest.version if latest else 0)
     return current, revised, change
+
+
+T = TypeVar("T")
+
+
+def reread(db: Database, load: Callable[[Connection, str], T | None], item_id: str, name: str) -> T:
+    """What this request, or the first attempt of its request id, just wrote, read back with
+    `load`; NotFound naming `name` if it is not there."""
+    with db.read() as conn:
+        item = load(conn, item_id)
+    if item is None:  # pragma: no cover - committed by the caller
+        raise NotFound(f"{name} not found")
+    return item

@@ -13,6 +13,7 @@ from iopcare.kit.auth import current_principal
 from iopcare.kit.errors import FieldViolation, InvalidArgument
 from iopcare.kit.paging import encode
 from iopcare.kit.protoconv import require_id, timestamp
+from iopcare.kit.servicer import gets, lists, one, rpc, versioned
 from iopcare.kit.versioned import Stored
 from iopcare.notes.clinical import Attendee, ClinicalNotes, NoteChanges
 from iopcare.notes.consents import ConsentInput, Consents
@@ -135,6 +136,16 @@ def _draft(note: pb.NoteInput, patient_id: str) -> NoteDraft:
     )
 
 
+def flag_message(flag: Stored) -> pb.Flag:
+    return pb.Flag(
+        id=flag.id,
+        version=flag.version,
+        patient_id=flag.patient_id,
+        status=flag.status,
+        fhir_json=flag.resource,
+    )
+
+
 @dataclass(frozen=True)
 class UseCases:
     """The notes service's use cases, one object per aggregate (built by `app`)."""
@@ -150,19 +161,13 @@ class UseCases:
 
 class NotesServicer(pb_grpc.NotesServiceServicer):
     def __init__(self, cases: UseCases) -> None:
-        self.thread = cases.thread
-        self.drafts = cases.drafts
-        self.crisis = cases.crisis
-        self.clinical = cases.clinical
-        self.search = cases.search
-        self.consents = cases.consents
-        self.disclosure = cases.disclosure
+        self.cases = cases
 
     # Team thread -------------------------------------------------------------------------------
     def PostMessage(
         self, request: pb.PostMessageRequest, context: grpc.ServicerContext
     ) -> pb.PostMessageResponse:
-        stored = self.thread.post(
+        stored = self.cases.thread.post(
             current_principal(),
             request.request_id,
             require_id(request.patient_id, "patient_id"),
@@ -181,42 +186,27 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         )
         return pb.PostMessageResponse(message=to_message(stored))
 
-    def ListThread(
-        self, request: pb.ListThreadRequest, context: grpc.ServicerContext
-    ) -> pb.ListThreadResponse:
-        items, token = self.thread.page(
-            current_principal(),
-            require_id(request.patient_id, "patient_id"),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListThreadResponse(messages=[to_message(m) for m in items], next_page_token=token)
+    ListThread = lists(lambda s: s.cases.thread.page, pb.ListThreadResponse, "messages", to_message)
 
     def GetCommunication(
         self, request: pb.GetCommunicationRequest, context: grpc.ServicerContext
     ) -> pb.GetCommunicationResponse:
-        view = self.thread.get_message(current_principal(), require_id(request.id, "id"))
+        view = self.cases.thread.get_message(current_principal(), require_id(request.id, "id"))
         return pb.GetCommunicationResponse(
             message=to_message(view.message),
             receipts=[pb.ReadReceipt(reader=r, read_time=timestamp(t)) for r, t in view.receipts],
         )
 
-    def RetractMessage(
-        self, request: pb.RetractMessageRequest, context: grpc.ServicerContext
-    ) -> pb.RetractMessageResponse:
-        stored = self.thread.retract(
-            current_principal(),
-            require_id(request.id, "id"),
-            request.expected_version,
-            request.request_id,
-        )
-        return pb.RetractMessageResponse(message=to_message(stored))
+    RetractMessage = rpc(
+        lambda s, r: s.cases.thread.retract(*versioned(r), r.request_id),
+        one(pb.RetractMessageResponse, "message", to_message),
+    )
 
     def MarkRead(
         self, request: pb.MarkReadRequest, context: grpc.ServicerContext
     ) -> pb.MarkReadResponse:
         ids = [require_id(m, f"message_ids[{i}]") for i, m in enumerate(request.message_ids)]
-        new = self.thread.mark_read(current_principal(), ids, request.request_id)
+        new = self.cases.thread.mark_read(current_principal(), ids, request.request_id)
         return pb.MarkReadResponse(new_receipts=new)
 
     def SaveMessageDraft(
@@ -225,7 +215,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         m = request.message
         patient_id = require_id(m.patient_id, "message.patient_id")
         draft_id = require_id(request.draft_id, "draft_id") if request.draft_id else ""
-        saved = self.drafts.save(
+        saved = self.cases.drafts.save(
             current_principal(),
             patient_id,
             draft_id,
@@ -246,31 +236,20 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         )
         return pb.SaveMessageDraftResponse(draft=to_draft(saved))
 
-    def ListMessageDrafts(
-        self, request: pb.ListMessageDraftsRequest, context: grpc.ServicerContext
-    ) -> pb.ListMessageDraftsResponse:
-        found, token = self.drafts.page(
-            current_principal(),
-            require_id(request.patient_id, "patient_id"),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListMessageDraftsResponse(
-            drafts=[to_draft(d) for d in found], next_page_token=token
-        )
-
-    def SendMessageDraft(
-        self, request: pb.SendMessageDraftRequest, context: grpc.ServicerContext
-    ) -> pb.SendMessageDraftResponse:
-        message = self.drafts.send(
-            current_principal(), request.request_id, require_id(request.draft_id, "draft_id")
-        )
-        return pb.SendMessageDraftResponse(message=to_message(message))
+    ListMessageDrafts = lists(
+        lambda s: s.cases.drafts.page, pb.ListMessageDraftsResponse, "drafts", to_draft
+    )
+    SendMessageDraft = rpc(
+        lambda s, r: s.cases.drafts.send(
+            current_principal(), r.request_id, require_id(r.draft_id, "draft_id")
+        ),
+        one(pb.SendMessageDraftResponse, "message", to_message),
+    )
 
     def DiscardMessageDraft(
         self, request: pb.DiscardMessageDraftRequest, context: grpc.ServicerContext
     ) -> pb.DiscardMessageDraftResponse:
-        self.drafts.discard(
+        self.cases.drafts.discard(
             current_principal(), require_id(request.draft_id, "draft_id"), request.request_id
         )
         return pb.DiscardMessageDraftResponse()
@@ -280,39 +259,27 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     ) -> Iterator[pb.WatchThreadResponse]:
         principal = current_principal()
         patient_id = require_id(request.patient_id, "patient_id")
-        with self.thread.watching(principal, patient_id, request.resume_token) as cursor:
+        with self.cases.thread.watching(principal, patient_id, request.resume_token) as cursor:
             # Initial metadata tells the client the stream is open: everything committed from
             # now on reaches it (and the token names where it started, for resuming).
             context.send_initial_metadata(((WATCH_START_HEADER, encode({"seq": cursor})),))
             # A cancelled call wakes its stream at once instead of at the next re-read.
-            context.add_callback(self.thread.watchers.wake_all)
-            for message, token in self.thread.follow(
+            context.add_callback(self.cases.thread.watchers.wake_all)
+            for message, token in self.cases.thread.follow(
                 principal, patient_id, cursor, context.is_active
             ):
                 yield pb.WatchThreadResponse(message=to_message(message), resume_token=token)
 
     # Crisis flags ------------------------------------------------------------------------------
-    def AcknowledgeCrisis(
-        self, request: pb.AcknowledgeCrisisRequest, context: grpc.ServicerContext
-    ) -> pb.AcknowledgeCrisisResponse:
-        flag = self.crisis.acknowledge(
-            current_principal(),
-            require_id(request.flag_id, "flag_id"),
-            request.note,
-            request.request_id,
-        )
-        return pb.AcknowledgeCrisisResponse(flag=flag_message(flag))
-
-    def ListFlags(
-        self, request: pb.ListFlagsRequest, context: grpc.ServicerContext
-    ) -> pb.ListFlagsResponse:
-        found, token = self.crisis.flags_for_patient(
-            current_principal(),
-            require_id(request.patient_id, "patient_id"),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListFlagsResponse(flags=[flag_message(f) for f in found], next_page_token=token)
+    AcknowledgeCrisis = rpc(
+        lambda s, r: s.cases.crisis.acknowledge(
+            current_principal(), require_id(r.flag_id, "flag_id"), r.note, r.request_id
+        ),
+        one(pb.AcknowledgeCrisisResponse, "flag", flag_message),
+    )
+    ListFlags = lists(
+        lambda s: s.cases.crisis.flags_for_patient, pb.ListFlagsResponse, "flags", flag_message
+    )
 
     # Clinical notes ----------------------------------------------------------------------------
     def CreateNote(
@@ -326,7 +293,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
             patient_id = attendees[0].patient_id
         else:
             patient_id = require_id(request.note.patient_id, "note.patient_id")
-        notes = self.clinical.create(
+        notes = self.cases.clinical.create(
             current_principal(), request.request_id, _draft(request.note, patient_id), attendees
         )
         return pb.CreateNoteResponse(notes=[to_note(n) for n in notes])
@@ -349,7 +316,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
             sensitivity=frozenset(note.sensitivity) if "sensitivity" in paths else None,
             shared_with=frozenset(note.shared_with) if "shared_with" in paths else None,
         )
-        updated = self.clinical.update_draft(
+        updated = self.cases.clinical.update_draft(
             current_principal(),
             require_id(request.id, "id"),
             request.expected_version,
@@ -361,12 +328,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def SignNote(
         self, request: pb.SignNoteRequest, context: grpc.ServicerContext
     ) -> pb.SignNoteResponse:
-        view = self.clinical.sign(
-            current_principal(),
-            require_id(request.id, "id"),
-            request.expected_version,
-            request.request_id,
-        )
+        view = self.cases.clinical.sign(*versioned(request), request.request_id)
         return pb.SignNoteResponse(
             note=to_note(view.note), provenance_json=view.provenance[-1] if view.provenance else ""
         )
@@ -374,7 +336,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def AmendNote(
         self, request: pb.AmendNoteRequest, context: grpc.ServicerContext
     ) -> pb.AmendNoteResponse:
-        note = self.clinical.amend(
+        note = self.cases.clinical.amend(
             current_principal(),
             request.request_id,
             require_id(request.id, "id"),
@@ -388,7 +350,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def GetNote(
         self, request: pb.GetNoteRequest, context: grpc.ServicerContext
     ) -> pb.GetNoteResponse:
-        view = self.clinical.get(current_principal(), require_id(request.id, "id"))
+        view = self.cases.clinical.get(current_principal(), require_id(request.id, "id"))
         return pb.GetNoteResponse(
             note=to_note(view.note),
             related_ids=view.related,
@@ -407,7 +369,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
                     [FieldViolation(f"type_codes[{i}]", f"one of {', '.join(KIND_BY_CODE)}")],
                 )
             kinds.append(KIND_BY_CODE[code])
-        found, token = self.search.search(
+        found, token = self.cases.search.search(
             current_principal(),
             require_id(request.patient_id, "patient_id"),
             NoteFilter(
@@ -426,7 +388,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def DiscloseNote(
         self, request: pb.DiscloseNoteRequest, context: grpc.ServicerContext
     ) -> pb.DiscloseNoteResponse:
-        body = self.disclosure.disclose(
+        body = self.cases.disclosure.disclose(
             current_principal(), require_id(request.id, "id"), request.recipient
         )
         return pb.DiscloseNoteResponse(fhir_json=body)
@@ -435,7 +397,7 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     def RecordConsent(
         self, request: pb.RecordConsentRequest, context: grpc.ServicerContext
     ) -> pb.RecordConsentResponse:
-        consent = self.consents.record_consent(
+        consent = self.cases.consents.record_consent(
             current_principal(),
             request.request_id,
             require_id(request.patient_id, "patient_id"),
@@ -452,39 +414,15 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         )
         return pb.RecordConsentResponse(consent=to_consent(consent))
 
-    def GetConsent(
-        self, request: pb.GetConsentRequest, context: grpc.ServicerContext
-    ) -> pb.GetConsentResponse:
-        consent = self.consents.get_consent(current_principal(), require_id(request.id, "id"))
-        return pb.GetConsentResponse(consent=to_consent(consent))
-
-    def RevokeConsent(
-        self, request: pb.RevokeConsentRequest, context: grpc.ServicerContext
-    ) -> pb.RevokeConsentResponse:
-        consent = self.consents.revoke_consent(
-            current_principal(), require_id(request.id, "id"), request.request_id
-        )
-        return pb.RevokeConsentResponse(consent=to_consent(consent))
-
-    def ListConsents(
-        self, request: pb.ListConsentsRequest, context: grpc.ServicerContext
-    ) -> pb.ListConsentsResponse:
-        found, token = self.consents.page(
-            current_principal(),
-            require_id(request.patient_id, "patient_id"),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListConsentsResponse(
-            consents=[to_consent(c) for c in found], next_page_token=token
-        )
-
-
-def flag_message(flag: Stored) -> pb.Flag:
-    return pb.Flag(
-        id=flag.id,
-        version=flag.version,
-        patient_id=flag.patient_id,
-        status=flag.status,
-        fhir_json=flag.resource,
+    GetConsent = gets(
+        lambda s: s.cases.consents.get_consent, pb.GetConsentResponse, "consent", to_consent
+    )
+    RevokeConsent = rpc(
+        lambda s, r: s.cases.consents.revoke_consent(
+            current_principal(), require_id(r.id, "id"), r.request_id
+        ),
+        one(pb.RevokeConsentResponse, "consent", to_consent),
+    )
+    ListConsents = lists(
+        lambda s: s.cases.consents.page, pb.ListConsentsResponse, "consents", to_consent
     )

@@ -19,6 +19,7 @@ from iopcare.kit.errors import (
     PermissionDenied,
     StaleVersion,
 )
+from iopcare.kit.versioned import reread
 from iopcare.notes import codes, fhir_map, once, store
 from iopcare.notes.domain import documents
 from iopcare.notes.domain.documents import NoteDraft
@@ -533,11 +534,7 @@ class ClinicalNotes(UseCase):
         return self._reload(result_id)
 
     def _reload(self, note_id: str) -> store.StoredNote:
-        with self.db.read() as conn:
-            note = store.load_note(conn, note_id)
-        if note is None:  # pragma: no cover - committed above
-            raise NotFound(f"DocumentReference/{note_id} not found")
-        return note
+        return reread(self.db, store.load_note, note_id, f"DocumentReference/{note_id}")
 
     # Reading -----------------------------------------------------------------------------------
     def get(self, principal: Principal, note_id: str) -> NoteView:

@@ -21,6 +21,7 @@ from iopcare.kit.errors import (
     ResourceExhausted,
     StaleVersion,
 )
+from iopcare.kit.versioned import reread
 from iopcare.notes import codes, once, store, watch
 from iopcare.notes.crisis import raise_crisis
 from iopcare.notes.cursor import seq_after
@@ -185,11 +186,7 @@ class Thread(UseCase):
         )
 
     def _reload(self, message_id: str) -> store.StoredMessage:
-        with self.db.read() as conn:
-            stored = store.load_message(conn, message_id)
-        if stored is None:  # pragma: no cover - committed before
-            raise NotFound(f"Communication/{message_id} not found")
-        return stored
+        return reread(self.db, store.load_message, message_id, f"Communication/{message_id}")
 
     # Reading -----------------------------------------------------------------------------------
     def get_message(self, principal: Principal, message_id: str) -> MessageView:

@@ -8,9 +8,10 @@ from typing import Any
 import grpc
 from google.type import date_pb2
 
-from iopcare.kit.auth import current_principal
+from iopcare.kit.auth import Principal, current_principal
 from iopcare.kit.errors import FieldViolation, InvalidArgument
 from iopcare.kit.protoconv import require_id, timestamp
+from iopcare.kit.servicer import gets
 from iopcare.scheduling.bookings import BookingRequest, GroupRequest
 from iopcare.scheduling.calendars import CalendarInput, FoundSlot
 from iopcare.scheduling.domain.intensity import Week
@@ -126,6 +127,11 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         self.bookings = scheduling.bookings
         self.appointments = scheduling.appointments
 
+    def _seen(self, principal: Principal, appointment: StoredAppointment) -> pb.Appointment:
+        """The appointment a caller changed, as that caller may see it."""
+        shown, _ = self.appointments.as_seen_by(principal, appointment, {})
+        return to_message(shown)
+
     # Calendars ---------------------------------------------------------------------------------
     def CreateSchedule(
         self, request: pb.CreateScheduleRequest, context: grpc.ServicerContext
@@ -235,8 +241,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         joined = self.bookings.join(
             principal, request.request_id, request.appointment_id, request.patient_id
         )
-        shown, _ = self.appointments.as_seen_by(principal, joined, {})
-        return pb.JoinGroupSessionResponse(appointment=to_message(shown))
+        return pb.JoinGroupSessionResponse(appointment=self._seen(principal, joined))
 
     def CancelAppointment(
         self, request: pb.CancelAppointmentRequest, context: grpc.ServicerContext
@@ -250,8 +255,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             request.patient_id,
             request_id=request.request_id,
         )
-        shown, _ = self.appointments.as_seen_by(principal, cancelled, {})
-        return pb.CancelAppointmentResponse(appointment=to_message(shown), late=late)
+        return pb.CancelAppointmentResponse(appointment=self._seen(principal, cancelled), late=late)
 
     def RescheduleAppointment(
         self, request: pb.RescheduleAppointmentRequest, context: grpc.ServicerContext
@@ -266,14 +270,11 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             request.reason,
             request_id=request.request_id,
         )
-        shown, _ = self.appointments.as_seen_by(principal, moved, {})
-        return pb.RescheduleAppointmentResponse(appointment=to_message(shown))
+        return pb.RescheduleAppointmentResponse(appointment=self._seen(principal, moved))
 
-    def GetAppointment(
-        self, request: pb.GetAppointmentRequest, context: grpc.ServicerContext
-    ) -> pb.GetAppointmentResponse:
-        found = self.appointments.get(current_principal(), require_id(request.id, "id"))
-        return pb.GetAppointmentResponse(appointment=to_message(found))
+    GetAppointment = gets(
+        lambda s: s.appointments.get, pb.GetAppointmentResponse, "appointment", to_message
+    )
 
     def ListAppointments(
         self, request: pb.ListAppointmentsRequest, context: grpc.ServicerContext
@@ -306,8 +307,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             request.patient_id,
             request_id=request.request_id,
         )
-        shown, _ = self.appointments.as_seen_by(principal, appointment, {})
-        return pb.RecordAttendanceResponse(appointment=to_message(shown))
+        return pb.RecordAttendanceResponse(appointment=self._seen(principal, appointment))
 
     def RecordCheckIn(
         self, request: pb.RecordCheckInRequest, context: grpc.ServicerContext

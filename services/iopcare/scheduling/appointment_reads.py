@@ -85,13 +85,6 @@ class Appointments:
         self.db = db
         self.access = access
 
-    def _load(self, appointment_id: str) -> store.StoredAppointment:
-        with self.db.read() as conn:
-            found = store.load_appointment(conn, appointment_id)
-        if found is None:  # pragma: no cover - just created or resolved by its request id
-            raise NotFound(f"Appointment/{appointment_id} not found")
-        return found
-
     def as_seen_by(
         self,
         principal: Principal,

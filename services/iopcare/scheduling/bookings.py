@@ -31,6 +31,7 @@ from iopcare.kit.errors import (
 )
 from iopcare.kit.requests import create_once
 from iopcare.kit.teams import TeamAccess
+from iopcare.kit.versioned import reread
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.appointment_events import (
     patient_ids,
@@ -71,6 +72,11 @@ class GroupRequest:
     capacity: int
     service_type: str
     description: str
+
+
+def written(db: Database, appointment_id: str) -> store.StoredAppointment:
+    """An appointment just written by this request or by its first attempt."""
+    return reread(db, store.load_appointment, appointment_id, f"Appointment/{appointment_id}")
 
 
 class Bookings:
@@ -394,11 +400,4 @@ class Bookings:
             request=body,
         )
         self.notify_outbox()
-        return self._load(appointment_id)
-
-    def _load(self, appointment_id: str) -> store.StoredAppointment:
-        with self.db.read() as conn:
-            found = store.load_appointment(conn, appointment_id)
-        if found is None:  # pragma: no cover - just created or resolved by its request id
-            raise NotFound(f"Appointment/{appointment_id} not found")
-        return found
+        return written(self.db, appointment_id)

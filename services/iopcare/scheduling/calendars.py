@@ -96,6 +96,22 @@ def validate(value: CalendarInput, problems: FieldViolations) -> Calendar:
     return calendar
 
 
+def _journal(
+    uow: UnitOfWork,
+    principal: Principal,
+    event: str,
+    action: str,
+    schedule: store.StoredSchedule,
+    detail: str | None = None,
+) -> None:
+    """A calendar's change in `uow`: its event and its audit row. A calendar is nobody's health
+    record: its events are keyed by its actor, so its versions stay in order on one partition."""
+    store.JOURNAL.publish(uow, event, schedule.subject, key=schedule.actor, data=schedule.resource)
+    store.JOURNAL.audit(
+        uow, principal, action, resource=f"Schedule/{schedule.id}", patient_id=None, detail=detail
+    )
+
+
 class Calendars:
     def __init__(self, db: Database, *, zone: ZoneInfo, horizon: timedelta) -> None:
         self.db = db
@@ -167,22 +183,7 @@ class Calendars:
                     raise AlreadyExists(
                         f"{value.actor} already has a schedule", reason="SCHEDULE_EXISTS"
                     ) from None
-                # A calendar is nobody's health record: keyed by its actor, so its versions
-                # stay in order on one partition.
-                store.JOURNAL.publish(
-                    uow,
-                    codes.EVENT_SCHEDULE_CREATED,
-                    stored.subject,
-                    key=stored.actor,
-                    data=stored.resource,
-                )
-                store.JOURNAL.audit(
-                    uow,
-                    principal,
-                    audit.CREATE,
-                    resource=f"Schedule/{schedule_id}",
-                    patient_id=None,
-                )
+                _journal(uow, principal, codes.EVENT_SCHEDULE_CREATED, audit.CREATE, stored)
 
             schedule_id, _ = create_once(
                 self.db,
@@ -280,20 +281,13 @@ class Calendars:
         revised = replace(revised, resource=self._resource(revised, now))
         if not store.update_schedule(uow.conn, revised, expected_version):
             raise StaleVersion(name, expected_version, current.version + 1)
-        store.JOURNAL.publish(
-            uow,
-            codes.EVENT_SCHEDULE_UPDATED,
-            revised.subject,
-            key=revised.actor,
-            data=revised.resource,
-        )
-        store.JOURNAL.audit(
+        _journal(
             uow,
             principal,
+            codes.EVENT_SCHEDULE_UPDATED,
             audit.UPDATE,
-            resource=name,
-            patient_id=None,
-            detail=",".join(sorted(mask)),
+            revised,
+            ",".join(sorted(mask)),
         )
 
     def get(self, schedule_id: str) -> store.StoredSchedule:

@@ -7,14 +7,12 @@ from being applied twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from iopcare.kit import audit, fhir
 from iopcare.kit.auth import Principal
-from iopcare.kit.db import Database, UnitOfWork
+from iopcare.kit.db import UnitOfWork
 from iopcare.kit.errors import (
     Aborted,
     FailedPrecondition,
@@ -25,11 +23,9 @@ from iopcare.kit.errors import (
     StaleVersion,
 )
 from iopcare.kit.requests import change_once, create_once
-from iopcare.kit.teams import TeamAccess
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.appointment_events import patient_ids, publish_appointment
-from iopcare.scheduling.bookings import Bookings
-from iopcare.scheduling.calendars import Calendars
+from iopcare.scheduling.bookings import Bookings, written
 from iopcare.scheduling.checks import (
     check_calendars_open,
     check_free,
@@ -47,29 +43,16 @@ LATE = "#late"
 
 
 class Changes:
-    def __init__(
-        self,
-        db: Database,
-        calendars: Calendars,
-        bookings: Bookings,
-        access: TeamAccess,
-        *,
-        zone: ZoneInfo,
-        notify_outbox: Callable[[], None] = lambda: None,
-    ) -> None:
-        self.db = db
-        self.calendars = calendars
-        self.bookings = bookings
-        self.access = access
-        self.zone = zone
-        self.notify_outbox = notify_outbox
+    """Cancelling, rescheduling and attendance changes of booked sessions: they work on the
+    database, calendars, team access, zone and outbox of the `bookings` they change."""
 
-    def _load(self, appointment_id: str) -> store.StoredAppointment:
-        with self.db.read() as conn:
-            found = store.load_appointment(conn, appointment_id)
-        if found is None:  # pragma: no cover - changed by this request or its first attempt
-            raise NotFound(f"Appointment/{appointment_id} not found")
-        return found
+    def __init__(self, bookings: Bookings) -> None:
+        self.bookings = bookings
+        self.db = bookings.db
+        self.calendars = bookings.calendars
+        self.access = bookings.access
+        self.zone = bookings.zone
+        self.notify_outbox = bookings.notify_outbox
 
     # Cancelling ----------------------------------------------------------------------------------
     def cancel(
@@ -124,7 +107,7 @@ class Changes:
                 late = answer.endswith(LATE)
         if changed:
             self.notify_outbox()
-        return self._load(appointment_id), late
+        return written(self.db, appointment_id), late
 
     def _cancel_in(
         self,
@@ -235,7 +218,7 @@ class Changes:
             )
         if changed:
             self.notify_outbox()
-        return self._load(appointment_id)
+        return written(self.db, appointment_id)
 
     def _move_in(
         self,

@@ -48,9 +48,7 @@ class Scheduling:
         self.access = access
         self.calendars = Calendars(db, zone=zone, horizon=horizon)
         self.bookings = Bookings(db, self.calendars, access, zone=zone, notify_outbox=notify_outbox)
-        self.changes = Changes(
-            db, self.calendars, self.bookings, access, zone=zone, notify_outbox=notify_outbox
-        )
+        self.changes = Changes(self.bookings)
         self.appointments = Appointments(db, access)
         alerts = Alerts(db, notify_outbox)
         self.attendance = Attendance(db, access, alerts, notify_outbox)

@@ -93,6 +93,19 @@ class ResourceHandler:
         rpc = getattr(stub, type(request).__name__.removesuffix("Request"))
         return self.services.call(caller, rpc, request)
 
+    def patient_pages(
+        self, caller: Caller, patient_id: str | None, request: Callable[..., Any], items: str
+    ) -> list[Any]:
+        """Every item of the patient's paged listing (`request` is its request message type);
+        the search must name the patient (`require_patient`)."""
+        patient = require_patient(patient_id, self.type)
+        return pages(
+            lambda token: self.send(
+                caller, request(patient_id=patient, page_size=1000, page_token=token)
+            ),
+            items,
+        )
+
     def current_version_only(self, caller: Caller, resource_id: str, version: int) -> Found:
         """vread where the service keeps only the current version: that one, or 404."""
         current = self.read(caller, resource_id)

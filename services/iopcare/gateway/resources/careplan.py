@@ -146,13 +146,7 @@ class TableUpdate(CareplanTable):
 
 class TableSearch(CareplanTable):
     def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
-        patient = require_patient(patient_id, self.type)
-        listed = pages(
-            lambda token: self.send(
-                caller, self.list_request(patient_id=patient, page_size=1000, page_token=token)
-            ),
-            self.items,
-        )
+        listed = self.patient_pages(caller, patient_id, self.list_request, self.items)
         return [found(item) for item in listed]
 
 

@@ -109,13 +109,7 @@ class CommunicationHandler(ResourceHandler):
             return Created(message_found(self.send(caller, request).message))
 
     def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
-        patient = require_patient(patient_id, self.type)
-        messages = pages(
-            lambda token: self.send(
-                caller, pb.ListThreadRequest(patient_id=patient, page_size=1000, page_token=token)
-            ),
-            "messages",
-        )
+        messages = self.patient_pages(caller, patient_id, pb.ListThreadRequest, "messages")
         return [message_found(m) for m in messages]
 
 
@@ -132,13 +126,7 @@ class FlagHandler(ResourceHandler):
     documentation = "Safety flags raised by crises and attendance alerts (search only)."
 
     def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
-        patient = require_patient(patient_id, self.type)
-        listed = pages(
-            lambda token: self.send(
-                caller, pb.ListFlagsRequest(patient_id=patient, page_size=1000, page_token=token)
-            ),
-            "flags",
-        )
+        listed = self.patient_pages(caller, patient_id, pb.ListFlagsRequest, "flags")
         return [_stored(f) for f in listed]
 
 
@@ -286,12 +274,5 @@ class ConsentHandler(ResourceHandler):
         return _stored(self.send(caller, request).consent)
 
     def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
-        patient = require_patient(patient_id, self.type)
-        listed = pages(
-            lambda token: self.send(
-                caller,
-                pb.ListConsentsRequest(patient_id=patient, page_size=1000, page_token=token),
-            ),
-            "consents",
-        )
+        listed = self.patient_pages(caller, patient_id, pb.ListConsentsRequest, "consents")
         return [_stored(c) for c in listed]
