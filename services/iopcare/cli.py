@@ -164,6 +164,7 @@ class _Launcher:
             topics.all_topics(settings.topic_prefix),
             partitions=topics.PARTITIONS,
             client_options=admin_options,
+            settings=settings,
         )
         if self.broker is not None:
             kafka_broker.grant_service_acls(bootstrap, admin_options, prefix=settings.topic_prefix)

@@ -769,14 +769,19 @@ def create_topics(
     timeout: float = 30,
     max_message_bytes: int | None = None,
     client_options: dict[str, Any] | None = None,
+    settings: Settings | None = None,
 ) -> None:
     """Create topics (replication factor 1) and wait until every partition has a leader.
 
-    Each topic's `max.message.bytes` is `max_message_bytes` (default: the settings'
-    kafka_max_message_bytes), the limit the producers use. Topics that already exist are left as
-    they are, whatever their partition count.
+    Each topic gets `kit.topics.topic_config` under `settings` (default: the environment's):
+    cleanup policy, retention, segment time and `max.message.bytes` (the limit the producers
+    use; `max_message_bytes` overrides it). Topics that already exist are left as they are,
+    whatever their partition count and configuration (docs/operations.md says how to alter them).
     """
-    limit = max_message_bytes or Settings().kafka_max_message_bytes
+    from iopcare.kit import topics as topic_names
+
+    settings = settings or Settings()
+    limit = max_message_bytes or settings.kafka_max_message_bytes
     names = list(dict.fromkeys(topic.strip() for topic in topics if topic.strip()))
     if not names:
         return
@@ -795,7 +800,10 @@ def create_topics(
                 name: {
                     "num_partitions": partitions,
                     "replication_factor": 1,
-                    "configs": {"max.message.bytes": str(limit)},
+                    "configs": {
+                        **topic_names.topic_config(name, settings),
+                        "max.message.bytes": str(limit),
+                    },
                 }
                 for name in pending
             }

@@ -64,6 +64,16 @@ class Settings(BaseSettings):
     )
     #: Prefix of every topic name on the broker (e.g. `staging.`); empty in a dedicated cluster.
     topic_prefix: str = ""
+    #: Retention of the event topics (`retention.ms`, cleanup.policy=delete; kit.topics says why
+    #: not compaction). 14 days: a consumer down over a long weekend, or a database restored
+    #: from last night's dump, still finds every event it has not applied (docs/operations.md).
+    topic_retention_ms: int = Field(default=14 * 24 * 3600 * 1000, ge=3600 * 1000)
+    #: Retention of the dead-letter topics: 90 days, time to investigate and replay a parked
+    #: event long after the alert.
+    dead_letter_retention_ms: int = Field(default=90 * 24 * 3600 * 1000, ge=3600 * 1000)
+    #: `segment.ms` of every topic: a segment is deleted whole, so an event lives at most
+    #: retention + segment.ms; one day keeps that close to the retention.
+    topic_segment_ms: int = Field(default=24 * 3600 * 1000, ge=60 * 1000)
     #: How the Kafka clients (relay, consumers, dead-letter producer, admin) reach the brokers:
     #: PLAINTEXT (a development broker on loopback only), SASL_PLAINTEXT, SSL or SASL_SSL
     #: (production: the deploy files require it, since events carry patient data).
