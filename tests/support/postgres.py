@@ -287,6 +287,79 @@ class PostgresServer:
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
 
+    def client_tool(self, tool: str) -> Path:
+        """A PostgreSQL client program (``pg_dump``, ``pg_restore``, ``psql``) of the same
+        installation as the server's ``initdb``."""
+        folder = self._bin or _bin_dir()
+        if folder is None or not (folder / tool).exists():
+            raise PostgresError(f"{tool} not found next to {_INITDB_GLOB}")
+        return folder / tool
+
+    def connection_args(self, database: str) -> tuple[list[str], dict[str, str]]:
+        """libpq command-line arguments and environment reaching ``database`` as the URL's user
+        (the password, if any, in PGPASSWORD, never on the command line)."""
+        url = self._server_url()
+        args = [
+            "--host",
+            url.host or _HOST,
+            "--port",
+            str(url.port or 5432),
+            "--username",
+            url.username or _SUPERUSER,
+            "--dbname",
+            database,
+        ]
+        env = {**os.environ}
+        if url.password is not None:
+            env["PGPASSWORD"] = url.password
+        sslmode = url.query.get("sslmode")
+        if isinstance(sslmode, str):
+            env["PGSSLMODE"] = sslmode
+        return args, env
+
+    def dump(self, database: str, target: Path) -> None:
+        """``pg_dump --format=custom`` of ``database`` into the file ``target``, as the runbook in
+        docs/operations.md does."""
+        args, env = self.connection_args(database)
+        self._client(
+            [str(self.client_tool("pg_dump")), "--format=custom", f"--file={target}", *args], env
+        )
+
+    def restore(self, database: str, source: Path) -> None:
+        """``pg_restore`` of a custom-format dump into ``database``, which must exist and be
+        empty; stops at the first error, in one transaction."""
+        args, env = self.connection_args(database)
+        self._client(
+            [
+                str(self.client_tool("pg_restore")),
+                "--exit-on-error",
+                "--single-transaction",
+                "--no-owner",
+                *args,
+                str(source),
+            ],
+            env,
+        )
+
+    def _client(self, command: list[str], env: dict[str, str], timeout: float = 300) -> None:
+        try:
+            result = subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=timeout,
+                env=env,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise PostgresError(f"timed out after {timeout}s: {' '.join(command)}") from exc
+        if result.returncode != 0:
+            raise PostgresError(
+                f"{' '.join(command)} failed with exit code {result.returncode}:\n{result.stdout}"
+            )
+
     def __enter__(self) -> PostgresServer:
         self.start()
         return self
