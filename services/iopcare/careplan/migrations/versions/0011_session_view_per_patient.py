@@ -41,9 +41,20 @@ def upgrade() -> None:
     _swap("appointment_id", "patient_id")
 
 
+def _rename_primary_key(old: str, new: str) -> None:
+    """On PostgreSQL a primary key is a relation (its index) and keeps its name when its table is
+    renamed: after upgrade() session_view's is `pk_session_view_next`, the name _swap() gives the
+    next table's, so the downgrade must move it aside first (SQLite has no such collision)."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"ALTER TABLE session_view RENAME CONSTRAINT {old} TO {new}")
+
+
 def downgrade() -> None:
     op.execute(
         "DELETE FROM session_view WHERE EXISTS (SELECT 1 FROM session_view o WHERE "
         "o.appointment_id = session_view.appointment_id AND o.patient_id < session_view.patient_id)"
     )
+    _rename_primary_key("pk_session_view_next", "session_view_replaced_pkey")
     _swap("appointment_id")
+    # Back to 0006's name (PostgreSQL's default), so that upgrade() can run again.
+    _rename_primary_key("pk_session_view_next", "session_view_pkey")
