@@ -44,4 +44,4 @@ def test_a_retention_too_short_or_infinite_is_refused(tmp_path: Path, field: str
     # -1 (keep forever) would turn the transport into an unbounded, unmanaged copy of the record.
     for value in (-1, 0, 1000):
         with pytest.raises(ValidationError):
-            Settings(data_dir=tmp_path, **{field: value})
+            Settings.model_validate({"data_dir": tmp_path, field: value})
