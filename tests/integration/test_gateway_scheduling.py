@@ -168,6 +168,39 @@ def test_calendars_are_created_read_searched_and_updated(ehr: httpx.Client) -> N
     assert ehr.get("/Schedule", params={"actor": actor}).json()["total"] == 1
 
 
+def test_a_retried_update_with_the_same_x_request_id_gets_the_first_result(
+    ehr: httpx.Client,
+) -> None:
+    """A client that lost the answer to a PUT sends it again with the same X-Request-Id: the
+    service's request id for it is the same, so the answer is the first one (200, the version it
+    made), not 412; the change is applied once. Another change under the same X-Request-Id is
+    a new request (a stale version is still 412), and a repeat without one is 412 as before."""
+    created = new_calendar(ehr, service_types=["individual-therapy"])
+    url = f"/Schedule/{created['id']}"
+    changed = {k: v for k, v in created.items() if k != "meta"}
+    changed["serviceType"] = [{"coding": [{"system": SESSION_TYPE, "code": "family-therapy"}]}]
+    headers = {**JSON_HEADERS, "If-Match": 'W/"1"', "X-Request-Id": f"put-{uuid.uuid4().hex}"}
+
+    first = ehr.put(url, json=changed, headers=headers)
+    assert first.status_code == 200, first.text
+    assert first.headers["etag"] == 'W/"2"'
+    retried = ehr.put(url, json=changed, headers=headers)
+    assert retried.status_code == 200, retried.text
+    assert retried.headers["etag"] == 'W/"2"'
+    assert retried.json()["meta"]["versionId"] == "2"
+    assert retried.json() == first.json()
+    assert ehr.get(url).headers["etag"] == 'W/"2"'  # applied once
+
+    # The same X-Request-Id with another change is another request: based on version 1, stale.
+    other = {**changed, "active": False}
+    assert ehr.put(url, json=other, headers=headers).status_code == 412
+    # Without an X-Request-Id the version it is based on alone answers the repeat: 412.
+    plain = {**JSON_HEADERS, "If-Match": 'W/"1"'}
+    stale = ehr.put(url, json=changed, headers=plain)
+    assert stale.status_code == 412 and stale.headers["etag"] == 'W/"2"'
+    assert ehr.get(url).json()["active"] is True  # the other change was not applied
+
+
 def test_calendar_bad_input_is_4xx_with_the_element(stack: Stack, ehr: httpx.Client) -> None:
     no_actor = calendar("Practitioner/x", ["individual-therapy"])
     no_actor["actor"] = [{"display": "someone"}]

@@ -23,6 +23,7 @@ from iopcare.gateway.resources.base import (
     ResourceHandler,
     command,
     found_by_meta,
+    keyed,
     pages,
     reference_id,
     require_patient,
@@ -105,10 +106,18 @@ class ScheduleHandler(ResourceHandler):
             return Created(found(self.send(caller, request).schedule, ""))
 
     def update(
-        self, caller: Caller, resource_id: str, resource: dict[str, Any], expected_version: int
+        self,
+        caller: Caller,
+        resource_id: str,
+        resource: dict[str, Any],
+        expected_version: int,
+        request_id: str = "",
     ) -> Found:
         current = self.send(caller, pb.GetScheduleRequest(id=resource_id)).schedule
-        request = command(scheduling.update_schedule_request, resource, current, expected_version)
+        request = keyed(
+            command(scheduling.update_schedule_request, resource, current, expected_version),
+            request_id,
+        )
         with fhir_paths(scheduling.SCHEDULE_PATHS):
             return found(self.send(caller, request).schedule, "")
 
@@ -233,7 +242,12 @@ class AppointmentHandler(ResourceHandler):
             return Created(found(self.send(caller, request).appointment))
 
     def update(
-        self, caller: Caller, resource_id: str, resource: dict[str, Any], expected_version: int
+        self,
+        caller: Caller,
+        resource_id: str,
+        resource: dict[str, Any],
+        expected_version: int,
+        request_id: str = "",
     ) -> Found:
         current = self.read(caller, resource_id)
         if current.version != expected_version:
@@ -246,13 +260,16 @@ class AppointmentHandler(ResourceHandler):
                 ),
                 headers={"ETag": f'W/"{current.version}"'},
             )
-        request = command(
-            scheduling.update_appointment_request,
-            current.resource,
-            resource,
-            resource_id,
-            expected_version,
-            individual=current.patient_id != "",
+        request = keyed(
+            command(
+                scheduling.update_appointment_request,
+                current.resource,
+                resource,
+                resource_id,
+                expected_version,
+                individual=current.patient_id != "",
+            ),
+            request_id,
         )
         if request is None:
             return current
