@@ -168,6 +168,39 @@ def test_calendars_are_created_read_searched_and_updated(ehr: httpx.Client) -> N
     assert ehr.get("/Schedule", params={"actor": actor}).json()["total"] == 1
 
 
+def test_a_retried_update_with_the_same_x_request_id_gets_the_first_result(
+    ehr: httpx.Client,
+) -> None:
+    """A client that lost the answer to a PUT sends it again with the same X-Request-Id: the
+    service's request id for it is the same, so the answer is the first one (200, the version it
+    made), not 412; the change is applied once. Another change under the same X-Request-Id is
+    a new request (a stale version is still 412), and a repeat without one is 412 as before."""
+    created = new_calendar(ehr, service_types=["individual-therapy"])
+    url = f"/Schedule/{created['id']}"
+    changed = {k: v for k, v in created.items() if k != "meta"}
+    changed["serviceType"] = [{"coding": [{"system": SESSION_TYPE, "code": "family-therapy"}]}]
+    headers = {**JSON_HEADERS, "If-Match": 'W/"1"', "X-Request-Id": f"put-{uuid.uuid4().hex}"}
+
+    first = ehr.put(url, json=changed, headers=headers)
+    assert first.status_code == 200, first.text
+    assert first.headers["etag"] == 'W/"2"'
+    retried = ehr.put(url, json=changed, headers=headers)
+    assert retried.status_code == 200, retried.text
+    assert retried.headers["etag"] == 'W/"2"'
+    assert retried.json()["meta"]["versionId"] == "2"
+    assert retried.json() == first.json()
+    assert ehr.get(url).headers["etag"] == 'W/"2"'  # applied once
+
+    # The same X-Request-Id with another change is another request: based on version 1, stale.
+    other = {**changed, "active": False}
+    assert ehr.put(url, json=other, headers=headers).status_code == 412
+    # Without an X-Request-Id the version it is based on alone answers the repeat: 412.
+    plain = {**JSON_HEADERS, "If-Match": 'W/"1"'}
+    stale = ehr.put(url, json=changed, headers=plain)
+    assert stale.status_code == 412 and stale.headers["etag"] == 'W/"2"'
+    assert ehr.get(url).json()["active"] is True  # the other change was not applied
+
+
 def test_calendar_bad_input_is_4xx_with_the_element(stack: Stack, ehr: httpx.Client) -> None:
     no_actor = calendar("Practitioner/x", ["individual-therapy"])
     no_actor["actor"] = [{"display": "someone"}]
@@ -317,6 +350,55 @@ def test_double_booking_is_409_and_conditional_create_books_once(ehr: httpx.Clie
     assert issues(clash)[0]["code"] == "conflict"
     outside = appointment(patient_id, practitioner, local(future_day(weeks=4), time(20, 0)))
     assert ehr.post("/Appointment", json=outside, headers=JSON_HEADERS).status_code == 409
+
+
+def test_a_retried_reschedule_or_cancel_with_the_same_x_request_id_gets_the_first_result(
+    ehr: httpx.Client,
+) -> None:
+    """An Appointment PUT is mapped to its RPC by comparing it with the stored version, which a
+    retry finds already changed: sent with the same X-Request-Id, the change is asked again of the
+    version it was based on under the same request id, and answered with the first result."""
+    patient_id = register(ehr)
+    practitioner = new_calendar(ehr)["actor"][0]["reference"]
+    day = future_day(weeks=6)
+    booked = ehr.post(
+        "/Appointment",
+        json=appointment(patient_id, practitioner, local(day, time(9, 0))),
+        headers=JSON_HEADERS,
+    ).json()
+    url = f"/Appointment/{booked['id']}"
+    booked.pop("meta")
+
+    moved = dict(booked, comment="afternoon, please")
+    moved["start"] = instant(local(day, time(14, 0)))
+    moved["end"] = instant(local(day, time(15, 0)))
+    on_v1 = {**JSON_HEADERS, "If-Match": 'W/"1"', "X-Request-Id": f"move-{uuid.uuid4().hex}"}
+    first = ehr.put(url, json=moved, headers=on_v1)
+    assert first.status_code == 200 and first.headers["etag"] == 'W/"2"', first.text
+    retried = ehr.put(url, json=moved, headers=on_v1)
+    assert retried.status_code == 200, retried.text
+    assert retried.headers["etag"] == 'W/"2"' and retried.json() == first.json()
+    # The same id with another time, or the same PUT without an id, is the stale version's 412.
+    later = dict(
+        moved, start=instant(local(day, time(16, 0))), end=instant(local(day, time(17, 0)))
+    )
+    refused = ehr.put(url, json=later, headers=on_v1)
+    assert refused.status_code == 412 and refused.headers["etag"] == 'W/"2"', refused.text
+    plain = ehr.put(url, json=moved, headers={**JSON_HEADERS, "If-Match": 'W/"1"'})
+    assert plain.status_code == 412 and plain.headers["etag"] == 'W/"2"'
+    # A stale PUT under a new id is not applied: the service sees version 1 is not current.
+    fresh = {**on_v1, "X-Request-Id": f"move-{uuid.uuid4().hex}"}
+    assert ehr.put(url, json=later, headers=fresh).status_code == 412
+    assert ehr.get(url).json()["start"] == moved["start"]
+
+    cancelled = dict(first.json(), status="cancelled", cancelationReason={"text": "unwell"})
+    on_v2 = {**JSON_HEADERS, "If-Match": 'W/"2"', "X-Request-Id": f"cancel-{uuid.uuid4().hex}"}
+    first = ehr.put(url, json=cancelled, headers=on_v2)
+    assert first.status_code == 200 and first.headers["etag"] == 'W/"3"', first.text
+    retried = ehr.put(url, json=cancelled, headers=on_v2)
+    assert retried.status_code == 200, retried.text
+    assert retried.headers["etag"] == 'W/"3"' and retried.json() == first.json()
+    assert ehr.get(url).headers["etag"] == 'W/"3"'
 
 
 def test_appointment_updates_become_reschedule_cancel_and_attendance(ehr: httpx.Client) -> None:

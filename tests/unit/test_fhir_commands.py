@@ -142,6 +142,27 @@ def test_a_put_of_an_appointment_is_the_one_change_it_asks_for() -> None:
     assert attended.status == "fulfilled"
 
 
+def test_a_repeated_put_of_an_appointment_asks_the_same_change_as_the_first() -> None:
+    """A retry finds the stored version already changed: the change it asks comes from the body
+    alone, and equals what the first attempt was mapped to against the version before."""
+    stored = appointment()
+    for body in (
+        appointment(status="cancelled", cancelationReason={"text": "ill"}),
+        appointment(start="2026-03-03T09:00:00Z", end="2026-03-03T10:00:00Z", comment="later"),
+        appointment(status="noshow", comment="did not come"),
+    ):
+        first = scheduling.update_appointment_request(stored, body, "a1", 2, individual=True)
+        repeated = scheduling.repeated_appointment_request(body, "a1", 2, individual=True)
+        assert repeated == first, body
+    assert refused(
+        scheduling.repeated_appointment_request,
+        appointment(status="arrived"),
+        "g1",
+        2,
+        individual=False,
+    ) == [("not-supported", "Appointment.status")]
+
+
 def test_a_put_of_an_appointment_changing_anything_else_names_each_element() -> None:
     stored = appointment()
     other = appointment(description="x", priority=3)

@@ -9,6 +9,7 @@ it out (release.py).
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl
@@ -205,11 +206,54 @@ def update(
             "required",
             'an update needs the version it is based on: If-Match: W/"n" (or meta.versionId)',
         )
-    found = handler.update(caller, resource_id, resource, expected)
+    request_id = _update_request_id(caller, handler.type, resource_id, expected, resource, request)
+    try:
+        found = handler.update(caller, resource_id, resource, expected, request_id)
+    except FhirHttpError as exc:
+        if not request_id or exc.reason != "REQUEST_ID_REUSED":
+            raise
+        # The key holds the body and the version it is based on, so the service keeps another
+        # request under it only when the change it was mapped to differs: the resource changed
+        # since this PUT was first applied, and the version it is based on is stale.
+        raise http_error(
+            412, "conflict", f"{handler.type}/{resource_id} changed since this update was applied"
+        ) from None
     response = written(gw, caller, found, 200)
     # Where the new version is (clients such as HAPI's read the id and version from here).
     response.headers["Content-Location"] = location(request, handler.type, found)
     return prefer(request, response)
+
+
+def _update_request_id(
+    caller: Caller,
+    resource_type: str,
+    resource_id: str,
+    expected: int,
+    resource: dict[str, Any],
+    request: FhirRequest,
+) -> str:
+    """The service request id of an update sent with an `X-Request-Id` (empty without one: the
+    version it is based on alone keeps a repeat from being applied twice, and a repeat is 412).
+
+    A client that retries a PUT whose answer it lost sends it again with the same X-Request-Id:
+    the service answers with the first result (200, the version it made), not 412. The key
+    holds who asks (token subject, launch patient, scopes, as a conditional create's does), the
+    resource, the version it is based on and the body: a client that sends one correlation id
+    with many requests gets each change applied, never another request's result."""
+    given = request.header("x-request-id").strip()
+    if not given:
+        return ""
+    return _digest(
+        "update",
+        caller.principal.subject,
+        caller.patient or "",
+        " ".join(sorted(str(s) for s in caller.principal.scopes)),
+        resource_type,
+        resource_id,
+        str(expected),
+        json.dumps(resource, sort_keys=True, separators=(",", ":")),
+        given,
+    )
 
 
 def prefer(request: FhirRequest, response: FhirResponse) -> FhirResponse:

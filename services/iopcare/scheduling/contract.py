@@ -39,6 +39,7 @@ from iopcare.scheduling.fhir_commands import (
     SCHEDULE_PATHS,
     create_appointment_request,
     create_schedule_request,
+    repeated_appointment_request,
     update_appointment_request,
     update_schedule_request,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "TOPIC",
     "create_appointment_request",
     "create_schedule_request",
+    "repeated_appointment_request",
     "update_appointment_request",
     "update_schedule_request",
 ]

@@ -367,6 +367,12 @@ def update_appointment_request(
         return None
     if "status" in changed:
         return _status_change(resource, appointment_id, expected_version, individual)
+    return _reschedule(resource, appointment_id, expected_version)
+
+
+def _reschedule(
+    resource: dict[str, Any], appointment_id: str, expected_version: int
+) -> pb.RescheduleAppointmentRequest:
     return pb.RescheduleAppointmentRequest(
         appointment_id=appointment_id,
         expected_version=expected_version,
@@ -374,3 +380,15 @@ def update_appointment_request(
         end_time=_ts(_instant(resource, "end", "Appointment")),
         reason=str(resource.get("comment", "")) or "rescheduled through the FHIR gateway",
     )
+
+
+def repeated_appointment_request(
+    resource: dict[str, Any], appointment_id: str, expected_version: int, *, individual: bool
+) -> AppointmentChange:
+    """The change a PUT of an Appointment asked when it is sent again after it was applied (the
+    stored version is the one it made, so comparing with it finds nothing): what its status says
+    (cancelled or attendance: that change; else a new time). Sent with the first attempt's
+    request id, it is answered with the first result, or refused when it is another request."""
+    if resource.get("status") == "cancelled" or resource.get("status") in ATTENDANCE:
+        return _status_change(resource, appointment_id, expected_version, individual)
+    return _reschedule(resource, appointment_id, expected_version)

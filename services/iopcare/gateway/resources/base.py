@@ -132,8 +132,15 @@ class ResourceHandler:
         raise NotImplementedError
 
     def update(
-        self, caller: Caller, resource_id: str, resource: dict[str, Any], expected_version: int
+        self,
+        caller: Caller,
+        resource_id: str,
+        resource: dict[str, Any],
+        expected_version: int,
+        request_id: str = "",
     ) -> Found:
+        """The new version. `request_id` (empty: none) is the service request's idempotency key:
+        a repeat of the same change returns the first result (writes.update derives it)."""
         raise NotImplementedError
 
     def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
@@ -197,6 +204,13 @@ def command(mapping: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         return mapping(*args, **kwargs)
     except fhir.FhirError as exc:
         raise from_kit(exc) from None
+
+
+def keyed(request: R, request_id: str) -> R:
+    """`request` (a service's update request, or None: no change) with `request_id` set."""
+    if request is not None and request_id:
+        request.request_id = request_id  # type: ignore[attr-defined]
+    return request
 
 
 def pages(fetch: Callable[[str], Any], items: str) -> list[Any]:

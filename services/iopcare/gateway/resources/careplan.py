@@ -133,13 +133,19 @@ class TableCreate(CareplanTable):
 
 class TableUpdate(CareplanTable):
     def update(
-        self, caller: Caller, resource_id: str, resource: dict[str, Any], expected_version: int
+        self,
+        caller: Caller,
+        resource_id: str,
+        resource: dict[str, Any],
+        expected_version: int,
+        request_id: str = "",
     ) -> Found:
         request = self.update_request(
             id=resource_id,
             expected_version=expected_version,
             fhir_json=json.dumps(resource),
             reason="FHIR update through the gateway",
+            request_id=request_id,
         )
         return self._one(caller, request)
 

@@ -27,6 +27,7 @@ from iopcare.gateway.resources.base import (
     ResourceHandler,
     command,
     found_by_meta,
+    keyed,
     meta_version,
     pages,
     reference_id,
@@ -209,15 +210,23 @@ class DocumentReferenceHandler(ResourceHandler):
             return Created(_note_found(self.send(caller, request).notes[0]))
 
     def update(
-        self, caller: Caller, resource_id: str, resource: dict[str, Any], expected_version: int
+        self,
+        caller: Caller,
+        resource_id: str,
+        resource: dict[str, Any],
+        expected_version: int,
+        request_id: str = "",
     ) -> Found:
         current = self.send(caller, pb.GetNoteRequest(id=resource_id)).note
-        request = command(
-            notes_contract.update_note_request,
-            json.loads(current.fhir_json),
-            resource,
-            resource_id,
-            expected_version,
+        request = keyed(
+            command(
+                notes_contract.update_note_request,
+                json.loads(current.fhir_json),
+                resource,
+                resource_id,
+                expected_version,
+            ),
+            request_id,
         )
         if request is None:
             _check_version("note", current, expected_version)
@@ -257,17 +266,25 @@ class ConsentHandler(ResourceHandler):
         return _stored(self.send(caller, pb.GetConsentRequest(id=resource_id)).consent)
 
     def update(
-        self, caller: Caller, resource_id: str, resource: dict[str, Any], expected_version: int
+        self,
+        caller: Caller,
+        resource_id: str,
+        resource: dict[str, Any],
+        expected_version: int,
+        request_id: str = "",
     ) -> Found:
         """Revocation (42 CFR 2.31(a)(6): the patient may revoke at any time): status active ->
         inactive is RevokeConsent; nothing else of a consent changes (notes' contract says)."""
         current = self.send(caller, pb.GetConsentRequest(id=resource_id)).consent
         _check_version("consent", current, expected_version)
-        request = command(
-            notes_contract.update_consent_request,
-            json.loads(current.fhir_json),
-            resource,
-            resource_id,
+        request = keyed(
+            command(
+                notes_contract.update_consent_request,
+                json.loads(current.fhir_json),
+                resource,
+                resource_id,
+            ),
+            request_id,
         )
         if request is None:
             return _stored(current)

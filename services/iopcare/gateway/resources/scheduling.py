@@ -23,6 +23,7 @@ from iopcare.gateway.resources.base import (
     ResourceHandler,
     command,
     found_by_meta,
+    keyed,
     pages,
     reference_id,
     require_patient,
@@ -105,10 +106,18 @@ class ScheduleHandler(ResourceHandler):
             return Created(found(self.send(caller, request).schedule, ""))
 
     def update(
-        self, caller: Caller, resource_id: str, resource: dict[str, Any], expected_version: int
+        self,
+        caller: Caller,
+        resource_id: str,
+        resource: dict[str, Any],
+        expected_version: int,
+        request_id: str = "",
     ) -> Found:
         current = self.send(caller, pb.GetScheduleRequest(id=resource_id)).schedule
-        request = command(scheduling.update_schedule_request, resource, current, expected_version)
+        request = keyed(
+            command(scheduling.update_schedule_request, resource, current, expected_version),
+            request_id,
+        )
         with fhir_paths(scheduling.SCHEDULE_PATHS):
             return found(self.send(caller, request).schedule, "")
 
@@ -233,11 +242,16 @@ class AppointmentHandler(ResourceHandler):
             return Created(found(self.send(caller, request).appointment))
 
     def update(
-        self, caller: Caller, resource_id: str, resource: dict[str, Any], expected_version: int
+        self,
+        caller: Caller,
+        resource_id: str,
+        resource: dict[str, Any],
+        expected_version: int,
+        request_id: str = "",
     ) -> Found:
         current = self.read(caller, resource_id)
         if current.version != expected_version:
-            raise FhirHttpError(
+            stale = FhirHttpError(
                 412,
                 Problem(
                     "conflict",
@@ -246,15 +260,50 @@ class AppointmentHandler(ResourceHandler):
                 ),
                 headers={"ETag": f'W/"{current.version}"'},
             )
-        request = command(
-            scheduling.update_appointment_request,
-            current.resource,
-            resource,
-            resource_id,
-            expected_version,
-            individual=current.patient_id != "",
+            if not request_id:
+                raise stale
+            return self._repeated(caller, current, resource, expected_version, request_id, stale)
+        request = keyed(
+            command(
+                scheduling.update_appointment_request,
+                current.resource,
+                resource,
+                resource_id,
+                expected_version,
+                individual=current.patient_id != "",
+            ),
+            request_id,
         )
         if request is None:
             return current
         with fhir_paths(scheduling.APPOINTMENT_PATHS):
             return found(self.send(caller, request).appointment)
+
+    def _repeated(
+        self,
+        caller: Caller,
+        current: Found,
+        resource: dict[str, Any],
+        expected_version: int,
+        request_id: str,
+        stale: FhirHttpError,
+    ) -> Found:
+        """A PUT based on an older version, sent with a request id: a retry of an update that
+        was applied is that update's first result (its change is asked again, under the same
+        request id, of the version it was based on); anything else is the stale version's 412
+        (the service refuses another request under the id, or applies nothing to a stale one)."""
+        try:
+            request = command(
+                scheduling.repeated_appointment_request,
+                resource,
+                current.id,
+                expected_version,
+                individual=current.patient_id != "",
+            )
+            request.request_id = request_id
+            with fhir_paths(scheduling.APPOINTMENT_PATHS):
+                return found(self.send(caller, request).appointment)
+        except FhirHttpError as exc:
+            if exc.status >= 500:
+                raise
+            raise stale from None
