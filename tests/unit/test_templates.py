@@ -121,7 +121,9 @@ def test_the_inbound_conditions_are_the_other_diagnoses() -> None:
         ]
     }
     assert diagnoses_in(additions) == ["F31.9"]
-    assert diagnoses_in({}) == []
+    # Malformed additions are the additions check's to refuse, with the field (not a crash here).
+    for wrong in ({}, {"contained": 5}, {"contained": "F31"}, {"contained": {"code": "F31"}}):
+        assert diagnoses_in(wrong) == []
 
 
 def _template_json(**changes: Any) -> dict[str, Any]:

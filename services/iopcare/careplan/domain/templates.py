@@ -199,8 +199,9 @@ def _with_matched(template: Template, diagnoses: tuple[str, ...]) -> Template:
 def diagnoses_in(additions: dict[str, Any]) -> list[str]:
     """The ICD-10-CM codes of the Conditions contained in a draft's additions, in order (the
     inbound diagnoses of a handoff)."""
-    found = []
-    for resource in additions.get("contained") or []:
+    found: list[str] = []
+    contained = additions.get("contained")
+    for resource in contained if isinstance(contained, list) else []:
         if not isinstance(resource, dict) or resource.get("resourceType") != "Condition":
             continue
         code = resource.get("code")
