@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from datetime import date, timedelta
 
 import grpc
 import pytest
@@ -342,9 +343,23 @@ def test_a_plan_drafted_from_the_programs_template_can_be_activated(
         metadata=harness.metadata(settings),
     ).care_plan
     assert active.status == "active"
+    # A diagnosis no program covers gets the general IOP plan, saying so; never nothing.
+    general = stub.DraftCarePlan(
+        pb.DraftCarePlanRequest(
+            request_id="x", patient_id=patient, diagnosis_code="J45.909", care_team_id=team_id
+        ),
+        metadata=harness.metadata(settings),
+    ).care_plan
+    drafted = json.loads(general.fhir_json)
+    assert (general.status, drafted["title"]) == ("draft", "General IOP")
+    assert "No program template matched the diagnoses (J45.909)" in drafted["note"][0]["text"]
+    # Its first review is due when the template says (30 days from the start).
+    (review,) = [e for e in drafted["extension"] if e["url"].endswith("/next-review-due")]
+    start = date.fromisoformat(drafted["period"]["start"])
+    assert date.fromisoformat(review["valueDate"]) == start + timedelta(days=30)
     with pytest.raises(grpc.RpcError) as caught:
         stub.DraftCarePlan(
-            pb.DraftCarePlanRequest(request_id="x", patient_id=patient, diagnosis_code="J45.909"),
+            pb.DraftCarePlanRequest(request_id="y", patient_id=patient, diagnosis_code=" "),
             metadata=harness.metadata(settings),
         )
-    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -121,8 +121,11 @@ def test_discharge_document_becomes_patient_stay_plan_and_note(
     assert episode["referralRequest"][0]["identifier"]["value"] == f"ref-{mrn}"
     plan = in_program(stack, "CarePlan", plan_id)
     assert plan["status"] == "draft"
-    # Drafted from the program template for the SUD diagnosis: activities and goals to start from.
+    # Drafted from the program template for the SUD diagnosis with the inbound depression: the
+    # co-occurring disorders program, activities and goals to start from.
     assert plan["activity"] and "F10.20" in plan["description"]
+    assert plan["title"].startswith("Co-occurring disorders IOP")
+    assert "note" not in plan
     assert any(c["resourceType"] == "Goal" for c in plan["contained"])
     history = ehr_history_labels(stack, plan_id)
     assert history == [{"ETH", "R"}]  # labelled from its first version on
@@ -157,6 +160,35 @@ def test_discharge_document_becomes_patient_stay_plan_and_note(
     ]
     assert any("Step-down handoff" in t and f"CarePlan/{plan_id}" in t for t in texts)
     assert not any("Alcohol" in t or "naltrexone" in t for t in texts)  # no clinical content
+
+
+def test_diagnoses_no_program_template_covers_get_the_general_plan_with_a_note(
+    stack: Stack, ehr: httpx.Client
+) -> None:
+    bundle = discharge_bundle(uuid.uuid4().hex[:10])
+    unmatched = iter(["J45.909", "E11.9"])  # asthma, type 2 diabetes: no IOP program's
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "Condition":
+            entry["resource"]["code"]["coding"][0]["code"] = next(unmatched)
+    result = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
+    (plan_id,) = ids(result["created"], "CarePlan")
+    plan = in_program(stack, "CarePlan", plan_id)
+    # Never an empty plan: the general IOP plan, saying why, with the inbound content.
+    assert (plan["status"], plan["title"]) == ("draft", "General IOP")
+    assert [n["text"] for n in plan["note"]] == [
+        "No program template matched the diagnoses (J45.909, E11.9); the general IOP plan "
+        "was used. Review it against the patient's needs."
+    ]
+    activities = {a["detail"]["code"]["coding"][0]["code"] for a in plan["activity"]}
+    assert {"76168009", "75516001", "10197000", "182836005", "737492002"} <= activities
+    goals = [c for c in plan["contained"] if c["resourceType"] == "Goal"]
+    assert sorted(g["target"][0]["measure"]["coding"][0]["code"] for g in goals) == [
+        "44261-6",
+        "70274-6",
+    ]
+    addressed = {a["reference"] for a in plan["addresses"]}
+    conditions = [c for c in plan["contained"] if c["resourceType"] == "Condition"]
+    assert {f"#{c['id']}" for c in conditions} == addressed and len(conditions) == 2
 
 
 def test_a_repeated_handoff_returns_the_first_result(ehr: httpx.Client) -> None:

@@ -57,6 +57,9 @@ ACTIVITY_OWNERS = {
     "61746007": "physician",  # Taking patient vital signs
     "15220000": "physician",  # Laboratory test
     "310627008": "physician",  # Urine drug screening
+    # Program templates (issue 13): the intake evaluation and the case manager's coordination.
+    "10197000": "psychiatrist",  # Psychiatric interview and evaluation
+    "737492002": "case-manager",  # Outpatient care management
 }
 
 #: How a template names a performing discipline (CarePlan.activity.detail.performer.display).
@@ -175,7 +178,14 @@ ATTENDANCE_RATE = "attendance-rate"
 #: (docs/clinical-thresholds.md), so the program's measure code system names them.
 CIWA_AR_TOTAL = "ciwa-ar-total"
 COWS_TOTAL = "cows-total"
-PROGRAM_MEASURES = frozenset({ATTENDANCE_RATE, CIWA_AR_TOTAL, COWS_TOTAL})
+#: Template goals' own measures (docs/templates.md): no LOINC code for a C-SSRS screen's risk
+#: level could be verified, so it is 0 none, 1 low, 2 moderate, 3 high (the screener's triage);
+#: the share of days with a mood chart entry (percent) has none either.
+CSSRS_SCREEN_RISK = "cssrs-screen-risk"
+MOOD_CHART_COMPLETION = "mood-chart-completion"
+PROGRAM_MEASURES = frozenset(
+    {ATTENDANCE_RATE, CIWA_AR_TOTAL, COWS_TOTAL, CSSRS_SCREEN_RISK, MOOD_CHART_COMPLETION}
+)
 #: Outcome measures recorded before monitoring (issue 12) came: accepted with any shape.
 KNOWN_MEASURES = frozenset({PHQ9_TOTAL, GAD7_TOTAL, AUDIT_C_TOTAL, BODY_WEIGHT, ATTENDANCE_RATE})
 #: LOINC answer codes of PHQ-9 items, to their score.

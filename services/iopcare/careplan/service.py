@@ -18,7 +18,13 @@ from iopcare.careplan.domain.model import (
     check_revision,
     check_update_request,
 )
-from iopcare.careplan.domain.templates import Template, draft_plan, template_for, with_additions
+from iopcare.careplan.domain.templates import (
+    Template,
+    diagnoses_in,
+    draft_plan,
+    template_for,
+    with_additions,
+)
 from iopcare.careplan.reviews import PlanReviews
 from iopcare.careplan.versions import VersionReads
 from iopcare.kit import audit, fhir, labels
@@ -113,9 +119,15 @@ class CarePlans(PlanReviews, VersionReads, ServiceBase):
         additions_json: str = "",
     ) -> Stored:
         """A draft plan from the program template for the patient's diagnosis (ICD-10-CM), with
-        the caller's additions (contained resources, addresses, supporting information, labels)."""
+        the caller's additions (contained resources, addresses, supporting information, labels).
+        The diagnosis asked for selects first, then the additions' contained Conditions (a
+        handoff's inbound diagnoses); none matching, the general IOP plan, with a note saying so."""
         with self._audit_refusals(principal, audit.CREATE, "CarePlan"):
-            template = template_for(templates, diagnosis)
+            if not diagnosis.strip():
+                raise InvalidArgument(
+                    "diagnosis_code is required",
+                    [FieldViolation("diagnosis_code", "an ICD-10-CM code, e.g. F32.2")],
+                )
             additions = (
                 fhir.load_json(
                     additions_json, max_bytes=self.max_resource_bytes, field="additions_fhir_json"
@@ -128,6 +140,7 @@ class CarePlans(PlanReviews, VersionReads, ServiceBase):
                     "additions_fhir_json must be a JSON object",
                     [FieldViolation("additions_fhir_json", "a partial CarePlan")],
                 )
+            template = template_for(templates, diagnosis, diagnoses_in(additions))
         plan = draft_plan(
             template,
             patient_id,

@@ -1,18 +1,32 @@
 """Program templates: a draft plan for a diagnosis, in the program's own standard shape.
 
 Templates are data (JSON files in `careplan/templates/`, or the folder IOPCARE_PLAN_TEMPLATES_DIR
-names): an adult substance use disorder IOP and an eating disorder IOP ship as examples. The team
-then edits the draft and activates it.
+names; docs/templates.md describes the schema): programs for adult substance use, eating
+disorders, depression and anxiety with suicidal ideation, bipolar disorder, PTSD, co-occurring
+disorders and adolescents ship, and a general IOP template (`fallback`) drafts the plan when no
+program template matches the diagnoses. The team then edits the draft and activates it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
 from iopcare.careplan import codes
-from iopcare.kit.errors import FailedPrecondition, FieldViolations
+from iopcare.kit.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    FieldViolations,
+    InvalidArgument,
+)
+
+#: Goal comparators a template may use (FHIR quantity-comparator, and `=` for none).
+COMPARATORS = frozenset({"<", "<=", ">=", ">"})
+#: Measure code systems a template goal may name: LOINC, or the program's own measures.
+MEASURE_SYSTEMS = {"loinc": codes.LOINC, "program": codes.MEASURE_SYSTEM}
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 
 
 @dataclass(frozen=True)
@@ -23,17 +37,183 @@ class Template:
     weeks: int
     activities: list[dict[str, Any]]
     goals: list[dict[str, Any]]
+    #: The general plan, drafted when no other template matches (one per folder).
+    fallback: bool = False
+    #: Each group must be matched by one of the diagnoses (e.g. a substance use and a mood
+    #: disorder for the co-occurring program); such a template takes precedence.
+    requires_all: tuple[tuple[str, ...], ...] = ()
+    #: Days from the plan's start to its first team review (empty: the program's setting).
+    review_days: int | None = None
+    #: Said in the plan's notes (e.g. what the team must confirm).
+    note: str = ""
+    #: The diagnoses it was chosen for, set by `template_for` (not in the JSON).
+    matched: tuple[str, ...] = field(default=(), compare=False)
 
 
-def template_for(templates: list[Template], diagnosis: str) -> Template:
-    """The template whose diagnosis prefixes match an ICD-10-CM code (e.g. F10.20)."""
-    code = diagnosis.strip().upper()
-    for template in templates:
-        if any(code.startswith(prefix) for prefix in template.diagnosis_prefixes):
-            return template
-    raise FailedPrecondition(
-        f"no program template covers diagnosis {code!r}", reason="NO_TEMPLATE", diagnosis=code
+def check_template(data: object, source: str = "template") -> Template:
+    """A template from its JSON data, or INVALID_ARGUMENT naming every wrong field."""
+    if not isinstance(data, dict):
+        raise InvalidArgument(
+            f"{source} is not a program template", [FieldViolation(source, "a JSON object")]
+        )
+    problems = FieldViolations()
+    for key, kind in (("id", str), ("title", str), ("weeks", int)):
+        if not isinstance(data.get(key), kind) or not data.get(key):
+            problems.add(f"{source}.{key}", f"required, a non-empty {kind.__name__}")
+    fallback = data.get("fallback", False)
+    if not isinstance(fallback, bool):
+        problems.add(f"{source}.fallback", "must be true or false")
+    prefixes = data.get("diagnosis_prefixes")
+    if not isinstance(prefixes, list) or not all(isinstance(p, str) and p for p in prefixes):
+        problems.add(f"{source}.diagnosis_prefixes", "must be a list of ICD-10-CM code prefixes")
+        prefixes = []
+    elif not prefixes and not fallback:
+        problems.add(f"{source}.diagnosis_prefixes", "required unless the template is the fallback")
+    groups = data.get("requires_all", [])
+    if not isinstance(groups, list) or not all(
+        isinstance(g, list) and g and all(isinstance(p, str) and p for p in g) for g in groups
+    ):
+        problems.add(f"{source}.requires_all", "must be a list of lists of ICD-10-CM prefixes")
+        groups = []
+    review = data.get("review_days")
+    if review is not None and (not isinstance(review, int) or not 1 <= review <= 90):
+        problems.add(f"{source}.review_days", "must be a number of days from 1 to 90")
+    if not isinstance(data.get("note", ""), str):
+        problems.add(f"{source}.note", "must be text")
+    activities = _checked_activities(data.get("activities"), source, problems)
+    goals = _checked_goals(data.get("goals"), source, problems)
+    problems.raise_if_any(f"{source} is not a valid program template")
+    return Template(
+        id=data["id"],
+        title=data["title"],
+        diagnosis_prefixes=tuple(p.upper() for p in prefixes),
+        weeks=int(data["weeks"]),
+        activities=list(activities),
+        goals=list(goals),
+        fallback=bool(fallback),
+        requires_all=tuple(tuple(p.upper() for p in g) for g in groups),
+        review_days=review,
+        note=data.get("note", ""),
     )
+
+
+def _checked_activities(
+    activities: object, source: str, problems: FieldViolations
+) -> list[dict[str, Any]]:
+    items: list[Any] = activities if isinstance(activities, list) else []
+    if not items:
+        problems.add(f"{source}.activities", "required, at least one activity")
+    for i, a in enumerate(items):
+        where = f"{source}.activities[{i}]"
+        if not isinstance(a, dict):
+            problems.add(where, "must be an object")
+            continue
+        for key in ("code", "display", "description"):
+            if not isinstance(a.get(key), str) or not a.get(key):
+                problems.add(f"{where}.{key}", "required text")
+        role = a.get("performer_role")
+        owner = codes.ACTIVITY_OWNERS.get(str(a.get("code")))
+        if role is not None and role not in codes.ROLE_DISPLAY:
+            problems.add(f"{where}.performer_role", f"must be one of {sorted(codes.ROLE_DISPLAY)}")
+        elif role is not None and owner is not None and role != owner:
+            problems.add(
+                f"{where}.performer_role", f"activity {a.get('code')} is the {owner}'s to perform"
+            )
+        if not isinstance(a.get("repeat"), dict) or not a.get("repeat"):
+            problems.add(f"{where}.repeat", "required, a FHIR Timing.repeat")
+    return items
+
+
+def _checked_goals(goals: object, source: str, problems: FieldViolations) -> list[dict[str, Any]]:
+    items: list[Any] = goals if isinstance(goals, list) else []
+    if not items:
+        problems.add(f"{source}.goals", "required, at least one goal")
+    for i, g in enumerate(items):
+        where = f"{source}.goals[{i}]"
+        if not isinstance(g, dict):
+            problems.add(where, "must be an object")
+            continue
+        for key in ("description", "measure"):
+            if not isinstance(g.get(key), str) or not g.get(key):
+                problems.add(f"{where}.{key}", "required text")
+        if g.get("comparator") not in COMPARATORS:
+            problems.add(f"{where}.comparator", f"must be one of {sorted(COMPARATORS)}")
+        if isinstance(g.get("value"), bool) or not isinstance(g.get("value"), int | float):
+            problems.add(f"{where}.value", "required, a number")
+        if g.get("system", "loinc") not in MEASURE_SYSTEMS:
+            problems.add(f"{where}.system", f"must be one of {sorted(MEASURE_SYSTEMS)}")
+        elif g.get("system") == "program" and g.get("measure") not in codes.PROGRAM_MEASURES:
+            problems.add(f"{where}.measure", f"one of {sorted(codes.PROGRAM_MEASURES)}")
+    return items
+
+
+def _normalised(diagnosis: str) -> str:
+    return diagnosis.strip().upper()
+
+
+def template_for(
+    templates: Sequence[Template], diagnosis: str, other_diagnoses: Sequence[str] = ()
+) -> Template:
+    """The template for a patient's diagnoses (ICD-10-CM, e.g. F10.20): the requested diagnosis
+    first, then the others in order (a handoff's inbound Conditions). For one diagnosis, a
+    template whose `requires_all` groups the diagnoses meet comes before one without, then the
+    longest matching prefix, then file order. No match: the fallback (general) template, whose
+    draft notes that no program template matched. FAILED_PRECONDITION NO_TEMPLATE only when the
+    list has no fallback either."""
+    requested = _normalised(diagnosis)
+    every = [requested, *(_normalised(d) for d in other_diagnoses if d.strip())]
+    for code in dict.fromkeys(every):
+        best: tuple[int, int, int] | None = None
+        chosen: Template | None = None
+        for order, template in enumerate(templates):
+            if template.fallback:
+                continue
+            length = max(
+                (len(p) for p in template.diagnosis_prefixes if code.startswith(p)), default=0
+            )
+            if not length:
+                continue
+            if not all(
+                any(d.startswith(p) for d in every for p in g) for g in template.requires_all
+            ):
+                continue
+            rank = (1 if template.requires_all else 0, length, -order)
+            if best is None or rank > best:
+                best, chosen = rank, template
+        if chosen is not None:
+            return _with_matched(chosen, tuple(dict.fromkeys(every)))
+    for template in templates:
+        if template.fallback:
+            return _with_matched(template, tuple(dict.fromkeys(every)))
+    raise FailedPrecondition(
+        f"no program template covers diagnosis {requested!r}",
+        reason="NO_TEMPLATE",
+        diagnosis=requested,
+    )
+
+
+def _with_matched(template: Template, diagnoses: tuple[str, ...]) -> Template:
+    return replace(template, matched=diagnoses)
+
+
+def diagnoses_in(additions: dict[str, Any]) -> list[str]:
+    """The ICD-10-CM codes of the Conditions contained in a draft's additions, in order (the
+    inbound diagnoses of a handoff)."""
+    found: list[str] = []
+    contained = additions.get("contained")
+    for resource in contained if isinstance(contained, list) else []:
+        if not isinstance(resource, dict) or resource.get("resourceType") != "Condition":
+            continue
+        code = resource.get("code")
+        for coding in (code.get("coding") or []) if isinstance(code, dict) else []:
+            if (
+                isinstance(coding, dict)
+                and coding.get("system") == ICD10CM
+                and isinstance(coding.get("code"), str)
+                and coding["code"].strip()
+            ):
+                found.append(coding["code"])
+    return found
 
 
 def draft_plan(
@@ -43,29 +223,7 @@ def draft_plan(
     program's weeks, and its goals as contained Goals the team completes before activation."""
     end = start + timedelta(weeks=template.weeks)
     bounds = {"boundsPeriod": {"start": start.isoformat(), "end": end.isoformat()}}
-    goals = [
-        {
-            "resourceType": "Goal",
-            "id": f"goal{index}",
-            "lifecycleStatus": "proposed",
-            "description": {"text": goal["description"]},
-            "subject": {"reference": f"Patient/{patient_id}"},
-            "target": [
-                {
-                    "measure": {"coding": [{"system": codes.LOINC, "code": goal["measure"]}]},
-                    "detailQuantity": {
-                        "value": goal["value"],
-                        "comparator": goal["comparator"],
-                        "unit": goal.get("unit", "{score}"),
-                        "system": "http://unitsofmeasure.org",
-                        "code": goal.get("unit", "{score}"),
-                    },
-                    "dueDate": end.isoformat(),
-                }
-            ],
-        }
-        for index, goal in enumerate(template.goals)
-    ]
+    goals = [_goal(goal, index, patient_id, end) for index, goal in enumerate(template.goals)]
     plan: dict[str, Any] = {
         "resourceType": "CarePlan",
         "contained": goals,
@@ -112,7 +270,62 @@ def draft_plan(
     }
     if team_id:
         plan["careTeam"] = [{"reference": f"CareTeam/{team_id}"}]
+    notes = _notes(template, diagnosis)
+    if notes:
+        plan["note"] = [{"text": text} for text in notes]
+    if template.review_days:
+        due = start + timedelta(days=template.review_days)
+        plan["extension"] = [{"url": codes.NEXT_REVIEW_EXTENSION, "valueDate": due.isoformat()}]
     return plan
+
+
+def _goal(goal: dict[str, Any], index: int, patient_id: str, end: date) -> dict[str, Any]:
+    """A template goal as a contained R4 Goal, due at the end of the program."""
+    return {
+        "resourceType": "Goal",
+        "id": f"goal{index}",
+        "lifecycleStatus": "proposed",
+        "description": {"text": goal["description"]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "target": [
+            {
+                "measure": {
+                    "coding": [
+                        {
+                            "system": MEASURE_SYSTEMS[goal.get("system", "loinc")],
+                            "code": goal["measure"],
+                        }
+                    ]
+                },
+                "detailQuantity": {
+                    "value": goal["value"],
+                    "comparator": goal["comparator"],
+                    "unit": goal.get("unit", "{score}"),
+                    "system": "http://unitsofmeasure.org",
+                    "code": goal.get("unit", "{score}"),
+                },
+                "dueDate": end.isoformat(),
+            }
+        ],
+    }
+
+
+def fallback_note(diagnoses: Sequence[str]) -> str:
+    """What the general plan says of itself (CarePlan.note)."""
+    listed = ", ".join(dict.fromkeys(_normalised(d) for d in diagnoses if d.strip()))
+    return (
+        f"No program template matched the diagnoses ({listed or 'none given'}); "
+        "the general IOP plan was used. Review it against the patient's needs."
+    )
+
+
+def _notes(template: Template, diagnosis: str) -> list[str]:
+    notes = []
+    if template.fallback:
+        notes.append(fallback_note(template.matched or (diagnosis,)))
+    if template.note:
+        notes.append(template.note)
+    return notes
 
 
 def _performer(activity: dict[str, Any]) -> dict[str, Any]:
