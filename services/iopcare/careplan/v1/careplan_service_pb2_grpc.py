@@ -212,7 +212,8 @@ class CarePlanServiceServicer:
         """Drafts a plan from the program template for a diagnosis (ICD-10-CM, e.g. F10.20 for alcohol
         dependence, F50.00 for anorexia nervosa): the template's activities with their timings and its
         goals as contained Goals, status draft. The team edits it and activates it with
-        UpdateCarePlan. FAILED_PRECONDITION, reason NO_TEMPLATE, when no template covers the diagnosis.
+        UpdateCarePlan. A diagnosis no program template covers drafts the general IOP plan, with a
+        CarePlan.note saying so (docs/templates.md); an empty diagnosis_code is INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
