@@ -10,59 +10,18 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from iopcare.devtools.kafka_broker import free_port
 from iopcare.devtools.processes import port_is_free
-from iopcare.kit.settings import REPO_ROOT
+from tests.support.launcher import start_up
 
 READY = b"Press Ctrl-C to stop."
 
 
 def test_iopcare_up_demo_prints_the_demo_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    ports = {
-        "kafka": free_port(),
-        "controller": free_port(),
-        "careplan": free_port(),
-        "scheduling": free_port(),
-        "notes": free_port(),
-        "gateway": free_port(),
-    }
-    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
-    env.update(
-        {
-            "IOPCARE_DEV_MODE": "true",
-            "IOPCARE_DATA_DIR": str(tmp_path / "var"),
-            "IOPCARE_CAREPLAN_PORT": str(ports["careplan"]),
-            "IOPCARE_SCHEDULING_PORT": str(ports["scheduling"]),
-            "IOPCARE_NOTES_PORT": str(ports["notes"]),
-            "IOPCARE_GATEWAY_PORT": str(ports["gateway"]),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    output = tmp_path / "launcher.out"
-    with output.open("wb") as sink:
-        launcher = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "iopcare.cli",
-                "up",
-                "--demo",
-                "--kafka-port",
-                str(ports["kafka"]),
-                "--kafka-controller-port",
-                str(ports["controller"]),
-            ],
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    up = start_up(tmp_path, "--demo")
+    launcher, output, ports = up.process, up.output, up.ports
     try:
         # Generous: on a shared 2-core machine the broker alone can take a minute to start.
         deadline = time.monotonic() + 300

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from iopcare.devtools.kafka_broker import free_port
 from iopcare.devtools.lifetime import AlreadyRunning, PidFiles
 from iopcare.devtools.processes import port_is_free
-from iopcare.kit.settings import REPO_ROOT
+from tests.support.launcher import start_up
 
 
 def _alive(pid: int) -> bool:
@@ -112,45 +111,8 @@ def test_the_next_start_ends_recorded_leftovers_but_no_stranger(tmp_path: Path) 
 
 
 def test_sigkill_of_iopcare_up_leaves_no_process_and_no_port_behind(tmp_path: Path) -> None:
-    ports = {
-        "kafka": free_port(),
-        "controller": free_port(),
-        "careplan": free_port(),
-        "scheduling": free_port(),
-        "notes": free_port(),
-        "gateway": free_port(),
-    }
-    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
-    env.update(
-        {
-            "IOPCARE_DEV_MODE": "true",
-            "IOPCARE_DATA_DIR": str(tmp_path / "var"),
-            "IOPCARE_CAREPLAN_PORT": str(ports["careplan"]),
-            "IOPCARE_SCHEDULING_PORT": str(ports["scheduling"]),
-            "IOPCARE_NOTES_PORT": str(ports["notes"]),
-            "IOPCARE_GATEWAY_PORT": str(ports["gateway"]),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    output = tmp_path / "launcher.out"
-    with output.open("wb") as sink:
-        launcher = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "iopcare.cli",
-                "up",
-                "--kafka-port",
-                str(ports["kafka"]),
-                "--kafka-controller-port",
-                str(ports["controller"]),
-            ],
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    up = start_up(tmp_path)
+    launcher, output, ports = up.process, up.output, up.ports
     pids: dict[str, int] = {}
     try:
         deadline = time.monotonic() + 180
