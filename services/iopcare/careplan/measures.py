@@ -20,7 +20,7 @@ from iopcare.careplan.domain.measures import (
 )
 from iopcare.careplan.domain.progress import attendance, attendance_rate
 from iopcare.careplan.reviews import make_reviews_due
-from iopcare.kit import audit, fhir, labels, privacy, teams
+from iopcare.kit import audit, fhir, labels, privacy
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork, as_utc
 from iopcare.kit.errors import (
@@ -110,17 +110,6 @@ class Measures(ServiceBase):
         with self.db.read() as conn:
             goal = store.goals.load(conn, goal_id)
         return self._audited_read(principal, f"Goal/{goal_id}", goal)
-
-    def goals_for_patient(self, principal: Principal, patient_id: str) -> list[Stored]:
-        return teams.audited_search(
-            self.db,
-            store.audit_log,
-            self.access,
-            principal,
-            "Goal",
-            patient_id,
-            lambda conn: store.goals.for_patient(conn, patient_id),
-        )
 
     def get_measure(self, principal: Principal, observation_id: str) -> Stored:
         """One recorded measure, access as for the patient's record."""
@@ -322,17 +311,6 @@ class Measures(ServiceBase):
             store.JOURNAL.publish_version(uow, "Goal", revised, codes.EVENT_GOAL_UPDATED)
             changed.append(revised)
         return changed
-
-    def measures_for_patient(self, principal: Principal, patient_id: str, code: str) -> list[str]:
-        return teams.audited_search(
-            self.db,
-            store.audit_log,
-            self.access,
-            principal,
-            "Observation",
-            patient_id,
-            lambda conn: store.measures_for_patient(conn, patient_id, code or None),
-        )
 
 
 def _with_part2_labels(uow: UnitOfWork, patient_id: str, observation: Any) -> Any:

@@ -157,14 +157,6 @@ def values_over_time(conn: Connection, patient_id: str, code: str) -> list[float
     return [float(v) for v in rows]
 
 
-def measures_for_patient(conn: Connection, patient_id: str, code: str | None) -> list[str]:
-    o = observation.c
-    query = select(o.resource).where(o.patient_id == patient_id)
-    if code:
-        query = query.where(o.code == code)
-    return list(conn.execute(query.order_by(o.effective, o.recorded_at)).scalars())
-
-
 def load_observation(conn: Connection, observation_id: str) -> tuple[str, datetime] | None:
     row = conn.execute(
         select(observation.c.resource, observation.c.recorded_at).where(
