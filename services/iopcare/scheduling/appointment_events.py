@@ -30,12 +30,10 @@ def copies(a: store.StoredAppointment, patients: list[str]) -> list[tuple[str, s
     one, or one per named group patient showing only that patient."""
     if not a.is_group:
         return [(a.patient_id or a.id, a.resource)]
+    named = fhir_map.patients_in(a.resource)
     if not patients:
-        return [(a.id, fhir_map.visible_to(a.resource, fhir_map.patients_in(a.resource)))]
-    return [
-        (patient, fhir_map.visible_to(a.resource, fhir_map.patients_in(a.resource) - {patient}))
-        for patient in patients
-    ]
+        return [(a.id, fhir_map.visible_to(a.resource, named))]
+    return [(patient, fhir_map.visible_to(a.resource, named - {patient})) for patient in patients]
 
 
 def publish_appointment(

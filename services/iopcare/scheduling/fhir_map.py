@@ -381,10 +381,9 @@ def visible_to(stored: str, hidden_patients: set[str]) -> str:
     if not hidden_patients:
         return stored
     data = json.loads(stored)
+    hidden = {f"Patient/{h}" for h in hidden_patients}
     data["participant"] = [
-        p
-        for p in data.get("participant", [])
-        if p["actor"]["reference"] not in {f"Patient/{h}" for h in hidden_patients}
+        p for p in data.get("participant", []) if p["actor"]["reference"] not in hidden
     ]
     return json.dumps(data, separators=(",", ":"))
 
