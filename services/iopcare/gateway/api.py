@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from iopcare.gateway import (
@@ -77,22 +78,20 @@ INTERACTIONS: dict[str, tuple[str, Interaction]] = {
 }
 
 
+@dataclass(eq=False)
 class Gateway:
     """Routes, authenticates, checks scopes and calls the handlers."""
 
-    def __init__(
-        self,
-        settings: GatewaySettings,
-        services: Services,
-        authenticator: Authenticator,
-        max_body_bytes: int,
-    ) -> None:
-        self.settings = settings
-        self.services = services
-        self.authenticator = authenticator
-        self.max_body_bytes = max_body_bytes
-        self.handlers: dict[str, ResourceHandler] = {h.type: h(services) for h in registry.HANDLERS}
-        #: The one release rule every outgoing resource passes through (release.py).
+    settings: GatewaySettings
+    services: Services
+    authenticator: Authenticator
+    max_body_bytes: int
+    handlers: dict[str, ResourceHandler] = field(init=False)
+    #: The one release rule every outgoing resource passes through (release.py).
+    release_rule: release.ReleaseRule = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.handlers = {h.type: h(self.services) for h in registry.HANDLERS}
         self.release_rule = release.ReleaseRule(self._consents)
 
     # -- entry point ------------------------------------------------------------------------

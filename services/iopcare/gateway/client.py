@@ -107,6 +107,12 @@ class Services:
                 raise from_grpc(exc) from None
         raise AssertionError("unreachable")
 
+    def send(self, caller: Caller, service: str, request: Any) -> Any:
+        """Calls the RPC of `service` (careplan, scheduling or notes) that `request` is for
+        (`GetGoalRequest` goes to `GetGoal`): one way to call every service by its requests."""
+        rpc = getattr(getattr(self, service), type(request).__name__.removesuffix("Request"))
+        return self.call(caller, rpc, request)
+
     def close(self) -> None:
         for channel in self._channels:
             channel.close()

@@ -8,13 +8,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from iopcare.gateway import scopes
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError
 from iopcare.gateway.http import GatewayContext
-from iopcare.gateway.resources.base import reference_id
+from iopcare.gateway.resources.base import reference_id, timestamp
 from iopcare.scheduling.v1 import scheduling_service_pb2 as scheduling_pb
 
 #: The session type of intake appointments: calendars serving it are intake-capable.
@@ -43,7 +41,6 @@ def book_intake(
             f"no intake appointment was booked: the token may not create Appointments; the "
             f"intake is due by {due_text}"
         )
-    services = gateway.services
     try:
         booked = _booked_intake(gateway, caller, patient_id)
         if booked:
@@ -51,20 +48,14 @@ def book_intake(
         now = datetime.now(UTC)
         if due <= now:
             return None, f"no intake appointment was booked: the window closed at {due_text}"
-        start, end = Timestamp(), Timestamp()
-        start.FromDatetime(now)
-        end.FromDatetime(due)
-        slots = services.call(
-            caller,
-            services.scheduling.FindSlots,
-            scheduling_pb.FindSlotsRequest(
-                service_type=INTAKE_SERVICE_TYPE,
-                start_time=start,
-                end_time=end,
-                duration_minutes=INTAKE_MINUTES,
-                page_size=1000,
-            ),
-        ).slots
+        request = scheduling_pb.FindSlotsRequest(
+            service_type=INTAKE_SERVICE_TYPE,
+            start_time=timestamp(now),
+            end_time=timestamp(due),
+            duration_minutes=INTAKE_MINUTES,
+            page_size=1000,
+        )
+        slots = gateway.services.send(caller, "scheduling", request).slots
         booked = _book_first_free(gateway, caller, intake_request_id, patient_id, plan_id, slots)
         if booked:
             return booked, ""
@@ -90,7 +81,6 @@ def _book_first_free(
 ) -> str | None:
     """Books the first of `slots` still free when asked (at most INTAKE_ATTEMPTS tries): the
     Appointment reference, or None when every one tried was taken meanwhile."""
-    services = gateway.services
     attempts = 0
     for slot in slots:
         practitioner = reference_id(slot.actor, "Practitioner")
@@ -99,21 +89,18 @@ def _book_first_free(
         attempts += 1
         if attempts > INTAKE_ATTEMPTS:
             break
+        request = scheduling_pb.BookAppointmentRequest(
+            request_id=intake_request_id,
+            patient_id=patient_id,
+            practitioner_ids=[practitioner],
+            start_time=slot.start_time,
+            end_time=slot.end_time,
+            service_type=INTAKE_SERVICE_TYPE,
+            description="Intake (step-down handoff)",
+            care_plan_id=plan_id,
+        )
         try:
-            appointment = services.call(
-                caller,
-                services.scheduling.BookAppointment,
-                scheduling_pb.BookAppointmentRequest(
-                    request_id=intake_request_id,
-                    patient_id=patient_id,
-                    practitioner_ids=[practitioner],
-                    start_time=slot.start_time,
-                    end_time=slot.end_time,
-                    service_type=INTAKE_SERVICE_TYPE,
-                    description="Intake (step-down handoff)",
-                    care_plan_id=plan_id,
-                ),
-            ).appointment
+            appointment = gateway.services.send(caller, "scheduling", request).appointment
         except FhirHttpError as exc:
             if exc.reason == "REQUEST_ID_REUSED":
                 # A concurrent repeat of this handoff booked the intake (another slot)
@@ -131,14 +118,10 @@ def _book_first_free(
 
 def _booked_intake(gateway: GatewayContext, caller: Caller, patient_id: str) -> str | None:
     """The patient's booked intake appointment, if there is one."""
-    services = gateway.services
-    for a in services.call(
-        caller,
-        services.scheduling.ListAppointments,
-        scheduling_pb.ListAppointmentsRequest(
-            patient_id=patient_id, statuses=["booked"], page_size=1000
-        ),
-    ).appointments:
+    request = scheduling_pb.ListAppointmentsRequest(
+        patient_id=patient_id, statuses=["booked"], page_size=1000
+    )
+    for a in gateway.services.send(caller, "scheduling", request).appointments:
         if INTAKE_SERVICE_TYPE in json.dumps(json.loads(a.fhir_json).get("serviceType", [])):
             return f"Appointment/{a.id}"
     return None

@@ -19,7 +19,13 @@ from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, http_error
 from iopcare.gateway.http import Ask, FhirRequest, FhirResponse, GatewayContext, parse_etag
 from iopcare.gateway.reads import resource_response, version_headers
-from iopcare.gateway.resources.base import Created, Found, ResourceHandler, reference_id
+from iopcare.gateway.resources.base import (
+    Change,
+    Created,
+    Found,
+    ResourceHandler,
+    reference_id,
+)
 from iopcare.kit import fhir
 
 # -- the interactions, as `api.INTERACTIONS` registers them ------------------------------------
@@ -208,7 +214,7 @@ def update(
         )
     request_id = _update_request_id(caller, handler.type, resource_id, expected, resource, request)
     try:
-        found = handler.update(caller, resource_id, resource, expected, request_id)
+        found = handler.update(caller, Change(resource_id, resource, expected, request_id))
     except FhirHttpError as exc:
         if not request_id or exc.reason != "REQUEST_ID_REUSED":
             raise

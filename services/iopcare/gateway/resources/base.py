@@ -18,7 +18,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from iopcare.gateway.client import Caller, Services
 from iopcare.gateway.errors import from_kit, http_error
-from iopcare.gateway.search import COMMON, SearchParam
+from iopcare.gateway.resources.paths import fhir_paths
+from iopcare.gateway.search import COMMON, REFERENCE, SearchParam
 from iopcare.kit import fhir
 
 #: Pages of a listing read for one search at most (1,000 items each).
@@ -26,6 +27,12 @@ MAX_PAGES = 10
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: `patient` and `subject`, both the resource's subject (Communication, Flag, DocumentReference).
+SUBJECT_PARAMS = (
+    SearchParam("patient", REFERENCE, ("subject",), "the patient"),
+    SearchParam("subject", REFERENCE, ("subject",), "the patient"),
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,18 @@ class Found:
         if not self._parsed:
             self._parsed.append(json.loads(self.json))
         return self._parsed[0]
+
+
+@dataclass(frozen=True)
+class Change:
+    """An update: the resource's id and new content, the version the client based it on, and
+    the service request's idempotency key (empty: none; a repeat of the same change returns the
+    first result: writes.update derives it)."""
+
+    resource_id: str
+    resource: dict[str, Any]
+    expected_version: int
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,9 +108,7 @@ class ResourceHandler:
     def send(self, caller: Caller, request: Any) -> Any:
         """Calls the RPC of the owning service that `request` is for (`GetGoalRequest` goes to
         `GetGoal`): one way to call every service, so the handlers are tables of requests."""
-        stub = getattr(self.services, self.service)
-        rpc = getattr(stub, type(request).__name__.removesuffix("Request"))
-        return self.services.call(caller, rpc, request)
+        return self.services.send(caller, self.service, request)
 
     def patient_pages(
         self, caller: Caller, patient_id: str | None, request: Callable[..., Any], items: str
@@ -131,16 +148,8 @@ class ResourceHandler:
     def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
         raise NotImplementedError
 
-    def update(
-        self,
-        caller: Caller,
-        resource_id: str,
-        resource: dict[str, Any],
-        expected_version: int,
-        request_id: str = "",
-    ) -> Found:
-        """The new version. `request_id` (empty: none) is the service request's idempotency key:
-        a repeat of the same change returns the first result (writes.update derives it)."""
+    def update(self, caller: Caller, change: Change) -> Found:
+        """The new version."""
         raise NotImplementedError
 
     def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
@@ -171,6 +180,54 @@ class ResourceHandler:
     @classmethod
     def supports(cls, interaction: str) -> bool:
         return interaction in cls.interactions()
+
+
+class TableHandler(ResourceHandler):
+    """A handler as a table: the request message of each RPC its service has for the resource
+    and the response field that holds it. The mixins below answer an interaction from the table
+    (`send` finds the RPC by the message's name), so such a handler is its table, not code."""
+
+    #: The Get RPC's request (read by id), and the request of the patient's paged listing.
+    get_request: ClassVar[Any] = None
+    list_request: ClassVar[Any] = None
+    #: The service contract's mapping of a FHIR resource and the request id to the create
+    #: request (a plain function: read through the class, never bound as a method).
+    create_command: ClassVar[Callable[[dict[str, Any], str], Any]]
+    #: The response field holding the resource, and the one holding a listing's resources.
+    field: ClassVar[str] = ""
+    items: ClassVar[str] = ""
+    #: A write's refusal names the service's fields as these FHIR elements (paths.fhir_paths).
+    paths: ClassVar[dict[str, str]] = {}
+
+    def stored(self, message: Any) -> Found:
+        """The service's message carrying the resource, as a Found (its time meta.lastUpdated)."""
+        return found_by_meta(message)
+
+    def one(self, caller: Caller, request: Any) -> Found:
+        """The resource the response to `request` holds in `field`."""
+        return self.stored(getattr(self.send(caller, request), self.field))
+
+    def written(self, caller: Caller, request: Any) -> Found:
+        """`one` for a write: a refusal points at the client's FHIR elements."""
+        with fhir_paths(self.paths):
+            return self.one(caller, request)
+
+
+class TableRead(TableHandler):
+    def read(self, caller: Caller, resource_id: str) -> Found:
+        return self.one(caller, self.get_request(id=resource_id))
+
+
+class TableCreate(TableHandler):
+    def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
+        request = command(type(self).create_command, resource, request_id)
+        return Created(self.written(caller, request))
+
+
+class TableSearch(TableHandler):
+    def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
+        listed = self.patient_pages(caller, patient_id, self.list_request, self.items)
+        return [self.stored(item) for item in listed]
 
 
 def require_patient(patient_id: str | None, resource_type: str) -> str:

@@ -4,28 +4,28 @@ Observation (recorded measures)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC
+from collections.abc import Callable
 from typing import Any, ClassVar
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, http_error
 from iopcare.gateway.resources.base import (
+    Change,
     Created,
     Found,
     ResourceHandler,
+    TableCreate,
+    TableHandler,
+    TableRead,
+    TableSearch,
     pages,
     require_patient,
+    time_of,
 )
 from iopcare.gateway.search import DATE, REFERENCE, TOKEN, SearchParam
 
 US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
-
-
-def _time(value: Timestamp) -> Any:
-    return value.ToDatetime(tzinfo=UTC) if value.seconds or value.nanos else None
 
 
 def found(message: Any, patient_id: str | None = None) -> Found:
@@ -35,7 +35,7 @@ def found(message: Any, patient_id: str | None = None) -> Found:
         message.id,
         int(message.version),
         patient_id if patient_id is not None else getattr(message, "patient_id", message.id),
-        _time(message.update_time),
+        time_of(message.update_time),
         message.fhir_json,
     )
 
@@ -60,11 +60,10 @@ class VersionedCareplanResource(ResourceHandler):
     # whichever version holds it). So vread and history carry the current version's labels.
 
     def vread(self, caller: Caller, resource_id: str, version: int) -> Found:
-        response = self.services.call(
-            caller,
-            self.services.careplan.GetResourceVersion,
-            pb.GetResourceVersionRequest(resource_type=self.type, id=resource_id, version=version),
+        request = pb.GetResourceVersionRequest(
+            resource_type=self.type, id=resource_id, version=version
         )
+        response = self.send(caller, request)
         old = found(response.resource)
         if old.version == 0 or not self.supports("read"):
             return old
@@ -74,11 +73,8 @@ class VersionedCareplanResource(ResourceHandler):
         return with_current_labels(old, current)
 
     def history(self, caller: Caller, resource_id: str) -> list[Found]:
-        response = self.services.call(
-            caller,
-            self.services.careplan.ListResourceVersions,
-            pb.ListResourceVersionsRequest(resource_type=self.type, id=resource_id),
-        )
+        request = pb.ListResourceVersionsRequest(resource_type=self.type, id=resource_id)
+        response = self.send(caller, request)
         versions = [found(v) for v in response.versions]
         if not versions:
             return versions
@@ -103,60 +99,35 @@ def with_current_labels(old: Found, current: Found) -> Found:
     )
 
 
-class CareplanTable(VersionedCareplanResource):
-    """A careplan resource as a table: the request message of each RPC it has and the response
-    field that holds the resource. The mixins below answer an interaction from the table (the
-    RPC is the message's name without `Request`), so a handler is its table, not code."""
+class CareplanTable(VersionedCareplanResource, TableHandler):
+    """A careplan resource as a table (base.TableHandler) with careplan's versions."""
 
-    get_request: ClassVar[Any] = None
-    create_request: ClassVar[Any] = None
+    def stored(self, message: Any) -> Found:
+        return found(message)
+
+
+def _fhir_json(message: Any) -> Callable[[dict[str, Any], str], Any]:
+    """The create mapping of careplan, which takes the FHIR resource as it is."""
+    return lambda resource, request_id: message(
+        request_id=request_id, fhir_json=json.dumps(resource)
+    )
+
+
+class CareplanUpdate(CareplanTable):
     update_request: ClassVar[Any] = None
-    list_request: ClassVar[Any] = None
-    #: The response field holding the resource, and the one holding a listing's resources.
-    field: ClassVar[str] = ""
-    items: ClassVar[str] = ""
 
-    def _one(self, caller: Caller, request: Any) -> Found:
-        return found(getattr(self.send(caller, request), self.field))
-
-
-class TableRead(CareplanTable):
-    def read(self, caller: Caller, resource_id: str) -> Found:
-        return self._one(caller, self.get_request(id=resource_id))
-
-
-class TableCreate(CareplanTable):
-    def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
-        request = self.create_request(request_id=request_id, fhir_json=json.dumps(resource))
-        return Created(self._one(caller, request))
-
-
-class TableUpdate(CareplanTable):
-    def update(
-        self,
-        caller: Caller,
-        resource_id: str,
-        resource: dict[str, Any],
-        expected_version: int,
-        request_id: str = "",
-    ) -> Found:
+    def update(self, caller: Caller, change: Change) -> Found:
         request = self.update_request(
-            id=resource_id,
-            expected_version=expected_version,
-            fhir_json=json.dumps(resource),
+            id=change.resource_id,
+            expected_version=change.expected_version,
+            fhir_json=json.dumps(change.resource),
             reason="FHIR update through the gateway",
-            request_id=request_id,
+            request_id=change.request_id,
         )
-        return self._one(caller, request)
+        return self.one(caller, request)
 
 
-class TableSearch(CareplanTable):
-    def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
-        listed = self.patient_pages(caller, patient_id, self.list_request, self.items)
-        return [found(item) for item in listed]
-
-
-class PatientHandler(TableRead):
+class PatientHandler(CareplanTable, TableRead):
     type = "Patient"
     profile = US_CORE + "us-core-patient"
     params = (SearchParam("identifier", TOKEN, ("identifier",), "an identifier, system|value"),)
@@ -169,11 +140,7 @@ class PatientHandler(TableRead):
 
     def find(self, caller: Caller, system: str, value: str) -> Found | None:
         try:
-            response = self.services.call(
-                caller,
-                self.services.careplan.FindPatient,
-                pb.FindPatientRequest(system=system, value=value),
-            )
+            response = self.send(caller, pb.FindPatientRequest(system=system, value=value))
         except FhirHttpError as exc:
             if exc.status == 404:
                 return None
@@ -185,11 +152,8 @@ class PatientHandler(TableRead):
         for identifier in resource.get("identifier", []):
             if identifier.get("system") and identifier.get("value"):
                 known = known or self.find(caller, identifier["system"], identifier["value"])
-        response = self.services.call(
-            caller,
-            self.services.careplan.RegisterPatient,
-            pb.RegisterPatientRequest(request_id=request_id, fhir_json=json.dumps(resource)),
-        )
+        request = pb.RegisterPatientRequest(request_id=request_id, fhir_json=json.dumps(resource))
+        response = self.send(caller, request)
         return Created(found(response.patient), created=known is None)
 
     def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
@@ -219,7 +183,7 @@ class PatientHandler(TableRead):
         )
 
 
-class EpisodeOfCareHandler(TableRead, TableCreate, TableSearch):
+class EpisodeOfCareHandler(CareplanTable, TableRead, TableCreate, TableSearch):
     type = "EpisodeOfCare"
     params = (
         SearchParam("patient", REFERENCE, ("patient",), "the patient"),
@@ -234,13 +198,13 @@ class EpisodeOfCareHandler(TableRead, TableCreate, TableSearch):
     )
 
     get_request = pb.GetEpisodeRequest
-    create_request = pb.CreateEpisodeRequest
+    create_command = _fhir_json(pb.CreateEpisodeRequest)
     list_request = pb.ListEpisodesRequest
     field = "episode"
     items = "episodes"
 
 
-class CarePlanHandler(TableRead, TableCreate, TableUpdate, TableSearch):
+class CarePlanHandler(CareplanUpdate, TableRead, TableCreate, TableSearch):
     type = "CarePlan"
     profile = US_CORE + "us-core-careplan"
     params = (
@@ -254,14 +218,14 @@ class CarePlanHandler(TableRead, TableCreate, TableUpdate, TableSearch):
     documentation = "The IOP treatment plan; updates follow the plan lifecycle."
 
     get_request = pb.GetCarePlanRequest
-    create_request = pb.CreateCarePlanRequest
+    create_command = _fhir_json(pb.CreateCarePlanRequest)
     update_request = pb.UpdateCarePlanRequest
     list_request = pb.ListCarePlansRequest
     field = "care_plan"
     items = "care_plans"
 
 
-class CareTeamHandler(TableRead, TableCreate, TableUpdate, TableSearch):
+class CareTeamHandler(CareplanUpdate, TableRead, TableCreate, TableSearch):
     type = "CareTeam"
     profile = US_CORE + "us-core-careteam"
     params = (
@@ -274,14 +238,14 @@ class CareTeamHandler(TableRead, TableCreate, TableUpdate, TableSearch):
     documentation = "Membership of an active team is what grants a clinician access."
 
     get_request = pb.GetCareTeamRequest
-    create_request = pb.CreateCareTeamRequest
+    create_command = _fhir_json(pb.CreateCareTeamRequest)
     update_request = pb.UpdateCareTeamRequest
     list_request = pb.ListCareTeamsRequest
     field = "care_team"
     items = "care_teams"
 
 
-class GoalHandler(TableRead, TableCreate, TableSearch):
+class GoalHandler(CareplanTable, TableRead, TableCreate, TableSearch):
     type = "Goal"
     profile = US_CORE + "us-core-goal"
     params = (
@@ -295,7 +259,7 @@ class GoalHandler(TableRead, TableCreate, TableSearch):
     documentation = "Goals change through recorded measures (achievementStatus), not updates."
 
     get_request = pb.GetGoalRequest
-    create_request = pb.CreateGoalRequest
+    create_command = _fhir_json(pb.CreateGoalRequest)
     list_request = pb.ListGoalsRequest
     field = "goal"
     items = "goals"
@@ -319,11 +283,9 @@ class ObservationHandler(ResourceHandler):
     )
 
     def read(self, caller: Caller, resource_id: str) -> Found:
-        response = self.services.call(
-            caller, self.services.careplan.GetMeasure, pb.GetMeasureRequest(id=resource_id)
-        )
+        response = self.send(caller, pb.GetMeasureRequest(id=resource_id))
         return Found(
-            resource_id, 1, response.patient_id, _time(response.update_time), response.fhir_json
+            resource_id, 1, response.patient_id, time_of(response.update_time), response.fhir_json
         )
 
     def vread(self, caller: Caller, resource_id: str, version: int) -> Found:
@@ -338,11 +300,8 @@ class ObservationHandler(ResourceHandler):
         return [self.read(caller, resource_id)]
 
     def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
-        response = self.services.call(
-            caller,
-            self.services.careplan.RecordMeasure,
-            pb.RecordMeasureRequest(request_id=request_id, fhir_json=json.dumps(resource)),
-        )
+        request = pb.RecordMeasureRequest(request_id=request_id, fhir_json=json.dumps(resource))
+        response = self.send(caller, request)
         return Created(self.read(caller, response.observation_id))
 
     def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
@@ -350,9 +309,8 @@ class ObservationHandler(ResourceHandler):
         code = query.get("code", "")
         single = code.rpartition("|")[2] if code and "," not in code else ""
         listed = pages(
-            lambda token: self.services.call(
+            lambda token: self.send(
                 caller,
-                self.services.careplan.ListMeasures,
                 pb.ListMeasuresRequest(
                     patient_id=patient, code=single, page_size=1000, page_token=token
                 ),

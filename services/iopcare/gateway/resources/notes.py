@@ -14,6 +14,7 @@ GetNote and SearchNotes, and the gateway's label rule then applies as to every o
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC
 from typing import Any
@@ -22,11 +23,15 @@ import iopcare.notes.contract as notes_contract
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, Problem, http_error
 from iopcare.gateway.resources.base import (
+    SUBJECT_PARAMS,
+    Change,
     Created,
     Found,
-    ResourceHandler,
+    TableCreate,
+    TableHandler,
+    TableRead,
+    TableSearch,
     command,
-    found_by_meta,
     keyed,
     meta_version,
     pages,
@@ -55,10 +60,6 @@ def message_found(message: Any) -> Found:
     )
 
 
-#: A Flag or Consent message as a Found (its time is meta.lastUpdated).
-_stored = found_by_meta
-
-
 def _note_found(note: Any) -> Found:
     return Found(
         note.id,
@@ -82,12 +83,17 @@ def _check_version(what: str, current: Any, expected_version: int) -> None:
         )
 
 
-class CommunicationHandler(ResourceHandler):
-    type = "Communication"
+class NotesTable(TableHandler):
+    """A notes resource as a table (base.TableHandler); Flag and Consent messages are stored as
+    `TableHandler.stored` reads them (their time is meta.lastUpdated)."""
+
     service = "notes"
+
+
+class CommunicationHandler(NotesTable, TableRead, TableCreate, TableSearch):
+    type = "Communication"
     params = (
-        SearchParam("patient", REFERENCE, ("subject",), "the patient"),
-        SearchParam("subject", REFERENCE, ("subject",), "the patient"),
+        *SUBJECT_PARAMS,
         SearchParam("category", TOKEN, ("category",), "update | question | handoff | crisis"),
         SearchParam("priority", TOKEN, ("priority",), "routine | urgent | asap | stat"),
         SearchParam("status", TOKEN, ("status",), "completed | entered-in-error"),
@@ -101,43 +107,35 @@ class CommunicationHandler(ResourceHandler):
         "and about; the sender is the caller. Messages are not edited (no update)."
     )
 
-    def read(self, caller: Caller, resource_id: str) -> Found:
-        return message_found(self.send(caller, pb.GetCommunicationRequest(id=resource_id)).message)
+    get_request = pb.GetCommunicationRequest
+    create_command = notes_contract.post_message_request
+    list_request = pb.ListThreadRequest
+    field = "message"
+    items = "messages"
+    paths = notes_contract.MESSAGE_PATHS
 
-    def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
-        request = command(notes_contract.post_message_request, resource, request_id)
-        with fhir_paths(notes_contract.MESSAGE_PATHS):
-            return Created(message_found(self.send(caller, request).message))
-
-    def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
-        messages = self.patient_pages(caller, patient_id, pb.ListThreadRequest, "messages")
-        return [message_found(m) for m in messages]
+    def stored(self, message: Any) -> Found:
+        return message_found(message)
 
 
-class FlagHandler(ResourceHandler):
+class FlagHandler(NotesTable, TableSearch):
     type = "Flag"
-    service = "notes"
     params = (
-        SearchParam("patient", REFERENCE, ("subject",), "the patient"),
-        SearchParam("subject", REFERENCE, ("subject",), "the patient"),
+        *SUBJECT_PARAMS,
         SearchParam("status", TOKEN, ("status",), "active | inactive | entered-in-error"),
         SearchParam("category", TOKEN, ("category",), "e.g. safety"),
         SearchParam("date", DATE, ("period",), "the flag's period"),
     )
     documentation = "Safety flags raised by crises and attendance alerts (search only)."
-
-    def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
-        listed = self.patient_pages(caller, patient_id, pb.ListFlagsRequest, "flags")
-        return [_stored(f) for f in listed]
+    list_request = pb.ListFlagsRequest
+    items = "flags"
 
 
-class DocumentReferenceHandler(ResourceHandler):
+class DocumentReferenceHandler(NotesTable):
     type = "DocumentReference"
     reads_old_versions = False
-    service = "notes"
     params = (
-        SearchParam("patient", REFERENCE, ("subject",), "the patient"),
-        SearchParam("subject", REFERENCE, ("subject",), "the patient"),
+        *SUBJECT_PARAMS,
         SearchParam("author", REFERENCE, ("author",), "Practitioner/{id}"),
         SearchParam("type", TOKEN, ("type",), "LOINC document type (e.g. 11506-3)"),
         SearchParam("category", TOKEN, ("category",), "clinical-note"),
@@ -159,11 +157,16 @@ class DocumentReferenceHandler(ResourceHandler):
         "description or text (UpdateNote) or signs it (docStatus preliminary -> final, "
         "SignNote). vread serves the current version only."
     )
+    field = "note"
+    paths = notes_contract.NOTE_PATHS
+
+    def stored(self, message: Any) -> Found:
+        return _note_found(message)
 
     def read(self, caller: Caller, resource_id: str) -> Found:
         if _disclosing(caller):
             return self._disclosed(caller, resource_id)
-        return _note_found(self.send(caller, pb.GetNoteRequest(id=resource_id)).note)
+        return self.one(caller, pb.GetNoteRequest(id=resource_id))
 
     def _disclosed(self, caller: Caller, note_id: str) -> Found:
         text = self.send(caller, pb.DiscloseNoteRequest(id=note_id)).fhir_json
@@ -206,38 +209,21 @@ class DocumentReferenceHandler(ResourceHandler):
 
     def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
         request = command(notes_contract.create_note_request, resource, request_id)
-        with fhir_paths(notes_contract.NOTE_PATHS):
-            return Created(_note_found(self.send(caller, request).notes[0]))
+        with fhir_paths(self.paths):
+            return Created(self.stored(self.send(caller, request).notes[0]))
 
-    def update(
-        self,
-        caller: Caller,
-        resource_id: str,
-        resource: dict[str, Any],
-        expected_version: int,
-        request_id: str = "",
-    ) -> Found:
-        current = self.send(caller, pb.GetNoteRequest(id=resource_id)).note
-        request = keyed(
-            command(
-                notes_contract.update_note_request,
-                json.loads(current.fhir_json),
-                resource,
-                resource_id,
-                expected_version,
-            ),
-            request_id,
-        )
+    def update(self, caller: Caller, change: Change) -> Found:
+        current = self.send(caller, pb.GetNoteRequest(id=change.resource_id)).note
+        mapping = notes_contract.update_note_request
+        request = _update(mapping, current, change, change.expected_version)
         if request is None:
-            _check_version("note", current, expected_version)
+            _check_version("note", current, change.expected_version)
             return _note_found(current)
-        with fhir_paths(notes_contract.NOTE_PATHS):
-            return _note_found(self.send(caller, request).note)
+        return self.written(caller, request)
 
 
-class ConsentHandler(ResourceHandler):
+class ConsentHandler(NotesTable, TableRead, TableCreate, TableSearch):
     type = "Consent"
-    service = "notes"
     params = (
         SearchParam("patient", REFERENCE, ("patient",), "the patient"),
         SearchParam("status", TOKEN, ("status",), "active | inactive"),
@@ -257,39 +243,27 @@ class ConsentHandler(ResourceHandler):
         "(RevokeConsent), If-Match required; nothing else changes."
     )
 
-    def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
-        request = command(notes_contract.record_consent_request, resource, request_id)
-        with fhir_paths(notes_contract.CONSENT_PATHS):
-            return Created(_stored(self.send(caller, request).consent))
+    get_request = pb.GetConsentRequest
+    create_command = notes_contract.record_consent_request
+    list_request = pb.ListConsentsRequest
+    field = "consent"
+    items = "consents"
+    paths = notes_contract.CONSENT_PATHS
 
-    def read(self, caller: Caller, resource_id: str) -> Found:
-        return _stored(self.send(caller, pb.GetConsentRequest(id=resource_id)).consent)
-
-    def update(
-        self,
-        caller: Caller,
-        resource_id: str,
-        resource: dict[str, Any],
-        expected_version: int,
-        request_id: str = "",
-    ) -> Found:
+    def update(self, caller: Caller, change: Change) -> Found:
         """Revocation (42 CFR 2.31(a)(6): the patient may revoke at any time): status active ->
         inactive is RevokeConsent; nothing else of a consent changes (notes' contract says)."""
-        current = self.send(caller, pb.GetConsentRequest(id=resource_id)).consent
-        _check_version("consent", current, expected_version)
-        request = keyed(
-            command(
-                notes_contract.update_consent_request,
-                json.loads(current.fhir_json),
-                resource,
-                resource_id,
-            ),
-            request_id,
-        )
+        current = self.send(caller, pb.GetConsentRequest(id=change.resource_id)).consent
+        _check_version("consent", current, change.expected_version)
+        request = _update(notes_contract.update_consent_request, current, change)
         if request is None:
-            return _stored(current)
-        return _stored(self.send(caller, request).consent)
+            return self.stored(current)
+        return self.one(caller, request)
 
-    def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
-        listed = self.patient_pages(caller, patient_id, pb.ListConsentsRequest, "consents")
-        return [_stored(c) for c in listed]
+
+def _update(mapping: Callable[..., Any], current: Any, change: Change, *more: Any) -> Any:
+    """The update request notes' contract maps a change of `current` (the stored message) to
+    (None: no change), keyed by the change's request id."""
+    old = json.loads(current.fhir_json)
+    request = command(mapping, old, change.resource, change.resource_id, *more)
+    return keyed(request, change.request_id)

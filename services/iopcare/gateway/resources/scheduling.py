@@ -18,9 +18,11 @@ import iopcare.scheduling.contract as scheduling
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, Problem, http_error
 from iopcare.gateway.resources.base import (
-    Created,
+    Change,
     Found,
-    ResourceHandler,
+    TableCreate,
+    TableHandler,
+    TableRead,
     command,
     found_by_meta,
     keyed,
@@ -29,7 +31,6 @@ from iopcare.gateway.resources.base import (
     require_patient,
     timestamp,
 )
-from iopcare.gateway.resources.paths import fhir_paths
 from iopcare.gateway.search import DATE, REFERENCE, TOKEN, SearchParam, date_bounds
 from iopcare.scheduling.v1 import scheduling_service_pb2 as pb
 
@@ -43,13 +44,14 @@ DEFAULT_SLOT_DAYS = 14
 MAX_SLOT_DAYS = 92
 
 
-#: An Appointment or Schedule message as a Found (a calendar's patient is '').
-found = found_by_meta
+class SchedulingTable(TableHandler):
+    """A scheduling resource as a table (base.TableHandler)."""
 
-
-class ScheduleHandler(ResourceHandler):
-    type = "Schedule"
     service = "scheduling"
+
+
+class ScheduleHandler(SchedulingTable, TableRead, TableCreate):
+    type = "Schedule"
     compartment = False
     params = (
         SearchParam("actor", REFERENCE, ("actor",), "Practitioner/{id} or Location/{id}"),
@@ -66,9 +68,14 @@ class ScheduleHandler(ResourceHandler):
         "The hours are taken in but not served back (R4 Schedule has no element for them). "
         "No vread or history: scheduling keeps only the current version."
     )
+    get_request = pb.GetScheduleRequest
+    create_command = scheduling.create_schedule_request
+    field = "schedule"
+    paths = scheduling.SCHEDULE_PATHS
 
-    def read(self, caller: Caller, resource_id: str) -> Found:
-        return found(self.send(caller, pb.GetScheduleRequest(id=resource_id)).schedule, "")
+    def stored(self, message: Any) -> Found:
+        """A calendar belongs to no patient."""
+        return found_by_meta(message, "")
 
     def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
         if query.get("_id") and "," not in query["_id"]:
@@ -98,33 +105,17 @@ class ScheduleHandler(ResourceHandler):
             ),
             "schedules",
         )
-        return [found(s, "") for s in schedules]
+        return [self.stored(s) for s in schedules]
 
-    def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
-        request = command(scheduling.create_schedule_request, resource, request_id)
-        with fhir_paths(scheduling.SCHEDULE_PATHS):
-            return Created(found(self.send(caller, request).schedule, ""))
-
-    def update(
-        self,
-        caller: Caller,
-        resource_id: str,
-        resource: dict[str, Any],
-        expected_version: int,
-        request_id: str = "",
-    ) -> Found:
-        current = self.send(caller, pb.GetScheduleRequest(id=resource_id)).schedule
-        request = keyed(
-            command(scheduling.update_schedule_request, resource, current, expected_version),
-            request_id,
-        )
-        with fhir_paths(scheduling.SCHEDULE_PATHS):
-            return found(self.send(caller, request).schedule, "")
+    def update(self, caller: Caller, change: Change) -> Found:
+        current = self.send(caller, pb.GetScheduleRequest(id=change.resource_id)).schedule
+        mapping = scheduling.update_schedule_request
+        request = command(mapping, change.resource, current, change.expected_version)
+        return self.written(caller, keyed(request, change.request_id))
 
 
-class SlotHandler(ResourceHandler):
+class SlotHandler(SchedulingTable):
     type = "Slot"
-    service = "scheduling"
     compartment = False
     params = (
         SearchParam("schedule", REFERENCE, ("schedule",), "Schedule/{id}"),
@@ -184,10 +175,9 @@ class SlotHandler(ResourceHandler):
         ]
 
 
-class AppointmentHandler(ResourceHandler):
+class AppointmentHandler(SchedulingTable, TableRead, TableCreate):
     type = "Appointment"
     reads_old_versions = False
-    service = "scheduling"
     params = (
         SearchParam("patient", REFERENCE, ("participant.actor",), "the patient"),
         SearchParam(
@@ -208,9 +198,10 @@ class AppointmentHandler(ResourceHandler):
         "start/end (RescheduleAppointment, reason from comment); any other change is 422. "
         "Double booking and a full group are 409. vread serves the current version only."
     )
-
-    def read(self, caller: Caller, resource_id: str) -> Found:
-        return found(self.send(caller, pb.GetAppointmentRequest(id=resource_id)).appointment)
+    get_request = pb.GetAppointmentRequest
+    create_command = scheduling.create_appointment_request
+    field = "appointment"
+    paths = scheduling.APPOINTMENT_PATHS
 
     def vread(self, caller: Caller, resource_id: str, version: int) -> Found:
         return self.current_version_only(caller, resource_id, version)
@@ -234,59 +225,37 @@ class AppointmentHandler(ResourceHandler):
             request.page_token = token
             return self.send(caller, request)
 
-        return [found(a) for a in pages(page, "appointments")]
+        return [self.stored(a) for a in pages(page, "appointments")]
 
-    def create(self, caller: Caller, resource: dict[str, Any], request_id: str) -> Created:
-        request = command(scheduling.create_appointment_request, resource, request_id)
-        with fhir_paths(scheduling.APPOINTMENT_PATHS):
-            return Created(found(self.send(caller, request).appointment))
-
-    def update(
-        self,
-        caller: Caller,
-        resource_id: str,
-        resource: dict[str, Any],
-        expected_version: int,
-        request_id: str = "",
-    ) -> Found:
-        current = self.read(caller, resource_id)
-        if current.version != expected_version:
+    def update(self, caller: Caller, change: Change) -> Found:
+        current = self.read(caller, change.resource_id)
+        if current.version != change.expected_version:
             stale = FhirHttpError(
                 412,
                 Problem(
                     "conflict",
-                    f"Appointment/{resource_id} is at version {current.version}, not "
-                    f"{expected_version}",
+                    f"Appointment/{change.resource_id} is at version {current.version}, not "
+                    f"{change.expected_version}",
                 ),
                 headers={"ETag": f'W/"{current.version}"'},
             )
-            if not request_id:
+            if not change.request_id:
                 raise stale
-            return self._repeated(caller, current, resource, expected_version, request_id, stale)
-        request = keyed(
-            command(
-                scheduling.update_appointment_request,
-                current.resource,
-                resource,
-                resource_id,
-                expected_version,
-                individual=current.patient_id != "",
-            ),
-            request_id,
+            return self._repeated(caller, current, change, stale)
+        request = command(
+            scheduling.update_appointment_request,
+            current.resource,
+            change.resource,
+            change.resource_id,
+            change.expected_version,
+            individual=current.patient_id != "",
         )
         if request is None:
             return current
-        with fhir_paths(scheduling.APPOINTMENT_PATHS):
-            return found(self.send(caller, request).appointment)
+        return self.written(caller, keyed(request, change.request_id))
 
     def _repeated(
-        self,
-        caller: Caller,
-        current: Found,
-        resource: dict[str, Any],
-        expected_version: int,
-        request_id: str,
-        stale: FhirHttpError,
+        self, caller: Caller, current: Found, change: Change, stale: FhirHttpError
     ) -> Found:
         """A PUT based on an older version, sent with a request id: a retry of an update that
         was applied is that update's first result (its change is asked again, under the same
@@ -295,14 +264,13 @@ class AppointmentHandler(ResourceHandler):
         try:
             request = command(
                 scheduling.repeated_appointment_request,
-                resource,
+                change.resource,
                 current.id,
-                expected_version,
+                change.expected_version,
                 individual=current.patient_id != "",
             )
-            request.request_id = request_id
-            with fhir_paths(scheduling.APPOINTMENT_PATHS):
-                return found(self.send(caller, request).appointment)
+            request.request_id = change.request_id
+            return self.written(caller, request)
         except FhirHttpError as exc:
             if exc.status >= 500:
                 raise
