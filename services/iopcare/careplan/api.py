@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ import grpc
 from google.type import date_pb2
 
 from iopcare.careplan import fhir_map
+from iopcare.careplan.base import Change
 from iopcare.careplan.care_teams import CareTeams
 from iopcare.careplan.domain.progress import Attendance
 from iopcare.careplan.domain.review import Attestation, Review
@@ -16,7 +18,7 @@ from iopcare.careplan.domain.templates import Template
 from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.listing import Listings
 from iopcare.careplan.measures import Measures
-from iopcare.careplan.patient_view import PatientView
+from iopcare.careplan.patient_view import NoteSummary, PatientView
 from iopcare.careplan.registry import Registry
 from iopcare.careplan.service import CarePlans
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
@@ -87,12 +89,20 @@ def version_message(item: Stored, past: PastVersion | None = None) -> pb.Resourc
 
 
 def attendance_message(counts: Attendance) -> pb.Attendance:
-    return pb.Attendance(
-        scheduled=counts.scheduled,
-        attended=counts.attended,
-        missed=counts.missed,
-        cancelled=counts.cancelled,
-    )
+    return pb.Attendance(**asdict(counts))
+
+
+def note_message(note: NoteSummary) -> pb.NoteSummary:
+    fields = asdict(note)
+    sent_at, labels = fields.pop("sent_at"), fields.pop("labels")
+    return pb.NoteSummary(**fields, sent_time=timestamp(sent_at), security_labels=list(labels))
+
+
+def change_of(request: Any, reason: str = "") -> Change:
+    """The change a request asks for: the caller, the request's `id` and `expected_version`, the
+    reason and its request id. The request itself is what was asked: changes are fingerprinted
+    without their request_id (kit.requests)."""
+    return Change(*versioned(request), reason, request.request_id, request)
 
 
 def day_of(value: date_pb2.Date, field: str) -> date | None:
@@ -109,26 +119,18 @@ def day_of(value: date_pb2.Date, field: str) -> date | None:
         ) from None
 
 
+@dataclass(eq=False)  # identity, as for any servicer
 class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
-    def __init__(
-        self,
-        plans: CarePlans,
-        teams: CareTeams,
-        measures: Measures,
-        episodes: Episodes,
-        view: PatientView,
-        registry: Registry,
-        listings: Listings,
-        templates: list[Template],
-    ) -> None:
-        self.plans = plans
-        self.teams = teams
-        self.measures = measures
-        self.episodes = episodes
-        self.view = view
-        self.registry = registry
-        self.listings = listings
-        self.templates = templates
+    """The RPCs, each on the use case it calls (picked off these fields)."""
+
+    plans: CarePlans
+    teams: CareTeams
+    measures: Measures
+    episodes: Episodes
+    view: PatientView
+    registry: Registry
+    listings: Listings
+    templates: list[Template]
 
     CreateCarePlan = creates(
         lambda s: s.plans.create, pb.CreateCarePlanResponse, "care_plan", to_message
@@ -157,17 +159,17 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
         lambda s: s.listings.episodes, pb.ListEpisodesResponse, "episodes", episode_message
     )
     AdmitPatient = rpc(
-        lambda s, r: s.episodes.step(*versioned(r), "AdmitPatient", r.reason, r.request_id, r),
+        lambda s, r: s.episodes.step(change_of(r, r.reason), "AdmitPatient"),
         one(pb.AdmitPatientResponse, "episode", episode_message),
     )
     ChangeLevelOfCare = rpc(
         lambda s, r: s.episodes.change_level(
-            *versioned(r), r.clinical_level, r.authorized_level, r.reason, r.request_id, asked=r
+            change_of(r, r.reason), r.clinical_level, r.authorized_level
         ),
         one(pb.ChangeLevelOfCareResponse, "episode", episode_message),
     )
     DischargePatient = rpc(
-        lambda s, r: s.episodes.step(*versioned(r), "DischargePatient", r.reason, r.request_id, r),
+        lambda s, r: s.episodes.step(change_of(r, r.reason), "DischargePatient"),
         one(pb.DischargePatientResponse, "episode", episode_message),
     )
     RegisterPatient = creates(
@@ -203,16 +205,8 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
         ),
         one(pb.DraftCarePlanResponse, "care_plan", to_message),
     )
-    # Changes are fingerprinted without their request_id (kit.requests): asked=r.
     UpdateCarePlan = rpc(
-        lambda s, r: s.plans.update(
-            *versioned(r),
-            r.fhir_json,
-            list(r.update_mask.paths),
-            r.reason,
-            r.request_id,
-            asked=r,
-        ),
+        lambda s, r: s.plans.update(change_of(r, r.reason), r.fhir_json, list(r.update_mask.paths)),
         one(pb.UpdateCarePlanResponse, "care_plan", to_message),
     )
 
@@ -231,19 +225,12 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
                 for a in request.attestations
             ],
         )
-        plan = self.plans.record_review(
-            *versioned(request), review, request.request_id, asked=request
-        )
+        plan = self.plans.record_review(change_of(request), review)
         return pb.RecordPlanReviewResponse(care_plan=to_message(plan))
 
     UpdateCareTeam = rpc(
         lambda s, r: s.teams.update(
-            *versioned(r),
-            r.fhir_json,
-            r.reason,
-            r.request_id,
-            asked=r,
-            mask=list(r.update_mask.paths),
+            change_of(r, r.reason), r.fhir_json, mask=list(r.update_mask.paths)
         ),
         one(pb.UpdateCareTeamResponse, "care_team", team_message),
     )
@@ -288,19 +275,7 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
                 for s in view.upcoming
             ],
             attendance=attendance_message(view.attendance),
-            latest_notes=[
-                pb.NoteSummary(
-                    id=n.id,
-                    author=n.author,
-                    title=n.title,
-                    category=n.category,
-                    priority=n.priority,
-                    sent_time=timestamp(n.sent_at),
-                    resource_type=n.resource_type,
-                    security_labels=list(n.labels),
-                )
-                for n in view.notes
-            ],
+            latest_notes=[note_message(n) for n in view.notes],
         )
         for activity, counts in view.by_activity.items():
             response.activity_attendance.add(

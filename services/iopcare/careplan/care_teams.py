@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 
 from iopcare.careplan import codes, fhir_map, store
-from iopcare.careplan.base import ServiceBase
+from iopcare.careplan.base import Asked, Change, ServiceBase, revise_by
 from iopcare.careplan.domain.model import MAX_VERSION, apply_mask
 from iopcare.careplan.domain.team import (
     check_new_team,
@@ -22,7 +22,7 @@ from iopcare.kit.errors import (
     FieldViolation,
     InvalidArgument,
 )
-from iopcare.kit.versioned import Stored, revise
+from iopcare.kit.versioned import Stored
 
 
 def check_team_update_request(team_id: str, document_id: object, expected_version: int) -> None:
@@ -43,9 +43,7 @@ class CareTeams(ServiceBase):
 
     def create(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
         with self._audit_refusals(principal, audit.CREATE, "CareTeam"):
-            resource = fhir.parse_resource(
-                fhir_json, "CareTeam", max_bytes=self.max_resource_bytes, field="fhir_json"
-            )
+            resource = self._parsed(fhir_json, "CareTeam")
             draft = fhir_map.team_from_fhir(resource)
             check_new_team(draft, field_prefix="fhir_json.")
         patient_id, status = str(draft.patient_id), str(draft.status)
@@ -74,17 +72,9 @@ class CareTeams(ServiceBase):
             )
             return fhir.with_identity(resource, team_id, 1, now)
 
+        asked = Asked(principal, request_id, {"fhir_json": fhir_json})
         return self._create_versioned(
-            principal,
-            request_id,
-            store.teams,
-            "CareTeam",
-            patient_id,
-            status,
-            codes.EVENT_TEAM_CREATED,
-            build,
-            authorize,
-            request={"fhir_json": fhir_json},
+            asked, "CareTeam", patient_id, status, codes.EVENT_TEAM_CREATED, build, authorize
         )
 
     @staticmethod
@@ -101,30 +91,17 @@ class CareTeams(ServiceBase):
                 return True
         return False
 
-    def update(
-        self,
-        principal: Principal,
-        team_id: str,
-        expected_version: int,
-        fhir_json: str,
-        reason: str = "",
-        request_id: str = "",
-        asked: object = None,
-        *,
-        mask: list[str] | None = None,
-    ) -> Stored:
-        """Revises the team under `expected_version`; with a `request_id`, once (kit.requests:
-        `asked` is the RPC's request, fingerprinted without its request_id). With a `mask`, only
-        the named top-level elements are taken from `fhir_json` (which may carry only those)."""
-        name = f"CareTeam/{team_id}"
-        with self._audit_refusals(principal, audit.UPDATE, name):
+    def update(self, change: Change, fhir_json: str, *, mask: list[str] | None = None) -> Stored:
+        """Revises the team under `change.expected_version`; with a request id, once. With a
+        `mask`, only the named top-level elements are taken from `fhir_json` (which may carry
+        only those)."""
+        principal, team_id = change.principal, change.item_id
+        with self._audit_refusals(principal, audit.UPDATE, f"CareTeam/{team_id}"):
             document, whole = self._update_document(fhir_json, mask or [])
-            check_team_update_request(team_id, document.get("id"), expected_version)
+            check_team_update_request(team_id, document.get("id"), change.expected_version)
 
             def _change(uow: UnitOfWork) -> None:
-                team, resource, change = self._revise_team(
-                    uow, principal, team_id, expected_version, document, whole, mask or [], reason
-                )
+                team, resource, kind = self._revise_team(uow, change, document, whole, mask or [])
                 teams.replace_members(
                     uow.conn,
                     store.care_team_member,
@@ -140,19 +117,12 @@ class CareTeams(ServiceBase):
                     "CareTeam",
                     team,
                     codes.EVENT_TEAM_UPDATED,
-                    detail=change,
+                    detail=kind,
                 )
 
-            self._change_once(
-                principal,
-                "UpdateCareTeam",
-                request_id,
-                team_id,
-                _change,
-                asked if asked is not None else {"fhir_json": fhir_json, "mask": mask},
-            )
-        self.notify_outbox()
-        return self._reload(store.teams, team_id)
+            asked = change.asked_or({"fhir_json": fhir_json, "mask": mask})
+            self._change_once(change, "UpdateCareTeam", _change, asked)
+        return self._changed("CareTeam", team_id)
 
     def _update_document(
         self, fhir_json: str, mask: list[str]
@@ -176,16 +146,14 @@ class CareTeams(ServiceBase):
     def _revise_team(
         self,
         uow: UnitOfWork,
-        principal: Principal,
-        team_id: str,
-        expected_version: int,
+        change: Change,
         document: dict[str, object],
         whole: fhir.Resource | None,
         mask: list[str],
-        reason: str,
     ) -> tuple[Stored, fhir.Resource, str]:
         """The team's next version (the whole document, or the current team with the masked
         elements replaced), checked against who may manage it and the team lifecycle."""
+        principal = change.principal
         merged: list[fhir.Resource] = []
 
         def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
@@ -200,29 +168,28 @@ class CareTeams(ServiceBase):
                 )
                 resource = fhir.parse_resource(combined, "CareTeam", field="fhir_json")
             revised_draft = fhir_map.team_from_fhir(resource)
-            change = check_team_revision(
+            kind = check_team_revision(
                 fhir_map.team_from_fhir(fhir.parse_resource(current.resource)), revised_draft
             )
             merged.append(resource)
             return (
-                fhir.with_identity(resource, team_id, version, now),
+                fhir.with_identity(resource, change.item_id, version, now),
                 str(revised_draft.status),
-                change,
+                kind,
             )
 
-        _, team, change = revise(
-            uow.conn,
-            store.teams,
+        team, kind = revise_by(
+            uow,
+            principal,
             "CareTeam",
-            team_id,
-            expected_version,
+            change.item_id,
+            change.expected_version,
             reviser,
-            principal.reference,
-            reason,
+            change.reason,
             # Only a privacy officer takes a label off (kit/labels.py).
             may_lower_labels=labels.may_lower_labels(principal.role),
         )
-        return team, merged[-1], change
+        return team, merged[-1], kind
 
     def get(self, principal: Principal, team_id: str) -> Stored:
         with self.db.read() as conn:

@@ -30,6 +30,13 @@ ACTIVITY_STATUSES = frozenset(
     }
 )
 
+#: US Core's CarePlan category (every US Core CarePlan carries it): an assessment and plan of
+#: treatment.
+US_CORE_ASSESS_PLAN = {
+    "system": "http://hl7.org/fhir/us/core/CodeSystem/careplan-category",
+    "code": "assess-plan",
+}
+
 #: Plans in these statuses are closed: no further revision (FHIR request-status).
 CLOSED_STATUSES = frozenset({"completed", "revoked", "entered-in-error"})
 

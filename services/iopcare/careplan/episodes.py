@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from iopcare.careplan import codes, fhir_map, store
-from iopcare.careplan.base import ServiceBase
+from iopcare.careplan.base import Asked, Change, ServiceBase, revise_by
 from iopcare.careplan.domain.episode import (
     EpisodeState,
     Transition,
@@ -29,7 +29,7 @@ from iopcare.kit.errors import (
     InvalidArgument,
     PermissionDenied,
 )
-from iopcare.kit.versioned import Stored, revise
+from iopcare.kit.versioned import Stored
 
 #: The episode steps that take nothing but a reason, by the RPC that asks for each.
 STEPS: dict[str, Callable[[EpisodeState], Transition]] = {
@@ -44,9 +44,7 @@ class Episodes(ServiceBase):
     def create(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
         """Opens a planned episode (a referral accepted, intake pending)."""
         with self._audit_refusals(principal, audit.CREATE, "EpisodeOfCare"):
-            episode = fhir.parse_resource(
-                fhir_json, "EpisodeOfCare", max_bytes=self.max_resource_bytes, field="fhir_json"
-            )
+            episode = self._parsed(fhir_json, "EpisodeOfCare")
             patient_id = fhir.reference_id(
                 episode.patient.reference if episode.patient else None, "Patient"
             )
@@ -75,16 +73,14 @@ class Episodes(ServiceBase):
             opened = with_transition(episode, fhir_map.episode_state(episode), now)
             return fhir.with_identity(opened, episode_id, 1, now)
 
+        asked = Asked(principal, request_id, {"fhir_json": fhir_json})
         return self._create_versioned(
-            principal,
-            request_id,
-            store.episodes,
+            asked,
             "EpisodeOfCare",
             patient_id,
             str(episode.status),
             codes.EVENT_EPISODE["create"],
             build,
-            request={"fhir_json": fhir_json},
         )
 
     def get(self, principal: Principal, episode_id: str) -> Stored:
@@ -92,70 +88,36 @@ class Episodes(ServiceBase):
             episode = store.episodes.load(conn, episode_id)
         return self._audited_read(principal, f"EpisodeOfCare/{episode_id}", episode)
 
-    def step(
-        self,
-        principal: Principal,
-        episode_id: str,
-        expected_version: int,
-        rpc: str,
-        reason: str,
-        request_id: str = "",
-        asked: object = None,
-    ) -> Stored:
+    def step(self, change: Change, rpc: str) -> Stored:
         """Admit or discharge: the step of `STEPS` that `rpc` names."""
-        return self._transition(
-            principal, episode_id, expected_version, STEPS[rpc], reason, (rpc, request_id, asked)
-        )
+        return self._transition(change, STEPS[rpc], rpc)
 
-    def change_level(
-        self,
-        principal: Principal,
-        episode_id: str,
-        expected_version: int,
-        clinical: str,
-        authorized: str,
-        reason: str,
-        request_id: str = "",
-        asked: object = None,
-    ) -> Stored:
+    def change_level(self, change: Change, clinical: str, authorized: str) -> Stored:
         return self._transition(
-            principal,
-            episode_id,
-            expected_version,
+            change,
             lambda state: change_level(state, clinical, authorized or None),
-            reason,
-            (
-                "ChangeLevelOfCare",
-                request_id,
-                asked
-                if asked is not None
-                else {
-                    "id": episode_id,
-                    "expected_version": expected_version,
-                    "clinical": clinical,
-                    "authorized": authorized,
-                    "reason": reason,
-                },
-            ),
+            "ChangeLevelOfCare",
+            {"clinical": clinical, "authorized": authorized},
         )
 
     def _transition(
         self,
-        principal: Principal,
-        episode_id: str,
-        expected_version: int,
+        change: Change,
         decide: Callable[[EpisodeState], Transition],
-        reason: str,
-        once: tuple[str, str, object],
+        operation: str,
+        arguments: dict[str, str] | None = None,
     ) -> Stored:
-        """A transition under `expected_version`; with a request id, once (kit.requests).
-        `once`: the operation, the request id and what was asked (the RPC's request)."""
-        operation, request_id, asked = once
-        if asked is None:
-            asked = {"id": episode_id, "expected_version": expected_version, "reason": reason}
+        """A transition under `change.expected_version`; with a request id, once (kit.requests).
+        `operation` names the RPC; `arguments`, the step's own beside the change's."""
+        principal, episode_id, reason = change.principal, change.item_id, change.reason
+        asked = change.asked_or(
+            {"id": episode_id, "expected_version": change.expected_version}
+            | (arguments or {})
+            | {"reason": reason}
+        )
         name = f"EpisodeOfCare/{episode_id}"
         with self._audit_refusals(principal, audit.UPDATE, name):
-            if not 1 <= expected_version <= MAX_VERSION:
+            if not 1 <= change.expected_version <= MAX_VERSION:
                 raise InvalidArgument(
                     "expected_version is required",
                     [FieldViolation("expected_version", "the version the change is based on")],
@@ -176,14 +138,13 @@ class Episodes(ServiceBase):
                         transition.kind,
                     )
 
-                _, revised, kind = revise(
-                    uow.conn,
-                    store.episodes,
+                revised, kind = revise_by(
+                    uow,
+                    principal,
                     "EpisodeOfCare",
                     episode_id,
-                    expected_version,
+                    change.expected_version,
                     reviser,
-                    principal.reference,
                     reason,
                 )
                 store.JOURNAL.publish_version(
@@ -202,9 +163,8 @@ class Episodes(ServiceBase):
                     detail=kind,
                 )
 
-            self._change_once(principal, operation, request_id, episode_id, _change, asked)
-        self.notify_outbox()
-        return self._reload(store.episodes, episode_id)
+            self._change_once(change, operation, _change, asked)
+        return self._changed("EpisodeOfCare", episode_id)
 
     def _apply_to_plans(
         self,
@@ -254,14 +214,8 @@ class Episodes(ServiceBase):
                 )
                 return fhir.with_identity(after, current.id, version, now), status, change
 
-            _, revised, change = revise(
-                uow.conn,
-                store.plans,
-                "CarePlan",
-                plan.id,
-                plan.version,
-                reviser,
-                principal.reference,
-                f"episode {transition.kind}: {reason}".strip(": "),
+            why = f"episode {transition.kind}: {reason}".strip(": ")
+            revised, change = revise_by(
+                uow, principal, "CarePlan", plan.id, plan.version, reviser, why
             )
             store.JOURNAL.publish_version(uow, "CarePlan", revised, codes.EVENT_FOR_CHANGE[change])

@@ -36,6 +36,10 @@ class Page(Generic[T]):
     next_page_token: str
 
 
+#: (listings, principal, patient_id, page_size, page_token) -> the page.
+VersionedList = Callable[["Listings", Principal, str, int, str], Page[Stored]]
+
+
 def page_scope(*query: str) -> str:
     """A short digest of what a list was asked for (operation and filters): a page token is
     valid only for the query that issued it."""
@@ -57,6 +61,26 @@ def _after(page_token: str, scope: str) -> str | None:
     if position["q"] != scope:
         raise foreign_token()
     return str(position["after"])
+
+
+def _versioned(resource: str, tables: VersionedTables) -> VersionedList:
+    """The List of one versioned resource type (a method of `Listings`): a page of the patient's
+    resources, oldest first (when created, then id)."""
+
+    def listed(
+        self: Listings, principal: Principal, patient_id: str, page_size: int, page_token: str
+    ) -> Page[Stored]:
+        return self._page(
+            principal,
+            resource,
+            patient_id,
+            page_size,
+            page_token,
+            lambda conn, limit, after: store.patient_page(conn, tables, patient_id, limit, after),
+            lambda item: item.id,
+        )
+
+    return listed
 
 
 class Listings(ServiceBase):
@@ -90,51 +114,11 @@ class Listings(ServiceBase):
         token = paging.encode({"after": key(items[-1]), "q": scope}) if more[0] and items else ""
         return Page(items, token)
 
-    def _versioned(
-        self,
-        principal: Principal,
-        resource: str,
-        tables: VersionedTables,
-        patient_id: str,
-        page_size: int,
-        page_token: str,
-    ) -> Page[Stored]:
-        return self._page(
-            principal,
-            resource,
-            patient_id,
-            page_size,
-            page_token,
-            lambda conn, limit, after: store.patient_page(conn, tables, patient_id, limit, after),
-            lambda item: item.id,
-        )
-
-    def care_plans(
-        self, principal: Principal, patient_id: str, page_size: int = 0, page_token: str = ""
-    ) -> Page[Stored]:
-        """A patient's plans, oldest first (the gateway's `CarePlan?patient=` search)."""
-        return self._versioned(
-            principal, "CarePlan", store.plans, patient_id, page_size, page_token
-        )
-
-    def care_teams(
-        self, principal: Principal, patient_id: str, page_size: int = 0, page_token: str = ""
-    ) -> Page[Stored]:
-        return self._versioned(
-            principal, "CareTeam", store.teams, patient_id, page_size, page_token
-        )
-
-    def goals(
-        self, principal: Principal, patient_id: str, page_size: int = 0, page_token: str = ""
-    ) -> Page[Stored]:
-        return self._versioned(principal, "Goal", store.goals, patient_id, page_size, page_token)
-
-    def episodes(
-        self, principal: Principal, patient_id: str, page_size: int = 0, page_token: str = ""
-    ) -> Page[Stored]:
-        return self._versioned(
-            principal, "EpisodeOfCare", store.episodes, patient_id, page_size, page_token
-        )
+    #: A patient's plans (the gateway's `CarePlan?patient=` search), teams, goals and episodes.
+    care_plans = _versioned("CarePlan", store.plans)
+    care_teams = _versioned("CareTeam", store.teams)
+    goals = _versioned("Goal", store.goals)
+    episodes = _versioned("EpisodeOfCare", store.episodes)
 
     def measures(
         self,

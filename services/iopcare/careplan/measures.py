@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from iopcare.careplan import codes, fhir_map, store
-from iopcare.careplan.base import ServiceBase, new_id
+from iopcare.careplan.base import Asked, ServiceBase, new_id, revise_by
 from iopcare.careplan.domain import monitoring
 from iopcare.careplan.domain.measures import (
     Measure,
@@ -28,7 +28,7 @@ from iopcare.kit.errors import (
     InvalidArgument,
 )
 from iopcare.kit.requests import create_once
-from iopcare.kit.versioned import Stored, revise
+from iopcare.kit.versioned import Stored
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,7 @@ class Measures(ServiceBase):
 
     def create_goal(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
         with self._audit_refusals(principal, audit.CREATE, "Goal"):
-            goal = fhir.parse_resource(
-                fhir_json, "Goal", max_bytes=self.max_resource_bytes, field="fhir_json"
-            )
+            goal = self._parsed(fhir_json, "Goal")
             patient_id = fhir.reference_id(
                 goal.subject.reference if goal.subject else None, "Patient"
             )
@@ -95,15 +93,12 @@ class Measures(ServiceBase):
                 raise InvalidArgument("the Goal cannot be created", problems)
         assert patient_id is not None
         return self._create_versioned(
-            principal,
-            request_id,
-            store.goals,
+            Asked(principal, request_id, {"fhir_json": fhir_json}),
             "Goal",
             patient_id,
             str(goal.lifecycleStatus),
             codes.EVENT_GOAL_CREATED,
             lambda uow, goal_id, now: fhir.with_identity(goal, goal_id, 1, now),
-            request={"fhir_json": fhir_json},
         )
 
     def get_goal(self, principal: Principal, goal_id: str) -> Stored:
@@ -134,9 +129,7 @@ class Measures(ServiceBase):
         crisis event at once when the measure calls for one, all in one transaction."""
         updated: list[Stored] = []
         with self._audit_refusals(principal, audit.CREATE, "Observation"):
-            observation = fhir.parse_resource(
-                fhir_json, "Observation", max_bytes=self.max_resource_bytes, field="fhir_json"
-            )
+            observation = self._parsed(fhir_json, "Observation")
             measure = fhir_map.measure_from_fhir(observation)
             check_measure(measure)
             assert measure.patient_id and measure.code and measure.effective and measure.status
@@ -298,14 +291,13 @@ class Measures(ServiceBase):
                     f"achievement:{status}",
                 )
 
-            _, revised, _change = revise(
-                uow.conn,
-                store.goals,
+            revised, _ = revise_by(
+                uow,
+                principal,
                 "Goal",
                 current.id,
                 current.version,
                 reviser,
-                principal.reference,
                 f"measure {code} recorded",
             )
             store.JOURNAL.publish_version(uow, "Goal", revised, codes.EVENT_GOAL_UPDATED)

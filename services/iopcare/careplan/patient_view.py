@@ -119,14 +119,7 @@ class PatientView(ServiceBase):
                 [(r.description or "other", r.status) for r in past]
             )
             view.notes = self._latest_notes(conn, principal, basis, patient_id)
-        store.JOURNAL.audit_separately(
-            self.db,
-            principal,
-            audit.READ,
-            resource="PatientPlan",
-            patient_id=patient_id,
-            detail=basis,
-        )
+        self._audit_alone(principal, audit.READ, "PatientPlan", patient_id, detail=basis)
         return view
 
     def _latest_notes(

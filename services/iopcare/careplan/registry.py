@@ -11,7 +11,7 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from iopcare.careplan import codes, store
-from iopcare.careplan.base import ServiceBase, new_id
+from iopcare.careplan.base import ServiceBase, new_id, revise_by
 from iopcare.kit import audit, fhir
 from iopcare.kit.access import within_launch_context
 from iopcare.kit.auth import Principal
@@ -25,7 +25,7 @@ from iopcare.kit.errors import (
     PermissionDenied,
 )
 from iopcare.kit.requests import create_once
-from iopcare.kit.versioned import Stored, revise
+from iopcare.kit.versioned import Stored
 
 
 def _identifiers(resource: fhir.Resource, field: str) -> list[tuple[str, str]]:
@@ -77,9 +77,7 @@ class Registry(ServiceBase):
         """
         with self._audit_refusals(principal, audit.CREATE, "Patient"):
             _require_registry_role(principal)
-            patient = fhir.parse_resource(
-                fhir_json, "Patient", max_bytes=self.max_resource_bytes, field="fhir_json"
-            )
+            patient = self._parsed(fhir_json, "Patient")
             identifiers = _identifiers(patient, "fhir_json.Patient")
             if not identifiers:
                 raise InvalidArgument(
@@ -192,16 +190,8 @@ class Registry(ServiceBase):
             linked = fhir.parse_resource(data, "Patient")
             return fhir.with_identity(linked, patient_id, version, now), item.status, "link"
 
-        _, revised, _ = revise(
-            uow.conn,
-            store.patients,
-            "Patient",
-            patient_id,
-            current.version,
-            reviser,
-            principal.reference,
-            "another identifier for the same person",
-        )
+        why = "another identifier for the same person"
+        revised, _ = revise_by(uow, principal, "Patient", patient_id, current.version, reviser, why)
         self._remember(uow.conn, patient_id, new)
         store.JOURNAL.record_version(
             uow,
@@ -234,14 +224,7 @@ class Registry(ServiceBase):
                 select(i.patient_id).where((i.system == system) & (i.value == value))
             ).scalar()
         if patient_id is None:
-            store.JOURNAL.audit_separately(
-                self.db,
-                principal,
-                audit.SEARCH,
-                resource="Patient",
-                patient_id=None,
-                outcome=audit.NOT_FOUND,
-            )
+            self._audit_alone(principal, audit.SEARCH, "Patient", None, outcome=audit.NOT_FOUND)
             raise NotFound("no patient has that identifier")
         try:
             return self.get_patient(principal, str(patient_id))
@@ -267,9 +250,7 @@ class Registry(ServiceBase):
         )
         with self._audit_refusals(principal, audit.CREATE, resource_type):
             _require_registry_role(principal)
-            resource = fhir.parse_resource(
-                fhir_json, resource_type, max_bytes=self.max_resource_bytes, field="fhir_json"
-            )
+            resource = self._parsed(fhir_json, resource_type)
 
             def _create(uow: UnitOfWork, item_id: str) -> None:
                 # Directory resources belong to no patient: their rows are keyed by the

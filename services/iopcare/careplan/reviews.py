@@ -9,14 +9,14 @@ from datetime import UTC, date, datetime
 from sqlalchemy import Connection, select
 
 from iopcare.careplan import codes, fhir_map, store
-from iopcare.careplan.base import ServiceBase
+from iopcare.careplan.base import Change, ServiceBase, revise_by
 from iopcare.careplan.domain.model import check_update_request
 from iopcare.careplan.domain.review import Review, check_review, next_review_due
 from iopcare.kit import audit, fhir, teams
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork
 from iopcare.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
-from iopcare.kit.versioned import Stored, revise
+from iopcare.kit.versioned import Stored
 
 
 def check_attesters(conn: Connection, review: Review, patient_id: str, on: date) -> None:
@@ -38,29 +38,21 @@ class PlanReviews(ServiceBase):
     """A plan review is a revision of the plan: a note of the decision and the attestations, and
     the next review date (the program's interval from this review)."""
 
-    def record_review(
-        self,
-        principal: Principal,
-        plan_id: str,
-        expected_version: int,
-        review: Review,
-        request_id: str = "",
-        asked: object = None,
-    ) -> Stored:
+    def record_review(self, change: Change, review: Review) -> Stored:
         """Records `review` as the plan's next version.
 
-        With a `request_id` it is recorded once (kit.requests): a retry after a lost answer
+        With a request id it is recorded once (kit.requests): a retry after a lost answer
         returns the plan instead of STALE_VERSION, and the id reused for another review is
-        refused. `asked` is what was asked (the RPC's request): a review of "today" retried
-        tomorrow is still the same request. Without one, `expected_version` alone keeps a
-        repeat from being applied twice."""
-        name = f"CarePlan/{plan_id}"
-        with self._audit_refusals(principal, audit.UPDATE, name):
+        refused. `change.asked` is what was asked (the RPC's request): a review of "today"
+        retried tomorrow is still the same request. Without one, the expected version alone
+        keeps a repeat from being applied twice."""
+        principal, plan_id = change.principal, change.item_id
+        with self._audit_refusals(principal, audit.UPDATE, f"CarePlan/{plan_id}"):
             check_review(review)
-            check_update_request(plan_id, None, expected_version, "")
+            check_update_request(plan_id, None, change.expected_version, "")
 
             def _apply(uow: UnitOfWork) -> None:
-                revised = self._revise_for_review(uow, principal, plan_id, expected_version, review)
+                revised = self._revise_for_review(uow, change, review)
                 uow.conn.execute(
                     store.plan_review.insert().values(
                         plan_id=plan_id,
@@ -83,28 +75,13 @@ class PlanReviews(ServiceBase):
                     detail="review",
                 )
 
-            self._change_once(
-                principal,
-                "RecordPlanReview",
-                request_id,
-                plan_id,
-                _apply,
-                asked
-                if asked is not None
-                else {"id": plan_id, "expected_version": expected_version, "review": review},
-            )
-        self.notify_outbox()
-        return self._reload(store.plans, plan_id)
+            asked = {"id": plan_id, "expected_version": change.expected_version, "review": review}
+            self._change_once(change, "RecordPlanReview", _apply, change.asked_or(asked))
+        return self._changed("CarePlan", plan_id)
 
-    def _revise_for_review(
-        self,
-        uow: UnitOfWork,
-        principal: Principal,
-        plan_id: str,
-        expected_version: int,
-        review: Review,
-    ) -> Stored:
+    def _revise_for_review(self, uow: UnitOfWork, change: Change, review: Review) -> Stored:
         """The plan's next version carrying the review note and the next review date."""
+        principal, plan_id = change.principal, change.item_id
 
         def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
             self.access.basis(uow.conn, principal, current.patient_id)
@@ -118,14 +95,13 @@ class PlanReviews(ServiceBase):
             after = fhir_map.with_review(before, review, principal.reference, due, now)
             return fhir_map.stamp(after, plan_id, version, now), current.status, "review"
 
-        _, revised, _ = revise(
-            uow.conn,
-            store.plans,
+        revised, _ = revise_by(
+            uow,
+            principal,
             "CarePlan",
             plan_id,
-            expected_version,
+            change.expected_version,
             reviser,
-            principal.reference,
             f"review: {review.outcome}",
         )
         return revised
@@ -190,16 +166,7 @@ def make_reviews_due(
             after = fhir_map.with_review_due(fhir.parse_resource(current.resource), on)
             return fhir_map.stamp(after, current.id, version, now), current.status, "review-due"
 
-        _, revised, _ = revise(
-            uow.conn,
-            store.plans,
-            "CarePlan",
-            plan.id,
-            plan.version,
-            reviser,
-            principal.reference,
-            why,
-        )
+        revised, _ = revise_by(uow, principal, "CarePlan", plan.id, plan.version, reviser, why)
         store.JOURNAL.publish_version(uow, "CarePlan", revised, codes.EVENT_REVIEW_DUE_NOW)
         changed.append(revised)
     return changed

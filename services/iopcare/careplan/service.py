@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection
 
 from iopcare.careplan import codes, fhir_map, store
-from iopcare.careplan.base import ServiceBase
+from iopcare.careplan.base import Asked, Change, ServiceBase, revise_by
 from iopcare.careplan.domain.model import (
     apply_mask,
     check_activity_changes,
@@ -31,7 +31,7 @@ from iopcare.kit import audit, fhir, labels
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork
 from iopcare.kit.errors import FieldViolation, InvalidArgument
-from iopcare.kit.versioned import Stored, revise
+from iopcare.kit.versioned import Stored
 
 
 def check_plan_references(conn: Connection, plan: fhir.Resource, patient_id: str) -> None:
@@ -85,9 +85,7 @@ class CarePlans(PlanReviews, VersionReads, ServiceBase):
         `request` is what the caller asked for, when not just this plan (a draft from a
         template, whose plan depends on the day it is made)."""
         with self._audit_refusals(principal, audit.CREATE, "CarePlan"):
-            resource = fhir.parse_resource(
-                fhir_json, "CarePlan", max_bytes=self.max_resource_bytes, field="fhir_json"
-            )
+            resource = self._parsed(fhir_json, "CarePlan")
             draft = fhir_map.draft_from_fhir(resource)
             check_new_plan(draft, field_prefix="fhir_json.")
         patient_id = str(draft.patient_id)
@@ -96,16 +94,11 @@ class CarePlans(PlanReviews, VersionReads, ServiceBase):
             check_plan_references(uow.conn, resource, patient_id)
             return fhir_map.stamp(self._first_review(resource, now.date()), plan_id, 1, now)
 
+        asked = Asked(
+            principal, request_id, request if request is not None else {"fhir_json": fhir_json}
+        )
         return self._create_versioned(
-            principal,
-            request_id,
-            store.plans,
-            "CarePlan",
-            patient_id,
-            str(draft.status),
-            codes.EVENT_CREATED,
-            build,
-            request=request if request is not None else {"fhir_json": fhir_json},
+            asked, "CarePlan", patient_id, str(draft.status), codes.EVENT_CREATED, build
         )
 
     def draft_from_template(
@@ -161,64 +154,43 @@ class CarePlans(PlanReviews, VersionReads, ServiceBase):
         }
         return self.create(principal, request_id, json.dumps(plan), request=asked)
 
-    def update(
-        self,
-        principal: Principal,
-        plan_id: str,
-        expected_version: int,
-        fhir_json: str,
-        mask: list[str],
-        reason: str = "",
-        request_id: str = "",
-        asked: object = None,
-    ) -> Stored:
-        """Stores a new version if `expected_version` is still current; never a lost update.
-        With a `request_id`, once (kit.requests: `asked` is the RPC's request, fingerprinted
-        without its request_id): a retry gets the plan, not STALE_VERSION."""
-        resource_name = f"CarePlan/{plan_id}"
-        with self._audit_refusals(principal, audit.UPDATE, resource_name):
+    def update(self, change: Change, fhir_json: str, mask: list[str]) -> Stored:
+        """Stores a new version if `change.expected_version` is still current; never a lost
+        update. With a request id, once: a retry gets the plan, not STALE_VERSION."""
+        with self._audit_refusals(change.principal, audit.UPDATE, f"CarePlan/{change.item_id}"):
             document = _update_document(fhir_json, self.max_resource_bytes)
-            check_update_request(plan_id, document.get("id"), expected_version, reason)
+            check_update_request(
+                change.item_id, document.get("id"), change.expected_version, change.reason
+            )
 
             def _change(uow: UnitOfWork) -> None:
                 granted: list[str] = []
-                revised, change = self._revise_plan(
-                    uow, principal, plan_id, expected_version, document, mask, reason, granted
-                )
+                revised, kind = self._revise_plan(uow, change, document, mask, granted)
                 store.JOURNAL.record_version(
                     uow,
-                    principal,
+                    change.principal,
                     audit.UPDATE,
                     "CarePlan",
                     revised,
-                    codes.EVENT_FOR_CHANGE[change],
-                    detail=f"{change}; {granted[0]}",
+                    codes.EVENT_FOR_CHANGE[kind],
+                    detail=f"{kind}; {granted[0]}",
                 )
 
-            self._change_once(
-                principal,
-                "UpdateCarePlan",
-                request_id,
-                plan_id,
-                _change,
-                asked if asked is not None else {"fhir_json": fhir_json, "mask": mask},
-            )
-        self.notify_outbox()
-        return self._reload(store.plans, plan_id)
+            asked = change.asked_or({"fhir_json": fhir_json, "mask": mask})
+            self._change_once(change, "UpdateCarePlan", _change, asked)
+        return self._changed("CarePlan", change.item_id)
 
     def _revise_plan(
         self,
         uow: UnitOfWork,
-        principal: Principal,
-        plan_id: str,
-        expected_version: int,
+        change: Change,
         document: dict[str, object],
         mask: list[str],
-        reason: str,
         granted: list[str],
     ) -> tuple[Stored, str]:
         """The plan's next version: `document` merged under `mask`, checked against the lifecycle
         and the activity rules; the caller's access basis is appended to `granted`."""
+        principal = change.principal
 
         def reviser(current: Stored, version: int, now: datetime) -> tuple[str, str, str]:
             granted.append(self.access.basis(uow.conn, principal, current.patient_id))
@@ -231,25 +203,23 @@ class CarePlans(PlanReviews, VersionReads, ServiceBase):
             )
             after = fhir_map.draft_from_fhir(merged_resource, fingerprints=True)
             check_activity_changes(before, after, principal.role)
-            change = check_revision(before, after)
-            if change in {"activate", "resume"}:
+            kind = check_revision(before, after)
+            if kind in {"activate", "resume"}:
                 merged_resource = self._first_review(merged_resource, now.date())
-            resource = fhir_map.stamp(merged_resource, plan_id, version, now)
-            return resource, str(merged_resource.status), change
+            resource = fhir_map.stamp(merged_resource, change.item_id, version, now)
+            return resource, str(merged_resource.status), kind
 
-        _, revised, change = revise(
-            uow.conn,
-            store.plans,
+        return revise_by(
+            uow,
+            principal,
             "CarePlan",
-            plan_id,
-            expected_version,
+            change.item_id,
+            change.expected_version,
             reviser,
-            principal.reference,
-            reason,
+            change.reason,
             # Only a privacy officer takes a label off (kit/labels.py).
             may_lower_labels=labels.may_lower_labels(principal.role),
         )
-        return revised, change
 
     def get(self, principal: Principal, plan_id: str) -> Stored:
         with self.db.read() as conn:

@@ -125,6 +125,17 @@ patients = VersionedTables(metadata, "patient")
 practitioners = VersionedTables(metadata, "practitioner")
 practitioner_roles = VersionedTables(metadata, "practitioner_role")
 
+#: The tables of each versioned FHIR type.
+VERSIONED = {
+    "CarePlan": plans,
+    "CareTeam": teams,
+    "Goal": goals,
+    "EpisodeOfCare": episodes,
+    "Patient": patients,
+    "Practitioner": practitioners,
+    "PractitionerRole": practitioner_roles,
+}
+
 #: Every identifier (e.g. a hospital MRN) of a registered patient, unique across patients: a
 #: second identifier for the same person links to the same patient instead of making a twin.
 patient_identifier = Table(

@@ -16,11 +16,8 @@ from iopcare.kit.versioned import Stored, Version, VersionedTables
 
 #: The versioned resources careplan keeps, by FHIR type.
 VERSIONED_TYPES: dict[str, VersionedTables] = {
-    "CarePlan": store.plans,
-    "CareTeam": store.teams,
-    "Goal": store.goals,
-    "EpisodeOfCare": store.episodes,
-    "Patient": store.patients,
+    name: store.VERSIONED[name]
+    for name in ("CarePlan", "CareTeam", "Goal", "EpisodeOfCare", "Patient")
 }
 
 

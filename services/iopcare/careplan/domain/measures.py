@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from iopcare.careplan import codes
 from iopcare.careplan.domain import monitoring
+from iopcare.careplan.domain.model import require_subject
 from iopcare.kit.errors import FieldViolations
 
 
@@ -43,8 +44,7 @@ class Target:
 
 def check_measure(measure: Measure, prefix: str = "fhir_json.Observation.") -> None:
     problems = FieldViolations()
-    if not measure.patient_id:
-        problems.add(f"{prefix}subject", "must reference a Patient (Patient/{id})")
+    require_subject(measure.patient_id, prefix, problems)
     if measure.status not in codes.MEASURE_STATUSES:
         problems.add(f"{prefix}status", f"one of {', '.join(sorted(codes.MEASURE_STATUSES))}")
     if not measure.code:

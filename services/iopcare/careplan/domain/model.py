@@ -42,13 +42,18 @@ class CarePlanDraft:
     goals: int = 0
 
 
+def require_subject(patient_id: str | None, prefix: str, problems: FieldViolations) -> None:
+    """A plan, team or measure names its patient: the key of all its events and of access
+    control (`prefix`: the field prefix of its `subject`)."""
+    if not patient_id:
+        problems.add(f"{prefix}subject", "must reference a Patient (Patient/{id})")
+
+
 def check_new_plan(draft: CarePlanDraft, field_prefix: str = "") -> None:
     """Raises InvalidArgument listing every reason the plan cannot be created as given."""
     problems = FieldViolations()
     p = f"{field_prefix}CarePlan."
-    if not draft.patient_id:
-        # Every plan belongs to one patient: the key of all its events and of access control.
-        problems.add(f"{p}subject", "must reference a Patient (Patient/{id})")
+    require_subject(draft.patient_id, p, problems)
     if draft.status not in codes.CREATABLE_STATUSES:
         problems.add(
             f"{p}status",
@@ -57,15 +62,20 @@ def check_new_plan(draft: CarePlanDraft, field_prefix: str = "") -> None:
         )
     if draft.intent not in codes.PLAN_INTENTS:
         problems.add(f"{p}intent", f"must be one of {', '.join(sorted(codes.PLAN_INTENTS))}")
+    _check_activity_statuses(draft, p, problems)
+    problems.raise_if_any("the CarePlan cannot be created")
+    if draft.status == "active":
+        check_ready_to_be_active(draft)
+
+
+def _check_activity_statuses(draft: CarePlanDraft, p: str, problems: FieldViolations) -> None:
+    """Every activity's status is a FHIR care-plan-activity-status (`p`: the field prefix)."""
     for activity in draft.activities:
         if activity.status is not None and activity.status not in codes.ACTIVITY_STATUSES:
             problems.add(
                 f"{p}activity[{activity.index}].detail.status",
                 f"unknown activity status {activity.status!r}",
             )
-    problems.raise_if_any("the CarePlan cannot be created")
-    if draft.status == "active":
-        check_ready_to_be_active(draft)
 
 
 def check_revision(current: CarePlanDraft, revised: CarePlanDraft) -> str:
@@ -84,12 +94,7 @@ def check_revision(current: CarePlanDraft, revised: CarePlanDraft) -> str:
         )
     if revised.status not in codes.PLAN_STATUSES:
         problems.add("fhir_json.CarePlan.status", f"unknown plan status {revised.status!r}")
-    for activity in revised.activities:
-        if activity.status is not None and activity.status not in codes.ACTIVITY_STATUSES:
-            problems.add(
-                f"fhir_json.CarePlan.activity[{activity.index}].detail.status",
-                f"unknown activity status {activity.status!r}",
-            )
+    _check_activity_statuses(revised, "fhir_json.CarePlan.", problems)
     problems.raise_if_any("the CarePlan revision is invalid")
     if current.status in codes.CLOSED_STATUSES:
         raise FailedPrecondition(

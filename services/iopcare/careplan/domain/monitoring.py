@@ -12,6 +12,7 @@ screens, read in canonical units and checked against the program's thresholds. P
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 
@@ -403,68 +404,47 @@ def _shown(unit: str) -> str:
     return "" if unit.startswith("{") else f" {unit}"
 
 
+#: The threshold of each alerting measure: the `Thresholds` field holding its limit, how a value
+#: crosses it, and what crossing it means. A blood pressure panel is checked by its systolic part.
+_RULES: dict[str, tuple[str, str, str]] = {
+    SYSTOLIC: ("systolic_min", ">=", "severe hypertension"),
+    CIWA_AR: ("ciwa_ar_min", ">=", "alcohol withdrawal needing treatment or more care"),
+    COWS: ("cows_min", ">=", "moderate opioid withdrawal or worse"),
+    HEART_RATE: ("heart_rate_below", "<", "bradycardia"),
+    LITHIUM: ("lithium_above", ">", "above the therapeutic range, risk of toxicity"),
+    POTASSIUM: ("potassium_below", "<", "hypokalemia"),
+    QTC: ("qtc_above", ">", "prolonged QTc, risk of torsades de pointes"),
+}
+_CROSSES: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<": operator.lt,
+}
+
+
 def alerts(reading: Reading | None, limits: Thresholds) -> list[Alert]:
     """The thresholds `reading` crosses (empty when none)."""
     if reading is None:
         return []
-    spec = reading.spec
-    checks: list[tuple[str, float | None, bool, str]] = []
-    if spec.code == BP_PANEL:
-        systolic = reading.components.get(SYSTOLIC)
-        checks.append(
-            (
-                SYSTOLIC,
-                systolic,
-                systolic is not None and systolic >= limits.systolic_min,
-                f">= {limits.systolic_min:g}: severe hypertension",
-            )
+    code, value = reading.spec.code, reading.value
+    if code == BP_PANEL:
+        code, value = SYSTOLIC, reading.components.get(SYSTOLIC)
+    rule = _RULES.get(code)
+    if rule is None or value is None:
+        return []
+    field_name, comparison, meaning = rule
+    limit: float = getattr(limits, field_name)
+    if not _CROSSES[comparison](value, limit):
+        return []
+    inner = CATALOG[code]
+    why = f"{comparison} {limit:g}: {meaning}"
+    return [
+        Alert(
+            "medical",
+            "urgent",
+            code,
+            value,
+            inner.unit,
+            f"{inner.display} {value:g}{_shown(inner.unit)} ({why})",
         )
-    else:
-        value = reading.value
-        rule = {
-            SYSTOLIC: (
-                value is not None and value >= limits.systolic_min,
-                f">= {limits.systolic_min:g}: severe hypertension",
-            ),
-            CIWA_AR: (
-                value is not None and value >= limits.ciwa_ar_min,
-                f">= {limits.ciwa_ar_min:g}: alcohol withdrawal needing treatment or more care",
-            ),
-            COWS: (
-                value is not None and value >= limits.cows_min,
-                f">= {limits.cows_min:g}: moderate opioid withdrawal or worse",
-            ),
-            HEART_RATE: (
-                value is not None and value < limits.heart_rate_below,
-                f"< {limits.heart_rate_below:g}: bradycardia",
-            ),
-            LITHIUM: (
-                value is not None and value > limits.lithium_above,
-                f"> {limits.lithium_above:g}: above the therapeutic range, risk of toxicity",
-            ),
-            POTASSIUM: (
-                value is not None and value < limits.potassium_below,
-                f"< {limits.potassium_below:g}: hypokalemia",
-            ),
-            QTC: (
-                value is not None and value > limits.qtc_above,
-                f"> {limits.qtc_above:g}: prolonged QTc, risk of torsades de pointes",
-            ),
-        }.get(spec.code)
-        if rule is not None:
-            checks.append((spec.code, value, rule[0], rule[1]))
-    found = []
-    for code, value, crossed, why in checks:
-        if crossed and value is not None:
-            inner = CATALOG[code]
-            found.append(
-                Alert(
-                    "medical",
-                    "urgent",
-                    code,
-                    value,
-                    inner.unit,
-                    f"{inner.display} {value:g}{_shown(inner.unit)} ({why})",
-                )
-            )
-    return found
+    ]

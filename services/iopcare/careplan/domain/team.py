@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from iopcare.careplan import codes
+from iopcare.careplan.domain.model import require_subject
 from iopcare.kit.errors import FailedPrecondition, FieldViolations, PermissionDenied
 
 
@@ -57,8 +58,7 @@ def _check_members(team: CareTeamDraft, p: str, problems: FieldViolations) -> No
 def check_new_team(team: CareTeamDraft, field_prefix: str = "") -> None:
     problems = FieldViolations()
     p = f"{field_prefix}CareTeam."
-    if not team.patient_id:
-        problems.add(f"{p}subject", "must reference a Patient (Patient/{id})")
+    require_subject(team.patient_id, p, problems)
     if team.status not in codes.TEAM_CREATABLE_STATUSES:
         problems.add(f"{p}status", "a new team must be proposed or active")
     _check_members(team, p, problems)

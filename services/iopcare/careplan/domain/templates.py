@@ -9,7 +9,7 @@ program template matches the diagnoses. The team then edits the draft and activa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
@@ -97,20 +97,35 @@ def check_template(data: object, source: str = "template") -> Template:
     )
 
 
+def _required_list(value: object, at: str, one: str, problems: FieldViolations) -> list[Any]:
+    items: list[Any] = value if isinstance(value, list) else []
+    if not items:
+        problems.add(at, f"required, at least one {one}")
+    return items
+
+
+def _objects(
+    items: list[Any], at: str, texts: tuple[str, ...], problems: FieldViolations
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each object of `items` and where it is (`at[i]`), its `texts` checked as required text; an
+    item that is not an object is a problem."""
+    for i, item in enumerate(items):
+        where = f"{at}[{i}]"
+        if not isinstance(item, dict):
+            problems.add(where, "must be an object")
+            continue
+        for key in texts:
+            if not isinstance(item.get(key), str) or not item.get(key):
+                problems.add(f"{where}.{key}", "required text")
+        yield where, item
+
+
 def _checked_activities(
     activities: object, source: str, problems: FieldViolations
 ) -> list[dict[str, Any]]:
-    items: list[Any] = activities if isinstance(activities, list) else []
-    if not items:
-        problems.add(f"{source}.activities", "required, at least one activity")
-    for i, a in enumerate(items):
-        where = f"{source}.activities[{i}]"
-        if not isinstance(a, dict):
-            problems.add(where, "must be an object")
-            continue
-        for key in ("code", "display", "description"):
-            if not isinstance(a.get(key), str) or not a.get(key):
-                problems.add(f"{where}.{key}", "required text")
+    at = f"{source}.activities"
+    items = _required_list(activities, at, "activity", problems)
+    for where, a in _objects(items, at, ("code", "display", "description"), problems):
         role = a.get("performer_role")
         owner = codes.ACTIVITY_OWNERS.get(str(a.get("code")))
         if role is not None and role not in codes.ROLE_DISPLAY:
@@ -125,17 +140,8 @@ def _checked_activities(
 
 
 def _checked_goals(goals: object, source: str, problems: FieldViolations) -> list[dict[str, Any]]:
-    items: list[Any] = goals if isinstance(goals, list) else []
-    if not items:
-        problems.add(f"{source}.goals", "required, at least one goal")
-    for i, g in enumerate(items):
-        where = f"{source}.goals[{i}]"
-        if not isinstance(g, dict):
-            problems.add(where, "must be an object")
-            continue
-        for key in ("description", "measure"):
-            if not isinstance(g.get(key), str) or not g.get(key):
-                problems.add(f"{where}.{key}", "required text")
+    items = _required_list(goals, f"{source}.goals", "goal", problems)
+    for where, g in _objects(items, f"{source}.goals", ("description", "measure"), problems):
         if g.get("comparator") not in COMPARATORS:
             problems.add(f"{where}.comparator", f"must be one of {sorted(COMPARATORS)}")
         if isinstance(g.get("value"), bool) or not isinstance(g.get("value"), int | float):
@@ -231,16 +237,7 @@ def draft_plan(
         "intent": "plan",
         "title": template.title,
         "description": f"Drafted from the {template.title} template for diagnosis {diagnosis}.",
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://hl7.org/fhir/us/core/CodeSystem/careplan-category",
-                        "code": "assess-plan",
-                    }
-                ]
-            }
-        ],
+        "category": [{"coding": [dict(codes.US_CORE_ASSESS_PLAN)]}],
         "text": {
             "status": "generated",
             "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{template.title}: '
