@@ -1,9 +1,4 @@
-"""Care teams, versioned like plans, and the membership rows access control reads.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-27
-"""
+"""Care teams, versioned like plans, and the membership rows access control reads."""
 
 from alembic import op
 
@@ -13,8 +8,6 @@ from iopcare.kit.versioned import create_versioned_tables_v1
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,9 +1,4 @@
-"""Goals (versioned like plans) and recorded outcome measures (Observations).
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-27
-"""
+"""Goals (versioned like plans) and recorded outcome measures (Observations)."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -12,8 +7,6 @@ from iopcare.kit.versioned import create_versioned_tables_v1
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

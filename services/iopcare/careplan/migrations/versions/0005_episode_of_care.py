@@ -1,9 +1,5 @@
-"""IOP enrolment: EpisodeOfCare, versioned like plans (its versions are the level-of-care history).
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-27
-"""
+"""IOP enrolment: EpisodeOfCare, versioned like plans (its versions are the level-of-care
+history)."""
 
 from alembic import op
 
@@ -11,8 +7,6 @@ from iopcare.kit.versioned import create_versioned_tables_v1
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,9 +1,4 @@
-"""Projections of scheduling's sessions and notes' messages for the holistic patient view.
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-11-27
-"""
+"""Projections of scheduling's sessions and notes' messages for the holistic patient view."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -12,8 +7,6 @@ from iopcare.careplan.migrations.history import session_view_columns
 
 revision = "0006"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

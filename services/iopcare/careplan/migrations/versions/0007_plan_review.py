@@ -1,17 +1,10 @@
-"""Plan reviews with each discipline's attestation.
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-11-27
-"""
+"""Plan reviews with each discipline's attestation."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
 down_revision = "0006"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

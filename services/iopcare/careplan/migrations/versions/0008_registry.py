@@ -1,9 +1,4 @@
-"""The registry: patients with their identifiers, practitioners and practitioner roles.
-
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-11-27
-"""
+"""The registry: patients with their identifiers, practitioners and practitioner roles."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -12,8 +7,6 @@ from iopcare.kit.versioned import create_versioned_tables_v1
 
 revision = "0008"
 down_revision = "0007"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,17 +1,10 @@
-"""Review-due announcements, one per plan and due date.
-
-Revision ID: 0009
-Revises: 0008
-Create Date: 2026-11-27
-"""
+"""Review-due announcements, one per plan and due date."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
 down_revision = "0008"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

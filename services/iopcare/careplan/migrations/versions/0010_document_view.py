@@ -1,17 +1,10 @@
-"""Signed clinical notes in the holistic view (reference, type, author and labels only).
-
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-11-27
-"""
+"""Signed clinical notes in the holistic view (reference, type, author and labels only)."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
 down_revision = "0009"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,9 +1,4 @@
-"""Crisis flags and their acknowledgement and re-escalation.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-27
-"""
+"""Crisis flags and their acknowledgement and re-escalation."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -12,8 +7,6 @@ from iopcare.kit.versioned import create_versioned_tables_v1
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,9 +1,4 @@
-"""Clinical notes with full-text search, signatures, consents; message status and receipts.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-27
-"""
+"""Clinical notes with full-text search, signatures, consents; message status and receipts."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -12,8 +7,6 @@ from iopcare.kit.schema import BigId
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

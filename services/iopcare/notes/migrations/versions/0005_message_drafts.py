@@ -1,17 +1,10 @@
-"""Message drafts: a message saved by its sender before it is sent to the thread.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-27
-"""
+"""Message drafts: a message saved by its sender before it is sent to the thread."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,9 +1,4 @@
-"""Appointments, and the kit tables (outbox, inbox, request log, audit log).
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-27
-"""
+"""Appointments, and the kit tables (outbox, inbox, request log, audit log)."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -13,8 +8,6 @@ from iopcare.kit.schema import create_kit_tables_v1
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

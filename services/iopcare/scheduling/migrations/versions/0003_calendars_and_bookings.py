@@ -1,17 +1,10 @@
-"""Calendars, bookings and group sessions: schedules, occupancy rows, calendar locks, alerts.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-27
-"""
+"""Calendars, bookings and group sessions: schedules, occupancy rows, calendar locks, alerts."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,17 +1,10 @@
-"""When each plan series began: the anchor of timings that name no days or bounds.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-27
-"""
+"""When each plan series began: the anchor of timings that name no days or bounds."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
