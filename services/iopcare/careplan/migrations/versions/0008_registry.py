@@ -1,8 +1,8 @@
 """The registry: patients with their identifiers, practitioners and practitioner roles."""
 
-import sqlalchemy as sa
 from alembic import op
 
+from iopcare.kit import migration_columns as col
 from iopcare.kit.versioned import create_versioned_tables_v1
 
 revision = "0008"
@@ -14,9 +14,9 @@ def upgrade() -> None:
         create_versioned_tables_v1(op, name)
     op.create_table(
         "patient_identifier",
-        sa.Column("system", sa.String(200), primary_key=True),
-        sa.Column("value", sa.String(200), primary_key=True),
-        sa.Column("patient_id", sa.String(64), nullable=False, index=True),
+        col.string("system", 200, primary_key=True),
+        col.string("value", 200, primary_key=True),
+        col.ref("patient_id", index=True),
     )
 
 
