@@ -2,7 +2,7 @@
 
 from alembic import op
 
-from iopcare.kit.migration_steps import drop_member_table_v1
+from iopcare.kit.migration_steps import drop_member_table_v1, drop_versioned_tables_v1
 from iopcare.kit.teams import create_member_table_v1
 from iopcare.kit.versioned import create_versioned_tables_v1
 
@@ -17,6 +17,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     drop_member_table_v1(op)
-    op.drop_table("care_team_history")
-    op.drop_index("ix_care_team_patient_id", "care_team")
-    op.drop_table("care_team")
+    drop_versioned_tables_v1(op, "care_team")

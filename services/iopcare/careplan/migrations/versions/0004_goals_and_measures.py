@@ -4,6 +4,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from iopcare.kit import migration_columns as col
+from iopcare.kit.migration_steps import drop_versioned_tables_v1
 from iopcare.kit.versioned import create_versioned_tables_v1
 
 revision = "0004"
@@ -28,5 +29,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("observation")
-    op.drop_table("goal_history")
-    op.drop_table("goal")
+    drop_versioned_tables_v1(op, "goal")

@@ -3,15 +3,16 @@
 from alembic import op
 
 from iopcare.kit import migration_columns as col
-from iopcare.kit.versioned import create_versioned_tables_v1
+from iopcare.kit.migration_steps import versioned_tables_v1
 
 revision = "0008"
 down_revision = "0007"
 
+REGISTRY = versioned_tables_v1("patient", "practitioner", "practitioner_role")
+
 
 def upgrade() -> None:
-    for name in ("patient", "practitioner", "practitioner_role"):
-        create_versioned_tables_v1(op, name)
+    REGISTRY.upgrade()
     op.create_table(
         "patient_identifier",
         col.string("system", 200, primary_key=True),
@@ -22,6 +23,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("patient_identifier")
-    for name in ("practitioner_role", "practitioner", "patient"):
-        op.drop_table(f"{name}_history")
-        op.drop_table(name)
+    REGISTRY.downgrade()

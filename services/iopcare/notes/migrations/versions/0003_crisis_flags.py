@@ -3,6 +3,7 @@
 from alembic import op
 
 from iopcare.kit import migration_columns as col
+from iopcare.kit.migration_steps import drop_versioned_tables_v1
 from iopcare.kit.versioned import create_versioned_tables_v1
 
 revision = "0003"
@@ -27,5 +28,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("crisis_alert")
-    op.drop_table("flag_history")
-    op.drop_table("flag")
+    drop_versioned_tables_v1(op, "flag")
