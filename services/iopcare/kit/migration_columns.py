@@ -7,7 +7,8 @@ they say `nullable=True`; other Column options (`primary_key`, `unique`, `index`
 `server_default`) pass through.
 
 Shipped migrations call these, and databases already carry their effect: a kind's type never
-changes. A column of another type is a new kind (or a plain `sa.Column`) in the new migration.
+changes (tests/unit/test_migration_columns.py holds each to its DDL on SQLite and PostgreSQL). A
+column of another type is a plain `sa.Column`, or a new kind, in the migration that needs it.
 """
 
 from __future__ import annotations

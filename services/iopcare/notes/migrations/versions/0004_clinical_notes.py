@@ -12,11 +12,9 @@ down_revision = "0003"
 
 def upgrade() -> None:
     with op.batch_alter_table("communication") as batch:
-        batch.add_column(
-            sa.Column("status", sa.String(32), nullable=False, server_default="completed")
-        )
-        batch.add_column(sa.Column("in_response_to", sa.String(64), nullable=True))
-        batch.add_column(sa.Column("version", sa.Integer, nullable=False, server_default="1"))
+        batch.add_column(col.string("status", 32, server_default="completed"))
+        batch.add_column(col.ref("in_response_to", nullable=True))
+        batch.add_column(col.version(server_default="1"))
     op.create_table(
         "message_receipt",
         col.key("message_id"),

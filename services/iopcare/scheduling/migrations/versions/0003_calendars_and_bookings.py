@@ -12,11 +12,9 @@ down_revision = "0002"
 def upgrade() -> None:
     with op.batch_alter_table("appointment") as batch:
         batch.alter_column("patient_id", existing_type=sa.String(64), nullable=True)
-        batch.add_column(
-            sa.Column("kind", sa.String(16), nullable=False, server_default="individual")
-        )
-        batch.add_column(sa.Column("capacity", sa.Integer, nullable=False, server_default="1"))
-        batch.add_column(sa.Column("seats_taken", sa.Integer, nullable=False, server_default="0"))
+        batch.add_column(col.string("kind", 16, server_default="individual"))
+        batch.add_column(col.number("capacity", server_default="1"))
+        batch.add_column(col.number("seats_taken", server_default="0"))
         # The database's own guard against overbooking a group, whatever the code does.
         batch.create_check_constraint(
             "ck_appointment_seats", "seats_taken >= 0 AND seats_taken <= capacity"
