@@ -25,6 +25,7 @@ from iopcare.kit.schema import (
     add_request_fingerprint_v2,
 )
 from iopcare.kit.teams import create_member_table_v1, create_projection_table_v1
+from iopcare.kit.versioned import create_versioned_tables_v1
 
 #: The kit's tables as the services' first migrations create them, in the order they drop.
 KIT_TABLES_V1 = ("audit_log", "request_log", "inbox", "outbox")
@@ -75,6 +76,27 @@ def create_team_projection_v1(ops: Any) -> None:
 def drop_team_projection_v1(ops: Any) -> None:
     ops.drop_table("care_team_seen")
     drop_member_table_v1(ops)
+
+
+def drop_versioned_tables_v1(ops: Any, name: str) -> None:
+    """Undoes `kit.versioned.create_versioned_tables_v1` (the patient index goes with its table)."""
+    ops.drop_table(f"{name}_history")
+    ops.drop_table(name)
+
+
+def versioned_tables_v1(*names: str) -> Step:
+    """The step creating each named resource's current and history tables (kit.versioned), its
+    downgrade dropping them in the reverse order."""
+
+    def upgrade(ops: Any) -> None:
+        for name in names:
+            create_versioned_tables_v1(ops, name)
+
+    def downgrade(ops: Any) -> None:
+        for name in reversed(names):
+            drop_versioned_tables_v1(ops, name)
+
+    return step(upgrade, downgrade)
 
 
 #: Audit rows sealed with an HMAC of their content (kit.audit; test-matrix C12).

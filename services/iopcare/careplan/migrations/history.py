@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
+from iopcare.kit import migration_columns as col
 
 
 def session_view_columns() -> list[Any]:
     """The session view's columns (0006), without its primary key, which 0011 changed."""
     return [
-        sa.Column("appointment_id", sa.String(64), nullable=False),
-        sa.Column("patient_id", sa.String(64), nullable=False),
-        sa.Column("care_plan_id", sa.String(64), nullable=True),
-        sa.Column("start", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("end", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("status", sa.String(32), nullable=False),
-        sa.Column("description", sa.String(200), nullable=True),
-        sa.Column("version", sa.Integer, nullable=False),
+        col.ref("appointment_id"),
+        col.ref("patient_id"),
+        col.ref("care_plan_id", nullable=True),
+        col.at("start"),
+        col.at("end"),
+        col.string("status", 32),
+        col.string("description", 200, nullable=True),
+        col.version(),
     ]

@@ -1,43 +1,36 @@
-"""Care plans with history, and the kit tables (outbox, inbox, request log, audit log).
+"""Care plans with history, and the kit tables (outbox, inbox, request log, audit log)."""
 
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-27
-"""
-
-import sqlalchemy as sa
 from alembic import op
 
+from iopcare.kit import migration_columns as col
 from iopcare.kit.migration_steps import drop_kit_tables_v1
 from iopcare.kit.schema import create_kit_tables_v1
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     create_kit_tables_v1(op)
     op.create_table(
         "care_plan",
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("patient_id", sa.String(64), nullable=False),
-        sa.Column("status", sa.String(32), nullable=False),
-        sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("resource", sa.Text, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        col.key(),
+        col.ref("patient_id"),
+        col.string("status", 32),
+        col.version(),
+        col.resource(),
+        col.at("created_at"),
+        col.at("updated_at"),
     )
     op.create_index("ix_care_plan_patient_id", "care_plan", ["patient_id"])
     op.create_table(
         "care_plan_history",
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("version", sa.Integer, primary_key=True),
-        sa.Column("resource", sa.Text, nullable=False),
-        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("changed_by", sa.String(200), nullable=False),
-        sa.Column("change", sa.String(40), nullable=False),
+        col.key(),
+        col.version(primary_key=True),
+        col.resource(),
+        col.at("changed_at"),
+        col.who("changed_by"),
+        col.string("change", 40),
     )
 
 

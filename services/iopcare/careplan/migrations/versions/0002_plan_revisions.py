@@ -1,23 +1,17 @@
-"""Plan revisions: each history row records the plan's status and the author's reason.
+"""Plan revisions: each history row records the plan's status and the author's reason."""
 
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-27
-"""
-
-import sqlalchemy as sa
 from alembic import op
+
+from iopcare.kit import migration_columns as col
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     with op.batch_alter_table("care_plan_history") as batch:
-        batch.add_column(sa.Column("status", sa.String(32), nullable=True))
-        batch.add_column(sa.Column("reason", sa.Text, nullable=True))
+        batch.add_column(col.string("status", 32, nullable=True))
+        batch.add_column(col.text("reason", nullable=True))
     # Existing rows are creations: their status is the plan's current one only if it never
     # changed, which is true of every plan before this migration (there was no update).
     op.execute(

@@ -1,20 +1,13 @@
-"""Care teams, versioned like plans, and the membership rows access control reads.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-27
-"""
+"""Care teams, versioned like plans, and the membership rows access control reads."""
 
 from alembic import op
 
-from iopcare.kit.migration_steps import drop_member_table_v1
+from iopcare.kit.migration_steps import drop_member_table_v1, drop_versioned_tables_v1
 from iopcare.kit.teams import create_member_table_v1
 from iopcare.kit.versioned import create_versioned_tables_v1
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
@@ -24,6 +17,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     drop_member_table_v1(op)
-    op.drop_table("care_team_history")
-    op.drop_index("ix_care_team_patient_id", "care_team")
-    op.drop_table("care_team")
+    drop_versioned_tables_v1(op, "care_team")

@@ -1,38 +1,32 @@
-"""Goals (versioned like plans) and recorded outcome measures (Observations).
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-27
-"""
+"""Goals (versioned like plans) and recorded outcome measures (Observations)."""
 
 import sqlalchemy as sa
 from alembic import op
 
+from iopcare.kit import migration_columns as col
+from iopcare.kit.migration_steps import drop_versioned_tables_v1
 from iopcare.kit.versioned import create_versioned_tables_v1
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     create_versioned_tables_v1(op, "goal")
     op.create_table(
         "observation",
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("patient_id", sa.String(64), nullable=False),
-        sa.Column("code", sa.String(32), nullable=False),
-        sa.Column("status", sa.String(16), nullable=False),
+        col.key(),
+        col.ref("patient_id"),
+        col.string("code", 32),
+        col.string("status", 16),
         sa.Column("value", sa.Float, nullable=True),
-        sa.Column("effective", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("resource", sa.Text, nullable=False),
-        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        col.at("effective"),
+        col.resource(),
+        col.at("recorded_at"),
     )
     op.create_index("ix_observation_trend", "observation", ["patient_id", "code", "effective"])
 
 
 def downgrade() -> None:
     op.drop_table("observation")
-    op.drop_table("goal_history")
-    op.drop_table("goal")
+    drop_versioned_tables_v1(op, "goal")

@@ -1,24 +1,8 @@
-"""IOP enrolment: EpisodeOfCare, versioned like plans (its versions are the level-of-care history).
+"""IOP enrolment: EpisodeOfCare, versioned like plans (its versions are the level-of-care
+history)."""
 
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-27
-"""
-
-from alembic import op
-
-from iopcare.kit.versioned import create_versioned_tables_v1
+from iopcare.kit import migration_steps
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    create_versioned_tables_v1(op, "episode_of_care")
-
-
-def downgrade() -> None:
-    op.drop_table("episode_of_care_history")
-    op.drop_table("episode_of_care")
+upgrade, downgrade = migration_steps.versioned_tables_v1("episode_of_care")

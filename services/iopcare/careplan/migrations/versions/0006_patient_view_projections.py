@@ -1,19 +1,13 @@
-"""Projections of scheduling's sessions and notes' messages for the holistic patient view.
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-11-27
-"""
+"""Projections of scheduling's sessions and notes' messages for the holistic patient view."""
 
 import sqlalchemy as sa
 from alembic import op
 
 from iopcare.careplan.migrations.history import session_view_columns
+from iopcare.kit import migration_columns as col
 
 revision = "0006"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
@@ -23,13 +17,13 @@ def upgrade() -> None:
     op.create_index("ix_session_view_patient_start", "session_view", ["patient_id", "start"])
     op.create_table(
         "note_view",
-        sa.Column("communication_id", sa.String(64), primary_key=True),
-        sa.Column("patient_id", sa.String(64), nullable=False),
-        sa.Column("sender", sa.String(200), nullable=False),
-        sa.Column("title", sa.String(200), nullable=False),
-        sa.Column("category", sa.String(32), nullable=False),
-        sa.Column("priority", sa.String(16), nullable=False),
-        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+        col.key("communication_id"),
+        col.ref("patient_id"),
+        col.who("sender"),
+        col.string("title", 200),
+        col.string("category", 32),
+        col.string("priority", 16),
+        col.at("sent_at"),
     )
     op.create_index("ix_note_view_patient_sent", "note_view", ["patient_id", "sent_at"])
 

@@ -1,30 +1,24 @@
-"""Plan reviews with each discipline's attestation.
+"""Plan reviews with each discipline's attestation."""
 
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-11-27
-"""
-
-import sqlalchemy as sa
 from alembic import op
+
+from iopcare.kit import migration_columns as col
 
 revision = "0007"
 down_revision = "0006"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
         "plan_review",
-        sa.Column("plan_id", sa.String(64), primary_key=True),
-        sa.Column("version", sa.Integer, primary_key=True),
-        sa.Column("reviewed_on", sa.Date, nullable=False),
-        sa.Column("outcome", sa.String(32), nullable=False),
-        sa.Column("summary", sa.Text, nullable=False),
-        sa.Column("attestations", sa.Text, nullable=False),
-        sa.Column("recorded_by", sa.String(200), nullable=False),
-        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        col.key("plan_id"),
+        col.version(primary_key=True),
+        col.day("reviewed_on"),
+        col.string("outcome", 32),
+        col.text("summary"),
+        col.text("attestations"),
+        col.who("recorded_by"),
+        col.at("recorded_at"),
     )
 
 

@@ -1,34 +1,26 @@
-"""The registry: patients with their identifiers, practitioners and practitioner roles.
+"""The registry: patients with their identifiers, practitioners and practitioner roles."""
 
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-11-27
-"""
-
-import sqlalchemy as sa
 from alembic import op
 
-from iopcare.kit.versioned import create_versioned_tables_v1
+from iopcare.kit import migration_columns as col
+from iopcare.kit.migration_steps import versioned_tables_v1
 
 revision = "0008"
 down_revision = "0007"
-branch_labels = None
-depends_on = None
+
+REGISTRY = versioned_tables_v1("patient", "practitioner", "practitioner_role")
 
 
 def upgrade() -> None:
-    for name in ("patient", "practitioner", "practitioner_role"):
-        create_versioned_tables_v1(op, name)
+    REGISTRY.upgrade()
     op.create_table(
         "patient_identifier",
-        sa.Column("system", sa.String(200), primary_key=True),
-        sa.Column("value", sa.String(200), primary_key=True),
-        sa.Column("patient_id", sa.String(64), nullable=False, index=True),
+        col.string("system", 200, primary_key=True),
+        col.string("value", 200, primary_key=True),
+        col.ref("patient_id", index=True),
     )
 
 
 def downgrade() -> None:
     op.drop_table("patient_identifier")
-    for name in ("practitioner_role", "practitioner", "patient"):
-        op.drop_table(f"{name}_history")
-        op.drop_table(name)
+    REGISTRY.downgrade()

@@ -1,25 +1,19 @@
-"""Review-due announcements, one per plan and due date.
+"""Review-due announcements, one per plan and due date."""
 
-Revision ID: 0009
-Revises: 0008
-Create Date: 2026-11-27
-"""
-
-import sqlalchemy as sa
 from alembic import op
+
+from iopcare.kit import migration_columns as col
 
 revision = "0009"
 down_revision = "0008"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
         "review_notice",
-        sa.Column("plan_id", sa.String(64), primary_key=True),
-        sa.Column("due", sa.Date, primary_key=True),
-        sa.Column("noticed_at", sa.DateTime(timezone=True), nullable=False),
+        col.key("plan_id"),
+        col.day("due", primary_key=True),
+        col.at("noticed_at"),
     )
 
 

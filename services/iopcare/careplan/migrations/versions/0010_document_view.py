@@ -1,31 +1,25 @@
-"""Signed clinical notes in the holistic view (reference, type, author and labels only).
+"""Signed clinical notes in the holistic view (reference, type, author and labels only)."""
 
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-11-27
-"""
-
-import sqlalchemy as sa
 from alembic import op
+
+from iopcare.kit import migration_columns as col
 
 revision = "0010"
 down_revision = "0009"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
         "document_view",
-        sa.Column("document_id", sa.String(64), primary_key=True),
-        sa.Column("patient_id", sa.String(64), nullable=False),
-        sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("author", sa.String(200), nullable=False),
-        sa.Column("kind", sa.String(32), nullable=False),
-        sa.Column("title", sa.String(200), nullable=False),
-        sa.Column("confidentiality", sa.String(1), nullable=False),
-        sa.Column("sensitivity", sa.String(100), nullable=False),
-        sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
+        col.key("document_id"),
+        col.ref("patient_id"),
+        col.version(),
+        col.who("author"),
+        col.string("kind", 32),
+        col.string("title", 200),
+        col.string("confidentiality", 1),
+        col.string("sensitivity", 100),
+        col.at("signed_at"),
     )
     op.create_index("ix_document_view_patient_signed", "document_view", ["patient_id", "signed_at"])
 

@@ -1,10 +1,5 @@
 """One row per session and patient in the view: a group session has several patients, each with
-their own attendance (scheduling sends each its own copy of the Appointment).
-
-Revision ID: 0011
-Revises: 0010
-Create Date: 2026-11-27
-"""
+their own attendance (scheduling sends each its own copy of the Appointment)."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -13,8 +8,6 @@ from iopcare.careplan.migrations.history import session_view_columns
 
 revision = "0011"
 down_revision = "0010"
-branch_labels = None
-depends_on = None
 
 COLUMNS = 'appointment_id, patient_id, care_plan_id, start, "end", status, description, version'
 

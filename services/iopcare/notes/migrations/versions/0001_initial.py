@@ -1,20 +1,14 @@
-"""Team thread messages, and the kit tables (outbox, inbox, request log, audit log).
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-27
-"""
+"""Team thread messages, and the kit tables (outbox, inbox, request log, audit log)."""
 
 import sqlalchemy as sa
 from alembic import op
 
+from iopcare.kit import migration_columns as col
 from iopcare.kit.migration_steps import drop_kit_tables_v1
 from iopcare.kit.schema import BigId, create_kit_tables_v1
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
@@ -22,15 +16,15 @@ def upgrade() -> None:
     op.create_table(
         "communication",
         sa.Column("seq", BigId, primary_key=True, autoincrement=True),
-        sa.Column("id", sa.String(64), nullable=False, unique=True),
-        sa.Column("patient_id", sa.String(64), nullable=False),
-        sa.Column("sender", sa.String(200), nullable=False),
-        sa.Column("priority", sa.String(16), nullable=False),
-        sa.Column("category", sa.String(32), nullable=False),
-        sa.Column("text", sa.Text, nullable=False),
-        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("source_event_id", sa.String(64), nullable=True, unique=True),
-        sa.Column("resource", sa.Text, nullable=False),
+        col.ref("id", unique=True),
+        col.ref("patient_id"),
+        col.who("sender"),
+        col.string("priority", 16),
+        col.string("category", 32),
+        col.text("text"),
+        col.at("sent_at"),
+        col.ref("source_event_id", nullable=True, unique=True),
+        col.resource(),
     )
     op.create_index("ix_communication_patient_seq", "communication", ["patient_id", "seq"])
 

@@ -1,38 +1,31 @@
-"""Crisis flags and their acknowledgement and re-escalation.
+"""Crisis flags and their acknowledgement and re-escalation."""
 
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-27
-"""
-
-import sqlalchemy as sa
 from alembic import op
 
+from iopcare.kit import migration_columns as col
+from iopcare.kit.migration_steps import drop_versioned_tables_v1
 from iopcare.kit.versioned import create_versioned_tables_v1
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     create_versioned_tables_v1(op, "flag")
     op.create_table(
         "crisis_alert",
-        sa.Column("flag_id", sa.String(64), primary_key=True),
-        sa.Column("patient_id", sa.String(64), nullable=False),
-        sa.Column("message_id", sa.String(64), nullable=False),
-        sa.Column("recipients", sa.Text, nullable=False),
-        sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("acknowledged_by", sa.String(200), nullable=True),
-        sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("escalated_at", sa.DateTime(timezone=True), nullable=True),
+        col.key("flag_id"),
+        col.ref("patient_id"),
+        col.ref("message_id"),
+        col.text("recipients"),
+        col.at("raised_at"),
+        col.who("acknowledged_by", nullable=True),
+        col.at("acknowledged_at", nullable=True),
+        col.at("escalated_at", nullable=True),
     )
     op.create_index("ix_crisis_alert_open", "crisis_alert", ["acknowledged_at", "raised_at"])
 
 
 def downgrade() -> None:
     op.drop_table("crisis_alert")
-    op.drop_table("flag_history")
-    op.drop_table("flag")
+    drop_versioned_tables_v1(op, "flag")

@@ -1,61 +1,53 @@
-"""Clinical notes with full-text search, signatures, consents; message status and receipts.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-27
-"""
+"""Clinical notes with full-text search, signatures, consents; message status and receipts."""
 
 import sqlalchemy as sa
 from alembic import op
 
+from iopcare.kit import migration_columns as col
 from iopcare.kit.schema import BigId
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     with op.batch_alter_table("communication") as batch:
-        batch.add_column(
-            sa.Column("status", sa.String(32), nullable=False, server_default="completed")
-        )
-        batch.add_column(sa.Column("in_response_to", sa.String(64), nullable=True))
-        batch.add_column(sa.Column("version", sa.Integer, nullable=False, server_default="1"))
+        batch.add_column(col.string("status", 32, server_default="completed"))
+        batch.add_column(col.ref("in_response_to", nullable=True))
+        batch.add_column(col.version(server_default="1"))
     op.create_table(
         "message_receipt",
-        sa.Column("message_id", sa.String(64), primary_key=True),
-        sa.Column("reader", sa.String(200), primary_key=True),
-        sa.Column("read_at", sa.DateTime(timezone=True), nullable=False),
+        col.key("message_id"),
+        col.who("reader", primary_key=True),
+        col.at("read_at"),
     )
     op.create_table(
         "note",
         sa.Column("seq", BigId, primary_key=True, autoincrement=True),
-        sa.Column("id", sa.String(64), nullable=False, unique=True),
-        sa.Column("patient_id", sa.String(64), nullable=False),
-        sa.Column("kind", sa.String(32), nullable=False),
-        sa.Column("type_code", sa.String(32), nullable=False),
-        sa.Column("author", sa.String(200), nullable=False),
-        sa.Column("author_role", sa.String(64), nullable=False),
-        sa.Column("status", sa.String(32), nullable=False),
-        sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("title", sa.String(200), nullable=False),
-        sa.Column("text", sa.Text, nullable=False),
-        sa.Column("shared_text", sa.Text, nullable=False),
-        sa.Column("search_text", sa.Text, nullable=False),
-        sa.Column("confidentiality", sa.String(1), nullable=False),
-        sa.Column("sensitivity", sa.String(100), nullable=False),
-        sa.Column("shared_with", sa.Text, nullable=False),
-        sa.Column("group_id", sa.String(64), nullable=True),
-        sa.Column("relates_to", sa.String(64), nullable=True),
-        sa.Column("relation", sa.String(16), nullable=True),
-        sa.Column("relation_reason", sa.Text, nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("signed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("signed_by", sa.String(200), nullable=True),
-        sa.Column("resource", sa.Text, nullable=False),
+        col.ref("id", unique=True),
+        col.ref("patient_id"),
+        col.string("kind", 32),
+        col.string("type_code", 32),
+        col.who("author"),
+        col.string("author_role", 64),
+        col.string("status", 32),
+        col.version(),
+        col.string("title", 200),
+        col.text("text"),
+        col.text("shared_text"),
+        col.text("search_text"),
+        col.string("confidentiality", 1),
+        col.string("sensitivity", 100),
+        col.text("shared_with"),
+        col.ref("group_id", nullable=True),
+        col.ref("relates_to", nullable=True),
+        col.string("relation", 16, nullable=True),
+        col.text("relation_reason", nullable=True),
+        col.at("created_at"),
+        col.at("updated_at"),
+        col.at("signed_at", nullable=True),
+        col.who("signed_by", nullable=True),
+        col.resource(),
     )
     op.create_index("ix_note_patient_created", "note", ["patient_id", "created_at"])
     op.create_index("ix_note_author", "note", ["author", "created_at"])
@@ -73,27 +65,27 @@ def upgrade() -> None:
         )
     op.create_table(
         "note_provenance",
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("note_id", sa.String(64), nullable=False),
-        sa.Column("patient_id", sa.String(64), nullable=False),
-        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("resource", sa.Text, nullable=False),
+        col.key(),
+        col.ref("note_id"),
+        col.ref("patient_id"),
+        col.at("recorded_at"),
+        col.resource(),
     )
     op.create_index("ix_note_provenance_note_id", "note_provenance", ["note_id"])
     op.create_table(
         "consent",
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("patient_id", sa.String(64), nullable=False),
-        sa.Column("recipient", sa.String(200), nullable=False),
-        sa.Column("scope", sa.String(16), nullable=False),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("period_start", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("period_end", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("recorded_by", sa.String(200), nullable=False),
-        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("resource", sa.Text, nullable=False),
+        col.key(),
+        col.ref("patient_id"),
+        col.who("recipient"),
+        col.string("scope", 16),
+        col.string("status", 16),
+        col.version(),
+        col.at("period_start", nullable=True),
+        col.at("period_end", nullable=True),
+        col.who("recorded_by"),
+        col.at("recorded_at"),
+        col.at("revoked_at", nullable=True),
+        col.resource(),
     )
     op.create_index("ix_consent_patient_id", "consent", ["patient_id"])
 

@@ -1,28 +1,22 @@
-"""Message drafts: a message saved by its sender before it is sent to the thread.
+"""Message drafts: a message saved by its sender before it is sent to the thread."""
 
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-27
-"""
-
-import sqlalchemy as sa
 from alembic import op
+
+from iopcare.kit import migration_columns as col
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
         "message_draft",
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("patient_id", sa.String(64), nullable=False),
-        sa.Column("sender", sa.String(200), nullable=False),
-        sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("body", sa.Text, nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        col.key(),
+        col.ref("patient_id"),
+        col.who("sender"),
+        col.version(),
+        col.text("body"),
+        col.at("updated_at"),
     )
     op.create_index("ix_message_draft_sender", "message_draft", ["sender", "patient_id"])
 

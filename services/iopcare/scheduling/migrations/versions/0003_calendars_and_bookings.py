@@ -1,59 +1,52 @@
-"""Calendars, bookings and group sessions: schedules, occupancy rows, calendar locks, alerts.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-27
-"""
+"""Calendars, bookings and group sessions: schedules, occupancy rows, calendar locks, alerts."""
 
 import sqlalchemy as sa
 from alembic import op
 
+from iopcare.kit import migration_columns as col
+
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     with op.batch_alter_table("appointment") as batch:
         batch.alter_column("patient_id", existing_type=sa.String(64), nullable=True)
-        batch.add_column(
-            sa.Column("kind", sa.String(16), nullable=False, server_default="individual")
-        )
-        batch.add_column(sa.Column("capacity", sa.Integer, nullable=False, server_default="1"))
-        batch.add_column(sa.Column("seats_taken", sa.Integer, nullable=False, server_default="0"))
+        batch.add_column(col.string("kind", 16, server_default="individual"))
+        batch.add_column(col.number("capacity", server_default="1"))
+        batch.add_column(col.number("seats_taken", server_default="0"))
         # The database's own guard against overbooking a group, whatever the code does.
         batch.create_check_constraint(
             "ck_appointment_seats", "seats_taken >= 0 AND seats_taken <= capacity"
         )
     op.create_table(
         "schedule",
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("actor", sa.String(200), nullable=False),
-        sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("role", sa.String(64), nullable=True),
-        sa.Column("service_types", sa.String(1000), nullable=False),
-        sa.Column("capacity", sa.Integer, nullable=False),
-        sa.Column("hours", sa.Text, nullable=False),
-        sa.Column("closed_dates", sa.Text, nullable=False),
-        sa.Column("active", sa.Boolean, nullable=False),
-        sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("resource", sa.Text, nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        col.key(),
+        col.who("actor"),
+        col.string("kind", 16),
+        col.string("role", 64, nullable=True),
+        col.string("service_types", 1000),
+        col.number("capacity"),
+        col.text("hours"),
+        col.text("closed_dates"),
+        col.flag("active"),
+        col.version(),
+        col.resource(),
+        col.at("updated_at"),
         sa.UniqueConstraint("actor", name="uq_schedule_actor"),
     )
     op.create_index("ix_schedule_role", "schedule", ["role"])
     op.create_table(
         "occupancy",
-        sa.Column("appointment_id", sa.String(64), primary_key=True),
-        sa.Column("actor", sa.String(200), primary_key=True),
-        sa.Column("role", sa.String(16), nullable=False),
-        sa.Column("start", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("end", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("blocking", sa.Boolean, nullable=False),
-        sa.Column("active", sa.Boolean, nullable=False),
-        sa.Column("attendance", sa.String(32), nullable=True),
-        sa.Column("occurrence_key", sa.String(200), nullable=True),
+        col.key("appointment_id"),
+        col.who("actor", primary_key=True),
+        col.string("role", 16),
+        col.at("start"),
+        col.at("end"),
+        col.flag("blocking"),
+        col.flag("active"),
+        col.string("attendance", 32, nullable=True),
+        col.string("occurrence_key", 200, nullable=True),
         sa.UniqueConstraint("occurrence_key", name="uq_occupancy_occurrence"),
     )
     op.create_index("ix_occupancy_actor_start", "occupancy", ["actor", "start"])
@@ -71,31 +64,31 @@ def upgrade() -> None:
     )
     op.create_table(
         "plan_series",
-        sa.Column("plan_id", sa.String(64), primary_key=True),
-        sa.Column("patient_id", sa.String(64), nullable=False),
-        sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("resource", sa.Text, nullable=False),
-        sa.Column("horizon_end", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("active", sa.Boolean, nullable=False),
+        col.key("plan_id"),
+        col.ref("patient_id"),
+        col.version(),
+        col.resource(),
+        col.at("horizon_end"),
+        col.flag("active"),
     )
     op.create_table(
         "daily_checkin",
-        sa.Column("patient_id", sa.String(64), primary_key=True),
-        sa.Column("day", sa.Date, primary_key=True),
-        sa.Column("checked_in_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("late", sa.Boolean, nullable=False),
+        col.key("patient_id"),
+        col.day("day", primary_key=True),
+        col.at("checked_in_at"),
+        col.flag("late"),
     )
     op.create_table(
         "calendar_lock",
-        sa.Column("actor", sa.String(200), primary_key=True),
-        sa.Column("bookings", sa.Integer, nullable=False),
+        col.who("actor", primary_key=True),
+        col.number("bookings"),
     )
     op.create_table(
         "alert_raised",
-        sa.Column("patient_id", sa.String(64), primary_key=True),
-        sa.Column("kind", sa.String(32), primary_key=True),
-        sa.Column("about", sa.String(200), primary_key=True),
-        sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
+        col.key("patient_id"),
+        col.string("kind", 32, primary_key=True),
+        col.string("about", 200, primary_key=True),
+        col.at("raised_at"),
     )
 
 

@@ -1,24 +1,18 @@
-"""When each plan series began: the anchor of timings that name no days or bounds.
+"""When each plan series began: the anchor of timings that name no days or bounds."""
 
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-27
-"""
-
-import sqlalchemy as sa
 from alembic import op
+
+from iopcare.kit import migration_columns as col
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     # Nullable: series stored before this revision have no recorded start (they keep the old
     # behaviour, anchored at each window, until their plan is created again).
     with op.batch_alter_table("plan_series") as batch:
-        batch.add_column(sa.Column("started_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(col.at("started_at", nullable=True))
 
 
 def downgrade() -> None:

@@ -1,9 +1,4 @@
-"""What each idempotent request asked for, so a request id reused for another request is refused.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-27
-"""
+"""What each idempotent request asked for, so a request id reused for another request is refused."""
 
 from alembic import op
 
@@ -11,8 +6,6 @@ from iopcare.scheduling.migrations.legacy import create_request_fingerprint_tabl
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,10 +1,5 @@
 """The request log keeps each request's fingerprint (kit.requests): a request id reused for a
-different request is refused instead of answered with the first result (issue 11, item 2).
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-03
-"""
+different request is refused instead of answered with the first result (issue 11, item 2)."""
 
 from alembic import op
 
@@ -13,8 +8,6 @@ from iopcare.scheduling.migrations.legacy import create_request_fingerprint_tabl
 
 revision = "0007"
 down_revision = "0006"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

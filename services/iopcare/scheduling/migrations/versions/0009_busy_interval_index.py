@@ -3,19 +3,12 @@
 `ix_occupancy_busy` (actor, blocking, start): an overlap check reads only the actor's blocking
 rows that start within one longest session before the wanted interval, instead of every row the
 actor ever had. `ix_occupancy_actor_start` stays for listings by actor. `ix_appointment_plan`
-(care_plan_id, start): a changed or closed plan finds its future sessions without a scan.
-
-Revision ID: 0009
-Revises: 0008
-Create Date: 2026-12-03
-"""
+(care_plan_id, start): a changed or closed plan finds its future sessions without a scan."""
 
 from alembic import op
 
 revision = "0009"
 down_revision = "0008"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
