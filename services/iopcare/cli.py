@@ -68,6 +68,33 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1 if altered else 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Brings a service's database schema to the newest migration and exits: the deploy files'
+    migration step (a Kubernetes Job, a one-shot compose service) before the service starts. The
+    service migrates at start too (a no-op once this ran)."""
+    import importlib
+
+    from iopcare.kit.db import Database, migrate
+    from iopcare.kit.runtime import configure_process
+    from iopcare.kit.settings import ConfigurationError, ServiceSettings, Settings
+
+    settings = Settings()
+    configure_process(settings.log_level, service=args.service)
+    try:
+        service = ServiceSettings.for_service(args.service, settings)
+    except ConfigurationError as exc:
+        logging.getLogger("iopcare").critical("cannot migrate %s: %s", args.service, exc)
+        return 2
+    migrations = importlib.import_module(f"iopcare.{args.service}.app").MIGRATIONS
+    db = Database(service.database_url)
+    try:
+        migrate(db, migrations)
+    finally:
+        db.dispose()
+    logging.getLogger("iopcare").info("%s: schema at the newest migration", args.service)
+    return 0
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from iopcare.kit.auth import mint_token
     from iopcare.kit.settings import Settings
@@ -386,6 +413,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     verify.add_argument("service", choices=SERVICES)
     verify.set_defaults(func=cmd_audit_verify)
+    migrate = sub.add_parser(
+        "migrate", help="migrate a service's database to the newest schema, then exit"
+    )
+    migrate.add_argument("service", choices=SERVICES)
+    migrate.set_defaults(func=cmd_migrate)
     outbox = sub.add_parser(
         "outbox",
         help="parked outbox rows (too large or invalid for Kafka): list them, or retry them",

@@ -28,8 +28,8 @@ from iopcare.kit.settings import ServiceSettings, Settings
 from tests.support import harness
 from tests.support.plans import new_patient_id
 from tests.support.postgres import (
-    PostgresServer,
     PkiFiles,
+    PostgresServer,
     make_certificates,
     postgres_available,
 )

@@ -49,10 +49,10 @@ from iopcare.devtools.kafka_broker import free_port
 
 __all__ = [
     "POSTGRES_URL_ENV",
+    "PkiFiles",
     "PostgresError",
     "PostgresServer",
     "ServerTls",
-    "PkiFiles",
     "make_certificates",
     "postgres_available",
     "start_session_server",
