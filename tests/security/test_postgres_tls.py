@@ -30,8 +30,8 @@ from tests.support.plans import new_patient_id
 from tests.support.postgres import (
     PkiFiles,
     PostgresServer,
+    local_server_unavailable,
     make_certificates,
-    postgres_available,
 )
 
 
@@ -42,7 +42,7 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> PkiFiles:
 
 @pytest.fixture(scope="module")
 def tls_server(certificates: PkiFiles) -> Iterator[PostgresServer]:
-    reason = postgres_available()
+    reason = local_server_unavailable()
     if reason is not None:
         harness.missing(reason)
     # A server of its own even when IOPCARE_TEST_POSTGRES_URL names one: the test decides its

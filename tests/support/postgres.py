@@ -53,6 +53,7 @@ __all__ = [
     "PostgresError",
     "PostgresServer",
     "ServerTls",
+    "local_server_unavailable",
     "make_certificates",
     "postgres_available",
     "start_session_server",
@@ -90,6 +91,12 @@ def postgres_available() -> str | None:
     """None if tests can get a PostgreSQL server, else the reason they cannot (for a skip)."""
     if os.environ.get(POSTGRES_URL_ENV, "").strip():
         return None
+    return local_server_unavailable()
+
+
+def local_server_unavailable() -> str | None:
+    """None if a local server can be started here (whatever IOPCARE_TEST_POSTGRES_URL says), else
+    why not: tests that configure the server themselves (TLS) need one of their own."""
     if _bin_dir() is None:
         return (
             f"PostgreSQL server binaries not found ({_INITDB_GLOB}); install the postgresql "
@@ -610,7 +617,7 @@ class PostgresServer:
         return result.stdout
 
     def _create_cluster(self) -> None:
-        reason = postgres_available()
+        reason = local_server_unavailable()
         if reason is not None:
             raise PostgresError(reason)
         self._bin = _bin_dir()
