@@ -451,12 +451,13 @@ def test_secrets_are_referenced_by_name_and_listed_in_the_operations_guide() -> 
 
 # -- Compose ----------------------------------------------------------------------------------
 
-_VARIABLE = re.compile(r"\$(?:\$|\{(\w+)(?:(:?[-?])([^}]*))?\})")
+_VARIABLE = re.compile(r"\$(?:\$|\{(\w+)(?:(:?[-?])([^}]*))?\}|(\w+))")
 
 
 def interpolate(value: Any, env: dict[str, str]) -> Any:
     """Compose's variable interpolation: ${X}, ${X:-default}, ${X-default}, ${X:?error},
-    ${X?error}; $$ is a literal $. A required variable that is unset is an error."""
+    ${X?error}, $X; $$ is a literal $. A required variable that is unset is an error, and so
+    (stricter than compose) is an unset $X."""
     if isinstance(value, dict):
         return {k: interpolate(v, env) for k, v in value.items()}
     if isinstance(value, list):
@@ -467,6 +468,14 @@ def interpolate(value: Any, env: dict[str, str]) -> Any:
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
+        if match.group(4) is not None:
+            # $NAME: compose substitutes it (empty and a warning when unset). Stricter here: a
+            # shell variable of a command written with one $ would be eaten by compose.
+            if match.group(4) not in env:
+                raise ValueError(
+                    f"${match.group(4)} is interpolated by compose; write $$ for the shell"
+                )
+            return env[match.group(4)]
         name, operator, argument = match.group(1), match.group(2), match.group(3)
         current = env.get(name)
         if operator in (":?", "?") and (current is None or (operator == ":?" and not current)):
@@ -501,6 +510,11 @@ def test_the_compose_file_is_valid_for_the_compose_specification(
     compose_validator: jsonschema.protocols.Validator,
 ) -> None:
     raw = compose_file()
+    with pytest.raises(ValueError, match="write"):
+        interpolate({"command": "echo $HOME"}, COMPOSE_ENV)
+    assert interpolate({"command": "echo $$HOME ${X:-a}"}, COMPOSE_ENV) == {
+        "command": "echo $HOME a"
+    }
     with pytest.raises(ValueError, match="IOPCARE_SECRETS_DIR"):
         interpolate(raw, {k: v for k, v in COMPOSE_ENV.items() if k != "IOPCARE_SECRETS_DIR"})
     resolved = interpolate(raw, COMPOSE_ENV)

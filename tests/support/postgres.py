@@ -472,9 +472,12 @@ class PostgresServer:
         env = {**os.environ}
         if url.password is not None:
             env["PGPASSWORD"] = url.password
-        sslmode = url.query.get("sslmode")
-        if isinstance(sslmode, str):
-            env["PGSSLMODE"] = sslmode
+        # libpq's TLS parameters of the URL, as the client programs read them from the
+        # environment.
+        for parameter in ("sslmode", "sslrootcert", "sslcert", "sslkey"):
+            value = url.query.get(parameter)
+            if isinstance(value, str):
+                env[f"PG{parameter.upper()}"] = value
         return args, env
 
     def dump(self, database: str, target: Path) -> None:
