@@ -7,6 +7,8 @@ engine or a cluster:
 - deploy/compose.yaml against the Compose Specification's JSON schema of the compose-go module
   (the library Docker Compose loads files with; iopcare.devtools.compose_schema fetches it from
   the Go module proxy), after the variable interpolation compose does;
+- deploy/compose.yaml loaded by compose-go's own loader (deploy/check, built with `go build`):
+  interpolation, schema and the project model's checks, as Docker Compose loads it;
 - the cross-references no schema sees: Services and PodDisruptionBudgets select existing pods,
   probes and Services hit declared ports, NetworkPolicies select existing pods and let in
   exactly who they should (evaluated rule by rule), every environment variable of an iopcare
@@ -22,6 +24,7 @@ compose file runs.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import subprocess
@@ -36,7 +39,7 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, inspect
 
-from iopcare.devtools.compose_schema import load_compose_schema
+from iopcare.devtools.compose_schema import ensure_compose_checker, load_compose_schema
 from iopcare.gateway.settings import GatewaySettings
 from iopcare.kit import topics
 from iopcare.kit.settings import REPO_ROOT, ServiceSettings, Settings
@@ -541,6 +544,72 @@ def test_the_compose_schema_check_catches_a_broken_file(
     resolved = interpolate(compose_file(), COMPOSE_ENV)
     change(resolved)
     assert list(compose_validator.iter_errors(resolved)), why
+
+
+@pytest.fixture(scope="module")
+def compose_check() -> Path:
+    return ensure_compose_checker()
+
+
+def load_with_compose_go(checker: Path, path: Path, env: dict[str, str]) -> Any:
+    """compose-go's loader (deploy/check) on `path` with exactly `env`: the project as JSON, or
+    the loader's error (AssertionError carrying it)."""
+    result = subprocess.run(
+        [str(checker), str(path)],
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(result.stderr)
+    return json.loads(result.stdout)
+
+
+def test_compose_loads_with_the_loader_of_docker_compose(compose_check: Path) -> None:
+    project = load_with_compose_go(compose_check, DEPLOY / "compose.yaml", COMPOSE_ENV)
+    services = project["services"]
+    assert set(services) == {
+        "postgres",
+        "kafka",
+        "kafka-init",
+        *(f"{name}-migrate" for name in SERVICES),
+        *SERVICES,
+        "gateway",
+    }
+    published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
+    assert list(published) == ["gateway"]
+    assert [(p["target"], p["published"]) for p in published["gateway"]] == [(8080, "8080")]
+    assert project["networks"]["backend"]["internal"] is True
+    for name in SERVICES:
+        assert (
+            services[name]["environment"]["IOPCARE_TOKEN_ISSUER"]
+            == COMPOSE_ENV["IOPCARE_TOKEN_ISSUER"]
+        )
+        assert services[name]["depends_on"][f"{name}-migrate"]["condition"] == (
+            "service_completed_successfully"
+        )
+    # $$ reached the shell as $.
+    assert "$(cat /run/secrets/$2)" in services["kafka"]["command"][0]
+    secret_files = {s["file"] for s in project["secrets"].values()}
+    assert all(f.startswith(COMPOSE_ENV["IOPCARE_SECRETS_DIR"] + "/") for f in secret_files)
+
+
+def test_the_loader_refuses_a_broken_compose_file(compose_check: Path, tmp_path: Path) -> None:
+    without_issuer = {k: v for k, v in COMPOSE_ENV.items() if k != "IOPCARE_TOKEN_ISSUER"}
+    with pytest.raises(AssertionError, match="IOPCARE_TOKEN_ISSUER"):
+        load_with_compose_go(compose_check, DEPLOY / "compose.yaml", without_issuer)
+    path = tmp_path / "compose.yaml"
+    # The file as YAML without its anchors, somewhere else, still loads...
+    path.write_text(yaml.safe_dump(compose_file()))
+    load_with_compose_go(compose_check, path, COMPOSE_ENV)
+    # ...and with a dependency on a service that does not exist, it does not.
+    broken = compose_file()
+    broken["services"]["gateway"]["depends_on"]["billing"] = {"condition": "service_healthy"}
+    path.write_text(yaml.safe_dump(broken))
+    with pytest.raises(AssertionError, match="billing"):
+        load_with_compose_go(compose_check, path, COMPOSE_ENV)
 
 
 def test_compose_runs_kafka_postgres_the_services_and_the_gateway() -> None:

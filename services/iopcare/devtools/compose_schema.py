@@ -1,4 +1,5 @@
-"""The Compose Specification's JSON schema, from the Go module that Docker Compose itself uses.
+"""The Compose Specification's JSON schema, and a compose loader, from the Go module that Docker
+Compose itself uses.
 
 `github.com/compose-spec/compose-go/v2` embeds `schema/compose-spec.json` and validates every
 compose file against it before loading it. The module comes from the Go module proxy with the
@@ -7,7 +8,12 @@ ordinary `go mod download` (checked against the Go checksum database), the schem
 :mod:`iopcare.devtools.downloads`), and its SHA-256 is checked against the one recorded here, so a
 test validates against exactly this schema on every machine.
 
-Command line (download only)::
+`ensure_compose_checker` builds `deploy/check` (a few lines of Go around compose-go's loader,
+its dependencies pinned by its go.sum) with `go build` into
+`<repo>/.cache/compose-check/<digest of its sources>/compose-check`: the compose file loaded as
+Docker Compose loads it, without a container engine.
+
+Command line (download and build only)::
 
     python -m iopcare.devtools.compose_schema
 """
@@ -30,6 +36,7 @@ __all__ = [
     "COMPOSE_GO_MODULE",
     "COMPOSE_GO_VERSION",
     "ComposeSchemaError",
+    "ensure_compose_checker",
     "ensure_compose_schema",
     "load_compose_schema",
 ]
@@ -99,8 +106,49 @@ def _download(staging: Path) -> Path:
     return staging
 
 
+CHECKER_SOURCE = repo_root() / "deploy" / "check"
+
+
+def ensure_compose_checker(cache_dir: Path | None = None) -> Path:
+    """The `compose-check` program built from deploy/check (once per version of its sources)."""
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum", "main.go"):
+        digest.update(name.encode() + b"\0" + (CHECKER_SOURCE / name).read_bytes())
+    base = (cache_dir or repo_root() / ".cache" / "compose-check").resolve()
+    folder = downloads.ensure_installed(
+        base / digest.hexdigest()[:16], _build_checker, f"deploy/check {digest.hexdigest()}"
+    )
+    return folder / "compose-check"
+
+
+def _build_checker(staging: Path) -> Path:
+    go = shutil.which("go")
+    if go is None:
+        raise ComposeSchemaError("the go command is not on PATH (it builds deploy/check)")
+    # -mod=readonly: the dependencies are exactly those go.sum pins (checked by the go command).
+    env = {**os.environ, "GOFLAGS": "-modcacherw -mod=readonly"}
+    command = [go, "build", "-o", str(staging / "compose-check"), "."]
+    try:
+        result = subprocess.run(
+            command,
+            cwd=CHECKER_SOURCE,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ComposeSchemaError(f"go build timed out after {exc.timeout}s") from exc
+    if result.returncode != 0:
+        raise ComposeSchemaError(f"go build of {CHECKER_SOURCE} failed:\n{result.stderr}")
+    return staging
+
+
 def main() -> int:
     print(ensure_compose_schema())
+    print(ensure_compose_checker())
     return 0
 
 
