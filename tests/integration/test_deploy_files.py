@@ -342,6 +342,41 @@ def test_the_topic_script_creates_every_topic_with_6_partitions_and_the_projects
     assert (DEPLOY / "compose.yaml").parent.joinpath("kafka", "create-topics.sh").is_file()
 
 
+def test_the_acl_script_grants_exactly_the_services_acls() -> None:
+    from kafka.admin import ACLResourcePatternType, ResourceType
+
+    from iopcare.devtools.kafka_broker import service_acls
+
+    script = (DEPLOY / "kafka" / "create-acls.sh").read_text()
+    config_map = named(k8s_documents(), "ConfigMap", "iopcare-create-topics")
+    assert config_map["data"]["create-acls.sh"] == script
+    granted = set()
+    for user, operation, resource in re.findall(r"^allow (\w+) (\w+) (.+)$", script, flags=re.M):
+        granted.add((f"User:{user}", operation.lower(), resource))
+    expected = set()
+    for acl in service_acls():
+        pattern = acl.resource_pattern
+        if pattern.resource_type == ResourceType.TOPIC:
+            resource = f"--topic {pattern.resource_name}"
+        elif pattern.resource_type == ResourceType.GROUP:
+            resource = f"--group {pattern.resource_name}"
+        else:
+            resource = "--cluster"
+        if pattern.pattern_type == ACLResourcePatternType.PREFIXED:
+            resource += " --resource-pattern-type prefixed"
+        expected.add((acl.principal, acl.operation.name.replace("_", "").lower(), resource))
+    assert granted == expected
+    properties = (DEPLOY / "compose" / "kafka.properties").read_text()
+    assert "allow.everyone.if.no.acl.found=false" in properties
+    assert (
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+        in properties
+    )
+    (job,) = containers(named(k8s_documents(), "Job", "iopcare-create-topics")["spec"]["template"])
+    assert "create-acls.sh" in job["command"][-1]
+    assert "create-acls.sh" in compose_file()["services"]["kafka-init"]["entrypoint"][-1]
+
+
 def network_allows(documents: list[Doc], source: Doc, target: Doc, port: int) -> bool:
     """Whether the NetworkPolicies let `source` (a pod's {namespace, labels}) open `port` on
     the pod template `target` (in iopcare's namespace). A pod no policy selects is open."""
