@@ -716,3 +716,75 @@ def test_iopcare_migrate_brings_a_database_to_the_newest_schema(tmp_path: Path) 
     finally:
         engine.dispose()
     assert {"alembic_version", "outbox", "audit_log"} <= tables
+
+
+def test_the_compose_database_files_work_with_the_services_tls_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PostgreSQL part of compose.yaml, run here: the distribution's PostgreSQL with the
+    compose file's pg_hba (deploy/compose/postgres-hba.conf) and initialisation
+    (postgres-init.sql), a server certificate for the name `postgres`; each service's database
+    settings from the compose file (libpq's hostaddr stands in for the compose network's name
+    resolution, so verify-full still checks the name `postgres`), outside development mode:
+    `iopcare migrate careplan` as a process, the others' migrations in this one."""
+    import importlib
+
+    from iopcare.kit.db import Database, migrate
+    from iopcare.kit.errors import Unavailable
+    from tests.support import harness
+    from tests.support.postgres import PostgresServer, ServerTls, local_server_unavailable
+    from tests.support.postgres import make_certificates as certificates_for
+
+    reason = local_server_unavailable()
+    if reason is not None:
+        harness.missing(reason)
+    pki = certificates_for(tmp_path / "pki", server_names=("postgres",), clients=tuple(SERVICES))
+    tls = ServerTls(
+        pki.server.cert_file,
+        pki.server.key_file,
+        client_ca_file=pki.ca_file,
+        hba_file=DEPLOY / "compose" / "postgres-hba.conf",
+    )
+    compose = compose_file()["services"]
+    monkeypatch.setenv("IOPCARE_DEV_MODE", "false")
+    monkeypatch.setenv("IOPCARE_DATA_DIR", str(tmp_path / "data"))
+    with PostgresServer(tls=tls) as server:
+        server.run_sql_file(DEPLOY / "compose" / "postgres-init.sql")
+        for name in SERVICES:
+            prefix = f"IOPCARE_{name.upper()}_DATABASE_"
+            settings = compose[f"{name}-migrate"]["environment"]
+            assert settings[f"{prefix}SSLMODE"] == "verify-full"
+            cert, key = pki.clients[name]
+            url = settings[f"{prefix}URL"].replace("@postgres:5432/", f"@postgres:{server.port}/")
+            monkeypatch.setenv(f"{prefix}URL", url + "?hostaddr=127.0.0.1")
+            monkeypatch.setenv(f"{prefix}SSLMODE", settings[f"{prefix}SSLMODE"])
+            monkeypatch.setenv(f"{prefix}SSLROOTCERT", str(pki.ca_file))
+            monkeypatch.setenv(f"{prefix}SSLCERT", str(cert))
+            monkeypatch.setenv(f"{prefix}SSLKEY", str(key))
+            if name == "careplan":
+                command = [sys.executable, "-m", "iopcare.cli", "migrate", name]
+                result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+                assert result.returncode == 0, result.stderr
+            else:
+                service = ServiceSettings.for_service(name, Settings())
+                db = Database(service.database_url)
+                try:
+                    migrate(db, importlib.import_module(f"iopcare.{name}.app").MIGRATIONS)
+                finally:
+                    db.dispose()
+            service = ServiceSettings.for_service(name, Settings())
+            db = Database(service.database_url)
+            try:
+                with db.read() as conn:
+                    tables = set(inspect(conn).get_table_names())
+                assert {"alembic_version", "outbox", "audit_log"} <= tables
+            finally:
+                db.dispose()
+            # The same login without TLS: refused by the compose pg_hba.
+            plain = Database(url + "?hostaddr=127.0.0.1&sslmode=disable")
+            try:
+                with pytest.raises(Unavailable) as refused, plain.read():
+                    pass
+            finally:
+                plain.dispose()
+            assert "no encryption" in str(refused.value.__cause__)

@@ -120,6 +120,9 @@ class ServerTls:
     cert_file: Path
     key_file: Path
     client_ca_file: Path | None = None
+    #: A pg_hba.conf to use instead of the TLS-only one written here (it must keep a `local`
+    #: line the tests' administration can use).
+    hba_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -447,6 +450,15 @@ class PostgresServer:
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
 
+    def run_sql_file(self, path: Path) -> None:
+        """Runs the statements of `path` as the superuser (each in its own transaction, as psql
+        runs a script), e.g. the compose file's database initialisation."""
+        with self._admin_connection() as conn:
+            for statement in path.read_text().split(";"):
+                lines = [ln for ln in statement.splitlines() if not ln.strip().startswith("--")]
+                if "\n".join(lines).strip():
+                    conn.execute("\n".join(lines).encode())
+
     def client_tool(self, tool: str) -> Path:
         """A PostgreSQL client program (``pg_dump``, ``pg_restore``, ``psql``) of the same
         installation as the server's ``initdb``."""
@@ -665,6 +677,9 @@ class PostgresServer:
             user = pwd.getpwnam(_OS_USER)
             for path in [folder, *folder.iterdir()]:
                 os.chown(path, user.pw_uid, user.pw_gid)
+        if self._tls.hba_file is not None:
+            shutil.copyfile(self._tls.hba_file, self._data_dir() / "pg_hba.conf")
+            return
         method = "cert" if self._tls.client_ca_file is not None else "trust"
         (self._data_dir() / "pg_hba.conf").write_text(
             "# Written by tests/support/postgres.py: TLS-only TCP clients.\n"
