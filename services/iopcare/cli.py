@@ -393,6 +393,20 @@ def cmd_client_register(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_database_commands(sub: Any) -> None:
+    """The commands that work on one service's database alone (no Kafka, no keys)."""
+    verify = sub.add_parser(
+        "audit-verify", help="check a service's audit rows against their seals (exit 1: altered)"
+    )
+    verify.add_argument("service", choices=SERVICES)
+    verify.set_defaults(func=cmd_audit_verify)
+    migrate = sub.add_parser(
+        "migrate", help="migrate a service's database to the newest schema, then exit"
+    )
+    migrate.add_argument("service", choices=SERVICES)
+    migrate.set_defaults(func=cmd_migrate)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="iopcare", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -408,16 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         "--kafka-controller-port", type=int, default=9093, help="the local broker's KRaft port"
     )
     up.set_defaults(func=cmd_up)
-    verify = sub.add_parser(
-        "audit-verify", help="check a service's audit rows against their seals (exit 1: altered)"
-    )
-    verify.add_argument("service", choices=SERVICES)
-    verify.set_defaults(func=cmd_audit_verify)
-    migrate = sub.add_parser(
-        "migrate", help="migrate a service's database to the newest schema, then exit"
-    )
-    migrate.add_argument("service", choices=SERVICES)
-    migrate.set_defaults(func=cmd_migrate)
+    _add_database_commands(sub)
     outbox = sub.add_parser(
         "outbox",
         help="parked outbox rows (too large or invalid for Kafka): list them, or retry them",
