@@ -126,7 +126,7 @@ def _build_checker(staging: Path) -> Path:
     if go is None:
         raise ComposeSchemaError("the go command is not on PATH (it builds deploy/check)")
     # -mod=readonly: the dependencies are exactly those go.sum pins (checked by the go command).
-    env = {**os.environ, "GOFLAGS": "-modcacherw -mod=readonly"}
+    env = {**os.environ, "GOFLAGS": "-modcacherw -mod=readonly -buildvcs=false"}
     command = [go, "build", "-o", str(staging / "compose-check"), "."]
     try:
         result = subprocess.run(
