@@ -788,3 +788,29 @@ def test_the_compose_database_files_work_with_the_services_tls_settings(
             finally:
                 plain.dispose()
             assert "no encryption" in str(refused.value.__cause__)
+
+
+def test_the_gateway_answers_its_probe_path_without_a_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path both gateway probes ask (Kubernetes) and the compose health check fetches is
+    answered 200 by the gateway's app without a token, as the kubelet asks it."""
+    from starlette.testclient import TestClient
+
+    from iopcare.gateway.app import build
+
+    monkeypatch.setenv("IOPCARE_DATA_DIR", str(tmp_path))
+    gateway = named(k8s_documents(), "Deployment", "iopcare-gateway")
+    (container,) = containers(gateway["spec"]["template"])
+    paths = {container[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe")}
+    compose_check = compose_file()["services"]["gateway"]["healthcheck"]["test"][-1]
+    assert f"127.0.0.1:8080{next(iter(paths))}'" in compose_check
+    app, service = build()
+    try:
+        client = TestClient(app)
+        for path in paths:
+            answer = client.get(path, headers={"Accept": "*/*", "User-Agent": "kube-probe/1.37"})
+            assert answer.status_code == 200
+            assert answer.json()["resourceType"] == "CapabilityStatement"
+    finally:
+        service.services.close()
