@@ -68,6 +68,33 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1 if altered else 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Brings a service's database schema to the newest migration and exits: the deploy files'
+    migration step (a Kubernetes Job, a one-shot compose service) before the service starts. The
+    service migrates at start too (a no-op once this ran)."""
+    import importlib
+
+    from iopcare.kit.db import Database, migrate
+    from iopcare.kit.runtime import configure_process
+    from iopcare.kit.settings import ConfigurationError, ServiceSettings, Settings
+
+    settings = Settings()
+    configure_process(settings.log_level, service=args.service)
+    try:
+        service = ServiceSettings.for_service(args.service, settings)
+    except ConfigurationError as exc:
+        logging.getLogger("iopcare").critical("cannot migrate %s: %s", args.service, exc)
+        return 2
+    migrations = importlib.import_module(f"iopcare.{args.service}.app").MIGRATIONS
+    db = Database(service.database_url)
+    try:
+        migrate(db, migrations)
+    finally:
+        db.dispose()
+    logging.getLogger("iopcare").info("%s: schema at the newest migration", args.service)
+    return 0
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from iopcare.kit.auth import mint_token
     from iopcare.kit.settings import Settings
@@ -366,6 +393,20 @@ def cmd_client_register(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_database_commands(sub: Any) -> None:
+    """The commands that work on one service's database alone (no Kafka, no keys)."""
+    verify = sub.add_parser(
+        "audit-verify", help="check a service's audit rows against their seals (exit 1: altered)"
+    )
+    verify.add_argument("service", choices=SERVICES)
+    verify.set_defaults(func=cmd_audit_verify)
+    migrate = sub.add_parser(
+        "migrate", help="migrate a service's database to the newest schema, then exit"
+    )
+    migrate.add_argument("service", choices=SERVICES)
+    migrate.set_defaults(func=cmd_migrate)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="iopcare", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -381,11 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         "--kafka-controller-port", type=int, default=9093, help="the local broker's KRaft port"
     )
     up.set_defaults(func=cmd_up)
-    verify = sub.add_parser(
-        "audit-verify", help="check a service's audit rows against their seals (exit 1: altered)"
-    )
-    verify.add_argument("service", choices=SERVICES)
-    verify.set_defaults(func=cmd_audit_verify)
+    _add_database_commands(sub)
     outbox = sub.add_parser(
         "outbox",
         help="parked outbox rows (too large or invalid for Kafka): list them, or retry them",

@@ -8,6 +8,12 @@ under root the server runs as the ``postgres`` user (``runuser``).
 With ``IOPCARE_TEST_POSTGRES_URL`` set to a server-level URL (for example
 ``postgresql+psycopg://user@host:5432/``) nothing is started and databases are created on that
 server instead.
+
+``PostgresServer(tls=ServerTls(...))`` runs a local server with ``ssl=on`` whose TCP clients must
+use TLS (``hostssl`` only; ``hostnossl`` is rejected) and, with a client CA, authenticate by
+certificate (pg_hba ``cert``: the certificate's CN is the user); its URL names ``localhost``, the
+name :func:`make_certificates` puts in the server certificate. The test connects to it through
+the unix socket for administration.
 """
 
 from __future__ import annotations
@@ -20,24 +26,35 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
 import time
 import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import psycopg
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
+from iopcare.devtools.kafka_broker import free_port
+
 __all__ = [
     "POSTGRES_URL_ENV",
+    "PkiFiles",
     "PostgresError",
     "PostgresServer",
+    "ServerTls",
+    "local_server_unavailable",
+    "make_certificates",
     "postgres_available",
     "start_session_server",
 ]
@@ -74,6 +91,12 @@ def postgres_available() -> str | None:
     """None if tests can get a PostgreSQL server, else the reason they cannot (for a skip)."""
     if os.environ.get(POSTGRES_URL_ENV, "").strip():
         return None
+    return local_server_unavailable()
+
+
+def local_server_unavailable() -> str | None:
+    """None if a local server can be started here (whatever IOPCARE_TEST_POSTGRES_URL says), else
+    why not: tests that configure the server themselves (TLS) need one of their own."""
     if _bin_dir() is None:
         return (
             f"PostgreSQL server binaries not found ({_INITDB_GLOB}); install the postgresql "
@@ -89,10 +112,130 @@ def postgres_available() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((_HOST, 0))
-        return int(sock.getsockname()[1])
+@dataclass(frozen=True)
+class ServerTls:
+    """The server's certificate chain and key (PEM) and, optionally, the CA whose client
+    certificates it accepts (then TCP clients authenticate by certificate, pg_hba ``cert``)."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+    #: A pg_hba.conf to use instead of the TLS-only one written here (it must keep a `local`
+    #: line the tests' administration can use).
+    hba_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class PkiFiles:
+    """What :func:`make_certificates` wrote: a CA, a server certificate signed by it, client
+    certificates by user name, and a second CA that signed nothing of this server's."""
+
+    ca_file: Path
+    server: ServerTls
+    clients: dict[str, tuple[Path, Path]]
+    other_ca_file: Path
+
+
+def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    # libpq and the server refuse a private key others can read.
+    path.chmod(0o600)
+    return path
+
+
+def _write_cert(cert: x509.Certificate, path: Path) -> Path:
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def _certificate(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
+    *,
+    dns_names: tuple[str, ...] = (),
+    client: bool = False,
+) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    issuer_name, signing_key = issuer if issuer is not None else (name, key)
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
+    )
+    if issuer is None:
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    else:
+        usage = (
+            x509.ExtendedKeyUsageOID.CLIENT_AUTH if client else x509.ExtendedKeyUsageOID.SERVER_AUTH
+        )
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    if dns_names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False
+        )
+    return builder.sign(signing_key, hashes.SHA256())
+
+
+def make_certificates(
+    folder: Path, *, server_names: tuple[str, ...] = ("localhost",), clients: tuple[str, ...] = ()
+) -> PkiFiles:
+    """A throwaway PKI in ``folder``: a CA, a server certificate for ``server_names`` (DNS names
+    only: an address such as 127.0.0.1 is deliberately not in it), a client certificate per user
+    name in ``clients`` (CN = the user), and an unrelated second CA."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = _certificate("iopcare test CA", ca_key, None)
+    issuer = (ca_cert.subject, ca_key)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_cert = _certificate(server_names[0], server_key, issuer, dns_names=server_names)
+    client_files = {}
+    for user in clients:
+        client_key = ec.generate_private_key(ec.SECP256R1())
+        client_cert = _certificate(user, client_key, issuer, client=True)
+        client_files[user] = (
+            _write_cert(client_cert, folder / f"{user}.crt"),
+            _write_key(client_key, folder / f"{user}.key"),
+        )
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    ca_file = _write_cert(ca_cert, folder / "ca.crt")
+    return PkiFiles(
+        ca_file=ca_file,
+        server=ServerTls(
+            cert_file=_write_cert(server_cert, folder / "server.crt"),
+            key_file=_write_key(server_key, folder / "server.key"),
+            client_ca_file=ca_file if clients else None,
+        ),
+        clients=client_files,
+        other_ca_file=_write_cert(
+            _certificate("another CA", other_key, None), folder / "other-ca.crt"
+        ),
+    )
 
 
 def _process_gone(pid: int) -> bool:
@@ -143,7 +286,12 @@ class PostgresServer:
     databases on an existing server, and ``kill``/``restart`` are refused there.
     """
 
-    def __init__(self, external_url: str | None = None, *, port: int = 0) -> None:
+    def __init__(
+        self, external_url: str | None = None, *, port: int = 0, tls: ServerTls | None = None
+    ) -> None:
+        if external_url is not None and tls is not None:
+            raise PostgresError("TLS is configured on an external server, not by the tests")
+        self._tls = tls
         self._external: URL | None = None
         if external_url is not None:
             try:
@@ -206,7 +354,7 @@ class PostgresServer:
         attempts = 3 if self._auto_port and not self._started_once else 1
         for attempt in range(1, attempts + 1):
             if self._port == 0 or attempt > 1:
-                self._port = _free_port()
+                self._port = free_port()
             try:
                 self._ctl_start()
             except PostgresError as exc:
@@ -261,22 +409,37 @@ class PostgresServer:
         self._ctl_stop()
         self.start()
 
-    def create_database(self, name: str) -> str:
+    def create_database(self, name: str, owner: str | None = None) -> str:
         """(Re)create database ``name`` empty and return its SQLAlchemy URL.
 
         An existing database of that name (say, left over by an aborted run on an external
-        server) is dropped first, with its connections.
+        server) is dropped first, with its connections. With ``owner`` (a role, created if
+        missing) the database is that role's and the URL connects as it.
         """
         if not _DATABASE_NAME.match(name):
             # Names are spliced into URLs too; keep them plain identifiers.
             raise PostgresError(f"database name {name!r} is not a plain identifier")
+        if owner is not None and not _DATABASE_NAME.match(owner):
+            raise PostgresError(f"role name {owner!r} is not a plain identifier")
         if self._external is None and self.pid is None:
             raise PostgresError("the server is not running; call start() first")
         ident = sql.Identifier(name)
         with self._admin_connection() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(ident))
-        return self._server_url().set(database=name).render_as_string(hide_password=False)
+            if owner is None:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+            else:
+                role = sql.Identifier(owner)
+                exists = conn.execute(
+                    "SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,)
+                ).fetchone()
+                if exists is None:
+                    conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(ident, role))
+        url = self._server_url().set(database=name)
+        if owner is not None:
+            url = url.set(username=owner)
+        return url.render_as_string(hide_password=False)
 
     def drop_database(self, name: str) -> None:
         """Drop database ``name`` (and its connections) if it exists."""
@@ -286,6 +449,15 @@ class PostgresServer:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+    def run_sql_file(self, path: Path) -> None:
+        """Runs the statements of `path` as the superuser (each in its own transaction, as psql
+        runs a script), e.g. the compose file's database initialisation."""
+        with self._admin_connection() as conn:
+            for statement in path.read_text().split(";"):
+                lines = [ln for ln in statement.splitlines() if not ln.strip().startswith("--")]
+                if "\n".join(lines).strip():
+                    conn.execute("\n".join(lines).encode())
 
     def client_tool(self, tool: str) -> Path:
         """A PostgreSQL client program (``pg_dump``, ``pg_restore``, ``psql``) of the same
@@ -312,9 +484,12 @@ class PostgresServer:
         env = {**os.environ}
         if url.password is not None:
             env["PGPASSWORD"] = url.password
-        sslmode = url.query.get("sslmode")
-        if isinstance(sslmode, str):
-            env["PGSSLMODE"] = sslmode
+        # libpq's TLS parameters of the URL, as the client programs read them from the
+        # environment.
+        for parameter in ("sslmode", "sslrootcert", "sslcert", "sslkey"):
+            value = url.query.get(parameter)
+            if isinstance(value, str):
+                env[f"PG{parameter.upper()}"] = value
         return args, env
 
     def dump(self, database: str, target: Path) -> None:
@@ -386,14 +561,18 @@ class PostgresServer:
     def _server_url(self) -> URL:
         if self._external is not None:
             return self._external.set(database=None)
+        # A TLS server's certificate names localhost (make_certificates), not the address.
+        host = "localhost" if self._tls is not None else _HOST
         return URL.create(
-            "postgresql+psycopg", username=_SUPERUSER, host=_HOST, port=self.port, database=None
+            "postgresql+psycopg", username=_SUPERUSER, host=host, port=self.port, database=None
         )
 
     def _admin_connection(self) -> psycopg.Connection[Any]:
         url = self._server_url()
         params: dict[str, Any] = {
-            "host": url.host or _HOST,
+            # A TLS server takes TCP clients with certificates only: administer it through its
+            # unix socket (pg_hba `local ... trust`).
+            "host": str(self._dir) if self._tls is not None else url.host or _HOST,
             "port": url.port or 5432,
             "user": url.username or _SUPERUSER,
             "dbname": "postgres",
@@ -453,7 +632,7 @@ class PostgresServer:
         return result.stdout
 
     def _create_cluster(self) -> None:
-        reason = postgres_available()
+        reason = local_server_unavailable()
         if reason is not None:
             raise PostgresError(reason)
         self._bin = _bin_dir()
@@ -475,10 +654,53 @@ class PostgresServer:
                 "UTF8",
                 "--no-locale",
             )
+            if self._tls is not None:
+                self._configure_tls()
         except BaseException:
             self._dir = None
             shutil.rmtree(folder, ignore_errors=True)
             raise
+
+    def _configure_tls(self) -> None:
+        """Copies the certificate files where the server (as the postgres user under root) can
+        read them, with the key 0600 as it demands, and lets TCP clients in over TLS only."""
+        assert self._dir is not None and self._tls is not None
+        folder = self._dir / "tls"
+        folder.mkdir(mode=0o700)
+        sources = {"server.crt": self._tls.cert_file, "server.key": self._tls.key_file}
+        if self._tls.client_ca_file is not None:
+            sources["client-ca.crt"] = self._tls.client_ca_file
+        for name, source in sources.items():
+            shutil.copyfile(source, folder / name)
+            (folder / name).chmod(0o600)
+        if _is_root():
+            user = pwd.getpwnam(_OS_USER)
+            for path in [folder, *folder.iterdir()]:
+                os.chown(path, user.pw_uid, user.pw_gid)
+        if self._tls.hba_file is not None:
+            shutil.copyfile(self._tls.hba_file, self._data_dir() / "pg_hba.conf")
+            return
+        method = "cert" if self._tls.client_ca_file is not None else "trust"
+        (self._data_dir() / "pg_hba.conf").write_text(
+            "# Written by tests/support/postgres.py: TLS-only TCP clients.\n"
+            "local all all trust\n"
+            f"hostssl all all 127.0.0.1/32 {method}\n"
+            f"hostssl all all ::1/128 {method}\n"
+            "hostnossl all all all reject\n"
+        )
+
+    def _tls_options(self) -> str:
+        if self._tls is None:
+            return ""
+        assert self._dir is not None
+        folder = self._dir / "tls"
+        options = (
+            f" -c ssl=on -c ssl_cert_file={folder / 'server.crt'}"
+            f" -c ssl_key_file={folder / 'server.key'}"
+        )
+        if self._tls.client_ca_file is not None:
+            options += f" -c ssl_ca_file={folder / 'client-ca.crt'}"
+        return options
 
     def _ctl_start(self) -> None:
         assert self._dir is not None
@@ -493,7 +715,7 @@ class PostgresServer:
                 path.unlink()
         options = (
             f"-c listen_addresses={_HOST} -p {self._port} -k {self._dir} "
-            "-c fsync=off -c max_connections=300"
+            "-c fsync=off -c max_connections=300" + self._tls_options()
         )
         try:
             self._run(

@@ -8,6 +8,12 @@ and then writes must upgrade its lock, and when two connections try that at once
 waiting could deadlock). Taking the write lock at BEGIN makes writers queue on busy_timeout instead,
 so concurrent writes wait rather than fail. Reads use a second engine with plain BEGIN so that, in
 WAL mode, they never wait for a writer.
+
+TLS to PostgreSQL is libpq's: `sslmode`, `sslrootcert`, `sslcert` and `sslkey`, given either in the
+URL's query (`postgresql+psycopg://u@db/careplan?sslmode=verify-full&sslrootcert=/ca.pem`) or by
+the service's settings (`IOPCARE_<SERVICE>_DATABASE_SSLMODE` and so on, kit.settings), which
+`with_tls` adds to the URL. Both may be used; a parameter given both ways with two different values
+is refused (`TlsConfigurationError`) rather than one silently winning.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from iopcare.kit import files
@@ -34,6 +40,75 @@ from iopcare.kit.errors import Aborted, Unavailable
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+#: libpq's TLS parameters, as the settings name them (`database_<name>`).
+TLS_PARAMETERS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
+#: sslmodes that check the server's certificate; verify-full also checks it names the host.
+VERIFYING_SSLMODES = frozenset({"verify-ca", "verify-full"})
+
+
+class TlsConfigurationError(ValueError):
+    """The database's TLS settings contradict the URL or name a file that is not there."""
+
+
+def is_postgres(url: str) -> bool:
+    return make_url(url).get_backend_name() == "postgresql"
+
+
+def with_tls(url: str, **parameters: str | Path | None) -> str:
+    """`url` with the libpq TLS `parameters` that are set (sslmode, sslrootcert, sslcert, sslkey)
+    added to its query. A parameter already in the URL with another value, a parameter for a
+    database that is not PostgreSQL, or a certificate or key file that does not exist is refused
+    with TlsConfigurationError naming it (libpq's own message would come at the first connection,
+    as an unavailable database)."""
+    unknown = set(parameters) - set(TLS_PARAMETERS)
+    if unknown:
+        raise TypeError(f"not a libpq TLS parameter: {', '.join(sorted(unknown))}")
+    given = {name: str(value) for name, value in parameters.items() if value is not None}
+    if not given:
+        return url
+    parsed: URL = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise TlsConfigurationError(
+            f"database TLS settings ({', '.join(f'database_{n}' for n in given)}) apply to "
+            f"PostgreSQL only, but the database URL is {parsed.get_backend_name()!r}"
+        )
+    for name, value in given.items():
+        in_url = parsed.query.get(name)
+        if in_url is not None and in_url != value:
+            raise TlsConfigurationError(
+                f"the database URL has {name}={in_url} but the setting database_{name} is "
+                f"{value}: give it one way only"
+            )
+        # `system` (libpq 16+): the operating system's trusted roots.
+        is_file = name != "sslmode" and not (name == "sslrootcert" and value == "system")
+        if is_file and not Path(value).is_file():
+            raise TlsConfigurationError(f"database_{name}: no such file {value}")
+    return parsed.update_query_dict(given).render_as_string(hide_password=False)
+
+
+def tls_parameters(url: str) -> dict[str, str]:
+    """The libpq TLS parameters a PostgreSQL URL carries (none for another database)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return {}
+    return {
+        name: value for name in TLS_PARAMETERS if isinstance(value := parsed.query.get(name), str)
+    }
+
+
+def uses_tcp(url: str) -> bool:
+    """Whether a PostgreSQL URL reaches its server over TCP (libpq: a host that is not a socket
+    folder, or a hostaddr), where the connection can be read or diverted on the way."""
+    parsed = make_url(url)
+    hosts = [parsed.host or ""]
+    query_host = parsed.query.get("host")
+    if query_host is not None:
+        hosts = [query_host] if isinstance(query_host, str) else list(query_host)
+    if parsed.query.get("hostaddr"):
+        return True
+    return any(host and not host.startswith("/") for host in hosts)
 
 
 def as_utc(value: datetime) -> datetime:

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -298,8 +298,24 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IOPCARE_SERVICE_", extra="ignore")
 
     name: str = ""
-    #: SQLAlchemy URL. Empty: a SQLite file `<data_dir>/<service>.db`.
+    #: SQLAlchemy URL. Empty: a SQLite file `<data_dir>/<service>.db`. A PostgreSQL URL may
+    #: carry libpq's TLS parameters in its query (`?sslmode=verify-full&sslrootcert=...`) or
+    #: take them from the four settings below, which are added to it (kit.db.with_tls).
     database_url: str = ""
+    #: TLS to PostgreSQL: libpq's sslmode. `verify-full` in production (the deploy files set
+    #: it): the server's certificate must chain to `database_sslrootcert` and name the URL's
+    #: host. Outside development mode a TCP URL without any sslmode is refused at start (libpq's
+    #: default, `prefer`, falls back to plaintext and checks no certificate); give `disable` or
+    #: `require` explicitly where a mesh or a local socket protects the connection instead.
+    database_sslmode: (
+        Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None
+    ) = None
+    #: PEM bundle of the CA(s) that sign the server's certificate (`system`: the OS's roots).
+    database_sslrootcert: Path | None = None
+    #: Client certificate and key, where the server authenticates clients by certificate
+    #: (pg_hba `cert`, or `clientcert=verify-full`); the key file must be 0600 (or 0640 root's).
+    database_sslcert: Path | None = None
+    database_sslkey: Path | None = None
     host: str = "127.0.0.1"
     port: int = 0
     #: Kafka consumer group; replicas of one service share it so partitions spread across them.
@@ -310,6 +326,45 @@ class ServiceSettings(BaseSettings):
     #: default: one more open port is the operator's decision; the deploy files set it). 0: any
     #: free port (tests).
     metrics_port: int | None = None
+
+    @model_validator(mode="after")
+    def _database_tls(self) -> ServiceSettings:
+        """Adds the TLS settings to the PostgreSQL URL (kit.db.with_tls; a contradiction with the
+        URL, a missing file or TLS settings without a PostgreSQL URL is a ConfigurationError)."""
+        from iopcare.kit.db import TlsConfigurationError, with_tls
+
+        tls = {
+            "sslmode": self.database_sslmode,
+            "sslrootcert": self.database_sslrootcert,
+            "sslcert": self.database_sslcert,
+            "sslkey": self.database_sslkey,
+        }
+        if all(value is None for value in tls.values()):
+            return self
+        if not self.database_url:
+            raise ConfigurationError(
+                "database TLS settings (DATABASE_SSL*) are set but DATABASE_URL is not (the "
+                "default database is a SQLite file)"
+            )
+        try:
+            self.database_url = with_tls(self.database_url, **tls)
+        except TlsConfigurationError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        return self
+
+    def require_database_tls(self) -> None:
+        """Refuses (ConfigurationError) a PostgreSQL URL over TCP that says nothing of TLS."""
+        from iopcare.kit.db import is_postgres, tls_parameters, uses_tcp
+
+        url = self.database_url
+        if is_postgres(url) and uses_tcp(url) and "sslmode" not in tls_parameters(url):
+            prefix = f"IOPCARE_{self.name.upper()}_"
+            raise ConfigurationError(
+                f"refusing to reach PostgreSQL over TCP without a TLS mode outside development "
+                f"mode; set {prefix}DATABASE_SSLMODE=verify-full and "
+                f"{prefix}DATABASE_SSLROOTCERT (or sslmode in {prefix}DATABASE_URL; `disable` "
+                f"only where something else protects the connection)"
+            )
 
     @classmethod
     def for_service(cls, name: str, settings: Settings | None = None) -> ServiceSettings:
@@ -322,4 +377,6 @@ class ServiceSettings(BaseSettings):
             loaded.port = DEFAULT_PORTS.get(name, 0)
         if not loaded.consumer_group:
             loaded.consumer_group = f"iopcare-{name}"
+        if not settings.dev_mode:
+            loaded.require_database_tls()
         return loaded
