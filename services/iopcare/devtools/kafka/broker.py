@@ -32,6 +32,7 @@ from iopcare.devtools.kafka.common import (
     BrokerError,
     free_ports,
 )
+from iopcare.devtools.kafka.tls import BrokerTls
 from iopcare.devtools.lifetime import die_with_parent
 from iopcare.kit.settings import Settings
 
@@ -106,6 +107,16 @@ class KafkaBroker:
     # (the launcher's own admin, and the broker's identity towards itself). None: the old open
     # PLAINTEXT broker, for tests that do not exercise security.
     sasl_users: dict[str, str] | None = None
+    # TLS on the client listener (devtools.kafka.tls): with sasl_users it is SASL_SSL (SCRAM
+    # over TLS), without them SSL, requiring client certificates if tls.client_auth (mTLS; the
+    # certificate's common name is the principal, and every principal may do anything: no
+    # authorizer without SASL users). None: no TLS.
+    tls: BrokerTls | None = None
+    # With tls: a second listener on this port (0: picked at start) speaking SSL and requiring
+    # a client certificate signed by tls.ca_file (mTLS). The certificate's common name is the
+    # principal (CN=careplan is User:careplan), under the same ACLs as the SCRAM users.
+    # None: no such listener.
+    mtls_port: int | None = None
 
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _ports_settled: bool = field(default=False, init=False, repr=False)
@@ -116,6 +127,7 @@ class KafkaBroker:
     _fatal_marker: str | None = field(default=None, init=False, repr=False)
     _auto_broker_port: bool = field(default=False, init=False, repr=False)
     _auto_controller_port: bool = field(default=False, init=False, repr=False)
+    _auto_mtls_port: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Absolute paths: the JVM runs with data_dir as its working folder.
@@ -127,6 +139,9 @@ class KafkaBroker:
         )
         self._auto_broker_port = self.broker_port == 0
         self._auto_controller_port = self.controller_port == 0
+        self._auto_mtls_port = self.mtls_port == 0
+        if self.mtls_port is not None and self.tls is None:
+            raise BrokerError("an mTLS listener (mtls_port) needs tls")
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -154,16 +169,39 @@ class KafkaBroker:
         # formatted, so a folder formatted for the open broker would start without any users.
         return self.data_dir / ("kraft-sasl" if self.sasl_users else "kraft")
 
+    @property
+    def mtls_bootstrap_servers(self) -> str:
+        """The address of the mTLS listener (``mtls_port``)."""
+        if not self.mtls_port:
+            raise BrokerError("no mTLS listener, or its port is picked by start()")
+        return f"{HOST}:{self.mtls_port}"
+
+    @property
+    def security_protocol(self) -> str:
+        """What the client listener speaks: PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL."""
+        if self.tls is None:
+            return "SASL_PLAINTEXT" if self.sasl_users else "PLAINTEXT"
+        return "SASL_SSL" if self.sasl_users else "SSL"
+
     def client_options(self) -> dict[str, Any]:
         """Options of an administrative client (the super user) of this broker."""
-        if not self.sasl_users:
-            return {}
-        return {
-            "security_protocol": "SASL_PLAINTEXT",
-            "sasl_mechanism": SCRAM_MECHANISM,
-            "sasl_plain_username": SUPER_USER,
-            "sasl_plain_password": self.sasl_users[SUPER_USER],
-        }
+        options: dict[str, Any] = {}
+        if self.sasl_users:
+            options.update(
+                sasl_mechanism=SCRAM_MECHANISM,
+                sasl_plain_username=SUPER_USER,
+                sasl_plain_password=self.sasl_users[SUPER_USER],
+            )
+        if self.tls is not None:
+            options.update(ssl_cafile=str(self.tls.ca_file), ssl_check_hostname=True)
+            if self.tls.admin_certfile is not None and self.tls.admin_keyfile is not None:
+                options.update(
+                    ssl_certfile=str(self.tls.admin_certfile),
+                    ssl_keyfile=str(self.tls.admin_keyfile),
+                )
+        if options:
+            options["security_protocol"] = self.security_protocol
+        return options
 
     def start(self, timeout: float = 60) -> None:
         """Start the broker and return once clients and consumer groups can use it.
@@ -257,6 +295,8 @@ class KafkaBroker:
             auto.add(self.broker_port)
         if self._auto_controller_port:
             auto.add(self.controller_port)
+        if self._auto_mtls_port and self.mtls_port:
+            auto.add(self.mtls_port)
         return auto
 
     def _bind_failures(self) -> set[int]:
@@ -264,20 +304,26 @@ class KafkaBroker:
         return {int(port) for port in _BIND_FAILURE.findall(run_log)}
 
     def _picks_ports(self) -> bool:
-        return self._auto_broker_port or self._auto_controller_port
+        return self._auto_broker_port or self._auto_controller_port or self._auto_mtls_port
 
     def _choose_ports(self, repick: bool) -> None:
         wanted = [
             self._auto_broker_port and (repick or self.broker_port == 0),
             self._auto_controller_port and (repick or self.controller_port == 0),
+            self._auto_mtls_port and (repick or self.mtls_port == 0),
         ]
         fresh = iter(free_ports(sum(wanted)))
         if wanted[0]:
             self.broker_port = next(fresh)
         if wanted[1]:
             self.controller_port = next(fresh)
-        if self.broker_port == self.controller_port:
-            raise BrokerError(f"broker and controller ports are both {self.broker_port}")
+        if wanted[2]:
+            self.mtls_port = next(fresh)
+        ports = [self.broker_port, self.controller_port]
+        if self.mtls_port is not None:
+            ports.append(self.mtls_port)
+        if len(set(ports)) < len(ports):
+            raise BrokerError(f"the broker's ports {ports} must differ from each other")
 
     def _write_config(self) -> None:
         self.config_file.write_text(
@@ -287,6 +333,8 @@ class KafkaBroker:
                 log_dirs=self.log_dirs,
                 max_message_bytes=self.max_message_bytes,
                 sasl_users=self.sasl_users,
+                tls=self.tls,
+                mtls_port=self.mtls_port,
             ),
             encoding="utf-8",
         )
