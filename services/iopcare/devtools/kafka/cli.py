@@ -13,13 +13,13 @@ from types import FrameType
 
 from iopcare.devtools.kafka.admin import create_topics, dev_sasl_users, grant_service_acls
 from iopcare.devtools.kafka.broker import KafkaBroker
-from iopcare.devtools.kafka.common import BrokerError
+from iopcare.devtools.kafka.common import SUPER_USER, BrokerError
+from iopcare.devtools.kafka.tls import make_test_pki
 
 __all__ = ["main"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run a development broker in the foreground until SIGINT/SIGTERM."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m iopcare.devtools.kafka",
         description="Run a single-node Kafka (KRaft) broker for local development.",
@@ -38,13 +38,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="folder of SASL passwords (created if missing): SCRAM users admin and one per "
         "service, ACLs as `make run` sets them; without it the broker is open (PLAINTEXT)",
     )
+    parser.add_argument(
+        "--tls",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="serve TLS with a throwaway CA made anew in FOLDER at each start (ca.pem for the "
+        "clients, <user>.crt.pem/.key.pem client certificates for admin and each service): "
+        "SASL_SSL with --sasl-credentials, else SSL",
+    )
+    parser.add_argument(
+        "--mtls-port",
+        type=int,
+        default=None,
+        help="with --tls, also an SSL listener requiring client certificates (0 = any free)",
+    )
     parser.add_argument("--heap", default="512m")
     parser.add_argument("--timeout", type=float, default=90, help="start-up timeout, seconds")
+    return parser
+
+
+def _broker(args: argparse.Namespace) -> KafkaBroker:
+    from iopcare.kit import topics
+
+    tls = None
+    if args.tls is not None:
+        tls = make_test_pki(args.tls, clients=(SUPER_USER, *topics.PRODUCES)).broker_tls()
+    return KafkaBroker(
+        data_dir=args.data_dir,
+        broker_port=args.port,
+        controller_port=args.controller_port,
+        heap=args.heap,
+        sasl_users=dev_sasl_users(args.sasl_credentials) if args.sasl_credentials else None,
+        tls=tls,
+        mtls_port=args.mtls_port,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a development broker in the foreground until SIGINT/SIGTERM."""
+    parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # kafka-python narrates every connection at INFO.
     logging.getLogger("kafka").setLevel(logging.WARNING)
 
+    try:
+        broker = _broker(args)
+    except BrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     stop_requested = threading.Event()
     starting = True
 
@@ -56,13 +99,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    broker = KafkaBroker(
-        data_dir=args.data_dir,
-        broker_port=args.port,
-        controller_port=args.controller_port,
-        heap=args.heap,
-        sasl_users=dev_sasl_users(args.sasl_credentials) if args.sasl_credentials else None,
-    )
     try:
         broker.start(timeout=args.timeout)
         topics = [name for name in args.topics.split(",") if name.strip()]
@@ -76,6 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             grant_service_acls(broker.bootstrap_servers, broker.client_options())
         starting = False
         print(broker.bootstrap_servers, flush=True)
+        if broker.mtls_port:
+            print(f"mTLS: {broker.mtls_bootstrap_servers}", file=sys.stderr, flush=True)
+        if broker.tls is not None:
+            print(f"{broker.security_protocol}, CA: {broker.tls.ca_file}", file=sys.stderr)
         print(f"Kafka log: {broker.log_file}", file=sys.stderr, flush=True)
         while not stop_requested.wait(0.5):
             if broker.pid is None:
