@@ -18,6 +18,8 @@ creation), so the settings are what is proven:
 
 from __future__ import annotations
 
+import logging
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +43,8 @@ from tests.support.notes import wait_for_team
 from tests.support.plans import new_patient_id
 
 SERVICES = ("careplan", "notes")
+#: A client that does not speak TLS, as the broker's TLS listener logs it.
+NOT_TLS = "SSL handshake failed"
 
 
 @dataclass
@@ -117,6 +121,28 @@ def _connects(options: dict[str, Any]) -> bool:
         admin.close()
 
 
+def _assert_refused(
+    caplog: pytest.LogCaptureFixture,
+    broker: KafkaBroker,
+    good: Settings,
+    cases: dict[str, tuple[dict[str, Any], str]],
+) -> None:
+    """Each case (`good` with one change) fails to connect, for the reason its pattern names in
+    kafka-python's log or the broker's, not merely by timing out; `good` connects (the control)."""
+    assert _connects(good.kafka_client_options())
+    assert broker.log_file is not None
+    for case, (update, reason) in cases.items():
+        caplog.clear()
+        offset = broker.log_file.stat().st_size
+        with caplog.at_level(logging.INFO, logger="kafka"):
+            connected = _connects(good.model_copy(update=update).kafka_client_options())
+        assert not connected, case
+        with broker.log_file.open("rb") as log:
+            log.seek(offset)
+            logged = caplog.text + log.read().decode("utf-8", errors="replace")
+        assert re.search(reason, logged), f"{case}: no {reason!r} in\n{logged[-3000:]}"
+
+
 def _exchange(settings: dict[str, Settings], tmp_path: Path) -> None:
     """careplan enrols a patient; waits until notes has applied the care team event."""
     runtimes = {
@@ -165,28 +191,31 @@ def test_the_services_exchange_events_over_sasl_ssl_each_as_its_own_principal(
 
 
 def test_the_sasl_ssl_port_refuses_a_wrong_password_an_untrusted_ca_and_plaintext(
-    secure: SecureBroker, base: Settings, tmp_path: Path
+    secure: SecureBroker, base: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    good = _sasl_ssl(secure, base, "careplan")
-    assert _connects(good.kafka_client_options())  # the control: only one thing differs below
     (tmp_path / "wrong").write_text("not-the-password\n")
     stranger_ca = make_test_pki(tmp_path / "stranger", clients=()).ca_file
-    refused: dict[str, dict[str, Any]] = {
-        "wrong password": {"kafka_sasl_password_file": tmp_path / "wrong"},
-        "another user's password": {
-            "kafka_sasl_password_file": secure.credentials / "notes.password"
+    # The broker's log says why it refused a SCRAM login.
+    sasl_refused = "invalid credentials with SASL mechanism SCRAM-SHA-512"
+    _assert_refused(
+        caplog,
+        secure.broker,
+        _sasl_ssl(secure, base, "careplan"),
+        {
+            "wrong password": ({"kafka_sasl_password_file": tmp_path / "wrong"}, sasl_refused),
+            "another user's password": (
+                {"kafka_sasl_password_file": secure.credentials / "notes.password"},
+                sasl_refused,
+            ),
+            "untrusted CA": ({"kafka_ssl_cafile": stranger_ca}, "CERTIFICATE_VERIFY_FAILED"),
+            "plaintext": ({"kafka_security_protocol": "PLAINTEXT"}, NOT_TLS),
+            "SASL without TLS": ({"kafka_security_protocol": "SASL_PLAINTEXT"}, NOT_TLS),
         },
-        "untrusted CA": {"kafka_ssl_cafile": stranger_ca},
-        "plaintext": {"kafka_security_protocol": "PLAINTEXT"},
-        "SASL without TLS": {"kafka_security_protocol": "SASL_PLAINTEXT"},
-    }
-    for case, update in refused.items():
-        options = good.model_copy(update=update).kafka_client_options()
-        assert not _connects(options), case
+    )
 
 
 def test_over_mtls_the_certificate_is_the_identity(
-    secure: SecureBroker, base: Settings, tmp_path: Path
+    secure: SecureBroker, base: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # careplan publishes with its certificate alone; notes reads over SASL_SSL.
     settings = {
@@ -196,18 +225,26 @@ def test_over_mtls_the_certificate_is_the_identity(
     assert "sasl_plain_username" not in settings["careplan"].kafka_client_options()
     _exchange(settings, tmp_path)
 
-    good = _mtls(secure, base, "careplan")
     stranger = make_test_pki(tmp_path / "stranger", clients=("careplan",))
-    refused: dict[str, dict[str, Any]] = {
-        "no client certificate": {"kafka_ssl_certfile": None, "kafka_ssl_keyfile": None},
-        "a certificate from another CA": {
-            "kafka_ssl_certfile": stranger.clients["careplan"][0],
-            "kafka_ssl_keyfile": stranger.clients["careplan"][1],
+    _assert_refused(
+        caplog,
+        secure.broker,
+        _mtls(secure, base, "careplan"),
+        {
+            "no client certificate": (
+                {"kafka_ssl_certfile": None, "kafka_ssl_keyfile": None},
+                "BAD_CERTIFICATE|CERTIFICATE_REQUIRED",
+            ),
+            "a certificate from another CA": (
+                {
+                    "kafka_ssl_certfile": stranger.clients["careplan"][0],
+                    "kafka_ssl_keyfile": stranger.clients["careplan"][1],
+                },
+                "CERTIFICATE_UNKNOWN|BAD_CERTIFICATE|UNKNOWN_CA",
+            ),
+            "plaintext": ({"kafka_security_protocol": "PLAINTEXT"}, NOT_TLS),
         },
-        "plaintext": {"kafka_security_protocol": "PLAINTEXT"},
-    }
-    for case, update in refused.items():
-        assert not _connects(good.model_copy(update=update).kafka_client_options()), case
+    )
 
     # The certificate's principal (CN=notes is User:notes) has notes' ACLs and no more: it
     # cannot forge careplan's events.
