@@ -106,7 +106,7 @@ class KafkaBroker:
     # and the StandardAuthorizer denies whatever no ACL allows; `SUPER_USER` must be among them
     # (the launcher's own admin, and the broker's identity towards itself). None: the old open
     # PLAINTEXT broker, for tests that do not exercise security.
-    sasl_users: dict[str, str] | None = None
+    sasl_users: dict[str, str] | None = field(default=None, repr=False)
     # TLS on the client listener (devtools.kafka.tls): with sasl_users it is SASL_SSL (SCRAM
     # over TLS), without them SSL, requiring client certificates if tls.client_auth (mTLS; the
     # certificate's common name is the principal, and every principal may do anything: no
