@@ -1,6 +1,6 @@
 """Fetching tools with Maven into the repo's cache, once, and running their commands.
 
-Shared by the Kafka broker's jars (:mod:`iopcare.devtools.kafka_broker`) and Keycloak
+Shared by the Kafka broker's jars (:mod:`iopcare.devtools.kafka`) and Keycloak
 (:mod:`iopcare.devtools.keycloak`): a cached folder is complete when it holds a marker file; it
 is filled in a sibling folder and renamed into place at the end, so an interrupted download never
 looks complete; parallel test workers that all find it missing wait for the one that downloads.

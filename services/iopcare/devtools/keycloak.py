@@ -2,7 +2,7 @@
 
 The distribution is ``org.keycloak:keycloak-quarkus-dist:<version>:zip``, fetched with
 ``mvn dependency:copy`` and unpacked under ``<repo>/.cache/keycloak/<version>`` (the same cache
-pattern as the Kafka jars, see :func:`iopcare.devtools.kafka_broker.ensure_jars`). A
+pattern as the Kafka jars, see :func:`iopcare.devtools.kafka.ensure_jars`). A
 :class:`Keycloak` owns one ``kc.sh start-dev`` process with a realm imported from a JSON file.
 
 Command line (downloads only)::
@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from iopcare.devtools import downloads
-from iopcare.devtools.kafka_broker import free_port, repo_root
+from iopcare.devtools.kafka import free_port, repo_root
 
 __all__ = ["KEYCLOAK_VERSION", "Keycloak", "KeycloakError", "ensure_keycloak"]
 

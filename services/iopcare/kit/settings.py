@@ -7,6 +7,7 @@ service's own (prefix `IOPCARE_<SERVICE>_`, e.g. `IOPCARE_CAREPLAN_DATABASE_URL`
 
 from __future__ import annotations
 
+import os
 from datetime import date, time
 from functools import cached_property
 from pathlib import Path
@@ -262,16 +263,37 @@ class Settings(BaseSettings):
         return self.max_resource_bytes + KAFKA_RECORD_OVERHEAD_BYTES
 
     def kafka_client_options(self) -> dict[str, Any]:
-        """Connection options every kafka-python client of this process uses."""
+        """Connection options every kafka-python client of this process uses (the relay, the
+        consumers and their dead-letter producer, the readiness check, topic creation).
+
+        Raises ConfigurationError, naming the variable, for an incomplete security setting (a
+        SASL protocol without user or password, a client certificate without its key, a file
+        that cannot be read), rather than a client that retries a hopeless connection forever.
+        """
         options: dict[str, Any] = {
             "bootstrap_servers": self.kafka_bootstrap_servers,
             "security_protocol": self.kafka_security_protocol,
         }
         if self.kafka_security_protocol.startswith("SASL"):
+            if not self.kafka_sasl_username:
+                raise ConfigurationError(
+                    f"IOPCARE_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                    "IOPCARE_KAFKA_SASL_USERNAME"
+                )
             options["sasl_mechanism"] = self.kafka_sasl_mechanism
             options["sasl_plain_username"] = self.kafka_sasl_username
             options["sasl_plain_password"] = self.kafka_password()
+            if not options["sasl_plain_password"]:
+                raise ConfigurationError(
+                    f"IOPCARE_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                    "IOPCARE_KAFKA_SASL_PASSWORD or IOPCARE_KAFKA_SASL_PASSWORD_FILE"
+                )
         if self.kafka_security_protocol.endswith("SSL"):
+            if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+                raise ConfigurationError(
+                    "IOPCARE_KAFKA_SSL_CERTFILE and IOPCARE_KAFKA_SSL_KEYFILE come together "
+                    "(the client certificate of mTLS and its key)"
+                )
             options["ssl_check_hostname"] = True
             for option, path in (
                 ("ssl_cafile", self.kafka_ssl_cafile),
@@ -279,6 +301,10 @@ class Settings(BaseSettings):
                 ("ssl_keyfile", self.kafka_ssl_keyfile),
             ):
                 if path is not None:
+                    if not path.is_file() or not os.access(path, os.R_OK):
+                        raise ConfigurationError(
+                            f"IOPCARE_KAFKA_{option.upper()}={path} is not a readable file"
+                        )
                     options[option] = str(path)
         return options
 
@@ -286,7 +312,13 @@ class Settings(BaseSettings):
         if self.kafka_sasl_password is not None:
             return self.kafka_sasl_password.get_secret_value()
         if self.kafka_sasl_password_file is not None:
-            return self.kafka_sasl_password_file.read_text(encoding="utf-8").strip()
+            try:
+                return self.kafka_sasl_password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"IOPCARE_KAFKA_SASL_PASSWORD_FILE={self.kafka_sasl_password_file} cannot be "
+                    f"read: {exc.strerror}"
+                ) from exc
         return ""
 
 

@@ -1,0 +1,3 @@
+from iopcare.devtools.kafka.cli import main
+
+raise SystemExit(main())
