@@ -33,6 +33,7 @@ from sqlalchemy import Table
 
 from iopcare.kit import audit, failpoints, logcontext, payloads, signing, topics
 from iopcare.kit.auth import Principal, TokenVerifier
+from iopcare.kit.background import Background
 from iopcare.kit.consumer import EventConsumer, Handler
 from iopcare.kit.db import Database, migrate
 from iopcare.kit.health import LIVENESS, ReadinessProbe, broker_check, database_check
@@ -54,34 +55,24 @@ def _remaining(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
 
 
-class PeriodicTask:
+@dataclass(eq=False)
+class PeriodicTask(Background):
     """A job a service runs every `interval` seconds in its own thread (e.g. re-escalating crisis
     alerts nobody acknowledged). A failure is logged and the job runs again next time: a bug in
     one run must not stop the next."""
 
-    def __init__(self, name: str, interval: float, run: Callable[[], object]) -> None:
-        self.name = name
-        self.interval = interval
-        self.run = run
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    name: str
+    interval: float
+    job: Callable[[], object]
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-        self._thread.start()
+    @property
+    def thread_name(self) -> str:
+        return self.name
 
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
+    def run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.run()
+                self.job()
             except Exception:
                 log.exception(
                     "periodic task %s failed; it runs again in %.0fs", self.name, self.interval
@@ -111,18 +102,19 @@ class ServiceRuntime:
         """The bound port of the metrics endpoint, once started (None: not served)."""
         return self._metrics_server.port if self._metrics_server is not None else None
 
+    def _background(self) -> list[Background]:
+        """The relay, the consumers and the periodic tasks, in the order they start."""
+        relay: list[Background] = [self.relay] if self.relay is not None else []
+        return [*relay, *self.consumers, *self.tasks]
+
     def start(self) -> None:
         if self.metrics is not None and self.metrics_address is not None:
             host, port = self.metrics_address
             self._metrics_server = MetricsServer(self.metrics.registry, host, port)
             log.info("%s metrics on port %d", self.name, self._metrics_server.port)
         self.server.start()
-        if self.relay is not None:
-            self.relay.start()
-        for consumer in self.consumers:
-            consumer.start()
-        for task in self.tasks:
-            task.start()
+        for part in self._background():
+            part.start()
         if self.readiness is not None:
             self.readiness.start()
         log.info("%s serving on port %d", self.name, self.port)
@@ -143,19 +135,12 @@ class ServiceRuntime:
         self.health.enter_graceful_shutdown()
         # The background work stops at once, beside the calls' grace period: none of it needs
         # the calls in flight, and each part checks its stop flag often.
-        for task in self.tasks:
-            task.request_stop()
-        for consumer in self.consumers:
-            consumer.request_stop()
-        if self.relay is not None:
-            self.relay.request_stop()
+        background = self._background()[::-1]  # the tasks first, the relay last
+        for part in background:
+            part.request_stop()
         self.server.stop(grace).wait(_remaining(deadline))
-        for task in self.tasks:
-            task.stop(_remaining(deadline))
-        for consumer in self.consumers:
-            consumer.stop(_remaining(deadline))
-        if self.relay is not None:
-            self.relay.stop(_remaining(deadline))
+        for part in background:
+            part.stop(_remaining(deadline))
         if self._metrics_server is not None:
             self._metrics_server.stop()
         self.db.dispose()
@@ -315,7 +300,7 @@ class Assembly:
             client_options=self.settings.kafka_client_options(),
             # Deployments sharing a cluster (a topic prefix) must not share consumer groups either.
             group_id=f"{self.settings.topic_prefix}{self.service.consumer_group}",
-            topics_=[topics.physical(self.settings.topic_prefix, t) for t in topic_names],
+            topics=[topics.physical(self.settings.topic_prefix, t) for t in topic_names],
             handlers=handlers,
             verifier=self.verifier,
             cipher=self.cipher,
