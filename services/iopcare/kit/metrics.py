@@ -41,6 +41,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import Table, and_, func, select
 
+from iopcare.kit.interceptors import Behavior, HandlerInterceptor
+
 if TYPE_CHECKING:
     from iopcare.kit.consumer import EventConsumer
     from iopcare.kit.db import Database
@@ -253,24 +255,12 @@ class _StateCollector(Collector):
 
 
 # gRPC --------------------------------------------------------------------------------------------
-class RpcMetricsInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class RpcMetricsInterceptor(HandlerInterceptor):
     """Counts and times every call by its final status; outermost, so it sees the status the
     client gets (the error interceptor's mapping included)."""
 
     def __init__(self, metrics: ServiceMetrics) -> None:
         self.metrics = metrics
-
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Any],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        from iopcare.kit.rpc import _wrap_handler
-
-        method = details.method
-        return _wrap_handler(
-            continuation(details), lambda fn, streaming: self._measure(fn, streaming, method)
-        )
 
     def _finish(self, method: str, started: float, context: grpc.ServicerContext, ok: bool) -> None:
         code = _code_name(context, ok)
@@ -278,7 +268,7 @@ class RpcMetricsInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         self.metrics.rpc_requests.labels(service, method, code).inc()
         self.metrics.rpc_duration.labels(service, method).observe(time.monotonic() - started)
 
-    def _measure(self, fn: Callable[..., Any], streaming: bool, method: str) -> Callable[..., Any]:
+    def wrap(self, fn: Behavior, streaming: bool, method: str) -> Behavior:
         if streaming:
 
             def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -242,6 +242,7 @@ def configure_process(level: str = "INFO", service: str = "") -> None:
     sys.setswitchinterval(float(os.environ.get("IOPCARE_GIL_SWITCH_INTERVAL_MS", "1")) / 1000)
 
 
+@dataclass(eq=False)
 class Assembly:
     """The parts every service's composition root builds the same way.
 
@@ -250,45 +251,40 @@ class Assembly:
     consumer settings, the gRPC server with its interceptors, TLS and limits) is decided here once.
     """
 
-    def __init__(
-        self,
-        name: str,
-        settings: Settings,
-        service: ServiceSettings,
-        migrations: Path,
-        outbox: Table,
-    ) -> None:
-        self.name = name
-        self.settings = settings
-        self.service = service
-        self.outbox = outbox
+    name: str
+    settings: Settings
+    service: ServiceSettings
+    migrations: InitVar[Path]
+    outbox: Table
+
+    def __post_init__(self, migrations: Path) -> None:
         # Refuses to start outside development mode without the operator's keys, before
         # anything else is opened (kit.settings.Settings.require_keys).
-        settings.require_keys(audit_key=True)
-        audit.configure(audit.key_for(settings))
-        self.db = open_database(service.database_url, migrations)
-        self.metrics = ServiceMetrics(name)
+        self.settings.require_keys(audit_key=True)
+        audit.configure(audit.key_for(self.settings))
+        self.db = open_database(self.service.database_url, migrations)
+        self.metrics = ServiceMetrics(self.name)
         self.metrics.track_database(self.db)
-        self.metrics.track_outbox(self.db, outbox)
-        self.cipher = payloads.cipher_for(settings)
-        if self.cipher is not None and name not in self.cipher.keys:
+        self.metrics.track_outbox(self.db, self.outbox)
+        self.cipher = payloads.cipher_for(self.settings)
+        if self.cipher is not None and self.name not in self.cipher.keys:
             # Refuse to start rather than have the relay fail on every row it tries to publish.
-            raise RuntimeError(f"event encryption is on but {name}.topic.key is missing")
+            raise RuntimeError(f"event encryption is on but {self.name}.topic.key is missing")
         self.relay = OutboxRelay(
             self.db,
-            outbox,
-            lambda: make_producer(settings, f"iopcare-{name}-relay"),
-            batch_size=settings.relay_batch_size,
-            idle_seconds=settings.relay_idle_seconds,
-            lock_name=name,
-            topic_prefix=settings.topic_prefix,
-            signer=signing.signer_for(settings, name),
+            self.outbox,
+            lambda: make_producer(self.settings, f"iopcare-{self.name}-relay"),
+            batch_size=self.settings.relay_batch_size,
+            idle_seconds=self.settings.relay_idle_seconds,
+            lock_name=self.name,
+            topic_prefix=self.settings.topic_prefix,
+            signer=signing.signer_for(self.settings, self.name),
             cipher=self.cipher,
         )
         self.relay.on_published = self.metrics.observe_publish
         # Loaded at start: a service whose peers' public keys are missing must not start and
         # then dead-letter everything it reads.
-        self.verifier = signing.verifier_for(settings)
+        self.verifier = signing.verifier_for(self.settings)
 
     def consumer(
         self, inbox: Table, topic_names: list[str], handlers: dict[str, Handler]
