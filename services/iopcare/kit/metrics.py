@@ -53,6 +53,19 @@ log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
+def _counter(registry: CollectorRegistry, name: str, doc: str, labels: list[str]) -> Counter:
+    return Counter(name, doc, labels, registry=registry)
+
+
+def _histogram(registry: CollectorRegistry, name: str, doc: str, labels: list[str]) -> Histogram:
+    """A histogram of durations (LATENCY_BUCKETS)."""
+    return Histogram(name, doc, labels, buckets=LATENCY_BUCKETS, registry=registry)
+
+
+def _gauge(registry: CollectorRegistry, name: str, doc: str, labels: list[str]) -> Gauge:
+    return Gauge(name, doc, labels, registry=registry)
+
+
 class MetricsServer:
     """The `/metrics` HTTP endpoint of one registry, in a daemon thread."""
 
@@ -73,50 +86,44 @@ class ServiceMetrics:
         self.service = service
         self.registry = CollectorRegistry()
         r = self.registry
-        self.rpc_requests = Counter(
+        self.rpc_requests = _counter(
+            r,
             "iopcare_rpc_requests",
             "gRPC calls handled, by method and status code",
             ["service", "method", "code"],
-            registry=r,
         )
-        self.rpc_duration = Histogram(
+        self.rpc_duration = _histogram(
+            r,
             "iopcare_rpc_duration_seconds",
             "gRPC call duration (for streams: until the stream ends)",
             ["service", "method"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
         )
-        self.rpc_streams_open = Gauge(
+        self.rpc_streams_open = _gauge(
+            r,
             "iopcare_rpc_streams_open",
             "server-streaming calls in flight (notes WatchThread)",
             ["service", "method"],
-            registry=r,
         )
-        self.relay_publish = Histogram(
+        self.relay_publish = _histogram(
+            r,
             "iopcare_relay_publish_seconds",
             "outbox relay: one batch from send to every acknowledgement",
             ["service"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
         )
-        self.relay_delay = Histogram(
+        self.relay_delay = _histogram(
+            r,
             "iopcare_relay_event_delay_seconds",
             "outbox relay: an event's commit to its acknowledgement on the topic",
             ["service"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
         )
-        self.relay_published = Counter(
-            "iopcare_relay_published",
-            "outbox rows published and acknowledged",
-            ["service"],
-            registry=r,
+        self.relay_published = _counter(
+            r, "iopcare_relay_published", "outbox rows published and acknowledged", ["service"]
         )
-        self.dependency_up = Gauge(
+        self.dependency_up = _gauge(
+            r,
             "iopcare_dependency_up",
             "1 while the dependency answered the last readiness probe (kit.health)",
             ["service", "dependency"],
-            registry=r,
         )
         self._state = _StateCollector(service)
         r.register(self._state)
@@ -321,24 +328,23 @@ class HttpMetrics:
     def __init__(self, name: str = "gateway") -> None:
         self.name = name
         self.registry = CollectorRegistry()
-        self.requests = Counter(
+        self.requests = _counter(
+            self.registry,
             "iopcare_http_requests",
             "REST requests answered, by interaction and status",
             ["service", "interaction", "method", "status"],
-            registry=self.registry,
         )
-        self.duration = Histogram(
+        self.duration = _histogram(
+            self.registry,
             "iopcare_http_request_duration_seconds",
             "REST request duration, by interaction",
             ["service", "interaction", "method"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
         )
-        self.in_flight = Gauge(
+        self.in_flight = _gauge(
+            self.registry,
             "iopcare_http_requests_in_flight",
             "REST requests being served",
             ["service"],
-            registry=self.registry,
         )
 
 

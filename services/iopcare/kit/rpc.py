@@ -51,17 +51,8 @@ OPEN_METHOD_PREFIXES = (
     "/grpc.reflection.v1.ServerReflection/",
 )
 
-_CODES: list[tuple[type[errors.IopcareError], int]] = [
-    (errors.InvalidArgument, code_pb2.INVALID_ARGUMENT),
-    (errors.NotFound, code_pb2.NOT_FOUND),
-    (errors.AlreadyExists, code_pb2.ALREADY_EXISTS),
-    (errors.FailedPrecondition, code_pb2.FAILED_PRECONDITION),
-    (errors.PermissionDenied, code_pb2.PERMISSION_DENIED),
-    (errors.Unauthenticated, code_pb2.UNAUTHENTICATED),
-    (errors.Aborted, code_pb2.ABORTED),
-    (errors.Unavailable, code_pb2.UNAVAILABLE),
-    (errors.ResourceExhausted, code_pb2.RESOURCE_EXHAUSTED),
-]
+#: Each kind of error -> its gRPC status code, which it is named after (kit.errors).
+_CODES = [(kind, code_pb2.Code.Value(kind.reason)) for kind in errors.KINDS]
 
 
 def status_for(error: errors.IopcareError) -> grpc.Status:
