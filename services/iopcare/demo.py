@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
 DEMO_PATIENT_ID = "demo-patient-1"
+
+
+def _concept(system: str, code: str, display: str = "", **more: Any) -> dict[str, Any]:
+    """A CodeableConcept of one coding (with its display, if given), and any other elements."""
+    coding = {"system": system, "code": code, **({"display": display} if display else {})}
+    return {"coding": [coding], **more}
 
 
 def _activity(
@@ -16,10 +23,7 @@ def _activity(
     return {
         "detail": {
             "kind": "Appointment",
-            "code": {
-                "coding": [{"system": SNOMED, "code": code, "display": display}],
-                "text": description,
-            },
+            "code": _concept(SNOMED, code, display, text=description),
             "status": "scheduled",
             "description": description,
             "performer": [{"reference": performer}],
@@ -48,7 +52,7 @@ def demo_care_team(
     def participant(reference: str, role: str) -> dict[str, Any]:
         code, display = TEAM_ROLES[role]
         return {
-            "role": [{"coding": [{"system": SNOMED, "code": code, "display": display}]}],
+            "role": [_concept(SNOMED, code, display)],
             "member": {"reference": reference},
         }
 
@@ -57,15 +61,7 @@ def demo_care_team(
         "status": "active",
         "name": "IOP team A",
         "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://loinc.org",
-                        "code": "LA28865-6",
-                        "display": "Longitudinal care-coordination focused care team",
-                    }
-                ]
-            }
+            _concept(LOINC, "LA28865-6", "Longitudinal care-coordination focused care team")
         ],
         "subject": {"reference": f"Patient/{patient_id}"},
         "participant": [
@@ -85,7 +81,7 @@ def demo_goal(patient_id: str = DEMO_PATIENT_ID) -> dict[str, Any]:
         "subject": {"reference": f"Patient/{patient_id}"},
         "target": [
             {
-                "measure": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
+                "measure": _concept(LOINC, "44261-6"),
                 "detailQuantity": {
                     "value": 10,
                     "comparator": "<",
@@ -118,12 +114,7 @@ def demo_phq9(patient_id: str = DEMO_PATIENT_ID, total: int = 17) -> dict[str, A
     return {
         "resourceType": "Observation",
         "status": "final",
-        "code": {
-            "coding": [
-                {"system": "http://loinc.org", "code": "44261-6", "display": "PHQ-9 total score"}
-            ],
-            "text": "PHQ-9",
-        },
+        "code": _concept(LOINC, "44261-6", "PHQ-9 total score", text="PHQ-9"),
         "subject": {"reference": f"Patient/{patient_id}"},
         "effectiveDateTime": datetime.now(UTC).isoformat(timespec="seconds"),
         "valueQuantity": {
@@ -134,7 +125,7 @@ def demo_phq9(patient_id: str = DEMO_PATIENT_ID, total: int = 17) -> dict[str, A
         },
         "component": [
             {
-                "code": {"coding": [{"system": "http://loinc.org", "code": "44260-8"}]},
+                "code": _concept(LOINC, "44260-8"),
                 "valueInteger": 0,
             }
         ],
@@ -151,14 +142,7 @@ def demo_monitoring(patient_id: str = DEMO_PATIENT_ID) -> list[dict[str, Any]]:
             "resourceType": "Observation",
             "status": "final",
             "category": [
-                {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                            "code": category,
-                        }
-                    ]
-                }
+                _concept("http://terminology.hl7.org/CodeSystem/observation-category", category)
             ],
             "code": code,
             "subject": {"reference": f"Patient/{patient_id}"},
@@ -166,44 +150,37 @@ def demo_monitoring(patient_id: str = DEMO_PATIENT_ID) -> list[dict[str, Any]]:
             **value,
         }
 
-    def loinc(code: str, display: str) -> dict[str, Any]:
-        return {"coding": [{"system": "http://loinc.org", "code": code, "display": display}]}
-
     def quantity(value: float, unit: str) -> dict[str, Any]:
         return {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
 
     return [
         observation(
             "vital-signs",
-            {**loinc("85354-9", "Blood pressure panel"), "text": "Blood pressure"},
+            _concept(LOINC, "85354-9", "Blood pressure panel", text="Blood pressure"),
             component=[
                 {
-                    "code": loinc("8480-6", "Systolic blood pressure"),
+                    "code": _concept(LOINC, "8480-6", "Systolic blood pressure"),
                     "valueQuantity": quantity(138, "mm[Hg]"),
                 },
                 {
-                    "code": loinc("8462-4", "Diastolic blood pressure"),
+                    "code": _concept(LOINC, "8462-4", "Diastolic blood pressure"),
                     "valueQuantity": quantity(88, "mm[Hg]"),
                 },
             ],
         ),
         observation(
             "vital-signs",
-            {**loinc("8867-4", "Heart rate"), "text": "Heart rate"},
+            _concept(LOINC, "8867-4", "Heart rate", text="Heart rate"),
             valueQuantity=quantity(92, "/min"),
         ),
         observation(
             "survey",
-            {
-                "coding": [
-                    {
-                        "system": "https://iopcare.org/fhir/CodeSystem/measure",
-                        "code": "ciwa-ar-total",
-                        "display": "CIWA-Ar total score",
-                    }
-                ],
-                "text": "CIWA-Ar",
-            },
+            _concept(
+                "https://iopcare.org/fhir/CodeSystem/measure",
+                "ciwa-ar-total",
+                "CIWA-Ar total score",
+                text="CIWA-Ar",
+            ),
             valueQuantity=quantity(6, "{score}"),
         ),
     ]
@@ -296,14 +273,7 @@ def demo_care_plan(
         "intent": "plan",
         "title": "Adult IOP: depression with alcohol use disorder",
         "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://hl7.org/fhir/us/core/CodeSystem/careplan-category",
-                        "code": "assess-plan",
-                    }
-                ]
-            }
+            _concept("http://hl7.org/fhir/us/core/CodeSystem/careplan-category", "assess-plan")
         ],
         "text": {
             "status": "generated",
@@ -352,23 +322,10 @@ def _handoff_condition(patient: str, code: str, display: str, labelled: bool) ->
     """An active ICD-10-CM diagnosis of the hand-over's patient; SUD-labelled if `labelled`."""
     resource: dict[str, Any] = {
         "resourceType": "Condition",
-        "clinicalStatus": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                    "code": "active",
-                }
-            ]
-        },
-        "code": {
-            "coding": [
-                {
-                    "system": "http://hl7.org/fhir/sid/icd-10-cm",
-                    "code": code,
-                    "display": display,
-                }
-            ]
-        },
+        "clinicalStatus": _concept(
+            "http://terminology.hl7.org/CodeSystem/condition-clinical", "active"
+        ),
+        "code": _concept("http://hl7.org/fhir/sid/icd-10-cm", code, display),
         "subject": {"reference": patient},
     }
     if labelled:
@@ -400,14 +357,12 @@ def demo_handoff_bundle() -> dict[str, Any]:
             "meta": {"security": [_SUD_LABEL]},
             "status": "active",
             "intent": "order",
-            "medicationCodeableConcept": {
-                "coding": [{"system": rxnorm, "code": "1483744", "display": "naltrexone 50 MG"}]
-            },
+            "medicationCodeableConcept": _concept(rxnorm, "1483744", "naltrexone 50 MG"),
             "subject": {"reference": patient},
         },
         {
             "resourceType": "AllergyIntolerance",
-            "code": {"coding": [{"system": rxnorm, "code": "7980", "display": "penicillin G"}]},
+            "code": _concept(rxnorm, "7980", "penicillin G"),
             "patient": {"reference": patient},
         },
         {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,7 @@ from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.demo import (
     DEMO_PATIENT_ID,
-    demo_care_plan_json,
+    demo_care_plan,
     demo_care_team,
     demo_episode,
     demo_goal,
@@ -62,6 +63,24 @@ def run_demo(addresses: dict[str, str], gateway_url: str, settings: Settings, to
     )
 
 
+def _call(rpc: Callable[..., Any], request: Any, token: str) -> Any:
+    """One call of the demo, as the bearer of `token`, answered within ten seconds."""
+    return rpc(request, metadata=bearer(token), timeout=10)
+
+
+def _create(
+    rpc: Callable[..., Any],
+    request_type: Callable[..., Any],
+    request_id: str,
+    resource: dict[str, Any],
+    token: str,
+) -> Any:
+    """A create call of the demo. Its request id is fixed: running the demo again shows the same
+    records, not twins."""
+    request = request_type(request_id=request_id, fhir_json=json.dumps(resource))
+    return _call(rpc, request, token)
+
+
 def load_demo(
     addresses: dict[str, str], token: str, case_manager_token: str, admin_token: str, zone: str
 ) -> None:
@@ -77,7 +96,8 @@ def _open_psychiatrist_calendar(addresses: dict[str, str], case_manager_token: s
     with grpc.insecure_channel(addresses["scheduling"]) as channel:
         # The case manager opens the psychiatrist's calendar (weekdays 08:00-17:00, intakes and
         # visits): where the intake of a patient handed over by an inpatient unit is booked.
-        sc_grpc.SchedulingServiceStub(channel).CreateSchedule(
+        _call(
+            sc_grpc.SchedulingServiceStub(channel).CreateSchedule,
             sc.CreateScheduleRequest(
                 request_id="demo-calendar-psychiatrist",
                 schedule=sc.Schedule(
@@ -91,8 +111,7 @@ def _open_psychiatrist_calendar(addresses: dict[str, str], case_manager_token: s
                     ],
                 ),
             ),
-            metadata=bearer(case_manager_token),
-            timeout=10,
+            case_manager_token,
         )
 
 
@@ -103,20 +122,12 @@ def _enrol_demo_patient(
     with grpc.insecure_channel(addresses["careplan"]) as channel:
         stub = pb_grpc.CarePlanServiceStub(channel)
         episode, team = _open_episode(stub, token, case_manager_token, admin_token)
-        goal = stub.CreateGoal(
-            pb.CreateGoalRequest(request_id="demo-goal-1", fhir_json=json.dumps(demo_goal())),
-            metadata=bearer(token),
-            timeout=10,
+        goal = _create(
+            stub.CreateGoal, pb.CreateGoalRequest, "demo-goal-1", demo_goal(), token
         ).goal
-        plan = stub.CreateCarePlan(
-            pb.CreateCarePlanRequest(
-                request_id="demo-plan-1",
-                fhir_json=demo_care_plan_json(
-                    team_id=team.id, goal_id=goal.id, episode_id=episode.id
-                ),
-            ),
-            metadata=bearer(token),
-            timeout=10,
+        resource = demo_care_plan(team_id=team.id, goal_id=goal.id, episode_id=episode.id)
+        plan = _create(
+            stub.CreateCarePlan, pb.CreateCarePlanRequest, "demo-plan-1", resource, token
         ).care_plan
         _record_demo_measures(stub, token)
     print(
@@ -135,24 +146,24 @@ def _open_episode(
     # the episode naming them); that assignment is what lets the case manager enrol the
     # patient's first team, and membership is what lets the psychiatrist write the plan.
     # Fixed request ids: running the demo again shows the same records, not twins.
-    episode = stub.CreateEpisode(
-        pb.CreateEpisodeRequest(request_id="demo-episode-1", fhir_json=json.dumps(demo_episode())),
-        metadata=bearer(admin_token),
-        timeout=10,
+    episode = _create(
+        stub.CreateEpisode, pb.CreateEpisodeRequest, "demo-episode-1", demo_episode(), admin_token
     ).episode
-    team = stub.CreateCareTeam(
-        pb.CreateCareTeamRequest(request_id="demo-team-1", fhir_json=json.dumps(demo_care_team())),
-        metadata=bearer(case_manager_token),
-        timeout=10,
+    team = _create(
+        stub.CreateCareTeam,
+        pb.CreateCareTeamRequest,
+        "demo-team-1",
+        demo_care_team(),
+        case_manager_token,
     ).care_team
     print(f"careplan holds CareTeam/{team.id} ({team.status}) for Patient/{team.patient_id}")
     if episode.status == "planned":
-        episode = stub.AdmitPatient(
+        episode = _call(
+            stub.AdmitPatient,
             pb.AdmitPatientRequest(
                 id=episode.id, expected_version=episode.version, reason="intake assessment done"
             ),
-            metadata=bearer(token),
-            timeout=10,
+            token,
         ).episode
     print(
         f"careplan holds EpisodeOfCare/{episode.id} ({episode.status}, level of care "
@@ -163,19 +174,10 @@ def _open_episode(
 
 def _record_demo_measures(stub: Any, token: str) -> None:
     """The intake PHQ-9, then the physician's first vitals and CIWA-Ar."""
-    stub.RecordMeasure(
-        pb.RecordMeasureRequest(request_id="demo-phq9-1", fhir_json=json.dumps(demo_phq9())),
-        metadata=bearer(token),
-        timeout=10,
-    )
+    _create(stub.RecordMeasure, pb.RecordMeasureRequest, "demo-phq9-1", demo_phq9(), token)
     for n, observation in enumerate(demo_monitoring()):
-        stub.RecordMeasure(
-            pb.RecordMeasureRequest(
-                request_id=f"demo-monitoring-{n}", fhir_json=json.dumps(observation)
-            ),
-            metadata=bearer(token),
-            timeout=10,
-        )
+        request_id = f"demo-monitoring-{n}"
+        _create(stub.RecordMeasure, pb.RecordMeasureRequest, request_id, observation, token)
 
 
 def _wait_for_events(addresses: dict[str, str], token: str, plan_id: str) -> None:
@@ -186,10 +188,8 @@ def _wait_for_events(addresses: dict[str, str], token: str, plan_id: str) -> Non
         notes = notes_grpc.NotesServiceStub(channel)
         while time.monotonic() < deadline:
             try:
-                thread = notes.ListThread(
-                    notes_pb.ListThreadRequest(patient_id=DEMO_PATIENT_ID),
-                    metadata=bearer(token),
-                    timeout=10,
+                thread = _call(
+                    notes.ListThread, notes_pb.ListThreadRequest(patient_id=DEMO_PATIENT_ID), token
                 ).messages
             except grpc.RpcError as exc:
                 # notes learns the team from careplan's events; until then it refuses.
@@ -203,10 +203,8 @@ def _wait_for_events(addresses: dict[str, str], token: str, plan_id: str) -> Non
     with grpc.insecure_channel(addresses["careplan"]) as channel:
         careplan = pb_grpc.CarePlanServiceStub(channel)
         while time.monotonic() < deadline:
-            view = careplan.GetPatientPlan(
-                pb.GetPatientPlanRequest(patient_id=DEMO_PATIENT_ID),
-                metadata=bearer(token),
-                timeout=10,
+            view = _call(
+                careplan.GetPatientPlan, pb.GetPatientPlanRequest(patient_id=DEMO_PATIENT_ID), token
             )
             if view.upcoming_sessions and len(view.latest_notes) >= 2:
                 break
@@ -216,25 +214,17 @@ def _wait_for_events(addresses: dict[str, str], token: str, plan_id: str) -> Non
 def print_patient(addresses: dict[str, str], token: str, patient_id: str, zone: str) -> None:
     """What scheduling, notes and careplan each hold of the patient."""
     with grpc.insecure_channel(addresses["scheduling"]) as channel:
-        appointments = (
-            sc_grpc.SchedulingServiceStub(channel)
-            .ListAppointments(
-                sc.ListAppointmentsRequest(patient_id=patient_id, page_size=100),
-                metadata=bearer(token),
-                timeout=10,
-            )
-            .appointments
-        )
+        appointments = _call(
+            sc_grpc.SchedulingServiceStub(channel).ListAppointments,
+            sc.ListAppointmentsRequest(patient_id=patient_id, page_size=100),
+            token,
+        ).appointments
     with grpc.insecure_channel(addresses["notes"]) as channel:
-        messages = (
-            notes_grpc.NotesServiceStub(channel)
-            .ListThread(
-                notes_pb.ListThreadRequest(patient_id=patient_id),
-                metadata=bearer(token),
-                timeout=10,
-            )
-            .messages
-        )
+        messages = _call(
+            notes_grpc.NotesServiceStub(channel).ListThread,
+            notes_pb.ListThreadRequest(patient_id=patient_id),
+            token,
+        ).messages
     print(f"\nscheduling holds {len(appointments)} proposed sessions for Patient/{patient_id}")
     print(f"(times in the program's zone, {zone}):")
     for a in appointments:
@@ -250,9 +240,8 @@ def print_patient(addresses: dict[str, str], token: str, patient_id: str, zone: 
 
 def _print_care_plan_view(addresses: dict[str, str], token: str, patient_id: str) -> None:
     with grpc.insecure_channel(addresses["careplan"]) as channel:
-        view = pb_grpc.CarePlanServiceStub(channel).GetPatientPlan(
-            pb.GetPatientPlanRequest(patient_id=patient_id), metadata=bearer(token), timeout=10
-        )
+        stub = pb_grpc.CarePlanServiceStub(channel)
+        view = _call(stub.GetPatientPlan, pb.GetPatientPlanRequest(patient_id=patient_id), token)
     print("\ncareplan's holistic view of the patient (GetPatientPlan, one call):")
     print(f"  stay: {view.episode.status}, level of care {view.episode.clinical_level}")
     print(f"  plan: {json.loads(view.care_plan.fhir_json).get('title')} ({view.care_plan.status})")

@@ -24,11 +24,11 @@ import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from iopcare.devtools import downloads
 from iopcare.devtools.kafka import free_port, repo_root
+from iopcare.devtools.lifetime import StartStop, log_tail
 
 __all__ = ["KEYCLOAK_VERSION", "Keycloak", "KeycloakError", "ensure_keycloak"]
 
@@ -85,7 +85,7 @@ def _download(version: str, staging: Path) -> Path:
     return unpacked
 
 
-class Keycloak:
+class Keycloak(StartStop):
     """One ``kc.sh start-dev`` process on a free port, with ``realm`` (a realm representation)
     created through the admin REST API."""
 
@@ -203,10 +203,7 @@ class Keycloak:
         raise KeycloakError(f"Keycloak not ready after {self.start_timeout}s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return log_tail(self._log_path, lines)
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -220,18 +217,6 @@ class Keycloak:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
-
-    def __enter__(self) -> Keycloak:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iopcare.devtools.lifetime import die_with_parent
+from iopcare.devtools.lifetime import die_with_parent, log_tail
 from iopcare.kit import files
 from iopcare.kit.rpc import wait_serving
 
@@ -107,10 +107,7 @@ class ServiceProcess:
         return True
 
     def tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return log_tail(self.log_file, lines)
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import Connection, Table, insert, select
 
@@ -95,61 +95,52 @@ def verify(conn: Connection, audit: Table, key: bytes) -> tuple[list[int], int]:
     return altered, unsealed
 
 
-def record(
-    conn: Connection,
-    audit: Table,
-    principal: Principal,
-    action: str,
-    *,
-    resource: str | None,
-    patient_id: str | None,
-    outcome: str = SUCCESS,
-    detail: str | None = None,
-) -> None:
-    values: dict[str, Any] = {
+class Entry(TypedDict, total=False):
+    """What an audit row says besides who acted and how: the resource (e.g. `CarePlan/p1`, or an
+    operation's name) and its patient, what came of it and why (a refusal's reason)."""
+
+    resource: Required[str | None]
+    patient_id: Required[str | None]
+    outcome: str
+    detail: str | None
+
+
+def row(principal: Principal, action: str, **entry: Unpack[Entry]) -> dict[str, Any]:
+    """The content of an audit row of `principal` doing `action` now (outcome: SUCCESS unless
+    said otherwise)."""
+    return {
         "time": datetime.now(UTC),
         "principal": principal.subject,
         "role": principal.role,
         "action": action,
-        "resource": resource,
-        "patient_id": patient_id,
-        "outcome": outcome,
-        "detail": detail,
+        "resource": entry["resource"],
+        "patient_id": entry["patient_id"],
+        "outcome": entry.get("outcome", SUCCESS),
+        "detail": entry.get("detail"),
     }
-    record_rows(conn, audit, [values])
+
+
+def record(
+    conn: Connection, audit: Table, principal: Principal, action: str, **entry: Unpack[Entry]
+) -> None:
+    """Audits in the caller's transaction (a write: its row commits with the change or not at
+    all)."""
+    record_rows(conn, audit, [row(principal, action, **entry)])
 
 
 def record_rows(conn: Connection, audit: Table, rows: list[dict[str, Any]]) -> None:
     """Inserts prepared audit rows (e.g. one per search hit), each sealed."""
-    sealed = [{**row, "seal": seal(_key, row) if _key is not None else None} for row in rows]
+    sealed = [{**one, "seal": seal(_key, one) if _key is not None else None} for one in rows]
     conn.execute(insert(audit), sealed)
 
 
 def record_separately(
-    db: Database,
-    audit: Table,
-    principal: Principal,
-    action: str,
-    *,
-    resource: str | None,
-    patient_id: str | None,
-    outcome: str = SUCCESS,
-    detail: str | None = None,
+    db: Database, audit: Table, principal: Principal, action: str, **entry: Unpack[Entry]
 ) -> None:
     """Audits a read or a refusal outside the request's own transaction: returns once the row has
     committed (or raises why it could not), in a transaction shared with the rows of concurrent
     requests (`GroupCommit`)."""
-    values: dict[str, Any] = {
-        "time": datetime.now(UTC),
-        "principal": principal.subject,
-        "role": principal.role,
-        "action": action,
-        "resource": resource,
-        "patient_id": patient_id,
-        "outcome": outcome,
-        "detail": detail,
-    }
-    group_commit(db, audit).write(values)
+    group_commit(db, audit).write(row(principal, action, **entry))
 
 
 class _Waiting:

@@ -22,12 +22,11 @@ parsed, so an attacker's bytes never reach the FHIR parser.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +37,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from iopcare.kit import logcontext, topics, tracing
+from iopcare.kit.background import Background
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import Aborted, Unavailable
 from iopcare.kit.events import PoisonMessage, ReceivedEvent, from_kafka
@@ -85,62 +85,38 @@ class _Retry(Exception):
     """Stop this partition at the current record and retry it after a pause."""
 
 
-class EventConsumer:
+@dataclass(eq=False)
+class EventConsumer(Background):
     """Consumes topics for one service; `handlers` maps a `ce_type` to its effect."""
 
-    def __init__(
-        self,
-        db: Database,
-        inbox: Table,
-        *,
-        name: str,
-        client_options: dict[str, Any],
-        group_id: str,
-        topics_: list[str],
-        handlers: dict[str, Handler],
-        verifier: EventVerifier | None,
-        cipher: PayloadCipher | None = None,
-        max_attempts: int = 3,
-        max_message_bytes: int = 1024 * 1024,
-        on_applied: Callable[[ReceivedEvent], None] | None = None,
-    ) -> None:
-        self.db = db
-        self.inbox = inbox
-        self.name = name
-        #: Connection and security options of every client (Settings.kafka_client_options).
-        self.client_options = client_options
-        #: None only where no record can come from outside (never in a service process).
-        self.verifier = verifier
-        #: Topic keys to decrypt encrypted values (kit.payloads).
-        self.cipher = cipher
-        self.max_message_bytes = max_message_bytes
-        self.group_id = group_id
-        self.topics = topics_
-        self.handlers = handlers
-        self.max_attempts = max_attempts
-        self.on_applied = on_applied
-        self.stats = ConsumerStats()
-        #: Records not yet handled per (topic, partition), as of the last fetch (kit.metrics).
-        self.lag: dict[tuple[str, int], int] = {}
+    db: Database
+    inbox: Table
+    _: KW_ONLY
+    name: str
+    #: Connection and security options of every client (Settings.kafka_client_options).
+    client_options: dict[str, Any]
+    group_id: str
+    topics: list[str]
+    handlers: dict[str, Handler]
+    #: None only where no record can come from outside (never in a service process).
+    verifier: EventVerifier | None
+    #: Topic keys to decrypt encrypted values (kit.payloads).
+    cipher: PayloadCipher | None = None
+    max_attempts: int = 3
+    max_message_bytes: int = 1024 * 1024
+    on_applied: Callable[[ReceivedEvent], None] | None = None
+    stats: ConsumerStats = field(default_factory=ConsumerStats, init=False)
+    #: Records not yet handled per (topic, partition), as of the last fetch (kit.metrics).
+    lag: dict[tuple[str, int], int] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
         self._attempts: dict[tuple[str, int, int], int] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._consumer: KafkaConsumer | None = None
         self._dlq: KafkaProducer | None = None
 
-    # Lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name=f"consumer-{self.name}", daemon=True)
-        self._thread.start()
-
-    def request_stop(self) -> None:
-        """Stops the consumer between two records (see `stop`), without waiting."""
-        self._stop.set()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    @property
+    def thread_name(self) -> str:
+        return f"consumer-{self.name}"
 
     def run(self) -> None:
         backoff = 0.2

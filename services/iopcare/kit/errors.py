@@ -9,6 +9,7 @@ responses.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -20,10 +21,23 @@ class FieldViolation:
     description: str
 
 
+def _upper_snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
+
+
 class IopcareError(Exception):
-    """Base of every error the services raise on purpose."""
+    """Base of every error the services raise on purpose.
+
+    Each kind's `reason` is its name in UPPER_SNAKE (`NotFound`: `NOT_FOUND`) unless the class
+    sets its own; the kinds directly below this one are named after the gRPC status code they
+    map to (kit.rpc)."""
 
     reason: str = "IOPCARE_ERROR"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "reason" not in cls.__dict__:
+            cls.reason = _upper_snake(cls.__name__)
 
     def __init__(self, message: str, *, reason: str | None = None, **metadata: str) -> None:
         super().__init__(message)
@@ -35,8 +49,6 @@ class IopcareError(Exception):
 
 class InvalidArgument(IopcareError):
     """The request itself is wrong; retrying it unchanged cannot succeed."""
-
-    reason = "INVALID_ARGUMENT"
 
     def __init__(
         self,
@@ -53,23 +65,17 @@ class InvalidArgument(IopcareError):
 class NotFound(IopcareError):
     """No such resource, or one the caller may not know exists (same answer on purpose)."""
 
-    reason = "NOT_FOUND"
-
 
 class AlreadyExists(IopcareError):
-    reason = "ALREADY_EXISTS"
+    """A resource with this identity exists already."""
 
 
 class FailedPrecondition(IopcareError):
     """The system is not in the state the request needs (a stale version, a plan not ready)."""
 
-    reason = "FAILED_PRECONDITION"
-
 
 class StaleVersion(FailedPrecondition):
     """An update carried an expected version that is no longer current; nothing was written."""
-
-    reason = "STALE_VERSION"
 
     def __init__(self, resource: str, expected: int, current: int) -> None:
         super().__init__(
@@ -82,29 +88,37 @@ class StaleVersion(FailedPrecondition):
 
 
 class PermissionDenied(IopcareError):
-    reason = "PERMISSION_DENIED"
+    """The caller may not do this (or see this patient)."""
 
 
 class Unauthenticated(IopcareError):
-    reason = "UNAUTHENTICATED"
+    """The call carries no valid credentials."""
 
 
 class Aborted(IopcareError):
     """A database conflict worth retrying (serialization failure, lost race on a unique key)."""
 
-    reason = "ABORTED"
-
 
 class Unavailable(IopcareError):
     """A dependency (database, broker) cannot be reached right now; retry later."""
-
-    reason = "UNAVAILABLE"
 
 
 class ResourceExhausted(IopcareError):
     """The request is too large or too costly to process."""
 
-    reason = "RESOURCE_EXHAUSTED"
+
+#: The kinds of error, one per gRPC status code a request can fail with on purpose.
+KINDS: tuple[type[IopcareError], ...] = (
+    InvalidArgument,
+    NotFound,
+    AlreadyExists,
+    FailedPrecondition,
+    PermissionDenied,
+    Unauthenticated,
+    Aborted,
+    Unavailable,
+    ResourceExhausted,
+)
 
 
 @dataclass

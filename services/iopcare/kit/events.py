@@ -9,7 +9,6 @@ in order (docs/events.md).
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -18,11 +17,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert, text
 
-from iopcare.kit import fhir
+from iopcare.kit import fhir, logcontext
 from iopcare.kit.db import as_utc
 
 SPECVERSION = "1.0"
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 _REQUIRED_HEADERS = ("ce_id", "ce_type", "ce_source", "ce_specversion", "ce_time", "ce_subject")
 #: Longest accepted value of each attribute (the inbox and outbox columns' sizes).
 _MAX_LENGTH = {"ce_id": 64, "ce_type": 200, "ce_source": 200, "ce_subject": 400, "key": 64}
@@ -44,13 +42,14 @@ def child_traceparent(parent: str | None) -> str:
     """A traceparent in the same trace as `parent` (a new trace when there is none): the current
     span's, when it belongs to that trace (a consumer's span, kit.tracing), so the next hop hangs
     from a span that is recorded."""
-    if parent and _TRACEPARENT.match(parent):
+    trace = logcontext.trace_id_in(parent)
+    if trace:
         from iopcare.kit import tracing
 
         current = tracing.current_traceparent()
-        if current and current[3:35] == parent[3:35]:
+        if current and current[3:35] == trace:
             return current
-        return f"00-{parent[3:35]}-{secrets.token_hex(8)}-01"
+        return f"00-{trace}-{secrets.token_hex(8)}-01"
     return new_traceparent()
 
 
@@ -163,6 +162,19 @@ def from_kafka(
     return ReceivedEvent(event, resource, topic, partition, offset)
 
 
+#: The outbox's columns (besides its id, topic and sending state) -> the Event fields they hold.
+_OUTBOX_COLUMNS = {
+    "event_id": "id",
+    "key": "key",
+    "event_type": "type",
+    "source": "source",
+    "subject": "subject",
+    "time": "time",
+    "traceparent": "traceparent",
+    "content_type": "content_type",
+    "payload": "data",
+}
+
 #: Namespace of the per-key transaction locks below (pg_advisory_xact_lock(int, int)).
 _OUTBOX_LOCK_SPACE = 0x10C
 
@@ -182,31 +194,12 @@ def append_to_outbox(conn: Connection, outbox: Table, topic: str, event: Event) 
             text("SELECT pg_advisory_xact_lock(:space, :key)"),
             {"space": _OUTBOX_LOCK_SPACE, "key": int.from_bytes(digest, "big", signed=True)},
         )
-    conn.execute(
-        insert(outbox).values(
-            event_id=event.id,
-            topic=topic,
-            key=event.key,
-            event_type=event.type,
-            source=event.source,
-            subject=event.subject,
-            time=event.time,
-            traceparent=event.traceparent,
-            content_type=event.content_type,
-            payload=event.data,
-        )
-    )
+    columns = {column: getattr(event, name) for column, name in _OUTBOX_COLUMNS.items()}
+    conn.execute(insert(outbox).values(topic=topic, **columns))
 
 
 def event_from_outbox_row(row: Any) -> Event:
-    return Event(
-        type=row.event_type,
-        source=row.source,
-        subject=row.subject,
-        key=row.key,
-        data=row.payload,
-        id=row.event_id,
-        time=as_utc(row.time),
-        traceparent=row.traceparent or new_traceparent(),
-        content_type=row.content_type,
-    )
+    fields = {name: getattr(row, column) for column, name in _OUTBOX_COLUMNS.items()}
+    fields["time"] = as_utc(row.time)
+    fields["traceparent"] = row.traceparent or new_traceparent()
+    return Event(**fields)

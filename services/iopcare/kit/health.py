@@ -17,13 +17,14 @@ stays NOT_SERVING.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from grpc_health.v1 import health, health_pb2
 from sqlalchemy import text
 
+from iopcare.kit.background import Background
 from iopcare.kit.db import Database
 
 log = logging.getLogger(__name__)
@@ -84,38 +85,25 @@ def broker_check(client_options: dict[str, Any], client_id: str, timeout: float 
     return BrokerCheck(client_options, client_id, timeout)
 
 
-class ReadinessProbe:
+@dataclass(eq=False)
+class ReadinessProbe(Background):
     """Sets the health status of `names` from `checks` (dependency name -> check)."""
 
-    def __init__(
-        self,
-        servicer: health.HealthServicer,
-        names: Sequence[str],
-        checks: dict[str, Check],
-        interval: float = 2.0,
-        on_result: Callable[[str, bool], None] | None = None,
-    ) -> None:
-        self.servicer = servicer
-        self.names = list(names)
-        self.checks = checks
-        self.interval = interval
-        self.on_result = on_result
-        self.ready = True
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    servicer: health.HealthServicer
+    names: Sequence[str]
+    checks: dict[str, Check]
+    interval: float = 2.0
+    on_result: Callable[[str, bool], None] | None = None
+    ready: bool = field(default=True, init=False)
+    thread_name = "readiness"
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="readiness", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def stop(self, timeout: float = 5.0) -> bool:
+        ended = super().stop(timeout)
         for check in self.checks.values():
             close = getattr(check, "close", None)
             if close is not None:
                 close()
+        return ended
 
     def probe(self) -> bool:
         """Runs every check once and sets the health status; returns whether all passed."""
@@ -145,7 +133,7 @@ class ReadinessProbe:
             self.servicer.set(name, status)
         return ready
 
-    def _loop(self) -> None:
+    def run(self) -> None:
         while not self._stop.is_set():
             try:
                 self.probe()

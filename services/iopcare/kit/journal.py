@@ -21,11 +21,12 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import Table
 
 from iopcare.kit import audit as audit_trail
+from iopcare.kit.audit import Entry
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.events import Event, append_to_outbox, child_traceparent
@@ -116,54 +117,20 @@ class Journal:
         return event
 
     def audit(
-        self,
-        uow: UnitOfWork,
-        principal: Principal,
-        action: str,
-        *,
-        resource: str | None,
-        patient_id: str | None,
-        outcome: str = audit_trail.SUCCESS,
-        detail: str | None = None,
+        self, uow: UnitOfWork, principal: Principal, action: str, **entry: Unpack[Entry]
     ) -> None:
         """The audit row of a write, in `uow`'s transaction (it commits with the change)."""
-        audit_trail.record(
-            uow.conn,
-            self.audit_log,
-            principal,
-            action,
-            resource=resource,
-            patient_id=patient_id,
-            outcome=outcome,
-            detail=detail,
-        )
+        audit_trail.record(uow.conn, self.audit_log, principal, action, **entry)
 
     def audit_rows(self, uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
         """Prepared audit rows (e.g. one per item touched), in `uow`'s transaction."""
         audit_trail.record_rows(uow.conn, self.audit_log, rows)
 
     def audit_separately(
-        self,
-        db: Database,
-        principal: Principal,
-        action: str,
-        *,
-        resource: str | None,
-        patient_id: str | None,
-        outcome: str = audit_trail.SUCCESS,
-        detail: str | None = None,
+        self, db: Database, principal: Principal, action: str, **entry: Unpack[Entry]
     ) -> None:
         """The audit row of a read or a refusal, in a transaction of its own."""
-        audit_trail.record_separately(
-            db,
-            self.audit_log,
-            principal,
-            action,
-            resource=resource,
-            patient_id=patient_id,
-            outcome=outcome,
-            detail=detail,
-        )
+        audit_trail.record_separately(db, self.audit_log, principal, action, **entry)
 
     def refusals(
         self,

@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
 import grpc
+
+from iopcare.kit.interceptors import Behavior, HandlerInterceptor, within
 
 request_id: ContextVar[str] = ContextVar("iopcare_request_id", default="")
 trace_id: ContextVar[str] = ContextVar("iopcare_trace_id", default="")
@@ -27,10 +29,16 @@ _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
 
-def trace_id_of(traceparent: str | None) -> str:
-    """The trace id of a W3C traceparent ("" if it is not one)."""
-    match = _TRACEPARENT.match((traceparent or "").strip().lower())
+def trace_id_in(traceparent: str | None) -> str:
+    """The trace id of a well-formed W3C traceparent, to the letter ("" if it is not one)."""
+    match = _TRACEPARENT.match(traceparent or "")
     return match.group(1) if match else ""
+
+
+def trace_id_of(traceparent: str | None) -> str:
+    """The trace id of a W3C traceparent received from a caller, forgiving surrounding blanks
+    and upper case ("" if it is not one)."""
+    return trace_id_in((traceparent or "").strip().lower())
 
 
 @contextlib.contextmanager
@@ -89,24 +97,12 @@ def _call(method: str, context: grpc.ServicerContext, request: Any) -> Iterator[
         yield
 
 
-class LogContextInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class LogContextInterceptor(HandlerInterceptor):
     """Binds each call's request id and trace id while its handler runs."""
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Any],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        from iopcare.kit.rpc import _wrap_handler
-
-        method = details.method
-        return _wrap_handler(
-            continuation(details), lambda fn, streaming: _bind(fn, streaming, method)
-        )
-
-
-def _bind(fn: Callable[..., Any], streaming: bool, method: str) -> Callable[..., Any]:
-    if streaming:
+    def wrap(self, fn: Behavior, streaming: bool, method: str) -> Behavior:
+        if not streaming:
+            return within(fn, False, lambda request, context: _call(method, context, request))
 
         def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             # Streams (WatchThread) get their log ids but no span: they may stay open for hours.
@@ -122,9 +118,3 @@ def _bind(fn: Callable[..., Any], streaming: bool, method: str) -> Callable[...,
                 yield item
 
         return stream
-
-    def unary(request: Any, context: grpc.ServicerContext) -> Any:
-        with _call(method, context, request):
-            return fn(request, context)
-
-    return unary

@@ -41,6 +41,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import Table, and_, func, select
 
+from iopcare.kit.interceptors import Behavior, HandlerInterceptor
+
 if TYPE_CHECKING:
     from iopcare.kit.consumer import EventConsumer
     from iopcare.kit.db import Database
@@ -49,6 +51,19 @@ log = logging.getLogger(__name__)
 
 #: Buckets for calls and publishes: a millisecond to half a minute.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+def _counter(registry: CollectorRegistry, name: str, doc: str, labels: list[str]) -> Counter:
+    return Counter(name, doc, labels, registry=registry)
+
+
+def _histogram(registry: CollectorRegistry, name: str, doc: str, labels: list[str]) -> Histogram:
+    """A histogram of durations (LATENCY_BUCKETS)."""
+    return Histogram(name, doc, labels, buckets=LATENCY_BUCKETS, registry=registry)
+
+
+def _gauge(registry: CollectorRegistry, name: str, doc: str, labels: list[str]) -> Gauge:
+    return Gauge(name, doc, labels, registry=registry)
 
 
 class MetricsServer:
@@ -71,50 +86,44 @@ class ServiceMetrics:
         self.service = service
         self.registry = CollectorRegistry()
         r = self.registry
-        self.rpc_requests = Counter(
+        self.rpc_requests = _counter(
+            r,
             "iopcare_rpc_requests",
             "gRPC calls handled, by method and status code",
             ["service", "method", "code"],
-            registry=r,
         )
-        self.rpc_duration = Histogram(
+        self.rpc_duration = _histogram(
+            r,
             "iopcare_rpc_duration_seconds",
             "gRPC call duration (for streams: until the stream ends)",
             ["service", "method"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
         )
-        self.rpc_streams_open = Gauge(
+        self.rpc_streams_open = _gauge(
+            r,
             "iopcare_rpc_streams_open",
             "server-streaming calls in flight (notes WatchThread)",
             ["service", "method"],
-            registry=r,
         )
-        self.relay_publish = Histogram(
+        self.relay_publish = _histogram(
+            r,
             "iopcare_relay_publish_seconds",
             "outbox relay: one batch from send to every acknowledgement",
             ["service"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
         )
-        self.relay_delay = Histogram(
+        self.relay_delay = _histogram(
+            r,
             "iopcare_relay_event_delay_seconds",
             "outbox relay: an event's commit to its acknowledgement on the topic",
             ["service"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
         )
-        self.relay_published = Counter(
-            "iopcare_relay_published",
-            "outbox rows published and acknowledged",
-            ["service"],
-            registry=r,
+        self.relay_published = _counter(
+            r, "iopcare_relay_published", "outbox rows published and acknowledged", ["service"]
         )
-        self.dependency_up = Gauge(
+        self.dependency_up = _gauge(
+            r,
             "iopcare_dependency_up",
             "1 while the dependency answered the last readiness probe (kit.health)",
             ["service", "dependency"],
-            registry=r,
         )
         self._state = _StateCollector(service)
         r.register(self._state)
@@ -253,24 +262,12 @@ class _StateCollector(Collector):
 
 
 # gRPC --------------------------------------------------------------------------------------------
-class RpcMetricsInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class RpcMetricsInterceptor(HandlerInterceptor):
     """Counts and times every call by its final status; outermost, so it sees the status the
     client gets (the error interceptor's mapping included)."""
 
     def __init__(self, metrics: ServiceMetrics) -> None:
         self.metrics = metrics
-
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Any],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        from iopcare.kit.rpc import _wrap_handler
-
-        method = details.method
-        return _wrap_handler(
-            continuation(details), lambda fn, streaming: self._measure(fn, streaming, method)
-        )
 
     def _finish(self, method: str, started: float, context: grpc.ServicerContext, ok: bool) -> None:
         code = _code_name(context, ok)
@@ -278,7 +275,7 @@ class RpcMetricsInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         self.metrics.rpc_requests.labels(service, method, code).inc()
         self.metrics.rpc_duration.labels(service, method).observe(time.monotonic() - started)
 
-    def _measure(self, fn: Callable[..., Any], streaming: bool, method: str) -> Callable[..., Any]:
+    def wrap(self, fn: Behavior, streaming: bool, method: str) -> Behavior:
         if streaming:
 
             def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
@@ -331,24 +328,23 @@ class HttpMetrics:
     def __init__(self, name: str = "gateway") -> None:
         self.name = name
         self.registry = CollectorRegistry()
-        self.requests = Counter(
+        self.requests = _counter(
+            self.registry,
             "iopcare_http_requests",
             "REST requests answered, by interaction and status",
             ["service", "interaction", "method", "status"],
-            registry=self.registry,
         )
-        self.duration = Histogram(
+        self.duration = _histogram(
+            self.registry,
             "iopcare_http_request_duration_seconds",
             "REST request duration, by interaction",
             ["service", "interaction", "method"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
         )
-        self.in_flight = Gauge(
+        self.in_flight = _gauge(
+            self.registry,
             "iopcare_http_requests_in_flight",
             "REST requests being served",
             ["service"],
-            registry=self.registry,
         )
 
 

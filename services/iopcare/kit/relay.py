@@ -35,6 +35,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,6 +50,7 @@ from sqlalchemy import Connection, Table, and_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from iopcare.kit import topics
+from iopcare.kit.background import Background
 from iopcare.kit.db import Database
 from iopcare.kit.errors import IopcareError
 from iopcare.kit.events import event_from_outbox_row
@@ -89,72 +91,55 @@ def make_producer(settings: Settings, client_id: str) -> KafkaProducer:
     )
 
 
-class OutboxRelay:
+@dataclass(eq=False)
+class OutboxRelay(Background):
     """Publishes one database's outbox; runs in a thread of the service process."""
 
-    def __init__(
-        self,
-        db: Database,
-        outbox: Table,
-        producer_factory: ProducerFactory,
-        *,
-        batch_size: int = 500,
-        idle_seconds: float = 0.05,
-        max_backoff_seconds: float = 5.0,
-        lock_name: str = "outbox",
-        topic_prefix: str = "",
-        signer: EventSigner | None = None,
-        cipher: PayloadCipher | None = None,
-    ) -> None:
-        self.db = db
-        self.outbox = outbox
-        self.producer_factory = producer_factory
-        self.batch_size = batch_size
-        self.idle_seconds = idle_seconds
-        self.max_backoff_seconds = max_backoff_seconds
-        self.topic_prefix = topic_prefix
-        #: Signs each record as this service's (None only in tests that never reach a consumer).
-        self.signer = signer
-        #: Encrypts each value with the topic key (IOPCARE_EVENT_ENCRYPTION), before signing.
-        self.cipher = cipher
-        self._lock_key = zlib.crc32(f"iopcare-relay:{lock_name}".encode())
+    db: Database
+    outbox: Table
+    producer_factory: ProducerFactory
+    _: KW_ONLY
+    batch_size: int = 500
+    idle_seconds: float = 0.05
+    max_backoff_seconds: float = 5.0
+    lock_name: str = "outbox"
+    topic_prefix: str = ""
+    #: Signs each record as this service's (None only in tests that never reach a consumer).
+    signer: EventSigner | None = None
+    #: Encrypts each value with the topic key (IOPCARE_EVENT_ENCRYPTION), before signing.
+    cipher: PayloadCipher | None = None
+    #: Told after each batch is acknowledged: its duration and the rows' event times
+    #: (kit.metrics.ServiceMetrics.observe_publish).
+    on_published: Callable[[float, list[datetime]], None] | None = field(default=None, init=False)
+    published: int = field(default=0, init=False)
+    #: Rows parked by this relay since it started (each also logged at ERROR): an alert.
+    parked: int = field(default=0, init=False)
+    thread_name = "outbox-relay"
+
+    def __post_init__(self) -> None:
+        self._lock_key = zlib.crc32(f"iopcare-relay:{self.lock_name}".encode())
         self._lease: Connection | None = None
         self._producer: KafkaProducer | None = None
-        self._stop = threading.Event()
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.published = 0
-        #: Rows parked by this relay since it started (each also logged at ERROR): an alert.
-        self.parked = 0
         #: Passes left that publish one row each, to find which record the broker refused.
         self._isolate = 0
-        #: Told after each batch is acknowledged: its duration and the rows' event times
-        #: (kit.metrics.ServiceMetrics.observe_publish).
-        self.on_published: Callable[[float, list[datetime]], None] | None = None
 
     # Lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="outbox-relay", daemon=True)
-        self._thread.start()
-
     def request_stop(self) -> None:
         """Stops the relay after its current batch (see `stop`), without waiting."""
-        self._stop.set()
+        super().request_stop()
         self._wake.set()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                # Still in a batch at the deadline: its rows stay unsent (published again by the
-                # next relay, deduplicated by the consumers); the lease goes with the connection
-                # when the process exits, and is not the stopping thread's to touch meanwhile.
-                log.warning("relay: still publishing at the stop deadline; left to the next relay")
-                return
+    def stop(self, timeout: float = 10.0) -> bool:
+        if not super().stop(timeout):
+            # Still in a batch at the deadline: its rows stay unsent (published again by the
+            # next relay, deduplicated by the consumers); the lease goes with the connection
+            # when the process exits, and is not the stopping thread's to touch meanwhile.
+            log.warning("relay: still publishing at the stop deadline; left to the next relay")
+            return False
         self._close_producer()
         self._release_lease()
+        return True
 
     def notify(self) -> None:
         """Tells the relay a new row was committed, so it need not wait for its next scan."""

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -35,6 +36,7 @@ from grpc_status import rpc_status
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from iopcare.kit import audit, auth, errors, limits, scopes
+from iopcare.kit.interceptors import Behavior, HandlerInterceptor, within
 from iopcare.kit.logcontext import LogContextInterceptor
 from iopcare.kit.metrics import RpcMetricsInterceptor, ServiceMetrics
 from iopcare.kit.settings import Settings
@@ -49,17 +51,8 @@ OPEN_METHOD_PREFIXES = (
     "/grpc.reflection.v1.ServerReflection/",
 )
 
-_CODES: list[tuple[type[errors.IopcareError], int]] = [
-    (errors.InvalidArgument, code_pb2.INVALID_ARGUMENT),
-    (errors.NotFound, code_pb2.NOT_FOUND),
-    (errors.AlreadyExists, code_pb2.ALREADY_EXISTS),
-    (errors.FailedPrecondition, code_pb2.FAILED_PRECONDITION),
-    (errors.PermissionDenied, code_pb2.PERMISSION_DENIED),
-    (errors.Unauthenticated, code_pb2.UNAUTHENTICATED),
-    (errors.Aborted, code_pb2.ABORTED),
-    (errors.Unavailable, code_pb2.UNAVAILABLE),
-    (errors.ResourceExhausted, code_pb2.RESOURCE_EXHAUSTED),
-]
+#: Each kind of error -> its gRPC status code, which it is named after (kit.errors).
+_CODES = [(kind, code_pb2.Code.Value(kind.reason)) for kind in errors.KINDS]
 
 
 def status_for(error: errors.IopcareError) -> grpc.Status:
@@ -107,41 +100,21 @@ def _internal_status() -> grpc.Status:
     )
 
 
-Behavior = Callable[..., Any]
-
-
-def _wrap_handler(
-    handler: grpc.RpcMethodHandler | None, wrap: Callable[[Behavior, bool], Behavior]
-) -> grpc.RpcMethodHandler | None:
-    if handler is None:
-        return None
-    kwargs = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary, False), **kwargs)
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(wrap(handler.unary_stream, True), **kwargs)
-    if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(wrap(handler.stream_unary, False), **kwargs)
-    if handler.stream_stream:
-        return grpc.stream_stream_rpc_method_handler(wrap(handler.stream_stream, True), **kwargs)
-    return handler
-
-
-class ErrorInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class ErrorInterceptor(HandlerInterceptor):
     """Maps exceptions to gRPC status in one place (never in each servicer method)."""
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Any],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        method = details.method
-        return _wrap_handler(
-            continuation(details), lambda fn, streaming: _guard(fn, streaming, method)
-        )
+    def wrap(self, fn: Behavior, streaming: bool, method: str) -> Behavior:
+        return within(fn, streaming, lambda _request, context: _mapped(context, method))
+
+
+@contextlib.contextmanager
+def _mapped(context: grpc.ServicerContext, method: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        if _already_aborted(context):
+            raise
+        _abort(context, exc, method)
 
 
 def _abort(context: grpc.ServicerContext, exc: BaseException, method: str) -> None:
@@ -161,30 +134,6 @@ def _abort(context: grpc.ServicerContext, exc: BaseException, method: str) -> No
         context.abort_with_status(status_for(errors.Unavailable("the database is unavailable")))
     log.exception("%s: unexpected error", method, exc_info=exc)
     context.abort_with_status(_internal_status())
-
-
-def _guard(fn: Behavior, streaming: bool, method: str) -> Behavior:
-    if streaming:
-
-        def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            try:
-                yield from fn(request, context)
-            except Exception as exc:
-                if _already_aborted(context):
-                    raise
-                _abort(context, exc, method)
-
-        return stream
-
-    def unary(request: Any, context: grpc.ServicerContext) -> Any:
-        try:
-            return fn(request, context)
-        except Exception as exc:
-            if _already_aborted(context):
-                raise
-            _abort(context, exc, method)
-
-    return unary
 
 
 def _already_aborted(context: grpc.ServicerContext) -> bool:
@@ -229,7 +178,7 @@ def _is_limited_by_scopes(principal: auth.Principal) -> bool:
     return principal.role == "system" or bool(principal.parsed_scopes)
 
 
-class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class AuthInterceptor(HandlerInterceptor):
     """Authenticates every call except health checking and reflection, then applies the scopes."""
 
     def __init__(
@@ -242,18 +191,11 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         self.rules = rules
         self.on_refusal = on_refusal
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Any],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = continuation(details)
-        if details.method.startswith(OPEN_METHOD_PREFIXES):
-            return handler
-        method = details.method
-        return _wrap_handler(
-            handler, lambda fn, streaming: self._authenticated(fn, streaming, method)
-        )
+    def passes(self, method: str) -> bool:
+        return method.startswith(OPEN_METHOD_PREFIXES)
+
+    def wrap(self, fn: Behavior, streaming: bool, method: str) -> Behavior:
+        return within(fn, streaming, lambda request, context: self._as(request, context, method))
 
     def _refused(self, principal: auth.Principal, action: str, resource: str, reason: str) -> None:
         if self.on_refusal is None:
@@ -305,46 +247,31 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             return principal
         return dataclasses.replace(principal, patient_limit=allowed)
 
-    def _authenticated(self, fn: Behavior, streaming: bool, method: str) -> Behavior:
-        if streaming:
-
-            def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                principal = self._authorize(self._principal(context, method), method, request)
-                token = auth.set_principal(principal)
-                try:
-                    yield from fn(request, context)
-                finally:
-                    auth.reset_principal(token)
-
-            return stream
-
-        def unary(request: Any, context: grpc.ServicerContext) -> Any:
-            principal = self._authorize(self._principal(context, method), method, request)
-            token = auth.set_principal(principal)
-            try:
-                return fn(request, context)
-            finally:
-                auth.reset_principal(token)
-
-        return unary
+    @contextlib.contextmanager
+    def _as(self, request: Any, context: grpc.ServicerContext, method: str) -> Iterator[None]:
+        """The call runs as the principal its token proves (and its scopes allow)."""
+        principal = self._authorize(self._principal(context, method), method, request)
+        token = auth.set_principal(principal)
+        try:
+            yield
+        finally:
+            auth.reset_principal(token)
 
 
-class LimitInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class LimitInterceptor(HandlerInterceptor):
     """At most `limiter.limit` calls of one client in flight (streams for as long as they are
     open); health checking and reflection are never limited (probes must always answer)."""
 
     def __init__(self, limiter: limits.ClientLimiter) -> None:
         self.limiter = limiter
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Any],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = continuation(details)
-        if details.method.startswith(OPEN_METHOD_PREFIXES) or self.limiter.limit <= 0:
-            return handler
-        return _wrap_handler(handler, self._limited)
+    def passes(self, method: str) -> bool:
+        return method.startswith(OPEN_METHOD_PREFIXES) or self.limiter.limit <= 0
+
+    def wrap(self, fn: Behavior, streaming: bool, method: str) -> Behavior:
+        return within(
+            fn, streaming, lambda _request, context: self.limiter.hold(self._client(context))
+        )
 
     @staticmethod
     def _client(context: grpc.ServicerContext) -> str:
@@ -353,21 +280,6 @@ class LimitInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             return f"sub:{auth.current_principal().subject}"
         except errors.Unauthenticated:
             return limits.peer_client(str(context.peer()))
-
-    def _limited(self, fn: Behavior, streaming: bool) -> Behavior:
-        if streaming:
-
-            def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                with self.limiter.hold(self._client(context)):
-                    yield from fn(request, context)
-
-            return stream
-
-        def unary(request: Any, context: grpc.ServicerContext) -> Any:
-            with self.limiter.hold(self._client(context)):
-                return fn(request, context)
-
-        return unary
 
 
 def calls_per_client(configured: int | None, max_workers: int) -> int:

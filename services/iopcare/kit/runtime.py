@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from sqlalchemy import Table
 
 from iopcare.kit import audit, failpoints, logcontext, payloads, signing, topics
 from iopcare.kit.auth import Principal, TokenVerifier
+from iopcare.kit.background import Background
 from iopcare.kit.consumer import EventConsumer, Handler
 from iopcare.kit.db import Database, migrate
 from iopcare.kit.health import LIVENESS, ReadinessProbe, broker_check, database_check
@@ -54,34 +55,24 @@ def _remaining(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
 
 
-class PeriodicTask:
+@dataclass(eq=False)
+class PeriodicTask(Background):
     """A job a service runs every `interval` seconds in its own thread (e.g. re-escalating crisis
     alerts nobody acknowledged). A failure is logged and the job runs again next time: a bug in
     one run must not stop the next."""
 
-    def __init__(self, name: str, interval: float, run: Callable[[], object]) -> None:
-        self.name = name
-        self.interval = interval
-        self.run = run
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    name: str
+    interval: float
+    job: Callable[[], object]
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-        self._thread.start()
+    @property
+    def thread_name(self) -> str:
+        return self.name
 
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
+    def run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.run()
+                self.job()
             except Exception:
                 log.exception(
                     "periodic task %s failed; it runs again in %.0fs", self.name, self.interval
@@ -111,18 +102,19 @@ class ServiceRuntime:
         """The bound port of the metrics endpoint, once started (None: not served)."""
         return self._metrics_server.port if self._metrics_server is not None else None
 
+    def _background(self) -> list[Background]:
+        """The relay, the consumers and the periodic tasks, in the order they start."""
+        relay: list[Background] = [self.relay] if self.relay is not None else []
+        return [*relay, *self.consumers, *self.tasks]
+
     def start(self) -> None:
         if self.metrics is not None and self.metrics_address is not None:
             host, port = self.metrics_address
             self._metrics_server = MetricsServer(self.metrics.registry, host, port)
             log.info("%s metrics on port %d", self.name, self._metrics_server.port)
         self.server.start()
-        if self.relay is not None:
-            self.relay.start()
-        for consumer in self.consumers:
-            consumer.start()
-        for task in self.tasks:
-            task.start()
+        for part in self._background():
+            part.start()
         if self.readiness is not None:
             self.readiness.start()
         log.info("%s serving on port %d", self.name, self.port)
@@ -143,19 +135,12 @@ class ServiceRuntime:
         self.health.enter_graceful_shutdown()
         # The background work stops at once, beside the calls' grace period: none of it needs
         # the calls in flight, and each part checks its stop flag often.
-        for task in self.tasks:
-            task.request_stop()
-        for consumer in self.consumers:
-            consumer.request_stop()
-        if self.relay is not None:
-            self.relay.request_stop()
+        background = self._background()[::-1]  # the tasks first, the relay last
+        for part in background:
+            part.request_stop()
         self.server.stop(grace).wait(_remaining(deadline))
-        for task in self.tasks:
-            task.stop(_remaining(deadline))
-        for consumer in self.consumers:
-            consumer.stop(_remaining(deadline))
-        if self.relay is not None:
-            self.relay.stop(_remaining(deadline))
+        for part in background:
+            part.stop(_remaining(deadline))
         if self._metrics_server is not None:
             self._metrics_server.stop()
         self.db.dispose()
@@ -257,6 +242,7 @@ def configure_process(level: str = "INFO", service: str = "") -> None:
     sys.setswitchinterval(float(os.environ.get("IOPCARE_GIL_SWITCH_INTERVAL_MS", "1")) / 1000)
 
 
+@dataclass(eq=False)
 class Assembly:
     """The parts every service's composition root builds the same way.
 
@@ -265,45 +251,40 @@ class Assembly:
     consumer settings, the gRPC server with its interceptors, TLS and limits) is decided here once.
     """
 
-    def __init__(
-        self,
-        name: str,
-        settings: Settings,
-        service: ServiceSettings,
-        migrations: Path,
-        outbox: Table,
-    ) -> None:
-        self.name = name
-        self.settings = settings
-        self.service = service
-        self.outbox = outbox
+    name: str
+    settings: Settings
+    service: ServiceSettings
+    migrations: InitVar[Path]
+    outbox: Table
+
+    def __post_init__(self, migrations: Path) -> None:
         # Refuses to start outside development mode without the operator's keys, before
         # anything else is opened (kit.settings.Settings.require_keys).
-        settings.require_keys(audit_key=True)
-        audit.configure(audit.key_for(settings))
-        self.db = open_database(service.database_url, migrations)
-        self.metrics = ServiceMetrics(name)
+        self.settings.require_keys(audit_key=True)
+        audit.configure(audit.key_for(self.settings))
+        self.db = open_database(self.service.database_url, migrations)
+        self.metrics = ServiceMetrics(self.name)
         self.metrics.track_database(self.db)
-        self.metrics.track_outbox(self.db, outbox)
-        self.cipher = payloads.cipher_for(settings)
-        if self.cipher is not None and name not in self.cipher.keys:
+        self.metrics.track_outbox(self.db, self.outbox)
+        self.cipher = payloads.cipher_for(self.settings)
+        if self.cipher is not None and self.name not in self.cipher.keys:
             # Refuse to start rather than have the relay fail on every row it tries to publish.
-            raise RuntimeError(f"event encryption is on but {name}.topic.key is missing")
+            raise RuntimeError(f"event encryption is on but {self.name}.topic.key is missing")
         self.relay = OutboxRelay(
             self.db,
-            outbox,
-            lambda: make_producer(settings, f"iopcare-{name}-relay"),
-            batch_size=settings.relay_batch_size,
-            idle_seconds=settings.relay_idle_seconds,
-            lock_name=name,
-            topic_prefix=settings.topic_prefix,
-            signer=signing.signer_for(settings, name),
+            self.outbox,
+            lambda: make_producer(self.settings, f"iopcare-{self.name}-relay"),
+            batch_size=self.settings.relay_batch_size,
+            idle_seconds=self.settings.relay_idle_seconds,
+            lock_name=self.name,
+            topic_prefix=self.settings.topic_prefix,
+            signer=signing.signer_for(self.settings, self.name),
             cipher=self.cipher,
         )
         self.relay.on_published = self.metrics.observe_publish
         # Loaded at start: a service whose peers' public keys are missing must not start and
         # then dead-letter everything it reads.
-        self.verifier = signing.verifier_for(settings)
+        self.verifier = signing.verifier_for(self.settings)
 
     def consumer(
         self, inbox: Table, topic_names: list[str], handlers: dict[str, Handler]
@@ -315,7 +296,7 @@ class Assembly:
             client_options=self.settings.kafka_client_options(),
             # Deployments sharing a cluster (a topic prefix) must not share consumer groups either.
             group_id=f"{self.settings.topic_prefix}{self.service.consumer_group}",
-            topics_=[topics.physical(self.settings.topic_prefix, t) for t in topic_names],
+            topics=[topics.physical(self.settings.topic_prefix, t) for t in topic_names],
             handlers=handlers,
             verifier=self.verifier,
             cipher=self.cipher,

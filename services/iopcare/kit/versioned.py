@@ -77,6 +77,11 @@ def create_versioned_tables_v1(op: Any, name: str) -> None:
     op.create_table(f"{name}_history", *_history_columns())
 
 
+def _version_values(item: Stored) -> dict[str, Any]:
+    """What a version sets in both tables: its number, its status and the resource itself."""
+    return {"version": item.version, "status": item.status, "resource": item.resource}
+
+
 class VersionedTables:
     """The current and history tables of one resource type, and the queries on them."""
 
@@ -101,11 +106,9 @@ class VersionedTables:
             self.current.insert().values(
                 id=item.id,
                 patient_id=item.patient_id,
-                status=item.status,
-                version=item.version,
-                resource=item.resource,
                 created_at=item.updated_at,
                 updated_at=item.updated_at,
+                **_version_values(item),
             )
         )
         self._append_history(conn, item, changed_by, change, reason)
@@ -130,12 +133,7 @@ class VersionedTables:
         updated = conn.execute(
             self.current.update()
             .where((c.id == item.id) & (c.version == expected_version))
-            .values(
-                status=item.status,
-                version=item.version,
-                resource=item.resource,
-                updated_at=item.updated_at,
-            )
+            .values(updated_at=item.updated_at, **_version_values(item))
         )
         if updated.rowcount != 1:
             return False
@@ -148,13 +146,11 @@ class VersionedTables:
         conn.execute(
             self.history.insert().values(
                 id=item.id,
-                version=item.version,
-                resource=item.resource,
                 changed_at=item.updated_at,
                 changed_by=changed_by,
                 change=change,
-                status=item.status,
                 reason=reason or None,
+                **_version_values(item),
             )
         )
 
