@@ -74,6 +74,22 @@ def _at_once(jobs: list[Callable[[], int]]) -> list[int]:
     return results
 
 
+def test_replicas_starting_together_migrate_one_database_once(postgres_server: Any) -> None:
+    if postgres_server is None:
+        harness.missing("PostgreSQL is not available on this machine")
+    url = postgres_server.create_database(f"migrate_{uuid.uuid4().hex[:8]}")
+    replicas = [Database(url) for _ in range(3)]
+    try:
+
+        def migrate_one(db: Database) -> Callable[[], int]:
+            return lambda: migrate(db, careplan_app.MIGRATIONS) or 1
+
+        assert _at_once([migrate_one(db) for db in replicas]) == [1, 1, 1]
+    finally:
+        for db in replicas:
+            db.dispose()
+
+
 def test_two_replicas_announce_each_due_plan_review_once(
     two_replicas: Callable[[Any], tuple[Database, Database]],
 ) -> None:
