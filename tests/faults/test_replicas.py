@@ -6,8 +6,8 @@ consumer group, periodic tasks running every second on every replica. Clients cr
 care teams, PHQ-9s (which raise crisis alerts nobody acknowledges) and team messages through
 gRPC, each with a request id, and retry a call refused with UNAVAILABLE (the replica died under
 it) on the other replica with the same request id. Meanwhile replica 0 of careplan, then of
-scheduling, then of notes is SIGKILLed (it holds the outbox lease: it started first) and started
-again. Afterwards:
+scheduling, then of notes is SIGKILLed and started again (whichever replica held the outbox lease,
+a kill of each replica in turn hands it over at least once per service). Afterwards:
 
 - every event in each service's outbox is on its topic exactly once (the relay that took the
   lease over read the topic's tail before publishing, kit.relay), and nothing else is;
@@ -96,12 +96,12 @@ class Cluster:
         }
 
     def start(self) -> None:
-        # Replica 0 first (it migrates the database and takes the outbox lease), then replica 1.
-        for i in range(2):
-            for name in SERVICES:
-                self.replicas[name][i].start(wait=False)
-            for name in SERVICES:
-                self.replicas[name][i].wait_ready(90)
+        # All six at once: the replicas of a service migrate its database one at a time
+        # (kit.db.migrate), and one of them takes the outbox lease.
+        for process in self.all():
+            process.start(wait=False)
+        for process in self.all():
+            process.wait_ready(90)
 
     def all(self) -> list[ServiceProcess]:
         return [p for ps in self.replicas.values() for p in ps]
