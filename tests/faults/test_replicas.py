@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -162,7 +162,7 @@ class Client:
     """Calls a service on whichever replica answers: UNAVAILABLE (the replica is down or died
     during the call) is retried on the other with the same request, which carries its id."""
 
-    def __init__(self, processes: list[ServiceProcess], stub: Callable[[grpc.Channel], Any]):
+    def __init__(self, processes: Sequence[ServiceProcess], stub: Callable[[grpc.Channel], Any]):
         self.processes = processes
         self.channels = [grpc.insecure_channel(p.address) for p in processes]
         self.stubs = [stub(c) for c in self.channels]

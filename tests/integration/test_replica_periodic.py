@@ -82,7 +82,11 @@ def test_replicas_starting_together_migrate_one_database_once(postgres_server: A
     try:
 
         def migrate_one(db: Database) -> Callable[[], int]:
-            return lambda: migrate(db, careplan_app.MIGRATIONS) or 1
+            def run() -> int:
+                migrate(db, careplan_app.MIGRATIONS)
+                return 1
+
+            return run
 
         assert _at_once([migrate_one(db) for db in replicas]) == [1, 1, 1]
     finally:
