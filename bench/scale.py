@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -215,7 +216,7 @@ def bench_propagation(
     print(
         f"    offered {rate:.0f}/s for {seconds:.0f}s: {len(ids)} created in {sent_for:.1f}s "
         f"(achieved {len(ids) / sent_for:.0f}/s); commit -> notes applied: {summary(delays)}; "
-        f"not applied within 120 s: {len(ids) - len(delays)}",
+        f"not applied within 120 s: {len(ids) - len(delays)}; load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
 
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.support import postgres
 
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at start")
     reason = postgres.postgres_available()
     if reason is not None:
         print(f"PostgreSQL is required: {reason}")
