@@ -216,7 +216,8 @@ def bench_propagation(
     print(
         f"    offered {rate:.0f}/s for {seconds:.0f}s: {len(ids)} created in {sent_for:.1f}s "
         f"(achieved {len(ids) / sent_for:.0f}/s); commit -> notes applied: {summary(delays)}; "
-        f"not applied within 120 s: {len(ids) - len(delays)}; load average {os.getloadavg()[0]:.1f}",
+        f"not applied within 120 s: {len(ids) - len(delays)}; "
+        f"load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
 
