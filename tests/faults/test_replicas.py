@@ -5,9 +5,9 @@ Six real service processes (`iopcare serve`), topics of 6 partitions shared by e
 consumer group, periodic tasks running every second on every replica. Clients create CarePlans,
 care teams, PHQ-9s (which raise crisis alerts nobody acknowledges) and team messages through
 gRPC, each with a request id, and retry a call refused with UNAVAILABLE (the replica died under
-it) on the other replica with the same request id. Meanwhile replica 0 of careplan, then of
-scheduling, then of notes is SIGKILLed and started again (whichever replica held the outbox lease,
-a kill of each replica in turn hands it over at least once per service). Afterwards:
+it) on the other replica with the same request id. Meanwhile the replica of careplan, then of
+scheduling, then of notes that holds the outbox lease (it logged taking it) is SIGKILLed, the
+other replica must take the lease over, and the killed one is started again. Afterwards:
 
 - every event in each service's outbox is on its topic exactly once (the relay that took the
   lease over read the topic's tail before publishing, kit.relay), and nothing else is;
@@ -60,7 +60,9 @@ from tests.support.plans import iop_plan, new_patient_id, phq9
 SERVICES = ("careplan", "scheduling", "notes")
 PARTITIONS = 6
 #: How long the load runs around each kill.
-BEFORE_KILL, DOWN, AFTER_RESTART = 2.0, 3.0, 1.0
+BEFORE_KILL, DOWN, AFTER_RESTART = 2.0, 2.0, 1.0
+#: What a relay logs when it takes its service's outbox lease (kit.relay).
+LEASE_TAKEN = "took the outbox lease"
 
 
 class Replica(ServiceProcess):
@@ -190,6 +192,15 @@ class Client:
     def close(self) -> None:
         for channel in self.channels:
             channel.close()
+
+
+def _lease_taken(process: ServiceProcess) -> list[str]:
+    """When the process's relay took its outbox lease, oldest first (ISO times of its log)."""
+    return [
+        json.loads(line)["time"]
+        for line in process.log_file.read_text(errors="replace").splitlines()
+        if LEASE_TAKEN in line and line.startswith("{")
+    ]
 
 
 def _plan_due_yesterday(patient: str, team: str) -> str:
@@ -371,8 +382,18 @@ def test_two_replicas_per_service_survive_sigkill_without_losing_or_doubling_any
 
         for name in SERVICES:
             time.sleep(BEFORE_KILL)
-            victim = running.replicas[name][0]
+            # The replica that publishes (the last to log taking the outbox lease) is killed,
+            # and the other must take the lease over.
+            victim = max(running.replicas[name], key=lambda p: _lease_taken(p)[-1:])
+            assert _lease_taken(victim), f"no {name} replica took the outbox lease"
+            (survivor,) = [p for p in running.replicas[name] if p is not victim]
+            before = len(_lease_taken(survivor))
             victim.kill()
+
+            def took_over(s: ServiceProcess = survivor, n: int = before) -> bool:
+                return len(_lease_taken(s)) > n
+
+            harness.eventually(took_over, timeout=15)
             time.sleep(DOWN)
             victim.start(wait=False)
             try:

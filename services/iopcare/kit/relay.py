@@ -458,6 +458,7 @@ class OutboxRelay:
             conn.commit()
             self._lease = conn
             self._taking_over = True
+            log.info("relay: took the outbox lease; this replica publishes")
             return True
         conn.rollback()
         conn.close()
