@@ -189,7 +189,7 @@ class _Launcher:
         kafka_broker.create_topics(
             bootstrap,
             topics.all_topics(settings.topic_prefix),
-            partitions=topics.PARTITIONS,
+            partitions=settings.topic_partitions,
             client_options=admin_options,
             settings=settings,
         )

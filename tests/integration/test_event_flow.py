@@ -30,7 +30,7 @@ from iopcare.careplan import store as careplan_store
 from iopcare.careplan.service import CarePlans
 from iopcare.kit import failpoints, signing, topics
 from iopcare.kit.events import Event
-from iopcare.kit.relay import OutboxRelay, make_producer
+from iopcare.kit.relay import OutboxRelay, make_producer, make_reader
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
 from iopcare.notes import store as notes_store
@@ -223,6 +223,44 @@ def test_a_crash_after_publish_duplicates_the_event_and_the_consumer_applies_it_
     _caught_up(notes, kafka_bootstrap)  # both copies have been processed
     assert _inbox_rows(notes, event_id) == 1
     assert len(_messages(notes, patient)) == 1
+
+
+def test_a_relay_taking_over_after_a_crash_after_publish_publishes_nothing_twice(
+    running: dict[str, ServiceRuntime], settings: Settings, kafka_bootstrap: str
+) -> None:
+    """ADR 0018: the relay that takes the outbox over (a replica, or the service restarted)
+    reads the topic's tail first and marks what its predecessor published as sent."""
+    careplan = running["careplan"]
+    patient = new_patient_id()
+    plan_id = _create_plan(careplan, patient)
+    event_id = _created_event_id(careplan, plan_id)
+    failpoints.arm("after_publish_before_mark_sent", "1*raise")
+    with pytest.raises(failpoints.FailpointTriggered):
+        _relay(careplan, settings).publish_pending()
+    assert careplan_codes.EVENT_CREATED in _unsent(careplan)
+    successor = _relay(careplan, settings)
+    successor.reader_factory = lambda: make_reader(settings, "test-relay-check")
+    successor.settle_seconds = 0.1
+    assert successor.publish_pending() == 3  # found on the topic, marked sent
+    assert successor.reconciled == 3 and successor.published == 0
+    assert _unsent(careplan) == []
+    # A later event goes out as usual, and the earlier one is on the topic once.
+    second = _create_plan(careplan, new_patient_id())
+    assert successor.publish_pending() == 3 and successor.published == 3
+    later = _created_event_id(careplan, second)
+    harness.read_topic(
+        kafka_bootstrap,
+        harness.topic(settings, topics.CAREPLAN),
+        lambda r: harness.header(r, "ce_id") == later,
+    )
+    copies = harness.read_topic(
+        kafka_bootstrap,
+        harness.topic(settings, topics.CAREPLAN),
+        lambda r: harness.header(r, "ce_id") == event_id,
+        settle=2.0,
+    )
+    assert len(copies) == 1
+    successor.stop(timeout=1)
 
 
 def test_a_consumer_crash_before_its_offset_commit_applies_nothing_twice(

@@ -7,6 +7,8 @@ import json
 from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from iopcare.careplan import codes, fhir_map, store
 from iopcare.careplan.base import Change, ServiceBase, revise_by
@@ -123,26 +125,29 @@ class PlanReviews(ServiceBase):
                 if plan is None or plan.status != "active":
                     continue
                 due = fhir_map.review_due(fhir.parse_resource(plan.resource))
-                n = store.review_notice.c
-                if (
-                    due is None
-                    or due > today
-                    or uow.conn.execute(
-                        select(n.plan_id).where((n.plan_id == plan_id) & (n.due == due))
-                    ).first()
-                ):
+                if due is None or due > today or not _claim_notice(uow.conn, plan_id, due):
                     continue
-                uow.conn.execute(
-                    store.review_notice.insert().values(
-                        plan_id=plan_id, due=due, noticed_at=datetime.now(UTC)
-                    )
-                )
                 store.JOURNAL.publish_version(uow, "CarePlan", plan, codes.EVENT_REVIEW_DUE_NOW)
                 uow.commit()
                 announced += 1
         if announced:
             self.notify_outbox()
         return announced
+
+
+def _claim_notice(conn: Connection, plan_id: str, due: date) -> bool:
+    """Records the plan's notice for `due`; False if it was recorded before. Every replica runs
+    the periodic task: the notice's key (plan, due) lets one of them announce it. ON CONFLICT DO
+    NOTHING: a replica whose insert waited for another's commit finds the row and emits nothing,
+    instead of failing on the key and dropping the rest of its run."""
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    claimed = conn.execute(
+        insert(store.review_notice)
+        .values(plan_id=plan_id, due=due, noticed_at=datetime.now(UTC))
+        .on_conflict_do_nothing(index_elements=["plan_id", "due"])
+        .returning(store.review_notice.c.plan_id)
+    ).first()
+    return claimed is not None
 
 
 def make_reviews_due(

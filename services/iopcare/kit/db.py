@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
@@ -335,6 +336,14 @@ def migrate(db: Database, script_location: Path) -> None:
     """Brings the schema to the newest migration (a no-op when it is current)."""
     config = alembic_config(script_location, db.url)
     with db.write_engine.connect() as conn:
+        if not db.is_sqlite:
+            # Replicas starting together migrate one at a time (the lock is the transaction's,
+            # released at its commit); the next finds the schema current. Without it both
+            # created the same tables and one died on "relation already exists".
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(:k)"),
+                {"k": zlib.crc32(f"iopcare-migrate:{script_location.parent.name}".encode())},
+            )
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
         conn.commit()

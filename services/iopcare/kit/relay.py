@@ -26,6 +26,16 @@ came from the topic's owner.
 Only one relay may publish a database's outbox at a time, or two could interleave one patient's
 events. On SQLite one process owns the file; on PostgreSQL the relay holds a session-level
 advisory lock while it publishes, and replicas that do not hold it stand by.
+
+**Taking over** (ADR 0018). A relay killed between 2 and 3 leaves its last batch unmarked. With a
+`reader_factory`, the relay that next takes the lease (another replica, or the same service
+restarted) first reads the tail of the topic's partitions back (the last `batch_size` records of
+each: only this service's relay writes there, and its last batch was at most that many) and marks
+the unsent rows whose event id it finds there as sent, so the takeover publishes none of them a
+second time. Before reading it waits `settle_seconds`, for the produce requests a dead relay had
+already sent to land. What this does not cover: a relay that is still alive (paused, or cut off
+from PostgreSQL) when another takes over may still publish a batch the new one has published;
+consumers' inboxes absorb such a copy, as before.
 """
 
 from __future__ import annotations
@@ -39,12 +49,14 @@ from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import (
     InvalidRecordError,
     KafkaError,
+    KafkaTimeoutError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
+    TopicAuthorizationFailedError,
 )
 from sqlalchemy import Connection, Table, and_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -62,6 +74,7 @@ from iopcare.kit.signing import SIGNATURE_HEADER, TOPIC_OWNERS, EventSigner
 log = logging.getLogger(__name__)
 
 ProducerFactory = Callable[[], KafkaProducer]
+ReaderFactory = Callable[[], KafkaConsumer]
 
 
 #: Errors about one record that no retry can cure: the record is parked, not retried.
@@ -70,6 +83,19 @@ PERMANENT_RECORD_ERRORS: tuple[type[KafkaError], ...] = (
     RecordListTooLargeError,
     InvalidRecordError,
 )
+
+
+def make_reader(settings: Settings, client_id: str) -> KafkaConsumer:
+    """A group-less consumer the relay reads its own topic's tail with when it takes over."""
+    return KafkaConsumer(
+        **settings.kafka_client_options(),
+        client_id=client_id,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=settings.kafka_max_message_bytes + 64 * 1024,
+        fetch_max_bytes=max(52_428_800, settings.kafka_max_message_bytes + 64 * 1024),
+        request_timeout_ms=10_000,
+    )
 
 
 def make_producer(settings: Settings, client_id: str) -> KafkaProducer:
@@ -108,16 +134,25 @@ class OutboxRelay(Background):
     signer: EventSigner | None = None
     #: Encrypts each value with the topic key (IOPCARE_EVENT_ENCRYPTION), before signing.
     cipher: PayloadCipher | None = None
+    #: Reads the topic's tail back when this relay takes over (module docstring); None: a
+    #: takeover publishes the in-doubt rows again.
+    reader_factory: ReaderFactory | None = None
+    settle_seconds: float = 1.0
     #: Told after each batch is acknowledged: its duration and the rows' event times
     #: (kit.metrics.ServiceMetrics.observe_publish).
     on_published: Callable[[float, list[datetime]], None] | None = field(default=None, init=False)
     published: int = field(default=0, init=False)
     #: Rows parked by this relay since it started (each also logged at ERROR): an alert.
     parked: int = field(default=0, init=False)
+    #: Rows a takeover found already on the topic and marked sent.
+    reconciled: int = field(default=0, init=False)
     thread_name = "outbox-relay"
 
     def __post_init__(self) -> None:
         self._lock_key = zlib.crc32(f"iopcare-relay:{self.lock_name}".encode())
+        #: Set whenever this relay (re)takes the outbox: the next batch is checked against the
+        #: topic's tail first.
+        self._taking_over = True
         self._lease: Connection | None = None
         self._producer: KafkaProducer | None = None
         self._wake = threading.Event()
@@ -156,6 +191,8 @@ class OutboxRelay(Background):
                     self._wake.clear()
             except (KafkaError, IopcareError, SQLAlchemyError, OSError) as exc:
                 log.warning("relay: %s; retrying in %.1fs", type(exc).__name__, backoff)
+                # Part of a failed batch may be on the topic: check it before publishing again.
+                self._taking_over = True
                 self._close_producer()
                 # The lease connection may have died with the database: take it again.
                 self._release_lease()
@@ -178,6 +215,14 @@ class OutboxRelay(Background):
             return 0
         if not self._lease_still_held():
             return 0
+        if self._taking_over:
+            found = self._already_on_topic(rows)
+            self._taking_over = False
+            if found:
+                self._mark_sent(sorted(found))
+                self.reconciled += len(found)
+                log.info("relay: %d rows of an earlier relay were on the topic already", len(found))
+                return len(found)
         failpoint("after_db_commit_before_publish")
         started = time.monotonic()
         futures, parked = self._send(rows)
@@ -328,6 +373,49 @@ class OutboxRelay(Background):
                 type(exc).__name__,
             )
 
+    def _already_on_topic(self, rows: list[Any]) -> set[int]:
+        """The ids of `rows` whose event is in the last `batch_size` records of a partition of
+        its topic (an earlier relay published it and died before marking it sent)."""
+        if self.reader_factory is None:
+            return set()
+        self._stop.wait(self.settle_seconds)
+        wanted = {row.event_id: row.id for row in rows}
+        names = sorted({topics.physical(self.topic_prefix, row.topic) for row in rows})
+        reader = self.reader_factory()
+        try:
+            deadline = time.monotonic() + 30
+            parts: list[TopicPartition] = []
+            for name in names:
+                while not (known := reader.partitions_for_topic(name)):
+                    if time.monotonic() > deadline:
+                        raise KafkaTimeoutError(f"no partitions known for {name}")
+                    time.sleep(0.1)
+                parts += [TopicPartition(name, p) for p in sorted(known)]
+            reader.assign(parts)
+            ends = reader.end_offsets(parts)
+            starts = reader.beginning_offsets(parts)
+            for tp in parts:
+                reader.seek(tp, max(starts[tp], ends[tp] - self.batch_size))
+            found: set[int] = set()
+            behind = [tp for tp in parts if reader.position(tp) < ends[tp]]
+            while behind:
+                if time.monotonic() > deadline:
+                    raise KafkaTimeoutError("the topic's tail could not be read in time")
+                for records in reader.poll(timeout_ms=500).values():
+                    for record in records:
+                        ce_id = dict(record.headers or []).get("ce_id", b"").decode()
+                        if ce_id in wanted:
+                            found.add(wanted[ce_id])
+                behind = [tp for tp in behind if reader.position(tp) < ends[tp]]
+            return found
+        except TopicAuthorizationFailedError:
+            # The principal may not read its own topic (ACLs older than this check): publish
+            # as before; the consumers' inboxes absorb a copy.
+            log.warning("relay: may not read its own topic; taking over without the check")
+            return set()
+        finally:
+            reader.close()
+
     # Helpers -----------------------------------------------------------------------------------
     def _get_producer(self) -> KafkaProducer:
         if self._producer is None:
@@ -352,6 +440,8 @@ class OutboxRelay(Background):
         if got.scalar():
             conn.commit()
             self._lease = conn
+            self._taking_over = True
+            log.info("relay: took the outbox lease; this replica publishes")
             return True
         conn.rollback()
         conn.close()

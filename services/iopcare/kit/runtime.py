@@ -38,7 +38,7 @@ from iopcare.kit.consumer import EventConsumer, Handler
 from iopcare.kit.db import Database, migrate
 from iopcare.kit.health import LIVENESS, ReadinessProbe, broker_check, database_check
 from iopcare.kit.metrics import MetricsServer, ServiceMetrics
-from iopcare.kit.relay import OutboxRelay, make_producer
+from iopcare.kit.relay import OutboxRelay, make_producer, make_reader
 from iopcare.kit.rpc import Registration, TlsFiles, create_server
 from iopcare.kit.scopes import Rule
 from iopcare.kit.settings import ServiceSettings, Settings
@@ -280,6 +280,7 @@ class Assembly:
             topic_prefix=self.settings.topic_prefix,
             signer=signing.signer_for(self.settings, self.name),
             cipher=self.cipher,
+            reader_factory=lambda: make_reader(self.settings, f"iopcare-{self.name}-relay-check"),
         )
         self.relay.on_published = self.metrics.observe_publish
         # Loaded at start: a service whose peers' public keys are missing must not start and

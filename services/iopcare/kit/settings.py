@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from iopcare.kit import topics
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 #: gRPC ports of the services when nothing else is configured (issue 2).
@@ -65,6 +67,12 @@ class Settings(BaseSettings):
     )
     #: Prefix of every topic name on the broker (e.g. `staging.`); empty in a dedicated cluster.
     topic_prefix: str = ""
+    #: Partitions of each topic the project creates (IOPCARE_TOPIC_PARTITIONS). A consumer group
+    #: spreads partitions over its members, so a service can have at most this many busy
+    #: replicas per topic; one patient's events stay on one partition (key = patient id), so the
+    #: count is fixed once topics exist (more partitions would move patients). 3 on a laptop, 6
+    #: in the deploy files.
+    topic_partitions: int = Field(default=topics.PARTITIONS, ge=1, le=1000)
     #: Retention of the event topics (`retention.ms`, cleanup.policy=delete; kit.topics says why
     #: not compaction). 14 days: a consumer down over a long weekend, or a database restored
     #: from last night's dump, still finds every event it has not applied (docs/operations.md).

@@ -21,7 +21,8 @@ CONSUMES = {
     "scheduling": (CAREPLAN,),
     "notes": (CAREPLAN, SCHEDULING),
 }
-#: Partitions of every topic; one patient's events stay on one partition (key = patient id).
+#: Partitions of every topic by default (Settings.topic_partitions, IOPCARE_TOPIC_PARTITIONS,
+#: decides what the project creates); one patient's events stay on one partition (key = patient id).
 PARTITIONS = 3
 
 

@@ -142,7 +142,8 @@ def service_acls(prefix: str = "", group_prefix: str = "iopcare-") -> list[ACL]:
     """The least each service principal (`User:<service>`) needs, and nothing more:
 
     - write (and describe) its own topic, never another's: a stolen notes password cannot
-      produce careplan's CareTeam events;
+      produce careplan's CareTeam events; and read it, which a relay taking over does to find
+      what its predecessor published but did not mark sent (kit.relay);
     - read the topics it consumes, and write their dead-letter topics (the consumer parks there
       what it cannot apply);
     - its consumer groups (`<prefix><group_prefix><service>*`);
@@ -166,7 +167,8 @@ def service_acls(prefix: str = "", group_prefix: str = "iopcare-") -> list[ACL]:
     acls: list[ACL] = []
     for service, own in topics.PRODUCES.items():
         acls += [
-            allow(service, op, topic(own)) for op in (ACLOperation.WRITE, ACLOperation.DESCRIBE)
+            allow(service, op, topic(own))
+            for op in (ACLOperation.WRITE, ACLOperation.DESCRIBE, ACLOperation.READ)
         ]
         for consumed in topics.CONSUMES[service]:
             acls += [
