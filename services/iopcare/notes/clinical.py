@@ -21,6 +21,7 @@ from iopcare.kit.errors import (
 )
 from iopcare.kit.versioned import reread
 from iopcare.notes import codes, fhir_map, once, store
+from iopcare.notes.copying import by_name
 from iopcare.notes.domain import documents
 from iopcare.notes.domain.documents import NoteDraft
 from iopcare.notes.usecase import UseCase, audited
@@ -55,39 +56,22 @@ class NoteView:
     flagged: bool
 
 
+#: What a new note takes from its draft as it is, and what its DocumentReference takes from it.
+_FROM_DRAFT = "patient_id kind title text shared_text confidentiality"
+_RELATIONS = "group_id relates_to relation relation_reason"
+
+
 def facts(note: store.StoredNote) -> privacy.NoteFacts:
     return privacy.NoteFacts(
-        author=note.author,
-        author_role=note.author_role,
-        kind=note.kind,
-        status=note.status,
-        confidentiality=note.confidentiality,
-        sensitivity=note.sensitivity,
-        shared_with=note.shared_with,
+        **by_name(note, "author author_role kind status confidentiality sensitivity shared_with")
     )
 
 
 def state(note: store.StoredNote) -> fhir_map.NoteState:
     return fhir_map.NoteState(
-        id=note.id,
-        version=note.version,
-        patient_id=note.patient_id,
-        kind=note.kind,
-        author=note.author,
-        status=note.status,
-        title=note.title,
-        text=note.text,
-        shared_text=note.shared_text,
-        confidentiality=note.confidentiality,
-        sensitivity=note.sensitivity,
-        created_at=note.created_at,
+        **by_name(note, f"id version author status sensitivity created_at {_FROM_DRAFT}"),
+        **by_name(note, f"{_RELATIONS} signed_at signed_by"),
         updated_at=note.signed_at or note.created_at,
-        group_id=note.group_id,
-        relates_to=note.relates_to,
-        relation=note.relation,
-        relation_reason=note.relation_reason,
-        signed_at=note.signed_at,
-        signed_by=note.signed_by,
     )
 
 
@@ -166,47 +150,26 @@ class ClinicalNotes(UseCase):
         self, principal: Principal, draft: NoteDraft, now: datetime, **extra: object
     ) -> dict[str, object]:
         note_id = str(extra.pop("id", None) or uuid.uuid4())
-        row: dict[str, object] = {
-            "id": note_id,
-            "patient_id": draft.patient_id,
-            "kind": draft.kind,
+        new = fhir_map.NoteState(
+            id=note_id,
+            version=1,
+            author=principal.reference,
+            status="draft",
+            **by_name(draft, _FROM_DRAFT),
+            sensitivity=draft.sensitivity,
+            created_at=now,
+            updated_at=now,
+            **{name: extra.get(name) for name in _RELATIONS.split()},  # type: ignore[arg-type]
+        )
+        return {
+            **by_name(new, f"id version author status created_at updated_at {_FROM_DRAFT}"),
             "type_code": documents.NOTE_KINDS[draft.kind][0],
-            "author": principal.reference,
             "author_role": principal.role,
-            "status": "draft",
-            "version": 1,
-            "title": draft.title,
-            "text": draft.text,
-            "shared_text": draft.shared_text,
-            "confidentiality": draft.confidentiality,
             "sensitivity": " ".join(sorted(draft.sensitivity)),
             "shared_with": json.dumps(sorted(draft.shared_with)),
-            "created_at": now,
-            "updated_at": now,
             **extra,
+            "resource": fhir_map.document_reference(new),
         }
-        row["resource"] = fhir_map.document_reference(
-            fhir_map.NoteState(
-                id=note_id,
-                version=1,
-                patient_id=draft.patient_id,
-                kind=draft.kind,
-                author=principal.reference,
-                status="draft",
-                title=draft.title,
-                text=draft.text,
-                shared_text=draft.shared_text,
-                confidentiality=draft.confidentiality,
-                sensitivity=draft.sensitivity,
-                created_at=now,
-                updated_at=now,
-                group_id=extra.get("group_id"),  # type: ignore[arg-type]
-                relates_to=extra.get("relates_to"),  # type: ignore[arg-type]
-                relation=extra.get("relation"),  # type: ignore[arg-type]
-                relation_reason=extra.get("relation_reason"),  # type: ignore[arg-type]
-            )
-        )
-        return row
 
     def create(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from iopcare.kit import audit, fhir, teams
@@ -32,18 +32,12 @@ from iopcare.scheduling.intensity import MISSED_IN_A_ROW, sessions_of
 DROPOUT_LOOKBACK = timedelta(days=60)
 
 
+@dataclass(eq=False)
 class Attendance:
-    def __init__(
-        self,
-        db: Database,
-        access: teams.TeamAccess,
-        alerts: Alerts,
-        notify_outbox: Callable[[], None],
-    ) -> None:
-        self.db = db
-        self.access = access
-        self.alerts = alerts
-        self.notify_outbox = notify_outbox
+    db: Database
+    access: teams.TeamAccess
+    alerts: Alerts
+    notify_outbox: Callable[[], None]
 
     def record_attendance(
         self,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import KW_ONLY, dataclass, replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -79,21 +79,14 @@ def written(db: Database, appointment_id: str) -> store.StoredAppointment:
     return reread(db, store.load_appointment, appointment_id, f"Appointment/{appointment_id}")
 
 
+@dataclass(eq=False)
 class Bookings:
-    def __init__(
-        self,
-        db: Database,
-        calendars: Calendars,
-        access: TeamAccess,
-        *,
-        zone: ZoneInfo,
-        notify_outbox: Callable[[], None] = lambda: None,
-    ) -> None:
-        self.db = db
-        self.calendars = calendars
-        self.access = access
-        self.zone = zone
-        self.notify_outbox = notify_outbox
+    db: Database
+    calendars: Calendars
+    access: TeamAccess
+    _: KW_ONLY
+    zone: ZoneInfo
+    notify_outbox: Callable[[], None] = lambda: None
 
     def _insert_booked(
         self,
