@@ -98,6 +98,17 @@ def _draft(note: pb.NoteInput, patient_id: str) -> NoteDraft:
     )
 
 
+def _consent(request: pb.RecordConsentRequest) -> ConsentInput:
+    return ConsentInput(
+        **by_name(request, "recipient recipient_display signed_document"),
+        scope=request.scope or "all",
+        recipient_type=request.recipient_type or "Organization",
+        period_start=_time(request, "start_time"),
+        period_end=_time(request, "end_time"),
+        signed_at=_time(request, "signed_time"),
+    )
+
+
 def flag_message(flag: Stored) -> pb.Flag:
     return pb.Flag(**by_name(flag, "id version patient_id status"), fhir_json=flag.resource)
 
@@ -283,19 +294,15 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
             note=to_note(view.note), provenance_json=view.provenance[-1] if view.provenance else ""
         )
 
-    def AmendNote(
-        self, request: pb.AmendNoteRequest, context: grpc.ServicerContext
-    ) -> pb.AmendNoteResponse:
-        note = self.cases.clinical.amend(
+    AmendNote = rpc(
+        lambda s, r: s.cases.clinical.amend(
             current_principal(),
-            request.request_id,
-            require_id(request.id, "id"),
-            request.relation,
-            request.reason,
-            request.text,
-            request.title,
-        )
-        return pb.AmendNoteResponse(note=to_note(note))
+            r.request_id,
+            require_id(r.id, "id"),
+            **by_name(r, "relation reason text title"),
+        ),
+        one(pb.AmendNoteResponse, "note", to_note),
+    )
 
     def GetNote(
         self, request: pb.GetNoteRequest, context: grpc.ServicerContext
@@ -344,25 +351,12 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         return pb.DiscloseNoteResponse(fhir_json=body)
 
     # Consents ----------------------------------------------------------------------------------
-    def RecordConsent(
-        self, request: pb.RecordConsentRequest, context: grpc.ServicerContext
-    ) -> pb.RecordConsentResponse:
-        consent = self.cases.consents.record_consent(
-            current_principal(),
-            request.request_id,
-            require_id(request.patient_id, "patient_id"),
-            ConsentInput(
-                recipient=request.recipient,
-                scope=request.scope or "all",
-                period_start=_time(request, "start_time"),
-                period_end=_time(request, "end_time"),
-                recipient_type=request.recipient_type or "Organization",
-                recipient_display=request.recipient_display,
-                signed_at=_time(request, "signed_time"),
-                signed_document=request.signed_document,
-            ),
-        )
-        return pb.RecordConsentResponse(consent=to_consent(consent))
+    RecordConsent = rpc(
+        lambda s, r: s.cases.consents.record_consent(
+            current_principal(), r.request_id, require_id(r.patient_id, "patient_id"), _consent(r)
+        ),
+        one(pb.RecordConsentResponse, "consent", to_consent),
+    )
 
     GetConsent = gets(
         lambda s: s.cases.consents.get_consent, pb.GetConsentResponse, "consent", to_consent

@@ -146,9 +146,17 @@ class ClinicalNotes(UseCase):
         return note, decision, viewer
 
     # Writing -----------------------------------------------------------------------------------
-    def _new_row(
-        self, principal: Principal, draft: NoteDraft, now: datetime, **extra: object
-    ) -> dict[str, object]:
+    def _insert_draft(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        draft: NoteDraft,
+        now: datetime,
+        detail: str,
+        **extra: object,
+    ) -> None:
+        """Stores a new draft note (version 1) written from `draft`, with its audit row; `extra`
+        gives its id and what it belongs to (a group session, the note it amends)."""
         note_id = str(extra.pop("id", None) or uuid.uuid4())
         new = fhir_map.NoteState(
             id=note_id,
@@ -161,7 +169,7 @@ class ClinicalNotes(UseCase):
             updated_at=now,
             **{name: extra.get(name) for name in _RELATIONS.split()},  # type: ignore[arg-type]
         )
-        return {
+        row = {
             **by_name(new, f"id version author status created_at updated_at {_FROM_DRAFT}"),
             "type_code": documents.NOTE_KINDS[draft.kind][0],
             "author_role": principal.role,
@@ -170,6 +178,10 @@ class ClinicalNotes(UseCase):
             **extra,
             "resource": fhir_map.document_reference(new),
         }
+        store.insert_note(uow.conn, row)
+        audited(
+            uow, principal, audit.CREATE, f"DocumentReference/{note_id}", draft.patient_id, detail
+        )
 
     def create(
         self,
@@ -196,30 +208,22 @@ class ClinicalNotes(UseCase):
             now = datetime.now(UTC)
             group_id = result_id if draft.kind == "group" else None
             for i, item in enumerate(drafts):
-                row = self._new_row(
+                self._insert_draft(
+                    uow,
                     principal,
                     item,
                     now,
+                    f"draft; {bases[item.patient_id]}",
                     id=result_id if group_id is None else f"{result_id[:56]}-{i}",
                     group_id=group_id,
-                )
-                store.insert_note(uow.conn, row)
-                audited(
-                    uow,
-                    principal,
-                    audit.CREATE,
-                    f"DocumentReference/{row['id']}",
-                    item.patient_id,
-                    f"draft; {bases[item.patient_id]}",
                 )
             return result_id
 
         result_id, _ = once.create(
             self.db,
-            principal,
-            "CreateNote",
-            request_id,
-            {"draft": draft, "attendees": attendees},
+            once.Asked(
+                principal, "CreateNote", request_id, {"draft": draft, "attendees": attendees}
+            ),
             _create,
             draft.patient_id or None,
         )
@@ -242,8 +246,13 @@ class ClinicalNotes(UseCase):
         """Edits a draft (only its author; only the fields in `changes`, an update mask). A
         repeat of a request (same `request_id`) returns the note without editing it again."""
         name = f"DocumentReference/{note_id}"
-        asked = {"id": note_id, "expected_version": expected_version, "changes": changes}
-        if once.earlier(self.db, principal, "UpdateNote", request_id, asked) is not None:
+        asked = once.Asked(
+            principal,
+            "UpdateNote",
+            request_id,
+            {"id": note_id, "expected_version": expected_version, "changes": changes},
+        )
+        if once.earlier(self.db, asked) is not None:
             return self._reload(note_id)
         note, _, _ = self._load_readable(principal, note_id, audit.UPDATE)
         with self.refusals(principal, audit.UPDATE, name, note.patient_id):
@@ -271,7 +280,11 @@ class ClinicalNotes(UseCase):
                 audited(uow, principal, audit.UPDATE, name, note.patient_id, "draft edited")
 
             once.change(
-                self.db, principal, "UpdateNote", request_id, asked, note_id, _edit, note.patient_id
+                self.db,
+                asked,
+                note_id,
+                _edit,
+                note.patient_id,
             )
         return self._reload(note_id)
 
@@ -349,8 +362,10 @@ class ClinicalNotes(UseCase):
         note with its labels, never its text. A repeat of a request (same `request_id`) returns
         the signed note without signing again."""
         name = f"DocumentReference/{note_id}"
-        asked = {"id": note_id, "expected_version": expected_version}
-        if once.earlier(self.db, principal, "SignNote", request_id, asked) is None:
+        asked = once.Asked(
+            principal, "SignNote", request_id, {"id": note_id, "expected_version": expected_version}
+        )
+        if once.earlier(self.db, asked) is None:
             note, _, _ = self._load_readable(principal, note_id, audit.UPDATE)
             with self.refusals(principal, audit.UPDATE, name, note.patient_id):
                 if not request_id:
@@ -365,9 +380,6 @@ class ClinicalNotes(UseCase):
 
                 once.change(
                     self.db,
-                    principal,
-                    "SignNote",
-                    request_id,
                     asked,
                     note_id,
                     _signed,
@@ -464,35 +476,36 @@ class ClinicalNotes(UseCase):
         )
 
         def _create(uow: UnitOfWork, result_id: str) -> str:
-            row = self._new_row(
+            self._insert_draft(
+                uow,
                 principal,
                 draft,
                 datetime.now(UTC),
+                f"{relation} {name}",
                 id=result_id,
                 relates_to=note_id,
                 relation=relation,
                 relation_reason=reason,
             )
-            store.insert_note(uow.conn, row)
-            audited(
-                uow,
-                principal,
-                audit.CREATE,
-                f"DocumentReference/{result_id}",
-                original.patient_id,
-                f"{relation} {name}",
-            )
             return result_id
 
-        asked = {
-            "note_id": note_id,
-            "relation": relation,
-            "reason": reason,
-            "text": text,
-            "title": title,
-        }
+        asked = once.Asked(
+            principal,
+            "AmendNote",
+            request_id,
+            {
+                "note_id": note_id,
+                "relation": relation,
+                "reason": reason,
+                "text": text,
+                "title": title,
+            },
+        )
         result_id, _ = once.create(
-            self.db, principal, "AmendNote", request_id, asked, _create, original.patient_id
+            self.db,
+            asked,
+            _create,
+            original.patient_id,
         )
         return self._reload(result_id)
 

@@ -146,10 +146,9 @@ class Consents(UseCase):
 
         consent_id, _ = once.create(
             self.db,
-            principal,
-            "RecordConsent",
-            request_id,
-            {"patient_id": patient_id, "consent": given},
+            once.Asked(
+                principal, "RecordConsent", request_id, {"patient_id": patient_id, "consent": given}
+            ),
             _create,
             patient_id,
         )
@@ -217,8 +216,8 @@ class Consents(UseCase):
         transaction that decides it. A repeat of a request (same `request_id`) returns the
         consent without a second revocation."""
         name = f"Consent/{consent_id}"
-        asked = {"id": consent_id}
-        if once.earlier(self.db, principal, "RevokeConsent", request_id, asked) is not None:
+        asked = once.Asked(principal, "RevokeConsent", request_id, {"id": consent_id})
+        if once.earlier(self.db, asked) is not None:
             return self._consent(consent_id)
         with self.refusals(principal, audit.UPDATE, name):
             current = self._consent(consent_id)
@@ -254,9 +253,6 @@ class Consents(UseCase):
 
         once.change(
             self.db,
-            principal,
-            "RevokeConsent",
-            request_id,
             asked,
             consent_id,
             _revoke,
