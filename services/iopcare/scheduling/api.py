@@ -12,6 +12,7 @@ from iopcare.kit.auth import Principal, current_principal
 from iopcare.kit.errors import FieldViolation, InvalidArgument
 from iopcare.kit.protoconv import require_id, timestamp
 from iopcare.kit.servicer import gets, one, rpc
+from iopcare.scheduling.appointment_reads import Listing
 from iopcare.scheduling.bookings import BookingRequest, GroupRequest
 from iopcare.scheduling.calendars import CalendarInput, FoundSlot
 from iopcare.scheduling.copying import by_name
@@ -241,13 +242,15 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
     ) -> pb.ListAppointmentsResponse:
         items, token = self.scheduling.list_appointments(
             current_principal(),
-            patient_id=require_id(request.patient_id, "patient_id") if request.patient_id else "",
-            actor=request.actor,
-            statuses=list(request.statuses),
-            start_from=instant(request, "start_time"),
-            start_before=instant(request, "end_time"),
-            page_size=request.page_size,
-            page_token=request.page_token,
+            Listing(
+                patient_id=require_id(request.patient_id, "patient_id")
+                if request.patient_id
+                else "",
+                **by_name(request, "actor page_size page_token"),
+                statuses=list(request.statuses),
+                start_from=instant(request, "start_time"),
+                start_before=instant(request, "end_time"),
+            ),
         )
         return pb.ListAppointmentsResponse(
             appointments=[to_message(a) for a in items], next_page_token=token
