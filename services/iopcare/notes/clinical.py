@@ -219,14 +219,10 @@ class ClinicalNotes(UseCase):
                 )
             return result_id
 
-        result_id, _ = once.create(
-            self.db,
-            once.Asked(
-                principal, "CreateNote", request_id, {"draft": draft, "attendees": attendees}
-            ),
-            _create,
-            draft.patient_id or None,
+        asked = once.Asked(
+            principal, "CreateNote", request_id, {"draft": draft, "attendees": attendees}
         )
+        result_id, _ = once.create(self.db, asked, _create, draft.patient_id or None)
         with self.db.read() as conn:
             if draft.kind == "group":
                 found = store.notes_of_group(conn, result_id)

@@ -144,14 +144,10 @@ class Consents(UseCase):
             )
             return consent_id
 
-        consent_id, _ = once.create(
-            self.db,
-            once.Asked(
-                principal, "RecordConsent", request_id, {"patient_id": patient_id, "consent": given}
-            ),
-            _create,
-            patient_id,
+        asked = once.Asked(
+            principal, "RecordConsent", request_id, {"patient_id": patient_id, "consent": given}
         )
+        consent_id, _ = once.create(self.db, asked, _create, patient_id)
         return self._consent(consent_id)
 
     def _recorder(
