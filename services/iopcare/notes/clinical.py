@@ -275,13 +275,7 @@ class ClinicalNotes(UseCase):
                 _update(uow, note, values, expected_version)
                 audited(uow, principal, audit.UPDATE, name, note.patient_id, "draft edited")
 
-            once.change(
-                self.db,
-                asked,
-                note_id,
-                _edit,
-                note.patient_id,
-            )
+            once.change(self.db, asked, note_id, _edit, note.patient_id)
         return self._reload(note_id)
 
     @staticmethod
@@ -374,13 +368,7 @@ class ClinicalNotes(UseCase):
                     self._check_own_draft(principal, current, expected_version, "signs a note")
                     self._sign(uow, principal, current)
 
-                once.change(
-                    self.db,
-                    asked,
-                    note_id,
-                    _signed,
-                    note.patient_id,
-                )
+                once.change(self.db, asked, note_id, _signed, note.patient_id)
             self.notify_outbox()
         # The answer is the note just signed: its update is the audit record of this call (C11:
         # one record per access), so no second record of a read.
@@ -497,12 +485,7 @@ class ClinicalNotes(UseCase):
                 "title": title,
             },
         )
-        result_id, _ = once.create(
-            self.db,
-            asked,
-            _create,
-            original.patient_id,
-        )
+        result_id, _ = once.create(self.db, asked, _create, original.patient_id)
         return self._reload(result_id)
 
     def _reload(self, note_id: str) -> store.StoredNote:

@@ -248,12 +248,7 @@ class Consents(UseCase):
             )
 
         once.change(
-            self.db,
-            asked,
-            consent_id,
-            _revoke,
-            current.patient_id,
-            caller_audits_refusals=False,
+            self.db, asked, consent_id, _revoke, current.patient_id, caller_audits_refusals=False
         )
         return self._consent(consent_id)
 

@@ -99,12 +99,7 @@ class Drafts(UseCase):
 
         with self.refusals(principal, audit.UPDATE, name, patient_id):
             if request_id:
-                saved_id, _ = once.create(
-                    self.db,
-                    asked,
-                    _save,
-                    patient_id,
-                )
+                saved_id, _ = once.create(self.db, asked, _save, patient_id)
             else:
                 with UnitOfWork(self.db) as uow:
                     saved_id = _save(uow, str(uuid.uuid4()))
@@ -212,10 +207,5 @@ class Drafts(UseCase):
             )
 
         once.change(
-            self.db,
-            asked,
-            draft_id,
-            _discard,
-            draft.patient_id,
-            caller_audits_refusals=False,
+            self.db, asked, draft_id, _discard, draft.patient_id, caller_audits_refusals=False
         )
