@@ -21,6 +21,7 @@ from iopcare.kit.db import Database, UnitOfWork, migrate
 from iopcare.kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from iopcare.kit.events import Event, ReceivedEvent
 from iopcare.scheduling import app, codes, store
+from iopcare.scheduling.appointment_reads import Listing
 from iopcare.scheduling.bookings import BookingRequest, GroupRequest
 from iopcare.scheduling.calendars import CalendarInput
 from iopcare.scheduling.service import Scheduling
@@ -266,13 +267,15 @@ def test_invalid_intensity_and_listing_requests_are_audited_refusals(
     with pytest.raises(InvalidArgument):
         scheduling.list_appointments(
             ADMIN,
-            patient_id="p1",
-            actor="",
-            statuses=["no-such-status"],
-            start_from=None,
-            start_before=None,
-            page_size=10,
-            page_token="",
+            Listing(
+                patient_id="p1",
+                actor="",
+                statuses=["no-such-status"],
+                start_from=None,
+                start_before=None,
+                page_size=10,
+                page_token="",
+            ),
         )
     assert _audit_rows(scheduling) == before + 2
 

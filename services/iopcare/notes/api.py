@@ -17,6 +17,7 @@ from iopcare.kit.servicer import gets, lists, one, rpc, versioned
 from iopcare.kit.versioned import Stored
 from iopcare.notes.clinical import Attendee, ClinicalNotes, NoteChanges
 from iopcare.notes.consents import ConsentInput, Consents
+from iopcare.notes.copying import by_name
 from iopcare.notes.crisis import Crisis
 from iopcare.notes.disclosure import Disclosure
 from iopcare.notes.domain.documents import KIND_BY_CODE, NOTE_KINDS, NoteDraft
@@ -39,75 +40,39 @@ NOTE_MASK_FIELDS = frozenset({"title", "text", "confidentiality", "sensitivity",
 
 def to_message(m: StoredMessage) -> pb.Message:
     return pb.Message(
-        id=m.id,
-        patient_id=m.patient_id,
-        sender=m.sender,
-        text=m.text,
-        priority=m.priority,
+        **by_name(m, "id patient_id sender text priority category status version"),
         sent_time=timestamp(m.sent_at),
         fhir_json=m.resource,
-        category=m.category,
-        status=m.status,
-        version=m.version,
     )
 
 
 def to_draft(d: StoredDraft) -> pb.MessageDraft:
-    b = d.body
     return pb.MessageDraft(
-        id=d.id,
-        patient_id=d.patient_id,
-        version=d.version,
-        message=pb.PostMessageRequest(
-            patient_id=d.patient_id,
-            text=b["text"],
-            priority=b["priority"],
-            category=b["category"],
-            recipients=b["recipients"],
-            in_response_to=b["in_response_to"],
-            part_of=b["part_of"],
-            about=b["about"],
-            attachments=b["attachments"],
-        ),
+        **by_name(d, "id patient_id version"),
+        # The body holds the fields of the message but its patient (drafts._body).
+        message=pb.PostMessageRequest(patient_id=d.patient_id, **d.body),
         update_time=timestamp(d.updated_at),
     )
 
 
 def to_note(n: StoredNote) -> pb.Note:
     return pb.Note(
-        id=n.id,
-        version=n.version,
-        patient_id=n.patient_id,
-        kind=n.kind,
+        **by_name(
+            n, "id version patient_id kind author status title text shared_text confidentiality"
+        ),
+        **by_name(n, "group_id relates_to relation relation_reason signed_by", none_as=""),
         type_code=NOTE_KINDS[n.kind][0],
-        author=n.author,
-        status=n.status,
-        title=n.title,
-        text=n.text,
-        shared_text=n.shared_text,
-        confidentiality=n.confidentiality,
         sensitivity=sorted(n.sensitivity),
         shared_with=sorted(n.shared_with),
-        group_id=n.group_id or "",
-        relates_to=n.relates_to or "",
-        relation=n.relation or "",
-        relation_reason=n.relation_reason or "",
         create_time=timestamp(n.created_at),
         sign_time=timestamp(n.signed_at) if n.signed_at else None,
-        signed_by=n.signed_by or "",
         fhir_json=n.resource,
     )
 
 
 def to_consent(c: StoredConsent) -> pb.Consent:
     return pb.Consent(
-        id=c.id,
-        patient_id=c.patient_id,
-        recipient=c.recipient,
-        scope=c.scope,
-        status=c.status,
-        version=c.version,
-        fhir_json=c.resource,
+        **by_name(c, "id patient_id recipient scope status version"), fhir_json=c.resource
     )
 
 
@@ -126,24 +91,26 @@ def _time(message: object, field: str) -> datetime | None:
 def _draft(note: pb.NoteInput, patient_id: str) -> NoteDraft:
     return NoteDraft(
         patient_id=patient_id,
-        kind=note.kind,
-        title=note.title,
-        text=note.text,
-        shared_text=note.shared_text,
+        **by_name(note, "kind title text shared_text"),
         confidentiality=note.confidentiality or "N",
         sensitivity=frozenset(note.sensitivity),
         shared_with=frozenset(note.shared_with),
     )
 
 
-def flag_message(flag: Stored) -> pb.Flag:
-    return pb.Flag(
-        id=flag.id,
-        version=flag.version,
-        patient_id=flag.patient_id,
-        status=flag.status,
-        fhir_json=flag.resource,
+def _consent(request: pb.RecordConsentRequest) -> ConsentInput:
+    return ConsentInput(
+        **by_name(request, "recipient recipient_display signed_document"),
+        scope=request.scope or "all",
+        recipient_type=request.recipient_type or "Organization",
+        period_start=_time(request, "start_time"),
+        period_end=_time(request, "end_time"),
+        signed_at=_time(request, "signed_time"),
     )
+
+
+def flag_message(flag: Stored) -> pb.Flag:
+    return pb.Flag(**by_name(flag, "id version patient_id status"), fhir_json=flag.resource)
 
 
 @dataclass(frozen=True)
@@ -308,14 +275,8 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
                 "update_mask must name the fields to set",
                 [FieldViolation("update_mask", f"some of {', '.join(sorted(NOTE_MASK_FIELDS))}")],
             )
-        note = request.note
-        changes = NoteChanges(
-            title=note.title if "title" in paths else None,
-            text=note.text if "text" in paths else None,
-            confidentiality=(note.confidentiality or "N") if "confidentiality" in paths else None,
-            sensitivity=frozenset(note.sensitivity) if "sensitivity" in paths else None,
-            shared_with=frozenset(note.shared_with) if "shared_with" in paths else None,
-        )
+        # The masked fields as a new draft would read them (confidentiality "N" when unset).
+        changes = NoteChanges(**by_name(_draft(request.note, ""), " ".join(paths)))
         updated = self.cases.clinical.update_draft(
             current_principal(),
             require_id(request.id, "id"),
@@ -333,19 +294,15 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
             note=to_note(view.note), provenance_json=view.provenance[-1] if view.provenance else ""
         )
 
-    def AmendNote(
-        self, request: pb.AmendNoteRequest, context: grpc.ServicerContext
-    ) -> pb.AmendNoteResponse:
-        note = self.cases.clinical.amend(
+    AmendNote = rpc(
+        lambda s, r: s.cases.clinical.amend(
             current_principal(),
-            request.request_id,
-            require_id(request.id, "id"),
-            request.relation,
-            request.reason,
-            request.text,
-            request.title,
-        )
-        return pb.AmendNoteResponse(note=to_note(note))
+            r.request_id,
+            require_id(r.id, "id"),
+            **by_name(r, "relation reason text title"),
+        ),
+        one(pb.AmendNoteResponse, "note", to_note),
+    )
 
     def GetNote(
         self, request: pb.GetNoteRequest, context: grpc.ServicerContext
@@ -394,25 +351,12 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         return pb.DiscloseNoteResponse(fhir_json=body)
 
     # Consents ----------------------------------------------------------------------------------
-    def RecordConsent(
-        self, request: pb.RecordConsentRequest, context: grpc.ServicerContext
-    ) -> pb.RecordConsentResponse:
-        consent = self.cases.consents.record_consent(
-            current_principal(),
-            request.request_id,
-            require_id(request.patient_id, "patient_id"),
-            ConsentInput(
-                recipient=request.recipient,
-                scope=request.scope or "all",
-                period_start=_time(request, "start_time"),
-                period_end=_time(request, "end_time"),
-                recipient_type=request.recipient_type or "Organization",
-                recipient_display=request.recipient_display,
-                signed_at=_time(request, "signed_time"),
-                signed_document=request.signed_document,
-            ),
-        )
-        return pb.RecordConsentResponse(consent=to_consent(consent))
+    RecordConsent = rpc(
+        lambda s, r: s.cases.consents.record_consent(
+            current_principal(), r.request_id, require_id(r.patient_id, "patient_id"), _consent(r)
+        ),
+        one(pb.RecordConsentResponse, "consent", to_consent),
+    )
 
     GetConsent = gets(
         lambda s: s.cases.consents.get_consent, pb.GetConsentResponse, "consent", to_consent

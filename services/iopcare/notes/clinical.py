@@ -21,6 +21,7 @@ from iopcare.kit.errors import (
 )
 from iopcare.kit.versioned import reread
 from iopcare.notes import codes, fhir_map, once, store
+from iopcare.notes.copying import by_name
 from iopcare.notes.domain import documents
 from iopcare.notes.domain.documents import NoteDraft
 from iopcare.notes.usecase import UseCase, audited
@@ -55,39 +56,22 @@ class NoteView:
     flagged: bool
 
 
+#: What a new note takes from its draft as it is, and what its DocumentReference takes from it.
+_FROM_DRAFT = "patient_id kind title text shared_text confidentiality"
+_RELATIONS = "group_id relates_to relation relation_reason"
+
+
 def facts(note: store.StoredNote) -> privacy.NoteFacts:
     return privacy.NoteFacts(
-        author=note.author,
-        author_role=note.author_role,
-        kind=note.kind,
-        status=note.status,
-        confidentiality=note.confidentiality,
-        sensitivity=note.sensitivity,
-        shared_with=note.shared_with,
+        **by_name(note, "author author_role kind status confidentiality sensitivity shared_with")
     )
 
 
 def state(note: store.StoredNote) -> fhir_map.NoteState:
     return fhir_map.NoteState(
-        id=note.id,
-        version=note.version,
-        patient_id=note.patient_id,
-        kind=note.kind,
-        author=note.author,
-        status=note.status,
-        title=note.title,
-        text=note.text,
-        shared_text=note.shared_text,
-        confidentiality=note.confidentiality,
-        sensitivity=note.sensitivity,
-        created_at=note.created_at,
+        **by_name(note, f"id version author status sensitivity created_at {_FROM_DRAFT}"),
+        **by_name(note, f"{_RELATIONS} signed_at signed_by"),
         updated_at=note.signed_at or note.created_at,
-        group_id=note.group_id,
-        relates_to=note.relates_to,
-        relation=note.relation,
-        relation_reason=note.relation_reason,
-        signed_at=note.signed_at,
-        signed_by=note.signed_by,
     )
 
 
@@ -162,51 +146,42 @@ class ClinicalNotes(UseCase):
         return note, decision, viewer
 
     # Writing -----------------------------------------------------------------------------------
-    def _new_row(
-        self, principal: Principal, draft: NoteDraft, now: datetime, **extra: object
-    ) -> dict[str, object]:
+    def _insert_draft(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        draft: NoteDraft,
+        now: datetime,
+        detail: str,
+        **extra: object,
+    ) -> None:
+        """Stores a new draft note (version 1) written from `draft`, with its audit row; `extra`
+        gives its id and what it belongs to (a group session, the note it amends)."""
         note_id = str(extra.pop("id", None) or uuid.uuid4())
-        row: dict[str, object] = {
-            "id": note_id,
-            "patient_id": draft.patient_id,
-            "kind": draft.kind,
+        new = fhir_map.NoteState(
+            id=note_id,
+            version=1,
+            author=principal.reference,
+            status="draft",
+            **by_name(draft, _FROM_DRAFT),
+            sensitivity=draft.sensitivity,
+            created_at=now,
+            updated_at=now,
+            **{name: extra.get(name) for name in _RELATIONS.split()},  # type: ignore[arg-type]
+        )
+        row = {
+            **by_name(new, f"id version author status created_at updated_at {_FROM_DRAFT}"),
             "type_code": documents.NOTE_KINDS[draft.kind][0],
-            "author": principal.reference,
             "author_role": principal.role,
-            "status": "draft",
-            "version": 1,
-            "title": draft.title,
-            "text": draft.text,
-            "shared_text": draft.shared_text,
-            "confidentiality": draft.confidentiality,
             "sensitivity": " ".join(sorted(draft.sensitivity)),
             "shared_with": json.dumps(sorted(draft.shared_with)),
-            "created_at": now,
-            "updated_at": now,
             **extra,
+            "resource": fhir_map.document_reference(new),
         }
-        row["resource"] = fhir_map.document_reference(
-            fhir_map.NoteState(
-                id=note_id,
-                version=1,
-                patient_id=draft.patient_id,
-                kind=draft.kind,
-                author=principal.reference,
-                status="draft",
-                title=draft.title,
-                text=draft.text,
-                shared_text=draft.shared_text,
-                confidentiality=draft.confidentiality,
-                sensitivity=draft.sensitivity,
-                created_at=now,
-                updated_at=now,
-                group_id=extra.get("group_id"),  # type: ignore[arg-type]
-                relates_to=extra.get("relates_to"),  # type: ignore[arg-type]
-                relation=extra.get("relation"),  # type: ignore[arg-type]
-                relation_reason=extra.get("relation_reason"),  # type: ignore[arg-type]
-            )
+        store.insert_note(uow.conn, row)
+        audited(
+            uow, principal, audit.CREATE, f"DocumentReference/{note_id}", draft.patient_id, detail
         )
-        return row
 
     def create(
         self,
@@ -233,33 +208,21 @@ class ClinicalNotes(UseCase):
             now = datetime.now(UTC)
             group_id = result_id if draft.kind == "group" else None
             for i, item in enumerate(drafts):
-                row = self._new_row(
+                self._insert_draft(
+                    uow,
                     principal,
                     item,
                     now,
+                    f"draft; {bases[item.patient_id]}",
                     id=result_id if group_id is None else f"{result_id[:56]}-{i}",
                     group_id=group_id,
                 )
-                store.insert_note(uow.conn, row)
-                audited(
-                    uow,
-                    principal,
-                    audit.CREATE,
-                    f"DocumentReference/{row['id']}",
-                    item.patient_id,
-                    f"draft; {bases[item.patient_id]}",
-                )
             return result_id
 
-        result_id, _ = once.create(
-            self.db,
-            principal,
-            "CreateNote",
-            request_id,
-            {"draft": draft, "attendees": attendees},
-            _create,
-            draft.patient_id or None,
+        asked = once.Asked(
+            principal, "CreateNote", request_id, {"draft": draft, "attendees": attendees}
         )
+        result_id, _ = once.create(self.db, asked, _create, draft.patient_id or None)
         with self.db.read() as conn:
             if draft.kind == "group":
                 found = store.notes_of_group(conn, result_id)
@@ -279,8 +242,13 @@ class ClinicalNotes(UseCase):
         """Edits a draft (only its author; only the fields in `changes`, an update mask). A
         repeat of a request (same `request_id`) returns the note without editing it again."""
         name = f"DocumentReference/{note_id}"
-        asked = {"id": note_id, "expected_version": expected_version, "changes": changes}
-        if once.earlier(self.db, principal, "UpdateNote", request_id, asked) is not None:
+        asked = once.Asked(
+            principal,
+            "UpdateNote",
+            request_id,
+            {"id": note_id, "expected_version": expected_version, "changes": changes},
+        )
+        if once.earlier(self.db, asked) is not None:
             return self._reload(note_id)
         note, _, _ = self._load_readable(principal, note_id, audit.UPDATE)
         with self.refusals(principal, audit.UPDATE, name, note.patient_id):
@@ -307,9 +275,7 @@ class ClinicalNotes(UseCase):
                 _update(uow, note, values, expected_version)
                 audited(uow, principal, audit.UPDATE, name, note.patient_id, "draft edited")
 
-            once.change(
-                self.db, principal, "UpdateNote", request_id, asked, note_id, _edit, note.patient_id
-            )
+            once.change(self.db, asked, note_id, _edit, note.patient_id)
         return self._reload(note_id)
 
     @staticmethod
@@ -386,8 +352,10 @@ class ClinicalNotes(UseCase):
         note with its labels, never its text. A repeat of a request (same `request_id`) returns
         the signed note without signing again."""
         name = f"DocumentReference/{note_id}"
-        asked = {"id": note_id, "expected_version": expected_version}
-        if once.earlier(self.db, principal, "SignNote", request_id, asked) is None:
+        asked = once.Asked(
+            principal, "SignNote", request_id, {"id": note_id, "expected_version": expected_version}
+        )
+        if once.earlier(self.db, asked) is None:
             note, _, _ = self._load_readable(principal, note_id, audit.UPDATE)
             with self.refusals(principal, audit.UPDATE, name, note.patient_id):
                 if not request_id:
@@ -400,16 +368,7 @@ class ClinicalNotes(UseCase):
                     self._check_own_draft(principal, current, expected_version, "signs a note")
                     self._sign(uow, principal, current)
 
-                once.change(
-                    self.db,
-                    principal,
-                    "SignNote",
-                    request_id,
-                    asked,
-                    note_id,
-                    _signed,
-                    note.patient_id,
-                )
+                once.change(self.db, asked, note_id, _signed, note.patient_id)
             self.notify_outbox()
         # The answer is the note just signed: its update is the audit record of this call (C11:
         # one record per access), so no second record of a read.
@@ -501,36 +460,32 @@ class ClinicalNotes(UseCase):
         )
 
         def _create(uow: UnitOfWork, result_id: str) -> str:
-            row = self._new_row(
+            self._insert_draft(
+                uow,
                 principal,
                 draft,
                 datetime.now(UTC),
+                f"{relation} {name}",
                 id=result_id,
                 relates_to=note_id,
                 relation=relation,
                 relation_reason=reason,
             )
-            store.insert_note(uow.conn, row)
-            audited(
-                uow,
-                principal,
-                audit.CREATE,
-                f"DocumentReference/{result_id}",
-                original.patient_id,
-                f"{relation} {name}",
-            )
             return result_id
 
-        asked = {
-            "note_id": note_id,
-            "relation": relation,
-            "reason": reason,
-            "text": text,
-            "title": title,
-        }
-        result_id, _ = once.create(
-            self.db, principal, "AmendNote", request_id, asked, _create, original.patient_id
+        asked = once.Asked(
+            principal,
+            "AmendNote",
+            request_id,
+            {
+                "note_id": note_id,
+                "relation": relation,
+                "reason": reason,
+                "text": text,
+                "title": title,
+            },
         )
+        result_id, _ = once.create(self.db, asked, _create, original.patient_id)
         return self._reload(result_id)
 
     def _reload(self, note_id: str) -> store.StoredNote:

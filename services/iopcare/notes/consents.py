@@ -17,6 +17,7 @@ from iopcare.kit.errors import (
     PermissionDenied,
 )
 from iopcare.notes import fhir_map, once, store
+from iopcare.notes.copying import by_name
 from iopcare.notes.domain.text import has_forbidden_characters
 from iopcare.notes.usecase import UseCase, audited
 
@@ -111,14 +112,10 @@ class Consents(UseCase):
         reason, attester = self._recorder(principal, patient_id, given, basis)
         record = fhir_map.ConsentRecord(
             patient_id=patient_id,
-            recipient=given.recipient,
-            recipient_type=given.recipient_type,
-            recipient_display=given.recipient_display,
-            scope=given.scope,
+            **by_name(given, "recipient recipient_type recipient_display scope signed_document"),
             start=given.period_start,
             end=given.period_end,
             signed_at=given.signed_at or now,
-            signed_document=given.signed_document,
             attester=attester,
             attested_at=now,
         )
@@ -129,12 +126,9 @@ class Consents(UseCase):
                 store.StoredConsent(
                     id=consent_id,
                     patient_id=patient_id,
-                    recipient=given.recipient,
-                    scope=given.scope,
+                    **by_name(given, "recipient scope period_start period_end"),
                     status="active",
                     version=1,
-                    period_start=given.period_start,
-                    period_end=given.period_end,
                     resource=fhir_map.consent_resource(consent_id, 1, "active", record),
                     recorded_at=now,
                 ),
@@ -150,15 +144,10 @@ class Consents(UseCase):
             )
             return consent_id
 
-        consent_id, _ = once.create(
-            self.db,
-            principal,
-            "RecordConsent",
-            request_id,
-            {"patient_id": patient_id, "consent": given},
-            _create,
-            patient_id,
+        asked = once.Asked(
+            principal, "RecordConsent", request_id, {"patient_id": patient_id, "consent": given}
         )
+        consent_id, _ = once.create(self.db, asked, _create, patient_id)
         return self._consent(consent_id)
 
     def _recorder(
@@ -223,8 +212,8 @@ class Consents(UseCase):
         transaction that decides it. A repeat of a request (same `request_id`) returns the
         consent without a second revocation."""
         name = f"Consent/{consent_id}"
-        asked = {"id": consent_id}
-        if once.earlier(self.db, principal, "RevokeConsent", request_id, asked) is not None:
+        asked = once.Asked(principal, "RevokeConsent", request_id, {"id": consent_id})
+        if once.earlier(self.db, asked) is not None:
             return self._consent(consent_id)
         with self.refusals(principal, audit.UPDATE, name):
             current = self._consent(consent_id)
@@ -259,15 +248,7 @@ class Consents(UseCase):
             )
 
         once.change(
-            self.db,
-            principal,
-            "RevokeConsent",
-            request_id,
-            asked,
-            consent_id,
-            _revoke,
-            current.patient_id,
-            caller_audits_refusals=False,
+            self.db, asked, consent_id, _revoke, current.patient_id, caller_audits_refusals=False
         )
         return self._consent(consent_id)
 

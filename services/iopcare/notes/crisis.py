@@ -104,8 +104,10 @@ class Crisis(UseCase):
         thread; acknowledging twice keeps the first acknowledgement. A repeat of a request
         (same `request_id`) returns the Flag without acknowledging again."""
         name = f"Flag/{flag_id}"
-        asked = {"flag_id": flag_id, "note": note}
-        if once.earlier(self.db, principal, "AcknowledgeCrisis", request_id, asked) is None:
+        asked = once.Asked(
+            principal, "AcknowledgeCrisis", request_id, {"flag_id": flag_id, "note": note}
+        )
+        if once.earlier(self.db, asked) is None:
             with self.refusals(principal, audit.UPDATE, name):
                 if len(note) > MAX_NOTE or has_forbidden_characters(note):
                     raise InvalidArgument(
@@ -114,9 +116,6 @@ class Crisis(UseCase):
                     )
                 once.change(
                     self.db,
-                    principal,
-                    "AcknowledgeCrisis",
-                    request_id,
                     asked,
                     flag_id,
                     lambda uow: self._acknowledge(uow, principal, flag_id, note),

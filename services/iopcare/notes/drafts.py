@@ -50,13 +50,18 @@ class Drafts(UseCase):
         sees a draft; nothing is published until it is sent. A repeat of a request (same
         `request_id`) returns the draft it saved."""
         body = _body(message)
-        asked = {
-            "patient_id": patient_id,
-            "draft_id": draft_id,
-            "expected_version": expected_version,
-            "body": body,
-        }
-        done = once.earlier(self.db, principal, "SaveMessageDraft", request_id, asked, patient_id)
+        asked = once.Asked(
+            principal,
+            "SaveMessageDraft",
+            request_id,
+            {
+                "patient_id": patient_id,
+                "draft_id": draft_id,
+                "expected_version": expected_version,
+                "body": body,
+            },
+        )
+        done = once.earlier(self.db, asked, patient_id)
         if done is not None:
             return self._reload(principal, done)
         # Everything but the text is checked now (a draft may be half written).
@@ -94,9 +99,7 @@ class Drafts(UseCase):
 
         with self.refusals(principal, audit.UPDATE, name, patient_id):
             if request_id:
-                saved_id, _ = once.create(
-                    self.db, principal, "SaveMessageDraft", request_id, asked, _save, patient_id
-                )
+                saved_id, _ = once.create(self.db, asked, _save, patient_id)
             else:
                 with UnitOfWork(self.db) as uow:
                     saved_id = _save(uow, str(uuid.uuid4()))
@@ -161,7 +164,7 @@ class Drafts(UseCase):
         # request is the draft id (its content is gone after the send), and SendMessageDraft has
         # its own operation, so a PostMessage under the same id is another request.
         asked = {"draft_id": draft_id}
-        done = once.earlier(self.db, principal, "SendMessageDraft", request_id, asked)
+        done = once.earlier(self.db, once.Asked(principal, "SendMessageDraft", request_id, asked))
         if done is not None:
             with self.db.read() as conn:
                 sent = store.load_message(conn, done)
@@ -187,8 +190,8 @@ class Drafts(UseCase):
     def discard(self, principal: Principal, draft_id: str, request_id: str = "") -> None:
         """Discards one of the caller's drafts; a repeat of a request (same `request_id`) finds
         it discarded and answers as the first did."""
-        asked = {"draft_id": draft_id}
-        if once.earlier(self.db, principal, "DiscardMessageDraft", request_id, asked) is not None:
+        asked = once.Asked(principal, "DiscardMessageDraft", request_id, {"draft_id": draft_id})
+        if once.earlier(self.db, asked) is not None:
             return
         draft = self._own(principal, draft_id, audit.UPDATE)
 
@@ -204,13 +207,5 @@ class Drafts(UseCase):
             )
 
         once.change(
-            self.db,
-            principal,
-            "DiscardMessageDraft",
-            request_id,
-            asked,
-            draft_id,
-            _discard,
-            draft.patient_id,
-            caller_audits_refusals=False,
+            self.db, asked, draft_id, _discard, draft.patient_id, caller_audits_refusals=False
         )

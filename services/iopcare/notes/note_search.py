@@ -3,7 +3,7 @@ are not hits; for an outside system's disclosure search, the hits are what may l
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection
@@ -86,25 +86,11 @@ class NoteSearch(UseCase):
         check_filter(wanted)
         size = paging.page_size(page_size)
         before_seq = seq_after(page_token)
-        basis = self.basis(
-            principal,
-            audit.SEARCH,
-            "DocumentReference",
-            patient_id,
-        )
+        basis = self.basis(principal, audit.SEARCH, "DocumentReference", patient_id)
         viewer = privacy.Viewer(principal.reference, principal.role, basis)
-        scan = _Scan(
-            store.NoteQuery(
-                patient_id=patient_id,
-                author=wanted.author,
-                kinds=wanted.kinds,
-                since=wanted.since,
-                until=wanted.until,
-                words=wanted.words,
-                before_seq=before_seq,
-                limit=size + 1,
-            )
-        )
+        # The filter's fields are the query's of the same names.
+        query = store.NoteQuery(patient_id, **asdict(wanted), before_seq=before_seq, limit=size + 1)
+        scan = _Scan(query)
         with self.db.read() as conn:
             self._scan(conn, scan, size, viewer, recipient)
         visible, token = scan.visible, ""

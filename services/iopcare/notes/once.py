@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Table
 
 from iopcare.kit import requests
 from iopcare.kit.auth import Principal
@@ -20,48 +23,45 @@ from iopcare.kit.db import Database, UnitOfWork
 from iopcare.notes import store
 
 
-def earlier(
-    db: Database,
-    principal: Principal,
-    operation: str,
-    request_id: str,
-    request: object,
-    patient_id: str | None = None,
-) -> str | None:
-    """The first result of this request if it ran before (None without a request id)."""
-    if not request_id:
+@dataclass(frozen=True)
+class Asked:
+    """One request under the rule: who asked, for which operation, under which `request_id`,
+    and what it asked for (`request`, whose fingerprint a repeat must match)."""
+
+    principal: Principal
+    operation: str
+    request_id: str
+    request: object
+
+    @property
+    def key(self) -> tuple[Table, Principal, str, str]:
+        """How kit.requests names it: notes' request log, then the key of its row there."""
+        return store.request_log, self.principal, self.operation, self.request_id
+
+
+def earlier(db: Database, asked: Asked, patient_id: str | None = None) -> str | None:
+    """The first result of this request if it ran before (None without a request id); a
+    refusal is audited for `patient_id`."""
+    if not asked.request_id:
         return None
     return requests.replayed(
-        db,
-        store.request_log,
-        principal,
-        operation,
-        request_id,
-        request=request,
-        audit_log=store.audit_log,
-        patient_id=patient_id,
+        db, *asked.key, request=asked.request, audit_log=store.audit_log, patient_id=patient_id
     )
 
 
 def create(
     db: Database,
-    principal: Principal,
-    operation: str,
-    request_id: str,
-    request: object,
+    asked: Asked,
     make: Callable[[UnitOfWork, str], str | None],
     patient_id: str | None = None,
 ) -> tuple[str, bool]:
     """`kit.requests.create_once` with a new uuid: (the result's id, whether this call made it)."""
     return requests.create_once(
         db,
-        store.request_log,
-        principal,
-        operation,
-        request_id,
+        *asked.key,
         make,
         lambda: str(uuid.uuid4()),
-        request=request,
+        request=asked.request,
         audit_log=store.audit_log,
         patient_id=patient_id,
     )
@@ -69,10 +69,7 @@ def create(
 
 def change(
     db: Database,
-    principal: Principal,
-    operation: str,
-    request_id: str,
-    request: object,
+    asked: Asked,
     result_id: str,
     apply: Callable[[UnitOfWork], None],
     patient_id: str | None = None,
@@ -85,13 +82,10 @@ def change(
     False."""
     return requests.change_once(
         db,
-        store.request_log,
-        principal,
-        operation,
-        request_id,
+        *asked.key,
         result_id,
         apply,
-        request=request,
+        request=asked.request,
         audit_log=None if caller_audits_refusals else store.audit_log,
         patient_id=patient_id,
     )

@@ -11,6 +11,7 @@ from typing import Any
 from iopcare.kit import labels, teams
 from iopcare.kit.db import UnitOfWork
 from iopcare.notes import codes, fhir_map, store, watch
+from iopcare.notes.copying import by_name
 from iopcare.notes.domain.messages import NewMessage
 
 
@@ -30,15 +31,10 @@ def append_message(
     store.insert_message(
         uow.conn,
         message_id=message_id,
-        patient_id=message.patient_id,
-        sender=message.sender,
-        priority=message.priority,
-        category=message.category,
-        text=message.text,
+        **by_name(message, "patient_id sender priority category text in_response_to"),
         sent_at=sent_at,
         resource=resource,
         source_event_id=source_event_id,
-        in_response_to=message.in_response_to,
     )
     watch.posted(uow.conn, message.patient_id)
     store.JOURNAL.publish(

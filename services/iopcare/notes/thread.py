@@ -149,10 +149,7 @@ class Thread(UseCase):
 
         message_id, created = once.create(
             self.db,
-            principal,
-            posting.operation,
-            request_id,
-            posting.request,
+            once.Asked(principal, posting.operation, request_id, posting.request),
             _create,
             patient_id=message.patient_id,
         )
@@ -234,8 +231,8 @@ class Thread(UseCase):
             raise InvalidArgument(
                 "1 to 100 message ids", [FieldViolation("message_ids", "1 to 100 ids")]
             )
-        asked = {"message_ids": message_ids}
-        done = once.earlier(self.db, principal, "MarkRead", request_id, asked)
+        asked = once.Asked(principal, "MarkRead", request_id, {"message_ids": message_ids})
+        done = once.earlier(self.db, asked)
         if done is not None:
             return int(done)
         with self.db.read() as conn:
@@ -257,7 +254,7 @@ class Thread(UseCase):
             # The request log keeps the answer (how many receipts were new) as its result.
             return str(self._add_receipts(uow, principal, messages))
 
-        count, _ = once.create(self.db, principal, "MarkRead", request_id, asked, _mark)
+        count, _ = once.create(self.db, asked, _mark)
         return int(count)
 
     def _add_receipts(
@@ -284,8 +281,13 @@ class Thread(UseCase):
         thread for the record (a medical record is corrected, never erased). A repeat of a
         request (same `request_id`) returns the retracted message."""
         name = f"Communication/{message_id}"
-        asked = {"id": message_id, "expected_version": expected_version}
-        if once.earlier(self.db, principal, "RetractMessage", request_id, asked) is not None:
+        asked = once.Asked(
+            principal,
+            "RetractMessage",
+            request_id,
+            {"id": message_id, "expected_version": expected_version},
+        )
+        if once.earlier(self.db, asked) is not None:
             return self._reload(message_id)
         with self.refusals(principal, audit.UPDATE, name):
             with self.db.read() as conn:
@@ -305,9 +307,6 @@ class Thread(UseCase):
                 raise StaleVersion(name, expected_version, stored.version)
             once.change(
                 self.db,
-                principal,
-                "RetractMessage",
-                request_id,
                 asked,
                 message_id,
                 lambda uow: self._retract(uow, principal, stored),

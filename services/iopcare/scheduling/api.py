@@ -11,9 +11,11 @@ from google.type import date_pb2
 from iopcare.kit.auth import Principal, current_principal
 from iopcare.kit.errors import FieldViolation, InvalidArgument
 from iopcare.kit.protoconv import require_id, timestamp
-from iopcare.kit.servicer import gets
+from iopcare.kit.servicer import gets, one, rpc
+from iopcare.scheduling.appointment_reads import Listing
 from iopcare.scheduling.bookings import BookingRequest, GroupRequest
 from iopcare.scheduling.calendars import CalendarInput, FoundSlot
+from iopcare.scheduling.copying import by_name
 from iopcare.scheduling.domain.intensity import Week
 from iopcare.scheduling.fhir_map import slot_json
 from iopcare.scheduling.service import Scheduling
@@ -38,70 +40,67 @@ def date_text(value: date_pb2.Date) -> str:
 
 def to_message(a: StoredAppointment) -> pb.Appointment:
     return pb.Appointment(
-        id=a.id,
-        version=a.version,
-        patient_id=a.patient_id,
-        status=a.status,
+        **by_name(a, "id version patient_id status kind capacity seats_taken"),
         start_time=timestamp(a.start),
         end_time=timestamp(a.end),
         care_plan_id=a.care_plan_id or "",
         fhir_json=a.resource,
-        kind=a.kind,
-        capacity=a.capacity,
-        seats_taken=a.seats_taken,
     )
 
 
 def schedule_message(s: StoredSchedule) -> pb.Schedule:
     return pb.Schedule(
-        id=s.id,
-        version=s.version,
-        actor=s.actor,
-        kind=s.kind,
+        **by_name(s, "id version actor kind service_types capacity active"),
         role=s.role or "",
-        service_types=list(s.service_types),
-        capacity=s.capacity,
         opening_hours=[pb.OpeningHours(day_of_week=d, opens=o, closes=c) for d, o, c in s.hours],
         closed_dates=[date_message(date.fromisoformat(d)) for d in s.closed_dates],
-        active=s.active,
         fhir_json=s.resource,
     )
 
 
 def calendar_input(m: pb.Schedule, *, default_active: bool) -> CalendarInput:
     return CalendarInput(
-        actor=m.actor,
-        kind=m.kind,
-        role=m.role,
+        **by_name(m, "actor kind role capacity"),
         service_types=tuple(m.service_types),
-        capacity=m.capacity,
         hours=tuple((h.day_of_week, h.opens, h.closes) for h in m.opening_hours),
         closed_dates=tuple(date_text(d) for d in m.closed_dates),
         active=m.active or default_active,
     )
 
 
+def booking_request(r: pb.BookAppointmentRequest) -> BookingRequest:
+    return BookingRequest(
+        **by_name(r, "patient_id location_id service_type description care_plan_id"),
+        practitioner_ids=tuple(r.practitioner_ids),
+        start=instant(r, "start_time"),
+        end=instant(r, "end_time"),
+    )
+
+
+def group_request(r: pb.CreateGroupSessionRequest) -> GroupRequest:
+    return GroupRequest(
+        **by_name(r, "location_id capacity service_type description"),
+        facilitator_ids=tuple(r.facilitator_ids),
+        start=instant(r, "start_time"),
+        end=instant(r, "end_time"),
+    )
+
+
 def slot_message(s: FoundSlot) -> pb.Slot:
     return pb.Slot(
-        schedule_id=s.schedule_id,
-        actor=s.actor,
+        **by_name(s, "schedule_id actor appointment_id seats_left"),
         start_time=timestamp(s.interval.start),
         end_time=timestamp(s.interval.end),
-        appointment_id=s.appointment_id,
-        seats_left=s.seats_left,
         fhir_json=slot_json(s.schedule_id, s.interval.start, s.interval.end, s.seats_left),
     )
 
 
 def week_message(w: Week) -> pb.WeekIntensity:
     return pb.WeekIntensity(
+        **by_name(w, "scheduled_hours attended_hours below_minimum above_maximum"),
         iso_week=w.label,
-        scheduled_hours=w.scheduled_hours,
-        attended_hours=w.attended_hours,
         minimum_hours=w.rule.minimum,
         maximum_hours=w.rule.maximum or 0,
-        below_minimum=w.below_minimum,
-        above_maximum=w.above_maximum,
         missed_sessions=w.missed,
     )
 
@@ -156,12 +155,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
     ) -> pb.ListSchedulesResponse:
         current_principal()
         items, token = self.calendars.list_schedules(
-            actor=request.actor,
-            kind=request.kind,
-            role=request.role,
-            service_type=request.service_type,
-            page_size=request.page_size,
-            page_token=request.page_token,
+            **by_name(request, "actor kind role service_type page_size page_token")
         )
         return pb.ListSchedulesResponse(
             schedules=[schedule_message(s) for s in items], next_page_token=token
@@ -185,54 +179,21 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
     ) -> pb.FindSlotsResponse:
         current_principal()
         found, truncated = self.calendars.find_slots(
-            schedule_id=request.schedule_id,
-            actor=request.actor,
-            role=request.role,
-            service_type=request.service_type,
+            **by_name(request, "schedule_id actor role service_type duration_minutes page_size"),
             start=instant(request, "start_time"),
             end=instant(request, "end_time"),
-            duration_minutes=request.duration_minutes,
-            page_size=request.page_size,
         )
         return pb.FindSlotsResponse(slots=[slot_message(s) for s in found], truncated=truncated)
 
     # Bookings ----------------------------------------------------------------------------------
-    def BookAppointment(
-        self, request: pb.BookAppointmentRequest, context: grpc.ServicerContext
-    ) -> pb.BookAppointmentResponse:
-        booked = self.bookings.book(
-            current_principal(),
-            request.request_id,
-            BookingRequest(
-                patient_id=request.patient_id,
-                practitioner_ids=tuple(request.practitioner_ids),
-                location_id=request.location_id,
-                start=instant(request, "start_time"),
-                end=instant(request, "end_time"),
-                service_type=request.service_type,
-                description=request.description,
-                care_plan_id=request.care_plan_id,
-            ),
-        )
-        return pb.BookAppointmentResponse(appointment=to_message(booked))
-
-    def CreateGroupSession(
-        self, request: pb.CreateGroupSessionRequest, context: grpc.ServicerContext
-    ) -> pb.CreateGroupSessionResponse:
-        created = self.bookings.create_group(
-            current_principal(),
-            request.request_id,
-            GroupRequest(
-                location_id=request.location_id,
-                facilitator_ids=tuple(request.facilitator_ids),
-                start=instant(request, "start_time"),
-                end=instant(request, "end_time"),
-                capacity=request.capacity,
-                service_type=request.service_type,
-                description=request.description,
-            ),
-        )
-        return pb.CreateGroupSessionResponse(appointment=to_message(created))
+    BookAppointment = rpc(
+        lambda s, r: s.bookings.book(current_principal(), r.request_id, booking_request(r)),
+        one(pb.BookAppointmentResponse, "appointment", to_message),
+    )
+    CreateGroupSession = rpc(
+        lambda s, r: s.bookings.create_group(current_principal(), r.request_id, group_request(r)),
+        one(pb.CreateGroupSessionResponse, "appointment", to_message),
+    )
 
     def JoinGroupSession(
         self, request: pb.JoinGroupSessionRequest, context: grpc.ServicerContext
@@ -281,13 +242,15 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
     ) -> pb.ListAppointmentsResponse:
         items, token = self.scheduling.list_appointments(
             current_principal(),
-            patient_id=require_id(request.patient_id, "patient_id") if request.patient_id else "",
-            actor=request.actor,
-            statuses=list(request.statuses),
-            start_from=instant(request, "start_time"),
-            start_before=instant(request, "end_time"),
-            page_size=request.page_size,
-            page_token=request.page_token,
+            Listing(
+                patient_id=require_id(request.patient_id, "patient_id")
+                if request.patient_id
+                else "",
+                **by_name(request, "actor page_size page_token"),
+                statuses=list(request.statuses),
+                start_from=instant(request, "start_time"),
+                start_before=instant(request, "end_time"),
+            ),
         )
         return pb.ListAppointmentsResponse(
             appointments=[to_message(a) for a in items], next_page_token=token

@@ -4,7 +4,7 @@ session shows only the patients the caller may see."""
 from __future__ import annotations
 
 from contextlib import ExitStack
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Connection
@@ -45,30 +45,38 @@ def _is_staff_reference(actor: str) -> bool:
     return kind in {"Practitioner", "Location"} and fhir.is_valid_id(rest)
 
 
-def _check_listing(
-    patient_id: str,
-    actor: str,
-    statuses: list[str],
-    start_from: datetime | None,
-    start_before: datetime | None,
-    page_size: int,
-    page_token: str,
-) -> tuple[int, tuple[datetime, str] | None]:
+@dataclass(frozen=True)
+class Listing:
+    """What ListAppointments asks for: one patient's sessions or one practitioner's or room's
+    (`actor`), with these statuses (any when empty), starting in [start_from, start_before), a
+    page at a time."""
+
+    patient_id: str
+    actor: str
+    statuses: list[str]
+    start_from: datetime | None
+    start_before: datetime | None
+    page_size: int
+    page_token: str
+
+
+def _check_listing(listing: Listing) -> tuple[int, tuple[datetime, str] | None]:
     """The page size and the keyset position of a valid listing request; INVALID_ARGUMENT
     naming every bad field otherwise."""
     problems = FieldViolations()
-    if bool(patient_id) == bool(actor):
+    if bool(listing.patient_id) == bool(listing.actor):
         problems.add("patient_id", "exactly one of patient_id and actor")
-    if actor and not _is_staff_reference(actor):
+    if listing.actor and not _is_staff_reference(listing.actor):
         problems.add("actor", "Practitioner/{id} or Location/{id}")
-    for i, status in enumerate(statuses):
+    for i, status in enumerate(listing.statuses):
         if status not in APPOINTMENT_STATUSES:
             problems.add(f"statuses[{i}]", "a FHIR appointmentstatus code")
+    start_from, start_before = listing.start_from, listing.start_before
     if start_from and start_before and start_before <= start_from:
         problems.add("end_time", "after start_time")
-    size = paging.page_size(page_size)
+    size = paging.page_size(listing.page_size)
     problems.raise_if_any("the listing is invalid")
-    position = paging.decode(page_token, {"start": str, "id": str})
+    position = paging.decode(listing.page_token, {"start": str, "id": str})
     if position is None:
         return size, None
     try:
@@ -150,24 +158,14 @@ class Appointments:
         raise NotFound(f"Appointment/{a.id} not found", resource=f"Appointment/{a.id}")
 
     def list_appointments(
-        self,
-        principal: Principal,
-        *,
-        patient_id: str,
-        actor: str,
-        statuses: list[str],
-        start_from: datetime | None,
-        start_before: datetime | None,
-        page_size: int,
-        page_token: str,
+        self, principal: Principal, listing: Listing
     ) -> tuple[list[store.StoredAppointment], str]:
         """A patient's sessions (their care team), or a practitioner's or room's (the
         practitioner, or a privileged role); either way a group session shows only the patients
         the caller may see."""
+        patient_id, actor = listing.patient_id, listing.actor
         with search_refusals(self.db, principal, patient_id):
-            size, after = _check_listing(
-                patient_id, actor, statuses, start_from, start_before, page_size, page_token
-            )
+            size, after = _check_listing(listing)
         if patient_id:
             basis = teams.require_access(
                 self.db,
@@ -191,9 +189,9 @@ class Appointments:
                 f"Patient/{patient_id}" if patient_id else actor,
                 size + 1,
                 after,
-                statuses=statuses,
-                start_from=start_from,
-                start_before=start_before,
+                statuses=listing.statuses,
+                start_from=listing.start_from,
+                start_before=listing.start_before,
             )
         next_token = ""
         if len(items) > size:

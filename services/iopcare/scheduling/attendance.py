@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from iopcare.kit import audit, fhir, teams
@@ -20,6 +20,7 @@ from iopcare.kit.requests import change_once
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.alerts import Alerts
 from iopcare.scheduling.appointment_events import publish_appointment
+from iopcare.scheduling.checks import session_named
 from iopcare.scheduling.domain.attendance import check_attendance, is_late_cancellation
 from iopcare.scheduling.domain.booking import check_open_for_booking
 from iopcare.scheduling.domain.intensity import (
@@ -32,18 +33,12 @@ from iopcare.scheduling.intensity import MISSED_IN_A_ROW, sessions_of
 DROPOUT_LOOKBACK = timedelta(days=60)
 
 
+@dataclass(eq=False)
 class Attendance:
-    def __init__(
-        self,
-        db: Database,
-        access: teams.TeamAccess,
-        alerts: Alerts,
-        notify_outbox: Callable[[], None],
-    ) -> None:
-        self.db = db
-        self.access = access
-        self.alerts = alerts
-        self.notify_outbox = notify_outbox
+    db: Database
+    access: teams.TeamAccess
+    alerts: Alerts
+    notify_outbox: Callable[[], None]
 
     def record_attendance(
         self,
@@ -94,9 +89,7 @@ class Attendance:
         patient_id: str,
     ) -> None:
         """The attendance in `uow`: the new version, its event(s) and its audit row."""
-        current = store.load_appointment_for_update(uow.conn, name.split("/", 1)[1])
-        if current is None:
-            raise NotFound(f"{name} not found", resource=name)
+        current = session_named(uow, name)
         now = datetime.now(UTC)
         if current.is_group:
             _, basis = self._group_attendance(

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import KW_ONLY, dataclass, replace
 from datetime import UTC, datetime
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 from iopcare.kit import audit
@@ -53,6 +54,8 @@ from iopcare.scheduling.domain.calendar import Interval, check_range
 
 @dataclass(frozen=True)
 class BookingRequest:
+    kind: ClassVar[str] = "individual"
+
     patient_id: str
     practitioner_ids: tuple[str, ...]
     location_id: str
@@ -65,6 +68,11 @@ class BookingRequest:
 
 @dataclass(frozen=True)
 class GroupRequest:
+    kind: ClassVar[str] = "group"
+    #: A group session starts with no patient and carries out no plan of its own.
+    patient_id: ClassVar[str] = ""
+    care_plan_id: ClassVar[str] = ""
+
     location_id: str
     facilitator_ids: tuple[str, ...]
     start: datetime | None
@@ -73,42 +81,32 @@ class GroupRequest:
     service_type: str
     description: str
 
+    @property
+    def practitioner_ids(self) -> tuple[str, ...]:
+        return self.facilitator_ids
+
 
 def written(db: Database, appointment_id: str) -> store.StoredAppointment:
     """An appointment just written by this request or by its first attempt."""
     return reread(db, store.load_appointment, appointment_id, f"Appointment/{appointment_id}")
 
 
+@dataclass(eq=False)
 class Bookings:
-    def __init__(
-        self,
-        db: Database,
-        calendars: Calendars,
-        access: TeamAccess,
-        *,
-        zone: ZoneInfo,
-        notify_outbox: Callable[[], None] = lambda: None,
-    ) -> None:
-        self.db = db
-        self.calendars = calendars
-        self.access = access
-        self.zone = zone
-        self.notify_outbox = notify_outbox
+    db: Database
+    calendars: Calendars
+    access: TeamAccess
+    _: KW_ONLY
+    zone: ZoneInfo
+    notify_outbox: Callable[[], None] = lambda: None
 
     def _insert_booked(
         self,
         uow: UnitOfWork,
         principal: Principal,
         appointment_id: str,
-        *,
-        kind: str,
-        patient_id: str,
-        practitioner_ids: tuple[str, ...],
-        location_id: str,
+        r: BookingRequest | GroupRequest,
         wanted: Interval,
-        service_type: str,
-        description: str,
-        care_plan_id: str,
         capacity: int,
         basis: str | None,
     ) -> None:
@@ -119,35 +117,35 @@ class Bookings:
         a = store.StoredAppointment(
             appointment_id,
             1,
-            patient_id,
+            r.patient_id,
             "booked",
             wanted.start,
             wanted.end,
-            care_plan_id or None,
+            r.care_plan_id or None,
             fhir_map.booked_appointment(
                 appointment_id,
-                kind=kind,
-                patients=[patient_id] if patient_id else [],
-                practitioners=list(practitioner_ids),
-                location=location_id or None,
+                kind=r.kind,
+                patients=[r.patient_id] if r.patient_id else [],
+                practitioners=list(r.practitioner_ids),
+                location=r.location_id or None,
                 start=wanted.start,
                 end=wanted.end,
-                service_type=service_type,
-                description=description,
-                care_plan_id=care_plan_id,
+                service_type=r.service_type,
+                description=r.description,
+                care_plan_id=r.care_plan_id,
                 capacity=capacity,
                 at=now,
             ),
-            kind=kind,
+            kind=r.kind,
             capacity=capacity,
             seats_taken=0,
         )
         store.insert_appointment(uow.conn, a, None)
-        participants = [(f"Practitioner/{p}", "practitioner") for p in practitioner_ids]
-        if patient_id:
-            participants.append((f"Patient/{patient_id}", "patient"))
-        if location_id:
-            participants.append((f"Location/{location_id}", "location"))
+        participants = [(f"Practitioner/{p}", "practitioner") for p in r.practitioner_ids]
+        if r.patient_id:
+            participants.append((f"Patient/{r.patient_id}", "patient"))
+        if r.location_id:
+            participants.append((f"Location/{r.location_id}", "location"))
         for actor, role in participants:
             store.add_occupancy(uow.conn, a.id, actor, role, a.start, a.end)
         if a.is_group:
@@ -159,7 +157,7 @@ class Bookings:
             principal,
             audit.CREATE,
             resource=f"Appointment/{a.id}",
-            patient_id=patient_id or None,
+            patient_id=r.patient_id or None,
             detail=basis,
         )
 
@@ -190,21 +188,7 @@ class Bookings:
                 store.lock_actors(uow.conn, [patient, *staff])
                 check_calendars_open(uow, self.calendars, self.zone, staff, wanted)
                 check_free(uow, [patient, *staff], wanted)
-                self._insert_booked(
-                    uow,
-                    principal,
-                    appointment_id,
-                    kind="individual",
-                    patient_id=r.patient_id,
-                    practitioner_ids=r.practitioner_ids,
-                    location_id=r.location_id,
-                    wanted=wanted,
-                    service_type=r.service_type,
-                    description=r.description,
-                    care_plan_id=r.care_plan_id,
-                    capacity=1,
-                    basis=basis,
-                )
+                self._insert_booked(uow, principal, appointment_id, r, wanted, 1, basis)
 
             return self._once(principal, "BookAppointment", request_id, r, _create)
 
@@ -250,21 +234,7 @@ class Bookings:
                     )
                 check_calendars_open(uow, self.calendars, self.zone, [room, *staff], wanted)
                 check_free(uow, [room, *staff], wanted)
-                self._insert_booked(
-                    uow,
-                    principal,
-                    appointment_id,
-                    kind="group",
-                    patient_id="",
-                    practitioner_ids=r.facilitator_ids,
-                    location_id=r.location_id,
-                    wanted=wanted,
-                    service_type=r.service_type,
-                    description=r.description,
-                    care_plan_id="",
-                    capacity=capacity,
-                    basis=None,
-                )
+                self._insert_booked(uow, principal, appointment_id, r, wanted, capacity, None)
 
             return self._once(principal, "CreateGroupSession", request_id, r, _create)
 

@@ -33,6 +33,7 @@ from iopcare.scheduling.checks import (
     check_text,
     check_version,
     may_manage_session,
+    session_named,
 )
 from iopcare.scheduling.domain.attendance import is_late_cancellation
 from iopcare.scheduling.domain.booking import MAX_SESSION, check_open_for_booking
@@ -119,10 +120,7 @@ class Changes:
         patient_id: str,
     ) -> bool:
         """The cancellation in `uow`; returns whether it was late."""
-        appointment_id = name.split("/", 1)[1]
-        current = store.load_appointment_for_update(uow.conn, appointment_id)
-        if current is None:
-            raise NotFound(f"{name} not found", resource=name)
+        current = session_named(uow, name)
         if patient_id and not current.is_group:
             raise InvalidArgument(
                 "patient_id is only for leaving a group session",
@@ -229,17 +227,14 @@ class Changes:
         wanted: Interval,
         reason: str,
     ) -> None:
-        appointment_id = name.split("/", 1)[1]
-        current = store.load_appointment(uow.conn, appointment_id)
-        if current is None:
-            raise NotFound(f"{name} not found", resource=name)
+        current = session_named(uow, name, lock=False)
         basis = may_manage_session(self.access, uow.conn, principal, current)
         if current.version != expected_version:
             raise StaleVersion(name, expected_version, current.version)
         check_open_for_booking(current.status)
         actors = [a for a, _, _ in store.participants(uow.conn, current.id)]
         store.lock_actors(uow.conn, actors)
-        locked = store.load_appointment_for_update(uow.conn, appointment_id)
+        locked = store.load_appointment_for_update(uow.conn, current.id)
         if locked is None or locked.version != expected_version:
             raise StaleVersion(name, expected_version, locked.version if locked else 0)
         if sorted(a for a, _, _ in store.participants(uow.conn, current.id)) != sorted(actors):

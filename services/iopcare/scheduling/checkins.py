@@ -3,6 +3,7 @@ raises an alert."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,21 +16,14 @@ from iopcare.scheduling import codes, store
 from iopcare.scheduling.alerts import Alerts
 
 
+@dataclass(eq=False)
 class CheckIns:
-    def __init__(
-        self,
-        db: Database,
-        access: teams.TeamAccess,
-        alerts: Alerts,
-        zone: ZoneInfo,
-        checkin_cutoff: time,
-    ) -> None:
-        self.db = db
-        self.access = access
-        self.alerts = alerts
-        self.zone = zone
-        #: Local time by which a patient with a session that day checks in.
-        self.checkin_cutoff = checkin_cutoff
+    db: Database
+    access: teams.TeamAccess
+    alerts: Alerts
+    zone: ZoneInfo
+    #: Local time by which a patient with a session that day checks in.
+    checkin_cutoff: time
 
     def record_check_in(
         self,

@@ -13,7 +13,7 @@ from iopcare.kit import audit, fhir
 from iopcare.kit.access import PROGRAM_WIDE_ROLES
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
-from iopcare.kit.errors import FailedPrecondition, FieldViolations, PermissionDenied
+from iopcare.kit.errors import FailedPrecondition, FieldViolations, NotFound, PermissionDenied
 from iopcare.kit.teams import TeamAccess
 from iopcare.scheduling import store
 from iopcare.scheduling.calendars import CODE, Calendars
@@ -50,6 +50,17 @@ def check_code(value: str, field: str, problems: FieldViolations) -> None:
 def check_version(expected_version: int, problems: FieldViolations) -> None:
     if expected_version < 1:
         problems.add("expected_version", "required, >= 1")
+
+
+def session_named(uow: UnitOfWork, name: str, *, lock: bool = True) -> store.StoredAppointment:
+    """The appointment `name` (Appointment/{id}) as `uow` reads it, its row locked for the change
+    unless not `lock`; NotFound naming it if there is none."""
+    appointment_id = name.split("/", 1)[1]
+    load = store.load_appointment_for_update if lock else store.load_appointment
+    found = load(uow.conn, appointment_id)
+    if found is None:
+        raise NotFound(f"{name} not found", resource=name)
+    return found
 
 
 def is_facilitator(conn: Connection, principal: Principal, a: store.StoredAppointment) -> bool:

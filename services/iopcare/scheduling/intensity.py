@@ -3,6 +3,7 @@ and the weekly below-minimum alert."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -42,22 +43,14 @@ def sessions_of(rows: list[tuple[str, datetime, datetime, str | None, bool, str]
     ]
 
 
+@dataclass(eq=False)
 class Intensity:
-    def __init__(
-        self,
-        db: Database,
-        access: teams.TeamAccess,
-        alerts: Alerts,
-        zone: ZoneInfo,
-        rules: dict[str, Rule],
-        default_program: str,
-    ) -> None:
-        self.db = db
-        self.access = access
-        self.alerts = alerts
-        self.zone = zone
-        self.rules = rules
-        self.default_program = default_program
+    db: Database
+    access: teams.TeamAccess
+    alerts: Alerts
+    zone: ZoneInfo
+    rules: dict[str, Rule]
+    default_program: str
 
     def rule(self, program: str) -> Rule:
         found = self.rules.get(program or self.default_program)

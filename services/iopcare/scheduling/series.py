@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -26,25 +26,16 @@ from iopcare.scheduling.fhir_map import PlannedActivity
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class Series:
-    def __init__(
-        self,
-        db: Database,
-        bookings: Bookings,
-        attendance: Attendance,
-        zone: ZoneInfo,
-        horizon: timedelta,
-        holidays: frozenset[date],
-        notify_outbox: Callable[[], None],
-    ) -> None:
-        self.db = db
-        self.bookings = bookings
-        self.attendance = attendance
-        self.zone = zone
-        self.horizon = horizon
-        #: Days the whole program is closed: no series session is proposed on them.
-        self.holidays = holidays
-        self.notify_outbox = notify_outbox
+    db: Database
+    bookings: Bookings
+    attendance: Attendance
+    zone: ZoneInfo
+    horizon: timedelta
+    #: Days the whole program is closed: no series session is proposed on them.
+    holidays: frozenset[date]
+    notify_outbox: Callable[[], None]
 
     def withdraw(
         self,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Connection, DateTime, Integer, String, Table, Text, select
 
 from iopcare.kit.db import as_utc
+from iopcare.notes.copying import from_row
 from iopcare.notes.cursor import Position, after
 from iopcare.notes.store.schema import metadata
 
@@ -46,17 +47,12 @@ class StoredConsent:
 
 
 def _consent_from_row(row: Any) -> StoredConsent:
-    return StoredConsent(
-        row.id,
-        row.patient_id,
-        row.recipient,
-        row.scope,
-        row.status,
-        row.version,
-        as_utc(row.period_start) if row.period_start else None,
-        as_utc(row.period_end) if row.period_end else None,
-        row.resource,
-        as_utc(row.recorded_at),
+    return from_row(
+        StoredConsent,
+        row,
+        period_start=as_utc(row.period_start) if row.period_start else None,
+        period_end=as_utc(row.period_end) if row.period_end else None,
+        recorded_at=as_utc(row.recorded_at),
     )
 
 
@@ -102,17 +98,6 @@ def revoke(conn: Connection, current: StoredConsent, resource: str, at: datetime
 
 def insert_consent(conn: Connection, new: StoredConsent, recorded_by: str) -> None:
     conn.execute(
-        consent.insert().values(
-            id=new.id,
-            patient_id=new.patient_id,
-            recipient=new.recipient,
-            scope=new.scope,
-            status=new.status,
-            version=new.version,
-            period_start=new.period_start,
-            period_end=new.period_end,
-            recorded_by=recorded_by,
-            recorded_at=new.recorded_at,
-            resource=new.resource,
-        )
+        # Every field of the record is a column of the same name.
+        consent.insert().values(**asdict(new), recorded_by=recorded_by)
     )

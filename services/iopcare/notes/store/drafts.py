@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Column, Connection, DateTime, Index, Integer, String, Table, Text, select
 
 from iopcare.kit.db import as_utc
+from iopcare.notes.copying import from_row
 from iopcare.notes.cursor import Position, after
 from iopcare.notes.store.schema import metadata
 
@@ -40,14 +41,7 @@ class StoredDraft:
 
 
 def _draft_from_row(row: Any) -> StoredDraft:
-    return StoredDraft(
-        row.id,
-        row.patient_id,
-        row.sender,
-        row.version,
-        json.loads(row.body),
-        as_utc(row.updated_at),
-    )
+    return from_row(StoredDraft, row, body=json.loads(row.body), updated_at=as_utc(row.updated_at))
 
 
 def load_draft(conn: Connection, draft_id: str) -> StoredDraft | None:

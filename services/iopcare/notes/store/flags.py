@@ -10,6 +10,7 @@ from sqlalchemy import Column, Connection, DateTime, Index, String, Table, Text,
 
 from iopcare.kit.db import as_utc
 from iopcare.kit.versioned import Stored, VersionedTables
+from iopcare.notes.copying import from_row
 from iopcare.notes.cursor import Position, after
 from iopcare.notes.store.schema import metadata
 
@@ -45,17 +46,7 @@ def flags_page(
         .limit(limit)
     ).all()
     return [
-        (
-            Stored(
-                row.id,
-                row.version,
-                row.patient_id,
-                row.status,
-                as_utc(row.updated_at),
-                row.resource,
-            ),
-            as_utc(row.created_at),
-        )
+        (from_row(Stored, row, updated_at=as_utc(row.updated_at)), as_utc(row.created_at))
         for row in rows
     ]
 

@@ -23,6 +23,7 @@ from sqlalchemy import text as sql_text
 
 from iopcare.kit.db import as_utc
 from iopcare.kit.schema import BigId
+from iopcare.notes.copying import from_row
 from iopcare.notes.store.schema import metadata
 
 communication = Table(
@@ -141,19 +142,7 @@ def load_message(conn: Connection, message_id: str) -> StoredMessage | None:
 
 
 def _from_row(row: Any) -> StoredMessage:
-    return StoredMessage(
-        row.seq,
-        row.id,
-        row.patient_id,
-        row.sender,
-        row.priority,
-        row.text,
-        as_utc(row.sent_at),
-        row.resource,
-        row.status,
-        row.category,
-        row.version,
-    )
+    return from_row(StoredMessage, row, sent_at=as_utc(row.sent_at))
 
 
 def thread(

@@ -24,6 +24,7 @@ from sqlalchemy import text as sql_text
 
 from iopcare.kit.db import as_utc
 from iopcare.kit.schema import BigId
+from iopcare.notes.copying import from_row
 from iopcare.notes.store.schema import metadata
 
 #: Clinical notes as DocumentReferences. A draft row changes while its author edits it; once
@@ -121,29 +122,13 @@ class StoredNote:
 
 
 def _note_from_row(row: Any) -> StoredNote:
-    return StoredNote(
-        seq=row.seq,
-        id=row.id,
-        patient_id=row.patient_id,
-        kind=row.kind,
-        author=row.author,
-        author_role=row.author_role,
-        status=row.status,
-        version=row.version,
-        title=row.title,
-        text=row.text,
-        shared_text=row.shared_text,
-        confidentiality=row.confidentiality,
+    return from_row(
+        StoredNote,
+        row,
         sensitivity=frozenset(row.sensitivity.split()),
         shared_with=frozenset(json.loads(row.shared_with)),
-        group_id=row.group_id,
-        relates_to=row.relates_to,
-        relation=row.relation,
-        relation_reason=row.relation_reason,
         created_at=as_utc(row.created_at),
         signed_at=as_utc(row.signed_at) if row.signed_at else None,
-        signed_by=row.signed_by,
-        resource=row.resource,
     )
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
 
 from iopcare.kit.db import as_utc
+from iopcare.scheduling.copying import by_name, from_row
 from iopcare.scheduling.store.tables import (
     appointment,
     occupancy,
@@ -35,18 +36,12 @@ class StoredAppointment:
 
 
 def appointment_from_row(row: Any) -> StoredAppointment:
-    return StoredAppointment(
-        row.id,
-        row.version,
-        row.patient_id or "",
-        row.status,
-        as_utc(row.start),
-        as_utc(row.end),
-        row.care_plan_id,
-        row.resource,
-        row.kind,
-        row.capacity,
-        row.seats_taken,
+    return from_row(
+        StoredAppointment,
+        row,
+        patient_id=row.patient_id or "",
+        start=as_utc(row.start),
+        end=as_utc(row.end),
     )
 
 
@@ -130,20 +125,14 @@ def group_sessions_at(conn: Connection, start: datetime, facilitators: list[str]
 
 def insert_appointment(conn: Connection, a: StoredAppointment, occurrence_key: str | None) -> None:
     conn.execute(
+        # Every field of the record is a column of the same name; a group session has no patient.
         appointment.insert().values(
-            id=a.id,
-            patient_id=a.patient_id or None,
-            care_plan_id=a.care_plan_id,
-            occurrence_key=occurrence_key,
-            status=a.status,
-            start=a.start,
-            end=a.end,
-            version=a.version,
-            resource=a.resource,
-            updated_at=datetime.now(UTC),
-            kind=a.kind,
-            capacity=a.capacity,
-            seats_taken=a.seats_taken,
+            asdict(a)
+            | {
+                "patient_id": a.patient_id or None,
+                "occurrence_key": occurrence_key,
+                "updated_at": datetime.now(UTC),
+            }
         )
     )
 
@@ -193,12 +182,7 @@ def update_appointment(conn: Connection, a: StoredAppointment, expected_version:
         appointment.update()
         .where((appointment.c.id == a.id) & (appointment.c.version == expected_version))
         .values(
-            status=a.status,
-            version=a.version,
-            resource=a.resource,
-            start=a.start,
-            end=a.end,
-            seats_taken=a.seats_taken,
+            **by_name(a, "status version resource start end seats_taken"),
             updated_at=datetime.now(UTC),
         )
     )

@@ -78,30 +78,23 @@ def add_occupancy(
     occurrence_key: str | None = None,
 ) -> None:
     """A participant joins a session; a row left by an earlier departure is reactivated."""
+    joined = {
+        "active": True,
+        "blocking": blocking,
+        "start": start,
+        "end": end,
+        "attendance": None,
+        "occurrence_key": occurrence_key,
+    }
     reactivated = conn.execute(
         occupancy.update()
         .where((occupancy.c.appointment_id == appointment_id) & (occupancy.c.actor == actor))
-        .values(
-            active=True,
-            blocking=blocking,
-            start=start,
-            end=end,
-            attendance=None,
-            occurrence_key=occurrence_key,
-        )
+        .values(joined)
     )
     if reactivated.rowcount == 0:
         conn.execute(
             occupancy.insert().values(
-                appointment_id=appointment_id,
-                actor=actor,
-                role=role,
-                start=start,
-                end=end,
-                blocking=blocking,
-                active=True,
-                attendance=None,
-                occurrence_key=occurrence_key,
+                appointment_id=appointment_id, actor=actor, role=role, **joined
             )
         )
 

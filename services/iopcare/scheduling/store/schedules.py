@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from iopcare.scheduling.copying import by_name, from_row
 from iopcare.scheduling.store.tables import (
     schedule,
 )
@@ -35,33 +36,21 @@ class StoredSchedule:
 
 
 def _schedule_from_row(row: Any) -> StoredSchedule:
-    return StoredSchedule(
-        row.id,
-        row.version,
-        row.actor,
-        row.kind,
-        row.role,
-        tuple(row.service_types.split()),
-        row.capacity,
-        tuple(tuple(h) for h in json.loads(row.hours)),
-        tuple(json.loads(row.closed_dates)),
-        row.active,
-        row.resource,
+    return from_row(
+        StoredSchedule,
+        row,
+        service_types=tuple(row.service_types.split()),
+        hours=tuple(tuple(h) for h in json.loads(row.hours)),
+        closed_dates=tuple(json.loads(row.closed_dates)),
     )
 
 
 def _schedule_values(s: StoredSchedule) -> dict[str, Any]:
     return {
-        "actor": s.actor,
-        "kind": s.kind,
-        "role": s.role,
+        **by_name(s, "actor kind role capacity active version resource"),
         "service_types": f" {' '.join(s.service_types)} ",
-        "capacity": s.capacity,
         "hours": json.dumps([list(h) for h in s.hours]),
         "closed_dates": json.dumps(list(s.closed_dates)),
-        "active": s.active,
-        "version": s.version,
-        "resource": s.resource,
         "updated_at": datetime.now(UTC),
     }
 

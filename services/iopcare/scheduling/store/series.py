@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Connection, select
 
 from iopcare.kit.db import as_utc
+from iopcare.scheduling.copying import by_name, from_row
 from iopcare.scheduling.store.tables import (
     plan_series,
 )
@@ -30,26 +31,16 @@ def load_series(conn: Connection, plan_id: str) -> StoredSeries | None:
     ).first()
     if row is None:
         return None
-    return StoredSeries(
-        row.plan_id,
-        row.patient_id,
-        row.version,
-        row.resource,
-        as_utc(row.horizon_end),
-        row.active,
-        as_utc(row.started_at) if row.started_at is not None else None,
+    return from_row(
+        StoredSeries,
+        row,
+        horizon_end=as_utc(row.horizon_end),
+        started_at=as_utc(row.started_at) if row.started_at is not None else None,
     )
 
 
 def save_series(conn: Connection, s: StoredSeries) -> None:
-    values = {
-        "patient_id": s.patient_id,
-        "version": s.version,
-        "resource": s.resource,
-        "horizon_end": s.horizon_end,
-        "active": s.active,
-        "started_at": s.started_at,
-    }
+    values = by_name(s, "patient_id version resource horizon_end active started_at")
     updated = conn.execute(
         plan_series.update().where(plan_series.c.plan_id == s.plan_id).values(**values)
     )
