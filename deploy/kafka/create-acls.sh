@@ -1,6 +1,6 @@
 #!/bin/sh
 # Grants each service's Kafka user (User:careplan, User:scheduling, User:notes) the least it needs
-# (iopcare.devtools.kafka_broker.service_acls; docs/operations.md, "Kafka"): write its own topic,
+# (iopcare.devtools.kafka_broker.service_acls; docs/operations.md, "Kafka"): write (and read back) its own topic,
 # read the topics it consumes and write their dead-letter topics, its consumer groups, idempotent
 # writes. With allow.everyone.if.no.acl.found=false nothing else is allowed. Runs after
 # create-topics.sh, in the Kafka image, as the cluster's admin user (same variables); adding an
@@ -19,6 +19,7 @@ allow() {
 
 allow careplan Write --topic iopcare.careplan.v1
 allow careplan Describe --topic iopcare.careplan.v1
+allow careplan Read --topic iopcare.careplan.v1
 allow careplan Read --topic iopcare.scheduling.v1
 allow careplan Describe --topic iopcare.scheduling.v1
 allow careplan Write --topic iopcare.scheduling.v1.dlq
@@ -31,6 +32,7 @@ allow careplan Read --group iopcare-careplan --resource-pattern-type prefixed
 allow careplan IdempotentWrite --cluster
 allow scheduling Write --topic iopcare.scheduling.v1
 allow scheduling Describe --topic iopcare.scheduling.v1
+allow scheduling Read --topic iopcare.scheduling.v1
 allow scheduling Read --topic iopcare.careplan.v1
 allow scheduling Describe --topic iopcare.careplan.v1
 allow scheduling Write --topic iopcare.careplan.v1.dlq
@@ -39,6 +41,7 @@ allow scheduling Read --group iopcare-scheduling --resource-pattern-type prefixe
 allow scheduling IdempotentWrite --cluster
 allow notes Write --topic iopcare.notes.v1
 allow notes Describe --topic iopcare.notes.v1
+allow notes Read --topic iopcare.notes.v1
 allow notes Read --topic iopcare.careplan.v1
 allow notes Describe --topic iopcare.careplan.v1
 allow notes Write --topic iopcare.careplan.v1.dlq
