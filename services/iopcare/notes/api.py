@@ -10,6 +10,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from iopcare.kit.auth import current_principal
+from iopcare.kit.copying import by_name
 from iopcare.kit.errors import FieldViolation, InvalidArgument
 from iopcare.kit.paging import encode
 from iopcare.kit.protoconv import require_id, timestamp
@@ -17,7 +18,6 @@ from iopcare.kit.servicer import gets, lists, one, rpc, versioned
 from iopcare.kit.versioned import Stored
 from iopcare.notes.clinical import Attendee, ClinicalNotes, NoteChanges
 from iopcare.notes.consents import ConsentInput, Consents
-from iopcare.notes.copying import by_name
 from iopcare.notes.crisis import Crisis
 from iopcare.notes.disclosure import Disclosure
 from iopcare.notes.domain.documents import KIND_BY_CODE, NOTE_KINDS, NoteDraft

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from iopcare.kit import audit, labels, privacy
 from iopcare.kit.auth import Principal
+from iopcare.kit.copying import by_name
 from iopcare.kit.db import UnitOfWork
 from iopcare.kit.errors import (
     FieldViolation,
@@ -21,7 +22,6 @@ from iopcare.kit.errors import (
 )
 from iopcare.kit.versioned import reread
 from iopcare.notes import codes, fhir_map, once, store
-from iopcare.notes.copying import by_name
 from iopcare.notes.domain import documents
 from iopcare.notes.domain.documents import NoteDraft
 from iopcare.notes.usecase import UseCase, audited

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from iopcare.kit import audit, privacy
 from iopcare.kit.auth import Principal
+from iopcare.kit.copying import by_name
 from iopcare.kit.db import UnitOfWork
 from iopcare.kit.errors import (
     FieldViolation,
@@ -17,7 +18,6 @@ from iopcare.kit.errors import (
     PermissionDenied,
 )
 from iopcare.notes import fhir_map, once, store
-from iopcare.notes.copying import by_name
 from iopcare.notes.domain.text import has_forbidden_characters
 from iopcare.notes.usecase import UseCase, audited
 

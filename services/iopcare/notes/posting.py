@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from iopcare.kit import labels, teams
+from iopcare.kit.copying import by_name
 from iopcare.kit.db import UnitOfWork
 from iopcare.notes import codes, fhir_map, store, watch
-from iopcare.notes.copying import by_name
 from iopcare.notes.domain.messages import NewMessage
 
 

@@ -9,13 +9,13 @@ import grpc
 from google.type import date_pb2
 
 from iopcare.kit.auth import Principal, current_principal
+from iopcare.kit.copying import by_name
 from iopcare.kit.errors import FieldViolation, InvalidArgument
 from iopcare.kit.protoconv import require_id, timestamp
 from iopcare.kit.servicer import gets, one, rpc
 from iopcare.scheduling.appointment_reads import Listing
 from iopcare.scheduling.bookings import BookingRequest, GroupRequest
 from iopcare.scheduling.calendars import CalendarInput, FoundSlot
-from iopcare.scheduling.copying import by_name
 from iopcare.scheduling.domain.intensity import Week
 from iopcare.scheduling.fhir_map import slot_json
 from iopcare.scheduling.service import Scheduling

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, DateTime, Index, String, Table, Text, select
 
+from iopcare.kit.copying import from_row
 from iopcare.kit.db import as_utc
 from iopcare.kit.versioned import Stored, VersionedTables
-from iopcare.notes.copying import from_row
 from iopcare.notes.cursor import Position, after
 from iopcare.notes.store.schema import metadata
 

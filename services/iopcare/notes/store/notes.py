@@ -22,9 +22,9 @@ from sqlalchemy import (
 )
 from sqlalchemy import text as sql_text
 
+from iopcare.kit.copying import from_row
 from iopcare.kit.db import as_utc
 from iopcare.kit.schema import BigId
-from iopcare.notes.copying import from_row
 from iopcare.notes.store.schema import metadata
 
 #: Clinical notes as DocumentReferences. A draft row changes while its author edits it; once

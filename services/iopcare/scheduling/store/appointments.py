@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
 
+from iopcare.kit.copying import by_name, from_row
 from iopcare.kit.db import as_utc
-from iopcare.scheduling.copying import by_name, from_row
 from iopcare.scheduling.store.tables import (
     appointment,
     occupancy,

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from iopcare.scheduling.copying import by_name, from_row
+from iopcare.kit.copying import by_name, from_row
 from iopcare.scheduling.store.tables import (
     schedule,
 )

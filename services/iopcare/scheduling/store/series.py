@@ -7,8 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select
 
+from iopcare.kit.copying import by_name, from_row
 from iopcare.kit.db import as_utc
-from iopcare.scheduling.copying import by_name, from_row
 from iopcare.scheduling.store.tables import (
     plan_series,
 )
