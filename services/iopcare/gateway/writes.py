@@ -122,7 +122,7 @@ def _conditional_match(
     scopes and launch patient: `find`), so a resource they may not see is no match for them.
     One match is answered as reading it would be: released to the caller, or refused when
     it may not leave the program (never another patient's resource, never a withheld one)."""
-    existing = reads.find(gw, caller, handler, criteria)
+    existing = reads.find(gw, caller, handler, criteria, request.base_url)
     if len(existing) > 1:
         raise http_error(
             412,
