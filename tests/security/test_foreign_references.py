@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.test_gateway_scheduling import calendar
+from tests.integration.test_gateway_scheduling import appointment, calendar
 from tests.support.gateway import FHIR_JSON, Stack, enrol_team, stack_for, system_token
 from tests.support.plans import iop_plan
 
@@ -109,3 +110,47 @@ def test_an_absolute_url_under_our_own_base_is_ours(
         ehr.get("/CarePlan", params={"patient": f"{origin}/other/Patient/{patient_id}"}),
         "patient",
     )
+
+
+def test_a_write_about_another_servers_patient_is_not_filed_under_ours(
+    stack: Stack, ehr: httpx.Client, patient_id: str
+) -> None:
+    """A message or an appointment whose patient is `https://other.example/fhir/Patient/<our
+    patient's id>` is refused (422 naming the element), never filed in our patient's record."""
+    foreign = f"{OTHER}/Patient/{patient_id}"
+    message = {
+        "resourceType": "Communication",
+        "status": "completed",
+        "subject": {"reference": foreign},
+        "payload": [{"contentString": "for another server's patient"}],
+    }
+    refused = ehr.post("/Communication", json=message, headers=JSON_HEADERS)
+    assert refused.status_code == 422, refused.text[:300]
+    assert refused.json()["issue"][0]["expression"] == ["Communication.subject"]
+    thread = ehr.get("/Communication", params={"patient": patient_id}).json()
+    texts = [
+        e["resource"]["payload"][0]["contentString"]
+        for e in thread.get("entry", [])
+        if e["resource"]["resourceType"] == "Communication"
+    ]
+    assert "for another server's patient" not in texts
+    # An appointment with another server's patient as participant: refused the same way.
+    actor = f"Practitioner/pra-{uuid.uuid4().hex[:8]}"
+    calendar_made = ehr.post(
+        "/Schedule", json=calendar(actor, ["individual-therapy"]), headers=JSON_HEADERS
+    )
+    assert calendar_made.status_code == 201, calendar_made.text
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+    booking = appointment(patient_id, actor, start)
+    booking["participant"][0]["actor"]["reference"] = foreign
+    refused = ehr.post("/Appointment", json=booking, headers=JSON_HEADERS)
+    assert refused.status_code == 422, refused.text[:300]
+    assert refused.json()["issue"][0]["expression"] == ["Appointment.participant[0].actor"]
+    # (The plan's series may book the patient's sessions meanwhile: none with this clinician.)
+    booked = ehr.get("/Appointment", params={"patient": patient_id, "_count": "1000"}).json()
+    assert not [
+        e
+        for e in booked.get("entry", [])
+        if e["resource"]["resourceType"] == "Appointment"
+        and any(p["actor"].get("reference") == actor for p in e["resource"]["participant"])
+    ]
