@@ -24,7 +24,7 @@ def test_ready_only_when_every_service_serves() -> None:
     assert Readiness(lambda: ALL_UP).answer().ready
     for name, status in (("notes", "NOT_SERVING"), ("careplan", "UNREACHABLE")):
         statuses = {**ALL_UP, name: status}
-        answer = Readiness(lambda: statuses).answer()
+        answer = Readiness(statuses.copy).answer()
         assert not answer.ready
         assert answer.body() == {"status": "not ready", "services": {**ALL_UP, name: status}}
     assert not Readiness(dict).answer().ready  # no service answered: not ready
