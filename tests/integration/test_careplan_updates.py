@@ -357,9 +357,20 @@ def test_a_plan_drafted_from_the_programs_template_can_be_activated(
     (review,) = [e for e in drafted["extension"] if e["url"].endswith("/next-review-due")]
     start = date.fromisoformat(drafted["period"]["start"])
     assert date.fromisoformat(review["valueDate"]) == start + timedelta(days=30)
+    # No diagnosis named (a handoff's Conditions coded only in SNOMED CT): the general plan too.
+    unnamed = stub.DraftCarePlan(
+        pb.DraftCarePlanRequest(request_id="y", patient_id=patient, diagnosis_code=" "),
+        metadata=harness.metadata(settings),
+    ).care_plan
+    drafted = json.loads(unnamed.fhir_json)
+    assert (unnamed.status, drafted["title"]) == ("draft", "General IOP")
+    assert drafted["activity"]
+    assert drafted["note"][0]["text"].startswith("No ICD-10-CM diagnosis was given")
+    assert "no ICD-10-CM diagnosis given" in drafted["description"]
+    # ...still checked like any draft: a malformed request is refused.
     with pytest.raises(grpc.RpcError) as caught:
         stub.DraftCarePlan(
-            pb.DraftCarePlanRequest(request_id="y", patient_id=patient, diagnosis_code=" "),
+            pb.DraftCarePlanRequest(request_id="z", patient_id="", diagnosis_code=""),
             metadata=harness.metadata(settings),
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

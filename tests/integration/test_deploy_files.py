@@ -263,8 +263,10 @@ def test_services_probes_select_pods_and_hit_declared_ports() -> None:
                     port = probe["httpGet"]["port"]
                     assert port in ports or port in ports.values()
                     assert ports.get(port, port) == int(env["IOPCARE_GATEWAY_PORT"])
-                    base = env["IOPCARE_GATEWAY_BASE_PATH"]
-                    assert probe["httpGet"]["path"] == f"{base}/metadata"
+                    # The gateway's own probes (outside its FHIR base): readiness follows the
+                    # services' health, liveness only the process.
+                    expected = {"readinessProbe": "/readyz", "livenessProbe": "/healthz"}
+                    assert probe["httpGet"]["path"] == expected[probe_name]
         assert workload["kind"] != "Deployment" or ports, "a Deployment declares no port"
 
 
@@ -790,11 +792,13 @@ def test_the_compose_database_files_work_with_the_services_tls_settings(
             assert "no encryption" in str(refused.value.__cause__)
 
 
-def test_the_gateway_answers_its_probe_path_without_a_token(
+def test_the_gateway_answers_its_probe_paths_without_a_token(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The path both gateway probes ask (Kubernetes) and the compose health check fetches is
-    answered 200 by the gateway's app without a token, as the kubelet asks it."""
+    """The paths the gateway's probes ask (Kubernetes) and the compose health check fetches are
+    answered by the gateway's app without a token, as the kubelet asks them: liveness 200, and
+    readiness 503 here, where no service runs behind it (tests/integration/test_gateway_probes.py
+    shows it 200 with the services up, and 503 again while one is stopped)."""
     from starlette.testclient import TestClient
 
     from iopcare.gateway.app import build
@@ -802,15 +806,26 @@ def test_the_gateway_answers_its_probe_path_without_a_token(
     monkeypatch.setenv("IOPCARE_DATA_DIR", str(tmp_path))
     gateway = named(k8s_documents(), "Deployment", "iopcare-gateway")
     (container,) = containers(gateway["spec"]["template"])
-    paths = {container[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe")}
+    liveness = container["livenessProbe"]["httpGet"]["path"]
+    readiness = container["readinessProbe"]["httpGet"]["path"]
     compose_check = compose_file()["services"]["gateway"]["healthcheck"]["test"][-1]
-    assert f"127.0.0.1:8080{next(iter(paths))}'" in compose_check
+    assert f"127.0.0.1:8080{readiness}'" in compose_check
+    # Nothing listens on these: the services are unreachable.
+    monkeypatch.setenv("IOPCARE_GATEWAY_CAREPLAN_ADDRESS", "127.0.0.1:1")
+    monkeypatch.setenv("IOPCARE_GATEWAY_SCHEDULING_ADDRESS", "127.0.0.1:1")
+    monkeypatch.setenv("IOPCARE_GATEWAY_NOTES_ADDRESS", "127.0.0.1:1")
     app, service = build()
     try:
         client = TestClient(app)
-        for path in paths:
-            answer = client.get(path, headers={"Accept": "*/*", "User-Agent": "kube-probe/1.37"})
-            assert answer.status_code == 200
-            assert answer.json()["resourceType"] == "CapabilityStatement"
+        headers = {"Accept": "*/*", "User-Agent": "kube-probe/1.37"}
+        alive = client.get(liveness, headers=headers)
+        assert alive.status_code == 200
+        assert alive.json() == {"status": "alive"}
+        ready = client.get(readiness, headers=headers)
+        assert ready.status_code == 503
+        assert ready.json() == {
+            "status": "not ready",
+            "services": {name: "UNREACHABLE" for name in ("careplan", "notes", "scheduling")},
+        }
     finally:
         service.services.close()

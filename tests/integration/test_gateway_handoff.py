@@ -191,6 +191,60 @@ def test_diagnoses_no_program_template_covers_get_the_general_plan_with_a_note(
     assert {f"#{c['id']}" for c in conditions} == addressed and len(conditions) == 2
 
 
+def test_a_handoff_without_an_icd10_diagnosis_gets_the_general_plan_with_activities(
+    stack: Stack, ehr: httpx.Client
+) -> None:
+    """Issue 13 gap: Conditions coded only in SNOMED CT (no ICD-10-CM) once got a plan of its
+    own without activities; now the general IOP plan, with the inbound content and labels,
+    once under the handoff's request ids."""
+    bundle = discharge_bundle(uuid.uuid4().hex[:10])
+    snomed = iter([("7200002", "Alcoholism"), ("35489007", "Depressive disorder")])
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "Condition":
+            code, display = next(snomed)
+            entry["resource"]["code"]["coding"] = [
+                {"system": "http://snomed.info/sct", "code": code, "display": display}
+            ]
+    first = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
+    (plan_id,) = ids(first["created"], "CarePlan")
+    plan = in_program(stack, "CarePlan", plan_id)
+    assert (plan["status"], plan["title"]) == ("draft", "General IOP")
+    activities = {a["detail"]["code"]["coding"][0]["code"] for a in plan["activity"]}
+    assert {"76168009", "75516001", "10197000", "182836005", "737492002"} <= activities
+    assert [n["text"] for n in plan["note"]] == [
+        "No ICD-10-CM diagnosis was given; the general IOP plan was used. Review it against "
+        "the patient's needs."
+    ]
+    assert any(c["resourceType"] == "Goal" for c in plan["contained"])
+    conditions = [c for c in plan["contained"] if c["resourceType"] == "Condition"]
+    assert sorted(c["code"]["coding"][0]["code"] for c in conditions) == ["35489007", "7200002"]
+    assert {a["reference"] for a in plan["addresses"]} == {f"#{c['id']}" for c in conditions}
+    assert {label["code"] for label in plan["meta"]["security"]} >= {"ETH", "R"}
+    assert ehr_history_labels(stack, plan_id) == [{"ETH", "R"}]
+    # The same handoff again: the same plan, not a second one.
+    again = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
+    assert again == first
+
+
+def test_a_handoff_with_no_condition_at_all_gets_the_general_plan(
+    stack: Stack, ehr: httpx.Client
+) -> None:
+    bundle = discharge_bundle(uuid.uuid4().hex[:10], labelled=False)
+    bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["resourceType"] != "Condition"]
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "Composition":
+            sections = entry["resource"]["section"]
+            entry["resource"]["section"] = [s for s in sections if s["title"] != "Problems"]
+    result = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
+    (plan_id,) = ids(result["created"], "CarePlan")
+    plan = in_program(stack, "CarePlan", plan_id)
+    assert (plan["status"], plan["title"]) == ("draft", "General IOP")
+    assert plan["activity"]
+    assert "addresses" not in plan
+    kinds = sorted(c["resourceType"] for c in plan["contained"] if c["resourceType"] != "Goal")
+    assert kinds == ["AllergyIntolerance", "MedicationRequest", "MedicationStatement"]
+
+
 def test_a_repeated_handoff_returns_the_first_result(ehr: httpx.Client) -> None:
     bundle = discharge_bundle(uuid.uuid4().hex[:10], labelled=False)
     first = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
@@ -290,8 +344,10 @@ def test_official_hl7_bundles(ehr: httpx.Client) -> None:
     result = outcome_of(ehr.post("/$handoff", json=father, headers=JSON_HEADERS))
     (plan_id,) = ids(result["created"], "CarePlan")
     plan = ehr.get(f"/CarePlan/{plan_id}").json()
-    kinds = sorted(c["resourceType"] for c in plan["contained"])
+    kinds = sorted(c["resourceType"] for c in plan["contained"] if c["resourceType"] != "Goal")
     assert kinds == ["AllergyIntolerance", "MedicationRequest", "MedicationStatement"]
+    # It names no ICD-10-CM diagnosis: the general IOP plan's activities and goals.
+    assert plan["title"] == "General IOP" and plan["activity"]
     # HL7's collection with several patients and observations: the first patient is taken in,
     # the observations reported.
     references = json.loads((folder / "Bundle-bundle-references.json").read_text())

@@ -75,13 +75,14 @@ def topic(settings: Settings, logical: str) -> str:
 
 
 def build(
-    name: str, settings: Settings, database_url: str, group: str | None = None
+    name: str, settings: Settings, database_url: str, group: str | None = None, port: int = 0
 ) -> ServiceRuntime:
-    """Builds (not starts) a service on a free port, with its own consumer group."""
+    """Builds (not starts) a service on a free port (or `port`: a restart where it was), with
+    its own consumer group."""
     service = ServiceSettings(
         name=name,
         database_url=database_url,
-        port=0,
+        port=port,
         host="127.0.0.1",
         consumer_group=group or f"test-{name}-{uuid.uuid4().hex[:8]}",
         grpc_workers=8,

@@ -89,6 +89,23 @@ def test_an_unmatched_diagnosis_gets_the_general_plan_with_a_note() -> None:
     assert measures == {codes.PHQ9_TOTAL, codes.GAD7_TOTAL}
 
 
+def test_no_diagnosis_named_gets_the_general_plan_unless_the_others_select_one() -> None:
+    template = template_for(load_templates(), "", [])
+    plan = draft_plan(template, "p1", "", "t1", START)
+    assert template.fallback and plan["activity"]
+    assert plan["note"] == [
+        {
+            "text": "No ICD-10-CM diagnosis was given; the general IOP plan was used. Review "
+            "it against the patient's needs."
+        }
+    ]
+    assert plan["description"] == (
+        "Drafted from the General IOP template (no ICD-10-CM diagnosis given)."
+    )
+    # The other diagnoses (a draft's contained Conditions) still select a program.
+    assert not template_for(load_templates(), " ", ["F10.20"]).fallback
+
+
 def test_a_program_template_says_nothing_of_the_fallback() -> None:
     plan = draft_plan(template_for(load_templates(), "F10.20"), "p1", "F10.20", None, START)
     assert "note" not in plan

@@ -114,13 +114,10 @@ class CarePlans(PlanReviews, VersionReads, ServiceBase):
         """A draft plan from the program template for the patient's diagnosis (ICD-10-CM), with
         the caller's additions (contained resources, addresses, supporting information, labels).
         The diagnosis asked for selects first, then the additions' contained Conditions (a
-        handoff's inbound diagnoses); none matching, the general IOP plan, with a note saying so."""
+        handoff's inbound diagnoses); none matching, the general IOP plan, with a note saying so.
+        An empty diagnosis names none: the additions' Conditions select, else the general plan
+        (a handoff whose diagnoses carry no ICD-10-CM code)."""
         with self._audit_refusals(principal, audit.CREATE, "CarePlan"):
-            if not diagnosis.strip():
-                raise InvalidArgument(
-                    "diagnosis_code is required",
-                    [FieldViolation("diagnosis_code", "an ICD-10-CM code, e.g. F32.2")],
-                )
             additions = (
                 fhir.load_json(
                     additions_json, max_bytes=self.max_resource_bytes, field="additions_fhir_json"

@@ -35,10 +35,10 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from iopcare.gateway import routing, smart
+from iopcare.gateway import readiness, routing, smart
 from iopcare.gateway.api import Gateway
 from iopcare.gateway.client import Services
 from iopcare.gateway.errors import FhirHttpError, Problem, http_error
@@ -260,6 +260,34 @@ class _FhirEndpoint:
         return to_response(result, request_id)
 
 
+#: The gateway's probes (gateway/readiness.py), outside the FHIR base.
+LIVENESS_PATH = "/healthz"
+READINESS_PATH = "/readyz"
+_PROBE_HEADERS = {"Cache-Control": "no-store"}
+
+
+def probe_routes(gateway: Gateway) -> list[Route]:
+    """`/healthz`: 200 while the process serves HTTP (no gRPC call). `/readyz`: 200 while all
+    three services answer SERVING on their gRPC health service, else 503; the answer is cached
+    for about a second. No token, no audit record, no patient data."""
+    timeout = min(readiness.CHECK_TIMEOUT_SECONDS, gateway.settings.call_timeout_seconds)
+    state = readiness.Readiness(lambda: gateway.services.health(timeout))
+
+    async def liveness(request: Request) -> Response:
+        return JSONResponse({"status": "alive"}, headers=_PROBE_HEADERS)
+
+    async def ready(request: Request) -> Response:
+        answer = await run_in_threadpool(state.answer)
+        return JSONResponse(
+            answer.body(), status_code=200 if answer.ready else 503, headers=_PROBE_HEADERS
+        )
+
+    return [
+        Route(LIVENESS_PATH, liveness, methods=["GET"]),
+        Route(READINESS_PATH, ready, methods=["GET"]),
+    ]
+
+
 def create_app(
     gateway: Gateway,
     base_path: str = "/fhir",
@@ -277,6 +305,7 @@ def create_app(
         routes=[
             # SMART discovery and the embedded authorization server (gateway.smart), first.
             *smart.routes(gateway.authenticator.verifier.settings, base_path, audit),
+            *probe_routes(gateway),
             Route(f"{base_path}/{{path:path}}", endpoint, methods=methods),
             Route(base_path, endpoint, methods=methods),
         ],

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as careplan_grpc
 from iopcare.gateway.errors import from_grpc
@@ -31,6 +32,10 @@ T = TypeVar("T")
 #: concurrent registrations of one patient) is tried again. Every write the gateway makes carries
 #: a request id, so a retry never applies a change twice.
 ABORTED_RETRIES = 3
+
+
+#: The services the gateway calls, in the order of their channels.
+SERVICE_NAMES = ("careplan", "scheduling", "notes")
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,27 @@ class Services:
         self.careplan = careplan_grpc.CarePlanServiceStub(self._channels[0])
         self.scheduling = scheduling_grpc.SchedulingServiceStub(self._channels[1])
         self.notes = notes_grpc.NotesServiceStub(self._channels[2])
+        self._health = {
+            name: health_pb2_grpc.HealthStub(channel)
+            for name, channel in zip(SERVICE_NAMES, self._channels, strict=True)
+        }
+
+    def health(self, timeout: float) -> dict[str, str]:
+        """Each service's overall gRPC health status name (SERVING, NOT_SERVING, ...), or
+        UNREACHABLE when the check failed (down, refused, timed out). The three checks run at once;
+        the health service needs no token (kit.rpc), so none is sent."""
+        request = health_pb2.HealthCheckRequest(service="")
+        pending = {
+            name: stub.Check.future(request, timeout=timeout) for name, stub in self._health.items()
+        }
+        statuses: dict[str, str] = {}
+        for name, future in pending.items():
+            try:
+                reply = future.result()
+                statuses[name] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except grpc.RpcError:
+                statuses[name] = "UNREACHABLE"
+        return statuses
 
     def call(self, caller: Caller, method: Callable[..., T], request: Any) -> T:
         """Calls one RPC as the caller; a failure becomes the FhirHttpError it means."""

@@ -539,32 +539,37 @@ def draft_plan(
     contained: list[dict[str, Any]],
     additions: dict[str, Any],
 ) -> Any:
-    """The draft IOP plan: from the program template of the first inbound ICD-10-CM diagnosis
-    that has one (activities and goals to start from), else a plan of its own; either way with
-    the inbound content and labels from its first version on. Both go through careplan's one
-    create under the same request id, so a repeat finds the first plan whichever way it was made.
+    """The draft IOP plan from a program template (activities and goals to start from): the
+    template of the first inbound ICD-10-CM diagnosis that has one; with no ICD-10-CM diagnosis
+    at all (none, or only SNOMED CT codes), the program's fallback (general IOP) template, asked
+    for with an empty diagnosis. Either way with the inbound content and labels from its first
+    version on, under the one request id, so a repeat finds the first plan. Only a careplan
+    without any template (NO_TEMPLATE) leaves a plan of its own through CreateCarePlan.
     """
     services = gateway.services
-    for condition in contained:
-        if condition["resourceType"] not in CONDITIONS:
-            continue
-        for coding in condition.get("code", {}).get("coding", []):
-            if coding.get("system") != ICD10CM or not coding.get("code"):
-                continue
-            try:
-                return services.call(
-                    caller,
-                    services.careplan.DraftCarePlan,
-                    careplan_pb.DraftCarePlanRequest(
-                        request_id=plan_request_id,
-                        patient_id=patient_id,
-                        diagnosis_code=str(coding["code"]),
-                        additions_fhir_json=json.dumps(additions),
-                    ),
-                ).care_plan
-            except FhirHttpError as exc:
-                if exc.reason != "NO_TEMPLATE":
-                    raise
+    diagnoses = [
+        str(coding["code"])
+        for condition in contained
+        if condition["resourceType"] in CONDITIONS
+        for coding in condition.get("code", {}).get("coding", [])
+        if coding.get("system") == ICD10CM and coding.get("code")
+    ]
+    # No ICD-10-CM diagnosis: the empty one, which careplan drafts from its fallback template.
+    for diagnosis in diagnoses or [""]:
+        try:
+            return services.call(
+                caller,
+                services.careplan.DraftCarePlan,
+                careplan_pb.DraftCarePlanRequest(
+                    request_id=plan_request_id,
+                    patient_id=patient_id,
+                    diagnosis_code=diagnosis,
+                    additions_fhir_json=json.dumps(additions),
+                ),
+            ).care_plan
+        except FhirHttpError as exc:
+            if exc.reason != "NO_TEMPLATE":
+                raise
     plan_json = {
         **additions,
         "status": "draft",

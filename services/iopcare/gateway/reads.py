@@ -15,7 +15,7 @@ from iopcare.gateway import release, routing, scopes
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, http_error
 from iopcare.gateway.http import Ask, FhirRequest, FhirResponse, GatewayContext, etag
-from iopcare.gateway.resources.base import Found, ResourceHandler, reference_id
+from iopcare.gateway.resources.base import Found, ResourceHandler, local_reference, reference_id
 from iopcare.gateway.search import SearchQuery, matches, pairs_of
 from iopcare.gateway.summary import reshapes, shape
 from iopcare.kit import fhir
@@ -105,10 +105,43 @@ def version_headers(found: Found) -> dict[str, str]:
     return headers
 
 
+def _local_references(
+    handler: ResourceHandler, query: dict[str, str], base_url: str
+) -> dict[str, str]:
+    """`query` with every reference parameter's value relative to this server: an absolute URL
+    under our base loses the base; one of another server is refused with 400 naming the
+    parameter (its resource is not ours, whatever id it ends with)."""
+    references = {p.name for p in handler.search_params() if p.type == "reference"}
+    pairs = pairs_of(query)
+    if not any(name in references and "://" in value for name, value in pairs):
+        return query
+    local: list[tuple[str, str]] = []
+    for name, value in pairs:
+        if name in references and "://" in value:
+            relative = local_reference(value, base_url)
+            if relative is None:
+                raise http_error(
+                    400,
+                    "value",
+                    f"{name} names a resource of another server (an absolute URL outside "
+                    f"{base_url or 'this server'}): only this server's resources are searched",
+                    name,
+                )
+            value = relative
+        local.append((name, value))
+    return SearchQuery(local)
+
+
 def find(
-    gw: GatewayContext, caller: Caller, handler: ResourceHandler, query: dict[str, str]
+    gw: GatewayContext,
+    caller: Caller,
+    handler: ResourceHandler,
+    query: dict[str, str],
+    base_url: str = "",
 ) -> list[Found]:
-    """The resources a search query selects (unpaged)."""
+    """The resources a search query selects (unpaged). `base_url`: this gateway's FHIR base,
+    under which an absolute reference is one of ours."""
+    query = _local_references(handler, query, base_url)
     only = gw.require_scope(caller, handler.type, scopes.SEARCH)
     if only is not None:
         if not handler.compartment:
@@ -172,7 +205,9 @@ def search(
     query: dict[str, str],
     request: FhirRequest,
 ) -> FhirResponse:
-    results, withheld = gw.release_rule.release(caller, find(gw, caller, handler, query))
+    results, withheld = gw.release_rule.release(
+        caller, find(gw, caller, handler, query, request.base_url)
+    )
     count = _int_param(query, "_count", DEFAULT_COUNT, 0, MAX_COUNT)
     offset = _int_param(query, "_offset", 0, 0, 10**9)
     mode = query.get("_summary", "false")

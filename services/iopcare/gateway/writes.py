@@ -24,6 +24,7 @@ from iopcare.gateway.resources.base import (
     Created,
     Found,
     ResourceHandler,
+    local_reference,
     reference_id,
 )
 from iopcare.kit import fhir
@@ -85,7 +86,7 @@ def create(
             handler.type,
             condition,
         )
-    _check_patient_references(gw, caller, handler.type, resource)
+    _check_patient_references(gw, caller, handler.type, resource, request.base_url)
     try:
         created: Created = handler.create(caller, resource, request_id or str(uuid.uuid4()))
     except FhirHttpError as exc:
@@ -122,7 +123,7 @@ def _conditional_match(
     scopes and launch patient: `find`), so a resource they may not see is no match for them.
     One match is answered as reading it would be: released to the caller, or refused when
     it may not leave the program (never another patient's resource, never a withheld one)."""
-    existing = reads.find(gw, caller, handler, criteria)
+    existing = reads.find(gw, caller, handler, criteria, request.base_url)
     if len(existing) > 1:
         raise http_error(
             412,
@@ -164,16 +165,29 @@ def written(gw: GatewayContext, caller: Caller, found: Found, status: int) -> Fh
 
 
 def _check_patient_references(
-    gw: GatewayContext, caller: Caller, resource_type: str, resource: dict[str, Any]
+    gw: GatewayContext,
+    caller: Caller,
+    resource_type: str,
+    resource: dict[str, Any],
+    base_url: str = "",
 ) -> None:
     """The patients a new resource is about must be registered (test-matrix D7): 422 naming
     the element otherwise. A patient the caller may not see gets the same answer (D8), so the
     check tells nobody which patients exist. The services themselves accept ids they have not
     registered from internal callers (events and stays that predate the registry)."""
     for expression, reference in _patient_references(resource_type, resource):
+        if "://" in reference and local_reference(reference, base_url) is None:
+            # Another server's patient: never filed under ours by the id it ends with.
+            raise http_error(
+                422,
+                "processing",
+                f"{reference[:120]} is a patient of another server: a resource here is about "
+                "a patient of this server (Patient/{id})",
+                expression,
+            )
         patient_id = reference_id(reference, "Patient")
-        if not patient_id or reference.startswith(("http:", "https:")):
-            continue  # another server's patient, or not a Patient: the services decide
+        if not patient_id:
+            continue  # not a Patient, or our own base's absolute URL: the services decide
         if caller.principal.role == "patient" and patient_id == caller.patient:
             continue  # the patient's own token (e.g. their consent): notes checks it
         try:
@@ -320,7 +334,9 @@ def _patient_references(resource_type: str, resource: dict[str, Any]) -> list[tu
         for index, participant in enumerate(resource.get("participant") or []):
             actor = participant.get("actor") if isinstance(participant, dict) else None
             reference = actor.get("reference") if isinstance(actor, dict) else None
-            if isinstance(reference, str) and reference.startswith("Patient/"):
+            if isinstance(reference, str) and (
+                reference.startswith("Patient/") or "/Patient/" in reference
+            ):
                 found.append((f"Appointment.participant[{index}].actor", reference))
     return found
 

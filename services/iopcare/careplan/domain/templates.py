@@ -236,7 +236,9 @@ def draft_plan(
         "status": "draft",
         "intent": "plan",
         "title": template.title,
-        "description": f"Drafted from the {template.title} template for diagnosis {diagnosis}.",
+        "description": f"Drafted from the {template.title} template for diagnosis {diagnosis}."
+        if diagnosis.strip()
+        else f"Drafted from the {template.title} template (no ICD-10-CM diagnosis given).",
         "category": [{"coding": [dict(codes.US_CORE_ASSESS_PLAN)]}],
         "text": {
             "status": "generated",
@@ -310,8 +312,13 @@ def _goal(goal: dict[str, Any], index: int, patient_id: str, end: date) -> dict[
 def fallback_note(diagnoses: Sequence[str]) -> str:
     """What the general plan says of itself (CarePlan.note)."""
     listed = ", ".join(dict.fromkeys(_normalised(d) for d in diagnoses if d.strip()))
+    if not listed:
+        return (
+            "No ICD-10-CM diagnosis was given; the general IOP plan was used. Review it "
+            "against the patient's needs."
+        )
     return (
-        f"No program template matched the diagnoses ({listed or 'none given'}); "
+        f"No program template matched the diagnoses ({listed}); "
         "the general IOP plan was used. Review it against the patient's needs."
     )
 

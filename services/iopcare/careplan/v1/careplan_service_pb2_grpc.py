@@ -213,7 +213,9 @@ class CarePlanServiceServicer:
         dependence, F50.00 for anorexia nervosa): the template's activities with their timings and its
         goals as contained Goals, status draft. The team edits it and activates it with
         UpdateCarePlan. A diagnosis no program template covers drafts the general IOP plan, with a
-        CarePlan.note saying so (docs/templates.md); an empty diagnosis_code is INVALID_ARGUMENT.
+        CarePlan.note saying so (docs/templates.md); an empty diagnosis_code names no diagnosis and
+        drafts from the program's fallback (general IOP) template unless the additions' contained
+        Conditions select a program.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -242,9 +242,23 @@ def require_patient(patient_id: str | None, resource_type: str) -> str:
     return patient_id
 
 
+def local_reference(reference: str, base_url: str) -> str | None:
+    """`reference` as this server's relative reference: a relative one as it is, an absolute URL
+    under this gateway's own FHIR base (`base_url`) without the base; None for an absolute URL
+    of any other server (`https://other.example/fhir/Patient/1` is their patient 1, not ours)."""
+    if "://" not in reference:
+        return reference
+    base = base_url.rstrip("/") + "/"
+    if base_url and reference.startswith(base):
+        return reference[len(base) :]
+    return None
+
+
 def reference_id(reference: Any, resource_type: str) -> str:
-    """The id of `Patient/123` (or `Patient/123/_history/2`), or ''."""
-    if not isinstance(reference, str):
+    """The id of `Patient/123` (or `Patient/123/_history/2`), or ''. An absolute URL is another
+    server's resource and gives '' (`local_reference` first turns one under our own base into a
+    relative reference)."""
+    if not isinstance(reference, str) or "://" in reference:
         return ""
     parts = reference.split("/")
     if "_history" in parts:
