@@ -22,6 +22,7 @@ from iopcare.kit.errors import (
     NotFound,
     PermissionDenied,
     StaleVersion,
+    must_exist,
 )
 from iopcare.kit.requests import change_once, create_once
 from iopcare.scheduling import codes, fhir_map, store
@@ -292,10 +293,7 @@ class Calendars:
 
     def get(self, schedule_id: str) -> store.StoredSchedule:
         with self.db.read() as conn:
-            found = store.load_schedule(conn, schedule_id)
-        if found is None:
-            raise NotFound(f"Schedule/{schedule_id} not found", resource=f"Schedule/{schedule_id}")
-        return found
+            return must_exist(store.load_schedule(conn, schedule_id), f"Schedule/{schedule_id}")
 
     def list_schedules(
         self,
