@@ -23,6 +23,7 @@ from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
 from iopcare.notes import store as notes_store
 from iopcare.notes.crisis import Crisis
+from iopcare.notes.domain.messages import NewMessage
 from iopcare.notes.v1 import notes_service_pb2 as nt
 from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
 from tests.support import harness
@@ -250,14 +251,16 @@ def test_a_message_committed_late_is_not_skipped_by_a_watcher(
         first = str(uuid.uuid4())
         notes_store.insert_message(
             uow.conn,
-            message_id=first,
-            patient_id=patient,
-            sender="Practitioner/th-1",
-            priority="routine",
-            category="update",
-            text="first",
-            sent_at=datetime.now(UTC),
-            resource="{}",
+            first,
+            NewMessage(
+                patient_id=patient,
+                text="first",
+                priority="routine",
+                category="update",
+                sender="Practitioner/th-1",
+            ),
+            "{}",
+            datetime.now(UTC),
         )
         poster.start()
         # Give the concurrent post time to commit (it must instead wait for this transaction).

@@ -22,6 +22,7 @@ from iopcare.careplan.domain.progress import attendance, attendance_rate
 from iopcare.careplan.reviews import make_reviews_due
 from iopcare.kit import audit, fhir, labels, privacy
 from iopcare.kit.auth import Principal
+from iopcare.kit.copying import by_name
 from iopcare.kit.db import UnitOfWork, as_utc
 from iopcare.kit.errors import (
     FieldViolation,
@@ -215,11 +216,7 @@ class Measures(ServiceBase):
         uow.conn.execute(
             store.observation.insert().values(
                 id=observation_id,
-                patient_id=measure.patient_id,
-                code=measure.code,
-                status=measure.status,
-                value=measure.value,
-                effective=measure.effective,
+                **by_name(measure, "patient_id code status value effective"),
                 resource=stored.resource,
                 recorded_at=now,
             )

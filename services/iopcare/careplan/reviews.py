@@ -16,6 +16,7 @@ from iopcare.careplan.domain.model import check_update_request
 from iopcare.careplan.domain.review import Review, check_review, next_review_due
 from iopcare.kit import audit, fhir, teams
 from iopcare.kit.auth import Principal
+from iopcare.kit.copying import by_name
 from iopcare.kit.db import UnitOfWork
 from iopcare.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from iopcare.kit.versioned import Stored
@@ -59,9 +60,7 @@ class PlanReviews(ServiceBase):
                     store.plan_review.insert().values(
                         plan_id=plan_id,
                         version=revised.version,
-                        reviewed_on=review.reviewed_on,
-                        outcome=review.outcome,
-                        summary=review.summary,
+                        **by_name(review, "reviewed_on outcome summary"),
                         attestations=json.dumps([a.__dict__ for a in review.attestations]),
                         recorded_by=principal.reference,
                         recorded_at=revised.updated_at,

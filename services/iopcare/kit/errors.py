@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -133,3 +136,10 @@ class FieldViolations:
     def raise_if_any(self, message: str = "the request is invalid") -> None:
         if self.items:
             raise InvalidArgument(message, self.items)
+
+
+def must_exist(item: T | None, name: str) -> T:
+    """`item`, or NotFound naming the resource `name` (`Consent/123`) when there is none."""
+    if item is None:
+        raise NotFound(f"{name} not found", resource=name)
+    return item

@@ -372,14 +372,35 @@ def reference_id(
         return None
     if "://" in reference and not allow_absolute:
         return None
-    parts = reference.rstrip("/").split("/")
-    if "_history" in parts:
-        parts = parts[: parts.index("_history")]
+    parts = _reference_parts(reference.rstrip("/"))
     if not allow_absolute and len(parts) != 2:
         return None
     if len(parts) >= 2 and parts[-2] == resource_type and is_valid_id(parts[-1]):
         return parts[-1]
     return None
+
+
+def loose_reference_id(reference: Any, resource_type: str) -> str:
+    """The id of `Patient/123` (or `Patient/123/_history/2`, or an absolute URL ending so), or ''.
+
+    Unlike `reference_id` the id is taken as written, unchecked: the fhir_commands of a service
+    hand it on, and the service refuses a bad id in its own words.
+    """
+    if not isinstance(reference, str):
+        return ""
+    parts = _reference_parts(reference)
+    return parts[-1] if len(parts) >= 2 and parts[-2] == resource_type else ""
+
+
+def _reference_parts(reference: str) -> list[str]:
+    """The segments of a literal reference, without a trailing `_history/<version>`."""
+    parts = reference.split("/")
+    return parts[: parts.index("_history")] if "_history" in parts else parts
+
+
+def refusal(code: str, diagnostics: str, expression: str | None) -> FhirError:
+    """A resource that cannot become a request: one OperationOutcome issue at `expression`."""
+    return FhirError(diagnostics, [Issue("error", code, diagnostics, expression)])
 
 
 def operation_outcome(issues: list[Issue]) -> dict[str, Any]:

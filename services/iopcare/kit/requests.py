@@ -291,3 +291,30 @@ def change_once(
         patient_id=patient_id,
     )
     return changed
+
+
+@dataclasses.dataclass(frozen=True)
+class Asked:
+    """One request under the rule, for a use case that runs inside its caller's
+    `audit.refusals` (which audits a reused request id): the service's request log, who asked,
+    for which operation, under which `request_id`, and what it asked for (`request`)."""
+
+    request_log: Table
+    principal: Principal
+    operation: str
+    request_id: str
+    request: object
+
+    def create(
+        self, db: Database, make: Callable[[UnitOfWork, str], str | None], new_id: Callable[[], str]
+    ) -> tuple[str, bool]:
+        """`create_once` of this request."""
+        return create_once(db, *self._key, make, new_id, request=self.request)
+
+    def change(self, db: Database, resource_id: str, apply: Callable[[UnitOfWork], None]) -> bool:
+        """`change_once` of this request."""
+        return change_once(db, *self._key, resource_id, apply, request=self.request)
+
+    @property
+    def _key(self) -> tuple[Table, Principal, str, str]:
+        return self.request_log, self.principal, self.operation, self.request_id

@@ -83,9 +83,15 @@ def gets(
 ) -> Handler:
     """`use_case(principal, <id>)` with the request's `id_field` checked as an id (a bad one is
     INVALID_ARGUMENT naming that field), answered with the one item found."""
+    return reads(use_case, one(response, field, render), id_field)
+
+
+def reads(use_case: UseCase, respond: Callable[[Any], Any], id_field: str = "id") -> Handler:
+    """As `gets`, answered with `respond(found)`: a response of more than the one item (a view
+    of it with what goes with it)."""
     return rpc(
         lambda s, r: use_case(s)(current_principal(), require_id(getattr(r, id_field), id_field)),
-        one(response, field, render),
+        respond,
     )
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import Column, Connection, DateTime, Integer, MetaData, String, 
 
 from iopcare.kit import labels
 from iopcare.kit.db import Database, as_utc
-from iopcare.kit.errors import NotFound, StaleVersion
+from iopcare.kit.errors import NotFound, StaleVersion, must_exist
 
 
 @dataclass(frozen=True)
@@ -229,9 +229,7 @@ def revise(
     current version, and then writes nothing (test-matrix B1, B2).
     """
     name = f"{resource_type}/{item_id}"
-    current = tables.load(conn, item_id)
-    if current is None:
-        raise NotFound(f"{name} not found", resource=name)
+    current = must_exist(tables.load(conn, item_id), name)
     if current.version != expected_version:
         raise StaleVersion(name, expected_version, current.version)
     now = datetime.now(UTC)

@@ -14,7 +14,7 @@ from iopcare.kit.copying import by_name
 from iopcare.kit.errors import FieldViolation, InvalidArgument
 from iopcare.kit.paging import encode
 from iopcare.kit.protoconv import require_id, timestamp
-from iopcare.kit.servicer import gets, lists, one, rpc, versioned
+from iopcare.kit.servicer import gets, lists, one, reads, rpc, versioned
 from iopcare.kit.versioned import Stored
 from iopcare.notes.clinical import Attendee, ClinicalNotes, NoteChanges
 from iopcare.notes.consents import ConsentInput, Consents
@@ -155,14 +155,13 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
 
     ListThread = lists(lambda s: s.cases.thread.page, pb.ListThreadResponse, "messages", to_message)
 
-    def GetCommunication(
-        self, request: pb.GetCommunicationRequest, context: grpc.ServicerContext
-    ) -> pb.GetCommunicationResponse:
-        view = self.cases.thread.get_message(current_principal(), require_id(request.id, "id"))
-        return pb.GetCommunicationResponse(
+    GetCommunication = reads(
+        lambda s: s.cases.thread.get_message,
+        lambda view: pb.GetCommunicationResponse(
             message=to_message(view.message),
             receipts=[pb.ReadReceipt(reader=r, read_time=timestamp(t)) for r, t in view.receipts],
-        )
+        ),
+    )
 
     RetractMessage = rpc(
         lambda s, r: s.cases.thread.retract(*versioned(r), r.request_id),
@@ -304,16 +303,15 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         one(pb.AmendNoteResponse, "note", to_note),
     )
 
-    def GetNote(
-        self, request: pb.GetNoteRequest, context: grpc.ServicerContext
-    ) -> pb.GetNoteResponse:
-        view = self.cases.clinical.get(current_principal(), require_id(request.id, "id"))
-        return pb.GetNoteResponse(
+    GetNote = reads(
+        lambda s: s.cases.clinical.get,
+        lambda view: pb.GetNoteResponse(
             note=to_note(view.note),
             related_ids=view.related,
             provenance_json=view.provenance,
             break_glass=view.flagged,
-        )
+        ),
+    )
 
     def SearchNotes(
         self, request: pb.SearchNotesRequest, context: grpc.ServicerContext

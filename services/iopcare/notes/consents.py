@@ -16,6 +16,7 @@ from iopcare.kit.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    must_exist,
 )
 from iopcare.notes import fhir_map, once, store
 from iopcare.notes.domain.text import has_forbidden_characters
@@ -188,10 +189,7 @@ class Consents(UseCase):
 
     def _consent(self, consent_id: str) -> store.StoredConsent:
         with self.db.read() as conn:
-            found = store.load_consent(conn, consent_id)
-        if found is None:
-            raise NotFound(f"Consent/{consent_id} not found", resource=f"Consent/{consent_id}")
-        return found
+            return must_exist(store.load_consent(conn, consent_id), f"Consent/{consent_id}")
 
     def get_consent(self, principal: Principal, consent_id: str) -> store.StoredConsent:
         """One consent, for a caller who may see the patient's consents (audited)."""

@@ -14,7 +14,7 @@ from typing import Any
 from iopcare.kit import audit
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork
-from iopcare.kit.errors import FieldViolation, InvalidArgument, NotFound
+from iopcare.kit.errors import FieldViolation, InvalidArgument, NotFound, must_exist
 from iopcare.kit.versioned import Stored, revise
 from iopcare.notes import codes, fhir_map, once, store
 from iopcare.notes.domain.messages import (
@@ -122,10 +122,8 @@ class Crisis(UseCase):
                 )
             self.notify_outbox()
         with self.db.read() as conn:
-            stored = flag_store.flags.load(conn, flag_id)
-        if stored is None:  # pragma: no cover - a crisis flag is never deleted
-            raise NotFound(f"{name} not found", resource=name)
-        return stored
+            # Never NotFound in fact: a crisis flag is never deleted.
+            return must_exist(flag_store.flags.load(conn, flag_id), name)
 
     def _acknowledge(self, uow: UnitOfWork, principal: Principal, flag_id: str, note: str) -> None:
         name = f"Flag/{flag_id}"

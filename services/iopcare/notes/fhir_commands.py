@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.field_mask_pb2 import FieldMask
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from iopcare.kit import fhir, privacy
+from iopcare.kit.fhir import refusal
+from iopcare.kit.protoconv import timestamp
 from iopcare.notes.codes import CLIENT_ID_SYSTEM
 from iopcare.notes.domain.documents import KIND_BY_CODE, LOINC
 from iopcare.notes.v1 import notes_service_pb2 as pb
@@ -68,11 +69,6 @@ RECIPIENT_PATH = "Consent.provision.actor[0].reference"
 NOTE_CHANGES = frozenset({"meta", "text", "id", "docStatus", "description", "content"})
 
 
-def refusal(code: str, diagnostics: str, expression: str | None) -> fhir.FhirError:
-    """A resource that cannot become a request: one OperationOutcome issue at `expression`."""
-    return fhir.FhirError(diagnostics, [fhir.Issue("error", code, diagnostics, expression)])
-
-
 def _unchanged_except(
     stored: dict[str, Any], resource: dict[str, Any], changes: frozenset[str], why: str, type_: str
 ) -> None:
@@ -88,28 +84,12 @@ def _unchanged_except(
         )
 
 
-def _ts(value: datetime) -> Timestamp:
-    out = Timestamp()
-    out.FromDatetime(value.astimezone(UTC))
-    return out
-
-
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
 def _refs(items: Any) -> list[str]:
     return [str(r["reference"]) for r in items or [] if isinstance(r, dict) and r.get("reference")]
-
-
-def _reference_id(reference: Any, resource_type: str) -> str:
-    """The id of `Patient/123` (or `Patient/123/_history/2`), or ''."""
-    if not isinstance(reference, str):
-        return ""
-    parts = reference.split("/")
-    if "_history" in parts:
-        parts = parts[: parts.index("_history")]
-    return parts[-1] if len(parts) >= 2 and parts[-2] == resource_type else ""
 
 
 # -- Communication -----------------------------------------------------------------------------
@@ -119,7 +99,7 @@ def _answered(resource: dict[str, Any]) -> str:
     """The message a message answers (inResponseTo), or ''."""
     answers = []
     for index, reference in enumerate(_refs(resource.get("inResponseTo"))):
-        answer = _reference_id(reference, "Communication")
+        answer = fhir.loose_reference_id(reference, "Communication")
         if not answer:
             raise refusal(
                 "value",
@@ -134,7 +114,7 @@ def _answered(resource: dict[str, Any]) -> str:
 
 def post_message_request(resource: dict[str, Any], request_id: str) -> pb.PostMessageRequest:
     """A new Communication: a message in the patient's team thread (the sender is the caller)."""
-    patient_id = _reference_id(resource.get("subject", {}).get("reference"), "Patient")
+    patient_id = fhir.loose_reference_id(resource.get("subject", {}).get("reference"), "Patient")
     payload = resource.get("payload", [])
     texts = [p["contentString"] for p in payload if "contentString" in p]
     attachments = _refs([p.get("contentReference") for p in payload])
@@ -250,7 +230,7 @@ def _note_kind(resource: dict[str, Any]) -> str:
 
 def create_note_request(resource: dict[str, Any], request_id: str) -> pb.CreateNoteRequest:
     """A new DocumentReference: a draft note (docStatus preliminary or absent)."""
-    patient_id = _reference_id(resource.get("subject", {}).get("reference"), "Patient")
+    patient_id = fhir.loose_reference_id(resource.get("subject", {}).get("reference"), "Patient")
     if not patient_id:
         raise refusal("required", "subject must reference a Patient", "DocumentReference.subject")
     if resource.get("docStatus") not in (None, "preliminary"):
@@ -388,7 +368,7 @@ def _first_instant(value: str, path: str) -> datetime:
 
 def record_consent_request(resource: dict[str, Any], request_id: str) -> pb.RecordConsentRequest:
     """A new Consent: the patient's consent to disclose their records to one recipient."""
-    patient_id = _reference_id(_dict(resource.get("patient")).get("reference"), "Patient")
+    patient_id = fhir.loose_reference_id(_dict(resource.get("patient")).get("reference"), "Patient")
     if not patient_id:
         raise refusal("required", "patient must reference a Patient", "Consent.patient")
     if resource.get("status") != "active":
@@ -419,7 +399,7 @@ def record_consent_request(resource: dict[str, Any], request_id: str) -> pb.Reco
     ]
     for value, field, path in moments:
         if value:
-            getattr(request, field).CopyFrom(_ts(_first_instant(str(value), path)))
+            getattr(request, field).CopyFrom(timestamp(_first_instant(str(value), path)))
     return request
 
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from iopcare.kit import labels, teams
-from iopcare.kit.copying import by_name
 from iopcare.kit.db import UnitOfWork
+from iopcare.kit.versioned import Stored
 from iopcare.notes import codes, fhir_map, store, watch
 from iopcare.notes.domain.messages import NewMessage
 
@@ -28,23 +28,11 @@ def append_message(
     message_id = message_id or str(uuid.uuid4())
     sent_at = datetime.now(UTC)
     resource = fhir_map.communication(message_id, message, sent_at)
-    store.insert_message(
-        uow.conn,
-        message_id=message_id,
-        **by_name(message, "patient_id sender priority category text in_response_to"),
-        sent_at=sent_at,
-        resource=resource,
-        source_event_id=source_event_id,
-    )
+    store.insert_message(uow.conn, message_id, message, resource, sent_at, source_event_id)
     watch.posted(uow.conn, message.patient_id)
-    store.JOURNAL.publish(
-        uow,
-        codes.EVENT_MESSAGE_POSTED,
-        f"Communication/{message_id}/_history/1",
-        key=message.patient_id,
-        data=resource,
-        at=sent_at,
-        parent_trace=traceparent,
+    posted = Stored(message_id, 1, message.patient_id, "completed", sent_at, resource)
+    store.JOURNAL.publish_version(
+        uow, "Communication", posted, codes.EVENT_MESSAGE_POSTED, parent_trace=traceparent
     )
     return message_id
 

@@ -20,8 +20,9 @@ from iopcare.kit.errors import (
     PermissionDenied,
     ResourceExhausted,
     StaleVersion,
+    must_exist,
 )
-from iopcare.kit.versioned import reread
+from iopcare.kit.versioned import Stored, reread
 from iopcare.notes import codes, once, store, watch
 from iopcare.notes.crisis import raise_crisis
 from iopcare.notes.cursor import seq_after
@@ -289,11 +290,8 @@ class Thread(UseCase):
         )
         if once.earlier(self.db, asked) is not None:
             return self._reload(message_id)
-        with self.refusals(principal, audit.UPDATE, name):
-            with self.db.read() as conn:
-                stored = store.load_message(conn, message_id)
-            if stored is None:
-                raise NotFound(f"{name} not found", resource=name)
+        with self.refusals(principal, audit.UPDATE, name), self.db.read() as conn:
+            stored = must_exist(store.load_message(conn, message_id), name)
         with self.refusals(principal, audit.UPDATE, name, stored.patient_id):
             with self.db.read() as conn:
                 self.access.basis(conn, principal, stored.patient_id)
@@ -326,13 +324,9 @@ class Thread(UseCase):
         )
         if not store.messages.mark_retracted(uow.conn, stored.id, stored.version, resource):
             raise StaleVersion(name, stored.version, version)
-        store.JOURNAL.publish(
-            uow,
-            codes.EVENT_MESSAGE_RETRACTED,
-            f"Communication/{stored.id}/_history/{version}",
-            key=stored.patient_id,
-            data=resource,
-            at=now,
+        retracted = Stored(stored.id, version, stored.patient_id, "entered-in-error", now, resource)
+        store.JOURNAL.publish_version(
+            uow, "Communication", retracted, codes.EVENT_MESSAGE_RETRACTED
         )
         audited(uow, principal, audit.UPDATE, name, stored.patient_id, "retracted")
 

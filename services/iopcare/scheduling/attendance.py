@@ -16,7 +16,7 @@ from iopcare.kit.errors import (
     NotFound,
     StaleVersion,
 )
-from iopcare.kit.requests import change_once
+from iopcare.kit.requests import Asked
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.alerts import Alerts
 from iopcare.scheduling.appointment_events import publish_appointment
@@ -58,17 +58,13 @@ class Attendance:
         name = f"Appointment/{appointment_id}"
         with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name):
             body = ("attendance", appointment_id, expected_version, status, reason, patient_id)
-            changed = change_once(
+            asked = Asked(store.request_log, principal, "RecordAttendance", request_id, body)
+            changed = asked.change(
                 self.db,
-                store.request_log,
-                principal,
-                "RecordAttendance",
-                request_id,
                 appointment_id,
                 lambda uow: self._record(
                     uow, principal, name, expected_version, status, reason, patient_id
                 ),
-                request=body,
             )
         if changed:
             self.notify_outbox()

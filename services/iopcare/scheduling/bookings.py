@@ -30,7 +30,7 @@ from iopcare.kit.errors import (
     NotFound,
     PermissionDenied,
 )
-from iopcare.kit.requests import create_once
+from iopcare.kit.requests import Asked
 from iopcare.kit.teams import TeamAccess
 from iopcare.kit.versioned import reread
 from iopcare.scheduling import codes, fhir_map, store
@@ -359,15 +359,7 @@ class Bookings:
         """Runs an idempotent create (once per request id and body: kit.requests), wakes the
         relay and returns the appointment the request resolved to. Runs inside the use case's
         audit.refusals, which audits a reused request id."""
-        appointment_id, _ = create_once(
-            self.db,
-            store.request_log,
-            principal,
-            operation,
-            request_id,
-            create,
-            lambda: str(uuid.uuid4()),
-            request=body,
-        )
+        asked = Asked(store.request_log, principal, operation, request_id, body)
+        appointment_id, _ = asked.create(self.db, create, lambda: str(uuid.uuid4()))
         self.notify_outbox()
         return written(self.db, appointment_id)

@@ -22,8 +22,9 @@ from iopcare.kit.errors import (
     NotFound,
     PermissionDenied,
     StaleVersion,
+    must_exist,
 )
-from iopcare.kit.requests import change_once, create_once
+from iopcare.kit.requests import Asked
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.domain.calendar import (
     MAX_SLOT_MINUTES,
@@ -185,16 +186,8 @@ class Calendars:
                     ) from None
                 _journal(uow, principal, codes.EVENT_SCHEDULE_CREATED, audit.CREATE, stored)
 
-            schedule_id, _ = create_once(
-                self.db,
-                store.request_log,
-                principal,
-                "CreateSchedule",
-                request_id,
-                _create,
-                lambda: str(uuid.uuid4()),
-                request=value,
-            )
+            asked = Asked(store.request_log, principal, "CreateSchedule", request_id, value)
+            schedule_id, _ = asked.create(self.db, _create, lambda: str(uuid.uuid4()))
         return self.get(schedule_id)
 
     def update(
@@ -224,15 +217,11 @@ class Calendars:
                 problems.add("expected_version", "required, >= 1")
             problems.raise_if_any("the schedule update is invalid")
             body = ("update", schedule_id, expected_version, value, sorted(mask))
-            change_once(
+            asked = Asked(store.request_log, principal, "UpdateSchedule", request_id, body)
+            asked.change(
                 self.db,
-                store.request_log,
-                principal,
-                "UpdateSchedule",
-                request_id,
                 schedule_id,
                 lambda uow: self._update_in(uow, principal, name, expected_version, value, mask),
-                request=body,
             )
         return self.get(schedule_id)
 
@@ -292,10 +281,7 @@ class Calendars:
 
     def get(self, schedule_id: str) -> store.StoredSchedule:
         with self.db.read() as conn:
-            found = store.load_schedule(conn, schedule_id)
-        if found is None:
-            raise NotFound(f"Schedule/{schedule_id} not found", resource=f"Schedule/{schedule_id}")
-        return found
+            return must_exist(store.load_schedule(conn, schedule_id), f"Schedule/{schedule_id}")
 
     def list_schedules(
         self,

@@ -22,7 +22,7 @@ from iopcare.kit.errors import (
     NotFound,
     StaleVersion,
 )
-from iopcare.kit.requests import change_once, create_once
+from iopcare.kit.requests import Asked
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.appointment_events import patient_ids, publish_appointment
 from iopcare.scheduling.bookings import Bookings, written
@@ -95,16 +95,8 @@ class Changes:
                     return appointment_id + (LATE if late else "")
 
                 # The log's answer says whether the first attempt was late, for a retry.
-                answer, changed = create_once(
-                    self.db,
-                    store.request_log,
-                    principal,
-                    "CancelAppointment",
-                    request_id,
-                    _cancel,
-                    lambda: appointment_id,
-                    request=body,
-                )
+                asked = Asked(store.request_log, principal, "CancelAppointment", request_id, body)
+                answer, changed = asked.create(self.db, _cancel, lambda: appointment_id)
                 late = answer.endswith(LATE)
         if changed:
             self.notify_outbox()
@@ -204,15 +196,11 @@ class Changes:
             problems.raise_if_any("the change of time is invalid")
             assert wanted is not None
             body = ("reschedule", appointment_id, expected_version, start, end, reason)
-            changed = change_once(
+            asked = Asked(store.request_log, principal, "RescheduleAppointment", request_id, body)
+            changed = asked.change(
                 self.db,
-                store.request_log,
-                principal,
-                "RescheduleAppointment",
-                request_id,
                 appointment_id,
                 lambda uow: self._move_in(uow, principal, name, expected_version, wanted, reason),
-                request=body,
             )
         if changed:
             self.notify_outbox()

@@ -11,7 +11,7 @@ from iopcare.kit import audit, teams
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import NotFound
-from iopcare.kit.requests import create_once
+from iopcare.kit.requests import Asked
 from iopcare.scheduling import codes, store
 from iopcare.scheduling.alerts import Alerts
 
@@ -55,16 +55,10 @@ class CheckIns:
                 *_, already = self._check_in(uow, principal, patient_id, day, now, late)
                 return day.isoformat()
 
-            first_day, created = create_once(
-                self.db,
-                store.request_log,
-                principal,
-                "RecordCheckIn",
-                request_id,
-                _create,
-                day.isoformat,
-                request=("check-in", patient_id),
+            asked = Asked(
+                store.request_log, principal, "RecordCheckIn", request_id, ("check-in", patient_id)
             )
+            first_day, created = asked.create(self.db, _create, day.isoformat)
         with self.db.read() as conn:
             found = store.check_in_of(conn, patient_id, date.fromisoformat(first_day))
         if found is None:  # pragma: no cover - written by this request or its first attempt

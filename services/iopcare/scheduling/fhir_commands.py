@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.field_mask_pb2 import FieldMask
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from iopcare.kit import fhir
+from iopcare.kit.fhir import refusal
+from iopcare.kit.protoconv import timestamp
 from iopcare.scheduling.v1 import scheduling_service_pb2 as pb
 
 SERVICE_TYPE_SYSTEM = "https://iopcare.org/fhir/CodeSystem/session-type"
@@ -74,17 +75,6 @@ APPOINTMENT_IGNORED = frozenset(
 )
 
 
-def refusal(code: str, diagnostics: str, expression: str | None) -> fhir.FhirError:
-    """A resource that cannot become a request: one OperationOutcome issue at `expression`."""
-    return fhir.FhirError(diagnostics, [fhir.Issue("error", code, diagnostics, expression)])
-
-
-def _ts(value: datetime) -> Timestamp:
-    out = Timestamp()
-    out.FromDatetime(value.astimezone(UTC))
-    return out
-
-
 def _instant(resource: dict[str, Any], name: str, resource_type: str) -> datetime:
     value = resource.get(name)
     if not isinstance(value, str) or "T" not in value:
@@ -109,16 +99,6 @@ def _extension(resource: dict[str, Any], url: str) -> list[dict[str, Any]]:
 def _capacity(resource: dict[str, Any]) -> int:
     capacity = [e.get("valueInteger") for e in _extension(resource, CAPACITY_EXTENSION)]
     return int(capacity[0]) if capacity and isinstance(capacity[0], int) else 0
-
-
-def _reference_id(reference: Any, resource_type: str) -> str:
-    """The id of `CarePlan/123` (or `CarePlan/123/_history/2`), or ''."""
-    if not isinstance(reference, str):
-        return ""
-    parts = reference.split("/")
-    if "_history" in parts:
-        parts = parts[: parts.index("_history")]
-    return parts[-1] if len(parts) >= 2 and parts[-2] == resource_type else ""
 
 
 # -- Schedule ----------------------------------------------------------------------------------
@@ -228,8 +208,8 @@ def _group_session(
         # No room: scheduling refuses the session (location_id is required).
         location_id=(rooms or [""])[0],
         facilitator_ids=by_type.get("Practitioner", []),
-        start_time=_ts(_instant(resource, "start", "Appointment")),
-        end_time=_ts(_instant(resource, "end", "Appointment")),
+        start_time=timestamp(_instant(resource, "start", "Appointment")),
+        end_time=timestamp(_instant(resource, "end", "Appointment")),
         capacity=_capacity(resource),
         service_type=service_types[0] if service_types else "",
         description=str(resource.get("description", "")),
@@ -248,7 +228,7 @@ def _booking(
     if len(by_type.get("Location", [])) > 1:
         raise refusal("value", "at most one room", "Appointment.participant")
     plans = [
-        _reference_id(s.get("reference"), "CarePlan")
+        fhir.loose_reference_id(s.get("reference"), "CarePlan")
         for s in resource.get("supportingInformation", [])
     ]
     service_types = _codes(resource.get("serviceType"))
@@ -257,8 +237,8 @@ def _booking(
         patient_id=by_type["Patient"][0],
         practitioner_ids=by_type.get("Practitioner", []),
         location_id=(by_type.get("Location") or [""])[0],
-        start_time=_ts(_instant(resource, "start", "Appointment")),
-        end_time=_ts(_instant(resource, "end", "Appointment")),
+        start_time=timestamp(_instant(resource, "start", "Appointment")),
+        end_time=timestamp(_instant(resource, "end", "Appointment")),
         service_type=service_types[0] if service_types else "",
         description=str(resource.get("description", "")),
         care_plan_id=next((p for p in plans if p), ""),
@@ -376,8 +356,8 @@ def _reschedule(
     return pb.RescheduleAppointmentRequest(
         appointment_id=appointment_id,
         expected_version=expected_version,
-        start_time=_ts(_instant(resource, "start", "Appointment")),
-        end_time=_ts(_instant(resource, "end", "Appointment")),
+        start_time=timestamp(_instant(resource, "start", "Appointment")),
+        end_time=timestamp(_instant(resource, "end", "Appointment")),
         reason=str(resource.get("comment", "")) or "rescheduled through the FHIR gateway",
     )
 

@@ -21,9 +21,10 @@ from sqlalchemy import (
 )
 from sqlalchemy import text as sql_text
 
-from iopcare.kit.copying import from_row
+from iopcare.kit.copying import by_name, from_row
 from iopcare.kit.db import as_utc
 from iopcare.kit.schema import BigId
+from iopcare.notes.domain.messages import NewMessage
 from iopcare.notes.store.schema import metadata
 
 communication = Table(
@@ -101,28 +102,19 @@ def lock_thread(conn: Connection, patient_id: str) -> None:
 
 def insert_message(
     conn: Connection,
-    *,
     message_id: str,
-    patient_id: str,
-    sender: str,
-    priority: str,
-    category: str,
-    text: str,
-    sent_at: datetime,
+    message: NewMessage,
     resource: str,
+    sent_at: datetime,
     source_event_id: str | None = None,
-    in_response_to: str | None = None,
 ) -> None:
-    lock_thread(conn, patient_id)
+    """Stores `message` as sent at `sent_at` (its FHIR Communication: `resource`), after taking
+    its thread's lock; `source_event_id` is the event a system message was written for."""
+    lock_thread(conn, message.patient_id)
     conn.execute(
         communication.insert().values(
-            in_response_to=in_response_to,
             id=message_id,
-            patient_id=patient_id,
-            sender=sender,
-            priority=priority,
-            category=category,
-            text=text,
+            **by_name(message, "patient_id sender priority category text in_response_to"),
             sent_at=sent_at,
             resource=resource,
             source_event_id=source_event_id,
