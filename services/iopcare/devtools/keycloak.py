@@ -341,21 +341,7 @@ def smart_launch_realm(
         "accessTokenLifespan": 300,
         # RS384: a SMART algorithm the gateway accepts (IOPCARE_TOKEN_ALGORITHMS).
         "defaultSignatureAlgorithm": "RS384",
-        "components": {
-            "org.keycloak.keys.KeyProvider": [
-                {
-                    "name": "rs384",
-                    "providerId": "rsa-generated",
-                    "config": {
-                        "priority": ["100"],
-                        "algorithm": ["RS384"],
-                        "keySize": ["2048"],
-                        "active": ["true"],
-                        "enabled": ["true"],
-                    },
-                }
-            ]
-        },
+        "components": {"org.keycloak.keys.KeyProvider": [_rs384_key()]},
         "clientScopes": [
             {
                 "name": scope,
@@ -368,6 +354,28 @@ def smart_launch_realm(
             }
             for scope in scope_names
         ],
+        **_pkce_policy(),
+        "clients": [_public_client(client_id, redirect_uri, audience, scope_names)],
+    }
+
+
+def _rs384_key() -> dict[str, Any]:
+    return {
+        "name": "rs384",
+        "providerId": "rsa-generated",
+        "config": {
+            "priority": ["100"],
+            "algorithm": ["RS384"],
+            "keySize": ["2048"],
+            "active": ["true"],
+            "enabled": ["true"],
+        },
+    }
+
+
+def _pkce_policy() -> dict[str, Any]:
+    """A realm client policy: every public client must use PKCE with S256 (`pkce-enforcer`)."""
+    return {
         "clientProfiles": {
             "profiles": [
                 {
@@ -385,43 +393,45 @@ def smart_launch_realm(
                     "name": "smart-public-pkce",
                     "enabled": True,
                     "conditions": [
-                        {
-                            "condition": "client-access-type",
-                            "configuration": {"type": ["public"]},
-                        }
+                        {"condition": "client-access-type", "configuration": {"type": ["public"]}}
                     ],
                     "profiles": ["smart-public-pkce"],
                 }
             ]
         },
-        "clients": [
+    }
+
+
+def _public_client(
+    client_id: str, redirect_uri: str, audience: str, scopes: tuple[str, ...]
+) -> dict[str, Any]:
+    """A public SMART app: the standard flow to its one redirect URI only, PKCE S256, the SMART
+    scopes optional, the gateway's audience in its access tokens."""
+    return {
+        "clientId": client_id,
+        "enabled": True,
+        "publicClient": True,
+        "standardFlowEnabled": True,
+        "implicitFlowEnabled": False,
+        "directAccessGrantsEnabled": False,
+        "serviceAccountsEnabled": False,
+        "consentRequired": False,
+        "redirectUris": [redirect_uri],
+        "webOrigins": [],
+        "fullScopeAllowed": False,
+        "attributes": {"pkce.code.challenge.method": "S256"},
+        "defaultClientScopes": [],
+        "optionalClientScopes": list(scopes),
+        "protocolMappers": [
             {
-                "clientId": client_id,
-                "enabled": True,
-                "publicClient": True,
-                "standardFlowEnabled": True,
-                "implicitFlowEnabled": False,
-                "directAccessGrantsEnabled": False,
-                "serviceAccountsEnabled": False,
-                "consentRequired": False,
-                "redirectUris": [redirect_uri],
-                "webOrigins": [],
-                "fullScopeAllowed": False,
-                "attributes": {"pkce.code.challenge.method": "S256"},
-                "defaultClientScopes": [],
-                "optionalClientScopes": list(scope_names),
-                "protocolMappers": [
-                    {
-                        "name": "iopcare-audience",
-                        "protocol": "openid-connect",
-                        "protocolMapper": "oidc-audience-mapper",
-                        "config": {
-                            "included.custom.audience": audience,
-                            "access.token.claim": "true",
-                            "id.token.claim": "false",
-                        },
-                    }
-                ],
+                "name": "iopcare-audience",
+                "protocol": "openid-connect",
+                "protocolMapper": "oidc-audience-mapper",
+                "config": {
+                    "included.custom.audience": audience,
+                    "access.token.claim": "true",
+                    "id.token.claim": "false",
+                },
             }
         ],
     }
