@@ -27,7 +27,7 @@ import httpx
 import jwt
 import pytest
 
-from iopcare.devtools.keycloak import Keycloak, smart_launch_realm
+from iopcare.devtools.keycloak import Keycloak, KeycloakError, public_client, smart_launch_realm
 from iopcare.kit.auth import TokenVerifier
 from iopcare.kit.settings import TrustedIssuer
 from tests.support import harness
@@ -47,6 +47,7 @@ REDIRECT_URI = "http://127.0.0.1:9/smart-app/callback"
 AUDIENCE = "iopcare"
 RESOURCE_SCOPES = ("patient/CarePlan.rs", "patient/Patient.rs")
 SCOPE = " ".join(("openid", "fhirUser", "launch", "launch/patient", *RESOURCE_SCOPES))
+POLICY_ONLY_CLIENT = "policy-only-app"
 CLINICIAN = "dr-psy"
 #: On every test patient's care team (tests.support.plans.care_team).
 PRACTITIONER = "psy-1"
@@ -349,3 +350,16 @@ def test_an_authorization_request_without_s256_pkce_is_refused(
     redirect = parse_qs(urlsplit(answer.headers["location"]).query)
     assert redirect["error"] == ["invalid_request"], redirect
     assert "code" not in redirect
+
+
+def test_the_realm_client_policy_refuses_a_public_client_without_pkce(launch: Launch) -> None:
+    """The realm's client policy (`pkce-enforcer`) holds for every public client: one registered
+    without PKCE S256 is refused when registered, so none can ever get a code without PKCE."""
+    client = public_client(POLICY_ONLY_CLIENT, REDIRECT_URI, AUDIENCE, ("launch",))
+    client["attributes"] = {}
+    with pytest.raises(KeycloakError, match="code_challenge_method"):
+        launch.keycloak.admin("POST", f"/admin/realms/{REALM}/clients", client)
+    clients = launch.keycloak.admin(
+        "GET", f"/admin/realms/{REALM}/clients?clientId={POLICY_ONLY_CLIENT}"
+    )
+    assert clients == []

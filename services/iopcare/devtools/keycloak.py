@@ -36,6 +36,7 @@ __all__ = [
     "Keycloak",
     "KeycloakError",
     "ensure_keycloak",
+    "public_client",
     "smart_launch_realm",
 ]
 
@@ -355,7 +356,7 @@ def smart_launch_realm(
             for scope in scope_names
         ],
         **_pkce_policy(),
-        "clients": [_public_client(client_id, redirect_uri, audience, scope_names)],
+        "clients": [public_client(client_id, redirect_uri, audience, scope_names)],
     }
 
 
@@ -402,7 +403,7 @@ def _pkce_policy() -> dict[str, Any]:
     }
 
 
-def _public_client(
+def public_client(
     client_id: str, redirect_uri: str, audience: str, scopes: tuple[str, ...]
 ) -> dict[str, Any]:
     """A public SMART app: the standard flow to its one redirect URI only, PKCE S256, the SMART
