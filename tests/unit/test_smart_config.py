@@ -71,3 +71,69 @@ def test_the_embedded_server_is_not_advertised_when_it_cannot_sign() -> None:
     # Outside development mode it signs only with a configured key.
     document = smart_configuration(Settings(dev_mode=False), "https://ehr.test")
     assert "token_endpoint" not in document
+
+
+def test_discovery_advertises_app_launch_for_an_issuer_with_an_authorization_endpoint() -> None:
+    launch = TrustedIssuer(
+        issuer="https://idp.test/realms/a",
+        jwks_url="https://idp.test/certs",
+        token_endpoint="https://idp.test/token",
+        authorization_endpoint="https://idp.test/auth",
+    )
+    document = smart_configuration(
+        Settings(dev_mode=True, token_trusted_issuers=[launch]), "https://ehr.test"
+    )
+    assert document["authorization_endpoint"] == "https://idp.test/auth"
+    assert document["token_endpoint"] == "https://idp.test/token"
+    assert document["issuer"] == "https://idp.test/realms/a"
+    assert document["code_challenge_methods_supported"] == ["S256"]
+    assert document["grant_types_supported"] == ["authorization_code", "client_credentials"]
+    assert {"launch-ehr", "context-ehr-patient", "client-public", "permission-v2"} <= set(
+        document["capabilities"]
+    )
+    assert {"launch", "launch/patient", "openid", "fhirUser"} <= set(document["scopes_supported"])
+    # Without one, nothing of App Launch is claimed.
+    plain = smart_configuration(Settings(dev_mode=True), "https://ehr.test")
+    assert "authorization_endpoint" not in plain
+    assert "code_challenge_methods_supported" not in plain
+    assert "launch-ehr" not in plain["capabilities"]
+
+
+def _launch_token(settings: Settings, **context: object) -> str:
+    import time
+
+    import jwt
+
+    from iopcare.kit import auth
+
+    now = int(time.time())
+    claims = {
+        "iss": settings.token_issuer,
+        "aud": settings.token_audience,
+        "sub": "system:app",
+        "iat": now,
+        "exp": now + 60,
+        "role": "system",
+        "scope": "launch patient/CarePlan.rs",
+        **context,
+    }
+    return jwt.encode(claims, auth.signing_key_path(settings).read_bytes(), algorithm="ES384")
+
+
+def test_the_launch_context_is_read_from_the_token(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from iopcare.kit.auth import TokenVerifier
+    from iopcare.kit.errors import Unauthenticated
+
+    settings = Settings(dev_mode=True, data_dir=Path(str(tmp_path)))
+    verifier = TokenVerifier(settings)
+    principal = verifier.verify(_launch_token(settings, patient="p-1", encounter="enc-9"))
+    assert (principal.patient_context, principal.encounter_context) == ("p-1", "enc-9")
+    # A relative reference names the same patient (some providers send it so).
+    referenced = verifier.verify(_launch_token(settings, patient="Patient/p-1"))
+    assert (referenced.patient_context, referenced.encounter_context) == ("p-1", None)
+    # A context that is not a FHIR id is refused, never read as "no limit".
+    for bad in ({"patient": ["p-1"]}, {"patient": "p 1/x"}, {"encounter": "Patient/p-1"}):
+        with pytest.raises(Unauthenticated):
+            verifier.verify(_launch_token(settings, **bad))

@@ -30,7 +30,15 @@ from iopcare.devtools import downloads
 from iopcare.devtools.kafka import free_port, repo_root
 from iopcare.devtools.lifetime import StartStop, log_tail
 
-__all__ = ["KEYCLOAK_VERSION", "Keycloak", "KeycloakError", "ensure_keycloak"]
+__all__ = [
+    "KEYCLOAK_VERSION",
+    "LAUNCH_CONTEXT",
+    "Keycloak",
+    "KeycloakError",
+    "ensure_keycloak",
+    "public_client",
+    "smart_launch_realm",
+]
 
 KEYCLOAK_VERSION = "26.4.0"
 HOME_ENV = "IOPCARE_KEYCLOAK_HOME"
@@ -113,6 +121,10 @@ class Keycloak(StartStop):
         return f"{self.issuer}/protocol/openid-connect/token"
 
     @property
+    def authorization_endpoint(self) -> str:
+        return f"{self.issuer}/protocol/openid-connect/auth"
+
+    @property
     def jwks_uri(self) -> str:
         return f"{self.issuer}/protocol/openid-connect/certs"
 
@@ -184,6 +196,51 @@ class Keycloak(StartStop):
             raise KeycloakError(f"{method} {path} answered {exc.code}: {exc.read()!r}") from None
         return json.loads(text) if text.strip() else None
 
+    def create_user(
+        self, realm: str, username: str, password: str, attributes: dict[str, str]
+    ) -> str:
+        """A user who can log in with `password` (no required action pending); their id.
+
+        Keycloak 26 keeps only the attributes its user profile declares unless the realm admits
+        unmanaged ones (:meth:`admit_admin_attributes`), which the launch context needs."""
+        self.admin(
+            "POST",
+            f"/admin/realms/{realm}/users",
+            {
+                "username": username,
+                "enabled": True,
+                "email": f"{username}@example.org",
+                "emailVerified": True,
+                "firstName": username,
+                "lastName": "Test",
+                "attributes": {name: [value] for name, value in attributes.items()},
+                "credentials": [{"type": "password", "value": password, "temporary": False}],
+                "requiredActions": [],
+            },
+        )
+        (found,) = self.admin(
+            "GET", f"/admin/realms/{realm}/users?username={urllib.parse.quote(username)}&exact=true"
+        )
+        return str(found["id"])
+
+    def admit_admin_attributes(self, realm: str) -> None:
+        """Lets administrators (the EHR, through the admin API) set attributes the user profile
+        does not declare, such as the launch context; users cannot see or edit them."""
+        profile = self.admin("GET", f"/admin/realms/{realm}/users/profile")
+        profile["unmanagedAttributePolicy"] = "ADMIN_EDIT"
+        self.admin("PUT", f"/admin/realms/{realm}/users/profile", profile)
+
+    def set_launch_context(self, realm: str, user_id: str, context: dict[str, str]) -> None:
+        """The EHR's side of an EHR launch: records the context (`launch`, `patient`,
+        `encounter`) of the launch it is about to make for this user (see
+        :func:`smart_launch_realm`)."""
+        user = self.admin("GET", f"/admin/realms/{realm}/users/{user_id}")
+        attributes = dict(user.get("attributes") or {})
+        attributes.update({name: [value] for name, value in context.items()})
+        self.admin(
+            "PUT", f"/admin/realms/{realm}/users/{user_id}", {**user, "attributes": attributes}
+        )
+
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout
         url = f"{self.base_url}/realms/master/.well-known/openid-configuration"
@@ -217,6 +274,168 @@ class Keycloak(StartStop):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+#: The launch context claims, each from the user attribute of the same name, and the client scope
+#: that releases it into the access token (SMART App Launch 2.x, §Launch context).
+LAUNCH_CONTEXT = {"patient": "launch/patient", "encounter": "launch", "fhirUser": "fhirUser"}
+
+
+def _claim_mapper(claim: str) -> dict[str, Any]:
+    """A user attribute as a string claim of the same name in the access and ID tokens."""
+    return {
+        "name": f"smart-{claim}",
+        "protocol": "openid-connect",
+        "protocolMapper": "oidc-usermodel-attribute-mapper",
+        "config": {
+            "user.attribute": claim,
+            "claim.name": claim,
+            "jsonType.label": "String",
+            "access.token.claim": "true",
+            "id.token.claim": "true",
+            "userinfo.token.claim": "false",
+            "introspection.token.claim": "true",
+        },
+    }
+
+
+def smart_launch_realm(
+    name: str,
+    *,
+    client_id: str,
+    redirect_uri: str,
+    audience: str,
+    resource_scopes: tuple[str, ...],
+) -> dict[str, Any]:
+    """A realm for SMART App Launch (EHR launch, authorization code with PKCE).
+
+    - ``client_id`` is a public client (no secret: a browser or native SMART app) allowed the
+      standard flow only, to ``redirect_uri`` only. PKCE with S256 is required twice over: the
+      client's ``pkce.code.challenge.method`` attribute and a realm client policy (the
+      ``pkce-enforcer`` executor for every public client), so an authorization request without
+      a code challenge is refused and the code is exchanged only with its verifier.
+    - The SMART scopes are optional client scopes: ``launch``, ``launch/patient``, ``fhirUser``
+      and ``resource_scopes`` (e.g. ``patient/CarePlan.rs``); ``openid`` is Keycloak's own.
+      Each is put in the token's ``scope`` only when asked for and granted.
+    - The launch context: Keycloak does not implement SMART's ``launch`` parameter (it keeps it
+      as an unused request parameter). The EHR launch is simulated honestly at the identity
+      provider instead: before launching the app, the EHR records the launch context on the
+      clinician's user (attributes ``launch``, ``patient``, ``encounter``, through the admin
+      API: :meth:`Keycloak.set_launch_context`) and hands the app the opaque ``launch`` id. The
+      ``launch/patient`` scope releases the ``patient`` claim, ``launch`` the ``encounter``
+      claim, ``fhirUser`` the ``fhirUser`` claim, each from the attribute of the same name. The
+      app cannot choose the patient: it only asks for the scopes. The limit: one pending launch
+      per user, and Keycloak does not compare the ``launch`` value the app sends with the
+      recorded one (a production deployment needs a SMART launch extension in Keycloak or the
+      EHR's own authorization server).
+    - An audience mapper puts ``audience`` (the gateway's) in the access token's ``aud``.
+    """
+    mappers: dict[str, list[dict[str, Any]]] = {
+        scope: [] for scope in ("launch", "launch/patient", "fhirUser")
+    }
+    for claim, scope in LAUNCH_CONTEXT.items():
+        mappers[scope].append(_claim_mapper(claim))
+    scope_names = ("launch", "launch/patient", "fhirUser", *resource_scopes)
+    return {
+        "realm": name,
+        "enabled": True,
+        "accessTokenLifespan": 300,
+        # RS384: a SMART algorithm the gateway accepts (IOPCARE_TOKEN_ALGORITHMS).
+        "defaultSignatureAlgorithm": "RS384",
+        "components": {"org.keycloak.keys.KeyProvider": [_rs384_key()]},
+        "clientScopes": [
+            {
+                "name": scope,
+                "protocol": "openid-connect",
+                "attributes": {
+                    "include.in.token.scope": "true",
+                    "display.on.consent.screen": "false",
+                },
+                "protocolMappers": mappers.get(scope, []),
+            }
+            for scope in scope_names
+        ],
+        **_pkce_policy(),
+        "clients": [public_client(client_id, redirect_uri, audience, scope_names)],
+    }
+
+
+def _rs384_key() -> dict[str, Any]:
+    return {
+        "name": "rs384",
+        "providerId": "rsa-generated",
+        "config": {
+            "priority": ["100"],
+            "algorithm": ["RS384"],
+            "keySize": ["2048"],
+            "active": ["true"],
+            "enabled": ["true"],
+        },
+    }
+
+
+def _pkce_policy() -> dict[str, Any]:
+    """A realm client policy: every public client must use PKCE with S256 (`pkce-enforcer`)."""
+    return {
+        "clientProfiles": {
+            "profiles": [
+                {
+                    "name": "smart-public-pkce",
+                    "description": "SMART public apps: PKCE with S256",
+                    "executors": [
+                        {"executor": "pkce-enforcer", "configuration": {"auto-configure": "false"}}
+                    ],
+                }
+            ]
+        },
+        "clientPolicies": {
+            "policies": [
+                {
+                    "name": "smart-public-pkce",
+                    "enabled": True,
+                    "conditions": [
+                        {"condition": "client-access-type", "configuration": {"type": ["public"]}}
+                    ],
+                    "profiles": ["smart-public-pkce"],
+                }
+            ]
+        },
+    }
+
+
+def public_client(
+    client_id: str, redirect_uri: str, audience: str, scopes: tuple[str, ...]
+) -> dict[str, Any]:
+    """A public SMART app: the standard flow to its one redirect URI only, PKCE S256, the SMART
+    scopes optional, the gateway's audience in its access tokens."""
+    return {
+        "clientId": client_id,
+        "enabled": True,
+        "publicClient": True,
+        "standardFlowEnabled": True,
+        "implicitFlowEnabled": False,
+        "directAccessGrantsEnabled": False,
+        "serviceAccountsEnabled": False,
+        "consentRequired": False,
+        "redirectUris": [redirect_uri],
+        "webOrigins": [],
+        "fullScopeAllowed": False,
+        "attributes": {"pkce.code.challenge.method": "S256"},
+        "defaultClientScopes": [],
+        "optionalClientScopes": list(scopes),
+        "protocolMappers": [
+            {
+                "name": "iopcare-audience",
+                "protocol": "openid-connect",
+                "protocolMapper": "oidc-audience-mapper",
+                "config": {
+                    "included.custom.audience": audience,
+                    "access.token.claim": "true",
+                    "id.token.claim": "false",
+                },
+            }
+        ],
+    }
 
 
 if __name__ == "__main__":

@@ -64,8 +64,36 @@ ADVERTISED_SCOPES = (
 AuditSink = Callable[[dict[str, Any]], None]
 
 
+#: Scopes advertised for SMART App Launch (EHR launch) when an external issuer with an
+#: authorization endpoint is configured.
+LAUNCH_SCOPES = (
+    "openid",
+    "fhirUser",
+    "launch",
+    "launch/patient",
+    "patient/*.rs",
+    "patient/*.read",
+    "patient/Patient.rs",
+    "patient/CarePlan.rs",
+    "patient/CarePlan.read",
+)
+#: What SMART App Launch through such an issuer offers (SMART App Launch 2.x, §Capabilities).
+LAUNCH_CAPABILITIES = (
+    "launch-ehr",
+    "context-ehr-patient",
+    "context-ehr-encounter",
+    "client-public",
+    "sso-openid-connect",
+    "permission-patient",
+)
+
+
 def smart_configuration(settings: Settings, public_base: str) -> dict[str, Any]:
-    """The discovery document; `public_base` is the server's root URL (scheme, host, port)."""
+    """The discovery document; `public_base` is the server's root URL (scheme, host, port).
+
+    The first trusted issuer with an `authorization_endpoint` is advertised for App Launch (its
+    authorization and token endpoints, PKCE S256 only); otherwise the embedded authorization
+    server, else the first trusted issuer with a token endpoint, for Backend Services."""
     capabilities = ["client-confidential-asymmetric", "permission-v1", "permission-v2"]
     document: dict[str, Any] = {
         "grant_types_supported": ["client_credentials"],
@@ -74,7 +102,20 @@ def smart_configuration(settings: Settings, public_base: str) -> dict[str, Any]:
         "scopes_supported": list(ADVERTISED_SCOPES),
         "capabilities": capabilities,
     }
-    if embedded_enabled(settings):
+    launch = next((t for t in settings.token_trusted_issuers if t.authorization_endpoint), None)
+    if launch is not None:
+        document["issuer"] = launch.issuer
+        document["jwks_uri"] = launch.jwks_url
+        document["authorization_endpoint"] = launch.authorization_endpoint
+        if launch.token_endpoint:
+            document["token_endpoint"] = launch.token_endpoint
+        document["grant_types_supported"] = ["authorization_code", "client_credentials"]
+        document["response_types_supported"] = ["code"]
+        document["code_challenge_methods_supported"] = ["S256"]
+        document["token_endpoint_auth_methods_supported"] = ["private_key_jwt", "none"]
+        document["scopes_supported"] = [*LAUNCH_SCOPES, *ADVERTISED_SCOPES]
+        capabilities += [c for c in LAUNCH_CAPABILITIES if c not in capabilities]
+    elif embedded_enabled(settings):
         document["issuer"] = settings.token_issuer
         document["jwks_uri"] = f"{public_base}{JWKS_PATH}"
         document["token_endpoint"] = settings.auth_server_token_endpoint or (

@@ -21,6 +21,7 @@ import contextvars
 import json
 import logging
 import os
+import re
 import threading
 import time
 import urllib.error
@@ -40,6 +41,9 @@ from iopcare.kit.errors import Unauthenticated
 from iopcare.kit.settings import ConfigurationError, Settings, TrustedIssuer
 
 log = logging.getLogger(__name__)
+
+#: A FHIR id (R4 `id` datatype).
+_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 #: Roles a practitioner can act in (docs/architecture.md, Access).
 ROLES = frozenset(
@@ -74,6 +78,9 @@ class Principal:
     break_glass: bool = False
     #: SMART launch context: the token's `patient` claim, the one patient `patient/` scopes open.
     patient_context: str | None = None
+    #: SMART launch context: the token's `encounter` claim (EHR launch), carried for the record;
+    #: it opens nothing by itself (access follows the scopes and `patient_context`).
+    encounter_context: str | None = None
     #: Set per call by the auth interceptor from the RPC's scope rule: when the call is allowed
     #: only through a `patient/` scope, the one patient it may touch (`kit.access` refuses any
     #: other); None when the scopes (or the role) open every patient the care team rules allow.
@@ -387,7 +394,8 @@ class TokenVerifier:
             scopes=_scopes(claims),
             token_id=claims.get("jti"),
             break_glass=claims.get("break_glass") is True,
-            patient_context=_patient(claims),
+            patient_context=_context(claims, "patient"),
+            encounter_context=_context(claims, "encounter"),
         )
 
     def _verify_external(
@@ -427,7 +435,8 @@ class TokenVerifier:
             role=trusted.role,
             scopes=_scopes(claims),
             token_id=claims.get("jti"),
-            patient_context=_patient(claims),
+            patient_context=_context(claims, "patient"),
+            encounter_context=_context(claims, "encounter"),
         )
 
 
@@ -436,9 +445,22 @@ def _scopes(claims: dict[str, Any]) -> frozenset[str]:
     return frozenset(str(scope).split()) if scope else frozenset()
 
 
-def _patient(claims: dict[str, Any]) -> str | None:
-    context = claims.get("patient")
-    return context if isinstance(context, str) and context else None
+def _context(claims: dict[str, Any], name: str) -> str | None:
+    """A launch context claim (`patient`, `encounter`): a FHIR id, or a relative reference
+    `Patient/<id>` as some providers send it, read as the id. Anything else is refused rather
+    than ignored: a token whose launch patient cannot be read must not fall back to no limit
+    (its `patient/` scopes then open nobody, which is what a missing context does)."""
+    context = claims.get(name)
+    if context is None or context == "":
+        return None
+    if not isinstance(context, str):
+        raise Unauthenticated(f"the token's {name} claim is not a string", reason="INVALID_TOKEN")
+    prefix = "Patient/" if name == "patient" else "Encounter/"
+    if context.startswith(prefix):
+        context = context[len(prefix) :]
+    if not _FHIR_ID.match(context):
+        raise Unauthenticated(f"the token's {name} claim is not a FHIR id", reason="INVALID_TOKEN")
+    return context
 
 
 def mint_token(

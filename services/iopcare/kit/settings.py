@@ -44,6 +44,9 @@ class TrustedIssuer(BaseModel):
     #: Its token endpoint, advertised in `.well-known/smart-configuration` when the embedded
     #: authorization server is off.
     token_endpoint: str = ""
+    #: Its authorization endpoint (SMART App Launch, authorization code with PKCE): when set, the
+    #: discovery document advertises this issuer for app launch (`gateway.smart`).
+    authorization_endpoint: str = ""
 
     @field_validator("role")
     @classmethod
