@@ -7,6 +7,7 @@ service's own (prefix `IOPCARE_<SERVICE>_`, e.g. `IOPCARE_CAREPLAN_DATABASE_URL`
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import date, time
 from functools import cached_property
@@ -85,7 +86,8 @@ class Settings(BaseSettings):
     topic_segment_ms: int = Field(default=24 * 3600 * 1000, ge=60 * 1000)
     #: How the Kafka clients (relay, consumers, dead-letter producer, admin) reach the brokers:
     #: PLAINTEXT (a development broker on loopback only), SASL_PLAINTEXT, SSL or SASL_SSL
-    #: (production: the deploy files require it, since events carry patient data).
+    #: (production: the deploy files require it, since events carry patient data). Outside
+    #: development mode a protocol without TLS is refused unless every broker is on loopback.
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
     #: SASL mechanism; SCRAM keeps the password off the wire (PLAIN only under TLS).
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
@@ -278,6 +280,7 @@ class Settings(BaseSettings):
         SASL protocol without user or password, a client certificate without its key, a file
         that cannot be read), rather than a client that retries a hopeless connection forever.
         """
+        self.require_kafka_tls()
         options: dict[str, Any] = {
             "bootstrap_servers": self.kafka_bootstrap_servers,
             "security_protocol": self.kafka_security_protocol,
@@ -316,6 +319,27 @@ class Settings(BaseSettings):
                     options[option] = str(path)
         return options
 
+    def require_kafka_tls(self) -> None:
+        """Refuses a password sent in clear (SASL PLAIN without TLS) always, and, outside
+        development mode, a protocol without TLS unless every broker is on loopback."""
+        protocol = self.kafka_security_protocol
+        if protocol.endswith("SSL"):
+            return
+        if protocol.startswith("SASL") and self.kafka_sasl_mechanism == "PLAIN":
+            raise ConfigurationError(
+                f"IOPCARE_KAFKA_SASL_MECHANISM=PLAIN sends the password in clear over "
+                f"IOPCARE_KAFKA_SECURITY_PROTOCOL={protocol}; use SASL_SSL (or a SCRAM mechanism)"
+            )
+        if self.dev_mode:
+            return
+        remote = [host for host in _hosts(self.kafka_bootstrap_servers) if not _is_loopback(host)]
+        if remote:
+            raise ConfigurationError(
+                f"refusing IOPCARE_KAFKA_SECURITY_PROTOCOL={protocol} (no TLS) outside "
+                f"development mode for brokers not on loopback ({', '.join(remote)}); set "
+                "IOPCARE_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SSL (events carry patient data)"
+            )
+
     def kafka_password(self) -> str:
         if self.kafka_sasl_password is not None:
             return self.kafka_sasl_password.get_secret_value()
@@ -328,6 +352,28 @@ class Settings(BaseSettings):
                     f"read: {exc.strerror}"
                 ) from exc
         return ""
+
+
+def _hosts(bootstrap_servers: str) -> list[str]:
+    """The hosts of `host:port,[v6]:port,...` (a bare host without port is accepted)."""
+    hosts = []
+    for server in filter(None, (part.strip() for part in bootstrap_servers.split(","))):
+        if server.startswith("["):
+            hosts.append(server[1:].partition("]")[0])
+        elif server.count(":") > 1:  # a bare IPv6 address
+            hosts.append(server)
+        else:
+            hosts.append(server.partition(":")[0])
+    return hosts
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ServiceSettings(BaseSettings):
