@@ -391,8 +391,9 @@ class ServiceSettings(BaseSettings):
     #: TLS to PostgreSQL: libpq's sslmode. `verify-full` in production (the deploy files set
     #: it): the server's certificate must chain to `database_sslrootcert` and name the URL's
     #: host. Outside development mode a TCP URL without any sslmode is refused at start (libpq's
-    #: default, `prefer`, falls back to plaintext and checks no certificate); give `disable` or
-    #: `require` explicitly where a mesh or a local socket protects the connection instead.
+    #: default, `prefer`, falls back to plaintext and checks no certificate), and so are
+    #: `prefer` and `allow` given explicitly; give `disable` or `require` explicitly where a mesh
+    #: or a local socket protects the connection instead.
     database_sslmode: (
         Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None
     ) = None
@@ -439,12 +440,23 @@ class ServiceSettings(BaseSettings):
         return self
 
     def require_database_tls(self) -> None:
-        """Refuses (ConfigurationError) a PostgreSQL URL over TCP that says nothing of TLS."""
+        """Refuses (ConfigurationError) a PostgreSQL URL over TCP that says nothing of TLS, or
+        whose sslmode (`allow`, `prefer`) may connect without it."""
         from iopcare.kit.db import is_postgres, tls_parameters, uses_tcp
 
         url = self.database_url
-        if is_postgres(url) and uses_tcp(url) and "sslmode" not in tls_parameters(url):
-            prefix = f"IOPCARE_{self.name.upper()}_"
+        if not (is_postgres(url) and uses_tcp(url)):
+            return
+        prefix = f"IOPCARE_{self.name.upper()}_"
+        mode = tls_parameters(url).get("sslmode")
+        if mode in ("allow", "prefer"):
+            # Both fall back to plaintext (or start with it) and check no certificate.
+            raise ConfigurationError(
+                f"refusing sslmode={mode} for PostgreSQL over TCP outside development mode (it "
+                f"may connect without TLS); set {prefix}DATABASE_SSLMODE=verify-full (or "
+                f"require, verify-ca; `disable` only where something else protects the connection)"
+            )
+        if mode is None:
             raise ConfigurationError(
                 f"refusing to reach PostgreSQL over TCP without a TLS mode outside development "
                 f"mode; set {prefix}DATABASE_SSLMODE=verify-full and "
