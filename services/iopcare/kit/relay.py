@@ -217,6 +217,10 @@ class OutboxRelay(Background):
             return 0
         if self._taking_over:
             found = self._already_on_topic(rows)
+            # The wait and the read took time: stopped meanwhile, or the lease lost (another
+            # relay may have taken over), nothing is sent; the next holder checks again.
+            if self._stop.is_set() or not self._lease_still_held():
+                return 0
             self._taking_over = False
             if found:
                 self._mark_sent(sorted(found))
@@ -337,6 +341,8 @@ class OutboxRelay(Background):
             self._isolate = suspects
         if parked or suspects:
             self._close_producer()  # dead after a fatal error; a fresh one next pass
+            # Part of the failed batch may be on the topic: check it before sending again.
+            self._taking_over = True
         if parked:
             self._park(parked)
 
