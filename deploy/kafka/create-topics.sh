@@ -5,7 +5,7 @@
 # left alone (docs/operations.md says how to alter them). Runs in the Kafka image
 # (kafka-topics.sh) as the cluster's admin user: the compose file's kafka-init service and the
 # Kubernetes Job in deploy/k8s/topics.yaml (which carries a copy of this script;
-# tests/unit/test_deploy_files.py checks the two are the same).
+# tests/integration/test_deploy_files.py checks the two are the same).
 #   BOOTSTRAP            the brokers (kafka:9093)
 #   COMMAND_CONFIG       the admin client's properties (SASL_SSL, SCRAM user, truststore)
 #   PARTITIONS           6: replicas of a service share a topic's partitions (consumer group)

@@ -617,7 +617,10 @@ def test_compose_loads_with_the_loader_of_docker_compose(compose_check: Path) ->
     }
     published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
     assert list(published) == ["gateway"]
-    assert [(p["target"], p["published"]) for p in published["gateway"]] == [(8080, "8080")]
+    # On the host's loopback only: the hospital's TLS proxy is what the network reaches.
+    assert [(p["target"], p["published"], p.get("host_ip")) for p in published["gateway"]] == [
+        (8080, "8080", "127.0.0.1")
+    ]
     assert project["networks"]["backend"]["internal"] is True
     for name in SERVICES:
         assert (

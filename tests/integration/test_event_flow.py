@@ -89,13 +89,17 @@ def _inbox_rows(runtime: ServiceRuntime, event_id: str) -> int:
         )
 
 
-def _relay(runtime: ServiceRuntime, settings: Settings) -> OutboxRelay:
+def _relay(runtime: ServiceRuntime, settings: Settings, *, check: bool = True) -> OutboxRelay:
+    """A relay as a service builds one: it reads the topic's tail back when it takes over (ADR
+    0018), after a short settle; `check=False`: one that may not read its topic."""
     return OutboxRelay(
         runtime.db,
         careplan_store.outbox,
         lambda: make_producer(settings, "test-relay"),
         topic_prefix=settings.topic_prefix,
         signer=signing.signer_for(settings, "careplan"),
+        reader_factory=(lambda: make_reader(settings, "test-relay-check")) if check else None,
+        settle_seconds=0.1,
     )
 
 
@@ -188,9 +192,12 @@ def test_a_crash_between_commit_and_publish_loses_no_event(
     with pytest.raises(failpoints.FailpointTriggered):
         _relay(careplan, settings).publish_pending()
     assert careplan_codes.EVENT_CREATED in _unsent(careplan)
-    # "Restart": a new relay finds the committed rows and publishes them.
-    # The assignment's episode, the team's event and the plan's.
-    assert _relay(careplan, settings).publish_pending() == 3
+    # "Restart": a new relay finds the committed rows and publishes them: its check of the
+    # topic's tail finds none of them there. The assignment's episode, the team's event and the
+    # plan's.
+    restarted = _relay(careplan, settings)
+    assert restarted.publish_pending() == 3
+    assert restarted.reconciled == 0 and restarted.published == 3
     assert _unsent(careplan) == []
     harness.read_topic(
         kafka_bootstrap,
@@ -210,7 +217,9 @@ def test_a_crash_after_publish_duplicates_the_event_and_the_consumer_applies_it_
     with pytest.raises(failpoints.FailpointTriggered):
         _relay(careplan, settings).publish_pending()
     assert careplan_codes.EVENT_CREATED in _unsent(careplan)
-    assert _relay(careplan, settings).publish_pending() == 3  # episode, team and plan
+    # A relay that cannot read its topic back (ADR 0018) publishes the batch again.
+    again = _relay(careplan, settings, check=False)
+    assert again.publish_pending() == 3  # episode, team and plan
     copies = harness.read_topic(
         kafka_bootstrap,
         harness.topic(settings, topics.CAREPLAN),
@@ -239,8 +248,6 @@ def test_a_relay_taking_over_after_a_crash_after_publish_publishes_nothing_twice
         _relay(careplan, settings).publish_pending()
     assert careplan_codes.EVENT_CREATED in _unsent(careplan)
     successor = _relay(careplan, settings)
-    successor.reader_factory = lambda: make_reader(settings, "test-relay-check")
-    successor.settle_seconds = 0.1
     assert successor.publish_pending() == 3  # found on the topic, marked sent
     assert successor.reconciled == 3 and successor.published == 0
     assert _unsent(careplan) == []
@@ -261,6 +268,36 @@ def test_a_relay_taking_over_after_a_crash_after_publish_publishes_nothing_twice
     )
     assert len(copies) == 1
     successor.stop(timeout=1)
+
+
+def test_a_relay_stopped_while_it_checks_the_topic_sends_nothing(
+    running: dict[str, ServiceRuntime], settings: Settings, kafka_bootstrap: str
+) -> None:
+    """The takeover's wait and read take time: a relay stopped (or losing its lease) meanwhile
+    sends nothing, and the rows stay for the next relay, which publishes them."""
+    careplan = running["careplan"]
+    plan_id = _create_plan(careplan, new_patient_id())
+    event_id = _created_event_id(careplan, plan_id)
+    stopping = _relay(careplan, settings)
+
+    def reader_stopping_the_relay() -> Any:
+        stopping.request_stop()
+        return make_reader(settings, "test-relay-check")
+
+    stopping.reader_factory = reader_stopping_the_relay
+    assert stopping.publish_pending() == 0
+    assert stopping.published == 0
+    assert careplan_codes.EVENT_CREATED in _unsent(careplan)
+    stopping.stop(timeout=1)  # gives up its lease (PostgreSQL)
+    assert _relay(careplan, settings).publish_pending() == 3
+    assert _unsent(careplan) == []
+    copies = harness.read_topic(
+        kafka_bootstrap,
+        harness.topic(settings, topics.CAREPLAN),
+        lambda r: harness.header(r, "ce_id") == event_id,
+        settle=1.0,
+    )
+    assert len(copies) == 1
 
 
 def test_a_consumer_crash_before_its_offset_commit_applies_nothing_twice(

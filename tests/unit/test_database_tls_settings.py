@@ -91,6 +91,33 @@ def test_outside_development_mode_a_tcp_url_without_sslmode_is_refused(
     assert "sslmode=disable" in ServiceSettings.for_service("notes", production).database_url
 
 
+@pytest.mark.parametrize("mode", ["allow", "prefer"])
+def test_outside_development_mode_a_mode_that_may_fall_back_to_plaintext_is_refused(
+    monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    production = Settings(dev_mode=False)
+    monkeypatch.setenv("IOPCARE_NOTES_DATABASE_URL", URL.replace("careplan", "notes"))
+    monkeypatch.setenv("IOPCARE_NOTES_DATABASE_SSLMODE", mode)
+    with pytest.raises(ConfigurationError, match=f"sslmode={mode}.*IOPCARE_NOTES_DATABASE_SSLMODE"):
+        ServiceSettings.for_service("notes", production)
+    # The same in the URL itself.
+    monkeypatch.delenv("IOPCARE_NOTES_DATABASE_SSLMODE")
+    monkeypatch.setenv("IOPCARE_NOTES_DATABASE_URL", URL + f"?sslmode={mode}")
+    with pytest.raises(ConfigurationError, match=f"sslmode={mode}"):
+        ServiceSettings.for_service("notes", production)
+    # Development mode allows it.
+    assert ServiceSettings.for_service("notes", Settings(dev_mode=True))
+
+
+@pytest.mark.parametrize("mode", ["disable", "require", "verify-ca", "verify-full"])
+def test_outside_development_mode_the_documented_modes_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    monkeypatch.setenv("IOPCARE_NOTES_DATABASE_URL", URL + f"?sslmode={mode}")
+    loaded = ServiceSettings.for_service("notes", Settings(dev_mode=False))
+    assert tls_parameters(loaded.database_url)["sslmode"] == mode
+
+
 def test_sockets_and_sqlite_need_no_tls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     production = Settings(dev_mode=False, data_dir=tmp_path)
     assert not uses_tcp("postgresql+psycopg://careplan@/careplan?host=/run/postgresql")

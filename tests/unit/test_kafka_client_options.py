@@ -108,3 +108,58 @@ def test_an_inline_password_is_accepted_instead_of_a_file() -> None:
         kafka_sasl_password=SecretStr("pw"),
     )
     assert settings.kafka_client_options()["sasl_plain_password"] == "pw"
+
+
+# -- no TLS outside development mode (review of issue 10) -----------------------------------------
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SASL_PLAINTEXT"])
+@pytest.mark.parametrize(
+    "servers", ["kafka:9092", "127.0.0.1:9092,kafka-2:9092", "10.0.0.5:9092", "[2001:db8::1]:9092"]
+)
+def test_outside_development_mode_a_remote_broker_without_tls_is_refused(
+    protocol: str, servers: str
+) -> None:
+    settings = Settings(
+        dev_mode=False,
+        kafka_bootstrap_servers=servers,
+        kafka_security_protocol=protocol,  # type: ignore[arg-type]
+        kafka_sasl_username="careplan",
+        kafka_sasl_password=SecretStr("pw"),
+    )
+    with pytest.raises(ConfigurationError, match=f"IOPCARE_KAFKA_SECURITY_PROTOCOL={protocol}"):
+        settings.kafka_client_options()
+    # The same in development mode is the developer's choice.
+    assert settings.model_copy(update={"dev_mode": True}).kafka_client_options()
+
+
+@pytest.mark.parametrize(
+    "servers", ["127.0.0.1:9092", "localhost:9092,127.0.0.2:9093", "[::1]:9092", "LOCALHOST"]
+)
+def test_outside_development_mode_a_loopback_broker_may_be_plaintext(servers: str) -> None:
+    settings = Settings(
+        dev_mode=False, kafka_bootstrap_servers=servers, kafka_security_protocol="PLAINTEXT"
+    )
+    assert settings.kafka_client_options()["bootstrap_servers"] == servers
+
+
+def test_outside_development_mode_tls_to_a_remote_broker_is_accepted() -> None:
+    settings = Settings(
+        dev_mode=False, kafka_bootstrap_servers="kafka:9093", kafka_security_protocol="SSL"
+    )
+    assert settings.kafka_client_options()["security_protocol"] == "SSL"
+
+
+@pytest.mark.parametrize("dev_mode", [True, False])
+def test_sasl_plain_without_tls_is_always_refused(dev_mode: bool) -> None:
+    settings = Settings(
+        dev_mode=dev_mode,
+        kafka_bootstrap_servers="127.0.0.1:9092",
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="PLAIN",
+        kafka_sasl_username="careplan",
+        kafka_sasl_password=SecretStr("pw"),
+    )
+    with pytest.raises(ConfigurationError, match="IOPCARE_KAFKA_SASL_MECHANISM=PLAIN"):
+        settings.kafka_client_options()
+    # PLAIN under TLS is fine: the password travels encrypted.
+    tls = settings.model_copy(update={"kafka_security_protocol": "SASL_SSL"})
+    assert tls.kafka_client_options()["sasl_mechanism"] == "PLAIN"

@@ -94,7 +94,7 @@ class EventConsumer(Background):
     _: KW_ONLY
     name: str
     #: Connection and security options of every client (Settings.kafka_client_options).
-    client_options: dict[str, Any]
+    client_options: dict[str, Any] = field(repr=False)  # holds the SASL password
     group_id: str
     topics: list[str]
     handlers: dict[str, Handler]

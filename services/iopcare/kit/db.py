@@ -174,7 +174,7 @@ def _postgres_engine(url: str) -> Engine:
 class Database:
     """A service's database: a write engine and a read engine (the same one on PostgreSQL)."""
 
-    url: str
+    url: str = field(repr=False)  # may carry the password
     write_engine: Engine = field(init=False)
     read_engine: Engine = field(init=False)
     #: SQLite only: serialises this process's write transactions (see `write_lock`).

@@ -31,15 +31,15 @@ def _upper_snake(name: str) -> str:
 class IopcareError(Exception):
     """Base of every error the services raise on purpose.
 
-    Each kind's `reason` is its name in UPPER_SNAKE (`NotFound`: `NOT_FOUND`) unless the class
-    sets its own; the kinds directly below this one are named after the gRPC status code they
-    map to (kit.rpc)."""
+    Each kind directly below this one has its name in UPPER_SNAKE as `reason` (`NotFound`:
+    `NOT_FOUND`) unless the class sets its own; these kinds are named after the gRPC status code
+    they map to (kit.rpc). A subclass of a kind keeps its parent's reason unless it sets one."""
 
     reason: str = "IOPCARE_ERROR"
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        if "reason" not in cls.__dict__:
+        if "reason" not in cls.__dict__ and IopcareError in cls.__bases__:
             cls.reason = _upper_snake(cls.__name__)
 
     def __init__(self, message: str, *, reason: str | None = None, **metadata: str) -> None:
@@ -79,6 +79,8 @@ class FailedPrecondition(IopcareError):
 
 class StaleVersion(FailedPrecondition):
     """An update carried an expected version that is no longer current; nothing was written."""
+
+    reason = "STALE_VERSION"
 
     def __init__(self, resource: str, expected: int, current: int) -> None:
         super().__init__(

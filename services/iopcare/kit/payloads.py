@@ -29,7 +29,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -52,7 +52,8 @@ class PayloadError(ValueError):
 class PayloadCipher:
     """The topic keys this process holds: its own (to encrypt) and those it consumes."""
 
-    keys: dict[str, bytes]
+    #: Raw AES keys: kept out of the repr (logs, tracebacks).
+    keys: dict[str, bytes] = field(repr=False)
 
     def seal(self, service: str, event_id: str, plaintext: bytes) -> bytes:
         nonce = secrets.token_bytes(_NONCE_BYTES)

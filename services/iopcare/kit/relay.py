@@ -33,9 +33,11 @@ restarted) first reads the tail of the topic's partitions back (the last `batch_
 each: only this service's relay writes there, and its last batch was at most that many) and marks
 the unsent rows whose event id it finds there as sent, so the takeover publishes none of them a
 second time. Before reading it waits `settle_seconds`, for the produce requests a dead relay had
-already sent to land. What this does not cover: a relay that is still alive (paused, or cut off
-from PostgreSQL) when another takes over may still publish a batch the new one has published;
-consumers' inboxes absorb such a copy, as before.
+already sent to land; one that lands later still is published again (a duplicate, never a
+loss), so "once on the topic" is the usual outcome, not a guarantee. What this does not
+cover either: a relay that is still alive (paused, or cut off from PostgreSQL) when another
+takes over may still publish a batch the new one has published; consumers' inboxes absorb such a
+copy, as before.
 """
 
 from __future__ import annotations
@@ -217,6 +219,10 @@ class OutboxRelay(Background):
             return 0
         if self._taking_over:
             found = self._already_on_topic(rows)
+            # The wait and the read took time: stopped meanwhile, or the lease lost (another
+            # relay may have taken over), nothing is sent; the next holder checks again.
+            if self._stop.is_set() or not self._lease_still_held():
+                return 0
             self._taking_over = False
             if found:
                 self._mark_sent(sorted(found))
@@ -337,6 +343,8 @@ class OutboxRelay(Background):
             self._isolate = suspects
         if parked or suspects:
             self._close_producer()  # dead after a fatal error; a fresh one next pass
+            # Part of the failed batch may be on the topic: check it before sending again.
+            self._taking_over = True
         if parked:
             self._park(parked)
 

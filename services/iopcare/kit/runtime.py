@@ -261,6 +261,7 @@ class Assembly:
         # Refuses to start outside development mode without the operator's keys, before
         # anything else is opened (kit.settings.Settings.require_keys).
         self.settings.require_keys(audit_key=True)
+        self.settings.require_kafka_tls()
         audit.configure(audit.key_for(self.settings))
         self.db = open_database(self.service.database_url, migrations)
         self.metrics = ServiceMetrics(self.name)

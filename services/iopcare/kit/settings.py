@@ -7,6 +7,7 @@ service's own (prefix `IOPCARE_<SERVICE>_`, e.g. `IOPCARE_CAREPLAN_DATABASE_URL`
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import date, time
 from functools import cached_property
@@ -88,7 +89,8 @@ class Settings(BaseSettings):
     topic_segment_ms: int = Field(default=24 * 3600 * 1000, ge=60 * 1000)
     #: How the Kafka clients (relay, consumers, dead-letter producer, admin) reach the brokers:
     #: PLAINTEXT (a development broker on loopback only), SASL_PLAINTEXT, SSL or SASL_SSL
-    #: (production: the deploy files require it, since events carry patient data).
+    #: (production: the deploy files require it, since events carry patient data). Outside
+    #: development mode a protocol without TLS is refused unless every broker is on loopback.
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
     #: SASL mechanism; SCRAM keeps the password off the wire (PLAIN only under TLS).
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
@@ -281,6 +283,7 @@ class Settings(BaseSettings):
         SASL protocol without user or password, a client certificate without its key, a file
         that cannot be read), rather than a client that retries a hopeless connection forever.
         """
+        self.require_kafka_tls()
         options: dict[str, Any] = {
             "bootstrap_servers": self.kafka_bootstrap_servers,
             "security_protocol": self.kafka_security_protocol,
@@ -319,6 +322,27 @@ class Settings(BaseSettings):
                     options[option] = str(path)
         return options
 
+    def require_kafka_tls(self) -> None:
+        """Refuses a password sent in clear (SASL PLAIN without TLS) always, and, outside
+        development mode, a protocol without TLS unless every broker is on loopback."""
+        protocol = self.kafka_security_protocol
+        if protocol.endswith("SSL"):
+            return
+        if protocol.startswith("SASL") and self.kafka_sasl_mechanism == "PLAIN":
+            raise ConfigurationError(
+                f"IOPCARE_KAFKA_SASL_MECHANISM=PLAIN sends the password in clear over "
+                f"IOPCARE_KAFKA_SECURITY_PROTOCOL={protocol}; use SASL_SSL (or a SCRAM mechanism)"
+            )
+        if self.dev_mode:
+            return
+        remote = [host for host in _hosts(self.kafka_bootstrap_servers) if not _is_loopback(host)]
+        if remote:
+            raise ConfigurationError(
+                f"refusing IOPCARE_KAFKA_SECURITY_PROTOCOL={protocol} (no TLS) outside "
+                f"development mode for brokers not on loopback ({', '.join(remote)}); set "
+                "IOPCARE_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SSL (events carry patient data)"
+            )
+
     def kafka_password(self) -> str:
         if self.kafka_sasl_password is not None:
             return self.kafka_sasl_password.get_secret_value()
@@ -331,6 +355,28 @@ class Settings(BaseSettings):
                     f"read: {exc.strerror}"
                 ) from exc
         return ""
+
+
+def _hosts(bootstrap_servers: str) -> list[str]:
+    """The hosts of `host:port,[v6]:port,...` (a bare host without port is accepted)."""
+    hosts = []
+    for server in filter(None, (part.strip() for part in bootstrap_servers.split(","))):
+        if server.startswith("["):
+            hosts.append(server[1:].partition("]")[0])
+        elif server.count(":") > 1:  # a bare IPv6 address
+            hosts.append(server)
+        else:
+            hosts.append(server.partition(":")[0])
+    return hosts
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ServiceSettings(BaseSettings):
@@ -348,8 +394,9 @@ class ServiceSettings(BaseSettings):
     #: TLS to PostgreSQL: libpq's sslmode. `verify-full` in production (the deploy files set
     #: it): the server's certificate must chain to `database_sslrootcert` and name the URL's
     #: host. Outside development mode a TCP URL without any sslmode is refused at start (libpq's
-    #: default, `prefer`, falls back to plaintext and checks no certificate); give `disable` or
-    #: `require` explicitly where a mesh or a local socket protects the connection instead.
+    #: default, `prefer`, falls back to plaintext and checks no certificate), and so are
+    #: `prefer` and `allow` given explicitly; give `disable` or `require` explicitly where a mesh
+    #: or a local socket protects the connection instead.
     database_sslmode: (
         Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None
     ) = None
@@ -396,12 +443,23 @@ class ServiceSettings(BaseSettings):
         return self
 
     def require_database_tls(self) -> None:
-        """Refuses (ConfigurationError) a PostgreSQL URL over TCP that says nothing of TLS."""
+        """Refuses (ConfigurationError) a PostgreSQL URL over TCP that says nothing of TLS, or
+        whose sslmode (`allow`, `prefer`) may connect without it."""
         from iopcare.kit.db import is_postgres, tls_parameters, uses_tcp
 
         url = self.database_url
-        if is_postgres(url) and uses_tcp(url) and "sslmode" not in tls_parameters(url):
-            prefix = f"IOPCARE_{self.name.upper()}_"
+        if not (is_postgres(url) and uses_tcp(url)):
+            return
+        prefix = f"IOPCARE_{self.name.upper()}_"
+        mode = tls_parameters(url).get("sslmode")
+        if mode in ("allow", "prefer"):
+            # Both fall back to plaintext (or start with it) and check no certificate.
+            raise ConfigurationError(
+                f"refusing sslmode={mode} for PostgreSQL over TCP outside development mode (it "
+                f"may connect without TLS); set {prefix}DATABASE_SSLMODE=verify-full (or "
+                f"require, verify-ca; `disable` only where something else protects the connection)"
+            )
+        if mode is None:
             raise ConfigurationError(
                 f"refusing to reach PostgreSQL over TCP without a TLS mode outside development "
                 f"mode; set {prefix}DATABASE_SSLMODE=verify-full and "

@@ -29,7 +29,7 @@ import base64
 import contextlib
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -78,7 +78,7 @@ class EventSigner:
     """Signs the events of one service (its relay holds one)."""
 
     service: str
-    private_key: Ed25519PrivateKey
+    private_key: Ed25519PrivateKey = field(repr=False)
 
     def sign(self, headers: list[tuple[str, bytes]], key: bytes, value: bytes) -> bytes:
         decoded = {name: raw.decode("utf-8") for name, raw in headers}
