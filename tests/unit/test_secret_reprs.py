@@ -62,3 +62,13 @@ def test_database_repr_holds_no_password() -> None:
     database = Database("postgresql+psycopg://careplan:db-pa55word@db:5432/careplan")
     assert "db-pa55word" not in repr(database)
     assert "Database" in repr(database)
+
+
+def test_service_settings_repr_holds_no_database_password() -> None:
+    from iopcare.kit.settings import ServiceSettings
+
+    settings = ServiceSettings(
+        name="careplan", database_url="postgresql+psycopg://careplan:db-pa55word@db/careplan"
+    )
+    assert "db-pa55word" not in repr(settings)
+    assert "db-pa55word" not in str(settings)

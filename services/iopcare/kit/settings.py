@@ -390,7 +390,7 @@ class ServiceSettings(BaseSettings):
     #: SQLAlchemy URL. Empty: a SQLite file `<data_dir>/<service>.db`. A PostgreSQL URL may
     #: carry libpq's TLS parameters in its query (`?sslmode=verify-full&sslrootcert=...`) or
     #: take them from the four settings below, which are added to it (kit.db.with_tls).
-    database_url: str = ""
+    database_url: str = Field(default="", repr=False)
     #: TLS to PostgreSQL: libpq's sslmode. `verify-full` in production (the deploy files set
     #: it): the server's certificate must chain to `database_sslrootcert` and name the URL's
     #: host. Outside development mode a TCP URL without any sslmode is refused at start (libpq's
