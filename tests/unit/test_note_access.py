@@ -84,8 +84,9 @@ READ_TABLE = [
     # Drafts: the author only.
     (PSYCHIATRIST, note(status="draft"), False, "DRAFT_OF_ANOTHER_AUTHOR"),
     (THE_AUTHOR, note(status="draft"), True, "author"),
-    # Normal notes: the team and privileged roles, as for every patient record.
-    (ADMIN, note(), True, "role:admin"),
+    # Normal notes: the team. The administrator runs the program, not the treatment: no notes.
+    (ADMIN, note(), False, "NOT_TREATING"),
+    (ADMIN, note(kind="intake"), False, "NOT_TREATING"),
     (CASE_MANAGER, note(), True, "care-team"),
 ]
 

@@ -137,6 +137,8 @@ DISCIPLINE = {
 SHARED_KINDS = frozenset({"intake", "discharge"})
 #: Bases (iopcare.kit.access) of identities that are not clinicians treating the patient.
 NON_TREATING_BASES = frozenset({"role:admin", "role:system", "role:service"})
+#: The program administrator's basis: reads no clinical note (see may_read).
+ADMIN_BASIS = "role:admin"
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,11 @@ def may_read(viewer: Viewer, note: NoteFacts) -> Decision:
         # the clinicians treating the patient. Administrators and other services get references
         # and labels (events, summaries), never the content.
         return _deny("LABELLED_CONTENT")
+    if viewer.basis == ADMIN_BASIS:
+        # Minimum necessary (45 CFR 164.502(b), 164.514(d)(2)): the program's administrator
+        # assigns case managers and enrols teams; a clinical note's narrative is not part of that
+        # job, labelled or not. (Plans, goals and the thread stay readable: they run the program.)
+        return _deny("NOT_TREATING")
     flagged = viewer.basis == "break-glass"
     if flagged and note.is_part2:
         # 42 CFR 2.51: Part 2 records may be disclosed to medical personnel to meet a bona fide
