@@ -34,7 +34,6 @@ import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import psycopg
@@ -46,6 +45,7 @@ from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
 from iopcare.devtools.kafka_broker import free_port
+from iopcare.devtools.lifetime import StartStop
 
 __all__ = [
     "POSTGRES_URL_ENV",
@@ -278,7 +278,7 @@ def _stop_running_servers() -> None:
             server.stop()
 
 
-class PostgresServer:
+class PostgresServer(StartStop):
     """A PostgreSQL server for one test session: local and throwaway, or an external one.
 
     ``PostgresServer()`` runs a local server (``start()``/``stop()``); ``PostgresServer(url)``
@@ -534,18 +534,6 @@ class PostgresServer:
             raise PostgresError(
                 f"{' '.join(command)} failed with exit code {result.returncode}:\n{result.stdout}"
             )
-
-    def __enter__(self) -> PostgresServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         started = self._external is not None or self._port

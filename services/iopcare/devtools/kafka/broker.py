@@ -15,7 +15,6 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import kafka.errors as kafka_errors
@@ -33,7 +32,7 @@ from iopcare.devtools.kafka.common import (
     free_ports,
 )
 from iopcare.devtools.kafka.tls import BrokerTls
-from iopcare.devtools.lifetime import die_with_parent
+from iopcare.devtools.lifetime import StartStop, die_with_parent
 from iopcare.kit.settings import Settings
 
 __all__ = ["KafkaBroker"]
@@ -85,7 +84,7 @@ def _stop_running_brokers() -> None:
 
 # eq=False: brokers are compared (and hashed, for the at-exit registry) by identity.
 @dataclass(eq=False)
-class KafkaBroker:
+class KafkaBroker(StartStop):
     """A single-node KRaft broker (combined broker + controller) running as a ``java`` child.
 
     Ports given as 0 are picked at the first ``start()`` and written back into the fields, so a
@@ -270,18 +269,6 @@ class KafkaBroker:
         """Stop, then start again on the same ports and data."""
         self.stop()
         self.start(timeout=timeout)
-
-    def __enter__(self) -> KafkaBroker:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- internals ----------------------------------------------------------------------------
 
