@@ -194,8 +194,8 @@ def template_for(
     longest matching prefix, then file order. With the patient's `age` known, a template whose
     `age_range` holds it comes first (its `requires_all` waived, its `age_diagnosis_prefixes`
     matching too) and one whose range excludes it is never chosen. No match: the fallback
-    (general) template, whose draft notes that no program template matched. FAILED_PRECONDITION NO_TEMPLATE only when the
-    list has no fallback either."""
+    (general) template, whose draft notes that no program template matched.
+    FAILED_PRECONDITION NO_TEMPLATE only when the list has no fallback either."""
     requested = _normalised(diagnosis)
     every = [requested, *(_normalised(d) for d in other_diagnoses if d.strip())]
     for code in dict.fromkeys(every):
