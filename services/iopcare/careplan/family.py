@@ -56,7 +56,9 @@ class Family(Listings):
         self, principal: Principal, patient_id: str, page_size: int, page_token: str
     ) -> Page[Relative]:
         found = self.related_persons_page(principal, patient_id, page_size, page_token)
-        return Page([self.relative(item) for item in found.items], found.next_page_token)
+        with self.db.read() as conn:  # one patient: one birth date for the whole page
+            birth = registered_birth_date(conn, patient_id)
+        return Page([_relative(item, birth) for item in found.items], found.next_page_token)
 
     def create_related_person(
         self, principal: Principal, request_id: str, fhir_json: str
@@ -98,8 +100,13 @@ class Family(Listings):
         """A RelatedPerson the caller may see, with whether it may receive information today."""
         with self.db.read() as conn:
             birth = registered_birth_date(conn, item.patient_id)
-        member = _member(item)
-        allowed = item.status == "active" and may_receive_information(
-            member, birth, datetime.now(UTC).date()
-        )
-        return Relative(item, allowed, sharing_of(json.loads(item.resource))[0])
+        return _relative(item, birth)
+
+
+def _relative(item: Stored, birth: date | None) -> Relative:
+    """`item` with whether it may receive information today, given the patient's birth date."""
+    member = _member(item)
+    allowed = item.status == "active" and may_receive_information(
+        member, birth, datetime.now(UTC).date()
+    )
+    return Relative(item, allowed, sharing_of(json.loads(item.resource))[0])
