@@ -42,8 +42,13 @@ def registered_birth_date(conn: Connection, patient_id: str) -> date | None:
     return birth_date_of(json.loads(patient.resource)) if patient is not None else None
 
 
-def _member(item: Stored) -> FamilyMember:
-    return check_family_member(json.loads(item.resource))
+def _member(item: Stored) -> FamilyMember | None:
+    """The stored RelatedPerson's facts; None if it no longer meets the rules (stored under
+    older ones): it then receives no information until a new version corrects it."""
+    try:
+        return check_family_member(json.loads(item.resource))
+    except InvalidArgument:
+        return None
 
 
 class Family(Listings):
@@ -106,7 +111,9 @@ class Family(Listings):
 def _relative(item: Stored, birth: date | None) -> Relative:
     """`item` with whether it may receive information today, given the patient's birth date."""
     member = _member(item)
-    allowed = item.status == "active" and may_receive_information(
-        member, birth, datetime.now(UTC).date()
+    allowed = (
+        member is not None
+        and item.status == "active"
+        and may_receive_information(member, birth, datetime.now(UTC).date())
     )
     return Relative(item, allowed, sharing_of(json.loads(item.resource))[0])
