@@ -105,6 +105,35 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
         created = out.post(name, "/Observation", body)
         out.get(f"read-{name}", f"/Observation/{created['id']}")
     plan = out.post("careplan", "/CarePlan", iop_plan(pid, team["id"]))
+    # The patient's sister (issue 13, part 3): a family member the team shares nothing with yet.
+    sister = out.post(
+        "relatedperson",
+        "/RelatedPerson",
+        {
+            "resourceType": "RelatedPerson",
+            "patient": {"reference": f"Patient/{pid}"},
+            "relationship": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode",
+                            "code": "SIS",
+                            "display": "sister",
+                        }
+                    ]
+                }
+            ],
+            "name": [{"family": "Abara", "given": ["Ngozi"]}],
+            "telecom": [{"system": "phone", "value": "+1 555 0101", "use": "mobile"}],
+            "extension": [
+                {
+                    "url": "https://iopcare.org/fhir/StructureDefinition/information-sharing",
+                    "extension": [{"url": "basis", "valueCode": "none"}],
+                }
+            ],
+        },
+    )
+    out.get("read-relatedperson", f"/RelatedPerson/{sister['id']}")
     out.post(
         "message",
         "/Communication",
@@ -155,6 +184,7 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
         "Appointment": {"patient": pid},
         "Communication": {"patient": pid},
         "Flag": {"patient": pid},
+        "RelatedPerson": {"patient": pid, "_include": "RelatedPerson:patient"},
     }
     for kind, params in searches.items():
         out.get(f"search-{kind}", f"/{kind}", params=params)

@@ -352,3 +352,28 @@ def test_a_put_of_a_consent_only_revokes_it() -> None:
     assert refused(notes.update_consent_request, stored, consent(dateTime="2025"), "c1") == [
         ("business-rule", "Consent.dateTime")
     ]
+
+
+def test_a_family_session_names_its_relatives_and_a_put_records_who_came() -> None:
+    attendance = "https://iopcare.org/fhir/StructureDefinition/participant-attendance"
+    family = appointment()
+    family["participant"] += [
+        {"actor": {"reference": "RelatedPerson/mum"}, "status": "accepted"},
+        {"actor": {"reference": "RelatedPerson/dad"}, "status": "accepted"},
+    ]
+    request = scheduling.create_appointment_request(family, "r1")
+    assert isinstance(request, scheduling_pb.BookAppointmentRequest)
+    assert list(request.related_person_ids) == ["mum", "dad"]
+    # A group session has no family participants.
+    group = appointment(appointmentType=GROUP, participant=family["participant"][1:])
+    assert refused(scheduling.create_appointment_request, group, "r2") == [
+        ("business-rule", "Appointment.participant")
+    ]
+    # The mother came, the father did not.
+    done = {**family, "status": "fulfilled"}
+    done["participant"] = [dict(p) for p in family["participant"]]
+    done["participant"][2]["extension"] = [{"url": attendance, "valueCode": "fulfilled"}]
+    done["participant"][3]["extension"] = [{"url": attendance, "valueCode": "noshow"}]
+    change = scheduling.update_appointment_request(family, done, "a1", 2, individual=True)
+    assert isinstance(change, scheduling_pb.RecordAttendanceRequest)
+    assert (change.status, list(change.family_attended)) == ("fulfilled", ["mum"])

@@ -310,6 +310,7 @@ def test_capability_statement_lists_what_the_handlers_implement() -> None:
     # Free slots are computed, with no id to read them by.
     assert listed["Slot"] == {"search-type"}
     assert listed["Consent"] == {"read", "create", "update", "search-type"}
+    assert listed["RelatedPerson"] == {"read", "create", "search-type"}
     assert "refused" in rest["interaction"][1]["documentation"]
 
 

@@ -16,6 +16,7 @@ from iopcare.careplan.domain.progress import Attendance
 from iopcare.careplan.domain.review import Attestation, Review
 from iopcare.careplan.domain.templates import Template
 from iopcare.careplan.episodes import Episodes
+from iopcare.careplan.family_api import FamilyRpcs
 from iopcare.careplan.listing import Listings
 from iopcare.careplan.measures import Measures
 from iopcare.careplan.patient_view import NoteSummary, PatientView
@@ -120,7 +121,7 @@ def day_of(value: date_pb2.Date, field: str) -> date | None:
 
 
 @dataclass(eq=False)  # identity, as for any servicer
-class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
+class CarePlanServicer(FamilyRpcs, pb_grpc.CarePlanServiceServicer):
     """The RPCs, each on the use case it calls (picked off these fields)."""
 
     plans: CarePlans

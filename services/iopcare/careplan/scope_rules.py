@@ -52,6 +52,9 @@ SCOPE_RULES: scopes.Rules = {
     "RegisterPractitioner": scopes.rule("Practitioner", C),
     "RegisterPractitionerRole": scopes.rule("PractitionerRole", C),
     "GetPractitioner": scopes.rule("Practitioner", R, also=(("PractitionerRole", R),)),
+    "CreateRelatedPerson": scopes.rule("RelatedPerson", C),
+    "GetRelatedPerson": scopes.rule("RelatedPerson", R),
+    "ListRelatedPersons": scopes.rule("RelatedPerson", S),
     # vread and history of any versioned type: the type is the request's.
     "GetResourceVersion": scopes.rule("CarePlan", R, type_field="resource_type"),
     "ListResourceVersions": scopes.rule("CarePlan", R, type_field="resource_type"),

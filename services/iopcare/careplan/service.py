@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 
 from iopcare.careplan import codes, fhir_map, store
 from iopcare.careplan.base import Asked, Change, ServiceBase, revise_by
+from iopcare.careplan.domain.family import age_on
 from iopcare.careplan.domain.model import (
     apply_mask,
     check_activity_changes,
@@ -25,6 +26,7 @@ from iopcare.careplan.domain.templates import (
     template_for,
     with_additions,
 )
+from iopcare.careplan.family import registered_birth_date
 from iopcare.careplan.reviews import PlanReviews
 from iopcare.careplan.versions import VersionReads
 from iopcare.kit import audit, fhir, labels
@@ -130,7 +132,11 @@ class CarePlans(PlanReviews, VersionReads, ServiceBase):
                     "additions_fhir_json must be a JSON object",
                     [FieldViolation("additions_fhir_json", "a partial CarePlan")],
                 )
-            template = template_for(templates, diagnosis, diagnoses_in(additions))
+            # The registered birth date, when there is one, picks the program for the age.
+            with self.db.read() as conn:
+                birth = registered_birth_date(conn, patient_id)
+            age = age_on(birth, datetime.now(UTC).date()) if birth is not None else None
+            template = template_for(templates, diagnosis, diagnoses_in(additions), age=age)
         plan = draft_plan(
             template,
             patient_id,

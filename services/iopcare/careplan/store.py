@@ -124,6 +124,8 @@ plan_review = Table(
 patients = VersionedTables(metadata, "patient")
 practitioners = VersionedTables(metadata, "practitioner")
 practitioner_roles = VersionedTables(metadata, "practitioner_role")
+#: Family members and other related people of a patient (FHIR RelatedPerson), keyed by patient.
+related_persons = VersionedTables(metadata, "related_person")
 
 #: The tables of each versioned FHIR type.
 VERSIONED = {
@@ -134,6 +136,7 @@ VERSIONED = {
     "Patient": patients,
     "Practitioner": practitioners,
     "PractitionerRole": practitioner_roles,
+    "RelatedPerson": related_persons,
 }
 
 #: Every identifier (e.g. a hospital MRN) of a registered patient, unique across patients: a

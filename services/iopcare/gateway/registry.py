@@ -12,6 +12,7 @@ from iopcare.gateway.resources.careplan import (
     ObservationHandler,
     PatientHandler,
 )
+from iopcare.gateway.resources.family import RelatedPersonHandler
 from iopcare.gateway.resources.notes import (
     CommunicationHandler,
     ConsentHandler,
@@ -28,6 +29,7 @@ from iopcare.gateway.resources.scheduling import (
 HANDLERS: tuple[type[ResourceHandler], ...] = (
     PatientHandler,
     EpisodeOfCareHandler,
+    RelatedPersonHandler,
     CarePlanHandler,
     CareTeamHandler,
     GoalHandler,

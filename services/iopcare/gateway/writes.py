@@ -312,6 +312,7 @@ def _about(only: str | None, resource: dict[str, Any], resource_type: str) -> No
 #: Where each resource type names the patient it is about (relative references are checked).
 PATIENT_ELEMENTS = {
     "EpisodeOfCare": "patient",
+    "RelatedPerson": "patient",
     "Consent": "patient",
     "CarePlan": "subject",
     "CareTeam": "subject",

@@ -178,6 +178,9 @@ class Settings(BaseSettings):
     scheduling_checkin_check_seconds: float = 60
     #: The program whose rule the weekly below-minimum check applies.
     scheduling_default_program: str = "adult"
+    #: Local time school ends on school days (Monday to Friday): a plan's sessions for a patient
+    #: under 18 that would start earlier start then instead (after-school sessions).
+    scheduling_school_day_end: time = time(15, 30)
     #: Seconds between checks for patients whose last week fell below the minimum.
     scheduling_intensity_check_seconds: float = 600
     #: Folder of program templates (JSON) plans are drafted from; empty: the shipped examples.

@@ -74,6 +74,7 @@ def booking_request(r: pb.BookAppointmentRequest) -> BookingRequest:
         practitioner_ids=tuple(r.practitioner_ids),
         start=instant(r, "start_time"),
         end=instant(r, "end_time"),
+        related_person_ids=tuple(r.related_person_ids),
     )
 
 
@@ -269,6 +270,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             request.reason,
             request.patient_id,
             request_id=request.request_id,
+            family_attended=tuple(request.family_attended),
         )
         return pb.RecordAttendanceResponse(appointment=self._seen(principal, appointment))
 

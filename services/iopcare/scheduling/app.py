@@ -12,8 +12,9 @@ from iopcare.kit.composition import configured, team_projection_handlers
 from iopcare.kit.rpc import rules_for
 from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
 from iopcare.kit.settings import ServiceSettings, Settings
-from iopcare.scheduling import store
+from iopcare.scheduling import family, store
 from iopcare.scheduling.api import SERVICE_NAME, SchedulingServicer
+from iopcare.scheduling.domain.family import SchoolHours
 from iopcare.scheduling.domain.intensity import Rule
 from iopcare.scheduling.scope_rules import SCOPE_RULES
 from iopcare.scheduling.service import Scheduling
@@ -42,6 +43,7 @@ def build(
         default_program=settings.scheduling_default_program,
         holidays=frozenset(settings.scheduling_program_holidays),
         checkin_cutoff=settings.scheduling_checkin_cutoff,
+        school=SchoolHours(settings.scheduling_school_day_end),
     )
     consumer = parts.consumer(
         store.inbox,
@@ -56,6 +58,9 @@ def build(
                 careplan_contract.EVENT_FOR_CHANGE[change]: scheduling.handlers.on_care_plan_closed
                 for change in ("complete", "revoke", "suspend", "enter-in-error")
             },
+            careplan_contract.EVENT_PATIENT_CREATED: family.on_patient,
+            careplan_contract.EVENT_PATIENT_UPDATED: family.on_patient,
+            careplan_contract.EVENT_RELATED_PERSON_CREATED: family.on_related_person,
             **team_projection_handlers(
                 store.care_team_member, store.care_team_seen, careplan_contract.TEAM_EVENTS
             ),

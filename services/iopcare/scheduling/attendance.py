@@ -12,7 +12,9 @@ from iopcare.kit import audit, fhir, teams
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import (
+    FieldViolation,
     FieldViolations,
+    InvalidArgument,
     NotFound,
     StaleVersion,
 )
@@ -23,6 +25,7 @@ from iopcare.scheduling.appointment_events import publish_appointment
 from iopcare.scheduling.checks import session_named
 from iopcare.scheduling.domain.attendance import check_attendance, is_late_cancellation
 from iopcare.scheduling.domain.booking import check_open_for_booking
+from iopcare.scheduling.domain.family import family_attendance
 from iopcare.scheduling.domain.intensity import (
     MISSED,
     missed_streak_start,
@@ -50,6 +53,7 @@ class Attendance:
         patient_id: str = "",
         *,
         request_id: str = "",
+        family_attended: tuple[str, ...] = (),
     ) -> store.StoredAppointment:
         """Records what happened to a session (arrived, fulfilled, no-show, cancelled) as a new
         version of the Appointment, with its event and audit row in one transaction. In a group
@@ -57,13 +61,29 @@ class Attendance:
         (kit.requests); without one, the expected version keeps a repeat from applying twice."""
         name = f"Appointment/{appointment_id}"
         with store.JOURNAL.refusals(self.db, principal, audit.UPDATE, name):
-            body = ("attendance", appointment_id, expected_version, status, reason, patient_id)
+            body: tuple[object, ...] = (
+                "attendance",
+                appointment_id,
+                expected_version,
+                status,
+                reason,
+                patient_id,
+            )
+            if family_attended:  # so requests without it keep the fingerprints they had
+                body = (*body, sorted(family_attended))
             asked = Asked(store.request_log, principal, "RecordAttendance", request_id, body)
             changed = asked.change(
                 self.db,
                 appointment_id,
                 lambda uow: self._record(
-                    uow, principal, name, expected_version, status, reason, patient_id
+                    uow,
+                    principal,
+                    name,
+                    expected_version,
+                    status,
+                    reason,
+                    patient_id,
+                    family_attended,
                 ),
             )
         if changed:
@@ -83,10 +103,16 @@ class Attendance:
         status: str,
         reason: str,
         patient_id: str,
+        family_attended: tuple[str, ...] = (),
     ) -> None:
         """The attendance in `uow`: the new version, its event(s) and its audit row."""
         current = session_named(uow, name)
         now = datetime.now(UTC)
+        if current.is_group and family_attended:
+            raise InvalidArgument(
+                "a group session has no family participants",
+                [FieldViolation("family_attended", "only for a family session")],
+            )
         if current.is_group:
             _, basis = self._group_attendance(
                 uow, principal, current, expected_version, status, reason, patient_id, now
@@ -97,8 +123,11 @@ class Attendance:
             if current.version != expected_version:
                 raise StaleVersion(name, expected_version, current.version)
             check_attendance(current.status, status, reason)
+            family = family_attendance(
+                fhir_map.family_in(current.resource), family_attended, status
+            )
             late = status == "cancelled" and is_late_cancellation(current.start, now)
-            if self.change_status(uow, current, status, reason, late, now) is None:
+            if self.change_status(uow, current, status, reason, late, now, family=family) is None:
                 raise StaleVersion(name, expected_version, current.version + 1)
             whose = current.patient_id
             basis = f"{status}{' (late)' if late else ''}; {basis}"
@@ -172,6 +201,8 @@ class Attendance:
         late: bool,
         now: datetime,
         traceparent: str | None = None,
+        *,
+        family: dict[str, str] | None = None,
     ) -> store.StoredAppointment | None:
         """The next version of a session with a new status, and its event; None when the
         session has moved on since `current` was read (nothing is written then)."""
@@ -184,7 +215,12 @@ class Attendance:
             current.end,
             current.care_plan_id,
             fhir_map.with_attendance(
-                json.loads(current.resource), status, reason, late, current.version + 1, now
+                fhir_map.with_family_attendance(json.loads(current.resource), family or {}),
+                status,
+                reason,
+                late,
+                current.version + 1,
+                now,
             ),
         )
         if not store.update_appointment(uow.conn, revised, current.version):

@@ -50,6 +50,7 @@ from iopcare.scheduling.checks import (
 )
 from iopcare.scheduling.domain.booking import MAX_SESSION, check_open_for_booking, check_seat
 from iopcare.scheduling.domain.calendar import Interval, check_range
+from iopcare.scheduling.domain.family import check_family_ids, check_family_known
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class BookingRequest:
     service_type: str
     description: str
     care_plan_id: str
+    #: Family members taking part (a family session): RelatedPersons of the patient.
+    related_person_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class GroupRequest:
     #: A group session starts with no patient and carries out no plan of its own.
     patient_id: ClassVar[str] = ""
     care_plan_id: ClassVar[str] = ""
+    related_person_ids: ClassVar[tuple[str, ...]] = ()
 
     location_id: str
     facilitator_ids: tuple[str, ...]
@@ -126,6 +130,7 @@ class Bookings:
                 appointment_id,
                 kind=r.kind,
                 patients=[r.patient_id] if r.patient_id else [],
+                related_persons=list(r.related_person_ids),
                 practitioners=list(r.practitioner_ids),
                 location=r.location_id or None,
                 start=wanted.start,
@@ -175,12 +180,16 @@ class Bookings:
             check_id(r.care_plan_id, "care_plan_id", problems, required=False)
             check_code(r.service_type, "service_type", problems)
             check_text(r.description, "description", problems)
+            check_family_ids(r.related_person_ids, problems, "related_person_ids")
             wanted = check_range(r.start, r.end, problems, longest=MAX_SESSION)
             problems.raise_if_any("the booking is invalid")
             assert wanted is not None
 
             def _create(uow: UnitOfWork, appointment_id: str) -> None:
                 basis = self.access.basis(uow.conn, principal, r.patient_id)
+                if r.related_person_ids:
+                    family = store.family.family_of(uow.conn, r.patient_id)
+                    check_family_known(r.related_person_ids, family)
                 staff = [f"Practitioner/{p}" for p in r.practitioner_ids]
                 if r.location_id:
                     staff.append(f"Location/{r.location_id}")

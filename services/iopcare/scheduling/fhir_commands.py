@@ -35,6 +35,10 @@ APPOINTMENT_KIND_SYSTEM = "https://iopcare.org/fhir/CodeSystem/appointment-kind"
 AVAILABLE_TIME_EXTENSION = "https://iopcare.org/fhir/StructureDefinition/schedule-available-time"
 #: Attendance statuses RecordAttendance takes.
 ATTENDANCE = ("arrived", "checked-in", "fulfilled", "noshow")
+#: A participant's own attendance (a group session's patient, a family session's relative).
+PARTICIPANT_ATTENDANCE_EXTENSION = (
+    "https://iopcare.org/fhir/StructureDefinition/participant-attendance"
+)
 
 #: scheduling's field paths of a calendar, as the FHIR Schedule elements they come from (a
 #: refusal of the service names the client's element with these).
@@ -56,6 +60,8 @@ APPOINTMENT_PATHS = {
     "practitioner_ids": "Appointment.participant",
     "facilitator_ids": "Appointment.participant",
     "location_id": "Appointment.participant",
+    "related_person_ids": "Appointment.participant",
+    "family_attended": f"Appointment.participant.extension('{PARTICIPANT_ATTENDANCE_EXTENSION}')",
     "service_type": "Appointment.serviceType",
     "description": "Appointment.description",
     "care_plan_id": "Appointment.supportingInformation",
@@ -175,15 +181,16 @@ def update_schedule_request(
 
 
 def _participants(resource: dict[str, Any]) -> dict[str, list[str]]:
-    """The participants' ids by resource type (Patient, Practitioner, Location)."""
+    """The participants' ids by resource type (Patient, Practitioner, Location, RelatedPerson)."""
     by_type: dict[str, list[str]] = {}
     for index, participant in enumerate(resource.get("participant", [])):
         reference = participant.get("actor", {}).get("reference", "")
         kind, _, ident = reference.partition("/")
-        if kind not in ("Patient", "Practitioner", "Location") or not ident:
+        if kind not in ("Patient", "Practitioner", "Location", "RelatedPerson") or not ident:
             raise refusal(
                 "value",
-                "participants are Patient/{id}, Practitioner/{id} or Location/{id}",
+                "participants are Patient/{id}, Practitioner/{id}, Location/{id} or "
+                "RelatedPerson/{id} (a family member, in an individual session)",
                 f"Appointment.participant[{index}].actor",
             )
         by_type.setdefault(kind, []).append(ident)
@@ -193,10 +200,11 @@ def _participants(resource: dict[str, Any]) -> dict[str, list[str]]:
 def _group_session(
     resource: dict[str, Any], by_type: dict[str, list[str]], request_id: str
 ) -> pb.CreateGroupSessionRequest:
-    if by_type.get("Patient"):
+    if by_type.get("Patient") or by_type.get("RelatedPerson"):
         raise refusal(
             "business-rule",
-            "a group session is created without patients; they join it in scheduling",
+            "a group session is created without patients or their families; patients join it "
+            "in scheduling",
             "Appointment.participant",
         )
     rooms = by_type.get("Location", [])
@@ -242,6 +250,7 @@ def _booking(
         service_type=service_types[0] if service_types else "",
         description=str(resource.get("description", "")),
         care_plan_id=next((p for p in plans if p), ""),
+        related_person_ids=by_type.get("RelatedPerson", []),
     )
 
 
@@ -329,7 +338,24 @@ def _status_change(
         expected_version=expected_version,
         status=str(status),
         reason=reason,
+        family_attended=_family_attended(resource),
     )
+
+
+def _family_attended(resource: dict[str, Any]) -> list[str]:
+    """The family participants a PUT marks as having come (their participant-attendance
+    extension arrived, checked-in or fulfilled); the others missed the session."""
+    came = []
+    for participant in resource.get("participant", []):
+        reference = participant.get("actor", {}).get("reference", "")
+        if not reference.startswith("RelatedPerson/"):
+            continue
+        for extension in participant.get("extension", []):
+            if extension.get("url") == PARTICIPANT_ATTENDANCE_EXTENSION and extension.get(
+                "valueCode"
+            ) in ("arrived", "checked-in", "fulfilled"):
+                came.append(reference.removeprefix("RelatedPerson/"))
+    return came
 
 
 def update_appointment_request(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -241,6 +242,7 @@ def booked_appointment(
     patients: list[str],
     practitioners: list[str],
     location: str | None,
+    related_persons: Sequence[str] = (),
     start: datetime,
     end: datetime,
     service_type: str,
@@ -263,6 +265,10 @@ def booked_appointment(
             "status": "accepted",
         }
         for p in practitioners
+    ]
+    participants += [
+        {"actor": {"reference": f"RelatedPerson/{p}"}, "required": "required", "status": "accepted"}
+        for p in related_persons
     ]
     if location:
         participants.append(
@@ -386,6 +392,33 @@ def visible_to(stored: str, hidden_patients: set[str]) -> str:
         p for p in data.get("participant", []) if p["actor"]["reference"] not in hidden
     ]
     return json.dumps(data, separators=(",", ":"))
+
+
+def with_family_attendance(data: dict[str, Any], family: dict[str, str]) -> dict[str, Any]:
+    """An individual session's FHIR data with each family participant's attendance on their
+    participant (the ATTENDANCE_EXTENSION, as a group session's patients have it)."""
+    participants = []
+    for p in data.get("participant", []):
+        ref = p.get("actor", {}).get("reference", "")
+        status = family.get(ref.removeprefix("RelatedPerson/")) if ref.startswith("Rel") else None
+        if status is not None:
+            others = [e for e in p.get("extension", []) if e["url"] != codes.ATTENDANCE_EXTENSION]
+            p = {
+                **p,
+                "extension": [*others, {"url": codes.ATTENDANCE_EXTENSION, "valueCode": status}],
+            }
+        participants.append(p)
+    return {**data, "participant": participants}
+
+
+def family_in(stored: str) -> list[str]:
+    """The ids of a session's family participants (RelatedPersons), in order."""
+    data: dict[str, Any] = json.loads(stored)
+    return [
+        ref.removeprefix("RelatedPerson/")
+        for p in data.get("participant", [])
+        if (ref := p.get("actor", {}).get("reference", "")).startswith("RelatedPerson/")
+    ]
 
 
 def with_participant_attendance(

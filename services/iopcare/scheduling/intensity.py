@@ -21,6 +21,7 @@ from iopcare.scheduling import codes, store
 from iopcare.scheduling.alerts import Alerts
 from iopcare.scheduling.checks import search_refusals
 from iopcare.scheduling.domain.calendar import EARLIEST, LATEST
+from iopcare.scheduling.domain.family import program_for
 from iopcare.scheduling.domain.intensity import (
     Rule,
     Session,
@@ -51,6 +52,8 @@ class Intensity:
     zone: ZoneInfo
     rules: dict[str, Rule]
     default_program: str
+    #: The program a patient under 18 is judged by when none is asked for (if it has a rule).
+    minors_program: str = "adolescent"
 
     def rule(self, program: str) -> Rule:
         found = self.rules.get(program or self.default_program)
@@ -85,7 +88,8 @@ class Intensity:
                     "end_date", f"on or after start_date, at most {MAX_INTENSITY_RANGE.days} days"
                 )
             problems.raise_if_any("the intensity request is invalid")
-            rule = self.rule(program)
+            if program:
+                self.rule(program)  # an unknown program is refused before anything is read
         start = datetime.combine(week_start(days[0]), time(0), tzinfo=self.zone)
         end = datetime.combine(week_start(days[1]) + timedelta(days=7), time(0), tzinfo=self.zone)
         rows = teams.audited_search(
@@ -103,8 +107,16 @@ class Intensity:
         now = datetime.now(UTC)
         with self.db.read() as conn:  # the same patient, access checked and audited above
             admitted = self._admitted(conn, patient_id)
+            rule = self._rule_of(conn, patient_id, program, days[1])
         weeks = weekly(sessions, days[0], days[1], rule, self.zone, now, admitted=admitted)
         return weeks, missed_in_a_row(sessions, MISSED_IN_A_ROW)
+
+    def _rule_of(self, conn: Connection, patient_id: str, program: str, day: date) -> Rule:
+        """The rule asked for; else the adolescent rule for a patient under 18 on `day` (when the
+        program has one); else the default program's."""
+        minors = self.minors_program if self.minors_program in self.rules else ""
+        birth = store.family.birth_date(conn, patient_id) if minors else None
+        return self.rule(program_for(birth, day, program, self.default_program, minors))
 
     def _admitted(self, conn: Connection, patient_id: str) -> date | None:
         first = store.first_session_start(conn, patient_id)
@@ -114,7 +126,7 @@ class Intensity:
         """Raises the below-minimum alert for every patient whose last ended ISO week fell short
         of the default program's minimum (once per patient and week); returns how many."""
         now = now or datetime.now(UTC)
-        rule = self.rule(self.default_program)
+        self.rule(self.default_program)  # a misconfigured default fails loudly
         this_monday = week_start(now.astimezone(self.zone).date())
         monday = this_monday - timedelta(days=7)
         start = datetime.combine(monday, time(0), tzinfo=self.zone).astimezone(UTC)
@@ -123,6 +135,7 @@ class Intensity:
             patients = store.patients_with_sessions(conn, start, end)
 
         def below_minimum(uow: UnitOfWork, patient_id: str) -> tuple[str, str] | None:
+            rule = self._rule_of(uow.conn, patient_id, "", monday)
             sessions = sessions_of(store.patient_sessions(uow.conn, patient_id, start, end))
             admitted = self._admitted(uow.conn, patient_id)
             week = weekly(sessions, monday, monday, rule, self.zone, now, admitted=admitted)[0]

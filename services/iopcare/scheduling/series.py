@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -20,6 +20,7 @@ from iopcare.kit.events import ReceivedEvent
 from iopcare.scheduling import codes, fhir_map, store
 from iopcare.scheduling.attendance import Attendance
 from iopcare.scheduling.bookings import Bookings
+from iopcare.scheduling.domain.family import SchoolHours, after_school, is_minor
 from iopcare.scheduling.domain.timing import Occurrence, UnsupportedTiming, expand
 from iopcare.scheduling.fhir_map import PlannedActivity
 
@@ -36,6 +37,8 @@ class Series:
     #: Days the whole program is closed: no series session is proposed on them.
     holidays: frozenset[date]
     notify_outbox: Callable[[], None]
+    #: When minors are at school: their sessions are proposed after it (domain.family).
+    school: SchoolHours = field(default_factory=SchoolHours)
 
     def withdraw(
         self,
@@ -89,6 +92,8 @@ class Series:
         bounds repeats from it, so each daily extension of the horizon continues the same
         cadence instead of starting a new one on the window's weekday."""
         planned = []
+        patient_id = fhir.reference_id(plan.subject.reference if plan.subject else None, "Patient")
+        birth = store.family.birth_date(uow.conn, patient_id) if patient_id else None
         for activity in fhir_map.planned_activities(plan):
             try:
                 occurrences = expand(
@@ -102,6 +107,10 @@ class Series:
                 local_day = occurrence.start.astimezone(self.zone).date()
                 if self._is_holiday(uow, activity.performers, local_day):
                     continue
+                if is_minor(birth, local_day):
+                    occurrence = Occurrence(
+                        *after_school(occurrence.start, occurrence.end, self.zone, self.school)
+                    )
                 key = f"{plan.id}/{activity.index}/{occurrence.start.isoformat()}"
                 planned.append((activity, occurrence, key))
         return planned

@@ -24,6 +24,7 @@ from iopcare.scheduling.bookings import Bookings
 from iopcare.scheduling.calendars import Calendars
 from iopcare.scheduling.changes import Changes
 from iopcare.scheduling.checkins import CheckIns
+from iopcare.scheduling.domain.family import SchoolHours
 from iopcare.scheduling.domain.intensity import Rule
 from iopcare.scheduling.handlers import PlanEvents
 from iopcare.scheduling.intensity import Intensity
@@ -42,6 +43,7 @@ class Scheduling:
         default_program: str = "adult",
         holidays: frozenset[date] = frozenset(),
         checkin_cutoff: time = time(10, 0),
+        school: SchoolHours | None = None,
     ) -> None:
         self.db = db
         access = teams.TeamAccess(store.care_team_member)
@@ -62,7 +64,14 @@ class Scheduling:
             default_program,
         )
         self.series = Series(
-            db, self.bookings, self.attendance, zone, horizon, holidays, notify_outbox
+            db,
+            self.bookings,
+            self.attendance,
+            zone,
+            horizon,
+            holidays,
+            notify_outbox,
+            school or SchoolHours(),
         )
         self.handlers = PlanEvents(self.series, horizon)
         # The entry points, by the names the API, the consumer and the periodic tasks use.

@@ -46,6 +46,13 @@ class Template:
     review_days: int | None = None
     #: Said in the plan's notes (e.g. what the team must confirm).
     note: str = ""
+    #: Ages (whole years, inclusive) the program is for, e.g. (12, 17) for adolescents. When the
+    #: patient's registered birth date gives their age, a template for other ages is never
+    #: chosen, and one for their age comes first without its `requires_all` (which stands in for
+    #: the age when no birth date is registered).
+    age_range: tuple[int, int] | None = None
+    #: More diagnoses that select the template, only for a patient whose age is in `age_range`.
+    age_diagnosis_prefixes: tuple[str, ...] = ()
     #: The diagnoses it was chosen for, set by `template_for` (not in the JSON).
     matched: tuple[str, ...] = field(default=(), compare=False)
 
@@ -80,6 +87,21 @@ def check_template(data: object, source: str = "template") -> Template:
         problems.add(f"{source}.review_days", "must be a number of days from 1 to 90")
     if not isinstance(data.get("note", ""), str):
         problems.add(f"{source}.note", "must be text")
+    ages = data.get("age_range")
+    if ages is not None and not (
+        isinstance(ages, list)
+        and len(ages) == 2
+        and all(isinstance(a, int) and 0 <= a <= 130 for a in ages)
+        and ages[0] <= ages[1]
+    ):
+        problems.add(f"{source}.age_range", "[youngest, oldest] in whole years")
+        ages = None
+    by_age = data.get("age_diagnosis_prefixes", [])
+    if not isinstance(by_age, list) or not all(isinstance(p, str) and p for p in by_age):
+        problems.add(f"{source}.age_diagnosis_prefixes", "must be a list of ICD-10-CM prefixes")
+        by_age = []
+    elif by_age and ages is None:
+        problems.add(f"{source}.age_diagnosis_prefixes", "needs an age_range")
     activities = _checked_activities(data.get("activities"), source, problems)
     goals = _checked_goals(data.get("goals"), source, problems)
     problems.raise_if_any(f"{source} is not a valid program template")
@@ -94,6 +116,8 @@ def check_template(data: object, source: str = "template") -> Template:
         requires_all=tuple(tuple(p.upper() for p in g) for g in groups),
         review_days=review,
         note=data.get("note", ""),
+        age_range=(ages[0], ages[1]) if ages else None,
+        age_diagnosis_prefixes=tuple(p.upper() for p in by_age),
     )
 
 
@@ -158,32 +182,42 @@ def _normalised(diagnosis: str) -> str:
 
 
 def template_for(
-    templates: Sequence[Template], diagnosis: str, other_diagnoses: Sequence[str] = ()
+    templates: Sequence[Template],
+    diagnosis: str,
+    other_diagnoses: Sequence[str] = (),
+    *,
+    age: int | None = None,
 ) -> Template:
     """The template for a patient's diagnoses (ICD-10-CM, e.g. F10.20): the requested diagnosis
     first, then the others in order (a handoff's inbound Conditions). For one diagnosis, a
     template whose `requires_all` groups the diagnoses meet comes before one without, then the
-    longest matching prefix, then file order. No match: the fallback (general) template, whose
-    draft notes that no program template matched. FAILED_PRECONDITION NO_TEMPLATE only when the
-    list has no fallback either."""
+    longest matching prefix, then file order. With the patient's `age` known, a template whose
+    `age_range` holds it comes first (its `requires_all` waived, its `age_diagnosis_prefixes`
+    matching too) and one whose range excludes it is never chosen. No match: the fallback
+    (general) template, whose draft notes that no program template matched.
+    FAILED_PRECONDITION NO_TEMPLATE only when the list has no fallback either."""
     requested = _normalised(diagnosis)
     every = [requested, *(_normalised(d) for d in other_diagnoses if d.strip())]
     for code in dict.fromkeys(every):
-        best: tuple[int, int, int] | None = None
+        best: tuple[int, int, int, int] | None = None
         chosen: Template | None = None
         for order, template in enumerate(templates):
             if template.fallback:
                 continue
-            length = max(
-                (len(p) for p in template.diagnosis_prefixes if code.startswith(p)), default=0
+            by_age = _for_age(template, age)
+            if by_age is False:
+                continue
+            prefixes = template.diagnosis_prefixes + (
+                template.age_diagnosis_prefixes if by_age else ()
             )
+            length = max((len(p) for p in prefixes if code.startswith(p)), default=0)
             if not length:
                 continue
-            if not all(
+            if not by_age and not all(
                 any(d.startswith(p) for d in every for p in g) for g in template.requires_all
             ):
                 continue
-            rank = (1 if template.requires_all else 0, length, -order)
+            rank = (1 if by_age else 0, 1 if template.requires_all else 0, length, -order)
             if best is None or rank > best:
                 best, chosen = rank, template
         if chosen is not None:
@@ -196,6 +230,15 @@ def template_for(
         reason="NO_TEMPLATE",
         diagnosis=requested,
     )
+
+
+def _for_age(template: Template, age: int | None) -> bool | None:
+    """True: the template is for the patient's known age; False: for other ages; None: the age
+    is unknown or the template has no age range."""
+    if age is None or template.age_range is None:
+        return None
+    youngest, oldest = template.age_range
+    return youngest <= age <= oldest
 
 
 def _with_matched(template: Template, diagnoses: tuple[str, ...]) -> Template:

@@ -718,3 +718,67 @@ class GetPractitionerResponse(_message.Message):
     practitioner: RegistryEntry
     roles: _containers.RepeatedCompositeFieldContainer[RegistryEntry]
     def __init__(self, practitioner: _Optional[_Union[RegistryEntry, _Mapping]] = ..., roles: _Optional[_Iterable[_Union[RegistryEntry, _Mapping]]] = ...) -> None: ...
+
+class CreateRelatedPersonRequest(_message.Message):
+    __slots__ = ("request_id", "fhir_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class CreateRelatedPersonResponse(_message.Message):
+    __slots__ = ("related_person",)
+    RELATED_PERSON_FIELD_NUMBER: _ClassVar[int]
+    related_person: RelatedPerson
+    def __init__(self, related_person: _Optional[_Union[RelatedPerson, _Mapping]] = ...) -> None: ...
+
+class RelatedPerson(_message.Message):
+    __slots__ = ("id", "version", "patient_id", "status", "update_time", "fhir_json", "may_receive_information", "information_basis")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    MAY_RECEIVE_INFORMATION_FIELD_NUMBER: _ClassVar[int]
+    INFORMATION_BASIS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    patient_id: str
+    status: str
+    update_time: _timestamp_pb2.Timestamp
+    fhir_json: str
+    may_receive_information: bool
+    information_basis: str
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ..., may_receive_information: _Optional[bool] = ..., information_basis: _Optional[str] = ...) -> None: ...
+
+class GetRelatedPersonRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetRelatedPersonResponse(_message.Message):
+    __slots__ = ("related_person",)
+    RELATED_PERSON_FIELD_NUMBER: _ClassVar[int]
+    related_person: RelatedPerson
+    def __init__(self, related_person: _Optional[_Union[RelatedPerson, _Mapping]] = ...) -> None: ...
+
+class ListRelatedPersonsRequest(_message.Message):
+    __slots__ = ("patient_id", "page_size", "page_token")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, patient_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListRelatedPersonsResponse(_message.Message):
+    __slots__ = ("related_persons", "next_page_token")
+    RELATED_PERSONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    related_persons: _containers.RepeatedCompositeFieldContainer[RelatedPerson]
+    next_page_token: str
+    def __init__(self, related_persons: _Optional[_Iterable[_Union[RelatedPerson, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -192,6 +192,21 @@ class CarePlanServiceStub:
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerResponse.FromString,
                 _registered_method=True)
+        self.CreateRelatedPerson = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/CreateRelatedPerson',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateRelatedPersonRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateRelatedPersonResponse.FromString,
+                _registered_method=True)
+        self.GetRelatedPerson = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetRelatedPerson',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetRelatedPersonRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetRelatedPersonResponse.FromString,
+                _registered_method=True)
+        self.ListRelatedPersons = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/ListRelatedPersons',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListRelatedPersonsRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListRelatedPersonsResponse.FromString,
+                _registered_method=True)
 
 
 class CarePlanServiceServicer:
@@ -474,6 +489,33 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateRelatedPerson(self, request, context):
+        """Records a family member or other related person of a patient (FHIR R4 RelatedPerson:
+        patient, relationship as HL7 v3 RoleCode, name, contact, and in the information-sharing
+        extension whether the team may give them information: under the patient's consent, or as the
+        guardian of a minor). The patient's care team, as for any write to the record. A guardian's
+        authority needs the patient's registered birth date to say they are a minor
+        (FAILED_PRECONDITION BIRTH_DATE_UNKNOWN or NOT_A_MINOR). Emits
+        `iopcare.careplan.related-person.created.v1`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRelatedPerson(self, request, context):
+        """Returns one RelatedPerson (the patient's care team).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRelatedPersons(self, request, context):
+        """Lists a patient's related people, oldest first, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CarePlanServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -631,6 +673,21 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     servicer.GetPractitioner,
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerResponse.SerializeToString,
+            ),
+            'CreateRelatedPerson': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRelatedPerson,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateRelatedPersonRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateRelatedPersonResponse.SerializeToString,
+            ),
+            'GetRelatedPerson': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRelatedPerson,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetRelatedPersonRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetRelatedPersonResponse.SerializeToString,
+            ),
+            'ListRelatedPersons': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRelatedPersons,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListRelatedPersonsRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListRelatedPersonsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1473,6 +1530,87 @@ class CarePlanService:
             '/iopcare.careplan.v1.CarePlanService/GetPractitioner',
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerRequest.SerializeToString,
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetPractitionerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateRelatedPerson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/CreateRelatedPerson',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateRelatedPersonRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateRelatedPersonResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRelatedPerson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetRelatedPerson',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetRelatedPersonRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetRelatedPersonResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRelatedPersons(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/ListRelatedPersons',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListRelatedPersonsRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListRelatedPersonsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ journal), `appointments`, `occupancy` (participants, calendar locks, overlap che
 from __future__ import annotations
 
 from iopcare.kit.db import as_utc
+from iopcare.scheduling.store import family
 from iopcare.scheduling.store.alerts import (
     raise_alert_once,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "check_in",
     "check_in_of",
     "daily_checkin",
+    "family",
     "find_schedules",
     "first_session_start",
     "future_occurrences",

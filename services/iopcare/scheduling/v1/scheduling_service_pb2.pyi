@@ -188,7 +188,7 @@ class Appointment(_message.Message):
     def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., care_plan_id: _Optional[str] = ..., fhir_json: _Optional[str] = ..., kind: _Optional[str] = ..., capacity: _Optional[int] = ..., seats_taken: _Optional[int] = ...) -> None: ...
 
 class BookAppointmentRequest(_message.Message):
-    __slots__ = ("request_id", "patient_id", "practitioner_ids", "location_id", "start_time", "end_time", "service_type", "description", "care_plan_id")
+    __slots__ = ("request_id", "patient_id", "practitioner_ids", "location_id", "start_time", "end_time", "service_type", "description", "care_plan_id", "related_person_ids")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
     PRACTITIONER_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -198,6 +198,7 @@ class BookAppointmentRequest(_message.Message):
     SERVICE_TYPE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     CARE_PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    RELATED_PERSON_IDS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     patient_id: str
     practitioner_ids: _containers.RepeatedScalarFieldContainer[str]
@@ -207,7 +208,8 @@ class BookAppointmentRequest(_message.Message):
     service_type: str
     description: str
     care_plan_id: str
-    def __init__(self, request_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., practitioner_ids: _Optional[_Iterable[str]] = ..., location_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., service_type: _Optional[str] = ..., description: _Optional[str] = ..., care_plan_id: _Optional[str] = ...) -> None: ...
+    related_person_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, request_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., practitioner_ids: _Optional[_Iterable[str]] = ..., location_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., service_type: _Optional[str] = ..., description: _Optional[str] = ..., care_plan_id: _Optional[str] = ..., related_person_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class BookAppointmentResponse(_message.Message):
     __slots__ = ("appointment",)
@@ -340,20 +342,22 @@ class ListAppointmentsResponse(_message.Message):
     def __init__(self, appointments: _Optional[_Iterable[_Union[Appointment, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class RecordAttendanceRequest(_message.Message):
-    __slots__ = ("appointment_id", "expected_version", "status", "reason", "patient_id", "request_id")
+    __slots__ = ("appointment_id", "expected_version", "status", "reason", "patient_id", "request_id", "family_attended")
     APPOINTMENT_ID_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_ATTENDED_FIELD_NUMBER: _ClassVar[int]
     appointment_id: str
     expected_version: int
     status: str
     reason: str
     patient_id: str
     request_id: str
-    def __init__(self, appointment_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., patient_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    family_attended: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, appointment_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., patient_id: _Optional[str] = ..., request_id: _Optional[str] = ..., family_attended: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RecordAttendanceResponse(_message.Message):
     __slots__ = ("appointment",)

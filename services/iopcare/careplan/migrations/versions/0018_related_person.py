@@ -1,0 +1,8 @@
+"""Family members and other related people of a patient (FHIR RelatedPerson)."""
+
+from iopcare.kit.migration_steps import versioned_tables_v1
+
+revision = "0018"
+down_revision = "0014"
+
+upgrade, downgrade = versioned_tables_v1("related_person")
