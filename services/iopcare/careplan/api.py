@@ -18,6 +18,7 @@ from iopcare.careplan.domain.templates import Template
 from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.listing import Listings
 from iopcare.careplan.measures import Measures
+from iopcare.careplan.nutrition import NutritionPlans
 from iopcare.careplan.patient_view import NoteSummary, PatientView
 from iopcare.careplan.registry import Registry
 from iopcare.careplan.service import CarePlans
@@ -58,6 +59,10 @@ def goal_message(goal: Stored) -> pb.Goal:
     fields = stored(goal)
     fields["lifecycle_status"] = fields.pop("status")
     return pb.Goal(**fields)
+
+
+def nutrition_message(order: Stored) -> pb.NutritionOrder:
+    return pb.NutritionOrder(**stored(order))
 
 
 def episode_message(episode: Stored) -> pb.EpisodeOfCare:
@@ -131,6 +136,7 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
     registry: Registry
     listings: Listings
     templates: list[Template]
+    nutrition: NutritionPlans
 
     CreateCarePlan = creates(
         lambda s: s.plans.create, pb.CreateCarePlanResponse, "care_plan", to_message
@@ -330,4 +336,30 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             current_principal(), r.resource_type, require_id(r.id, "id"), r.page_size, r.page_token
         ),
         page(pb.ListResourceVersionsResponse, "versions", lambda v: version_message(v.item, v)),
+    )
+
+    # The dietitian's nutrition plan (issue 13, part 2; docs/nutrition.md).
+    CreateNutritionOrder = creates(
+        lambda s: s.nutrition.create,
+        pb.CreateNutritionOrderResponse,
+        "nutrition_order",
+        nutrition_message,
+    )
+    GetNutritionOrder = gets(
+        lambda s: s.nutrition.get,
+        pb.GetNutritionOrderResponse,
+        "nutrition_order",
+        nutrition_message,
+    )
+    ListNutritionOrders = lists(
+        lambda s: s.listings.nutrition_orders,
+        pb.ListNutritionOrdersResponse,
+        "nutrition_orders",
+        nutrition_message,
+    )
+    UpdateNutritionOrder = rpc(
+        lambda s, r: s.nutrition.update(
+            change_of(r, r.reason), r.fhir_json, list(r.update_mask.paths)
+        ),
+        one(pb.UpdateNutritionOrderResponse, "nutrition_order", nutrition_message),
     )

@@ -53,6 +53,10 @@ SCOPE_RULES: scopes.Rules = {
     "RegisterPractitionerRole": scopes.rule("PractitionerRole", C),
     "GetPractitioner": scopes.rule("Practitioner", R, also=(("PractitionerRole", R),)),
     # vread and history of any versioned type: the type is the request's.
+    "CreateNutritionOrder": scopes.rule("NutritionOrder", C),
+    "GetNutritionOrder": scopes.rule("NutritionOrder", R),
+    "ListNutritionOrders": scopes.rule("NutritionOrder", S),
+    "UpdateNutritionOrder": scopes.rule("NutritionOrder", U),
     "GetResourceVersion": scopes.rule("CarePlan", R, type_field="resource_type"),
     "ListResourceVersions": scopes.rule("CarePlan", R, type_field="resource_type"),
 }
