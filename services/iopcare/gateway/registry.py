@@ -9,6 +9,7 @@ from iopcare.gateway.resources.careplan import (
     CareTeamHandler,
     EpisodeOfCareHandler,
     GoalHandler,
+    NutritionOrderHandler,
     ObservationHandler,
     PatientHandler,
 )
@@ -31,6 +32,7 @@ HANDLERS: tuple[type[ResourceHandler], ...] = (
     CarePlanHandler,
     CareTeamHandler,
     GoalHandler,
+    NutritionOrderHandler,
     ObservationHandler,
     ScheduleHandler,
     SlotHandler,
