@@ -36,9 +36,12 @@ def _record(
     settings: Settings,
     body: dict[str, Any],
     who: dict[str, str] = PHYSICIAN,
+    request_id: str | None = None,
 ) -> Any:
     return stub.RecordMeasure(
-        pb.RecordMeasureRequest(request_id=str(uuid.uuid4()), fhir_json=json.dumps(body)),
+        pb.RecordMeasureRequest(
+            request_id=request_id or str(uuid.uuid4()), fhir_json=json.dumps(body)
+        ),
         metadata=_as(settings, who),
     )
 
@@ -167,6 +170,9 @@ def test_meal_completion_and_ebw_move_the_dietitians_goals(
         pb.ListNutritionOrdersRequest(patient_id=patient), metadata=_as(settings, PHYSICIAN)
     )
     assert [o.id for o in listed_orders.nutrition_orders] == [order.id]
+    # The holistic view shows the dietitian's current plan.
+    view = stub.GetPatientPlan(pb.GetPatientPlanRequest(patient_id=patient), metadata=dietitian)
+    assert (view.nutrition_order.id, view.nutrition_order.version) == (order.id, 2)
 
 
 def test_the_plan_is_the_dietitians_and_bad_ones_are_refused(
@@ -248,10 +254,29 @@ def test_an_instability_sign_reaches_the_dietitians_thread(
     assert {"Practitioner/diet-1", "Practitioner/doc-1"} <= _recipients(alert)
     # A weight at 72 % of the expected body weight the dietitian set (58 kg): below 75 %.
     _create_order(stub, settings, nutrition_order(patient))
-    low = _record(stub, settings, weight(patient, 41.8, "2026-11-27T08:00:00Z"))
+    request_id = str(uuid.uuid4())
+    low = _record(
+        stub, settings, weight(patient, 41.8, "2026-11-27T08:00:00Z"), PHYSICIAN, request_id
+    )
     assert list(low.crisis_reasons) == [
         "Percent of expected body weight 72.1 % (< 75: severe malnutrition, medical instability)"
     ]
+    # A retry answers with what the first attempt found, and writes nothing more.
+    again = _record(
+        stub, settings, weight(patient, 41.8, "2026-11-27T08:00:00Z"), PHYSICIAN, request_id
+    )
+    assert (again.observation_id, list(again.crisis_reasons)) == (
+        low.observation_id,
+        list(low.crisis_reasons),
+    )
+    derived = stub.ListMeasures(
+        pb.ListMeasuresRequest(patient_id=patient, code=codes.PERCENT_EBW),
+        metadata=_as(settings, DIETITIAN),
+    )
+    assert len(derived.fhir_json) == 1
+    # Standing up raises the pulse by 28 /min: an orthostatic sign, to both of them too.
+    standing = quantity(patient, codes.ORTHOSTATIC_HR_CHANGE, 28, "/min", program=True)
+    assert "orthostatic pulse rise" in _record(stub, settings, standing).crisis_reasons[0]
     second = harness.eventually(
         lambda: (
             [m for m in _crisis(notes, settings, patient) if "expected body weight" in m.text]

@@ -292,6 +292,8 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             response.episode.CopyFrom(episode_message(view.episode))
         if view.care_plan is not None:
             response.care_plan.CopyFrom(to_message(view.care_plan))
+        if view.nutrition_order is not None:
+            response.nutrition_order.CopyFrom(nutrition_message(view.nutrition_order))
         for progress in view.goals:
             item = response.goals.add(
                 goal=goal_message(progress.goal),

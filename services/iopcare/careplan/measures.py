@@ -198,7 +198,12 @@ class Measures(ServiceBase):
             return Recorded(observation_id, loaded[0], updated, reasons)
         # A retry answers with what the first attempt stored and found.
         first = fhir_map.measure_from_fhir(fhir.parse_resource(loaded[0]))
-        return Recorded(observation_id, loaded[0], [], [a.reason for a in self._alerts(first)])
+        found = self._alerts(first)
+        if first.code == codes.BODY_WEIGHT:
+            with self.db.read() as conn:
+                for derived in nutrition.derived_from(conn, first, observation_id):
+                    found += monitoring.alerts(reading(derived), self.thresholds)
+        return Recorded(observation_id, loaded[0], [], [a.reason for a in found])
 
     def _store_measure(
         self,

@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from iopcare.careplan import codes, fhir_map, store
 from iopcare.careplan.base import Asked, Change, ServiceBase, revise_by
 from iopcare.careplan.domain import nutrition
-from iopcare.careplan.domain.measures import achievement
+from iopcare.careplan.domain.measures import Measure, achievement
 from iopcare.careplan.domain.model import MAX_VERSION, apply_mask
 from iopcare.kit import audit, fhir
 from iopcare.kit.auth import Principal
@@ -54,6 +54,35 @@ def current_target(
         if target is not None:
             return order, target
     return None
+
+
+def current_order(conn: Connection, patient_id: str) -> Stored | None:
+    """The patient's current nutrition plan: the most recently changed active or on-hold order,
+    else the most recently changed one (None when there is none)."""
+    orders = sorted(
+        store.nutrition_orders.for_patient(conn, patient_id), key=lambda o: o.updated_at
+    )
+    current = [o for o in orders if o.status in CURRENT_STATUSES] or orders
+    return current[-1] if current else None
+
+
+def derived_from(conn: Connection, weight: Measure, weight_id: str) -> list[Measure]:
+    """The %EBW measures a recorded weight gave (a retry answers with what they found)."""
+    o = store.observation.c
+    rows = conn.execute(
+        select(o.resource).where(
+            (o.patient_id == weight.patient_id)
+            & (o.code == codes.PERCENT_EBW)
+            & (o.effective == weight.effective)
+        )
+    ).scalars()
+    found = []
+    for resource in rows:
+        observation = fhir.parse_resource(resource, "Observation")
+        sources = [d.reference for d in getattr(observation, "derivedFrom", None) or []]
+        if f"Observation/{weight_id}" in sources:
+            found.append(fhir_map.measure_from_fhir(observation))
+    return found
 
 
 def ebw_observation(

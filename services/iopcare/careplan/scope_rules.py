@@ -44,6 +44,7 @@ SCOPE_RULES: scopes.Rules = {
             ("Appointment", R),
             ("Communication", R),
             ("DocumentReference", R),
+            ("NutritionOrder", R),
         ),
     ),
     "RegisterPatient": scopes.rule("Patient", C),

@@ -534,7 +534,7 @@ class GetPatientPlanRequest(_message.Message):
     def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
 
 class GetPatientPlanResponse(_message.Message):
-    __slots__ = ("episode", "care_plan", "care_teams", "goals", "upcoming_sessions", "attendance", "latest_notes", "activity_attendance")
+    __slots__ = ("episode", "care_plan", "care_teams", "goals", "upcoming_sessions", "attendance", "latest_notes", "activity_attendance", "nutrition_order")
     EPISODE_FIELD_NUMBER: _ClassVar[int]
     CARE_PLAN_FIELD_NUMBER: _ClassVar[int]
     CARE_TEAMS_FIELD_NUMBER: _ClassVar[int]
@@ -543,6 +543,7 @@ class GetPatientPlanResponse(_message.Message):
     ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
     LATEST_NOTES_FIELD_NUMBER: _ClassVar[int]
     ACTIVITY_ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
+    NUTRITION_ORDER_FIELD_NUMBER: _ClassVar[int]
     episode: EpisodeOfCare
     care_plan: CarePlan
     care_teams: _containers.RepeatedCompositeFieldContainer[CareTeam]
@@ -551,7 +552,8 @@ class GetPatientPlanResponse(_message.Message):
     attendance: Attendance
     latest_notes: _containers.RepeatedCompositeFieldContainer[NoteSummary]
     activity_attendance: _containers.RepeatedCompositeFieldContainer[ActivityAttendance]
-    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ..., care_plan: _Optional[_Union[CarePlan, _Mapping]] = ..., care_teams: _Optional[_Iterable[_Union[CareTeam, _Mapping]]] = ..., goals: _Optional[_Iterable[_Union[GoalProgress, _Mapping]]] = ..., upcoming_sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., attendance: _Optional[_Union[Attendance, _Mapping]] = ..., latest_notes: _Optional[_Iterable[_Union[NoteSummary, _Mapping]]] = ..., activity_attendance: _Optional[_Iterable[_Union[ActivityAttendance, _Mapping]]] = ...) -> None: ...
+    nutrition_order: NutritionOrder
+    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ..., care_plan: _Optional[_Union[CarePlan, _Mapping]] = ..., care_teams: _Optional[_Iterable[_Union[CareTeam, _Mapping]]] = ..., goals: _Optional[_Iterable[_Union[GoalProgress, _Mapping]]] = ..., upcoming_sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., attendance: _Optional[_Union[Attendance, _Mapping]] = ..., latest_notes: _Optional[_Iterable[_Union[NoteSummary, _Mapping]]] = ..., activity_attendance: _Optional[_Iterable[_Union[ActivityAttendance, _Mapping]]] = ..., nutrition_order: _Optional[_Union[NutritionOrder, _Mapping]] = ...) -> None: ...
 
 class GoalProgress(_message.Message):
     __slots__ = ("goal", "measure_code", "has_latest_value", "latest_value", "latest_time", "achievement")
