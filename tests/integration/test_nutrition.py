@@ -251,6 +251,7 @@ def test_an_instability_sign_reaches_the_dietitians_thread(
     assert list(recorded.crisis_reasons) == ["Heart rate 44 /min (< 50: bradycardia)"]
     (alert,) = harness.eventually(lambda: _crisis(notes, settings, patient) or None, timeout=20)
     assert "MEDICAL ALERT: Heart rate 44 /min" in alert.text
+    assert "Dietitian: review the meal plan" in alert.text
     assert {"Practitioner/diet-1", "Practitioner/doc-1"} <= _recipients(alert)
     # A weight at 72 % of the expected body weight the dietitian set (58 kg): below 75 %.
     _create_order(stub, settings, nutrition_order(patient))
