@@ -22,6 +22,7 @@ from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
 from tests.support import harness
 from tests.support.monitoring import quantity
 from tests.support.nutrition import behaviour, goal, meal, nutrition_order, weight, weight_target
+from tests.support.plans import new_patient_id
 
 DIETITIAN = {"role": "dietitian", "practitioner": "diet-1"}
 PHYSICIAN = {"role": "physician", "practitioner": "doc-1"}
@@ -77,9 +78,19 @@ def _refused(call: Any) -> grpc.StatusCode:
     return caught.value.code()
 
 
+@pytest.fixture
+def enrolled(stub: pb_grpc.CarePlanServiceStub, settings: Settings) -> str:
+    """A patient with the usual team (diet-1, doc-1, psy-1, th-1, cm-1), without notes running:
+    these tests need no thread."""
+    patient_id = new_patient_id()
+    harness.enrol_over_grpc(stub, settings, patient_id)
+    return patient_id
+
+
 def test_meal_completion_and_ebw_move_the_dietitians_goals(
-    stub: pb_grpc.CarePlanServiceStub, settings: Settings, patient: str
+    stub: pb_grpc.CarePlanServiceStub, settings: Settings, enrolled: str
 ) -> None:
+    patient = enrolled
     dietitian = _as(settings, DIETITIAN)
     # The template's goals, as the dietitian holds them: %EBW with no number yet (the target is
     # hers to set per patient), and at least 90 % of each supported meal.
@@ -176,8 +187,9 @@ def test_meal_completion_and_ebw_move_the_dietitians_goals(
 
 
 def test_the_plan_is_the_dietitians_and_bad_ones_are_refused(
-    stub: pb_grpc.CarePlanServiceStub, settings: Settings, patient: str
+    stub: pb_grpc.CarePlanServiceStub, settings: Settings, enrolled: str
 ) -> None:
+    patient = enrolled
     order = _create_order(stub, settings, nutrition_order(patient, target=None))
     # The team reads it; only the dietitian (or the psychiatrist) writes; an outsider neither.
     for who in (PHYSICIAN, {"role": "therapist", "practitioner": "th-1"}):
