@@ -228,6 +228,46 @@ def test_the_plan_is_the_dietitians_and_bad_ones_are_refused(
         pb.ListNutritionOrdersRequest(patient_id=patient), metadata=_as(settings, DIETITIAN)
     )
     assert [o.id for o in listed.nutrition_orders] == [order.id]
+    # A masked update changes only the supplement; its retry changes nothing more; a therapist's
+    # update is refused.
+    fewer = {"resourceType": "NutritionOrder"}  # supplement masked and absent: removed
+
+    def masked(who: dict[str, str], request_id: str) -> Any:
+        return stub.UpdateNutritionOrder(
+            pb.UpdateNutritionOrderRequest(
+                id=order.id,
+                expected_version=1,
+                fhir_json=json.dumps(fewer),
+                update_mask={"paths": ["supplement"]},
+                reason="supplement stopped",
+                request_id=request_id,
+            ),
+            metadata=_as(settings, who),
+        ).nutrition_order
+
+    assert _refused(lambda: masked(therapist, str(uuid.uuid4()))) == (
+        grpc.StatusCode.PERMISSION_DENIED
+    )
+    request_id = str(uuid.uuid4())
+    first, retried = masked(DIETITIAN, request_id), masked(DIETITIAN, request_id)
+    assert (first.version, retried.version) == (2, 2)
+    stored = json.loads(retried.fhir_json)
+    assert "supplement" not in stored and stored["oralDiet"]["schedule"]
+    assert (
+        _refused(
+            lambda: stub.UpdateNutritionOrder(
+                pb.UpdateNutritionOrderRequest(
+                    id=order.id,
+                    expected_version=2,
+                    fhir_json=json.dumps(fewer),
+                    update_mask={"paths": ["patient"]},
+                    request_id=str(uuid.uuid4()),
+                ),
+                metadata=_as(settings, DIETITIAN),
+            )
+        )
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
     # A meal without its meal, or above 100 %, and a fractional binge count are refused too.
     nameless = meal(patient, "lunch", 80, "2026-11-24T12:30:00Z")
     del nameless["component"]
