@@ -92,6 +92,18 @@ def test_meal_completion_and_ebw_move_the_dietitians_goals(
 ) -> None:
     patient = enrolled
     dietitian = _as(settings, DIETITIAN)
+    # An eating-disorder patient: the program's template drafts the %EBW goal without a number.
+    draft = stub.DraftCarePlan(
+        pb.DraftCarePlanRequest(
+            request_id=str(uuid.uuid4()), patient_id=patient, diagnosis_code="F50.01"
+        ),
+        metadata=harness.metadata(settings),
+    ).care_plan
+    drafted = {
+        g["target"][0]["measure"]["coding"][0]["code"]: g["target"][0]
+        for g in json.loads(draft.fhir_json)["contained"]
+    }
+    assert "detailQuantity" not in drafted[codes.PERCENT_EBW]
     # The template's goals, as the dietitian holds them: %EBW with no number yet (the target is
     # hers to set per patient), and at least 90 % of each supported meal.
     ebw_goal = stub.CreateGoal(
