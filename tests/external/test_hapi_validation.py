@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from iopcare.careplan import codes
 from iopcare.demo import demo_episode
 from tests.support import hapi, harness
 from tests.support.gateway import (
@@ -24,6 +25,7 @@ from tests.support.gateway import (
     practitioner_token,
 )
 from tests.support.monitoring import blood_pressure, cows, lithium, quantity, urine_screen
+from tests.support.nutrition import behaviour, meal, nutrition_order, weight, weight_target
 from tests.support.plans import care_team, iop_plan, phq9, phq9_goal
 
 pytestmark = pytest.mark.integration
@@ -104,6 +106,35 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
     ):
         created = out.post(name, "/Observation", body)
         out.get(f"read-{name}", f"/Observation/{created['id']}")
+    # The dietitian's nutrition plan (issue 13, part 2): created, read, updated and searched,
+    # and the measures it brings (a weight then also gives a %EBW, supported meals, counts).
+    with stack.client(practitioner_token(stack.settings, "dietitian", "diet-1")) as diet_client:
+        dietitian = Collector(diet_client, out.folder)
+        dietitian.kept = out.kept
+        order = dietitian.post("nutrition-order", "/NutritionOrder", nutrition_order(pid))
+        dietitian.get("read-nutrition-order", f"/NutritionOrder/{order['id']}")
+        dietitian.keep(
+            "update-nutrition-order",
+            diet_client.put(
+                f"/NutritionOrder/{order['id']}",
+                json=dict(order, extension=[weight_target(58, 98, 108)]),
+                headers={**JSON_HEADERS, "If-Match": 'W/"1"'},
+            ),
+            200,
+        )
+        dietitian.get("history-nutrition-order", f"/NutritionOrder/{order['id']}/_history")
+        dietitian.get("search-nutrition-order", "/NutritionOrder", params={"patient": pid})
+        for name, body in (
+            ("weight", weight(pid, 50.5, "2026-11-27T08:00:00Z")),
+            ("meal", meal(pid, "lunch", 75, "2026-11-27T12:30:00Z")),
+            ("binges", behaviour(pid, codes.BINGE_COUNT, 1, "2026-11-27T21:00:00Z")),
+        ):
+            dietitian.post(name, "/Observation", body)
+        dietitian.get(
+            "search-percent-ebw",
+            "/Observation",
+            params={"patient": pid, "code": f"{codes.MEASURE_SYSTEM}|{codes.PERCENT_EBW}"},
+        )
     plan = out.post("careplan", "/CarePlan", iop_plan(pid, team["id"]))
     # The patient's sister (issue 13, part 3): a family member the team shares nothing with yet.
     sister = out.post(

@@ -14,6 +14,7 @@ import pytest
 from tests.integration.test_gateway_api import JSON_HEADERS, enrolled_patient, issues
 from tests.support.gateway import Stack, practitioner_token, stack_for, system_token
 from tests.support.monitoring import blood_pressure, cows, lithium, quantity, urine_screen
+from tests.support.nutrition import nutrition_order, weight_target
 from tests.support.plans import iop_plan
 
 pytestmark = pytest.mark.integration
@@ -128,3 +129,58 @@ def test_a_drug_screen_in_an_sud_program_is_withheld_from_an_ehr_without_consent
     ]
     vitals = ehr.post("/Observation", json=blood_pressure(patient, 120, 80), headers=JSON_HEADERS)
     assert vitals.status_code == 201  # a vital sign is not a Part 2 record: released
+
+
+def test_the_dietitian_writes_the_nutrition_plan_over_rest(
+    stack: Stack, ehr: httpx.Client, program: httpx.Client, physician: httpx.Client
+) -> None:
+    """The dietitian's nutrition plan (issue 13, part 2; on this module's stack to save a start):
+    NutritionOrder in the CapabilityStatement, created, read, searched by patient and updated
+    (If-Match) by the dietitian; another role's write is 403, a plan without meals 422."""
+    with stack.client(practitioner_token(stack.settings, "dietitian", "diet-1")) as dietitian:
+        statement = ehr.get("/metadata").json()
+        (entry,) = [r for r in statement["rest"][0]["resource"] if r["type"] == "NutritionOrder"]
+        assert {i["code"] for i in entry["interaction"]} >= {"read", "search-type", "create"}
+        assert {"update", "vread", "history-instance"} <= {i["code"] for i in entry["interaction"]}
+        assert "patient" in {p["name"] for p in entry["searchParam"]}
+
+        patient, _ = enrolled_patient(ehr, program)
+        created = dietitian.post(
+            "/NutritionOrder", json=nutrition_order(patient), headers=JSON_HEADERS
+        )
+        assert created.status_code == 201, created.text
+        order = created.json()
+        assert order["meta"]["versionId"] == "1"
+        assert created.headers["Location"].endswith(f"/NutritionOrder/{order['id']}/_history/1")
+        read = physician.get(f"/NutritionOrder/{order['id']}")
+        assert read.status_code == 200 and read.json()["oralDiet"]["schedule"]
+        found = physician.get("/NutritionOrder", params={"patient": patient}).json()
+        assert [e["resource"]["id"] for e in found.get("entry", [])] == [order["id"]]
+
+        revised = dict(read.json(), extension=[weight_target(58, 98, 108)])
+        updated = dietitian.put(
+            f"/NutritionOrder/{order['id']}",
+            json=revised,
+            headers={**JSON_HEADERS, "If-Match": read.headers["ETag"]},
+        )
+        assert updated.status_code == 200, updated.text
+        assert updated.json()["meta"]["versionId"] == "2"
+        stale = dietitian.put(
+            f"/NutritionOrder/{order['id']}",
+            json=revised,
+            headers={**JSON_HEADERS, "If-Match": 'W/"1"'},
+        )
+        assert stale.status_code == 412
+        history = physician.get(f"/NutritionOrder/{order['id']}/_history").json()
+        assert history["total"] == 2
+
+        # The physician reads it but does not write it; a plan without meals is refused.
+        refused = physician.post(
+            "/NutritionOrder", json=nutrition_order(patient), headers=JSON_HEADERS
+        )
+        assert refused.status_code == 403, refused.text
+        mealless = nutrition_order(patient)
+        del mealless["oralDiet"]
+        bad = dietitian.post("/NutritionOrder", json=mealless, headers=JSON_HEADERS)
+        assert bad.status_code == 422, bad.text
+        assert any("oralDiet" in str(i.get("expression")) for i in issues(bad)), bad.text

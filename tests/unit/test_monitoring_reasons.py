@@ -72,7 +72,11 @@ def test_each_alert_says_what_crossed_which_limit(
         measure,
         reason,
     )
-    assert alert.roles == monitoring.MEDICAL_ROLES
+    # Signs of medical instability in an eating disorder reach the dietitian too.
+    if measure in monitoring.INSTABILITY_SIGNS:
+        assert alert.roles == ("physician", "psychiatrist", "dietitian")
+    else:
+        assert alert.roles == monitoring.MEDICAL_ROLES
 
 
 def test_an_overridden_limit_is_the_one_the_reason_names() -> None:

@@ -19,6 +19,7 @@ from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.family_api import FamilyRpcs
 from iopcare.careplan.listing import Listings
 from iopcare.careplan.measures import Measures
+from iopcare.careplan.nutrition import NutritionPlans
 from iopcare.careplan.patient_view import NoteSummary, PatientView
 from iopcare.careplan.registry import Registry
 from iopcare.careplan.service import CarePlans
@@ -59,6 +60,10 @@ def goal_message(goal: Stored) -> pb.Goal:
     fields = stored(goal)
     fields["lifecycle_status"] = fields.pop("status")
     return pb.Goal(**fields)
+
+
+def nutrition_message(order: Stored) -> pb.NutritionOrder:
+    return pb.NutritionOrder(**stored(order))
 
 
 def episode_message(episode: Stored) -> pb.EpisodeOfCare:
@@ -132,6 +137,7 @@ class CarePlanServicer(FamilyRpcs, pb_grpc.CarePlanServiceServicer):
     registry: Registry
     listings: Listings
     templates: list[Template]
+    nutrition: NutritionPlans
 
     CreateCarePlan = creates(
         lambda s: s.plans.create, pb.CreateCarePlanResponse, "care_plan", to_message
@@ -287,6 +293,8 @@ class CarePlanServicer(FamilyRpcs, pb_grpc.CarePlanServiceServicer):
             response.episode.CopyFrom(episode_message(view.episode))
         if view.care_plan is not None:
             response.care_plan.CopyFrom(to_message(view.care_plan))
+        if view.nutrition_order is not None:
+            response.nutrition_order.CopyFrom(nutrition_message(view.nutrition_order))
         for progress in view.goals:
             item = response.goals.add(
                 goal=goal_message(progress.goal),
@@ -331,4 +339,30 @@ class CarePlanServicer(FamilyRpcs, pb_grpc.CarePlanServiceServicer):
             current_principal(), r.resource_type, require_id(r.id, "id"), r.page_size, r.page_token
         ),
         page(pb.ListResourceVersionsResponse, "versions", lambda v: version_message(v.item, v)),
+    )
+
+    # The dietitian's nutrition plan (issue 13, part 2; docs/nutrition.md).
+    CreateNutritionOrder = creates(
+        lambda s: s.nutrition.create,
+        pb.CreateNutritionOrderResponse,
+        "nutrition_order",
+        nutrition_message,
+    )
+    GetNutritionOrder = gets(
+        lambda s: s.nutrition.get,
+        pb.GetNutritionOrderResponse,
+        "nutrition_order",
+        nutrition_message,
+    )
+    ListNutritionOrders = lists(
+        lambda s: s.listings.nutrition_orders,
+        pb.ListNutritionOrdersResponse,
+        "nutrition_orders",
+        nutrition_message,
+    )
+    UpdateNutritionOrder = rpc(
+        lambda s, r: s.nutrition.update(
+            change_of(r, r.reason), r.fhir_json, list(r.update_mask.paths)
+        ),
+        one(pb.UpdateNutritionOrderResponse, "nutrition_order", nutrition_message),
     )

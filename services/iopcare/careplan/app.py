@@ -13,6 +13,7 @@ from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.handlers import handlers
 from iopcare.careplan.listing import Listings
 from iopcare.careplan.measures import Measures
+from iopcare.careplan.nutrition import NutritionPlans
 from iopcare.careplan.patient_view import PatientView
 from iopcare.careplan.registry import Registry
 from iopcare.careplan.scope_rules import SCOPE_RULES
@@ -66,6 +67,7 @@ def build(
         registry,
         listings,
         load_templates(settings.plan_templates_dir),
+        NutritionPlans(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access),
     )
     review_due = PeriodicTask(
         "review-due",

@@ -190,11 +190,38 @@ COWS_TOTAL = "cows-total"
 #: the share of days with a mood chart entry (percent) has none either.
 CSSRS_SCREEN_RISK = "cssrs-screen-risk"
 MOOD_CHART_COMPLETION = "mood-chart-completion"
-PROGRAM_MEASURES = frozenset(
-    {ATTENDANCE_RATE, CIWA_AR_TOTAL, COWS_TOTAL, CSSRS_SCREEN_RISK, MOOD_CHART_COMPLETION}
+#: The dietitian's measures (docs/nutrition.md): no LOINC code for them could be verified, so the
+#: program names them: percent of expected body weight, a supported meal's completion (percent,
+#: one Observation per meal) and the day's counts of eating-disorder behaviours.
+PERCENT_EBW = "percent-expected-body-weight"
+MEAL_COMPLETION = "meal-completion"
+BINGE_COUNT = "binge-episodes"
+PURGE_COUNT = "purge-episodes"
+EXERCISE_COUNT = "compensatory-exercise-episodes"
+NUTRITION_MEASURES = frozenset(
+    {PERCENT_EBW, MEAL_COMPLETION, BINGE_COUNT, PURGE_COUNT, EXERCISE_COUNT}
 )
-#: Outcome measures recorded before monitoring (issue 12) came: accepted with any shape.
-KNOWN_MEASURES = frozenset({PHQ9_TOTAL, GAD7_TOTAL, AUDIT_C_TOTAL, BODY_WEIGHT, ATTENDANCE_RATE})
+#: Orthostatic change, standing minus lying (heart rate /min, systolic mm[Hg]), as the physician
+#: works it out from lying and standing vitals: no LOINC code for the change could be verified.
+ORTHOSTATIC_HR_CHANGE = "orthostatic-heart-rate-change"
+ORTHOSTATIC_SYSTOLIC_CHANGE = "orthostatic-systolic-change"
+PROGRAM_MEASURES = frozenset(
+    {
+        ATTENDANCE_RATE,
+        CIWA_AR_TOTAL,
+        COWS_TOTAL,
+        CSSRS_SCREEN_RISK,
+        MOOD_CHART_COMPLETION,
+        ORTHOSTATIC_HR_CHANGE,
+        ORTHOSTATIC_SYSTOLIC_CHANGE,
+        *NUTRITION_MEASURES,
+    }
+)
+#: Outcome measures recorded before monitoring (issue 12) came: accepted with any shape (a meal's
+#: completion names its meal in a component).
+KNOWN_MEASURES = frozenset(
+    {PHQ9_TOTAL, GAD7_TOTAL, AUDIT_C_TOTAL, BODY_WEIGHT, ATTENDANCE_RATE, MEAL_COMPLETION}
+)
 #: LOINC answer codes of PHQ-9 items, to their score.
 PHQ_ANSWER_SCORES = {"LA6568-5": 0, "LA6569-3": 1, "LA6570-1": 2, "LA6571-9": 3}
 #: A PHQ-9 total at or above this is severe depression (Kroenke 2001) and raises a crisis event.
@@ -273,3 +300,44 @@ EVENT_PATIENT_UPDATED = "iopcare.careplan.patient.updated.v1"
 EVENT_PRACTITIONER_CREATED = "iopcare.careplan.practitioner.created.v1"
 EVENT_PRACTITIONER_ROLE_CREATED = "iopcare.careplan.practitioner-role.created.v1"
 EVENT_RELATED_PERSON_CREATED = "iopcare.careplan.related-person.created.v1"
+
+
+# Nutrition (issue 13, part 2) -------------------------------------------------------------------
+#: http://hl7.org/fhir/request-status (NutritionOrder.status)
+NUTRITION_ORDER_STATUSES = PLAN_STATUSES
+NUTRITION_ORDER_CREATABLE = frozenset({"draft", "active"})
+#: Roles that write a patient's nutrition plan: the dietitian who owns it, the psychiatrist as
+#: team lead (as for a dietitian's activity, codes.ACTIVITY_OWNERS).
+NUTRITION_WRITERS = frozenset({"dietitian", "psychiatrist"})
+#: Top-level NutritionOrder elements an update mask may name; identity and patient are not.
+NUTRITION_MASKABLE_ELEMENTS = frozenset(
+    {
+        "text",
+        "extension",
+        "identifier",
+        "instantiatesCanonical",
+        "instantiatesUri",
+        "instantiates",
+        "status",
+        "intent",
+        "encounter",
+        "dateTime",
+        "orderer",
+        "allergyIntolerance",
+        "foodPreferenceModifier",
+        "excludeFoodModifier",
+        "oralDiet",
+        "supplement",
+        "enteralFormula",
+        "note",
+    }
+)
+EVENT_NUTRITION_ORDER_CREATED = "iopcare.careplan.nutrition-order.created.v1"
+EVENT_NUTRITION_ORDER_UPDATED = "iopcare.careplan.nutrition-order.updated.v1"
+#: The dietitian's individual weight target on a NutritionOrder: sub-extensions `expected`
+#: (valueQuantity, kg: the expected body weight, 100 %) and `low`, `high` (valueDecimal: the
+#: target range in percent of it).
+WEIGHT_TARGET_EXTENSION = "https://iopcare.org/fhir/StructureDefinition/weight-target"
+#: The meal a supported-meal Observation is about (a component's code and its value's system).
+MEAL_SYSTEM = "https://iopcare.org/fhir/CodeSystem/meal"
+MEAL_COMPONENT = "meal"

@@ -119,6 +119,7 @@ class Listings(ServiceBase):
     care_teams = _versioned("CareTeam", store.teams)
     goals = _versioned("Goal", store.goals)
     episodes = _versioned("EpisodeOfCare", store.episodes)
+    nutrition_orders = _versioned("NutritionOrder", store.nutrition_orders)
 
     def measures(
         self,

@@ -8,9 +8,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from iopcare.careplan import codes, fhir_map, store
+from iopcare.careplan import codes, fhir_map, nutrition, store
 from iopcare.careplan.base import Asked, ServiceBase, new_id, revise_by
 from iopcare.careplan.domain import monitoring
+from iopcare.careplan.domain import nutrition as nutrition_rules
 from iopcare.careplan.domain.measures import (
     Measure,
     achievement,
@@ -133,6 +134,8 @@ class Measures(ServiceBase):
             observation = self._parsed(fhir_json, "Observation")
             measure = fhir_map.measure_from_fhir(observation)
             check_measure(measure)
+            meal = nutrition_rules.meal_of(fhir.to_dict(observation))
+            nutrition_rules.check_measure(measure.code, measure.value, measure.unit, meal)
             assert measure.patient_id and measure.code and measure.effective and measure.status
             # Monitoring measures are read in canonical units (refused when they cannot be).
             canonical = reading(measure)
@@ -165,6 +168,8 @@ class Measures(ServiceBase):
                     )
                 history = store.values_over_time(uow.conn, patient_id, code)
                 updated.extend(self._update_goals(uow, principal, patient_id, code, history))
+                if code == codes.BODY_WEIGHT:
+                    self._percent_ebw(uow, principal, measure, observation_id, updated, reasons)
                 store.JOURNAL.audit(
                     uow,
                     principal,
@@ -193,7 +198,12 @@ class Measures(ServiceBase):
             return Recorded(observation_id, loaded[0], updated, reasons)
         # A retry answers with what the first attempt stored and found.
         first = fhir_map.measure_from_fhir(fhir.parse_resource(loaded[0]))
-        return Recorded(observation_id, loaded[0], [], [a.reason for a in self._alerts(first)])
+        found = self._alerts(first)
+        if first.code == codes.BODY_WEIGHT:
+            with self.db.read() as conn:
+                for derived in nutrition.derived_from(conn, first, observation_id):
+                    found += monitoring.alerts(reading(derived), self.thresholds)
+        return Recorded(observation_id, loaded[0], [], [a.reason for a in found])
 
     def _store_measure(
         self,
@@ -223,6 +233,42 @@ class Measures(ServiceBase):
         )
         store.JOURNAL.publish_version(uow, "Observation", stored, codes.EVENT_MEASURE_RECORDED)
         return stored
+
+    def _percent_ebw(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        weight: Measure,
+        weight_id: str,
+        updated: list[Stored],
+        reasons: list[str],
+    ) -> None:
+        """A weight of a patient whose dietitian set a weight target is also a %EBW measure
+        (docs/nutrition.md): stored, alerting below the instability threshold, and moving the
+        goals on %EBW, in the weight's transaction."""
+        patient_id = str(weight.patient_id)
+        found = nutrition.current_target(uow.conn, patient_id)
+        if found is None or weight.value is None or weight.effective is None:
+            return
+        order, target = found
+        percent = nutrition_rules.percent_ebw(weight.value, target)
+        observation = nutrition.ebw_observation(
+            patient_id, percent, weight_id, order.id, weight.effective
+        )
+        measure = fhir_map.measure_from_fhir(observation)
+        now = datetime.now(UTC)
+        stored = self._store_measure(uow, new_id(), observation, measure, now)
+        alerts = monitoring.alerts(reading(measure), self.thresholds)
+        if alerts:
+            event = replace(stored, resource=fhir_map.with_alerts(stored.resource, alerts))
+            store.JOURNAL.publish_version(uow, "Observation", event, codes.EVENT_CRISIS)
+            found_reasons = [a.reason for a in alerts]
+            make_reviews_due(
+                uow, principal, patient_id, now.date(), f"crisis: {'; '.join(found_reasons)}"
+            )
+            reasons.extend(found_reasons)
+        history = store.values_over_time(uow.conn, patient_id, codes.PERCENT_EBW)
+        updated.extend(self._update_goals(uow, principal, patient_id, codes.PERCENT_EBW, history))
 
     def on_attendance(
         self, uow: UnitOfWork, principal: Principal, patient_id: str, statuses: list[str]

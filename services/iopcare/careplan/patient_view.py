@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, select
 
-from iopcare.careplan import fhir_map, store
+from iopcare.careplan import fhir_map, nutrition, store
 from iopcare.careplan.base import ServiceBase
 from iopcare.careplan.domain.progress import (
     Attendance,
@@ -72,6 +72,7 @@ class PatientPlan:
     attendance: Attendance = field(default_factory=lambda: attendance([]))
     by_activity: dict[str, Attendance] = field(default_factory=dict)
     notes: list[NoteSummary] = field(default_factory=list)
+    nutrition_order: Stored | None = None
 
 
 class PatientView(ServiceBase):
@@ -119,6 +120,7 @@ class PatientView(ServiceBase):
                 [(r.description or "other", r.status) for r in past]
             )
             view.notes = self._latest_notes(conn, principal, basis, patient_id)
+            view.nutrition_order = nutrition.current_order(conn, patient_id)
         self._audit_alone(principal, audit.READ, "PatientPlan", patient_id, detail=basis)
         return view
 

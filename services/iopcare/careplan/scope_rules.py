@@ -44,6 +44,7 @@ SCOPE_RULES: scopes.Rules = {
             ("Appointment", R),
             ("Communication", R),
             ("DocumentReference", R),
+            ("NutritionOrder", R),
         ),
     ),
     "RegisterPatient": scopes.rule("Patient", C),
@@ -56,6 +57,10 @@ SCOPE_RULES: scopes.Rules = {
     "GetRelatedPerson": scopes.rule("RelatedPerson", R),
     "ListRelatedPersons": scopes.rule("RelatedPerson", S),
     # vread and history of any versioned type: the type is the request's.
+    "CreateNutritionOrder": scopes.rule("NutritionOrder", C),
+    "GetNutritionOrder": scopes.rule("NutritionOrder", R),
+    "ListNutritionOrders": scopes.rule("NutritionOrder", S),
+    "UpdateNutritionOrder": scopes.rule("NutritionOrder", U),
     "GetResourceVersion": scopes.rule("CarePlan", R, type_field="resource_type"),
     "ListResourceVersions": scopes.rule("CarePlan", R, type_field="resource_type"),
 }

@@ -39,6 +39,8 @@ teams = VersionedTables(metadata, "care_team")
 care_team_member = SCHEMA.care_team_member
 
 goals = VersionedTables(metadata, "goal")
+#: The dietitian's individual nutrition plans (FHIR NutritionOrder), versioned.
+nutrition_orders = VersionedTables(metadata, "nutrition_order")
 episodes = VersionedTables(metadata, "episode_of_care")
 
 #: Recorded outcome measures (Observations), queried by patient and LOINC code for trends.
@@ -137,6 +139,7 @@ VERSIONED = {
     "Practitioner": practitioners,
     "PractitionerRole": practitioner_roles,
     "RelatedPerson": related_persons,
+    "NutritionOrder": nutrition_orders,
 }
 
 #: Every identifier (e.g. a hospital MRN) of a registered patient, unique across patients: a

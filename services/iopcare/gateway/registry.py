@@ -9,6 +9,7 @@ from iopcare.gateway.resources.careplan import (
     CareTeamHandler,
     EpisodeOfCareHandler,
     GoalHandler,
+    NutritionOrderHandler,
     ObservationHandler,
     PatientHandler,
 )
@@ -33,6 +34,7 @@ HANDLERS: tuple[type[ResourceHandler], ...] = (
     CarePlanHandler,
     CareTeamHandler,
     GoalHandler,
+    NutritionOrderHandler,
     ObservationHandler,
     ScheduleHandler,
     SlotHandler,

@@ -317,6 +317,7 @@ PATIENT_ELEMENTS = {
     "CarePlan": "subject",
     "CareTeam": "subject",
     "Goal": "subject",
+    "NutritionOrder": "patient",
     "Observation": "subject",
     "Communication": "subject",
     "DocumentReference": "subject",

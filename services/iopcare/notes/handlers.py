@@ -167,7 +167,8 @@ def on_careplan_alert(uow: UnitOfWork, received: ReceivedEvent) -> None:
     """careplan's crisis event. A `medical` alert (a vital sign, lab or withdrawal scale past a
     program threshold, docs/clinical-thresholds.md) is the urgent crisis message and Flag naming,
     besides the usual crisis recipients, the team members in the roles the alert names (the
-    physician and the psychiatrist); any other is the PHQ-9 crisis it always was (`on_crisis`)."""
+    physician and the psychiatrist; the dietitian too for signs of medical instability in an
+    eating disorder); any other is the PHQ-9 crisis it always was (`on_crisis`)."""
     observation = received.resource
     medical = [a for a in careplan_contract.alerts_from_fhir(observation) if a.kind == "medical"]
     if not medical:
@@ -184,6 +185,9 @@ def on_careplan_alert(uow: UnitOfWork, received: ReceivedEvent) -> None:
         "Physician: assess the patient today and decide on the level of care; acknowledge "
         "this alert when done."
     )
+    if "dietitian" in roles:
+        # A sign of medical instability in an eating disorder (docs/nutrition.md).
+        text += " Dietitian: review the meal plan and refeeding with the physician."
     raise_crisis(
         uow,
         patient_id,

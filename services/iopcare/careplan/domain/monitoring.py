@@ -34,6 +34,9 @@ RESULTS = {POSITIVE: "positive", NEGATIVE: "negative"}
 
 #: The roles a medical alert goes to.
 MEDICAL_ROLES = ("physician", "psychiatrist")
+#: Signs of medical instability in an eating disorder (docs/nutrition.md) reach the dietitian too.
+INSTABILITY_ROLES = (*MEDICAL_ROLES, "dietitian")
+EXAM = "exam"
 
 Convert = Callable[[float], float]
 
@@ -92,6 +95,10 @@ QTC = "8636-3"
 #: program codes (codes.MEASURE_SYSTEM) name them.
 CIWA_AR = codes.CIWA_AR_TOTAL
 COWS = codes.COWS_TOTAL
+#: Orthostatic change and percent of expected body weight: program codes (docs/nutrition.md).
+ORTHOSTATIC_HR = codes.ORTHOSTATIC_HR_CHANGE
+ORTHOSTATIC_SYSTOLIC = codes.ORTHOSTATIC_SYSTOLIC_CHANGE
+PERCENT_EBW = codes.PERCENT_EBW
 
 _MMHG = _same("mm[Hg]")
 _SPECS = [
@@ -225,6 +232,27 @@ _SPECS = [
         48,
         substance_use=True,
     ),
+    Spec(
+        ORTHOSTATIC_HR,
+        "Orthostatic heart rate change (standing minus lying)",
+        EXAM,
+        QUANTITY,
+        "/min",
+        _same("/min", "{beats}/min"),
+        -100,
+        150,
+    ),
+    Spec(
+        ORTHOSTATIC_SYSTOLIC,
+        "Orthostatic systolic blood pressure change (standing minus lying)",
+        EXAM,
+        QUANTITY,
+        "mm[Hg]",
+        _MMHG,
+        -150,
+        100,
+    ),
+    Spec(PERCENT_EBW, "Percent of expected body weight", EXAM, QUANTITY, "%", _same("%"), 20, 300),
     # Urine drug screens, one Observation per substance (LOINC "[Presence] in Urine by Screen").
     *(
         Spec(code, f"{name} screen, urine", LABORATORY, PRESENCE, substance_use=True)
@@ -374,6 +402,11 @@ class Thresholds:
     lithium_above: float = 1.2  # lithium > 1.2 mmol/L: above the therapeutic range
     potassium_below: float = 3.0  # potassium < 3.0 mmol/L: moderate to severe hypokalemia
     qtc_above: float = 500  # QTc > 500 ms: high risk of torsades de pointes
+    # Medical instability in an eating disorder (docs/nutrition.md: SAHM 2014, AAP 2021, DSM-5).
+    bmi_below: float = 15  # BMI < 15 kg/m2: extreme severity
+    ebw_percent_below: float = 75  # < 75 % of expected body weight
+    orthostatic_hr_rise_above: float = 20  # heart rate up > 20 /min on standing
+    orthostatic_systolic_drop_above: float = 20  # systolic down > 20 mm[Hg] on standing
 
     def with_overrides(self, overrides: Mapping[str, float]) -> Thresholds:
         """These thresholds with the program's settings applied; an unknown name is refused."""
@@ -406,6 +439,7 @@ def _shown(unit: str) -> str:
 
 #: The threshold of each alerting measure: the `Thresholds` field holding its limit, how a value
 #: crosses it, and what crossing it means. A blood pressure panel is checked by its systolic part.
+#: An orthostatic drop is a change below minus the limit (`drop`).
 _RULES: dict[str, tuple[str, str, str]] = {
     SYSTOLIC: ("systolic_min", ">=", "severe hypertension"),
     CIWA_AR: ("ciwa_ar_min", ">=", "alcohol withdrawal needing treatment or more care"),
@@ -414,11 +448,24 @@ _RULES: dict[str, tuple[str, str, str]] = {
     LITHIUM: ("lithium_above", ">", "above the therapeutic range, risk of toxicity"),
     POTASSIUM: ("potassium_below", "<", "hypokalemia"),
     QTC: ("qtc_above", ">", "prolonged QTc, risk of torsades de pointes"),
+    BMI: ("bmi_below", "<", "severe underweight, medical instability"),
+    PERCENT_EBW: ("ebw_percent_below", "<", "severe malnutrition, medical instability"),
+    ORTHOSTATIC_HR: ("orthostatic_hr_rise_above", ">", "orthostatic pulse rise, instability"),
+    ORTHOSTATIC_SYSTOLIC: (
+        "orthostatic_systolic_drop_above",
+        "drop",
+        "orthostatic hypotension, instability",
+    ),
 }
+#: Signs of medical instability in an eating disorder: their alerts name the dietitian too.
+INSTABILITY_SIGNS = frozenset(
+    {HEART_RATE, POTASSIUM, BMI, PERCENT_EBW, ORTHOSTATIC_HR, ORTHOSTATIC_SYSTOLIC}
+)
 _CROSSES: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
     ">": operator.gt,
     "<": operator.lt,
+    "drop": lambda value, limit: value < -limit,
 }
 
 
@@ -437,7 +484,8 @@ def alerts(reading: Reading | None, limits: Thresholds) -> list[Alert]:
     if not _CROSSES[comparison](value, limit):
         return []
     inner = CATALOG[code]
-    why = f"{comparison} {limit:g}: {meaning}"
+    shown = f"< -{limit:g}" if comparison == "drop" else f"{comparison} {limit:g}"
+    why = f"{shown}: {meaning}"
     return [
         Alert(
             "medical",
@@ -446,5 +494,6 @@ def alerts(reading: Reading | None, limits: Thresholds) -> list[Alert]:
             value,
             inner.unit,
             f"{inner.display} {value:g}{_shown(inner.unit)} ({why})",
+            INSTABILITY_ROLES if code in INSTABILITY_SIGNS else MEDICAL_ROLES,
         )
     ]

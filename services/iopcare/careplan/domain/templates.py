@@ -24,6 +24,10 @@ from iopcare.kit.errors import (
 
 #: Goal comparators a template may use (FHIR quantity-comparator, and `=` for none).
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
+#: Goals whose number a discipline sets per patient, by who sets it: the measure they must be on
+#: (the dietitian's weight target, on a NutritionOrder, sets goals on percent of expected body
+#: weight: careplan/nutrition.py).
+INDIVIDUAL_TARGETS = {"dietitian": codes.PERCENT_EBW}
 #: Measure code systems a template goal may name: LOINC, or the program's own measures.
 MEASURE_SYSTEMS = {"loinc": codes.LOINC, "program": codes.MEASURE_SYSTEM}
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -168,7 +172,16 @@ def _checked_goals(goals: object, source: str, problems: FieldViolations) -> lis
     for where, g in _objects(items, f"{source}.goals", ("description", "measure"), problems):
         if g.get("comparator") not in COMPARATORS:
             problems.add(f"{where}.comparator", f"must be one of {sorted(COMPARATORS)}")
-        if isinstance(g.get("value"), bool) or not isinstance(g.get("value"), int | float):
+        if g.get("set_by") is not None:
+            # An individual target (docs/nutrition.md): the discipline named sets the number
+            # per patient, so the template gives none.
+            if g.get("set_by") not in INDIVIDUAL_TARGETS:
+                problems.add(f"{where}.set_by", f"one of {sorted(INDIVIDUAL_TARGETS)}")
+            elif g.get("measure") != INDIVIDUAL_TARGETS[g["set_by"]]:
+                problems.add(f"{where}.measure", f"{INDIVIDUAL_TARGETS[g['set_by']]}")
+            if "value" in g:
+                problems.add(f"{where}.value", "none: the target is set per patient")
+        elif isinstance(g.get("value"), bool) or not isinstance(g.get("value"), int | float):
             problems.add(f"{where}.value", "required, a number")
         if g.get("system", "loinc") not in MEASURE_SYSTEMS:
             problems.add(f"{where}.system", f"must be one of {sorted(MEASURE_SYSTEMS)}")
@@ -322,7 +335,17 @@ def draft_plan(
 
 
 def _goal(goal: dict[str, Any], index: int, patient_id: str, end: date) -> dict[str, Any]:
-    """A template goal as a contained R4 Goal, due at the end of the program."""
+    """A template goal as a contained R4 Goal, due at the end of the program. An individual
+    target (`set_by`) is drafted without its number: the discipline sets it per patient."""
+    drafted = _goal_with_value(goal, index, patient_id, end)
+    if goal.get("set_by") is not None:
+        del drafted["target"][0]["detailQuantity"]
+    return drafted
+
+
+def _goal_with_value(
+    goal: dict[str, Any], index: int, patient_id: str, end: date
+) -> dict[str, Any]:
     return {
         "resourceType": "Goal",
         "id": f"goal{index}",
@@ -340,7 +363,7 @@ def _goal(goal: dict[str, Any], index: int, patient_id: str, end: date) -> dict[
                     ]
                 },
                 "detailQuantity": {
-                    "value": goal["value"],
+                    "value": goal.get("value"),
                     "comparator": goal["comparator"],
                     "unit": goal.get("unit", "{score}"),
                     "system": "http://unitsofmeasure.org",

@@ -534,7 +534,7 @@ class GetPatientPlanRequest(_message.Message):
     def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
 
 class GetPatientPlanResponse(_message.Message):
-    __slots__ = ("episode", "care_plan", "care_teams", "goals", "upcoming_sessions", "attendance", "latest_notes", "activity_attendance")
+    __slots__ = ("episode", "care_plan", "care_teams", "goals", "upcoming_sessions", "attendance", "latest_notes", "activity_attendance", "nutrition_order")
     EPISODE_FIELD_NUMBER: _ClassVar[int]
     CARE_PLAN_FIELD_NUMBER: _ClassVar[int]
     CARE_TEAMS_FIELD_NUMBER: _ClassVar[int]
@@ -543,6 +543,7 @@ class GetPatientPlanResponse(_message.Message):
     ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
     LATEST_NOTES_FIELD_NUMBER: _ClassVar[int]
     ACTIVITY_ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
+    NUTRITION_ORDER_FIELD_NUMBER: _ClassVar[int]
     episode: EpisodeOfCare
     care_plan: CarePlan
     care_teams: _containers.RepeatedCompositeFieldContainer[CareTeam]
@@ -551,7 +552,8 @@ class GetPatientPlanResponse(_message.Message):
     attendance: Attendance
     latest_notes: _containers.RepeatedCompositeFieldContainer[NoteSummary]
     activity_attendance: _containers.RepeatedCompositeFieldContainer[ActivityAttendance]
-    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ..., care_plan: _Optional[_Union[CarePlan, _Mapping]] = ..., care_teams: _Optional[_Iterable[_Union[CareTeam, _Mapping]]] = ..., goals: _Optional[_Iterable[_Union[GoalProgress, _Mapping]]] = ..., upcoming_sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., attendance: _Optional[_Union[Attendance, _Mapping]] = ..., latest_notes: _Optional[_Iterable[_Union[NoteSummary, _Mapping]]] = ..., activity_attendance: _Optional[_Iterable[_Union[ActivityAttendance, _Mapping]]] = ...) -> None: ...
+    nutrition_order: NutritionOrder
+    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ..., care_plan: _Optional[_Union[CarePlan, _Mapping]] = ..., care_teams: _Optional[_Iterable[_Union[CareTeam, _Mapping]]] = ..., goals: _Optional[_Iterable[_Union[GoalProgress, _Mapping]]] = ..., upcoming_sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., attendance: _Optional[_Union[Attendance, _Mapping]] = ..., latest_notes: _Optional[_Iterable[_Union[NoteSummary, _Mapping]]] = ..., activity_attendance: _Optional[_Iterable[_Union[ActivityAttendance, _Mapping]]] = ..., nutrition_order: _Optional[_Union[NutritionOrder, _Mapping]] = ...) -> None: ...
 
 class GoalProgress(_message.Message):
     __slots__ = ("goal", "measure_code", "has_latest_value", "latest_value", "latest_time", "achievement")
@@ -718,6 +720,88 @@ class GetPractitionerResponse(_message.Message):
     practitioner: RegistryEntry
     roles: _containers.RepeatedCompositeFieldContainer[RegistryEntry]
     def __init__(self, practitioner: _Optional[_Union[RegistryEntry, _Mapping]] = ..., roles: _Optional[_Iterable[_Union[RegistryEntry, _Mapping]]] = ...) -> None: ...
+
+class CreateNutritionOrderRequest(_message.Message):
+    __slots__ = ("request_id", "fhir_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class CreateNutritionOrderResponse(_message.Message):
+    __slots__ = ("nutrition_order",)
+    NUTRITION_ORDER_FIELD_NUMBER: _ClassVar[int]
+    nutrition_order: NutritionOrder
+    def __init__(self, nutrition_order: _Optional[_Union[NutritionOrder, _Mapping]] = ...) -> None: ...
+
+class NutritionOrder(_message.Message):
+    __slots__ = ("id", "version", "patient_id", "status", "update_time", "fhir_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    patient_id: str
+    status: str
+    update_time: _timestamp_pb2.Timestamp
+    fhir_json: str
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class GetNutritionOrderRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetNutritionOrderResponse(_message.Message):
+    __slots__ = ("nutrition_order",)
+    NUTRITION_ORDER_FIELD_NUMBER: _ClassVar[int]
+    nutrition_order: NutritionOrder
+    def __init__(self, nutrition_order: _Optional[_Union[NutritionOrder, _Mapping]] = ...) -> None: ...
+
+class ListNutritionOrdersRequest(_message.Message):
+    __slots__ = ("patient_id", "page_size", "page_token")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, patient_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListNutritionOrdersResponse(_message.Message):
+    __slots__ = ("nutrition_orders", "next_page_token")
+    NUTRITION_ORDERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    nutrition_orders: _containers.RepeatedCompositeFieldContainer[NutritionOrder]
+    next_page_token: str
+    def __init__(self, nutrition_orders: _Optional[_Iterable[_Union[NutritionOrder, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateNutritionOrderRequest(_message.Message):
+    __slots__ = ("id", "expected_version", "fhir_json", "update_mask", "reason", "request_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    expected_version: int
+    fhir_json: str
+    update_mask: _field_mask_pb2.FieldMask
+    reason: str
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., fhir_json: _Optional[str] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class UpdateNutritionOrderResponse(_message.Message):
+    __slots__ = ("nutrition_order",)
+    NUTRITION_ORDER_FIELD_NUMBER: _ClassVar[int]
+    nutrition_order: NutritionOrder
+    def __init__(self, nutrition_order: _Optional[_Union[NutritionOrder, _Mapping]] = ...) -> None: ...
 
 class CreateRelatedPersonRequest(_message.Message):
     __slots__ = ("request_id", "fhir_json")

@@ -207,6 +207,26 @@ class CarePlanServiceStub:
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListRelatedPersonsRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListRelatedPersonsResponse.FromString,
                 _registered_method=True)
+        self.CreateNutritionOrder = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/CreateNutritionOrder',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateNutritionOrderRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateNutritionOrderResponse.FromString,
+                _registered_method=True)
+        self.GetNutritionOrder = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetNutritionOrder',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetNutritionOrderRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetNutritionOrderResponse.FromString,
+                _registered_method=True)
+        self.ListNutritionOrders = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/ListNutritionOrders',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListNutritionOrdersRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListNutritionOrdersResponse.FromString,
+                _registered_method=True)
+        self.UpdateNutritionOrder = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/UpdateNutritionOrder',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateNutritionOrderRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateNutritionOrderResponse.FromString,
+                _registered_method=True)
 
 
 class CarePlanServiceServicer:
@@ -516,6 +536,43 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateNutritionOrder(self, request, context):
+        """Creates a patient's individual nutrition plan, a FHIR R4 NutritionOrder (docs/nutrition.md):
+        an oralDiet with its meal and snack schedule, servings or exchanges (`nutrient`) or texture,
+        supplements, and food restrictions (`excludeFoodModifier`, `allergyIntolerance`); for an
+        eating disorder, the expected body weight and target range the dietitian sets
+        (extension `https://iopcare.org/fhir/StructureDefinition/weight-target`). Only the patient's
+        dietitian (or psychiatrist, as team lead) writes it. Emits
+        `iopcare.careplan.nutrition-order.created.v1`; a weight target sets the patient's open goals
+        on percent of expected body weight.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNutritionOrder(self, request, context):
+        """Returns the current version of one NutritionOrder (care-team access, audited).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNutritionOrders(self, request, context):
+        """Lists a patient's NutritionOrders, oldest first, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateNutritionOrder(self, request, context):
+        """Stores a new version of a NutritionOrder under optimistic concurrency (the dietitian's
+        revisions of the meal plan and the weight target). Emits
+        `iopcare.careplan.nutrition-order.updated.v1`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CarePlanServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -688,6 +745,26 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     servicer.ListRelatedPersons,
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListRelatedPersonsRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListRelatedPersonsResponse.SerializeToString,
+            ),
+            'CreateNutritionOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateNutritionOrder,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateNutritionOrderRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateNutritionOrderResponse.SerializeToString,
+            ),
+            'GetNutritionOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNutritionOrder,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetNutritionOrderRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetNutritionOrderResponse.SerializeToString,
+            ),
+            'ListNutritionOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNutritionOrders,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListNutritionOrdersRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListNutritionOrdersResponse.SerializeToString,
+            ),
+            'UpdateNutritionOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateNutritionOrder,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateNutritionOrderRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateNutritionOrderResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1611,6 +1688,114 @@ class CarePlanService:
             '/iopcare.careplan.v1.CarePlanService/ListRelatedPersons',
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListRelatedPersonsRequest.SerializeToString,
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListRelatedPersonsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateNutritionOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/CreateNutritionOrder',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateNutritionOrderRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateNutritionOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNutritionOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetNutritionOrder',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetNutritionOrderRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetNutritionOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNutritionOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/ListNutritionOrders',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListNutritionOrdersRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListNutritionOrdersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateNutritionOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/UpdateNutritionOrder',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateNutritionOrderRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateNutritionOrderResponse.FromString,
             options,
             channel_credentials,
             insecure,

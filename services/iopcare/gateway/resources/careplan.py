@@ -1,5 +1,5 @@
-"""Resources the careplan service owns: Patient, EpisodeOfCare, CarePlan, CareTeam, Goal and
-Observation (recorded measures)."""
+"""Resources the careplan service owns: Patient, EpisodeOfCare, CarePlan, CareTeam, Goal,
+NutritionOrder and Observation (recorded measures)."""
 
 from __future__ import annotations
 
@@ -263,6 +263,29 @@ class GoalHandler(CareplanTable, TableRead, TableCreate, TableSearch):
     list_request = pb.ListGoalsRequest
     field = "goal"
     items = "goals"
+
+
+class NutritionOrderHandler(CareplanUpdate, TableRead, TableCreate, TableSearch):
+    type = "NutritionOrder"
+    params = (
+        SearchParam("patient", REFERENCE, ("patient",), "the patient"),
+        SearchParam("status", TOKEN, ("status",), "draft | active | on-hold | ..."),
+        SearchParam("datetime", DATE, ("dateTime",), "when the plan was written"),
+    )
+    includes = ("NutritionOrder:patient",)
+    documentation = (
+        "The dietitian's individual nutrition plan: an oralDiet with its meal and snack schedule, "
+        "servings or exchanges, texture, supplements and restrictions, and for an eating disorder "
+        "the weight target the dietitian sets (docs/nutrition.md). Written by the patient's "
+        "dietitian (or psychiatrist); the care team reads it."
+    )
+
+    get_request = pb.GetNutritionOrderRequest
+    create_command = _fhir_json(pb.CreateNutritionOrderRequest)
+    update_request = pb.UpdateNutritionOrderRequest
+    list_request = pb.ListNutritionOrdersRequest
+    field = "nutrition_order"
+    items = "nutrition_orders"
 
 
 class ObservationHandler(ResourceHandler):
