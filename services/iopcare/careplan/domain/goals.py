@@ -210,6 +210,18 @@ def _renamed(value: Any, renamed: dict[str, str]) -> Any:
     return value
 
 
+def local_id(goal: dict[str, Any]) -> str | None:
+    """The id a hoisted goal had in the plan that contained it (None for any other goal)."""
+    for identifier in goal.get("identifier") or []:
+        if (
+            isinstance(identifier, dict)
+            and identifier.get("system") == CONTAINED_GOAL_SYSTEM
+            and identifier.get("value")
+        ):
+            return str(identifier["value"])
+    return None
+
+
 def contain_goals(plan: dict[str, Any], goals: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The reverse of `hoist_goals` (migration 0016's downgrade): the plan with the given Goals
     (`Goal/{id}` -> FHIR JSON carrying a CONTAINED_GOAL_SYSTEM identifier) contained again under
@@ -218,16 +230,7 @@ def contain_goals(plan: dict[str, Any], goals: dict[str, dict[str, Any]]) -> dic
     renamed: dict[str, str] = {}
     contained: list[dict[str, Any]] = []
     for reference, goal in goals.items():
-        local = next(
-            (
-                str(i.get("value"))
-                for i in goal.get("identifier") or []
-                if isinstance(i, dict)
-                and i.get("system") == CONTAINED_GOAL_SYSTEM
-                and i.get("value")
-            ),
-            None,
-        )
+        local = local_id(goal)
         if local is None:
             continue
         renamed[reference] = f"#{local}"
