@@ -12,13 +12,14 @@ from google.type import date_pb2
 from iopcare.careplan import fhir_map
 from iopcare.careplan.base import Change
 from iopcare.careplan.care_teams import CareTeams
+from iopcare.careplan.domain.goals import Section
 from iopcare.careplan.domain.progress import Attendance
 from iopcare.careplan.domain.review import Attestation, Review
 from iopcare.careplan.domain.templates import Template
 from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.listing import Listings
 from iopcare.careplan.measures import Measures
-from iopcare.careplan.patient_view import NoteSummary, PatientView
+from iopcare.careplan.patient_view import GoalProgress, NoteSummary, PatientView
 from iopcare.careplan.registry import Registry
 from iopcare.careplan.service import CarePlans
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
@@ -58,6 +59,58 @@ def goal_message(goal: Stored) -> pb.Goal:
     fields = stored(goal)
     fields["lifecycle_status"] = fields.pop("status")
     return pb.Goal(**fields)
+
+
+def progress_message(progress: GoalProgress) -> pb.GoalProgress:
+    """A goal, its owning discipline and how its measure is going."""
+    item = pb.GoalProgress(
+        goal=goal_message(progress.goal),
+        measure_code=progress.measure or "",
+        achievement=progress.achievement or "",
+        has_latest_value=progress.latest is not None,
+        latest_value=progress.latest or 0.0,
+        discipline=progress.discipline,
+        trend=progress.trend,
+        has_previous_value=progress.previous is not None,
+        previous_value=progress.previous or 0.0,
+        value_count=progress.count,
+    )
+    if progress.latest_at is not None:
+        item.latest_time.CopyFrom(timestamp(progress.latest_at))
+    return item
+
+
+def section_message(section: Section) -> pb.DisciplineSection:
+    """One discipline's part of the holistic view (ADR 0022)."""
+    return pb.DisciplineSection(
+        role=section.role,
+        name=section.name,
+        goals=[progress_message(g) for g in section.goals],
+        activities=[
+            pb.PlanActivity(
+                code=a.code,
+                description=a.description,
+                status=a.status,
+                attendance=attendance_message(a.attendance),
+                booked=a.booked,
+            )
+            for a in section.activities
+        ],
+        latest_measures=[
+            pb.LatestMeasure(
+                code=m.code,
+                observation_id=m.observation_id,
+                value=m.value,
+                unit=m.unit,
+                time=timestamp(m.at),
+                trend=m.trend,
+            )
+            for m in section.measures
+        ],
+        open_tasks=[
+            pb.OpenTask(kind=t.kind, text=t.text, reference=t.reference) for t in section.tasks
+        ],
+    )
 
 
 def episode_message(episode: Stored) -> pb.EpisodeOfCare:
@@ -286,16 +339,8 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
             response.episode.CopyFrom(episode_message(view.episode))
         if view.care_plan is not None:
             response.care_plan.CopyFrom(to_message(view.care_plan))
-        for progress in view.goals:
-            item = response.goals.add(
-                goal=goal_message(progress.goal),
-                measure_code=progress.measure or "",
-                achievement=progress.achievement or "",
-                has_latest_value=progress.latest is not None,
-                latest_value=progress.latest or 0.0,
-            )
-            if progress.latest_at is not None:
-                item.latest_time.CopyFrom(timestamp(progress.latest_at))
+        response.goals.extend(progress_message(p) for p in view.goals)
+        response.disciplines.extend(section_message(s) for s in view.disciplines)
         return response
 
     def GetPractitioner(

@@ -20,8 +20,9 @@ from datetime import date, timedelta
 from typing import Any
 
 from iopcare.careplan import codes
+from iopcare.careplan.domain import monitoring
 from iopcare.careplan.domain.measures import Target
-from iopcare.kit import labels
+from iopcare.kit import labels, privacy
 from iopcare.kit.errors import FieldViolations
 
 #: Where a hoisted goal came from: its local id in the plan that contained it (`goal0`, ...).
@@ -92,6 +93,46 @@ def goal_measures(goal: dict[str, Any]) -> list[str]:
             if isinstance(coding, dict) and coding.get("code"):
                 found.append(str(coding["code"]))
     return found
+
+
+#: Monitoring measures (vitals, labs, drug screens) another discipline follows than the physician.
+MONITORING_OWNERS = {
+    monitoring.BODY_HEIGHT: "dietitian",
+    monitoring.BMI: "dietitian",
+    monitoring.LITHIUM: "psychiatrist",
+    monitoring.VALPROATE: "psychiatrist",
+}
+
+
+def measure_discipline(code: str) -> str | None:
+    """The discipline following a measure in the view (a monitoring measure: the physician's
+    unless MONITORING_OWNERS says otherwise); None for a measure nobody owns."""
+    if code in DISCIPLINE_BY_MEASURE:
+        return DISCIPLINE_BY_MEASURE[code]
+    if code in monitoring.CATALOG:
+        return MONITORING_OWNERS.get(code, "physician")
+    return None
+
+
+def readable(viewer: privacy.Viewer, security: list[dict[str, Any]], owner: str | None) -> bool:
+    """Whether the view's caller may see a labelled item (a goal, a measure, the plan's
+    activities) in a discipline's section: unlabelled items are the team's; a labelled one goes
+    through the notes' privacy rules as if the owning discipline had written it (no labelled
+    content for administrators and services; a narrowed role reads its own discipline's)."""
+    found = {str(s.get("code")) for s in security}
+    sensitivity = frozenset(found & privacy.SENSITIVITY)
+    confidentiality = next((c for c in reversed(privacy.CONFIDENTIALITY) if c in found), "N")
+    if not sensitivity and confidentiality not in ("R", "V"):
+        return True
+    facts = privacy.NoteFacts(
+        author="",
+        author_role=owner or "",
+        kind="plan",
+        status="signed",
+        confidentiality=confidentiality,
+        sensitivity=sensitivity,
+    )
+    return privacy.may_read(viewer, facts).allowed
 
 
 def default_discipline(goal: dict[str, Any], author_role: str | None = None) -> str:
