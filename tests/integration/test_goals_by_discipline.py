@@ -52,10 +52,12 @@ def ehr(stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
-def _handoff(stack: Stack, ehr: httpx.Client, labelled: bool) -> tuple[str, str]:
+def _handoff(
+    stack: Stack, ehr: httpx.Client, labelled: bool, bundle: dict[str, Any] | None = None
+) -> tuple[str, str]:
     """(patient id, plan id) of a new step-down handoff (F10.20 and F32.1: the co-occurring
     disorders template), the patient's team enrolled."""
-    bundle = discharge_bundle(uuid.uuid4().hex[:10], labelled=labelled)
+    bundle = bundle or discharge_bundle(uuid.uuid4().hex[:10], labelled=labelled)
     response = ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS)
     assert response.status_code == 200, response.text
     created = [
@@ -79,9 +81,10 @@ def _as(stack: Stack, role: str, practitioner: str) -> list[tuple[str, str]]:
 
 def _view(stack: Stack, patient: str, role: str, practitioner: str) -> pb.GetPatientPlanResponse:
     with harness.channel(stack.runtimes["careplan"]) as channel:
-        return _stub(stack, channel).GetPatientPlan(
+        view: pb.GetPatientPlanResponse = _stub(stack, channel).GetPatientPlan(
             pb.GetPatientPlanRequest(patient_id=patient), metadata=_as(stack, role, practitioner)
         )
+    return view
 
 
 def _activate(stack: Stack, plan_id: str, patient: str) -> dict[str, Any]:
@@ -207,3 +210,72 @@ def test_sections_hold_only_what_the_caller_may_read(stack: Stack, ehr: httpx.Cl
     assert list(admin.goals) == [] and all(not s.activities for s in admin.disciplines)
     # Over REST the labelled goals stay in the program for an EHR without consent.
     assert _goals_over_rest(ehr, patient) == {}
+
+
+def test_goals_from_every_source_are_goals_once(stack: Stack, ehr: httpx.Client) -> None:
+    """A repeated handoff makes no second set of goals; a clinician's contained goal (in an
+    update of the plan) and a goal created on its own are Goals owned by the clinician's
+    discipline."""
+    bundle = discharge_bundle(uuid.uuid4().hex[:10], labelled=False)
+    patient, plan_id = _handoff(stack, ehr, labelled=False, bundle=bundle)
+    again = ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS)
+    assert again.status_code == 200, again.text
+    assert len(_goals_over_rest(ehr, patient)) == 3
+
+    dietitian = _as(stack, "dietitian", "diet-1")
+    weight_goal = {
+        "resourceType": "Goal",
+        "id": "weight",
+        "lifecycleStatus": "proposed",
+        "description": {"text": "Weight at least 50 kg"},
+        "subject": {"reference": f"Patient/{patient}"},
+        "target": [
+            {
+                "measure": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+                "detailQuantity": {
+                    "value": 50,
+                    "comparator": ">=",
+                    "unit": "kg",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "kg",
+                },
+            }
+        ],
+    }
+    with harness.channel(stack.runtimes["careplan"]) as channel:
+        stub = _stub(stack, channel)
+        plan = stub.GetCarePlan(pb.GetCarePlanRequest(id=plan_id), metadata=dietitian).care_plan
+        revised = json.loads(plan.fhir_json)
+        revised["contained"] = [*revised.get("contained", []), weight_goal]
+        revised["goal"] = [*revised["goal"], {"reference": "#weight"}]
+        updated = stub.UpdateCarePlan(
+            pb.UpdateCarePlanRequest(
+                id=plan_id,
+                expected_version=plan.version,
+                fhir_json=json.dumps(revised),
+                reason="nutrition goal",
+                request_id=f"weight-{plan_id}",
+            ),
+            metadata=dietitian,
+        ).care_plan
+        stored = json.loads(updated.fhir_json)
+        assert not any(c["resourceType"] == "Goal" for c in stored.get("contained", []))
+        new_ref = stored["goal"][-1]["reference"]
+        physician_goal = {**weight_goal, "description": {"text": "Weight checked weekly"}}
+        del physician_goal["id"]
+        created = stub.CreateGoal(
+            pb.CreateGoalRequest(
+                request_id=str(uuid.uuid4()), fhir_json=json.dumps(physician_goal)
+            ),
+            metadata=_as(stack, "physician", "doc-1"),
+        ).goal
+    goals = _goals_over_rest(ehr, patient)
+    assert len(goals) == 5
+    hoisted = goals[new_ref.split("/")[1]]
+    assert hoisted["category"][0]["coding"][0]["code"] == "40127002"  # the dietitian's
+    assert hoisted["identifier"][0]["value"] == "weight"
+    assert goals[created.id]["category"][0]["coding"][0]["code"] == "59058001"  # the physician's
+    view = _view(stack, patient, "dietitian", "diet-1")
+    nutrition = next(s for s in view.disciplines if s.role == "dietitian")
+    assert [g.goal.id for g in nutrition.goals] == [hoisted["id"]]
+    assert [t.kind for t in nutrition.open_tasks] == ["record-measure"]

@@ -26,7 +26,7 @@ from iopcare.kit import labels, privacy
 from iopcare.kit.errors import FieldViolations
 
 #: Where a hoisted goal came from: its local id in the plan that contained it (`goal0`, ...).
-CONTAINED_GOAL_SYSTEM = "https://iopcare.org/fhir/CodeSystem/contained-goal"
+CONTAINED_GOAL_SYSTEM = "https://iopcare.org/fhir/sid/contained-goal"
 #: The disciplines the holistic view always shows, in order; other roles follow when they own a
 #: goal, an activity or a task.
 CORE_DISCIPLINES = ("psychiatrist", "therapist", "dietitian", "physician")
