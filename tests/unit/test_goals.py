@@ -221,3 +221,28 @@ def test_sections_are_the_core_disciplines_then_other_owners() -> None:
     assert goals.activity_owner("76168009", []) == "therapist"
     assert goals.activity_owner("999", ["Case manager"]) == "case-manager"
     assert goals.activity_owner("999", ["Someone"]) is None
+
+
+def test_labelled_items_follow_the_notes_privacy_rules() -> None:
+    from iopcare.kit import privacy
+
+    eth = [{"system": privacy.ACT_CODE_SYSTEM, "code": "ETH"}]
+    therapist = privacy.Viewer("Practitioner/th-1", "therapist", "care-team")
+    dietitian = privacy.Viewer("Practitioner/diet-1", "dietitian", "care-team")
+    admin = privacy.Viewer("Practitioner/adm-1", "admin", "role:admin")
+    assert all(goals.readable(v, [], "therapist") for v in (therapist, dietitian, admin))
+    assert goals.readable(therapist, eth, "therapist")
+    assert goals.readable(therapist, eth, "psychiatrist")  # a treating therapist reads the team's
+    assert not goals.readable(dietitian, eth, "therapist")  # minimum necessary
+    assert goals.readable(dietitian, eth, "dietitian")
+    assert not goals.readable(admin, eth, "therapist")  # no labelled content
+    restricted = [{"system": privacy.CONFIDENTIALITY_SYSTEM, "code": "R"}]
+    assert not goals.readable(admin, restricted, "therapist")
+
+
+def test_measures_are_followed_by_a_discipline() -> None:
+    assert goals.measure_discipline("44261-6") == "therapist"
+    assert goals.measure_discipline("8867-4") == "physician"  # heart rate: monitoring
+    assert goals.measure_discipline("39156-5") == "dietitian"  # BMI
+    assert goals.measure_discipline("14334-7") == "psychiatrist"  # lithium
+    assert goals.measure_discipline("99999-9") is None
