@@ -250,6 +250,10 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
                 )
             if kind == "EpisodeOfCare" and not labelled:
                 out.get(f"{name}-summary", f"/EpisodeOfCare/{rid}/$handoff-summary")
+            if kind == "Patient" and not labelled:
+                # The plan's template goals are Goals of their own (ADR 0022).
+                goals = out.get(f"{name}-goals", "/Goal", params={"patient": rid})
+                assert goals["total"] == 3, goals
 
     # Batch and transaction responses.
     batch = {

@@ -86,6 +86,14 @@ def outcome_of(response: httpx.Response) -> dict[str, list[str]]:
     return result
 
 
+def plan_goals(stack: Stack, plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plan's goals: Goals of their own, never contained (ADR 0022)."""
+    assert not any(c["resourceType"] == "Goal" for c in plan.get("contained", []))
+    refs = [g["reference"] for g in plan["goal"]]
+    assert all(r.startswith("Goal/") for r in refs)
+    return [in_program(stack, "Goal", r.split("/")[1]) for r in refs]
+
+
 def ids(refs: list[str], resource_type: str) -> list[str]:
     return [r.split("/")[1] for r in refs if r.startswith(f"{resource_type}/")]
 
@@ -126,7 +134,9 @@ def test_discharge_document_becomes_patient_stay_plan_and_note(
     assert plan["activity"] and "F10.20" in plan["description"]
     assert plan["title"].startswith("Co-occurring disorders IOP")
     assert "note" not in plan
-    assert any(c["resourceType"] == "Goal" for c in plan["contained"])
+    goals = plan_goals(stack, plan)
+    # Each goal carries the plan's labels (they say as much as the plan does).
+    assert goals and all({s["code"] for s in g["meta"]["security"]} >= {"ETH", "R"} for g in goals)
     history = ehr_history_labels(stack, plan_id)
     assert history == [{"ETH", "R"}]  # labelled from its first version on
     contained = {c["id"]: c for c in plan["contained"] if c["resourceType"] != "Goal"}
@@ -181,7 +191,7 @@ def test_diagnoses_no_program_template_covers_get_the_general_plan_with_a_note(
     ]
     activities = {a["detail"]["code"]["coding"][0]["code"] for a in plan["activity"]}
     assert {"76168009", "75516001", "10197000", "182836005", "737492002"} <= activities
-    goals = [c for c in plan["contained"] if c["resourceType"] == "Goal"]
+    goals = plan_goals(stack, plan)
     assert sorted(g["target"][0]["measure"]["coding"][0]["code"] for g in goals) == [
         "44261-6",
         "70274-6",
@@ -215,7 +225,7 @@ def test_a_handoff_without_an_icd10_diagnosis_gets_the_general_plan_with_activit
         "No ICD-10-CM diagnosis was given; the general IOP plan was used. Review it against "
         "the patient's needs."
     ]
-    assert any(c["resourceType"] == "Goal" for c in plan["contained"])
+    assert plan_goals(stack, plan)
     conditions = [c for c in plan["contained"] if c["resourceType"] == "Condition"]
     assert sorted(c["code"]["coding"][0]["code"] for c in conditions) == ["35489007", "7200002"]
     assert {a["reference"] for a in plan["addresses"]} == {f"#{c['id']}" for c in conditions}

@@ -25,6 +25,10 @@ SERVICES: list[tuple[str, Path]] = [
 ]
 
 
+#: Revisions that move data and leave the schema as it was (tested on their own).
+DATA_ONLY = {"careplan": ("0016",)}  # contained goals to Goals: test_goals_migration.py
+
+
 def _schema(conn: Connection) -> dict[str, Any]:
     """Each table's columns (type, nullability, default), keys, uniques, checks and indexes."""
     found = inspect(conn)
@@ -71,7 +75,11 @@ def test_each_downgrade_restores_the_schema_before_its_upgrade(
             before.append(_step(db, migrations, "upgrade", revision))
         # Every revision changes what the snapshot sees, so a downgrade that undid too little (or
         # too much) shows as a difference below.
-        unchanged = [r for r, (a, b) in zip(revisions, pairwise(before), strict=True) if a == b]
+        unchanged = [
+            r
+            for r, (a, b) in zip(revisions, pairwise(before), strict=True)
+            if a == b and r not in DATA_ONLY.get(name, ())
+        ]
         assert unchanged == [], f"{name}: revisions the snapshot cannot tell apart: {unchanged}"
         for revision, expected in zip(reversed(revisions), reversed(before[:-1]), strict=True):
             got = _step(db, migrations, "downgrade", "-1")

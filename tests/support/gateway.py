@@ -73,6 +73,10 @@ def in_program(stack: Stack, resource_type: str, resource_id: str) -> dict[str, 
             text = stub.GetCarePlan(
                 pb.GetCarePlanRequest(id=resource_id), metadata=bearer(token)
             ).care_plan.fhir_json
+        elif resource_type == "Goal":
+            text = stub.GetGoal(
+                pb.GetGoalRequest(id=resource_id), metadata=bearer(token)
+            ).goal.fhir_json
         elif resource_type == "EpisodeOfCare":
             text = stub.GetEpisode(
                 pb.GetEpisodeRequest(id=resource_id), metadata=bearer(token)

@@ -12,6 +12,7 @@ from google.type import date_pb2
 from iopcare.careplan import fhir_map
 from iopcare.careplan.base import Change
 from iopcare.careplan.care_teams import CareTeams
+from iopcare.careplan.domain.goals import Section
 from iopcare.careplan.domain.progress import Attendance
 from iopcare.careplan.domain.review import Attestation, Review
 from iopcare.careplan.domain.templates import Template
@@ -20,7 +21,7 @@ from iopcare.careplan.family_api import FamilyRpcs
 from iopcare.careplan.listing import Listings
 from iopcare.careplan.measures import Measures
 from iopcare.careplan.nutrition import NutritionPlans
-from iopcare.careplan.patient_view import NoteSummary, PatientView
+from iopcare.careplan.patient_view import GoalProgress, NoteSummary, PatientView
 from iopcare.careplan.registry import Registry
 from iopcare.careplan.service import CarePlans
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
@@ -64,6 +65,58 @@ def goal_message(goal: Stored) -> pb.Goal:
 
 def nutrition_message(order: Stored) -> pb.NutritionOrder:
     return pb.NutritionOrder(**stored(order))
+
+
+def progress_message(progress: GoalProgress) -> pb.GoalProgress:
+    """A goal, its owning discipline and how its measure is going."""
+    item = pb.GoalProgress(
+        goal=goal_message(progress.goal),
+        measure_code=progress.measure or "",
+        achievement=progress.achievement or "",
+        has_latest_value=progress.latest is not None,
+        latest_value=progress.latest or 0.0,
+        discipline=progress.discipline,
+        trend=progress.trend,
+        has_previous_value=progress.previous is not None,
+        previous_value=progress.previous or 0.0,
+        value_count=progress.count,
+    )
+    if progress.latest_at is not None:
+        item.latest_time.CopyFrom(timestamp(progress.latest_at))
+    return item
+
+
+def section_message(section: Section) -> pb.DisciplineSection:
+    """One discipline's part of the holistic view (ADR 0022)."""
+    return pb.DisciplineSection(
+        role=section.role,
+        name=section.name,
+        goals=[progress_message(g) for g in section.goals],
+        activities=[
+            pb.PlanActivity(
+                code=a.code,
+                description=a.description,
+                status=a.status,
+                attendance=attendance_message(a.attendance),
+                booked=a.booked,
+            )
+            for a in section.activities
+        ],
+        latest_measures=[
+            pb.LatestMeasure(
+                code=m.code,
+                observation_id=m.observation_id,
+                value=m.value,
+                unit=m.unit,
+                time=timestamp(m.at),
+                trend=m.trend,
+            )
+            for m in section.measures
+        ],
+        open_tasks=[
+            pb.OpenTask(kind=t.kind, text=t.text, reference=t.reference) for t in section.tasks
+        ],
+    )
 
 
 def episode_message(episode: Stored) -> pb.EpisodeOfCare:
@@ -295,16 +348,8 @@ class CarePlanServicer(FamilyRpcs, pb_grpc.CarePlanServiceServicer):
             response.care_plan.CopyFrom(to_message(view.care_plan))
         if view.nutrition_order is not None:
             response.nutrition_order.CopyFrom(nutrition_message(view.nutrition_order))
-        for progress in view.goals:
-            item = response.goals.add(
-                goal=goal_message(progress.goal),
-                measure_code=progress.measure or "",
-                achievement=progress.achievement or "",
-                has_latest_value=progress.latest is not None,
-                latest_value=progress.latest or 0.0,
-            )
-            if progress.latest_at is not None:
-                item.latest_time.CopyFrom(timestamp(progress.latest_at))
+        response.goals.extend(progress_message(p) for p in view.goals)
+        response.disciplines.extend(section_message(s) for s in view.disciplines)
         return response
 
     def GetPractitioner(

@@ -12,6 +12,7 @@ from iopcare.careplan import codes, fhir_map, nutrition, store
 from iopcare.careplan.base import Asked, ServiceBase, new_id, revise_by
 from iopcare.careplan.domain import monitoring
 from iopcare.careplan.domain import nutrition as nutrition_rules
+from iopcare.careplan.domain.goals import with_discipline
 from iopcare.careplan.domain.measures import (
     Measure,
     achievement,
@@ -93,6 +94,8 @@ class Measures(ServiceBase):
                 )
             if problems:
                 raise InvalidArgument("the Goal cannot be created", problems)
+            # Owned by a discipline (ADR 0022): the one it names, else its author's.
+            goal = fhir.parse_resource(with_discipline(fhir.to_dict(goal), principal.role), "Goal")
         assert patient_id is not None
         return self._create_versioned(
             Asked(principal, request_id, {"fhir_json": fhir_json}),

@@ -6,19 +6,22 @@ Sessions and team messages come from projections of scheduling's and notes' even
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, select
 
-from iopcare.careplan import fhir_map, nutrition, store
+from iopcare.careplan import discipline_view, fhir_map, nutrition, store
 from iopcare.careplan.base import ServiceBase
+from iopcare.careplan.domain.goals import Section, goal_discipline, readable, trend
+from iopcare.careplan.domain.measures import Target
 from iopcare.careplan.domain.progress import (
     Attendance,
     attendance,
     attendance_by_activity,
 )
-from iopcare.kit import audit, fhir, privacy, teams
+from iopcare.kit import audit, fhir, labels, privacy, teams
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import as_utc
 from iopcare.kit.teams import today
@@ -35,6 +38,14 @@ class GoalProgress:
     latest: float | None
     latest_at: datetime | None
     achievement: str | None
+    #: Its owning discipline (ADR 0022), the trend of its measure, the value before the latest
+    #: and how many there are, its description and the target followed.
+    discipline: str = ""
+    trend: str = ""
+    previous: float | None = None
+    count: int = 0
+    description: str = ""
+    target: Target | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,7 @@ class PatientPlan:
     by_activity: dict[str, Attendance] = field(default_factory=dict)
     notes: list[NoteSummary] = field(default_factory=list)
     nutrition_order: Stored | None = None
+    disciplines: list[Section] = field(default_factory=list)
 
 
 class PatientView(ServiceBase):
@@ -95,8 +107,13 @@ class PatientView(ServiceBase):
             view.care_teams = [
                 t for t in store.teams.for_patient(conn, patient_id) if t.status == "active"
             ]
+            viewer = privacy.Viewer(principal.reference, principal.role, basis)
+            every = [self._progress(conn, g) for g in store.goals.for_patient(conn, patient_id)]
+            # Only the goals the caller may read (a labelled goal: kit/privacy.py's rules).
             view.goals = [
-                self._progress(conn, g) for g in store.goals.for_patient(conn, patient_id)
+                g
+                for g in every
+                if readable(viewer, labels.security_of(g.goal.resource), g.discipline)
             ]
             s = store.session_view.c
             rows = conn.execute(
@@ -121,6 +138,7 @@ class PatientView(ServiceBase):
             )
             view.notes = self._latest_notes(conn, principal, basis, patient_id)
             view.nutrition_order = nutrition.current_order(conn, patient_id)
+            view.disciplines = discipline_view.sections(conn, viewer, view, today())
         self._audit_alone(principal, audit.READ, "PatientPlan", patient_id, detail=basis)
         return view
 
@@ -187,6 +205,7 @@ class PatientView(ServiceBase):
         resource = fhir.parse_resource(goal.resource)
         targets = fhir_map.goal_targets(resource)
         measure = targets[0].measure if targets else None
+        history = store.values_over_time(conn, goal.patient_id, measure) if measure else []
         latest = latest_at = None
         if measure:
             o = store.observation.c
@@ -198,4 +217,17 @@ class PatientView(ServiceBase):
             ).first()
             if row is not None:
                 latest, latest_at = row.value, as_utc(row.effective)
-        return GoalProgress(goal, measure, latest, latest_at, fhir_map.goal_achievement(resource))
+        description = resource.description.text if resource.description is not None else None
+        return GoalProgress(
+            goal,
+            measure,
+            latest,
+            latest_at,
+            fhir_map.goal_achievement(resource),
+            goal_discipline(json.loads(goal.resource)) or "",
+            trend(targets[0] if targets else None, history),
+            history[-2] if len(history) >= 2 else None,
+            len(history),
+            description or "",
+            targets[0] if targets else None,
+        )

@@ -27,6 +27,7 @@ from iopcare.careplan.domain.templates import (
     with_additions,
 )
 from iopcare.careplan.family import registered_birth_date
+from iopcare.careplan.plan_goals import activate_goals, store_contained_goals
 from iopcare.careplan.reviews import PlanReviews
 from iopcare.careplan.versions import VersionReads
 from iopcare.kit import audit, fhir, labels
@@ -94,7 +95,9 @@ class CarePlans(PlanReviews, VersionReads, ServiceBase):
 
         def build(uow: UnitOfWork, plan_id: str, now: datetime) -> str:
             check_plan_references(uow.conn, resource, patient_id)
-            return fhir_map.stamp(self._first_review(resource, now.date()), plan_id, 1, now)
+            basis = self.access.basis(uow.conn, principal, patient_id)
+            plan = store_contained_goals(uow, principal, basis, resource, patient_id, now)
+            return fhir_map.stamp(self._first_review(plan, now.date()), plan_id, 1, now)
 
         asked = Asked(
             principal, request_id, request if request is not None else {"fhir_json": fhir_json}
@@ -207,6 +210,11 @@ class CarePlans(PlanReviews, VersionReads, ServiceBase):
             after = fhir_map.draft_from_fhir(merged_resource, fingerprints=True)
             check_activity_changes(before, after, principal.role)
             kind = check_revision(before, after)
+            merged_resource = store_contained_goals(
+                uow, principal, granted[-1], merged_resource, current.patient_id, now
+            )
+            if kind == "activate":
+                activate_goals(uow, principal, merged_resource)
             if kind in {"activate", "resume"}:
                 merged_resource = self._first_review(merged_resource, now.date())
             resource = fhir_map.stamp(merged_resource, change.item_id, version, now)

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from iopcare.careplan import codes
+from iopcare.careplan.domain import goals as goal_rules
 from iopcare.kit.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -187,6 +188,8 @@ def _checked_goals(goals: object, source: str, problems: FieldViolations) -> lis
             problems.add(f"{where}.system", f"must be one of {sorted(MEASURE_SYSTEMS)}")
         elif g.get("system") == "program" and g.get("measure") not in codes.PROGRAM_MEASURES:
             problems.add(f"{where}.measure", f"one of {sorted(codes.PROGRAM_MEASURES)}")
+        if g.get("discipline") is not None and g.get("discipline") not in goal_rules.OWNER_ROLES:
+            problems.add(f"{where}.discipline", f"one of {sorted(goal_rules.OWNER_ROLES)}")
     return items
 
 
@@ -282,7 +285,7 @@ def draft_plan(
     template: Template, patient_id: str, diagnosis: str, team_id: str | None, start: date
 ) -> dict[str, Any]:
     """A draft CarePlan (FHIR R4 JSON): the template's activities with their timings over the
-    program's weeks, and its goals as contained Goals the team completes before activation."""
+    program's weeks, and its goals as contained Goals (stored as Goals of their own)."""
     end = start + timedelta(weeks=template.weeks)
     bounds = {"boundsPeriod": {"start": start.isoformat(), "end": end.isoformat()}}
     goals = [_goal(goal, index, patient_id, end) for index, goal in enumerate(template.goals)]
@@ -335,7 +338,9 @@ def draft_plan(
 
 
 def _goal(goal: dict[str, Any], index: int, patient_id: str, end: date) -> dict[str, Any]:
-    """A template goal as a contained R4 Goal, due at the end of the program. An individual
+    """A template goal as a contained R4 Goal, due at the end of the program, owned by the
+    template's `discipline` (else the one that follows its measure: `goals.default_discipline`).
+    Stored, the plan's goals become Goals of their own (`goals.hoist_goals`). An individual
     target (`set_by`) is drafted without its number: the discipline sets it per patient."""
     drafted = _goal_with_value(goal, index, patient_id, end)
     if goal.get("set_by") is not None:
@@ -346,10 +351,13 @@ def _goal(goal: dict[str, Any], index: int, patient_id: str, end: date) -> dict[
 def _goal_with_value(
     goal: dict[str, Any], index: int, patient_id: str, end: date
 ) -> dict[str, Any]:
+    measure = {"target": [{"measure": {"coding": [{"code": goal["measure"]}]}}]}
+    role = goal.get("discipline") or goal_rules.default_discipline(measure)
     return {
         "resourceType": "Goal",
         "id": f"goal{index}",
         "lifecycleStatus": "proposed",
+        "category": [{"coding": [goal_rules.discipline_coding(role)]}],
         "description": {"text": goal["description"]},
         "subject": {"reference": f"Patient/{patient_id}"},
         "target": [

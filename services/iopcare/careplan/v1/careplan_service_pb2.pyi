@@ -534,7 +534,7 @@ class GetPatientPlanRequest(_message.Message):
     def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
 
 class GetPatientPlanResponse(_message.Message):
-    __slots__ = ("episode", "care_plan", "care_teams", "goals", "upcoming_sessions", "attendance", "latest_notes", "activity_attendance", "nutrition_order")
+    __slots__ = ("episode", "care_plan", "care_teams", "goals", "upcoming_sessions", "attendance", "latest_notes", "activity_attendance", "nutrition_order", "disciplines")
     EPISODE_FIELD_NUMBER: _ClassVar[int]
     CARE_PLAN_FIELD_NUMBER: _ClassVar[int]
     CARE_TEAMS_FIELD_NUMBER: _ClassVar[int]
@@ -544,6 +544,7 @@ class GetPatientPlanResponse(_message.Message):
     LATEST_NOTES_FIELD_NUMBER: _ClassVar[int]
     ACTIVITY_ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
     NUTRITION_ORDER_FIELD_NUMBER: _ClassVar[int]
+    DISCIPLINES_FIELD_NUMBER: _ClassVar[int]
     episode: EpisodeOfCare
     care_plan: CarePlan
     care_teams: _containers.RepeatedCompositeFieldContainer[CareTeam]
@@ -553,23 +554,34 @@ class GetPatientPlanResponse(_message.Message):
     latest_notes: _containers.RepeatedCompositeFieldContainer[NoteSummary]
     activity_attendance: _containers.RepeatedCompositeFieldContainer[ActivityAttendance]
     nutrition_order: NutritionOrder
-    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ..., care_plan: _Optional[_Union[CarePlan, _Mapping]] = ..., care_teams: _Optional[_Iterable[_Union[CareTeam, _Mapping]]] = ..., goals: _Optional[_Iterable[_Union[GoalProgress, _Mapping]]] = ..., upcoming_sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., attendance: _Optional[_Union[Attendance, _Mapping]] = ..., latest_notes: _Optional[_Iterable[_Union[NoteSummary, _Mapping]]] = ..., activity_attendance: _Optional[_Iterable[_Union[ActivityAttendance, _Mapping]]] = ..., nutrition_order: _Optional[_Union[NutritionOrder, _Mapping]] = ...) -> None: ...
+    disciplines: _containers.RepeatedCompositeFieldContainer[DisciplineSection]
+    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ..., care_plan: _Optional[_Union[CarePlan, _Mapping]] = ..., care_teams: _Optional[_Iterable[_Union[CareTeam, _Mapping]]] = ..., goals: _Optional[_Iterable[_Union[GoalProgress, _Mapping]]] = ..., upcoming_sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., attendance: _Optional[_Union[Attendance, _Mapping]] = ..., latest_notes: _Optional[_Iterable[_Union[NoteSummary, _Mapping]]] = ..., activity_attendance: _Optional[_Iterable[_Union[ActivityAttendance, _Mapping]]] = ..., nutrition_order: _Optional[_Union[NutritionOrder, _Mapping]] = ..., disciplines: _Optional[_Iterable[_Union[DisciplineSection, _Mapping]]] = ...) -> None: ...
 
 class GoalProgress(_message.Message):
-    __slots__ = ("goal", "measure_code", "has_latest_value", "latest_value", "latest_time", "achievement")
+    __slots__ = ("goal", "measure_code", "has_latest_value", "latest_value", "latest_time", "achievement", "discipline", "trend", "has_previous_value", "previous_value", "value_count")
     GOAL_FIELD_NUMBER: _ClassVar[int]
     MEASURE_CODE_FIELD_NUMBER: _ClassVar[int]
     HAS_LATEST_VALUE_FIELD_NUMBER: _ClassVar[int]
     LATEST_VALUE_FIELD_NUMBER: _ClassVar[int]
     LATEST_TIME_FIELD_NUMBER: _ClassVar[int]
     ACHIEVEMENT_FIELD_NUMBER: _ClassVar[int]
+    DISCIPLINE_FIELD_NUMBER: _ClassVar[int]
+    TREND_FIELD_NUMBER: _ClassVar[int]
+    HAS_PREVIOUS_VALUE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VALUE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_COUNT_FIELD_NUMBER: _ClassVar[int]
     goal: Goal
     measure_code: str
     has_latest_value: bool
     latest_value: float
     latest_time: _timestamp_pb2.Timestamp
     achievement: str
-    def __init__(self, goal: _Optional[_Union[Goal, _Mapping]] = ..., measure_code: _Optional[str] = ..., has_latest_value: _Optional[bool] = ..., latest_value: _Optional[float] = ..., latest_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., achievement: _Optional[str] = ...) -> None: ...
+    discipline: str
+    trend: str
+    has_previous_value: bool
+    previous_value: float
+    value_count: int
+    def __init__(self, goal: _Optional[_Union[Goal, _Mapping]] = ..., measure_code: _Optional[str] = ..., has_latest_value: _Optional[bool] = ..., latest_value: _Optional[float] = ..., latest_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., achievement: _Optional[str] = ..., discipline: _Optional[str] = ..., trend: _Optional[str] = ..., has_previous_value: _Optional[bool] = ..., previous_value: _Optional[float] = ..., value_count: _Optional[int] = ...) -> None: ...
 
 class Session(_message.Message):
     __slots__ = ("appointment_id", "start_time", "end_time", "status", "description", "care_plan_id")
@@ -720,6 +732,62 @@ class GetPractitionerResponse(_message.Message):
     practitioner: RegistryEntry
     roles: _containers.RepeatedCompositeFieldContainer[RegistryEntry]
     def __init__(self, practitioner: _Optional[_Union[RegistryEntry, _Mapping]] = ..., roles: _Optional[_Iterable[_Union[RegistryEntry, _Mapping]]] = ...) -> None: ...
+
+class DisciplineSection(_message.Message):
+    __slots__ = ("role", "name", "goals", "activities", "latest_measures", "open_tasks")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    GOALS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITIES_FIELD_NUMBER: _ClassVar[int]
+    LATEST_MEASURES_FIELD_NUMBER: _ClassVar[int]
+    OPEN_TASKS_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    name: str
+    goals: _containers.RepeatedCompositeFieldContainer[GoalProgress]
+    activities: _containers.RepeatedCompositeFieldContainer[PlanActivity]
+    latest_measures: _containers.RepeatedCompositeFieldContainer[LatestMeasure]
+    open_tasks: _containers.RepeatedCompositeFieldContainer[OpenTask]
+    def __init__(self, role: _Optional[str] = ..., name: _Optional[str] = ..., goals: _Optional[_Iterable[_Union[GoalProgress, _Mapping]]] = ..., activities: _Optional[_Iterable[_Union[PlanActivity, _Mapping]]] = ..., latest_measures: _Optional[_Iterable[_Union[LatestMeasure, _Mapping]]] = ..., open_tasks: _Optional[_Iterable[_Union[OpenTask, _Mapping]]] = ...) -> None: ...
+
+class PlanActivity(_message.Message):
+    __slots__ = ("code", "description", "status", "attendance", "booked")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
+    BOOKED_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    description: str
+    status: str
+    attendance: Attendance
+    booked: bool
+    def __init__(self, code: _Optional[str] = ..., description: _Optional[str] = ..., status: _Optional[str] = ..., attendance: _Optional[_Union[Attendance, _Mapping]] = ..., booked: _Optional[bool] = ...) -> None: ...
+
+class LatestMeasure(_message.Message):
+    __slots__ = ("code", "observation_id", "value", "unit", "time", "trend")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    TREND_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    observation_id: str
+    value: float
+    unit: str
+    time: _timestamp_pb2.Timestamp
+    trend: str
+    def __init__(self, code: _Optional[str] = ..., observation_id: _Optional[str] = ..., value: _Optional[float] = ..., unit: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trend: _Optional[str] = ...) -> None: ...
+
+class OpenTask(_message.Message):
+    __slots__ = ("kind", "text", "reference")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    text: str
+    reference: str
+    def __init__(self, kind: _Optional[str] = ..., text: _Optional[str] = ..., reference: _Optional[str] = ...) -> None: ...
 
 class CreateNutritionOrderRequest(_message.Message):
     __slots__ = ("request_id", "fhir_json")
