@@ -36,6 +36,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _utc(at: datetime) -> datetime:
+    """Instants are stored in UTC (SQLite keeps no offset)."""
+    return at.astimezone(UTC)
+
+
 @dataclass
 class Coverage:
     """The program's after-hours settings and the clock they are applied with."""
@@ -54,7 +59,7 @@ class Coverage:
 
     def record(self, uow: UnitOfWork, flag_id: str, patient_id: str, clinician: str) -> None:
         """The first step of the alert's route (what escalation continues from)."""
-        oncall_store.add_route(uow.conn, flag_id, 0, patient_id, clinician, self.clock())
+        oncall_store.add_route(uow.conn, flag_id, 0, patient_id, clinician, _utc(self.clock()))
 
     def for_missed_checkin(self, uow: UnitOfWork) -> str | None:
         """The clinician on call a missed check-in also goes to, per the program's rule."""
@@ -141,7 +146,7 @@ class OnCall(UseCase):
         def _set(uow: UnitOfWork, _placeholder: str) -> str:
             version, _, _, _ = oncall_store.current_roster(uow.conn)
             oncall_store.insert_roster(
-                uow.conn, version + 1, ordered, self.coverage.clock(), principal.reference
+                uow.conn, version + 1, ordered, _utc(self.coverage.clock()), principal.reference
             )
             audited(uow, principal, audit.UPDATE, ROSTER, None, f"version {version + 1}")
             return str(version + 1)
@@ -162,7 +167,7 @@ class OnCall(UseCase):
         clinician on the roster (the order in force now, else the one in force when it was last
         sent); each step is claimed once (its key), so replicas and restarts never send it twice.
         Returns how many were sent."""
-        now = now or self.coverage.clock()
+        now = _utc(now or self.coverage.clock())
         minutes = self.coverage.escalation_minutes
         sent = 0
         with self.db.read() as conn:
