@@ -12,6 +12,7 @@ from iopcare.gateway.resources.careplan import (
     ObservationHandler,
     PatientHandler,
 )
+from iopcare.gateway.resources.checkin import QuestionnaireHandler, QuestionnaireResponseHandler
 from iopcare.gateway.resources.notes import (
     CommunicationHandler,
     ConsentHandler,
@@ -39,6 +40,8 @@ HANDLERS: tuple[type[ResourceHandler], ...] = (
     DocumentReferenceHandler,
     FlagHandler,
     ConsentHandler,
+    QuestionnaireHandler,
+    QuestionnaireResponseHandler,
 )
 
 BY_TYPE: dict[str, type[ResourceHandler]] = {h.type: h for h in HANDLERS}

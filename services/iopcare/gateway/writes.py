@@ -320,6 +320,7 @@ PATIENT_ELEMENTS = {
     "Communication": "subject",
     "DocumentReference": "subject",
     "Flag": "subject",
+    "QuestionnaireResponse": "subject",
 }
 
 

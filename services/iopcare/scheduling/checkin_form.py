@@ -178,3 +178,27 @@ def self_harm_answer(resource: Any) -> bool:
             answer = _answer(item)
             return bool(answer is not None and answer.get("valueBoolean") is True)
     return False
+
+
+def record_check_in_request(resource: dict[str, Any], request_id: str) -> Any:
+    """The RecordCheckIn request a posted QuestionnaireResponse asks for (the gateway's create):
+    the patient its subject names and its answers (a FhirError naming the element when it is
+    not a response to the daily check-in)."""
+    from iopcare.scheduling.v1 import scheduling_service_pb2 as pb
+
+    subject = resource.get("subject")
+    reference = subject.get("reference") if isinstance(subject, dict) else None
+    patient_id = fhir.loose_reference_id(reference, "Patient")
+    if not patient_id:
+        raise fhir.refusal("required", "subject must be the Patient/{id} answering", "subject")
+    if resource.get("status") != "completed":
+        raise fhir.refusal("value", "a daily check-in is posted completed", "status")
+    try:
+        answers = answers_from_response(resource)
+    except InvalidArgument as exc:
+        first = exc.violations[0].field if exc.violations else "questionnaire"
+        raise fhir.refusal("value", str(exc), first) from None
+    given = {k: v for k, v in vars(answers).items() if v is not None}
+    return pb.RecordCheckInRequest(
+        patient_id=patient_id, request_id=request_id, answers=pb.CheckInAnswers(**given)
+    )

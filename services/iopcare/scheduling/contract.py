@@ -22,6 +22,7 @@ from iopcare.scheduling.checkin_form import (
     QUESTIONNAIRE,
     QUESTIONNAIRE_URL,
     answers_from_response,
+    record_check_in_request,
 )
 from iopcare.scheduling.checkin_form import self_harm_answer as checkin_self_harm
 from iopcare.scheduling.codes import (
@@ -79,6 +80,7 @@ __all__ = [
     "checkin_self_harm",
     "create_appointment_request",
     "create_schedule_request",
+    "record_check_in_request",
     "repeated_appointment_request",
     "update_appointment_request",
     "update_schedule_request",
