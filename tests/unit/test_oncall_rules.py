@@ -4,6 +4,7 @@ the escalation order, the missed check-in rule."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -105,3 +106,15 @@ def test_the_missed_check_in_rule() -> None:
     assert rules.missed_checkin_goes_on_call("always", in_hours=True)
     with pytest.raises(InvalidArgument):
         rules.missed_checkin_goes_on_call("sometimes", in_hours=True)
+
+
+def test_bad_coverage_settings_stop_notes_at_start(tmp_path: Path) -> None:
+    from iopcare.kit.settings import ConfigurationError, Settings
+    from iopcare.notes.app import coverage_of
+
+    coverage = coverage_of(Settings(data_dir=tmp_path))
+    assert coverage.escalation_minutes == 10 and coverage.missed_checkin_rule == "out-of-hours"
+    with pytest.raises(ConfigurationError, match="IOPCARE_ONCALL_PROGRAM_HOURS"):
+        coverage_of(Settings(data_dir=tmp_path, oncall_program_hours="weekdays"))
+    with pytest.raises(ConfigurationError, match="IOPCARE_ONCALL_MISSED_CHECKIN"):
+        coverage_of(Settings(data_dir=tmp_path, oncall_missed_checkin="sometimes"))

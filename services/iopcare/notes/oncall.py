@@ -179,6 +179,8 @@ class OnCall(UseCase):
         for flag_id, patient_id, step, notified_at in due:
             # One alert per transaction: its thread's lock is held only while it is written.
             with UnitOfWork(self.db) as uow:
+                if not oncall_store.lock_open_alert(uow.conn, flag_id):
+                    continue  # acknowledged meanwhile
                 _, shifts, _, _ = oncall_store.current_roster(uow.conn)
                 route = oncall_store.routes(uow.conn, flag_id)
                 order = rules.on_call_at(shifts, now) or rules.on_call_at(shifts, notified_at)

@@ -149,6 +149,22 @@ def open_routed_alerts(conn: Connection) -> list[tuple[str, str, int, datetime]]
     return [(r.flag_id, r.patient_id, r.step, as_utc(r.notified_at)) for r in rows]
 
 
+def lock_open_alert(conn: Connection, flag_id: str) -> bool:
+    """Holds the alert's row to the end of the transaction if it is still unacknowledged
+    (PostgreSQL: FOR UPDATE, which waits for an acknowledgement in progress and then sees it;
+    SQLite has one writer at a time). Alert rows are taken before the thread lock, as
+    acknowledging takes them, so the two cannot deadlock."""
+    from iopcare.notes.store.flags import crisis_alert
+
+    a = crisis_alert.c
+    row = conn.execute(
+        select(a.flag_id)
+        .where((a.flag_id == flag_id) & a.acknowledged_at.is_(None))
+        .with_for_update()
+    ).first()
+    return row is not None
+
+
 def was_routed(conn: Connection, flag_id: str, clinician: str) -> bool:
     """Whether the alert was sent to `clinician` along the roster."""
     c = crisis_route.c
