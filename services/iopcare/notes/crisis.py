@@ -143,7 +143,7 @@ class Crisis(UseCase):
         if alert is None:
             raise NotFound(f"{name} is not a crisis alert", resource=name)
         # The clinician on call the alert was routed to acknowledges it off the team too.
-        basis = on_call_basis(uow, flag_id, principal) or self.access.basis(
+        basis = on_call_basis(uow, flag_id, alert.patient_id, principal) or self.access.basis(
             uow.conn, principal, alert.patient_id
         )
         if alert.acknowledged_at is None:

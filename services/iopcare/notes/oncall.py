@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from iopcare.kit import audit
-from iopcare.kit.access import PRIVILEGED_ROLES
+from iopcare.kit.access import PRIVILEGED_ROLES, within_launch_context
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
 from iopcare.kit.errors import PermissionDenied
@@ -209,11 +209,15 @@ class OnCall(UseCase):
         return sent
 
 
-def on_call_basis(uow: UnitOfWork, flag_id: str, principal: Principal) -> str | None:
+def on_call_basis(
+    uow: UnitOfWork, flag_id: str, patient_id: str, principal: Principal
+) -> str | None:
     """`on-call` when the alert was routed to the caller along the roster (they may then
-    acknowledge it without being on the patient's team), else None."""
+    acknowledge it without being on the patient's team), else None. A token pinned to another
+    launch patient is refused whatever the basis."""
     if principal.practitioner_id is None or principal.role == "patient":
         return None
     if oncall_store.was_routed(uow.conn, flag_id, principal.reference):
+        within_launch_context(principal.patient_limit, patient_id)
         return "on-call"
     return None
