@@ -16,6 +16,7 @@ import pytest
 
 from iopcare.careplan import codes
 from iopcare.demo import demo_episode
+from iopcare.kit import auth
 from tests.support import hapi, harness
 from tests.support.gateway import (
     FHIR_JSON,
@@ -176,6 +177,37 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
             "payload": [{"contentString": "Missed Tuesday's group; called, coming Thursday."}],
         },
     )
+    # The patient's own daily check-in (issue 12): the form, their answers, their search.
+    with stack.client(
+        auth.mint_token(
+            stack.settings,
+            subject=f"patient:{pid}",
+            role="patient",
+            patient_context=pid,
+            scopes=["patient/Questionnaire.r", "patient/QuestionnaireResponse.cs"],
+        )
+    ) as app_client:
+        patient_app = Collector(app_client, out.folder)
+        patient_app.kept = out.kept
+        form = patient_app.get("questionnaire", "/Questionnaire/iop-daily-checkin")
+        patient_app.post(
+            "checkin",
+            "/QuestionnaireResponse",
+            {
+                "resourceType": "QuestionnaireResponse",
+                "questionnaire": f"{form['url']}|{form['version']}",
+                "status": "completed",
+                "subject": {"reference": f"Patient/{pid}"},
+                "item": [
+                    {"linkId": "mood", "answer": [{"valueInteger": 5}]},
+                    {"linkId": "craving", "answer": [{"valueInteger": 2}]},
+                    {"linkId": "sleep-hours", "answer": [{"valueDecimal": 7.5}]},
+                    {"linkId": "medication-taken", "answer": [{"valueBoolean": True}]},
+                    {"linkId": "self-harm-thoughts", "answer": [{"valueBoolean": False}]},
+                ],
+            },
+        )
+        patient_app.get("search-checkin", "/QuestionnaireResponse", params={"patient": pid})
 
     # Scheduling proposes the plan's sessions, notes posts to the team thread (through Kafka).
     harness.eventually(

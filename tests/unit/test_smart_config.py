@@ -92,6 +92,10 @@ def test_discovery_advertises_app_launch_for_an_issuer_with_an_authorization_end
         document["capabilities"]
     )
     assert {"launch", "launch/patient", "openid", "fhirUser"} <= set(document["scopes_supported"])
+    # The patient's daily check-in (issue 12): the form and their own answers.
+    assert {"patient/Questionnaire.r", "patient/QuestionnaireResponse.cs"} <= set(
+        document["scopes_supported"]
+    )
     # Without one, nothing of App Launch is claimed.
     plain = smart_configuration(Settings(dev_mode=True), "https://ehr.test")
     assert "authorization_endpoint" not in plain

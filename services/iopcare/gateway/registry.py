@@ -13,6 +13,7 @@ from iopcare.gateway.resources.careplan import (
     ObservationHandler,
     PatientHandler,
 )
+from iopcare.gateway.resources.checkin import QuestionnaireHandler, QuestionnaireResponseHandler
 from iopcare.gateway.resources.family import RelatedPersonHandler
 from iopcare.gateway.resources.notes import (
     CommunicationHandler,
@@ -43,6 +44,8 @@ HANDLERS: tuple[type[ResourceHandler], ...] = (
     DocumentReferenceHandler,
     FlagHandler,
     ConsentHandler,
+    QuestionnaireHandler,
+    QuestionnaireResponseHandler,
 )
 
 BY_TYPE: dict[str, type[ResourceHandler]] = {h.type: h for h in HANDLERS}

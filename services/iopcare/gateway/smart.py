@@ -76,6 +76,9 @@ LAUNCH_SCOPES = (
     "patient/Patient.rs",
     "patient/CarePlan.rs",
     "patient/CarePlan.read",
+    # The patient's daily check-in (issue 12): the form, and their own answers.
+    "patient/Questionnaire.r",
+    "patient/QuestionnaireResponse.cs",
 )
 #: What SMART App Launch through such an issuer offers (SMART App Launch 2.x, §Capabilities).
 LAUNCH_CAPABILITIES = (

@@ -322,6 +322,7 @@ PATIENT_ELEMENTS = {
     "Communication": "subject",
     "DocumentReference": "subject",
     "Flag": "subject",
+    "QuestionnaireResponse": "subject",
 }
 
 

@@ -196,6 +196,18 @@ class Settings(BaseSettings):
     crisis_escalation_minutes: float = 15
     #: Seconds between checks for crisis alerts to re-escalate.
     crisis_check_seconds: float = 30
+    #: After-hours coverage (notes): when the program's staff answer in the team thread (local
+    #: days and times, `mon-fri 08:00-18:00`; holidays are `scheduling_program_holidays`).
+    #: Outside these hours an urgent alert also goes to the clinician on call (the roster).
+    oncall_program_hours: str = "mon-fri 08:00-18:00"
+    #: Minutes an alert sent to a clinician on call waits for an acknowledgement before it goes
+    #: to the next clinician on the roster.
+    oncall_escalation_minutes: float = 10
+    #: Seconds between checks for alerts to escalate along the roster.
+    oncall_check_seconds: float = 30
+    #: Whether a missed daily check-in also goes to the clinician on call: never, out-of-hours
+    #: (only when the program is closed) or always.
+    oncall_missed_checkin: str = "out-of-hours"
     #: notes WatchThread: seconds between re-reads of a watched thread when no commit woke it
     #: (commits in this process wake streams at once; this bounds the delay for other replicas').
     notes_watch_poll_seconds: float = 1.0

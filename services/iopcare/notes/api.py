@@ -22,8 +22,11 @@ from iopcare.notes.crisis import Crisis
 from iopcare.notes.disclosure import Disclosure
 from iopcare.notes.domain.documents import KIND_BY_CODE, NOTE_KINDS, NoteDraft
 from iopcare.notes.domain.messages import NewMessage
+from iopcare.notes.domain.oncall import Shift
 from iopcare.notes.drafts import Drafts
+from iopcare.notes.inbox import Inbox
 from iopcare.notes.note_search import NoteFilter, NoteSearch
+from iopcare.notes.oncall import OnCall, Roster
 from iopcare.notes.store import StoredConsent, StoredDraft, StoredMessage, StoredNote
 from iopcare.notes.thread import Thread
 from iopcare.notes.v1 import notes_service_pb2 as pb
@@ -109,6 +112,34 @@ def _consent(request: pb.RecordConsentRequest) -> ConsentInput:
     )
 
 
+def _shift(shift: pb.OnCallShift, index: int) -> Shift:
+    where = f"shifts[{index}]"
+    starts, ends = _time(shift, "start_time"), _time(shift, "end_time")
+    if starts is None or ends is None:
+        raise InvalidArgument(
+            "every shift has a start and an end",
+            [
+                FieldViolation(f"{where}.start_time", "required"),
+                FieldViolation(f"{where}.end_time", "required"),
+            ],
+        )
+    return Shift(starts, ends, tuple(shift.clinicians))
+
+
+def to_roster(roster: Roster) -> pb.OnCallRoster:
+    return pb.OnCallRoster(
+        version=roster.version,
+        shifts=[
+            pb.OnCallShift(
+                start_time=timestamp(s.starts), end_time=timestamp(s.ends), clinicians=s.clinicians
+            )
+            for s in roster.shifts
+        ],
+        update_time=timestamp(roster.updated_at) if roster.updated_at else None,
+        updated_by=roster.updated_by,
+    )
+
+
 def flag_message(flag: Stored) -> pb.Flag:
     return pb.Flag(**by_name(flag, "id version patient_id status"), fhir_json=flag.resource)
 
@@ -124,6 +155,8 @@ class UseCases:
     search: NoteSearch
     consents: Consents
     disclosure: Disclosure
+    oncall: OnCall
+    inbox: Inbox
 
 
 class NotesServicer(pb_grpc.NotesServiceServicer):
@@ -224,6 +257,9 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         self, request: pb.WatchThreadRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.WatchThreadResponse]:
         principal = current_principal()
+        if request.addressed_to_me and not request.patient_id:
+            yield from self._watch_inbox(request, context)
+            return
         patient_id = require_id(request.patient_id, "patient_id")
         with self.cases.thread.watching(principal, patient_id, request.resume_token) as cursor:
             # Initial metadata tells the client the stream is open: everything committed from
@@ -235,6 +271,35 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
                 principal, patient_id, cursor, context.is_active
             ):
                 yield pb.WatchThreadResponse(message=to_message(message), resume_token=token)
+
+    def _watch_inbox(
+        self, request: pb.WatchThreadRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.WatchThreadResponse]:
+        """WatchThread with `addressed_to_me`: the caller's messages in every thread."""
+        principal = current_principal()
+        with self.cases.inbox.watching(principal, request.resume_token) as cursor:
+            context.send_initial_metadata(((WATCH_START_HEADER, encode({"seq": cursor})),))
+            context.add_callback(self.cases.thread.watchers.wake_all)
+            for message, token in self.cases.inbox.follow(principal, cursor, context.is_active):
+                yield pb.WatchThreadResponse(message=to_message(message), resume_token=token)
+
+    # On-call roster ----------------------------------------------------------------------------
+    def SetOnCallRoster(
+        self, request: pb.SetOnCallRosterRequest, context: grpc.ServicerContext
+    ) -> pb.SetOnCallRosterResponse:
+        shifts = [_shift(shift, i) for i, shift in enumerate(request.shifts)]
+        roster = self.cases.oncall.set(current_principal(), request.request_id, shifts)
+        return pb.SetOnCallRosterResponse(roster=to_roster(roster))
+
+    def GetOnCallRoster(
+        self, request: pb.GetOnCallRosterRequest, context: grpc.ServicerContext
+    ) -> pb.GetOnCallRosterResponse:
+        roster, order, open_now = self.cases.oncall.get(
+            current_principal(), _time(request, "at_time")
+        )
+        return pb.GetOnCallRosterResponse(
+            roster=to_roster(roster), on_call=list(order), in_program_hours=open_now
+        )
 
     # Crisis flags ------------------------------------------------------------------------------
     AcknowledgeCrisis = rpc(

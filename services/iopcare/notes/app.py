@@ -5,22 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import iopcare.careplan.contract as careplan_contract
 from iopcare.kit import topics
 from iopcare.kit.composition import configured, team_projection_handlers
 from iopcare.kit.rpc import rules_for
 from iopcare.kit.runtime import Assembly, PeriodicTask, ServiceRuntime
-from iopcare.kit.settings import ServiceSettings, Settings
+from iopcare.kit.settings import ConfigurationError, ServiceSettings, Settings
 from iopcare.notes import store
 from iopcare.notes.api import SERVICE_NAME, NotesServicer, UseCases
 from iopcare.notes.clinical import ClinicalNotes
 from iopcare.notes.consents import Consents
 from iopcare.notes.crisis import Crisis
 from iopcare.notes.disclosure import Disclosure
+from iopcare.notes.domain.oncall import MISSED_CHECKIN_RULES, parse_program_hours
 from iopcare.notes.drafts import Drafts
-from iopcare.notes.handlers import HANDLERS
+from iopcare.notes.handlers import HANDLERS, coverage_handlers
+from iopcare.notes.inbox import Inbox
 from iopcare.notes.note_search import NoteSearch
+from iopcare.notes.oncall import Coverage, OnCall
 from iopcare.notes.scope_rules import SCOPE_RULES
 from iopcare.notes.thread import Thread
 from iopcare.notes.v1 import notes_service_pb2_grpc as pb_grpc
@@ -36,6 +40,8 @@ class NotesRuntime(ServiceRuntime):
     server thread, and the server's grace period would otherwise wait for each one to time out."""
 
     watchers: ThreadWatch | None = None
+    #: The after-hours coverage the crisis path routes with (its `clock` is the tests' lever).
+    coverage: Coverage | None = None
 
     def stop(self, grace: float = 5.0) -> None:
         if self.watchers is not None:
@@ -57,7 +63,10 @@ def build(
         max_watchers_per_client=settings.notes_watch_max_per_client,
         retry_after_seconds=settings.rpc_retry_after_seconds,
     )
+    coverage = coverage_of(settings)
+    thread.coverage = coverage
     crisis = Crisis(parts.db, notify_outbox=parts.relay.notify)
+    oncall = OnCall(parts.db, coverage, notify_outbox=parts.relay.notify)
     cases = UseCases(
         thread=thread,
         drafts=Drafts(parts.db, thread),
@@ -66,9 +75,12 @@ def build(
         search=NoteSearch(parts.db),
         consents=Consents(parts.db),
         disclosure=Disclosure(parts.db),
+        oncall=oncall,
+        inbox=Inbox(thread),
     )
     handlers = {
         **HANDLERS,
+        **coverage_handlers(coverage),
         **team_projection_handlers(
             store.care_team_member, store.care_team_seen, careplan_contract.TEAM_EVENTS
         ),
@@ -80,12 +92,36 @@ def build(
         settings.crisis_check_seconds,
         lambda: crisis.escalate_overdue(datetime.now(UTC), escalation),
     )
+    escalate_on_call = PeriodicTask(
+        "oncall-escalation", settings.oncall_check_seconds, lambda: oncall.escalate_due()
+    )
     runtime = parts.runtime(
         [(pb_grpc.add_NotesServiceServicer_to_server, NotesServicer(cases), SERVICE_NAME)],
         [consumer],
-        [escalate],
+        [escalate, escalate_on_call],
         rules=rules_for(SERVICE_NAME, SCOPE_RULES),
     )
     # The kit builds a plain ServiceRuntime; carry its parts over into ours.
     values = {f.name: getattr(runtime, f.name) for f in fields(runtime) if f.init}
-    return NotesRuntime(**values, watchers=thread.watchers)
+    return NotesRuntime(**values, watchers=thread.watchers, coverage=coverage)
+
+
+def coverage_of(settings: Settings) -> Coverage:
+    """The program's after-hours coverage from its settings (a bad value stops the start)."""
+    if settings.oncall_missed_checkin not in MISSED_CHECKIN_RULES:
+        raise ConfigurationError(
+            f"IOPCARE_ONCALL_MISSED_CHECKIN is one of {', '.join(MISSED_CHECKIN_RULES)}"
+        )
+    try:
+        hours = parse_program_hours(
+            settings.oncall_program_hours,
+            ZoneInfo(settings.program_timezone),
+            settings.scheduling_program_holidays,
+        )
+    except ValueError as exc:
+        raise ConfigurationError(f"IOPCARE_ONCALL_PROGRAM_HOURS: {exc}") from None
+    return Coverage(
+        hours,
+        escalation_minutes=settings.oncall_escalation_minutes,
+        missed_checkin_rule=settings.oncall_missed_checkin,
+    )

@@ -25,6 +25,7 @@ from iopcare.notes.domain.messages import (
     escalation_text,
 )
 from iopcare.notes.domain.text import has_forbidden_characters
+from iopcare.notes.oncall import Coverage, on_call_basis
 from iopcare.notes.posting import append_message, derived_labels, members
 from iopcare.notes.store import flags as flag_store
 from iopcare.notes.usecase import UseCase, audited
@@ -47,13 +48,22 @@ def raise_crisis(
     extra_recipients: tuple[str, ...] = (),
     message: NewMessage | None = None,
     source: Any = None,
+    coverage: Coverage | None = None,
 ) -> str:
     """The urgent crisis message to the psychiatrist and therapist of the patient's team and
     a safety Flag tracked until acknowledged, in the caller's unit of work. `message`: the
     clinician's own crisis message (else a system message with `text`); `source`: the event
-    resource it derives from (its labels carry over)."""
+    resource it derives from (its labels carry over). `coverage`: outside program hours the
+    clinician on call is sent it too (`oncall`)."""
+    on_call = coverage.route(uow) if coverage is not None else None
     recipients = tuple(
-        dict.fromkeys([*members(uow, patient_id, CRISIS_RECIPIENT_ROLES), *extra_recipients])
+        dict.fromkeys(
+            [
+                *members(uow, patient_id, CRISIS_RECIPIENT_ROLES),
+                *extra_recipients,
+                *([on_call] if on_call else []),
+            ]
+        )
     )
     if not recipients:
         # Still posted to the thread (everyone on the team sees it), but nobody is named:
@@ -88,6 +98,8 @@ def raise_crisis(
     )
     flag_store.flags.insert(uow.conn, flag, sender)
     flag_store.insert_alert(uow.conn, flag_id, patient_id, message_id, recipients, now)
+    if coverage is not None and on_call:
+        coverage.record(uow, flag_id, patient_id, on_call)
     store.JOURNAL.publish_version(
         uow, "Flag", flag, codes.EVENT_CRISIS_RAISED, parent_trace=traceparent
     )
@@ -130,7 +142,10 @@ class Crisis(UseCase):
         alert = flag_store.load_alert(uow.conn, flag_id)
         if alert is None:
             raise NotFound(f"{name} is not a crisis alert", resource=name)
-        basis = self.access.basis(uow.conn, principal, alert.patient_id)
+        # The clinician on call the alert was routed to acknowledges it off the team too.
+        basis = on_call_basis(uow, flag_id, alert.patient_id, principal) or self.access.basis(
+            uow.conn, principal, alert.patient_id
+        )
         if alert.acknowledged_at is None:
 
             def reviser(item: Stored, version: int, now: datetime) -> tuple[str, str, str]:

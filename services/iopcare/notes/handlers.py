@@ -10,6 +10,7 @@ added by `app`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import iopcare.careplan.contract as careplan_contract
 import iopcare.scheduling.contract as scheduling_contract
@@ -21,6 +22,7 @@ from iopcare.notes.crisis import raise_crisis
 from iopcare.notes.domain.messages import (
     NewMessage,
     attendance_alert_text,
+    checkin_crisis_text,
     crisis_text,
     no_show_text,
     plan_changed_text,
@@ -28,6 +30,7 @@ from iopcare.notes.domain.messages import (
     review_due_text,
     sessions_proposed_text,
 )
+from iopcare.notes.oncall import Coverage
 from iopcare.notes.posting import append_message, derived_labels, members
 
 Handler = Callable[[UnitOfWork, ReceivedEvent], None]
@@ -39,6 +42,7 @@ def system_message(
     patient_id: str,
     text: str,
     about: tuple[str, ...],
+    recipients: tuple[str, ...] = (),
 ) -> None:
     """A system message written for an event, at most once per event."""
     if store.message_for_event(uow.conn, received.event.id) is not None:
@@ -55,6 +59,7 @@ def system_message(
             # Every system message is derived from the event's resource (a plan's title, a
             # session's name): it carries that resource's labels, all of them.
             security=derived_labels(received.resource),
+            recipients=recipients,
         ),
         source_event_id=received.event.id,
         traceparent=received.event.traceparent,
@@ -142,7 +147,7 @@ def on_attendance_alert(uow: UnitOfWork, received: ReceivedEvent) -> None:
     system_message(uow, received, received.event.key, attendance_alert_text(kind, detail), about)
 
 
-def on_crisis(uow: UnitOfWork, received: ReceivedEvent) -> None:
+def on_crisis(uow: UnitOfWork, received: ReceivedEvent, coverage: Coverage | None = None) -> None:
     """An urgent alert in the team thread to the patient's psychiatrist and therapist."""
     if store.message_for_event(uow.conn, received.event.id) is not None:
         return  # alerted already (the inbox normally keeps this from happening)
@@ -160,10 +165,13 @@ def on_crisis(uow: UnitOfWork, received: ReceivedEvent) -> None:
         source_event_id=received.event.id,
         traceparent=received.event.traceparent,
         source=observation,
+        coverage=coverage,
     )
 
 
-def on_careplan_alert(uow: UnitOfWork, received: ReceivedEvent) -> None:
+def on_careplan_alert(
+    uow: UnitOfWork, received: ReceivedEvent, coverage: Coverage | None = None
+) -> None:
     """careplan's crisis event. A `medical` alert (a vital sign, lab or withdrawal scale past a
     program threshold, docs/clinical-thresholds.md) is the urgent crisis message and Flag naming,
     besides the usual crisis recipients, the team members in the roles the alert names (the
@@ -172,7 +180,7 @@ def on_careplan_alert(uow: UnitOfWork, received: ReceivedEvent) -> None:
     observation = received.resource
     medical = [a for a in careplan_contract.alerts_from_fhir(observation) if a.kind == "medical"]
     if not medical:
-        on_crisis(uow, received)
+        on_crisis(uow, received, coverage)
         return
     if store.message_for_event(uow.conn, received.event.id) is not None:
         return  # alerted already (the inbox normally keeps this from happening)
@@ -198,7 +206,58 @@ def on_careplan_alert(uow: UnitOfWork, received: ReceivedEvent) -> None:
         traceparent=received.event.traceparent,
         extra_recipients=tuple(members(uow, patient_id, roles)),
         source=observation,
+        coverage=coverage,
     )
+
+
+def on_checkin_recorded(uow: UnitOfWork, received: ReceivedEvent, coverage: Coverage) -> None:
+    """A patient's daily check-in (scheduling's QuestionnaireResponse): a yes to the safety item
+    is a crisis (the urgent message and Flag, to the clinician on call out of hours). Other
+    answers stay in the patient's record in scheduling; the thread is not told of each one."""
+    response = received.resource
+    if not scheduling_contract.checkin_self_harm(response):
+        return
+    if store.message_for_event(uow.conn, received.event.id) is not None:
+        return  # alerted already (the inbox normally keeps this from happening)
+    authored = getattr(response, "authored", None)
+    raise_crisis(
+        uow,
+        received.event.key,
+        checkin_crisis_text(authored.isoformat() if authored else "just now"),
+        (f"QuestionnaireResponse/{response.id}",),
+        sender=codes.SYSTEM_SENDER,
+        source_event_id=received.event.id,
+        traceparent=received.event.traceparent,
+        source=response,
+        coverage=coverage,
+    )
+
+
+def on_missed_checkin(uow: UnitOfWork, received: ReceivedEvent, coverage: Coverage) -> None:
+    """scheduling's missed check-in (a Flag) in the team thread, addressed to the clinician on
+    call when the program's rule says so (IOPCARE_ONCALL_MISSED_CHECKIN)."""
+    resource = received.resource
+    code = getattr(resource, "code", None)
+    detail = getattr(code, "text", None) if code is not None else None
+    on_call = coverage.for_missed_checkin(uow)
+    system_message(
+        uow,
+        received,
+        received.event.key,
+        attendance_alert_text("missed-checkin", detail),
+        (f"Flag/{resource.id}",) if resource.id else (),
+        recipients=(on_call,) if on_call else (),
+    )
+
+
+def coverage_handlers(coverage: Coverage) -> dict[str, Handler]:
+    """The handlers that route to the clinician on call, bound to the program's coverage (they
+    replace the plain ones of `HANDLERS`)."""
+    return {
+        careplan_contract.EVENT_CRISIS: partial(on_careplan_alert, coverage=coverage),
+        scheduling_contract.EVENT_CHECKIN_RECORDED: partial(on_checkin_recorded, coverage=coverage),
+        scheduling_contract.EVENT_CHECKIN_MISSED: partial(on_missed_checkin, coverage=coverage),
+    }
 
 
 #: scheduling's attendance alerts notes posts to the team thread.

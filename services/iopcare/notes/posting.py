@@ -30,6 +30,9 @@ def append_message(
     resource = fhir_map.communication(message_id, message, sent_at)
     store.insert_message(uow.conn, message_id, message, resource, sent_at, source_event_id)
     watch.posted(uow.conn, message.patient_id)
+    for recipient in message.recipients:
+        # Wakes the recipient's own stream (WatchThread addressed_to_me): `watch.inbox_key`.
+        watch.posted(uow.conn, watch.inbox_key(recipient))
     posted = Stored(message_id, 1, message.patient_id, "completed", sent_at, resource)
     store.JOURNAL.publish_version(
         uow, "Communication", posted, codes.EVENT_MESSAGE_POSTED, parent_trace=traceparent

@@ -34,4 +34,7 @@ SCOPE_RULES: scopes.Rules = {
     # A crisis alert is a Communication and a safety Flag; acknowledging changes the Flag.
     "AcknowledgeCrisis": scopes.rule("Flag", U),
     "ListFlags": scopes.rule("Flag", S),
+    # The roster is the program's (no patient's): PractitionerRole names who is on call.
+    "SetOnCallRoster": scopes.rule("PractitionerRole", U),
+    "GetOnCallRoster": scopes.rule("PractitionerRole", R),
 }

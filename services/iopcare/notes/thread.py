@@ -27,6 +27,7 @@ from iopcare.notes import codes, once, store, watch
 from iopcare.notes.crisis import raise_crisis
 from iopcare.notes.cursor import seq_after
 from iopcare.notes.domain.messages import NewMessage, check_message, crisis_priority
+from iopcare.notes.oncall import Coverage
 from iopcare.notes.posting import append_message, expand_recipients
 from iopcare.notes.usecase import UseCase, audited
 
@@ -64,6 +65,8 @@ class Thread(UseCase):
         retry_after_seconds: float = 1.0,
     ) -> None:
         super().__init__(db, notify_outbox=notify_outbox)
+        #: After-hours routing of the crisis messages clinicians post (set by `app`).
+        self.coverage: Coverage | None = None
         self.watchers = watch.ThreadWatch()
         self.watchers.install(db.write_engine)
         self.watch_poll_seconds = watch_poll_seconds
@@ -181,6 +184,7 @@ class Thread(UseCase):
             message_id=message_id,
             extra_recipients=expanded,
             message=replace(message, priority=crisis_priority(message.priority)),
+            coverage=self.coverage,
         )
 
     def _reload(self, message_id: str) -> store.StoredMessage:

@@ -25,6 +25,11 @@ _PENDING = "iopcare_notes_posted"
 _COMMITTED = "iopcare_notes_committed"
 
 
+def inbox_key(recipient: str) -> str:
+    """The key a recipient's own stream waits on (never a patient id: those have no colon)."""
+    return f"to:{recipient}"
+
+
 def posted(conn: Connection, patient_id: str) -> None:
     """Marks that this transaction stores a message in the patient's thread."""
     conn.info.setdefault(_PENDING, set()).add(patient_id)

@@ -16,10 +16,12 @@ from iopcare.kit.servicer import gets, one, rpc
 from iopcare.scheduling.appointment_reads import Listing
 from iopcare.scheduling.bookings import BookingRequest, GroupRequest
 from iopcare.scheduling.calendars import CalendarInput, FoundSlot
+from iopcare.scheduling.domain.checkin import CheckInAnswers
 from iopcare.scheduling.domain.intensity import Week
 from iopcare.scheduling.fhir_map import slot_json
 from iopcare.scheduling.service import Scheduling
 from iopcare.scheduling.store import StoredAppointment, StoredSchedule
+from iopcare.scheduling.store.checkins import StoredResponse
 from iopcare.scheduling.v1 import scheduling_service_pb2 as pb
 from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as pb_grpc
 
@@ -277,6 +279,20 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
     def RecordCheckIn(
         self, request: pb.RecordCheckInRequest, context: grpc.ServicerContext
     ) -> pb.RecordCheckInResponse:
+        if request.HasField("answers"):
+            (day, at, late, already), response = self.scheduling.record_check_in_answers(
+                current_principal(),
+                require_id(request.patient_id, "patient_id"),
+                _answers(request.answers),
+                request_id=request.request_id,
+            )
+            return pb.RecordCheckInResponse(
+                day=date_message(day),
+                check_in_time=timestamp(at),
+                late=late,
+                already_recorded=already,
+                response=to_check_in_response(response),
+            )
         day, at, late, already = self.scheduling.record_check_in(
             current_principal(),
             require_id(request.patient_id, "patient_id"),
@@ -284,6 +300,19 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         )
         return pb.RecordCheckInResponse(
             day=date_message(day), check_in_time=timestamp(at), late=late, already_recorded=already
+        )
+
+    def ListCheckInResponses(
+        self, request: pb.ListCheckInResponsesRequest, context: grpc.ServicerContext
+    ) -> pb.ListCheckInResponsesResponse:
+        found, token = self.scheduling.check_in_responses(
+            current_principal(),
+            require_id(request.patient_id, "patient_id"),
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListCheckInResponsesResponse(
+            responses=[to_check_in_response(r) for r in found], next_page_token=token
         )
 
     def GetIntensity(
@@ -299,3 +328,25 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         return pb.GetIntensityResponse(
             weeks=[week_message(w) for w in weeks], missed_two_in_a_row=streak
         )
+
+
+def _answers(given: pb.CheckInAnswers) -> CheckInAnswers:
+    def value(name: str) -> Any:
+        return getattr(given, name) if given.HasField(name) else None
+
+    return CheckInAnswers(
+        mood=value("mood"),
+        craving=value("craving"),
+        sleep_hours=value("sleep_hours"),
+        medication_taken=value("medication_taken"),
+        self_harm_thoughts=value("self_harm_thoughts"),
+    )
+
+
+def to_check_in_response(response: StoredResponse) -> pb.CheckInResponse:
+    return pb.CheckInResponse(
+        id=response.id,
+        patient_id=response.patient_id,
+        authored_time=timestamp(response.authored_at),
+        fhir_json=response.resource,
+    )

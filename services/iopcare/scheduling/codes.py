@@ -46,6 +46,8 @@ ATTENDANCE_EXTENSION = "https://iopcare.org/fhir/StructureDefinition/participant
 #: A plan occurrence the series could not carry out (patient booked then, group full).
 EVENT_SERIES_CONFLICT = "iopcare.scheduling.series.conflict.v1"
 EVENT_CHECKIN_MISSED = "iopcare.scheduling.checkin.missed.v1"
+#: A patient's daily check-in answers (QuestionnaireResponse, checkin_form).
+EVENT_CHECKIN_RECORDED = "iopcare.scheduling.checkin.recorded.v1"
 ALERT_MISSED_CHECKIN = "missed-checkin"
 #: The event each kind of alert goes out as.
 EVENT_FOR_ALERT = {

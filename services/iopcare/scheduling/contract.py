@@ -18,6 +18,13 @@ below changes scheduling's public surface, and its consumers with it.
 from __future__ import annotations
 
 from iopcare.kit import topics
+from iopcare.scheduling.checkin_form import (
+    QUESTIONNAIRE,
+    QUESTIONNAIRE_URL,
+    answers_from_response,
+    record_check_in_request,
+)
+from iopcare.scheduling.checkin_form import self_harm_answer as checkin_self_harm
 from iopcare.scheduling.codes import (
     ATTENDANCE_EXTENSION,
     EVENT_APPOINTMENT_BOOKED,
@@ -25,6 +32,7 @@ from iopcare.scheduling.codes import (
     EVENT_APPOINTMENT_UPDATED,
     EVENT_APPOINTMENTS_PROPOSED,
     EVENT_CHECKIN_MISSED,
+    EVENT_CHECKIN_RECORDED,
     EVENT_DROPOUT_RISK,
     EVENT_GROUP_SESSION_CREATED,
     EVENT_INTENSITY_BELOW_MINIMUM,
@@ -55,6 +63,7 @@ __all__ = [
     "EVENT_APPOINTMENT_RESPONSE",
     "EVENT_APPOINTMENT_UPDATED",
     "EVENT_CHECKIN_MISSED",
+    "EVENT_CHECKIN_RECORDED",
     "EVENT_DROPOUT_RISK",
     "EVENT_GROUP_SESSION_CREATED",
     "EVENT_INTENSITY_BELOW_MINIMUM",
@@ -62,11 +71,16 @@ __all__ = [
     "EVENT_SCHEDULE_UPDATED",
     "EVENT_SERIES_CONFLICT",
     "OCCURRENCE_SYSTEM",
+    "QUESTIONNAIRE",
+    "QUESTIONNAIRE_URL",
     "SCHEDULE_PATHS",
     "SOURCE",
     "TOPIC",
+    "answers_from_response",
+    "checkin_self_harm",
     "create_appointment_request",
     "create_schedule_request",
+    "record_check_in_request",
     "repeated_appointment_request",
     "update_appointment_request",
     "update_schedule_request",

@@ -23,7 +23,10 @@ SCOPE_RULES: scopes.Rules = {
     "GetAppointment": scopes.rule("Appointment", R),
     "ListAppointments": scopes.rule("Appointment", S),
     "RecordAttendance": scopes.rule("Appointment", U),
-    "RecordCheckIn": scopes.rule("Appointment", U),
+    # The daily check-in is the patient's answer to the check-in Questionnaire (a patient's app
+    # holds `patient/QuestionnaireResponse.c`).
+    "RecordCheckIn": scopes.rule("QuestionnaireResponse", C),
+    "ListCheckInResponses": scopes.rule("QuestionnaireResponse", S),
     # Weekly hours are computed from the patient's appointments.
     "GetIntensity": scopes.rule("Appointment", R),
 }

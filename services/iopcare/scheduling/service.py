@@ -82,6 +82,8 @@ class Scheduling:
         self.list_appointments = self.appointments.list_appointments
         self.record_attendance = self.attendance.record_attendance
         self.record_check_in = self.checkins.record_check_in
+        self.record_check_in_answers = self.checkins.record_answers
+        self.check_in_responses = self.checkins.responses
         self.check_missed_check_ins = self.checkins.check_missed_check_ins
         self.intensity = self.intensity_rules.intensity
         self.check_intensity = self.intensity_rules.check_intensity

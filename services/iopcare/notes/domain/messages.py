@@ -141,6 +141,7 @@ def attendance_alert_text(kind: str, detail: str | None) -> str:
     heading = {
         "intensity": "Attendance below the program's minimum intensity",
         "dropout-risk": "Dropout risk",
+        "missed-checkin": "Missed daily check-in",
     }.get(kind, "Attendance alert")
     return f"{heading}: {detail}." if detail else f"{heading}."
 
@@ -163,3 +164,12 @@ def escalation_text(after_minutes: int) -> str:
 
 def acknowledged_text(by: str, note: str) -> str:
     return f"Crisis alert acknowledged by {by}. {note}".strip()
+
+
+def checkin_crisis_text(authored: str) -> str:
+    """The alert a patient's own check-in raises when they answer yes to the safety item."""
+    return (
+        'CRISIS: the patient answered YES to "Are you having thoughts of harming yourself?" '
+        f"in their daily check-in ({authored}). Contact the patient now (988 if unreachable and "
+        "at risk) and acknowledge this alert."
+    )

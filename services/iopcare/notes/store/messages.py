@@ -25,6 +25,7 @@ from iopcare.kit.copying import by_name, from_row
 from iopcare.kit.db import as_utc
 from iopcare.kit.schema import BigId
 from iopcare.notes.domain.messages import NewMessage
+from iopcare.notes.store.oncall import add_recipients
 from iopcare.notes.store.schema import metadata
 
 communication = Table(
@@ -111,7 +112,7 @@ def insert_message(
     """Stores `message` as sent at `sent_at` (its FHIR Communication: `resource`), after taking
     its thread's lock; `source_event_id` is the event a system message was written for."""
     lock_thread(conn, message.patient_id)
-    conn.execute(
+    inserted = conn.execute(
         communication.insert().values(
             id=message_id,
             **by_name(message, "patient_id sender priority category text in_response_to"),
@@ -120,6 +121,10 @@ def insert_message(
             source_event_id=source_event_id,
         )
     )
+    key = inserted.inserted_primary_key
+    assert key is not None
+    seq = int(key[0])
+    add_recipients(conn, message_id, seq, message.recipients, sent_at)
 
 
 def message_for_event(conn: Connection, event_id: str) -> str | None:

@@ -211,12 +211,14 @@ class DiscardMessageDraftResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class WatchThreadRequest(_message.Message):
-    __slots__ = ("patient_id", "resume_token")
+    __slots__ = ("patient_id", "resume_token", "addressed_to_me")
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSED_TO_ME_FIELD_NUMBER: _ClassVar[int]
     patient_id: str
     resume_token: str
-    def __init__(self, patient_id: _Optional[str] = ..., resume_token: _Optional[str] = ...) -> None: ...
+    addressed_to_me: bool
+    def __init__(self, patient_id: _Optional[str] = ..., resume_token: _Optional[str] = ..., addressed_to_me: _Optional[bool] = ...) -> None: ...
 
 class WatchThreadResponse(_message.Message):
     __slots__ = ("message", "resume_token")
@@ -579,3 +581,55 @@ class ListFlagsResponse(_message.Message):
     flags: _containers.RepeatedCompositeFieldContainer[Flag]
     next_page_token: str
     def __init__(self, flags: _Optional[_Iterable[_Union[Flag, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class OnCallShift(_message.Message):
+    __slots__ = ("start_time", "end_time", "clinicians")
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    CLINICIANS_FIELD_NUMBER: _ClassVar[int]
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    clinicians: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clinicians: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class OnCallRoster(_message.Message):
+    __slots__ = ("version", "shifts", "update_time", "updated_by")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHIFTS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_BY_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    shifts: _containers.RepeatedCompositeFieldContainer[OnCallShift]
+    update_time: _timestamp_pb2.Timestamp
+    updated_by: str
+    def __init__(self, version: _Optional[int] = ..., shifts: _Optional[_Iterable[_Union[OnCallShift, _Mapping]]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ...) -> None: ...
+
+class SetOnCallRosterRequest(_message.Message):
+    __slots__ = ("shifts", "request_id")
+    SHIFTS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    shifts: _containers.RepeatedCompositeFieldContainer[OnCallShift]
+    request_id: str
+    def __init__(self, shifts: _Optional[_Iterable[_Union[OnCallShift, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SetOnCallRosterResponse(_message.Message):
+    __slots__ = ("roster",)
+    ROSTER_FIELD_NUMBER: _ClassVar[int]
+    roster: OnCallRoster
+    def __init__(self, roster: _Optional[_Union[OnCallRoster, _Mapping]] = ...) -> None: ...
+
+class GetOnCallRosterRequest(_message.Message):
+    __slots__ = ("at_time",)
+    AT_TIME_FIELD_NUMBER: _ClassVar[int]
+    at_time: _timestamp_pb2.Timestamp
+    def __init__(self, at_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetOnCallRosterResponse(_message.Message):
+    __slots__ = ("roster", "on_call", "in_program_hours")
+    ROSTER_FIELD_NUMBER: _ClassVar[int]
+    ON_CALL_FIELD_NUMBER: _ClassVar[int]
+    IN_PROGRAM_HOURS_FIELD_NUMBER: _ClassVar[int]
+    roster: OnCallRoster
+    on_call: _containers.RepeatedScalarFieldContainer[str]
+    in_program_hours: bool
+    def __init__(self, roster: _Optional[_Union[OnCallRoster, _Mapping]] = ..., on_call: _Optional[_Iterable[str]] = ..., in_program_hours: _Optional[bool] = ...) -> None: ...

@@ -154,6 +154,16 @@ class NotesServiceStub:
                 request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListFlagsRequest.SerializeToString,
                 response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListFlagsResponse.FromString,
                 _registered_method=True)
+        self.SetOnCallRoster = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/SetOnCallRoster',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SetOnCallRosterRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SetOnCallRosterResponse.FromString,
+                _registered_method=True)
+        self.GetOnCallRoster = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/GetOnCallRoster',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetOnCallRosterRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetOnCallRosterResponse.FromString,
+                _registered_method=True)
 
 
 class NotesServiceServicer:
@@ -362,6 +372,25 @@ class NotesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetOnCallRoster(self, request, context):
+        """Replaces the program's on-call roster (who answers outside program hours): shifts, each with
+        its clinicians in their order of escalation. Outside program hours
+        (`IOPCARE_ONCALL_PROGRAM_HOURS`) an urgent alert also goes to the first clinician on call, and
+        one nobody acknowledges within `IOPCARE_ONCALL_ESCALATION_MINUTES` goes to the next.
+        Role `admin` only. Idempotent by `request_id`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOnCallRoster(self, request, context):
+        """The program's on-call roster, and who is on call (in order of escalation) at `at_time`.
+        Program staff (clinicians, admin, services); not patients or outside systems.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -479,6 +508,16 @@ def add_NotesServiceServicer_to_server(servicer, server):
                     servicer.ListFlags,
                     request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListFlagsRequest.FromString,
                     response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListFlagsResponse.SerializeToString,
+            ),
+            'SetOnCallRoster': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetOnCallRoster,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SetOnCallRosterRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SetOnCallRosterResponse.SerializeToString,
+            ),
+            'GetOnCallRoster': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOnCallRoster,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetOnCallRosterRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetOnCallRosterResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1107,6 +1146,60 @@ class NotesService:
             '/iopcare.notes.v1.NotesService/ListFlags',
             iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListFlagsRequest.SerializeToString,
             iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListFlagsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetOnCallRoster(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/SetOnCallRoster',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SetOnCallRosterRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SetOnCallRosterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOnCallRoster(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/GetOnCallRoster',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetOnCallRosterRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetOnCallRosterResponse.FromString,
             options,
             channel_credentials,
             insecure,

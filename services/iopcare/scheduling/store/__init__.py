@@ -26,6 +26,8 @@ from iopcare.scheduling.store.appointments import (
 from iopcare.scheduling.store.checkins import (
     check_in,
     check_in_of,
+    checkin_responses,
+    insert_checkin_response,
     missing_check_ins,
 )
 from iopcare.scheduling.store.occupancy import (
@@ -92,6 +94,7 @@ __all__ = [
     "care_team_seen",
     "check_in",
     "check_in_of",
+    "checkin_responses",
     "daily_checkin",
     "family",
     "find_schedules",
@@ -100,6 +103,7 @@ __all__ = [
     "group_sessions_at",
     "inbox",
     "insert_appointment",
+    "insert_checkin_response",
     "insert_schedule",
     "list_appointments",
     "load_appointment",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import Connection, select
@@ -11,6 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from iopcare.kit.db import as_utc
 from iopcare.scheduling.store.tables import (
     appointment,
+    checkin_response,
     daily_checkin,
     occupancy,
 )
@@ -69,3 +71,52 @@ def check_in_of(conn: Connection, patient_id: str, day: date) -> tuple[datetime,
         )
     ).first()
     return (as_utc(row.checked_in_at), row.late) if row is not None else None
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """A patient's check-in answers as stored (`resource`: the QuestionnaireResponse JSON)."""
+
+    id: str
+    patient_id: str
+    authored_at: datetime
+    resource: str
+
+
+def insert_checkin_response(conn: Connection, response: StoredResponse, day: date) -> None:
+    conn.execute(
+        checkin_response.insert().values(
+            id=response.id,
+            patient_id=response.patient_id,
+            day=day,
+            authored_at=response.authored_at,
+            resource=response.resource,
+        )
+    )
+
+
+def checkin_responses(
+    conn: Connection, patient_id: str, limit: int, before: tuple[datetime, str] | None = None
+) -> list[StoredResponse]:
+    """The patient's check-in answers, newest first (authored time, then id), after `before`
+    (the last of the previous page) when given; a response by id when `limit` is 0 is not
+    offered (the caller pages)."""
+    c = checkin_response.c
+    query = select(c.id, c.patient_id, c.authored_at, c.resource).where(c.patient_id == patient_id)
+    if before is not None:
+        at, last_id = before
+        query = query.where((c.authored_at < at) | ((c.authored_at == at) & (c.id < last_id)))
+    rows = conn.execute(query.order_by(c.authored_at.desc(), c.id.desc()).limit(limit)).all()
+    return [StoredResponse(r.id, r.patient_id, as_utc(r.authored_at), r.resource) for r in rows]
+
+
+def checkin_response_by_id(conn: Connection, response_id: str) -> StoredResponse | None:
+    c = checkin_response.c
+    row = conn.execute(
+        select(c.id, c.patient_id, c.authored_at, c.resource).where(c.id == response_id)
+    ).first()
+    return (
+        StoredResponse(row.id, row.patient_id, as_utc(row.authored_at), row.resource)
+        if row
+        else None
+    )

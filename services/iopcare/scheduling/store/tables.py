@@ -135,6 +135,19 @@ daily_checkin = Table(
     Column("late", Boolean, nullable=False),
 )
 
+#: The patient's daily check-in answers: one QuestionnaireResponse per answered check-in
+#: (checkin_form); a patient may answer more than once a day (each answer is kept).
+checkin_response = Table(
+    "checkin_response",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("authored_at", DateTime(timezone=True), nullable=False),
+    Column("resource", Text, nullable=False),
+)
+Index("ix_checkin_response_patient", checkin_response.c.patient_id, checkin_response.c.authored_at)
+
 #: One row per bookable actor, locked by every booking that involves the actor (see
 #: docs/decisions/0007-booking-locks.md): bookings of one practitioner, patient or room take turns.
 calendar_lock = Table(

@@ -406,21 +406,69 @@ class GetIntensityResponse(_message.Message):
     def __init__(self, weeks: _Optional[_Iterable[_Union[WeekIntensity, _Mapping]]] = ..., missed_two_in_a_row: _Optional[bool] = ...) -> None: ...
 
 class RecordCheckInRequest(_message.Message):
-    __slots__ = ("patient_id", "request_id")
+    __slots__ = ("patient_id", "request_id", "answers")
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
     patient_id: str
     request_id: str
-    def __init__(self, patient_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    answers: CheckInAnswers
+    def __init__(self, patient_id: _Optional[str] = ..., request_id: _Optional[str] = ..., answers: _Optional[_Union[CheckInAnswers, _Mapping]] = ...) -> None: ...
+
+class CheckInAnswers(_message.Message):
+    __slots__ = ("mood", "craving", "sleep_hours", "medication_taken", "self_harm_thoughts")
+    MOOD_FIELD_NUMBER: _ClassVar[int]
+    CRAVING_FIELD_NUMBER: _ClassVar[int]
+    SLEEP_HOURS_FIELD_NUMBER: _ClassVar[int]
+    MEDICATION_TAKEN_FIELD_NUMBER: _ClassVar[int]
+    SELF_HARM_THOUGHTS_FIELD_NUMBER: _ClassVar[int]
+    mood: int
+    craving: int
+    sleep_hours: float
+    medication_taken: bool
+    self_harm_thoughts: bool
+    def __init__(self, mood: _Optional[int] = ..., craving: _Optional[int] = ..., sleep_hours: _Optional[float] = ..., medication_taken: _Optional[bool] = ..., self_harm_thoughts: _Optional[bool] = ...) -> None: ...
 
 class RecordCheckInResponse(_message.Message):
-    __slots__ = ("day", "check_in_time", "late", "already_recorded")
+    __slots__ = ("day", "check_in_time", "late", "already_recorded", "response")
     DAY_FIELD_NUMBER: _ClassVar[int]
     CHECK_IN_TIME_FIELD_NUMBER: _ClassVar[int]
     LATE_FIELD_NUMBER: _ClassVar[int]
     ALREADY_RECORDED_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
     day: _date_pb2.Date
     check_in_time: _timestamp_pb2.Timestamp
     late: bool
     already_recorded: bool
-    def __init__(self, day: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., check_in_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., late: _Optional[bool] = ..., already_recorded: _Optional[bool] = ...) -> None: ...
+    response: CheckInResponse
+    def __init__(self, day: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., check_in_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., late: _Optional[bool] = ..., already_recorded: _Optional[bool] = ..., response: _Optional[_Union[CheckInResponse, _Mapping]] = ...) -> None: ...
+
+class CheckInResponse(_message.Message):
+    __slots__ = ("id", "patient_id", "authored_time", "fhir_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTHORED_TIME_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    patient_id: str
+    authored_time: _timestamp_pb2.Timestamp
+    fhir_json: str
+    def __init__(self, id: _Optional[str] = ..., patient_id: _Optional[str] = ..., authored_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class ListCheckInResponsesRequest(_message.Message):
+    __slots__ = ("patient_id", "page_size", "page_token")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, patient_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListCheckInResponsesResponse(_message.Message):
+    __slots__ = ("responses", "next_page_token")
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[CheckInResponse]
+    next_page_token: str
+    def __init__(self, responses: _Optional[_Iterable[_Union[CheckInResponse, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

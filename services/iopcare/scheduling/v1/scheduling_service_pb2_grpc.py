@@ -116,6 +116,11 @@ class SchedulingServiceStub:
                 request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetIntensityRequest.SerializeToString,
                 response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetIntensityResponse.FromString,
                 _registered_method=True)
+        self.ListCheckInResponses = channel.unary_unary(
+                '/iopcare.scheduling.v1.SchedulingService/ListCheckInResponses',
+                request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListCheckInResponsesRequest.SerializeToString,
+                response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListCheckInResponsesResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulingServiceServicer:
@@ -267,6 +272,15 @@ class SchedulingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCheckInResponses(self, request, context):
+        """The patient's daily check-in answers (QuestionnaireResponses to the published
+        `Questionnaire/iop-daily-checkin`, RecordCheckIn with `answers`), newest first. The patient
+        themselves (role `patient`, their own record only) or their care team.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -344,6 +358,11 @@ def add_SchedulingServiceServicer_to_server(servicer, server):
                     servicer.GetIntensity,
                     request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetIntensityRequest.FromString,
                     response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetIntensityResponse.SerializeToString,
+            ),
+            'ListCheckInResponses': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCheckInResponses,
+                    request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListCheckInResponsesRequest.FromString,
+                    response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListCheckInResponsesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -758,6 +777,33 @@ class SchedulingService:
             '/iopcare.scheduling.v1.SchedulingService/GetIntensity',
             iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetIntensityRequest.SerializeToString,
             iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.GetIntensityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCheckInResponses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.scheduling.v1.SchedulingService/ListCheckInResponses',
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListCheckInResponsesRequest.SerializeToString,
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListCheckInResponsesResponse.FromString,
             options,
             channel_credentials,
             insecure,
