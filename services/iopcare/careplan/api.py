@@ -18,6 +18,8 @@ from iopcare.careplan.domain.templates import Template
 from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.listing import Listings
 from iopcare.careplan.measures import Measures
+from iopcare.careplan.medications import Medications
+from iopcare.careplan.medications_api import MedicationRpcs
 from iopcare.careplan.patient_view import NoteSummary, PatientView
 from iopcare.careplan.registry import Registry
 from iopcare.careplan.service import CarePlans
@@ -120,7 +122,7 @@ def day_of(value: date_pb2.Date, field: str) -> date | None:
 
 
 @dataclass(eq=False)  # identity, as for any servicer
-class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
+class CarePlanServicer(MedicationRpcs, pb_grpc.CarePlanServiceServicer):
     """The RPCs, each on the use case it calls (picked off these fields)."""
 
     plans: CarePlans
@@ -131,6 +133,7 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
     registry: Registry
     listings: Listings
     templates: list[Template]
+    medications: Medications
 
     CreateCarePlan = creates(
         lambda s: s.plans.create, pb.CreateCarePlanResponse, "care_plan", to_message
@@ -282,6 +285,7 @@ class CarePlanServicer(pb_grpc.CarePlanServiceServicer):
                 activity=activity,
                 attendance=attendance_message(counts),
             )
+        self.add_medications(response, request.patient_id)
         if view.episode is not None:
             response.episode.CopyFrom(episode_message(view.episode))
         if view.care_plan is not None:

@@ -52,6 +52,17 @@ SCOPE_RULES: scopes.Rules = {
     "RegisterPractitioner": scopes.rule("Practitioner", C),
     "RegisterPractitionerRole": scopes.rule("PractitionerRole", C),
     "GetPractitioner": scopes.rule("Practitioner", R, also=(("PractitionerRole", R),)),
+    "CreateMedicationStatement": scopes.rule("MedicationStatement", C),
+    "GetMedicationStatement": scopes.rule("MedicationStatement", R),
+    "ListMedicationStatements": scopes.rule("MedicationStatement", S),
+    "UpdateMedicationStatement": scopes.rule("MedicationStatement", U),
+    "CreateMedicationRequest": scopes.rule("MedicationRequest", C),
+    "GetMedicationRequest": scopes.rule("MedicationRequest", R),
+    "ListMedicationRequests": scopes.rule("MedicationRequest", S),
+    "UpdateMedicationRequest": scopes.rule("MedicationRequest", U),
+    # Reconciliation reads and writes the inbound medications and the statements decided.
+    "GetMedicationReconciliation": scopes.rule("MedicationStatement", R),
+    "ResolveReconciliationItem": scopes.rule("MedicationStatement", U),
     # vread and history of any versioned type: the type is the request's.
     "GetResourceVersion": scopes.rule("CarePlan", R, type_field="resource_type"),
     "ListResourceVersions": scopes.rule("CarePlan", R, type_field="resource_type"),

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
-from iopcare.careplan import codes, fhir_map, store
+from iopcare.careplan import codes, fhir_map, medications, store
 from iopcare.careplan.base import Asked, Change, ServiceBase, revise_by
 from iopcare.careplan.domain.model import (
     apply_mask,
@@ -92,7 +92,10 @@ class CarePlans(PlanReviews, VersionReads, ServiceBase):
 
         def build(uow: UnitOfWork, plan_id: str, now: datetime) -> str:
             check_plan_references(uow.conn, resource, patient_id)
-            return fhir_map.stamp(self._first_review(resource, now.date()), plan_id, 1, now)
+            stamped = fhir_map.stamp(self._first_review(resource, now.date()), plan_id, 1, now)
+            # Inbound medications become reconciliation items (issue 12, part 1).
+            medications.take_in(uow, plan_id, patient_id, stamped, now)
+            return stamped
 
         asked = Asked(
             principal, request_id, request if request is not None else {"fhir_json": fhir_json}

@@ -17,7 +17,15 @@ from iopcare.kit.versioned import Stored, Version, VersionedTables
 #: The versioned resources careplan keeps, by FHIR type.
 VERSIONED_TYPES: dict[str, VersionedTables] = {
     name: store.VERSIONED[name]
-    for name in ("CarePlan", "CareTeam", "Goal", "EpisodeOfCare", "Patient")
+    for name in (
+        "CarePlan",
+        "CareTeam",
+        "Goal",
+        "EpisodeOfCare",
+        "Patient",
+        "MedicationStatement",
+        "MedicationRequest",
+    )
 }
 
 
