@@ -58,13 +58,18 @@ MASKABLE = frozenset(
 RECONCILIATION = "MedicationReconciliation"
 
 
+#: Bases that never see a Part 2 medication's content over gRPC: the program's administrative
+#: and service identities (42 CFR 2.12(c)(3): Part 2 records go to those treating the patient).
+#: An outside EHR (`role:system`) is not among them: every answer it gets passes the gateway's
+#: release rule, which lets a Part 2 record out only under the patient's consent.
+PART2_HIDDEN_FROM = frozenset({"role:admin", "role:service"})
+
+
 def hidden(basis: str, resource_json: str) -> bool:
     """Whether a medication stays out of what this caller sees: a 42 CFR Part 2 record (an SUD
-    label) goes only to personnel treating the patient (42 CFR 2.12(c)(3); kit.privacy), not to
-    administrative or service identities. Outside callers get it through the gateway's release
-    rule, under the patient's consent."""
+    label) to an administrative or service identity."""
     codes_ = [str(label.get("code")) for label in labels.security_of(json.loads(resource_json))]
-    return basis in privacy.NON_TREATING_BASES and privacy.is_part2(codes_)
+    return basis in PART2_HIDDEN_FROM and privacy.is_part2(codes_)
 
 
 @dataclass(frozen=True)

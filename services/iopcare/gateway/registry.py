@@ -9,6 +9,8 @@ from iopcare.gateway.resources.careplan import (
     CareTeamHandler,
     EpisodeOfCareHandler,
     GoalHandler,
+    MedicationRequestHandler,
+    MedicationStatementHandler,
     ObservationHandler,
     PatientHandler,
 )
@@ -32,6 +34,8 @@ HANDLERS: tuple[type[ResourceHandler], ...] = (
     CareTeamHandler,
     GoalHandler,
     ObservationHandler,
+    MedicationStatementHandler,
+    MedicationRequestHandler,
     ScheduleHandler,
     SlotHandler,
     AppointmentHandler,
