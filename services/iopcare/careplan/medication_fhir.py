@@ -143,15 +143,17 @@ def statement_from(
         "medicationCodeableConcept": inbound.get("medicationCodeableConcept", {}),
         "subject": {"reference": f"Patient/{patient_id}"},
         "dateAsserted": on.isoformat(),
-        "informationSource": {"reference": by},
         "note": [
             {
-                "authorReference": {"reference": by},
-                "text": f"reconciled at intake (CarePlan/{plan_id}): {status}"
-                + (f"; {reason}" if reason else ""),
+                "text": f"reconciled at intake (CarePlan/{plan_id}) by {by}: {status}"
+                + (f"; {reason}" if reason else "")
             }
         ],
     }
+    if by.startswith("Practitioner/"):
+        # informationSource and authorReference name people, not devices.
+        statement["informationSource"] = {"reference": by}
+        statement["note"][0]["authorReference"] = {"reference": by}
     if inbound.get("meta", {}).get("security"):
         statement["meta"] = {"security": inbound["meta"]["security"]}
     taken = dosages(inbound)

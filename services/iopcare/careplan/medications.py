@@ -533,7 +533,8 @@ class Medications(Listings):
             if kept:
                 document["meta"] = {"security": kept}
             document.setdefault("statusReason", [{"text": resolved.reason}])
-            document.setdefault("informationSource", {"reference": by})
+            if by.startswith("Practitioner/"):
+                document.setdefault("informationSource", {"reference": by})
             status = "active" if document.get("status") in (None, "active") else document["status"]
             document["status"] = status
         else:
