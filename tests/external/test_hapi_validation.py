@@ -25,6 +25,7 @@ from tests.support.gateway import (
     discharge_bundle,
     practitioner_token,
 )
+from tests.support.medications import medication_request, medication_statement
 from tests.support.monitoring import blood_pressure, cows, lithium, quantity, urine_screen
 from tests.support.nutrition import behaviour, meal, nutrition_order, weight, weight_target
 from tests.support.plans import care_team, iop_plan, phq9, phq9_goal
@@ -136,6 +137,20 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
             "/Observation",
             params={"patient": pid, "code": f"{codes.MEASURE_SYSTEM}|{codes.PERCENT_EBW}"},
         )
+    # The psychiatrist's medication list (issue 12, part 1): a statement and a prescription,
+    # each read back, in its history, searched.
+    with stack.client(practitioner_token(stack.settings, "psychiatrist", "psy-1")) as psy:
+        prescriber = Collector(psy, out.folder)
+        prescriber.kept = out.kept
+        for kind, body in (
+            ("MedicationStatement", medication_statement(pid)),
+            ("MedicationRequest", medication_request(pid)),
+        ):
+            created = prescriber.post(kind, f"/{kind}", body)
+            prescriber.get(f"read-{kind}", f"/{kind}/{created['id']}")
+            prescriber.get(f"vread-{kind}", f"/{kind}/{created['id']}/_history/1")
+            prescriber.get(f"history-{kind}", f"/{kind}/{created['id']}/_history")
+            prescriber.get(f"search-{kind}", f"/{kind}", params={"patient": pid})
     plan = out.post("careplan", "/CarePlan", iop_plan(pid, team["id"]))
     # The patient's sister (issue 13, part 3): a family member the team shares nothing with yet.
     sister = out.post(
@@ -248,6 +263,8 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
         "Communication": {"patient": pid},
         "Flag": {"patient": pid},
         "RelatedPerson": {"patient": pid, "_include": "RelatedPerson:patient"},
+        "MedicationStatement": {"patient": pid},
+        "MedicationRequest": {"patient": pid},
     }
     for kind, params in searches.items():
         out.get(f"search-{kind}", f"/{kind}", params=params)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 
@@ -572,3 +573,117 @@ def test_a_part2_plan_leaves_for_the_ehr_its_consent_names_and_stops_when_revoke
     assert answer.status_code == 200, answer.text
     patient_app.close()
     assert ehr.get(f"/CarePlan/{plan_id}").status_code == 403
+
+
+def test_inbound_medications_are_reconciled_and_the_list_is_served_over_rest(
+    stack: Stack, ehr: httpx.Client
+) -> None:
+    """Issue 12, part 1: the handoff's medications become reconciliation items; once the
+    psychiatrist resolves them, the list is MedicationStatements over REST, in $everything and
+    in $handoff-summary, and the Part 2 one stays in the program without a consent."""
+    from iopcare.careplan.v1 import careplan_service_pb2 as pb
+    from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
+    from tests.support.gateway import enrol_team, practitioner_token
+
+    bundle = discharge_bundle(uuid.uuid4().hex[:10], labelled=False)
+    result = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
+    (patient_id,) = ids(result["created"], "Patient")
+    (episode_id,) = ids(result["created"], "EpisodeOfCare")
+    enrol_team(stack, patient_id)
+    psychiatrist = harness.metadata(stack.settings)
+    rxnorm = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+    def taken(rxcui: str, display: str, dose: int) -> str:
+        return json.dumps(
+            {
+                "resourceType": "MedicationStatement",
+                "status": "active",
+                "medicationCodeableConcept": {
+                    "coding": [{"system": rxnorm, "code": rxcui, "display": display}]
+                },
+                "subject": {"reference": f"Patient/{patient_id}"},
+                "effectivePeriod": {"start": "2026-11-27"},
+                "dosage": [
+                    {
+                        "text": f"{dose} mg by mouth once daily",
+                        "route": {"text": "oral"},
+                        "doseAndRate": [
+                            {
+                                "doseQuantity": {
+                                    "value": dose,
+                                    "unit": "mg",
+                                    "system": "http://unitsofmeasure.org",
+                                    "code": "mg",
+                                }
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+
+    with harness.channel(stack.runtimes["careplan"]) as channel:
+        stub = pb_grpc.CarePlanServiceStub(channel)
+        found = stub.GetMedicationReconciliation(
+            pb.GetMedicationReconciliationRequest(patient_id=patient_id), metadata=psychiatrist
+        )
+        assert found.reconciliation.unresolved_count == 2
+        items = {json.loads(i.fhir_json)["resourceType"]: i for i in found.items}
+        # The inbound naltrexone carries no dose: continued as it is, it cannot go on the list.
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ResolveReconciliationItem(
+                pb.ResolveReconciliationItemRequest(
+                    request_id="c0",
+                    patient_id=patient_id,
+                    id=items["MedicationRequest"].id,
+                    decision="continue",
+                ),
+                metadata=psychiatrist,
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        for kind, rxcui, display, dose in (
+            ("MedicationRequest", "1483744", "naltrexone 50 MG Oral Tablet", 50),
+            ("MedicationStatement", "312938", "sertraline 50 MG Oral Tablet", 50),
+        ):
+            stub.ResolveReconciliationItem(
+                pb.ResolveReconciliationItemRequest(
+                    request_id=f"c-{kind}",
+                    patient_id=patient_id,
+                    id=items[kind].id,
+                    decision="change",
+                    reason="dose confirmed with the patient",
+                    changed_to_fhir_json=taken(rxcui, display, dose),
+                ),
+                metadata=psychiatrist,
+            )
+    search = ehr.get("/MedicationStatement", params={"patient": patient_id}).json()
+    listed = [e["resource"] for e in search["entry"] if e["search"]["mode"] == "match"]
+    # Naltrexone (alcohol use disorder) is a Part 2 record: withheld without a consent.
+    assert [m["medicationCodeableConcept"]["coding"][0]["code"] for m in listed] == ["312938"]
+    notices = [e["resource"] for e in search["entry"] if e["search"]["mode"] == "outcome"]
+    assert [i["code"] for n in notices for i in n["issue"]] == ["suppressed"], search
+    everything = ehr.get(f"/Patient/{patient_id}/$everything").json()
+    assert "MedicationStatement" in {e["resource"]["resourceType"] for e in everything["entry"]}
+    document = ehr.get(f"/EpisodeOfCare/{episode_id}/$handoff-summary").json()
+    section = next(
+        s
+        for s in document["entry"][0]["resource"]["section"]
+        if s["title"] == "Current medications"
+    )
+    shown = {e["fullUrl"]: e["resource"] for e in document["entry"] if e.get("fullUrl") is not None}
+    current = [shown[entry["reference"]] for entry in section["entry"]]
+    assert [(m["resourceType"], m["status"]) for m in current] == [
+        ("MedicationStatement", "active")
+    ]
+    # Prescribers record over REST too; a therapist cannot.
+    with stack.client(practitioner_token(stack.settings, "therapist", "th-1")) as therapist:
+        refused = therapist.post(
+            "/MedicationStatement", content=taken("312938", "sertraline", 25), headers=JSON_HEADERS
+        )
+        assert refused.status_code == 403, refused.text
+    with stack.client(practitioner_token(stack.settings, "psychiatrist", "psy-1")) as psy:
+        created = psy.post(
+            "/MedicationStatement", content=taken("312938", "sertraline", 25), headers=JSON_HEADERS
+        )
+        assert created.status_code == 201, created.text
+        assert psy.get(f"/MedicationStatement/{created.json()['id']}").status_code == 200

@@ -115,3 +115,85 @@ def test_medications_for_opioid_or_alcohol_use_disorder_are_part2() -> None:
     assert meds.is_part2(BUPRENORPHINE)
     assert meds.is_part2(meds.Medication("6813", None, "60 mg", "oral", "daily", date(2026, 1, 1)))
     assert not meds.is_part2(SERTRALINE)
+
+
+def test_a_dose_names_its_unit() -> None:
+    unitless = meds.Medication("312940", None, "50", "oral", "daily", date(2026, 11, 20))
+    with pytest.raises(InvalidArgument) as caught:
+        meds.check_medication(unitless)
+    assert [v.field for v in caught.value.violations] == [
+        "medication.dosage.doseAndRate.doseQuantity.unit"
+    ]
+    assert meds.has_unit("50 mg") and not meds.has_unit("50")
+
+
+def test_continuing_an_inbound_medication_needs_one_the_list_may_hold() -> None:
+    undosed = meds.Medication("1483744", "naltrexone 50 MG", None, None, None, None)
+    with pytest.raises(InvalidArgument) as caught:
+        meds.resolve(
+            meds.Item("i", undosed, RECEIVED),
+            meds.CONTINUE,
+            role="psychiatrist",
+            by="p",
+            at=RECEIVED,
+        )
+    assert [v.field for v in caught.value.violations] == ["medication.dosage.doseAndRate"]
+    # Without a start of its own it is continued from the day of the decision.
+    no_start = meds.Medication("312940", None, "50 mg", "oral", "daily", None)
+    kept = meds.resolve(
+        meds.Item("j", no_start, RECEIVED), meds.CONTINUE, role="physician", by="d", at=RECEIVED
+    )
+    assert kept.resolved
+
+
+def test_fhir_statements_and_requests_read_as_the_rules_read_them() -> None:
+    from iopcare.careplan import medication_fhir as mf
+
+    dosage = {
+        "route": {"text": "sublingual"},
+        "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+        "doseAndRate": [{"doseQuantity": {"value": 8, "unit": "mg", "code": "mg"}}],
+    }
+    concept = {"coding": [{"system": meds.RXNORM, "code": "1010600", "display": "buprenorphine"}]}
+    statement = {
+        "resourceType": "MedicationStatement",
+        "status": "active",
+        "medicationCodeableConcept": concept,
+        "subject": {"reference": "Patient/p1"},
+        "effectivePeriod": {"start": "2026-11-25"},
+        "dosage": [dosage],
+    }
+    read = mf.medication_of(statement)
+    assert (read.rxnorm, read.dose, read.route, read.frequency, read.start) == (
+        "1010600",
+        "8 mg",
+        "sublingual",
+        "1 per 1 d",
+        date(2026, 11, 25),
+    )
+    assert mf.patient_of(statement) == "p1"
+    labelled = mf.with_part2_label(statement, read)
+    assert labelled["meta"]["security"] == [meds.PART2_LABEL]
+    assert mf.with_part2_label(labelled, read) == labelled  # labels only once
+    request = {
+        "resourceType": "MedicationRequest",
+        "status": "draft",
+        "intent": "order",
+        "medicationCodeableConcept": {"coding": [{"system": "http://example.org", "code": "x"}]},
+        "subject": {"reference": "Patient/p1"},
+        "authoredOn": "2026-11-27",
+        "dosageInstruction": [dosage],
+    }
+    read = mf.medication_of(request)
+    assert (read.rxnorm, read.status, read.start) == (None, "intended", date(2026, 11, 27))
+    stopped = mf.statement_from(
+        statement,
+        "p1",
+        status="stopped",
+        on=date(2026, 11, 28),
+        reason="tapered",
+        by="P/1",
+        plan_id="plan",
+    )
+    assert stopped["effectivePeriod"] == {"start": "2026-11-25", "end": "2026-11-28"}
+    assert stopped["statusReason"] == [{"text": "tapered"}]

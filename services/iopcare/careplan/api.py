@@ -20,6 +20,8 @@ from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.family_api import FamilyRpcs
 from iopcare.careplan.listing import Listings
 from iopcare.careplan.measures import Measures
+from iopcare.careplan.medications import Medications
+from iopcare.careplan.medications_api import MedicationRpcs
 from iopcare.careplan.nutrition import NutritionPlans
 from iopcare.careplan.patient_view import GoalProgress, NoteSummary, PatientView
 from iopcare.careplan.registry import Registry
@@ -179,7 +181,7 @@ def day_of(value: date_pb2.Date, field: str) -> date | None:
 
 
 @dataclass(eq=False)  # identity, as for any servicer
-class CarePlanServicer(FamilyRpcs, pb_grpc.CarePlanServiceServicer):
+class CarePlanServicer(FamilyRpcs, MedicationRpcs, pb_grpc.CarePlanServiceServicer):
     """The RPCs, each on the use case it calls (picked off these fields)."""
 
     plans: CarePlans
@@ -191,6 +193,7 @@ class CarePlanServicer(FamilyRpcs, pb_grpc.CarePlanServiceServicer):
     listings: Listings
     templates: list[Template]
     nutrition: NutritionPlans
+    medications: Medications
 
     CreateCarePlan = creates(
         lambda s: s.plans.create, pb.CreateCarePlanResponse, "care_plan", to_message
@@ -342,6 +345,7 @@ class CarePlanServicer(FamilyRpcs, pb_grpc.CarePlanServiceServicer):
                 activity=activity,
                 attendance=attendance_message(counts),
             )
+        self.add_medications(response, request.patient_id)
         if view.episode is not None:
             response.episode.CopyFrom(episode_message(view.episode))
         if view.care_plan is not None:

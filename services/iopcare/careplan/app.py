@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from iopcare.careplan import store
@@ -13,6 +13,7 @@ from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.handlers import handlers
 from iopcare.careplan.listing import Listings
 from iopcare.careplan.measures import Measures
+from iopcare.careplan.medications import Medications
 from iopcare.careplan.nutrition import NutritionPlans
 from iopcare.careplan.patient_view import PatientView
 from iopcare.careplan.registry import Registry
@@ -57,6 +58,13 @@ def build(
     view = PatientView(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     registry = Registry(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
     listings = Listings(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access)
+    medications = Medications(
+        parts.db,
+        max_resource_bytes=limit,
+        notify_outbox=notify,
+        access=access,
+        deadline=timedelta(hours=settings.medication_reconciliation_hours),
+    )
     consumer = parts.consumer(store.inbox, [topics.SCHEDULING, topics.NOTES], handlers(measures))
     servicer = CarePlanServicer(
         plans,
@@ -68,15 +76,22 @@ def build(
         listings,
         load_templates(settings.plan_templates_dir),
         NutritionPlans(parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access),
+        medications,
     )
     review_due = PeriodicTask(
         "review-due",
         settings.review_check_seconds,
         lambda: plans.announce_due_reviews(datetime.now(UTC).date()),
     )
+    # Inbound medications unreconciled past the deadline raise a team task, on the review clock.
+    reconciliation_due = PeriodicTask(
+        "medication-reconciliation-due",
+        settings.review_check_seconds,
+        medications.raise_overdue_tasks,
+    )
     return parts.runtime(
         [(pb_grpc.add_CarePlanServiceServicer_to_server, servicer, SERVICE_NAME)],
         [consumer],
-        [review_due],
+        [review_due, reconciliation_due],
         rules=rules_for(SERVICE_NAME, SCOPE_RULES),
     )

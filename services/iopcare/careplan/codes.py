@@ -292,6 +292,16 @@ EVENT_REVIEWED = "iopcare.careplan.reviewed.v1"
 EVENT_REVIEW_DUE_NOW = "iopcare.careplan.review-due.v1"
 
 
+# Medications (issue 12, part 1; docs/medications.md) ---------------------------------------------
+#: A MedicationStatement or MedicationRequest created (by a prescriber, or by a reconciliation
+#: decision) or revised; the payload is the resource as stored.
+EVENT_MEDICATION_CREATED = "iopcare.careplan.medication.created.v1"
+EVENT_MEDICATION_UPDATED = "iopcare.careplan.medication.updated.v1"
+#: Inbound medications still unreconciled past the program's deadline: the payload is the team's
+#: Task (for the patient, focus the plan, counts only).
+EVENT_RECONCILIATION_OVERDUE = "iopcare.careplan.medication-reconciliation.overdue.v1"
+
+
 # Registry ----------------------------------------------------------------------------------------
 #: Roles that register patients (intake) and look them up by identifier.
 REGISTRY_ROLES = frozenset({"case-manager", "admin", "system", "service"})

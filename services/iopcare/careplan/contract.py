@@ -2,7 +2,8 @@
 be imported from outside it (`tests/unit/test_architecture.py`).
 
 - Events: careplan's topic, its CloudEvents `source` and every event type it emits (the payload is
-  the FHIR resource as stored: CarePlan, CareTeam, Goal, Observation, EpisodeOfCare, Patient, ...).
+  the FHIR resource as stored: CarePlan, CareTeam, Goal, Observation, EpisodeOfCare, Patient,
+  MedicationStatement, ...; a reconciliation overdue carries the team's Task).
 - Payload readers: `measure_from_fhir` reads a recorded measure (the Observation of
   `EVENT_MEASURE_RECORDED` and `EVENT_CRISIS`) the way careplan's own rules read it, so a consumer
   never re-implements careplan's reading of PHQ-9 totals, item 9 and effective times.
@@ -25,10 +26,13 @@ from iopcare.careplan.codes import (
     EVENT_GOAL_CREATED,
     EVENT_GOAL_UPDATED,
     EVENT_MEASURE_RECORDED,
+    EVENT_MEDICATION_CREATED,
+    EVENT_MEDICATION_UPDATED,
     EVENT_PATIENT_CREATED,
     EVENT_PATIENT_UPDATED,
     EVENT_PRACTITIONER_CREATED,
     EVENT_PRACTITIONER_ROLE_CREATED,
+    EVENT_RECONCILIATION_OVERDUE,
     EVENT_RELATED_PERSON_CREATED,
     EVENT_REVIEW_DUE_NOW,
     EVENT_REVIEWED,
@@ -56,10 +60,13 @@ __all__ = [
     "EVENT_GOAL_CREATED",
     "EVENT_GOAL_UPDATED",
     "EVENT_MEASURE_RECORDED",
+    "EVENT_MEDICATION_CREATED",
+    "EVENT_MEDICATION_UPDATED",
     "EVENT_PATIENT_CREATED",
     "EVENT_PATIENT_UPDATED",
     "EVENT_PRACTITIONER_CREATED",
     "EVENT_PRACTITIONER_ROLE_CREATED",
+    "EVENT_RECONCILIATION_OVERDUE",
     "EVENT_RELATED_PERSON_CREATED",
     "EVENT_REVIEWED",
     "EVENT_REVIEW_DUE_NOW",

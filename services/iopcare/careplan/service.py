@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
-from iopcare.careplan import codes, fhir_map, store
+from iopcare.careplan import codes, fhir_map, medications, store
 from iopcare.careplan.base import Asked, Change, ServiceBase, revise_by
 from iopcare.careplan.domain.family import age_on
 from iopcare.careplan.domain.model import (
@@ -97,7 +97,10 @@ class CarePlans(PlanReviews, VersionReads, ServiceBase):
             check_plan_references(uow.conn, resource, patient_id)
             basis = self.access.basis(uow.conn, principal, patient_id)
             plan = store_contained_goals(uow, principal, basis, resource, patient_id, now)
-            return fhir_map.stamp(self._first_review(plan, now.date()), plan_id, 1, now)
+            stamped = fhir_map.stamp(self._first_review(plan, now.date()), plan_id, 1, now)
+            # Inbound medications become reconciliation items (issue 12, part 1).
+            medications.take_in(uow, plan_id, patient_id, stamped, now)
+            return stamped
 
         asked = Asked(
             principal, request_id, request if request is not None else {"fhir_json": fhir_json}

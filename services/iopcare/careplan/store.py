@@ -129,6 +129,32 @@ practitioner_roles = VersionedTables(metadata, "practitioner_role")
 #: Family members and other related people of a patient (FHIR RelatedPerson), keyed by patient.
 related_persons = VersionedTables(metadata, "related_person")
 
+#: The medication list (issue 12, part 1): what the patient takes, as the prescribers keep it.
+medication_statements = VersionedTables(metadata, "medication_statement")
+medication_requests = VersionedTables(metadata, "medication_request")
+
+#: Each inbound medication of an intake to reconcile, and the prescriber's decision on it.
+medication_reconciliation = Table(
+    "medication_reconciliation",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("patient_id", String(64), nullable=False, index=True),
+    Column("care_plan_id", String(64), nullable=False),
+    #: The inbound medication's local id in the plan (`#medi2`).
+    Column("source", String(64), nullable=False),
+    #: The inbound MedicationStatement or MedicationRequest as received (its labels kept).
+    Column("resource", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("decision", String(16), nullable=True),
+    Column("decided_by", String(200), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("reason", Text, nullable=True),
+    #: The MedicationStatement the decision wrote on the list.
+    Column("medication_id", String(64), nullable=True),
+    #: When the team task for the item overdue was raised (once).
+    Column("task_raised_at", DateTime(timezone=True), nullable=True),
+)
+
 #: The tables of each versioned FHIR type.
 VERSIONED = {
     "CarePlan": plans,
@@ -140,6 +166,8 @@ VERSIONED = {
     "PractitionerRole": practitioner_roles,
     "RelatedPerson": related_persons,
     "NutritionOrder": nutrition_orders,
+    "MedicationStatement": medication_statements,
+    "MedicationRequest": medication_requests,
 }
 
 #: Every identifier (e.g. a hospital MRN) of a registered patient, unique across patients: a

@@ -17,7 +17,16 @@ from iopcare.kit.versioned import Stored, Version, VersionedTables
 #: The versioned resources careplan keeps, by FHIR type.
 VERSIONED_TYPES: dict[str, VersionedTables] = {
     name: store.VERSIONED[name]
-    for name in ("CarePlan", "CareTeam", "Goal", "EpisodeOfCare", "Patient", "NutritionOrder")
+    for name in (
+        "CarePlan",
+        "CareTeam",
+        "Goal",
+        "EpisodeOfCare",
+        "Patient",
+        "MedicationStatement",
+        "MedicationRequest",
+        "NutritionOrder",
+    )
 }
 
 

@@ -3,7 +3,8 @@ the patient leaves the IOP (step down or up).
 
 A FHIR document Bundle, Composition first: the IOP course and level-of-care history (the
 episode's versions), the plan and goals with progress, measures over time, attendance, current
-medications (those the plan holds as supporting information), the care team (who to call).
+medications (the prescribers' active MedicationStatements once there is a list, before that the
+inbound ones the plan holds as supporting information), the care team (who to call).
 
 Privacy: every resource in the document passes the gateway's one release rule (release.py): 42
 CFR Part 2 (SUD), R and psychotherapy content leaves only as the patient's Consent allows, with
@@ -27,7 +28,7 @@ from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.gateway import release, scopes
 from iopcare.gateway.client import Caller
 from iopcare.gateway.http import FhirRequest, FhirResponse, GatewayContext
-from iopcare.gateway.resources.base import Found, pages
+from iopcare.gateway.resources.base import Found, found_by_meta, pages
 from iopcare.gateway.resources.careplan import found
 from iopcare.kit import fhir, labels
 
@@ -53,6 +54,9 @@ class _Sources:
     history: list[Any]
     view: Any
     measures: list[Found]
+    #: The patient's MedicationStatements (the prescribers' list; empty when there is none yet,
+    #: or the caller's scopes do not read it).
+    medications: list[Found] = field(default_factory=list)
 
 
 def _read_sources(gateway: GatewayContext, caller: Caller, episode_id: str) -> _Sources:
@@ -89,7 +93,37 @@ def _read_sources(gateway: GatewayContext, caller: Caller, episode_id: str) -> _
             "fhir_json",
         )
     ]
-    return _Sources(episode, patient, list(history), view, measures)
+    return _Sources(
+        episode,
+        patient,
+        list(history),
+        view,
+        measures,
+        _medication_list(gateway, caller, patient_id),
+    )
+
+
+def _medication_list(gateway: GatewayContext, caller: Caller, patient_id: str) -> list[Found]:
+    """The patient's MedicationStatements, when the caller's scopes read them."""
+    if (
+        scopes.patients_allowed(caller.scopes, "MedicationStatement", scopes.SEARCH, caller.patient)
+        is None
+    ):
+        return []
+    services = gateway.services
+    return [
+        found_by_meta(item)
+        for item in pages(
+            lambda token: services.call(
+                caller,
+                services.careplan.ListMedicationStatements,
+                pb.ListMedicationStatementsRequest(
+                    patient_id=patient_id, page_size=1000, page_token=token
+                ),
+            ),
+            "medications",
+        )
+    ]
 
 
 @dataclass
@@ -241,6 +275,10 @@ def _medications_section(
 ) -> dict[str, Any]:
     entries = []
     for medication in medications:
+        if medication.get("id") and medication.get("meta", {}).get("versionId"):
+            # A MedicationStatement of the list, released by the rule on its own labels.
+            entries.append(doc.add(medication))
+            continue
         # Contained in a plan the rule released (with its contained resources' labels counted).
         copy = {k: v for k, v in medication.items() if k != "id"}
         if copy.get("subject", {}).get("reference") == f"Patient/{patient_id}":
@@ -342,6 +380,11 @@ def handoff_summary(
     # The sections in document order; each adds its released resources to the document.
     sections = [_course_section(doc, sources)]
     plan_section, medications, plan_released = _plan_section(doc, sources)
+    if sources.medications:
+        # Once the prescribers keep the list (reconciled or recorded), the current medications
+        # are its active ones, each released on its own labels; before, the plan's inbound ones.
+        active = [m for m in sources.medications if m.resource.get("status") == "active"]
+        medications = [m for m in (doc.released(item) for item in active) if m is not None]
     sections += [
         plan_section,
         _measures_section(doc, sources),

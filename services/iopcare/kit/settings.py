@@ -189,6 +189,9 @@ class Settings(BaseSettings):
     review_check_seconds: float = 3600
     #: Days between plan reviews (the program's setting; a crisis makes a review due at once).
     review_interval_days: int = 30
+    #: Hours inbound medications may stay unreconciled before the plan is not ready and the team
+    #: gets a task (checked every review_check_seconds).
+    medication_reconciliation_hours: float = 48
     #: Medical monitoring thresholds overriding careplan's defaults, by name (sources in
     #: docs/clinical-thresholds.md), e.g. {"cows_min": 13, "lithium_above": 1.2}.
     monitoring_thresholds: dict[str, float] = {}

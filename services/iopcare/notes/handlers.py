@@ -99,6 +99,18 @@ def on_review_due(uow: UnitOfWork, received: ReceivedEvent) -> None:
     system_message(uow, received, patient_id, review_due_text(plan.title), (f"CarePlan/{plan.id}",))
 
 
+def on_reconciliation_overdue(uow: UnitOfWork, received: ReceivedEvent) -> None:
+    """careplan's team Task for inbound medications unreconciled past the deadline: its
+    description (counts only) to the thread, about the plan (issue 12, part 1)."""
+    task = received.resource
+    patient_id = fhir.reference_id(task.for_fhir.reference if task.for_fhir else None, "Patient")
+    if not patient_id:
+        return
+    about = (task.focus.reference,) if task.focus and task.focus.reference else ()
+    text = f"Task: {task.description}" if task.description else "Task: reconcile medications."
+    system_message(uow, received, patient_id, text, about)
+
+
 def on_plan_changed(uow: UnitOfWork, received: ReceivedEvent) -> None:
     """A plan's revision (edited, activated, suspended, completed, ...) noted in the thread."""
     plan = received.resource
@@ -271,6 +283,7 @@ HANDLERS: dict[str, Handler] = {
     careplan_contract.EVENT_CREATED: on_care_plan_created,
     careplan_contract.EVENT_CRISIS: on_careplan_alert,
     careplan_contract.EVENT_REVIEW_DUE_NOW: on_review_due,
+    careplan_contract.EVENT_RECONCILIATION_OVERDUE: on_reconciliation_overdue,
     scheduling_contract.EVENT_APPOINTMENTS_PROPOSED: on_appointments_proposed,
     scheduling_contract.EVENT_APPOINTMENT_UPDATED: on_appointment_updated,
     **{event: on_plan_changed for event in careplan_contract.EVENT_FOR_CHANGE.values()},

@@ -1,7 +1,7 @@
 """Medication list and reconciliation (issue 12, part 1): the rules, pure and unit tested.
 
-Started, not wired yet: no table, RPC, REST resource or event uses these rules so far (see
-docs/clinical-thresholds.md, "Medications"). What they decide:
+`careplan/medications.py` stores and serves the list and the reconciliation items under these
+rules (docs/medications.md). What they decide:
 - a medication (a MedicationStatement, or a MedicationRequest the program prescribes) names its
   drug by RxNorm, with dose, route, frequency and start (and stop) dates;
 - only a prescriber (the psychiatrist, or the physician) changes the list or resolves a
@@ -45,6 +45,13 @@ DEFAULT_DEADLINE = timedelta(hours=48)
 #: opioid or alcohol use disorder: a list naming one is a 42 CFR Part 2 record.
 PART2_INGREDIENTS = {"1819": "buprenorphine", "6813": "methadone"}
 PART2_NAMES = ("buprenorphine", "methadone", "naltrexone", "disulfiram", "acamprosate")
+#: The label a Part 2 medication carries: the one the program puts on every record that identifies
+#: the patient as in SUD treatment (v3-ActCode ETH, "substance abuse information sensitivity").
+PART2_LABEL = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+    "code": "ETH",
+    "display": "substance abuse information sensitivity",
+}
 
 
 @dataclass(frozen=True)
@@ -70,11 +77,22 @@ def check_medication(medication: Medication, prefix: str = "medication.") -> Non
         problems.add(f"{prefix}status", f"one of {', '.join(sorted(STATEMENT_STATUSES))}")
     if medication.status in ("active", "intended") and not medication.dose:
         problems.add(f"{prefix}dosage.doseAndRate", "an active medication needs its dose")
+    elif medication.dose and not has_unit(medication.dose):
+        problems.add(
+            f"{prefix}dosage.doseAndRate.doseQuantity.unit",
+            "a dose needs its unit (UCUM, e.g. mg)",
+        )
     if medication.status == "active" and medication.start is None:
         problems.add(f"{prefix}effectivePeriod.start", "an active medication needs its start")
     if medication.start and medication.stop and medication.stop < medication.start:
         problems.add(f"{prefix}effectivePeriod.end", "a medication stops after it starts")
     problems.raise_if_any("the medication cannot be recorded")
+
+
+def has_unit(dose: str) -> bool:
+    """Whether a dose (`50 mg`) names its unit after the amount."""
+    parts = dose.split()
+    return len(parts) >= 2 and all(parts[1:])
 
 
 def require_prescriber(role: str) -> None:
@@ -132,6 +150,13 @@ def resolve(
     if len(reason) > 1000:
         problems.add("reason", "at most 1,000 characters")
     problems.raise_if_any("the reconciliation decision is invalid")
+    if decision == CONTINUE and not item.resolved:
+        # Continued as received, it goes on the list as it is: it must be a medication the list
+        # may hold (an inbound one without RxNorm or dose is resolved as a change instead).
+        check_medication(
+            replace(item.medication, status="active", start=item.medication.start or at.date()),
+            "medication.",
+        )
     if item.resolved:
         if (item.decision, item.changed_to) == (decision, changed_to):
             return item

@@ -534,7 +534,7 @@ class GetPatientPlanRequest(_message.Message):
     def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
 
 class GetPatientPlanResponse(_message.Message):
-    __slots__ = ("episode", "care_plan", "care_teams", "goals", "upcoming_sessions", "attendance", "latest_notes", "activity_attendance", "nutrition_order", "disciplines")
+    __slots__ = ("episode", "care_plan", "care_teams", "goals", "upcoming_sessions", "attendance", "latest_notes", "activity_attendance", "nutrition_order", "disciplines", "active_medications", "medication_reconciliation")
     EPISODE_FIELD_NUMBER: _ClassVar[int]
     CARE_PLAN_FIELD_NUMBER: _ClassVar[int]
     CARE_TEAMS_FIELD_NUMBER: _ClassVar[int]
@@ -545,6 +545,8 @@ class GetPatientPlanResponse(_message.Message):
     ACTIVITY_ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
     NUTRITION_ORDER_FIELD_NUMBER: _ClassVar[int]
     DISCIPLINES_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_MEDICATIONS_FIELD_NUMBER: _ClassVar[int]
+    MEDICATION_RECONCILIATION_FIELD_NUMBER: _ClassVar[int]
     episode: EpisodeOfCare
     care_plan: CarePlan
     care_teams: _containers.RepeatedCompositeFieldContainer[CareTeam]
@@ -555,7 +557,9 @@ class GetPatientPlanResponse(_message.Message):
     activity_attendance: _containers.RepeatedCompositeFieldContainer[ActivityAttendance]
     nutrition_order: NutritionOrder
     disciplines: _containers.RepeatedCompositeFieldContainer[DisciplineSection]
-    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ..., care_plan: _Optional[_Union[CarePlan, _Mapping]] = ..., care_teams: _Optional[_Iterable[_Union[CareTeam, _Mapping]]] = ..., goals: _Optional[_Iterable[_Union[GoalProgress, _Mapping]]] = ..., upcoming_sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., attendance: _Optional[_Union[Attendance, _Mapping]] = ..., latest_notes: _Optional[_Iterable[_Union[NoteSummary, _Mapping]]] = ..., activity_attendance: _Optional[_Iterable[_Union[ActivityAttendance, _Mapping]]] = ..., nutrition_order: _Optional[_Union[NutritionOrder, _Mapping]] = ..., disciplines: _Optional[_Iterable[_Union[DisciplineSection, _Mapping]]] = ...) -> None: ...
+    active_medications: _containers.RepeatedCompositeFieldContainer[Medication]
+    medication_reconciliation: MedicationReconciliation
+    def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ..., care_plan: _Optional[_Union[CarePlan, _Mapping]] = ..., care_teams: _Optional[_Iterable[_Union[CareTeam, _Mapping]]] = ..., goals: _Optional[_Iterable[_Union[GoalProgress, _Mapping]]] = ..., upcoming_sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., attendance: _Optional[_Union[Attendance, _Mapping]] = ..., latest_notes: _Optional[_Iterable[_Union[NoteSummary, _Mapping]]] = ..., activity_attendance: _Optional[_Iterable[_Union[ActivityAttendance, _Mapping]]] = ..., nutrition_order: _Optional[_Union[NutritionOrder, _Mapping]] = ..., disciplines: _Optional[_Iterable[_Union[DisciplineSection, _Mapping]]] = ..., active_medications: _Optional[_Iterable[_Union[Medication, _Mapping]]] = ..., medication_reconciliation: _Optional[_Union[MedicationReconciliation, _Mapping]] = ...) -> None: ...
 
 class GoalProgress(_message.Message):
     __slots__ = ("goal", "measure_code", "has_latest_value", "latest_value", "latest_time", "achievement", "discipline", "trend", "has_previous_value", "previous_value", "value_count")
@@ -732,6 +736,230 @@ class GetPractitionerResponse(_message.Message):
     practitioner: RegistryEntry
     roles: _containers.RepeatedCompositeFieldContainer[RegistryEntry]
     def __init__(self, practitioner: _Optional[_Union[RegistryEntry, _Mapping]] = ..., roles: _Optional[_Iterable[_Union[RegistryEntry, _Mapping]]] = ...) -> None: ...
+
+class Medication(_message.Message):
+    __slots__ = ("id", "version", "patient_id", "status", "update_time", "fhir_json", "resource_type")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    patient_id: str
+    status: str
+    update_time: _timestamp_pb2.Timestamp
+    fhir_json: str
+    resource_type: str
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ..., resource_type: _Optional[str] = ...) -> None: ...
+
+class CreateMedicationStatementRequest(_message.Message):
+    __slots__ = ("request_id", "fhir_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class CreateMedicationStatementResponse(_message.Message):
+    __slots__ = ("medication",)
+    MEDICATION_FIELD_NUMBER: _ClassVar[int]
+    medication: Medication
+    def __init__(self, medication: _Optional[_Union[Medication, _Mapping]] = ...) -> None: ...
+
+class GetMedicationStatementRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetMedicationStatementResponse(_message.Message):
+    __slots__ = ("medication",)
+    MEDICATION_FIELD_NUMBER: _ClassVar[int]
+    medication: Medication
+    def __init__(self, medication: _Optional[_Union[Medication, _Mapping]] = ...) -> None: ...
+
+class ListMedicationStatementsRequest(_message.Message):
+    __slots__ = ("patient_id", "page_size", "page_token")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, patient_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListMedicationStatementsResponse(_message.Message):
+    __slots__ = ("medications", "next_page_token")
+    MEDICATIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    medications: _containers.RepeatedCompositeFieldContainer[Medication]
+    next_page_token: str
+    def __init__(self, medications: _Optional[_Iterable[_Union[Medication, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateMedicationStatementRequest(_message.Message):
+    __slots__ = ("id", "expected_version", "fhir_json", "update_mask", "reason", "request_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    expected_version: int
+    fhir_json: str
+    update_mask: _field_mask_pb2.FieldMask
+    reason: str
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., fhir_json: _Optional[str] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class UpdateMedicationStatementResponse(_message.Message):
+    __slots__ = ("medication",)
+    MEDICATION_FIELD_NUMBER: _ClassVar[int]
+    medication: Medication
+    def __init__(self, medication: _Optional[_Union[Medication, _Mapping]] = ...) -> None: ...
+
+class CreateMedicationRequestRequest(_message.Message):
+    __slots__ = ("request_id", "fhir_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class CreateMedicationRequestResponse(_message.Message):
+    __slots__ = ("medication",)
+    MEDICATION_FIELD_NUMBER: _ClassVar[int]
+    medication: Medication
+    def __init__(self, medication: _Optional[_Union[Medication, _Mapping]] = ...) -> None: ...
+
+class GetMedicationRequestRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetMedicationRequestResponse(_message.Message):
+    __slots__ = ("medication",)
+    MEDICATION_FIELD_NUMBER: _ClassVar[int]
+    medication: Medication
+    def __init__(self, medication: _Optional[_Union[Medication, _Mapping]] = ...) -> None: ...
+
+class ListMedicationRequestsRequest(_message.Message):
+    __slots__ = ("patient_id", "page_size", "page_token")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, patient_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListMedicationRequestsResponse(_message.Message):
+    __slots__ = ("medications", "next_page_token")
+    MEDICATIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    medications: _containers.RepeatedCompositeFieldContainer[Medication]
+    next_page_token: str
+    def __init__(self, medications: _Optional[_Iterable[_Union[Medication, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateMedicationRequestRequest(_message.Message):
+    __slots__ = ("id", "expected_version", "fhir_json", "update_mask", "reason", "request_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    expected_version: int
+    fhir_json: str
+    update_mask: _field_mask_pb2.FieldMask
+    reason: str
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., fhir_json: _Optional[str] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class UpdateMedicationRequestResponse(_message.Message):
+    __slots__ = ("medication",)
+    MEDICATION_FIELD_NUMBER: _ClassVar[int]
+    medication: Medication
+    def __init__(self, medication: _Optional[_Union[Medication, _Mapping]] = ...) -> None: ...
+
+class ReconciliationItem(_message.Message):
+    __slots__ = ("id", "patient_id", "care_plan_id", "fhir_json", "received_time", "decision", "decided_by", "decided_time", "reason", "medication_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CARE_PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_TIME_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_TIME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MEDICATION_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    patient_id: str
+    care_plan_id: str
+    fhir_json: str
+    received_time: _timestamp_pb2.Timestamp
+    decision: str
+    decided_by: str
+    decided_time: _timestamp_pb2.Timestamp
+    reason: str
+    medication_id: str
+    def __init__(self, id: _Optional[str] = ..., patient_id: _Optional[str] = ..., care_plan_id: _Optional[str] = ..., fhir_json: _Optional[str] = ..., received_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decision: _Optional[str] = ..., decided_by: _Optional[str] = ..., decided_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., medication_id: _Optional[str] = ...) -> None: ...
+
+class MedicationReconciliation(_message.Message):
+    __slots__ = ("status", "unresolved_count", "deadline_time", "plan_ready")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    UNRESOLVED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PLAN_READY_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    unresolved_count: int
+    deadline_time: _timestamp_pb2.Timestamp
+    plan_ready: bool
+    def __init__(self, status: _Optional[str] = ..., unresolved_count: _Optional[int] = ..., deadline_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan_ready: _Optional[bool] = ...) -> None: ...
+
+class GetMedicationReconciliationRequest(_message.Message):
+    __slots__ = ("patient_id",)
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
+
+class GetMedicationReconciliationResponse(_message.Message):
+    __slots__ = ("reconciliation", "items")
+    RECONCILIATION_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    reconciliation: MedicationReconciliation
+    items: _containers.RepeatedCompositeFieldContainer[ReconciliationItem]
+    def __init__(self, reconciliation: _Optional[_Union[MedicationReconciliation, _Mapping]] = ..., items: _Optional[_Iterable[_Union[ReconciliationItem, _Mapping]]] = ...) -> None: ...
+
+class ResolveReconciliationItemRequest(_message.Message):
+    __slots__ = ("request_id", "patient_id", "id", "decision", "reason", "changed_to_fhir_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_TO_FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    patient_id: str
+    id: str
+    decision: str
+    reason: str
+    changed_to_fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., id: _Optional[str] = ..., decision: _Optional[str] = ..., reason: _Optional[str] = ..., changed_to_fhir_json: _Optional[str] = ...) -> None: ...
+
+class ResolveReconciliationItemResponse(_message.Message):
+    __slots__ = ("item", "medication")
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    MEDICATION_FIELD_NUMBER: _ClassVar[int]
+    item: ReconciliationItem
+    medication: Medication
+    def __init__(self, item: _Optional[_Union[ReconciliationItem, _Mapping]] = ..., medication: _Optional[_Union[Medication, _Mapping]] = ...) -> None: ...
 
 class DisciplineSection(_message.Message):
     __slots__ = ("role", "name", "goals", "activities", "latest_measures", "open_tasks")

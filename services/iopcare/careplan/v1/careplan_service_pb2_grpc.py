@@ -227,6 +227,56 @@ class CarePlanServiceStub:
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateNutritionOrderRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateNutritionOrderResponse.FromString,
                 _registered_method=True)
+        self.CreateMedicationStatement = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/CreateMedicationStatement',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateMedicationStatementRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateMedicationStatementResponse.FromString,
+                _registered_method=True)
+        self.GetMedicationStatement = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetMedicationStatement',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMedicationStatementRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMedicationStatementResponse.FromString,
+                _registered_method=True)
+        self.ListMedicationStatements = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/ListMedicationStatements',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMedicationStatementsRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMedicationStatementsResponse.FromString,
+                _registered_method=True)
+        self.UpdateMedicationStatement = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/UpdateMedicationStatement',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateMedicationStatementRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateMedicationStatementResponse.FromString,
+                _registered_method=True)
+        self.CreateMedicationRequest = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/CreateMedicationRequest',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateMedicationRequestRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateMedicationRequestResponse.FromString,
+                _registered_method=True)
+        self.GetMedicationRequest = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetMedicationRequest',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMedicationRequestRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMedicationRequestResponse.FromString,
+                _registered_method=True)
+        self.ListMedicationRequests = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/ListMedicationRequests',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMedicationRequestsRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMedicationRequestsResponse.FromString,
+                _registered_method=True)
+        self.UpdateMedicationRequest = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/UpdateMedicationRequest',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateMedicationRequestRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateMedicationRequestResponse.FromString,
+                _registered_method=True)
+        self.GetMedicationReconciliation = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetMedicationReconciliation',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMedicationReconciliationRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMedicationReconciliationResponse.FromString,
+                _registered_method=True)
+        self.ResolveReconciliationItem = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/ResolveReconciliationItem',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ResolveReconciliationItemRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ResolveReconciliationItemResponse.FromString,
+                _registered_method=True)
 
 
 class CarePlanServiceServicer:
@@ -573,6 +623,85 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateMedicationStatement(self, request, context):
+        """Records a MedicationStatement on the patient's medication list (RxNorm code, dose with its
+        unit, route, frequency, start and stop) as version 1; emits
+        `iopcare.careplan.medication.created.v1`. Prescribers only (psychiatrist, physician) on the
+        patient's team. A medication for opioid or alcohol use disorder gets the program's 42 CFR
+        Part 2 label (ETH).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMedicationStatement(self, request, context):
+        """Returns the current version of one MedicationStatement.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMedicationStatements(self, request, context):
+        """Lists a patient's MedicationStatements (every status), oldest first, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateMedicationStatement(self, request, context):
+        """Changes a MedicationStatement (a new dose, a stop, ...) under optimistic concurrency, with the
+        reason kept in its history; emits `iopcare.careplan.medication.updated.v1`. Prescribers only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateMedicationRequest(self, request, context):
+        """Records a MedicationRequest the program prescribes, as CreateMedicationStatement does.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMedicationRequest(self, request, context):
+        """Returns the current version of one MedicationRequest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMedicationRequests(self, request, context):
+        """Lists a patient's MedicationRequests, oldest first, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateMedicationRequest(self, request, context):
+        """Changes a MedicationRequest, as UpdateMedicationStatement does.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMedicationReconciliation(self, request, context):
+        """The patient's reconciliation of inbound medications: every item (each medication a plan
+        brought in at intake: `$handoff` or DraftCarePlan/CreateCarePlan with contained
+        MedicationStatements or MedicationRequests), its decision, and whether the plan is ready.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveReconciliationItem(self, request, context):
+        """Resolves one reconciliation item as continue, change (with the medication as it continues)
+        or stop (change and stop need a reason), recording who and when; the decision writes a
+        MedicationStatement on the list (active, or stopped). Prescribers only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CarePlanServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -765,6 +894,56 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     servicer.UpdateNutritionOrder,
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateNutritionOrderRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateNutritionOrderResponse.SerializeToString,
+            ),
+            'CreateMedicationStatement': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateMedicationStatement,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateMedicationStatementRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateMedicationStatementResponse.SerializeToString,
+            ),
+            'GetMedicationStatement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMedicationStatement,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMedicationStatementRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMedicationStatementResponse.SerializeToString,
+            ),
+            'ListMedicationStatements': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMedicationStatements,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMedicationStatementsRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMedicationStatementsResponse.SerializeToString,
+            ),
+            'UpdateMedicationStatement': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMedicationStatement,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateMedicationStatementRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateMedicationStatementResponse.SerializeToString,
+            ),
+            'CreateMedicationRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateMedicationRequest,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateMedicationRequestRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateMedicationRequestResponse.SerializeToString,
+            ),
+            'GetMedicationRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMedicationRequest,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMedicationRequestRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMedicationRequestResponse.SerializeToString,
+            ),
+            'ListMedicationRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMedicationRequests,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMedicationRequestsRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMedicationRequestsResponse.SerializeToString,
+            ),
+            'UpdateMedicationRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMedicationRequest,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateMedicationRequestRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateMedicationRequestResponse.SerializeToString,
+            ),
+            'GetMedicationReconciliation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMedicationReconciliation,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMedicationReconciliationRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMedicationReconciliationResponse.SerializeToString,
+            ),
+            'ResolveReconciliationItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveReconciliationItem,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ResolveReconciliationItemRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ResolveReconciliationItemResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1796,6 +1975,276 @@ class CarePlanService:
             '/iopcare.careplan.v1.CarePlanService/UpdateNutritionOrder',
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateNutritionOrderRequest.SerializeToString,
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateNutritionOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateMedicationStatement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/CreateMedicationStatement',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateMedicationStatementRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateMedicationStatementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMedicationStatement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetMedicationStatement',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMedicationStatementRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMedicationStatementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMedicationStatements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/ListMedicationStatements',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMedicationStatementsRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMedicationStatementsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateMedicationStatement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/UpdateMedicationStatement',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateMedicationStatementRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateMedicationStatementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateMedicationRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/CreateMedicationRequest',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateMedicationRequestRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateMedicationRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMedicationRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetMedicationRequest',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMedicationRequestRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMedicationRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMedicationRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/ListMedicationRequests',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMedicationRequestsRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListMedicationRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateMedicationRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/UpdateMedicationRequest',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateMedicationRequestRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateMedicationRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMedicationReconciliation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetMedicationReconciliation',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMedicationReconciliationRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetMedicationReconciliationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveReconciliationItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/ResolveReconciliationItem',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ResolveReconciliationItemRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ResolveReconciliationItemResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,5 +1,5 @@
 """Resources the careplan service owns: Patient, EpisodeOfCare, CarePlan, CareTeam, Goal,
-NutritionOrder and Observation (recorded measures)."""
+NutritionOrder, Observation (recorded measures), MedicationStatement and MedicationRequest."""
 
 from __future__ import annotations
 
@@ -286,6 +286,51 @@ class NutritionOrderHandler(CareplanUpdate, TableRead, TableCreate, TableSearch)
     list_request = pb.ListNutritionOrdersRequest
     field = "nutrition_order"
     items = "nutrition_orders"
+
+
+class MedicationStatementHandler(CareplanTable, TableRead, TableCreate, TableSearch):
+    type = "MedicationStatement"
+    params = (
+        *_patient_params(),
+        SearchParam("status", TOKEN, ("status",), "active | stopped | completed | ..."),
+        SearchParam("code", TOKEN, ("medicationCodeableConcept",), "RxNorm code"),
+        SearchParam("effective", DATE, ("effectivePeriod", "effectiveDateTime"), "when taken"),
+    )
+    includes = ("MedicationStatement:subject", "MedicationStatement:patient")
+    documentation = (
+        "The medication list the prescribers (psychiatrist, physician) keep: RxNorm code, dose "
+        "with its UCUM unit, route, frequency, start and stop; created by a prescriber or by "
+        "the reconciliation of an intake's inbound medications; changed through careplan's "
+        "update (with its reason), each version kept. A medication for opioid or alcohol use "
+        "disorder carries the 42 CFR Part 2 label (ETH) (docs/medications.md)."
+    )
+
+    get_request = pb.GetMedicationStatementRequest
+    create_command = _fhir_json(pb.CreateMedicationStatementRequest)
+    list_request = pb.ListMedicationStatementsRequest
+    field = "medication"
+    items = "medications"
+
+
+class MedicationRequestHandler(CareplanTable, TableRead, TableCreate, TableSearch):
+    type = "MedicationRequest"
+    params = (
+        *_patient_params(),
+        SearchParam("status", TOKEN, ("status",), "active | on-hold | stopped | ..."),
+        SearchParam("intent", TOKEN, ("intent",), "order | plan | ..."),
+        SearchParam("code", TOKEN, ("medicationCodeableConcept",), "RxNorm code"),
+    )
+    includes = ("MedicationRequest:subject", "MedicationRequest:patient")
+    documentation = (
+        "What the program prescribes (prescribers only), with the rules and labels of "
+        "MedicationStatement."
+    )
+
+    get_request = pb.GetMedicationRequestRequest
+    create_command = _fhir_json(pb.CreateMedicationRequestRequest)
+    list_request = pb.ListMedicationRequestsRequest
+    field = "medication"
+    items = "medications"
 
 
 class ObservationHandler(ResourceHandler):

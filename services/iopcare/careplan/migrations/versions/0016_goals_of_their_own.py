@@ -20,7 +20,7 @@ from iopcare.kit import fhir
 from iopcare.kit.errors import InvalidArgument
 
 revision = "0016"
-down_revision = "0014"
+down_revision = "0015"
 
 BY = "migration:0016"
 PLAN = sa.table(
