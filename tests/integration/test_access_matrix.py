@@ -12,6 +12,7 @@ more privacy than the code gives fails too.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -28,6 +29,9 @@ from iopcare.kit import auth
 from iopcare.kit.settings import Settings
 from iopcare.notes.v1 import notes_service_pb2 as nt
 from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
+from iopcare.scheduling.checkin_form import QUESTIONNAIRE_URL
+from iopcare.scheduling.v1 import scheduling_service_pb2 as sc
+from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as sc_grpc
 from tests.support import harness
 from tests.support.gateway import (
     FHIR_JSON,
@@ -37,8 +41,10 @@ from tests.support.gateway import (
     stack_for,
     system_token,
 )
+from tests.support.medications import medication_statement
 from tests.support.monitoring import blood_pressure, lithium, urine_screen
-from tests.support.plans import iop_plan, phq9
+from tests.support.nutrition import nutrition_order
+from tests.support.plans import iop_plan, phq9, phq9_goal
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "access-matrix.md"
 JSON_HEADERS = {"Content-Type": FHIR_JSON}
@@ -140,16 +146,28 @@ def _patient_token(settings: Settings, patient_id: str) -> str:
         subject=f"patient:{patient_id}",
         role="patient",
         patient_context=patient_id,
-        scopes=["patient/*.rs"],
+        scopes=["patient/*.rs", "patient/QuestionnaireResponse.cs"],
     )
 
 
-def _read_over_grpc(stack: Stack, role: str, practitioner: str, reference: str) -> bool:
+def _read_over_grpc(
+    stack: Stack, role: str, practitioner: str, patient_id: str, reference: str
+) -> bool:
     kind, ident = reference.split("/")
     metadata = harness.metadata(stack.settings, role=role, practitioner=practitioner)
-    service = "notes" if kind in ("Communication", "DocumentReference") else "careplan"
+    service = {
+        "Communication": "notes",
+        "DocumentReference": "notes",
+        "QuestionnaireResponse": "scheduling",
+    }.get(kind, "careplan")
     with harness.channel(stack.runtimes[service]) as channel:
         try:
+            if kind == "QuestionnaireResponse":
+                # Check-ins are listed per patient (no read by id over gRPC): read = listed.
+                listed = sc_grpc.SchedulingServiceStub(channel).ListCheckInResponses(
+                    sc.ListCheckInResponsesRequest(patient_id=patient_id), metadata=metadata
+                )
+                return ident in {json.loads(r.fhir_json)["id"] for r in listed.responses}
             if kind == "DocumentReference":
                 nt_grpc.NotesServiceStub(channel).GetNote(
                     nt.GetNoteRequest(id=ident), metadata=metadata
@@ -171,6 +189,15 @@ def _read_over_grpc(stack: Stack, role: str, practitioner: str, reference: str) 
                     "Observation": lambda: stub.GetMeasure(
                         cp.GetMeasureRequest(id=ident), metadata=metadata
                     ),
+                    "MedicationStatement": lambda: stub.GetMedicationStatement(
+                        cp.GetMedicationStatementRequest(id=ident), metadata=metadata
+                    ),
+                    "NutritionOrder": lambda: stub.GetNutritionOrder(
+                        cp.GetNutritionOrderRequest(id=ident), metadata=metadata
+                    ),
+                    "RelatedPerson": lambda: stub.GetRelatedPerson(
+                        cp.GetRelatedPersonRequest(id=ident), metadata=metadata
+                    ),
                 }
                 reads[kind]()
         except grpc.RpcError as exc:
@@ -181,8 +208,14 @@ def _read_over_grpc(stack: Stack, role: str, practitioner: str, reference: str) 
     return True
 
 
-def _read_over_rest(stack: Stack, token: str, reference: str) -> bool:
+def _read_over_rest(stack: Stack, token: str, patient_id: str, reference: str) -> bool:
+    kind, ident = reference.split("/")
     with stack.client(token) as client:
+        if kind == "QuestionnaireResponse":  # searched by patient: read = found
+            found = client.get(f"/{kind}", params={"patient": patient_id})
+            if found.status_code != 200:
+                return False
+            return ident in {e["resource"]["id"] for e in found.json().get("entry", [])}
         response = client.get("/" + reference)
     assert response.status_code in (200, 403, 404), (
         f"{reference}: {response.status_code} {response.text}"
@@ -196,14 +229,17 @@ def _read_over_rest(stack: Stack, token: str, reference: str) -> bool:
 
 def may_read(stack: Stack, column: str, patient_id: str, reference: str) -> bool:
     if column in CLINICIANS:
-        return _read_over_grpc(stack, *CLINICIANS[column], reference)
+        return _read_over_grpc(stack, *CLINICIANS[column], patient_id, reference)
     if column == "the patient":
-        return _read_over_rest(stack, _patient_token(stack.settings, patient_id), reference)
+        return _read_over_rest(
+            stack, _patient_token(stack.settings, patient_id), patient_id, reference
+        )
     if column == "another patient":
         other = f"pat-{uuid.uuid4().hex[:12]}"
-        return _read_over_rest(stack, _patient_token(stack.settings, other), reference)
+        return _read_over_rest(stack, _patient_token(stack.settings, other), patient_id, reference)
     if column == "EHR without consent":
-        return _read_over_rest(stack, system_token(stack.settings, ["system/*.rs"]), reference)
+        token = system_token(stack.settings, ["system/*.rs"])
+        return _read_over_rest(stack, token, patient_id, reference)
     raise AssertionError(f"unknown column {column!r} in {DOC.name}")
 
 
@@ -276,7 +312,58 @@ def record(stack: Stack) -> dict[str, str]:
                 notes, s, therapist_id, patient_id, "therapy", "Relapse prevention.", ("SUD",)
             ),
         }
+    psychiatrist = stack.client(practitioner_token(s, "psychiatrist", "psy-1"))
+    therapist = stack.client(practitioner_token(s, "therapist", "th-1"))
+    dietitian = stack.client(practitioner_token(s, "dietitian", "diet-1"))
+    with psychiatrist, therapist, dietitian:
+        items["Goal"] = "Goal/" + _created(therapist, "/Goal", phq9_goal(patient_id))
+        items["MedicationStatement"] = "MedicationStatement/" + _created(
+            psychiatrist, "/MedicationStatement", medication_statement(patient_id)
+        )
+        items["NutritionOrder"] = "NutritionOrder/" + _created(
+            dietitian, "/NutritionOrder", nutrition_order(patient_id)
+        )
+        items["family member (RelatedPerson)"] = "RelatedPerson/" + _created(
+            therapist, "/RelatedPerson", _relative(patient_id)
+        )
+    with stack.client(_patient_token(s, patient_id)) as patient_app:
+        items["daily check-in"] = "QuestionnaireResponse/" + _created(
+            patient_app, "/QuestionnaireResponse", _check_in(patient_id)
+        )
     return items
+
+
+def _relative(patient_id: str) -> dict[str, Any]:
+    return {
+        "resourceType": "RelatedPerson",
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "relationship": [
+            {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}
+                ]
+            }
+        ],
+        "name": [{"family": "Matrix", "given": ["Dana"]}],
+        "telecom": [{"system": "phone", "value": "+1 555 0142", "use": "mobile"}],
+    }
+
+
+def _check_in(patient_id: str) -> dict[str, Any]:
+    answers = (
+        ("mood", "valueInteger", 6),
+        ("craving", "valueInteger", 3),
+        ("sleep-hours", "valueDecimal", 7.0),
+        ("medication-taken", "valueBoolean", True),
+        ("self-harm-thoughts", "valueBoolean", False),
+    )
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": QUESTIONNAIRE_URL,
+        "status": "completed",
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "item": [{"linkId": link, "answer": [{kind: value}]} for link, kind, value in answers],
+    }
 
 
 def test_the_document_names_every_item_and_every_column() -> None:
