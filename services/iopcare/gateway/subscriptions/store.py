@@ -89,6 +89,15 @@ notification = Table(
 
 inbox = Table("subscription_inbox", metadata, *inbox_columns())
 
+sa.Index("ix_subscription_topic", subscription.c.topic, subscription.c.status)
+sa.Index("ix_subscription_event_open", event.c.processed_at, event.c.seq)
+sa.Index(
+    "ix_subscription_notification_due",
+    notification.c.state,
+    notification.c.subscription_id,
+    notification.c.id,
+)
+
 PENDING = "pending"
 SENT = "sent"
 
