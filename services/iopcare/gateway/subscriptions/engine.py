@@ -174,7 +174,15 @@ class Engine:
                 continue  # subscribed after the event happened
             if row.spec.patient is not None and row.spec.patient != queued.patient_id:
                 continue
-            resource = self.read_as_owner(row.owner, queued.focus, queued.patient_id)
+            try:
+                resource = self.read_as_owner(row.owner, queued.focus, queued.patient_id)
+            except Later:
+                raise
+            except Exception:
+                # A bug must neither block every subscription behind this event nor disclose:
+                # this subscriber is not told (fail closed), and it is logged.
+                log.exception("subscriptions: reading %s for %s failed", queued.focus, row.id)
+                resource = None
             if resource is None:
                 continue  # the owner may not read it: nothing is said, not even that it happened
             focus = model.Focus(queued.focus, resource, bool(queued.created))

@@ -266,6 +266,7 @@ def _status(engine: Engine, row: Row) -> FhirResponse:
         "resourceType": "Bundle",
         "type": "searchset",
         "total": 1,
+        "link": [{"relation": "self", "url": f"{engine.base_url}/{TYPE}/{row.id}/$status"}],
         "entry": [
             {
                 "fullUrl": f"urn:uuid:{status['id']}",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from iopcare.gateway.subscriptions.domain import topics
@@ -205,7 +205,7 @@ def resource_of(
         "id": subscription_id,
         "meta": {
             "versionId": str(version),
-            "lastUpdated": updated.isoformat().replace("+00:00", "Z"),
+            "lastUpdated": _instant(updated),
             "profile": [PROFILE_SUBSCRIPTION],
         },
         "status": status,
@@ -241,7 +241,10 @@ class Focus:
 
 
 def _instant(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
+    """An instant with its zone (a stored time read back from SQLite has none: it is UTC)."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def status_parameters(
