@@ -341,7 +341,7 @@ def build(
         gateway.subscriptions = build_subscriptions(
             settings, gateway_settings, subscription_settings
         )
-        gateway.subscriptions.start(gateway)
+        gateway.subscriptions.start(gateway, authenticator)
     return create_app(gateway, gateway_settings.base_path, audit), gateway
 
 

@@ -38,7 +38,8 @@ from sqlalchemy import insert
 
 from iopcare.gateway import release, routing
 from iopcare.gateway.errors import FhirHttpError, from_kit
-from iopcare.gateway.http import FhirRequest
+from iopcare.gateway.http import FhirRequest, GatewayContext
+from iopcare.gateway.security import Authenticator
 from iopcare.gateway.subscriptions import store as tables
 from iopcare.gateway.subscriptions.domain import model, topics
 from iopcare.gateway.subscriptions.settings import SubscriptionSettings
@@ -55,7 +56,6 @@ from iopcare.kit.settings import Settings
 from iopcare.kit.signing import verifier_for
 
 if TYPE_CHECKING:
-    from iopcare.gateway.api import Gateway
     from iopcare.gateway.client import Caller
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ class Engine:
     config: SubscriptionSettings
     store: Store
     base_url: str
-    gateway: Gateway | None = None
+    gateway: GatewayContext | None = None
+    authenticator: Authenticator | None = None
     wake_matcher: threading.Event = field(default_factory=threading.Event)
     wake_sender: threading.Event = field(default_factory=threading.Event)
     _callers: dict[tuple[Any, ...], tuple[Caller, float]] = field(default_factory=dict)
@@ -112,8 +113,9 @@ class Engine:
         self._in_flight: set[str] = set()
 
     # -- lifecycle --------------------------------------------------------------------------
-    def start(self, gateway: Gateway) -> None:
+    def start(self, gateway: GatewayContext, authenticator: Authenticator) -> None:
         self.gateway = gateway
+        self.authenticator = authenticator
         self.consumer.start()
         self.matcher.start()
         self.sender.start()
@@ -212,7 +214,7 @@ class Engine:
             cached = self._callers.get(key)
             if cached is not None and cached[1] > now:
                 return cached[0]
-        assert self.gateway is not None
+        assert self.authenticator is not None
         token = mint_token(
             self.settings,
             subject=owner.subject,
@@ -222,7 +224,7 @@ class Engine:
             lifetime_seconds=OWNER_TOKEN_SECONDS,
             patient_context=owner.patient,
         )
-        caller = self.gateway.authenticator.authenticate(f"Bearer {token}")
+        caller = self.authenticator.authenticate(f"Bearer {token}")
         with self._lock:
             self._callers[key] = (caller, now + OWNER_TOKEN_SECONDS - 60)
         return caller

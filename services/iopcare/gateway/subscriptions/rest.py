@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from iopcare.gateway import release, routing
 from iopcare.gateway.errors import FhirHttpError, Problem, http_error
-from iopcare.gateway.http import FhirRequest, FhirResponse, etag, parse_etag
+from iopcare.gateway.http import FhirRequest, FhirResponse, GatewayContext, etag, parse_etag
 from iopcare.gateway.subscriptions.domain import model, topics
 from iopcare.gateway.subscriptions.store import Owner, Row
 
 if TYPE_CHECKING:
-    from iopcare.gateway.api import Gateway
     from iopcare.gateway.client import Caller
     from iopcare.gateway.subscriptions.engine import Engine
 
@@ -27,7 +26,9 @@ def handles(path: str) -> bool:
     return bool(parts) and parts[0] == TYPE
 
 
-def handle(engine: Engine, gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirResponse:
+def handle(
+    engine: Engine, gateway: GatewayContext, caller: Caller, request: FhirRequest
+) -> FhirResponse:
     parts = [p for p in request.path.strip("/").split("/") if p]
     method = request.method
     if len(parts) == 1 or (len(parts) == 2 and parts[1] == "_search"):
@@ -91,7 +92,9 @@ def _answer(
     return FhirResponse(status, resource, all_headers, {"resource": f"{TYPE}/{row.id}"})
 
 
-def _checked(engine: Engine, gateway: Gateway, caller: Caller, request: FhirRequest) -> model.Spec:
+def _checked(
+    engine: Engine, gateway: GatewayContext, caller: Caller, request: FhirRequest
+) -> model.Spec:
     """The request's Subscription, checked against what the caller may see."""
     body = gateway.body(request, TYPE)
     try:
@@ -118,7 +121,7 @@ def _checked(engine: Engine, gateway: Gateway, caller: Caller, request: FhirRequ
     return spec
 
 
-def _may_read_patient(gateway: Gateway, caller: Caller, patient_id: str) -> None:
+def _may_read_patient(gateway: GatewayContext, caller: Caller, patient_id: str) -> None:
     """A filter names a patient the caller may read (the services decide, as for a read): one
     they may not read is answered like an unknown one."""
     request = FhirRequest("GET", f"Patient/{patient_id}", [], {}, b"", "")
@@ -171,7 +174,9 @@ def _handshake(engine: Engine, spec: model.Spec) -> Any:
     )
 
 
-def _create(engine: Engine, gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirResponse:
+def _create(
+    engine: Engine, gateway: GatewayContext, caller: Caller, request: FhirRequest
+) -> FhirResponse:
     gateway.require_scope(caller, TYPE, "c")
     spec = _checked(engine, gateway, caller, request)
     request_id = request.header("x-request-id")[:100] or None
@@ -181,13 +186,19 @@ def _create(engine: Engine, gateway: Gateway, caller: Caller, request: FhirReque
     return _answer(engine, row, 201 if created else 200, {"Location": location})
 
 
-def _read(engine: Engine, gateway: Gateway, caller: Caller, subscription_id: str) -> FhirResponse:
+def _read(
+    engine: Engine, gateway: GatewayContext, caller: Caller, subscription_id: str
+) -> FhirResponse:
     gateway.require_scope(caller, TYPE, "r")
     return _answer(engine, _own(engine, caller, subscription_id), 200)
 
 
 def _update(
-    engine: Engine, gateway: Gateway, caller: Caller, subscription_id: str, request: FhirRequest
+    engine: Engine,
+    gateway: GatewayContext,
+    caller: Caller,
+    subscription_id: str,
+    request: FhirRequest,
 ) -> FhirResponse:
     gateway.require_scope(caller, TYPE, "u")
     row = _own(engine, caller, subscription_id)
@@ -211,14 +222,18 @@ def _update(
     return _answer(engine, changed, 200)
 
 
-def _delete(engine: Engine, gateway: Gateway, caller: Caller, subscription_id: str) -> FhirResponse:
+def _delete(
+    engine: Engine, gateway: GatewayContext, caller: Caller, subscription_id: str
+) -> FhirResponse:
     gateway.require_scope(caller, TYPE, "d")
     row = _own(engine, caller, subscription_id)
     engine.store.delete(row.id)
     return FhirResponse(204, None, {}, {"resource": f"{TYPE}/{row.id}"})
 
 
-def _search(engine: Engine, gateway: Gateway, caller: Caller, request: FhirRequest) -> FhirResponse:
+def _search(
+    engine: Engine, gateway: GatewayContext, caller: Caller, request: FhirRequest
+) -> FhirResponse:
     gateway.require_scope(caller, TYPE, "s")
     known = {"status", "_id", "_format", "_pretty"}
     for name, _ in request.query:

@@ -99,17 +99,8 @@ def _positive(extension: dict[str, Any] | None, where: str, most: int | None) ->
     return value
 
 
-def parse(resource: dict[str, Any]) -> Spec:
-    """The checked request of a Subscription (raises Invalid naming the element)."""
-    criteria = resource.get("criteria")
-    if not isinstance(criteria, str) or criteria not in topics.BY_URL:
-        offered = ", ".join(sorted(topics.BY_URL))
-        raise Invalid(
-            f"Subscription.criteria must be one of the topics offered: {offered}",
-            "Subscription.criteria",
-        )
-    topic = topics.BY_URL[criteria]
-    patient: str | None = None
+def _patient_filter(resource: dict[str, Any], topic: topics.Topic) -> str | None:
+    """The patient of the `backport-filter-criteria` (`CarePlan?patient=Patient/1`), if any."""
     filters = [
         e.get("valueString")
         for e in resource.get("_criteria", {}).get("extension", [])
@@ -117,15 +108,20 @@ def parse(resource: dict[str, Any]) -> Spec:
     ]
     if len(filters) > 1:
         raise Invalid("one filter criteria at most", "Subscription._criteria")
-    if filters:
-        found = _FILTER.match(str(filters[0]))
-        if found is None or found["type"] != topic.resource_type or not _FHIR_ID.match(found["id"]):
-            raise Invalid(
-                f"the filter must be {topic.resource_type}?patient=Patient/<id> (only the patient "
-                "filter is offered)",
-                "Subscription._criteria.extension",
-            )
-        patient = found["id"]
+    if not filters:
+        return None
+    found = _FILTER.match(str(filters[0]))
+    if found is None or found["type"] != topic.resource_type or not _FHIR_ID.match(found["id"]):
+        raise Invalid(
+            f"the filter must be {topic.resource_type}?patient=Patient/<id> (only the patient "
+            "filter is offered)",
+            "Subscription._criteria.extension",
+        )
+    return found["id"]
+
+
+def _channel(resource: dict[str, Any]) -> tuple[dict[str, Any], str, str, tuple[str, ...]]:
+    """The rest-hook channel: (the channel, its endpoint, the payload content, the headers)."""
     channel = resource.get("channel")
     if not isinstance(channel, dict):
         raise Invalid("Subscription.channel is required", "Subscription.channel")
@@ -153,6 +149,21 @@ def parse(resource: dict[str, Any]) -> Spec:
         raise Invalid(
             "each header must be 'Name: value' on one line", "Subscription.channel.header"
         )
+    return channel, endpoint, payload, tuple(headers)
+
+
+def parse(resource: dict[str, Any]) -> Spec:
+    """The checked request of a Subscription (raises Invalid naming the element)."""
+    criteria = resource.get("criteria")
+    if not isinstance(criteria, str) or criteria not in topics.BY_URL:
+        offered = ", ".join(sorted(topics.BY_URL))
+        raise Invalid(
+            f"Subscription.criteria must be one of the topics offered: {offered}",
+            "Subscription.criteria",
+        )
+    topic = topics.BY_URL[criteria]
+    patient = _patient_filter(resource, topic)
+    channel, endpoint, payload, headers = _channel(resource)
     status = resource.get("status", "requested")
     if status not in CLIENT_STATUSES:
         raise Invalid(f"status must be one of {', '.join(CLIENT_STATUSES)}", "Subscription.status")
@@ -175,7 +186,7 @@ def parse(resource: dict[str, Any]) -> Spec:
         max_count=_positive(
             _ext(channel, EXT_MAX_COUNT), "Subscription.channel.extension(max-count)", None
         ),
-        headers=tuple(headers),
+        headers=headers,
         status=str(status),
         reason=str(resource.get("reason") or "iopcare topic subscription"),
         end=end if isinstance(end, str) else None,
