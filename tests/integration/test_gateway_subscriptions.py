@@ -251,3 +251,26 @@ def test_heartbeat(stack: Stack, ehr: httpx.Client, receiver: Receiver) -> None:
     metadata = ehr.get("/metadata").json()
     (entry,) = [r for r in metadata["rest"][0]["resource"] if r["type"] == "Subscription"]
     assert PLAN_TOPIC in {e["valueCanonical"] for e in entry["extension"]}
+
+
+def test_a_clinician_hears_only_of_patients_whose_team_they_are_on(
+    stack: Stack, ehr: httpx.Client, program: httpx.Client, receiver: Receiver
+) -> None:
+    patient_id, team_id = enrolled(ehr, program)
+    stranger = practitioner_token(stack.settings, "therapist", "th-stranger")
+    member = practitioner_token(stack.settings, "therapist", "th-1")
+    with stack.client(stranger) as outsider, stack.client(member) as therapist:
+        # No filter: allowed, but only what they may read reaches them.
+        blind = subscribe(outsider, subscription(receiver.url("/stranger")))
+        seeing = subscribe(therapist, subscription(receiver.url("/member")))
+        active(outsider, blind)
+        active(therapist, seeing)
+        first = new_plan(ehr, patient_id, team_id)
+        second = new_plan(ehr, patient_id, team_id)
+        # Events are matched in order: once the second reached the member, the first has been
+        # matched for everyone.
+        harness.eventually(lambda: second in focus_ids(receiver.events("/member")), timeout=30)
+        assert first in focus_ids(receiver.events("/member"))
+        status = status_of(outsider.get(f"/Subscription/{blind}/$status").json())
+        assert status["events-since-subscription-start"] == "0"
+        assert receiver.events("/stranger") == []
