@@ -239,6 +239,9 @@ def test_who_may_subscribe(
     two = ehr.post("/Subscription", json=subscription(receiver.url("/once")), headers=again)
     assert one.status_code == 201 and two.status_code == 200
     assert one.json()["id"] == two.json()["id"]
+    # ...and another Subscription under it is a conflict, not the first one's answer.
+    other = ehr.post("/Subscription", json=subscription(receiver.url("/twice")), headers=again)
+    assert other.status_code == 409, other.text
 
 
 def test_heartbeat(stack: Stack, ehr: httpx.Client, receiver: Receiver) -> None:

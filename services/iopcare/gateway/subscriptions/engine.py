@@ -43,7 +43,7 @@ from iopcare.gateway.security import Authenticator
 from iopcare.gateway.subscriptions import store as tables
 from iopcare.gateway.subscriptions.domain import model, topics
 from iopcare.gateway.subscriptions.settings import SubscriptionSettings
-from iopcare.gateway.subscriptions.store import Owner, Store
+from iopcare.gateway.subscriptions.store import Owner, Row, Store
 from iopcare.kit import errors as kit_errors
 from iopcare.kit import topics as kafka_topics
 from iopcare.kit.auth import mint_token
@@ -320,6 +320,7 @@ class Engine:
                 row.spec.headers,
                 float(row.spec.timeout_seconds or self.config.timeout_seconds),
             )
+            audit(row, queued, error)
             if error is None:
                 self.store.sent(queued.id, row.id, queued.kind)
             else:
@@ -351,6 +352,32 @@ class Engine:
 
 #: No proxy from the environment: notifications go straight to the subscriber's endpoint.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+audit_log = logging.getLogger("iopcare.gateway.audit")
+
+
+def audit(row: Row, queued: Any, error: str | None) -> None:
+    """One audit line per delivery attempt, like a request's (gateway/app.py): to whom, about
+    what, and whether it was taken; never the content. (The read that decided it was audited by
+    the service that answered it, as the owner's.)"""
+    audit_log.info(
+        json.dumps(
+            {
+                "time": datetime.now(UTC).isoformat(),
+                "subject": row.owner.subject,
+                "method": "NOTIFY",
+                "path": f"Subscription/{row.id}",
+                "status": 200 if error is None else 502,
+                "outcome": "success" if error is None else "failed",
+                "patient": row.spec.patient or "",
+                "resource": queued.focus or "",
+                "detail": f"{queued.kind} {queued.event_number or ''}".strip()
+                + (f": {error}" if error else ""),
+            },
+            separators=(",", ":"),
+        )
+    )
 
 
 def post(endpoint: str, body: bytes, headers: tuple[str, ...], timeout: float) -> str | None:

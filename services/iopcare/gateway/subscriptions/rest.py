@@ -12,7 +12,7 @@ from iopcare.gateway import release, routing
 from iopcare.gateway.errors import FhirHttpError, Problem, http_error
 from iopcare.gateway.http import FhirRequest, FhirResponse, GatewayContext, etag, parse_etag
 from iopcare.gateway.subscriptions.domain import model, topics
-from iopcare.gateway.subscriptions.store import Owner, Row
+from iopcare.gateway.subscriptions.store import Owner, RequestIdReused, Row
 
 if TYPE_CHECKING:
     from iopcare.gateway.client import Caller
@@ -180,7 +180,14 @@ def _create(
     gateway.require_scope(caller, TYPE, "c")
     spec = _checked(engine, gateway, caller, request)
     request_id = request.header("x-request-id")[:100] or None
-    row, created = engine.store.create(owner_of(caller), spec, request_id, _handshake(engine, spec))
+    try:
+        row, created = engine.store.create(
+            owner_of(caller), spec, request_id, _handshake(engine, spec)
+        )
+    except RequestIdReused as exc:
+        raise FhirHttpError(
+            409, Problem("conflict", f"X-Request-Id: {exc}"), reason="REQUEST_ID_REUSED"
+        ) from None
     engine.wake_sender.set()
     location = f"{request.base_url}/{TYPE}/{row.id}/_history/{row.version}"
     return _answer(engine, row, 201 if created else 200, {"Location": location})

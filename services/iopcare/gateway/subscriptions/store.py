@@ -160,6 +160,10 @@ def _spec_json(spec: Spec) -> str:
     return json.dumps(dataclasses.asdict(spec))
 
 
+class RequestIdReused(Exception):
+    """The owner's request id already made a different subscription (or one since deleted)."""
+
+
 class Store:
     """The subscription tables' reads and writes (each call one short transaction)."""
 
@@ -175,11 +179,12 @@ class Store:
         self, owner: Owner, spec: Spec, request_id: str | None, handshake: Any
     ) -> tuple[Row, bool]:
         """A new subscription (status `requested`, or `off`) with its handshake queued; with a
-        request id already used by this owner, the subscription it made (and False)."""
+        request id already used by this owner for the same request, the subscription it made
+        (and False); for another request, or one since deleted, RequestIdReused."""
         if request_id:
             found = self.by_request(owner.subject, request_id)
             if found is not None:
-                return found, False
+                return self._same(found, spec), False
         at = now()
         subscription_id = str(uuid.uuid4())
         status = "off" if spec.status == "off" else "requested"
@@ -221,13 +226,23 @@ class Store:
                     )
                 uow.commit()
         except IntegrityError:
-            found = self.by_request(owner.subject, request_id or "")
-            if found is None:
+            if not request_id:
                 raise
-            return found, False
+            found = self.by_request(owner.subject, request_id)
+            if found is None:
+                raise RequestIdReused(
+                    "the request id was used for a deleted subscription"
+                ) from None
+            return self._same(found, spec), False
         created = self.get(subscription_id)
         assert created is not None
         return created, True
+
+    @staticmethod
+    def _same(found: Row, spec: Spec) -> Row:
+        if found.spec != spec:
+            raise RequestIdReused("the request id was used for another subscription")
+        return found
 
     def by_request(self, subject: str, request_id: str) -> Row | None:
         with self.db.read() as conn:
