@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import json
 import socket
+import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from iopcare.gateway.subscriptions.domain import model
+from iopcare.gateway.subscriptions.domain import model, topics
 from tests.security.test_consent_attacks import part2_consent, patient_token
 from tests.support import harness
-from tests.support.gateway import Stack, practitioner_token, system_token
+from tests.support.gateway import Stack, discharge_bundle, practitioner_token, system_token
+from tests.support.plans import phq9
 from tests.support.subscriptions import (
     JSON_HEADERS,
     PLAN_TOPIC,
@@ -277,3 +279,44 @@ def test_a_clinician_hears_only_of_patients_whose_team_they_are_on(
         status = status_of(outsider.get(f"/Subscription/{blind}/$status").json())
         assert status["events-since-subscription-start"] == "0"
         assert receiver.events("/stranger") == []
+
+
+def test_crisis_flag_and_accepted_handoff_topics(
+    stack: Stack, ehr: httpx.Client, program: httpx.Client, receiver: Receiver
+) -> None:
+    patient_id, _ = enrolled(ehr, program)
+    crisis = subscribe(
+        ehr,
+        subscription(
+            receiver.url("/crisis"),
+            "full-resource",
+            patient_id,
+            topic=f"{topics.BASE}/crisis-flag",
+            focus="Flag",
+        ),
+    )
+    handoffs = subscribe(
+        ehr, subscription(receiver.url("/handoffs"), topic=f"{topics.BASE}/handoff-accepted")
+    )
+    active(ehr, crisis)
+    active(ehr, handoffs)
+    # PHQ-9 item 9 answered: careplan's crisis event, notes' safety Flag, its crisis.raised event.
+    measured = ehr.post("/Observation", json=phq9(patient_id, 16, item9=1), headers=JSON_HEADERS)
+    assert measured.status_code == 201, measured.text
+    (raised,) = harness.eventually(lambda: receiver.events("/crisis"), timeout=30)
+    flag = raised["entry"][1]["resource"]
+    assert flag["resourceType"] == "Flag"
+    assert flag["subject"]["reference"] == f"Patient/{patient_id}"
+    # A step-down handoff accepted: the planned stay it opened.
+    answer = ehr.post(
+        "/$handoff",
+        json=discharge_bundle(uuid.uuid4().hex[:10], labelled=False),
+        headers=JSON_HEADERS,
+    )
+    assert answer.status_code == 200, answer.text
+    (episode,) = [
+        p["valueReference"]["reference"].split("/")[1]
+        for p in answer.json()["parameter"]
+        if p["name"] == "created" and p["valueReference"]["reference"].startswith("EpisodeOfCare/")
+    ]
+    harness.eventually(lambda: episode in focus_ids(receiver.events("/handoffs")), timeout=30)

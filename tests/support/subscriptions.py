@@ -150,6 +150,7 @@ def subscription(
     patient: str | None = None,
     topic: str = PLAN_TOPIC,
     heartbeat: int | None = None,
+    focus: str = "CarePlan",
 ) -> dict[str, Any]:
     channel: dict[str, Any] = {
         "type": "rest-hook",
@@ -169,7 +170,7 @@ def subscription(
     if patient is not None:
         resource["_criteria"] = {
             "extension": [
-                {"url": model.EXT_FILTER, "valueString": f"CarePlan?patient=Patient/{patient}"}
+                {"url": model.EXT_FILTER, "valueString": f"{focus}?patient=Patient/{patient}"}
             ]
         }
     return resource
