@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from iopcare.gateway.subscriptions.domain import model, topics
+from iopcare.kit import auth
 from tests.security.test_consent_attacks import part2_consent, patient_token
 from tests.support import harness
 from tests.support.gateway import Stack, discharge_bundle, practitioner_token, system_token
@@ -235,6 +236,27 @@ def test_who_may_subscribe(
     with stack.client(system_token(stack.settings, subject="system:other")) as other:
         assert other.get(f"/Subscription/{mine}").status_code == 404
         assert other.delete(f"/Subscription/{mine}").status_code == 404
+        assert other.get(f"/Subscription/{mine}/$status").status_code == 404
+        assert other.get(f"/Subscription/{mine}/$events").status_code == 404
+    # A token launched for one patient (patient/ scopes) subscribes to that patient only.
+    other_patient, _ = enrolled(ehr, program)
+    launched = auth.mint_token(
+        stack.settings,
+        subject="system:launched-app",
+        role="system",
+        patient_context=patient_id,
+        scopes=["patient/*.cruds"],
+    )
+    with stack.client(launched) as app:
+        elsewhere = subscription(receiver.url("/app"), patient=other_patient)
+        refused = app.post("/Subscription", json=elsewhere, headers=JSON_HEADERS)
+        assert refused.status_code == 403, refused.text
+        own = app.post(
+            "/Subscription", json=subscription(receiver.url("/app")), headers=JSON_HEADERS
+        )
+        assert own.status_code == 201, own.text
+        (criteria,) = own.json()["_criteria"]["extension"]
+        assert criteria["valueString"] == f"CarePlan?patient=Patient/{patient_id}"
     # The same X-Request-Id makes one subscription.
     again = {"X-Request-Id": "sub-once-1", **JSON_HEADERS}
     one = ehr.post("/Subscription", json=subscription(receiver.url("/once")), headers=again)
