@@ -200,6 +200,21 @@ def test_labelled_content_reaches_only_a_subscriber_the_patient_consented_to(
     assert focus_ids([only]) == [plain]
     assert status_of(only)["events-since-subscription-start"] == "1"
     assert labelled not in json.dumps(receiver.bundles("/a"))
+    # The patient revokes the consent while events flow: nothing labelled leaves after it.
+    with stack.client(patient_token(stack.settings, patient_id)) as me:
+        revoked = {**recorded.json(), "status": "inactive"}
+        answer = me.put(
+            f"/Consent/{revoked['id']}",
+            json=revoked,
+            headers={**JSON_HEADERS, "If-Match": recorded.headers["ETag"]},
+        )
+        assert answer.status_code == 200, answer.text
+    after = new_plan(ehr, patient_id, team_id, ETH)
+    closing = new_plan(ehr, patient_id, team_id)
+    harness.eventually(lambda: closing in focus_ids(receiver.events("/b")), timeout=30)
+    assert after not in focus_ids(receiver.events("/b"))
+    assert after not in json.dumps(receiver.bundles("/b"))
+    assert status_of(receiver.events("/b")[-1])["events-since-subscription-start"] == "3"
 
 
 def test_who_may_subscribe(
