@@ -171,6 +171,16 @@ def test_a_slow_receiver_holds_up_no_one_else(
             t for t, b in receiver.received["/slow"] if status_of(b)["type"] == model.EVENT
         )
     assert fast_at < slow_at - 1.0
+    # A receiver slower than the subscription's timeout (1 s): the delivery counts as failed and
+    # is tried again (the status says `error`), and goes through once it answers in time.
+    receiver.delay["/slowest"] = 2.0
+    slowest = subscribe(ehr, subscription(receiver.url("/slowest"), patient=patient_id, timeout=1))
+    harness.eventually(
+        lambda: ehr.get(f"/Subscription/{slowest}").json()["status"] == "error", timeout=20
+    )
+    receiver.delay["/slowest"] = 0
+    active(ehr, slowest)
+    assert receiver.attempts["/slowest"] >= 2
 
 
 def test_labelled_content_reaches_only_a_subscriber_the_patient_consented_to(

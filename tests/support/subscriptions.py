@@ -151,6 +151,7 @@ def subscription(
     topic: str = PLAN_TOPIC,
     heartbeat: int | None = None,
     focus: str = "CarePlan",
+    timeout: int | None = None,
 ) -> dict[str, Any]:
     channel: dict[str, Any] = {
         "type": "rest-hook",
@@ -158,8 +159,13 @@ def subscription(
         "payload": "application/fhir+json",
         "_payload": {"extension": [{"url": model.EXT_PAYLOAD, "valueCode": payload}]},
     }
+    extensions = []
     if heartbeat is not None:
-        channel["extension"] = [{"url": model.EXT_HEARTBEAT, "valueUnsignedInt": heartbeat}]
+        extensions.append({"url": model.EXT_HEARTBEAT, "valueUnsignedInt": heartbeat})
+    if timeout is not None:
+        extensions.append({"url": model.EXT_TIMEOUT, "valueUnsignedInt": timeout})
+    if extensions:
+        channel["extension"] = extensions
     resource: dict[str, Any] = {
         "resourceType": "Subscription",
         "status": "requested",
