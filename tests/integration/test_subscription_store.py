@@ -97,3 +97,41 @@ def test_an_update_drops_what_waited_for_the_old_channel(store: Store) -> None:
     assert off is not None and off.status == "off"
     assert store.due() == []
     assert row.id not in {r.id for r in store.listening([TOPIC])}
+
+
+def test_a_delivery_follows_no_redirect() -> None:
+    """The notification goes to the registered endpoint only: a 3xx is a failed delivery (and
+    retried), never a POST or GET to wherever it points."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from iopcare.gateway.subscriptions.engine import post
+
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            hits.append(self.path)
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            if self.path == "/moved":
+                self.send_response(302)
+                self.send_header("Location", "/elsewhere")
+            else:
+                self.send_response(204)
+            self.end_headers()
+
+        do_GET = do_POST
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert post(f"{base}/moved", b"{}", (), 5) == "HTTP 302"
+        assert post(f"{base}/hook", b"{}", ("X-Key: k",), 5) is None
+        assert hits == ["/moved", "/hook"]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -188,3 +188,13 @@ def test_notification_shapes() -> None:
         "https://b/fhir", "s1", PLAN, "requested", model.HANDSHAKE, 0, at, None, "id-only"
     )
     assert len(handshake["entry"]) == 1
+
+
+def test_end_stops_notifications_after_it() -> None:
+    spec = model.parse(subscription(end="2026-12-01T10:00:00Z"))
+    assert not model.ended(spec, datetime(2026, 12, 1, 9, 59, tzinfo=UTC))
+    assert model.ended(spec, datetime(2026, 12, 1, 10, 1, tzinfo=UTC))
+    assert not model.ended(model.parse(subscription()), datetime(2100, 1, 1, tzinfo=UTC))
+    with pytest.raises(model.Invalid) as refused:
+        model.parse(subscription(end="tomorrow"))
+    assert refused.value.expression == "Subscription.end"

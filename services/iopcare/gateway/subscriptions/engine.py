@@ -176,6 +176,8 @@ class Engine:
                 continue  # subscribed after the event happened
             if row.spec.patient is not None and row.spec.patient != queued.patient_id:
                 continue
+            if model.ended(row.spec, received_at):
+                continue  # the subscription's `end` has passed
             try:
                 resource = self.read_as_owner(row.owner, queued.focus, queued.patient_id)
             except Later:
@@ -350,8 +352,16 @@ class Engine:
             self.wake_sender.set()
 
 
-#: No proxy from the environment: notifications go straight to the subscriber's endpoint.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is a failed delivery: the notification goes to the endpoint the subscriber
+    registered (checked when it subscribed), never to wherever an answer points."""
+
+    def redirect_request(self, *_: Any, **__: Any) -> None:
+        return None
+
+
+#: No proxy from the environment and no redirects: notifications go straight to the endpoint.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
 
 
 audit_log = logging.getLogger("iopcare.gateway.audit")

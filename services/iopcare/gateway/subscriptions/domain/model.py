@@ -168,6 +168,8 @@ def parse(resource: dict[str, Any]) -> Spec:
     if status not in CLIENT_STATUSES:
         raise Invalid(f"status must be one of {', '.join(CLIENT_STATUSES)}", "Subscription.status")
     end = resource.get("end")
+    if end is not None and _instant_of(end) is None:
+        raise Invalid("end must be an instant with its time zone", "Subscription.end")
     return Spec(
         topic=topic.url,
         patient=patient,
@@ -191,6 +193,24 @@ def parse(resource: dict[str, Any]) -> Spec:
         reason=str(resource.get("reason") or "iopcare topic subscription"),
         end=end if isinstance(end, str) else None,
     )
+
+
+def _instant_of(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def ended(spec: Spec, at: datetime) -> bool:
+    """Whether the subscription's `end` came before `at` (an event then is not notified)."""
+    end = _instant_of(spec.end)
+    if end is None:
+        return False
+    return end < (at if at.tzinfo is not None else at.replace(tzinfo=UTC))
 
 
 def resource_of(
