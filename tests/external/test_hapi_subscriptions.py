@@ -77,6 +77,7 @@ def test_fhirpy_subscribes_and_hapi_finds_no_error(
                 "status": ehr.get(f"/Subscription/{created.id}/$status").json(),
                 "events": ehr.get(f"/Subscription/{created.id}/$events").json(),
                 "search": ehr.get("/Subscription").json(),
+                "metadata": ehr.get("/metadata").json(),
                 "handshake": receiver.bundles("/hook")[0],
                 "notification": receiver.bundles("/hook")[1],
             }

@@ -160,14 +160,14 @@ def _check_endpoint(engine: Engine, endpoint: str) -> None:
         )
 
 
-def _handshake(engine: Engine, spec: model.Spec) -> Any:
+def _handshake(engine: Engine, spec: model.Spec, events_since_start: int = 0) -> Any:
     return lambda subscription_id, at: model.notification(
         engine.base_url,
         subscription_id,
         spec.topic,
         "requested",
         model.HANDSHAKE,
-        0,
+        events_since_start,
         at,
         None,
         spec.payload,
@@ -222,7 +222,9 @@ def _update(
                 Problem("conflict", f"Subscription/{subscription_id} is at version {row.version}"),
                 headers={"ETag": etag(row.version)},
             )
-    changed = engine.store.replace(row, spec, owner_of(caller), _handshake(engine, spec))
+    changed = engine.store.replace(
+        row, spec, owner_of(caller), _handshake(engine, spec, row.events_since_start)
+    )
     if changed is None:
         raise http_error(412, "conflict", "the subscription changed meanwhile; read it again")
     engine.wake_sender.set()
