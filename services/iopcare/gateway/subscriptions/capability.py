@@ -22,7 +22,7 @@ def resource_entry() -> dict[str, Any]:
         "documentation": (
             "Topic-based subscriptions (Subscriptions R5 Backport IG 1.1.0, R4): rest-hook "
             "channel, handshake and heartbeat, payload content empty, id-only or full-resource, "
-            "filter by patient (`<Type>?patient=Patient/<id>`). A subscriber is told only of "
+            "filter by patient (`{Type}?patient=Patient/{id}`). A subscriber is told only of "
             "resources it may read with the scopes it subscribed with (labelled 42 CFR Part 2 "
             "content only under the patient's Consent naming it, as for a read). Topics: "
             + "; ".join(f"{t.url} ({t.title})" for t in topics.TOPICS)

@@ -271,6 +271,7 @@ def _search(
         "resourceType": "Bundle",
         "type": "searchset",
         "total": len(entries),
+        "link": [{"relation": "self", "url": f"{request.base_url}/{TYPE}"}],
         "entry": entries,
     }
     return FhirResponse(200, bundle)
