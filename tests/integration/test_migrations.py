@@ -13,6 +13,7 @@ from sqlalchemy import Connection, MetaData, inspect
 
 from iopcare.careplan import app as careplan_app
 from iopcare.careplan import store as careplan_store
+from iopcare.gateway.subscriptions import store as subscriptions_store
 from iopcare.kit.db import Database, alembic_config, migrate
 from iopcare.notes import app as notes_app
 from iopcare.notes import store as notes_store
@@ -23,6 +24,8 @@ SERVICES: list[tuple[str, Path, MetaData]] = [
     ("careplan", careplan_app.MIGRATIONS, careplan_store.metadata),
     ("scheduling", scheduling_app.MIGRATIONS, scheduling_store.metadata),
     ("notes", notes_app.MIGRATIONS, notes_store.metadata),
+    # The gateway's own database (ADR 0027): its subscriptions.
+    ("gateway-subscriptions", subscriptions_store.MIGRATIONS, subscriptions_store.metadata),
 ]
 
 

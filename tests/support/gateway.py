@@ -107,10 +107,11 @@ def running_stack(
     settings: Settings,
     database_urls: dict[str, str],
     service_host: str = "127.0.0.1",
+    subscriptions: Any = None,
     **gateway_overrides: Any,
 ) -> Iterator[Stack]:
     """`service_host`: the name the gateway dials the services by (`localhost` when their TLS
-    certificate names that)."""
+    certificate names that); `subscriptions`: the gateway's SubscriptionSettings (off if None)."""
     runtimes = {
         name: harness.build(name, settings, database_urls[name])
         for name in ("careplan", "scheduling", "notes")
@@ -124,7 +125,7 @@ def running_stack(
         notes_address=f"{service_host}:{runtimes['notes'].port}",
         **gateway_overrides,
     )
-    app, gateway = build(settings, gateway_settings, audit.append)
+    app, gateway = build(settings, gateway_settings, audit.append, subscriptions)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
     )
@@ -141,6 +142,8 @@ def running_stack(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        if gateway.subscriptions is not None:
+            gateway.subscriptions.stop()
         gateway.services.close()
         for runtime in runtimes.values():
             runtime.stop(grace=0.5)

@@ -40,6 +40,8 @@ from iopcare.gateway.http import (
 from iopcare.gateway.resources.base import ResourceHandler, pages
 from iopcare.gateway.security import Authenticator
 from iopcare.gateway.settings import GatewaySettings
+from iopcare.gateway.subscriptions import capability as subscription_capability
+from iopcare.gateway.subscriptions import rest as subscription_rest
 from iopcare.kit import errors as kit_errors
 from iopcare.kit import fhir
 from iopcare.notes.v1 import notes_service_pb2 as notes_pb
@@ -89,6 +91,8 @@ class Gateway:
     handlers: dict[str, ResourceHandler] = field(init=False)
     #: The one release rule every outgoing resource passes through (release.py).
     release_rule: release.ReleaseRule = field(init=False)
+    #: Topic-based Subscriptions (gateway/subscriptions), when switched on.
+    subscriptions: Any = None
 
     def __post_init__(self) -> None:
         self.handlers = {h.type: h(self.services) for h in registry.HANDLERS}
@@ -116,13 +120,20 @@ class Gateway:
         return response
 
     def _handle(self, request: FhirRequest) -> FhirResponse:
+        if self.subscriptions is not None and subscription_rest.handles(request.path):
+            self._check_accept(request)
+            caller = self.authenticator.authenticate(request.header("authorization"))
+            request.subject = caller.principal.subject
+            return subscription_rest.handle(self.subscriptions, self, caller, request)
         route = routing.route(request.method, request.path)
         self._check_accept(request)
         if route.kind == routing.METADATA:
-            return FhirResponse(
-                200,
-                capability.capability_statement(request.base_url, self.max_body_bytes, _version()),
+            statement = capability.capability_statement(
+                request.base_url, self.max_body_bytes, _version()
             )
+            if self.subscriptions is not None:
+                subscription_capability.describe(statement)
+            return FhirResponse(200, statement)
         if route.kind == routing.OPERATION_DEFINITION:
             try:
                 return FhirResponse(200, capability.operation_definition(route.id))

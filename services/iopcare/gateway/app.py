@@ -45,6 +45,8 @@ from iopcare.gateway.errors import FhirHttpError, Problem, http_error
 from iopcare.gateway.http import FhirRequest, FhirResponse, dumps, error_response
 from iopcare.gateway.security import Authenticator
 from iopcare.gateway.settings import GatewaySettings
+from iopcare.gateway.subscriptions.build import build as build_subscriptions
+from iopcare.gateway.subscriptions.settings import SubscriptionSettings
 from iopcare.kit import logcontext, tracing
 from iopcare.kit.auth import TokenVerifier
 from iopcare.kit.failpoints import failpoint
@@ -323,14 +325,23 @@ def build(
     settings: Settings | None = None,
     gateway_settings: GatewaySettings | None = None,
     audit: AuditSink = log_audit,
+    subscription_settings: SubscriptionSettings | None = None,
 ) -> tuple[Starlette, Gateway]:
-    """The composition root: settings, the token verifier, the gRPC clients, the app."""
+    """The composition root: settings, the token verifier, the gRPC clients, the app; and the
+    subscriptions' consumer and sender when they are switched on (started here, stopped by
+    `Gateway.close`)."""
     settings = settings or Settings()
     gateway_settings = gateway_settings or GatewaySettings()
     services = Services(gateway_settings)
     authenticator = Authenticator(TokenVerifier(settings))
     limit = gateway_settings.max_body_bytes or settings.max_resource_bytes
     gateway = Gateway(gateway_settings, services, authenticator, limit)
+    subscription_settings = subscription_settings or SubscriptionSettings()
+    if subscription_settings.enabled:
+        gateway.subscriptions = build_subscriptions(
+            settings, gateway_settings, subscription_settings
+        )
+        gateway.subscriptions.start(gateway, authenticator)
     return create_app(gateway, gateway_settings.base_path, audit), gateway
 
 
@@ -371,4 +382,6 @@ def serve() -> None:
     finally:
         if metrics_server is not None:
             metrics_server.stop()
+        if gateway.subscriptions is not None:
+            gateway.subscriptions.stop()
         gateway.services.close()

@@ -1,0 +1,4 @@
+from iopcare.gateway.subscriptions.store import metadata
+from iopcare.kit import migrations
+
+migrations.run(metadata)
