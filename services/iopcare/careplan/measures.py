@@ -17,6 +17,7 @@ from iopcare.careplan.domain.measures import (
     check_measure,
     crisis_reasons,
     reading,
+    screening,
 )
 from iopcare.careplan.domain.progress import attendance, attendance_rate
 from iopcare.careplan.reviews import make_reviews_due
@@ -73,7 +74,7 @@ class Measures(ServiceBase):
             )
             for reason in crisis_reasons(measure)
         ]
-        return found + monitoring.alerts(reading(measure), self.thresholds)
+        return found + screening(measure)[1] + monitoring.alerts(reading(measure), self.thresholds)
 
     def create_goal(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
         with self._audit_refusals(principal, audit.CREATE, "Goal"):
@@ -140,6 +141,11 @@ class Measures(ServiceBase):
             if canonical is not None and canonical.spec.kind != monitoring.PANEL:
                 # Stored (trended, compared with goals) in the canonical unit.
                 measure = replace(measure, value=canonical.value)
+            level, _ = screening(measure)
+            if level is not None and measure.value is None:
+                # A C-SSRS screen's value is its risk level, computed from its answers.
+                observation = fhir_map.with_value_integer(observation, int(level))
+                measure = replace(measure, value=level)
             patient_id, code = str(measure.patient_id), str(measure.code)
             reasons = [a.reason for a in alerts]
 
