@@ -21,6 +21,7 @@ from iopcare.notes.disclosure import Disclosure
 from iopcare.notes.drafts import Drafts
 from iopcare.notes.handlers import HANDLERS
 from iopcare.notes.note_search import NoteSearch
+from iopcare.notes.safety_plans import SafetyPlans
 from iopcare.notes.scope_rules import SCOPE_RULES
 from iopcare.notes.thread import Thread
 from iopcare.notes.v1 import notes_service_pb2_grpc as pb_grpc
@@ -66,6 +67,7 @@ def build(
         search=NoteSearch(parts.db),
         consents=Consents(parts.db),
         disclosure=Disclosure(parts.db),
+        safety_plans=SafetyPlans(parts.db, notify_outbox=parts.relay.notify),
     )
     handlers = {
         **HANDLERS,

@@ -29,6 +29,7 @@ from iopcare.notes.domain.messages import (
     sessions_proposed_text,
 )
 from iopcare.notes.posting import append_message, derived_labels, members
+from iopcare.notes.screening import on_screening_alert
 
 Handler = Callable[[UnitOfWork, ReceivedEvent], None]
 
@@ -169,7 +170,12 @@ def on_careplan_alert(uow: UnitOfWork, received: ReceivedEvent) -> None:
     besides the usual crisis recipients, the team members in the roles the alert names (the
     physician and the psychiatrist); any other is the PHQ-9 crisis it always was (`on_crisis`)."""
     observation = received.resource
-    medical = [a for a in careplan_contract.alerts_from_fhir(observation) if a.kind == "medical"]
+    alerts = careplan_contract.alerts_from_fhir(observation)
+    screens = [a for a in alerts if a.measure == careplan_contract.CSSRS_SCREEN_RISK]
+    if screens:
+        on_screening_alert(uow, received, screens)
+        return
+    medical = [a for a in alerts if a.kind == "medical"]
     if not medical:
         on_crisis(uow, received)
         return
@@ -194,6 +200,7 @@ def on_careplan_alert(uow: UnitOfWork, received: ReceivedEvent) -> None:
         traceparent=received.event.traceparent,
         extra_recipients=tuple(members(uow, patient_id, roles)),
         source=observation,
+        safety_review=False,
     )
 
 

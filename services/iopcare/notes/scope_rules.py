@@ -34,4 +34,11 @@ SCOPE_RULES: scopes.Rules = {
     # A crisis alert is a Communication and a safety Flag; acknowledging changes the Flag.
     "AcknowledgeCrisis": scopes.rule("Flag", U),
     "ListFlags": scopes.rule("Flag", S),
+    # A safety plan is a QuestionnaireResponse to the published Questionnaire.
+    "GetSafetyPlanQuestionnaire": scopes.rule("Questionnaire", R),
+    "SaveSafetyPlan": scopes.rule("QuestionnaireResponse", C),
+    "GetSafetyPlan": scopes.rule("QuestionnaireResponse", R),
+    "GetPatientSafetyPlan": scopes.rule("QuestionnaireResponse", S),
+    "ListSafetyPlanVersions": scopes.rule("QuestionnaireResponse", R),
+    "ListSafetyPlanReviews": scopes.rule("QuestionnaireResponse", S),
 }
