@@ -18,6 +18,10 @@ from iopcare.gateway.resources.notes import (
     DocumentReferenceHandler,
     FlagHandler,
 )
+from iopcare.gateway.resources.safety_plans import (
+    QuestionnaireHandler,
+    QuestionnaireResponseHandler,
+)
 from iopcare.gateway.resources.scheduling import (
     AppointmentHandler,
     ScheduleHandler,
@@ -39,6 +43,8 @@ HANDLERS: tuple[type[ResourceHandler], ...] = (
     DocumentReferenceHandler,
     FlagHandler,
     ConsentHandler,
+    QuestionnaireResponseHandler,
+    QuestionnaireHandler,
 )
 
 BY_TYPE: dict[str, type[ResourceHandler]] = {h.type: h for h in HANDLERS}
