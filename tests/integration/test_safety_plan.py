@@ -28,10 +28,11 @@ NO = dict.fromkeys(range(1, 7), False)
 def _screen(
     stub: pb_grpc.CarePlanServiceStub, settings: Settings, body: dict[str, Any]
 ) -> pb.RecordMeasureResponse:
-    return stub.RecordMeasure(
+    response: pb.RecordMeasureResponse = stub.RecordMeasure(
         pb.RecordMeasureRequest(request_id=str(uuid.uuid4()), fhir_json=json.dumps(body)),
         metadata=harness.metadata(settings, role="psychiatrist", practitioner="psy-1"),
     )
+    return response
 
 
 def _crisis_messages(notes: nt_grpc.NotesServiceStub, who: Any, patient: str) -> list[nt.Message]:
@@ -47,7 +48,7 @@ def _save(
     version: int = 0,
     request_id: str | None = None,
 ) -> nt.SafetyPlan:
-    return notes.SaveSafetyPlan(
+    saved: nt.SafetyPlan = notes.SaveSafetyPlan(
         nt.SaveSafetyPlanRequest(
             request_id=request_id or str(uuid.uuid4()),
             patient_id=patient,
@@ -56,6 +57,7 @@ def _save(
         ),
         metadata=who,
     ).plan
+    return saved
 
 
 def _view(notes: nt_grpc.NotesServiceStub, who: Any, patient: str) -> Any:
@@ -195,7 +197,7 @@ def test_bad_safety_plans_and_screens_are_refused_with_nothing_written(
         harness.metadata(settings, role="admin", practitioner=""),
     ):
         error = _refused(
-            lambda who=who: _save(notes, who, patient, safety_plan(patient)),  # type: ignore[misc]
+            lambda who=who: _save(notes, who, patient, safety_plan(patient)),
             grpc.StatusCode.PERMISSION_DENIED,
         )
         assert error_reason(error) in ("NOT_A_SAFETY_PLAN_WRITER", "NOT_ON_CARE_TEAM")
@@ -250,7 +252,7 @@ def _descriptions(error: grpc.RpcError) -> list[str]:
     from google.rpc import error_details_pb2
     from grpc_status import rpc_status
 
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     found = []
     for detail in status.details if status else []:
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
