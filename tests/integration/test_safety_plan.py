@@ -20,9 +20,11 @@ from iopcare.notes.v1 import notes_service_pb2 as nt
 from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
 from tests.support import harness
 from tests.support.notes import as_, error_reason, field_violations
+from tests.support.plans import iop_plan
 from tests.support.safety import SECTIONS, cssrs_screen, safety_plan
 
 NO = dict.fromkeys(range(1, 7), False)
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 
 
 def _screen(
@@ -225,6 +227,31 @@ def test_bad_safety_plans_and_screens_are_refused_with_nothing_written(
         lambda: _view(notes, as_(settings, "therapist", "th-9"), patient),
         grpc.StatusCode.PERMISSION_DENIED,
     )
+
+    # The patient's care plan is an SUD program's (a 42 CFR Part 2 record): once notes has seen
+    # it, the next version of the safety plan carries its labels (and is restricted).
+    team = stub.ListCareTeams(
+        pb.ListCareTeamsRequest(patient_id=patient), metadata=harness.metadata(settings)
+    ).care_teams[0]
+    sud = iop_plan(patient, team.id)
+    sud["meta"] = {"security": [{"system": ACT_CODE, "code": "SUD"}]}
+    stub.CreateCarePlan(
+        pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()), fhir_json=json.dumps(sud)),
+        metadata=harness.metadata(settings),
+    )
+    harness.eventually(
+        lambda: any(
+            m.category == "system"
+            for m in notes.ListThread(
+                nt.ListThreadRequest(patient_id=patient), metadata=therapist
+            ).messages
+        ),
+        timeout=20,
+        interval=0.02,
+    )
+    labelled = _save(notes, therapist, patient, safety_plan(patient), version=1)
+    security = {s["code"] for s in json.loads(labelled.fhir_json)["meta"]["security"]}
+    assert security == {"R", "SUD"}
 
     # A C-SSRS screen with item 6 yes but not whether it was recent: refused, nothing stored,
     # nothing raised.

@@ -92,3 +92,23 @@ def test_the_published_questionnaire_is_valid_r4_and_names_every_section() -> No
     items = {i.linkId: i.required for i in questionnaire.item}
     assert items == {s.link_id: s.required for s in rules.SECTIONS}
     assert list(items) == list(SECTIONS)
+
+
+def test_a_new_version_keeps_every_label_and_the_stricter_confidentiality() -> None:
+    plan = rules.read_plan(safety_plan("p1"), "p1")
+    previous = [
+        {"system": privacy.CONFIDENTIALITY_SYSTEM, "code": "R"},
+        {"system": privacy.ACT_CODE_SYSTEM, "code": "SUD"},
+    ]
+    kept = rules.kept_labels(plan, previous)
+    assert (kept.confidentiality, kept.sensitivity) == ("R", frozenset({"SUD"}))
+    very = rules.kept_labels(
+        rules.read_plan(
+            safety_plan(
+                "p1", meta={"security": [{"system": privacy.CONFIDENTIALITY_SYSTEM, "code": "V"}]}
+            ),
+            "p1",
+        ),
+        previous,
+    )
+    assert very.confidentiality == "V"

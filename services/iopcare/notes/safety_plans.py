@@ -4,12 +4,15 @@ due (`mark_review_due`, in the crisis's own unit of work), recording a new versi
 
 from __future__ import annotations
 
+import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from iopcare.kit import audit, fhir, paging, teams
+import iopcare.careplan.contract as careplan_contract
+from iopcare.kit import audit, fhir, labels, paging, privacy, teams
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork
 from iopcare.kit.errors import (
@@ -18,6 +21,7 @@ from iopcare.kit.errors import (
     PermissionDenied,
     must_exist,
 )
+from iopcare.kit.events import ReceivedEvent
 from iopcare.kit.versioned import Stored, Version, revise
 from iopcare.notes import fhir_map, once, store
 from iopcare.notes.cursor import page, position_after
@@ -44,6 +48,66 @@ def mark_review_due(
     """In a crisis's unit of work: the patient's safety plan is due for review (True), or was
     already (False: one more crisis is counted on the open review)."""
     return plan_store.mark_due(uow.conn, str(uuid.uuid4()), patient_id, reason[:2000], flag_id, at)
+
+
+def on_care_plan_event(uow: UnitOfWork, received: ReceivedEvent) -> None:
+    """Remembers a care plan's 42 CFR Part 2 labels (none once entered in error): the patient's
+    safety plan carries them. Labels only go up in careplan, so a replayed older version never
+    removes one (the union is kept)."""
+    plan = received.resource
+    subject = getattr(plan, "subject", None)
+    patient_id = fhir.reference_id(getattr(subject, "reference", None), "Patient")
+    if not patient_id or not plan.id:
+        return
+    found = {
+        str(label["code"])
+        for label in labels.security_of(plan)
+        if label.get("system") == privacy.ACT_CODE_SYSTEM
+        and privacy.is_part2([str(label.get("code"))])
+    }
+    if plan.status != "entered-in-error":
+        for known in plan_store.part2_labels_of(uow.conn, patient_id, plan.id):
+            found |= set(json.loads(known))
+    else:
+        found = set()
+    plan_store.remember_plan_labels(uow.conn, plan.id, patient_id, json.dumps(sorted(found)))
+
+
+Handler = Callable[[UnitOfWork, ReceivedEvent], None]
+
+
+def with_plan_labels(handlers: dict[str, Handler]) -> dict[str, Handler]:
+    """`handlers` with careplan's plan events also remembering each plan's Part 2 labels."""
+
+    def both(inner: Handler | None) -> Handler:
+        def handle(uow: UnitOfWork, received: ReceivedEvent) -> None:
+            if inner is not None:
+                inner(uow, received)
+            on_care_plan_event(uow, received)
+
+        return handle
+
+    return {
+        **handlers,
+        **{event: both(handlers.get(event)) for event in careplan_contract.PLAN_EVENTS},
+    }
+
+
+def _with_part2(uow: UnitOfWork, plan: rules.SafetyPlan) -> rules.SafetyPlan:
+    """The plan with the Part 2 labels of the patient's care plans (an SUD program's record)."""
+    part2 = {
+        code
+        for known in plan_store.part2_labels_of(uow.conn, plan.patient_id)
+        for code in json.loads(known)
+    }
+    if part2 <= plan.sensitivity:
+        return plan
+    sensitivity = plan.sensitivity | part2
+    return replace(
+        plan,
+        sensitivity=frozenset(sensitivity),
+        confidentiality=privacy.effective_confidentiality(plan.confidentiality, sensitivity),
+    )
 
 
 def plan_resource(
@@ -116,10 +180,11 @@ class SafetyPlans(UseCase):
         def _save(uow: UnitOfWork, new_id: str) -> str:
             now = datetime.now(UTC)
             current = plan_store.plan_of(uow.conn, patient_id)
+            labelled = _with_part2(uow, plan)
             if current is None:
-                stored = self._first(uow, principal, new_id, plan, expected_version, now)
+                stored = self._first(uow, principal, new_id, labelled, expected_version, now)
             else:
-                stored = self._next(uow, principal, current, plan, expected_version, now)
+                stored = self._next(uow, principal, current, labelled, expected_version, now)
             review = plan_store.clear(
                 uow.conn, patient_id, principal.reference, stored.version, now
             )
@@ -180,9 +245,11 @@ class SafetyPlans(UseCase):
             )
 
         def reviser(item: Stored, version: int, at: datetime) -> tuple[str, str, str]:
-            # The labels of earlier versions stay (revise merges them back in).
+            # Labels only go up: every earlier sensitivity label stays and the stricter
+            # confidentiality wins (merged here, so the plan keeps one confidentiality code).
+            kept = rules.kept_labels(plan, labels.security_of(item.resource))
             return (
-                plan_resource(item.id, version, plan, principal.reference, at),
+                plan_resource(item.id, version, kept, principal.reference, at),
                 plan.status,
                 "revise",
             )
@@ -196,6 +263,7 @@ class SafetyPlans(UseCase):
             reviser,
             principal.reference,
             "safety plan revised",
+            may_lower_labels=True,  # never lowered: `kept_labels` keeps them
         )
         return stored
 

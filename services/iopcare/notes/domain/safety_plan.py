@@ -11,7 +11,7 @@ Lifeline among them); making the environment safe (means restriction).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from iopcare.kit import privacy
@@ -195,6 +195,26 @@ def _labels(resource: dict[str, Any], problems: FieldViolations) -> tuple[str, f
     for problem in privacy.check_labels(confidentiality, sensitivity):
         problems.add("fhir_json.QuestionnaireResponse.meta.security", problem)
     return privacy.effective_confidentiality(confidentiality, sensitivity), frozenset(sensitivity)
+
+
+def kept_labels(plan: SafetyPlan, previous: list[dict[str, Any]]) -> SafetyPlan:
+    """The plan keeping the labels of its previous version (`meta.security` codings): labels
+    only go up (42 CFR 2.12(d): restrictions stay with the record), so every sensitivity label
+    stays and the stricter confidentiality wins."""
+    order = privacy.CONFIDENTIALITY
+    sensitivity = set(plan.sensitivity)
+    confidentiality = plan.confidentiality
+    for label in previous:
+        code = str(label.get("code"))
+        if label.get("system") == privacy.ACT_CODE_SYSTEM:
+            sensitivity.add(code)
+        elif code in order and order.index(code) > order.index(confidentiality):
+            confidentiality = code
+    return replace(
+        plan,
+        sensitivity=frozenset(sensitivity),
+        confidentiality=privacy.effective_confidentiality(confidentiality, sensitivity),
+    )
 
 
 def questionnaire() -> dict[str, Any]:

@@ -44,6 +44,37 @@ safety_plan_review = Table(
     Column("cleared_version", Integer, nullable=True),
 )
 
+#: The 42 CFR Part 2 labels of each of the patient's care plans (from careplan's plan events): a
+#: safety plan written in an SUD program is a Part 2 record too, and carries them.
+plan_part2_label = Table(
+    "plan_part2_label",
+    metadata,
+    Column("plan_id", String(64), primary_key=True),
+    Column("patient_id", String(64), nullable=False, index=True),
+    #: The labels as a JSON list of codings (empty: none, or the plan was entered in error).
+    Column("labels", Text, nullable=False),
+)
+
+
+def remember_plan_labels(conn: Connection, plan_id: str, patient_id: str, labels: str) -> None:
+    p = plan_part2_label.c
+    updated = conn.execute(
+        plan_part2_label.update().where(p.plan_id == plan_id).values(labels=labels)
+    )
+    if not updated.rowcount:
+        conn.execute(
+            plan_part2_label.insert().values(plan_id=plan_id, patient_id=patient_id, labels=labels)
+        )
+
+
+def part2_labels_of(conn: Connection, patient_id: str, plan_id: str | None = None) -> list[str]:
+    """The JSON label lists of the patient's care plans (of one plan, with `plan_id`)."""
+    p = plan_part2_label.c
+    where = p.patient_id == patient_id
+    if plan_id is not None:
+        where = where & (p.plan_id == plan_id)
+    return [str(x) for x in conn.execute(select(p.labels).where(where)).scalars()]
+
 
 @dataclass(frozen=True)
 class Review:

@@ -27,8 +27,15 @@ def upgrade() -> None:
         col.who("cleared_by", nullable=True),
         sa.Column("cleared_version", sa.Integer, nullable=True),
     )
+    op.create_table(
+        "plan_part2_label",
+        col.key("plan_id"),
+        col.ref("patient_id", index=True),
+        col.text("labels"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("plan_part2_label")
     op.drop_table("safety_plan_review")
     drop_versioned_tables_v1(op, "safety_plan")
