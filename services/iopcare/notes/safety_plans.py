@@ -178,6 +178,11 @@ class SafetyPlans(UseCase):
         basis = self._writer(principal, action, RESOURCE, patient_id)
 
         def _save(uow: UnitOfWork, new_id: str) -> str:
+            # The patient's thread lock (PostgreSQL; SQLite has one writer): a crisis takes it
+            # before it makes the review due, so a save and a crisis never interleave (a crisis
+            # committing after the save is due again), and two first versions of one patient's
+            # plan are serialized (the second is told SAFETY_PLAN_EXISTS).
+            store.lock_thread(uow.conn, patient_id)
             now = datetime.now(UTC)
             current = plan_store.plan_of(uow.conn, patient_id)
             labelled = _with_part2(uow, plan)
