@@ -440,3 +440,29 @@ def rest_demo(base_url: str, token: str) -> None:
         document = call("GET", f"/EpisodeOfCare/{episode_id}/$handoff-summary")
         composition = document["entry"][0]["resource"]
         print(f"  {composition['title']}: {', '.join(s['title'] for s in composition['section'])}")
+
+
+def demo_safety_plan(patient_id: str = DEMO_PATIENT_ID) -> dict[str, Any]:
+    """The demo patient's Stanley-Brown safety plan, written with the therapist at intake."""
+    steps = {
+        "warning-signs": ["Craving after a fight at home", "Staying in bed, not answering calls"],
+        "coping-strategies": ["Walk around the block", "Breathing exercise from group"],
+        "social-distraction": ["Call my cousin", "The NA meeting on Tuesday evenings"],
+        "help-contacts": ["My sister, 555-0101", "My sponsor, 555-0199"],
+        "professionals": [
+            "IOP therapist, 555-0102 (program hours)",
+            "988 Suicide & Crisis Lifeline: call or text 988",
+        ],
+        "environment-safe": ["My sister keeps my medications; no alcohol at home"],
+        "reasons-for-living": ["My son"],
+    }
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": "https://iopcare.org/fhir/Questionnaire/stanley-brown-safety-plan",
+        "status": "completed",
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "item": [
+            {"linkId": link, "answer": [{"valueString": text} for text in answers]}
+            for link, answers in steps.items()
+        ],
+    }

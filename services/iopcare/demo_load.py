@@ -24,6 +24,7 @@ from iopcare.demo import (
     demo_goal,
     demo_monitoring,
     demo_phq9,
+    demo_safety_plan,
     rest_demo,
 )
 from iopcare.kit.auth import mint_token
@@ -51,6 +52,7 @@ def run_demo(addresses: dict[str, str], gateway_url: str, settings: Settings, to
         practitioner_id="demo-admin",
     )
     load_demo(addresses, token, case_manager, admin, settings.program_timezone)
+    write_safety_plan(addresses, settings)
     rest_demo(
         gateway_url,
         mint_token(
@@ -61,6 +63,43 @@ def run_demo(addresses: dict[str, str], gateway_url: str, settings: Settings, to
             lifetime_seconds=300,
         ),
     )
+
+
+def write_safety_plan(addresses: dict[str, str], settings: Settings) -> None:
+    """The therapist writes the demo patient's safety plan (issue 12, part 3) and reads it back
+    with any review a crisis made due."""
+    therapist = mint_token(
+        settings,
+        subject="practitioner:demo-therapist",
+        role="therapist",
+        practitioner_id="demo-therapist",
+    )
+    with grpc.insecure_channel(addresses["notes"]) as channel:
+        notes = notes_grpc.NotesServiceStub(channel)
+        view = _call(
+            notes.GetPatientSafetyPlan,
+            notes_pb.GetPatientSafetyPlanRequest(patient_id=DEMO_PATIENT_ID),
+            therapist,
+        )
+        if not view.HasField("plan"):
+            request = notes_pb.SaveSafetyPlanRequest(
+                request_id="demo-safety-plan-1",
+                patient_id=DEMO_PATIENT_ID,
+                fhir_json=json.dumps(demo_safety_plan()),
+            )
+            _call(notes.SaveSafetyPlan, request, therapist)
+            view = _call(
+                notes.GetPatientSafetyPlan,
+                notes_pb.GetPatientSafetyPlanRequest(patient_id=DEMO_PATIENT_ID),
+                therapist,
+            )
+    steps = [item["linkId"] for item in json.loads(view.plan.fhir_json)["item"]]
+    print(
+        f"\nnotes holds the safety plan QuestionnaireResponse/{view.plan.id} (version "
+        f"{view.plan.version}, {len(steps)} steps: {', '.join(steps)})"
+    )
+    if view.HasField("review"):
+        print(f"  review due since {view.review.due_time.ToJsonString()}: {view.review.reason}")
 
 
 def _call(rpc: Callable[..., Any], request: Any, token: str) -> Any:

@@ -47,6 +47,13 @@ def test_iopcare_up_demo_prints_the_demo_and_stops_on_ctrl_c(tmp_path: Path) -> 
         upcoming = re.search(r"(\d+) upcoming sessions, (\d+) latest team messages", printed)
         assert upcoming and int(upcoming.group(1)) > 0 and int(upcoming.group(2)) >= 2, printed
 
+        # The therapist's safety plan for the demo patient (issue 12, part 3).
+        assert re.search(
+            r"notes holds the safety plan QuestionnaireResponse/\S+ \(version 1, 7 steps: "
+            r"warning-signs, .+, reasons-for-living\)",
+            printed,
+        ), printed
+
         # The inpatient unit's hand-over through the FHIR gateway (demo.rest_demo).
         fhir = f"http://127.0.0.1:{ports['gateway']}/fhir"
         assert f"an inpatient unit hands a patient over: POST {fhir}/$handoff" in printed

@@ -29,6 +29,7 @@ from tests.support.medications import medication_request, medication_statement
 from tests.support.monitoring import blood_pressure, cows, lithium, quantity, urine_screen
 from tests.support.nutrition import behaviour, meal, nutrition_order, weight, weight_target
 from tests.support.plans import care_team, iop_plan, phq9, phq9_goal
+from tests.support.safety import cssrs_screen, safety_plan
 
 pytestmark = pytest.mark.integration
 
@@ -231,6 +232,7 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
     harness.eventually(
         lambda: ehr.get("/Flag", params={"patient": pid}).json().get("total"), timeout=30
     )
+    safety_plan_course(stack, ehr, out, pid)
     for kind in ("Patient", "CareTeam", "EpisodeOfCare", "Goal", "CarePlan"):
         rid = {"Patient": pid, "CareTeam": team["id"], "EpisodeOfCare": episode["id"]}.get(
             kind, goal["id"] if kind == "Goal" else plan["id"]
@@ -358,6 +360,30 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
         ),
         412,
     )
+
+
+def safety_plan_course(stack: Stack, ehr: httpx.Client, out: Collector, pid: str) -> None:
+    """Issue 12, part 3: a C-SSRS screen, the published Questionnaire and the patient's safety
+    plan (written by the therapist, versioned), read back by the EHR."""
+    out.post("cssrs", "/Observation", cssrs_screen(pid, {1: True, 2: False, 6: False}))
+    out.get("questionnaire", "/Questionnaire/stanley-brown-safety-plan")
+    with stack.client(practitioner_token(stack.settings, "therapist", "th-1")) as therapist:
+        clinic = Collector(therapist, out.folder)
+        clinic.kept = out.kept
+        plan = clinic.post("safety-plan", "/QuestionnaireResponse", safety_plan(pid))
+        current = therapist.get(f"/QuestionnaireResponse/{plan['id']}")
+        clinic.keep(
+            "safety-plan-2",
+            therapist.put(
+                f"/QuestionnaireResponse/{plan['id']}",
+                json={**safety_plan(pid, status="amended"), "id": plan["id"]},
+                headers={**JSON_HEADERS, "If-Match": current.headers["ETag"]},
+            ),
+            200,
+        )
+    out.get("read-safety-plan", f"/QuestionnaireResponse/{plan['id']}")
+    out.get("history-safety-plan", f"/QuestionnaireResponse/{plan['id']}/_history")
+    out.get("search-safety-plan", "/QuestionnaireResponse", params={"patient": pid})
 
 
 def test_every_resource_the_gateway_returns_is_valid_r4(

@@ -222,8 +222,16 @@ PROGRAM_MEASURES = frozenset(
 KNOWN_MEASURES = frozenset(
     {PHQ9_TOTAL, GAD7_TOTAL, AUDIT_C_TOTAL, BODY_WEIGHT, ATTENDANCE_RATE, MEAL_COMPLETION}
 )
+#: A C-SSRS screen's items, components of its `cssrs-screen-risk` Observation (domain/cssrs.py).
+CSSRS_ITEMS = (*(f"cssrs-{n}" for n in range(1, 7)), "cssrs-6-recent")
+#: Program codes a measure or a component may name.
+PROGRAM_CODES = PROGRAM_MEASURES | frozenset(CSSRS_ITEMS)
+#: Outcome measures recorded before monitoring (issue 12) came: accepted with any shape.
+KNOWN_MEASURES = frozenset({PHQ9_TOTAL, GAD7_TOTAL, AUDIT_C_TOTAL, BODY_WEIGHT, ATTENDANCE_RATE})
 #: LOINC answer codes of PHQ-9 items, to their score.
 PHQ_ANSWER_SCORES = {"LA6568-5": 0, "LA6569-3": 1, "LA6570-1": 2, "LA6571-9": 3}
+#: LOINC yes/no answers (C-SSRS items): LA33-6 Yes, LA32-8 No.
+YES_NO_ANSWERS = frozenset({"LA33-6", "LA32-8"})
 #: A PHQ-9 total at or above this is severe depression (Kroenke 2001) and raises a crisis event.
 PHQ9_SEVERE = 20
 #: Observation statuses a recorded measure may have (http://hl7.org/fhir/observation-status).

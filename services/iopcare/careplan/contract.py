@@ -10,6 +10,8 @@ be imported from outside it (`tests/unit/test_architecture.py`).
   `alerts_from_fhir` reads why a crisis event was raised (the ALERT_EXTENSION its Observation
   carries: kind `psychiatric` or `medical`, severity, the measure, its value and unit, a reason
   and the roles to alert; `medical` alerts go to the physician and the psychiatrist).
+  `CSSRS_SCREEN_RISK` is the measure of a C-SSRS screen's alert (severity `urgent` for high
+  risk, a crisis; `moderate` for moderate risk, an alert).
 
 The names are defined in careplan's own modules and re-exported here: changing anything listed
 below changes careplan's public surface, and its consumers with it.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from iopcare.careplan.codes import (
     ALERT_EXTENSION,
+    CSSRS_SCREEN_RISK,
     EVENT_CREATED,
     EVENT_CRISIS,
     EVENT_EPISODE,
@@ -53,6 +56,7 @@ TOPIC = topics.CAREPLAN
 
 __all__ = [
     "ALERT_EXTENSION",
+    "CSSRS_SCREEN_RISK",
     "EVENT_CREATED",
     "EVENT_CRISIS",
     "EVENT_EPISODE",

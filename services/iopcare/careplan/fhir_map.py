@@ -124,7 +124,7 @@ def _loinc_code(concept: Any) -> str | None:
 def _measure_code(concept: Any) -> str | None:
     """The measure a concept names: its LOINC code, or one of our own measures' codes."""
     for coding in (concept.coding if concept is not None else None) or []:
-        if coding.system == codes.MEASURE_SYSTEM and coding.code in codes.PROGRAM_MEASURES:
+        if coding.system == codes.MEASURE_SYSTEM and coding.code in codes.PROGRAM_CODES:
             return str(coding.code)
     return _loinc_code(concept)
 
@@ -209,8 +209,24 @@ def _part(component: Any) -> monitoring.Part:
         _measure_code(component.code),
         _number(component, "value"),
         _unit(component),
-        _result(component),
+        _answer(component),
     )
+
+
+def _answer(component: Any) -> str | None:
+    """A component's coded result (SNOMED CT), else a yes/no answer: a LOINC answer code
+    (LA33-6 Yes, LA32-8 No) or a valueBoolean as "true"/"false" (C-SSRS items)."""
+    found = _result(component)
+    if found is not None:
+        return found
+    flag = getattr(component, "valueBoolean", None)
+    if flag is not None:
+        return "true" if flag else "false"
+    concept = getattr(component, "valueCodeableConcept", None)
+    for coding in (concept.coding if concept is not None else None) or []:
+        if coding.system == codes.LOINC and coding.code in codes.YES_NO_ANSWERS:
+            return str(coding.code)
+    return None
 
 
 def measure_from_fhir(observation: fhir.Resource) -> Measure:
@@ -418,6 +434,13 @@ def without_server_elements(episode: fhir.Resource) -> fhir.Resource:
     data.pop("period", None)
     data.pop("statusHistory", None)
     return fhir.parse_resource(data, "EpisodeOfCare")
+
+
+def with_value_integer(observation: fhir.Resource, value: int) -> fhir.Resource:
+    """The Observation with `valueInteger` set (a score computed from its components)."""
+    data = fhir.to_dict(observation)
+    data["valueInteger"] = value
+    return fhir.parse_resource(data, "Observation")
 
 
 def with_alerts(resource_json: str, alerts: list[monitoring.Alert]) -> str:

@@ -19,6 +19,7 @@ from iopcare.careplan.domain.measures import (
     check_measure,
     crisis_reasons,
     reading,
+    screening,
 )
 from iopcare.careplan.domain.progress import attendance, attendance_rate
 from iopcare.careplan.reviews import make_reviews_due
@@ -75,7 +76,7 @@ class Measures(ServiceBase):
             )
             for reason in crisis_reasons(measure)
         ]
-        return found + monitoring.alerts(reading(measure), self.thresholds)
+        return found + screening(measure)[1] + monitoring.alerts(reading(measure), self.thresholds)
 
     def create_goal(self, principal: Principal, request_id: str, fhir_json: str) -> Stored:
         with self._audit_refusals(principal, audit.CREATE, "Goal"):
@@ -134,18 +135,7 @@ class Measures(ServiceBase):
         crisis event at once when the measure calls for one, all in one transaction."""
         updated: list[Stored] = []
         with self._audit_refusals(principal, audit.CREATE, "Observation"):
-            observation = self._parsed(fhir_json, "Observation")
-            measure = fhir_map.measure_from_fhir(observation)
-            check_measure(measure)
-            meal = nutrition_rules.meal_of(fhir.to_dict(observation))
-            nutrition_rules.check_measure(measure.code, measure.value, measure.unit, meal)
-            assert measure.patient_id and measure.code and measure.effective and measure.status
-            # Monitoring measures are read in canonical units (refused when they cannot be).
-            canonical = reading(measure)
-            alerts = self._alerts(measure)
-            if canonical is not None and canonical.spec.kind != monitoring.PANEL:
-                # Stored (trended, compared with goals) in the canonical unit.
-                measure = replace(measure, value=canonical.value)
+            observation, measure, canonical, alerts = self._checked(fhir_json)
             patient_id, code = str(measure.patient_id), str(measure.code)
             reasons = [a.reason for a in alerts]
 
@@ -207,6 +197,28 @@ class Measures(ServiceBase):
                 for derived in nutrition.derived_from(conn, first, observation_id):
                     found += monitoring.alerts(reading(derived), self.thresholds)
         return Recorded(observation_id, loaded[0], [], [a.reason for a in found])
+
+    def _checked(self, fhir_json: str) -> tuple[Any, Measure, Any, list[Any]]:
+        """The request's Observation checked as a measure: (the Observation, the measure in its
+        stored unit, its canonical reading or None, the alerts it raises); refused otherwise."""
+        observation = self._parsed(fhir_json, "Observation")
+        measure = fhir_map.measure_from_fhir(observation)
+        check_measure(measure)
+        meal = nutrition_rules.meal_of(fhir.to_dict(observation))
+        nutrition_rules.check_measure(measure.code, measure.value, measure.unit, meal)
+        assert measure.patient_id and measure.code and measure.effective and measure.status
+        # Monitoring measures are read in canonical units (refused when they cannot be).
+        canonical = reading(measure)
+        alerts = self._alerts(measure)
+        if canonical is not None and canonical.spec.kind != monitoring.PANEL:
+            # Stored (trended, compared with goals) in the canonical unit.
+            measure = replace(measure, value=canonical.value)
+        level, _ = screening(measure)
+        if level is not None and measure.value is None:
+            # A C-SSRS screen's value is its risk level, computed from its answers.
+            observation = fhir_map.with_value_integer(observation, int(level))
+            measure = replace(measure, value=level)
+        return observation, measure, canonical, alerts
 
     def _store_measure(
         self,

@@ -15,13 +15,16 @@ from iopcare.gateway.resources.careplan import (
     ObservationHandler,
     PatientHandler,
 )
-from iopcare.gateway.resources.checkin import QuestionnaireHandler, QuestionnaireResponseHandler
 from iopcare.gateway.resources.family import RelatedPersonHandler
 from iopcare.gateway.resources.notes import (
     CommunicationHandler,
     ConsentHandler,
     DocumentReferenceHandler,
     FlagHandler,
+)
+from iopcare.gateway.resources.questionnaires import (
+    QuestionnaireHandler,
+    QuestionnaireResponseHandler,
 )
 from iopcare.gateway.resources.scheduling import (
     AppointmentHandler,

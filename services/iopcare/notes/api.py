@@ -27,7 +27,9 @@ from iopcare.notes.drafts import Drafts
 from iopcare.notes.inbox import Inbox
 from iopcare.notes.note_search import NoteFilter, NoteSearch
 from iopcare.notes.oncall import OnCall, Roster
+from iopcare.notes.safety_plans import PlanView, SafetyPlans, questionnaire_json
 from iopcare.notes.store import StoredConsent, StoredDraft, StoredMessage, StoredNote
+from iopcare.notes.store.safety_plans import Review
 from iopcare.notes.thread import Thread
 from iopcare.notes.v1 import notes_service_pb2 as pb
 from iopcare.notes.v1 import notes_service_pb2_grpc as pb_grpc
@@ -140,6 +142,29 @@ def to_roster(roster: Roster) -> pb.OnCallRoster:
     )
 
 
+def to_safety_plan(plan: Stored) -> pb.SafetyPlan:
+    return pb.SafetyPlan(
+        **by_name(plan, "id version patient_id status"),
+        update_time=timestamp(plan.updated_at),
+        fhir_json=plan.resource,
+    )
+
+
+def to_review(review: Review) -> pb.SafetyPlanReview:
+    return pb.SafetyPlanReview(
+        **by_name(review, "id patient_id reason crises"),
+        flag_id=review.flag_id or "",
+        due_time=timestamp(review.due_since),
+    )
+
+
+def _patient_plan(view: PlanView) -> pb.GetPatientSafetyPlanResponse:
+    return pb.GetPatientSafetyPlanResponse(
+        plan=to_safety_plan(view.plan) if view.plan else None,
+        review=to_review(view.review) if view.review else None,
+    )
+
+
 def flag_message(flag: Stored) -> pb.Flag:
     return pb.Flag(**by_name(flag, "id version patient_id status"), fhir_json=flag.resource)
 
@@ -157,6 +182,7 @@ class UseCases:
     disclosure: Disclosure
     oncall: OnCall
     inbox: Inbox
+    safety_plans: SafetyPlans
 
 
 class NotesServicer(pb_grpc.NotesServiceServicer):
@@ -433,3 +459,45 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
     ListConsents = lists(
         lambda s: s.cases.consents.page, pb.ListConsentsResponse, "consents", to_consent
     )
+
+    # Safety plans ------------------------------------------------------------------------------
+    def GetSafetyPlanQuestionnaire(
+        self, request: pb.GetSafetyPlanQuestionnaireRequest, context: grpc.ServicerContext
+    ) -> pb.GetSafetyPlanQuestionnaireResponse:
+        current_principal()  # any authenticated caller: the Questionnaire holds no patient data
+        return pb.GetSafetyPlanQuestionnaireResponse(fhir_json=questionnaire_json())
+
+    SaveSafetyPlan = rpc(
+        lambda s, r: s.cases.safety_plans.save(
+            current_principal(),
+            r.request_id,
+            require_id(r.patient_id, "patient_id"),
+            r.fhir_json,
+            r.expected_version,
+        ),
+        one(pb.SaveSafetyPlanResponse, "plan", to_safety_plan),
+    )
+    GetSafetyPlan = rpc(
+        lambda s, r: s.cases.safety_plans.get(
+            current_principal(), require_id(r.id, "id"), r.version
+        ),
+        one(pb.GetSafetyPlanResponse, "plan", to_safety_plan),
+    )
+    GetPatientSafetyPlan = reads(
+        lambda s: s.cases.safety_plans.for_patient, _patient_plan, "patient_id"
+    )
+    ListSafetyPlanVersions = rpc(
+        lambda s, r: s.cases.safety_plans.versions(current_principal(), require_id(r.id, "id")),
+        lambda plans: pb.ListSafetyPlanVersionsResponse(plans=[to_safety_plan(p) for p in plans]),
+    )
+
+    def ListSafetyPlanReviews(
+        self, request: pb.ListSafetyPlanReviewsRequest, context: grpc.ServicerContext
+    ) -> pb.ListSafetyPlanReviewsResponse:
+        patient_id = require_id(request.patient_id, "patient_id") if request.patient_id else ""
+        found, token = self.cases.safety_plans.reviews_due(
+            current_principal(), patient_id, request.page_size, request.page_token
+        )
+        return pb.ListSafetyPlanReviewsResponse(
+            reviews=[to_review(r) for r in found], next_page_token=token
+        )

@@ -25,6 +25,7 @@ from iopcare.notes.handlers import HANDLERS, coverage_handlers
 from iopcare.notes.inbox import Inbox
 from iopcare.notes.note_search import NoteSearch
 from iopcare.notes.oncall import Coverage, OnCall
+from iopcare.notes.safety_plans import SafetyPlans, with_plan_labels
 from iopcare.notes.scope_rules import SCOPE_RULES
 from iopcare.notes.thread import Thread
 from iopcare.notes.v1 import notes_service_pb2_grpc as pb_grpc
@@ -77,9 +78,11 @@ def build(
         disclosure=Disclosure(parts.db),
         oncall=oncall,
         inbox=Inbox(thread),
+        safety_plans=SafetyPlans(parts.db, notify_outbox=parts.relay.notify),
     )
     handlers = {
-        **HANDLERS,
+        # careplan's plan events also tell the safety plans their Part 2 labels.
+        **with_plan_labels(HANDLERS),
         **coverage_handlers(coverage),
         **team_projection_handlers(
             store.care_team_member, store.care_team_seen, careplan_contract.TEAM_EVENTS

@@ -32,6 +32,8 @@ from iopcare.notes.codes import (
     SOURCE,
 )
 from iopcare.notes.domain.documents import KIND_BY_CODE, LOINC, NOTE_KINDS
+from iopcare.notes.domain.safety_plan import QUESTIONNAIRE_ID as SAFETY_PLAN_QUESTIONNAIRE_ID
+from iopcare.notes.domain.safety_plan import QUESTIONNAIRE_URL as SAFETY_PLAN_QUESTIONNAIRE
 from iopcare.notes.fhir_commands import (
     CONSENT_PATHS,
     MESSAGE_PATHS,
@@ -61,6 +63,8 @@ __all__ = [
     "NOTE_KINDS",
     "NOTE_PATHS",
     "REDISCLOSURE_NOTICE_EXTENSION",
+    "SAFETY_PLAN_QUESTIONNAIRE",
+    "SAFETY_PLAN_QUESTIONNAIRE_ID",
     "SOURCE",
     "TOPIC",
     "create_note_request",

@@ -27,6 +27,7 @@ from iopcare.notes.domain.messages import (
 from iopcare.notes.domain.text import has_forbidden_characters
 from iopcare.notes.oncall import Coverage, on_call_basis
 from iopcare.notes.posting import append_message, derived_labels, members
+from iopcare.notes.safety_plans import mark_review_due
 from iopcare.notes.store import flags as flag_store
 from iopcare.notes.usecase import UseCase, audited
 
@@ -49,12 +50,14 @@ def raise_crisis(
     message: NewMessage | None = None,
     source: Any = None,
     coverage: Coverage | None = None,
+    safety_review: bool = True,
 ) -> str:
     """The urgent crisis message to the psychiatrist and therapist of the patient's team and
     a safety Flag tracked until acknowledged, in the caller's unit of work. `message`: the
     clinician's own crisis message (else a system message with `text`); `source`: the event
     resource it derives from (its labels carry over). `coverage`: outside program hours the
-    clinician on call is sent it too (`oncall`)."""
+    clinician on call is sent it too (`oncall`). `safety_review`: the crisis makes the
+    patient's safety plan due for review (not a medical alert or a moderate-risk screen)."""
     on_call = coverage.route(uow) if coverage is not None else None
     recipients = tuple(
         dict.fromkeys(
@@ -100,6 +103,8 @@ def raise_crisis(
     flag_store.insert_alert(uow.conn, flag_id, patient_id, message_id, recipients, now)
     if coverage is not None and on_call:
         coverage.record(uow, flag_id, patient_id, on_call)
+    if safety_review:
+        mark_review_due(uow, patient_id, message.text, flag_id, now)
     store.JOURNAL.publish_version(
         uow, "Flag", flag, codes.EVENT_CRISIS_RAISED, parent_trace=traceparent
     )

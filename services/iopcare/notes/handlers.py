@@ -32,6 +32,7 @@ from iopcare.notes.domain.messages import (
 )
 from iopcare.notes.oncall import Coverage
 from iopcare.notes.posting import append_message, derived_labels, members
+from iopcare.notes.screening import on_screening_alert
 
 Handler = Callable[[UnitOfWork, ReceivedEvent], None]
 
@@ -190,7 +191,12 @@ def on_careplan_alert(
     physician and the psychiatrist; the dietitian too for signs of medical instability in an
     eating disorder); any other is the PHQ-9 crisis it always was (`on_crisis`)."""
     observation = received.resource
-    medical = [a for a in careplan_contract.alerts_from_fhir(observation) if a.kind == "medical"]
+    alerts = careplan_contract.alerts_from_fhir(observation)
+    screens = [a for a in alerts if a.measure == careplan_contract.CSSRS_SCREEN_RISK]
+    if screens:
+        on_screening_alert(uow, received, screens)
+        return
+    medical = [a for a in alerts if a.kind == "medical"]
     if not medical:
         on_crisis(uow, received, coverage)
         return
@@ -219,6 +225,7 @@ def on_careplan_alert(
         extra_recipients=tuple(members(uow, patient_id, roles)),
         source=observation,
         coverage=coverage,
+        safety_review=False,
     )
 
 

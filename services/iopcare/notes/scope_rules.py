@@ -37,4 +37,11 @@ SCOPE_RULES: scopes.Rules = {
     # The roster is the program's (no patient's): PractitionerRole names who is on call.
     "SetOnCallRoster": scopes.rule("PractitionerRole", U),
     "GetOnCallRoster": scopes.rule("PractitionerRole", R),
+    # A safety plan is a QuestionnaireResponse to the published Questionnaire.
+    "GetSafetyPlanQuestionnaire": scopes.rule("Questionnaire", R),
+    "SaveSafetyPlan": scopes.rule("QuestionnaireResponse", C),
+    "GetSafetyPlan": scopes.rule("QuestionnaireResponse", R),
+    "GetPatientSafetyPlan": scopes.rule("QuestionnaireResponse", S),
+    "ListSafetyPlanVersions": scopes.rule("QuestionnaireResponse", R),
+    "ListSafetyPlanReviews": scopes.rule("QuestionnaireResponse", S),
 }

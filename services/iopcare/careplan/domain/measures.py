@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from iopcare.careplan import codes
-from iopcare.careplan.domain import monitoring
+from iopcare.careplan.domain import cssrs, monitoring
 from iopcare.careplan.domain.model import require_subject
 from iopcare.kit.errors import FieldViolations
 
@@ -80,6 +80,8 @@ def reading(measure: Measure, prefix: str = "fhir_json.Observation.") -> monitor
     """A monitoring measure (vital sign, lab, withdrawal scale, drug screen) in canonical units,
     None for any other measure; InvalidArgument when it cannot be read (unknown code, a unit that
     does not convert, a panel missing a component)."""
+    if measure.code == cssrs.MEASURE:
+        return None  # a screen's items are read by `screening`
     return monitoring.read(
         measure.code,
         measure.categories,
@@ -87,6 +89,19 @@ def reading(measure: Measure, prefix: str = "fhir_json.Observation.") -> monitor
         measure.components,
         prefix,
     )
+
+
+def screening(
+    measure: Measure, prefix: str = "fhir_json.Observation."
+) -> tuple[float | None, list[monitoring.Alert]]:
+    """A C-SSRS screen's risk level (its answers' triage level, or the level recorded as its
+    value) and the alerts it raises; (None, []) for any other measure. InvalidArgument when the
+    answers cannot be read (domain/cssrs.py)."""
+    if measure.code != cssrs.MEASURE:
+        return None, []
+    screen = cssrs.read(measure.components, measure.value, prefix)
+    level = cssrs.risk(screen) if screen is not None else cssrs.level_of(measure.value)
+    return (float(level) if level is not None else None), cssrs.alerts(level, screen)
 
 
 def crisis_reasons(measure: Measure) -> list[str]:

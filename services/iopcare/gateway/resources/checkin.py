@@ -27,7 +27,7 @@ from iopcare.gateway.search import REFERENCE, SearchParam
 from iopcare.scheduling.v1 import scheduling_service_pb2 as pb
 
 _QUESTIONNAIRE_JSON = json.dumps(scheduling.QUESTIONNAIRE, separators=(",", ":"))
-_QUESTIONNAIRE_ID = str(scheduling.QUESTIONNAIRE["id"])
+QUESTIONNAIRE_ID = str(scheduling.QUESTIONNAIRE["id"])
 
 
 class QuestionnaireHandler(TableHandler):
@@ -37,17 +37,17 @@ class QuestionnaireHandler(TableHandler):
     reads_old_versions = False
     documentation = (
         f"The daily check-in form, {scheduling.QUESTIONNAIRE_URL} (read "
-        f"Questionnaire/{_QUESTIONNAIRE_ID}): mood and craving 0-10, hours of sleep, medication "
+        f"Questionnaire/{QUESTIONNAIRE_ID}): mood and craving 0-10, hours of sleep, medication "
         "taken, and the safety question (a yes takes the crisis path). Served by the gateway; "
         "no other Questionnaire is kept."
     )
 
     def read(self, caller: Caller, resource_id: str) -> Found:
-        if resource_id != _QUESTIONNAIRE_ID:
+        if resource_id != QUESTIONNAIRE_ID:
             raise http_error(404, "not-found", f"Questionnaire/{resource_id[:64]} not found")
         # The form is no one's record; under a patient/ scope it is served as in the launch
         # patient's context (reads.within compares the patient).
-        return Found(_QUESTIONNAIRE_ID, 1, caller.patient or "", None, _QUESTIONNAIRE_JSON)
+        return Found(QUESTIONNAIRE_ID, 1, caller.patient or "", None, _QUESTIONNAIRE_JSON)
 
 
 class QuestionnaireResponseHandler(SchedulingTable, TableCreate, TableSearch):

@@ -6,7 +6,8 @@
 - `drafts`: message drafts;
 - `flags`: Flags and the crisis workflow of crisis flags;
 - `notes`: clinical notes, their signatures and full-text index;
-- `consents`: a patient's Consents to disclosure.
+- `consents`: a patient's Consents to disclosure;
+- `safety_plans`: safety plans and the reviews a crisis makes due.
 
 Everything is re-exported here, so a caller reads `store.<name>` whichever module defines it
 (and the migrations see every table through `store.metadata`).
@@ -14,7 +15,7 @@ Everything is re-exported here, so a caller reads `store.<name>` whichever modul
 
 from __future__ import annotations
 
-from iopcare.notes.store import consents, drafts, flags, messages, notes
+from iopcare.notes.store import consents, drafts, flags, messages, notes, safety_plans
 from iopcare.notes.store.consents import (
     StoredConsent,
     consent,
@@ -110,6 +111,7 @@ __all__ = [
     "receipts",
     "related_notes",
     "request_log",
+    "safety_plans",
     "search_notes",
     "search_text",
     "thread",

@@ -582,6 +582,124 @@ class ListFlagsResponse(_message.Message):
     next_page_token: str
     def __init__(self, flags: _Optional[_Iterable[_Union[Flag, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class SafetyPlan(_message.Message):
+    __slots__ = ("id", "version", "patient_id", "status", "update_time", "fhir_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    patient_id: str
+    status: str
+    update_time: _timestamp_pb2.Timestamp
+    fhir_json: str
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class SafetyPlanReview(_message.Message):
+    __slots__ = ("id", "patient_id", "due_time", "reason", "flag_id", "crises")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DUE_TIME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    FLAG_ID_FIELD_NUMBER: _ClassVar[int]
+    CRISES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    patient_id: str
+    due_time: _timestamp_pb2.Timestamp
+    reason: str
+    flag_id: str
+    crises: int
+    def __init__(self, id: _Optional[str] = ..., patient_id: _Optional[str] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., flag_id: _Optional[str] = ..., crises: _Optional[int] = ...) -> None: ...
+
+class GetSafetyPlanQuestionnaireRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetSafetyPlanQuestionnaireResponse(_message.Message):
+    __slots__ = ("fhir_json",)
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    fhir_json: str
+    def __init__(self, fhir_json: _Optional[str] = ...) -> None: ...
+
+class SaveSafetyPlanRequest(_message.Message):
+    __slots__ = ("request_id", "patient_id", "fhir_json", "expected_version")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    patient_id: str
+    fhir_json: str
+    expected_version: int
+    def __init__(self, request_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., fhir_json: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
+
+class SaveSafetyPlanResponse(_message.Message):
+    __slots__ = ("plan",)
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    plan: SafetyPlan
+    def __init__(self, plan: _Optional[_Union[SafetyPlan, _Mapping]] = ...) -> None: ...
+
+class GetSafetyPlanRequest(_message.Message):
+    __slots__ = ("id", "version")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class GetSafetyPlanResponse(_message.Message):
+    __slots__ = ("plan",)
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    plan: SafetyPlan
+    def __init__(self, plan: _Optional[_Union[SafetyPlan, _Mapping]] = ...) -> None: ...
+
+class GetPatientSafetyPlanRequest(_message.Message):
+    __slots__ = ("patient_id",)
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
+
+class GetPatientSafetyPlanResponse(_message.Message):
+    __slots__ = ("plan", "review")
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_FIELD_NUMBER: _ClassVar[int]
+    plan: SafetyPlan
+    review: SafetyPlanReview
+    def __init__(self, plan: _Optional[_Union[SafetyPlan, _Mapping]] = ..., review: _Optional[_Union[SafetyPlanReview, _Mapping]] = ...) -> None: ...
+
+class ListSafetyPlanVersionsRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ListSafetyPlanVersionsResponse(_message.Message):
+    __slots__ = ("plans",)
+    PLANS_FIELD_NUMBER: _ClassVar[int]
+    plans: _containers.RepeatedCompositeFieldContainer[SafetyPlan]
+    def __init__(self, plans: _Optional[_Iterable[_Union[SafetyPlan, _Mapping]]] = ...) -> None: ...
+
+class ListSafetyPlanReviewsRequest(_message.Message):
+    __slots__ = ("patient_id", "page_size", "page_token")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, patient_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListSafetyPlanReviewsResponse(_message.Message):
+    __slots__ = ("reviews", "next_page_token")
+    REVIEWS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    reviews: _containers.RepeatedCompositeFieldContainer[SafetyPlanReview]
+    next_page_token: str
+    def __init__(self, reviews: _Optional[_Iterable[_Union[SafetyPlanReview, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class OnCallShift(_message.Message):
     __slots__ = ("start_time", "end_time", "clinicians")
     START_TIME_FIELD_NUMBER: _ClassVar[int]

@@ -164,6 +164,36 @@ class NotesServiceStub:
                 request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetOnCallRosterRequest.SerializeToString,
                 response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetOnCallRosterResponse.FromString,
                 _registered_method=True)
+        self.GetSafetyPlanQuestionnaire = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/GetSafetyPlanQuestionnaire',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetSafetyPlanQuestionnaireRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetSafetyPlanQuestionnaireResponse.FromString,
+                _registered_method=True)
+        self.SaveSafetyPlan = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/SaveSafetyPlan',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SaveSafetyPlanRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SaveSafetyPlanResponse.FromString,
+                _registered_method=True)
+        self.GetSafetyPlan = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/GetSafetyPlan',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetSafetyPlanRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetSafetyPlanResponse.FromString,
+                _registered_method=True)
+        self.GetPatientSafetyPlan = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/GetPatientSafetyPlan',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetPatientSafetyPlanRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetPatientSafetyPlanResponse.FromString,
+                _registered_method=True)
+        self.ListSafetyPlanVersions = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/ListSafetyPlanVersions',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListSafetyPlanVersionsRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListSafetyPlanVersionsResponse.FromString,
+                _registered_method=True)
+        self.ListSafetyPlanReviews = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/ListSafetyPlanReviews',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListSafetyPlanReviewsRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListSafetyPlanReviewsResponse.FromString,
+                _registered_method=True)
 
 
 class NotesServiceServicer:
@@ -391,6 +421,58 @@ class NotesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSafetyPlanQuestionnaire(self, request, context):
+        """The published Questionnaire every safety plan answers (the Stanley-Brown Safety Plan,
+        `https://iopcare.org/fhir/Questionnaire/stanley-brown-safety-plan`). Needs only a valid token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SaveSafetyPlan(self, request, context):
+        """Records a patient's safety plan (a QuestionnaireResponse to that Questionnaire): version 1
+        (`expected_version` 0, FAILED_PRECONDITION SAFETY_PLAN_EXISTS if the patient has one) or the
+        next version (`expected_version` the current one; STALE_VERSION otherwise). Every version is
+        kept; a new version clears a review a crisis made due. Written by a therapist, psychiatrist
+        or psychologist on the patient's active care team (PERMISSION_DENIED
+        NOT_A_SAFETY_PLAN_WRITER otherwise). INVALID_ARGUMENT names every FHIR element at fault (a
+        required step without an answer, the 988 Lifeline missing, another patient as subject, ...);
+        nothing is written then. A retry with the same `request_id` returns the version it recorded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSafetyPlan(self, request, context):
+        """One safety plan by id: its current version, or `version` (care team; the patient their own).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPatientSafetyPlan(self, request, context):
+        """A patient's safety plan (none yet: `plan` unset) and the review a crisis made due, if any.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSafetyPlanVersions(self, request, context):
+        """Every version of a safety plan, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSafetyPlanReviews(self, request, context):
+        """Safety plan reviews due after a crisis, oldest first: one patient's (`patient_id`), or, without
+        one, those of every patient on whose team the caller is therapist, psychiatrist or
+        psychologist (the caller's worklist).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -518,6 +600,36 @@ def add_NotesServiceServicer_to_server(servicer, server):
                     servicer.GetOnCallRoster,
                     request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetOnCallRosterRequest.FromString,
                     response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetOnCallRosterResponse.SerializeToString,
+            ),
+            'GetSafetyPlanQuestionnaire': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSafetyPlanQuestionnaire,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetSafetyPlanQuestionnaireRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetSafetyPlanQuestionnaireResponse.SerializeToString,
+            ),
+            'SaveSafetyPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveSafetyPlan,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SaveSafetyPlanRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SaveSafetyPlanResponse.SerializeToString,
+            ),
+            'GetSafetyPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSafetyPlan,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetSafetyPlanRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetSafetyPlanResponse.SerializeToString,
+            ),
+            'GetPatientSafetyPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPatientSafetyPlan,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetPatientSafetyPlanRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetPatientSafetyPlanResponse.SerializeToString,
+            ),
+            'ListSafetyPlanVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSafetyPlanVersions,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListSafetyPlanVersionsRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListSafetyPlanVersionsResponse.SerializeToString,
+            ),
+            'ListSafetyPlanReviews': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSafetyPlanReviews,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListSafetyPlanReviewsRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListSafetyPlanReviewsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1200,6 +1312,168 @@ class NotesService:
             '/iopcare.notes.v1.NotesService/GetOnCallRoster',
             iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetOnCallRosterRequest.SerializeToString,
             iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetOnCallRosterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSafetyPlanQuestionnaire(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/GetSafetyPlanQuestionnaire',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetSafetyPlanQuestionnaireRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetSafetyPlanQuestionnaireResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveSafetyPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/SaveSafetyPlan',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SaveSafetyPlanRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.SaveSafetyPlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSafetyPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/GetSafetyPlan',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetSafetyPlanRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetSafetyPlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPatientSafetyPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/GetPatientSafetyPlan',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetPatientSafetyPlanRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.GetPatientSafetyPlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSafetyPlanVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/ListSafetyPlanVersions',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListSafetyPlanVersionsRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListSafetyPlanVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSafetyPlanReviews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/ListSafetyPlanReviews',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListSafetyPlanReviewsRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListSafetyPlanReviewsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,7 +11,7 @@ from iopcare.kit import migration_columns as col
 from iopcare.kit.schema import BigId
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 
 
 def upgrade() -> None:
