@@ -99,9 +99,13 @@ def test_meal_completion_and_ebw_move_the_dietitians_goals(
         ),
         metadata=harness.metadata(settings),
     ).care_plan
+    # The draft's goals are Goals of their own (ADR 0022), referenced by the plan.
+    plan_goals = {g["reference"] for g in json.loads(draft.fhir_json)["goal"]}
+    listed = stub.ListGoals(pb.ListGoalsRequest(patient_id=patient), metadata=dietitian).goals
     drafted = {
         g["target"][0]["measure"]["coding"][0]["code"]: g["target"][0]
-        for g in json.loads(draft.fhir_json)["contained"]
+        for g in (json.loads(item.fhir_json) for item in listed)
+        if f"Goal/{g['id']}" in plan_goals
     }
     assert "detailQuantity" not in drafted[codes.PERCENT_EBW]
     # The template's goals, as the dietitian holds them: %EBW with no number yet (the target is

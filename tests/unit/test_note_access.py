@@ -87,6 +87,7 @@ READ_TABLE = [
     # Normal notes: the team. The administrator runs the program, not the treatment: no notes.
     (ADMIN, note(), False, "NOT_TREATING"),
     (ADMIN, note(kind="intake"), False, "NOT_TREATING"),
+    (Viewer("Practitioner/adm-1", "admin", "care-team"), note(), False, "NOT_TREATING"),
     (CASE_MANAGER, note(), True, "care-team"),
 ]
 

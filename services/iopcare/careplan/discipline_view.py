@@ -153,7 +153,10 @@ def _latest_measures(
 def _review_due(plan: dict[str, Any]) -> date | None:
     for extension in plan.get("extension") or []:
         if extension.get("url") == codes.NEXT_REVIEW_EXTENSION and extension.get("valueDate"):
-            return date.fromisoformat(str(extension["valueDate"]))
+            try:
+                return date.fromisoformat(str(extension["valueDate"]))
+            except ValueError:  # a partial date ("2026-12") a client gave: no day to count from
+                return None
     return None
 
 

@@ -162,7 +162,9 @@ class Measures(ServiceBase):
                 history = store.values_over_time(uow.conn, patient_id, code)
                 updated.extend(self._update_goals(uow, principal, patient_id, code, history))
                 if code == codes.BODY_WEIGHT:
-                    self._percent_ebw(uow, principal, measure, observation_id, updated, reasons)
+                    self._percent_ebw(
+                        uow, principal, measure, observation_id, recorded, updated, reasons
+                    )
                 store.JOURNAL.audit(
                     uow,
                     principal,
@@ -255,6 +257,7 @@ class Measures(ServiceBase):
         principal: Principal,
         weight: Measure,
         weight_id: str,
+        weight_json: Any,
         updated: list[Stored],
         reasons: list[str],
     ) -> None:
@@ -267,8 +270,9 @@ class Measures(ServiceBase):
             return
         order, target = found
         percent = nutrition_rules.percent_ebw(weight.value, target)
+        sources = labels.union(labels.security_of(weight_json), labels.security_of(order.resource))
         observation = nutrition.ebw_observation(
-            patient_id, percent, weight_id, order.id, weight.effective
+            patient_id, percent, weight_id, order.id, weight.effective, sources
         )
         measure = fhir_map.measure_from_fhir(observation)
         now = datetime.now(UTC)

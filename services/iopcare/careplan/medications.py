@@ -182,6 +182,12 @@ def take_in(uow: UnitOfWork, plan_id: str, patient_id: str, plan_json: str, now:
         if contained.get("resourceType") not in mf.TYPES:
             continue
         inbound = mf.with_part2_label(contained, mf.medication_of(contained))
+        # The plan's labels (a `$handoff` puts the Bundle's there) follow each medication it
+        # brings, as they follow its goals: a Part 2 discharge's sertraline is Part 2 too.
+        plan_labels = labels.security_of(plan)
+        if plan_labels:
+            meta = inbound.setdefault("meta", {})
+            meta["security"] = labels.union(meta.get("security") or [], plan_labels)
         uow.conn.execute(
             store.medication_reconciliation.insert().values(
                 id=new_id(),

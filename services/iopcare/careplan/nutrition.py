@@ -86,13 +86,21 @@ def derived_from(conn: Connection, weight: Measure, weight_id: str) -> list[Meas
 
 
 def ebw_observation(
-    patient_id: str, percent: float, weight_id: str, order_id: str, effective: datetime
+    patient_id: str,
+    percent: float,
+    weight_id: str,
+    order_id: str,
+    effective: datetime,
+    security: list[dict[str, Any]] | None = None,
 ) -> Any:
     """The %EBW a recorded weight gives against the dietitian's target, as an R4 Observation
-    derived from the weight and naming the order whose target it used."""
+    derived from the weight and naming the order whose target it used; `security`: the labels of
+    its sources (the weight's and the order's), which derived data keeps."""
+    meta = {"meta": {"security": security}} if security else {}
     return fhir.parse_resource(
         {
             "resourceType": "Observation",
+            **meta,
             "status": "final",
             "category": [
                 {

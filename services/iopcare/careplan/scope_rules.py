@@ -46,6 +46,7 @@ SCOPE_RULES: scopes.Rules = {
             ("DocumentReference", R),
             ("NutritionOrder", R),
             ("MedicationStatement", R),
+            ("MedicationRequest", R),
         ),
     ),
     "RegisterPatient": scopes.rule("Patient", C),

@@ -318,6 +318,8 @@ PATIENT_ELEMENTS = {
     "CareTeam": "subject",
     "Goal": "subject",
     "NutritionOrder": "patient",
+    "MedicationStatement": "subject",
+    "MedicationRequest": "subject",
     "Observation": "subject",
     "Communication": "subject",
     "DocumentReference": "subject",

@@ -211,7 +211,7 @@ def may_read(viewer: Viewer, note: NoteFacts) -> Decision:
         # the clinicians treating the patient. Administrators and other services get references
         # and labels (events, summaries), never the content.
         return _deny("LABELLED_CONTENT")
-    if viewer.basis == ADMIN_BASIS:
+    if viewer.basis == ADMIN_BASIS or viewer.role == "admin":  # on a team or not
         # Minimum necessary (45 CFR 164.502(b), 164.514(d)(2)): the program's administrator
         # assigns case managers and enrols teams; a clinical note's narrative is not part of that
         # job, labelled or not. (Plans, goals and the thread stay readable: they run the program.)

@@ -14,7 +14,7 @@ from iopcare.kit import audit, paging, teams
 from iopcare.kit.access import within_launch_context
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import Database, UnitOfWork
-from iopcare.kit.errors import NotFound, PermissionDenied
+from iopcare.kit.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from iopcare.kit.requests import Asked
 from iopcare.kit.versioned import Stored
 from iopcare.scheduling import checkin_form, codes, store
@@ -178,7 +178,13 @@ class CheckIns:
         """A page of the patient's check-in answers, newest first (audited search)."""
         size = paging.page_size(page_size)
         position = paging.decode(page_token, {"at": str, "id": str})
-        before = (datetime.fromisoformat(position["at"]), position["id"]) if position else None
+        try:
+            before = (datetime.fromisoformat(position["at"]), position["id"]) if position else None
+        except ValueError as exc:  # a token nobody issued
+            raise InvalidArgument(
+                "the page token is not one this listing issued",
+                [FieldViolation("page_token", "invalid")],
+            ) from exc
         with (
             store.JOURNAL.refusals(
                 self.db, principal, audit.SEARCH, "QuestionnaireResponse", patient_id
