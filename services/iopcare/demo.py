@@ -186,6 +186,43 @@ def demo_monitoring(patient_id: str = DEMO_PATIENT_ID) -> list[dict[str, Any]]:
     ]
 
 
+def demo_inbound_medications(patient_id: str = DEMO_PATIENT_ID) -> list[dict[str, Any]]:
+    """What the detox unit discharged the patient on (issue 12): contained in the plan they
+    arrive with, each becomes a reconciliation item the psychiatrist resolves."""
+    rxnorm = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+    def statement(local_id: str, code: str, display: str, mg: float) -> dict[str, Any]:
+        return {
+            "resourceType": "MedicationStatement",
+            "id": local_id,
+            "status": "active",
+            "medicationCodeableConcept": _concept(rxnorm, code, display),
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "dosage": [
+                {
+                    "text": f"{mg:g} mg by mouth once daily",
+                    "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                    "route": {"text": "oral"},
+                    "doseAndRate": [
+                        {
+                            "doseQuantity": {
+                                "value": mg,
+                                "unit": "mg",
+                                "system": "http://unitsofmeasure.org",
+                                "code": "mg",
+                            }
+                        }
+                    ],
+                }
+            ],
+        }
+
+    return [
+        statement("inbound-1", "312940", "sertraline 50 MG Oral Tablet", 50),
+        statement("inbound-2", "197446", "chlordiazepoxide hydrochloride 25 MG Oral Capsule", 25),
+    ]
+
+
 def _demo_plan_activities(bounds: dict[str, Any]) -> list[dict[str, Any]]:
     """The demo plan's four activities, each repeating within `bounds` (a boundsPeriod)."""
     return [

@@ -22,6 +22,7 @@ from iopcare.demo import (
     demo_care_team,
     demo_episode,
     demo_goal,
+    demo_inbound_medications,
     demo_monitoring,
     demo_phq9,
     demo_safety_plan,
@@ -165,16 +166,47 @@ def _enrol_demo_patient(
             stub.CreateGoal, pb.CreateGoalRequest, "demo-goal-1", demo_goal(), token
         ).goal
         resource = demo_care_plan(team_id=team.id, goal_id=goal.id, episode_id=episode.id)
+        # The medications the detox unit discharged the patient on arrive with the plan.
+        inbound = demo_inbound_medications()
+        resource["contained"] = [*resource.get("contained", []), *inbound]
+        resource["supportingInfo"] = [{"reference": f"#{m['id']}"} for m in inbound]
         plan = _create(
             stub.CreateCarePlan, pb.CreateCarePlanRequest, "demo-plan-1", resource, token
         ).care_plan
         _record_demo_measures(stub, token)
+        _reconcile_medications(stub, token)
     print(
         f"careplan holds CarePlan/{plan.id} version {plan.version} ({plan.status}) "
         f"for Patient/{plan.patient_id}, Goal/{goal.id}, an intake PHQ-9 and the physician's "
         "first vitals and CIWA-Ar"
     )
     return str(plan.id)
+
+
+def _reconcile_medications(stub: Any, token: str) -> None:
+    """The psychiatrist (`token`) reconciles what the patient arrived on: continues the
+    antidepressant, stops the detox taper (issue 12, docs/medications.md)."""
+    found = _call(
+        stub.GetMedicationReconciliation,
+        pb.GetMedicationReconciliationRequest(patient_id=DEMO_PATIENT_ID),
+        token,
+    )
+    for n, item in enumerate(found.items):
+        if item.decision:
+            continue  # decided by an earlier run of the demo
+        drug = json.loads(item.fhir_json)["medicationCodeableConcept"]["coding"][0]["display"]
+        stop = "chlordiazepoxide" in drug
+        _call(
+            stub.ResolveReconciliationItem,
+            pb.ResolveReconciliationItemRequest(
+                request_id=f"demo-reconcile-{n}",
+                patient_id=DEMO_PATIENT_ID,
+                id=item.id,
+                decision="stop" if stop else "continue",
+                reason="detox taper completed" if stop else "continue at discharge dose",
+            ),
+            token,
+        )
 
 
 def _open_episode(
@@ -289,6 +321,21 @@ def _print_care_plan_view(addresses: dict[str, str], token: str, patient_id: str
         print(
             f"  goal: {goal['description']['text']}: latest {progress.latest_value:g} "
             f"({progress.achievement})"
+        )
+    for medication in view.active_medications:
+        resource = json.loads(medication.fhir_json)
+        drug = resource["medicationCodeableConcept"]["coding"][0]["display"]
+        print(f"  medication: {drug} ({resource['status']})")
+    reconciliation = view.medication_reconciliation
+    print(
+        f"  medication reconciliation: {reconciliation.status}, "
+        f"{reconciliation.unresolved_count} unresolved"
+    )
+    for section in view.disciplines:
+        print(
+            f"  {section.name}: {len(section.goals)} goals, {len(section.activities)} "
+            f"activities, {len(section.latest_measures)} latest measures, "
+            f"{len(section.open_tasks)} open tasks"
         )
     print(
         f"  {len(view.upcoming_sessions)} upcoming sessions, {len(view.latest_notes)} latest "
