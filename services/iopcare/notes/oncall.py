@@ -22,7 +22,8 @@ from iopcare.kit.errors import PermissionDenied
 from iopcare.notes import codes, once
 from iopcare.notes.domain import oncall as rules
 from iopcare.notes.domain.messages import NewMessage
-from iopcare.notes.posting import append_message
+from iopcare.notes.posting import append_message, derived_labels
+from iopcare.notes.store import flags as flag_store
 from iopcare.notes.store import oncall as oncall_store
 from iopcare.notes.usecase import UseCase, audited
 
@@ -189,6 +190,7 @@ class OnCall(UseCase):
                     uow.conn, flag_id, step + 1, patient_id, following, now
                 ):
                     continue
+                flag = flag_store.flags.load(uow.conn, flag_id)
                 append_message(
                     uow,
                     NewMessage(
@@ -199,6 +201,8 @@ class OnCall(UseCase):
                         sender=codes.SYSTEM_SENDER,
                         about=(f"Flag/{flag_id}",),
                         recipients=(following,),
+                        # As labelled as the alert it escalates (42 CFR 2.12(d)).
+                        security=derived_labels(flag.resource) if flag is not None else (),
                     ),
                 )
                 uow.commit()

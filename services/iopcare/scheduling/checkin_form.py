@@ -193,6 +193,11 @@ def record_check_in_request(resource: dict[str, Any], request_id: str) -> Any:
         raise fhir.refusal("required", "subject must be the Patient/{id} answering", "subject")
     if resource.get("status") != "completed":
         raise fhir.refusal("value", "a daily check-in is posted completed", "status")
+    if (resource.get("meta") or {}).get("security"):
+        # Never dropped silently: the check-in keeps no labels of a poster's (ADR 0021).
+        raise fhir.refusal(
+            "not-supported", "a daily check-in carries no security labels", "meta.security"
+        )
     try:
         answers = answers_from_response(resource)
     except InvalidArgument as exc:

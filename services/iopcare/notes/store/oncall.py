@@ -194,13 +194,13 @@ def addressed_to(
     those stored since `since` (a late commit of a lower seq: the caller drops what it has
     delivered already), in seq order."""
     m = message_recipient.c
-    rows = conn.execute(
-        select(m.seq, m.message_id)
-        .where((m.recipient == recipient) & ((m.seq > after_seq) | (m.stored_at >= since)))
-        .order_by(m.seq)
-        .limit(limit)
-    ).all()
-    return [(int(r.seq), str(r.message_id)) for r in rows]
+    mine = select(m.seq, m.message_id).where(m.recipient == recipient).order_by(m.seq)
+    # Two reads, each limited on its own: many recent deliveries already sent must not fill the
+    # page and hold back the newer messages behind them.
+    newer = conn.execute(mine.where(m.seq > after_seq).limit(limit)).all()
+    late = conn.execute(mine.where((m.seq <= after_seq) & (m.stored_at >= since)).limit(limit))
+    rows = sorted({(int(r.seq), str(r.message_id)) for r in [*newer, *late.all()]})
+    return rows
 
 
 def last_addressed_seq(conn: Connection, recipient: str) -> int:
