@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from iopcare.careplan import codes, fhir_map, store
+from iopcare.careplan import codes, fhir_map, nutrition, store
 from iopcare.careplan.base import new_id, revise_by
+from iopcare.careplan.domain import nutrition as nutrition_rules
 from iopcare.careplan.domain.goals import hoist_goals
 from iopcare.kit import audit, fhir
 from iopcare.kit.auth import Principal
@@ -38,9 +39,15 @@ def store_contained_goals(
     hoisted = hoist_goals(document, patient_id, new_id, principal.role)
     if not hoisted.goals:
         return plan
+    # A %EBW goal drafted without its number (`set_by` the dietitian) takes the target the
+    # dietitian has already set, as the goals already stored did (nutrition.set_goal_targets).
+    found = nutrition.current_target(uow.conn, patient_id)
+    detail = nutrition_rules.goal_detail(found[1]) if found is not None else None
     for goal_id, goal in hoisted.goals:
         if plan.status == "active" and goal.get("lifecycleStatus") in ACTIVATED_FROM:
             goal = {**goal, "lifecycleStatus": "active"}
+        if detail is not None:
+            goal = _with_ebw_target(goal, detail)
         resource = fhir.parse_resource(goal, "Goal", field="fhir_json.CarePlan.contained")
         status = str(resource.lifecycleStatus)
         if status not in codes.GOAL_STATUSES:
@@ -56,6 +63,18 @@ def store_contained_goals(
             uow, principal, audit.CREATE, "Goal", stored, codes.EVENT_GOAL_CREATED, detail=basis
         )
     return fhir.parse_resource(hoisted.plan, "CarePlan", field="fhir_json")
+
+
+def _with_ebw_target(goal: dict[str, Any], detail: dict[str, Any]) -> dict[str, Any]:
+    """`goal` with the dietitian's %EBW target on each %EBW target that has no number yet."""
+    targets = []
+    for target in goal.get("target") or []:
+        codings = (target.get("measure") or {}).get("coding") or []
+        is_ebw = any(c.get("code") == codes.PERCENT_EBW for c in codings)
+        if is_ebw and "detailQuantity" not in target and "detailRange" not in target:
+            target = {**target, "detailQuantity": dict(detail)}
+        targets.append(target)
+    return {**goal, "target": targets} if targets else goal
 
 
 def activate_goals(uow: UnitOfWork, principal: Principal, plan: fhir.Resource) -> list[Stored]:
