@@ -226,8 +226,6 @@ KNOWN_MEASURES = frozenset(
 CSSRS_ITEMS = (*(f"cssrs-{n}" for n in range(1, 7)), "cssrs-6-recent")
 #: Program codes a measure or a component may name.
 PROGRAM_CODES = PROGRAM_MEASURES | frozenset(CSSRS_ITEMS)
-#: Outcome measures recorded before monitoring (issue 12) came: accepted with any shape.
-KNOWN_MEASURES = frozenset({PHQ9_TOTAL, GAD7_TOTAL, AUDIT_C_TOTAL, BODY_WEIGHT, ATTENDANCE_RATE})
 #: LOINC answer codes of PHQ-9 items, to their score.
 PHQ_ANSWER_SCORES = {"LA6568-5": 0, "LA6569-3": 1, "LA6570-1": 2, "LA6571-9": 3}
 #: LOINC yes/no answers (C-SSRS items): LA33-6 Yes, LA32-8 No.
