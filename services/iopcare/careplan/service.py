@@ -89,10 +89,16 @@ class CarePlans(PlanReviews, VersionReads, ServiceBase):
             draft = fhir_map.draft_from_fhir(resource)
             check_new_plan(draft, field_prefix="fhir_json.")
         patient_id = str(draft.patient_id)
+        # Serialised before the transaction (which holds SQLite's one writer): inside it only the
+        # id and meta are set (ADR 0025).
+        today = datetime.now(UTC).date()
+        prepared = fhir.canonical(self._first_review(resource, today))
 
         def build(uow: UnitOfWork, plan_id: str, now: datetime) -> str:
             check_plan_references(uow.conn, resource, patient_id)
-            return fhir_map.stamp(self._first_review(resource, now.date()), plan_id, 1, now)
+            if now.date() != today:  # midnight passed: the first review counts from today
+                return fhir_map.stamp(self._first_review(resource, now.date()), plan_id, 1, now)
+            return fhir.stamp(prepared, plan_id, 1, now)
 
         asked = Asked(
             principal, request_id, request if request is not None else {"fhir_json": fhir_json}
