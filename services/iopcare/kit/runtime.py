@@ -51,6 +51,12 @@ STOP_SECONDS = 5.0
 CALLS_GRACE_SECONDS = 2.0
 
 
+def _worker_index() -> int:
+    """This process's index among its service's processes (iopcare.workers), 0 when alone."""
+    value = os.environ.get("IOPCARE_WORKER_INDEX", "")
+    return int(value) if value.isdigit() else 0
+
+
 def _remaining(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
 
@@ -343,6 +349,7 @@ class Assembly:
             max_calls_per_client=self.settings.rpc_max_calls_per_client,
             retry_after_seconds=self.settings.rpc_retry_after_seconds,
             metrics=self.metrics,
+            reuse_port=self.service.processes > 1,
         )
         # Liveness answers apart from readiness: an unreachable database makes a replica
         # NOT_SERVING (kit.health), which must not make Kubernetes restart it.
@@ -366,6 +373,9 @@ class Assembly:
             on_result=on_result,
         )
         metrics_port = self.service.metrics_port
+        index = _worker_index()
+        if metrics_port and index:
+            metrics_port += index  # one endpoint per worker process (ADR 0026)
         return ServiceRuntime(
             self.name,
             self.db,
