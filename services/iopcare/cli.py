@@ -36,7 +36,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     tracing.configure(args.service)
     try:
         if args.service == "gateway":
+            from iopcare import workers
             from iopcare.gateway.app import serve
+            from iopcare.gateway.settings import GatewaySettings
+
+            count = GatewaySettings().processes
+            if count > 1 and workers.worker_index() is None:
+                return workers.supervise("gateway", count, None)
 
             serve()
             return 0
