@@ -24,8 +24,9 @@ Every record is signed with the service's event key (kit.signing), so consumers 
 came from the topic's owner.
 
 Only one relay may publish a database's outbox at a time, or two could interleave one patient's
-events. On SQLite one process owns the file; on PostgreSQL the relay holds a session-level
-advisory lock while it publishes, and replicas that do not hold it stand by.
+events. On PostgreSQL the relay holds a session-level advisory lock while it publishes, and
+replicas that do not hold it stand by; on SQLite the processes of a service (ADR 0026) do the same
+with a file lock (`flock` on `<database>.relay.lock`).
 
 **Taking over** (ADR 0018). A relay killed between 2 and 3 leaves its last batch unmarked. With a
 `reader_factory`, the relay that next takes the lease (another replica, or the same service
