@@ -39,7 +39,7 @@ def test_on_sqlite_one_relay_holds_the_file_lease_and_another_takes_it_when_rele
     service do (ADR 0026): the file lock lets one relay publish; the other takes over once the
     first lets go (closing its descriptor, or dying: the kernel releases the lock either way)."""
     url = f"sqlite:///{tmp_path / 'careplan.db'}"
-    first, second = Database(url), Database(url)
+    first, second = Database(url, cross_process=True), Database(url, cross_process=True)
     migrate(first, app.MIGRATIONS)
     a = OutboxRelay(first, store.outbox, lambda: None, lock_name="careplan")  # type: ignore[arg-type,return-value]
     b = OutboxRelay(second, store.outbox, lambda: None, lock_name="careplan")  # type: ignore[arg-type,return-value]
@@ -64,7 +64,7 @@ def test_on_sqlite_writers_of_two_processes_queue_on_the_file_lock(tmp_path: Any
     import time
 
     url = f"sqlite:///{tmp_path / 'careplan.db'}"
-    first, second = Database(url), Database(url)
+    first, second = Database(url, cross_process=True), Database(url, cross_process=True)
     migrate(first, app.MIGRATIONS)
     got: list[float] = []
     try:

@@ -181,7 +181,12 @@ class Database:
     read_engine: Engine = field(init=False)
     #: SQLite only: serialises this process's write transactions (see `write_lock`).
     _write_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
-    #: SQLite only: the file lock the processes of one database queue on (-1: no file).
+    #: Several processes of one service share this SQLite file (a worker of iopcare.workers,
+    #: ADR 0026): writers queue on a file lock, and the relay holds a file lease.
+    cross_process: bool = field(
+        default_factory=lambda: "IOPCARE_WORKER_INDEX" in os.environ, compare=False
+    )
+    #: SQLite only: the file lock the processes of one database queue on (-1: none).
     _writer_fd: int | None = field(init=False, default=None, repr=False, compare=False)
     #: What the process shares per database (e.g. the audit trail's group commit, kit.audit).
     shared: dict[tuple[str, str], Any] = field(
@@ -250,7 +255,8 @@ class Database:
             # busy handler would make them sleep and poll. One descriptor per process, taken by
             # one thread at a time (under the thread lock above).
             if self._writer_fd is None:
-                self._writer_fd = self.lock_file("writer") if self.sqlite_file else -1
+                shared = self.cross_process and self.sqlite_file
+                self._writer_fd = self.lock_file("writer") if shared else -1
             fd = self._writer_fd
             if fd is None or fd < 0:
                 yield

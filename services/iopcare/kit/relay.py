@@ -445,7 +445,8 @@ class OutboxRelay(Background):
 
     def _hold_lease(self) -> bool:
         if self.db.is_sqlite:
-            return self._hold_file_lease()
+            # One process owns the file, unless several processes of the service share it.
+            return self._hold_file_lease() if self.db.cross_process else True
         if self._lease is not None:
             return True
         conn = self.db.write_engine.connect()
