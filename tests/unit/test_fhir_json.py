@@ -49,9 +49,9 @@ def reference_with_identity(resource: Any, rid: str, version: int, updated: dt.d
     return reference_json(resource.model_copy(update={"id": rid, "meta": meta}))
 
 
-def assert_same(resource: Any, label: str) -> None:
+def assert_same(resource: Any, label: str, *, stamped: bool = True) -> None:
     assert fhir.to_json(resource) == reference_json(resource), label
-    for updated in UPDATED:
+    for updated in UPDATED if stamped else ():
         expected = reference_with_identity(resource, "id-1", 7, updated)
         assert fhir.with_identity(resource, "id-1", 7, updated) == expected, label
 
@@ -75,7 +75,8 @@ def test_the_hl7_examples_are_written_byte_for_byte_as_fhir_resources_writes_the
             resource = fhir.parse_resource(path.read_bytes())
         except fhir.FhirError:
             continue  # an example our codec refuses (tests/integration/test_hl7_examples.py)
-        assert_same(resource, path.name)
+        # With the id and meta set for every third (the reference serialiser is the slow part).
+        assert_same(resource, path.name, stamped=checked % 3 == 0)
         checked += 1
     assert checked >= 100
 
