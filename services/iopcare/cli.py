@@ -36,10 +36,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     tracing.configure(args.service)
     try:
         if args.service == "gateway":
+            from iopcare import workers
             from iopcare.gateway.app import serve
+            from iopcare.gateway.settings import GatewaySettings
+
+            count = GatewaySettings().processes
+            if count > 1 and workers.worker_index() is None:
+                return workers.supervise("gateway", count, None)
 
             serve()
             return 0
+        if args.service in SERVICES:
+            from iopcare import workers
+            from iopcare.kit.settings import ServiceSettings
+
+            service = ServiceSettings.for_service(args.service)
+            if service.processes > 1 and workers.worker_index() is None:
+                return workers.supervise(args.service, service.processes, service.database_url)
         runtime = _build(args.service)
     except ConfigurationError as exc:
         # A missing key or certificate is the operator's to fix: say which, without a traceback.

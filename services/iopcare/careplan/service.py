@@ -92,12 +92,19 @@ class CarePlans(PlanReviews, VersionReads, ServiceBase):
             draft = fhir_map.draft_from_fhir(resource)
             check_new_plan(draft, field_prefix="fhir_json.")
         patient_id = str(draft.patient_id)
+        # Serialised before the transaction (which holds SQLite's one writer): inside it only the
+        # id and meta are set (ADR 0025).
+        today = datetime.now(UTC).date()
+        prepared = fhir.canonical(self._first_review(resource, today))
 
         def build(uow: UnitOfWork, plan_id: str, now: datetime) -> str:
             check_plan_references(uow.conn, resource, patient_id)
             basis = self.access.basis(uow.conn, principal, patient_id)
             plan = store_contained_goals(uow, principal, basis, resource, patient_id, now)
-            stamped = fhir_map.stamp(self._first_review(plan, now.date()), plan_id, 1, now)
+            if plan is resource and now.date() == today:
+                stamped = fhir.stamp(prepared, plan_id, 1, now)
+            else:  # its goals were taken out of it, or midnight passed: serialised again
+                stamped = fhir_map.stamp(self._first_review(plan, now.date()), plan_id, 1, now)
             # Inbound medications become reconciliation items (issue 12, part 1).
             medications.take_in(uow, plan_id, patient_id, stamped, now)
             return stamped

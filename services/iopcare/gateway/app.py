@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -349,6 +351,17 @@ def build(
 GRACEFUL_SHUTDOWN_SECONDS = 2
 
 
+def _reuse_port_socket(settings: GatewaySettings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((settings.host, settings.port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve() -> None:
     """Runs the gateway until SIGTERM/SIGINT (uvicorn handles both gracefully)."""
     import signal
@@ -363,13 +376,20 @@ def serve() -> None:
     gateway_settings = GatewaySettings()
     app, gateway = build(gateway_settings=gateway_settings)
     metrics_server = None
+    index = int(os.environ.get("IOPCARE_WORKER_INDEX", "0") or 0)
     if gateway_settings.metrics_port is not None:
+        metrics_port = gateway_settings.metrics_port
         metrics_server = MetricsServer(
-            app.state.metrics.registry, gateway_settings.host, gateway_settings.metrics_port
+            app.state.metrics.registry,
+            gateway_settings.host,
+            metrics_port + index if metrics_port else 0,  # one endpoint per process
         )
         log.info("gateway metrics on port %d", metrics_server.port)
+    # Several processes (iopcare.workers, ADR 0026) share the port: each binds it with
+    # SO_REUSEPORT and hands the socket to uvicorn.
+    shared = _reuse_port_socket(gateway_settings) if gateway_settings.processes > 1 else None
     try:
-        uvicorn.run(
+        config = uvicorn.Config(
             app,
             host=gateway_settings.host,
             port=gateway_settings.port,
@@ -379,6 +399,7 @@ def serve() -> None:
             # connections are closed, so the gateway stops within 5 s under load (issue 16).
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
+        uvicorn.Server(config).run(sockets=[shared] if shared is not None else None)
     finally:
         if metrics_server is not None:
             metrics_server.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from iopcare.kit.settings import DEFAULT_PORTS
@@ -19,6 +20,9 @@ class GatewaySettings(BaseSettings):
     #: Port of the Prometheus `/metrics` endpoint (kit.metrics), on `host`. Empty: off (the
     #: default); 0: any free port.
     metrics_port: int | None = None
+    #: Processes serving the gateway on its one port (SO_REUSEPORT; iopcare.workers, ADR 0026).
+    #: The per-client admission limits are each process's own.
+    processes: int = Field(default=1, ge=1, le=64)
     #: Path under which the FHIR base lives (`http://host:8080/fhir`).
     base_path: str = "/fhir"
     #: Largest request body accepted, in bytes; larger ones are refused with 413 before they are

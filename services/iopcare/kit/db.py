@@ -18,7 +18,9 @@ is refused (`TlsConfigurationError`) rather than one silently winning.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 import zlib
 from collections.abc import Iterator
@@ -179,6 +181,13 @@ class Database:
     read_engine: Engine = field(init=False)
     #: SQLite only: serialises this process's write transactions (see `write_lock`).
     _write_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    #: Several processes of one service share this SQLite file (a worker of iopcare.workers,
+    #: ADR 0026): writers queue on a file lock, and the relay holds a file lease.
+    cross_process: bool = field(
+        default_factory=lambda: "IOPCARE_WORKER_INDEX" in os.environ, compare=False
+    )
+    #: SQLite only: the file lock the processes of one database queue on (-1: none).
+    _writer_fd: int | None = field(init=False, default=None, repr=False, compare=False)
     #: What the process shares per database (e.g. the audit trail's group commit, kit.audit).
     shared: dict[tuple[str, str], Any] = field(
         init=False, default_factory=dict, repr=False, compare=False
@@ -199,10 +208,31 @@ class Database:
         return make_url(self.url).get_backend_name() == "sqlite"
 
     @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database's file (None: PostgreSQL, or an in-memory database)."""
+        if not self.is_sqlite:
+            return None
+        database = make_url(self.url).database
+        return Path(database) if database and database != ":memory:" else None
+
+    def lock_file(self, purpose: str) -> int | None:
+        """An open descriptor of `<database file>.<purpose>.lock`, for `fcntl.flock` between the
+        processes of one SQLite database (None when there is no file). The kernel releases a
+        flock when its holder dies, however it dies."""
+        database = self.sqlite_file
+        if database is None:
+            return None
+        path = database.with_name(f"{database.name}.{purpose}.lock")
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    @property
     def dialect(self) -> str:
         return make_url(self.url).get_backend_name()
 
     def dispose(self) -> None:
+        fd, self._writer_fd = self._writer_fd, None
+        if fd is not None and fd >= 0:
+            os.close(fd)
         self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             self.read_engine.dispose()
@@ -221,7 +251,21 @@ class Database:
             yield
             return
         with self._write_lock:
-            yield
+            # Several processes of one service (ADR 0026) queue on a file lock too: SQLite's own
+            # busy handler would make them sleep and poll. One descriptor per process, taken by
+            # one thread at a time (under the thread lock above).
+            if self._writer_fd is None:
+                shared = self.cross_process and self.sqlite_file
+                self._writer_fd = self.lock_file("writer") if shared else -1
+            fd = self._writer_fd
+            if fd is None or fd < 0:
+                yield
+                return
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

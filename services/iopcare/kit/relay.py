@@ -24,8 +24,9 @@ Every record is signed with the service's event key (kit.signing), so consumers 
 came from the topic's owner.
 
 Only one relay may publish a database's outbox at a time, or two could interleave one patient's
-events. On SQLite one process owns the file; on PostgreSQL the relay holds a session-level
-advisory lock while it publishes, and replicas that do not hold it stand by.
+events. On PostgreSQL the relay holds a session-level advisory lock while it publishes, and
+replicas that do not hold it stand by; on SQLite the processes of a service (ADR 0026) do the same
+with a file lock (`flock` on `<database>.relay.lock`).
 
 **Taking over** (ADR 0018). A relay killed between 2 and 3 leaves its last batch unmarked. With a
 `reader_factory`, the relay that next takes the lease (another replica, or the same service
@@ -42,7 +43,9 @@ copy, as before.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 import time
 import zlib
@@ -156,6 +159,8 @@ class OutboxRelay(Background):
         #: topic's tail first.
         self._taking_over = True
         self._lease: Connection | None = None
+        #: On SQLite: the descriptor holding the relay's file lock.
+        self._lease_fd: int | None = None
         self._producer: KafkaProducer | None = None
         self._wake = threading.Event()
         #: Passes left that publish one row each, to find which record the broker refused.
@@ -440,7 +445,8 @@ class OutboxRelay(Background):
 
     def _hold_lease(self) -> bool:
         if self.db.is_sqlite:
-            return True
+            # One process owns the file, unless several processes of the service share it.
+            return self._hold_file_lease() if self.db.cross_process else True
         if self._lease is not None:
             return True
         conn = self.db.write_engine.connect()
@@ -455,6 +461,26 @@ class OutboxRelay(Background):
         conn.close()
         self._stop.wait(1.0)
         return False
+
+    def _hold_file_lease(self) -> bool:
+        """On SQLite: a flock on `<database>.relay.lock`, held while the relay runs. One process
+        of a service publishes; the others (ADR 0026) stand by and take over when it dies (the
+        kernel drops the lock with its holder, so nothing can hold it while dead)."""
+        if self._lease_fd is not None:
+            return True
+        fd = self.db.lock_file("relay")
+        if fd is None:  # an in-memory database: one process by construction
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            self._stop.wait(1.0)
+            return False
+        self._lease_fd = fd
+        self._taking_over = True
+        log.info("relay: took the outbox lease; this process publishes")
+        return True
 
     def _lease_still_held(self) -> bool:
         """Checks, on the lease's own connection, that the advisory lock is still ours.
@@ -487,6 +513,9 @@ class OutboxRelay(Background):
         return True
 
     def _release_lease(self) -> None:
+        fd, self._lease_fd = self._lease_fd, None
+        if fd is not None:
+            os.close(fd)  # releases the flock
         lease, self._lease = self._lease, None
         if lease is None:
             return

@@ -327,6 +327,7 @@ def create_server(
     max_calls_per_client: int | None = None,
     retry_after_seconds: float = 1.0,
     metrics: ServiceMetrics | None = None,
+    reuse_port: bool = False,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Builds a server with health, reflection and the interceptors; binds `address`.
 
@@ -335,6 +336,7 @@ def create_server(
     services' per-RPC scope rules by full method name (`rules_for`); `on_refusal` audits refused
     calls. `max_calls_per_client`:
     see `calls_per_client`. `metrics`: every call is counted and timed (kit.metrics).
+    `reuse_port`: several processes bind the same port (SO_REUSEPORT, iopcare.workers).
     """
     limiter = limits.ClientLimiter(
         calls_per_client(max_calls_per_client, max_workers), retry_after_seconds
@@ -356,7 +358,7 @@ def create_server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
         maximum_concurrent_rpcs=max_workers * 32,
     )

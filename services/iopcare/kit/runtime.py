@@ -51,6 +51,12 @@ STOP_SECONDS = 5.0
 CALLS_GRACE_SECONDS = 2.0
 
 
+def _worker_index() -> int:
+    """This process's index among its service's processes (iopcare.workers), 0 when alone."""
+    value = os.environ.get("IOPCARE_WORKER_INDEX", "")
+    return int(value) if value.isdigit() else 0
+
+
 def _remaining(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
 
@@ -166,13 +172,15 @@ class ServiceRuntime:
             for t in threading.enumerate()
             if t is not threading.current_thread() and not t.daemon and t.is_alive()
         ]
-        if lingering:
-            # Everything is stopped and the database closed; what is left are idle pool threads
-            # (gRPC's, Kafka clients' at-exit closes), which the interpreter would join one by
-            # one for seconds. Nothing of them holds data: exit now.
-            log.info("%s: exiting without joining %d idle threads", self.name, len(lingering))
-            logging.shutdown()
-            os._exit(0)
+        # Everything is stopped and the database closed; what may be left are idle pool threads
+        # (gRPC's, Kafka clients' at-exit closes), which the interpreter would join one by one
+        # for seconds, and at-exit handlers of the clients, which were seen to hold a worker
+        # process (ADR 0026) until its deadline. Nothing of them holds data: exit now.
+        log.info("%s: exiting (%d idle threads not joined)", self.name, len(lingering))
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _exit_at(deadline: float, name: str) -> None:
@@ -343,6 +351,7 @@ class Assembly:
             max_calls_per_client=self.settings.rpc_max_calls_per_client,
             retry_after_seconds=self.settings.rpc_retry_after_seconds,
             metrics=self.metrics,
+            reuse_port=self.service.processes > 1,
         )
         # Liveness answers apart from readiness: an unreachable database makes a replica
         # NOT_SERVING (kit.health), which must not make Kubernetes restart it.
@@ -366,6 +375,9 @@ class Assembly:
             on_result=on_result,
         )
         metrics_port = self.service.metrics_port
+        index = _worker_index()
+        if metrics_port and index:
+            metrics_port += index  # one endpoint per worker process (ADR 0026)
         return ServiceRuntime(
             self.name,
             self.db,

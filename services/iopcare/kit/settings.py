@@ -430,6 +430,9 @@ class ServiceSettings(BaseSettings):
     consumer_group: str = ""
     #: Worker threads of the gRPC server.
     grpc_workers: int = 16
+    #: Processes serving the service on its one port (SO_REUSEPORT; iopcare.workers, ADR 0026).
+    #: Each is a whole service (relay, consumers, periodic tasks) sharing what replicas share.
+    processes: int = Field(default=1, ge=1, le=64)
     #: Port of the Prometheus `/metrics` endpoint (kit.metrics), on `host`. Empty: off (the
     #: default: one more open port is the operator's decision; the deploy files set it). 0: any
     #: free port (tests).
