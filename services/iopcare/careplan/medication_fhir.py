@@ -124,6 +124,16 @@ def with_part2_label(resource: dict[str, Any], medication: Medication) -> dict[s
     return labelled
 
 
+def _medication_element(inbound: dict[str, Any]) -> dict[str, Any]:
+    """The inbound medication's drug as the sender gave it: its coded concept, else its
+    reference (a `medicationReference` item keeps naming its drug, never an empty concept)."""
+    if inbound.get("medicationCodeableConcept"):
+        return {"medicationCodeableConcept": inbound["medicationCodeableConcept"]}
+    if inbound.get("medicationReference"):
+        return {"medicationReference": inbound["medicationReference"]}
+    return {"medicationCodeableConcept": {"text": "unknown medication"}}
+
+
 def statement_from(
     inbound: dict[str, Any],
     patient_id: str,
@@ -140,7 +150,7 @@ def statement_from(
     statement: dict[str, Any] = {
         "resourceType": "MedicationStatement",
         "status": status,
-        "medicationCodeableConcept": inbound.get("medicationCodeableConcept", {}),
+        **_medication_element(inbound),
         "subject": {"reference": f"Patient/{patient_id}"},
         "dateAsserted": on.isoformat(),
         "note": [
