@@ -30,7 +30,7 @@ READS = ("Get", "List", "Find")
 
 def test_every_careplan_list_rpc_pages() -> None:
     lists = [m for m in CAREPLAN.methods if m.name.startswith("List")]
-    assert len(lists) == 7
+    assert len(lists) == 9
     for method in lists:
         request, response = method.input_type.fields_by_name, method.output_type.fields_by_name
         assert request["page_size"].type == FieldDescriptor.TYPE_INT32, method.name

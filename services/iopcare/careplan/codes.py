@@ -273,3 +273,8 @@ EVENT_PATIENT_UPDATED = "iopcare.careplan.patient.updated.v1"
 EVENT_PRACTITIONER_CREATED = "iopcare.careplan.practitioner.created.v1"
 EVENT_PRACTITIONER_ROLE_CREATED = "iopcare.careplan.practitioner-role.created.v1"
 EVENT_RELATED_PERSON_CREATED = "iopcare.careplan.related-person.created.v1"
+EVENT_COVERAGE_CREATED = "iopcare.careplan.coverage.created.v1"
+EVENT_AUTHORIZATION_CREATED = "iopcare.careplan.authorization.created.v1"
+#: A utilization review alert (an authorization running low, ending soon, used up or expired):
+#: the team task, a FHIR Task focused on the ClaimResponse (docs/decisions/0028).
+EVENT_AUTHORIZATION_ALERT = "iopcare.careplan.authorization.alert.v1"

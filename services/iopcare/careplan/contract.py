@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from iopcare.careplan.codes import (
     ALERT_EXTENSION,
+    EVENT_AUTHORIZATION_ALERT,
     EVENT_CREATED,
     EVENT_CRISIS,
     EVENT_EPISODE,
@@ -49,6 +50,7 @@ TOPIC = topics.CAREPLAN
 
 __all__ = [
     "ALERT_EXTENSION",
+    "EVENT_AUTHORIZATION_ALERT",
     "EVENT_CREATED",
     "EVENT_CRISIS",
     "EVENT_EPISODE",

@@ -55,6 +55,12 @@ SCOPE_RULES: scopes.Rules = {
     "CreateRelatedPerson": scopes.rule("RelatedPerson", C),
     "GetRelatedPerson": scopes.rule("RelatedPerson", R),
     "ListRelatedPersons": scopes.rule("RelatedPerson", S),
+    "CreateCoverage": scopes.rule("Coverage", C),
+    "GetCoverage": scopes.rule("Coverage", R),
+    "ListCoverages": scopes.rule("Coverage", S),
+    "CreateAuthorization": scopes.rule("ClaimResponse", C),
+    "GetAuthorization": scopes.rule("ClaimResponse", R),
+    "ListAuthorizations": scopes.rule("ClaimResponse", S),
     # vread and history of any versioned type: the type is the request's.
     "GetResourceVersion": scopes.rule("CarePlan", R, type_field="resource_type"),
     "ListResourceVersions": scopes.rule("CarePlan", R, type_field="resource_type"),
