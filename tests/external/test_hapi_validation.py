@@ -8,13 +8,20 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from iopcare.careplan.domain.utilization import ASAM_DIMENSIONS
+from iopcare.careplan.utilization import Utilization
+from iopcare.careplan.v1 import careplan_service_pb2 as pb
+from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.demo import demo_episode
+from iopcare.kit import auth
+from iopcare.kit.rpc import bearer
 from tests.support import hapi, harness
 from tests.support.gateway import (
     FHIR_JSON,
@@ -25,6 +32,7 @@ from tests.support.gateway import (
 )
 from tests.support.monitoring import blood_pressure, cows, lithium, quantity, urine_screen
 from tests.support.plans import care_team, iop_plan, phq9, phq9_goal
+from tests.support.utilization import authorization_example, coverage_example
 
 pytestmark = pytest.mark.integration
 
@@ -134,6 +142,7 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
         },
     )
     out.get("read-relatedperson", f"/RelatedPerson/{sister['id']}")
+    utilization_review(stack, out, pid, team["id"])
     out.post(
         "message",
         "/Communication",
@@ -185,6 +194,8 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
         "Communication": {"patient": pid},
         "Flag": {"patient": pid},
         "RelatedPerson": {"patient": pid, "_include": "RelatedPerson:patient"},
+        "Coverage": {"patient": pid},
+        "ClaimResponse": {"patient": pid},
     }
     for kind, params in searches.items():
         out.get(f"search-{kind}", f"/{kind}", params=params)
@@ -274,6 +285,54 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
         ),
         412,
     )
+
+
+def utilization_review(stack: Stack, out: Collector, pid: str, team_id: str) -> None:
+    """Issue 14 part 4: a stay admitted with its ASAM assessment, the patient's Coverage, an
+    authorization ending within 7 days, and the team task it raises (a Task, kept as careplan
+    sent it on Kafka: the gateway does not serve Tasks)."""
+    with stack.client(practitioner_token(stack.settings, "admin", "adm-1")) as admin_client:
+        program = Collector(admin_client, out.folder)
+        program.kept = out.kept
+        stay = program.post("episode-ur", "/EpisodeOfCare", demo_episode(pid, team_id))
+    token = auth.service_token(stack.settings, "test")
+    with harness.channel(stack.runtimes["careplan"]) as channel:
+        stub = pb_grpc.CarePlanServiceStub(channel)
+        stub.AdmitPatient(
+            pb.AdmitPatientRequest(
+                id=stay["id"],
+                expected_version=1,
+                asam_ratings=[
+                    pb.AsamRating(dimension=d, rating=r, note="assessed at intake" if r else "")
+                    for d, r in zip(ASAM_DIMENSIONS, (1, 0, 3, 2, 3, 1), strict=True)
+                ],
+            ),
+            metadata=bearer(token),
+        )
+        out.get("read-episode-asam", f"/EpisodeOfCare/{stay['id']}")
+        coverage = out.post("coverage", "/Coverage", coverage_example(pid))
+        out.get("read-coverage", f"/Coverage/{coverage['id']}")
+        today = datetime.now(UTC).date()
+        authorization = out.post(
+            "authorization",
+            "/ClaimResponse",
+            authorization_example(
+                pid,
+                stay["id"],
+                coverage["id"],
+                today - timedelta(days=20),
+                today + timedelta(days=5),
+            ),
+        )
+        out.get("read-authorization", f"/ClaimResponse/{authorization['id']}")
+        Utilization(stack.runtimes["careplan"].db).announce_alerts()
+        tasks = stub.GetAuthorization(
+            pb.GetAuthorizationRequest(id=authorization["id"]), metadata=bearer(token)
+        ).authorization.tasks
+    assert len(tasks) == 1
+    file = f"{len(out.kept):03d}-authorization-task.json"
+    (out.folder / file).write_text(tasks[0])
+    out.kept[file] = "Task"
 
 
 def test_every_resource_the_gateway_returns_is_valid_r4(

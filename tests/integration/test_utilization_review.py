@@ -22,7 +22,7 @@ import grpc
 import pytest
 
 from iopcare.careplan import codes
-from iopcare.careplan.domain.utilization import ASAM_DIMENSIONS, EPISODE_EXTENSION
+from iopcare.careplan.domain.utilization import ASAM_DIMENSIONS
 from iopcare.careplan.utilization import Utilization
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
@@ -35,6 +35,7 @@ from tests.support import harness
 from tests.support.notes import error_reason
 from tests.support.plans import new_patient_id
 from tests.support.scheduling import future_monday, local, practitioner_schedule, ts
+from tests.support.utilization import authorization_example, coverage_example
 
 
 @pytest.fixture
@@ -57,80 +58,6 @@ def _ratings(*values: int) -> list[pb.AsamRating]:
     return [
         pb.AsamRating(dimension=d, rating=v) for d, v in zip(ASAM_DIMENSIONS, values, strict=True)
     ]
-
-
-def _coverage(patient_id: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Coverage",
-        "status": "active",
-        "beneficiary": {"reference": f"Patient/{patient_id}"},
-        "payor": [{"display": "Acme Health"}],
-        "subscriberId": "ACME-0042",
-        "class": [
-            {
-                "type": {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/coverage-class",
-                            "code": "plan",
-                        }
-                    ]
-                },
-                "value": "GOLD-PPO",
-            }
-        ],
-    }
-
-
-def _authorization(
-    patient_id: str, episode_id: str, coverage_id: str, start: str, end: str
-) -> dict[str, Any]:
-    return {
-        "resourceType": "ClaimResponse",
-        "status": "active",
-        "type": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/claim-type",
-                    "code": "institutional",
-                }
-            ]
-        },
-        "use": "preauthorization",
-        "patient": {"reference": f"Patient/{patient_id}"},
-        "created": start,
-        "insurer": {"display": "Acme Health"},
-        "outcome": "complete",
-        "extension": [
-            {
-                "url": EPISODE_EXTENSION,
-                "valueReference": {"reference": f"EpisodeOfCare/{episode_id}"},
-            }
-        ],
-        "preAuthRef": f"AUTH-{uuid.uuid4().hex[:6]}",
-        "preAuthPeriod": {"start": start, "end": end},
-        "addItem": [
-            {
-                "productOrService": {"coding": [{"system": codes.LEVEL_SYSTEM, "code": "iop"}]},
-                "adjudication": [
-                    {
-                        "category": {
-                            "coding": [
-                                {
-                                    "system": "http://terminology.hl7.org/CodeSystem/adjudication",
-                                    "code": "eligible",
-                                }
-                            ]
-                        },
-                        "value": 12,
-                    }
-                ],
-            }
-        ],
-        "insurance": [
-            {"sequence": 1, "focal": True, "coverage": {"reference": f"Coverage/{coverage_id}"}}
-        ],
-    }
 
 
 def _alerts(settings: Settings, authorization_id: str, expect: int, settle: float = 0) -> list[Any]:
@@ -231,12 +158,16 @@ def test_an_authorization_counts_attendance_and_raises_its_tasks(
     cm = harness.metadata(settings, role="case-manager", practitioner="cm-1")
     request_id = str(uuid.uuid4())
     coverage = stub.CreateCoverage(
-        pb.CreateCoverageRequest(request_id=request_id, fhir_json=json.dumps(_coverage(patient))),
+        pb.CreateCoverageRequest(
+            request_id=request_id, fhir_json=json.dumps(coverage_example(patient))
+        ),
         metadata=cm,
         timeout=10,
     ).coverage
     again = stub.CreateCoverage(
-        pb.CreateCoverageRequest(request_id=request_id, fhir_json=json.dumps(_coverage(patient))),
+        pb.CreateCoverageRequest(
+            request_id=request_id, fhir_json=json.dumps(coverage_example(patient))
+        ),
         metadata=cm,
         timeout=10,
     ).coverage
@@ -247,12 +178,8 @@ def test_an_authorization_counts_attendance_and_raises_its_tasks(
     assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
     today = datetime.now(UTC).date()
-    twelve = _authorization(
-        patient,
-        stay.id,
-        coverage.id,
-        (today - timedelta(days=1)).isoformat(),
-        (today + timedelta(days=60)).isoformat(),
+    twelve = authorization_example(
+        patient, stay.id, coverage.id, today - timedelta(days=1), today + timedelta(days=60)
     )
     authorization = stub.CreateAuthorization(
         pb.CreateAuthorizationRequest(request_id=str(uuid.uuid4()), fhir_json=json.dumps(twelve)),
@@ -265,7 +192,7 @@ def test_an_authorization_counts_attendance_and_raises_its_tasks(
         "2.1",
     )
     with pytest.raises(grpc.RpcError) as foreign:
-        other = _authorization(new_patient_id(), stay.id, coverage.id, "2026-01-01", "2026-02-01")
+        other = authorization_example(new_patient_id(), stay.id, coverage.id, today, today)
         stub.CreateAuthorization(
             pb.CreateAuthorizationRequest(
                 request_id=str(uuid.uuid4()), fhir_json=json.dumps(other)
