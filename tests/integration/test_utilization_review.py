@@ -6,7 +6,7 @@
   the attendance scheduling records (its events, through careplan's consumer), raising the team
   task (an `authorization.alert` event carrying a Task) at 3 sessions left, once;
 - an authorization that has expired raising its task, judged by an injected clock, once, and
-  not again after a restart.
+  not again after a restart; notes posts both tasks to the team thread.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit import topics
 from iopcare.kit.runtime import ServiceRuntime
 from iopcare.kit.settings import Settings
+from iopcare.notes.v1 import notes_service_pb2 as nt
+from iopcare.notes.v1 import notes_service_pb2_grpc as nt_grpc
 from iopcare.scheduling.v1 import scheduling_service_pb2 as sc
 from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as sc_grpc
 from tests.support import harness
@@ -153,6 +155,7 @@ def test_an_authorization_counts_attendance_and_raises_its_tasks(
     settings: Settings,
     careplan: ServiceRuntime,
     scheduling: ServiceRuntime,
+    notes: nt_grpc.NotesServiceStub,
 ) -> None:
     patient, stay = _stay(stub, settings)
     cm = harness.metadata(settings, role="case-manager", practitioner="cm-1")
@@ -274,3 +277,14 @@ def test_an_authorization_counts_attendance_and_raises_its_tasks(
         pb.ListAuthorizationsRequest(patient_id=patient), metadata=cm, timeout=10
     ).authorizations
     assert [a.id for a in listed] == [authorization.id]
+
+    # notes posts each task to the team thread (the path review-due notices take).
+    def posted() -> list[str] | None:
+        thread = notes.ListThread(
+            nt.ListThreadRequest(patient_id=patient, page_size=100), metadata=me, timeout=10
+        ).messages
+        found = [m.text for m in thread if m.text.startswith("Utilization review task")]
+        return found if len(found) == 2 else None
+
+    low, expired = harness.eventually(posted)
+    assert "3 of 12 sessions remain" in low and "expired on" in expired
