@@ -289,8 +289,8 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
 
 def utilization_review(stack: Stack, out: Collector, pid: str, team_id: str) -> None:
     """Issue 14 part 4: a stay admitted with its ASAM assessment, the patient's Coverage, an
-    authorization ending within 7 days, and the team task it raises (a Task, kept as careplan
-    sent it on Kafka: the gateway does not serve Tasks)."""
+    authorization ending within 7 days, the team task it raises and the stay's UR packet (kept
+    as careplan answers them over gRPC and Kafka: the gateway serves neither yet)."""
     with stack.client(practitioner_token(stack.settings, "admin", "adm-1")) as admin_client:
         program = Collector(admin_client, out.folder)
         program.kept = out.kept
@@ -329,10 +329,23 @@ def utilization_review(stack: Stack, out: Collector, pid: str, team_id: str) -> 
         tasks = stub.GetAuthorization(
             pb.GetAuthorizationRequest(id=authorization["id"]), metadata=bearer(token)
         ).authorization.tasks
+        packet = stub.GetUtilizationReviewPacket(
+            pb.GetUtilizationReviewPacketRequest(
+                id=authorization["id"],
+                requested_units=8,
+                reason="PHQ-9 still moderate",
+                base_url=stack.base_url,
+            ),
+            metadata=bearer(token),
+        ).fhir_json
     assert len(tasks) == 1
-    file = f"{len(out.kept):03d}-authorization-task.json"
-    (out.folder / file).write_text(tasks[0])
-    out.kept[file] = "Task"
+    for name, kind, text in (
+        ("authorization-task", "Task", tasks[0]),
+        ("ur-packet", "Bundle", packet),
+    ):
+        file = f"{len(out.kept):03d}-{name}.json"
+        (out.folder / file).write_text(text)
+        out.kept[file] = kind
 
 
 def test_every_resource_the_gateway_returns_is_valid_r4(

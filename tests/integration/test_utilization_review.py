@@ -278,6 +278,22 @@ def test_an_authorization_counts_attendance_and_raises_its_tasks(
     ).authorizations
     assert [a.id for a in listed] == [authorization.id]
 
+    # The UR packet of the stay, on demand: a document with the ASAM ratings and attendance.
+    packet = json.loads(
+        stub.GetUtilizationReviewPacket(
+            pb.GetUtilizationReviewPacketRequest(
+                id=authorization.id, requested_units=8, reason="PHQ-9 still moderate"
+            ),
+            metadata=cm,
+            timeout=10,
+        ).fhir_json
+    )
+    assert packet["type"] == "document"
+    sections = {s["title"]: s["text"]["div"] for s in packet["entry"][0]["resource"]["section"]}
+    assert "9 used, 3 remaining" in sections["Attendance against the plan"]
+    assert "sessions attended: 9" in sections["Attendance against the plan"]
+    assert "D4 Readiness to change: 3" in sections["ASAM criteria"]
+
     # notes posts each task to the team thread (the path review-due notices take).
     def posted() -> list[str] | None:
         thread = notes.ListThread(

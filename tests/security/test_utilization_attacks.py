@@ -96,6 +96,9 @@ def test_a_patient_token_or_a_stranger_cannot_reach_another_patients_utilization
             lambda c=caller: stub.ListAuthorizations(
                 pb.ListAuthorizationsRequest(patient_id=patient_b), metadata=c, timeout=10
             ),
+            lambda c=caller: stub.GetUtilizationReviewPacket(
+                pb.GetUtilizationReviewPacketRequest(id=authorization_b.id), metadata=c, timeout=10
+            ),
             lambda c=caller: coverage(patient_b, c),
             lambda c=caller: authorization(patient_b, stays[patient_b], coverage_b.id, c),
         )

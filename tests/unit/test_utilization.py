@@ -4,12 +4,13 @@ out."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from iopcare.careplan import codes
+from iopcare.careplan.domain.ur_packet import ContinuedStay, PacketSources, compose_packet
 from iopcare.careplan.domain.utilization import (
     ASAM_DIMENSIONS,
     ASAM_EXTENSION,
@@ -222,3 +223,67 @@ def test_alerts_at_three_units_or_seven_days_left_and_on_expiry() -> None:
     expired = alerts_due(AUTH, 10, AUTH.end + timedelta(days=1))
     assert [a.kind for a in expired] == ["expired", "units-low"]
     assert expired[0].priority == "urgent" and "expired on 2026-12-31" in expired[0].text
+
+
+def test_the_ur_packet_is_a_document_with_its_sections_and_labels() -> None:
+    episode = {
+        "resourceType": "EpisodeOfCare",
+        "id": "e1",
+        "extension": [asam_extension(SIX, "2026-12-01T10:00:00Z")],
+    }
+    condition = {
+        "resourceType": "Condition",
+        "id": "dx",
+        "code": {"coding": [{"code": "F10.20"}], "text": "Alcohol dependence"},
+    }
+    part2 = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "ETH"}
+    plans = [
+        {"resourceType": "CarePlan", "id": "cp1", "contained": [condition]},
+        {"resourceType": "CarePlan", "id": "cp2", "contained": [condition]},
+    ]
+    measure = {
+        "resourceType": "Observation",
+        "id": "o1",
+        "meta": {"security": [part2]},
+        "code": {"text": "PHQ-9"},
+        "effectiveDateTime": "2026-12-02T10:00:00Z",
+        "valueQuantity": {"value": 14},
+    }
+    sources = PacketSources(
+        "p1",
+        {"resourceType": "Patient", "id": "p1"},
+        episode,
+        {"resourceType": "ClaimResponse", "id": "a1"},
+        AUTH,
+        9,
+        plans,
+        [{"resourceType": "Goal", "id": "g1", "description": {"text": "PHQ-9 below 10"}}],
+        [measure],
+        (9, 1, 3),
+    )
+    now = datetime(2026, 12, 20, 12, tzinfo=UTC)
+    bundle = compose_packet(
+        sources, ContinuedStay(8, date(2027, 1, 31), "PHQ-9 still 14"), "https://x/fhir", now
+    )
+    assert bundle["type"] == "document" and bundle["meta"]["security"] == [part2]
+    composition = bundle["entry"][0]["resource"]
+    assert composition["resourceType"] == "Composition"
+    assert composition["subject"] == {"reference": "https://x/fhir/Patient/p1"}
+    sections = {s["title"]: s["text"]["div"] for s in composition["section"]}
+    assert list(sections) == [
+        "Diagnoses",
+        "ASAM criteria",
+        "Measures over time",
+        "Attendance against the plan",
+        "Goals and progress",
+        "Requested continued stay",
+    ]
+    assert "Alcohol dependence (F10.20)" in sections["Diagnoses"]
+    assert "IOP (ASAM 2.1)" in sections["ASAM criteria"] and "D6 " in sections["ASAM criteria"]
+    assert "PHQ-9 2026-12-02: 14" in sections["Measures over time"]
+    assert "9 used, 3 remaining" in sections["Attendance against the plan"]
+    assert "8 more sessions" in sections["Requested continued stay"]
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert kinds.count("Condition") == 1  # one diagnosis, held by both plans
+    references = {r["reference"] for s in composition["section"] for r in s.get("entry", [])}
+    assert references <= {e["fullUrl"] for e in bundle["entry"]}

@@ -61,6 +61,7 @@ SCOPE_RULES: scopes.Rules = {
     "CreateAuthorization": scopes.rule("ClaimResponse", C),
     "GetAuthorization": scopes.rule("ClaimResponse", R),
     "ListAuthorizations": scopes.rule("ClaimResponse", S),
+    "GetUtilizationReviewPacket": scopes.rule("ClaimResponse", R),
     # vread and history of any versioned type: the type is the request's.
     "GetResourceVersion": scopes.rule("CarePlan", R, type_field="resource_type"),
     "ListResourceVersions": scopes.rule("CarePlan", R, type_field="resource_type"),

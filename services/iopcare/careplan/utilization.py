@@ -18,10 +18,12 @@ from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from iopcare.careplan import codes, store
+from iopcare.careplan import codes, fhir_map, store
 from iopcare.careplan.base import Asked
+from iopcare.careplan.domain.ur_packet import ContinuedStay, PacketSources, compose_packet
 from iopcare.careplan.domain.utilization import (
     ASAM_LEVEL,
+    ATTENDED,
     Alert,
     Authorization,
     Session,
@@ -174,6 +176,64 @@ class Utilization(Listings):
             sessions = sessions_of(conn, item.patient_id, self.zone)
         facts = _facts(item)
         return Authorized(item, facts, units_used(facts, sessions))
+
+    def packet(
+        self, principal: Principal, authorization_id: str, request: ContinuedStay, base_url: str
+    ) -> str:
+        """The utilization review packet of the authorization's stay (a FHIR document Bundle,
+        `domain.ur_packet`): read by the patient's team, audited as a read of the
+        authorization."""
+        authorized = self.get_authorization(principal, authorization_id)
+        facts, patient_id = authorized.facts, authorized.item.patient_id
+        episode_ref = f"EpisodeOfCare/{facts.episode_id}"
+        with self.db.read() as conn:
+            patient = store.patients.load(conn, patient_id)
+            episode = store.episodes.load(conn, facts.episode_id)
+            kept = [
+                p
+                for p in store.plans.for_patient(conn, patient_id)
+                if p.status != "entered-in-error"
+            ]
+            # The stay's plans (supportingInfo names it); a plan made before the stay was
+            # recorded names none: then the patient's plans.
+            of_stay = [
+                p
+                for p in kept
+                if episode_ref in fhir_map.plan_episode_refs(fhir.parse_resource(p.resource))
+            ]
+            plans = [json.loads(p.resource) for p in of_stay or kept]
+            goals = [
+                json.loads(g.resource)
+                for g in store.goals.for_patient(conn, patient_id)
+                if g.status != "entered-in-error"
+            ]
+            measures = [
+                json.loads(text)
+                for _, text in store.measures_page(conn, patient_id, None, 1000, None)
+            ]
+            sessions = sessions_of(conn, patient_id, self.zone)
+        if episode is None:  # checked when the authorization was recorded; never deleted
+            raise FailedPrecondition(f"{episode_ref} vanished", reason="EPISODE_NOT_FOUND")
+        today = self.clock().astimezone(self.zone).date()
+        attendance = (
+            sum(s.status in ATTENDED for s in sessions),
+            sum(s.status == "noshow" for s in sessions),
+            sum(s.status in ("booked", "proposed", "pending") and s.day >= today for s in sessions),
+        )
+        sources = PacketSources(
+            patient_id,
+            json.loads(patient.resource) if patient is not None else None,
+            json.loads(episode.resource),
+            json.loads(authorized.item.resource),
+            facts,
+            authorized.used,
+            plans,
+            goals,
+            measures,
+            attendance,
+        )
+        bundle = compose_packet(sources, request, base_url.rstrip("/"), self.clock())
+        return json.dumps(bundle, separators=(",", ":"))
 
     # Alerts --------------------------------------------------------------------------------------
 

@@ -4,17 +4,21 @@ servicer."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from functools import cached_property
 from typing import Any
 
 from google.type import date_pb2
 
+from iopcare.careplan.domain.ur_packet import ContinuedStay
 from iopcare.careplan.domain.utilization import ASAM_LEVEL, AsamRating
 from iopcare.careplan.registry import Registry
 from iopcare.careplan.utilization import Authorized, Utilization
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
-from iopcare.kit.protoconv import timestamp
-from iopcare.kit.servicer import creates, gets, lists
+from iopcare.kit.auth import current_principal
+from iopcare.kit.errors import FieldViolations
+from iopcare.kit.protoconv import require_id, timestamp
+from iopcare.kit.servicer import creates, gets, lists, rpc
 from iopcare.kit.versioned import Stored
 
 
@@ -111,3 +115,33 @@ class UtilizationRpcs:
         "authorizations",
         authorization_message,
     )
+    GetUtilizationReviewPacket = rpc(
+        lambda s, r: s.utilization.packet(
+            current_principal(),
+            require_id(r.id, "id"),
+            continued_stay(r),
+            r.base_url or DEFAULT_BASE,
+        ),
+        lambda text: pb.GetUtilizationReviewPacketResponse(fhir_json=text),
+    )
+
+
+#: Where a packet's fullUrls point when the caller names no FHIR base.
+DEFAULT_BASE = "https://iopcare.invalid/fhir"
+
+
+def continued_stay(request: Any) -> ContinuedStay:
+    """The continued stay a packet requests (INVALID_ARGUMENT naming a bad field)."""
+    problems = FieldViolations()
+    if request.requested_units < 0:
+        problems.add("requested_units", "0 or more")
+    if len(request.reason) > 2000:
+        problems.add("reason", "at most 2000 characters")
+    end, through = request.requested_end, None
+    if end.year or end.month or end.day:
+        try:
+            through = date(end.year, end.month, end.day)
+        except ValueError:
+            problems.add("requested_end", "a whole calendar date: year, month and day")
+    problems.raise_if_any("the continued stay requested is invalid")
+    return ContinuedStay(request.requested_units, through, request.reason)

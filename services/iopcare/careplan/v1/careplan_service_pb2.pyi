@@ -944,3 +944,23 @@ class ListAuthorizationsResponse(_message.Message):
     authorizations: _containers.RepeatedCompositeFieldContainer[Authorization]
     next_page_token: str
     def __init__(self, authorizations: _Optional[_Iterable[_Union[Authorization, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetUtilizationReviewPacketRequest(_message.Message):
+    __slots__ = ("id", "requested_units", "requested_end", "reason", "base_url")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_UNITS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_END_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    requested_units: int
+    requested_end: _date_pb2.Date
+    reason: str
+    base_url: str
+    def __init__(self, id: _Optional[str] = ..., requested_units: _Optional[int] = ..., requested_end: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., reason: _Optional[str] = ..., base_url: _Optional[str] = ...) -> None: ...
+
+class GetUtilizationReviewPacketResponse(_message.Message):
+    __slots__ = ("fhir_json",)
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    fhir_json: str
+    def __init__(self, fhir_json: _Optional[str] = ...) -> None: ...

@@ -237,6 +237,11 @@ class CarePlanServiceStub:
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListAuthorizationsRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListAuthorizationsResponse.FromString,
                 _registered_method=True)
+        self.GetUtilizationReviewPacket = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetUtilizationReviewPacket',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetUtilizationReviewPacketRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetUtilizationReviewPacketResponse.FromString,
+                _registered_method=True)
 
 
 class CarePlanServiceServicer:
@@ -595,6 +600,17 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUtilizationReviewPacket(self, request, context):
+        """The utilization review packet of an authorization's stay, on demand: a FHIR R4 document
+        Bundle (Composition first) with the diagnoses, the ASAM assessment, measures over time,
+        attendance against the authorization, goals and progress, and the continued stay requested.
+        The patient's care team; audited as a read of the authorization. The Bundle carries the union
+        of its resources' security labels.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CarePlanServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -797,6 +813,11 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     servicer.ListAuthorizations,
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListAuthorizationsRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListAuthorizationsResponse.SerializeToString,
+            ),
+            'GetUtilizationReviewPacket': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUtilizationReviewPacket,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetUtilizationReviewPacketRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetUtilizationReviewPacketResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1882,6 +1903,33 @@ class CarePlanService:
             '/iopcare.careplan.v1.CarePlanService/ListAuthorizations',
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListAuthorizationsRequest.SerializeToString,
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListAuthorizationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUtilizationReviewPacket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetUtilizationReviewPacket',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetUtilizationReviewPacketRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetUtilizationReviewPacketResponse.FromString,
             options,
             channel_credentials,
             insecure,
