@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -115,6 +115,73 @@ def _measure_line(observation: dict[str, Any]) -> str:
     return f"{_code_text(observation) or 'measure'} {when}: {shown}"
 
 
+Add = Callable[[dict[str, Any]], str]
+
+
+def _asam_lines(sources: PacketSources) -> list[str]:
+    facts = sources.facts
+    lines = [f"level of care: {facts.level.upper()} (ASAM {ASAM_LEVEL[facts.level]})"]
+    ratings = asam_ratings_of(sources.episode)
+    lines += [
+        f"{r.dimension.upper()} {ASAM_DIMENSIONS.get(r.dimension, r.dimension)}: {r.rating}"
+        + (f" ({r.note})" if r.note else "")
+        for r in ratings
+    ] or ["no ASAM assessment recorded"]
+    return lines
+
+
+def _clinical_sections(sources: PacketSources, add: Add, episode_url: str) -> list[dict[str, Any]]:
+    """Diagnoses, the ASAM assessment and the measures over time."""
+    conditions = diagnoses_of(sources.plans, f"Patient/{sources.patient_id}")
+    diagnosis_refs = [add(c) for c in conditions]
+    diagnosis_lines = [f"{_code_text(c)} ({', '.join(_codes(c))})" for c in conditions]
+    measure_refs = [add(m) for m in sources.measures]
+    return [
+        _section(
+            "Diagnoses", ("11450-4", "Problem list - Reported"), diagnosis_lines, diagnosis_refs
+        ),
+        _section("ASAM criteria", None, _asam_lines(sources), [episode_url]),
+        _section(
+            "Measures over time",
+            ("30954-2", "Relevant diagnostic tests/laboratory data Narrative"),
+            [_measure_line(m) for m in sources.measures],
+            measure_refs,
+        ),
+    ]
+
+
+def _stay_sections(
+    sources: PacketSources, request: ContinuedStay, add: Add, authorization_url: str
+) -> list[dict[str, Any]]:
+    """Attendance against the authorization, goals and progress, the continued stay asked."""
+    facts = sources.facts
+    attended, missed, ahead = sources.attendance
+    remaining = max(facts.units - sources.units_used, 0)
+    attendance_lines = [
+        f"authorization {facts.number}: {facts.units} {facts.unit} from "
+        f"{facts.start.isoformat()} to {facts.end.isoformat()}; {sources.units_used} used, "
+        f"{remaining} remaining",
+        f"sessions attended: {attended}; missed: {missed}; booked ahead: {ahead}",
+    ]
+    goal_refs = [add(g) for g in sources.goals]
+    goal_lines = [
+        f"{(g.get('description') or {}).get('text', 'goal')}: {_achievement(g)}"
+        for g in sources.goals
+    ]
+    plan_refs = [add(p) for p in sources.plans]
+    through = request.through.isoformat() if request.through else "not given"
+    request_lines = [
+        f"{request.units} more {facts.unit} at {facts.level.upper()} "
+        f"(ASAM {ASAM_LEVEL[facts.level]}) through {through}",
+        f"reason: {request.reason or 'not given'}",
+    ]
+    return [
+        _section("Attendance against the plan", None, attendance_lines, [authorization_url]),
+        _section("Goals and progress", ("61146-7", "Goals"), goal_lines, [*goal_refs, *plan_refs]),
+        _section("Requested continued stay", None, request_lines, []),
+    ]
+
+
 def compose_packet(
     sources: PacketSources, request: ContinuedStay, base_url: str, now: datetime
 ) -> dict[str, Any]:
@@ -130,49 +197,9 @@ def compose_packet(
         entries.append((url, resource))
         return url
 
-    patient_ref = f"Patient/{sources.patient_id}"
     subject = add(sources.patient) if sources.patient is not None else None
     episode_url = add(sources.episode)
     authorization_url = add(sources.authorization)
-    conditions = diagnoses_of(sources.plans, patient_ref)
-    diagnosis_refs = [add(c) for c in conditions]
-    diagnosis_lines = [f"{_code_text(c)} ({', '.join(_codes(c))})" for c in conditions]
-
-    ratings = asam_ratings_of(sources.episode)
-    asam_lines = [
-        f"{r.dimension.upper()} {ASAM_DIMENSIONS.get(r.dimension, r.dimension)}: {r.rating}"
-        + (f" ({r.note})" if r.note else "")
-        for r in ratings
-    ] or ["no ASAM assessment recorded"]
-    facts = sources.facts
-    asam_lines.insert(0, f"level of care: {facts.level.upper()} (ASAM {ASAM_LEVEL[facts.level]})")
-
-    measure_refs = [add(m) for m in sources.measures]
-    measure_lines = [_measure_line(m) for m in sources.measures]
-
-    attended, missed, ahead = sources.attendance
-    remaining = max(facts.units - sources.units_used, 0)
-    attendance_lines = [
-        f"authorization {facts.number}: {facts.units} {facts.unit} from "
-        f"{facts.start.isoformat()} to {facts.end.isoformat()}; {sources.units_used} used, "
-        f"{remaining} remaining",
-        f"sessions attended: {attended}; missed: {missed}; booked ahead: {ahead}",
-    ]
-
-    goal_refs = [add(g) for g in sources.goals]
-    goal_lines = [
-        f"{(g.get('description') or {}).get('text', 'goal')}: {_achievement(g)}"
-        for g in sources.goals
-    ]
-    plan_refs = [add(p) for p in sources.plans]
-
-    through = request.through.isoformat() if request.through else "not given"
-    request_lines = [
-        f"{request.units} more {facts.unit} at {facts.level.upper()} "
-        f"(ASAM {ASAM_LEVEL[facts.level]}) through {through}",
-        f"reason: {request.reason or 'not given'}",
-    ]
-
     composition: dict[str, Any] = {
         "resourceType": "Composition",
         "id": str(uuid.uuid4()),
@@ -181,30 +208,15 @@ def compose_packet(
             "coding": [{"system": LOINC, "code": "34133-9", "display": "Summary of episode note"}],
             "text": "Utilization review packet",
         },
-        "subject": {"reference": subject or patient_ref},
-        "encounter": None,
+        "subject": {"reference": subject or f"Patient/{sources.patient_id}"},
         "date": now.isoformat(),
         "author": [{"display": "IOP program (iopcare)"}],
-        "title": f"Utilization review: continued stay request ({facts.number})",
+        "title": f"Utilization review: continued stay request ({sources.facts.number})",
         "section": [
-            _section(
-                "Diagnoses", ("11450-4", "Problem list - Reported"), diagnosis_lines, diagnosis_refs
-            ),
-            _section("ASAM criteria", None, asam_lines, [episode_url]),
-            _section(
-                "Measures over time",
-                ("30954-2", "Relevant diagnostic tests/laboratory data Narrative"),
-                measure_lines,
-                measure_refs,
-            ),
-            _section("Attendance against the plan", None, attendance_lines, [authorization_url]),
-            _section(
-                "Goals and progress", ("61146-7", "Goals"), goal_lines, [*goal_refs, *plan_refs]
-            ),
-            _section("Requested continued stay", None, request_lines, []),
+            *_clinical_sections(sources, add, episode_url),
+            *_stay_sections(sources, request, add, authorization_url),
         ],
     }
-    del composition["encounter"]
     composition_url = f"{base_url}/Composition/{composition['id']}"
     security = labels.union(*((r.get("meta") or {}).get("security") or [] for _, r in entries))
     bundle: dict[str, Any] = {
