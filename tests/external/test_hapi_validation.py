@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,13 @@ import httpx
 import pytest
 
 from iopcare.careplan import codes
+from iopcare.careplan.domain.utilization import ASAM_DIMENSIONS
+from iopcare.careplan.utilization import Utilization
+from iopcare.careplan.v1 import careplan_service_pb2 as pb
+from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.demo import demo_episode
 from iopcare.kit import auth
+from iopcare.kit.rpc import bearer
 from tests.support import hapi, harness
 from tests.support.gateway import (
     FHIR_JSON,
@@ -30,6 +36,7 @@ from tests.support.monitoring import blood_pressure, cows, lithium, quantity, ur
 from tests.support.nutrition import behaviour, meal, nutrition_order, weight, weight_target
 from tests.support.plans import care_team, iop_plan, phq9, phq9_goal
 from tests.support.safety import cssrs_screen, safety_plan
+from tests.support.utilization import authorization_example, coverage_example
 
 pytestmark = pytest.mark.integration
 
@@ -182,6 +189,7 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
         },
     )
     out.get("read-relatedperson", f"/RelatedPerson/{sister['id']}")
+    utilization_review(stack, out, pid, team["id"])
     out.post(
         "message",
         "/Communication",
@@ -267,6 +275,8 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
         "RelatedPerson": {"patient": pid, "_include": "RelatedPerson:patient"},
         "MedicationStatement": {"patient": pid},
         "MedicationRequest": {"patient": pid},
+        "Coverage": {"patient": pid},
+        "ClaimResponse": {"patient": pid},
     }
     for kind, params in searches.items():
         out.get(f"search-{kind}", f"/{kind}", params=params)
@@ -384,6 +394,67 @@ def safety_plan_course(stack: Stack, ehr: httpx.Client, out: Collector, pid: str
     out.get("read-safety-plan", f"/QuestionnaireResponse/{plan['id']}")
     out.get("history-safety-plan", f"/QuestionnaireResponse/{plan['id']}/_history")
     out.get("search-safety-plan", "/QuestionnaireResponse", params={"patient": pid})
+
+
+def utilization_review(stack: Stack, out: Collector, pid: str, team_id: str) -> None:
+    """Issue 14 part 4: a stay admitted with its ASAM assessment, the patient's Coverage, an
+    authorization ending within 7 days, the team task it raises and the stay's UR packet (kept
+    as careplan answers them over gRPC and Kafka: the gateway serves neither yet)."""
+    with stack.client(practitioner_token(stack.settings, "admin", "adm-1")) as admin_client:
+        program = Collector(admin_client, out.folder)
+        program.kept = out.kept
+        stay = program.post("episode-ur", "/EpisodeOfCare", demo_episode(pid, team_id))
+    token = auth.service_token(stack.settings, "test")
+    with harness.channel(stack.runtimes["careplan"]) as channel:
+        stub = pb_grpc.CarePlanServiceStub(channel)
+        stub.AdmitPatient(
+            pb.AdmitPatientRequest(
+                id=stay["id"],
+                expected_version=1,
+                asam_ratings=[
+                    pb.AsamRating(dimension=d, rating=r, note="assessed at intake" if r else "")
+                    for d, r in zip(ASAM_DIMENSIONS, (1, 0, 3, 2, 3, 1), strict=True)
+                ],
+            ),
+            metadata=bearer(token),
+        )
+        out.get("read-episode-asam", f"/EpisodeOfCare/{stay['id']}")
+        coverage = out.post("coverage", "/Coverage", coverage_example(pid))
+        out.get("read-coverage", f"/Coverage/{coverage['id']}")
+        today = datetime.now(UTC).date()
+        authorization = out.post(
+            "authorization",
+            "/ClaimResponse",
+            authorization_example(
+                pid,
+                stay["id"],
+                coverage["id"],
+                today - timedelta(days=20),
+                today + timedelta(days=5),
+            ),
+        )
+        out.get("read-authorization", f"/ClaimResponse/{authorization['id']}")
+        Utilization(stack.runtimes["careplan"].db).announce_alerts()
+        tasks = stub.GetAuthorization(
+            pb.GetAuthorizationRequest(id=authorization["id"]), metadata=bearer(token)
+        ).authorization.tasks
+        packet = stub.GetUtilizationReviewPacket(
+            pb.GetUtilizationReviewPacketRequest(
+                id=authorization["id"],
+                requested_units=8,
+                reason="PHQ-9 still moderate",
+                base_url=stack.base_url,
+            ),
+            metadata=bearer(token),
+        ).fhir_json
+    assert len(tasks) == 1
+    for name, kind, text in (
+        ("authorization-task", "Task", tasks[0]),
+        ("ur-packet", "Bundle", packet),
+    ):
+        file = f"{len(out.kept):03d}-{name}.json"
+        (out.folder / file).write_text(text)
+        out.kept[file] = kind
 
 
 def test_every_resource_the_gateway_returns_is_valid_r4(

@@ -30,9 +30,8 @@ READS = ("Get", "List", "Find")
 
 def test_every_careplan_list_rpc_pages() -> None:
     lists = [m for m in CAREPLAN.methods if m.name.startswith("List")]
-    assert (
-        len(lists) == 10
-    )  # + NutritionOrders, RelatedPersons, MedicationStatements, MedicationRequests
+    # + nutrition, family, medications (2), coverage, authorizations
+    assert len(lists) == 12
     for method in lists:
         request, response = method.input_type.fields_by_name, method.output_type.fields_by_name
         assert request["page_size"].type == FieldDescriptor.TYPE_INT32, method.name

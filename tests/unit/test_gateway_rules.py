@@ -311,6 +311,8 @@ def test_capability_statement_lists_what_the_handlers_implement() -> None:
     assert listed["Slot"] == {"search-type"}
     assert listed["Consent"] == {"read", "create", "update", "search-type"}
     assert listed["RelatedPerson"] == {"read", "create", "search-type"}
+    assert listed["Coverage"] == {"read", "create", "search-type"}
+    assert listed["ClaimResponse"] == {"read", "create", "search-type"}
     assert "refused" in rest["interaction"][1]["documentation"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from iopcare.careplan.domain.goals import Section
 from iopcare.careplan.domain.progress import Attendance
 from iopcare.careplan.domain.review import Attestation, Review
 from iopcare.careplan.domain.templates import Template
+from iopcare.careplan.domain.utilization import ASAM_LEVEL, asam_ratings_of
 from iopcare.careplan.episodes import Episodes
 from iopcare.careplan.family_api import FamilyRpcs
 from iopcare.careplan.listing import Listings
@@ -26,6 +28,7 @@ from iopcare.careplan.nutrition import NutritionPlans
 from iopcare.careplan.patient_view import GoalProgress, NoteSummary, PatientView
 from iopcare.careplan.registry import Registry
 from iopcare.careplan.service import CarePlans
+from iopcare.careplan.utilization_api import UtilizationRpcs, asam_messages, asam_of
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.careplan.versions import PastVersion
@@ -127,6 +130,9 @@ def episode_message(episode: Stored) -> pb.EpisodeOfCare:
         **stored(episode),
         clinical_level=state.clinical_level or "",
         authorized_level=state.authorized_level or "",
+        clinical_asam_level=ASAM_LEVEL.get(state.clinical_level or "", ""),
+        authorized_asam_level=ASAM_LEVEL.get(state.authorized_level or "", ""),
+        asam_ratings=asam_messages(asam_ratings_of(json.loads(episode.resource))),
     )
 
 
@@ -181,7 +187,9 @@ def day_of(value: date_pb2.Date, field: str) -> date | None:
 
 
 @dataclass(eq=False)  # identity, as for any servicer
-class CarePlanServicer(FamilyRpcs, MedicationRpcs, pb_grpc.CarePlanServiceServicer):
+class CarePlanServicer(
+    FamilyRpcs, MedicationRpcs, UtilizationRpcs, pb_grpc.CarePlanServiceServicer
+):
     """The RPCs, each on the use case it calls (picked off these fields)."""
 
     plans: CarePlans
@@ -222,12 +230,12 @@ class CarePlanServicer(FamilyRpcs, MedicationRpcs, pb_grpc.CarePlanServiceServic
         lambda s: s.listings.episodes, pb.ListEpisodesResponse, "episodes", episode_message
     )
     AdmitPatient = rpc(
-        lambda s, r: s.episodes.step(change_of(r, r.reason), "AdmitPatient"),
+        lambda s, r: s.episodes.step(change_of(r, r.reason), "AdmitPatient", asam_of(r)),
         one(pb.AdmitPatientResponse, "episode", episode_message),
     )
     ChangeLevelOfCare = rpc(
         lambda s, r: s.episodes.change_level(
-            change_of(r, r.reason), r.clinical_level, r.authorized_level
+            change_of(r, r.reason), r.clinical_level, r.authorized_level, asam_of(r)
         ),
         one(pb.ChangeLevelOfCareResponse, "episode", episode_message),
     )

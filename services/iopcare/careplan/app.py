@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from iopcare.careplan import store
 from iopcare.careplan.api import SERVICE_NAME, CarePlanServicer
@@ -20,6 +21,7 @@ from iopcare.careplan.registry import Registry
 from iopcare.careplan.scope_rules import SCOPE_RULES
 from iopcare.careplan.service import CarePlans
 from iopcare.careplan.template_files import load_templates
+from iopcare.careplan.utilization import Utilization
 from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit import topics
 from iopcare.kit.composition import configured
@@ -65,7 +67,13 @@ def build(
         access=access,
         deadline=timedelta(hours=settings.medication_reconciliation_hours),
     )
-    consumer = parts.consumer(store.inbox, [topics.SCHEDULING, topics.NOTES], handlers(measures))
+    utilization = Utilization(
+        parts.db, max_resource_bytes=limit, notify_outbox=notify, access=access
+    )
+    utilization.zone = ZoneInfo(settings.program_timezone)
+    consumer = parts.consumer(
+        store.inbox, [topics.SCHEDULING, topics.NOTES], handlers(measures, utilization)
+    )
     servicer = CarePlanServicer(
         plans,
         teams,
@@ -89,9 +97,13 @@ def build(
         settings.review_check_seconds,
         medications.raise_overdue_tasks,
     )
+    servicer.utilization = utilization  # the servicer's RPCs share the alerts' clock and zone
+    authorization_alerts = PeriodicTask(
+        "authorization-alerts", settings.review_check_seconds, utilization.announce_alerts
+    )
     return parts.runtime(
         [(pb_grpc.add_CarePlanServiceServicer_to_server, servicer, SERVICE_NAME)],
         [consumer],
-        [review_due, reconciliation_due],
+        [review_due, reconciliation_due, authorization_alerts],
         rules=rules_for(SERVICE_NAME, SCOPE_RULES),
     )

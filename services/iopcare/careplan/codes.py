@@ -357,3 +357,8 @@ WEIGHT_TARGET_EXTENSION = "https://iopcare.org/fhir/StructureDefinition/weight-t
 #: The meal a supported-meal Observation is about (a component's code and its value's system).
 MEAL_SYSTEM = "https://iopcare.org/fhir/CodeSystem/meal"
 MEAL_COMPONENT = "meal"
+EVENT_COVERAGE_CREATED = "iopcare.careplan.coverage.created.v1"
+EVENT_AUTHORIZATION_CREATED = "iopcare.careplan.authorization.created.v1"
+#: A utilization review alert (an authorization running low, ending soon, used up or expired):
+#: the team task, a FHIR Task focused on the ClaimResponse (docs/decisions/0028).
+EVENT_AUTHORIZATION_ALERT = "iopcare.careplan.authorization.alert.v1"

@@ -22,6 +22,7 @@ from __future__ import annotations
 from iopcare.careplan.codes import (
     ALERT_EXTENSION,
     CSSRS_SCREEN_RISK,
+    EVENT_AUTHORIZATION_ALERT,
     EVENT_CREATED,
     EVENT_CRISIS,
     EVENT_EPISODE,
@@ -57,6 +58,7 @@ TOPIC = topics.CAREPLAN
 __all__ = [
     "ALERT_EXTENSION",
     "CSSRS_SCREEN_RISK",
+    "EVENT_AUTHORIZATION_ALERT",
     "EVENT_CREATED",
     "EVENT_CRISIS",
     "EVENT_EPISODE",

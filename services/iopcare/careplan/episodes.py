@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from iopcare.careplan import codes, fhir_map, store
@@ -18,6 +18,7 @@ from iopcare.careplan.domain.model import (
     MAX_VERSION,
     check_revision,
 )
+from iopcare.careplan.domain.utilization import AsamRating, check_asam_ratings
 from iopcare.careplan.fhir_map import with_transition
 from iopcare.kit import audit, fhir
 from iopcare.kit.access import EHR_ROLE
@@ -88,16 +89,20 @@ class Episodes(ServiceBase):
             episode = store.episodes.load(conn, episode_id)
         return self._audited_read(principal, f"EpisodeOfCare/{episode_id}", episode)
 
-    def step(self, change: Change, rpc: str) -> Stored:
-        """Admit or discharge: the step of `STEPS` that `rpc` names."""
-        return self._transition(change, STEPS[rpc], rpc)
+    def step(self, change: Change, rpc: str, asam: Sequence[AsamRating] = ()) -> Stored:
+        """Admit or discharge: the step of `STEPS` that `rpc` names; an admission is a
+        level-of-care decision and may record its ASAM assessment."""
+        return self._transition(change, STEPS[rpc], rpc, asam=asam)
 
-    def change_level(self, change: Change, clinical: str, authorized: str) -> Stored:
+    def change_level(
+        self, change: Change, clinical: str, authorized: str, asam: Sequence[AsamRating] = ()
+    ) -> Stored:
         return self._transition(
             change,
             lambda state: change_level(state, clinical, authorized or None),
             "ChangeLevelOfCare",
             {"clinical": clinical, "authorized": authorized},
+            asam,
         )
 
     def _transition(
@@ -106,6 +111,7 @@ class Episodes(ServiceBase):
         decide: Callable[[EpisodeState], Transition],
         operation: str,
         arguments: dict[str, str] | None = None,
+        asam: Sequence[AsamRating] = (),
     ) -> Stored:
         """A transition under `change.expected_version`; with a request id, once (kit.requests).
         `operation` names the RPC; `arguments`, the step's own beside the change's."""
@@ -117,6 +123,7 @@ class Episodes(ServiceBase):
         )
         name = f"EpisodeOfCare/{episode_id}"
         with self._audit_refusals(principal, audit.UPDATE, name):
+            check_asam_ratings(asam)
             if not 1 <= change.expected_version <= MAX_VERSION:
                 raise InvalidArgument(
                     "expected_version is required",
@@ -131,7 +138,7 @@ class Episodes(ServiceBase):
                     episode = fhir.parse_resource(current.resource)
                     transition = decide(fhir_map.episode_state(episode))
                     effects.append(transition)
-                    revised = with_transition(episode, transition.state, now)
+                    revised = with_transition(episode, transition.state, now, asam)
                     return (
                         fhir.with_identity(revised, episode_id, version, now),
                         transition.state.status,

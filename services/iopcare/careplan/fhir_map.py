@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -12,6 +13,14 @@ from iopcare.careplan.domain.measures import Measure, Target
 from iopcare.careplan.domain.model import Activity, CarePlanDraft
 from iopcare.careplan.domain.review import Review
 from iopcare.careplan.domain.team import CareTeamDraft, Member
+from iopcare.careplan.domain.utilization import (
+    ASAM_EXTENSION,
+    ASAM_LEVEL,
+    ASAM_LEVEL_NAMES,
+    ASAM_LEVEL_SYSTEM,
+    AsamRating,
+    asam_extension,
+)
 from iopcare.kit import fhir
 from iopcare.kit.teams import as_date
 
@@ -315,19 +324,28 @@ def episode_state(episode: fhir.Resource) -> EpisodeState:
 
 
 def _level_extension(state: EpisodeState) -> dict[str, Any]:
-    parts = [
-        {"url": name, "valueCoding": {"system": codes.LEVEL_SYSTEM, "code": level}}
-        for name, level in (
-            ("clinical", state.clinical_level),
-            ("authorized", state.authorized_level),
-        )
-        if level
-    ]
+    """The program's levels, each with its ASAM level beside it (`clinical-asam`, ...)."""
+    parts: list[dict[str, Any]] = []
+    for name, level in (("clinical", state.clinical_level), ("authorized", state.authorized_level)):
+        if not level:
+            continue
+        parts.append({"url": name, "valueCoding": {"system": codes.LEVEL_SYSTEM, "code": level}})
+        if level in ASAM_LEVEL:
+            asam = ASAM_LEVEL[level]
+            coding = {"system": ASAM_LEVEL_SYSTEM, "code": asam, "display": ASAM_LEVEL_NAMES[asam]}
+            parts.append({"url": f"{name}-asam", "valueCoding": coding})
     return {"url": codes.LEVEL_EXTENSION, "extension": parts}
 
 
-def with_transition(episode: fhir.Resource, state: EpisodeState, now: datetime) -> fhir.Resource:
-    """The episode after a transition: status, statusHistory, period and the level extension.
+def with_transition(
+    episode: fhir.Resource,
+    state: EpisodeState,
+    now: datetime,
+    asam: Sequence[AsamRating] = (),
+) -> fhir.Resource:
+    """The episode after a transition: status, statusHistory, period and the level extension;
+    with `asam` ratings, the decision's ASAM assessment (replacing the previous one: the
+    history of versions keeps every decision's).
 
     The server keeps statusHistory (FHIR: "the history of statuses that the EpisodeOfCare has
     been through"), closing the previous status's period when a new one starts.
@@ -350,9 +368,12 @@ def with_transition(episode: fhir.Resource, state: EpisodeState, now: datetime) 
         period["end"] = instant
     if period:
         data["period"] = period
-    others = [e for e in data.get("extension") or [] if e.get("url") != codes.LEVEL_EXTENSION]
+    replaced = {codes.LEVEL_EXTENSION, ASAM_EXTENSION} if asam else {codes.LEVEL_EXTENSION}
+    others = [e for e in data.get("extension") or [] if e.get("url") not in replaced]
     level = _level_extension(state)
     data["extension"] = [*others, level] if level["extension"] else others
+    if asam:
+        data["extension"].append(asam_extension(asam, instant))
     if not data["extension"]:
         del data["extension"]
     return fhir.parse_resource(data, "EpisodeOfCare")

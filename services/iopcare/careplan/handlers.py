@@ -20,6 +20,7 @@ from iopcare.careplan import store
 from iopcare.careplan.domain.progress import note_title
 from iopcare.careplan.measures import Measures
 from iopcare.careplan.reviews import make_reviews_due
+from iopcare.careplan.utilization import Utilization
 from iopcare.kit import fhir, privacy
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork
@@ -187,13 +188,16 @@ def on_crisis_raised(uow: UnitOfWork, received: ReceivedEvent) -> None:
     )
 
 
-def handlers(measures: Measures) -> dict[str, Handler]:
+def handlers(measures: Measures, utilization: Utilization | None = None) -> dict[str, Handler]:
     """The consumer's table: event type -> handler."""
 
     def on_appointment(uow: UnitOfWork, received: ReceivedEvent) -> None:
-        # The view first, then attendance goals measured from the view's sessions.
+        # The view first, then attendance goals measured from the view's sessions, then the
+        # units the patient's authorizations have used (utilization review alerts).
         for patient_id in on_appointment_updated(uow, received):
             measures.on_attendance(uow, SYSTEM, patient_id, statuses(uow.conn, patient_id))
+            if utilization is not None:
+                utilization.check_patient(uow, patient_id, received.event.traceparent)
 
     return {
         scheduling.EVENT_APPOINTMENTS_PROPOSED: on_appointments_proposed,

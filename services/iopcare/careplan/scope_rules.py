@@ -69,6 +69,13 @@ SCOPE_RULES: scopes.Rules = {
     # Reconciliation reads and writes the inbound medications and the statements decided.
     "GetMedicationReconciliation": scopes.rule("MedicationStatement", R),
     "ResolveReconciliationItem": scopes.rule("MedicationStatement", U),
+    "CreateCoverage": scopes.rule("Coverage", C),
+    "GetCoverage": scopes.rule("Coverage", R),
+    "ListCoverages": scopes.rule("Coverage", S),
+    "CreateAuthorization": scopes.rule("ClaimResponse", C),
+    "GetAuthorization": scopes.rule("ClaimResponse", R),
+    "ListAuthorizations": scopes.rule("ClaimResponse", S),
+    "GetUtilizationReviewPacket": scopes.rule("ClaimResponse", R),
     # vread and history of any versioned type: the type is the request's.
     "CreateNutritionOrder": scopes.rule("NutritionOrder", C),
     "GetNutritionOrder": scopes.rule("NutritionOrder", R),

@@ -128,6 +128,10 @@ practitioners = VersionedTables(metadata, "practitioner")
 practitioner_roles = VersionedTables(metadata, "practitioner_role")
 #: Family members and other related people of a patient (FHIR RelatedPerson), keyed by patient.
 related_persons = VersionedTables(metadata, "related_person")
+#: Utilization review (docs/decisions/0028-utilization-review.md): payer coverage (FHIR Coverage,
+#: keyed by the beneficiary) and authorizations of a stay (FHIR ClaimResponse, preauthorization).
+coverages = VersionedTables(metadata, "coverage")
+authorizations = VersionedTables(metadata, "claim_response")
 
 #: The medication list (issue 12, part 1): what the patient takes, as the prescribers keep it.
 medication_statements = VersionedTables(metadata, "medication_statement")
@@ -168,6 +172,8 @@ VERSIONED = {
     "NutritionOrder": nutrition_orders,
     "MedicationStatement": medication_statements,
     "MedicationRequest": medication_requests,
+    "Coverage": coverages,
+    "ClaimResponse": authorizations,
 }
 
 #: Every identifier (e.g. a hospital MRN) of a registered patient, unique across patients: a
@@ -187,6 +193,18 @@ review_notice = Table(
     Column("plan_id", String(64), primary_key=True),
     Column("due", Date, primary_key=True),
     Column("noticed_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Each alert raised for an authorization (domain.utilization.ALERTS), once: the team task
+#: (FHIR Task) its event carried.
+authorization_alert = Table(
+    "authorization_alert",
+    metadata,
+    Column("authorization_id", String(64), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("task", Text, nullable=False),
+    Column("raised_at", DateTime(timezone=True), nullable=False),
 )
 
 

@@ -31,12 +31,15 @@ from iopcare.gateway.resources.scheduling import (
     ScheduleHandler,
     SlotHandler,
 )
+from iopcare.gateway.resources.utilization import ClaimResponseHandler, CoverageHandler
 
 #: Every handler class, in CapabilityStatement order.
 HANDLERS: tuple[type[ResourceHandler], ...] = (
     PatientHandler,
     EpisodeOfCareHandler,
     RelatedPersonHandler,
+    CoverageHandler,
+    ClaimResponseHandler,
     CarePlanHandler,
     CareTeamHandler,
     GoalHandler,

@@ -313,6 +313,8 @@ def _about(only: str | None, resource: dict[str, Any], resource_type: str) -> No
 PATIENT_ELEMENTS = {
     "EpisodeOfCare": "patient",
     "RelatedPerson": "patient",
+    "Coverage": "beneficiary",
+    "ClaimResponse": "patient",
     "Consent": "patient",
     "CarePlan": "subject",
     "CareTeam": "subject",

@@ -279,6 +279,19 @@ def coverage_handlers(coverage: Coverage) -> dict[str, Handler]:
     }
 
 
+def on_authorization_alert(uow: UnitOfWork, received: ReceivedEvent) -> None:
+    """careplan's utilization review task (an authorization running low, ending soon, used up
+    or expired) in the team thread. The payload is a Task; only `description` and `focus` are
+    read."""
+    task = received.resource
+    description = getattr(task, "description", None) or "an authorization needs review"
+    focus = getattr(task, "focus", None)
+    about = (focus.reference,) if focus is not None and focus.reference else ()
+    system_message(
+        uow, received, received.event.key, f"Utilization review task: {description}.", about
+    )
+
+
 #: scheduling's attendance alerts notes posts to the team thread.
 ATTENDANCE_ALERTS = (
     scheduling_contract.EVENT_INTENSITY_BELOW_MINIMUM,
@@ -291,6 +304,7 @@ HANDLERS: dict[str, Handler] = {
     careplan_contract.EVENT_CRISIS: on_careplan_alert,
     careplan_contract.EVENT_REVIEW_DUE_NOW: on_review_due,
     careplan_contract.EVENT_RECONCILIATION_OVERDUE: on_reconciliation_overdue,
+    careplan_contract.EVENT_AUTHORIZATION_ALERT: on_authorization_alert,
     scheduling_contract.EVENT_APPOINTMENTS_PROPOSED: on_appointments_proposed,
     scheduling_contract.EVENT_APPOINTMENT_UPDATED: on_appointment_updated,
     **{event: on_plan_changed for event in careplan_contract.EVENT_FOR_CHANGE.values()},

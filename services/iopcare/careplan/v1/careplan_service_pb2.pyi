@@ -420,7 +420,7 @@ class CreateEpisodeResponse(_message.Message):
     def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ...) -> None: ...
 
 class EpisodeOfCare(_message.Message):
-    __slots__ = ("id", "version", "patient_id", "status", "clinical_level", "authorized_level", "update_time", "fhir_json")
+    __slots__ = ("id", "version", "patient_id", "status", "clinical_level", "authorized_level", "update_time", "fhir_json", "clinical_asam_level", "authorized_asam_level", "asam_ratings")
     ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -429,6 +429,9 @@ class EpisodeOfCare(_message.Message):
     AUTHORIZED_LEVEL_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    CLINICAL_ASAM_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    AUTHORIZED_ASAM_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    ASAM_RATINGS_FIELD_NUMBER: _ClassVar[int]
     id: str
     version: int
     patient_id: str
@@ -437,7 +440,10 @@ class EpisodeOfCare(_message.Message):
     authorized_level: str
     update_time: _timestamp_pb2.Timestamp
     fhir_json: str
-    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., clinical_level: _Optional[str] = ..., authorized_level: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+    clinical_asam_level: str
+    authorized_asam_level: str
+    asam_ratings: _containers.RepeatedCompositeFieldContainer[AsamRating]
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., clinical_level: _Optional[str] = ..., authorized_level: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ..., clinical_asam_level: _Optional[str] = ..., authorized_asam_level: _Optional[str] = ..., asam_ratings: _Optional[_Iterable[_Union[AsamRating, _Mapping]]] = ...) -> None: ...
 
 class GetEpisodeRequest(_message.Message):
     __slots__ = ("id",)
@@ -470,16 +476,18 @@ class ListEpisodesResponse(_message.Message):
     def __init__(self, episodes: _Optional[_Iterable[_Union[EpisodeOfCare, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class AdmitPatientRequest(_message.Message):
-    __slots__ = ("id", "expected_version", "reason", "request_id")
+    __slots__ = ("id", "expected_version", "reason", "request_id", "asam_ratings")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ASAM_RATINGS_FIELD_NUMBER: _ClassVar[int]
     id: str
     expected_version: int
     reason: str
     request_id: str
-    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    asam_ratings: _containers.RepeatedCompositeFieldContainer[AsamRating]
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ..., asam_ratings: _Optional[_Iterable[_Union[AsamRating, _Mapping]]] = ...) -> None: ...
 
 class AdmitPatientResponse(_message.Message):
     __slots__ = ("episode",)
@@ -488,20 +496,22 @@ class AdmitPatientResponse(_message.Message):
     def __init__(self, episode: _Optional[_Union[EpisodeOfCare, _Mapping]] = ...) -> None: ...
 
 class ChangeLevelOfCareRequest(_message.Message):
-    __slots__ = ("id", "expected_version", "clinical_level", "authorized_level", "reason", "request_id")
+    __slots__ = ("id", "expected_version", "clinical_level", "authorized_level", "reason", "request_id", "asam_ratings")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     CLINICAL_LEVEL_FIELD_NUMBER: _ClassVar[int]
     AUTHORIZED_LEVEL_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ASAM_RATINGS_FIELD_NUMBER: _ClassVar[int]
     id: str
     expected_version: int
     clinical_level: str
     authorized_level: str
     reason: str
     request_id: str
-    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., clinical_level: _Optional[str] = ..., authorized_level: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    asam_ratings: _containers.RepeatedCompositeFieldContainer[AsamRating]
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ..., clinical_level: _Optional[str] = ..., authorized_level: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ..., asam_ratings: _Optional[_Iterable[_Union[AsamRating, _Mapping]]] = ...) -> None: ...
 
 class ChangeLevelOfCareResponse(_message.Message):
     __slots__ = ("episode",)
@@ -1162,3 +1172,175 @@ class ListRelatedPersonsResponse(_message.Message):
     related_persons: _containers.RepeatedCompositeFieldContainer[RelatedPerson]
     next_page_token: str
     def __init__(self, related_persons: _Optional[_Iterable[_Union[RelatedPerson, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class AsamRating(_message.Message):
+    __slots__ = ("dimension", "rating", "note")
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    RATING_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    dimension: str
+    rating: int
+    note: str
+    def __init__(self, dimension: _Optional[str] = ..., rating: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+
+class CreateCoverageRequest(_message.Message):
+    __slots__ = ("request_id", "fhir_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class CreateCoverageResponse(_message.Message):
+    __slots__ = ("coverage",)
+    COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    coverage: Coverage
+    def __init__(self, coverage: _Optional[_Union[Coverage, _Mapping]] = ...) -> None: ...
+
+class Coverage(_message.Message):
+    __slots__ = ("id", "version", "patient_id", "status", "update_time", "fhir_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    patient_id: str
+    status: str
+    update_time: _timestamp_pb2.Timestamp
+    fhir_json: str
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class GetCoverageRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetCoverageResponse(_message.Message):
+    __slots__ = ("coverage",)
+    COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    coverage: Coverage
+    def __init__(self, coverage: _Optional[_Union[Coverage, _Mapping]] = ...) -> None: ...
+
+class ListCoveragesRequest(_message.Message):
+    __slots__ = ("patient_id", "page_size", "page_token")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, patient_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListCoveragesResponse(_message.Message):
+    __slots__ = ("coverages", "next_page_token")
+    COVERAGES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    coverages: _containers.RepeatedCompositeFieldContainer[Coverage]
+    next_page_token: str
+    def __init__(self, coverages: _Optional[_Iterable[_Union[Coverage, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CreateAuthorizationRequest(_message.Message):
+    __slots__ = ("request_id", "fhir_json")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    fhir_json: str
+    def __init__(self, request_id: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class CreateAuthorizationResponse(_message.Message):
+    __slots__ = ("authorization",)
+    AUTHORIZATION_FIELD_NUMBER: _ClassVar[int]
+    authorization: Authorization
+    def __init__(self, authorization: _Optional[_Union[Authorization, _Mapping]] = ...) -> None: ...
+
+class Authorization(_message.Message):
+    __slots__ = ("id", "version", "patient_id", "status", "update_time", "fhir_json", "number", "episode_id", "level", "asam_level", "units_authorized", "unit", "units_used", "units_remaining", "start", "end", "tasks")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    EPISODE_ID_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    ASAM_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    UNITS_AUTHORIZED_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    UNITS_USED_FIELD_NUMBER: _ClassVar[int]
+    UNITS_REMAINING_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    patient_id: str
+    status: str
+    update_time: _timestamp_pb2.Timestamp
+    fhir_json: str
+    number: str
+    episode_id: str
+    level: str
+    asam_level: str
+    units_authorized: int
+    unit: str
+    units_used: int
+    units_remaining: int
+    start: _date_pb2.Date
+    end: _date_pb2.Date
+    tasks: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., status: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fhir_json: _Optional[str] = ..., number: _Optional[str] = ..., episode_id: _Optional[str] = ..., level: _Optional[str] = ..., asam_level: _Optional[str] = ..., units_authorized: _Optional[int] = ..., unit: _Optional[str] = ..., units_used: _Optional[int] = ..., units_remaining: _Optional[int] = ..., start: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., end: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., tasks: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetAuthorizationRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetAuthorizationResponse(_message.Message):
+    __slots__ = ("authorization",)
+    AUTHORIZATION_FIELD_NUMBER: _ClassVar[int]
+    authorization: Authorization
+    def __init__(self, authorization: _Optional[_Union[Authorization, _Mapping]] = ...) -> None: ...
+
+class ListAuthorizationsRequest(_message.Message):
+    __slots__ = ("patient_id", "page_size", "page_token")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, patient_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListAuthorizationsResponse(_message.Message):
+    __slots__ = ("authorizations", "next_page_token")
+    AUTHORIZATIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    authorizations: _containers.RepeatedCompositeFieldContainer[Authorization]
+    next_page_token: str
+    def __init__(self, authorizations: _Optional[_Iterable[_Union[Authorization, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetUtilizationReviewPacketRequest(_message.Message):
+    __slots__ = ("id", "requested_units", "requested_end", "reason", "base_url")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_UNITS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_END_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    requested_units: int
+    requested_end: _date_pb2.Date
+    reason: str
+    base_url: str
+    def __init__(self, id: _Optional[str] = ..., requested_units: _Optional[int] = ..., requested_end: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., reason: _Optional[str] = ..., base_url: _Optional[str] = ...) -> None: ...
+
+class GetUtilizationReviewPacketResponse(_message.Message):
+    __slots__ = ("fhir_json",)
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    fhir_json: str
+    def __init__(self, fhir_json: _Optional[str] = ...) -> None: ...

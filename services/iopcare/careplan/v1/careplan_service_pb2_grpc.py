@@ -277,6 +277,41 @@ class CarePlanServiceStub:
                 request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ResolveReconciliationItemRequest.SerializeToString,
                 response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ResolveReconciliationItemResponse.FromString,
                 _registered_method=True)
+        self.CreateCoverage = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/CreateCoverage',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateCoverageRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateCoverageResponse.FromString,
+                _registered_method=True)
+        self.GetCoverage = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetCoverage',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCoverageRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCoverageResponse.FromString,
+                _registered_method=True)
+        self.ListCoverages = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/ListCoverages',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCoveragesRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCoveragesResponse.FromString,
+                _registered_method=True)
+        self.CreateAuthorization = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/CreateAuthorization',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateAuthorizationRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateAuthorizationResponse.FromString,
+                _registered_method=True)
+        self.GetAuthorization = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetAuthorization',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetAuthorizationRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetAuthorizationResponse.FromString,
+                _registered_method=True)
+        self.ListAuthorizations = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/ListAuthorizations',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListAuthorizationsRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListAuthorizationsResponse.FromString,
+                _registered_method=True)
+        self.GetUtilizationReviewPacket = channel.unary_unary(
+                '/iopcare.careplan.v1.CarePlanService/GetUtilizationReviewPacket',
+                request_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetUtilizationReviewPacketRequest.SerializeToString,
+                response_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetUtilizationReviewPacketResponse.FromString,
+                _registered_method=True)
 
 
 class CarePlanServiceServicer:
@@ -702,6 +737,66 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateCoverage(self, request, context):
+        """Utilization review (docs/decisions/0028-utilization-review.md). Records a patient's payer
+        coverage (FHIR R4 Coverage: beneficiary, payor, subscriberId as the member id, a class of type
+        plan). The patient's care team (the case manager handles UR) or an administrator. Emits
+        `iopcare.careplan.coverage.created.v1`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCoverage(self, request, context):
+        """Returns one Coverage.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCoverages(self, request, context):
+        """Lists a patient's coverages, oldest first, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAuthorization(self, request, context):
+        """Records a payer's authorization of a stay (FHIR R4 ClaimResponse, use preauthorization:
+        preAuthRef the number, preAuthPeriod the period, one addItem with the level of care and the
+        units authorized, the stay in the episode-of-care extension). Units used are counted from
+        attendance; a team task is raised when 3 units or 7 days remain, when all are used and when
+        it expires. Emits `iopcare.careplan.authorization.created.v1`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAuthorization(self, request, context):
+        """Returns one authorization with its units used and the tasks raised for it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuthorizations(self, request, context):
+        """Lists a patient's authorizations, oldest first, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUtilizationReviewPacket(self, request, context):
+        """The utilization review packet of an authorization's stay, on demand: a FHIR R4 document
+        Bundle (Composition first) with the diagnoses, the ASAM assessment, measures over time,
+        attendance against the authorization, goals and progress, and the continued stay requested.
+        The patient's care team; audited as a read of the authorization. The Bundle carries the union
+        of its resources' security labels.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CarePlanServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -944,6 +1039,41 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     servicer.ResolveReconciliationItem,
                     request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ResolveReconciliationItemRequest.FromString,
                     response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ResolveReconciliationItemResponse.SerializeToString,
+            ),
+            'CreateCoverage': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCoverage,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateCoverageRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateCoverageResponse.SerializeToString,
+            ),
+            'GetCoverage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCoverage,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCoverageRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCoverageResponse.SerializeToString,
+            ),
+            'ListCoverages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCoverages,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCoveragesRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCoveragesResponse.SerializeToString,
+            ),
+            'CreateAuthorization': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAuthorization,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateAuthorizationRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateAuthorizationResponse.SerializeToString,
+            ),
+            'GetAuthorization': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAuthorization,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetAuthorizationRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetAuthorizationResponse.SerializeToString,
+            ),
+            'ListAuthorizations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuthorizations,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListAuthorizationsRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListAuthorizationsResponse.SerializeToString,
+            ),
+            'GetUtilizationReviewPacket': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUtilizationReviewPacket,
+                    request_deserializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetUtilizationReviewPacketRequest.FromString,
+                    response_serializer=iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetUtilizationReviewPacketResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2245,6 +2375,195 @@ class CarePlanService:
             '/iopcare.careplan.v1.CarePlanService/ResolveReconciliationItem',
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ResolveReconciliationItemRequest.SerializeToString,
             iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ResolveReconciliationItemResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCoverage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/CreateCoverage',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateCoverageRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateCoverageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCoverage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetCoverage',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCoverageRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetCoverageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCoverages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/ListCoverages',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCoveragesRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCoveragesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAuthorization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/CreateAuthorization',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateAuthorizationRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateAuthorizationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAuthorization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetAuthorization',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetAuthorizationRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetAuthorizationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuthorizations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/ListAuthorizations',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListAuthorizationsRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.ListAuthorizationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUtilizationReviewPacket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.careplan.v1.CarePlanService/GetUtilizationReviewPacket',
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetUtilizationReviewPacketRequest.SerializeToString,
+            iopcare_dot_careplan_dot_v1_dot_careplan__service__pb2.GetUtilizationReviewPacketResponse.FromString,
             options,
             channel_credentials,
             insecure,
