@@ -60,7 +60,7 @@ def test_no_claim_without_what_the_profile_requires() -> None:
 def test_careplan_gets_a_narrative_and_keeps_its_own() -> None:
     plan = iop_plan("p1", "t1")
     plan["title"] = "IOP <week 1> & after"
-    assert "text" not in plan
+    del plan["text"]  # the demo plan has its own; a plan from an EHR may have none
     copy = json.loads(json.dumps(plan))
     assert uscore.conform(copy)
     assert copy["text"]["status"] == "generated"
