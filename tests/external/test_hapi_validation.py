@@ -16,8 +16,8 @@ import pytest
 
 from iopcare.careplan import codes
 from iopcare.demo import demo_episode
-from iopcare.kit import auth
 from iopcare.gateway import uscore
+from iopcare.kit import auth
 from tests.support import hapi, harness, uscore_check
 from tests.support.gateway import (
     FHIR_JSON,
@@ -159,6 +159,7 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
         "/RelatedPerson",
         {
             "resourceType": "RelatedPerson",
+            "active": True,
             "patient": {"reference": f"Patient/{pid}"},
             "relationship": [
                 {
@@ -386,6 +387,7 @@ def test_every_resource_the_gateway_returns_is_valid_r4(
     bodies = {f: json.loads((tmp_path / f).read_text()) for f in out.kept}
     us_core = uscore_check.check(bodies)
     assert not us_core.problems, "\n".join(us_core.problems)
+    assert not us_core.unclaimed, "\n".join(us_core.unclaimed)
     served = {"Patient", "CareTeam", "Goal", "CarePlan", "MedicationRequest"}
     assert served <= {uscore.BY_URL[uscore.US_CORE + p].type for p in us_core.claims}
     assert {

@@ -39,7 +39,10 @@ def _subsetted(resource: dict[str, Any]) -> bool:
 
 @dataclass
 class UsCoreReport:
+    #: False claims: a claimed profile whose required elements are absent.
     problems: list[str] = field(default_factory=list)
+    #: Resources of a profiled type claiming nothing, as they lack what the profile requires.
+    unclaimed: list[str] = field(default_factory=list)
     claims: Counter[str] = field(default_factory=Counter)
     #: (profile id, Must Support path) absent, and how often (data the program does not keep).
     must_support_gaps: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -59,7 +62,7 @@ def check(bodies: dict[str, Any], report: UsCoreReport | None = None) -> UsCoreR
             if not claimed:
                 if expected:
                     gaps = uscore.missing(resource, expected[-1])
-                    report.problems.append(
+                    report.unclaimed.append(
                         f"{name} {where}: {kind}/{resource.get('id')} claims no US Core profile "
                         f"(lacks {gaps})"
                     )
