@@ -210,3 +210,25 @@ def test_us_core_clinical_searches(ehr: httpx.Client, course: dict[str, Any]) ->
     assert ids_of(search(ehr, "/MedicationRequest", patient=pid, intent="order")) == [
         course["medicationrequest"]
     ]
+
+
+def test_a_plan_read_and_sent_back_is_stored_without_the_claim(
+    stack: Stack, ehr: httpx.Client, course: dict[str, Any]
+) -> None:
+    plan_id = course["careplan"]
+    read = ehr.get(f"/CarePlan/{plan_id}").json()
+    assert read["meta"]["profile"] == [uscore.CAREPLAN.url] and "text" in read
+    read["description"] = "Revised by the EHR"
+    updated = ehr.put(
+        f"/CarePlan/{plan_id}",
+        json=read,
+        headers={**JSON_HEADERS, "If-Match": f'W/"{read["meta"]["versionId"]}"'},
+    )
+    assert updated.status_code == 200, updated.text
+    stored = in_program(stack, "CarePlan", plan_id)
+    assert stored["description"] == "Revised by the EHR"
+    assert "profile" not in stored.get("meta", {}) and "text" not in stored
+    # Released again: claimed, and the narrative says what the plan says now.
+    again = updated.json()
+    assert again["meta"]["profile"] == [uscore.CAREPLAN.url]
+    assert "Revised by the EHR" in again["text"]["div"]

@@ -64,7 +64,7 @@ def test_careplan_gets_a_narrative_and_keeps_its_own() -> None:
     copy = json.loads(json.dumps(plan))
     assert uscore.conform(copy)
     assert copy["text"]["status"] == "generated"
-    assert copy["text"]["div"].startswith('<div xmlns="http://www.w3.org/1999/xhtml">')
+    assert copy["text"]["div"].startswith('<div xmlns="http://www.w3.org/1999/xhtml" class=')
     assert "IOP &lt;week 1&gt; &amp; after" in copy["text"]["div"]
     assert copy["meta"]["profile"] == [uscore.CAREPLAN.url]
     own = {**plan, "text": {"status": "additional", "div": '<div xmlns="x">mine</div>'}}
@@ -98,3 +98,17 @@ def test_capability_statement_instantiates_us_core_server() -> None:
     assert "supportedProfile" not in by_type["EpisodeOfCare"]
     patient_params = {p["name"] for p in by_type["Patient"]["searchParam"]}
     assert {"_id", "identifier", "name", "birthdate", "gender"} <= patient_params
+
+
+def test_what_the_gateway_added_is_not_stored_back() -> None:
+    plan = iop_plan("p1", "t1")
+    del plan["text"]
+    plan["meta"] = {"versionId": "2", "profile": ["http://example.org/p"]}
+    released = json.loads(uscore.conformed_json(json.dumps(plan)))
+    assert released["text"]["div"] != "" and uscore.CAREPLAN.url in released["meta"]["profile"]
+    assert uscore.as_stored(released) == plan
+    # A narrative of the client's own is the client's: kept.
+    own = {**plan, "text": {"status": "additional", "div": '<div xmlns="x">mine</div>'}}
+    assert uscore.as_stored(own) == own
+    bare = {"resourceType": "Goal", "meta": {"profile": [uscore.GOAL.url]}}
+    assert uscore.as_stored(bare) == {"resourceType": "Goal"}

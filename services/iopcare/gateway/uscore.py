@@ -34,6 +34,8 @@ OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-catego
 CAREPLAN_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/careplan-category"
 US_CORE_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/us-core-category"
 XHTML = "http://www.w3.org/1999/xhtml"
+#: The class of the narrative the gateway generates (never stored: `as_stored`).
+GENERATED = "iopcare-generated"
 #: Observation categories of screenings and assessments (US Core 6.1's screening-assessment
 #: profile: survey, or a US Core category such as sdoh or functional-status).
 SCREENING_CATEGORIES = frozenset({"survey"})
@@ -281,8 +283,30 @@ def careplan_text(plan: dict[str, Any]) -> dict[str, str]:
     title = html.escape(str(plan.get("title") or "Care plan"))
     return {
         "status": "generated",
-        "div": f'<div xmlns="{XHTML}"><p>{title}</p><ul>{items}</ul></div>',
+        "div": f'<div xmlns="{XHTML}" class="{GENERATED}"><p>{title}</p><ul>{items}</ul></div>',
     }
+
+
+def as_stored(resource: dict[str, Any]) -> dict[str, Any]:
+    """What a client sends back of a resource it read, without what the gateway added on the
+    way out (the US Core claim it makes, the narrative it generated), so the services keep the
+    plain R4 form and a later release says the truth again (a narrative of the old status
+    would not)."""
+    meta = resource.get("meta")
+    text = resource.get("text")
+    ours = isinstance(text, dict) and f'class="{GENERATED}"' in str(text.get("div", ""))
+    claims = meta.get("profile") if isinstance(meta, dict) else None
+    if not ours and not (isinstance(claims, list) and any(p in BY_URL for p in claims)):
+        return resource
+    plain = {k: v for k, v in resource.items() if not (ours and k == "text")}
+    if isinstance(claims, list):
+        kept = [p for p in claims if p not in BY_URL]
+        plain["meta"] = {k: v for k, v in meta.items() if k != "profile"}
+        if kept:
+            plain["meta"]["profile"] = kept
+        if not plain["meta"]:
+            del plain["meta"]
+    return plain
 
 
 def conform(resource: dict[str, Any]) -> bool:
