@@ -66,11 +66,12 @@ class Profile:
 
 
 def _vital(profile_id: str, loinc: str, *extra: str) -> Profile:
+    value = "component.valueQuantity" if extra else "valueQuantity"  # a panel's are its parts'
     return Profile(
         profile_id,
         "Observation",
         ("status", "category", "code", "subject", EFFECTIVE, *extra),
-        ("valueQuantity|dataAbsentReason|component", "valueQuantity.unit"),
+        (f"{value}|dataAbsentReason|component", f"{value}.unit"),
         (
             ("category.coding", OBSERVATION_CATEGORY, "vital-signs"),
             *((("code.coding", LOINC, loinc),) if loinc else ()),
