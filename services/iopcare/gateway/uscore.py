@@ -296,12 +296,16 @@ def as_stored(resource: dict[str, Any]) -> dict[str, Any]:
     meta = resource.get("meta")
     text = resource.get("text")
     ours = isinstance(text, dict) and f'class="{GENERATED}"' in str(text.get("div", ""))
-    claims = meta.get("profile") if isinstance(meta, dict) else None
-    if not ours and not (isinstance(claims, list) and any(p in BY_URL for p in claims)):
+    if not isinstance(meta, dict):
+        meta = {}
+    claims = meta.get("profile")
+    claims = claims if isinstance(claims, list) else []
+    ours_claimed = [p for p in claims if isinstance(p, str) and p in BY_URL]
+    if not ours and not ours_claimed:
         return resource
     plain = {k: v for k, v in resource.items() if not (ours and k == "text")}
-    if isinstance(claims, list):
-        kept = [p for p in claims if p not in BY_URL]
+    if ours_claimed:
+        kept = [p for p in claims if p not in ours_claimed]
         plain["meta"] = {k: v for k, v in meta.items() if k != "profile"}
         if kept:
             plain["meta"]["profile"] = kept
