@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from iopcare.gateway import uscore
-from tests.support import uscore_check
+from tests.integration.test_gateway_notes import note, signed_note
+from tests.support import harness, uscore_check
 from tests.support.gateway import (
     FHIR_JSON,
     Stack,
@@ -232,3 +233,28 @@ def test_a_plan_read_and_sent_back_is_stored_without_the_claim(
     again = updated.json()
     assert again["meta"]["profile"] == [uscore.CAREPLAN.url]
     assert "Revised by the EHR" in again["text"]["div"]
+
+
+def test_signed_notes_are_us_core_document_references_searched_by_type_and_category(
+    stack: Stack, ehr: httpx.Client, course: dict[str, Any]
+) -> None:
+    pid = course["patient"]
+    with stack.client(practitioner_token(stack.settings, "therapist", "th-1")) as therapist:
+        # notes learns the team from careplan's events: the therapist can write once it has.
+        harness.eventually(
+            lambda: (
+                therapist.get("/Communication", params={"patient": pid}).status_code == 200 or None
+            )
+        )
+        signed = signed_note(therapist, note(pid, "Practised urge surfing."))
+    read = ehr.get(f"/DocumentReference/{signed['id']}")
+    assert read.status_code == 200, read.text
+    report = uscore_check.check({"read": read.json()})
+    assert not report.problems and not report.unclaimed, report
+    assert read.json()["meta"]["profile"] == [uscore.DOCUMENT_REFERENCE.url]
+    by_type = search(ehr, "/DocumentReference", patient=pid, type="http://loinc.org|11506-3")
+    assert ids_of(by_type) == [signed["id"]]
+    assert ids_of(search(ehr, "/DocumentReference", patient=pid, type="28627-8")) == []
+    by_category = search(ehr, "/DocumentReference", patient=pid, category="clinical-note")
+    assert ids_of(by_category) == [signed["id"]]
+    assert not uscore_check.check({"search": by_category}).unclaimed
