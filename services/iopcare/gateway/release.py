@@ -115,7 +115,8 @@ class ReleaseRule:
             copy = self._decide(caller, item, consents, now)
             if copy is not None:
                 # What leaves says which US Core profile it follows (uscore.py, ADR 0031).
-                copy = replace(copy, json=uscore.conformed_json(copy.json), _parsed=[])
+                text, parsed = uscore.conformed(copy.json)
+                copy = replace(copy, json=text, _parsed=[parsed] if parsed is not None else [])
                 kept.append(ledger.admit(copy))
         return kept, len(items) - len(kept)
 

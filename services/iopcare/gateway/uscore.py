@@ -334,12 +334,18 @@ def conform(resource: dict[str, Any]) -> bool:
 
 def conformed_json(text: str) -> str:
     """`text` (a resource's JSON) with US Core's claim and additions, or `text` as it is."""
+    return conformed(text)[0]
+
+
+def conformed(text: str) -> tuple[str, dict[str, Any] | None]:
+    """`conformed_json`, and the resource it parsed (None: not parsed), so that the caller need
+    not parse the text again."""
     if not any(f'"{kind}"' in text for kind in PROFILES):
-        return text
+        return text, None
     try:
         resource = json.loads(text)
     except ValueError:
-        return text
+        return text, None
     if not isinstance(resource, dict) or resource.get("resourceType") not in PROFILES:
-        return text
-    return json.dumps(resource) if conform(resource) else text
+        return text, None
+    return (json.dumps(resource) if conform(resource) else text), resource
