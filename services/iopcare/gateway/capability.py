@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from iopcare.gateway import registry
+from iopcare.gateway import registry, uscore
 from iopcare.gateway.resources.base import ResourceHandler
 from iopcare.kit.fhir import FHIR_VERSION
 
@@ -144,8 +144,9 @@ def _resource_entry(handler: type[ResourceHandler]) -> dict[str, Any]:
         "conditionalUpdate": False,
         "conditionalDelete": "not-supported",
     }
-    if handler.profile:
-        entry["supportedProfile"] = [handler.profile]
+    profiles = uscore.supported_profiles(handler.type)
+    if profiles:
+        entry["supportedProfile"] = profiles
     if handler.documentation:
         entry["documentation"] = handler.documentation
     if "search-type" in interactions:
@@ -174,6 +175,8 @@ def capability_statement(base_url: str, max_body_bytes: int, software_version: s
         "status": "active",
         "date": "2026-11-27",
         "kind": "instance",
+        # US Core 6.1's server requirements, for the types it profiles (docs/conformance.md).
+        "instantiates": [uscore.SERVER_CAPABILITY],
         "software": {"name": "iopcare gateway", "version": software_version},
         "implementation": {"description": "iopcare FHIR R4 gateway", "url": base_url},
         "fhirVersion": FHIR_VERSION,

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from iopcare.gateway import disclosure
+from iopcare.gateway import disclosure, uscore
 from iopcare.gateway.errors import FhirHttpError, Problem
 from iopcare.gateway.resources.notes import DISCLOSING_ROLES
 from iopcare.kit import privacy
@@ -114,6 +114,9 @@ class ReleaseRule:
         for item in items:
             copy = self._decide(caller, item, consents, now)
             if copy is not None:
+                # What leaves says which US Core profile it follows (uscore.py, ADR 0031).
+                text, parsed = uscore.conformed(copy.json)
+                copy = replace(copy, json=text, _parsed=[parsed] if parsed is not None else [])
                 kept.append(ledger.admit(copy))
         return kept, len(items) - len(kept)
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from iopcare.careplan.v1 import careplan_service_pb2 as pb
-from iopcare.gateway import release, scopes
+from iopcare.gateway import release, scopes, uscore
 from iopcare.gateway.client import Caller
 from iopcare.gateway.http import FhirRequest, FhirResponse, GatewayContext
 from iopcare.gateway.resources.base import Found, found_by_meta, pages
@@ -284,6 +284,7 @@ def _medications_section(
         if copy.get("subject", {}).get("reference") == f"Patient/{patient_id}":
             # The copy has no URL of ours: its relative reference would not resolve.
             copy["subject"] = {**copy["subject"], **patient_ref}
+        uscore.conform(copy)  # leaves the program like a released one: its US Core claim
         entries.append(doc.add(release.admit_composed(copy)))
     section: dict[str, Any] = {
         "title": "Current medications",

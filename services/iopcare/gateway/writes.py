@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
-from iopcare.gateway import disclosure, reads
+from iopcare.gateway import disclosure, reads, uscore
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, http_error
 from iopcare.gateway.http import Ask, FhirRequest, FhirResponse, GatewayContext, parse_etag
@@ -63,6 +63,7 @@ def create(
     request: FhirRequest,
     request_id: str | None = None,
 ) -> FhirResponse:
+    resource = uscore.as_stored(resource)
     condition = request.header("if-none-exist")
     head, question, tail = condition.partition("?")
     if question and "=" not in head:
@@ -212,6 +213,7 @@ def update(
     request: FhirRequest,
 ) -> FhirResponse:
     _same_id(resource, resource_id, handler.type)
+    resource = uscore.as_stored(resource)  # what the gateway added on release is not stored
     expected = None
     if request.header("if-match"):
         expected = parse_etag(request.header("if-match"))

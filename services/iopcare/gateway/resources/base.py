@@ -90,8 +90,6 @@ class ResourceHandler:
     params: ClassVar[tuple[SearchParam, ...]] = ()
     #: `_include` values supported (`CarePlan:subject`): each names the patient.
     includes: ClassVar[tuple[str, ...]] = ()
-    #: The profile the handler follows (US Core where there is one).
-    profile: ClassVar[str | None] = None
     #: Whether updates need the version the client read (If-Match or meta.versionId).
     versioned_update: ClassVar[bool] = True
     #: Whether each resource belongs to one patient (searched per patient, part of

@@ -23,9 +23,7 @@ from iopcare.gateway.resources.base import (
     require_patient,
     time_of,
 )
-from iopcare.gateway.search import DATE, REFERENCE, TOKEN, SearchParam
-
-US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
+from iopcare.gateway.search import DATE, REFERENCE, STRING, TOKEN, SearchParam
 
 
 def found(message: Any, patient_id: str | None = None) -> Found:
@@ -129,11 +127,20 @@ class CareplanUpdate(CareplanTable):
 
 class PatientHandler(CareplanTable, TableRead):
     type = "Patient"
-    profile = US_CORE + "us-core-patient"
-    params = (SearchParam("identifier", TOKEN, ("identifier",), "an identifier, system|value"),)
+    params = (
+        SearchParam("identifier", TOKEN, ("identifier",), "an identifier, system|value"),
+        # US Core's name, birthdate and gender searches narrow a search by _id or identifier
+        # (or a patient/ scope's patient): careplan has no search of its registry by name.
+        SearchParam("name", STRING, ("name",), "starts a family, given, prefix or text name"),
+        SearchParam("family", STRING, ("name.family",), "starts the family name"),
+        SearchParam("given", STRING, ("name.given",), "starts a given name"),
+        SearchParam("birthdate", DATE, ("birthDate",), "the date of birth"),
+        SearchParam("gender", TOKEN, ("gender",), "male | female | other | unknown"),
+    )
     documentation = (
         "Registration by identifier: a create whose identifier names a known patient links to it "
-        "(200) instead of making a twin. Search by _id or identifier."
+        "(200) instead of making a twin. Search by _id or identifier, narrowed by name, family, "
+        "given, birthdate and gender (a search by name alone is refused: 400 too-costly)."
     )
     get_request = pb.GetPatientRequest
     field = "patient"
@@ -179,7 +186,11 @@ class PatientHandler(CareplanTable, TableRead):
                         raise
             return results
         raise http_error(
-            400, "too-costly", "a Patient search needs _id or identifier", "Patient.identifier"
+            400,
+            "too-costly",
+            "a Patient search needs _id or identifier (name, birthdate and gender narrow it; "
+            "the registry is not searched by name)",
+            "Patient.identifier",
         )
 
 
@@ -206,7 +217,6 @@ class EpisodeOfCareHandler(CareplanTable, TableRead, TableCreate, TableSearch):
 
 class CarePlanHandler(CareplanUpdate, TableRead, TableCreate, TableSearch):
     type = "CarePlan"
-    profile = US_CORE + "us-core-careplan"
     params = (
         *_patient_params(),
         SearchParam("status", TOKEN, ("status",), "draft | active | on-hold | ..."),
@@ -227,7 +237,6 @@ class CarePlanHandler(CareplanUpdate, TableRead, TableCreate, TableSearch):
 
 class CareTeamHandler(CareplanUpdate, TableRead, TableCreate, TableSearch):
     type = "CareTeam"
-    profile = US_CORE + "us-core-careteam"
     params = (
         *_patient_params(),
         SearchParam("status", TOKEN, ("status",), "proposed | active | suspended | inactive"),
@@ -247,7 +256,6 @@ class CareTeamHandler(CareplanUpdate, TableRead, TableCreate, TableSearch):
 
 class GoalHandler(CareplanTable, TableRead, TableCreate, TableSearch):
     type = "Goal"
-    profile = US_CORE + "us-core-goal"
     params = (
         *_patient_params(),
         SearchParam("lifecycle-status", TOKEN, ("lifecycleStatus",), "proposed | active | ..."),

@@ -50,7 +50,12 @@ final class Validate {
             unknownSystems);
     FhirInstanceValidator module = new FhirInstanceValidator(chain);
     module.setAnyExtensionsAllowed(true);
-    module.setErrorForUnknownProfiles(true);
+    // A profile the validator does not have is a warning, not an error: the gateway claims US
+    // Core 6.1 profiles (meta.profile), whose package cannot be had here (no packages.fhir.org,
+    // not on the npm registry or Maven Central); test_hapi_validation.py requires every such
+    // warning to name a US Core profile and checks those profiles' required and Must Support
+    // elements itself (iopcare.gateway.uscore.PROFILES). docs/conformance.md.
+    module.setErrorForUnknownProfiles(false);
     module.setBestPracticeWarningLevel(
         org.hl7.fhir.r5.utils.validation.constants.BestPracticeWarningLevel.Warning);
     FhirValidator validator = ctx.newValidator();
