@@ -405,7 +405,13 @@ def test_official_hl7_examples_go_through_the_gateway(stack: Stack, ehr: httpx.C
         response = ehr.post("/CarePlan", content=path.read_bytes(), headers=JSON_HEADERS)
         assert response.status_code == 422, (path.name, response.text)
         assert issues(response)[0].get("expression") == ["CarePlan.subject"], path.name
-        # About a patient registered above, they are taken in or refused for a reason.
+        # About a patient registered above (every reference to the example's patient, the
+        # plan's subject and its contained goals' alike: a contained Goal of another patient is
+        # refused), they are taken in or refused for a reason.
+        original = str((example.get("subject") or {}).get("reference", ""))
+        if original:
+            text = json.dumps(example).replace(f'"{original}"', f'"Patient/{registered}"')
+            example = json.loads(text)
         example["subject"] = {"reference": f"Patient/{registered}"}
         response = ehr.post("/CarePlan", json=example, headers=JSON_HEADERS)
         assert response.status_code < 500, (path.name, response.text)
