@@ -23,6 +23,7 @@ from iopcare.gateway.resources.notes import (
 )
 from iopcare.gateway.resources.scheduling import (
     AppointmentHandler,
+    EncounterHandler,
     ScheduleHandler,
     SlotHandler,
 )
@@ -40,6 +41,7 @@ HANDLERS: tuple[type[ResourceHandler], ...] = (
     ScheduleHandler,
     SlotHandler,
     AppointmentHandler,
+    EncounterHandler,
     CommunicationHandler,
     DocumentReferenceHandler,
     FlagHandler,
