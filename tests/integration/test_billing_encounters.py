@@ -290,6 +290,14 @@ def test_attended_sessions_become_encounters_with_billing_codes_and_a_csv_export
             with pytest.raises(grpc.RpcError) as denied:
                 sched.ListEncounters(request, metadata=metadata, timeout=10)
             assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        # Billing staff read Encounters, nothing else of the record.
+        with pytest.raises(grpc.RpcError) as not_sessions:
+            sched.ListAppointments(
+                sc.ListAppointmentsRequest(patient_id=patient),
+                metadata=_billing(settings),
+                timeout=10,
+            )
+        assert not_sessions.value.code() == grpc.StatusCode.PERMISSION_DENIED
         ehr = bearer(
             auth.mint_token(settings, subject="ehr:x", role="system", scopes=["system/Encounter.s"])
         )
