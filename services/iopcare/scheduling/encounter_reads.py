@@ -184,28 +184,38 @@ class EncounterReads:
                 f"more than {MAX_EXPORT} encounters in the period: export a shorter one",
                 [FieldViolation("end_time", "a shorter period")],
             )
-        rows = [_row(json.loads(e.resource), e, self.zone) for e in found]
-        units = day_units(
-            Line(e.id, e.patient_id, row["date"], row["code"])
-            for e, row in zip(found, rows, strict=True)
-        )
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
-        writer.writeheader()
-        for e, row in zip(found, rows, strict=True):
-            writer.writerow({**row, "units": units[e.id]})
+        body = encounters_csv([json.loads(e.resource) for e in found], self.zone)
         self._audit(
             principal,
             [e.patient_id for e in found],
             patient_id,
             f"billing export, {len(found)} encounters; {basis}",
         )
-        return out.getvalue().encode("utf-8"), len(found)
+        return body, len(found)
 
 
-def _row(
-    data: dict[str, Any], e: store.encounters.StoredEncounter, zone: ZoneInfo
-) -> dict[str, Any]:
+def encounters_csv(resources: list[dict[str, Any]], zone: ZoneInfo) -> bytes:
+    """Encounters (FHIR JSON, in start order) as the billing CSV: UTF-8, a header row, one row
+    per Encounter, CRLF line ends (scheduling's export and the gateway's, which passes only the
+    Encounters its release rule lets out)."""
+    rows = [_row(resource, zone) for resource in resources]
+    units = day_units(
+        Line(row["encounter_id"], row["patient_id"], row["date"], row["code"]) for row in rows
+    )
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "units": units[row["encounter_id"]]})
+    return out.getvalue().encode("utf-8")
+
+
+def _reference_id(value: Any, kind: str) -> str:
+    reference = str((value or {}).get("reference", ""))
+    return reference.removeprefix(f"{kind}/") if reference.startswith(f"{kind}/") else ""
+
+
+def _row(data: dict[str, Any], zone: ZoneInfo) -> dict[str, Any]:
     codings = [t["coding"][0] for t in data.get("type", []) if t.get("coding")]
     first = codings[0] if codings else {}
     rendering = next(
@@ -218,12 +228,18 @@ def _row(
     )
     service: dict[str, Any] = next(iter((data.get("serviceType") or {}).get("coding", [])), {})
     period = data.get("period", {})
+    start = str(period.get("start", ""))
+    day = (
+        datetime.fromisoformat(start.replace("Z", "+00:00")).astimezone(zone).date().isoformat()
+        if start
+        else ""
+    )
     return {
-        "encounter_id": e.id,
-        "patient_id": e.patient_id,
+        "encounter_id": str(data.get("id", "")),
+        "patient_id": _reference_id(data.get("subject"), "Patient"),
         # The day of service in the program's zone (a per diem is a local day).
-        "date": e.start.astimezone(zone).date().isoformat(),
-        "start": period.get("start", ""),
+        "date": day,
+        "start": start,
         "end": period.get("end", ""),
         "code_system": first.get("system", ""),
         "code": first.get("code", ""),
@@ -232,5 +248,5 @@ def _row(
         "service_type": service.get("code", ""),
         "status": data.get("status", ""),
         "episode_of_care": " ".join(r["reference"] for r in data.get("episodeOfCare", [])),
-        "appointment_id": e.appointment_id,
+        "appointment_id": _reference_id((data.get("appointment") or [{}])[0], "Appointment"),
     }
