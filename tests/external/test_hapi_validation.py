@@ -361,9 +361,10 @@ def test_every_resource_the_gateway_returns_is_valid_r4(
     out.get("metadata", "/metadata")
     out.get("operation-handoff", "/OperationDefinition/handoff")
     out.get("operation-handoff-summary", "/OperationDefinition/handoff-summary")
+    out.get("operation-export-csv", "/OperationDefinition/export-csv")
     iop_course(stack, ehr, out)
     kinds = Counter(out.kept.values())
-    assert kinds["CapabilityStatement"] == 1 and kinds["OperationDefinition"] == 2
+    assert kinds["CapabilityStatement"] == 1 and kinds["OperationDefinition"] == 3
     assert kinds["Bundle"] >= 20 and kinds["OperationOutcome"] >= 4, kinds
 
     report = hapi.validate(hapi_jar, [tmp_path])
