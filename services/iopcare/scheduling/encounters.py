@@ -34,10 +34,10 @@ def _episodes(uow: UnitOfWork, plan_id: str | None) -> list[str]:
     """The stays (EpisodeOfCare references) of the plan the session carries out, when known."""
     if not plan_id:
         return []
-    series = store.load_series(uow.conn, plan_id)
-    if series is None:
+    stored = store.encounters.plan_resource(uow.conn, plan_id)
+    if stored is None:
         return []
-    plan = json.loads(series.resource)
+    plan = json.loads(stored)
     return [
         ref
         for info in plan.get("supportingInfo", [])

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 
 from iopcare.kit.db import as_utc
-from iopcare.scheduling.store.tables import metadata
+from iopcare.scheduling.store.tables import metadata, plan_series
 
 encounter = Table(
     "encounter",
@@ -133,3 +133,11 @@ def list_encounters(
         )
     rows = conn.execute(query.order_by(encounter.c.start, encounter.c.id).limit(limit)).all()
     return [_from_row(r) for r in rows]
+
+
+def plan_resource(conn: Connection, plan_id: str) -> str | None:
+    """The CarePlan a series follows, as stored, read without a lock (an attendance must not
+    wait for, nor hold up, the series extending the plan's sessions)."""
+    return conn.execute(
+        select(plan_series.c.resource).where(plan_series.c.plan_id == plan_id)
+    ).scalar()
