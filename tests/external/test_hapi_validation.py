@@ -243,6 +243,14 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
         lambda: ehr.get("/Flag", params={"patient": pid}).json().get("total"), timeout=30
     )
     safety_plan_course(stack, ehr, out, pid)
+    # An attended session becomes an Encounter for billing (issue 14, part 5).
+    session = ehr.get("/Appointment", params={"patient": pid}).json()["entry"][0]["resource"]
+    attended = ehr.put(
+        f"/Appointment/{session['id']}",
+        json=dict(session, status="fulfilled"),
+        headers={**JSON_HEADERS, "If-Match": f'W/"{session["meta"]["versionId"]}"'},
+    )
+    assert attended.status_code == 200, attended.text
     for kind in ("Patient", "CareTeam", "EpisodeOfCare", "Goal", "CarePlan"):
         rid = {"Patient": pid, "CareTeam": team["id"], "EpisodeOfCare": episode["id"]}.get(
             kind, goal["id"] if kind == "Goal" else plan["id"]
@@ -272,6 +280,7 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
         "Goal": {"patient": pid},
         "Observation": {"patient": pid, "code": "http://loinc.org|44261-6", "_count": 2},
         "Appointment": {"patient": pid},
+        "Encounter": {"patient": pid, "class": "AMB"},
         "Communication": {"patient": pid},
         "Flag": {"patient": pid},
         "RelatedPerson": {"patient": pid, "_include": "RelatedPerson:patient"},
@@ -282,6 +291,8 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
     }
     for kind, params in searches.items():
         out.get(f"search-{kind}", f"/{kind}", params=params)
+    encounters = ehr.get("/Encounter", params={"patient": pid}).json()
+    assert encounters["total"] == 1, encounters  # validated above, in search-Encounter
     out.get("search-summary", "/CarePlan", params={"patient": pid, "_summary": "true"})
     out.get("search-count", "/CarePlan", params={"patient": pid, "_summary": "count"})
     out.get("search-elements", "/CarePlan", params={"patient": pid, "_elements": "status,title"})
@@ -466,9 +477,10 @@ def test_every_resource_the_gateway_returns_is_valid_r4(
     out.get("metadata", "/metadata")
     out.get("operation-handoff", "/OperationDefinition/handoff")
     out.get("operation-handoff-summary", "/OperationDefinition/handoff-summary")
+    out.get("operation-export-csv", "/OperationDefinition/export-csv")
     iop_course(stack, ehr, out)
     kinds = Counter(out.kept.values())
-    assert kinds["CapabilityStatement"] == 1 and kinds["OperationDefinition"] == 2
+    assert kinds["CapabilityStatement"] == 1 and kinds["OperationDefinition"] == 3
     assert kinds["Bundle"] >= 20 and kinds["OperationOutcome"] >= 4, kinds
 
     report = hapi.validate(hapi_jar, [tmp_path])

@@ -734,3 +734,72 @@ def test_no_scheduling_or_notes_request_gets_a_server_error(
     assert response.status_code < 500, (method, path, body, query, response.text)
     if response.status_code >= 400:
         assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_attended_sessions_are_encounters_searched_and_exported_as_csv(
+    stack: Stack, ehr: httpx.Client
+) -> None:
+    """Issue 14, part 5: an attended session's Encounter over FHIR search (patient, date, type,
+    class) and the period's billing CSV as a Binary; billing staff export every patient, an
+    outside EHR none."""
+    import base64
+    import csv
+    import io
+
+    from iopcare.kit import auth
+
+    patient_id = register(ehr)
+    practitioner = new_calendar(ehr)["actor"][0]["reference"]
+    day = future_day(weeks=6)
+    session = ehr.post(
+        "/Appointment",
+        json=appointment(patient_id, practitioner, local(day, time(10, 0)), minutes=55),
+        headers=JSON_HEADERS,
+    ).json()
+    fulfilled = ehr.put(
+        f"/Appointment/{session['id']}",
+        json=dict(session, status="fulfilled"),
+        headers={**JSON_HEADERS, "If-Match": 'W/"1"'},
+    )
+    assert fulfilled.status_code == 200, fulfilled.text
+    cpt = "http://www.ama-assn.org/go/cpt"
+    searched = ehr.get(
+        "/Encounter",
+        params={
+            "patient": patient_id,
+            "date": [f"ge{day.isoformat()}", f"lt{(day + timedelta(days=1)).isoformat()}"],
+            "type": f"{cpt}|90837",
+            "class": "AMB",
+        },
+    ).json()
+    assert searched["total"] == 1, searched
+    encounter = searched["entry"][0]["resource"]
+    assert encounter["status"] == "finished"
+    assert encounter["appointment"] == [{"reference": f"Appointment/{session['id']}"}]
+    assert (
+        ehr.get("/Encounter", params={"patient": patient_id, "type": "90853"}).json()["total"] == 0
+    )
+
+    period = {"start": day.isoformat(), "end": day.isoformat()}
+    billing = auth.mint_token(
+        stack.settings, subject="billing:b1", role="billing", scopes=["user/Encounter.s"]
+    )
+    with stack.client(billing) as client:
+        exported = client.get("/Encounter/$export-csv", params=period)
+        assert exported.status_code == 200, exported.text
+        binary = exported.json()
+        assert binary["resourceType"] == "Binary" and binary["contentType"] == "text/csv"
+        rows = list(csv.DictReader(io.StringIO(base64.b64decode(binary["data"]).decode())))
+        mine = [r for r in rows if r["patient_id"] == patient_id]
+        assert [(r["code"], r["units"], r["date"]) for r in mine] == [
+            ("90837", "1", day.isoformat())
+        ]
+        assert mine[0]["rendering_practitioner"] == practitioner
+        assert (
+            client.get("/Encounter/$export-csv", params={"start": day.isoformat()}).status_code
+            == 400
+        )
+        # Billing staff read Encounters, not the sessions themselves.
+        assert client.get(f"/Appointment/{session['id']}").status_code in (403, 404)
+    # An outside EHR gets no program-wide export (scheduling: billing staff only).
+    assert ehr.get("/Encounter/$export-csv", params=period).status_code == 403

@@ -8,6 +8,7 @@ Part 2) from v3-ActCode, R and V from v3-Confidentiality."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Iterator
@@ -366,3 +367,65 @@ def test_a_note_edit_cannot_take_its_part2_label_off(
             metadata=author,
         ).note
     assert "SUD" in edited.sensitivity and edited.confidentiality == "R"
+
+
+# -- issue 14, part 5: Encounters for billing -----------------------------------------------
+
+
+def test_the_encounter_of_a_labelled_plans_session_is_withheld_with_it(
+    stack: Stack, ehr: httpx.Client, therapist: httpx.Client
+) -> None:
+    """An attended session of a Part 2 plan makes an Encounter carrying the plan's labels: the
+    outside EHR finds it neither in the FHIR search nor in the billing CSV."""
+    from datetime import timedelta
+
+    from iopcare.kit import auth
+    from iopcare.kit.rpc import bearer
+    from iopcare.scheduling.v1 import scheduling_service_pb2 as sc
+    from iopcare.scheduling.v1 import scheduling_service_pb2_grpc as sc_grpc
+
+    patient_id, team_id = enrolled(stack, ehr, therapist)
+    labelled_plan(ehr, patient_id, team_id, ETH)
+    program = bearer(auth.service_token(stack.settings, "test"))
+    with harness.channel(stack.runtimes["scheduling"]) as channel:
+        sched = sc_grpc.SchedulingServiceStub(channel)
+
+        def sessions() -> list[Any] | None:
+            found = sched.ListAppointments(
+                sc.ListAppointmentsRequest(patient_id=patient_id), metadata=program, timeout=10
+            ).appointments
+            return list(found) or None
+
+        session = harness.eventually(sessions)[0]
+        sched.RecordAttendance(
+            sc.RecordAttendanceRequest(
+                appointment_id=session.id,
+                expected_version=session.version,
+                status="fulfilled",
+                request_id=str(uuid.uuid4()),
+                patient_id=patient_id if session.kind == "group" else "",
+            ),
+            metadata=program,
+            timeout=10,
+        )
+        made = sched.ListEncounters(
+            sc.ListEncountersRequest(patient_id=patient_id), metadata=program, timeout=10
+        ).encounters
+    assert len(made) == 1
+    assert "ETH" in codes_of(json.loads(made[0].fhir_json))
+
+    bundle = ehr.get("/Encounter", params={"patient": patient_id}).json()
+    assert clinical(bundle) == [] and withheld_count(bundle) == 1, bundle
+    day = session.start_time.ToDatetime().date()
+    exported = ehr.get(
+        "/Encounter/$export-csv",
+        params={
+            "start": day.isoformat(),
+            "end": (day + timedelta(days=1)).isoformat(),
+            "patient": patient_id,
+        },
+    )
+    assert exported.status_code == 200, exported.text
+    assert exported.headers["x-withheld-encounters"] == "1"
+    text = base64.b64decode(exported.json()["data"]).decode()
+    assert patient_id not in text and len(text.strip().splitlines()) == 1  # the header alone

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iopcare.gateway import (
+    billing_export,
     bundles,
     capability,
     codes,
@@ -62,6 +63,7 @@ OPERATIONS: dict[str, Operation] = {
     routing.HANDOFF_SUMMARY: lambda gateway, caller, route, request: summary_out.handoff_summary(
         gateway, caller, route.id, request
     ),
+    routing.EXPORT_CSV: billing_export.export_csv,
     routing.EVERYTHING: lambda gateway, caller, route, request: reads.everything(
         gateway, caller, route.id, request
     ),

@@ -11,6 +11,7 @@ from iopcare.kit.fhir import FHIR_VERSION
 
 HANDOFF_URL = "https://iopcare.org/fhir/OperationDefinition/handoff"
 HANDOFF_SUMMARY_URL = "https://iopcare.org/fhir/OperationDefinition/handoff-summary"
+EXPORT_CSV_URL = "https://iopcare.org/fhir/OperationDefinition/export-csv"
 SUMMARY_PARAMS = ["true", "false", "text", "data", "count"]
 
 TRANSACTION_RULE = (
@@ -120,6 +121,62 @@ OPERATION_DEFINITIONS: dict[str, dict[str, Any]] = {
             }
         ],
     },
+    "export-csv": {
+        "resourceType": "OperationDefinition",
+        "id": "export-csv",
+        "url": EXPORT_CSV_URL,
+        "name": "ExportCsv",
+        "title": "Billing export of a period's Encounters",
+        "status": "active",
+        "kind": "operation",
+        "code": "export-csv",
+        "resource": ["Encounter"],
+        "system": False,
+        "type": True,
+        "instance": False,
+        "affectsState": False,
+        "description": (
+            "The Encounters of attended sessions in a period as CSV for a billing system (one "
+            "row per Encounter: patient, date, billing code, units, rendering practitioner), in "
+            "a Binary (text/csv). Every patient's for billing staff and administrators, one "
+            "patient's for their care team; only Encounters the release rule lets out to the "
+            "caller (the X-Withheld-Encounters header counts the others)."
+        ),
+        "parameter": [
+            {
+                "name": "start",
+                "use": "in",
+                "min": 1,
+                "max": "1",
+                "type": "date",
+                "documentation": "The first day of the period.",
+            },
+            {
+                "name": "end",
+                "use": "in",
+                "min": 1,
+                "max": "1",
+                "type": "date",
+                "documentation": "The last day of the period (included; at most 93 days).",
+            },
+            {
+                "name": "patient",
+                "use": "in",
+                "min": 0,
+                "max": "1",
+                "type": "string",
+                "documentation": "One patient's logical id; absent: every patient.",
+            },
+            {
+                "name": "return",
+                "use": "out",
+                "min": 1,
+                "max": "1",
+                "type": "Binary",
+                "documentation": "The CSV (contentType text/csv).",
+            },
+        ],
+    },
 }
 
 
@@ -158,6 +215,8 @@ def _resource_entry(handler: type[ResourceHandler]) -> dict[str, Any]:
             entry["searchInclude"] = list(handler.includes)
     if handler.type == "EpisodeOfCare":
         entry["operation"] = [{"name": "handoff-summary", "definition": HANDOFF_SUMMARY_URL}]
+    if handler.type == "Encounter":
+        entry["operation"] = [{"name": "export-csv", "definition": EXPORT_CSV_URL}]
     if handler.type == "Patient":
         entry["operation"] = [
             {

@@ -28,6 +28,7 @@ from iopcare.gateway.resources.questionnaires import (
 )
 from iopcare.gateway.resources.scheduling import (
     AppointmentHandler,
+    EncounterHandler,
     ScheduleHandler,
     SlotHandler,
 )
@@ -50,6 +51,7 @@ HANDLERS: tuple[type[ResourceHandler], ...] = (
     ScheduleHandler,
     SlotHandler,
     AppointmentHandler,
+    EncounterHandler,
     CommunicationHandler,
     DocumentReferenceHandler,
     FlagHandler,

@@ -16,6 +16,7 @@ OPERATION_DEFINITION = "operation-definition"
 BUNDLE = "bundle"
 HANDOFF = "handoff"
 HANDOFF_SUMMARY = "handoff-summary"
+EXPORT_CSV = "export-csv"
 EVERYTHING = "everything"
 SEARCH = "search"
 CREATE = "create"
@@ -84,6 +85,10 @@ def route(method: str, path: str) -> Route:
         if method != "POST":
             raise _not_allowed(method, "POST")
         return Route(SEARCH, head)
+    if len(parts) == 2 and head == "Encounter" and parts[1] == "$export-csv":
+        if method != "GET":
+            raise _not_allowed(method, "GET")
+        return Route(EXPORT_CSV, head)
     if parts[1] == "_history":
         raise http_error(
             404, "not-supported", "history of a whole type is not served; ask one resource's"

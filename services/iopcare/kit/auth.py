@@ -55,6 +55,9 @@ ROLES = frozenset(
         "physician",
         "nurse",
         "case-manager",
+        # The program's billing staff: they read Encounters for billing (scheduling), nothing
+        # else of a patient's record.
+        "billing",
         "admin",
         "service",
         "system",

@@ -18,6 +18,7 @@ from iopcare.scheduling.bookings import BookingRequest, GroupRequest
 from iopcare.scheduling.calendars import CalendarInput, FoundSlot
 from iopcare.scheduling.domain.checkin import CheckInAnswers
 from iopcare.scheduling.domain.intensity import Week
+from iopcare.scheduling.encounter_reads import EncounterQuery
 from iopcare.scheduling.fhir_map import slot_json
 from iopcare.scheduling.service import Scheduling
 from iopcare.scheduling.store import StoredAppointment, StoredSchedule
@@ -328,6 +329,40 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         return pb.GetIntensityResponse(
             weeks=[week_message(w) for w in weeks], missed_two_in_a_row=streak
         )
+
+    # Encounters for billing ------------------------------------------------------------------
+    def ListEncounters(
+        self, request: pb.ListEncountersRequest, context: grpc.ServicerContext
+    ) -> pb.ListEncountersResponse:
+        found, token = self.scheduling.search_encounters(
+            current_principal(),
+            EncounterQuery(
+                patient_id=request.patient_id,
+                start_from=instant(request, "start_time"),
+                start_before=instant(request, "end_time"),
+                **by_name(request, "code page_size page_token"),
+            ),
+        )
+        return pb.ListEncountersResponse(
+            encounters=[
+                pb.Encounter(
+                    **by_name(e, "id version patient_id appointment_id code"), fhir_json=e.resource
+                )
+                for e in found
+            ],
+            next_page_token=token,
+        )
+
+    def ExportEncountersCsv(
+        self, request: pb.ExportEncountersCsvRequest, context: grpc.ServicerContext
+    ) -> pb.ExportEncountersCsvResponse:
+        body, count = self.scheduling.export_encounters_csv(
+            current_principal(),
+            instant(request, "start_time"),
+            instant(request, "end_time"),
+            request.patient_id,
+        )
+        return pb.ExportEncountersCsvResponse(csv=body, encounter_count=count)
 
 
 def _answers(given: pb.CheckInAnswers) -> CheckInAnswers:

@@ -30,6 +30,7 @@ from iopcare.scheduling.domain.intensity import (
     MISSED,
     missed_streak_start,
 )
+from iopcare.scheduling.encounters import record_encounter
 from iopcare.scheduling.intensity import MISSED_IN_A_ROW, sessions_of
 
 #: How far back a streak of missed sessions is looked for.
@@ -114,10 +115,11 @@ class Attendance:
                 [FieldViolation("family_attended", "only for a family session")],
             )
         if current.is_group:
-            _, basis = self._group_attendance(
+            revised, basis = self._group_attendance(
                 uow, principal, current, expected_version, status, reason, patient_id, now
             )
             whose = patient_id
+            record_encounter(uow, revised, whose, status, now)
         else:
             basis = self.access.basis(uow.conn, principal, current.patient_id)
             if current.version != expected_version:
@@ -127,9 +129,12 @@ class Attendance:
                 fhir_map.family_in(current.resource), family_attended, status
             )
             late = status == "cancelled" and is_late_cancellation(current.start, now)
-            if self.change_status(uow, current, status, reason, late, now, family=family) is None:
+            changed = self.change_status(uow, current, status, reason, late, now, family=family)
+            if changed is None:
                 raise StaleVersion(name, expected_version, current.version + 1)
             whose = current.patient_id
+            # The Encounter for billing, in the attendance's own transaction (ADR 0029).
+            record_encounter(uow, changed, whose, status, now)
             basis = f"{status}{' (late)' if late else ''}; {basis}"
         if status == MISSED:
             self._check_dropout(uow, whose, now)

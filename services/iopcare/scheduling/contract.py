@@ -42,6 +42,7 @@ from iopcare.scheduling.codes import (
     OCCURRENCE_SYSTEM,
     SOURCE,
 )
+from iopcare.scheduling.encounter_reads import encounters_csv
 from iopcare.scheduling.fhir_commands import (
     APPOINTMENT_PATHS,
     SCHEDULE_PATHS,
@@ -80,6 +81,7 @@ __all__ = [
     "checkin_self_harm",
     "create_appointment_request",
     "create_schedule_request",
+    "encounters_csv",
     "record_check_in_request",
     "repeated_appointment_request",
     "update_appointment_request",

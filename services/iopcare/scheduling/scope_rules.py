@@ -29,4 +29,6 @@ SCOPE_RULES: scopes.Rules = {
     "ListCheckInResponses": scopes.rule("QuestionnaireResponse", S),
     # Weekly hours are computed from the patient's appointments.
     "GetIntensity": scopes.rule("Appointment", R),
+    "ListEncounters": scopes.rule("Encounter", S),
+    "ExportEncountersCsv": scopes.rule("Encounter", S),
 }

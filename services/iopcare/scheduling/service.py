@@ -26,6 +26,7 @@ from iopcare.scheduling.changes import Changes
 from iopcare.scheduling.checkins import CheckIns
 from iopcare.scheduling.domain.family import SchoolHours
 from iopcare.scheduling.domain.intensity import Rule
+from iopcare.scheduling.encounter_reads import EncounterReads
 from iopcare.scheduling.handlers import PlanEvents
 from iopcare.scheduling.intensity import Intensity
 from iopcare.scheduling.series import Series
@@ -52,6 +53,7 @@ class Scheduling:
         self.bookings = Bookings(db, self.calendars, access, zone=zone, notify_outbox=notify_outbox)
         self.changes = Changes(self.bookings)
         self.appointments = Appointments(db, access)
+        self.encounters = EncounterReads(db, access, zone)
         alerts = Alerts(db, notify_outbox)
         self.attendance = Attendance(db, access, alerts, notify_outbox)
         self.checkins = CheckIns(db, access, alerts, zone, checkin_cutoff)
@@ -85,6 +87,8 @@ class Scheduling:
         self.record_check_in_answers = self.checkins.record_answers
         self.check_in_responses = self.checkins.responses
         self.check_missed_check_ins = self.checkins.check_missed_check_ins
+        self.search_encounters = self.encounters.search
+        self.export_encounters_csv = self.encounters.export_csv
         self.intensity = self.intensity_rules.intensity
         self.check_intensity = self.intensity_rules.check_intensity
         self.rule = self.intensity_rules.rule

@@ -275,3 +275,48 @@ class AppointmentHandler(SchedulingTable, TableRead, TableCreate):
             if exc.status >= 500:
                 raise
             raise stale from None
+
+
+class EncounterHandler(SchedulingTable):
+    type = "Encounter"
+    params = (
+        SearchParam("patient", REFERENCE, ("subject",), "the patient"),
+        SearchParam("date", DATE, ("period",), "when the session took place (ge/lt bound it)"),
+        SearchParam(
+            "type",
+            TOKEN,
+            ("type",),
+            "the billing code: https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets|S9480 "
+            "or H0015, http://www.ama-assn.org/go/cpt|90853, 90834, 90837, 90847, 99213, ...",
+        ),
+        SearchParam("class", TOKEN, ("class",), "AMB (v3-ActCode): every session is ambulatory"),
+        SearchParam("status", TOKEN, ("status",), "arrived | finished"),
+        SearchParam("service-type", TOKEN, ("serviceType",), "the session type"),
+    )
+    documentation = (
+        "Attended sessions for billing: scheduling makes one Encounter per patient and session "
+        "when the attendance is recorded (arrived, checked-in: status arrived; fulfilled: "
+        "finished; a no-show none), with class AMB, the billing code in type (HCPCS S9480 or "
+        "H0015 per diem with CPT 90853 for a group, CPT 90832/90834/90837 individual by "
+        "length, 90847 family with the patient present, 99213/99214 medication management), "
+        "period, participants (practitioners, family members who came), serviceType, the stay "
+        "(episodeOfCare) when the plan names one, and the session's security labels. Search "
+        "only, one patient at a time (billing staff export a whole period as CSV with "
+        "scheduling's ExportEncountersCsv, docs/scheduling.md)."
+    )
+    field = "encounter"
+
+    def search(self, caller: Caller, patient_id: str | None, query: dict[str, str]) -> list[Found]:
+        patient_id = require_patient(patient_id, self.type)
+        low, high = date_bounds(query, "date")
+        request = pb.ListEncountersRequest(patient_id=patient_id, page_size=1000)
+        if low is not None:
+            request.start_time.CopyFrom(timestamp(low))
+        if high is not None:
+            request.end_time.CopyFrom(timestamp(high))
+
+        def page(token: str) -> Any:
+            request.page_token = token
+            return self.send(caller, request)
+
+        return [self.stored(e) for e in pages(page, "encounters")]

@@ -5,7 +5,7 @@ journal), `appointments`, `occupancy` (participants, calendar locks, overlap che
 from __future__ import annotations
 
 from iopcare.kit.db import as_utc
-from iopcare.scheduling.store import family
+from iopcare.scheduling.store import encounters, family
 from iopcare.scheduling.store.alerts import (
     raise_alert_once,
 )
@@ -96,6 +96,7 @@ __all__ = [
     "check_in_of",
     "checkin_responses",
     "daily_checkin",
+    "encounters",
     "family",
     "find_schedules",
     "first_session_start",

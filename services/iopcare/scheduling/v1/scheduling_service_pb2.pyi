@@ -472,3 +472,61 @@ class ListCheckInResponsesResponse(_message.Message):
     responses: _containers.RepeatedCompositeFieldContainer[CheckInResponse]
     next_page_token: str
     def __init__(self, responses: _Optional[_Iterable[_Union[CheckInResponse, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListEncountersRequest(_message.Message):
+    __slots__ = ("patient_id", "start_time", "end_time", "code", "page_size", "page_token")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    code: str
+    page_size: int
+    page_token: str
+    def __init__(self, patient_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., code: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class Encounter(_message.Message):
+    __slots__ = ("id", "version", "patient_id", "appointment_id", "code", "fhir_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    APPOINTMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    patient_id: str
+    appointment_id: str
+    code: str
+    fhir_json: str
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., patient_id: _Optional[str] = ..., appointment_id: _Optional[str] = ..., code: _Optional[str] = ..., fhir_json: _Optional[str] = ...) -> None: ...
+
+class ListEncountersResponse(_message.Message):
+    __slots__ = ("encounters", "next_page_token")
+    ENCOUNTERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    encounters: _containers.RepeatedCompositeFieldContainer[Encounter]
+    next_page_token: str
+    def __init__(self, encounters: _Optional[_Iterable[_Union[Encounter, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ExportEncountersCsvRequest(_message.Message):
+    __slots__ = ("start_time", "end_time", "patient_id")
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    patient_id: str
+    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., patient_id: _Optional[str] = ...) -> None: ...
+
+class ExportEncountersCsvResponse(_message.Message):
+    __slots__ = ("csv", "encounter_count")
+    CSV_FIELD_NUMBER: _ClassVar[int]
+    ENCOUNTER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    csv: bytes
+    encounter_count: int
+    def __init__(self, csv: _Optional[bytes] = ..., encounter_count: _Optional[int] = ...) -> None: ...

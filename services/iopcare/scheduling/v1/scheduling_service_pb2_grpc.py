@@ -121,6 +121,16 @@ class SchedulingServiceStub:
                 request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListCheckInResponsesRequest.SerializeToString,
                 response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListCheckInResponsesResponse.FromString,
                 _registered_method=True)
+        self.ListEncounters = channel.unary_unary(
+                '/iopcare.scheduling.v1.SchedulingService/ListEncounters',
+                request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListEncountersRequest.SerializeToString,
+                response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListEncountersResponse.FromString,
+                _registered_method=True)
+        self.ExportEncountersCsv = channel.unary_unary(
+                '/iopcare.scheduling.v1.SchedulingService/ExportEncountersCsv',
+                request_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ExportEncountersCsvRequest.SerializeToString,
+                response_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ExportEncountersCsvResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulingServiceServicer:
@@ -281,6 +291,26 @@ class SchedulingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListEncounters(self, request, context):
+        """Encounters for billing (FHIR R4 Encounter, one per patient and attended session, made when
+        the attendance is recorded), earliest first: one patient's (their care team, or billing
+        staff) or every patient's (roles `billing` and `admin` only), filtered by period and billing
+        code (for FHIR Encounter search). Each search is audited per patient seen.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportEncountersCsv(self, request, context):
+        """The period's Encounters as CSV for a billing system (UTF-8, header row, one row per
+        Encounter: patient, date, code, units, rendering practitioner, ...; docs/scheduling.md).
+        Roles `billing` and `admin`, or the patient's care team with `patient_id`; never an outside
+        EHR (role `system`), since the CSV carries no security labels.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -363,6 +393,16 @@ def add_SchedulingServiceServicer_to_server(servicer, server):
                     servicer.ListCheckInResponses,
                     request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListCheckInResponsesRequest.FromString,
                     response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListCheckInResponsesResponse.SerializeToString,
+            ),
+            'ListEncounters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEncounters,
+                    request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListEncountersRequest.FromString,
+                    response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListEncountersResponse.SerializeToString,
+            ),
+            'ExportEncountersCsv': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportEncountersCsv,
+                    request_deserializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ExportEncountersCsvRequest.FromString,
+                    response_serializer=iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ExportEncountersCsvResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -804,6 +844,60 @@ class SchedulingService:
             '/iopcare.scheduling.v1.SchedulingService/ListCheckInResponses',
             iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListCheckInResponsesRequest.SerializeToString,
             iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListCheckInResponsesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEncounters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.scheduling.v1.SchedulingService/ListEncounters',
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListEncountersRequest.SerializeToString,
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ListEncountersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportEncountersCsv(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.scheduling.v1.SchedulingService/ExportEncountersCsv',
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ExportEncountersCsvRequest.SerializeToString,
+            iopcare_dot_scheduling_dot_v1_dot_scheduling__service__pb2.ExportEncountersCsvResponse.FromString,
             options,
             channel_credentials,
             insecure,
