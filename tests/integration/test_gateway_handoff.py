@@ -109,8 +109,13 @@ def test_discharge_document_becomes_patient_stay_plan_and_note(
     (episode_id,) = ids(result["created"], "EpisodeOfCare")
     (plan_id,) = ids(result["created"], "CarePlan")
     assert len(ids(result["created"], "Communication")) == 1
-    # Entries not taken in are reported, as is the intake appointment no RPC can propose yet.
-    assert any("Observation" in w for w in result["warnings"])
+    # The last PHQ-9 becomes a measure, the Composition a discharge summary note, the discharging
+    # physician a registered Practitioner (ADR 0030) ...
+    assert len(ids(result["created"], "Observation")) == 1
+    assert len(ids(result["created"], "DocumentReference")) == 1
+    assert len(ids(result["created"], "Practitioner")) == 1
+    # ... entries not taken in are reported, as is the intake appointment no RPC can propose yet.
+    assert not any("Observation" in w for w in result["warnings"])
     assert any("Encounter" in w for w in result["warnings"])
     assert any("intake" in w for w in result["warnings"])
 
@@ -468,15 +473,19 @@ def test_a_handoff_cut_short_by_a_service_outage_completes_when_sent_again(
         created = [p["valueReference"]["reference"] for p in parameters if p["name"] == "created"]
         warnings = [i["diagnostics"] for i in parameters[0]["resource"]["issue"]]
         assert not ids(created, "Communication")
+        assert not ids(created, "DocumentReference")
         assert any("note was not posted (503" in w for w in warnings), warnings
+        assert any("discharge summary was not taken in (503" in w for w in warnings), warnings
         (patient_id,) = ids(created, "Patient")
         down = post("Communication", b"", "GET", [("patient", patient_id)])
         assert down.status == 503 and down.body["resourceType"] == "OperationOutcome"
     finally:
         cut_off.services.close()
     again = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
-    assert [r for r in again["created"] if not r.startswith("Communication/")] == created
+    later = ("Communication/", "DocumentReference/")
+    assert [r for r in again["created"] if not r.startswith(later)] == created
     assert len(ids(again["created"], "Communication")) == 1
+    assert len(ids(again["created"], "DocumentReference")) == 1
     assert ehr.get("/CarePlan", params={"patient": patient_id}).json()["total"] == 1
 
 
