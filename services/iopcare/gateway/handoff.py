@@ -666,6 +666,12 @@ def _take_in_content(
     return done
 
 
+def _why(exc: FhirHttpError) -> str:
+    """A service's refusal in words: each of its issues (field violations name the element)."""
+    parts = [p.diagnostics + (f" ({p.expression})" if p.expression else "") for p in exc.problems]
+    return "; ".join(parts)[:600] or str(exc)
+
+
 def _refused(exc: FhirHttpError) -> bool:
     """A service's refusal of one entry (invalid, or not allowed): listed, not fatal."""
     return exc.status in (400, 403, 422) and exc.reason != "REQUEST_ID_REUSED"
@@ -716,7 +722,7 @@ def _register_discharging(
             raise
         for named in (practitioner, organization):
             if named is not None:
-                content.reasons[named.index] = f"the registry refused it ({exc})"
+                content.reasons[named.index] = f"the registry refused it: {_why(exc)}"
         return "", display
     content.kept.add(practitioner.index)
     done.created.append(f"Practitioner/{registered.id}")
@@ -733,7 +739,7 @@ def _register_discharging(
         except FhirHttpError as exc:
             if not _refused(exc):
                 raise
-            content.reasons[organization.index] = f"the registry refused it ({exc})"
+            content.reasons[organization.index] = f"the registry refused it: {_why(exc)}"
         else:
             content.kept.add(organization.index)
             done.created.append(f"PractitionerRole/{role.id}")
@@ -818,7 +824,7 @@ def _import_document(
             return
         if not _refused(exc):
             raise
-        content.reasons[entry.index] = f"notes refused the discharge summary ({exc})"
+        content.reasons[entry.index] = f"notes refused the discharge summary: {_why(exc)}"
         return
     content.kept.add(entry.index)
     done.created.append(f"DocumentReference/{note.id}")
@@ -858,7 +864,7 @@ def _record_measures(
             except FhirHttpError as exc:
                 if not _refused(exc):
                     raise
-                problem = f"careplan does not take it as a measure ({exc})"
+                problem = f"careplan does not take it as a measure: {_why(exc)}"
             else:
                 content.kept.add(entry.index)
                 done.created.append(f"Observation/{recorded.observation_id}")
