@@ -115,46 +115,7 @@ def import_document(
         )
 
     def _create(uow: UnitOfWork, note_id: str) -> str:
-        now = datetime.now(UTC)
-        draft = document.draft
-        author = document.author or principal.reference
-        state = fhir_map.NoteState(
-            id=note_id,
-            version=1,
-            patient_id=patient_id,
-            kind=draft.kind,
-            author=author,
-            status="signed",
-            title=draft.title,
-            text=draft.text,
-            shared_text="",
-            confidentiality=draft.confidentiality,
-            sensitivity=draft.sensitivity,
-            created_at=now,
-            updated_at=now,
-        )
-        store.insert_note(
-            uow.conn,
-            {
-                "id": note_id,
-                "version": 1,
-                "author": author,
-                "author_role": principal.role,
-                "status": "signed",
-                "created_at": now,
-                "updated_at": now,
-                "patient_id": patient_id,
-                "kind": draft.kind,
-                "title": draft.title,
-                "text": draft.text,
-                "shared_text": "",
-                "confidentiality": draft.confidentiality,
-                "type_code": documents.NOTE_KINDS[draft.kind][0],
-                "sensitivity": " ".join(sorted(draft.sensitivity)),
-                "shared_with": "[]",
-                "resource": resource(document, state),
-            },
-        )
+        store.insert_note(uow.conn, _row(document, note_id, principal, datetime.now(UTC)))
         audited(
             uow,
             principal,
@@ -171,6 +132,49 @@ def import_document(
         found = store.load_note(conn, note_id)
     assert found is not None  # committed above
     return found
+
+
+def _row(
+    document: ImportedDocument, note_id: str, principal: Principal, now: datetime
+) -> dict[str, Any]:
+    """The notes row of an imported document: a signed note of its kind, authored by the
+    registered author (else the importing identity), with its DocumentReference."""
+    draft = document.draft
+    author = document.author or principal.reference
+    state = fhir_map.NoteState(
+        id=note_id,
+        version=1,
+        patient_id=draft.patient_id,
+        kind=draft.kind,
+        author=author,
+        status="signed",
+        title=draft.title,
+        text=draft.text,
+        shared_text="",
+        confidentiality=draft.confidentiality,
+        sensitivity=draft.sensitivity,
+        created_at=now,
+        updated_at=now,
+    )
+    return {
+        "id": note_id,
+        "version": 1,
+        "author": author,
+        "author_role": principal.role,
+        "status": "signed",
+        "created_at": now,
+        "updated_at": now,
+        "patient_id": draft.patient_id,
+        "kind": draft.kind,
+        "title": draft.title,
+        "text": draft.text,
+        "shared_text": "",
+        "confidentiality": draft.confidentiality,
+        "type_code": documents.NOTE_KINDS[draft.kind][0],
+        "sensitivity": " ".join(sorted(draft.sensitivity)),
+        "shared_with": "[]",
+        "resource": resource(document, state),
+    }
 
 
 def reference_only(resource_json: str) -> str:
