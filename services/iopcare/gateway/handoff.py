@@ -599,7 +599,7 @@ def _extra_text(extra: _Outcome | None) -> str:
         return ""
     documents = [r for r in extra.created if r.startswith("DocumentReference/")]
     measures = sum(1 for r in extra.created if r.startswith("Observation/"))
-    text = f"; {measures} measures recorded"
+    text = f"; {measures} measure{'' if measures == 1 else 's'} recorded"
     if documents:
         text += f"; discharge summary {documents[0]}"
     skipped = sum(1 for w in extra.warnings if w.code == "not-supported")
