@@ -962,6 +962,7 @@ def test_a_part2_discharge_summary_keeps_its_labels_and_reaches_the_treating_tea
     # ... the patient's psychiatrist, once on the care team, reads it in the program, labelled.
     from iopcare.notes.v1 import notes_service_pb2 as notes_pb
     from iopcare.notes.v1 import notes_service_pb2_grpc as notes_grpc
+    from tests.support.notes import error_reason
 
     enrol_team(stack, patient_id)
     with harness.channel(stack.runtimes["notes"]) as channel:
@@ -977,6 +978,20 @@ def test_a_part2_discharge_summary_keeps_its_labels_and_reaches_the_treating_tea
                 return None
 
         note = harness.eventually(readable)
+        # Clinicians write their own notes: taking a document in as "from outside" is an EHR's
+        # (or the administrator's) act, never a clinician's.
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ImportDocument(
+                notes_pb.ImportDocumentRequest(
+                    request_id=uuid.uuid4().hex,
+                    note=notes_pb.NoteInput(
+                        patient_id=patient_id, kind="discharge", title="x", text="forged"
+                    ),
+                ),
+                metadata=harness.metadata(stack.settings),
+            )
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert error_reason(refused.value) == "NOT_AN_IMPORTER"
     assert (note.kind, note.status, note.confidentiality) == ("discharge", "signed", "R")
     assert "ETH" in note.sensitivity
     document = json.loads(note.fhir_json)
