@@ -754,6 +754,20 @@ def ips_discharge(mrn: str, labelled: bool = False) -> dict[str, Any]:
                 "code": "/min",
             },
         ),
+        "hr-earlier": {
+            **_observation(
+                patient_url,
+                "8867-4",
+                "vital-signs",
+                valueQuantity={
+                    "value": 112,
+                    "unit": "/min",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "/min",
+                },
+            ),
+            "effectiveDateTime": "2026-11-20T08:00:00Z",
+        },
         "uds": _observation(
             patient_url,
             "19295-5",
@@ -887,6 +901,13 @@ def test_an_ips_discharge_document_arrives_whole_and_lists_what_it_skips(
         if e["resource"]["resourceType"] == "Observation"
     )
     assert codes == ["19295-5", "44261-6", "85354-9", "8867-4"]
+    (heart_rate,) = [
+        e["resource"]
+        for e in measures["entry"]
+        if e["resource"]["resourceType"] == "Observation"
+        and e["resource"]["code"]["coding"][0]["code"] == "8867-4"
+    ]
+    assert heart_rate["valueQuantity"]["value"] == 88  # the latest reading, not the earlier 112
     assert len(ids(result["created"], "Observation")) == 4
 
     # Everything else is listed, one issue per entry, with where it is and why.
@@ -901,7 +922,10 @@ def test_an_ips_discharge_document_arrives_whole_and_lists_what_it_skips(
         if issue["code"] == "not-supported"
     )
     by_type = {
-        entry["resource"]["resourceType"] + ":" + entry["resource"]["code"]["coding"][0]["code"]
+        entry["resource"]["resourceType"]
+        + ":"
+        + entry["resource"]["code"]["coding"][0]["code"]
+        + entry["resource"]["effectiveDateTime"][:10]
         if entry["resource"]["resourceType"] == "Observation"
         else entry["resource"]["resourceType"]: (f"Bundle.entry[{i}]", entry["fullUrl"])
         for i, entry in enumerate(bundle["entry"])
@@ -910,8 +934,9 @@ def test_an_ips_discharge_document_arrives_whole_and_lists_what_it_skips(
         "Encounter": "EpisodeOfCare",
         "Procedure": "procedures",
         "Immunization": "immunizations",
-        "Observation:2345-7": "2345-7 is not a measure the program records",
-        "Observation:26079004": "LOINC only",
+        "Observation:2345-72026-11-26": "2345-7 is not a measure the program records",
+        "Observation:260790042026-11-26": "LOINC only",
+        "Observation:8867-42026-11-20": "records the latest reading of each measure",
     }
     for kind, reason in expected_skips.items():
         where, full_url = by_type[kind]
@@ -928,7 +953,7 @@ def test_an_ips_discharge_document_arrives_whole_and_lists_what_it_skips(
         and "Step-down" in e["resource"]["payload"][0]["contentString"]
     ]
     assert f"discharge summary DocumentReference/{document_id}" in note
-    assert "4 measures recorded" in note and "5 entries not taken in" in note
+    assert "4 measures recorded" in note and "6 entries not taken in" in note
     assert "taper" not in note
 
     # A replay takes nothing in twice: the same answer, one note, the same measures.

@@ -134,3 +134,27 @@ def test_a_skipped_entry_names_itself_and_why() -> None:
         "Bundle.entry[3]",
     )
     assert problem.diagnostics.startswith("Encounter urn:uuid:e not taken in: ")
+
+
+def test_only_the_latest_reading_of_each_measure_is_recorded() -> None:
+    def reading(index: int, code: str, when: str) -> hc.Entry:
+        return hc.Entry(
+            index,
+            f"urn:uuid:{index}",
+            {
+                "resourceType": "Observation",
+                "code": {"coding": [{"system": hc.LOINC, "code": code}]},
+                "effectiveDateTime": when,
+            },
+        )
+
+    readings = [
+        reading(1, "8867-4", "2026-11-26T08:00:00+01:00"),  # 07:00Z: the latest heart rate
+        reading(2, "8867-4", "2026-11-26T06:30:00Z"),
+        reading(3, "44261-6", "2026-11-20T10:00:00Z"),
+        reading(4, "8867-4", "2026-11-25T23:00:00Z"),
+    ]
+    latest, earlier = hc.latest_per_measure(readings)
+    assert [e.index for e in latest] == [1, 3]
+    assert sorted(earlier) == [2, 4]
+    assert "latest reading of each measure" in earlier[2]

@@ -839,10 +839,12 @@ def _record_measures(
     content: _Content,
     done: _Outcome,
 ) -> None:
-    """Each Observation careplan accepts (vitals, labs, drug screens, PHQ-9 and other LOINC
-    measures) recorded as a measure of the patient; the others listed with careplan's reason."""
+    """The latest reading of each measure careplan accepts (vitals, labs, drug screens, PHQ-9 and
+    other LOINC measures) recorded as a measure of the patient; the others listed with the reason
+    (careplan's, or an earlier reading of the same measure)."""
     allowed = scopes.allows(caller.scopes, "Observation", scopes.CREATE)
     services = gateway.services
+    measurable = []
     for entry in content.entries:
         if entry.type != "Observation":
             continue
@@ -850,23 +852,25 @@ def _record_measures(
         if problem is None and not allowed:
             problem = "the token may not create Observations"
         if problem is None:
-            try:
-                recorded = services.call(
-                    caller,
-                    services.careplan.RecordMeasure,
-                    careplan_pb.RecordMeasureRequest(
-                        request_id=request_id(key, f"measure-{entry.index}"),
-                        fhir_json=handoff_content.as_measure(
-                            entry.resource, patient_ref, patient_urls
-                        ),
-                    ),
-                )
-            except FhirHttpError as exc:
-                if not _refused(exc):
-                    raise
-                problem = f"careplan does not take it as a measure: {_why(exc)}"
-            else:
-                content.kept.add(entry.index)
-                done.created.append(f"Observation/{recorded.observation_id}")
-                continue
-        content.reasons[entry.index] = problem
+            measurable.append(entry)
+        else:
+            content.reasons[entry.index] = problem
+    latest, earlier = handoff_content.latest_per_measure(measurable)
+    content.reasons.update(earlier)
+    for entry in latest:
+        try:
+            recorded = services.call(
+                caller,
+                services.careplan.RecordMeasure,
+                careplan_pb.RecordMeasureRequest(
+                    request_id=request_id(key, f"measure-{entry.index}"),
+                    fhir_json=handoff_content.as_measure(entry.resource, patient_ref, patient_urls),
+                ),
+            )
+        except FhirHttpError as exc:
+            if not _refused(exc):
+                raise
+            content.reasons[entry.index] = f"careplan does not take it as a measure: {_why(exc)}"
+        else:
+            content.kept.add(entry.index)
+            done.created.append(f"Observation/{recorded.observation_id}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 
@@ -363,3 +364,35 @@ def role_json(practitioner_id: str, organization: dict[str, Any]) -> str:
             "organization": reference,
         }
     )
+
+
+def _when(resource: dict[str, Any]) -> datetime:
+    try:
+        when = datetime.fromisoformat(str(resource.get("effectiveDateTime", "")))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def latest_per_measure(observations: list[Entry]) -> tuple[list[Entry], dict[int, str]]:
+    """The latest reading of each measure (by LOINC code; the later entry on a tie), and why
+    each earlier one is not recorded: the program starts from where the patient left the
+    hospital, and a week of nursing vitals stays in the sender's record (ADR 0030)."""
+    latest: dict[str, Entry] = {}
+    for entry in observations:
+        code = next(
+            str(c.get("code"))
+            for c in entry.resource.get("code", {}).get("coding", [])
+            if c.get("system") == LOINC
+        )
+        kept = latest.get(code)
+        if kept is None or _when(entry.resource) >= _when(kept.resource):
+            latest[code] = entry
+    chosen = {e.index for e in latest.values()}
+    reasons = {
+        e.index: "an earlier reading of a measure the Bundle also carries later; the handoff "
+        "records the latest reading of each measure (the series stays in the sender's record)"
+        for e in observations
+        if e.index not in chosen
+    }
+    return [e for e in observations if e.index in chosen], reasons
