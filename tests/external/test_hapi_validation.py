@@ -324,6 +324,10 @@ def iop_course(stack: Stack, ehr: httpx.Client, out: Collector) -> None:
                 )
             if kind == "EpisodeOfCare" and not labelled:
                 out.get(f"{name}-summary", f"/EpisodeOfCare/{rid}/$handoff-summary")
+            if kind in ("DocumentReference", "Observation") and not labelled:
+                # What the handoff keeps besides the plan (ADR 0030): the discharge summary note
+                # of the stay, the measures.
+                out.get(f"{name}-{kind}", f"/{kind}/{rid}")
             if kind == "Patient" and not labelled:
                 # The plan's template goals are Goals of their own (ADR 0022).
                 goals = out.get(f"{name}-goals", "/Goal", params={"patient": rid})

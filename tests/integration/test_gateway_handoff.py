@@ -3,6 +3,7 @@ services, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import uuid
@@ -109,8 +110,13 @@ def test_discharge_document_becomes_patient_stay_plan_and_note(
     (episode_id,) = ids(result["created"], "EpisodeOfCare")
     (plan_id,) = ids(result["created"], "CarePlan")
     assert len(ids(result["created"], "Communication")) == 1
-    # Entries not taken in are reported, as is the intake appointment no RPC can propose yet.
-    assert any("Observation" in w for w in result["warnings"])
+    # The last PHQ-9 becomes a measure, the Composition a discharge summary note, the discharging
+    # physician a registered Practitioner (ADR 0030) ...
+    assert len(ids(result["created"], "Observation")) == 1
+    assert len(ids(result["created"], "DocumentReference")) == 1
+    assert len(ids(result["created"], "Practitioner")) == 1
+    # ... entries not taken in are reported, as is the intake appointment no RPC can propose yet.
+    assert not any("Observation" in w for w in result["warnings"])
     assert any("Encounter" in w for w in result["warnings"])
     assert any("intake" in w for w in result["warnings"])
 
@@ -468,15 +474,19 @@ def test_a_handoff_cut_short_by_a_service_outage_completes_when_sent_again(
         created = [p["valueReference"]["reference"] for p in parameters if p["name"] == "created"]
         warnings = [i["diagnostics"] for i in parameters[0]["resource"]["issue"]]
         assert not ids(created, "Communication")
+        assert not ids(created, "DocumentReference")
         assert any("note was not posted (503" in w for w in warnings), warnings
+        assert any("discharge summary was not taken in (503" in w for w in warnings), warnings
         (patient_id,) = ids(created, "Patient")
         down = post("Communication", b"", "GET", [("patient", patient_id)])
         assert down.status == 503 and down.body["resourceType"] == "OperationOutcome"
     finally:
         cut_off.services.close()
     again = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
-    assert [r for r in again["created"] if not r.startswith("Communication/")] == created
+    later = ("Communication/", "DocumentReference/")
+    assert [r for r in again["created"] if not r.startswith(later)] == created
     assert len(ids(again["created"], "Communication")) == 1
+    assert len(ids(again["created"], "DocumentReference")) == 1
     assert ehr.get("/CarePlan", params={"patient": patient_id}).json()["total"] == 1
 
 
@@ -687,3 +697,370 @@ def test_inbound_medications_are_reconciled_and_the_list_is_served_over_rest(
         )
         assert created.status_code == 201, created.text
         assert psy.get(f"/MedicationStatement/{created.json()['id']}").status_code == 200
+
+
+# Discharge documents taken in whole (issue 14, part 1; ADR 0030) ---------------------------------
+
+LOINC = "http://loinc.org"
+CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+SNOMED = "http://snomed.info/sct"
+
+
+def _observation(subject: str, code: str, category: str, **value: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [{"coding": [{"system": CATEGORY, "code": category}]}],
+        "code": {"coding": [{"system": LOINC, "code": code}]},
+        "subject": {"reference": subject},
+        "effectiveDateTime": "2026-11-26T08:00:00Z",
+        **value,
+    }
+
+
+def ips_discharge(mrn: str, labelled: bool = False) -> dict[str, Any]:
+    """An IPS-like discharge document: the detox discharge with section narratives, vitals, a
+    urine drug screen, a PHQ-9, a procedure, an immunization, the hospital as custodian, and two
+    Observations careplan does not record (an unknown lab, a SNOMED-coded finding)."""
+    bundle = discharge_bundle(mrn, labelled=labelled)
+    bundle["identifier"] = {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{uuid.uuid4()}"}
+    composition = bundle["entry"][0]["resource"]
+    patient_url = composition["subject"]["reference"]
+    mmhg = {"unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}
+    added = {
+        "bp": _observation(
+            patient_url,
+            "85354-9",
+            "vital-signs",
+            component=[
+                {
+                    "code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
+                    "valueQuantity": {"value": 128, **mmhg},
+                },
+                {
+                    "code": {"coding": [{"system": LOINC, "code": "8462-4"}]},
+                    "valueQuantity": {"value": 82, **mmhg},
+                },
+            ],
+        ),
+        "hr": _observation(
+            patient_url,
+            "8867-4",
+            "vital-signs",
+            valueQuantity={
+                "value": 88,
+                "unit": "/min",
+                "system": "http://unitsofmeasure.org",
+                "code": "/min",
+            },
+        ),
+        "hr-earlier": {
+            **_observation(
+                patient_url,
+                "8867-4",
+                "vital-signs",
+                valueQuantity={
+                    "value": 112,
+                    "unit": "/min",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "/min",
+                },
+            ),
+            "effectiveDateTime": "2026-11-20T08:00:00Z",
+        },
+        "uds": _observation(
+            patient_url,
+            "19295-5",
+            "laboratory",
+            valueCodeableConcept={"coding": [{"system": SNOMED, "code": "260385009"}]},
+        ),
+        "odd-lab": _observation(
+            patient_url,
+            "2345-7",  # glucose: not a measure the program records
+            "laboratory",
+            valueQuantity={"value": 5.4, "unit": "mmol/L"},
+        ),
+        "snomed": {
+            **_observation(patient_url, "x", "exam", valueString="tremor resolved"),
+            "code": {"coding": [{"system": SNOMED, "code": "26079004", "display": "Tremor"}]},
+        },
+        "proc": {
+            "resourceType": "Procedure",
+            "status": "completed",
+            "code": {"text": "Electrocardiogram"},
+            "subject": {"reference": patient_url},
+            "performedDateTime": "2026-11-20T10:00:00Z",
+        },
+        "imm": {
+            "resourceType": "Immunization",
+            "status": "completed",
+            "vaccineCode": {"text": "Influenza vaccine 2026-2027"},
+            "patient": {"reference": patient_url},
+            "occurrenceDateTime": "2026-11-21T10:00:00Z",
+        },
+        "org": {
+            "resourceType": "Organization",
+            "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1144221847"}],
+            "name": "St Mary's Hospital, withdrawal management unit",
+        },
+    }
+    urls = {name: f"urn:uuid:{uuid.uuid4()}" for name in added}
+    bundle["entry"] += [{"fullUrl": urls[n], "resource": r} for n, r in added.items()]
+    composition["custodian"] = {"reference": urls["org"]}
+    div = '<div xmlns="http://www.w3.org/1999/xhtml">{}</div>'
+    composition["section"][0]["text"] = {
+        "status": "additional",
+        "div": div.format("<p>Admitted for alcohol withdrawal; CIWA-Ar peaked at 18.</p>"),
+    }
+    composition["section"] += [
+        {
+            "title": "Vital signs",
+            "code": {"coding": [{"system": LOINC, "code": "8716-3"}]},
+            "entry": [{"reference": urls["bp"]}, {"reference": urls["hr"]}],
+        },
+        {
+            "title": "Results",
+            "code": {"coding": [{"system": LOINC, "code": "30954-2"}]},
+            "text": {
+                "status": "additional",
+                "div": div.format(
+                    "<table><tr><td>Urine opiates</td><td>negative</td></tr></table>"
+                ),
+            },
+            "entry": [{"reference": urls["uds"]}, {"reference": urls["odd-lab"]}],
+        },
+        {
+            "title": "History of procedures",
+            "entry": [{"reference": urls["proc"]}, {"reference": urls["imm"]}],
+        },
+        {
+            "title": "Hospital course",
+            "text": {
+                "status": "additional",
+                "div": div.format(
+                    "<p>Completed a 7-day taper.</p><p>Engaged in groups; motivated for IOP.</p>"
+                ),
+            },
+        },
+    ]
+    return bundle
+
+
+def issues_of(response: httpx.Response) -> list[dict[str, Any]]:
+    assert response.status_code == 200, response.text
+    return [
+        issue
+        for parameter in response.json()["parameter"]
+        if parameter["name"] == "outcome"
+        for issue in parameter["resource"]["issue"]
+    ]
+
+
+def test_an_ips_discharge_document_arrives_whole_and_lists_what_it_skips(
+    stack: Stack, ehr: httpx.Client
+) -> None:
+    bundle = ips_discharge(uuid.uuid4().hex[:10])
+    response = ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS)
+    result = outcome_of(response)
+    (patient_id,) = ids(result["created"], "Patient")
+    (episode_id,) = ids(result["created"], "EpisodeOfCare")
+    (document_id,) = ids(result["created"], "DocumentReference")
+    (practitioner_id,) = ids(result["created"], "Practitioner")
+    assert len(ids(result["created"], "PractitionerRole")) == 1
+
+    # The narrative: a final discharge summary note of the stay, its sections and entries.
+    document = ehr.get(f"/DocumentReference/{document_id}").json()
+    assert document["type"]["coding"][0]["code"] == "18842-5"
+    assert document["docStatus"] == "final"
+    assert document["subject"]["reference"] == f"Patient/{patient_id}"
+    assert document["context"]["encounter"] == [{"reference": f"EpisodeOfCare/{episode_id}"}]
+    assert document["author"][0]["reference"] == f"Practitioner/{practitioner_id}"
+    assert "Lindqvist" in document["author"][0]["display"]
+    assert "St Mary's Hospital" in document["author"][0]["display"]
+    assert document["masterIdentifier"]["value"] == bundle["identifier"]["value"]
+    text = base64.b64decode(document["content"][0]["attachment"]["data"]).decode()
+    for expected in (
+        "Discharge summary: inpatient withdrawal management",
+        "## Problems",
+        "Admitted for alcohol withdrawal; CIWA-Ar peaked at 18.",
+        "Alcohol dependence, uncomplicated",
+        "## Vital signs",
+        "Urine opiates | negative",
+        "Procedure: Electrocardiogram (2026-11-20T10:00:00Z)",
+        "Immunization: Influenza vaccine 2026-2027",
+        "Completed a 7-day taper.\nEngaged in groups; motivated for IOP.",
+    ):
+        assert expected in text, (expected, text)
+    assert "<p>" not in text
+
+    # Vitals, the drug screen and the PHQ-9 are the patient's measures.
+    measures = ehr.get("/Observation", params={"patient": patient_id}).json()
+    codes = sorted(
+        e["resource"]["code"]["coding"][0]["code"]
+        for e in measures.get("entry", [])
+        if e["resource"]["resourceType"] == "Observation"
+    )
+    assert codes == ["19295-5", "44261-6", "85354-9", "8867-4"]
+    (heart_rate,) = [
+        e["resource"]
+        for e in measures["entry"]
+        if e["resource"]["resourceType"] == "Observation"
+        and e["resource"]["code"]["coding"][0]["code"] == "8867-4"
+    ]
+    assert heart_rate["valueQuantity"]["value"] == 88  # the latest reading, not the earlier 112
+    assert len(ids(result["created"], "Observation")) == 4
+
+    # Everything else is listed, one issue per entry, with where it is and why.
+    skipped = {
+        issue["expression"][0]: issue["diagnostics"]
+        for issue in issues_of(response)
+        if issue["code"] == "not-supported"
+    }
+    assert all(
+        issue["severity"] == "warning"
+        for issue in issues_of(response)
+        if issue["code"] == "not-supported"
+    )
+    by_type = {
+        entry["resource"]["resourceType"]
+        + ":"
+        + entry["resource"]["code"]["coding"][0]["code"]
+        + entry["resource"]["effectiveDateTime"][:10]
+        if entry["resource"]["resourceType"] == "Observation"
+        else entry["resource"]["resourceType"]: (f"Bundle.entry[{i}]", entry["fullUrl"])
+        for i, entry in enumerate(bundle["entry"])
+    }
+    expected_skips = {
+        "Encounter": "EpisodeOfCare",
+        "Procedure": "procedures",
+        "Immunization": "immunizations",
+        "Observation:2345-72026-11-26": "2345-7 is not a measure the program records",
+        "Observation:260790042026-11-26": "LOINC only",
+        "Observation:8867-42026-11-20": "records the latest reading of each measure",
+    }
+    for kind, reason in expected_skips.items():
+        where, full_url = by_type[kind]
+        assert where in skipped, (kind, skipped)
+        assert full_url in skipped[where] and reason in skipped[where], skipped[where]
+    assert len(skipped) == len(expected_skips)
+
+    # The team note counts what came, never what it says.
+    thread = ehr.get("/Communication", params={"patient": patient_id}).json()
+    (note,) = [
+        e["resource"]["payload"][0]["contentString"]
+        for e in thread.get("entry", [])
+        if e["resource"]["resourceType"] == "Communication"
+        and "Step-down" in e["resource"]["payload"][0]["contentString"]
+    ]
+    assert f"discharge summary DocumentReference/{document_id}" in note
+    assert "4 measures recorded" in note and "6 entries not taken in" in note
+    assert "taper" not in note
+
+    # A replay takes nothing in twice: the same answer, one note, the same measures.
+    again = ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS)
+    assert outcome_of(again) == result
+    assert issues_of(again) == issues_of(response)
+    notes = ehr.get("/DocumentReference", params={"patient": patient_id}).json()
+    assert [
+        e["resource"]["id"]
+        for e in notes["entry"]
+        if e["resource"]["resourceType"] == ("DocumentReference")
+    ] == [document_id]
+    measures_again = ehr.get("/Observation", params={"patient": patient_id}).json()
+    assert measures_again["total"] == measures["total"]
+
+
+def test_a_part2_discharge_summary_keeps_its_labels_and_reaches_the_treating_team(
+    stack: Stack, ehr: httpx.Client
+) -> None:
+    from tests.support.gateway import enrol_team
+
+    bundle = ips_discharge(uuid.uuid4().hex[:10], labelled=True)
+    bundle["entry"][0]["resource"]["confidentiality"] = "R"
+    result = outcome_of(ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS))
+    (patient_id,) = ids(result["created"], "Patient")
+    (document_id,) = ids(result["created"], "DocumentReference")
+    # The SUD diagnosis the Problems section names labels the note: the EHR (not a treating
+    # reader) does not get its content ...
+    withheld = ehr.get(f"/DocumentReference/{document_id}")
+    assert withheld.status_code == 403, withheld.text
+    # ... the patient's psychiatrist, once on the care team, reads it in the program, labelled.
+    from iopcare.notes.v1 import notes_service_pb2 as notes_pb
+    from iopcare.notes.v1 import notes_service_pb2_grpc as notes_grpc
+    from tests.support.notes import error_reason
+
+    enrol_team(stack, patient_id)
+    with harness.channel(stack.runtimes["notes"]) as channel:
+        stub = notes_grpc.NotesServiceStub(channel)
+
+        def readable() -> Any:
+            try:
+                return stub.GetNote(
+                    notes_pb.GetNoteRequest(id=document_id),
+                    metadata=harness.metadata(stack.settings),
+                ).note
+            except grpc.RpcError:
+                return None
+
+        note = harness.eventually(readable)
+        # Clinicians write their own notes: taking a document in as "from outside" is an EHR's
+        # (or the administrator's) act, never a clinician's.
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ImportDocument(
+                notes_pb.ImportDocumentRequest(
+                    request_id=uuid.uuid4().hex,
+                    note=notes_pb.NoteInput(
+                        patient_id=patient_id, kind="discharge", title="x", text="forged"
+                    ),
+                ),
+                metadata=harness.metadata(stack.settings),
+            )
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert error_reason(refused.value) == "NOT_AN_IMPORTER"
+    assert (note.kind, note.status, note.confidentiality) == ("discharge", "signed", "R")
+    assert "ETH" in note.sensitivity
+    document = json.loads(note.fhir_json)
+    labels = {s["code"] for s in document["meta"]["security"]}
+    assert {"R", "ETH"} <= labels, labels
+    text = base64.b64decode(document["content"][0]["attachment"]["data"]).decode()
+    assert "Alcohol dependence" in text
+
+
+def test_a_broken_discharge_document_is_refused_and_writes_nothing(ehr: httpx.Client) -> None:
+    def refused(bundle: dict[str, Any], expression: str, words: str) -> None:
+        response = ehr.post("/$handoff", json=bundle, headers=JSON_HEADERS)
+        assert response.status_code == 422, response.text
+        (issue,) = response.json()["issue"]
+        assert issue["expression"] == [expression] and words in issue["diagnostics"], issue
+        patient = (
+            next(
+                e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
+            )
+            if any(e["resource"]["resourceType"] == "Patient" for e in bundle["entry"])
+            else None
+        )
+        if patient is not None:
+            mrn = patient["identifier"][0]["value"]
+            found = ehr.get("/Patient", params={"identifier": f"{MRN_SYSTEM}|{mrn}"}).json()
+            assert found["total"] == 0
+
+    # A document whose Composition is not first.
+    bundle = ips_discharge(uuid.uuid4().hex[:10])
+    bundle["entry"].append(bundle["entry"].pop(0))
+    refused(bundle, "Bundle.entry[0]", "starts with its Composition")
+    # A section naming an entry the Bundle does not carry.
+    bundle = ips_discharge(uuid.uuid4().hex[:10])
+    bundle["entry"][0]["resource"]["section"][1]["entry"].append(
+        {"reference": "urn:uuid:00000000-0000-4000-8000-000000000000"}
+    )
+    refused(
+        bundle,
+        "Bundle.entry[0].resource.section[1].entry[2]",
+        "urn:uuid:00000000-0000-4000-8000-000000000000, which is not in the Bundle",
+    )
+    # No Patient.
+    bundle = ips_discharge(uuid.uuid4().hex[:10])
+    patient_url = bundle["entry"][0]["resource"]["subject"]["reference"]
+    bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["resourceType"] != "Patient"]
+    assert all(e.get("fullUrl") != patient_url for e in bundle["entry"])
+    refused(bundle, "Bundle.entry", "needs a Patient")

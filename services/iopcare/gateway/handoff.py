@@ -23,10 +23,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from iopcare.careplan.v1 import careplan_service_pb2 as careplan_pb
-from iopcare.gateway import codes, intake, scopes
+from iopcare.gateway import codes, handoff_content, intake, scopes
 from iopcare.gateway.bundles import references
 from iopcare.gateway.client import Caller
 from iopcare.gateway.errors import FhirHttpError, Problem, http_error
+from iopcare.gateway.handoff_content import Entry
 from iopcare.gateway.http import FhirRequest, FhirResponse, GatewayContext
 from iopcare.gateway.resources.base import Found
 from iopcare.gateway.resources.careplan import PatientHandler
@@ -52,8 +53,10 @@ CONDITIONS = ("Condition",)
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 MEDICATIONS = ("MedicationRequest", "MedicationStatement")
 ALLERGIES = ("AllergyIntolerance",)
-#: Types taken in as they are (copied into the plan) or used (Patient, ServiceRequest).
-USED = {"Patient", "ServiceRequest", "Composition", *CONDITIONS, *MEDICATIONS, *ALLERGIES}
+#: Types taken in as they are (copied into the plan) or used (Patient, ServiceRequest). A
+#: Composition, Observations, the discharging Practitioner and Organization are taken in by their
+#: own steps, or listed as not taken in with the reason.
+USED = {"Patient", "ServiceRequest", *CONDITIONS, *MEDICATIONS, *ALLERGIES}
 #: What each write of a handoff needs from the caller's scopes.
 NEEDED_SCOPES = (
     ("Patient", scopes.CREATE),
@@ -137,6 +140,7 @@ def validate(
             raise http_error(
                 422, "required", "each entry needs a resource", f"Bundle.entry[{index}]"
             )
+    handoff_content.check_document(data, handoff_content.entries_of(entries))
     patients = [r for _, r in entries if r.get("resourceType") == "Patient"]
     if not patients:
         raise http_error(422, "required", "a handoff Bundle needs a Patient", "Bundle.entry")
@@ -275,7 +279,10 @@ def _take_in(
     additions = _plan_additions(contained, episode.id, inbound.labels)
     plan = draft_plan(gateway, caller, request_id(key, "plan"), patient.id, contained, additions)
     outcome.created.append(f"CarePlan/{plan.id}")
-    # 5. The intake appointment within the program's window, booked through scheduling.
+    # 5. What the Bundle brings besides the plan: the discharging practitioner and organization,
+    # the discharge summary as a note of the stay, Observations as measures; the rest listed.
+    extra = _take_in_content(gateway, caller, bundle, entries, key, patient_ref, inbound, episode)
+    # 6. The intake appointment within the program's window, booked through scheduling.
     due = episode.update_time.ToDatetime(tzinfo=UTC) + timedelta(
         hours=gateway.settings.intake_window_hours
     )
@@ -286,9 +293,11 @@ def _take_in(
         outcome.created.append(booked)
     else:
         outcome.warnings.append(Problem("incomplete", problem, None, "warning"))
-    # 6. The handoff note to the team thread (counts and references, no clinical content).
-    text = _note_text(patient_ref, episode.id, plan.id, contained, due, booked)
+    # 7. The handoff note to the team thread (counts and references, no clinical content).
+    text = _note_text(patient_ref, episode.id, plan.id, contained, due, booked, extra)
     _post_note(gateway, caller, request_id(key, "note"), patient.id, text, outcome)
+    outcome.created += extra.created
+    outcome.warnings += extra.warnings
     return FhirResponse(
         200,
         outcome.parameters(),
@@ -347,17 +356,6 @@ def _read_inbound(entries: list[tuple[str, dict[str, Any]]], outcome: _Outcome) 
             local[url] = local_id
         if r.get("id"):
             local[f"{r['resourceType']}/{r['id']}"] = local_id
-    for index, (url, r) in enumerate(entries):
-        if r.get("resourceType") not in USED:
-            outcome.warnings.append(
-                Problem(
-                    "informational",
-                    f"{r.get('resourceType')} entries are not taken in; kept in the sender's "
-                    f"record ({url or r.get('id') or 'no fullUrl'})",
-                    f"Bundle.entry[{index}]",
-                    "warning",
-                )
-            )
     return _Inbound(
         resources=inbound,
         labels=labels_of(inbound),
@@ -454,6 +452,7 @@ def _note_text(
     contained: list[dict[str, Any]],
     due: datetime,
     intake_ref: str | None,
+    extra: _Outcome | None = None,
 ) -> str:
     """The team note: counts and references, never clinical content."""
     counts = {
@@ -464,7 +463,7 @@ def _note_text(
     return (
         f"Step-down handoff received for {patient_ref}: EpisodeOfCare/{episode_id} planned, "
         f"draft CarePlan/{plan_id} ({counts['conditions']} conditions, {counts['medications']} "
-        f"medications, {counts['allergies']} allergies). Intake due by "
+        f"medications, {counts['allergies']} allergies)" + _extra_text(extra) + ". Intake due by "
         f"{due.strftime('%Y-%m-%d %H:%M')} UTC"
         + (f"; booked: {intake_ref}." if intake_ref else "; not booked yet.")
     )
@@ -592,3 +591,286 @@ def _referral_display(referral: dict[str, Any]) -> str:
         (c.get("display") for c in code.get("coding", []) if c.get("display")), None
     )
     return f"Referral: {text}"[:200] if text else "Referral from the inpatient unit"
+
+
+def _extra_text(extra: _Outcome | None) -> str:
+    """What the note says of the content taken in besides the plan (references and counts)."""
+    if extra is None:
+        return ""
+    documents = [r for r in extra.created if r.startswith("DocumentReference/")]
+    measures = sum(1 for r in extra.created if r.startswith("Observation/"))
+    text = f"; {measures} measure{'' if measures == 1 else 's'} recorded"
+    if documents:
+        text += f"; discharge summary {documents[0]}"
+    skipped = sum(1 for w in extra.warnings if w.code == "not-supported")
+    if skipped:
+        text += f"; {skipped} entries not taken in (listed in the handoff's answer)"
+    return text
+
+
+@dataclass
+class _Content:
+    """The Bundle's entries as the content steps see them, and what they decided of each."""
+
+    entries: list[Entry]
+    composition: Entry | None
+    #: Entries taken in (by index); every other one is listed with its reason.
+    kept: set[int] = field(default_factory=set)
+    reasons: dict[int, str] = field(default_factory=dict)
+
+
+def _take_in_content(
+    gateway: GatewayContext,
+    caller: Caller,
+    bundle: dict[str, Any],
+    entries: list[tuple[str, dict[str, Any]]],
+    key: str,
+    patient_ref: str,
+    inbound: _Inbound,
+    episode: Any,
+) -> _Outcome:
+    """Steps 5a-c (ADR 0030), each under request ids derived from the bundle key and the entry:
+    the discharging practitioner and organization registered, the Composition's narrative as a
+    discharge summary note of the stay, each Observation careplan accepts as a measure; then one
+    issue (not-supported, with the reason) for every entry not taken in."""
+    done = _Outcome()
+    all_entries = handoff_content.entries_of(entries)
+    content = _Content(all_entries, next((e for e in all_entries if e.type == "Composition"), None))
+    first_of = {"Patient": True, "ServiceRequest": True}
+    for entry in all_entries:
+        if entry.type in first_of:
+            if first_of[entry.type]:
+                content.kept.add(entry.index)
+                first_of[entry.type] = False
+            else:
+                content.reasons[entry.index] = (
+                    "a handoff takes in one patient"
+                    if entry.type == "Patient"
+                    else "the first ServiceRequest is the referral; others stay in the sender's "
+                    "record"
+                )
+        elif entry.type in USED:
+            content.kept.add(entry.index)
+    author, author_display = _register_discharging(gateway, caller, key, content, done)
+    _import_document(
+        gateway, caller, bundle, key, patient_ref, episode.id, author, author_display, content, done
+    )
+    _record_measures(gateway, caller, key, patient_ref, inbound.patient_urls, content, done)
+    for entry in all_entries:
+        if entry.index not in content.kept:
+            reason = content.reasons.get(entry.index) or handoff_content.NOT_KEPT.get(
+                entry.type,
+                f"no iopcare service keeps {entry.type} resources; it stays in the sender's record",
+            )
+            done.warnings.append(handoff_content.skipped(entry, reason))
+    return done
+
+
+def _why(exc: FhirHttpError) -> str:
+    """A service's refusal in words: each of its issues (field violations name the element)."""
+    parts = [p.diagnostics + (f" ({p.expression})" if p.expression else "") for p in exc.problems]
+    return "; ".join(parts)[:600] or str(exc)
+
+
+def _refused(exc: FhirHttpError) -> bool:
+    """A service's refusal of one entry (invalid, or not allowed): listed, not fatal."""
+    return exc.status in (400, 403, 422) and exc.reason != "REQUEST_ID_REUSED"
+
+
+def _register_discharging(
+    gateway: GatewayContext, caller: Caller, key: str, content: _Content, done: _Outcome
+) -> tuple[str, str]:
+    """The discharging practitioner registered (and the sending organization as their role):
+    their `Practitioner/{id}` (empty when not registered) and a display of both."""
+    composition = content.composition.resource if content.composition else None
+    practitioner, organization = handoff_content.discharging(content.entries, composition)
+    for entry in content.entries:
+        if entry.type in ("Practitioner", "Organization") and entry not in (
+            practitioner,
+            organization,
+        ):
+            content.reasons[entry.index] = (
+                f"only the discharging {entry.type.lower()} (the Composition's "
+                f"{'author' if entry.type == 'Practitioner' else 'custodian'}) is registered"
+            )
+    names = [handoff_content.name_of(e.resource) for e in (practitioner, organization) if e]
+    display = ", ".join(n for n in names if n)[:200]
+    if practitioner is None:
+        if organization is not None:
+            content.reasons[organization.index] = (
+                "the registry keeps an organization as a practitioner's role, and the Bundle "
+                "names no practitioner"
+            )
+        return "", display
+    services = gateway.services
+    if not scopes.allows(caller.scopes, "Practitioner", scopes.CREATE):
+        for named in (practitioner, organization):
+            if named is not None:
+                content.reasons[named.index] = "the token may not create Practitioners"
+        return "", display
+    try:
+        registered = services.call(
+            caller,
+            services.careplan.RegisterPractitioner,
+            careplan_pb.RegisterPractitionerRequest(
+                request_id=request_id(key, "practitioner"),
+                fhir_json=handoff_content.practitioner_json(practitioner.resource),
+            ),
+        ).practitioner
+    except FhirHttpError as exc:
+        if not _refused(exc):
+            raise
+        for named in (practitioner, organization):
+            if named is not None:
+                content.reasons[named.index] = f"the registry refused it: {_why(exc)}"
+        return "", display
+    content.kept.add(practitioner.index)
+    done.created.append(f"Practitioner/{registered.id}")
+    if organization is not None:
+        try:
+            role = services.call(
+                caller,
+                services.careplan.RegisterPractitionerRole,
+                careplan_pb.RegisterPractitionerRoleRequest(
+                    request_id=request_id(key, "practitioner-role"),
+                    fhir_json=handoff_content.role_json(registered.id, organization.resource),
+                ),
+            ).practitioner_role
+        except FhirHttpError as exc:
+            if not _refused(exc):
+                raise
+            content.reasons[organization.index] = f"the registry refused it: {_why(exc)}"
+        else:
+            content.kept.add(organization.index)
+            done.created.append(f"PractitionerRole/{role.id}")
+    return f"Practitioner/{registered.id}", display
+
+
+def _written_at(value: Any) -> datetime | None:
+    """The Composition's date as an instant (a date alone or no zone: taken as UTC)."""
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _import_document(
+    gateway: GatewayContext,
+    caller: Caller,
+    bundle: dict[str, Any],
+    key: str,
+    patient_ref: str,
+    episode_id: str,
+    author: str,
+    author_display: str,
+    content: _Content,
+    done: _Outcome,
+) -> None:
+    """The Composition's sections as the narrative of a discharge summary note (LOINC 18842-5)
+    of the stay, with the labels of the Bundle, the Composition and the entries it names."""
+    if content.composition is None:
+        return
+    entry = content.composition
+    for other in content.entries:
+        if other.type == "Composition" and other.index != entry.index:
+            content.reasons[other.index] = "only the first Composition is the discharge document"
+    if not scopes.allows(caller.scopes, "DocumentReference", scopes.CREATE):
+        content.reasons[entry.index] = "the token may not create DocumentReferences"
+        return
+    composition = entry.resource
+    level, sensitivity, _ = handoff_content.document_labels(bundle, composition, content.entries)
+    identifier = composition.get("identifier") or bundle.get("identifier") or {}
+    source = (
+        f"{identifier.get('system', '')}|{identifier['value']}"[:400]
+        if identifier.get("value")
+        else ""
+    )
+    request = notes_pb.ImportDocumentRequest(
+        request_id=request_id(key, "document"),
+        note=notes_pb.NoteInput(
+            patient_id=patient_ref.split("/")[1],
+            kind="discharge",
+            title=str(composition.get("title") or "Discharge summary")[:200],
+            text=handoff_content.document_text(composition, content.entries),
+            confidentiality=level,
+            sensitivity=sensitivity,
+        ),
+        episode_id=episode_id,
+        author=author,
+        author_display=author_display,
+        source_identifier=source,
+    )
+    written = _written_at(composition.get("date"))
+    if written is not None:
+        request.document_time.FromDatetime(written)
+    services = gateway.services
+    try:
+        note = services.call(caller, services.notes.ImportDocument, request)
+    except FhirHttpError as exc:
+        if exc.status >= 500:
+            # As the team note: the stay and the plan stand, and sending the bundle again takes
+            # the document in (same request id).
+            content.kept.add(entry.index)
+            done.warnings.append(
+                Problem(
+                    "incomplete",
+                    f"the discharge summary was not taken in ({exc.status}: {exc}); send the "
+                    "bundle again",
+                    f"Bundle.entry[{entry.index}]",
+                    "warning",
+                )
+            )
+            return
+        if not _refused(exc):
+            raise
+        content.reasons[entry.index] = f"notes refused the discharge summary: {_why(exc)}"
+        return
+    content.kept.add(entry.index)
+    done.created.append(f"DocumentReference/{note.id}")
+
+
+def _record_measures(
+    gateway: GatewayContext,
+    caller: Caller,
+    key: str,
+    patient_ref: str,
+    patient_urls: set[str],
+    content: _Content,
+    done: _Outcome,
+) -> None:
+    """The latest reading of each measure careplan accepts (vitals, labs, drug screens, PHQ-9 and
+    other LOINC measures) recorded as a measure of the patient; the others listed with the reason
+    (careplan's, or an earlier reading of the same measure)."""
+    allowed = scopes.allows(caller.scopes, "Observation", scopes.CREATE)
+    services = gateway.services
+    measurable = []
+    for entry in content.entries:
+        if entry.type != "Observation":
+            continue
+        problem = handoff_content.measure_problem(entry.resource, patient_urls)
+        if problem is None and not allowed:
+            problem = "the token may not create Observations"
+        if problem is None:
+            measurable.append(entry)
+        else:
+            content.reasons[entry.index] = problem
+    latest, earlier = handoff_content.latest_per_measure(measurable)
+    content.reasons.update(earlier)
+    for entry in latest:
+        try:
+            recorded = services.call(
+                caller,
+                services.careplan.RecordMeasure,
+                careplan_pb.RecordMeasureRequest(
+                    request_id=request_id(key, f"measure-{entry.index}"),
+                    fhir_json=handoff_content.as_measure(entry.resource, patient_ref, patient_urls),
+                ),
+            )
+        except FhirHttpError as exc:
+            if not _refused(exc):
+                raise
+            content.reasons[entry.index] = f"careplan does not take it as a measure: {_why(exc)}"
+        else:
+            content.kept.add(entry.index)
+            done.created.append(f"Observation/{recorded.observation_id}")

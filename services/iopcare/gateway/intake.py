@@ -1,6 +1,6 @@
 """The intake appointment a `$handoff` books: the first free slot of an intake-capable
 practitioner before the program's intake window closes, through scheduling's FindSlots and
-BookAppointment (handoff.py step 5)."""
+BookAppointment (handoff.py step 6)."""
 
 from __future__ import annotations
 

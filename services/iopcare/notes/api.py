@@ -24,6 +24,7 @@ from iopcare.notes.domain.documents import KIND_BY_CODE, NOTE_KINDS, NoteDraft
 from iopcare.notes.domain.messages import NewMessage
 from iopcare.notes.domain.oncall import Shift
 from iopcare.notes.drafts import Drafts
+from iopcare.notes.imported import ImportedDocument, import_document, reference_only
 from iopcare.notes.inbox import Inbox
 from iopcare.notes.note_search import NoteFilter, NoteSearch
 from iopcare.notes.oncall import OnCall, Roster
@@ -325,6 +326,24 @@ class NotesServicer(pb_grpc.NotesServiceServicer):
         )
         return pb.GetOnCallRosterResponse(
             roster=to_roster(roster), on_call=list(order), in_program_hours=open_now
+        )
+
+    def ImportDocument(
+        self, request: pb.ImportDocumentRequest, context: grpc.ServicerContext
+    ) -> pb.ImportDocumentResponse:
+        patient_id = require_id(request.note.patient_id, "note.patient_id")
+        document = ImportedDocument(
+            _draft(request.note, patient_id),
+            **by_name(request, "episode_id author author_display source_identifier"),
+            written_at=_time(request, "document_time"),
+        )
+        note = import_document(
+            self.cases.clinical, current_principal(), request.request_id, document
+        )
+        return pb.ImportDocumentResponse(
+            id=note.id,
+            version=note.version,
+            fhir_json=reference_only(note.resource),
         )
 
     # Crisis flags ------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ SCOPE_RULES: scopes.Rules = {
     "GetNote": scopes.rule("DocumentReference", R),
     "SearchNotes": scopes.rule("DocumentReference", S),
     "DiscloseNote": scopes.rule("DocumentReference", R),
+    "ImportDocument": scopes.rule("DocumentReference", C),
     "RecordConsent": scopes.rule("Consent", C),
     "RevokeConsent": scopes.rule("Consent", U),
     "ListConsents": scopes.rule("Consent", S),

@@ -751,3 +751,31 @@ class GetOnCallRosterResponse(_message.Message):
     on_call: _containers.RepeatedScalarFieldContainer[str]
     in_program_hours: bool
     def __init__(self, roster: _Optional[_Union[OnCallRoster, _Mapping]] = ..., on_call: _Optional[_Iterable[str]] = ..., in_program_hours: _Optional[bool] = ...) -> None: ...
+
+class ImportDocumentRequest(_message.Message):
+    __slots__ = ("request_id", "note", "episode_id", "author", "author_display", "document_time", "source_identifier")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    EPISODE_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_DISPLAY_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    note: NoteInput
+    episode_id: str
+    author: str
+    author_display: str
+    document_time: _timestamp_pb2.Timestamp
+    source_identifier: str
+    def __init__(self, request_id: _Optional[str] = ..., note: _Optional[_Union[NoteInput, _Mapping]] = ..., episode_id: _Optional[str] = ..., author: _Optional[str] = ..., author_display: _Optional[str] = ..., document_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source_identifier: _Optional[str] = ...) -> None: ...
+
+class ImportDocumentResponse(_message.Message):
+    __slots__ = ("id", "version", "fhir_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FHIR_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    fhir_json: str
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., fhir_json: _Optional[str] = ...) -> None: ...

@@ -194,6 +194,11 @@ class NotesServiceStub:
                 request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListSafetyPlanReviewsRequest.SerializeToString,
                 response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListSafetyPlanReviewsResponse.FromString,
                 _registered_method=True)
+        self.ImportDocument = channel.unary_unary(
+                '/iopcare.notes.v1.NotesService/ImportDocument',
+                request_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ImportDocumentRequest.SerializeToString,
+                response_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ImportDocumentResponse.FromString,
+                _registered_method=True)
 
 
 class NotesServiceServicer:
@@ -473,6 +478,17 @@ class NotesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportDocument(self, request, context):
+        """Takes in a document written outside the program (a hospital's discharge summary, from a
+        `$handoff`) as a final note of the patient's record: status `signed` (immutable; changed only
+        by an amendment), `context.encounter` naming the stay it arrived with, the sender's author as
+        a display (and a registered Practitioner when given), the sender's labels kept. System
+        identities (an EHR) and administrators only; no clinician's draft. Idempotent by `request_id`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -630,6 +646,11 @@ def add_NotesServiceServicer_to_server(servicer, server):
                     servicer.ListSafetyPlanReviews,
                     request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListSafetyPlanReviewsRequest.FromString,
                     response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListSafetyPlanReviewsResponse.SerializeToString,
+            ),
+            'ImportDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportDocument,
+                    request_deserializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ImportDocumentRequest.FromString,
+                    response_serializer=iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ImportDocumentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1474,6 +1495,33 @@ class NotesService:
             '/iopcare.notes.v1.NotesService/ListSafetyPlanReviews',
             iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListSafetyPlanReviewsRequest.SerializeToString,
             iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ListSafetyPlanReviewsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iopcare.notes.v1.NotesService/ImportDocument',
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ImportDocumentRequest.SerializeToString,
+            iopcare_dot_notes_dot_v1_dot_notes__service__pb2.ImportDocumentResponse.FromString,
             options,
             channel_credentials,
             insecure,
