@@ -39,8 +39,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             from iopcare import workers
             from iopcare.gateway.app import serve
             from iopcare.gateway.settings import GatewaySettings
+            from iopcare.gateway.subscriptions.settings import SubscriptionSettings
 
             count = GatewaySettings().processes
+            if count > 1 and SubscriptionSettings().enabled:
+                # Each process would send every notification (the sender holds no lease yet).
+                raise ConfigurationError(
+                    "IOPCARE_GATEWAY_SUBSCRIPTIONS_ENABLED needs IOPCARE_GATEWAY_PROCESSES=1"
+                )
             if count > 1 and workers.worker_index() is None:
                 return workers.supervise("gateway", count, None)
 

@@ -75,7 +75,19 @@ SCOPE_RULES: scopes.Rules = {
     "CreateAuthorization": scopes.rule("ClaimResponse", C),
     "GetAuthorization": scopes.rule("ClaimResponse", R),
     "ListAuthorizations": scopes.rule("ClaimResponse", S),
-    "GetUtilizationReviewPacket": scopes.rule("ClaimResponse", R),
+    # The packet holds the stay, its plans, goals, measures and the patient: a token needs read
+    # access to each of them, as for GetPatientPlan.
+    "GetUtilizationReviewPacket": scopes.rule(
+        "ClaimResponse",
+        R,
+        also=(
+            ("EpisodeOfCare", R),
+            ("CarePlan", R),
+            ("Goal", R),
+            ("Observation", R),
+            ("Patient", R),
+        ),
+    ),
     # vread and history of any versioned type: the type is the request's.
     "CreateNutritionOrder": scopes.rule("NutritionOrder", C),
     "GetNutritionOrder": scopes.rule("NutritionOrder", R),

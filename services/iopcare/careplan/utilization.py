@@ -33,7 +33,7 @@ from iopcare.careplan.domain.utilization import (
     units_used,
 )
 from iopcare.careplan.listing import Listings, Page, _versioned
-from iopcare.kit import audit, fhir
+from iopcare.kit import audit, fhir, labels
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork, as_utc
 from iopcare.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
@@ -136,7 +136,11 @@ class Utilization(Listings):
                         "the authorization's insurance is not a Coverage of its patient",
                         reason="COVERAGE_NOT_FOUND",
                     )
-            return fhir.with_identity(resource, item_id, 1, now)
+            stored = fhir.with_identity(resource, item_id, 1, now)
+            # Derived data keeps its sources' labels: the authorization of a Part 2 stay (its
+            # level, its ASAM code) is as labelled as the stay.
+            stay_labels = labels.security_of(episode.resource)
+            return labels.with_labels(stored, stay_labels) if stay_labels else stored
 
         item = self._create_versioned(
             Asked(principal, request_id, {"fhir_json": fhir_json}),
@@ -321,6 +325,8 @@ def _task(item: Stored, facts: Authorization, alert: Alert, now: datetime) -> st
         "encounter": None,
         "authoredOn": fhir.instant(now),
         "restriction": {"period": {"end": facts.end.isoformat()}},
+        # As labelled as the authorization it is about (notes labels the thread message so).
+        **({"meta": {"security": found}} if (found := labels.security_of(item.resource)) else {}),
         "input": [
             {
                 "type": {"text": "level of care"},

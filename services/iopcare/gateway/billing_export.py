@@ -23,6 +23,7 @@ from iopcare.gateway.http import FhirRequest, FhirResponse, GatewayContext
 from iopcare.gateway.resources.base import found_by_meta, pages, timestamp
 from iopcare.gateway.search import parse_date_range
 from iopcare.kit import scopes
+from iopcare.kit.access import EHR_ROLE
 from iopcare.kit.settings import Settings
 from iopcare.scheduling.v1 import scheduling_service_pb2 as pb
 
@@ -39,6 +40,13 @@ def export_csv(
     gateway: GatewayContext, caller: Caller, _: routing.Route, request: FhirRequest
 ) -> FhirResponse:
     only = gateway.require_scope(caller, "Encounter", scopes.SEARCH)
+    if caller.principal.role == EHR_ROLE:
+        # A CSV cannot carry the NORDSCLCD label nor the 42 CFR 2.32 notice a consented Part 2
+        # disclosure needs: the billing file is the program's, never an outside EHR's (as
+        # scheduling's own export refuses it). Outside EHRs search Encounters as FHIR.
+        raise http_error(
+            403, "forbidden", "the billing CSV is for the program's billing staff, not an EHR"
+        )
     query: dict[str, str] = {}
     for name, value in request.query:
         if name not in ("start", "end", "patient"):

@@ -655,7 +655,9 @@ def _take_in_content(
     _import_document(
         gateway, caller, bundle, key, patient_ref, episode.id, author, author_display, content, done
     )
-    _record_measures(gateway, caller, key, patient_ref, inbound.patient_urls, content, done)
+    _record_measures(
+        gateway, caller, key, patient_ref, inbound.patient_urls, content, done, inbound.labels
+    )
     for entry in all_entries:
         if entry.index not in content.kept:
             reason = content.reasons.get(entry.index) or handoff_content.NOT_KEPT.get(
@@ -810,8 +812,8 @@ def _import_document(
     except FhirHttpError as exc:
         if exc.status >= 500:
             # As the team note: the stay and the plan stand, and sending the bundle again takes
-            # the document in (same request id).
-            content.kept.add(entry.index)
+            # the document in (same request id). Not kept: the outcome lists it as not taken in.
+            content.reasons[entry.index] = f"notes was unavailable ({exc.status}); send again"
             done.warnings.append(
                 Problem(
                     "incomplete",
@@ -838,6 +840,7 @@ def _record_measures(
     patient_urls: set[str],
     content: _Content,
     done: _Outcome,
+    handoff_labels: list[dict[str, Any]],
 ) -> None:
     """The latest reading of each measure careplan accepts (vitals, labs, drug screens, PHQ-9 and
     other LOINC measures) recorded as a measure of the patient; the others listed with the reason
@@ -864,7 +867,9 @@ def _record_measures(
                 services.careplan.RecordMeasure,
                 careplan_pb.RecordMeasureRequest(
                     request_id=request_id(key, f"measure-{entry.index}"),
-                    fhir_json=handoff_content.as_measure(entry.resource, patient_ref, patient_urls),
+                    fhir_json=handoff_content.as_measure(
+                        entry.resource, patient_ref, patient_urls, handoff_labels
+                    ),
                 ),
             )
         except FhirHttpError as exc:

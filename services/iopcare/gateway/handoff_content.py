@@ -17,6 +17,7 @@ from typing import Any
 
 from iopcare.gateway.bundles import references
 from iopcare.gateway.errors import Problem, http_error
+from iopcare.kit import labels
 
 LOINC = "http://loinc.org"
 DISCHARGE_SUMMARY = "18842-5"
@@ -288,15 +289,22 @@ def measure_problem(resource: dict[str, Any], patient_urls: set[str]) -> str | N
     return None
 
 
-def as_measure(resource: dict[str, Any], patient_ref: str, patient_urls: set[str]) -> str:
+def as_measure(
+    resource: dict[str, Any],
+    patient_ref: str,
+    patient_urls: set[str],
+    handoff_labels: list[dict[str, Any]] | None = None,
+) -> str:
     """The Observation as careplan's RecordMeasure takes it: ours as the subject, references to
-    anything else kept as a display only, its labels kept."""
+    anything else kept as a display only, its labels kept and the handoff's added (the labels the
+    plan and the stay take: a vital sign from a Part 2 discharge is as labelled as the rest)."""
     copy: dict[str, Any] = json.loads(json.dumps(resource))
     for key in ("id", "text", "contained", "encounter", "hasMember", "derivedFrom", "focus"):
         copy.pop(key, None)
     meta = copy.pop("meta", {})
-    if meta.get("security"):
-        copy["meta"] = {"security": meta["security"]}
+    security = labels.union(meta.get("security") or [], handoff_labels or [])
+    if security:
+        copy["meta"] = {"security": security}
     for reference in references(copy):
         target = reference["reference"]
         if target in patient_urls:

@@ -348,4 +348,6 @@ def conformed(text: str) -> tuple[str, dict[str, Any] | None]:
         return text, None
     if not isinstance(resource, dict) or resource.get("resourceType") not in PROFILES:
         return text, None
-    return (json.dumps(resource) if conform(resource) else text), resource
+    if not conform(resource):  # adds the claim (and a plan's narrative) when it holds
+        return text, resource
+    return json.dumps(resource, separators=(",", ":"), ensure_ascii=False), resource

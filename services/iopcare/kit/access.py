@@ -38,6 +38,10 @@ PRIVILEGED_ROLES = frozenset({"admin", "service"})
 #: each access audited with this role as the basis.
 EHR_ROLE = "system"
 
+#: Roles break-glass never opens a record to: it is for clinicians in an emergency (42 CFR
+#: 2.51), not for billing staff.
+NO_BREAK_GLASS = frozenset({"billing"})
+
 #: Roles not limited to their own calendar or sessions in scheduling (the patients in them are
 #: still shown only under `access_basis`, scopes and launch context).
 PROGRAM_WIDE_ROLES = PRIVILEGED_ROLES | {EHR_ROLE}
@@ -86,7 +90,7 @@ def access_basis(
         return "care-team"
     if role in PRIVILEGED_ROLES or role == EHR_ROLE:
         return f"role:{role}"
-    if break_glass:
+    if break_glass and role not in NO_BREAK_GLASS:
         return "break-glass"
     raise PermissionDenied(
         "the caller is not on this patient's care team", reason="NOT_ON_CARE_TEAM"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from iopcare.kit import audit, fhir
+from iopcare.kit import audit, fhir, privacy
 from iopcare.kit.access import EHR_ROLE
 from iopcare.kit.auth import Principal
 from iopcare.kit.db import UnitOfWork
@@ -46,12 +46,25 @@ class ImportedDocument:
     source_identifier: str = ""
 
 
+#: What a document from outside may be: a discharge summary (a step-down's), an intake summary.
+IMPORTED_KINDS = ("discharge", "intake")
+
+
 def check(document: ImportedDocument) -> None:
     """What an imported document must be, besides being a valid note (pure)."""
     documents.check_draft(document.draft, "note.")
     problems: list[FieldViolation] = []
-    if document.draft.kind == "group" or document.draft.shared_with:
-        problems.append(FieldViolation("note.kind", "an imported document is not a group note"))
+    if document.draft.kind not in IMPORTED_KINDS or document.draft.shared_with:
+        problems.append(
+            FieldViolation(
+                "note.kind", f"an imported document is one of {', '.join(IMPORTED_KINDS)}"
+            )
+        )
+    if privacy.PSYCHOTHERAPY in document.draft.sensitivity or document.draft.confidentiality == "V":
+        # Author-only records: an outside document cannot make anyone here their author.
+        problems.append(
+            FieldViolation("note.sensitivity", "an imported document is no psychotherapy or V note")
+        )
     if document.author and not document.author.startswith("Practitioner/"):
         problems.append(FieldViolation("author", "a reference of the form Practitioner/{id}"))
     for name, value, limit in (
@@ -138,9 +151,11 @@ def _row(
     document: ImportedDocument, note_id: str, principal: Principal, now: datetime
 ) -> dict[str, Any]:
     """The notes row of an imported document: a signed note of its kind, authored by the
-    registered author (else the importing identity), with its DocumentReference."""
+    importing identity, with its DocumentReference (which names the sender's author)."""
     draft = document.draft
-    author = document.author or principal.reference
+    # The importing identity holds the row (its author rights): a sender's clinician named in
+    # the document is shown in the DocumentReference, never made an author of a note here.
+    author = principal.reference
     state = fhir_map.NoteState(
         id=note_id,
         version=1,

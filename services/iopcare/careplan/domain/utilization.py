@@ -241,12 +241,12 @@ def _item_of(
         category = (adjudication.get("category") or {}).get("coding") or []
         if any(c.get("code") == "eligible" for c in category):
             value = adjudication.get("value")
-            if value is not None and float(value) == int(value) and int(value) > 0:
+            if value is not None and float(value) == int(value) and 0 < int(value) <= MAX_UNITS:
                 units = int(value)
     if units is None:
         problems.add(
             f"{at}.addItem[0].adjudication",
-            "an `eligible` adjudication whose value is the units authorized (> 0)",
+            f"an `eligible` adjudication whose value is the units authorized (1 to {MAX_UNITS})",
         )
     return level, units
 
@@ -341,6 +341,8 @@ def units_used(authorization: Authorization, sessions: Iterable[Session]) -> int
     return len(set(days)) if authorization.unit == "days" else len(days)
 
 
+#: The most units one authorization may grant (a year of daily sessions is 366).
+MAX_UNITS = 1000
 #: Alert thresholds: the period ends within this many days, or this many units remain.
 DAYS_BEFORE_END = 7
 UNITS_REMAINING = 3
