@@ -70,9 +70,11 @@ class QuestionnaireResponseHandler(ResourceHandler):
         self.safety_plan = safety_plans.QuestionnaireResponseHandler(services)
 
     def _form(self, questionnaire: object) -> ResourceHandler:
-        if questionnaire == CHECK_IN:
+        # A canonical may carry its version (`url|version`).
+        url = str(questionnaire or "").split("|")[0]
+        if url == CHECK_IN:
             return self.check_in
-        if questionnaire == SAFETY_PLAN:
+        if url == SAFETY_PLAN:
             return self.safety_plan
         raise http_error(
             422,
@@ -96,7 +98,7 @@ class QuestionnaireResponseHandler(ResourceHandler):
 
     def update(self, caller: Caller, change: Change) -> Found:
         questionnaire = change.resource.get("questionnaire")
-        if questionnaire != SAFETY_PLAN:
+        if str(questionnaire or "").split("|")[0] != SAFETY_PLAN:
             self._form(questionnaire)  # 422 for an unknown form
             raise http_error(
                 405,
