@@ -45,6 +45,7 @@ from tests.support.medications import medication_statement
 from tests.support.monitoring import blood_pressure, lithium, urine_screen
 from tests.support.nutrition import nutrition_order
 from tests.support.plans import iop_plan, phq9, phq9_goal
+from tests.support.safety import safety_plan
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "access-matrix.md"
 JSON_HEADERS = {"Content-Type": FHIR_JSON}
@@ -156,12 +157,18 @@ def _read_over_grpc(
     kind, ident = reference.split("/")
     metadata = harness.metadata(stack.settings, role=role, practitioner=practitioner)
     service = {
+        "SafetyPlan": "notes",
         "Communication": "notes",
         "DocumentReference": "notes",
         "QuestionnaireResponse": "scheduling",
     }.get(kind, "careplan")
     with harness.channel(stack.runtimes[service]) as channel:
         try:
+            if kind == "SafetyPlan":
+                nt_grpc.NotesServiceStub(channel).GetSafetyPlan(
+                    nt.GetSafetyPlanRequest(id=ident), metadata=metadata
+                )
+                return True
             if kind == "QuestionnaireResponse":
                 # Check-ins are listed per patient (no read by id over gRPC): read = listed.
                 listed = sc_grpc.SchedulingServiceStub(channel).ListCheckInResponses(
@@ -210,6 +217,7 @@ def _read_over_grpc(
 
 def _read_over_rest(stack: Stack, token: str, patient_id: str, reference: str) -> bool:
     kind, ident = reference.split("/")
+    kind = "QuestionnaireResponse" if kind == "SafetyPlan" else kind
     with stack.client(token) as client:
         if kind == "QuestionnaireResponse":  # searched by patient: read = found
             found = client.get(f"/{kind}", params={"patient": patient_id})
@@ -322,6 +330,10 @@ def record(stack: Stack) -> dict[str, str]:
         )
         items["NutritionOrder"] = "NutritionOrder/" + _created(
             dietitian, "/NutritionOrder", nutrition_order(patient_id)
+        )
+        # The safety plan is a QuestionnaireResponse too, kept by notes (ADR 0020).
+        items["safety plan"] = "SafetyPlan/" + _created(
+            therapist, "/QuestionnaireResponse", safety_plan(patient_id)
         )
         items["family member (RelatedPerson)"] = "RelatedPerson/" + _created(
             therapist, "/RelatedPerson", _relative(patient_id)
