@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from iopcare.devtools.downloads import file_lock
+
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ROOT / "tests" / "external" / "hapi"
 CACHE = ROOT / ".cache" / "hapi"
@@ -38,10 +40,20 @@ def _sources_hash() -> str:
 
 
 def build() -> Path:
-    """The built jar (built once per source version; `mvn -o` first, then online)."""
+    """The built jar (built once per source version; `mvn -o` first, then online). Test
+    workers running side by side (`make test`, pytest-xdist) build it once: the others wait."""
     out = CACHE / _sources_hash()
     jar = out / JAR
     if jar.exists() and (out / ".complete").exists():
+        return jar
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with file_lock(CACHE / "build.lock"):
+        return _build(out)
+
+
+def _build(out: Path) -> Path:
+    jar = out / JAR
+    if jar.exists() and (out / ".complete").exists():  # built while this one waited
         return jar
     for tool in ("java", "mvn"):
         if shutil.which(tool) is None:

@@ -13,6 +13,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from iopcare.devtools.downloads import file_lock
+
 PACKAGE = "hl7.fhir.r4.examples@4.0.1"
 CACHE = Path(__file__).resolve().parents[2] / ".cache" / "hl7" / "r4-examples-4.0.1"
 #: The resource types iopcare exchanges; only their examples are extracted.
@@ -44,6 +46,16 @@ def examples_dir() -> Path:
     """The folder of extracted examples (`CarePlan-example.json`, ...), fetching it once."""
     if (CACHE / ".complete").exists():
         return CACHE
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    # Test workers side by side (pytest-xdist) fetch it once: the others wait, then find it.
+    with file_lock(CACHE.parent / f"{CACHE.name}.lock"):
+        if (CACHE / ".complete").exists():
+            return CACHE
+        _fetch()
+    return CACHE
+
+
+def _fetch() -> None:
     with tempfile.TemporaryDirectory() as folder:
         subprocess.run(
             ["npm", "pack", PACKAGE, "--silent"],
@@ -66,7 +78,6 @@ def examples_dir() -> Path:
         (partial / ".complete").touch()
         shutil.rmtree(CACHE, ignore_errors=True)
         partial.rename(CACHE)
-    return CACHE
 
 
 def examples(resource_type: str) -> list[Path]:
