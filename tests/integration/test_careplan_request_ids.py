@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import grpc
@@ -20,7 +21,10 @@ from iopcare.careplan.v1 import careplan_service_pb2_grpc as pb_grpc
 from iopcare.kit.settings import Settings
 from tests.integration.test_idempotency import reason_of
 from tests.support import harness
+from tests.support.medications import medication_request, medication_statement
+from tests.support.nutrition import nutrition_order
 from tests.support.plans import iop_plan, new_patient_id, phq9, phq9_goal
+from tests.support.utilization import authorization_example, coverage_example
 
 #: What a case sends: variant "a" (the first request, then its repeat) or "b" (another request
 #: under the same id); returns what identifies the result (id and version).
@@ -313,6 +317,153 @@ def register_practitioner_role(w: World, rid: str) -> Send:
     return send
 
 
+def _create(
+    rpc: str, field: str, body: Callable[[World, str], dict[str, Any]], who: tuple[str, str]
+) -> Callable[[World, str], Send]:
+    """A case for a create RPC taking `request_id` and `fhir_json` (`body(world, variant)`)."""
+
+    def case(w: World, rid: str) -> Send:
+        def send(v: str) -> tuple[str, int]:
+            request = getattr(pb, f"{rpc}Request")(request_id=rid, fhir_json=json.dumps(body(w, v)))
+            return _key(getattr(getattr(w.stub, rpc)(request, metadata=w.md(*who)), field))
+
+        return send
+
+    return case
+
+
+def _noted(resource: dict[str, Any], v: str) -> dict[str, Any]:
+    return resource | {"note": [{"text": f"variant {v}"}]}
+
+
+def _relative(w: World, v: str) -> dict[str, Any]:
+    return {
+        "resourceType": "RelatedPerson",
+        "patient": {"reference": f"Patient/{w.patient_id}"},
+        "relationship": [
+            {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}
+                ]
+            }
+        ],
+        "name": [{"family": f"Variant{v.upper()}", "given": ["Dana"]}],
+    }
+
+
+def create_authorization(w: World, rid: str) -> Send:
+    stay = w.episode()
+    coverage = w.stub.CreateCoverage(
+        pb.CreateCoverageRequest(
+            request_id=str(uuid.uuid4()), fhir_json=json.dumps(coverage_example(w.patient_id))
+        ),
+        metadata=w.md(),
+    ).coverage
+
+    bodies: dict[str, str] = {}
+
+    def send(v: str) -> tuple[str, int]:
+        # Built once per variant: the example carries identifiers of its own.
+        if v not in bodies:
+            example = authorization_example(
+                w.patient_id,
+                stay.id,
+                coverage.id,
+                date(2026, 12, 1),
+                date(2027, 1, 31),
+                sessions=12 if v == "a" else 20,
+            )
+            bodies[v] = json.dumps(example)
+        return _key(
+            w.stub.CreateAuthorization(
+                pb.CreateAuthorizationRequest(request_id=rid, fhir_json=bodies[v]),
+                metadata=w.md(),
+            ).authorization
+        )
+
+    return send
+
+
+def _update_medication(kind: str) -> Callable[[World, str], Send]:
+    build = medication_statement if kind == "Statement" else medication_request
+
+    def case(w: World, rid: str) -> Send:
+        created = getattr(w.stub, f"CreateMedication{kind}")(
+            getattr(pb, f"CreateMedication{kind}Request")(
+                request_id=str(uuid.uuid4()), fhir_json=json.dumps(build(w.patient_id))
+            ),
+            metadata=w.md(),
+        ).medication
+
+        def send(v: str) -> tuple[str, int]:
+            body = _noted(json.loads(created.fhir_json), v)
+            request = getattr(pb, f"UpdateMedication{kind}Request")(
+                request_id=rid,
+                id=created.id,
+                expected_version=created.version,
+                fhir_json=json.dumps(body),
+                reason=f"dose reviewed {v}",
+            )
+            return _key(
+                getattr(w.stub, f"UpdateMedication{kind}")(request, metadata=w.md()).medication
+            )
+
+        return send
+
+    return case
+
+
+def update_nutrition_order(w: World, rid: str) -> Send:
+    dietitian = ("dietitian", "diet-1")
+    created = w.stub.CreateNutritionOrder(
+        pb.CreateNutritionOrderRequest(
+            request_id=str(uuid.uuid4()), fhir_json=json.dumps(nutrition_order(w.patient_id))
+        ),
+        metadata=w.md(*dietitian),
+    ).nutrition_order
+
+    def send(v: str) -> tuple[str, int]:
+        body = _noted(json.loads(created.fhir_json), v)
+        request = pb.UpdateNutritionOrderRequest(
+            request_id=rid,
+            id=created.id,
+            expected_version=created.version,
+            fhir_json=json.dumps(body),
+            reason=f"meal plan {v}",
+        )
+        return _key(w.stub.UpdateNutritionOrder(request, metadata=w.md(*dietitian)).nutrition_order)
+
+    return send
+
+
+def resolve_reconciliation_item(w: World, rid: str) -> Send:
+    inbound = medication_statement(w.patient_id) | {"id": "inbound0"}
+    body = iop_plan(w.patient_id, w.team_id) | {
+        "contained": [inbound],
+        "supportingInfo": [{"reference": "#inbound0"}],
+    }
+    w.stub.CreateCarePlan(
+        pb.CreateCarePlanRequest(request_id=str(uuid.uuid4()), fhir_json=json.dumps(body)),
+        metadata=w.md(),
+    )
+    (item,) = w.stub.GetMedicationReconciliation(
+        pb.GetMedicationReconciliationRequest(patient_id=w.patient_id), metadata=w.md()
+    ).items
+
+    def send(v: str) -> tuple[str, int]:
+        request = pb.ResolveReconciliationItemRequest(
+            request_id=rid,
+            patient_id=w.patient_id,
+            id=item.id,
+            decision="continue" if v == "a" else "stop",
+            reason=f"reconciled {v}",
+        )
+        resolved = w.stub.ResolveReconciliationItem(request, metadata=w.md())
+        return resolved.item.id, int(resolved.medication.version)
+
+    return send
+
+
 CASES: dict[str, Callable[[World, str], Send]] = {
     "CreateCarePlan": create_care_plan,
     "DraftCarePlan": draft_care_plan,
@@ -329,6 +480,38 @@ CASES: dict[str, Callable[[World, str], Send]] = {
     "RegisterPatient": register_patient,
     "RegisterPractitioner": register_practitioner,
     "RegisterPractitionerRole": register_practitioner_role,
+    "CreateMedicationStatement": _create(
+        "CreateMedicationStatement",
+        "medication",
+        lambda w, v: _noted(medication_statement(w.patient_id), v),
+        ("psychiatrist", "psy-1"),
+    ),
+    "CreateMedicationRequest": _create(
+        "CreateMedicationRequest",
+        "medication",
+        lambda w, v: _noted(medication_request(w.patient_id), v),
+        ("psychiatrist", "psy-1"),
+    ),
+    "UpdateMedicationStatement": _update_medication("Statement"),
+    "UpdateMedicationRequest": _update_medication("Request"),
+    "ResolveReconciliationItem": resolve_reconciliation_item,
+    "CreateNutritionOrder": _create(
+        "CreateNutritionOrder",
+        "nutrition_order",
+        lambda w, v: _noted(nutrition_order(w.patient_id), v),
+        ("dietitian", "diet-1"),
+    ),
+    "UpdateNutritionOrder": update_nutrition_order,
+    "CreateRelatedPerson": _create(
+        "CreateRelatedPerson", "related_person", _relative, ("therapist", "th-1")
+    ),
+    "CreateCoverage": _create(
+        "CreateCoverage",
+        "coverage",
+        lambda w, v: coverage_example(w.patient_id) | {"subscriberId": f"M-{v}"},
+        ("case-manager", "cm-1"),
+    ),
+    "CreateAuthorization": create_authorization,
 }
 
 

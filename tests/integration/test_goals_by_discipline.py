@@ -160,7 +160,8 @@ def test_handoff_goals_are_goals_moved_by_later_phq9s(stack: Stack, ehr: httpx.C
 
     view = _view(stack, patient, "psychiatrist", "psy-1")
     progress = next(g for g in view.goals if g.measure_code == PHQ9)
-    assert (progress.latest_value, progress.previous_value, progress.value_count) == (13, 18, 2)
+    # The discharge's own PHQ-9 (14, recorded by `$handoff`) comes between the two.
+    assert (progress.latest_value, progress.previous_value, progress.value_count) == (13, 14, 3)
     assert (progress.trend, progress.achievement, progress.discipline) == (
         "improving",
         "improving",
@@ -203,7 +204,9 @@ def test_sections_hold_only_what_the_caller_may_read(stack: Stack, ehr: httpx.Cl
     assert len({s.role: s for s in therapist.disciplines}["therapist"].goals) == 3
     dietitian = _view(stack, patient, "dietitian", "diet-1")
     assert list(dietitian.goals) == []
-    assert all(not s.goals and not s.latest_measures for s in dietitian.disciplines)
+    assert all(not s.goals for s in dietitian.disciplines)
+    # Labelled measures only of the dietitian's own discipline (the discharge's weight).
+    assert all(not s.latest_measures for s in dietitian.disciplines if s.role != "dietitian")
     # The labelled plan's activities: the dietitian's own, nobody else's.
     assert {s.role for s in dietitian.disciplines if s.activities} <= {"dietitian"}
     admin = _view(stack, patient, "admin", "adm-1")
