@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import harness
 from tests.support.gateway import FHIR_JSON, Stack, practitioner_token, stack_for, system_token
 from tests.support.safety import SAFETY_PLAN_QUESTIONNAIRE, SECTIONS, safety_plan
 
@@ -57,8 +58,19 @@ def test_a_safety_plan_over_rest(stack: Stack) -> None:
             "/QuestionnaireResponse", json=safety_plan(patient), headers=JSON_HEADERS
         )
         assert forbidden.status_code == 403, forbidden.text
-        search = therapist.get("/QuestionnaireResponse", params={"patient": patient})
-        assert search.json()["total"] == 0
+        # A search by patient asks notes (safety plans) and scheduling (check-ins): both learn
+        # the new team from careplan's event, scheduling perhaps a moment after notes.
+        search = harness.eventually(
+            lambda: (
+                found
+                if (
+                    found := therapist.get("/QuestionnaireResponse", params={"patient": patient})
+                ).status_code
+                == 200
+                else None
+            )
+        )
+        assert search.json()["total"] == 0, search.text
 
         created = therapist.post(
             "/QuestionnaireResponse", json=safety_plan(patient), headers=JSON_HEADERS
